@@ -1,0 +1,37 @@
+//! Board support for the Raspberry Pi 4 (BCM2711, Cortex-A72).
+//!
+//! Describes the board for the kernel (RAM when there is no device tree, the
+//! low-peripheral window, the PL011 and GIC-400) and drives the GPIO block:
+//! the console UART needs GPIO 14/15 in alternate function 0.
+
+#![no_std]
+
+pub mod gpio;
+
+use aspen_mm::{PhysAddr, PhysRange};
+
+pub use aspen_mm::board::{BoardInfo, MmioWindow, PowerOff};
+
+/// Start of the BCM2711 "low peripheral" window (ARM physical address).
+pub const PERIPHERAL_BASE: u64 = 0xFE00_0000;
+/// GPIO controller registers.
+pub const GPIO_BASE: PhysAddr = PhysAddr::new(PERIPHERAL_BASE + 0x20_0000);
+
+/// The Raspberry Pi 4 Model B.
+pub const BOARD: BoardInfo = BoardInfo {
+    name: "rpi4",
+    compatible: "raspberrypi,4-model-b",
+    // The first gigabyte less the VideoCore's share, as the firmware reports
+    // for every model with its default gpu_mem; the device tree gives the rest.
+    default_ram: &[PhysRange::new(PhysAddr::new(0), PhysAddr::new(0x3b40_0000))],
+    kernel_load: PhysAddr::new(0x8_0000),
+    uart_base: PhysAddr::new(PERIPHERAL_BASE + 0x20_1000),
+    uart_clock_hz: 48_000_000,
+    gicd_base: PhysAddr::new(0xFF84_1000),
+    gicc_base: PhysAddr::new(0xFF84_2000),
+    mmio: &[
+        // Low peripherals (UART, GPIO, mailboxes, ...) and the ARM local block with the GIC-400.
+        MmioWindow { name: "peripherals", range: PhysRange::new(PhysAddr::new(0xFC00_0000), PhysAddr::new(0x1_0000_0000)) },
+    ],
+    power_off: PowerOff::HaltCores,
+};

@@ -1,0 +1,43 @@
+//! What a board-support crate tells the kernel about its board.
+//!
+//! The device tree, when there is one, overrides RAM and adds reserved ranges;
+//! these are the board's fixed facts and its defaults.
+
+use crate::addr::{PhysAddr, PhysRange};
+
+/// A window of device registers, mapped Device-nGnRE, never executable.
+#[derive(Clone, Copy, Debug)]
+pub struct MmioWindow {
+    pub name: &'static str,
+    pub range: PhysRange,
+}
+
+/// How the board turns itself off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOff {
+    /// PSCI SYSTEM_OFF through the conduit the device tree names.
+    Psci,
+    /// No firmware service: stop every core in a low-power wait.
+    HaltCores,
+}
+
+/// A board's fixed description.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardInfo {
+    pub name: &'static str,
+    /// The root node's `compatible` string the board's device tree carries.
+    pub compatible: &'static str,
+    /// RAM to assume when no device tree is passed.
+    pub default_ram: &'static [PhysRange],
+    /// Where the boot loader places the kernel image (RAM base + text_offset).
+    pub kernel_load: PhysAddr,
+    /// The console PL011 and its reference clock.
+    pub uart_base: PhysAddr,
+    pub uart_clock_hz: u32,
+    /// GICv2 (GIC-400) distributor and CPU interface.
+    pub gicd_base: PhysAddr,
+    pub gicc_base: PhysAddr,
+    /// Every device window the kernel maps.
+    pub mmio: &'static [MmioWindow],
+    pub power_off: PowerOff,
+}

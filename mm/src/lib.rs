@@ -1,0 +1,16 @@
+//! Aspen's memory subsystem.
+//!
+//! Everything here is architecture-neutral logic or aarch64 descriptor
+//! encoding that needs no privileged instruction, so it builds for the host
+//! and runs its tests there against a simulated machine (`testbed`). The
+//! kernel supplies the real backends: physical memory seen through its linear
+//! map, and TLB maintenance instructions.
+
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+extern crate alloc;
+
+pub mod addr;
+pub mod board;
+
+pub use addr::{PhysAddr, PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
