@@ -12,5 +12,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod board;
+pub mod frame;
+pub mod tlb;
 
 pub use addr::{PhysAddr, PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
