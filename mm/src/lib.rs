@@ -11,8 +11,13 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod asid;
 pub mod board;
 pub mod frame;
+pub mod paging;
 pub mod tlb;
+
+#[cfg(any(test, feature = "testbed"))]
+pub mod testbed;
 
 pub use addr::{PhysAddr, PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};

@@ -32,3 +32,5 @@ pub trait FrameAllocator {
         self.free_frames(frame, 0)
     }
 }
+
+pub mod buddy;

@@ -1,0 +1,1 @@
+//! Address-space identifiers: a generation-based allocator (Linux style).

@@ -1,0 +1,1 @@
+//! The buddy allocator over physical memory with per-frame metadata.

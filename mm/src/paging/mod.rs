@@ -1,0 +1,1 @@
+//! ARMv8-A translation tables: descriptors and map/unmap/protect/query.

@@ -1,0 +1,1 @@
+//! The simulated machine for host tests: physical-memory arena and TLB model.
