@@ -1,1 +1,73 @@
-#![no_std] #![no_main] #[panic_handler] fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+//! Aspen: a memory subsystem and small real-time kernel for aarch64
+//! Raspberry Pi-class boards.
+//!
+//! `boot.s` brings the boot CPU to EL1 with a temporary mapping and calls
+//! [`kernel_init`] in the high half.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod board;
+mod cmdline;
+mod console;
+mod driver;
+mod dtb;
+mod heap;
+mod ktest;
+mod logger;
+mod memory;
+mod panic;
+mod power;
+
+#[cfg(feature = "ktest")]
+mod tests;
+
+use crate::arch::exception;
+use crate::arch::firmware;
+use crate::board::BOARD;
+use crate::cmdline::CommandLine;
+use crate::dtb::BootInfo;
+
+/// The boot CPU's entry into Rust, from `boot.s`, with the MMU on and the
+/// DTB's physical address (0 if none).
+#[no_mangle]
+extern "C" fn kernel_init(dtb_phys: u64) -> ! {
+    exception::install_vectors();
+    board::init_early();
+    // SAFETY: the early map covers the board's console UART at its linear
+    // address, and the final tables keep it there.
+    unsafe {
+        console::init(memory::phys_to_virt(BOARD.uart_base).as_usize(), BOARD.uart_clock_hz, true);
+    }
+
+    let info = BootInfo::from_boot(dtb_phys);
+    let cmdline = CommandLine::parse(info.bootargs);
+    logger::init(cmdline.log_level);
+    if cmdline.semihosting {
+        firmware::enable_semihosting();
+    }
+    firmware::set_psci_conduit(info.psci);
+
+    println!();
+    println!("Aspen {} on {} ({})", env!("CARGO_PKG_VERSION"), BOARD.name, info.model);
+    log::info!("command line: {:?}", info.bootargs);
+    let free = memory::usable_ram(&info);
+    memory::print_map(&info, &free);
+    {
+        static mut EARLY_HEAP: [u8; 1 << 20] = [0; 1 << 20];
+        unsafe { heap::init(core::ptr::addr_of_mut!(EARLY_HEAP) as *mut u8, 1 << 20) };
+    }
+
+    #[cfg(feature = "ktest")]
+    {
+        let all_passed = ktest::run_all();
+        println!("TEST-FINISHED");
+        if !all_passed {
+            power::fail_stop();
+        }
+    }
+    power::power_off()
+}

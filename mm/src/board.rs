@@ -39,5 +39,7 @@ pub struct BoardInfo {
     pub gicc_base: PhysAddr,
     /// Every device window the kernel maps.
     pub mmio: &'static [MmioWindow],
+    /// RAM the board's firmware keeps for itself, whatever the DTB says.
+    pub reserved: &'static [PhysRange],
     pub power_off: PowerOff,
 }

@@ -15,6 +15,7 @@ pub mod asid;
 pub mod board;
 pub mod frame;
 pub mod paging;
+pub mod region;
 pub mod tlb;
 
 #[cfg(any(test, feature = "testbed"))]

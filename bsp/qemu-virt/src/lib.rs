@@ -29,5 +29,6 @@ pub const BOARD: BoardInfo = BoardInfo {
         // PCIe ECAM and MMIO.
         MmioWindow { name: "pcie-mmio", range: PhysRange::new(PhysAddr::new(0x1000_0000), PhysAddr::new(0x3f00_0000)) },
     ],
+    reserved: &[],
     power_off: PowerOff::Psci,
 };

@@ -1,0 +1,18 @@
+//! CPU control: halting, interrupt masking, identification.
+
+use aarch64_cpu::asm;
+use aarch64_cpu::registers::{DAIF, MPIDR_EL1};
+use tock_registers::interfaces::{Readable, Writeable};
+
+/// Stops this CPU for good, in a low-power wait.
+pub fn halt() -> ! {
+    loop {
+        DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
+        asm::wfe();
+    }
+}
+
+/// This CPU's number (MPIDR affinity level 0).
+pub fn cpu_id() -> usize {
+    (MPIDR_EL1.get() & 0xff) as usize
+}

@@ -1,0 +1,11 @@
+//! aarch64 (ARMv8-A) specifics: boot, exception vectors, CPU control, the
+//! generic timer, firmware calls.
+
+pub mod cpu;
+pub mod exception;
+pub mod firmware;
+pub mod probe;
+pub mod timer;
+
+core::arch::global_asm!(include_str!("boot.s"));
+core::arch::global_asm!(include_str!("exception.s"));

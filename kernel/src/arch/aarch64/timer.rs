@@ -1,0 +1,38 @@
+//! The ARM generic timer: a monotonic clock and busy-wait delays.
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
+use core::time::Duration;
+use tock_registers::interfaces::Readable;
+
+/// Counter frequency in Hz, as the firmware (or QEMU) programmed it.
+pub fn frequency() -> u64 {
+    CNTFRQ_EL0.get().max(1)
+}
+
+/// The physical counter, ordered after earlier instructions.
+pub fn ticks() -> u64 {
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Time since the counter started (at reset).
+pub fn uptime() -> Duration {
+    let (t, f) = (ticks(), frequency());
+    Duration::new(t / f, ((t % f) * 1_000_000_000 / f) as u32)
+}
+
+/// Busy-wait delays on the generic timer, for drivers written against
+/// embedded-hal.
+pub struct TimerDelay;
+
+impl embedded_hal::delay::DelayNs for TimerDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        let f = frequency();
+        let wait = (u64::from(ns) * f).div_ceil(1_000_000_000);
+        let start = ticks();
+        while ticks().wrapping_sub(start) < wait {
+            core::hint::spin_loop();
+        }
+    }
+}

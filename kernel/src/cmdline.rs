@@ -1,0 +1,45 @@
+//! The kernel command line (`/chosen/bootargs`): `key=value` and flag
+//! words separated by spaces. Unknown words are ignored, so a command line
+//! written for Linux boots Aspen too.
+
+/// What Aspen understands of its command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandLine<'a> {
+    /// `init=PATH`: the first program (default `/init`).
+    pub init: &'a str,
+    /// `semihosting`: the emulator may be ended through semihosting.
+    pub semihosting: bool,
+    /// `loglevel=N` (Linux numbering, 0-7) or `quiet` (= 4).
+    pub log_level: log::LevelFilter,
+}
+
+impl<'a> CommandLine<'a> {
+    pub fn parse(text: &'a str) -> Self {
+        let mut line = CommandLine { init: "/init", semihosting: false, log_level: log::LevelFilter::Info };
+        for word in text.split_ascii_whitespace() {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            match key {
+                "init" if !value.is_empty() => line.init = value,
+                "semihosting" => line.semihosting = true,
+                "quiet" => line.log_level = log::LevelFilter::Warn,
+                "loglevel" => {
+                    if let Ok(n) = value.parse::<u8>() {
+                        line.log_level = linux_log_level(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        line
+    }
+}
+
+/// Maps Linux console log levels (0 emergency .. 7 debug) onto `log`'s.
+fn linux_log_level(n: u8) -> log::LevelFilter {
+    match n {
+        0..=3 => log::LevelFilter::Error,
+        4 => log::LevelFilter::Warn,
+        5 | 6 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    }
+}

@@ -1,0 +1,3 @@
+//! Device drivers shared by the boards.
+
+pub mod pl011;

@@ -1,0 +1,3 @@
+//! In-kernel tests, run at boot by the `ktest` build.
+
+mod boot;
