@@ -56,9 +56,12 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     log::info!("command line: {:?}", info.bootargs);
     let free = memory::usable_ram(&info);
     memory::print_map(&info, &free);
-    {
-        static mut EARLY_HEAP: [u8; 1 << 20] = [0; 1 << 20];
-        unsafe { heap::init(core::ptr::addr_of_mut!(EARLY_HEAP) as *mut u8, 1 << 20) };
+    if let Err(e) = memory::kernel_map::build_and_switch(&info.ram) {
+        panic!("cannot build the kernel's translation tables: {e:?}");
+    }
+    arch::mmu::configure(arch::mmu::asid_bits());
+    if let Err(e) = memory::frames::init(&free) {
+        panic!("cannot set up the frame pool: {e:?}");
     }
 
     #[cfg(feature = "ktest")]

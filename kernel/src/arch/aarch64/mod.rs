@@ -4,8 +4,10 @@
 pub mod cpu;
 pub mod exception;
 pub mod firmware;
+pub mod mmu;
 pub mod probe;
 pub mod timer;
+pub mod tlb;
 
 core::arch::global_asm!(include_str!("boot.s"));
 core::arch::global_asm!(include_str!("exception.s"));

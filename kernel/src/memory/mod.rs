@@ -4,6 +4,10 @@
 //! in the high half, VA = `LINEAR_MAP_OFFSET` + PA; the kernel image is part
 //! of it, linked at its own linear address.
 
+mod boot_pool;
+pub mod frames;
+pub mod kernel_map;
+
 use aspen_mm::region::RangeSet;
 use aspen_mm::{PhysAddr, PhysRange, VirtAddr};
 

@@ -1,0 +1,72 @@
+//! TLB maintenance with the aarch64 TLBI instructions: the kernel's
+//! implementation of `mm`'s [`TlbOps`].
+//!
+//! Broadcast forms (`...IS`) reach every CPU in the inner-shareable domain;
+//! `sync` waits for them with `DSB ISH` and then `ISB`, so that this CPU's
+//! next instruction fetch and table walk see the new state.
+
+use aspen_mm::tlb::{Asid, TlbOps};
+use aspen_mm::VirtAddr;
+use core::arch::asm;
+
+/// The TLBI operand for one page: VA[55:12] in bits [43:0], ASID in [63:48].
+fn page_operand(asid: Option<Asid>, va: VirtAddr) -> u64 {
+    let page = (va.as_u64() >> 12) & ((1 << 44) - 1);
+    page | asid.map_or(0, |a| u64::from(a.0) << 48)
+}
+
+/// The hardware TLB of this CPU and its inner-shareable peers.
+pub struct HardwareTlb;
+
+impl TlbOps for HardwareTlb {
+    fn begin(&self) {
+        // SAFETY: a barrier; it only orders memory accesses.
+        unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+    }
+
+    fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
+        let operand = page_operand(Some(asid), va);
+        // SAFETY: TLB invalidation has no effect on memory or registers
+        // beyond dropping cached translations.
+        unsafe {
+            if leaf_only {
+                asm!("tlbi vale1is, {}", in(reg) operand, options(nostack, preserves_flags));
+            } else {
+                asm!("tlbi vae1is, {}", in(reg) operand, options(nostack, preserves_flags));
+            }
+        }
+    }
+
+    fn invalidate_asid(&self, asid: Asid) {
+        let operand = u64::from(asid.0) << 48;
+        // SAFETY: as above.
+        unsafe { asm!("tlbi aside1is, {}", in(reg) operand, options(nostack, preserves_flags)) };
+    }
+
+    fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
+        let operand = page_operand(None, va);
+        // SAFETY: as above.
+        unsafe {
+            if leaf_only {
+                asm!("tlbi vaale1is, {}", in(reg) operand, options(nostack, preserves_flags));
+            } else {
+                asm!("tlbi vaae1is, {}", in(reg) operand, options(nostack, preserves_flags));
+            }
+        }
+    }
+
+    fn invalidate_all(&self) {
+        // SAFETY: as above.
+        unsafe { asm!("tlbi vmalle1is", options(nostack, preserves_flags)) };
+    }
+
+    fn invalidate_all_local(&self) {
+        // SAFETY: barriers and a local invalidation of every EL1&0 entry.
+        unsafe { asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags)) };
+    }
+
+    fn sync(&self) {
+        // SAFETY: barriers only.
+        unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+    }
+}
