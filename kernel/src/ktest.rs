@@ -41,7 +41,7 @@ macro_rules! kernel_test {
             #[used]
             #[link_section = ".kernel_tests"]
             static TEST: $crate::ktest::KernelTest = $crate::ktest::KernelTest {
-                name: concat!(module_path!(), "::", stringify!($name)),
+                name: $crate::ktest::short_name(concat!(module_path!(), "::", stringify!($name))),
                 run: $name,
             };
         };
@@ -75,6 +75,28 @@ macro_rules! check_eq {
             ));
         }
     }};
+}
+
+/// A test's name without the crate and `tests` module prefix:
+/// `memory::frame_pool_accounting_returns_to_baseline`.
+pub const fn short_name(path: &'static str) -> &'static str {
+    const PREFIX: &[u8] = b"aspen::tests::";
+    let bytes = path.as_bytes();
+    if bytes.len() <= PREFIX.len() {
+        return path;
+    }
+    let mut i = 0;
+    while i < PREFIX.len() {
+        if bytes[i] != PREFIX[i] {
+            return path;
+        }
+        i += 1;
+    }
+    let (_, rest) = bytes.split_at(PREFIX.len());
+    match core::str::from_utf8(rest) {
+        Ok(rest) => rest,
+        Err(_) => path,
+    }
 }
 
 extern "C" {

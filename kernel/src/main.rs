@@ -31,6 +31,13 @@ use crate::board::BOARD;
 use crate::cmdline::CommandLine;
 use crate::dtb::BootInfo;
 
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// What the boot loader told the kernel. Set once, early in boot.
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info read before boot set it")
+}
+
 /// The boot CPU's entry into Rust, from `boot.s`, with the MMU on and the
 /// DTB's physical address (0 if none).
 #[no_mangle]
@@ -43,7 +50,7 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
         console::init(memory::phys_to_virt(BOARD.uart_base).as_usize(), BOARD.uart_clock_hz, true);
     }
 
-    let info = BootInfo::from_boot(dtb_phys);
+    let info = BOOT_INFO.call_once(|| BootInfo::from_boot(dtb_phys));
     let cmdline = CommandLine::parse(info.bootargs);
     logger::init(cmdline.log_level);
     if cmdline.semihosting {
@@ -54,8 +61,8 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     println!();
     println!("Aspen {} on {} ({})", env!("CARGO_PKG_VERSION"), BOARD.name, info.model);
     log::info!("command line: {:?}", info.bootargs);
-    let free = memory::usable_ram(&info);
-    memory::print_map(&info, &free);
+    let free = memory::usable_ram(info);
+    memory::print_map(info, &free);
     if let Err(e) = memory::kernel_map::build_and_switch(&info.ram) {
         panic!("cannot build the kernel's translation tables: {e:?}");
     }

@@ -10,7 +10,7 @@ use aspen_mm::{PhysAddr, PhysRange, VirtRange};
 use spin::Once;
 
 use super::boot_pool::BootTablePool;
-use super::{phys_to_virt, virt_to_phys, KernelImage, LINEAR_MAP_OFFSET};
+use super::{phys_to_virt, KernelImage, LINEAR_MAP_OFFSET};
 use crate::arch::mmu;
 use crate::board::BOARD;
 
@@ -70,9 +70,4 @@ pub fn build_and_switch(ram: &RangeSet<16>) -> Result<(), PagingError> {
 /// How the kernel's table maps `pa`'s linear address, for tests and reports.
 pub fn query(pa: PhysAddr) -> Option<aspen_mm::paging::Mapping> {
     KERNEL_TABLE.get()?.lock().query(phys_to_virt(pa))
-}
-
-/// The physical address of a kernel symbol or linear-map pointer.
-pub fn kernel_pa<T>(ptr: *const T) -> PhysAddr {
-    virt_to_phys(aspen_mm::VirtAddr::new(ptr as u64))
 }

@@ -1,3 +1,4 @@
 //! In-kernel tests, run at boot by the `ktest` build.
 
 mod boot;
+mod memory;
