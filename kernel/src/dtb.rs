@@ -4,7 +4,7 @@
 
 use aspen_mm::region::RangeSet;
 use aspen_mm::{PhysAddr, PhysRange};
-use fdt::Fdt;
+use aspen_devicetree::PsciMethod;
 
 use crate::arch::firmware::PsciConduit;
 use crate::board::BOARD;
@@ -38,7 +38,6 @@ pub enum Source {
 const MAX_DTB_SIZE: u64 = 2 << 20;
 /// The early map reaches the first 4 GiB only.
 const EARLY_MAP_LIMIT: u64 = 1 << 32;
-const FDT_MAGIC: u32 = 0xd00d_feed;
 
 impl BootInfo {
     fn board_defaults(source: Source) -> Self {
@@ -75,71 +74,40 @@ impl BootInfo {
             return None;
         }
         let ptr = phys_to_virt(PhysAddr::new(dtb_phys)).as_u64() as *const u8;
-        // SAFETY: the early map covers 2 MiB from the DTB's start; the header
-        // is read only after checking the magic number within that window.
-        let header = unsafe { core::slice::from_raw_parts(ptr, 8) };
-        let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let total = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as u64;
-        if magic != FDT_MAGIC || total > MAX_DTB_SIZE {
+        // SAFETY: the early map covers MAX_DTB_SIZE bytes from the DTB's
+        // start, and the blob stays reserved (never handed to the frame
+        // pool), so what the parser borrows from it lives for 'static.
+        let tree = match unsafe { aspen_devicetree::parse_raw(ptr, MAX_DTB_SIZE as usize) } {
+            Ok(tree) => tree,
+            Err(e) => {
+                log::warn!("device tree at {dtb_phys:#x} unusable ({e}); using board defaults");
+                return None;
+            }
+        };
+        let mut info = Self::board_defaults(Source::DeviceTree);
+        info.dtb = PhysRange::from_start_size(PhysAddr::new(dtb_phys), u64::from(tree.total_size));
+        info.model = tree.model;
+        if tree.ram.is_truncated() || tree.reserved.is_truncated() {
+            // A partial reserved list could hand out firmware memory.
+            log::warn!("device tree lists more memory ranges than Aspen tracks; using board defaults");
             return None;
         }
-        // SAFETY: the whole blob (total bytes) lies in the mapped window and
-        // stays reserved, so the parsed strings may live for 'static.
-        let fdt: Fdt<'static> = unsafe { Fdt::from_ptr(ptr) }.ok()?;
-
-        let mut info = Self::board_defaults(Source::DeviceTree);
-        info.dtb = PhysRange::from_start_size(PhysAddr::new(dtb_phys), total);
-        info.model = fdt.root().model();
-
         let mut ram = RangeSet::new();
-        for node in fdt.all_nodes().filter(|n| n.name == "memory" || n.name.starts_with("memory@")) {
-            for region in node.reg().into_iter().flatten() {
-                let start = region.starting_address as u64;
-                let size = region.size.unwrap_or(0) as u64;
-                if let Some(range) = PhysRange::from_start_size(PhysAddr::new(start), size) {
-                    ram.insert(range).ok()?;
-                }
-            }
+        for r in tree.ram.iter() {
+            ram.insert(PhysRange::from_start_size(PhysAddr::new(r.start), r.size)?).ok()?;
         }
         if !ram.is_empty() {
             info.ram = ram;
         }
-
-        for entry in fdt.memory_reservations() {
-            let start = entry.address() as u64;
-            if let Some(range) = PhysRange::from_start_size(PhysAddr::new(start), entry.size() as u64) {
-                info.reserved.insert(range).ok()?;
-            }
+        for r in tree.reserved.iter() {
+            info.reserved.insert(PhysRange::from_start_size(PhysAddr::new(r.start), r.size)?).ok()?;
         }
-        if let Some(reserved) = fdt.find_node("/reserved-memory") {
-            for child in reserved.children() {
-                for region in child.reg().into_iter().flatten() {
-                    let start = region.starting_address as u64;
-                    let size = region.size.unwrap_or(0) as u64;
-                    if let Some(range) = PhysRange::from_start_size(PhysAddr::new(start), size) {
-                        info.reserved.insert(range).ok()?;
-                    }
-                }
-            }
-        }
-
-        if let Some(chosen) = fdt.find_node("/chosen") {
-            if let Some(args) = chosen.property("bootargs").and_then(|p| p.as_str()) {
-                info.bootargs = args.trim_end_matches('\0');
-            }
-            let start = chosen.property("linux,initrd-start").and_then(|p| p.as_usize());
-            let end = chosen.property("linux,initrd-end").and_then(|p| p.as_usize());
-            if let (Some(start), Some(end)) = (start, end) {
-                if start < end {
-                    info.initrd = Some(PhysRange::new(PhysAddr::new(start as u64), PhysAddr::new(end as u64)));
-                }
-            }
-        }
-
-        info.psci = match fdt.find_node("/psci").and_then(|n| n.property("method")).and_then(|p| p.as_str()) {
-            Some(m) if m.starts_with("hvc") => PsciConduit::Hvc,
-            Some(m) if m.starts_with("smc") => PsciConduit::Smc,
-            _ => PsciConduit::None,
+        info.bootargs = tree.bootargs;
+        info.initrd = tree.initrd.map(|(start, end)| PhysRange::new(PhysAddr::new(start), PhysAddr::new(end)));
+        info.psci = match tree.psci_method {
+            Some(PsciMethod::Hvc) => PsciConduit::Hvc,
+            Some(PsciMethod::Smc) => PsciConduit::Smc,
+            None => PsciConduit::None,
         };
         Some(info)
     }

@@ -1,3 +1,4 @@
 //! Device drivers shared by the boards.
 
+pub mod gic;
 pub mod pl011;

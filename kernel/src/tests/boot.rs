@@ -1,7 +1,6 @@
 //! Tests of boot: the device tree, the command line, exception reports.
 
 use crate::arch::probe::probe;
-use crate::ktest::TestResult;
 use crate::{check, check_eq, kernel_test};
 
 kernel_test!(fn command_line_ignores_unknown_words() -> TestResult {
@@ -25,5 +24,34 @@ kernel_test!(fn data_abort_is_reported_decoded() -> TestResult {
     check_eq!(fault.syndrome.far, unmapped as u64);
     check!(report.contains("Data Abort from the same EL"), "report: {report}");
     check!(report.contains("read: translation fault"), "report: {report}");
+    Ok(())
+});
+
+/// The value of `key=` on the command line the test harness booted with.
+fn test_arg(key: &str) -> Option<&'static str> {
+    crate::boot_info().bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+kernel_test!(fn device_tree_describes_the_machine() -> TestResult {
+    let info = crate::boot_info();
+    match info.source {
+        crate::dtb::Source::DeviceTree => {
+            // The runner says how much RAM it gave the machine.
+            let expected_mib: u64 = test_arg("test.ram_mib")
+                .ok_or("booted with a device tree but no test.ram_mib= on the command line")?
+                .parse()
+                .map_err(|_| "test.ram_mib= is not a number")?;
+            check_eq!(info.ram.total_size() >> 20, expected_mib);
+            let dtb = info.dtb.ok_or("no DTB range recorded")?;
+            check!(dtb.size() >= 40, "DTB range {dtb:?}");
+            check!(info.bootargs.contains("semihosting"));
+        }
+        source => {
+            // No usable DTB: the board's defaults, and no command line.
+            check_eq!(info.ram.as_slice(), crate::board::BOARD.default_ram);
+            check_eq!(info.bootargs, "");
+            check!(info.dtb.is_none(), "{source:?} but a DTB range is recorded");
+        }
+    }
     Ok(())
 });
