@@ -16,6 +16,7 @@ mod console;
 mod driver;
 mod dtb;
 mod heap;
+mod irq;
 mod ktest;
 mod logger;
 mod memory;
@@ -70,6 +71,8 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if let Err(e) = memory::frames::init(&free) {
         panic!("cannot set up the frame pool: {e:?}");
     }
+
+    irq::init();
 
     #[cfg(feature = "ktest")]
     {

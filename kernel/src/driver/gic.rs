@@ -46,9 +46,13 @@ pub struct Gic {
     cpu: &'static CpuInterfaceRegs,
 }
 
-// SAFETY: the registers are only reached through this value, which the
-// kernel keeps behind its interrupt-controller lock.
+// SAFETY: the GIC is built for concurrent use: enables are write-one-to-set
+// and write-one-to-clear registers, and the CPU interface is banked per CPU.
+// Only `init`, called once at boot before interrupts are unmasked, writes
+// shared registers with read-modify-write.
 unsafe impl Send for Gic {}
+// SAFETY: as above.
+unsafe impl Sync for Gic {}
 
 impl Gic {
     /// # Safety

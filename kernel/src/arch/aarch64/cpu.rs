@@ -2,7 +2,7 @@
 
 use aarch64_cpu::asm;
 use aarch64_cpu::registers::{DAIF, MPIDR_EL1};
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// Stops this CPU for good, in a low-power wait.
 pub fn halt() -> ! {
@@ -15,4 +15,21 @@ pub fn halt() -> ! {
 /// This CPU's number (MPIDR affinity level 0).
 pub fn cpu_id() -> usize {
     (MPIDR_EL1.get() & 0xff) as usize
+}
+
+/// Unmasks IRQs on this CPU.
+pub fn enable_irqs() {
+    DAIF.modify(DAIF::I::Unmasked);
+}
+
+/// Masks IRQs on this CPU and says whether they were unmasked before.
+pub fn disable_irqs() -> bool {
+    let was_enabled = !DAIF.is_set(DAIF::I);
+    DAIF.modify(DAIF::I::Masked);
+    was_enabled
+}
+
+/// Waits for an interrupt.
+pub fn wait_for_interrupt() {
+    asm::wfi();
 }

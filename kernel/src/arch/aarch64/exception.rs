@@ -23,6 +23,8 @@ pub struct VectorKind(pub u64);
 
 impl VectorKind {
     pub const CURRENT_SPX_SYNC: VectorKind = VectorKind(4);
+    pub const CURRENT_SPX_IRQ: VectorKind = VectorKind(5);
+    pub const LOWER_A64_IRQ: VectorKind = VectorKind(9);
 
     fn source(self) -> &'static str {
         match self.0 >> 2 {
@@ -206,6 +208,10 @@ pub fn install_vectors() {
 #[no_mangle]
 extern "C" fn aspen_exception_dispatch(frame: &mut TrapFrame, kind: u64) {
     let kind = VectorKind(kind);
+    if kind == VectorKind::CURRENT_SPX_IRQ || kind == VectorKind::LOWER_A64_IRQ {
+        crate::irq::handle();
+        return;
+    }
     let syndrome = Syndrome::read();
     if kind == VectorKind::CURRENT_SPX_SYNC && probe::recover(frame, syndrome) {
         return;

@@ -36,3 +36,11 @@ impl embedded_hal::delay::DelayNs for TimerDelay {
         }
     }
 }
+
+/// Fires the EL1 physical timer's interrupt once, `ticks` from now.
+pub fn arm_oneshot(ticks: u64) {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_TVAL_EL0};
+    use tock_registers::interfaces::Writeable;
+    CNTP_TVAL_EL0.set(ticks.min(u64::from(u32::MAX >> 1)));
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+}

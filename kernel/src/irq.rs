@@ -1,0 +1,53 @@
+//! Interrupts: the board's GIC, and the periodic timer tick that drives
+//! preemption.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
+
+use crate::arch::timer;
+use crate::board::BOARD;
+use crate::driver::gic::Gic;
+use crate::memory::phys_to_virt;
+
+/// The EL1 physical timer's private interrupt (PPI 14 = INTID 30).
+pub const TIMER_INTID: u32 = 30;
+/// Timer interrupts per second.
+pub const TICK_HZ: u64 = 100;
+
+static GIC: Once<Gic> = Once::new();
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the interrupt controller and the periodic tick. Interrupts stay
+/// masked on this CPU until the caller unmasks them.
+pub fn init() {
+    // SAFETY: both GIC frames lie in the board's device window, which the
+    // kernel's table maps as device memory for good.
+    let gic = GIC.call_once(|| unsafe {
+        Gic::new(phys_to_virt(BOARD.gicd_base).as_usize(), phys_to_virt(BOARD.gicc_base).as_usize())
+    });
+    gic.init();
+    gic.enable(TIMER_INTID);
+    timer::arm_oneshot(timer::frequency() / TICK_HZ);
+    log::info!("interrupts: GICv2 with {} lines; timer tick {} Hz", gic.lines(), TICK_HZ);
+}
+
+/// Timer ticks since `init`.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Handles every pending interrupt; called from the IRQ vector.
+pub fn handle() {
+    let Some(gic) = GIC.get() else { return };
+    while let Some(iar) = gic.acknowledge() {
+        match iar & 0x3ff {
+            TIMER_INTID => {
+                timer::arm_oneshot(timer::frequency() / TICK_HZ);
+                TICKS.fetch_add(1, Ordering::Relaxed);
+            }
+            other => log::warn!("unexpected interrupt {other}"),
+        }
+        gic.end_of_interrupt(iar);
+    }
+}

@@ -1,0 +1,17 @@
+//! Tests of interrupts: the timer tick reaches the kernel through the GIC.
+
+use crate::arch::{cpu, timer};
+use crate::{check, kernel_test};
+
+kernel_test!(fn timer_ticks_arrive_through_the_gic() -> TestResult {
+    let start = crate::irq::ticks();
+    let deadline = timer::ticks() + timer::frequency(); // one second
+    cpu::enable_irqs();
+    while crate::irq::ticks() < start + 5 && timer::ticks() < deadline {
+        cpu::wait_for_interrupt();
+    }
+    cpu::disable_irqs();
+    let seen = crate::irq::ticks() - start;
+    check!(seen >= 5, "only {seen} timer interrupts in one second at {} Hz", crate::irq::TICK_HZ);
+    Ok(())
+});
