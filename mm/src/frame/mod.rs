@@ -34,3 +34,7 @@ pub trait FrameAllocator {
 }
 
 pub mod buddy;
+pub mod meta;
+
+pub use buddy::{BuddyAllocator, InitError, MAX_ORDER};
+pub use meta::{FrameFlags, FrameMeta, RefError};

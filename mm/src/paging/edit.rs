@@ -1,0 +1,362 @@
+//! Changes to live entries: unmap, protect, the checked update, and the
+//! break-before-make paths (replace a leaf, split a block).
+//!
+//! An [`Editor`] holds the table for the duration of a batch, collects the
+//! TLB invalidations the changes need, and keeps what it took out of the
+//! tree (leaf frames, emptied table pages) until those invalidations have
+//! completed: unhook, invalidate, sync, and only then free. Nothing it
+//! takes out can reach the caller or the allocator earlier.
+
+use core::sync::atomic::{fence, Ordering};
+
+use super::descriptor::{Change, DescKind, Descriptor};
+use super::phys::PhysMemory;
+use super::table::{slots, FramePool, PageTable, Slot};
+use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::frame::FrameAllocator;
+use crate::tlb::{TlbBatch, TlbOps, TlbScope};
+
+/// Leaves an editor holds before it flushes early. Bounded so an editor
+/// never allocates; past it, a large unmap pays one extra `DSB` per this
+/// many leaves.
+pub const GATHER_LEAVES: usize = 64;
+/// Emptied table pages an editor holds before it flushes early.
+pub const GATHER_TABLES: usize = 16;
+
+/// A batch of changes to one table's live entries (see
+/// [`PageTable::edit`]). Dropping it (or [`Editor::finish`]) issues the
+/// pending TLB maintenance, then frees the emptied table pages and hands
+/// each removed leaf to the release function.
+pub struct Editor<'e, 'a, M, A, T, F>
+where
+    M: PhysMemory + ?Sized,
+    A: FrameAllocator + ?Sized,
+    T: TlbOps + ?Sized,
+    F: FnMut(Mapping),
+{
+    table: &'e mut PageTable<'a, M, A>,
+    tlb: &'e T,
+    scope: TlbScope,
+    batch: TlbBatch,
+    leaves: [Option<Mapping>; GATHER_LEAVES],
+    leaves_len: usize,
+    tables: [PhysAddr; GATHER_TABLES],
+    tables_len: usize,
+    release: F,
+}
+
+impl<'e, 'a, M, A, T, F> Editor<'e, 'a, M, A, T, F>
+where
+    M: PhysMemory + ?Sized,
+    A: FrameAllocator + ?Sized,
+    T: TlbOps + ?Sized,
+    F: FnMut(Mapping),
+{
+    pub(super) fn new(table: &'e mut PageTable<'a, M, A>, tlb: &'e T, scope: TlbScope, release: F) -> Self {
+        Self {
+            table,
+            tlb,
+            scope,
+            batch: TlbBatch::new(),
+            leaves: [None; GATHER_LEAVES],
+            leaves_len: 0,
+            tables: [PhysAddr::new(0); GATHER_TABLES],
+            tables_len: 0,
+            release,
+        }
+    }
+
+    /// The table being edited, for lookups.
+    pub fn table(&self) -> &PageTable<'a, M, A> {
+        self.table
+    }
+
+    /// What invalidating a leaf with `attrs` must cover: global entries
+    /// are cached for every ASID.
+    fn target(&self, attrs: &PageAttrs) -> TlbScope {
+        if attrs.is_global() {
+            TlbScope::AllAsids
+        } else {
+            self.scope
+        }
+    }
+
+    /// Removes every leaf inside `range` (page aligned); holes are skipped.
+    /// A block only partly inside `range` is refused
+    /// ([`PagingError::PartialBlock`]) before anything changes. Table pages
+    /// left empty are unhooked and freed after the flush.
+    pub fn unmap(&mut self, range: VirtRange) -> Result<(), PagingError> {
+        self.table.check_range(range)?;
+        if range.is_empty() {
+            return Ok(());
+        }
+        // Blocks are aligned to their size, so only the two ends can be cut.
+        for va in [range.start, range.end_exclusive - PAGE_SIZE] {
+            if let Some(leaf) = self.table.query(va) {
+                let covered = leaf.va_range();
+                if covered.start < range.start || covered.end_exclusive > range.end_exclusive {
+                    return Err(PagingError::PartialBlock(va));
+                }
+            }
+        }
+        let root = self.table.root();
+        self.unmap_level(root, Level::ROOT, range);
+        Ok(())
+    }
+
+    /// Removes everything the table maps.
+    pub(super) fn unmap_all(&mut self) {
+        let root = self.table.root();
+        self.unmap_level(root, Level::ROOT, self.table.half().range());
+    }
+
+    /// Removes the leaves of `table` inside `range`; returns whether the
+    /// table is now empty (only possible when something was removed).
+    fn unmap_level(&mut self, table: PhysAddr, level: Level, range: VirtRange) -> bool {
+        let mut removed = false;
+        for sub in slots(level, range) {
+            let index = level.index(sub.start);
+            match self.table.read(table, index).kind(level) {
+                DescKind::Invalid => {}
+                DescKind::Leaf { pa, size, attrs } => {
+                    debug_assert_eq!(sub.size(), size.bytes(), "partial block reached unmap");
+                    self.table.write(table, index, Descriptor::INVALID);
+                    removed = true;
+                    self.batch.add_page(self.target(&attrs), sub.start, true);
+                    self.gather_leaf(Mapping { va: sub.start, pa, size, attrs });
+                }
+                DescKind::Table(child) => {
+                    let Some(next) = level.next() else { continue };
+                    if self.unmap_level(child, next, sub) {
+                        self.table.write(table, index, Descriptor::INVALID);
+                        removed = true;
+                        // Walk caches may still hold the entry that pointed
+                        // at `child`: a non-leaf invalidation drops it.
+                        self.batch.add_page(self.scope, sub.start, false);
+                        self.gather_table(child);
+                    }
+                }
+            }
+        }
+        removed && self.table.is_empty_table(table)
+    }
+
+    fn gather_leaf(&mut self, leaf: Mapping) {
+        self.leaves[self.leaves_len] = Some(leaf);
+        self.leaves_len += 1;
+        if self.leaves_len == GATHER_LEAVES {
+            self.flush();
+        }
+    }
+
+    fn gather_table(&mut self, table: PhysAddr) {
+        self.tables[self.tables_len] = table;
+        self.tables_len += 1;
+        self.table.table_pages -= 1;
+        if self.tables_len == GATHER_TABLES {
+            self.flush();
+        }
+    }
+
+    /// Gives every leaf inside `range` the attributes `attrs` (same output
+    /// address and size). Only permission changes (AP, PXN, UXN) are done
+    /// here: a change of memory type or globalness is refused with
+    /// [`PagingError::NeedsBreakBeforeMake`], a block only partly inside
+    /// `range` with [`PagingError::PartialBlock`], both before anything
+    /// changes. Holes are skipped.
+    pub fn protect(&mut self, range: VirtRange, attrs: PageAttrs) -> Result<(), PagingError> {
+        self.table.check_range(range)?;
+        let root = self.table.root();
+        self.protect_level(root, Level::ROOT, range, attrs, false)?;
+        self.protect_level(root, Level::ROOT, range, attrs, true)
+    }
+
+    /// Checks (`apply` false) or carries out (`apply` true) a protect.
+    fn protect_level(
+        &mut self,
+        table: PhysAddr,
+        level: Level,
+        range: VirtRange,
+        attrs: PageAttrs,
+        apply: bool,
+    ) -> Result<(), PagingError> {
+        for sub in slots(level, range) {
+            let index = level.index(sub.start);
+            let old = self.table.read(table, index);
+            match old.kind(level) {
+                DescKind::Invalid => {}
+                DescKind::Table(child) => {
+                    if let Some(next) = level.next() {
+                        self.protect_level(child, next, sub, attrs, apply)?;
+                    }
+                }
+                DescKind::Leaf { pa, size, attrs: old_attrs } => {
+                    if sub.size() != size.bytes() {
+                        return Err(PagingError::PartialBlock(sub.start));
+                    }
+                    let new = Descriptor::leaf(pa, size, attrs);
+                    match Change::classify(old, new, level) {
+                        Change::Unchanged => {}
+                        Change::InPlace => {
+                            if apply {
+                                self.table.write(table, index, new);
+                                self.batch.add_page(self.target(&old_attrs), sub.start, true);
+                            }
+                        }
+                        _ => return Err(PagingError::NeedsBreakBeforeMake(sub.start)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `leaf` is aligned and inside the table's half.
+    fn check_leaf(&self, leaf: &Mapping) -> Result<(), PagingError> {
+        let bytes = leaf.size.bytes();
+        if !leaf.va.is_aligned(bytes) {
+            return Err(PagingError::MisalignedVirt(leaf.va));
+        }
+        if !leaf.pa.is_aligned(bytes) {
+            return Err(PagingError::MisalignedPhys(leaf.pa));
+        }
+        if leaf.pa.as_u64() + bytes > PHYS_ADDR_LIMIT {
+            return Err(PagingError::PhysOutOfRange(leaf.pa));
+        }
+        let range = VirtRange::from_start_size(leaf.va, bytes).ok_or(PagingError::MisalignedVirt(leaf.va))?;
+        self.table.check_range(range)
+    }
+
+    /// The checked live update: makes the leaf at `leaf.va` of `leaf.size`
+    /// be `leaf`, when that is safe without break-before-make. Installs
+    /// into an invalid entry (no TLB maintenance), changes permissions in
+    /// place (then invalidates), and refuses everything else with
+    /// [`PagingError::NeedsBreakBeforeMake`]: another output address,
+    /// memory type or globalness, or another block size.
+    pub fn set(&mut self, leaf: Mapping) -> Result<Change, PagingError> {
+        self.check_leaf(&leaf)?;
+        let level = leaf.size.level();
+        match self.table.slot(leaf.va, level) {
+            Slot::Covered => Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
+            Slot::Missing => {
+                self.table.map_leaf(leaf)?;
+                Ok(Change::Install)
+            }
+            Slot::Entry { table, index, desc } => {
+                let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
+                let change = Change::classify(desc, new, level);
+                match (change, desc.kind(level)) {
+                    (Change::Unchanged, _) => {}
+                    (Change::Install, _) => self.table.write(table, index, new),
+                    (Change::InPlace, DescKind::Leaf { attrs, .. }) => {
+                        self.table.write(table, index, new);
+                        self.batch.add_page(self.target(&attrs), leaf.va, true);
+                    }
+                    _ => return Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
+                }
+                Ok(change)
+            }
+        }
+    }
+
+    /// Break-before-make: makes the leaf at `leaf.va` be `leaf` whatever
+    /// changes (output address, memory type, ...): writes the entry
+    /// invalid, invalidates and waits (flushing the batch), then writes
+    /// the new entry. Returns the leaf that was there; when it held a
+    /// different frame, the caller may drop that frame now.
+    ///
+    /// The slot must be invalid or a leaf of the same size: a larger block
+    /// around it is refused with [`PagingError::PartialBlock`] (split it
+    /// first), smaller leaves inside it with [`PagingError::AlreadyMapped`].
+    pub fn replace(&mut self, leaf: Mapping) -> Result<Option<Mapping>, PagingError> {
+        self.check_leaf(&leaf)?;
+        let level = leaf.size.level();
+        let (table, index, old) = match self.table.slot(leaf.va, level) {
+            Slot::Covered => return Err(PagingError::PartialBlock(leaf.va)),
+            Slot::Missing => {
+                self.table.map_leaf(leaf)?;
+                return Ok(None);
+            }
+            Slot::Entry { table, index, desc } => (table, index, desc),
+        };
+        let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
+        match old.kind(level) {
+            DescKind::Table(_) => Err(PagingError::AlreadyMapped(leaf.va)),
+            DescKind::Invalid => {
+                self.table.write(table, index, new);
+                Ok(None)
+            }
+            DescKind::Leaf { pa, size, attrs } => {
+                if old != new {
+                    self.table.write(table, index, Descriptor::INVALID);
+                    self.batch.add_page(self.target(&attrs), leaf.va, true);
+                    self.flush();
+                    self.table.write(table, index, new);
+                }
+                Ok(Some(Mapping { va: leaf.va, pa, size, attrs }))
+            }
+        }
+    }
+
+    /// Splits the block that maps `va` until the leaf holding `va` is no
+    /// larger than `size`, keeping the translation of every address (so a
+    /// later protect or unmap can cover part of it). The rest of the block
+    /// becomes leaves one level smaller at each step. Break-before-make:
+    /// the block entry is made invalid, invalidated and waited for before
+    /// the new table is hooked in, so the block's addresses fault for that
+    /// moment: never split the block holding the code or stack doing it.
+    ///
+    /// Nothing to do when the leaf is already small enough. Running out of
+    /// frames leaves the tree unchanged.
+    pub fn split(&mut self, va: VirtAddr, size: PageSize) -> Result<(), PagingError> {
+        let block = self.table.query(va).ok_or(PagingError::NotMapped(va))?;
+        if block.size <= size {
+            return Ok(());
+        }
+        let Slot::Entry { table, index, .. } = self.table.slot(va, block.size.level()) else {
+            return Err(PagingError::NotMapped(va));
+        };
+        let tables = usize::from(size.level().get() - block.size.level().get());
+        let mut pool = FramePool::fill(self.table.mem, self.table.frames, tables)?;
+        let new_table = self.table.build_split(&mut pool, block, va, size)?;
+        self.table.write(table, index, Descriptor::INVALID);
+        self.batch.add_page(self.target(&block.attrs), block.va, true);
+        self.flush();
+        // The new table's entries must reach memory before it is hooked in.
+        fence(Ordering::Release);
+        self.table.write(table, index, Descriptor::table(new_table));
+        Ok(())
+    }
+
+    /// Issues the pending invalidations and waits for them, then frees the
+    /// emptied table pages and releases the removed leaves.
+    fn flush(&mut self) {
+        self.batch.finish(self.tlb);
+        for &table in &self.tables[..self.tables_len] {
+            self.table.frames.free_frame(table);
+        }
+        self.tables_len = 0;
+        for slot in &mut self.leaves[..self.leaves_len] {
+            if let Some(leaf) = slot.take() {
+                (self.release)(leaf);
+            }
+        }
+        self.leaves_len = 0;
+    }
+
+    /// Ends the batch: the same as dropping the editor.
+    pub fn finish(self) {}
+}
+
+impl<M, A, T, F> Drop for Editor<'_, '_, M, A, T, F>
+where
+    M: PhysMemory + ?Sized,
+    A: FrameAllocator + ?Sized,
+    T: TlbOps + ?Sized,
+    F: FnMut(Mapping),
+{
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

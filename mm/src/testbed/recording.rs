@@ -1,0 +1,97 @@
+//! A TLB backend that records every operation, so tests can assert exactly
+//! which invalidations an operation issued and in which order.
+
+use std::sync::Mutex;
+use std::vec::Vec;
+
+use super::Protocol;
+use crate::addr::VirtAddr;
+use crate::tlb::{Asid, TlbOps};
+
+/// One call on a [`RecordingTlb`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbEvent {
+    Begin,
+    /// `TLBI VALE1IS` (`leaf_only`) or `TLBI VAE1IS`.
+    Page {
+        asid: Asid,
+        va: VirtAddr,
+        leaf_only: bool,
+    },
+    /// `TLBI ASIDE1IS`.
+    Asid(Asid),
+    /// `TLBI VAALE1IS` (`leaf_only`) or `TLBI VAAE1IS`.
+    KernelPage {
+        va: VirtAddr,
+        leaf_only: bool,
+    },
+    /// `TLBI VMALLE1IS`.
+    All,
+    /// `TLBI VMALLE1`.
+    AllLocal,
+    Sync,
+}
+
+/// Records [`TlbEvent`]s and panics on a protocol error (an invalidation
+/// outside `begin`..`sync`, a nested `begin`, a `sync` without `begin`).
+#[derive(Debug, Default)]
+pub struct RecordingTlb {
+    state: Mutex<(Vec<TlbEvent>, Protocol)>,
+}
+
+impl RecordingTlb {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> Vec<TlbEvent> {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    /// Every event so far, forgetting them.
+    pub fn take(&self) -> Vec<TlbEvent> {
+        core::mem::take(&mut self.state.lock().unwrap().0)
+    }
+
+    fn record(&self, event: TlbEvent) {
+        let mut state = self.state.lock().unwrap();
+        match event {
+            TlbEvent::Begin => state.1.begin(),
+            TlbEvent::Sync => state.1.sync(),
+            TlbEvent::AllLocal => {}
+            other => state.1.invalidate(&std::format!("{other:?}")),
+        }
+        state.0.push(event);
+    }
+}
+
+impl TlbOps for RecordingTlb {
+    fn begin(&self) {
+        self.record(TlbEvent::Begin);
+    }
+
+    fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
+        self.record(TlbEvent::Page { asid, va, leaf_only });
+    }
+
+    fn invalidate_asid(&self, asid: Asid) {
+        self.record(TlbEvent::Asid(asid));
+    }
+
+    fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
+        self.record(TlbEvent::KernelPage { va, leaf_only });
+    }
+
+    fn invalidate_all(&self) {
+        self.record(TlbEvent::All);
+    }
+
+    fn invalidate_all_local(&self) {
+        self.record(TlbEvent::AllLocal);
+    }
+
+    fn sync(&self) {
+        self.record(TlbEvent::Sync);
+    }
+}
