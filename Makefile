@@ -7,7 +7,7 @@
 # Everything the build needs is installed on first use by scripts/bootstrap.sh.
 
 BOARD ?= qemu-virt
-TARGET := aarch64-unknown-none
+TARGET := aarch64-unknown-none-softfloat
 BUILD := build
 CARGO_HOST ?= cargo
 
@@ -28,7 +28,7 @@ OBJCOPY := aarch64-linux-gnu-objcopy
 QEMU := qemu-system-aarch64
 RUNNER := target/release/aspen-runner
 
-CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER=ld.lld \
+CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
 .PHONY: all image test-image run test test-host test-kernel runner bootstrap clean FORCE

@@ -3,7 +3,7 @@
 #!
 #! Usage: scripts/bootstrap.sh [toolchain|qemu|sdcard|peers|all]...
 #!
-#! - toolchain: a Rust toolchain that can build for aarch64-unknown-none. Prefers
+#! - toolchain: a Rust toolchain that can build for $TARGET (below). Prefers
 #!   `rustup target add`; where that cannot download, falls back to Debian's
 #!   rustc-web + cargo-web + rust-web-src and builds core/alloc with build-std.
 #!   Writes build/toolchain.mk, which the Makefile includes.
@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 ASPEN_CACHE=${ASPEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aspen}
-TARGET=aarch64-unknown-none
+TARGET=aarch64-unknown-none-softfloat
 export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "bootstrap: $*" >&2; }

@@ -11,9 +11,12 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod aspace;
 pub mod asid;
 pub mod board;
+pub mod errno;
 pub mod frame;
+pub mod object;
 pub mod paging;
 pub mod region;
 pub mod tlb;
