@@ -1,8 +1,12 @@
 # Aspen: build, run and test.
 #
-#   make run   [BOARD=qemu-virt|rpi4]   boot Aspen under QEMU (virt by default)
-#   make test                           host tests, then the kernel's tests on both boards
-#   make image [BOARD=...]              build the kernel image; prints its path last
+#   make run   [BOARD=qemu-virt|rpi4]    boot Aspen under QEMU (virt by default)
+#   make test                            host tests, then the kernel's tests on both boards
+#   make image [BOARD=...]               build the kernel image; prints its path last
+#   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
+#   make check-sdcard                    build the SD-card image and check it on the host
+#   make flash DEV=/dev/sdX CONFIRM=yes  write the SD-card image to a removable disk
+#   make test-board SERIAL=/dev/ttyUSB0 [BAUD=115200]   run the tests on a real Pi 4
 #
 # Everything the build needs is installed on first use by scripts/bootstrap.sh.
 
@@ -23,15 +27,15 @@ endif
 -include $(BUILD)/toolchain.mk
 
 ASPEN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aspen
-RPI4_DTB := $(ASPEN_CACHE)/rpi4/bcm2711-rpi-4-b.dtb
+RPI4_FW := $(ASPEN_CACHE)/rpi4
+RPI4_DTB := $(RPI4_FW)/bcm2711-rpi-4-b.dtb
 OBJCOPY := aarch64-linux-gnu-objcopy
 QEMU := qemu-system-aarch64
-RUNNER := target/release/aspen-runner
 
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image test-image run test test-host test-kernel runner bootstrap clean FORCE
+.PHONY: all image initramfs run test bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -41,23 +45,33 @@ $(BUILD)/toolchain.mk: scripts/bootstrap.sh
 bootstrap:
 	scripts/bootstrap.sh all
 
-# $(call kernel,board,features,out-dir)
+# $(call kernel,board,out-dir): builds the kernel for a board into out-dir.
 define kernel
-	$(CROSS_BUILD) --features board-$(1)$(2)
-	mkdir -p $(3)
-	cp target/$(TARGET)/release/aspen $(3)/aspen.elf
-	$(OBJCOPY) -O binary $(3)/aspen.elf $(3)/$(if $(filter rpi4,$(1)),kernel8.img,Image)
+	$(CROSS_BUILD) --features board-$(1)
+	mkdir -p $(2)
+	cp target/$(TARGET)/release/aspen $(2)/aspen.elf
+	$(OBJCOPY) -O binary $(2)/aspen.elf $(2)/$(if $(filter rpi4,$(1)),kernel8.img,Image)
 endef
 
+# IMAGE_DIR: where the image goes. ASPEN_DEFAULT_CMDLINE (environment): the
+# command line used when the boot loader passes none (no device tree).
+IMAGE_DIR ?= $(BUILD)/$(BOARD)
+
 image: $(BUILD)/toolchain.mk
-	$(call kernel,$(BOARD),,$(BUILD)/$(BOARD))
-	@echo $(BUILD)/$(BOARD)/$(IMAGE_NAME)
+	$(call kernel,$(BOARD),$(IMAGE_DIR))
+	@echo $(IMAGE_DIR)/$(IMAGE_NAME)
 
-test-image: $(BUILD)/toolchain.mk
-	$(call kernel,$(BOARD),$(comma)ktest,$(BUILD)/$(BOARD)/ktest)
-	@echo $(BUILD)/$(BOARD)/ktest/$(IMAGE_NAME)
+# The initramfs: /etc/aspen-release; mk-initramfs.sh adds /dev, /dev/console,
+# /tmp and /proc.
+ASPEN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+ROOTFS := $(BUILD)/rootfs
+INITRAMFS := $(BUILD)/initramfs.cpio
 
-comma := ,
+initramfs:
+	rm -rf $(ROOTFS)
+	mkdir -p $(ROOTFS)/etc
+	echo "Aspen $(ASPEN_VERSION)" >$(ROOTFS)/etc/aspen-release
+	scripts/mk-initramfs.sh $(ROOTFS) $(INITRAMFS)
 
 # QEMU command lines for `make run`.
 QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \
@@ -65,20 +79,62 @@ QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \
 QEMU_rpi4 := $(QEMU) -M raspi4b -nographic -no-reboot \
 	-semihosting-config enable=on,target=native -append "semihosting"
 
-run: image
+run: image initramfs
 	scripts/bootstrap.sh qemu
 ifeq ($(BOARD),rpi4)
 	@scripts/bootstrap.sh sdcard || echo "make run: no Pi 4 device tree; booting on board defaults"
-	$(QEMU_rpi4) $(if $(wildcard $(RPI4_DTB)),-dtb $(RPI4_DTB)) -kernel $(BUILD)/rpi4/$(IMAGE_NAME)
+	$(QEMU_rpi4) $(if $(wildcard $(RPI4_DTB)),-dtb $(RPI4_DTB)) \
+		-kernel $(BUILD)/rpi4/$(IMAGE_NAME) -initrd $(INITRAMFS)
 else
-	$(QEMU_virt) -kernel $(BUILD)/qemu-virt/$(IMAGE_NAME)
+	$(QEMU_virt) -kernel $(BUILD)/qemu-virt/$(IMAGE_NAME) -initrd $(INITRAMFS)
 endif
-
-runner:
-	$(CARGO_HOST) build --release -q -p aspen-runner
 
 test: $(BUILD)/toolchain.mk
 	scripts/test-all.sh
+
+# --- Raspberry Pi 4 SD card ---------------------------------------------------
+
+RPI4_OUT := $(BUILD)/rpi4
+SDCARD := $(RPI4_OUT)/sdcard.img
+IMAGE_CHECK := target/release/aspen-image-check
+# SDCARD_TESTS=1: the card's kernel runs its self-tests at boot (for test-board).
+SDCARD_CMDLINE := $(shell cat bsp/rpi4/boot/cmdline.txt)$(if $(SDCARD_TESTS), aspen.ktest)
+# The config.txt lines the Pi 4 cannot boot Aspen without.
+RPI4_CONFIG_LINES := arm_64bit=1 enable_uart=1 init_uart_clock=48000000 \
+	kernel=kernel8.img kernel_address=0x80000 device_tree=bcm2711-rpi-4-b.dtb
+
+sdcard: $(BUILD)/toolchain.mk initramfs
+	scripts/bootstrap.sh sdcard
+	$(call kernel,rpi4,$(RPI4_OUT))
+	printf '%s\n' "$(SDCARD_CMDLINE)" >$(RPI4_OUT)/cmdline.txt
+	ASPEN_CMDLINE="$(SDCARD_CMDLINE)" scripts/mk-sdcard.sh $(RPI4_OUT)/kernel8.img $(INITRAMFS) $(SDCARD)
+
+check-sdcard: sdcard
+	$(CARGO_HOST) build --release -q -p aspen-image-check
+	$(IMAGE_CHECK) $(SDCARD) \
+		--expect start4.elf=$(RPI4_FW)/start4.elf \
+		--expect fixup4.dat=$(RPI4_FW)/fixup4.dat \
+		--expect bcm2711-rpi-4-b.dtb=$(RPI4_DTB) \
+		--expect config.txt=bsp/rpi4/boot/config.txt \
+		--expect cmdline.txt=$(RPI4_OUT)/cmdline.txt \
+		--expect kernel8.img=$(RPI4_OUT)/kernel8.img \
+		--expect initramfs.cpio=$(INITRAMFS) \
+		$(foreach line,$(RPI4_CONFIG_LINES),--config-line $(line)) \
+		--config-line "initramfs initramfs.cpio followkernel" \
+		--cmdline "$(SDCARD_CMDLINE)"
+
+# Writes the image built by `make sdcard`; builds nothing, so it can run under
+# sudo. scripts/flash.sh refuses anything but an unmounted removable whole disk.
+flash:
+	CONFIRM="$(CONFIRM)" IMAGE="$(SDCARD)" scripts/flash.sh "$(DEV)"
+
+# A Pi 4 booted from a card made with `make sdcard SDCARD_TESTS=1`, on a
+# serial adapter: reset the board when the runner says so.
+BAUD ?= 115200
+test-board:
+	@[ -n "$(SERIAL)" ] || { echo "make test-board: set SERIAL=/dev/ttyUSB0 (the board's serial adapter)"; exit 2; }
+	$(CARGO_HOST) build --release -q -p aspen-runner
+	target/release/aspen-runner serial --device $(SERIAL) --baud $(BAUD) --log $(BUILD)/test-board.log
 
 clean:
 	$(CARGO_HOST) clean

@@ -198,7 +198,7 @@ extract_pkg() {
 
 # Pi 4 firmware and device tree into $ASPEN_CACHE/rpi4.
 step_sdcard() {
-	apt_install cpio mtools fdisk dosfstools
+	apt_install cpio mtools fdisk dosfstools python3
 	local out=$ASPEN_CACHE/rpi4
 	if [ -f "$out/start4.elf" ] && [ -f "$out/fixup4.dat" ] && [ -f "$out/bcm2711-rpi-4-b.dtb" ]; then
 		return 0

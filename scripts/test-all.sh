@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-#! `make test`: the host tests of every host-testable crate, then the
-#! kernel's own tests booted under QEMU on each board through the
-#! serial-console runner. Ends with the combined `N passed, M failed`.
+#! `make test`: the host tests of every host-testable crate, the SD-card
+#! image and flash-refusal checks, then the kernel's self-tests booted under
+#! QEMU on each board through the serial-console runner. Ends with the
+#! combined `N passed, M failed`.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,38 +19,11 @@ passed=0
 failed=0
 problems=()
 
-# Host tests: every workspace crate but the kernel (cargo's default members).
-echo "== host tests"
-cargo test --release 2>&1 | tee "$LOGS/host.log"
-host_status=${PIPESTATUS[0]}
-read -r host_passed host_failed < <(awk '/^test result:/ {
-	for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-	END { print p + 0, f + 0 }' "$LOGS/host.log")
-passed=$((passed + host_passed))
-failed=$((failed + host_failed))
-if [ "$host_status" -ne 0 ] && [ "$host_failed" -eq 0 ]; then
-	failed=$((failed + 1))
-	problems+=("host tests: cargo test exited with $host_status")
-fi
-
-cargo build --release -q -p aspen-runner || exit 1
-RUNNER=target/release/aspen-runner
-
-# $1 label, $2 board, then runner arguments.
-kernel_run() {
-	local label=$1 board=$2 image log summary p f status
-	shift 2
-	echo "== kernel tests: $label"
-	image=$(make -s test-image BOARD="$board" | tail -n 1)
-	if [ ! -f "$image" ]; then
-		failed=$((failed + 1))
-		problems+=("$label: the test image did not build")
-		return
-	fi
-	log=$LOGS/kernel-$label.log
-	"$RUNNER" qemu --board "$board" --kernel "$image" --log "$log" "$@" | tee "$LOGS/kernel-$label.out"
-	status=${PIPESTATUS[0]}
-	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/kernel-$label.out" | tail -n 1)
+# Adds the last `N passed, M failed` line of $2 to the totals; a step that
+# exited non-zero ($3) without a failure counts as one failure.
+tally() {
+	local label=$1 out=$2 status=$3 summary p f
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
 	p=${summary%% passed*}
 	f=${summary#*, }
 	f=${f%% failed*}
@@ -57,15 +31,54 @@ kernel_run() {
 	failed=$((failed + ${f:-0}))
 	if [ "$status" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
 		failed=$((failed + 1))
-		problems+=("$label: runner exited with $status")
+		problems+=("$label: exited with status $status")
 	fi
+}
+
+# Host tests: every workspace crate but the kernel (cargo's default members).
+echo "== host tests"
+cargo test --release 2>&1 | tee "$LOGS/host.log"
+host_status=${PIPESTATUS[0]}
+awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+	if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+	END { printf "%d passed, %d failed\n", p, f }' "$LOGS/host.log" >"$LOGS/host.sum"
+tally "host tests" "$LOGS/host.sum" "$host_status"
+
+echo "== make flash refuses what is not a removable disk"
+tests/flash-refusal.sh 2>&1 | tee "$LOGS/flash-refusal.log"
+tally "flash refusal" "$LOGS/flash-refusal.log" "${PIPESTATUS[0]}"
+
+echo "== SD-card image"
+make -s check-sdcard 2>&1 | tee "$LOGS/sdcard.log"
+tally "SD-card image" "$LOGS/sdcard.log" "${PIPESTATUS[0]}"
+
+cargo build --release -q -p aspen-runner || exit 1
+
+
+# $1 label, then runner arguments.
+kernel_run() {
+	local label=$1
+	shift
+	echo "== kernel tests: $label"
+	target/release/aspen-runner qemu --log "$LOGS/kernel-$label.log" "$@" | tee "$LOGS/kernel-$label.out"
+	tally "kernel tests on $label" "$LOGS/kernel-$label.out" "${PIPESTATUS[0]}"
+}
+
+image() { # board, then make variables; prints the image path
+	make -s image BOARD="$@" | tail -n 1
 }
 
 # test.ram_mib: what the machine has, for the device-tree test (QEMU's
 # raspi4b describes 960 MiB of its 2 GiB in the Pi 4 device tree).
-kernel_run qemu-virt qemu-virt --memory 1G --append "semihosting test.ram_mib=1024"
-kernel_run rpi4 rpi4 --dtb "$RPI4_DTB" --append "semihosting test.ram_mib=960"
-kernel_run rpi4-no-dtb rpi4
+virt=$(image qemu-virt)
+kernel_run qemu-virt --board qemu-virt --kernel "$virt" --initrd build/initramfs.cpio \
+	--memory 1G --append "semihosting aspen.ktest test.ram_mib=1024"
+# The SD card's own kernel8.img and initramfs.cpio, with its device tree.
+kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
+	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960"
+# No device tree: board defaults, and the command line built into the image.
+nodtb=$(ASPEN_DEFAULT_CMDLINE="aspen.ktest" image rpi4 IMAGE_DIR=build/rpi4-no-dtb)
+kernel_run rpi4-no-dtb --board rpi4 --kernel "$nodtb"
 
 echo
 for p in "${problems[@]}"; do echo "problem: $p"; done

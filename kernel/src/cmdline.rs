@@ -11,16 +11,20 @@ pub struct CommandLine<'a> {
     pub semihosting: bool,
     /// `loglevel=N` (Linux numbering, 0-7) or `quiet` (= 4).
     pub log_level: log::LevelFilter,
+    /// `aspen.ktest`: run the in-kernel tests instead of the first program.
+    pub run_tests: bool,
 }
 
 impl<'a> CommandLine<'a> {
     pub fn parse(text: &'a str) -> Self {
-        let mut line = CommandLine { init: "/init", semihosting: false, log_level: log::LevelFilter::Info };
+        let mut line =
+            CommandLine { init: "/init", semihosting: false, log_level: log::LevelFilter::Info, run_tests: false };
         for word in text.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
             match key {
                 "init" if !value.is_empty() => line.init = value,
                 "semihosting" => line.semihosting = true,
+                "aspen.ktest" => line.run_tests = true,
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {

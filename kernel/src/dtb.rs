@@ -34,6 +34,13 @@ pub enum Source {
     BoardDefaultsBadDtb,
 }
 
+/// The command line when the boot loader passes none: set at build time
+/// with `ASPEN_DEFAULT_CMDLINE`, as Linux's CONFIG_CMDLINE.
+const DEFAULT_BOOTARGS: &str = match option_env!("ASPEN_DEFAULT_CMDLINE") {
+    Some(args) => args,
+    None => "",
+};
+
 /// The largest DTB the early map covers (two 2 MiB blocks from its start).
 const MAX_DTB_SIZE: u64 = 2 << 20;
 /// The early map reaches the first 4 GiB only.
@@ -50,7 +57,7 @@ impl BootInfo {
             source,
             ram,
             reserved: RangeSet::new(),
-            bootargs: "",
+            bootargs: DEFAULT_BOOTARGS,
             initrd: None,
             dtb: None,
             psci: match BOARD.power_off {
@@ -102,7 +109,9 @@ impl BootInfo {
         for r in tree.reserved.iter() {
             info.reserved.insert(PhysRange::from_start_size(PhysAddr::new(r.start), r.size)?).ok()?;
         }
-        info.bootargs = tree.bootargs;
+        if !tree.bootargs.is_empty() {
+            info.bootargs = tree.bootargs;
+        }
         info.initrd = tree.initrd.map(|(start, end)| PhysRange::new(PhysAddr::new(start), PhysAddr::new(end)));
         info.psci = match tree.psci_method {
             Some(PsciMethod::Hvc) => PsciConduit::Hvc,

@@ -12,8 +12,6 @@ use crate::memory::phys_to_virt;
 
 /// The EL1 physical timer's private interrupt (PPI 14 = INTID 30).
 pub const TIMER_INTID: u32 = 30;
-/// Timer interrupts per second.
-pub const TICK_HZ: u64 = 100;
 
 static GIC: Once<Gic> = Once::new();
 static TICKS: AtomicU64 = AtomicU64::new(0);
@@ -28,11 +26,11 @@ pub fn init() {
     });
     gic.init();
     gic.enable(TIMER_INTID);
-    timer::arm_oneshot(timer::frequency() / TICK_HZ);
-    log::info!("interrupts: GICv2 with {} lines; timer tick {} Hz", gic.lines(), TICK_HZ);
+    timer::arm_oneshot(1);
+    log::info!("interrupts: GICv2 with {} lines; timer on demand, {} ms slices", gic.lines(), crate::task::sched::TIME_SLICE_MS);
 }
 
-/// Timer ticks since `init`.
+/// Timer interrupts since `init`.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
@@ -43,8 +41,10 @@ pub fn handle() {
     while let Some(iar) = gic.acknowledge() {
         match iar & 0x3ff {
             TIMER_INTID => {
-                timer::arm_oneshot(timer::frequency() / TICK_HZ);
                 TICKS.fetch_add(1, Ordering::Relaxed);
+                let now = timer::ticks();
+                let next = crate::task::sched::on_timer(now);
+                timer::arm_oneshot(next.saturating_sub(now).max(1));
             }
             other => log::warn!("unexpected interrupt {other}"),
         }

@@ -1,7 +1,9 @@
 //! The in-kernel test harness.
 //!
 //! Tests are registered with [`kernel_test!`] into the `.kernel_tests` link
-//! section and run at boot by a test build (feature `ktest`). Results go to
+//! section and run at boot when the command line says `aspen.ktest`: every
+//! image carries its self-tests, so the image on an SD card can be tested on
+//! the board it boots. Results go to
 //! the console in the protocol the host runner (`tests/runner`) parses:
 //!
 //! ```text

@@ -22,8 +22,9 @@ mod logger;
 mod memory;
 mod panic;
 mod power;
+mod process;
+mod task;
 
-#[cfg(feature = "ktest")]
 mod tests;
 
 use crate::arch::exception;
@@ -72,15 +73,31 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
         panic!("cannot set up the frame pool: {e:?}");
     }
 
+    task::sched::init_idle();
     irq::init();
 
-    #[cfg(feature = "ktest")]
-    {
-        let all_passed = ktest::run_all();
-        println!("TEST-FINISHED");
-        if !all_passed {
-            power::fail_stop();
-        }
+    if cmdline.run_tests {
+        spawn_or_panic("ktest", run_kernel_tests);
+    } else {
+        spawn_or_panic("shutdown", |_| power::power_off());
+    }
+    task::sched::idle_loop()
+}
+
+fn spawn_or_panic(name: &str, entry: fn(usize)) {
+    match task::Task::new_kernel(name, task::sched::DEFAULT_PRIORITY, entry, 0) {
+        Ok(task) => task::sched::make_ready(task),
+        Err(e) => panic!("cannot start the {name} thread: {e:?}"),
+    }
+}
+
+/// With `aspen.ktest` on the command line, the first thread: runs every
+/// kernel test, then powers off.
+fn run_kernel_tests(_: usize) {
+    let all_passed = ktest::run_all();
+    println!("TEST-FINISHED");
+    if !all_passed {
+        power::fail_stop();
     }
     power::power_off()
 }

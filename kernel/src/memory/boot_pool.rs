@@ -34,6 +34,12 @@ impl BootTablePool {
         virt_to_phys(VirtAddr::new(core::ptr::addr_of!(POOL) as u64))
     }
 
+    /// Whether `frame` is one of the pool's pages.
+    pub fn owns(&self, frame: PhysAddr) -> bool {
+        let offset = frame.as_u64().wrapping_sub(Self::base().as_u64());
+        offset < (POOL_PAGES as u64) * PAGE_SIZE
+    }
+
     /// Pages handed out and not returned.
     pub fn pages_in_use(&self) -> u32 {
         self.used.lock().count_ones()

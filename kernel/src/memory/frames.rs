@@ -25,6 +25,11 @@ pub fn pool() -> &'static BuddyAllocator<'static> {
     POOL.get().expect("frame pool used before boot set it up")
 }
 
+/// The frame pool, if boot has set it up.
+pub fn try_pool() -> Option<&'static BuddyAllocator<'static>> {
+    POOL.get()
+}
+
 /// Sets up the frame pool over `free` (its metadata placed in the highest
 /// range with room) and the kernel heap. The linear map must cover `free`.
 pub fn init(free: &RangeSet<32>) -> Result<(), FramesError> {

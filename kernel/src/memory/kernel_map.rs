@@ -4,29 +4,59 @@
 //! and the rest of RAM read-write, never executable, in 2 MiB and 1 GiB
 //! blocks where alignment allows.
 
-use aspen_mm::paging::{LinearMap, PageAttrs, PageTable, PagingError, VaHalf};
+use aspen_mm::frame::{AllocError, FrameAllocator};
+use aspen_mm::paging::{LinearMap, Mapping, PageAttrs, PageTable, PagingError, VaHalf};
 use aspen_mm::region::RangeSet;
+use aspen_mm::tlb::TlbScope;
 use aspen_mm::{PhysAddr, PhysRange, VirtRange};
 use spin::Once;
 
 use super::boot_pool::BootTablePool;
-use super::{phys_to_virt, KernelImage, LINEAR_MAP_OFFSET};
+use super::{frames, phys_to_virt, KernelImage, LINEAR_MAP_OFFSET};
 use crate::arch::mmu;
+use crate::arch::tlb::HardwareTlb;
 use crate::board::BOARD;
 
-static TABLE_POOL: BootTablePool = BootTablePool::new();
+/// Table pages for the kernel's table: from the boot pool while the table
+/// is built (before the frame pool exists), from the frame pool afterwards
+/// (kernel stacks and other runtime mappings).
+struct KernelTableFrames {
+    boot: BootTablePool,
+}
+
+impl FrameAllocator for KernelTableFrames {
+    fn alloc_frames(&self, order: u32) -> Result<PhysAddr, AllocError> {
+        match frames::try_pool() {
+            Some(pool) => pool.alloc_frames(order),
+            None => self.boot.alloc_frames(order),
+        }
+    }
+
+    fn free_frames(&self, start: PhysAddr, order: u32) {
+        if self.boot.owns(start) {
+            self.boot.free_frames(start, order);
+        } else if let Some(pool) = frames::try_pool() {
+            pool.free_frames(start, order);
+        }
+    }
+}
+
+static TABLE_FRAMES: KernelTableFrames = KernelTableFrames { boot: BootTablePool::new() };
 // SAFETY: table pages come from the boot pool inside the kernel image, which
-// the early map and the final map both cover at LINEAR_MAP_OFFSET + PA.
+// the early map and the final map both cover at LINEAR_MAP_OFFSET + PA, and
+// later from the frame pool, whose RAM the final map covers the same way.
 static TABLE_MEMORY: LinearMap = unsafe { LinearMap::new(LINEAR_MAP_OFFSET) };
 
+type KernelTable = PageTable<'static, LinearMap, KernelTableFrames>;
+
 /// The kernel's table, once built.
-static KERNEL_TABLE: Once<spin::Mutex<PageTable<'static, LinearMap, BootTablePool>>> = Once::new();
+static KERNEL_TABLE: Once<spin::Mutex<KernelTable>> = Once::new();
 
 fn linear(range: PhysRange) -> VirtRange {
     VirtRange::new(phys_to_virt(range.start), phys_to_virt(range.end_exclusive))
 }
 
-fn map_linear(table: &mut PageTable<'static, LinearMap, BootTablePool>, range: PhysRange, attrs: PageAttrs) -> Result<(), PagingError> {
+fn map_linear(table: &mut KernelTable, range: PhysRange, attrs: PageAttrs) -> Result<(), PagingError> {
     let range = range.expand_to_pages();
     if range.is_empty() {
         return Ok(());
@@ -38,7 +68,7 @@ fn map_linear(table: &mut PageTable<'static, LinearMap, BootTablePool>, range: P
 /// windows, and switches TTBR1 to it. Afterwards TTBR0 holds an empty
 /// table: no user address space is active.
 pub fn build_and_switch(ram: &RangeSet<16>) -> Result<(), PagingError> {
-    let mut table = PageTable::new(&TABLE_MEMORY, &TABLE_POOL, VaHalf::Upper)?;
+    let mut table = PageTable::new(&TABLE_MEMORY, &TABLE_FRAMES, VaHalf::Upper)?;
     let image = KernelImage::get();
 
     let mut plain_ram = RangeSet::<32>::new();
@@ -62,7 +92,7 @@ pub fn build_and_switch(ram: &RangeSet<16>) -> Result<(), PagingError> {
     KERNEL_TABLE.call_once(|| spin::Mutex::new(table));
     log::info!(
         "kernel map: {} table pages; text R-X, rodata R, data RW-XN, RAM RW-XN, devices nGnRE",
-        TABLE_POOL.pages_in_use()
+        TABLE_FRAMES.boot.pages_in_use()
     );
     Ok(())
 }
@@ -70,4 +100,28 @@ pub fn build_and_switch(ram: &RangeSet<16>) -> Result<(), PagingError> {
 /// How the kernel's table maps `pa`'s linear address, for tests and reports.
 pub fn query(pa: PhysAddr) -> Option<aspen_mm::paging::Mapping> {
     KERNEL_TABLE.get()?.lock().query(phys_to_virt(pa))
+}
+
+/// Maps `frames` (physically contiguous) at `va` read-write for the kernel,
+/// with 4 KiB pages. Used for kernel stacks, whose guard pages are the
+/// unmapped pages around them.
+pub fn map_kernel_pages(va: VirtRange, pa: PhysAddr) -> Result<(), PagingError> {
+    let table = KERNEL_TABLE.get().expect("kernel table used before boot built it");
+    table.lock().map(va, pa, PageAttrs::KERNEL_RW)?;
+    // The new entries were invalid before (no TLBI needed) but must be
+    // visible to this CPU's walker before the kernel uses them.
+    // SAFETY: barriers only.
+    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+    Ok(())
+}
+
+/// Unmaps `va` from the kernel's table; the TLB entries are gone (on every
+/// CPU) when this returns. Returns the leaves that were mapped there.
+pub fn unmap_kernel_pages(va: VirtRange, mut released: impl FnMut(Mapping)) -> Result<(), PagingError> {
+    let table = KERNEL_TABLE.get().expect("kernel table used before boot built it");
+    let mut table = table.lock();
+    let mut editor = table.edit(&HardwareTlb, TlbScope::AllAsids, |m| released(m));
+    editor.unmap(va)?;
+    editor.finish();
+    Ok(())
 }

@@ -3,3 +3,4 @@
 mod boot;
 mod memory;
 mod irq;
+mod sched;

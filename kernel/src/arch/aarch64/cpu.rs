@@ -33,3 +33,10 @@ pub fn disable_irqs() -> bool {
 pub fn wait_for_interrupt() {
     asm::wfi();
 }
+
+/// Puts the IRQ mask back as `disable_irqs` found it.
+pub fn restore_irqs(were_enabled: bool) {
+    if were_enabled {
+        enable_irqs();
+    }
+}

@@ -208,8 +208,13 @@ pub fn install_vectors() {
 #[no_mangle]
 extern "C" fn aspen_exception_dispatch(frame: &mut TrapFrame, kind: u64) {
     let kind = VectorKind(kind);
-    if kind == VectorKind::CURRENT_SPX_IRQ || kind == VectorKind::LOWER_A64_IRQ {
+    if kind == VectorKind::CURRENT_SPX_IRQ {
         crate::irq::handle();
+        return;
+    }
+    if kind == VectorKind::LOWER_A64_IRQ {
+        crate::irq::handle();
+        crate::task::sched::preempt_if_needed();
         return;
     }
     let syndrome = Syndrome::read();

@@ -61,6 +61,9 @@ save_and_dispatch:
     mov     x0, sp
     bl      aspen_exception_dispatch
 
+// Returns from the `TrapFrame` at sp (also the first entry of a new user task).
+.global aspen_exception_return
+aspen_exception_return:
     ldp     x2, x3, [sp, #256]
     msr     elr_el1, x2
     msr     spsr_el1, x3

@@ -62,6 +62,11 @@ pub fn replace_kernel_table(root: PhysAddr) {
     unsafe { core::arch::asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
 }
 
+/// Points TTBR0 at the empty table (ASID 0): no user address space.
+pub fn set_empty_user_table() {
+    set_user_table(empty_table_pa(), 0);
+}
+
 /// Writes TTBR0 with a table and an ASID in one register write.
 pub fn set_user_table(root: PhysAddr, asid: u16) {
     TTBR0_EL1.set(root.as_u64() | (u64::from(asid) << 48));

@@ -1,0 +1,267 @@
+//! The scheduler: fixed priorities (0 highest .. PRIORITIES-1 lowest),
+//! round robin within a priority, preemption at the end of a time slice or
+//! when a higher-priority task wakes.
+//!
+//! Uniprocessor: it runs with interrupts masked on the one running CPU.
+//! Kernel code is not preempted; a task is switched out only when it
+//! blocks, yields, or is about to return to EL0 with a reschedule pending.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::Mutex;
+
+use super::{CpuContext, FpState, Task, TaskState};
+use crate::arch::{cpu, timer};
+
+pub const PRIORITIES: usize = 32;
+/// What tasks get unless they ask for another.
+pub const DEFAULT_PRIORITY: u8 = 16;
+/// A task runs this long before others of its priority get a turn.
+pub const TIME_SLICE_MS: u64 = 10;
+
+extern "C" {
+    fn aspen_switch(prev: *mut CpuContext, next: *const CpuContext);
+    fn aspen_fp_save(state: *mut FpState);
+    fn aspen_fp_restore(state: *const FpState);
+}
+
+struct RunQueues {
+    queues: [VecDeque<Arc<Task>>; PRIORITIES],
+    /// Bit p set: queue p is not empty.
+    nonempty: u32,
+}
+
+impl RunQueues {
+    fn push(&mut self, task: Arc<Task>) {
+        let p = (task.priority as usize).min(PRIORITIES - 1);
+        self.queues[p].push_back(task);
+        self.nonempty |= 1 << p;
+    }
+
+    fn pop(&mut self) -> Option<Arc<Task>> {
+        if self.nonempty == 0 {
+            return None;
+        }
+        let p = self.nonempty.trailing_zeros() as usize;
+        let task = self.queues[p].pop_front();
+        if self.queues[p].is_empty() {
+            self.nonempty &= !(1 << p);
+        }
+        task
+    }
+
+    /// The best priority waiting, if any.
+    fn best(&self) -> Option<u8> {
+        (self.nonempty != 0).then(|| self.nonempty.trailing_zeros() as u8)
+    }
+}
+
+struct Scheduler {
+    run: RunQueues,
+    current: Option<Arc<Task>>,
+    idle: Option<Arc<Task>>,
+    /// Blocked tasks with a wake-up time (counter ticks), unsorted.
+    sleepers: Vec<(u64, Arc<Task>)>,
+    /// The task just switched away from, released by the task switched to
+    /// (once nothing runs on its stack any more).
+    switched_out: Option<Arc<Task>>,
+    slice_end: u64,
+}
+
+static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: 0 },
+    current: None,
+    idle: None,
+    sleepers: Vec::new(),
+    switched_out: None,
+    slice_end: 0,
+});
+
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+fn slice_ticks() -> u64 {
+    timer::frequency() * TIME_SLICE_MS / 1000
+}
+
+/// Makes the code running now (boot, on the boot stack) the idle task.
+pub fn init_idle() {
+    let idle = Task::with_stack("idle", u8::MAX, None, CpuContext::default());
+    idle.set_state(TaskState::Running);
+    let mut s = SCHED.lock();
+    s.idle = Some(idle.clone());
+    s.current = Some(idle);
+}
+
+/// The task running on this CPU.
+pub fn current() -> Arc<Task> {
+    SCHED.lock().current.clone().expect("scheduler used before init_idle")
+}
+
+/// Queues `task` to run. A task of better priority than the running one
+/// asks for a reschedule.
+pub fn make_ready(task: Arc<Task>) {
+    let irq = cpu::disable_irqs();
+    {
+        let mut s = SCHED.lock();
+        task.set_state(TaskState::Ready);
+        s.sleepers.retain(|(_, t)| !Arc::ptr_eq(t, &task));
+        if let Some(current) = &s.current {
+            if task.priority < current.priority {
+                NEED_RESCHED.store(true, Ordering::Relaxed);
+            }
+        }
+        s.run.push(task);
+    }
+    cpu::restore_irqs(irq);
+}
+
+/// Wakes a blocked task; does nothing to a task in any other state.
+pub fn wake(task: &Arc<Task>) {
+    if task.state() == TaskState::Blocked {
+        make_ready(task.clone());
+    }
+}
+
+/// Gives the CPU to the next ready task of the same or better priority.
+pub fn yield_now() {
+    schedule();
+}
+
+/// Blocks the running task until `wake` (or, with a deadline in counter
+/// ticks, until then).
+pub fn block(deadline: Option<u64>) {
+    let irq = cpu::disable_irqs();
+    {
+        let mut s = SCHED.lock();
+        let current = s.current.clone().expect("block before init_idle");
+        current.set_state(TaskState::Blocked);
+        if let Some(deadline) = deadline {
+            s.sleepers.push((deadline, current));
+        }
+    }
+    schedule();
+    cpu::restore_irqs(irq);
+}
+
+/// Sleeps for at least `ticks` counter ticks.
+pub fn sleep_ticks(ticks: u64) {
+    block(Some(timer::ticks().saturating_add(ticks)));
+}
+
+/// Called from the timer interrupt: wakes sleepers whose time has come and
+/// ends the running task's slice. Returns when the timer should fire next.
+pub fn on_timer(now: u64) -> u64 {
+    let mut s = SCHED.lock();
+    let mut woken = Vec::new();
+    s.sleepers.retain(|(deadline, task)| {
+        let due = *deadline <= now;
+        if due {
+            woken.push(task.clone());
+        }
+        !due
+    });
+    for task in woken {
+        task.set_state(TaskState::Ready);
+        s.run.push(task);
+    }
+    let current_priority = s.current.as_ref().map_or(u8::MAX, |t| t.priority);
+    let preempt_by_priority = s.run.best().is_some_and(|p| p < current_priority);
+    let slice_over = now >= s.slice_end && s.run.best().is_some_and(|p| p <= current_priority);
+    if preempt_by_priority || slice_over {
+        NEED_RESCHED.store(true, Ordering::Relaxed);
+    }
+    let next_slice = if now >= s.slice_end { now + slice_ticks() } else { s.slice_end };
+    s.sleepers.iter().map(|(d, _)| *d).fold(next_slice, u64::min)
+}
+
+/// Switches if a reschedule is pending; called before returning to EL0
+/// and by the idle loop.
+pub fn preempt_if_needed() {
+    if NEED_RESCHED.load(Ordering::Relaxed) {
+        schedule();
+    }
+}
+
+/// Ends the running kernel thread.
+#[no_mangle]
+extern "C" fn aspen_kernel_thread_exit() -> ! {
+    exit_current(TaskState::Exited(0));
+    unreachable!("an exited task was scheduled again");
+}
+
+/// Marks the running task finished and switches away for good. A kernel
+/// thread is freed by the next task; a user task stays referenced by its
+/// process until its parent reaps it.
+pub fn exit_current(state: TaskState) {
+    cpu::disable_irqs();
+    current().set_state(state);
+    schedule();
+}
+
+/// Runs on every task's first switch-in: what `schedule` does after a
+/// switch returns.
+#[no_mangle]
+extern "C" fn aspen_task_started() {
+    after_switch();
+    cpu::enable_irqs();
+}
+
+fn after_switch() {
+    let switched_out = SCHED.lock().switched_out.take();
+    // Nothing runs on its stack now; this may be the last reference.
+    drop(switched_out);
+}
+
+/// Picks the next task and switches to it.
+fn schedule() {
+    let irq = cpu::disable_irqs();
+    NEED_RESCHED.store(false, Ordering::Relaxed);
+    let mut s = SCHED.lock();
+    let prev = s.current.clone().expect("schedule before init_idle");
+    let idle = s.idle.clone().expect("schedule before init_idle");
+    if prev.state() == TaskState::Running {
+        prev.set_state(TaskState::Ready);
+        if !Arc::ptr_eq(&prev, &idle) {
+            s.run.push(prev.clone());
+        }
+    }
+    let next = s.run.pop().unwrap_or(idle);
+    next.set_state(TaskState::Running);
+    if Arc::ptr_eq(&prev, &next) {
+        drop(s);
+        cpu::restore_irqs(irq);
+        return;
+    }
+    s.slice_end = timer::ticks() + slice_ticks();
+    let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
+    let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
+    crate::process::activate(&next);
+    s.current = Some(next);
+    s.switched_out = Some(prev);
+    drop(s);
+    // SAFETY: interrupts are masked and only this CPU schedules, so nobody
+    // else touches either task's context or FP state. `switched_out` keeps
+    // the previous task (and its stack) alive until the next task has
+    // switched in, `current` keeps the next one; both contexts are complete
+    // (saved by a switch, or made by `starting_at`).
+    unsafe {
+        aspen_fp_save(prev_fp);
+        aspen_fp_restore(next_fp);
+        aspen_switch(prev_ctx, next_ctx);
+    }
+    after_switch();
+    cpu::restore_irqs(irq);
+}
+
+/// The idle loop: the boot CPU's last stop, waiting for interrupts.
+pub fn idle_loop() -> ! {
+    loop {
+        cpu::enable_irqs();
+        cpu::wait_for_interrupt();
+        cpu::disable_irqs();
+        preempt_if_needed();
+    }
+}
