@@ -14,9 +14,3 @@ pub unsafe fn init(start: *mut u8, size: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { HEAP.lock().init(start, size) };
 }
-
-/// Bytes in use and bytes free.
-pub fn usage() -> (usize, usize) {
-    let heap = HEAP.lock();
-    (heap.used(), heap.free())
-}

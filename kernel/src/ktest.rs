@@ -102,16 +102,16 @@ pub const fn short_name(path: &'static str) -> &'static str {
 }
 
 extern "C" {
-    static __kernel_tests_start: KernelTest;
-    static __kernel_tests_end: KernelTest;
+    static __kernel_tests_start: u8;
+    static __kernel_tests_end: u8;
 }
 
 fn registered() -> &'static [KernelTest] {
     // SAFETY: the linker script places every `KernelTest` static between
     // these two symbols, contiguously and aligned, in read-only data.
     unsafe {
-        let start = core::ptr::addr_of!(__kernel_tests_start);
-        let end = core::ptr::addr_of!(__kernel_tests_end);
+        let start = core::ptr::addr_of!(__kernel_tests_start) as *const KernelTest;
+        let end = core::ptr::addr_of!(__kernel_tests_end) as *const KernelTest;
         let count = (end as usize - start as usize) / core::mem::size_of::<KernelTest>();
         core::slice::from_raw_parts(start, count)
     }

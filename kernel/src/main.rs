@@ -70,7 +70,7 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     }
     arch::mmu::configure(arch::mmu::asid_bits());
     if let Err(e) = memory::frames::init(&free) {
-        panic!("cannot set up the frame pool: {e:?}");
+        panic!("cannot set up the frame pool: {e}");
     }
 
     task::sched::init_idle();

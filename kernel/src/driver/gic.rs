@@ -96,10 +96,6 @@ impl Gic {
         self.dist.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
     }
 
-    pub fn disable(&self, intid: u32) {
-        self.dist.icenabler[(intid / 32) as usize].set(1 << (intid % 32));
-    }
-
     /// Acknowledges the highest-priority pending interrupt, if any.
     pub fn acknowledge(&self) -> Option<u32> {
         let iar = self.cpu.iar.get();

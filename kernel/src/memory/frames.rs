@@ -14,10 +14,20 @@ static POOL: Once<BuddyAllocator<'static>> = Once::new();
 /// kernel's bookkeeping; address spaces take frames from the pool.
 const HEAP_ORDER: u32 = aspen_mm::frame::MAX_ORDER;
 
+/// Why the frame pool or the heap could not be set up.
 #[derive(Debug)]
 pub enum FramesError {
     Pool(InitError),
     NoHeap,
+}
+
+impl core::fmt::Display for FramesError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Pool(e) => write!(f, "frame pool: {e:?}"),
+            Self::NoHeap => f.write_str("no contiguous run left for the kernel heap"),
+        }
+    }
 }
 
 /// The frame pool. Panics if called before [`init`] (boot order bug).

@@ -103,7 +103,13 @@ pub fn print_map(info: &BootInfo, free: &RangeSet<32>) {
     if let Some(initrd) = info.initrd {
         log::info!("  initrd     {:?}", initrd);
     }
-    for r in info.reserved.as_slice().iter().chain(BOARD.reserved) {
+    let mut reserved = info.reserved;
+    for r in BOARD.reserved {
+        // The DTB's list plus a few board ranges stays within capacity; a
+        // range that does not fit is only missing from this printout.
+        let _ = reserved.insert(*r);
+    }
+    for r in reserved.as_slice() {
         log::info!("  reserved   {:?}", r);
     }
     for w in BOARD.mmio {

@@ -105,7 +105,7 @@ impl Task {
             fn aspen_task_entry_kernel();
         }
         let context = CpuContext::starting_at(
-            aspen_task_entry_kernel as usize as u64,
+            aspen_task_entry_kernel as *const () as u64,
             stack.top().as_u64(),
             entry as usize as u64,
             arg as u64,
@@ -119,10 +119,5 @@ impl Task {
 
     fn set_state(&self, state: TaskState) {
         *self.state.lock() = state;
-    }
-
-    /// The kernel stack's guard range contains `addr` (a stack overflow).
-    pub fn stack_guard_hit(&self, addr: u64) -> bool {
-        self.stack.as_ref().is_some_and(|s| s.guards(aspen_mm::VirtAddr::new(addr)))
     }
 }

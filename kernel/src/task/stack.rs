@@ -85,12 +85,6 @@ impl KernelStack {
     pub fn top(&self) -> VirtAddr {
         self.range().end_exclusive
     }
-
-    /// Whether `addr` lies in this stack's guard range.
-    pub fn guards(&self, addr: VirtAddr) -> bool {
-        let guard = VirtRange::new(self.range().start - (SLOT_SIZE - STACK_SIZE), self.range().start);
-        guard.contains(addr)
-    }
 }
 
 impl Drop for KernelStack {

@@ -63,7 +63,7 @@ kernel_test!(fn the_user_half_is_empty_while_no_task_runs() -> TestResult {
 });
 
 kernel_test!(fn writing_kernel_text_faults_with_a_decoded_report() -> TestResult {
-    let target = kernel_text_probe as usize as *mut u32;
+    let target = kernel_text_probe as *const () as *mut u32;
     // SAFETY: the write faults (text is read-only); the probe turns the
     // fault into a value, so the text is never changed.
     let fault = match probe(|| unsafe { target.write_volatile(0xd503_201f) }) {
@@ -144,5 +144,13 @@ kernel_test!(fn frame_pool_never_hands_out_the_kernel_or_the_dtb() -> TestResult
         }
     }
     check!(pool.meta(PhysAddr::new(image.start.as_u64())).is_none(), "the kernel's first frame has pool metadata");
+    Ok(())
+});
+
+kernel_test!(fn asid_width_follows_the_cpu() -> TestResult {
+    let bits = crate::arch::mmu::asid_bits();
+    check!(bits == 8 || bits == 16, "ASID width {bits}");
+    // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them.
+    check_eq!(crate::arch::mmu::asid16_enabled(), bits == 16);
     Ok(())
 });

@@ -47,7 +47,7 @@ core::arch::global_asm!(
 /// block sizes, so the change is break-before-make: the switch runs from
 /// the identity map (TTBR0) while TTBR1 is empty and its TLB entries gone.
 pub fn replace_kernel_table(root: PhysAddr) {
-    let switch_identity = virt_to_phys(aspen_mm::VirtAddr::new(aspen_replace_ttbr1 as usize as u64)).as_u64();
+    let switch_identity = virt_to_phys(aspen_mm::VirtAddr::new(aspen_replace_ttbr1 as *const () as u64)).as_u64();
     // SAFETY: the boot identity map in TTBR0 still covers the kernel image,
     // so the routine runs at its physical address; it touches no memory and
     // returns to our high-half return address once the new TTBR1 is live,

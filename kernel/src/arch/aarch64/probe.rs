@@ -36,7 +36,7 @@ pub struct Fault {
 static ACTIVE: [AtomicPtr<ProbeContext>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
 extern "C" {
-    fn aspen_probe(f: extern "C" fn(*mut u8), arg: *mut u8, ctx: *mut ProbeContext) -> u64;
+    fn aspen_probe(f: extern "C" fn(*mut u8), arg: *mut u8, ctx: *mut u8) -> u64;
     fn aspen_probe_landing();
 }
 
@@ -67,7 +67,9 @@ pub fn probe<F: FnOnce() -> R, R>(f: F) -> Result<R, Fault> {
     // and calls `trampoline` with `call`, both of which outlive the call. On
     // a fault, `recover` redirects the exception return to the landing pad,
     // which restores that state and returns 1 as if from `aspen_probe`.
-    let faulted = unsafe { aspen_probe(trampoline::<F, R>, &mut call as *mut Call<F, R> as *mut u8, &mut ctx) };
+    let faulted = unsafe {
+        aspen_probe(trampoline::<F, R>, &mut call as *mut Call<F, R> as *mut u8, &mut ctx as *mut ProbeContext as *mut u8)
+    };
     slot.store(previous, Ordering::Release);
     if faulted != 0 {
         // SAFETY: the handler wrote the fault before resuming at the landing pad.
@@ -88,7 +90,7 @@ pub fn recover(frame: &mut TrapFrame, syndrome: Syndrome) -> bool {
     // SAFETY: a non-null slot points at the `ProbeContext` of a `probe` call
     // still running on this CPU (its frame is below us on this stack).
     unsafe { *(*ctx).fault.get() = Some(Fault { syndrome, elr: frame.elr }) };
-    frame.elr = aspen_probe_landing as usize as u64;
+    frame.elr = aspen_probe_landing as *const () as u64;
     frame.x[0] = ctx as u64;
     true
 }
