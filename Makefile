@@ -35,7 +35,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image initramfs run test bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user initramfs run test bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -61,16 +61,29 @@ image: $(BUILD)/toolchain.mk
 	$(call kernel,$(BOARD),$(IMAGE_DIR))
 	@echo $(IMAGE_DIR)/$(IMAGE_NAME)
 
-# The initramfs: /etc/aspen-release; mk-initramfs.sh adds /dev, /dev/console,
-# /tmp and /proc.
+# Aspen's own user space (user/): static Linux aarch64 programs. They may use
+# FP/SIMD, so they build for the hard-float target.
+USER_TARGET := aarch64-unknown-none
+USER_OUT := target/$(USER_TARGET)/release
+USER_PROGRAMS := init usertests hello
+
+user: $(BUILD)/toolchain.mk
+	$(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER=ld.lld $(CROSS_CARGO) build --release \
+		--target $(USER_TARGET) $(CROSS_FLAGS) $(foreach p,$(USER_PROGRAMS),-p aspen-$(p))
+
+# The initramfs: /init, /bin/usertests, /bin/hello, /etc/aspen-release;
+# mk-initramfs.sh adds /dev, /dev/console, /tmp and /proc.
 ASPEN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 ROOTFS := $(BUILD)/rootfs
 INITRAMFS := $(BUILD)/initramfs.cpio
 
-initramfs:
+initramfs: user
 	rm -rf $(ROOTFS)
-	mkdir -p $(ROOTFS)/etc
+	mkdir -p $(ROOTFS)/etc $(ROOTFS)/bin
 	echo "Aspen $(ASPEN_VERSION)" >$(ROOTFS)/etc/aspen-release
+	$(OBJCOPY) --strip-all $(USER_OUT)/init $(ROOTFS)/init
+	$(OBJCOPY) --strip-all $(USER_OUT)/usertests $(ROOTFS)/bin/usertests
+	$(OBJCOPY) --strip-all $(USER_OUT)/hello $(ROOTFS)/bin/hello
 	scripts/mk-initramfs.sh $(ROOTFS) $(INITRAMFS)
 
 # QEMU command lines for `make run`.
@@ -97,8 +110,9 @@ test: $(BUILD)/toolchain.mk
 RPI4_OUT := $(BUILD)/rpi4
 SDCARD := $(RPI4_OUT)/sdcard.img
 IMAGE_CHECK := target/release/aspen-image-check
-# SDCARD_TESTS=1: the card's kernel runs its self-tests at boot (for test-board).
-SDCARD_CMDLINE := $(shell cat bsp/rpi4/boot/cmdline.txt)$(if $(SDCARD_TESTS), aspen.ktest)
+# SDCARD_TESTS=1: the card's kernel runs its self-tests at boot, then init
+# runs the user tests (for test-board).
+SDCARD_CMDLINE := $(shell cat bsp/rpi4/boot/cmdline.txt)$(if $(SDCARD_TESTS), aspen.ktest -- --run-tests)
 # The config.txt lines the Pi 4 cannot boot Aspen without.
 RPI4_CONFIG_LINES := arm_64bit=1 enable_uart=1 init_uart_clock=48000000 \
 	kernel=kernel8.img kernel_address=0x80000 device_tree=bcm2711-rpi-4-b.dtb

@@ -22,7 +22,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 ASPEN_CACHE=${ASPEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aspen}
+# The kernel's target (soft-float) and user space's (hard-float).
 TARGET=aarch64-unknown-none-softfloat
+USER_TARGET=aarch64-unknown-none
 export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "bootstrap: $*" >&2; }
@@ -123,17 +125,21 @@ EOT
 	apt_update
 }
 
+# Whether rustup has (or can add) target $1.
+rustup_target() {
+	rustup target list --installed 2>/dev/null | grep -qx "$1" && return 0
+	timeout 120 rustup target add "$1" >/dev/null 2>&1
+	rustup target list --installed 2>/dev/null | grep -qx "$1"
+}
+
 step_toolchain() {
 	mkdir -p "$BUILD_DIR"
 	local out=$BUILD_DIR/toolchain.mk
 	apt_install lld binutils-aarch64-linux-gnu
 	if [ "${ASPEN_TOOLCHAIN:-auto}" != debian ] && command -v rustup >/dev/null &&
-		command -v cargo >/dev/null &&
-		{ rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
-			timeout 120 rustup target add "$TARGET" >/dev/null 2>&1; } &&
-		rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+		command -v cargo >/dev/null && rustup_target "$TARGET" && rustup_target "$USER_TARGET"; then
 		cat >"$out" <<EOT
-# Written by scripts/bootstrap.sh: rustup with the $TARGET target.
+# Written by scripts/bootstrap.sh: rustup with the $TARGET and $USER_TARGET targets.
 CROSS_CARGO := $(command -v cargo)
 CROSS_ENV :=
 CROSS_FLAGS :=

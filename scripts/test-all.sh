@@ -70,13 +70,16 @@ image() { # board, then make variables; prints the image path
 
 # test.ram_mib: what the machine has, for the device-tree test (QEMU's
 # raspi4b describes 960 MiB of its 2 GiB in the Pi 4 device tree).
+# Each run: the kernel's self-tests, then init runs the user test suite
+# (`-- --run-tests`) and powers off.
 virt=$(image qemu-virt)
 kernel_run qemu-virt --board qemu-virt --kernel "$virt" --initrd build/initramfs.cpio \
-	--memory 1G --append "semihosting aspen.ktest test.ram_mib=1024"
+	--memory 1G --append "semihosting aspen.ktest test.ram_mib=1024 -- --run-tests"
 # The SD card's own kernel8.img and initramfs.cpio, with its device tree.
 kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
-	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960"
-# No device tree: board defaults, and the command line built into the image.
+	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960 -- --run-tests"
+# No device tree (so no initrd either): board defaults, and the command
+# line built into the image.
 nodtb=$(ASPEN_DEFAULT_CMDLINE="aspen.ktest" image rpi4 IMAGE_DIR=build/rpi4-no-dtb)
 kernel_run rpi4-no-dtb --board rpi4 --kernel "$nodtb"
 

@@ -5,6 +5,8 @@
 /// What Aspen understands of its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandLine<'a> {
+    /// The words after ` -- `: the first program's arguments.
+    init_args: &'a str,
     /// `init=PATH`: the first program (default `/init`).
     pub init: &'a str,
     /// `semihosting`: the emulator may be ended through semihosting.
@@ -13,18 +15,31 @@ pub struct CommandLine<'a> {
     pub log_level: log::LevelFilter,
     /// `aspen.ktest`: run the in-kernel tests instead of the first program.
     pub run_tests: bool,
+    /// `aspen.strace`: log every system call.
+    pub trace_syscalls: bool,
 }
 
 impl<'a> CommandLine<'a> {
     pub fn parse(text: &'a str) -> Self {
-        let mut line =
-            CommandLine { init: "/init", semihosting: false, log_level: log::LevelFilter::Info, run_tests: false };
-        for word in text.split_ascii_whitespace() {
+        let (kernel_words, init_args) = match text.split_once(" -- ") {
+            Some((kernel, init)) => (kernel, init),
+            None => (text.strip_suffix(" --").unwrap_or(text), ""),
+        };
+        let mut line = CommandLine {
+            init_args,
+            init: "/init",
+            semihosting: false,
+            log_level: log::LevelFilter::Info,
+            run_tests: false,
+            trace_syscalls: false,
+        };
+        for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
             match key {
                 "init" if !value.is_empty() => line.init = value,
                 "semihosting" => line.semihosting = true,
                 "aspen.ktest" => line.run_tests = true,
+                "aspen.strace" => line.trace_syscalls = true,
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {
@@ -35,6 +50,13 @@ impl<'a> CommandLine<'a> {
             }
         }
         line
+    }
+}
+
+impl<'a> CommandLine<'a> {
+    /// The first program's arguments (after its path).
+    pub fn init_args(&self) -> impl Iterator<Item = &'a str> {
+        self.init_args.split_ascii_whitespace()
     }
 }
 

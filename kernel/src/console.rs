@@ -30,6 +30,18 @@ pub fn print(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes raw bytes (a task's output), with `\n` sent as `\r\n`.
+pub fn write_bytes(data: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        for &byte in data {
+            if byte == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(byte);
+        }
+    }
+}
+
 /// Prints even if the console lock is held (by a CPU that crashed with it).
 pub fn emergency_print(args: fmt::Arguments<'_>) {
     let mut guard = CONSOLE.try_lock();

@@ -22,7 +22,9 @@ mod logger;
 mod memory;
 mod panic;
 mod power;
+mod files;
 mod process;
+mod syscall;
 mod task;
 
 mod tests;
@@ -58,6 +60,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if cmdline.semihosting {
         firmware::enable_semihosting();
     }
+    if cmdline.trace_syscalls {
+        syscall::enable_trace();
+    }
     firmware::set_psci_conduit(info.psci);
 
     println!();
@@ -68,10 +73,13 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if let Err(e) = memory::kernel_map::build_and_switch(&info.ram) {
         panic!("cannot build the kernel's translation tables: {e:?}");
     }
-    arch::mmu::configure(arch::mmu::asid_bits());
+    let asid_bits = arch::mmu::asid_bits();
+    arch::mmu::configure(asid_bits);
     if let Err(e) = memory::frames::init(&free) {
         panic!("cannot set up the frame pool: {e}");
     }
+    memory::user_env::init(asid_bits);
+    files::init(info.initrd);
 
     task::sched::init_idle();
     irq::init();
@@ -79,22 +87,42 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if cmdline.run_tests {
         spawn_or_panic("ktest", run_kernel_tests);
     } else {
-        spawn_or_panic("shutdown", |_| power::power_off());
+        start_init();
     }
     task::sched::idle_loop()
 }
 
+/// Starts the first program: `init=` (default `/init`), with the words
+/// after `--` on the command line as its arguments, as Linux does.
+fn start_init() {
+    let bootargs = boot_info().bootargs;
+    let cmdline = CommandLine::parse(bootargs);
+    let path = cmdline.init.as_bytes();
+    let mut argv: alloc::vec::Vec<&[u8]> = alloc::vec![path];
+    argv.extend(cmdline.init_args().map(str::as_bytes));
+    match process::spawn_init(path, &argv) {
+        Ok(init) => log::info!("started {} as pid {}", cmdline.init, init.pid),
+        Err(e) => panic!("cannot start {}: {e}", cmdline.init),
+    }
+}
+
 fn spawn_or_panic(name: &str, entry: fn(usize)) {
-    match task::Task::new_kernel(name, task::sched::DEFAULT_PRIORITY, entry, 0) {
+    match task::Task::new_kernel(task::sched::DEFAULT_PRIORITY, entry, 0) {
         Ok(task) => task::sched::make_ready(task),
         Err(e) => panic!("cannot start the {name} thread: {e:?}"),
     }
 }
 
 /// With `aspen.ktest` on the command line, the first thread: runs every
-/// kernel test, then powers off.
+/// kernel test; then, if init has arguments (`-- --run-tests`), starts init
+/// to run the user tests, else ends the run and powers off.
 fn run_kernel_tests(_: usize) {
     let all_passed = ktest::run_all();
+    let init_has_work = CommandLine::parse(boot_info().bootargs).init_args().next().is_some();
+    if all_passed && init_has_work {
+        start_init();
+        return;
+    }
     println!("TEST-FINISHED");
     if !all_passed {
         power::fail_stop();

@@ -7,6 +7,7 @@
 mod boot_pool;
 pub mod frames;
 pub mod kernel_map;
+pub mod user_env;
 
 use aspen_mm::region::RangeSet;
 use aspen_mm::{PhysAddr, PhysRange, VirtAddr};

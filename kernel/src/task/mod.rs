@@ -6,7 +6,6 @@ pub mod stack;
 
 core::arch::global_asm!(include_str!("switch.s"));
 
-use alloc::string::String;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
+use crate::process::Process;
 
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
@@ -68,12 +68,13 @@ pub enum TaskState {
 pub struct Task {
     pub pid: Pid,
     pub priority: u8,
-    pub name: Mutex<String>,
     state: Mutex<TaskState>,
     context: UnsafeCell<CpuContext>,
     fp: UnsafeCell<FpState>,
     /// `None` for the boot CPU's idle task, which runs on the boot stack.
     stack: Option<KernelStack>,
+    /// The process a user task runs; `None` for kernel threads.
+    process: Mutex<Option<Arc<Process>>>,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -86,20 +87,22 @@ unsafe impl Send for Task {}
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
 impl Task {
-    fn with_stack(name: &str, priority: u8, stack: Option<KernelStack>, context: CpuContext) -> Arc<Self> {
+    fn with_stack(priority: u8, stack: Option<KernelStack>, context: CpuContext) -> Arc<Self> {
+        // The idle task (no stack of its own) is 0; the first process, 1.
+        let pid = if stack.is_some() { NEXT_PID.fetch_add(1, Ordering::Relaxed) } else { 0 };
         Arc::new(Self {
-            pid: NEXT_PID.fetch_add(1, Ordering::Relaxed),
+            pid,
             priority,
-            name: Mutex::new(String::from(name)),
             state: Mutex::new(TaskState::Ready),
             context: UnsafeCell::new(context),
             fp: UnsafeCell::new(FpState::new()),
             stack,
+            process: Mutex::new(None),
         })
     }
 
     /// A kernel thread that runs `entry(arg)` and exits when it returns.
-    pub fn new_kernel(name: &str, priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
+    pub fn new_kernel(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
         extern "C" {
             fn aspen_task_entry_kernel();
@@ -110,7 +113,33 @@ impl Task {
             entry as usize as u64,
             arg as u64,
         );
-        Ok(Self::with_stack(name, priority, Some(stack), context))
+        Ok(Self::with_stack(priority, Some(stack), context))
+    }
+
+    /// A user task: its first switch-in returns to EL0 through the trap
+    /// frame the caller puts in the top `frame_size` bytes of its stack.
+    pub fn new_user(priority: u8, frame_size: usize) -> Result<Arc<Self>, StackError> {
+        let stack = KernelStack::new()?;
+        extern "C" {
+            fn aspen_task_entry_user();
+        }
+        let frame = stack.top().as_u64() - frame_size as u64;
+        let context = CpuContext::starting_at(aspen_task_entry_user as *const () as u64, frame, 0, 0);
+        Ok(Self::with_stack(priority, Some(stack), context))
+    }
+
+    /// The top of the kernel stack (0 for the idle task).
+    pub fn stack_top(&self) -> u64 {
+        self.stack.as_ref().map_or(0, |s| s.top().as_u64())
+    }
+
+    /// The process this task runs, if it is a user task.
+    pub fn process(&self) -> Option<Arc<Process>> {
+        self.process.lock().clone()
+    }
+
+    pub fn set_process(&self, process: Arc<Process>) {
+        *self.process.lock() = Some(process);
     }
 
     pub fn state(&self) -> TaskState {

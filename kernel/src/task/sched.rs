@@ -88,7 +88,7 @@ fn slice_ticks() -> u64 {
 
 /// Makes the code running now (boot, on the boot stack) the idle task.
 pub fn init_idle() {
-    let idle = Task::with_stack("idle", u8::MAX, None, CpuContext::default());
+    let idle = Task::with_stack(u8::MAX, None, CpuContext::default());
     idle.set_state(TaskState::Running);
     let mut s = SCHED.lock();
     s.idle = Some(idle.clone());
@@ -131,7 +131,9 @@ pub fn yield_now() {
 }
 
 /// Blocks the running task until `wake` (or, with a deadline in counter
-/// ticks, until then).
+/// ticks, until then). The scheduler keeps only running, ready and sleeping
+/// tasks alive: whoever will wake a task blocked without a deadline must
+/// hold a reference to it (a process holds its task).
 pub fn block(deadline: Option<u64>) {
     let irq = cpu::disable_irqs();
     {

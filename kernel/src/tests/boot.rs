@@ -8,6 +8,12 @@ kernel_test!(fn command_line_ignores_unknown_words() -> TestResult {
     check_eq!(line.init, "/bin/sh");
     check!(line.semihosting);
     check_eq!(line.log_level, log::LevelFilter::Warn);
+    check!(line.init_args().next().is_none());
+    // Words after `--` belong to init, even ones the kernel would know.
+    let line = crate::cmdline::CommandLine::parse("loglevel=7 -- --run-tests semihosting");
+    check_eq!(line.log_level, log::LevelFilter::Debug);
+    check!(!line.semihosting);
+    check_eq!(line.init_args().collect::<alloc::vec::Vec<_>>(), alloc::vec!["--run-tests", "semihosting"]);
     Ok(())
 });
 

@@ -13,7 +13,7 @@ use crate::{check, check_eq, kernel_test};
 
 /// Runs `entry(arg)` in a new kernel thread of `priority` and returns it.
 fn spawn(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Task>, alloc::string::String> {
-    let task = Task::new_kernel("test", priority, entry, arg).map_err(|e| alloc::format!("{e:?}"))?;
+    let task = Task::new_kernel(priority, entry, arg).map_err(|e| alloc::format!("{e:?}"))?;
     sched::make_ready(task.clone());
     Ok(task)
 }

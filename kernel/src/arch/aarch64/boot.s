@@ -16,7 +16,9 @@
 .equ MAIR_VALUE,            0x4404FF            // 0: Normal WB RA/WA, 1: Device-nGnRE, 2: Normal NC
 .equ TCR_VALUE,             0xB5103510          // T0SZ=T1SZ=16, 4K granules, WB WA inner-shareable walks
 .equ SCTLR_EL1_RES1,        0x30D00800
-.equ SCTLR_EL1_MMU_ON,      (SCTLR_EL1_RES1 | (1 << 12) | (1 << 3) | (1 << 2) | 1)  // I, SA, C, M
+.equ SCTLR_EL1_MMU_ON,      (SCTLR_EL1_RES1 | (1 << 26) | (1 << 18) | (1 << 16) | (1 << 15) | (1 << 14) | (1 << 12) | (1 << 4) | (1 << 3) | (1 << 2) | 1)
+// UCI, nTWE, nTWI, UCT, DZE (EL0 cache maintenance, WFE/WFI, CTR_EL0, DC ZVA,
+// as Linux allows), I, SA0, SA, C, M
 .equ HCR_EL2_RW,            (1 << 31)
 .equ SCR_EL3_VALUE,         0x5B1               // RW, HCE, SMD, RES1[5:4], NS
 .equ SPSR_EL1H_MASKED,      0x3C5               // EL1h, DAIF masked

@@ -24,6 +24,7 @@ pub struct VectorKind(pub u64);
 impl VectorKind {
     pub const CURRENT_SPX_SYNC: VectorKind = VectorKind(4);
     pub const CURRENT_SPX_IRQ: VectorKind = VectorKind(5);
+    pub const LOWER_A64_SYNC: VectorKind = VectorKind(8);
     pub const LOWER_A64_IRQ: VectorKind = VectorKind(9);
 
     fn source(self) -> &'static str {
@@ -197,6 +198,37 @@ extern "C" {
     static aspen_vectors: u8;
 }
 
+/// A synchronous exception from EL0: a system call, a page fault to
+/// resolve, or a fault that ends the task with the signal Linux would send.
+fn user_sync(frame: &mut TrapFrame, syndrome: Syndrome) {
+    use aspen_abi::wait::Signal;
+    use aspen_mm::aspace::{FaultError, FaultKind};
+
+    let kind = match syndrome.exception_class() {
+        0x15 => return crate::syscall::handle(frame),
+        0x24 if syndrome.is_write() => FaultKind::Write,
+        0x24 => FaultKind::Read,
+        0x20 => FaultKind::Exec,
+        0x22 | 0x26 => crate::process::kill_current(Signal::Bus, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr)),
+        0x3c => crate::process::kill_current(Signal::Trap, format_args!("BRK at {:#x}", frame.elr)),
+        _ => crate::process::kill_current(Signal::Ill, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr)),
+    };
+    let signal = match syndrome.fault_status() {
+        FaultStatus::Translation { .. } | FaultStatus::Permission { .. } | FaultStatus::AccessFlag { .. } => {
+            match crate::process::resolve_fault(syndrome.far, kind) {
+                Ok(()) => return,
+                Err(FaultError::Segv) => Signal::Segv,
+                Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => Signal::Bus,
+            }
+        }
+        _ => Signal::Bus,
+    };
+    crate::process::kill_current(
+        signal,
+        format_args!("{:?} access to {:#x} at pc {:#x} ({})", kind, syndrome.far, frame.elr, syndrome.fault_status()),
+    )
+}
+
 /// Installs the exception vectors on this CPU.
 pub fn install_vectors() {
     let base = core::ptr::addr_of!(aspen_vectors) as u64;
@@ -218,6 +250,11 @@ extern "C" fn aspen_exception_dispatch(frame: &mut TrapFrame, kind: u64) {
         return;
     }
     let syndrome = Syndrome::read();
+    if kind == VectorKind::LOWER_A64_SYNC {
+        user_sync(frame, syndrome);
+        crate::task::sched::preempt_if_needed();
+        return;
+    }
     if kind == VectorKind::CURRENT_SPX_SYNC && probe::recover(frame, syndrome) {
         return;
     }

@@ -8,6 +8,7 @@ pub mod mmu;
 pub mod probe;
 pub mod timer;
 pub mod tlb;
+pub mod uaccess;
 
 core::arch::global_asm!(include_str!("boot.s"));
 core::arch::global_asm!(include_str!("exception.s"));

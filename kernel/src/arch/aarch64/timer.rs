@@ -44,3 +44,12 @@ pub fn arm_oneshot(ticks: u64) {
     CNTP_TVAL_EL0.set(ticks.min(u64::from(u32::MAX >> 1)));
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
 }
+
+/// Lets EL0 read the virtual counter and its frequency (CNTVCT_EL0,
+/// CNTFRQ_EL0), as Linux does: programs time themselves without a
+/// system call.
+pub fn allow_user_counter() {
+    use aarch64_cpu::registers::CNTKCTL_EL1;
+    use tock_registers::interfaces::ReadWriteable;
+    CNTKCTL_EL1.modify(CNTKCTL_EL1::EL0VCTEN::SET);
+}

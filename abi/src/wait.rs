@@ -1,0 +1,268 @@
+//! What `wait4` reports: Linux's wait-status encoding, the signal numbers
+//! Aspen raises, and the `wait4` options it accepts.
+//!
+//! A status is an `int`: exit code in bits 8..16 with the low 7 bits zero
+//! (`WIFEXITED`), or the terminating signal in the low 7 bits
+//! (`WIFSIGNALED`; Aspen never sets the core-dump bit 0x80). Stopped and
+//! continued statuses never occur: Aspen has no job control.
+
+use core::fmt;
+
+use crate::Errno;
+
+/// A signal Aspen raises (its number is the Linux one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Signal {
+    /// Illegal instruction (an undefined instruction at EL0).
+    Ill = 4,
+    /// Breakpoint (`brk` at EL0).
+    Trap = 5,
+    /// Bus error (an alignment fault, an access past the end of a file).
+    Bus = 7,
+    /// Killed.
+    Kill = 9,
+    /// Segmentation fault (an access to unmapped or forbidden memory).
+    Segv = 11,
+    /// A child stopped or ended (the usual `clone` exit signal).
+    Chld = 17,
+}
+
+impl Signal {
+    /// Every signal Aspen raises.
+    pub const ALL: [Signal; 6] = [
+        Signal::Ill,
+        Signal::Trap,
+        Signal::Bus,
+        Signal::Kill,
+        Signal::Segv,
+        Signal::Chld,
+    ];
+
+    /// The Linux signal number.
+    pub const fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The signal with Linux number `number`, if Aspen knows it.
+    pub fn from_number(number: u32) -> Option<Signal> {
+        Signal::ALL
+            .into_iter()
+            .find(|signal| u32::from(signal.number()) == number)
+    }
+
+    /// Its name, as in `<signal.h>`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Signal::Ill => "SIGILL",
+            Signal::Trap => "SIGTRAP",
+            Signal::Bus => "SIGBUS",
+            Signal::Kill => "SIGKILL",
+            Signal::Segv => "SIGSEGV",
+            Signal::Chld => "SIGCHLD",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A wait status as `wait4` stores it in `*wstatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WaitStatus(pub i32);
+
+impl WaitStatus {
+    /// A process that called `exit(code)` / `exit_group(code)`: only the low
+    /// 8 bits of the code survive.
+    pub const fn exited(code: i32) -> WaitStatus {
+        WaitStatus((code & 0xff) << 8)
+    }
+
+    /// A process killed by `signal`.
+    pub const fn signaled(signal: Signal) -> WaitStatus {
+        WaitStatus(signal.number() as i32 & 0x7f)
+    }
+
+    /// `WIFEXITED`.
+    pub const fn is_exited(self) -> bool {
+        self.0 & 0x7f == 0
+    }
+
+    /// `WEXITSTATUS`, when `WIFEXITED`.
+    pub const fn exit_code(self) -> Option<u8> {
+        if self.is_exited() {
+            Some(((self.0 >> 8) & 0xff) as u8)
+        } else {
+            None
+        }
+    }
+
+    /// `WIFSIGNALED`: low 7 bits neither 0 (exited) nor 0x7f (stopped).
+    pub const fn is_signaled(self) -> bool {
+        let low = self.0 & 0x7f;
+        low != 0 && low != 0x7f
+    }
+
+    /// `WTERMSIG`, when `WIFSIGNALED`: the raw signal number.
+    pub const fn term_signal(self) -> Option<u8> {
+        if self.is_signaled() {
+            Some((self.0 & 0x7f) as u8)
+        } else {
+            None
+        }
+    }
+}
+
+/// `WNOHANG`: return 0 at once when no child has changed state.
+pub const WNOHANG: u32 = 0x1;
+/// `WUNTRACED`: also report stopped children.
+pub const WUNTRACED: u32 = 0x2;
+/// `WCONTINUED`: also report continued children.
+pub const WCONTINUED: u32 = 0x8;
+/// `__WNOTHREAD`: only children of the calling thread.
+pub const WNOTHREAD: u32 = 0x2000_0000;
+/// `__WALL`: children of any exit signal.
+pub const WALL: u32 = 0x4000_0000;
+/// `__WCLONE`: only children whose exit signal is not `SIGCHLD`.
+pub const WCLONE: u32 = 0x8000_0000;
+
+/// The `wait4` options, decoded.
+///
+/// Aspen accepts exactly the bits Linux's `wait4` accepts (any other bit is
+/// `EINVAL`, as in Linux; `WEXITED` and `WNOWAIT` belong to `waitid` only).
+/// `WUNTRACED` and `WCONTINUED` are accepted but change nothing, as no
+/// child ever stops; `__WNOTHREAD` changes nothing while every process has
+/// one thread. `__WCLONE` and `__WALL` choose children by exit signal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitOptions {
+    /// `WNOHANG`.
+    pub no_hang: bool,
+    /// `WUNTRACED`.
+    pub untraced: bool,
+    /// `WCONTINUED`.
+    pub continued: bool,
+    /// `__WNOTHREAD`.
+    pub no_thread: bool,
+    /// `__WALL`: wait for every child.
+    pub all_children: bool,
+    /// `__WCLONE`: wait only for "clone" children (exit signal not
+    /// `SIGCHLD`); ignored when `all_children`.
+    pub clone_children: bool,
+}
+
+impl WaitOptions {
+    /// Decodes the `options` argument (an `int`: the low 32 bits of `x2`).
+    pub const fn from_bits(options: u32) -> Result<WaitOptions, Errno> {
+        let known = WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE;
+        if options & !known != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(WaitOptions {
+            no_hang: options & WNOHANG != 0,
+            untraced: options & WUNTRACED != 0,
+            continued: options & WCONTINUED != 0,
+            no_thread: options & WNOTHREAD != 0,
+            all_children: options & WALL != 0,
+            clone_children: options & WCLONE != 0,
+        })
+    }
+
+    /// Whether a child whose exit signal is `exit_signal` (0 when none) is
+    /// one this wait looks at: Linux's `eligible_child`.
+    pub fn selects_child(&self, exit_signal: u32) -> bool {
+        let is_clone_child = exit_signal != u32::from(Signal::Chld.number());
+        self.all_children || is_clone_child == self.clone_children
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use proptest::prelude::*;
+
+    #[test]
+    fn exit_statuses_match_linux() {
+        assert_eq!(WaitStatus::exited(0).0, 0);
+        assert_eq!(WaitStatus::exited(1).0, 0x100);
+        assert_eq!(WaitStatus::exited(255).0, 0xff00);
+        assert_eq!(WaitStatus::exited(256).0, 0, "only 8 bits survive");
+        assert_eq!(WaitStatus::exited(-1).0, 0xff00);
+        let status = WaitStatus::exited(42);
+        assert!(status.is_exited() && !status.is_signaled());
+        assert_eq!(status.exit_code(), Some(42));
+        assert_eq!(status.term_signal(), None);
+    }
+
+    #[test]
+    fn signal_statuses_match_linux() {
+        assert_eq!(WaitStatus::signaled(Signal::Segv).0, 11);
+        assert_eq!(WaitStatus::signaled(Signal::Kill).0, 9);
+        for signal in Signal::ALL {
+            let status = WaitStatus::signaled(signal);
+            assert!(status.is_signaled() && !status.is_exited());
+            assert_eq!(status.term_signal(), Some(signal.number()));
+            assert_eq!(status.exit_code(), None);
+            assert_eq!(
+                Signal::from_number(u32::from(signal.number())),
+                Some(signal)
+            );
+        }
+        // A stopped status (0x7f low bits) is neither.
+        let stopped = WaitStatus(0x137f);
+        assert!(!stopped.is_exited() && !stopped.is_signaled());
+        // The core-dump bit does not hide the signal.
+        assert_eq!(WaitStatus(0x80 | 6).term_signal(), Some(6));
+    }
+
+    #[test]
+    fn signal_numbers_and_names() {
+        let numbers: Vec<u8> = Signal::ALL.iter().map(|s| s.number()).collect();
+        assert_eq!(numbers, [4, 5, 7, 9, 11, 17]);
+        assert_eq!(Signal::from_number(6), None);
+        assert_eq!(Signal::from_number(0x104), None);
+        assert_eq!(Signal::Segv.to_string(), "SIGSEGV");
+    }
+
+    #[test]
+    fn wait_options_accept_linux_bits_only() {
+        assert_eq!(WaitOptions::from_bits(0), Ok(WaitOptions::default()));
+        let options = WaitOptions::from_bits(WNOHANG | WALL).unwrap();
+        assert!(options.no_hang && options.all_children && !options.untraced);
+        assert!(WaitOptions::from_bits(WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE).is_ok());
+        for bad in [0x4, 0x10, 0x0100_0000, 0x1000_0000, u32::MAX] {
+            assert_eq!(WaitOptions::from_bits(bad), Err(Errno::EINVAL), "{bad:#x}");
+        }
+    }
+
+    #[test]
+    fn wait_options_choose_children_by_exit_signal() {
+        let default = WaitOptions::default();
+        assert!(default.selects_child(17));
+        assert!(!default.selects_child(0));
+        let clone = WaitOptions::from_bits(WCLONE).unwrap();
+        assert!(clone.selects_child(0) && !clone.selects_child(17));
+        let all = WaitOptions::from_bits(WALL | WCLONE).unwrap();
+        assert!(all.selects_child(0) && all.selects_child(17));
+    }
+
+    proptest! {
+        #[test]
+        fn exit_code_round_trips(code in any::<i32>()) {
+            let status = WaitStatus::exited(code);
+            prop_assert_eq!(status.exit_code(), Some(code as u8));
+            prop_assert!(!status.is_signaled());
+        }
+
+        #[test]
+        fn decoders_never_disagree(raw in any::<i32>()) {
+            let status = WaitStatus(raw);
+            prop_assert!(!(status.is_exited() && status.is_signaled()));
+            prop_assert_eq!(status.exit_code().is_some(), status.is_exited());
+            prop_assert_eq!(status.term_signal().is_some(), status.is_signaled());
+        }
+    }
+}

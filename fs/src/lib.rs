@@ -1,0 +1,19 @@
+//! Aspen's file systems.
+//!
+//! One tree of nodes: the initramfs (cpio newc, read-only) is its root, and
+//! a tmpfs (writable, in memory) is mounted at `/tmp`. File data lives in
+//! `mm`'s page cache ([`FileObject`]), so `read`/`write` and mappings of a
+//! file see the same pages. Character devices (`/dev/console`) are nodes
+//! the kernel gives meaning to.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod cpio;
+mod vfs;
+
+pub use vfs::{Dirent, Node, NodeKind, OpenFile, OpenFlags, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
+
+#[cfg(test)]
+mod tests;

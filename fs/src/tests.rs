@@ -1,0 +1,157 @@
+//! Host tests of the file tree over the simulated machine.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_mm::asid::{AsidAllocator, AsidBits};
+use aspen_mm::aspace::Env;
+use aspen_mm::errno::Errno;
+use aspen_mm::frame::BuddyAllocator;
+use aspen_mm::testbed::{Arena, RecordingTlb};
+use aspen_mm::PhysAddr;
+
+use crate::cpio::tests::{archive, push};
+use crate::cpio::{S_IFCHR, S_IFDIR, S_IFREG};
+use crate::{NodeKind, OpenFlags, Vfs, Whence};
+
+type TestEnv = Env<'static, Arena, RecordingTlb>;
+
+/// A machine that lives for the rest of the test process.
+fn env() -> &'static TestEnv {
+    let arena: &'static Arena = Box::leak(Box::new(Arena::new(PhysAddr::new(0x4000_0000), 8 << 20)));
+    let frames = Box::leak(Box::new(BuddyAllocator::new_owned(&[arena.range()]).unwrap()));
+    let tlb = Box::leak(Box::new(RecordingTlb::new()));
+    let asids = Box::leak(Box::new(AsidAllocator::new(AsidBits::Sixteen)));
+    Box::leak(Box::new(Env::new(arena, frames, tlb, asids)))
+}
+
+fn initramfs() -> &'static [u8] {
+    let mut a = archive(&[
+        (".", S_IFDIR | 0o755, b""),
+        ("bin", S_IFDIR | 0o755, b""),
+        ("bin/hello", S_IFREG | 0o755, b"hello, world\n"),
+        ("etc/motd", S_IFREG | 0o644, b"welcome"),
+        ("tmp", S_IFDIR | 0o1777, b""),
+    ]);
+    let trailer_len = 124;
+    a.truncate(a.len() - trailer_len);
+    push(&mut a, "dev/console", S_IFCHR | 0o600, b"", (5, 1));
+    push(&mut a, "TRAILER!!!", 0, b"", (0, 0));
+    Box::leak(a.into_boxed_slice())
+}
+
+fn tree() -> Vfs<TestEnv> {
+    let vfs = Vfs::new(env());
+    // "." is not a member of its own tree.
+    assert_eq!(vfs.load_initramfs(initramfs()).unwrap(), 5);
+    vfs.mount_tmpfs("/tmp").unwrap();
+    vfs
+}
+
+const RDONLY: OpenFlags = OpenFlags(0);
+const RDWR: OpenFlags = OpenFlags(OpenFlags::RDWR);
+
+fn read_all(file: &crate::OpenFile<TestEnv>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 5];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn initramfs_files_read_back_and_are_read_only() {
+    let vfs = tree();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    assert_eq!(read_all(&f), b"hello, world\n");
+    assert_eq!(f.lseek(-6, Whence::End).unwrap(), 7);
+    assert_eq!(read_all(&f), b"world\n");
+    assert_eq!(vfs.open(b"/bin/hello", RDWR, 0).err(), Some(Errno::EROFS));
+    assert_eq!(vfs.open(b"/bin/new", OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR), 0o644).err(), Some(Errno::EROFS));
+    // A directory implied by a member's path exists.
+    assert!(vfs.lookup(b"/etc").unwrap().is_dir());
+}
+
+#[test]
+fn lookups_follow_linux_rules() {
+    let vfs = tree();
+    assert!(vfs.lookup(b"//bin/./hello").is_ok());
+    assert!(vfs.lookup(b"/bin/../etc/motd").is_ok());
+    assert!(vfs.lookup(b"/../../bin/hello").is_ok());
+    assert_eq!(vfs.lookup(b"/bin/nothing").err(), Some(Errno::ENOENT));
+    assert_eq!(vfs.lookup(b"/bin/hello/x").err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.lookup(b"").err(), Some(Errno::ENOENT));
+    let long = alloc::vec![b'a'; 300];
+    assert_eq!(vfs.lookup(&long).err(), Some(Errno::ENAMETOOLONG));
+    let huge = alloc::vec![b'/'; 5000];
+    assert_eq!(vfs.lookup(&huge).err(), Some(Errno::ENAMETOOLONG));
+    assert_eq!(vfs.open(b"/bin/hello", OpenFlags(OpenFlags::DIRECTORY), 0).err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.open(b"/bin", RDWR, 0).err(), Some(Errno::EISDIR));
+    match vfs.lookup(b"/dev/console").unwrap().kind {
+        NodeKind::CharDevice { major, minor } => assert_eq!((major, minor), (5, 1)),
+        _ => panic!("/dev/console is not a character device"),
+    }
+}
+
+#[test]
+fn tmpfs_files_are_created_written_appended_and_truncated() {
+    let vfs = tree();
+    let create = OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR);
+    let f = vfs.open(b"/tmp/log", create, 0o644).unwrap();
+    assert_eq!(f.write(b"one ").unwrap(), 4);
+    let g = vfs.open(b"/tmp/log", OpenFlags(OpenFlags::RDWR | OpenFlags::APPEND), 0).unwrap();
+    assert_eq!(g.write(b"two").unwrap(), 3);
+    let r = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
+    assert_eq!(read_all(&r), b"one two");
+    assert_eq!(r.node().stat().size, 7);
+    assert_eq!(vfs.open(b"/tmp/log", OpenFlags(create.0 | OpenFlags::EXCL), 0).err(), Some(Errno::EEXIST));
+    let t = vfs.open(b"/tmp/log", OpenFlags(OpenFlags::RDWR | OpenFlags::TRUNC), 0).unwrap();
+    assert_eq!(t.node().stat().size, 0);
+    assert_eq!(r.write(b"x").err(), Some(Errno::EBADF));
+    // Sparse write: the hole reads as zeros.
+    t.lseek(8192, Whence::Set).unwrap();
+    t.write(b"end").unwrap();
+    let mut buf = [1u8; 16];
+    let s = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
+    s.lseek(4096, Whence::Set).unwrap();
+    assert_eq!(s.read(&mut buf).unwrap(), 16);
+    assert_eq!(buf, [0; 16]);
+    assert_eq!(s.lseek(-1, Whence::Set).err(), Some(Errno::EINVAL));
+}
+
+#[test]
+fn a_file_and_its_page_cache_are_one() {
+    let vfs = tree();
+    let f = vfs.open(b"/tmp/shared", OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR), 0o600).unwrap();
+    f.write(b"abc").unwrap();
+    let g = vfs.open(b"/tmp/shared", RDONLY, 0).unwrap();
+    assert!(Arc::ptr_eq(f.object().unwrap(), g.object().unwrap()));
+}
+
+#[test]
+fn directories_list_in_order_and_resume() {
+    let vfs = tree();
+    let d = vfs.open(b"/", OpenFlags(OpenFlags::DIRECTORY), 0).unwrap();
+    let first = d.read_dir(3).unwrap();
+    let names: Vec<_> = first.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [".", "..", "bin"]);
+    d.unread_dir(1);
+    let rest: Vec<_> = d.read_dir(10).unwrap().into_iter().map(|e| (e.name, e.kind)).collect();
+    assert_eq!(rest, [("bin".into(), 4), ("dev".into(), 4), ("etc".into(), 4), ("tmp".into(), 4)]);
+    assert!(d.read_dir(10).unwrap().is_empty());
+    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    assert_eq!(f.read_dir(1).err(), Some(Errno::ENOTDIR));
+}
+
+#[test]
+fn a_damaged_initramfs_is_an_error() {
+    let vfs = Vfs::new(env());
+    let mut a = archive(&[("x", S_IFREG, b"data")]);
+    a[3] = b'9';
+    assert!(vfs.load_initramfs(Box::leak(a.into_boxed_slice())).is_err());
+}

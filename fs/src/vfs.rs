@@ -1,0 +1,417 @@
+//! The node tree, path lookup and open files.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aspen_mm::aspace::MmEnv;
+use aspen_mm::errno::Errno;
+use aspen_mm::object::{FileIdentity, FileObject, MemoryPager, ReadOnlyPager};
+use spin::Mutex;
+
+use crate::cpio::{self, CpioError, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG};
+
+/// Longest path accepted, NUL included (Linux's PATH_MAX).
+pub const PATH_MAX: usize = 4096;
+/// Longest name of one path component (Linux's NAME_MAX).
+pub const NAME_MAX: usize = 255;
+
+/// Device numbers shown in `stat` and `/proc/<pid>/maps`.
+const INITRAMFS_DEV: (u32, u32) = (0, 1);
+const TMPFS_DEV: (u32, u32) = (0, 2);
+
+/// What a node is.
+pub enum NodeKind<E: MmEnv + 'static> {
+    Dir(Mutex<BTreeMap<String, Arc<Node<E>>>>),
+    File(Arc<FileObject<'static, E>>),
+    /// A character device; the kernel decides what its major/minor mean.
+    CharDevice { major: u32, minor: u32 },
+}
+
+/// A file, directory or device.
+pub struct Node<E: MmEnv + 'static> {
+    pub ino: u64,
+    /// File type and permission bits, as in `st_mode`.
+    pub mode: u32,
+    /// On a writable file system (tmpfs): files can be created and written.
+    pub writable: bool,
+    pub dev: (u32, u32),
+    pub kind: NodeKind<E>,
+}
+
+impl<E: MmEnv + 'static> Node<E> {
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, NodeKind::Dir(_))
+    }
+
+    fn dir(&self) -> Result<&Mutex<BTreeMap<String, Arc<Node<E>>>>, Errno> {
+        match &self.kind {
+            NodeKind::Dir(entries) => Ok(entries),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    pub fn stat(&self) -> Stat {
+        let size = match &self.kind {
+            NodeKind::File(object) => object.size(),
+            _ => 0,
+        };
+        let rdev = match self.kind {
+            NodeKind::CharDevice { major, minor } => (major, minor),
+            _ => (0, 0),
+        };
+        Stat { dev: self.dev, ino: self.ino, mode: self.mode, size, rdev }
+    }
+}
+
+/// What `fstat`/`newfstatat` report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: (u32, u32),
+    pub ino: u64,
+    pub mode: u32,
+    pub size: u64,
+    pub rdev: (u32, u32),
+}
+
+/// `openat` flags (aarch64 Linux values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFlags(pub u32);
+
+impl OpenFlags {
+    pub const ACCESS_MASK: u32 = 0o3;
+    pub const WRONLY: u32 = 0o1;
+    pub const RDWR: u32 = 0o2;
+    pub const CREAT: u32 = 0o100;
+    pub const EXCL: u32 = 0o200;
+    pub const TRUNC: u32 = 0o1000;
+    pub const APPEND: u32 = 0o2000;
+    pub const DIRECTORY: u32 = 0o40000;
+
+    pub fn readable(self) -> bool {
+        self.0 & Self::ACCESS_MASK != Self::WRONLY
+    }
+
+    pub fn writable(self) -> bool {
+        matches!(self.0 & Self::ACCESS_MASK, Self::WRONLY | Self::RDWR)
+    }
+
+    fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
+}
+
+/// `lseek`'s origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whence {
+    Set,
+    Current,
+    End,
+}
+
+/// The file tree.
+pub struct Vfs<E: MmEnv + 'static> {
+    env: &'static E,
+    root: Arc<Node<E>>,
+    next_ino: AtomicU64,
+}
+
+fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Arc<Node<E>> {
+    Arc::new(Node { ino, mode: S_IFDIR | (mode & 0o7777), writable, dev, kind: NodeKind::Dir(Mutex::new(BTreeMap::new())) })
+}
+
+/// The components of `path` that name something (no empty ones, no ".").
+fn components(path: &[u8]) -> Result<Vec<&str>, Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let text = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    let mut out = Vec::new();
+    for part in text.split('/') {
+        if part.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if !part.is_empty() && part != "." {
+            out.push(part);
+        }
+    }
+    Ok(out)
+}
+
+impl<E: MmEnv + 'static> Vfs<E> {
+    /// An empty tree: a read-only root directory.
+    pub fn new(env: &'static E) -> Self {
+        Self { env, root: new_dir(1, 0o755, false, INITRAMFS_DEV), next_ino: AtomicU64::new(2) }
+    }
+
+    fn ino(&self) -> u64 {
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds the members of a cpio newc archive (the initramfs), read-only.
+    /// Missing parent directories are created. Returns how many members
+    /// were added; members of unsupported types (links, sockets) are
+    /// skipped.
+    pub fn load_initramfs(&self, archive: &'static [u8]) -> Result<usize, CpioError> {
+        let mut added = 0;
+        for entry in cpio::Reader::new(archive) {
+            let entry = entry?;
+            let (parent_path, name) = match entry.name.rsplit_once('/') {
+                Some((parent, name)) => (parent, name),
+                None => ("", entry.name),
+            };
+            let Ok(parent) = self.make_dirs(parent_path) else { continue };
+            let Ok(entries) = parent.dir() else { continue };
+            let ino = self.ino();
+            let node = match entry.mode & S_IFMT {
+                S_IFDIR => new_dir(ino, entry.mode, false, INITRAMFS_DEV),
+                S_IFREG => {
+                    let identity = FileIdentity {
+                        major: INITRAMFS_DEV.0,
+                        minor: INITRAMFS_DEV.1,
+                        inode: ino,
+                        path: alloc::format!("/{}", entry.name),
+                    };
+                    let object = FileObject::new(self.env, Arc::new(ReadOnlyPager::new(entry.data)), identity);
+                    Arc::new(Node { ino, mode: entry.mode, writable: false, dev: INITRAMFS_DEV, kind: NodeKind::File(object) })
+                }
+                S_IFCHR => Arc::new(Node {
+                    ino,
+                    mode: entry.mode,
+                    writable: false,
+                    dev: INITRAMFS_DEV,
+                    kind: NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
+                }),
+                _ => continue,
+            };
+            let mut entries = entries.lock();
+            // A directory listed after files inside it keeps those files.
+            if !(node.is_dir() && entries.get(name).is_some_and(|n| n.is_dir())) {
+                entries.insert(String::from(name), node);
+            }
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// The directory at `path`, created (read-only) where missing.
+    fn make_dirs(&self, path: &str) -> Result<Arc<Node<E>>, Errno> {
+        let mut dir = self.root.clone();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            let next = {
+                let mut entries = dir.dir()?.lock();
+                entries.entry(String::from(part)).or_insert_with(|| new_dir(self.ino(), 0o755, false, INITRAMFS_DEV)).clone()
+            };
+            dir = next;
+        }
+        Ok(dir)
+    }
+
+    /// Mounts an empty tmpfs at `path` (replacing what was there).
+    pub fn mount_tmpfs(&self, path: &str) -> Result<(), Errno> {
+        let (parent, name) = path.trim_end_matches('/').rsplit_once('/').ok_or(Errno::EINVAL)?;
+        if name.is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        let parent = self.make_dirs(parent)?;
+        let tmp = new_dir(self.ino(), 0o1777, true, TMPFS_DEV);
+        parent.dir()?.lock().insert(String::from(name), tmp);
+        Ok(())
+    }
+
+    /// The node at absolute `path` (relative paths resolve from the root:
+    /// Aspen tasks have no working directory other than `/`).
+    pub fn lookup(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
+        let mut stack: Vec<Arc<Node<E>>> = alloc::vec![self.root.clone()];
+        for part in components(path)? {
+            let here = stack.last().cloned().unwrap_or_else(|| self.root.clone());
+            if part == ".." {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            let next = here.dir()?.lock().get(part).cloned().ok_or(Errno::ENOENT)?;
+            stack.push(next);
+        }
+        Ok(stack.pop().unwrap_or_else(|| self.root.clone()))
+    }
+
+    /// Opens (or with `O_CREAT` creates) the file at `path`.
+    pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32) -> Result<OpenFile<E>, Errno> {
+        let node = match self.lookup(path) {
+            Ok(node) => {
+                if flags.has(OpenFlags::CREAT) && flags.has(OpenFlags::EXCL) {
+                    return Err(Errno::EEXIST);
+                }
+                node
+            }
+            Err(Errno::ENOENT) if flags.has(OpenFlags::CREAT) => self.create(path, mode)?,
+            Err(e) => return Err(e),
+        };
+        if flags.has(OpenFlags::DIRECTORY) && !node.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if flags.writable() {
+            if node.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            if !node.writable && matches!(node.kind, NodeKind::File(_)) {
+                return Err(Errno::EROFS);
+            }
+        }
+        if flags.has(OpenFlags::TRUNC) && flags.writable() {
+            if let NodeKind::File(object) = &node.kind {
+                object.truncate(0)?;
+            }
+        }
+        Ok(OpenFile { node, offset: Mutex::new(0), flags })
+    }
+
+    /// Creates an empty regular file at `path` in a writable directory.
+    fn create(&self, path: &[u8], mode: u32) -> Result<Arc<Node<E>>, Errno> {
+        let parts = components(path)?;
+        let (name, parent_parts) = parts.split_last().ok_or(Errno::EISDIR)?;
+        if *name == ".." {
+            return Err(Errno::EISDIR);
+        }
+        let mut parent_path = String::new();
+        for p in parent_parts {
+            parent_path.push('/');
+            parent_path.push_str(p);
+        }
+        let parent = self.lookup(parent_path.as_bytes()).or_else(|e| if parent_path.is_empty() { Ok(self.root.clone()) } else { Err(e) })?;
+        let entries = parent.dir()?;
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        let ino = self.ino();
+        let identity = FileIdentity { major: parent.dev.0, minor: parent.dev.1, inode: ino, path: alloc::format!("/{}", parts.join("/")) };
+        let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
+        let node = Arc::new(Node { ino, mode: S_IFREG | (mode & 0o777), writable: true, dev: parent.dev, kind: NodeKind::File(object) });
+        let mut entries = entries.lock();
+        // Someone may have created it meanwhile: open what is there.
+        Ok(entries.entry(String::from(*name)).or_insert(node).clone())
+    }
+}
+
+/// One directory entry as `getdents64` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dirent {
+    pub ino: u64,
+    /// `DT_*` type: 4 directory, 8 regular file, 2 character device.
+    pub kind: u8,
+    pub name: String,
+}
+
+/// An open file description: a node, a position and the open flags.
+pub struct OpenFile<E: MmEnv + 'static> {
+    node: Arc<Node<E>>,
+    offset: Mutex<u64>,
+    flags: OpenFlags,
+}
+
+impl<E: MmEnv + 'static> OpenFile<E> {
+    pub fn node(&self) -> &Arc<Node<E>> {
+        &self.node
+    }
+
+    pub fn flags(&self) -> OpenFlags {
+        self.flags
+    }
+
+    /// The page cache behind a regular file (for `mmap`).
+    pub fn object(&self) -> Option<&Arc<FileObject<'static, E>>> {
+        match &self.node.kind {
+            NodeKind::File(object) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// Reads at the file position and advances it.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.flags.readable() {
+            return Err(Errno::EBADF);
+        }
+        let object = match &self.node.kind {
+            NodeKind::File(object) => object,
+            NodeKind::Dir(_) => return Err(Errno::EISDIR),
+            NodeKind::CharDevice { .. } => return Err(Errno::EINVAL),
+        };
+        let mut offset = self.offset.lock();
+        let n = object.read(*offset, buf)?;
+        *offset += n as u64;
+        Ok(n)
+    }
+
+    /// Writes at the file position (at the end with `O_APPEND`) and
+    /// advances it.
+    pub fn write(&self, data: &[u8]) -> Result<usize, Errno> {
+        if !self.flags.writable() {
+            return Err(Errno::EBADF);
+        }
+        let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
+        let mut offset = self.offset.lock();
+        if self.flags.has(OpenFlags::APPEND) {
+            *offset = object.size();
+        }
+        let n = object.write(*offset, data)?;
+        *offset += n as u64;
+        Ok(n)
+    }
+
+    /// Moves the file position; returns the new one.
+    pub fn lseek(&self, offset: i64, whence: Whence) -> Result<u64, Errno> {
+        let size = match &self.node.kind {
+            NodeKind::File(object) => object.size(),
+            NodeKind::Dir(_) => 0,
+            NodeKind::CharDevice { .. } => return Err(Errno::ESPIPE),
+        };
+        let mut position = self.offset.lock();
+        let base = match whence {
+            Whence::Set => 0,
+            Whence::Current => *position,
+            Whence::End => size,
+        };
+        let new = i64::try_from(base).ok().and_then(|b| b.checked_add(offset)).ok_or(Errno::EOVERFLOW)?;
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        *position = new as u64;
+        Ok(*position)
+    }
+
+    /// The next directory entries, at most `max` of them, advancing the
+    /// position (an index into the directory, "." and ".." first).
+    pub fn read_dir(&self, max: usize) -> Result<Vec<Dirent>, Errno> {
+        let entries = self.node.dir()?.lock();
+        let mut position = self.offset.lock();
+        let all = [(".", self.node.ino, 4u8), ("..", self.node.ino, 4u8)]
+            .into_iter()
+            .map(|(n, i, k)| Dirent { ino: i, kind: k, name: String::from(n) })
+            .chain(entries.iter().map(|(name, node)| Dirent {
+                ino: node.ino,
+                kind: match node.kind {
+                    NodeKind::Dir(_) => 4,
+                    NodeKind::File(_) => 8,
+                    NodeKind::CharDevice { .. } => 2,
+                },
+                name: name.clone(),
+            }));
+        let out: Vec<Dirent> = all.skip(*position as usize).take(max).collect();
+        *position += out.len() as u64;
+        Ok(out)
+    }
+
+    /// Undoes the last `count` entries `read_dir` returned (those that did
+    /// not fit the caller's buffer).
+    pub fn unread_dir(&self, count: usize) {
+        let mut position = self.offset.lock();
+        *position = position.saturating_sub(count as u64);
+    }
+}

@@ -1,0 +1,36 @@
+//! The file tree the kernel serves: the initramfs as its root, a tmpfs at
+//! `/tmp`.
+
+use aspen_fs::Vfs;
+use aspen_mm::PhysRange;
+use spin::Once;
+
+use crate::memory::phys_to_virt;
+use crate::memory::user_env::{self, KernelMm};
+
+static VFS: Once<Vfs<KernelMm>> = Once::new();
+
+/// Builds the tree from the initramfs at `initrd` (if any).
+pub fn init(initrd: Option<PhysRange>) {
+    let vfs = Vfs::new(user_env::get());
+    if let Some(range) = initrd {
+        let start = phys_to_virt(range.start).as_u64() as *const u8;
+        // SAFETY: the initrd lies in RAM that the frame pool never hands
+        // out and the linear map covers, for the kernel's whole life.
+        let archive: &'static [u8] = unsafe { core::slice::from_raw_parts(start, range.size() as usize) };
+        match vfs.load_initramfs(archive) {
+            Ok(n) => log::info!("initramfs: {n} entries from {range:?}"),
+            Err(e) => log::error!("initramfs at {range:?} is damaged ({e:?}); using what was read"),
+        }
+    } else {
+        log::warn!("no initramfs: the file tree is empty");
+    }
+    if let Err(e) = vfs.mount_tmpfs("/tmp") {
+        log::error!("cannot mount tmpfs at /tmp: {e:?}");
+    }
+    VFS.call_once(|| vfs);
+}
+
+pub fn vfs() -> &'static Vfs<KernelMm> {
+    VFS.get().expect("file tree used before boot set it up")
+}

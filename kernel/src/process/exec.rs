@@ -1,0 +1,184 @@
+//! Loading a program: a static ELF executable (ET_EXEC, or static-pie
+//! ET_DYN) from the file tree, mapped as private file mappings (demand
+//! paged), with a stack holding argc, argv, envp and the auxiliary vector.
+
+use alloc::vec::Vec;
+
+use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
+use aspen_fs::OpenFlags;
+use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use aspen_mm::aspace::AddressSpace;
+use aspen_mm::errno::Errno;
+use aspen_mm::VirtAddr;
+
+use super::{current_process, UserSpace};
+use crate::arch::exception::TrapFrame;
+use crate::arch::timer;
+use crate::files;
+use crate::memory::user_env;
+use crate::syscall::abi_errno;
+use crate::task::sched;
+
+/// The top of a new program's stack: the last page below the end of user
+/// space stays unmapped.
+const STACK_TOP: u64 = (1 << 48) - 4096;
+/// Stack reserved for a program (faulted in as it is used).
+const STACK_SIZE: u64 = 8 << 20;
+/// The largest program file loaded.
+const MAX_EXECUTABLE: u64 = 256 << 20;
+/// The mode bits that make a file executable by someone.
+const EXECUTE_BITS: u32 = 0o111;
+
+/// A program loaded into a new address space, ready to enter.
+pub struct LoadedImage {
+    pub mm: UserSpace,
+    entry: u64,
+    sp: u64,
+    /// argv joined with NULs.
+    pub cmdline: Vec<u8>,
+}
+
+impl LoadedImage {
+    /// The user context the program starts in: at its entry point, on its
+    /// stack, every register zero, EL0 with interrupts unmasked.
+    pub fn initial_frame(&self) -> TrapFrame {
+        TrapFrame { x: [0; 31], sp_el0: self.sp, elr: self.entry, spsr: 0 }
+    }
+}
+
+/// 16 bytes for AT_RANDOM: the counter mixed with a counter of loads
+/// (splitmix64). Not cryptographic; there is no entropy source yet.
+fn random_bytes() -> [u8; 16] {
+    static LOADS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let mut x = timer::ticks() ^ LOADS.fetch_add(0x9e37_79b9_7f4a_7c15, core::sync::atomic::Ordering::Relaxed);
+    let mut next = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&next().to_le_bytes());
+    out[8..].copy_from_slice(&next().to_le_bytes());
+    out
+}
+
+fn prot_of(readable: bool, writable: bool, executable: bool) -> u64 {
+    let mut prot = 0;
+    if readable {
+        prot |= PROT_READ;
+    }
+    if writable {
+        prot |= PROT_WRITE;
+    }
+    if executable {
+        prot |= PROT_EXEC;
+    }
+    prot
+}
+
+/// Loads the program at `path` into a new address space.
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
+    let file = files::vfs().open(path, OpenFlags(0), 0)?;
+    let stat = file.node().stat();
+    if file.node().is_dir() {
+        return Err(Errno::EACCES);
+    }
+    let object = file.object().ok_or(Errno::EACCES)?.clone();
+    if stat.mode & EXECUTE_BITS == 0 {
+        return Err(Errno::EACCES);
+    }
+    if stat.size > MAX_EXECUTABLE {
+        return Err(Errno::ENOEXEC);
+    }
+    let mut bytes = alloc::vec![0u8; stat.size as usize];
+    let read = object.read(0, &mut bytes)?;
+    bytes.truncate(read);
+    let parsed = ElfImage::parse(&bytes).map_err(|e| abi_errno(e.errno()))?;
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| abi_errno(e.errno()))?;
+    let image = parsed.relocated(bias).map_err(|e| abi_errno(e.errno()))?;
+    drop(bytes);
+
+    let mut mm = AddressSpace::new(user_env::get())?;
+    for plan in image.page_plan() {
+        let s = plan.segment;
+        let prot = prot_of(s.readable, s.writable, s.executable);
+        if let Some(mapping) = plan.file {
+            // The tail of the last file page is zeroed below, through a
+            // writable mapping; the final protection follows.
+            let first_prot = if plan.zero_tail.is_some() { prot | PROT_WRITE } else { prot };
+            mm.mmap(
+                VirtAddr::new(mapping.pages.start),
+                mapping.pages.len(),
+                first_prot,
+                MAP_PRIVATE | MAP_FIXED,
+                Some(object.clone()),
+                mapping.file_offset,
+            )?;
+        }
+        if let Some(tail) = plan.zero_tail {
+            let zeros = alloc::vec![0u8; tail.len() as usize];
+            mm.write_user(VirtAddr::new(tail.start), &zeros)?;
+            if !s.writable {
+                let page = tail.start & !4095;
+                mm.mprotect(VirtAddr::new(page), 4096, prot)?;
+            }
+        }
+        if let Some(anonymous) = plan.anonymous {
+            mm.mmap(
+                VirtAddr::new(anonymous.start),
+                anonymous.len(),
+                prot,
+                MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                None,
+                0,
+            )?;
+        }
+    }
+    mm.set_brk_base(VirtAddr::new(image.initial_brk()));
+
+    mm.mmap(
+        VirtAddr::new(STACK_TOP - STACK_SIZE),
+        STACK_SIZE,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+        None,
+        0,
+    )?;
+    let args = ExecArgs { argv, envp, execfn: path, random: random_bytes() };
+    let aux = AuxValues {
+        phdr: image.phdr.unwrap_or(0),
+        phent: u64::from(image.phent),
+        phnum: u64::from(image.phnum),
+        entry: image.entry,
+        clock_ticks: 100,
+        ..AuxValues::default()
+    };
+    let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| abi_errno(e.errno()))?;
+    mm.write_user(VirtAddr::new(stack.initial_sp), &stack.bytes)?;
+    mm.set_stack_start(VirtAddr::new(stack.initial_sp));
+
+    let mut cmdline = Vec::new();
+    for arg in argv {
+        cmdline.extend_from_slice(arg);
+        cmdline.push(0);
+    }
+    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline })
+}
+
+/// `execve`: replaces the current process's program. On success the
+/// system call returns into the new program through `frame`.
+pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), Errno> {
+    let image = load(path, argv, envp)?;
+    let process = current_process();
+    *frame = image.initial_frame();
+    *process.cmdline.lock() = image.cmdline;
+    let old = process.mm.lock().replace(image.mm);
+    // Onto the new address space before the old one goes.
+    super::activate(&sched::current());
+    drop(old);
+    process.files.lock().close_on_exec();
+    Ok(())
+}

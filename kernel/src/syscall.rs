@@ -1,0 +1,572 @@
+//! The Linux aarch64 system-call interface: number in x8, arguments in
+//! x0-x5, result (or -errno) in x0. Unknown numbers get -ENOSYS; every
+//! argument is checked and every user pointer goes through the fallible
+//! copy routines, so no argument can crash the kernel.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
+use aspen_abi::wait::{WaitOptions, WaitStatus};
+use aspen_fs::{OpenFlags, Whence};
+use aspen_mm::aspace::FaultKind;
+use aspen_mm::errno::Errno;
+use aspen_mm::VirtAddr;
+
+use crate::arch::exception::TrapFrame;
+use crate::arch::uaccess::{self, Access, UserFault};
+use crate::arch::timer;
+use crate::process::fd::Description;
+use crate::process::{self, procfs};
+use crate::task::sched;
+use crate::{console, files, power};
+
+type SysResult = Result<u64, Errno>;
+
+/// Handles the system call in `frame` and stores its result there.
+pub fn handle(frame: &mut TrapFrame) {
+    let [a0, a1, a2, a3, a4, a5] = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
+    let Some(call) = Sysno::from_number(frame.x[8] as usize) else {
+        frame.x[0] = Errno::ENOSYS.as_neg() as u64;
+        return;
+    };
+    let result = match call {
+        Sysno::Read => read(a0, a1, a2),
+        Sysno::Write => write(a0, a1, a2),
+        Sysno::Readv => vectored(a0, a1, a2, false),
+        Sysno::Writev => vectored(a0, a1, a2, true),
+        Sysno::Openat => openat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Close => with_files(|f| f.close(a0)).map(|()| 0),
+        Sysno::Lseek => lseek(a0, a1 as i64, a2),
+        Sysno::Getdents64 => getdents64(a0, a1, a2),
+        Sysno::Fstat => fstat(a0, a1),
+        Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Ioctl => ioctl(a0),
+        Sysno::Exit | Sysno::ExitGroup => process::exit_current(WaitStatus::exited(a0 as i32).0),
+        Sysno::Clone => clone(frame, a0, a1),
+        Sysno::Execve => execve(frame, a1, a2, a0),
+        Sysno::Wait4 => wait4(a0 as i32, a1, a2, a3),
+        Sysno::Getpid | Sysno::Gettid | Sysno::SetTidAddress => Ok(u64::from(process::current_process().pid)),
+        Sysno::Getppid => Ok(u64::from(process::current_process().ppid())),
+        Sysno::Getuid | Sysno::Geteuid | Sysno::Getgid | Sysno::Getegid => Ok(0),
+        Sysno::SchedYield => {
+            sched::yield_now();
+            Ok(0)
+        }
+        Sysno::Nanosleep => nanosleep(a0),
+        Sysno::ClockGettime => clock_gettime(a0, a1),
+        Sysno::Uname => uname(a0),
+        Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
+        Sysno::Mmap => mmap(a0, a1, a2, a3, a4, a5),
+        Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
+        Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1)).map(|()| 0),
+        Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
+        Sysno::Mlockall => mm(|mm| mm.mlockall(a0)).map(|()| 0),
+        Sysno::Munlockall => mm(|mm| {
+            mm.munlockall();
+            Ok(0)
+        }),
+        Sysno::Madvise => mm(|mm| mm.madvise(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Reboot => reboot(a0, a1, a2),
+        // No signal handlers: every signal takes its default action.
+        Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
+    };
+    frame.x[0] = match result {
+        Ok(value) => value,
+        Err(e) => e.as_neg() as u64,
+    };
+    if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
+        log::info!(
+            "pid {}: {}({:#x}, {:#x}, {:#x}, {:#x}) = {:#x}",
+            process::current_process().pid,
+            call.name(),
+            a0,
+            a1,
+            a2,
+            a3,
+            frame.x[0] as i64
+        );
+    }
+}
+
+static TRACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether `aspen.strace` is on.
+pub fn tracing() -> bool {
+    TRACE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs every system call with its arguments and result, and every page
+/// fault (`aspen.strace`).
+pub fn enable_trace() {
+    TRACE.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The resolver the copy routines use: demand paging for the current
+/// process.
+fn resolver() -> impl FnMut(u64, Access) -> bool {
+    |addr, access| {
+        let kind = match access {
+            Access::Read => FaultKind::Read,
+            Access::Write => FaultKind::Write,
+        };
+        process::resolve_fault(addr, kind).is_ok()
+    }
+}
+
+/// The kernel's errno for an `aspen-abi` error number.
+pub fn abi_errno(e: aspen_abi::Errno) -> Errno {
+    match e {
+        aspen_abi::Errno::E2BIG => Errno::E2BIG,
+        aspen_abi::Errno::ENOEXEC => Errno::ENOEXEC,
+        aspen_abi::Errno::ENOMEM => Errno::ENOMEM,
+        aspen_abi::Errno::EFAULT => Errno::EFAULT,
+        aspen_abi::Errno::ENAMETOOLONG => Errno::ENAMETOOLONG,
+        _ => Errno::EINVAL,
+    }
+}
+
+fn efault(_: UserFault) -> Errno {
+    Errno::EFAULT
+}
+
+/// Copies `len` bytes in from user address `addr`.
+pub fn copy_in(addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = alloc::vec![0u8; len];
+    uaccess::copy_from_user(&mut buf, addr, &mut resolver()).map_err(efault)?;
+    Ok(buf)
+}
+
+/// Copies `data` out to user address `addr`.
+pub fn copy_out(addr: u64, data: &[u8]) -> Result<(), Errno> {
+    uaccess::copy_to_user(addr, data, &mut resolver()).map_err(efault)
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes.
+pub fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    uaccess::read_cstr(addr, max, &mut resolver()).map_err(efault)?.ok_or(Errno::ENAMETOOLONG)
+}
+
+fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
+    process::current_process().with_mm(f)?
+}
+
+fn with_files<R>(f: impl FnOnce(&mut process::fd::FdTable) -> R) -> R {
+    f(&mut process::current_process().files.lock())
+}
+
+/// Largest single transfer of read/write; longer requests are done up to
+/// here (as Linux's MAX_RW_COUNT bounds them).
+const MAX_IO: u64 = 0x7fff_f000;
+/// Bytes moved per step between a file and user memory.
+const IO_CHUNK: usize = 64 * 1024;
+
+fn read(fd: u64, buf: u64, count: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    uaccess::check_range(buf, count).map_err(efault)?;
+    let count = count.min(MAX_IO) as usize;
+    match description {
+        Description::Console => {
+            let data = console_read(count);
+            copy_out(buf, &data)?;
+            Ok(data.len() as u64)
+        }
+        Description::File(file) => {
+            let mut done = 0;
+            while done < count {
+                let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+                let n = file.read(&mut chunk)?;
+                copy_out(buf + done as u64, &chunk[..n])?;
+                done += n;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            Ok(done as u64)
+        }
+        Description::Snapshot(snapshot) => {
+            let mut position = snapshot.position.lock();
+            let rest = snapshot.data.get(*position..).unwrap_or_default();
+            let n = rest.len().min(count);
+            copy_out(buf, &rest[..n])?;
+            *position += n;
+            Ok(n as u64)
+        }
+    }
+}
+
+/// Waits for at least one byte from the console, then returns what is
+/// there (up to `max`). The console has no line discipline: bytes come as
+/// typed.
+fn console_read(max: usize) -> Vec<u8> {
+    let mut data = Vec::new();
+    if max == 0 {
+        return data;
+    }
+    loop {
+        while data.len() < max {
+            match console::read_byte() {
+                Some(byte) => data.push(byte),
+                None => break,
+            }
+        }
+        if !data.is_empty() {
+            return data;
+        }
+        sched::sleep_ticks(timer::frequency() / 100);
+    }
+}
+
+fn write(fd: u64, buf: u64, count: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    uaccess::check_range(buf, count).map_err(efault)?;
+    let count = count.min(MAX_IO) as usize;
+    let mut done = 0;
+    while done < count {
+        let chunk = copy_in(buf + done as u64, (count - done).min(IO_CHUNK))?;
+        let n = match &description {
+            Description::Console => {
+                console::write_bytes(&chunk);
+                chunk.len()
+            }
+            Description::File(file) => file.write(&chunk)?,
+            Description::Snapshot(_) => return Err(Errno::EBADF),
+        };
+        done += n;
+        if n < chunk.len() {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+/// readv/writev: one read or write per `iovec` (16 bytes: base, length).
+fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
+    const IOV_MAX: u64 = 1024;
+    if count > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let raw = copy_in(iov, (count * 16) as usize)?;
+    let mut total = 0u64;
+    for entry in raw.chunks_exact(16) {
+        let base = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
+        let len = u64::from_le_bytes(entry[8..].try_into().unwrap_or_default());
+        if (len as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let n = if writing { write(fd, base, len)? } else { read(fd, base, len)? };
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+const AT_FDCWD: i64 = -100;
+const PATH_MAX: usize = aspen_fs::PATH_MAX;
+
+/// The absolute path a `*at` call names. Only AT_FDCWD (whose directory is
+/// always `/`) and absolute paths are supported; directory descriptors
+/// give EOPNOTSUPP.
+fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
+    let path = read_string(path, PATH_MAX - 1)?;
+    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        return Ok(path);
+    }
+    with_files(|f| f.get(dirfd as u64))?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> SysResult {
+    const O_CLOEXEC: u64 = 0o2000000;
+    let path = at_path(dirfd, path)?;
+    let description = if path == b"/dev/console" || path == b"/dev/tty" {
+        Description::Console
+    } else if let Some(snapshot) = procfs::open(&path)? {
+        Description::Snapshot(Arc::new(snapshot))
+    } else {
+        let file = files::vfs().open(&path, OpenFlags(flags as u32), mode as u32)?;
+        if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
+            Description::Console
+        } else {
+            Description::File(Arc::new(file))
+        }
+    };
+    with_files(|f| f.insert(description, flags & O_CLOEXEC != 0)).map(|fd| fd as u64)
+}
+
+fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
+    let whence = match whence {
+        0 => Whence::Set,
+        1 => Whence::Current,
+        2 => Whence::End,
+        _ => return Err(Errno::EINVAL),
+    };
+    match with_files(|f| f.get(fd))? {
+        Description::File(file) => file.lseek(offset, whence),
+        Description::Snapshot(snapshot) => {
+            let mut position = snapshot.position.lock();
+            let base = match whence {
+                Whence::Set => 0,
+                Whence::Current => *position as i64,
+                Whence::End => snapshot.data.len() as i64,
+            };
+            let new = base.checked_add(offset).filter(|n| *n >= 0).ok_or(Errno::EINVAL)?;
+            *position = new as usize;
+            Ok(new as u64)
+        }
+        Description::Console => Err(Errno::ESPIPE),
+    }
+}
+
+fn getdents64(fd: u64, buf: u64, count: u64) -> SysResult {
+    let capacity = count.min(MAX_IO) as usize;
+    let (bytes, taken, offered) = match with_files(|f| f.get(fd))? {
+        Description::File(file) => {
+            let list = file.read_dir(usize::MAX)?;
+            let (bytes, taken) = encode(list.iter().map(|e| (e.name.as_str(), e.ino, e.kind)), capacity)?;
+            file.unread_dir(list.len() - taken);
+            (bytes, taken, list.len())
+        }
+        Description::Snapshot(snapshot) if !snapshot.entries.is_empty() => {
+            let mut position = snapshot.position.lock();
+            let rest = snapshot.entries.get(*position..).unwrap_or_default();
+            let (bytes, taken) = encode(rest.iter().map(|(n, i, k)| (n.as_str(), *i, *k)), capacity)?;
+            *position += taken;
+            (bytes, taken, rest.len())
+        }
+        _ => return Err(Errno::ENOTDIR),
+    };
+    if taken == 0 && offered > 0 {
+        return Err(Errno::EINVAL);
+    }
+    copy_out(buf, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// The `linux_dirent64` records of `(name, inode, DT_ type)` entries that
+/// fit in `capacity` bytes, and how many entries they hold.
+fn encode<'a>(entries: impl Iterator<Item = (&'a str, u64, u8)>, capacity: usize) -> Result<(Vec<u8>, usize), Errno> {
+    let records = entries.enumerate().map(|(i, (name, ino, kind))| Dirent64 {
+        ino,
+        next_offset: i as i64 + 1,
+        file_type: match kind {
+            4 => FileType::Directory,
+            2 => FileType::CharDevice,
+            _ => FileType::Regular,
+        },
+        name: name.as_bytes(),
+    });
+    match aspen_abi::syscall::encode_dirents(records, capacity) {
+        Ok(result) => Ok(result),
+        Err(aspen_abi::syscall::DirentError::BufferTooSmall) => Ok((Vec::new(), 0)),
+        Err(e) => Err(abi_errno(e.errno())),
+    }
+}
+
+fn stat_of(description: &Description) -> aspen_fs::Stat {
+    match description {
+        Description::File(file) => file.node().stat(),
+        Description::Console => aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1) },
+        Description::Snapshot(s) => aspen_fs::Stat {
+            dev: (0, 4),
+            ino: 3,
+            mode: if s.entries.is_empty() { 0o100444 } else { 0o040555 },
+            size: 0,
+            rdev: (0, 0),
+        },
+    }
+}
+
+fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
+    let bytes = Stat {
+        dev: make_dev(stat.dev),
+        ino: stat.ino,
+        mode: stat.mode,
+        nlink: 1,
+        rdev: make_dev(stat.rdev),
+        size: stat.size as i64,
+        blksize: 4096,
+        blocks: stat.size.div_ceil(512) as i64,
+        ..Default::default()
+    }
+    .to_bytes();
+    copy_out(addr, &bytes)?;
+    Ok(0)
+}
+
+/// Linux's `new_encode_dev`.
+fn make_dev((major, minor): (u32, u32)) -> u64 {
+    u64::from(minor & 0xff) | (u64::from(major & 0xfff) << 8) | (u64::from(minor & !0xff) << 12)
+}
+
+fn fstat(fd: u64, addr: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    write_stat(addr, stat_of(&description))
+}
+
+fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: u64) -> SysResult {
+    const AT_EMPTY_PATH: u64 = 0x1000;
+    const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & AT_EMPTY_PATH != 0 && read_string(path, PATH_MAX - 1)?.is_empty() {
+        return fstat(dirfd as u64, addr);
+    }
+    let path = at_path(dirfd, path)?;
+    if path == b"/dev/console" {
+        return write_stat(addr, stat_of(&Description::Console));
+    }
+    if let Some(snapshot) = procfs::open(&path)? {
+        return write_stat(addr, stat_of(&Description::Snapshot(Arc::new(snapshot))));
+    }
+    let node = files::vfs().lookup(&path)?;
+    write_stat(addr, node.stat())
+}
+
+fn ioctl(fd: u64) -> SysResult {
+    with_files(|f| f.get(fd))?;
+    // No terminal control: isatty() is false, as for a pipe.
+    Err(Errno::ENOTTY)
+}
+
+fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
+    const SIGCHLD: u64 = 17;
+    // Plain fork only, until threads exist.
+    if flags != SIGCHLD || stack != 0 {
+        return Err(Errno::EINVAL);
+    }
+    process::fork(frame).map(u64::from)
+}
+
+/// Most argv or envp entries accepted (each a string of at most a page
+/// and together within the stack image's limit, which `exec` checks).
+const MAX_ARGS: usize = 4096;
+
+fn string_array(addr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if addr == 0 {
+        return Ok(out);
+    }
+    loop {
+        if out.len() >= MAX_ARGS {
+            return Err(Errno::E2BIG);
+        }
+        let pointer = copy_in(addr + 8 * out.len() as u64, 8)?;
+        let pointer = u64::from_le_bytes(pointer.try_into().map_err(|_| Errno::EFAULT)?);
+        if pointer == 0 {
+            return Ok(out);
+        }
+        let string = read_string(pointer, aspen_abi::stack::ARG_MAX);
+        out.push(string.map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?);
+    }
+}
+
+fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
+    let path = read_string(path, PATH_MAX - 1)?;
+    let argv = string_array(argv)?;
+    let envp = string_array(envp)?;
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    process::exec::execve(frame, &path, &argv, &envp)?;
+    // The new program starts with x0 = 0, as the frame now says.
+    Ok(frame.x[0])
+}
+
+fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
+    let options = WaitOptions::from_bits(options as u32).map_err(abi_errno)?;
+    // Every child exits with SIGCHLD (plain fork only).
+    if !options.selects_child(17) {
+        return Err(Errno::ECHILD);
+    }
+    // No process groups: every child is in the caller's group.
+    let pid = match pid {
+        0 | -1 => -1,
+        p if p > 0 => i64::from(p),
+        _ => return Err(Errno::ECHILD),
+    };
+    match process::wait(pid, options.no_hang)? {
+        None => Ok(0),
+        Some((child, code)) => {
+            if status != 0 {
+                copy_out(status, &code.to_le_bytes())?;
+            }
+            if rusage != 0 {
+                // struct rusage: all zero (no accounting yet).
+                copy_out(rusage, &[0u8; 144])?;
+            }
+            Ok(u64::from(child))
+        }
+    }
+}
+
+fn frequency() -> core::num::NonZeroU64 {
+    core::num::NonZeroU64::new(timer::frequency()).unwrap_or(core::num::NonZeroU64::MIN)
+}
+
+fn nanosleep(request: u64) -> SysResult {
+    let raw: [u8; Timespec::SIZE] = copy_in(request, Timespec::SIZE)?.try_into().map_err(|_| Errno::EFAULT)?;
+    let spec = Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)?;
+    let ticks = spec.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+    sched::sleep_ticks(ticks);
+    Ok(0)
+}
+
+fn clock_gettime(clock: u64, out: u64) -> SysResult {
+    // Every clock counts from reset: there is no real-time clock to read.
+    ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
+    let now = Timespec::from_ticks(timer::ticks(), frequency());
+    copy_out(out, &now.to_bytes())?;
+    Ok(0)
+}
+
+fn uname(out: u64) -> SysResult {
+    let name = UtsName {
+        // Programs written for Linux check this field.
+        sysname: b"Linux",
+        nodename: b"aspen",
+        release: concat!("6.1.0-aspen-", env!("CARGO_PKG_VERSION")).as_bytes(),
+        version: b"Aspen",
+        machine: b"aarch64",
+        domainname: b"(none)",
+    };
+    let bytes = name.to_bytes().map_err(abi_errno)?;
+    copy_out(out, &bytes)?;
+    Ok(0)
+}
+
+fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
+    use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PROT_WRITE};
+    let file = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        let Description::File(file) = with_files(|f| f.get(fd))? else { return Err(Errno::ENODEV) };
+        let object = file.object().ok_or(Errno::ENODEV)?.clone();
+        if !file.flags().readable() {
+            return Err(Errno::EACCES);
+        }
+        let shared = matches!(flags & MAP_TYPE, 1 | 3) && flags & MAP_SHARED != 0;
+        if shared && prot & PROT_WRITE != 0 && !file.flags().writable() {
+            return Err(Errno::EACCES);
+        }
+        Some(object)
+    };
+    mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
+}
+
+fn reboot(magic1: u64, magic2: u64, cmd: u64) -> SysResult {
+    use aspen_abi::syscall::RebootCmd;
+    match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32).map_err(abi_errno)? {
+        RebootCmd::PowerOff | RebootCmd::Halt => {
+            log::info!("reboot: power off requested by pid {}", process::current_process().pid);
+            power::power_off()
+        }
+        RebootCmd::CtrlAltDelOn | RebootCmd::CtrlAltDelOff => Ok(0),
+        // No reset without firmware help yet.
+        RebootCmd::Restart => Err(Errno::EINVAL),
+    }
+}

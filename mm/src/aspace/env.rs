@@ -1,0 +1,197 @@
+//! The machine an address space runs on: physical memory, the frame pool,
+//! TLB maintenance, the ASID allocator and counters. The kernel passes its
+//! real backends; host tests pass the simulated machine.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::asid::AsidAllocator;
+use crate::frame::BuddyAllocator;
+use crate::paging::PhysMemory;
+use crate::tlb::{Asid, TlbOps};
+
+/// Everything address spaces and memory objects need from the machine.
+///
+/// One value serves every address space and object of a kernel (a static
+/// in the kernel, a local in tests); they borrow it for their whole life.
+pub trait MmEnv {
+    /// Physical memory as the CPU reaches it (the kernel's linear map).
+    type Mem: PhysMemory;
+    /// TLB maintenance (the `TLBI` instructions).
+    type Tlb: TlbOps;
+
+    fn mem(&self) -> &Self::Mem;
+    /// The frame pool: table pages, anonymous pages, page-cache pages.
+    fn frames(&self) -> &BuddyAllocator<'static>;
+    fn tlb(&self) -> &Self::Tlb;
+    fn asids(&self) -> &AsidAllocator;
+    fn stats(&self) -> &MmStats;
+
+    /// Called before `frame` is mapped executable at EL0 (a fault or an
+    /// mprotect that adds execute): the kernel cleans the data cache to the
+    /// point of unification and invalidates the instruction cache for it
+    /// (`DC CVAU` + `IC IVAU` over the frame through the linear map, then
+    /// `DSB ISH; ISB`), as code may have been written through the data
+    /// side (page-in, copy-on-write, user writes before the mprotect).
+    /// The default does nothing (host tests: no caches).
+    fn sync_icache(&self, frame: PhysAddr) {
+        let _ = frame;
+    }
+}
+
+/// Counters for `/proc/meminfo`, `/proc/vmstat` and tests.
+#[derive(Debug, Default)]
+pub struct MmStats {
+    page_cache_pages: AtomicUsize,
+    faults: AtomicU64,
+    cow_copies: AtomicU64,
+    cow_reuses: AtomicU64,
+}
+
+impl MmStats {
+    pub const fn new() -> Self {
+        Self {
+            page_cache_pages: AtomicUsize::new(0),
+            faults: AtomicU64::new(0),
+            cow_copies: AtomicU64::new(0),
+            cow_reuses: AtomicU64::new(0),
+        }
+    }
+
+    /// Pages held by the page caches of every memory object (file pages
+    /// and shared anonymous pages): `Cached` + `Shmem` in `/proc/meminfo`.
+    pub fn page_cache_pages(&self) -> usize {
+        self.page_cache_pages.load(Ordering::Relaxed)
+    }
+
+    /// Faults handled by [`AddressSpace::handle_fault`](super::AddressSpace::handle_fault).
+    pub fn faults(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
+    }
+
+    /// Copy-on-write faults that copied a page.
+    pub fn cow_copies(&self) -> u64 {
+        self.cow_copies.load(Ordering::Relaxed)
+    }
+
+    /// Copy-on-write faults that reused the only reference instead.
+    pub fn cow_reuses(&self) -> u64 {
+        self.cow_reuses.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn cache_page_added(&self) {
+        self.page_cache_pages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn cache_page_removed(&self) {
+        self.page_cache_pages.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fault(&self) {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn cow_copy(&self) {
+        self.cow_copies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn cow_reuse(&self) {
+        self.cow_reuses.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An [`MmEnv`] made of references to backends that live elsewhere, plus
+/// its own counters. The kernel builds one once the frame pool exists
+/// (`Env::new(&LINEAR, FRAMES.get(), &HW_TLB, &ASIDS)`) and keeps it in a
+/// static; tests build one on the stack.
+pub struct Env<'a, M: PhysMemory, T: TlbOps> {
+    mem: &'a M,
+    frames: &'a BuddyAllocator<'static>,
+    tlb: &'a T,
+    asids: &'a AsidAllocator,
+    stats: MmStats,
+}
+
+impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
+    pub const fn new(mem: &'a M, frames: &'a BuddyAllocator<'static>, tlb: &'a T, asids: &'a AsidAllocator) -> Self {
+        Self { mem, frames, tlb, asids, stats: MmStats::new() }
+    }
+}
+
+impl<M: PhysMemory, T: TlbOps> MmEnv for Env<'_, M, T> {
+    type Mem = M;
+    type Tlb = T;
+
+    fn mem(&self) -> &M {
+        self.mem
+    }
+
+    fn frames(&self) -> &BuddyAllocator<'static> {
+        self.frames
+    }
+
+    fn tlb(&self) -> &T {
+        self.tlb
+    }
+
+    fn asids(&self) -> &AsidAllocator {
+        self.asids
+    }
+
+    fn stats(&self) -> &MmStats {
+        &self.stats
+    }
+}
+
+/// The TLB maintenance for an edit of an address space's table: the
+/// machine's, or none at all, when the space never had an ASID (then no
+/// TLB holds any of its entries) or the caller invalidates the whole ASID
+/// itself afterwards (fork).
+pub(crate) enum SpaceTlb<'t, T: TlbOps> {
+    Real(&'t T),
+    Skip,
+}
+
+impl<T: TlbOps> TlbOps for SpaceTlb<'_, T> {
+    fn begin(&self) {
+        if let Self::Real(t) = self {
+            t.begin();
+        }
+    }
+
+    fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
+        if let Self::Real(t) = self {
+            t.invalidate_page(asid, va, leaf_only);
+        }
+    }
+
+    fn invalidate_asid(&self, asid: Asid) {
+        if let Self::Real(t) = self {
+            t.invalidate_asid(asid);
+        }
+    }
+
+    fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
+        if let Self::Real(t) = self {
+            t.invalidate_kernel_page(va, leaf_only);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        if let Self::Real(t) = self {
+            t.invalidate_all();
+        }
+    }
+
+    fn invalidate_all_local(&self) {
+        if let Self::Real(t) = self {
+            t.invalidate_all_local();
+        }
+    }
+
+    fn sync(&self) {
+        if let Self::Real(t) = self {
+            t.sync();
+        }
+    }
+}

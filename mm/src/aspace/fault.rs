@@ -1,0 +1,396 @@
+//! Page faults: pages populated from their backing, copy-on-write, dirty
+//! tracking of shared file pages, W^X flips; and populating whole ranges
+//! (MAP_POPULATE, mlock).
+
+use alloc::vec::Vec;
+
+use super::env::SpaceTlb;
+use super::varea::{Backing, Prot, Varea};
+use super::{log_edit, object_index, space_tlb, AddressSpace, FaultError, FaultKind, MmEnv, Table, USER_END};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::asid::AsidContext;
+use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
+use crate::object::{put_frame, PageError};
+use crate::paging::{copy_frame, zero_frame, Access, Mapping, MemoryType, PageAttrs, PagingError, Privilege};
+use crate::tlb::TlbScope;
+
+/// What a leaf lets user code do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Mapped for EL1 only (PROT_NONE with data): every user access faults.
+    None,
+    Read,
+    ReadWrite,
+    ReadExec,
+}
+
+/// `PROT_NONE` pages of RAM: kernel-only, read-only, tagged with the ASID.
+const NORMAL_NONE: PageAttrs = PageAttrs::KERNEL_RO.non_global();
+const DEVICE_RW: PageAttrs = device_attrs(Privilege::User, Access::READ.union(Access::WRITE));
+const DEVICE_RO: PageAttrs = device_attrs(Privilege::User, Access::READ);
+const DEVICE_NONE: PageAttrs = device_attrs(Privilege::Kernel, Access::READ).non_global();
+
+/// Device attributes, checked when the constants above are evaluated (at
+/// compile time).
+const fn device_attrs(privilege: Privilege, access: Access) -> PageAttrs {
+    match PageAttrs::new(privilege, access, MemoryType::Device) {
+        Ok(attrs) => attrs,
+        Err(_) => panic!("invalid device page attributes"),
+    }
+}
+
+impl Mode {
+    /// The mode of a leaf with `attrs`.
+    pub(crate) fn of(attrs: PageAttrs) -> Self {
+        if attrs.privilege() != Privilege::User {
+            return Self::None;
+        }
+        let access = attrs.access();
+        if access.contains(Access::WRITE) {
+            Self::ReadWrite
+        } else if access.contains(Access::EXECUTE) {
+            Self::ReadExec
+        } else {
+            Self::Read
+        }
+    }
+
+    pub(crate) fn allows(self, kind: FaultKind) -> bool {
+        matches!(
+            (self, kind),
+            (Self::Read | Self::ReadWrite | Self::ReadExec, FaultKind::Read)
+                | (Self::ReadWrite, FaultKind::Write)
+                | (Self::ReadExec, FaultKind::Exec)
+        )
+    }
+
+    /// The page attributes of the mode, for RAM or for device memory
+    /// (never executable: execute is refused on device vareas).
+    pub(crate) fn attrs(self, device: bool) -> PageAttrs {
+        match (self, device) {
+            (Self::None, false) => NORMAL_NONE,
+            (Self::Read, false) => PageAttrs::USER_RO,
+            (Self::ReadWrite, false) => PageAttrs::USER_RW,
+            (Self::ReadExec, false) => PageAttrs::USER_RX,
+            (Self::None, true) => DEVICE_NONE,
+            (Self::Read | Self::ReadExec, true) => DEVICE_RO,
+            (Self::ReadWrite, true) => DEVICE_RW,
+        }
+    }
+
+    /// The mode for a page of a varea with `prot`. `write_ok`: the page
+    /// may be writable without a fault (not copy-on-write, not clean
+    /// shared file data). W^X: with both write and execute possible,
+    /// `prefer_exec` picks.
+    pub(crate) fn choose(prot: Prot, write_ok: bool, prefer_exec: bool) -> Self {
+        if !prot.is_accessible() {
+            return Self::None;
+        }
+        let write = prot.contains(Prot::WRITE) && write_ok;
+        let exec = prot.contains(Prot::EXEC);
+        match (write, exec) {
+            (true, true) if prefer_exec => Self::ReadExec,
+            (true, _) => Self::ReadWrite,
+            (false, true) => Self::ReadExec,
+            (false, false) => Self::Read,
+        }
+    }
+
+    /// The mode a fault of `kind` installs (the varea allows the access).
+    fn for_fault(prot: Prot, kind: FaultKind, write_ok: bool) -> Self {
+        match kind {
+            FaultKind::Write => Self::ReadWrite,
+            FaultKind::Exec => Self::ReadExec,
+            FaultKind::Read => Self::choose(prot, write_ok, false),
+        }
+    }
+}
+
+/// Whether a varea with `prot` allows an access of `kind`.
+pub(crate) fn prot_allows(prot: Prot, kind: FaultKind) -> bool {
+    match kind {
+        FaultKind::Read => prot.is_accessible(),
+        FaultKind::Write => prot.contains(Prot::WRITE),
+        FaultKind::Exec => prot.contains(Prot::EXEC),
+    }
+}
+
+/// Whether a private page's frame may be written in place: the mapping
+/// holds the only reference and no page cache has the frame.
+pub(crate) fn exclusive(frames: &BuddyAllocator<'static>, pa: PhysAddr) -> bool {
+    frames
+        .meta(pa)
+        .is_some_and(|m| m.refcount() == 1 && !m.flags().contains(FrameFlags::PAGE_CACHE))
+}
+
+/// Whether a present leaf of `varea` may be writable without a fault.
+pub(crate) fn leaf_write_ok<E: MmEnv>(env: &E, varea: &Varea<'_, E>, leaf: &Mapping) -> bool {
+    match &varea.backing {
+        Backing::Anon | Backing::Object { shared: false, .. } => exclusive(env.frames(), leaf.pa),
+        Backing::Object { object, shared: true, .. } => {
+            object.is_anonymous() || Mode::of(leaf.attrs) == Mode::ReadWrite
+        }
+        Backing::Device { .. } => true,
+    }
+}
+
+fn fault_error(e: PagingError) -> FaultError {
+    match e {
+        PagingError::OutOfMemory(_) => FaultError::OutOfMemory,
+        other => {
+            log::error!("mm: fault: table update refused: {other:?}");
+            FaultError::Segv
+        }
+    }
+}
+
+fn page_error(e: PageError) -> FaultError {
+    match e {
+        PageError::BeyondEof | PageError::Io(_) => FaultError::Bus,
+        PageError::OutOfMemory => FaultError::OutOfMemory,
+    }
+}
+
+/// The parts of an address space a fault changes, borrowed apart from the
+/// vareas it reads.
+pub(crate) struct Parts<'s, 'e, E: MmEnv> {
+    pub env: &'e E,
+    pub table: &'s mut Table<'e, E>,
+    pub asid: &'s AsidContext,
+}
+
+impl<'e, E: MmEnv> Parts<'_, 'e, E> {
+    fn tlb(&self) -> (SpaceTlb<'e, E::Tlb>, TlbScope) {
+        space_tlb(self.env, self.asid)
+    }
+
+    /// Maps `frame` at `page`, whose entry is invalid: no TLB maintenance.
+    fn install(&mut self, page: VirtAddr, frame: PhysAddr, mode: Mode, device: bool) -> Result<(), FaultError> {
+        if mode == Mode::ReadExec {
+            self.env.sync_icache(frame);
+        }
+        self.table
+            .map(VirtRange::new(page, page + PAGE_SIZE), frame, mode.attrs(device))
+            .map_err(fault_error)
+    }
+
+    /// Changes the permissions of a live leaf in place (one TLBI).
+    pub(crate) fn set_mode(&mut self, leaf: Mapping, mode: Mode, device: bool) {
+        if mode == Mode::ReadExec && Mode::of(leaf.attrs) != Mode::ReadExec {
+            self.env.sync_icache(leaf.pa);
+        }
+        let (tlb, scope) = self.tlb();
+        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: a permission change released {l:?}"));
+        log_edit("permission change", editor.set(Mapping { attrs: mode.attrs(device), ..leaf }).map(drop));
+    }
+
+    /// A write to a read-only private page: reuse the frame when this
+    /// mapping holds the only reference, else copy it (break-before-make:
+    /// copy, clear the entry, TLBI, DSB, write the new entry, then drop
+    /// the old frame's reference).
+    fn break_cow(&mut self, leaf: Mapping) -> Result<(), FaultError> {
+        let frames = self.env.frames();
+        if exclusive(frames, leaf.pa) {
+            self.env.stats().cow_reuse();
+            self.set_mode(leaf, Mode::ReadWrite, false);
+            return Ok(());
+        }
+        let copy = frames.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
+        // SAFETY: `copy` is a fresh frame, ours alone; `leaf.pa` is a pool
+        // frame nobody may write (every mapping of it is read-only), and
+        // the two differ.
+        unsafe { copy_frame(self.env.mem(), copy, leaf.pa) };
+        let (tlb, scope) = self.tlb();
+        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: copy-on-write released {l:?}"));
+        match editor.replace(Mapping { pa: copy, attrs: Mode::ReadWrite.attrs(false), ..leaf }) {
+            Ok(old) => {
+                drop(editor);
+                if let Some(old) = old {
+                    put_frame(frames, old.pa);
+                }
+                self.env.stats().cow_copy();
+                Ok(())
+            }
+            Err(e) => {
+                drop(editor);
+                frames.free_frame(copy);
+                Err(fault_error(e))
+            }
+        }
+    }
+
+    /// A zeroed frame of our own.
+    fn zeroed_frame(&self) -> Result<PhysAddr, FaultError> {
+        let frame = self.env.frames().alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
+        // SAFETY: a fresh frame from the pool, ours alone.
+        unsafe { zero_frame(self.env.mem(), frame) };
+        Ok(frame)
+    }
+
+    /// Maps `frame` (a reference we own) or gives the reference back.
+    fn install_owned(&mut self, page: VirtAddr, frame: PhysAddr, mode: Mode) -> Result<(), FaultError> {
+        let result = self.install(page, frame, mode, false);
+        if result.is_err() {
+            put_frame(self.env.frames(), frame);
+        }
+        result
+    }
+
+    /// A fault on a page with no entry: populate it from the backing.
+    fn fault_missing(
+        &mut self,
+        start: VirtAddr,
+        varea: &Varea<'e, E>,
+        page: VirtAddr,
+        kind: FaultKind,
+    ) -> Result<(), FaultError> {
+        match &varea.backing {
+            Backing::Anon => {
+                let frame = self.zeroed_frame()?;
+                self.install_owned(page, frame, Mode::for_fault(varea.prot, kind, true))
+            }
+            Backing::Device { pa } => {
+                let mode = Mode::for_fault(varea.prot, kind, true);
+                self.install(page, *pa + (page - start), mode, true)
+            }
+            Backing::Object { object, first_page, shared } => {
+                let index = object_index(*first_page, start, page);
+                let frame = object.get_page(index).map_err(page_error)?;
+                if !*shared && kind == FaultKind::Write {
+                    // Copy at once rather than map the cache page first.
+                    let copy = match self.env.frames().alloc_frame() {
+                        Ok(copy) => copy,
+                        Err(_) => {
+                            put_frame(self.env.frames(), frame);
+                            return Err(FaultError::OutOfMemory);
+                        }
+                    };
+                    // SAFETY: `copy` is fresh and ours; `frame` is a cache
+                    // page (a pool frame) distinct from it.
+                    unsafe { copy_frame(self.env.mem(), copy, frame) };
+                    put_frame(self.env.frames(), frame);
+                    return self.install_owned(page, copy, Mode::ReadWrite);
+                }
+                let write_ok = *shared && object.is_anonymous();
+                let mode = Mode::for_fault(varea.prot, kind, write_ok);
+                if *shared && mode == Mode::ReadWrite {
+                    object.start_writer(index);
+                }
+                let result = self.install_owned(page, frame, mode);
+                if result.is_err() && *shared && mode == Mode::ReadWrite {
+                    object.end_writer(index);
+                }
+                result
+            }
+        }
+    }
+
+    /// A fault on a page whose entry does not allow the access (or a
+    /// spurious one, which does).
+    fn fault_present(
+        &mut self,
+        start: VirtAddr,
+        varea: &Varea<'e, E>,
+        leaf: Mapping,
+        kind: FaultKind,
+    ) -> Result<(), FaultError> {
+        let current = Mode::of(leaf.attrs);
+        if current.allows(kind) {
+            return Ok(());
+        }
+        let device = matches!(varea.backing, Backing::Device { .. });
+        match kind {
+            FaultKind::Read => {
+                let write_ok = leaf_write_ok(self.env, varea, &leaf);
+                self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false), device);
+                Ok(())
+            }
+            FaultKind::Exec => {
+                if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+                    if current == Mode::ReadWrite {
+                        object.end_writer(object_index(*first_page, start, leaf.va));
+                    }
+                }
+                self.set_mode(leaf, Mode::ReadExec, device);
+                Ok(())
+            }
+            FaultKind::Write => match &varea.backing {
+                Backing::Anon | Backing::Object { shared: false, .. } => self.break_cow(leaf),
+                Backing::Object { object, first_page, shared: true } => {
+                    object.start_writer(object_index(*first_page, start, leaf.va));
+                    self.set_mode(leaf, Mode::ReadWrite, false);
+                    Ok(())
+                }
+                Backing::Device { .. } => {
+                    self.set_mode(leaf, Mode::ReadWrite, true);
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl<'e, E: MmEnv> AddressSpace<'e, E> {
+    pub(crate) fn parts(&mut self) -> (Parts<'_, 'e, E>, &super::VareaMap<'e, E>) {
+        (Parts { env: self.env, table: &mut self.table, asid: &self.asid }, &self.vareas)
+    }
+
+    /// Resolves a fault of `kind` at `va` (the kernel calls this from its
+    /// abort handler, for user accesses and for its own accesses to user
+    /// memory, then retries the access). A fault on a page that already
+    /// allows the access is spurious and returns `Ok`.
+    pub fn handle_fault(&mut self, va: VirtAddr, kind: FaultKind) -> Result<(), FaultError> {
+        self.env.stats().fault();
+        self.fault_in(va, kind)
+    }
+
+    /// `handle_fault` without the counter (populate, kernel accesses).
+    pub(crate) fn fault_in(&mut self, va: VirtAddr, kind: FaultKind) -> Result<(), FaultError> {
+        if va >= USER_END {
+            return Err(FaultError::Segv);
+        }
+        let page = va.align_down(PAGE_SIZE);
+        let (mut parts, vareas) = self.parts();
+        let Some((start, varea)) = vareas.find(va) else {
+            return Err(FaultError::Segv);
+        };
+        if !prot_allows(varea.prot, kind) {
+            return Err(FaultError::Segv);
+        }
+        match parts.table.query(page) {
+            None => parts.fault_missing(start, varea, page, kind),
+            Some(leaf) => parts.fault_present(start, varea, leaf, kind),
+        }
+    }
+
+    /// Faults in every page of the accessible vareas in `range`: writable
+    /// private and shared anonymous pages writable (copy-on-write broken),
+    /// the others readable (executable when the varea is). Pages past the
+    /// end of a file, or whose pager fails, are skipped.
+    pub(crate) fn populate(&mut self, range: VirtRange) -> Result<(), FaultError> {
+        let jobs: Vec<(VirtRange, FaultKind)> = self
+            .vareas
+            .overlapping(range)
+            .filter(|(_, v)| v.prot.is_accessible() && !matches!(v.backing, Backing::Device { .. }))
+            .map(|(start, v)| {
+                let sub = VirtRange::new(start.max(range.start), v.end_exclusive.min(range.end_exclusive));
+                let shared_file =
+                    matches!(&v.backing, Backing::Object { object, shared: true, .. } if !object.is_anonymous());
+                let write = v.prot.contains(Prot::WRITE) && !shared_file;
+                let kind = if write { FaultKind::Write } else { FaultKind::Read };
+                (sub, kind)
+            })
+            .collect();
+        for (sub, kind) in jobs {
+            let mut page = sub.start;
+            while page < sub.end_exclusive {
+                match self.fault_in(page, kind) {
+                    Ok(()) | Err(FaultError::Bus | FaultError::Segv) => {}
+                    Err(FaultError::OutOfMemory) => return Err(FaultError::OutOfMemory),
+                }
+                page = page + PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,330 @@
+//! Address spaces made of vareas, with Linux semantics.
+//!
+//! An [`AddressSpace`] is a TTBR0 translation table, an ASID context and an
+//! ordered set of vareas (ranges with one protection and one backing:
+//! private or shared anonymous memory, a private or shared mapping of a
+//! [`FileObject`](crate::object::FileObject), or device frames). Pages are faulted in on demand; the
+//! system calls (mmap, munmap, mprotect, madvise, msync, mlock, mlockall,
+//! brk) follow Linux, errnos included; fork copies on write.
+//!
+//! The machine comes in through [`MmEnv`]: the kernel passes its linear
+//! map, frame pool, `TLBI` backend and ASID allocator, host tests the
+//! simulated machine. Addresses spaces borrow it for their whole life.
+//!
+//! Choices, where Linux leaves room or Aspen differs:
+//! - Private anonymous read faults allocate a zeroed page (no shared zero
+//!   page), mapped writable when the varea is: a read-then-write costs one
+//!   fault, and no page is ever shared with another task unless by fork.
+//! - Copy-on-write: a per-frame reference count. A write fault on a
+//!   read-only private page reuses the frame when this mapping holds the
+//!   only reference and the frame is not in a page cache, and copies it
+//!   otherwise (break-before-make: copy, clear, TLBI, DSB, write, drop).
+//! - W^X: the architecture could, but Aspen never maps a page writable and
+//!   executable at once. A `PROT_WRITE|PROT_EXEC` varea is accepted (as
+//!   Linux does); each page is mapped read-write after a write fault and
+//!   read-execute after an execute fault, flipping on demand (each flip is
+//!   one fault, and the execute side gets an instruction-cache sync).
+//! - `PROT_NONE` pages that hold data stay mapped, EL1-only and read-only,
+//!   so user access faults; the kernel must access user memory with
+//!   unprivileged loads and stores (`LDTR`/`STTR`) or check first with
+//!   [`AddressSpace::check_user_range`].
+//! - Shared file mappings are mapped read-only until written, so that
+//!   writes mark the cached page dirty ([`crate::object`]); shared
+//!   anonymous memory is mapped writable at once. Dirty pages reach the
+//!   pager on msync (MS_SYNC or MS_ASYNC), munmap, MAP_FIXED replacement
+//!   and address-space teardown.
+//! - mprotect, mlock and munlock over a range with a hole fail with ENOMEM
+//!   and change nothing (Linux changes the part before the hole).
+//! - MAP_POPULATE, MAP_LOCKED and mappings made under `mlockall
+//!   (MCL_FUTURE)` that run out of memory while populating are undone and
+//!   fail with ENOMEM (Linux returns the mapping, unpopulated); populating
+//!   skips pages past the end of a file (they raise SIGBUS when touched).
+//!   A populated writable private page is already copied, so no access in
+//!   a locked or populated range faults, with two exceptions: the first
+//!   write to a shared *file* page (dirty tracking, as Linux does for
+//!   file systems that write back) and execute/write flips in W+X vareas.
+//! - Fork gives the child copies of the parent's *locked* writable private
+//!   pages at once (so the parent's locked pages never fault after a
+//!   fork); everything else is shared copy-on-write. The child inherits no
+//!   locks (as in Linux).
+//! - The free-area search goes top-down from the mmap base (below the
+//!   stack) to [`MMAP_MIN_ADDR`], then bottom-up above the base, as Linux's
+//!   top-down layout does; hints are used when the range is free.
+
+mod env;
+mod fault;
+pub mod flags;
+mod fork;
+mod maps;
+mod syscalls;
+mod user;
+mod varea;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use core::mem::ManuallyDrop;
+
+pub use env::{Env, MmEnv, MmStats};
+pub use maps::{MapsLine, VareaInfo, VareaKind};
+pub use varea::Prot;
+
+use self::env::SpaceTlb;
+use self::varea::{Backing, Varea, VareaMap};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::asid::AsidContext;
+use crate::errno::Errno;
+use crate::frame::BuddyAllocator;
+use crate::object::put_frame;
+use crate::paging::{Access, Mapping, PageTable, PagingError, VaHalf};
+use crate::tlb::{Asid, TlbScope};
+
+/// The end of user space: the top of the TTBR0 half (256 TiB).
+pub const USER_END: VirtAddr = VaHalf::Lower.range().end_exclusive;
+/// The lowest address mmap hands out or accepts with MAP_FIXED (EPERM
+/// below), so that null-pointer accesses always fault (Linux's
+/// `mmap_min_addr`).
+pub const MMAP_MIN_ADDR: VirtAddr = VirtAddr::new(0x1_0000);
+/// Where the top-down free-area search starts unless the kernel sets
+/// another base: 256 MiB below the top, leaving room for the stack.
+pub const DEFAULT_MMAP_BASE: VirtAddr = VirtAddr::new((1 << 48) - (256 << 20));
+/// The most vareas a space may have (Linux's `vm.max_map_count`); calls
+/// that would need more fail with ENOMEM.
+pub const MAX_VAREAS: usize = 65530;
+
+/// What a faulting access tried to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    Read,
+    Write,
+    Exec,
+}
+
+/// Why a fault could not be resolved: the signal for the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultError {
+    /// No varea at the address, or the varea forbids the access: SIGSEGV.
+    Segv,
+    /// A file page past the end of file, or the pager failed: SIGBUS.
+    Bus,
+    /// No memory for the page or its table pages: the kernel kills the
+    /// task (which signal it reports is the kernel's choice; Linux's OOM
+    /// killer uses SIGKILL). Other tasks and the kernel go on.
+    OutOfMemory,
+}
+
+/// How locked mappings are populated (mlockall flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LockMode {
+    /// Fault every page in at once (MCL_CURRENT / MCL_FUTURE).
+    Populate,
+    /// Lock pages as they are faulted in (MCL_ONFAULT).
+    OnFault,
+}
+
+/// The program break: `start` as the ELF loader left it, `current` as
+/// brk(2) last set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Brk {
+    start: VirtAddr,
+    current: VirtAddr,
+}
+
+type Table<'e, E> = PageTable<'e, <E as MmEnv>::Mem, BuddyAllocator<'static>>;
+
+/// One user address space. The kernel keeps it inside its task behind a
+/// lock: every method assumes it is the only one working on the space.
+pub struct AddressSpace<'e, E: MmEnv> {
+    env: &'e E,
+    /// Taken out only by `drop`.
+    table: ManuallyDrop<Table<'e, E>>,
+    asid: AsidContext,
+    vareas: VareaMap<'e, E>,
+    mmap_base: VirtAddr,
+    brk: Option<Brk>,
+    stack_start: Option<VirtAddr>,
+    /// mlockall(MCL_FUTURE): how new mappings are locked.
+    lock_future: Option<LockMode>,
+}
+
+/// `len` rounded up to whole pages; `None` on overflow.
+fn page_align(len: u64) -> Option<u64> {
+    len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1))
+}
+
+/// The TLB maintenance an edit of a space's table needs, and its scope.
+fn space_tlb<'t, E: MmEnv>(env: &'t E, asid: &AsidContext) -> (SpaceTlb<'t, E::Tlb>, TlbScope) {
+    match asid.asid() {
+        Some(a) => (SpaceTlb::Real(env.tlb()), TlbScope::Asid(a)),
+        None => (SpaceTlb::Skip, TlbScope::Asid(Asid(0))),
+    }
+}
+
+/// Page index in its object of the page at `va` of a varea at `start`.
+fn object_index(first_page: u64, start: VirtAddr, va: VirtAddr) -> u64 {
+    first_page + (va - start) / PAGE_SIZE
+}
+
+/// Gives back what a removed leaf held: a reference to its frame (none for
+/// device frames) and, for a writable shared file page, its writer count.
+fn release_leaf<E: MmEnv>(env: &E, vareas: &VareaMap<'_, E>, leaf: Mapping) {
+    let Some((start, varea)) = vareas.find(leaf.va) else {
+        log::error!("mm: {leaf:?} removed outside every varea; frame leaked");
+        return;
+    };
+    match &varea.backing {
+        Backing::Device { .. } => {}
+        Backing::Anon => put_frame(env.frames(), leaf.pa),
+        Backing::Object { object, first_page, shared } => {
+            if *shared && leaf.attrs.access().contains(Access::WRITE) {
+                object.end_writer(object_index(*first_page, start, leaf.va));
+            }
+            put_frame(env.frames(), leaf.pa);
+        }
+    }
+}
+
+/// Logs a table edit that failed though its arguments were checked.
+fn log_edit(what: &str, result: Result<(), PagingError>) {
+    if let Err(e) = result {
+        log::error!("mm: {what} refused: {e:?}");
+    }
+}
+
+/// Writes back the dirty pages of the shared file vareas in `removed`.
+fn write_back<'v, 'e: 'v, E: MmEnv + 'e>(removed: impl Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>) {
+    for (start, varea) in removed {
+        if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+            let pages = (varea.end_exclusive - start) / PAGE_SIZE;
+            if let Err(e) = object.sync_range(*first_page, first_page + pages) {
+                log::warn!("mm: write-back of {:?} failed: {e}", object.identity().path);
+            }
+        }
+    }
+}
+
+impl<'e, E: MmEnv> AddressSpace<'e, E> {
+    /// An empty address space (one zeroed root table).
+    pub fn new(env: &'e E) -> Result<Self, Errno> {
+        let table = PageTable::new(env.mem(), env.frames(), VaHalf::Lower).map_err(|_| Errno::ENOMEM)?;
+        Ok(Self {
+            env,
+            table: ManuallyDrop::new(table),
+            asid: AsidContext::new(),
+            vareas: VareaMap::new(),
+            mmap_base: DEFAULT_MMAP_BASE,
+            brk: None,
+            stack_start: None,
+            lock_future: None,
+        })
+    }
+
+    pub fn env(&self) -> &'e E {
+        self.env
+    }
+
+    /// Makes this space current on `cpu` (which must be the calling CPU,
+    /// with preemption off): returns the root table and the ASID to write
+    /// into TTBR0 together (`root | asid << 48`, one MSR, then ISB). No
+    /// TLB maintenance is needed (the ASID allocator did any).
+    pub fn activate(&self, cpu: usize) -> (PhysAddr, Asid) {
+        let asid = self.env.asids().switch_to(cpu, &self.asid, self.env.tlb());
+        (self.table.root(), asid)
+    }
+
+    /// The physical address of the root table.
+    pub fn root(&self) -> PhysAddr {
+        self.table.root()
+    }
+
+    /// Where the top-down free-area search starts (page aligned down; the
+    /// kernel sets it below the stack).
+    pub fn set_mmap_base(&mut self, base: VirtAddr) {
+        self.mmap_base = base.align_down(PAGE_SIZE).min(USER_END);
+    }
+
+    /// Sets the initial program break (the end of the ELF's bss); brk(2)
+    /// grows and shrinks the heap from there. Before this, brk fails.
+    pub fn set_brk_base(&mut self, base: VirtAddr) {
+        self.brk = Some(Brk { start: base, current: base });
+    }
+
+    /// The initial stack pointer, for `[stack]` in `/proc/<pid>/maps`.
+    pub fn set_stack_start(&mut self, sp: VirtAddr) {
+        self.stack_start = Some(sp);
+    }
+
+    /// Number of vareas.
+    pub fn varea_count(&self) -> usize {
+        self.vareas.len()
+    }
+
+    /// Table pages, the root included.
+    pub fn table_pages(&self) -> usize {
+        self.table.table_pages()
+    }
+
+    /// Pages mapped (resident set size, in pages).
+    pub fn resident_pages(&self) -> usize {
+        walk::count_leaves(self.env.mem(), self.table.root(), VaHalf::Lower.range())
+    }
+
+    /// Unmaps every leaf in `range` (page aligned, inside user space),
+    /// releasing what they held once the TLB forgot them.
+    fn zap(&mut self, range: VirtRange) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let (env, vareas) = (self.env, &self.vareas);
+        let mut editor = self.table.edit(&tlb, scope, |leaf| release_leaf(env, vareas, leaf));
+        log_edit("unmap", editor.unmap(range));
+    }
+
+    /// Removes everything in `range` (page aligned, inside user space):
+    /// splits the vareas at its ends, unmaps, writes back shared file
+    /// pages, and drops the vareas.
+    fn unmap_range(&mut self, range: VirtRange) {
+        if !self.vareas.any_in(range) {
+            return;
+        }
+        self.vareas.split_at(range.start);
+        self.vareas.split_at(range.end_exclusive);
+        self.zap(range);
+        let removed = self.vareas.remove_range(range);
+        write_back(removed.iter().map(|(s, v)| (*s, v)));
+    }
+
+    /// Adds a varea over `range`, which must be free, and merges it with
+    /// its neighbours.
+    fn add_varea(&mut self, range: VirtRange, varea: Varea<'e, E>) {
+        self.vareas.insert(range.start, varea);
+        self.vareas.merge_in(range);
+    }
+}
+
+impl<E: MmEnv> Drop for AddressSpace<'_, E> {
+    /// Tears the space down: unmaps everything, writes back dirty shared
+    /// file pages, frees every frame and table page, releases the ASID.
+    /// The space must not be current on any CPU any more.
+    fn drop(&mut self) {
+        self.zap(VaHalf::Lower.range());
+        let removed = self.vareas.clear();
+        write_back(removed.iter().map(|(s, v)| (*s, v)));
+        drop(removed);
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        // SAFETY: the table is taken out exactly once, here, and `self` is
+        // not used afterwards.
+        let table = unsafe { ManuallyDrop::take(&mut self.table) };
+        table.destroy(&tlb, scope, |leaf| log::error!("mm: {leaf:?} left at teardown"));
+        self.env.asids().release(&self.asid);
+    }
+}
+
+impl<E: MmEnv> core::fmt::Debug for AddressSpace<'_, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AddressSpace")
+            .field("root", &self.table.root())
+            .field("asid", &self.asid.asid())
+            .field("vareas", &self.vareas.len())
+            .finish()
+    }
+}

@@ -1,0 +1,554 @@
+//! The memory system calls: mmap, munmap, mprotect, madvise, msync, mlock,
+//! munlock, mlockall, munlockall, brk; and device mappings for drivers.
+//! Argument checks follow Linux 6.1 (`mm/mmap.c`, `mm/mprotect.c`,
+//! `mm/madvise.c`, `mm/msync.c`, `mm/mlock.c`), in its order, with its
+//! errnos.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::fault::{leaf_write_ok, Mode};
+use super::flags::*;
+use super::varea::{Backing, Prot, Varea};
+use super::{
+    log_edit, object_index, page_align, space_tlb, walk, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS,
+    MMAP_MIN_ADDR, USER_END,
+};
+use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
+use crate::errno::Errno;
+use crate::object::FileObject;
+use crate::paging::Mapping;
+
+/// The largest file offset a mapping may reach (Linux's MAX_LFS_FILESIZE).
+const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+impl<'e, E: MmEnv> AddressSpace<'e, E> {
+    /// A free, page-aligned range of `len` bytes: at `hint` (page aligned
+    /// up) when that is free and at or above [`MMAP_MIN_ADDR`]; else the
+    /// highest gap below the mmap base; else the lowest above it.
+    fn free_area(&self, len: u64, hint: VirtAddr) -> Option<VirtAddr> {
+        if hint.as_u64() != 0 {
+            if let Some(at) = hint.checked_align_up(PAGE_SIZE) {
+                let fits = at >= MMAP_MIN_ADDR && at.as_u64() <= USER_END.as_u64() - len;
+                if fits && !self.vareas.any_in(VirtRange::new(at, at + len)) {
+                    return Some(at);
+                }
+            }
+        }
+        self.free_area_top_down(len).or_else(|| self.free_area_bottom_up(len))
+    }
+
+    fn free_area_top_down(&self, len: u64) -> Option<VirtAddr> {
+        let mut high = self.mmap_base;
+        for (start, varea) in self.vareas.starting_below(self.mmap_base).rev() {
+            if varea.end_exclusive < high && high - varea.end_exclusive >= len {
+                return Some(high - len);
+            }
+            high = high.min(start);
+        }
+        (high >= MMAP_MIN_ADDR && high - MMAP_MIN_ADDR >= len).then(|| high - len)
+    }
+
+    fn free_area_bottom_up(&self, len: u64) -> Option<VirtAddr> {
+        let mut low = self.mmap_base.max(MMAP_MIN_ADDR);
+        for (start, varea) in self.vareas.overlapping(VirtRange::new(low, USER_END)) {
+            if start > low && start - low >= len {
+                return Some(low);
+            }
+            low = low.max(varea.end_exclusive);
+        }
+        (USER_END - low >= len).then_some(low)
+    }
+
+    /// Whether splitting at the ends of `range` would exceed [`MAX_VAREAS`].
+    fn too_many_splits(&self, range: VirtRange) -> bool {
+        self.vareas.len() + self.vareas.splits_needed(range) > MAX_VAREAS
+    }
+
+    /// mmap(2). `file` is the open file's memory object (ignored with
+    /// MAP_ANONYMOUS; `None` without it is a bad descriptor), `offset` the
+    /// byte offset into it. Returns the start of the mapping.
+    pub fn mmap(
+        &mut self,
+        addr: VirtAddr,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        file: Option<Arc<FileObject<'e, E>>>,
+        offset: u64,
+    ) -> Result<VirtAddr, Errno> {
+        if !offset.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let file = if flags & MAP_ANONYMOUS != 0 {
+            if flags & MAP_HUGETLB != 0 {
+                // No huge-page pool, as Linux with none reserved.
+                return Err(Errno::ENOMEM);
+            }
+            None
+        } else {
+            let file = file.ok_or(Errno::EBADF)?;
+            if flags & MAP_HUGETLB != 0 {
+                return Err(Errno::EINVAL);
+            }
+            Some(file)
+        };
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut flags = flags;
+        if flags & MAP_FIXED_NOREPLACE != 0 {
+            flags |= MAP_FIXED;
+        }
+        let fixed = flags & MAP_FIXED != 0;
+        let hint = if !fixed && addr.as_u64() != 0 && addr < MMAP_MIN_ADDR { MMAP_MIN_ADDR } else { addr };
+        let len = page_align(len).ok_or(Errno::ENOMEM)?;
+        let first_page = offset >> PAGE_SHIFT;
+        if self.vareas.len() > MAX_VAREAS {
+            return Err(Errno::ENOMEM);
+        }
+        if len > USER_END - MMAP_MIN_ADDR {
+            return Err(Errno::ENOMEM);
+        }
+        let start = if fixed { hint } else { self.free_area(len, hint).ok_or(Errno::ENOMEM)? };
+        if start.as_u64() > USER_END.as_u64() - len {
+            return Err(Errno::ENOMEM);
+        }
+        if !start.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        if start < MMAP_MIN_ADDR {
+            return Err(Errno::EPERM);
+        }
+        let range = VirtRange::new(start, start + len);
+        if flags & MAP_FIXED_NOREPLACE != 0 && self.vareas.any_in(range) {
+            return Err(Errno::EEXIST);
+        }
+        let backing = match file {
+            Some(object) => {
+                if len > MAX_FILE_SIZE || first_page > (MAX_FILE_SIZE - len) >> PAGE_SHIFT {
+                    return Err(Errno::EOVERFLOW);
+                }
+                let shared = match flags & MAP_TYPE {
+                    MAP_SHARED | MAP_SHARED_VALIDATE => {
+                        // Plain MAP_SHARED ignores flags it does not know.
+                        let checked = if flags & MAP_TYPE == MAP_SHARED { flags & LEGACY_MAP_MASK } else { flags };
+                        if checked & !LEGACY_MAP_MASK != 0 {
+                            return Err(Errno::EOPNOTSUPP);
+                        }
+                        true
+                    }
+                    MAP_PRIVATE => false,
+                    _ => return Err(Errno::EINVAL),
+                };
+                if flags & MAP_GROWSDOWN != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                Backing::Object { object, first_page, shared }
+            }
+            None => match flags & MAP_TYPE {
+                MAP_SHARED => {
+                    if flags & MAP_GROWSDOWN != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    Backing::Object { object: FileObject::anonymous(self.env, len), first_page: 0, shared: true }
+                }
+                MAP_PRIVATE => Backing::Anon,
+                _ => return Err(Errno::EINVAL),
+            },
+        };
+        if fixed && self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        self.unmap_range(range);
+        let lock = if flags & MAP_LOCKED != 0 { Some(LockMode::Populate) } else { self.lock_future };
+        let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+        self.add_varea(range, Varea { end_exclusive: range.end_exclusive, prot, backing, locked: lock.is_some() });
+        let populate = lock == Some(LockMode::Populate) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
+        if populate && self.populate(range).is_err() {
+            self.unmap_range(range);
+            return Err(Errno::ENOMEM);
+        }
+        Ok(start)
+    }
+
+    /// munmap(2). Holes in the range are fine.
+    pub fn munmap(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+        if !addr.is_page_aligned() || addr > USER_END || len > USER_END - addr {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_align(len).ok_or(Errno::EINVAL)?;
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let range = VirtRange::new(addr, addr + len);
+        // Cutting a hole in one varea adds one (Linux's check).
+        let inside_one = self
+            .vareas
+            .find(range.start)
+            .is_some_and(|(start, v)| start < range.start && v.end_exclusive > range.end_exclusive);
+        if inside_one && self.vareas.len() >= MAX_VAREAS {
+            return Err(Errno::ENOMEM);
+        }
+        self.unmap_range(range);
+        Ok(())
+    }
+
+    /// mprotect(2). The whole range must be mapped (else ENOMEM and
+    /// nothing changes).
+    pub fn mprotect(&mut self, addr: VirtAddr, len: u64, prot: u64) -> Result<(), Errno> {
+        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP || !addr.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = page_align(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | grows) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let range = VirtRange::new(addr, end);
+        if end > USER_END || !self.vareas.covers(range) {
+            return Err(Errno::ENOMEM);
+        }
+        if grows != 0 {
+            // No varea grows (MAP_GROWSDOWN is not kept).
+            return Err(Errno::EINVAL);
+        }
+        let new = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+        let device = self.vareas.overlapping(range).any(|(_, v)| matches!(v.backing, Backing::Device { .. }));
+        if device && new.contains(Prot::EXEC) {
+            return Err(Errno::EACCES);
+        }
+        if self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        self.vareas.split_at(range.start);
+        self.vareas.split_at(range.end_exclusive);
+        let mut repopulate = Vec::new();
+        for (start, varea) in self.vareas.overlapping_mut(range) {
+            let gains_write = !varea.prot.contains(Prot::WRITE) && new.contains(Prot::WRITE);
+            if varea.locked && gains_write && !varea.is_shared() {
+                repopulate.push(VirtRange::new(start, varea.end_exclusive));
+            }
+            varea.prot = new;
+        }
+        self.reprotect_leaves(range);
+        self.vareas.merge_in(range);
+        // A locked private varea made writable gets its copy-on-write
+        // broken now, so it stays fault-free (Linux does the same; errors
+        // are ignored as there).
+        for sub in repopulate {
+            let _ = self.populate(sub);
+        }
+        Ok(())
+    }
+
+    /// Gives every leaf in `range` the mode its varea's protection allows.
+    fn reprotect_leaves(&mut self, range: VirtRange) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let env = self.env;
+        let root = self.table.root();
+        let vareas = &self.vareas;
+        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}"));
+        for (start, varea) in vareas.overlapping(range) {
+            let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+            let device = matches!(varea.backing, Backing::Device { .. });
+            walk::for_each_leaf(env.mem(), root, sub, &mut |leaf: Mapping| {
+                let current = Mode::of(leaf.attrs);
+                let write_ok = leaf_write_ok(env, varea, &leaf);
+                let target = Mode::choose(varea.prot, write_ok, current == Mode::ReadExec);
+                if target == current {
+                    return;
+                }
+                if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+                    if current == Mode::ReadWrite {
+                        object.end_writer(object_index(*first_page, start, leaf.va));
+                    }
+                }
+                if target == Mode::ReadExec {
+                    env.sync_icache(leaf.pa);
+                }
+                log_edit("mprotect", editor.set(Mapping { attrs: target.attrs(device), ..leaf }).map(drop));
+            });
+        }
+    }
+
+    /// madvise(2): MADV_DONTNEED drops the pages (the next access
+    /// zero-fills private anonymous memory, re-reads the file for private
+    /// file mappings, and sees the shared contents for shared ones);
+    /// NORMAL, RANDOM, SEQUENTIAL, WILLNEED, HUGEPAGE and NOHUGEPAGE are
+    /// accepted and do nothing; other advice is EINVAL. Over holes the
+    /// advice applies to the mapped parts, then ENOMEM (as Linux).
+    pub fn madvise(&mut self, addr: VirtAddr, len: u64, advice: u64) -> Result<(), Errno> {
+        match advice {
+            MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTNEED | MADV_HUGEPAGE
+            | MADV_NOHUGEPAGE => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        if !addr.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_align(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if end == addr {
+            return Ok(());
+        }
+        let range = VirtRange::new(addr, end);
+        let covered = end <= USER_END && self.vareas.covers(range);
+        if advice == MADV_DONTNEED {
+            let refused = self
+                .vareas
+                .overlapping(range)
+                .any(|(_, v)| v.locked || matches!(v.backing, Backing::Device { .. }));
+            if refused {
+                return Err(Errno::EINVAL);
+            }
+            if addr < USER_END {
+                self.zap(VirtRange::new(addr, end.min(USER_END)));
+            }
+        }
+        if covered {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// msync(2): with MS_SYNC or MS_ASYNC, writes the dirty pages of the
+    /// shared file mappings in the range back through their pagers (both
+    /// synchronously). MS_INVALIDATE alone checks only (the page cache is
+    /// the only copy), and fails with EBUSY over locked vareas.
+    pub fn msync(&mut self, addr: VirtAddr, len: u64, flags: u64) -> Result<(), Errno> {
+        if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !addr.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_align(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if end == addr {
+            return Ok(());
+        }
+        let range = VirtRange::new(addr, end);
+        if flags & MS_INVALIDATE != 0 && self.vareas.overlapping(range).any(|(_, v)| v.locked) {
+            return Err(Errno::EBUSY);
+        }
+        let covered = end <= USER_END && self.vareas.covers(range);
+        if flags & (MS_SYNC | MS_ASYNC) != 0 && addr < USER_END {
+            self.write_back_range(VirtRange::new(addr, end.min(USER_END)))?;
+        }
+        if covered {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// Writes back the dirty pages of the shared file vareas in `range`.
+    /// This space's writable entries there become read-only first (and the
+    /// TLB forgets them), so later writes mark the pages dirty again.
+    fn write_back_range(&mut self, range: VirtRange) -> Result<(), Errno> {
+        let mut jobs = Vec::new();
+        for (start, varea) in self.vareas.overlapping(range) {
+            if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+                if !object.is_anonymous() {
+                    let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+                    let first = object_index(*first_page, start, sub.start);
+                    jobs.push((Arc::clone(object), first, first + sub.size() / PAGE_SIZE, sub));
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        {
+            let (tlb, scope) = space_tlb(self.env, &self.asid);
+            let env = self.env;
+            let root = self.table.root();
+            let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
+            for (object, first, _, sub) in &jobs {
+                walk::for_each_leaf(env.mem(), root, *sub, &mut |leaf: Mapping| {
+                    if Mode::of(leaf.attrs) != Mode::ReadWrite {
+                        return;
+                    }
+                    let attrs = Mode::Read.attrs(false);
+                    log_edit("msync", editor.set(Mapping { attrs, ..leaf }).map(drop));
+                    object.end_writer(first + (leaf.va - sub.start) / PAGE_SIZE);
+                });
+            }
+        }
+        let mut result = Ok(());
+        for (object, first, end, ..) in &jobs {
+            if let Err(e) = object.sync_range(*first, *end) {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// The page range mlock(2) and munlock(2) work on: `addr` rounded down,
+    /// the length rounded up; `None` for an empty one.
+    fn lock_range(addr: VirtAddr, len: u64) -> Result<Option<VirtRange>, Errno> {
+        let start = addr.align_down(PAGE_SIZE);
+        let len = len.checked_add(addr.page_offset()).and_then(page_align).ok_or(Errno::EINVAL)?;
+        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        Ok((end > start).then(|| VirtRange::new(start, end)))
+    }
+
+    /// Sets or clears `locked` on every varea in `range` (all mapped).
+    fn set_locked(&mut self, range: VirtRange, locked: bool) {
+        self.vareas.split_at(range.start);
+        self.vareas.split_at(range.end_exclusive);
+        for (_, varea) in self.vareas.overlapping_mut(range) {
+            varea.locked = locked;
+        }
+        self.vareas.merge_in(range);
+    }
+
+    /// mlock(2): locks and populates the range; afterwards no access in it
+    /// faults (see the module notes for the exceptions). Running out of
+    /// memory while populating gives EAGAIN (as Linux), the lock stays.
+    pub fn mlock(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+        let Some(range) = Self::lock_range(addr, len)? else {
+            return Ok(());
+        };
+        if range.end_exclusive > USER_END || !self.vareas.covers(range) || self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        self.set_locked(range, true);
+        self.populate(range).map_err(|_| Errno::EAGAIN)
+    }
+
+    /// munlock(2).
+    pub fn munlock(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+        let Some(range) = Self::lock_range(addr, len)? else {
+            return Ok(());
+        };
+        if range.end_exclusive > USER_END || !self.vareas.covers(range) || self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        self.set_locked(range, false);
+        Ok(())
+    }
+
+    /// mlockall(2): MCL_CURRENT locks (and, without MCL_ONFAULT, populates)
+    /// every varea; MCL_FUTURE does the same for every later mapping and
+    /// heap growth. Running out of memory while populating gives EAGAIN
+    /// (Linux ignores it and returns 0).
+    pub fn mlockall(&mut self, flags: u64) -> Result<(), Errno> {
+        if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+            return Err(Errno::EINVAL);
+        }
+        let mode = if flags & MCL_ONFAULT != 0 { LockMode::OnFault } else { LockMode::Populate };
+        self.lock_future = (flags & MCL_FUTURE != 0).then_some(mode);
+        if flags & MCL_CURRENT == 0 {
+            return Ok(());
+        }
+        let all = VirtRange::new(VirtAddr::new(0), USER_END);
+        for (_, varea) in self.vareas.iter_mut() {
+            varea.locked = true;
+        }
+        self.vareas.merge_in(all);
+        if mode == LockMode::Populate {
+            self.populate(all).map_err(|_| Errno::EAGAIN)?;
+        }
+        Ok(())
+    }
+
+    /// munlockall(2).
+    pub fn munlockall(&mut self) {
+        self.lock_future = None;
+        for (_, varea) in self.vareas.iter_mut() {
+            varea.locked = false;
+        }
+        self.vareas.merge_in(VirtRange::new(VirtAddr::new(0), USER_END));
+    }
+
+    /// brk(2): moves the program break to `new` and returns the new break,
+    /// or the old one when it cannot (below the initial break, into
+    /// another mapping or the page below it, past user space). The heap is
+    /// a private anonymous varea from the page after the initial break.
+    pub fn brk(&mut self, new: VirtAddr) -> VirtAddr {
+        let Some(brk) = self.brk else {
+            return VirtAddr::new(0);
+        };
+        if new < brk.start {
+            return brk.current;
+        }
+        let (Some(new_end), Some(old_end)) = (new.checked_align_up(PAGE_SIZE), brk.current.checked_align_up(PAGE_SIZE))
+        else {
+            return brk.current;
+        };
+        if old_end > USER_END {
+            return brk.current;
+        }
+        let moved = Brk { current: new, ..brk };
+        if new_end == old_end {
+            self.brk = Some(moved);
+            return new;
+        }
+        if new <= brk.current {
+            self.unmap_range(VirtRange::new(new_end, old_end));
+            self.brk = Some(moved);
+            return new;
+        }
+        if new_end > USER_END {
+            return brk.current;
+        }
+        // Keep a guard page below the next mapping, as Linux does.
+        let guard_end = new_end.checked_add(PAGE_SIZE).map_or(USER_END, |g| g.min(USER_END));
+        if self.vareas.any_in(VirtRange::new(old_end, guard_end)) {
+            return brk.current;
+        }
+        let range = VirtRange::new(old_end, new_end);
+        let lock = self.lock_future;
+        let heap = Varea {
+            end_exclusive: new_end,
+            prot: Prot::READ | Prot::WRITE,
+            backing: Backing::Anon,
+            locked: lock.is_some(),
+        };
+        self.add_varea(range, heap);
+        if lock == Some(LockMode::Populate) {
+            // As Linux: a failure leaves the pages to later faults.
+            let _ = self.populate(range);
+        }
+        self.brk = Some(moved);
+        new
+    }
+
+    /// Maps the device frames `pa` (page aligned) at a free address for a
+    /// driver: not reference counted, never swapped for other frames,
+    /// Device-nGnRE memory. `prot` takes PROT_READ and PROT_WRITE;
+    /// PROT_EXEC is refused (EACCES): devices are never executable.
+    pub fn map_device(&mut self, pa: PhysRange, prot: u64) -> Result<VirtAddr, Errno> {
+        if pa.is_empty() || !pa.start.is_page_aligned() || !pa.end_exclusive.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if prot & PROT_EXEC != 0 {
+            return Err(Errno::EACCES);
+        }
+        let len = pa.size();
+        if self.vareas.len() > MAX_VAREAS || len > USER_END - MMAP_MIN_ADDR {
+            return Err(Errno::ENOMEM);
+        }
+        let start = self.free_area(len, VirtAddr::new(0)).ok_or(Errno::ENOMEM)?;
+        let range = VirtRange::new(start, start + len);
+        let prot = Prot::from_bits_truncate(prot as u32);
+        let attrs = Mode::choose(prot, true, false).attrs(true);
+        self.table.map(range, pa.start, attrs).map_err(|_| Errno::ENOMEM)?;
+        let backing = Backing::Device { pa: pa.start };
+        let varea = Varea { end_exclusive: range.end_exclusive, prot, backing, locked: false };
+        self.add_varea(range, varea);
+        Ok(start)
+    }
+}

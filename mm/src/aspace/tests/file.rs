@@ -1,0 +1,185 @@
+//! File mappings: private ones read the file and copy on write; shared
+//! ones write into the page cache at once and reach the pager exactly on
+//! msync, munmap and teardown, only for dirty pages.
+
+use std::sync::Arc;
+
+use super::{exec, faults_during, read, va, with_env, write, Space, TestEnv, PS};
+use crate::aspace::flags::*;
+use crate::aspace::{AddressSpace, FaultError, MmEnv, VareaKind};
+use crate::errno::Errno;
+use crate::object::tests::{pattern, PagerEvent, RecordingPager};
+use crate::object::{FileIdentity, FileObject};
+
+const RW: u64 = PROT_READ | PROT_WRITE;
+
+type File<'e, 'a> = Arc<FileObject<'e, TestEnv<'a>>>;
+
+fn open<'e, 'a>(env: &'e TestEnv<'a>, data: &[u8]) -> (Arc<RecordingPager>, File<'e, 'a>) {
+    let pager = RecordingPager::with_bytes(data);
+    let identity = FileIdentity { major: 0, minor: 0x12, inode: 7, path: "/tmp/f".into() };
+    let file = FileObject::new(env, pager.clone(), identity);
+    (pager, file)
+}
+
+fn map_file<'e, 'a>(space: &mut Space<'e, 'a>, file: &File<'e, 'a>, pages: u64, prot: u64, flags: u64, offset: u64) -> u64 {
+    space.mmap(va(0), pages * PS, prot, flags, Some(Arc::clone(file)), offset).unwrap().as_u64()
+}
+
+fn file_byte(file: &File<'_, '_>, offset: u64) -> u8 {
+    let mut b = [0];
+    assert_eq!(file.read(offset, &mut b), Ok(1));
+    b[0]
+}
+
+#[test]
+fn private_file_mappings_read_the_file_and_copy_on_write() {
+    with_env(128, |env| {
+        let data = pattern(3 * PS as usize + 100, 1);
+        let (pager, file) = open(env, &data);
+        let mut a = AddressSpace::new(env).unwrap();
+        let mut b = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut a, &file, 5, RW, MAP_PRIVATE, 0);
+        let q = map_file(&mut b, &file, 2, PROT_READ, MAP_PRIVATE, PS);
+        assert_eq!(read(&mut a, p + 10), Ok(data[10]));
+        assert_eq!(read(&mut a, p + 3 * PS + 99), Ok(data[3 * PS as usize + 99]));
+        assert_eq!(read(&mut a, p + 3 * PS + 100), Ok(0), "the tail of the last page reads zero");
+        assert_eq!(read(&mut a, p + 4 * PS), Err(FaultError::Bus), "a page past the end of file");
+        assert_eq!(read(&mut b, q + 5), Ok(data[PS as usize + 5]), "offset mapping");
+        // A write copies: the file and the other mapping keep the data.
+        write(&mut a, p + PS + 5, 0xee).unwrap();
+        assert_eq!(read(&mut a, p + PS + 5), Ok(0xee));
+        assert_eq!(file_byte(&file, PS + 5), data[PS as usize + 5]);
+        assert_eq!(read(&mut b, q + 5), Ok(data[PS as usize + 5]));
+        // A write to a page never read copies straight away.
+        write(&mut a, p + 2 * PS, 0xdd).unwrap();
+        assert_eq!(file_byte(&file, 2 * PS), data[2 * PS as usize]);
+        // Until it is copied, a private mapping sees writes to the file.
+        file.write(10, &[0x42]).unwrap();
+        assert_eq!(read(&mut a, p + 10), Ok(0x42));
+        // MADV_DONTNEED drops the copy: the file's data comes back.
+        a.madvise(va(p + PS), PS, MADV_DONTNEED).unwrap();
+        assert_eq!(read(&mut a, p + PS + 5), Ok(data[PS as usize + 5]));
+        let info = a.vareas().next().unwrap();
+        assert!(matches!(info.kind, VareaKind::File { offset: 0, shared: false, .. }));
+        assert!(info.maps_line().to_string().ends_with(" /tmp/f"));
+        drop(a);
+        drop(b);
+        assert!(pager.take_writes().is_empty(), "private mappings never write back");
+        drop(file);
+        assert_eq!(pager.take_writes(), [0], "the write(2) was written back on release");
+    });
+}
+
+#[test]
+fn shared_file_writes_reach_the_pager_exactly_on_msync_munmap_and_teardown() {
+    with_env(128, |env| {
+        let data = pattern(4 * PS as usize, 2);
+        let (pager, file) = open(env, &data);
+        let mut space = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut space, &file, 4, RW, MAP_SHARED, 0);
+        assert_eq!(read(&mut space, p), Ok(data[0]));
+        write(&mut space, p + PS + 1, 0x11).unwrap();
+        assert_eq!(file_byte(&file, PS + 1), 0x11, "visible to read(2) at once");
+        assert_eq!(pager.take(), [PagerEvent::Read(0), PagerEvent::Read(1)], "nothing written yet");
+        // write(2) shows through the mapping.
+        file.write(3, &[0x33]).unwrap();
+        assert_eq!(read(&mut space, p + 3), Ok(0x33));
+
+        assert_eq!(space.msync(va(p), 4 * PS, MS_SYNC), Ok(()));
+        let mut writes = pager.take_writes();
+        writes.sort();
+        assert_eq!(writes, [0, 1], "the dirty pages, and only them");
+        assert_eq!(pager.stored(PS + 1, 1), [0x11]);
+        assert_eq!(space.msync(va(p), 4 * PS, MS_SYNC), Ok(()));
+        assert!(pager.take_writes().is_empty(), "clean pages are not written again");
+
+        // After msync the next write faults again to mark the page dirty.
+        let faults = faults_during(env, || write(&mut space, p + PS + 2, 0x12).unwrap());
+        assert_eq!(faults, 1);
+        assert!(pager.take_writes().is_empty());
+        space.munmap(va(p + PS), PS).unwrap();
+        assert_eq!(pager.take_writes(), [1], "munmap writes back");
+        assert_eq!(pager.stored(PS + 2, 1), [0x12]);
+
+        write(&mut space, p + 2 * PS, 0x22).unwrap();
+        assert_eq!(space.msync(va(p + 2 * PS), PS, MS_ASYNC), Ok(()));
+        assert_eq!(pager.take_writes(), [2]);
+        write(&mut space, p + 3 * PS, 0x44).unwrap();
+        assert_eq!(space.msync(va(p), PS, MS_INVALIDATE), Ok(()));
+        assert!(pager.take_writes().is_empty(), "MS_INVALIDATE alone writes nothing");
+        drop(space);
+        assert_eq!(pager.take_writes(), [3], "teardown writes back");
+        assert_eq!(pager.stored(3 * PS, 1), [0x44]);
+        drop(file);
+        assert!(pager.take_writes().is_empty());
+    });
+}
+
+#[test]
+fn a_page_stays_dirty_while_another_space_maps_it_writable() {
+    with_env(128, |env| {
+        let (pager, file) = open(env, &pattern(2 * PS as usize, 3));
+        let mut parent = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut parent, &file, 2, RW, MAP_SHARED, 0);
+        write(&mut parent, p, 1).unwrap();
+        let mut child = parent.fork().unwrap();
+        write(&mut child, p, 2).unwrap();
+        assert_eq!(read(&mut parent, p), Ok(2), "shared across fork");
+        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        assert_eq!(pager.take_writes(), [0]);
+        // The child still maps it writable and writes without faulting.
+        let faults = faults_during(env, || write(&mut child, p + 1, 3).unwrap());
+        assert_eq!(faults, 0);
+        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        assert_eq!(pager.take_writes(), [0], "still dirty: the child may have written");
+        assert_eq!(pager.stored(1, 1), [3]);
+        drop(child);
+        assert_eq!(pager.take_writes(), [0], "the child's teardown writes back");
+        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        assert!(pager.take_writes().is_empty(), "clean now");
+        // A page first written in a child reaches the pager on the child's exit.
+        let mut child = parent.fork().unwrap();
+        write(&mut child, p + PS, 9).unwrap();
+        drop(child);
+        assert_eq!(pager.take_writes(), [1]);
+        assert_eq!(read(&mut parent, p + PS), Ok(9));
+    });
+}
+
+#[test]
+fn pager_errors_are_sigbus_and_eio() {
+    with_env(64, |env| {
+        let (pager, file) = open(env, &pattern(2 * PS as usize, 4));
+        let mut space = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut space, &file, 2, RW, MAP_SHARED, 0);
+        write(&mut space, p, 1).unwrap();
+        pager.set_failing(true);
+        assert_eq!(read(&mut space, p + PS), Err(FaultError::Bus));
+        assert_eq!(space.msync(va(p), PS, MS_SYNC), Err(Errno::EIO));
+        assert_eq!(file.dirty_pages(), 1);
+        pager.set_failing(false);
+        assert_eq!(space.msync(va(p), PS, MS_SYNC), Ok(()));
+        assert_eq!(file.dirty_pages(), 0);
+    });
+}
+
+#[test]
+fn text_pages_are_shared_with_the_page_cache_and_executable() {
+    with_env(64, |env| {
+        let (_, file) = open(env, &pattern(2 * PS as usize, 5));
+        let mut space = AddressSpace::new(env).unwrap();
+        let text = map_file(&mut space, &file, 2, PROT_READ | PROT_EXEC, MAP_PRIVATE, 0);
+        exec(&mut space, text + 8).unwrap();
+        let leaf = space.table.query(va(text)).unwrap();
+        assert_eq!(env.frames().refcount(leaf.pa), Ok(2), "one for the cache, one for the mapping");
+        let mut child = space.fork().unwrap();
+        exec(&mut child, text + 8).unwrap();
+        assert_eq!(env.frames().refcount(leaf.pa), Ok(3));
+        assert_eq!(write(&mut child, text, 1), Err(FaultError::Segv));
+        drop(child);
+        drop(space);
+        assert_eq!(env.frames().refcount(leaf.pa), Ok(1));
+        assert_eq!(file.cached_pages(), 1);
+    });
+}

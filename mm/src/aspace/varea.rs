@@ -1,0 +1,261 @@
+//! Vareas: ranges of an address space with one protection and one backing,
+//! kept in an ordered map by start address, split and merged as calls
+//! change parts of them.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+
+use bitflags::bitflags;
+
+use super::MmEnv;
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::object::FileObject;
+
+bitflags! {
+    /// What user code may do in a varea (`PROT_*` values).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Prot: u32 {
+        const READ = 1;
+        const WRITE = 2;
+        const EXEC = 4;
+    }
+}
+
+impl Prot {
+    /// Whether any access is allowed. Every mapped page is readable when
+    /// any bit is set (the architecture has no write-only pages, and
+    /// execute-only needs EPAN, which the Cortex-A72 lacks).
+    pub fn is_accessible(self) -> bool {
+        !self.is_empty()
+    }
+}
+
+/// What a varea's pages are.
+pub(crate) enum Backing<'e, E: MmEnv> {
+    /// Private anonymous memory: zero-filled on demand, copied on write
+    /// after fork (heap, stack, bss, MAP_PRIVATE|MAP_ANONYMOUS).
+    Anon,
+    /// Pages of a memory object from page `first_page` on. Private: the
+    /// object's pages are mapped read-only and copied on write. Shared:
+    /// its pages are mapped as they are (shared anonymous memory is an
+    /// anonymous object, shared across fork).
+    Object { object: Arc<FileObject<'e, E>>, first_page: u64, shared: bool },
+    /// Physical frames from `pa` on, not reference counted (drivers).
+    Device { pa: PhysAddr },
+}
+
+impl<E: MmEnv> Clone for Backing<'_, E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Anon => Self::Anon,
+            Self::Object { object, first_page, shared } => {
+                Self::Object { object: Arc::clone(object), first_page: *first_page, shared: *shared }
+            }
+            Self::Device { pa } => Self::Device { pa: *pa },
+        }
+    }
+}
+
+/// One varea; its start is the key it is stored under.
+pub(crate) struct Varea<'e, E: MmEnv> {
+    pub end_exclusive: VirtAddr,
+    pub prot: Prot,
+    pub backing: Backing<'e, E>,
+    /// mlock: populated, and kept so (no MADV_DONTNEED).
+    pub locked: bool,
+}
+
+impl<E: MmEnv> Clone for Varea<'_, E> {
+    fn clone(&self) -> Self {
+        Self { end_exclusive: self.end_exclusive, prot: self.prot, backing: self.backing.clone(), locked: self.locked }
+    }
+}
+
+impl<'e, E: MmEnv> Varea<'e, E> {
+    /// Whether writes go to memory others share (no copy-on-write).
+    pub fn is_shared(&self) -> bool {
+        match &self.backing {
+            Backing::Anon => false,
+            Backing::Object { shared, .. } => *shared,
+            Backing::Device { .. } => true,
+        }
+    }
+
+    /// The part `at ..` of a varea starting at `start` (its backing moved
+    /// along); `self` keeps `start .. at`.
+    fn split_off(&mut self, start: VirtAddr, at: VirtAddr) -> Self {
+        let pages = (at - start) / PAGE_SIZE;
+        let backing = match &self.backing {
+            Backing::Anon => Backing::Anon,
+            Backing::Object { object, first_page, shared } => {
+                Backing::Object { object: Arc::clone(object), first_page: first_page + pages, shared: *shared }
+            }
+            Backing::Device { pa } => Backing::Device { pa: *pa + (at - start) },
+        };
+        let upper = Self { end_exclusive: self.end_exclusive, prot: self.prot, backing, locked: self.locked };
+        self.end_exclusive = at;
+        upper
+    }
+
+    /// Whether `next`, starting where `self` (starting at `start`) ends,
+    /// continues it exactly, so the two can be one varea.
+    fn continues_into(&self, start: VirtAddr, next: &Self) -> bool {
+        if self.prot != next.prot || self.locked != next.locked {
+            return false;
+        }
+        match (&self.backing, &next.backing) {
+            (Backing::Anon, Backing::Anon) => true,
+            (
+                Backing::Object { object: a, first_page: fa, shared: sa },
+                Backing::Object { object: b, first_page: fb, shared: sb },
+            ) => Arc::ptr_eq(a, b) && sa == sb && fa + (self.end_exclusive - start) / PAGE_SIZE == *fb,
+            (Backing::Device { pa: a }, Backing::Device { pa: b }) => *a + (self.end_exclusive - start) == *b,
+            _ => false,
+        }
+    }
+}
+
+/// The vareas of an address space, by start address; never overlapping.
+pub(crate) struct VareaMap<'e, E: MmEnv> {
+    map: BTreeMap<VirtAddr, Varea<'e, E>>,
+}
+
+impl<'e, E: MmEnv> VareaMap<'e, E> {
+    pub fn new() -> Self {
+        Self { map: BTreeMap::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The varea holding `va`, with its start.
+    pub fn find(&self, va: VirtAddr) -> Option<(VirtAddr, &Varea<'e, E>)> {
+        self.map.range(..=va).next_back().filter(|(_, v)| v.end_exclusive > va).map(|(s, v)| (*s, v))
+    }
+
+    /// The vareas overlapping `range`, in address order, with their starts.
+    pub fn overlapping(&self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &Varea<'e, E>)> + '_ {
+        let first = self.find(range.start).map_or(range.start, |(s, _)| s);
+        self.map
+            .range(first..)
+            .take_while(move |(s, _)| **s < range.end_exclusive)
+            .filter(move |(_, v)| v.end_exclusive > range.start)
+            .map(|(s, v)| (*s, v))
+    }
+
+    /// As [`Self::overlapping`], mutable. Split at the range's ends first
+    /// so that changes stay inside it.
+    pub fn overlapping_mut(&mut self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &mut Varea<'e, E>)> + '_ {
+        let first = self.find(range.start).map_or(range.start, |(s, _)| s);
+        self.map
+            .range_mut(first..)
+            .take_while(move |(s, _)| **s < range.end_exclusive)
+            .filter(move |(_, v)| v.end_exclusive > range.start)
+            .map(|(s, v)| (*s, v))
+    }
+
+    /// Whether any varea overlaps `range`.
+    pub fn any_in(&self, range: VirtRange) -> bool {
+        self.overlapping(range).next().is_some()
+    }
+
+    /// Whether vareas cover every page of `range`.
+    pub fn covers(&self, range: VirtRange) -> bool {
+        let mut at = range.start;
+        for (start, v) in self.overlapping(range) {
+            if start > at {
+                return false;
+            }
+            at = v.end_exclusive;
+        }
+        at >= range.end_exclusive
+    }
+
+    /// How many new vareas splitting at both ends of `range` would create.
+    pub fn splits_needed(&self, range: VirtRange) -> usize {
+        [range.start, range.end_exclusive]
+            .iter()
+            .filter(|&&va| self.find(va).is_some_and(|(s, _)| s != va))
+            .count()
+    }
+
+    /// Makes `va` a varea boundary, splitting the varea holding it.
+    pub fn split_at(&mut self, va: VirtAddr) {
+        let Some((start, _)) = self.find(va) else { return };
+        if start == va {
+            return;
+        }
+        if let Some(v) = self.map.get_mut(&start) {
+            let upper = v.split_off(start, va);
+            self.map.insert(va, upper);
+        }
+    }
+
+    pub fn insert(&mut self, start: VirtAddr, varea: Varea<'e, E>) {
+        self.map.insert(start, varea);
+    }
+
+    /// Takes out every varea inside `range` (split at its ends first).
+    pub fn remove_range(&mut self, range: VirtRange) -> BTreeMap<VirtAddr, Varea<'e, E>> {
+        let mut removed = self.map.split_off(&range.start);
+        let mut after = removed.split_off(&range.end_exclusive);
+        self.map.append(&mut after);
+        removed
+    }
+
+    /// Merges the varea ending at `va` with the one starting there when
+    /// the second continues the first.
+    pub fn merge_at(&mut self, va: VirtAddr) {
+        let Some((&start, before)) = self.map.range(..va).next_back() else { return };
+        if before.end_exclusive != va {
+            return;
+        }
+        let Some(after) = self.map.get(&va) else { return };
+        if !before.continues_into(start, after) {
+            return;
+        }
+        if let Some(after) = self.map.remove(&va) {
+            if let Some(before) = self.map.get_mut(&start) {
+                before.end_exclusive = after.end_exclusive;
+            }
+        }
+    }
+
+    /// Merges across every boundary in `range`, its ends included.
+    pub fn merge_in(&mut self, range: VirtRange) {
+        let mut starts: alloc::vec::Vec<VirtAddr> = self.overlapping(range).map(|(s, _)| s).collect();
+        starts.push(range.end_exclusive);
+        for va in starts.into_iter().rev() {
+            self.merge_at(va);
+        }
+    }
+
+    /// The vareas starting below `va`, in address order (reversible).
+    pub fn starting_below(&self, va: VirtAddr) -> impl DoubleEndedIterator<Item = (VirtAddr, &Varea<'e, E>)> + '_ {
+        self.map.range(..va).map(|(s, v)| (*s, v))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (VirtAddr, &Varea<'e, E>)> + '_ {
+        self.map.iter().map(|(s, v)| (*s, v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (VirtAddr, &mut Varea<'e, E>)> + '_ {
+        self.map.iter_mut().map(|(s, v)| (*s, v))
+    }
+
+    /// A copy for a child after fork: the same vareas, none locked (Linux
+    /// does not inherit mlock).
+    pub fn clone_for_fork(&self) -> Self {
+        let map = self
+            .map
+            .iter()
+            .map(|(s, v)| (*s, Varea { locked: false, ..v.clone() }))
+            .collect();
+        Self { map }
+    }
+
+    pub fn clear(&mut self) -> BTreeMap<VirtAddr, Varea<'e, E>> {
+        core::mem::take(&mut self.map)
+    }
+}

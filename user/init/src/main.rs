@@ -1,0 +1,112 @@
+//! `/init`: PID 1 of Aspen's user space.
+//!
+//! - Makes sure fds 0, 1 and 2 are the console (opens `/dev/console` when fd 1
+//!   is not open), and mounts procfs on /proc (needed on Linux; Aspen's /proc
+//!   needs no mount, so a failure is ignored).
+//! - Autorun: when started with `--run-tests` (words after `--` on the kernel
+//!   command line become init's arguments, as on Linux) or when
+//!   `/etc/aspen-autorun` exists, runs each line of that file (`PATH [ARGS]`,
+//!   `#` starts a comment; without the file: `/bin/usertests --finish`), prints
+//!   `RUN <path> exit=<n>` or `RUN <path> signal=<n>` for each, then powers off.
+//! - Otherwise: an interactive shell on the serial console (see [`commands`]).
+//!
+//! As PID 1 it never exits, and it reaps orphans: every wait it does is
+//! `wait4(-1)` until the awaited child is among the reaped, and the shell reaps
+//! with `WNOHANG` before each prompt.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod commands;
+mod line;
+mod spawn;
+
+use aspen_sys::fs::{self, O_RDWR};
+use aspen_sys::{println, process, time, Args};
+
+use line::LineEditor;
+
+aspen_sys::entry!(main);
+
+/// The autorun script.
+const AUTORUN: &core::ffi::CStr = c"/etc/aspen-autorun";
+/// What autorun runs when `--run-tests` is given and there is no script.
+const DEFAULT_AUTORUN: &str = "/bin/usertests --finish\n";
+/// Longest autorun script read.
+const AUTORUN_MAX: usize = 8192;
+
+fn main(args: Args) -> i32 {
+    ensure_console();
+    mount_proc();
+    let run_tests = args.iter().skip(1).any(|a| a.to_bytes() == b"--run-tests");
+    let mut script = [0u8; AUTORUN_MAX];
+    let script = match fs::read_file(AUTORUN, &mut script) {
+        Ok(n) => Some(&script[..n]),
+        Err(_) if run_tests => Some(DEFAULT_AUTORUN.as_bytes()),
+        Err(_) => None,
+    };
+    match script {
+        Some(script) => {
+            autorun(script);
+            power_off()
+        }
+        None => shell(),
+    }
+}
+
+/// Opens `/dev/console` as fds 0, 1 and 2 if fd 1 is not open (Linux opens it
+/// for init itself when the initramfs has it; a kernel need not).
+fn ensure_console() {
+    if fs::write(fs::STDOUT, &[]).is_ok() {
+        return;
+    }
+    for _ in 0..3 {
+        let _ = fs::open(c"/dev/console", O_RDWR, 0);
+    }
+}
+
+/// Mounts procfs on /proc. Linux needs this (like any Linux init); Aspen
+/// provides /proc without mounting, so there the call fails and is ignored.
+fn mount_proc() {
+    let _ = fs::mount(c"proc", c"/proc", c"proc");
+}
+
+/// Runs each command of the script, printing one `RUN` line per command.
+fn autorun(script: &[u8]) {
+    let Ok(script) = core::str::from_utf8(script) else {
+        println!("init: {} is not UTF-8", AUTORUN.to_str().unwrap_or("autorun"));
+        return;
+    };
+    for line in script.lines() {
+        let words = commands::split_words(line);
+        let Some(&path) = words.first() else { continue };
+        match spawn::run(&words) {
+            Ok(status) => println!("RUN {path} {status}"),
+            Err(e) => println!("RUN {path} error={e}"),
+        }
+    }
+}
+
+/// Powers off; if that fails, stays alive (PID 1 must not exit).
+fn power_off() -> ! {
+    let e = process::power_off();
+    println!("init: power off failed: {e}; halting");
+    loop {
+        spawn::reap_orphans();
+        let _ = time::sleep_ms(1000);
+    }
+}
+
+/// The interactive shell: prompt, read a line, run it; forever.
+fn shell() -> ! {
+    // Linux's console starts in canonical mode with echo; make it raw like Aspen's.
+    let _ = fs::tty_raw_input(fs::STDIN);
+    commands::banner();
+    let mut editor = LineEditor::new();
+    loop {
+        spawn::reap_orphans();
+        let line = editor.read_line("aspen# ");
+        commands::execute(line);
+    }
+}

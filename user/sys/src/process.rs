@@ -1,0 +1,192 @@
+//! Processes: fork (clone with SIGCHLD), execve, wait4, exit_group, ids,
+//! sched_yield, uname and power-off.
+
+use core::ffi::{c_char, CStr};
+use core::fmt;
+use core::mem::MaybeUninit;
+use core::ptr;
+
+use crate::raw::{nr, syscall0, syscall1, syscall3, syscall4, syscall5};
+use crate::{io, Errno};
+
+/// Signal numbers used in wait statuses and for `clone`.
+pub const SIGKILL: i32 = 9;
+pub const SIGBUS: i32 = 7;
+pub const SIGSEGV: i32 = 11;
+pub const SIGCHLD: i32 = 17;
+
+/// `wait4` option: return 0 instead of blocking when no child has ended.
+pub const WNOHANG: u32 = 1;
+
+/// Most arguments (argv or envp entries) [`execve`] passes.
+const MAX_EXEC_ARGS: usize = 63;
+
+/// Ends the process (all its threads) with `code`.
+pub fn exit_group(code: i32) -> ! {
+    loop {
+        // SAFETY: the process ends; no memory of ours is touched.
+        unsafe { syscall1(nr::EXIT_GROUP, code as usize) };
+    }
+}
+
+/// Which side of a fork this is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fork {
+    Child,
+    Parent(i32),
+}
+
+/// `fork()`: `clone(SIGCHLD, 0, 0, 0, 0)`. stdout is flushed first so the
+/// child does not inherit (and repeat) a pending partial line.
+pub fn fork() -> Result<Fork, Errno> {
+    io::flush();
+    // SAFETY: a fork-style clone gives the child a copy of the address space;
+    // the parent's memory is untouched.
+    let ret = unsafe { syscall5(nr::CLONE, SIGCHLD as usize, 0, 0, 0, 0) };
+    Errno::result(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(pid as i32) })
+}
+
+/// Fills `slots` with the pointers of `strs` and a terminating NULL.
+fn pointer_array<'a>(strs: &[&CStr], slots: &'a mut [*const c_char; MAX_EXEC_ARGS + 1]) -> Option<&'a [*const c_char]> {
+    if strs.len() > MAX_EXEC_ARGS {
+        return None;
+    }
+    for (slot, s) in slots.iter_mut().zip(strs) {
+        *slot = s.as_ptr();
+    }
+    slots[strs.len()] = ptr::null();
+    Some(&slots[..=strs.len()])
+}
+
+/// Replaces the program with `path`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let mut argv_slots = [ptr::null(); MAX_EXEC_ARGS + 1];
+    let mut envp_slots = [ptr::null(); MAX_EXEC_ARGS + 1];
+    let (Some(argv), Some(envp)) = (pointer_array(argv, &mut argv_slots), pointer_array(envp, &mut envp_slots))
+    else {
+        return Errno::E2BIG;
+    };
+    io::flush();
+    // SAFETY: path and every string are NUL-terminated; both arrays end with NULL.
+    let ret = unsafe { syscall3(nr::EXECVE, path.as_ptr() as usize, argv.as_ptr() as usize, envp.as_ptr() as usize) };
+    match Errno::result(ret) {
+        Err(e) => e,
+        Ok(_) => Errno::EINVAL,
+    }
+}
+
+/// A wait status, as `wait4` reports it (Linux encoding).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct WaitStatus(pub u32);
+
+impl WaitStatus {
+    /// The exit code, if the process exited (status = code << 8).
+    pub fn exit_code(self) -> Option<i32> {
+        (self.0 & 0x7f == 0).then_some(((self.0 >> 8) & 0xff) as i32)
+    }
+
+    /// The signal that killed the process, if one did (bits 0-6).
+    pub fn signal(self) -> Option<i32> {
+        let sig = self.0 & 0x7f;
+        (sig != 0 && sig != 0x7f).then_some(sig as i32)
+    }
+
+    /// Whether the process exited with code 0.
+    pub fn success(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// `exit=N`, `signal=N`, or the raw status.
+impl fmt::Display for WaitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.exit_code(), self.signal()) {
+            (Some(code), _) => write!(f, "exit={code}"),
+            (None, Some(sig)) => write!(f, "signal={sig}"),
+            (None, None) => write!(f, "status={:#x}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for WaitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Waits for child `pid` (-1: any child); returns its pid and status. With
+/// [`WNOHANG`] and no child ended yet, the pid is 0.
+pub fn wait4(pid: i32, options: u32) -> Result<(i32, WaitStatus), Errno> {
+    let mut status = 0u32;
+    // SAFETY: the kernel writes one int into status; rusage is NULL.
+    let ret = unsafe { syscall4(nr::WAIT4, pid as usize, &mut status as *mut u32 as usize, options as usize, 0) };
+    Errno::result(ret).map(|p| (p as i32, WaitStatus(status)))
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: no memory is involved.
+    unsafe { syscall0(nr::GETPID) as i32 }
+}
+
+pub fn getppid() -> i32 {
+    // SAFETY: no memory is involved.
+    unsafe { syscall0(nr::GETPPID) as i32 }
+}
+
+pub fn sched_yield() -> Result<(), Errno> {
+    // SAFETY: no memory is involved.
+    Errno::result(unsafe { syscall0(nr::SCHED_YIELD) }).map(drop)
+}
+
+/// `struct utsname`: six 65-byte NUL-terminated fields.
+#[repr(C)]
+pub struct Utsname {
+    sysname: [u8; 65],
+    nodename: [u8; 65],
+    release: [u8; 65],
+    version: [u8; 65],
+    machine: [u8; 65],
+    domainname: [u8; 65],
+}
+
+fn field(bytes: &[u8; 65]) -> &[u8] {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..len]
+}
+
+impl Utsname {
+    /// The kernel's name ("Linux" on Linux).
+    pub fn sysname(&self) -> &[u8] {
+        field(&self.sysname)
+    }
+
+    pub fn release(&self) -> &[u8] {
+        field(&self.release)
+    }
+
+    pub fn machine(&self) -> &[u8] {
+        field(&self.machine)
+    }
+}
+
+pub fn uname() -> Result<Utsname, Errno> {
+    let mut u = MaybeUninit::<Utsname>::uninit();
+    // SAFETY: the kernel fills the whole struct on success.
+    Errno::result(unsafe { syscall1(nr::UNAME, u.as_mut_ptr() as usize) })?;
+    // SAFETY: the call succeeded, so every field is initialised.
+    Ok(unsafe { u.assume_init() })
+}
+
+/// Powers the machine off: `reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+/// LINUX_REBOOT_CMD_POWER_OFF, 0)`. Returns only on failure.
+pub fn power_off() -> Errno {
+    const MAGIC1: usize = 0xfee1_dead;
+    const MAGIC2: usize = 672_274_793;
+    const CMD_POWER_OFF: usize = 0x4321_fedc;
+    io::flush();
+    // SAFETY: no memory of ours is involved.
+    match Errno::result(unsafe { syscall4(nr::REBOOT, MAGIC1, MAGIC2, CMD_POWER_OFF, 0) }) {
+        Err(e) => e,
+        Ok(_) => Errno::EINVAL,
+    }
+}

@@ -1,0 +1,66 @@
+//! Time: clock_gettime, nanosleep, and the generic timer's virtual counter,
+//! which EL0 may read directly (Linux and Aspen set CNTKCTL_EL1.EL0VCTEN).
+
+use core::arch::asm;
+use core::mem::MaybeUninit;
+
+use crate::raw::{nr, syscall2};
+use crate::Errno;
+
+pub const CLOCK_MONOTONIC: i32 = 1;
+
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// `struct timespec`.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl Timespec {
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Self { sec: (nanos / NANOS_PER_SEC) as i64, nsec: (nanos % NANOS_PER_SEC) as i64 }
+    }
+
+    /// Nanoseconds, saturating at 0 for negative times.
+    pub fn as_nanos(self) -> u64 {
+        (self.sec.max(0) as u64) * NANOS_PER_SEC + self.nsec.max(0) as u64
+    }
+}
+
+pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
+    let mut ts = MaybeUninit::<Timespec>::uninit();
+    // SAFETY: the kernel writes one struct timespec on success.
+    Errno::result(unsafe { syscall2(nr::CLOCK_GETTIME, clock as usize, ts.as_mut_ptr() as usize) })?;
+    // SAFETY: the call succeeded, so ts is initialised.
+    Ok(unsafe { ts.assume_init() })
+}
+
+/// Sleeps for `duration` (no remaining time is reported).
+pub fn nanosleep(duration: &Timespec) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the request; rem is NULL.
+    Errno::result(unsafe { syscall2(nr::NANOSLEEP, duration as *const Timespec as usize, 0) }).map(drop)
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) -> Result<(), Errno> {
+    nanosleep(&Timespec::from_nanos(ms * 1_000_000))
+}
+
+/// CNTVCT_EL0, the virtual counter (after an ISB, so it is not read early).
+pub fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTVCT_EL0 has no side effects; EL0 access is enabled by the kernel.
+    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// CNTFRQ_EL0, the counter's frequency in Hz.
+pub fn counter_frequency() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects and is allowed at EL0.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
