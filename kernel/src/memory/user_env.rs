@@ -5,7 +5,7 @@
 use aspen_mm::asid::{AsidAllocator, AsidBits};
 use aspen_mm::aspace::{MmEnv, MmStats};
 use aspen_mm::frame::BuddyAllocator;
-use aspen_mm::paging::LinearMap;
+use aspen_mm::paging::PhysMemory;
 use aspen_mm::PhysAddr;
 use spin::Once;
 
@@ -18,9 +18,79 @@ pub struct KernelMm {
     stats: MmStats,
 }
 
+/// RAM as the kernel reaches it: through the linear map, with page
+/// zeroing by `DC ZVA` and page copies by paired loads and stores.
+pub struct KernelPhys;
+
+core::arch::global_asm!(
+    ".section .text.pages, \"ax\"",
+    // x0 = page (linear-map address), x1 = DC ZVA block size in bytes.
+    ".global aspen_zero_page",
+    "aspen_zero_page:",
+    "    add     x2, x0, #4096",
+    "1:  dc      zva, x0",
+    "    add     x0, x0, x1",
+    "    cmp     x0, x2",
+    "    b.lo    1b",
+    "    ret",
+    // x0 = destination page, x1 = source page: 64 bytes per iteration.
+    ".global aspen_copy_page",
+    "aspen_copy_page:",
+    "    add     x2, x1, #4096",
+    "1:  ldp     x3, x4, [x1]",
+    "    ldp     x5, x6, [x1, #16]",
+    "    ldp     x7, x8, [x1, #32]",
+    "    ldp     x9, x10, [x1, #48]",
+    "    add     x1, x1, #64",
+    "    stp     x3, x4, [x0]",
+    "    stp     x5, x6, [x0, #16]",
+    "    stp     x7, x8, [x0, #32]",
+    "    stp     x9, x10, [x0, #48]",
+    "    add     x0, x0, #64",
+    "    cmp     x1, x2",
+    "    b.lo    1b",
+    "    ret",
+);
+
+extern "C" {
+    fn aspen_zero_page(page: *mut u8, block: u64);
+    fn aspen_copy_page(dst: *mut u8, src: *const u8);
+}
+
+/// The `DC ZVA` block size, or `None` when `DC ZVA` is prohibited.
+fn zva_block() -> Option<u64> {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    (dczid & 0x10 == 0).then(|| 4 << (dczid & 0xf))
+}
+
 // SAFETY: every frame `mm` is handed comes from the frame pool, i.e. RAM
 // the linear map covers read-write as Normal write-back memory.
-static LINEAR: LinearMap = unsafe { LinearMap::new(LINEAR_MAP_OFFSET) };
+unsafe impl PhysMemory for KernelPhys {
+    fn frame_ptr(&self, frame: PhysAddr) -> *mut u8 {
+        core::ptr::with_exposed_provenance_mut(frame.as_u64().wrapping_add(LINEAR_MAP_OFFSET) as usize)
+    }
+
+    unsafe fn zero_frame(&self, frame: PhysAddr) {
+        match zva_block() {
+            // SAFETY: the caller owns the frame; its linear address is
+            // mapped read-write and page aligned, and the block size divides
+            // the page.
+            Some(block) if block <= 4096 => unsafe { aspen_zero_page(self.frame_ptr(frame), block) },
+            // SAFETY: as above, byte by byte.
+            _ => unsafe { core::ptr::write_bytes(self.frame_ptr(frame), 0, 4096) },
+        }
+    }
+
+    unsafe fn copy_frame(&self, dst: PhysAddr, src: PhysAddr) {
+        // SAFETY: the caller owns `dst` and keeps `src` unchanged; both are
+        // distinct mapped frames of 4096 bytes.
+        unsafe { aspen_copy_page(self.frame_ptr(dst), self.frame_ptr(src)) }
+    }
+}
+
+static PHYS: KernelPhys = KernelPhys;
 static TLB: HardwareTlb = HardwareTlb;
 static KERNEL_MM: Once<KernelMm> = Once::new();
 
@@ -47,11 +117,11 @@ fn cache_lines() -> (u64, u64) {
 }
 
 impl MmEnv for KernelMm {
-    type Mem = LinearMap;
+    type Mem = KernelPhys;
     type Tlb = HardwareTlb;
 
-    fn mem(&self) -> &LinearMap {
-        &LINEAR
+    fn mem(&self) -> &KernelPhys {
+        &PHYS
     }
 
     fn frames(&self) -> &BuddyAllocator<'static> {

@@ -30,6 +30,27 @@ pub unsafe trait PhysMemory {
         unsafe { ptr.cast::<u64>().read_volatile() }
     }
 
+    /// Fills `frame` with zeroes. The kernel overrides this with `DC ZVA`.
+    ///
+    /// # Safety
+    /// As for [`zero_frame`].
+    unsafe fn zero_frame(&self, frame: PhysAddr) {
+        // SAFETY: the caller owns the frame and `frame_ptr` gives PAGE_SIZE
+        // writable bytes.
+        unsafe { core::ptr::write_bytes(self.frame_ptr(frame), 0, PAGE_SIZE as usize) }
+    }
+
+    /// Copies frame `src` into frame `dst`. The kernel overrides this with
+    /// a paired load/store loop.
+    ///
+    /// # Safety
+    /// As for [`copy_frame`].
+    unsafe fn copy_frame(&self, dst: PhysAddr, src: PhysAddr) {
+        // SAFETY: both pointers are valid for PAGE_SIZE bytes and distinct
+        // frames never overlap (the trait's contract).
+        unsafe { core::ptr::copy_nonoverlapping(self.frame_ptr(src), self.frame_ptr(dst), PAGE_SIZE as usize) }
+    }
+
     /// Writes the 64-bit word at `pa` (8-byte aligned) with one store.
     ///
     /// # Safety
@@ -43,27 +64,26 @@ pub unsafe trait PhysMemory {
     }
 }
 
-/// Fills `frame` with zeroes.
+/// Fills `frame` with zeroes (through [`PhysMemory::zero_frame`]).
 ///
 /// # Safety
 /// `frame` must be covered by `mem`'s contract and owned by the caller: no
 /// Rust object lives in it and nobody else reads or writes it meanwhile.
 pub unsafe fn zero_frame<M: PhysMemory + ?Sized>(mem: &M, frame: PhysAddr) {
-    // SAFETY: the caller owns the frame and `frame_ptr` gives PAGE_SIZE
-    // writable bytes.
-    unsafe { core::ptr::write_bytes(mem.frame_ptr(frame), 0, PAGE_SIZE as usize) }
+    // SAFETY: the caller's guarantees are the method's.
+    unsafe { mem.zero_frame(frame) }
 }
 
-/// Copies the frame `src` into the frame `dst` (a copy-on-write fault).
+/// Copies the frame `src` into the frame `dst` (a copy-on-write fault),
+/// through [`PhysMemory::copy_frame`].
 ///
 /// # Safety
 /// Both frames must be covered by `mem`'s contract and be distinct; the
 /// caller owns `dst` as for [`zero_frame`], and nobody writes `src`
 /// meanwhile.
 pub unsafe fn copy_frame<M: PhysMemory + ?Sized>(mem: &M, dst: PhysAddr, src: PhysAddr) {
-    // SAFETY: both pointers are valid for PAGE_SIZE bytes and distinct
-    // frames never overlap (the trait's contract).
-    unsafe { core::ptr::copy_nonoverlapping(mem.frame_ptr(src), mem.frame_ptr(dst), PAGE_SIZE as usize) }
+    // SAFETY: the caller's guarantees are the method's.
+    unsafe { mem.copy_frame(dst, src) }
 }
 
 /// Physical memory seen at a constant offset: the kernel's linear map
