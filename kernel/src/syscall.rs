@@ -526,8 +526,10 @@ fn clock_gettime(clock: u64, out: u64) -> SysResult {
 
 fn uname(out: u64) -> SysResult {
     let name = UtsName {
-        // Programs written for Linux check this field.
-        sysname: b"Linux",
+        // Not "Linux": Aspen is not Linux, and tests tell the two apart by
+        // it. The release keeps a Linux version first, which C libraries
+        // compare against their minimum kernel version.
+        sysname: b"Aspen",
         nodename: b"aspen",
         release: concat!("6.1.0-aspen-", env!("CARGO_PKG_VERSION")).as_bytes(),
         version: b"Aspen",

@@ -4,3 +4,4 @@ mod boot;
 mod memory;
 mod irq;
 mod sched;
+mod uaccess;
