@@ -2,6 +2,7 @@
 #
 #   make run   [BOARD=qemu-virt|rpi4]    boot Aspen under QEMU (virt by default)
 #   make test                            host tests, then the kernel's tests on both boards
+#   make bench                           benchmarks: Aspen and Linux side by side, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
 #   make check-sdcard                    build the SD-card image and check it on the host
@@ -35,7 +36,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user initramfs run test bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user initramfs run test bench bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -65,7 +66,7 @@ image: $(BUILD)/toolchain.mk
 # FP/SIMD, so they build for the hard-float target.
 USER_TARGET := aarch64-unknown-none
 USER_OUT := target/$(USER_TARGET)/release
-USER_PROGRAMS := init usertests hello
+USER_PROGRAMS := init usertests hello bench
 
 user: $(BUILD)/toolchain.mk
 	$(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER=ld.lld $(CROSS_CARGO) build --release \
@@ -104,6 +105,11 @@ endif
 
 test: $(BUILD)/toolchain.mk
 	scripts/test-all.sh
+
+# Benchmarks: Aspen and Linux side by side under QEMU -icount, then the host
+# benchmarks of the page-table operations. HOST_BENCH=0 skips the latter.
+bench: $(BUILD)/toolchain.mk
+	scripts/bench.sh
 
 # --- Raspberry Pi 4 SD card ---------------------------------------------------
 

@@ -39,6 +39,7 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
                 (String::from("."), 1, DT_DIR),
                 (String::from(".."), 1, DT_DIR),
                 (String::from("meminfo"), 2, DT_REG),
+                (String::from("vmstat"), 7, DT_REG),
                 (String::from("self"), 3, DT_DIR),
             ];
             for p in Process::all().iter().filter(|p| !p.is_zombie()) {
@@ -47,6 +48,7 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
             directory(entries)
         }
         ["meminfo"] => snapshot(meminfo().into_bytes()),
+        ["vmstat"] => snapshot(vmstat().into_bytes()),
         [who, ref rest @ ..] => {
             let process = if who == "self" {
                 super::current().ok_or(Errno::ENOENT)?
@@ -93,6 +95,28 @@ pub fn meminfo() -> String {
     let _ = writeln!(out, "MemAvailable:   {:>8} kB", kib(free));
     let _ = writeln!(out, "Cached:         {:>8} kB", kib(cached));
     let _ = writeln!(out, "PageTables:     {:>8} kB", kib(tables));
+    out
+}
+
+/// `/proc/vmstat`: event counters since boot, `name value` per line:
+/// Linux's `pgfault`, and Aspen's copy-on-write and TLB invalidation counts.
+pub fn vmstat() -> String {
+    use crate::arch::tlb::COUNTERS;
+    let stats = user_env::get().stats();
+    let get = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    for (name, value) in [
+        ("pgfault", stats.faults()),
+        ("cow_copy", stats.cow_copies()),
+        ("cow_reuse", stats.cow_reuses()),
+        ("tlbi_page", get(&COUNTERS.page)),
+        ("tlbi_asid", get(&COUNTERS.asid)),
+        ("tlbi_kernel_page", get(&COUNTERS.kernel_page)),
+        ("tlbi_all", get(&COUNTERS.all)),
+        ("tlbi_all_local", get(&COUNTERS.all_local)),
+    ] {
+        let _ = writeln!(out, "{name} {value}");
+    }
     out
 }
 

@@ -8,6 +8,28 @@
 use aspen_mm::tlb::{Asid, TlbOps};
 use aspen_mm::VirtAddr;
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// How many invalidations of each kind the kernel issued (`/proc/vmstat`).
+pub struct TlbCounters {
+    pub page: AtomicU64,
+    pub asid: AtomicU64,
+    pub kernel_page: AtomicU64,
+    pub all: AtomicU64,
+    pub all_local: AtomicU64,
+}
+
+pub static COUNTERS: TlbCounters = TlbCounters {
+    page: AtomicU64::new(0),
+    asid: AtomicU64::new(0),
+    kernel_page: AtomicU64::new(0),
+    all: AtomicU64::new(0),
+    all_local: AtomicU64::new(0),
+};
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
 
 /// The TLBI operand for one page: VA[55:12] in bits [43:0], ASID in [63:48].
 fn page_operand(asid: Option<Asid>, va: VirtAddr) -> u64 {
@@ -25,6 +47,7 @@ impl TlbOps for HardwareTlb {
     }
 
     fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
+        count(&COUNTERS.page);
         let operand = page_operand(Some(asid), va);
         // SAFETY: TLB invalidation has no effect on memory or registers
         // beyond dropping cached translations.
@@ -38,12 +61,14 @@ impl TlbOps for HardwareTlb {
     }
 
     fn invalidate_asid(&self, asid: Asid) {
+        count(&COUNTERS.asid);
         let operand = u64::from(asid.0) << 48;
         // SAFETY: as above.
         unsafe { asm!("tlbi aside1is, {}", in(reg) operand, options(nostack, preserves_flags)) };
     }
 
     fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
+        count(&COUNTERS.kernel_page);
         let operand = page_operand(None, va);
         // SAFETY: as above.
         unsafe {
@@ -56,11 +81,13 @@ impl TlbOps for HardwareTlb {
     }
 
     fn invalidate_all(&self) {
+        count(&COUNTERS.all);
         // SAFETY: as above.
         unsafe { asm!("tlbi vmalle1is", options(nostack, preserves_flags)) };
     }
 
     fn invalidate_all_local(&self) {
+        count(&COUNTERS.all_local);
         // SAFETY: barriers and a local invalidation of every EL1&0 entry.
         unsafe { asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags)) };
     }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+#! `make bench`: Aspen's memory benchmarks (user/bench) under QEMU virt with
+#! `-icount shift=0` (virtual time follows instructions, so the figures
+#! repeat), the same static binary on Linux under the same QEMU line when the
+#! Linux peer kernel can be had (../shared/peers/linux-qemu), side by side,
+#! then the host benchmarks of the page-table operations.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=build
+OUT=$BUILD/bench
+mkdir -p "$OUT"
+PEERS=${PEERS:-$ROOT/../shared/peers/linux-qemu}
+LQ_CACHE=${LQ_CACHE:-/tmp/linux-qemu-peer}
+
+scripts/bootstrap.sh toolchain qemu || exit 1
+image=$(make -s image BOARD=qemu-virt | tail -n 1)
+make -s user >/dev/null || exit 1
+
+# An initramfs whose init runs the benchmarks and powers off.
+root=$OUT/rootfs
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/etc"
+objcopy=aarch64-linux-gnu-objcopy
+$objcopy --strip-all target/aarch64-unknown-none/release/init "$root/init"
+$objcopy --strip-all target/aarch64-unknown-none/release/bench "$root/bin/bench"
+echo "/bin/bench" >"$root/etc/aspen-autorun"
+initrd=$(scripts/mk-initramfs.sh "$root" "$OUT/initramfs.cpio" | tail -n 1)
+
+QEMU_LINE=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1G -nographic -no-reboot -icount shift=0)
+
+# $1 label, $2 kernel, $3 command line: the bench lines of one boot.
+boot() {
+	timeout -k 10 600 "${QEMU_LINE[@]}" -kernel "$2" -initrd "$initrd" -append "$3" \
+		</dev/null >"$OUT/$1.log" 2>&1
+	tr -d '\r' <"$OUT/$1.log" | grep -E '^bench ' >"$OUT/$1.txt"
+}
+
+echo "== Aspen ($image)"
+boot aspen "$image" "quiet semihosting"
+cat "$OUT/aspen.txt"
+
+linux=""
+if [ -x "$PEERS/setup.sh" ]; then
+	if [ ! -r "$LQ_CACHE/vmlinuz" ]; then
+		LQ_CACHE=$LQ_CACHE "$PEERS/setup.sh" >"$OUT/linux-setup.log" 2>&1 ||
+			echo "bench: could not set up the Linux peer kernel (see $OUT/linux-setup.log)"
+	fi
+	if [ -r "$LQ_CACHE/vmlinuz" ]; then
+		echo "== Linux ($(readlink -f "$LQ_CACHE/vmlinuz"))"
+		boot linux "$LQ_CACHE/vmlinuz" "console=ttyAMA0 quiet panic=-1"
+		cat "$OUT/linux.txt"
+		linux=$OUT/linux.txt
+	fi
+else
+	echo "bench: no Linux peer harness at $PEERS: Aspen's figures only"
+fi
+
+echo
+echo "== $(date -u +%Y-%m-%d) $(qemu-system-aarch64 --version | head -n1), -M virt -cpu cortex-a72 -smp 1 -m 1G -icount shift=0; ticks per operation (1 tick = 16 instructions)"
+awk -v linux="$linux" '
+	function field(line, key,    i, n, parts) {
+		n = split(line, parts, " ")
+		for (i = 1; i <= n; i++) if (index(parts[i], key "=") == 1) return substr(parts[i], length(key) + 2)
+		return ""
+	}
+	BEGIN {
+		target["pf_anon"] = 0.5; target["cow_16m"] = 0.5; target["mmap_cycle"] = 0.5
+		target["mprotect_toggle"] = 0.5; target["yield_pingpong"] = 0.5; target["fork_16m"] = 0.25
+		if (linux != "") while ((getline line < linux) > 0) { split(line, w, " "); ref[w[2]] = field(line, "ticks_per_op") }
+		printf "%-16s %14s %14s %8s %8s  %s\n", "bench", "Aspen", "Linux", "ratio", "target", "TLBI/op (page/asid/all)"
+	}
+	/^bench / {
+		name = $2; a = field($0, "ticks_per_op"); l = ref[name]
+		ratio = (l != "" && l > 0) ? sprintf("%.3f", a / l) : "-"
+		ok = (ratio != "-" && ratio + 0 <= target[name]) ? "" : (ratio == "-" ? "" : " over")
+		printf "%-16s %14s %14s %8s %8s  %s%s\n", name, a, (l == "" ? "-" : l), ratio, target[name], field($0, "tlbi_per_op"), ok
+	}' "$OUT/aspen.txt" | tee "$OUT/table.txt"
+
+if [ -x scripts/host-bench.sh ] && [ "${HOST_BENCH:-1}" = 1 ]; then
+	echo
+	echo "== host: page-table operations (criterion)"
+	scripts/host-bench.sh
+fi
