@@ -97,7 +97,7 @@ impl Process {
 
 /// The process whose task is running, if it is a user task.
 pub fn current() -> Option<Arc<Process>> {
-    sched::current().process()
+    sched::with_current(|task| task.process().cloned())
 }
 
 /// Like [`current`], for code that only runs on behalf of a process.
@@ -177,18 +177,22 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
     Ok(child.pid)
 }
 
-/// Resolves a fault of the current process at `addr`; false when it is
-/// not a fault the address space can resolve.
+/// Resolves a fault of the current process at `addr`: an error when it is
+/// not one the address space can resolve (the signal to send).
 pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
-    let process = current().ok_or(FaultError::Segv)?;
-    let result = process.with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind)).map_err(|_| FaultError::Segv)?;
-    if result.is_ok() {
-        process.faults.fetch_add(1, Ordering::Relaxed);
-    }
-    if crate::syscall::tracing() {
-        log::info!("pid {}: {kind:?} fault at {addr:#x}: {result:?}", process.pid);
-    }
-    result
+    sched::with_current(|task| {
+        let process = task.process().ok_or(FaultError::Segv)?;
+        let result = process
+            .with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind))
+            .map_err(|_| FaultError::Segv)?;
+        if result.is_ok() {
+            process.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        if crate::syscall::tracing() {
+            log::info!("pid {}: {kind:?} fault at {addr:#x}: {result:?}", process.pid);
+        }
+        result
+    })
 }
 
 /// Ends the current process with wait status `status`: frees its memory

@@ -73,8 +73,9 @@ pub struct Task {
     fp: UnsafeCell<FpState>,
     /// `None` for the boot CPU's idle task, which runs on the boot stack.
     stack: Option<KernelStack>,
-    /// The process a user task runs; `None` for kernel threads.
-    process: Mutex<Option<Arc<Process>>>,
+    /// The process a user task runs, set once when it is made; never set
+    /// for kernel threads.
+    process: spin::Once<Arc<Process>>,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -97,7 +98,7 @@ impl Task {
             context: UnsafeCell::new(context),
             fp: UnsafeCell::new(FpState::new()),
             stack,
-            process: Mutex::new(None),
+            process: spin::Once::new(),
         })
     }
 
@@ -134,12 +135,12 @@ impl Task {
     }
 
     /// The process this task runs, if it is a user task.
-    pub fn process(&self) -> Option<Arc<Process>> {
-        self.process.lock().clone()
+    pub fn process(&self) -> Option<&Arc<Process>> {
+        self.process.get()
     }
 
     pub fn set_process(&self, process: Arc<Process>) {
-        *self.process.lock() = Some(process);
+        self.process.call_once(|| process);
     }
 
     pub fn state(&self) -> TaskState {

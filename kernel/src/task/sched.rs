@@ -9,7 +9,7 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use spin::Mutex;
 
@@ -82,6 +82,11 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
 
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
+/// The running task, readable without the scheduler's lock (system calls
+/// and faults ask for it on every entry). Kept equal to `current` by
+/// `schedule`; the task it points at is kept alive by `current`.
+static RUNNING: AtomicPtr<Task> = AtomicPtr::new(core::ptr::null_mut());
+
 fn slice_ticks() -> u64 {
     timer::frequency() * TIME_SLICE_MS / 1000
 }
@@ -92,12 +97,25 @@ pub fn init_idle() {
     idle.set_state(TaskState::Running);
     let mut s = SCHED.lock();
     s.idle = Some(idle.clone());
+    RUNNING.store(Arc::as_ptr(&idle) as *mut Task, Ordering::Release);
     s.current = Some(idle);
 }
 
 /// The task running on this CPU.
 pub fn current() -> Arc<Task> {
     SCHED.lock().current.clone().expect("scheduler used before init_idle")
+}
+
+/// Runs `f` on the task running on this CPU, without taking the
+/// scheduler's lock.
+pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> R {
+    let task = RUNNING.load(Ordering::Acquire);
+    assert!(!task.is_null(), "scheduler used before init_idle");
+    // SAFETY: RUNNING points at the task in `current`, which holds a
+    // reference until the next switch; a switch cannot happen on this CPU
+    // inside `f` unless `f` blocks, and the task blocking is `f`'s own,
+    // which stays referenced while it runs.
+    f(unsafe { &*task })
 }
 
 /// Queues `task` to run. A task of better priority than the running one
@@ -241,6 +259,7 @@ fn schedule() {
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
     crate::process::activate(&next);
+    RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);
     s.switched_out = Some(prev);
     drop(s);
