@@ -78,6 +78,14 @@ awk -v linux="$linux" '
 		printf "%-16s %14s %14s %8s %8s  %s%s\n", name, a, (l == "" ? "-" : l), ratio, target[name], field($0, "tlbi_per_op"), ok
 	}' "$OUT/aspen.txt" | tee "$OUT/table.txt"
 
+# The TLB crossover (per-page invalidation against dropping the ASID and
+# refilling): wall-clock time, since refills cost no instructions.
+echo
+echo "== TLB crossover (kernel, QEMU wall clock: per-page / whole-ASID ticks, refill included)"
+timeout -k 10 600 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1G -nographic -no-reboot \
+	-semihosting-config enable=on,target=native -kernel "$image" -append "quiet semihosting aspen.kbench" \
+	</dev/null 2>&1 | tr -d '\r' | grep -E '^kbench ' | tee "$OUT/kbench.txt"
+
 if [ -x scripts/host-bench.sh ] && [ "${HOST_BENCH:-1}" = 1 ]; then
 	echo
 	echo "== host: page-table operations (criterion)"

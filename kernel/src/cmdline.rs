@@ -17,6 +17,8 @@ pub struct CommandLine<'a> {
     pub run_tests: bool,
     /// `aspen.strace`: log every system call.
     pub trace_syscalls: bool,
+    /// `aspen.kbench`: run the in-kernel benchmarks, then power off.
+    pub run_benchmarks: bool,
 }
 
 impl<'a> CommandLine<'a> {
@@ -32,6 +34,7 @@ impl<'a> CommandLine<'a> {
             log_level: log::LevelFilter::Info,
             run_tests: false,
             trace_syscalls: false,
+            run_benchmarks: false,
         };
         for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -40,6 +43,7 @@ impl<'a> CommandLine<'a> {
                 "semihosting" => line.semihosting = true,
                 "aspen.ktest" => line.run_tests = true,
                 "aspen.strace" => line.trace_syscalls = true,
+                "aspen.kbench" => line.run_benchmarks = true,
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {

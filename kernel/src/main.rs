@@ -17,6 +17,7 @@ mod driver;
 mod dtb;
 mod heap;
 mod irq;
+mod kbench;
 mod ktest;
 mod logger;
 mod memory;
@@ -84,7 +85,12 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     task::sched::init_idle();
     irq::init();
 
-    if cmdline.run_tests {
+    if cmdline.run_benchmarks {
+        spawn_or_panic("kbench", |_| {
+            kbench::run();
+            power::power_off()
+        });
+    } else if cmdline.run_tests {
         spawn_or_panic("ktest", run_kernel_tests);
     } else {
         start_init();
