@@ -46,6 +46,19 @@ pub enum TlbScope {
     AllAsids,
 }
 
+/// Invalidates one page and waits for it: `begin`, one invalidation,
+/// `sync` (a batch of one, for changes made one at a time such as a
+/// fault's). `leaf_only` as for [`TlbOps::invalidate_page`].
+pub fn invalidate_page_now<T: TlbOps + ?Sized>(tlb: &T, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
+    let va = va.align_down(crate::addr::PAGE_SIZE);
+    tlb.begin();
+    match scope {
+        TlbScope::Asid(asid) => tlb.invalidate_page(asid, va, leaf_only),
+        TlbScope::AllAsids => tlb.invalidate_kernel_page(va, leaf_only),
+    }
+    tlb.sync();
+}
+
 /// How many pages a [`TlbBatch`] invalidates one by one before it falls
 /// back to one invalidation of the whole ASID (`TLBI ASIDE1IS`), or of
 /// everything (`TLBI VMALLE1IS`) when global entries are involved.
@@ -97,6 +110,9 @@ impl Wide {
 pub struct TlbBatch {
     pages: [PageInvalidation; PER_PAGE_LIMIT],
     len: usize,
+    /// The highest page added since the batch was last empty: a page
+    /// above it cannot be a duplicate (passes add in address order).
+    highest: VirtAddr,
     wide: Option<Wide>,
 }
 
@@ -104,25 +120,29 @@ impl TlbBatch {
     pub const fn new() -> Self {
         const EMPTY: PageInvalidation =
             PageInvalidation { scope: TlbScope::AllAsids, va: VirtAddr::new(0), leaf_only: true };
-        Self { pages: [EMPTY; PER_PAGE_LIMIT], len: 0, wide: None }
+        Self { pages: [EMPTY; PER_PAGE_LIMIT], len: 0, highest: VirtAddr::new(0), wide: None }
     }
 
     /// Adds the page holding `va`. `leaf_only` is false when a table page
     /// on the walk to `va` was unhooked too, so walk caches must forget it.
     /// Adding a page twice keeps one entry (non-leaf if either was).
+    #[inline]
     pub fn add_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
         let va = va.align_down(crate::addr::PAGE_SIZE);
         if let Some(wide) = self.wide {
             self.wide = Some(wide.merge(scope));
             return;
         }
-        let pending = &mut self.pages[..self.len];
-        if let Some(same) = pending.iter_mut().find(|p| p.scope == scope && p.va == va) {
-            same.leaf_only &= leaf_only;
-            return;
+        if self.len > 0 && va <= self.highest {
+            let pending = &mut self.pages[..self.len];
+            if let Some(same) = pending.iter_mut().find(|p| p.scope == scope && p.va == va) {
+                same.leaf_only &= leaf_only;
+                return;
+            }
         }
         if self.len < PER_PAGE_LIMIT {
             self.pages[self.len] = PageInvalidation { scope, va, leaf_only };
+            self.highest = if self.len == 0 { va } else { self.highest.max(va) };
             self.len += 1;
             return;
         }

@@ -11,7 +11,10 @@ use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::asid::AsidContext;
 use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
 use crate::object::{put_frame, PageError};
-use crate::paging::{copy_frame, zero_frame, Access, Mapping, MemoryType, PageAttrs, PagingError, Privilege};
+use crate::paging::{
+    copy_frame, zero_frame, Access, DescFlags, Descriptor, Mapping, MemoryType, PageAttrs, PageSize, PagingError,
+    Privilege,
+};
 use crate::tlb::TlbScope;
 
 /// What a leaf lets user code do.
@@ -53,6 +56,27 @@ impl Mode {
         } else {
             Self::Read
         }
+    }
+
+    /// The mode of a leaf descriptor: [`Self::of`] its attributes, read
+    /// from the bits without decoding them.
+    pub(crate) fn of_desc(desc: Descriptor) -> Self {
+        let bits = DescFlags::from_bits_retain(desc.bits());
+        if !bits.contains(DescFlags::AP_EL0) {
+            Self::None
+        } else if !bits.contains(DescFlags::AP_RO) {
+            Self::ReadWrite
+        } else if !bits.contains(DescFlags::UXN) {
+            Self::ReadExec
+        } else {
+            Self::Read
+        }
+    }
+
+    /// A page descriptor with the permission bits of the mode, for
+    /// [`Descriptor::with_permissions_of`] (its address means nothing).
+    pub(crate) fn model(self, device: bool) -> Descriptor {
+        Descriptor::leaf(PhysAddr::new(0), PageSize::Size4K, self.attrs(device))
     }
 
     pub(crate) fn allows(self, kind: FaultKind) -> bool {
@@ -117,19 +141,19 @@ pub(crate) fn prot_allows(prot: Prot, kind: FaultKind) -> bool {
 
 /// Whether a private page's frame may be written in place: the mapping
 /// holds the only reference and no page cache has the frame.
+#[inline]
 pub(crate) fn exclusive(frames: &BuddyAllocator<'static>, pa: PhysAddr) -> bool {
     frames
         .meta(pa)
         .is_some_and(|m| m.refcount() == 1 && !m.flags().contains(FrameFlags::PAGE_CACHE))
 }
 
-/// Whether a present leaf of `varea` may be writable without a fault.
-pub(crate) fn leaf_write_ok<E: MmEnv>(env: &E, varea: &Varea<'_, E>, leaf: &Mapping) -> bool {
+/// Whether a present leaf of `varea`, mapping `pa` in mode `current`, may
+/// be writable without a fault.
+pub(crate) fn leaf_write_ok<E: MmEnv>(env: &E, varea: &Varea<'_, E>, pa: PhysAddr, current: Mode) -> bool {
     match &varea.backing {
-        Backing::Anon | Backing::Object { shared: false, .. } => exclusive(env.frames(), leaf.pa),
-        Backing::Object { object, shared: true, .. } => {
-            object.is_anonymous() || Mode::of(leaf.attrs) == Mode::ReadWrite
-        }
+        Backing::Anon | Backing::Object { shared: false, .. } => exclusive(env.frames(), pa),
+        Backing::Object { object, shared: true, .. } => object.is_anonymous() || current == Mode::ReadWrite,
         Backing::Device { .. } => true,
     }
 }
@@ -169,9 +193,7 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
         if mode == Mode::ReadExec {
             self.env.sync_icache(frame);
         }
-        self.table
-            .map(VirtRange::new(page, page + PAGE_SIZE), frame, mode.attrs(device))
-            .map_err(fault_error)
+        self.table.map_page(page, frame, mode.attrs(device)).map_err(fault_error)
     }
 
     /// Changes the permissions of a live leaf in place (one TLBI).
@@ -180,8 +202,8 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
             self.env.sync_icache(leaf.pa);
         }
         let (tlb, scope) = self.tlb();
-        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: a permission change released {l:?}"));
-        log_edit("permission change", editor.set(Mapping { attrs: mode.attrs(device), ..leaf }).map(drop));
+        let leaf = Mapping { attrs: mode.attrs(device), ..leaf };
+        log_edit("permission change", self.table.set_leaf(&tlb, scope, leaf).map(drop));
     }
 
     /// A write to a read-only private page: reuse the frame when this
@@ -201,10 +223,8 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
         // the two differ.
         unsafe { copy_frame(self.env.mem(), copy, leaf.pa) };
         let (tlb, scope) = self.tlb();
-        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: copy-on-write released {l:?}"));
-        match editor.replace(Mapping { pa: copy, attrs: Mode::ReadWrite.attrs(false), ..leaf }) {
+        match self.table.replace_leaf(&tlb, scope, Mapping { pa: copy, attrs: Mode::ReadWrite.attrs(false), ..leaf }) {
             Ok(old) => {
-                drop(editor);
                 if let Some(old) = old {
                     put_frame(frames, old.pa);
                 }
@@ -212,7 +232,6 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
                 Ok(())
             }
             Err(e) => {
-                drop(editor);
                 frames.free_frame(copy);
                 Err(fault_error(e))
             }
@@ -301,7 +320,7 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
         let device = matches!(varea.backing, Backing::Device { .. });
         match kind {
             FaultKind::Read => {
-                let write_ok = leaf_write_ok(self.env, varea, &leaf);
+                let write_ok = leaf_write_ok(self.env, varea, leaf.pa, current);
                 self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false), device);
                 Ok(())
             }

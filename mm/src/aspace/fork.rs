@@ -9,15 +9,51 @@
 //! per page but the child's table pages (and copies of locked pages).
 
 use super::env::SpaceTlb;
-use super::fault::Mode;
-use super::varea::{Backing, Prot};
-use super::{log_edit, walk, AddressSpace, MmEnv};
-use crate::addr::{VirtRange, PAGE_SIZE};
+use super::fault::{exclusive, Mode};
+use super::varea::{Backing, Prot, Varea};
+use super::{log_edit, AddressSpace, MmEnv};
+use crate::addr::VirtRange;
 use crate::errno::Errno;
-use crate::frame::FrameAllocator;
-use crate::object::put_frame;
-use crate::paging::{copy_frame, Mapping};
+use crate::frame::{FrameAllocator, RefCursor};
+use crate::paging::{copy_frame, Descriptor, Leaf};
 use crate::tlb::{TlbOps, TlbScope};
+
+/// What fork does with the leaves of one varea.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Share {
+    /// Device frames: the same entry, no reference count.
+    Device,
+    /// Shared memory: one more reference; the child's entry loses write
+    /// unless `keeps_write` (shared anonymous memory; a shared file page's
+    /// first write in the child marks it dirty).
+    Shared { keeps_write: bool },
+    /// Private memory: one more reference, and writable pages become
+    /// read-only in both (copy-on-write); in a locked varea the child gets
+    /// copies of the writable pages instead, and the parent keeps them.
+    Private { locked: bool },
+}
+
+impl Share {
+    fn of<E: MmEnv>(varea: &Varea<'_, E>) -> Self {
+        match &varea.backing {
+            Backing::Device { .. } => Self::Device,
+            Backing::Object { object, shared: true, .. } => Self::Shared { keeps_write: object.is_anonymous() },
+            Backing::Anon | Backing::Object { shared: false, .. } => Self::Private { locked: varea.locked },
+        }
+    }
+}
+
+/// The child's copy of a locked writable private page: a new frame with
+/// the same contents, mapped as the parent's.
+#[inline(never)]
+fn copy_page<E: MmEnv>(env: &E, leaf: Leaf) -> Option<Descriptor> {
+    let copy = env.frames().alloc_frame().ok()?;
+    // SAFETY: `copy` is a fresh frame, ours alone; the parent's frame is a
+    // distinct pool frame that no one writes during the fork (the space is
+    // locked).
+    unsafe { copy_frame(env.mem(), copy, leaf.pa()) };
+    Some(Descriptor::leaf(copy, leaf.size(), leaf.mapping().attrs))
+}
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// fork(2) for memory: a new address space (with a fresh ASID context)
@@ -26,118 +62,93 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Locked (mlock) writable private pages are copied into the child at
     /// once, so the parent's locked pages stay writable and never fault;
     /// the child inherits no locks. On ENOMEM everything allocated for the
-    /// child is freed and the parent is untouched.
+    /// child is freed and the parent's pages are writable again.
     pub fn fork(&mut self) -> Result<Self, Errno> {
         let mut child = Self::new(self.env)?;
         child.vareas = self.vareas.clone_for_fork();
         child.mmap_base = self.mmap_base;
         child.brk = self.brk;
         child.stack_start = self.stack_start;
-        if let Err(e) = self.copy_leaves_into(&mut child) {
-            child.discard();
-            return Err(e);
+        let mut protected = false;
+        let result = self.copy_leaves_into(&mut child, &mut protected);
+        let child = match result {
+            Ok(()) => Ok(child),
+            Err(e) => {
+                child.discard();
+                Err(e)
+            }
+        };
+        if child.is_err() && protected {
+            self.restore_write();
         }
-        self.write_protect_private();
-        Ok(child)
+        if let (true, Some(asid)) = (protected, self.asid.asid()) {
+            // One invalidation for every entry made read-only (or back).
+            let tlb = self.env.tlb();
+            tlb.begin();
+            tlb.invalidate_asid(asid);
+            tlb.sync();
+        }
+        child
     }
 
-    /// Maps every leaf of the parent into `child` (whose vareas are the
-    /// parent's), taking references; stops at the first failure.
-    fn copy_leaves_into(&self, child: &mut Self) -> Result<(), Errno> {
+    /// Gives `child` (whose vareas are the parent's) every leaf, taking
+    /// references, in one pass over the parent's tables per varea that
+    /// also write-protects the parent's private pages (`protected` tells
+    /// whether any was). Stops at the first failure.
+    fn copy_leaves_into(&mut self, child: &mut Self, protected: &mut bool) -> Result<(), Errno> {
         let env = self.env;
-        let frames = env.frames();
-        let root = self.table.root();
-        let mut result = Ok(());
+        let mut refs = RefCursor::new(env.frames());
         for (start, varea) in self.vareas.iter() {
+            let (mine, theirs) = (&mut *self.table, &mut *child.table);
             let range = VirtRange::new(start, varea.end_exclusive);
-            let device = matches!(varea.backing, Backing::Device { .. });
-            let copy_locked = varea.locked && !varea.is_shared();
-            walk::for_each_leaf(env.mem(), root, range, &mut |leaf: Mapping| {
-                if result.is_err() {
-                    return;
-                }
-                let current = Mode::of(leaf.attrs);
-                let page = VirtRange::new(leaf.va, leaf.va + PAGE_SIZE);
-                if device {
-                    result = child.table.map(page, leaf.pa, leaf.attrs).map_err(|_| Errno::ENOMEM);
-                    return;
-                }
-                let (frame, mode) = if copy_locked && current == Mode::ReadWrite {
-                    match frames.alloc_frame() {
-                        Ok(copy) => {
-                            // SAFETY: `copy` is a fresh frame, ours alone;
-                            // the parent's frame is a distinct pool frame
-                            // that no one writes during the fork (the
-                            // space is locked).
-                            unsafe { copy_frame(env.mem(), copy, leaf.pa) };
-                            (copy, current)
-                        }
-                        Err(_) => {
-                            result = Err(Errno::ENOMEM);
-                            return;
-                        }
+            // One small closure per kind of varea, so that each pass inlines
+            // its per-page work. The parent's mapping holds a reference to
+            // every frame already: `dup_ref`.
+            let result = match Share::of(varea) {
+                Share::Device => mine.copy_into(theirs, range, false, |leaf: Leaf| Some(leaf.desc)),
+                Share::Shared { keeps_write } => mine.copy_into(theirs, range, false, |leaf: Leaf| {
+                    refs.dup_ref(leaf.pa()).ok()?;
+                    Some(if keeps_write { leaf.desc } else { leaf.desc.write_protected() })
+                }),
+                Share::Private { locked: false } => mine.copy_into(theirs, range, true, |leaf: Leaf| {
+                    refs.dup_ref(leaf.pa()).ok()?;
+                    Some(leaf.desc.write_protected())
+                }),
+                Share::Private { locked: true } => mine.copy_into(theirs, range, false, |leaf: Leaf| {
+                    // Mode::ReadWrite: every writable leaf is a user one.
+                    if leaf.desc.is_writable() {
+                        return copy_page(env, leaf);
                     }
-                } else {
-                    if frames.inc_ref(leaf.pa).is_err() {
-                        result = Err(Errno::ENOMEM);
-                        return;
-                    }
-                    (leaf.pa, Self::child_mode(&varea.backing, current))
-                };
-                if child.table.map(page, frame, mode.attrs(false)).is_err() {
-                    put_frame(frames, frame);
-                    result = Err(Errno::ENOMEM);
-                }
-            });
-            result?;
+                    refs.dup_ref(leaf.pa()).ok()?;
+                    Some(leaf.desc)
+                }),
+            };
+            *protected |= result.map_err(|_| Errno::ENOMEM)?;
         }
         Ok(())
     }
 
-    /// The child's mode for a leaf of the parent in `current` mode that
-    /// both share: private pages lose write (copy-on-write), shared file
-    /// pages too (the child's first write marks them dirty), shared
-    /// anonymous pages keep it. Write-protected pages are mapped read-only
-    /// even in W+X vareas; an execute fault flips them.
-    fn child_mode(backing: &Backing<'e, E>, current: Mode) -> Mode {
-        let keeps_write = matches!(backing, Backing::Object { object, shared: true, .. } if object.is_anonymous());
-        if current == Mode::ReadWrite && !keeps_write {
-            Mode::Read
-        } else {
-            current
-        }
-    }
-
-    /// Makes the parent's writable private pages read-only (outside locked
-    /// vareas, whose pages the child got copies of), then invalidates the
-    /// parent's whole ASID once.
-    fn write_protect_private(&mut self) {
+    /// After a failed fork (the child gone): makes writable again the
+    /// read-only pages of private writable vareas that this space holds
+    /// alone, which is what fork took away (a write fault would reuse
+    /// them as they are). The caller invalidates the whole ASID.
+    fn restore_write(&mut self) {
         let env = self.env;
-        let root = self.table.root();
-        let vareas = &self.vareas;
-        let mut changed = false;
-        {
-            // Entries change in place; the one invalidation below covers them.
-            let skip = SpaceTlb::<E::Tlb>::Skip;
-            let mut editor = self.table.edit(&skip, TlbScope::AllAsids, |l| log::error!("mm: fork released {l:?}"));
-            for (start, varea) in vareas.iter() {
-                if varea.is_shared() || varea.locked || !varea.prot.contains(Prot::WRITE) {
-                    continue;
-                }
-                walk::for_each_leaf(env.mem(), root, VirtRange::new(start, varea.end_exclusive), &mut |leaf: Mapping| {
-                    if Mode::of(leaf.attrs) == Mode::ReadWrite {
-                        let attrs = Mode::Read.attrs(false);
-                        log_edit("fork write-protect", editor.set(Mapping { attrs, ..leaf }).map(drop));
-                        changed = true;
-                    }
-                });
+        let skip = SpaceTlb::<E::Tlb>::Skip;
+        let mut editor = self.table.edit(&skip, TlbScope::AllAsids, |l| log::error!("mm: fork undo released {l:?}"));
+        for (start, varea) in self.vareas.iter() {
+            if varea.is_shared() || varea.locked || !varea.prot.contains(Prot::WRITE) {
+                continue;
             }
-        }
-        if let (true, Some(asid)) = (changed, self.asid.asid()) {
-            let tlb = env.tlb();
-            tlb.begin();
-            tlb.invalidate_asid(asid);
-            tlb.sync();
+            let range = VirtRange::new(start, varea.end_exclusive);
+            let result = editor.update(range, |leaf| {
+                if Mode::of_desc(leaf.desc) == Mode::Read && exclusive(env.frames(), leaf.pa()) {
+                    leaf.desc.with_permissions(Mode::ReadWrite.attrs(false))
+                } else {
+                    leaf.desc
+                }
+            });
+            log_edit("fork undo", result);
         }
     }
 

@@ -75,9 +75,8 @@ use self::varea::{Backing, Varea, VareaMap};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::asid::AsidContext;
 use crate::errno::Errno;
-use crate::frame::BuddyAllocator;
-use crate::object::put_frame;
-use crate::paging::{Access, Mapping, PageTable, PagingError, VaHalf};
+use crate::frame::{BuddyAllocator, RefCursor};
+use crate::paging::{Access, PageTable, PagingError, VaHalf};
 use crate::tlb::{Asid, TlbScope};
 
 /// The end of user space: the top of the TTBR0 half (256 TiB).
@@ -166,22 +165,56 @@ fn object_index(first_page: u64, start: VirtAddr, va: VirtAddr) -> u64 {
     first_page + (va - start) / PAGE_SIZE
 }
 
-/// Gives back what a removed leaf held: a reference to its frame (none for
-/// device frames) and, for a writable shared file page, its writer count.
-fn release_leaf<E: MmEnv>(env: &E, vareas: &VareaMap<'_, E>, leaf: Mapping) {
-    let Some((start, varea)) = vareas.find(leaf.va) else {
-        log::error!("mm: {leaf:?} removed outside every varea; frame leaked");
+/// Gives back what a removed leaf at `va` held: a reference to its frame
+/// `pa` (none for device frames) and, for a writable shared file page, its
+/// writer count. `varea` is the varea holding `va`, with its start.
+#[inline(always)]
+fn release_leaf<E: MmEnv>(
+    refs: &mut RefCursor<'_, 'static>,
+    varea: Option<(VirtAddr, &Varea<'_, E>)>,
+    va: VirtAddr,
+    pa: PhysAddr,
+    writable: bool,
+) {
+    let Some((start, varea)) = varea else {
+        log::error!("mm: a leaf at {va:?} removed outside every varea; frame {pa:?} leaked");
         return;
     };
     match &varea.backing {
         Backing::Device { .. } => {}
-        Backing::Anon => put_frame(env.frames(), leaf.pa),
+        Backing::Anon => refs.put(pa),
         Backing::Object { object, first_page, shared } => {
-            if *shared && leaf.attrs.access().contains(Access::WRITE) {
-                object.end_writer(object_index(*first_page, start, leaf.va));
+            if *shared && writable {
+                object.end_writer(object_index(*first_page, start, va));
             }
-            put_frame(env.frames(), leaf.pa);
+            refs.put(pa);
         }
+    }
+}
+
+/// The varea of each leaf a pass hands over in address order, found by
+/// moving along the vareas in order rather than by a lookup per leaf.
+struct VareaCursor<'v, 'e: 'v, E: MmEnv + 'e, I: Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>> {
+    vareas: I,
+    current: Option<(VirtAddr, &'v Varea<'e, E>)>,
+}
+
+impl<'v, 'e: 'v, E: MmEnv + 'e, I: Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>> VareaCursor<'v, 'e, E, I> {
+    fn new(mut vareas: I) -> Self {
+        let current = vareas.next();
+        Self { vareas, current }
+    }
+
+    /// The varea holding `va` (not below the last one asked for).
+    #[inline]
+    fn at(&mut self, va: VirtAddr) -> Option<(VirtAddr, &'v Varea<'e, E>)> {
+        while let Some((_, v)) = self.current {
+            if v.end_exclusive > va {
+                break;
+            }
+            self.current = self.vareas.next();
+        }
+        self.current.filter(|(start, _)| *start <= va)
     }
 }
 
@@ -274,8 +307,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// releasing what they held once the TLB forgot them.
     fn zap(&mut self, range: VirtRange) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let (env, vareas) = (self.env, &self.vareas);
-        let mut editor = self.table.edit(&tlb, scope, |leaf| release_leaf(env, vareas, leaf));
+        let mut refs = RefCursor::new(self.env.frames());
+        let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
+        let mut editor = self.table.edit(&tlb, scope, |leaf| {
+            let writable = leaf.attrs.access().contains(Access::WRITE);
+            release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable);
+        });
         log_edit("unmap", editor.unmap(range));
     }
 
@@ -306,16 +343,36 @@ impl<E: MmEnv> Drop for AddressSpace<'_, E> {
     /// file pages, frees every frame and table page, releases the ASID.
     /// The space must not be current on any CPU any more.
     fn drop(&mut self) {
-        self.zap(VaHalf::Lower.range());
+        let env = self.env;
         let removed = self.vareas.clear();
-        write_back(removed.iter().map(|(s, v)| (*s, v)));
-        drop(removed);
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let (tlb, scope) = space_tlb(env, &self.asid);
         // SAFETY: the table is taken out exactly once, here, and `self` is
         // not used afterwards.
         let table = unsafe { ManuallyDrop::take(&mut self.table) };
-        table.destroy(&tlb, scope, |leaf| log::error!("mm: {leaf:?} left at teardown"));
-        self.env.asids().release(&self.asid);
+        // The ASID dies with the space: one invalidation of all of it, then
+        // every leaf and table page goes without touching an entry.
+        table.destroy_at_once(&tlb, scope, |table| {
+            let mut refs = RefCursor::new(env.frames());
+            for (&start, varea) in &removed {
+                let range = VirtRange::new(start, varea.end_exclusive);
+                // One small closure per backing, so the pass inlines it.
+                match &varea.backing {
+                    Backing::Device { .. } => {}
+                    Backing::Anon | Backing::Object { shared: false, .. } => {
+                        table.visit_leaves(range, |leaf| refs.put(leaf.pa()));
+                    }
+                    Backing::Object { object, first_page, shared: true } => table.visit_leaves(range, |leaf| {
+                        if leaf.desc.is_writable() {
+                            object.end_writer(object_index(*first_page, start, leaf.va));
+                        }
+                        refs.put(leaf.pa());
+                    }),
+                }
+            }
+        });
+        write_back(removed.iter().map(|(s, v)| (*s, v)));
+        drop(removed);
+        env.asids().release(&self.asid);
     }
 }
 

@@ -7,17 +7,17 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::fault::{leaf_write_ok, Mode};
+use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::flags::*;
 use super::varea::{Backing, Prot, Varea};
 use super::{
-    log_edit, object_index, page_align, space_tlb, walk, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS,
+    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS,
     MMAP_MIN_ADDR, USER_END,
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::object::FileObject;
-use crate::paging::Mapping;
+use crate::paging::Leaf;
 
 /// The largest file offset a mapping may reach (Linux's MAX_LFS_FILESIZE).
 const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -246,33 +246,55 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         Ok(())
     }
 
-    /// Gives every leaf in `range` the mode its varea's protection allows.
+    /// Gives every leaf in `range` the mode its varea's protection allows,
+    /// in one pass over the tables per varea and one TLB batch.
     fn reprotect_leaves(&mut self, range: VirtRange) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let env = self.env;
-        let root = self.table.root();
+        let frames = env.frames();
         let vareas = &self.vareas;
         let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}"));
         for (start, varea) in vareas.overlapping(range) {
             let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
             let device = matches!(varea.backing, Backing::Device { .. });
-            walk::for_each_leaf(env.mem(), root, sub, &mut |leaf: Mapping| {
-                let current = Mode::of(leaf.attrs);
-                let write_ok = leaf_write_ok(env, varea, &leaf);
-                let target = Mode::choose(varea.prot, write_ok, current == Mode::ReadExec);
-                if target == current {
-                    return;
-                }
-                if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                    if current == Mode::ReadWrite {
-                        object.end_writer(object_index(*first_page, start, leaf.va));
-                    }
-                }
+            let prot = varea.prot;
+            let may_write = prot.contains(Prot::WRITE);
+            // Indexed by `Mode as usize`: the modes in declaration order.
+            let models = [Mode::None, Mode::Read, Mode::ReadWrite, Mode::ReadExec].map(|m| m.model(device));
+            let retarget = |leaf: &Leaf, target: Mode| {
                 if target == Mode::ReadExec {
-                    env.sync_icache(leaf.pa);
+                    env.sync_icache(leaf.pa());
                 }
-                log_edit("mprotect", editor.set(Mapping { attrs: target.attrs(device), ..leaf }).map(drop));
-            });
+                leaf.desc.with_permissions_of(models[target as usize])
+            };
+            let result = match &varea.backing {
+                // Private memory, the common case, in a closure small
+                // enough for the pass to inline.
+                Backing::Anon | Backing::Object { shared: false, .. } => editor.update(sub, |leaf: Leaf| {
+                    let current = Mode::of_desc(leaf.desc);
+                    let write_ok = may_write && exclusive(frames, leaf.pa());
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    if target == current {
+                        return leaf.desc;
+                    }
+                    retarget(&leaf, target)
+                }),
+                _ => editor.update(sub, |leaf: Leaf| {
+                    let current = Mode::of_desc(leaf.desc);
+                    let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    if target == current {
+                        return leaf.desc;
+                    }
+                    if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+                        if current == Mode::ReadWrite {
+                            object.end_writer(object_index(*first_page, start, leaf.va));
+                        }
+                    }
+                    retarget(&leaf, target)
+                }),
+            };
+            log_edit("mprotect", result);
         }
     }
 
@@ -367,18 +389,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         {
             let (tlb, scope) = space_tlb(self.env, &self.asid);
-            let env = self.env;
-            let root = self.table.root();
             let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
             for (object, first, _, sub) in &jobs {
-                walk::for_each_leaf(env.mem(), root, *sub, &mut |leaf: Mapping| {
-                    if Mode::of(leaf.attrs) != Mode::ReadWrite {
-                        return;
+                let result = editor.update(*sub, |leaf: Leaf| {
+                    if Mode::of_desc(leaf.desc) != Mode::ReadWrite {
+                        return leaf.desc;
                     }
-                    let attrs = Mode::Read.attrs(false);
-                    log_edit("msync", editor.set(Mapping { attrs, ..leaf }).map(drop));
                     object.end_writer(first + (leaf.va - sub.start) / PAGE_SIZE);
+                    leaf.desc.with_permissions(Mode::Read.attrs(false))
                 });
+                log_edit("msync", result);
             }
         }
         let mut result = Ok(());

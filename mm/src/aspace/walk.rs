@@ -1,6 +1,7 @@
 //! A read-only walk over the leaves of a translation table inside a range,
 //! skipping whole empty subtrees: its cost follows the table pages, not the
-//! size of the range. Fork, mprotect, msync and the statistics use it.
+//! size of the range. The statistics and the tests use it (fork, mprotect,
+//! msync and teardown use the faster passes of [`crate::paging`]).
 
 use crate::addr::{PhysAddr, VirtRange};
 use crate::paging::{DescKind, Descriptor, Level, Mapping, PhysMemory, ENTRIES};

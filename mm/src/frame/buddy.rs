@@ -27,6 +27,7 @@
 //! caller already has; `new_owned` (host tests) puts it on the heap.
 
 use core::mem::{size_of, MaybeUninit};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Mutex;
 
@@ -236,6 +237,10 @@ impl FreeLists {
 /// an internal spin lock; `meta` and the reference counts need no lock.
 pub struct BuddyAllocator<'a> {
     zones: Zones,
+    /// The zone [`Self::meta`] found last, tried before the search: most
+    /// lookups land in the zone of the one before (the largest zone holds
+    /// most frames). Only a hint, so Relaxed.
+    zone_hint: AtomicUsize,
     meta: Storage<'a>,
     total_frames: usize,
     lists: Mutex<FreeLists>,
@@ -343,21 +348,32 @@ impl<'a> BuddyAllocator<'a> {
         let total_frames = zones.total_frames();
         Self {
             zones,
+            zone_hint: AtomicUsize::new(0),
             meta,
             total_frames,
             lists: Mutex::new(lists),
         }
     }
 
+    #[inline]
     fn metas(&self) -> &[FrameMeta] {
         self.meta.as_slice()
     }
 
     /// The metadata of the frame holding `pa`; `None` outside the pool.
+    #[inline]
     pub fn meta(&self, pa: PhysAddr) -> Option<&FrameMeta> {
         let pfn = pa.page_number();
-        let (_, zone) = self.zones.find(pfn)?;
-        Some(&self.metas()[zone.index(pfn) as usize])
+        let zones = self.zones.as_slice();
+        let zone = match zones.get(self.zone_hint.load(Ordering::Relaxed)) {
+            Some(zone) if zone.start_pfn <= pfn && pfn < zone.end_pfn_exclusive => zone,
+            _ => {
+                let (pos, zone) = self.zones.find(pfn)?;
+                self.zone_hint.store(pos, Ordering::Relaxed);
+                zone
+            }
+        };
+        self.metas().get(zone.index(pfn) as usize)
     }
 
     /// The reference count of the frame holding `pa`.
@@ -370,8 +386,16 @@ impl<'a> BuddyAllocator<'a> {
         self.meta(pa).ok_or(RefError::NotManaged)?.inc_ref()
     }
 
+    /// Takes one more reference to the frame holding `pa` for a holder of
+    /// one ([`FrameMeta::dup_ref`]).
+    #[inline]
+    pub fn dup_ref(&self, pa: PhysAddr) -> Result<(), RefError> {
+        self.meta(pa).ok_or(RefError::NotManaged)?.dup_ref()
+    }
+
     /// Drops a reference to the frame holding `pa`; returns the new count
     /// (at 0 the caller frees the frame).
+    #[inline]
     pub fn dec_ref(&self, pa: PhysAddr) -> Result<u32, RefError> {
         self.meta(pa).ok_or(RefError::NotManaged)?.dec_ref()
     }
@@ -486,6 +510,54 @@ impl BuddyAllocator<'static> {
         let meta: alloc::boxed::Box<[FrameMeta]> = (0..zones.total_frames()).map(|_| FrameMeta::new()).collect();
         Ok(Self::from_parts(zones, Storage::Owned(meta)))
     }
+}
+
+/// Reference counting over many frames in a row (fork, teardown): keeps
+/// the zone of the last frame, so that the next one in the same zone is
+/// found with one comparison instead of a lookup.
+pub struct RefCursor<'b, 'a> {
+    frames: &'b BuddyAllocator<'a>,
+    zone: Zone,
+}
+
+impl<'b, 'a> RefCursor<'b, 'a> {
+    pub fn new(frames: &'b BuddyAllocator<'a>) -> Self {
+        Self { frames, zone: Zone::default() }
+    }
+
+    #[inline(always)]
+    fn meta(&mut self, pa: PhysAddr) -> Option<&'b FrameMeta> {
+        let pfn = pa.page_number();
+        if pfn.wrapping_sub(self.zone.start_pfn) >= self.zone.frames() {
+            self.zone = *self.frames.zones.find(pfn)?.1;
+        }
+        self.frames.metas().get(self.zone.index(pfn) as usize)
+    }
+
+    /// [`BuddyAllocator::dup_ref`].
+    #[inline(always)]
+    pub fn dup_ref(&mut self, pa: PhysAddr) -> Result<(), RefError> {
+        self.meta(pa).ok_or(RefError::NotManaged)?.dup_ref()
+    }
+
+    /// Drops a reference to the frame holding `pa` and frees the frame
+    /// with the last one, as `put_frame` does; logs a refused drop.
+    #[inline(always)]
+    pub fn put(&mut self, pa: PhysAddr) {
+        match self.meta(pa).ok_or(RefError::NotManaged).and_then(FrameMeta::put_ref) {
+            Ok(true) => self.frames.free_frame(pa),
+            Ok(false) => {}
+            Err(e) => refused_put(pa, e),
+        }
+    }
+}
+
+/// Logs a reference drop that was refused (out of line: it never happens
+/// unless something is broken).
+#[cold]
+#[inline(never)]
+fn refused_put(pa: PhysAddr, e: RefError) {
+    log::error!("mm: dropping a reference to {pa:?}: {e:?}");
 }
 
 impl FrameAllocator for BuddyAllocator<'_> {

@@ -7,7 +7,7 @@
 //! allocator-owned flags (`FREE`, `HEAD`) and the order change only under
 //! that lock.
 
-use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU8, Ordering};
 
 use bitflags::bitflags;
 
@@ -107,8 +107,26 @@ impl FrameMeta {
             })
     }
 
+    /// Takes one more reference for a holder of one (the count is at
+    /// least 1 and cannot reach 0 meanwhile, as fork's sharing of a mapped
+    /// page): one atomic add rather than [`Self::inc_ref`]'s checked
+    /// update. Refused, the count unchanged, only on overflow.
+    #[inline]
+    pub fn dup_ref(&self) -> Result<(), RefError> {
+        // Relaxed as for `Arc::clone`: the holder's reference already
+        // orders everything the new one may see.
+        let old = self.refcount.fetch_add(1, Ordering::Relaxed);
+        debug_assert_ne!(old, 0, "dup_ref of an unreferenced frame");
+        if old == u32::MAX {
+            self.refcount.fetch_sub(1, Ordering::Relaxed);
+            return Err(RefError::Overflow);
+        }
+        Ok(())
+    }
+
     /// Drops one reference and returns the new count; at 0 the caller owns
     /// the frame and frees it.
+    #[inline]
     pub fn dec_ref(&self) -> Result<u32, RefError> {
         // Release publishes this holder's writes; Acquire lets the holder
         // that reaches 0 see every other holder's writes before freeing.
@@ -116,6 +134,27 @@ impl FrameMeta {
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
             .map(|old| old - 1)
             .map_err(|_| RefError::NotReferenced)
+    }
+
+    /// [`Self::dec_ref`] for a holder of a reference: one atomic
+    /// subtraction rather than a checked update. Returns whether that was
+    /// the last reference (the caller owns the frame and frees it).
+    #[inline(always)]
+    pub fn put_ref(&self) -> Result<bool, RefError> {
+        // Release and Acquire as in `dec_ref` (and `Arc`'s drop).
+        let old = self.refcount.fetch_sub(1, Ordering::Release);
+        match old {
+            1 => {
+                fence(Ordering::Acquire);
+                Ok(true)
+            }
+            0 => {
+                // Nobody held a reference: undo (a bug somewhere).
+                self.refcount.fetch_add(1, Ordering::Relaxed);
+                Err(RefError::NotReferenced)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// All flags, allocator-owned ones included.

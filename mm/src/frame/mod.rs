@@ -36,5 +36,5 @@ pub trait FrameAllocator {
 pub mod buddy;
 pub mod meta;
 
-pub use buddy::{BuddyAllocator, InitError, MAX_ORDER};
+pub use buddy::{BuddyAllocator, InitError, RefCursor, MAX_ORDER};
 pub use meta::{FrameFlags, FrameMeta, RefError};

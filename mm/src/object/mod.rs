@@ -130,6 +130,7 @@ fn pages_for(size: u64) -> u64 {
 }
 
 /// Drops one reference to a frame of the pool, freeing it with the last.
+#[inline]
 pub(crate) fn put_frame(frames: &BuddyAllocator<'static>, pa: PhysAddr) {
     match frames.dec_ref(pa) {
         Ok(0) => frames.free_frame(pa),

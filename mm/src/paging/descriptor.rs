@@ -331,7 +331,75 @@ impl Descriptor {
         Self((pa.as_u64() & OUTPUT_ADDR_MASK & !(size.bytes() - 1)) | kind.bits() | attrs.descriptor_bits().bits())
     }
 
+    /// Whether the entry is a leaf at `level`: a page at L3, a block at
+    /// L1 or L2 (the same test as [`Self::kind`], without decoding).
+    #[inline]
+    pub const fn is_leaf(self, level: Level) -> bool {
+        match self.0 & 0b11 {
+            0b11 => !level.has_tables(),
+            0b01 => level.has_tables() && level.get() > 0,
+            _ => false,
+        }
+    }
+
+    /// Whether the entry points at a next-level table at `level`.
+    #[inline]
+    pub const fn is_table(self, level: Level) -> bool {
+        self.0 & 0b11 == 0b11 && level.has_tables()
+    }
+
+    /// The address bits 47:12: the next table of a table entry, the
+    /// output address of a page (of a block: the caller aligns it down).
+    #[inline]
+    pub const fn address(self) -> PhysAddr {
+        PhysAddr::new(self.0 & OUTPUT_ADDR_MASK)
+    }
+
+    /// Whether a leaf matches every ASID (nG clear).
+    #[inline]
+    pub const fn is_global(self) -> bool {
+        self.0 & DescFlags::NG.bits() == 0
+    }
+
+    /// Whether a leaf lets its owner write (`AP[2]` clear).
+    #[inline]
+    pub const fn is_writable(self) -> bool {
+        self.0 & DescFlags::AP_RO.bits() == 0
+    }
+
+    /// The same leaf, read-only (`AP[2]` set): a permission-only change.
+    #[inline]
+    pub const fn write_protected(self) -> Self {
+        Self(self.0 | DescFlags::AP_RO.bits())
+    }
+
+    /// The same leaf with the access permissions of `attrs` (AP, PXN,
+    /// UXN); every other bit is kept, so this is a permission-only change
+    /// when `attrs` has the leaf's memory type and globalness.
+    #[inline]
+    pub const fn with_permissions(self, attrs: PageAttrs) -> Self {
+        let mask = PERMISSION_BITS.bits();
+        Self((self.0 & !mask) | (attrs.descriptor_bits().bits() & mask))
+    }
+
+    /// The same leaf with the permission bits (AP, PXN, UXN) of `model`:
+    /// [`Self::with_permissions`] with the attributes encoded once, for
+    /// passes that give many leaves the same permissions.
+    #[inline]
+    pub const fn with_permissions_of(self, model: Self) -> Self {
+        let mask = PERMISSION_BITS.bits();
+        Self((self.0 & !mask) | (model.0 & mask))
+    }
+
+    /// Whether `other` differs from `self` in nothing but the permission
+    /// bits (AP, PXN, UXN), so one may replace the other in place.
+    #[inline]
+    pub const fn differs_in_permissions_only(self, other: Self) -> bool {
+        (self.0 ^ other.0) & !PERMISSION_BITS.bits() == 0
+    }
+
     /// The entry's meaning at `level`.
+    #[inline]
     pub const fn kind(self, level: Level) -> DescKind {
         let addr = PhysAddr::new(self.0 & OUTPUT_ADDR_MASK);
         match (self.0 & 0b11, level.leaf_size()) {

@@ -12,10 +12,11 @@ use core::sync::atomic::{fence, Ordering};
 use super::descriptor::{Change, DescKind, Descriptor};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
-use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
+use super::bulk::Leaf;
+use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::FrameAllocator;
-use crate::tlb::{TlbBatch, TlbOps, TlbScope};
+use crate::tlb::{invalidate_page_now, TlbBatch, TlbOps, TlbScope};
 
 /// Leaves an editor holds before it flushes early. Bounded so an editor
 /// never allocates; past it, a large unmap pays one extra `DSB` per this
@@ -87,6 +88,18 @@ where
     /// ([`PagingError::PartialBlock`]) before anything changes. Table pages
     /// left empty are unhooked and freed after the flush.
     pub fn unmap(&mut self, range: VirtRange) -> Result<(), PagingError> {
+        self.check_whole_blocks(range)?;
+        if range.is_empty() {
+            return Ok(());
+        }
+        let root = self.table.root();
+        self.unmap_level(root, Level::ROOT, range);
+        Ok(())
+    }
+
+    /// Checks that `range` is page aligned, inside the half, and cuts no
+    /// block ([`PagingError::PartialBlock`]).
+    fn check_whole_blocks(&self, range: VirtRange) -> Result<(), PagingError> {
         self.table.check_range(range)?;
         if range.is_empty() {
             return Ok(());
@@ -100,8 +113,6 @@ where
                 }
             }
         }
-        let root = self.table.root();
-        self.unmap_level(root, Level::ROOT, range);
         Ok(())
     }
 
@@ -212,22 +223,6 @@ where
         Ok(())
     }
 
-    /// Checks that `leaf` is aligned and inside the table's half.
-    fn check_leaf(&self, leaf: &Mapping) -> Result<(), PagingError> {
-        let bytes = leaf.size.bytes();
-        if !leaf.va.is_aligned(bytes) {
-            return Err(PagingError::MisalignedVirt(leaf.va));
-        }
-        if !leaf.pa.is_aligned(bytes) {
-            return Err(PagingError::MisalignedPhys(leaf.pa));
-        }
-        if leaf.pa.as_u64() + bytes > PHYS_ADDR_LIMIT {
-            return Err(PagingError::PhysOutOfRange(leaf.pa));
-        }
-        let range = VirtRange::from_start_size(leaf.va, bytes).ok_or(PagingError::MisalignedVirt(leaf.va))?;
-        self.table.check_range(range)
-    }
-
     /// The checked live update: makes the leaf at `leaf.va` of `leaf.size`
     /// be `leaf`, when that is safe without break-before-make. Installs
     /// into an invalid entry (no TLB maintenance), changes permissions in
@@ -235,28 +230,47 @@ where
     /// [`PagingError::NeedsBreakBeforeMake`]: another output address,
     /// memory type or globalness, or another block size.
     pub fn set(&mut self, leaf: Mapping) -> Result<Change, PagingError> {
-        self.check_leaf(&leaf)?;
-        let level = leaf.size.level();
-        match self.table.slot(leaf.va, level) {
-            Slot::Covered => Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
-            Slot::Missing => {
-                self.table.map_leaf(leaf)?;
-                Ok(Change::Install)
+        let (change, old) = self.table.set_entry(leaf)?;
+        if let Some(attrs) = old {
+            self.batch.add_page(self.target(&attrs), leaf.va, true);
+        }
+        Ok(change)
+    }
+
+    /// Gives the leaves in `range` new permissions, as `f` says: `f` gets
+    /// each leaf that starts inside `range` and returns its new
+    /// descriptor, which may differ from the old one in the permission
+    /// bits only (AP, PXN, UXN); the changed ones are written in place and
+    /// invalidated in the batch. A block only partly inside `range` is
+    /// refused with [`PagingError::PartialBlock`] before anything changes;
+    /// a descriptor that differs in other bits is not written, and the
+    /// call reports it with [`PagingError::NeedsBreakBeforeMake`] after
+    /// changing the others. Holes are skipped.
+    pub fn update(&mut self, range: VirtRange, mut f: impl FnMut(Leaf) -> Descriptor) -> Result<(), PagingError> {
+        self.check_whole_blocks(range)?;
+        if range.is_empty() {
+            return Ok(());
+        }
+        let root = self.table.root();
+        let Self { table, batch, scope, .. } = self;
+        let scope = *scope;
+        let mut refused = None;
+        table.rewrite_level(root, Level::ROOT, range, &mut |leaf| {
+            let new = f(leaf);
+            if new == leaf.desc {
+                return new;
             }
-            Slot::Entry { table, index, desc } => {
-                let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
-                let change = Change::classify(desc, new, level);
-                match (change, desc.kind(level)) {
-                    (Change::Unchanged, _) => {}
-                    (Change::Install, _) => self.table.write(table, index, new),
-                    (Change::InPlace, DescKind::Leaf { attrs, .. }) => {
-                        self.table.write(table, index, new);
-                        self.batch.add_page(self.target(&attrs), leaf.va, true);
-                    }
-                    _ => return Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
-                }
-                Ok(change)
+            if !leaf.desc.differs_in_permissions_only(new) {
+                refused.get_or_insert(leaf.va);
+                return leaf.desc;
             }
+            let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { scope };
+            batch.add_page(target, leaf.va, true);
+            new
+        });
+        match refused {
+            Some(va) => Err(PagingError::NeedsBreakBeforeMake(va)),
+            None => Ok(()),
         }
     }
 
@@ -270,7 +284,7 @@ where
     /// around it is refused with [`PagingError::PartialBlock`] (split it
     /// first), smaller leaves inside it with [`PagingError::AlreadyMapped`].
     pub fn replace(&mut self, leaf: Mapping) -> Result<Option<Mapping>, PagingError> {
-        self.check_leaf(&leaf)?;
+        self.table.check_leaf(&leaf)?;
         let level = leaf.size.level();
         let (table, index, old) = match self.table.slot(leaf.va, level) {
             Slot::Covered => return Err(PagingError::PartialBlock(leaf.va)),
@@ -358,5 +372,113 @@ where
 {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// One-leaf changes with their own TLB maintenance, for the fault path:
+/// an [`Editor`] batch costs more than the one invalidation they need.
+impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
+    /// Checks that `leaf` is aligned and inside the table's half.
+    fn check_leaf(&self, leaf: &Mapping) -> Result<(), PagingError> {
+        let bytes = leaf.size.bytes();
+        if !leaf.va.is_aligned(bytes) {
+            return Err(PagingError::MisalignedVirt(leaf.va));
+        }
+        if !leaf.pa.is_aligned(bytes) {
+            return Err(PagingError::MisalignedPhys(leaf.pa));
+        }
+        if leaf.pa.as_u64() + bytes > PHYS_ADDR_LIMIT {
+            return Err(PagingError::PhysOutOfRange(leaf.pa));
+        }
+        let range = VirtRange::from_start_size(leaf.va, bytes).ok_or(PagingError::MisalignedVirt(leaf.va))?;
+        self.check_range(range)
+    }
+
+    /// [`Editor::set`] without the invalidation: returns the change made
+    /// and, when a live leaf changed in place, its old attributes (what
+    /// the invalidation must cover).
+    fn set_entry(&mut self, leaf: Mapping) -> Result<(Change, Option<PageAttrs>), PagingError> {
+        self.check_leaf(&leaf)?;
+        let level = leaf.size.level();
+        match self.slot(leaf.va, level) {
+            Slot::Covered => Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
+            Slot::Missing => {
+                self.map_leaf(leaf)?;
+                Ok((Change::Install, None))
+            }
+            Slot::Entry { table, index, desc } => {
+                let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
+                let change = Change::classify(desc, new, level);
+                match (change, desc.kind(level)) {
+                    (Change::Unchanged, _) => Ok((change, None)),
+                    (Change::Install, _) => {
+                        self.write(table, index, new);
+                        Ok((change, None))
+                    }
+                    (Change::InPlace, DescKind::Leaf { attrs, .. }) => {
+                        self.write(table, index, new);
+                        Ok((change, Some(attrs)))
+                    }
+                    _ => Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
+                }
+            }
+        }
+    }
+
+    /// What invalidating a leaf with `attrs` of this table, run under
+    /// `scope`, must cover (as an [`Editor`] of it would).
+    fn leaf_target(&self, scope: TlbScope, attrs: &PageAttrs) -> TlbScope {
+        if attrs.is_global() || self.half() == VaHalf::Upper {
+            TlbScope::AllAsids
+        } else {
+            scope
+        }
+    }
+
+    /// [`Editor::set`] for one leaf, invalidating it at once (`begin`, one
+    /// page, `sync`) when its permissions changed in place.
+    pub fn set_leaf<T: TlbOps + ?Sized>(&mut self, tlb: &T, scope: TlbScope, leaf: Mapping) -> Result<Change, PagingError> {
+        let (change, old) = self.set_entry(leaf)?;
+        if let Some(attrs) = old {
+            invalidate_page_now(tlb, self.leaf_target(scope, &attrs), leaf.va, true);
+        }
+        Ok(change)
+    }
+
+    /// [`Editor::replace`] for one leaf: break-before-make with its own
+    /// invalidation. Returns the leaf that was there; the caller may drop
+    /// its frame as soon as this returns.
+    pub fn replace_leaf<T: TlbOps + ?Sized>(
+        &mut self,
+        tlb: &T,
+        scope: TlbScope,
+        leaf: Mapping,
+    ) -> Result<Option<Mapping>, PagingError> {
+        self.check_leaf(&leaf)?;
+        let level = leaf.size.level();
+        let (table, index, old) = match self.slot(leaf.va, level) {
+            Slot::Covered => return Err(PagingError::PartialBlock(leaf.va)),
+            Slot::Missing => {
+                self.map_leaf(leaf)?;
+                return Ok(None);
+            }
+            Slot::Entry { table, index, desc } => (table, index, desc),
+        };
+        let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
+        match old.kind(level) {
+            DescKind::Table(_) => Err(PagingError::AlreadyMapped(leaf.va)),
+            DescKind::Invalid => {
+                self.write(table, index, new);
+                Ok(None)
+            }
+            DescKind::Leaf { pa, size, attrs } => {
+                if old != new {
+                    self.write(table, index, Descriptor::INVALID);
+                    invalidate_page_now(tlb, self.leaf_target(scope, &attrs), leaf.va, true);
+                    self.write(table, index, new);
+                }
+                Ok(Some(Mapping { va: leaf.va, pa, size, attrs }))
+            }
+        }
     }
 }

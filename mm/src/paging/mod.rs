@@ -7,14 +7,21 @@
 //! reached through [`PhysMemory`]; TLB maintenance goes through
 //! [`TlbOps`](crate::tlb::TlbOps), batched by an [`Editor`].
 //!
-//! - [`PageTable::map`] / [`PageTable::map_linear`] only fill invalid
-//!   entries, which needs no TLB maintenance, and [`PageTable::query`]
-//!   reads; both work on the table directly.
-//! - Everything that changes or removes a live entry goes through an
+//! - [`PageTable::map`] / [`PageTable::map_linear`] / [`PageTable::map_page`]
+//!   only fill invalid entries, which needs no TLB maintenance, and
+//!   [`PageTable::query`] reads; they work on the table directly.
+//! - Everything that changes or removes live entries goes through an
 //!   [`Editor`] ([`PageTable::edit`]): unmap, protect, the checked update
-//!   [`Editor::set`], break-before-make [`Editor::replace`] and
-//!   [`Editor::split`]. The editor issues one TLB batch and hands removed
-//!   frames back only after it completed.
+//!   [`Editor::set`], the permission pass [`Editor::update`],
+//!   break-before-make [`Editor::replace`] and [`Editor::split`]. The
+//!   editor issues one TLB batch and hands removed frames back only after
+//!   it completed. A fault changes one leaf: [`PageTable::set_leaf`] and
+//!   [`PageTable::replace_leaf`] do that with their own one-page
+//!   invalidation, without a batch.
+//! - Address spaces also use whole-range passes ([`PageTable::copy_into`]
+//!   for fork, [`PageTable::destroy_at_once`] for teardown,
+//!   [`PageTable::visit_leaves`]), which read each entry once on raw
+//!   descriptors ([`Leaf`]).
 //!
 //! How the kernel uses it (a sketch; names outside `mm` are the kernel's):
 //!
@@ -45,6 +52,7 @@
 //! user.destroy(&TLB, TlbScope::Asid(asid), |m| drop_ref(m.pa)); // exit
 //! ```
 
+mod bulk;
 mod descriptor;
 mod edit;
 mod phys;
@@ -53,6 +61,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use bulk::Leaf;
 pub use descriptor::{
     Access, AttrError, Change, DescFlags, DescKind, Descriptor, MemoryType, PageAttrs, Privilege, MAIR_EL1,
     OUTPUT_ADDR_MASK,

@@ -1,6 +1,7 @@
 //! Tests of the translation tables on the simulated machine, with the real
 //! buddy allocator handing out table pages and data frames from the arena.
 
+mod bulk;
 mod invalidation;
 mod model;
 mod prop;

@@ -1,0 +1,320 @@
+//! Passes over every leaf of a range, for address spaces: fork's copy of
+//! one tree into another, the rewrite of leaves in place (permission
+//! changes), and the teardown of a whole tree under one invalidation.
+//!
+//! Each pass reads every entry of the tables it crosses once, in address
+//! order, on raw descriptors: at L3 a plain loop over the table's entries,
+//! no walk from the root per page and no decoding of attributes unless
+//! the caller asks ([`Leaf::mapping`]). Their cost follows the table
+//! pages, not the size of the range.
+
+use core::sync::atomic::{fence, Ordering};
+
+use super::descriptor::Descriptor;
+use super::phys::{zero_frame, PhysMemory};
+use super::table::{slots, PageTable};
+use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, ENTRIES};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::frame::{AllocError, FrameAllocator};
+use crate::tlb::{TlbOps, TlbScope};
+
+/// A leaf as a pass finds it: where it starts, its level and its raw
+/// descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub va: VirtAddr,
+    pub level: Level,
+    pub desc: Descriptor,
+}
+
+impl Leaf {
+    pub fn size(&self) -> PageSize {
+        match self.level.leaf_size() {
+            Some(size) => size,
+            // Passes report leaves at L1-L3 only.
+            None => PageSize::Size1G,
+        }
+    }
+
+    /// The output address (aligned to the leaf's size).
+    #[inline]
+    pub fn pa(&self) -> PhysAddr {
+        self.desc.address().align_down(self.level.entry_size())
+    }
+
+    /// The leaf, decoded.
+    pub fn mapping(&self) -> Mapping {
+        let size = self.size();
+        Mapping { va: self.va, pa: self.pa(), size, attrs: PageAttrs::from_descriptor(self.desc) }
+    }
+}
+
+/// The 512 entries of one table page, reached through the memory view
+/// once per page rather than once per entry. Only made for table pages of
+/// a tree, and used while the page stays in it.
+#[derive(Clone, Copy)]
+struct Entries(*mut u64);
+
+impl Entries {
+    fn of<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized>(tree: &PageTable<'_, M, A>, table: PhysAddr) -> Self {
+        Self(tree.mem.frame_ptr(table).cast())
+    }
+
+    #[inline(always)]
+    fn get(self, index: usize) -> Descriptor {
+        assert!(index < ENTRIES);
+        // SAFETY: the page is a table page of a live tree (how `Entries`
+        // are made), so `frame_ptr` gave PAGE_SIZE bytes, 8-byte aligned,
+        // holding no Rust object; `index` is inside. Volatile: the walker
+        // may read the word meanwhile, as for `PhysMemory::read_u64`.
+        Descriptor::from_bits(unsafe { self.0.add(index).read_volatile() })
+    }
+
+    #[inline(always)]
+    fn set(self, index: usize, desc: Descriptor) {
+        assert!(index < ENTRIES);
+        // SAFETY: as in `get`; one store, so the walker sees the old or the
+        // new descriptor.
+        unsafe { self.0.add(index).write_volatile(desc.bits()) }
+    }
+}
+
+/// The state of one [`PageTable::copy_into`].
+struct Copy {
+    /// Write-protect the parent's writable leaves.
+    protect: bool,
+    /// Some parent leaf was write-protected.
+    protected: bool,
+    /// Some entry of the child's table being filled was written.
+    wrote: bool,
+}
+
+impl Copy {
+    /// Copies the leaf at `index` of the parent's table `mine` into the
+    /// child's `theirs` (inlined: this is fork's per-page work).
+    #[inline(always)]
+    fn leaf(
+        &mut self,
+        mine: Entries,
+        theirs: Entries,
+        index: usize,
+        leaf: Leaf,
+        f: &mut impl FnMut(Leaf) -> Option<Descriptor>,
+    ) -> Result<(), PagingError> {
+        if theirs.get(index).is_valid() {
+            return Err(PagingError::AlreadyMapped(leaf.va));
+        }
+        let copy = f(leaf).ok_or(PagingError::OutOfMemory(AllocError::OutOfMemory))?;
+        if self.protect && leaf.desc.is_writable() {
+            mine.set(index, leaf.desc.write_protected());
+            self.protected = true;
+        }
+        theirs.set(index, copy);
+        self.wrote = true;
+        Ok(())
+    }
+}
+
+impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A> {
+    /// Calls `f` with every leaf of the subtree `table` at `level` that
+    /// starts inside `range` (within the table's span), and writes back
+    /// the descriptor it returns when that differs.
+    pub(super) fn rewrite_level(
+        &mut self,
+        table: PhysAddr,
+        level: Level,
+        range: VirtRange,
+        f: &mut impl FnMut(Leaf) -> Descriptor,
+    ) {
+        let Some(next) = level.next() else {
+            let entries = Entries::of(self, table);
+            let first = level.index(range.start);
+            let count = (range.size() / PAGE_SIZE) as usize;
+            for (page, index) in (first..first + count).enumerate() {
+                let desc = entries.get(index);
+                if desc.is_leaf(level) {
+                    let new = f(Leaf { va: range.start + page as u64 * PAGE_SIZE, level, desc });
+                    if new != desc {
+                        entries.set(index, new);
+                    }
+                }
+            }
+            return;
+        };
+        for sub in slots(level, range) {
+            let index = level.index(sub.start);
+            let desc = self.read(table, index);
+            if desc.is_table(level) {
+                self.rewrite_level(desc.address(), next, sub, f);
+            } else if desc.is_leaf(level) && sub.start.is_aligned(level.entry_size()) {
+                let new = f(Leaf { va: sub.start, level, desc });
+                if new != desc {
+                    self.write(table, index, new);
+                }
+            }
+        }
+    }
+
+    /// fork's copy: gives `child` every leaf of `self` that starts inside
+    /// `range`, at the same address and level, creating the child's table
+    /// pages as needed (the child's tree comes out shaped like the
+    /// parent's). `f` makes the child's descriptor from each leaf, or
+    /// returns `None` when it cannot (no frame, a reference count
+    /// refused). With `protect`, the parent's writable leaves become
+    /// read-only, in place and with no TLB maintenance: the caller
+    /// invalidates the parent's whole ASID afterwards. Returns whether any
+    /// was.
+    ///
+    /// `child` must map nothing in `range` ([`PagingError::AlreadyMapped`]
+    /// otherwise). On an error (`f` refused: [`PagingError::OutOfMemory`],
+    /// or no frame for a table page) the copy stops there; what was copied
+    /// stays in both trees, each of which keeps its invariants.
+    pub fn copy_into(
+        &mut self,
+        child: &mut Self,
+        range: VirtRange,
+        protect: bool,
+        mut f: impl FnMut(Leaf) -> Option<Descriptor>,
+    ) -> Result<bool, PagingError> {
+        self.check_range(range)?;
+        child.check_range(range)?;
+        let mut copy = Copy { protect, protected: false, wrote: false };
+        if !range.is_empty() {
+            let (root, child_root) = (self.root(), child.root());
+            self.copy_level(child, root, child_root, Level::ROOT, range, &mut copy, &mut f)?;
+        }
+        Ok(copy.protected)
+    }
+
+    /// Copies the part `range` of the subtree `table` at `level` into the
+    /// child's subtree `into`, noting in `copy.wrote` whether it wrote any
+    /// entry of `into` (also when it fails).
+    #[allow(clippy::too_many_arguments)]
+    fn copy_level(
+        &mut self,
+        child: &mut Self,
+        table: PhysAddr,
+        into: PhysAddr,
+        level: Level,
+        range: VirtRange,
+        copy: &mut Copy,
+        f: &mut impl FnMut(Leaf) -> Option<Descriptor>,
+    ) -> Result<(), PagingError> {
+        let (mine, theirs) = (Entries::of(self, table), Entries::of(child, into));
+        let Some(next) = level.next() else {
+            let first = level.index(range.start);
+            let count = (range.size() / PAGE_SIZE) as usize;
+            for (page, index) in (first..first + count).enumerate() {
+                let desc = mine.get(index);
+                if desc.is_leaf(level) {
+                    let va = range.start + page as u64 * PAGE_SIZE;
+                    copy.leaf(mine, theirs, index, Leaf { va, level, desc }, f)?;
+                }
+            }
+            return Ok(());
+        };
+        for sub in slots(level, range) {
+            let index = level.index(sub.start);
+            let desc = mine.get(index);
+            let existing = theirs.get(index);
+            if desc.is_table(level) {
+                if existing.is_table(level) {
+                    self.copy_level(child, desc.address(), existing.address(), next, sub, copy, f)?;
+                    continue;
+                }
+                if existing.is_valid() {
+                    return Err(PagingError::AlreadyMapped(sub.start));
+                }
+                let new = child.frames.alloc_frame()?;
+                // SAFETY: a fresh frame from the tree's allocator, ours alone.
+                unsafe { zero_frame(child.mem, new) };
+                let wrote = core::mem::replace(&mut copy.wrote, false);
+                let result = self.copy_level(child, desc.address(), new, next, sub, copy, f);
+                if copy.wrote {
+                    // The new table's entries must reach memory before the
+                    // entry that makes the walker read them.
+                    fence(Ordering::Release);
+                    theirs.set(index, Descriptor::table(new));
+                    child.table_pages += 1;
+                } else {
+                    child.frames.free_frame(new);
+                }
+                copy.wrote |= wrote;
+                result?;
+            } else if desc.is_leaf(level) && sub.start.is_aligned(level.entry_size()) {
+                copy.leaf(mine, theirs, index, Leaf { va: sub.start, level, desc }, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every leaf that starts inside `range` (page
+    /// aligned, inside the half), in address order.
+    pub fn visit_leaves(&self, range: VirtRange, mut f: impl FnMut(Leaf)) {
+        if self.check_range(range).is_ok() && !range.is_empty() {
+            self.visit_level(self.root(), Level::ROOT, range, &mut f);
+        }
+    }
+
+    fn visit_level(&self, table: PhysAddr, level: Level, range: VirtRange, f: &mut impl FnMut(Leaf)) {
+        let entries = Entries::of(self, table);
+        let Some(next) = level.next() else {
+            let first = level.index(range.start);
+            let count = (range.size() / PAGE_SIZE) as usize;
+            for (page, index) in (first..first + count).enumerate() {
+                let desc = entries.get(index);
+                if desc.is_leaf(level) {
+                    f(Leaf { va: range.start + page as u64 * PAGE_SIZE, level, desc });
+                }
+            }
+            return;
+        };
+        for sub in slots(level, range) {
+            let desc = entries.get(level.index(sub.start));
+            if desc.is_table(level) {
+                self.visit_level(desc.address(), next, sub, f);
+            } else if desc.is_leaf(level) && sub.start.is_aligned(level.entry_size()) {
+                f(Leaf { va: sub.start, level, desc });
+            }
+        }
+    }
+
+    /// Tears the tree down as [`Self::destroy`] does, but invalidates the
+    /// whole `scope` once (`TLBI ASIDE1IS`, or `VMALLE1IS` for every ASID)
+    /// before anything is freed, instead of page by page: for an address
+    /// space's teardown, whose ASID dies with it. Then `release` gets the
+    /// tree to give back what its leaves hold (through
+    /// [`Self::visit_leaves`]; nothing of it is freed yet), and every table
+    /// page is freed, with no entry written. Issues no maintenance when
+    /// the tree maps nothing.
+    ///
+    /// The table must not be in any TTBR, so no walker can reach it again.
+    pub fn destroy_at_once<T: TlbOps + ?Sized>(mut self, tlb: &T, scope: TlbScope, release: impl FnOnce(&Self)) {
+        let root = self.root();
+        if self.table_pages > 1 {
+            tlb.begin();
+            match (self.half(), scope) {
+                (VaHalf::Lower, TlbScope::Asid(asid)) => tlb.invalidate_asid(asid),
+                _ => tlb.invalidate_all(),
+            }
+            tlb.sync();
+            release(&self);
+            self.free_tables(root, Level::ROOT);
+        }
+        self.frames.free_frame(root);
+    }
+
+    /// Frees the table pages below `table` at `level` (not `table`).
+    fn free_tables(&mut self, table: PhysAddr, level: Level) {
+        let Some(next) = level.next() else { return };
+        let entries = Entries::of(self, table);
+        for index in 0..ENTRIES {
+            let desc = entries.get(index);
+            if desc.is_table(level) {
+                self.free_tables(desc.address(), next);
+                self.frames.free_frame(desc.address());
+                self.table_pages -= 1;
+            }
+        }
+    }
+}
