@@ -38,7 +38,7 @@ boot() {
 }
 
 echo "== Aspen ($image)"
-boot aspen "$image" "quiet semihosting"
+boot aspen "$image" "quiet"
 cat "$OUT/aspen.txt"
 
 linux=""

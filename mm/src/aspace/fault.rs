@@ -79,6 +79,17 @@ impl Mode {
         Descriptor::leaf(PhysAddr::new(0), PageSize::Size4K, self.attrs(device))
     }
 
+    /// Whether a varea with `prot` still permits everything this mode
+    /// lets user code do (so a leaf in it may stay as it is).
+    pub(crate) fn within(self, prot: Prot) -> bool {
+        match self {
+            Self::None => !prot.is_accessible(),
+            Self::Read => prot.is_accessible(),
+            Self::ReadWrite => prot.contains(Prot::WRITE),
+            Self::ReadExec => prot.contains(Prot::EXEC),
+        }
+    }
+
     pub(crate) fn allows(self, kind: FaultKind) -> bool {
         matches!(
             (self, kind),

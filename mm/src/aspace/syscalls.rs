@@ -228,14 +228,21 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.vareas.split_at(range.start);
         self.vareas.split_at(range.end_exclusive);
         let mut repopulate = Vec::new();
+        // Only added permissions, nothing locked: no leaf needs to change.
+        // Pages gain the new permissions at their next fault, as FreeBSD's
+        // pmap_protect leaves upgrades to faults; no TLB maintenance either.
+        let mut only_gains = true;
         for (start, varea) in self.vareas.overlapping_mut(range) {
             let gains_write = !varea.prot.contains(Prot::WRITE) && new.contains(Prot::WRITE);
             if varea.locked && gains_write && !varea.is_shared() {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
             }
+            only_gains &= !varea.locked && varea.prot.is_accessible() && new.contains(varea.prot);
             varea.prot = new;
         }
-        self.reprotect_leaves(range);
+        if !only_gains {
+            self.reprotect_leaves(range);
+        }
         self.vareas.merge_in(range);
         // A locked private varea made writable gets its copy-on-write
         // broken now, so it stays fault-free (Linux does the same; errors
@@ -267,11 +274,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 }
                 leaf.desc.with_permissions_of(models[target as usize])
             };
+            // Outside locked vareas, a leaf whose permissions the new
+            // protection still allows stays as it is: gains come at the
+            // next fault. Locked vareas must not fault, so they change now.
+            let keep_within = !varea.locked;
             let result = match &varea.backing {
                 // Private memory, the common case, in a closure small
                 // enough for the pass to inline.
                 Backing::Anon | Backing::Object { shared: false, .. } => editor.update(sub, |leaf: Leaf| {
                     let current = Mode::of_desc(leaf.desc);
+                    if keep_within && current.within(prot) {
+                        return leaf.desc;
+                    }
                     let write_ok = may_write && exclusive(frames, leaf.pa());
                     let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
                     if target == current {
@@ -281,6 +295,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 }),
                 _ => editor.update(sub, |leaf: Leaf| {
                     let current = Mode::of_desc(leaf.desc);
+                    if keep_within && current.within(prot) {
+                        return leaf.desc;
+                    }
                     let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
                     let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
                     if target == current {

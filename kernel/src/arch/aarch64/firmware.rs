@@ -57,7 +57,9 @@ pub fn semihosting_enabled() -> bool {
 }
 
 /// Ends the emulator with `code` as its exit status (SYS_EXIT with
-/// ADP_Stopped_ApplicationExit). Returns if semihosting is not enabled.
+/// ADP_Stopped_ApplicationExit). Returns if semihosting is not enabled, or
+/// if the command line asked for it but nothing answers (the `HLT` then
+/// traps as an undefined instruction, which the probe catches).
 pub fn semihosting_exit(code: u32) {
     if !semihosting_enabled() {
         return;
@@ -65,9 +67,14 @@ pub fn semihosting_exit(code: u32) {
     const SYS_EXIT: u64 = 0x18;
     const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x20026;
     let block = [ADP_STOPPED_APPLICATION_EXIT, u64::from(code)];
-    // SAFETY: the semihosting call reads the two-word parameter block, which
-    // lives on this stack for the duration of the call.
-    unsafe {
-        core::arch::asm!("hlt #0xf000", inout("x0") SYS_EXIT => _, in("x1") block.as_ptr(), options(nostack));
+    let result = super::probe::probe(|| {
+        // SAFETY: the semihosting call reads the two-word parameter block,
+        // which lives on this stack for the duration of the call.
+        unsafe {
+            core::arch::asm!("hlt #0xf000", inout("x0") SYS_EXIT => _, in("x1") block.as_ptr(), options(nostack));
+        }
+    });
+    if result.is_err() {
+        crate::console::emergency_print(format_args!("aspen: semihosting asked for, but not available\n"));
     }
 }
