@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Attributes an insn-profile (vaddr, instructions, runs per block) to the
+kernel's functions, from the ELF's symbols, and prints the top ones per
+operation.
+
+    symbolize.py PROFILE ELF OPS [TOP]
+
+Blocks below the kernel's half count as "<user>". Assembly labels without a
+symbol (the exception vectors) count towards the symbol before them."""
+import bisect
+import collections
+import subprocess
+import sys
+
+
+def main():
+    profile, elf, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    top = int(sys.argv[4]) if len(sys.argv) > 4 else 25
+    symbols = []
+    nm = subprocess.run(["nm", "-C", "--defined-only", elf], capture_output=True, text=True, check=True)
+    for line in nm.stdout.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            symbols.append((int(parts[0], 16), parts[2]))
+    symbols.sort()
+    starts = [address for address, _ in symbols]
+    totals = collections.Counter()
+    with open(profile) as f:
+        for line in f:
+            vaddr, insns, runs = line.split()
+            vaddr = int(vaddr, 16)
+            if vaddr < 0xFFFF000000000000:
+                name = "<user>"
+            else:
+                i = bisect.bisect_right(starts, vaddr) - 1
+                name = symbols[i][1] if i >= 0 else "?"
+            totals[name] += int(insns) * int(runs)
+    everything = sum(totals.values())
+    print(f"{everything / ops:10.0f} instructions per operation ({everything} in all, {ops:.0f} operations)")
+    for name, count in totals.most_common(top):
+        print(f"{count / ops:10.0f} {100 * count / everything:5.1f}%  {name[:140]}")
+
+
+if __name__ == "__main__":
+    main()
