@@ -93,38 +93,28 @@ fn anchor(n: u64) -> u64 {
 }
 
 /// What unmapping `n` pages from `BASE` issues, per the documented rules:
-/// per-page leaf invalidations up to `PER_PAGE_LIMIT` pages in a batch,
-/// one whole-ASID invalidation beyond; a batch is issued early every
-/// `GATHER_LEAVES` leaves; emptied tables add a non-leaf invalidation at
-/// the start of the range (`BASE`), merged into the page there if the
-/// batch already has it. `anchored`: a page at `anchor(n)` stays mapped,
-/// so tables are emptied only when `n` fills the L3 table.
+/// one batch per unmap (leaves past the editor's inline room wait on the
+/// heap): per-page leaf invalidations up to `PER_PAGE_LIMIT` pages, one
+/// whole-ASID invalidation beyond; emptied tables add a non-leaf
+/// invalidation at the start of the range (`BASE`), merged into the page
+/// there. `anchored`: a page at `anchor(n)` stays mapped, so tables are
+/// emptied only when `n` fills the L3 table.
 fn expected_unmap(asid: Asid, n: u64, anchored: bool) -> Vec<TlbEvent> {
-    // A full gather is always past the per-page limit.
-    const { assert!(GATHER_LEAVES > PER_PAGE_LIMIT) };
-    let gather = GATHER_LEAVES as u64;
     let tables_emptied = !anchored || n == 512;
-    let mut out = Vec::new();
-    // Full gathers go as soon as they are full, before any table is found
-    // empty: one ASIDE1 each.
-    for _ in 0..n / gather {
-        out.extend(bracket([TlbEvent::Asid(asid)]));
-    }
-    let first = n - n % gather;
-    let mut last: Vec<TlbEvent> = (first..n).map(|i| page(asid, BASE + i * PAGE_SIZE, true)).collect();
+    let mut all: Vec<TlbEvent> = (0..n).map(|i| page(asid, BASE + i * PAGE_SIZE, true)).collect();
     if tables_emptied {
-        match last.first_mut() {
-            Some(e) if first == 0 => *e = page(asid, BASE, false),
-            _ => last.push(page(asid, BASE, false)),
+        match all.first_mut() {
+            Some(e) => *e = page(asid, BASE, false),
+            None => all.push(page(asid, BASE, false)),
         }
     }
-    if last.len() > PER_PAGE_LIMIT {
-        last = vec![TlbEvent::Asid(asid)];
+    if all.len() > PER_PAGE_LIMIT {
+        all = vec![TlbEvent::Asid(asid)];
     }
-    if !last.is_empty() {
-        out.extend(bracket(last));
+    if all.is_empty() {
+        return Vec::new();
     }
-    out
+    bracket(all)
 }
 
 /// Maps `n` pages under an allocator-assigned ASID (issuing nothing), then
@@ -159,7 +149,7 @@ fn unmap_n_pages(bits: AsidBits, n: u64, anchored: bool) {
     let events = tlb.take();
     check_operands(&events, asid, bits);
     assert_eq!(events, expected_unmap(asid, n, anchored), "unmapping {n} pages (anchored: {anchored})");
-    if n as usize > PER_PAGE_LIMIT && n <= GATHER_LEAVES as u64 {
+    if n as usize > PER_PAGE_LIMIT {
         assert_eq!(events, bracket([TlbEvent::Asid(asid)]), "one ASIDE1 for {n} pages");
     }
     if n as usize <= PER_PAGE_LIMIT {
@@ -206,22 +196,16 @@ fn unmap_one_past_the_per_page_limit() {
     }
 }
 
-/// A whole L3 table: 512 pages. The editor gathers at most
-/// `GATHER_LEAVES` leaves, so this is several batches, each one ASIDE1.
+/// A whole L3 table: 512 pages, more than the editor holds inline
+/// (`GATHER_LEAVES`): still one batch, one ASIDE1, one barrier pair.
 #[test]
 fn unmap_a_whole_l3_table() {
+    const { assert!(GATHER_LEAVES < 512) };
     for anchored in [true, false] {
         unmap_n_pages(AsidBits::Eight, 512, anchored);
         unmap_n_pages(AsidBits::Sixteen, 512, anchored);
     }
-    // Spelled out for the anchored case: 8 full gathers, then the L3.
-    let asid = Asid(255);
-    let mut want = Vec::new();
-    for _ in 0..512 / GATHER_LEAVES {
-        want.extend(bracket([TlbEvent::Asid(asid)]));
-    }
-    want.extend(bracket([page(asid, BASE, false)]));
-    assert_eq!(expected_unmap(asid, 512, true), want);
+    assert_eq!(expected_unmap(Asid(255), 512, true), bracket([TlbEvent::Asid(Asid(255))]));
 }
 
 /// The space's ASID changes at a rollover: before it runs again, edits

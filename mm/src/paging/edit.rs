@@ -7,6 +7,7 @@
 //! completed: unhook, invalidate, sync, and only then free. Nothing it
 //! takes out can reach the caller or the allocator earlier.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
 use super::descriptor::{Change, DescKind, Descriptor};
@@ -18,10 +19,14 @@ use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::FrameAllocator;
 use crate::tlb::{invalidate_page_now, TlbBatch, TlbOps, TlbScope};
 
-/// Leaves an editor holds before it flushes early. Bounded so an editor
-/// never allocates; past it, a large unmap pays one extra `DSB` per this
-/// many leaves.
+/// Leaves an editor holds inline. Past them it keeps leaves on the heap, up
+/// to [`MAX_DEFERRED_LEAVES`] more, so that one unmap issues one batch of
+/// invalidations with one `DSB`; when the heap says no, or past that bound,
+/// it flushes early instead (a large unmap then pays one extra batch).
 pub const GATHER_LEAVES: usize = 64;
+/// Leaves an editor defers on the heap beyond [`GATHER_LEAVES`] (64 MiB of
+/// 4 KiB pages; about 640 KiB of kernel heap at most).
+pub const MAX_DEFERRED_LEAVES: usize = 16 * 1024;
 /// Emptied table pages an editor holds before it flushes early.
 pub const GATHER_TABLES: usize = 16;
 
@@ -42,6 +47,8 @@ where
     batch: TlbBatch,
     leaves: [Option<Mapping>; GATHER_LEAVES],
     leaves_len: usize,
+    /// Leaves gathered past the inline ones, released with them.
+    deferred: Vec<Mapping>,
     tables: [PhysAddr; GATHER_TABLES],
     tables_len: usize,
     release: F,
@@ -62,6 +69,7 @@ where
             batch: TlbBatch::new(),
             leaves: [None; GATHER_LEAVES],
             leaves_len: 0,
+            deferred: Vec::new(),
             tables: [PhysAddr::new(0); GATHER_TABLES],
             tables_len: 0,
             release,
@@ -154,11 +162,19 @@ where
     }
 
     fn gather_leaf(&mut self, leaf: Mapping) {
-        self.leaves[self.leaves_len] = Some(leaf);
-        self.leaves_len += 1;
-        if self.leaves_len == GATHER_LEAVES {
-            self.flush();
+        if self.leaves_len < GATHER_LEAVES {
+            self.leaves[self.leaves_len] = Some(leaf);
+            self.leaves_len += 1;
+            return;
         }
+        if self.deferred.len() < MAX_DEFERRED_LEAVES && self.deferred.try_reserve(1).is_ok() {
+            self.deferred.push(leaf);
+            return;
+        }
+        // Out of room: complete what is gathered, then start again.
+        self.flush();
+        self.leaves[0] = Some(leaf);
+        self.leaves_len = 1;
     }
 
     fn gather_table(&mut self, table: PhysAddr) {
@@ -357,6 +373,9 @@ where
             }
         }
         self.leaves_len = 0;
+        for leaf in self.deferred.drain(..) {
+            (self.release)(leaf);
+        }
     }
 
     /// Ends the batch: the same as dropping the editor.
