@@ -221,12 +221,19 @@ pub fn exit_current(state: TaskState) {
     schedule();
 }
 
-/// Runs on every task's first switch-in: what `schedule` does after a
-/// switch returns.
+/// Runs on a kernel thread's first switch-in: what `schedule` does after
+/// a switch returns; kernel threads run with interrupts unmasked.
 #[no_mangle]
 extern "C" fn aspen_task_started() {
     after_switch();
     cpu::enable_irqs();
+}
+
+/// Runs on a user task's first switch-in, before it returns to EL0 with
+/// interrupts still masked (the return unmasks them).
+#[no_mangle]
+extern "C" fn aspen_user_task_started() {
+    after_switch();
 }
 
 fn after_switch() {

@@ -32,10 +32,12 @@ aspen_switch:
     ret
 
 // First run of a user task: its kernel stack holds the `TrapFrame` to
-// return to EL0 with.
+// return to EL0 with. Interrupts stay masked until the ERET unmasks them
+// from the frame's SPSR: an interrupt between restoring ELR_EL1 and the
+// ERET would overwrite it.
 .global aspen_task_entry_user
 aspen_task_entry_user:
-    bl      aspen_task_started
+    bl      aspen_user_task_started
     b       aspen_exception_return
 
 // First run of a kernel thread: x19 = entry function, x20 = its argument.

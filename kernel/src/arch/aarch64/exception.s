@@ -61,9 +61,12 @@ save_and_dispatch:
     mov     x0, sp
     bl      aspen_exception_dispatch
 
-// Returns from the `TrapFrame` at sp (also the first entry of a new user task).
+// Returns from the `TrapFrame` at sp (also the first entry of a new user
+// task). Interrupts are masked first: one taken between restoring ELR_EL1
+// and the ERET would overwrite it. The ERET restores the frame's mask.
 .global aspen_exception_return
 aspen_exception_return:
+    msr     daifset, #3
     ldp     x2, x3, [sp, #256]
     msr     elr_el1, x2
     msr     spsr_el1, x3
