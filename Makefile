@@ -66,13 +66,13 @@ image: $(BUILD)/toolchain.mk
 # FP/SIMD, so they build for the hard-float target.
 USER_TARGET := aarch64-unknown-none
 USER_OUT := target/$(USER_TARGET)/release
-USER_PROGRAMS := init usertests hello bench
+USER_PROGRAMS := init usertests fuzz hello bench
 
 user: $(BUILD)/toolchain.mk
 	$(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER=ld.lld $(CROSS_CARGO) build --release \
 		--target $(USER_TARGET) $(CROSS_FLAGS) $(foreach p,$(USER_PROGRAMS),-p aspen-$(p))
 
-# The initramfs: /init, /bin/usertests, /bin/hello, /etc/aspen-release;
+# The initramfs: /init, /bin/usertests, /bin/fuzz, /bin/hello, /etc/aspen-release;
 # mk-initramfs.sh adds /dev, /dev/console, /tmp and /proc.
 ASPEN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 ROOTFS := $(BUILD)/rootfs
@@ -84,6 +84,7 @@ initramfs: user
 	echo "Aspen $(ASPEN_VERSION)" >$(ROOTFS)/etc/aspen-release
 	$(OBJCOPY) --strip-all $(USER_OUT)/init $(ROOTFS)/init
 	$(OBJCOPY) --strip-all $(USER_OUT)/usertests $(ROOTFS)/bin/usertests
+	$(OBJCOPY) --strip-all $(USER_OUT)/fuzz $(ROOTFS)/bin/fuzz
 	$(OBJCOPY) --strip-all $(USER_OUT)/hello $(ROOTFS)/bin/hello
 	scripts/mk-initramfs.sh $(ROOTFS) $(INITRAMFS)
 

@@ -1,16 +1,153 @@
-//! The kernel heap: a linked-list allocator over memory from the frame pool.
+//! The kernel heap: linked-list allocators over 4 MiB regions from the
+//! frame pool. It starts with one region and takes another from the pool
+//! when an allocation does not fit, up to `MAX_REGIONS`, so kernel
+//! bookkeeping (vareas, open files, processes) grows with the work instead
+//! of stopping at a fixed size. Blocks over 2 MiB are runs of frames of
+//! their own.
 
-use linked_list_allocator::LockedHeap;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use aspen_mm::frame::{FrameAllocator, MAX_ORDER};
+
+use aspen_mm::PAGE_SIZE;
+use linked_list_allocator::Heap;
+use spin::Mutex;
+
+use crate::memory::{frames, phys_to_virt};
+
+/// The most regions the heap grows to (256 MiB).
+const MAX_REGIONS: usize = 64;
+/// Bytes per region: the largest run the frame pool hands out.
+const REGION_BYTES: usize = (PAGE_SIZE as usize) << MAX_ORDER;
+
+struct Regions {
+    heaps: [Heap; MAX_REGIONS],
+    count: usize,
+}
+
+// SAFETY: the heaps' memory belongs to the kernel heap alone; every access
+// goes through the lock.
+unsafe impl Send for Regions {}
+
+struct GrowingHeap(Mutex<Regions>);
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: GrowingHeap = GrowingHeap(Mutex::new(Regions { heaps: [const { Heap::empty() }; MAX_REGIONS], count: 0 }));
 
-/// Hands `[start, start + size)` to the heap.
+impl Regions {
+    /// Adds `[start, start + size)` as a region; false when all are in use.
+    ///
+    /// # Safety
+    /// As for [`init`].
+    unsafe fn add(&mut self, start: *mut u8, size: usize) -> bool {
+        let Some(heap) = self.heaps.get_mut(self.count) else { return false };
+        // SAFETY: guaranteed by the caller.
+        unsafe { heap.init(start, size) };
+        self.count += 1;
+        true
+    }
+
+    /// Takes one more region from the frame pool.
+    fn grow(&mut self) -> bool {
+        if self.count >= MAX_REGIONS {
+            return false;
+        }
+        let Some(pool) = frames::try_pool() else { return false };
+        // From the reserve: user memory running out must not starve the
+        // kernel's bookkeeping.
+        let Ok(run) = pool.alloc_frames_reserved(MAX_ORDER) else { return false };
+        // SAFETY: the run was just allocated for the heap and is never
+        // freed; the linear map covers it read-write.
+        unsafe { self.add(phys_to_virt(run).as_u64() as *mut u8, REGION_BYTES) }
+    }
+
+    fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.heaps[..self.count].iter_mut().rev().find_map(|h| h.allocate_first_fit(layout).ok())
+    }
+}
+
+// SAFETY: allocations come from disjoint regions that only this allocator
+// hands out; `dealloc` returns a block to the region it came from.
+/// Blocks above this size come straight from the frame pool.
+const LARGE: usize = REGION_BYTES / 2;
+
+/// The frame-pool order that holds `layout`, if any does.
+fn large_order(layout: Layout) -> Option<u32> {
+    let pages = layout.size().div_ceil(PAGE_SIZE as usize).next_power_of_two();
+    let order = pages.trailing_zeros();
+    (order <= MAX_ORDER && layout.align() <= PAGE_SIZE as usize).then_some(order)
+}
+
+unsafe impl GlobalAlloc for GrowingHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > LARGE {
+            // A run of frames of its own (an executable being loaded).
+            let Some(order) = large_order(layout) else { return core::ptr::null_mut() };
+            return match frames::try_pool().map(|pool| pool.alloc_frames(order)) {
+                Some(Ok(run)) => phys_to_virt(run).as_u64() as *mut u8,
+                _ => core::ptr::null_mut(),
+            };
+        }
+        let mut regions = self.0.lock();
+        if let Some(block) = regions.allocate(layout) {
+            return block.as_ptr();
+        }
+        if regions.grow() {
+            if let Some(block) = regions.allocate(layout) {
+                return block.as_ptr();
+            }
+        }
+        core::ptr::null_mut()
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.size() > LARGE {
+            if let (Some(order), Some(pool)) = (large_order(layout), frames::try_pool()) {
+                pool.free_frames(crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(ptr as u64)), order);
+            }
+            return;
+        }
+        let mut regions = self.0.lock();
+        let count = regions.count;
+        let address = ptr as usize;
+        let Some(index) = regions.heaps[..count]
+            .iter()
+            .position(|h| (h.bottom() as usize..h.top() as usize).contains(&address))
+        else {
+            return;
+        };
+        let heap = &mut regions.heaps[index];
+        // SAFETY: `ptr` came from this region's `allocate_first_fit` with
+        // `layout` (the caller's contract), and is in its range.
+        unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
+        // A grown region that is empty again goes back to the frame pool,
+        // so that the heap shrinks once the work that grew it is over.
+        if index > 0 && heap.used() == 0 {
+            let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
+            regions.heaps.swap(index, count - 1);
+            regions.heaps[count - 1] = Heap::empty();
+            regions.count -= 1;
+            if let Some(pool) = frames::try_pool() {
+                pool.free_frames(start, MAX_ORDER);
+            }
+        }
+    }
+}
+
+/// Hands `[start, start + size)` to the heap as its first region.
 ///
 /// # Safety
 /// The range must be mapped read-write, unused by anything else, and live
 /// for the rest of the kernel's life. Called once.
 pub unsafe fn init(start: *mut u8, size: usize) {
     // SAFETY: guaranteed by the caller.
-    unsafe { HEAP.lock().init(start, size) };
+    unsafe { HEAP.0.lock().add(start, size) };
+}
+
+/// Bytes of heap in use and in all regions.
+pub fn usage() -> (usize, usize) {
+    let regions = HEAP.0.lock();
+    let heaps = &regions.heaps[..regions.count];
+    (heaps.iter().map(Heap::used).sum(), heaps.iter().map(Heap::size).sum())
 }

@@ -447,7 +447,10 @@ fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
 /// and together within the stack image's limit, which `exec` checks).
 const MAX_ARGS: usize = 4096;
 
-fn string_array(addr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+/// Reads a NULL-terminated array of string pointers (argv, envp). The
+/// strings of both arrays together may not exceed `budget` bytes (Linux's
+/// ARG_MAX rule), which also bounds the kernel memory a call can take.
+fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     let mut out = Vec::new();
     if addr == 0 {
         return Ok(out);
@@ -461,15 +464,17 @@ fn string_array(addr: u64) -> Result<Vec<Vec<u8>>, Errno> {
         if pointer == 0 {
             return Ok(out);
         }
-        let string = read_string(pointer, aspen_abi::stack::ARG_MAX);
-        out.push(string.map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?);
+        let string = read_string(pointer, *budget).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        *budget = budget.checked_sub(string.len() + 1).ok_or(Errno::E2BIG)?;
+        out.push(string);
     }
 }
 
 fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
     let path = read_string(path, PATH_MAX - 1)?;
-    let argv = string_array(argv)?;
-    let envp = string_array(envp)?;
+    let mut budget = aspen_abi::stack::ARG_MAX;
+    let argv = string_array(argv, &mut budget)?;
+    let envp = string_array(envp, &mut budget)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
     process::exec::execve(frame, &path, &argv, &envp)?;

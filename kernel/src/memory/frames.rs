@@ -51,6 +51,10 @@ pub fn init(free: &RangeSet<32>) -> Result<(), FramesError> {
     // leaves it out of what it hands out.
     let pool = unsafe { BuddyAllocator::new_in_place(ranges, meta_range, meta_ptr) }.map_err(FramesError::Pool)?;
     let pool = POOL.call_once(|| pool);
+    // Kept back from user memory for the kernel heap's growth: 1/64 of
+    // RAM, between 4 and 64 MiB.
+    let reserve = (pool.total_frame_count() / 64).clamp(1024, 16 * 1024);
+    pool.set_reserve(reserve);
 
     let heap = pool.alloc_frames(HEAP_ORDER).map_err(|_| FramesError::NoHeap)?;
     let heap_bytes = (PAGE_SIZE << HEAP_ORDER) as usize;

@@ -25,8 +25,9 @@ use crate::task::sched;
 const STACK_TOP: u64 = (1 << 48) - 4096;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
-/// The largest program file loaded.
-const MAX_EXECUTABLE: u64 = 256 << 20;
+/// The largest program file loaded: it is read whole to check it, into
+/// one run of frames (the largest the frame pool hands out).
+const MAX_EXECUTABLE: u64 = 4 << 20;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
 
@@ -93,7 +94,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     if stat.size > MAX_EXECUTABLE {
         return Err(Errno::ENOEXEC);
     }
-    let mut bytes = alloc::vec![0u8; stat.size as usize];
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(stat.size as usize).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(stat.size as usize, 0);
     let read = object.read(0, &mut bytes)?;
     bytes.truncate(read);
     let parsed = ElfImage::parse(&bytes).map_err(|e| abi_errno(e.errno()))?;

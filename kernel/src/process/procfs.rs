@@ -95,6 +95,9 @@ pub fn meminfo() -> String {
     let _ = writeln!(out, "MemAvailable:   {:>8} kB", kib(free));
     let _ = writeln!(out, "Cached:         {:>8} kB", kib(cached));
     let _ = writeln!(out, "PageTables:     {:>8} kB", kib(tables));
+    let (heap_used, heap_size) = crate::heap::usage();
+    let _ = writeln!(out, "KernelHeap:     {:>8} kB", heap_used / 1024);
+    let _ = writeln!(out, "KernelHeapSize: {:>8} kB", heap_size / 1024);
     out
 }
 

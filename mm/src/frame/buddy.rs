@@ -244,6 +244,10 @@ pub struct BuddyAllocator<'a> {
     meta: Storage<'a>,
     total_frames: usize,
     lists: Mutex<FreeLists>,
+    /// Frames that ordinary allocations leave free, for the kernel's own
+    /// needs ([`Self::alloc_frames_reserved`]) when user memory has taken
+    /// the rest (as Linux's `min_free_kbytes`).
+    reserve: AtomicUsize,
 }
 
 impl<'a> BuddyAllocator<'a> {
@@ -352,6 +356,7 @@ impl<'a> BuddyAllocator<'a> {
             meta,
             total_frames,
             lists: Mutex::new(lists),
+            reserve: AtomicUsize::new(0),
         }
     }
 
@@ -431,11 +436,31 @@ impl<'a> BuddyAllocator<'a> {
     /// Takes a block of `order` whose frames all lie below `limit_pfn`,
     /// preferring the highest zones.
     fn alloc_limited(&self, order: u32, limit_pfn: u64) -> Result<PhysAddr, AllocError> {
+        self.alloc_from(order, limit_pfn, self.reserve.load(Ordering::Relaxed))
+    }
+
+    /// Keeps `frames` frames free for [`Self::alloc_frames_reserved`]:
+    /// other allocations fail with `OutOfMemory` rather than take them.
+    pub fn set_reserve(&self, frames: usize) {
+        self.reserve.store(frames, Ordering::Relaxed);
+    }
+
+    /// Allocates like `alloc_frames`, but may use the reserve: for the
+    /// kernel's own memory (its heap), so that user memory running out does
+    /// not leave the kernel without.
+    pub fn alloc_frames_reserved(&self, order: u32) -> Result<PhysAddr, AllocError> {
+        self.alloc_from(order, u64::MAX, 0)
+    }
+
+    fn alloc_from(&self, order: u32, limit_pfn: u64, keep_free: usize) -> Result<PhysAddr, AllocError> {
         if order > MAX_ORDER {
             return Err(AllocError::OrderTooLarge);
         }
         let meta = self.metas();
         let mut lists = self.lists.lock();
+        if lists.free_frames < keep_free.saturating_add(1 << order) {
+            return Err(AllocError::OutOfMemory);
+        }
         for (zi, zone) in self.zones.as_slice().iter().enumerate().rev() {
             if zone.start_pfn + (1 << order) > limit_pfn {
                 continue;

@@ -6,7 +6,8 @@
 //! - Autorun: when started with `--run-tests` (words after `--` on the kernel
 //!   command line become init's arguments, as on Linux) or when
 //!   `/etc/aspen-autorun` exists, runs each line of that file (`PATH [ARGS]`,
-//!   `#` starts a comment; without the file: `/bin/usertests --finish`), prints
+//!   `#` starts a comment; without the file: `/bin/usertests`, then
+//!   `/bin/fuzz --finish`), prints
 //!   `RUN <path> exit=<n>` or `RUN <path> signal=<n>` for each, then powers off.
 //! - Otherwise: an interactive shell on the serial console (see [`commands`]).
 //!
@@ -32,7 +33,7 @@ aspen_sys::entry!(main);
 /// The autorun script.
 const AUTORUN: &core::ffi::CStr = c"/etc/aspen-autorun";
 /// What autorun runs when `--run-tests` is given and there is no script.
-const DEFAULT_AUTORUN: &str = "/bin/usertests --finish\n";
+const DEFAULT_AUTORUN: &str = "/bin/usertests\n/bin/fuzz --finish\n";
 /// Longest autorun script read.
 const AUTORUN_MAX: usize = 8192;
 

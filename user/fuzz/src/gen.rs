@@ -1,0 +1,976 @@
+//! Generating calls: a system call number and six arguments drawn from
+//! values that tend to find bugs (0, -1, page boundaries, the child's own
+//! mappings, kernel and non-canonical addresses, lengths near 2^64, ...).
+//!
+//! What is *not* generated, so that the fuzz child cannot end the run or
+//! hang for reasons that are not the kernel's fault:
+//! - exit, exit_group (only at the end of a batch) and reboot;
+//! - long sleeps: nanosleep only gets a request the fuzzer wrote (at most
+//!   100 µs, or invalid) or a pointer that can never be mapped;
+//! - reads that block: the child closes its console descriptors first and
+//!   never opens /dev/console;
+//! - anything that changes files: openat gets O_RDONLY without O_CREAT,
+//!   O_TRUNC or O_TMPFILE (so no tmpfs pages outlive a child, and the
+//!   program's own files stay intact);
+//! - a successful execve: the path is never an executable unless argv or
+//!   envp holds a pointer that cannot be mapped (kernel or non-canonical);
+//! - new contents under the child's own code, data or live stack: there
+//!   calls may take access away (the child dies of a signal) but not map
+//!   fresh readable memory or discard pages (zeroed jump tables or loop
+//!   counters can make the child spin, which looks like a hang).
+//!
+//! On Linux (the reference) a few more are left out, as they would harm the
+//! machine rather than test it: random system-call numbers are replaced by
+//! unallocated ones, madvise(MADV_HWPOISON/SOFT_OFFLINE), clone with
+//! CLONE_PARENT or an exit signal other than SIGCHLD, and ioctl requests
+//! other than a few terminal ones. On Aspen every number from 0 to 500 but
+//! exit, exit_group and reboot is fair game.
+
+use core::ffi::CStr;
+
+use crate::child::Env;
+use crate::ring::{TOUCH_READ, TOUCH_WRITE};
+use crate::rng::Rng;
+
+// `--avoid` bits: kernel bugs the fuzzer steers clear of once known, so a
+// run can look for others.
+
+/// Shared anonymous mappings over 8 MiB (populating a large one exhausts
+/// Aspen's kernel heap).
+pub const AVOID_BIG_SHARED_ANON: u64 = 1;
+/// File mappings over 64 MiB (populating or locking one walks every page
+/// past the end of the file, for minutes, with the machine frozen).
+pub const AVOID_BIG_FILE_MAP: u64 = 2;
+/// Paths with a slash after a file name in execve (Aspen ignores the slash
+/// and runs the program, where Linux says ENOTDIR).
+pub const AVOID_TRAILING_SLASH_EXEC: u64 = 4;
+/// Shared file mappings (Aspen lets mprotect make a shared mapping of a
+/// read-only descriptor writable, and the stores change the file: here the
+/// fuzz program itself).
+pub const AVOID_SHARED_FILE_MAP: u64 = 8;
+
+/// One generated call.
+pub struct Call {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+mod nr {
+    pub const IOCTL: u64 = 29;
+    pub const OPENAT: u64 = 56;
+    pub const CLOSE: u64 = 57;
+    pub const GETDENTS64: u64 = 61;
+    pub const LSEEK: u64 = 62;
+    pub const READ: u64 = 63;
+    pub const WRITE: u64 = 64;
+    pub const READV: u64 = 65;
+    pub const WRITEV: u64 = 66;
+    pub const NEWFSTATAT: u64 = 79;
+    pub const FSTAT: u64 = 80;
+    pub const EXIT: u64 = 93;
+    pub const EXIT_GROUP: u64 = 94;
+    pub const NANOSLEEP: u64 = 101;
+    pub const CLOCK_GETTIME: u64 = 113;
+    pub const SCHED_YIELD: u64 = 124;
+    pub const REBOOT: u64 = 142;
+    pub const UNAME: u64 = 160;
+    pub const GETPID: u64 = 172;
+    pub const GETTID: u64 = 178;
+    pub const BRK: u64 = 214;
+    pub const MUNMAP: u64 = 215;
+    pub const CLONE: u64 = 220;
+    pub const EXECVE: u64 = 221;
+    pub const MMAP: u64 = 222;
+    pub const MPROTECT: u64 = 226;
+    pub const MSYNC: u64 = 227;
+    pub const MLOCK: u64 = 228;
+    pub const MUNLOCK: u64 = 229;
+    pub const MLOCKALL: u64 = 230;
+    pub const MUNLOCKALL: u64 = 231;
+    pub const MADVISE: u64 = 233;
+    pub const WAIT4: u64 = 260;
+}
+
+pub use nr::CLONE;
+
+const PAGE: u64 = 4096;
+const SIGCHLD: u64 = 17;
+
+/// Addresses in the kernel half (TTBR1).
+const KERNEL_ADDRS: &[u64] = &[
+    0xffff_0000_0000_0000,
+    0xffff_ffff_ffff_f000,
+    0xffff_8000_0000_0000,
+    0xffff_0000_4008_0000,
+    0xffff_ffff_ffff_fff8,
+    0xffff_ffff_ffff_ffff,
+    0xffff_ff80_0000_0000,
+];
+/// Around the top of the user half (48-bit VA) and other edges.
+const EDGE_ADDRS: &[u64] = &[
+    0x0000_ffff_ffff_f000,
+    0x0000_ffff_ffff_fff8,
+    0x0000_ffff_ffff_ffff,
+    0x0000_ffff_ffff_e000,
+    0x0001_0000_0000_0000,
+    0x0000_8000_0000_0000,
+    0x0000_7fff_ffff_f000,
+    0x0000_0080_0000_0000,
+    0x0000_007f_ffff_f000,
+];
+/// Neither user nor kernel: bits 48-63 not all equal.
+const NONCANONICAL: &[u64] = &[
+    0x0010_0000_0000_0000,
+    0x8000_0000_0000_0000,
+    0x00ff_ffff_ffff_f000,
+    0x0fff_0000_0000_0000,
+    0x7fff_ffff_ffff_f000,
+    0xdead_beef_dead_b000,
+    0xfffe_ffff_ffff_f000,
+];
+const LOW_ADDRS: &[u64] = &[0, 1, 8, 0xfff, 0x1000, 0x1001, 0x10000, 0x3f_f000, 0x40_0000, 0x40_0001];
+const LENGTHS: &[u64] = &[
+    0,
+    1,
+    7,
+    8,
+    15,
+    16,
+    17,
+    64,
+    100,
+    144,
+    4095,
+    4096,
+    4097,
+    8192,
+    12288,
+    65536,
+    65537,
+    1 << 20,
+    0x7fff_f000,
+    0x8000_0000,
+    0xffff_ffff,
+    0x1_0000_0000,
+    1 << 40,
+    1 << 47,
+    1 << 48,
+    i64::MAX as u64,
+    1 << 63,
+    u64::MAX,
+    u64::MAX - 4095,
+    u64::MAX - 4096,
+    u64::MAX - 4094,
+    u64::MAX - 0xffff,
+];
+/// Lengths that are allocatable but large: populating them pushes memory hard.
+const BIG_LENGTHS: &[u64] = &[64 << 20, 256 << 20, 512 << 20, 1 << 30];
+const INTS: &[u64] = &[
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+    8,
+    16,
+    0x20,
+    0x80,
+    0xff,
+    0x100,
+    0xfff,
+    0x1000,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_ffff,
+    0x1_0000_0000,
+    0x7fff_ffff_ffff_ffff,
+    0x8000_0000_0000_0000,
+    u64::MAX,
+    u64::MAX - 1,
+    -100i64 as u64,
+    -4095i64 as u64,
+];
+
+/// Paths openat and newfstatat get (never /dev/console: reading it blocks).
+const PATHS: &[&CStr] = &[
+    c"/",
+    c"/bin",
+    c"/bin/fuzz",
+    c"/init",
+    c"/etc",
+    c"/etc/aspen-autorun",
+    c"/proc",
+    c"/proc/meminfo",
+    c"/proc/self/maps",
+    c"/proc/self/stat",
+    c"/proc/self/cmdline",
+    c"/proc/1/maps",
+    c"/proc/1/stat",
+    c"/proc/self",
+    c"/proc/self/",
+    c"/tmp",
+    c"/tmp/",
+    c"/dev",
+    c"/nonexistent",
+    c"/bin/fuzz/x",
+    c"/bin/fuzz/",
+    c"//bin///fuzz",
+    c"/tmp/../bin/fuzz",
+    c"/./etc/../init",
+    c"/..",
+    c"",
+    c".",
+    c"..",
+    c"bin/fuzz",
+    c"init",
+];
+/// The regular files of [`PATHS`] (the parent reads them in full before its
+/// baseline, so their page caches are complete).
+pub const FILES: &[&CStr] = &[c"/bin/fuzz", c"/init", c"/etc/aspen-autorun"];
+/// What execve may get as a path with sound argv and envp: nothing runnable.
+const NOT_EXECUTABLE: &[&CStr] =
+    &[c"/", c"/etc/aspen-autorun", c"/proc/meminfo", c"/nonexistent", c"", c"/tmp", c"/bin", c"/bin/fuzz/", c"/dev"];
+
+/// The string argv[0] of an execve carries; a fuzz process started with it
+/// exits at once with [`crate::EXEC_MARKER_EXIT`].
+pub const EXEC_MARKER: &CStr = c"fuzz-exec-marker";
+
+/// Bytes of the argument buffer (see [`crate::child`]): its layout.
+pub const ARG_TIMESPEC: u64 = 0;
+pub const ARG_MARKER: u64 = 0x40;
+pub const ARG_IOV: u64 = 0x800;
+const ARG_IOV_MAX: u64 = 64;
+pub const ARG_PATH: u64 = PAGE;
+pub const ARG_ARRAY: u64 = 2 * PAGE;
+const ARG_ARRAY_MAX: u64 = 2 * PAGE / 8 - 1;
+pub const ARG_LONG_PATH: u64 = 4 * PAGE;
+/// Pages of the argument buffer; an unmapped page follows it.
+pub const ARG_PAGES: u64 = 8;
+
+/// The operations and their weights.
+#[derive(Clone, Copy)]
+enum Op {
+    Read,
+    Write,
+    Readv,
+    Writev,
+    Openat,
+    Close,
+    Lseek,
+    Getdents,
+    Fstat,
+    Newfstatat,
+    Ioctl,
+    Clone,
+    Execve,
+    Wait4,
+    Ids,
+    Yield,
+    Nanosleep,
+    ClockGettime,
+    Uname,
+    Brk,
+    Mmap,
+    Munmap,
+    Mprotect,
+    Msync,
+    Mlock,
+    Munlock,
+    Mlockall,
+    Munlockall,
+    Madvise,
+    Random,
+    Touch,
+}
+
+const OPS: &[(Op, u32)] = &[
+    (Op::Read, 60),
+    (Op::Write, 30),
+    (Op::Readv, 25),
+    (Op::Writev, 20),
+    (Op::Openat, 60),
+    (Op::Close, 25),
+    (Op::Lseek, 25),
+    (Op::Getdents, 25),
+    (Op::Fstat, 25),
+    (Op::Newfstatat, 30),
+    (Op::Ioctl, 15),
+    (Op::Clone, 3),
+    (Op::Execve, 3),
+    (Op::Wait4, 15),
+    (Op::Ids, 10),
+    (Op::Yield, 5),
+    (Op::Nanosleep, 5),
+    (Op::ClockGettime, 15),
+    (Op::Uname, 10),
+    (Op::Brk, 35),
+    (Op::Mmap, 140),
+    (Op::Munmap, 70),
+    (Op::Mprotect, 70),
+    (Op::Msync, 25),
+    (Op::Mlock, 25),
+    (Op::Munlock, 20),
+    (Op::Mlockall, 8),
+    (Op::Munlockall, 5),
+    (Op::Madvise, 45),
+    (Op::Random, 50),
+    (Op::Touch, 60),
+];
+
+/// Generates the next call (writing what it points to into the argument buffer).
+pub fn generate(rng: &mut Rng, env: &mut Env) -> Call {
+    let mut weights = [0u32; OPS.len()];
+    for (w, (_, weight)) in weights.iter_mut().zip(OPS) {
+        *w = *weight;
+    }
+    let op = OPS[rng.weighted(&weights)].0;
+    op_call(op, rng, env)
+}
+
+fn call(nr: u64, args: [u64; 6]) -> Call {
+    Call { nr, args }
+}
+
+fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
+    let r = rng.next();
+    match op {
+        Op::Read => call(nr::READ, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Write => call(nr::WRITE, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Readv => call(nr::READV, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
+        Op::Writev => call(nr::WRITEV, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
+        Op::Openat => call(nr::OPENAT, [dirfd(rng, env), path(rng, env), open_flags(rng), rng.next() & 0o7777, r, 0]),
+        Op::Close => call(nr::CLOSE, [fd(rng, env), r, 0, 0, 0, 0]),
+        Op::Lseek => {
+            let offset = match rng.below(4) {
+                0 => rng.pick(INTS),
+                1 => rng.pick(LENGTHS),
+                2 => (rng.pick(LENGTHS)).wrapping_neg(),
+                _ => rng.below(1 << 20),
+            };
+            let whence = if rng.chance(4, 5) { rng.below(5) } else { rng.pick(INTS) };
+            call(nr::LSEEK, [fd(rng, env), offset, whence, r, 0, 0])
+        }
+        Op::Getdents => call(nr::GETDENTS64, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Fstat => call(nr::FSTAT, [fd(rng, env), addr(rng, env), r, 0, 0, 0]),
+        Op::Newfstatat => {
+            let flags = if rng.chance(4, 5) { rng.pick(&[0, 0x100, 0x1000, 0x1100, 0x800, 0x1]) } else { rng.next() };
+            call(nr::NEWFSTATAT, [dirfd(rng, env), path(rng, env), addr(rng, env), flags, r, 0])
+        }
+        Op::Ioctl => {
+            const REQUESTS: &[u64] = &[0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x541b, 0x5421, 0x5450, 0x5451, 0];
+            let request = if env.linux || rng.chance(2, 3) {
+                rng.pick(REQUESTS)
+            } else if rng.chance(1, 2) {
+                rng.next() & 0xffff_ffff
+            } else {
+                rng.next()
+            };
+            call(nr::IOCTL, [fd(rng, env), request, addr(rng, env), r, 0, 0])
+        }
+        Op::Clone => clone(rng, env),
+        Op::Execve => execve(rng, env),
+        Op::Wait4 => {
+            let pid = match rng.below(6) {
+                0 | 1 => u64::MAX,
+                2 => 0,
+                3 => env.pid,
+                4 => rng.pick(&[1, i32::MIN as u32 as u64, i32::MIN as i64 as u64, 0x7fff_ffff, 0x1_0000_0000 | 1]),
+                _ => rng.next(),
+            };
+            let options = match rng.below(5) {
+                0 | 1 => 1,
+                2 => 0,
+                3 => rng.pick(&[0x4000_0001, 0x8000_0001, 0x2000_0001, 3, 5, 9, 0x1000_0001]),
+                _ => rng.next(),
+            };
+            call(nr::WAIT4, [pid, addr(rng, env), options, addr(rng, env), r, 0])
+        }
+        Op::Ids => call(nr::GETPID + rng.below(nr::GETTID - nr::GETPID + 1), [r, rng.next(), 0, 0, 0, 0]),
+        Op::Yield => call(nr::SCHED_YIELD, [r, 0, 0, 0, 0, 0]),
+        Op::Nanosleep => nanosleep(rng, env),
+        Op::ClockGettime => {
+            let clock = if rng.chance(3, 4) { rng.below(13) } else { rng.pick(INTS) };
+            call(nr::CLOCK_GETTIME, [clock, addr(rng, env), r, 0, 0, 0])
+        }
+        Op::Uname => call(nr::UNAME, [addr(rng, env), r, 0, 0, 0, 0]),
+        Op::Brk => {
+            let target = match rng.below(5) {
+                0 => 0,
+                1 | 2 => env.heap.addr.wrapping_add(rng.below(64) * PAGE).wrapping_sub(16 * PAGE),
+                3 => env.heap.addr.wrapping_add(rng.next() % (1 << 32)),
+                _ => target(rng, env),
+            };
+            call(nr::BRK, [target, r, 0, 0, 0, 0])
+        }
+        Op::Mmap => mmap(rng, env),
+        Op::Munmap => call(nr::MUNMAP, [target(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Mprotect => {
+            let (start, length, mut prot) = (target(rng, env), len(rng), prot(rng));
+            if in_own_image_or_live_stack(env, start, length) {
+                // Take access away (the child then faults), never give it.
+                prot &= 1;
+            }
+            call(nr::MPROTECT, [start, length, prot, r, 0, 0])
+        }
+        Op::Msync => {
+            let flags = if rng.chance(4, 5) { rng.below(8) } else { rng.pick(INTS) };
+            call(nr::MSYNC, [addr(rng, env), len(rng), flags, r, 0, 0])
+        }
+        Op::Mlock => call(nr::MLOCK, [addr(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Munlock => call(nr::MUNLOCK, [addr(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Mlockall => {
+            let flags = if rng.chance(4, 5) { rng.below(9) } else { rng.pick(INTS) };
+            call(nr::MLOCKALL, [flags, r, 0, 0, 0, 0])
+        }
+        Op::Munlockall => call(nr::MUNLOCKALL, [r, 0, 0, 0, 0, 0]),
+        Op::Madvise => {
+            let mut advice = match rng.below(5) {
+                0..=2 => rng.below(26),
+                3 => rng.pick(&[100, 101, 0xffff_ffff, 0x1_0000_0004]),
+                _ => rng.next(),
+            };
+            // MADV_HWPOISON and MADV_SOFT_OFFLINE would take pages from Linux for good.
+            if env.linux && matches!(advice & 0xffff_ffff, 100 | 101) {
+                advice = 4;
+            }
+            let (start, length) = (target(rng, env), len(rng));
+            if in_own_image_or_live_stack(env, start, length) {
+                // No advice that discards contents (see `in_own_image_or_live_stack`).
+                advice &= 3;
+            }
+            call(nr::MADVISE, [start, length, advice, r, 0, 0])
+        }
+        Op::Random => random_call(rng, env),
+        Op::Touch => touch(rng, env),
+    }
+}
+
+/// A random system-call number with random arguments; numbers the fuzzer
+/// knows get their own generator.
+fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
+    let mut n = match rng.below(10) {
+        0..=6 => rng.below(500),
+        7 => rng.pick(&[500, 1000, 0xffff, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, u64::MAX, i64::MAX as u64]),
+        8 => (1 << 32) | rng.below(500),
+        _ => rng.next(),
+    };
+    let known = [
+        (nr::IOCTL, Op::Ioctl),
+        (nr::OPENAT, Op::Openat),
+        (nr::CLOSE, Op::Close),
+        (nr::GETDENTS64, Op::Getdents),
+        (nr::LSEEK, Op::Lseek),
+        (nr::READ, Op::Read),
+        (nr::WRITE, Op::Write),
+        (nr::READV, Op::Readv),
+        (nr::WRITEV, Op::Writev),
+        (nr::NEWFSTATAT, Op::Newfstatat),
+        (nr::FSTAT, Op::Fstat),
+        (nr::NANOSLEEP, Op::Nanosleep),
+        (nr::CLOCK_GETTIME, Op::ClockGettime),
+        (nr::SCHED_YIELD, Op::Yield),
+        (nr::UNAME, Op::Uname),
+        (nr::BRK, Op::Brk),
+        (nr::MUNMAP, Op::Munmap),
+        (nr::CLONE, Op::Clone),
+        (nr::EXECVE, Op::Execve),
+        (nr::MMAP, Op::Mmap),
+        (nr::MPROTECT, Op::Mprotect),
+        (nr::MSYNC, Op::Msync),
+        (nr::MLOCK, Op::Mlock),
+        (nr::MUNLOCK, Op::Munlock),
+        (nr::MLOCKALL, Op::Mlockall),
+        (nr::MUNLOCKALL, Op::Munlockall),
+        (nr::MADVISE, Op::Madvise),
+        (nr::WAIT4, Op::Wait4),
+    ];
+    if let Some((_, op)) = known.iter().find(|(k, _)| *k == n) {
+        return op_call(*op, rng, env);
+    }
+    let low = n & 0xffff_ffff;
+    if matches!(low, nr::EXIT | nr::EXIT_GROUP | nr::REBOOT) {
+        n += 1000;
+    }
+    // Linux takes the low 32 bits as the number; there only unallocated
+    // numbers (arm64 has no arch-specific calls at 244-259) are safe with
+    // arbitrary arguments.
+    if env.linux && (n & 0xffff_ffff) < 1024 && !(244..=259).contains(&(n & 0xffff_ffff)) {
+        n = 244 + n % 16;
+    }
+    let mut args = [0u64; 6];
+    for a in args.iter_mut() {
+        *a = match rng.below(4) {
+            0 => addr(rng, env),
+            1 => rng.pick(INTS),
+            2 => len(rng),
+            _ => rng.next(),
+        };
+    }
+    call(n, args)
+}
+
+/// A file descriptor: one the child opened, a small number, or nonsense.
+fn fd(rng: &mut Rng, env: &Env) -> u64 {
+    let fd = match rng.below(10) {
+        0..=4 => rng.pick(&env.fds),
+        5..=7 => rng.below(10),
+        8 => rng.pick(&[u64::MAX, -100i64 as u64, 1023, 1024, 65535, 0x7fff_ffff, 0x8000_0000, 0x1_0000_0003, i64::MIN as u64]),
+        _ => rng.next(),
+    };
+    // With --trace fd 2 is the console the trace goes to: keep calls off it.
+    if env.trace && fd == 2 {
+        1002
+    } else {
+        fd
+    }
+}
+
+fn dirfd(rng: &mut Rng, env: &Env) -> u64 {
+    if rng.chance(1, 2) {
+        -100i64 as u64
+    } else {
+        fd(rng, env)
+    }
+}
+
+/// Open flags: read-only, no O_CREAT, O_TRUNC or O_TMPFILE (see the module doc).
+fn open_flags(rng: &mut Rng) -> u64 {
+    const FLAGS: &[u64] = &[
+        0o40000, 0o100000, 0o2000000, 0o4000, 0o2000, 0o200, 0o400, 0o10000000, 0o400000, 0o200000, 0o4010000, 0o1000000,
+    ];
+    let mut flags = 0;
+    if rng.chance(1, 6) {
+        flags = rng.next();
+    } else {
+        for _ in 0..rng.below(4) {
+            flags |= rng.pick(FLAGS);
+        }
+    }
+    flags & !(0o3 | 0o100 | 0o1000 | 0o20000000)
+}
+
+/// A length: an interesting size, a small one, a page multiple, rarely a big one.
+fn len(rng: &mut Rng) -> u64 {
+    match rng.below(200) {
+        0 => rng.pick(BIG_LENGTHS),
+        1..=90 => rng.pick(LENGTHS),
+        91..=140 => rng.below(64) * PAGE,
+        141..=180 => rng.below(PAGE * 3),
+        _ => rng.next() >> rng.below(64),
+    }
+}
+
+/// A protection: mostly the defined bits, sometimes more.
+fn prot(rng: &mut Rng) -> u64 {
+    match rng.below(10) {
+        0..=7 => rng.below(8),
+        8 => rng.below(8) | rng.pick(&[0x8, 0x10, 0x20, 0x100, 0x0100_0000, 0x0200_0000, 1 << 32]),
+        _ => rng.next(),
+    }
+}
+
+/// An address: in the child's own mappings (with an offset that may spill
+/// over their ends), its stack below the live frames, its image, low
+/// memory, the top of the user half, the kernel half, non-canonical, or random.
+pub fn addr(rng: &mut Rng, env: &Env) -> u64 {
+    let percent = rng.below(100);
+    pick_addr(rng, env, percent)
+}
+
+/// An address for a call that changes what it points at (munmap, mprotect,
+/// MAP_FIXED, ...): the fuzz child's own stack and image only rarely, or
+/// few batches would live long.
+fn target(rng: &mut Rng, env: &Env) -> u64 {
+    let p = rng.below(100);
+    let p = if (40..=53).contains(&p) && rng.chance(5, 6) { rng.below(40) } else { p };
+    pick_addr(rng, env, p)
+}
+
+fn pick_addr(rng: &mut Rng, env: &Env, percent: u64) -> u64 {
+    match percent {
+        0..=39 => {
+            let (base, size) = own_region(rng, env);
+            offset_into(rng, base, size)
+        }
+        40..=47 => {
+            // Below the fuzz loop's frame: only dead frames live there.
+            let below = if rng.chance(3, 4) { (rng.below(16) + 1) * PAGE } else { rng.below(16 * PAGE) + 1 };
+            env.stack.wrapping_sub(below)
+        }
+        48..=53 => {
+            let r = if rng.chance(1, 2) { env.text } else { env.data };
+            offset_into(rng, r.addr, r.len)
+        }
+        54..=59 => rng.pick(LOW_ADDRS),
+        60..=67 => rng.pick(KERNEL_ADDRS),
+        68..=75 => rng.pick(EDGE_ADDRS),
+        76..=81 => rng.pick(NONCANONICAL),
+        82..=84 => {
+            // A tagged pointer (top byte set) to the child's own memory.
+            let (base, size) = own_region(rng, env);
+            offset_into(rng, base, size) | (rng.below(255) + 1) << 56
+        }
+        85..=92 => {
+            let a = rng.next() & 0x0000_ffff_ffff_ffff;
+            if rng.chance(1, 2) {
+                a & !(PAGE - 1)
+            } else {
+                a
+            }
+        }
+        _ => rng.next(),
+    }
+}
+
+/// A pointer no kernel can let a user process use: the kernel half or
+/// non-canonical (unlike NULL, which root may map on Linux).
+fn bad_pointer(rng: &mut Rng) -> u64 {
+    if rng.chance(1, 2) {
+        rng.pick(KERNEL_ADDRS)
+    } else {
+        rng.pick(NONCANONICAL)
+    }
+}
+
+/// One of the child's own regions (base, length).
+fn own_region(rng: &mut Rng, env: &Env) -> (u64, u64) {
+    let r = own(rng, env);
+    (r.addr, r.len.clamp(PAGE, 1 << 24))
+}
+
+/// One of the child's own regions, with the protection it was made with.
+fn own(rng: &mut Rng, env: &Env) -> crate::child::Mapping {
+    match rng.below(6) {
+        i @ 0..=3 => env.regions[i as usize],
+        _ => rng.pick(&env.maps),
+    }
+}
+
+/// An address in (or just around) `[base, base + size)`.
+fn offset_into(rng: &mut Rng, base: u64, size: u64) -> u64 {
+    let pages = size / PAGE + 2;
+    if rng.chance(7, 10) {
+        base.wrapping_add(rng.below(pages) * PAGE).wrapping_sub(PAGE)
+    } else {
+        base.wrapping_add(rng.below(size + 2 * PAGE)).wrapping_sub(PAGE)
+    }
+}
+
+/// Writes `bytes` into the argument buffer at `offset`.
+fn put(env: &Env, offset: u64, bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: the argument buffer is the child's own private mapping,
+        // which no Rust object uses; if a fuzzed call unmapped or protected
+        // it, this faults and the (disposable) child dies of SIGSEGV.
+        unsafe { ((env.argbuf + offset + i as u64) as *mut u8).write_volatile(*b) };
+    }
+}
+
+fn put_u64(env: &Env, offset: u64, value: u64) {
+    put(env, offset, &value.to_le_bytes());
+}
+
+/// A path: one of [`PATHS`] (maybe mangled), a long one, or a pointer from [`addr`].
+fn path(rng: &mut Rng, env: &Env) -> u64 {
+    match rng.below(10) {
+        0..=6 => {
+            let p = rng.pick(PATHS).to_bytes_with_nul();
+            put(env, ARG_PATH, p);
+            if rng.chance(1, 10) && p.len() > 1 {
+                // Flip a byte (maybe the NUL: then the string runs on).
+                let at = rng.below(p.len() as u64);
+                put(env, ARG_PATH + at, &[rng.next() as u8]);
+            }
+            env.argbuf + ARG_PATH
+        }
+        7 => long_path(rng, env),
+        _ => addr(rng, env),
+    }
+}
+
+/// A path of 255 to 16 KiB bytes: a long name, a long path, or no NUL
+/// before the unmapped page after the argument buffer.
+fn long_path(rng: &mut Rng, env: &Env) -> u64 {
+    let area = ARG_PAGES * PAGE - ARG_LONG_PATH;
+    let n = rng.pick(&[255, 256, 4094, 4095, 4096, 4097, area - 1, area]);
+    let start = ARG_LONG_PATH + area - n;
+    let slashes = rng.chance(1, 2);
+    for i in 0..n {
+        let b = if i == 0 || (slashes && i % 8 == 0) { b'/' } else { b'a' };
+        put(env, start + i, &[b]);
+    }
+    // Terminated unless it fills the area (then it runs into the guard page).
+    if n < area {
+        put(env, start + n - 1, &[0]);
+    }
+    env.argbuf + start
+}
+
+/// An iovec array (in the argument buffer) or a pointer from [`addr`].
+fn iovecs(rng: &mut Rng, env: &Env) -> u64 {
+    if rng.chance(1, 4) {
+        return addr(rng, env);
+    }
+    for i in 0..ARG_IOV_MAX {
+        let base = addr(rng, env);
+        let length = if rng.chance(1, 2) { rng.below(2 * PAGE) } else { len(rng) };
+        put_u64(env, ARG_IOV + 16 * i, base);
+        put_u64(env, ARG_IOV + 16 * i + 8, length);
+    }
+    env.argbuf + ARG_IOV
+}
+
+fn iov_count(rng: &mut Rng) -> u64 {
+    match rng.below(8) {
+        0..=4 => rng.below(5),
+        5 => rng.below(ARG_IOV_MAX + 1),
+        6 => rng.pick(&[1023, 1024, 1025, 0x7fff_ffff, 0x8000_0000, u64::MAX, 1 << 32]),
+        _ => rng.next(),
+    }
+}
+
+/// A flag set for clone.
+fn clone(rng: &mut Rng, env: &Env) -> Call {
+    const CLONE_PARENT: u64 = 0x8000;
+    let flags = match rng.below(4) {
+        0 | 1 => SIGCHLD,
+        2 => SIGCHLD | rng.pick(&[0x100, 0x200, 0x400, 0x800, 0x1_0000, 0x4000, 0x10_0000, 0x100_0000, 0x8000_0000]),
+        _ => rng.next(),
+    };
+    let flags = if env.linux && flags != SIGCHLD {
+        // No CLONE_PARENT (the new process would be the fuzz runner's child)
+        // and SIGCHLD or no exit signal (another would kill the fuzz child).
+        (flags & !0xff & !CLONE_PARENT) | rng.pick(&[SIGCHLD, 0])
+    } else {
+        flags
+    };
+    let stack = if rng.chance(3, 4) { 0 } else { addr(rng, env) };
+    call(nr::CLONE, [flags, stack, addr(rng, env), rng.next(), addr(rng, env), 0])
+}
+
+/// An execve that must fail: a path that is not a program, or a program
+/// with an argv or envp the kernel cannot read in full.
+fn execve(rng: &mut Rng, env: &Env) -> Call {
+    put(env, ARG_MARKER, EXEC_MARKER.to_bytes_with_nul());
+    let marker = env.argbuf + ARG_MARKER;
+    // A sound array of `n` marker strings, optionally ending in a bad pointer.
+    let array = |rng: &mut Rng, bad: bool| -> u64 {
+        let n = if rng.chance(3, 4) { rng.below(4) } else { rng.below(ARG_ARRAY_MAX - 1) };
+        for i in 0..n {
+            put_u64(env, ARG_ARRAY + 8 * i, marker);
+        }
+        let mut end = n;
+        if bad {
+            put_u64(env, ARG_ARRAY + 8 * end, bad_pointer(rng));
+            end += 1;
+        }
+        put_u64(env, ARG_ARRAY + 8 * end, 0);
+        env.argbuf + ARG_ARRAY
+    };
+    let (path, argv, envp) = match rng.below(4) {
+        0 => {
+            // Not a program: any argv and envp.
+            let mut path = rng.pick(NOT_EXECUTABLE);
+            if env.avoid & AVOID_TRAILING_SLASH_EXEC != 0 && path == c"/bin/fuzz/" {
+                path = c"/nonexistent";
+            }
+            put(env, ARG_PATH, path.to_bytes_with_nul());
+            let argv = if rng.chance(1, 2) { array(rng, false) } else { addr(rng, env) };
+            (env.argbuf + ARG_PATH, argv, addr(rng, env))
+        }
+        1 => {
+            // A program, argv unreadable.
+            put(env, ARG_PATH, env.exe.to_bytes_with_nul());
+            let argv = if rng.chance(1, 2) { bad_pointer(rng) } else { array(rng, true) };
+            (env.argbuf + ARG_PATH, argv, rng.pick(&[0, argv]))
+        }
+        2 => {
+            // A program, argv sound (or NULL), envp unreadable.
+            put(env, ARG_PATH, env.exe.to_bytes_with_nul());
+            let argv = if rng.chance(1, 2) { 0 } else { env.argbuf + ARG_MARKER + 0x100 };
+            put_u64(env, ARG_MARKER + 0x100, marker);
+            put_u64(env, ARG_MARKER + 0x108, 0);
+            let envp = if rng.chance(1, 2) { bad_pointer(rng) } else { array(rng, true) };
+            (env.argbuf + ARG_PATH, argv, envp)
+        }
+        _ => {
+            // The path itself unreadable or too long.
+            let path = if rng.chance(1, 2) { bad_pointer(rng) } else { long_path(rng, env) };
+            (path, addr(rng, env), addr(rng, env))
+        }
+    };
+    call(nr::EXECVE, [path, argv, envp, rng.next(), 0, 0])
+}
+
+/// nanosleep of at most 100 µs, an invalid request, or an unreadable one.
+fn nanosleep(rng: &mut Rng, env: &Env) -> Call {
+    let request = if rng.chance(4, 5) {
+        let (sec, nsec) = match rng.below(6) {
+            0..=2 => (0, rng.below(100_001)),
+            3 => (0, rng.pick(&[1_000_000_000, u64::MAX, 1 << 63, 0x7fff_ffff_ffff_ffff])),
+            4 => (u64::MAX, rng.below(1000)),
+            _ => (rng.pick(&[u64::MAX, 1 << 63, u64::MAX - 1]), rng.pick(&[0, 1_000_000_000, u64::MAX])),
+        };
+        put_u64(env, ARG_TIMESPEC, sec);
+        put_u64(env, ARG_TIMESPEC + 8, nsec);
+        env.argbuf + ARG_TIMESPEC
+    } else {
+        bad_pointer(rng)
+    };
+    call(nr::NANOSLEEP, [request, addr(rng, env), rng.next(), 0, 0, 0])
+}
+
+fn mmap(rng: &mut Rng, env: &Env) -> Call {
+    const MAP_FIXED: u64 = 0x10;
+    const MAP_ANONYMOUS: u64 = 0x20;
+    const EXTRA: &[u64] = &[
+        0x100,     // MAP_GROWSDOWN
+        0x800,     // MAP_DENYWRITE
+        0x1000,    // MAP_EXECUTABLE
+        0x2000,    // MAP_LOCKED
+        0x4000,    // MAP_NORESERVE
+        0x8000,    // MAP_POPULATE
+        0x1_0000,  // MAP_NONBLOCK
+        0x2_0000,  // MAP_STACK
+        0x4_0000,  // MAP_HUGETLB
+        0x8_0000,  // MAP_SYNC
+        0x10_0000, // MAP_FIXED_NOREPLACE
+        0x400_0000, // MAP_UNINITIALIZED
+    ];
+    let fixed = rng.chance(3, 10);
+    let addr_arg = if rng.chance(3, 10) && (!fixed || rng.chance(1, 10)) { 0 } else { target(rng, env) };
+    let mut flags = match rng.below(10) {
+        0..=3 => 2,
+        4..=6 => 1,
+        7 => 3,
+        8 => 0,
+        _ => rng.below(16),
+    };
+    if fixed {
+        flags |= MAP_FIXED;
+    }
+    let anonymous = rng.chance(6, 10);
+    if anonymous {
+        flags |= MAP_ANONYMOUS;
+    }
+    for _ in 0..rng.below(3) {
+        if rng.chance(1, 2) {
+            flags |= rng.pick(EXTRA);
+        }
+    }
+    if rng.chance(1, 20) {
+        flags |= rng.next();
+    }
+    if env.avoid & AVOID_SHARED_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && flags & 1 != 0 {
+        flags = (flags & !3) | 2;
+    }
+    let fd_arg = if anonymous && rng.chance(4, 5) { u64::MAX } else { fd(rng, env) };
+    let offset = match rng.below(10) {
+        0..=5 => 0,
+        6 | 7 => rng.below(16) * PAGE,
+        8 => rng.pick(&[1, 100, 4095, 1 << 40, u64::MAX - 4095, i64::MAX as u64 & !(PAGE - 1), 1 << 63]),
+        _ => rng.next(),
+    };
+    let mut length = len(rng);
+    if env.avoid & AVOID_BIG_SHARED_ANON != 0 && flags & MAP_ANONYMOUS != 0 && flags & 1 != 0 && length > 8 << 20 {
+        length %= 8 << 20;
+    }
+    if env.avoid & AVOID_BIG_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && length > 64 << 20 {
+        length %= 64 << 20;
+    }
+    let mut prot = prot(rng);
+    if flags & MAP_FIXED != 0 && in_own_image_or_live_stack(env, addr_arg, length) {
+        // A new mapping there must fault, not run or feed the child's code
+        // with zeros (see `in_own_image_or_live_stack`).
+        prot = 0;
+    }
+    call(nr::MMAP, [addr_arg, length, prot, flags, fd_arg, offset])
+}
+
+/// Whether `[start, start + len)` overlaps the child's image or its live
+/// stack (the frames of the fuzz loop and above). Calls there may take
+/// access away (munmap, mprotect to less, MAP_FIXED with PROT_NONE: the
+/// child then dies of a signal) but not change what the child reads: zeroed
+/// jump tables or loop counters can make its own code spin forever, which
+/// would look like a hang of the kernel.
+fn in_own_image_or_live_stack(env: &Env, start: u64, len: u64) -> bool {
+    let end = start.saturating_add(len.max(1));
+    let image = (env.text.addr, env.data.addr + env.data.len + PAGE);
+    let stack = (env.stack.saturating_sub(PAGE), env.stack.saturating_add(8 << 20));
+    [image, stack].iter().any(|&(lo, hi)| start < hi && lo < end)
+}
+
+/// A load or store by the child itself: demand faults, copy-on-write and
+/// protection faults on whatever the fuzzed calls left behind.
+fn touch(rng: &mut Rng, env: &Env) -> Call {
+    let mut write = rng.chance(1, 2);
+    let target = if !write && rng.chance(1, 50) {
+        addr(rng, env)
+    } else {
+        let m = own(rng, env);
+        // Mostly what the mapping allows (later calls may have changed it).
+        if rng.chance(97, 100) {
+            if m.prot & 3 == 0 {
+                // Neither readable nor writable (as far as the fuzzer knows).
+                return call(nr::GETPID, [0; 6]);
+            }
+            if m.prot & 1 == 0 {
+                write = m.prot & 2 != 0;
+            }
+            if m.prot & 2 == 0 {
+                write = false;
+            }
+        }
+        m.addr.wrapping_add(rng.below(m.len.clamp(1, 1 << 24)))
+    };
+    let nr = if write { TOUCH_WRITE } else { TOUCH_READ };
+    call(nr, [target, rng.next() & 0xff, 0, 0, 0, 0])
+}
+
+/// Notes what a call made (new mappings and descriptors) and, roughly, how
+/// it changed the child's mappings, so that later loads and stores mostly
+/// go where they may.
+pub fn observe(env: &mut Env, call: &Call, ret: u64) {
+    use crate::child::Mapping;
+    let failed = (ret as i64) < 0 && (ret as i64) >= -4095;
+    if failed {
+        return;
+    }
+    let [a0, a1, a2, a3, ..] = call.args;
+    let page_len = |len: u64| len.wrapping_add(PAGE - 1) & !(PAGE - 1);
+    // Lowers the protection of every known mapping that [start, start + len) overlaps.
+    let restrict = |env: &mut Env, start: u64, len: u64, prot: u64| {
+        let end = start.saturating_add(page_len(len));
+        for m in env.regions.iter_mut().chain(env.maps.iter_mut()) {
+            if m.addr < end && start < m.addr.saturating_add(m.len) {
+                m.prot &= prot;
+            }
+        }
+    };
+    match call.nr {
+        nr::MMAP => {
+            let prot = if a2 & !7 == 0 { a2 } else { 0 };
+            if a3 & 0x10 != 0 {
+                restrict(env, ret, a1, prot);
+            }
+            env.maps[env.next_map % env.maps.len()] = Mapping { addr: ret, len: page_len(a1), prot };
+            env.next_map += 1;
+        }
+        nr::MUNMAP => restrict(env, a0, a1, 0),
+        nr::MPROTECT => restrict(env, a0, a1, a2),
+        nr::MADVISE if a2 & 0xffff_ffff == 9 || a2 & 0xffff_ffff == 100 => restrict(env, a0, a1, 0),
+        nr::BRK => {
+            let heap = &mut env.regions[3];
+            if ret < heap.addr.saturating_add(heap.len) {
+                heap.len = ret.saturating_sub(heap.addr);
+            }
+        }
+        nr::OPENAT => {
+            env.fds[env.next_fd % env.fds.len()] = ret;
+            env.next_fd += 1;
+        }
+        _ => {}
+    }
+}
