@@ -19,7 +19,7 @@
 //! have made `--iterations` system calls (default 20,000) from the seed
 //! (default 0x5eed): the same seed makes the same calls.
 //!
-//! Free memory (`MemFree`, see [`memfree`]) is read after a warm-up, after
+//! Free memory (`MemFree`, see [`free_memory`]) is read after a warm-up, after
 //! every batch and at the end: on Aspen, whose accounting is exact, it must
 //! not move at all (the children create no files: openat is read-only, no
 //! O_CREAT). On Linux (`uname` says "Linux") the check is informational.
@@ -48,7 +48,6 @@
 
 mod child;
 mod gen;
-mod memfree;
 mod ring;
 mod rng;
 mod script;
@@ -276,7 +275,7 @@ fn set_up(opts: &Options, ring: Ring) {
             println!("fuzz: warm-up batch {batch} (seed {:#x}) ended with {end}", warmup.seed);
         }
     }
-    let _ = memfree::memfree();
+    let _ = free_memory();
 }
 
 #[inline(never)]
@@ -419,11 +418,17 @@ impl core::fmt::Display for Failure {
 
 /// Free memory once it stopped moving: two readings 20 ms apart agree (an
 /// orphan of a warm-up child may still be being reaped by init).
+/// Free memory in bytes (see `aspen_sys::meminfo`), or why it could not
+/// be read.
+pub fn free_memory() -> Result<u64, &'static str> {
+    aspen_sys::meminfo::memfree().map_err(|_| "cannot read free memory from /proc/meminfo")
+}
+
 fn stable_memfree() -> Result<u64, &'static str> {
-    let mut last = memfree::memfree()?;
+    let mut last = free_memory()?;
     for _ in 0..SETTLE_STEPS {
         let _ = time::sleep_ms(20);
-        let now = memfree::memfree()?;
+        let now = free_memory()?;
         if now == last {
             break;
         }
@@ -434,13 +439,13 @@ fn stable_memfree() -> Result<u64, &'static str> {
 
 /// Free memory after the batch, once it has settled (None if unreadable).
 fn settled_memfree(expected: u64) -> Option<u64> {
-    let mut now = memfree::memfree().ok()?;
+    let mut now = free_memory().ok()?;
     for _ in 0..SETTLE_STEPS {
         if now == expected {
             break;
         }
         let _ = time::sleep_ms(10);
-        now = memfree::memfree().ok()?;
+        now = free_memory().ok()?;
     }
     Some(now)
 }
@@ -576,7 +581,7 @@ fn memory_verdict<'a>(
         return Err(MemoryFailure::NotMeasured);
     }
     let baseline = baseline.map_err(MemoryFailure::Unreadable)?;
-    let now = if opts.linux { memfree::memfree() } else { settled_memfree(baseline).ok_or("cannot read /proc/meminfo") }
+    let now = if opts.linux { free_memory() } else { settled_memfree(baseline).ok_or("cannot read /proc/meminfo") }
         .map_err(MemoryFailure::Unreadable)?;
     let diff = now as i64 - baseline as i64;
     if opts.linux {

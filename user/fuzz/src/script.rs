@@ -20,7 +20,7 @@ use aspen_sys::{println, time};
 
 use crate::child;
 use crate::gen::Call;
-use crate::memfree;
+use crate::free_memory;
 use crate::ring::{self, Logged, TOUCH_READ, TOUCH_WRITE};
 
 /// Most calls in a script.
@@ -149,7 +149,7 @@ fn settle() {
         process::exit_group(0);
     }
     let _ = process::wait4(-1, 0);
-    let _ = memfree::memfree();
+    let _ = free_memory();
 }
 
 /// Runs the script in `words`; returns the exit code.
@@ -162,7 +162,7 @@ pub fn run<'a>(words: impl Iterator<Item = &'a CStr>, linux: bool) -> i32 {
         }
     };
     settle();
-    let before = memfree::memfree();
+    let before = free_memory();
     let pid = match process::fork() {
         Ok(Fork::Child) => {
             let mut results = [0u64; MAX_CALLS];
@@ -237,7 +237,7 @@ pub fn run<'a>(words: impl Iterator<Item = &'a CStr>, linux: bool) -> i32 {
     };
     println!("fuzz: the child ended with {status}");
     let _ = time::sleep_ms(100);
-    match (before, memfree::memfree()) {
+    match (before, free_memory()) {
         (Ok(b), Ok(a)) => println!(
             "fuzz: free memory {a} bytes after, {b} before ({:+} bytes){}",
             a as i64 - b as i64,

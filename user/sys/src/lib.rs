@@ -25,6 +25,7 @@ pub mod errno;
 pub mod fs;
 pub mod io;
 pub mod mem;
+pub mod meminfo;
 pub mod process;
 pub mod raw;
 pub mod start;
