@@ -85,6 +85,9 @@ fn lookups_follow_linux_rules() {
     assert!(vfs.lookup(b"/../../bin/hello").is_ok());
     assert_eq!(vfs.lookup(b"/bin/nothing").err(), Some(Errno::ENOENT));
     assert_eq!(vfs.lookup(b"/bin/hello/x").err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.lookup(b"/bin/hello/").err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.open(b"/bin/hello/", RDONLY, 0).err(), Some(Errno::ENOTDIR));
+    assert!(vfs.lookup(b"/bin/").unwrap().is_dir());
     assert_eq!(vfs.lookup(b"").err(), Some(Errno::ENOENT));
     let long = alloc::vec![b'a'; 300];
     assert_eq!(vfs.lookup(&long).err(), Some(Errno::ENAMETOOLONG));

@@ -239,7 +239,12 @@ impl<E: MmEnv + 'static> Vfs<E> {
             let next = here.dir()?.lock().get(part).cloned().ok_or(Errno::ENOENT)?;
             stack.push(next);
         }
-        Ok(stack.pop().unwrap_or_else(|| self.root.clone()))
+        let node = stack.pop().unwrap_or_else(|| self.root.clone());
+        // "name/" names a directory: a file there is ENOTDIR, as in Linux.
+        if (path.ends_with(b"/") || path.ends_with(b"/.")) && !node.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(node)
     }
 
     /// Opens (or with `O_CREAT` creates) the file at `path`.
