@@ -415,7 +415,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let mut page = sub.start;
             while page < sub.end_exclusive {
                 match self.fault_in(page, kind) {
-                    Ok(()) | Err(FaultError::Bus | FaultError::Segv) => {}
+                    Ok(()) | Err(FaultError::Segv) => {}
+                    // Past the end of the file (or a pager error): the rest
+                    // of this mapping cannot be had either; stop here, as
+                    // Linux does, instead of walking a huge mapping page by
+                    // page.
+                    Err(FaultError::Bus) => break,
                     Err(FaultError::OutOfMemory) => return Err(FaultError::OutOfMemory),
                 }
                 page = page + PAGE_SIZE;
