@@ -27,6 +27,7 @@
 //! Run with `scripts/host-bench.sh` (a table of the results) or
 //! `cargo bench -p aspen-mm --bench paging [-- FILTER]`.
 
+use aspen_mm::testbed::NoTlb;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ use aspen_mm::aspace::{AddressSpace, Env};
 use aspen_mm::frame::{BuddyAllocator, FrameAllocator};
 use aspen_mm::paging::{Editor, Mapping, PageAttrs, PageTable, VaHalf};
 use aspen_mm::testbed::Arena;
-use aspen_mm::tlb::{Asid, TlbOps, TlbScope};
+use aspen_mm::tlb::{Asid, TlbScope};
 
 /// Pages per operation: 1 page up to 1 GiB, by factors of 8.
 const SIZES: [u64; 7] = [1, 8, 64, 512, 4096, 32_768, 262_144];
@@ -56,19 +57,6 @@ const FAKE_PA: PhysAddr = PhysAddr::new(0x100_0000_0000);
 const MAX_BATCH: u64 = 64;
 const BATCH_PAGES: u64 = 4096;
 
-/// TLB maintenance that does nothing: the host has no TLB to maintain, and
-/// a recorder would measure its own bookkeeping.
-struct NoTlb;
-
-impl TlbOps for NoTlb {
-    fn begin(&self) {}
-    fn invalidate_page(&self, _: Asid, _: VirtAddr, _: bool) {}
-    fn invalidate_asid(&self, _: Asid) {}
-    fn invalidate_kernel_page(&self, _: VirtAddr, _: bool) {}
-    fn invalidate_all(&self) {}
-    fn invalidate_all_local(&self) {}
-    fn sync(&self) {}
-}
 
 const SCOPE: TlbScope = TlbScope::Asid(Asid(1));
 

@@ -28,6 +28,7 @@
 //! in one generation and that 8-bit ASIDs never have bits [15:8] set.
 //! At the end everything is destroyed and every frame is back.
 
+use aspen_mm::testbed::NoTlb;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -187,19 +188,6 @@ impl TlbOps for LocalTlb<'_, '_> {
     }
 }
 
-/// The TLB backend for editing a table that never ran (no ASID yet): no
-/// TLB can hold its entries, so nothing needs invalidating.
-struct NoTlb;
-
-impl TlbOps for NoTlb {
-    fn begin(&self) {}
-    fn invalidate_page(&self, _: Asid, _: VirtAddr, _: bool) {}
-    fn invalidate_asid(&self, _: Asid) {}
-    fn invalidate_kernel_page(&self, _: VirtAddr, _: bool) {}
-    fn invalidate_all(&self) {}
-    fn invalidate_all_local(&self) {}
-    fn sync(&self) {}
-}
 
 /// The buddy allocator, checking on every free that no TLB still leads to
 /// the frame (unhook, invalidate, sync, then free).

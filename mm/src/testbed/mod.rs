@@ -18,7 +18,7 @@ mod tests;
 
 pub use arena::Arena;
 pub use machine::{AccessKind, El, Fault, Machine, TlbStats};
-pub use recording::{RecordingTlb, TlbEvent};
+pub use recording::{NoTlb, RecordingTlb, TlbEvent};
 
 /// Checks the bracket every TLB backend expects: `begin`, invalidations,
 /// `sync`, on one CPU, never nested.

@@ -95,3 +95,18 @@ impl TlbOps for RecordingTlb {
         self.record(TlbEvent::Sync);
     }
 }
+
+/// TLB maintenance that does nothing: for tables no TLB can hold entries
+/// of (never active), and for benchmarks that must not measure a
+/// recorder's bookkeeping.
+pub struct NoTlb;
+
+impl TlbOps for NoTlb {
+    fn begin(&self) {}
+    fn invalidate_page(&self, _: Asid, _: VirtAddr, _: bool) {}
+    fn invalidate_asid(&self, _: Asid) {}
+    fn invalidate_kernel_page(&self, _: VirtAddr, _: bool) {}
+    fn invalidate_all(&self) {}
+    fn invalidate_all_local(&self) {}
+    fn sync(&self) {}
+}

@@ -1,6 +1,7 @@
 //! The table code driven against the TLB model: accesses see every change,
 //! and the model catches deliberately wrong maintenance.
 
+use crate::testbed::NoTlb;
 use super::{pages, Fixture, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::paging::{PageAttrs, PageSize, VaHalf};
@@ -157,18 +158,6 @@ fn kernel_linear_map_split_and_protect() {
     assert_eq!(cpu.read(El::El1, uart.start), Err(Fault::External { pa: PhysAddr::new(0x0900_0000) }));
 }
 
-/// TLB maintenance that does nothing.
-struct NoTlb;
-
-impl TlbOps for NoTlb {
-    fn begin(&self) {}
-    fn invalidate_page(&self, _: Asid, _: VirtAddr, _: bool) {}
-    fn invalidate_asid(&self, _: Asid) {}
-    fn invalidate_kernel_page(&self, _: VirtAddr, _: bool) {}
-    fn invalidate_all(&self) {}
-    fn invalidate_all_local(&self) {}
-    fn sync(&self) {}
-}
 
 /// Forwards to the model, possibly mangling each invalidation.
 struct Mangled<'m, 'a> {
