@@ -171,9 +171,7 @@ impl fmt::Display for ElfError {
             ElfError::BadProgramHeaderSize(s) => write!(f, "program header size {s}, not 56"),
             ElfError::BadProgramHeaderCount(n) => write!(f, "{n} program headers"),
             ElfError::ProgramHeadersOutOfFile => f.write_str("program headers outside the file"),
-            ElfError::InterpreterUnsupported => {
-                f.write_str("dynamically linked (PT_INTERP): not supported")
-            }
+            ElfError::InterpreterUnsupported => f.write_str("dynamically linked (PT_INTERP): not supported"),
             ElfError::NoLoadableSegment => f.write_str("no loadable segment"),
             ElfError::FileSizeExceedsMemSize(i) => {
                 write!(f, "segment {i}: file size exceeds memory size")
@@ -236,11 +234,7 @@ pub struct Segment {
 impl Segment {
     /// The segment's permissions.
     pub const fn permissions(&self) -> Permissions {
-        Permissions {
-            readable: self.readable,
-            writable: self.writable,
-            executable: self.executable,
-        }
+        Permissions { readable: self.readable, writable: self.writable, executable: self.executable }
     }
 
     /// One past its last byte in memory.
@@ -333,21 +327,15 @@ impl ElfImage {
         let table = header
             .phoff
             .checked_add(table_len)
-            .and_then(|end| {
-                file.get(usize::try_from(header.phoff).ok()?..usize::try_from(end).ok()?)
-            })
+            .and_then(|end| file.get(usize::try_from(header.phoff).ok()?..usize::try_from(end).ok()?))
             .ok_or(ElfError::ProgramHeadersOutOfFile)?;
 
         let mut loads: Vec<(usize, Segment)> = Vec::new();
         let mut pt_phdr = None;
         let mut stack_exec = false;
         let mut max_align = PAGE_SIZE;
-        for (index, raw) in table
-            .chunks_exact(usize::from(PROGRAM_HEADER_SIZE))
-            .enumerate()
-        {
-            let header_fields =
-                ProgramHeader::parse(raw).ok_or(ElfError::ProgramHeadersOutOfFile)?;
+        for (index, raw) in table.chunks_exact(usize::from(PROGRAM_HEADER_SIZE)).enumerate() {
+            let header_fields = ProgramHeader::parse(raw).ok_or(ElfError::ProgramHeadersOutOfFile)?;
             match header_fields.kind {
                 PT_INTERP => return Err(ElfError::InterpreterUnsupported),
                 PT_PHDR => pt_phdr = Some(header_fields.vaddr),
@@ -404,8 +392,7 @@ impl ElfImage {
             ElfKind::Exec => Ok(0),
             ElfKind::Dyn => {
                 let lowest = self.segments.first().map_or(0, |segment| segment.vaddr);
-                let bias = align_down(dyn_base, self.max_align)
-                    .wrapping_sub(align_down(lowest, self.max_align));
+                let bias = align_down(dyn_base, self.max_align).wrapping_sub(align_down(lowest, self.max_align));
                 self.check_placement(bias)?;
                 Ok(bias)
             }
@@ -421,10 +408,7 @@ impl ElfImage {
         let segments = self
             .segments
             .iter()
-            .map(|segment| Segment {
-                vaddr: segment.vaddr.wrapping_add(bias),
-                ..*segment
-            })
+            .map(|segment| Segment { vaddr: segment.vaddr.wrapping_add(bias), ..*segment })
             .collect();
         Ok(ElfImage {
             kind: self.kind,
@@ -447,18 +431,13 @@ impl ElfImage {
     /// last page of the highest: the address space the image takes.
     pub fn mapping_size(&self) -> u64 {
         let lowest = self.segments.first().map_or(0, |segment| segment.vaddr);
-        self.initial_brk()
-            .saturating_sub(align_down(lowest, PAGE_SIZE))
+        self.initial_brk().saturating_sub(align_down(lowest, PAGE_SIZE))
     }
 
     /// The initial program break: the end of the highest segment, rounded
     /// up to a page (Linux's `start_brk` without randomisation).
     pub fn initial_brk(&self) -> u64 {
-        self.segments
-            .iter()
-            .map(|segment| align_up(segment.end()))
-            .max()
-            .unwrap_or(0)
+        self.segments.iter().map(|segment| align_up(segment.end())).max().unwrap_or(0)
     }
 
     /// Checks that every segment moved by `bias` (modulo 2^64) lies in
@@ -471,9 +450,7 @@ impl ElfImage {
         let fits = self.segments.iter().all(|segment| {
             let start = segment.vaddr.wrapping_add(bias);
             align_down(start, PAGE_SIZE) >= USER_ADDR_MIN
-                && start
-                    .checked_add(segment.memsz)
-                    .is_some_and(|end| align_up(end) <= USER_ADDR_END)
+                && start.checked_add(segment.memsz).is_some_and(|end| align_up(end) <= USER_ADDR_END)
         });
         if fits {
             Ok(())
@@ -563,12 +540,7 @@ impl ProgramHeader {
 
 /// Checks one `PT_LOAD` (program header `index`) of a file of `file_len`
 /// bytes, as Linux's loader and `mmap` would.
-fn check_load(
-    header: &ProgramHeader,
-    index: usize,
-    file_len: usize,
-    kind: ElfKind,
-) -> Result<Segment, ElfError> {
+fn check_load(header: &ProgramHeader, index: usize, file_len: usize, kind: ElfKind) -> Result<Segment, ElfError> {
     if header.filesz > header.memsz {
         return Err(ElfError::FileSizeExceedsMemSize(index));
     }
@@ -609,20 +581,16 @@ fn check_load(
 fn phdr_address(pt_phdr: Option<u64>, header: &FileHeader, segments: &[Segment]) -> Option<u64> {
     let table_len = u64::from(header.phnum) * u64::from(PROGRAM_HEADER_SIZE);
     let declared = pt_phdr.filter(|&vaddr| {
-        vaddr.checked_add(table_len).is_some_and(|end| {
-            segments
-                .iter()
-                .any(|segment| segment.vaddr <= vaddr && end <= segment.end())
-        })
+        vaddr
+            .checked_add(table_len)
+            .is_some_and(|end| segments.iter().any(|segment| segment.vaddr <= vaddr && end <= segment.end()))
     });
     declared.or_else(|| {
         let table_end = header.phoff.checked_add(table_len)?;
         segments.iter().find_map(|segment| {
             let file_end = segment.file_offset.checked_add(segment.filesz)?;
             if segment.file_offset <= header.phoff && table_end <= file_end {
-                segment
-                    .vaddr
-                    .checked_add(header.phoff - segment.file_offset)
+                segment.vaddr.checked_add(header.phoff - segment.file_offset)
             } else {
                 None
             }
@@ -640,29 +608,15 @@ fn plan_segment(segment: &Segment) -> SegmentPages {
     } else {
         let file_pages_end = align_up(file_data_end);
         let file = FileMapping {
-            pages: AddrRange {
-                start: first_page,
-                end: file_pages_end,
-            },
+            pages: AddrRange { start: first_page, end: file_pages_end },
             file_offset: align_down(segment.file_offset, PAGE_SIZE),
         };
         let zero_tail = (segment.memsz > segment.filesz && file_pages_end > file_data_end)
-            .then_some(AddrRange {
-                start: file_data_end,
-                end: file_pages_end,
-            });
+            .then_some(AddrRange { start: file_data_end, end: file_pages_end });
         (Some(file), zero_tail, file_pages_end)
     };
-    let anonymous = (mem_end > anonymous_start).then_some(AddrRange {
-        start: anonymous_start,
-        end: mem_end,
-    });
-    SegmentPages {
-        segment: *segment,
-        file,
-        zero_tail,
-        anonymous,
-    }
+    let anonymous = (mem_end > anonymous_start).then_some(AddrRange { start: anonymous_start, end: mem_end });
+    SegmentPages { segment: *segment, file, zero_tail, anonymous }
 }
 
 /// `addr` rounded down to a multiple of `align` (a power of two).

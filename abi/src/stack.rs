@@ -174,22 +174,10 @@ pub struct InitialStack {
 }
 
 /// Builds the initial stack that ends at `stack_top`.
-pub fn build_initial_stack(
-    stack_top: u64,
-    args: &ExecArgs<'_>,
-    aux: &AuxValues,
-) -> Result<InitialStack, StackError> {
+pub fn build_initial_stack(stack_top: u64, args: &ExecArgs<'_>, aux: &AuxValues) -> Result<InitialStack, StackError> {
     let empty_argv: [&[u8]; 1] = [b""];
-    let argv = if args.argv.is_empty() {
-        &empty_argv[..]
-    } else {
-        args.argv
-    };
-    let strings = || {
-        argv.iter()
-            .chain(args.envp)
-            .chain(core::iter::once(&args.execfn))
-    };
+    let argv = if args.argv.is_empty() { &empty_argv[..] } else { args.argv };
+    let strings = || argv.iter().chain(args.envp).chain(core::iter::once(&args.execfn));
     if strings().any(|string| string.contains(&0)) {
         return Err(StackError::StringContainsNul);
     }
@@ -213,10 +201,7 @@ pub fn build_initial_stack(
     let auxv = auxv_entries(aux, random_addr, execfn_addr, platform_addr);
     let auxv_words = 2 * auxv.len() as u64;
     let vector_words = (argv.len() as u64 + 1) + (args.envp.len() as u64 + 1) + 1;
-    let initial_sp = align_down(
-        below(random_addr, (auxv_words + vector_words) * WORD)?,
-        STACK_ALIGN,
-    );
+    let initial_sp = align_down(below(random_addr, (auxv_words + vector_words) * WORD)?, STACK_ALIGN);
 
     // Bytes, written upwards from the bottom.
     let mut bytes = Vec::with_capacity(stack_top.saturating_sub(initial_sp) as usize);

@@ -133,10 +133,7 @@ impl Timespec {
     /// Reads one as user memory holds it (not yet checked).
     pub const fn from_bytes(bytes: [u8; Self::SIZE]) -> Timespec {
         let value = u128::from_le_bytes(bytes);
-        Timespec {
-            tv_sec: value as u64 as i64,
-            tv_nsec: (value >> 64) as u64 as i64,
-        }
+        Timespec { tv_sec: value as u64 as i64, tv_nsec: (value >> 64) as u64 as i64 }
     }
 
     /// Its bytes in user memory.
@@ -173,10 +170,7 @@ impl Timespec {
         let seconds = ticks / frequency;
         let remainder = u128::from(ticks % frequency);
         let nanos = remainder * u128::from(NANOS_PER_SECOND) / u128::from(frequency);
-        Timespec {
-            tv_sec: i64::try_from(seconds).unwrap_or(i64::MAX),
-            tv_nsec: nanos as i64,
-        }
+        Timespec { tv_sec: i64::try_from(seconds).unwrap_or(i64::MAX), tv_nsec: nanos as i64 }
     }
 }
 
@@ -274,8 +268,7 @@ pub const fn decode_reboot(magic1: u32, magic2: u32, cmd: u32) -> Result<RebootC
         return Err(Errno::EINVAL);
     }
     match magic2 {
-        LINUX_REBOOT_MAGIC2 | LINUX_REBOOT_MAGIC2A | LINUX_REBOOT_MAGIC2B
-        | LINUX_REBOOT_MAGIC2C => {}
+        LINUX_REBOOT_MAGIC2 | LINUX_REBOOT_MAGIC2A | LINUX_REBOOT_MAGIC2B | LINUX_REBOOT_MAGIC2C => {}
         _ => return Err(Errno::EINVAL),
     }
     match cmd {
@@ -351,9 +344,7 @@ impl FileType {
     /// The type that `mode`'s `S_IFMT` bits name, if any (cpio headers
     /// carry modes in this encoding).
     pub fn from_mode(mode: u32) -> Option<FileType> {
-        FileType::ALL
-            .into_iter()
-            .find(|file_type| file_type.mode_bits() == mode & S_IFMT)
+        FileType::ALL.into_iter().find(|file_type| file_type.mode_bits() == mode & S_IFMT)
     }
 }
 
@@ -515,14 +506,7 @@ impl UtsName<'_> {
     /// Its bytes in user memory; `EINVAL` when a field is longer than 64
     /// bytes or holds a NUL (as `sethostname` refuses such names).
     pub fn to_bytes(&self) -> Result<[u8; UTSNAME_SIZE], Errno> {
-        let fields = [
-            self.sysname,
-            self.nodename,
-            self.release,
-            self.version,
-            self.machine,
-            self.domainname,
-        ];
+        let fields = [self.sysname, self.nodename, self.release, self.version, self.machine, self.domainname];
         let mut bytes = [0; UTSNAME_SIZE];
         for (index, field) in fields.into_iter().enumerate() {
             if field.len() >= UTSNAME_FIELD_SIZE || field.contains(&0) {
@@ -537,10 +521,7 @@ impl UtsName<'_> {
 /// Copies `data` into `out` at `at`; the callers' offsets are constants
 /// within their fixed-size records.
 fn put(out: &mut [u8], at: usize, data: &[u8]) {
-    if let Some(target) = at
-        .checked_add(data.len())
-        .and_then(|end| out.get_mut(at..end))
-    {
+    if let Some(target) = at.checked_add(data.len()).and_then(|end| out.get_mut(at..end)) {
         target.copy_from_slice(data);
     }
 }

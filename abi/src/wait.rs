@@ -30,14 +30,7 @@ pub enum Signal {
 
 impl Signal {
     /// Every signal Aspen raises.
-    pub const ALL: [Signal; 6] = [
-        Signal::Ill,
-        Signal::Trap,
-        Signal::Bus,
-        Signal::Kill,
-        Signal::Segv,
-        Signal::Chld,
-    ];
+    pub const ALL: [Signal; 6] = [Signal::Ill, Signal::Trap, Signal::Bus, Signal::Kill, Signal::Segv, Signal::Chld];
 
     /// The Linux signal number.
     pub const fn number(self) -> u8 {
@@ -46,9 +39,7 @@ impl Signal {
 
     /// The signal with Linux number `number`, if Aspen knows it.
     pub fn from_number(number: u32) -> Option<Signal> {
-        Signal::ALL
-            .into_iter()
-            .find(|signal| u32::from(signal.number()) == number)
+        Signal::ALL.into_iter().find(|signal| u32::from(signal.number()) == number)
     }
 
     /// Its name, as in `<signal.h>`.
@@ -206,10 +197,7 @@ mod tests {
             assert!(status.is_signaled() && !status.is_exited());
             assert_eq!(status.term_signal(), Some(signal.number()));
             assert_eq!(status.exit_code(), None);
-            assert_eq!(
-                Signal::from_number(u32::from(signal.number())),
-                Some(signal)
-            );
+            assert_eq!(Signal::from_number(u32::from(signal.number())), Some(signal));
         }
         // A stopped status (0x7f low bits) is neither.
         let stopped = WaitStatus(0x137f);

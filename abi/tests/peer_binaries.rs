@@ -20,15 +20,10 @@ fn peer_binaries_load() {
         .filter(|path| path.is_file())
         .collect();
     paths.sort();
-    assert!(
-        !paths.is_empty(),
-        "no files in {}",
-        Path::new(&dir).display()
-    );
+    assert!(!paths.is_empty(), "no files in {}", Path::new(&dir).display());
     for path in paths {
         let file = fs::read(&path).unwrap();
-        let image =
-            ElfImage::parse(&file).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let image = ElfImage::parse(&file).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let bias = image.load_bias(ELF_ET_DYN_BASE).unwrap();
         let placed = image.relocated(bias).unwrap();
         println!(
@@ -53,28 +48,20 @@ fn peer_binaries_load() {
                 if s.readable { 'r' } else { '-' },
                 if s.writable { 'w' } else { '-' },
                 if s.executable { 'x' } else { '-' },
-                pages
-                    .file
-                    .map(|f| (f.pages.start, f.pages.end, f.file_offset)),
+                pages.file.map(|f| (f.pages.start, f.pages.end, f.file_offset)),
                 pages.zero_tail.map(|z| (z.start, z.end)),
                 pages.anonymous.map(|a| (a.start, a.end)),
             );
         }
         assert_eq!(bias == 0, placed.kind == ElfKind::Exec);
         assert!(
-            placed.segments.iter().any(|s| s.executable
-                && s.vaddr <= placed.entry
-                && placed.entry < s.vaddr + s.memsz),
+            placed.segments.iter().any(|s| s.executable && s.vaddr <= placed.entry && placed.entry < s.vaddr + s.memsz),
             "the entry point is in an executable segment"
         );
 
         // AT_PHDR points at a copy of the program header table.
         let phdr = placed.phdr.expect("the program headers are loaded");
-        let holder = placed
-            .segments
-            .iter()
-            .find(|s| s.vaddr <= phdr && phdr < s.vaddr + s.filesz)
-            .unwrap();
+        let holder = placed.segments.iter().find(|s| s.vaddr <= phdr && phdr < s.vaddr + s.filesz).unwrap();
         let at = (holder.file_offset + (phdr - holder.vaddr)) as usize;
         let phoff = u64::from_le_bytes(file[32..40].try_into().unwrap()) as usize;
         let table_len = usize::from(placed.phnum) * usize::from(PROGRAM_HEADER_SIZE);
@@ -89,12 +76,8 @@ fn peer_binaries_load() {
             ..AuxValues::default()
         };
         let name = path.to_string_lossy().into_owned();
-        let args = ExecArgs {
-            argv: &[name.as_bytes()],
-            envp: &[b"HOME=/"],
-            execfn: name.as_bytes(),
-            random: [0x5a; 16],
-        };
+        let args =
+            ExecArgs { argv: &[name.as_bytes()], envp: &[b"HOME=/"], execfn: name.as_bytes(), random: [0x5a; 16] };
         let stack = build_initial_stack(0xffff_ffff_f000, &args, &aux).unwrap();
         assert_eq!(stack.initial_sp % 16, 0);
     }

@@ -154,7 +154,11 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_members_until_the_trailer() {
-        let a = archive(&[(".", S_IFDIR | 0o755, b""), ("bin", S_IFDIR | 0o755, b""), ("bin/x", S_IFREG | 0o755, b"hello")]);
+        let a = archive(&[
+            (".", S_IFDIR | 0o755, b""),
+            ("bin", S_IFDIR | 0o755, b""),
+            ("bin/x", S_IFREG | 0o755, b"hello"),
+        ]);
         let names: Vec<_> = Reader::new(&a).map(|e| e.unwrap().name).collect();
         assert_eq!(names, ["bin", "bin/x"]);
         let x = Reader::new(&a).map(Result::unwrap).find(|e| e.name == "bin/x").unwrap();

@@ -27,7 +27,10 @@ pub enum NodeKind<E: MmEnv + 'static> {
     Dir(Mutex<BTreeMap<String, Arc<Node<E>>>>),
     File(Arc<FileObject<'static, E>>),
     /// A character device; the kernel decides what its major/minor mean.
-    CharDevice { major: u32, minor: u32 },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// A file, directory or device.
@@ -119,7 +122,13 @@ pub struct Vfs<E: MmEnv + 'static> {
 }
 
 fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Arc<Node<E>> {
-    Arc::new(Node { ino, mode: S_IFDIR | (mode & 0o7777), writable, dev, kind: NodeKind::Dir(Mutex::new(BTreeMap::new())) })
+    Arc::new(Node {
+        ino,
+        mode: S_IFDIR | (mode & 0o7777),
+        writable,
+        dev,
+        kind: NodeKind::Dir(Mutex::new(BTreeMap::new())),
+    })
 }
 
 /// The components of `path` that name something (no empty ones, no ".").
@@ -178,7 +187,13 @@ impl<E: MmEnv + 'static> Vfs<E> {
                         path: alloc::format!("/{}", entry.name),
                     };
                     let object = FileObject::new(self.env, Arc::new(ReadOnlyPager::new(entry.data)), identity);
-                    Arc::new(Node { ino, mode: entry.mode, writable: false, dev: INITRAMFS_DEV, kind: NodeKind::File(object) })
+                    Arc::new(Node {
+                        ino,
+                        mode: entry.mode,
+                        writable: false,
+                        dev: INITRAMFS_DEV,
+                        kind: NodeKind::File(object),
+                    })
                 }
                 S_IFCHR => Arc::new(Node {
                     ino,
@@ -205,7 +220,10 @@ impl<E: MmEnv + 'static> Vfs<E> {
         for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
             let next = {
                 let mut entries = dir.dir()?.lock();
-                entries.entry(String::from(part)).or_insert_with(|| new_dir(self.ino(), 0o755, false, INITRAMFS_DEV)).clone()
+                entries
+                    .entry(String::from(part))
+                    .or_insert_with(|| new_dir(self.ino(), 0o755, false, INITRAMFS_DEV))
+                    .clone()
             };
             dir = next;
         }
@@ -290,15 +308,32 @@ impl<E: MmEnv + 'static> Vfs<E> {
             parent_path.push('/');
             parent_path.push_str(p);
         }
-        let parent = self.lookup(parent_path.as_bytes()).or_else(|e| if parent_path.is_empty() { Ok(self.root.clone()) } else { Err(e) })?;
+        let parent = self.lookup(parent_path.as_bytes()).or_else(|e| {
+            if parent_path.is_empty() {
+                Ok(self.root.clone())
+            } else {
+                Err(e)
+            }
+        })?;
         let entries = parent.dir()?;
         if !parent.writable {
             return Err(Errno::EROFS);
         }
         let ino = self.ino();
-        let identity = FileIdentity { major: parent.dev.0, minor: parent.dev.1, inode: ino, path: alloc::format!("/{}", parts.join("/")) };
+        let identity = FileIdentity {
+            major: parent.dev.0,
+            minor: parent.dev.1,
+            inode: ino,
+            path: alloc::format!("/{}", parts.join("/")),
+        };
         let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
-        let node = Arc::new(Node { ino, mode: S_IFREG | (mode & 0o777), writable: true, dev: parent.dev, kind: NodeKind::File(object) });
+        let node = Arc::new(Node {
+            ino,
+            mode: S_IFREG | (mode & 0o777),
+            writable: true,
+            dev: parent.dev,
+            kind: NodeKind::File(object),
+        });
         let mut entries = entries.lock();
         // Someone may have created it meanwhile: open what is there.
         Ok(entries.entry(String::from(*name)).or_insert(node).clone())

@@ -2,9 +2,9 @@
 //! reserved ranges, the command line, the initrd and the PSCI conduit. With
 //! no (or an unreadable) device tree, the board's defaults stand in.
 
+use aspen_devicetree::PsciMethod;
 use aspen_mm::region::RangeSet;
 use aspen_mm::{PhysAddr, PhysRange};
-use aspen_devicetree::PsciMethod;
 
 use crate::arch::firmware::PsciConduit;
 use crate::board::BOARD;

@@ -111,9 +111,8 @@ unsafe impl GlobalAlloc for GrowingHeap {
         let mut regions = self.0.lock();
         let count = regions.count;
         let address = ptr as usize;
-        let Some(index) = regions.heaps[..count]
-            .iter()
-            .position(|h| (h.bottom() as usize..h.top() as usize).contains(&address))
+        let Some(index) =
+            regions.heaps[..count].iter().position(|h| (h.bottom() as usize..h.top() as usize).contains(&address))
         else {
             return;
         };

@@ -28,7 +28,11 @@ pub fn init() {
     gic.enable(TIMER_INTID);
     timer::allow_user_counter();
     timer::arm_oneshot(1);
-    log::info!("interrupts: GICv2 with {} lines; timer on demand, {} ms slices", gic.lines(), crate::task::sched::TIME_SLICE_MS);
+    log::info!(
+        "interrupts: GICv2 with {} lines; timer on demand, {} ms slices",
+        gic.lines(),
+        crate::task::sched::TIME_SLICE_MS
+    );
 }
 
 /// Timer interrupts since `init`.

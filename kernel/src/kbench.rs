@@ -74,7 +74,10 @@ pub fn run() {
     let irqs = cpu::disable_irqs();
     let (root, asid) = mm.activate(cpu::cpu_id());
     mmu::set_user_table(root, asid.0);
-    println!("kbench tlb_crossover freq={} rounds={ROUNDS} (ticks per operation: per-page / whole-ASID)", timer::frequency());
+    println!(
+        "kbench tlb_crossover freq={} rounds={ROUNDS} (ticks per operation: per-page / whole-ASID)",
+        timer::frequency()
+    );
     for w in [16u64, 64, 256, 512] {
         let mut line = alloc::format!("kbench tlb_crossover working_set={w}");
         let mut crossover = None;

@@ -73,7 +73,12 @@ macro_rules! check_eq {
         if l != r {
             return Err(alloc::format!(
                 "{} == {} failed: {:?} != {:?} at {}:{}",
-                stringify!($left), stringify!($right), l, r, file!(), line!()
+                stringify!($left),
+                stringify!($right),
+                l,
+                r,
+                file!(),
+                line!()
             ));
         }
     }};

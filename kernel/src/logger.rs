@@ -16,13 +16,7 @@ impl Log for ConsoleLogger {
 
     fn log(&self, record: &Record<'_>) {
         let t = timer::uptime();
-        crate::println!(
-            "[{:>4}.{:06}] {:<5} {}",
-            t.as_secs(),
-            t.subsec_micros(),
-            record.level(),
-            record.args()
-        );
+        crate::println!("[{:>4}.{:06}] {:<5} {}", t.as_secs(), t.subsec_micros(), record.level(), record.args());
     }
 
     fn flush(&self) {}

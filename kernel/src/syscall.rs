@@ -14,8 +14,8 @@ use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
 
 use crate::arch::exception::TrapFrame;
-use crate::arch::uaccess::{self, Access, UserFault};
 use crate::arch::timer;
+use crate::arch::uaccess::{self, Access, UserFault};
 use crate::process::fd::Description;
 use crate::process::{self, procfs};
 use crate::task::sched;
@@ -464,7 +464,8 @@ fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
         if pointer == 0 {
             return Ok(out);
         }
-        let string = read_string(pointer, *budget).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        let string =
+            read_string(pointer, *budget).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
         *budget = budget.checked_sub(string.len() + 1).ok_or(Errno::E2BIG)?;
         out.push(string);
     }

@@ -57,7 +57,6 @@ const FAKE_PA: PhysAddr = PhysAddr::new(0x100_0000_0000);
 const MAX_BATCH: u64 = 64;
 const BATCH_PAGES: u64 = 4096;
 
-
 const SCOPE: TlbScope = TlbScope::Asid(Asid(1));
 
 /// Simulated RAM and its frame allocator.

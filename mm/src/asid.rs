@@ -188,9 +188,7 @@ impl AsidAllocator {
         let old_active = self.active[cpu].load(Ordering::Relaxed);
         if old_active != 0
             && self.is_current(id)
-            && self.active[cpu]
-                .compare_exchange(old_active, id, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.active[cpu].compare_exchange(old_active, id, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             return Asid((id & ASID_MASK) as u16);
         }
@@ -229,9 +227,7 @@ impl AsidAllocator {
             // A CPU whose slot named `ctx` has switched since the last
             // rollover, so its reserved slot is stale: clear it too, or the
             // next rollover would fall back to it.
-            let was_active = self.active[cpu]
-                .compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
+            let was_active = self.active[cpu].compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok();
             if was_active || inner.reserved[cpu] == id {
                 inner.reserved[cpu] = 0;
             }
@@ -295,10 +291,7 @@ impl core::fmt::Debug for AsidAllocator {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AsidAllocator")
             .field("bits", &self.bits)
-            .field(
-                "generation",
-                &(self.generation.load(Ordering::Relaxed) >> GENERATION_SHIFT),
-            )
+            .field("generation", &(self.generation.load(Ordering::Relaxed) >> GENERATION_SHIFT))
             .finish()
     }
 }
@@ -401,10 +394,7 @@ mod tests {
             assert!(flushes <= 1);
             if flushes == 1 {
                 // Only a rollover since this CPU's last flush justifies one.
-                assert!(
-                    self.flushed_generation[cpu] < self.current_generation(),
-                    "needless flush"
-                );
+                assert!(self.flushed_generation[cpu] < self.current_generation(), "needless flush");
                 self.flushed_generation[cpu] = self.current_generation();
                 self.tags[cpu].clear();
             }
@@ -413,10 +403,7 @@ mod tests {
             assert_eq!(u64::from(asid.0), id & ASID_MASK);
             assert_eq!(ctx.asid(), Some(asid));
             // Never an ASID of a generation newer than the last local flush.
-            assert!(
-                generation_of(id) <= self.flushed_generation[cpu],
-                "new generation used before the flush"
-            );
+            assert!(generation_of(id) <= self.flushed_generation[cpu], "new generation used before the flush");
             // The TLB holds no entry of another context under this ASID.
             if let Some(&owner) = self.tags[cpu].get(&asid.0) {
                 assert_eq!(owner, key, "cpu {cpu}: ASID {} reused without a flush", asid.0);
@@ -445,11 +432,7 @@ mod tests {
             for ctx in self.contexts.values() {
                 let id = ctx.id.load(Ordering::Relaxed);
                 if id & !ASID_MASK == generation {
-                    assert!(
-                        seen.insert(id & ASID_MASK),
-                        "ASID {} shared in one generation",
-                        id & ASID_MASK
-                    );
+                    assert!(seen.insert(id & ASID_MASK), "ASID {} shared in one generation", id & ASID_MASK);
                 }
             }
             let mut running = BTreeMap::new();
@@ -465,11 +448,7 @@ mod tests {
                 for b in &self.last[i + 1..] {
                     if let (Some((ka, ia)), Some((kb, ib))) = (a, b) {
                         if ka != kb && generation_of(*ia) == generation_of(*ib) {
-                            assert_ne!(
-                                ia & ASID_MASK,
-                                ib & ASID_MASK,
-                                "one ASID for two contexts in a generation"
-                            );
+                            assert_ne!(ia & ASID_MASK, ib & ASID_MASK, "one ASID for two contexts in a generation");
                         }
                     }
                 }

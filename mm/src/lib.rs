@@ -11,8 +11,8 @@
 extern crate alloc;
 
 pub mod addr;
-pub mod aspace;
 pub mod asid;
+pub mod aspace;
 pub mod board;
 pub mod errno;
 pub mod frame;

@@ -188,7 +188,6 @@ impl TlbOps for LocalTlb<'_, '_> {
     }
 }
 
-
 /// The buddy allocator, checking on every free that no TLB still leads to
 /// the frame (unhook, invalidate, sync, then free).
 struct Frames<'a> {

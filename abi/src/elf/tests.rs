@@ -20,27 +20,11 @@ struct Ph {
 
 impl Ph {
     fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Ph {
-        Ph {
-            kind: PT_LOAD,
-            flags,
-            offset,
-            vaddr,
-            filesz,
-            memsz,
-            align: 0x1000,
-        }
+        Ph { kind: PT_LOAD, flags, offset, vaddr, filesz, memsz, align: 0x1000 }
     }
 
     fn other(kind: u32, flags: u32, offset: u64, vaddr: u64, size: u64) -> Ph {
-        Ph {
-            kind,
-            flags,
-            offset,
-            vaddr,
-            filesz: size,
-            memsz: size,
-            align: 8,
-        }
+        Ph { kind, flags, offset, vaddr, filesz: size, memsz: size, align: 8 }
     }
 }
 
@@ -103,14 +87,8 @@ fn static_pie() -> Vec<u8> {
         0x1f0,
         &[
             Ph::other(PT_PHDR, PF_R, 64, 64, 4 * 56),
-            Ph {
-                align: 0x1_0000,
-                ..Ph::load(RX, 0, 0, 0x300, 0x300)
-            },
-            Ph {
-                align: 0x1_0000,
-                ..Ph::load(RW, 0xfd8, 0x1_0fd8, 0x30, 0x48)
-            },
+            Ph { align: 0x1_0000, ..Ph::load(RX, 0, 0, 0x300, 0x300) },
+            Ph { align: 0x1_0000, ..Ph::load(RW, 0xfd8, 0x1_0fd8, 0x30, 0x48) },
             Ph::other(PT_GNU_STACK, RW, 0, 0, 0),
         ],
         0x1008,
@@ -126,11 +104,7 @@ fn static_executable_plan() {
     let image = ElfImage::parse(&static_exec()).unwrap();
     assert_eq!(image.kind, ElfKind::Exec);
     assert_eq!(image.entry, 0x4004d4);
-    assert_eq!(
-        image.phdr,
-        Some(0x40_0040),
-        "computed from the text segment"
-    );
+    assert_eq!(image.phdr, Some(0x40_0040), "computed from the text segment");
     assert_eq!((image.phent, image.phnum), (56, 3));
     assert!(!image.stack_exec);
     assert_eq!(image.max_align, PAGE_SIZE);
@@ -170,44 +144,16 @@ fn page_plan_of_text_and_data_with_bss_in_the_last_file_page() {
     assert_eq!(plan.len(), 2);
     assert_eq!(
         plan[0].file,
-        Some(FileMapping {
-            pages: AddrRange {
-                start: 0x40_0000,
-                end: 0x40_2000
-            },
-            file_offset: 0,
-        })
+        Some(FileMapping { pages: AddrRange { start: 0x40_0000, end: 0x40_2000 }, file_offset: 0 })
     );
-    assert_eq!(
-        plan[0].zero_tail, None,
-        "no bss: the page keeps the file's bytes"
-    );
+    assert_eq!(plan[0].zero_tail, None, "no bss: the page keeps the file's bytes");
     assert_eq!(plan[0].anonymous, None);
-    assert_eq!(
-        plan[0].segment.permissions(),
-        Permissions {
-            readable: true,
-            writable: false,
-            executable: true
-        }
-    );
+    assert_eq!(plan[0].segment.permissions(), Permissions { readable: true, writable: false, executable: true });
     assert_eq!(
         plan[1].file,
-        Some(FileMapping {
-            pages: AddrRange {
-                start: 0x40_2000,
-                end: 0x40_3000
-            },
-            file_offset: 0x1000,
-        })
+        Some(FileMapping { pages: AddrRange { start: 0x40_2000, end: 0x40_3000 }, file_offset: 0x1000 })
     );
-    assert_eq!(
-        plan[1].zero_tail,
-        Some(AddrRange {
-            start: 0x40_22a8,
-            end: 0x40_3000
-        })
-    );
+    assert_eq!(plan[1].zero_tail, Some(AddrRange { start: 0x40_22a8, end: 0x40_3000 }));
     assert_eq!(plan[1].anonymous, None, "the bss ends inside the file page");
 }
 
@@ -216,37 +162,16 @@ fn page_plan_of_bss_spanning_pages() {
     let file = elf_file(
         ET_EXEC,
         0x40_0000,
-        &[
-            Ph::load(RX, 0, 0x40_0000, 0x100, 0x100),
-            Ph::load(RW, 0x1010, 0x41_1010, 0x20, 0x3000),
-        ],
+        &[Ph::load(RX, 0, 0x40_0000, 0x100, 0x100), Ph::load(RW, 0x1010, 0x41_1010, 0x20, 0x3000)],
         0x1030,
     );
     let plan = ElfImage::parse(&file).unwrap().page_plan();
     assert_eq!(
         plan[1].file,
-        Some(FileMapping {
-            pages: AddrRange {
-                start: 0x41_1000,
-                end: 0x41_2000
-            },
-            file_offset: 0x1000,
-        })
+        Some(FileMapping { pages: AddrRange { start: 0x41_1000, end: 0x41_2000 }, file_offset: 0x1000 })
     );
-    assert_eq!(
-        plan[1].zero_tail,
-        Some(AddrRange {
-            start: 0x41_1030,
-            end: 0x41_2000
-        })
-    );
-    assert_eq!(
-        plan[1].anonymous,
-        Some(AddrRange {
-            start: 0x41_2000,
-            end: 0x41_5000
-        })
-    );
+    assert_eq!(plan[1].zero_tail, Some(AddrRange { start: 0x41_1030, end: 0x41_2000 }));
+    assert_eq!(plan[1].anonymous, Some(AddrRange { start: 0x41_2000, end: 0x41_5000 }));
 }
 
 #[test]
@@ -266,39 +191,16 @@ fn page_plan_of_bss_only_and_page_aligned_file_end() {
     let plan = ElfImage::parse(&file).unwrap().page_plan();
     assert_eq!(plan[1].file, None);
     assert_eq!(plan[1].zero_tail, None);
-    assert_eq!(
-        plan[1].anonymous,
-        Some(AddrRange {
-            start: 0x40_2000,
-            end: 0x40_3000
-        })
-    );
+    assert_eq!(plan[1].anonymous, Some(AddrRange { start: 0x40_2000, end: 0x40_3000 }));
     assert_eq!(plan[2].zero_tail, None, "the file data fills its last page");
-    assert_eq!(
-        plan[2].anonymous,
-        Some(AddrRange {
-            start: 0x50_1000,
-            end: 0x50_2000
-        })
-    );
+    assert_eq!(plan[2].anonymous, Some(AddrRange { start: 0x50_1000, end: 0x50_2000 }));
 }
 
 #[test]
 fn read_only_segment_with_bss_gets_its_tail_zeroed() {
-    let file = elf_file(
-        ET_EXEC,
-        0x40_0000,
-        &[Ph::load(PF_R, 0, 0x40_0000, 0x100, 0x200)],
-        0x100,
-    );
+    let file = elf_file(ET_EXEC, 0x40_0000, &[Ph::load(PF_R, 0, 0x40_0000, 0x100, 0x200)], 0x100);
     let plan = ElfImage::parse(&file).unwrap().page_plan();
-    assert_eq!(
-        plan[0].zero_tail,
-        Some(AddrRange {
-            start: 0x40_0100,
-            end: 0x40_1000
-        })
-    );
+    assert_eq!(plan[0].zero_tail, Some(AddrRange { start: 0x40_0100, end: 0x40_1000 }));
 }
 
 #[test]
@@ -327,66 +229,31 @@ fn static_pie_is_placed_at_the_dyn_base() {
     let plan = placed.page_plan();
     assert_eq!(
         plan[1].file,
-        Some(FileMapping {
-            pages: AddrRange {
-                start: 0xaaaa_aaab_0000,
-                end: 0xaaaa_aaab_2000
-            },
-            file_offset: 0,
-        })
+        Some(FileMapping { pages: AddrRange { start: 0xaaaa_aaab_0000, end: 0xaaaa_aaab_2000 }, file_offset: 0 })
     );
-    assert_eq!(
-        plan[1].zero_tail,
-        Some(AddrRange {
-            start: 0xaaaa_aaab_1008,
-            end: 0xaaaa_aaab_2000
-        })
-    );
+    assert_eq!(plan[1].zero_tail, Some(AddrRange { start: 0xaaaa_aaab_1008, end: 0xaaaa_aaab_2000 }));
 }
 
 #[test]
 fn static_pie_placement_must_stay_in_user_memory() {
     let image = ElfImage::parse(&static_pie()).unwrap();
-    assert_eq!(
-        image.load_bias(0),
-        Err(ElfError::LoadBaseOutOfRange),
-        "page 0"
-    );
-    assert_eq!(
-        image.load_bias(USER_ADDR_END - 0x1_0000),
-        Err(ElfError::LoadBaseOutOfRange)
-    );
-    assert_eq!(
-        image.load_bias(USER_ADDR_END - 0x2_0000),
-        Ok(USER_ADDR_END - 0x2_0000)
-    );
+    assert_eq!(image.load_bias(0), Err(ElfError::LoadBaseOutOfRange), "page 0");
+    assert_eq!(image.load_bias(USER_ADDR_END - 0x1_0000), Err(ElfError::LoadBaseOutOfRange));
+    assert_eq!(image.load_bias(USER_ADDR_END - 0x2_0000), Ok(USER_ADDR_END - 0x2_0000));
     assert_eq!(image.relocated(u64::MAX), Err(ElfError::LoadBaseOutOfRange));
     assert_eq!(ElfError::LoadBaseOutOfRange.errno(), Errno::ENOMEM);
 }
 
 #[test]
 fn static_pie_not_linked_at_zero_keeps_its_offset_within_the_alignment() {
-    let file = elf_file(
-        ET_DYN,
-        0x2_0000,
-        &[Ph {
-            align: 0x1_0000,
-            ..Ph::load(RX, 0, 0x2_0000, 0x100, 0x100)
-        }],
-        0x100,
-    );
+    let file = elf_file(ET_DYN, 0x2_0000, &[Ph { align: 0x1_0000, ..Ph::load(RX, 0, 0x2_0000, 0x100, 0x100) }], 0x100);
     let image = ElfImage::parse(&file).unwrap();
     let bias = image.load_bias(0x10_0000).unwrap();
     let placed = image.relocated(bias).unwrap();
     assert_eq!(placed.segments[0].vaddr, 0x10_0000);
     assert_eq!(placed.entry, 0x10_0000);
     // A "negative" bias: linked above where it is placed.
-    let file = elf_file(
-        ET_DYN,
-        0x80_0000,
-        &[Ph::load(RX, 0, 0x80_0000, 0x100, 0x100)],
-        0x100,
-    );
+    let file = elf_file(ET_DYN, 0x80_0000, &[Ph::load(RX, 0, 0x80_0000, 0x100, 0x100)], 0x100);
     let image = ElfImage::parse(&file).unwrap();
     let bias = image.load_bias(0x1_0000).unwrap();
     assert_eq!(image.relocated(bias).unwrap().segments[0].vaddr, 0x1_0000);
@@ -394,21 +261,10 @@ fn static_pie_not_linked_at_zero_keeps_its_offset_within_the_alignment() {
 
 #[test]
 fn relocated_entry_must_stay_in_user_memory() {
-    let file = elf_file(
-        ET_DYN,
-        0xffff_0000_0000,
-        &[Ph::load(RX, 0, 0, 0x100, 0x100)],
-        0x100,
-    );
+    let file = elf_file(ET_DYN, 0xffff_0000_0000, &[Ph::load(RX, 0, 0, 0x100, 0x100)], 0x100);
     let image = ElfImage::parse(&file).unwrap();
-    assert_eq!(
-        image.relocated(USER_ADDR_END - 0x1_0000),
-        Err(ElfError::EntryOutOfRange)
-    );
-    assert_eq!(
-        image.load_bias(USER_ADDR_END - 0x1_0000),
-        Err(ElfError::EntryOutOfRange)
-    );
+    assert_eq!(image.relocated(USER_ADDR_END - 0x1_0000), Err(ElfError::EntryOutOfRange));
+    assert_eq!(image.load_bias(USER_ADDR_END - 0x1_0000), Err(ElfError::EntryOutOfRange));
 }
 
 #[test]
@@ -416,10 +272,7 @@ fn declared_phdr_outside_every_segment_falls_back_to_the_file_offset() {
     let file = elf_file(
         ET_EXEC,
         0x40_0000,
-        &[
-            Ph::other(PT_PHDR, PF_R, 64, 0x90_0000, 2 * 56),
-            Ph::load(RX, 0, 0x40_0000, 0x200, 0x200),
-        ],
+        &[Ph::other(PT_PHDR, PF_R, 64, 0x90_0000, 2 * 56), Ph::load(RX, 0, 0x40_0000, 0x200, 0x200)],
         0x200,
     );
     assert_eq!(ElfImage::parse(&file).unwrap().phdr, Some(0x40_0040));
@@ -427,32 +280,16 @@ fn declared_phdr_outside_every_segment_falls_back_to_the_file_offset() {
 
 #[test]
 fn phdr_is_absent_when_no_segment_loads_the_table() {
-    let file = elf_file(
-        ET_EXEC,
-        0x40_1000,
-        &[Ph::load(RX, 0x1000, 0x40_1000, 0x100, 0x100)],
-        0x1100,
-    );
+    let file = elf_file(ET_EXEC, 0x40_1000, &[Ph::load(RX, 0x1000, 0x40_1000, 0x100, 0x100)], 0x1100);
     assert_eq!(ElfImage::parse(&file).unwrap().phdr, None);
 }
 
 #[test]
 fn executable_stack_is_taken_from_gnu_stack() {
-    let mut phdrs = vec![
-        Ph::load(RX, 0, 0x40_0000, 0x100, 0x100),
-        Ph::other(PT_GNU_STACK, RW | PF_X, 0, 0, 0),
-    ];
-    assert!(
-        ElfImage::parse(&elf_file(ET_EXEC, 0x40_0000, &phdrs, 0x100))
-            .unwrap()
-            .stack_exec
-    );
+    let mut phdrs = vec![Ph::load(RX, 0, 0x40_0000, 0x100, 0x100), Ph::other(PT_GNU_STACK, RW | PF_X, 0, 0, 0)];
+    assert!(ElfImage::parse(&elf_file(ET_EXEC, 0x40_0000, &phdrs, 0x100)).unwrap().stack_exec);
     phdrs.pop();
-    assert!(
-        !ElfImage::parse(&elf_file(ET_EXEC, 0x40_0000, &phdrs, 0x100))
-            .unwrap()
-            .stack_exec
-    );
+    assert!(!ElfImage::parse(&elf_file(ET_EXEC, 0x40_0000, &phdrs, 0x100)).unwrap().stack_exec);
 }
 
 #[test]
@@ -478,14 +315,8 @@ fn alignment_that_is_not_a_power_of_two_is_ignored() {
         ET_DYN,
         0,
         &[
-            Ph {
-                align: 0x3000,
-                ..Ph::load(RX, 0, 0, 0x100, 0x100)
-            },
-            Ph {
-                align: 0x20_0000,
-                ..Ph::load(RW, 0, 0x20_0000, 0x100, 0x100)
-            },
+            Ph { align: 0x3000, ..Ph::load(RX, 0, 0, 0x100, 0x100) },
+            Ph { align: 0x20_0000, ..Ph::load(RW, 0, 0x20_0000, 0x100, 0x100) },
         ],
         0x100,
     );
@@ -506,50 +337,17 @@ fn header_refusals() {
     assert_eq!(parse_err(&with(4, &[1])), ElfError::NotElf64);
     assert_eq!(parse_err(&with(5, &[2])), ElfError::NotLittleEndian);
     assert_eq!(parse_err(&with(6, &[0])), ElfError::BadVersion);
-    assert_eq!(
-        parse_err(&with(20, &2u32.to_le_bytes())),
-        ElfError::BadVersion
-    );
-    assert_eq!(
-        parse_err(&with(16, &1u16.to_le_bytes())),
-        ElfError::NotExecutable(1)
-    );
-    assert_eq!(
-        parse_err(&with(16, &4u16.to_le_bytes())),
-        ElfError::NotExecutable(4)
-    );
-    assert_eq!(
-        parse_err(&with(18, &62u16.to_le_bytes())),
-        ElfError::WrongMachine(62)
-    );
-    assert_eq!(
-        parse_err(&with(54, &32u16.to_le_bytes())),
-        ElfError::BadProgramHeaderSize(32)
-    );
-    assert_eq!(
-        parse_err(&with(56, &0u16.to_le_bytes())),
-        ElfError::BadProgramHeaderCount(0)
-    );
-    assert_eq!(
-        parse_err(&with(56, &65u16.to_le_bytes())),
-        ElfError::BadProgramHeaderCount(65)
-    );
-    assert_eq!(
-        parse_err(&good[..64 + 3 * 56 - 1]),
-        ElfError::ProgramHeadersOutOfFile
-    );
-    assert_eq!(
-        parse_err(&with(32, &u64::MAX.to_le_bytes())),
-        ElfError::ProgramHeadersOutOfFile
-    );
-    assert_eq!(
-        parse_err(&with(32, &0x12a0u64.to_le_bytes())),
-        ElfError::ProgramHeadersOutOfFile
-    );
-    assert_eq!(
-        parse_err(&with(24, &USER_ADDR_END.to_le_bytes())),
-        ElfError::EntryOutOfRange
-    );
+    assert_eq!(parse_err(&with(20, &2u32.to_le_bytes())), ElfError::BadVersion);
+    assert_eq!(parse_err(&with(16, &1u16.to_le_bytes())), ElfError::NotExecutable(1));
+    assert_eq!(parse_err(&with(16, &4u16.to_le_bytes())), ElfError::NotExecutable(4));
+    assert_eq!(parse_err(&with(18, &62u16.to_le_bytes())), ElfError::WrongMachine(62));
+    assert_eq!(parse_err(&with(54, &32u16.to_le_bytes())), ElfError::BadProgramHeaderSize(32));
+    assert_eq!(parse_err(&with(56, &0u16.to_le_bytes())), ElfError::BadProgramHeaderCount(0));
+    assert_eq!(parse_err(&with(56, &65u16.to_le_bytes())), ElfError::BadProgramHeaderCount(65));
+    assert_eq!(parse_err(&good[..64 + 3 * 56 - 1]), ElfError::ProgramHeadersOutOfFile);
+    assert_eq!(parse_err(&with(32, &u64::MAX.to_le_bytes())), ElfError::ProgramHeadersOutOfFile);
+    assert_eq!(parse_err(&with(32, &0x12a0u64.to_le_bytes())), ElfError::ProgramHeadersOutOfFile);
+    assert_eq!(parse_err(&with(24, &USER_ADDR_END.to_le_bytes())), ElfError::EntryOutOfRange);
     for error in [
         ElfError::TooShort,
         ElfError::BadMagic,
@@ -564,15 +362,8 @@ fn header_refusals() {
 
 #[test]
 fn dynamically_linked_files_are_refused() {
-    let file = elf_file(
-        ET_DYN,
-        0,
-        &[
-            Ph::other(PT_INTERP, PF_R, 0x100, 0x100, 0x1b),
-            Ph::load(RX, 0, 0, 0x200, 0x200),
-        ],
-        0x200,
-    );
+    let file =
+        elf_file(ET_DYN, 0, &[Ph::other(PT_INTERP, PF_R, 0x100, 0x100, 0x1b), Ph::load(RX, 0, 0, 0x200, 0x200)], 0x200);
     assert_eq!(parse_err(&file), ElfError::InterpreterUnsupported);
     assert_eq!(ElfError::InterpreterUnsupported.errno(), Errno::ENOEXEC);
 }
@@ -583,48 +374,21 @@ fn one_load(e_type: u16, ph: Ph, len: usize) -> ElfError {
 
 #[test]
 fn segment_refusals() {
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0x200, 0x100), 0x200), ElfError::FileSizeExceedsMemSize(0));
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0x201, 0x300), 0x200), ElfError::SegmentOutOfFile(0));
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, u64::MAX, 0x40_0fff, 1, 1), 0x200), ElfError::SegmentOutOfFile(0));
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, 0x10, 0x40_0000, 0x10, 0x10), 0x200), ElfError::MisalignedSegment(0));
     assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0x200, 0x100), 0x200),
-        ElfError::FileSizeExceedsMemSize(0)
-    );
-    assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0x201, 0x300), 0x200),
-        ElfError::SegmentOutOfFile(0)
-    );
-    assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, u64::MAX, 0x40_0fff, 1, 1), 0x200),
-        ElfError::SegmentOutOfFile(0)
-    );
-    assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, 0x10, 0x40_0000, 0x10, 0x10), 0x200),
-        ElfError::MisalignedSegment(0)
-    );
-    assert_eq!(
-        one_load(
-            ET_EXEC,
-            Ph::load(RW, 0, 0xffff_ffff_ffff_f000, 0, 0x2000),
-            0x200
-        ),
+        one_load(ET_EXEC, Ph::load(RW, 0, 0xffff_ffff_ffff_f000, 0, 0x2000), 0x200),
         ElfError::AddressOverflow(0)
     );
     assert_eq!(
-        one_load(
-            ET_EXEC,
-            Ph::load(RW, 0, 0xffff_ffff_ffff_e000, 0, 0x1001),
-            0x200
-        ),
+        one_load(ET_EXEC, Ph::load(RW, 0, 0xffff_ffff_ffff_e000, 0, 0x1001), 0x200),
         ElfError::AddressOverflow(0)
     );
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, 0, USER_ADDR_END, 0, 0x10), 0x200), ElfError::SegmentOutOfRange(0));
     assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, 0, USER_ADDR_END, 0, 0x10), 0x200),
-        ElfError::SegmentOutOfRange(0)
-    );
-    assert_eq!(
-        one_load(
-            ET_EXEC,
-            Ph::load(RW, 0, USER_ADDR_END - 0x1000, 0, 0x1001),
-            0x200
-        ),
+        one_load(ET_EXEC, Ph::load(RW, 0, USER_ADDR_END - 0x1000, 0, 0x1001), 0x200),
         ElfError::SegmentOutOfRange(0)
     );
     assert_eq!(
@@ -633,11 +397,7 @@ fn segment_refusals() {
         "page 0 stays unmapped"
     );
     assert_eq!(
-        one_load(
-            ET_DYN,
-            Ph::load(RW, 0, USER_ADDR_END - 0x1000, 0, 0x1001),
-            0x200
-        ),
+        one_load(ET_DYN, Ph::load(RW, 0, USER_ADDR_END - 0x1000, 0, 0x1001), 0x200),
         ElfError::SegmentOutOfRange(0)
     );
     assert!(ElfImage::parse(&elf_file(
@@ -648,18 +408,10 @@ fn segment_refusals() {
     ))
     .is_ok());
     assert_eq!(
-        parse_err(&elf_file(
-            ET_EXEC,
-            0,
-            &[Ph::other(PT_GNU_STACK, RW, 0, 0, 0)],
-            0x200
-        )),
+        parse_err(&elf_file(ET_EXEC, 0, &[Ph::other(PT_GNU_STACK, RW, 0, 0, 0)], 0x200)),
         ElfError::NoLoadableSegment
     );
-    assert_eq!(
-        one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0, 0), 0x200),
-        ElfError::NoLoadableSegment
-    );
+    assert_eq!(one_load(ET_EXEC, Ph::load(RW, 0, 0x40_0000, 0, 0), 0x200), ElfError::NoLoadableSegment);
     assert_eq!(ElfError::SegmentOutOfFile(0).errno(), Errno::ENOEXEC);
     assert_eq!(ElfError::MisalignedSegment(0).errno(), Errno::EINVAL);
     assert_eq!(ElfError::FileSizeExceedsMemSize(0).errno(), Errno::EINVAL);
@@ -668,32 +420,18 @@ fn segment_refusals() {
 #[test]
 fn segments_sharing_a_page_are_refused() {
     let overlap = |second: Ph| {
-        ElfImage::parse(&elf_file(
-            ET_EXEC,
-            0x40_0000,
-            &[Ph::load(RX, 0, 0x40_0000, 0x100, 0x1800), second],
-            0x2000,
-        ))
+        ElfImage::parse(&elf_file(ET_EXEC, 0x40_0000, &[Ph::load(RX, 0, 0x40_0000, 0x100, 0x1800), second], 0x2000))
     };
     // Overlapping bytes.
-    assert_eq!(
-        overlap(Ph::load(RW, 0x1000, 0x40_1000, 0x10, 0x10)),
-        Err(ElfError::OverlappingSegments(0, 1))
-    );
+    assert_eq!(overlap(Ph::load(RW, 0x1000, 0x40_1000, 0x10, 0x10)), Err(ElfError::OverlappingSegments(0, 1)));
     // Disjoint bytes in a common page.
-    assert_eq!(
-        overlap(Ph::load(RW, 0x1900, 0x40_1900, 0x10, 0x10)),
-        Err(ElfError::OverlappingSegments(0, 1))
-    );
+    assert_eq!(overlap(Ph::load(RW, 0x1900, 0x40_1900, 0x10, 0x10)), Err(ElfError::OverlappingSegments(0, 1)));
     // Listed first but higher up: still found.
     assert_eq!(
         ElfImage::parse(&elf_file(
             ET_EXEC,
             0x40_0000,
-            &[
-                Ph::load(RW, 0x1900, 0x40_1900, 0x10, 0x10),
-                Ph::load(RX, 0, 0x40_0000, 0x100, 0x1800)
-            ],
+            &[Ph::load(RW, 0x1900, 0x40_1900, 0x10, 0x10), Ph::load(RX, 0, 0x40_0000, 0x100, 0x1800)],
             0x2000,
         )),
         Err(ElfError::OverlappingSegments(1, 0))
@@ -704,14 +442,8 @@ fn segments_sharing_a_page_are_refused() {
 #[test]
 fn errors_display_their_cause() {
     use alloc::string::ToString;
-    assert_eq!(
-        ElfError::OverlappingSegments(1, 2).to_string(),
-        "segments 1 and 2 share a page"
-    );
-    assert_eq!(
-        ElfError::WrongMachine(62).to_string(),
-        "ELF machine 62 is not AArch64"
-    );
+    assert_eq!(ElfError::OverlappingSegments(1, 2).to_string(), "segments 1 and 2 share a page");
+    assert_eq!(ElfError::WrongMachine(62).to_string(), "ELF machine 62 is not AArch64");
 }
 
 /// Checks what every accepted image promises.
@@ -741,10 +473,7 @@ fn check_pages(pages: &SegmentPages) {
         assert_eq!(file.pages.start, next);
         assert_eq!(file.pages.end, align_up(segment.vaddr + segment.filesz));
         assert_eq!(file.file_offset % PAGE_SIZE, 0);
-        assert_eq!(
-            file.file_offset,
-            segment.file_offset - (segment.vaddr - next)
-        );
+        assert_eq!(file.file_offset, segment.file_offset - (segment.vaddr - next));
         next = file.pages.end;
     }
     if let Some(zero) = pages.zero_tail {
@@ -764,11 +493,7 @@ fn check_pages(pages: &SegmentPages) {
 /// Program headers that a loader should accept: ascending, page-separated
 /// segments whose file bytes fit in a file of `file_len` bytes.
 fn valid_loads() -> impl Strategy<Value = (Vec<Ph>, usize)> {
-    prop::collection::vec(
-        (0u64..4, 0u64..0x3000, 0u64..0x3000, 0u64..0x2000, 0u32..8),
-        1..6,
-    )
-    .prop_map(|parts| {
+    prop::collection::vec((0u64..4, 0u64..0x3000, 0u64..0x3000, 0u64..0x2000, 0u32..8), 1..6).prop_map(|parts| {
         let mut phdrs = Vec::new();
         let mut vaddr = 0x40_0000u64;
         let mut offset = 0u64;

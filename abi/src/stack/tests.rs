@@ -20,26 +20,15 @@ fn parse(stack: &InitialStack, top: u64) -> Parsed {
     let sp = stack.initial_sp;
     let bytes = &stack.bytes;
     assert_eq!(sp % 16, 0, "sp is 16-byte aligned");
-    assert_eq!(
-        sp + bytes.len() as u64,
-        top,
-        "the image ends at the stack top"
-    );
-    assert_eq!(
-        &bytes[bytes.len() - 8..],
-        &[0; 8],
-        "8 zero bytes at the top"
-    );
+    assert_eq!(sp + bytes.len() as u64, top, "the image ends at the stack top");
+    assert_eq!(&bytes[bytes.len() - 8..], &[0; 8], "8 zero bytes at the top");
     let word = |addr: u64| {
         let at = (addr - sp) as usize;
         u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
     };
     let string = |addr: u64| {
         let at = (addr - sp) as usize;
-        let len = bytes[at..]
-            .iter()
-            .position(|&b| b == 0)
-            .expect("NUL-terminated");
+        let len = bytes[at..].iter().position(|&b| b == 0).expect("NUL-terminated");
         bytes[at..at + len].to_vec()
     };
     let mut cursor = sp;
@@ -76,17 +65,9 @@ fn parse(stack: &InitialStack, top: u64) -> Parsed {
         assert_eq!(*ptr, expected_ptr, "strings are contiguous");
         expected_ptr += string(*ptr).len() as u64 + 1;
     }
-    let value_of = |key: u64| {
-        auxv.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .unwrap()
-    };
+    let value_of = |key: u64| auxv.iter().find(|(k, _)| *k == key).map(|(_, v)| *v).unwrap();
     let execfn = value_of(AT_EXECFN);
-    assert_eq!(
-        execfn, expected_ptr,
-        "the file name follows the environment"
-    );
+    assert_eq!(execfn, expected_ptr, "the file name follows the environment");
     assert_eq!(execfn + string(execfn).len() as u64 + 1 + 8, top);
 
     // Below the strings: alignment, platform string, random bytes, a gap.
@@ -96,10 +77,7 @@ fn parse(stack: &InitialStack, top: u64) -> Parsed {
     assert_eq!(string(platform), PLATFORM);
     let random = value_of(AT_RANDOM);
     assert_eq!(random, platform - 16);
-    assert!(
-        auxv_end <= random && random - auxv_end < 16,
-        "at most 15 bytes of padding"
-    );
+    assert!(auxv_end <= random && random - auxv_end < 16, "at most 15 bytes of padding");
 
     Parsed {
         argv: argv_ptrs.iter().map(|&p| string(p)).collect(),
@@ -138,12 +116,7 @@ const TOP: u64 = 0x0000_ffff_ffff_f000;
 
 #[test]
 fn golden_layout_of_a_small_stack() {
-    let args = ExecArgs {
-        argv: &[b"a"],
-        envp: &[],
-        execfn: b"/a",
-        random: [7; 16],
-    };
+    let args = ExecArgs { argv: &[b"a"], envp: &[], execfn: b"/a", random: [7; 16] };
     let stack = build_initial_stack(0x1_0000, &args, &sample_aux()).unwrap();
     // execfn at 0xfff5, "a" at 0xfff3, aligned to 0xfff0, platform at
     // 0xffe8, random at 0xffd8; 19 auxv pairs (304 bytes) and 4 words below.
@@ -187,32 +160,18 @@ fn arguments_and_environment_round_trip() {
         execfn: b"/bin/cow_isolation",
         random: *b"0123456789abcdef",
     };
-    let aux = AuxValues {
-        secure: true,
-        ..sample_aux()
-    };
+    let aux = AuxValues { secure: true, ..sample_aux() };
     let stack = build_initial_stack(TOP, &args, &aux).unwrap();
     let parsed = parse(&stack, TOP);
-    assert_eq!(
-        parsed.argv,
-        vec![b"/bin/cow_isolation".to_vec(), b"-v".to_vec(), vec![]]
-    );
-    assert_eq!(
-        parsed.envp,
-        vec![b"HOME=/".to_vec(), b"TERM=linux".to_vec()]
-    );
+    assert_eq!(parsed.argv, vec![b"/bin/cow_isolation".to_vec(), b"-v".to_vec(), vec![]]);
+    assert_eq!(parsed.envp, vec![b"HOME=/".to_vec(), b"TERM=linux".to_vec()]);
     assert!(parsed.auxv.contains(&(AT_SECURE, 1)));
     assert_eq!(random_bytes(&stack, &parsed), *b"0123456789abcdef");
 }
 
 #[test]
 fn empty_argv_gets_an_empty_argv0() {
-    let args = ExecArgs {
-        argv: &[],
-        envp: &[b"A=1"],
-        execfn: b"/init",
-        random: [0; 16],
-    };
+    let args = ExecArgs { argv: &[], envp: &[b"A=1"], execfn: b"/init", random: [0; 16] };
     let stack = build_initial_stack(TOP, &args, &sample_aux()).unwrap();
     let parsed = parse(&stack, TOP);
     assert_eq!(parsed.argv, vec![Vec::<u8>::new()]);
@@ -222,12 +181,7 @@ fn empty_argv_gets_an_empty_argv0() {
 #[test]
 fn unaligned_stack_top_still_gives_an_aligned_sp() {
     for top in [0x1_0001u64, 0x1_0007, 0x1_000f] {
-        let args = ExecArgs {
-            argv: &[b"x"],
-            envp: &[],
-            execfn: b"x",
-            random: [0; 16],
-        };
+        let args = ExecArgs { argv: &[b"x"], envp: &[], execfn: b"x", random: [0; 16] };
         let stack = build_initial_stack(top, &args, &sample_aux()).unwrap();
         parse(&stack, top);
     }
@@ -241,12 +195,7 @@ fn argument_list_limit() {
     let build = |len: usize| {
         let long = vec![b'x'; len];
         let argv: [&[u8]; 1] = [&long];
-        let args = ExecArgs {
-            argv: &argv,
-            envp: &[],
-            execfn: b"",
-            random: [0; 16],
-        };
+        let args = ExecArgs { argv: &argv, envp: &[], execfn: b"", random: [0; 16] };
         build_initial_stack(TOP, &args, &aux)
     };
     let at_limit = ARG_MAX - 10;
@@ -255,42 +204,20 @@ fn argument_list_limit() {
     assert_eq!(StackError::ArgumentsTooLong.errno(), Errno::E2BIG);
     // Many empty strings count their pointers too.
     let many = vec![&b""[..]; ARG_MAX / 9 + 1];
-    let args = ExecArgs {
-        argv: &many,
-        envp: &[],
-        execfn: b"",
-        random: [0; 16],
-    };
-    assert_eq!(
-        build_initial_stack(TOP, &args, &aux),
-        Err(StackError::ArgumentsTooLong)
-    );
+    let args = ExecArgs { argv: &many, envp: &[], execfn: b"", random: [0; 16] };
+    assert_eq!(build_initial_stack(TOP, &args, &aux), Err(StackError::ArgumentsTooLong));
 }
 
 #[test]
 fn refusals() {
     let aux = sample_aux();
     let with = |argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8], top: u64| {
-        let args = ExecArgs {
-            argv,
-            envp,
-            execfn,
-            random: [0; 16],
-        };
+        let args = ExecArgs { argv, envp, execfn, random: [0; 16] };
         build_initial_stack(top, &args, &aux)
     };
-    assert_eq!(
-        with(&[b"a\0b"], &[], b"a", TOP),
-        Err(StackError::StringContainsNul)
-    );
-    assert_eq!(
-        with(&[b"a"], &[b"\0"], b"a", TOP),
-        Err(StackError::StringContainsNul)
-    );
-    assert_eq!(
-        with(&[b"a"], &[], b"/a\0", TOP),
-        Err(StackError::StringContainsNul)
-    );
+    assert_eq!(with(&[b"a\0b"], &[], b"a", TOP), Err(StackError::StringContainsNul));
+    assert_eq!(with(&[b"a"], &[b"\0"], b"a", TOP), Err(StackError::StringContainsNul));
+    assert_eq!(with(&[b"a"], &[], b"/a\0", TOP), Err(StackError::StringContainsNul));
     assert_eq!(StackError::StringContainsNul.errno(), Errno::EINVAL);
     for top in [0, 5, 100, 300] {
         assert_eq!(with(&[b"a"], &[], b"a", top), Err(StackError::DoesNotFit));

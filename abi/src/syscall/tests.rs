@@ -73,10 +73,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
 
 #[test]
 fn timespec_bytes_are_two_little_endian_words() {
-    let time = Timespec {
-        tv_sec: 0x0102_0304_0506_0708,
-        tv_nsec: -2,
-    };
+    let time = Timespec { tv_sec: 0x0102_0304_0506_0708, tv_nsec: -2 };
     let bytes = time.to_bytes();
     assert_eq!(&bytes[..8], &0x0102_0304_0506_0708i64.to_le_bytes());
     assert_eq!(&bytes[8..], &(-2i64).to_le_bytes());
@@ -93,14 +90,7 @@ fn timespec_validation_matches_nanosleep() {
     assert!(!valid(0, -1));
     assert!(!valid(-1, 0));
     assert!(!valid(i64::MIN, 0));
-    assert_eq!(
-        Timespec {
-            tv_sec: -1,
-            tv_nsec: 0
-        }
-        .to_ticks(PI4_HZ),
-        Err(Errno::EINVAL)
-    );
+    assert_eq!(Timespec { tv_sec: -1, tv_nsec: 0 }.to_ticks(PI4_HZ), Err(Errno::EINVAL));
 }
 
 #[test]
@@ -108,11 +98,7 @@ fn ticks_from_timespec_round_up_and_saturate() {
     let ticks = |tv_sec, tv_nsec, frequency| Timespec { tv_sec, tv_nsec }.to_ticks(frequency);
     assert_eq!(ticks(1, 0, QEMU_VIRT_HZ), Ok(62_500_000));
     assert_eq!(ticks(0, 16, QEMU_VIRT_HZ), Ok(1), "exactly one 16 ns tick");
-    assert_eq!(
-        ticks(0, 17, QEMU_VIRT_HZ),
-        Ok(2),
-        "never shorter than asked"
-    );
+    assert_eq!(ticks(0, 17, QEMU_VIRT_HZ), Ok(2), "never shorter than asked");
     assert_eq!(ticks(0, 1, PI4_HZ), Ok(1));
     assert_eq!(ticks(0, 0, PI4_HZ), Ok(0));
     assert_eq!(ticks(2, 500_000_000, PI4_HZ), Ok(135_000_000));
@@ -123,35 +109,11 @@ fn ticks_from_timespec_round_up_and_saturate() {
 
 #[test]
 fn timespec_from_ticks_rounds_down() {
-    assert_eq!(
-        Timespec::from_ticks(62_500_001, QEMU_VIRT_HZ),
-        Timespec {
-            tv_sec: 1,
-            tv_nsec: 16
-        }
-    );
-    assert_eq!(
-        Timespec::from_ticks(1, PI4_HZ),
-        Timespec {
-            tv_sec: 0,
-            tv_nsec: 18
-        }
-    );
-    assert_eq!(
-        Timespec::from_ticks(u64::MAX, hz(1)),
-        Timespec {
-            tv_sec: i64::MAX,
-            tv_nsec: 0
-        }
-    );
+    assert_eq!(Timespec::from_ticks(62_500_001, QEMU_VIRT_HZ), Timespec { tv_sec: 1, tv_nsec: 16 });
+    assert_eq!(Timespec::from_ticks(1, PI4_HZ), Timespec { tv_sec: 0, tv_nsec: 18 });
+    assert_eq!(Timespec::from_ticks(u64::MAX, hz(1)), Timespec { tv_sec: i64::MAX, tv_nsec: 0 });
     let max = Timespec::from_ticks(u64::MAX, hz(u64::MAX));
-    assert_eq!(
-        max,
-        Timespec {
-            tv_sec: 1,
-            tv_nsec: 0
-        }
-    );
+    assert_eq!(max, Timespec { tv_sec: 1, tv_nsec: 0 });
 }
 
 #[test]
@@ -169,10 +131,7 @@ fn clock_ids() {
 #[test]
 fn reboot_decoding() {
     for magic2 in [672_274_793, 85_072_278, 369_367_448, 537_993_216] {
-        assert_eq!(
-            decode_reboot(0xfee1_dead, magic2, 0x4321_fedc),
-            Ok(RebootCmd::PowerOff)
-        );
+        assert_eq!(decode_reboot(0xfee1_dead, magic2, 0x4321_fedc), Ok(RebootCmd::PowerOff));
     }
     let decode = |cmd| decode_reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, cmd);
     assert_eq!(decode(0x0123_4567), Ok(RebootCmd::Restart));
@@ -182,14 +141,8 @@ fn reboot_decoding() {
     for unsupported in [0xa1b2_c3d4, 0xd000_fce2, 0x4558_4543, 1] {
         assert_eq!(decode(unsupported), Err(Errno::EINVAL));
     }
-    assert_eq!(
-        decode_reboot(0xfee1_deae, LINUX_REBOOT_MAGIC2, 0x4321_fedc),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        decode_reboot(LINUX_REBOOT_MAGIC1, 0, 0x4321_fedc),
-        Err(Errno::EINVAL)
-    );
+    assert_eq!(decode_reboot(0xfee1_deae, LINUX_REBOOT_MAGIC2, 0x4321_fedc), Err(Errno::EINVAL));
+    assert_eq!(decode_reboot(LINUX_REBOOT_MAGIC1, 0, 0x4321_fedc), Err(Errno::EINVAL));
 }
 
 #[test]
@@ -225,18 +178,9 @@ fn stat_layout_is_the_generic_one() {
         size: 0x0888_8888_8888_8888,
         blksize: 0x0999_9999,
         blocks: 0x0aaa_aaaa_aaaa_aaaa,
-        atime: Timespec {
-            tv_sec: 0x0b0b,
-            tv_nsec: 0x0c0c,
-        },
-        mtime: Timespec {
-            tv_sec: 0x0d0d,
-            tv_nsec: 0x0e0e,
-        },
-        ctime: Timespec {
-            tv_sec: 0x0f0f,
-            tv_nsec: 0x1010,
-        },
+        atime: Timespec { tv_sec: 0x0b0b, tv_nsec: 0x0c0c },
+        mtime: Timespec { tv_sec: 0x0d0d, tv_nsec: 0x0e0e },
+        ctime: Timespec { tv_sec: 0x0f0f, tv_nsec: 0x1010 },
     };
     let bytes = stat.to_bytes();
     assert_eq!(bytes.len(), 128);
@@ -270,10 +214,7 @@ fn parse_dirents(bytes: &[u8]) -> Vec<(u64, i64, u8, Vec<u8>)> {
         let reclen = usize::from(u16::from_le_bytes([record[16], record[17]]));
         assert_eq!(reclen % 8, 0);
         let name_len = record[19..reclen].iter().position(|&b| b == 0).unwrap();
-        assert!(
-            record[19 + name_len..reclen].iter().all(|&b| b == 0),
-            "zero padding"
-        );
+        assert!(record[19 + name_len..reclen].iter().all(|&b| b == 0), "zero padding");
         entries.push((
             u64::from_le_bytes(record[..8].try_into().unwrap()),
             i64::from_le_bytes(record[8..16].try_into().unwrap()),
@@ -287,39 +228,20 @@ fn parse_dirents(bytes: &[u8]) -> Vec<(u64, i64, u8, Vec<u8>)> {
 
 #[test]
 fn dirent_records() {
-    let dot = Dirent64 {
-        ino: 1,
-        next_offset: 1,
-        file_type: FileType::Directory,
-        name: b".",
-    };
+    let dot = Dirent64 { ino: 1, next_offset: 1, file_type: FileType::Directory, name: b"." };
     assert_eq!(dot.record_len(), Ok(24));
     let mut out = [0xff; 32];
     assert_eq!(dot.encode_into(&mut out), Ok(24));
-    assert_eq!(
-        &out[..24],
-        &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 24, 0, 4, b'.', 0, 0, 0, 0]
-    );
+    assert_eq!(&out[..24], &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 24, 0, 4, b'.', 0, 0, 0, 0]);
     assert_eq!(&out[24..], &[0xff; 8], "nothing written past the record");
-    let named = |name: &'static [u8]| Dirent64 {
-        ino: 7,
-        next_offset: 2,
-        file_type: FileType::Regular,
-        name,
-    };
+    let named = |name: &'static [u8]| Dirent64 { ino: 7, next_offset: 2, file_type: FileType::Regular, name };
     assert_eq!(named(b"init\0").record_len(), Err(DirentError::InvalidName));
     assert_eq!(named(b"a/b").record_len(), Err(DirentError::InvalidName));
     assert_eq!(named(b"").record_len(), Err(DirentError::InvalidName));
     assert_eq!(named(b"hello").record_len(), Ok(32));
     assert_eq!(named(&[b'x'; 255]).record_len(), Ok(280));
-    assert_eq!(
-        named(&[b'x'; 256]).record_len(),
-        Err(DirentError::NameTooLong)
-    );
-    assert_eq!(
-        named(b"hello").encode_into(&mut [0; 31]),
-        Err(DirentError::BufferTooSmall)
-    );
+    assert_eq!(named(&[b'x'; 256]).record_len(), Err(DirentError::NameTooLong));
+    assert_eq!(named(b"hello").encode_into(&mut [0; 31]), Err(DirentError::BufferTooSmall));
     assert_eq!(DirentError::NameTooLong.errno(), Errno::ENAMETOOLONG);
     assert_eq!(Errno::from(DirentError::BufferTooSmall), Errno::EINVAL);
 }
@@ -327,42 +249,20 @@ fn dirent_records() {
 #[test]
 fn getdents_fills_what_fits() {
     let entries = [
-        Dirent64 {
-            ino: 1,
-            next_offset: 1,
-            file_type: FileType::Directory,
-            name: b".",
-        },
-        Dirent64 {
-            ino: 2,
-            next_offset: 2,
-            file_type: FileType::Directory,
-            name: b"..",
-        },
-        Dirent64 {
-            ino: 3,
-            next_offset: 3,
-            file_type: FileType::Regular,
-            name: b"cow_isolation",
-        },
+        Dirent64 { ino: 1, next_offset: 1, file_type: FileType::Directory, name: b"." },
+        Dirent64 { ino: 2, next_offset: 2, file_type: FileType::Directory, name: b".." },
+        Dirent64 { ino: 3, next_offset: 3, file_type: FileType::Regular, name: b"cow_isolation" },
     ];
     let (bytes, taken) = encode_dirents(entries, 4096).unwrap();
     assert_eq!(taken, 3);
     assert_eq!(bytes.len(), 24 + 24 + 40);
     assert_eq!(
         parse_dirents(&bytes),
-        vec![
-            (1, 1, 4, b".".to_vec()),
-            (2, 2, 4, b"..".to_vec()),
-            (3, 3, 8, b"cow_isolation".to_vec()),
-        ]
+        vec![(1, 1, 4, b".".to_vec()), (2, 2, 4, b"..".to_vec()), (3, 3, 8, b"cow_isolation".to_vec()),]
     );
     assert_eq!(encode_dirents(entries, 60).unwrap().1, 2);
     assert_eq!(encode_dirents(entries, 24).unwrap().1, 1);
-    assert_eq!(
-        encode_dirents(entries, 23),
-        Err(DirentError::BufferTooSmall)
-    );
+    assert_eq!(encode_dirents(entries, 23), Err(DirentError::BufferTooSmall));
     assert_eq!(encode_dirents([], 0), Ok((vec![], 0)));
 }
 
@@ -391,28 +291,9 @@ fn utsname_fields() {
     assert_eq!(field(4), b"aarch64");
     assert_eq!(field(5), b"(none)");
     let long = [b'n'; 64];
-    assert!(UtsName {
-        nodename: &long,
-        ..uts
-    }
-    .to_bytes()
-    .is_ok());
-    assert_eq!(
-        UtsName {
-            nodename: &[b'n'; 65],
-            ..uts
-        }
-        .to_bytes(),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        UtsName {
-            machine: b"a\0b",
-            ..uts
-        }
-        .to_bytes(),
-        Err(Errno::EINVAL)
-    );
+    assert!(UtsName { nodename: &long, ..uts }.to_bytes().is_ok());
+    assert_eq!(UtsName { nodename: &[b'n'; 65], ..uts }.to_bytes(), Err(Errno::EINVAL));
+    assert_eq!(UtsName { machine: b"a\0b", ..uts }.to_bytes(), Err(Errno::EINVAL));
 }
 
 fn any_timespec() -> impl Strategy<Value = Timespec> {

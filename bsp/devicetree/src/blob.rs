@@ -144,11 +144,7 @@ impl<'a> Blob<'a> {
 
     /// The structure block's tokens, from the first.
     pub(crate) fn tokens(&self) -> Tokens<'a> {
-        Tokens {
-            structs: self.structs,
-            strings: self.strings,
-            pos: 0,
-        }
+        Tokens { structs: self.structs, strings: self.strings, pos: 0 }
     }
 }
 
@@ -184,11 +180,7 @@ impl<'a> Tokens<'a> {
             match token {
                 FDT_NOP => self.pos = payload,
                 FDT_BEGIN_NODE => {
-                    let name = self
-                        .structs
-                        .get(payload..)
-                        .and_then(until_nul)
-                        .ok_or(DtError::Malformed)?;
+                    let name = self.structs.get(payload..).and_then(until_nul).ok_or(DtError::Malformed)?;
                     self.advance(payload, name.len() + 1)?;
                     return Ok(Token::BeginNode(name));
                 }
@@ -203,13 +195,8 @@ impl<'a> Tokens<'a> {
                     let start = payload + 8;
                     let end = start.checked_add(len).ok_or(DtError::Malformed)?;
                     let value = self.structs.get(start..end).ok_or(DtError::Malformed)?;
-                    let name_offset =
-                        usize::try_from(name_offset).map_err(|_| DtError::Malformed)?;
-                    let name = self
-                        .strings
-                        .get(name_offset..)
-                        .and_then(until_nul)
-                        .ok_or(DtError::Malformed)?;
+                    let name_offset = usize::try_from(name_offset).map_err(|_| DtError::Malformed)?;
+                    let name = self.strings.get(name_offset..).and_then(until_nul).ok_or(DtError::Malformed)?;
                     self.advance(start, len)?;
                     return Ok(Token::Prop { name, value });
                 }
@@ -225,10 +212,7 @@ impl<'a> Tokens<'a> {
     /// Moves past `len` payload bytes starting at `from`, to the next
     /// 4-byte boundary.
     fn advance(&mut self, from: usize, len: usize) -> Result<(), DtError> {
-        self.pos = from
-            .checked_add(len)
-            .and_then(align4)
-            .ok_or(DtError::Malformed)?;
+        self.pos = from.checked_add(len).and_then(align4).ok_or(DtError::Malformed)?;
         Ok(())
     }
 }

@@ -127,10 +127,7 @@ pub fn parse(blob: &[u8]) -> Result<DeviceTreeInfo<'_>, DtError> {
 /// Unless `ptr` is null, it must be valid for reads of `max_len` bytes (one
 /// allocated object, or mapped memory), and those bytes must not be written
 /// for as long as the returned strings are used (they borrow from them).
-pub unsafe fn parse_raw(
-    ptr: *const u8,
-    max_len: usize,
-) -> Result<DeviceTreeInfo<'static>, DtError> {
+pub unsafe fn parse_raw(ptr: *const u8, max_len: usize) -> Result<DeviceTreeInfo<'static>, DtError> {
     if ptr.is_null() {
         return Err(DtError::NullPointer);
     }

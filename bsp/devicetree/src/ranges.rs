@@ -49,11 +49,7 @@ impl RangeList {
 
     /// An empty list.
     pub const fn new() -> Self {
-        Self {
-            entries: [Range { start: 0, size: 0 }; Self::CAPACITY],
-            len: 0,
-            truncated: false,
-        }
+        Self { entries: [Range { start: 0, size: 0 }; Self::CAPACITY], len: 0, truncated: false }
     }
 
     /// Appends a range; when the list is full the range is dropped and the

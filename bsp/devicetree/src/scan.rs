@@ -56,10 +56,7 @@ impl Cells {
 
     /// These cell counts, or `parent`'s where these are missing.
     fn or(self, parent: Self) -> Self {
-        Self {
-            address: self.address.or(parent.address),
-            size: self.size.or(parent.size),
-        }
+        Self { address: self.address.or(parent.address), size: self.size.or(parent.size) }
     }
 
     /// Appends the non-empty `(address, size)` entries of a `reg` value to `out`.
@@ -71,9 +68,7 @@ impl Cells {
             return Err(DtError::Malformed);
         }
         for chunk in reg.chunks_exact(entry) {
-            let (address, size) = chunk
-                .split_at_checked(address_bytes)
-                .ok_or(DtError::Malformed)?;
+            let (address, size) = chunk.split_at_checked(address_bytes).ok_or(DtError::Malformed)?;
             push_range(out, number(address)?, number(size)?)?;
         }
         Ok(())
@@ -198,10 +193,7 @@ impl<'a> Scan<'a> {
 
     fn property(&mut self, name: &'a [u8], value: &'a [u8]) -> Result<(), DtError> {
         // Properties come before a node's children, and only inside a node.
-        self.pending
-            .as_mut()
-            .ok_or(DtError::Malformed)?
-            .record(name, value);
+        self.pending.as_mut().ok_or(DtError::Malformed)?.record(name, value);
         let info = &mut self.info;
         match (self.depth, self.top) {
             (1, _) => match name {
@@ -240,9 +232,7 @@ impl<'a> Scan<'a> {
         if self.depth == 2 && node.memory {
             self.root_cells.read_reg(reg, &mut self.info.ram)?;
         } else if self.depth == 3 && self.top == TopLevel::ReservedMemory {
-            self.reserved_cells
-                .or(self.root_cells)
-                .read_reg(reg, &mut self.info.reserved)?;
+            self.reserved_cells.or(self.root_cells).read_reg(reg, &mut self.info.reserved)?;
         }
         Ok(())
     }

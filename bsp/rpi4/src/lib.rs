@@ -31,7 +31,10 @@ pub const BOARD: BoardInfo = BoardInfo {
     gicc_base: PhysAddr::new(0xFF84_2000),
     mmio: &[
         // Low peripherals (UART, GPIO, mailboxes, ...) and the ARM local block with the GIC-400.
-        MmioWindow { name: "peripherals", range: PhysRange::new(PhysAddr::new(0xFC00_0000), PhysAddr::new(0x1_0000_0000)) },
+        MmioWindow {
+            name: "peripherals",
+            range: PhysRange::new(PhysAddr::new(0xFC00_0000), PhysAddr::new(0x1_0000_0000)),
+        },
     ],
     // The armstub and the spin table the parked cores poll (0xd8..0xf8).
     reserved: &[PhysRange::new(PhysAddr::new(0), PhysAddr::new(0x1000))],

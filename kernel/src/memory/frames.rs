@@ -1,7 +1,7 @@
 //! The frame pool (the buddy allocator over all free RAM) and the kernel
 //! heap carved from it.
 
-use aspen_mm::frame::{BuddyAllocator, FrameAllocator, InitError, FrameMeta};
+use aspen_mm::frame::{BuddyAllocator, FrameAllocator, FrameMeta, InitError};
 use aspen_mm::region::RangeSet;
 use aspen_mm::{PhysAddr, PAGE_SIZE};
 use spin::Once;

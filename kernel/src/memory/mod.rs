@@ -97,7 +97,13 @@ pub fn print_map(info: &BootInfo, free: &RangeSet<32>) {
         log::info!("  ram        {:?}  {:>6} MiB", r, r.size() >> 20);
     }
     log::info!("  total RAM  {} MiB", info.ram.total_size() >> 20);
-    log::info!("  kernel     {:?}  (text {:?}, rodata {:?}, data {:?})", image.whole(), image.text, image.rodata, image.data);
+    log::info!(
+        "  kernel     {:?}  (text {:?}, rodata {:?}, data {:?})",
+        image.whole(),
+        image.text,
+        image.rodata,
+        image.data
+    );
     if let Some(dtb) = info.dtb {
         log::info!("  dtb        {:?}", dtb);
     }

@@ -182,9 +182,8 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
 pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
     sched::with_current(|task| {
         let process = task.process().ok_or(FaultError::Segv)?;
-        let result = process
-            .with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind))
-            .map_err(|_| FaultError::Segv)?;
+        let result =
+            process.with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind)).map_err(|_| FaultError::Segv)?;
         if result.is_ok() {
             process.faults.fetch_add(1, Ordering::Relaxed);
         }

@@ -13,71 +13,79 @@ use crate::memory::kernel_map::query;
 use crate::memory::{frames, KernelImage};
 use crate::{check, check_eq, kernel_test};
 
-kernel_test!(fn kernel_sections_are_mapped_w_xor_x() -> TestResult {
-    let image = KernelImage::get();
-    let text = query(image.text.start).ok_or("kernel text is not mapped")?;
-    check_eq!(text.attrs, PageAttrs::KERNEL_RX);
-    let rodata = query(image.rodata.start).ok_or("rodata is not mapped")?;
-    check_eq!(rodata.attrs, PageAttrs::KERNEL_RO);
-    let data = query(image.data.start).ok_or("data is not mapped")?;
-    check_eq!(data.attrs, PageAttrs::KERNEL_RW);
-    for m in [text, rodata, data] {
-        check!(!m.attrs.access().contains(Access::WRITE | Access::EXECUTE), "{m:?} is writable and executable");
-        check!(m.attrs.is_global());
+kernel_test!(
+    fn kernel_sections_are_mapped_w_xor_x() -> TestResult {
+        let image = KernelImage::get();
+        let text = query(image.text.start).ok_or("kernel text is not mapped")?;
+        check_eq!(text.attrs, PageAttrs::KERNEL_RX);
+        let rodata = query(image.rodata.start).ok_or("rodata is not mapped")?;
+        check_eq!(rodata.attrs, PageAttrs::KERNEL_RO);
+        let data = query(image.data.start).ok_or("data is not mapped")?;
+        check_eq!(data.attrs, PageAttrs::KERNEL_RW);
+        for m in [text, rodata, data] {
+            check!(!m.attrs.access().contains(Access::WRITE | Access::EXECUTE), "{m:?} is writable and executable");
+            check!(m.attrs.is_global());
+        }
+        check!(crate::arch::mmu::wxn_enabled(), "SCTLR_EL1.WXN is off");
+        Ok(())
     }
-    check!(crate::arch::mmu::wxn_enabled(), "SCTLR_EL1.WXN is off");
-    Ok(())
-});
+);
 
-kernel_test!(fn linear_map_uses_blocks_and_device_memory() -> TestResult {
-    let pool = frames::pool();
-    // The pool's zones are plain RAM: mapped RW, never executable.
-    for zone in pool.zones() {
-        let m = query(zone.start).ok_or(alloc::format!("RAM at {:?} is not mapped", zone.start))?;
-        check_eq!(m.attrs, PageAttrs::KERNEL_RW);
+kernel_test!(
+    fn linear_map_uses_blocks_and_device_memory() -> TestResult {
+        let pool = frames::pool();
+        // The pool's zones are plain RAM: mapped RW, never executable.
+        for zone in pool.zones() {
+            let m = query(zone.start).ok_or(alloc::format!("RAM at {:?} is not mapped", zone.start))?;
+            check_eq!(m.attrs, PageAttrs::KERNEL_RW);
+        }
+        // A 2 MiB-aligned stretch inside the largest zone is one block.
+        const BLOCK: u64 = 2 << 20;
+        let largest = pool.zones().max_by_key(|z| z.size()).ok_or("the pool has no zones")?;
+        let aligned = largest.start.align_up(BLOCK);
+        check!(aligned + BLOCK <= largest.end_exclusive, "zone {largest:?} holds no whole 2 MiB block");
+        let m = query(aligned).ok_or("RAM block not mapped")?;
+        check!(m.size != PageSize::Size4K, "{aligned:?} is mapped with 4 KiB pages: {m:?}");
+        let uart = query(BOARD.uart_base).ok_or("the console UART is not mapped")?;
+        check_eq!(uart.attrs.memory_type(), MemoryType::Device);
+        check!(!uart.attrs.access().contains(Access::EXECUTE));
+        Ok(())
     }
-    // A 2 MiB-aligned stretch inside the largest zone is one block.
-    const BLOCK: u64 = 2 << 20;
-    let largest = pool.zones().max_by_key(|z| z.size()).ok_or("the pool has no zones")?;
-    let aligned = largest.start.align_up(BLOCK);
-    check!(aligned + BLOCK <= largest.end_exclusive, "zone {largest:?} holds no whole 2 MiB block");
-    let m = query(aligned).ok_or("RAM block not mapped")?;
-    check!(m.size != PageSize::Size4K, "{aligned:?} is mapped with 4 KiB pages: {m:?}");
-    let uart = query(BOARD.uart_base).ok_or("the console UART is not mapped")?;
-    check_eq!(uart.attrs.memory_type(), MemoryType::Device);
-    check!(!uart.attrs.access().contains(Access::EXECUTE));
-    Ok(())
-});
+);
 
-kernel_test!(fn the_user_half_is_empty_while_no_task_runs() -> TestResult {
-    // TTBR0 holds the empty table: even a low address that is RAM faults.
-    let low = BOARD.kernel_load.as_u64() as *const u64;
-    // SAFETY: the read faults; the probe turns the fault into a value.
-    match probe(|| unsafe { low.read_volatile() }) {
-        Ok(_) => Err(alloc::format!("a TTBR0 address ({low:p}) is still mapped")),
-        Err(fault) => {
-            check!(matches!(fault.syndrome.fault_status(), FaultStatus::Translation { .. }), "{:?}", fault);
-            Ok(())
+kernel_test!(
+    fn the_user_half_is_empty_while_no_task_runs() -> TestResult {
+        // TTBR0 holds the empty table: even a low address that is RAM faults.
+        let low = BOARD.kernel_load.as_u64() as *const u64;
+        // SAFETY: the read faults; the probe turns the fault into a value.
+        match probe(|| unsafe { low.read_volatile() }) {
+            Ok(_) => Err(alloc::format!("a TTBR0 address ({low:p}) is still mapped")),
+            Err(fault) => {
+                check!(matches!(fault.syndrome.fault_status(), FaultStatus::Translation { .. }), "{:?}", fault);
+                Ok(())
+            }
         }
     }
-});
+);
 
-kernel_test!(fn writing_kernel_text_faults_with_a_decoded_report() -> TestResult {
-    let target = kernel_text_probe as *const () as *mut u32;
-    // SAFETY: the write faults (text is read-only); the probe turns the
-    // fault into a value, so the text is never changed.
-    let fault = match probe(|| unsafe { target.write_volatile(0xd503_201f) }) {
-        Ok(()) => return Err("a write to kernel text succeeded".into()),
-        Err(fault) => fault,
-    };
-    let report = alloc::format!("{}", fault.syndrome);
-    crate::println!("expected exception (write to kernel text):\n{report}");
-    check_eq!(fault.syndrome.far, target as u64);
-    check!(fault.syndrome.is_write());
-    check!(matches!(fault.syndrome.fault_status(), FaultStatus::Permission { .. }), "{report}");
-    check!(report.contains("write: permission fault"), "{report}");
-    Ok(())
-});
+kernel_test!(
+    fn writing_kernel_text_faults_with_a_decoded_report() -> TestResult {
+        let target = kernel_text_probe as *const () as *mut u32;
+        // SAFETY: the write faults (text is read-only); the probe turns the
+        // fault into a value, so the text is never changed.
+        let fault = match probe(|| unsafe { target.write_volatile(0xd503_201f) }) {
+            Ok(()) => return Err("a write to kernel text succeeded".into()),
+            Err(fault) => fault,
+        };
+        let report = alloc::format!("{}", fault.syndrome);
+        crate::println!("expected exception (write to kernel text):\n{report}");
+        check_eq!(fault.syndrome.far, target as u64);
+        check!(fault.syndrome.is_write());
+        check!(matches!(fault.syndrome.fault_status(), FaultStatus::Permission { .. }), "{report}");
+        check!(report.contains("write: permission fault"), "{report}");
+        Ok(())
+    }
+);
 
 /// A function whose text the W^X test tries to write.
 #[inline(never)]
@@ -85,72 +93,80 @@ fn kernel_text_probe() -> u32 {
     7
 }
 
-kernel_test!(fn executing_kernel_data_faults_with_a_decoded_report() -> TestResult {
-    // `ret` in a writable static: data is never executable.
-    static mut CODE: [u32; 1] = [0xd65f_03c0];
-    let entry = core::ptr::addr_of_mut!(CODE) as usize;
-    // SAFETY: the branch faults on the instruction fetch; the probe turns the
-    // fault into a value. Were data executable, the code is a plain `ret`.
-    let fault = match probe(|| unsafe {
-        let f: extern "C" fn() = core::mem::transmute(entry);
-        f()
-    }) {
-        Ok(()) => return Err("kernel data was executable".into()),
-        Err(fault) => fault,
-    };
-    let report = alloc::format!("{}", fault.syndrome);
-    crate::println!("expected exception (execute kernel data):\n{report}");
-    check_eq!(fault.syndrome.exception_class(), 0x21);
-    check_eq!(fault.elr, entry as u64);
-    check!(matches!(fault.syndrome.fault_status(), FaultStatus::Permission { .. }), "{report}");
-    check!(report.contains("instruction fetch: permission fault"), "{report}");
-    Ok(())
-});
+kernel_test!(
+    fn executing_kernel_data_faults_with_a_decoded_report() -> TestResult {
+        // `ret` in a writable static: data is never executable.
+        static mut CODE: [u32; 1] = [0xd65f_03c0];
+        let entry = core::ptr::addr_of_mut!(CODE) as usize;
+        // SAFETY: the branch faults on the instruction fetch; the probe turns the
+        // fault into a value. Were data executable, the code is a plain `ret`.
+        let fault = match probe(|| unsafe {
+            let f: extern "C" fn() = core::mem::transmute(entry);
+            f()
+        }) {
+            Ok(()) => return Err("kernel data was executable".into()),
+            Err(fault) => fault,
+        };
+        let report = alloc::format!("{}", fault.syndrome);
+        crate::println!("expected exception (execute kernel data):\n{report}");
+        check_eq!(fault.syndrome.exception_class(), 0x21);
+        check_eq!(fault.elr, entry as u64);
+        check!(matches!(fault.syndrome.fault_status(), FaultStatus::Permission { .. }), "{report}");
+        check!(report.contains("instruction fetch: permission fault"), "{report}");
+        Ok(())
+    }
+);
 
-kernel_test!(fn frame_pool_accounting_returns_to_baseline() -> TestResult {
-    let pool = frames::pool();
-    let baseline = pool.free_frame_count();
-    let per_order = pool.free_blocks_per_order();
-    let mut runs = alloc::vec::Vec::new();
-    for order in [0u32, 0, 1, 3, 9, 0, 4] {
-        let run = pool.alloc_frames(order).map_err(|e| alloc::format!("order {order}: {e:?}"))?;
-        check!(run.is_aligned(PAGE_SIZE << order), "{run:?} is not aligned for order {order}");
-        check_eq!(pool.refcount(run).map_err(|e| alloc::format!("{e:?}"))?, 1);
-        runs.push((run, order));
-    }
-    let taken: usize = runs.iter().map(|(_, o)| 1usize << o).sum();
-    check_eq!(pool.free_frame_count(), baseline - taken);
-    // The runs are RAM the kernel can write through its linear map.
-    for (run, order) in &runs {
-        let va = crate::memory::phys_to_virt(*run).as_u64() as *mut u8;
-        // SAFETY: the run is ours, mapped read-write, PAGE_SIZE << order long.
-        unsafe { core::ptr::write_bytes(va, 0xa5, (PAGE_SIZE << order) as usize) };
-    }
-    for (run, order) in runs {
-        pool.free_frames(run, order);
-    }
-    check_eq!(pool.free_frame_count(), baseline);
-    check_eq!(pool.free_blocks_per_order(), per_order);
-    Ok(())
-});
-
-kernel_test!(fn frame_pool_never_hands_out_the_kernel_or_the_dtb() -> TestResult {
-    let image = KernelImage::get().whole();
-    let pool = frames::pool();
-    for zone in pool.zones() {
-        check!(!zone.overlaps(&image), "zone {zone:?} overlaps the kernel {image:?}");
-        if let Some(dtb) = crate::boot_info().dtb {
-            check!(!zone.overlaps(&dtb), "zone {zone:?} overlaps the DTB {dtb:?}");
+kernel_test!(
+    fn frame_pool_accounting_returns_to_baseline() -> TestResult {
+        let pool = frames::pool();
+        let baseline = pool.free_frame_count();
+        let per_order = pool.free_blocks_per_order();
+        let mut runs = alloc::vec::Vec::new();
+        for order in [0u32, 0, 1, 3, 9, 0, 4] {
+            let run = pool.alloc_frames(order).map_err(|e| alloc::format!("order {order}: {e:?}"))?;
+            check!(run.is_aligned(PAGE_SIZE << order), "{run:?} is not aligned for order {order}");
+            check_eq!(pool.refcount(run).map_err(|e| alloc::format!("{e:?}"))?, 1);
+            runs.push((run, order));
         }
+        let taken: usize = runs.iter().map(|(_, o)| 1usize << o).sum();
+        check_eq!(pool.free_frame_count(), baseline - taken);
+        // The runs are RAM the kernel can write through its linear map.
+        for (run, order) in &runs {
+            let va = crate::memory::phys_to_virt(*run).as_u64() as *mut u8;
+            // SAFETY: the run is ours, mapped read-write, PAGE_SIZE << order long.
+            unsafe { core::ptr::write_bytes(va, 0xa5, (PAGE_SIZE << order) as usize) };
+        }
+        for (run, order) in runs {
+            pool.free_frames(run, order);
+        }
+        check_eq!(pool.free_frame_count(), baseline);
+        check_eq!(pool.free_blocks_per_order(), per_order);
+        Ok(())
     }
-    check!(pool.meta(PhysAddr::new(image.start.as_u64())).is_none(), "the kernel's first frame has pool metadata");
-    Ok(())
-});
+);
 
-kernel_test!(fn asid_width_follows_the_cpu() -> TestResult {
-    let bits = crate::arch::mmu::asid_bits();
-    check!(bits == 8 || bits == 16, "ASID width {bits}");
-    // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them.
-    check_eq!(crate::arch::mmu::asid16_enabled(), bits == 16);
-    Ok(())
-});
+kernel_test!(
+    fn frame_pool_never_hands_out_the_kernel_or_the_dtb() -> TestResult {
+        let image = KernelImage::get().whole();
+        let pool = frames::pool();
+        for zone in pool.zones() {
+            check!(!zone.overlaps(&image), "zone {zone:?} overlaps the kernel {image:?}");
+            if let Some(dtb) = crate::boot_info().dtb {
+                check!(!zone.overlaps(&dtb), "zone {zone:?} overlaps the DTB {dtb:?}");
+            }
+        }
+        check!(pool.meta(PhysAddr::new(image.start.as_u64())).is_none(), "the kernel's first frame has pool metadata");
+        Ok(())
+    }
+);
+
+kernel_test!(
+    fn asid_width_follows_the_cpu() -> TestResult {
+        let bits = crate::arch::mmu::asid_bits();
+        check!(bits == 8 || bits == 16, "ASID width {bits}");
+        // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them.
+        check_eq!(crate::arch::mmu::asid16_enabled(), bits == 16);
+        Ok(())
+    }
+);

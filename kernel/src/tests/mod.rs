@@ -1,7 +1,7 @@
 //! In-kernel tests, run at boot by the `ktest` build.
 
 mod boot;
-mod memory;
 mod irq;
+mod memory;
 mod sched;
 mod uaccess;

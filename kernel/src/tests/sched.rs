@@ -44,25 +44,29 @@ fn ping_pong(me: usize) {
     }
 }
 
-kernel_test!(fn threads_alternate_through_yield() -> TestResult {
-    TURN.store(0, Ordering::Release);
-    let a = spawn(DEFAULT_PRIORITY, ping_pong, 0)?;
-    let b = spawn(DEFAULT_PRIORITY, ping_pong, 1)?;
-    join(&a)?;
-    join(&b)?;
-    check_eq!(TURN.load(Ordering::Acquire), 2 * ROUNDS);
-    Ok(())
-});
+kernel_test!(
+    fn threads_alternate_through_yield() -> TestResult {
+        TURN.store(0, Ordering::Release);
+        let a = spawn(DEFAULT_PRIORITY, ping_pong, 0)?;
+        let b = spawn(DEFAULT_PRIORITY, ping_pong, 1)?;
+        join(&a)?;
+        join(&b)?;
+        check_eq!(TURN.load(Ordering::Acquire), 2 * ROUNDS);
+        Ok(())
+    }
+);
 
-kernel_test!(fn sleep_lasts_at_least_as_asked_and_not_much_longer() -> TestResult {
-    let ask = timer::frequency() / 50; // 20 ms
-    let start = timer::ticks();
-    sched::sleep_ticks(ask);
-    let slept = timer::ticks() - start;
-    check!(slept >= ask, "slept {slept} ticks, asked {ask}");
-    check!(slept < ask + timer::frequency() / 50, "slept {slept} ticks for {ask}: over 20 ms late");
-    Ok(())
-});
+kernel_test!(
+    fn sleep_lasts_at_least_as_asked_and_not_much_longer() -> TestResult {
+        let ask = timer::frequency() / 50; // 20 ms
+        let start = timer::ticks();
+        sched::sleep_ticks(ask);
+        let slept = timer::ticks() - start;
+        check!(slept >= ask, "slept {slept} ticks, asked {ask}");
+        check!(slept < ask + timer::frequency() / 50, "slept {slept} ticks for {ask}: over 20 ms late");
+        Ok(())
+    }
+);
 
 static ORDER: spin::Mutex<alloc::vec::Vec<usize>> = spin::Mutex::new(alloc::vec::Vec::new());
 
@@ -70,43 +74,47 @@ fn record(tag: usize) {
     ORDER.lock().push(tag);
 }
 
-kernel_test!(fn better_priority_runs_first() -> TestResult {
-    ORDER.lock().clear();
-    // Queued low first, high second; both ready when this thread yields
-    // by sleeping. High priority must run first.
-    let low = spawn(DEFAULT_PRIORITY + 2, record, 2)?;
-    let high = spawn(DEFAULT_PRIORITY - 2, record, 1)?;
-    join(&high)?;
-    join(&low)?;
-    check_eq!(*ORDER.lock(), alloc::vec![1, 2]);
-    Ok(())
-});
+kernel_test!(
+    fn better_priority_runs_first() -> TestResult {
+        ORDER.lock().clear();
+        // Queued low first, high second; both ready when this thread yields
+        // by sleeping. High priority must run first.
+        let low = spawn(DEFAULT_PRIORITY + 2, record, 2)?;
+        let high = spawn(DEFAULT_PRIORITY - 2, record, 1)?;
+        join(&high)?;
+        join(&low)?;
+        check_eq!(*ORDER.lock(), alloc::vec![1, 2]);
+        Ok(())
+    }
+);
 
 fn nothing(_: usize) {}
 
-kernel_test!(fn stacks_have_guards_and_are_freed_at_exit() -> TestResult {
-    let pool = frames::pool();
-    // Warm up: the first stacks may allocate the stack area's table pages.
-    join(&spawn(DEFAULT_PRIORITY, nothing, 0)?)?;
-    let baseline = pool.free_frame_count();
-    let mut tasks = alloc::vec::Vec::new();
-    for _ in 0..20 {
-        tasks.push(spawn(DEFAULT_PRIORITY, nothing, 0)?);
+kernel_test!(
+    fn stacks_have_guards_and_are_freed_at_exit() -> TestResult {
+        let pool = frames::pool();
+        // Warm up: the first stacks may allocate the stack area's table pages.
+        join(&spawn(DEFAULT_PRIORITY, nothing, 0)?)?;
+        let baseline = pool.free_frame_count();
+        let mut tasks = alloc::vec::Vec::new();
+        for _ in 0..20 {
+            tasks.push(spawn(DEFAULT_PRIORITY, nothing, 0)?);
+        }
+        let guard_probe = {
+            let range = crate::task::stack::KernelStack::new().map_err(|e| alloc::format!("{e:?}"))?;
+            let below = range.range().start.as_u64() - 8;
+            // SAFETY: the read faults (guard page); the probe returns the fault.
+            let result = probe(|| unsafe { (below as *const u64).read_volatile() });
+            (below, result.is_err())
+        };
+        check!(guard_probe.1, "the page below a kernel stack ({:#x}) is mapped", guard_probe.0);
+        for task in &tasks {
+            join(task)?;
+        }
+        drop(tasks);
+        // The last thread's stack is released by the next switch.
+        sched::yield_now();
+        check_eq!(pool.free_frame_count(), baseline);
+        Ok(())
     }
-    let guard_probe = {
-        let range = crate::task::stack::KernelStack::new().map_err(|e| alloc::format!("{e:?}"))?;
-        let below = range.range().start.as_u64() - 8;
-        // SAFETY: the read faults (guard page); the probe returns the fault.
-        let result = probe(|| unsafe { (below as *const u64).read_volatile() });
-        (below, result.is_err())
-    };
-    check!(guard_probe.1, "the page below a kernel stack ({:#x}) is mapped", guard_probe.0);
-    for task in &tasks {
-        join(task)?;
-    }
-    drop(tasks);
-    // The last thread's stack is released by the next switch.
-    sched::yield_now();
-    check_eq!(pool.free_frame_count(), baseline);
-    Ok(())
-});
+);

@@ -154,9 +154,7 @@ pub(crate) fn prot_allows(prot: Prot, kind: FaultKind) -> bool {
 /// holds the only reference and no page cache has the frame.
 #[inline]
 pub(crate) fn exclusive(frames: &BuddyAllocator<'static>, pa: PhysAddr) -> bool {
-    frames
-        .meta(pa)
-        .is_some_and(|m| m.refcount() == 1 && !m.flags().contains(FrameFlags::PAGE_CACHE))
+    frames.meta(pa).is_some_and(|m| m.refcount() == 1 && !m.flags().contains(FrameFlags::PAGE_CACHE))
 }
 
 /// Whether a present leaf of `varea`, mapping `pa` in mode `current`, may

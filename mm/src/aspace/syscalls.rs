@@ -11,8 +11,8 @@ use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::flags::*;
 use super::varea::{Backing, Prot, Varea};
 use super::{
-    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS,
-    MMAP_MIN_ADDR, USER_END,
+    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS, MMAP_MIN_ADDR,
+    USER_END,
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
@@ -338,10 +338,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let range = VirtRange::new(addr, end);
         let covered = end <= USER_END && self.vareas.covers(range);
         if advice == MADV_DONTNEED {
-            let refused = self
-                .vareas
-                .overlapping(range)
-                .any(|(_, v)| v.locked || matches!(v.backing, Backing::Device { .. }));
+            let refused =
+                self.vareas.overlapping(range).any(|(_, v)| v.locked || matches!(v.backing, Backing::Device { .. }));
             if refused {
                 return Err(Errno::EINVAL);
             }

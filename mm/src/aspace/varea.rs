@@ -174,10 +174,7 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
 
     /// How many new vareas splitting at both ends of `range` would create.
     pub fn splits_needed(&self, range: VirtRange) -> usize {
-        [range.start, range.end_exclusive]
-            .iter()
-            .filter(|&&va| self.find(va).is_some_and(|(s, _)| s != va))
-            .count()
+        [range.start, range.end_exclusive].iter().filter(|&&va| self.find(va).is_some_and(|(s, _)| s != va)).count()
     }
 
     /// Makes `va` a varea boundary, splitting the varea holding it.
@@ -247,11 +244,7 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     /// A copy for a child after fork: the same vareas, none locked (Linux
     /// does not inherit mlock).
     pub fn clone_for_fork(&self) -> Self {
-        let map = self
-            .map
-            .iter()
-            .map(|(s, v)| (*s, Varea { locked: false, ..v.clone() }))
-            .collect();
+        let map = self.map.iter().map(|(s, v)| (*s, Varea { locked: false, ..v.clone() })).collect();
         Self { map }
     }
 

@@ -83,10 +83,7 @@ impl Zone {
     }
 
     fn range(&self) -> PhysRange {
-        PhysRange::new(
-            PhysAddr::from_page_number(self.start_pfn),
-            PhysAddr::from_page_number(self.end_pfn_exclusive),
-        )
+        PhysRange::new(PhysAddr::from_page_number(self.start_pfn), PhysAddr::from_page_number(self.end_pfn_exclusive))
     }
 }
 
@@ -100,10 +97,7 @@ struct Zones {
 impl Zones {
     /// Page-aligned parts of `ranges`, minus the pages `exclude` touches.
     fn build(ranges: &[PhysRange], exclude: Option<PhysRange>) -> Result<Self, InitError> {
-        let mut zones = Self {
-            zones: [Zone::default(); MAX_ZONES],
-            len: 0,
-        };
+        let mut zones = Self { zones: [Zone::default(); MAX_ZONES], len: 0 };
         let (ex_start, ex_end) = match exclude.filter(|r| !r.is_empty()) {
             Some(r) => {
                 let r = r.expand_to_pages();
@@ -152,11 +146,7 @@ impl Zones {
         }
         let pos = self.as_slice().partition_point(|z| z.start_pfn < start);
         self.zones.copy_within(pos..self.len, pos + 1);
-        self.zones[pos] = Zone {
-            start_pfn: start,
-            end_pfn_exclusive: end_exclusive,
-            first_index: 0,
-        };
+        self.zones[pos] = Zone { start_pfn: start, end_pfn_exclusive: end_exclusive, first_index: 0 };
         self.len += 1;
         Ok(())
     }
@@ -310,10 +300,7 @@ impl<'a> BuddyAllocator<'a> {
     fn with_storage(zones: Zones, storage: &'a mut [MaybeUninit<FrameMeta>]) -> Result<Self, InitError> {
         let needed = zones.total_frames();
         if storage.len() < needed {
-            return Err(InitError::MetadataTooSmall {
-                needed,
-                provided: storage.len(),
-            });
+            return Err(InitError::MetadataTooSmall { needed, provided: storage.len() });
         }
         let storage = &mut storage[..needed];
         for slot in storage.iter_mut() {
@@ -328,20 +315,13 @@ impl<'a> BuddyAllocator<'a> {
     /// Builds the free lists: each zone is covered by the largest aligned
     /// blocks that fit, lowest address first.
     fn from_parts(zones: Zones, meta: Storage<'a>) -> Self {
-        let mut lists = FreeLists {
-            heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES],
-            free_blocks: [0; ORDER_COUNT],
-            free_frames: 0,
-        };
+        let mut lists =
+            FreeLists { heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES], free_blocks: [0; ORDER_COUNT], free_frames: 0 };
         let slice = meta.as_slice();
         for (zi, zone) in zones.as_slice().iter().enumerate() {
             let mut pfn = zone.start_pfn;
             while pfn < zone.end_pfn_exclusive {
-                let align_order = if pfn == 0 {
-                    MAX_ORDER
-                } else {
-                    pfn.trailing_zeros().min(MAX_ORDER)
-                };
+                let align_order = if pfn == 0 { MAX_ORDER } else { pfn.trailing_zeros().min(MAX_ORDER) };
                 let order = (0..=align_order).rev().find(|&o| zone.holds(pfn, o)).unwrap_or(0);
                 let index = zone.index(pfn);
                 slice[index as usize].set_block(FrameFlags::FREE | FrameFlags::HEAD, order);
@@ -516,10 +496,7 @@ impl<'a> BuddyAllocator<'a> {
             log::error!("frame free: {start:?} is not an allocated block of order {order} ({head:?})");
             return None;
         }
-        if let Some(busy) = self.metas()[first..first + (1 << order)]
-            .iter()
-            .find(|m| m.refcount() > 1)
-        {
+        if let Some(busy) = self.metas()[first..first + (1 << order)].iter().find(|m| m.refcount() > 1) {
             log::error!("frame free: block {start:?} still referenced ({busy:?}); leaked");
             return None;
         }
@@ -716,11 +693,7 @@ mod tests {
     }
 
     fn pi4_ranges() -> [PhysRange; 3] {
-        [
-            range(0, 0x3b40_0000),
-            range(0x4000_0000, 0xfc00_0000),
-            range(0x1_0000_0000, 0x2_0000_0000),
-        ]
+        [range(0, 0x3b40_0000), range(0x4000_0000, 0xfc00_0000), range(0x1_0000_0000, 0x2_0000_0000)]
     }
 
     #[test]
@@ -743,18 +716,13 @@ mod tests {
             range(0x40_0000, 0x40_0000),
         ])
         .unwrap();
-        assert_eq!(
-            a.zones().collect::<Vec<_>>(),
-            [range(0, 0x1_0000), range(0x10_0000, 0x30_0000)][..].to_vec()
-        );
+        assert_eq!(a.zones().collect::<Vec<_>>(), [range(0, 0x1_0000), range(0x10_0000, 0x30_0000)][..].to_vec());
         check_invariants(&a);
     }
 
     #[test]
     fn too_many_zones() {
-        let ranges: Vec<_> = (0..=MAX_ZONES as u64)
-            .map(|i| range(i * 0x10_0000, i * 0x10_0000 + 0x1000))
-            .collect();
+        let ranges: Vec<_> = (0..=MAX_ZONES as u64).map(|i| range(i * 0x10_0000, i * 0x10_0000 + 0x1000)).collect();
         assert_eq!(BuddyAllocator::metadata_bytes(&ranges), Err(InitError::TooManyZones));
         assert!(BuddyAllocator::new_owned(&ranges[..MAX_ZONES]).is_ok());
     }
@@ -821,11 +789,7 @@ mod tests {
 
     #[test]
     fn holes_are_never_handed_out() {
-        let ranges = [
-            range(0x1000, 0x20_0000),
-            range(0x30_0000, 0x31_3000),
-            range(0x100_0000, 0x140_0000),
-        ];
+        let ranges = [range(0x1000, 0x20_0000), range(0x30_0000, 0x31_3000), range(0x100_0000, 0x140_0000)];
         let a = BuddyAllocator::new_owned(&ranges).unwrap();
         let mut got = 0;
         while let Ok(p) = a.alloc_frame() {
@@ -862,7 +826,7 @@ mod tests {
         assert_eq!(a.refcount(q), Ok(0));
         a.free_frames(p, 2);
         a.free_frames(p, 2); // double free after merging
-        // Double free of a block whose buddy is still out (not merged).
+                             // Double free of a block whose buddy is still out (not merged).
         let (x, y) = (a.alloc_frame().unwrap(), a.alloc_frame().unwrap());
         assert_eq!(x.as_u64() ^ y.as_u64(), PAGE_SIZE);
         a.free_frame(x);
@@ -905,10 +869,7 @@ mod tests {
         let mut small: Vec<MaybeUninit<FrameMeta>> = (0..n - 1).map(|_| MaybeUninit::uninit()).collect();
         assert_eq!(
             BuddyAllocator::new(&ranges, &mut small).err(),
-            Some(InitError::MetadataTooSmall {
-                needed: n,
-                provided: n - 1
-            })
+            Some(InitError::MetadataTooSmall { needed: n, provided: n - 1 })
         );
         let mut storage: Vec<MaybeUninit<FrameMeta>> = (0..n + 5).map(|_| MaybeUninit::uninit()).collect();
         let a = BuddyAllocator::new(&ranges, &mut storage).unwrap();
@@ -933,16 +894,9 @@ mod tests {
         assert_eq!(meta, range(base + 8 * MIB - 5 * PAGE_SIZE, base + 8 * MIB));
         let low = BuddyAllocator::plan_metadata(&ranges, pa(base + 4 * MIB)).unwrap();
         assert_eq!(low, range(base + 4 * MIB - 5 * PAGE_SIZE, base + 4 * MIB));
-        assert_eq!(
-            BuddyAllocator::plan_metadata(&ranges, pa(base + 4 * PAGE_SIZE)),
-            Err(InitError::NoRoomForMetadata)
-        );
+        assert_eq!(BuddyAllocator::plan_metadata(&ranges, pa(base + 4 * PAGE_SIZE)), Err(InitError::NoRoomForMetadata));
 
-        let ptr = ram
-            .as_mut_ptr()
-            .cast::<u8>()
-            .wrapping_add((meta.start - pa(base)) as usize)
-            .cast::<FrameMeta>();
+        let ptr = ram.as_mut_ptr().cast::<u8>().wrapping_add((meta.start - pa(base)) as usize).cast::<FrameMeta>();
         // SAFETY: `ptr` points into `ram` (8-byte aligned, 5 pages inside it),
         // which nothing else touches while `a` lives.
         let a = unsafe { BuddyAllocator::new_in_place(&ranges, meta, ptr) }.unwrap();

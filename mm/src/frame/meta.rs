@@ -98,13 +98,7 @@ impl FrameMeta {
                 n => n.checked_add(1),
             })
             .map(|old| old + 1)
-            .map_err(|old| {
-                if old == 0 {
-                    RefError::NotReferenced
-                } else {
-                    RefError::Overflow
-                }
-            })
+            .map_err(|old| if old == 0 { RefError::NotReferenced } else { RefError::Overflow })
     }
 
     /// Takes one more reference for a holder of one (the count is at
@@ -171,9 +165,7 @@ impl FrameMeta {
 
     /// Clears the `USER` part of `flags` and returns the flags before.
     pub fn remove_flags(&self, flags: FrameFlags) -> FrameFlags {
-        let old = self
-            .flags
-            .fetch_and(!(flags & FrameFlags::USER).bits(), Ordering::AcqRel);
+        let old = self.flags.fetch_and(!(flags & FrameFlags::USER).bits(), Ordering::AcqRel);
         FrameFlags::from_bits_truncate(old)
     }
 
@@ -185,9 +177,7 @@ impl FrameMeta {
     /// The order of the block this frame heads, free or allocated; `None`
     /// for a frame inside a block.
     pub fn block_order(&self) -> Option<u32> {
-        self.flags()
-            .contains(FrameFlags::HEAD)
-            .then(|| u32::from(self.order.load(Ordering::Relaxed)))
+        self.flags().contains(FrameFlags::HEAD).then(|| u32::from(self.order.load(Ordering::Relaxed)))
     }
 
     // Allocator-side accessors; called with the allocator's lock held, which

@@ -169,12 +169,7 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
     /// The cache of a file whose data `pager` holds.
     pub fn new(env: &'e E, pager: Arc<dyn Pager>, identity: FileIdentity) -> Arc<Self> {
         let size = pager.size();
-        Arc::new(Self {
-            env,
-            pager: Some(pager),
-            identity,
-            inner: Mutex::new(Inner { size, pages: BTreeMap::new() }),
-        })
+        Arc::new(Self { env, pager: Some(pager), identity, inner: Mutex::new(Inner { size, pages: BTreeMap::new() }) })
     }
 
     /// An anonymous object of `size` bytes (MAP_SHARED|MAP_ANONYMOUS):

@@ -10,10 +10,10 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
+use super::bulk::Leaf;
 use super::descriptor::{Change, DescKind, Descriptor};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
-use super::bulk::Leaf;
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::FrameAllocator;
@@ -456,7 +456,12 @@ impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
 
     /// [`Editor::set`] for one leaf, invalidating it at once (`begin`, one
     /// page, `sync`) when its permissions changed in place.
-    pub fn set_leaf<T: TlbOps + ?Sized>(&mut self, tlb: &T, scope: TlbScope, leaf: Mapping) -> Result<Change, PagingError> {
+    pub fn set_leaf<T: TlbOps + ?Sized>(
+        &mut self,
+        tlb: &T,
+        scope: TlbScope,
+        leaf: Mapping,
+    ) -> Result<Change, PagingError> {
         let (change, old) = self.set_entry(leaf)?;
         if let Some(attrs) = old {
             invalidate_page_now(tlb, self.leaf_target(scope, &attrs), leaf.va, true);

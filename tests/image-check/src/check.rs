@@ -46,10 +46,7 @@ pub struct Report {
 
 impl Report {
     fn add(&mut self, ok: bool, text: impl Into<String>) -> bool {
-        self.checks.push(Check {
-            ok,
-            text: text.into(),
-        });
+        self.checks.push(Check { ok, text: text.into() });
         ok
     }
     fn result<E: fmt::Display>(&mut self, what: &str, r: Result<(), E>) -> bool {
@@ -69,11 +66,7 @@ impl Report {
     }
     /// The failed checks' lines.
     pub fn failures(&self) -> Vec<String> {
-        self.checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.text.clone())
-            .collect()
+        self.checks.iter().filter(|c| !c.ok).map(|c| c.text.clone()).collect()
     }
     /// `N passed, M failed`.
     pub fn summary(&self) -> String {
@@ -86,11 +79,7 @@ pub fn describe_difference(actual: &[u8], expected: &[u8]) -> Option<String> {
     if actual == expected {
         return None;
     }
-    let first = actual
-        .iter()
-        .zip(expected)
-        .position(|(a, b)| a != b)
-        .unwrap_or(actual.len().min(expected.len()));
+    let first = actual.iter().zip(expected).position(|(a, b)| a != b).unwrap_or(actual.len().min(expected.len()));
     let mut s = format!("{} bytes, expected {}", actual.len(), expected.len());
     if first < actual.len().min(expected.len()) {
         s += &format!(
@@ -103,14 +92,8 @@ pub fn describe_difference(actual: &[u8], expected: &[u8]) -> Option<String> {
     Some(s)
 }
 
-fn find<'a>(
-    files: &'a std::collections::BTreeMap<String, Vec<u8>>,
-    name: &str,
-) -> Option<&'a Vec<u8>> {
-    files
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+fn find<'a>(files: &'a std::collections::BTreeMap<String, Vec<u8>>, name: &str) -> Option<&'a Vec<u8>> {
+    files.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 /// Runs every check on `image`.
@@ -135,23 +118,15 @@ pub fn check_image(image: &[u8], spec: &Spec) -> Report {
             p
         }
         Err(e) => {
-            let list: Vec<String> = parts
-                .iter()
-                .map(|p| format!("{}: type 0x{:02x} at LBA {}", p.number, p.kind, p.start_lba))
-                .collect();
+            let list: Vec<String> =
+                parts.iter().map(|p| format!("{}: type 0x{:02x} at LBA {}", p.number, p.kind, p.start_lba)).collect();
             r.add(false, format!("MBR: {e} [{}]", list.join("; ")));
             r.add(false, "boot partition: not checked (no single partition)");
             return r;
         }
     };
-    let type_ok = r.result(
-        "partition type 0x0c (W95 FAT32 LBA)",
-        mbr::check_type(&part),
-    );
-    let start_ok = r.result(
-        "partition starts at LBA 2048 (1 MiB)",
-        mbr::check_start(&part),
-    );
+    let type_ok = r.result("partition type 0x0c (W95 FAT32 LBA)", mbr::check_type(&part));
+    let start_ok = r.result("partition starts at LBA 2048 (1 MiB)", mbr::check_start(&part));
     let range = part.byte_range();
     let fits = r.result(
         &format!(
@@ -164,10 +139,7 @@ pub fn check_image(image: &[u8], spec: &Spec) -> Report {
     );
     let _ = (type_ok, start_ok);
     if !fits {
-        r.add(
-            false,
-            "boot partition: not checked (past the end of the image)",
-        );
+        r.add(false, "boot partition: not checked (past the end of the image)");
         return r;
     }
 
@@ -182,40 +154,19 @@ pub fn check_image(image: &[u8], spec: &Spec) -> Report {
     };
     r.add(
         root.fat_type == "FAT32",
-        format!(
-            "{} file system: {} clusters of {} bytes",
-            root.fat_type, root.clusters, root.cluster_size
-        ) + if root.fat_type == "FAT32" {
-            ""
-        } else {
-            " (expected FAT32)"
-        },
+        format!("{} file system: {} clusters of {} bytes", root.fat_type, root.clusters, root.cluster_size)
+            + if root.fat_type == "FAT32" { "" } else { " (expected FAT32)" },
     );
 
     // Exactly the expected files.
-    let mut unexpected: Vec<String> = root
-        .files
-        .keys()
-        .filter(|n| !spec.expect.iter().any(|e| e.name.eq_ignore_ascii_case(n)))
-        .cloned()
-        .collect();
+    let mut unexpected: Vec<String> =
+        root.files.keys().filter(|n| !spec.expect.iter().any(|e| e.name.eq_ignore_ascii_case(n))).cloned().collect();
     unexpected.extend(root.dirs.iter().map(|d| format!("{d}/")));
-    let missing: Vec<&str> = spec
-        .expect
-        .iter()
-        .filter(|e| find(&root.files, &e.name).is_none())
-        .map(|e| e.name.as_str())
-        .collect();
+    let missing: Vec<&str> =
+        spec.expect.iter().filter(|e| find(&root.files, &e.name).is_none()).map(|e| e.name.as_str()).collect();
     let names: Vec<&str> = spec.expect.iter().map(|e| e.name.as_str()).collect();
     if unexpected.is_empty() && missing.is_empty() {
-        r.add(
-            true,
-            format!(
-                "root directory holds exactly {} files: {}",
-                names.len(),
-                names.join(", ")
-            ),
-        );
+        r.add(true, format!("root directory holds exactly {} files: {}", names.len(), names.join(", ")));
     } else {
         let mut why = Vec::new();
         if !missing.is_empty() {
@@ -232,10 +183,7 @@ pub fn check_image(image: &[u8], spec: &Spec) -> Report {
         match find(&root.files, &e.name) {
             None => r.add(false, format!("{}: not in the image", e.name)),
             Some(actual) => match describe_difference(actual, &e.contents) {
-                None => r.add(
-                    true,
-                    format!("{} equals {} ({} bytes)", e.name, e.source, actual.len()),
-                ),
+                None => r.add(true, format!("{} equals {} ({} bytes)", e.name, e.source, actual.len())),
                 Some(d) => r.add(false, format!("{} differs from {}: {d}", e.name, e.source)),
             },
         };
@@ -245,13 +193,7 @@ pub fn check_image(image: &[u8], spec: &Spec) -> Report {
     if !spec.config_lines.is_empty() {
         match find(&root.files, "config.txt") {
             None => {
-                r.add(
-                    false,
-                    format!(
-                        "config.txt: not in the image ({} lines not checked)",
-                        spec.config_lines.len()
-                    ),
-                );
+                r.add(false, format!("config.txt: not in the image ({} lines not checked)", spec.config_lines.len()));
             }
             Some(text) => {
                 let text = String::from_utf8_lossy(text);
@@ -294,15 +236,10 @@ mod tests {
     use crate::fat::synth::{disk, volume};
 
     fn expected(name: &str, contents: &[u8]) -> Expected {
-        Expected {
-            name: name.into(),
-            source: format!("build/{name}"),
-            contents: contents.to_vec(),
-        }
+        Expected { name: name.into(), source: format!("build/{name}"), contents: contents.to_vec() }
     }
 
-    const CONFIG: &[u8] =
-        b"# comment\narm_64bit=1\nkernel_address=0x80000\ninitramfs initramfs.cpio followkernel\n";
+    const CONFIG: &[u8] = b"# comment\narm_64bit=1\nkernel_address=0x80000\ninitramfs initramfs.cpio followkernel\n";
 
     /// 70000 bytes without repeats: a 32-bit xorshift stream.
     fn kernel() -> Vec<u8> {
@@ -324,10 +261,7 @@ mod tests {
                 expected("config.txt", CONFIG),
                 expected("cmdline.txt", b"console=ttyAMA0,115200\n"),
             ],
-            config_lines: vec![
-                "arm_64bit=1".into(),
-                "initramfs initramfs.cpio followkernel".into(),
-            ],
+            config_lines: vec!["arm_64bit=1".into(), "initramfs initramfs.cpio followkernel".into()],
             cmdline: Some("console=ttyAMA0,115200".into()),
         }
     }
@@ -352,9 +286,7 @@ mod tests {
         assert_eq!(r.passed(), 13);
         assert_eq!(r.summary(), "13 passed, 0 failed");
         assert!(
-            r.checks
-                .iter()
-                .any(|c| c.to_string() == "ok   FAT32 file system: 68552 clusters of 512 bytes"),
+            r.checks.iter().any(|c| c.to_string() == "ok   FAT32 file system: 68552 clusters of 512 bytes"),
             "{:#?}",
             r.checks
         );
@@ -383,28 +315,14 @@ mod tests {
     #[test]
     fn missing_and_unexpected_files_fail() {
         let img = disk(
-            &volume(&[
-                ("kernel8.img", &kernel()),
-                ("extra.bin", b"x"),
-                ("cmdline.txt", b"console=ttyAMA0,115200\n"),
-            ]),
+            &volume(&[("kernel8.img", &kernel()), ("extra.bin", b"x"), ("cmdline.txt", b"console=ttyAMA0,115200\n")]),
             0x0c,
         );
         let r = check_image(&img, &spec());
         let f = r.failures();
-        assert!(
-            f.contains(&"root directory: missing config.txt; unexpected extra.bin".to_string()),
-            "{f:#?}"
-        );
-        assert!(
-            f.contains(&"config.txt: not in the image".to_string()),
-            "{f:#?}"
-        );
-        assert!(
-            f.iter()
-                .any(|l| l.starts_with("config.txt: not in the image (2 lines")),
-            "{f:#?}"
-        );
+        assert!(f.contains(&"root directory: missing config.txt; unexpected extra.bin".to_string()), "{f:#?}");
+        assert!(f.contains(&"config.txt: not in the image".to_string()), "{f:#?}");
+        assert!(f.iter().any(|l| l.starts_with("config.txt: not in the image (2 lines")), "{f:#?}");
         assert_eq!(r.failed(), 3);
     }
 
@@ -434,7 +352,10 @@ mod tests {
             0x83,
         );
         let r = check_image(&img, &spec());
-        assert_eq!(r.failures(), vec!["partition type 0x0c (W95 FAT32 LBA): partition type 0x83, not 0x0c (W95 FAT32 LBA)".to_string()]);
+        assert_eq!(
+            r.failures(),
+            vec!["partition type 0x0c (W95 FAT32 LBA): partition type 0x83, not 0x0c (W95 FAT32 LBA)".to_string()]
+        );
     }
 
     #[test]
@@ -451,10 +372,7 @@ mod tests {
         img[446 + 16 + 8] = 1;
         img[446 + 16 + 12] = 1;
         let r = check_image(&img, &spec());
-        assert_eq!(
-            r.failures()[0],
-            "MBR: 2 partitions, not one [1: type 0x0c at LBA 2048; 2: type 0x83 at LBA 1]"
-        );
+        assert_eq!(r.failures()[0], "MBR: 2 partitions, not one [1: type 0x0c at LBA 2048; 2: type 0x83 at LBA 1]");
         assert_eq!(r.failed(), 2);
     }
 
@@ -483,20 +401,13 @@ mod tests {
         );
         let r = check_image(&img, &s);
         assert_eq!(r.failed(), 1);
-        assert!(
-            r.failures()[0].starts_with("initramfs.cpio: truncated header"),
-            "{:?}",
-            r.failures()
-        );
+        assert!(r.failures()[0].starts_with("initramfs.cpio: truncated header"), "{:?}", r.failures());
     }
 
     #[test]
     fn differences_are_described() {
         assert_eq!(describe_difference(b"abc", b"abc"), None);
-        assert_eq!(
-            describe_difference(b"ab", b"abc").unwrap(),
-            "2 bytes, expected 3; equal for the first 2 bytes"
-        );
+        assert_eq!(describe_difference(b"ab", b"abc").unwrap(), "2 bytes, expected 3; equal for the first 2 bytes");
         assert_eq!(
             describe_difference(b"abd", b"abc").unwrap(),
             "3 bytes, expected 3; first difference at byte 2 (0x2): 0x64, expected 0x63"

@@ -45,19 +45,14 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
     let mut off = 0usize;
     loop {
-        let hdr = archive
-            .get(off..off + HEADER)
-            .ok_or_else(|| format!("truncated header at byte {off} (no {TRAILER})"))?;
+        let hdr =
+            archive.get(off..off + HEADER).ok_or_else(|| format!("truncated header at byte {off} (no {TRAILER})"))?;
         if &hdr[..6] != b"070701" {
-            return Err(format!(
-                "bad magic {:?} at byte {off}, not 070701 (newc)",
-                String::from_utf8_lossy(&hdr[..6])
-            ));
+            return Err(format!("bad magic {:?} at byte {off}, not 070701 (newc)", String::from_utf8_lossy(&hdr[..6])));
         }
         let at = off;
         let field = move |i: usize| -> Result<u32, String> {
-            let s = std::str::from_utf8(&hdr[6 + 8 * i..14 + 8 * i])
-                .map_err(|_| format!("bad header at byte {at}"))?;
+            let s = std::str::from_utf8(&hdr[6 + 8 * i..14 + 8 * i]).map_err(|_| format!("bad header at byte {at}"))?;
             u32::from_str_radix(s, 16).map_err(|_| format!("bad header field {s:?} at byte {at}"))
         };
         let namesize = field(11)? as usize;
@@ -73,10 +68,8 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, String> {
         }
         let name = String::from_utf8_lossy(&name_bytes[..namesize - 1]).into_owned();
         let data_start = align4(off + HEADER + namesize);
-        let data = archive
-            .get(data_start..data_start + filesize)
-            .ok_or_else(|| format!("truncated data of {name}"))?
-            .to_vec();
+        let data =
+            archive.get(data_start..data_start + filesize).ok_or_else(|| format!("truncated data of {name}"))?.to_vec();
         off = align4(data_start + filesize);
         if name == TRAILER {
             break;
@@ -94,10 +87,7 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, String> {
             data,
         });
     }
-    if archive
-        .get(off..)
-        .is_some_and(|rest| rest.iter().any(|&b| b != 0))
-    {
+    if archive.get(off..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) {
         return Err(format!("data after the trailer at byte {off}"));
     }
     Ok(entries)
@@ -107,11 +97,7 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, String> {
 /// and the console device dev/console (character 5:1). Returns a summary.
 pub fn check_initramfs(archive: &[u8]) -> Result<String, String> {
     let entries = parse(archive)?;
-    let find = |n: &str| {
-        entries
-            .iter()
-            .find(|e| e.name == n || e.name.strip_prefix("./") == Some(n))
-    };
+    let find = |n: &str| entries.iter().find(|e| e.name == n || e.name.strip_prefix("./") == Some(n));
     let mut missing = Vec::new();
     for d in ["dev", "tmp", "proc"] {
         if !find(d).is_some_and(Entry::is_dir) {
@@ -122,16 +108,9 @@ pub fn check_initramfs(archive: &[u8]) -> Result<String, String> {
         missing.push("character device dev/console 5:1".to_string());
     }
     if missing.is_empty() {
-        Ok(format!(
-            "newc archive of {} entries with dev, tmp, proc and dev/console (5:1)",
-            entries.len()
-        ))
+        Ok(format!("newc archive of {} entries with dev, tmp, proc and dev/console (5:1)", entries.len()))
     } else {
-        Err(format!(
-            "newc archive of {} entries without {}",
-            entries.len(),
-            missing.join(", ")
-        ))
+        Err(format!("newc archive of {} entries without {}", entries.len(), missing.join(", ")))
     }
 }
 
@@ -141,21 +120,7 @@ pub(crate) mod synth {
     /// One newc record.
     pub fn record(name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) -> Vec<u8> {
         let namez = format!("{name}\0");
-        let fields = [
-            1,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            rdev.0,
-            rdev.1,
-            namez.len() as u32,
-            0,
-        ];
+        let fields = [1, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, namez.len() as u32, 0];
         let mut r = b"070701".to_vec();
         for f in fields {
             r.extend_from_slice(format!("{f:08X}").as_bytes());
@@ -181,12 +146,7 @@ mod tests {
         let mut a = Vec::new();
         a.extend(record("dev", S_IFDIR | 0o755, (0, 0), b""));
         a.extend(record("dev/console", S_IFCHR | 0o600, (5, 1), b""));
-        a.extend(record(
-            "etc/aspen-release",
-            S_IFREG | 0o644,
-            (0, 0),
-            b"Aspen\n",
-        ));
+        a.extend(record("etc/aspen-release", S_IFREG | 0o644, (0, 0), b"Aspen\n"));
         a.extend(record("proc", S_IFDIR | 0o555, (0, 0), b""));
         a.extend(record("tmp", S_IFDIR | 0o1777, (0, 0), b""));
         a.extend(trailer());
@@ -210,12 +170,7 @@ mod tests {
         a.extend(record("dev/console", S_IFREG | 0o600, (0, 0), b""));
         a.extend(trailer());
         let e = check_initramfs(&a).unwrap_err();
-        assert!(
-            e.contains("directory tmp")
-                && e.contains("directory proc")
-                && e.contains("dev/console"),
-            "{e}"
-        );
+        assert!(e.contains("directory tmp") && e.contains("directory proc") && e.contains("dev/console"), "{e}");
     }
 
     #[test]

@@ -37,10 +37,7 @@ impl Read for ReadOnlySlice<'_> {
 
 impl Write for ReadOnlySlice<'_> {
     fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the image is read-only",
-        ))
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "the image is read-only"))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -59,10 +56,7 @@ impl Seek for ReadOnlySlice<'_> {
                 self.pos = p;
                 Ok(p)
             }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start",
-            )),
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")),
         }
     }
 }
@@ -94,9 +88,7 @@ fn fat_name(t: FatType) -> &'static str {
 pub fn read_root(partition: &[u8]) -> Result<RootListing, String> {
     let fs = FileSystem::new(ReadOnlySlice::new(partition), FsOptions::new())
         .map_err(|e| format!("not a FAT file system: {e}"))?;
-    let stats = fs
-        .stats()
-        .map_err(|e| format!("cannot read the FAT: {e}"))?;
+    let stats = fs.stats().map_err(|e| format!("cannot read the FAT: {e}"))?;
     let mut listing = RootListing {
         fat_type: fat_name(fs.fat_type()),
         clusters: stats.total_clusters(),
@@ -107,9 +99,7 @@ pub fn read_root(partition: &[u8]) -> Result<RootListing, String> {
     let root = fs.root_dir();
     for (i, entry) in root.iter().enumerate() {
         if i >= MAX_ROOT_ENTRIES {
-            return Err(format!(
-                "root directory has more than {MAX_ROOT_ENTRIES} entries"
-            ));
+            return Err(format!("root directory has more than {MAX_ROOT_ENTRIES} entries"));
         }
         let entry = entry.map_err(|e| format!("cannot read the root directory: {e}"))?;
         let name = entry.file_name();
@@ -122,15 +112,9 @@ pub fn read_root(partition: &[u8]) -> Result<RootListing, String> {
         }
         let expected_len = entry.len();
         let mut data = Vec::with_capacity(expected_len.min(partition.len() as u64) as usize);
-        entry
-            .to_file()
-            .read_to_end(&mut data)
-            .map_err(|e| format!("cannot read {name}: {e}"))?;
+        entry.to_file().read_to_end(&mut data).map_err(|e| format!("cannot read {name}: {e}"))?;
         if data.len() as u64 != expected_len {
-            return Err(format!(
-                "{name}: read {} bytes, its entry says {expected_len}",
-                data.len()
-            ));
+            return Err(format!("{name}: read {} bytes, its entry says {expected_len}", data.len()));
         }
         listing.files.insert(name, data);
     }
@@ -164,11 +148,7 @@ pub(crate) mod synth {
         {
             let fs = FileSystem::new(&mut disk, FsOptions::new()).unwrap();
             for (name, data) in files {
-                fs.root_dir()
-                    .create_file(name)
-                    .unwrap()
-                    .write_all(data)
-                    .unwrap();
+                fs.root_dir().create_file(name).unwrap().write_all(data).unwrap();
             }
             fs.unmount().unwrap();
         }
@@ -204,20 +184,13 @@ mod tests {
         assert_eq!(s.seek(SeekFrom::Start(100)).unwrap(), 100);
         assert_eq!(s.read(&mut buf).unwrap(), 0);
         assert!(s.seek(SeekFrom::Current(-1000)).is_err());
-        assert_eq!(
-            s.write(&[0]).unwrap_err().kind(),
-            io::ErrorKind::PermissionDenied
-        );
+        assert_eq!(s.write(&[0]).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
     }
 
     #[test]
     fn lists_a_synthetic_fat32_root() {
         let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-        let vol = synth::volume(&[
-            ("kernel8.img", &big),
-            ("config.txt", b"arm_64bit=1\n"),
-            ("EMPTY", b""),
-        ]);
+        let vol = synth::volume(&[("kernel8.img", &big), ("config.txt", b"arm_64bit=1\n"), ("EMPTY", b"")]);
         let root = read_root(&vol).unwrap();
         assert_eq!(root.fat_type, "FAT32");
         assert!(root.clusters >= 65525, "{} clusters", root.clusters);
@@ -232,9 +205,7 @@ mod tests {
     #[test]
     fn rejects_what_is_not_fat() {
         let zeros = vec![0u8; 1 << 20];
-        assert!(read_root(&zeros)
-            .unwrap_err()
-            .starts_with("not a FAT file system"));
+        assert!(read_root(&zeros).unwrap_err().starts_with("not a FAT file system"));
         assert!(read_root(&[]).is_err());
     }
 }

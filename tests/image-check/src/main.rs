@@ -19,35 +19,20 @@ fn parse_args(args: &[String]) -> Result<(String, Spec), String> {
     let mut spec = Spec::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "--expect" => {
                 let v = value("--expect")?;
-                let (name, path) = v
-                    .split_once('=')
-                    .ok_or_else(|| format!("--expect {v}: not NAME=PATH"))?;
+                let (name, path) = v.split_once('=').ok_or_else(|| format!("--expect {v}: not NAME=PATH"))?;
                 if name.is_empty() || path.is_empty() {
                     return Err(format!("--expect {v}: not NAME=PATH"));
                 }
-                if spec
-                    .expect
-                    .iter()
-                    .any(|e| e.name.eq_ignore_ascii_case(name))
-                {
+                if spec.expect.iter().any(|e| e.name.eq_ignore_ascii_case(name)) {
                     return Err(format!("--expect {name} given twice"));
                 }
-                let contents = std::fs::read(path)
-                    .map_err(|e| format!("--expect {v}: cannot read {path}: {e}"))?;
-                spec.expect.push(Expected {
-                    name: name.into(),
-                    source: path.into(),
-                    contents,
-                });
+                let contents = std::fs::read(path).map_err(|e| format!("--expect {v}: cannot read {path}: {e}"))?;
+                spec.expect.push(Expected { name: name.into(), source: path.into(), contents });
             }
             "--config-line" => spec.config_lines.push(value("--config-line")?),
             "--cmdline" => spec.cmdline = Some(value("--cmdline")?),
@@ -115,16 +100,9 @@ mod tests {
         let k = dir.path().join("k");
         std::fs::write(&k, b"kernel").unwrap();
         let ka = format!("kernel8.img={}", k.display());
-        let (img, spec) = parse_args(&args(&[
-            "sd.img",
-            "--expect",
-            &ka,
-            "--config-line",
-            "arm_64bit=1",
-            "--cmdline",
-            "a b",
-        ]))
-        .unwrap();
+        let (img, spec) =
+            parse_args(&args(&["sd.img", "--expect", &ka, "--config-line", "arm_64bit=1", "--cmdline", "a b"]))
+                .unwrap();
         assert_eq!(img, "sd.img");
         assert_eq!(spec.expect[0].name, "kernel8.img");
         assert_eq!(spec.expect[0].contents, b"kernel");
@@ -135,28 +113,12 @@ mod tests {
     #[test]
     fn rejects_bad_command_lines() {
         assert_eq!(parse_args(&args(&[])).unwrap_err(), "no IMAGE given");
-        assert_eq!(
-            parse_args(&args(&["x"])).unwrap_err(),
-            "no --expect NAME=PATH given"
-        );
-        assert!(parse_args(&args(&["x", "--expect", "noequals"]))
-            .unwrap_err()
-            .contains("not NAME=PATH"));
-        assert!(parse_args(&args(&["x", "--expect", "a=/nonexistent/file"]))
-            .unwrap_err()
-            .contains("cannot read"));
-        assert_eq!(
-            parse_args(&args(&["x", "--cmdline"])).unwrap_err(),
-            "--cmdline needs a value"
-        );
-        assert_eq!(
-            parse_args(&args(&["x", "--bogus"])).unwrap_err(),
-            "unknown option --bogus"
-        );
-        assert_eq!(
-            parse_args(&args(&["x", "y"])).unwrap_err(),
-            "more than one IMAGE"
-        );
+        assert_eq!(parse_args(&args(&["x"])).unwrap_err(), "no --expect NAME=PATH given");
+        assert!(parse_args(&args(&["x", "--expect", "noequals"])).unwrap_err().contains("not NAME=PATH"));
+        assert!(parse_args(&args(&["x", "--expect", "a=/nonexistent/file"])).unwrap_err().contains("cannot read"));
+        assert_eq!(parse_args(&args(&["x", "--cmdline"])).unwrap_err(), "--cmdline needs a value");
+        assert_eq!(parse_args(&args(&["x", "--bogus"])).unwrap_err(), "unknown option --bogus");
+        assert_eq!(parse_args(&args(&["x", "y"])).unwrap_err(), "more than one IMAGE");
         assert_eq!(parse_args(&args(&["--help"])).unwrap_err(), "");
     }
 }

@@ -71,28 +71,19 @@ impl fmt::Display for MbrError {
                 write!(f, "boot signature is 0x{a:02X}{b:02X}, not 0x55AA")
             }
             Self::BadStatus { number, status } => {
-                write!(
-                    f,
-                    "partition {number} has status 0x{status:02x}, not 0x00 or 0x80"
-                )
+                write!(f, "partition {number} has status 0x{status:02x}, not 0x00 or 0x80")
             }
             Self::NoPartition => write!(f, "no partition"),
             Self::TooManyPartitions(n) => write!(f, "{n} partitions, not one"),
             Self::WrongType(t) => {
-                write!(
-                    f,
-                    "partition type 0x{t:02x}, not 0x{BOOT_PARTITION_TYPE:02x} (W95 FAT32 LBA)"
-                )
+                write!(f, "partition type 0x{t:02x}, not 0x{BOOT_PARTITION_TYPE:02x} (W95 FAT32 LBA)")
             }
             Self::WrongStart(s) => {
                 write!(f, "partition starts at LBA {s}, not {BOOT_PARTITION_START}")
             }
             Self::Empty => write!(f, "partition has no sectors"),
             Self::DoesNotFit { end, image } => {
-                write!(
-                    f,
-                    "partition ends at byte {end}, past the image's {image} bytes"
-                )
+                write!(f, "partition ends at byte {end}, past the image's {image} bytes")
             }
         }
     }
@@ -113,21 +104,12 @@ pub fn partitions(image: &[u8]) -> Result<Vec<Partition>, MbrError> {
     for i in 0..4 {
         let e = &image[TABLE_OFFSET + 16 * i..TABLE_OFFSET + 16 * (i + 1)];
         let le32 = |o: usize| u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]);
-        let p = Partition {
-            number: i + 1,
-            status: e[0],
-            kind: e[4],
-            start_lba: le32(8),
-            sectors: le32(12),
-        };
+        let p = Partition { number: i + 1, status: e[0], kind: e[4], start_lba: le32(8), sectors: le32(12) };
         if p.kind == 0 {
             continue;
         }
         if p.status != 0 && p.status != 0x80 {
-            return Err(MbrError::BadStatus {
-                number: p.number,
-                status: p.status,
-            });
+            return Err(MbrError::BadStatus { number: p.number, status: p.status });
         }
         used.push(p);
     }
@@ -168,10 +150,7 @@ pub fn check_fits(p: &Partition, image_len: u64) -> Result<(), MbrError> {
     }
     let end = p.byte_range().end;
     if end > image_len {
-        return Err(MbrError::DoesNotFit {
-            end,
-            image: image_len,
-        });
+        return Err(MbrError::DoesNotFit { end, image: image_len });
     }
     Ok(())
 }
@@ -222,16 +201,7 @@ mod tests {
     fn accepts_one_fat32_lba_partition_at_1mib() {
         let img = image(&sector0(&[(0, 0x0c, 2048, 2048)]), SECTORS);
         let p = boot_partition(&img).unwrap();
-        assert_eq!(
-            p,
-            Partition {
-                number: 1,
-                status: 0,
-                kind: 0x0c,
-                start_lba: 2048,
-                sectors: 2048
-            }
-        );
+        assert_eq!(p, Partition { number: 1, status: 0, kind: 0x0c, start_lba: 2048, sectors: 2048 });
         assert_eq!(p.byte_range(), 1 << 20..2 << 20);
     }
 
@@ -245,10 +215,7 @@ mod tests {
     fn rejects_a_bad_signature() {
         let mut s = sector0(&[(0, 0x0c, 2048, 2048)]);
         s[511] = 0xAB;
-        assert_eq!(
-            boot_partition(&image(&s, SECTORS)),
-            Err(MbrError::BadSignature([0x55, 0xAB]))
-        );
+        assert_eq!(boot_partition(&image(&s, SECTORS)), Err(MbrError::BadSignature([0x55, 0xAB])));
         let zero = vec![0u8; 512];
         assert_eq!(partitions(&zero), Err(MbrError::BadSignature([0, 0])));
     }
@@ -261,10 +228,7 @@ mod tests {
 
     #[test]
     fn rejects_two_partitions() {
-        let img = image(
-            &sector0(&[(0, 0x0c, 2048, 1024), (0, 0x83, 3072, 1024)]),
-            SECTORS,
-        );
+        let img = image(&sector0(&[(0, 0x0c, 2048, 1024), (0, 0x83, 3072, 1024)]), SECTORS);
         assert_eq!(partitions(&img).unwrap().len(), 2);
         assert_eq!(boot_partition(&img), Err(MbrError::TooManyPartitions(2)));
     }
@@ -277,10 +241,7 @@ mod tests {
 
     #[test]
     fn finds_a_partition_in_a_later_slot() {
-        let img = image(
-            &sector0(&[(0, 0, 0, 0), (0, 0, 0, 0), (0, 0x0c, 2048, 8)]),
-            SECTORS,
-        );
+        let img = image(&sector0(&[(0, 0, 0, 0), (0, 0, 0, 0), (0, 0x0c, 2048, 8)]), SECTORS);
         assert_eq!(boot_partition(&img).unwrap().number, 3);
     }
 
@@ -301,13 +262,7 @@ mod tests {
     #[test]
     fn rejects_a_partition_past_the_image() {
         let img = image(&sector0(&[(0, 0x0c, 2048, 2049)]), SECTORS);
-        assert_eq!(
-            boot_partition(&img),
-            Err(MbrError::DoesNotFit {
-                end: 4097 * 512,
-                image: 4096 * 512
-            })
-        );
+        assert_eq!(boot_partition(&img), Err(MbrError::DoesNotFit { end: 4097 * 512, image: 4096 * 512 }));
         // Exactly to the end is fine.
         let img = image(&sector0(&[(0, 0x0c, 2048, 2048)]), SECTORS);
         assert!(boot_partition(&img).is_ok());
@@ -318,24 +273,12 @@ mod tests {
         let img = image(&sector0(&[(0, 0x0c, 2048, 0)]), SECTORS);
         assert_eq!(boot_partition(&img), Err(MbrError::Empty));
         let img = image(&sector0(&[(0x81, 0x0c, 2048, 8)]), SECTORS);
-        assert_eq!(
-            boot_partition(&img),
-            Err(MbrError::BadStatus {
-                number: 1,
-                status: 0x81
-            })
-        );
+        assert_eq!(boot_partition(&img), Err(MbrError::BadStatus { number: 1, status: 0x81 }));
     }
 
     #[test]
     fn errors_read_well() {
-        assert_eq!(
-            MbrError::WrongType(0x83).to_string(),
-            "partition type 0x83, not 0x0c (W95 FAT32 LBA)"
-        );
-        assert_eq!(
-            MbrError::BadSignature([0, 0]).to_string(),
-            "boot signature is 0x0000, not 0x55AA"
-        );
+        assert_eq!(MbrError::WrongType(0x83).to_string(), "partition type 0x83, not 0x0c (W95 FAT32 LBA)");
+        assert_eq!(MbrError::BadSignature([0, 0]).to_string(), "boot signature is 0x0000, not 0x55AA");
     }
 }

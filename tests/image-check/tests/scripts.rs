@@ -9,27 +9,18 @@ use std::process::{Command, Output};
 use aspen_image_check::{check_image, cpio, Expected, Spec};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
 }
 
 /// Whether the tools are here; prints why a test is skipped when not.
 fn tools(test: &str, needed: &[&str]) -> bool {
     let missing: Vec<&str> = needed.iter().copied().filter(|t| !have(t)).collect();
     if !missing.is_empty() {
-        eprintln!(
-            "{test}: skipped, {} not installed (scripts/bootstrap.sh sdcard)",
-            missing.join(", ")
-        );
+        eprintln!("{test}: skipped, {} not installed (scripts/bootstrap.sh sdcard)", missing.join(", "));
     }
     missing.is_empty()
 }
@@ -83,10 +74,7 @@ impl Setup {
 
     fn script(&self, name: &str, args: &[&Path]) -> Output {
         let mut c = Command::new(repo().join("scripts").join(name));
-        c.args(args)
-            .env("ASPEN_CACHE", self.path("cache"))
-            .env_remove("ASPEN_CMDLINE")
-            .env_remove("SDCARD_MIB");
+        c.args(args).env("ASPEN_CACHE", self.path("cache")).env_remove("ASPEN_CMDLINE").env_remove("SDCARD_MIB");
         c.output().unwrap()
     }
 
@@ -108,10 +96,7 @@ impl Setup {
         let files = [
             ("start4.elf", self.path("cache/rpi4/start4.elf")),
             ("fixup4.dat", self.path("cache/rpi4/fixup4.dat")),
-            (
-                "bcm2711-rpi-4-b.dtb",
-                self.path("cache/rpi4/bcm2711-rpi-4-b.dtb"),
-            ),
+            ("bcm2711-rpi-4-b.dtb", self.path("cache/rpi4/bcm2711-rpi-4-b.dtb")),
             ("config.txt", boot.join("config.txt")),
             ("cmdline.txt", boot.join("cmdline.txt")),
             ("kernel8.img", self.path("kernel8.img")),
@@ -156,20 +141,12 @@ fn text(o: &Output) -> String {
 fn assert_success(o: &Output, out: &Path) {
     assert!(o.status.success(), "{}", text(o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        stdout.lines().last(),
-        Some(out.to_str().unwrap()),
-        "{}",
-        text(o)
-    );
+    assert_eq!(stdout.lines().last(), Some(out.to_str().unwrap()), "{}", text(o));
 }
 
 #[test]
 fn mk_sdcard_builds_an_image_that_passes_every_check() {
-    if !tools(
-        "mk_sdcard_builds_an_image_that_passes_every_check",
-        &[SD_TOOLS, &["python3"]].concat(),
-    ) {
+    if !tools("mk_sdcard_builds_an_image_that_passes_every_check", &[SD_TOOLS, &["python3"]].concat()) {
         return;
     }
     let s = Setup::new();
@@ -186,22 +163,13 @@ fn mk_sdcard_builds_an_image_that_passes_every_check() {
     assert!(r.all_passed(), "{:#?}", r.failures());
     // 5 partition table, FAT32, root set, 7 files, 7 config lines, cmdline, initramfs.
     assert_eq!(r.summary(), "23 passed, 0 failed");
-    assert!(
-        r.checks
-            .iter()
-            .any(|c| c.text.starts_with("FAT32 file system: 12")),
-        "{:#?}",
-        r.checks
-    );
+    assert!(r.checks.iter().any(|c| c.text.starts_with("FAT32 file system: 12")), "{:#?}", r.checks);
     assert!(!s.path("out/sd.img.tmp").exists());
 }
 
 #[test]
 fn one_changed_byte_of_the_kernel_in_the_image_is_a_mismatch() {
-    if !tools(
-        "one_changed_byte_of_the_kernel_in_the_image_is_a_mismatch",
-        &[SD_TOOLS, &["python3"]].concat(),
-    ) {
+    if !tools("one_changed_byte_of_the_kernel_in_the_image_is_a_mismatch", &[SD_TOOLS, &["python3"]].concat()) {
         return;
     }
     let s = Setup::new();
@@ -210,10 +178,7 @@ fn one_changed_byte_of_the_kernel_in_the_image_is_a_mismatch() {
     assert_success(&s.sdcard(&initramfs, &out), &out);
     let mut image = std::fs::read(&out).unwrap();
     let kernel = std::fs::read(s.path("kernel8.img")).unwrap();
-    let at = image
-        .windows(64)
-        .position(|w| w == &kernel[40_000..40_064])
-        .expect("kernel bytes in the image");
+    let at = image.windows(64).position(|w| w == &kernel[40_000..40_064]).expect("kernel bytes in the image");
     image[at + 5] = image[at + 5].wrapping_add(1);
     let r = check_image(&image, &s.spec(&initramfs));
     assert_eq!(r.failed(), 1, "{:#?}", r.checks);
@@ -231,10 +196,7 @@ fn one_changed_byte_of_the_kernel_in_the_image_is_a_mismatch() {
 
 #[test]
 fn the_binary_reports_each_check_and_its_exit_status() {
-    if !tools(
-        "the_binary_reports_each_check_and_its_exit_status",
-        &[SD_TOOLS, &["python3"]].concat(),
-    ) {
+    if !tools("the_binary_reports_each_check_and_its_exit_status", &[SD_TOOLS, &["python3"]].concat()) {
         return;
     }
     let s = Setup::new();
@@ -255,38 +217,15 @@ fn the_binary_reports_each_check_and_its_exit_status() {
     let o = run(&["--cmdline", CMDLINE]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        stdout.lines().last(),
-        Some("23 passed, 0 failed"),
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l == "ok   partition type 0x0c (W95 FAT32 LBA)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l == "ok   config.txt has the line `kernel_address=0x80000`"),
-        "{stdout}"
-    );
+    assert_eq!(stdout.lines().last(), Some("23 passed, 0 failed"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "ok   partition type 0x0c (W95 FAT32 LBA)"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "ok   config.txt has the line `kernel_address=0x80000`"), "{stdout}");
 
     let o = run(&["--cmdline", "console=ttyS0"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert_eq!(
-        stdout.lines().last(),
-        Some("22 passed, 1 failed"),
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("FAIL cmdline.txt is ")),
-        "{stdout}"
-    );
+    assert_eq!(stdout.lines().last(), Some("22 passed, 1 failed"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("FAIL cmdline.txt is ")), "{stdout}");
 
     let o = Command::new(bin).arg(&out).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -294,10 +233,7 @@ fn the_binary_reports_each_check_and_its_exit_status() {
 
 #[test]
 fn mk_sdcard_is_reproducible_and_honours_aspen_cmdline() {
-    if !tools(
-        "mk_sdcard_is_reproducible_and_honours_aspen_cmdline",
-        &[SD_TOOLS, &["python3"]].concat(),
-    ) {
+    if !tools("mk_sdcard_is_reproducible_and_honours_aspen_cmdline", &[SD_TOOLS, &["python3"]].concat()) {
         return;
     }
     let s = Setup::new();
@@ -307,10 +243,7 @@ fn mk_sdcard_is_reproducible_and_honours_aspen_cmdline() {
     // FAT timestamps have a resolution of 2 s: a later build must not differ.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_success(&s.sdcard(&initramfs, &b), &b);
-    assert!(
-        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-        "two builds differ"
-    );
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "two builds differ");
 
     let c = s.path("c.img");
     let o = Command::new(repo().join("scripts/mk-sdcard.sh"))
@@ -337,10 +270,7 @@ fn mk_sdcard_is_reproducible_and_honours_aspen_cmdline() {
 
 #[test]
 fn mk_sdcard_fails_clearly_on_missing_or_wrong_inputs() {
-    if !tools(
-        "mk_sdcard_fails_clearly_on_missing_or_wrong_inputs",
-        SD_TOOLS,
-    ) {
+    if !tools("mk_sdcard_fails_clearly_on_missing_or_wrong_inputs", SD_TOOLS) {
         return;
     }
     let s = Setup::new();
@@ -352,53 +282,28 @@ fn mk_sdcard_fails_clearly_on_missing_or_wrong_inputs() {
     let o = s.sdcard(&cpio, &out);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("fixup4.dat not found: run scripts/bootstrap.sh sdcard"),
-        "{err}"
-    );
+    assert!(err.contains("fixup4.dat not found: run scripts/bootstrap.sh sdcard"), "{err}");
     assert!(!out.exists());
 
     std::fs::write(s.path("cache/rpi4/fixup4.dat"), b"x").unwrap();
     let o = s.script("mk-sdcard.sh", &[&s.path("nonexistent.img"), &cpio, &out]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not found: run make image BOARD=rpi4"),
-        "{}",
-        text(&o)
-    );
-    let o = s.script(
-        "mk-sdcard.sh",
-        &[&s.path("kernel8.img"), &s.path("none.cpio"), &out],
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("none.cpio not found"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found: run make image BOARD=rpi4"), "{}", text(&o));
+    let o = s.script("mk-sdcard.sh", &[&s.path("kernel8.img"), &s.path("none.cpio"), &out]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none.cpio not found"), "{}", text(&o));
 
     std::fs::write(s.path("kernel8.img"), noise(4096, 9)).unwrap();
     let o = s.sdcard(&cpio, &out);
     assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no arm64 image header"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no arm64 image header"), "{}", text(&o));
 
     let o = s.script("mk-sdcard.sh", &[&s.path("kernel8.img")]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("usage:"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("usage:"), "{}", text(&o));
     assert!(!out.exists());
 }
 
 #[test]
 fn mk_initramfs_packs_a_reproducible_newc_archive_with_a_console() {
-    if !tools(
-        "mk_initramfs_packs_a_reproducible_newc_archive_with_a_console",
-        &["python3"],
-    ) {
+    if !tools("mk_initramfs_packs_a_reproducible_newc_archive_with_a_console", &["python3"]) {
         return;
     }
     let s = Setup::new();
@@ -419,20 +324,7 @@ fn mk_initramfs_packs_a_reproducible_newc_archive_with_a_console() {
 
     let entries = cpio::parse(&ba).unwrap();
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "bin",
-            "bin/init",
-            "bin/sh",
-            "dev",
-            "dev/console",
-            "etc",
-            "etc/aspen-release",
-            "proc",
-            "tmp"
-        ]
-    );
+    assert_eq!(names, ["bin", "bin/init", "bin/sh", "dev", "dev/console", "etc", "etc/aspen-release", "proc", "tmp"]);
     for e in &entries {
         assert_eq!((e.uid, e.gid, e.mtime), (0, 0, 0), "{}", e.name);
     }
@@ -454,24 +346,12 @@ fn mk_initramfs_packs_a_reproducible_newc_archive_with_a_console() {
         .output()
         .unwrap();
     assert_success(&o, &c);
-    assert!(cpio::parse(&std::fs::read(&c).unwrap())
-        .unwrap()
-        .iter()
-        .all(|e| e.mtime == 1_700_000_000));
+    assert!(cpio::parse(&std::fs::read(&c).unwrap()).unwrap().iter().all(|e| e.mtime == 1_700_000_000));
 
     // GNU cpio, where installed, reads it too.
     if have("cpio") {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!("cpio -it < '{}'", a.display()))
-            .output()
-            .unwrap();
+        let o = Command::new("sh").arg("-c").arg(format!("cpio -it < '{}'", a.display())).output().unwrap();
         assert!(o.status.success(), "{}", text(&o));
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .collect::<Vec<_>>(),
-            names
-        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().collect::<Vec<_>>(), names);
     }
 }

@@ -84,12 +84,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions {
-            timeout: DEFAULT_TIMEOUT,
-            silence: DEFAULT_SILENCE,
-            log: None,
-            echo: false,
-        }
+        RunOptions { timeout: DEFAULT_TIMEOUT, silence: DEFAULT_SILENCE, log: None, echo: false }
     }
 }
 
@@ -119,9 +114,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, UsageError> {
         Some("-h" | "--help") => Ok(Command::Help),
         Some("qemu") => parse_qemu(args),
         Some("serial") => parse_serial(args),
-        Some(other) => Err(UsageError(format!(
-            "unknown mode `{other}`: expected qemu or serial"
-        ))),
+        Some(other) => Err(UsageError(format!("unknown mode `{other}`: expected qemu or serial"))),
     }
 }
 
@@ -149,20 +142,14 @@ fn parse_qemu(mut args: Arguments) -> Result<Command, UsageError> {
     }
     let machine = match (board.as_deref(), memory) {
         (None, _) => return Err(missing("--board")),
-        (Some("qemu-virt"), memory) => Machine::Virt {
-            memory: memory.unwrap_or_else(|| DEFAULT_VIRT_MEMORY.to_string()),
-        },
+        (Some("qemu-virt"), memory) => {
+            Machine::Virt { memory: memory.unwrap_or_else(|| DEFAULT_VIRT_MEMORY.to_string()) }
+        }
         (Some("rpi4"), None) => Machine::Raspi4b,
         (Some("rpi4"), Some(_)) => {
-            return Err(UsageError(
-                "--memory does not apply to rpi4: QEMU's raspi4b has a fixed 2G".to_string(),
-            ))
+            return Err(UsageError("--memory does not apply to rpi4: QEMU's raspi4b has a fixed 2G".to_string()))
         }
-        (Some(other), _) => {
-            return Err(UsageError(format!(
-                "unknown board `{other}`: expected qemu-virt or rpi4"
-            )))
-        }
+        (Some(other), _) => return Err(UsageError(format!("unknown board `{other}`: expected qemu-virt or rpi4"))),
     };
     Ok(Command::Qemu(QemuOptions {
         machine,
@@ -187,20 +174,12 @@ fn parse_serial(mut args: Arguments) -> Result<Command, UsageError> {
             _ => run.take_option(&option, &mut args)?,
         }
     }
-    Ok(Command::Serial(SerialOptions {
-        device: device.ok_or_else(|| missing("--device"))?,
-        baud,
-        run,
-    }))
+    Ok(Command::Serial(SerialOptions { device: device.ok_or_else(|| missing("--device"))?, baud, run }))
 }
 
 impl RunOptions {
     /// Takes one of the options both modes share; any other option is unknown.
-    fn take_option(
-        &mut self,
-        option: &NamedOption,
-        args: &mut Arguments,
-    ) -> Result<(), UsageError> {
+    fn take_option(&mut self, option: &NamedOption, args: &mut Arguments) -> Result<(), UsageError> {
         match option.name.as_str() {
             "--timeout" => self.timeout = seconds(option, &args.value(option)?)?,
             "--silence" => self.silence = seconds(option, &args.value(option)?)?,
@@ -229,10 +208,7 @@ fn positive_number<N: std::str::FromStr + PartialOrd + Default>(
 ) -> Result<N, UsageError> {
     match text.parse::<N>() {
         Ok(number) if number > N::default() => Ok(number),
-        _ => Err(UsageError(format!(
-            "{} wants a positive whole number, not `{text}`",
-            option.name
-        ))),
+        _ => Err(UsageError(format!("{} wants a positive whole number, not `{text}`", option.name))),
     }
 }
 
@@ -259,9 +235,7 @@ struct Arguments {
 
 impl Arguments {
     fn new(words: Vec<String>) -> Arguments {
-        Arguments {
-            words: words.into_iter(),
-        }
+        Arguments { words: words.into_iter() }
     }
 
     fn next_word(&mut self) -> Option<String> {
@@ -276,14 +250,10 @@ impl Arguments {
             return Err(UsageError(format!("unexpected argument `{word}`")));
         }
         let option = match word.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => NamedOption {
-                name: name.to_string(),
-                inline_value: Some(value.to_string()),
-            },
-            _ => NamedOption {
-                name: word,
-                inline_value: None,
-            },
+            Some((name, value)) if name.starts_with("--") => {
+                NamedOption { name: name.to_string(), inline_value: Some(value.to_string()) }
+            }
+            _ => NamedOption { name: word, inline_value: None },
         };
         Ok(Some(option))
     }
@@ -293,10 +263,7 @@ impl Arguments {
     fn value(&mut self, option: &NamedOption) -> Result<String, UsageError> {
         match &option.inline_value {
             Some(value) => Ok(value.clone()),
-            None => self
-                .words
-                .next()
-                .ok_or_else(|| UsageError(format!("{} needs a value", option.name))),
+            None => self.words.next().ok_or_else(|| UsageError(format!("{} needs a value", option.name))),
         }
     }
 }
@@ -323,9 +290,7 @@ mod tests {
         assert_eq!(
             command,
             Ok(Command::Qemu(QemuOptions {
-                machine: Machine::Virt {
-                    memory: "2G".to_string()
-                },
+                machine: Machine::Virt { memory: "2G".to_string() },
                 kernel: PathBuf::from("k.elf"),
                 initrd: Some(PathBuf::from("init.cpio")),
                 dtb: Some(PathBuf::from("virt.dtb")),
@@ -347,10 +312,7 @@ mod tests {
             panic!("rpi4 should parse");
         };
         assert_eq!(options.machine, Machine::Raspi4b);
-        assert_eq!(
-            (options.initrd, options.dtb, options.append),
-            (None, None, None)
-        );
+        assert_eq!((options.initrd, options.dtb, options.append), (None, None, None));
         assert_eq!(options.run, RunOptions::default());
         assert_eq!(options.run.timeout, Duration::from_secs(600));
         assert_eq!(options.run.silence, Duration::from_secs(120));
@@ -358,18 +320,12 @@ mod tests {
         let Ok(Command::Qemu(virt)) = parse_line("qemu --kernel k --board qemu-virt") else {
             panic!("virt should parse");
         };
-        assert_eq!(
-            virt.machine,
-            Machine::Virt {
-                memory: "1G".to_string()
-            }
-        );
+        assert_eq!(virt.machine, Machine::Virt { memory: "1G".to_string() });
     }
 
     #[test]
     fn later_value_wins() {
-        let Ok(Command::Qemu(options)) = parse_line("qemu --board rpi4 --kernel a --kernel b")
-        else {
+        let Ok(Command::Qemu(options)) = parse_line("qemu --board rpi4 --kernel a --kernel b") else {
             panic!("should parse");
         };
         assert_eq!(options.kernel, PathBuf::from("b"));
@@ -377,15 +333,7 @@ mod tests {
 
     #[test]
     fn append_keeps_spaces() {
-        let args = [
-            "qemu",
-            "--board",
-            "qemu-virt",
-            "--kernel",
-            "k",
-            "--append",
-            "a=1 b=2",
-        ];
+        let args = ["qemu", "--board", "qemu-virt", "--kernel", "k", "--append", "a=1 b=2"];
         let Ok(Command::Qemu(options)) = parse(args.map(str::to_string).to_vec()) else {
             panic!("should parse");
         };
@@ -402,15 +350,11 @@ mod tests {
                 run: RunOptions::default(),
             }))
         );
-        let Ok(Command::Serial(options)) =
-            parse_line("serial --baud 921600 --device=/dev/ttyACM0 --silence 9 --echo")
+        let Ok(Command::Serial(options)) = parse_line("serial --baud 921600 --device=/dev/ttyACM0 --silence 9 --echo")
         else {
             panic!("should parse");
         };
-        assert_eq!(
-            (options.baud, options.run.silence),
-            (921_600, Duration::from_secs(9))
-        );
+        assert_eq!((options.baud, options.run.silence), (921_600, Duration::from_secs(9)));
         assert!(options.run.echo);
     }
 
@@ -425,60 +369,30 @@ mod tests {
     #[test]
     fn usage_errors_say_what_is_wrong() {
         assert_eq!(error_of(""), "missing mode: qemu or serial");
-        assert_eq!(
-            error_of("boot"),
-            "unknown mode `boot`: expected qemu or serial"
-        );
+        assert_eq!(error_of("boot"), "unknown mode `boot`: expected qemu or serial");
         assert_eq!(error_of("qemu --kernel k"), "--board is required");
         assert_eq!(error_of("qemu --board qemu-virt"), "--kernel is required");
-        assert_eq!(
-            error_of("qemu --board pc --kernel k"),
-            "unknown board `pc`: expected qemu-virt or rpi4"
-        );
+        assert_eq!(error_of("qemu --board pc --kernel k"), "unknown board `pc`: expected qemu-virt or rpi4");
         assert_eq!(
             error_of("qemu --board rpi4 --kernel k --memory 1G"),
             "--memory does not apply to rpi4: QEMU's raspi4b has a fixed 2G"
         );
-        assert_eq!(
-            error_of("qemu --board rpi4 --kernel"),
-            "--kernel needs a value"
-        );
-        assert_eq!(
-            error_of("qemu --board rpi4 --kernel k --frob"),
-            "unknown option `--frob`"
-        );
-        assert_eq!(
-            error_of("qemu --board rpi4 --baud 9600 --kernel k"),
-            "unknown option `--baud`"
-        );
-        assert_eq!(
-            error_of("qemu --board rpi4 k.elf"),
-            "unexpected argument `k.elf`"
-        );
+        assert_eq!(error_of("qemu --board rpi4 --kernel"), "--kernel needs a value");
+        assert_eq!(error_of("qemu --board rpi4 --kernel k --frob"), "unknown option `--frob`");
+        assert_eq!(error_of("qemu --board rpi4 --baud 9600 --kernel k"), "unknown option `--baud`");
+        assert_eq!(error_of("qemu --board rpi4 k.elf"), "unexpected argument `k.elf`");
         assert_eq!(error_of("serial"), "--device is required");
-        assert_eq!(
-            error_of("serial --device d --echo=yes"),
-            "--echo takes no value"
-        );
+        assert_eq!(error_of("serial --device d --echo=yes"), "--echo takes no value");
     }
 
     #[test]
     fn numbers_must_be_positive_whole_numbers() {
         for bad in ["0", "-3", "1.5", "ten", ""] {
             assert_eq!(
-                parse(
-                    ["serial", "--device", "d", "--timeout", bad]
-                        .map(str::to_string)
-                        .to_vec()
-                ),
-                Err(UsageError(format!(
-                    "--timeout wants a positive whole number, not `{bad}`"
-                ))),
+                parse(["serial", "--device", "d", "--timeout", bad].map(str::to_string).to_vec()),
+                Err(UsageError(format!("--timeout wants a positive whole number, not `{bad}`"))),
             );
         }
-        assert_eq!(
-            error_of("serial --device d --baud 0"),
-            "--baud wants a positive whole number, not `0`"
-        );
+        assert_eq!(error_of("serial --device d --baud 0"), "--baud wants a positive whole number, not `0`");
     }
 }

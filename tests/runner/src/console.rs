@@ -38,12 +38,7 @@ impl Console {
                     Ok(count) => Received::Bytes(buffer[..count].to_vec()),
                     // A serial port reports "no byte within its poll interval" as TimedOut:
                     // that is just a quiet line, which the runner times on its own.
-                    Err(error)
-                        if matches!(
-                            error.kind(),
-                            io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                        ) =>
-                    {
+                    Err(error) if matches!(error.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
                         continue
                     }
                     Err(error) => Received::Closed(Some(error)),
@@ -114,10 +109,7 @@ mod tests {
     fn lines_span_chunks() {
         let mut splitter = LineSplitter::default();
         assert_eq!(splitter.push(b"TEST-R"), Vec::<String>::new());
-        assert_eq!(
-            splitter.push(b"UN a\r\nTEST-OK a\n\nTE"),
-            ["TEST-RUN a\r", "TEST-OK a", ""]
-        );
+        assert_eq!(splitter.push(b"UN a\r\nTEST-OK a\n\nTE"), ["TEST-RUN a\r", "TEST-OK a", ""]);
         assert_eq!(splitter.flush().as_deref(), Some("TE"));
         assert_eq!(splitter.flush(), None);
     }
@@ -125,10 +117,7 @@ mod tests {
     #[test]
     fn invalid_utf8_becomes_replacement_characters() {
         let mut splitter = LineSplitter::default();
-        assert_eq!(
-            splitter.push(b"\xff\xfeTEST-FINISHED\n"),
-            ["\u{fffd}\u{fffd}TEST-FINISHED"]
-        );
+        assert_eq!(splitter.push(b"\xff\xfeTEST-FINISHED\n"), ["\u{fffd}\u{fffd}TEST-FINISHED"]);
     }
 
     #[test]
@@ -144,17 +133,9 @@ mod tests {
     fn console_delivers_bytes_then_close() {
         let console = Console::spawn(&b"hello\n"[..]);
         let deadline = Instant::now() + Duration::from_secs(5);
-        assert!(
-            matches!(console.receive_until(deadline), Received::Bytes(bytes) if bytes == b"hello\n")
-        );
-        assert!(matches!(
-            console.receive_until(deadline),
-            Received::Closed(None)
-        ));
-        assert!(matches!(
-            console.receive_until(deadline),
-            Received::Closed(None)
-        ));
+        assert!(matches!(console.receive_until(deadline), Received::Bytes(bytes) if bytes == b"hello\n"));
+        assert!(matches!(console.receive_until(deadline), Received::Closed(None)));
+        assert!(matches!(console.receive_until(deadline), Received::Closed(None)));
     }
 
     #[test]
@@ -162,9 +143,6 @@ mod tests {
         let (_writer, reader) = std::os::unix::net::UnixStream::pair().expect("socket pair");
         let console = Console::spawn(reader);
         let deadline = Instant::now() + Duration::from_millis(50);
-        assert!(matches!(
-            console.receive_until(deadline),
-            Received::TimedOut
-        ));
+        assert!(matches!(console.receive_until(deadline), Received::TimedOut));
     }
 }

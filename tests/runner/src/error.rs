@@ -6,18 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Debug)]
 pub enum StartError {
-    CreateLog {
-        path: PathBuf,
-        source: io::Error,
-    },
-    StartQemu {
-        program: String,
-        source: io::Error,
-    },
-    OpenSerial {
-        device: String,
-        source: serialport::Error,
-    },
+    CreateLog { path: PathBuf, source: io::Error },
+    StartQemu { program: String, source: io::Error },
+    OpenSerial { device: String, source: serialport::Error },
 }
 
 impl fmt::Display for StartError {
@@ -39,9 +30,7 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StartError::CreateLog { source, .. } | StartError::StartQemu { source, .. } => {
-                Some(source)
-            }
+            StartError::CreateLog { source, .. } | StartError::StartQemu { source, .. } => Some(source),
             StartError::OpenSerial { source, .. } => Some(source),
         }
     }

@@ -46,9 +46,7 @@ fn arguments() -> Result<Vec<String>, UsageError> {
     env::args_os()
         .skip(1)
         .map(|argument| {
-            argument
-                .into_string()
-                .map_err(|argument| UsageError::new(format!("argument {argument:?} is not UTF-8")))
+            argument.into_string().map_err(|argument| UsageError::new(format!("argument {argument:?} is not UTF-8")))
         })
         .collect()
 }

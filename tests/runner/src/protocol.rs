@@ -139,8 +139,7 @@ impl Parser {
             }
             Ok(Some(marker)) => self.on_marker(marker),
             Err(MalformedMarker) => {
-                self.problems
-                    .push(format!("malformed protocol line `{line}`"));
+                self.problems.push(format!("malformed protocol line `{line}`"));
                 None
             }
         }
@@ -169,19 +168,12 @@ impl Parser {
         if incomplete.is_empty() && self.passed + self.failed + self.not_run == 0 {
             problems.push("no tests ran".to_string());
         }
-        Summary {
-            passed: self.passed,
-            failed: self.failed,
-            not_run: self.not_run,
-            problems,
-            incomplete,
-        }
+        Summary { passed: self.passed, failed: self.failed, not_run: self.not_run, problems, incomplete }
     }
 
     fn on_crash(&mut self, crash: Crash, line: &str) -> Option<TestResult> {
         if self.finished {
-            self.problems
-                .push(format!("{} after TEST-FINISHED: {line}", crash.describe()));
+            self.problems.push(format!("{} after TEST-FINISHED: {line}", crash.describe()));
             return None;
         }
         // The first crash explains the run; later ones (an exception report inside the
@@ -197,24 +189,16 @@ impl Parser {
         match marker {
             Marker::Suite { name, announced } => {
                 let result = self.close_unfinished_suite("TEST-SUITE");
-                self.suite = Some(OpenSuite {
-                    name: name.to_string(),
-                    announced,
-                    ran: 0,
-                    passed: 0,
-                    failed: 0,
-                    running: None,
-                });
+                self.suite =
+                    Some(OpenSuite { name: name.to_string(), announced, ran: 0, passed: 0, failed: 0, running: None });
                 result
             }
             Marker::Run { test } => {
                 if self.suite.is_none() {
-                    self.problems
-                        .push(format!("TEST-RUN {test} outside a suite"));
+                    self.problems.push(format!("TEST-RUN {test} outside a suite"));
                     return None;
                 }
-                let interrupted = self
-                    .conclude_running(Outcome::Failed(format!("no result before TEST-RUN {test}")));
+                let interrupted = self.conclude_running(Outcome::Failed(format!("no result before TEST-RUN {test}")));
                 if let Some(suite) = self.suite.as_mut() {
                     suite.ran += 1;
                     suite.running = Some(test.to_string());
@@ -222,9 +206,7 @@ impl Parser {
                 interrupted
             }
             Marker::Ok { test } => self.on_result(test, "TEST-OK", Outcome::Passed),
-            Marker::Fail { test, message } => {
-                self.on_result(test, "TEST-FAIL", Outcome::Failed(message.to_string()))
-            }
+            Marker::Fail { test, message } => self.on_result(test, "TEST-FAIL", Outcome::Failed(message.to_string())),
             Marker::Done { passed, failed } => {
                 if self.suite.is_none() {
                     self.problems.push("TEST-DONE outside a suite".to_string());
@@ -242,18 +224,12 @@ impl Parser {
 
     /// A TEST-OK or TEST-FAIL: it must name the running test.
     fn on_result(&mut self, test: &str, keyword: &str, outcome: Outcome) -> Option<TestResult> {
-        let running = self
-            .suite
-            .as_ref()
-            .and_then(|suite| suite.running.as_deref());
+        let running = self.suite.as_ref().and_then(|suite| suite.running.as_deref());
         match running {
             Some(name) if name == test => self.conclude_running(outcome),
-            Some(_) => self.conclude_running(Outcome::Failed(format!(
-                "no result; got {keyword} {test} instead"
-            ))),
+            Some(_) => self.conclude_running(Outcome::Failed(format!("no result; got {keyword} {test} instead"))),
             None => {
-                self.problems
-                    .push(format!("{keyword} {test} with no test running"));
+                self.problems.push(format!("{keyword} {test} with no test running"));
                 None
             }
         }
@@ -262,22 +238,16 @@ impl Parser {
     /// `next` (a TEST-SUITE or TEST-FINISHED) arrived while a suite had no TEST-DONE yet.
     fn close_unfinished_suite(&mut self, next: &str) -> Option<TestResult> {
         let name = self.suite.as_ref()?.name.clone();
-        self.problems
-            .push(format!("suite {name}: no TEST-DONE before {next}"));
+        self.problems.push(format!("suite {name}: no TEST-DONE before {next}"));
         if next == "TEST-FINISHED" {
-            self.incomplete
-                .push(format!("TEST-FINISHED while suite {name} was still open"));
+            self.incomplete.push(format!("TEST-FINISHED while suite {name} was still open"));
         }
         self.close_suite(None, &format!("no result before {next}"))
     }
 
     /// Ends the open suite, failing its running test with `interruption`, and checks its
     /// counts against the announcement and, when given, the kernel's own TEST-DONE tally.
-    fn close_suite(
-        &mut self,
-        reported: Option<(usize, usize)>,
-        interruption: &str,
-    ) -> Option<TestResult> {
+    fn close_suite(&mut self, reported: Option<(usize, usize)>, interruption: &str) -> Option<TestResult> {
         let result = self.conclude_running(Outcome::Failed(interruption.to_string()));
         let suite = self.suite.take()?;
         if let Some((passed, failed)) = reported {
@@ -290,10 +260,7 @@ impl Parser {
             }
         }
         if suite.ran != suite.announced {
-            self.problems.push(format!(
-                "suite {}: announced {} tests, ran {}",
-                suite.name, suite.announced, suite.ran
-            ));
+            self.problems.push(format!("suite {}: announced {} tests, ran {}", suite.name, suite.announced, suite.ran));
             self.not_run += suite.announced.saturating_sub(suite.ran);
         }
         result
@@ -312,11 +279,7 @@ impl Parser {
                 self.failed += 1;
             }
         }
-        Some(TestResult {
-            suite: suite.name.clone(),
-            test,
-            outcome,
-        })
+        Some(TestResult { suite: suite.name.clone(), test, outcome })
     }
 }
 
@@ -348,8 +311,7 @@ impl Crash {
 /// Drops the `\r` of CRLF line ends, and the bytes a serial line picks up while the board
 /// resets: anything before the line that is not printable ASCII.
 fn strip_line_noise(raw: &str) -> &str {
-    raw.trim_end_matches('\r')
-        .trim_start_matches(|c: char| !(c == ' ' || c.is_ascii_graphic()))
+    raw.trim_end_matches('\r').trim_start_matches(|c: char| !(c == ' ' || c.is_ascii_graphic()))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -368,15 +330,11 @@ struct MalformedMarker;
 
 /// Reads a marker line; `Ok(None)` for any other line.
 fn parse_marker(line: &str) -> Result<Option<Marker<'_>>, MalformedMarker> {
-    let (keyword, rest) = line
-        .split_once(char::is_whitespace)
-        .map_or((line, ""), |(keyword, rest)| (keyword, rest.trim()));
+    let (keyword, rest) =
+        line.split_once(char::is_whitespace).map_or((line, ""), |(keyword, rest)| (keyword, rest.trim()));
     let args: Vec<&str> = rest.split_whitespace().collect();
     let marker = match (keyword, args.as_slice()) {
-        ("TEST-SUITE", [name, count]) => Marker::Suite {
-            name,
-            announced: count.parse().map_err(|_| MalformedMarker)?,
-        },
+        ("TEST-SUITE", [name, count]) => Marker::Suite { name, announced: count.parse().map_err(|_| MalformedMarker)? },
         ("TEST-RUN", [test]) => Marker::Run { test },
         ("TEST-OK", [test]) => Marker::Ok { test },
         ("TEST-FAIL", [_, ..]) => {
@@ -387,20 +345,16 @@ fn parse_marker(line: &str) -> Result<Option<Marker<'_>>, MalformedMarker> {
             if test.is_empty() {
                 return Err(MalformedMarker);
             }
-            Marker::Fail {
-                test,
-                message: message.trim(),
-            }
+            Marker::Fail { test, message: message.trim() }
         }
         ("TEST-DONE", [passed, failed]) => Marker::Done {
             passed: passed.parse().map_err(|_| MalformedMarker)?,
             failed: failed.parse().map_err(|_| MalformedMarker)?,
         },
         ("TEST-FINISHED", []) => Marker::Finished,
-        (
-            "TEST-SUITE" | "TEST-RUN" | "TEST-OK" | "TEST-FAIL" | "TEST-DONE" | "TEST-FINISHED",
-            _,
-        ) => return Err(MalformedMarker),
+        ("TEST-SUITE" | "TEST-RUN" | "TEST-OK" | "TEST-FAIL" | "TEST-DONE" | "TEST-FINISHED", _) => {
+            return Err(MalformedMarker)
+        }
         _ => return Ok(None),
     };
     Ok(Some(marker))
@@ -412,26 +366,15 @@ mod tests {
 
     /// Feeds every line and collects the results in order.
     fn feed(parser: &mut Parser, console: &str) -> Vec<TestResult> {
-        console
-            .split('\n')
-            .filter_map(|line| parser.feed_line(line))
-            .collect()
+        console.split('\n').filter_map(|line| parser.feed_line(line)).collect()
     }
 
     fn passed(suite: &str, test: &str) -> TestResult {
-        TestResult {
-            suite: suite.to_string(),
-            test: test.to_string(),
-            outcome: Outcome::Passed,
-        }
+        TestResult { suite: suite.to_string(), test: test.to_string(), outcome: Outcome::Passed }
     }
 
     fn failed(suite: &str, test: &str, message: &str) -> TestResult {
-        TestResult {
-            suite: suite.to_string(),
-            test: test.to_string(),
-            outcome: Outcome::Failed(message.to_string()),
-        }
+        TestResult { suite: suite.to_string(), test: test.to_string(), outcome: Outcome::Failed(message.to_string()) }
     }
 
     const TWO_PASSING: &str = "\
@@ -449,13 +392,7 @@ TEST-FINISHED";
     fn all_passing_run_succeeds() {
         let mut parser = Parser::new();
         let results = feed(&mut parser, TWO_PASSING);
-        assert_eq!(
-            results,
-            [
-                passed("kernel", "mm::frames"),
-                passed("kernel", "sched::yield")
-            ]
-        );
+        assert_eq!(results, [passed("kernel", "mm::frames"), passed("kernel", "sched::yield")]);
         assert!(parser.is_finished());
         let summary = parser.summary();
         assert!(summary.succeeded(), "{summary:?}");
@@ -477,10 +414,7 @@ TEST-FINISHED";
         );
         assert_eq!(
             results,
-            [
-                failed("kernel", "mm::map", "assertion failed: left == right"),
-                passed("kernel", "mm::unmap"),
-            ]
+            [failed("kernel", "mm::map", "assertion failed: left == right"), passed("kernel", "mm::unmap"),]
         );
         let summary = parser.summary();
         assert!(summary.is_complete());
@@ -502,27 +436,12 @@ TEST-FINISHED";
         );
         assert_eq!(
             results,
-            [
-                passed("kernel", "a"),
-                failed(
-                    "kernel",
-                    "b",
-                    "KERNEL PANIC: index out of bounds at kernel/src/mm.rs:42"
-                ),
-            ]
+            [passed("kernel", "a"), failed("kernel", "b", "KERNEL PANIC: index out of bounds at kernel/src/mm.rs:42"),]
         );
-        let late = parser.end(EndReason::ConsoleClosed {
-            cause: "QEMU exited with status 1".to_string(),
-        });
+        let late = parser.end(EndReason::ConsoleClosed { cause: "QEMU exited with status 1".to_string() });
         assert_eq!(late, None, "b already failed with the panic");
         let summary = parser.summary();
-        assert_eq!(
-            summary.incomplete,
-            [
-                "kernel panic",
-                "QEMU exited with status 1 before the run finished"
-            ]
-        );
+        assert_eq!(summary.incomplete, ["kernel panic", "QEMU exited with status 1 before the run finished"]);
         assert_eq!(summary.problems, ["suite kernel: announced 3 tests, ran 2"]);
         assert_eq!((summary.passed, summary.failed, summary.not_run), (1, 1, 1));
         assert_eq!(summary.failure_count(), 2);
@@ -538,19 +457,9 @@ TEST-FINISHED";
              [cpu0] UNEXPECTED EXCEPTION: data abort at EL1\n\
              ESR_EL1 = 0x96000045",
         );
-        assert_eq!(
-            results,
-            [failed(
-                "user",
-                "fork",
-                "[cpu0] UNEXPECTED EXCEPTION: data abort at EL1"
-            )]
-        );
+        assert_eq!(results, [failed("user", "fork", "[cpu0] UNEXPECTED EXCEPTION: data abort at EL1")]);
         assert_eq!(parser.end(EndReason::Silence(Duration::from_secs(5))), None);
-        assert_eq!(
-            parser.summary().incomplete,
-            ["unexpected exception", "silence for 5 s"]
-        );
+        assert_eq!(parser.summary().incomplete, ["unexpected exception", "silence for 5 s"]);
     }
 
     #[test]
@@ -578,20 +487,12 @@ TEST-FINISHED";
     #[test]
     fn early_exit_after_passing_tests_still_fails_the_run() {
         let mut parser = Parser::new();
-        let results = feed(
-            &mut parser,
-            "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-DONE 1 0",
-        );
+        let results = feed(&mut parser, "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-DONE 1 0");
         assert_eq!(results, [passed("kernel", "a")]);
         assert!(!parser.is_finished());
-        parser.end(EndReason::ConsoleClosed {
-            cause: "QEMU exited with status 0".to_string(),
-        });
+        parser.end(EndReason::ConsoleClosed { cause: "QEMU exited with status 0".to_string() });
         let summary = parser.summary();
-        assert_eq!(
-            summary.incomplete,
-            ["QEMU exited with status 0 before the run finished"]
-        );
+        assert_eq!(summary.incomplete, ["QEMU exited with status 0 before the run finished"]);
         assert_eq!((summary.passed, summary.failed), (1, 0));
         assert_eq!(summary.failure_count(), 1, "an incomplete run counts once");
     }
@@ -648,14 +549,7 @@ TEST-FINISHED";
              TEST-DONE 1 1\n\
              TEST-FINISHED",
         );
-        assert_eq!(
-            results,
-            [
-                passed("kernel", "a"),
-                passed("user", "a"),
-                failed("user", "b", "exit status 1"),
-            ]
-        );
+        assert_eq!(results, [passed("kernel", "a"), passed("user", "a"), failed("user", "b", "exit status 1"),]);
         let summary = parser.summary();
         assert!(summary.is_complete() && summary.problems.is_empty());
         assert_eq!((summary.passed, summary.failure_count()), (2, 1));
@@ -664,17 +558,11 @@ TEST-FINISHED";
     #[test]
     fn fewer_tests_than_announced_count_as_not_run() {
         let mut parser = Parser::new();
-        feed(
-            &mut parser,
-            "TEST-SUITE kernel 3\nTEST-RUN a\nTEST-OK a\nTEST-DONE 1 0\nTEST-FINISHED",
-        );
+        feed(&mut parser, "TEST-SUITE kernel 3\nTEST-RUN a\nTEST-OK a\nTEST-DONE 1 0\nTEST-FINISHED");
         let summary = parser.summary();
         assert!(summary.is_complete());
         assert_eq!(summary.problems, ["suite kernel: announced 3 tests, ran 1"]);
-        assert_eq!(
-            (summary.passed, summary.not_run, summary.failure_count()),
-            (1, 2, 2)
-        );
+        assert_eq!((summary.passed, summary.not_run, summary.failure_count()), (1, 2, 2));
     }
 
     #[test]
@@ -695,10 +583,7 @@ TEST-FINISHED";
     #[test]
     fn kernel_tally_must_match_what_the_runner_saw() {
         let mut parser = Parser::new();
-        feed(
-            &mut parser,
-            "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-DONE 0 1\nTEST-FINISHED",
-        );
+        feed(&mut parser, "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-DONE 0 1\nTEST-FINISHED");
         assert_eq!(
             parser.summary().problems,
             ["suite kernel: kernel counted 0 passed, 1 failed; the runner saw 1 passed, 0 failed"]
@@ -709,10 +594,7 @@ TEST-FINISHED";
     fn result_for_another_test_fails_the_running_one() {
         let mut parser = Parser::new();
         let results = feed(&mut parser, "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK b");
-        assert_eq!(
-            results,
-            [failed("kernel", "a", "no result; got TEST-OK b instead")]
-        );
+        assert_eq!(results, [failed("kernel", "a", "no result; got TEST-OK b instead")]);
     }
 
     #[test]
@@ -720,48 +602,29 @@ TEST-FINISHED";
         let mut parser = Parser::new();
         let results = feed(&mut parser, "TEST-SUITE kernel 0\nTEST-FAIL a: boom");
         assert!(results.is_empty());
-        assert_eq!(
-            parser.summary().problems,
-            ["TEST-FAIL a with no test running"]
-        );
+        assert_eq!(parser.summary().problems, ["TEST-FAIL a with no test running"]);
     }
 
     #[test]
     fn next_test_starting_fails_the_silent_one() {
         let mut parser = Parser::new();
-        let results = feed(
-            &mut parser,
-            "TEST-SUITE kernel 2\nTEST-RUN a\nTEST-RUN b\nTEST-OK b\nTEST-DONE 1 1\nTEST-FINISHED",
-        );
-        assert_eq!(
-            results,
-            [
-                failed("kernel", "a", "no result before TEST-RUN b"),
-                passed("kernel", "b"),
-            ]
-        );
+        let results =
+            feed(&mut parser, "TEST-SUITE kernel 2\nTEST-RUN a\nTEST-RUN b\nTEST-OK b\nTEST-DONE 1 1\nTEST-FINISHED");
+        assert_eq!(results, [failed("kernel", "a", "no result before TEST-RUN b"), passed("kernel", "b"),]);
         assert!(parser.summary().problems.is_empty());
     }
 
     #[test]
     fn new_suite_without_done_closes_the_old_one() {
         let mut parser = Parser::new();
-        let results = feed(
-            &mut parser,
-            "TEST-SUITE kernel 2\nTEST-RUN a\nTEST-SUITE user 0\nTEST-DONE 0 0\nTEST-FINISHED",
-        );
-        assert_eq!(
-            results,
-            [failed("kernel", "a", "no result before TEST-SUITE")]
-        );
+        let results =
+            feed(&mut parser, "TEST-SUITE kernel 2\nTEST-RUN a\nTEST-SUITE user 0\nTEST-DONE 0 0\nTEST-FINISHED");
+        assert_eq!(results, [failed("kernel", "a", "no result before TEST-SUITE")]);
         let summary = parser.summary();
         assert!(summary.is_complete());
         assert_eq!(
             summary.problems,
-            [
-                "suite kernel: no TEST-DONE before TEST-SUITE",
-                "suite kernel: announced 2 tests, ran 1",
-            ]
+            ["suite kernel: no TEST-DONE before TEST-SUITE", "suite kernel: announced 2 tests, ran 1",]
         );
         assert_eq!(summary.failure_count(), 2);
     }
@@ -769,16 +632,10 @@ TEST-FINISHED";
     #[test]
     fn finishing_with_a_suite_open_is_incomplete() {
         let mut parser = Parser::new();
-        feed(
-            &mut parser,
-            "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-FINISHED",
-        );
+        feed(&mut parser, "TEST-SUITE kernel 1\nTEST-RUN a\nTEST-OK a\nTEST-FINISHED");
         assert!(parser.is_finished());
         let summary = parser.summary();
-        assert_eq!(
-            summary.incomplete,
-            ["TEST-FINISHED while suite kernel was still open"]
-        );
+        assert_eq!(summary.incomplete, ["TEST-FINISHED while suite kernel was still open"]);
         assert_eq!(summary.failure_count(), 1);
     }
 
@@ -792,10 +649,7 @@ TEST-FINISHED";
         assert_eq!((summary.passed, summary.failure_count()), (0, 1));
 
         let mut empty_suite = Parser::new();
-        feed(
-            &mut empty_suite,
-            "TEST-SUITE kernel 0\nTEST-DONE 0 0\nTEST-FINISHED",
-        );
+        feed(&mut empty_suite, "TEST-SUITE kernel 0\nTEST-DONE 0 0\nTEST-FINISHED");
         assert_eq!(empty_suite.summary().problems, ["no tests ran"]);
     }
 
@@ -806,21 +660,14 @@ TEST-FINISHED";
         assert!(results.is_empty());
         assert_eq!(
             parser.summary().problems,
-            [
-                "TEST-RUN a outside a suite",
-                "TEST-OK a with no test running",
-                "TEST-DONE outside a suite",
-            ]
+            ["TEST-RUN a outside a suite", "TEST-OK a with no test running", "TEST-DONE outside a suite",]
         );
     }
 
     #[test]
     fn malformed_markers_are_problems_and_lookalikes_are_log_text() {
         let mut parser = Parser::new();
-        feed(
-            &mut parser,
-            "TEST-SUITE kernel many\nTEST-RUNNER started\nTEST-DONE 1\nTEST-FINISHED now",
-        );
+        feed(&mut parser, "TEST-SUITE kernel many\nTEST-RUNNER started\nTEST-DONE 1\nTEST-FINISHED now");
         assert_eq!(
             parser.summary().problems,
             [
@@ -833,13 +680,7 @@ TEST-FINISHED";
 
     #[test]
     fn fail_without_message_is_accepted() {
-        assert_eq!(
-            parse_marker("TEST-FAIL a"),
-            Ok(Some(Marker::Fail {
-                test: "a",
-                message: ""
-            }))
-        );
+        assert_eq!(parse_marker("TEST-FAIL a"), Ok(Some(Marker::Fail { test: "a", message: "" })));
         assert_eq!(parse_marker("TEST-FAIL :"), Err(MalformedMarker));
     }
 
@@ -847,10 +688,7 @@ TEST-FINISHED";
     fn output_after_finish_is_noted() {
         let mut parser = Parser::new();
         feed(&mut parser, TWO_PASSING);
-        feed(
-            &mut parser,
-            "Powering off\nTEST-RUN late\nKERNEL PANIC: poweroff failed at psci.rs:9",
-        );
+        feed(&mut parser, "Powering off\nTEST-RUN late\nKERNEL PANIC: poweroff failed at psci.rs:9");
         let summary = parser.summary();
         assert!(summary.is_complete());
         assert_eq!(

@@ -34,20 +34,10 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 pub fn qemu_args(options: &QemuOptions) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     match &options.machine {
-        Machine::Virt { memory } => {
-            args.extend(["-M", "virt", "-cpu", "cortex-a72", "-m", memory].map(String::from))
-        }
+        Machine::Virt { memory } => args.extend(["-M", "virt", "-cpu", "cortex-a72", "-m", memory].map(String::from)),
         Machine::Raspi4b => args.extend(["-M", "raspi4b"].map(String::from)),
     }
-    args.extend(
-        [
-            "-nographic",
-            "-no-reboot",
-            "-semihosting-config",
-            "enable=on,target=native",
-        ]
-        .map(String::from),
-    );
+    args.extend(["-nographic", "-no-reboot", "-semihosting-config", "enable=on,target=native"].map(String::from));
     args.extend(["-kernel".to_string(), path_arg(&options.kernel)]);
     if let Some(initrd) = &options.initrd {
         args.extend(["-initrd".to_string(), path_arg(initrd)]);
@@ -101,10 +91,7 @@ pub fn run(options: &QemuOptions) -> Result<Report, StartError> {
 
     let mut report = session.conclude(end, Some(stderr));
     if let Some(status) = exit_after_finish.filter(|status| !status.success()) {
-        report
-            .summary
-            .problems
-            .push(format!("{} after the run finished", describe_exit(status)));
+        report.summary.problems.push(format!("{} after the run finished", describe_exit(status)));
     }
     Ok(report)
 }
@@ -134,14 +121,9 @@ struct QemuProcess {
 
 impl QemuProcess {
     /// Starts QEMU with its console (stdout) and stderr on pipes, returned alongside.
-    fn spawn(
-        program: &OsString,
-        args: &[String],
-    ) -> Result<(QemuProcess, ChildStdout, ChildStderr), StartError> {
-        let start_error = |source: io::Error| StartError::StartQemu {
-            program: program.to_string_lossy().into_owned(),
-            source,
-        };
+    fn spawn(program: &OsString, args: &[String]) -> Result<(QemuProcess, ChildStdout, ChildStderr), StartError> {
+        let start_error =
+            |source: io::Error| StartError::StartQemu { program: program.to_string_lossy().into_owned(), source };
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -153,9 +135,7 @@ impl QemuProcess {
         let pipes = qemu.child.stdout.take().zip(qemu.child.stderr.take());
         match pipes {
             Some((stdout, stderr)) => Ok((qemu, stdout, stderr)),
-            None => Err(start_error(io::Error::other(
-                "QEMU's output pipes are missing",
-            ))),
+            None => Err(start_error(io::Error::other("QEMU's output pipes are missing"))),
         }
     }
 
@@ -216,17 +196,13 @@ mod tests {
              -semihosting-config enable=on,target=native -kernel build/aspen.elf -append",
         );
         expected.push(String::new());
-        let virt = options(Machine::Virt {
-            memory: "1G".to_string(),
-        });
+        let virt = options(Machine::Virt { memory: "1G".to_string() });
         assert_eq!(qemu_args(&virt), expected);
     }
 
     #[test]
     fn virt_with_everything() {
-        let mut virt = options(Machine::Virt {
-            memory: "4G".to_string(),
-        });
+        let mut virt = options(Machine::Virt { memory: "4G".to_string() });
         virt.initrd = Some(PathBuf::from("build/initrd.cpio"));
         virt.dtb = Some(PathBuf::from("virt.dtb"));
         virt.append = Some("console=ttyAMA0 test=all".to_string());
@@ -270,10 +246,7 @@ mod tests {
     #[test]
     fn exit_descriptions() {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            describe_exit(ExitStatus::from_raw(3 << 8)),
-            "QEMU exited with status 3"
-        );
+        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "QEMU exited with status 3");
         assert!(describe_exit(ExitStatus::from_raw(9)).starts_with("QEMU ended abnormally ("));
     }
 }

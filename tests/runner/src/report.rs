@@ -50,11 +50,7 @@ pub fn print_start_failure(error: &StartError) -> ExitCode {
 }
 
 fn result_line(result: &TestResult) -> String {
-    let TestResult {
-        suite,
-        test,
-        outcome,
-    } = result;
+    let TestResult { suite, test, outcome } = result;
     match outcome {
         Outcome::Passed => format!("test {suite}::{test} ... ok"),
         Outcome::Failed(message) => format!("test {suite}::{test} ... FAILED: {message}"),
@@ -63,25 +59,13 @@ fn result_line(result: &TestResult) -> String {
 
 fn closing_lines(report: &Report) -> Vec<String> {
     let summary = &report.summary;
-    let mut lines: Vec<String> = summary
-        .problems
-        .iter()
-        .map(|problem| format!("aspen-runner: {problem}"))
-        .collect();
-    lines.extend(
-        summary
-            .incomplete
-            .iter()
-            .map(|reason| format!("aspen-runner: run incomplete: {reason}")),
-    );
+    let mut lines: Vec<String> = summary.problems.iter().map(|problem| format!("aspen-runner: {problem}")).collect();
+    lines.extend(summary.incomplete.iter().map(|reason| format!("aspen-runner: run incomplete: {reason}")));
     if !summary.is_complete() {
         if report.console_tail.is_empty() {
             lines.push("aspen-runner: the console printed nothing".to_string());
         } else {
-            lines.push(format!(
-                "aspen-runner: last {} console lines:",
-                report.console_tail.len()
-            ));
+            lines.push(format!("aspen-runner: last {} console lines:", report.console_tail.len()));
             lines.extend(report.console_tail.iter().cloned());
             lines.push("aspen-runner: end of console".to_string());
         }
@@ -96,11 +80,7 @@ fn closing_lines(report: &Report) -> Vec<String> {
             }
         }
     }
-    lines.push(format!(
-        "{} passed, {} failed",
-        summary.passed,
-        summary.failure_count()
-    ));
+    lines.push(format!("{} passed, {} failed", summary.passed, summary.failure_count()));
     lines
 }
 
@@ -111,39 +91,24 @@ mod tests {
     fn report(summary: Summary, qemu_stderr: Option<&str>) -> Report {
         Report {
             summary,
-            console_tail: vec![
-                "TEST-RUN a".to_string(),
-                "KERNEL PANIC: x at y:1".to_string(),
-            ],
+            console_tail: vec!["TEST-RUN a".to_string(), "KERNEL PANIC: x at y:1".to_string()],
             qemu_stderr: qemu_stderr.map(str::to_string),
         }
     }
 
     #[test]
     fn result_lines() {
-        let mut result = TestResult {
-            suite: "kernel".to_string(),
-            test: "mm::map".to_string(),
-            outcome: Outcome::Passed,
-        };
+        let mut result =
+            TestResult { suite: "kernel".to_string(), test: "mm::map".to_string(), outcome: Outcome::Passed };
         assert_eq!(result_line(&result), "test kernel::mm::map ... ok");
         result.outcome = Outcome::Failed("boom".to_string());
-        assert_eq!(
-            result_line(&result),
-            "test kernel::mm::map ... FAILED: boom"
-        );
+        assert_eq!(result_line(&result), "test kernel::mm::map ... FAILED: boom");
     }
 
     #[test]
     fn success_prints_only_the_count() {
-        let summary = Summary {
-            passed: 3,
-            ..Summary::default()
-        };
-        assert_eq!(
-            closing_lines(&report(summary, Some("qemu: warning"))),
-            ["3 passed, 0 failed"]
-        );
+        let summary = Summary { passed: 3, ..Summary::default() };
+        assert_eq!(closing_lines(&report(summary, Some("qemu: warning"))), ["3 passed, 0 failed"]);
     }
 
     #[test]
@@ -173,22 +138,13 @@ mod tests {
 
     #[test]
     fn complete_but_failed_run_skips_the_console() {
-        let summary = Summary {
-            problems: vec!["no tests ran".to_string()],
-            ..Summary::default()
-        };
-        assert_eq!(
-            closing_lines(&report(summary, None)),
-            ["aspen-runner: no tests ran", "0 passed, 1 failed"]
-        );
+        let summary = Summary { problems: vec!["no tests ran".to_string()], ..Summary::default() };
+        assert_eq!(closing_lines(&report(summary, None)), ["aspen-runner: no tests ran", "0 passed, 1 failed"]);
     }
 
     #[test]
     fn silent_console_is_said_so() {
-        let summary = Summary {
-            incomplete: vec!["silence for 120 s".to_string()],
-            ..Summary::default()
-        };
+        let summary = Summary { incomplete: vec!["silence for 120 s".to_string()], ..Summary::default() };
         let mut report = report(summary, Some(""));
         report.console_tail.clear();
         assert_eq!(

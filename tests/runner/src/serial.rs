@@ -25,10 +25,7 @@ pub fn run(options: &SerialOptions) -> Result<Report, StartError> {
         .flow_control(FlowControl::None)
         .timeout(READ_POLL)
         .open()
-        .map_err(|source| StartError::OpenSerial {
-            device: options.device.clone(),
-            source,
-        })?;
+        .map_err(|source| StartError::OpenSerial { device: options.device.clone(), source })?;
     report::say(&format!(
         "aspen-runner: waiting for the board on {} at {} baud; reset or power on the board now",
         options.device, options.baud

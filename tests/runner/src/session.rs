@@ -59,10 +59,7 @@ impl Session {
     pub fn start(options: &RunOptions) -> Result<Session, StartError> {
         let log = match &options.log {
             Some(path) => Some(ConsoleLog {
-                file: File::create(path).map_err(|source| StartError::CreateLog {
-                    path: path.clone(),
-                    source,
-                })?,
+                file: File::create(path).map_err(|source| StartError::CreateLog { path: path.clone(), source })?,
                 path: path.clone(),
             }),
             None => None,
@@ -121,9 +118,7 @@ impl Session {
     ) -> Option<EndReason> {
         match stop {
             Stop::Finished => None,
-            Stop::Closed(error) => Some(EndReason::ConsoleClosed {
-                cause: describe_close(error),
-            }),
+            Stop::Closed(error) => Some(EndReason::ConsoleClosed { cause: describe_close(error) }),
             Stop::Silence => Some(EndReason::Silence(self.silence)),
             Stop::Timeout => Some(EndReason::Timeout(self.timeout)),
         }
@@ -142,11 +137,7 @@ impl Session {
         }
         let mut summary = self.parser.summary();
         summary.problems.extend(self.log_failure);
-        Report {
-            summary,
-            console_tail: self.tail.into(),
-            qemu_stderr,
-        }
+        Report { summary, console_tail: self.tail.into(), qemu_stderr }
     }
 
     fn take_bytes(&mut self, bytes: &[u8]) {
@@ -176,10 +167,7 @@ impl Session {
             return;
         };
         if let Err(error) = log.file.write_all(bytes) {
-            self.log_failure = Some(format!(
-                "cannot write the log {}: {error}",
-                log.path.display()
-            ));
+            self.log_failure = Some(format!("cannot write the log {}: {error}", log.path.display()));
             self.log = None;
         }
     }

@@ -30,11 +30,14 @@ fn tlbi() -> Option<[u64; 3]> {
     let mut buf = [0u8; 1024];
     let n = fs::read_file(c"/proc/vmstat", &mut buf).ok()?;
     let text = core::str::from_utf8(&buf[..n]).ok()?;
-    let value = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
-    };
+    let value =
+        |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok());
     let page = value("tlbi_page")?;
-    Some([page + value("tlbi_kernel_page").unwrap_or(0), value("tlbi_asid")?, value("tlbi_all")? + value("tlbi_all_local")?])
+    Some([
+        page + value("tlbi_kernel_page").unwrap_or(0),
+        value("tlbi_asid")?,
+        value("tlbi_all")? + value("tlbi_all_local")?,
+    ])
 }
 
 struct Sample {

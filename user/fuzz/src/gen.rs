@@ -516,7 +516,17 @@ fn fd(rng: &mut Rng, env: &Env) -> u64 {
     let fd = match rng.below(10) {
         0..=4 => rng.pick(&env.fds),
         5..=7 => rng.below(10),
-        8 => rng.pick(&[u64::MAX, -100i64 as u64, 1023, 1024, 65535, 0x7fff_ffff, 0x8000_0000, 0x1_0000_0003, i64::MIN as u64]),
+        8 => rng.pick(&[
+            u64::MAX,
+            -100i64 as u64,
+            1023,
+            1024,
+            65535,
+            0x7fff_ffff,
+            0x8000_0000,
+            0x1_0000_0003,
+            i64::MIN as u64,
+        ]),
         _ => rng.next(),
     };
     // With --trace fd 2 is the console the trace goes to: keep calls off it.
@@ -538,7 +548,8 @@ fn dirfd(rng: &mut Rng, env: &Env) -> u64 {
 /// Open flags: read-only, no O_CREAT, O_TRUNC or O_TMPFILE (see the module doc).
 fn open_flags(rng: &mut Rng) -> u64 {
     const FLAGS: &[u64] = &[
-        0o40000, 0o100000, 0o2000000, 0o4000, 0o2000, 0o200, 0o400, 0o10000000, 0o400000, 0o200000, 0o4010000, 0o1000000,
+        0o40000, 0o100000, 0o2000000, 0o4000, 0o2000, 0o200, 0o400, 0o10000000, 0o400000, 0o200000, 0o4010000,
+        0o1000000,
     ];
     let mut flags = 0;
     if rng.chance(1, 6) {
@@ -826,17 +837,17 @@ fn mmap(rng: &mut Rng, env: &Env) -> Call {
     const MAP_FIXED: u64 = 0x10;
     const MAP_ANONYMOUS: u64 = 0x20;
     const EXTRA: &[u64] = &[
-        0x100,     // MAP_GROWSDOWN
-        0x800,     // MAP_DENYWRITE
-        0x1000,    // MAP_EXECUTABLE
-        0x2000,    // MAP_LOCKED
-        0x4000,    // MAP_NORESERVE
-        0x8000,    // MAP_POPULATE
-        0x1_0000,  // MAP_NONBLOCK
-        0x2_0000,  // MAP_STACK
-        0x4_0000,  // MAP_HUGETLB
-        0x8_0000,  // MAP_SYNC
-        0x10_0000, // MAP_FIXED_NOREPLACE
+        0x100,      // MAP_GROWSDOWN
+        0x800,      // MAP_DENYWRITE
+        0x1000,     // MAP_EXECUTABLE
+        0x2000,     // MAP_LOCKED
+        0x4000,     // MAP_NORESERVE
+        0x8000,     // MAP_POPULATE
+        0x1_0000,   // MAP_NONBLOCK
+        0x2_0000,   // MAP_STACK
+        0x4_0000,   // MAP_HUGETLB
+        0x8_0000,   // MAP_SYNC
+        0x10_0000,  // MAP_FIXED_NOREPLACE
         0x400_0000, // MAP_UNINITIALIZED
     ];
     let fixed = rng.chance(3, 10);

@@ -474,7 +474,9 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
         if opts.verbose {
             let started = ring.started().min(opts.per_child);
             match started.checked_sub(1).and_then(|seq| ring.logged(seq)) {
-                Some(call) => println!("fuzz: batch {batch}: {end} after {started}: #{} {}", call.seq, ring::Display(&call)),
+                Some(call) => {
+                    println!("fuzz: batch {batch}: {end} after {started}: #{} {}", call.seq, ring::Display(&call))
+                }
                 None => println!("fuzz: batch {batch}: {end} after {started}"),
             }
             let (ticks, call) = ring.slowest();
@@ -495,7 +497,8 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
             unexpected += 1;
             println!("fuzz: batch {batch} ended with {end}");
             if run.failure.is_none() {
-                run.failure = Some(Failure { unexpected: Unexpected { batch, end }, count: 0, batches: 0, opts: *opts });
+                run.failure =
+                    Some(Failure { unexpected: Unexpected { batch, end }, count: 0, batches: 0, opts: *opts });
             }
         }
         if show_log && (unexpected <= MAX_REPORTED as u64 || opts.only_batch.is_some()) {
@@ -585,7 +588,9 @@ fn memory_verdict<'a>(
         .map_err(MemoryFailure::Unreadable)?;
     let diff = now as i64 - baseline as i64;
     if opts.linux {
-        println!("fuzz: free memory {now} bytes after the run, {baseline} before ({diff:+} bytes; Linux: for information)");
+        println!(
+            "fuzz: free memory {now} bytes after the run, {baseline} before ({diff:+} bytes; Linux: for information)"
+        );
         return Ok(());
     }
     println!("fuzz: free memory {now} bytes after the run, {baseline} before ({diff:+} bytes)");

@@ -9,7 +9,9 @@
 
 use core::fmt;
 
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{
+    self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE,
+};
 use aspen_sys::Errno;
 
 /// Calls kept (the most recent ones).

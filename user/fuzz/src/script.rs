@@ -19,8 +19,8 @@ use aspen_sys::process::{self, Fork};
 use aspen_sys::{println, time};
 
 use crate::child;
-use crate::gen::Call;
 use crate::free_memory;
+use crate::gen::Call;
 use crate::ring::{self, Logged, TOUCH_READ, TOUCH_WRITE};
 
 /// Most calls in a script.

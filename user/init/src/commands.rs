@@ -123,9 +123,8 @@ fn read_dir(path: &core::ffi::CStr) -> Result<Vec<(String, u8)>, Errno> {
     let result = loop {
         match fs::getdents64(fd, &mut buf) {
             Ok(0) => break Ok(()),
-            Ok(n) => entries.extend(
-                DirEntries::new(&buf[..n]).map(|e| (String::from_utf8_lossy(e.name).into_owned(), e.kind)),
-            ),
+            Ok(n) => entries
+                .extend(DirEntries::new(&buf[..n]).map(|e| (String::from_utf8_lossy(e.name).into_owned(), e.kind))),
             Err(e) => break Err(e),
         }
     };

@@ -28,7 +28,6 @@ pub const DT_DIR: u8 = 4;
 /// `d_type` of a directory entry that is a symbolic link.
 pub const DT_LNK: u8 = 10;
 
-
 /// Reads up to `buf.len()` bytes.
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.

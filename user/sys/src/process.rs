@@ -62,8 +62,7 @@ fn pointer_array<'a>(strs: &[&CStr], slots: &'a mut [*const c_char; MAX_EXEC_ARG
 pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
     let mut argv_slots = [ptr::null(); MAX_EXEC_ARGS + 1];
     let mut envp_slots = [ptr::null(); MAX_EXEC_ARGS + 1];
-    let (Some(argv), Some(envp)) = (pointer_array(argv, &mut argv_slots), pointer_array(envp, &mut envp_slots))
-    else {
+    let (Some(argv), Some(envp)) = (pointer_array(argv, &mut argv_slots), pointer_array(envp, &mut envp_slots)) else {
         return Errno::E2BIG;
     };
     io::flush();

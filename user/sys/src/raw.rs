@@ -73,9 +73,7 @@ pub unsafe fn syscall1(n: usize, a0: usize) -> isize {
 pub unsafe fn syscall2(n: usize, a0: usize, a1: usize) -> isize {
     let ret: isize;
     // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!("svc #0", in("x8") n, inlateout("x0") a0 as isize => ret, in("x1") a1, options(nostack))
-    };
+    unsafe { asm!("svc #0", in("x8") n, inlateout("x0") a0 as isize => ret, in("x1") a1, options(nostack)) };
     ret
 }
 

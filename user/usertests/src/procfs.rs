@@ -17,7 +17,6 @@ pub use aspen_sys::meminfo::{leading_number, memfree, MeminfoError};
 
 use crate::harness::Ctx;
 
-
 /// Page faults of this process so far: minflt + majflt, fields 10 and 12 of
 /// `/proc/self/stat` ("pid (comm) state ppid ... flags minflt cminflt majflt").
 pub fn fault_count() -> Result<u64, String> {
@@ -54,11 +53,7 @@ fn parse_area(line: &str) -> Option<Area> {
     let mut words = line.split_whitespace();
     let (start, end) = words.next()?.split_once('-')?;
     let perms = words.next()?.as_bytes().try_into().ok()?;
-    Some(Area {
-        start: usize::from_str_radix(start, 16).ok()?,
-        end: usize::from_str_radix(end, 16).ok()?,
-        perms,
-    })
+    Some(Area { start: usize::from_str_radix(start, 16).ok()?, end: usize::from_str_radix(end, 16).ok()?, perms })
 }
 
 /// The areas of `/proc/self/maps` that overlap `[start, end)`, clipped to it.

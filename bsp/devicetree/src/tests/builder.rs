@@ -63,10 +63,8 @@ impl DtbBuilder {
                 self.strings.len() - entry.len()
             });
         self.token(PROP);
-        self.structs
-            .extend_from_slice(&(value.len() as u32).to_be_bytes());
-        self.structs
-            .extend_from_slice(&(offset as u32).to_be_bytes());
+        self.structs.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        self.structs.extend_from_slice(&(offset as u32).to_be_bytes());
         self.structs.extend_from_slice(value);
         self.pad();
         self

@@ -7,7 +7,4 @@ mod robustness;
 mod synthetic;
 
 /// `tests/assets/qemu-virt-1g.dtb`: QEMU `virt` with `-m 1G -initrd ... -append ...`.
-const QEMU_VIRT_1G: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/assets/qemu-virt-1g.dtb"
-));
+const QEMU_VIRT_1G: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/assets/qemu-virt-1g.dtb"));

@@ -6,13 +6,7 @@ use crate::{parse, parse_raw, DeviceTreeInfo, DtError, PsciMethod, Range};
 fn check_qemu_virt(info: &DeviceTreeInfo<'_>) {
     assert_eq!(info.model, "linux,dummy-virt");
     assert_eq!(info.compatible, "linux,dummy-virt");
-    assert_eq!(
-        info.ram.as_slice(),
-        [Range {
-            start: 0x4000_0000,
-            size: 1 << 30
-        }]
-    );
+    assert_eq!(info.ram.as_slice(), [Range { start: 0x4000_0000, size: 1 << 30 }]);
     assert!(info.reserved.is_empty());
     assert!(!info.ram.is_truncated() && !info.reserved.is_truncated());
     assert_eq!(info.bootargs, "semihosting console=ttyAMA0");
@@ -48,31 +42,16 @@ fn qemu_virt_through_a_pointer() {
     let mut window = blob.to_vec();
     window.resize(blob.len() + 8192, 0);
     // SAFETY: `window` is valid for reads of `window.len()` bytes and not written.
-    assert_eq!(
-        unsafe { parse_raw(window.as_ptr(), window.len()) }.unwrap(),
-        parse(blob).unwrap()
-    );
+    assert_eq!(unsafe { parse_raw(window.as_ptr(), window.len()) }.unwrap(), parse(blob).unwrap());
     // SAFETY: as above; fewer bytes than the blob's totalsize.
-    assert_eq!(
-        unsafe { parse_raw(blob.as_ptr(), blob.len() - 1) },
-        Err(DtError::TooLarge)
-    );
+    assert_eq!(unsafe { parse_raw(blob.as_ptr(), blob.len() - 1) }, Err(DtError::TooLarge));
     // SAFETY: as above; fewer bytes than a header, which is not read.
-    assert_eq!(
-        unsafe { parse_raw(blob.as_ptr(), 39) },
-        Err(DtError::Truncated)
-    );
+    assert_eq!(unsafe { parse_raw(blob.as_ptr(), 39) }, Err(DtError::Truncated));
     // SAFETY: a null pointer is rejected before any read.
-    assert_eq!(
-        unsafe { parse_raw(core::ptr::null(), 4096) },
-        Err(DtError::NullPointer)
-    );
+    assert_eq!(unsafe { parse_raw(core::ptr::null(), 4096) }, Err(DtError::NullPointer));
     let zeros = [0u8; 64];
     // SAFETY: `zeros` is valid for reads of 64 bytes.
-    assert_eq!(
-        unsafe { parse_raw(zeros.as_ptr(), zeros.len()) },
-        Err(DtError::BadMagic)
-    );
+    assert_eq!(unsafe { parse_raw(zeros.as_ptr(), zeros.len()) }, Err(DtError::BadMagic));
 }
 
 /// Reads the DTB named by `$ASPEN_DTB`, if set, and prints what it yields:

@@ -11,9 +11,7 @@ fn pairs(list: &RangeList) -> Vec<(u64, u64)> {
 /// A root node with the given cell counts and nothing else yet.
 fn root(address_cells: u32, size_cells: u32) -> DtbBuilder {
     let mut b = DtbBuilder::new();
-    b.begin_node("")
-        .prop_cells("#address-cells", &[address_cells])
-        .prop_cells("#size-cells", &[size_cells]);
+    b.begin_node("").prop_cells("#address-cells", &[address_cells]).prop_cells("#size-cells", &[size_cells]);
     b
 }
 
@@ -34,8 +32,7 @@ pub(super) fn rich_tree(nops: bool) -> Vec<u8> {
             b.nop();
         }
     };
-    b.memreserve(0x1000, 0x2000)
-        .memreserve(0x8000_0000, 0x10_0000);
+    b.memreserve(0x1000, 0x2000).memreserve(0x8000_0000, 0x10_0000);
     n(&mut b);
     b.begin_node("");
     n(&mut b);
@@ -43,39 +40,25 @@ pub(super) fn rich_tree(nops: bool) -> Vec<u8> {
     n(&mut b);
     b.prop("compatible", b"aspen,test\0aspen,generic\0");
     n(&mut b);
-    b.prop_cells("#address-cells", &[2])
-        .prop_cells("#size-cells", &[2]);
+    b.prop_cells("#address-cells", &[2]).prop_cells("#size-cells", &[2]);
     n(&mut b);
-    b.begin_node("cpus")
-        .prop_cells("#address-cells", &[1])
-        .prop_cells("#size-cells", &[0]);
+    b.begin_node("cpus").prop_cells("#address-cells", &[1]).prop_cells("#size-cells", &[0]);
     n(&mut b);
-    b.begin_node("cpu@0")
-        .prop_str("device_type", "cpu")
-        .prop_cells("reg", &[0])
-        .end_node();
+    b.begin_node("cpu@0").prop_str("device_type", "cpu").prop_cells("reg", &[0]).end_node();
     n(&mut b);
     b.end_node();
     n(&mut b);
-    b.begin_node("psci")
-        .prop("compatible", b"arm,psci-1.0\0arm,psci-0.2\0");
+    b.begin_node("psci").prop("compatible", b"arm,psci-1.0\0arm,psci-0.2\0");
     n(&mut b);
     b.prop_str("method", "smc").end_node();
     n(&mut b);
     // reg before device_type, as QEMU writes it.
-    b.begin_node("memory@40000000").prop_cells(
-        "reg",
-        &reg_cells(
-            2,
-            2,
-            &[(0x4000_0000, 0x4000_0000), (0x1_0000_0000, 0x8000_0000)],
-        ),
-    );
+    b.begin_node("memory@40000000")
+        .prop_cells("reg", &reg_cells(2, 2, &[(0x4000_0000, 0x4000_0000), (0x1_0000_0000, 0x8000_0000)]));
     n(&mut b);
     b.prop_str("device_type", "memory").end_node();
     n(&mut b);
-    b.begin_node("memory@200000000")
-        .prop_str("device_type", "memory");
+    b.begin_node("memory@200000000").prop_str("device_type", "memory");
     n(&mut b);
     b.prop_cells("reg", &reg_cells(2, 2, &[(0x2_0000_0000, 0x1000_0000)]));
     n(&mut b);
@@ -86,25 +69,19 @@ pub(super) fn rich_tree(nops: bool) -> Vec<u8> {
         .prop_cells("#size-cells", &[2])
         .prop("ranges", &[]);
     n(&mut b);
-    b.begin_node("secmon@3e000000")
-        .prop_cells("reg", &reg_cells(2, 2, &[(0x3e00_0000, 0x20_0000)]));
+    b.begin_node("secmon@3e000000").prop_cells("reg", &reg_cells(2, 2, &[(0x3e00_0000, 0x20_0000)]));
     n(&mut b);
     b.prop("no-map", &[]).end_node();
     n(&mut b);
-    b.begin_node("linux,cma")
-        .prop_cells("size", &[0, 0x400_0000])
-        .prop("reusable", &[])
-        .end_node();
+    b.begin_node("linux,cma").prop_cells("size", &[0, 0x400_0000]).prop("reusable", &[]).end_node();
     n(&mut b);
-    b.begin_node("nvram@0")
-        .prop_cells("reg", &reg_cells(2, 2, &[(0, 0x1000)]));
+    b.begin_node("nvram@0").prop_cells("reg", &reg_cells(2, 2, &[(0, 0x1000)]));
     n(&mut b);
     b.prop_str("status", "disabled").end_node();
     n(&mut b);
     b.end_node();
     n(&mut b);
-    b.begin_node("chosen")
-        .prop_str("bootargs", "console=ttyAMA0 root=/dev/vda");
+    b.begin_node("chosen").prop_str("bootargs", "console=ttyAMA0 root=/dev/vda");
     n(&mut b);
     b.prop_cells("linux,initrd-start", &[0x0, 0x4800_0000])
         .prop_cells("linux,initrd-end", &[0x0, 0x4810_0000])
@@ -125,20 +102,9 @@ fn rich_tree_reads_everything() {
     assert_eq!(info.compatible, "aspen,test");
     assert_eq!(
         pairs(&info.ram),
-        [
-            (0x4000_0000, 0x4000_0000),
-            (0x1_0000_0000, 0x8000_0000),
-            (0x2_0000_0000, 0x1000_0000)
-        ]
+        [(0x4000_0000, 0x4000_0000), (0x1_0000_0000, 0x8000_0000), (0x2_0000_0000, 0x1000_0000)]
     );
-    assert_eq!(
-        pairs(&info.reserved),
-        [
-            (0x1000, 0x2000),
-            (0x8000_0000, 0x10_0000),
-            (0x3e00_0000, 0x20_0000)
-        ]
-    );
+    assert_eq!(pairs(&info.reserved), [(0x1000, 0x2000), (0x8000_0000, 0x10_0000), (0x3e00_0000, 0x20_0000)]);
     assert!(!info.ram.is_truncated() && !info.reserved.is_truncated());
     assert_eq!(info.bootargs, "console=ttyAMA0 root=/dev/vda");
     assert_eq!(info.initrd, Some((0x4800_0000, 0x4810_0000)));
@@ -155,23 +121,13 @@ fn nops_everywhere_change_nothing() {
     let (a, b) = (parse(&plain).unwrap(), parse(&with_nops).unwrap());
     assert_eq!(a.ram, b.ram);
     assert_eq!(a.reserved, b.reserved);
-    assert_eq!(
-        (a.model, a.bootargs, a.initrd, a.psci_method),
-        (b.model, b.bootargs, b.initrd, b.psci_method)
-    );
+    assert_eq!((a.model, a.bootargs, a.initrd, a.psci_method), (b.model, b.bootargs, b.initrd, b.psci_method));
 }
 
 #[test]
 fn nop_before_root_and_before_end() {
     let mut b = DtbBuilder::new();
-    b.nop()
-        .nop()
-        .begin_node("")
-        .nop()
-        .prop_str("model", "m")
-        .nop()
-        .end_node()
-        .nop();
+    b.nop().nop().begin_node("").nop().prop_str("model", "m").nop().end_node().nop();
     assert_eq!(parse(&b.build()).unwrap().model, "m");
 }
 
@@ -181,20 +137,11 @@ fn one_and_two_cell_addresses_and_sizes() {
         let mut b = root(ac, sc);
         let big_size = if sc == 2 { 0x1_0000_0000 } else { 0x1000_0000 };
         let high_address = if ac == 2 { 0x8_0000_0000 } else { 0x8000_0000 };
-        memory_node(
-            &mut b,
-            "memory@0",
-            (ac, sc),
-            &[(0, 0x1000), (high_address, big_size)],
-        );
+        memory_node(&mut b, "memory@0", (ac, sc), &[(0, 0x1000), (high_address, big_size)]);
         b.end_node();
         let blob = b.build();
         let info = parse(&blob).unwrap();
-        assert_eq!(
-            pairs(&info.ram),
-            [(0, 0x1000), (high_address, big_size)],
-            "cells {ac}/{sc}"
-        );
+        assert_eq!(pairs(&info.ram), [(0, 0x1000), (high_address, big_size)], "cells {ac}/{sc}");
     }
 }
 
@@ -204,19 +151,13 @@ fn cells_default_to_two_and_one() {
     b.begin_node("");
     memory_node(&mut b, "memory", (2, 1), &[(0x8_0000_0000, 0x4000_0000)]);
     b.end_node();
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().ram),
-        [(0x8_0000_0000, 0x4000_0000)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().ram), [(0x8_0000_0000, 0x4000_0000)]);
 }
 
 #[test]
 fn unsupported_cells_are_an_error_only_when_used() {
     let mut b = root(3, 1);
-    b.begin_node("memory@0")
-        .prop_str("device_type", "memory")
-        .prop_cells("reg", &[0, 0, 0, 0x1000])
-        .end_node();
+    b.begin_node("memory@0").prop_str("device_type", "memory").prop_cells("reg", &[0, 0, 0, 0x1000]).end_node();
     b.end_node();
     assert_eq!(parse(&b.build()), Err(DtError::BadCells));
 
@@ -234,24 +175,9 @@ fn unsupported_cells_are_an_error_only_when_used() {
 #[test]
 fn several_memory_nodes_with_several_entries() {
     let mut b = root(2, 1);
-    memory_node(
-        &mut b,
-        "memory@0",
-        (2, 1),
-        &[(0, 0x3b40_0000), (0x4000_0000, 0xbc00_0000)],
-    );
-    memory_node(
-        &mut b,
-        "memory@100000000",
-        (2, 1),
-        &[(0x1_0000_0000, 0x8000_0000), (0x1_8000_0000, 0x8000_0000)],
-    );
-    memory_node(
-        &mut b,
-        "memory@200000000",
-        (2, 1),
-        &[(0x2_0000_0000, 0x1000)],
-    );
+    memory_node(&mut b, "memory@0", (2, 1), &[(0, 0x3b40_0000), (0x4000_0000, 0xbc00_0000)]);
+    memory_node(&mut b, "memory@100000000", (2, 1), &[(0x1_0000_0000, 0x8000_0000), (0x1_8000_0000, 0x8000_0000)]);
+    memory_node(&mut b, "memory@200000000", (2, 1), &[(0x2_0000_0000, 0x1000)]);
     b.end_node();
     let blob = b.build();
     let info = parse(&blob).unwrap();
@@ -266,13 +192,7 @@ fn several_memory_nodes_with_several_entries() {
         ]
     );
     assert_eq!(info.ram.len(), 5);
-    assert_eq!(
-        info.ram.as_slice()[1],
-        Range {
-            start: 0x4000_0000,
-            size: 0xbc00_0000
-        }
-    );
+    assert_eq!(info.ram.as_slice()[1], Range { start: 0x4000_0000, size: 0xbc00_0000 });
     assert_eq!(info.ram.as_slice()[1].end(), 0xfc00_0000);
 }
 
@@ -280,14 +200,9 @@ fn several_memory_nodes_with_several_entries() {
 fn only_enabled_top_level_nodes_with_device_type_memory_are_ram() {
     let mut b = root(1, 1);
     // Named like memory but no device_type.
-    b.begin_node("memory@1000")
-        .prop_cells("reg", &[0x1000, 0x1000])
-        .end_node();
+    b.begin_node("memory@1000").prop_cells("reg", &[0x1000, 0x1000]).end_node();
     // device_type memory under any name.
-    b.begin_node("dram@2000")
-        .prop_str("device_type", "memory")
-        .prop_cells("reg", &[0x2000, 0x1000])
-        .end_node();
+    b.begin_node("dram@2000").prop_str("device_type", "memory").prop_cells("reg", &[0x2000, 0x1000]).end_node();
     // Disabled.
     b.begin_node("memory@3000")
         .prop_str("device_type", "memory")
@@ -310,15 +225,9 @@ fn only_enabled_top_level_nodes_with_device_type_memory_are_ram() {
         .end_node()
         .end_node();
     // Another device type.
-    b.begin_node("cpu@0")
-        .prop_str("device_type", "cpu")
-        .prop_cells("reg", &[0x6000, 0x1000])
-        .end_node();
+    b.begin_node("cpu@0").prop_str("device_type", "cpu").prop_cells("reg", &[0x6000, 0x1000]).end_node();
     b.end_node();
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().ram),
-        [(0x2000, 0x1000), (0x4000, 0x1000)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().ram), [(0x2000, 0x1000), (0x4000, 0x1000)]);
 }
 
 #[test]
@@ -336,19 +245,13 @@ fn empty_entries_are_skipped_and_overflowing_ones_rejected() {
     let mut b = root(2, 2);
     memory_node(&mut b, "memory@0", (2, 2), &[(u64::MAX - 0xfff, 0xfff)]);
     b.end_node();
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().ram),
-        [(u64::MAX - 0xfff, 0xfff)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().ram), [(u64::MAX - 0xfff, 0xfff)]);
 }
 
 #[test]
 fn reg_of_the_wrong_length_is_malformed() {
     let mut b = root(2, 1);
-    b.begin_node("memory@0")
-        .prop_str("device_type", "memory")
-        .prop_cells("reg", &[0, 0x1000])
-        .end_node();
+    b.begin_node("memory@0").prop_str("device_type", "memory").prop_cells("reg", &[0, 0x1000]).end_node();
     b.end_node();
     assert_eq!(parse(&b.build()), Err(DtError::Malformed));
 }
@@ -360,54 +263,32 @@ fn reserved_memory_children_use_its_cells() {
         .prop_cells("#address-cells", &[1])
         .prop_cells("#size-cells", &[1])
         .prop("ranges", &[]);
-    b.begin_node("a@1000")
-        .prop_cells("reg", &[0x1000, 0x1000, 0x8000, 0x100])
-        .end_node();
-    b.begin_node("b@2000")
-        .prop_str("status", "okay")
-        .prop_cells("reg", &[0x2000, 0x10])
-        .end_node();
+    b.begin_node("a@1000").prop_cells("reg", &[0x1000, 0x1000, 0x8000, 0x100]).end_node();
+    b.begin_node("b@2000").prop_str("status", "okay").prop_cells("reg", &[0x2000, 0x10]).end_node();
     // Grandchildren are not reservations.
-    b.begin_node("c")
-        .begin_node("d@3000")
-        .prop_cells("reg", &[0x3000, 0x10])
-        .end_node()
-        .end_node();
+    b.begin_node("c").begin_node("d@3000").prop_cells("reg", &[0x3000, 0x10]).end_node().end_node();
     b.end_node();
     b.end_node();
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().reserved),
-        [(0x1000, 0x1000), (0x8000, 0x100), (0x2000, 0x10)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().reserved), [(0x1000, 0x1000), (0x8000, 0x100), (0x2000, 0x10)]);
 }
 
 #[test]
 fn reserved_memory_without_cells_uses_the_roots() {
     let mut b = root(2, 1);
     b.begin_node("reserved-memory@0");
-    b.begin_node("fw@1000")
-        .prop_cells("reg", &reg_cells(2, 1, &[(0x1_0000_1000, 0x1000)]))
-        .end_node();
+    b.begin_node("fw@1000").prop_cells("reg", &reg_cells(2, 1, &[(0x1_0000_1000, 0x1000)])).end_node();
     b.end_node();
     b.end_node();
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().reserved),
-        [(0x1_0000_1000, 0x1000)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().reserved), [(0x1_0000_1000, 0x1000)]);
 }
 
 #[test]
 fn memreserve_entries() {
     let mut b = DtbBuilder::new();
-    b.memreserve(0, 0x1000)
-        .memreserve(0x1_0000_0000, 0x20_0000)
-        .memreserve(0x5000, 0);
+    b.memreserve(0, 0x1000).memreserve(0x1_0000_0000, 0x20_0000).memreserve(0x5000, 0);
     b.begin_node("").end_node();
     // A zero size ends the block: the entry after it is not read.
-    assert_eq!(
-        pairs(&parse(&b.build()).unwrap().reserved),
-        [(0, 0x1000), (0x1_0000_0000, 0x20_0000)]
-    );
+    assert_eq!(pairs(&parse(&b.build()).unwrap().reserved), [(0, 0x1000), (0x1_0000_0000, 0x20_0000)]);
 }
 
 /// `linux,initrd-start` cells, `linux,initrd-end` cells, the initrd expected.
@@ -416,21 +297,9 @@ type InitrdCase = (&'static [u32], &'static [u32], Option<(u64, u64)>);
 #[test]
 fn initrd_as_32_and_64_bit_numbers() {
     let cases: [InitrdCase; 6] = [
-        (
-            &[0x4800_0000],
-            &[0x4810_0000],
-            Some((0x4800_0000, 0x4810_0000)),
-        ),
-        (
-            &[0x1, 0x0],
-            &[0x1, 0x10_0000],
-            Some((0x1_0000_0000, 0x1_0010_0000)),
-        ),
-        (
-            &[0x4800_0000],
-            &[0x0, 0x4810_0000],
-            Some((0x4800_0000, 0x4810_0000)),
-        ),
+        (&[0x4800_0000], &[0x4810_0000], Some((0x4800_0000, 0x4810_0000))),
+        (&[0x1, 0x0], &[0x1, 0x10_0000], Some((0x1_0000_0000, 0x1_0010_0000))),
+        (&[0x4800_0000], &[0x0, 0x4810_0000], Some((0x4800_0000, 0x4810_0000))),
         (&[0x4810_0000], &[0x4800_0000], None),
         (&[0x4800_0000], &[0x4800_0000], None),
         (&[0, 0], &[0, 0], None),
@@ -443,22 +312,14 @@ fn initrd_as_32_and_64_bit_numbers() {
             .prop_cells("linux,initrd-end", end)
             .end_node()
             .end_node();
-        assert_eq!(
-            parse(&b.build()).unwrap().initrd,
-            expected,
-            "{start:x?} {end:x?}"
-        );
+        assert_eq!(parse(&b.build()).unwrap().initrd, expected, "{start:x?} {end:x?}");
     }
 }
 
 #[test]
 fn initrd_needs_both_ends_of_a_valid_size() {
     let mut b = DtbBuilder::new();
-    b.begin_node("")
-        .begin_node("chosen")
-        .prop_cells("linux,initrd-start", &[0x4800_0000])
-        .end_node()
-        .end_node();
+    b.begin_node("").begin_node("chosen").prop_cells("linux,initrd-start", &[0x4800_0000]).end_node().end_node();
     assert_eq!(parse(&b.build()).unwrap().initrd, None);
 
     let mut b = DtbBuilder::new();
@@ -478,23 +339,15 @@ fn missing_chosen() {
     b.end_node();
     let blob = b.build();
     let info = parse(&blob).unwrap();
-    assert_eq!(
-        (info.bootargs, info.stdout_path, info.initrd),
-        ("", "", None)
-    );
-    assert_eq!(
-        (info.model, info.compatible, info.psci_method),
-        ("", "", None)
-    );
+    assert_eq!((info.bootargs, info.stdout_path, info.initrd), ("", "", None));
+    assert_eq!((info.model, info.compatible, info.psci_method), ("", "", None));
     assert_eq!(info.ram.len(), 1);
 }
 
 #[test]
 fn missing_memory() {
     let mut b = root(2, 2);
-    b.begin_node("chosen")
-        .prop_str("bootargs", "quiet")
-        .end_node();
+    b.begin_node("chosen").prop_str("bootargs", "quiet").end_node();
     b.end_node();
     let blob = b.build();
     let info = parse(&blob).unwrap();
@@ -514,25 +367,14 @@ fn strings_stop_at_the_first_nul() {
         .end_node();
     let blob = b.build();
     let info = parse(&blob).unwrap();
-    assert_eq!(
-        (info.model, info.bootargs, info.stdout_path),
-        ("board", "console=ttyS0", "")
-    );
+    assert_eq!((info.model, info.bootargs, info.stdout_path), ("board", "console=ttyS0", ""));
 }
 
 #[test]
 fn psci_methods() {
-    for (method, expected) in [
-        ("hvc", Some(PsciMethod::Hvc)),
-        ("smc", Some(PsciMethod::Smc)),
-        ("spin-table", None),
-    ] {
+    for (method, expected) in [("hvc", Some(PsciMethod::Hvc)), ("smc", Some(PsciMethod::Smc)), ("spin-table", None)] {
         let mut b = DtbBuilder::new();
-        b.begin_node("")
-            .begin_node("psci")
-            .prop_str("method", method)
-            .end_node()
-            .end_node();
+        b.begin_node("").begin_node("psci").prop_str("method", method).end_node().end_node();
         assert_eq!(parse(&b.build()).unwrap().psci_method, expected, "{method}");
     }
 }
@@ -555,10 +397,7 @@ fn more_ranges_than_capacity() {
         assert_eq!(pairs(list), entries[..RangeList::CAPACITY]);
     }
     let debug = format!("{:?}", info.ram);
-    assert!(
-        debug.starts_with("[0x0..0x1000, 0x100000..0x101000") && debug.ends_with("(truncated)]"),
-        "{debug}"
-    );
+    assert!(debug.starts_with("[0x0..0x1000, 0x100000..0x101000") && debug.ends_with("(truncated)]"), "{debug}");
 
     let mut b = root(1, 1);
     memory_node(&mut b, "memory@0", (1, 1), &entries[..RangeList::CAPACITY]);
@@ -585,11 +424,7 @@ fn structural_errors_are_malformed() {
     assert_eq!(parse(&b.build()), Err(DtError::Malformed));
     // A property after a child node.
     let mut b = DtbBuilder::new();
-    b.begin_node("")
-        .begin_node("chosen")
-        .end_node()
-        .prop_str("model", "late")
-        .end_node();
+    b.begin_node("").begin_node("chosen").end_node().prop_str("model", "late").end_node();
     assert_eq!(parse(&b.build()), Err(DtError::Malformed));
     // A property outside the root.
     let mut b = DtbBuilder::new();
@@ -599,11 +434,7 @@ fn structural_errors_are_malformed() {
     assert_eq!(parse(&DtbBuilder::new().build()), Err(DtError::Malformed));
     // Non-UTF-8 bootargs.
     let mut b = DtbBuilder::new();
-    b.begin_node("")
-        .begin_node("chosen")
-        .prop("bootargs", b"\xff\xfe\0")
-        .end_node()
-        .end_node();
+    b.begin_node("").begin_node("chosen").prop("bootargs", b"\xff\xfe\0").end_node().end_node();
     assert_eq!(parse(&b.build()), Err(DtError::Malformed));
     // A cell count that is not one cell.
     let mut b = DtbBuilder::new();
@@ -649,38 +480,21 @@ fn header_errors() {
     assert_eq!(parse(&blob), Err(DtError::UnsupportedVersion));
     let mut blob = good.clone();
     set_header_field(&mut blob, 5, 18);
-    assert!(
-        parse(&blob).is_ok(),
-        "a version 18 blob compatible with 16 is readable"
-    );
+    assert!(parse(&blob).is_ok(), "a version 18 blob compatible with 16 is readable");
 
     // Blocks that overflow, overlap the header, or leave the blob.
-    for (field, value) in [
-        (2, u32::MAX - 3),
-        (2, 8),
-        (3, u32::MAX),
-        (4, 0),
-        (4, u32::MAX),
-        (8, u32::MAX),
-        (9, u32::MAX),
-    ] {
+    for (field, value) in
+        [(2, u32::MAX - 3), (2, 8), (3, u32::MAX), (4, 0), (4, u32::MAX), (8, u32::MAX), (9, u32::MAX)]
+    {
         let mut blob = good.clone();
         set_header_field(&mut blob, field, value);
-        assert_eq!(
-            parse(&blob),
-            Err(DtError::Malformed),
-            "field {field} = {value:#x}"
-        );
+        assert_eq!(parse(&blob), Err(DtError::Malformed), "field {field} = {value:#x}");
     }
     // A structure block too short to hold the root.
     for size in [0, 4, 8] {
         let mut blob = good.clone();
         set_header_field(&mut blob, 9, size);
-        assert_eq!(
-            parse(&blob),
-            Err(DtError::Malformed),
-            "size_dt_struct = {size}"
-        );
+        assert_eq!(parse(&blob), Err(DtError::Malformed), "size_dt_struct = {size}");
     }
 }
 
@@ -715,19 +529,9 @@ fn unknown_token_is_malformed() {
 
 #[test]
 fn error_messages() {
-    assert_eq!(
-        DtError::BadMagic.to_string(),
-        "not a device tree (bad magic number)"
-    );
+    assert_eq!(DtError::BadMagic.to_string(), "not a device tree (bad magic number)");
     assert_eq!(DtError::Malformed.to_string(), "malformed device tree");
-    assert_eq!(
-        Range {
-            start: 0x1000,
-            size: 0x1000
-        }
-        .to_string(),
-        "0x1000..0x2000"
-    );
+    assert_eq!(Range { start: 0x1000, size: 0x1000 }.to_string(), "0x1000..0x2000");
 }
 
 #[test]
@@ -740,9 +544,6 @@ fn deep_nesting_costs_nothing() {
     for _ in 0..100_000 {
         b.end_node();
     }
-    b.begin_node("chosen")
-        .prop_str("bootargs", "deep")
-        .end_node()
-        .end_node();
+    b.begin_node("chosen").prop_str("bootargs", "deep").end_node().end_node();
     assert_eq!(parse(&b.build()).unwrap().bootargs, "deep");
 }

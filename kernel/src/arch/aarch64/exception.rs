@@ -181,7 +181,11 @@ impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} exception from {}", self.kind.kind(), self.kind.source())?;
         write!(f, "{}", self.syndrome)?;
-        writeln!(f, "  ELR_EL1 {:#018x}  SPSR_EL1 {:#010x}  SP_EL0 {:#018x}", self.frame.elr, self.frame.spsr, self.frame.sp_el0)?;
+        writeln!(
+            f,
+            "  ELR_EL1 {:#018x}  SPSR_EL1 {:#010x}  SP_EL0 {:#018x}",
+            self.frame.elr, self.frame.spsr, self.frame.sp_el0
+        )?;
         for (i, pair) in self.frame.x.chunks(2).enumerate() {
             let r = i * 2;
             match pair {
@@ -209,7 +213,9 @@ fn user_sync(frame: &mut TrapFrame, syndrome: Syndrome) {
         0x24 if syndrome.is_write() => FaultKind::Write,
         0x24 => FaultKind::Read,
         0x20 => FaultKind::Exec,
-        0x22 | 0x26 => crate::process::kill_current(Signal::Bus, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr)),
+        0x22 | 0x26 => {
+            crate::process::kill_current(Signal::Bus, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr))
+        }
         0x3c => crate::process::kill_current(Signal::Trap, format_args!("BRK at {:#x}", frame.elr)),
         _ => crate::process::kill_current(Signal::Ill, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr)),
     };
@@ -258,9 +264,6 @@ extern "C" fn aspen_exception_dispatch(frame: &mut TrapFrame, kind: u64) {
     if kind == VectorKind::CURRENT_SPX_SYNC && probe::recover(frame, syndrome) {
         return;
     }
-    crate::console::emergency_print(format_args!(
-        "\nUNEXPECTED EXCEPTION: {}",
-        Report { kind, syndrome, frame }
-    ));
+    crate::console::emergency_print(format_args!("\nUNEXPECTED EXCEPTION: {}", Report { kind, syndrome, frame }));
     panic!("unexpected {} exception ({})", kind.kind(), syndrome.class_name());
 }

@@ -68,7 +68,11 @@ pub fn probe<F: FnOnce() -> R, R>(f: F) -> Result<R, Fault> {
     // a fault, `recover` redirects the exception return to the landing pad,
     // which restores that state and returns 1 as if from `aspen_probe`.
     let faulted = unsafe {
-        aspen_probe(trampoline::<F, R>, &mut call as *mut Call<F, R> as *mut u8, &mut ctx as *mut ProbeContext as *mut u8)
+        aspen_probe(
+            trampoline::<F, R>,
+            &mut call as *mut Call<F, R> as *mut u8,
+            &mut ctx as *mut ProbeContext as *mut u8,
+        )
     };
     slot.store(previous, Ordering::Release);
     if faulted != 0 {

@@ -54,7 +54,11 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
     std::vec![
         // mmap
         ("mmap len 0", anon(0, 0, MAP_PRIVATE), E(Errno::EINVAL)),
-        ("mmap offset unaligned", Mmap { addr: 0, len: PS, prot: RW, flags: ANON_PRIVATE, file: false, offset: 1 }, E(Errno::EINVAL)),
+        (
+            "mmap offset unaligned",
+            Mmap { addr: 0, len: PS, prot: RW, flags: ANON_PRIVATE, file: false, offset: 1 },
+            E(Errno::EINVAL)
+        ),
         ("mmap len overflows when aligned", anon(0, u64::MAX, MAP_PRIVATE), E(Errno::ENOMEM)),
         ("mmap len beyond user space", anon(0, top, MAP_PRIVATE), E(Errno::ENOMEM)),
         ("mmap neither shared nor private", anon(0, PS, 0), E(Errno::EINVAL)),
@@ -67,12 +71,24 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("mmap fixed-noreplace over a mapping", anon(A + PS, PS, MAP_PRIVATE | MAP_FIXED_NOREPLACE), E(Errno::EEXIST)),
         ("mmap fixed-noreplace into the hole", anon(HOLE, PS, MAP_PRIVATE | MAP_FIXED_NOREPLACE), At(HOLE)),
         ("mmap fixed replaces", anon(A + PS, PS, MAP_PRIVATE | MAP_FIXED), At(A + PS)),
-        ("mmap no file without MAP_ANONYMOUS", Mmap { addr: 0, len: PS, prot: RW, flags: MAP_PRIVATE, file: false, offset: 0 }, E(Errno::EBADF)),
+        (
+            "mmap no file without MAP_ANONYMOUS",
+            Mmap { addr: 0, len: PS, prot: RW, flags: MAP_PRIVATE, file: false, offset: 0 },
+            E(Errno::EBADF)
+        ),
         ("mmap anonymous huge pages", anon(0, PS, MAP_PRIVATE | MAP_HUGETLB), E(Errno::ENOMEM)),
         ("mmap file huge pages", file(0, PS, MAP_PRIVATE | MAP_HUGETLB, 0), E(Errno::EINVAL)),
-        ("mmap file shared-validate unknown flag", file(0, PS, MAP_SHARED_VALIDATE | MAP_SYNC, 0), E(Errno::EOPNOTSUPP)),
+        (
+            "mmap file shared-validate unknown flag",
+            file(0, PS, MAP_SHARED_VALIDATE | MAP_SYNC, 0),
+            E(Errno::EOPNOTSUPP)
+        ),
         ("mmap file shared ignores unknown flag", file(0, PS, MAP_SHARED | MAP_SYNC, 0), Fine),
-        ("mmap file shared-validate legacy flags", file(0, PS, MAP_SHARED_VALIDATE | MAP_POPULATE | MAP_NORESERVE, 0), Fine),
+        (
+            "mmap file shared-validate legacy flags",
+            file(0, PS, MAP_SHARED_VALIDATE | MAP_POPULATE | MAP_NORESERVE, 0),
+            Fine
+        ),
         ("mmap file offset unaligned", file(0, PS, MAP_PRIVATE, 100), E(Errno::EINVAL)),
         ("mmap file offset too large", file(0, PS, MAP_PRIVATE, 1 << 63), E(Errno::EOVERFLOW)),
         ("mmap file growsdown", file(0, PS, MAP_PRIVATE | MAP_GROWSDOWN, 0), E(Errno::EINVAL)),
@@ -82,7 +98,11 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("mmap hint below mmap_min_addr", anon(0x1000, PS, MAP_PRIVATE), At(MMAP_MIN_ADDR.as_u64())),
         ("mmap taken hint is only a hint", anon(A, PS, MAP_PRIVATE), Fine),
         ("mmap unknown flag bits ignored", anon(0, PS, MAP_PRIVATE | 0x4000_0000 | MAP_STACK | MAP_NORESERVE), Fine),
-        ("mmap unknown prot bits ignored", Mmap { addr: 0, len: PS, prot: 0xf0 | RW, flags: ANON_PRIVATE, file: false, offset: 0 }, Fine),
+        (
+            "mmap unknown prot bits ignored",
+            Mmap { addr: 0, len: PS, prot: 0xf0 | RW, flags: ANON_PRIVATE, file: false, offset: 0 },
+            Fine
+        ),
         ("mmap private growsdown accepted", anon(0, PS, MAP_PRIVATE | MAP_GROWSDOWN), Fine),
         // munmap
         ("munmap unaligned", Munmap { addr: A + 1, len: PS }, E(Errno::EINVAL)),
@@ -94,7 +114,11 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         // mprotect
         ("mprotect unaligned", Mprotect { addr: A + 8, len: PS, prot: PROT_READ }, E(Errno::EINVAL)),
         ("mprotect len 0 anywhere", Mprotect { addr: 0x7000_0000, len: 0, prot: PROT_READ }, Fine),
-        ("mprotect grows both ways", Mprotect { addr: A, len: PS, prot: PROT_GROWSDOWN | PROT_GROWSUP }, E(Errno::EINVAL)),
+        (
+            "mprotect grows both ways",
+            Mprotect { addr: A, len: PS, prot: PROT_GROWSDOWN | PROT_GROWSUP },
+            E(Errno::EINVAL)
+        ),
         ("mprotect unknown prot bit", Mprotect { addr: A, len: PS, prot: 0x10 }, E(Errno::EINVAL)),
         ("mprotect PROT_SEM accepted", Mprotect { addr: A, len: PS, prot: PROT_READ | PROT_SEM }, Fine),
         ("mprotect over a hole", Mprotect { addr: A, len: 7 * PS, prot: PROT_READ }, E(Errno::ENOMEM)),
@@ -102,8 +126,16 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("mprotect unmapped", Mprotect { addr: 0x7000_0000, len: PS, prot: PROT_READ }, E(Errno::ENOMEM)),
         ("mprotect length overflows", Mprotect { addr: A, len: u64::MAX - 10, prot: PROT_READ }, E(Errno::ENOMEM)),
         ("mprotect past the top", Mprotect { addr: top - PS, len: 2 * PS, prot: PROT_READ }, E(Errno::ENOMEM)),
-        ("mprotect growsdown on a mapping", Mprotect { addr: A, len: PS, prot: PROT_READ | PROT_GROWSDOWN }, E(Errno::EINVAL)),
-        ("mprotect growsdown on a hole", Mprotect { addr: HOLE, len: PS, prot: PROT_READ | PROT_GROWSDOWN }, E(Errno::ENOMEM)),
+        (
+            "mprotect growsdown on a mapping",
+            Mprotect { addr: A, len: PS, prot: PROT_READ | PROT_GROWSDOWN },
+            E(Errno::EINVAL)
+        ),
+        (
+            "mprotect growsdown on a hole",
+            Mprotect { addr: HOLE, len: PS, prot: PROT_READ | PROT_GROWSDOWN },
+            E(Errno::ENOMEM)
+        ),
         ("mprotect write+exec accepted", Mprotect { addr: A, len: PS, prot: RW | PROT_EXEC }, Fine),
         ("mprotect unaligned len", Mprotect { addr: B, len: 1, prot: PROT_NONE }, Fine),
         // madvise
@@ -157,7 +189,11 @@ fn setup<'e, 'a>(env: &'e TestEnv<'a>) -> (Space<'e, 'a>, Arc<FileObject<'e, Tes
     (space, file)
 }
 
-fn run<'e, 'a>(space: &mut Space<'e, 'a>, file: &Arc<FileObject<'e, TestEnv<'a>>>, call: Call) -> Result<Option<u64>, Errno> {
+fn run<'e, 'a>(
+    space: &mut Space<'e, 'a>,
+    file: &Arc<FileObject<'e, TestEnv<'a>>>,
+    call: Call,
+) -> Result<Option<u64>, Errno> {
     match call {
         Mmap { addr, len, prot, flags, file: with_file, offset } => {
             let object = with_file.then(|| Arc::clone(file));

@@ -22,7 +22,14 @@ fn open<'e, 'a>(env: &'e TestEnv<'a>, data: &[u8]) -> (Arc<RecordingPager>, File
     (pager, file)
 }
 
-fn map_file<'e, 'a>(space: &mut Space<'e, 'a>, file: &File<'e, 'a>, pages: u64, prot: u64, flags: u64, offset: u64) -> u64 {
+fn map_file<'e, 'a>(
+    space: &mut Space<'e, 'a>,
+    file: &File<'e, 'a>,
+    pages: u64,
+    prot: u64,
+    flags: u64,
+    offset: u64,
+) -> u64 {
     space.mmap(va(0), pages * PS, prot, flags, Some(Arc::clone(file)), offset).unwrap().as_u64()
 }
 

@@ -7,7 +7,9 @@
 use std::string::String;
 use std::vec::Vec;
 
-use super::{access, exec, faults_during, layout, map_anon, read, switch, va, with_env, with_env_bits, write, Space, PS};
+use super::{
+    access, exec, faults_during, layout, map_anon, read, switch, va, with_env, with_env_bits, write, Space, PS,
+};
 use crate::addr::PhysAddr;
 use crate::asid::{AsidAllocator, AsidBits};
 use crate::aspace::flags::*;
@@ -62,7 +64,7 @@ fn private_memory_is_copied_on_write_across_fork_and_fork_of_fork() {
         write(&mut parent, p, 0xa0).unwrap();
         write(&mut parent, p + PS, 0xa1).unwrap();
         assert_eq!(read(&mut parent, p + 2 * PS), Ok(0)); // only read
-        // page 3 never touched
+                                                          // page 3 never touched
 
         let mut child = parent.fork().unwrap();
         assert_eq!(read(&mut child, p), Ok(0xa0));

@@ -34,13 +34,8 @@ const BASE: u64 = 0x1ff_4000;
 const PAGES: u64 = 24;
 /// Bytes modelled per page, at offsets `slot * 512`.
 const SLOTS: usize = 8;
-const PROTS: [u64; 5] = [
-    PROT_NONE,
-    PROT_READ,
-    PROT_READ | PROT_WRITE,
-    PROT_READ | PROT_EXEC,
-    PROT_READ | PROT_WRITE | PROT_EXEC,
-];
+const PROTS: [u64; 5] =
+    [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC];
 
 /// What a mapping maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +89,10 @@ enum Data {
     Private([u8; SLOTS]),
     /// Page `index` of shared object `object` (object 0 is the file):
     /// shared mappings, and private file pages not written yet.
-    Shared { object: usize, index: usize },
+    Shared {
+        object: usize,
+        index: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]

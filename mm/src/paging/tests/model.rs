@@ -1,10 +1,10 @@
 //! The table code driven against the TLB model: accesses see every change,
 //! and the model catches deliberately wrong maintenance.
 
-use crate::testbed::NoTlb;
 use super::{pages, Fixture, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::paging::{PageAttrs, PageSize, VaHalf};
+use crate::testbed::NoTlb;
 use crate::testbed::{AccessKind, El, Fault, Machine, RecordingTlb};
 use crate::tlb::{Asid, TlbOps, TlbScope};
 
@@ -157,7 +157,6 @@ fn kernel_linear_map_split_and_protect() {
     assert_eq!(cpu.exec(El::El1, uart.start), Err(Fault::Permission { va: uart.start, level: 3 }));
     assert_eq!(cpu.read(El::El1, uart.start), Err(Fault::External { pa: PhysAddr::new(0x0900_0000) }));
 }
-
 
 /// Forwards to the model, possibly mangling each invalidation.
 struct Mangled<'m, 'a> {

@@ -26,7 +26,8 @@ fn hog() -> ! {
     let mut total = 0;
     while total < HOG_LIMIT {
         // SAFETY: no MAP_FIXED: new memory at an address the kernel picks.
-        let chunk = match unsafe { mem::mmap(0, HOG_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) } {
+        let chunk = match unsafe { mem::mmap(0, HOG_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
+        {
             Ok(addr) => addr,
             Err(Errno::ENOMEM) => process::exit_group(HOG_GOT_ENOMEM),
             Err(_) => process::exit_group(HOG_OTHER_ERROR),
@@ -50,8 +51,8 @@ pub fn oom_contained(ctx: &Context) -> TestResult {
         Fork::Child => hog(),
         Fork::Parent(pid) => process::wait4(pid, 0).ctx("wait4")?.1,
     };
-    let contained = status.exit_code() == Some(HOG_GOT_ENOMEM)
-        || matches!(status.signal(), Some(SIGBUS | SIGSEGV | SIGKILL));
+    let contained =
+        status.exit_code() == Some(HOG_GOT_ENOMEM) || matches!(status.signal(), Some(SIGBUS | SIGSEGV | SIGKILL));
     ensure!(
         contained,
         "the memory hog ended with {status}; expected exit={HOG_GOT_ENOMEM} (mmap ENOMEM) or signal 7, 9 or 11 \

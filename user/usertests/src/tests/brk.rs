@@ -43,8 +43,9 @@ pub fn brk_moves(_: &Context) -> TestResult {
     ensure!(brk(1) == top, "brk(1), below the heap's start, did not fail");
     let blocker_at = (top + BLOCKER_DISTANCE).next_multiple_of(P);
     // SAFETY: MAP_FIXED_NOREPLACE never replaces existing memory.
-    let blocker = unsafe { mem::mmap(blocker_at, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) }
-        .ctx("mmap a blocker above the break")?;
+    let blocker =
+        unsafe { mem::mmap(blocker_at, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) }
+            .ctx("mmap a blocker above the break")?;
     ensure!(blocker == blocker_at, "blocker mapped at {blocker:#x}, not {blocker_at:#x}");
     ensure!(brk(blocker_at + 2 * P) == top, "brk grew over an existing mapping");
     ensure!(brk(0) == top, "the break moved after failed calls");

@@ -34,7 +34,7 @@ pub fn isolation(_: &Context) -> TestResult {
     p.write(0, 0xA0); // page 0: written before fork
     p.write(P, 0xA1); // page 1: written before fork, by the parent after it
     let _ = p.read(2 * P); // page 2: only read before fork
-    // page 3: never touched
+                           // page 3: never touched
     p.write(4 * P, 0xA4); // page 4: written before fork, by the parent after it
     DATA.store(0x2222, Ordering::Relaxed);
     BSS.store(5, Ordering::Relaxed);
@@ -165,8 +165,9 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     }
     // SAFETY: the range is the region's own mapping, replaced as a whole; it
     // is only accessed through `private`, which stays valid (same range, RW).
-    let again = unsafe { mem::mmap(private.addr, private.len, RW, MAP_PRIVATE | mem::MAP_ANONYMOUS | MAP_FIXED, -1, 0) }
-        .ctx("mmap MAP_FIXED over the old range")?;
+    let again =
+        unsafe { mem::mmap(private.addr, private.len, RW, MAP_PRIVATE | mem::MAP_ANONYMOUS | MAP_FIXED, -1, 0) }
+            .ctx("mmap MAP_FIXED over the old range")?;
     ensure!(again == private.addr, "MAP_FIXED mapped at {again:#x}, not {:#x}", private.addr);
     ensure!(all_zero(&private).is_none(), "MAP_FIXED remap not zero at {:?}", all_zero(&private));
     Ok(())

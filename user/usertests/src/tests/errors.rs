@@ -27,7 +27,11 @@ fn try_mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64
 
 pub fn mmap_errors(_: &Context) -> TestResult {
     expect_errno("mmap of length 0", try_mmap(0, 0, RW, ANON, -1, 0), Errno::EINVAL)?;
-    expect_errno("MAP_FIXED at an unaligned address", try_mmap(0x1000_0001, P, RW, ANON | MAP_FIXED, -1, 0), Errno::EINVAL)?;
+    expect_errno(
+        "MAP_FIXED at an unaligned address",
+        try_mmap(0x1000_0001, P, RW, ANON | MAP_FIXED, -1, 0),
+        Errno::EINVAL,
+    )?;
     expect_errno("mmap without MAP_SHARED or MAP_PRIVATE", try_mmap(0, P, RW, MAP_ANONYMOUS, -1, 0), Errno::EINVAL)?;
     expect_errno("file mmap of fd -1", try_mmap(0, P, RW, MAP_PRIVATE, -1, 0), Errno::EBADF)?;
     let fd = fs::open(SCRATCH_FILE, O_RDONLY, 0).ctx("open the scratch file")?;
@@ -35,14 +39,19 @@ pub fn mmap_errors(_: &Context) -> TestResult {
     fs::close(fd).ctx("close")?;
     expect_errno("file mmap at an unaligned offset", unaligned_offset, Errno::EINVAL)?;
     expect_errno("mmap of a length near 2^64", try_mmap(0, usize::MAX - P + 2, RW, ANON, -1, 0), Errno::ENOMEM)?;
-    expect_errno("MAP_FIXED in the kernel half", try_mmap(KERNEL_ADDRESS, P, RW, ANON | MAP_FIXED, -1, 0), Errno::ENOMEM)?;
+    expect_errno(
+        "MAP_FIXED in the kernel half",
+        try_mmap(KERNEL_ADDRESS, P, RW, ANON | MAP_FIXED, -1, 0),
+        Errno::ENOMEM,
+    )?;
 
     let r = Region::anon(2, RW, MAP_PRIVATE)?;
     r.write(0, 0x42);
     let noreplace = try_mmap(r.addr, P, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0);
     expect_errno("MAP_FIXED_NOREPLACE over a mapping", noreplace, Errno::EEXIST)?;
     ensure!(r.read(0) == 0x42, "a refused MAP_FIXED_NOREPLACE changed the mapping");
-    let shared_over = try_mmap(r.addr, P, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0).ctx("MAP_FIXED over a mapping")?;
+    let shared_over =
+        try_mmap(r.addr, P, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0).ctx("MAP_FIXED over a mapping")?;
     ensure!(shared_over == r.addr, "MAP_FIXED mapped at {shared_over:#x}, not {:#x}", r.addr);
     ensure!(r.read(0) == 0, "MAP_FIXED did not replace the old page");
 
@@ -51,9 +60,19 @@ pub fn mmap_errors(_: &Context) -> TestResult {
         expect_errno("munmap at an unaligned address", mem::munmap(r.addr + 1, P), Errno::EINVAL)?;
         expect_errno("munmap of length 0", mem::munmap(r.addr, 0), Errno::EINVAL)?;
         expect_errno("mprotect at an unaligned address", mem::mprotect(r.addr + 1, P, PROT_READ), Errno::EINVAL)?;
-        expect_errno("mprotect with undefined PROT bits", mem::mprotect(r.addr, P, PROT_READ | BAD_PROT), Errno::EINVAL)?;
+        expect_errno(
+            "mprotect with undefined PROT bits",
+            mem::mprotect(r.addr, P, PROT_READ | BAD_PROT),
+            Errno::EINVAL,
+        )?;
     }
-    ensure!(r.read(0) == 0 && { r.write(P, 1); r.read(P) == 1 }, "refused calls changed the mapping");
+    ensure!(
+        r.read(0) == 0 && {
+            r.write(P, 1);
+            r.read(P) == 1
+        },
+        "refused calls changed the mapping"
+    );
     let hole = Region::anon(1, RW, MAP_PRIVATE)?;
     // SAFETY: `hole` is never accessed after this.
     unsafe {

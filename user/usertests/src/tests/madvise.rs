@@ -42,7 +42,10 @@ pub fn dontneed_semantics(_: &Context) -> TestResult {
         shared.write(200, 0x6C);
         Ok(())
     })?;
-    ensure!(shared.read(200) == 0x6C && shared.read(100) == 0x6B, "parent lost shared contents after the child's MADV_DONTNEED");
+    ensure!(
+        shared.read(200) == 0x6C && shared.read(100) == 0x6B,
+        "parent lost shared contents after the child's MADV_DONTNEED"
+    );
 
     let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open the private-mapping file")?;
     let file = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;

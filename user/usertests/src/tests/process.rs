@@ -42,7 +42,10 @@ pub fn fork_exec_wait(ctx: &Context) -> TestResult {
     ensure!(child_ppid == me, "the child's getppid() is {child_ppid}, the parent is {me}");
 
     let status = exec_self(ctx, c"42")?;
-    ensure!(status.exit_code() == Some(EXEC_EXIT_CODE), "exec'd program ended with {status}, expected exit={EXEC_EXIT_CODE}");
+    ensure!(
+        status.exit_code() == Some(EXEC_EXIT_CODE),
+        "exec'd program ended with {status}, expected exit={EXEC_EXIT_CODE}"
+    );
     let status = exec_self(ctx, c"200")?;
     ensure!(status.exit_code() == Some(200), "exit code 200 came back as {status}");
 

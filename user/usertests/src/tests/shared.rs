@@ -12,7 +12,7 @@ pub fn shared_anon(_: &Context) -> TestResult {
     let sh = Region::anon(3, PROT_READ | PROT_WRITE, MAP_SHARED)?;
     let stage = Stage::at(&sh, 0); // page 0: the stage word
     sh.write(P, 0x11); // page 1: written before fork
-    // page 2: untouched before fork
+                       // page 2: untouched before fork
 
     let pid = spawn(|| {
         ensure!(sh.read(P) == 0x11, "child does not see the pre-fork write");

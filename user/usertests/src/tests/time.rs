@@ -33,7 +33,11 @@ pub fn sleep_and_clocks(_: &Context) -> TestResult {
 
     process::sched_yield().ctx("sched_yield")?;
     time::nanosleep(&Timespec { sec: 0, nsec: 0 }).ctx("nanosleep(0)")?;
-    expect_errno("nanosleep with tv_nsec = 10^9", time::nanosleep(&Timespec { sec: 0, nsec: 1_000_000_000 }), Errno::EINVAL)?;
+    expect_errno(
+        "nanosleep with tv_nsec = 10^9",
+        time::nanosleep(&Timespec { sec: 0, nsec: 1_000_000_000 }),
+        Errno::EINVAL,
+    )?;
     expect_errno("nanosleep with tv_sec = -1", time::nanosleep(&Timespec { sec: -1, nsec: 0 }), Errno::EINVAL)?;
     expect_errno("clock_gettime of an unknown clock", time::clock_gettime(BAD_CLOCK), Errno::EINVAL)?;
     Ok(())
