@@ -67,8 +67,6 @@ impl Regions {
     }
 }
 
-// SAFETY: allocations come from disjoint regions that only this allocator
-// hands out; `dealloc` returns a block to the region it came from.
 /// Blocks above this size come straight from the frame pool.
 const LARGE: usize = REGION_BYTES / 2;
 
@@ -79,6 +77,9 @@ fn large_order(layout: Layout) -> Option<u32> {
     (order <= MAX_ORDER && layout.align() <= PAGE_SIZE as usize).then_some(order)
 }
 
+// SAFETY: allocations come from disjoint regions that only this allocator
+// hands out, or from frame runs of their own; `dealloc` returns a block to
+// the region (or the frame pool) it came from.
 unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.size() > LARGE {

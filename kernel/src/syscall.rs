@@ -548,20 +548,14 @@ fn uname(out: u64) -> SysResult {
 }
 
 fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PROT_WRITE};
+    use aspen_mm::aspace::flags::MAP_ANONYMOUS;
+    use aspen_mm::aspace::MappedFile;
     let file = if flags & MAP_ANONYMOUS != 0 {
         None
     } else {
         let Description::File(file) = with_files(|f| f.get(fd))? else { return Err(Errno::ENODEV) };
         let object = file.object().ok_or(Errno::ENODEV)?.clone();
-        if !file.flags().readable() {
-            return Err(Errno::EACCES);
-        }
-        let shared = matches!(flags & MAP_TYPE, 1 | 3) && flags & MAP_SHARED != 0;
-        if shared && prot & PROT_WRITE != 0 && !file.flags().writable() {
-            return Err(Errno::EACCES);
-        }
-        Some(object)
+        Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
     };
     mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
 }

@@ -8,7 +8,7 @@ use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_fs::OpenFlags;
 use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use aspen_mm::aspace::AddressSpace;
+use aspen_mm::aspace::{AddressSpace, MappedFile};
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
 
@@ -117,7 +117,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
                 mapping.pages.len(),
                 first_prot,
                 MAP_PRIVATE | MAP_FIXED,
-                Some(object.clone()),
+                Some(MappedFile::read_only(object.clone())),
                 mapping.file_offset,
             )?;
         }

@@ -68,7 +68,7 @@ use core::mem::ManuallyDrop;
 
 pub use env::{Env, MmEnv, MmStats};
 pub use maps::{MapsLine, VareaInfo, VareaKind};
-pub use varea::Prot;
+pub use varea::{MappedFile, Prot};
 
 use self::env::SpaceTlb;
 use self::varea::{Backing, Varea, VareaMap};

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::flags::*;
-use super::varea::{Backing, Prot, Varea};
+use super::varea::{Backing, MappedFile, Prot, Varea};
 use super::{
     log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS, MMAP_MIN_ADDR,
     USER_END,
@@ -65,16 +65,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.vareas.len() + self.vareas.splits_needed(range) > MAX_VAREAS
     }
 
-    /// mmap(2). `file` is the open file's memory object (ignored with
-    /// MAP_ANONYMOUS; `None` without it is a bad descriptor), `offset` the
-    /// byte offset into it. Returns the start of the mapping.
+    /// mmap(2). `file` is the open file (ignored with MAP_ANONYMOUS;
+    /// `None` without it is a bad descriptor), `offset` the byte offset
+    /// into it. Returns the start of the mapping.
     pub fn mmap(
         &mut self,
         addr: VirtAddr,
         len: u64,
         prot: u64,
         flags: u64,
-        file: Option<Arc<FileObject<'e, E>>>,
+        file: Option<MappedFile<'e, E>>,
         offset: u64,
     ) -> Result<VirtAddr, Errno> {
         if !offset.is_multiple_of(PAGE_SIZE) {
@@ -124,8 +124,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if flags & MAP_FIXED_NOREPLACE != 0 && self.vareas.any_in(range) {
             return Err(Errno::EEXIST);
         }
+        let mut max_prot = Prot::ALL;
         let backing = match file {
-            Some(object) => {
+            Some(file) => {
                 if len > MAX_FILE_SIZE || first_page > (MAX_FILE_SIZE - len) >> PAGE_SHIFT {
                     return Err(Errno::EOVERFLOW);
                 }
@@ -136,15 +137,26 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         if checked & !LEGACY_MAP_MASK != 0 {
                             return Err(Errno::EOPNOTSUPP);
                         }
+                        if !file.writable {
+                            if prot & PROT_WRITE != 0 {
+                                return Err(Errno::EACCES);
+                            }
+                            // Stores would reach the file: never, not even
+                            // after mprotect.
+                            max_prot.remove(Prot::WRITE);
+                        }
                         true
                     }
                     MAP_PRIVATE => false,
                     _ => return Err(Errno::EINVAL),
                 };
+                if !file.readable {
+                    return Err(Errno::EACCES);
+                }
                 if flags & MAP_GROWSDOWN != 0 {
                     return Err(Errno::EINVAL);
                 }
-                Backing::Object { object, first_page, shared }
+                Backing::Object { object: file.object, first_page, shared }
             }
             None => match flags & MAP_TYPE {
                 MAP_SHARED => {
@@ -163,7 +175,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.unmap_range(range);
         let lock = if flags & MAP_LOCKED != 0 { Some(LockMode::Populate) } else { self.lock_future };
         let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-        self.add_varea(range, Varea { end_exclusive: range.end_exclusive, prot, backing, locked: lock.is_some() });
+        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: lock.is_some() };
+        self.add_varea(range, varea);
         let populate = lock == Some(LockMode::Populate) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
         if populate && self.populate(range).is_err() {
             self.unmap_range(range);
@@ -210,17 +223,29 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::EINVAL);
         }
         let range = VirtRange::new(addr, end);
-        if end > USER_END || !self.vareas.covers(range) {
+        if end > USER_END {
             return Err(Errno::ENOMEM);
         }
         if grows != 0 {
             // No varea grows (MAP_GROWSDOWN is not kept).
-            return Err(Errno::EINVAL);
+            return Err(if self.vareas.covers(range) { Errno::EINVAL } else { Errno::ENOMEM });
         }
         let new = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-        let device = self.vareas.overlapping(range).any(|(_, v)| matches!(v.backing, Backing::Device { .. }));
-        if device && new.contains(Prot::EXEC) {
-            return Err(Errno::EACCES);
+        // As Linux, varea by varea up to the first hole: a protection
+        // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
+        // changed when either is returned.
+        let mut next = range.start;
+        for (start, varea) in self.vareas.overlapping(range) {
+            if start > next {
+                break;
+            }
+            if !varea.max_prot.contains(new) {
+                return Err(Errno::EACCES);
+            }
+            next = varea.end_exclusive;
+        }
+        if next < range.end_exclusive {
+            return Err(Errno::ENOMEM);
         }
         if self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
@@ -546,6 +571,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let heap = Varea {
             end_exclusive: new_end,
             prot: Prot::READ | Prot::WRITE,
+            max_prot: Prot::ALL,
             backing: Backing::Anon,
             locked: lock.is_some(),
         };
@@ -582,7 +608,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let attrs = Mode::choose(prot, true, false).attrs(true);
         self.table.map(range, pa.start, attrs).map_err(|_| Errno::ENOMEM)?;
         let backing = Backing::Device { pa: pa.start };
-        let varea = Varea { end_exclusive: range.end_exclusive, prot, backing, locked: false };
+        // Devices are never executable, not even after mprotect.
+        let max_prot = Prot::READ | Prot::WRITE;
+        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: false };
         self.add_varea(range, varea);
         Ok(start)
     }

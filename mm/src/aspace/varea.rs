@@ -22,11 +22,37 @@ bitflags! {
 }
 
 impl Prot {
+    /// Every permission: what mprotect may grant in memory the task owns.
+    pub const ALL: Prot = Prot::all();
+
     /// Whether any access is allowed. Every mapped page is readable when
     /// any bit is set (the architecture has no write-only pages, and
     /// execute-only needs EPAN, which the Cortex-A72 lacks).
     pub fn is_accessible(self) -> bool {
         !self.is_empty()
+    }
+}
+
+/// The open file an mmap maps: its memory object and the access the
+/// descriptor was opened with, which bounds what the mapping may ever
+/// allow (a shared mapping of a file opened read-only stays read-only).
+pub struct MappedFile<'e, E: MmEnv> {
+    pub object: Arc<FileObject<'e, E>>,
+    /// Opened for reading (`O_RDONLY` or `O_RDWR`).
+    pub readable: bool,
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`).
+    pub writable: bool,
+}
+
+impl<'e, E: MmEnv> MappedFile<'e, E> {
+    /// A file opened for reading only.
+    pub fn read_only(object: Arc<FileObject<'e, E>>) -> Self {
+        Self { object, readable: true, writable: false }
+    }
+
+    /// A file opened for reading and writing.
+    pub fn read_write(object: Arc<FileObject<'e, E>>) -> Self {
+        Self { object, readable: true, writable: true }
     }
 }
 
@@ -60,6 +86,11 @@ impl<E: MmEnv> Clone for Backing<'_, E> {
 pub(crate) struct Varea<'e, E: MmEnv> {
     pub end_exclusive: VirtAddr,
     pub prot: Prot,
+    /// The most `prot` may ever become (Linux's `VM_MAYREAD`/`MAYWRITE`/
+    /// `MAYEXEC`), fixed when the varea is made: a shared mapping of a file
+    /// opened read-only never becomes writable, device memory never
+    /// executable.
+    pub max_prot: Prot,
     pub backing: Backing<'e, E>,
     /// mlock: populated, and kept so (no MADV_DONTNEED).
     pub locked: bool,
@@ -67,7 +98,13 @@ pub(crate) struct Varea<'e, E: MmEnv> {
 
 impl<E: MmEnv> Clone for Varea<'_, E> {
     fn clone(&self) -> Self {
-        Self { end_exclusive: self.end_exclusive, prot: self.prot, backing: self.backing.clone(), locked: self.locked }
+        Self {
+            end_exclusive: self.end_exclusive,
+            prot: self.prot,
+            max_prot: self.max_prot,
+            backing: self.backing.clone(),
+            locked: self.locked,
+        }
     }
 }
 
@@ -92,7 +129,13 @@ impl<'e, E: MmEnv> Varea<'e, E> {
             }
             Backing::Device { pa } => Backing::Device { pa: *pa + (at - start) },
         };
-        let upper = Self { end_exclusive: self.end_exclusive, prot: self.prot, backing, locked: self.locked };
+        let upper = Self {
+            end_exclusive: self.end_exclusive,
+            prot: self.prot,
+            max_prot: self.max_prot,
+            backing,
+            locked: self.locked,
+        };
         self.end_exclusive = at;
         upper
     }
@@ -100,7 +143,7 @@ impl<'e, E: MmEnv> Varea<'e, E> {
     /// Whether `next`, starting where `self` (starting at `start`) ends,
     /// continues it exactly, so the two can be one varea.
     fn continues_into(&self, start: VirtAddr, next: &Self) -> bool {
-        if self.prot != next.prot || self.locked != next.locked {
+        if self.prot != next.prot || self.max_prot != next.max_prot || self.locked != next.locked {
             return false;
         }
         match (&self.backing, &next.backing) {

@@ -7,7 +7,7 @@ use std::vec::Vec;
 use super::{layout, va, with_env, write, Space, TestEnv, PS};
 use crate::addr::{PhysAddr, PhysRange};
 use crate::aspace::flags::*;
-use crate::aspace::{AddressSpace, FaultKind, MMAP_MIN_ADDR, USER_END};
+use crate::aspace::{AddressSpace, FaultKind, MappedFile, MMAP_MIN_ADDR, USER_END};
 use crate::errno::Errno;
 use crate::object::{FileIdentity, FileObject, MemoryPager};
 
@@ -196,7 +196,7 @@ fn run<'e, 'a>(
 ) -> Result<Option<u64>, Errno> {
     match call {
         Mmap { addr, len, prot, flags, file: with_file, offset } => {
-            let object = with_file.then(|| Arc::clone(file));
+            let object = with_file.then(|| MappedFile::read_write(Arc::clone(file)));
             space.mmap(va(addr), len, prot, flags, object, offset).map(|a| Some(a.as_u64()))
         }
         Munmap { addr, len } => space.munmap(va(addr), len).map(|()| None),

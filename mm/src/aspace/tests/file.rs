@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{exec, faults_during, read, va, with_env, write, Space, TestEnv, PS};
 use crate::aspace::flags::*;
-use crate::aspace::{AddressSpace, FaultError, MmEnv, VareaKind};
+use crate::aspace::{AddressSpace, FaultError, MappedFile, MmEnv, VareaKind};
 use crate::errno::Errno;
 use crate::object::tests::{pattern, PagerEvent, RecordingPager};
 use crate::object::{FileIdentity, FileObject};
@@ -30,7 +30,7 @@ fn map_file<'e, 'a>(
     flags: u64,
     offset: u64,
 ) -> u64 {
-    space.mmap(va(0), pages * PS, prot, flags, Some(Arc::clone(file)), offset).unwrap().as_u64()
+    space.mmap(va(0), pages * PS, prot, flags, Some(MappedFile::read_write(Arc::clone(file))), offset).unwrap().as_u64()
 }
 
 fn file_byte(file: &File<'_, '_>, offset: u64) -> u8 {
@@ -188,5 +188,61 @@ fn text_pages_are_shared_with_the_page_cache_and_executable() {
         drop(space);
         assert_eq!(env.frames().refcount(leaf.pa), Ok(1));
         assert_eq!(file.cached_pages(), 1);
+    });
+}
+
+#[test]
+fn a_file_opened_read_only_never_becomes_writable_through_a_shared_mapping() {
+    with_env(64, |env| {
+        let data = pattern(2 * PS as usize, 5);
+        let (pager, file) = open(env, &data);
+        let mut space = AddressSpace::new(env).unwrap();
+        let read_only = || Some(MappedFile::read_only(Arc::clone(&file)));
+        assert_eq!(space.mmap(va(0), PS, RW, MAP_SHARED, read_only(), 0), Err(Errno::EACCES));
+        assert_eq!(space.mmap(va(0), PS, RW, MAP_SHARED_VALIDATE, read_only(), 0), Err(Errno::EACCES));
+        let shared = space.mmap(va(0), 2 * PS, PROT_READ, MAP_SHARED, read_only(), 0).unwrap().as_u64();
+        let before = space.vareas().count();
+        assert_eq!(space.mprotect(va(shared), 2 * PS, RW), Err(Errno::EACCES));
+        assert_eq!(space.mprotect(va(shared + PS), PS, PROT_WRITE), Err(Errno::EACCES), "part of it, too");
+        assert_eq!(space.vareas().count(), before, "a refused mprotect splits nothing");
+        assert_eq!(write(&mut space, shared, 0xee), Err(FaultError::Segv));
+        assert_eq!(file_byte(&file, 0), data[0], "the page cache keeps the file's data");
+        // Executable and read-only stay allowed, as Linux.
+        space.mprotect(va(shared), 2 * PS, PROT_READ | PROT_EXEC).unwrap();
+        space.mprotect(va(shared), 2 * PS, PROT_NONE).unwrap();
+        space.mprotect(va(shared), 2 * PS, PROT_READ).unwrap();
+        assert_eq!(read(&mut space, shared + 1), Ok(data[1]));
+
+        // A private mapping of the same descriptor copies on write: it may.
+        let private = space.mmap(va(0), PS, PROT_READ, MAP_PRIVATE, read_only(), 0).unwrap().as_u64();
+        space.mprotect(va(private), PS, RW).unwrap();
+        write(&mut space, private, 0xdd).unwrap();
+        assert_eq!(file_byte(&file, 0), data[0]);
+
+        // Varea by varea up to the first hole, as Linux: EACCES at a
+        // read-only shared varea before the hole, ENOMEM at a hole first.
+        let hole = space.mmap(va(0), 3 * PS, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).unwrap().as_u64();
+        space.munmap(va(hole + PS), PS).unwrap();
+        let at = va(hole + 2 * PS);
+        space.munmap(at, PS).unwrap();
+        space.mmap(at, PS, PROT_READ, MAP_SHARED | MAP_FIXED, read_only(), 0).unwrap();
+        assert_eq!(space.mprotect(va(hole), 3 * PS, RW), Err(Errno::ENOMEM), "the hole comes first");
+        assert_eq!(space.mprotect(at, 2 * PS, RW), Err(Errno::EACCES), "the varea comes before the hole");
+        assert_eq!(read(&mut space, hole), Ok(0));
+        assert_eq!(write(&mut space, hole, 1), Err(FaultError::Segv), "the refused call changed nothing");
+        drop(space);
+        drop(file);
+        assert!(pager.take_writes().is_empty(), "nothing to write back");
+    });
+}
+
+#[test]
+fn a_file_not_opened_for_reading_cannot_be_mapped() {
+    with_env(64, |env| {
+        let (_pager, file) = open(env, &pattern(PS as usize, 1));
+        let mut space = AddressSpace::new(env).unwrap();
+        let write_only = MappedFile { object: Arc::clone(&file), readable: false, writable: true };
+        assert_eq!(space.mmap(va(0), PS, PROT_READ, MAP_PRIVATE, Some(write_only), 0), Err(Errno::EACCES));
+        assert_eq!(space.vareas().count(), 0);
     });
 }

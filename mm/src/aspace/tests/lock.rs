@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use super::{exec, faults_during, map_anon, read, va, with_env, write, Space, PS};
 use crate::aspace::flags::*;
-use crate::aspace::{AddressSpace, FaultError, MmEnv};
+use crate::aspace::{AddressSpace, FaultError, MappedFile, MmEnv};
 use crate::errno::Errno;
 use crate::object::tests::{pattern, RecordingPager};
 use crate::object::{FileIdentity, FileObject};
@@ -32,10 +32,19 @@ fn populated_mappings_never_fault() {
         let file = FileObject::new(env, pager.clone(), FileIdentity::default());
         let anon = map_anon(&mut space, 8, RW, MAP_PRIVATE | MAP_POPULATE);
         let shared = map_anon(&mut space, 2, RW, MAP_SHARED | MAP_POPULATE);
-        let private_file =
-            space.mmap(va(0), 4 * PS, RW, MAP_PRIVATE | MAP_POPULATE, Some(Arc::clone(&file)), 0).unwrap().as_u64();
+        let private_file = space
+            .mmap(va(0), 4 * PS, RW, MAP_PRIVATE | MAP_POPULATE, Some(MappedFile::read_write(Arc::clone(&file))), 0)
+            .unwrap()
+            .as_u64();
         let text = space
-            .mmap(va(0), 2 * PS, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_POPULATE, Some(Arc::clone(&file)), 0)
+            .mmap(
+                va(0),
+                2 * PS,
+                PROT_READ | PROT_EXEC,
+                MAP_PRIVATE | MAP_POPULATE,
+                Some(MappedFile::read_write(Arc::clone(&file))),
+                0,
+            )
             .unwrap()
             .as_u64();
         assert_eq!(space.resident_pages(), 16);
@@ -64,7 +73,7 @@ fn mlock_breaks_copy_on_write_and_stays_fault_free_across_fork() {
         let child = space.fork().unwrap();
         let file =
             FileObject::new(env, RecordingPager::with_bytes(&pattern(2 * PS as usize, 1)), FileIdentity::default());
-        let f = space.mmap(va(0), 2 * PS, RW, MAP_PRIVATE, Some(file), 0).unwrap().as_u64();
+        let f = space.mmap(va(0), 2 * PS, RW, MAP_PRIVATE, Some(MappedFile::read_write(file)), 0).unwrap().as_u64();
         read(&mut space, f).unwrap();
         assert_eq!(space.mlock(va(p + 1), 4 * PS - 1), Ok(()));
         assert_eq!(space.mlock(va(f), 2 * PS), Ok(()));

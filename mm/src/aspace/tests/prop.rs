@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use super::{access, assert_tlb_forgot_free_frames, faults_during, va, with_env, Space, TestEnv, PS};
 use crate::aspace::flags::*;
 use crate::aspace::walk::for_each_leaf;
-use crate::aspace::{AddressSpace, FaultError, FaultKind, MmEnv};
+use crate::aspace::{AddressSpace, FaultError, FaultKind, MappedFile, MmEnv};
 use crate::errno::Errno;
 use crate::frame::FrameFlags;
 use crate::object::tests::RecordingPager;
@@ -172,8 +172,8 @@ impl<'e, 'a> World<'e, 'a> {
                 let (flags, file) = match backing {
                     Kind::PrivateAnon => (MAP_PRIVATE | MAP_ANONYMOUS, None),
                     Kind::SharedAnon => (MAP_SHARED | MAP_ANONYMOUS, None),
-                    Kind::PrivateFile => (MAP_PRIVATE, Some(Arc::clone(&self.file))),
-                    Kind::SharedFile => (MAP_SHARED, Some(Arc::clone(&self.file))),
+                    Kind::PrivateFile => (MAP_PRIVATE, Some(MappedFile::read_write(Arc::clone(&self.file)))),
+                    Kind::SharedFile => (MAP_SHARED, Some(MappedFile::read_write(Arc::clone(&self.file)))),
                 };
                 let (s, model) = &mut self.spaces[space % live];
                 let at = s.mmap(va(addr(first)), len, PROTS[prot], flags | MAP_FIXED, file, first * PS);

@@ -12,7 +12,7 @@ use aspen_sys::mem::{self, MAP_PRIVATE, MAP_SHARED, MS_SYNC, PAGE_SIZE as P, PRO
 use aspen_sys::Errno;
 
 use crate::ensure;
-use crate::harness::{expect_errno, in_child, Context, Ctx, Region, TestResult};
+use crate::harness::{expect_errno, expect_sigsegv, in_child, Context, Ctx, Region, TestResult};
 
 /// The file the shared-mapping test maps.
 pub const SHARED_FILE: &CStr = c"/tmp/usertests-shared";
@@ -106,7 +106,8 @@ fn check_mapping(what: &str, m: &Region, changed: &[(usize, u8)]) -> TestResult 
 /// MAP_SHARED: the file's contents are visible; writes through the mapping
 /// reach read() after msync(MS_SYNC), after munmap, and after the writing
 /// process exits; a child's writes through its inherited mapping reach the
-/// parent's. A writable shared mapping of a read-only descriptor is EACCES.
+/// parent's. A writable shared mapping of a read-only descriptor is EACCES,
+/// at mmap and at mprotect.
 pub fn shared_mapping(_: &Context) -> TestResult {
     create(SHARED_FILE).map_err(|e| alloc::format!("{e}"))?;
     let fd = fs::open(SHARED_FILE, O_RDWR, 0).ctx("open O_RDWR")?;
@@ -150,6 +151,17 @@ pub fn shared_mapping(_: &Context) -> TestResult {
     // SAFETY: no MAP_FIXED: the kernel picks the address (and should refuse).
     let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MAP_SHARED, ro, 0) };
     expect_errno("writable MAP_SHARED of an O_RDONLY descriptor", denied, Errno::EACCES)?;
+    // Nor can mprotect make a read-only shared mapping of it writable: the
+    // store would reach the page cache every reader of the file sees.
+    let readable = Region::file(FILE_PAGES, PROT_READ, MAP_SHARED, ro)?;
+    // SAFETY: only the protection of our own mapping is asked to change.
+    let upgrade = unsafe { mem::mprotect(readable.addr, readable.len, RW) };
+    expect_errno("mprotect(PROT_WRITE) of a MAP_SHARED O_RDONLY mapping", upgrade, Errno::EACCES)?;
+    expect_sigsegv("a store to it after the refused mprotect", || {
+        readable.write(10, 0xEE);
+        Ok(())
+    })?;
+    check_contents("read() after the refused store", &read_back(SHARED_FILE)?, &changed)?;
     fs::close(ro).ctx("close")?;
     Ok(())
 }
