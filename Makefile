@@ -1,7 +1,8 @@
 # Aspen: build, run and test.
 #
 #   make run   [BOARD=qemu-virt|rpi4]    boot Aspen under QEMU (virt by default)
-#   make test                            host tests, then the kernel's tests on both boards
+#   make test                            lint, host tests, then the kernel's tests on both boards
+#   make lint                            rustfmt and clippy (warnings are errors): host, kernel, user
 #   make bench                           benchmarks: Aspen and Linux side by side, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
@@ -36,7 +37,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user initramfs run test bench bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user initramfs run test lint bench bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -106,6 +107,14 @@ endif
 
 test: $(BUILD)/toolchain.mk
 	scripts/test-all.sh
+
+# rustfmt, then clippy with warnings as errors over the host crates, the
+# kernel for each board (same toolchain and flags as `image`) and the user
+# programs; `make test` runs it first. Skips clippy, saying so, where the
+# toolchain has none.
+lint: $(BUILD)/toolchain.mk
+	CARGO_HOST="$(CARGO_HOST)" CROSS_CARGO="$(CROSS_CARGO)" CROSS_ENV="$(CROSS_ENV)" CROSS_FLAGS="$(CROSS_FLAGS)" \
+		TARGET=$(TARGET) USER_TARGET=$(USER_TARGET) USER_PROGRAMS="$(USER_PROGRAMS)" scripts/lint.sh
 
 # Benchmarks: Aspen and Linux side by side under QEMU -icount, then the host
 # benchmarks of the page-table operations. HOST_BENCH=0 skips the latter.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-#! `make test`: the host tests of every host-testable crate, the SD-card
+#! `make test`: the lint step (`make lint`: rustfmt, and clippy with warnings
+#! as errors), the host tests of every host-testable crate, the SD-card
 #! image and flash-refusal checks, then the kernel's self-tests booted under
 #! QEMU on each board through the serial-console runner. Ends with the
 #! combined `N passed, M failed`.
@@ -34,6 +35,12 @@ tally() {
 		problems+=("$label: exited with status $status")
 	fi
 }
+
+# Formatting and clippy first; any warning fails it, but the tests still run.
+echo "== lint"
+make -s lint 2>&1 | tee "$LOGS/lint.log"
+tally "lint" "$LOGS/lint.log" "${PIPESTATUS[0]}"
+while IFS= read -r line; do problems+=("$line"); done < <(grep '^lint: FAIL' "$LOGS/lint.log")
 
 # Host tests: every workspace crate but the kernel (cargo's default members).
 echo "== host tests"

@@ -19,8 +19,8 @@
 //! sums, a structure block shorter than two tokens).
 
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+// unsafe_op_in_unsafe_fn and missing_docs: set for every crate in the
+// workspace manifest's [workspace.lints].
 
 mod blob;
 mod ranges;

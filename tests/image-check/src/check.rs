@@ -11,6 +11,7 @@ pub struct Expected {
     pub name: String,
     /// Where the expected contents came from, for messages.
     pub source: String,
+    /// The bytes the file must hold.
     pub contents: Vec<u8>,
 }
 
@@ -28,7 +29,9 @@ pub struct Spec {
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
+    /// Whether the check passed.
     pub ok: bool,
+    /// What was checked and, on failure, what was wrong.
     pub text: String,
 }
 
@@ -41,6 +44,7 @@ impl fmt::Display for Check {
 /// Every check of one image, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// The checks, in the order they ran.
     pub checks: Vec<Check>,
 }
 
@@ -55,12 +59,15 @@ impl Report {
             Err(e) => self.add(false, format!("{what}: {e}")),
         }
     }
+    /// How many checks passed.
     pub fn passed(&self) -> usize {
         self.checks.iter().filter(|c| c.ok).count()
     }
+    /// How many checks failed.
     pub fn failed(&self) -> usize {
         self.checks.len() - self.passed()
     }
+    /// Whether at least one check ran and none failed.
     pub fn all_passed(&self) -> bool {
         self.failed() == 0 && !self.checks.is_empty()
     }

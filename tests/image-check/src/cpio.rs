@@ -3,9 +3,13 @@
 
 /// File type bits of `mode`.
 pub const S_IFMT: u32 = 0o170000;
+/// `S_IFMT` value of a directory.
 pub const S_IFDIR: u32 = 0o040000;
+/// `S_IFMT` value of a regular file.
 pub const S_IFREG: u32 = 0o100000;
+/// `S_IFMT` value of a character device.
 pub const S_IFCHR: u32 = 0o020000;
+/// `S_IFMT` value of a symbolic link.
 pub const S_IFLNK: u32 = 0o120000;
 
 const HEADER: usize = 110;
@@ -14,22 +18,34 @@ const TRAILER: &str = "TRAILER!!!";
 /// One archive member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Path within the archive, without the name's terminating NUL.
     pub name: String,
+    /// Inode number.
     pub ino: u32,
+    /// File type and permission bits.
     pub mode: u32,
+    /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
     pub gid: u32,
+    /// Number of links.
     pub nlink: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime: u32,
+    /// Major number of the device a device node stands for.
     pub rdev_major: u32,
+    /// Minor number of the device a device node stands for.
     pub rdev_minor: u32,
+    /// The file's contents (a symbolic link's: its target).
     pub data: Vec<u8>,
 }
 
 impl Entry {
+    /// Whether the entry is a directory.
     pub fn is_dir(&self) -> bool {
         self.mode & S_IFMT == S_IFDIR
     }
+    /// Whether the entry is the character device `major`:`minor`.
     pub fn is_char_device(&self, major: u32, minor: u32) -> bool {
         self.mode & S_IFMT == S_IFCHR && self.rdev_major == major && self.rdev_minor == minor
     }

@@ -19,6 +19,7 @@ pub struct ReadOnlySlice<'a> {
 }
 
 impl<'a> ReadOnlySlice<'a> {
+    /// A reader of `data`, positioned at its start.
     pub fn new(data: &'a [u8]) -> Self {
         Self { data, pos: 0 }
     }

@@ -48,7 +48,12 @@ pub enum MbrError {
     /// Bytes 510 and 511 are not 0x55 0xAA.
     BadSignature([u8; 2]),
     /// An entry has a status byte other than 0x00 or 0x80.
-    BadStatus { number: usize, status: u8 },
+    BadStatus {
+        /// Entry number, 1 to 4.
+        number: usize,
+        /// The status byte found.
+        status: u8,
+    },
     /// No entry is used.
     NoPartition,
     /// More than one entry is used.
@@ -60,7 +65,12 @@ pub enum MbrError {
     /// The partition has no sectors.
     Empty,
     /// The partition ends past the end of the image.
-    DoesNotFit { end: u64, image: u64 },
+    DoesNotFit {
+        /// Byte offset where the partition ends (exclusive).
+        end: u64,
+        /// The image's length in bytes.
+        image: u64,
+    },
 }
 
 impl fmt::Display for MbrError {

@@ -252,7 +252,10 @@ fn yield_pingpong() -> Sample {
     Sample { ticks, ops: 2 * TURNS, tlbi: diff(before, tlbi()) }
 }
 
-const BENCHES: [(&str, fn() -> Sample); 6] = [
+/// A benchmark: its name on the command line and in the report, and its run.
+type Bench = (&'static str, fn() -> Sample);
+
+const BENCHES: [Bench; 6] = [
     ("pf_anon", pf_anon),
     ("fork_16m", fork_16m),
     ("cow_16m", cow_16m),
