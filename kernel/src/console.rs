@@ -63,11 +63,13 @@ pub fn read_byte() -> Option<u8> {
     CONSOLE.lock().as_mut().and_then(Pl011::read_byte)
 }
 
+/// Formats to the console, as `std::print!`.
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
 }
 
+/// Formats a line to the console, as `std::println!`.
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };

@@ -77,7 +77,7 @@ impl BootInfo {
     }
 
     fn parse(dtb_phys: u64) -> Option<Self> {
-        if dtb_phys % 8 != 0 || dtb_phys.checked_add(MAX_DTB_SIZE)? > EARLY_MAP_LIMIT {
+        if !dtb_phys.is_multiple_of(8) || dtb_phys.checked_add(MAX_DTB_SIZE)? > EARLY_MAP_LIMIT {
             return None;
         }
         let ptr = phys_to_virt(PhysAddr::new(dtb_phys)).as_u64() as *const u8;
