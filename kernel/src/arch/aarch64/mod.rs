@@ -10,5 +10,5 @@ pub mod timer;
 pub mod tlb;
 pub mod uaccess;
 
-core::arch::global_asm!(include_str!("boot.s"));
+core::arch::global_asm!(include_str!("boot.s"), MAIR_EL1 = const aspen_mm::paging::MAIR_EL1);
 core::arch::global_asm!(include_str!("exception.s"));
