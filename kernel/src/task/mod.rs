@@ -4,8 +4,6 @@
 pub mod sched;
 pub mod stack;
 
-core::arch::global_asm!(include_str!("switch.s"));
-
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -13,45 +11,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
+use crate::arch::context::{CpuContext, FpState};
 use crate::process::Process;
 
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
-
-/// What `switch.s` saves across a switch: x19-x30 and SP.
-#[repr(C)]
-#[derive(Default)]
-pub struct CpuContext {
-    regs: [u64; 12],
-    sp: u64,
-}
-
-impl CpuContext {
-    /// A context that starts at `entry` on `stack_top`, with x19 and x20
-    /// set (the kernel-thread entry's function and argument).
-    fn starting_at(entry: u64, stack_top: u64, x19: u64, x20: u64) -> Self {
-        let mut regs = [0; 12];
-        regs[0] = x19;
-        regs[1] = x20;
-        regs[11] = entry; // x30: where `aspen_switch` returns to
-        Self { regs, sp: stack_top }
-    }
-}
-
-/// The FP/SIMD registers (q0-q31, FPCR, FPSR), saved at task switches only:
-/// the kernel itself never touches them (it is built soft-float).
-#[repr(C, align(16))]
-pub struct FpState {
-    q: [u128; 32],
-    fpcr: u64,
-    fpsr: u64,
-}
-
-impl FpState {
-    const fn new() -> Self {
-        Self { q: [0; 32], fpcr: 0, fpsr: 0 }
-    }
-}
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,15 +69,7 @@ impl Task {
     /// A kernel thread that runs `entry(arg)` and exits when it returns.
     pub fn new_kernel(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        extern "C" {
-            fn aspen_task_entry_kernel();
-        }
-        let context = CpuContext::starting_at(
-            aspen_task_entry_kernel as *const () as u64,
-            stack.top().as_u64(),
-            entry as usize as u64,
-            arg as u64,
-        );
+        let context = CpuContext::kernel_thread(entry, arg, stack.top().as_u64());
         Ok(Self::with_stack(priority, Some(stack), context))
     }
 
@@ -121,11 +77,7 @@ impl Task {
     /// frame the caller puts in the top `frame_size` bytes of its stack.
     pub fn new_user(priority: u8, frame_size: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        extern "C" {
-            fn aspen_task_entry_user();
-        }
-        let frame = stack.top().as_u64() - frame_size as u64;
-        let context = CpuContext::starting_at(aspen_task_entry_user as *const () as u64, frame, 0, 0);
+        let context = CpuContext::user_entry(stack.top().as_u64() - frame_size as u64);
         Ok(Self::with_stack(priority, Some(stack), context))
     }
 

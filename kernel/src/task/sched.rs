@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use spin::Mutex;
 
-use super::{CpuContext, FpState, Task, TaskState};
+use super::{Task, TaskState};
+use crate::arch::context::{self, CpuContext};
 use crate::arch::{cpu, timer};
 
 pub const PRIORITIES: usize = 32;
@@ -21,12 +22,6 @@ pub const PRIORITIES: usize = 32;
 pub const DEFAULT_PRIORITY: u8 = 16;
 /// A task runs this long before others of its priority get a turn.
 pub const TIME_SLICE_MS: u64 = 10;
-
-extern "C" {
-    fn aspen_switch(prev: *mut CpuContext, next: *const CpuContext);
-    fn aspen_fp_save(state: *mut FpState);
-    fn aspen_fp_restore(state: *const FpState);
-}
 
 struct RunQueues {
     queues: [VecDeque<Arc<Task>>; PRIORITIES],
@@ -274,12 +269,8 @@ fn schedule() {
     // else touches either task's context or FP state. `switched_out` keeps
     // the previous task (and its stack) alive until the next task has
     // switched in, `current` keeps the next one; both contexts are complete
-    // (saved by a switch, or made by `starting_at`).
-    unsafe {
-        aspen_fp_save(prev_fp);
-        aspen_fp_restore(next_fp);
-        aspen_switch(prev_ctx, next_ctx);
-    }
+    // (saved by a switch, or made for a new task).
+    unsafe { context::switch(prev_ctx, prev_fp, next_ctx, next_fp) };
     after_switch();
     cpu::restore_irqs(irq);
 }
