@@ -1,10 +1,12 @@
 //! Tasks: a kernel stack, a saved CPU context, FP/SIMD state and (for user
-//! tasks) a process. The scheduler (`sched`) decides which one runs.
+//! tasks) what they run on behalf of, a [`UserContext`] (a process). The
+//! scheduler (`sched`) decides which one runs.
 
 pub mod sched;
 pub mod stack;
 
 use alloc::sync::Arc;
+use core::any::Any;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -12,10 +14,18 @@ use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
 use crate::arch::context::{CpuContext, FpState};
-use crate::process::Process;
 
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
+
+/// What a user task runs on behalf of, as the scheduler needs it. The
+/// process layer implements it (and gets its own type back with `Any`), so
+/// tasks and the scheduler depend on nothing above them.
+pub trait UserContext: Any + Send + Sync {
+    /// Makes this context's address space current on this CPU; called as
+    /// its task is switched in.
+    fn activate(&self);
+}
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +47,9 @@ pub struct Task {
     fp: UnsafeCell<FpState>,
     /// `None` for the boot CPU's idle task, which runs on the boot stack.
     stack: Option<KernelStack>,
-    /// The process a user task runs, set once when it is made; never set
-    /// for kernel threads.
-    process: spin::Once<Arc<Process>>,
+    /// What a user task runs on behalf of, set once when it is made; never
+    /// set for kernel threads.
+    user: spin::Once<Arc<dyn UserContext>>,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -62,7 +72,7 @@ impl Task {
             context: UnsafeCell::new(context),
             fp: UnsafeCell::new(FpState::new()),
             stack,
-            process: spin::Once::new(),
+            user: spin::Once::new(),
         })
     }
 
@@ -86,13 +96,13 @@ impl Task {
         self.stack.as_ref().map_or(0, |s| s.top().as_u64())
     }
 
-    /// The process this task runs, if it is a user task.
-    pub fn process(&self) -> Option<&Arc<Process>> {
-        self.process.get()
+    /// What this task runs on behalf of, if it is a user task.
+    pub fn user_context(&self) -> Option<&Arc<dyn UserContext>> {
+        self.user.get()
     }
 
-    pub fn set_process(&self, process: Arc<Process>) {
-        self.process.call_once(|| process);
+    pub fn set_user_context(&self, user: Arc<dyn UserContext>) {
+        self.user.call_once(|| user);
     }
 
     pub fn state(&self) -> TaskState {

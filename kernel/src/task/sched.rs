@@ -15,7 +15,7 @@ use spin::Mutex;
 
 use super::{Task, TaskState};
 use crate::arch::context::{self, CpuContext};
-use crate::arch::{cpu, timer};
+use crate::arch::{cpu, mmu, timer};
 
 pub const PRIORITIES: usize = 32;
 /// What tasks get unless they ask for another.
@@ -260,7 +260,10 @@ fn schedule() {
     s.slice_end = timer::ticks() + slice_ticks();
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
-    crate::process::activate(&next);
+    match next.user_context() {
+        Some(user) => user.activate(),
+        None => mmu::set_empty_user_table(),
+    }
     RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);
     s.switched_out = Some(prev);
