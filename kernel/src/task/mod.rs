@@ -79,7 +79,13 @@ impl Task {
     /// A kernel thread that runs `entry(arg)` and exits when it returns.
     pub fn new_kernel(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        let context = CpuContext::kernel_thread(entry, arg, stack.top().as_u64());
+        let context = CpuContext::kernel_thread(
+            stack.top().as_u64(),
+            sched::kernel_thread_started,
+            entry,
+            arg,
+            sched::kernel_thread_exit,
+        );
         Ok(Self::with_stack(priority, Some(stack), context))
     }
 
@@ -87,7 +93,7 @@ impl Task {
     /// frame the caller puts in the top `frame_size` bytes of its stack.
     pub fn new_user(priority: u8, frame_size: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        let context = CpuContext::user_entry(stack.top().as_u64() - frame_size as u64);
+        let context = CpuContext::user_task(stack.top().as_u64() - frame_size as u64, sched::user_task_started);
         Ok(Self::with_stack(priority, Some(stack), context))
     }
 

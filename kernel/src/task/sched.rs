@@ -200,9 +200,8 @@ pub fn preempt_if_needed() {
     }
 }
 
-/// Ends the running kernel thread.
-#[no_mangle]
-extern "C" fn aspen_kernel_thread_exit() -> ! {
+/// Ends the running kernel thread: where its entry function returns to.
+pub(super) extern "C" fn kernel_thread_exit() -> ! {
     exit_current(TaskState::Exited(0));
     unreachable!("an exited task was scheduled again");
 }
@@ -218,16 +217,14 @@ pub fn exit_current(state: TaskState) {
 
 /// Runs on a kernel thread's first switch-in: what `schedule` does after
 /// a switch returns; kernel threads run with interrupts unmasked.
-#[no_mangle]
-extern "C" fn aspen_task_started() {
+pub(super) extern "C" fn kernel_thread_started() {
     after_switch();
     cpu::enable_irqs();
 }
 
 /// Runs on a user task's first switch-in, before it returns to EL0 with
 /// interrupts still masked (the return unmasks them).
-#[no_mangle]
-extern "C" fn aspen_user_task_started() {
+pub(super) extern "C" fn user_task_started() {
     after_switch();
 }
 

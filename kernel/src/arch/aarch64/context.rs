@@ -21,27 +21,34 @@ pub struct CpuContext {
 }
 
 impl CpuContext {
-    /// A context that starts at `entry` on `stack_top`, with x19 and x20 set.
-    fn starting_at(entry: u64, stack_top: u64, x19: u64, x20: u64) -> Self {
+    /// A context that starts at `entry` on `stack_top`, with `args` in
+    /// x19, x20, ...
+    fn starting_at(entry: u64, stack_top: u64, args: &[u64]) -> Self {
         let mut regs = [0; 12];
-        regs[0] = x19;
-        regs[1] = x20;
+        regs[..args.len()].copy_from_slice(args);
         regs[11] = entry; // x30: where `aspen_switch` returns to
         Self { regs, sp: stack_top }
     }
 
     /// A kernel thread's first context: its first switch-in calls
-    /// `aspen_task_started`, then `entry(arg)` on `stack_top`, then
-    /// `aspen_kernel_thread_exit`.
-    pub fn kernel_thread(entry: fn(usize), arg: usize, stack_top: u64) -> Self {
-        Self::starting_at(aspen_task_entry_kernel as *const () as u64, stack_top, entry as usize as u64, arg as u64)
+    /// `started`, then `entry(arg)` on `stack_top`, then `exit` when `entry`
+    /// returns.
+    pub fn kernel_thread(
+        stack_top: u64,
+        started: extern "C" fn(),
+        entry: fn(usize),
+        arg: usize,
+        exit: extern "C" fn() -> !,
+    ) -> Self {
+        let args = [entry as usize as u64, arg as u64, started as usize as u64, exit as usize as u64];
+        Self::starting_at(aspen_task_entry_kernel as *const () as u64, stack_top, &args)
     }
 
-    /// A user task's first context: its first switch-in calls
-    /// `aspen_user_task_started`, then returns to EL0 through the trap frame
-    /// at `frame`, the top of its kernel stack.
-    pub fn user_entry(frame: u64) -> Self {
-        Self::starting_at(aspen_task_entry_user as *const () as u64, frame, 0, 0)
+    /// A user task's first context: its first switch-in calls `started`,
+    /// then returns to EL0 through the trap frame at `frame`, the top of its
+    /// kernel stack, with interrupts masked until the `ERET`.
+    pub fn user_task(frame: u64, started: extern "C" fn()) -> Self {
+        Self::starting_at(aspen_task_entry_user as *const () as u64, frame, &[started as usize as u64])
     }
 }
 
@@ -68,7 +75,7 @@ impl FpState {
 ///
 /// Interrupts are masked; nothing else touches the four states during the
 /// switch; `next` is a complete context (saved by a switch, or made by
-/// [`CpuContext::kernel_thread`] or [`CpuContext::user_entry`]) whose stack
+/// [`CpuContext::kernel_thread`] or [`CpuContext::user_task`]) whose stack
 /// stays alive while it runs.
 pub unsafe fn switch(prev: *mut CpuContext, prev_fp: *mut FpState, next: *const CpuContext, next_fp: *const FpState) {
     // SAFETY: the caller's promise; the routines only load and store the
