@@ -1,4 +1,5 @@
-//! The board this kernel was built for, chosen by a cargo feature.
+//! The board this kernel was built for, chosen by a cargo feature. What
+//! differs between boards comes from its `bsp` crate as data ([`BOARD`]).
 
 #[cfg(all(feature = "board-qemu-virt", feature = "board-rpi4"))]
 compile_error!("choose one board: features `board-qemu-virt` and `board-rpi4` are exclusive");
@@ -12,14 +13,16 @@ pub use aspen_bsp_rpi4 as bsp;
 
 pub use bsp::BOARD;
 
-/// Board set-up that must happen before the console is used.
+use crate::memory::LINEAR_MAP_OFFSET;
+
+/// Board set-up that must happen before the console is used: the board's
+/// own hook, if it has one.
 pub fn init_early() {
-    #[cfg(feature = "board-rpi4")]
-    {
-        // SAFETY: the GPIO block sits in the peripheral window, which is
-        // mapped as device memory from early boot on; nothing else drives
-        // pins 14 and 15.
-        let gpio = unsafe { bsp::gpio::Gpio::new(crate::memory::phys_to_virt(bsp::GPIO_BASE).as_usize()) };
-        gpio.route_uart0();
+    if let Some(init) = BOARD.init_early {
+        // SAFETY: this runs once, on the boot CPU, before the console is
+        // used; boot.s maps the console UART's 2 MiB block as device memory
+        // at its linear address, the kernel's table keeps all device
+        // windows there, and the hook touches nothing outside that block.
+        unsafe { init(LINEAR_MAP_OFFSET) }
     }
 }

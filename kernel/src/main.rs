@@ -27,6 +27,7 @@ mod power;
 mod process;
 mod syscall;
 mod task;
+mod trap;
 
 mod tests;
 

@@ -34,7 +34,8 @@ use spin::Mutex;
 
 use crate::tlb::{Asid, TlbOps};
 
-/// The most CPUs the allocator tracks; `cpu` arguments are below this.
+/// The most CPUs Aspen runs on; `cpu` arguments are below this. The kernel
+/// sizes its per-CPU state by it too.
 pub const MAX_CPUS: usize = 4;
 
 /// Context ids keep the ASID below this bit and the generation above.

@@ -42,4 +42,10 @@ pub struct BoardInfo {
     /// RAM the board's firmware keeps for itself, whatever the DTB says.
     pub reserved: &'static [PhysRange],
     pub power_off: PowerOff,
+    /// Board set-up the console needs before its first use, if any; the
+    /// kernel calls it once, on the boot CPU, with the offset at which it
+    /// maps device windows (VA = offset + PA). That early, only the console
+    /// UART's 2 MiB block of device memory is mapped, so the hook touches
+    /// nothing outside it.
+    pub init_early: Option<unsafe fn(mmio_offset: u64)>,
 }

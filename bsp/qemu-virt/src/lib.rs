@@ -31,4 +31,6 @@ pub const BOARD: BoardInfo = BoardInfo {
     ],
     reserved: &[],
     power_off: PowerOff::Psci,
+    // QEMU's PL011 needs no pin routing.
+    init_early: None,
 };

@@ -39,4 +39,18 @@ pub const BOARD: BoardInfo = BoardInfo {
     // The armstub and the spin table the parked cores poll (0xd8..0xf8).
     reserved: &[PhysRange::new(PhysAddr::new(0), PhysAddr::new(0x1000))],
     power_off: PowerOff::HaltCores,
+    init_early: Some(route_console),
 };
+
+/// Routes the console PL011 to GPIO 14/15. The GPIO block shares the
+/// UART's 2 MiB block, which the kernel maps first.
+///
+/// # Safety
+///
+/// The GPIO block is mapped as device memory at `mmio_offset` +
+/// [`GPIO_BASE`] for good, and nothing else drives pins 14 and 15.
+unsafe fn route_console(mmio_offset: u64) {
+    // SAFETY: the caller's promise.
+    let gpio = unsafe { gpio::Gpio::new((mmio_offset + GPIO_BASE.as_u64()) as usize) };
+    gpio.route_uart0();
+}

@@ -110,8 +110,7 @@ pub fn map_kernel_pages(va: VirtRange, pa: PhysAddr) -> Result<(), PagingError> 
     table.lock().map(va, pa, PageAttrs::KERNEL_RW)?;
     // The new entries were invalid before (no TLBI needed) but must be
     // visible to this CPU's walker before the kernel uses them.
-    // SAFETY: barriers only.
-    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+    mmu::publish_new_entries();
     Ok(())
 }
 

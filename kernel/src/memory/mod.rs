@@ -7,6 +7,7 @@
 mod boot_pool;
 pub mod frames;
 pub mod kernel_map;
+mod layout;
 pub mod user_env;
 
 use aspen_mm::region::RangeSet;
@@ -15,8 +16,7 @@ use aspen_mm::{PhysAddr, PhysRange, VirtAddr};
 use crate::board::BOARD;
 use crate::dtb::BootInfo;
 
-/// Start of the linear map (TTBR1, 48-bit).
-pub const LINEAR_MAP_OFFSET: u64 = 0xFFFF_0000_0000_0000;
+pub use self::layout::LINEAR_MAP_OFFSET;
 
 /// The linear-map address of a physical address.
 pub const fn phys_to_virt(pa: PhysAddr) -> VirtAddr {

@@ -18,7 +18,7 @@ use crate::arch::timer;
 use crate::files;
 use crate::memory::user_env;
 use crate::syscall::abi_errno;
-use crate::task::sched;
+use crate::task::UserContext;
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
@@ -180,7 +180,7 @@ pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]
     *process.cmdline.lock() = image.cmdline;
     let old = process.mm.lock().replace(image.mm);
     // Onto the new address space before the old one goes.
-    super::activate(&sched::current());
+    process.activate();
     drop(old);
     process.files.lock().close_on_exec();
     Ok(())

@@ -9,6 +9,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::any::Any;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::wait::{Signal, WaitStatus};
@@ -22,7 +23,7 @@ use crate::arch::{cpu, mmu};
 use crate::memory::user_env::KernelMm;
 use crate::task::sched::{self, DEFAULT_PRIORITY};
 use crate::task::stack::StackError;
-use crate::task::{Pid, Task, TaskState};
+use crate::task::{Pid, Task, TaskState, UserContext};
 
 pub type UserSpace = AddressSpace<'static, KernelMm>;
 
@@ -95,9 +96,16 @@ impl Process {
     }
 }
 
+/// The process a task runs, if it is a user task.
+fn process_of(task: &Task) -> Option<&Process> {
+    let user: &dyn Any = task.user_context()?.as_ref();
+    user.downcast_ref()
+}
+
 /// The process whose task is running, if it is a user task.
 pub fn current() -> Option<Arc<Process>> {
-    sched::with_current(|task| task.process().cloned())
+    let user: Arc<dyn Any + Send + Sync> = sched::with_current(|task| task.user_context().cloned())?;
+    user.downcast().ok()
 }
 
 /// Like [`current`], for code that only runs on behalf of a process.
@@ -105,13 +113,14 @@ pub fn current_process() -> Arc<Process> {
     current().expect("process state used from a kernel thread")
 }
 
-/// Makes `task`'s address space current on this CPU (TTBR0 with its
-/// ASID, no TLB invalidation), or the empty table for a kernel thread.
-pub fn activate(task: &Task) {
-    let space = task.process().and_then(|p| p.mm.lock().as_ref().map(|mm| mm.activate(cpu::cpu_id())));
-    match space {
-        Some((root, asid)) => mmu::set_user_table(root, asid.0),
-        None => mmu::set_empty_user_table(),
+impl UserContext for Process {
+    /// Makes the address space current on this CPU (TTBR0 with its ASID, no
+    /// TLB invalidation), or the empty table once the process has exited.
+    fn activate(&self) {
+        match self.mm.lock().as_ref().map(|mm| mm.activate(cpu::cpu_id())) {
+            Some((root, asid)) => mmu::set_user_table(root, asid.0),
+            None => mmu::set_empty_user_table(),
+        }
     }
 }
 
@@ -144,7 +153,7 @@ fn new_process(
         cmdline: Mutex::new(cmdline),
         faults: AtomicU64::new(0),
     });
-    task.set_process(process.clone());
+    task.set_user_context(process.clone());
     if let Some(parent) = parent {
         parent.children.lock().push(process.clone());
     }
@@ -181,7 +190,7 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
 /// not one the address space can resolve (the signal to send).
 pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
     sched::with_current(|task| {
-        let process = task.process().ok_or(FaultError::Segv)?;
+        let process = process_of(task).ok_or(FaultError::Segv)?;
         let result =
             process.with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind)).map_err(|_| FaultError::Segv)?;
         if result.is_ok() {

@@ -1,56 +1,30 @@
 //! Tasks: a kernel stack, a saved CPU context, FP/SIMD state and (for user
-//! tasks) a process. The scheduler (`sched`) decides which one runs.
+//! tasks) what they run on behalf of, a [`UserContext`] (a process). The
+//! scheduler (`sched`) decides which one runs.
 
 pub mod sched;
 pub mod stack;
 
-core::arch::global_asm!(include_str!("switch.s"));
-
 use alloc::sync::Arc;
+use core::any::Any;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
-use crate::process::Process;
+use crate::arch::context::{CpuContext, FpState};
 
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
 
-/// What `switch.s` saves across a switch: x19-x30 and SP.
-#[repr(C)]
-#[derive(Default)]
-pub struct CpuContext {
-    regs: [u64; 12],
-    sp: u64,
-}
-
-impl CpuContext {
-    /// A context that starts at `entry` on `stack_top`, with x19 and x20
-    /// set (the kernel-thread entry's function and argument).
-    fn starting_at(entry: u64, stack_top: u64, x19: u64, x20: u64) -> Self {
-        let mut regs = [0; 12];
-        regs[0] = x19;
-        regs[1] = x20;
-        regs[11] = entry; // x30: where `aspen_switch` returns to
-        Self { regs, sp: stack_top }
-    }
-}
-
-/// The FP/SIMD registers (q0-q31, FPCR, FPSR), saved at task switches only:
-/// the kernel itself never touches them (it is built soft-float).
-#[repr(C, align(16))]
-pub struct FpState {
-    q: [u128; 32],
-    fpcr: u64,
-    fpsr: u64,
-}
-
-impl FpState {
-    const fn new() -> Self {
-        Self { q: [0; 32], fpcr: 0, fpsr: 0 }
-    }
+/// What a user task runs on behalf of, as the scheduler needs it. The
+/// process layer implements it (and gets its own type back with `Any`), so
+/// tasks and the scheduler depend on nothing above them.
+pub trait UserContext: Any + Send + Sync {
+    /// Makes this context's address space current on this CPU; called as
+    /// its task is switched in.
+    fn activate(&self);
 }
 
 /// Where a task is in its life.
@@ -73,9 +47,9 @@ pub struct Task {
     fp: UnsafeCell<FpState>,
     /// `None` for the boot CPU's idle task, which runs on the boot stack.
     stack: Option<KernelStack>,
-    /// The process a user task runs, set once when it is made; never set
-    /// for kernel threads.
-    process: spin::Once<Arc<Process>>,
+    /// What a user task runs on behalf of, set once when it is made; never
+    /// set for kernel threads.
+    user: spin::Once<Arc<dyn UserContext>>,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -98,21 +72,19 @@ impl Task {
             context: UnsafeCell::new(context),
             fp: UnsafeCell::new(FpState::new()),
             stack,
-            process: spin::Once::new(),
+            user: spin::Once::new(),
         })
     }
 
     /// A kernel thread that runs `entry(arg)` and exits when it returns.
     pub fn new_kernel(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        extern "C" {
-            fn aspen_task_entry_kernel();
-        }
-        let context = CpuContext::starting_at(
-            aspen_task_entry_kernel as *const () as u64,
+        let context = CpuContext::kernel_thread(
             stack.top().as_u64(),
-            entry as usize as u64,
-            arg as u64,
+            sched::kernel_thread_started,
+            entry,
+            arg,
+            sched::kernel_thread_exit,
         );
         Ok(Self::with_stack(priority, Some(stack), context))
     }
@@ -121,11 +93,7 @@ impl Task {
     /// frame the caller puts in the top `frame_size` bytes of its stack.
     pub fn new_user(priority: u8, frame_size: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        extern "C" {
-            fn aspen_task_entry_user();
-        }
-        let frame = stack.top().as_u64() - frame_size as u64;
-        let context = CpuContext::starting_at(aspen_task_entry_user as *const () as u64, frame, 0, 0);
+        let context = CpuContext::user_task(stack.top().as_u64() - frame_size as u64, sched::user_task_started);
         Ok(Self::with_stack(priority, Some(stack), context))
     }
 
@@ -134,13 +102,13 @@ impl Task {
         self.stack.as_ref().map_or(0, |s| s.top().as_u64())
     }
 
-    /// The process this task runs, if it is a user task.
-    pub fn process(&self) -> Option<&Arc<Process>> {
-        self.process.get()
+    /// What this task runs on behalf of, if it is a user task.
+    pub fn user_context(&self) -> Option<&Arc<dyn UserContext>> {
+        self.user.get()
     }
 
-    pub fn set_process(&self, process: Arc<Process>) {
-        self.process.call_once(|| process);
+    pub fn set_user_context(&self, user: Arc<dyn UserContext>) {
+        self.user.call_once(|| user);
     }
 
     pub fn state(&self) -> TaskState {

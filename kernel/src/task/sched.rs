@@ -13,20 +13,15 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use spin::Mutex;
 
-use super::{CpuContext, FpState, Task, TaskState};
-use crate::arch::{cpu, timer};
+use super::{Task, TaskState};
+use crate::arch::context::{self, CpuContext};
+use crate::arch::{cpu, mmu, timer};
 
 pub const PRIORITIES: usize = 32;
 /// What tasks get unless they ask for another.
 pub const DEFAULT_PRIORITY: u8 = 16;
 /// A task runs this long before others of its priority get a turn.
 pub const TIME_SLICE_MS: u64 = 10;
-
-extern "C" {
-    fn aspen_switch(prev: *mut CpuContext, next: *const CpuContext);
-    fn aspen_fp_save(state: *mut FpState);
-    fn aspen_fp_restore(state: *const FpState);
-}
 
 struct RunQueues {
     queues: [VecDeque<Arc<Task>>; PRIORITIES],
@@ -205,9 +200,8 @@ pub fn preempt_if_needed() {
     }
 }
 
-/// Ends the running kernel thread.
-#[no_mangle]
-extern "C" fn aspen_kernel_thread_exit() -> ! {
+/// Ends the running kernel thread: where its entry function returns to.
+pub(super) extern "C" fn kernel_thread_exit() -> ! {
     exit_current(TaskState::Exited(0));
     unreachable!("an exited task was scheduled again");
 }
@@ -223,16 +217,14 @@ pub fn exit_current(state: TaskState) {
 
 /// Runs on a kernel thread's first switch-in: what `schedule` does after
 /// a switch returns; kernel threads run with interrupts unmasked.
-#[no_mangle]
-extern "C" fn aspen_task_started() {
+pub(super) extern "C" fn kernel_thread_started() {
     after_switch();
     cpu::enable_irqs();
 }
 
 /// Runs on a user task's first switch-in, before it returns to EL0 with
 /// interrupts still masked (the return unmasks them).
-#[no_mangle]
-extern "C" fn aspen_user_task_started() {
+pub(super) extern "C" fn user_task_started() {
     after_switch();
 }
 
@@ -265,7 +257,10 @@ fn schedule() {
     s.slice_end = timer::ticks() + slice_ticks();
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
-    crate::process::activate(&next);
+    match next.user_context() {
+        Some(user) => user.activate(),
+        None => mmu::set_empty_user_table(),
+    }
     RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);
     s.switched_out = Some(prev);
@@ -274,12 +269,8 @@ fn schedule() {
     // else touches either task's context or FP state. `switched_out` keeps
     // the previous task (and its stack) alive until the next task has
     // switched in, `current` keeps the next one; both contexts are complete
-    // (saved by a switch, or made by `starting_at`).
-    unsafe {
-        aspen_fp_save(prev_fp);
-        aspen_fp_restore(next_fp);
-        aspen_switch(prev_ctx, next_ctx);
-    }
+    // (saved by a switch, or made for a new task).
+    unsafe { context::switch(prev_ctx, prev_fp, next_ctx, next_fp) };
     after_switch();
     cpu::restore_irqs(irq);
 }

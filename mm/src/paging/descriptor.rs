@@ -106,7 +106,8 @@ impl MemoryType {
 /// The value the kernel programs into `MAIR_EL1` so that [`MemoryType`]
 /// indices mean what they say: Attr0 = 0xFF (Normal WB RA/WA, inner and
 /// outer), Attr1 = 0x04 (Device-nGnRE), Attr2 = 0x44 (Normal non-cacheable),
-/// Attr3-7 = 0x00 (Device-nGnRnE, unused).
+/// Attr3-7 = 0x00 (Device-nGnRnE, unused). The kernel's boot code takes it
+/// from here.
 pub const MAIR_EL1: u64 = 0xff | (0x04 << 8) | (0x44 << 16);
 
 bitflags! {

@@ -10,6 +10,8 @@ use crate::raw::{nr, syscall0, syscall1, syscall3, syscall4, syscall5};
 use crate::{io, Errno};
 
 /// Signal numbers used in wait statuses and for `clone`.
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
 pub const SIGKILL: i32 = 9;
 pub const SIGBUS: i32 = 7;
 pub const SIGSEGV: i32 = 11;

@@ -13,7 +13,7 @@
 .equ BLOCK_NORMAL,          0x0040000000000701  // valid block, AttrIndx 0, SH inner, AF, UXN
 .equ BLOCK_DEVICE,          0x0060000000000405  // valid block, AttrIndx 1, AF, PXN, UXN
 .equ TABLE_DESC,            0x3
-.equ MAIR_VALUE,            0x4404FF            // 0: Normal WB RA/WA, 1: Device-nGnRE, 2: Normal NC
+.equ MAIR_VALUE,            {MAIR_EL1}          // mm's paging::MAIR_EL1, a const operand of global_asm!
 .equ TCR_VALUE,             0xB5103510          // T0SZ=T1SZ=16, 4K granules, WB WA inner-shareable walks
 .equ SCTLR_EL1_RES1,        0x30D00800
 .equ SCTLR_EL1_MMU_ON,      (SCTLR_EL1_RES1 | (1 << 26) | (1 << 18) | (1 << 16) | (1 << 15) | (1 << 14) | (1 << 12) | (1 << 4) | (1 << 3) | (1 << 2) | 1)

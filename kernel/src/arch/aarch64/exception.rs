@@ -1,7 +1,11 @@
-//! Exception handling at EL1: the trap frame the vectors save, decoding of
-//! the syndrome (ESR) for reports, and the dispatcher the vectors call.
+//! Exceptions taken to EL1: the trap frame the vectors save, the syndrome
+//! (ESR) decoded into a [`Trap`] that says why the CPU left what it ran, and
+//! the entry the vectors call, which hands the trap to the generic kernel
+//! (`crate::trap`). What happens next (a system call, a page fault resolved,
+//! a signal, a task switch) is decided there, not here.
 
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, VBAR_EL1};
+use aspen_mm::aspace::FaultKind;
 use core::fmt;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -15,6 +19,14 @@ pub struct TrapFrame {
     pub sp_el0: u64,
     pub elr: u64,
     pub spsr: u64,
+}
+
+impl TrapFrame {
+    /// The address the interrupted code resumes at: for a synchronous
+    /// exception, the instruction that took it (after it, for `SVC`).
+    pub fn pc(&self) -> u64 {
+        self.elr
+    }
 }
 
 /// Which of the 16 vectors was taken.
@@ -202,37 +214,96 @@ extern "C" {
     static aspen_vectors: u8;
 }
 
-/// A synchronous exception from EL0: a system call, a page fault to
-/// resolve, or a fault that ends the task with the signal Linux would send.
-fn user_sync(frame: &mut TrapFrame, syndrome: Syndrome) {
-    use aspen_abi::wait::Signal;
-    use aspen_mm::aspace::{FaultError, FaultKind};
+/// Why the CPU entered the kernel. Everything but [`Trap::Irq`] and
+/// [`Trap::Unexpected`] comes from user space (EL0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// An interrupt, taken from EL0 (`from_user`) or from the kernel.
+    Irq { from_user: bool },
+    /// A system call (`SVC`): number and arguments are in the trap frame.
+    SystemCall,
+    /// A data or instruction abort.
+    Abort(Abort),
+    /// A misaligned PC or stack pointer.
+    Misaligned(Misaligned),
+    /// A `BRK` instruction.
+    Breakpoint,
+    /// An undefined or trapped instruction, or another exception user
+    /// space has no business taking; the exception class names it.
+    Undefined(&'static str),
+    /// An exception the kernel does not expect: a fault in kernel code that
+    /// no fault probe covers, an FIQ, an SError.
+    Unexpected(Unexpected),
+}
 
-    let kind = match syndrome.exception_class() {
-        0x15 => return crate::syscall::handle(frame),
+/// A memory access from EL0 that the translation tables did not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abort {
+    /// The virtual address accessed.
+    pub addr: u64,
+    pub access: FaultKind,
+    pub status: FaultStatus,
+}
+
+/// Which alignment check failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misaligned {
+    Pc,
+    Sp,
+}
+
+impl fmt::Display for Misaligned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pc => "PC alignment fault",
+            Self::Sp => "SP alignment fault",
+        })
+    }
+}
+
+/// An exception nobody expects: which vector, and the syndrome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unexpected {
+    kind: VectorKind,
+    syndrome: Syndrome,
+}
+
+impl Unexpected {
+    /// The full report: the exception, its syndrome and `frame`'s registers.
+    pub fn report<'a>(&self, frame: &'a TrapFrame) -> Report<'a> {
+        Report { kind: self.kind, syndrome: self.syndrome, frame }
+    }
+}
+
+impl fmt::Display for Unexpected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} exception ({})", self.kind.kind(), self.syndrome.class_name())
+    }
+}
+
+/// Decodes a synchronous exception from EL0.
+fn decode_user_sync(syndrome: Syndrome) -> Trap {
+    let access = match syndrome.exception_class() {
+        0x15 => return Trap::SystemCall,
         0x24 if syndrome.is_write() => FaultKind::Write,
         0x24 => FaultKind::Read,
         0x20 => FaultKind::Exec,
-        0x22 | 0x26 => {
-            crate::process::kill_current(Signal::Bus, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr))
-        }
-        0x3c => crate::process::kill_current(Signal::Trap, format_args!("BRK at {:#x}", frame.elr)),
-        _ => crate::process::kill_current(Signal::Ill, format_args!("{} at {:#x}", syndrome.class_name(), frame.elr)),
+        0x22 => return Trap::Misaligned(Misaligned::Pc),
+        0x26 => return Trap::Misaligned(Misaligned::Sp),
+        0x3c => return Trap::Breakpoint,
+        _ => return Trap::Undefined(syndrome.class_name()),
     };
-    let signal = match syndrome.fault_status() {
-        FaultStatus::Translation { .. } | FaultStatus::Permission { .. } | FaultStatus::AccessFlag { .. } => {
-            match crate::process::resolve_fault(syndrome.far, kind) {
-                Ok(()) => return,
-                Err(FaultError::Segv) => Signal::Segv,
-                Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => Signal::Bus,
-            }
-        }
-        _ => Signal::Bus,
-    };
-    crate::process::kill_current(
-        signal,
-        format_args!("{:?} access to {:#x} at pc {:#x} ({})", kind, syndrome.far, frame.elr, syndrome.fault_status()),
-    )
+    Trap::Abort(Abort { addr: syndrome.far, access, status: syndrome.fault_status() })
+}
+
+/// Decodes the exception the vector `kind` took.
+fn decode(kind: VectorKind) -> Trap {
+    match kind {
+        VectorKind::CURRENT_SPX_IRQ => Trap::Irq { from_user: false },
+        VectorKind::LOWER_A64_IRQ => Trap::Irq { from_user: true },
+        VectorKind::LOWER_A64_SYNC => decode_user_sync(Syndrome::read()),
+        _ => Trap::Unexpected(Unexpected { kind, syndrome: Syndrome::read() }),
+    }
 }
 
 /// Installs the exception vectors on this CPU.
@@ -242,28 +313,15 @@ pub fn install_vectors() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
-/// Called by `exception.s` for every exception taken to EL1.
+/// Called by `exception.s` for every exception taken to EL1. A fault
+/// inside a fault probe resumes at the probe's landing pad; everything else
+/// goes to the kernel's trap handler. The return to the interrupted code
+/// (`aspen_exception_return`) masks interrupts itself.
 #[no_mangle]
 extern "C" fn aspen_exception_dispatch(frame: &mut TrapFrame, kind: u64) {
     let kind = VectorKind(kind);
-    if kind == VectorKind::CURRENT_SPX_IRQ {
-        crate::irq::handle();
+    if kind == VectorKind::CURRENT_SPX_SYNC && probe::recover(frame, Syndrome::read()) {
         return;
     }
-    if kind == VectorKind::LOWER_A64_IRQ {
-        crate::irq::handle();
-        crate::task::sched::preempt_if_needed();
-        return;
-    }
-    let syndrome = Syndrome::read();
-    if kind == VectorKind::LOWER_A64_SYNC {
-        user_sync(frame, syndrome);
-        crate::task::sched::preempt_if_needed();
-        return;
-    }
-    if kind == VectorKind::CURRENT_SPX_SYNC && probe::recover(frame, syndrome) {
-        return;
-    }
-    crate::console::emergency_print(format_args!("\nUNEXPECTED EXCEPTION: {}", Report { kind, syndrome, frame }));
-    panic!("unexpected {} exception ({})", kind.kind(), syndrome.class_name());
+    crate::trap::handle(decode(kind), frame);
 }

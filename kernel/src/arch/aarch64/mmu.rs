@@ -62,6 +62,14 @@ pub fn replace_kernel_table(root: PhysAddr) {
     unsafe { core::arch::asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
 }
 
+/// Makes table entries just written where there was none visible to this
+/// CPU's table walker: entries that were invalid need no TLB invalidation,
+/// only the barriers.
+pub fn publish_new_entries() {
+    // SAFETY: barriers only.
+    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+}
+
 /// Points TTBR0 at the empty table (ASID 0): no user address space.
 pub fn set_empty_user_table() {
     set_user_table(empty_table_pa(), 0);

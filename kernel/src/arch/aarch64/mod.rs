@@ -1,14 +1,16 @@
-//! aarch64 (ARMv8-A) specifics: boot, exception vectors, CPU control, the
-//! generic timer, firmware calls.
+//! aarch64 (ARMv8-A) specifics: boot, exception vectors, task switching, CPU
+//! control, page operations, the generic timer, firmware calls.
 
+pub mod context;
 pub mod cpu;
 pub mod exception;
 pub mod firmware;
 pub mod mmu;
+pub mod page;
 pub mod probe;
 pub mod timer;
 pub mod tlb;
 pub mod uaccess;
 
-core::arch::global_asm!(include_str!("boot.s"));
+core::arch::global_asm!(include_str!("boot.s"), MAIR_EL1 = const aspen_mm::paging::MAIR_EL1);
 core::arch::global_asm!(include_str!("exception.s"));

@@ -11,10 +11,10 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use aspen_mm::asid::MAX_CPUS;
+
 use super::cpu::cpu_id;
 use super::exception::{Syndrome, TrapFrame};
-
-const MAX_CPUS: usize = 4;
 
 /// What `aspen_probe` saves to resume after a fault (x19-x30, SP) and what
 /// the handler reports. Layout shared with `exception.s`.

@@ -33,6 +33,7 @@ pub mod protect;
 pub mod segv;
 pub mod shared;
 pub mod time;
+pub mod traps;
 
 use crate::harness::{Body, Test};
 
@@ -64,6 +65,7 @@ pub const TESTS: &[Test] = &[
     child("segv_write_readonly", segv::write_readonly),
     child("segv_read_prot_none", segv::read_prot_none),
     child("segv_exec_noexec", segv::exec_noexec),
+    child("traps_kill_with_linux_signals", traps::kill_with_linux_signals),
     child("efault_bad_pointers", efault::bad_pointers),
     child("populate_no_faults", faults::populate),
     child("mlock_no_faults", faults::mlock),

@@ -31,22 +31,25 @@ aspen_switch:
     mov     sp, x9
     ret
 
-// First run of a user task: its kernel stack holds the `TrapFrame` to
-// return to EL0 with. Interrupts stay masked until the ERET unmasks them
-// from the frame's SPSR: an interrupt between restoring ELR_EL1 and the
-// ERET would overwrite it.
+// First run of a user task: x19 = what to call first (the scheduler's end
+// of the switch); its kernel stack holds the `TrapFrame` to return to EL0
+// with. Interrupts stay masked until the ERET unmasks them from the frame's
+// SPSR: an interrupt between restoring ELR_EL1 and the ERET would
+// overwrite it.
 .global aspen_task_entry_user
 aspen_task_entry_user:
-    bl      aspen_user_task_started
+    blr     x19
     b       aspen_exception_return
 
-// First run of a kernel thread: x19 = entry function, x20 = its argument.
+// First run of a kernel thread: x19 = entry function, x20 = its argument,
+// x21 = what to call first (the scheduler's end of the switch), x22 = what
+// to call when the entry function returns (ends the thread; never returns).
 .global aspen_task_entry_kernel
 aspen_task_entry_kernel:
-    bl      aspen_task_started
+    blr     x21
     mov     x0, x20
     blr     x19
-    bl      aspen_kernel_thread_exit
+    blr     x22
 
 // void aspen_fp_save(FpState *)  /  void aspen_fp_restore(const FpState *)
 // q0-q31, then FPCR and FPSR.

@@ -1,0 +1,88 @@
+//! A task's CPU state as a task switch sees it: the callee-saved registers
+//! and SP ([`CpuContext`]), the FP/SIMD registers ([`FpState`]), and the
+//! switch itself (`switch.s`).
+
+core::arch::global_asm!(include_str!("switch.s"));
+
+extern "C" {
+    fn aspen_switch(prev: *mut CpuContext, next: *const CpuContext);
+    fn aspen_fp_save(state: *mut FpState);
+    fn aspen_fp_restore(state: *const FpState);
+    fn aspen_task_entry_kernel();
+    fn aspen_task_entry_user();
+}
+
+/// What `switch.s` saves across a switch: x19-x30 and SP.
+#[repr(C)]
+#[derive(Default)]
+pub struct CpuContext {
+    regs: [u64; 12],
+    sp: u64,
+}
+
+impl CpuContext {
+    /// A context that starts at `entry` on `stack_top`, with `args` in
+    /// x19, x20, ...
+    fn starting_at(entry: u64, stack_top: u64, args: &[u64]) -> Self {
+        let mut regs = [0; 12];
+        regs[..args.len()].copy_from_slice(args);
+        regs[11] = entry; // x30: where `aspen_switch` returns to
+        Self { regs, sp: stack_top }
+    }
+
+    /// A kernel thread's first context: its first switch-in calls
+    /// `started`, then `entry(arg)` on `stack_top`, then `exit` when `entry`
+    /// returns.
+    pub fn kernel_thread(
+        stack_top: u64,
+        started: extern "C" fn(),
+        entry: fn(usize),
+        arg: usize,
+        exit: extern "C" fn() -> !,
+    ) -> Self {
+        let args = [entry as usize as u64, arg as u64, started as usize as u64, exit as usize as u64];
+        Self::starting_at(aspen_task_entry_kernel as *const () as u64, stack_top, &args)
+    }
+
+    /// A user task's first context: its first switch-in calls `started`,
+    /// then returns to EL0 through the trap frame at `frame`, the top of its
+    /// kernel stack, with interrupts masked until the `ERET`.
+    pub fn user_task(frame: u64, started: extern "C" fn()) -> Self {
+        Self::starting_at(aspen_task_entry_user as *const () as u64, frame, &[started as usize as u64])
+    }
+}
+
+/// The FP/SIMD registers (q0-q31, FPCR, FPSR), saved at task switches only:
+/// the kernel itself never touches them (it is built soft-float).
+#[repr(C, align(16))]
+pub struct FpState {
+    q: [u128; 32],
+    fpcr: u64,
+    fpsr: u64,
+}
+
+impl FpState {
+    pub const fn new() -> Self {
+        Self { q: [0; 32], fpcr: 0, fpsr: 0 }
+    }
+}
+
+/// Saves the running task's registers in `prev` and `prev_fp` and resumes
+/// the task saved in `next` and `next_fp`. Returns when something switches
+/// back to `prev`.
+///
+/// # Safety
+///
+/// Interrupts are masked; nothing else touches the four states during the
+/// switch; `next` is a complete context (saved by a switch, or made by
+/// [`CpuContext::kernel_thread`] or [`CpuContext::user_task`]) whose stack
+/// stays alive while it runs.
+pub unsafe fn switch(prev: *mut CpuContext, prev_fp: *mut FpState, next: *const CpuContext, next_fp: *const FpState) {
+    // SAFETY: the caller's promise; the routines only load and store the
+    // registers through these pointers.
+    unsafe {
+        aspen_fp_save(prev_fp);
+        aspen_fp_restore(next_fp);
+        aspen_switch(prev, next);
+    }
+}
