@@ -7,10 +7,17 @@
 pub struct Entry<'a> {
     /// The path inside the archive, without a leading `./` or `/`.
     pub name: &'a str,
+    /// `c_ino`: the inode number the archive gives (the VFS numbers its
+    /// nodes itself).
     pub ino: u32,
+    /// `c_mode`: file type and permission bits, as in `st_mode`.
     pub mode: u32,
+    /// `c_rdevmajor`: a device node's major number.
     pub rdev_major: u32,
+    /// `c_rdevminor`: a device node's minor number.
     pub rdev_minor: u32,
+    /// The member's data: a file's contents, a symbolic link's target;
+    /// empty for directories and devices.
     pub data: &'a [u8],
 }
 
@@ -31,10 +38,16 @@ const HEADER_LEN: usize = 110;
 const MAGIC: &[u8] = b"070701";
 const TRAILER: &str = "TRAILER!!!";
 
+/// The file type bits of a mode (`S_IFMT`); the values below are what
+/// they hold.
 pub const S_IFMT: u32 = 0o170000;
+/// File type: directory.
 pub const S_IFDIR: u32 = 0o040000;
+/// File type: regular file.
 pub const S_IFREG: u32 = 0o100000;
+/// File type: character device.
 pub const S_IFCHR: u32 = 0o020000;
+/// File type: symbolic link.
 pub const S_IFLNK: u32 = 0o120000;
 
 fn align4(n: usize) -> usize {
@@ -57,6 +70,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Reads `archive` from its first byte.
     pub fn new(archive: &'a [u8]) -> Self {
         Self { archive, at: 0, done: false }
     }
@@ -134,11 +148,11 @@ pub(crate) mod tests {
         }
         out.extend_from_slice(name.as_bytes());
         out.push(0);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }

@@ -22,40 +22,53 @@ pub const NAME_MAX: usize = 255;
 const INITRAMFS_DEV: (u32, u32) = (0, 1);
 const TMPFS_DEV: (u32, u32) = (0, 2);
 
+/// A directory's entries, by name.
+type DirEntries<E> = Mutex<BTreeMap<String, Arc<Node<E>>>>;
+
 /// What a node is.
 pub enum NodeKind<E: MmEnv + 'static> {
-    Dir(Mutex<BTreeMap<String, Arc<Node<E>>>>),
+    /// A directory: its entries, without "." and "..".
+    Dir(DirEntries<E>),
+    /// A regular file: its page cache, which holds the data.
     File(Arc<FileObject<'static, E>>),
     /// A character device; the kernel decides what its major/minor mean.
     CharDevice {
+        /// The device's major number (`st_rdev`).
         major: u32,
+        /// The device's minor number (`st_rdev`).
         minor: u32,
     },
 }
 
 /// A file, directory or device.
 pub struct Node<E: MmEnv + 'static> {
+    /// Inode number, unique in the whole tree (the root is 1).
     pub ino: u64,
     /// File type and permission bits, as in `st_mode`.
     pub mode: u32,
     /// On a writable file system (tmpfs): files can be created and written.
     pub writable: bool,
+    /// The (major, minor) device of the file system holding the node, as
+    /// in `st_dev`: (0, 1) for the initramfs, (0, 2) for a tmpfs.
     pub dev: (u32, u32),
+    /// What the node is, with its contents.
     pub kind: NodeKind<E>,
 }
 
 impl<E: MmEnv + 'static> Node<E> {
+    /// Whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, NodeKind::Dir(_))
     }
 
-    fn dir(&self) -> Result<&Mutex<BTreeMap<String, Arc<Node<E>>>>, Errno> {
+    fn dir(&self) -> Result<&DirEntries<E>, Errno> {
         match &self.kind {
             NodeKind::Dir(entries) => Ok(entries),
             _ => Err(Errno::ENOTDIR),
         }
     }
 
+    /// What `stat` reports for the node.
     pub fn stat(&self) -> Stat {
         let size = match &self.kind {
             NodeKind::File(object) => object.size(),
@@ -72,10 +85,15 @@ impl<E: MmEnv + 'static> Node<E> {
 /// What `fstat`/`newfstatat` report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
+    /// `st_dev`: the (major, minor) device of the node's file system.
     pub dev: (u32, u32),
+    /// `st_ino`: the inode number.
     pub ino: u64,
+    /// `st_mode`: file type and permission bits.
     pub mode: u32,
+    /// `st_size`: a regular file's length in bytes; 0 for other nodes.
     pub size: u64,
+    /// `st_rdev`: a device node's (major, minor); (0, 0) for other nodes.
     pub rdev: (u32, u32),
 }
 
@@ -84,19 +102,29 @@ pub struct Stat {
 pub struct OpenFlags(pub u32);
 
 impl OpenFlags {
+    /// `O_ACCMODE`: the bits that hold the access mode (`O_RDONLY` is 0).
     pub const ACCESS_MASK: u32 = 0o3;
+    /// `O_WRONLY`: open for writing only.
     pub const WRONLY: u32 = 0o1;
+    /// `O_RDWR`: open for reading and writing.
     pub const RDWR: u32 = 0o2;
+    /// `O_CREAT`: create a regular file when the path names nothing.
     pub const CREAT: u32 = 0o100;
+    /// `O_EXCL`: with `O_CREAT`, fail with `EEXIST` when the path exists.
     pub const EXCL: u32 = 0o200;
+    /// `O_TRUNC`: empty a regular file opened for writing.
     pub const TRUNC: u32 = 0o1000;
+    /// `O_APPEND`: every write goes to the end of the file.
     pub const APPEND: u32 = 0o2000;
+    /// `O_DIRECTORY`: fail with `ENOTDIR` unless the path is a directory.
     pub const DIRECTORY: u32 = 0o40000;
 
+    /// Whether the access mode allows reading (it is not `O_WRONLY`).
     pub fn readable(self) -> bool {
         self.0 & Self::ACCESS_MASK != Self::WRONLY
     }
 
+    /// Whether the access mode allows writing (`O_WRONLY` or `O_RDWR`).
     pub fn writable(self) -> bool {
         matches!(self.0 & Self::ACCESS_MASK, Self::WRONLY | Self::RDWR)
     }
@@ -109,8 +137,11 @@ impl OpenFlags {
 /// `lseek`'s origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Whence {
+    /// `SEEK_SET`: from the start of the file.
     Set,
+    /// `SEEK_CUR`: from the current position.
     Current,
+    /// `SEEK_END`: from the end of the file.
     End,
 }
 
@@ -343,9 +374,11 @@ impl<E: MmEnv + 'static> Vfs<E> {
 /// One directory entry as `getdents64` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dirent {
+    /// The inode number of the node the entry names.
     pub ino: u64,
     /// `DT_*` type: 4 directory, 8 regular file, 2 character device.
     pub kind: u8,
+    /// The entry's name inside its directory (one path component).
     pub name: String,
 }
 
@@ -357,10 +390,12 @@ pub struct OpenFile<E: MmEnv + 'static> {
 }
 
 impl<E: MmEnv + 'static> OpenFile<E> {
+    /// The node that was opened.
     pub fn node(&self) -> &Arc<Node<E>> {
         &self.node
     }
 
+    /// The flags the file was opened with.
     pub fn flags(&self) -> OpenFlags {
         self.flags
     }

@@ -18,12 +18,15 @@ macro_rules! address_type {
         pub struct $name(u64);
 
         impl $name {
+            /// The address `raw`, taken as it is.
             pub const fn new(raw: u64) -> Self {
                 Self(raw)
             }
+            /// The address as a number.
             pub const fn as_u64(self) -> u64 {
                 self.0
             }
+            /// The address as a `usize` (the same value on 64-bit targets).
             pub const fn as_usize(self) -> usize {
                 self.0 as usize
             }
@@ -48,9 +51,11 @@ macro_rules! address_type {
                     None => panic!("address overflow while aligning up"),
                 }
             }
+            /// Whether the address is a multiple of `align` (a power of two).
             pub const fn is_aligned(self, align: u64) -> bool {
                 self.0 & (align - 1) == 0
             }
+            /// Whether the address is the first byte of a page.
             pub const fn is_page_aligned(self) -> bool {
                 self.is_aligned(PAGE_SIZE)
             }
@@ -58,6 +63,7 @@ macro_rules! address_type {
             pub const fn page_number(self) -> u64 {
                 self.0 >> PAGE_SHIFT
             }
+            /// The first byte of page (frame) number `pn`.
             pub const fn from_page_number(pn: u64) -> Self {
                 Self(pn << PAGE_SHIFT)
             }
@@ -65,6 +71,7 @@ macro_rules! address_type {
             pub const fn page_offset(self) -> u64 {
                 self.0 & (PAGE_SIZE - 1)
             }
+            /// The address `bytes` further on; `None` on overflow.
             pub const fn checked_add(self, bytes: u64) -> Option<Self> {
                 match self.0.checked_add(bytes) {
                     Some(v) => Some(Self(v)),
@@ -109,11 +116,14 @@ macro_rules! address_type {
         /// A half-open range of addresses, `start .. end_exclusive`.
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
         pub struct $range {
+            /// The first address in the range.
             pub start: $name,
+            /// The first address past the range.
             pub end_exclusive: $name,
         }
 
         impl $range {
+            /// `start .. end_exclusive`; empty when `end_exclusive <= start`.
             pub const fn new(start: $name, end_exclusive: $name) -> Self {
                 Self { start, end_exclusive }
             }
@@ -124,15 +134,19 @@ macro_rules! address_type {
                     None => None,
                 }
             }
+            /// Length in bytes; 0 when empty.
             pub const fn size(&self) -> u64 {
                 self.end_exclusive.0.saturating_sub(self.start.0)
             }
+            /// Whether the range holds no address (`end_exclusive <= start`).
             pub const fn is_empty(&self) -> bool {
                 self.end_exclusive.0 <= self.start.0
             }
+            /// Whether `addr` is inside the range.
             pub const fn contains(&self, addr: $name) -> bool {
                 self.start.0 <= addr.0 && addr.0 < self.end_exclusive.0
             }
+            /// Whether the two ranges have at least one address in common.
             pub const fn overlaps(&self, other: &Self) -> bool {
                 self.start.0 < other.end_exclusive.0 && other.start.0 < self.end_exclusive.0
             }

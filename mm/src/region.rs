@@ -16,18 +16,22 @@ pub struct RangeSet<const N: usize> {
 }
 
 impl<const N: usize> RangeSet<N> {
+    /// An empty set.
     pub const fn new() -> Self {
         Self { ranges: [PhysRange::new(PhysAddr::new(0), PhysAddr::new(0)); N], len: 0 }
     }
 
+    /// The ranges, sorted by start address.
     pub fn as_slice(&self) -> &[PhysRange] {
         &self.ranges[..self.len]
     }
 
+    /// Number of ranges.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the set holds no range.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -117,6 +117,7 @@ pub struct TlbBatch {
 }
 
 impl TlbBatch {
+    /// An empty batch.
     pub const fn new() -> Self {
         const EMPTY: PageInvalidation =
             PageInvalidation { scope: TlbScope::AllAsids, va: VirtAddr::new(0), leaf_only: true };

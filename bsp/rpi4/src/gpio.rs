@@ -33,13 +33,22 @@ pub const PIN_COUNT: u8 = 58;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Function {
+    /// A GPIO input, read through GPLEV.
     Input = 0b000,
+    /// A GPIO output, driven through GPSET/GPCLR.
     Output = 0b001,
+    /// Alternate function 0; what it is depends on the pin (BCM2711 ARM
+    /// Peripherals, section 5.3), as for the five below.
     Alt0 = 0b100,
+    /// Alternate function 1.
     Alt1 = 0b101,
+    /// Alternate function 2.
     Alt2 = 0b110,
+    /// Alternate function 3.
     Alt3 = 0b111,
+    /// Alternate function 4.
     Alt4 = 0b011,
+    /// Alternate function 5.
     Alt5 = 0b010,
 }
 
@@ -47,8 +56,11 @@ pub enum Function {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Pull {
+    /// No resistor: the pin floats unless driven.
     None = 0b00,
+    /// A pull-up resistor: the pin reads high unless driven.
     Up = 0b01,
+    /// A pull-down resistor: the pin reads low unless driven.
     Down = 0b10,
 }
 
@@ -76,12 +88,16 @@ impl Gpio {
         Self { regs: unsafe { &*(base as *const RegisterBlock) } }
     }
 
+    /// Selects `pin`'s function in GPFSELn. Panics unless `pin` is below
+    /// [`PIN_COUNT`].
     pub fn set_function(&self, pin: u8, function: Function) {
         assert!(pin < PIN_COUNT);
         let reg = &self.regs.gpfsel[pin as usize / 10];
         reg.set(with_field(reg.get(), pin, 3, function as u32));
     }
 
+    /// Selects `pin`'s pull resistor in GPIO_PUP_PDN_CNTRL_REGn. Panics
+    /// unless `pin` is below [`PIN_COUNT`].
     pub fn set_pull(&self, pin: u8, pull: Pull) {
         assert!(pin < PIN_COUNT);
         let reg = &self.regs.pup_pdn_cntrl[pin as usize / 16];

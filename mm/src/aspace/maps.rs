@@ -15,17 +15,31 @@ pub enum VareaKind<'a> {
     /// Shared anonymous memory.
     SharedAnonymous,
     /// A file, from byte `offset` on.
-    File { identity: &'a FileIdentity, offset: u64, shared: bool },
+    File {
+        /// Which file: device, inode and path.
+        identity: &'a FileIdentity,
+        /// Where in the file the varea's first page is, in bytes.
+        offset: u64,
+        /// `MAP_SHARED` rather than `MAP_PRIVATE`.
+        shared: bool,
+    },
     /// Device frames from `pa` on.
-    Device { pa: PhysAddr },
+    Device {
+        /// The physical address of the varea's first page.
+        pa: PhysAddr,
+    },
 }
 
 /// One varea, as introspection sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VareaInfo<'a> {
+    /// The addresses the varea covers, page-aligned.
     pub range: VirtRange,
+    /// What user code may do there now.
     pub prot: Prot,
+    /// Locked by mlock: populated, and kept so.
     pub locked: bool,
+    /// What the varea maps.
     pub kind: VareaKind<'a>,
     /// `[heap]` or `[stack]` when the varea holds the program break area or
     /// the initial stack pointer.

@@ -15,8 +15,11 @@ bitflags! {
     /// What user code may do in a varea (`PROT_*` values).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Prot: u32 {
+        /// `PROT_READ`: may be read.
         const READ = 1;
+        /// `PROT_WRITE`: may be written.
         const WRITE = 2;
+        /// `PROT_EXEC`: may be executed.
         const EXEC = 4;
     }
 }
@@ -37,6 +40,7 @@ impl Prot {
 /// descriptor was opened with, which bounds what the mapping may ever
 /// allow (a shared mapping of a file opened read-only stays read-only).
 pub struct MappedFile<'e, E: MmEnv> {
+    /// The file's page cache.
     pub object: Arc<FileObject<'e, E>>,
     /// Opened for reading (`O_RDONLY` or `O_RDWR`).
     pub readable: bool,

@@ -50,7 +50,12 @@ pub enum InitError {
     /// More frames than 32-bit frame indices can number.
     TooManyFrames,
     /// The metadata storage holds fewer entries than there are frames.
-    MetadataTooSmall { needed: usize, provided: usize },
+    MetadataTooSmall {
+        /// Entries needed: one per frame of the pool.
+        needed: usize,
+        /// Entries the storage has.
+        provided: usize,
+    },
     /// No range has room for the metadata (below the requested limit).
     NoRoomForMetadata,
 }
@@ -523,6 +528,7 @@ pub struct RefCursor<'b, 'a> {
 }
 
 impl<'b, 'a> RefCursor<'b, 'a> {
+    /// A cursor over `frames`, with no zone remembered yet.
     pub fn new(frames: &'b BuddyAllocator<'a>) -> Self {
         Self { frames, zone: Zone::default() }
     }

@@ -28,6 +28,7 @@ pub trait FrameAllocator {
         self.alloc_frames(0)
     }
 
+    /// Returns a frame that `alloc_frame` handed out.
     fn free_frame(&self, frame: PhysAddr) {
         self.free_frames(frame, 0)
     }

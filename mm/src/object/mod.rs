@@ -72,9 +72,13 @@ pub trait Pager: Send + Sync {
 /// What `/proc/<pid>/maps` shows for mappings of an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileIdentity {
+    /// Major number of the device holding the file.
     pub major: u32,
+    /// Minor number of the device holding the file.
     pub minor: u32,
+    /// Inode number on that device.
     pub inode: u64,
+    /// The file's absolute path, the last column of the maps line.
     pub path: String,
 }
 
@@ -183,10 +187,12 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
         })
     }
 
+    /// Whether the object is anonymous: no pager, nothing written back.
     pub fn is_anonymous(&self) -> bool {
         self.pager.is_none()
     }
 
+    /// What `/proc/<pid>/maps` shows for mappings of the object.
     pub fn identity(&self) -> &FileIdentity {
         &self.identity
     }

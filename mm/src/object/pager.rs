@@ -135,6 +135,7 @@ pub struct ReadOnlyPager {
 }
 
 impl ReadOnlyPager {
+    /// A file whose contents are `data`.
     pub const fn new(data: &'static [u8]) -> Self {
         Self { data }
     }
