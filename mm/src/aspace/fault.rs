@@ -9,8 +9,8 @@ use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
 use crate::object::{put_frame, PageError};
 use crate::paging::{
-    copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Mapping, MemoryType, PageAttrs, PageSize,
-    PagingError, Privilege,
+    copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Leaf, MemoryType, PageAttrs, PageSize, PagingError,
+    Privilege,
 };
 
 /// What a leaf lets user code do.
@@ -204,9 +204,9 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
 
     /// Changes the permissions of the live leaf at the cursor in place
     /// (one TLBI).
-    fn set_mode(&mut self, leaf: Mapping, mode: Mode, device: bool) {
-        if mode == Mode::ReadExec && Mode::of(leaf.attrs) != Mode::ReadExec {
-            self.env.sync_icache(leaf.pa);
+    fn set_mode(&mut self, leaf: Leaf, mode: Mode, device: bool) {
+        if mode == Mode::ReadExec && Mode::of_desc(leaf.desc) != Mode::ReadExec {
+            self.env.sync_icache(leaf.pa());
         }
         log_edit("permission change", self.cursor.protect(mode.attrs(device)).map(drop));
     }
@@ -215,23 +215,23 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// mapping holds the only reference, else copy it (break-before-make:
     /// copy, clear the entry, TLBI, DSB, write the new entry, then drop
     /// the old frame's reference).
-    fn break_cow(&mut self, leaf: Mapping) -> Result<(), FaultError> {
+    fn break_cow(&mut self, leaf: Leaf) -> Result<(), FaultError> {
         let frames = self.env.frames();
-        if exclusive(frames, leaf.pa) {
+        if exclusive(frames, leaf.pa()) {
             self.env.stats().cow_reuse();
             self.set_mode(leaf, Mode::ReadWrite, false);
             return Ok(());
         }
         let copy = frames.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
-        // SAFETY: `copy` is a fresh frame, ours alone; `leaf.pa` is a pool
+        // SAFETY: `copy` is a fresh frame, ours alone; `leaf.pa()` is a pool
         // frame nobody may write (every mapping of it is read-only), and
         // the two differ.
-        unsafe { copy_frame(self.env.mem(), copy, leaf.pa) };
+        unsafe { copy_frame(self.env.mem(), copy, leaf.pa()) };
         match self.cursor.replace(copy, Mode::ReadWrite.attrs(false)) {
             Ok(old) => {
                 // The TLB forgot the old leaf before `replace` returned.
                 if let Some(old) = old {
-                    put_frame(frames, old.pa);
+                    put_frame(frames, old.pa());
                 }
                 self.env.stats().cow_copy();
                 Ok(())
@@ -252,6 +252,7 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     }
 
     /// Maps `frame` (a reference we own) or gives the reference back.
+    #[inline]
     fn install_owned(&mut self, frame: PhysAddr, mode: Mode) -> Result<(), FaultError> {
         let result = self.install(frame, mode, false);
         if result.is_err() {
@@ -261,7 +262,9 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     }
 
     /// Resolves a fault of `kind` at the cursor's page, which `varea`
-    /// (starting at `start`) holds and allows the access to.
+    /// (starting at `start`) holds and allows the access to. Inlined, so
+    /// that the cursor lives in registers.
+    #[inline]
     fn resolve(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
         match self.cursor.query() {
             None => self.fault_missing(start, varea, kind),
@@ -319,17 +322,17 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         &mut self,
         start: VirtAddr,
         varea: &Varea<'e, E>,
-        leaf: Mapping,
+        leaf: Leaf,
         kind: FaultKind,
     ) -> Result<(), FaultError> {
-        let current = Mode::of(leaf.attrs);
+        let current = Mode::of_desc(leaf.desc);
         if current.allows(kind) {
             return Ok(());
         }
         let device = matches!(varea.backing, Backing::Device { .. });
         match kind {
             FaultKind::Read => {
-                let write_ok = leaf_write_ok(self.env, varea, leaf.pa, current);
+                let write_ok = leaf_write_ok(self.env, varea, leaf.pa(), current);
                 self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false), device);
                 Ok(())
             }

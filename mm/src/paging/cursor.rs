@@ -24,10 +24,11 @@
 
 use core::sync::atomic::{fence, Ordering};
 
-use super::descriptor::{Change, DescKind, Descriptor};
+use super::bulk::Leaf;
+use super::descriptor::{Change, Descriptor};
 use super::phys::PhysMemory;
 use super::table::{FramePool, PageTable};
-use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
+use super::{Level, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{AllocError, FrameAllocator};
 use crate::tlb::{invalidate_page_now, TlbOps, TlbScope};
@@ -122,42 +123,47 @@ where
     /// Walks from the deepest known table towards the position for as long
     /// as entries point at tables, keeping those; returns the entry where
     /// the walk stops (invalid, a leaf, or the L3 entry) and its level.
+    #[inline]
     fn descend(&mut self) -> (Level, Descriptor) {
+        let mut level = self.depth;
+        let mut table = self.path[level.slot()];
         loop {
-            let level = self.depth;
-            let desc = self.table.read(self.path[usize::from(level.get())], level.index(self.va));
+            let desc = self.table.read(table, level.index(self.va));
             match level.next() {
                 Some(next) if desc.is_table(level) => {
-                    self.path[usize::from(next.get())] = desc.address();
-                    self.depth = next;
+                    table = desc.address();
+                    self.path[next.slot()] = table;
+                    level = next;
                 }
-                _ => return (level, desc),
+                _ => {
+                    self.depth = level;
+                    return (level, desc);
+                }
             }
         }
     }
 
     /// Writes `desc` into the entry at `level` on the walk to the position
     /// (a table the cursor holds).
+    #[inline]
     fn write(&mut self, level: Level, desc: Descriptor) {
-        let table = self.path[usize::from(level.get())];
+        let table = self.path[level.slot()];
         self.table.write(table, level.index(self.va), desc);
     }
 
-    /// The leaf that translates the position, if any.
-    pub fn query(&mut self) -> Option<Mapping> {
+    /// The leaf that translates the position, if any, as its raw
+    /// descriptor ([`Leaf::mapping`] decodes it).
+    #[inline]
+    pub fn query(&mut self) -> Option<Leaf> {
         let (level, desc) = self.descend();
-        match desc.kind(level) {
-            DescKind::Leaf { pa, size, attrs } => {
-                Some(Mapping { va: self.va.align_down(size.bytes()), pa, size, attrs })
-            }
-            DescKind::Invalid | DescKind::Table(_) => None,
-        }
+        desc.is_leaf(level).then(|| Leaf { va: self.va.align_down(level.entry_size()), level, desc })
     }
 
     /// Maps the page at the position to `pa` with `attrs`. The page must be
     /// unmapped ([`PagingError::AlreadyMapped`] otherwise); the missing
     /// tables on the way are added all together or not at all (running
     /// out of frames leaves the tree as it was). Needs no TLB maintenance.
+    #[inline]
     pub fn map(&mut self, pa: PhysAddr, attrs: PageAttrs) -> Result<(), PagingError> {
         check_output(pa, PageSize::Size4K)?;
         let (level, desc) = self.descend();
@@ -176,7 +182,9 @@ where
 
     /// Builds the tables from `first` down to L3 for the position, with
     /// `leaf` in the L3 one, and hooks them into the (invalid) entry at
-    /// `level`.
+    /// `level`. Out of line: most maps find their tables there.
+    #[cold]
+    #[inline(never)]
     fn hook_tables(&mut self, level: Level, first: Level, leaf: Descriptor) -> Result<(), PagingError> {
         let count = usize::from(4 - first.get());
         let mut pool = FramePool::fill(self.table.mem, self.table.frames, count)?;
@@ -184,7 +192,7 @@ where
         for depth in (first.get()..=3).rev() {
             let new = pool.take().ok_or(PagingError::OutOfMemory(AllocError::OutOfMemory))?;
             self.table.write(new, Level(depth).index(self.va), below);
-            self.path[usize::from(depth)] = new;
+            self.path[Level(depth).slot()] = new;
             below = Descriptor::table(new);
         }
         self.table.table_pages += count;
@@ -196,27 +204,23 @@ where
         Ok(())
     }
 
-    /// The live leaf at the position, with the level of its entry; refused
-    /// when there is none ([`PagingError::NotMapped`]) or when it is a
-    /// block reaching outside the cursor's range
-    /// ([`PagingError::PartialBlock`]).
-    fn owned_leaf(&mut self) -> Result<(Level, Descriptor, Mapping), PagingError> {
-        let (level, desc) = self.descend();
-        let DescKind::Leaf { pa, size, attrs } = desc.kind(level) else {
-            return Err(PagingError::NotMapped(self.va));
-        };
-        let leaf = Mapping { va: self.va.align_down(size.bytes()), pa, size, attrs };
-        let covered = leaf.va_range();
-        if covered.start < self.range.start || covered.end_exclusive > self.range.end_exclusive {
+    /// The live leaf at the position; refused when there is none
+    /// ([`PagingError::NotMapped`]) or when it is a block reaching outside
+    /// the cursor's range ([`PagingError::PartialBlock`]).
+    #[inline]
+    fn owned_leaf(&mut self) -> Result<Leaf, PagingError> {
+        let leaf = self.query().ok_or(PagingError::NotMapped(self.va))?;
+        let end = leaf.va.checked_add(leaf.level.entry_size());
+        if leaf.va < self.range.start || end.is_none_or(|end| end > self.range.end_exclusive) {
             return Err(PagingError::PartialBlock(self.va));
         }
-        Ok((level, desc, leaf))
+        Ok(leaf)
     }
 
-    /// What invalidating a leaf with `attrs` must cover: global entries are
-    /// cached for every ASID.
-    fn target(&self, attrs: &PageAttrs) -> TlbScope {
-        if attrs.is_global() {
+    /// What invalidating `leaf` must cover: global entries are cached for
+    /// every ASID.
+    fn target(&self, leaf: &Leaf) -> TlbScope {
+        if leaf.desc.is_global() {
             TlbScope::AllAsids
         } else {
             self.scope
@@ -230,14 +234,14 @@ where
     /// [`PagingError::NotMapped`], a block reaching outside the range with
     /// [`PagingError::PartialBlock`], all before anything changes.
     pub fn protect(&mut self, attrs: PageAttrs) -> Result<Change, PagingError> {
-        let (level, old, leaf) = self.owned_leaf()?;
-        let new = Descriptor::leaf(leaf.pa, leaf.size, attrs);
-        let change = Change::classify(old, new, level);
+        let leaf = self.owned_leaf()?;
+        let new = Descriptor::leaf(leaf.pa(), leaf.size(), attrs);
+        let change = Change::classify(leaf.desc, new, leaf.level);
         match change {
             Change::Unchanged => {}
             Change::InPlace => {
-                self.write(level, new);
-                invalidate_page_now(self.tlb, self.target(&leaf.attrs), leaf.va, true);
+                self.write(leaf.level, new);
+                invalidate_page_now(self.tlb, self.target(&leaf), leaf.va, true);
             }
             _ => return Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
         }
@@ -247,25 +251,25 @@ where
     /// Break-before-make: makes the leaf at the position map `pa` with
     /// `attrs`, whatever changes (output address, memory type, ...). The
     /// entry is written invalid, the page invalidated and waited for, then
-    /// the new entry written. Returns the leaf that was there (the new one
-    /// has its size, so `pa` must be aligned to it): its frame is no longer
-    /// reachable through any TLB and the caller may drop it at once.
+    /// the new entry written. Returns the leaf that was there, raw (the new
+    /// one has its size, so `pa` must be aligned to it): its frame is no
+    /// longer reachable through any TLB and the caller may drop it at once.
     ///
     /// Where nothing is mapped, maps a page (as [`Self::map`]) and returns
     /// `None`. A block reaching outside the range is refused with
     /// [`PagingError::PartialBlock`].
-    pub fn replace(&mut self, pa: PhysAddr, attrs: PageAttrs) -> Result<Option<Mapping>, PagingError> {
-        let (level, old, leaf) = match self.owned_leaf() {
-            Ok(found) => found,
+    pub fn replace(&mut self, pa: PhysAddr, attrs: PageAttrs) -> Result<Option<Leaf>, PagingError> {
+        let leaf = match self.owned_leaf() {
+            Ok(leaf) => leaf,
             Err(PagingError::NotMapped(_)) => return self.map(pa, attrs).map(|()| None),
             Err(e) => return Err(e),
         };
-        check_output(pa, leaf.size)?;
-        let new = Descriptor::leaf(pa, leaf.size, attrs);
-        if new != old {
-            self.write(level, Descriptor::INVALID);
-            invalidate_page_now(self.tlb, self.target(&leaf.attrs), leaf.va, true);
-            self.write(level, new);
+        check_output(pa, leaf.size())?;
+        let new = Descriptor::leaf(pa, leaf.size(), attrs);
+        if new != leaf.desc {
+            self.write(leaf.level, Descriptor::INVALID);
+            invalidate_page_now(self.tlb, self.target(&leaf), leaf.va, true);
+            self.write(leaf.level, new);
         }
         Ok(Some(leaf))
     }

@@ -102,6 +102,13 @@ impl Level {
         self.0
     }
 
+    /// The level as an index into four per-level slots (masked, so the
+    /// compiler sees it in bounds).
+    #[inline]
+    pub(crate) const fn slot(self) -> usize {
+        (self.0 & 3) as usize
+    }
+
     /// The level below, `None` at L3.
     pub const fn next(self) -> Option<Self> {
         Self::new(self.0 + 1)

@@ -77,13 +77,13 @@ fn map_adds_its_tables_all_or_nothing() {
     let va = VirtAddr::new(L0_EDGE);
     let mut cursor = pt.cursor(&tlb, SCOPE, pages(L0_EDGE, 2)).unwrap();
     assert!(matches!(cursor.map(frame, PageAttrs::USER_RW), Err(PagingError::OutOfMemory(_))));
-    assert_eq!(cursor.query(), None);
+    assert_eq!(cursor.query().map(|l| l.mapping()), None);
     assert_eq!((pt.table_pages(), fx.in_use()), (1, before));
 
     limited.budget.set(3);
     let mut cursor = pt.cursor(&tlb, SCOPE, pages(L0_EDGE, 2)).unwrap();
     cursor.map(frame, PageAttrs::USER_RW).unwrap();
-    assert_eq!(cursor.query(), Some(page_4k(va, frame, PageAttrs::USER_RW)));
+    assert_eq!(cursor.query().map(|l| l.mapping()), Some(page_4k(va, frame, PageAttrs::USER_RW)));
     assert_eq!(cursor.map(frame, PageAttrs::USER_RO), Err(PagingError::AlreadyMapped(va)));
     // The next page shares the tables.
     assert!(cursor.next_page());
@@ -106,7 +106,7 @@ fn protect_and_replace_invalidate_that_page_at_once() {
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, LOW, 1, PageAttrs::USER_RW);
     let mut cursor = pt.cursor(&tlb, SCOPE, pages(LOW, 2)).unwrap();
-    let leaf = cursor.query().unwrap();
+    let leaf = cursor.query().map(|l| l.mapping()).unwrap();
     let page = TlbEvent::Page { asid: ASID, va: leaf.va, leaf_only: true };
     assert_eq!(cursor.protect(PageAttrs::USER_RO), Ok(Change::InPlace));
     assert_eq!(tlb.take(), bracket([page]));
@@ -116,18 +116,18 @@ fn protect_and_replace_invalidate_that_page_at_once() {
     assert!(tlb.take().is_empty());
     // Break-before-make: the old leaf comes back, one invalidation.
     let moved = fx.data_frame(7);
-    let old = cursor.replace(moved, PageAttrs::USER_RW).unwrap();
+    let old = cursor.replace(moved, PageAttrs::USER_RW).unwrap().map(|l| l.mapping());
     assert_eq!(old, Some(Mapping { attrs: PageAttrs::USER_RO, ..leaf }));
     assert_eq!(tlb.take(), bracket([page]));
-    assert_eq!(cursor.query(), Some(Mapping { pa: moved, attrs: PageAttrs::USER_RW, ..leaf }));
+    assert_eq!(cursor.query().map(|l| l.mapping()), Some(Mapping { pa: moved, attrs: PageAttrs::USER_RW, ..leaf }));
     // Nothing mapped next door: protect refuses, replace maps.
     assert!(cursor.next_page());
     let next = cursor.va();
-    assert_eq!(cursor.query(), None);
+    assert_eq!(cursor.query().map(|l| l.mapping()), None);
     assert_eq!(cursor.protect(PageAttrs::USER_RO), Err(PagingError::NotMapped(next)));
     let frame = fx.data_frame(8);
     assert_eq!(cursor.replace(frame, PageAttrs::USER_RO), Ok(None));
-    assert_eq!(cursor.query(), Some(page_4k(next, frame, PageAttrs::USER_RO)));
+    assert_eq!(cursor.query().map(|l| l.mapping()), Some(page_4k(next, frame, PageAttrs::USER_RO)));
     assert!(tlb.take().is_empty());
     fx.frames.free_frame(leaf.pa);
     pt.destroy(&tlb, SCOPE, fx.free_leaf());
@@ -147,7 +147,7 @@ fn blocks_are_edited_whole_and_only_inside_the_range() {
     // what lies outside its range.
     let inside = VirtRange::from_start_size(block.start + 4 * PAGE_SIZE, PAGE_SIZE).unwrap();
     let mut cursor = kernel.cursor(&tlb, SCOPE, inside).unwrap();
-    assert_eq!(cursor.query(), Some(whole));
+    assert_eq!(cursor.query().map(|l| l.mapping()), Some(whole));
     assert_eq!(cursor.protect(PageAttrs::KERNEL_RO), Err(PagingError::PartialBlock(inside.start)));
     assert_eq!(cursor.replace(RAM_BASE, PageAttrs::KERNEL_RO), Err(PagingError::PartialBlock(inside.start)));
     assert_eq!(cursor.map(RAM_BASE, PageAttrs::KERNEL_RO), Err(PagingError::AlreadyMapped(inside.start)));
@@ -163,9 +163,10 @@ fn blocks_are_edited_whole_and_only_inside_the_range() {
     assert_eq!(cursor.replace(unaligned, PageAttrs::KERNEL_RW), Err(PagingError::MisalignedPhys(unaligned)));
     assert!(tlb.take().is_empty());
     let other = RAM_BASE + 2 * MIB;
-    assert_eq!(cursor.replace(other, PageAttrs::KERNEL_RW), Ok(Some(Mapping { attrs: PageAttrs::KERNEL_RO, ..whole })));
+    let old = cursor.replace(other, PageAttrs::KERNEL_RW).unwrap().map(|l| l.mapping());
+    assert_eq!(old, Some(Mapping { attrs: PageAttrs::KERNEL_RO, ..whole }));
     assert_eq!(tlb.take(), bracket([kernel_page]));
-    assert_eq!(cursor.query(), Some(Mapping { pa: other, ..whole }));
+    assert_eq!(cursor.query().map(|l| l.mapping()), Some(Mapping { pa: other, ..whole }));
     kernel.destroy(&tlb, SCOPE, |_| {});
     assert_eq!(fx.in_use(), 0);
 }
@@ -190,7 +191,7 @@ fn map_across(range: VirtRange, tables: usize) {
     for (i, &frame) in frames.iter().enumerate().rev().chain(frames.iter().enumerate()) {
         let va = range.start + i as u64 * PAGE_SIZE;
         cursor.jump(va).unwrap();
-        assert_eq!(cursor.query(), Some(page_4k(va, frame, PageAttrs::USER_RW)), "{va:?}");
+        assert_eq!(cursor.query().map(|l| l.mapping()), Some(page_4k(va, frame, PageAttrs::USER_RW)), "{va:?}");
     }
     assert_eq!(pt.table_pages(), tables);
     cpu.switch(pt.root(), ASID);
@@ -231,7 +232,7 @@ fn changes_pass_the_tlb_model_and_frames_leave_it_first() {
     assert_eq!(read_tag(&cpu, va), Ok(1));
     // Copy-on-write's order: copy, replace, then the old frame may go.
     let copy = fx.data_frame(2);
-    let old = cursor.replace(copy, PageAttrs::USER_RW).unwrap().unwrap();
+    let old = cursor.replace(copy, PageAttrs::USER_RW).unwrap().unwrap().mapping();
     assert_eq!(old.pa, first);
     assert!(!cpu.holds_frame(first), "the TLB still leads to the replaced frame");
     fx.frames.free_frame(old.pa);
