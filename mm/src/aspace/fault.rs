@@ -2,20 +2,16 @@
 //! tracking of shared file pages, W^X flips; and populating whole ranges
 //! (MAP_POPULATE, mlock).
 
-use alloc::vec::Vec;
-
 use super::env::SpaceTlb;
 use super::varea::{Backing, Prot, Varea};
-use super::{log_edit, object_index, space_tlb, AddressSpace, FaultError, FaultKind, MmEnv, Table, USER_END};
+use super::{log_edit, object_index, space_tlb, AddressSpace, FaultError, FaultKind, MmEnv, USER_END};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
-use crate::asid::AsidContext;
 use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
 use crate::object::{put_frame, PageError};
 use crate::paging::{
-    copy_frame, zero_frame, Access, DescFlags, Descriptor, Mapping, MemoryType, PageAttrs, PageSize, PagingError,
+    copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Leaf, MemoryType, PageAttrs, PageSize, PagingError,
     Privilege,
 };
-use crate::tlb::TlbScope;
 
 /// What a leaf lets user code do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,58 +180,58 @@ fn page_error(e: PageError) -> FaultError {
     }
 }
 
-/// The parts of an address space a fault changes, borrowed apart from the
-/// vareas it reads.
-pub(crate) struct Parts<'s, 'e, E: MmEnv> {
-    pub env: &'e E,
-    pub table: &'s mut Table<'e, E>,
-    pub asid: &'s AsidContext,
+/// The table cursor of an address space, with the space's TLB maintenance.
+type SpaceCursor<'c, 'e, E> =
+    Cursor<'c, 'e, <E as MmEnv>::Mem, BuddyAllocator<'static>, SpaceTlb<'e, <E as MmEnv>::Tlb>>;
+
+/// Resolves faults with a cursor on the table: the faulting page's, or a
+/// varea's range for populate. Each page is walked to once: what the
+/// query finds, the write that follows reuses.
+struct FaultCursor<'c, 'e, E: MmEnv> {
+    env: &'e E,
+    cursor: SpaceCursor<'c, 'e, E>,
 }
 
-impl<'e, E: MmEnv> Parts<'_, 'e, E> {
-    fn tlb(&self) -> (SpaceTlb<'e, E::Tlb>, TlbScope) {
-        space_tlb(self.env, self.asid)
-    }
-
-    /// Maps `frame` at `page`, whose entry is invalid: no TLB maintenance.
-    fn install(&mut self, page: VirtAddr, frame: PhysAddr, mode: Mode, device: bool) -> Result<(), FaultError> {
+impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
+    /// Maps `frame` at the cursor's page, whose entry is invalid: no TLB
+    /// maintenance.
+    fn install(&mut self, frame: PhysAddr, mode: Mode, device: bool) -> Result<(), FaultError> {
         if mode == Mode::ReadExec {
             self.env.sync_icache(frame);
         }
-        self.table.map_page(page, frame, mode.attrs(device)).map_err(fault_error)
+        self.cursor.map(frame, mode.attrs(device)).map_err(fault_error)
     }
 
-    /// Changes the permissions of a live leaf in place (one TLBI).
-    pub(crate) fn set_mode(&mut self, leaf: Mapping, mode: Mode, device: bool) {
-        if mode == Mode::ReadExec && Mode::of(leaf.attrs) != Mode::ReadExec {
-            self.env.sync_icache(leaf.pa);
+    /// Changes the permissions of the live leaf at the cursor in place
+    /// (one TLBI).
+    fn set_mode(&mut self, leaf: Leaf, mode: Mode, device: bool) {
+        if mode == Mode::ReadExec && Mode::of_desc(leaf.desc) != Mode::ReadExec {
+            self.env.sync_icache(leaf.pa());
         }
-        let (tlb, scope) = self.tlb();
-        let leaf = Mapping { attrs: mode.attrs(device), ..leaf };
-        log_edit("permission change", self.table.set_leaf(&tlb, scope, leaf).map(drop));
+        log_edit("permission change", self.cursor.protect(mode.attrs(device)).map(drop));
     }
 
     /// A write to a read-only private page: reuse the frame when this
     /// mapping holds the only reference, else copy it (break-before-make:
     /// copy, clear the entry, TLBI, DSB, write the new entry, then drop
     /// the old frame's reference).
-    fn break_cow(&mut self, leaf: Mapping) -> Result<(), FaultError> {
+    fn break_cow(&mut self, leaf: Leaf) -> Result<(), FaultError> {
         let frames = self.env.frames();
-        if exclusive(frames, leaf.pa) {
+        if exclusive(frames, leaf.pa()) {
             self.env.stats().cow_reuse();
             self.set_mode(leaf, Mode::ReadWrite, false);
             return Ok(());
         }
         let copy = frames.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
-        // SAFETY: `copy` is a fresh frame, ours alone; `leaf.pa` is a pool
+        // SAFETY: `copy` is a fresh frame, ours alone; `leaf.pa()` is a pool
         // frame nobody may write (every mapping of it is read-only), and
         // the two differ.
-        unsafe { copy_frame(self.env.mem(), copy, leaf.pa) };
-        let (tlb, scope) = self.tlb();
-        match self.table.replace_leaf(&tlb, scope, Mapping { pa: copy, attrs: Mode::ReadWrite.attrs(false), ..leaf }) {
+        unsafe { copy_frame(self.env.mem(), copy, leaf.pa()) };
+        match self.cursor.replace(copy, Mode::ReadWrite.attrs(false)) {
             Ok(old) => {
+                // The TLB forgot the old leaf before `replace` returned.
                 if let Some(old) = old {
-                    put_frame(frames, old.pa);
+                    put_frame(frames, old.pa());
                 }
                 self.env.stats().cow_copy();
                 Ok(())
@@ -256,30 +252,37 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
     }
 
     /// Maps `frame` (a reference we own) or gives the reference back.
-    fn install_owned(&mut self, page: VirtAddr, frame: PhysAddr, mode: Mode) -> Result<(), FaultError> {
-        let result = self.install(page, frame, mode, false);
+    #[inline]
+    fn install_owned(&mut self, frame: PhysAddr, mode: Mode) -> Result<(), FaultError> {
+        let result = self.install(frame, mode, false);
         if result.is_err() {
             put_frame(self.env.frames(), frame);
         }
         result
     }
 
+    /// Resolves a fault of `kind` at the cursor's page, which `varea`
+    /// (starting at `start`) holds and allows the access to. Inlined, so
+    /// that the cursor lives in registers.
+    #[inline]
+    fn resolve(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
+        match self.cursor.query() {
+            None => self.fault_missing(start, varea, kind),
+            Some(leaf) => self.fault_present(start, varea, leaf, kind),
+        }
+    }
+
     /// A fault on a page with no entry: populate it from the backing.
-    fn fault_missing(
-        &mut self,
-        start: VirtAddr,
-        varea: &Varea<'e, E>,
-        page: VirtAddr,
-        kind: FaultKind,
-    ) -> Result<(), FaultError> {
+    fn fault_missing(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
+        let page = self.cursor.va();
         match &varea.backing {
             Backing::Anon => {
                 let frame = self.zeroed_frame()?;
-                self.install_owned(page, frame, Mode::for_fault(varea.prot, kind, true))
+                self.install_owned(frame, Mode::for_fault(varea.prot, kind, true))
             }
             Backing::Device { pa } => {
                 let mode = Mode::for_fault(varea.prot, kind, true);
-                self.install(page, *pa + (page - start), mode, true)
+                self.install(*pa + (page - start), mode, true)
             }
             Backing::Object { object, first_page, shared } => {
                 let index = object_index(*first_page, start, page);
@@ -297,14 +300,14 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
                     // page (a pool frame) distinct from it.
                     unsafe { copy_frame(self.env.mem(), copy, frame) };
                     put_frame(self.env.frames(), frame);
-                    return self.install_owned(page, copy, Mode::ReadWrite);
+                    return self.install_owned(copy, Mode::ReadWrite);
                 }
                 let write_ok = *shared && object.is_anonymous();
                 let mode = Mode::for_fault(varea.prot, kind, write_ok);
                 if *shared && mode == Mode::ReadWrite {
                     object.start_writer(index);
                 }
-                let result = self.install_owned(page, frame, mode);
+                let result = self.install_owned(frame, mode);
                 if result.is_err() && *shared && mode == Mode::ReadWrite {
                     object.end_writer(index);
                 }
@@ -319,17 +322,17 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
         &mut self,
         start: VirtAddr,
         varea: &Varea<'e, E>,
-        leaf: Mapping,
+        leaf: Leaf,
         kind: FaultKind,
     ) -> Result<(), FaultError> {
-        let current = Mode::of(leaf.attrs);
+        let current = Mode::of_desc(leaf.desc);
         if current.allows(kind) {
             return Ok(());
         }
         let device = matches!(varea.backing, Backing::Device { .. });
         match kind {
             FaultKind::Read => {
-                let write_ok = leaf_write_ok(self.env, varea, leaf.pa, current);
+                let write_ok = leaf_write_ok(self.env, varea, leaf.pa(), current);
                 self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false), device);
                 Ok(())
             }
@@ -359,10 +362,6 @@ impl<'e, E: MmEnv> Parts<'_, 'e, E> {
 }
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {
-    pub(crate) fn parts(&mut self) -> (Parts<'_, 'e, E>, &super::VareaMap<'e, E>) {
-        (Parts { env: self.env, table: &mut self.table, asid: &self.asid }, &self.vareas)
-    }
-
     /// Resolves a fault of `kind` at `va` (the kernel calls this from its
     /// abort handler, for user accesses and for its own accesses to user
     /// memory, then retries the access). A fault on a page that already
@@ -372,47 +371,43 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.fault_in(va, kind)
     }
 
-    /// `handle_fault` without the counter (populate, kernel accesses).
+    /// `handle_fault` without the counter (kernel accesses).
     pub(crate) fn fault_in(&mut self, va: VirtAddr, kind: FaultKind) -> Result<(), FaultError> {
         if va >= USER_END {
             return Err(FaultError::Segv);
         }
-        let page = va.align_down(PAGE_SIZE);
-        let (mut parts, vareas) = self.parts();
-        let Some((start, varea)) = vareas.find(va) else {
+        let Some((start, varea)) = self.vareas.find(va) else {
             return Err(FaultError::Segv);
         };
         if !prot_allows(varea.prot, kind) {
             return Err(FaultError::Segv);
         }
-        match parts.table.query(page) {
-            None => parts.fault_missing(start, varea, page, kind),
-            Some(leaf) => parts.fault_present(start, varea, leaf, kind),
-        }
+        let page = va.align_down(PAGE_SIZE);
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let cursor = self.table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(fault_error)?;
+        FaultCursor { env: self.env, cursor }.resolve(start, varea, kind)
     }
 
     /// Faults in every page of the accessible vareas in `range`: writable
     /// private and shared anonymous pages writable (copy-on-write broken),
     /// the others readable (executable when the varea is). Pages past the
-    /// end of a file, or whose pager fails, are skipped.
+    /// end of a file, or whose pager fails, are skipped. Each varea is
+    /// found once and its part of `range` walked with one cursor.
     pub(crate) fn populate(&mut self, range: VirtRange) -> Result<(), FaultError> {
-        let jobs: Vec<(VirtRange, FaultKind)> = self
-            .vareas
-            .overlapping(range)
-            .filter(|(_, v)| v.prot.is_accessible() && !matches!(v.backing, Backing::Device { .. }))
-            .map(|(start, v)| {
-                let sub = VirtRange::new(start.max(range.start), v.end_exclusive.min(range.end_exclusive));
-                let shared_file =
-                    matches!(&v.backing, Backing::Object { object, shared: true, .. } if !object.is_anonymous());
-                let write = v.prot.contains(Prot::WRITE) && !shared_file;
-                let kind = if write { FaultKind::Write } else { FaultKind::Read };
-                (sub, kind)
-            })
-            .collect();
-        for (sub, kind) in jobs {
-            let mut page = sub.start;
-            while page < sub.end_exclusive {
-                match self.fault_in(page, kind) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        for (start, varea) in self.vareas.overlapping(range) {
+            if !varea.prot.is_accessible() || matches!(varea.backing, Backing::Device { .. }) {
+                continue;
+            }
+            let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+            let shared_file =
+                matches!(&varea.backing, Backing::Object { object, shared: true, .. } if !object.is_anonymous());
+            let write = varea.prot.contains(Prot::WRITE) && !shared_file;
+            let kind = if write { FaultKind::Write } else { FaultKind::Read };
+            let cursor = self.table.cursor(&tlb, scope, sub).map_err(fault_error)?;
+            let mut faults = FaultCursor { env: self.env, cursor };
+            loop {
+                match faults.resolve(start, varea, kind) {
                     Ok(()) | Err(FaultError::Segv) => {}
                     // Past the end of the file (or a pager error): the rest
                     // of this mapping cannot be had either; stop here, as
@@ -421,7 +416,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                     Err(FaultError::Bus) => break,
                     Err(FaultError::OutOfMemory) => return Err(FaultError::OutOfMemory),
                 }
-                page = page + PAGE_SIZE;
+                if !faults.cursor.next_page() {
+                    break;
+                }
             }
         }
         Ok(())

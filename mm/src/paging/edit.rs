@@ -1,5 +1,6 @@
-//! Changes to live entries: unmap, protect, the checked update, and the
-//! break-before-make paths (replace a leaf, split a block).
+//! Changes to live entries over a range: unmap, protect, the checked
+//! update, and break-before-make splitting of a block. (One leaf at a time,
+//! a fault's changes go through a [`Cursor`](super::Cursor).)
 //!
 //! An [`Editor`] holds the table for the duration of a batch, collects the
 //! TLB invalidations the changes need, and keeps what it took out of the
@@ -14,10 +15,10 @@ use super::bulk::Leaf;
 use super::descriptor::{Change, DescKind, Descriptor};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
-use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
+use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::FrameAllocator;
-use crate::tlb::{invalidate_page_now, TlbBatch, TlbOps, TlbScope};
+use crate::tlb::{TlbBatch, TlbOps, TlbScope};
 
 /// Leaves an editor holds inline. Past them it keeps leaves on the heap, up
 /// to [`MAX_DEFERRED_LEAVES`] more, so that one unmap issues one batch of
@@ -290,45 +291,6 @@ where
         }
     }
 
-    /// Break-before-make: makes the leaf at `leaf.va` be `leaf` whatever
-    /// changes (output address, memory type, ...): writes the entry
-    /// invalid, invalidates and waits (flushing the batch), then writes
-    /// the new entry. Returns the leaf that was there; when it held a
-    /// different frame, the caller may drop that frame now.
-    ///
-    /// The slot must be invalid or a leaf of the same size: a larger block
-    /// around it is refused with [`PagingError::PartialBlock`] (split it
-    /// first), smaller leaves inside it with [`PagingError::AlreadyMapped`].
-    pub fn replace(&mut self, leaf: Mapping) -> Result<Option<Mapping>, PagingError> {
-        self.table.check_leaf(&leaf)?;
-        let level = leaf.size.level();
-        let (table, index, old) = match self.table.slot(leaf.va, level) {
-            Slot::Covered => return Err(PagingError::PartialBlock(leaf.va)),
-            Slot::Missing => {
-                self.table.map_leaf(leaf)?;
-                return Ok(None);
-            }
-            Slot::Entry { table, index, desc } => (table, index, desc),
-        };
-        let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
-        match old.kind(level) {
-            DescKind::Table(_) => Err(PagingError::AlreadyMapped(leaf.va)),
-            DescKind::Invalid => {
-                self.table.write(table, index, new);
-                Ok(None)
-            }
-            DescKind::Leaf { pa, size, attrs } => {
-                if old != new {
-                    self.table.write(table, index, Descriptor::INVALID);
-                    self.batch.add_page(self.target(&attrs), leaf.va, true);
-                    self.flush();
-                    self.table.write(table, index, new);
-                }
-                Ok(Some(Mapping { va: leaf.va, pa, size, attrs }))
-            }
-        }
-    }
-
     /// Splits the block that maps `va` until the leaf holding `va` is no
     /// larger than `size`, keeping the translation of every address (so a
     /// later protect or unmap can cover part of it). The rest of the block
@@ -394,8 +356,7 @@ where
     }
 }
 
-/// One-leaf changes with their own TLB maintenance, for the fault path:
-/// an [`Editor`] batch costs more than the one invalidation they need.
+/// The checks and the entry update behind [`Editor::set`].
 impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
     /// Checks that `leaf` is aligned and inside the table's half.
     fn check_leaf(&self, leaf: &Mapping) -> Result<(), PagingError> {
@@ -440,68 +401,6 @@ impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
                     }
                     _ => Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
                 }
-            }
-        }
-    }
-
-    /// What invalidating a leaf with `attrs` of this table, run under
-    /// `scope`, must cover (as an [`Editor`] of it would).
-    fn leaf_target(&self, scope: TlbScope, attrs: &PageAttrs) -> TlbScope {
-        if attrs.is_global() || self.half() == VaHalf::Upper {
-            TlbScope::AllAsids
-        } else {
-            scope
-        }
-    }
-
-    /// [`Editor::set`] for one leaf, invalidating it at once (`begin`, one
-    /// page, `sync`) when its permissions changed in place.
-    pub fn set_leaf<T: TlbOps + ?Sized>(
-        &mut self,
-        tlb: &T,
-        scope: TlbScope,
-        leaf: Mapping,
-    ) -> Result<Change, PagingError> {
-        let (change, old) = self.set_entry(leaf)?;
-        if let Some(attrs) = old {
-            invalidate_page_now(tlb, self.leaf_target(scope, &attrs), leaf.va, true);
-        }
-        Ok(change)
-    }
-
-    /// [`Editor::replace`] for one leaf: break-before-make with its own
-    /// invalidation. Returns the leaf that was there; the caller may drop
-    /// its frame as soon as this returns.
-    pub fn replace_leaf<T: TlbOps + ?Sized>(
-        &mut self,
-        tlb: &T,
-        scope: TlbScope,
-        leaf: Mapping,
-    ) -> Result<Option<Mapping>, PagingError> {
-        self.check_leaf(&leaf)?;
-        let level = leaf.size.level();
-        let (table, index, old) = match self.slot(leaf.va, level) {
-            Slot::Covered => return Err(PagingError::PartialBlock(leaf.va)),
-            Slot::Missing => {
-                self.map_leaf(leaf)?;
-                return Ok(None);
-            }
-            Slot::Entry { table, index, desc } => (table, index, desc),
-        };
-        let new = Descriptor::leaf(leaf.pa, leaf.size, leaf.attrs);
-        match old.kind(level) {
-            DescKind::Table(_) => Err(PagingError::AlreadyMapped(leaf.va)),
-            DescKind::Invalid => {
-                self.write(table, index, new);
-                Ok(None)
-            }
-            DescKind::Leaf { pa, size, attrs } => {
-                if old != new {
-                    self.write(table, index, Descriptor::INVALID);
-                    invalidate_page_now(tlb, self.leaf_target(scope, &attrs), leaf.va, true);
-                    self.write(table, index, new);
-                }
-                Ok(Some(Mapping { va: leaf.va, pa, size, attrs }))
             }
         }
     }

@@ -7,17 +7,19 @@
 //! reached through [`PhysMemory`]; TLB maintenance goes through
 //! [`TlbOps`](crate::tlb::TlbOps), batched by an [`Editor`].
 //!
-//! - [`PageTable::map`] / [`PageTable::map_linear`] / [`PageTable::map_page`]
-//!   only fill invalid entries, which needs no TLB maintenance, and
-//!   [`PageTable::query`] reads; they work on the table directly.
-//! - Everything that changes or removes live entries goes through an
-//!   [`Editor`] ([`PageTable::edit`]): unmap, protect, the checked update
-//!   [`Editor::set`], the permission pass [`Editor::update`],
-//!   break-before-make [`Editor::replace`] and [`Editor::split`]. The
-//!   editor issues one TLB batch and hands removed frames back only after
-//!   it completed. A fault changes one leaf: [`PageTable::set_leaf`] and
-//!   [`PageTable::replace_leaf`] do that with their own one-page
-//!   invalidation, without a batch.
+//! - [`PageTable::map`] / [`PageTable::map_linear`] only fill invalid
+//!   entries, which needs no TLB maintenance, and [`PageTable::query`]
+//!   reads; they work on the table directly.
+//! - Everything that changes or removes live entries over a range goes
+//!   through an [`Editor`] ([`PageTable::edit`]): unmap, protect, the
+//!   checked update [`Editor::set`], the permission pass [`Editor::update`]
+//!   and break-before-make [`Editor::split`]. The editor issues one TLB
+//!   batch and hands removed frames back only after it completed.
+//! - One leaf at a time (a fault, populate) goes through a [`Cursor`]
+//!   ([`PageTable::cursor`]): it walks from the root once, then queries,
+//!   maps, re-protects or replaces (break-before-make) the leaf at its
+//!   position with that leaf's own one-page invalidation, and moves along
+//!   its range keeping the tables the walks share.
 //! - Address spaces also use whole-range passes ([`PageTable::copy_into`]
 //!   for fork, [`PageTable::destroy_at_once`] for teardown,
 //!   [`PageTable::visit_leaves`]), which read each entry once on raw
@@ -47,12 +49,13 @@
 //!
 //! // A user address space: TTBR0 = root | ASID << 48.
 //! let mut user = PageTable::new(&LINEAR_VIEW, &FRAMES, VaHalf::Lower)?;
-//! user.map(page, frame, PageAttrs::USER_RW)?; // fault path, no TLBI
+//! user.cursor(&TLB, TlbScope::Asid(asid), pages)?.map(frame, PageAttrs::USER_RW)?; // a fault: no TLBI
 //! user.edit(&TLB, TlbScope::Asid(asid), |m| drop_ref(m.pa)).unmap(range)?;
 //! user.destroy(&TLB, TlbScope::Asid(asid), |m| drop_ref(m.pa)); // exit
 //! ```
 
 mod bulk;
+mod cursor;
 mod descriptor;
 mod edit;
 mod phys;
@@ -62,6 +65,7 @@ mod table;
 mod tests;
 
 pub use bulk::Leaf;
+pub use cursor::Cursor;
 pub use descriptor::{
     Access, AttrError, Change, DescFlags, DescKind, Descriptor, MemoryType, PageAttrs, Privilege, MAIR_EL1,
     OUTPUT_ADDR_MASK,
@@ -96,6 +100,13 @@ impl Level {
 
     pub const fn get(self) -> u8 {
         self.0
+    }
+
+    /// The level as an index into four per-level slots (masked, so the
+    /// compiler sees it in bounds).
+    #[inline]
+    pub(crate) const fn slot(self) -> usize {
+        (self.0 & 3) as usize
     }
 
     /// The level below, `None` at L3.
@@ -235,6 +246,9 @@ pub enum PagingError {
     PartialBlock(VirtAddr),
     /// The change needs break-before-make, which the checked path refuses.
     NeedsBreakBeforeMake(VirtAddr),
+    /// The address is outside the range a [`Cursor`] was made for (or that
+    /// range is empty).
+    OutsideCursor(VirtAddr),
     /// No frame for a table page.
     OutOfMemory(AllocError),
 }

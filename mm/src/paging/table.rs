@@ -1,7 +1,7 @@
 //! A translation-table tree: creation, mapping (invalid to valid, which needs
 //! no TLB maintenance) and lookup. Changes to live entries go through an
-//! [`Editor`], which owns the TLB batch (or, one leaf at a time, through
-//! the one-page operations next to it).
+//! [`Editor`], which owns the TLB batch, or, one leaf at a time, through a
+//! [`Cursor`](super::Cursor).
 //!
 //! Invariants of a [`PageTable`]:
 //! - every table page in the tree came from its frame allocator (one frame)
@@ -16,7 +16,7 @@ use super::descriptor::{DescKind, Descriptor};
 use super::edit::Editor;
 use super::phys::{zero_frame, PhysMemory};
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, ENTRIES, PHYS_ADDR_LIMIT};
-use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange};
 use crate::frame::{AllocError, FrameAllocator};
 use crate::tlb::{TlbOps, TlbScope};
 
@@ -238,68 +238,6 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
     /// of RAM and device windows.
     pub fn map_linear(&mut self, range: VirtRange, pa: PhysAddr, attrs: PageAttrs) -> Result<(), PagingError> {
         self.map_run(Run { range, pa, attrs, largest: PageSize::Size1G })
-    }
-
-    /// Maps one 4 KiB page, as [`Self::map`] does for a one-page range,
-    /// in a single walk from the root (the fault path's map): the missing
-    /// tables on the way are added all together or not at all.
-    pub fn map_page(&mut self, va: VirtAddr, pa: PhysAddr, attrs: PageAttrs) -> Result<(), PagingError> {
-        let end = va.checked_add(PAGE_SIZE).ok_or(PagingError::MisalignedVirt(va))?;
-        self.check_range(VirtRange::new(va, end))?;
-        if !pa.is_page_aligned() {
-            return Err(PagingError::MisalignedPhys(pa));
-        }
-        if pa.as_u64() >= PHYS_ADDR_LIMIT {
-            return Err(PagingError::PhysOutOfRange(pa));
-        }
-        let leaf = Descriptor::leaf(pa, PageSize::Size4K, attrs);
-        let mut table = self.root;
-        let mut level = Level::ROOT;
-        loop {
-            let index = level.index(va);
-            let desc = self.read(table, index);
-            let Some(next) = level.next() else {
-                if desc.is_valid() {
-                    return Err(PagingError::AlreadyMapped(va));
-                }
-                self.write(table, index, leaf);
-                return Ok(());
-            };
-            if desc.is_table(level) {
-                table = desc.address();
-                level = next;
-            } else if desc.is_valid() {
-                return Err(PagingError::AlreadyMapped(va));
-            } else {
-                return self.hook_path(table, index, next, va, leaf);
-            }
-        }
-    }
-
-    /// Builds the tables from `level` down to L3 for `va`, with `leaf` in
-    /// the L3 one, and hooks them into entry `index` of `table` (invalid).
-    fn hook_path(
-        &mut self,
-        table: PhysAddr,
-        index: usize,
-        level: Level,
-        va: VirtAddr,
-        leaf: Descriptor,
-    ) -> Result<(), PagingError> {
-        let count = usize::from(4 - level.get());
-        let mut pool = FramePool::fill(self.mem, self.frames, count)?;
-        let mut below = leaf;
-        for depth in (level.get()..=3).rev() {
-            let new = pool.take().ok_or(PagingError::OutOfMemory(AllocError::OutOfMemory))?;
-            self.write(new, Level(depth).index(va), below);
-            self.table_pages += 1;
-            below = Descriptor::table(new);
-        }
-        // The new tables' entries must reach memory before the entry that
-        // makes the walker read them.
-        fence(Ordering::Release);
-        self.write(table, index, below);
-        Ok(())
     }
 
     /// Maps one leaf, with the tables above it as needed.

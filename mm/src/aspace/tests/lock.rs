@@ -101,6 +101,31 @@ fn mlock_breaks_copy_on_write_and_stays_fault_free_across_fork() {
 }
 
 #[test]
+fn populate_walks_across_table_boundaries_breaking_copy_on_write() {
+    with_env(256, |env| {
+        let mut space = AddressSpace::new(env).unwrap();
+        // Two pages below 2 MiB and two above: two L3 tables.
+        let p = space
+            .mmap(va(0x20_0000 - 2 * PS), 4 * PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0)
+            .unwrap()
+            .as_u64();
+        write(&mut space, p, 1).unwrap();
+        write(&mut space, p + 3 * PS, 4).unwrap();
+        let mut child = space.fork().unwrap();
+        // Populating copies the two shared pages and fills the two holes,
+        // through the TLB model (which panics on a stale translation).
+        let copies = env.stats().cow_copies();
+        assert_eq!(space.mlock(va(p), 4 * PS), Ok(()));
+        assert_eq!(env.stats().cow_copies() - copies, 2);
+        assert_eq!(space.resident_pages(), 4);
+        assert_eq!(faults_during(env, || touch_all(&mut space, p, 4, true)), 0);
+        assert_eq!((read(&mut space, p), read(&mut space, p + 3 * PS)), (Ok(1), Ok(4)));
+        assert_eq!((read(&mut child, p + 1), read(&mut child, p + 3 * PS + 1)), (Ok(0), Ok(0)));
+        drop(child);
+    });
+}
+
+#[test]
 fn mlockall_locks_current_and_future_mappings() {
     with_env(256, |env| {
         let mut space = AddressSpace::new(env).unwrap();

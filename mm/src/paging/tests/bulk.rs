@@ -1,14 +1,13 @@
 //! The passes for address spaces (fork's copy, in-place permission
-//! updates, teardown under one invalidation) and the fault path's one-page
-//! operations: what they write, and exactly which TLB maintenance they
-//! issue.
+//! updates, teardown under one invalidation): what they write, and exactly
+//! which TLB maintenance they issue.
 
 use std::vec::Vec;
 
-use super::{pages, Fixture, Limited};
+use super::{pages, Fixture};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::frame::FrameAllocator;
-use crate::paging::{Change, Descriptor, Leaf, Mapping, PageAttrs, PageSize, PageTable, PagingError, VaHalf};
+use crate::paging::{Descriptor, Leaf, Mapping, PageAttrs, PageSize, PageTable, PagingError, VaHalf};
 use crate::testbed::{RecordingTlb, TlbEvent};
 use crate::tlb::{Asid, TlbScope, PER_PAGE_LIMIT};
 
@@ -34,55 +33,6 @@ where
     let mut all = Vec::new();
     pt.visit_leaves(VaHalf::Lower.range(), |leaf: Leaf| all.push(leaf.mapping()));
     all
-}
-
-#[test]
-fn map_page_adds_its_tables_all_or_nothing() {
-    let fx = Fixture::new(4 * MIB);
-    let frame = fx.data_frame(1);
-    // A root alone needs three tables for the page: with two frames left
-    // the map fails and the tree stays as it was.
-    let limited = Limited { inner: &fx.frames, budget: core::cell::Cell::new(3) };
-    let mut pt = PageTable::new(&fx.arena, &limited, VaHalf::Lower).unwrap();
-    let before = fx.in_use();
-    let va = VirtAddr::new(HIGH);
-    assert!(matches!(pt.map_page(va, frame, PageAttrs::USER_RW), Err(PagingError::OutOfMemory(_))));
-    assert_eq!((pt.table_pages(), fx.in_use()), (1, before));
-    limited.budget.set(3);
-    pt.map_page(va, frame, PageAttrs::USER_RW).unwrap();
-    assert_eq!(pt.table_pages(), 4);
-    assert_eq!(pt.query(va), Some(Mapping { va, pa: frame, size: PageSize::Size4K, attrs: PageAttrs::USER_RW }));
-    assert_eq!(pt.map_page(va, frame, PageAttrs::USER_RO), Err(PagingError::AlreadyMapped(va)));
-    // The next page shares the tables.
-    pt.map_page(va + PAGE_SIZE, fx.data_frame(2), PageAttrs::USER_RO).unwrap();
-    assert_eq!(pt.table_pages(), 4);
-    assert_eq!(pt.map_page(va + 1, frame, PageAttrs::USER_RW), Err(PagingError::MisalignedVirt(va + 1)));
-    pt.destroy(&RecordingTlb::new(), SCOPE, fx.free_leaf());
-    assert_eq!(fx.in_use(), 0);
-}
-
-#[test]
-fn one_leaf_changes_invalidate_that_page_at_once() {
-    let fx = Fixture::new(4 * MIB);
-    let tlb = RecordingTlb::new();
-    let mut pt = fx.table(VaHalf::Lower);
-    fx.map_pages(&mut pt, LOW, 1, PageAttrs::USER_RW);
-    let leaf = pt.query(VirtAddr::new(LOW)).unwrap();
-    let page = TlbEvent::Page { asid: ASID, va: leaf.va, leaf_only: true };
-    assert_eq!(pt.set_leaf(&tlb, SCOPE, Mapping { attrs: PageAttrs::USER_RO, ..leaf }), Ok(Change::InPlace));
-    assert_eq!(tlb.take(), bracket([page]));
-    assert_eq!(pt.set_leaf(&tlb, SCOPE, Mapping { attrs: PageAttrs::USER_RO, ..leaf }), Ok(Change::Unchanged));
-    let moved = Mapping { pa: fx.data_frame(7), ..leaf };
-    assert_eq!(pt.set_leaf(&tlb, SCOPE, moved), Err(PagingError::NeedsBreakBeforeMake(leaf.va)));
-    assert!(tlb.take().is_empty());
-    // Break-before-make: the old leaf comes back, one invalidation.
-    let old = pt.replace_leaf(&tlb, SCOPE, moved).unwrap().unwrap();
-    assert_eq!((old.pa, old.attrs), (leaf.pa, PageAttrs::USER_RO));
-    assert_eq!(tlb.take(), bracket([page]));
-    assert_eq!(pt.query(leaf.va), Some(moved));
-    fx.frames.free_frame(old.pa);
-    pt.destroy(&tlb, SCOPE, fx.free_leaf());
-    assert_eq!(fx.in_use(), 0);
 }
 
 #[test]

@@ -33,16 +33,12 @@ fn mapping_issues_nothing() {
     let tlb = RecordingTlb::new();
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, BASE, 40, PageAttrs::USER_RW);
-    // Installing into invalid entries through an editor issues nothing either.
-    let mut ed = pt.edit(&tlb, SCOPE, |_| {});
-    ed.replace(crate::paging::Mapping {
-        va: VirtAddr::new(0x100_0000),
-        pa: fx.data_frame(0),
-        size: crate::paging::PageSize::Size4K,
-        attrs: PageAttrs::USER_RO,
-    })
-    .unwrap();
-    ed.finish();
+    // Installing into invalid entries through a cursor issues nothing either,
+    // be it a map or a replace of nothing.
+    let mut cursor = pt.cursor(&tlb, SCOPE, pages(0x100_0000, 2)).unwrap();
+    cursor.map(fx.data_frame(0), PageAttrs::USER_RO).unwrap();
+    assert!(cursor.next_page());
+    assert_eq!(cursor.replace(fx.data_frame(1), PageAttrs::USER_RO), Ok(None));
     assert!(tlb.events().is_empty(), "{:?}", tlb.events());
 }
 

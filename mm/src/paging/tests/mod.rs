@@ -2,6 +2,7 @@
 //! buddy allocator handing out table pages and data frames from the arena.
 
 mod bulk;
+mod cursor;
 mod invalidation;
 mod model;
 mod prop;

@@ -280,7 +280,7 @@ fn checked_update_refuses_what_needs_break_before_make() {
     let b = fx.data_frame(2);
     let va = VirtAddr::new(0x40_0000);
     let leaf = |pa, attrs| Mapping { va, pa, size: PageSize::Size4K, attrs };
-    let mut ed = pt.edit(&tlb, SCOPE, |_| panic!("set and replace release nothing"));
+    let mut ed = pt.edit(&tlb, SCOPE, |_| panic!("set releases nothing"));
     assert_eq!(ed.set(leaf(a, PageAttrs::USER_RW)), Ok(Change::Install));
     assert_eq!(ed.set(leaf(a, PageAttrs::USER_RW)), Ok(Change::Unchanged));
     assert_eq!(ed.set(leaf(a, PageAttrs::USER_RO)), Ok(Change::InPlace));
@@ -295,35 +295,13 @@ fn checked_update_refuses_what_needs_break_before_make() {
         attrs: PageAttrs::USER_RO,
     };
     assert_eq!(ed.set(block), Err(PagingError::NeedsBreakBeforeMake(va)));
-    assert_eq!(ed.replace(block), Err(PagingError::AlreadyMapped(va)));
     ed.finish();
     // Install needed nothing; the permission change one leaf invalidation.
     assert_eq!(tlb.take(), [TlbEvent::Begin, TlbEvent::Page { asid: Asid(1), va, leaf_only: true }, TlbEvent::Sync]);
-
-    // Break-before-make: invalid, invalidate and wait, then the new entry.
-    let mut ed = pt.edit(&tlb, SCOPE, |_| panic!("replace returns the old leaf itself"));
-    let old = ed.replace(leaf(b, PageAttrs::USER_RW)).unwrap();
-    assert_eq!(tlb.take(), [TlbEvent::Begin, TlbEvent::Page { asid: Asid(1), va, leaf_only: true }, TlbEvent::Sync]);
-    assert_eq!(old, Some(leaf(a, PageAttrs::USER_RO)));
-    assert_eq!(ed.table().query(va), Some(leaf(b, PageAttrs::USER_RW)));
-    // Into an empty slot: no maintenance.
-    assert_eq!(ed.replace(leaf(a, PageAttrs::USER_RW).with_va(0x40_1000)), Ok(None));
-    ed.finish();
-    assert!(tlb.take().is_empty());
     fx.frames.free_frame(a);
     fx.frames.free_frame(b);
     pt.destroy(&tlb, SCOPE, |_| {});
     assert_eq!(fx.in_use(), 0);
-}
-
-trait WithVa {
-    fn with_va(self, va: u64) -> Self;
-}
-
-impl WithVa for Mapping {
-    fn with_va(self, va: u64) -> Self {
-        Mapping { va: VirtAddr::new(va), ..self }
-    }
 }
 
 #[test]
