@@ -50,7 +50,9 @@ const MAP_WORDS: usize = (1 << 16) / 64;
 /// so the kernel can take the minimum over CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AsidBits {
+    /// 8-bit ASIDs: 256 values, ASID 0 included.
     Eight,
+    /// 16-bit ASIDs: 65536 values, ASID 0 included (`TCR_EL1.AS` = 1).
     Sixteen,
 }
 
@@ -82,6 +84,7 @@ pub struct AsidContext {
 }
 
 impl AsidContext {
+    /// A context with no ASID yet; usable in a `static`.
     pub const fn new() -> Self {
         Self { id: AtomicU64::new(0) }
     }
@@ -150,6 +153,8 @@ pub struct AsidAllocator {
 }
 
 impl AsidAllocator {
+    /// An allocator handing out ASIDs below `bits.count()`, starting at
+    /// ASID 1 of the first generation; usable in a `static`.
     pub const fn new(bits: AsidBits) -> Self {
         let mut map = [0; MAP_WORDS];
         map[0] = 1; // ASID 0 is the kernel's.
@@ -167,6 +172,7 @@ impl AsidAllocator {
         }
     }
 
+    /// The ASID width it allocates for.
     pub fn bits(&self) -> AsidBits {
         self.bits
     }

@@ -8,7 +8,10 @@ use crate::addr::{PhysAddr, PhysRange};
 /// A window of device registers, mapped Device-nGnRE, never executable.
 #[derive(Clone, Copy, Debug)]
 pub struct MmioWindow {
+    /// Short label for the boot log (`low-mmio`, `peripherals`).
     pub name: &'static str,
+    /// The registers' physical range; the kernel maps it, widened to
+    /// whole pages, in its linear map.
     pub range: PhysRange,
 }
 
@@ -24,6 +27,8 @@ pub enum PowerOff {
 /// A board's fixed description.
 #[derive(Clone, Copy, Debug)]
 pub struct BoardInfo {
+    /// Short board name (`rpi4`, `qemu-virt`) for the boot banner and
+    /// messages; also the model when no device tree gives one.
     pub name: &'static str,
     /// The root node's `compatible` string the board's device tree carries.
     pub compatible: &'static str,
@@ -31,16 +36,20 @@ pub struct BoardInfo {
     pub default_ram: &'static [PhysRange],
     /// Where the boot loader places the kernel image (RAM base + text_offset).
     pub kernel_load: PhysAddr,
-    /// The console PL011 and its reference clock.
+    /// Registers of the console PL011.
     pub uart_base: PhysAddr,
+    /// The PL011's reference clock (UARTCLK) in Hz, from which the baud
+    /// rate divisor is computed.
     pub uart_clock_hz: u32,
-    /// GICv2 (GIC-400) distributor and CPU interface.
+    /// GICv2 (GIC-400) distributor registers (GICD).
     pub gicd_base: PhysAddr,
+    /// GICv2 (GIC-400) CPU interface registers (GICC).
     pub gicc_base: PhysAddr,
     /// Every device window the kernel maps.
     pub mmio: &'static [MmioWindow],
     /// RAM the board's firmware keeps for itself, whatever the DTB says.
     pub reserved: &'static [PhysRange],
+    /// How the kernel turns the board off.
     pub power_off: PowerOff,
     /// Board set-up the console needs before its first use, if any; the
     /// kernel calls it once, on the boot CPU, with the offset at which it

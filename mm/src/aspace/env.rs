@@ -20,11 +20,16 @@ pub trait MmEnv {
     /// TLB maintenance (the `TLBI` instructions).
     type Tlb: TlbOps;
 
+    /// The view of physical memory that table pages and frames are
+    /// reached through.
     fn mem(&self) -> &Self::Mem;
     /// The frame pool: table pages, anonymous pages, page-cache pages.
     fn frames(&self) -> &BuddyAllocator<'static>;
+    /// TLB maintenance for every address space.
     fn tlb(&self) -> &Self::Tlb;
+    /// The ASID allocator shared by every address space.
     fn asids(&self) -> &AsidAllocator;
+    /// The counters address spaces and memory objects update.
     fn stats(&self) -> &MmStats;
 
     /// Called before `frame` is mapped executable at EL0 (a fault or an
@@ -49,6 +54,7 @@ pub struct MmStats {
 }
 
 impl MmStats {
+    /// All counters at zero; usable in a `static`.
     pub const fn new() -> Self {
         Self {
             page_cache_pages: AtomicUsize::new(0),
@@ -113,6 +119,7 @@ pub struct Env<'a, M: PhysMemory, T: TlbOps> {
 }
 
 impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
+    /// An environment over the given backends, with fresh counters.
     pub const fn new(mem: &'a M, frames: &'a BuddyAllocator<'static>, tlb: &'a T, asids: &'a AsidAllocator) -> Self {
         Self { mem, frames, tlb, asids, stats: MmStats::new() }
     }

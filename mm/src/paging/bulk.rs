@@ -22,12 +22,16 @@ use crate::tlb::{TlbOps, TlbScope};
 /// descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Leaf {
+    /// Start of the leaf, aligned to its size.
     pub va: VirtAddr,
+    /// Level of the entry: L3 for a page, L1 or L2 for a block.
     pub level: Level,
+    /// The entry as the pass read it, undecoded.
     pub desc: Descriptor,
 }
 
 impl Leaf {
+    /// The page or block size its level maps.
     pub fn size(&self) -> PageSize {
         match self.level.leaf_size() {
             Some(size) => size,

@@ -28,11 +28,14 @@ bitflags! {
     /// Single bits and fields of a descriptor.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct DescFlags: u64 {
+        /// Valid: clear, the entry is a translation fault at its level.
         const VALID = 1 << 0;
         /// Table descriptor at L0-L2, page descriptor at L3; clear for a block.
         const TABLE_OR_PAGE = 1 << 1;
         /// AttrIndx[2:0], the `MAIR_EL1` attribute index.
         const ATTR_INDX = 0b111 << 2;
+        /// NS: output address in the Non-secure space. Only meaningful in
+        /// Secure state; Aspen runs Non-secure and writes it as 0.
         const NS = 1 << 5;
         /// AP[1]: EL0 may access.
         const AP_EL0 = 1 << 6;
@@ -40,15 +43,22 @@ bitflags! {
         const AP_RO = 1 << 7;
         /// SH[1:0]; `SH_INNER` is the whole field set.
         const SH = 0b11 << 8;
+        /// SH = 0b11: Inner Shareable, as Normal memory is written.
         const SH_INNER = 0b11 << 8;
         /// Access flag. Cortex-A72 cannot set it in hardware, so every
         /// mapping is written with it set to avoid an access-flag fault.
         const AF = 1 << 10;
         /// Not global: the entry is cached tagged with the current ASID.
         const NG = 1 << 11;
+        /// Dirty Bit Modifier (FEAT_HAFDBS): lets hardware clear AP[2] on
+        /// the first write. Not on Cortex-A72; always written as 0.
         const DBM = 1 << 51;
+        /// Contiguous hint: one of 16 adjacent entries mapping one aligned
+        /// range, cacheable as a single TLB entry. Always written as 0.
         const CONTIGUOUS = 1 << 52;
+        /// PXN: EL1 may not fetch instructions from the page.
         const PXN = 1 << 53;
+        /// UXN: EL0 may not fetch instructions from the page.
         const UXN = 1 << 54;
     }
 }
@@ -88,6 +98,8 @@ impl MemoryType {
         }
     }
 
+    /// The AttrIndx value (the `MAIR_EL1` attribute index) that selects
+    /// this type.
     pub const fn attr_index(self) -> u8 {
         self as u8
     }
@@ -114,8 +126,12 @@ bitflags! {
     /// What the owning exception level may do with a page.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Access: u8 {
+        /// Loads. Every mapped page has it (see [`AttrError::NotReadable`]).
         const READ = 1 << 0;
+        /// Stores: AP[2] clear.
         const WRITE = 1 << 1;
+        /// Instruction fetch: PXN clear on a kernel page, UXN clear on a
+        /// user page.
         const EXECUTE = 1 << 2;
     }
 }
@@ -215,18 +231,22 @@ impl PageAttrs {
         }
     }
 
+    /// What the owning exception level may do with the page.
     pub const fn access(&self) -> Access {
         self.access
     }
 
+    /// Which exception level owns the page.
     pub const fn privilege(&self) -> Privilege {
         self.privilege
     }
 
+    /// Whether the page matches every ASID (nG clear).
     pub const fn is_global(&self) -> bool {
         self.global
     }
 
+    /// The memory type, written as AttrIndx.
     pub const fn memory_type(&self) -> MemoryType {
         self.memory
     }
@@ -293,7 +313,14 @@ pub enum DescKind {
     /// Points at the next-level table.
     Table(PhysAddr),
     /// A block (L1, L2) or page (L3).
-    Leaf { pa: PhysAddr, size: PageSize, attrs: PageAttrs },
+    Leaf {
+        /// Output address, aligned down to `size`.
+        pa: PhysAddr,
+        /// Page or block size, given by the level.
+        size: PageSize,
+        /// The attributes decoded from the descriptor's bits.
+        attrs: PageAttrs,
+    },
 }
 
 /// One raw 64-bit translation-table entry.
@@ -302,16 +329,21 @@ pub enum DescKind {
 pub struct Descriptor(u64);
 
 impl Descriptor {
+    /// All zeros: a translation fault, what a fresh table holds.
     pub const INVALID: Self = Self(0);
 
+    /// The entry whose raw value is `bits`, as read from a table.
     pub const fn from_bits(bits: u64) -> Self {
         Self(bits)
     }
 
+    /// The raw value, as written into a table.
     pub const fn bits(self) -> u64 {
         self.0
     }
 
+    /// Whether the valid bit (bit 0) is set. A valid entry can still fault:
+    /// `bits[1:0] = 0b01` is reserved at L0 and L3 (see [`Self::kind`]).
     pub const fn is_valid(self) -> bool {
         self.0 & DescFlags::VALID.bits() != 0
     }

@@ -88,8 +88,10 @@ pub const PHYS_ADDR_LIMIT: u64 = 1 << 48;
 pub struct Level(u8);
 
 impl Level {
+    /// L0, the root table that TTBR0 or TTBR1 points at.
     pub const ROOT: Self = Self(0);
 
+    /// Level `level`, `None` above 3.
     pub const fn new(level: u8) -> Option<Self> {
         if level <= 3 {
             Some(Self(level))
@@ -98,6 +100,7 @@ impl Level {
         }
     }
 
+    /// The level number, 0 to 3.
     pub const fn get(self) -> u8 {
         self.0
     }
@@ -150,12 +153,16 @@ impl Level {
 /// The size of a leaf: a page or a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PageSize {
+    /// 4 KiB page, mapped by an L3 entry.
     Size4K,
+    /// 2 MiB block, mapped by an L2 entry.
     Size2M,
+    /// 1 GiB block, mapped by an L1 entry.
     Size1G,
 }
 
 impl PageSize {
+    /// The size in bytes.
     pub const fn bytes(self) -> u64 {
         self.level().entry_size()
     }
@@ -207,11 +214,14 @@ pub struct Mapping {
     pub va: VirtAddr,
     /// Output address of the leaf, aligned to `size`.
     pub pa: PhysAddr,
+    /// Page or block size.
     pub size: PageSize,
+    /// The leaf's attributes, decoded from its descriptor.
     pub attrs: PageAttrs,
 }
 
 impl Mapping {
+    /// The virtual addresses the leaf covers: `va .. va + size`.
     pub const fn va_range(&self) -> VirtRange {
         VirtRange::new(self.va, VirtAddr::new(self.va.as_u64() + self.size.bytes()))
     }

@@ -104,6 +104,8 @@ impl LinearMap {
         Self { offset }
     }
 
+    /// What is added to a physical address to reach it: the linear-map
+    /// base, or 0 with the MMU off.
     pub const fn offset(&self) -> u64 {
         self.offset
     }

@@ -146,6 +146,7 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
         self.root
     }
 
+    /// The half of the address space the tree translates.
     pub fn half(&self) -> VaHalf {
         self.half
     }
