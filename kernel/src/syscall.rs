@@ -116,18 +116,6 @@ fn resolver() -> impl FnMut(u64, Access) -> bool {
     }
 }
 
-/// The kernel's errno for an `aspen-abi` error number.
-pub fn abi_errno(e: aspen_abi::Errno) -> Errno {
-    match e {
-        aspen_abi::Errno::E2BIG => Errno::E2BIG,
-        aspen_abi::Errno::ENOEXEC => Errno::ENOEXEC,
-        aspen_abi::Errno::ENOMEM => Errno::ENOMEM,
-        aspen_abi::Errno::EFAULT => Errno::EFAULT,
-        aspen_abi::Errno::ENAMETOOLONG => Errno::ENAMETOOLONG,
-        _ => Errno::EINVAL,
-    }
-}
-
 fn efault(_: UserFault) -> Errno {
     Errno::EFAULT
 }
@@ -363,7 +351,7 @@ fn encode<'a>(entries: impl Iterator<Item = (&'a str, u64, u8)>, capacity: usize
     match aspen_abi::syscall::encode_dirents(records, capacity) {
         Ok(result) => Ok(result),
         Err(aspen_abi::syscall::DirentError::BufferTooSmall) => Ok((Vec::new(), 0)),
-        Err(e) => Err(abi_errno(e.errno())),
+        Err(e) => Err(e.errno()),
     }
 }
 
@@ -484,7 +472,7 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 }
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
-    let options = WaitOptions::from_bits(options as u32).map_err(abi_errno)?;
+    let options = WaitOptions::from_bits(options as u32)?;
     // Every child exits with SIGCHLD (plain fork only).
     if !options.selects_child(17) {
         return Err(Errno::ECHILD);
@@ -542,7 +530,7 @@ fn uname(out: u64) -> SysResult {
         machine: b"aarch64",
         domainname: b"(none)",
     };
-    let bytes = name.to_bytes().map_err(abi_errno)?;
+    let bytes = name.to_bytes()?;
     copy_out(out, &bytes)?;
     Ok(0)
 }
@@ -568,7 +556,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> Sys
 
 fn reboot(magic1: u64, magic2: u64, cmd: u64) -> SysResult {
     use aspen_abi::syscall::RebootCmd;
-    match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32).map_err(abi_errno)? {
+    match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32)? {
         RebootCmd::PowerOff | RebootCmd::Halt => {
             log::info!("reboot: power off requested by pid {}", process::current_process().pid);
             power::power_off()

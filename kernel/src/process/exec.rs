@@ -17,7 +17,6 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::files;
 use crate::memory::user_env;
-use crate::syscall::abi_errno;
 use crate::task::sched;
 
 /// The top of a new program's stack: the last page below the end of user
@@ -99,9 +98,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     bytes.resize(stat.size as usize, 0);
     let read = object.read(0, &mut bytes)?;
     bytes.truncate(read);
-    let parsed = ElfImage::parse(&bytes).map_err(|e| abi_errno(e.errno()))?;
-    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| abi_errno(e.errno()))?;
-    let image = parsed.relocated(bias).map_err(|e| abi_errno(e.errno()))?;
+    let parsed = ElfImage::parse(&bytes).map_err(|e| e.errno())?;
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| e.errno())?;
+    let image = parsed.relocated(bias).map_err(|e| e.errno())?;
     drop(bytes);
 
     let mut mm = AddressSpace::new(user_env::get())?;
@@ -159,7 +158,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         clock_ticks: 100,
         ..AuxValues::default()
     };
-    let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| abi_errno(e.errno()))?;
+    let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
     mm.write_user(VirtAddr::new(stack.initial_sp), &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 

@@ -106,7 +106,7 @@ fn touch(addr: usize, len: usize) {
 }
 
 fn fail(what: &str, e: aspen_sys::Errno) -> ! {
-    println!("bench error {what}={}", e.0);
+    println!("bench error {what}={}", e.as_i32());
     process::exit_group(1)
 }
 

@@ -189,7 +189,7 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
     let mut env = match Env::set_up(opts) {
         Ok(env) => env,
         Err(e) => {
-            ring.set(H_SETUP, 2 + u64::from(e.0));
+            ring.set(H_SETUP, 2 + e.as_i32() as u64);
             process::exit_group(SETUP_FAILED)
         }
     };

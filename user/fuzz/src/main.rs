@@ -558,7 +558,10 @@ fn print_log(ring: Ring, batch: u64, opts: &Options, end: End) {
     if setup != 1 {
         println!("fuzz:   set-up {}", if setup == 0 { "did not finish" } else { "failed" });
         if setup > 1 {
-            println!("fuzz:   set-up error: {}", Errno((setup - 2) as u16));
+            match u16::try_from(setup - 2).ok().and_then(Errno::new) {
+                Some(e) => println!("fuzz:   set-up error: {e}"),
+                None => println!("fuzz:   set-up error: {}", setup - 2),
+            }
         }
         return;
     }

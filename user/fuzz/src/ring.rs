@@ -259,8 +259,7 @@ impl fmt::Display for Display<'_> {
         write!(f, ")")?;
         if c.ret == PENDING {
             write!(f, " -> did not return")
-        } else if (c.ret as i64) < 0 && (c.ret as i64) >= -4095 {
-            let e = Errno((c.ret as i64).unsigned_abs() as u16);
+        } else if let Err(e) = Errno::result(c.ret as i64 as isize) {
             write!(f, " = -{}", e.name().unwrap_or("?")).and_then(|()| write!(f, " ({})", c.ret as i64))
         } else {
             write!(f, " = {:#x}", c.ret)
