@@ -17,7 +17,8 @@ use crate::Errno;
 
 macro_rules! system_calls {
     ($($variant:ident = $number:literal => $name:literal,)*) => {
-        /// A system call Aspen implements, numbered as on aarch64 Linux.
+        /// A Linux aarch64 system call that Aspen or its programs name, by its
+        /// number in `x8`: the one list of numbers in the tree.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(usize)]
         pub enum Sysno {
@@ -28,10 +29,10 @@ macro_rules! system_calls {
         }
 
         impl Sysno {
-            /// Every system call Aspen implements, by number.
+            /// Every system call listed here, by number.
             pub const ALL: &'static [Sysno] = &[$(Sysno::$variant,)*];
 
-            /// The system call numbered `number`, if Aspen implements it.
+            /// The system call numbered `number`, if it is listed here.
             pub const fn from_number(number: usize) -> Option<Sysno> {
                 match number {
                     $($number => Some(Sysno::$variant),)*
@@ -51,6 +52,7 @@ macro_rules! system_calls {
 
 system_calls! {
     Ioctl = 29 => "ioctl",
+    Mount = 40 => "mount",
     Openat = 56 => "openat",
     Close = 57 => "close",
     Getdents64 = 61 => "getdents64",
@@ -106,8 +108,8 @@ impl fmt::Display for Sysno {
     }
 }
 
-/// The name of system call `number` for logs: `"unknown"` when Aspen does
-/// not implement it.
+/// The name of system call `number` for logs: `"unknown"` when it is not
+/// listed here.
 pub const fn name(number: usize) -> &'static str {
     match Sysno::from_number(number) {
         Some(sysno) => sysno.name(),

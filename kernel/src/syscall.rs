@@ -72,6 +72,8 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
+        // The file systems are fixed at boot.
+        Sysno::Mount => Err(Errno::ENOSYS),
     };
     frame.x[0] = match result {
         Ok(value) => value,

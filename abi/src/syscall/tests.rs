@@ -16,6 +16,7 @@ fn hz(frequency: u64) -> NonZeroU64 {
 fn system_call_numbers_are_aarch64_linux_ones() {
     let expected = [
         ("ioctl", 29),
+        ("mount", 40),
         ("openat", 56),
         ("close", 57),
         ("getdents64", 61),

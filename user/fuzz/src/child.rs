@@ -12,7 +12,7 @@ use core::fmt::Write;
 
 use aspen_sys::io::FdWriter;
 use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
-use aspen_sys::raw::{nr, syscall1};
+use aspen_sys::raw::{syscall1, Sysno};
 use aspen_sys::{fs, process, time, Errno};
 
 use crate::gen::{self, Call};
@@ -244,7 +244,7 @@ fn reap(linux: bool) {
     let options = if linux { 0x4000_0000 } else { 0 };
     for _ in 0..10_000 {
         // SAFETY: wait4 with NULL status and rusage touches no memory.
-        let ret = unsafe { aspen_sys::raw::syscall4(nr::WAIT4, usize::MAX, 0, options, 0) };
+        let ret = unsafe { aspen_sys::raw::syscall4(Sysno::Wait4.number(), usize::MAX, 0, options, 0) };
         if ret < 0 {
             return;
         }
@@ -311,6 +311,6 @@ pub unsafe fn execute(call: &Call) -> u64 {
 pub fn exit_now(code: i32) -> ! {
     loop {
         // SAFETY: ends the process.
-        unsafe { syscall1(nr::EXIT_GROUP, code as usize) };
+        unsafe { syscall1(Sysno::ExitGroup.number(), code as usize) };
     }
 }

@@ -4,7 +4,7 @@
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-use crate::raw::{nr, syscall1, syscall3, syscall4, syscall5};
+use crate::raw::{syscall1, syscall3, syscall4, syscall5, Sysno};
 use crate::Errno;
 
 pub const STDIN: i32 = 0;
@@ -31,19 +31,21 @@ pub const DT_LNK: u8 = 10;
 /// Reads up to `buf.len()` bytes.
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    Errno::result(unsafe { syscall3(nr::READ, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Read.number(), fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
 }
 
 /// Writes up to `buf.len()` bytes.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel only reads buf.
-    Errno::result(unsafe { syscall3(nr::WRITE, fd as usize, buf.as_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Write.number(), fd as usize, buf.as_ptr() as usize, buf.len()) })
 }
 
 /// Opens `path` (relative to `dirfd`); returns the new file descriptor.
 pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
     // SAFETY: path is NUL-terminated and only read.
-    let ret = unsafe { syscall4(nr::OPENAT, dirfd as usize, path.as_ptr() as usize, flags as usize, mode as usize) };
+    let ret = unsafe {
+        syscall4(Sysno::Openat.number(), dirfd as usize, path.as_ptr() as usize, flags as usize, mode as usize)
+    };
     Errno::result(ret).map(|fd| fd as i32)
 }
 
@@ -54,13 +56,13 @@ pub fn open(path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
 
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory of ours.
-    Errno::result(unsafe { syscall1(nr::CLOSE, fd as usize) }).map(drop)
+    Errno::result(unsafe { syscall1(Sysno::Close.number(), fd as usize) }).map(drop)
 }
 
 /// Moves the file offset; returns the new offset.
 pub fn lseek(fd: i32, offset: i64, whence: u32) -> Result<u64, Errno> {
     // SAFETY: no memory is involved.
-    let ret = unsafe { syscall3(nr::LSEEK, fd as usize, offset as usize, whence as usize) };
+    let ret = unsafe { syscall3(Sysno::Lseek.number(), fd as usize, offset as usize, whence as usize) };
     Errno::result(ret).map(|off| off as u64)
 }
 
@@ -89,7 +91,14 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
 pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
     // SAFETY: the three strings are NUL-terminated and only read; data is NULL.
     let ret = unsafe {
-        syscall5(nr::MOUNT, source.as_ptr() as usize, target.as_ptr() as usize, fstype.as_ptr() as usize, 0, 0)
+        syscall5(
+            Sysno::Mount.number(),
+            source.as_ptr() as usize,
+            target.as_ptr() as usize,
+            fstype.as_ptr() as usize,
+            0,
+            0,
+        )
     };
     Errno::result(ret).map(drop)
 }
@@ -122,7 +131,7 @@ pub struct Stat {
 pub fn fstat(fd: i32) -> Result<Stat, Errno> {
     let mut st = MaybeUninit::<Stat>::uninit();
     // SAFETY: the kernel fills the whole 128-byte struct stat on success.
-    let ret = unsafe { syscall3(nr::FSTAT, fd as usize, st.as_mut_ptr() as usize, 0) };
+    let ret = unsafe { syscall3(Sysno::Fstat.number(), fd as usize, st.as_mut_ptr() as usize, 0) };
     Errno::result(ret)?;
     // SAFETY: the call succeeded, so the kernel initialised every field.
     Ok(unsafe { st.assume_init() })
@@ -132,7 +141,7 @@ pub fn fstat(fd: i32) -> Result<Stat, Errno> {
 /// `linux_dirent64` records); returns the bytes used, 0 at the end.
 pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    Errno::result(unsafe { syscall3(nr::GETDENTS64, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Getdents64.number(), fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
 }
 
 /// One directory entry.
@@ -201,7 +210,7 @@ pub fn tty_raw_input(fd: i32) -> Result<(), Errno> {
     const VMIN: usize = 6;
     let mut t = MaybeUninit::<Termios>::uninit();
     // SAFETY: TCGETS fills the whole kernel termios struct.
-    Errno::result(unsafe { syscall3(nr::IOCTL, fd as usize, TCGETS, t.as_mut_ptr() as usize) })?;
+    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCGETS, t.as_mut_ptr() as usize) })?;
     // SAFETY: the call succeeded, so the struct is initialised.
     let mut t = unsafe { t.assume_init() };
     t.iflag &= !ICRNL;
@@ -209,5 +218,6 @@ pub fn tty_raw_input(fd: i32) -> Result<(), Errno> {
     t.cc[VMIN] = 1;
     t.cc[VTIME] = 0;
     // SAFETY: TCSETS only reads the struct.
-    Errno::result(unsafe { syscall3(nr::IOCTL, fd as usize, TCSETS, &t as *const Termios as usize) }).map(drop)
+    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCSETS, &t as *const Termios as usize) })
+        .map(drop)
 }

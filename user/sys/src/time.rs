@@ -4,7 +4,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use crate::raw::{nr, syscall2};
+use crate::raw::{syscall2, Sysno};
 use crate::Errno;
 
 pub const CLOCK_MONOTONIC: i32 = 1;
@@ -33,7 +33,7 @@ impl Timespec {
 pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = MaybeUninit::<Timespec>::uninit();
     // SAFETY: the kernel writes one struct timespec on success.
-    Errno::result(unsafe { syscall2(nr::CLOCK_GETTIME, clock as usize, ts.as_mut_ptr() as usize) })?;
+    Errno::result(unsafe { syscall2(Sysno::ClockGettime.number(), clock as usize, ts.as_mut_ptr() as usize) })?;
     // SAFETY: the call succeeded, so ts is initialised.
     Ok(unsafe { ts.assume_init() })
 }
@@ -41,7 +41,7 @@ pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
 /// Sleeps for `duration` (no remaining time is reported).
 pub fn nanosleep(duration: &Timespec) -> Result<(), Errno> {
     // SAFETY: the kernel only reads the request; rem is NULL.
-    Errno::result(unsafe { syscall2(nr::NANOSLEEP, duration as *const Timespec as usize, 0) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Nanosleep.number(), duration as *const Timespec as usize, 0) }).map(drop)
 }
 
 /// Sleeps for `ms` milliseconds.

@@ -4,7 +4,7 @@
 use aspen_sys::fs::{self, O_RDONLY};
 use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE as P};
 use aspen_sys::mem::{PROT_READ, PROT_WRITE};
-use aspen_sys::raw::{nr, syscall0, syscall5};
+use aspen_sys::raw::{syscall0, syscall5, Sysno};
 use aspen_sys::Errno;
 
 use crate::ensure;
@@ -97,7 +97,7 @@ pub fn syscall_errors(_: &Context) -> TestResult {
         ("clone(CLONE_SIGHAND)", CLONE_SIGHAND),
     ] {
         // SAFETY: these flag combinations are invalid: no process or thread is created.
-        let ret = Errno::result(unsafe { syscall5(nr::CLONE, flags, 0, 0, 0, 0) });
+        let ret = Errno::result(unsafe { syscall5(Sysno::Clone.number(), flags, 0, 0, 0, 0) });
         expect_errno(what, ret, Errno::EINVAL)?;
     }
     Ok(())
