@@ -9,6 +9,7 @@
 //! - [`syscall`]: system call numbers and the structures they exchange
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
+//! - [`mman`]: the flags and values of the memory system calls.
 //! - [`errno`]: the Linux error numbers these return.
 //!
 //! Nothing here panics on bad input: every parser returns a typed error that
@@ -20,6 +21,7 @@ extern crate alloc;
 
 pub mod elf;
 pub mod errno;
+pub mod mman;
 pub mod stack;
 pub mod syscall;
 pub mod wait;

@@ -6,6 +6,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
 use aspen_fs::{OpenFlags, Whence};
@@ -57,18 +58,21 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::ClockGettime => clock_gettime(a0, a1),
         Sysno::Uname => uname(a0),
         Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
-        Sysno::Mmap => mmap(a0, a1, a2, a3, a4, a5),
+        Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, a2)).map(|()| 0),
-        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
+        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
         Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mlockall => mm(|mm| mm.mlockall(a0)).map(|()| 0),
+        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0))).map(|()| 0),
         Sysno::Munlockall => mm(|mm| {
             mm.munlockall();
             Ok(0)
         }),
-        Sysno::Madvise => mm(|mm| mm.madvise(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Madvise => {
+            let advice = Advice::from_register(a2);
+            advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
+        }
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
@@ -537,9 +541,8 @@ fn uname(out: u64) -> SysResult {
     Ok(0)
 }
 
-fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PROT_WRITE};
-    let file = if flags & MAP_ANONYMOUS != 0 {
+fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) -> SysResult {
+    let file = if flags.contains(MapFlags::ANONYMOUS) {
         None
     } else {
         let Description::File(file) = with_files(|f| f.get(fd))? else { return Err(Errno::ENODEV) };
@@ -547,8 +550,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> Sys
         if !file.flags().readable() {
             return Err(Errno::EACCES);
         }
-        let shared = matches!(flags & MAP_TYPE, 1 | 3) && flags & MAP_SHARED != 0;
-        if shared && prot & PROT_WRITE != 0 && !file.flags().writable() {
+        if flags.is_shared() && prot.contains(Prot::WRITE) && !file.flags().writable() {
             return Err(Errno::EACCES);
         }
         Some(object)

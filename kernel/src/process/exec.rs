@@ -5,9 +5,9 @@
 use alloc::vec::Vec;
 
 use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_fs::OpenFlags;
-use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use aspen_mm::aspace::AddressSpace;
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
@@ -65,17 +65,11 @@ fn random_bytes() -> [u8; 16] {
     out
 }
 
-fn prot_of(readable: bool, writable: bool, executable: bool) -> u64 {
-    let mut prot = 0;
-    if readable {
-        prot |= PROT_READ;
-    }
-    if writable {
-        prot |= PROT_WRITE;
-    }
-    if executable {
-        prot |= PROT_EXEC;
-    }
+fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
+    let mut prot = Prot::NONE;
+    prot.set(Prot::READ, readable);
+    prot.set(Prot::WRITE, writable);
+    prot.set(Prot::EXEC, executable);
     prot
 }
 
@@ -110,12 +104,12 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         if let Some(mapping) = plan.file {
             // The tail of the last file page is zeroed below, through a
             // writable mapping; the final protection follows.
-            let first_prot = if plan.zero_tail.is_some() { prot | PROT_WRITE } else { prot };
+            let first_prot = if plan.zero_tail.is_some() { prot | Prot::WRITE } else { prot };
             mm.mmap(
                 VirtAddr::new(mapping.pages.start),
                 mapping.pages.len(),
                 first_prot,
-                MAP_PRIVATE | MAP_FIXED,
+                MapFlags::PRIVATE | MapFlags::FIXED,
                 Some(object.clone()),
                 mapping.file_offset,
             )?;
@@ -133,7 +127,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
                 VirtAddr::new(anonymous.start),
                 anonymous.len(),
                 prot,
-                MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::ANONYMOUS,
                 None,
                 0,
             )?;
@@ -144,8 +138,8 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     mm.mmap(
         VirtAddr::new(STACK_TOP - STACK_SIZE),
         STACK_SIZE,
-        PROT_READ | PROT_WRITE,
-        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+        Prot::READ | Prot::WRITE,
+        MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::ANONYMOUS,
         None,
         0,
     )?;

@@ -2,7 +2,7 @@
 //! TTBR0 address space is activated and reached through the fallible copy
 //! routines, which must give a fault (-EFAULT) rather than a crash.
 
-use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE};
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_mm::aspace::{AddressSpace, FaultKind};
 use aspen_mm::VirtAddr;
 
@@ -18,21 +18,22 @@ kernel_test!(
         let baseline = pool.free_frame_count();
         let mut mm = AddressSpace::new(user_env::get()).map_err(|e| alloc::format!("{e}"))?;
         let map = |mm: &mut AddressSpace<'static, _>, prot| {
-            mm.mmap(VirtAddr::new(0), 4096, prot, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).map(|va| va.as_u64())
+            mm.mmap(VirtAddr::new(0), 4096, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0)
+                .map(|va| va.as_u64())
         };
-        let rw = map(&mut mm, PROT_READ | PROT_WRITE).map_err(|e| alloc::format!("{e}"))?;
-        let ro = map(&mut mm, PROT_READ).map_err(|e| alloc::format!("{e}"))?;
-        let none = map(&mut mm, PROT_NONE).map_err(|e| alloc::format!("{e}"))?;
+        let rw = map(&mut mm, Prot::READ | Prot::WRITE).map_err(|e| alloc::format!("{e}"))?;
+        let ro = map(&mut mm, Prot::READ).map_err(|e| alloc::format!("{e}"))?;
+        let none = map(&mut mm, Prot::NONE).map_err(|e| alloc::format!("{e}"))?;
         // Two pages, the second unmapped again: a hole right after the first.
         let edge = mm
-            .mmap(VirtAddr::new(0), 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+            .mmap(VirtAddr::new(0), 8192, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0)
             .map_err(|e| alloc::format!("{e}"))?
             .as_u64();
         mm.munmap(VirtAddr::new(edge + 4096), 4096).map_err(|e| alloc::format!("{e}"))?;
         // Give the PROT_NONE page data first, so it is mapped (EL1-only).
-        mm.mprotect(VirtAddr::new(none), 4096, PROT_READ | PROT_WRITE).map_err(|e| alloc::format!("{e}"))?;
+        mm.mprotect(VirtAddr::new(none), 4096, Prot::READ | Prot::WRITE).map_err(|e| alloc::format!("{e}"))?;
         mm.write_user(VirtAddr::new(none), b"secret").map_err(|e| alloc::format!("{e}"))?;
-        mm.mprotect(VirtAddr::new(none), 4096, PROT_NONE).map_err(|e| alloc::format!("{e}"))?;
+        mm.mprotect(VirtAddr::new(none), 4096, Prot::NONE).map_err(|e| alloc::format!("{e}"))?;
 
         let (root, asid) = mm.activate(cpu::cpu_id());
         mmu::set_user_table(root, asid.0);
@@ -58,7 +59,7 @@ kernel_test!(
             // the end of the mapping.
             check!(uaccess::copy_to_user(ro, b"x", &mut resolve).is_err(), "wrote a read-only page");
             check!(uaccess::copy_from_user(&mut back, ro, &mut resolve).is_ok(), "could not read a read-only page");
-            check!(uaccess::copy_from_user(&mut back, none, &mut resolve).is_err(), "read a PROT_NONE page");
+            check!(uaccess::copy_from_user(&mut back, none, &mut resolve).is_err(), "read a Prot::NONE page");
             check!(uaccess::copy_from_user(&mut back, 0x10, &mut resolve).is_err(), "read address 0x10");
             check!(
                 uaccess::copy_from_user(&mut back, 0xffff_0000_4000_0000, &mut resolve).is_err(),

@@ -53,7 +53,6 @@
 
 mod env;
 mod fault;
-pub mod flags;
 mod fork;
 mod maps;
 mod syscalls;

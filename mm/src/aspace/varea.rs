@@ -5,30 +5,12 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use bitflags::bitflags;
-
 use super::MmEnv;
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
 
-bitflags! {
-    /// What user code may do in a varea (`PROT_*` values).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-    pub struct Prot: u32 {
-        const READ = 1;
-        const WRITE = 2;
-        const EXEC = 4;
-    }
-}
-
-impl Prot {
-    /// Whether any access is allowed. Every mapped page is readable when
-    /// any bit is set (the architecture has no write-only pages, and
-    /// execute-only needs EPAN, which the Cortex-A72 lacks).
-    pub fn is_accessible(self) -> bool {
-        !self.is_empty()
-    }
-}
+/// What user code may do in a varea: the access bits of `PROT_*`.
+pub use aspen_abi::mman::Prot;
 
 /// What a varea's pages are.
 pub(crate) enum Backing<'e, E: MmEnv> {

@@ -10,6 +10,7 @@ mod lock;
 mod memory;
 mod prop;
 
+use aspen_abi::mman::{MapFlags, Prot};
 use std::vec::Vec;
 
 use super::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
@@ -96,12 +97,12 @@ pub(super) fn faults_during(env: &TestEnv<'_>, f: impl FnOnce()) -> u64 {
 }
 
 /// Anonymous mapping helper: mmap(0, pages, prot, flags | MAP_ANONYMOUS).
-pub(super) fn map_anon(space: &mut Space<'_, '_>, pages: u64, prot: u64, flags: u64) -> u64 {
-    space.mmap(va(0), pages * PS, prot, flags | super::flags::MAP_ANONYMOUS, None, 0).expect("mmap").as_u64()
+pub(super) fn map_anon(space: &mut Space<'_, '_>, pages: u64, prot: Prot, flags: MapFlags) -> u64 {
+    space.mmap(va(0), pages * PS, prot, flags | MapFlags::ANONYMOUS, None, 0).expect("mmap").as_u64()
 }
 
 /// The vareas as (start, end, prot bits).
-pub(super) fn layout(space: &Space<'_, '_>) -> Vec<(u64, u64, u32)> {
+pub(super) fn layout(space: &Space<'_, '_>) -> Vec<(u64, u64, u64)> {
     space.vareas().map(|v| (v.range.start.as_u64(), v.range.end_exclusive.as_u64(), v.prot.bits())).collect()
 }
 
