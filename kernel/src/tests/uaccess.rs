@@ -59,7 +59,7 @@ kernel_test!(
             // the end of the mapping.
             check!(uaccess::copy_to_user(ro, b"x", &mut resolve).is_err(), "wrote a read-only page");
             check!(uaccess::copy_from_user(&mut back, ro, &mut resolve).is_ok(), "could not read a read-only page");
-            check!(uaccess::copy_from_user(&mut back, none, &mut resolve).is_err(), "read a Prot::NONE page");
+            check!(uaccess::copy_from_user(&mut back, none, &mut resolve).is_err(), "read a PROT_NONE page");
             check!(uaccess::copy_from_user(&mut back, 0x10, &mut resolve).is_err(), "read address 0x10");
             check!(
                 uaccess::copy_from_user(&mut back, 0xffff_0000_4000_0000, &mut resolve).is_err(),

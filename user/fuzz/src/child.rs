@@ -11,7 +11,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 
 use aspen_sys::io::FdWriter;
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, MapFlags, Prot};
 use aspen_sys::raw::{syscall1, Sysno};
 use aspen_sys::{fs, process, time, Errno};
 
@@ -81,10 +81,10 @@ extern "C" {
     static __aspen_data_end: u8;
 }
 
-fn anon(pages: u64, flags: u32) -> Result<Region, Errno> {
+fn anon(pages: u64, flags: MapFlags) -> Result<Region, Errno> {
     let len = pages * PAGE;
     // SAFETY: a new anonymous mapping (no MAP_FIXED) disturbs nothing.
-    let addr = unsafe { mem::mmap(0, len as usize, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0)? };
+    let addr = unsafe { mem::mmap(0, len as usize, Prot::READ | Prot::WRITE, flags | MapFlags::ANONYMOUS, -1, 0)? };
     Ok(Region { addr: addr as u64, len })
 }
 
@@ -105,11 +105,11 @@ impl Env {
                 *slot = fd as u64;
             }
         }
-        let scratch = anon(16, MAP_PRIVATE)?;
-        let shared = anon(4, MAP_SHARED)?;
+        let scratch = anon(16, MapFlags::PRIVATE)?;
+        let shared = anon(4, MapFlags::SHARED)?;
         // SAFETY: a new private file mapping (no MAP_FIXED).
-        let filemap = unsafe { mem::mmap(0, 4 * PAGE as usize, PROT_READ, MAP_PRIVATE, exe_fd, 0)? } as u64;
-        let argbuf = anon(gen::ARG_PAGES + 1, MAP_PRIVATE)?;
+        let filemap = unsafe { mem::mmap(0, 4 * PAGE as usize, Prot::READ, MapFlags::PRIVATE, exe_fd, 0)? } as u64;
+        let argbuf = anon(gen::ARG_PAGES + 1, MapFlags::PRIVATE)?;
         // SAFETY: the last page of the new buffer: nothing uses it.
         unsafe { mem::munmap((argbuf.addr + gen::ARG_PAGES * PAGE) as usize, PAGE as usize)? };
         // SAFETY: brk(0) only asks; growing the break maps fresh memory.

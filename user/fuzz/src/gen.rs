@@ -28,6 +28,7 @@
 
 use core::ffi::CStr;
 
+use aspen_sys::mem::MapFlags;
 use aspen_sys::raw::Sysno;
 
 use crate::child::Env;
@@ -807,48 +808,44 @@ fn nanosleep(rng: &mut Rng, env: &Env) -> Call {
 }
 
 fn mmap(rng: &mut Rng, env: &Env) -> Call {
-    const MAP_FIXED: u64 = 0x10;
-    const MAP_ANONYMOUS: u64 = 0x20;
-    const EXTRA: &[u64] = &[
-        0x100,      // MAP_GROWSDOWN
-        0x800,      // MAP_DENYWRITE
-        0x1000,     // MAP_EXECUTABLE
-        0x2000,     // MAP_LOCKED
-        0x4000,     // MAP_NORESERVE
-        0x8000,     // MAP_POPULATE
-        0x1_0000,   // MAP_NONBLOCK
-        0x2_0000,   // MAP_STACK
-        0x4_0000,   // MAP_HUGETLB
-        0x8_0000,   // MAP_SYNC
-        0x10_0000,  // MAP_FIXED_NOREPLACE
-        0x400_0000, // MAP_UNINITIALIZED
+    const EXTRA: &[MapFlags] = &[
+        MapFlags::GROWSDOWN,
+        MapFlags::DENYWRITE,
+        MapFlags::EXECUTABLE,
+        MapFlags::LOCKED,
+        MapFlags::NORESERVE,
+        MapFlags::POPULATE,
+        MapFlags::NONBLOCK,
+        MapFlags::STACK,
+        MapFlags::HUGETLB,
+        MapFlags::SYNC,
+        MapFlags::FIXED_NOREPLACE,
+        MapFlags::UNINITIALIZED,
     ];
     let fixed = rng.chance(3, 10);
     let addr_arg = if rng.chance(3, 10) && (!fixed || rng.chance(1, 10)) { 0 } else { target(rng, env) };
     let mut flags = match rng.below(10) {
-        0..=3 => 2,
-        4..=6 => 1,
-        7 => 3,
-        8 => 0,
-        _ => rng.below(16),
+        0..=3 => MapFlags::PRIVATE,
+        4..=6 => MapFlags::SHARED,
+        7 => MapFlags::SHARED_VALIDATE,
+        8 => MapFlags::empty(),
+        _ => MapFlags::from_bits_retain(rng.below(16)),
     };
-    if fixed {
-        flags |= MAP_FIXED;
-    }
+    flags.set(MapFlags::FIXED, fixed);
     let anonymous = rng.chance(6, 10);
-    if anonymous {
-        flags |= MAP_ANONYMOUS;
-    }
+    flags.set(MapFlags::ANONYMOUS, anonymous);
     for _ in 0..rng.below(3) {
         if rng.chance(1, 2) {
             flags |= rng.pick(EXTRA);
         }
     }
     if rng.chance(1, 20) {
-        flags |= rng.next();
+        flags |= MapFlags::from_bits_retain(rng.next());
     }
-    if env.avoid & AVOID_SHARED_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && flags & 1 != 0 {
-        flags = (flags & !3) | 2;
+    // The SHARED bit: MAP_SHARED, MAP_SHARED_VALIDATE or an invalid type.
+    let shared_bit = flags.contains(MapFlags::SHARED);
+    if env.avoid & AVOID_SHARED_FILE_MAP != 0 && !flags.contains(MapFlags::ANONYMOUS) && shared_bit {
+        flags = flags.difference(MapFlags::SHARED_VALIDATE) | MapFlags::PRIVATE;
     }
     let fd_arg = if anonymous && rng.chance(4, 5) { u64::MAX } else { fd(rng, env) };
     let offset = match rng.below(10) {
@@ -858,19 +855,22 @@ fn mmap(rng: &mut Rng, env: &Env) -> Call {
         _ => rng.next(),
     };
     let mut length = len(rng);
-    if env.avoid & AVOID_BIG_SHARED_ANON != 0 && flags & MAP_ANONYMOUS != 0 && flags & 1 != 0 && length > 8 << 20 {
+    if env.avoid & AVOID_BIG_SHARED_ANON != 0
+        && flags.contains(MapFlags::ANONYMOUS | MapFlags::SHARED)
+        && length > 8 << 20
+    {
         length %= 8 << 20;
     }
-    if env.avoid & AVOID_BIG_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && length > 64 << 20 {
+    if env.avoid & AVOID_BIG_FILE_MAP != 0 && !flags.contains(MapFlags::ANONYMOUS) && length > 64 << 20 {
         length %= 64 << 20;
     }
     let mut prot = prot(rng);
-    if flags & MAP_FIXED != 0 && in_own_image_or_live_stack(env, addr_arg, length) {
+    if flags.contains(MapFlags::FIXED) && in_own_image_or_live_stack(env, addr_arg, length) {
         // A new mapping there must fault, not run or feed the child's code
         // with zeros (see `in_own_image_or_live_stack`).
         prot = 0;
     }
-    call(Sysno::Mmap, [addr_arg, length, prot, flags, fd_arg, offset])
+    call(Sysno::Mmap, [addr_arg, length, prot, flags.bits(), fd_arg, offset])
 }
 
 /// Whether `[start, start + len)` overlaps the child's image or its live

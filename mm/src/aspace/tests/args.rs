@@ -76,7 +76,7 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("mmap fixed-noreplace into the hole", anon(HOLE, PS, MapFlags::PRIVATE | MapFlags::FIXED_NOREPLACE), At(HOLE)),
         ("mmap fixed replaces", anon(A + PS, PS, MapFlags::PRIVATE | MapFlags::FIXED), At(A + PS)),
         (
-            "mmap no file without MapFlags::ANONYMOUS",
+            "mmap no file without MAP_ANONYMOUS",
             Mmap { addr: 0, len: PS, prot: RW, flags: MapFlags::PRIVATE, file: false, offset: 0 },
             E(Errno::EBADF)
         ),
@@ -143,7 +143,7 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
             Mprotect { addr: A, len: PS, prot: Prot::from_bits_retain(0x10) },
             E(Errno::EINVAL)
         ),
-        ("mprotect Prot::SEM accepted", Mprotect { addr: A, len: PS, prot: Prot::READ | Prot::SEM }, Fine),
+        ("mprotect PROT_SEM accepted", Mprotect { addr: A, len: PS, prot: Prot::READ | Prot::SEM }, Fine),
         ("mprotect over a hole", Mprotect { addr: A, len: 7 * PS, prot: Prot::READ }, E(Errno::ENOMEM)),
         ("mprotect starting in a hole", Mprotect { addr: HOLE, len: 2 * PS, prot: Prot::READ }, E(Errno::ENOMEM)),
         ("mprotect unmapped", Mprotect { addr: 0x7000_0000, len: PS, prot: Prot::READ }, E(Errno::ENOMEM)),

@@ -114,7 +114,7 @@ fn shared_file_writes_reach_the_pager_exactly_on_msync_munmap_and_teardown() {
         assert_eq!(pager.take_writes(), [2]);
         write(&mut space, p + 3 * PS, 0x44).unwrap();
         assert_eq!(space.msync(va(p), PS, MsyncFlags::INVALIDATE), Ok(()));
-        assert!(pager.take_writes().is_empty(), "MsyncFlags::INVALIDATE alone writes nothing");
+        assert!(pager.take_writes().is_empty(), "MS_INVALIDATE alone writes nothing");
         drop(space);
         assert_eq!(pager.take_writes(), [3], "teardown writes back");
         assert_eq!(pager.stored(3 * PS, 1), [0x44]);

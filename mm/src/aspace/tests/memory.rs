@@ -148,7 +148,7 @@ fn mprotect_splits_and_merges_vareas() {
         assert_eq!(read(&mut space, p + 2 * PS), Err(FaultError::Segv));
         space.mprotect(va(p), 4 * PS, RW).unwrap();
         assert_eq!(layout(&space), [(p, p + 4 * PS, 3)], "merged back");
-        assert_eq!(read(&mut space, p + 2 * PS), Ok(9), "Prot::NONE kept the data");
+        assert_eq!(read(&mut space, p + 2 * PS), Ok(9), "PROT_NONE kept the data");
         let faults = faults_during(env, || write(&mut space, p + 3 * PS, 5).unwrap());
         assert_eq!(faults, 0, "exclusive pages are writable again at once");
         // Over a hole: ENOMEM, and nothing changed (not even the part before the hole).
@@ -194,7 +194,7 @@ fn bad_accesses_are_segv() {
         assert_eq!(read(&mut space, 0x10), Err(FaultError::Segv), "null page");
         assert_eq!(read(&mut space, 0x7777_0000), Err(FaultError::Segv), "unmapped");
         assert_eq!(write(&mut space, ro, 1), Err(FaultError::Segv), "write to read-only");
-        assert_eq!(read(&mut space, none), Err(FaultError::Segv), "read of Prot::NONE");
+        assert_eq!(read(&mut space, none), Err(FaultError::Segv), "read of PROT_NONE");
         assert_eq!(exec(&mut space, rw), Err(FaultError::Segv), "exec of non-exec");
         assert_eq!(space.handle_fault(va(1 << 48), FaultKind::Read), Err(FaultError::Segv));
         assert_eq!(read(&mut space, ro), Ok(0));

@@ -2,7 +2,8 @@
 //! accesses are fallible), never a crash of the kernel or of the caller.
 
 use aspen_sys::fs::{self, AT_FDCWD, O_RDONLY, O_RDWR, STDOUT};
-use aspen_sys::mem::{self, MAP_PRIVATE, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::raw::{syscall2, syscall3, syscall4, Sysno};
 use aspen_sys::time::CLOCK_MONOTONIC;
 use aspen_sys::Errno;
@@ -27,11 +28,11 @@ fn openat_raw(path: usize) -> Result<usize, Errno> {
 }
 
 pub fn bad_pointers(_: &Context) -> TestResult {
-    let ro = Region::anon(1, PROT_READ, MAP_PRIVATE)?;
-    let edge = Region::anon(2, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let ro = Region::anon(1, Prot::READ, MapFlags::PRIVATE)?;
+    let edge = Region::anon(2, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     // An address that was mapped and is not any more (made last: a later mmap
     // could reuse the range).
-    let gone = Region::anon(1, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let gone = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     // SAFETY: `gone` is only passed to the kernel after this, never accessed.
     unsafe { mem::munmap(gone.addr, P) }.ctx("munmap")?;
     let file = fs::open(SCRATCH_FILE, O_RDWR, 0).ctx("open the scratch file")?;

@@ -8,7 +8,8 @@ use core::ffi::CStr;
 use core::fmt;
 
 use aspen_sys::fs::{self, O_CREAT, O_RDONLY, O_RDWR, SEEK_SET};
-use aspen_sys::mem::{self, MAP_PRIVATE, MAP_SHARED, MS_SYNC, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, MsyncFlags, Prot};
 use aspen_sys::Errno;
 
 use crate::ensure;
@@ -23,7 +24,7 @@ pub const SCRATCH_FILE: &CStr = c"/tmp/usertests-scratch";
 /// Pages in each test file.
 pub const FILE_PAGES: usize = 2;
 const FILE_LEN: usize = FILE_PAGES * P;
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// The byte at `offset` of a freshly written test file (never 0, period 251
 /// so that pages differ).
@@ -112,25 +113,25 @@ pub fn shared_mapping(_: &Context) -> TestResult {
     let fd = fs::open(SHARED_FILE, O_RDWR, 0).ctx("open O_RDWR")?;
     let st = fs::fstat(fd).ctx("fstat")?;
     ensure!(st.size == FILE_LEN as i64, "fstat size {} after writing {FILE_LEN} bytes", st.size);
-    let m = Region::file(FILE_PAGES, RW, MAP_SHARED, fd)?;
+    let m = Region::file(FILE_PAGES, RW, MapFlags::SHARED, fd)?;
     check_mapping("shared mapping before writing", &m, &[])?;
 
     m.write(10, 0xE1);
     m.write(P + 20, 0xE2);
-    mem::msync(m.addr, m.len, MS_SYNC).ctx("msync(MS_SYNC)")?;
+    mem::msync(m.addr, m.len, MsyncFlags::SYNC).ctx("msync(MS_SYNC)")?;
     let mut changed = vec![(10, 0xE1), (P + 20, 0xE2)];
     check_contents("read() after msync", &read_back(SHARED_FILE)?, &changed)?;
 
     in_child("child writing through the inherited mapping", || {
         m.write(30, 0xE3);
-        mem::msync(m.addr, m.len, MS_SYNC).ctx("msync in the child")
+        mem::msync(m.addr, m.len, MsyncFlags::SYNC).ctx("msync in the child")
     })?;
     changed.push((30, 0xE3));
     check_mapping("parent's mapping after the child's write", &m, &changed)?;
     check_contents("read() after the child's msync", &read_back(SHARED_FILE)?, &changed)?;
 
     in_child("child writing and exiting without msync", || {
-        let own = Region::file(FILE_PAGES, RW, MAP_SHARED, fd)?;
+        let own = Region::file(FILE_PAGES, RW, MapFlags::SHARED, fd)?;
         own.write(50, 0xE5);
         Ok(())
     })?;
@@ -142,13 +143,13 @@ pub fn shared_mapping(_: &Context) -> TestResult {
     unsafe { mem::munmap(m.addr, m.len) }.ctx("munmap")?;
     changed.push((P + 40, 0xE4));
     check_contents("read() after munmap", &read_back(SHARED_FILE)?, &changed)?;
-    let again = Region::file(FILE_PAGES, PROT_READ, MAP_SHARED, fd)?;
+    let again = Region::file(FILE_PAGES, Prot::READ, MapFlags::SHARED, fd)?;
     check_mapping("a new shared mapping", &again, &changed)?;
     fs::close(fd).ctx("close")?;
 
     let ro = fs::open(SHARED_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
     // SAFETY: no MAP_FIXED: the kernel picks the address (and should refuse).
-    let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MAP_SHARED, ro, 0) };
+    let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MapFlags::SHARED, ro, 0) };
     expect_errno("writable MAP_SHARED of an O_RDONLY descriptor", denied, Errno::EACCES)?;
     fs::close(ro).ctx("close")?;
     Ok(())
@@ -161,7 +162,7 @@ pub fn shared_mapping(_: &Context) -> TestResult {
 pub fn private_mapping(_: &Context) -> TestResult {
     create(PRIVATE_FILE).map_err(|e| alloc::format!("{e}"))?;
     let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
-    let m = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;
+    let m = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     check_mapping("private mapping before writing", &m, &[])?;
 
     m.write(10, 0xD1);
@@ -169,7 +170,7 @@ pub fn private_mapping(_: &Context) -> TestResult {
     let mine = [(10, 0xD1), (P + 5, 0xD2)];
     check_mapping("private mapping after writing", &m, &mine)?;
     check_contents("read() after writing a private mapping", &read_back(PRIVATE_FILE)?, &[])?;
-    let other = Region::file(FILE_PAGES, PROT_READ, MAP_PRIVATE, fd)?;
+    let other = Region::file(FILE_PAGES, Prot::READ, MapFlags::PRIVATE, fd)?;
     check_mapping("a second private mapping", &other, &[])?;
 
     in_child("child", || {
@@ -184,7 +185,7 @@ pub fn private_mapping(_: &Context) -> TestResult {
     // SAFETY: `m` is not used after this.
     unsafe { mem::munmap(m.addr, m.len) }.ctx("munmap")?;
     check_contents("read() after munmap of the private mapping", &read_back(PRIVATE_FILE)?, &[])?;
-    let fresh = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;
+    let fresh = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     check_mapping("a new private mapping", &fresh, &[])?;
     fs::close(fd).ctx("close")?;
     Ok(())
