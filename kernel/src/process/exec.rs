@@ -21,7 +21,7 @@ use crate::task::sched;
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
-const STACK_TOP: u64 = (1 << 48) - 4096;
+const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
 /// The largest program file loaded: it is read whole to check it, into

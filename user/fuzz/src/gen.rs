@@ -28,7 +28,7 @@
 
 use core::ffi::CStr;
 
-use aspen_sys::mem::MapFlags;
+use aspen_sys::mem::{MapFlags, USER_ADDR_END};
 use aspen_sys::raw::Sysno;
 
 use crate::child::Env;
@@ -84,7 +84,7 @@ const EDGE_ADDRS: &[u64] = &[
     0x0000_ffff_ffff_fff8,
     0x0000_ffff_ffff_ffff,
     0x0000_ffff_ffff_e000,
-    0x0001_0000_0000_0000,
+    USER_ADDR_END,
     0x0000_8000_0000_0000,
     0x0000_7fff_ffff_f000,
     0x0000_0080_0000_0000,
@@ -126,7 +126,7 @@ const LENGTHS: &[u64] = &[
     0x1_0000_0000,
     1 << 40,
     1 << 47,
-    1 << 48,
+    USER_ADDR_END,
     i64::MAX as u64,
     1 << 63,
     u64::MAX,

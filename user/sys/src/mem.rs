@@ -11,6 +11,8 @@ pub const PAGE_SIZE: usize = 4096;
 
 /// The flags and values of these calls, from the ABI crate.
 pub use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
+/// One past the highest user address.
+pub use aspen_abi::USER_ADDR_END;
 
 /// Maps memory; returns its address.
 ///

@@ -9,10 +9,10 @@
 //! is retried; when the handler cannot resolve it, the copy stops with
 //! `UserFault`.
 
+use aspen_abi::USER_ADDR_END;
+
 use super::probe::probe;
 
-/// The lower half, where user addresses live (TTBR0, 48-bit).
-pub const USER_END_EXCLUSIVE: u64 = 1 << 48;
 const PAGE: u64 = 4096;
 
 /// The kernel touched user memory it may not: `-EFAULT` for a system call.
@@ -60,7 +60,7 @@ core::arch::global_asm!(
 /// Checks that `[addr, addr + len)` is a user range that does not wrap.
 pub fn check_range(addr: u64, len: u64) -> Result<(), UserFault> {
     match addr.checked_add(len) {
-        Some(end) if end <= USER_END_EXCLUSIVE => Ok(()),
+        Some(end) if end <= USER_ADDR_END => Ok(()),
         _ => Err(UserFault { addr }),
     }
 }
@@ -89,7 +89,7 @@ fn by_pages(
                     // A fault the handler cannot explain, or one that keeps
                     // coming back, ends the copy.
                     attempts += 1;
-                    if attempts > 2 || far >= USER_END_EXCLUSIVE || !resolve(far, access) {
+                    if attempts > 2 || far >= USER_ADDR_END || !resolve(far, access) {
                         return Err(UserFault { addr: far.max(at) });
                     }
                 }

@@ -13,7 +13,7 @@ use super::{
 use crate::addr::PhysAddr;
 use crate::asid::{AsidAllocator, AsidBits};
 use crate::aspace::walk::for_each_leaf;
-use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv, VareaKind};
+use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv, VareaKind, USER_END};
 use crate::errno::Errno;
 use crate::frame::FrameAllocator;
 use crate::paging::VaHalf;
@@ -196,7 +196,7 @@ fn bad_accesses_are_segv() {
         assert_eq!(write(&mut space, ro, 1), Err(FaultError::Segv), "write to read-only");
         assert_eq!(read(&mut space, none), Err(FaultError::Segv), "read of PROT_NONE");
         assert_eq!(exec(&mut space, rw), Err(FaultError::Segv), "exec of non-exec");
-        assert_eq!(space.handle_fault(va(1 << 48), FaultKind::Read), Err(FaultError::Segv));
+        assert_eq!(space.handle_fault(USER_END, FaultKind::Read), Err(FaultError::Segv));
         assert_eq!(read(&mut space, ro), Ok(0));
     });
 }
