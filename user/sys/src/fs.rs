@@ -103,30 +103,8 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// `struct stat` of arm64 (asm-generic layout, 128 bytes).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u64,
-    _pad1: u64,
-    pub size: i64,
-    pub blksize: i32,
-    _pad2: i32,
-    pub blocks: i64,
-    pub atime: i64,
-    pub atime_nsec: u64,
-    pub mtime: i64,
-    pub mtime_nsec: u64,
-    pub ctime: i64,
-    pub ctime_nsec: u64,
-    _unused: [u32; 2],
-}
+/// `struct stat`, from the ABI crate.
+pub use aspen_abi::syscall::Stat;
 
 pub fn fstat(fd: i32) -> Result<Stat, Errno> {
     let mut st = MaybeUninit::<Stat>::uninit();

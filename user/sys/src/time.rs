@@ -7,28 +7,9 @@ use core::mem::MaybeUninit;
 use crate::raw::{syscall2, Sysno};
 use crate::Errno;
 
-pub const CLOCK_MONOTONIC: i32 = 1;
+pub use aspen_abi::syscall::{ClockId, Timespec, NANOS_PER_SECOND};
 
-pub const NANOS_PER_SEC: u64 = 1_000_000_000;
-
-/// `struct timespec`.
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Timespec {
-    pub sec: i64,
-    pub nsec: i64,
-}
-
-impl Timespec {
-    pub const fn from_nanos(nanos: u64) -> Self {
-        Self { sec: (nanos / NANOS_PER_SEC) as i64, nsec: (nanos % NANOS_PER_SEC) as i64 }
-    }
-
-    /// Nanoseconds, saturating at 0 for negative times.
-    pub fn as_nanos(self) -> u64 {
-        (self.sec.max(0) as u64) * NANOS_PER_SEC + self.nsec.max(0) as u64
-    }
-}
+pub const CLOCK_MONOTONIC: i32 = ClockId::Monotonic as i32;
 
 pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = MaybeUninit::<Timespec>::uninit();
