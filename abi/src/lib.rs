@@ -9,6 +9,7 @@
 //! - [`syscall`]: system call numbers and the structures they exchange
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
+//! - [`fcntl`]: the flags of `openat` and the `*at` calls.
 //! - [`mman`]: the flags and values of the memory system calls.
 //! - [`errno`]: the Linux error numbers these return.
 //!
@@ -21,6 +22,7 @@ extern crate alloc;
 
 pub mod elf;
 pub mod errno;
+pub mod fcntl;
 pub mod mman;
 pub mod stack;
 pub mod syscall;

@@ -6,6 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use aspen_abi::fcntl::OpenFlags;
 use aspen_mm::aspace::MmEnv;
 use aspen_mm::errno::Errno;
 use aspen_mm::object::{FileIdentity, FileObject, MemoryPager, ReadOnlyPager};
@@ -77,33 +78,6 @@ pub struct Stat {
     pub mode: u32,
     pub size: u64,
     pub rdev: (u32, u32),
-}
-
-/// `openat` flags (aarch64 Linux values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OpenFlags(pub u32);
-
-impl OpenFlags {
-    pub const ACCESS_MASK: u32 = 0o3;
-    pub const WRONLY: u32 = 0o1;
-    pub const RDWR: u32 = 0o2;
-    pub const CREAT: u32 = 0o100;
-    pub const EXCL: u32 = 0o200;
-    pub const TRUNC: u32 = 0o1000;
-    pub const APPEND: u32 = 0o2000;
-    pub const DIRECTORY: u32 = 0o40000;
-
-    pub fn readable(self) -> bool {
-        self.0 & Self::ACCESS_MASK != Self::WRONLY
-    }
-
-    pub fn writable(self) -> bool {
-        matches!(self.0 & Self::ACCESS_MASK, Self::WRONLY | Self::RDWR)
-    }
-
-    fn has(self, flag: u32) -> bool {
-        self.0 & flag != 0
-    }
 }
 
 /// `lseek`'s origin.
@@ -269,15 +243,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
     pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32) -> Result<OpenFile<E>, Errno> {
         let node = match self.lookup(path) {
             Ok(node) => {
-                if flags.has(OpenFlags::CREAT) && flags.has(OpenFlags::EXCL) {
+                if flags.contains(OpenFlags::CREAT) && flags.contains(OpenFlags::EXCL) {
                     return Err(Errno::EEXIST);
                 }
                 node
             }
-            Err(Errno::ENOENT) if flags.has(OpenFlags::CREAT) => self.create(path, mode)?,
+            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode)?,
             Err(e) => return Err(e),
         };
-        if flags.has(OpenFlags::DIRECTORY) && !node.is_dir() {
+        if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         if flags.writable() {
@@ -288,7 +262,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 return Err(Errno::EROFS);
             }
         }
-        if flags.has(OpenFlags::TRUNC) && flags.writable() {
+        if flags.contains(OpenFlags::TRUNC) && flags.writable() {
             if let NodeKind::File(object) = &node.kind {
                 object.truncate(0)?;
             }
@@ -397,7 +371,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         }
         let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
         let mut offset = self.offset.lock();
-        if self.flags.has(OpenFlags::APPEND) {
+        if self.flags.contains(OpenFlags::APPEND) {
             *offset = object.size();
         }
         let n = object.write(*offset, data)?;

@@ -6,10 +6,11 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
-use aspen_fs::{OpenFlags, Whence};
+use aspen_fs::Whence;
 use aspen_mm::aspace::FaultKind;
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
@@ -36,12 +37,12 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Write => write(a0, a1, a2),
         Sysno::Readv => vectored(a0, a1, a2, false),
         Sysno::Writev => vectored(a0, a1, a2, true),
-        Sysno::Openat => openat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Openat => openat(a0 as i32 as i64, a1, OpenFlags::from_register(a2), a3),
         Sysno::Close => with_files(|f| f.close(a0)).map(|()| 0),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
         Sysno::Fstat => fstat(a0, a1),
-        Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
         Sysno::Ioctl => ioctl(a0),
         Sysno::Exit | Sysno::ExitGroup => process::exit_current(WaitStatus::exited(a0 as i32).0),
         Sysno::Clone => clone(frame, a0, a1),
@@ -259,7 +260,6 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
     Ok(total)
 }
 
-const AT_FDCWD: i64 = -100;
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
 /// The absolute path a `*at` call names. Only AT_FDCWD (whose directory is
@@ -267,29 +267,28 @@ const PATH_MAX: usize = aspen_fs::PATH_MAX;
 /// give EOPNOTSUPP.
 fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
     let path = read_string(path, PATH_MAX - 1)?;
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+    if path.first() == Some(&b'/') || dirfd == i64::from(AT_FDCWD) {
         return Ok(path);
     }
     with_files(|f| f.get(dirfd as u64))?;
     Err(Errno::EOPNOTSUPP)
 }
 
-fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> SysResult {
-    const O_CLOEXEC: u64 = 0o2000000;
+fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
     let description = if path == b"/dev/console" || path == b"/dev/tty" {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else {
-        let file = files::vfs().open(&path, OpenFlags(flags as u32), mode as u32)?;
+        let file = files::vfs().open(&path, flags, mode as u32)?;
         if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
             Description::Console
         } else {
             Description::File(Arc::new(file))
         }
     };
-    with_files(|f| f.insert(description, flags & O_CLOEXEC != 0)).map(|fd| fd as u64)
+    with_files(|f| f.insert(description, flags.contains(OpenFlags::CLOEXEC))).map(|fd| fd as u64)
 }
 
 fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
@@ -402,13 +401,11 @@ fn fstat(fd: u64, addr: u64) -> SysResult {
     write_stat(addr, stat_of(&description))
 }
 
-fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: u64) -> SysResult {
-    const AT_EMPTY_PATH: u64 = 0x1000;
-    const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
+    if !(AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).contains(flags) {
         return Err(Errno::EINVAL);
     }
-    if flags & AT_EMPTY_PATH != 0 && read_string(path, PATH_MAX - 1)?.is_empty() {
+    if flags.contains(AtFlags::EMPTY_PATH) && read_string(path, PATH_MAX - 1)?.is_empty() {
         return fstat(dirfd as u64, addr);
     }
     let path = at_path(dirfd, path)?;

@@ -75,7 +75,7 @@ fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
 
 /// Loads the program at `path` into a new address space.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
-    let file = files::vfs().open(path, OpenFlags(0), 0)?;
+    let file = files::vfs().open(path, OpenFlags::RDONLY, 0)?;
     let stat = file.node().stat();
     if file.node().is_dir() {
         return Err(Errno::EACCES);

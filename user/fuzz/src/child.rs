@@ -98,10 +98,10 @@ impl Env {
             let _ = fs::close(2);
         }
         let mut fds = [u64::MAX; 8];
-        let exe_fd = fs::open(opts.exe, fs::O_RDONLY, 0)?;
+        let exe_fd = fs::open(opts.exe, fs::OpenFlags::RDONLY, 0)?;
         fds[0] = exe_fd as u64;
         for (slot, path) in fds[1..].iter_mut().zip([c"/", c"/proc/meminfo", c"/proc/self/maps", c"/etc"]) {
-            if let Ok(fd) = fs::open(path, fs::O_RDONLY, 0) {
+            if let Ok(fd) = fs::open(path, fs::OpenFlags::RDONLY, 0) {
                 *slot = fd as u64;
             }
         }

@@ -251,7 +251,7 @@ fn set_up(opts: &Options, ring: Ring) {
     touch_stack();
     let mut buf = [0u8; 4096];
     for path in gen::FILES.iter().copied().chain([opts.exe]) {
-        if let Ok(fd) = fs::open(path, fs::O_RDONLY, 0) {
+        if let Ok(fd) = fs::open(path, fs::OpenFlags::RDONLY, 0) {
             while matches!(fs::read(fd, &mut buf), Ok(n) if n > 0) {}
             let _ = fs::close(fd);
         }

@@ -11,15 +11,8 @@ pub const STDIN: i32 = 0;
 pub const STDOUT: i32 = 1;
 pub const STDERR: i32 = 2;
 
-/// `dirfd` meaning "relative to the current directory".
-pub const AT_FDCWD: i32 = -100;
-
-pub const O_RDONLY: u32 = 0;
-pub const O_RDWR: u32 = 2;
-pub const O_CREAT: u32 = 0o100;
-/// arm64's value (0o40000), not the asm-generic one.
-pub const O_DIRECTORY: u32 = 0o40000;
-pub const O_CLOEXEC: u32 = 0o2000000;
+/// `openat`'s flags and `AT_FDCWD`, from the ABI crate.
+pub use aspen_abi::fcntl::{OpenFlags, AT_FDCWD};
 
 pub const SEEK_SET: u32 = 0;
 
@@ -41,16 +34,16 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
 }
 
 /// Opens `path` (relative to `dirfd`); returns the new file descriptor.
-pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+pub fn openat(dirfd: i32, path: &CStr, flags: OpenFlags, mode: u32) -> Result<i32, Errno> {
     // SAFETY: path is NUL-terminated and only read.
     let ret = unsafe {
-        syscall4(Sysno::Openat.number(), dirfd as usize, path.as_ptr() as usize, flags as usize, mode as usize)
+        syscall4(Sysno::Openat.number(), dirfd as usize, path.as_ptr() as usize, flags.bits() as usize, mode as usize)
     };
     Errno::result(ret).map(|fd| fd as i32)
 }
 
 /// Opens `path` relative to the current directory.
-pub fn open(path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+pub fn open(path: &CStr, flags: OpenFlags, mode: u32) -> Result<i32, Errno> {
     openat(AT_FDCWD, path, flags, mode)
 }
 
@@ -80,7 +73,7 @@ pub fn read_full(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Reads the start of the file at `path` into `buf`; returns the byte count.
 pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC, 0)?;
+    let fd = open(path, OpenFlags::RDONLY | OpenFlags::CLOEXEC, 0)?;
     let result = read_full(fd, buf);
     let _ = close(fd);
     result

@@ -1,7 +1,7 @@
 //! Bad pointers passed to system calls give -EFAULT (the kernel's user
 //! accesses are fallible), never a crash of the kernel or of the caller.
 
-use aspen_sys::fs::{self, AT_FDCWD, O_RDONLY, O_RDWR, STDOUT};
+use aspen_sys::fs::{self, OpenFlags, AT_FDCWD, STDOUT};
 use aspen_sys::mem::{self, PAGE_SIZE as P};
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::raw::{syscall2, syscall3, syscall4, Sysno};
@@ -24,7 +24,9 @@ fn call3(n: usize, a0: usize, a1: usize, a2: usize) -> Result<usize, Errno> {
 
 fn openat_raw(path: usize) -> Result<usize, Errno> {
     // SAFETY: as in `call3`.
-    Errno::result(unsafe { syscall4(Sysno::Openat.number(), AT_FDCWD as usize, path, O_RDONLY as usize, 0) })
+    Errno::result(unsafe {
+        syscall4(Sysno::Openat.number(), AT_FDCWD as usize, path, OpenFlags::RDONLY.bits() as usize, 0)
+    })
 }
 
 pub fn bad_pointers(_: &Context) -> TestResult {
@@ -35,7 +37,7 @@ pub fn bad_pointers(_: &Context) -> TestResult {
     let gone = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     // SAFETY: `gone` is only passed to the kernel after this, never accessed.
     unsafe { mem::munmap(gone.addr, P) }.ctx("munmap")?;
-    let file = fs::open(SCRATCH_FILE, O_RDWR, 0).ctx("open the scratch file")?;
+    let file = fs::open(SCRATCH_FILE, OpenFlags::RDWR, 0).ctx("open the scratch file")?;
     let fd = file as usize;
 
     expect_errno("write(1, NULL, 10)", call3(Sysno::Write.number(), STDOUT as usize, 0, 10), Errno::EFAULT)?;

@@ -1,7 +1,7 @@
 //! Argument errors: mmap, munmap and mprotect give Linux's errnos; unknown
 //! system calls give ENOSYS; thread-style clone flags give EINVAL.
 
-use aspen_sys::fs::{self, O_RDONLY};
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, PAGE_SIZE as P};
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::raw::{syscall0, syscall5, Sysno};
@@ -38,7 +38,7 @@ pub fn mmap_errors(_: &Context) -> TestResult {
         Errno::EINVAL,
     )?;
     expect_errno("file mmap of fd -1", try_mmap(0, P, RW, MapFlags::PRIVATE, -1, 0), Errno::EBADF)?;
-    let fd = fs::open(SCRATCH_FILE, O_RDONLY, 0).ctx("open the scratch file")?;
+    let fd = fs::open(SCRATCH_FILE, OpenFlags::RDONLY, 0).ctx("open the scratch file")?;
     let unaligned_offset = try_mmap(0, P, Prot::READ, MapFlags::PRIVATE, fd, 100);
     fs::close(fd).ctx("close")?;
     expect_errno("file mmap at an unaligned offset", unaligned_offset, Errno::EINVAL)?;

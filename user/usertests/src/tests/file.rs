@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt;
 
-use aspen_sys::fs::{self, O_CREAT, O_RDONLY, O_RDWR, SEEK_SET};
+use aspen_sys::fs::{self, OpenFlags, SEEK_SET};
 use aspen_sys::mem::{self, PAGE_SIZE as P};
 use aspen_sys::mem::{MapFlags, MsyncFlags, Prot};
 use aspen_sys::Errno;
@@ -65,7 +65,7 @@ fn write_pattern(fd: i32) -> Result<(), Errno> {
 /// Creates (or rewrites) a test file: open O_CREAT | O_RDWR, write, close.
 fn create(path: &'static CStr) -> Result<(), FileSetupError> {
     let fail = |what, errno| FileSetupError { path, what, errno };
-    let fd = fs::open(path, O_CREAT | O_RDWR, 0o644).map_err(|e| fail("create", e))?;
+    let fd = fs::open(path, OpenFlags::CREAT | OpenFlags::RDWR, 0o644).map_err(|e| fail("create", e))?;
     let written = write_pattern(fd).map_err(|e| fail("write", e));
     fs::close(fd).map_err(|e| fail("close", e))?;
     written
@@ -80,7 +80,7 @@ pub fn create_files() -> Result<(), FileSetupError> {
 /// The file's contents through read() on a new descriptor (one byte more than
 /// the expected length is asked for, to see growth).
 fn read_back(path: &CStr) -> Result<Vec<u8>, alloc::string::String> {
-    let fd = fs::open(path, O_RDONLY, 0).ctx("open for read")?;
+    let fd = fs::open(path, OpenFlags::RDONLY, 0).ctx("open for read")?;
     let mut buf = vec![0u8; FILE_LEN + 1];
     let n = fs::read_full(fd, &mut buf).ctx("read");
     fs::close(fd).ctx("close")?;
@@ -110,7 +110,7 @@ fn check_mapping(what: &str, m: &Region, changed: &[(usize, u8)]) -> TestResult 
 /// parent's. A writable shared mapping of a read-only descriptor is EACCES.
 pub fn shared_mapping(_: &Context) -> TestResult {
     create(SHARED_FILE).map_err(|e| alloc::format!("{e}"))?;
-    let fd = fs::open(SHARED_FILE, O_RDWR, 0).ctx("open O_RDWR")?;
+    let fd = fs::open(SHARED_FILE, OpenFlags::RDWR, 0).ctx("open O_RDWR")?;
     let st = fs::fstat(fd).ctx("fstat")?;
     ensure!(st.size == FILE_LEN as i64, "fstat size {} after writing {FILE_LEN} bytes", st.size);
     let m = Region::file(FILE_PAGES, RW, MapFlags::SHARED, fd)?;
@@ -147,7 +147,7 @@ pub fn shared_mapping(_: &Context) -> TestResult {
     check_mapping("a new shared mapping", &again, &changed)?;
     fs::close(fd).ctx("close")?;
 
-    let ro = fs::open(SHARED_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let ro = fs::open(SHARED_FILE, OpenFlags::RDONLY, 0).ctx("open O_RDONLY")?;
     // SAFETY: no MAP_FIXED: the kernel picks the address (and should refuse).
     let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MapFlags::SHARED, ro, 0) };
     expect_errno("writable MAP_SHARED of an O_RDONLY descriptor", denied, Errno::EACCES)?;
@@ -161,7 +161,7 @@ pub fn shared_mapping(_: &Context) -> TestResult {
 /// and vanish with the mapping.
 pub fn private_mapping(_: &Context) -> TestResult {
     create(PRIVATE_FILE).map_err(|e| alloc::format!("{e}"))?;
-    let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let fd = fs::open(PRIVATE_FILE, OpenFlags::RDONLY, 0).ctx("open O_RDONLY")?;
     let m = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     check_mapping("private mapping before writing", &m, &[])?;
 

@@ -2,7 +2,7 @@
 //! shared memory keeps its contents, a private file mapping shows the file
 //! again; bad ranges give EINVAL / ENOMEM.
 
-use aspen_sys::fs::{self, O_RDONLY};
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, PAGE_SIZE as P};
 use aspen_sys::mem::{Advice, MapFlags, Prot};
 use aspen_sys::Errno;
@@ -48,7 +48,7 @@ pub fn dontneed_semantics(_: &Context) -> TestResult {
         "parent lost shared contents after the child's MADV_DONTNEED"
     );
 
-    let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open the private-mapping file")?;
+    let fd = fs::open(PRIVATE_FILE, OpenFlags::RDONLY, 0).ctx("open the private-mapping file")?;
     let file = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     fs::close(fd).ctx("close")?;
     file.write(0, 0xF0);
