@@ -5,7 +5,9 @@
 //!   load plan: segments, pages to map, bytes to zero, the program break.
 //! - [`stack`]: the initial user stack of `execve` (argc, argv, envp, auxv and
 //!   the strings), laid out as Linux lays it out.
-//! - [`wait`]: wait statuses, signal numbers and `wait4` options.
+//! - [`wait`]: wait statuses and `wait4` options.
+//! - [`signal`]: signal numbers, `sigaction`, `siginfo` and the `rt_sigframe`
+//!   a handler finds on its stack.
 //! - [`syscall`]: system call numbers and the structures they exchange
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
@@ -24,6 +26,7 @@ pub mod elf;
 pub mod errno;
 pub mod fcntl;
 pub mod mman;
+pub mod signal;
 pub mod stack;
 pub mod syscall;
 pub mod wait;

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 
 use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
+use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
 use aspen_fs::Whence;
@@ -426,9 +427,8 @@ fn ioctl(fd: u64) -> SysResult {
 }
 
 fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
-    const SIGCHLD: u64 = 17;
     // Plain fork only, until threads exist.
-    if flags != SIGCHLD || stack != 0 {
+    if flags != u64::from(Signal::Chld.number()) || stack != 0 {
         return Err(Errno::EINVAL);
     }
     process::fork(frame).map(u64::from)
@@ -477,7 +477,7 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
     let options = WaitOptions::from_bits(options as u32)?;
     // Every child exits with SIGCHLD (plain fork only).
-    if !options.selects_child(17) {
+    if !options.selects_child(u32::from(Signal::Chld.number())) {
         return Err(Errno::ECHILD);
     }
     // No process groups: every child is in the caller's group.

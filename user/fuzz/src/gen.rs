@@ -29,6 +29,7 @@
 use core::ffi::CStr;
 
 use aspen_sys::mem::{MapFlags, USER_ADDR_END};
+use aspen_sys::process::Signal;
 use aspen_sys::raw::Sysno;
 
 use crate::child::Env;
@@ -66,7 +67,7 @@ const IDS: &[Sysno] =
     &[Sysno::Getpid, Sysno::Getppid, Sysno::Getuid, Sysno::Geteuid, Sysno::Getgid, Sysno::Getegid, Sysno::Gettid];
 
 const PAGE: u64 = 4096;
-const SIGCHLD: u64 = 17;
+const SIGCHLD: u64 = Signal::Chld as u64;
 
 /// Addresses in the kernel half (TTBR1).
 const KERNEL_ADDRS: &[u64] = &[

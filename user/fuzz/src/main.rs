@@ -55,7 +55,7 @@ mod script;
 use core::ffi::CStr;
 
 use aspen_sys::mem::PAGE_SIZE;
-use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGKILL, SIGSEGV, WNOHANG};
+use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, WNOHANG};
 use aspen_sys::{fs, println, time, Args, Errno};
 
 use ring::Ring;
@@ -64,8 +64,6 @@ aspen_sys::entry!(main);
 
 /// Exit code of a process started by an execve the fuzzer meant to fail.
 pub const EXEC_MARKER_EXIT: i32 = 99;
-const SIGILL: i32 = 4;
-const SIGTRAP: i32 = 5;
 /// Exit code of a Rust panic in the fuzz child (aspen-sys's panic handler).
 const PANIC_EXIT: i32 = 101;
 

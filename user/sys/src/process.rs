@@ -9,11 +9,15 @@ use core::ptr;
 use crate::raw::{syscall0, syscall1, syscall3, syscall4, syscall5, Sysno};
 use crate::{io, Errno};
 
-/// Signal numbers used in wait statuses and for `clone`.
-pub const SIGKILL: i32 = 9;
-pub const SIGBUS: i32 = 7;
-pub const SIGSEGV: i32 = 11;
-pub const SIGCHLD: i32 = 17;
+pub use aspen_abi::signal::Signal;
+
+/// Signal numbers as wait statuses and `clone` carry them.
+pub const SIGILL: i32 = Signal::Ill as i32;
+pub const SIGTRAP: i32 = Signal::Trap as i32;
+pub const SIGKILL: i32 = Signal::Kill as i32;
+pub const SIGBUS: i32 = Signal::Bus as i32;
+pub const SIGSEGV: i32 = Signal::Segv as i32;
+pub const SIGCHLD: i32 = Signal::Chld as i32;
 
 /// `wait4` option: return 0 instead of blocking when no child has ended.
 pub const WNOHANG: u32 = 1;
