@@ -13,6 +13,8 @@
 //!   `reboot` commands.
 //! - [`fcntl`]: the flags of `openat` and the `*at` calls.
 //! - [`mman`]: the flags and values of the memory system calls.
+//! - [`uaccess`]: user pointers checked once, and the interface every
+//!   copy to or from user memory goes through.
 //! - [`errno`]: the Linux error numbers these return.
 //!
 //! Nothing here panics on bad input: every parser returns a typed error that
@@ -29,6 +31,7 @@ pub mod mman;
 pub mod signal;
 pub mod stack;
 pub mod syscall;
+pub mod uaccess;
 pub mod wait;
 
 pub use errno::Errno;
