@@ -1,7 +1,9 @@
 //! The Linux aarch64 system-call interface: number in x8, arguments in
-//! x0-x5, result (or -errno) in x0. Unknown numbers get -ENOSYS; every
-//! argument is checked and every user pointer goes through the fallible
-//! copy routines, so no argument can crash the kernel.
+//! x0-x5, result (or -errno) in x0. Unknown numbers get -ENOSYS. The
+//! dispatcher decodes flags into aspen-abi's types once; every user pointer
+//! becomes a checked `UserSlice`/`UserPtr` and every access to user memory
+//! goes through the fallible copy routines, so no argument can crash the
+//! kernel.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -10,6 +12,7 @@ use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
+use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
 use aspen_fs::Whence;
 use aspen_mm::aspace::FaultKind;
@@ -18,7 +21,7 @@ use aspen_mm::VirtAddr;
 
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
-use crate::arch::uaccess::{self, Access, UserFault};
+use crate::arch::uaccess::{Access, ActiveSpace};
 use crate::process::fd::Description;
 use crate::process::{self, procfs};
 use crate::task::sched;
@@ -124,25 +127,29 @@ fn resolver() -> impl FnMut(u64, Access) -> bool {
     }
 }
 
-fn efault(_: UserFault) -> Errno {
-    Errno::EFAULT
+/// The current process's user memory.
+fn user() -> impl UserMemory {
+    ActiveSpace::new(resolver())
 }
 
-/// Copies `len` bytes in from user address `addr`.
-pub fn copy_in(addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
-    let mut buf = alloc::vec![0u8; len];
-    uaccess::copy_from_user(&mut buf, addr, &mut resolver()).map_err(efault)?;
-    Ok(buf)
+/// Copies the bytes of `src` in.
+fn copy_in(src: UserSlice) -> Result<Vec<u8>, Errno> {
+    user().read_bytes(src)
+}
+
+/// Copies `data` out to the start of `dst`.
+fn copy_out(dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+    user().write(dst, data)
 }
 
 /// Copies `data` out to user address `addr`.
-pub fn copy_out(addr: u64, data: &[u8]) -> Result<(), Errno> {
-    uaccess::copy_to_user(addr, data, &mut resolver()).map_err(efault)
+fn copy_out_at(addr: u64, data: &[u8]) -> Result<(), Errno> {
+    copy_out(UserSlice::new(addr, data.len() as u64)?, data)
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes.
-pub fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
-    uaccess::read_cstr(addr, max, &mut resolver()).map_err(efault)?.ok_or(Errno::ENAMETOOLONG)
+fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    user().read_cstr(addr, max)
 }
 
 fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
@@ -161,7 +168,7 @@ const IO_CHUNK: usize = 64 * 1024;
 
 fn read(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    uaccess::check_range(buf, count).map_err(efault)?;
+    let buf = UserSlice::new(buf, count)?;
     let count = count.min(MAX_IO) as usize;
     match description {
         Description::Console => {
@@ -174,7 +181,7 @@ fn read(fd: u64, buf: u64, count: u64) -> SysResult {
             while done < count {
                 let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
                 let n = file.read(&mut chunk)?;
-                copy_out(buf + done as u64, &chunk[..n])?;
+                copy_out(buf.sub(done as u64, n as u64), &chunk[..n])?;
                 done += n;
                 if n < chunk.len() {
                     break;
@@ -217,11 +224,11 @@ fn console_read(max: usize) -> Vec<u8> {
 
 fn write(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    uaccess::check_range(buf, count).map_err(efault)?;
+    let buf = UserSlice::new(buf, count)?;
     let count = count.min(MAX_IO) as usize;
     let mut done = 0;
     while done < count {
-        let chunk = copy_in(buf + done as u64, (count - done).min(IO_CHUNK))?;
+        let chunk = copy_in(buf.sub(done as u64, (count - done).min(IO_CHUNK) as u64))?;
         let n = match &description {
             Description::Console => {
                 console::write_bytes(&chunk);
@@ -244,7 +251,7 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
     }
-    let raw = copy_in(iov, (count * 16) as usize)?;
+    let raw = copy_in(UserSlice::new(iov, count * 16)?)?;
     let mut total = 0u64;
     for entry in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
@@ -337,7 +344,7 @@ fn getdents64(fd: u64, buf: u64, count: u64) -> SysResult {
     if taken == 0 && offered > 0 {
         return Err(Errno::EINVAL);
     }
-    copy_out(buf, &bytes)?;
+    copy_out_at(buf, &bytes)?;
     Ok(bytes.len() as u64)
 }
 
@@ -388,7 +395,7 @@ fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
         ..Default::default()
     }
     .to_bytes();
-    copy_out(addr, &bytes)?;
+    copy_out_at(addr, &bytes)?;
     Ok(0)
 }
 
@@ -446,12 +453,12 @@ fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     if addr == 0 {
         return Ok(out);
     }
+    let array = UserPtr::<u64>::new(addr)?;
     loop {
         if out.len() >= MAX_ARGS {
             return Err(Errno::E2BIG);
         }
-        let pointer = copy_in(addr + 8 * out.len() as u64, 8)?;
-        let pointer = u64::from_le_bytes(pointer.try_into().map_err(|_| Errno::EFAULT)?);
+        let pointer = user().read_u64(array.offset(out.len() as u64)?)?;
         if pointer == 0 {
             return Ok(out);
         }
@@ -490,11 +497,11 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
         None => Ok(0),
         Some((child, code)) => {
             if status != 0 {
-                copy_out(status, &code.to_le_bytes())?;
+                copy_out_at(status, &code.to_le_bytes())?;
             }
             if rusage != 0 {
                 // struct rusage: all zero (no accounting yet).
-                copy_out(rusage, &[0u8; 144])?;
+                copy_out_at(rusage, &[0u8; 144])?;
             }
             Ok(u64::from(child))
         }
@@ -506,7 +513,8 @@ fn frequency() -> core::num::NonZeroU64 {
 }
 
 fn nanosleep(request: u64) -> SysResult {
-    let raw: [u8; Timespec::SIZE] = copy_in(request, Timespec::SIZE)?.try_into().map_err(|_| Errno::EFAULT)?;
+    let mut raw = [0; Timespec::SIZE];
+    user().read(UserPtr::<Timespec>::new(request)?.as_slice(), &mut raw)?;
     let spec = Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)?;
     let ticks = spec.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
     sched::sleep_ticks(ticks);
@@ -517,7 +525,7 @@ fn clock_gettime(clock: u64, out: u64) -> SysResult {
     // Every clock counts from reset: there is no real-time clock to read.
     ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
     let now = Timespec::from_ticks(timer::ticks(), frequency());
-    copy_out(out, &now.to_bytes())?;
+    copy_out_at(out, &now.to_bytes())?;
     Ok(0)
 }
 
@@ -534,7 +542,7 @@ fn uname(out: u64) -> SysResult {
         domainname: b"(none)",
     };
     let bytes = name.to_bytes()?;
-    copy_out(out, &bytes)?;
+    copy_out_at(out, &bytes)?;
     Ok(0)
 }
 

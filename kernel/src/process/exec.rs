@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_fs::OpenFlags;
 use aspen_mm::aspace::AddressSpace;
 use aspen_mm::errno::Errno;
@@ -116,7 +117,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         }
         if let Some(tail) = plan.zero_tail {
             let zeros = alloc::vec![0u8; tail.len() as usize];
-            mm.write_user(VirtAddr::new(tail.start), &zeros)?;
+            mm.write(UserSlice::new(tail.start, tail.len())?, &zeros)?;
             if !s.writable {
                 let page = tail.start & !4095;
                 mm.mprotect(VirtAddr::new(page), 4096, prot)?;
@@ -153,7 +154,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         ..AuxValues::default()
     };
     let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
-    mm.write_user(VirtAddr::new(stack.initial_sp), &stack.bytes)?;
+    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
     let mut cmdline = Vec::new();

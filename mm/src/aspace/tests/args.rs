@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::vec::Vec;
 
-use super::{layout, va, with_env, write, Space, TestEnv, PS};
+use aspen_abi::uaccess::UserSlice;
+
+use super::{layout, read_user, va, with_env, write, Space, TestEnv, PS};
 use crate::addr::{PhysAddr, PhysRange};
 use crate::aspace::{AddressSpace, FaultKind, MMAP_MIN_ADDR, USER_END};
 use crate::errno::Errno;
@@ -311,7 +313,9 @@ fn check_user_range_gives_efault() {
             (0xffff_0000_0000_0000, 0, FaultKind::Read, Err(Errno::EFAULT)),
         ];
         for (at, len, kind, want) in cases {
-            assert_eq!(space.check_user_range(va(at), len, kind), want, "{at:#x}+{len:#x} {kind:?}");
+            let got =
+                UserSlice::new(at, len).map_err(Errno::from).and_then(|slice| space.check_user_range(slice, kind));
+            assert_eq!(got, want, "{at:#x}+{len:#x} {kind:?}");
         }
     });
 }
@@ -336,7 +340,7 @@ fn map_device_checks_and_maps_without_refcounts() {
         assert_eq!(space.mprotect(at, 2 * PS, RW), Ok(()));
         assert_eq!(space.varea_count(), 1);
         assert_eq!(space.madvise(at, PS, Advice::DontNeed), Err(Errno::EINVAL));
-        assert_eq!(space.read_user(at, &mut [0; 4]), Err(Errno::EFAULT));
+        assert_eq!(read_user(&mut space, at.as_u64(), &mut [0; 4]), Err(Errno::EFAULT));
         let child = space.fork().unwrap();
         assert_eq!(child.resident_pages(), 2);
         drop(child);

@@ -8,8 +8,11 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{
-    access, exec, faults_during, layout, map_anon, read, switch, va, with_env, with_env_bits, write, Space, PS,
+    access, exec, faults_during, layout, map_anon, read, read_user, switch, va, with_env, with_env_bits, write,
+    write_user, Space, PS,
 };
+use aspen_abi::uaccess::UserMemory;
+
 use crate::addr::PhysAddr;
 use crate::asid::{AsidAllocator, AsidBits};
 use crate::aspace::walk::for_each_leaf;
@@ -46,9 +49,9 @@ fn fresh_pages_read_zero_even_after_remapping_garbage() {
         assert_eq!(read(&mut space, z + 40), Ok(7));
         let z2 = map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
         let mut page = std::vec![0xffu8; PS as usize];
-        space.read_user(va(z2), &mut page).unwrap();
+        read_user(&mut space, z2, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
-        space.read_user(va(z + PS), &mut page).unwrap();
+        read_user(&mut space, z + PS, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
         let s = map_anon(&mut space, 4, RW, MapFlags::SHARED);
         for page in 0..4 {
@@ -256,9 +259,9 @@ fn fork_invalidates_the_parent_once_for_the_whole_asid() {
         let p = parent.mmap(va(0), 40 * PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap();
         let s = parent.mmap(va(0), PS, RW, MapFlags::SHARED | MapFlags::ANONYMOUS, None, 0).unwrap();
         for page in 0..3 {
-            parent.write_user(p + page * PS, &[1]).unwrap();
+            write_user(&mut parent, (p + page * PS).as_u64(), &[1]).unwrap();
         }
-        parent.write_user(s, &[1]).unwrap();
+        write_user(&mut parent, s.as_u64(), &[1]).unwrap();
         let (_, asid) = parent.activate(0);
         tlb.take();
         let child = parent.fork().unwrap();
@@ -326,24 +329,24 @@ fn kernel_access_to_user_memory() {
         let mut space = AddressSpace::new(env).unwrap();
         let p = map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
         let ro = map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
-        space.write_user(va(p + PS - 3), b"hello\0world").unwrap();
+        write_user(&mut space, p + PS - 3, b"hello\0world").unwrap();
         let mut buf = [0u8; 11];
-        space.read_user(va(p + PS - 3), &mut buf).unwrap();
+        read_user(&mut space, p + PS - 3, &mut buf).unwrap();
         assert_eq!(&buf, b"hello\0world");
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 64), Ok(b"hello".to_vec()));
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 5), Ok(b"hello".to_vec()));
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 4), Err(Errno::ENAMETOOLONG));
-        assert_eq!(space.write_user(va(ro), b"x"), Err(Errno::EFAULT));
-        assert_eq!(space.read_user(va(p + 2 * PS - 1), &mut [0; 2]), Err(Errno::EFAULT));
-        assert_eq!(space.read_user(va(u64::MAX), &mut [0; 2]), Err(Errno::EFAULT));
+        assert_eq!(space.read_cstr(p + PS - 3, 64), Ok(b"hello".to_vec()));
+        assert_eq!(space.read_cstr(p + PS - 3, 5), Ok(b"hello".to_vec()));
+        assert_eq!(space.read_cstr(p + PS - 3, 4), Err(Errno::ENAMETOOLONG));
+        assert_eq!(write_user(&mut space, ro, b"x"), Err(Errno::EFAULT));
+        assert_eq!(read_user(&mut space, p + 2 * PS - 1, &mut [0; 2]), Err(Errno::EFAULT));
+        assert_eq!(read_user(&mut space, u64::MAX, &mut [0; 2]), Err(Errno::EFAULT));
         // A string running off the end of the mapping.
-        space.write_user(va(p + 2 * PS - 2), b"ab").unwrap();
-        assert_eq!(space.read_user_cstr(va(p + 2 * PS - 2), 64), Err(Errno::EFAULT));
-        // write_user breaks copy-on-write: the child keeps its view.
+        write_user(&mut space, p + 2 * PS - 2, b"ab").unwrap();
+        assert_eq!(space.read_cstr(p + 2 * PS - 2, 64), Err(Errno::EFAULT));
+        // A write breaks copy-on-write: the child keeps its view.
         let mut child = space.fork().unwrap();
-        space.write_user(va(p), b"parent").unwrap();
+        write_user(&mut space, p, b"parent").unwrap();
         let mut got = [0u8; 6];
-        child.read_user(va(p), &mut got).unwrap();
+        read_user(&mut child, p, &mut got).unwrap();
         assert_eq!(got, [0; 6]);
         assert_eq!(read(&mut space, p), Ok(b'p'));
         assert_eq!(access(&mut child, p, FaultKind::Read, 0), Ok(0));
@@ -421,7 +424,7 @@ fn a_space_that_never_ran_needs_no_tlb_maintenance() {
     with_env(64, |env| {
         let mut space = AddressSpace::new(env).unwrap();
         let p = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
-        space.write_user(va(p), &[1, 2, 3]).unwrap();
+        write_user(&mut space, p, &[1, 2, 3]).unwrap();
         space.mprotect(va(p), PS, Prot::READ).unwrap();
         space.munmap(va(p), 3 * PS).unwrap();
         assert_eq!(env.tlb().cached_leaves(), 0);

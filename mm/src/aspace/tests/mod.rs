@@ -11,7 +11,10 @@ mod memory;
 mod prop;
 
 use aspen_abi::mman::{MapFlags, Prot};
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 use std::vec::Vec;
+
+use crate::errno::Errno;
 
 use super::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
@@ -97,6 +100,17 @@ pub(super) fn faults_during(env: &TestEnv<'_>, f: impl FnOnce()) -> u64 {
 }
 
 /// Anonymous mapping helper: mmap(0, pages, prot, flags | MAP_ANONYMOUS).
+/// Copies the user memory at `at` into `buf`, the range checked as a system
+/// call checks it.
+pub(super) fn read_user(space: &mut impl UserMemory, at: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    space.read(UserSlice::new(at, buf.len() as u64)?, buf)
+}
+
+/// Copies `data` to the user memory at `at`, as [`read_user`] reads.
+pub(super) fn write_user(space: &mut impl UserMemory, at: u64, data: &[u8]) -> Result<(), Errno> {
+    space.write(UserSlice::new(at, data.len() as u64)?, data)
+}
+
 pub(super) fn map_anon(space: &mut Space<'_, '_>, pages: u64, prot: Prot, flags: MapFlags) -> u64 {
     space.mmap(va(0), pages * PS, prot, flags | MapFlags::ANONYMOUS, None, 0).expect("mmap").as_u64()
 }
