@@ -142,7 +142,7 @@ impl<T> UserPtr<T> {
 
     /// A `T` at `addr`, which must be aligned as `T` (for atomic access).
     pub const fn new_aligned(addr: u64) -> Result<UserPtr<T>, UserAddrError> {
-        if addr % align_of::<T>() as u64 != 0 {
+        if !addr.is_multiple_of(align_of::<T>() as u64) {
             return Err(UserAddrError::Misaligned);
         }
         UserPtr::new(addr)

@@ -20,7 +20,7 @@ pub const SIGSEGV: i32 = Signal::Segv as i32;
 pub const SIGCHLD: i32 = Signal::Chld as i32;
 
 /// `wait4` option: return 0 instead of blocking when no child has ended.
-pub const WNOHANG: u32 = 1;
+pub use aspen_abi::wait::WNOHANG;
 
 /// Most arguments (argv or envp entries) [`execve`] passes.
 const MAX_EXEC_ARGS: usize = 63;

@@ -11,11 +11,9 @@
 //! `EFAULT`. This is the kernel's implementation of [`UserMemory`].
 
 use aspen_abi::uaccess::{UserMemory, UserSlice};
-use aspen_abi::{Errno, USER_ADDR_END};
+use aspen_abi::{Errno, PAGE_SIZE, USER_ADDR_END};
 
 use super::probe::probe;
-
-const PAGE: u64 = 4096;
 
 /// Which access a user fault was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +63,7 @@ fn by_pages(
     let mut done = 0u64;
     while done < slice.len() {
         let at = slice.addr() + done;
-        let chunk = (PAGE - at % PAGE).min(slice.len() - done);
+        let chunk = (PAGE_SIZE - at % PAGE_SIZE).min(slice.len() - done);
         let mut attempts = 0;
         loop {
             match probe(|| copy(at, done as usize, chunk)) {
