@@ -17,7 +17,8 @@ use crate::Errno;
 
 macro_rules! system_calls {
     ($($variant:ident = $number:literal => $name:literal,)*) => {
-        /// A system call Aspen implements, numbered as on aarch64 Linux.
+        /// A Linux aarch64 system call that Aspen or its programs name, by its
+        /// number in `x8`: the one list of numbers in the tree.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(usize)]
         pub enum Sysno {
@@ -28,10 +29,10 @@ macro_rules! system_calls {
         }
 
         impl Sysno {
-            /// Every system call Aspen implements, by number.
+            /// Every system call listed here, by number.
             pub const ALL: &'static [Sysno] = &[$(Sysno::$variant,)*];
 
-            /// The system call numbered `number`, if Aspen implements it.
+            /// The system call numbered `number`, if it is listed here.
             pub const fn from_number(number: usize) -> Option<Sysno> {
                 match number {
                     $($number => Some(Sysno::$variant),)*
@@ -51,6 +52,7 @@ macro_rules! system_calls {
 
 system_calls! {
     Ioctl = 29 => "ioctl",
+    Mount = 40 => "mount",
     Openat = 56 => "openat",
     Close = 57 => "close",
     Getdents64 = 61 => "getdents64",
@@ -106,8 +108,8 @@ impl fmt::Display for Sysno {
     }
 }
 
-/// The name of system call `number` for logs: `"unknown"` when Aspen does
-/// not implement it.
+/// The name of system call `number` for logs: `"unknown"` when it is not
+/// listed here.
 pub const fn name(number: usize) -> &'static str {
     match Sysno::from_number(number) {
         Some(sysno) => sysno.name(),
@@ -115,9 +117,11 @@ pub const fn name(number: usize) -> &'static str {
     }
 }
 
-const NANOS_PER_SECOND: u64 = 1_000_000_000;
+/// Nanoseconds in a second: the bound of `tv_nsec`.
+pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// `struct timespec` (16 bytes: `tv_sec`, `tv_nsec`, both 64-bit).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timespec {
     /// Seconds.
@@ -129,6 +133,19 @@ pub struct Timespec {
 impl Timespec {
     /// Its size in user memory.
     pub const SIZE: usize = 16;
+
+    /// The duration of `nanos` nanoseconds.
+    pub const fn from_nanos(nanos: u64) -> Timespec {
+        Timespec { tv_sec: (nanos / NANOS_PER_SECOND) as i64, tv_nsec: (nanos % NANOS_PER_SECOND) as i64 }
+    }
+
+    /// In nanoseconds, with negative fields counted as 0 and saturating
+    /// at `u64::MAX`.
+    pub const fn as_nanos(self) -> u64 {
+        let seconds = if self.tv_sec > 0 { self.tv_sec as u64 } else { 0 };
+        let nanos = if self.tv_nsec > 0 { self.tv_nsec as u64 } else { 0 };
+        seconds.saturating_mul(NANOS_PER_SECOND).saturating_add(nanos)
+    }
 
     /// Reads one as user memory holds it (not yet checked).
     pub const fn from_bytes(bytes: [u8; Self::SIZE]) -> Timespec {
@@ -349,7 +366,9 @@ impl FileType {
 }
 
 /// `struct stat` of aarch64 (the generic layout, 128 bytes), as `fstat` and
-/// `newfstatat` fill it.
+/// `newfstatat` fill it: the kernel writes [`Stat::to_bytes`], a user
+/// program reads the structure in place (`repr(C)`, the same layout).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     /// `st_dev`.
@@ -366,10 +385,14 @@ pub struct Stat {
     pub gid: u32,
     /// `st_rdev`.
     pub rdev: u64,
+    /// `__pad1`: zero.
+    pub pad1: u64,
     /// `st_size`.
     pub size: i64,
     /// `st_blksize`.
     pub blksize: i32,
+    /// `__pad2`: zero.
+    pub pad2: i32,
     /// `st_blocks` (512-byte units).
     pub blocks: i64,
     /// `st_atime` and `st_atime_nsec`.
@@ -378,13 +401,16 @@ pub struct Stat {
     pub mtime: Timespec,
     /// `st_ctime` and `st_ctime_nsec`.
     pub ctime: Timespec,
+    /// `__unused4`, `__unused5`: zero.
+    pub unused: [u32; 2],
 }
 
 impl Stat {
     /// Its size in user memory.
     pub const SIZE: usize = 128;
 
-    /// Its bytes in user memory; padding and `__unused` are zero.
+    /// Its bytes in user memory; padding and `__unused` are zero whatever
+    /// the fields say.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut bytes = [0; Self::SIZE];
         put(&mut bytes, 0, &self.dev.to_le_bytes());

@@ -1,65 +1,14 @@
-//! What `wait4` reports: Linux's wait-status encoding, the signal numbers
-//! Aspen raises, and the `wait4` options it accepts.
+//! What `wait4` reports: Linux's wait-status encoding and the `wait4`
+//! options Aspen accepts.
 //!
 //! A status is an `int`: exit code in bits 8..16 with the low 7 bits zero
 //! (`WIFEXITED`), or the terminating signal in the low 7 bits
 //! (`WIFSIGNALED`; Aspen never sets the core-dump bit 0x80). Stopped and
 //! continued statuses never occur: Aspen has no job control.
 
-use core::fmt;
-
+/// The signals, defined in [`crate::signal`].
+pub use crate::signal::Signal;
 use crate::Errno;
-
-/// A signal Aspen raises (its number is the Linux one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Signal {
-    /// Illegal instruction (an undefined instruction at EL0).
-    Ill = 4,
-    /// Breakpoint (`brk` at EL0).
-    Trap = 5,
-    /// Bus error (an alignment fault, an access past the end of a file).
-    Bus = 7,
-    /// Killed.
-    Kill = 9,
-    /// Segmentation fault (an access to unmapped or forbidden memory).
-    Segv = 11,
-    /// A child stopped or ended (the usual `clone` exit signal).
-    Chld = 17,
-}
-
-impl Signal {
-    /// Every signal Aspen raises.
-    pub const ALL: [Signal; 6] = [Signal::Ill, Signal::Trap, Signal::Bus, Signal::Kill, Signal::Segv, Signal::Chld];
-
-    /// The Linux signal number.
-    pub const fn number(self) -> u8 {
-        self as u8
-    }
-
-    /// The signal with Linux number `number`, if Aspen knows it.
-    pub fn from_number(number: u32) -> Option<Signal> {
-        Signal::ALL.into_iter().find(|signal| u32::from(signal.number()) == number)
-    }
-
-    /// Its name, as in `<signal.h>`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Signal::Ill => "SIGILL",
-            Signal::Trap => "SIGTRAP",
-            Signal::Bus => "SIGBUS",
-            Signal::Kill => "SIGKILL",
-            Signal::Segv => "SIGSEGV",
-            Signal::Chld => "SIGCHLD",
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A wait status as `wait4` stores it in `*wstatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,7 +121,6 @@ impl WaitOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
     use proptest::prelude::*;
 
     #[test]
@@ -204,15 +152,6 @@ mod tests {
         assert!(!stopped.is_exited() && !stopped.is_signaled());
         // The core-dump bit does not hide the signal.
         assert_eq!(WaitStatus(0x80 | 6).term_signal(), Some(6));
-    }
-
-    #[test]
-    fn signal_numbers_and_names() {
-        let numbers: Vec<u8> = Signal::ALL.iter().map(|s| s.number()).collect();
-        assert_eq!(numbers, [4, 5, 7, 9, 11, 17]);
-        assert_eq!(Signal::from_number(6), None);
-        assert_eq!(Signal::from_number(0x104), None);
-        assert_eq!(Signal::Segv.to_string(), "SIGSEGV");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! it: a 110-byte ASCII-hex header, the NUL-terminated name padded to 4
 //! bytes, the data padded to 4 bytes, until the entry `TRAILER!!!`.
 
+use aspen_abi::syscall::FileType;
+
 /// One archive member, borrowing the archive's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
@@ -38,17 +40,16 @@ const HEADER_LEN: usize = 110;
 const MAGIC: &[u8] = b"070701";
 const TRAILER: &str = "TRAILER!!!";
 
-/// The file type bits of a mode (`S_IFMT`); the values below are what
-/// they hold.
-pub const S_IFMT: u32 = 0o170000;
+/// The file-type bits of a mode, from the ABI crate.
+pub use aspen_abi::syscall::S_IFMT;
 /// File type: directory.
-pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFDIR: u32 = FileType::Directory.mode_bits();
 /// File type: regular file.
-pub const S_IFREG: u32 = 0o100000;
+pub const S_IFREG: u32 = FileType::Regular.mode_bits();
 /// File type: character device.
-pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFCHR: u32 = FileType::CharDevice.mode_bits();
 /// File type: symbolic link.
-pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFLNK: u32 = FileType::Symlink.mode_bits();
 
 fn align4(n: usize) -> usize {
     (n + 3) & !3

@@ -13,7 +13,9 @@ extern crate alloc;
 pub mod cpio;
 mod vfs;
 
-pub use vfs::{Dirent, Node, NodeKind, OpenFile, OpenFlags, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
+/// `openat`'s flags, from the ABI crate.
+pub use aspen_abi::fcntl::OpenFlags;
+pub use vfs::{Dirent, Node, NodeKind, OpenFile, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
 
 #[cfg(test)]
 mod tests;

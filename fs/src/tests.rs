@@ -49,8 +49,8 @@ fn tree() -> Vfs<TestEnv> {
     vfs
 }
 
-const RDONLY: OpenFlags = OpenFlags(0);
-const RDWR: OpenFlags = OpenFlags(OpenFlags::RDWR);
+const RDONLY: OpenFlags = OpenFlags::RDONLY;
+const RDWR: OpenFlags = OpenFlags::RDWR;
 
 fn read_all(file: &crate::OpenFile<TestEnv>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -72,7 +72,7 @@ fn initramfs_files_read_back_and_are_read_only() {
     assert_eq!(f.lseek(-6, Whence::End).unwrap(), 7);
     assert_eq!(read_all(&f), b"world\n");
     assert_eq!(vfs.open(b"/bin/hello", RDWR, 0).err(), Some(Errno::EROFS));
-    assert_eq!(vfs.open(b"/bin/new", OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR), 0o644).err(), Some(Errno::EROFS));
+    assert_eq!(vfs.open(b"/bin/new", OpenFlags::CREAT | OpenFlags::RDWR, 0o644).err(), Some(Errno::EROFS));
     // A directory implied by a member's path exists.
     assert!(vfs.lookup(b"/etc").unwrap().is_dir());
 }
@@ -93,7 +93,7 @@ fn lookups_follow_linux_rules() {
     assert_eq!(vfs.lookup(&long).err(), Some(Errno::ENAMETOOLONG));
     let huge = alloc::vec![b'/'; 5000];
     assert_eq!(vfs.lookup(&huge).err(), Some(Errno::ENAMETOOLONG));
-    assert_eq!(vfs.open(b"/bin/hello", OpenFlags(OpenFlags::DIRECTORY), 0).err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.open(b"/bin/hello", OpenFlags::DIRECTORY, 0).err(), Some(Errno::ENOTDIR));
     assert_eq!(vfs.open(b"/bin", RDWR, 0).err(), Some(Errno::EISDIR));
     match vfs.lookup(b"/dev/console").unwrap().kind {
         NodeKind::CharDevice { major, minor } => assert_eq!((major, minor), (5, 1)),
@@ -104,16 +104,16 @@ fn lookups_follow_linux_rules() {
 #[test]
 fn tmpfs_files_are_created_written_appended_and_truncated() {
     let vfs = tree();
-    let create = OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR);
+    let create = OpenFlags::CREAT | OpenFlags::RDWR;
     let f = vfs.open(b"/tmp/log", create, 0o644).unwrap();
     assert_eq!(f.write(b"one ").unwrap(), 4);
-    let g = vfs.open(b"/tmp/log", OpenFlags(OpenFlags::RDWR | OpenFlags::APPEND), 0).unwrap();
+    let g = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::APPEND, 0).unwrap();
     assert_eq!(g.write(b"two").unwrap(), 3);
     let r = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
     assert_eq!(read_all(&r), b"one two");
     assert_eq!(r.node().stat().size, 7);
-    assert_eq!(vfs.open(b"/tmp/log", OpenFlags(create.0 | OpenFlags::EXCL), 0).err(), Some(Errno::EEXIST));
-    let t = vfs.open(b"/tmp/log", OpenFlags(OpenFlags::RDWR | OpenFlags::TRUNC), 0).unwrap();
+    assert_eq!(vfs.open(b"/tmp/log", create | OpenFlags::EXCL, 0).err(), Some(Errno::EEXIST));
+    let t = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::TRUNC, 0).unwrap();
     assert_eq!(t.node().stat().size, 0);
     assert_eq!(r.write(b"x").err(), Some(Errno::EBADF));
     // Sparse write: the hole reads as zeros.
@@ -130,7 +130,7 @@ fn tmpfs_files_are_created_written_appended_and_truncated() {
 #[test]
 fn a_file_and_its_page_cache_are_one() {
     let vfs = tree();
-    let f = vfs.open(b"/tmp/shared", OpenFlags(OpenFlags::CREAT | OpenFlags::RDWR), 0o600).unwrap();
+    let f = vfs.open(b"/tmp/shared", OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
     f.write(b"abc").unwrap();
     let g = vfs.open(b"/tmp/shared", RDONLY, 0).unwrap();
     assert!(Arc::ptr_eq(f.object().unwrap(), g.object().unwrap()));
@@ -139,7 +139,7 @@ fn a_file_and_its_page_cache_are_one() {
 #[test]
 fn directories_list_in_order_and_resume() {
     let vfs = tree();
-    let d = vfs.open(b"/", OpenFlags(OpenFlags::DIRECTORY), 0).unwrap();
+    let d = vfs.open(b"/", OpenFlags::DIRECTORY, 0).unwrap();
     let first = d.read_dir(3).unwrap();
     let names: Vec<_> = first.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, [".", "..", "bin"]);

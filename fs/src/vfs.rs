@@ -6,6 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use aspen_abi::fcntl::OpenFlags;
 use aspen_mm::aspace::MmEnv;
 use aspen_mm::errno::Errno;
 use aspen_mm::object::{FileIdentity, FileObject, MemoryPager, ReadOnlyPager};
@@ -95,43 +96,6 @@ pub struct Stat {
     pub size: u64,
     /// `st_rdev`: a device node's (major, minor); (0, 0) for other nodes.
     pub rdev: (u32, u32),
-}
-
-/// `openat` flags (aarch64 Linux values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OpenFlags(pub u32);
-
-impl OpenFlags {
-    /// `O_ACCMODE`: the bits that hold the access mode (`O_RDONLY` is 0).
-    pub const ACCESS_MASK: u32 = 0o3;
-    /// `O_WRONLY`: open for writing only.
-    pub const WRONLY: u32 = 0o1;
-    /// `O_RDWR`: open for reading and writing.
-    pub const RDWR: u32 = 0o2;
-    /// `O_CREAT`: create a regular file when the path names nothing.
-    pub const CREAT: u32 = 0o100;
-    /// `O_EXCL`: with `O_CREAT`, fail with `EEXIST` when the path exists.
-    pub const EXCL: u32 = 0o200;
-    /// `O_TRUNC`: empty a regular file opened for writing.
-    pub const TRUNC: u32 = 0o1000;
-    /// `O_APPEND`: every write goes to the end of the file.
-    pub const APPEND: u32 = 0o2000;
-    /// `O_DIRECTORY`: fail with `ENOTDIR` unless the path is a directory.
-    pub const DIRECTORY: u32 = 0o40000;
-
-    /// Whether the access mode allows reading (it is not `O_WRONLY`).
-    pub fn readable(self) -> bool {
-        self.0 & Self::ACCESS_MASK != Self::WRONLY
-    }
-
-    /// Whether the access mode allows writing (`O_WRONLY` or `O_RDWR`).
-    pub fn writable(self) -> bool {
-        matches!(self.0 & Self::ACCESS_MASK, Self::WRONLY | Self::RDWR)
-    }
-
-    fn has(self, flag: u32) -> bool {
-        self.0 & flag != 0
-    }
 }
 
 /// `lseek`'s origin.
@@ -300,15 +264,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
     pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32) -> Result<OpenFile<E>, Errno> {
         let node = match self.lookup(path) {
             Ok(node) => {
-                if flags.has(OpenFlags::CREAT) && flags.has(OpenFlags::EXCL) {
+                if flags.contains(OpenFlags::CREAT) && flags.contains(OpenFlags::EXCL) {
                     return Err(Errno::EEXIST);
                 }
                 node
             }
-            Err(Errno::ENOENT) if flags.has(OpenFlags::CREAT) => self.create(path, mode)?,
+            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode)?,
             Err(e) => return Err(e),
         };
-        if flags.has(OpenFlags::DIRECTORY) && !node.is_dir() {
+        if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         if flags.writable() {
@@ -319,7 +283,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 return Err(Errno::EROFS);
             }
         }
-        if flags.has(OpenFlags::TRUNC) && flags.writable() {
+        if flags.contains(OpenFlags::TRUNC) && flags.writable() {
             if let NodeKind::File(object) = &node.kind {
                 object.truncate(0)?;
             }
@@ -432,7 +396,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         }
         let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
         let mut offset = self.offset.lock();
-        if self.flags.has(OpenFlags::APPEND) {
+        if self.flags.contains(OpenFlags::APPEND) {
             *offset = object.size();
         }
         let n = object.write(*offset, data)?;

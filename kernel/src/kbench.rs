@@ -10,7 +10,7 @@
 //! under QEMU, TLB maintenance and refills cost what QEMU's software TLB
 //! costs, not what a Cortex-A72's does.
 
-use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_mm::aspace::AddressSpace;
 use aspen_mm::tlb::{Asid, TlbOps};
 use aspen_mm::VirtAddr;
@@ -66,8 +66,8 @@ pub fn run() {
         Ok(mm) => mm,
         Err(e) => return println!("kbench error address space: {e}"),
     };
-    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
-    let base = match mm.mmap(VirtAddr::new(0), MAX * PAGE, PROT_READ | PROT_WRITE, flags, None, 0) {
+    let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::POPULATE;
+    let base = match mm.mmap(VirtAddr::new(0), MAX * PAGE, Prot::READ | Prot::WRITE, flags, None, 0) {
         Ok(va) => va.as_u64(),
         Err(e) => return println!("kbench error mmap: {e}"),
     };

@@ -1,21 +1,27 @@
 //! The Linux aarch64 system-call interface: number in x8, arguments in
-//! x0-x5, result (or -errno) in x0. Unknown numbers get -ENOSYS; every
-//! argument is checked and every user pointer goes through the fallible
-//! copy routines, so no argument can crash the kernel.
+//! x0-x5, result (or -errno) in x0. Unknown numbers get -ENOSYS. The
+//! dispatcher decodes flags into aspen-abi's types once; every user pointer
+//! becomes a checked `UserSlice`/`UserPtr` and every access to user memory
+//! goes through the fallible copy routines, so no argument can crash the
+//! kernel.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
+use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
+use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
+use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
-use aspen_fs::{OpenFlags, Whence};
+use aspen_fs::Whence;
 use aspen_mm::aspace::FaultKind;
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
 
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
-use crate::arch::uaccess::{self, Access, UserFault};
+use crate::arch::uaccess::{Access, ActiveSpace};
 use crate::process::fd::Description;
 use crate::process::{self, procfs};
 use crate::task::sched;
@@ -35,12 +41,12 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Write => write(a0, a1, a2),
         Sysno::Readv => vectored(a0, a1, a2, false),
         Sysno::Writev => vectored(a0, a1, a2, true),
-        Sysno::Openat => openat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Openat => openat(a0 as i32 as i64, a1, OpenFlags::from_register(a2), a3),
         Sysno::Close => with_files(|f| f.close(a0)).map(|()| 0),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
         Sysno::Fstat => fstat(a0, a1),
-        Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
         Sysno::Ioctl => ioctl(a0),
         Sysno::Exit | Sysno::ExitGroup => process::exit_current(WaitStatus::exited(a0 as i32).0),
         Sysno::Clone => clone(frame, a0, a1),
@@ -57,21 +63,26 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::ClockGettime => clock_gettime(a0, a1),
         Sysno::Uname => uname(a0),
         Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
-        Sysno::Mmap => mmap(a0, a1, a2, a3, a4, a5),
+        Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, a2)).map(|()| 0),
-        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
+        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
         Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mlockall => mm(|mm| mm.mlockall(a0)).map(|()| 0),
+        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0))).map(|()| 0),
         Sysno::Munlockall => mm(|mm| {
             mm.munlockall();
             Ok(0)
         }),
-        Sysno::Madvise => mm(|mm| mm.madvise(VirtAddr::new(a0), a1, a2)).map(|()| 0),
+        Sysno::Madvise => {
+            let advice = Advice::from_register(a2);
+            advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
+        }
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
+        // The file systems are fixed at boot.
+        Sysno::Mount => Err(Errno::ENOSYS),
     };
     frame.x[0] = match result {
         Ok(value) => value,
@@ -116,37 +127,29 @@ fn resolver() -> impl FnMut(u64, Access) -> bool {
     }
 }
 
-/// The kernel's errno for an `aspen-abi` error number.
-pub fn abi_errno(e: aspen_abi::Errno) -> Errno {
-    match e {
-        aspen_abi::Errno::E2BIG => Errno::E2BIG,
-        aspen_abi::Errno::ENOEXEC => Errno::ENOEXEC,
-        aspen_abi::Errno::ENOMEM => Errno::ENOMEM,
-        aspen_abi::Errno::EFAULT => Errno::EFAULT,
-        aspen_abi::Errno::ENAMETOOLONG => Errno::ENAMETOOLONG,
-        _ => Errno::EINVAL,
-    }
+/// The current process's user memory.
+fn user() -> impl UserMemory {
+    ActiveSpace::new(resolver())
 }
 
-fn efault(_: UserFault) -> Errno {
-    Errno::EFAULT
+/// Copies the bytes of `src` in.
+fn copy_in(src: UserSlice) -> Result<Vec<u8>, Errno> {
+    user().read_bytes(src)
 }
 
-/// Copies `len` bytes in from user address `addr`.
-pub fn copy_in(addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
-    let mut buf = alloc::vec![0u8; len];
-    uaccess::copy_from_user(&mut buf, addr, &mut resolver()).map_err(efault)?;
-    Ok(buf)
+/// Copies `data` out to the start of `dst`.
+fn copy_out(dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+    user().write(dst, data)
 }
 
 /// Copies `data` out to user address `addr`.
-pub fn copy_out(addr: u64, data: &[u8]) -> Result<(), Errno> {
-    uaccess::copy_to_user(addr, data, &mut resolver()).map_err(efault)
+fn copy_out_at(addr: u64, data: &[u8]) -> Result<(), Errno> {
+    copy_out(UserSlice::new(addr, data.len() as u64)?, data)
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes.
-pub fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
-    uaccess::read_cstr(addr, max, &mut resolver()).map_err(efault)?.ok_or(Errno::ENAMETOOLONG)
+fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    user().read_cstr(addr, max)
 }
 
 fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
@@ -165,7 +168,7 @@ const IO_CHUNK: usize = 64 * 1024;
 
 fn read(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    uaccess::check_range(buf, count).map_err(efault)?;
+    let buf = UserSlice::new(buf, count)?;
     let count = count.min(MAX_IO) as usize;
     match description {
         Description::Console => {
@@ -178,7 +181,7 @@ fn read(fd: u64, buf: u64, count: u64) -> SysResult {
             while done < count {
                 let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
                 let n = file.read(&mut chunk)?;
-                copy_out(buf + done as u64, &chunk[..n])?;
+                copy_out(buf.sub(done as u64, n as u64), &chunk[..n])?;
                 done += n;
                 if n < chunk.len() {
                     break;
@@ -221,11 +224,11 @@ fn console_read(max: usize) -> Vec<u8> {
 
 fn write(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    uaccess::check_range(buf, count).map_err(efault)?;
+    let buf = UserSlice::new(buf, count)?;
     let count = count.min(MAX_IO) as usize;
     let mut done = 0;
     while done < count {
-        let chunk = copy_in(buf + done as u64, (count - done).min(IO_CHUNK))?;
+        let chunk = copy_in(buf.sub(done as u64, (count - done).min(IO_CHUNK) as u64))?;
         let n = match &description {
             Description::Console => {
                 console::write_bytes(&chunk);
@@ -248,7 +251,7 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
     }
-    let raw = copy_in(iov, (count * 16) as usize)?;
+    let raw = copy_in(UserSlice::new(iov, count * 16)?)?;
     let mut total = 0u64;
     for entry in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
@@ -265,7 +268,6 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
     Ok(total)
 }
 
-const AT_FDCWD: i64 = -100;
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
 /// The absolute path a `*at` call names. Only AT_FDCWD (whose directory is
@@ -273,29 +275,28 @@ const PATH_MAX: usize = aspen_fs::PATH_MAX;
 /// give EOPNOTSUPP.
 fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
     let path = read_string(path, PATH_MAX - 1)?;
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+    if path.first() == Some(&b'/') || dirfd == i64::from(AT_FDCWD) {
         return Ok(path);
     }
     with_files(|f| f.get(dirfd as u64))?;
     Err(Errno::EOPNOTSUPP)
 }
 
-fn openat(dirfd: i64, path: u64, flags: u64, mode: u64) -> SysResult {
-    const O_CLOEXEC: u64 = 0o2000000;
+fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
     let description = if path == b"/dev/console" || path == b"/dev/tty" {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else {
-        let file = files::vfs().open(&path, OpenFlags(flags as u32), mode as u32)?;
+        let file = files::vfs().open(&path, flags, mode as u32)?;
         if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
             Description::Console
         } else {
             Description::File(Arc::new(file))
         }
     };
-    with_files(|f| f.insert(description, flags & O_CLOEXEC != 0)).map(|fd| fd as u64)
+    with_files(|f| f.insert(description, flags.contains(OpenFlags::CLOEXEC))).map(|fd| fd as u64)
 }
 
 fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
@@ -343,7 +344,7 @@ fn getdents64(fd: u64, buf: u64, count: u64) -> SysResult {
     if taken == 0 && offered > 0 {
         return Err(Errno::EINVAL);
     }
-    copy_out(buf, &bytes)?;
+    copy_out_at(buf, &bytes)?;
     Ok(bytes.len() as u64)
 }
 
@@ -363,7 +364,7 @@ fn encode<'a>(entries: impl Iterator<Item = (&'a str, u64, u8)>, capacity: usize
     match aspen_abi::syscall::encode_dirents(records, capacity) {
         Ok(result) => Ok(result),
         Err(aspen_abi::syscall::DirentError::BufferTooSmall) => Ok((Vec::new(), 0)),
-        Err(e) => Err(abi_errno(e.errno())),
+        Err(e) => Err(e.errno()),
     }
 }
 
@@ -394,7 +395,7 @@ fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
         ..Default::default()
     }
     .to_bytes();
-    copy_out(addr, &bytes)?;
+    copy_out_at(addr, &bytes)?;
     Ok(0)
 }
 
@@ -408,13 +409,11 @@ fn fstat(fd: u64, addr: u64) -> SysResult {
     write_stat(addr, stat_of(&description))
 }
 
-fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: u64) -> SysResult {
-    const AT_EMPTY_PATH: u64 = 0x1000;
-    const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
+    if !(AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).contains(flags) {
         return Err(Errno::EINVAL);
     }
-    if flags & AT_EMPTY_PATH != 0 && read_string(path, PATH_MAX - 1)?.is_empty() {
+    if flags.contains(AtFlags::EMPTY_PATH) && read_string(path, PATH_MAX - 1)?.is_empty() {
         return fstat(dirfd as u64, addr);
     }
     let path = at_path(dirfd, path)?;
@@ -435,9 +434,8 @@ fn ioctl(fd: u64) -> SysResult {
 }
 
 fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
-    const SIGCHLD: u64 = 17;
     // Plain fork only, until threads exist.
-    if flags != SIGCHLD || stack != 0 {
+    if flags != u64::from(Signal::Chld.number()) || stack != 0 {
         return Err(Errno::EINVAL);
     }
     process::fork(frame).map(u64::from)
@@ -455,12 +453,12 @@ fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     if addr == 0 {
         return Ok(out);
     }
+    let array = UserPtr::<u64>::new(addr)?;
     loop {
         if out.len() >= MAX_ARGS {
             return Err(Errno::E2BIG);
         }
-        let pointer = copy_in(addr + 8 * out.len() as u64, 8)?;
-        let pointer = u64::from_le_bytes(pointer.try_into().map_err(|_| Errno::EFAULT)?);
+        let pointer = user().read_u64(array.offset(out.len() as u64)?)?;
         if pointer == 0 {
             return Ok(out);
         }
@@ -484,9 +482,9 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 }
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
-    let options = WaitOptions::from_bits(options as u32).map_err(abi_errno)?;
+    let options = WaitOptions::from_bits(options as u32)?;
     // Every child exits with SIGCHLD (plain fork only).
-    if !options.selects_child(17) {
+    if !options.selects_child(u32::from(Signal::Chld.number())) {
         return Err(Errno::ECHILD);
     }
     // No process groups: every child is in the caller's group.
@@ -499,11 +497,11 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
         None => Ok(0),
         Some((child, code)) => {
             if status != 0 {
-                copy_out(status, &code.to_le_bytes())?;
+                copy_out_at(status, &code.to_le_bytes())?;
             }
             if rusage != 0 {
                 // struct rusage: all zero (no accounting yet).
-                copy_out(rusage, &[0u8; 144])?;
+                copy_out_at(rusage, &[0u8; 144])?;
             }
             Ok(u64::from(child))
         }
@@ -515,7 +513,8 @@ fn frequency() -> core::num::NonZeroU64 {
 }
 
 fn nanosleep(request: u64) -> SysResult {
-    let raw: [u8; Timespec::SIZE] = copy_in(request, Timespec::SIZE)?.try_into().map_err(|_| Errno::EFAULT)?;
+    let mut raw = [0; Timespec::SIZE];
+    user().read(UserPtr::<Timespec>::new(request)?.as_slice(), &mut raw)?;
     let spec = Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)?;
     let ticks = spec.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
     sched::sleep_ticks(ticks);
@@ -526,7 +525,7 @@ fn clock_gettime(clock: u64, out: u64) -> SysResult {
     // Every clock counts from reset: there is no real-time clock to read.
     ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
     let now = Timespec::from_ticks(timer::ticks(), frequency());
-    copy_out(out, &now.to_bytes())?;
+    copy_out_at(out, &now.to_bytes())?;
     Ok(0)
 }
 
@@ -542,15 +541,14 @@ fn uname(out: u64) -> SysResult {
         machine: b"aarch64",
         domainname: b"(none)",
     };
-    let bytes = name.to_bytes().map_err(abi_errno)?;
-    copy_out(out, &bytes)?;
+    let bytes = name.to_bytes()?;
+    copy_out_at(out, &bytes)?;
     Ok(0)
 }
 
-fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    use aspen_mm::aspace::flags::MAP_ANONYMOUS;
+fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) -> SysResult {
     use aspen_mm::aspace::MappedFile;
-    let file = if flags & MAP_ANONYMOUS != 0 {
+    let file = if flags.contains(MapFlags::ANONYMOUS) {
         None
     } else {
         let Description::File(file) = with_files(|f| f.get(fd))? else { return Err(Errno::ENODEV) };
@@ -562,7 +560,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> Sys
 
 fn reboot(magic1: u64, magic2: u64, cmd: u64) -> SysResult {
     use aspen_abi::syscall::RebootCmd;
-    match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32).map_err(abi_errno)? {
+    match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32)? {
         RebootCmd::PowerOff | RebootCmd::Halt => {
             log::info!("reboot: power off requested by pid {}", process::current_process().pid);
             power::power_off()

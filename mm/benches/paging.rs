@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_mm::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use aspen_mm::asid::{AsidAllocator, AsidBits};
-use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use aspen_mm::aspace::{AddressSpace, Env};
 use aspen_mm::frame::{BuddyAllocator, FrameAllocator};
 use aspen_mm::paging::{Editor, Mapping, PageAttrs, PageTable, VaHalf};
@@ -247,8 +247,8 @@ fn touched_space<'e, 'a>(env: &'e BenchEnv<'a>, n: u64) -> Space<'e, 'a> {
         .mmap(
             VirtAddr::new(0),
             n * PAGE_SIZE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+            Prot::READ | Prot::WRITE,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::POPULATE,
             None,
             0,
         )

@@ -14,12 +14,14 @@ pub mod addr;
 pub mod asid;
 pub mod aspace;
 pub mod board;
-pub mod errno;
 pub mod frame;
 pub mod object;
 pub mod paging;
 pub mod region;
 pub mod tlb;
+
+/// Linux error numbers, defined once in `aspen-abi`.
+pub use aspen_abi::errno;
 
 #[cfg(any(test, feature = "testbed"))]
 pub mod testbed;

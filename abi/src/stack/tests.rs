@@ -298,7 +298,7 @@ proptest! {
         envp in strings(12),
         execfn in prop::collection::vec(1u8..=255, 0..64),
         random in any::<[u8; 16]>(),
-        top in 0x1_0000u64..0x1_0000_0000_0000,
+        top in 0x1_0000u64..crate::USER_ADDR_END,
         aux_words in any::<[u64; 12]>(),
         secure in any::<bool>(),
     ) {

@@ -16,6 +16,7 @@ fn hz(frequency: u64) -> NonZeroU64 {
 fn system_call_numbers_are_aarch64_linux_ones() {
     let expected = [
         ("ioctl", 29),
+        ("mount", 40),
         ("openat", 56),
         ("close", 57),
         ("getdents64", 61),
@@ -181,6 +182,7 @@ fn stat_layout_is_the_generic_one() {
         atime: Timespec { tv_sec: 0x0b0b, tv_nsec: 0x0c0c },
         mtime: Timespec { tv_sec: 0x0d0d, tv_nsec: 0x0e0e },
         ctime: Timespec { tv_sec: 0x0f0f, tv_nsec: 0x1010 },
+        ..Stat::default()
     };
     let bytes = stat.to_bytes();
     assert_eq!(bytes.len(), 128);
@@ -379,4 +381,65 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn stat_and_timespec_have_linux_layouts() {
+    use core::mem::{offset_of, size_of};
+    assert_eq!(size_of::<Timespec>(), Timespec::SIZE);
+    assert_eq!(offset_of!(Timespec, tv_nsec), 8);
+    assert_eq!(size_of::<Stat>(), Stat::SIZE);
+    let offsets = [
+        (offset_of!(Stat, dev), 0),
+        (offset_of!(Stat, ino), 8),
+        (offset_of!(Stat, mode), 16),
+        (offset_of!(Stat, nlink), 20),
+        (offset_of!(Stat, uid), 24),
+        (offset_of!(Stat, gid), 28),
+        (offset_of!(Stat, rdev), 32),
+        (offset_of!(Stat, size), 48),
+        (offset_of!(Stat, blksize), 56),
+        (offset_of!(Stat, blocks), 64),
+        (offset_of!(Stat, atime), 72),
+        (offset_of!(Stat, mtime), 88),
+        (offset_of!(Stat, ctime), 104),
+        (offset_of!(Stat, unused), 120),
+    ];
+    for (got, want) in offsets {
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn stat_bytes_are_the_structure_in_memory() {
+    let stat = Stat {
+        dev: 1,
+        ino: 2,
+        mode: 0o100644,
+        nlink: 3,
+        uid: 4,
+        gid: 5,
+        rdev: 6,
+        size: 7,
+        blksize: 4096,
+        blocks: 8,
+        atime: Timespec { tv_sec: 9, tv_nsec: 10 },
+        mtime: Timespec { tv_sec: 11, tv_nsec: 12 },
+        ctime: Timespec { tv_sec: 13, tv_nsec: 14 },
+        ..Default::default()
+    };
+    let bytes = stat.to_bytes();
+    // SAFETY: Stat is repr(C), 128 bytes, with no padding the compiler
+    // adds (every gap is a named field), so all its bytes are initialised.
+    let in_memory: [u8; Stat::SIZE] = unsafe { core::mem::transmute(stat) };
+    assert_eq!(bytes, in_memory);
+}
+
+#[test]
+fn timespec_nanoseconds() {
+    let spec = Timespec::from_nanos(2_500_000_001);
+    assert_eq!(spec, Timespec { tv_sec: 2, tv_nsec: 500_000_001 });
+    assert_eq!(spec.as_nanos(), 2_500_000_001);
+    assert_eq!(Timespec { tv_sec: -1, tv_nsec: 5 }.as_nanos(), 5);
+    assert_eq!(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }.as_nanos(), u64::MAX);
 }

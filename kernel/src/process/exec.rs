@@ -5,9 +5,10 @@
 use alloc::vec::Vec;
 
 use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_fs::OpenFlags;
-use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use aspen_mm::aspace::{AddressSpace, MappedFile};
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
@@ -17,12 +18,11 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::files;
 use crate::memory::user_env;
-use crate::syscall::abi_errno;
 use crate::task::UserContext;
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
-const STACK_TOP: u64 = (1 << 48) - 4096;
+const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
 /// The largest program file loaded: it is read whole to check it, into
@@ -66,23 +66,17 @@ fn random_bytes() -> [u8; 16] {
     out
 }
 
-fn prot_of(readable: bool, writable: bool, executable: bool) -> u64 {
-    let mut prot = 0;
-    if readable {
-        prot |= PROT_READ;
-    }
-    if writable {
-        prot |= PROT_WRITE;
-    }
-    if executable {
-        prot |= PROT_EXEC;
-    }
+fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
+    let mut prot = Prot::NONE;
+    prot.set(Prot::READ, readable);
+    prot.set(Prot::WRITE, writable);
+    prot.set(Prot::EXEC, executable);
     prot
 }
 
 /// Loads the program at `path` into a new address space.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
-    let file = files::vfs().open(path, OpenFlags(0), 0)?;
+    let file = files::vfs().open(path, OpenFlags::RDONLY, 0)?;
     let stat = file.node().stat();
     if file.node().is_dir() {
         return Err(Errno::EACCES);
@@ -99,9 +93,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     bytes.resize(stat.size as usize, 0);
     let read = object.read(0, &mut bytes)?;
     bytes.truncate(read);
-    let parsed = ElfImage::parse(&bytes).map_err(|e| abi_errno(e.errno()))?;
-    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| abi_errno(e.errno()))?;
-    let image = parsed.relocated(bias).map_err(|e| abi_errno(e.errno()))?;
+    let parsed = ElfImage::parse(&bytes).map_err(|e| e.errno())?;
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| e.errno())?;
+    let image = parsed.relocated(bias).map_err(|e| e.errno())?;
     drop(bytes);
 
     let mut mm = AddressSpace::new(user_env::get())?;
@@ -111,19 +105,19 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         if let Some(mapping) = plan.file {
             // The tail of the last file page is zeroed below, through a
             // writable mapping; the final protection follows.
-            let first_prot = if plan.zero_tail.is_some() { prot | PROT_WRITE } else { prot };
+            let first_prot = if plan.zero_tail.is_some() { prot | Prot::WRITE } else { prot };
             mm.mmap(
                 VirtAddr::new(mapping.pages.start),
                 mapping.pages.len(),
                 first_prot,
-                MAP_PRIVATE | MAP_FIXED,
+                MapFlags::PRIVATE | MapFlags::FIXED,
                 Some(MappedFile::read_only(object.clone())),
                 mapping.file_offset,
             )?;
         }
         if let Some(tail) = plan.zero_tail {
             let zeros = alloc::vec![0u8; tail.len() as usize];
-            mm.write_user(VirtAddr::new(tail.start), &zeros)?;
+            mm.write(UserSlice::new(tail.start, tail.len())?, &zeros)?;
             if !s.writable {
                 let page = tail.start & !4095;
                 mm.mprotect(VirtAddr::new(page), 4096, prot)?;
@@ -134,7 +128,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
                 VirtAddr::new(anonymous.start),
                 anonymous.len(),
                 prot,
-                MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::ANONYMOUS,
                 None,
                 0,
             )?;
@@ -145,8 +139,8 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     mm.mmap(
         VirtAddr::new(STACK_TOP - STACK_SIZE),
         STACK_SIZE,
-        PROT_READ | PROT_WRITE,
-        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+        Prot::READ | Prot::WRITE,
+        MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::ANONYMOUS,
         None,
         0,
     )?;
@@ -159,8 +153,8 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         clock_ticks: 100,
         ..AuxValues::default()
     };
-    let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| abi_errno(e.errno()))?;
-    mm.write_user(VirtAddr::new(stack.initial_sp), &stack.bytes)?;
+    let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
+    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
     let mut cmdline = Vec::new();

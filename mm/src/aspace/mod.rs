@@ -53,7 +53,6 @@
 
 mod env;
 mod fault;
-pub mod flags;
 mod fork;
 mod maps;
 mod syscalls;
@@ -79,15 +78,17 @@ use crate::frame::{BuddyAllocator, RefCursor};
 use crate::paging::{Access, PageTable, PagingError, VaHalf};
 use crate::tlb::{Asid, TlbScope};
 
-/// The end of user space: the top of the TTBR0 half (256 TiB).
-pub const USER_END: VirtAddr = VaHalf::Lower.range().end_exclusive;
+/// The end of user space (the ABI's, 256 TiB).
+pub const USER_END: VirtAddr = VirtAddr::new(aspen_abi::USER_ADDR_END);
+// User space is exactly the TTBR0 half the translation tables cover.
+const _: () = assert!(USER_END.as_u64() == VaHalf::Lower.range().end_exclusive.as_u64());
 /// The lowest address mmap hands out or accepts with MAP_FIXED (EPERM
 /// below), so that null-pointer accesses always fault (Linux's
 /// `mmap_min_addr`).
 pub const MMAP_MIN_ADDR: VirtAddr = VirtAddr::new(0x1_0000);
 /// Where the top-down free-area search starts unless the kernel sets
 /// another base: 256 MiB below the top, leaving room for the stack.
-pub const DEFAULT_MMAP_BASE: VirtAddr = VirtAddr::new((1 << 48) - (256 << 20));
+pub const DEFAULT_MMAP_BASE: VirtAddr = VirtAddr::new(USER_END.as_u64() - (256 << 20));
 /// The most vareas a space may have (Linux's `vm.max_map_count`); calls
 /// that would need more fail with ENOMEM.
 pub const MAX_VAREAS: usize = 65530;

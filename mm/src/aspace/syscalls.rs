@@ -7,9 +7,10 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
+
 use super::fault::{exclusive, leaf_write_ok, Mode};
-use super::flags::*;
-use super::varea::{Backing, MappedFile, Prot, Varea};
+use super::varea::{Backing, MappedFile, Varea};
 use super::{
     log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS, MMAP_MIN_ADDR,
     USER_END,
@@ -67,28 +68,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// mmap(2). `file` is the open file (ignored with MAP_ANONYMOUS;
     /// `None` without it is a bad descriptor), `offset` the byte offset
-    /// into it. Returns the start of the mapping.
+    /// into it. Unknown `prot` bits are ignored; unknown `flags` too, but
+    /// with MAP_SHARED_VALIDATE on a file (EOPNOTSUPP). Returns the start
+    /// of the mapping.
     pub fn mmap(
         &mut self,
         addr: VirtAddr,
         len: u64,
-        prot: u64,
-        flags: u64,
+        prot: Prot,
+        flags: MapFlags,
         file: Option<MappedFile<'e, E>>,
         offset: u64,
     ) -> Result<VirtAddr, Errno> {
         if !offset.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let file = if flags & MAP_ANONYMOUS != 0 {
-            if flags & MAP_HUGETLB != 0 {
+        let file = if flags.contains(MapFlags::ANONYMOUS) {
+            if flags.contains(MapFlags::HUGETLB) {
                 // No huge-page pool, as Linux with none reserved.
                 return Err(Errno::ENOMEM);
             }
             None
         } else {
             let file = file.ok_or(Errno::EBADF)?;
-            if flags & MAP_HUGETLB != 0 {
+            if flags.contains(MapFlags::HUGETLB) {
                 return Err(Errno::EINVAL);
             }
             Some(file)
@@ -97,10 +100,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::EINVAL);
         }
         let mut flags = flags;
-        if flags & MAP_FIXED_NOREPLACE != 0 {
-            flags |= MAP_FIXED;
+        if flags.contains(MapFlags::FIXED_NOREPLACE) {
+            flags |= MapFlags::FIXED;
         }
-        let fixed = flags & MAP_FIXED != 0;
+        let fixed = flags.contains(MapFlags::FIXED);
         let hint = if !fixed && addr.as_u64() != 0 && addr < MMAP_MIN_ADDR { MMAP_MIN_ADDR } else { addr };
         let len = page_align(len).ok_or(Errno::ENOMEM)?;
         let first_page = offset >> PAGE_SHIFT;
@@ -121,24 +124,24 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::EPERM);
         }
         let range = VirtRange::new(start, start + len);
-        if flags & MAP_FIXED_NOREPLACE != 0 && self.vareas.any_in(range) {
+        if flags.contains(MapFlags::FIXED_NOREPLACE) && self.vareas.any_in(range) {
             return Err(Errno::EEXIST);
         }
-        let mut max_prot = Prot::ALL;
+        let mut max_prot = Prot::ACCESS;
         let backing = match file {
             Some(file) => {
                 if len > MAX_FILE_SIZE || first_page > (MAX_FILE_SIZE - len) >> PAGE_SHIFT {
                     return Err(Errno::EOVERFLOW);
                 }
-                let shared = match flags & MAP_TYPE {
-                    MAP_SHARED | MAP_SHARED_VALIDATE => {
+                let shared = match flags.map_type() {
+                    Some(map_type @ (MapType::Shared | MapType::SharedValidate)) => {
                         // Plain MAP_SHARED ignores flags it does not know.
-                        let checked = if flags & MAP_TYPE == MAP_SHARED { flags & LEGACY_MAP_MASK } else { flags };
-                        if checked & !LEGACY_MAP_MASK != 0 {
+                        let checked = if map_type == MapType::Shared { flags & MapFlags::LEGACY } else { flags };
+                        if !MapFlags::LEGACY.contains(checked) {
                             return Err(Errno::EOPNOTSUPP);
                         }
                         if !file.writable {
-                            if prot & PROT_WRITE != 0 {
+                            if prot.contains(Prot::WRITE) {
                                 return Err(Errno::EACCES);
                             }
                             // Stores would reach the file: never, not even
@@ -147,37 +150,38 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         }
                         true
                     }
-                    MAP_PRIVATE => false,
-                    _ => return Err(Errno::EINVAL),
+                    Some(MapType::Private) => false,
+                    None => return Err(Errno::EINVAL),
                 };
                 if !file.readable {
                     return Err(Errno::EACCES);
                 }
-                if flags & MAP_GROWSDOWN != 0 {
+                if flags.contains(MapFlags::GROWSDOWN) {
                     return Err(Errno::EINVAL);
                 }
                 Backing::Object { object: file.object, first_page, shared }
             }
-            None => match flags & MAP_TYPE {
-                MAP_SHARED => {
-                    if flags & MAP_GROWSDOWN != 0 {
+            None => match flags.map_type() {
+                Some(MapType::Shared) => {
+                    if flags.contains(MapFlags::GROWSDOWN) {
                         return Err(Errno::EINVAL);
                     }
                     Backing::Object { object: FileObject::anonymous(self.env, len), first_page: 0, shared: true }
                 }
-                MAP_PRIVATE => Backing::Anon,
-                _ => return Err(Errno::EINVAL),
+                Some(MapType::Private) => Backing::Anon,
+                Some(MapType::SharedValidate) | None => return Err(Errno::EINVAL),
             },
         };
         if fixed && self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
         self.unmap_range(range);
-        let lock = if flags & MAP_LOCKED != 0 { Some(LockMode::Populate) } else { self.lock_future };
-        let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+        let lock = if flags.contains(MapFlags::LOCKED) { Some(LockMode::Populate) } else { self.lock_future };
+        let prot = prot.access();
         let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: lock.is_some() };
         self.add_varea(range, varea);
-        let populate = lock == Some(LockMode::Populate) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
+        let populate = lock == Some(LockMode::Populate)
+            || (flags.contains(MapFlags::POPULATE) && !flags.contains(MapFlags::NONBLOCK));
         if populate && self.populate(range).is_err() {
             self.unmap_range(range);
             return Err(Errno::ENOMEM);
@@ -208,10 +212,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     }
 
     /// mprotect(2). The whole range must be mapped (else ENOMEM and
-    /// nothing changes).
-    pub fn mprotect(&mut self, addr: VirtAddr, len: u64, prot: u64) -> Result<(), Errno> {
-        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
-        if grows == PROT_GROWSDOWN | PROT_GROWSUP || !addr.is_page_aligned() {
+    /// nothing changes); unknown `prot` bits are EINVAL.
+    pub fn mprotect(&mut self, addr: VirtAddr, len: u64, prot: Prot) -> Result<(), Errno> {
+        let grows = prot & (Prot::GROWSDOWN | Prot::GROWSUP);
+        if grows == Prot::GROWSDOWN | Prot::GROWSUP || !addr.is_page_aligned() {
             return Err(Errno::EINVAL);
         }
         if len == 0 {
@@ -219,18 +223,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let len = page_align(len).ok_or(Errno::ENOMEM)?;
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | grows) != 0 {
+        if !(Prot::ACCESS | Prot::SEM | grows).contains(prot) {
             return Err(Errno::EINVAL);
         }
         let range = VirtRange::new(addr, end);
         if end > USER_END {
             return Err(Errno::ENOMEM);
         }
-        if grows != 0 {
+        if !grows.is_empty() {
             // No varea grows (MAP_GROWSDOWN is not kept).
             return Err(if self.vareas.covers(range) { Errno::EINVAL } else { Errno::ENOMEM });
         }
-        let new = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+        let new = prot.access();
         // As Linux, varea by varea up to the first hole: a protection
         // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
         // changed when either is returned.
@@ -346,10 +350,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// NORMAL, RANDOM, SEQUENTIAL, WILLNEED, HUGEPAGE and NOHUGEPAGE are
     /// accepted and do nothing; other advice is EINVAL. Over holes the
     /// advice applies to the mapped parts, then ENOMEM (as Linux).
-    pub fn madvise(&mut self, addr: VirtAddr, len: u64, advice: u64) -> Result<(), Errno> {
+    pub fn madvise(&mut self, addr: VirtAddr, len: u64, advice: Advice) -> Result<(), Errno> {
         match advice {
-            MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTNEED | MADV_HUGEPAGE
-            | MADV_NOHUGEPAGE => {}
+            Advice::Normal
+            | Advice::Random
+            | Advice::Sequential
+            | Advice::WillNeed
+            | Advice::DontNeed
+            | Advice::HugePage
+            | Advice::NoHugePage => {}
             _ => return Err(Errno::EINVAL),
         }
         if !addr.is_page_aligned() {
@@ -362,7 +371,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let range = VirtRange::new(addr, end);
         let covered = end <= USER_END && self.vareas.covers(range);
-        if advice == MADV_DONTNEED {
+        if advice == Advice::DontNeed {
             let refused =
                 self.vareas.overlapping(range).any(|(_, v)| v.locked || matches!(v.backing, Backing::Device { .. }));
             if refused {
@@ -382,12 +391,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// msync(2): with MS_SYNC or MS_ASYNC, writes the dirty pages of the
     /// shared file mappings in the range back through their pagers (both
     /// synchronously). MS_INVALIDATE alone checks only (the page cache is
-    /// the only copy), and fails with EBUSY over locked vareas.
-    pub fn msync(&mut self, addr: VirtAddr, len: u64, flags: u64) -> Result<(), Errno> {
-        if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !addr.is_page_aligned() {
+    /// the only copy), and fails with EBUSY over locked vareas. Unknown
+    /// flags are EINVAL.
+    pub fn msync(&mut self, addr: VirtAddr, len: u64, flags: MsyncFlags) -> Result<(), Errno> {
+        if !MsyncFlags::all().contains(flags) || !addr.is_page_aligned() {
             return Err(Errno::EINVAL);
         }
-        if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        if flags.contains(MsyncFlags::ASYNC | MsyncFlags::SYNC) {
             return Err(Errno::EINVAL);
         }
         let len = page_align(len).ok_or(Errno::ENOMEM)?;
@@ -396,11 +406,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Ok(());
         }
         let range = VirtRange::new(addr, end);
-        if flags & MS_INVALIDATE != 0 && self.vareas.overlapping(range).any(|(_, v)| v.locked) {
+        if flags.contains(MsyncFlags::INVALIDATE) && self.vareas.overlapping(range).any(|(_, v)| v.locked) {
             return Err(Errno::EBUSY);
         }
         let covered = end <= USER_END && self.vareas.covers(range);
-        if flags & (MS_SYNC | MS_ASYNC) != 0 && addr < USER_END {
+        if flags.intersects(MsyncFlags::SYNC | MsyncFlags::ASYNC) && addr < USER_END {
             self.write_back_range(VirtRange::new(addr, end.min(USER_END)))?;
         }
         if covered {
@@ -500,14 +510,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// mlockall(2): MCL_CURRENT locks (and, without MCL_ONFAULT, populates)
     /// every varea; MCL_FUTURE does the same for every later mapping and
     /// heap growth. Running out of memory while populating gives EAGAIN
-    /// (Linux ignores it and returns 0).
-    pub fn mlockall(&mut self, flags: u64) -> Result<(), Errno> {
-        if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+    /// (Linux ignores it and returns 0). Unknown flags are EINVAL.
+    pub fn mlockall(&mut self, flags: MlockallFlags) -> Result<(), Errno> {
+        if flags.is_empty() || !MlockallFlags::all().contains(flags) || flags == MlockallFlags::ONFAULT {
             return Err(Errno::EINVAL);
         }
-        let mode = if flags & MCL_ONFAULT != 0 { LockMode::OnFault } else { LockMode::Populate };
-        self.lock_future = (flags & MCL_FUTURE != 0).then_some(mode);
-        if flags & MCL_CURRENT == 0 {
+        let mode = if flags.contains(MlockallFlags::ONFAULT) { LockMode::OnFault } else { LockMode::Populate };
+        self.lock_future = flags.contains(MlockallFlags::FUTURE).then_some(mode);
+        if !flags.contains(MlockallFlags::CURRENT) {
             return Ok(());
         }
         let all = VirtRange::new(VirtAddr::new(0), USER_END);
@@ -571,7 +581,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let heap = Varea {
             end_exclusive: new_end,
             prot: Prot::READ | Prot::WRITE,
-            max_prot: Prot::ALL,
+            max_prot: Prot::ACCESS,
             backing: Backing::Anon,
             locked: lock.is_some(),
         };
@@ -588,14 +598,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// driver: not reference counted, never swapped for other frames,
     /// Device-nGnRE memory. `prot` takes PROT_READ and PROT_WRITE;
     /// PROT_EXEC is refused (EACCES): devices are never executable.
-    pub fn map_device(&mut self, pa: PhysRange, prot: u64) -> Result<VirtAddr, Errno> {
+    pub fn map_device(&mut self, pa: PhysRange, prot: Prot) -> Result<VirtAddr, Errno> {
         if pa.is_empty() || !pa.start.is_page_aligned() || !pa.end_exclusive.is_page_aligned() {
             return Err(Errno::EINVAL);
         }
-        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        if !Prot::ACCESS.contains(prot) {
             return Err(Errno::EINVAL);
         }
-        if prot & PROT_EXEC != 0 {
+        if prot.contains(Prot::EXEC) {
             return Err(Errno::EACCES);
         }
         let len = pa.size();
@@ -604,7 +614,6 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let start = self.free_area(len, VirtAddr::new(0)).ok_or(Errno::ENOMEM)?;
         let range = VirtRange::new(start, start + len);
-        let prot = Prot::from_bits_truncate(prot as u32);
         let attrs = Mode::choose(prot, true, false).attrs(true);
         self.table.map(range, pa.start, attrs).map_err(|_| Errno::ENOMEM)?;
         let backing = Backing::Device { pa: pa.start };

@@ -1,16 +1,10 @@
-//! Kernel access to user memory.
-//!
-//! On the current address space the kernel reads and writes user
-//! addresses directly, with exception fixup: it checks the range with
-//! [`AddressSpace::check_user_range`], and a fault during the copy goes to
-//! [`AddressSpace::handle_fault`] before the access is retried (`EFAULT`
-//! when that fails). For a space that is not current (writing argv onto a
-//! new process's stack during exec), and in host tests,
-//! [`AddressSpace::read_user`] and friends translate page by page through
-//! the tables and copy through the physical memory view, faulting pages in
-//! as a user access would.
+//! User memory of a space seen from outside it: which ranges a user access
+//! could reach ([`AddressSpace::check_user_range`]), and the
+//! [`UserMemory`] copies for a space that is not running. On the running
+//! space the kernel copies with unprivileged loads and stores instead (the
+//! same interface); there a fault goes to [`AddressSpace::handle_fault`].
 
-use alloc::vec::Vec;
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 
 use super::fault::{prot_allows, Mode};
 use super::varea::Backing;
@@ -21,18 +15,15 @@ use crate::object::{read_frame, write_frame};
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Checks that user code could make an access of `kind` to every byte
-    /// of `va .. va + len`: `EFAULT` for a range that wraps, leaves user
-    /// space, or touches a page no varea allows that access to. An empty
-    /// range is fine anywhere in user space.
-    pub fn check_user_range(&self, va: VirtAddr, len: u64, kind: FaultKind) -> Result<(), Errno> {
-        let end = va.checked_add(len).ok_or(Errno::EFAULT)?;
-        if end > USER_END {
-            return Err(Errno::EFAULT);
-        }
-        if len == 0 {
+    /// of `slice`: `EFAULT` where no varea allows that access. An empty
+    /// slice is fine anywhere.
+    pub fn check_user_range(&self, slice: UserSlice, kind: FaultKind) -> Result<(), Errno> {
+        if slice.is_empty() {
             return Ok(());
         }
-        let range = VirtRange::new(va.align_down(PAGE_SIZE), end.align_up(PAGE_SIZE));
+        let start = VirtAddr::new(slice.addr()).align_down(PAGE_SIZE);
+        let end = VirtAddr::new(slice.addr() + slice.len()).align_up(PAGE_SIZE);
+        let range = VirtRange::new(start, end);
         if !self.vareas.covers(range) || self.vareas.overlapping(range).any(|(_, v)| !prot_allows(v.prot, kind)) {
             return Err(Errno::EFAULT);
         }
@@ -64,19 +55,20 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
     }
 
-    /// Calls `f` for each page-sized piece of `va .. va + len` with the
-    /// frame, the offset in it and the piece's range in the buffer.
+    /// Calls `f` for each page-sized piece of the first `len` bytes of
+    /// `slice` with the frame, the offset in it and the piece's range in
+    /// the buffer.
     fn for_each_user_page(
         &mut self,
-        va: VirtAddr,
+        slice: UserSlice,
         len: usize,
         kind: FaultKind,
         mut f: impl FnMut(&E::Mem, PhysAddr, usize, core::ops::Range<usize>),
     ) -> Result<(), Errno> {
-        va.checked_add(len as u64).filter(|end| *end <= USER_END).ok_or(Errno::EFAULT)?;
+        let slice = slice.prefix(len as u64).ok_or(Errno::EFAULT)?;
         let mut done = 0;
         while done < len {
-            let at = va + done as u64;
+            let at = VirtAddr::new(slice.addr() + done as u64);
             let n = (len - done).min((PAGE_SIZE - at.page_offset()) as usize);
             let frame = self.user_frame(at, kind)?;
             f(self.env.mem(), frame, at.page_offset() as usize, done..done + n);
@@ -84,57 +76,24 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         Ok(())
     }
+}
 
-    /// Copies user memory at `va` into `buf`, as a user read would see it.
-    /// `EFAULT` (with `buf` partly filled) where the user could not read;
-    /// `ENOMEM` if faulting a page in ran out of memory.
-    pub fn read_user(&mut self, va: VirtAddr, buf: &mut [u8]) -> Result<(), Errno> {
-        self.for_each_user_page(va, buf.len(), FaultKind::Read, |mem, frame, offset, range| {
+/// A space reached through its tables and the physical memory view, as a
+/// user access would see it: for a space that is not running (exec writes
+/// the new program's stack) and for host tests on the simulated machine.
+/// `ENOMEM` if faulting a page in ran out of memory.
+impl<E: MmEnv> UserMemory for AddressSpace<'_, E> {
+    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
+        self.for_each_user_page(src, buf.len(), FaultKind::Read, |mem, frame, offset, range| {
             read_frame(mem, frame, offset, &mut buf[range]);
         })
     }
 
-    /// Copies `data` to user memory at `va`, as a user write would (breaking
-    /// copy-on-write, marking shared file pages dirty). Errors as for
-    /// [`Self::read_user`].
-    pub fn write_user(&mut self, va: VirtAddr, data: &[u8]) -> Result<(), Errno> {
-        self.for_each_user_page(va, data.len(), FaultKind::Write, |mem, frame, offset, range| {
+    /// Breaks copy-on-write and marks shared file pages dirty, as a user
+    /// store would.
+    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+        self.for_each_user_page(dst, data.len(), FaultKind::Write, |mem, frame, offset, range| {
             write_frame(mem, frame, offset, &data[range]);
         })
-    }
-
-    /// Reads a NUL-terminated string at `va` of at most `max` bytes before
-    /// the NUL; returns it without the NUL. `ENAMETOOLONG` when no NUL comes
-    /// within `max` bytes, `EFAULT` when the string runs into memory the
-    /// user cannot read.
-    pub fn read_user_cstr(&mut self, va: VirtAddr, max: usize) -> Result<Vec<u8>, Errno> {
-        let mut out = Vec::new();
-        let mut at = va;
-        loop {
-            let chunk = (PAGE_SIZE - at.page_offset()) as usize;
-            let frame = self.user_frame(at, FaultKind::Read)?;
-            let mut buf = [0u8; 64];
-            let mut offset = at.page_offset() as usize;
-            let page_end = offset + chunk;
-            while offset < page_end {
-                let n = (page_end - offset).min(buf.len());
-                read_frame(self.env.mem(), frame, offset, &mut buf[..n]);
-                let piece = &buf[..n];
-                let (text, found) = match piece.iter().position(|&b| b == 0) {
-                    Some(nul) => (&piece[..nul], true),
-                    None => (piece, false),
-                };
-                if out.len() + text.len() > max {
-                    return Err(Errno::ENAMETOOLONG);
-                }
-                out.try_reserve(text.len()).map_err(|_| Errno::ENOMEM)?;
-                out.extend_from_slice(text);
-                if found {
-                    return Ok(out);
-                }
-                offset += n;
-            }
-            at = at.checked_add(chunk as u64).filter(|a| *a < USER_END).ok_or(Errno::EFAULT)?;
-        }
     }
 }

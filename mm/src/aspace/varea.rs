@@ -5,36 +5,12 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use bitflags::bitflags;
-
 use super::MmEnv;
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
 
-bitflags! {
-    /// What user code may do in a varea (`PROT_*` values).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-    pub struct Prot: u32 {
-        /// `PROT_READ`: may be read.
-        const READ = 1;
-        /// `PROT_WRITE`: may be written.
-        const WRITE = 2;
-        /// `PROT_EXEC`: may be executed.
-        const EXEC = 4;
-    }
-}
-
-impl Prot {
-    /// Every permission: what mprotect may grant in memory the task owns.
-    pub const ALL: Prot = Prot::all();
-
-    /// Whether any access is allowed. Every mapped page is readable when
-    /// any bit is set (the architecture has no write-only pages, and
-    /// execute-only needs EPAN, which the Cortex-A72 lacks).
-    pub fn is_accessible(self) -> bool {
-        !self.is_empty()
-    }
-}
+/// What user code may do in a varea: the access bits of `PROT_*`.
+pub use aspen_abi::mman::Prot;
 
 /// The open file an mmap maps: its memory object and the access the
 /// descriptor was opened with, which bounds what the mapping may ever

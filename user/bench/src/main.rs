@@ -16,14 +16,12 @@ extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE};
+use aspen_sys::mem::{Advice, MapFlags, Prot};
 use aspen_sys::process::{self, Fork};
 use aspen_sys::{fs, println, time, Args};
 
 aspen_sys::entry!(main);
-
-/// `madvise(MADV_NOHUGEPAGE)`: keeps Linux on 4 KiB pages; Aspen accepts it.
-const MADV_NOHUGEPAGE: u32 = 15;
 
 /// TLB invalidation counters (per page, whole ASID, all), if the kernel has them.
 fn tlbi() -> Option<[u64; 3]> {
@@ -83,17 +81,18 @@ fn diff(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<[u64; 3]> {
 /// A private anonymous mapping on 4 KiB pages, not yet touched.
 fn anon(len: usize) -> usize {
     // SAFETY: no MAP_FIXED: the kernel picks a free range.
-    let addr = unsafe { mem::mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
+    let addr = unsafe { mem::mmap(0, len, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }
         .unwrap_or_else(|e| fail("mmap", e));
     // SAFETY: advice only; the result does not matter (Aspen: a no-op).
-    let _ = unsafe { mem::madvise(addr, len, MADV_NOHUGEPAGE) };
+    let _ = unsafe { mem::madvise(addr, len, Advice::NoHugePage) };
     addr
 }
 
 fn shared_page() -> &'static [AtomicU64; 8] {
     // SAFETY: no MAP_FIXED; the page is never unmapped, so the reference lives.
-    let addr = unsafe { mem::mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) }
-        .unwrap_or_else(|e| fail("mmap shared", e));
+    let addr =
+        unsafe { mem::mmap(0, PAGE_SIZE, Prot::READ | Prot::WRITE, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0) }
+            .unwrap_or_else(|e| fail("mmap shared", e));
     // SAFETY: a fresh zeroed page, aligned, shared with children by fork.
     unsafe { &*(addr as *const [AtomicU64; 8]) }
 }
@@ -106,7 +105,7 @@ fn touch(addr: usize, len: usize) {
 }
 
 fn fail(what: &str, e: aspen_sys::Errno) -> ! {
-    println!("bench error {what}={}", e.0);
+    println!("bench error {what}={}", e.as_i32());
     process::exit_group(1)
 }
 
@@ -197,8 +196,9 @@ fn mmap_cycle() -> Sample {
     let start = time::counter();
     for _ in 0..CYCLES {
         // SAFETY: no MAP_FIXED.
-        let addr = unsafe { mem::mmap(0, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
-            .unwrap_or_else(|e| fail("mmap", e));
+        let addr =
+            unsafe { mem::mmap(0, LEN, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }
+                .unwrap_or_else(|e| fail("mmap", e));
         touch(addr, LEN);
         // SAFETY: ours, unused from here on.
         unsafe { mem::munmap(addr, LEN) }.unwrap_or_else(|e| fail("munmap", e));
@@ -214,7 +214,7 @@ fn mprotect_toggle() -> Sample {
     let before = tlbi();
     let start = time::counter();
     for i in 0..CALLS {
-        let prot = if i % 2 == 0 { PROT_READ } else { PROT_READ | PROT_WRITE };
+        let prot = if i % 2 == 0 { Prot::READ } else { Prot::READ | Prot::WRITE };
         // SAFETY: nothing writes the range while it is read-only.
         unsafe { mem::mprotect(addr, LEN, prot) }.unwrap_or_else(|e| fail("mprotect", e));
     }

@@ -11,8 +11,8 @@ use core::ffi::CStr;
 use core::fmt::Write;
 
 use aspen_sys::io::FdWriter;
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
-use aspen_sys::raw::{nr, syscall1};
+use aspen_sys::mem::{self, MapFlags, Prot};
+use aspen_sys::raw::{syscall1, Sysno};
 use aspen_sys::{fs, process, time, Errno};
 
 use crate::gen::{self, Call};
@@ -81,10 +81,10 @@ extern "C" {
     static __aspen_data_end: u8;
 }
 
-fn anon(pages: u64, flags: u32) -> Result<Region, Errno> {
+fn anon(pages: u64, flags: MapFlags) -> Result<Region, Errno> {
     let len = pages * PAGE;
     // SAFETY: a new anonymous mapping (no MAP_FIXED) disturbs nothing.
-    let addr = unsafe { mem::mmap(0, len as usize, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0)? };
+    let addr = unsafe { mem::mmap(0, len as usize, Prot::READ | Prot::WRITE, flags | MapFlags::ANONYMOUS, -1, 0)? };
     Ok(Region { addr: addr as u64, len })
 }
 
@@ -98,18 +98,18 @@ impl Env {
             let _ = fs::close(2);
         }
         let mut fds = [u64::MAX; 8];
-        let exe_fd = fs::open(opts.exe, fs::O_RDONLY, 0)?;
+        let exe_fd = fs::open(opts.exe, fs::OpenFlags::RDONLY, 0)?;
         fds[0] = exe_fd as u64;
         for (slot, path) in fds[1..].iter_mut().zip([c"/", c"/proc/meminfo", c"/proc/self/maps", c"/etc"]) {
-            if let Ok(fd) = fs::open(path, fs::O_RDONLY, 0) {
+            if let Ok(fd) = fs::open(path, fs::OpenFlags::RDONLY, 0) {
                 *slot = fd as u64;
             }
         }
-        let scratch = anon(16, MAP_PRIVATE)?;
-        let shared = anon(4, MAP_SHARED)?;
+        let scratch = anon(16, MapFlags::PRIVATE)?;
+        let shared = anon(4, MapFlags::SHARED)?;
         // SAFETY: a new private file mapping (no MAP_FIXED).
-        let filemap = unsafe { mem::mmap(0, 4 * PAGE as usize, PROT_READ, MAP_PRIVATE, exe_fd, 0)? } as u64;
-        let argbuf = anon(gen::ARG_PAGES + 1, MAP_PRIVATE)?;
+        let filemap = unsafe { mem::mmap(0, 4 * PAGE as usize, Prot::READ, MapFlags::PRIVATE, exe_fd, 0)? } as u64;
+        let argbuf = anon(gen::ARG_PAGES + 1, MapFlags::PRIVATE)?;
         // SAFETY: the last page of the new buffer: nothing uses it.
         unsafe { mem::munmap((argbuf.addr + gen::ARG_PAGES * PAGE) as usize, PAGE as usize)? };
         // SAFETY: brk(0) only asks; growing the break maps fresh memory.
@@ -189,7 +189,7 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
     let mut env = match Env::set_up(opts) {
         Ok(env) => env,
         Err(e) => {
-            ring.set(H_SETUP, 2 + u64::from(e.0));
+            ring.set(H_SETUP, 2 + e.as_i32() as u64);
             process::exit_group(SETUP_FAILED)
         }
     };
@@ -244,7 +244,7 @@ fn reap(linux: bool) {
     let options = if linux { 0x4000_0000 } else { 0 };
     for _ in 0..10_000 {
         // SAFETY: wait4 with NULL status and rusage touches no memory.
-        let ret = unsafe { aspen_sys::raw::syscall4(nr::WAIT4, usize::MAX, 0, options, 0) };
+        let ret = unsafe { aspen_sys::raw::syscall4(Sysno::Wait4.number(), usize::MAX, 0, options, 0) };
         if ret < 0 {
             return;
         }
@@ -311,6 +311,6 @@ pub unsafe fn execute(call: &Call) -> u64 {
 pub fn exit_now(code: i32) -> ! {
     loop {
         // SAFETY: ends the process.
-        unsafe { syscall1(nr::EXIT_GROUP, code as usize) };
+        unsafe { syscall1(Sysno::ExitGroup.number(), code as usize) };
     }
 }

@@ -28,6 +28,10 @@
 
 use core::ffi::CStr;
 
+use aspen_sys::mem::{MapFlags, USER_ADDR_END};
+use aspen_sys::process::Signal;
+use aspen_sys::raw::Sysno;
+
 use crate::child::Env;
 use crate::ring::{TOUCH_READ, TOUCH_WRITE};
 use crate::rng::Rng;
@@ -55,46 +59,15 @@ pub struct Call {
     pub args: [u64; 6],
 }
 
-mod nr {
-    pub const IOCTL: u64 = 29;
-    pub const OPENAT: u64 = 56;
-    pub const CLOSE: u64 = 57;
-    pub const GETDENTS64: u64 = 61;
-    pub const LSEEK: u64 = 62;
-    pub const READ: u64 = 63;
-    pub const WRITE: u64 = 64;
-    pub const READV: u64 = 65;
-    pub const WRITEV: u64 = 66;
-    pub const NEWFSTATAT: u64 = 79;
-    pub const FSTAT: u64 = 80;
-    pub const EXIT: u64 = 93;
-    pub const EXIT_GROUP: u64 = 94;
-    pub const NANOSLEEP: u64 = 101;
-    pub const CLOCK_GETTIME: u64 = 113;
-    pub const SCHED_YIELD: u64 = 124;
-    pub const REBOOT: u64 = 142;
-    pub const UNAME: u64 = 160;
-    pub const GETPID: u64 = 172;
-    pub const GETTID: u64 = 178;
-    pub const BRK: u64 = 214;
-    pub const MUNMAP: u64 = 215;
-    pub const CLONE: u64 = 220;
-    pub const EXECVE: u64 = 221;
-    pub const MMAP: u64 = 222;
-    pub const MPROTECT: u64 = 226;
-    pub const MSYNC: u64 = 227;
-    pub const MLOCK: u64 = 228;
-    pub const MUNLOCK: u64 = 229;
-    pub const MLOCKALL: u64 = 230;
-    pub const MUNLOCKALL: u64 = 231;
-    pub const MADVISE: u64 = 233;
-    pub const WAIT4: u64 = 260;
-}
+/// The number of `clone`, which the child runs specially (see `child::execute`).
+pub const CLONE: u64 = Sysno::Clone.number() as u64;
 
-pub use nr::CLONE;
+/// The calls that only read ids (getpid .. gettid).
+const IDS: &[Sysno] =
+    &[Sysno::Getpid, Sysno::Getppid, Sysno::Getuid, Sysno::Geteuid, Sysno::Getgid, Sysno::Getegid, Sysno::Gettid];
 
 const PAGE: u64 = 4096;
-const SIGCHLD: u64 = 17;
+const SIGCHLD: u64 = Signal::Chld as u64;
 
 /// Addresses in the kernel half (TTBR1).
 const KERNEL_ADDRS: &[u64] = &[
@@ -112,7 +85,7 @@ const EDGE_ADDRS: &[u64] = &[
     0x0000_ffff_ffff_fff8,
     0x0000_ffff_ffff_ffff,
     0x0000_ffff_ffff_e000,
-    0x0001_0000_0000_0000,
+    USER_ADDR_END,
     0x0000_8000_0000_0000,
     0x0000_7fff_ffff_f000,
     0x0000_0080_0000_0000,
@@ -154,7 +127,7 @@ const LENGTHS: &[u64] = &[
     0x1_0000_0000,
     1 << 40,
     1 << 47,
-    1 << 48,
+    USER_ADDR_END,
     i64::MAX as u64,
     1 << 63,
     u64::MAX,
@@ -329,19 +302,21 @@ pub fn generate(rng: &mut Rng, env: &mut Env) -> Call {
     op_call(op, rng, env)
 }
 
-fn call(nr: u64, args: [u64; 6]) -> Call {
-    Call { nr, args }
+fn call(sysno: Sysno, args: [u64; 6]) -> Call {
+    Call { nr: sysno.number() as u64, args }
 }
 
 fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
     let r = rng.next();
     match op {
-        Op::Read => call(nr::READ, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
-        Op::Write => call(nr::WRITE, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
-        Op::Readv => call(nr::READV, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
-        Op::Writev => call(nr::WRITEV, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
-        Op::Openat => call(nr::OPENAT, [dirfd(rng, env), path(rng, env), open_flags(rng), rng.next() & 0o7777, r, 0]),
-        Op::Close => call(nr::CLOSE, [fd(rng, env), r, 0, 0, 0, 0]),
+        Op::Read => call(Sysno::Read, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Write => call(Sysno::Write, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Readv => call(Sysno::Readv, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
+        Op::Writev => call(Sysno::Writev, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
+        Op::Openat => {
+            call(Sysno::Openat, [dirfd(rng, env), path(rng, env), open_flags(rng), rng.next() & 0o7777, r, 0])
+        }
+        Op::Close => call(Sysno::Close, [fd(rng, env), r, 0, 0, 0, 0]),
         Op::Lseek => {
             let offset = match rng.below(4) {
                 0 => rng.pick(INTS),
@@ -350,13 +325,13 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
                 _ => rng.below(1 << 20),
             };
             let whence = if rng.chance(4, 5) { rng.below(5) } else { rng.pick(INTS) };
-            call(nr::LSEEK, [fd(rng, env), offset, whence, r, 0, 0])
+            call(Sysno::Lseek, [fd(rng, env), offset, whence, r, 0, 0])
         }
-        Op::Getdents => call(nr::GETDENTS64, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
-        Op::Fstat => call(nr::FSTAT, [fd(rng, env), addr(rng, env), r, 0, 0, 0]),
+        Op::Getdents => call(Sysno::Getdents64, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Fstat => call(Sysno::Fstat, [fd(rng, env), addr(rng, env), r, 0, 0, 0]),
         Op::Newfstatat => {
             let flags = if rng.chance(4, 5) { rng.pick(&[0, 0x100, 0x1000, 0x1100, 0x800, 0x1]) } else { rng.next() };
-            call(nr::NEWFSTATAT, [dirfd(rng, env), path(rng, env), addr(rng, env), flags, r, 0])
+            call(Sysno::Newfstatat, [dirfd(rng, env), path(rng, env), addr(rng, env), flags, r, 0])
         }
         Op::Ioctl => {
             const REQUESTS: &[u64] = &[0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x541b, 0x5421, 0x5450, 0x5451, 0];
@@ -367,7 +342,7 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
             } else {
                 rng.next()
             };
-            call(nr::IOCTL, [fd(rng, env), request, addr(rng, env), r, 0, 0])
+            call(Sysno::Ioctl, [fd(rng, env), request, addr(rng, env), r, 0, 0])
         }
         Op::Clone => clone(rng, env),
         Op::Execve => execve(rng, env),
@@ -385,16 +360,16 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
                 3 => rng.pick(&[0x4000_0001, 0x8000_0001, 0x2000_0001, 3, 5, 9, 0x1000_0001]),
                 _ => rng.next(),
             };
-            call(nr::WAIT4, [pid, addr(rng, env), options, addr(rng, env), r, 0])
+            call(Sysno::Wait4, [pid, addr(rng, env), options, addr(rng, env), r, 0])
         }
-        Op::Ids => call(nr::GETPID + rng.below(nr::GETTID - nr::GETPID + 1), [r, rng.next(), 0, 0, 0, 0]),
-        Op::Yield => call(nr::SCHED_YIELD, [r, 0, 0, 0, 0, 0]),
+        Op::Ids => call(rng.pick(IDS), [r, rng.next(), 0, 0, 0, 0]),
+        Op::Yield => call(Sysno::SchedYield, [r, 0, 0, 0, 0, 0]),
         Op::Nanosleep => nanosleep(rng, env),
         Op::ClockGettime => {
             let clock = if rng.chance(3, 4) { rng.below(13) } else { rng.pick(INTS) };
-            call(nr::CLOCK_GETTIME, [clock, addr(rng, env), r, 0, 0, 0])
+            call(Sysno::ClockGettime, [clock, addr(rng, env), r, 0, 0, 0])
         }
-        Op::Uname => call(nr::UNAME, [addr(rng, env), r, 0, 0, 0, 0]),
+        Op::Uname => call(Sysno::Uname, [addr(rng, env), r, 0, 0, 0, 0]),
         Op::Brk => {
             let target = match rng.below(5) {
                 0 => 0,
@@ -402,29 +377,29 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
                 3 => env.heap.addr.wrapping_add(rng.next() % (1 << 32)),
                 _ => target(rng, env),
             };
-            call(nr::BRK, [target, r, 0, 0, 0, 0])
+            call(Sysno::Brk, [target, r, 0, 0, 0, 0])
         }
         Op::Mmap => mmap(rng, env),
-        Op::Munmap => call(nr::MUNMAP, [target(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Munmap => call(Sysno::Munmap, [target(rng, env), len(rng), r, 0, 0, 0]),
         Op::Mprotect => {
             let (start, length, mut prot) = (target(rng, env), len(rng), prot(rng));
             if in_own_image_or_live_stack(env, start, length) {
                 // Take access away (the child then faults), never give it.
                 prot &= 1;
             }
-            call(nr::MPROTECT, [start, length, prot, r, 0, 0])
+            call(Sysno::Mprotect, [start, length, prot, r, 0, 0])
         }
         Op::Msync => {
             let flags = if rng.chance(4, 5) { rng.below(8) } else { rng.pick(INTS) };
-            call(nr::MSYNC, [addr(rng, env), len(rng), flags, r, 0, 0])
+            call(Sysno::Msync, [addr(rng, env), len(rng), flags, r, 0, 0])
         }
-        Op::Mlock => call(nr::MLOCK, [addr(rng, env), len(rng), r, 0, 0, 0]),
-        Op::Munlock => call(nr::MUNLOCK, [addr(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Mlock => call(Sysno::Mlock, [addr(rng, env), len(rng), r, 0, 0, 0]),
+        Op::Munlock => call(Sysno::Munlock, [addr(rng, env), len(rng), r, 0, 0, 0]),
         Op::Mlockall => {
             let flags = if rng.chance(4, 5) { rng.below(9) } else { rng.pick(INTS) };
-            call(nr::MLOCKALL, [flags, r, 0, 0, 0, 0])
+            call(Sysno::Mlockall, [flags, r, 0, 0, 0, 0])
         }
-        Op::Munlockall => call(nr::MUNLOCKALL, [r, 0, 0, 0, 0, 0]),
+        Op::Munlockall => call(Sysno::Munlockall, [r, 0, 0, 0, 0, 0]),
         Op::Madvise => {
             let mut advice = match rng.below(5) {
                 0..=2 => rng.below(26),
@@ -440,7 +415,7 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
                 // No advice that discards contents (see `in_own_image_or_live_stack`).
                 advice &= 3;
             }
-            call(nr::MADVISE, [start, length, advice, r, 0, 0])
+            call(Sysno::Madvise, [start, length, advice, r, 0, 0])
         }
         Op::Random => random_call(rng, env),
         Op::Touch => touch(rng, env),
@@ -457,40 +432,40 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         _ => rng.next(),
     };
     let known = [
-        (nr::IOCTL, Op::Ioctl),
-        (nr::OPENAT, Op::Openat),
-        (nr::CLOSE, Op::Close),
-        (nr::GETDENTS64, Op::Getdents),
-        (nr::LSEEK, Op::Lseek),
-        (nr::READ, Op::Read),
-        (nr::WRITE, Op::Write),
-        (nr::READV, Op::Readv),
-        (nr::WRITEV, Op::Writev),
-        (nr::NEWFSTATAT, Op::Newfstatat),
-        (nr::FSTAT, Op::Fstat),
-        (nr::NANOSLEEP, Op::Nanosleep),
-        (nr::CLOCK_GETTIME, Op::ClockGettime),
-        (nr::SCHED_YIELD, Op::Yield),
-        (nr::UNAME, Op::Uname),
-        (nr::BRK, Op::Brk),
-        (nr::MUNMAP, Op::Munmap),
-        (nr::CLONE, Op::Clone),
-        (nr::EXECVE, Op::Execve),
-        (nr::MMAP, Op::Mmap),
-        (nr::MPROTECT, Op::Mprotect),
-        (nr::MSYNC, Op::Msync),
-        (nr::MLOCK, Op::Mlock),
-        (nr::MUNLOCK, Op::Munlock),
-        (nr::MLOCKALL, Op::Mlockall),
-        (nr::MUNLOCKALL, Op::Munlockall),
-        (nr::MADVISE, Op::Madvise),
-        (nr::WAIT4, Op::Wait4),
+        (Sysno::Ioctl, Op::Ioctl),
+        (Sysno::Openat, Op::Openat),
+        (Sysno::Close, Op::Close),
+        (Sysno::Getdents64, Op::Getdents),
+        (Sysno::Lseek, Op::Lseek),
+        (Sysno::Read, Op::Read),
+        (Sysno::Write, Op::Write),
+        (Sysno::Readv, Op::Readv),
+        (Sysno::Writev, Op::Writev),
+        (Sysno::Newfstatat, Op::Newfstatat),
+        (Sysno::Fstat, Op::Fstat),
+        (Sysno::Nanosleep, Op::Nanosleep),
+        (Sysno::ClockGettime, Op::ClockGettime),
+        (Sysno::SchedYield, Op::Yield),
+        (Sysno::Uname, Op::Uname),
+        (Sysno::Brk, Op::Brk),
+        (Sysno::Munmap, Op::Munmap),
+        (Sysno::Clone, Op::Clone),
+        (Sysno::Execve, Op::Execve),
+        (Sysno::Mmap, Op::Mmap),
+        (Sysno::Mprotect, Op::Mprotect),
+        (Sysno::Msync, Op::Msync),
+        (Sysno::Mlock, Op::Mlock),
+        (Sysno::Munlock, Op::Munlock),
+        (Sysno::Mlockall, Op::Mlockall),
+        (Sysno::Munlockall, Op::Munlockall),
+        (Sysno::Madvise, Op::Madvise),
+        (Sysno::Wait4, Op::Wait4),
     ];
-    if let Some((_, op)) = known.iter().find(|(k, _)| *k == n) {
+    if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);
     }
     let low = n & 0xffff_ffff;
-    if matches!(low, nr::EXIT | nr::EXIT_GROUP | nr::REBOOT) {
+    if matches!(Sysno::from_number(low as usize), Some(Sysno::Exit | Sysno::ExitGroup | Sysno::Reboot)) {
         n += 1000;
     }
     // Linux takes the low 32 bits as the number; there only unallocated
@@ -508,7 +483,7 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
             _ => rng.next(),
         };
     }
-    call(n, args)
+    Call { nr: n, args }
 }
 
 /// A file descriptor: one the child opened, a small number, or nonsense.
@@ -758,7 +733,7 @@ fn clone(rng: &mut Rng, env: &Env) -> Call {
         flags
     };
     let stack = if rng.chance(3, 4) { 0 } else { addr(rng, env) };
-    call(nr::CLONE, [flags, stack, addr(rng, env), rng.next(), addr(rng, env), 0])
+    call(Sysno::Clone, [flags, stack, addr(rng, env), rng.next(), addr(rng, env), 0])
 }
 
 /// An execve that must fail: a path that is not a program, or a program
@@ -812,7 +787,7 @@ fn execve(rng: &mut Rng, env: &Env) -> Call {
             (path, addr(rng, env), addr(rng, env))
         }
     };
-    call(nr::EXECVE, [path, argv, envp, rng.next(), 0, 0])
+    call(Sysno::Execve, [path, argv, envp, rng.next(), 0, 0])
 }
 
 /// nanosleep of at most 100 µs, an invalid request, or an unreadable one.
@@ -830,52 +805,48 @@ fn nanosleep(rng: &mut Rng, env: &Env) -> Call {
     } else {
         bad_pointer(rng)
     };
-    call(nr::NANOSLEEP, [request, addr(rng, env), rng.next(), 0, 0, 0])
+    call(Sysno::Nanosleep, [request, addr(rng, env), rng.next(), 0, 0, 0])
 }
 
 fn mmap(rng: &mut Rng, env: &Env) -> Call {
-    const MAP_FIXED: u64 = 0x10;
-    const MAP_ANONYMOUS: u64 = 0x20;
-    const EXTRA: &[u64] = &[
-        0x100,      // MAP_GROWSDOWN
-        0x800,      // MAP_DENYWRITE
-        0x1000,     // MAP_EXECUTABLE
-        0x2000,     // MAP_LOCKED
-        0x4000,     // MAP_NORESERVE
-        0x8000,     // MAP_POPULATE
-        0x1_0000,   // MAP_NONBLOCK
-        0x2_0000,   // MAP_STACK
-        0x4_0000,   // MAP_HUGETLB
-        0x8_0000,   // MAP_SYNC
-        0x10_0000,  // MAP_FIXED_NOREPLACE
-        0x400_0000, // MAP_UNINITIALIZED
+    const EXTRA: &[MapFlags] = &[
+        MapFlags::GROWSDOWN,
+        MapFlags::DENYWRITE,
+        MapFlags::EXECUTABLE,
+        MapFlags::LOCKED,
+        MapFlags::NORESERVE,
+        MapFlags::POPULATE,
+        MapFlags::NONBLOCK,
+        MapFlags::STACK,
+        MapFlags::HUGETLB,
+        MapFlags::SYNC,
+        MapFlags::FIXED_NOREPLACE,
+        MapFlags::UNINITIALIZED,
     ];
     let fixed = rng.chance(3, 10);
     let addr_arg = if rng.chance(3, 10) && (!fixed || rng.chance(1, 10)) { 0 } else { target(rng, env) };
     let mut flags = match rng.below(10) {
-        0..=3 => 2,
-        4..=6 => 1,
-        7 => 3,
-        8 => 0,
-        _ => rng.below(16),
+        0..=3 => MapFlags::PRIVATE,
+        4..=6 => MapFlags::SHARED,
+        7 => MapFlags::SHARED_VALIDATE,
+        8 => MapFlags::empty(),
+        _ => MapFlags::from_bits_retain(rng.below(16)),
     };
-    if fixed {
-        flags |= MAP_FIXED;
-    }
+    flags.set(MapFlags::FIXED, fixed);
     let anonymous = rng.chance(6, 10);
-    if anonymous {
-        flags |= MAP_ANONYMOUS;
-    }
+    flags.set(MapFlags::ANONYMOUS, anonymous);
     for _ in 0..rng.below(3) {
         if rng.chance(1, 2) {
             flags |= rng.pick(EXTRA);
         }
     }
     if rng.chance(1, 20) {
-        flags |= rng.next();
+        flags |= MapFlags::from_bits_retain(rng.next());
     }
-    if env.avoid & AVOID_SHARED_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && flags & 1 != 0 {
-        flags = (flags & !3) | 2;
+    // The SHARED bit: MAP_SHARED, MAP_SHARED_VALIDATE or an invalid type.
+    let shared_bit = flags.contains(MapFlags::SHARED);
+    if env.avoid & AVOID_SHARED_FILE_MAP != 0 && !flags.contains(MapFlags::ANONYMOUS) && shared_bit {
+        flags = flags.difference(MapFlags::SHARED_VALIDATE) | MapFlags::PRIVATE;
     }
     let fd_arg = if anonymous && rng.chance(4, 5) { u64::MAX } else { fd(rng, env) };
     let offset = match rng.below(10) {
@@ -885,19 +856,22 @@ fn mmap(rng: &mut Rng, env: &Env) -> Call {
         _ => rng.next(),
     };
     let mut length = len(rng);
-    if env.avoid & AVOID_BIG_SHARED_ANON != 0 && flags & MAP_ANONYMOUS != 0 && flags & 1 != 0 && length > 8 << 20 {
+    if env.avoid & AVOID_BIG_SHARED_ANON != 0
+        && flags.contains(MapFlags::ANONYMOUS | MapFlags::SHARED)
+        && length > 8 << 20
+    {
         length %= 8 << 20;
     }
-    if env.avoid & AVOID_BIG_FILE_MAP != 0 && flags & MAP_ANONYMOUS == 0 && length > 64 << 20 {
+    if env.avoid & AVOID_BIG_FILE_MAP != 0 && !flags.contains(MapFlags::ANONYMOUS) && length > 64 << 20 {
         length %= 64 << 20;
     }
     let mut prot = prot(rng);
-    if flags & MAP_FIXED != 0 && in_own_image_or_live_stack(env, addr_arg, length) {
+    if flags.contains(MapFlags::FIXED) && in_own_image_or_live_stack(env, addr_arg, length) {
         // A new mapping there must fault, not run or feed the child's code
         // with zeros (see `in_own_image_or_live_stack`).
         prot = 0;
     }
-    call(nr::MMAP, [addr_arg, length, prot, flags, fd_arg, offset])
+    call(Sysno::Mmap, [addr_arg, length, prot, flags.bits(), fd_arg, offset])
 }
 
 /// Whether `[start, start + len)` overlaps the child's image or its live
@@ -925,7 +899,7 @@ fn touch(rng: &mut Rng, env: &Env) -> Call {
         if rng.chance(97, 100) {
             if m.prot & 3 == 0 {
                 // Neither readable nor writable (as far as the fuzzer knows).
-                return call(nr::GETPID, [0; 6]);
+                return call(Sysno::Getpid, [0; 6]);
             }
             if m.prot & 1 == 0 {
                 write = m.prot & 2 != 0;
@@ -937,7 +911,7 @@ fn touch(rng: &mut Rng, env: &Env) -> Call {
         m.addr.wrapping_add(rng.below(m.len.clamp(1, 1 << 24)))
     };
     let nr = if write { TOUCH_WRITE } else { TOUCH_READ };
-    call(nr, [target, rng.next() & 0xff, 0, 0, 0, 0])
+    Call { nr, args: [target, rng.next() & 0xff, 0, 0, 0, 0] }
 }
 
 /// Notes what a call made (new mappings and descriptors) and, roughly, how
@@ -960,8 +934,8 @@ pub fn observe(env: &mut Env, call: &Call, ret: u64) {
             }
         }
     };
-    match call.nr {
-        nr::MMAP => {
+    match Sysno::from_number(call.nr as usize) {
+        Some(Sysno::Mmap) => {
             let prot = if a2 & !7 == 0 { a2 } else { 0 };
             if a3 & 0x10 != 0 {
                 restrict(env, ret, a1, prot);
@@ -969,16 +943,16 @@ pub fn observe(env: &mut Env, call: &Call, ret: u64) {
             env.maps[env.next_map % env.maps.len()] = Mapping { addr: ret, len: page_len(a1), prot };
             env.next_map += 1;
         }
-        nr::MUNMAP => restrict(env, a0, a1, 0),
-        nr::MPROTECT => restrict(env, a0, a1, a2),
-        nr::MADVISE if a2 & 0xffff_ffff == 9 || a2 & 0xffff_ffff == 100 => restrict(env, a0, a1, 0),
-        nr::BRK => {
+        Some(Sysno::Munmap) => restrict(env, a0, a1, 0),
+        Some(Sysno::Mprotect) => restrict(env, a0, a1, a2),
+        Some(Sysno::Madvise) if a2 & 0xffff_ffff == 9 || a2 & 0xffff_ffff == 100 => restrict(env, a0, a1, 0),
+        Some(Sysno::Brk) => {
             let heap = &mut env.regions[3];
             if ret < heap.addr.saturating_add(heap.len) {
                 heap.len = ret.saturating_sub(heap.addr);
             }
         }
-        nr::OPENAT => {
+        Some(Sysno::Openat) => {
             env.fds[env.next_fd % env.fds.len()] = ret;
             env.next_fd += 1;
         }

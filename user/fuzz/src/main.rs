@@ -55,7 +55,7 @@ mod script;
 use core::ffi::CStr;
 
 use aspen_sys::mem::PAGE_SIZE;
-use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGKILL, SIGSEGV, WNOHANG};
+use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, WNOHANG};
 use aspen_sys::{fs, println, time, Args, Errno};
 
 use ring::Ring;
@@ -64,8 +64,6 @@ aspen_sys::entry!(main);
 
 /// Exit code of a process started by an execve the fuzzer meant to fail.
 pub const EXEC_MARKER_EXIT: i32 = 99;
-const SIGILL: i32 = 4;
-const SIGTRAP: i32 = 5;
 /// Exit code of a Rust panic in the fuzz child (aspen-sys's panic handler).
 const PANIC_EXIT: i32 = 101;
 
@@ -251,7 +249,7 @@ fn set_up(opts: &Options, ring: Ring) {
     touch_stack();
     let mut buf = [0u8; 4096];
     for path in gen::FILES.iter().copied().chain([opts.exe]) {
-        if let Ok(fd) = fs::open(path, fs::O_RDONLY, 0) {
+        if let Ok(fd) = fs::open(path, fs::OpenFlags::RDONLY, 0) {
             while matches!(fs::read(fd, &mut buf), Ok(n) if n > 0) {}
             let _ = fs::close(fd);
         }
@@ -558,7 +556,10 @@ fn print_log(ring: Ring, batch: u64, opts: &Options, end: End) {
     if setup != 1 {
         println!("fuzz:   set-up {}", if setup == 0 { "did not finish" } else { "failed" });
         if setup > 1 {
-            println!("fuzz:   set-up error: {}", Errno((setup - 2) as u16));
+            match u16::try_from(setup - 2).ok().and_then(Errno::new) {
+                Some(e) => println!("fuzz:   set-up error: {e}"),
+                None => println!("fuzz:   set-up error: {}", setup - 2),
+            }
         }
         return;
     }

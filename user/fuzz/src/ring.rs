@@ -9,9 +9,7 @@
 
 use core::fmt;
 
-use aspen_sys::mem::{
-    self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE,
-};
+use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::Errno;
 
 /// Calls kept (the most recent ones).
@@ -62,10 +60,17 @@ impl Ring {
     pub fn map() -> Result<Ring, Errno> {
         let total = 2 * GUARD + SIZE;
         // SAFETY: a new anonymous mapping, no MAP_FIXED: nothing else moves.
-        let area = unsafe { mem::mmap(0, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)? };
+        let area = unsafe { mem::mmap(0, total, Prot::NONE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0)? };
         // SAFETY: MAP_FIXED inside the reservation just made, which nothing uses.
         let base = unsafe {
-            mem::mmap(area + GUARD, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?
+            mem::mmap(
+                area + GUARD,
+                SIZE,
+                Prot::READ | Prot::WRITE,
+                MapFlags::SHARED | MapFlags::ANONYMOUS | MapFlags::FIXED,
+                -1,
+                0,
+            )?
         };
         let ring = Ring { base };
         for page in (0..SIZE).step_by(PAGE_SIZE) {
@@ -259,8 +264,7 @@ impl fmt::Display for Display<'_> {
         write!(f, ")")?;
         if c.ret == PENDING {
             write!(f, " -> did not return")
-        } else if (c.ret as i64) < 0 && (c.ret as i64) >= -4095 {
-            let e = Errno((c.ret as i64).unsigned_abs() as u16);
+        } else if let Err(e) = Errno::result(c.ret as i64 as isize) {
             write!(f, " = -{}", e.name().unwrap_or("?")).and_then(|()| write!(f, " ({})", c.ret as i64))
         } else {
             write!(f, " = {:#x}", c.ret)

@@ -17,7 +17,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use aspen_sys::fs::{self, DirEntries, DT_DIR, DT_LNK, O_CLOEXEC, O_DIRECTORY, O_RDONLY, STDOUT};
+use aspen_sys::fs::{self, DirEntries, OpenFlags, DT_DIR, DT_LNK, STDOUT};
 use aspen_sys::{io, println, process, Errno};
 
 use crate::spawn;
@@ -101,7 +101,7 @@ fn run(words: &[&str]) -> Result<(), Errno> {
 
 /// Prints a file's contents as they are.
 fn cat(path: &core::ffi::CStr) -> Result<(), Errno> {
-    let fd = fs::open(path, O_RDONLY | O_CLOEXEC, 0)?;
+    let fd = fs::open(path, OpenFlags::RDONLY | OpenFlags::CLOEXEC, 0)?;
     io::flush();
     let mut buf = [0u8; 1024];
     let result = loop {
@@ -117,7 +117,7 @@ fn cat(path: &core::ffi::CStr) -> Result<(), Errno> {
 
 /// Reads every entry of a directory: (name, d_type).
 fn read_dir(path: &core::ffi::CStr) -> Result<Vec<(String, u8)>, Errno> {
-    let fd = fs::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+    let fd = fs::open(path, OpenFlags::RDONLY | OpenFlags::DIRECTORY | OpenFlags::CLOEXEC, 0)?;
     let mut entries = Vec::new();
     let mut buf = [0u8; 2048];
     let result = loop {

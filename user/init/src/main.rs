@@ -23,7 +23,7 @@ mod commands;
 mod line;
 mod spawn;
 
-use aspen_sys::fs::{self, O_RDWR};
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::{println, process, time, Args};
 
 use line::LineEditor;
@@ -63,7 +63,7 @@ fn ensure_console() {
         return;
     }
     for _ in 0..3 {
-        let _ = fs::open(c"/dev/console", O_RDWR, 0);
+        let _ = fs::open(c"/dev/console", OpenFlags::RDWR, 0);
     }
 }
 

@@ -4,22 +4,15 @@
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-use crate::raw::{nr, syscall1, syscall3, syscall4, syscall5};
+use crate::raw::{syscall1, syscall3, syscall4, syscall5, Sysno};
 use crate::Errno;
 
 pub const STDIN: i32 = 0;
 pub const STDOUT: i32 = 1;
 pub const STDERR: i32 = 2;
 
-/// `dirfd` meaning "relative to the current directory".
-pub const AT_FDCWD: i32 = -100;
-
-pub const O_RDONLY: u32 = 0;
-pub const O_RDWR: u32 = 2;
-pub const O_CREAT: u32 = 0o100;
-/// arm64's value (0o40000), not the asm-generic one.
-pub const O_DIRECTORY: u32 = 0o40000;
-pub const O_CLOEXEC: u32 = 0o2000000;
+/// `openat`'s flags and `AT_FDCWD`, from the ABI crate.
+pub use aspen_abi::fcntl::{OpenFlags, AT_FDCWD};
 
 pub const SEEK_SET: u32 = 0;
 
@@ -31,36 +24,38 @@ pub const DT_LNK: u8 = 10;
 /// Reads up to `buf.len()` bytes.
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    Errno::result(unsafe { syscall3(nr::READ, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Read.number(), fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
 }
 
 /// Writes up to `buf.len()` bytes.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel only reads buf.
-    Errno::result(unsafe { syscall3(nr::WRITE, fd as usize, buf.as_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Write.number(), fd as usize, buf.as_ptr() as usize, buf.len()) })
 }
 
 /// Opens `path` (relative to `dirfd`); returns the new file descriptor.
-pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+pub fn openat(dirfd: i32, path: &CStr, flags: OpenFlags, mode: u32) -> Result<i32, Errno> {
     // SAFETY: path is NUL-terminated and only read.
-    let ret = unsafe { syscall4(nr::OPENAT, dirfd as usize, path.as_ptr() as usize, flags as usize, mode as usize) };
+    let ret = unsafe {
+        syscall4(Sysno::Openat.number(), dirfd as usize, path.as_ptr() as usize, flags.bits() as usize, mode as usize)
+    };
     Errno::result(ret).map(|fd| fd as i32)
 }
 
 /// Opens `path` relative to the current directory.
-pub fn open(path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+pub fn open(path: &CStr, flags: OpenFlags, mode: u32) -> Result<i32, Errno> {
     openat(AT_FDCWD, path, flags, mode)
 }
 
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory of ours.
-    Errno::result(unsafe { syscall1(nr::CLOSE, fd as usize) }).map(drop)
+    Errno::result(unsafe { syscall1(Sysno::Close.number(), fd as usize) }).map(drop)
 }
 
 /// Moves the file offset; returns the new offset.
 pub fn lseek(fd: i32, offset: i64, whence: u32) -> Result<u64, Errno> {
     // SAFETY: no memory is involved.
-    let ret = unsafe { syscall3(nr::LSEEK, fd as usize, offset as usize, whence as usize) };
+    let ret = unsafe { syscall3(Sysno::Lseek.number(), fd as usize, offset as usize, whence as usize) };
     Errno::result(ret).map(|off| off as u64)
 }
 
@@ -78,7 +73,7 @@ pub fn read_full(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Reads the start of the file at `path` into `buf`; returns the byte count.
 pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC, 0)?;
+    let fd = open(path, OpenFlags::RDONLY | OpenFlags::CLOEXEC, 0)?;
     let result = read_full(fd, buf);
     let _ = close(fd);
     result
@@ -89,40 +84,25 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
 pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
     // SAFETY: the three strings are NUL-terminated and only read; data is NULL.
     let ret = unsafe {
-        syscall5(nr::MOUNT, source.as_ptr() as usize, target.as_ptr() as usize, fstype.as_ptr() as usize, 0, 0)
+        syscall5(
+            Sysno::Mount.number(),
+            source.as_ptr() as usize,
+            target.as_ptr() as usize,
+            fstype.as_ptr() as usize,
+            0,
+            0,
+        )
     };
     Errno::result(ret).map(drop)
 }
 
-/// `struct stat` of arm64 (asm-generic layout, 128 bytes).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u64,
-    _pad1: u64,
-    pub size: i64,
-    pub blksize: i32,
-    _pad2: i32,
-    pub blocks: i64,
-    pub atime: i64,
-    pub atime_nsec: u64,
-    pub mtime: i64,
-    pub mtime_nsec: u64,
-    pub ctime: i64,
-    pub ctime_nsec: u64,
-    _unused: [u32; 2],
-}
+/// `struct stat`, from the ABI crate.
+pub use aspen_abi::syscall::Stat;
 
 pub fn fstat(fd: i32) -> Result<Stat, Errno> {
     let mut st = MaybeUninit::<Stat>::uninit();
     // SAFETY: the kernel fills the whole 128-byte struct stat on success.
-    let ret = unsafe { syscall3(nr::FSTAT, fd as usize, st.as_mut_ptr() as usize, 0) };
+    let ret = unsafe { syscall3(Sysno::Fstat.number(), fd as usize, st.as_mut_ptr() as usize, 0) };
     Errno::result(ret)?;
     // SAFETY: the call succeeded, so the kernel initialised every field.
     Ok(unsafe { st.assume_init() })
@@ -132,7 +112,7 @@ pub fn fstat(fd: i32) -> Result<Stat, Errno> {
 /// `linux_dirent64` records); returns the bytes used, 0 at the end.
 pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    Errno::result(unsafe { syscall3(nr::GETDENTS64, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
+    Errno::result(unsafe { syscall3(Sysno::Getdents64.number(), fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
 }
 
 /// One directory entry.
@@ -201,7 +181,7 @@ pub fn tty_raw_input(fd: i32) -> Result<(), Errno> {
     const VMIN: usize = 6;
     let mut t = MaybeUninit::<Termios>::uninit();
     // SAFETY: TCGETS fills the whole kernel termios struct.
-    Errno::result(unsafe { syscall3(nr::IOCTL, fd as usize, TCGETS, t.as_mut_ptr() as usize) })?;
+    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCGETS, t.as_mut_ptr() as usize) })?;
     // SAFETY: the call succeeded, so the struct is initialised.
     let mut t = unsafe { t.assume_init() };
     t.iflag &= !ICRNL;
@@ -209,5 +189,6 @@ pub fn tty_raw_input(fd: i32) -> Result<(), Errno> {
     t.cc[VMIN] = 1;
     t.cc[VTIME] = 0;
     // SAFETY: TCSETS only reads the struct.
-    Errno::result(unsafe { syscall3(nr::IOCTL, fd as usize, TCSETS, &t as *const Termios as usize) }).map(drop)
+    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCSETS, &t as *const Termios as usize) })
+        .map(drop)
 }

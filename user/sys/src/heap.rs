@@ -54,7 +54,9 @@ fn large_len(layout: Layout) -> usize {
 fn map_anonymous(len: usize) -> *mut u8 {
     // SAFETY: a new private anonymous mapping at an address the kernel picks
     // (no MAP_FIXED) cannot disturb existing memory.
-    match unsafe { mem::mmap(0, len, mem::PROT_READ | mem::PROT_WRITE, mem::MAP_PRIVATE | mem::MAP_ANONYMOUS, -1, 0) } {
+    match unsafe {
+        mem::mmap(0, len, mem::Prot::READ | mem::Prot::WRITE, mem::MapFlags::PRIVATE | mem::MapFlags::ANONYMOUS, -1, 0)
+    } {
         Ok(addr) => addr as *mut u8,
         Err(_) => ptr::null_mut(),
     }

@@ -21,7 +21,6 @@ mod global;
 mod heap;
 mod panic;
 
-pub mod errno;
 pub mod fs;
 pub mod io;
 pub mod mem;
@@ -31,7 +30,7 @@ pub mod raw;
 pub mod start;
 pub mod time;
 
-pub use errno::Errno;
+pub use aspen_abi::errno::{self, Errno};
 pub use start::Args;
 
 /// Declares the program's entry point: `aspen_sys::entry!(main);` with

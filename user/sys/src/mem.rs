@@ -4,38 +4,32 @@
 //! The calls that can unmap, remap or change the contents of memory are
 //! `unsafe`: the caller promises that no Rust reference into the range lives on.
 
-use crate::raw::{nr, syscall1, syscall2, syscall3, syscall6};
+use crate::raw::{syscall1, syscall2, syscall3, syscall6, Sysno};
 use crate::Errno;
 
 pub const PAGE_SIZE: usize = 4096;
 
-pub const PROT_NONE: u32 = 0;
-pub const PROT_READ: u32 = 1;
-pub const PROT_WRITE: u32 = 2;
-pub const PROT_EXEC: u32 = 4;
-
-pub const MAP_SHARED: u32 = 0x01;
-pub const MAP_PRIVATE: u32 = 0x02;
-pub const MAP_FIXED: u32 = 0x10;
-pub const MAP_ANONYMOUS: u32 = 0x20;
-pub const MAP_POPULATE: u32 = 0x8000;
-pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
-
-pub const MS_SYNC: u32 = 4;
-
-pub const MADV_DONTNEED: u32 = 4;
-
-pub const MCL_CURRENT: u32 = 1;
-pub const MCL_FUTURE: u32 = 2;
+/// The flags and values of these calls, from the ABI crate.
+pub use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
+/// One past the highest user address.
+pub use aspen_abi::USER_ADDR_END;
 
 /// Maps memory; returns its address.
 ///
 /// # Safety
 /// With `MAP_FIXED` the range must not hold memory that Rust code still uses.
-pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
+pub unsafe fn mmap(addr: usize, len: usize, prot: Prot, flags: MapFlags, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for MAP_FIXED; otherwise the kernel picks a free range.
     Errno::result(unsafe {
-        syscall6(nr::MMAP, addr, len, prot as usize, flags as usize, fd as isize as usize, offset as usize)
+        syscall6(
+            Sysno::Mmap.number(),
+            addr,
+            len,
+            prot.bits() as usize,
+            flags.bits() as usize,
+            fd as isize as usize,
+            offset as usize,
+        )
     })
 }
 
@@ -43,44 +37,44 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offs
 /// Nothing may use the range afterwards.
 pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: the caller guarantees nothing uses the range.
-    Errno::result(unsafe { syscall2(nr::MUNMAP, addr, len) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Munmap.number(), addr, len) }).map(drop)
 }
 
 /// # Safety
 /// Rust code must not access the range in ways the new protection forbids.
-pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
+pub unsafe fn mprotect(addr: usize, len: usize, prot: Prot) -> Result<(), Errno> {
     // SAFETY: the caller vouches for later accesses.
-    Errno::result(unsafe { syscall3(nr::MPROTECT, addr, len, prot as usize) }).map(drop)
+    Errno::result(unsafe { syscall3(Sysno::Mprotect.number(), addr, len, prot.bits() as usize) }).map(drop)
 }
 
 /// # Safety
 /// `MADV_DONTNEED` discards contents: nothing may rely on them afterwards.
-pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<(), Errno> {
+pub unsafe fn madvise(addr: usize, len: usize, advice: Advice) -> Result<(), Errno> {
     // SAFETY: the caller vouches for the contents.
-    Errno::result(unsafe { syscall3(nr::MADVISE, addr, len, advice as usize) }).map(drop)
+    Errno::result(unsafe { syscall3(Sysno::Madvise.number(), addr, len, advice as usize) }).map(drop)
 }
 
 /// Writes shared file mappings in the range back to their files.
-pub fn msync(addr: usize, len: usize, flags: u32) -> Result<(), Errno> {
+pub fn msync(addr: usize, len: usize, flags: MsyncFlags) -> Result<(), Errno> {
     // SAFETY: msync does not change what the range maps or holds.
-    Errno::result(unsafe { syscall3(nr::MSYNC, addr, len, flags as usize) }).map(drop)
+    Errno::result(unsafe { syscall3(Sysno::Msync.number(), addr, len, flags.bits() as usize) }).map(drop)
 }
 
 /// Makes the range resident now and keeps it so (no faults later).
 pub fn mlock(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: mlock does not change what the range maps or holds.
-    Errno::result(unsafe { syscall2(nr::MLOCK, addr, len) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Mlock.number(), addr, len) }).map(drop)
 }
 
 pub fn munlock(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: munlock does not change what the range maps or holds.
-    Errno::result(unsafe { syscall2(nr::MUNLOCK, addr, len) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Munlock.number(), addr, len) }).map(drop)
 }
 
 /// Locks all current (`MCL_CURRENT`) and/or future (`MCL_FUTURE`) mappings.
-pub fn mlockall(flags: u32) -> Result<(), Errno> {
+pub fn mlockall(flags: MlockallFlags) -> Result<(), Errno> {
     // SAFETY: mlockall does not change what any range maps or holds.
-    Errno::result(unsafe { syscall1(nr::MLOCKALL, flags as usize) }).map(drop)
+    Errno::result(unsafe { syscall1(Sysno::Mlockall.number(), flags.bits() as usize) }).map(drop)
 }
 
 /// `brk(addr)`: asks for the program break to move to `addr`; returns the
@@ -90,5 +84,5 @@ pub fn mlockall(flags: u32) -> Result<(), Errno> {
 /// Shrinking unmaps the memory above the new break: nothing may use it.
 pub unsafe fn brk(addr: usize) -> usize {
     // SAFETY: the caller vouches for memory above a lowered break.
-    unsafe { syscall1(nr::BRK, addr) as usize }
+    unsafe { syscall1(Sysno::Brk.number(), addr) as usize }
 }

@@ -6,19 +6,21 @@ use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use crate::raw::{nr, syscall0, syscall1, syscall3, syscall4, syscall5};
+use crate::raw::{syscall0, syscall1, syscall3, syscall4, syscall5, Sysno};
 use crate::{io, Errno};
 
-/// Signal numbers used in wait statuses and for `clone`.
-pub const SIGILL: i32 = 4;
-pub const SIGTRAP: i32 = 5;
-pub const SIGKILL: i32 = 9;
-pub const SIGBUS: i32 = 7;
-pub const SIGSEGV: i32 = 11;
-pub const SIGCHLD: i32 = 17;
+pub use aspen_abi::signal::Signal;
+
+/// Signal numbers as wait statuses and `clone` carry them.
+pub const SIGILL: i32 = Signal::Ill as i32;
+pub const SIGTRAP: i32 = Signal::Trap as i32;
+pub const SIGKILL: i32 = Signal::Kill as i32;
+pub const SIGBUS: i32 = Signal::Bus as i32;
+pub const SIGSEGV: i32 = Signal::Segv as i32;
+pub const SIGCHLD: i32 = Signal::Chld as i32;
 
 /// `wait4` option: return 0 instead of blocking when no child has ended.
-pub const WNOHANG: u32 = 1;
+pub use aspen_abi::wait::WNOHANG;
 
 /// Most arguments (argv or envp entries) [`execve`] passes.
 const MAX_EXEC_ARGS: usize = 63;
@@ -27,7 +29,7 @@ const MAX_EXEC_ARGS: usize = 63;
 pub fn exit_group(code: i32) -> ! {
     loop {
         // SAFETY: the process ends; no memory of ours is touched.
-        unsafe { syscall1(nr::EXIT_GROUP, code as usize) };
+        unsafe { syscall1(Sysno::ExitGroup.number(), code as usize) };
     }
 }
 
@@ -44,7 +46,7 @@ pub fn fork() -> Result<Fork, Errno> {
     io::flush();
     // SAFETY: a fork-style clone gives the child a copy of the address space;
     // the parent's memory is untouched.
-    let ret = unsafe { syscall5(nr::CLONE, SIGCHLD as usize, 0, 0, 0, 0) };
+    let ret = unsafe { syscall5(Sysno::Clone.number(), SIGCHLD as usize, 0, 0, 0, 0) };
     Errno::result(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(pid as i32) })
 }
 
@@ -69,7 +71,9 @@ pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
     };
     io::flush();
     // SAFETY: path and every string are NUL-terminated; both arrays end with NULL.
-    let ret = unsafe { syscall3(nr::EXECVE, path.as_ptr() as usize, argv.as_ptr() as usize, envp.as_ptr() as usize) };
+    let ret = unsafe {
+        syscall3(Sysno::Execve.number(), path.as_ptr() as usize, argv.as_ptr() as usize, envp.as_ptr() as usize)
+    };
     match Errno::result(ret) {
         Err(e) => e,
         Ok(_) => Errno::EINVAL,
@@ -120,23 +124,24 @@ impl fmt::Debug for WaitStatus {
 pub fn wait4(pid: i32, options: u32) -> Result<(i32, WaitStatus), Errno> {
     let mut status = 0u32;
     // SAFETY: the kernel writes one int into status; rusage is NULL.
-    let ret = unsafe { syscall4(nr::WAIT4, pid as usize, &mut status as *mut u32 as usize, options as usize, 0) };
+    let ret =
+        unsafe { syscall4(Sysno::Wait4.number(), pid as usize, &mut status as *mut u32 as usize, options as usize, 0) };
     Errno::result(ret).map(|p| (p as i32, WaitStatus(status)))
 }
 
 pub fn getpid() -> i32 {
     // SAFETY: no memory is involved.
-    unsafe { syscall0(nr::GETPID) as i32 }
+    unsafe { syscall0(Sysno::Getpid.number()) as i32 }
 }
 
 pub fn getppid() -> i32 {
     // SAFETY: no memory is involved.
-    unsafe { syscall0(nr::GETPPID) as i32 }
+    unsafe { syscall0(Sysno::Getppid.number()) as i32 }
 }
 
 pub fn sched_yield() -> Result<(), Errno> {
     // SAFETY: no memory is involved.
-    Errno::result(unsafe { syscall0(nr::SCHED_YIELD) }).map(drop)
+    Errno::result(unsafe { syscall0(Sysno::SchedYield.number()) }).map(drop)
 }
 
 /// `struct utsname`: six 65-byte NUL-terminated fields.
@@ -173,7 +178,7 @@ impl Utsname {
 pub fn uname() -> Result<Utsname, Errno> {
     let mut u = MaybeUninit::<Utsname>::uninit();
     // SAFETY: the kernel fills the whole struct on success.
-    Errno::result(unsafe { syscall1(nr::UNAME, u.as_mut_ptr() as usize) })?;
+    Errno::result(unsafe { syscall1(Sysno::Uname.number(), u.as_mut_ptr() as usize) })?;
     // SAFETY: the call succeeded, so every field is initialised.
     Ok(unsafe { u.assume_init() })
 }
@@ -186,7 +191,7 @@ pub fn power_off() -> Errno {
     const CMD_POWER_OFF: usize = 0x4321_fedc;
     io::flush();
     // SAFETY: no memory of ours is involved.
-    match Errno::result(unsafe { syscall4(nr::REBOOT, MAGIC1, MAGIC2, CMD_POWER_OFF, 0) }) {
+    match Errno::result(unsafe { syscall4(Sysno::Reboot.number(), MAGIC1, MAGIC2, CMD_POWER_OFF, 0) }) {
         Err(e) => e,
         Ok(_) => Errno::EINVAL,
     }

@@ -7,38 +7,8 @@
 
 use core::arch::asm;
 
-/// System-call numbers (asm-generic/unistd.h, used by arm64).
-pub mod nr {
-    pub const IOCTL: usize = 29;
-    pub const MOUNT: usize = 40;
-    pub const OPENAT: usize = 56;
-    pub const CLOSE: usize = 57;
-    pub const GETDENTS64: usize = 61;
-    pub const LSEEK: usize = 62;
-    pub const READ: usize = 63;
-    pub const WRITE: usize = 64;
-    pub const FSTAT: usize = 80;
-    pub const EXIT_GROUP: usize = 94;
-    pub const NANOSLEEP: usize = 101;
-    pub const CLOCK_GETTIME: usize = 113;
-    pub const SCHED_YIELD: usize = 124;
-    pub const REBOOT: usize = 142;
-    pub const UNAME: usize = 160;
-    pub const GETPID: usize = 172;
-    pub const GETPPID: usize = 173;
-    pub const BRK: usize = 214;
-    pub const MUNMAP: usize = 215;
-    pub const CLONE: usize = 220;
-    pub const EXECVE: usize = 221;
-    pub const MMAP: usize = 222;
-    pub const MPROTECT: usize = 226;
-    pub const MSYNC: usize = 227;
-    pub const MLOCK: usize = 228;
-    pub const MUNLOCK: usize = 229;
-    pub const MLOCKALL: usize = 230;
-    pub const MADVISE: usize = 233;
-    pub const WAIT4: usize = 260;
-}
+/// System-call numbers, from the ABI crate.
+pub use aspen_abi::syscall::Sysno;
 
 /// System call `n` without arguments.
 ///

@@ -4,36 +4,17 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use crate::raw::{nr, syscall2};
+use crate::raw::{syscall2, Sysno};
 use crate::Errno;
 
-pub const CLOCK_MONOTONIC: i32 = 1;
+pub use aspen_abi::syscall::{ClockId, Timespec, NANOS_PER_SECOND};
 
-pub const NANOS_PER_SEC: u64 = 1_000_000_000;
-
-/// `struct timespec`.
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Timespec {
-    pub sec: i64,
-    pub nsec: i64,
-}
-
-impl Timespec {
-    pub const fn from_nanos(nanos: u64) -> Self {
-        Self { sec: (nanos / NANOS_PER_SEC) as i64, nsec: (nanos % NANOS_PER_SEC) as i64 }
-    }
-
-    /// Nanoseconds, saturating at 0 for negative times.
-    pub fn as_nanos(self) -> u64 {
-        (self.sec.max(0) as u64) * NANOS_PER_SEC + self.nsec.max(0) as u64
-    }
-}
+pub const CLOCK_MONOTONIC: i32 = ClockId::Monotonic as i32;
 
 pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = MaybeUninit::<Timespec>::uninit();
     // SAFETY: the kernel writes one struct timespec on success.
-    Errno::result(unsafe { syscall2(nr::CLOCK_GETTIME, clock as usize, ts.as_mut_ptr() as usize) })?;
+    Errno::result(unsafe { syscall2(Sysno::ClockGettime.number(), clock as usize, ts.as_mut_ptr() as usize) })?;
     // SAFETY: the call succeeded, so ts is initialised.
     Ok(unsafe { ts.assume_init() })
 }
@@ -41,7 +22,7 @@ pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
 /// Sleeps for `duration` (no remaining time is reported).
 pub fn nanosleep(duration: &Timespec) -> Result<(), Errno> {
     // SAFETY: the kernel only reads the request; rem is NULL.
-    Errno::result(unsafe { syscall2(nr::NANOSLEEP, duration as *const Timespec as usize, 0) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Nanosleep.number(), duration as *const Timespec as usize, 0) }).map(drop)
 }
 
 /// Sleeps for `ms` milliseconds.

@@ -15,7 +15,8 @@ use core::ffi::CStr;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork, WaitStatus, SIGSEGV};
 use aspen_sys::{time, Errno};
 
@@ -95,7 +96,8 @@ const REPORT_CAPACITY: usize = PAGE_SIZE - 4;
 /// Maps the report page and faults it in; called once by the suite process.
 pub fn init_report() -> Result<(), Errno> {
     // SAFETY: a new shared anonymous mapping (no MAP_FIXED) disturbs nothing.
-    let page = unsafe { mem::mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)? };
+    let page =
+        unsafe { mem::mmap(0, PAGE_SIZE, Prot::READ | Prot::WRITE, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0)? };
     REPORT_PAGE.store(page, Ordering::Relaxed);
     report_len().store(0, Ordering::Relaxed);
     Ok(())
@@ -312,17 +314,17 @@ pub struct Region {
 
 impl Region {
     /// `pages` of anonymous memory (`flags` adds MAP_PRIVATE or MAP_SHARED, ...).
-    pub fn anon(pages: usize, prot: u32, flags: u32) -> Result<Region, String> {
-        Self::map(pages, prot, flags | MAP_ANONYMOUS, -1)
+    pub fn anon(pages: usize, prot: Prot, flags: MapFlags) -> Result<Region, String> {
+        Self::map(pages, prot, flags | MapFlags::ANONYMOUS, -1)
     }
 
     /// `pages` of the file `fd` from offset 0.
-    pub fn file(pages: usize, prot: u32, flags: u32, fd: i32) -> Result<Region, String> {
+    pub fn file(pages: usize, prot: Prot, flags: MapFlags, fd: i32) -> Result<Region, String> {
         Self::map(pages, prot, flags, fd)
     }
 
-    fn map(pages: usize, prot: u32, flags: u32, fd: i32) -> Result<Region, String> {
-        assert!(flags & (mem::MAP_FIXED | mem::MAP_FIXED_NOREPLACE) == 0, "Region::map picks no address");
+    fn map(pages: usize, prot: Prot, flags: MapFlags, fd: i32) -> Result<Region, String> {
+        assert!(!flags.intersects(MapFlags::FIXED | MapFlags::FIXED_NOREPLACE), "Region::map picks no address");
         let len = pages * PAGE_SIZE;
         // SAFETY: without MAP_FIXED the kernel picks a free range.
         let addr = unsafe { mem::mmap(0, len, prot, flags, fd, 0) }.ctx("mmap")?;

@@ -4,22 +4,16 @@
 //! what the task itself could not) and turn faults into values through the
 //! fault probe.
 //!
-//! A copy goes page by page. A page whose access faults is handed to the
+//! The ranges come checked ([`UserSlice`]: within user space, no wrap). A
+//! copy goes page by page. A page whose access faults is handed to the
 //! caller's fault handler (demand paging, copy-on-write) and the page's copy
 //! is retried; when the handler cannot resolve it, the copy stops with
-//! `UserFault`.
+//! `EFAULT`. This is the kernel's implementation of [`UserMemory`].
+
+use aspen_abi::uaccess::{UserMemory, UserSlice};
+use aspen_abi::{Errno, PAGE_SIZE, USER_ADDR_END};
 
 use super::probe::probe;
-
-/// The lower half, where user addresses live (TTBR0, 48-bit).
-pub const USER_END_EXCLUSIVE: u64 = 1 << 48;
-const PAGE: u64 = 4096;
-
-/// The kernel touched user memory it may not: `-EFAULT` for a system call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserFault {
-    pub addr: u64,
-}
 
 /// Which access a user fault was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,29 +51,19 @@ core::arch::global_asm!(
     "2:  ret",
 );
 
-/// Checks that `[addr, addr + len)` is a user range that does not wrap.
-pub fn check_range(addr: u64, len: u64) -> Result<(), UserFault> {
-    match addr.checked_add(len) {
-        Some(end) if end <= USER_END_EXCLUSIVE => Ok(()),
-        _ => Err(UserFault { addr }),
-    }
-}
-
-/// Runs `copy(chunk_addr, offset, chunk_len)` over `[addr, addr + len)` in
-/// page-sized chunks; a chunk that faults goes to `resolve(fault_addr,
-/// access)`, and is retried if it returns true.
+/// Runs `copy(chunk_addr, offset, chunk_len)` over `slice` in page-sized
+/// chunks; a chunk that faults goes to `resolve(fault_addr, access)`, and
+/// is retried if it returns true.
 fn by_pages(
-    addr: u64,
-    len: u64,
+    slice: UserSlice,
     access: Access,
     resolve: &mut dyn FnMut(u64, Access) -> bool,
     mut copy: impl FnMut(u64, usize, u64),
-) -> Result<(), UserFault> {
-    check_range(addr, len)?;
+) -> Result<(), Errno> {
     let mut done = 0u64;
-    while done < len {
-        let at = addr + done;
-        let chunk = (PAGE - at % PAGE).min(len - done);
+    while done < slice.len() {
+        let at = slice.addr() + done;
+        let chunk = (PAGE_SIZE - at % PAGE_SIZE).min(slice.len() - done);
         let mut attempts = 0;
         loop {
             match probe(|| copy(at, done as usize, chunk)) {
@@ -89,8 +73,8 @@ fn by_pages(
                     // A fault the handler cannot explain, or one that keeps
                     // coming back, ends the copy.
                     attempts += 1;
-                    if attempts > 2 || far >= USER_END_EXCLUSIVE || !resolve(far, access) {
-                        return Err(UserFault { addr: far.max(at) });
+                    if attempts > 2 || far >= USER_ADDR_END || !resolve(far, access) {
+                        return Err(Errno::EFAULT);
                     }
                 }
             }
@@ -100,45 +84,37 @@ fn by_pages(
     Ok(())
 }
 
-/// Copies `buf.len()` bytes from user address `src` into `buf`.
-pub fn copy_from_user(buf: &mut [u8], src: u64, resolve: &mut dyn FnMut(u64, Access) -> bool) -> Result<(), UserFault> {
-    let base = buf.as_mut_ptr();
-    by_pages(src, buf.len() as u64, Access::Read, resolve, |at, offset, chunk| {
-        // SAFETY: `offset + chunk <= buf.len()`, so the kernel side stays in
-        // `buf`; the user side uses unprivileged loads and any fault is
-        // caught by the probe around this call.
-        unsafe { aspen_copy_from_user(base.add(offset), at, chunk) }
-    })
+/// The running task's user memory, reached with unprivileged loads and
+/// stores; `resolve(fault_addr, access)` handles a fault (demand paging,
+/// copy-on-write) and says whether the access may be retried.
+pub struct ActiveSpace<R: FnMut(u64, Access) -> bool> {
+    resolve: R,
 }
 
-/// Copies `data` to user address `dst`.
-pub fn copy_to_user(dst: u64, data: &[u8], resolve: &mut dyn FnMut(u64, Access) -> bool) -> Result<(), UserFault> {
-    let base = data.as_ptr();
-    by_pages(dst, data.len() as u64, Access::Write, resolve, |at, offset, chunk| {
-        // SAFETY: as in `copy_from_user`, with unprivileged stores.
-        unsafe { aspen_copy_to_user(at, base.add(offset), chunk) }
-    })
-}
-
-/// Reads a NUL-terminated string of at most `max` bytes (NUL excluded) at
-/// `src`. `Ok(None)` when no NUL came within `max` bytes.
-pub fn read_cstr(
-    src: u64,
-    max: usize,
-    resolve: &mut dyn FnMut(u64, Access) -> bool,
-) -> Result<Option<alloc::vec::Vec<u8>>, UserFault> {
-    let mut out = alloc::vec::Vec::new();
-    let mut at = src;
-    while out.len() <= max {
-        let chunk = ((PAGE - at % PAGE) as usize).min(max + 1 - out.len());
-        let mut buf = alloc::vec![0u8; chunk];
-        copy_from_user(&mut buf, at, resolve)?;
-        if let Some(nul) = buf.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..nul]);
-            return Ok(Some(out));
-        }
-        out.extend_from_slice(&buf);
-        at = at.checked_add(chunk as u64).ok_or(UserFault { addr: at })?;
+impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
+    pub fn new(resolve: R) -> Self {
+        ActiveSpace { resolve }
     }
-    Ok(None)
+}
+
+impl<R: FnMut(u64, Access) -> bool> UserMemory for ActiveSpace<R> {
+    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
+        let src = src.prefix(buf.len() as u64).ok_or(Errno::EFAULT)?;
+        let base = buf.as_mut_ptr();
+        by_pages(src, Access::Read, &mut self.resolve, |at, offset, chunk| {
+            // SAFETY: `offset + chunk <= buf.len()`, so the kernel side stays
+            // in `buf`; the user side uses unprivileged loads and any fault
+            // is caught by the probe around this call.
+            unsafe { aspen_copy_from_user(base.add(offset), at, chunk) }
+        })
+    }
+
+    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+        let dst = dst.prefix(data.len() as u64).ok_or(Errno::EFAULT)?;
+        let base = data.as_ptr();
+        by_pages(dst, Access::Write, &mut self.resolve, |at, offset, chunk| {
+            // SAFETY: as in `read`, with unprivileged stores.
+            unsafe { aspen_copy_to_user(at, base.add(offset), chunk) }
+        })
+    }
 }

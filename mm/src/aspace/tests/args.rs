@@ -4,31 +4,33 @@
 use std::sync::Arc;
 use std::vec::Vec;
 
-use super::{layout, va, with_env, write, Space, TestEnv, PS};
+use aspen_abi::uaccess::UserSlice;
+
+use super::{layout, read_user, va, with_env, write, Space, TestEnv, PS};
 use crate::addr::{PhysAddr, PhysRange};
-use crate::aspace::flags::*;
 use crate::aspace::{AddressSpace, FaultKind, MappedFile, MMAP_MIN_ADDR, USER_END};
 use crate::errno::Errno;
 use crate::object::{FileIdentity, FileObject, MemoryPager};
+use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 
 /// The layout every case starts from.
 const A: u64 = 0x1000_0000; // 4 pages, RW private
 const HOLE: u64 = A + 4 * PS; // 1 page
 const B: u64 = A + 5 * PS; // 2 pages, R private
 const C: u64 = 0x2000_0000; // 1 page, RW, locked
-const RW: u64 = PROT_READ | PROT_WRITE;
-const ANON_PRIVATE: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
+const ANON_PRIVATE: MapFlags = MapFlags::PRIVATE.union(MapFlags::ANONYMOUS);
 
 #[derive(Clone, Copy, Debug)]
 enum Call {
-    Mmap { addr: u64, len: u64, prot: u64, flags: u64, file: bool, offset: u64 },
+    Mmap { addr: u64, len: u64, prot: Prot, flags: MapFlags, file: bool, offset: u64 },
     Munmap { addr: u64, len: u64 },
-    Mprotect { addr: u64, len: u64, prot: u64 },
-    Madvise { addr: u64, len: u64, advice: u64 },
-    Msync { addr: u64, len: u64, flags: u64 },
+    Mprotect { addr: u64, len: u64, prot: Prot },
+    Madvise { addr: u64, len: u64, advice: Advice },
+    Msync { addr: u64, len: u64, flags: MsyncFlags },
     Mlock { addr: u64, len: u64 },
     Munlock { addr: u64, len: u64 },
-    Mlockall { flags: u64 },
+    Mlockall { flags: MlockallFlags },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,69 +43,88 @@ enum Expect {
 use Call::*;
 use Expect::{At, Err as E, Ok as Fine};
 
-fn anon(addr: u64, len: u64, flags: u64) -> Call {
-    Mmap { addr, len, prot: RW, flags: flags | MAP_ANONYMOUS, file: false, offset: 0 }
+fn anon(addr: u64, len: u64, flags: MapFlags) -> Call {
+    Mmap { addr, len, prot: RW, flags: flags | MapFlags::ANONYMOUS, file: false, offset: 0 }
 }
 
-fn file(addr: u64, len: u64, flags: u64, offset: u64) -> Call {
-    Mmap { addr, len, prot: PROT_READ, flags, file: true, offset }
+fn file(addr: u64, len: u64, flags: MapFlags, offset: u64) -> Call {
+    Mmap { addr, len, prot: Prot::READ, flags, file: true, offset }
 }
 
 fn cases() -> Vec<(&'static str, Call, Expect)> {
     let top = USER_END.as_u64();
     std::vec![
         // mmap
-        ("mmap len 0", anon(0, 0, MAP_PRIVATE), E(Errno::EINVAL)),
+        ("mmap len 0", anon(0, 0, MapFlags::PRIVATE), E(Errno::EINVAL)),
         (
             "mmap offset unaligned",
             Mmap { addr: 0, len: PS, prot: RW, flags: ANON_PRIVATE, file: false, offset: 1 },
             E(Errno::EINVAL)
         ),
-        ("mmap len overflows when aligned", anon(0, u64::MAX, MAP_PRIVATE), E(Errno::ENOMEM)),
-        ("mmap len beyond user space", anon(0, top, MAP_PRIVATE), E(Errno::ENOMEM)),
-        ("mmap neither shared nor private", anon(0, PS, 0), E(Errno::EINVAL)),
-        ("mmap anonymous shared-validate", anon(0, PS, MAP_SHARED_VALIDATE), E(Errno::EINVAL)),
-        ("mmap type 0xf", anon(0, PS, 0xf), E(Errno::EINVAL)),
-        ("mmap fixed unaligned", anon(0x3000_0100, PS, MAP_PRIVATE | MAP_FIXED), E(Errno::EINVAL)),
-        ("mmap fixed below mmap_min_addr", anon(0x1000, PS, MAP_PRIVATE | MAP_FIXED), E(Errno::EPERM)),
-        ("mmap fixed at 0", anon(0, PS, MAP_PRIVATE | MAP_FIXED), E(Errno::EPERM)),
-        ("mmap fixed past the top", anon(top - PS, 2 * PS, MAP_PRIVATE | MAP_FIXED), E(Errno::ENOMEM)),
-        ("mmap fixed-noreplace over a mapping", anon(A + PS, PS, MAP_PRIVATE | MAP_FIXED_NOREPLACE), E(Errno::EEXIST)),
-        ("mmap fixed-noreplace into the hole", anon(HOLE, PS, MAP_PRIVATE | MAP_FIXED_NOREPLACE), At(HOLE)),
-        ("mmap fixed replaces", anon(A + PS, PS, MAP_PRIVATE | MAP_FIXED), At(A + PS)),
+        ("mmap len overflows when aligned", anon(0, u64::MAX, MapFlags::PRIVATE), E(Errno::ENOMEM)),
+        ("mmap len beyond user space", anon(0, top, MapFlags::PRIVATE), E(Errno::ENOMEM)),
+        ("mmap neither shared nor private", anon(0, PS, MapFlags::empty()), E(Errno::EINVAL)),
+        ("mmap anonymous shared-validate", anon(0, PS, MapFlags::SHARED_VALIDATE), E(Errno::EINVAL)),
+        ("mmap type 0xf", anon(0, PS, MapFlags::from_bits_retain(0xf)), E(Errno::EINVAL)),
+        ("mmap fixed unaligned", anon(0x3000_0100, PS, MapFlags::PRIVATE | MapFlags::FIXED), E(Errno::EINVAL)),
+        ("mmap fixed below mmap_min_addr", anon(0x1000, PS, MapFlags::PRIVATE | MapFlags::FIXED), E(Errno::EPERM)),
+        ("mmap fixed at 0", anon(0, PS, MapFlags::PRIVATE | MapFlags::FIXED), E(Errno::EPERM)),
+        ("mmap fixed past the top", anon(top - PS, 2 * PS, MapFlags::PRIVATE | MapFlags::FIXED), E(Errno::ENOMEM)),
+        (
+            "mmap fixed-noreplace over a mapping",
+            anon(A + PS, PS, MapFlags::PRIVATE | MapFlags::FIXED_NOREPLACE),
+            E(Errno::EEXIST)
+        ),
+        ("mmap fixed-noreplace into the hole", anon(HOLE, PS, MapFlags::PRIVATE | MapFlags::FIXED_NOREPLACE), At(HOLE)),
+        ("mmap fixed replaces", anon(A + PS, PS, MapFlags::PRIVATE | MapFlags::FIXED), At(A + PS)),
         (
             "mmap no file without MAP_ANONYMOUS",
-            Mmap { addr: 0, len: PS, prot: RW, flags: MAP_PRIVATE, file: false, offset: 0 },
+            Mmap { addr: 0, len: PS, prot: RW, flags: MapFlags::PRIVATE, file: false, offset: 0 },
             E(Errno::EBADF)
         ),
-        ("mmap anonymous huge pages", anon(0, PS, MAP_PRIVATE | MAP_HUGETLB), E(Errno::ENOMEM)),
-        ("mmap file huge pages", file(0, PS, MAP_PRIVATE | MAP_HUGETLB, 0), E(Errno::EINVAL)),
+        ("mmap anonymous huge pages", anon(0, PS, MapFlags::PRIVATE | MapFlags::HUGETLB), E(Errno::ENOMEM)),
+        ("mmap file huge pages", file(0, PS, MapFlags::PRIVATE | MapFlags::HUGETLB, 0), E(Errno::EINVAL)),
         (
             "mmap file shared-validate unknown flag",
-            file(0, PS, MAP_SHARED_VALIDATE | MAP_SYNC, 0),
+            file(0, PS, MapFlags::SHARED_VALIDATE | MapFlags::SYNC, 0),
             E(Errno::EOPNOTSUPP)
         ),
-        ("mmap file shared ignores unknown flag", file(0, PS, MAP_SHARED | MAP_SYNC, 0), Fine),
+        ("mmap file shared ignores unknown flag", file(0, PS, MapFlags::SHARED | MapFlags::SYNC, 0), Fine),
         (
             "mmap file shared-validate legacy flags",
-            file(0, PS, MAP_SHARED_VALIDATE | MAP_POPULATE | MAP_NORESERVE, 0),
+            file(0, PS, MapFlags::SHARED_VALIDATE | MapFlags::POPULATE | MapFlags::NORESERVE, 0),
             Fine
         ),
-        ("mmap file offset unaligned", file(0, PS, MAP_PRIVATE, 100), E(Errno::EINVAL)),
-        ("mmap file offset too large", file(0, PS, MAP_PRIVATE, 1 << 63), E(Errno::EOVERFLOW)),
-        ("mmap file growsdown", file(0, PS, MAP_PRIVATE | MAP_GROWSDOWN, 0), E(Errno::EINVAL)),
-        ("mmap file type 0", file(0, PS, 0, 0), E(Errno::EINVAL)),
-        ("mmap shared anonymous growsdown", anon(0, PS, MAP_SHARED | MAP_GROWSDOWN), E(Errno::EINVAL)),
-        ("mmap hint rounded up", anon(0x3000_0123, PS, MAP_PRIVATE), At(0x3000_1000)),
-        ("mmap hint below mmap_min_addr", anon(0x1000, PS, MAP_PRIVATE), At(MMAP_MIN_ADDR.as_u64())),
-        ("mmap taken hint is only a hint", anon(A, PS, MAP_PRIVATE), Fine),
-        ("mmap unknown flag bits ignored", anon(0, PS, MAP_PRIVATE | 0x4000_0000 | MAP_STACK | MAP_NORESERVE), Fine),
+        ("mmap file offset unaligned", file(0, PS, MapFlags::PRIVATE, 100), E(Errno::EINVAL)),
+        ("mmap file offset too large", file(0, PS, MapFlags::PRIVATE, 1 << 63), E(Errno::EOVERFLOW)),
+        ("mmap file growsdown", file(0, PS, MapFlags::PRIVATE | MapFlags::GROWSDOWN, 0), E(Errno::EINVAL)),
+        ("mmap file type 0", file(0, PS, MapFlags::empty(), 0), E(Errno::EINVAL)),
+        ("mmap shared anonymous growsdown", anon(0, PS, MapFlags::SHARED | MapFlags::GROWSDOWN), E(Errno::EINVAL)),
+        ("mmap hint rounded up", anon(0x3000_0123, PS, MapFlags::PRIVATE), At(0x3000_1000)),
+        ("mmap hint below mmap_min_addr", anon(0x1000, PS, MapFlags::PRIVATE), At(MMAP_MIN_ADDR.as_u64())),
+        ("mmap taken hint is only a hint", anon(A, PS, MapFlags::PRIVATE), Fine),
+        (
+            "mmap unknown flag bits ignored",
+            anon(
+                0,
+                PS,
+                MapFlags::PRIVATE | MapFlags::from_bits_retain(0x4000_0000) | MapFlags::STACK | MapFlags::NORESERVE
+            ),
+            Fine
+        ),
         (
             "mmap unknown prot bits ignored",
-            Mmap { addr: 0, len: PS, prot: 0xf0 | RW, flags: ANON_PRIVATE, file: false, offset: 0 },
+            Mmap {
+                addr: 0,
+                len: PS,
+                prot: Prot::from_bits_retain(0xf0) | RW,
+                flags: ANON_PRIVATE,
+                file: false,
+                offset: 0
+            },
             Fine
         ),
-        ("mmap private growsdown accepted", anon(0, PS, MAP_PRIVATE | MAP_GROWSDOWN), Fine),
+        ("mmap private growsdown accepted", anon(0, PS, MapFlags::PRIVATE | MapFlags::GROWSDOWN), Fine),
         // munmap
         ("munmap unaligned", Munmap { addr: A + 1, len: PS }, E(Errno::EINVAL)),
         ("munmap len 0", Munmap { addr: A, len: 0 }, E(Errno::EINVAL)),
@@ -112,55 +133,62 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("munmap a hole", Munmap { addr: HOLE, len: PS }, Fine),
         ("munmap unaligned len", Munmap { addr: A, len: 1 }, Fine),
         // mprotect
-        ("mprotect unaligned", Mprotect { addr: A + 8, len: PS, prot: PROT_READ }, E(Errno::EINVAL)),
-        ("mprotect len 0 anywhere", Mprotect { addr: 0x7000_0000, len: 0, prot: PROT_READ }, Fine),
+        ("mprotect unaligned", Mprotect { addr: A + 8, len: PS, prot: Prot::READ }, E(Errno::EINVAL)),
+        ("mprotect len 0 anywhere", Mprotect { addr: 0x7000_0000, len: 0, prot: Prot::READ }, Fine),
         (
             "mprotect grows both ways",
-            Mprotect { addr: A, len: PS, prot: PROT_GROWSDOWN | PROT_GROWSUP },
+            Mprotect { addr: A, len: PS, prot: Prot::GROWSDOWN | Prot::GROWSUP },
             E(Errno::EINVAL)
         ),
-        ("mprotect unknown prot bit", Mprotect { addr: A, len: PS, prot: 0x10 }, E(Errno::EINVAL)),
-        ("mprotect PROT_SEM accepted", Mprotect { addr: A, len: PS, prot: PROT_READ | PROT_SEM }, Fine),
-        ("mprotect over a hole", Mprotect { addr: A, len: 7 * PS, prot: PROT_READ }, E(Errno::ENOMEM)),
-        ("mprotect starting in a hole", Mprotect { addr: HOLE, len: 2 * PS, prot: PROT_READ }, E(Errno::ENOMEM)),
-        ("mprotect unmapped", Mprotect { addr: 0x7000_0000, len: PS, prot: PROT_READ }, E(Errno::ENOMEM)),
-        ("mprotect length overflows", Mprotect { addr: A, len: u64::MAX - 10, prot: PROT_READ }, E(Errno::ENOMEM)),
-        ("mprotect past the top", Mprotect { addr: top - PS, len: 2 * PS, prot: PROT_READ }, E(Errno::ENOMEM)),
+        (
+            "mprotect unknown prot bit",
+            Mprotect { addr: A, len: PS, prot: Prot::from_bits_retain(0x10) },
+            E(Errno::EINVAL)
+        ),
+        ("mprotect PROT_SEM accepted", Mprotect { addr: A, len: PS, prot: Prot::READ | Prot::SEM }, Fine),
+        ("mprotect over a hole", Mprotect { addr: A, len: 7 * PS, prot: Prot::READ }, E(Errno::ENOMEM)),
+        ("mprotect starting in a hole", Mprotect { addr: HOLE, len: 2 * PS, prot: Prot::READ }, E(Errno::ENOMEM)),
+        ("mprotect unmapped", Mprotect { addr: 0x7000_0000, len: PS, prot: Prot::READ }, E(Errno::ENOMEM)),
+        ("mprotect length overflows", Mprotect { addr: A, len: u64::MAX - 10, prot: Prot::READ }, E(Errno::ENOMEM)),
+        ("mprotect past the top", Mprotect { addr: top - PS, len: 2 * PS, prot: Prot::READ }, E(Errno::ENOMEM)),
         (
             "mprotect growsdown on a mapping",
-            Mprotect { addr: A, len: PS, prot: PROT_READ | PROT_GROWSDOWN },
+            Mprotect { addr: A, len: PS, prot: Prot::READ | Prot::GROWSDOWN },
             E(Errno::EINVAL)
         ),
         (
             "mprotect growsdown on a hole",
-            Mprotect { addr: HOLE, len: PS, prot: PROT_READ | PROT_GROWSDOWN },
+            Mprotect { addr: HOLE, len: PS, prot: Prot::READ | Prot::GROWSDOWN },
             E(Errno::ENOMEM)
         ),
-        ("mprotect write+exec accepted", Mprotect { addr: A, len: PS, prot: RW | PROT_EXEC }, Fine),
-        ("mprotect unaligned len", Mprotect { addr: B, len: 1, prot: PROT_NONE }, Fine),
+        ("mprotect write+exec accepted", Mprotect { addr: A, len: PS, prot: RW | Prot::EXEC }, Fine),
+        ("mprotect unaligned len", Mprotect { addr: B, len: 1, prot: Prot::NONE }, Fine),
         // madvise
-        ("madvise unknown advice", Madvise { addr: A, len: PS, advice: 99 }, E(Errno::EINVAL)),
-        ("madvise MADV_FREE unsupported", Madvise { addr: A, len: PS, advice: 8 }, E(Errno::EINVAL)),
-        ("madvise unaligned", Madvise { addr: A + 1, len: PS, advice: MADV_NORMAL }, E(Errno::EINVAL)),
-        ("madvise len 0", Madvise { addr: 0x7000_0000, len: 0, advice: MADV_DONTNEED }, Fine),
-        ("madvise len overflows", Madvise { addr: A, len: u64::MAX, advice: MADV_NORMAL }, E(Errno::EINVAL)),
-        ("madvise end wraps", Madvise { addr: A, len: u64::MAX - A - 10, advice: MADV_NORMAL }, E(Errno::EINVAL)),
-        ("madvise over a hole", Madvise { addr: A, len: 7 * PS, advice: MADV_WILLNEED }, E(Errno::ENOMEM)),
-        ("madvise nohugepage", Madvise { addr: A, len: 4 * PS, advice: MADV_NOHUGEPAGE }, Fine),
-        ("madvise hugepage", Madvise { addr: B, len: 2 * PS, advice: MADV_HUGEPAGE }, Fine),
-        ("madvise dontneed locked", Madvise { addr: C, len: PS, advice: MADV_DONTNEED }, E(Errno::EINVAL)),
-        ("madvise dontneed over a hole", Madvise { addr: A, len: 6 * PS, advice: MADV_DONTNEED }, E(Errno::ENOMEM)),
-        ("madvise dontneed", Madvise { addr: A, len: 4 * PS, advice: MADV_DONTNEED }, Fine),
+        ("madvise MADV_FREE unsupported", Madvise { addr: A, len: PS, advice: Advice::Free }, E(Errno::EINVAL)),
+        ("madvise unaligned", Madvise { addr: A + 1, len: PS, advice: Advice::Normal }, E(Errno::EINVAL)),
+        ("madvise len 0", Madvise { addr: 0x7000_0000, len: 0, advice: Advice::DontNeed }, Fine),
+        ("madvise len overflows", Madvise { addr: A, len: u64::MAX, advice: Advice::Normal }, E(Errno::EINVAL)),
+        ("madvise end wraps", Madvise { addr: A, len: u64::MAX - A - 10, advice: Advice::Normal }, E(Errno::EINVAL)),
+        ("madvise over a hole", Madvise { addr: A, len: 7 * PS, advice: Advice::WillNeed }, E(Errno::ENOMEM)),
+        ("madvise nohugepage", Madvise { addr: A, len: 4 * PS, advice: Advice::NoHugePage }, Fine),
+        ("madvise hugepage", Madvise { addr: B, len: 2 * PS, advice: Advice::HugePage }, Fine),
+        ("madvise dontneed locked", Madvise { addr: C, len: PS, advice: Advice::DontNeed }, E(Errno::EINVAL)),
+        ("madvise dontneed over a hole", Madvise { addr: A, len: 6 * PS, advice: Advice::DontNeed }, E(Errno::ENOMEM)),
+        ("madvise dontneed", Madvise { addr: A, len: 4 * PS, advice: Advice::DontNeed }, Fine),
         // msync
-        ("msync unknown flag", Msync { addr: A, len: PS, flags: 8 }, E(Errno::EINVAL)),
-        ("msync async and sync", Msync { addr: A, len: PS, flags: MS_ASYNC | MS_SYNC }, E(Errno::EINVAL)),
-        ("msync unaligned", Msync { addr: A + 1, len: PS, flags: MS_SYNC }, E(Errno::EINVAL)),
-        ("msync len 0", Msync { addr: 0x7000_0000, len: 0, flags: MS_SYNC }, Fine),
-        ("msync len overflows", Msync { addr: A, len: u64::MAX, flags: MS_SYNC }, E(Errno::ENOMEM)),
-        ("msync over a hole", Msync { addr: A, len: 6 * PS, flags: MS_SYNC }, E(Errno::ENOMEM)),
-        ("msync invalidate locked", Msync { addr: C, len: PS, flags: MS_INVALIDATE }, E(Errno::EBUSY)),
-        ("msync no flags", Msync { addr: A, len: PS, flags: 0 }, Fine),
-        ("msync anonymous", Msync { addr: A, len: 4 * PS, flags: MS_SYNC | MS_INVALIDATE }, Fine),
+        ("msync unknown flag", Msync { addr: A, len: PS, flags: MsyncFlags::from_bits_retain(8) }, E(Errno::EINVAL)),
+        (
+            "msync async and sync",
+            Msync { addr: A, len: PS, flags: MsyncFlags::ASYNC | MsyncFlags::SYNC },
+            E(Errno::EINVAL)
+        ),
+        ("msync unaligned", Msync { addr: A + 1, len: PS, flags: MsyncFlags::SYNC }, E(Errno::EINVAL)),
+        ("msync len 0", Msync { addr: 0x7000_0000, len: 0, flags: MsyncFlags::SYNC }, Fine),
+        ("msync len overflows", Msync { addr: A, len: u64::MAX, flags: MsyncFlags::SYNC }, E(Errno::ENOMEM)),
+        ("msync over a hole", Msync { addr: A, len: 6 * PS, flags: MsyncFlags::SYNC }, E(Errno::ENOMEM)),
+        ("msync invalidate locked", Msync { addr: C, len: PS, flags: MsyncFlags::INVALIDATE }, E(Errno::EBUSY)),
+        ("msync no flags", Msync { addr: A, len: PS, flags: MsyncFlags::empty() }, Fine),
+        ("msync anonymous", Msync { addr: A, len: 4 * PS, flags: MsyncFlags::SYNC | MsyncFlags::INVALIDATE }, Fine),
         // mlock, munlock, mlockall
         ("mlock unaligned start rounds", Mlock { addr: A + 5, len: PS }, Fine),
         ("mlock len 0", Mlock { addr: 0x7000_0000, len: 0 }, Fine),
@@ -169,21 +197,25 @@ fn cases() -> Vec<(&'static str, Call, Expect)> {
         ("mlock len overflows", Mlock { addr: A, len: u64::MAX }, E(Errno::EINVAL)),
         ("munlock over a hole", Munlock { addr: B, len: 3 * PS }, E(Errno::ENOMEM)),
         ("munlock", Munlock { addr: C, len: PS }, Fine),
-        ("mlockall 0", Mlockall { flags: 0 }, E(Errno::EINVAL)),
-        ("mlockall onfault alone", Mlockall { flags: MCL_ONFAULT }, E(Errno::EINVAL)),
-        ("mlockall unknown flag", Mlockall { flags: MCL_CURRENT | 8 }, E(Errno::EINVAL)),
-        ("mlockall future", Mlockall { flags: MCL_FUTURE }, Fine),
-        ("mlockall current onfault", Mlockall { flags: MCL_CURRENT | MCL_ONFAULT }, Fine),
+        ("mlockall 0", Mlockall { flags: MlockallFlags::empty() }, E(Errno::EINVAL)),
+        ("mlockall onfault alone", Mlockall { flags: MlockallFlags::ONFAULT }, E(Errno::EINVAL)),
+        (
+            "mlockall unknown flag",
+            Mlockall { flags: MlockallFlags::CURRENT | MlockallFlags::from_bits_retain(8) },
+            E(Errno::EINVAL)
+        ),
+        ("mlockall future", Mlockall { flags: MlockallFlags::FUTURE }, Fine),
+        ("mlockall current onfault", Mlockall { flags: MlockallFlags::CURRENT | MlockallFlags::ONFAULT }, Fine),
     ]
 }
 
 /// The starting layout, and a 4-page file.
 fn setup<'e, 'a>(env: &'e TestEnv<'a>) -> (Space<'e, 'a>, Arc<FileObject<'e, TestEnv<'a>>>) {
     let mut space = AddressSpace::new(env).unwrap();
-    let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    let fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
     assert_eq!(space.mmap(va(A), 4 * PS, RW, fixed, None, 0), Ok(va(A)));
-    assert_eq!(space.mmap(va(B), 2 * PS, PROT_READ, fixed, None, 0), Ok(va(B)));
-    assert_eq!(space.mmap(va(C), PS, RW, fixed | MAP_LOCKED, None, 0), Ok(va(C)));
+    assert_eq!(space.mmap(va(B), 2 * PS, Prot::READ, fixed, None, 0), Ok(va(B)));
+    assert_eq!(space.mmap(va(C), PS, RW, fixed | MapFlags::LOCKED, None, 0), Ok(va(C)));
     let pager = Arc::new(MemoryPager::from_bytes(&[1; 4 * PS as usize]).unwrap());
     let file = FileObject::new(env, pager, FileIdentity::default());
     (space, file)
@@ -250,7 +282,7 @@ fn brk_follows_linux() {
         assert_eq!(space.brk(va(0x40_6000)), va(0x40_6000));
         assert_eq!(super::read(&mut space, 0x40_5000), Ok(0), "shrunk pages come back zeroed");
         // A mapping above blocks growth into it and into the page below it.
-        let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+        let fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
         space.mmap(va(0x40_8000), PS, RW, fixed, None, 0).unwrap();
         assert_eq!(space.brk(va(0x40_7000)), va(0x40_7000));
         assert_eq!(space.brk(va(0x40_7001)), va(0x40_7000), "guard page below the next mapping");
@@ -265,7 +297,7 @@ fn brk_follows_linux() {
 fn check_user_range_gives_efault() {
     with_env(64, |env| {
         let (mut space, _) = setup(env);
-        space.mprotect(va(B), PS, PROT_NONE).unwrap();
+        space.mprotect(va(B), PS, Prot::NONE).unwrap();
         let cases: [(u64, u64, FaultKind, Result<(), Errno>); 12] = [
             (A, 4 * PS, FaultKind::Write, Ok(())),
             (A + 10, 3, FaultKind::Read, Ok(())),
@@ -281,7 +313,9 @@ fn check_user_range_gives_efault() {
             (0xffff_0000_0000_0000, 0, FaultKind::Read, Err(Errno::EFAULT)),
         ];
         for (at, len, kind, want) in cases {
-            assert_eq!(space.check_user_range(va(at), len, kind), want, "{at:#x}+{len:#x} {kind:?}");
+            let got =
+                UserSlice::new(at, len).map_err(Errno::from).and_then(|slice| space.check_user_range(slice, kind));
+            assert_eq!(got, want, "{at:#x}+{len:#x} {kind:?}");
         }
     });
 }
@@ -292,21 +326,21 @@ fn map_device_checks_and_maps_without_refcounts() {
         let mut space = AddressSpace::new(env).unwrap();
         let regs = PhysRange::new(PhysAddr::new(0x900_0000), PhysAddr::new(0x900_2000));
         let bad = PhysRange::new(PhysAddr::new(0x900_0010), PhysAddr::new(0x900_2000));
-        assert_eq!(space.map_device(bad, PROT_READ), Err(Errno::EINVAL));
-        assert_eq!(space.map_device(PhysRange::new(regs.start, regs.start), PROT_READ), Err(Errno::EINVAL));
-        assert_eq!(space.map_device(regs, PROT_READ | PROT_EXEC), Err(Errno::EACCES));
-        assert_eq!(space.map_device(regs, 0x40), Err(Errno::EINVAL));
+        assert_eq!(space.map_device(bad, Prot::READ), Err(Errno::EINVAL));
+        assert_eq!(space.map_device(PhysRange::new(regs.start, regs.start), Prot::READ), Err(Errno::EINVAL));
+        assert_eq!(space.map_device(regs, Prot::READ | Prot::EXEC), Err(Errno::EACCES));
+        assert_eq!(space.map_device(regs, Prot::from_bits_retain(0x40)), Err(Errno::EINVAL));
         let at = space.map_device(regs, RW).unwrap();
         assert_eq!(space.resident_pages(), 2);
         let info = space.vareas().next().unwrap();
         assert!(info.is_shared());
-        assert_eq!(space.mprotect(at, PS, PROT_READ | PROT_EXEC), Err(Errno::EACCES));
-        assert_eq!(space.mprotect(at, PS, PROT_READ), Ok(()));
-        assert_eq!(space.mprotect(at, 2 * PS, PROT_NONE), Ok(()));
+        assert_eq!(space.mprotect(at, PS, Prot::READ | Prot::EXEC), Err(Errno::EACCES));
+        assert_eq!(space.mprotect(at, PS, Prot::READ), Ok(()));
+        assert_eq!(space.mprotect(at, 2 * PS, Prot::NONE), Ok(()));
         assert_eq!(space.mprotect(at, 2 * PS, RW), Ok(()));
         assert_eq!(space.varea_count(), 1);
-        assert_eq!(space.madvise(at, PS, MADV_DONTNEED), Err(Errno::EINVAL));
-        assert_eq!(space.read_user(at, &mut [0; 4]), Err(Errno::EFAULT));
+        assert_eq!(space.madvise(at, PS, Advice::DontNeed), Err(Errno::EINVAL));
+        assert_eq!(read_user(&mut space, at.as_u64(), &mut [0; 4]), Err(Errno::EFAULT));
         let child = space.fork().unwrap();
         assert_eq!(child.resident_pages(), 2);
         drop(child);

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use super::{exec, faults_during, read, va, with_env, write, Space, TestEnv, PS};
-use crate::aspace::flags::*;
 use crate::aspace::{AddressSpace, FaultError, MappedFile, MmEnv, VareaKind};
 use crate::errno::Errno;
 use crate::object::tests::{pattern, PagerEvent, RecordingPager};
 use crate::object::{FileIdentity, FileObject};
+use aspen_abi::mman::{Advice, MapFlags, MsyncFlags, Prot};
 
-const RW: u64 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 type File<'e, 'a> = Arc<FileObject<'e, TestEnv<'a>>>;
 
@@ -26,8 +26,8 @@ fn map_file<'e, 'a>(
     space: &mut Space<'e, 'a>,
     file: &File<'e, 'a>,
     pages: u64,
-    prot: u64,
-    flags: u64,
+    prot: Prot,
+    flags: MapFlags,
     offset: u64,
 ) -> u64 {
     space.mmap(va(0), pages * PS, prot, flags, Some(MappedFile::read_write(Arc::clone(file))), offset).unwrap().as_u64()
@@ -46,8 +46,8 @@ fn private_file_mappings_read_the_file_and_copy_on_write() {
         let (pager, file) = open(env, &data);
         let mut a = AddressSpace::new(env).unwrap();
         let mut b = AddressSpace::new(env).unwrap();
-        let p = map_file(&mut a, &file, 5, RW, MAP_PRIVATE, 0);
-        let q = map_file(&mut b, &file, 2, PROT_READ, MAP_PRIVATE, PS);
+        let p = map_file(&mut a, &file, 5, RW, MapFlags::PRIVATE, 0);
+        let q = map_file(&mut b, &file, 2, Prot::READ, MapFlags::PRIVATE, PS);
         assert_eq!(read(&mut a, p + 10), Ok(data[10]));
         assert_eq!(read(&mut a, p + 3 * PS + 99), Ok(data[3 * PS as usize + 99]));
         assert_eq!(read(&mut a, p + 3 * PS + 100), Ok(0), "the tail of the last page reads zero");
@@ -65,7 +65,7 @@ fn private_file_mappings_read_the_file_and_copy_on_write() {
         file.write(10, &[0x42]).unwrap();
         assert_eq!(read(&mut a, p + 10), Ok(0x42));
         // MADV_DONTNEED drops the copy: the file's data comes back.
-        a.madvise(va(p + PS), PS, MADV_DONTNEED).unwrap();
+        a.madvise(va(p + PS), PS, Advice::DontNeed).unwrap();
         assert_eq!(read(&mut a, p + PS + 5), Ok(data[PS as usize + 5]));
         let info = a.vareas().next().unwrap();
         assert!(matches!(info.kind, VareaKind::File { offset: 0, shared: false, .. }));
@@ -84,7 +84,7 @@ fn shared_file_writes_reach_the_pager_exactly_on_msync_munmap_and_teardown() {
         let data = pattern(4 * PS as usize, 2);
         let (pager, file) = open(env, &data);
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_file(&mut space, &file, 4, RW, MAP_SHARED, 0);
+        let p = map_file(&mut space, &file, 4, RW, MapFlags::SHARED, 0);
         assert_eq!(read(&mut space, p), Ok(data[0]));
         write(&mut space, p + PS + 1, 0x11).unwrap();
         assert_eq!(file_byte(&file, PS + 1), 0x11, "visible to read(2) at once");
@@ -93,12 +93,12 @@ fn shared_file_writes_reach_the_pager_exactly_on_msync_munmap_and_teardown() {
         file.write(3, &[0x33]).unwrap();
         assert_eq!(read(&mut space, p + 3), Ok(0x33));
 
-        assert_eq!(space.msync(va(p), 4 * PS, MS_SYNC), Ok(()));
+        assert_eq!(space.msync(va(p), 4 * PS, MsyncFlags::SYNC), Ok(()));
         let mut writes = pager.take_writes();
         writes.sort();
         assert_eq!(writes, [0, 1], "the dirty pages, and only them");
         assert_eq!(pager.stored(PS + 1, 1), [0x11]);
-        assert_eq!(space.msync(va(p), 4 * PS, MS_SYNC), Ok(()));
+        assert_eq!(space.msync(va(p), 4 * PS, MsyncFlags::SYNC), Ok(()));
         assert!(pager.take_writes().is_empty(), "clean pages are not written again");
 
         // After msync the next write faults again to mark the page dirty.
@@ -110,10 +110,10 @@ fn shared_file_writes_reach_the_pager_exactly_on_msync_munmap_and_teardown() {
         assert_eq!(pager.stored(PS + 2, 1), [0x12]);
 
         write(&mut space, p + 2 * PS, 0x22).unwrap();
-        assert_eq!(space.msync(va(p + 2 * PS), PS, MS_ASYNC), Ok(()));
+        assert_eq!(space.msync(va(p + 2 * PS), PS, MsyncFlags::ASYNC), Ok(()));
         assert_eq!(pager.take_writes(), [2]);
         write(&mut space, p + 3 * PS, 0x44).unwrap();
-        assert_eq!(space.msync(va(p), PS, MS_INVALIDATE), Ok(()));
+        assert_eq!(space.msync(va(p), PS, MsyncFlags::INVALIDATE), Ok(()));
         assert!(pager.take_writes().is_empty(), "MS_INVALIDATE alone writes nothing");
         drop(space);
         assert_eq!(pager.take_writes(), [3], "teardown writes back");
@@ -128,22 +128,22 @@ fn a_page_stays_dirty_while_another_space_maps_it_writable() {
     with_env(128, |env| {
         let (pager, file) = open(env, &pattern(2 * PS as usize, 3));
         let mut parent = AddressSpace::new(env).unwrap();
-        let p = map_file(&mut parent, &file, 2, RW, MAP_SHARED, 0);
+        let p = map_file(&mut parent, &file, 2, RW, MapFlags::SHARED, 0);
         write(&mut parent, p, 1).unwrap();
         let mut child = parent.fork().unwrap();
         write(&mut child, p, 2).unwrap();
         assert_eq!(read(&mut parent, p), Ok(2), "shared across fork");
-        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        parent.msync(va(p), 2 * PS, MsyncFlags::SYNC).unwrap();
         assert_eq!(pager.take_writes(), [0]);
         // The child still maps it writable and writes without faulting.
         let faults = faults_during(env, || write(&mut child, p + 1, 3).unwrap());
         assert_eq!(faults, 0);
-        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        parent.msync(va(p), 2 * PS, MsyncFlags::SYNC).unwrap();
         assert_eq!(pager.take_writes(), [0], "still dirty: the child may have written");
         assert_eq!(pager.stored(1, 1), [3]);
         drop(child);
         assert_eq!(pager.take_writes(), [0], "the child's teardown writes back");
-        parent.msync(va(p), 2 * PS, MS_SYNC).unwrap();
+        parent.msync(va(p), 2 * PS, MsyncFlags::SYNC).unwrap();
         assert!(pager.take_writes().is_empty(), "clean now");
         // A page first written in a child reaches the pager on the child's exit.
         let mut child = parent.fork().unwrap();
@@ -159,14 +159,14 @@ fn pager_errors_are_sigbus_and_eio() {
     with_env(64, |env| {
         let (pager, file) = open(env, &pattern(2 * PS as usize, 4));
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_file(&mut space, &file, 2, RW, MAP_SHARED, 0);
+        let p = map_file(&mut space, &file, 2, RW, MapFlags::SHARED, 0);
         write(&mut space, p, 1).unwrap();
         pager.set_failing(true);
         assert_eq!(read(&mut space, p + PS), Err(FaultError::Bus));
-        assert_eq!(space.msync(va(p), PS, MS_SYNC), Err(Errno::EIO));
+        assert_eq!(space.msync(va(p), PS, MsyncFlags::SYNC), Err(Errno::EIO));
         assert_eq!(file.dirty_pages(), 1);
         pager.set_failing(false);
-        assert_eq!(space.msync(va(p), PS, MS_SYNC), Ok(()));
+        assert_eq!(space.msync(va(p), PS, MsyncFlags::SYNC), Ok(()));
         assert_eq!(file.dirty_pages(), 0);
     });
 }
@@ -176,7 +176,7 @@ fn text_pages_are_shared_with_the_page_cache_and_executable() {
     with_env(64, |env| {
         let (_, file) = open(env, &pattern(2 * PS as usize, 5));
         let mut space = AddressSpace::new(env).unwrap();
-        let text = map_file(&mut space, &file, 2, PROT_READ | PROT_EXEC, MAP_PRIVATE, 0);
+        let text = map_file(&mut space, &file, 2, Prot::READ | Prot::EXEC, MapFlags::PRIVATE, 0);
         exec(&mut space, text + 8).unwrap();
         let leaf = space.table.query(va(text)).unwrap();
         assert_eq!(env.frames().refcount(leaf.pa), Ok(2), "one for the cache, one for the mapping");
@@ -198,34 +198,35 @@ fn a_file_opened_read_only_never_becomes_writable_through_a_shared_mapping() {
         let (pager, file) = open(env, &data);
         let mut space = AddressSpace::new(env).unwrap();
         let read_only = || Some(MappedFile::read_only(Arc::clone(&file)));
-        assert_eq!(space.mmap(va(0), PS, RW, MAP_SHARED, read_only(), 0), Err(Errno::EACCES));
-        assert_eq!(space.mmap(va(0), PS, RW, MAP_SHARED_VALIDATE, read_only(), 0), Err(Errno::EACCES));
-        let shared = space.mmap(va(0), 2 * PS, PROT_READ, MAP_SHARED, read_only(), 0).unwrap().as_u64();
+        assert_eq!(space.mmap(va(0), PS, RW, MapFlags::SHARED, read_only(), 0), Err(Errno::EACCES));
+        assert_eq!(space.mmap(va(0), PS, RW, MapFlags::SHARED_VALIDATE, read_only(), 0), Err(Errno::EACCES));
+        let shared = space.mmap(va(0), 2 * PS, Prot::READ, MapFlags::SHARED, read_only(), 0).unwrap().as_u64();
         let before = space.vareas().count();
         assert_eq!(space.mprotect(va(shared), 2 * PS, RW), Err(Errno::EACCES));
-        assert_eq!(space.mprotect(va(shared + PS), PS, PROT_WRITE), Err(Errno::EACCES), "part of it, too");
+        assert_eq!(space.mprotect(va(shared + PS), PS, Prot::WRITE), Err(Errno::EACCES), "part of it, too");
         assert_eq!(space.vareas().count(), before, "a refused mprotect splits nothing");
         assert_eq!(write(&mut space, shared, 0xee), Err(FaultError::Segv));
         assert_eq!(file_byte(&file, 0), data[0], "the page cache keeps the file's data");
         // Executable and read-only stay allowed, as Linux.
-        space.mprotect(va(shared), 2 * PS, PROT_READ | PROT_EXEC).unwrap();
-        space.mprotect(va(shared), 2 * PS, PROT_NONE).unwrap();
-        space.mprotect(va(shared), 2 * PS, PROT_READ).unwrap();
+        space.mprotect(va(shared), 2 * PS, Prot::READ | Prot::EXEC).unwrap();
+        space.mprotect(va(shared), 2 * PS, Prot::NONE).unwrap();
+        space.mprotect(va(shared), 2 * PS, Prot::READ).unwrap();
         assert_eq!(read(&mut space, shared + 1), Ok(data[1]));
 
         // A private mapping of the same descriptor copies on write: it may.
-        let private = space.mmap(va(0), PS, PROT_READ, MAP_PRIVATE, read_only(), 0).unwrap().as_u64();
+        let private = space.mmap(va(0), PS, Prot::READ, MapFlags::PRIVATE, read_only(), 0).unwrap().as_u64();
         space.mprotect(va(private), PS, RW).unwrap();
         write(&mut space, private, 0xdd).unwrap();
         assert_eq!(file_byte(&file, 0), data[0]);
 
         // Varea by varea up to the first hole, as Linux: EACCES at a
         // read-only shared varea before the hole, ENOMEM at a hole first.
-        let hole = space.mmap(va(0), 3 * PS, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).unwrap().as_u64();
+        let hole =
+            space.mmap(va(0), 3 * PS, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap().as_u64();
         space.munmap(va(hole + PS), PS).unwrap();
         let at = va(hole + 2 * PS);
         space.munmap(at, PS).unwrap();
-        space.mmap(at, PS, PROT_READ, MAP_SHARED | MAP_FIXED, read_only(), 0).unwrap();
+        space.mmap(at, PS, Prot::READ, MapFlags::SHARED | MapFlags::FIXED, read_only(), 0).unwrap();
         assert_eq!(space.mprotect(va(hole), 3 * PS, RW), Err(Errno::ENOMEM), "the hole comes first");
         assert_eq!(space.mprotect(at, 2 * PS, RW), Err(Errno::EACCES), "the varea comes before the hole");
         assert_eq!(read(&mut space, hole), Ok(0));
@@ -242,7 +243,7 @@ fn a_file_not_opened_for_reading_cannot_be_mapped() {
         let (_pager, file) = open(env, &pattern(PS as usize, 1));
         let mut space = AddressSpace::new(env).unwrap();
         let write_only = MappedFile { object: Arc::clone(&file), readable: false, writable: true };
-        assert_eq!(space.mmap(va(0), PS, PROT_READ, MAP_PRIVATE, Some(write_only), 0), Err(Errno::EACCES));
+        assert_eq!(space.mmap(va(0), PS, Prot::READ, MapFlags::PRIVATE, Some(write_only), 0), Err(Errno::EACCES));
         assert_eq!(space.vareas().count(), 0);
     });
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::vec::Vec;
 
 use super::{exec, faults_during, map_anon, read, va, with_env, write, Space, PS};
-use crate::aspace::flags::*;
 use crate::aspace::{AddressSpace, FaultError, MappedFile, MmEnv};
 use crate::errno::Errno;
 use crate::object::tests::{pattern, RecordingPager};
 use crate::object::{FileIdentity, FileObject};
+use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, Prot};
 
-const RW: u64 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// Reads and writes every page of `pages` pages at `at`.
 fn touch_all(space: &mut Space<'_, '_>, at: u64, pages: u64, writable: bool) {
@@ -30,18 +30,25 @@ fn populated_mappings_never_fault() {
         let data = pattern(4 * PS as usize, 6);
         let pager = RecordingPager::with_bytes(&data);
         let file = FileObject::new(env, pager.clone(), FileIdentity::default());
-        let anon = map_anon(&mut space, 8, RW, MAP_PRIVATE | MAP_POPULATE);
-        let shared = map_anon(&mut space, 2, RW, MAP_SHARED | MAP_POPULATE);
+        let anon = map_anon(&mut space, 8, RW, MapFlags::PRIVATE | MapFlags::POPULATE);
+        let shared = map_anon(&mut space, 2, RW, MapFlags::SHARED | MapFlags::POPULATE);
         let private_file = space
-            .mmap(va(0), 4 * PS, RW, MAP_PRIVATE | MAP_POPULATE, Some(MappedFile::read_write(Arc::clone(&file))), 0)
+            .mmap(
+                va(0),
+                4 * PS,
+                RW,
+                MapFlags::PRIVATE | MapFlags::POPULATE,
+                Some(MappedFile::read_write(Arc::clone(&file))),
+                0,
+            )
             .unwrap()
             .as_u64();
         let text = space
             .mmap(
                 va(0),
                 2 * PS,
-                PROT_READ | PROT_EXEC,
-                MAP_PRIVATE | MAP_POPULATE,
+                Prot::READ | Prot::EXEC,
+                MapFlags::PRIVATE | MapFlags::POPULATE,
                 Some(MappedFile::read_write(Arc::clone(&file))),
                 0,
             )
@@ -59,7 +66,7 @@ fn populated_mappings_never_fault() {
         assert_eq!(read(&mut space, private_file + 7), Ok(data[7]), "populated copies hold the file's data");
         assert_eq!(file.dirty_pages(), 0, "private copies leave the file clean");
         // MAP_NONBLOCK turns MAP_POPULATE off, as in Linux.
-        let lazy = map_anon(&mut space, 2, RW, MAP_PRIVATE | MAP_POPULATE | MAP_NONBLOCK);
+        let lazy = map_anon(&mut space, 2, RW, MapFlags::PRIVATE | MapFlags::POPULATE | MapFlags::NONBLOCK);
         assert_eq!(faults_during(env, || touch_all(&mut space, lazy, 2, true)), 2);
     });
 }
@@ -68,12 +75,13 @@ fn populated_mappings_never_fault() {
 fn mlock_breaks_copy_on_write_and_stays_fault_free_across_fork() {
     with_env(256, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 4, RW, MAP_PRIVATE);
+        let p = map_anon(&mut space, 4, RW, MapFlags::PRIVATE);
         write(&mut space, p, 1).unwrap();
         let child = space.fork().unwrap();
         let file =
             FileObject::new(env, RecordingPager::with_bytes(&pattern(2 * PS as usize, 1)), FileIdentity::default());
-        let f = space.mmap(va(0), 2 * PS, RW, MAP_PRIVATE, Some(MappedFile::read_write(file)), 0).unwrap().as_u64();
+        let f =
+            space.mmap(va(0), 2 * PS, RW, MapFlags::PRIVATE, Some(MappedFile::read_write(file)), 0).unwrap().as_u64();
         read(&mut space, f).unwrap();
         assert_eq!(space.mlock(va(p + 1), 4 * PS - 1), Ok(()));
         assert_eq!(space.mlock(va(f), 2 * PS), Ok(()));
@@ -89,11 +97,11 @@ fn mlock_breaks_copy_on_write_and_stays_fault_free_across_fork() {
         write(&mut child2, p, 7).unwrap();
         assert_eq!(read(&mut space, p), Ok(1));
         // MADV_DONTNEED refuses locked pages; munlock lifts that.
-        assert_eq!(space.madvise(va(p), PS, MADV_DONTNEED), Err(Errno::EINVAL));
+        assert_eq!(space.madvise(va(p), PS, Advice::DontNeed), Err(Errno::EINVAL));
         space.munlock(va(p), 4 * PS).unwrap();
-        assert_eq!(space.madvise(va(p), PS, MADV_DONTNEED), Ok(()));
+        assert_eq!(space.madvise(va(p), PS, Advice::DontNeed), Ok(()));
         // Making a locked read-only varea writable populates it again.
-        let r = map_anon(&mut space, 2, PROT_READ, MAP_PRIVATE | MAP_LOCKED);
+        let r = map_anon(&mut space, 2, Prot::READ, MapFlags::PRIVATE | MapFlags::LOCKED);
         space.mprotect(va(r), 2 * PS, RW).unwrap();
         assert_eq!(faults_during(env, || touch_all(&mut space, r, 2, true)), 0);
         drop(child);
@@ -106,7 +114,14 @@ fn populate_walks_across_table_boundaries_breaking_copy_on_write() {
         let mut space = AddressSpace::new(env).unwrap();
         // Two pages below 2 MiB and two above: two L3 tables.
         let p = space
-            .mmap(va(0x20_0000 - 2 * PS), 4 * PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0)
+            .mmap(
+                va(0x20_0000 - 2 * PS),
+                4 * PS,
+                RW,
+                MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED,
+                None,
+                0,
+            )
             .unwrap()
             .as_u64();
         write(&mut space, p, 1).unwrap();
@@ -130,9 +145,9 @@ fn mlockall_locks_current_and_future_mappings() {
     with_env(256, |env| {
         let mut space = AddressSpace::new(env).unwrap();
         space.set_brk_base(va(0x50_0000));
-        let before = map_anon(&mut space, 3, RW, MAP_PRIVATE);
-        assert_eq!(space.mlockall(MCL_CURRENT | MCL_FUTURE), Ok(()));
-        let after = map_anon(&mut space, 3, RW, MAP_PRIVATE);
+        let before = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
+        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::FUTURE), Ok(()));
+        let after = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
         assert_eq!(space.brk(va(0x50_3000)), va(0x50_3000));
         let faults = faults_during(env, || {
             touch_all(&mut space, before, 3, true);
@@ -142,12 +157,12 @@ fn mlockall_locks_current_and_future_mappings() {
         assert_eq!(faults, 0);
         assert!(space.vareas().all(|v| v.locked));
         space.munlockall();
-        let lazy = map_anon(&mut space, 1, RW, MAP_PRIVATE);
+        let lazy = map_anon(&mut space, 1, RW, MapFlags::PRIVATE);
         assert_eq!(faults_during(env, || touch_all(&mut space, lazy, 1, true)), 1);
         assert!(space.vareas().all(|v| !v.locked));
         // MCL_ONFAULT locks without populating.
-        assert_eq!(space.mlockall(MCL_CURRENT | MCL_ONFAULT), Ok(()));
-        let onfault = map_anon(&mut space, 1, RW, MAP_PRIVATE);
+        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::ONFAULT), Ok(()));
+        let onfault = map_anon(&mut space, 1, RW, MapFlags::PRIVATE);
         assert_eq!(faults_during(env, || touch_all(&mut space, onfault, 1, true)), 1);
     });
 }
@@ -158,13 +173,14 @@ fn running_out_of_memory_is_contained() {
         let frames = env.frames();
         let mut victim = AddressSpace::new(env).unwrap();
         let mut bystander = AddressSpace::new(env).unwrap();
-        let keep = map_anon(&mut bystander, 1, RW, MAP_PRIVATE);
+        let keep = map_anon(&mut bystander, 1, RW, MapFlags::PRIVATE);
         write(&mut bystander, keep, 0x77).unwrap();
         // Populating mappings fails with ENOMEM once memory runs out, and
         // the failed mapping is gone.
         let mut mapped = Vec::new();
         let err = loop {
-            match victim.mmap(va(0), 8 * PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, None, 0) {
+            match victim.mmap(va(0), 8 * PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::POPULATE, None, 0)
+            {
                 Ok(at) => mapped.push(at),
                 Err(e) => break e,
             }
@@ -172,7 +188,7 @@ fn running_out_of_memory_is_contained() {
         assert_eq!(err, Errno::ENOMEM);
         assert_eq!(victim.varea_count(), 1, "the populated mappings merged; the failed one is gone");
         // Demand faults end with OutOfMemory.
-        let big = map_anon(&mut victim, 64, RW, MAP_PRIVATE);
+        let big = map_anon(&mut victim, 64, RW, MapFlags::PRIVATE);
         let mut verdict = Ok(());
         for page in 0..64 {
             verdict = write(&mut victim, big + page * PS, 1);

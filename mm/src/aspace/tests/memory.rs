@@ -8,48 +8,52 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{
-    access, exec, faults_during, layout, map_anon, read, switch, va, with_env, with_env_bits, write, Space, PS,
+    access, exec, faults_during, layout, map_anon, read, read_user, switch, va, with_env, with_env_bits, write,
+    write_user, Space, PS,
 };
+use aspen_abi::uaccess::UserMemory;
+
 use crate::addr::PhysAddr;
 use crate::asid::{AsidAllocator, AsidBits};
-use crate::aspace::flags::*;
 use crate::aspace::walk::for_each_leaf;
-use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv, VareaKind};
+use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv, VareaKind, USER_END};
 use crate::errno::Errno;
 use crate::frame::FrameAllocator;
 use crate::paging::VaHalf;
 use crate::testbed::{Arena, RecordingTlb, TlbEvent};
+use aspen_abi::mman::{Advice, MapFlags, MsyncFlags, Prot};
 
-const RW: u64 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 #[test]
 fn fresh_pages_read_zero_even_after_remapping_garbage() {
     with_env(128, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 16, RW, MAP_PRIVATE);
+        let p = map_anon(&mut space, 16, RW, MapFlags::PRIVATE);
         for page in 0..16 {
             assert_eq!(read(&mut space, p + page * PS + 8), Ok(0));
             write(&mut space, p + page * PS + 8, 0xde).unwrap();
         }
         space.munmap(va(p), 16 * PS).unwrap();
-        let q = space.mmap(va(p), 16 * PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        let q =
+            space.mmap(va(p), 16 * PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0).unwrap();
         assert_eq!(q, va(p));
         for page in 0..16 {
             assert_eq!(read(&mut space, p + page * PS + 8), Ok(0), "page {page} after munmap + mmap");
         }
         // Read first, then write one byte: no leak into other zero pages.
-        let z = map_anon(&mut space, 2, RW, MAP_PRIVATE);
+        let z = map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
         assert_eq!(read(&mut space, z), Ok(0));
         assert_eq!(read(&mut space, z + PS), Ok(0));
         write(&mut space, z + 40, 7).unwrap();
         assert_eq!(read(&mut space, z + 40), Ok(7));
-        let z2 = map_anon(&mut space, 1, PROT_READ, MAP_PRIVATE);
+        let z2 = map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
         let mut page = std::vec![0xffu8; PS as usize];
-        space.read_user(va(z2), &mut page).unwrap();
+        read_user(&mut space, z2, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
-        space.read_user(va(z + PS), &mut page).unwrap();
+        read_user(&mut space, z + PS, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
-        let s = map_anon(&mut space, 4, RW, MAP_SHARED);
+        let s = map_anon(&mut space, 4, RW, MapFlags::SHARED);
         for page in 0..4 {
             assert_eq!(read(&mut space, s + page * PS + 100), Ok(0));
         }
@@ -60,7 +64,7 @@ fn fresh_pages_read_zero_even_after_remapping_garbage() {
 fn private_memory_is_copied_on_write_across_fork_and_fork_of_fork() {
     with_env(256, |env| {
         let mut parent = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut parent, 4, RW, MAP_PRIVATE);
+        let p = map_anon(&mut parent, 4, RW, MapFlags::PRIVATE);
         write(&mut parent, p, 0xa0).unwrap();
         write(&mut parent, p + PS, 0xa1).unwrap();
         assert_eq!(read(&mut parent, p + 2 * PS), Ok(0)); // only read
@@ -108,7 +112,7 @@ fn private_memory_is_copied_on_write_across_fork_and_fork_of_fork() {
 fn shared_anonymous_memory_is_shared_both_ways_across_fork() {
     with_env(128, |env| {
         let mut parent = AddressSpace::new(env).unwrap();
-        let sh = map_anon(&mut parent, 3, RW, MAP_SHARED);
+        let sh = map_anon(&mut parent, 3, RW, MapFlags::SHARED);
         write(&mut parent, sh + PS, 0x11).unwrap();
         let mut child = parent.fork().unwrap();
         assert_eq!(read(&mut child, sh + PS), Ok(0x11));
@@ -124,7 +128,7 @@ fn shared_anonymous_memory_is_shared_both_ways_across_fork() {
         drop(child);
         assert_eq!(read(&mut parent, sh + PS), Ok(0x11));
         assert_eq!(read(&mut parent, sh + 2 * PS), Ok(0x33));
-        assert_eq!(parent.msync(va(sh), 3 * PS, MS_SYNC), Ok(()));
+        assert_eq!(parent.msync(va(sh), 3 * PS, MsyncFlags::SYNC), Ok(()));
         assert_eq!(env.stats().page_cache_pages(), 2);
     });
 }
@@ -133,16 +137,16 @@ fn shared_anonymous_memory_is_shared_both_ways_across_fork() {
 fn mprotect_splits_and_merges_vareas() {
     with_env(128, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 4, RW, MAP_PRIVATE);
+        let p = map_anon(&mut space, 4, RW, MapFlags::PRIVATE);
         for page in 0..4 {
             write(&mut space, p + page * PS, page as u8 + 1).unwrap();
         }
         assert_eq!(space.varea_count(), 1);
-        space.mprotect(va(p + PS), PS, PROT_READ).unwrap();
+        space.mprotect(va(p + PS), PS, Prot::READ).unwrap();
         assert_eq!(layout(&space), [(p, p + PS, 3), (p + PS, p + 2 * PS, 1), (p + 2 * PS, p + 4 * PS, 3)]);
         assert_eq!(write(&mut space, p + PS, 9), Err(FaultError::Segv));
         write(&mut space, p + 2 * PS, 9).unwrap();
-        space.mprotect(va(p + 2 * PS), PS, PROT_NONE).unwrap();
+        space.mprotect(va(p + 2 * PS), PS, Prot::NONE).unwrap();
         assert_eq!(space.varea_count(), 4);
         assert_eq!(read(&mut space, p + 2 * PS), Err(FaultError::Segv));
         space.mprotect(va(p), 4 * PS, RW).unwrap();
@@ -152,11 +156,13 @@ fn mprotect_splits_and_merges_vareas() {
         assert_eq!(faults, 0, "exclusive pages are writable again at once");
         // Over a hole: ENOMEM, and nothing changed (not even the part before the hole).
         space.munmap(va(p + 3 * PS), PS).unwrap();
-        assert_eq!(space.mprotect(va(p), 4 * PS, PROT_READ), Err(Errno::ENOMEM));
+        assert_eq!(space.mprotect(va(p), 4 * PS, Prot::READ), Err(Errno::ENOMEM));
         assert_eq!(layout(&space), [(p, p + 3 * PS, 3)]);
         write(&mut space, p, 1).unwrap();
         // Merging with neighbouring mappings made separately.
-        let q = space.mmap(va(p + 3 * PS), PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        let q = space
+            .mmap(va(p + 3 * PS), PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0)
+            .unwrap();
         assert_eq!(q, va(p + 3 * PS));
         assert_eq!(space.varea_count(), 1);
     });
@@ -166,13 +172,13 @@ fn mprotect_splits_and_merges_vareas() {
 fn mprotect_keeps_copy_on_write_pages_read_only() {
     with_env(128, |env| {
         let mut parent = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut parent, 2, RW, MAP_PRIVATE);
+        let p = map_anon(&mut parent, 2, RW, MapFlags::PRIVATE);
         write(&mut parent, p, 1).unwrap();
         write(&mut parent, p + PS, 2).unwrap();
         let mut child = parent.fork().unwrap();
-        parent.mprotect(va(p), 2 * PS, PROT_READ).unwrap();
+        parent.mprotect(va(p), 2 * PS, Prot::READ).unwrap();
         parent.mprotect(va(p), 2 * PS, RW).unwrap();
-        child.mprotect(va(p), 2 * PS, RW | PROT_EXEC).unwrap();
+        child.mprotect(va(p), 2 * PS, RW | Prot::EXEC).unwrap();
         write(&mut parent, p, 3).unwrap();
         write(&mut child, p + PS, 4).unwrap();
         assert_eq!(read(&mut child, p), Ok(1));
@@ -185,15 +191,15 @@ fn mprotect_keeps_copy_on_write_pages_read_only() {
 fn bad_accesses_are_segv() {
     with_env(64, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let ro = map_anon(&mut space, 1, PROT_READ, MAP_PRIVATE);
-        let none = map_anon(&mut space, 1, PROT_NONE, MAP_PRIVATE);
-        let rw = map_anon(&mut space, 1, RW, MAP_PRIVATE);
+        let ro = map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
+        let none = map_anon(&mut space, 1, Prot::NONE, MapFlags::PRIVATE);
+        let rw = map_anon(&mut space, 1, RW, MapFlags::PRIVATE);
         assert_eq!(read(&mut space, 0x10), Err(FaultError::Segv), "null page");
         assert_eq!(read(&mut space, 0x7777_0000), Err(FaultError::Segv), "unmapped");
         assert_eq!(write(&mut space, ro, 1), Err(FaultError::Segv), "write to read-only");
         assert_eq!(read(&mut space, none), Err(FaultError::Segv), "read of PROT_NONE");
         assert_eq!(exec(&mut space, rw), Err(FaultError::Segv), "exec of non-exec");
-        assert_eq!(space.handle_fault(va(1 << 48), FaultKind::Read), Err(FaultError::Segv));
+        assert_eq!(space.handle_fault(USER_END, FaultKind::Read), Err(FaultError::Segv));
         assert_eq!(read(&mut space, ro), Ok(0));
     });
 }
@@ -202,14 +208,14 @@ fn bad_accesses_are_segv() {
 fn dontneed_drops_private_pages_and_keeps_shared_contents() {
     with_env(128, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 2, RW, MAP_PRIVATE);
-        let s = map_anon(&mut space, 2, RW, MAP_SHARED);
+        let p = map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
+        let s = map_anon(&mut space, 2, RW, MapFlags::SHARED);
         write(&mut space, p, 1).unwrap();
         write(&mut space, p + PS, 2).unwrap();
         write(&mut space, s, 3).unwrap();
         let mut child = space.fork().unwrap();
-        assert_eq!(space.madvise(va(p), 2 * PS, MADV_DONTNEED), Ok(()));
-        assert_eq!(space.madvise(va(s), 2 * PS, MADV_DONTNEED), Ok(()));
+        assert_eq!(space.madvise(va(p), 2 * PS, Advice::DontNeed), Ok(()));
+        assert_eq!(space.madvise(va(s), 2 * PS, Advice::DontNeed), Ok(()));
         assert_eq!(space.resident_pages(), 0);
         assert_eq!(read(&mut space, p), Ok(0));
         assert_eq!(read(&mut space, s), Ok(3));
@@ -223,7 +229,7 @@ fn dontneed_drops_private_pages_and_keeps_shared_contents() {
 fn write_and_exec_flip_under_w_xor_x() {
     with_env(64, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 1, RW | PROT_EXEC, MAP_PRIVATE);
+        let p = map_anon(&mut space, 1, RW | Prot::EXEC, MapFlags::PRIVATE);
         write(&mut space, p, 0xaa).unwrap();
         let entry = |s: &Space<'_, '_>| s.table.query(va(p)).unwrap().attrs.access();
         assert!(!entry(&space).contains(crate::paging::Access::EXECUTE));
@@ -234,7 +240,7 @@ fn write_and_exec_flip_under_w_xor_x() {
         assert!(!entry(&space).contains(crate::paging::Access::EXECUTE));
         assert_eq!(read(&mut space, p + 1), Ok(0xbb));
         // mprotect to R+X keeps the data and makes it executable.
-        space.mprotect(va(p), PS, PROT_READ | PROT_EXEC).unwrap();
+        space.mprotect(va(p), PS, Prot::READ | Prot::EXEC).unwrap();
         exec(&mut space, p).unwrap();
         assert_eq!(write(&mut space, p, 1), Err(FaultError::Segv));
     });
@@ -250,12 +256,12 @@ fn fork_invalidates_the_parent_once_for_the_whole_asid() {
     let baseline = frames.free_frame_count();
     {
         let mut parent = AddressSpace::new(&env).unwrap();
-        let p = parent.mmap(va(0), 40 * PS, RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).unwrap();
-        let s = parent.mmap(va(0), PS, RW, MAP_SHARED | MAP_ANONYMOUS, None, 0).unwrap();
+        let p = parent.mmap(va(0), 40 * PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap();
+        let s = parent.mmap(va(0), PS, RW, MapFlags::SHARED | MapFlags::ANONYMOUS, None, 0).unwrap();
         for page in 0..3 {
-            parent.write_user(p + page * PS, &[1]).unwrap();
+            write_user(&mut parent, (p + page * PS).as_u64(), &[1]).unwrap();
         }
-        parent.write_user(s, &[1]).unwrap();
+        write_user(&mut parent, s.as_u64(), &[1]).unwrap();
         let (_, asid) = parent.activate(0);
         tlb.take();
         let child = parent.fork().unwrap();
@@ -276,7 +282,7 @@ fn failed_fork_leaves_the_parent_intact_and_frees_everything() {
     with_env(64, |env| {
         let mut parent = AddressSpace::new(env).unwrap();
         // Two regions far apart: the child needs several table pages.
-        let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+        let fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
         parent.mmap(va(0x40_0000), 4 * PS, RW, fixed, None, 0).unwrap();
         parent.mmap(va(0x80_0000_0000), 4 * PS, RW, fixed, None, 0).unwrap();
         for page in 0..4 {
@@ -321,26 +327,26 @@ fn failed_fork_leaves_the_parent_intact_and_frees_everything() {
 fn kernel_access_to_user_memory() {
     with_env(128, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 2, RW, MAP_PRIVATE);
-        let ro = map_anon(&mut space, 1, PROT_READ, MAP_PRIVATE);
-        space.write_user(va(p + PS - 3), b"hello\0world").unwrap();
+        let p = map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
+        let ro = map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
+        write_user(&mut space, p + PS - 3, b"hello\0world").unwrap();
         let mut buf = [0u8; 11];
-        space.read_user(va(p + PS - 3), &mut buf).unwrap();
+        read_user(&mut space, p + PS - 3, &mut buf).unwrap();
         assert_eq!(&buf, b"hello\0world");
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 64), Ok(b"hello".to_vec()));
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 5), Ok(b"hello".to_vec()));
-        assert_eq!(space.read_user_cstr(va(p + PS - 3), 4), Err(Errno::ENAMETOOLONG));
-        assert_eq!(space.write_user(va(ro), b"x"), Err(Errno::EFAULT));
-        assert_eq!(space.read_user(va(p + 2 * PS - 1), &mut [0; 2]), Err(Errno::EFAULT));
-        assert_eq!(space.read_user(va(u64::MAX), &mut [0; 2]), Err(Errno::EFAULT));
+        assert_eq!(space.read_cstr(p + PS - 3, 64), Ok(b"hello".to_vec()));
+        assert_eq!(space.read_cstr(p + PS - 3, 5), Ok(b"hello".to_vec()));
+        assert_eq!(space.read_cstr(p + PS - 3, 4), Err(Errno::ENAMETOOLONG));
+        assert_eq!(write_user(&mut space, ro, b"x"), Err(Errno::EFAULT));
+        assert_eq!(read_user(&mut space, p + 2 * PS - 1, &mut [0; 2]), Err(Errno::EFAULT));
+        assert_eq!(read_user(&mut space, u64::MAX, &mut [0; 2]), Err(Errno::EFAULT));
         // A string running off the end of the mapping.
-        space.write_user(va(p + 2 * PS - 2), b"ab").unwrap();
-        assert_eq!(space.read_user_cstr(va(p + 2 * PS - 2), 64), Err(Errno::EFAULT));
-        // write_user breaks copy-on-write: the child keeps its view.
+        write_user(&mut space, p + 2 * PS - 2, b"ab").unwrap();
+        assert_eq!(space.read_cstr(p + 2 * PS - 2, 64), Err(Errno::EFAULT));
+        // A write breaks copy-on-write: the child keeps its view.
         let mut child = space.fork().unwrap();
-        space.write_user(va(p), b"parent").unwrap();
+        write_user(&mut space, p, b"parent").unwrap();
         let mut got = [0u8; 6];
-        child.read_user(va(p), &mut got).unwrap();
+        read_user(&mut child, p, &mut got).unwrap();
         assert_eq!(got, [0; 6]);
         assert_eq!(read(&mut space, p), Ok(b'p'));
         assert_eq!(access(&mut child, p, FaultKind::Read, 0), Ok(0));
@@ -351,11 +357,13 @@ fn kernel_access_to_user_memory() {
 fn maps_lists_vareas_like_linux() {
     with_env(64, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-        space.mmap(va(0x40_0000), PS, PROT_READ | PROT_EXEC, fixed, None, 0).unwrap();
+        let fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
+        space.mmap(va(0x40_0000), PS, Prot::READ | Prot::EXEC, fixed, None, 0).unwrap();
         space.set_brk_base(va(0x40_1800));
         space.brk(va(0x40_4000));
-        space.mmap(va(0xffff_f000_0000), 2 * PS, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        space
+            .mmap(va(0xffff_f000_0000), 2 * PS, RW, MapFlags::SHARED | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0)
+            .unwrap();
         space.mmap(va(0xffff_fffd_e000), 0x21000, RW, fixed, None, 0).unwrap();
         space.set_stack_start(va(0xffff_ffff_e7a0));
         let mut out = String::new();
@@ -384,20 +392,23 @@ fn maps_lists_vareas_like_linux() {
 fn spaces_keep_their_translations_across_asid_rollovers() {
     with_env_bits(256, AsidBits::Eight, |env| {
         let mut a = AddressSpace::new(env).unwrap();
-        let pa = map_anon(&mut a, 1, RW, MAP_PRIVATE);
+        let pa = map_anon(&mut a, 1, RW, MapFlags::PRIVATE);
         write(&mut a, pa, 0xaa).unwrap();
         let mut b = a.fork().unwrap();
         write(&mut b, pa, 0xbb).unwrap();
         for round in 0..600u64 {
             let mut c = AddressSpace::new(env).unwrap();
-            let pc = c.mmap(va(pa), PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap().as_u64();
+            let pc = c
+                .mmap(va(pa), PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0)
+                .unwrap()
+                .as_u64();
             write(&mut c, pc, round as u8).unwrap();
             assert_eq!(read(&mut c, pc), Ok(round as u8));
             if round % 7 == 0 {
                 // Change a long-lived space while it is not current.
                 switch(&c);
                 a.munmap(va(pa), PS).unwrap();
-                a.mmap(va(pa), PS, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+                a.mmap(va(pa), PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0).unwrap();
                 write(&mut a, pa, 0xaa).unwrap();
             }
             drop(c);
@@ -412,9 +423,9 @@ fn spaces_keep_their_translations_across_asid_rollovers() {
 fn a_space_that_never_ran_needs_no_tlb_maintenance() {
     with_env(64, |env| {
         let mut space = AddressSpace::new(env).unwrap();
-        let p = map_anon(&mut space, 3, RW, MAP_PRIVATE);
-        space.write_user(va(p), &[1, 2, 3]).unwrap();
-        space.mprotect(va(p), PS, PROT_READ).unwrap();
+        let p = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
+        write_user(&mut space, p, &[1, 2, 3]).unwrap();
+        space.mprotect(va(p), PS, Prot::READ).unwrap();
         space.munmap(va(p), 3 * PS).unwrap();
         assert_eq!(env.tlb().cached_leaves(), 0);
     });

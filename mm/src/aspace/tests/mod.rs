@@ -10,7 +10,11 @@ mod lock;
 mod memory;
 mod prop;
 
+use aspen_abi::mman::{MapFlags, Prot};
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 use std::vec::Vec;
+
+use crate::errno::Errno;
 
 use super::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
@@ -96,12 +100,23 @@ pub(super) fn faults_during(env: &TestEnv<'_>, f: impl FnOnce()) -> u64 {
 }
 
 /// Anonymous mapping helper: mmap(0, pages, prot, flags | MAP_ANONYMOUS).
-pub(super) fn map_anon(space: &mut Space<'_, '_>, pages: u64, prot: u64, flags: u64) -> u64 {
-    space.mmap(va(0), pages * PS, prot, flags | super::flags::MAP_ANONYMOUS, None, 0).expect("mmap").as_u64()
+/// Copies the user memory at `at` into `buf`, the range checked as a system
+/// call checks it.
+pub(super) fn read_user(space: &mut impl UserMemory, at: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    space.read(UserSlice::new(at, buf.len() as u64)?, buf)
+}
+
+/// Copies `data` to the user memory at `at`, as [`read_user`] reads.
+pub(super) fn write_user(space: &mut impl UserMemory, at: u64, data: &[u8]) -> Result<(), Errno> {
+    space.write(UserSlice::new(at, data.len() as u64)?, data)
+}
+
+pub(super) fn map_anon(space: &mut Space<'_, '_>, pages: u64, prot: Prot, flags: MapFlags) -> u64 {
+    space.mmap(va(0), pages * PS, prot, flags | MapFlags::ANONYMOUS, None, 0).expect("mmap").as_u64()
 }
 
 /// The vareas as (start, end, prot bits).
-pub(super) fn layout(space: &Space<'_, '_>) -> Vec<(u64, u64, u32)> {
+pub(super) fn layout(space: &Space<'_, '_>) -> Vec<(u64, u64, u64)> {
     space.vareas().map(|v| (v.range.start.as_u64(), v.range.end_exclusive.as_u64(), v.prot.bits())).collect()
 }
 

@@ -17,7 +17,6 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::{access, assert_tlb_forgot_free_frames, faults_during, va, with_env, Space, TestEnv, PS};
-use crate::aspace::flags::*;
 use crate::aspace::walk::for_each_leaf;
 use crate::aspace::{AddressSpace, FaultError, FaultKind, MappedFile, MmEnv};
 use crate::errno::Errno;
@@ -25,6 +24,7 @@ use crate::frame::FrameFlags;
 use crate::object::tests::RecordingPager;
 use crate::object::{FileIdentity, FileObject};
 use crate::paging::VaHalf;
+use aspen_abi::mman::{Advice, MapFlags, Prot};
 
 const ARENA_PAGES: u64 = 384;
 const MAX_SPACES: usize = 4;
@@ -34,8 +34,8 @@ const BASE: u64 = 0x1ff_4000;
 const PAGES: u64 = 24;
 /// Bytes modelled per page, at offsets `slot * 512`.
 const SLOTS: usize = 8;
-const PROTS: [u64; 5] =
-    [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC];
+const PROTS: [Prot; 5] =
+    [Prot::NONE, Prot::READ, Prot::READ.union(Prot::WRITE), Prot::READ.union(Prot::EXEC), Prot::ACCESS];
 
 /// What a mapping maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +97,7 @@ enum Data {
 
 #[derive(Clone, Copy, Debug)]
 struct PageModel {
-    prot: u64,
+    prot: Prot,
     locked: bool,
     /// A private file page: MADV_DONTNEED brings the file's data back.
     private_file: bool,
@@ -156,7 +156,7 @@ impl<'e, 'a> World<'e, 'a> {
     fn copy_locked_file_pages(&mut self, space: usize, range: core::ops::Range<u64>) {
         for page in range {
             let m = self.spaces[space].1[&page];
-            if m.locked && m.private_file && m.prot & PROT_WRITE != 0 && matches!(m.data, Data::Shared { .. }) {
+            if m.locked && m.private_file && m.prot.contains(Prot::WRITE) && matches!(m.data, Data::Shared { .. }) {
                 let data = self.snapshot(&m.data);
                 self.spaces[space].1.get_mut(&page).unwrap().data = data;
             }
@@ -170,13 +170,13 @@ impl<'e, 'a> World<'e, 'a> {
                 let range = pages(first, count);
                 let len = (range.end - range.start) * PS;
                 let (flags, file) = match backing {
-                    Kind::PrivateAnon => (MAP_PRIVATE | MAP_ANONYMOUS, None),
-                    Kind::SharedAnon => (MAP_SHARED | MAP_ANONYMOUS, None),
-                    Kind::PrivateFile => (MAP_PRIVATE, Some(MappedFile::read_write(Arc::clone(&self.file)))),
-                    Kind::SharedFile => (MAP_SHARED, Some(MappedFile::read_write(Arc::clone(&self.file)))),
+                    Kind::PrivateAnon => (MapFlags::PRIVATE | MapFlags::ANONYMOUS, None),
+                    Kind::SharedAnon => (MapFlags::SHARED | MapFlags::ANONYMOUS, None),
+                    Kind::PrivateFile => (MapFlags::PRIVATE, Some(MappedFile::read_write(Arc::clone(&self.file)))),
+                    Kind::SharedFile => (MapFlags::SHARED, Some(MappedFile::read_write(Arc::clone(&self.file)))),
                 };
                 let (s, model) = &mut self.spaces[space % live];
-                let at = s.mmap(va(addr(first)), len, PROTS[prot], flags | MAP_FIXED, file, first * PS);
+                let at = s.mmap(va(addr(first)), len, PROTS[prot], flags | MapFlags::FIXED, file, first * PS);
                 assert_eq!(at, Ok(va(addr(first))));
                 let object = self.objects.len();
                 if backing == Kind::SharedAnon {
@@ -218,7 +218,7 @@ impl<'e, 'a> World<'e, 'a> {
             Op::DontNeed { space, first, count } => {
                 let range = pages(first, count);
                 let (s, model) = &mut self.spaces[space % live];
-                let got = s.madvise(va(addr(first)), (range.end - range.start) * PS, MADV_DONTNEED);
+                let got = s.madvise(va(addr(first)), (range.end - range.start) * PS, Advice::DontNeed);
                 if range.clone().any(|p| model.get(&p).is_some_and(|m| m.locked)) {
                     assert_eq!(got, Err(Errno::EINVAL));
                     return;
@@ -255,16 +255,16 @@ impl<'e, 'a> World<'e, 'a> {
                 for page in range {
                     let m = model[&page];
                     let prot = if !m.private_file && matches!(m.data, Data::Shared { object: 0, .. }) {
-                        m.prot & !PROT_WRITE
+                        m.prot & !Prot::WRITE
                     } else {
                         m.prot
                     };
-                    if prot == PROT_NONE {
+                    if prot == Prot::NONE {
                         continue;
                     }
                     let faults = faults_during(env, || {
                         access(s, addr(page), FaultKind::Read, 0).unwrap();
-                        if prot == PROT_READ | PROT_WRITE {
+                        if prot == Prot::READ | Prot::WRITE {
                             let value = access(s, addr(page) + 512, FaultKind::Read, 0).unwrap();
                             access(s, addr(page) + 512, FaultKind::Write, value).unwrap();
                         }
@@ -290,7 +290,7 @@ impl<'e, 'a> World<'e, 'a> {
                 let expected = self.spaces[space % live]
                     .1
                     .get(&page)
-                    .filter(|m| m.prot != PROT_NONE)
+                    .filter(|m| m.prot != Prot::NONE)
                     .map(|m| self.value(&m.data, slot));
                 let got = access(&mut self.spaces[space % live].0, addr(page) + slot as u64 * 512, FaultKind::Read, 0);
                 assert_eq!(got, expected.ok_or(FaultError::Segv), "read {page}/{slot}");
@@ -298,7 +298,7 @@ impl<'e, 'a> World<'e, 'a> {
             Op::Write { space, page, slot, value } => {
                 let space = space % live;
                 let got = access(&mut self.spaces[space].0, addr(page) + slot as u64 * 512, FaultKind::Write, value);
-                let Some(m) = self.spaces[space].1.get(&page).copied().filter(|m| m.prot & PROT_WRITE != 0) else {
+                let Some(m) = self.spaces[space].1.get(&page).copied().filter(|m| m.prot.contains(Prot::WRITE)) else {
                     assert_eq!(got, Err(FaultError::Segv));
                     return;
                 };
@@ -320,7 +320,7 @@ impl<'e, 'a> World<'e, 'a> {
             Op::Exec { space, page } => {
                 let (s, model) = &mut self.spaces[space % live];
                 let got = access(s, addr(page), FaultKind::Exec, 0).map(drop);
-                let allowed = model.get(&page).is_some_and(|m| m.prot & PROT_EXEC != 0);
+                let allowed = model.get(&page).is_some_and(|m| m.prot.contains(Prot::EXEC));
                 assert_eq!(got, if allowed { Ok(()) } else { Err(FaultError::Segv) });
             }
         }
@@ -366,7 +366,7 @@ proptest! {
                 for (page, m) in pages {
                     for slot in 0..SLOTS {
                         let got = access(&mut world.spaces[i].0, addr(page) + slot as u64 * 512, FaultKind::Read, 0);
-                        let expected = if m.prot == PROT_NONE { Err(FaultError::Segv) } else { Ok(world.value(&m.data, slot)) };
+                        let expected = if m.prot == Prot::NONE { Err(FaultError::Segv) } else { Ok(world.value(&m.data, slot)) };
                         assert_eq!(got, expected);
                     }
                 }

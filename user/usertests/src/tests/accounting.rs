@@ -2,7 +2,8 @@
 //! memory (/proc/meminfo MemFree, see [`crate::procfs::memfree`]) returns to
 //! its baseline.
 
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
 use aspen_sys::Errno;
 
@@ -26,8 +27,9 @@ fn hog() -> ! {
     let mut total = 0;
     while total < HOG_LIMIT {
         // SAFETY: no MAP_FIXED: new memory at an address the kernel picks.
-        let chunk = match unsafe { mem::mmap(0, HOG_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
-        {
+        let chunk = match unsafe {
+            mem::mmap(0, HOG_CHUNK, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0)
+        } {
             Ok(addr) => addr,
             Err(Errno::ENOMEM) => process::exit_group(HOG_GOT_ENOMEM),
             Err(_) => process::exit_group(HOG_OTHER_ERROR),

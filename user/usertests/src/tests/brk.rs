@@ -1,7 +1,8 @@
 //! brk: the program break grows, shrinks (the memory above it goes away) and
 //! grows again with fresh pages; a failed move leaves the old break.
 
-use aspen_sys::mem::{self, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PAGE_SIZE as P, PROT_READ};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 
 use crate::ensure;
 use crate::harness::{expect_sigsegv, probe_read, probe_write, Context, Ctx, TestResult};
@@ -43,9 +44,10 @@ pub fn brk_moves(_: &Context) -> TestResult {
     ensure!(brk(1) == top, "brk(1), below the heap's start, did not fail");
     let blocker_at = (top + BLOCKER_DISTANCE).next_multiple_of(P);
     // SAFETY: MAP_FIXED_NOREPLACE never replaces existing memory.
-    let blocker =
-        unsafe { mem::mmap(blocker_at, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) }
-            .ctx("mmap a blocker above the break")?;
+    let blocker = unsafe {
+        mem::mmap(blocker_at, P, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE, -1, 0)
+    }
+    .ctx("mmap a blocker above the break")?;
     ensure!(blocker == blocker_at, "blocker mapped at {blocker:#x}, not {blocker_at:#x}");
     ensure!(brk(blocker_at + 2 * P) == top, "brk grew over an existing mapping");
     ensure!(brk(0) == top, "the break moved after failed calls");

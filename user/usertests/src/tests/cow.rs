@@ -3,13 +3,14 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aspen_sys::mem::{self, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork};
 
 use crate::ensure;
 use crate::harness::{self, in_child, join, report, spawn, vread, vwrite, Context, Ctx, Region, Stage, TestResult};
 
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// A word in the program's .data (non-zero initial value).
 static DATA: AtomicU64 = AtomicU64::new(0x1111);
@@ -28,8 +29,8 @@ fn bss() -> u64 {
 /// other's writes: to a page written before fork, a page only read before
 /// fork (the zero page), a page never touched, .data, .bss and the stack.
 pub fn isolation(_: &Context) -> TestResult {
-    let p = Region::anon(5, RW, MAP_PRIVATE)?;
-    let sync = Region::anon(1, RW, MAP_SHARED)?;
+    let p = Region::anon(5, RW, MapFlags::PRIVATE)?;
+    let sync = Region::anon(1, RW, MapFlags::SHARED)?;
     let stage = Stage::at(&sync, 0);
     p.write(0, 0xA0); // page 0: written before fork
     p.write(P, 0xA1); // page 1: written before fork, by the parent after it
@@ -85,8 +86,8 @@ pub fn isolation(_: &Context) -> TestResult {
 /// pages stay intact after the middle process exits (the grandchild is then an
 /// orphan, re-parented to init, and reports through shared memory).
 pub fn fork_of_fork(_: &Context) -> TestResult {
-    let p = Region::anon(3, RW, MAP_PRIVATE)?;
-    let sync = Region::anon(1, RW, MAP_SHARED)?;
+    let p = Region::anon(3, RW, MapFlags::PRIVATE)?;
+    let sync = Region::anon(1, RW, MapFlags::SHARED)?;
     let stage = Stage::at(&sync, 0);
     let grandchild_result = Stage::at(&sync, 4);
     const GRANDCHILD_OK: u32 = 1;
@@ -146,8 +147,8 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     const PAGES: usize = 1024; // 4 MiB
     const GARBAGE: u64 = 0xdead_beef_cafe_f00d;
     in_child("filler", || {
-        let private = Region::anon(PAGES, RW, MAP_PRIVATE)?;
-        let shared = Region::anon(64, RW, MAP_SHARED)?;
+        let private = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
+        let shared = Region::anon(64, RW, MapFlags::SHARED)?;
         for r in [&private, &shared] {
             for off in (0..r.len).step_by(8) {
                 r.write_u64(off, GARBAGE);
@@ -156,8 +157,8 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
         Ok(())
     })?;
     let all_zero = |r: &Region| (0..r.len).step_by(8).find(|&off| r.read_u64(off) != 0);
-    let private = Region::anon(PAGES, RW, MAP_PRIVATE)?;
-    let shared = Region::anon(64, RW, MAP_SHARED)?;
+    let private = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
+    let shared = Region::anon(64, RW, MapFlags::SHARED)?;
     ensure!(all_zero(&private).is_none(), "fresh private memory not zero at {:?}", all_zero(&private));
     ensure!(all_zero(&shared).is_none(), "fresh shared memory not zero at {:?}", all_zero(&shared));
     for off in (0..private.len).step_by(8) {
@@ -165,9 +166,10 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     }
     // SAFETY: the range is the region's own mapping, replaced as a whole; it
     // is only accessed through `private`, which stays valid (same range, RW).
-    let again =
-        unsafe { mem::mmap(private.addr, private.len, RW, MAP_PRIVATE | mem::MAP_ANONYMOUS | MAP_FIXED, -1, 0) }
-            .ctx("mmap MAP_FIXED over the old range")?;
+    let again = unsafe {
+        mem::mmap(private.addr, private.len, RW, MapFlags::PRIVATE | mem::MapFlags::ANONYMOUS | MapFlags::FIXED, -1, 0)
+    }
+    .ctx("mmap MAP_FIXED over the old range")?;
     ensure!(again == private.addr, "MAP_FIXED mapped at {again:#x}, not {:#x}", private.addr);
     ensure!(all_zero(&private).is_none(), "MAP_FIXED remap not zero at {:?}", all_zero(&private));
     Ok(())

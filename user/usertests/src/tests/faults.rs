@@ -6,8 +6,8 @@
 //! may fault on its own code and stack pages once), then expects exactly zero
 //! new faults when touching the populated or locked mapping.
 
-use aspen_sys::mem::{self, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MCL_CURRENT, MCL_FUTURE, PAGE_SIZE as P};
-use aspen_sys::mem::{PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, MlockallFlags, Prot};
 
 use alloc::string::String;
 
@@ -16,7 +16,7 @@ use crate::harness::{Context, Ctx, Region, TestResult};
 use crate::procfs::fault_count;
 
 const PAGES: usize = 16;
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// Faults counted while reading (`write` false) or writing one byte of every
 /// page of `r`.
@@ -38,7 +38,7 @@ fn faults_touching(r: &Region, write: bool) -> Result<u64, String> {
 /// must be counted each time.
 fn warm_up() -> TestResult {
     for write in [false, true] {
-        let plain = Region::anon(PAGES, RW, MAP_PRIVATE)?;
+        let plain = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
         let faults = faults_touching(&plain, write)?;
         ensure!(
             faults >= PAGES as u64,
@@ -53,10 +53,10 @@ fn warm_up() -> TestResult {
 /// and (on Aspen) writing a shared one.
 pub fn populate(ctx: &Context) -> TestResult {
     warm_up()?;
-    let private = Region::anon(PAGES, RW, MAP_PRIVATE | MAP_POPULATE)?;
+    let private = Region::anon(PAGES, RW, MapFlags::PRIVATE | MapFlags::POPULATE)?;
     let faults = faults_touching(&private, true)?;
     ensure!(faults == 0, "{faults} faults writing a MAP_POPULATE private mapping");
-    let shared = Region::anon(PAGES, RW, MAP_SHARED | MAP_POPULATE)?;
+    let shared = Region::anon(PAGES, RW, MapFlags::SHARED | MapFlags::POPULATE)?;
     let faults = faults_touching(&shared, false)?;
     ensure!(faults == 0, "{faults} faults reading a MAP_POPULATE shared mapping");
     let faults = faults_touching(&shared, true)?;
@@ -70,14 +70,14 @@ pub fn populate(ctx: &Context) -> TestResult {
 /// private memory.
 pub fn mlock(_: &Context) -> TestResult {
     warm_up()?;
-    let locked = Region::anon(PAGES, RW, MAP_PRIVATE)?;
+    let locked = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
     mem::mlock(locked.addr, locked.len).ctx("mlock")?;
     let faults = faults_touching(&locked, true)?;
     ensure!(faults == 0, "{faults} faults writing an mlocked mapping");
     mem::munlock(locked.addr, locked.len).ctx("munlock")?;
 
-    mem::mlockall(MCL_CURRENT | MCL_FUTURE).ctx("mlockall(MCL_CURRENT | MCL_FUTURE)")?;
-    let future = Region::anon(PAGES, RW, MAP_PRIVATE)?;
+    mem::mlockall(MlockallFlags::CURRENT | MlockallFlags::FUTURE).ctx("mlockall(MCL_CURRENT | MCL_FUTURE)")?;
+    let future = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
     let faults = faults_touching(&future, true)?;
     ensure!(faults == 0, "{faults} faults writing a mapping made after mlockall(MCL_FUTURE)");
     Ok(())

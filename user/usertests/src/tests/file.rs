@@ -7,8 +7,9 @@ use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt;
 
-use aspen_sys::fs::{self, O_CREAT, O_RDONLY, O_RDWR, SEEK_SET};
-use aspen_sys::mem::{self, MAP_PRIVATE, MAP_SHARED, MS_SYNC, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::fs::{self, OpenFlags, SEEK_SET};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, MsyncFlags, Prot};
 use aspen_sys::Errno;
 
 use crate::ensure;
@@ -23,7 +24,7 @@ pub const SCRATCH_FILE: &CStr = c"/tmp/usertests-scratch";
 /// Pages in each test file.
 pub const FILE_PAGES: usize = 2;
 const FILE_LEN: usize = FILE_PAGES * P;
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// The byte at `offset` of a freshly written test file (never 0, period 251
 /// so that pages differ).
@@ -64,7 +65,7 @@ fn write_pattern(fd: i32) -> Result<(), Errno> {
 /// Creates (or rewrites) a test file: open O_CREAT | O_RDWR, write, close.
 fn create(path: &'static CStr) -> Result<(), FileSetupError> {
     let fail = |what, errno| FileSetupError { path, what, errno };
-    let fd = fs::open(path, O_CREAT | O_RDWR, 0o644).map_err(|e| fail("create", e))?;
+    let fd = fs::open(path, OpenFlags::CREAT | OpenFlags::RDWR, 0o644).map_err(|e| fail("create", e))?;
     let written = write_pattern(fd).map_err(|e| fail("write", e));
     fs::close(fd).map_err(|e| fail("close", e))?;
     written
@@ -79,7 +80,7 @@ pub fn create_files() -> Result<(), FileSetupError> {
 /// The file's contents through read() on a new descriptor (one byte more than
 /// the expected length is asked for, to see growth).
 fn read_back(path: &CStr) -> Result<Vec<u8>, alloc::string::String> {
-    let fd = fs::open(path, O_RDONLY, 0).ctx("open for read")?;
+    let fd = fs::open(path, OpenFlags::RDONLY, 0).ctx("open for read")?;
     let mut buf = vec![0u8; FILE_LEN + 1];
     let n = fs::read_full(fd, &mut buf).ctx("read");
     fs::close(fd).ctx("close")?;
@@ -110,28 +111,28 @@ fn check_mapping(what: &str, m: &Region, changed: &[(usize, u8)]) -> TestResult 
 /// at mmap and at mprotect.
 pub fn shared_mapping(_: &Context) -> TestResult {
     create(SHARED_FILE).map_err(|e| alloc::format!("{e}"))?;
-    let fd = fs::open(SHARED_FILE, O_RDWR, 0).ctx("open O_RDWR")?;
+    let fd = fs::open(SHARED_FILE, OpenFlags::RDWR, 0).ctx("open O_RDWR")?;
     let st = fs::fstat(fd).ctx("fstat")?;
     ensure!(st.size == FILE_LEN as i64, "fstat size {} after writing {FILE_LEN} bytes", st.size);
-    let m = Region::file(FILE_PAGES, RW, MAP_SHARED, fd)?;
+    let m = Region::file(FILE_PAGES, RW, MapFlags::SHARED, fd)?;
     check_mapping("shared mapping before writing", &m, &[])?;
 
     m.write(10, 0xE1);
     m.write(P + 20, 0xE2);
-    mem::msync(m.addr, m.len, MS_SYNC).ctx("msync(MS_SYNC)")?;
+    mem::msync(m.addr, m.len, MsyncFlags::SYNC).ctx("msync(MS_SYNC)")?;
     let mut changed = vec![(10, 0xE1), (P + 20, 0xE2)];
     check_contents("read() after msync", &read_back(SHARED_FILE)?, &changed)?;
 
     in_child("child writing through the inherited mapping", || {
         m.write(30, 0xE3);
-        mem::msync(m.addr, m.len, MS_SYNC).ctx("msync in the child")
+        mem::msync(m.addr, m.len, MsyncFlags::SYNC).ctx("msync in the child")
     })?;
     changed.push((30, 0xE3));
     check_mapping("parent's mapping after the child's write", &m, &changed)?;
     check_contents("read() after the child's msync", &read_back(SHARED_FILE)?, &changed)?;
 
     in_child("child writing and exiting without msync", || {
-        let own = Region::file(FILE_PAGES, RW, MAP_SHARED, fd)?;
+        let own = Region::file(FILE_PAGES, RW, MapFlags::SHARED, fd)?;
         own.write(50, 0xE5);
         Ok(())
     })?;
@@ -143,17 +144,17 @@ pub fn shared_mapping(_: &Context) -> TestResult {
     unsafe { mem::munmap(m.addr, m.len) }.ctx("munmap")?;
     changed.push((P + 40, 0xE4));
     check_contents("read() after munmap", &read_back(SHARED_FILE)?, &changed)?;
-    let again = Region::file(FILE_PAGES, PROT_READ, MAP_SHARED, fd)?;
+    let again = Region::file(FILE_PAGES, Prot::READ, MapFlags::SHARED, fd)?;
     check_mapping("a new shared mapping", &again, &changed)?;
     fs::close(fd).ctx("close")?;
 
-    let ro = fs::open(SHARED_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let ro = fs::open(SHARED_FILE, OpenFlags::RDONLY, 0).ctx("open O_RDONLY")?;
     // SAFETY: no MAP_FIXED: the kernel picks the address (and should refuse).
-    let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MAP_SHARED, ro, 0) };
+    let denied = unsafe { mem::mmap(0, FILE_LEN, RW, MapFlags::SHARED, ro, 0) };
     expect_errno("writable MAP_SHARED of an O_RDONLY descriptor", denied, Errno::EACCES)?;
     // Nor can mprotect make a read-only shared mapping of it writable: the
     // store would reach the page cache every reader of the file sees.
-    let readable = Region::file(FILE_PAGES, PROT_READ, MAP_SHARED, ro)?;
+    let readable = Region::file(FILE_PAGES, Prot::READ, MapFlags::SHARED, ro)?;
     // SAFETY: only the protection of our own mapping is asked to change.
     let upgrade = unsafe { mem::mprotect(readable.addr, readable.len, RW) };
     expect_errno("mprotect(PROT_WRITE) of a MAP_SHARED O_RDONLY mapping", upgrade, Errno::EACCES)?;
@@ -172,8 +173,8 @@ pub fn shared_mapping(_: &Context) -> TestResult {
 /// and vanish with the mapping.
 pub fn private_mapping(_: &Context) -> TestResult {
     create(PRIVATE_FILE).map_err(|e| alloc::format!("{e}"))?;
-    let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open O_RDONLY")?;
-    let m = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;
+    let fd = fs::open(PRIVATE_FILE, OpenFlags::RDONLY, 0).ctx("open O_RDONLY")?;
+    let m = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     check_mapping("private mapping before writing", &m, &[])?;
 
     m.write(10, 0xD1);
@@ -181,7 +182,7 @@ pub fn private_mapping(_: &Context) -> TestResult {
     let mine = [(10, 0xD1), (P + 5, 0xD2)];
     check_mapping("private mapping after writing", &m, &mine)?;
     check_contents("read() after writing a private mapping", &read_back(PRIVATE_FILE)?, &[])?;
-    let other = Region::file(FILE_PAGES, PROT_READ, MAP_PRIVATE, fd)?;
+    let other = Region::file(FILE_PAGES, Prot::READ, MapFlags::PRIVATE, fd)?;
     check_mapping("a second private mapping", &other, &[])?;
 
     in_child("child", || {
@@ -196,7 +197,7 @@ pub fn private_mapping(_: &Context) -> TestResult {
     // SAFETY: `m` is not used after this.
     unsafe { mem::munmap(m.addr, m.len) }.ctx("munmap")?;
     check_contents("read() after munmap of the private mapping", &read_back(PRIVATE_FILE)?, &[])?;
-    let fresh = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;
+    let fresh = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     check_mapping("a new private mapping", &fresh, &[])?;
     fs::close(fd).ctx("close")?;
     Ok(())

@@ -2,24 +2,25 @@
 //! shared memory keeps its contents, a private file mapping shows the file
 //! again; bad ranges give EINVAL / ENOMEM.
 
-use aspen_sys::fs::{self, O_RDONLY};
-use aspen_sys::mem::{self, MADV_DONTNEED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::fs::{self, OpenFlags};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{Advice, MapFlags, Prot};
 use aspen_sys::Errno;
 
 use crate::ensure;
 use crate::harness::{expect_errno, in_child, Context, Ctx, Region, TestResult};
 use crate::tests::file::{pattern, FILE_PAGES, PRIVATE_FILE};
 
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// `madvise(addr, len, MADV_DONTNEED)`.
 fn dontneed(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: the tests expect (and check) the range's contents to go.
-    unsafe { mem::madvise(addr, len, MADV_DONTNEED) }
+    unsafe { mem::madvise(addr, len, Advice::DontNeed) }
 }
 
 pub fn dontneed_semantics(_: &Context) -> TestResult {
-    let private = Region::anon(4, RW, MAP_PRIVATE)?;
+    let private = Region::anon(4, RW, MapFlags::PRIVATE)?;
     private.fill(0, private.len, 0x5A);
     dontneed(private.page(1), P).ctx("MADV_DONTNEED of one private page")?;
     ensure!(private.find_not(P, 2 * P, 0).is_none(), "private page not zero after MADV_DONTNEED");
@@ -32,7 +33,7 @@ pub fn dontneed_semantics(_: &Context) -> TestResult {
     private.write(5, 0x66);
     ensure!(private.read(5) == 0x66, "private memory not writable after MADV_DONTNEED");
 
-    let shared = Region::anon(4, RW, MAP_SHARED)?;
+    let shared = Region::anon(4, RW, MapFlags::SHARED)?;
     shared.fill(0, shared.len, 0x6B);
     dontneed(shared.addr, shared.len).ctx("MADV_DONTNEED of the shared mapping")?;
     ensure!(shared.find_not(0, shared.len, 0x6B).is_none(), "shared memory lost its contents to MADV_DONTNEED");
@@ -47,8 +48,8 @@ pub fn dontneed_semantics(_: &Context) -> TestResult {
         "parent lost shared contents after the child's MADV_DONTNEED"
     );
 
-    let fd = fs::open(PRIVATE_FILE, O_RDONLY, 0).ctx("open the private-mapping file")?;
-    let file = Region::file(FILE_PAGES, RW, MAP_PRIVATE, fd)?;
+    let fd = fs::open(PRIVATE_FILE, OpenFlags::RDONLY, 0).ctx("open the private-mapping file")?;
+    let file = Region::file(FILE_PAGES, RW, MapFlags::PRIVATE, fd)?;
     fs::close(fd).ctx("close")?;
     file.write(0, 0xF0);
     file.write(P + 1, 0xF1);
@@ -61,7 +62,7 @@ pub fn dontneed_semantics(_: &Context) -> TestResult {
     );
 
     expect_errno("MADV_DONTNEED of an unaligned address", dontneed(private.addr + 1, P), Errno::EINVAL)?;
-    let hole = Region::anon(1, RW, MAP_PRIVATE)?;
+    let hole = Region::anon(1, RW, MapFlags::PRIVATE)?;
     // SAFETY: `hole` is never accessed after this.
     unsafe { mem::munmap(hole.addr, P) }.ctx("munmap")?;
     expect_errno("MADV_DONTNEED of an unmapped range", dontneed(hole.addr, P), Errno::ENOMEM)?;

@@ -2,7 +2,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aspen_sys::mem::{MAP_SHARED, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork, WaitStatus, WNOHANG};
 use aspen_sys::Errno;
 
@@ -26,7 +26,7 @@ pub fn exec_self(ctx: &Context, code: &core::ffi::CStr) -> Result<WaitStatus, al
 
 pub fn fork_exec_wait(ctx: &Context) -> TestResult {
     let me = process::getpid();
-    let shared = Region::anon(1, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    let shared = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::SHARED)?;
     let ids = |i: usize| -> &AtomicU32 {
         // SAFETY: two aligned words inside the mapped shared page, used atomically.
         unsafe { &*((shared.addr + 4 * i) as *const AtomicU32) }

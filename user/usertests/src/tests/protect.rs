@@ -4,14 +4,15 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use aspen_sys::mem::{self, MAP_PRIVATE, PAGE_SIZE as P, PROT_NONE, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::Errno;
 
 use crate::ensure;
 use crate::harness::{expect_errno, expect_sigsegv, in_child, probe_write, Context, Ctx, Region, TestResult};
 use crate::procfs::{areas_in, Area};
 
-const RW: u32 = PROT_READ | PROT_WRITE;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
 
 /// Requires the areas of /proc/self/maps within `[from, to)` to be exactly `want`.
 fn expect_areas(when: &str, from: usize, to: usize, want: &[(usize, usize, &[u8; 4])]) -> TestResult {
@@ -29,12 +30,12 @@ fn expect_areas(when: &str, from: usize, to: usize, want: &[(usize, usize, &[u8;
 pub fn split_merge(_: &Context) -> TestResult {
     // Six pages; the outer two become PROT_NONE guards, so the four in between
     // cannot merge with a neighbouring mapping.
-    let whole = Region::anon(6, RW, MAP_PRIVATE)?;
+    let whole = Region::anon(6, RW, MapFlags::PRIVATE)?;
     // SAFETY: the first and last pages of `whole` are never accessed; the
     // region `r` below covers the four pages in between.
     unsafe {
-        mem::mprotect(whole.page(0), P, PROT_NONE).ctx("mprotect the lower guard")?;
-        mem::mprotect(whole.page(5), P, PROT_NONE).ctx("mprotect the upper guard")?;
+        mem::mprotect(whole.page(0), P, Prot::NONE).ctx("mprotect the lower guard")?;
+        mem::mprotect(whole.page(5), P, Prot::NONE).ctx("mprotect the upper guard")?;
     }
     let r = Region { addr: whole.page(1), len: 4 * P };
     let (lo, hi) = (whole.addr, whole.addr + whole.len);
@@ -46,7 +47,7 @@ pub fn split_merge(_: &Context) -> TestResult {
     expect_areas("after mmap", lo, hi, &[guard_lo, (r.addr, r.addr + 4 * P, b"rw-p"), guard_hi])?;
 
     // SAFETY: pages 1-2 are only read until they are made writable again.
-    unsafe { mem::mprotect(r.page(1), 2 * P, PROT_READ) }.ctx("mprotect middle to PROT_READ")?;
+    unsafe { mem::mprotect(r.page(1), 2 * P, Prot::READ) }.ctx("mprotect middle to PROT_READ")?;
     expect_areas(
         "after mprotect of the middle pages",
         lo,
@@ -86,15 +87,15 @@ pub fn split_merge(_: &Context) -> TestResult {
 
     // A hole: two pages of which the first is unmapped again (right before
     // use, so that no other mapping can take its place meanwhile).
-    let holed = Region::anon(2, RW, MAP_PRIVATE)?;
+    let holed = Region::anon(2, RW, MapFlags::PRIVATE)?;
     // SAFETY: page 0 of `holed` is never accessed.
     unsafe { mem::munmap(holed.page(0), P) }.ctx("munmap")?;
     // SAFETY: mprotect over a hole is refused; at worst it makes the second
     // page of `holed`, which the test never accesses, read-only.
-    let starts_in_hole = unsafe { mem::mprotect(holed.page(0), 2 * P, PROT_READ) };
+    let starts_in_hole = unsafe { mem::mprotect(holed.page(0), 2 * P, Prot::READ) };
     expect_errno("mprotect of a range starting in a hole", starts_in_hole, Errno::ENOMEM)?;
     // SAFETY: a fully unmapped page holds nothing.
-    let all_hole = unsafe { mem::mprotect(holed.page(0), P, PROT_READ) };
+    let all_hole = unsafe { mem::mprotect(holed.page(0), P, Prot::READ) };
     expect_errno("mprotect of an unmapped page", all_hole, Errno::ENOMEM)?;
 
     // SAFETY: page 1 of `r` is not used after this.

@@ -3,7 +3,8 @@
 
 use core::arch::asm;
 
-use aspen_sys::mem::{self, MAP_PRIVATE, PAGE_SIZE as P, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, Prot};
 
 use crate::ensure;
 use crate::harness::{expect_sigsegv, in_child, probe_call, probe_read, probe_write, Context, Ctx, Region, TestResult};
@@ -19,7 +20,7 @@ static RODATA: [u8; 16] = *b"read-only bytes!";
 /// Reads of a page unmapped from a mapping, of address 0 and of a kernel
 /// address.
 pub fn unmapped(_: &Context) -> TestResult {
-    let r = Region::anon(2, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let r = Region::anon(2, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     r.write(P, 1);
     // SAFETY: page 1 of `r` is only probed (in children) after this.
     unsafe { mem::munmap(r.page(1), P) }.ctx("munmap")?;
@@ -44,15 +45,15 @@ pub fn unmapped(_: &Context) -> TestResult {
 /// Writes to a PROT_READ mapping, to a page made read-only after it was
 /// written, to .rodata and to the program's own code.
 pub fn write_readonly(_: &Context) -> TestResult {
-    let ro = Region::anon(1, PROT_READ, MAP_PRIVATE)?;
+    let ro = Region::anon(1, Prot::READ, MapFlags::PRIVATE)?;
     expect_sigsegv("write to a PROT_READ page", || {
         probe_write(ro.addr, 1);
         Ok(())
     })?;
-    let was_rw = Region::anon(1, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let was_rw = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     was_rw.write(0, 0x5A);
     // SAFETY: the page is only read (or probed in children) after this.
-    unsafe { mem::mprotect(was_rw.addr, P, PROT_READ) }.ctx("mprotect PROT_READ")?;
+    unsafe { mem::mprotect(was_rw.addr, P, Prot::READ) }.ctx("mprotect PROT_READ")?;
     expect_sigsegv("write to a page made read-only", || {
         probe_write(was_rw.addr, 1);
         Ok(())
@@ -71,7 +72,7 @@ pub fn write_readonly(_: &Context) -> TestResult {
 /// Reads and writes of a PROT_NONE mapping, and of a page made PROT_NONE
 /// after it was written.
 pub fn read_prot_none(_: &Context) -> TestResult {
-    let none = Region::anon(1, PROT_NONE, MAP_PRIVATE)?;
+    let none = Region::anon(1, Prot::NONE, MapFlags::PRIVATE)?;
     expect_sigsegv("read of a PROT_NONE page", || {
         probe_read(none.addr);
         Ok(())
@@ -80,10 +81,10 @@ pub fn read_prot_none(_: &Context) -> TestResult {
         probe_write(none.addr, 1);
         Ok(())
     })?;
-    let was_rw = Region::anon(1, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let was_rw = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     was_rw.write(0, 0x77);
     // SAFETY: the page is only probed in children after this.
-    unsafe { mem::mprotect(was_rw.addr, P, PROT_NONE) }.ctx("mprotect PROT_NONE")?;
+    unsafe { mem::mprotect(was_rw.addr, P, Prot::NONE) }.ctx("mprotect PROT_NONE")?;
     expect_sigsegv("read of a page made PROT_NONE", || {
         probe_read(was_rw.addr);
         Ok(())
@@ -106,7 +107,7 @@ fn sync_icache(addr: usize) {
 /// Executing a RW page and a PROT_READ page kills with SIGSEGV; the same
 /// `ret` runs in a PROT_READ | PROT_EXEC page (the positive control).
 pub fn exec_noexec(_: &Context) -> TestResult {
-    let code = Region::anon(1, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let code = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     for (i, byte) in RET.to_le_bytes().into_iter().enumerate() {
         code.write(i, byte);
     }
@@ -116,13 +117,13 @@ pub fn exec_noexec(_: &Context) -> TestResult {
         Ok(())
     })?;
     // SAFETY: the page is only read or executed after this.
-    unsafe { mem::mprotect(code.addr, P, PROT_READ | PROT_EXEC) }.ctx("mprotect R+X")?;
+    unsafe { mem::mprotect(code.addr, P, Prot::READ | Prot::EXEC) }.ctx("mprotect R+X")?;
     in_child("call into an R+X page (positive control)", || {
         probe_call(code.addr);
         Ok(())
     })?;
     // SAFETY: the page is only read (and probed in children) after this.
-    unsafe { mem::mprotect(code.addr, P, PROT_READ) }.ctx("mprotect PROT_READ")?;
+    unsafe { mem::mprotect(code.addr, P, Prot::READ) }.ctx("mprotect PROT_READ")?;
     expect_sigsegv("call into a PROT_READ page", || {
         probe_call(code.addr);
         Ok(())

@@ -1,6 +1,7 @@
 //! Shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS) across fork.
 
-use aspen_sys::mem::{self, MAP_SHARED, MS_SYNC, PAGE_SIZE as P, PROT_READ, PROT_WRITE};
+use aspen_sys::mem::{self, PAGE_SIZE as P};
+use aspen_sys::mem::{MapFlags, MsyncFlags, Prot};
 
 use crate::ensure;
 use crate::harness::{in_child, join, spawn, Context, Ctx, Region, Stage, TestResult};
@@ -9,7 +10,7 @@ use crate::harness::{in_child, join, spawn, Context, Ctx, Region, Stage, TestRes
 /// written by a grandchild; the data survives the writers' exit and the
 /// child's munmap of its own view; msync succeeds.
 pub fn shared_anon(_: &Context) -> TestResult {
-    let sh = Region::anon(3, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    let sh = Region::anon(3, Prot::READ | Prot::WRITE, MapFlags::SHARED)?;
     let stage = Stage::at(&sh, 0); // page 0: the stage word
     sh.write(P, 0x11); // page 1: written before fork
                        // page 2: untouched before fork
@@ -44,6 +45,6 @@ pub fn shared_anon(_: &Context) -> TestResult {
         sh.read(P) == 0x11 && sh.read(P + 8) == 0x22 && sh.read(2 * P) == 0x33 && sh.read(2 * P + 16) == 0x77,
         "shared data lost after the child unmapped it and exited"
     );
-    mem::msync(sh.addr, sh.len, MS_SYNC).ctx("msync(MS_SYNC) on shared anonymous memory")?;
+    mem::msync(sh.addr, sh.len, MsyncFlags::SYNC).ctx("msync(MS_SYNC) on shared anonymous memory")?;
     Ok(())
 }

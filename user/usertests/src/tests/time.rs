@@ -1,7 +1,7 @@
 //! Time: nanosleep sleeps at least as long as asked, by CLOCK_MONOTONIC and
 //! by the EL0-readable counter; sched_yield returns 0; bad arguments EINVAL.
 
-use aspen_sys::time::{self, Timespec, CLOCK_MONOTONIC, NANOS_PER_SEC};
+use aspen_sys::time::{self, Timespec, CLOCK_MONOTONIC, NANOS_PER_SECOND};
 use aspen_sys::{process, Errno};
 
 use crate::ensure;
@@ -19,11 +19,11 @@ pub fn sleep_and_clocks(_: &Context) -> TestResult {
     time::nanosleep(&Timespec::from_nanos(SLEEP_NANOS)).ctx("nanosleep")?;
     let c1 = time::counter();
     let t1 = time::clock_gettime(CLOCK_MONOTONIC).ctx("clock_gettime(CLOCK_MONOTONIC)")?;
-    ensure!(t0.nsec >= 0 && (t0.nsec as u64) < NANOS_PER_SEC, "tv_nsec out of range: {t0:?}");
+    ensure!(t0.tv_nsec >= 0 && (t0.tv_nsec as u64) < NANOS_PER_SECOND, "tv_nsec out of range: {t0:?}");
     let slept = t1.as_nanos().saturating_sub(t0.as_nanos());
     ensure!(slept >= SLEEP_NANOS, "CLOCK_MONOTONIC advanced {slept} ns over a {SLEEP_NANOS} ns sleep");
     let ticks = c1.wrapping_sub(c0);
-    let counter_nanos = u128::from(ticks) * u128::from(NANOS_PER_SEC) / u128::from(freq);
+    let counter_nanos = u128::from(ticks) * u128::from(NANOS_PER_SECOND) / u128::from(freq);
     ensure!(
         counter_nanos >= u128::from(SLEEP_NANOS),
         "CNTVCT_EL0 advanced {ticks} ticks ({counter_nanos} ns at {freq} Hz) over a {SLEEP_NANOS} ns sleep"
@@ -32,13 +32,13 @@ pub fn sleep_and_clocks(_: &Context) -> TestResult {
     ensure!(t2.as_nanos() >= t1.as_nanos(), "CLOCK_MONOTONIC went back: {t1:?} then {t2:?}");
 
     process::sched_yield().ctx("sched_yield")?;
-    time::nanosleep(&Timespec { sec: 0, nsec: 0 }).ctx("nanosleep(0)")?;
+    time::nanosleep(&Timespec { tv_sec: 0, tv_nsec: 0 }).ctx("nanosleep(0)")?;
     expect_errno(
         "nanosleep with tv_nsec = 10^9",
-        time::nanosleep(&Timespec { sec: 0, nsec: 1_000_000_000 }),
+        time::nanosleep(&Timespec { tv_sec: 0, tv_nsec: 1_000_000_000 }),
         Errno::EINVAL,
     )?;
-    expect_errno("nanosleep with tv_sec = -1", time::nanosleep(&Timespec { sec: -1, nsec: 0 }), Errno::EINVAL)?;
+    expect_errno("nanosleep with tv_sec = -1", time::nanosleep(&Timespec { tv_sec: -1, tv_nsec: 0 }), Errno::EINVAL)?;
     expect_errno("clock_gettime of an unknown clock", time::clock_gettime(BAD_CLOCK), Errno::EINVAL)?;
     Ok(())
 }

@@ -1,0 +1,272 @@
+//! The arguments of the memory system calls (`<asm-generic/mman-common.h>`
+//! values, which aarch64 uses) as types: [`Prot`], [`MapFlags`] with its
+//! [`MapType`], [`Advice`], [`MsyncFlags`] and [`MlockallFlags`].
+//!
+//! The kernel decodes a raw register into these once, keeping unknown bits
+//! (`from_bits_retain`) where Linux tells them apart: `mprotect` refuses
+//! unknown `PROT_` bits (EINVAL) while `mmap` ignores them; `MAP_SHARED`
+//! ignores unknown flags while `MAP_SHARED_VALIDATE` refuses them
+//! (EOPNOTSUPP). The memory subsystem applies those rules.
+
+use bitflags::bitflags;
+
+use crate::Errno;
+
+bitflags! {
+    /// `PROT_*`: the protection of `mmap` and `mprotect` (an `unsigned
+    /// long` in both).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Prot: u64 {
+        const READ = 0x1;
+        const WRITE = 0x2;
+        const EXEC = 0x4;
+        /// Accepted and ignored (System V semaphores on the page).
+        const SEM = 0x8;
+        /// `mprotect` only: extend the change down to the start of a
+        /// grows-down mapping.
+        const GROWSDOWN = 0x0100_0000;
+        /// `mprotect` only: extend the change up to the end of a grows-up
+        /// mapping.
+        const GROWSUP = 0x0200_0000;
+    }
+}
+
+impl Prot {
+    /// The protection a system call's register holds, unknown bits kept.
+    pub const fn from_register(raw: u64) -> Prot {
+        Prot::from_bits_retain(raw)
+    }
+
+    /// `PROT_NONE`: no access.
+    pub const NONE: Prot = Prot::empty();
+    /// The bits that say what user code may do: read, write, execute.
+    pub const ACCESS: Prot = Prot::READ.union(Prot::WRITE).union(Prot::EXEC);
+
+    /// The access bits alone ([`Prot::ACCESS`]), as a mapping keeps them.
+    pub const fn access(self) -> Prot {
+        self.intersection(Prot::ACCESS)
+    }
+
+    /// Whether any access is allowed. Every mapped page is readable when
+    /// any access bit is set (aarch64 has no write-only pages, and
+    /// execute-only needs EPAN).
+    pub const fn is_accessible(self) -> bool {
+        self.intersects(Prot::ACCESS)
+    }
+}
+
+bitflags! {
+    /// `MAP_*`: the flags of `mmap` (an `unsigned long`). The low four bits
+    /// are the mapping type ([`MapFlags::map_type`]), not independent flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct MapFlags: u64 {
+        const SHARED = 0x01;
+        const PRIVATE = 0x02;
+        const SHARED_VALIDATE = 0x03;
+        const FIXED = 0x10;
+        const ANONYMOUS = 0x20;
+        const GROWSDOWN = 0x0100;
+        const DENYWRITE = 0x0800;
+        const EXECUTABLE = 0x1000;
+        const LOCKED = 0x2000;
+        const NORESERVE = 0x4000;
+        const POPULATE = 0x8000;
+        const NONBLOCK = 0x1_0000;
+        const STACK = 0x2_0000;
+        const HUGETLB = 0x4_0000;
+        const SYNC = 0x8_0000;
+        const FIXED_NOREPLACE = 0x10_0000;
+        const UNINITIALIZED = 0x400_0000;
+    }
+}
+
+/// The mapping type in the low bits of [`MapFlags`] (`MAP_TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapType {
+    /// `MAP_SHARED`: unknown flags are ignored.
+    Shared,
+    /// `MAP_PRIVATE`.
+    Private,
+    /// `MAP_SHARED_VALIDATE`: shared, and unknown flags are refused.
+    SharedValidate,
+}
+
+impl MapFlags {
+    /// The flags a system call's register holds, unknown bits kept.
+    pub const fn from_register(raw: u64) -> MapFlags {
+        MapFlags::from_bits_retain(raw)
+    }
+
+    /// `MAP_TYPE`: the bits that hold the mapping type.
+    pub const TYPE_MASK: u64 = 0x0f;
+    /// The flags `MAP_SHARED_VALIDATE` accepts (Linux's `LEGACY_MAP_MASK`).
+    pub const LEGACY: MapFlags = MapFlags::SHARED
+        .union(MapFlags::PRIVATE)
+        .union(MapFlags::FIXED)
+        .union(MapFlags::ANONYMOUS)
+        .union(MapFlags::DENYWRITE)
+        .union(MapFlags::EXECUTABLE)
+        .union(MapFlags::UNINITIALIZED)
+        .union(MapFlags::GROWSDOWN)
+        .union(MapFlags::LOCKED)
+        .union(MapFlags::NORESERVE)
+        .union(MapFlags::POPULATE)
+        .union(MapFlags::NONBLOCK)
+        .union(MapFlags::STACK)
+        .union(MapFlags::HUGETLB);
+
+    /// The mapping type, or `None` for a value Linux rejects (EINVAL).
+    pub const fn map_type(self) -> Option<MapType> {
+        match self.bits() & Self::TYPE_MASK {
+            0x01 => Some(MapType::Shared),
+            0x02 => Some(MapType::Private),
+            0x03 => Some(MapType::SharedValidate),
+            _ => None,
+        }
+    }
+
+    /// Whether the mapping shares its pages (`MAP_SHARED` or
+    /// `MAP_SHARED_VALIDATE`).
+    pub const fn is_shared(self) -> bool {
+        matches!(self.map_type(), Some(MapType::Shared | MapType::SharedValidate))
+    }
+}
+
+macro_rules! advice {
+    ($($variant:ident = $value:literal => $name:literal,)*) => {
+        /// `MADV_*`: the advice of `madvise` (an `int`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        pub enum Advice {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant = $value,
+            )*
+        }
+
+        impl Advice {
+            /// The advice a system call's register holds: its low 32 bits
+            /// (an `int`), `EINVAL` for advice Linux does not define.
+            pub const fn from_register(raw: u64) -> Result<Advice, Errno> {
+                match Advice::from_raw(raw as i32) {
+                    Some(advice) => Ok(advice),
+                    None => Err(Errno::EINVAL),
+                }
+            }
+
+            /// The advice numbered `value`, if Linux defines it.
+            pub const fn from_raw(value: i32) -> Option<Advice> {
+                match value {
+                    $($value => Some(Advice::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+advice! {
+    Normal = 0 => "MADV_NORMAL",
+    Random = 1 => "MADV_RANDOM",
+    Sequential = 2 => "MADV_SEQUENTIAL",
+    WillNeed = 3 => "MADV_WILLNEED",
+    DontNeed = 4 => "MADV_DONTNEED",
+    Free = 8 => "MADV_FREE",
+    Remove = 9 => "MADV_REMOVE",
+    DontFork = 10 => "MADV_DONTFORK",
+    DoFork = 11 => "MADV_DOFORK",
+    Mergeable = 12 => "MADV_MERGEABLE",
+    Unmergeable = 13 => "MADV_UNMERGEABLE",
+    HugePage = 14 => "MADV_HUGEPAGE",
+    NoHugePage = 15 => "MADV_NOHUGEPAGE",
+    DontDump = 16 => "MADV_DONTDUMP",
+    DoDump = 17 => "MADV_DODUMP",
+    WipeOnFork = 18 => "MADV_WIPEONFORK",
+    KeepOnFork = 19 => "MADV_KEEPONFORK",
+    Cold = 20 => "MADV_COLD",
+    PageOut = 21 => "MADV_PAGEOUT",
+    PopulateRead = 22 => "MADV_POPULATE_READ",
+    PopulateWrite = 23 => "MADV_POPULATE_WRITE",
+    DontNeedLocked = 24 => "MADV_DONTNEED_LOCKED",
+    Collapse = 25 => "MADV_COLLAPSE",
+    HwPoison = 100 => "MADV_HWPOISON",
+    SoftOffline = 101 => "MADV_SOFT_OFFLINE",
+}
+
+bitflags! {
+    /// `MS_*`: the flags of `msync` (an `int`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct MsyncFlags: u32 {
+        const ASYNC = 1;
+        const INVALIDATE = 2;
+        const SYNC = 4;
+    }
+}
+
+impl MsyncFlags {
+    /// The flags a system call's register holds: its low 32 bits (an
+    /// `int`), unknown bits kept.
+    pub const fn from_register(raw: u64) -> MsyncFlags {
+        MsyncFlags::from_bits_retain(raw as u32)
+    }
+}
+
+bitflags! {
+    /// `MCL_*`: the flags of `mlockall` (an `int`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct MlockallFlags: u32 {
+        const CURRENT = 1;
+        const FUTURE = 2;
+        const ONFAULT = 4;
+    }
+}
+
+impl MlockallFlags {
+    /// The flags a system call's register holds: its low 32 bits (an
+    /// `int`), unknown bits kept.
+    pub const fn from_register(raw: u64) -> MlockallFlags {
+        MlockallFlags::from_bits_retain(raw as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_linux_ones() {
+        assert_eq!(Prot::ACCESS.bits(), 7);
+        assert_eq!((Prot::GROWSDOWN | Prot::GROWSUP).bits(), 0x0300_0000);
+        assert_eq!(MapFlags::FIXED_NOREPLACE.bits(), 0x10_0000);
+        assert_eq!(MapFlags::LEGACY.bits(), 0x0407_f933);
+        assert_eq!(Advice::DontNeed as i32, 4);
+        assert_eq!(Advice::from_raw(25), Some(Advice::Collapse));
+        assert_eq!(Advice::from_raw(7), None);
+        assert_eq!(Advice::from_register(99), Err(Errno::EINVAL));
+        assert_eq!(Advice::from_register(0x1_0000_0004), Ok(Advice::DontNeed));
+        assert_eq!(MsyncFlags::all().bits(), 7);
+        assert_eq!(MlockallFlags::all().bits(), 7);
+    }
+
+    #[test]
+    fn the_mapping_type_is_a_value_not_flags() {
+        let shared = MapFlags::SHARED | MapFlags::ANONYMOUS;
+        assert_eq!(shared.map_type(), Some(MapType::Shared));
+        assert_eq!(MapFlags::SHARED_VALIDATE.map_type(), Some(MapType::SharedValidate));
+        assert!(MapFlags::SHARED_VALIDATE.is_shared());
+        assert!(!MapFlags::PRIVATE.is_shared());
+        assert_eq!(MapFlags::from_bits_retain(0xf).map_type(), None);
+        assert_eq!(MapFlags::ANONYMOUS.map_type(), None);
+    }
+
+    #[test]
+    fn unknown_bits_survive_a_retaining_decode() {
+        let raw = 0x1_0000_0000 | MapFlags::PRIVATE.bits();
+        assert_eq!(MapFlags::from_bits_retain(raw).bits(), raw);
+        assert_eq!(MapFlags::from_bits(raw), None);
+        assert_eq!(Prot::from_bits_retain(0xf0 | 3).access(), Prot::READ | Prot::WRITE);
+        assert!(!Prot::SEM.is_accessible());
+        assert_eq!(MsyncFlags::from_register(0x1_0000_0004), MsyncFlags::SYNC);
+        assert_eq!(MlockallFlags::from_register(8).bits(), 8);
+    }
+}
