@@ -17,8 +17,11 @@ bitflags! {
     /// long` in both).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Prot: u64 {
+        /// `PROT_READ`: may be read.
         const READ = 0x1;
+        /// `PROT_WRITE`: may be written.
         const WRITE = 0x2;
+        /// `PROT_EXEC`: may be executed.
         const EXEC = 0x4;
         /// Accepted and ignored (System V semaphores on the page).
         const SEM = 0x8;
@@ -60,22 +63,39 @@ bitflags! {
     /// are the mapping type ([`MapFlags::map_type`]), not independent flags.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct MapFlags: u64 {
+        /// `MAP_SHARED`: stores reach the object and every other mapping of it.
         const SHARED = 0x01;
+        /// `MAP_PRIVATE`: stores are copied on write, private to this mapping.
         const PRIVATE = 0x02;
+        /// `MAP_SHARED_VALIDATE`: shared, and unknown flags are refused (`EOPNOTSUPP`).
         const SHARED_VALIDATE = 0x03;
+        /// `MAP_FIXED`: exactly at the address, replacing what is there.
         const FIXED = 0x10;
+        /// `MAP_ANONYMOUS`: zero-filled memory, no file.
         const ANONYMOUS = 0x20;
+        /// `MAP_GROWSDOWN`: a stack that grows down (not kept by Aspen).
         const GROWSDOWN = 0x0100;
+        /// `MAP_DENYWRITE`: ignored, as by Linux.
         const DENYWRITE = 0x0800;
+        /// `MAP_EXECUTABLE`: ignored, as by Linux.
         const EXECUTABLE = 0x1000;
+        /// `MAP_LOCKED`: populated and locked, as after `mlock`.
         const LOCKED = 0x2000;
+        /// `MAP_NORESERVE`: no swap reserved (nothing to reserve on Aspen).
         const NORESERVE = 0x4000;
+        /// `MAP_POPULATE`: fault every page in before returning.
         const POPULATE = 0x8000;
+        /// `MAP_NONBLOCK`: with `MAP_POPULATE`, populate nothing.
         const NONBLOCK = 0x1_0000;
+        /// `MAP_STACK`: a thread stack (a hint).
         const STACK = 0x2_0000;
+        /// `MAP_HUGETLB`: from the huge-page pool.
         const HUGETLB = 0x4_0000;
+        /// `MAP_SYNC`: synchronous page faults for persistent memory (with `MAP_SHARED_VALIDATE`).
         const SYNC = 0x8_0000;
+        /// `MAP_FIXED_NOREPLACE`: exactly at the address, `EEXIST` if anything is there.
         const FIXED_NOREPLACE = 0x10_0000;
+        /// `MAP_UNINITIALIZED`: ignored (pages are always zeroed).
         const UNINITIALIZED = 0x400_0000;
     }
 }
@@ -197,8 +217,11 @@ bitflags! {
     /// `MS_*`: the flags of `msync` (an `int`).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct MsyncFlags: u32 {
+        /// `MS_ASYNC`: schedule the write-back.
         const ASYNC = 1;
+        /// `MS_INVALIDATE`: drop cached copies (checks only on Aspen).
         const INVALIDATE = 2;
+        /// `MS_SYNC`: write back and wait for it.
         const SYNC = 4;
     }
 }
@@ -215,8 +238,11 @@ bitflags! {
     /// `MCL_*`: the flags of `mlockall` (an `int`).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct MlockallFlags: u32 {
+        /// `MCL_CURRENT`: lock what is mapped now.
         const CURRENT = 1;
+        /// `MCL_FUTURE`: lock what is mapped from now on.
         const FUTURE = 2;
+        /// `MCL_ONFAULT`: lock pages as they fault in, not at once.
         const ONFAULT = 4;
     }
 }

@@ -108,15 +108,25 @@ bitflags! {
     /// `SA_*`: the flags of a [`SigAction`].
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
     pub struct SaFlags: u64 {
+        /// `SA_NOCLDSTOP`: no `SIGCHLD` when a child stops or continues.
         const NOCLDSTOP = 0x1;
+        /// `SA_NOCLDWAIT`: children leave no zombie.
         const NOCLDWAIT = 0x2;
+        /// `SA_SIGINFO`: the handler takes `(signo, siginfo *, ucontext *)`.
         const SIGINFO = 0x4;
+        /// `SA_UNSUPPORTED`: never supported, so a kernel that clears it says it checks flags.
         const UNSUPPORTED = 0x400;
+        /// `SA_EXPOSE_TAGBITS`: `si_addr` keeps the address tag bits.
         const EXPOSE_TAGBITS = 0x800;
+        /// `SA_RESTORER`: `sa_restorer` holds the return trampoline.
         const RESTORER = 0x0400_0000;
+        /// `SA_ONSTACK`: run the handler on the alternate signal stack.
         const ONSTACK = 0x0800_0000;
+        /// `SA_RESTART`: interrupted system calls restart instead of failing with `EINTR`.
         const RESTART = 0x1000_0000;
+        /// `SA_NODEFER`: the signal is not blocked while its handler runs.
         const NODEFER = 0x4000_0000;
+        /// `SA_RESETHAND`: the action goes back to the default when delivered.
         const RESETHAND = 0x8000_0000;
     }
 }

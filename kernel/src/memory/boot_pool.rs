@@ -63,7 +63,7 @@ impl FrameAllocator for BootTablePool {
     fn free_frames(&self, start: PhysAddr, order: u32) {
         let offset = start.as_u64().wrapping_sub(Self::base().as_u64());
         let index = offset / PAGE_SIZE;
-        if order != 0 || offset % PAGE_SIZE != 0 || index >= POOL_PAGES as u64 {
+        if order != 0 || !offset.is_multiple_of(PAGE_SIZE) || index >= POOL_PAGES as u64 {
             log::error!("boot table pool: free of {start:?} (order {order}) that it never handed out");
             return;
         }

@@ -116,10 +116,10 @@ pub fn map_kernel_pages(va: VirtRange, pa: PhysAddr) -> Result<(), PagingError> 
 
 /// Unmaps `va` from the kernel's table; the TLB entries are gone (on every
 /// CPU) when this returns. Returns the leaves that were mapped there.
-pub fn unmap_kernel_pages(va: VirtRange, mut released: impl FnMut(Mapping)) -> Result<(), PagingError> {
+pub fn unmap_kernel_pages(va: VirtRange, released: impl FnMut(Mapping)) -> Result<(), PagingError> {
     let table = KERNEL_TABLE.get().expect("kernel table used before boot built it");
     let mut table = table.lock();
-    let mut editor = table.edit(&HardwareTlb, TlbScope::AllAsids, |m| released(m));
+    let mut editor = table.edit(&HardwareTlb, TlbScope::AllAsids, released);
     editor.unmap(va)?;
     editor.finish();
     Ok(())

@@ -96,8 +96,11 @@ pub const MAX_VAREAS: usize = 65530;
 /// What a faulting access tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultKind {
+    /// A load.
     Read,
+    /// A store.
     Write,
+    /// An instruction fetch.
     Exec,
 }
 
@@ -254,6 +257,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         })
     }
 
+    /// The environment this space was made in.
     pub fn env(&self) -> &'e E {
         self.env
     }

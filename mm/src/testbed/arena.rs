@@ -36,10 +36,12 @@ impl Arena {
         Self { range, words }
     }
 
+    /// The physical addresses the arena holds.
     pub fn range(&self) -> PhysRange {
         self.range
     }
 
+    /// Whether `pa` lies in the arena.
     pub fn contains(&self, pa: PhysAddr) -> bool {
         self.range.contains(pa)
     }
@@ -52,6 +54,7 @@ impl Arena {
         self.words.as_ptr().cast::<u8>().cast_mut().wrapping_add((pa - self.range.start) as usize)
     }
 
+    /// Copies the bytes at `pa` into `buf` (panics outside the arena).
     pub fn read_bytes(&self, pa: PhysAddr, buf: &mut [u8]) {
         let src = self.ptr(pa, buf.len());
         // SAFETY: `ptr` checked the bytes are inside the arena; the atomics
@@ -60,6 +63,7 @@ impl Arena {
         unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) }
     }
 
+    /// Writes `data` at `pa` (panics outside the arena).
     pub fn write_bytes(&self, pa: PhysAddr, data: &[u8]) {
         let dst = self.ptr(pa, data.len());
         // SAFETY: as in `read_bytes`.

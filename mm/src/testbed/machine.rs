@@ -34,14 +34,20 @@ use crate::tlb::{Asid, TlbOps};
 /// The exception level an access is made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum El {
+    /// User mode: only entries with AP[1] set are reachable.
     El0,
+    /// Kernel mode.
     El1,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What an access does, as the permission checks see it.
 pub enum AccessKind {
+    /// A load.
     Read,
+    /// A store.
     Write,
+    /// An instruction fetch.
     Execute,
 }
 
@@ -52,19 +58,28 @@ pub enum Fault {
     NonCanonical(VirtAddr),
     /// No valid entry at `level` (or no table in the TTBR).
     Translation {
+        /// The address that faulted.
         va: VirtAddr,
+        /// The level of the walk that found no entry.
         level: u8,
     },
+    /// The entry had AF clear (Aspen always sets it, so this is a bug).
     AccessFlag {
+        /// The address that faulted.
         va: VirtAddr,
+        /// The level of the entry.
         level: u8,
     },
+    /// The entry forbids the access at this exception level.
     Permission {
+        /// The address that faulted.
         va: VirtAddr,
+        /// The level of the entry.
         level: u8,
     },
     /// The walk or the access reached a physical address with no memory.
     External {
+        /// The physical address reached.
         pa: PhysAddr,
     },
 }
@@ -72,7 +87,9 @@ pub enum Fault {
 /// Counters for tests that check the TLB was really used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlbStats {
+    /// Accesses a TLB leaf entry translated.
     pub leaf_hits: u64,
+    /// Accesses that needed a walk.
     pub leaf_misses: u64,
     /// Misses whose walk started from a walk-cache entry.
     pub walk_hits: u64,
@@ -166,6 +183,7 @@ impl<'a> Machine<'a> {
         self.state().ttbr1 = Some(root);
     }
 
+    /// The TLB counters so far.
     pub fn stats(&self) -> TlbStats {
         self.state().stats
     }
@@ -311,12 +329,14 @@ impl<'a> Machine<'a> {
         self.for_each_page(el, va, data.len(), AccessKind::Write, |pa, range| self.mem.write_bytes(pa, &data[range]))
     }
 
+    /// A one-byte load of `va` at `el`, through the TLB.
     pub fn read(&self, el: El, va: VirtAddr) -> Result<u8, Fault> {
         let mut byte = [0];
         self.read_bytes(el, va, &mut byte)?;
         Ok(byte[0])
     }
 
+    /// A one-byte store of `value` to `va` at `el`, through the TLB.
     pub fn write(&self, el: El, va: VirtAddr, value: u8) -> Result<(), Fault> {
         self.write_bytes(el, va, &[value])
     }

@@ -11,24 +11,31 @@ use crate::tlb::{Asid, TlbOps};
 /// One call on a [`RecordingTlb`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlbEvent {
+    /// `DSB ISHST`: a batch of invalidations begins.
     Begin,
     /// `TLBI VALE1IS` (`leaf_only`) or `TLBI VAE1IS`.
     Page {
+        /// The ASID named.
         asid: Asid,
+        /// The page invalidated.
         va: VirtAddr,
+        /// Only the last-level entry (no walk-cache entries).
         leaf_only: bool,
     },
     /// `TLBI ASIDE1IS`.
     Asid(Asid),
     /// `TLBI VAALE1IS` (`leaf_only`) or `TLBI VAAE1IS`.
     KernelPage {
+        /// The page invalidated.
         va: VirtAddr,
+        /// Only the last-level entry (no walk-cache entries).
         leaf_only: bool,
     },
     /// `TLBI VMALLE1IS`.
     All,
     /// `TLBI VMALLE1`.
     AllLocal,
+    /// `DSB ISH; ISB`: the batch is complete.
     Sync,
 }
 
@@ -40,6 +47,7 @@ pub struct RecordingTlb {
 }
 
 impl RecordingTlb {
+    /// A recorder with no events.
     pub fn new() -> Self {
         Self::default()
     }

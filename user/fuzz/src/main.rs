@@ -87,20 +87,29 @@ const SETTLE_STEPS: u32 = 50;
 /// The run's settings.
 #[derive(Clone, Copy)]
 pub struct Options {
+    /// The generator's seed (`--seed`).
     pub seed: u64,
+    /// System calls in all (`--iterations`).
     pub iterations: u64,
+    /// System calls per forked child (`--per-child`).
     pub per_child: u64,
+    /// Run only this batch (`--batch`), to reproduce a finding.
     pub only_batch: Option<u64>,
     /// The first batch (`--from`).
     pub first_batch: u64,
     /// Known kernel bugs to steer clear of (`gen::AVOID_*` bits).
     pub avoid: u64,
+    /// Log every call (`--trace`).
     pub trace: bool,
     /// Print every batch's end and last call.
     pub verbose: bool,
+    /// Print `TEST-FINISHED` at the end, as the last suite of a test run (`--finish`).
     pub finish: bool,
+    /// Seconds a batch may take before it counts as hung (`--timeout`).
     pub timeout_secs: u64,
+    /// Running on Linux (from `uname`): its answers are the reference.
     pub linux: bool,
+    /// This program's own path, which the generator may pass to `execve`.
     pub exe: &'static CStr,
 }
 
@@ -276,6 +285,7 @@ fn set_up(opts: &Options, ring: Ring) {
     let _ = free_memory();
 }
 
+/// Touches the stack down to its deepest use, so that later faults there do not count against the free-memory baseline.
 #[inline(never)]
 pub fn touch_stack() {
     let mut stack = [0u8; STACK_PRETOUCH];

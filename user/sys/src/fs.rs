@@ -7,13 +7,17 @@ use core::mem::MaybeUninit;
 use crate::raw::{syscall1, syscall3, syscall4, syscall5, Sysno};
 use crate::Errno;
 
+/// Standard input.
 pub const STDIN: i32 = 0;
+/// Standard output.
 pub const STDOUT: i32 = 1;
+/// Standard error.
 pub const STDERR: i32 = 2;
 
 /// `openat`'s flags and `AT_FDCWD`, from the ABI crate.
 pub use aspen_abi::fcntl::{OpenFlags, AT_FDCWD};
 
+/// `lseek` whence: from the start of the file.
 pub const SEEK_SET: u32 = 0;
 
 /// `d_type` of a directory entry that is a directory.
@@ -47,6 +51,7 @@ pub fn open(path: &CStr, flags: OpenFlags, mode: u32) -> Result<i32, Errno> {
     openat(AT_FDCWD, path, flags, mode)
 }
 
+/// close(2).
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory of ours.
     Errno::result(unsafe { syscall1(Sysno::Close.number(), fd as usize) }).map(drop)
@@ -99,6 +104,7 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
 /// `struct stat`, from the ABI crate.
 pub use aspen_abi::syscall::Stat;
 
+/// fstat(2): the file's `struct stat`.
 pub fn fstat(fd: i32) -> Result<Stat, Errno> {
     let mut st = MaybeUninit::<Stat>::uninit();
     // SAFETY: the kernel fills the whole 128-byte struct stat on success.
@@ -117,8 +123,11 @@ pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// One directory entry.
 pub struct DirEntry<'a> {
+    /// Inode number (`d_ino`).
     pub ino: u64,
+    /// File type (`d_type`, a `DT_*` value).
     pub kind: u8,
+    /// The name, without its NUL.
     pub name: &'a [u8],
 }
 
@@ -128,6 +137,7 @@ pub struct DirEntries<'a> {
 }
 
 impl<'a> DirEntries<'a> {
+    /// The entries in `buf`, as `getdents64` filled it.
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf }
     }

@@ -32,6 +32,7 @@ pub struct FdWriter<const N: usize> {
 }
 
 impl<const N: usize> FdWriter<N> {
+    /// A writer to descriptor `fd`.
     pub const fn new(fd: i32) -> Self {
         Self { fd, len: 0, buf: [0; N] }
     }

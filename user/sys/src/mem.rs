@@ -7,6 +7,7 @@
 use crate::raw::{syscall1, syscall2, syscall3, syscall6, Sysno};
 use crate::Errno;
 
+/// The page size (4 KiB granule).
 pub const PAGE_SIZE: usize = 4096;
 
 /// The flags and values of these calls, from the ABI crate.
@@ -66,6 +67,7 @@ pub fn mlock(addr: usize, len: usize) -> Result<(), Errno> {
     Errno::result(unsafe { syscall2(Sysno::Mlock.number(), addr, len) }).map(drop)
 }
 
+/// munlock(2): the range may be paged again.
 pub fn munlock(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: munlock does not change what the range maps or holds.
     Errno::result(unsafe { syscall2(Sysno::Munlock.number(), addr, len) }).map(drop)

@@ -11,8 +11,11 @@ use crate::{fs, Errno};
 /// Why free memory could not be read.
 #[derive(Clone, Copy)]
 pub enum MeminfoError {
+    /// `/proc/meminfo` could not be read.
     Read(Errno),
+    /// It has no `MemFree:` line.
     NoMemFree,
+    /// It did not fit the reader's buffer.
     ZoneinfoTooLarge,
 }
 

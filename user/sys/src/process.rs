@@ -13,10 +13,15 @@ pub use aspen_abi::signal::Signal;
 
 /// Signal numbers as wait statuses and `clone` carry them.
 pub const SIGILL: i32 = Signal::Ill as i32;
+/// `SIGTRAP`: a breakpoint.
 pub const SIGTRAP: i32 = Signal::Trap as i32;
+/// `SIGKILL`: cannot be caught.
 pub const SIGKILL: i32 = Signal::Kill as i32;
+/// `SIGBUS`: a bad access to a mapped object.
 pub const SIGBUS: i32 = Signal::Bus as i32;
+/// `SIGSEGV`: an access outside a mapping or against its protection.
 pub const SIGSEGV: i32 = Signal::Segv as i32;
+/// `SIGCHLD`: a child ended; also the exit signal `fork` asks for.
 pub const SIGCHLD: i32 = Signal::Chld as i32;
 
 /// `wait4` option: return 0 instead of blocking when no child has ended.
@@ -36,7 +41,9 @@ pub fn exit_group(code: i32) -> ! {
 /// Which side of a fork this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Fork {
+    /// In the child.
     Child,
+    /// In the parent, with the child's pid.
     Parent(i32),
 }
 
@@ -129,16 +136,19 @@ pub fn wait4(pid: i32, options: u32) -> Result<(i32, WaitStatus), Errno> {
     Errno::result(ret).map(|p| (p as i32, WaitStatus(status)))
 }
 
+/// getpid(2).
 pub fn getpid() -> i32 {
     // SAFETY: no memory is involved.
     unsafe { syscall0(Sysno::Getpid.number()) as i32 }
 }
 
+/// getppid(2).
 pub fn getppid() -> i32 {
     // SAFETY: no memory is involved.
     unsafe { syscall0(Sysno::Getppid.number()) as i32 }
 }
 
+/// sched_yield(2).
 pub fn sched_yield() -> Result<(), Errno> {
     // SAFETY: no memory is involved.
     Errno::result(unsafe { syscall0(Sysno::SchedYield.number()) }).map(drop)
@@ -166,15 +176,18 @@ impl Utsname {
         field(&self.sysname)
     }
 
+    /// The kernel release (`uname -r`), without its NUL.
     pub fn release(&self) -> &[u8] {
         field(&self.release)
     }
 
+    /// The hardware name (`uname -m`), without its NUL.
     pub fn machine(&self) -> &[u8] {
         field(&self.machine)
     }
 }
 
+/// uname(2).
 pub fn uname() -> Result<Utsname, Errno> {
     let mut u = MaybeUninit::<Utsname>::uninit();
     // SAFETY: the kernel fills the whole struct on success.

@@ -9,8 +9,10 @@ use crate::Errno;
 
 pub use aspen_abi::syscall::{ClockId, Timespec, NANOS_PER_SECOND};
 
+/// `CLOCK_MONOTONIC`: time since boot, never set back.
 pub const CLOCK_MONOTONIC: i32 = ClockId::Monotonic as i32;
 
+/// clock_gettime(2).
 pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = MaybeUninit::<Timespec>::uninit();
     // SAFETY: the kernel writes one struct timespec on success.
