@@ -16,7 +16,7 @@ use core::num::NonZeroU64;
 use crate::Errno;
 
 macro_rules! system_calls {
-    ($($variant:ident = $number:literal => $name:literal,)*) => {
+    ($($variant:ident = $number:literal => $name:literal, $args:literal,)*) => {
         /// A Linux aarch64 system call that Aspen or its programs name, by its
         /// number in `x8`: the one list of numbers in the tree.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,53 +46,60 @@ macro_rules! system_calls {
                     $(Sysno::$variant => $name,)*
                 }
             }
+
+            /// How many arguments (`x0` on) it takes, as Linux declares it.
+            pub const fn arg_count(self) -> usize {
+                match self {
+                    $(Sysno::$variant => $args,)*
+                }
+            }
         }
     };
 }
 
 system_calls! {
-    Ioctl = 29 => "ioctl",
-    Mount = 40 => "mount",
-    Openat = 56 => "openat",
-    Close = 57 => "close",
-    Getdents64 = 61 => "getdents64",
-    Lseek = 62 => "lseek",
-    Read = 63 => "read",
-    Write = 64 => "write",
-    Readv = 65 => "readv",
-    Writev = 66 => "writev",
-    Newfstatat = 79 => "newfstatat",
-    Fstat = 80 => "fstat",
-    Exit = 93 => "exit",
-    ExitGroup = 94 => "exit_group",
-    SetTidAddress = 96 => "set_tid_address",
-    Nanosleep = 101 => "nanosleep",
-    ClockGettime = 113 => "clock_gettime",
-    SchedYield = 124 => "sched_yield",
-    RtSigaction = 134 => "rt_sigaction",
-    RtSigprocmask = 135 => "rt_sigprocmask",
-    Reboot = 142 => "reboot",
-    Uname = 160 => "uname",
-    Getpid = 172 => "getpid",
-    Getppid = 173 => "getppid",
-    Getuid = 174 => "getuid",
-    Geteuid = 175 => "geteuid",
-    Getgid = 176 => "getgid",
-    Getegid = 177 => "getegid",
-    Gettid = 178 => "gettid",
-    Brk = 214 => "brk",
-    Munmap = 215 => "munmap",
-    Clone = 220 => "clone",
-    Execve = 221 => "execve",
-    Mmap = 222 => "mmap",
-    Mprotect = 226 => "mprotect",
-    Msync = 227 => "msync",
-    Mlock = 228 => "mlock",
-    Munlock = 229 => "munlock",
-    Mlockall = 230 => "mlockall",
-    Munlockall = 231 => "munlockall",
-    Madvise = 233 => "madvise",
-    Wait4 = 260 => "wait4",
+    Ioctl = 29 => "ioctl", 3,
+    Mount = 40 => "mount", 5,
+    Openat = 56 => "openat", 4,
+    Close = 57 => "close", 1,
+    Getdents64 = 61 => "getdents64", 3,
+    Lseek = 62 => "lseek", 3,
+    Read = 63 => "read", 3,
+    Write = 64 => "write", 3,
+    Readv = 65 => "readv", 3,
+    Writev = 66 => "writev", 3,
+    Newfstatat = 79 => "newfstatat", 4,
+    Fstat = 80 => "fstat", 2,
+    Exit = 93 => "exit", 1,
+    ExitGroup = 94 => "exit_group", 1,
+    SetTidAddress = 96 => "set_tid_address", 1,
+    Nanosleep = 101 => "nanosleep", 2,
+    ClockGettime = 113 => "clock_gettime", 2,
+    SchedYield = 124 => "sched_yield", 0,
+    RtSigaction = 134 => "rt_sigaction", 4,
+    RtSigprocmask = 135 => "rt_sigprocmask", 4,
+    Reboot = 142 => "reboot", 4,
+    Uname = 160 => "uname", 1,
+    Getpid = 172 => "getpid", 0,
+    Getppid = 173 => "getppid", 0,
+    Getuid = 174 => "getuid", 0,
+    Geteuid = 175 => "geteuid", 0,
+    Getgid = 176 => "getgid", 0,
+    Getegid = 177 => "getegid", 0,
+    Gettid = 178 => "gettid", 0,
+    Brk = 214 => "brk", 1,
+    Munmap = 215 => "munmap", 2,
+    Clone = 220 => "clone", 5,
+    Execve = 221 => "execve", 3,
+    Mmap = 222 => "mmap", 6,
+    Mprotect = 226 => "mprotect", 3,
+    Msync = 227 => "msync", 3,
+    Mlock = 228 => "mlock", 2,
+    Munlock = 229 => "munlock", 2,
+    Mlockall = 230 => "mlockall", 1,
+    Munlockall = 231 => "munlockall", 0,
+    Madvise = 233 => "madvise", 3,
+    Wait4 = 260 => "wait4", 4,
 }
 
 impl Sysno {

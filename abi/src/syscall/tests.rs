@@ -66,6 +66,11 @@ fn system_call_numbers_are_aarch64_linux_ones() {
     }
     assert_eq!(Sysno::Wait4 as usize, 260);
     assert_eq!(Sysno::ExitGroup.to_string(), "exit_group");
+    // The argument counts of Linux's SYSCALL_DEFINEn.
+    let counts = [(Sysno::Mmap, 6), (Sysno::Clone, 5), (Sysno::Openat, 4), (Sysno::Read, 3), (Sysno::Munmap, 2)];
+    for (sysno, count) in counts.into_iter().chain([(Sysno::Brk, 1), (Sysno::Getpid, 0)]) {
+        assert_eq!(sysno.arg_count(), count, "{sysno}");
+    }
     for unknown in [0, 63 + 1000, 139, 435, usize::MAX] {
         assert_eq!(Sysno::from_number(unknown), None);
         assert_eq!(super::name(unknown), "unknown");

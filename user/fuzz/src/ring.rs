@@ -10,6 +10,7 @@
 use core::fmt;
 
 use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
+use aspen_sys::raw::Sysno;
 use aspen_sys::Errno;
 
 /// Calls kept (the most recent ones).
@@ -42,9 +43,18 @@ pub const H_SLOWEST: usize = 24;
 
 const MAGIC: u64 = 0xa5be_f022_0000_0001;
 
-/// Pseudo call numbers of the child's own memory accesses (not system calls).
+/// Pseudo call numbers of the child's own memory accesses (not system
+/// calls): a one-byte load, a one-byte store.
 pub const TOUCH_READ: u64 = 1 << 62;
+/// See [`TOUCH_READ`].
 pub const TOUCH_WRITE: u64 = (1 << 62) + 1;
+/// Pseudo calls of a script (memory writes by the child itself): fill a
+/// range with a byte, store one 64-bit word, call an address.
+pub const FILL: u64 = (1 << 62) + 16;
+/// See [`FILL`].
+pub const PUT: u64 = (1 << 62) + 17;
+/// See [`FILL`].
+pub const JUMP: u64 = (1 << 62) + 18;
 
 /// The shared log region.
 #[derive(Clone, Copy)]
@@ -183,61 +193,22 @@ pub struct Logged {
 /// The name of a system call (or pseudo call), for logs.
 pub fn name(nr: u64) -> &'static str {
     match nr {
-        29 => "ioctl",
-        56 => "openat",
-        57 => "close",
-        61 => "getdents64",
-        62 => "lseek",
-        63 => "read",
-        64 => "write",
-        65 => "readv",
-        66 => "writev",
-        79 => "newfstatat",
-        80 => "fstat",
-        101 => "nanosleep",
-        113 => "clock_gettime",
-        124 => "sched_yield",
-        160 => "uname",
-        172 => "getpid",
-        173 => "getppid",
-        174 => "getuid",
-        175 => "geteuid",
-        176 => "getgid",
-        177 => "getegid",
-        178 => "gettid",
-        214 => "brk",
-        215 => "munmap",
-        220 => "clone",
-        221 => "execve",
-        222 => "mmap",
-        226 => "mprotect",
-        227 => "msync",
-        228 => "mlock",
-        229 => "munlock",
-        230 => "mlockall",
-        231 => "munlockall",
-        233 => "madvise",
-        260 => "wait4",
         TOUCH_READ => "<load byte>",
         TOUCH_WRITE => "<store byte>",
-        0x4000_0000_0000_0010 => "<fill>",
-        0x4000_0000_0000_0011 => "<put u64>",
-        0x4000_0000_0000_0012 => "<jump>",
-        _ => "syscall",
+        FILL => "<fill>",
+        PUT => "<put u64>",
+        JUMP => "<jump>",
+        _ => Sysno::from_number(nr as usize).map_or("syscall", Sysno::name),
     }
 }
 
 /// Arguments each call takes (how many to print).
 fn arity(nr: u64) -> usize {
     match nr {
-        124 | 172..=178 | 231 => 0,
-        57 | 160 | 214 | 230 | TOUCH_READ | 0x4000_0000_0000_0012 => 1,
-        80 | 101 | 113 | 215 | 228 | 229 | TOUCH_WRITE | 0x4000_0000_0000_0011 => 2,
-        0x4000_0000_0000_0010 => 3,
-        29 | 61..=66 | 221 | 226 | 227 | 233 => 3,
-        56 | 79 | 260 => 4,
-        220 => 5,
-        _ => 6,
+        TOUCH_READ | JUMP => 1,
+        TOUCH_WRITE | PUT => 2,
+        FILL => 3,
+        _ => Sysno::from_number(nr as usize).map_or(6, Sysno::arg_count),
     }
 }
 

@@ -16,12 +16,13 @@
 use core::ffi::CStr;
 
 use aspen_sys::process::{self, Fork};
+use aspen_sys::raw::Sysno;
 use aspen_sys::{println, time};
 
 use crate::child;
 use crate::free_memory;
 use crate::gen::Call;
-use crate::ring::{self, Logged, TOUCH_READ, TOUCH_WRITE};
+use crate::ring::{self, Logged, FILL, JUMP, PUT, TOUCH_READ, TOUCH_WRITE};
 
 /// Most calls in a script.
 const MAX_CALLS: usize = 32;
@@ -47,11 +48,6 @@ struct Step {
     repeat: u64,
     args: [Arg; 6],
 }
-
-/// Pseudo calls of the script: memory writes by the child itself.
-const FILL: u64 = (1 << 62) + 16;
-const PUT: u64 = (1 << 62) + 17;
-const JUMP: u64 = (1 << 62) + 18;
 
 fn number(s: &str) -> Option<u64> {
     let (neg, s) = match s.strip_prefix('-') {
@@ -97,7 +93,8 @@ fn call_number(name: &str) -> Option<u64> {
         "jump" => return Some(JUMP),
         _ => {}
     }
-    (0..500).find(|&n| ring::name(n) == name && name != "syscall").or_else(|| number(name))
+    let listed = Sysno::ALL.iter().find(|sysno| sysno.name() == name);
+    listed.map(|sysno| sysno.number() as u64).or_else(|| number(name))
 }
 
 /// Parses the words after `--run`.
