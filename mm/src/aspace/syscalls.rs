@@ -11,8 +11,8 @@ use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::flags::*;
 use super::varea::{Backing, MappedFile, Prot, Varea};
 use super::{
-    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS, MMAP_MIN_ADDR,
-    USER_END,
+    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
+    MMAP_MIN_ADDR, USER_END,
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
@@ -58,6 +58,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             low = low.max(varea.end_exclusive);
         }
         (USER_END - low >= len).then_some(low)
+    }
+
+    /// Under [`WxPolicy::Strict`], `PROT_WRITE|PROT_EXEC` is EACCES.
+    fn check_wx_policy(&self, prot: u64) -> Result<(), Errno> {
+        let write_exec = PROT_WRITE | PROT_EXEC;
+        if self.env.wx_policy() == WxPolicy::Strict && prot & write_exec == write_exec {
+            return Err(Errno::EACCES);
+        }
+        Ok(())
     }
 
     /// Whether splitting at the ends of `range` would exceed [`MAX_VAREAS`].
@@ -169,13 +178,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 _ => return Err(Errno::EINVAL),
             },
         };
+        self.check_wx_policy(prot)?;
         if fixed && self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
         self.unmap_range(range);
         let lock = if flags & MAP_LOCKED != 0 { Some(LockMode::Populate) } else { self.lock_future };
         let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: lock.is_some() };
+        let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, lock.is_some());
         self.add_varea(range, varea);
         let populate = lock == Some(LockMode::Populate) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
         if populate && self.populate(range).is_err() {
@@ -230,6 +240,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             // No varea grows (MAP_GROWSDOWN is not kept).
             return Err(if self.vareas.covers(range) { Errno::EINVAL } else { Errno::ENOMEM });
         }
+        self.check_wx_policy(prot)?;
         let new = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
         // As Linux, varea by varea up to the first hole: a protection
         // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
@@ -263,7 +274,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
             }
             only_gains &= !varea.locked && varea.prot.is_accessible() && new.contains(varea.prot);
-            varea.prot = new;
+            varea.set_prot(new);
         }
         if !only_gains {
             self.reprotect_leaves(range);
@@ -291,10 +302,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let device = matches!(varea.backing, Backing::Device { .. });
             let prot = varea.prot;
             let may_write = prot.contains(Prot::WRITE);
+            let together = varea.wx_together;
             // Indexed by `Mode as usize`: the modes in declaration order.
-            let models = [Mode::None, Mode::Read, Mode::ReadWrite, Mode::ReadExec].map(|m| m.model(device));
+            let models = Mode::ALL.map(|m| m.model(device));
             let retarget = |leaf: &Leaf, target: Mode| {
-                if target == Mode::ReadExec {
+                if target.is_executable() {
                     env.sync_icache(leaf.pa());
                 }
                 leaf.desc.with_permissions_of(models[target as usize])
@@ -312,7 +324,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         return leaf.desc;
                     }
                     let write_ok = may_write && exclusive(frames, leaf.pa());
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
                     if target == current {
                         return leaf.desc;
                     }
@@ -324,12 +336,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         return leaf.desc;
                     }
                     let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
                     if target == current {
                         return leaf.desc;
                     }
                     if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                        if current == Mode::ReadWrite {
+                        if current.is_writable() && !target.is_writable() {
                             object.end_writer(object_index(*first_page, start, leaf.va));
                         }
                     }
@@ -432,7 +444,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
             for (object, first, _, sub) in &jobs {
                 let result = editor.update(*sub, |leaf: Leaf| {
-                    if Mode::of_desc(leaf.desc) != Mode::ReadWrite {
+                    if !Mode::of_desc(leaf.desc).is_writable() {
                         return leaf.desc;
                     }
                     object.end_writer(first + (leaf.va - sub.start) / PAGE_SIZE);
@@ -568,13 +580,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let range = VirtRange::new(old_end, new_end);
         let lock = self.lock_future;
-        let heap = Varea {
-            end_exclusive: new_end,
-            prot: Prot::READ | Prot::WRITE,
-            max_prot: Prot::ALL,
-            backing: Backing::Anon,
-            locked: lock.is_some(),
-        };
+        let heap = Varea::new(new_end, Prot::READ | Prot::WRITE, Prot::ALL, Backing::Anon, lock.is_some());
         self.add_varea(range, heap);
         if lock == Some(LockMode::Populate) {
             // As Linux: a failure leaves the pages to later faults.
@@ -605,12 +611,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let start = self.free_area(len, VirtAddr::new(0)).ok_or(Errno::ENOMEM)?;
         let range = VirtRange::new(start, start + len);
         let prot = Prot::from_bits_truncate(prot as u32);
-        let attrs = Mode::choose(prot, true, false).attrs(true);
+        let attrs = Mode::choose(prot, true, false, false).attrs(true);
         self.table.map(range, pa.start, attrs).map_err(|_| Errno::ENOMEM)?;
         let backing = Backing::Device { pa: pa.start };
         // Devices are never executable, not even after mprotect.
         let max_prot = Prot::READ | Prot::WRITE;
-        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: false };
+        let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, false);
         self.add_varea(range, varea);
         Ok(start)
     }
