@@ -1,9 +1,9 @@
-//! Tests of the kernel's memory set-up: its own tables (high half, W^X,
-//! blocks for the linear map), W^X enforced by the MMU, and the frame pool's
+//! Tests of the kernel's memory set-up: its own tables (high half, W^X
+//! checked entry by entry, blocks for the linear map), and the frame pool's
 //! accounting.
 
 use aspen_mm::frame::FrameAllocator;
-use aspen_mm::paging::{Access, MemoryType, PageAttrs, PageSize};
+use aspen_mm::paging::{Access, DescFlags, MemoryType, PageAttrs, PageSize};
 use aspen_mm::{PhysAddr, PAGE_SIZE};
 
 use crate::arch::exception::FaultStatus;
@@ -26,7 +26,27 @@ kernel_test!(
             check!(!m.attrs.access().contains(Access::WRITE | Access::EXECUTE), "{m:?} is writable and executable");
             check!(m.attrs.is_global());
         }
-        check!(crate::arch::mmu::wxn_enabled(), "SCTLR_EL1.WXN is off");
+        Ok(())
+    }
+);
+
+kernel_test!(
+    fn no_kernel_table_entry_is_writable_and_executable() -> TestResult {
+        // SCTLR_EL1.WXN is off (user pages may be RWX), so the kernel's W^X
+        // is its table's: no leaf may be writable and executable at any
+        // level, by EL1 (PXN clear) or by EL0 (UXN clear).
+        let (mut leaves, mut offenders) = (0usize, alloc::vec::Vec::new());
+        crate::memory::kernel_map::for_each_leaf(|leaf| {
+            leaves += 1;
+            let bits = DescFlags::from_bits_retain(leaf.desc.bits());
+            let writable = !bits.contains(DescFlags::AP_RO);
+            let executable = !bits.contains(DescFlags::PXN) || !bits.contains(DescFlags::UXN);
+            if writable && executable {
+                offenders.push(leaf);
+            }
+        });
+        check!(leaves > 0, "the walk found no leaf");
+        check!(offenders.is_empty(), "writable and executable kernel entries: {offenders:?}");
         Ok(())
     }
 );
