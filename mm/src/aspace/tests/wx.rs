@@ -189,6 +189,22 @@ fn fork_copies_writable_and_executable_pages_on_write() {
 }
 
 #[test]
+fn fork_copies_locked_writable_and_executable_pages_at_once() {
+    with_env(128, |env| {
+        let mut parent = AddressSpace::new(env).unwrap();
+        let p = map_anon(&mut parent, 1, RWX, MAP_PRIVATE);
+        flip_past_bound(&mut parent, p);
+        parent.mlock(va(p), PS).unwrap();
+        let mut child = parent.fork().unwrap();
+        assert_eq!(attrs(&child, p), PageAttrs::USER_RWX);
+        assert_eq!(faults_during(env, || run_self_modifying(&mut child, p, 0x99)), 0);
+        assert_eq!(faults_during(env, || run_self_modifying(&mut parent, p, 0x55)), 0);
+        assert_eq!(read(&mut child, p + 64), Ok(0x99));
+        assert_eq!(read(&mut parent, p + 64), Ok(0x55));
+    });
+}
+
+#[test]
 fn strict_policy_refuses_write_with_execute_and_changes_nothing() {
     with_env_policy(64, AsidBits::Sixteen, WxPolicy::Strict, |env| {
         let mut space = AddressSpace::new(env).unwrap();
