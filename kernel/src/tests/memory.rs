@@ -190,3 +190,30 @@ kernel_test!(
         Ok(())
     }
 );
+
+kernel_test!(
+    fn strict_wx_from_the_command_line_refuses_write_with_execute() -> TestResult {
+        use aspen_mm::asid::{AsidAllocator, AsidBits};
+        use aspen_mm::aspace::flags::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
+        use aspen_mm::aspace::{AddressSpace, Env};
+        use aspen_mm::errno::Errno;
+        use aspen_mm::VirtAddr;
+
+        // The kernel's own backends with the policy `aspen.wx=strict` gives
+        // (the booted kernel runs the default, which the user tests cover).
+        let policy = crate::cmdline::CommandLine::parse("aspen.wx=strict").wx_policy;
+        let (phys, tlb, asids) =
+            (crate::memory::user_env::KernelPhys, crate::arch::tlb::HardwareTlb, AsidAllocator::new(AsidBits::Eight));
+        let env = Env::new(&phys, frames::pool(), &tlb, &asids).with_wx_policy(policy);
+        let mut mm = AddressSpace::new(&env).map_err(|e| alloc::format!("{e}"))?;
+        let (anon, rw) = (MAP_PRIVATE | MAP_ANONYMOUS, PROT_READ | PROT_WRITE);
+        let at = VirtAddr::new(0);
+        check_eq!(mm.mmap(at, PAGE_SIZE, rw | PROT_EXEC, anon, None, 0), Err(Errno::EACCES));
+        check_eq!(mm.varea_count(), 0);
+        let page = mm.mmap(at, PAGE_SIZE, rw, anon, None, 0).map_err(|e| alloc::format!("{e}"))?;
+        check_eq!(mm.mprotect(page, PAGE_SIZE, rw | PROT_EXEC), Err(Errno::EACCES));
+        check_eq!(mm.mprotect(page, PAGE_SIZE, PROT_READ | PROT_EXEC), Ok(()));
+        check_eq!(mm.varea_count(), 1);
+        Ok(())
+    }
+);
