@@ -1,5 +1,6 @@
 //! Page faults: pages populated from their backing, copy-on-write, dirty
-//! tracking of shared file pages, W^X flips; and populating whole ranges
+//! tracking of shared file pages, W^X flips (counted per varea; past the
+//! bound, writable and executable pages); and populating whole ranges
 //! (MAP_POPULATE, mlock).
 
 use super::env::SpaceTlb;
