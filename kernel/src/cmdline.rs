@@ -2,6 +2,8 @@
 //! words separated by spaces. Unknown words are ignored, so a command line
 //! written for Linux boots Aspen too.
 
+use aspen_mm::aspace::WxPolicy;
+
 /// What Aspen understands of its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandLine<'a> {
@@ -19,6 +21,9 @@ pub struct CommandLine<'a> {
     pub trace_syscalls: bool,
     /// `aspen.kbench`: run the in-kernel benchmarks, then power off.
     pub run_benchmarks: bool,
+    /// `aspen.wx=strict`: mmap and mprotect refuse `PROT_WRITE|PROT_EXEC`
+    /// (EACCES); otherwise such pages flip ([`WxPolicy`]).
+    pub wx_policy: WxPolicy,
 }
 
 impl<'a> CommandLine<'a> {
@@ -35,6 +40,7 @@ impl<'a> CommandLine<'a> {
             run_tests: false,
             trace_syscalls: false,
             run_benchmarks: false,
+            wx_policy: WxPolicy::Flip,
         };
         for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -44,6 +50,7 @@ impl<'a> CommandLine<'a> {
                 "aspen.ktest" => line.run_tests = true,
                 "aspen.strace" => line.trace_syscalls = true,
                 "aspen.kbench" => line.run_benchmarks = true,
+                "aspen.wx" if value == "strict" => line.wx_policy = WxPolicy::Strict,
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {

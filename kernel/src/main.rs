@@ -80,7 +80,7 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if let Err(e) = memory::frames::init(&free) {
         panic!("cannot set up the frame pool: {e}");
     }
-    memory::user_env::init(asid_bits);
+    memory::user_env::init(asid_bits, cmdline.wx_policy);
     files::init(info.initrd);
 
     task::sched::init_idle();

@@ -5,7 +5,7 @@
 //! blocks where alignment allows.
 
 use aspen_mm::frame::{AllocError, FrameAllocator};
-use aspen_mm::paging::{LinearMap, Mapping, PageAttrs, PageTable, PagingError, VaHalf};
+use aspen_mm::paging::{Leaf, LinearMap, Mapping, PageAttrs, PageTable, PagingError, VaHalf};
 use aspen_mm::region::RangeSet;
 use aspen_mm::tlb::TlbScope;
 use aspen_mm::{PhysAddr, PhysRange, VirtRange};
@@ -100,6 +100,14 @@ pub fn build_and_switch(ram: &RangeSet<16>) -> Result<(), PagingError> {
 /// How the kernel's table maps `pa`'s linear address, for tests and reports.
 pub fn query(pa: PhysAddr) -> Option<aspen_mm::paging::Mapping> {
     KERNEL_TABLE.get()?.lock().query(phys_to_virt(pa))
+}
+
+/// Calls `f` with every leaf of the kernel's table (blocks and pages), in
+/// address order, for tests.
+pub fn for_each_leaf(f: impl FnMut(Leaf)) {
+    if let Some(table) = KERNEL_TABLE.get() {
+        table.lock().visit_leaves(VaHalf::Upper.range(), f);
+    }
 }
 
 /// Maps `frames` (physically contiguous) at `va` read-write for the kernel,

@@ -3,7 +3,7 @@
 //! allocator.
 
 use aspen_mm::asid::{AsidAllocator, AsidBits};
-use aspen_mm::aspace::{MmEnv, MmStats};
+use aspen_mm::aspace::{MmEnv, MmStats, WxPolicy};
 use aspen_mm::frame::BuddyAllocator;
 use aspen_mm::paging::PhysMemory;
 use aspen_mm::PhysAddr;
@@ -17,6 +17,7 @@ use crate::arch::tlb::HardwareTlb;
 pub struct KernelMm {
     asids: AsidAllocator,
     stats: MmStats,
+    wx_policy: WxPolicy,
 }
 
 /// RAM as the kernel reaches it: through the linear map, with page
@@ -48,10 +49,11 @@ static TLB: HardwareTlb = HardwareTlb;
 static KERNEL_MM: Once<KernelMm> = Once::new();
 
 /// Sets up the environment once the frame pool exists; `asid_bits` is the
-/// width every CPU supports.
-pub fn init(asid_bits: u8) {
+/// width every CPU supports, `wx_policy` the command line's
+/// (`aspen.wx=strict`).
+pub fn init(asid_bits: u8, wx_policy: WxPolicy) {
     let bits = if asid_bits == 16 { AsidBits::Sixteen } else { AsidBits::Eight };
-    KERNEL_MM.call_once(|| KernelMm { asids: AsidAllocator::new(bits), stats: MmStats::new() });
+    KERNEL_MM.call_once(|| KernelMm { asids: AsidAllocator::new(bits), stats: MmStats::new(), wx_policy });
 }
 
 /// The environment. Panics before [`init`] (a boot order bug).
@@ -81,6 +83,10 @@ impl MmEnv for KernelMm {
 
     fn stats(&self) -> &MmStats {
         &self.stats
+    }
+
+    fn wx_policy(&self) -> WxPolicy {
+        self.wx_policy
     }
 
     fn sync_icache(&self, frame: PhysAddr) {

@@ -1,5 +1,5 @@
 //! `/proc`: text made at open from the live state, in Linux's formats:
-//! `meminfo`, and per process `maps`, `stat` and `cmdline`.
+//! `meminfo`, and per process `maps`, `stat`, `status` and `cmdline`.
 
 use alloc::format;
 use alloc::string::String;
@@ -63,9 +63,11 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
                     (String::from("cmdline"), 4, DT_REG),
                     (String::from("maps"), 5, DT_REG),
                     (String::from("stat"), 6, DT_REG),
+                    (String::from("status"), 8, DT_REG),
                 ]),
                 ["maps"] => snapshot(maps(&process).into_bytes()),
                 ["stat"] => snapshot(stat(&process).into_bytes()),
+                ["status"] => snapshot(status(&process).into_bytes()),
                 ["cmdline"] => snapshot(process.cmdline.lock().clone()),
                 _ => return Err(Errno::ENOENT),
             }
@@ -127,6 +129,26 @@ fn maps(process: &Process) -> String {
     if let Some(mm) = process.mm.lock().as_ref() {
         let _ = mm.write_maps(&mut out);
     }
+    out
+}
+
+/// `/proc/<pid>/status`: Linux's `Name`, `State`, `Tgid`, `Pid` and
+/// `PPid` lines, then Aspen's own: `WxFlips` (write/execute flips of the
+/// process's pages) and `WxVareas` (mappings past the flip bound, mapped
+/// writable and executable).
+fn status(process: &Process) -> String {
+    let name = super::name(process);
+    let comm = name.rsplit('/').next().unwrap_or_default();
+    let state = if process.is_zombie() { "Z (zombie)" } else { "R (running)" };
+    let (wx_flips, wx_vareas) = process.mm.lock().as_ref().map_or((0, 0), |mm| (mm.wx_flips(), mm.wx_vareas()));
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:\t{comm}");
+    let _ = writeln!(out, "State:\t{state}");
+    let _ = writeln!(out, "Tgid:\t{}", process.pid);
+    let _ = writeln!(out, "Pid:\t{}", process.pid);
+    let _ = writeln!(out, "PPid:\t{}", process.ppid());
+    let _ = writeln!(out, "WxFlips:\t{wx_flips}");
+    let _ = writeln!(out, "WxVareas:\t{wx_vareas}");
     out
 }
 

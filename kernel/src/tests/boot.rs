@@ -10,6 +10,9 @@ kernel_test!(
         check!(line.semihosting);
         check_eq!(line.log_level, log::LevelFilter::Warn);
         check!(line.init_args().next().is_none());
+        check_eq!(line.wx_policy, aspen_mm::aspace::WxPolicy::Flip);
+        check_eq!(crate::cmdline::CommandLine::parse("aspen.wx=strict").wx_policy, aspen_mm::aspace::WxPolicy::Strict);
+        check_eq!(crate::cmdline::CommandLine::parse("aspen.wx=on").wx_policy, aspen_mm::aspace::WxPolicy::Flip);
         // Words after `--` belong to init, even ones the kernel would know.
         let line = crate::cmdline::CommandLine::parse("loglevel=7 -- --run-tests semihosting");
         check_eq!(line.log_level, log::LevelFilter::Debug);

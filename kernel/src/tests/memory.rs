@@ -1,9 +1,9 @@
-//! Tests of the kernel's memory set-up: its own tables (high half, W^X,
-//! blocks for the linear map), W^X enforced by the MMU, and the frame pool's
+//! Tests of the kernel's memory set-up: its own tables (high half, W^X
+//! checked entry by entry, blocks for the linear map), and the frame pool's
 //! accounting.
 
 use aspen_mm::frame::FrameAllocator;
-use aspen_mm::paging::{Access, MemoryType, PageAttrs, PageSize};
+use aspen_mm::paging::{Access, DescFlags, MemoryType, PageAttrs, PageSize};
 use aspen_mm::{PhysAddr, PAGE_SIZE};
 
 use crate::arch::exception::FaultStatus;
@@ -26,7 +26,27 @@ kernel_test!(
             check!(!m.attrs.access().contains(Access::WRITE | Access::EXECUTE), "{m:?} is writable and executable");
             check!(m.attrs.is_global());
         }
-        check!(crate::arch::mmu::wxn_enabled(), "SCTLR_EL1.WXN is off");
+        Ok(())
+    }
+);
+
+kernel_test!(
+    fn no_kernel_table_entry_is_writable_and_executable() -> TestResult {
+        // SCTLR_EL1.WXN is off (user pages may be RWX), so the kernel's W^X
+        // is its table's: no leaf may be writable and executable at any
+        // level, by EL1 (PXN clear) or by EL0 (UXN clear).
+        let (mut leaves, mut offenders) = (0usize, alloc::vec::Vec::new());
+        crate::memory::kernel_map::for_each_leaf(|leaf| {
+            leaves += 1;
+            let bits = DescFlags::from_bits_retain(leaf.desc.bits());
+            let writable = !bits.contains(DescFlags::AP_RO);
+            let executable = !bits.contains(DescFlags::PXN) || !bits.contains(DescFlags::UXN);
+            if writable && executable {
+                offenders.push(leaf);
+            }
+        });
+        check!(leaves > 0, "the walk found no leaf");
+        check!(offenders.is_empty(), "writable and executable kernel entries: {offenders:?}");
         Ok(())
     }
 );
@@ -167,6 +187,33 @@ kernel_test!(
         check!(bits == 8 || bits == 16, "ASID width {bits}");
         // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them.
         check_eq!(crate::arch::mmu::asid16_enabled(), bits == 16);
+        Ok(())
+    }
+);
+
+kernel_test!(
+    fn strict_wx_from_the_command_line_refuses_write_with_execute() -> TestResult {
+        use aspen_abi::mman::{MapFlags, Prot};
+        use aspen_mm::asid::{AsidAllocator, AsidBits};
+        use aspen_mm::aspace::{AddressSpace, Env};
+        use aspen_mm::errno::Errno;
+        use aspen_mm::VirtAddr;
+
+        // The kernel's own backends with the policy `aspen.wx=strict` gives
+        // (the booted kernel runs the default, which the user tests cover).
+        let policy = crate::cmdline::CommandLine::parse("aspen.wx=strict").wx_policy;
+        let (phys, tlb, asids) =
+            (crate::memory::user_env::KernelPhys, crate::arch::tlb::HardwareTlb, AsidAllocator::new(AsidBits::Eight));
+        let env = Env::new(&phys, frames::pool(), &tlb, &asids).with_wx_policy(policy);
+        let mut mm = AddressSpace::new(&env).map_err(|e| alloc::format!("{e}"))?;
+        let (anon, rw) = (MapFlags::PRIVATE | MapFlags::ANONYMOUS, Prot::READ | Prot::WRITE);
+        let at = VirtAddr::new(0);
+        check_eq!(mm.mmap(at, PAGE_SIZE, rw | Prot::EXEC, anon, None, 0), Err(Errno::EACCES));
+        check_eq!(mm.varea_count(), 0);
+        let page = mm.mmap(at, PAGE_SIZE, rw, anon, None, 0).map_err(|e| alloc::format!("{e}"))?;
+        check_eq!(mm.mprotect(page, PAGE_SIZE, rw | Prot::EXEC), Err(Errno::EACCES));
+        check_eq!(mm.mprotect(page, PAGE_SIZE, Prot::READ | Prot::EXEC), Ok(()));
+        check_eq!(mm.varea_count(), 1);
         Ok(())
     }
 );

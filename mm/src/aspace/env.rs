@@ -42,6 +42,29 @@ pub trait MmEnv {
     fn sync_icache(&self, frame: PhysAddr) {
         let _ = frame;
     }
+
+    /// How address spaces treat memory that is to be writable and
+    /// executable (`PROT_WRITE|PROT_EXEC`). The default flips.
+    fn wx_policy(&self) -> WxPolicy {
+        WxPolicy::Flip
+    }
+}
+
+/// The write-xor-execute policy for user memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WxPolicy {
+    /// `PROT_WRITE|PROT_EXEC` is accepted. Its pages are mapped writable
+    /// or executable, never both, flipping at each write or instruction
+    /// fetch that needs the other; a varea whose pages flipped more than
+    /// [`WX_FLIP_BOUND`](super::WX_FLIP_BOUND) times is mapped writable
+    /// and executable from then on, so that code storing into its own
+    /// page makes progress.
+    #[default]
+    Flip,
+    /// mmap and mprotect refuse `PROT_WRITE|PROT_EXEC` with EACCES (as
+    /// PaX MPROTECT and SELinux `execmem` do): no page is ever writable
+    /// and executable, and none flips.
+    Strict,
 }
 
 /// Counters for `/proc/meminfo`, `/proc/vmstat` and tests.
@@ -116,12 +139,18 @@ pub struct Env<'a, M: PhysMemory, T: TlbOps> {
     tlb: &'a T,
     asids: &'a AsidAllocator,
     stats: MmStats,
+    wx_policy: WxPolicy,
 }
 
 impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
     /// An environment over the given backends, with fresh counters.
     pub const fn new(mem: &'a M, frames: &'a BuddyAllocator<'static>, tlb: &'a T, asids: &'a AsidAllocator) -> Self {
-        Self { mem, frames, tlb, asids, stats: MmStats::new() }
+        Self { mem, frames, tlb, asids, stats: MmStats::new(), wx_policy: WxPolicy::Flip }
+    }
+
+    /// The same environment with write-xor-execute policy `policy`.
+    pub const fn with_wx_policy(self, policy: WxPolicy) -> Self {
+        Self { wx_policy: policy, ..self }
     }
 }
 
@@ -147,6 +176,10 @@ impl<M: PhysMemory, T: TlbOps> MmEnv for Env<'_, M, T> {
 
     fn stats(&self) -> &MmStats {
         &self.stats
+    }
+
+    fn wx_policy(&self) -> WxPolicy {
+        self.wx_policy
     }
 }
 

@@ -1,5 +1,6 @@
 //! Page faults: pages populated from their backing, copy-on-write, dirty
-//! tracking of shared file pages, W^X flips; and populating whole ranges
+//! tracking of shared file pages, W^X flips (counted per varea; past the
+//! bound, writable and executable pages); and populating whole ranges
 //! (MAP_POPULATE, mlock).
 
 use super::env::SpaceTlb;
@@ -21,6 +22,8 @@ pub(crate) enum Mode {
     Read,
     ReadWrite,
     ReadExec,
+    /// Only in a varea that flipped past the bound (`Varea::wx_together`).
+    ReadWriteExec,
 }
 
 /// `PROT_NONE` pages of RAM: kernel-only, read-only, tagged with the ASID.
@@ -39,13 +42,34 @@ const fn device_attrs(privilege: Privilege, access: Access) -> PageAttrs {
 }
 
 impl Mode {
+    /// Every mode, in declaration order (`ALL[m as usize] == m`).
+    pub(crate) const ALL: [Self; 5] = [Self::None, Self::Read, Self::ReadWrite, Self::ReadExec, Self::ReadWriteExec];
+
+    /// Whether user code may write.
+    pub(crate) fn is_writable(self) -> bool {
+        matches!(self, Self::ReadWrite | Self::ReadWriteExec)
+    }
+
+    /// Whether user code may fetch instructions.
+    pub(crate) fn is_executable(self) -> bool {
+        matches!(self, Self::ReadExec | Self::ReadWriteExec)
+    }
+
+    /// Whether a fault of `kind` on a leaf in this mode trades write for
+    /// execute or back (counted against the varea's flip bound).
+    fn flips_on(self, kind: FaultKind) -> bool {
+        matches!((self, kind), (Self::ReadWrite, FaultKind::Exec) | (Self::ReadExec, FaultKind::Write))
+    }
+
     /// The mode of a leaf with `attrs`.
     pub(crate) fn of(attrs: PageAttrs) -> Self {
         if attrs.privilege() != Privilege::User {
             return Self::None;
         }
         let access = attrs.access();
-        if access.contains(Access::WRITE) {
+        if access.contains(Access::WRITE | Access::EXECUTE) {
+            Self::ReadWriteExec
+        } else if access.contains(Access::WRITE) {
             Self::ReadWrite
         } else if access.contains(Access::EXECUTE) {
             Self::ReadExec
@@ -61,7 +85,11 @@ impl Mode {
         if !bits.contains(DescFlags::AP_EL0) {
             Self::None
         } else if !bits.contains(DescFlags::AP_RO) {
-            Self::ReadWrite
+            if bits.contains(DescFlags::UXN) {
+                Self::ReadWrite
+            } else {
+                Self::ReadWriteExec
+            }
         } else if !bits.contains(DescFlags::UXN) {
             Self::ReadExec
         } else {
@@ -83,15 +111,16 @@ impl Mode {
             Self::Read => prot.is_accessible(),
             Self::ReadWrite => prot.contains(Prot::WRITE),
             Self::ReadExec => prot.contains(Prot::EXEC),
+            Self::ReadWriteExec => prot.contains(Prot::WRITE | Prot::EXEC),
         }
     }
 
     pub(crate) fn allows(self, kind: FaultKind) -> bool {
         matches!(
             (self, kind),
-            (Self::Read | Self::ReadWrite | Self::ReadExec, FaultKind::Read)
-                | (Self::ReadWrite, FaultKind::Write)
-                | (Self::ReadExec, FaultKind::Exec)
+            (Self::Read | Self::ReadWrite | Self::ReadExec | Self::ReadWriteExec, FaultKind::Read)
+                | (Self::ReadWrite | Self::ReadWriteExec, FaultKind::Write)
+                | (Self::ReadExec | Self::ReadWriteExec, FaultKind::Exec)
         )
     }
 
@@ -103,23 +132,26 @@ impl Mode {
             (Self::Read, false) => PageAttrs::USER_RO,
             (Self::ReadWrite, false) => PageAttrs::USER_RW,
             (Self::ReadExec, false) => PageAttrs::USER_RX,
+            (Self::ReadWriteExec, false) => PageAttrs::USER_RWX,
             (Self::None, true) => DEVICE_NONE,
             (Self::Read | Self::ReadExec, true) => DEVICE_RO,
-            (Self::ReadWrite, true) => DEVICE_RW,
+            (Self::ReadWrite | Self::ReadWriteExec, true) => DEVICE_RW,
         }
     }
 
     /// The mode for a page of a varea with `prot`. `write_ok`: the page
     /// may be writable without a fault (not copy-on-write, not clean
     /// shared file data). W^X: with both write and execute possible,
+    /// both when the varea flipped past the bound (`together`), else
     /// `prefer_exec` picks.
-    pub(crate) fn choose(prot: Prot, write_ok: bool, prefer_exec: bool) -> Self {
+    pub(crate) fn choose(prot: Prot, write_ok: bool, prefer_exec: bool, together: bool) -> Self {
         if !prot.is_accessible() {
             return Self::None;
         }
         let write = prot.contains(Prot::WRITE) && write_ok;
         let exec = prot.contains(Prot::EXEC);
         match (write, exec) {
+            (true, true) if together => Self::ReadWriteExec,
             (true, true) if prefer_exec => Self::ReadExec,
             (true, _) => Self::ReadWrite,
             (false, true) => Self::ReadExec,
@@ -127,12 +159,23 @@ impl Mode {
         }
     }
 
-    /// The mode a fault of `kind` installs (the varea allows the access).
-    fn for_fault(prot: Prot, kind: FaultKind, write_ok: bool) -> Self {
+    /// The mode a fault of `kind` installs in `varea` (which allows the
+    /// access).
+    fn for_fault<E: MmEnv>(varea: &Varea<'_, E>, kind: FaultKind, write_ok: bool) -> Self {
         match kind {
-            FaultKind::Write => Self::ReadWrite,
+            FaultKind::Write => Self::writable_in(varea),
+            FaultKind::Exec if varea.wx_together && write_ok => Self::ReadWriteExec,
             FaultKind::Exec => Self::ReadExec,
-            FaultKind::Read => Self::choose(prot, write_ok, false),
+            FaultKind::Read => Self::choose(varea.prot, write_ok, false, varea.wx_together),
+        }
+    }
+
+    /// The mode of a page of `varea` made writable.
+    fn writable_in<E: MmEnv>(varea: &Varea<'_, E>) -> Self {
+        if varea.wx_together {
+            Self::ReadWriteExec
+        } else {
+            Self::ReadWrite
         }
     }
 }
@@ -158,7 +201,7 @@ pub(crate) fn exclusive(frames: &BuddyAllocator<'static>, pa: PhysAddr) -> bool 
 pub(crate) fn leaf_write_ok<E: MmEnv>(env: &E, varea: &Varea<'_, E>, pa: PhysAddr, current: Mode) -> bool {
     match &varea.backing {
         Backing::Anon | Backing::Object { shared: false, .. } => exclusive(env.frames(), pa),
-        Backing::Object { object, shared: true, .. } => object.is_anonymous() || current == Mode::ReadWrite,
+        Backing::Object { object, shared: true, .. } => object.is_anonymous() || current.is_writable(),
         Backing::Device { .. } => true,
     }
 }
@@ -196,7 +239,7 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// Maps `frame` at the cursor's page, whose entry is invalid: no TLB
     /// maintenance.
     fn install(&mut self, frame: PhysAddr, mode: Mode, device: bool) -> Result<(), FaultError> {
-        if mode == Mode::ReadExec {
+        if mode.is_executable() {
             self.env.sync_icache(frame);
         }
         self.cursor.map(frame, mode.attrs(device)).map_err(fault_error)
@@ -205,7 +248,7 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// Changes the permissions of the live leaf at the cursor in place
     /// (one TLBI).
     fn set_mode(&mut self, leaf: Leaf, mode: Mode, device: bool) {
-        if mode == Mode::ReadExec && Mode::of_desc(leaf.desc) != Mode::ReadExec {
+        if mode.is_executable() && !Mode::of_desc(leaf.desc).is_executable() {
             self.env.sync_icache(leaf.pa());
         }
         log_edit("permission change", self.cursor.protect(mode.attrs(device)).map(drop));
@@ -214,12 +257,12 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// A write to a read-only private page: reuse the frame when this
     /// mapping holds the only reference, else copy it (break-before-make:
     /// copy, clear the entry, TLBI, DSB, write the new entry, then drop
-    /// the old frame's reference).
-    fn break_cow(&mut self, leaf: Leaf) -> Result<(), FaultError> {
+    /// the old frame's reference). `mode` is writable.
+    fn break_cow(&mut self, leaf: Leaf, mode: Mode) -> Result<(), FaultError> {
         let frames = self.env.frames();
         if exclusive(frames, leaf.pa()) {
             self.env.stats().cow_reuse();
-            self.set_mode(leaf, Mode::ReadWrite, false);
+            self.set_mode(leaf, mode, false);
             return Ok(());
         }
         let copy = frames.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
@@ -227,7 +270,10 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         // frame nobody may write (every mapping of it is read-only), and
         // the two differ.
         unsafe { copy_frame(self.env.mem(), copy, leaf.pa()) };
-        match self.cursor.replace(copy, Mode::ReadWrite.attrs(false)) {
+        if mode.is_executable() {
+            self.env.sync_icache(copy);
+        }
+        match self.cursor.replace(copy, mode.attrs(false)) {
             Ok(old) => {
                 // The TLB forgot the old leaf before `replace` returned.
                 if let Some(old) = old {
@@ -266,7 +312,20 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// that the cursor lives in registers.
     #[inline]
     fn resolve(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
-        match self.cursor.query() {
+        let leaf = self.cursor.query();
+        self.resolve_queried(start, varea, kind, leaf)
+    }
+
+    /// [`Self::resolve`] once the page's leaf (if any) was looked up.
+    #[inline]
+    fn resolve_queried(
+        &mut self,
+        start: VirtAddr,
+        varea: &Varea<'e, E>,
+        kind: FaultKind,
+        leaf: Option<Leaf>,
+    ) -> Result<(), FaultError> {
+        match leaf {
             None => self.fault_missing(start, varea, kind),
             Some(leaf) => self.fault_present(start, varea, leaf, kind),
         }
@@ -278,10 +337,10 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         match &varea.backing {
             Backing::Anon => {
                 let frame = self.zeroed_frame()?;
-                self.install_owned(frame, Mode::for_fault(varea.prot, kind, true))
+                self.install_owned(frame, Mode::for_fault(varea, kind, true))
             }
             Backing::Device { pa } => {
-                let mode = Mode::for_fault(varea.prot, kind, true);
+                let mode = Mode::for_fault(varea, kind, true);
                 self.install(*pa + (page - start), mode, true)
             }
             Backing::Object { object, first_page, shared } => {
@@ -300,15 +359,15 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
                     // page (a pool frame) distinct from it.
                     unsafe { copy_frame(self.env.mem(), copy, frame) };
                     put_frame(self.env.frames(), frame);
-                    return self.install_owned(copy, Mode::ReadWrite);
+                    return self.install_owned(copy, Mode::writable_in(varea));
                 }
                 let write_ok = *shared && object.is_anonymous();
-                let mode = Mode::for_fault(varea.prot, kind, write_ok);
-                if *shared && mode == Mode::ReadWrite {
+                let mode = Mode::for_fault(varea, kind, write_ok);
+                if *shared && mode.is_writable() {
                     object.start_writer(index);
                 }
                 let result = self.install_owned(frame, mode);
-                if result.is_err() && *shared && mode == Mode::ReadWrite {
+                if result.is_err() && *shared && mode.is_writable() {
                     object.end_writer(index);
                 }
                 result
@@ -330,30 +389,33 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
             return Ok(());
         }
         let device = matches!(varea.backing, Backing::Device { .. });
+        let writable = Mode::writable_in(varea);
         match kind {
             FaultKind::Read => {
                 let write_ok = leaf_write_ok(self.env, varea, leaf.pa(), current);
-                self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false), device);
+                self.set_mode(leaf, Mode::choose(varea.prot, write_ok, false, varea.wx_together), device);
                 Ok(())
             }
             FaultKind::Exec => {
+                let write_ok = current.is_writable() && leaf_write_ok(self.env, varea, leaf.pa(), current);
+                let mode = Mode::for_fault(varea, kind, write_ok);
                 if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                    if current == Mode::ReadWrite {
+                    if current.is_writable() && !mode.is_writable() {
                         object.end_writer(object_index(*first_page, start, leaf.va));
                     }
                 }
-                self.set_mode(leaf, Mode::ReadExec, device);
+                self.set_mode(leaf, mode, device);
                 Ok(())
             }
             FaultKind::Write => match &varea.backing {
-                Backing::Anon | Backing::Object { shared: false, .. } => self.break_cow(leaf),
+                Backing::Anon | Backing::Object { shared: false, .. } => self.break_cow(leaf, writable),
                 Backing::Object { object, first_page, shared: true } => {
                     object.start_writer(object_index(*first_page, start, leaf.va));
-                    self.set_mode(leaf, Mode::ReadWrite, false);
+                    self.set_mode(leaf, writable, false);
                     Ok(())
                 }
                 Backing::Device { .. } => {
-                    self.set_mode(leaf, Mode::ReadWrite, true);
+                    self.set_mode(leaf, writable, true);
                     Ok(())
                 }
             },
@@ -385,7 +447,20 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let page = va.align_down(PAGE_SIZE);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let cursor = self.table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(fault_error)?;
-        FaultCursor { env: self.env, cursor }.resolve(start, varea, kind)
+        let mut faults = FaultCursor { env: self.env, cursor };
+        let leaf = faults.cursor.query();
+        let varea = match self.vareas.get_mut(start) {
+            // Counted before resolving: the flip past the bound already
+            // maps the page writable and executable.
+            Some(varea) if leaf.is_some_and(|l| Mode::of_desc(l.desc).flips_on(kind)) => {
+                self.wx_flips += 1;
+                varea.count_wx_flip();
+                varea
+            }
+            Some(varea) => varea,
+            None => return Err(FaultError::Segv),
+        };
+        faults.resolve_queried(start, varea, kind, leaf)
     }
 
     /// Faults in every page of the accessible vareas in `range`: writable

@@ -52,7 +52,13 @@ fn copy_page<E: MmEnv>(env: &E, leaf: Leaf) -> Option<Descriptor> {
     // distinct pool frame that no one writes during the fork (the space is
     // locked).
     unsafe { copy_frame(env.mem(), copy, leaf.pa()) };
-    Some(Descriptor::leaf(copy, leaf.size(), leaf.mapping().attrs))
+    let attrs = leaf.mapping().attrs;
+    // A writable and executable page: the copy was written through the
+    // data side, and the child may run it at once.
+    if Mode::of(attrs).is_executable() {
+        env.sync_icache(copy);
+    }
+    Some(Descriptor::leaf(copy, leaf.size(), attrs))
 }
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {

@@ -19,11 +19,18 @@
 //!   read-only private page reuses the frame when this mapping holds the
 //!   only reference and the frame is not in a page cache, and copies it
 //!   otherwise (break-before-make: copy, clear, TLBI, DSB, write, drop).
-//! - W^X: the architecture could, but Aspen never maps a page writable and
-//!   executable at once. A `PROT_WRITE|PROT_EXEC` varea is accepted (as
-//!   Linux does); each page is mapped read-write after a write fault and
-//!   read-execute after an execute fault, flipping on demand (each flip is
-//!   one fault, and the execute side gets an instruction-cache sync).
+//! - W^X ([`WxPolicy`], from the environment). By default a
+//!   `PROT_WRITE|PROT_EXEC` varea is accepted (as Linux does) and its
+//!   pages are mapped read-write after a write fault and read-execute
+//!   after an execute fault, flipping on demand (each flip is one fault,
+//!   and the execute side gets an instruction-cache sync). Flipping alone
+//!   would livelock an instruction that stores into its own page (the
+//!   store flips the page away from the fetch that retries it), so flips
+//!   are counted per varea: past [`WX_FLIP_BOUND`] the varea's writable
+//!   pages are mapped read-write-execute until an mprotect takes write or
+//!   execute away. With [`WxPolicy::Strict`], mmap and mprotect refuse
+//!   `PROT_WRITE|PROT_EXEC` with EACCES and no user page is ever writable
+//!   and executable. Kernel pages never are ([`crate::paging::PageAttrs`]).
 //! - `PROT_NONE` pages that hold data stay mapped, EL1-only and read-only,
 //!   so user access faults; the kernel must access user memory with
 //!   unprivileged loads and stores (`LDTR`/`STTR`) or check first with
@@ -65,7 +72,7 @@ mod tests;
 
 use core::mem::ManuallyDrop;
 
-pub use env::{Env, MmEnv, MmStats};
+pub use env::{Env, MmEnv, MmStats, WxPolicy};
 pub use maps::{MapsLine, VareaInfo, VareaKind};
 pub use varea::{MappedFile, Prot};
 
@@ -92,6 +99,12 @@ pub const DEFAULT_MMAP_BASE: VirtAddr = VirtAddr::new(USER_END.as_u64() - (256 <
 /// The most vareas a space may have (Linux's `vm.max_map_count`); calls
 /// that would need more fail with ENOMEM.
 pub const MAX_VAREAS: usize = 65530;
+
+/// How many write/execute flips a varea's pages may take before they are
+/// mapped writable and executable at once: a few flips are W^X working as
+/// meant (a JIT writes, then runs), more are code that writes where it
+/// runs.
+pub const WX_FLIP_BOUND: u32 = 4;
 
 /// What a faulting access tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +162,8 @@ pub struct AddressSpace<'e, E: MmEnv> {
     stack_start: Option<VirtAddr>,
     /// mlockall(MCL_FUTURE): how new mappings are locked.
     lock_future: Option<LockMode>,
+    /// Write/execute flips taken in this space since it was made.
+    wx_flips: u64,
 }
 
 /// `len` rounded up to whole pages; `None` on overflow.
@@ -254,6 +269,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             brk: None,
             stack_start: None,
             lock_future: None,
+            wx_flips: 0,
         })
     }
 
@@ -296,6 +312,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Number of vareas.
     pub fn varea_count(&self) -> usize {
         self.vareas.len()
+    }
+
+    /// Write/execute flips this space's pages took since it was made
+    /// (not inherited across fork).
+    pub fn wx_flips(&self) -> u64 {
+        self.wx_flips
+    }
+
+    /// Vareas whose pages flipped past [`WX_FLIP_BOUND`] and are mapped
+    /// writable and executable at once.
+    pub fn wx_vareas(&self) -> usize {
+        self.vareas.iter().filter(|(_, v)| v.wx_together).count()
     }
 
     /// Table pages, the root included.

@@ -12,8 +12,8 @@ use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot
 use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::varea::{Backing, MappedFile, Varea};
 use super::{
-    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, MAX_VAREAS, MMAP_MIN_ADDR,
-    USER_END,
+    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
+    MMAP_MIN_ADDR, USER_END,
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
@@ -59,6 +59,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             low = low.max(varea.end_exclusive);
         }
         (USER_END - low >= len).then_some(low)
+    }
+
+    /// Under [`WxPolicy::Strict`], `PROT_WRITE|PROT_EXEC` is EACCES.
+    fn check_wx_policy(&self, prot: Prot) -> Result<(), Errno> {
+        if self.env.wx_policy() == WxPolicy::Strict && prot.contains(Prot::WRITE | Prot::EXEC) {
+            return Err(Errno::EACCES);
+        }
+        Ok(())
     }
 
     /// Whether splitting at the ends of `range` would exceed [`MAX_VAREAS`].
@@ -172,13 +180,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 Some(MapType::SharedValidate) | None => return Err(Errno::EINVAL),
             },
         };
+        self.check_wx_policy(prot)?;
         if fixed && self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
         self.unmap_range(range);
         let lock = if flags.contains(MapFlags::LOCKED) { Some(LockMode::Populate) } else { self.lock_future };
         let prot = prot.access();
-        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: lock.is_some() };
+        let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, lock.is_some());
         self.add_varea(range, varea);
         let populate = lock == Some(LockMode::Populate)
             || (flags.contains(MapFlags::POPULATE) && !flags.contains(MapFlags::NONBLOCK));
@@ -234,6 +243,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             // No varea grows (MAP_GROWSDOWN is not kept).
             return Err(if self.vareas.covers(range) { Errno::EINVAL } else { Errno::ENOMEM });
         }
+        self.check_wx_policy(prot)?;
         let new = prot.access();
         // As Linux, varea by varea up to the first hole: a protection
         // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
@@ -267,7 +277,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
             }
             only_gains &= !varea.locked && varea.prot.is_accessible() && new.contains(varea.prot);
-            varea.prot = new;
+            varea.set_prot(new);
         }
         if !only_gains {
             self.reprotect_leaves(range);
@@ -295,10 +305,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let device = matches!(varea.backing, Backing::Device { .. });
             let prot = varea.prot;
             let may_write = prot.contains(Prot::WRITE);
+            let together = varea.wx_together;
             // Indexed by `Mode as usize`: the modes in declaration order.
-            let models = [Mode::None, Mode::Read, Mode::ReadWrite, Mode::ReadExec].map(|m| m.model(device));
+            let models = Mode::ALL.map(|m| m.model(device));
             let retarget = |leaf: &Leaf, target: Mode| {
-                if target == Mode::ReadExec {
+                if target.is_executable() {
                     env.sync_icache(leaf.pa());
                 }
                 leaf.desc.with_permissions_of(models[target as usize])
@@ -316,7 +327,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         return leaf.desc;
                     }
                     let write_ok = may_write && exclusive(frames, leaf.pa());
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
                     if target == current {
                         return leaf.desc;
                     }
@@ -328,12 +339,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                         return leaf.desc;
                     }
                     let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec);
+                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
                     if target == current {
                         return leaf.desc;
                     }
                     if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                        if current == Mode::ReadWrite {
+                        if current.is_writable() && !target.is_writable() {
                             object.end_writer(object_index(*first_page, start, leaf.va));
                         }
                     }
@@ -442,7 +453,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
             for (object, first, _, sub) in &jobs {
                 let result = editor.update(*sub, |leaf: Leaf| {
-                    if Mode::of_desc(leaf.desc) != Mode::ReadWrite {
+                    if !Mode::of_desc(leaf.desc).is_writable() {
                         return leaf.desc;
                     }
                     object.end_writer(first + (leaf.va - sub.start) / PAGE_SIZE);
@@ -578,13 +589,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let range = VirtRange::new(old_end, new_end);
         let lock = self.lock_future;
-        let heap = Varea {
-            end_exclusive: new_end,
-            prot: Prot::READ | Prot::WRITE,
-            max_prot: Prot::ACCESS,
-            backing: Backing::Anon,
-            locked: lock.is_some(),
-        };
+        let heap = Varea::new(new_end, Prot::READ | Prot::WRITE, Prot::ACCESS, Backing::Anon, lock.is_some());
         self.add_varea(range, heap);
         if lock == Some(LockMode::Populate) {
             // As Linux: a failure leaves the pages to later faults.
@@ -614,12 +619,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let start = self.free_area(len, VirtAddr::new(0)).ok_or(Errno::ENOMEM)?;
         let range = VirtRange::new(start, start + len);
-        let attrs = Mode::choose(prot, true, false).attrs(true);
+        let attrs = Mode::choose(prot, true, false, false).attrs(true);
         self.table.map(range, pa.start, attrs).map_err(|_| Errno::ENOMEM)?;
         let backing = Backing::Device { pa: pa.start };
         // Devices are never executable, not even after mprotect.
         let max_prot = Prot::READ | Prot::WRITE;
-        let varea = Varea { end_exclusive: range.end_exclusive, prot, max_prot, backing, locked: false };
+        let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, false);
         self.add_varea(range, varea);
         Ok(start)
     }

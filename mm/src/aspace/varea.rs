@@ -5,7 +5,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use super::MmEnv;
+use super::{MmEnv, WX_FLIP_BOUND};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
 
@@ -74,6 +74,11 @@ pub(crate) struct Varea<'e, E: MmEnv> {
     pub backing: Backing<'e, E>,
     /// mlock: populated, and kept so (no MADV_DONTNEED).
     pub locked: bool,
+    /// Write/execute flips its pages took under its current protection.
+    pub wx_flips: u32,
+    /// Flipped past [`WX_FLIP_BOUND`]: writable pages are mapped
+    /// executable too. Only while `prot` has both write and execute.
+    pub wx_together: bool,
 }
 
 impl<E: MmEnv> Clone for Varea<'_, E> {
@@ -84,11 +89,35 @@ impl<E: MmEnv> Clone for Varea<'_, E> {
             max_prot: self.max_prot,
             backing: self.backing.clone(),
             locked: self.locked,
+            wx_flips: self.wx_flips,
+            wx_together: self.wx_together,
         }
     }
 }
 
 impl<'e, E: MmEnv> Varea<'e, E> {
+    /// A varea over up to `end_exclusive` that never flipped.
+    pub fn new(end_exclusive: VirtAddr, prot: Prot, max_prot: Prot, backing: Backing<'e, E>, locked: bool) -> Self {
+        Self { end_exclusive, prot, max_prot, backing, locked, wx_flips: 0, wx_together: false }
+    }
+
+    /// Counts a write/execute flip of one of its pages; past
+    /// [`WX_FLIP_BOUND`] its pages stay writable and executable.
+    pub fn count_wx_flip(&mut self) {
+        self.wx_flips = self.wx_flips.saturating_add(1);
+        self.wx_together |= self.wx_flips > WX_FLIP_BOUND;
+    }
+
+    /// Sets the protection; taking write or execute away ends flip
+    /// counting and the write-and-execute mapping.
+    pub fn set_prot(&mut self, prot: Prot) {
+        if !prot.contains(Prot::WRITE | Prot::EXEC) {
+            self.wx_flips = 0;
+            self.wx_together = false;
+        }
+        self.prot = prot;
+    }
+
     /// Whether writes go to memory others share (no copy-on-write).
     pub fn is_shared(&self) -> bool {
         match &self.backing {
@@ -115,6 +144,10 @@ impl<'e, E: MmEnv> Varea<'e, E> {
             max_prot: self.max_prot,
             backing,
             locked: self.locked,
+            // Either half may hold the page that flipped: both keep the
+            // count, so neither loses the progress it earned.
+            wx_flips: self.wx_flips,
+            wx_together: self.wx_together,
         };
         self.end_exclusive = at;
         upper
@@ -123,7 +156,11 @@ impl<'e, E: MmEnv> Varea<'e, E> {
     /// Whether `next`, starting where `self` (starting at `start`) ends,
     /// continues it exactly, so the two can be one varea.
     fn continues_into(&self, start: VirtAddr, next: &Self) -> bool {
-        if self.prot != next.prot || self.max_prot != next.max_prot || self.locked != next.locked {
+        if self.prot != next.prot
+            || self.max_prot != next.max_prot
+            || self.locked != next.locked
+            || self.wx_together != next.wx_together
+        {
             return false;
         }
         match (&self.backing, &next.backing) {
@@ -212,6 +249,11 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         }
     }
 
+    /// The varea starting at `start`.
+    pub fn get_mut(&mut self, start: VirtAddr) -> Option<&mut Varea<'e, E>> {
+        self.map.get_mut(&start)
+    }
+
     pub fn insert(&mut self, start: VirtAddr, varea: Varea<'e, E>) {
         self.map.insert(start, varea);
     }
@@ -238,6 +280,9 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         if let Some(after) = self.map.remove(&va) {
             if let Some(before) = self.map.get_mut(&start) {
                 before.end_exclusive = after.end_exclusive;
+                // The larger count, not the sum: a split copied it to both
+                // halves, and merging them back must give it back unchanged.
+                before.wx_flips = before.wx_flips.max(after.wx_flips);
             }
         }
     }

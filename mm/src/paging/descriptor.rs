@@ -186,6 +186,13 @@ impl PageAttrs {
     pub const USER_RO: Self = Self::raw(Access::READ, Privilege::User, MemoryType::Normal);
     /// User RAM, read and execute.
     pub const USER_RX: Self = Self::raw(Access::READ.union(Access::EXECUTE), Privilege::User, MemoryType::Normal);
+    /// User RAM, read, write and execute: the one writable and executable
+    /// combination, for user pages that flip between writes and
+    /// instruction fetches too often to keep W^X (see `aspace`). It exists
+    /// only as this constant: [`Self::new`] and [`Self::with_access`]
+    /// refuse write with execute for every page, so no kernel page can be
+    /// built writable and executable.
+    pub const USER_RWX: Self = Self::raw(Access::all(), Privilege::User, MemoryType::Normal);
 
     /// Kernel pages are global, user pages not.
     const fn raw(access: Access, privilege: Privilege, memory: MemoryType) -> Self {
@@ -595,6 +602,7 @@ mod tests {
             PageAttrs::USER_RW,
             PageAttrs::USER_RO,
             PageAttrs::USER_RX,
+            PageAttrs::USER_RWX,
             PageAttrs::new(Privilege::Kernel, Access::READ | Access::WRITE, MemoryType::NormalNonCacheable).unwrap(),
         ];
         for attrs in all {
@@ -627,6 +635,29 @@ mod tests {
         assert!(k.contains(DescFlags::UXN) && !k.contains(DescFlags::PXN));
         let u = PageAttrs::USER_RX.descriptor_bits();
         assert!(u.contains(DescFlags::PXN) && !u.contains(DescFlags::UXN));
+    }
+
+    #[test]
+    fn write_with_execute_exists_for_user_pages_only() {
+        use AttrError::WriteAndExecute;
+        let rwx = Access::READ | Access::WRITE | Access::EXECUTE;
+        // The one writable and executable combination: EL0 may write and
+        // fetch, EL1 may never fetch (PXN), tagged with the ASID.
+        let bits = PageAttrs::USER_RWX.descriptor_bits();
+        assert!(bits.contains(DescFlags::AP_EL0 | DescFlags::PXN | DescFlags::NG));
+        assert!(!bits.intersects(DescFlags::AP_RO | DescFlags::UXN));
+        assert_eq!(PageAttrs::USER_RWX.access(), rwx);
+        // Nothing else reaches it: no kernel page, global or not, and no
+        // path through the checked constructors.
+        for memory in [MemoryType::Normal, MemoryType::NormalNonCacheable] {
+            assert_eq!(PageAttrs::new(Privilege::Kernel, rwx, memory), Err(WriteAndExecute));
+            assert_eq!(PageAttrs::new(Privilege::User, rwx, memory), Err(WriteAndExecute));
+        }
+        for attrs in [PageAttrs::KERNEL_RW, PageAttrs::KERNEL_RX, PageAttrs::KERNEL_RX.non_global()] {
+            assert_eq!(attrs.with_access(rwx), Err(WriteAndExecute));
+        }
+        assert_eq!(PageAttrs::USER_RWX.with_access(rwx), Err(WriteAndExecute));
+        assert_eq!(PageAttrs::USER_RWX.global(), Err(AttrError::GlobalUser));
     }
 
     #[test]

@@ -89,16 +89,22 @@ pub fn asid_bits() -> u8 {
     }
 }
 
-/// Turns on 16-bit ASIDs (TCR_EL1.AS) when `bits` is 16, and write-XN
-/// (SCTLR_EL1.WXN: nothing writable is executable), then drops TLB entries
-/// that may have cached the old settings.
+/// Turns on 16-bit ASIDs (TCR_EL1.AS) when `bits` is 16, then drops TLB
+/// entries that may have cached the old setting.
+///
+/// SCTLR_EL1.WXN stays off: it would make every page EL0 can write
+/// execute-never, and user pages that flipped past the bound are mapped
+/// writable and executable on purpose (`aspen_mm::aspace::WX_FLIP_BOUND`).
+/// The kernel's own W^X rests on its attributes instead: no kernel
+/// `PageAttrs` can be writable and executable, and a kernel test walks the
+/// kernel's table for such an entry.
 pub fn configure(bits: u8) {
     if bits == 16 {
         TCR_EL1.modify(TCR_EL1::AS::ASID16Bits);
     } else {
         TCR_EL1.modify(TCR_EL1::AS::ASID8Bits);
     }
-    SCTLR_EL1.modify(SCTLR_EL1::WXN::Enable);
+    SCTLR_EL1.modify(SCTLR_EL1::WXN::Disable);
     // SAFETY: barriers and a local invalidation of every EL1&0 entry.
     unsafe { core::arch::asm!("isb", "tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
 }
@@ -106,9 +112,4 @@ pub fn configure(bits: u8) {
 /// Whether TCR_EL1.AS selects 16-bit ASIDs.
 pub fn asid16_enabled() -> bool {
     TCR_EL1.is_set(TCR_EL1::AS)
-}
-
-/// Whether SCTLR_EL1.WXN is on.
-pub fn wxn_enabled() -> bool {
-    SCTLR_EL1.is_set(SCTLR_EL1::WXN)
 }

@@ -247,3 +247,32 @@ fn a_file_not_opened_for_reading_cannot_be_mapped() {
         assert_eq!(space.vareas().count(), 0);
     });
 }
+
+#[test]
+fn shared_file_pages_mapped_writable_and_executable_keep_dirty_tracking() {
+    with_env(64, |env| {
+        let data = pattern(PS as usize, 6);
+        let (pager, file) = open(env, &data);
+        let mut space = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut space, &file, 1, RW | Prot::EXEC, MapFlags::SHARED, 0);
+        // Code storing into its own page: flips until the bound, then the
+        // page is writable and executable.
+        for i in 0..=crate::aspace::WX_FLIP_BOUND as u8 {
+            exec(&mut space, p).unwrap();
+            write(&mut space, p + 64, i).unwrap();
+        }
+        assert_eq!(space.wx_vareas(), 1);
+        assert_eq!(faults_during(env, || exec(&mut space, p).unwrap()), 0);
+        pager.take();
+        space.msync(va(p), PS, MsyncFlags::SYNC).unwrap();
+        assert_eq!(pager.take_writes(), [0], "the page was dirty");
+        assert_eq!(pager.stored(64, 1), [crate::aspace::WX_FLIP_BOUND as u8]);
+        // Clean again: the next write faults to mark it dirty, and maps
+        // the page writable and executable again.
+        assert_eq!(faults_during(env, || write(&mut space, p + 65, 0x77).unwrap()), 1);
+        assert_eq!(faults_during(env, || exec(&mut space, p).unwrap()), 0);
+        space.msync(va(p), PS, MsyncFlags::SYNC).unwrap();
+        assert_eq!(pager.take_writes(), [0]);
+        assert_eq!(pager.stored(65, 1), [0x77]);
+    });
+}

@@ -9,6 +9,7 @@ mod file;
 mod lock;
 mod memory;
 mod prop;
+mod wx;
 
 use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
@@ -16,7 +17,7 @@ use std::vec::Vec;
 
 use crate::errno::Errno;
 
-use super::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
+use super::{AddressSpace, Env, FaultError, FaultKind, MmEnv, WxPolicy};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::asid::{AsidAllocator, AsidBits};
 use crate::frame::BuddyAllocator;
@@ -36,11 +37,16 @@ pub(super) fn with_env<R>(pages: u64, f: impl FnOnce(&TestEnv<'_>) -> R) -> R {
 
 /// As [`with_env`], with ASIDs of `bits` bits.
 pub(super) fn with_env_bits<R>(pages: u64, bits: AsidBits, f: impl FnOnce(&TestEnv<'_>) -> R) -> R {
+    with_env_policy(pages, bits, WxPolicy::Flip, f)
+}
+
+/// As [`with_env`], with ASIDs of `bits` bits and W^X policy `policy`.
+pub(super) fn with_env_policy<R>(pages: u64, bits: AsidBits, policy: WxPolicy, f: impl FnOnce(&TestEnv<'_>) -> R) -> R {
     let arena = Arena::new(RAM_BASE, pages * PS);
     let frames = BuddyAllocator::new_owned(&[arena.range()]).expect("buddy over the arena");
     let machine = Machine::new(&arena);
     let asids = AsidAllocator::new(bits);
-    let env = Env::new(&arena, &frames, &machine, &asids);
+    let env = Env::new(&arena, &frames, &machine, &asids).with_wx_policy(policy);
     let baseline = frames.free_frame_count();
     let result = f(&env);
     assert_eq!(frames.free_frame_count(), baseline, "frames leaked");

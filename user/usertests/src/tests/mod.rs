@@ -34,6 +34,7 @@ pub mod segv;
 pub mod shared;
 pub mod time;
 pub mod traps;
+pub mod wx;
 
 use crate::harness::{Body, Test};
 
@@ -65,6 +66,7 @@ pub const TESTS: &[Test] = &[
     child("segv_write_readonly", segv::write_readonly),
     child("segv_read_prot_none", segv::read_prot_none),
     child("segv_exec_noexec", segv::exec_noexec),
+    child("wx_self_modifying_page", wx::self_modifying_page),
     child("traps_kill_with_linux_signals", traps::kill_with_linux_signals),
     child("efault_bad_pointers", efault::bad_pointers),
     child("populate_no_faults", faults::populate),

@@ -94,7 +94,7 @@ pub fn read_prot_none(_: &Context) -> TestResult {
 /// Cleans the data cache line of `addr` and invalidates its instruction cache
 /// line, so that code written there can run (EL0 cache maintenance, which
 /// Linux allows with SCTLR_EL1.UCI).
-fn sync_icache(addr: usize) {
+pub(crate) fn sync_icache(addr: usize) {
     // SAFETY: cache maintenance by address changes no memory contents.
     unsafe {
         asm!(
