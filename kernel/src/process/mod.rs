@@ -96,12 +96,6 @@ impl Process {
     }
 }
 
-/// The process a task runs, if it is a user task.
-fn process_of(task: &Task) -> Option<&Process> {
-    let user: &dyn Any = task.user_context()?.as_ref();
-    user.downcast_ref()
-}
-
 /// The process whose task is running, if it is a user task.
 pub fn current() -> Option<Arc<Process>> {
     let user: Arc<dyn Any + Send + Sync> = sched::with_current(|task| task.user_context().cloned())?;
@@ -121,6 +115,18 @@ impl UserContext for Process {
             Some((root, asid)) => mmu::set_user_table(root, asid.0),
             None => mmu::set_empty_user_table(),
         }
+    }
+
+    fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError> {
+        let result =
+            self.with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind)).map_err(|_| FaultError::Segv)?;
+        if result.is_ok() {
+            self.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        if crate::syscall::tracing() {
+            log::info!("pid {}: {kind:?} fault at {addr:#x}: {result:?}", self.pid);
+        }
+        result
     }
 }
 
@@ -189,18 +195,7 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
 /// Resolves a fault of the current process at `addr`: an error when it is
 /// not one the address space can resolve (the signal to send).
 pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
-    sched::with_current(|task| {
-        let process = process_of(task).ok_or(FaultError::Segv)?;
-        let result =
-            process.with_mm(|mm| mm.handle_fault(aspen_mm::VirtAddr::new(addr), kind)).map_err(|_| FaultError::Segv)?;
-        if result.is_ok() {
-            process.faults.fetch_add(1, Ordering::Relaxed);
-        }
-        if crate::syscall::tracing() {
-            log::info!("pid {}: {kind:?} fault at {addr:#x}: {result:?}", process.pid);
-        }
-        result
-    })
+    sched::with_current(|task| task.user_context().ok_or(FaultError::Segv)?.resolve_fault(addr, kind))
 }
 
 /// Ends the current process with wait status `status`: frees its memory

@@ -10,6 +10,7 @@ use core::any::Any;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use aspen_mm::aspace::{FaultError, FaultKind};
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
@@ -25,6 +26,10 @@ pub trait UserContext: Any + Send + Sync {
     /// Makes this context's address space current on this CPU; called as
     /// its task is switched in.
     fn activate(&self);
+
+    /// Resolves a fault of its task at user address `addr` (demand paging,
+    /// copy-on-write), or says which signal it deserves.
+    fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError>;
 }
 
 /// Where a task is in its life.

@@ -238,6 +238,7 @@ struct FaultCursor<'c, 'e, E: MmEnv> {
 impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// Maps `frame` at the cursor's page, whose entry is invalid: no TLB
     /// maintenance.
+    #[inline]
     fn install(&mut self, frame: PhysAddr, mode: Mode, device: bool) -> Result<(), FaultError> {
         if mode.is_executable() {
             self.env.sync_icache(frame);
@@ -438,7 +439,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if va >= USER_END {
             return Err(FaultError::Segv);
         }
-        let Some((start, varea)) = self.vareas.find(va) else {
+        let Some((start, varea)) = self.vareas.find_mut(va) else {
             return Err(FaultError::Segv);
         };
         if !prot_allows(varea.prot, kind) {
@@ -449,17 +450,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let cursor = self.table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(fault_error)?;
         let mut faults = FaultCursor { env: self.env, cursor };
         let leaf = faults.cursor.query();
-        let varea = match self.vareas.get_mut(start) {
-            // Counted before resolving: the flip past the bound already
-            // maps the page writable and executable.
-            Some(varea) if leaf.is_some_and(|l| Mode::of_desc(l.desc).flips_on(kind)) => {
-                self.wx_flips += 1;
-                varea.count_wx_flip();
-                varea
-            }
-            Some(varea) => varea,
-            None => return Err(FaultError::Segv),
-        };
+        // Counted before resolving: the flip past the bound already maps
+        // the page writable and executable.
+        if leaf.is_some_and(|l| Mode::of_desc(l.desc).flips_on(kind)) {
+            self.wx_flips += 1;
+            varea.count_wx_flip();
+        }
         faults.resolve_queried(start, varea, kind, leaf)
     }
 

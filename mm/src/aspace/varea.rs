@@ -194,6 +194,11 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         self.map.range(..=va).next_back().filter(|(_, v)| v.end_exclusive > va).map(|(s, v)| (*s, v))
     }
 
+    /// As [`Self::find`], mutable.
+    pub fn find_mut(&mut self, va: VirtAddr) -> Option<(VirtAddr, &mut Varea<'e, E>)> {
+        self.map.range_mut(..=va).next_back().filter(|(_, v)| v.end_exclusive > va).map(|(s, v)| (*s, v))
+    }
+
     /// The vareas overlapping `range`, in address order, with their starts.
     pub fn overlapping(&self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &Varea<'e, E>)> + '_ {
         let first = self.find(range.start).map_or(range.start, |(s, _)| s);
@@ -247,11 +252,6 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
             let upper = v.split_off(start, va);
             self.map.insert(va, upper);
         }
-    }
-
-    /// The varea starting at `start`.
-    pub fn get_mut(&mut self, start: VirtAddr) -> Option<&mut Varea<'e, E>> {
-        self.map.get_mut(&start)
     }
 
     pub fn insert(&mut self, start: VirtAddr, varea: Varea<'e, E>) {
