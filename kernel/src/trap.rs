@@ -6,7 +6,7 @@
 use aspen_abi::wait::Signal;
 use aspen_mm::aspace::FaultError;
 
-use crate::arch::exception::{Abort, FaultStatus, Trap, TrapFrame};
+use crate::arch::exception::{Abort, Trap, TrapFrame, Unexpected};
 use crate::task::sched;
 use crate::{console, irq, process, syscall};
 
@@ -18,7 +18,10 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
         Trap::Irq { from_user: true } => irq::handle(),
         Trap::SystemCall => syscall::handle(frame),
         Trap::Abort(abort) => resolve_or_kill(abort, frame.pc()),
-        fatal => end_for(fatal, frame),
+        Trap::Misaligned(what) => kill(Signal::Bus, format_args!("{what} at {:#x}", frame.pc())),
+        Trap::Breakpoint => kill(Signal::Trap, format_args!("BRK at {:#x}", frame.pc())),
+        Trap::Undefined(what) => kill(Signal::Ill, format_args!("{what} at {:#x}", frame.pc())),
+        Trap::Unexpected(exception) => unexpected(&exception, frame),
     }
     // Back to user space: the moment to let a waiting task have the CPU.
     sched::preempt_if_needed();
@@ -27,15 +30,13 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
 /// A user-space abort: resolved by the address space (demand paging,
 /// copy-on-write), or the end of the process with SIGSEGV or SIGBUS.
 fn resolve_or_kill(abort: Abort, pc: u64) {
-    let signal = match abort.status {
-        FaultStatus::Translation { .. } | FaultStatus::Permission { .. } | FaultStatus::AccessFlag { .. } => {
-            match process::resolve_fault(abort.addr, abort.access) {
-                Ok(()) => return,
-                Err(FaultError::Segv) => Signal::Segv,
-                Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => Signal::Bus,
-            }
-        }
-        _ => Signal::Bus,
+    if !abort.is_translation_or_permission() {
+        kill_for_abort(Signal::Bus, abort, pc)
+    }
+    let signal = match process::resolve_fault(abort.addr, abort.access) {
+        Ok(()) => return,
+        Err(FaultError::Segv) => Signal::Segv,
+        Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => Signal::Bus,
     };
     kill_for_abort(signal, abort, pc)
 }
@@ -47,25 +48,20 @@ fn resolve_or_kill(abort: Abort, pc: u64) {
 #[cold]
 #[inline(never)]
 fn kill_for_abort(signal: Signal, abort: Abort, pc: u64) -> ! {
-    process::kill_current(
-        signal,
-        format_args!("{:?} access to {:#x} at pc {:#x} ({})", abort.access, abort.addr, pc, abort.status),
-    )
+    kill(signal, format_args!("{:?} access to {:#x} at pc {:#x} ({})", abort.access, abort.addr, pc, abort.status()))
 }
 
-/// Ends the process (with the signal Linux sends) or, for an exception
-/// the kernel does not expect, the kernel.
+/// Ends the process with the signal Linux sends for `why`.
 #[cold]
 #[inline(never)]
-fn end_for(trap: Trap, frame: &TrapFrame) -> ! {
-    match trap {
-        Trap::Misaligned(what) => process::kill_current(Signal::Bus, format_args!("{what} at {:#x}", frame.pc())),
-        Trap::Breakpoint => process::kill_current(Signal::Trap, format_args!("BRK at {:#x}", frame.pc())),
-        Trap::Undefined(what) => process::kill_current(Signal::Ill, format_args!("{what} at {:#x}", frame.pc())),
-        Trap::Unexpected(exception) => {
-            console::emergency_print(format_args!("\nUNEXPECTED EXCEPTION: {}", exception.report(frame)));
-            panic!("unexpected {exception}");
-        }
-        Trap::Irq { .. } | Trap::SystemCall | Trap::Abort(_) => unreachable!("handled by trap::handle"),
-    }
+fn kill(signal: Signal, why: core::fmt::Arguments<'_>) -> ! {
+    process::kill_current(signal, why)
+}
+
+/// An exception the kernel does not expect: report it and stop.
+#[cold]
+#[inline(never)]
+fn unexpected(exception: &Unexpected, frame: &TrapFrame) -> ! {
+    console::emergency_print(format_args!("\nUNEXPECTED EXCEPTION: {}", exception.report(frame)));
+    panic!("unexpected {exception}");
 }

@@ -241,8 +241,24 @@ pub enum Trap {
 pub struct Abort {
     /// The virtual address accessed.
     pub addr: u64,
+    /// What the access tried to do.
     pub access: FaultKind,
-    pub status: FaultStatus,
+    /// The fault status code (DFSC/IFSC), decoded by [`Abort::status`]
+    /// only when asked: the raw byte keeps the fault path in registers.
+    status_code: u8,
+}
+
+impl Abort {
+    /// Why the access faulted.
+    pub fn status(&self) -> FaultStatus {
+        FaultStatus::from_code(self.status_code)
+    }
+
+    /// Whether the translation tables may resolve it: no entry, no access
+    /// flag, or not the permission (demand paging, copy-on-write, W^X).
+    pub fn is_translation_or_permission(&self) -> bool {
+        matches!(self.status_code >> 2, 0b0001..=0b0011)
+    }
 }
 
 /// Which alignment check failed.
@@ -293,7 +309,7 @@ fn decode_user_sync(syndrome: Syndrome) -> Trap {
         0x3c => return Trap::Breakpoint,
         _ => return Trap::Undefined(syndrome.class_name()),
     };
-    Trap::Abort(Abort { addr: syndrome.far, access, status: syndrome.fault_status() })
+    Trap::Abort(Abort { addr: syndrome.far, access, status_code: (syndrome.iss() & 0x3f) as u8 })
 }
 
 /// Decodes the exception the vector `kind` took.
