@@ -195,12 +195,6 @@ impl From<CopyFault> for Errno {
     }
 }
 
-impl From<UserAddrError> for CopyFault {
-    fn from(e: UserAddrError) -> CopyFault {
-        CopyFault::at_start(e.errno())
-    }
-}
-
 /// Copies to and from one user address space, as user code there would
 /// access it: a byte the user may not read (write) is `EFAULT`, pages are
 /// faulted in (copy-on-write broken) on the way. Copies go from the first
