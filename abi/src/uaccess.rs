@@ -170,18 +170,59 @@ impl<T> UserPtr<T> {
     }
 }
 
+/// A copy that stopped early: `copied` bytes (from the start) were moved
+/// before the first byte that could not be, and `errno` says why that one
+/// could not (`EFAULT`, or `ENOMEM` if faulting its page in ran out of
+/// memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyFault {
+    /// Bytes moved before the copy stopped.
+    pub copied: usize,
+    /// Why it stopped.
+    pub errno: Errno,
+}
+
+impl CopyFault {
+    /// A copy that stopped before its first byte.
+    pub const fn at_start(errno: Errno) -> CopyFault {
+        CopyFault { copied: 0, errno }
+    }
+}
+
+impl From<CopyFault> for Errno {
+    fn from(fault: CopyFault) -> Errno {
+        fault.errno
+    }
+}
+
 /// Copies to and from one user address space, as user code there would
 /// access it: a byte the user may not read (write) is `EFAULT`, pages are
-/// faulted in (copy-on-write broken) on the way.
+/// faulted in (copy-on-write broken) on the way. Copies go from the first
+/// byte on and stop at the first one that faults, saying how far they got,
+/// so a system call can report (and keep) exactly the part that was done.
 pub trait UserMemory {
+    /// Copies `buf.len()` bytes from the start of `src` into `buf`, in
+    /// order; at the first byte that cannot be read (or past the end of
+    /// `src`) it stops, with `buf[..copied]` filled.
+    fn read_partial(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), CopyFault>;
+
+    /// Copies `data` to the start of `dst`, in order; at the first byte
+    /// that cannot be written (or past the end of `dst`) it stops, with
+    /// `data[..copied]` stored.
+    fn write_partial(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), CopyFault>;
+
     /// Copies `buf.len()` bytes from the start of `src` into `buf`; `EFAULT`
     /// (with `buf` partly filled) where they cannot be read or when `src`
     /// is shorter than `buf`.
-    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno>;
+    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
+        self.read_partial(src, buf).map_err(Errno::from)
+    }
 
     /// Copies `data` to the start of `dst`; `EFAULT` where it cannot be
     /// written or when `dst` is shorter than `data`.
-    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno>;
+    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+        self.write_partial(dst, data).map_err(Errno::from)
+    }
 
     /// The bytes of `src`, copied in.
     fn read_bytes(&mut self, src: UserSlice) -> Result<Vec<u8>, Errno> {

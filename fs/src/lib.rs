@@ -15,7 +15,7 @@ mod vfs;
 
 /// `openat`'s flags, from the ABI crate.
 pub use aspen_abi::fcntl::OpenFlags;
-pub use vfs::{Dirent, Node, NodeKind, OpenFile, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
+pub use vfs::{Dirent, Node, NodeKind, OpenFile, ReadIntoError, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,9 @@ use aspen_mm::PhysAddr;
 
 use crate::cpio::tests::{archive, push};
 use crate::cpio::{S_IFCHR, S_IFDIR, S_IFREG};
-use crate::{NodeKind, OpenFlags, Vfs, Whence};
+use aspen_abi::uaccess::CopyFault;
+
+use crate::{NodeKind, OpenFlags, ReadIntoError, Vfs, Whence};
 
 type TestEnv = Env<'static, Arena, RecordingTlb>;
 
@@ -125,6 +127,31 @@ fn tmpfs_files_are_created_written_appended_and_truncated() {
     assert_eq!(s.read(&mut buf).unwrap(), 16);
     assert_eq!(buf, [0; 16]);
     assert_eq!(s.lseek(-1, Whence::Set).err(), Some(Errno::EINVAL));
+}
+
+#[test]
+fn a_read_moves_the_position_by_what_the_reader_took() {
+    let vfs = tree();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    let nothing_taken = f.read_into(5, |_| Err(CopyFault::at_start(Errno::EFAULT)));
+    assert_eq!(nothing_taken, Err(ReadIntoError::Delivery(CopyFault::at_start(Errno::EFAULT))));
+    assert_eq!(f.lseek(0, Whence::Current).unwrap(), 0);
+    let mut got = Vec::new();
+    let part = f.read_into(5, |data| {
+        got.extend_from_slice(&data[..2]);
+        Err(CopyFault { copied: 2, errno: Errno::EFAULT })
+    });
+    assert_eq!(part, Err(ReadIntoError::Delivery(CopyFault { copied: 2, errno: Errno::EFAULT })));
+    assert_eq!(got, b"he");
+    assert_eq!(f.lseek(0, Whence::Current).unwrap(), 2);
+    assert_eq!(read_all(&f), b"llo, world\n");
+    // At the end nothing is read and nothing is asked of the reader.
+    assert_eq!(
+        f.read_into(5, |data| if data.is_empty() { Ok(()) } else { Err(CopyFault::at_start(Errno::EIO)) }),
+        Ok(0)
+    );
+    let dir = vfs.open(b"/bin", RDONLY, 0).unwrap();
+    assert_eq!(dir.read_into(5, |_| Ok(())), Err(ReadIntoError::File(Errno::EISDIR)));
 }
 
 #[test]

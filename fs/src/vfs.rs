@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::fcntl::OpenFlags;
+use aspen_abi::uaccess::CopyFault;
 use aspen_mm::aspace::MmEnv;
 use aspen_mm::errno::Errno;
 use aspen_mm::object::{FileIdentity, FileObject, MemoryPager, ReadOnlyPager};
@@ -346,6 +347,17 @@ pub struct Dirent {
     pub name: String,
 }
 
+/// Why [`OpenFile::read_into`] stopped short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadIntoError {
+    /// The file could not be read; nothing was delivered and the position
+    /// did not move.
+    File(Errno),
+    /// The reader took only the first `copied` bytes; the position moved by
+    /// those.
+    Delivery(CopyFault),
+}
+
 /// An open file description: a node, a position and the open flags.
 pub struct OpenFile<E: MmEnv + 'static> {
     node: Arc<Node<E>>,
@@ -374,18 +386,46 @@ impl<E: MmEnv + 'static> OpenFile<E> {
 
     /// Reads at the file position and advances it.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let read = self.read_into(buf.len(), |data| {
+            buf[..data.len()].copy_from_slice(data);
+            Ok(())
+        });
+        read.map_err(|e| match e {
+            ReadIntoError::File(errno) => errno,
+            ReadIntoError::Delivery(fault) => fault.errno,
+        })
+    }
+
+    /// Reads up to `max` bytes at the file position and hands them to
+    /// `deliver` (which copies them to a reader, user memory for a system
+    /// call); the position advances by the bytes it delivered, all of them
+    /// or, when it stops part-way, exactly the `copied` it reports, so no
+    /// byte a reader did not get is skipped. The position stays locked
+    /// meanwhile, as concurrent reads of one description must not
+    /// interleave. The number of bytes read and delivered (0 at the end of
+    /// the file).
+    pub fn read_into(
+        &self,
+        max: usize,
+        deliver: impl FnOnce(&[u8]) -> Result<(), CopyFault>,
+    ) -> Result<usize, ReadIntoError> {
         if !self.flags.readable() {
-            return Err(Errno::EBADF);
+            return Err(ReadIntoError::File(Errno::EBADF));
         }
         let object = match &self.node.kind {
             NodeKind::File(object) => object,
-            NodeKind::Dir(_) => return Err(Errno::EISDIR),
-            NodeKind::CharDevice { .. } => return Err(Errno::EINVAL),
+            NodeKind::Dir(_) => return Err(ReadIntoError::File(Errno::EISDIR)),
+            NodeKind::CharDevice { .. } => return Err(ReadIntoError::File(Errno::EINVAL)),
         };
+        let mut data = Vec::new();
+        data.try_reserve_exact(max).map_err(|_| ReadIntoError::File(Errno::ENOMEM))?;
+        data.resize(max, 0);
         let mut offset = self.offset.lock();
-        let n = object.read(*offset, buf)?;
-        *offset += n as u64;
-        Ok(n)
+        let n = object.read(*offset, &mut data).map_err(ReadIntoError::File)?;
+        let delivered = deliver(&data[..n]);
+        let taken = delivered.map_or_else(|fault| fault.copied.min(n), |()| n);
+        *offset += taken as u64;
+        delivered.map(|()| n).map_err(ReadIntoError::Delivery)
     }
 
     /// Writes at the file position (at the end with `O_APPEND`) and

@@ -12,9 +12,9 @@ use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
-use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
-use aspen_fs::Whence;
+use aspen_fs::{ReadIntoError, Whence};
 use aspen_mm::aspace::FaultKind;
 use aspen_mm::errno::Errno;
 use aspen_mm::VirtAddr;
@@ -166,25 +166,53 @@ const MAX_IO: u64 = 0x7fff_f000;
 /// Bytes moved per step between a file and user memory.
 const IO_CHUNK: usize = 64 * 1024;
 
+/// A transfer that stopped at `error` after `done` bytes: as Linux, the
+/// bytes that were moved, or the error if there were none.
+fn partial(done: usize, error: Errno) -> SysResult {
+    if done > 0 {
+        Ok(done as u64)
+    } else {
+        Err(error)
+    }
+}
+
+/// What a system call that copied `len` bytes with `outcome` reports.
+fn reported(outcome: Result<(), CopyFault>, len: usize) -> SysResult {
+    match outcome {
+        Ok(()) => Ok(len as u64),
+        Err(fault) => partial(fault.copied, fault.errno),
+    }
+}
+
 fn read(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    let buf = UserSlice::new(buf, count)?;
-    let count = count.min(MAX_IO) as usize;
+    read_from(&description, UserSlice::new(buf, count)?)
+}
+
+/// Reads from `description` into `buf`. A fault part-way through `buf`
+/// ends the read with the bytes before it, and the position moves by
+/// exactly those: no byte is skipped that the reader did not get.
+fn read_from(description: &Description, buf: UserSlice) -> SysResult {
+    let count = buf.len().min(MAX_IO) as usize;
     match description {
         Description::Console => {
             let data = console_read(count);
-            copy_out(buf, &data)?;
-            Ok(data.len() as u64)
+            reported(user().write_partial(buf, &data), data.len())
         }
         Description::File(file) => {
             let mut done = 0;
             while done < count {
-                let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
-                let n = file.read(&mut chunk)?;
-                copy_out(buf.sub(done as u64, n as u64), &chunk[..n])?;
-                done += n;
-                if n < chunk.len() {
-                    break;
+                let want = (count - done).min(IO_CHUNK);
+                let dst = buf.sub(done as u64, want as u64);
+                match file.read_into(want, |data| user().write_partial(dst, data)) {
+                    Ok(n) => {
+                        done += n;
+                        if n < want {
+                            break;
+                        }
+                    }
+                    Err(ReadIntoError::Delivery(fault)) => return partial(done + fault.copied, fault.errno),
+                    Err(ReadIntoError::File(errno)) => return partial(done, errno),
                 }
             }
             Ok(done as u64)
@@ -193,9 +221,9 @@ fn read(fd: u64, buf: u64, count: u64) -> SysResult {
             let mut position = snapshot.position.lock();
             let rest = snapshot.data.get(*position..).unwrap_or_default();
             let n = rest.len().min(count);
-            copy_out(buf, &rest[..n])?;
-            *position += n;
-            Ok(n as u64)
+            let outcome = user().write_partial(buf, &rest[..n]);
+            *position += outcome.map_or_else(|fault| fault.copied, |()| n);
+            reported(outcome, n)
         }
     }
 }
@@ -224,48 +252,86 @@ fn console_read(max: usize) -> Vec<u8> {
 
 fn write(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    let buf = UserSlice::new(buf, count)?;
-    let count = count.min(MAX_IO) as usize;
+    write_to(&description, UserSlice::new(buf, count)?)
+}
+
+/// Writes `buf` to `description`. Where `buf` stops being readable the
+/// write stops: the readable part is written and reported (`EFAULT` if
+/// there is none), as Linux does.
+fn write_to(description: &Description, buf: UserSlice) -> SysResult {
+    // None: the console.
+    let file = match description {
+        Description::Console => None,
+        Description::File(file) => Some(file),
+        Description::Snapshot(_) => return Err(Errno::EBADF),
+    };
+    let count = buf.len().min(MAX_IO) as usize;
     let mut done = 0;
     while done < count {
-        let chunk = copy_in(buf.sub(done as u64, (count - done).min(IO_CHUNK) as u64))?;
-        let n = match &description {
-            Description::Console => {
-                console::write_bytes(&chunk);
-                chunk.len()
+        let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+        let fault = user().read_partial(buf.sub(done as u64, chunk.len() as u64), &mut chunk).err();
+        let readable = &chunk[..fault.map_or(chunk.len(), |fault| fault.copied)];
+        let n = match file {
+            _ if readable.is_empty() => 0,
+            None => {
+                console::write_bytes(readable);
+                readable.len()
             }
-            Description::File(file) => file.write(&chunk)?,
-            Description::Snapshot(_) => return Err(Errno::EBADF),
+            Some(file) => match file.write(readable) {
+                Ok(n) => n,
+                Err(errno) => return partial(done, errno),
+            },
         };
         done += n;
-        if n < chunk.len() {
+        if let Some(fault) = fault {
+            return partial(done, fault.errno);
+        }
+        if n < readable.len() {
             break;
         }
     }
     Ok(done as u64)
 }
 
-/// readv/writev: one read or write per `iovec` (16 bytes: base, length).
+/// readv/writev: the `iovec`s (16 bytes: base, length) in order, as one
+/// read or write each, until one moves fewer bytes than it asked for or
+/// faults: then the bytes moved so far (the error if none). Every `iovec`
+/// is checked before any is used (a negative length is `EINVAL`, a range
+/// outside user space `EFAULT`), so a bad one has no partial effect; the
+/// lengths are cut so that the total stays within one transfer's limit.
 fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
     const IOV_MAX: u64 = 1024;
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
     }
+    let description = with_files(|f| f.get(fd))?;
     let raw = copy_in(UserSlice::new(iov, count * 16)?)?;
-    let mut total = 0u64;
-    for entry in raw.chunks_exact(16) {
-        let base = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
-        let len = u64::from_le_bytes(entry[8..].try_into().unwrap_or_default());
-        if (len as i64) < 0 {
-            return Err(Errno::EINVAL);
-        }
-        let n = if writing { write(fd, base, len)? } else { read(fd, base, len)? };
-        total += n;
-        if n < len {
-            break;
+    let field = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+    let entries: Vec<(u64, u64)> = raw.chunks_exact(16).map(|e| (field(&e[..8]), field(&e[8..]))).collect();
+    if entries.iter().any(|&(_, len)| (len as i64) < 0) {
+        return Err(Errno::EINVAL);
+    }
+    let mut budget = MAX_IO;
+    let mut slices = Vec::new();
+    for (base, len) in entries {
+        let slice = UserSlice::new(base, len)?.sub(0, budget);
+        budget -= slice.len();
+        slices.push(slice);
+    }
+    let mut total = 0usize;
+    for slice in slices {
+        let moved = if writing { write_to(&description, slice) } else { read_from(&description, slice) };
+        match moved {
+            Ok(n) => {
+                total += n as usize;
+                if n < slice.len() {
+                    break;
+                }
+            }
+            Err(errno) => return partial(total, errno),
         }
     }
-    Ok(total)
+    Ok(total as u64)
 }
 
 const PATH_MAX: usize = aspen_fs::PATH_MAX;

@@ -52,21 +52,59 @@ struct Fake {
     bytes: alloc::vec::Vec<u8>,
 }
 
-impl UserMemory for Fake {
-    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
-        let src = src.prefix(buf.len() as u64).ok_or(Errno::EFAULT)?;
-        let start = src.addr().checked_sub(self.base).ok_or(Errno::EFAULT)? as usize;
-        let bytes = self.bytes.get(start..start + buf.len()).ok_or(Errno::EFAULT)?;
-        buf.copy_from_slice(bytes);
+impl Fake {
+    /// The bytes of `slice` that are there: from its start up to the end of
+    /// the array (none if it starts outside).
+    fn reachable(&self, slice: UserSlice) -> core::ops::Range<usize> {
+        let start = slice.addr().checked_sub(self.base).map_or(self.bytes.len(), |s| s as usize);
+        let start = start.min(self.bytes.len());
+        start..(start + slice.len() as usize).min(self.bytes.len())
+    }
+}
+
+/// The copy of `want` bytes of which `reached` could be done.
+fn outcome(want: usize, reached: usize) -> Result<(), CopyFault> {
+    if reached < want {
+        Err(CopyFault { copied: reached, errno: Errno::EFAULT })
+    } else {
         Ok(())
+    }
+}
+
+impl UserMemory for Fake {
+    fn read_partial(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), CopyFault> {
+        let range = self.reachable(src.sub(0, buf.len() as u64));
+        let reached = range.len();
+        buf[..reached].copy_from_slice(&self.bytes[range]);
+        outcome(buf.len(), reached)
     }
 
-    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
-        let dst = dst.prefix(data.len() as u64).ok_or(Errno::EFAULT)?;
-        let start = dst.addr().checked_sub(self.base).ok_or(Errno::EFAULT)? as usize;
-        self.bytes.get_mut(start..start + data.len()).ok_or(Errno::EFAULT)?.copy_from_slice(data);
-        Ok(())
+    fn write_partial(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), CopyFault> {
+        let range = self.reachable(dst.sub(0, data.len() as u64));
+        let reached = range.len();
+        self.bytes[range].copy_from_slice(&data[..reached]);
+        outcome(data.len(), reached)
     }
+}
+
+#[test]
+fn copies_report_how_far_they_got() {
+    let base = 0x10_0000;
+    let mut fake = Fake { base, bytes: vec![b'x'; 16] };
+    let mut buf = [0u8; 8];
+    let ends_after_4 = UserSlice::new(base + 12, 8).unwrap();
+    assert_eq!(fake.read_partial(ends_after_4, &mut buf), Err(CopyFault { copied: 4, errno: Errno::EFAULT }));
+    assert_eq!(&buf[..4], b"xxxx");
+    assert_eq!(fake.read(ends_after_4, &mut buf), Err(Errno::EFAULT));
+    assert_eq!(fake.write_partial(ends_after_4, b"abcdefgh"), Err(CopyFault { copied: 4, errno: Errno::EFAULT }));
+    assert_eq!(&fake.bytes[12..], b"abcd");
+    // A destination shorter than the data ends the copy at its end.
+    let short = UserSlice::new(base, 3).unwrap();
+    assert_eq!(fake.write_partial(short, b"12345"), Err(CopyFault { copied: 3, errno: Errno::EFAULT }));
+    assert_eq!(fake.read_partial(UserSlice::new(base - 1, 2).unwrap(), &mut buf[..2]).map_err(|f| f.copied), Err(0));
+    assert_eq!(fake.read_partial(UserSlice::new(base, 8).unwrap(), &mut buf), Ok(()));
+    assert_eq!(&buf, b"123xxxxx");
+    assert_eq!(Errno::from(CopyFault::at_start(Errno::ENOMEM)), Errno::ENOMEM);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! space the kernel copies with unprivileged loads and stores instead (the
 //! same interface); there a fault goes to [`AddressSpace::handle_fault`].
 
-use aspen_abi::uaccess::{UserMemory, UserSlice};
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
 
 use super::fault::{prot_allows, Mode};
 use super::varea::Backing;
@@ -57,22 +57,26 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Calls `f` for each page-sized piece of the first `len` bytes of
     /// `slice` with the frame, the offset in it and the piece's range in
-    /// the buffer.
+    /// the buffer, in order; stops at the first page user code could not
+    /// access, saying how many bytes went before it.
     fn for_each_user_page(
         &mut self,
         slice: UserSlice,
         len: usize,
         kind: FaultKind,
         mut f: impl FnMut(&E::Mem, PhysAddr, usize, core::ops::Range<usize>),
-    ) -> Result<(), Errno> {
-        let slice = slice.prefix(len as u64).ok_or(Errno::EFAULT)?;
+    ) -> Result<(), CopyFault> {
+        let reachable = len.min(slice.len() as usize);
         let mut done = 0;
-        while done < len {
+        while done < reachable {
             let at = VirtAddr::new(slice.addr() + done as u64);
-            let n = (len - done).min((PAGE_SIZE - at.page_offset()) as usize);
-            let frame = self.user_frame(at, kind)?;
+            let n = (reachable - done).min((PAGE_SIZE - at.page_offset()) as usize);
+            let frame = self.user_frame(at, kind).map_err(|errno| CopyFault { copied: done, errno })?;
             f(self.env.mem(), frame, at.page_offset() as usize, done..done + n);
             done += n;
+        }
+        if reachable < len {
+            return Err(CopyFault { copied: done, errno: Errno::EFAULT });
         }
         Ok(())
     }
@@ -83,7 +87,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 /// the new program's stack) and for host tests on the simulated machine.
 /// `ENOMEM` if faulting a page in ran out of memory.
 impl<E: MmEnv> UserMemory for AddressSpace<'_, E> {
-    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
+    fn read_partial(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), CopyFault> {
         self.for_each_user_page(src, buf.len(), FaultKind::Read, |mem, frame, offset, range| {
             read_frame(mem, frame, offset, &mut buf[range]);
         })
@@ -91,7 +95,7 @@ impl<E: MmEnv> UserMemory for AddressSpace<'_, E> {
 
     /// Breaks copy-on-write and marks shared file pages dirty, as a user
     /// store would.
-    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
+    fn write_partial(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), CopyFault> {
         self.for_each_user_page(dst, data.len(), FaultKind::Write, |mem, frame, offset, range| {
             write_frame(mem, frame, offset, &data[range]);
         })

@@ -1,5 +1,9 @@
 //! The fuzz child: sets up a few regions of its own, then makes the batch's
 //! calls, logging each to the shared ring before it makes it, and exits 0.
+//! Around each read, write, readv and writev of a descriptor that has a
+//! file offset it checks that the offset moved by exactly the call's result
+//! (not at all if it failed), as Linux promises even when the buffer faults
+//! part-way; otherwise it exits with [`OFFSET_MOVED`].
 //!
 //! Everything here assumes the worst of the calls it makes: any of them may
 //! unmap or write over memory the child uses, after which the child may die
@@ -16,13 +20,16 @@ use aspen_sys::raw::{syscall1, Sysno};
 use aspen_sys::{fs, process, time, Errno};
 
 use crate::gen::{self, Call};
-use crate::ring::{self, Logged, Ring, H_ENV, H_SETUP, TOUCH_READ, TOUCH_WRITE};
+use crate::ring::{self, Logged, Ring, H_ENV, H_OFFSET_AFTER, H_OFFSET_BEFORE, H_SETUP, TOUCH_READ, TOUCH_WRITE};
 use crate::rng::{batch_seed, Rng};
 use crate::Options;
 
 const PAGE: u64 = 4096;
 /// Exit code of a child whose set-up failed (its errno is in the ring header).
 pub const SETUP_FAILED: i32 = 3;
+/// Exit code of a child whose last read or write moved its file offset by
+/// other than its result (the offsets are in the ring header).
+pub const OFFSET_MOVED: i32 = 4;
 
 /// A region: start and length in bytes.
 #[derive(Clone, Copy, Default)]
@@ -212,11 +219,15 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
         // program. The call may break anything in this process; the kernel
         // must survive it, and this disposable child may die (the parent
         // judges how).
+        let offset_before = transfer_fd(&call).and_then(|fd| Some((fd, file_offset(fd)?)));
         let t0 = time::counter();
         // SAFETY: as above.
         let ret = unsafe { execute(&call) };
         let t1 = time::counter();
         ring.finish(seq, ret);
+        if let Some((fd, before)) = offset_before {
+            check_offset(ring, fd, before, ret);
+        }
         ring.timed(call.nr, &call.args, t1.wrapping_sub(t0));
         if opts.trace {
             trace(&Logged { seq, nr: call.nr, args: call.args, ret }, true);
@@ -225,6 +236,34 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
     }
     reap(opts.linux);
     process::exit_group(0)
+}
+
+/// The descriptor of a read, write, readv or writev, if it names one (the
+/// kernel takes an `int`: other values are left unchecked).
+fn transfer_fd(call: &Call) -> Option<i32> {
+    match Sysno::from_number(call.nr as usize)? {
+        Sysno::Read | Sysno::Write | Sysno::Readv | Sysno::Writev => i32::try_from(call.args[0]).ok(),
+        _ => None,
+    }
+}
+
+/// The file offset of `fd`; None if it has none (or is not open).
+fn file_offset(fd: i32) -> Option<u64> {
+    fs::lseek(fd, 0, fs::SEEK_CUR).ok()
+}
+
+/// Checks that a read or write that returned `ret` moved the offset of `fd`
+/// from `before` by exactly `ret` (not at all if it failed); otherwise
+/// records both offsets and exits with [`OFFSET_MOVED`].
+fn check_offset(ring: Ring, fd: i32, before: u64, ret: u64) {
+    let failed = (ret as i64) < 0 && (ret as i64) >= -4095;
+    let expected = if failed { before } else { before.wrapping_add(ret) };
+    let after = file_offset(fd);
+    if after != Some(expected) {
+        ring.set(H_OFFSET_BEFORE, before);
+        ring.set(H_OFFSET_AFTER, after.unwrap_or(u64::MAX));
+        process::exit_group(OFFSET_MOVED)
+    }
 }
 
 /// Prints a call (before) or its result (after) on fd 2.

@@ -309,8 +309,8 @@ fn call(sysno: Sysno, args: [u64; 6]) -> Call {
 fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
     let r = rng.next();
     match op {
-        Op::Read => call(Sysno::Read, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
-        Op::Write => call(Sysno::Write, [fd(rng, env), addr(rng, env), len(rng), r, 0, 0]),
+        Op::Read => call(Sysno::Read, [fd(rng, env), buffer(rng, env), len(rng), r, 0, 0]),
+        Op::Write => call(Sysno::Write, [fd(rng, env), buffer(rng, env), len(rng), r, 0, 0]),
         Op::Readv => call(Sysno::Readv, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
         Op::Writev => call(Sysno::Writev, [fd(rng, env), iovecs(rng, env), iov_count(rng), r, 0, 0]),
         Op::Openat => {
@@ -617,6 +617,19 @@ fn bad_pointer(rng: &mut Rng) -> u64 {
         rng.pick(KERNEL_ADDRS)
     } else {
         rng.pick(NONCANONICAL)
+    }
+}
+
+/// A read or write buffer: mostly from [`addr`], sometimes one that runs
+/// from the end of the argument buffer into the unmapped page after it, so
+/// that the copy faults part-way (the child then checks that the file
+/// offset moved by exactly the bytes reported). Only the long-path area is
+/// overwritten there, which [`long_path`] rewrites before each use.
+fn buffer(rng: &mut Rng, env: &Env) -> u64 {
+    if rng.chance(1, 5) {
+        env.argbuf + ARG_PAGES * PAGE - 1 - rng.below(PAGE)
+    } else {
+        addr(rng, env)
     }
 }
 

@@ -9,7 +9,8 @@
 //! ARG...]` (see [`script`]).
 //!
 //! The program forks a child per batch; the child makes K random calls (see
-//! [`gen`] for what it calls and with what; default 200) and exits 0. The
+//! [`gen`] for what it calls and with what; default 200), checking that each
+//! read or write moved the file offset by exactly its result, and exits 0. The
 //! parent only forks, waits and prints. A child may die of SIGSEGV, SIGBUS,
 //! SIGILL or SIGTRAP (it may have unmapped its own stack or code; on Linux
 //! also SIGKILL, the OOM killer); any other end (an exit code but 0,
@@ -328,6 +329,9 @@ impl core::fmt::Display for End {
                     Some(PANIC_EXIT) => write!(f, " (the fuzz child's own code panicked)"),
                     Some(EXEC_MARKER_EXIT) => write!(f, " (an execve that must fail started a program)"),
                     Some(child::SETUP_FAILED) => write!(f, " (the child's set-up failed)"),
+                    Some(child::OFFSET_MOVED) => {
+                        write!(f, " (the last read or write moved its file offset by other than its result)")
+                    }
                     _ => Ok(()),
                 }
             }
@@ -575,6 +579,10 @@ fn print_log(ring: Ring, batch: u64, opts: &Options, end: End) {
     }
     for (i, name) in child::ENV_NAMES.iter().enumerate() {
         println!("fuzz:   {name} = {:#x}", ring.get(ring::H_ENV + i));
+    }
+    if matches!(end, End::Status(s) if s.exit_code() == Some(child::OFFSET_MOVED)) {
+        let (before, after) = (ring.get(ring::H_OFFSET_BEFORE), ring.get(ring::H_OFFSET_AFTER));
+        println!("fuzz:   file offset {before} before the last call, {after} after (u64::MAX: unreadable)");
     }
     let lines = if opts.only_batch.is_some() { ring::ENTRIES as u64 } else { LOG_LINES };
     for seq in started.saturating_sub(lines)..started {

@@ -19,6 +19,8 @@ pub use aspen_abi::fcntl::{OpenFlags, AT_FDCWD};
 
 /// `lseek` whence: from the start of the file.
 pub const SEEK_SET: u32 = 0;
+/// `lseek` whence: relative to the current offset.
+pub const SEEK_CUR: u32 = 1;
 
 /// `d_type` of a directory entry that is a directory.
 pub const DT_DIR: u8 = 4;

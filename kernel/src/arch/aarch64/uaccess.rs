@@ -8,9 +8,11 @@
 //! copy goes page by page. A page whose access faults is handed to the
 //! caller's fault handler (demand paging, copy-on-write) and the page's copy
 //! is retried; when the handler cannot resolve it, the copy stops with
-//! `EFAULT`. This is the kernel's implementation of [`UserMemory`].
+//! `EFAULT`, saying how many bytes went before the faulting one (the copy
+//! loops go byte by byte in order, so that is the fault address minus the
+//! start). This is the kernel's implementation of [`UserMemory`].
 
-use aspen_abi::uaccess::{UserMemory, UserSlice};
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
 use aspen_abi::{Errno, PAGE_SIZE, USER_ADDR_END};
 
 use super::probe::probe;
@@ -53,13 +55,14 @@ core::arch::global_asm!(
 
 /// Runs `copy(chunk_addr, offset, chunk_len)` over `slice` in page-sized
 /// chunks; a chunk that faults goes to `resolve(fault_addr, access)`, and
-/// is retried if it returns true.
+/// is retried if it returns true. A fault that stays ends the copy with the
+/// bytes before the fault address counted as copied.
 fn by_pages(
     slice: UserSlice,
     access: Access,
     resolve: &mut dyn FnMut(u64, Access) -> bool,
     mut copy: impl FnMut(u64, usize, u64),
-) -> Result<(), Errno> {
+) -> Result<(), CopyFault> {
     let mut done = 0u64;
     while done < slice.len() {
         let at = slice.addr() + done;
@@ -74,12 +77,24 @@ fn by_pages(
                     // coming back, ends the copy.
                     attempts += 1;
                     if attempts > 2 || far >= USER_ADDR_END || !resolve(far, access) {
-                        return Err(Errno::EFAULT);
+                        // The loops copy in address order: every byte of
+                        // the chunk below the fault address was copied.
+                        let in_chunk = far.saturating_sub(at).min(chunk);
+                        return Err(CopyFault { copied: (done + in_chunk) as usize, errno: Errno::EFAULT });
                     }
                 }
             }
         }
         done += chunk;
+    }
+    Ok(())
+}
+
+/// After all of `slice` was copied: a fault after its bytes if `len`
+/// asked for more.
+fn short_of(slice: UserSlice, len: usize) -> Result<(), CopyFault> {
+    if (slice.len() as usize) < len {
+        return Err(CopyFault { copied: slice.len() as usize, errno: Errno::EFAULT });
     }
     Ok(())
 }
@@ -98,23 +113,26 @@ impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
 }
 
 impl<R: FnMut(u64, Access) -> bool> UserMemory for ActiveSpace<R> {
-    fn read(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), Errno> {
-        let src = src.prefix(buf.len() as u64).ok_or(Errno::EFAULT)?;
+    fn read_partial(&mut self, src: UserSlice, buf: &mut [u8]) -> Result<(), CopyFault> {
+        // Past the end of `src` is a fault after its bytes.
+        let src = src.sub(0, buf.len() as u64);
         let base = buf.as_mut_ptr();
         by_pages(src, Access::Read, &mut self.resolve, |at, offset, chunk| {
             // SAFETY: `offset + chunk <= buf.len()`, so the kernel side stays
             // in `buf`; the user side uses unprivileged loads and any fault
             // is caught by the probe around this call.
             unsafe { aspen_copy_from_user(base.add(offset), at, chunk) }
-        })
+        })?;
+        short_of(src, buf.len())
     }
 
-    fn write(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
-        let dst = dst.prefix(data.len() as u64).ok_or(Errno::EFAULT)?;
+    fn write_partial(&mut self, dst: UserSlice, data: &[u8]) -> Result<(), CopyFault> {
+        let dst = dst.sub(0, data.len() as u64);
         let base = data.as_ptr();
         by_pages(dst, Access::Write, &mut self.resolve, |at, offset, chunk| {
-            // SAFETY: as in `read`, with unprivileged stores.
+            // SAFETY: as in `read_partial`, with unprivileged stores.
             unsafe { aspen_copy_to_user(at, base.add(offset), chunk) }
-        })
+        })?;
+        short_of(dst, data.len())
     }
 }

@@ -11,7 +11,7 @@ use super::{
     access, exec, faults_during, layout, map_anon, read, read_user, switch, va, with_env, with_env_bits, write,
     write_user, Space, PS,
 };
-use aspen_abi::uaccess::UserMemory;
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
 
 use crate::addr::PhysAddr;
 use crate::asid::{AsidAllocator, AsidBits};
@@ -350,6 +350,32 @@ fn kernel_access_to_user_memory() {
         assert_eq!(got, [0; 6]);
         assert_eq!(read(&mut space, p), Ok(b'p'));
         assert_eq!(access(&mut child, p, FaultKind::Read, 0), Ok(0));
+    });
+}
+
+#[test]
+fn user_copies_stop_at_the_first_page_they_cannot_reach() {
+    with_env(128, |env| {
+        let mut space = AddressSpace::new(env).unwrap();
+        // Two writable pages, the second made read-only.
+        let p = map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
+        space.mprotect(va(p + PS), PS, Prot::READ).unwrap();
+        let across = UserSlice::new(p + PS - 5, 10).unwrap();
+        let fault = CopyFault { copied: 5, errno: Errno::EFAULT };
+        assert_eq!(space.write_partial(across, b"0123456789"), Err(fault));
+        let mut buf = [0u8; 10];
+        assert_eq!(space.read_partial(across, &mut buf), Ok(()));
+        assert_eq!(&buf, b"01234\0\0\0\0\0");
+        // Reading off the end of the mapping stops where it ends.
+        let off_the_end = UserSlice::new(p + 2 * PS - 3, 10).unwrap();
+        assert_eq!(space.read_partial(off_the_end, &mut buf), Err(CopyFault { copied: 3, errno: Errno::EFAULT }));
+        // A slice shorter than the buffer: its bytes, then EFAULT.
+        let short = UserSlice::new(p, 4).unwrap();
+        assert_eq!(space.read_partial(short, &mut buf), Err(CopyFault { copied: 4, errno: Errno::EFAULT }));
+        assert_eq!(
+            space.write_partial(UserSlice::new(p + PS, 1).unwrap(), b"x"),
+            Err(CopyFault::at_start(Errno::EFAULT))
+        );
     });
 }
 
