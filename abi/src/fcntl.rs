@@ -54,17 +54,13 @@ bitflags! {
     }
 }
 
+flags_from_register!(OpenFlags: int);
+
 impl OpenFlags {
     /// `O_RDONLY`: the access mode 0.
     pub const RDONLY: OpenFlags = OpenFlags::empty();
     /// `O_ACCMODE`: the bits of the access mode.
     pub const ACCESS_MODE: u32 = 0o3;
-
-    /// The flags a system call's register holds: its low 32 bits (an
-    /// `int`), unknown bits kept.
-    pub const fn from_register(raw: u64) -> OpenFlags {
-        OpenFlags::from_bits_retain(raw as u32)
-    }
 
     /// Whether the access mode allows reading (`O_RDONLY`, `O_RDWR`, and
     /// the undefined mode 3, as Linux).
@@ -96,13 +92,7 @@ bitflags! {
     }
 }
 
-impl AtFlags {
-    /// The flags a system call's register holds: its low 32 bits (an
-    /// `int`), unknown bits kept.
-    pub const fn from_register(raw: u64) -> AtFlags {
-        AtFlags::from_bits_retain(raw as u32)
-    }
-}
+flags_from_register!(AtFlags: int);
 
 #[cfg(test)]
 mod tests {

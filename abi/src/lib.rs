@@ -24,6 +24,31 @@
 
 extern crate alloc;
 
+/// `from_register` for a flags type: the flags a system call's argument
+/// register holds, unknown bits kept (so a call can refuse them as Linux
+/// does): the low 32 bits for an argument Linux declares `int`, all 64 for
+/// an `unsigned long`.
+macro_rules! flags_from_register {
+    ($flags:ident: int) => {
+        impl $flags {
+            /// The flags a system call's register holds: its low 32 bits
+            /// (an `int`), unknown bits kept.
+            pub const fn from_register(raw: u64) -> $flags {
+                $flags::from_bits_retain(raw as u32)
+            }
+        }
+    };
+    ($flags:ident: long) => {
+        impl $flags {
+            /// The flags a system call's register holds (an `unsigned
+            /// long`), unknown bits kept.
+            pub const fn from_register(raw: u64) -> $flags {
+                $flags::from_bits_retain(raw)
+            }
+        }
+    };
+}
+
 pub mod elf;
 pub mod errno;
 pub mod fcntl;

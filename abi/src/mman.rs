@@ -34,12 +34,9 @@ bitflags! {
     }
 }
 
-impl Prot {
-    /// The protection a system call's register holds, unknown bits kept.
-    pub const fn from_register(raw: u64) -> Prot {
-        Prot::from_bits_retain(raw)
-    }
+flags_from_register!(Prot: long);
 
+impl Prot {
     /// `PROT_NONE`: no access.
     pub const NONE: Prot = Prot::empty();
     /// The bits that say what user code may do: read, write, execute.
@@ -111,12 +108,9 @@ pub enum MapType {
     SharedValidate,
 }
 
-impl MapFlags {
-    /// The flags a system call's register holds, unknown bits kept.
-    pub const fn from_register(raw: u64) -> MapFlags {
-        MapFlags::from_bits_retain(raw)
-    }
+flags_from_register!(MapFlags: long);
 
+impl MapFlags {
     /// `MAP_TYPE`: the bits that hold the mapping type.
     pub const TYPE_MASK: u64 = 0x0f;
     /// The flags `MAP_SHARED_VALIDATE` accepts (Linux's `LEGACY_MAP_MASK`).
@@ -226,13 +220,7 @@ bitflags! {
     }
 }
 
-impl MsyncFlags {
-    /// The flags a system call's register holds: its low 32 bits (an
-    /// `int`), unknown bits kept.
-    pub const fn from_register(raw: u64) -> MsyncFlags {
-        MsyncFlags::from_bits_retain(raw as u32)
-    }
-}
+flags_from_register!(MsyncFlags: int);
 
 bitflags! {
     /// `MCL_*`: the flags of `mlockall` (an `int`).
@@ -247,13 +235,7 @@ bitflags! {
     }
 }
 
-impl MlockallFlags {
-    /// The flags a system call's register holds: its low 32 bits (an
-    /// `int`), unknown bits kept.
-    pub const fn from_register(raw: u64) -> MlockallFlags {
-        MlockallFlags::from_bits_retain(raw as u32)
-    }
-}
+flags_from_register!(MlockallFlags: int);
 
 #[cfg(test)]
 mod tests {
