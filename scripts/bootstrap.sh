@@ -145,6 +145,13 @@ CROSS_ENV :=
 CROSS_FLAGS :=
 EOT
 		say "toolchain: rustup ($(cargo --version))"
+		# make lint's tools (it skips them, saying so, where they cannot be had).
+		local component
+		for component in clippy rustfmt; do
+			rustup component list --installed 2>/dev/null | grep -q "^$component" ||
+				timeout 120 rustup component add "$component" >/dev/null 2>&1 ||
+				say "rustup cannot add $component: make lint will skip it"
+		done
 		return 0
 	fi
 	say "rustup cannot provide $TARGET here; using Debian's rustc-web with build-std"
