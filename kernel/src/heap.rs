@@ -62,8 +62,13 @@ impl Regions {
         unsafe { self.add(phys_to_virt(run).as_u64() as *mut u8, REGION_BYTES) }
     }
 
+    /// First fit over the regions in the order they were added: the boot
+    /// region first, then the oldest grown one. Why: the newest regions
+    /// then hold only what did not fit below, so once a burst of work ends
+    /// they empty and go back to the pool; taking from the newest first
+    /// would spread long-lived objects over every region and pin them all.
     fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.heaps[..self.count].iter_mut().rev().find_map(|h| h.allocate_first_fit(layout).ok())
+        self.heaps[..self.count].iter_mut().find_map(|h| h.allocate_first_fit(layout).ok())
     }
 }
 
@@ -122,10 +127,11 @@ unsafe impl GlobalAlloc for GrowingHeap {
         // `layout` (the caller's contract), and is in its range.
         unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
         // A grown region that is empty again goes back to the frame pool,
-        // so that the heap shrinks once the work that grew it is over.
+        // so that the heap shrinks once the work that grew it is over. The
+        // others keep their order (see `allocate`).
         if index > 0 && heap.used() == 0 {
             let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
-            regions.heaps.swap(index, count - 1);
+            regions.heaps[index..count].rotate_left(1);
             regions.heaps[count - 1] = Heap::empty();
             regions.count -= 1;
             if let Some(pool) = frames::try_pool() {
