@@ -23,6 +23,11 @@ const REGION_BYTES: usize = (PAGE_SIZE as usize) << MAX_ORDER;
 
 struct Regions {
     heaps: [Heap; MAX_REGIONS],
+    /// Per region, a bound on its largest free block: below the size of a
+    /// request it last refused, raised by what is freed into it since
+    /// (a freed block may merge with a free block on either side). Spares
+    /// `allocate` a walk of a full region's free list.
+    hole_bounds: [usize; MAX_REGIONS],
     count: usize,
 }
 
@@ -33,7 +38,11 @@ unsafe impl Send for Regions {}
 struct GrowingHeap(Mutex<Regions>);
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap(Mutex::new(Regions { heaps: [const { Heap::empty() }; MAX_REGIONS], count: 0 }));
+static HEAP: GrowingHeap = GrowingHeap(Mutex::new(Regions {
+    heaps: [const { Heap::empty() }; MAX_REGIONS],
+    hole_bounds: [usize::MAX; MAX_REGIONS],
+    count: 0,
+}));
 
 impl Regions {
     /// Adds `[start, start + size)` as a region; false when all are in use.
@@ -44,6 +53,7 @@ impl Regions {
         let Some(heap) = self.heaps.get_mut(self.count) else { return false };
         // SAFETY: guaranteed by the caller.
         unsafe { heap.init(start, size) };
+        self.hole_bounds[self.count] = usize::MAX;
         self.count += 1;
         true
     }
@@ -62,8 +72,25 @@ impl Regions {
         unsafe { self.add(phys_to_virt(run).as_u64() as *mut u8, REGION_BYTES) }
     }
 
-    fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.heaps[..self.count].iter_mut().rev().find_map(|h| h.allocate_first_fit(layout).ok())
+    /// First fit over the regions in the order they were added: the boot
+    /// region first, then the oldest grown one. Why: the newest regions
+    /// then hold only what did not fit below, so once a burst of work ends
+    /// they empty and go back to the pool; taking from the newest first
+    /// puts whatever a burst leaves behind (a shrunk table, a new tree
+    /// node) in the newest region and pins it. With `use_bounds`, regions
+    /// known to have no block large enough are skipped.
+    fn allocate(&mut self, layout: Layout, use_bounds: bool) -> Option<NonNull<u8>> {
+        let size = layout.size();
+        for (heap, bound) in self.heaps[..self.count].iter_mut().zip(&mut self.hole_bounds) {
+            if use_bounds && size > *bound {
+                continue;
+            }
+            match heap.allocate_first_fit(layout) {
+                Ok(block) => return Some(block),
+                Err(()) => *bound = (*bound).min(size.saturating_sub(1)),
+            }
+        }
+        None
     }
 }
 
@@ -91,15 +118,14 @@ unsafe impl GlobalAlloc for GrowingHeap {
             };
         }
         let mut regions = self.0.lock();
-        if let Some(block) = regions.allocate(layout) {
+        if let Some(block) = regions.allocate(layout, true) {
             return block.as_ptr();
         }
-        if regions.grow() {
-            if let Some(block) = regions.allocate(layout) {
-                return block.as_ptr();
-            }
-        }
-        core::ptr::null_mut()
+        // The bounds are estimates (alignment and the allocator's split
+        // rules can refuse a block that is large enough): before failing,
+        // every region is walked.
+        let block = if regions.grow() { regions.allocate(layout, true) } else { regions.allocate(layout, false) };
+        block.map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -121,11 +147,17 @@ unsafe impl GlobalAlloc for GrowingHeap {
         // SAFETY: `ptr` came from this region's `allocate_first_fit` with
         // `layout` (the caller's contract), and is in its range.
         unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
+        let bound = &mut regions.hole_bounds[index];
+        // The allocator rounds a block up to its own granule (at most 16).
+        *bound = bound.saturating_mul(2).saturating_add(layout.size() + 16);
+        let heap = &regions.heaps[index];
         // A grown region that is empty again goes back to the frame pool,
-        // so that the heap shrinks once the work that grew it is over.
+        // so that the heap shrinks once the work that grew it is over. The
+        // others keep their order (see `allocate`).
         if index > 0 && heap.used() == 0 {
             let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
-            regions.heaps.swap(index, count - 1);
+            regions.heaps[index..count].rotate_left(1);
+            regions.hole_bounds[index..count].rotate_left(1);
             regions.heaps[count - 1] = Heap::empty();
             regions.count -= 1;
             if let Some(pool) = frames::try_pool() {

@@ -5,7 +5,7 @@ pub mod exec;
 pub mod fd;
 pub mod procfs;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -37,7 +37,11 @@ pub struct Process {
     /// `None` after exit (the address space is freed at once).
     pub mm: Mutex<Option<UserSpace>>,
     pub files: Mutex<FdTable>,
-    children: Mutex<Vec<Arc<Process>>>,
+    /// Its children by pid, zombies included until reaped.
+    children: Mutex<BTreeMap<Pid, Arc<Process>>>,
+    /// The pids of its children that have exited and wait to be reaped, so
+    /// that `wait` finds one without scanning every child.
+    zombies: Mutex<BTreeSet<Pid>>,
     /// The wait status once the process has exited (a zombie until reaped).
     exit_status: Mutex<Option<i32>>,
     /// argv joined with NULs, for `/proc/<pid>/cmdline`.
@@ -154,14 +158,15 @@ fn new_process(
         task: Mutex::new(Some(task.clone())),
         mm: Mutex::new(Some(mm)),
         files: Mutex::new(files),
-        children: Mutex::new(Vec::new()),
+        children: Mutex::new(BTreeMap::new()),
+        zombies: Mutex::new(BTreeSet::new()),
         exit_status: Mutex::new(None),
         cmdline: Mutex::new(cmdline),
         faults: AtomicU64::new(0),
     });
     task.set_user_context(process.clone());
     if let Some(parent) = parent {
-        parent.children.lock().push(process.clone());
+        parent.children.lock().insert(process.pid, process.clone());
     }
     PROCESSES.lock().insert(process.pid, process.clone());
     sched::make_ready(task);
@@ -208,15 +213,16 @@ pub fn exit_current(status: i32) -> ! {
     drop(mm);
     process.files.lock().close_all();
 
-    let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());
+    let orphans = core::mem::take(&mut *process.children.lock());
+    let orphan_zombies = core::mem::take(&mut *process.zombies.lock());
     if !orphans.is_empty() {
         if let Some(init) = Process::get(INIT_PID).filter(|i| i.pid != process.pid) {
-            let any_zombie = orphans.iter().any(|c| c.is_zombie());
-            for child in orphans {
+            for child in orphans.values() {
                 *child.parent.lock() = Arc::downgrade(&init);
-                init.children.lock().push(child);
             }
-            if any_zombie {
+            init.children.lock().extend(orphans);
+            if !orphan_zombies.is_empty() {
+                init.zombies.lock().extend(orphan_zombies);
                 wake_process(&init);
             }
         }
@@ -226,6 +232,7 @@ pub fn exit_current(status: i32) -> ! {
     // its stack; the process no longer needs it.
     process.task.lock().take();
     if let Some(parent) = process.parent.lock().upgrade() {
+        parent.zombies.lock().insert(process.pid);
         wake_process(&parent);
     } else {
         // Nobody will reap it.
@@ -256,16 +263,23 @@ fn wake_process(process: &Process) {
 /// `Ok(None)` with WNOHANG when none has exited yet.
 pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, Errno> {
     let me = current_process();
+    // -1: any child; a positive pid: that child; nothing else matches
+    // (no process groups).
+    let wanted = match pid {
+        -1 => None,
+        pid => Some(Pid::try_from(pid).map_err(|_| Errno::ECHILD)?),
+    };
     loop {
         {
             let mut children = me.children.lock();
-            let matches = |c: &Arc<Process>| pid == -1 || pid == i64::from(c.pid);
-            if !children.iter().any(matches) {
-                return Err(Errno::ECHILD);
-            }
-            let zombie = children.iter().position(|c| matches(c) && c.is_zombie());
-            if let Some(index) = zombie {
-                let child = children.remove(index);
+            let mut zombies = me.zombies.lock();
+            let zombie = match wanted {
+                None if children.is_empty() => return Err(Errno::ECHILD),
+                None => zombies.pop_first(),
+                Some(pid) if !children.contains_key(&pid) => return Err(Errno::ECHILD),
+                Some(pid) => zombies.take(&pid),
+            };
+            if let Some(child) = zombie.and_then(|pid| children.remove(&pid)) {
                 PROCESSES.lock().remove(&child.pid);
                 let status = child.exit_status.lock().unwrap_or(0);
                 return Ok(Some((child.pid, status)));

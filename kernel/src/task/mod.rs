@@ -48,6 +48,9 @@ pub struct Task {
     pub pid: Pid,
     pub priority: u8,
     state: Mutex<TaskState>,
+    /// While it sleeps with a deadline: the deadline, its key (with the
+    /// pid) among the scheduler's sleepers.
+    sleep_deadline: Mutex<Option<u64>>,
     context: UnsafeCell<CpuContext>,
     fp: UnsafeCell<FpState>,
     /// `None` for the boot CPU's idle task, which runs on the boot stack.
@@ -74,6 +77,7 @@ impl Task {
             pid,
             priority,
             state: Mutex::new(TaskState::Ready),
+            sleep_deadline: Mutex::new(None),
             context: UnsafeCell::new(context),
             fp: UnsafeCell::new(FpState::new()),
             stack,

@@ -6,14 +6,13 @@
 //! Kernel code is not preempted; a task is switched out only when it
 //! blocks, yields, or is about to return to EL0 with a reschedule pending.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use spin::Mutex;
 
-use super::{Task, TaskState};
+use super::{Pid, Task, TaskState};
 use crate::arch::context::{self, CpuContext};
 use crate::arch::{cpu, mmu, timer};
 
@@ -22,6 +21,9 @@ pub const PRIORITIES: usize = 32;
 pub const DEFAULT_PRIORITY: u8 = 16;
 /// A task runs this long before others of its priority get a turn.
 pub const TIME_SLICE_MS: u64 = 10;
+/// A run queue keeps at most this many slots of capacity for nothing: a
+/// burst of ready tasks (a fork bomb) must not pin its peak in the heap.
+const RUN_QUEUE_SPARE: usize = 64;
 
 struct RunQueues {
     queues: [VecDeque<Arc<Task>>; PRIORITIES],
@@ -41,9 +43,14 @@ impl RunQueues {
             return None;
         }
         let p = self.nonempty.trailing_zeros() as usize;
-        let task = self.queues[p].pop_front();
-        if self.queues[p].is_empty() {
+        let queue = &mut self.queues[p];
+        let task = queue.pop_front();
+        if queue.is_empty() {
             self.nonempty &= !(1 << p);
+        }
+        // Halving at a quarter full keeps pops amortized O(1).
+        if queue.capacity() > RUN_QUEUE_SPARE && queue.len() < queue.capacity() / 4 {
+            queue.shrink_to(queue.capacity() / 2);
         }
         task
     }
@@ -58,8 +65,10 @@ struct Scheduler {
     run: RunQueues,
     current: Option<Arc<Task>>,
     idle: Option<Arc<Task>>,
-    /// Blocked tasks with a wake-up time (counter ticks), unsorted.
-    sleepers: Vec<(u64, Arc<Task>)>,
+    /// Blocked tasks with a wake-up time (counter ticks), by deadline then
+    /// pid; a sleeper's task remembers its deadline, so an early wake-up
+    /// finds its entry without a scan.
+    sleepers: BTreeMap<(u64, Pid), Arc<Task>>,
     /// The task just switched away from, released by the task switched to
     /// (once nothing runs on its stack any more).
     switched_out: Option<Arc<Task>>,
@@ -70,7 +79,7 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: 0 },
     current: None,
     idle: None,
-    sleepers: Vec::new(),
+    sleepers: BTreeMap::new(),
     switched_out: None,
     slice_end: 0,
 });
@@ -120,7 +129,9 @@ pub fn make_ready(task: Arc<Task>) {
     {
         let mut s = SCHED.lock();
         task.set_state(TaskState::Ready);
-        s.sleepers.retain(|(_, t)| !Arc::ptr_eq(t, &task));
+        if let Some(deadline) = task.sleep_deadline.lock().take() {
+            s.sleepers.remove(&(deadline, task.pid));
+        }
         if let Some(current) = &s.current {
             if task.priority < current.priority {
                 NEED_RESCHED.store(true, Ordering::Relaxed);
@@ -154,7 +165,8 @@ pub fn block(deadline: Option<u64>) {
         let current = s.current.clone().expect("block before init_idle");
         current.set_state(TaskState::Blocked);
         if let Some(deadline) = deadline {
-            s.sleepers.push((deadline, current));
+            *current.sleep_deadline.lock() = Some(deadline);
+            s.sleepers.insert((deadline, current.pid), current);
         }
     }
     schedule();
@@ -170,15 +182,9 @@ pub fn sleep_ticks(ticks: u64) {
 /// ends the running task's slice. Returns when the timer should fire next.
 pub fn on_timer(now: u64) -> u64 {
     let mut s = SCHED.lock();
-    let mut woken = Vec::new();
-    s.sleepers.retain(|(deadline, task)| {
-        let due = *deadline <= now;
-        if due {
-            woken.push(task.clone());
-        }
-        !due
-    });
-    for task in woken {
+    while let Some(sleeper) = s.sleepers.first_entry().filter(|e| e.key().0 <= now) {
+        let task = sleeper.remove();
+        *task.sleep_deadline.lock() = None;
         task.set_state(TaskState::Ready);
         s.run.push(task);
     }
@@ -189,7 +195,7 @@ pub fn on_timer(now: u64) -> u64 {
         NEED_RESCHED.store(true, Ordering::Relaxed);
     }
     let next_slice = if now >= s.slice_end { now + slice_ticks() } else { s.slice_end };
-    s.sleepers.iter().map(|(d, _)| *d).fold(next_slice, u64::min)
+    s.sleepers.first_key_value().map_or(next_slice, |((deadline, _), _)| next_slice.min(*deadline))
 }
 
 /// Switches if a reschedule is pending; called before returning to EL0

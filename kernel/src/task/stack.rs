@@ -2,7 +2,7 @@
 //! with an unmapped guard page range below, so an overflow faults instead
 //! of overwriting a neighbour.
 
-use alloc::vec::Vec;
+use alloc::collections::BTreeSet;
 
 use aspen_mm::frame::FrameAllocator;
 use aspen_mm::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
@@ -21,12 +21,36 @@ const AREA_BASE: u64 = 0xFFFF_8000_0000_0000;
 /// Slots in the area (2 GiB of addresses).
 const MAX_SLOTS: u32 = 1 << 16;
 
+/// Slots `0..next_unused` have been handed out; `free` holds those among
+/// them that are free again. The lowest free slot is reused first and free
+/// slots at the top are forgotten, so after a burst of tasks the set shrinks
+/// back instead of keeping one entry per slot the burst used.
 struct Slots {
     next_unused: u32,
-    free: Vec<u32>,
+    free: BTreeSet<u32>,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { next_unused: 0, free: Vec::new() });
+impl Slots {
+    fn take(&mut self) -> Result<u32, StackError> {
+        if let Some(slot) = self.free.pop_first() {
+            return Ok(slot);
+        }
+        if self.next_unused >= MAX_SLOTS {
+            return Err(StackError::OutOfSlots);
+        }
+        self.next_unused += 1;
+        Ok(self.next_unused - 1)
+    }
+
+    fn give_back(&mut self, slot: u32) {
+        self.free.insert(slot);
+        while self.next_unused > 0 && self.free.remove(&(self.next_unused - 1)) {
+            self.next_unused -= 1;
+        }
+    }
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots { next_unused: 0, free: BTreeSet::new() });
 
 /// Why a stack could not be made.
 #[derive(Debug)]
@@ -43,21 +67,11 @@ pub struct KernelStack {
 
 impl KernelStack {
     pub fn new() -> Result<Self, StackError> {
-        let slot = {
-            let mut slots = SLOTS.lock();
-            match slots.free.pop() {
-                Some(slot) => slot,
-                None if slots.next_unused < MAX_SLOTS => {
-                    slots.next_unused += 1;
-                    slots.next_unused - 1
-                }
-                None => return Err(StackError::OutOfSlots),
-            }
-        };
+        let slot = SLOTS.lock().take()?;
         let frames = match frames::pool().alloc_frames(STACK_ORDER) {
             Ok(frames) => frames,
             Err(_) => {
-                SLOTS.lock().free.push(slot);
+                SLOTS.lock().give_back(slot);
                 return Err(StackError::OutOfMemory);
             }
         };
@@ -65,7 +79,7 @@ impl KernelStack {
         if kernel_map::map_kernel_pages(range, frames).is_err() {
             // Nothing was mapped (a refused map changes nothing).
             frames::pool().free_frames(frames, STACK_ORDER);
-            SLOTS.lock().free.push(slot);
+            SLOTS.lock().give_back(slot);
             return Err(StackError::OutOfMemory);
         }
         Ok(Self { slot, frames })
@@ -95,6 +109,6 @@ impl Drop for KernelStack {
             return;
         }
         frames::pool().free_frames(self.frames, STACK_ORDER);
-        SLOTS.lock().free.push(self.slot);
+        SLOTS.lock().give_back(self.slot);
     }
 }

@@ -15,6 +15,8 @@ pub enum MeminfoError {
     Read(Errno),
     /// It has no `MemFree:` line.
     NoMemFree,
+    /// It has no `KernelHeap:` line (Aspen's own; Linux has none).
+    NoKernelHeap,
     /// It did not fit the reader's buffer.
     ZoneinfoTooLarge,
 }
@@ -24,6 +26,7 @@ impl fmt::Display for MeminfoError {
         match self {
             MeminfoError::Read(e) => write!(f, "cannot read /proc/meminfo: {e}"),
             MeminfoError::NoMemFree => write!(f, "/proc/meminfo has no 'MemFree: N kB' line"),
+            MeminfoError::NoKernelHeap => write!(f, "/proc/meminfo has no 'KernelHeap: N kB' line"),
             MeminfoError::ZoneinfoTooLarge => write!(f, "/proc/zoneinfo is larger than {ZONEINFO_MAX} bytes"),
         }
     }
@@ -60,6 +63,18 @@ pub fn memfree() -> Result<u64, MeminfoError> {
         .and_then(leading_number)
         .ok_or(MeminfoError::NoMemFree)?;
     Ok(memfree * 1024 + percpu_free_pages()? * PAGE_SIZE as u64)
+}
+
+/// Bytes of kernel heap in use: Aspen's `KernelHeap` line of /proc/meminfo
+/// (kB, so the value is a multiple of 1024).
+pub fn kernel_heap() -> Result<u64, MeminfoError> {
+    let mut buf = [0u8; 4096];
+    let n = fs::read_file(c"/proc/meminfo", &mut buf).map_err(MeminfoError::Read)?;
+    let kib = lines(&buf[..n])
+        .find_map(|line| line.strip_prefix(b"KernelHeap:"))
+        .and_then(leading_number)
+        .ok_or(MeminfoError::NoKernelHeap)?;
+    Ok(kib * 1024)
 }
 
 /// Free pages on Linux's per-CPU lists (0 without /proc/zoneinfo).

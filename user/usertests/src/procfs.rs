@@ -13,7 +13,7 @@ use core::fmt;
 
 use aspen_sys::fs;
 
-pub use aspen_sys::meminfo::{leading_number, memfree, MeminfoError};
+pub use aspen_sys::meminfo::{kernel_heap, leading_number, memfree, MeminfoError};
 
 use crate::harness::Ctx;
 

@@ -32,6 +32,7 @@ pub mod efault;
 pub mod errors;
 pub mod faults;
 pub mod file;
+pub mod forkbomb;
 pub mod madvise;
 pub mod partial;
 pub mod process;
@@ -87,6 +88,7 @@ pub const TESTS: &[Test] = &[
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
     child("oom_contained", accounting::oom_contained),
+    child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
 ];
