@@ -566,3 +566,31 @@ proptest! {
         prop_assert_eq!(placed.initial_brk(), image.initial_brk().wrapping_add(bias));
     }
 }
+
+#[test]
+fn headers_alone_give_the_whole_file_plan() {
+    let file = static_exec();
+    let table = ElfImage::program_header_table(&file).unwrap();
+    assert_eq!(table, 64..64 + 3 * 56);
+    let head = &file[..FILE_HEADER_SIZE];
+    let bytes = &file[table.start as usize..table.end as usize];
+    assert_eq!(ElfImage::parse_headers(head, bytes, file.len() as u64), ElfImage::parse(&file));
+    // A file far larger than any buffer: only its length is needed.
+    let mut big = elf_file(ET_EXEC, 0x40_0000, &[Ph::load(RX, 0, 0x40_0000, 0x4000_0000, 0x4000_0000)], 0x1000);
+    let table = ElfImage::program_header_table(&big).unwrap();
+    let bytes = big[table.start as usize..table.end as usize].to_vec();
+    big.truncate(FILE_HEADER_SIZE);
+    let image = ElfImage::parse_headers(&big, &bytes, 0x4000_0000).unwrap();
+    assert_eq!(image.segments[0].filesz, 0x4000_0000);
+    assert_eq!(
+        ElfImage::parse_headers(&big, &bytes, 0x3fff_ffff),
+        Err(ElfError::SegmentOutOfFile(0)),
+        "segment bytes past the file's length"
+    );
+    assert_eq!(
+        ElfImage::parse_headers(&big, &bytes[..55], 0x4000_0000),
+        Err(ElfError::ProgramHeadersOutOfFile),
+        "a short table"
+    );
+    assert_eq!(ElfImage::parse_headers(&big, &bytes, 100), Err(ElfError::ProgramHeadersOutOfFile));
+}
