@@ -1,23 +1,28 @@
 //! Loading a program: a static ELF executable (ET_EXEC, or static-pie
 //! ET_DYN) from the file tree, mapped as private file mappings (demand
-//! paged), with a stack holding argc, argv, envp and the auxiliary vector.
+//! paged), with a stack holding argc, argv, envp and the auxiliary vector;
+//! or a `#!` script, by loading its interpreter with the script's path among
+//! its arguments.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::mman::{MapFlags, Prot};
+use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_fs::OpenFlags;
 use aspen_mm::aspace::{AddressSpace, MappedFile};
 use aspen_mm::errno::Errno;
+use aspen_mm::object::FileObject;
 use aspen_mm::VirtAddr;
 
 use super::{current_process, UserSpace};
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::files;
-use crate::memory::user_env;
+use crate::memory::user_env::{self, KernelMm};
 use crate::task::UserContext;
 
 /// The top of a new program's stack: the last page below the end of user
@@ -25,9 +30,6 @@ use crate::task::UserContext;
 const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
-/// The largest program file loaded: it is read whole to check it, into
-/// one run of frames (the largest the frame pool hands out).
-const MAX_EXECUTABLE: u64 = 4 << 20;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
 
@@ -74,8 +76,9 @@ fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
     prot
 }
 
-/// Loads the program at `path` into a new address space.
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
+/// Opens the program file at `path` for execution: a regular file with an
+/// execute bit, and its page-cache object.
+fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u64), Errno> {
     let file = files::vfs().open(path, OpenFlags::RDONLY, 0)?;
     let stat = file.node().stat();
     if file.node().is_dir() {
@@ -85,18 +88,59 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     if stat.mode & EXECUTE_BITS == 0 {
         return Err(Errno::EACCES);
     }
-    if stat.size > MAX_EXECUTABLE {
-        return Err(Errno::ENOEXEC);
+    Ok((object, stat.size))
+}
+
+/// Loads the program at `path` into a new address space: an ELF
+/// executable, or a `#!` script run by its interpreter (which may itself be
+/// a script, [`MAX_INTERPRETER_HOPS`] times at most).
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
+    let mut program = path.to_vec();
+    // The argument list once a script has rewritten it.
+    let mut rewritten: Option<Vec<Vec<u8>>> = None;
+    for depth in 0.. {
+        let (object, size) = open_executable(&program)?;
+        if depth > MAX_INTERPRETER_HOPS {
+            return Err(Errno::ELOOP);
+        }
+        let mut head = [0u8; BINPRM_BUF_SIZE];
+        let read = object.read(0, &mut head)?;
+        let head = &head[..read];
+        let args: Vec<&[u8]> = match &rewritten {
+            Some(owned) => owned.iter().map(Vec::as_slice).collect(),
+            None => argv.to_vec(),
+        };
+        let Some(shebang) = script::parse(head)? else {
+            return load_elf(&object, size, head, path, &args, envp);
+        };
+        let next: Vec<Vec<u8>> =
+            script::interpreter_argv(&shebang, &program, &args).into_iter().map(<[u8]>::to_vec).collect();
+        program = shebang.interpreter.to_vec();
+        rewritten = Some(next);
     }
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(stat.size as usize).map_err(|_| Errno::ENOMEM)?;
-    bytes.resize(stat.size as usize, 0);
-    let read = object.read(0, &mut bytes)?;
-    bytes.truncate(read);
-    let parsed = ElfImage::parse(&bytes).map_err(|e| e.errno())?;
-    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| e.errno())?;
-    let image = parsed.relocated(bias).map_err(|e| e.errno())?;
-    drop(bytes);
+    Err(Errno::ELOOP)
+}
+
+/// Loads an ELF executable, of which `head` holds the first bytes, into a
+/// new address space. Only the headers are read here: the segments are
+/// private mappings of the file's page cache, so the file's size is not
+/// bounded by any buffer.
+fn load_elf(
+    object: &Arc<FileObject<'static, KernelMm>>,
+    size: u64,
+    head: &[u8],
+    execfn: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<LoadedImage, Errno> {
+    let table = ElfImage::program_header_table(head)?;
+    // At most MAX_PROGRAM_HEADERS entries: a few KiB.
+    let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
+    let read = object.read(table.start, &mut program_headers)?;
+    program_headers.truncate(read);
+    let parsed = ElfImage::parse_headers(head, &program_headers, size)?;
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE)?;
+    let image = parsed.relocated(bias)?;
 
     let mut mm = AddressSpace::new(user_env::get())?;
     for plan in image.page_plan() {
@@ -144,7 +188,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         None,
         0,
     )?;
-    let args = ExecArgs { argv, envp, execfn: path, random: random_bytes() };
+    let args = ExecArgs { argv, envp, execfn, random: random_bytes() };
     let aux = AuxValues {
         phdr: image.phdr.unwrap_or(0),
         phent: u64::from(image.phent),
