@@ -36,6 +36,7 @@ pub mod madvise;
 pub mod partial;
 pub mod process;
 pub mod protect;
+pub mod script;
 pub mod segv;
 pub mod shared;
 pub mod time;
@@ -86,6 +87,7 @@ pub const TESTS: &[Test] = &[
     child("syscall_errors", errors::syscall_errors),
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
+    child("exec_scripts", script::interpreters),
     child("oom_contained", accounting::oom_contained),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
