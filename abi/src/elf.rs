@@ -2,10 +2,13 @@
 //!
 //! [`ElfImage::parse`] takes a whole executable file (untrusted bytes: any
 //! file of the initramfs), [`ElfImage::parse_headers`] only its file header
-//! and program header table (a loader reads no more of it), and each checks it the way Linux's `load_elf_binary`
-//! does, returning a typed [`ElfError`] that names the error number `execve`
-//! reports (`ENOEXEC` for "not an executable we run", `EINVAL` for a broken
-//! segment). What it accepts is a plan: the loadable segments sorted by
+//! and program header table (a loader reads no more of it); each checks it
+//! the way Linux's `load_elf_binary` does, returning a typed [`ElfError`]
+//! that names the error number `execve` reports (`ENOEXEC` for "not an
+//! executable we run", `EINVAL` for a broken segment), or, for what Linux
+//! finds only after the caller's program is gone
+//! ([`ElfError::kills_task`]), that the task is killed with SIGSEGV
+//! instead. What it accepts is a plan: the loadable segments sorted by
 //! address, the entry point, where the program headers are in memory (for
 //! `AT_PHDR`) and whether the stack is executable.
 //!
@@ -150,6 +153,22 @@ impl ElfError {
             | ElfError::EntryOutOfRange => Errno::EINVAL,
             ElfError::LoadBaseOutOfRange => Errno::ENOMEM,
         }
+    }
+
+    /// Whether Linux finds this only past `execve`'s point of no return
+    /// (the caller's program already gone): a segment `load_elf_binary`
+    /// refuses or cannot map, or an entry point outside user space. There
+    /// `execve` does not fail; the task is killed with SIGSEGV.
+    pub const fn kills_task(self) -> bool {
+        matches!(
+            self,
+            ElfError::FileSizeExceedsMemSize(_)
+                | ElfError::MisalignedSegment(_)
+                | ElfError::AddressOverflow(_)
+                | ElfError::SegmentOutOfRange(_)
+                | ElfError::EntryOutOfRange
+                | ElfError::LoadBaseOutOfRange
+        )
     }
 }
 

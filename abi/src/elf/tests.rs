@@ -594,3 +594,27 @@ fn headers_alone_give_the_whole_file_plan() {
     );
     assert_eq!(ElfImage::parse_headers(&big, &bytes, 100), Err(ElfError::ProgramHeadersOutOfFile));
 }
+
+#[test]
+fn what_linux_finds_past_the_point_of_no_return_kills_the_task() {
+    let kills = [
+        ElfError::FileSizeExceedsMemSize(0),
+        ElfError::MisalignedSegment(0),
+        ElfError::AddressOverflow(0),
+        ElfError::SegmentOutOfRange(0),
+        ElfError::EntryOutOfRange,
+        ElfError::LoadBaseOutOfRange,
+    ];
+    assert!(kills.iter().all(|e| e.kills_task()));
+    let refusals = [
+        ElfError::TooShort,
+        ElfError::BadMagic,
+        ElfError::WrongMachine(62),
+        ElfError::InterpreterUnsupported,
+        ElfError::SegmentOutOfFile(0),
+        ElfError::OverlappingSegments(0, 1),
+    ];
+    assert!(refusals.iter().all(|e| !e.kills_task()));
+    let kernel_entry = elf_file(ET_EXEC, 0xffff_0000_0000_1000, &[Ph::load(RX, 0, 0x40_0000, 0x100, 0x100)], 0x100);
+    assert!(parse_err(&kernel_entry).kills_task());
+}
