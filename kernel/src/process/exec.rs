@@ -7,7 +7,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::elf::{ElfError, ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
@@ -32,6 +32,43 @@ const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 const STACK_SIZE: u64 = 8 << 20;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
+
+/// Why a program is not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecError {
+    /// `execve` fails with this error; the caller's program goes on.
+    Refused(Errno),
+    /// Linux finds this past its point of no return: the caller's program
+    /// is gone and the task is killed with SIGSEGV.
+    Unloadable(ElfError),
+}
+
+impl ExecError {
+    /// The error number, where there is no caller to kill (the first
+    /// process).
+    pub const fn errno(self) -> Errno {
+        match self {
+            ExecError::Refused(errno) => errno,
+            ExecError::Unloadable(error) => error.errno(),
+        }
+    }
+}
+
+impl From<Errno> for ExecError {
+    fn from(errno: Errno) -> ExecError {
+        ExecError::Refused(errno)
+    }
+}
+
+impl From<ElfError> for ExecError {
+    fn from(error: ElfError) -> ExecError {
+        if error.kills_task() {
+            ExecError::Unloadable(error)
+        } else {
+            ExecError::Refused(error.errno())
+        }
+    }
+}
 
 /// A program loaded into a new address space, ready to enter.
 pub struct LoadedImage {
@@ -94,14 +131,14 @@ fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u
 /// Loads the program at `path` into a new address space: an ELF
 /// executable, or a `#!` script run by its interpreter (which may itself be
 /// a script, [`MAX_INTERPRETER_HOPS`] times at most).
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, ExecError> {
     let mut program = path.to_vec();
     // The argument list once a script has rewritten it.
     let mut rewritten: Option<Vec<Vec<u8>>> = None;
     for depth in 0.. {
         let (object, size) = open_executable(&program)?;
         if depth > MAX_INTERPRETER_HOPS {
-            return Err(Errno::ELOOP);
+            return Err(Errno::ELOOP.into());
         }
         let mut head = [0u8; BINPRM_BUF_SIZE];
         let read = object.read(0, &mut head)?;
@@ -110,7 +147,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
             Some(owned) => owned.iter().map(Vec::as_slice).collect(),
             None => argv.to_vec(),
         };
-        let Some(shebang) = script::parse(head)? else {
+        let Some(shebang) = script::parse(head).map_err(Errno::from)? else {
             return load_elf(&object, size, head, path, &args, envp);
         };
         let next: Vec<Vec<u8>> =
@@ -118,7 +155,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         program = shebang.interpreter.to_vec();
         rewritten = Some(next);
     }
-    Err(Errno::ELOOP)
+    Err(Errno::ELOOP.into())
 }
 
 /// Loads an ELF executable, of which `head` holds the first bytes, into a
@@ -132,7 +169,7 @@ fn load_elf(
     execfn: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
-) -> Result<LoadedImage, Errno> {
+) -> Result<LoadedImage, ExecError> {
     let table = ElfImage::program_header_table(head)?;
     // At most MAX_PROGRAM_HEADERS entries: a few KiB.
     let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
@@ -161,7 +198,7 @@ fn load_elf(
         }
         if let Some(tail) = plan.zero_tail {
             let zeros = alloc::vec![0u8; tail.len() as usize];
-            mm.write(UserSlice::new(tail.start, tail.len())?, &zeros)?;
+            mm.write(UserSlice::new(tail.start, tail.len()).map_err(Errno::from)?, &zeros)?;
             if !s.writable {
                 let page = tail.start & !4095;
                 mm.mprotect(VirtAddr::new(page), 4096, prot)?;
@@ -198,7 +235,7 @@ fn load_elf(
         ..AuxValues::default()
     };
     let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
-    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64)?, &stack.bytes)?;
+    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64).map_err(Errno::from)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
     let mut cmdline = Vec::new();
@@ -210,8 +247,10 @@ fn load_elf(
 }
 
 /// `execve`: replaces the current process's program. On success the
-/// system call returns into the new program through `frame`.
-pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), Errno> {
+/// system call returns into the new program through `frame`; on
+/// [`ExecError::Unloadable`] the caller is to kill the task with SIGSEGV
+/// once it has dropped what it holds.
+pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
     let image = load(path, argv, envp)?;
     let process = current_process();
     *frame = image.initial_frame();
