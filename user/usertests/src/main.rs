@@ -120,6 +120,9 @@ fn set_up(exe: &'static CStr) -> Context {
     if let Err(e) = tests::script::create_scripts(exe) {
         println!("usertests: set-up: scripts: {e}");
     }
+    if let Err(e) = tests::elf::create_files() {
+        println!("usertests: set-up: ELF files: {e}");
+    }
     match process::fork() {
         Ok(Fork::Child) => process::exit_group(0),
         Ok(Fork::Parent(pid)) => {

@@ -29,6 +29,7 @@ pub mod accounting;
 pub mod brk;
 pub mod cow;
 pub mod efault;
+pub mod elf;
 pub mod errors;
 pub mod faults;
 pub mod file;
@@ -88,6 +89,7 @@ pub const TESTS: &[Test] = &[
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
     child("exec_scripts", script::interpreters),
+    child("exec_malformed_elf", elf::malformed),
     child("oom_contained", accounting::oom_contained),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
