@@ -135,11 +135,8 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     let mut program = path.to_vec();
     // The argument list once a script has rewritten it.
     let mut rewritten: Option<Vec<Vec<u8>>> = None;
-    for depth in 0.. {
+    for _ in 0..=MAX_INTERPRETER_HOPS {
         let (object, size) = open_executable(&program)?;
-        if depth > MAX_INTERPRETER_HOPS {
-            return Err(Errno::ELOOP.into());
-        }
         let mut head = [0u8; BINPRM_BUF_SIZE];
         let read = object.read(0, &mut head)?;
         let head = &head[..read];
@@ -155,6 +152,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         program = shebang.interpreter.to_vec();
         rewritten = Some(next);
     }
+    // One script too many. Linux opens its interpreter before it counts,
+    // so a missing one is still ENOENT.
+    open_executable(&program)?;
     Err(Errno::ELOOP.into())
 }
 
