@@ -1,10 +1,14 @@
 //! ELF64 executables for aarch64 Linux, turned into a load plan.
 //!
 //! [`ElfImage::parse`] takes a whole executable file (untrusted bytes: any
-//! file of the initramfs) and checks it the way Linux's `load_elf_binary`
-//! does, returning a typed [`ElfError`] that names the error number `execve`
-//! reports (`ENOEXEC` for "not an executable we run", `EINVAL` for a broken
-//! segment). What it accepts is a plan: the loadable segments sorted by
+//! file of the initramfs), [`ElfImage::parse_headers`] only its file header
+//! and program header table (a loader reads no more of it); each checks it
+//! the way Linux's `load_elf_binary` does, returning a typed [`ElfError`]
+//! that names the error number `execve` reports (`ENOEXEC` for "not an
+//! executable we run", `EINVAL` for a broken segment), or, for what Linux
+//! finds only after the caller's program is gone
+//! ([`ElfError::kills_task`]), that the task is killed with SIGSEGV
+//! instead. What it accepts is a plan: the loadable segments sorted by
 //! address, the entry point, where the program headers are in memory (for
 //! `AT_PHDR`) and whether the stack is executable.
 //!
@@ -149,6 +153,22 @@ impl ElfError {
             | ElfError::EntryOutOfRange => Errno::EINVAL,
             ElfError::LoadBaseOutOfRange => Errno::ENOMEM,
         }
+    }
+
+    /// Whether Linux finds this only past `execve`'s point of no return
+    /// (the caller's program already gone): a segment `load_elf_binary`
+    /// refuses or cannot map, or an entry point outside user space. There
+    /// `execve` does not fail; the task is killed with SIGSEGV.
+    pub const fn kills_task(self) -> bool {
+        matches!(
+            self,
+            ElfError::FileSizeExceedsMemSize(_)
+                | ElfError::MisalignedSegment(_)
+                | ElfError::AddressOverflow(_)
+                | ElfError::SegmentOutOfRange(_)
+                | ElfError::EntryOutOfRange
+                | ElfError::LoadBaseOutOfRange
+        )
     }
 }
 
@@ -322,13 +342,35 @@ pub struct SegmentPages {
 impl ElfImage {
     /// Checks a whole executable file and returns its load plan.
     pub fn parse(file: &[u8]) -> Result<ElfImage, ElfError> {
-        let header = FileHeader::parse(file)?;
-        let table_len = u64::from(header.phnum) * u64::from(PROGRAM_HEADER_SIZE);
-        let table = header
-            .phoff
-            .checked_add(table_len)
-            .and_then(|end| file.get(usize::try_from(header.phoff).ok()?..usize::try_from(end).ok()?))
+        let table = ElfImage::program_header_table(file)?;
+        let bytes = usize::try_from(table.start)
+            .ok()
+            .zip(usize::try_from(table.end).ok())
+            .and_then(|(start, end)| file.get(start..end))
             .ok_or(ElfError::ProgramHeadersOutOfFile)?;
+        ElfImage::parse_headers(file, bytes, file.len() as u64)
+    }
+
+    /// Where the program header table lies in the file (file offsets), from
+    /// the file's first bytes (at least [`FILE_HEADER_SIZE`]), so that a
+    /// loader reads the headers only, not the whole file.
+    pub fn program_header_table(head: &[u8]) -> Result<core::ops::Range<u64>, ElfError> {
+        let header = FileHeader::parse(head)?;
+        let table_len = u64::from(header.phnum) * u64::from(PROGRAM_HEADER_SIZE);
+        let end = header.phoff.checked_add(table_len).ok_or(ElfError::ProgramHeadersOutOfFile)?;
+        Ok(header.phoff..end)
+    }
+
+    /// Checks an executable from its first bytes `head` (at least
+    /// [`FILE_HEADER_SIZE`]), its program header table `table` (the bytes
+    /// [`ElfImage::program_header_table`] names) and its length, and returns
+    /// its load plan.
+    pub fn parse_headers(head: &[u8], table: &[u8], file_len: u64) -> Result<ElfImage, ElfError> {
+        let header = FileHeader::parse(head)?;
+        let table_len = u64::from(header.phnum) * u64::from(PROGRAM_HEADER_SIZE);
+        if table.len() as u64 != table_len || header.phoff.checked_add(table_len).is_none_or(|end| end > file_len) {
+            return Err(ElfError::ProgramHeadersOutOfFile);
+        }
 
         let mut loads: Vec<(usize, Segment)> = Vec::new();
         let mut pt_phdr = None;
@@ -341,7 +383,7 @@ impl ElfImage {
                 PT_PHDR => pt_phdr = Some(header_fields.vaddr),
                 PT_GNU_STACK => stack_exec = header_fields.flags & PF_X != 0,
                 PT_LOAD => {
-                    let segment = check_load(&header_fields, index, file.len(), header.kind)?;
+                    let segment = check_load(&header_fields, index, file_len, header.kind)?;
                     if segment.memsz != 0 {
                         if header_fields.align.is_power_of_two() {
                             max_align = max_align.max(header_fields.align);
@@ -540,15 +582,11 @@ impl ProgramHeader {
 
 /// Checks one `PT_LOAD` (program header `index`) of a file of `file_len`
 /// bytes, as Linux's loader and `mmap` would.
-fn check_load(header: &ProgramHeader, index: usize, file_len: usize, kind: ElfKind) -> Result<Segment, ElfError> {
+fn check_load(header: &ProgramHeader, index: usize, file_len: u64, kind: ElfKind) -> Result<Segment, ElfError> {
     if header.filesz > header.memsz {
         return Err(ElfError::FileSizeExceedsMemSize(index));
     }
-    header
-        .offset
-        .checked_add(header.filesz)
-        .filter(|&end| end <= file_len as u64)
-        .ok_or(ElfError::SegmentOutOfFile(index))?;
+    header.offset.checked_add(header.filesz).filter(|&end| end <= file_len).ok_or(ElfError::SegmentOutOfFile(index))?;
     if header.vaddr % PAGE_SIZE != header.offset % PAGE_SIZE {
         return Err(ElfError::MisalignedSegment(index));
     }

@@ -53,6 +53,7 @@ pub mod elf;
 pub mod errno;
 pub mod fcntl;
 pub mod mman;
+pub mod script;
 pub mod signal;
 pub mod stack;
 pub mod syscall;

@@ -22,6 +22,7 @@ use aspen_mm::VirtAddr;
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::arch::uaccess::{Access, ActiveSpace};
+use crate::process::exec::ExecError;
 use crate::process::fd::Description;
 use crate::process::{self, procfs};
 use crate::task::sched;
@@ -536,15 +537,25 @@ fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
 }
 
 fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
+    match exec_strings(frame, argv, envp, path)? {
+        // The new program starts with x0 = 0, as the frame now says.
+        Ok(()) => Ok(frame.x[0]),
+        Err(ExecError::Refused(errno)) => Err(errno),
+        // Every string is dropped by now: the kill does not return.
+        Err(ExecError::Unloadable(why)) => process::kill_current(Signal::Segv, format_args!("execve: {why}")),
+    }
+}
+
+/// Reads execve's strings and runs it; the outer error is a failure to
+/// read them.
+fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
     let path = read_string(path, PATH_MAX - 1)?;
     let mut budget = aspen_abi::stack::ARG_MAX;
     let argv = string_array(argv, &mut budget)?;
     let envp = string_array(envp, &mut budget)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    process::exec::execve(frame, &path, &argv, &envp)?;
-    // The new program starts with x0 = 0, as the frame now says.
-    Ok(frame.x[0])
+    Ok(process::exec::execve(frame, &path, &argv, &envp))
 }
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {

@@ -566,3 +566,55 @@ proptest! {
         prop_assert_eq!(placed.initial_brk(), image.initial_brk().wrapping_add(bias));
     }
 }
+
+#[test]
+fn headers_alone_give_the_whole_file_plan() {
+    let file = static_exec();
+    let table = ElfImage::program_header_table(&file).unwrap();
+    assert_eq!(table, 64..64 + 3 * 56);
+    let head = &file[..FILE_HEADER_SIZE];
+    let bytes = &file[table.start as usize..table.end as usize];
+    assert_eq!(ElfImage::parse_headers(head, bytes, file.len() as u64), ElfImage::parse(&file));
+    // A file far larger than any buffer: only its length is needed.
+    let mut big = elf_file(ET_EXEC, 0x40_0000, &[Ph::load(RX, 0, 0x40_0000, 0x4000_0000, 0x4000_0000)], 0x1000);
+    let table = ElfImage::program_header_table(&big).unwrap();
+    let bytes = big[table.start as usize..table.end as usize].to_vec();
+    big.truncate(FILE_HEADER_SIZE);
+    let image = ElfImage::parse_headers(&big, &bytes, 0x4000_0000).unwrap();
+    assert_eq!(image.segments[0].filesz, 0x4000_0000);
+    assert_eq!(
+        ElfImage::parse_headers(&big, &bytes, 0x3fff_ffff),
+        Err(ElfError::SegmentOutOfFile(0)),
+        "segment bytes past the file's length"
+    );
+    assert_eq!(
+        ElfImage::parse_headers(&big, &bytes[..55], 0x4000_0000),
+        Err(ElfError::ProgramHeadersOutOfFile),
+        "a short table"
+    );
+    assert_eq!(ElfImage::parse_headers(&big, &bytes, 100), Err(ElfError::ProgramHeadersOutOfFile));
+}
+
+#[test]
+fn what_linux_finds_past_the_point_of_no_return_kills_the_task() {
+    let kills = [
+        ElfError::FileSizeExceedsMemSize(0),
+        ElfError::MisalignedSegment(0),
+        ElfError::AddressOverflow(0),
+        ElfError::SegmentOutOfRange(0),
+        ElfError::EntryOutOfRange,
+        ElfError::LoadBaseOutOfRange,
+    ];
+    assert!(kills.iter().all(|e| e.kills_task()));
+    let refusals = [
+        ElfError::TooShort,
+        ElfError::BadMagic,
+        ElfError::WrongMachine(62),
+        ElfError::InterpreterUnsupported,
+        ElfError::SegmentOutOfFile(0),
+        ElfError::OverlappingSegments(0, 1),
+    ];
+    assert!(refusals.iter().all(|e| !e.kills_task()));
+    let kernel_entry = elf_file(ET_EXEC, 0xffff_0000_0000_1000, &[Ph::load(RX, 0, 0x40_0000, 0x100, 0x100)], 0x100);
+    assert!(parse_err(&kernel_entry).kills_task());
+}

@@ -1,23 +1,28 @@
 //! Loading a program: a static ELF executable (ET_EXEC, or static-pie
 //! ET_DYN) from the file tree, mapped as private file mappings (demand
-//! paged), with a stack holding argc, argv, envp and the auxiliary vector.
+//! paged), with a stack holding argc, argv, envp and the auxiliary vector;
+//! or a `#!` script, by loading its interpreter with the script's path among
+//! its arguments.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use aspen_abi::elf::{ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::elf::{ElfError, ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::mman::{MapFlags, Prot};
+use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_fs::OpenFlags;
 use aspen_mm::aspace::{AddressSpace, MappedFile};
 use aspen_mm::errno::Errno;
+use aspen_mm::object::FileObject;
 use aspen_mm::VirtAddr;
 
 use super::{current_process, UserSpace};
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::files;
-use crate::memory::user_env;
+use crate::memory::user_env::{self, KernelMm};
 use crate::task::UserContext;
 
 /// The top of a new program's stack: the last page below the end of user
@@ -25,11 +30,45 @@ use crate::task::UserContext;
 const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
-/// The largest program file loaded: it is read whole to check it, into
-/// one run of frames (the largest the frame pool hands out).
-const MAX_EXECUTABLE: u64 = 4 << 20;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
+
+/// Why a program is not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecError {
+    /// `execve` fails with this error; the caller's program goes on.
+    Refused(Errno),
+    /// Linux finds this past its point of no return: the caller's program
+    /// is gone and the task is killed with SIGSEGV.
+    Unloadable(ElfError),
+}
+
+impl ExecError {
+    /// The error number, where there is no caller to kill (the first
+    /// process).
+    pub const fn errno(self) -> Errno {
+        match self {
+            ExecError::Refused(errno) => errno,
+            ExecError::Unloadable(error) => error.errno(),
+        }
+    }
+}
+
+impl From<Errno> for ExecError {
+    fn from(errno: Errno) -> ExecError {
+        ExecError::Refused(errno)
+    }
+}
+
+impl From<ElfError> for ExecError {
+    fn from(error: ElfError) -> ExecError {
+        if error.kills_task() {
+            ExecError::Unloadable(error)
+        } else {
+            ExecError::Refused(error.errno())
+        }
+    }
+}
 
 /// A program loaded into a new address space, ready to enter.
 pub struct LoadedImage {
@@ -74,8 +113,9 @@ fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
     prot
 }
 
-/// Loads the program at `path` into a new address space.
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, Errno> {
+/// Opens the program file at `path` for execution: a regular file with an
+/// execute bit, and its page-cache object.
+fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u64), Errno> {
     let file = files::vfs().open(path, OpenFlags::RDONLY, 0)?;
     let stat = file.node().stat();
     if file.node().is_dir() {
@@ -85,18 +125,59 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
     if stat.mode & EXECUTE_BITS == 0 {
         return Err(Errno::EACCES);
     }
-    if stat.size > MAX_EXECUTABLE {
-        return Err(Errno::ENOEXEC);
+    Ok((object, stat.size))
+}
+
+/// Loads the program at `path` into a new address space: an ELF
+/// executable, or a `#!` script run by its interpreter (which may itself be
+/// a script, [`MAX_INTERPRETER_HOPS`] times at most).
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, ExecError> {
+    let mut program = path.to_vec();
+    // The argument list once a script has rewritten it.
+    let mut rewritten: Option<Vec<Vec<u8>>> = None;
+    for _ in 0..=MAX_INTERPRETER_HOPS {
+        let (object, size) = open_executable(&program)?;
+        let mut head = [0u8; BINPRM_BUF_SIZE];
+        let read = object.read(0, &mut head)?;
+        let head = &head[..read];
+        let args: Vec<&[u8]> = match &rewritten {
+            Some(owned) => owned.iter().map(Vec::as_slice).collect(),
+            None => argv.to_vec(),
+        };
+        let Some(shebang) = script::parse(head).map_err(Errno::from)? else {
+            return load_elf(&object, size, head, path, &args, envp);
+        };
+        let next: Vec<Vec<u8>> =
+            script::interpreter_argv(&shebang, &program, &args).into_iter().map(<[u8]>::to_vec).collect();
+        program = shebang.interpreter.to_vec();
+        rewritten = Some(next);
     }
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(stat.size as usize).map_err(|_| Errno::ENOMEM)?;
-    bytes.resize(stat.size as usize, 0);
-    let read = object.read(0, &mut bytes)?;
-    bytes.truncate(read);
-    let parsed = ElfImage::parse(&bytes).map_err(|e| e.errno())?;
-    let bias = parsed.load_bias(ELF_ET_DYN_BASE).map_err(|e| e.errno())?;
-    let image = parsed.relocated(bias).map_err(|e| e.errno())?;
-    drop(bytes);
+    // One script too many. Linux opens its interpreter before it counts,
+    // so a missing one is still ENOENT.
+    open_executable(&program)?;
+    Err(Errno::ELOOP.into())
+}
+
+/// Loads an ELF executable, of which `head` holds the first bytes, into a
+/// new address space. Only the headers are read here: the segments are
+/// private mappings of the file's page cache, so the file's size is not
+/// bounded by any buffer.
+fn load_elf(
+    object: &Arc<FileObject<'static, KernelMm>>,
+    size: u64,
+    head: &[u8],
+    execfn: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<LoadedImage, ExecError> {
+    let table = ElfImage::program_header_table(head)?;
+    // At most MAX_PROGRAM_HEADERS entries: a few KiB.
+    let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
+    let read = object.read(table.start, &mut program_headers)?;
+    program_headers.truncate(read);
+    let parsed = ElfImage::parse_headers(head, &program_headers, size)?;
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE)?;
+    let image = parsed.relocated(bias)?;
 
     let mut mm = AddressSpace::new(user_env::get())?;
     for plan in image.page_plan() {
@@ -117,7 +198,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         }
         if let Some(tail) = plan.zero_tail {
             let zeros = alloc::vec![0u8; tail.len() as usize];
-            mm.write(UserSlice::new(tail.start, tail.len())?, &zeros)?;
+            mm.write(UserSlice::new(tail.start, tail.len()).map_err(Errno::from)?, &zeros)?;
             if !s.writable {
                 let page = tail.start & !4095;
                 mm.mprotect(VirtAddr::new(page), 4096, prot)?;
@@ -144,7 +225,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         None,
         0,
     )?;
-    let args = ExecArgs { argv, envp, execfn: path, random: random_bytes() };
+    let args = ExecArgs { argv, envp, execfn, random: random_bytes() };
     let aux = AuxValues {
         phdr: image.phdr.unwrap_or(0),
         phent: u64::from(image.phent),
@@ -154,7 +235,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
         ..AuxValues::default()
     };
     let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
-    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64)?, &stack.bytes)?;
+    mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64).map_err(Errno::from)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
     let mut cmdline = Vec::new();
@@ -166,8 +247,10 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
 }
 
 /// `execve`: replaces the current process's program. On success the
-/// system call returns into the new program through `frame`.
-pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), Errno> {
+/// system call returns into the new program through `frame`; on
+/// [`ExecError::Unloadable`] the caller is to kill the task with SIGSEGV
+/// once it has dropped what it holds.
+pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
     let image = load(path, argv, envp)?;
     let process = current_process();
     *frame = image.initial_frame();

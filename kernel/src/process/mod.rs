@@ -175,7 +175,7 @@ fn new_process(
 
 /// Starts the first process: `path` with `argv`, fds 0-2 on the console.
 pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
-    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"])?;
+    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"]).map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     for _ in 0..3 {
         files.insert(Description::Console, false)?;

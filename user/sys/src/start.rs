@@ -75,4 +75,22 @@ impl Args {
     pub fn iter(&self) -> impl Iterator<Item = &'static CStr> + '_ {
         (0..self.argc).filter_map(|i| self.get(i))
     }
+
+    /// The environment (`envp`), which follows argv's NULL on the stack.
+    pub fn env(&self) -> impl Iterator<Item = &'static CStr> + '_ {
+        (self.argc + 1..)
+            .map(|i| {
+                // SAFETY: the kernel's pointer array runs from argv[0] through
+                // argv's NULL and the envp pointers to envp's NULL; the walk
+                // stops at that NULL, so every slot read is inside it.
+                unsafe { *self.argv.add(i) }
+            })
+            .take_while(|p| !p.is_null())
+            .map(|p| {
+                // SAFETY: a non-NULL envp entry points at a NUL-terminated
+                // string of the initial stack, which lives as long as the
+                // process.
+                unsafe { CStr::from_ptr(p) }
+            })
+    }
 }

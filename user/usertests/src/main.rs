@@ -18,7 +18,8 @@
 //! `/bin/usertests --finish` by default), since the serial-console runner waits
 //! for `TEST-FINISHED`. The exit code is 0 when every test passed, else 1 (2 for
 //! an unknown test name). `usertests --child-exit N` only exits with N: the tests
-//! execve the program itself that way.
+//! execve the program itself that way. `usertests --child-argv ...` (a test
+//! script's interpreter) exits 0 when its argv equals its environment.
 #![no_std]
 #![no_main]
 
@@ -48,6 +49,9 @@ const STACK_PRETOUCH: usize = 48 * 1024;
 fn main(args: Args) -> i32 {
     if args.get(1).map(CStr::to_bytes) == Some(b"--child-exit") {
         return args.get(2).and_then(|a| a.to_str().ok()?.parse().ok()).unwrap_or(-1);
+    }
+    if args.get(1) == Some(tests::script::CHILD_ARGV) {
+        return argv_matches_env(&args);
     }
     let finish = args.iter().skip(1).any(|a| a.to_bytes() == b"--finish");
     let names = || args.iter().skip(1).filter(|a| !a.to_bytes().starts_with(b"--"));
@@ -83,6 +87,18 @@ fn main(args: Args) -> i32 {
     i32::from(failed != 0)
 }
 
+/// `usertests --child-argv ...`, run as a script's interpreter: exits 0 when
+/// argv (the interpreter's, as execve rewrote it) equals the environment (the
+/// argv the test expects), else prints both and exits 1.
+fn argv_matches_env(args: &Args) -> i32 {
+    if args.iter().eq(args.env()) {
+        return 0;
+    }
+    println!("usertests --child-argv: argv {:?}", args.iter().collect::<alloc::vec::Vec<_>>());
+    println!("usertests --child-argv: expected {:?}", args.env().collect::<alloc::vec::Vec<_>>());
+    1
+}
+
 /// Prepares the suite process and takes the free-memory baseline.
 ///
 /// Everything the suite process will touch later is touched first, so that its
@@ -100,6 +116,12 @@ fn set_up(exe: &'static CStr) -> Context {
     }
     if let Err(e) = tests::file::create_files() {
         println!("usertests: set-up: {e}");
+    }
+    if let Err(e) = tests::script::create_scripts(exe) {
+        println!("usertests: set-up: scripts: {e}");
+    }
+    if let Err(e) = tests::elf::create_files() {
+        println!("usertests: set-up: ELF files: {e}");
     }
     match process::fork() {
         Ok(Fork::Child) => process::exit_group(0),

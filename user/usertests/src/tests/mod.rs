@@ -29,6 +29,7 @@ pub mod accounting;
 pub mod brk;
 pub mod cow;
 pub mod efault;
+pub mod elf;
 pub mod errors;
 pub mod faults;
 pub mod file;
@@ -37,6 +38,7 @@ pub mod madvise;
 pub mod partial;
 pub mod process;
 pub mod protect;
+pub mod script;
 pub mod segv;
 pub mod shared;
 pub mod time;
@@ -87,6 +89,8 @@ pub const TESTS: &[Test] = &[
     child("syscall_errors", errors::syscall_errors),
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
+    child("exec_scripts", script::interpreters),
+    child("exec_malformed_elf", elf::malformed),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // Last: after every other test process is gone.
