@@ -1,6 +1,7 @@
 //! Aspen's Linux ABI: everything that must match what Linux gives an aarch64
 //! user program, bit for bit, and that needs no privileged instruction.
 //!
+//! - [`clone`]: the flags and arguments of `clone` and `clone3`, checked.
 //! - [`elf`]: an executable file (untrusted bytes) checked and turned into a
 //!   load plan: segments, pages to map, bytes to zero, the program break.
 //! - [`stack`]: the initial user stack of `execve` (argc, argv, envp, auxv and
@@ -49,6 +50,7 @@ macro_rules! flags_from_register {
     };
 }
 
+pub mod clone;
 pub mod elf;
 pub mod errno;
 pub mod fcntl;

@@ -234,6 +234,13 @@ pub trait UserMemory {
         Ok(buf)
     }
 
+    /// The little-endian `u32` at `src`.
+    fn read_u32(&mut self, src: UserPtr<u32>) -> Result<u32, Errno> {
+        let mut bytes = [0; 4];
+        self.read(src.as_slice(), &mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
     /// The little-endian `u64` at `src`.
     fn read_u64(&mut self, src: UserPtr<u64>) -> Result<u64, Errno> {
         let mut bytes = [0; 8];

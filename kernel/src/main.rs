@@ -16,6 +16,7 @@ mod console;
 mod driver;
 mod dtb;
 mod files;
+mod futex;
 mod heap;
 mod irq;
 mod kbench;

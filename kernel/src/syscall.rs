@@ -8,6 +8,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::signal::Signal;
@@ -24,6 +25,7 @@ use crate::arch::timer;
 use crate::arch::uaccess::{Access, ActiveSpace};
 use crate::process::exec::ExecError;
 use crate::process::fd::Description;
+use crate::process::thread::{self, Thread};
 use crate::process::{self, procfs};
 use crate::task::sched;
 use crate::{console, files, power};
@@ -35,6 +37,9 @@ pub fn handle(frame: &mut TrapFrame) {
     let [a0, a1, a2, a3, a4, a5] = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
     let Some(call) = Sysno::from_number(frame.x[8] as usize) else {
         frame.x[0] = Errno::ENOSYS.as_neg() as u64;
+        if tracing() {
+            log::info!("pid {}: unknown system call {} = -ENOSYS", process::current_process().pid, frame.x[8]);
+        }
         return;
     };
     let result = match call {
@@ -49,11 +54,19 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Fstat => fstat(a0, a1),
         Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
         Sysno::Ioctl => ioctl(a0),
-        Sysno::Exit | Sysno::ExitGroup => process::exit_current(WaitStatus::exited(a0 as i32).0),
-        Sysno::Clone => clone(frame, a0, a1),
+        Sysno::Exit => process::exit_thread(WaitStatus::exited(a0 as i32).0),
+        Sysno::ExitGroup => process::exit_group(WaitStatus::exited(a0 as i32).0),
+        Sysno::Clone => CloneArgs::from_clone(a0, a1, a2, a3, a4).and_then(|args| clone(frame, &args)),
+        Sysno::Clone3 => clone3(frame, a0, a1),
         Sysno::Execve => execve(frame, a1, a2, a0),
         Sysno::Wait4 => wait4(a0 as i32, a1, a2, a3),
-        Sysno::Getpid | Sysno::Gettid | Sysno::SetTidAddress => Ok(u64::from(process::current_process().pid)),
+        Sysno::Getpid => Ok(u64::from(thread::with_current(|t| t.process.pid))),
+        Sysno::Gettid => Ok(u64::from(thread::with_current(Thread::tid))),
+        Sysno::SetTidAddress => Ok(u64::from(thread::with_current(|t| {
+            t.set_clear_child_tid(a0);
+            t.tid()
+        }))),
+        Sysno::Futex => futex(a0, a1, a2, a3, a5),
         Sysno::Getppid => Ok(u64::from(process::current_process().ppid())),
         Sysno::Getuid | Sysno::Geteuid | Sysno::Getgid | Sysno::Getegid => Ok(0),
         Sysno::SchedYield => {
@@ -82,6 +95,48 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
+        Sysno::Dup
+        | Sysno::Dup3
+        | Sysno::Fcntl
+        | Sysno::Pipe2
+        | Sysno::Pselect6
+        | Sysno::Ppoll
+        | Sysno::SetRobustList
+        | Sysno::GetRobustList
+        | Sysno::Getitimer
+        | Sysno::Setitimer
+        | Sysno::ClockGetres
+        | Sysno::ClockNanosleep
+        | Sysno::SchedSetparam
+        | Sysno::SchedSetscheduler
+        | Sysno::SchedGetscheduler
+        | Sysno::SchedGetparam
+        | Sysno::SchedSetaffinity
+        | Sysno::SchedGetaffinity
+        | Sysno::SchedGetPriorityMax
+        | Sysno::SchedGetPriorityMin
+        | Sysno::SchedRrGetInterval
+        | Sysno::Kill
+        | Sysno::Tkill
+        | Sysno::Tgkill
+        | Sysno::Sigaltstack
+        | Sysno::RtSigsuspend
+        | Sysno::RtSigpending
+        | Sysno::RtSigtimedwait
+        | Sysno::RtSigqueueinfo
+        | Sysno::RtSigreturn
+        | Sysno::Setpgid
+        | Sysno::Getpgid
+        | Sysno::Getsid
+        | Sysno::Setsid
+        | Sysno::Getrlimit
+        | Sysno::Setrlimit
+        | Sysno::Gettimeofday
+        | Sysno::Mremap
+        | Sysno::Mincore
+        | Sysno::Prlimit64
+        | Sysno::Getrandom
+        | Sysno::Membarrier => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
@@ -129,7 +184,7 @@ fn resolver() -> impl FnMut(u64, Access) -> bool {
 }
 
 /// The current process's user memory.
-fn user() -> impl UserMemory {
+pub(crate) fn user() -> impl UserMemory {
     ActiveSpace::new(resolver())
 }
 
@@ -144,7 +199,7 @@ fn copy_out(dst: UserSlice, data: &[u8]) -> Result<(), Errno> {
 }
 
 /// Copies `data` out to user address `addr`.
-fn copy_out_at(addr: u64, data: &[u8]) -> Result<(), Errno> {
+pub(crate) fn copy_out_at(addr: u64, data: &[u8]) -> Result<(), Errno> {
     copy_out(UserSlice::new(addr, data.len() as u64)?, data)
 }
 
@@ -154,11 +209,13 @@ fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
 }
 
 fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
-    process::current_process().with_mm(f)?
+    thread::with_current(|t| t.process.with_mm(f))?
 }
 
-fn with_files<R>(f: impl FnOnce(&mut process::fd::FdTable) -> R) -> R {
-    f(&mut process::current_process().files.lock())
+/// Runs `f` on the current process's descriptor table (which a running
+/// thread's process always has).
+fn with_files<R>(f: impl FnOnce(&mut process::fd::FdTable) -> Result<R, Errno>) -> Result<R, Errno> {
+    thread::with_current(|t| t.process.with_files(f))?
 }
 
 /// Largest single transfer of read/write; longer requests are done up to
@@ -500,12 +557,57 @@ fn ioctl(fd: u64) -> SysResult {
     Err(Errno::ENOTTY)
 }
 
-fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
-    // Plain fork only, until threads exist.
-    if flags != u64::from(Signal::Chld.number()) || stack != 0 {
-        return Err(Errno::EINVAL);
+fn clone(frame: &TrapFrame, args: &CloneArgs) -> SysResult {
+    process::clone(frame, args).map(u64::from)
+}
+
+/// `clone3(args, size)`: the `struct clone_args` is read whole first (at
+/// most a page: `E2BIG` beyond).
+fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
+    if size > aspen_abi::clone::CLONE_ARGS_SIZE_MAX as u64 {
+        return Err(Errno::E2BIG);
     }
-    process::fork(frame).map(u64::from)
+    let raw = copy_in(UserSlice::new(args, size)?)?;
+    clone(frame, &CloneArgs::from_clone3(&raw)?)
+}
+
+/// `futex(uaddr, op, val, timeout, uaddr2, val3)`: the operation in the low
+/// bits of `op`, with `FUTEX_PRIVATE_FLAG` and `FUTEX_CLOCK_REALTIME`.
+fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysResult {
+    const WAIT: u64 = 0;
+    const WAKE: u64 = 1;
+    const WAIT_BITSET: u64 = 9;
+    const WAKE_BITSET: u64 = 10;
+    const PRIVATE: u64 = 128;
+    const CLOCK_REALTIME: u64 = 256;
+    let command = op & !(PRIVATE | CLOCK_REALTIME);
+    match command {
+        WAIT | WAIT_BITSET => {
+            let bitset = if command == WAIT { u32::MAX } else { bitset as u32 };
+            let deadline = match timeout {
+                0 => None,
+                _ => {
+                    let ticks = read_timespec(timeout)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+                    // FUTEX_WAIT's timeout is relative; WAIT_BITSET's is absolute
+                    // (every clock counts from reset).
+                    Some(if command == WAIT { timer::ticks().saturating_add(ticks) } else { ticks })
+                }
+            };
+            crate::futex::wait(addr, value as u32, bitset, deadline).map(|()| 0)
+        }
+        WAKE | WAKE_BITSET => {
+            let bitset = if command == WAKE { u32::MAX } else { bitset as u32 };
+            crate::futex::wake(addr, value as u32, bitset).map(u64::from)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Reads and checks a `struct timespec`.
+fn read_timespec(addr: u64) -> Result<Timespec, Errno> {
+    let mut raw = [0; Timespec::SIZE];
+    user().read(UserPtr::<Timespec>::new(addr)?.as_slice(), &mut raw)?;
+    Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)
 }
 
 /// Most argv or envp entries accepted (each a string of at most a page
@@ -560,17 +662,13 @@ fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Resul
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
     let options = WaitOptions::from_bits(options as u32)?;
-    // Every child exits with SIGCHLD (plain fork only).
-    if !options.selects_child(u32::from(Signal::Chld.number())) {
-        return Err(Errno::ECHILD);
-    }
     // No process groups: every child is in the caller's group.
     let pid = match pid {
         0 | -1 => -1,
         p if p > 0 => i64::from(p),
         _ => return Err(Errno::ECHILD),
     };
-    match process::wait(pid, options.no_hang)? {
+    match process::wait(pid, &options)? {
         None => Ok(0),
         Some((child, code)) => {
             if status != 0 {
@@ -590,9 +688,7 @@ fn frequency() -> core::num::NonZeroU64 {
 }
 
 fn nanosleep(request: u64) -> SysResult {
-    let mut raw = [0; Timespec::SIZE];
-    user().read(UserPtr::<Timespec>::new(request)?.as_slice(), &mut raw)?;
-    let spec = Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)?;
+    let spec = read_timespec(request)?;
     let ticks = spec.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
     sched::sleep_ticks(ticks);
     Ok(0)

@@ -23,8 +23,10 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
         Trap::Undefined(what) => kill(Signal::Ill, format_args!("{what} at {:#x}", frame.pc())),
         Trap::Unexpected(exception) => unexpected(&exception, frame),
     }
-    // Back to user space: the moment to let a waiting task have the CPU.
+    // Back to user space: the moment to let a waiting task have the CPU,
+    // and for the thread to do what is pending for it.
     sched::preempt_if_needed();
+    process::return_to_user(frame);
 }
 
 /// A user-space abort: resolved by the address space (demand paging,

@@ -18,12 +18,12 @@ use aspen_mm::errno::Errno;
 use aspen_mm::object::FileObject;
 use aspen_mm::VirtAddr;
 
-use super::{current_process, UserSpace};
+use super::UserSpace;
+use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::files;
 use crate::memory::user_env::{self, KernelMm};
-use crate::task::UserContext;
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
@@ -249,16 +249,18 @@ fn load_elf(
 /// `execve`: replaces the current process's program. On success the
 /// system call returns into the new program through `frame`; on
 /// [`ExecError::Unloadable`] the caller is to kill the task with SIGSEGV
-/// once it has dropped what it holds.
+/// once it has dropped what it holds. The new program is loaded first, so
+/// that a refusal leaves everything as it was; then the other threads of
+/// the process end, and the calling thread goes on alone, with the
+/// process's id, no thread pointer and clear FP/SIMD registers.
 pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
     let image = load(path, argv, envp)?;
-    let process = current_process();
+    let me = super::thread::current().expect("execve from a kernel thread");
+    me.process.end_other_threads(&me)?;
+    super::release_user_words(&me);
     *frame = image.initial_frame();
-    *process.cmdline.lock() = image.cmdline;
-    let old = process.mm.lock().replace(image.mm);
-    // Onto the new address space before the old one goes.
-    process.activate();
-    drop(old);
-    process.files.lock().close_on_exec();
+    me.process.replace_image(image.mm, image.cmdline);
+    ThreadPointers::default().make_current();
+    FpState::new().make_current();
     Ok(())
 }

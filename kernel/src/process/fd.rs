@@ -80,8 +80,4 @@ impl FdTable {
             }
         }
     }
-
-    pub fn close_all(&mut self) {
-        self.slots.clear();
-    }
 }

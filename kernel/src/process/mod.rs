@@ -1,60 +1,106 @@
-//! Processes: a task running at EL0 in its own address space, with open
-//! files, a parent and children. One task per process (no threads yet).
+//! Processes: thread groups. A process has an address space (shared with
+//! the processes `CLONE_VM` made: a `vfork` child and its parent), open
+//! files (shared with `CLONE_FILES`), a parent and children, and one or more
+//! threads ([`thread::Thread`]), each a task of the scheduler.
+//!
+//! A thread ends with `exit`; the process ends when its last thread does.
+//! `exit_group` (and a fatal signal) ends every thread: the others are
+//! interrupted from what they wait for and end on their way back to user
+//! space, where a thread always checks what is pending for it
+//! ([`return_to_user`]).
 
 pub mod exec;
 pub mod fd;
 pub mod procfs;
+pub mod thread;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::any::Any;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
 use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
 use aspen_mm::errno::Errno;
 use spin::Mutex;
 
 use self::fd::{Description, FdTable};
+use self::thread::Thread;
+use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, mmu};
 use crate::memory::user_env::KernelMm;
 use crate::task::sched::{self, DEFAULT_PRIORITY};
 use crate::task::stack::StackError;
-use crate::task::{Pid, Task, TaskState, UserContext};
+use crate::task::wait::WaitQueue;
+use crate::task::{Pid, Task, TaskState};
 
 pub type UserSpace = AddressSpace<'static, KernelMm>;
+/// An address space and the processes that share it.
+pub type SharedSpace = Arc<Mutex<UserSpace>>;
+/// A descriptor table and the processes that share it.
+pub type SharedFiles = Arc<Mutex<FdTable>>;
 
-/// A process.
+/// A process: a thread group.
 pub struct Process {
+    /// Its id: the thread group id, its first thread's id.
     pub pid: Pid,
     parent: Mutex<Weak<Process>>,
-    /// Its task, kept alive while it may block (the scheduler holds only
-    /// running and ready tasks); let go when the process exits.
-    task: Mutex<Option<Arc<Task>>>,
-    /// `None` after exit (the address space is freed at once).
-    pub mm: Mutex<Option<UserSpace>>,
-    pub files: Mutex<FdTable>,
+    /// Its live threads by thread id.
+    threads: Mutex<BTreeMap<Pid, Arc<Thread>>>,
+    /// `None` once the process has ended.
+    space: Mutex<Option<SharedSpace>>,
+    /// `None` once the process has ended.
+    files: Mutex<Option<SharedFiles>>,
     /// Its children by pid, zombies included until reaped.
     children: Mutex<BTreeMap<Pid, Arc<Process>>>,
-    /// The pids of its children that have exited and wait to be reaped, so
+    /// The pids of its children that have ended and wait to be reaped, so
     /// that `wait` finds one without scanning every child.
     zombies: Mutex<BTreeSet<Pid>>,
-    /// The wait status once the process has exited (a zombie until reaped).
+    /// Woken when a child ends or a `vfork` child lets its parent go.
+    child_events: WaitQueue,
+    /// Woken when one of its threads ends (`execve` waits for the others).
+    thread_events: WaitQueue,
+    /// How its threads are to end, if they are.
+    ending: Mutex<Ending>,
+    /// Whether `ending` asks any thread to end: the check on every return
+    /// to user space reads only this.
+    ending_pending: AtomicBool,
+    /// The wait status once the process has ended (a zombie until reaped).
     exit_status: Mutex<Option<i32>>,
+    /// The signal its parent gets when it ends (0: none).
+    exit_signal: u8,
+    /// A `vfork` child's parent thread, waiting until the child execs or
+    /// ends.
+    vfork_parent: Mutex<Option<Arc<Thread>>>,
     /// argv joined with NULs, for `/proc/<pid>/cmdline`.
     pub cmdline: Mutex<Vec<u8>>,
     /// Page faults resolved for it (`minflt` in `/proc/<pid>/stat`).
     pub faults: AtomicU64,
+    /// Times a switch to one of its threads wrote TTBR0.
+    pub space_switches: AtomicU64,
+}
+
+/// How the threads of a process are to end.
+#[derive(Default)]
+struct Ending {
+    /// `exit_group` or a fatal signal: every thread ends, and the process
+    /// with this status.
+    group: Option<i32>,
+    /// A thread in `execve` (this id) ending the others.
+    exec_by: Option<Pid>,
+    /// The first thread's status, when it ended with `exit` before others.
+    leader: Option<i32>,
 }
 
 static PROCESSES: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new());
 /// The process that adopts orphans.
 const INIT_PID: Pid = 1;
 
-/// Why a process could not be made.
+/// Why a process or thread could not be made.
 #[derive(Debug)]
 pub enum SpawnError {
     Stack(StackError),
@@ -94,31 +140,48 @@ impl Process {
         self.exit_status.lock().is_some()
     }
 
+    /// How many threads it has.
+    pub fn thread_count(&self) -> usize {
+        self.threads.lock().len()
+    }
+
     /// Runs `f` on the address space; `ESRCH` after exit.
     pub fn with_mm<R>(&self, f: impl FnOnce(&mut UserSpace) -> R) -> Result<R, Errno> {
-        self.mm.lock().as_mut().map(f).ok_or(Errno::ESRCH)
+        let space = self.space.lock();
+        let mut mm = space.as_ref().ok_or(Errno::ESRCH)?.lock();
+        Ok(f(&mut mm))
     }
-}
 
-/// The process whose task is running, if it is a user task.
-pub fn current() -> Option<Arc<Process>> {
-    let user: Arc<dyn Any + Send + Sync> = sched::with_current(|task| task.user_context().cloned())?;
-    user.downcast().ok()
-}
+    /// Runs `f` on the descriptor table; `ESRCH` after exit.
+    pub fn with_files<R>(&self, f: impl FnOnce(&mut FdTable) -> R) -> Result<R, Errno> {
+        let files = self.files.lock();
+        let mut table = files.as_ref().ok_or(Errno::ESRCH)?.lock();
+        Ok(f(&mut table))
+    }
 
-/// Like [`current`], for code that only runs on behalf of a process.
-pub fn current_process() -> Arc<Process> {
-    current().expect("process state used from a kernel thread")
-}
-
-impl UserContext for Process {
-    /// Makes the address space current on this CPU (TTBR0 with its ASID, no
-    /// TLB invalidation), or the empty table once the process has exited.
+    /// Makes the address space current on this CPU (TTBR0 with its ASID,
+    /// no TLB invalidation), or the empty table once the process has ended.
     fn activate(&self) {
-        match self.mm.lock().as_ref().map(|mm| mm.activate(cpu::cpu_id())) {
-            Some((root, asid)) => mmu::set_user_table(root, asid.0),
-            None => mmu::set_empty_user_table(),
+        match self.with_mm(|mm| mm.activate(cpu::cpu_id())) {
+            Ok((root, asid)) => mmu::set_user_table(root, asid.0),
+            Err(_) => mmu::set_empty_user_table(),
         }
+        self.space_switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What tells its address space from every other while the process
+    /// holds it (`None` once ended).
+    pub fn space_identity(&self) -> Option<usize> {
+        self.space.lock().as_ref().map(|space| Arc::as_ptr(space) as usize)
+    }
+
+    /// Whether `other` translates through the same address space.
+    fn shares_space_with(&self, other: &Process) -> bool {
+        if core::ptr::eq(self, other) {
+            return self.space.lock().is_some();
+        }
+        let (mine, theirs) = (self.space.lock().clone(), other.space.lock().clone());
+        mine.zip(theirs).is_some_and(|(a, b)| Arc::ptr_eq(&a, &b))
     }
 
     fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError> {
@@ -132,6 +195,136 @@ impl UserContext for Process {
         }
         result
     }
+
+    /// Whether `thread` must end on its way back to user space.
+    fn must_end(&self, thread: &Thread) -> bool {
+        if !self.ending_pending.load(Ordering::Relaxed) {
+            return false;
+        }
+        let ending = self.ending.lock();
+        ending.group.is_some() || ending.exec_by.is_some_and(|tid| tid != thread.tid())
+    }
+
+    fn set_ending(&self, change: impl FnOnce(&mut Ending)) {
+        let mut ending = self.ending.lock();
+        change(&mut ending);
+        self.ending_pending.store(ending.group.is_some() || ending.exec_by.is_some(), Ordering::Relaxed);
+    }
+
+    /// Interrupts every thread but `me` (to end them).
+    fn interrupt_others(&self, me: &Thread) {
+        let others: Vec<Arc<Thread>> = self.threads.lock().values().filter(|t| t.tid() != me.tid()).cloned().collect();
+        for thread in others {
+            thread.interrupt();
+        }
+    }
+
+    /// `execve` in a threaded process: ends every other thread and waits
+    /// until they are gone; `me` then takes the process's id. `EINTR` when
+    /// the process is ending anyway (another thread's `exit_group` or
+    /// `execve` came first): the caller ends on its way out.
+    pub fn end_other_threads(&self, me: &Thread) -> Result<(), Errno> {
+        let mut refused = false;
+        self.set_ending(|ending| match ending {
+            Ending { group: None, exec_by: None, .. } => ending.exec_by = Some(me.tid()),
+            _ => refused = true,
+        });
+        if refused {
+            return Err(Errno::EINTR);
+        }
+        while self.thread_count() > 1 {
+            if self.ending.lock().group.is_some() {
+                self.set_ending(|ending| ending.exec_by = None);
+                return Err(Errno::EINTR);
+            }
+            self.interrupt_others(me);
+            self.thread_events.wait(None);
+        }
+        self.set_ending(|ending| {
+            ending.exec_by = None;
+            ending.leader = None;
+        });
+        if me.tid() != self.pid {
+            let mut threads = self.threads.lock();
+            let thread = threads.remove(&me.tid());
+            me.take_leader_id();
+            threads.extend(thread.map(|t| (self.pid, t)));
+        }
+        Ok(())
+    }
+
+    /// `execve`'s change of program, once the new one is loaded and the
+    /// other threads are gone: the new address space, descriptors of its
+    /// own without the close-on-exec ones, a `vfork` parent let go.
+    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
+        *self.cmdline.lock() = cmdline;
+        let old = self.space.lock().replace(Arc::new(Mutex::new(space)));
+        // Onto the new address space before the old one goes.
+        self.activate();
+        drop(old);
+        let mut files = self.files.lock();
+        if let Some(shared) = files.as_mut() {
+            if Arc::strong_count(shared) > 1 {
+                let copy = shared.lock().clone();
+                *shared = Arc::new(Mutex::new(copy));
+            }
+            shared.lock().close_on_exec();
+        }
+        drop(files);
+        self.release_vfork_parent();
+    }
+
+    fn release_vfork_parent(&self) {
+        let parent = self.vfork_parent.lock().take();
+        if let Some(parent) = parent {
+            parent.process.child_events.wake_all();
+        }
+    }
+
+    /// Ends the process once its last thread has ended: frees its memory
+    /// and files, hands its children to init, tells its parent.
+    fn end(self: &Arc<Self>, status: i32) {
+        // Off the address space before it goes.
+        sched::drop_user_table();
+        let space = self.space.lock().take();
+        drop(space);
+        let files = self.files.lock().take();
+        drop(files);
+        self.release_vfork_parent();
+
+        let orphans = core::mem::take(&mut *self.children.lock());
+        let orphan_zombies = core::mem::take(&mut *self.zombies.lock());
+        if !orphans.is_empty() {
+            if let Some(init) = Process::get(INIT_PID).filter(|i| i.pid != self.pid) {
+                for child in orphans.values() {
+                    *child.parent.lock() = Arc::downgrade(&init);
+                }
+                init.children.lock().extend(orphans);
+                if !orphan_zombies.is_empty() {
+                    init.zombies.lock().extend(orphan_zombies);
+                    init.child_events.wake_all();
+                }
+            }
+        }
+        *self.exit_status.lock() = Some(status);
+        if let Some(parent) = self.parent.lock().upgrade() {
+            parent.zombies.lock().insert(self.pid);
+            parent.child_events.wake_all();
+        } else {
+            // Nobody will reap it.
+            PROCESSES.lock().remove(&self.pid);
+        }
+    }
+}
+
+/// The process whose thread is running, if a user task runs.
+pub fn current() -> Option<Arc<Process>> {
+    thread::current().map(|thread| thread.process.clone())
+}
+
+/// Like [`current`], for code that only runs on behalf of a process.
+pub fn current_process() -> Arc<Process> {
+    thread::with_current(|thread| thread.process.clone())
 }
 
 /// The user context saved at the top of `task`'s kernel stack.
@@ -139,38 +332,67 @@ fn user_frame_of(task: &Task) -> *mut TrapFrame {
     (task.stack_top() as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame
 }
 
-/// Makes a user process around a task that will return to EL0 through
-/// `frame` (copied to the top of its kernel stack).
-fn new_process(
-    parent: Option<&Arc<Process>>,
-    mm: UserSpace,
-    files: FdTable,
-    frame: &TrapFrame,
-    cmdline: Vec<u8>,
-) -> Result<Arc<Process>, SpawnError> {
-    let task = Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>()).map_err(SpawnError::Stack)?;
+/// A task that will return to EL0 through `frame` (copied to the top of
+/// its kernel stack) with FP/SIMD state `fp` and thread pointers `pointers`.
+fn new_task(frame: &TrapFrame, fp: FpState, pointers: ThreadPointers) -> Result<Arc<Task>, SpawnError> {
+    let task = Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers)
+        .map_err(SpawnError::Stack)?;
     // SAFETY: the new task's stack is ours alone until it is made ready,
     // and `new_user` left exactly one TrapFrame's room at its top.
     unsafe { user_frame_of(&task).write(frame.clone()) };
+    Ok(task)
+}
+
+/// What a new process is made of.
+struct ProcessParts {
+    parent: Option<Arc<Process>>,
+    space: SharedSpace,
+    files: SharedFiles,
+    cmdline: Vec<u8>,
+    exit_signal: u8,
+}
+
+/// Makes a process with one thread running `task`; the caller makes the
+/// task ready.
+fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
     let process = Arc::new(Process {
         pid: task.pid,
-        parent: Mutex::new(parent.map_or_else(Weak::new, Arc::downgrade)),
-        task: Mutex::new(Some(task.clone())),
-        mm: Mutex::new(Some(mm)),
-        files: Mutex::new(files),
+        parent: Mutex::new(parts.parent.as_ref().map_or_else(Weak::new, Arc::downgrade)),
+        threads: Mutex::new(BTreeMap::new()),
+        space: Mutex::new(Some(parts.space)),
+        files: Mutex::new(Some(parts.files)),
         children: Mutex::new(BTreeMap::new()),
         zombies: Mutex::new(BTreeSet::new()),
+        child_events: WaitQueue::new(),
+        thread_events: WaitQueue::new(),
+        ending: Mutex::new(Ending::default()),
+        ending_pending: AtomicBool::new(false),
         exit_status: Mutex::new(None),
-        cmdline: Mutex::new(cmdline),
+        exit_signal: parts.exit_signal,
+        vfork_parent: Mutex::new(None),
+        cmdline: Mutex::new(parts.cmdline),
         faults: AtomicU64::new(0),
+        space_switches: AtomicU64::new(0),
     });
-    task.set_user_context(process.clone());
-    if let Some(parent) = parent {
+    let thread = add_thread(&process, task);
+    if let Some(parent) = parts.parent {
         parent.children.lock().insert(process.pid, process.clone());
     }
-    PROCESSES.lock().insert(process.pid, process.clone());
-    sched::make_ready(task);
-    Ok(process)
+    PROCESSES.lock().insert(process.pid, process);
+    thread
+}
+
+fn add_thread(process: &Arc<Process>, task: Arc<Task>) -> Arc<Thread> {
+    let thread = Thread::new(process.clone(), task.clone());
+    task.set_user_context(thread.clone());
+    process.threads.lock().insert(thread.tid(), thread.clone());
+    thread
+}
+
+fn start(thread: &Thread) {
+    if let Some(task) = thread.task() {
+        sched::make_ready(task);
+    }
 }
 
 /// Starts the first process: `path` with `argv`, fds 0-2 on the console.
@@ -180,67 +402,153 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     for _ in 0..3 {
         files.insert(Description::Console, false)?;
     }
-    let frame = image.initial_frame();
-    Ok(new_process(None, image.mm, files, &frame, image.cmdline)?)
+    let task = new_task(&image.initial_frame(), FpState::new(), ThreadPointers::default())?;
+    let parts = ProcessParts {
+        parent: None,
+        space: Arc::new(Mutex::new(image.mm)),
+        files: Arc::new(Mutex::new(files)),
+        cmdline: image.cmdline,
+        exit_signal: Signal::Chld.number(),
+    };
+    let thread = new_process(parts, task);
+    start(&thread);
+    Ok(thread.process.clone())
 }
 
-/// `fork()`: a child with a copy-on-write copy of the address space, the
-/// same open files, returning 0 from the same system call.
-pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
-    let parent = current_process();
-    let mm = parent.with_mm(|mm| mm.fork())??;
-    let files = parent.files.lock().clone();
+/// `clone`/`clone3`: a new thread of the caller's process, or a new
+/// process (with a copy-on-write copy of the address space, or the same
+/// one with `CLONE_VM`), returning 0 from the same system call on `args`'
+/// stack. Nothing is made when it fails.
+pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
+    let me = thread::current().expect("clone from a kernel thread");
+    let process = &me.process;
     let mut child_frame = frame.clone();
     child_frame.x[0] = 0;
-    let cmdline = parent.cmdline.lock().clone();
-    let child = new_process(Some(&parent), mm, files, &child_frame, cmdline)?;
-    Ok(child.pid)
+    if args.stack_pointer != 0 {
+        child_frame.sp_el0 = args.stack_pointer;
+    }
+    let mut pointers = ThreadPointers::current();
+    if args.flags.contains(CloneFlags::SETTLS) {
+        pointers.tpidr = args.tls;
+    }
+    let task = new_task(&child_frame, FpState::current(), pointers)?;
+    let child = if args.is_thread() {
+        add_thread(process, task)
+    } else {
+        let space = if args.flags.contains(CloneFlags::VM) {
+            process.space.lock().clone().ok_or(Errno::ESRCH)?
+        } else {
+            Arc::new(Mutex::new(process.with_mm(|mm| mm.fork())??))
+        };
+        let files = process.files.lock().clone().ok_or(Errno::ESRCH)?;
+        let files = if args.flags.contains(CloneFlags::FILES) {
+            files
+        } else {
+            let copy = files.lock().clone();
+            Arc::new(Mutex::new(copy))
+        };
+        let parent =
+            if args.flags.contains(CloneFlags::PARENT) { process.parent.lock().upgrade() } else { Some(process.clone()) };
+        let cmdline = process.cmdline.lock().clone();
+        new_process(ProcessParts { parent, space, files, cmdline, exit_signal: args.exit_signal }, task)
+    };
+    let tid = child.tid();
+    // As Linux, a word that cannot be written is not an error of clone.
+    if args.flags.contains(CloneFlags::CHILD_SETTID) {
+        if let Ok(slice) = UserSlice::new(args.child_tid, 4) {
+            let _ = child.process.with_mm(|mm| mm.write(slice, &tid.to_le_bytes()));
+        }
+    }
+    if args.flags.contains(CloneFlags::CHILD_CLEARTID) {
+        child.set_clear_child_tid(args.child_tid);
+    }
+    if args.flags.contains(CloneFlags::PARENT_SETTID) {
+        let _ = crate::syscall::copy_out_at(args.parent_tid, &tid.to_le_bytes());
+    }
+    let vfork = args.flags.contains(CloneFlags::VFORK);
+    if vfork {
+        *child.process.vfork_parent.lock() = Some(me.clone());
+    }
+    start(&child);
+    if vfork {
+        // Until the child execs or ends (or this process is ending).
+        while child.process.vfork_parent.lock().is_some() && !me.interrupted() {
+            process.child_events.wait(None);
+        }
+    }
+    Ok(tid)
 }
 
 /// Resolves a fault of the current process at `addr`: an error when it is
 /// not one the address space can resolve (the signal to send).
 pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
-    sched::with_current(|task| task.user_context().ok_or(FaultError::Segv)?.resolve_fault(addr, kind))
+    thread::with_current(|thread| thread.process.resolve_fault(addr, kind))
 }
 
-/// Ends the current process with wait status `status`: frees its memory
-/// and files, hands its children to init, wakes its parent. Never returns.
-pub fn exit_current(status: i32) -> ! {
-    let process = current_process();
-    // Off the address space before it goes.
-    mmu::set_empty_user_table();
-    let mm = process.mm.lock().take();
-    drop(mm);
-    process.files.lock().close_all();
+/// What a thread does on its way out of the kernel to user space: end,
+/// when its process is ending.
+pub fn return_to_user(_frame: &mut TrapFrame) {
+    let end = thread::with_current(|thread| thread.process.must_end(thread));
+    if end {
+        exit_thread(0);
+    }
+}
 
-    let orphans = core::mem::take(&mut *process.children.lock());
-    let orphan_zombies = core::mem::take(&mut *process.zombies.lock());
-    if !orphans.is_empty() {
-        if let Some(init) = Process::get(INIT_PID).filter(|i| i.pid != process.pid) {
-            for child in orphans.values() {
-                *child.parent.lock() = Arc::downgrade(&init);
-            }
-            init.children.lock().extend(orphans);
-            if !orphan_zombies.is_empty() {
-                init.zombies.lock().extend(orphan_zombies);
-                wake_process(&init);
-            }
-        }
+/// What the thread leaves behind for others: its `CLONE_CHILD_CLEARTID`
+/// word cleared and its waiters woken, when anyone else still uses the
+/// address space (Linux's `mm_release`).
+fn release_user_words(me: &Thread) {
+    let addr = me.clear_child_tid();
+    if addr == 0 {
+        return;
     }
-    *process.exit_status.lock() = Some(status);
+    me.set_clear_child_tid(0);
+    let shared = me.process.thread_count() > 1
+        || me.process.space.lock().as_ref().is_some_and(|space| Arc::strong_count(space) > 1);
+    if shared && crate::syscall::copy_out_at(addr, &0u32.to_le_bytes()).is_ok() {
+        crate::futex::wake_at(addr, 1);
+    }
+}
+
+/// Ends the current thread (`exit`); the process ends with its last
+/// thread. Never returns.
+pub fn exit_thread(status: i32) -> ! {
+    let me = thread::current().expect("exit from a kernel thread");
+    let process = me.process.clone();
+    release_user_words(&me);
+    let last = {
+        let mut threads = process.threads.lock();
+        threads.remove(&me.tid());
+        threads.is_empty()
+    };
+    if last {
+        let ending = process.ending.lock();
+        let status = ending.group.or(ending.leader).unwrap_or(status);
+        drop(ending);
+        process.end(status);
+    } else if me.tid() == process.pid {
+        process.set_ending(|ending| ending.leader = Some(status));
+    }
+    process.thread_events.wake_all();
     // The running task stays alive through the scheduler until it is off
-    // its stack; the process no longer needs it.
-    process.task.lock().take();
-    if let Some(parent) = process.parent.lock().upgrade() {
-        parent.zombies.lock().insert(process.pid);
-        wake_process(&parent);
-    } else {
-        // Nobody will reap it.
-        PROCESSES.lock().remove(&process.pid);
-    }
+    // its stack; the thread no longer needs it.
+    me.release_task();
+    drop(me);
     drop(process);
     sched::exit_current(TaskState::Exited(status));
-    unreachable!("an exited process was scheduled again");
+    unreachable!("an exited thread was scheduled again");
+}
+
+/// Ends every thread of the current process (`exit_group`), the process
+/// with wait status `status`. Never returns.
+pub fn exit_group(status: i32) -> ! {
+    let me = thread::current().expect("exit_group from a kernel thread");
+    me.process.set_ending(|ending| {
+        ending.group.get_or_insert(status);
+    });
+    me.process.interrupt_others(&me);
+    drop(me);
+    exit_thread(status)
 }
 
 /// Kills the current process with `signal` (its default action: end the
@@ -249,48 +557,48 @@ pub fn kill_current(signal: Signal, why: core::fmt::Arguments<'_>) -> ! {
     let process = current_process();
     log::warn!("pid {} ({}): killed by {signal}: {why}", process.pid, name(&process));
     drop(process);
-    exit_current(WaitStatus::signaled(signal).0)
+    exit_group(WaitStatus::signaled(signal).0)
 }
 
-fn wake_process(process: &Process) {
-    let task = process.task.lock().clone();
-    if let Some(task) = task {
-        sched::wake(&task);
-    }
-}
-
-/// `wait4(pid, options)`: the pid and wait status of an exited child,
-/// `Ok(None)` with WNOHANG when none has exited yet.
-pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, Errno> {
-    let me = current_process();
+/// `wait4(pid, options)`: the pid and wait status of an ended child,
+/// `Ok(None)` with WNOHANG when none has ended yet. `EINTR` when the
+/// caller is interrupted.
+pub fn wait(pid: i64, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(Pid, i32)>, Errno> {
+    let me = thread::current().expect("wait from a kernel thread");
+    let process = &me.process;
     // -1: any child; a positive pid: that child; nothing else matches
     // (no process groups).
     let wanted = match pid {
         -1 => None,
         pid => Some(Pid::try_from(pid).map_err(|_| Errno::ECHILD)?),
     };
+    let eligible = |child: &Process| options.selects_child(u32::from(child.exit_signal));
     loop {
         {
-            let mut children = me.children.lock();
-            let mut zombies = me.zombies.lock();
+            let mut children = process.children.lock();
+            let mut zombies = process.zombies.lock();
             let zombie = match wanted {
-                None if children.is_empty() => return Err(Errno::ECHILD),
-                None => zombies.pop_first(),
-                Some(pid) if !children.contains_key(&pid) => return Err(Errno::ECHILD),
-                Some(pid) => zombies.take(&pid),
+                None if !children.values().any(|c| eligible(c)) => return Err(Errno::ECHILD),
+                None => zombies.iter().copied().find(|pid| children.get(pid).is_some_and(|c| eligible(c))),
+                Some(pid) if !children.get(&pid).is_some_and(|c| eligible(c)) => return Err(Errno::ECHILD),
+                Some(pid) => zombies.contains(&pid).then_some(pid),
             };
-            if let Some(child) = zombie.and_then(|pid| children.remove(&pid)) {
+            if let Some(child) = zombie.and_then(|pid| {
+                zombies.remove(&pid);
+                children.remove(&pid)
+            }) {
                 PROCESSES.lock().remove(&child.pid);
                 let status = child.exit_status.lock().unwrap_or(0);
                 return Ok(Some((child.pid, status)));
             }
         }
-        if nohang {
+        if options.no_hang {
             return Ok(None);
         }
-        // Uniprocessor, kernel not preemptible: no child can exit between
-        // the check above and blocking here.
-        sched::block(None);
+        if me.interrupted() {
+            return Err(Errno::EINTR);
+        }
+        process.child_events.wait(None);
     }
 }
 

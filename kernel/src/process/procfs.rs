@@ -88,7 +88,7 @@ pub fn meminfo() -> String {
     let free = pool.free_frame_count() as u64;
     let cached = user_env::get().stats().page_cache_pages() as u64;
     let tables: u64 =
-        Process::all().iter().filter_map(|p| p.mm.lock().as_ref().map(|mm| mm.table_pages() as u64)).sum();
+        Process::all().iter().filter_map(|p| p.with_mm(|mm| mm.table_pages() as u64).ok()).sum();
     let mut out = String::new();
     let _ = writeln!(out, "MemTotal:       {:>8} kB", kib(total));
     let _ = writeln!(out, "MemFree:        {:>8} kB", kib(free));
@@ -126,9 +126,7 @@ pub fn vmstat() -> String {
 /// `/proc/<pid>/maps`, one line per varea.
 fn maps(process: &Process) -> String {
     let mut out = String::new();
-    if let Some(mm) = process.mm.lock().as_ref() {
-        let _ = mm.write_maps(&mut out);
-    }
+    let _ = process.with_mm(|mm| mm.write_maps(&mut out));
     out
 }
 
@@ -140,15 +138,17 @@ fn status(process: &Process) -> String {
     let name = super::name(process);
     let comm = name.rsplit('/').next().unwrap_or_default();
     let state = if process.is_zombie() { "Z (zombie)" } else { "R (running)" };
-    let (wx_flips, wx_vareas) = process.mm.lock().as_ref().map_or((0, 0), |mm| (mm.wx_flips(), mm.wx_vareas()));
+    let (wx_flips, wx_vareas) = process.with_mm(|mm| (mm.wx_flips(), mm.wx_vareas())).unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(out, "Name:\t{comm}");
     let _ = writeln!(out, "State:\t{state}");
     let _ = writeln!(out, "Tgid:\t{}", process.pid);
     let _ = writeln!(out, "Pid:\t{}", process.pid);
     let _ = writeln!(out, "PPid:\t{}", process.ppid());
+    let _ = writeln!(out, "Threads:\t{}", process.thread_count());
     let _ = writeln!(out, "WxFlips:\t{wx_flips}");
     let _ = writeln!(out, "WxVareas:\t{wx_vareas}");
+    let _ = writeln!(out, "SpaceSwitches:\t{}", process.space_switches.load(Ordering::Relaxed));
     out
 }
 
@@ -159,7 +159,7 @@ fn stat(process: &Process) -> String {
     let name = super::name(process);
     let comm = name.rsplit('/').next().unwrap_or_default();
     let minflt = process.faults.load(Ordering::Relaxed);
-    let rss = process.mm.lock().as_ref().map_or(0, |mm| mm.resident_pages());
+    let rss = process.with_mm(|mm| mm.resident_pages()).unwrap_or(0);
     let mut out = format!("{} ({}) {} {} 0 0 0 -1 0 {} 0 0 0", process.pid, comm, state, process.ppid(), minflt);
     // utime .. rss: fields 14 to 24.
     for field in 14..=24 {

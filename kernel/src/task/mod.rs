@@ -1,20 +1,20 @@
 //! Tasks: a kernel stack, a saved CPU context, FP/SIMD state and (for user
-//! tasks) what they run on behalf of, a [`UserContext`] (a process). The
+//! tasks) what they run on behalf of, a [`UserContext`] (a thread of a process). The
 //! scheduler (`sched`) decides which one runs.
 
 pub mod sched;
 pub mod stack;
+pub mod wait;
 
 use alloc::sync::Arc;
 use core::any::Any;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aspen_mm::aspace::{FaultError, FaultKind};
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
-use crate::arch::context::{CpuContext, FpState};
+use crate::arch::context::{CpuContext, FpState, ThreadPointers};
 
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
@@ -27,9 +27,13 @@ pub trait UserContext: Any + Send + Sync {
     /// its task is switched in.
     fn activate(&self);
 
-    /// Resolves a fault of its task at user address `addr` (demand paging,
-    /// copy-on-write), or says which signal it deserves.
-    fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError>;
+    /// Whether this context's address space is `other`'s too: a switch
+    /// between the two needs no change of translation.
+    fn shares_space_with(&self, other: &dyn UserContext) -> bool;
+
+    /// Runs as the task first leaves the kernel for EL0 (what the kernel
+    /// does before every return to user space: pending exits, signals).
+    fn entering_user(&self);
 }
 
 /// Where a task is in its life.
@@ -70,7 +74,7 @@ unsafe impl Send for Task {}
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
 impl Task {
-    fn with_stack(priority: u8, stack: Option<KernelStack>, context: CpuContext) -> Arc<Self> {
+    fn with_stack(priority: u8, stack: Option<KernelStack>, context: CpuContext, fp: FpState) -> Arc<Self> {
         // The idle task (no stack of its own) is 0; the first process, 1.
         let pid = if stack.is_some() { NEXT_PID.fetch_add(1, Ordering::Relaxed) } else { 0 };
         Arc::new(Self {
@@ -79,7 +83,7 @@ impl Task {
             state: Mutex::new(TaskState::Ready),
             sleep_deadline: Mutex::new(None),
             context: UnsafeCell::new(context),
-            fp: UnsafeCell::new(FpState::new()),
+            fp: UnsafeCell::new(fp),
             stack,
             user: spin::Once::new(),
         })
@@ -95,15 +99,22 @@ impl Task {
             arg,
             sched::kernel_thread_exit,
         );
-        Ok(Self::with_stack(priority, Some(stack), context))
+        Ok(Self::with_stack(priority, Some(stack), context, FpState::new()))
     }
 
     /// A user task: its first switch-in returns to EL0 through the trap
-    /// frame the caller puts in the top `frame_size` bytes of its stack.
-    pub fn new_user(priority: u8, frame_size: usize) -> Result<Arc<Self>, StackError> {
+    /// frame the caller puts in the top `frame_size` bytes of its stack,
+    /// with FP/SIMD registers `fp` and thread pointers `pointers`.
+    pub fn new_user(
+        priority: u8,
+        frame_size: usize,
+        fp: FpState,
+        pointers: ThreadPointers,
+    ) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
-        let context = CpuContext::user_task(stack.top().as_u64() - frame_size as u64, sched::user_task_started);
-        Ok(Self::with_stack(priority, Some(stack), context))
+        let mut context = CpuContext::user_task(stack.top().as_u64() - frame_size as u64, sched::user_task_started);
+        context.set_thread_pointers(pointers);
+        Ok(Self::with_stack(priority, Some(stack), context, fp))
     }
 
     /// The top of the kernel stack (0 for the idle task).

@@ -12,8 +12,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use spin::Mutex;
 
-use super::{Pid, Task, TaskState};
-use crate::arch::context::{self, CpuContext};
+use super::{Pid, Task, TaskState, UserContext};
+use crate::arch::context::{self, CpuContext, FpState};
 use crate::arch::{cpu, mmu, timer};
 
 pub const PRIORITIES: usize = 32;
@@ -72,6 +72,9 @@ struct Scheduler {
     /// The task just switched away from, released by the task switched to
     /// (once nothing runs on its stack any more).
     switched_out: Option<Arc<Task>>,
+    /// The user context whose address space TTBR0 holds (or held last,
+    /// before a process exit emptied it).
+    last_user: Option<Arc<dyn UserContext>>,
     slice_end: u64,
 }
 
@@ -81,6 +84,7 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     idle: None,
     sleepers: BTreeMap::new(),
     switched_out: None,
+    last_user: None,
     slice_end: 0,
 });
 
@@ -97,7 +101,7 @@ fn slice_ticks() -> u64 {
 
 /// Makes the code running now (boot, on the boot stack) the idle task.
 pub fn init_idle() {
-    let idle = Task::with_stack(u8::MAX, None, CpuContext::default());
+    let idle = Task::with_stack(u8::MAX, None, CpuContext::default(), FpState::new());
     idle.set_state(TaskState::Running);
     let mut s = SCHED.lock();
     s.idle = Some(idle.clone());
@@ -198,6 +202,15 @@ pub fn on_timer(now: u64) -> u64 {
     s.sleepers.first_key_value().map_or(next_slice, |((deadline, _), _)| next_slice.min(*deadline))
 }
 
+/// Points TTBR0 at the empty table: for an address space about to be
+/// freed, which no task may translate through any more.
+pub fn drop_user_table() {
+    let irq = cpu::disable_irqs();
+    SCHED.lock().last_user = None;
+    mmu::set_empty_user_table();
+    cpu::restore_irqs(irq);
+}
+
 /// Switches if a reschedule is pending; called before returning to EL0
 /// and by the idle loop.
 pub fn preempt_if_needed() {
@@ -232,6 +245,7 @@ pub(super) extern "C" fn kernel_thread_started() {
 /// interrupts still masked (the return unmasks them).
 pub(super) extern "C" fn user_task_started() {
     after_switch();
+    with_current(|task| task.user_context().cloned()).expect("a user task without a user context").entering_user();
 }
 
 fn after_switch() {
@@ -263,9 +277,17 @@ fn schedule() {
     s.slice_end = timer::ticks() + slice_ticks();
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
-    match next.user_context() {
-        Some(user) => user.activate(),
-        None => mmu::set_empty_user_table(),
+    // The translation changes only for a user task of another address
+    // space. Kernel threads and the idle task borrow whatever user table is
+    // current (they never touch user memory; a table is never freed while
+    // current: an exiting process switches to the empty table first), so
+    // a thread that blocks and a thread of its space that wakes from idle
+    // write no TTBR0 either.
+    if let Some(user) = next.user_context() {
+        if !s.last_user.as_ref().is_some_and(|last| user.shares_space_with(last.as_ref())) {
+            user.activate();
+        }
+        s.last_user = Some(user.clone());
     }
     RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);

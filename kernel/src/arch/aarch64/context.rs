@@ -2,6 +2,9 @@
 //! and SP ([`CpuContext`]), the FP/SIMD registers ([`FpState`]), and the
 //! switch itself (`switch.s`).
 
+use aarch64_cpu::registers::{TPIDRRO_EL0, TPIDR_EL0};
+use tock_registers::interfaces::{Readable, Writeable};
+
 core::arch::global_asm!(include_str!("switch.s"));
 
 extern "C" {
@@ -12,12 +15,38 @@ extern "C" {
     fn aspen_task_entry_user();
 }
 
-/// What `switch.s` saves across a switch: x19-x30 and SP.
+/// What `switch.s` saves across a switch: x19-x30, SP, and the user
+/// thread pointers (each task has its own; libraries keep TLS and `errno`
+/// behind TPIDR_EL0).
 #[repr(C)]
 #[derive(Default)]
 pub struct CpuContext {
     regs: [u64; 12],
     sp: u64,
+    tpidr_el0: u64,
+    tpidrro_el0: u64,
+}
+
+/// A user task's thread pointers: TPIDR_EL0 (read-write at EL0) and
+/// TPIDRRO_EL0 (read-only at EL0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadPointers {
+    pub tpidr: u64,
+    pub tpidrro: u64,
+}
+
+impl ThreadPointers {
+    /// The running task's, live in the registers.
+    pub fn current() -> Self {
+        Self { tpidr: TPIDR_EL0.get(), tpidrro: TPIDRRO_EL0.get() }
+    }
+
+    /// Makes these the running task's (they are saved with it at its next
+    /// switch).
+    pub fn make_current(self) {
+        TPIDR_EL0.set(self.tpidr);
+        TPIDRRO_EL0.set(self.tpidrro);
+    }
 }
 
 impl CpuContext {
@@ -27,7 +56,13 @@ impl CpuContext {
         let mut regs = [0; 12];
         regs[..args.len()].copy_from_slice(args);
         regs[11] = entry; // x30: where `aspen_switch` returns to
-        Self { regs, sp: stack_top }
+        Self { regs, sp: stack_top, ..Self::default() }
+    }
+
+    /// Sets the thread pointers the task starts with.
+    pub fn set_thread_pointers(&mut self, pointers: ThreadPointers) {
+        self.tpidr_el0 = pointers.tpidr;
+        self.tpidrro_el0 = pointers.tpidrro;
     }
 
     /// A kernel thread's first context: its first switch-in calls
@@ -64,6 +99,23 @@ pub struct FpState {
 impl FpState {
     pub const fn new() -> Self {
         Self { q: [0; 32], fpcr: 0, fpsr: 0 }
+    }
+
+    /// The registers as they are now: the running user task's, since the
+    /// kernel never touches them.
+    pub fn current() -> Self {
+        let mut state = Self::new();
+        // SAFETY: the routine only stores q0-q31, FPCR and FPSR into the
+        // state, which is ours and large enough.
+        unsafe { aspen_fp_save(&mut state) };
+        state
+    }
+
+    /// Loads these into the registers: the running task resumes with them.
+    pub fn make_current(&self) {
+        // SAFETY: the routine only loads from the state; the registers it
+        // sets belong to the running user task (the kernel uses none).
+        unsafe { aspen_fp_restore(self) };
     }
 }
 

@@ -2,8 +2,9 @@
 //
 // A `CpuContext` holds what a task keeps across `aspen_switch`: the
 // callee-saved registers x19-x28, the frame pointer x29, the return
-// address x30 and the stack pointer. Everything else is caller-saved and
-// already on the task's stack.
+// address x30, the stack pointer, and the task's user thread pointers
+// TPIDR_EL0 and TPIDRRO_EL0 (the kernel never uses them itself). Everything
+// else is caller-saved and already on the task's stack.
 
 .arch_extension fp
 .arch_extension simd
@@ -20,7 +21,10 @@ aspen_switch:
     stp     x27, x28, [x0, #64]
     stp     x29, x30, [x0, #80]
     mov     x9, sp
+    mrs     x10, tpidr_el0
+    mrs     x11, tpidrro_el0
     str     x9, [x0, #96]
+    stp     x10, x11, [x0, #104]
     ldp     x19, x20, [x1, #0]
     ldp     x21, x22, [x1, #16]
     ldp     x23, x24, [x1, #32]
@@ -28,7 +32,10 @@ aspen_switch:
     ldp     x27, x28, [x1, #64]
     ldp     x29, x30, [x1, #80]
     ldr     x9, [x1, #96]
+    ldp     x10, x11, [x1, #104]
     mov     sp, x9
+    msr     tpidr_el0, x10
+    msr     tpidrro_el0, x11
     ret
 
 // First run of a user task: x19 = what to call first (the scheduler's end

@@ -1,0 +1,114 @@
+//! Threads: the tasks of a process. Each has its own id, kernel stack,
+//! registers and thread pointers (in its task), and the words
+//! `CLONE_CHILD_CLEARTID`/`set_tid_address` name; everything else (the
+//! address space, open files, children) belongs to its process.
+
+use alloc::sync::Arc;
+use core::any::Any;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use super::Process;
+use crate::task::{sched, Pid, Task, UserContext};
+
+/// A thread of a process.
+pub struct Thread {
+    /// Its id (`gettid`); the process's id for its first thread, and for a
+    /// thread that execs (it becomes the leader).
+    tid: AtomicU32,
+    /// The process it belongs to, for life.
+    pub process: Arc<Process>,
+    /// Its task, kept while it may block (whoever wakes it needs it); let
+    /// go when it exits.
+    task: Mutex<Option<Arc<Task>>>,
+    /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: cleared and futex-woken
+    /// when the thread ends (0: none).
+    clear_child_tid: AtomicU64,
+}
+
+impl Thread {
+    /// A thread of `process` running as `task`.
+    pub(super) fn new(process: Arc<Process>, task: Arc<Task>) -> Arc<Self> {
+        Arc::new(Self {
+            tid: AtomicU32::new(task.pid),
+            process,
+            task: Mutex::new(Some(task)),
+            clear_child_tid: AtomicU64::new(0),
+        })
+    }
+
+    pub fn tid(&self) -> Pid {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// Becomes the leader after an `execve` ended the other threads.
+    pub(super) fn take_leader_id(&self) {
+        self.tid.store(self.process.pid, Ordering::Relaxed);
+    }
+
+    pub fn task(&self) -> Option<Arc<Task>> {
+        self.task.lock().clone()
+    }
+
+    pub(super) fn release_task(&self) {
+        self.task.lock().take();
+    }
+
+    pub fn clear_child_tid(&self) -> u64 {
+        self.clear_child_tid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_clear_child_tid(&self, addr: u64) {
+        self.clear_child_tid.store(addr, Ordering::Relaxed);
+    }
+
+    /// Wakes the thread from a block, to look at why (a signal, the end of
+    /// its process); nothing if it is not blocked.
+    pub fn interrupt(&self) {
+        if let Some(task) = self.task() {
+            sched::wake(&task);
+        }
+    }
+
+    /// Whether the thread must stop waiting and return towards user space
+    /// (where what is pending for it happens).
+    pub fn interrupted(&self) -> bool {
+        self.process.must_end(self)
+    }
+}
+
+impl UserContext for Thread {
+    fn activate(&self) {
+        self.process.activate();
+    }
+
+    fn shares_space_with(&self, other: &dyn UserContext) -> bool {
+        let other: &dyn Any = other;
+        other.downcast_ref::<Thread>().is_some_and(|other| self.process.shares_space_with(&other.process))
+    }
+
+    fn entering_user(&self) {
+        let task = self.task().expect("a thread entering user space without its task");
+        // SAFETY: this runs on the thread's own kernel stack, below the
+        // trap frame it is about to return through, which nothing else
+        // touches while the thread runs.
+        let frame = unsafe { &mut *super::user_frame_of(&task) };
+        drop(task);
+        super::return_to_user(frame);
+    }
+}
+
+/// The thread running on this CPU, if a user task runs.
+pub fn current() -> Option<Arc<Thread>> {
+    let user: Arc<dyn Any + Send + Sync> = sched::with_current(|task| task.user_context().cloned())?;
+    user.downcast().ok()
+}
+
+/// Runs `f` on the thread running on this CPU, without taking a reference.
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+    sched::with_current(|task| {
+        let user: &dyn Any = task.user_context().expect("thread state used from a kernel thread").as_ref();
+        f(user.downcast_ref::<Thread>().expect("a user context that is not a thread"))
+    })
+}
