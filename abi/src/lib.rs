@@ -13,6 +13,8 @@
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
 //! - [`fcntl`]: the flags of `openat` and the `*at` calls.
+//! - [`resource`]: resource limits, their defaults and the rules for
+//!   changing them.
 //! - [`mman`]: the flags and values of the memory system calls.
 //! - [`uaccess`]: user pointers checked once, and the interface every
 //!   copy to or from user memory goes through.
@@ -55,6 +57,7 @@ pub mod elf;
 pub mod errno;
 pub mod fcntl;
 pub mod mman;
+pub mod resource;
 pub mod script;
 pub mod signal;
 pub mod stack;

@@ -23,6 +23,10 @@ pub struct BootInfo {
     pub dtb: Option<PhysRange>,
     pub psci: PsciConduit,
     pub model: &'static str,
+    /// `/chosen/rng-seed`: random bytes from the boot loader (empty if none).
+    pub rng_seed: &'static [u8],
+    /// `/chosen/kaslr-seed`, if the boot loader gave one.
+    pub kaslr_seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +64,8 @@ impl BootInfo {
             bootargs: DEFAULT_BOOTARGS,
             initrd: None,
             dtb: None,
+            rng_seed: &[],
+            kaslr_seed: None,
             psci: match BOARD.power_off {
                 aspen_mm::board::PowerOff::Psci => PsciConduit::Hvc,
                 aspen_mm::board::PowerOff::HaltCores => PsciConduit::None,
@@ -113,6 +119,8 @@ impl BootInfo {
             info.bootargs = tree.bootargs;
         }
         info.initrd = tree.initrd.map(|(start, end)| PhysRange::new(PhysAddr::new(start), PhysAddr::new(end)));
+        info.rng_seed = tree.rng_seed;
+        info.kaslr_seed = tree.kaslr_seed;
         info.psci = match tree.psci_method {
             Some(PsciMethod::Hvc) => PsciConduit::Hvc,
             Some(PsciMethod::Smc) => PsciConduit::Smc,

@@ -26,6 +26,7 @@ mod memory;
 mod panic;
 mod power;
 mod process;
+mod random;
 mod syscall;
 mod task;
 mod trap;
@@ -82,6 +83,7 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
         panic!("cannot set up the frame pool: {e}");
     }
     memory::user_env::init(asid_bits, cmdline.wx_policy);
+    random::init(info.rng_seed, info.kaslr_seed);
     files::init(info.initrd);
 
     task::sched::init_idle();

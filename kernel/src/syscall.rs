@@ -12,7 +12,7 @@ use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
 use aspen_abi::signal::Signal;
-use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
+use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
 use aspen_fs::{ReadIntoError, Whence};
@@ -29,6 +29,9 @@ use crate::process::thread::{self, Thread};
 use crate::process::{self, procfs};
 use crate::task::sched;
 use crate::{console, files, power};
+
+mod limits;
+mod time;
 
 type SysResult = Result<u64, Errno>;
 
@@ -73,8 +76,18 @@ pub fn handle(frame: &mut TrapFrame) {
             sched::yield_now();
             Ok(0)
         }
-        Sysno::Nanosleep => nanosleep(a0),
-        Sysno::ClockGettime => clock_gettime(a0, a1),
+        Sysno::Nanosleep => time::nanosleep(a0, a1),
+        Sysno::ClockNanosleep => time::clock_nanosleep(a0, a1, a2, a3),
+        Sysno::ClockGettime => time::clock_gettime(a0, a1),
+        Sysno::ClockGetres => time::clock_getres(a0, a1),
+        Sysno::Gettimeofday => time::gettimeofday(a0, a1),
+        Sysno::Prlimit64 => limits::prlimit64(a0, a1, a2, a3),
+        Sysno::Getrlimit => limits::getrlimit(a0, a1),
+        Sysno::Setrlimit => limits::setrlimit(a0, a1),
+        Sysno::Getrandom => limits::getrandom(a0, a1, a2),
+        // Libraries cope without it; a single CPU would need no more than
+        // the barrier every system call already is.
+        Sysno::Membarrier => Err(Errno::ENOSYS),
         Sysno::Uname => uname(a0),
         Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
         Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
@@ -105,8 +118,6 @@ pub fn handle(frame: &mut TrapFrame) {
         | Sysno::GetRobustList
         | Sysno::Getitimer
         | Sysno::Setitimer
-        | Sysno::ClockGetres
-        | Sysno::ClockNanosleep
         | Sysno::SchedSetparam
         | Sysno::SchedSetscheduler
         | Sysno::SchedGetscheduler
@@ -129,14 +140,8 @@ pub fn handle(frame: &mut TrapFrame) {
         | Sysno::Getpgid
         | Sysno::Getsid
         | Sysno::Setsid
-        | Sysno::Getrlimit
-        | Sysno::Setrlimit
-        | Sysno::Gettimeofday
         | Sysno::Mremap
-        | Sysno::Mincore
-        | Sysno::Prlimit64
-        | Sysno::Getrandom
-        | Sysno::Membarrier => Err(Errno::ENOSYS),
+        | Sysno::Mincore => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
@@ -685,21 +690,6 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
 
 fn frequency() -> core::num::NonZeroU64 {
     core::num::NonZeroU64::new(timer::frequency()).unwrap_or(core::num::NonZeroU64::MIN)
-}
-
-fn nanosleep(request: u64) -> SysResult {
-    let spec = read_timespec(request)?;
-    let ticks = spec.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
-    sched::sleep_ticks(ticks);
-    Ok(0)
-}
-
-fn clock_gettime(clock: u64, out: u64) -> SysResult {
-    // Every clock counts from reset: there is no real-time clock to read.
-    ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
-    let now = Timespec::from_ticks(timer::ticks(), frequency());
-    copy_out_at(out, &now.to_bytes())?;
-    Ok(0)
 }
 
 fn uname(out: u64) -> SysResult {

@@ -103,6 +103,10 @@ pub struct DeviceTreeInfo<'a> {
     /// 64-bit number): start and end (exclusive) of the initrd. `None` unless
     /// both are present and `start < end`.
     pub initrd: Option<(u64, u64)>,
+    /// `/chosen` `rng-seed`: random bytes from the boot loader (empty if none).
+    pub rng_seed: &'a [u8],
+    /// `/chosen` `kaslr-seed`: a random 64-bit number from the boot loader.
+    pub kaslr_seed: Option<u64>,
     /// `/psci` `method`, if it is `"hvc"` or `"smc"`.
     pub psci_method: Option<PsciMethod>,
     /// `/chosen` `stdout-path` (`""` if none): a path or an alias, possibly

@@ -206,6 +206,8 @@ impl<'a> Scan<'a> {
                 b"stdout-path" => info.stdout_path = string(value)?,
                 b"linux,initrd-start" => self.initrd_start = Some(number(value)?),
                 b"linux,initrd-end" => self.initrd_end = Some(number(value)?),
+                b"rng-seed" => info.rng_seed = value,
+                b"kaslr-seed" => info.kaslr_seed = number(value).ok(),
                 _ => {}
             },
             (2, TopLevel::Psci) if name == b"method" => {
@@ -248,6 +250,8 @@ pub(crate) fn scan<'a>(blob: &Blob<'a>, total_size: u32) -> Result<DeviceTreeInf
             reserved: RangeList::new(),
             bootargs: "",
             initrd: None,
+            rng_seed: &[],
+            kaslr_seed: None,
             psci_method: None,
             stdout_path: "",
             total_size,

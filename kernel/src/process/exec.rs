@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use aspen_abi::elf::{ElfError, ElfImage, ELF_ET_DYN_BASE};
 use aspen_abi::mman::{MapFlags, Prot};
+use aspen_abi::resource::Resource;
 use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
@@ -21,15 +22,23 @@ use aspen_mm::VirtAddr;
 use super::UserSpace;
 use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
-use crate::arch::timer;
 use crate::files;
 use crate::memory::user_env::{self, KernelMm};
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
 const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
-/// Stack reserved for a program (faulted in as it is used).
-const STACK_SIZE: u64 = 8 << 20;
+/// The least stack reserved for a program, whatever `RLIMIT_STACK` says.
+const STACK_MIN: u64 = 128 << 10;
+/// The most: the stack stays above the mmap area, which starts 256 MiB
+/// below the end of user space, with a 1 MiB gap.
+const STACK_MAX: u64 = (256 << 20) - (1 << 20) - aspen_abi::PAGE_SIZE;
+
+/// The stack reserved (and faulted in as used) for a program whose process
+/// has `RLIMIT_STACK` soft limit `limit`.
+pub fn stack_size(limit: u64) -> u64 {
+    limit.clamp(STACK_MIN, STACK_MAX) & !(aspen_abi::PAGE_SIZE - 1)
+}
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
 
@@ -87,21 +96,11 @@ impl LoadedImage {
     }
 }
 
-/// 16 bytes for AT_RANDOM: the counter mixed with a counter of loads
-/// (splitmix64). Not cryptographic; there is no entropy source yet.
+/// 16 bytes for AT_RANDOM (the seed of the C library's stack protector
+/// and pointer guard).
 fn random_bytes() -> [u8; 16] {
-    static LOADS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-    let mut x = timer::ticks() ^ LOADS.fetch_add(0x9e37_79b9_7f4a_7c15, core::sync::atomic::Ordering::Relaxed);
-    let mut next = || {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
     let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&next().to_le_bytes());
-    out[8..].copy_from_slice(&next().to_le_bytes());
+    crate::random::fill(&mut out);
     out
 }
 
@@ -131,7 +130,7 @@ fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u
 /// Loads the program at `path` into a new address space: an ELF
 /// executable, or a `#!` script run by its interpreter (which may itself be
 /// a script, [`MAX_INTERPRETER_HOPS`] times at most).
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, ExecError> {
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]], stack_size: u64) -> Result<LoadedImage, ExecError> {
     let mut program = path.to_vec();
     // The argument list once a script has rewritten it.
     let mut rewritten: Option<Vec<Vec<u8>>> = None;
@@ -145,7 +144,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedImage, 
             None => argv.to_vec(),
         };
         let Some(shebang) = script::parse(head).map_err(Errno::from)? else {
-            return load_elf(&object, size, head, path, &args, envp);
+            return load_elf(&object, size, head, path, &args, envp, stack_size);
         };
         let next: Vec<Vec<u8>> =
             script::interpreter_argv(&shebang, &program, &args).into_iter().map(<[u8]>::to_vec).collect();
@@ -169,6 +168,7 @@ fn load_elf(
     execfn: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
+    stack_size: u64,
 ) -> Result<LoadedImage, ExecError> {
     let table = ElfImage::program_header_table(head)?;
     // At most MAX_PROGRAM_HEADERS entries: a few KiB.
@@ -218,8 +218,8 @@ fn load_elf(
     mm.set_brk_base(VirtAddr::new(image.initial_brk()));
 
     mm.mmap(
-        VirtAddr::new(STACK_TOP - STACK_SIZE),
-        STACK_SIZE,
+        VirtAddr::new(STACK_TOP - stack_size),
+        stack_size,
         Prot::READ | Prot::WRITE,
         MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::ANONYMOUS,
         None,
@@ -254,8 +254,9 @@ fn load_elf(
 /// the process end, and the calling thread goes on alone, with the
 /// process's id, no thread pointer and clear FP/SIMD registers.
 pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
-    let image = load(path, argv, envp)?;
     let me = super::thread::current().expect("execve from a kernel thread");
+    let stack_limit = me.process.limits.lock().get(Resource::Stack).cur;
+    let image = load(path, argv, envp, stack_size(stack_limit))?;
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();

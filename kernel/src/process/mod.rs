@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::resource::Limits;
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
 use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
@@ -78,6 +79,8 @@ pub struct Process {
     vfork_parent: Mutex<Option<Arc<Thread>>>,
     /// argv joined with NULs, for `/proc/<pid>/cmdline`.
     pub cmdline: Mutex<Vec<u8>>,
+    /// Its resource limits.
+    pub limits: Mutex<Limits>,
     /// Page faults resolved for it (`minflt` in `/proc/<pid>/stat`).
     pub faults: AtomicU64,
     /// Times a switch to one of its threads wrote TTBR0.
@@ -335,8 +338,8 @@ fn user_frame_of(task: &Task) -> *mut TrapFrame {
 /// A task that will return to EL0 through `frame` (copied to the top of
 /// its kernel stack) with FP/SIMD state `fp` and thread pointers `pointers`.
 fn new_task(frame: &TrapFrame, fp: FpState, pointers: ThreadPointers) -> Result<Arc<Task>, SpawnError> {
-    let task = Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers)
-        .map_err(SpawnError::Stack)?;
+    let task =
+        Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers).map_err(SpawnError::Stack)?;
     // SAFETY: the new task's stack is ours alone until it is made ready,
     // and `new_user` left exactly one TrapFrame's room at its top.
     unsafe { user_frame_of(&task).write(frame.clone()) };
@@ -349,6 +352,7 @@ struct ProcessParts {
     space: SharedSpace,
     files: SharedFiles,
     cmdline: Vec<u8>,
+    limits: Limits,
     exit_signal: u8,
 }
 
@@ -371,6 +375,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         exit_signal: parts.exit_signal,
         vfork_parent: Mutex::new(None),
         cmdline: Mutex::new(parts.cmdline),
+        limits: Mutex::new(parts.limits),
         faults: AtomicU64::new(0),
         space_switches: AtomicU64::new(0),
     });
@@ -397,7 +402,9 @@ fn start(thread: &Thread) {
 
 /// Starts the first process: `path` with `argv`, fds 0-2 on the console.
 pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
-    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"]).map_err(exec::ExecError::errno)?;
+    let limits = Limits::default();
+    let stack_size = exec::stack_size(limits.get(aspen_abi::resource::Resource::Stack).cur);
+    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size).map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     for _ in 0..3 {
         files.insert(Description::Console, false)?;
@@ -408,6 +415,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         space: Arc::new(Mutex::new(image.mm)),
         files: Arc::new(Mutex::new(files)),
         cmdline: image.cmdline,
+        limits,
         exit_signal: Signal::Chld.number(),
     };
     let thread = new_process(parts, task);
@@ -447,10 +455,14 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             let copy = files.lock().clone();
             Arc::new(Mutex::new(copy))
         };
-        let parent =
-            if args.flags.contains(CloneFlags::PARENT) { process.parent.lock().upgrade() } else { Some(process.clone()) };
+        let parent = if args.flags.contains(CloneFlags::PARENT) {
+            process.parent.lock().upgrade()
+        } else {
+            Some(process.clone())
+        };
         let cmdline = process.cmdline.lock().clone();
-        new_process(ProcessParts { parent, space, files, cmdline, exit_signal: args.exit_signal }, task)
+        let limits = *process.limits.lock();
+        new_process(ProcessParts { parent, space, files, cmdline, limits, exit_signal: args.exit_signal }, task)
     };
     let tid = child.tid();
     // As Linux, a word that cannot be written is not an error of clone.

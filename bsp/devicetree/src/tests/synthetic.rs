@@ -547,3 +547,20 @@ fn deep_nesting_costs_nothing() {
     b.begin_node("chosen").prop_str("bootargs", "deep").end_node().end_node();
     assert_eq!(parse(&b.build()).unwrap().bootargs, "deep");
 }
+
+#[test]
+fn chosen_seeds_are_read_and_a_malformed_kaslr_seed_is_none() {
+    let mut b = root(2, 2);
+    b.begin_node("chosen").prop("rng-seed", &[1, 2, 3, 4, 5, 6, 7, 8, 9]).prop_cells("kaslr-seed", &[0x1234, 0x5678]);
+    b.end_node().end_node();
+    let blob = b.build();
+    let info = parse(&blob).unwrap();
+    assert_eq!(info.rng_seed, &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(info.kaslr_seed, Some(0x1234_0000_5678));
+
+    let mut b = root(2, 2);
+    b.begin_node("chosen").prop("kaslr-seed", &[1, 2, 3]).end_node().end_node();
+    let blob = b.build();
+    let info = parse(&blob).unwrap();
+    assert_eq!((info.rng_seed, info.kaslr_seed), (&[][..], None));
+}

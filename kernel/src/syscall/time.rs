@@ -1,0 +1,104 @@
+//! Clocks and sleeps: `clock_gettime`, `clock_getres`, `gettimeofday`,
+//! `nanosleep` and `clock_nanosleep`.
+//!
+//! Every clock counts from reset (there is no real-time clock to read, so
+//! `CLOCK_REALTIME` is the monotonic time too). A sleep blocks until its
+//! deadline in counter ticks; a thread interrupted before it ends the
+//! sleep with `EINTR` and, for a relative sleep, the time that was left.
+
+use aspen_abi::syscall::{ClockId, Timespec};
+use aspen_mm::errno::Errno;
+
+use super::{copy_out_at, frequency, read_timespec, SysResult};
+use crate::arch::timer;
+use crate::process::thread;
+use crate::task::sched;
+
+/// `TIMER_ABSTIME`: the request is a time on the clock, not a duration.
+const TIMER_ABSTIME: u64 = 1;
+
+pub(super) fn clock_gettime(clock: u64, out: u64) -> SysResult {
+    ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
+    let now = Timespec::from_ticks(timer::ticks(), frequency());
+    copy_out_at(out, &now.to_bytes())?;
+    Ok(0)
+}
+
+/// The resolution of every clock: one counter tick, rounded up to a
+/// nanosecond.
+pub(super) fn clock_getres(clock: u64, out: u64) -> SysResult {
+    ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)?;
+    if out != 0 {
+        let tick = aspen_abi::syscall::NANOS_PER_SECOND.div_ceil(frequency().get());
+        copy_out_at(out, &Timespec::from_nanos(tick).to_bytes())?;
+    }
+    Ok(0)
+}
+
+/// `gettimeofday(tv, tz)`: the time as a `struct timeval`; the time zone,
+/// if asked for, is UTC with no daylight saving.
+pub(super) fn gettimeofday(tv: u64, tz: u64) -> SysResult {
+    if tv != 0 {
+        let now = Timespec::from_ticks(timer::ticks(), frequency());
+        let micros = now.as_nanos() % aspen_abi::syscall::NANOS_PER_SECOND / 1000;
+        let mut timeval = [0u8; 16];
+        timeval[..8].copy_from_slice(&(now.as_nanos() / aspen_abi::syscall::NANOS_PER_SECOND).to_le_bytes());
+        timeval[8..].copy_from_slice(&micros.to_le_bytes());
+        copy_out_at(tv, &timeval)?;
+    }
+    if tz != 0 {
+        copy_out_at(tz, &[0u8; 8])?;
+    }
+    Ok(0)
+}
+
+pub(super) fn nanosleep(request: u64, remain: u64) -> SysResult {
+    let duration = read_timespec(request)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+    sleep_for(duration, remain)
+}
+
+/// `clock_nanosleep(clock, flags, request, remain)`: the clocks a sleep can
+/// follow are the real-time, monotonic and boot-time ones (the same time
+/// here); the CPU-time clocks and the raw and coarse monotonic ones cannot
+/// be slept on, as in Linux.
+pub(super) fn clock_nanosleep(clock: u64, flags: u64, request: u64, remain: u64) -> SysResult {
+    match ClockId::from_raw(clock as i32).map_err(|_| Errno::EINVAL)? {
+        ClockId::Realtime | ClockId::Monotonic | ClockId::Boottime => {}
+        ClockId::ThreadCputime => return Err(Errno::EINVAL),
+        _ => return Err(Errno::EOPNOTSUPP),
+    }
+    let ticks = read_timespec(request)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+    if flags & TIMER_ABSTIME != 0 {
+        // An absolute sleep reports nothing left when interrupted.
+        sleep_until(ticks).map(|()| 0)
+    } else {
+        sleep_for(ticks, remain)
+    }
+}
+
+/// Sleeps `duration` ticks; when interrupted, writes what was left to
+/// `remain` (if not null) and fails with `EINTR`.
+fn sleep_for(duration: u64, remain: u64) -> SysResult {
+    let deadline = timer::ticks().saturating_add(duration);
+    match sleep_until(deadline) {
+        Err(Errno::EINTR) if remain != 0 => {
+            let left = Timespec::from_ticks(deadline.saturating_sub(timer::ticks()), frequency());
+            copy_out_at(remain, &left.to_bytes())?;
+            Err(Errno::EINTR)
+        }
+        result => result.map(|()| 0),
+    }
+}
+
+/// Blocks until the counter reaches `deadline`, or `EINTR` when the thread
+/// is interrupted first.
+fn sleep_until(deadline: u64) -> Result<(), Errno> {
+    let me = thread::current().expect("sleep from a kernel thread");
+    while timer::ticks() < deadline {
+        if me.interrupted() {
+            return Err(Errno::EINTR);
+        }
+        sched::block(Some(deadline));
+    }
+    Ok(())
+}
