@@ -171,6 +171,8 @@ pub fn block(deadline: Option<u64>) {
         if let Some(deadline) = deadline {
             *current.sleep_deadline.lock() = Some(deadline);
             s.sleepers.insert((deadline, current.pid), current);
+            // The timer may be armed for later (the end of a slice).
+            timer::fire_by(deadline);
         }
     }
     schedule();

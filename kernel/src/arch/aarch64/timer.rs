@@ -45,6 +45,18 @@ pub fn arm_oneshot(ticks: u64) {
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
 }
 
+/// Makes the timer fire at counter value `deadline` at the latest: brings
+/// an armed one-shot forward when it would fire later (an interrupt due
+/// sooner than `deadline` stays as it is).
+pub fn fire_by(deadline: u64) {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_CVAL_EL0};
+    use tock_registers::interfaces::Writeable;
+    if !CNTP_CTL_EL0.is_set(CNTP_CTL_EL0::ENABLE) || CNTP_CVAL_EL0.get() > deadline {
+        CNTP_CVAL_EL0.set(deadline);
+        CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+    }
+}
+
 /// Lets EL0 read the virtual counter and its frequency (CNTVCT_EL0,
 /// CNTFRQ_EL0), as Linux does: programs time themselves without a
 /// system call.
