@@ -180,11 +180,8 @@ impl Process {
 
     /// Whether `other` translates through the same address space.
     fn shares_space_with(&self, other: &Process) -> bool {
-        if core::ptr::eq(self, other) {
-            return self.space.lock().is_some();
-        }
-        let (mine, theirs) = (self.space.lock().clone(), other.space.lock().clone());
-        mine.zip(theirs).is_some_and(|(a, b)| Arc::ptr_eq(&a, &b))
+        let mine = self.space_identity();
+        mine.is_some() && (core::ptr::eq(self, other) || mine == other.space_identity())
     }
 
     fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError> {
