@@ -9,6 +9,7 @@
 #define ASPEN_CHECK_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +80,19 @@ static inline int done(void)
 	else
 		say("ok %s: all checks passed", check_program);
 	return check_failures ? 1 : 0;
+}
+
+/*
+ * pthread_create with default attributes, or the end of the program: later
+ * checks would join a thread that does not exist.
+ */
+static inline void start_thread(pthread_t *thread, void *(*body)(void *), void *arg)
+{
+	int r = pthread_create(thread, NULL, body, arg);
+	if (r != 0) {
+		check(0, "pthread_create", "%s; cannot go on", strerror(r));
+		_exit(done());
+	}
 }
 
 /* Monotonic time in nanoseconds. */

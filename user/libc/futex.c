@@ -51,7 +51,7 @@ static void *wait_body(void *arg)
 static void start_waiter(struct waiter *w, uint32_t *word, uint32_t bitset)
 {
 	*w = (struct waiter){ .word = word, .expected = *word, .bitset = bitset };
-	pthread_create(&w->thread, NULL, wait_body, w);
+	start_thread(&w->thread, wait_body, w);
 }
 
 /*

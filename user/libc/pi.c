@@ -95,12 +95,13 @@ static int scene(int protocol)
 	/* The main thread outranks the others: it sleeps to let them run. */
 	while (!__atomic_load_n(&owner_has_lock, __ATOMIC_SEQ_CST))
 		sleep_ms(1);
-	r = spawn_fifo(&medium, PRIO_MEDIUM, medium_spinner);
-	if (r == 0)
-		r = spawn_fifo(&high, PRIO_HIGH, high_locker);
+	int medium_made = (r = spawn_fifo(&medium, PRIO_MEDIUM, medium_spinner)) == 0;
+	int high_made = medium_made && (r = spawn_fifo(&high, PRIO_HIGH, high_locker)) == 0;
 	pthread_join(low, NULL);
-	pthread_join(medium, NULL);
-	pthread_join(high, NULL);
+	if (medium_made)
+		pthread_join(medium, NULL);
+	if (high_made)
+		pthread_join(high, NULL);
 	pthread_mutex_destroy(&mutex);
 	return r;
 }
@@ -149,14 +150,14 @@ static void raw_pi(void)
 
 	int err = -1;
 	pthread_t t;
-	pthread_create(&t, NULL, try_other, &err);
+	start_thread(&t, try_other, &err);
 	pthread_join(t, NULL);
 	check(err == EAGAIN, "FUTEX_TRYLOCK_PI on a word another thread owns fails with EAGAIN", "errno %d", err);
-	pthread_create(&t, NULL, unlock_other, &err);
+	start_thread(&t, unlock_other, &err);
 	pthread_join(t, NULL);
 	check(err == EPERM, "FUTEX_UNLOCK_PI by a thread that does not own it fails with EPERM", "errno %d", err);
 
-	pthread_create(&t, NULL, pi_waiter, NULL);
+	start_thread(&t, pi_waiter, NULL);
 	long long give_up = now_ns() + 5000000000LL;
 	while (!(__atomic_load_n(&pi_word, __ATOMIC_SEQ_CST) & FUTEX_WAITERS) && now_ns() < give_up)
 		sleep_ms(1);

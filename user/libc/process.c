@@ -68,7 +68,7 @@ static void fork_threaded(void)
 {
 	pthread_t t[SPINNERS];
 	for (long i = 0; i < SPINNERS; i++)
-		pthread_create(&t[i], NULL, spinner, (void *)i);
+		start_thread(&t[i], spinner, (void *)i);
 	sleep_ms(50);
 	pid_t pid = fork();
 	if (pid == 0)
@@ -141,7 +141,7 @@ static void statuses(void)
 
 	pid_t pid = fork();
 	if (pid == 0) {
-		pause();
+		sleep_ms(10000); /* SIGKILL ends it first */
 		_exit(0);
 	}
 	int status = -1;

@@ -119,7 +119,7 @@ static void two_addresses(void)
 
 	wait_word = &a[0];
 	pthread_t t;
-	pthread_create(&t, NULL, wait_through_first, NULL);
+	start_thread(&t, wait_through_first, NULL);
 	while (!__atomic_load_n(&thread_started, __ATOMIC_SEQ_CST))
 		sleep_ms(1);
 	long r = wake_one(&b[0]);

@@ -48,7 +48,7 @@ static void threads(void)
 
 	init_robust(&mutex, PTHREAD_PROCESS_PRIVATE);
 	pthread_t t;
-	pthread_create(&t, NULL, die_holding, (void *)0);
+	start_thread(&t, die_holding, (void *)0);
 	pthread_join(t, NULL);
 	int e = pthread_mutex_lock(&mutex);
 	check(e == EOWNERDEAD, "lock after the owner thread exited: EOWNERDEAD", "returned %d (%s)", e, strerror(e));
@@ -59,7 +59,7 @@ static void threads(void)
 	check(e == 0, "the repaired mutex locks normally", "returned %d (%s)", e, strerror(e));
 	pthread_mutex_unlock(&mutex);
 
-	pthread_create(&t, NULL, die_holding, (void *)0);
+	start_thread(&t, die_holding, (void *)0);
 	pthread_join(t, NULL);
 	e = pthread_mutex_lock(&mutex);
 	pthread_mutex_unlock(&mutex);
@@ -70,7 +70,7 @@ static void threads(void)
 
 	init_robust(&mutex, PTHREAD_PROCESS_PRIVATE);
 	owner_locked = 0;
-	pthread_create(&t, NULL, die_holding, (void *)200);
+	start_thread(&t, die_holding, (void *)200);
 	while (!__atomic_load_n(&owner_locked, __ATOMIC_SEQ_CST))
 		sleep_ms(1);
 	e = pthread_mutex_lock(&mutex); /* blocks until the owner exits */

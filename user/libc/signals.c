@@ -286,14 +286,20 @@ static void masks(void)
 	block(SIG_UNBLOCK, SIGUSR2);
 }
 
-/* A child that waits for SIGUSR1 (blocked before the fork) and exits 0 once its handler ran. */
-static int await_usr1(void)
+/* Waits in sigsuspend (with nothing blocked) until a handler ran, for up to 5 s; whether one ran. */
+static int await_handler(void)
 {
 	sigset_t empty;
 	sigemptyset(&empty);
-	while (!handled)
+	for (long long give_up = now_ns() + 5000000000LL; !handled && now_ns() < give_up;)
 		sigsuspend(&empty);
-	return 0;
+	return handled != 0;
+}
+
+/* A child that waits for SIGUSR1 (blocked before the fork) and exits 0 once its handler ran. */
+static int await_usr1(void)
+{
+	return await_handler() ? 0 : 1;
 }
 
 static void groups(void)
@@ -359,10 +365,7 @@ static void children(void)
 	pid = fork();
 	if (pid == 0)
 		_exit(7);
-	sigset_t empty;
-	sigemptyset(&empty);
-	while (!handled)
-		sigsuspend(&empty);
+	await_handler();
 	waitpid(pid, &status, 0);
 	check(last_info.si_signo == SIGCHLD && last_info.si_code == CLD_EXITED && last_info.si_pid == pid &&
 		      last_info.si_status == 7,

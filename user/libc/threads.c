@@ -141,14 +141,13 @@ int main(void)
 
 	pthread_t t[MANY];
 	void *ret = NULL;
-	int r = pthread_create(&t[0], NULL, return_arg_plus_one, (void *)41);
-	check(r == 0, "pthread_create", "returned %d (%s)", r, strerror(r));
-	r = pthread_join(t[0], &ret);
+	start_thread(&t[0], return_arg_plus_one, (void *)41);
+	int r = pthread_join(t[0], &ret);
 	check(r == 0 && ret == (void *)42, "pthread_join returns the thread's value", "returned %d, value %p", r,
 	      ret);
 
 	for (int i = 0; i < WORKERS; i++)
-		pthread_create(&t[i], NULL, increment, NULL);
+		start_thread(&t[i], increment, NULL);
 	for (int i = 0; i < WORKERS; i++)
 		pthread_join(t[i], NULL);
 	check(counter == (long)WORKERS * INCREMENTS, "a mutex makes increments exclusive", "counter %ld, expected %ld",
@@ -157,7 +156,7 @@ int main(void)
 	const int items = 2000;
 	long sum = 0;
 	int in_order = 1, previous = 0;
-	pthread_create(&t[0], NULL, producer, (void *)(uintptr_t)items);
+	start_thread(&t[0], producer, (void *)(uintptr_t)items);
 	for (int i = 0; i < items; i++) {
 		pthread_mutex_lock(&box_lock);
 		while (!box_full)
@@ -175,7 +174,7 @@ int main(void)
 
 	pthread_barrier_init(&barrier, NULL, WORKERS);
 	for (int i = 0; i < WORKERS; i++)
-		pthread_create(&t[i], NULL, barrier_worker, NULL);
+		start_thread(&t[i], barrier_worker, NULL);
 	for (int i = 0; i < WORKERS; i++)
 		pthread_join(t[i], NULL);
 	pthread_barrier_destroy(&barrier);
@@ -186,7 +185,7 @@ int main(void)
 	tls_value = 7;
 	pthread_barrier_init(&barrier, NULL, WORKERS);
 	for (int i = 0; i < WORKERS; i++)
-		pthread_create(&t[i], NULL, tls_worker, &rep[i]);
+		start_thread(&t[i], tls_worker, &rep[i]);
 	for (int i = 0; i < WORKERS; i++)
 		pthread_join(t[i], NULL);
 	pthread_barrier_destroy(&barrier);
@@ -204,8 +203,8 @@ int main(void)
 	check(gettid() == getpid(), "the main thread's tid is the pid", "tid %d, pid %d", gettid(), getpid());
 
 	pthread_barrier_init(&barrier, NULL, 2);
-	pthread_create(&t[0], NULL, errno_worker, (void *)0);
-	pthread_create(&t[1], NULL, errno_worker, (void *)1);
+	start_thread(&t[0], errno_worker, (void *)0);
+	start_thread(&t[1], errno_worker, (void *)1);
 	pthread_join(t[0], NULL);
 	pthread_join(t[1], NULL);
 	pthread_barrier_destroy(&barrier);
