@@ -90,23 +90,26 @@ static void remap(void)
 	fill(p, 2);
 	munmap(p + 2 * PAGE, 2 * PAGE);
 	char *q = mremap(p, 2 * PAGE, 4 * PAGE, 0);
-	check(q == p && first_bad_page(q, 2) == -1 && q[3 * PAGE] == 0,
-	      "mremap grows in place into free space; new pages read zero", "returned %p (was %p)", (void *)q,
-	      (void *)p);
+	if (!check(q == p && first_bad_page(q, 2) == -1 && q[3 * PAGE] == 0,
+		   "mremap grows in place into free space; new pages read zero", "returned %p (was %p)", (void *)q,
+		   (void *)p))
+		return; /* the rest works on this mapping */
 
 	char *blocker = mmap(q + 4 * PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHECK_ERRNO(mremap(q, 4 * PAGE, 8 * PAGE, 0), ENOMEM);
 	fill(q, 4);
 	char *moved = mremap(q, 4 * PAGE, 8 * PAGE, MREMAP_MAYMOVE);
-	check(moved != MAP_FAILED && moved != q && first_bad_page(moved, 4) == -1 && faults(q),
-	      "MREMAP_MAYMOVE moves a mapping that cannot grow: contents kept, the old range unmapped",
-	      "returned %p (was %p)", (void *)moved, (void *)q);
+	if (!check(moved != MAP_FAILED && moved != q && first_bad_page(moved, 4) == -1 && faults(q),
+		   "MREMAP_MAYMOVE moves a mapping that cannot grow: contents kept, the old range unmapped",
+		   "returned %p (was %p)", (void *)moved, (void *)q))
+		return;
 	if (blocker != MAP_FAILED)
 		munmap(blocker, PAGE);
 
 	char *shrunk = mremap(moved, 8 * PAGE, 2 * PAGE, 0);
-	check(shrunk == moved && first_bad_page(shrunk, 2) == -1 && faults(moved + 2 * PAGE),
-	      "mremap shrinks in place and unmaps the tail", "returned %p", (void *)shrunk);
+	if (!check(shrunk == moved && first_bad_page(shrunk, 2) == -1 && faults(moved + 2 * PAGE),
+		   "mremap shrinks in place and unmaps the tail", "returned %p", (void *)shrunk))
+		return;
 
 	char *target = map(6);
 	memset(target, 0x55, 6 * PAGE);
