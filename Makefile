@@ -3,6 +3,7 @@
 #   make run   [BOARD=qemu-virt|rpi4]    boot Aspen under QEMU (virt by default)
 #   make test                            lint, host tests, then the kernel's tests on both boards
 #   make lint                            rustfmt and clippy (warnings are errors): host, kernel, user
+#   make check-linux [SMP=4] [FULL=1]    the real programs' tests (user/libc, user/std) on the Linux peer
 #   make bench                           benchmarks: Aspen and Linux side by side, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
@@ -37,7 +38,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user initramfs run test lint bench bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user libc-programs std-programs initramfs check-linux run test lint bench bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -73,21 +74,65 @@ user: $(BUILD)/toolchain.mk
 	$(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER=ld.lld $(CROSS_CARGO) build --release \
 		--target $(USER_TARGET) $(CROSS_FLAGS) $(foreach p,$(USER_PROGRAMS),-p aspen-$(p))
 
-# The initramfs: /init, /bin/usertests, /bin/fuzz, /bin/hello, /etc/aspen-release;
-# mk-initramfs.sh adds /dev, /dev/console, /tmp and /proc.
+# Real programs that test the ABI libc and Rust's std build on (threads,
+# futexes, signals, timers, ...); usertests runs each (tests/programs.rs).
+# C against glibc, static (user/libc/NAME.c -> /bin/c/NAME):
+LIBC_CC := aarch64-linux-gnu-gcc
+LIBC_CFLAGS := -static -pthread -O2 -Wall -Werror
+LIBC_PROGRAMS := threads futex pi robust pshared signals process timers sched limits mremap
+LIBC_OUT := $(BUILD)/libc
+
+libc-programs: $(LIBC_PROGRAMS:%=$(LIBC_OUT)/%)
+
+$(LIBC_OUT)/%: user/libc/%.c user/libc/check.h
+	@mkdir -p $(LIBC_OUT)
+	$(LIBC_CC) $(LIBC_CFLAGS) -o $@ $<
+
+# Rust std for musl, static (user/std, a cargo workspace of its own ->
+# /bin/std/NAME), linked by the C cross compiler with musl's own crt and
+# libc from the Rust target. Needs rustup (STD_CARGO, from build/toolchain.mk);
+# with Debian's rustc-web there is no musl std, and they are skipped.
+STD_TARGET := aarch64-unknown-linux-musl
+STD_PROGRAMS := threads process panic
+STD_TARGET_DIR := target/std
+STD_OUT := $(STD_TARGET_DIR)/$(STD_TARGET)/release
+STD_BUILD = CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=$(LIBC_CC) $(STD_CARGO)
+
+std-programs: $(BUILD)/toolchain.mk
+ifeq ($(STD_CARGO),)
+	@echo "std-programs: SKIPPED: no rustup toolchain with $(STD_TARGET) (Debian rustc-web fallback); /bin/std/* will be missing and their tests fail"
+else
+	$(STD_BUILD) build --release --target $(STD_TARGET) --target-dir $(STD_TARGET_DIR) \
+		--manifest-path user/std/Cargo.toml
+endif
+
+# The initramfs: /init, /bin/usertests, /bin/fuzz, /bin/hello, /bin/c/*,
+# /bin/std/* (when built), /etc/aspen-release; mk-initramfs.sh adds /dev,
+# /dev/console, /tmp and /proc.
 ASPEN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 ROOTFS := $(BUILD)/rootfs
 INITRAMFS := $(BUILD)/initramfs.cpio
 
-initramfs: user
+initramfs: user libc-programs std-programs
 	rm -rf $(ROOTFS)
-	mkdir -p $(ROOTFS)/etc $(ROOTFS)/bin
+	mkdir -p $(ROOTFS)/etc $(ROOTFS)/bin/c
 	echo "Aspen $(ASPEN_VERSION)" >$(ROOTFS)/etc/aspen-release
 	$(OBJCOPY) --strip-all $(USER_OUT)/init $(ROOTFS)/init
 	$(OBJCOPY) --strip-all $(USER_OUT)/usertests $(ROOTFS)/bin/usertests
 	$(OBJCOPY) --strip-all $(USER_OUT)/fuzz $(ROOTFS)/bin/fuzz
 	$(OBJCOPY) --strip-all $(USER_OUT)/hello $(ROOTFS)/bin/hello
+	$(foreach p,$(LIBC_PROGRAMS),$(OBJCOPY) --strip-all $(LIBC_OUT)/$(p) $(ROOTFS)/bin/c/$(p) &&) true
+ifneq ($(STD_CARGO),)
+	mkdir -p $(ROOTFS)/bin/std
+	$(foreach p,$(STD_PROGRAMS),$(OBJCOPY) --strip-all $(STD_OUT)/$(p) $(ROOTFS)/bin/std/$(p) &&) true
+endif
 	scripts/mk-initramfs.sh $(ROOTFS) $(INITRAMFS)
+
+# Boots the Linux peer kernel (../shared/peers/linux-qemu) with this
+# initramfs and runs the real programs' tests there (Linux is the reference).
+# SMP=4 boots four CPUs; FULL=1 runs the whole user test suite.
+check-linux: initramfs
+	SMP="$(SMP)" FULL="$(FULL)" scripts/linux-check.sh
 
 # QEMU command lines for `make run`.
 QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \
@@ -114,7 +159,8 @@ test: $(BUILD)/toolchain.mk
 # toolchain has none.
 lint: $(BUILD)/toolchain.mk
 	CARGO_HOST="$(CARGO_HOST)" CROSS_CARGO="$(CROSS_CARGO)" CROSS_ENV="$(CROSS_ENV)" CROSS_FLAGS="$(CROSS_FLAGS)" \
-		TARGET=$(TARGET) USER_TARGET=$(USER_TARGET) USER_PROGRAMS="$(USER_PROGRAMS)" scripts/lint.sh
+		TARGET=$(TARGET) USER_TARGET=$(USER_TARGET) USER_PROGRAMS="$(USER_PROGRAMS)" \
+		STD_CARGO="$(STD_CARGO)" STD_TARGET=$(STD_TARGET) STD_TARGET_DIR=$(STD_TARGET_DIR) scripts/lint.sh
 
 # Benchmarks: Aspen and Linux side by side under QEMU -icount, then the host
 # benchmarks of the page-table operations. HOST_BENCH=0 skips the latter.

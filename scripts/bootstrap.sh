@@ -6,7 +6,10 @@
 #! - toolchain: a Rust toolchain that can build for $TARGET (below). Prefers
 #!   `rustup target add`; where that cannot download, falls back to Debian's
 #!   rustc-web + cargo-web + rust-web-src and builds core/alloc with build-std.
-#!   Writes build/toolchain.mk, which the Makefile includes.
+#!   Writes build/toolchain.mk, which the Makefile includes. Also the C cross
+#!   compiler with glibc (user/libc's programs) and, with rustup only, the
+#!   $STD_TARGET target for user/std's programs (STD_CARGO in toolchain.mk;
+#!   empty, and the programs skipped, without it).
 #! - qemu: qemu-system-aarch64 with the raspi4b machine (QEMU 9 or later). On
 #!   Debian 12 it comes from the backports suite, whose apt entry is derived
 #!   from the machine's own Debian entry.
@@ -25,6 +28,8 @@ ASPEN_CACHE=${ASPEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aspen}
 # The kernel's target (soft-float) and user space's (hard-float).
 TARGET=aarch64-unknown-none-softfloat
 USER_TARGET=aarch64-unknown-none
+# Rust std for the test programs of user/std (static, musl).
+STD_TARGET=aarch64-unknown-linux-musl
 export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "bootstrap: $*" >&2; }
@@ -135,14 +140,22 @@ rustup_target() {
 step_toolchain() {
 	mkdir -p "$BUILD_DIR"
 	local out=$BUILD_DIR/toolchain.mk
-	apt_install lld binutils-aarch64-linux-gnu
+	apt_install lld binutils-aarch64-linux-gnu gcc-aarch64-linux-gnu
 	if [ "${ASPEN_TOOLCHAIN:-auto}" != debian ] && command -v rustup >/dev/null &&
 		command -v cargo >/dev/null && rustup_target "$TARGET" && rustup_target "$USER_TARGET"; then
+		local std_cargo=""
+		if rustup_target "$STD_TARGET"; then
+			std_cargo=$(command -v cargo)
+		else
+			say "rustup cannot add $STD_TARGET: the Rust std programs (user/std) will be skipped"
+		fi
 		cat >"$out" <<EOT
 # Written by scripts/bootstrap.sh: rustup with the $TARGET and $USER_TARGET targets.
 CROSS_CARGO := $(command -v cargo)
 CROSS_ENV :=
 CROSS_FLAGS :=
+# Builds user/std for $STD_TARGET; empty when rustup could not add it.
+STD_CARGO := $std_cargo
 EOT
 		say "toolchain: rustup ($(cargo --version))"
 		# make lint's tools (it skips them, saying so, where they cannot be had).
@@ -162,6 +175,8 @@ EOT
 CROSS_CARGO := /usr/bin/cargo
 CROSS_ENV := RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
 CROSS_FLAGS := -Z build-std=core,alloc -Z build-std-features=compiler-builtins-mem
+# No musl std without rustup: the Rust std programs (user/std) are skipped.
+STD_CARGO :=
 EOT
 	say "toolchain: $(/usr/bin/cargo --version) with build-std"
 }

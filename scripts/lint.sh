@@ -6,7 +6,9 @@
 #!   builds them (--release);
 #! - the kernel for each board, cross-built with the toolchain and flags of
 #!   `make image` (build/toolchain.mk);
-#! - the user programs of `make user`, for the user target.
+#! - the user programs of `make user`, for the user target;
+#! - the Rust std test programs (user/std, a workspace of its own) for the
+#!   musl target, where the toolchain has it (STD_CARGO set).
 #!
 #! Each of these is one check; the output ends with `N passed, M failed`. A
 #! check whose tool is missing (no rustfmt; no clippy, or one that is not
@@ -27,6 +29,7 @@ for v in CARGO_HOST CROSS_CARGO TARGET USER_TARGET USER_PROGRAMS; do
 done
 CROSS_ENV=${CROSS_ENV:-}
 CROSS_FLAGS=${CROSS_FLAGS:-}
+STD_CARGO=${STD_CARGO:-}
 
 passed=0
 failed=0
@@ -79,6 +82,7 @@ clippy_problem() {
 
 if $CARGO_HOST fmt --version >/dev/null 2>&1; then
 	check "rustfmt (cargo fmt --all --check)" $CARGO_HOST fmt --all --check
+	check "rustfmt: user/std" $CARGO_HOST fmt --all --check --manifest-path user/std/Cargo.toml
 else
 	skip "rustfmt" "\`$CARGO_HOST fmt\` is not installed"
 fi
@@ -100,6 +104,15 @@ if [ -z "$why" ]; then
 		$CROSS_FLAGS $(printf -- '-p aspen-%s ' $USER_PROGRAMS) --keep-going -- -D warnings
 else
 	skip "clippy: kernel and user programs" "$why"
+fi
+
+if [ -z "$STD_CARGO" ]; then
+	skip "clippy: user/std" "no toolchain with ${STD_TARGET:-the musl target}"
+elif why=$(clippy_problem "$STD_CARGO" "") && [ -n "$why" ]; then
+	skip "clippy: user/std" "$why"
+else
+	check "clippy: user/std" "$STD_CARGO" clippy --release --target "$STD_TARGET" --target-dir "$STD_TARGET_DIR" \
+		--manifest-path user/std/Cargo.toml --keep-going -- -D warnings
 fi
 
 echo

@@ -37,6 +37,7 @@ pub mod forkbomb;
 pub mod madvise;
 pub mod partial;
 pub mod process;
+pub mod programs;
 pub mod protect;
 pub mod script;
 pub mod segv;
@@ -93,6 +94,21 @@ pub const TESTS: &[Test] = &[
     child("exec_malformed_elf", elf::malformed),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
+    // The real programs (user/libc, user/std), each exec'd from /bin.
+    child("prog_c_threads", programs::c_threads),
+    child("prog_c_futex", programs::c_futex),
+    child("prog_c_pi", programs::c_pi),
+    child("prog_c_robust", programs::c_robust),
+    child("prog_c_pshared", programs::c_pshared),
+    child("prog_c_signals", programs::c_signals),
+    child("prog_c_process", programs::c_process),
+    child("prog_c_timers", programs::c_timers),
+    child("prog_c_sched", programs::c_sched),
+    child("prog_c_limits", programs::c_limits),
+    child("prog_c_mremap", programs::c_mremap),
+    child("prog_std_threads", programs::std_threads),
+    child("prog_std_process", programs::std_process),
+    child("prog_std_panic", programs::std_panic),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
 ];

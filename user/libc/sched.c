@@ -1,0 +1,86 @@
+/*
+ * sched: the sched_* calls. Priority ranges (1..99 for SCHED_FIFO and
+ * SCHED_RR, 0..0 for SCHED_OTHER, EINVAL for an unknown policy),
+ * sched_setscheduler / sched_getscheduler / sched_getparam / sched_setparam
+ * and their errors, sched_rr_get_interval, and sched_getaffinity /
+ * sched_setaffinity (pinning to one CPU is seen by sched_getcpu).
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+
+#include "check.h"
+
+int main(void)
+{
+	start("sched");
+
+	int fifo_min = sched_get_priority_min(SCHED_FIFO), fifo_max = sched_get_priority_max(SCHED_FIFO);
+	int rr_min = sched_get_priority_min(SCHED_RR), rr_max = sched_get_priority_max(SCHED_RR);
+	int other_min = sched_get_priority_min(SCHED_OTHER), other_max = sched_get_priority_max(SCHED_OTHER);
+	check(fifo_min == 1 && fifo_max == 99 && rr_min == 1 && rr_max == 99, "SCHED_FIFO and SCHED_RR: 1..99",
+	      "FIFO %d..%d, RR %d..%d", fifo_min, fifo_max, rr_min, rr_max);
+	check(other_min == 0 && other_max == 0, "SCHED_OTHER: 0..0", "%d..%d", other_min, other_max);
+	CHECK_ERRNO(sched_get_priority_max(1234), EINVAL);
+
+	int policy = sched_getscheduler(0);
+	check(policy == SCHED_OTHER, "a process starts SCHED_OTHER", "policy %d", policy);
+
+	struct sched_param sp = { .sched_priority = 17 };
+	CHECK_CALL(sched_setscheduler(0, SCHED_FIFO, &sp));
+	sp.sched_priority = 0;
+	sched_getparam(0, &sp);
+	policy = sched_getscheduler(getpid());
+	check(policy == SCHED_FIFO && sp.sched_priority == 17, "sched_setscheduler(SCHED_FIFO, 17) is read back",
+	      "policy %d, priority %d", policy, sp.sched_priority);
+
+	sp.sched_priority = 33;
+	CHECK_CALL(sched_setparam(0, &sp));
+	sp.sched_priority = 0;
+	sched_getparam(0, &sp);
+	check(sp.sched_priority == 33, "sched_setparam changes the priority", "priority %d", sp.sched_priority);
+
+	sp.sched_priority = 5;
+	CHECK_CALL(sched_setscheduler(0, SCHED_RR, &sp));
+	struct timespec quantum = { 0, 0 };
+	CHECK_CALL(sched_rr_get_interval(0, &quantum));
+	check(sched_getscheduler(0) == SCHED_RR && (quantum.tv_sec > 0 || quantum.tv_nsec > 0),
+	      "SCHED_RR with a time slice (sched_rr_get_interval)", "policy %d, slice %ld.%09ld",
+	      sched_getscheduler(0), (long)quantum.tv_sec, quantum.tv_nsec);
+
+	sp.sched_priority = 100;
+	CHECK_ERRNO(sched_setscheduler(0, SCHED_FIFO, &sp), EINVAL);
+	sp.sched_priority = 1;
+	CHECK_ERRNO(sched_setscheduler(0, SCHED_OTHER, &sp), EINVAL);
+	CHECK_ERRNO(sched_setscheduler(0, 1234, &sp), EINVAL);
+	CHECK_ERRNO(sched_getscheduler(-1), EINVAL);
+	CHECK_ERRNO(sched_getparam(0x3fffffff, &sp), ESRCH);
+
+	sp.sched_priority = 0;
+	CHECK_CALL(sched_setscheduler(0, SCHED_OTHER, &sp));
+	check(sched_getscheduler(0) == SCHED_OTHER, "back to SCHED_OTHER", "policy %d", sched_getscheduler(0));
+
+	cpu_set_t all, one, now;
+	CPU_ZERO(&all);
+	int r = sched_getaffinity(0, sizeof all, &all);
+	int cpus = CPU_COUNT(&all);
+	check(r == 0 && cpus >= 1 && CPU_ISSET(0, &all), "sched_getaffinity: CPU 0 among at least one",
+	      "returned %d, %d CPUs", r, cpus);
+	int last = -1;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all))
+			last = c;
+	CPU_ZERO(&one);
+	CPU_SET(last, &one);
+	CHECK_CALL(sched_setaffinity(0, sizeof one, &one));
+	sched_yield();
+	CPU_ZERO(&now);
+	sched_getaffinity(0, sizeof now, &now);
+	int cpu = sched_getcpu();
+	check(CPU_EQUAL(&now, &one) && cpu == last, "sched_setaffinity to one CPU: read back, and we run there",
+	      "%d CPUs in the mask, running on %d, expected %d", CPU_COUNT(&now), cpu, last);
+	CHECK_CALL(sched_setaffinity(0, sizeof all, &all));
+	cpu_set_t none;
+	CPU_ZERO(&none);
+	CHECK_ERRNO(sched_setaffinity(0, sizeof none, &none), EINVAL);
+	return done();
+}
