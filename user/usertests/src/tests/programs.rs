@@ -16,7 +16,7 @@ use core::ffi::CStr;
 
 use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::process::{self, Fork, WaitStatus, SIGKILL, WNOHANG};
-use aspen_sys::raw::syscall2;
+use aspen_sys::raw::{syscall2, Sysno};
 use aspen_sys::{println, time, Errno};
 
 use crate::harness::{Context, Ctx, TestResult};
@@ -29,20 +29,23 @@ use crate::procfs::memfree;
 const TIMEOUT_SECS: u64 = 30;
 /// How often the test looks whether the program has ended.
 const POLL_MS: u64 = 20;
-/// System-call numbers not (yet) in `aspen_abi::syscall::Sysno`.
-const SYS_KILL: usize = 129;
-const SYS_SETPGID: usize = 154;
 
 /// kill(2): `pid` < 0 is a process group.
 fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
     // SAFETY: no memory is involved.
-    Errno::result(unsafe { syscall2(SYS_KILL, pid as usize, signal as usize) }).map(drop)
+    Errno::result(unsafe { syscall2(Sysno::Kill.number(), pid as usize, signal as usize) }).map(drop)
 }
 
 /// Runs `path` and requires it to exit 0 and give its memory back.
 fn run(ctx: &Context, path: &CStr) -> TestResult {
     match fs::open(path, OpenFlags::RDONLY, 0) {
-        Ok(fd) => fs::close(fd).ctx("close")?,
+        Ok(fd) => {
+            // Read once whole, so that its pages are in the page cache before
+            // the memory baseline: what its first exec would cache is not a leak.
+            let mut buf = [0u8; 4096];
+            while fs::read(fd, &mut buf).ctx("read")? > 0 {}
+            fs::close(fd).ctx("close")?
+        }
         Err(Errno::ENOENT) => {
             return Err(format!(
                 "{path:?} is not in the initramfs (the Rust std programs need rustup's \
@@ -57,7 +60,7 @@ fn run(ctx: &Context, path: &CStr) -> TestResult {
             // Its own process group, so that a timeout kills its children too
             // and its kill(0, ...) reaches no one else. Failure is harmless.
             // SAFETY: no memory is involved.
-            unsafe { syscall2(SYS_SETPGID, 0, 0) };
+            unsafe { syscall2(Sysno::Setpgid.number(), 0, 0) };
             let e = process::execve(path, &[path], &[]);
             println!("usertests: execve {path:?}: {e}");
             process::exit_group(127)
