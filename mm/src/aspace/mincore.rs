@@ -36,9 +36,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             let mut va = sub.start;
             while va < sub.end_exclusive {
                 let cached = match &varea.backing {
-                    Backing::Object { object, first_page, .. } => {
-                        object.has_page(object_index(*first_page, start, va))
-                    }
+                    Backing::Object { object, first_page, .. } => object.has_page(object_index(*first_page, start, va)),
                     Backing::Anon | Backing::Device { .. } => false,
                 };
                 let resident = cached || self.table.query(va).is_some();

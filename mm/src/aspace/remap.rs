@@ -255,9 +255,9 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                         for leaf in &leaves {
                             let first = dest + (leaf.va - src.start);
                             for i in 0..leaf.size.bytes() / PAGE_SIZE {
-                                let mapped = cursor
-                                    .jump(first + i * PAGE_SIZE)
-                                    .and_then(|()| cursor.map_reserved(leaf.pa + i * PAGE_SIZE, leaf.attrs, &mut reserve));
+                                let mapped = cursor.jump(first + i * PAGE_SIZE).and_then(|()| {
+                                    cursor.map_reserved(leaf.pa + i * PAGE_SIZE, leaf.attrs, &mut reserve)
+                                });
                                 if let Err(e) = mapped {
                                     log::error!("mm: mremap could not map {leaf:?} at its new place: {e:?}");
                                 }

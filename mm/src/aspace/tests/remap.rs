@@ -35,7 +35,14 @@ fn frame_at(space: &Space<'_, '_>, at: u64) -> Option<PhysAddr> {
     space.table.query(va(at)).map(|m| m.pa)
 }
 
-fn remap(space: &mut Space<'_, '_>, old: u64, old_len: u64, new_len: u64, flags: MremapFlags, new: u64) -> Result<u64, Errno> {
+fn remap(
+    space: &mut Space<'_, '_>,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: MremapFlags,
+    new: u64,
+) -> Result<u64, Errno> {
     space.mremap(va(old), old_len, new_len, flags, va(new)).map(|a| a.as_u64())
 }
 
@@ -91,7 +98,8 @@ fn mremap_shrinks_grows_in_place_and_moves() {
         assert_eq!(read(&mut s, p + 4 * PS), Ok(0));
         assert_eq!(read(&mut s, p + 2 * PS), Ok(12));
         // Block the growth, then move: same frames, no copy.
-        let blocker = s.mmap(va(p + 5 * PS), PS, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0);
+        let blocker =
+            s.mmap(va(p + 5 * PS), PS, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0);
         assert_eq!(blocker.map(|a| a.as_u64()), Ok(p + 5 * PS));
         assert_eq!(remap(&mut s, p, 5 * PS, 8 * PS, MremapFlags::empty(), 0), Err(Errno::ENOMEM));
         let frames: Vec<_> = (0..5).map(|i| frame_at(&s, p + i * PS)).collect();

@@ -15,8 +15,8 @@ use aspen_abi::mman::{MapFlags, MremapFlags, Prot};
 
 use super::{map_anon, read, va, with_env, write, PS, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::asid::{AsidAllocator, AsidBits};
+use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::frame::BuddyAllocator;
 use crate::testbed::{Arena, El, Fault, Machine};
 use crate::tlb::{Asid, TlbOps};
@@ -59,7 +59,8 @@ fn thread_b_changes_what_thread_a_cached_on_one_cpu() {
         assert_eq!(write(&mut space, p + PS, 9), Err(FaultError::Segv));
         assert_eq!(read(&mut space, p + PS), Ok(2));
         // mremap: the old place forgets its pages, the new has them.
-        let n = space.mremap(va(p + 2 * PS), 2 * PS, 2 * PS, MremapFlags::MAYMOVE | MremapFlags::FIXED, va(0x4000_0000));
+        let n =
+            space.mremap(va(p + 2 * PS), 2 * PS, 2 * PS, MremapFlags::MAYMOVE | MremapFlags::FIXED, va(0x4000_0000));
         assert_eq!(n, Ok(va(0x4000_0000)));
         assert_eq!(read(&mut space, p + 2 * PS), Err(FaultError::Segv));
         assert_eq!(read(&mut space, 0x4000_0000 + PS), Ok(4));
