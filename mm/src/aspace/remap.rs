@@ -10,8 +10,9 @@
 //! and the shrunk tail before checks that can still fail.)
 //!
 //! Choices, where Aspen differs from Linux:
-//! - A zero `old_len` (Linux duplicates a *shared* mapping) is EINVAL for
-//!   every mapping, as Linux answers for private ones.
+//! - A zero `old_len` duplicates a shared mapping (as Linux: a second
+//!   mapping of the same object and offset, `new_len` long); for a
+//!   private one it is EINVAL (as Linux).
 //! - Device vareas (Linux's `VM_PFNMAP`) never move (EINVAL); growing
 //!   them is EFAULT and MREMAP_DONTUNMAP EINVAL, as in Linux.
 //! - MREMAP_DONTUNMAP moves any varea but a device one (Linux since 5.13):
@@ -55,7 +56,9 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// and leaves the old range mapped and empty. Errnos as Linux 6.1:
     /// EINVAL for bad flags, alignment, a zero `new_len`, overlapping
     /// FIXED ranges; EFAULT when `old_addr` is unmapped or a growing or
-    /// moving range leaves its varea; ENOMEM when it cannot grow in place
+    /// moving range leaves its varea; a zero `old_len` makes a second
+    /// mapping of a shared mapping's pages (EINVAL for a private one);
+    /// ENOMEM when it cannot grow in place
     /// and may not move, or there is no room; EAGAIN past the locked-memory
     /// limit of mlockall(MCL_FUTURE). On any error nothing has changed.
     pub fn mremap(
@@ -169,7 +172,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// `old_addr` growing to `new_len`.
     fn check_resize(&self, old_addr: VirtAddr, old_len: u64, new_len: u64, flags: MremapFlags) -> Result<(), Errno> {
         let (start, varea) = self.vareas.find(old_addr).ok_or(Errno::EFAULT)?;
-        if old_len == 0 {
+        if old_len == 0 && !varea.is_shared() {
             return Err(Errno::EINVAL);
         }
         let device = matches!(varea.backing, Backing::Device { .. });
@@ -275,14 +278,18 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             }
         }
         drop(reserve);
-        self.vareas.split_at(src.start);
-        self.vareas.split_at(src.end_exclusive);
-        if keep_old {
+        if src.is_empty() {
+            // A duplicate (zero `old_len`): the old mapping stays whole.
+        } else if keep_old {
+            self.vareas.split_at(src.start);
+            self.vareas.split_at(src.end_exclusive);
             if let Some((_, old)) = self.vareas.find_mut(src.start) {
                 old.locked = false;
             }
             self.vareas.merge_in(src);
         } else {
+            self.vareas.split_at(src.start);
+            self.vareas.split_at(src.end_exclusive);
             drop(self.vareas.remove_range(src));
         }
         self.add_varea(dest_range, piece);

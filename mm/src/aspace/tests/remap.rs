@@ -307,3 +307,22 @@ fn mlock_limits_follow_rlimit_memlock() {
         drop(s);
     });
 }
+
+#[test]
+fn mremap_with_zero_old_len_duplicates_a_shared_mapping() {
+    with_env(64, |env| {
+        let mut s = AddressSpace::new(env).unwrap();
+        let p = map_anon(&mut s, 2, RW, MapFlags::SHARED);
+        write(&mut s, p + PS, 3).unwrap();
+        let d = remap(&mut s, p + PS, 0, PS, MOVE, 0).unwrap();
+        assert_ne!(d, p + PS);
+        assert_eq!(read(&mut s, d), Ok(3), "the same page");
+        write(&mut s, d, 4).unwrap();
+        assert_eq!(read(&mut s, p + PS), Ok(4));
+        assert_eq!(s.futex_key(va(d), false), s.futex_key(va(p + PS), false));
+        assert_eq!(s.varea_count(), 2);
+        let q = map_anon(&mut s, 1, RW, MapFlags::PRIVATE);
+        assert_eq!(remap(&mut s, q, 0, PS, MOVE, 0), Err(Errno::EINVAL));
+        drop(s);
+    });
+}
