@@ -53,14 +53,16 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// where it is now. `flags`: MREMAP_MAYMOVE lets it move when it cannot
     /// grow in place; MREMAP_FIXED moves it to `new_addr` exactly,
     /// replacing what is there; MREMAP_DONTUNMAP moves it (same length)
-    /// and leaves the old range mapped and empty. Errnos as Linux 6.1:
-    /// EINVAL for bad flags, alignment, a zero `new_len`, overlapping
-    /// FIXED ranges; EFAULT when `old_addr` is unmapped or a growing or
-    /// moving range leaves its varea; a zero `old_len` makes a second
-    /// mapping of a shared mapping's pages (EINVAL for a private one);
-    /// ENOMEM when it cannot grow in place
-    /// and may not move, or there is no room; EAGAIN past the locked-memory
-    /// limit of mlockall(MCL_FUTURE). On any error nothing has changed.
+    /// and leaves the old range mapped and empty. A zero `old_len` makes a
+    /// second mapping of a shared mapping's pages.
+    ///
+    /// Errnos as Linux 6.1: EINVAL for bad flags, alignment, a zero
+    /// `new_len`, a zero `old_len` on a private mapping, overlapping FIXED
+    /// ranges; EFAULT when `old_addr` is unmapped or a growing or moving
+    /// range leaves its varea; ENOMEM when it cannot grow in place and may
+    /// not move, or there is no room; EPERM for a FIXED destination below
+    /// [`MMAP_MIN_ADDR`]; EAGAIN past the locked-memory limit of
+    /// mlockall(MCL_FUTURE). On any error nothing has changed.
     pub fn mremap(
         &mut self,
         old_addr: VirtAddr,
