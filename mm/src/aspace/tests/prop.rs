@@ -47,66 +47,21 @@ enum Kind {
     SharedFile,
 }
 
+/// One step; `Remap` is mremap(MREMAP_MAYMOVE | MREMAP_FIXED, and
+/// MREMAP_DONTUNMAP with `keep_old`), same length, to page `dest`.
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Map {
-        space: usize,
-        first: u64,
-        count: u64,
-        prot: usize,
-        backing: Kind,
-    },
-    Unmap {
-        space: usize,
-        first: u64,
-        count: u64,
-    },
-    Protect {
-        space: usize,
-        first: u64,
-        count: u64,
-        prot: usize,
-    },
-    DontNeed {
-        space: usize,
-        first: u64,
-        count: u64,
-    },
-    Lock {
-        space: usize,
-        first: u64,
-        count: u64,
-    },
-    /// mremap(MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP]), same
-    /// length, to page `dest`.
-    Remap {
-        space: usize,
-        first: u64,
-        count: u64,
-        dest: u64,
-        keep_old: bool,
-    },
-    Fork {
-        space: usize,
-    },
-    Exit {
-        space: usize,
-    },
-    Read {
-        space: usize,
-        page: u64,
-        slot: usize,
-    },
-    Write {
-        space: usize,
-        page: u64,
-        slot: usize,
-        value: u8,
-    },
-    Exec {
-        space: usize,
-        page: u64,
-    },
+    Map { space: usize, first: u64, count: u64, prot: usize, backing: Kind },
+    Unmap { space: usize, first: u64, count: u64 },
+    Protect { space: usize, first: u64, count: u64, prot: usize },
+    DontNeed { space: usize, first: u64, count: u64 },
+    Lock { space: usize, first: u64, count: u64 },
+    Remap { space: usize, first: u64, count: u64, dest: u64, keep_old: bool },
+    Fork { space: usize },
+    Exit { space: usize },
+    Read { space: usize, page: u64, slot: usize },
+    Write { space: usize, page: u64, slot: usize, value: u8 },
+    Exec { space: usize, page: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
