@@ -100,6 +100,37 @@ fn map_adds_its_tables_all_or_nothing() {
 }
 
 #[test]
+fn map_reserved_takes_its_tables_from_the_reserve_alone() {
+    let fx = Fixture::new(4 * MIB);
+    let tlb = RecordingTlb::new();
+    let limited = Limited { inner: &fx.frames, budget: Cell::new(1 + 2 + 3) };
+    let mut pt = PageTable::new(&fx.arena, &limited, VaHalf::Lower).unwrap();
+    let frame = fx.data_frame(1);
+    let va = VirtAddr::new(L0_EDGE);
+    // Two tables reserved, three needed: refused, nothing taken.
+    let mut short = pt.reserve_tables(2).unwrap();
+    let mut cursor = pt.cursor(&tlb, SCOPE, pages(L0_EDGE, 2)).unwrap();
+    assert!(matches!(cursor.map_reserved(frame, PageAttrs::USER_RW, &mut short), Err(PagingError::OutOfMemory(_))));
+    assert_eq!(cursor.query().map(|l| l.mapping()), None);
+    drop(short);
+    // The allocator is empty now (the budget is spent on the reserve), yet
+    // maps from the reserve succeed; what is left goes back on drop.
+    let mut reserve = pt.reserve_tables(3).unwrap();
+    let mut cursor = pt.cursor(&tlb, SCOPE, pages(L0_EDGE, 2)).unwrap();
+    assert!(matches!(cursor.map(frame, PageAttrs::USER_RW), Err(PagingError::OutOfMemory(_))));
+    cursor.map_reserved(frame, PageAttrs::USER_RW, &mut reserve).unwrap();
+    assert!(cursor.next_page());
+    let second = fx.data_frame(2);
+    cursor.map_reserved(second, PageAttrs::USER_RO, &mut reserve).unwrap();
+    assert_eq!(pt.query(va), Some(page_4k(va, frame, PageAttrs::USER_RW)));
+    assert_eq!(pt.table_pages(), 4);
+    drop(reserve);
+    assert!(tlb.take().is_empty(), "installing needs no maintenance");
+    pt.destroy(&tlb, SCOPE, fx.free_leaf());
+    assert_eq!(fx.in_use(), 0);
+}
+
+#[test]
 fn protect_and_replace_invalidate_that_page_at_once() {
     let fx = Fixture::new(4 * MIB);
     let tlb = RecordingTlb::new();
