@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
-use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
+use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
@@ -101,6 +101,11 @@ pub fn handle(frame: &mut TrapFrame) {
             mm.munlockall();
             Ok(0)
         }),
+        Sysno::Mremap => {
+            mm(|mm| mm.mremap(VirtAddr::new(a0), a1, a2, MremapFlags::from_register(a3), VirtAddr::new(a4)))
+                .map(|va| va.as_u64())
+        }
+        Sysno::Mincore => mincore(a0, a1, a2),
         Sysno::Madvise => {
             let advice = Advice::from_register(a2);
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
@@ -139,9 +144,7 @@ pub fn handle(frame: &mut TrapFrame) {
         | Sysno::Setpgid
         | Sysno::Getpgid
         | Sysno::Getsid
-        | Sysno::Setsid
-        | Sysno::Mremap
-        | Sysno::Mincore => Err(Errno::ENOSYS),
+        | Sysno::Setsid => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
@@ -719,6 +722,14 @@ fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) 
         Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
     };
     mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
+}
+
+/// `mincore(addr, len, vec)`: the residency of each page, found under the
+/// address space's lock and copied out after it.
+fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
+    let residency = mm(|mm| mm.mincore(VirtAddr::new(addr), len))?;
+    copy_out_at(vec, &residency)?;
+    Ok(0)
 }
 
 fn reboot(magic1: u64, magic2: u64, cmd: u64) -> SysResult {
