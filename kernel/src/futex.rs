@@ -28,7 +28,7 @@ static QUEUES: Mutex<BTreeMap<Key, VecDeque<Waiter>>> = Mutex::new(BTreeMap::new
 
 /// The key of the current process's word at `addr`.
 fn key_of(me: &Thread, addr: u64) -> Result<Key, Errno> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let space = me.process.space_identity().ok_or(Errno::EFAULT)?;
