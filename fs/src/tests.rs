@@ -108,19 +108,19 @@ fn tmpfs_files_are_created_written_appended_and_truncated() {
     let vfs = tree();
     let create = OpenFlags::CREAT | OpenFlags::RDWR;
     let f = vfs.open(b"/tmp/log", create, 0o644).unwrap();
-    assert_eq!(f.write(b"one ").unwrap(), 4);
+    assert_eq!(f.write(b"one ", false).unwrap(), 4);
     let g = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::APPEND, 0).unwrap();
-    assert_eq!(g.write(b"two").unwrap(), 3);
+    assert_eq!(g.write(b"two", true).unwrap(), 3);
     let r = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
     assert_eq!(read_all(&r), b"one two");
     assert_eq!(r.node().stat().size, 7);
     assert_eq!(vfs.open(b"/tmp/log", create | OpenFlags::EXCL, 0).err(), Some(Errno::EEXIST));
     let t = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::TRUNC, 0).unwrap();
     assert_eq!(t.node().stat().size, 0);
-    assert_eq!(r.write(b"x").err(), Some(Errno::EBADF));
+    assert_eq!(r.write(b"x", false).err(), Some(Errno::EBADF));
     // Sparse write: the hole reads as zeros.
     t.lseek(8192, Whence::Set).unwrap();
-    t.write(b"end").unwrap();
+    t.write(b"end", false).unwrap();
     let mut buf = [1u8; 16];
     let s = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
     s.lseek(4096, Whence::Set).unwrap();
@@ -158,7 +158,7 @@ fn a_read_moves_the_position_by_what_the_reader_took() {
 fn a_file_and_its_page_cache_are_one() {
     let vfs = tree();
     let f = vfs.open(b"/tmp/shared", OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
-    f.write(b"abc").unwrap();
+    f.write(b"abc", false).unwrap();
     let g = vfs.open(b"/tmp/shared", RDONLY, 0).unwrap();
     assert!(Arc::ptr_eq(f.object().unwrap(), g.object().unwrap()));
 }

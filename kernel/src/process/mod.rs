@@ -21,13 +21,14 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
 use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
 use aspen_mm::errno::Errno;
 use spin::Mutex;
 
-use self::fd::{Description, FdTable};
+use self::fd::{Description, FdTable, OpenDescription};
 use self::thread::Thread;
 use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
@@ -335,8 +336,8 @@ fn user_frame_of(task: &Task) -> *mut TrapFrame {
 /// A task that will return to EL0 through `frame` (copied to the top of
 /// its kernel stack) with FP/SIMD state `fp` and thread pointers `pointers`.
 fn new_task(frame: &TrapFrame, fp: FpState, pointers: ThreadPointers) -> Result<Arc<Task>, SpawnError> {
-    let task = Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers)
-        .map_err(SpawnError::Stack)?;
+    let task =
+        Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers).map_err(SpawnError::Stack)?;
     // SAFETY: the new task's stack is ours alone until it is made ready,
     // and `new_user` left exactly one TrapFrame's room at its top.
     unsafe { user_frame_of(&task).write(frame.clone()) };
@@ -399,8 +400,10 @@ fn start(thread: &Thread) {
 pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"]).map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
+    // One open of the console, duplicated: its status flags are shared.
+    let console = OpenDescription::new(Description::Console, OpenFlags::RDWR | OpenFlags::LARGEFILE);
     for _ in 0..3 {
-        files.insert(Description::Console, false)?;
+        files.insert(console.clone(), false)?;
     }
     let task = new_task(&image.initial_frame(), FpState::new(), ThreadPointers::default())?;
     let parts = ProcessParts {
@@ -447,8 +450,11 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             let copy = files.lock().clone();
             Arc::new(Mutex::new(copy))
         };
-        let parent =
-            if args.flags.contains(CloneFlags::PARENT) { process.parent.lock().upgrade() } else { Some(process.clone()) };
+        let parent = if args.flags.contains(CloneFlags::PARENT) {
+            process.parent.lock().upgrade()
+        } else {
+            Some(process.clone())
+        };
         let cmdline = process.cmdline.lock().clone();
         new_process(ProcessParts { parent, space, files, cmdline, exit_signal: args.exit_signal }, task)
     };

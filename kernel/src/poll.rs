@@ -1,0 +1,90 @@
+//! `ppoll`: which of a set of descriptors are ready, waiting until one is,
+//! the deadline passes or the thread is interrupted (Linux's fs/select.c).
+//!
+//! What each kind of description is ready for: the console is writable
+//! always and readable while input is pending; regular files and `/proc`
+//! files are always readable and writable (Linux's `DEFAULT_POLLMASK`);
+//! pipes as [`crate::pipe`] says. A wait sleeps on the wait queues of the
+//! pipes it watches; the console has no input interrupt yet, so a wait
+//! that watches it also wakes every [`CONSOLE_POLL_MS`] to look again.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_abi::poll::{PollEvents, PollFd};
+use aspen_mm::errno::Errno;
+
+use crate::arch::timer;
+use crate::console;
+use crate::process::fd::{Description, OpenDescription};
+use crate::process::thread;
+use crate::task::wait::{self, WaitQueue};
+
+/// How often a wait watching the console looks at it again.
+pub const CONSOLE_POLL_MS: u64 = 10;
+
+/// The events `description` is ready for now.
+fn ready(description: &OpenDescription) -> PollEvents {
+    match &description.kind {
+        Description::Console if console::input_pending() => PollEvents::READABLE | PollEvents::WRITABLE,
+        Description::Console => PollEvents::WRITABLE,
+        Description::File(_) | Description::Snapshot(_) => PollEvents::ALWAYS_READY,
+        Description::PipeRead(reader) => reader.poll(),
+        Description::PipeWrite(writer) => writer.poll(),
+    }
+}
+
+/// The queue that wakes a waiter when `description`'s readiness changes;
+/// `None` for what has no such queue.
+fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
+    match &description.kind {
+        Description::PipeRead(reader) => Some(reader.events()),
+        Description::PipeWrite(writer) => Some(writer.events()),
+        Description::Console | Description::File(_) | Description::Snapshot(_) => None,
+    }
+}
+
+/// Polls `entries` until one is ready, `deadline` (counter ticks; `None`:
+/// no deadline) passes, or the thread is interrupted. Returns each entry's
+/// `revents` and the number of entries with a nonzero one, or `EINTR`
+/// (with the `revents` of the last look).
+pub fn poll(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    let mut revents = alloc::vec![PollEvents::empty(); entries.len()];
+    loop {
+        // Descriptors are looked up at every look: another thread may close
+        // or replace one meanwhile, as in Linux.
+        let descriptions: Vec<Option<Arc<OpenDescription>>> = entries
+            .iter()
+            .map(|entry| {
+                let fd = u64::try_from(entry.fd).ok()?;
+                thread::with_current(|t| t.process.with_files(|f| f.get(fd).ok())).ok().flatten()
+            })
+            .collect();
+        let mut count = 0;
+        for ((entry, description), out) in entries.iter().zip(&descriptions).zip(&mut revents) {
+            *out = match description {
+                _ if entry.fd < 0 => PollEvents::empty(),
+                None => PollEvents::NVAL,
+                Some(description) => PollEvents::reported(ready(description), entry.events),
+            };
+            if !out.is_empty() {
+                count += 1;
+            }
+        }
+        let now = timer::ticks();
+        if count > 0 || deadline.is_some_and(|d| now >= d) {
+            return (revents, Ok(count));
+        }
+        if thread::with_current(|t| t.interrupted()) {
+            return (revents, Err(Errno::EINTR));
+        }
+        let watches_console = descriptions.iter().flatten().any(|d| matches!(d.kind, Description::Console));
+        let console_look = watches_console.then(|| now.saturating_add(timer::frequency() * CONSOLE_POLL_MS / 1000));
+        let wake_at = match (deadline, console_look) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let queues: Vec<&WaitQueue> = descriptions.iter().flatten().filter_map(|d| queue(d)).collect();
+        wait::wait_any(&queues, wake_at);
+    }
+}
