@@ -1,6 +1,8 @@
-//! `poll`/`ppoll`: the event bits ([`PollEvents`]), `struct pollfd`
-//! ([`PollFd`]), which events a descriptor reports ([`PollEvents::reported`])
-//! and [`PIPE_BUF`], the size up to which a pipe write is atomic.
+//! `poll`/`ppoll` and `select`/`pselect6`: the event bits ([`PollEvents`]),
+//! `struct pollfd` ([`PollFd`]), which events a descriptor reports
+//! ([`PollEvents::reported`]), which of select's sets they put it in
+//! ([`SelectReady`]), and [`PIPE_BUF`], the size up to which a pipe write
+//! is atomic.
 
 use bitflags::bitflags;
 
@@ -57,6 +59,66 @@ impl PollEvents {
     }
 }
 
+/// Which of `select`'s sets a descriptor is ready for, from the events
+/// `poll` reports for it (Linux's `POLLIN_SET`, `POLLOUT_SET` and
+/// `POLLEX_SET`): read when readable, hung up or in error; write when
+/// writable or in error; except with priority data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SelectReady {
+    /// Ready for reading (`readfds`).
+    pub read: bool,
+    /// Ready for writing (`writefds`).
+    pub write: bool,
+    /// An exceptional condition (`exceptfds`).
+    pub except: bool,
+}
+
+impl SelectReady {
+    /// The events that put a descriptor in `readfds`.
+    pub const READ_SET: PollEvents =
+        PollEvents::READABLE.union(PollEvents::RDBAND).union(PollEvents::HUP).union(PollEvents::ERR);
+    /// The events that put a descriptor in `writefds`.
+    pub const WRITE_SET: PollEvents = PollEvents::WRITABLE.union(PollEvents::WRBAND).union(PollEvents::ERR);
+    /// The events that put a descriptor in `exceptfds`.
+    pub const EXCEPT_SET: PollEvents = PollEvents::PRI;
+
+    /// The events to ask `poll` for a descriptor in the given sets.
+    pub const fn requested(read: bool, write: bool, except: bool) -> PollEvents {
+        let mut events = PollEvents::empty();
+        if read {
+            events = events.union(Self::READ_SET);
+        }
+        if write {
+            events = events.union(Self::WRITE_SET);
+        }
+        if except {
+            events = events.union(Self::EXCEPT_SET);
+        }
+        events
+    }
+
+    /// The sets a descriptor asked with `requested` ([`Self::requested`])
+    /// is ready for, given the `revents` poll reported.
+    pub const fn from_events(requested: PollEvents, revents: PollEvents) -> SelectReady {
+        SelectReady {
+            read: requested.intersects(PollEvents::IN) && revents.intersects(Self::READ_SET),
+            write: requested.intersects(PollEvents::OUT) && revents.intersects(Self::WRITE_SET),
+            except: requested.intersects(PollEvents::PRI) && revents.intersects(Self::EXCEPT_SET),
+        }
+    }
+
+    /// How many set bits this makes (what `select` counts).
+    pub const fn count(self) -> usize {
+        self.read as usize + self.write as usize + self.except as usize
+    }
+}
+
+/// Bytes of an `fd_set` covering descriptors below `n`: whole 64-bit
+/// words, as Linux reads and writes them.
+pub const fn fd_set_bytes(n: usize) -> usize {
+    n.div_ceil(64) * 8
+}
+
 /// `struct pollfd` (8 bytes): `int fd; short events; short revents;`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollFd {
@@ -98,6 +160,24 @@ mod tests {
         assert_eq!(entry, PollFd { fd: 3, events: PollEvents::from_bits_retain(0x2005) });
         assert!(entry.events.contains(PollEvents::IN | PollEvents::OUT | PollEvents::RDHUP));
         assert_eq!(PollFd::from_bytes([0xff; 8]).fd, -1);
+    }
+
+    #[test]
+    fn select_sets() {
+        let read_only = SelectReady::requested(true, false, false);
+        // A hung-up pipe is readable to select; an error makes it both.
+        assert_eq!(SelectReady::from_events(read_only, PollEvents::HUP).count(), 1);
+        let both = SelectReady::requested(true, true, true);
+        let ready = SelectReady::from_events(both, PollEvents::ERR);
+        assert_eq!(ready, SelectReady { read: true, write: true, except: false });
+        assert_eq!(ready.count(), 2);
+        // Hang-up alone says nothing to a writer or to exceptfds.
+        let write_except = SelectReady::requested(false, true, true);
+        assert_eq!(SelectReady::from_events(write_except, PollEvents::HUP).count(), 0);
+        assert_eq!(fd_set_bytes(0), 0);
+        assert_eq!(fd_set_bytes(1), 8);
+        assert_eq!(fd_set_bytes(65), 16);
+        assert_eq!(fd_set_bytes(1024), 128);
     }
 
     #[test]
