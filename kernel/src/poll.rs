@@ -1,5 +1,6 @@
-//! `ppoll`: which of a set of descriptors are ready, waiting until one is,
-//! the deadline passes or the thread is interrupted (Linux's fs/select.c).
+//! `ppoll` and `pselect6`: which of a set of descriptors are ready,
+//! waiting until one is, the deadline passes or the thread is interrupted
+//! (Linux's fs/select.c).
 //!
 //! What each kind of description is ready for: the console is writable
 //! always and readable while input is pending; regular files and `/proc`
@@ -11,7 +12,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use aspen_abi::poll::{PollEvents, PollFd};
+use aspen_abi::poll::{PollEvents, PollFd, SelectReady};
 use aspen_mm::errno::Errno;
 
 use crate::arch::timer;
@@ -44,11 +45,28 @@ fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
     }
 }
 
-/// Polls `entries` until one is ready, `deadline` (counter ticks; `None`:
-/// no deadline) passes, or the thread is interrupted. Returns each entry's
-/// `revents` and the number of entries with a nonzero one, or `EINTR`
-/// (with the `revents` of the last look).
+/// `poll`: looks at `entries` until one reports an event, `deadline`
+/// (counter ticks; `None`: no deadline) passes, or the thread is
+/// interrupted. Returns each entry's `revents` and the number of entries
+/// with a nonzero one, or `EINTR` (with the `revents` of the last look).
 pub fn poll(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    watch(entries, deadline, |_, revents| usize::from(!revents.is_empty()))
+}
+
+/// `select`: as [`poll`], for entries whose events say which sets they are
+/// in ([`SelectReady::requested`]); ready means some set bit to report, and
+/// the count is of set bits.
+pub fn select(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    watch(entries, deadline, |entry, revents| SelectReady::from_events(entry.events, revents).count())
+}
+
+/// Looks at `entries` until `score` (of an entry and its `revents`) sums
+/// to more than 0, the deadline passes or the thread is interrupted.
+fn watch(
+    entries: &[PollFd],
+    deadline: Option<u64>,
+    score: impl Fn(&PollFd, PollEvents) -> usize,
+) -> (Vec<PollEvents>, Result<usize, Errno>) {
     let mut revents = alloc::vec![PollEvents::empty(); entries.len()];
     loop {
         // Descriptors are looked up at every look: another thread may close
@@ -67,9 +85,7 @@ pub fn poll(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Resu
                 None => PollEvents::NVAL,
                 Some(description) => PollEvents::reported(ready(description), entry.events),
             };
-            if !out.is_empty() {
-                count += 1;
-            }
+            count += score(entry, *out);
         }
         let now = timer::ticks();
         if count > 0 || deadline.is_some_and(|d| now >= d) {

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
-use aspen_abi::poll::PollFd;
+use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
@@ -57,6 +57,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Fcntl => fcntl(a0, a1, a2),
         Sysno::Pipe2 => pipe2(a0, a1),
         Sysno::Ppoll => ppoll(a0, a1, a2, a3, a4),
+        Sysno::Pselect6 => pselect6(a0, [a1, a2, a3], a4, a5),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
         Sysno::Fstat => fstat(a0, a1),
@@ -103,8 +104,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
-        Sysno::Pselect6
-        | Sysno::SetRobustList
+        Sysno::SetRobustList
         | Sysno::GetRobustList
         | Sysno::Getitimer
         | Sysno::Setitimer
@@ -537,17 +537,8 @@ fn pipe2(fds: u64, flags: u64) -> SysResult {
 /// force while waiting belongs to the signals integration (until then, no
 /// signal is ever delivered, so no mask changes what the wait sees).
 fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> SysResult {
-    const SIGSET_SIZE: u64 = 8;
-    let deadline = match timeout {
-        0 => None,
-        addr => Some(timer::ticks().saturating_add(read_timespec(addr)?.to_ticks(frequency())?)),
-    };
-    if sigmask != 0 {
-        if sigsetsize != SIGSET_SIZE {
-            return Err(Errno::EINVAL);
-        }
-        copy_in(UserSlice::new(sigmask, SIGSET_SIZE)?)?;
-    }
+    let deadline = poll_deadline(timeout)?;
+    check_sigmask(sigmask, sigsetsize)?;
     let limit = with_files(|f| Ok(f.limit()))?;
     if nfds > limit as u64 {
         return Err(Errno::EINVAL);
@@ -559,11 +550,97 @@ fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> Sy
     for (i, events) in revents.iter().enumerate() {
         copy_out_at(fds + (i * PollFd::SIZE + PollFd::REVENTS_OFFSET) as u64, &events.bits().to_le_bytes())?;
     }
+    write_time_left(timeout, deadline);
+    outcome.map(|count| count as u64)
+}
+
+/// The deadline (counter ticks) of a `ppoll`/`pselect6` timeout at
+/// `timeout` (NULL: none); `EINVAL` for an invalid `timespec`.
+fn poll_deadline(timeout: u64) -> Result<Option<u64>, Errno> {
+    match timeout {
+        0 => Ok(None),
+        addr => Ok(Some(timer::ticks().saturating_add(read_timespec(addr)?.to_ticks(frequency())?))),
+    }
+}
+
+/// Checks a `ppoll`/`pselect6` signal mask: none (NULL), or 8 readable
+/// bytes. Putting it in force while waiting belongs to the signals
+/// integration.
+fn check_sigmask(sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
+    const SIGSET_SIZE: u64 = 8;
+    if sigmask != 0 {
+        if sigsetsize != SIGSET_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        copy_in(UserSlice::new(sigmask, SIGSET_SIZE)?)?;
+    }
+    Ok(())
+}
+
+/// Writes the time left before `deadline` back to the `timespec` at
+/// `timeout`, as Linux's ppoll and pselect6 do; a timespec that cannot be
+/// written is not an error (the call's work is done).
+fn write_time_left(timeout: u64, deadline: Option<u64>) {
     if let Some(deadline) = deadline {
         let left = Timespec::from_ticks(deadline.saturating_sub(timer::ticks()), frequency());
         let _ = copy_out_at(timeout, &left.to_bytes());
     }
-    outcome.map(|count| count as u64)
+}
+
+/// `pselect6(n, readfds, writefds, exceptfds, timeout, sig)`, where `sig`
+/// points to `{ const sigset_t *mask; size_t size; }` (NULL: no mask).
+/// As Linux: the mask pair is read first, then the timeout, then the mask
+/// checked; `n` < 0 is `EINVAL` and is cut to the descriptor limit; a
+/// descriptor in a set that is not open is `EBADF`; the sets are read and
+/// written in whole 64-bit words, each rewritten with only its ready
+/// descriptors; the result counts set bits. Interrupted: `EINTR`, sets
+/// untouched.
+fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
+    let (sigmask, sigsetsize) = match sig {
+        0 => (0, 0),
+        addr => {
+            let pair = copy_in(UserSlice::new(addr, 16)?)?;
+            let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            (word(&pair[..8]), word(&pair[8..]))
+        }
+    };
+    let deadline = poll_deadline(timeout)?;
+    check_sigmask(sigmask, sigsetsize)?;
+    let n = usize::try_from(n as i32).map_err(|_| Errno::EINVAL)?;
+    let n = n.min(with_files(|f| Ok(f.limit()))?);
+    let bytes = fd_set_bytes(n);
+    let mut wanted = Vec::new();
+    for &set in &sets {
+        wanted.push(if set == 0 { alloc::vec![0; bytes] } else { copy_in(UserSlice::new(set, bytes as u64)?)? });
+    }
+    let bit = |set: &[u8], fd: usize| set[fd / 8] & (1 << (fd % 8)) != 0;
+    let mut entries = Vec::new();
+    for fd in 0..n {
+        let [read, write, except] = [0, 1, 2].map(|s| bit(&wanted[s], fd));
+        if read || write || except {
+            with_files(|f| f.get(fd as u64))?;
+            entries.push(PollFd { fd: fd as i32, events: SelectReady::requested(read, write, except) });
+        }
+    }
+    let (revents, outcome) = poll::select(&entries, deadline);
+    let count = outcome?;
+    let mut ready = [alloc::vec![0u8; bytes], alloc::vec![0u8; bytes], alloc::vec![0u8; bytes]];
+    for (entry, events) in entries.iter().zip(revents) {
+        let hits = SelectReady::from_events(entry.events, events);
+        let fd = entry.fd as usize;
+        for (set, hit) in ready.iter_mut().zip([hits.read, hits.write, hits.except]) {
+            if hit {
+                set[fd / 8] |= 1 << (fd % 8);
+            }
+        }
+    }
+    for (&addr, set) in sets.iter().zip(&ready) {
+        if addr != 0 {
+            copy_out(UserSlice::new(addr, bytes as u64)?, set)?;
+        }
+    }
+    write_time_left(timeout, deadline);
+    Ok(count as u64)
 }
 
 fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
