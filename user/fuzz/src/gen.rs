@@ -10,8 +10,8 @@
 //! - reads that block: the child closes its console descriptors first and
 //!   never opens /dev/console; every pipe it makes is `O_NONBLOCK`, and
 //!   `fcntl(F_SETFL)` never clears that;
-//! - polls that block: ppoll always gets a timeout the fuzzer wrote (at
-//!   most 100 µs, or invalid) or one it cannot read;
+//! - polls that block: ppoll and pselect6 always get a timeout the fuzzer
+//!   wrote (at most 100 µs, or invalid) or one it cannot read;
 //! - anything that changes files: openat gets O_RDONLY without O_CREAT,
 //!   O_TRUNC or O_TMPFILE (so no tmpfs pages outlive a child, and the
 //!   program's own files stay intact);
@@ -216,6 +216,7 @@ pub const EXEC_MARKER: &CStr = c"fuzz-exec-marker";
 /// Bytes of the argument buffer (see [`crate::child`]): its layout.
 pub const ARG_TIMESPEC: u64 = 0;
 pub const ARG_MARKER: u64 = 0x40;
+pub const ARG_SIGPAIR: u64 = 0x200;
 pub const ARG_POLL: u64 = 0x400;
 const ARG_POLL_MAX: u64 = 32;
 pub const ARG_IOV: u64 = 0x800;
@@ -263,6 +264,7 @@ enum Op {
     Dup,
     Fcntl,
     Ppoll,
+    Pselect,
     Random,
     Touch,
 }
@@ -301,6 +303,7 @@ const OPS: &[(Op, u32)] = &[
     (Op::Dup, 15),
     (Op::Fcntl, 20),
     (Op::Ppoll, 10),
+    (Op::Pselect, 10),
     (Op::Random, 50),
     (Op::Touch, 60),
 ];
@@ -443,6 +446,7 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
         }
         Op::Fcntl => fcntl(rng, env),
         Op::Ppoll => ppoll(rng, env),
+        Op::Pselect => pselect(rng, env),
         Op::Random => random_call(rng, env),
         Op::Touch => touch(rng, env),
     }
@@ -491,6 +495,7 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Dup3, Op::Dup),
         (Sysno::Fcntl, Op::Fcntl),
         (Sysno::Ppoll, Op::Ppoll),
+        (Sysno::Pselect6, Op::Pselect),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);
@@ -885,16 +890,53 @@ fn ppoll(rng: &mut Rng, env: &Env) -> Call {
     } else {
         (addr(rng, env), rng.pick(&[0, 1, 2, 1024, 1025, 0xffff_ffff, u64::MAX]))
     };
-    let timeout = if rng.chance(5, 6) {
+    let timeout = poll_timeout(rng, env);
+    let (mask, size) = if rng.chance(1, 2) { (0, 0) } else { (addr(rng, env), rng.pick(&[8, 4, 16, 0])) };
+    call(Sysno::Ppoll, [fds, nfds, timeout, mask, size, 0])
+}
+
+/// A timeout for ppoll or pselect6 that never waits long: at most 100 µs,
+/// invalid, or unreadable.
+fn poll_timeout(rng: &mut Rng, env: &Env) -> u64 {
+    if rng.chance(5, 6) {
         let nsec = if rng.chance(4, 5) { rng.below(100_001) } else { 1_000_000_000 };
         put_u64(env, ARG_TIMESPEC, 0);
         put_u64(env, ARG_TIMESPEC + 8, nsec);
         env.argbuf + ARG_TIMESPEC
     } else {
         bad_pointer(rng)
+    }
+}
+
+/// pselect6 of sets the fuzzer wrote (random bits) or of any addresses,
+/// with a short timeout and sometimes a mask pair.
+fn pselect(rng: &mut Rng, env: &Env) -> Call {
+    let n = rng.pick(&[0, 1, 3, 10, 64, 65, 1024, 1025, u64::MAX, 0x7fff_ffff]);
+    let mut set = || {
+        if rng.chance(1, 3) {
+            return 0;
+        }
+        if rng.chance(1, 3) {
+            return addr(rng, env);
+        }
+        // Three 128-byte sets side by side in the poll area.
+        let offset = ARG_POLL + 128 * rng.below(2);
+        for word in 0..16 {
+            let bits = if rng.chance(1, 2) { rng.below(1 << 10) } else { rng.next() };
+            put_u64(env, offset + 8 * word, bits);
+        }
+        env.argbuf + offset
     };
-    let (mask, size) = if rng.chance(1, 2) { (0, 0) } else { (addr(rng, env), rng.pick(&[8, 4, 16, 0])) };
-    call(Sysno::Ppoll, [fds, nfds, timeout, mask, size, 0])
+    let sets = [set(), set(), set()];
+    let timeout = poll_timeout(rng, env);
+    let sig = if rng.chance(1, 2) {
+        0
+    } else {
+        put_u64(env, ARG_SIGPAIR, addr(rng, env));
+        put_u64(env, ARG_SIGPAIR + 8, rng.pick(&[8, 4, 0]));
+        env.argbuf + ARG_SIGPAIR
+    };
+    call(Sysno::Pselect6, [n, sets[0], sets[1], sets[2], timeout, sig])
 }
 
 fn mmap(rng: &mut Rng, env: &Env) -> Call {

@@ -100,6 +100,7 @@ pub const TESTS: &[Test] = &[
     child("fd_dup_fcntl", pipes::dup_fcntl),
     child("fd_cloexec_exec", pipes::cloexec_exec),
     child("ppoll_pipes", pipes::ppoll_pipes),
+    child("pselect_pipes", pipes::pselect_pipes),
     child("pipe_memory_back", pipes::memory_back),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),

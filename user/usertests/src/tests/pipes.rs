@@ -4,7 +4,8 @@
 //! ways, atomic `PIPE_BUF` writes from two writers, a blocked reader woken
 //! by a writer process, `dup`/`dup3`/`fcntl` errors and flags,
 //! close-on-exec across `execve`, `ppoll` (timeouts, `POLLIN`, `POLLHUP`,
-//! `POLLERR`, `POLLNVAL`) and free memory back after full pipes close.
+//! `POLLERR`, `POLLNVAL`), `pselect6` and free memory back after full pipes
+//! close.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -13,7 +14,7 @@ use core::ffi::CStr;
 use aspen_sys::fd::{self, PollEvents, PollFd, FD_CLOEXEC, PIPE_BUF};
 use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::process::{self, Fork};
-use aspen_sys::raw::{syscall2, syscall3, syscall5, Sysno};
+use aspen_sys::raw::{syscall2, syscall3, syscall5, syscall6, Sysno};
 use aspen_sys::{time, Errno};
 
 use crate::ensure;
@@ -414,6 +415,74 @@ pub fn ppoll_pipes(_ctx: &Context) -> TestResult {
     };
     expect_errno("ppoll with sigsetsize 4", Errno::result(ret), Errno::EINVAL)?;
     close_all(&[r, w])
+}
+
+/// `pselect6(n, sets, timeout ns, no mask)` over 1024-descriptor sets.
+fn pselect(n: i32, sets: &mut [[u64; 16]; 3], timeout_ns: u64) -> Result<usize, Errno> {
+    let mut spec = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
+    let [read, write, except] = sets;
+    // SAFETY: the three sets (128 bytes each) and the timespec are the
+    // test's own and live through the call, which writes them.
+    let ret = unsafe {
+        syscall6(
+            Sysno::Pselect6.number(),
+            n as usize,
+            read.as_mut_ptr() as usize,
+            write.as_mut_ptr() as usize,
+            except.as_mut_ptr() as usize,
+            spec.as_mut_ptr() as usize,
+            0,
+        )
+    };
+    Errno::result(ret)
+}
+
+fn set_bit(set: &mut [u64; 16], fd: i32) {
+    set[fd as usize / 64] |= 1 << (fd % 64);
+}
+
+fn has_bit(set: &[u64; 16], fd: i32) -> bool {
+    set[fd as usize / 64] & (1 << (fd % 64)) != 0
+}
+
+pub fn pselect_pipes(_ctx: &Context) -> TestResult {
+    let (r, w) = pipe(OpenFlags::empty())?;
+    let n = r.max(w) + 1;
+    // Nothing to read: the timeout passes and every set comes back empty.
+    let mut sets = [[0u64; 16]; 3];
+    set_bit(&mut sets[0], r);
+    set_bit(&mut sets[2], r);
+    let start = time::counter();
+    ensure!(pselect(n, &mut sets, 30_000_000).ctx("pselect6")? == 0, "an empty pipe was ready");
+    let waited_ms = (time::counter() - start) * 1000 / time::counter_frequency().max(1);
+    ensure!(waited_ms >= 30, "a 30 ms pselect6 returned after {waited_ms} ms");
+    ensure!(sets.iter().all(|s| s.iter().all(|&w| w == 0)), "the sets were not cleared: {sets:?}");
+
+    fs::write(w, b"x").ctx("write")?;
+    let mut sets = [[0u64; 16]; 3];
+    for fd in [r, w] {
+        set_bit(&mut sets[0], fd);
+        set_bit(&mut sets[1], fd);
+        set_bit(&mut sets[2], fd);
+    }
+    let count = pselect(n, &mut sets, 0).ctx("pselect6")?;
+    ensure!(count == 2, "{count} bits set, expected 2 (r readable, w writable)");
+    ensure!(has_bit(&sets[0], r) && !has_bit(&sets[0], w), "readfds {:#x}", sets[0][0]);
+    ensure!(has_bit(&sets[1], w) && !has_bit(&sets[1], r), "writefds {:#x}", sets[1][0]);
+    ensure!(sets[2].iter().all(|&w| w == 0), "exceptfds {:#x}", sets[2][0]);
+
+    // A hung-up read end is readable.
+    fs::close(w).ctx("close")?;
+    read_exactly(r, 1)?;
+    let mut sets = [[0u64; 16]; 3];
+    set_bit(&mut sets[0], r);
+    ensure!(pselect(r + 1, &mut sets, 0).ctx("pselect6")? == 1, "a hung-up pipe is not readable");
+
+    let mut sets = [[0u64; 16]; 3];
+    set_bit(&mut sets[0], 900);
+    expect_errno("pselect6 of a closed descriptor", pselect(901, &mut sets, 0), Errno::EBADF)?;
+    expect_errno("pselect6 with n < 0", pselect(-1, &mut [[0u64; 16]; 3], 0), Errno::EINVAL)?;
+    fs::close(r).ctx("close")
 }
 
 /// Many full pipes take memory; closed, it all comes back.
