@@ -23,7 +23,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::poll::{PollEvents, PIPE_BUF};
-use aspen_abi::uaccess::{UserMemory, UserSlice};
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
 use aspen_fs::PipeBuffer;
 use aspen_mm::errno::Errno;
 use spin::Mutex;
@@ -182,10 +182,16 @@ impl Drop for PipeReader {
 }
 
 impl PipeWriter {
-    /// `write` from `buf`: the bytes written. A write of at most
-    /// [`PIPE_BUF`] bytes goes in whole or not at all.
-    pub fn write(&self, buf: UserSlice, nonblocking: bool) -> Result<usize, WriteError> {
-        let count = buf.len() as usize;
+    /// `write` of `count` bytes that `source` copies, from byte `at` of
+    /// the data, into each piece of the buffer it is given (stopping
+    /// part-way at a fault, with the bytes it did copy): the bytes written.
+    /// A write of at most [`PIPE_BUF`] bytes goes in whole or not at all.
+    pub fn write(
+        &self,
+        count: usize,
+        nonblocking: bool,
+        mut source: impl FnMut(usize, &mut [u8]) -> Result<(), CopyFault>,
+    ) -> Result<usize, WriteError> {
         if count == 0 {
             return Ok(0);
         }
@@ -202,8 +208,7 @@ impl PipeWriter {
                 if room > 0 && (!atomic || room >= count) {
                     let start = done;
                     let outcome = state.buffer.write(count - done, |piece| {
-                        let src = buf.sub(done as u64, piece.len() as u64);
-                        let copied = user().read_partial(src, piece);
+                        let copied = source(done, piece);
                         done += copied.map_or_else(|fault| fault.copied, |()| piece.len());
                         copied
                     });

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MsyncFlags, Prot};
-use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady};
+use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady, PIPE_BUF};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{ClockId, Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
@@ -361,7 +361,9 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
         Description::Console => None,
         Description::File(file) => Some(file),
         Description::PipeWrite(writer) => {
-            return writer.write(buf.sub(0, MAX_IO), description.nonblocking()).map(|n| n as u64)
+            let buf = buf.sub(0, MAX_IO);
+            let copy = |at: usize, piece: &mut [u8]| user().read_partial(buf.sub(at as u64, piece.len() as u64), piece);
+            return writer.write(buf.len() as usize, description.nonblocking(), copy).map(|n| n as u64);
         }
         Description::Snapshot(_) | Description::PipeRead(_) => return Err(Errno::EBADF.into()),
     };
@@ -419,6 +421,13 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> Result<u64, WriteEr
         budget -= slice.len();
         slices.push(slice);
     }
+    if writing {
+        if let Description::PipeWrite(writer) = &description.kind {
+            if slices.iter().map(|s| s.len()).sum::<u64>() <= PIPE_BUF as u64 {
+                return atomic_pipe_writev(writer, description.nonblocking(), &slices);
+            }
+        }
+    }
     let mut total = 0usize;
     for slice in slices {
         let moved = if writing {
@@ -438,6 +447,31 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> Result<u64, WriteEr
         }
     }
     Ok(total as u64)
+}
+
+/// writev of at most `PIPE_BUF` bytes to a pipe: one atomic write, as
+/// Linux makes it (the iovecs gathered first; a fault ends the gathering,
+/// and what came before it is written).
+fn atomic_pipe_writev(writer: &pipe::PipeWriter, nonblocking: bool, slices: &[UserSlice]) -> Result<u64, WriteError> {
+    let mut data = Vec::new();
+    let mut fault = None;
+    for &slice in slices {
+        let at = data.len();
+        data.resize(at + slice.len() as usize, 0);
+        if let Err(stop) = user().read_partial(slice, &mut data[at..]) {
+            data.truncate(at + stop.copied);
+            fault = Some(stop.errno);
+            break;
+        }
+    }
+    if let (true, Some(errno)) = (data.is_empty(), fault) {
+        return Err(errno.into());
+    }
+    let copy = |at: usize, piece: &mut [u8]| {
+        piece.copy_from_slice(&data[at..at + piece.len()]);
+        Ok(())
+    };
+    writer.write(data.len(), nonblocking, copy).map(|n| n as u64)
 }
 
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
