@@ -60,8 +60,9 @@ impl OpenDescription {
     }
 
     /// `F_SETFL`: takes the changeable status flags from `requested`.
-    /// `O_DIRECT` is `EINVAL`: no description here can do direct I/O (as
-    /// Linux 6.1 answers for pipes and tmpfs).
+    /// `O_DIRECT` is `EINVAL`: no description here can do direct I/O
+    /// (Linux 6.1 says the same for tmpfs and the console; on a pipe it
+    /// would switch packet mode, which Aspen's pipes do not have).
     pub fn set_status(&self, requested: OpenFlags) -> Result<(), Errno> {
         if requested.contains(OpenFlags::DIRECT) {
             return Err(Errno::EINVAL);
