@@ -1,7 +1,10 @@
 //! The flags of `openat` ([`OpenFlags`], arm64 values) and of the `*at`
-//! calls ([`AtFlags`]), and [`AT_FDCWD`].
+//! calls ([`AtFlags`]), [`AT_FDCWD`], the commands of `fcntl`
+//! ([`FcntlCmd`]) and the flags of `pipe2` ([`Pipe2Flags`]).
 
 use bitflags::bitflags;
+
+use crate::Errno;
 
 /// `dirfd` meaning "relative to the current directory".
 pub const AT_FDCWD: i32 = -100;
@@ -75,6 +78,104 @@ impl OpenFlags {
     }
 }
 
+impl OpenFlags {
+    /// The status flags `F_SETFL` may change: `O_APPEND`, `O_NONBLOCK`,
+    /// `O_ASYNC`, `O_DIRECT`, `O_NOATIME` (Linux's `SETFL_MASK`).
+    pub const SETFL_MASK: OpenFlags = OpenFlags::APPEND
+        .union(OpenFlags::NONBLOCK)
+        .union(OpenFlags::ASYNC)
+        .union(OpenFlags::DIRECT)
+        .union(OpenFlags::NOATIME);
+
+    /// What an open file description made by `openat` with these flags
+    /// keeps (and `F_GETFL` reports): without the flags that act only at
+    /// open (`O_CREAT`, `O_EXCL`, `O_NOCTTY`, `O_TRUNC`, `O_CLOEXEC`),
+    /// with `O_LARGEFILE` (always so on a 64-bit kernel).
+    pub const fn description_flags(self) -> OpenFlags {
+        self.difference(
+            OpenFlags::CREAT
+                .union(OpenFlags::EXCL)
+                .union(OpenFlags::NOCTTY)
+                .union(OpenFlags::TRUNC)
+                .union(OpenFlags::CLOEXEC),
+        )
+        .union(OpenFlags::LARGEFILE)
+    }
+
+    /// `F_SETFL`: these description flags with the changeable ones
+    /// ([`Self::SETFL_MASK`]) taken from `requested`; the rest of
+    /// `requested` is ignored, as Linux ignores it.
+    pub const fn with_status(self, requested: OpenFlags) -> OpenFlags {
+        self.difference(OpenFlags::SETFL_MASK).union(requested.intersection(OpenFlags::SETFL_MASK))
+    }
+}
+
+/// `FD_CLOEXEC`: the one descriptor flag of `F_GETFD`/`F_SETFD`.
+pub const FD_CLOEXEC: u64 = 1;
+
+/// A `fcntl` command Aspen implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FcntlCmd {
+    /// `F_DUPFD` (0): a duplicate at the lowest free descriptor at least
+    /// the argument.
+    DupFd,
+    /// `F_GETFD` (1): the descriptor flags ([`FD_CLOEXEC`]).
+    GetFd,
+    /// `F_SETFD` (2): sets the descriptor flags.
+    SetFd,
+    /// `F_GETFL` (3): the access mode and status flags of the description.
+    GetFl,
+    /// `F_SETFL` (4): sets the changeable status flags.
+    SetFl,
+    /// `F_DUPFD_CLOEXEC` (1030): `F_DUPFD` with close-on-exec set.
+    DupFdCloexec,
+}
+
+impl FcntlCmd {
+    /// The command numbered `raw` (an `unsigned int`); `EINVAL` for one
+    /// Aspen does not implement, as Linux answers an unknown one.
+    pub const fn from_register(raw: u64) -> Result<FcntlCmd, Errno> {
+        match raw as u32 {
+            0 => Ok(FcntlCmd::DupFd),
+            1 => Ok(FcntlCmd::GetFd),
+            2 => Ok(FcntlCmd::SetFd),
+            3 => Ok(FcntlCmd::GetFl),
+            4 => Ok(FcntlCmd::SetFl),
+            1030 => Ok(FcntlCmd::DupFdCloexec),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+/// The flags of `pipe2`, checked.
+///
+/// Linux accepts `O_CLOEXEC`, `O_NONBLOCK` and `O_DIRECT` (packet mode,
+/// where each write is one message). Aspen has no packet mode: `O_DIRECT`
+/// is refused with `EINVAL`, as any other flag is, so a program that asks
+/// for packets learns it does not get them instead of getting a byte
+/// stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pipe2Flags {
+    /// `O_CLOEXEC`: both descriptors are closed by `execve`.
+    pub close_on_exec: bool,
+    /// The status flags both ends start with (`O_NONBLOCK` or none).
+    pub status: OpenFlags,
+}
+
+impl Pipe2Flags {
+    /// Checks `pipe2`'s `flags` (an `int`).
+    pub const fn from_register(raw: u64) -> Result<Pipe2Flags, Errno> {
+        let flags = OpenFlags::from_register(raw);
+        if !OpenFlags::CLOEXEC.union(OpenFlags::NONBLOCK).contains(flags) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Pipe2Flags {
+            close_on_exec: flags.contains(OpenFlags::CLOEXEC),
+            status: flags.intersection(OpenFlags::NONBLOCK),
+        })
+    }
+}
+
 bitflags! {
     /// `AT_*`: the flags of the `*at` calls (an `int`).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,5 +216,40 @@ mod tests {
         let mode3 = OpenFlags::from_bits_retain(3);
         assert!(mode3.readable() && !mode3.writable());
         assert_eq!(OpenFlags::from_register(0x1_0000_0002), OpenFlags::RDWR);
+    }
+
+    #[test]
+    fn description_and_status_flags() {
+        let opened = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC | OpenFlags::CLOEXEC | OpenFlags::APPEND;
+        let kept = opened.description_flags();
+        assert_eq!(kept, OpenFlags::RDWR | OpenFlags::APPEND | OpenFlags::LARGEFILE);
+        // F_SETFL changes only the five status flags.
+        let set = kept.with_status(OpenFlags::NONBLOCK | OpenFlags::WRONLY | OpenFlags::SYNC);
+        assert_eq!(set, OpenFlags::RDWR | OpenFlags::NONBLOCK | OpenFlags::LARGEFILE);
+        assert_eq!(OpenFlags::SETFL_MASK.bits(), 0o1_226_000);
+    }
+
+    #[test]
+    fn fcntl_commands() {
+        assert_eq!(FcntlCmd::from_register(0), Ok(FcntlCmd::DupFd));
+        assert_eq!(FcntlCmd::from_register(1030), Ok(FcntlCmd::DupFdCloexec));
+        assert_eq!(FcntlCmd::from_register(4), Ok(FcntlCmd::SetFl));
+        // The command is an unsigned int: high bits are not looked at.
+        assert_eq!(FcntlCmd::from_register(0x1_0000_0003), Ok(FcntlCmd::GetFl));
+        assert_eq!(FcntlCmd::from_register(5), Err(Errno::EINVAL));
+        assert_eq!(FcntlCmd::from_register(1031), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn pipe2_flags() {
+        assert_eq!(Pipe2Flags::from_register(0), Ok(Pipe2Flags { close_on_exec: false, status: OpenFlags::empty() }));
+        let both = (OpenFlags::CLOEXEC | OpenFlags::NONBLOCK).bits() as u64;
+        assert_eq!(
+            Pipe2Flags::from_register(both),
+            Ok(Pipe2Flags { close_on_exec: true, status: OpenFlags::NONBLOCK })
+        );
+        assert_eq!(Pipe2Flags::from_register(OpenFlags::DIRECT.bits() as u64), Err(Errno::EINVAL));
+        assert_eq!(Pipe2Flags::from_register(OpenFlags::APPEND.bits() as u64), Err(Errno::EINVAL));
+        assert_eq!(Pipe2Flags::from_register(OpenFlags::RDWR.bits() as u64), Err(Errno::EINVAL));
     }
 }

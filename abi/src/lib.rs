@@ -12,7 +12,9 @@
 //! - [`syscall`]: system call numbers and the structures they exchange
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
-//! - [`fcntl`]: the flags of `openat` and the `*at` calls.
+//! - [`fcntl`]: the flags of `openat` and the `*at` calls, the commands of
+//!   `fcntl` and the flags of `pipe2`.
+//! - [`poll`]: `struct pollfd` and its events, `PIPE_BUF`.
 //! - [`resource`]: resource limits, their defaults and the rules for
 //!   changing them.
 //! - [`mman`]: the flags and values of the memory system calls.
@@ -57,6 +59,7 @@ pub mod elf;
 pub mod errno;
 pub mod fcntl;
 pub mod mman;
+pub mod poll;
 pub mod resource;
 pub mod script;
 pub mod signal;

@@ -4,17 +4,20 @@
 //! a tmpfs (writable, in memory) is mounted at `/tmp`. File data lives in
 //! `mm`'s page cache ([`FileObject`]), so `read`/`write` and mappings of a
 //! file see the same pages. Character devices (`/dev/console`) are nodes
-//! the kernel gives meaning to.
+//! the kernel gives meaning to. A pipe's bytes live in a [`PipeBuffer`]
+//! (the kernel adds the ends and the waiting).
 
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
 pub mod cpio;
+mod pipe;
 mod vfs;
 
 /// `openat`'s flags, from the ABI crate.
 pub use aspen_abi::fcntl::OpenFlags;
+pub use pipe::{PipeBuffer, PIPE_CAPACITY, PIPE_PAGES};
 pub use vfs::{Dirent, Node, NodeKind, OpenFile, ReadIntoError, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
 
 #[cfg(test)]

@@ -108,19 +108,19 @@ fn tmpfs_files_are_created_written_appended_and_truncated() {
     let vfs = tree();
     let create = OpenFlags::CREAT | OpenFlags::RDWR;
     let f = vfs.open(b"/tmp/log", create, 0o644).unwrap();
-    assert_eq!(f.write(b"one ").unwrap(), 4);
+    assert_eq!(f.write(b"one ", false).unwrap(), 4);
     let g = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::APPEND, 0).unwrap();
-    assert_eq!(g.write(b"two").unwrap(), 3);
+    assert_eq!(g.write(b"two", true).unwrap(), 3);
     let r = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
     assert_eq!(read_all(&r), b"one two");
     assert_eq!(r.node().stat().size, 7);
     assert_eq!(vfs.open(b"/tmp/log", create | OpenFlags::EXCL, 0).err(), Some(Errno::EEXIST));
     let t = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::TRUNC, 0).unwrap();
     assert_eq!(t.node().stat().size, 0);
-    assert_eq!(r.write(b"x").err(), Some(Errno::EBADF));
+    assert_eq!(r.write(b"x", false).err(), Some(Errno::EBADF));
     // Sparse write: the hole reads as zeros.
     t.lseek(8192, Whence::Set).unwrap();
-    t.write(b"end").unwrap();
+    t.write(b"end", false).unwrap();
     let mut buf = [1u8; 16];
     let s = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
     s.lseek(4096, Whence::Set).unwrap();
@@ -158,7 +158,7 @@ fn a_read_moves_the_position_by_what_the_reader_took() {
 fn a_file_and_its_page_cache_are_one() {
     let vfs = tree();
     let f = vfs.open(b"/tmp/shared", OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
-    f.write(b"abc").unwrap();
+    f.write(b"abc", false).unwrap();
     let g = vfs.open(b"/tmp/shared", RDONLY, 0).unwrap();
     assert!(Arc::ptr_eq(f.object().unwrap(), g.object().unwrap()));
 }
@@ -184,4 +184,120 @@ fn a_damaged_initramfs_is_an_error() {
     let mut a = archive(&[("x", S_IFREG, b"data")]);
     a[3] = b'9';
     assert!(vfs.load_initramfs(Box::leak(a.into_boxed_slice())).is_err());
+}
+
+mod pipe {
+    use super::*;
+    use aspen_mm::aspace::MmEnv;
+
+    use crate::{PipeBuffer, PIPE_CAPACITY};
+
+    fn take(buffer: &mut PipeBuffer<TestEnv>, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = buffer
+            .read(max, |piece| {
+                out.extend_from_slice(piece);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, out.len());
+        out
+    }
+
+    fn put(buffer: &mut PipeBuffer<TestEnv>, data: &[u8]) -> usize {
+        let mut at = 0;
+        buffer
+            .write(data.len(), |piece| {
+                piece.copy_from_slice(&data[at..at + piece.len()]);
+                at += piece.len();
+                Ok(())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn bytes_come_out_in_order_across_the_wrap() {
+        let env = env();
+        let free = env.frames().free_frame_count();
+        let mut buffer = PipeBuffer::new(env);
+        assert_eq!(buffer.frames_held(), 0);
+        let data: Vec<u8> = (0..PIPE_CAPACITY + 5000).map(|i| (i % 251) as u8).collect();
+        assert_eq!(put(&mut buffer, &data), PIPE_CAPACITY);
+        assert_eq!((buffer.room(), buffer.frames_held()), (0, 16));
+        assert_eq!(put(&mut buffer, b"x"), 0);
+        assert_eq!(take(&mut buffer, 6000), &data[..6000]);
+        // The first page is read out and given back; the second still holds bytes.
+        assert_eq!(buffer.frames_held(), 15);
+        assert_eq!(put(&mut buffer, &data[PIPE_CAPACITY..]), 5000);
+        assert_eq!(buffer.frames_held(), 16);
+        let rest = take(&mut buffer, usize::MAX);
+        assert_eq!(rest, &data[6000..]);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.frames_held(), 0);
+        assert_eq!(env.frames().free_frame_count(), free);
+        put(&mut buffer, b"left behind");
+        drop(buffer);
+        assert_eq!(env.frames().free_frame_count(), free, "a dropped buffer gives its frames back");
+    }
+
+    #[test]
+    fn a_fault_moves_exactly_what_was_copied() {
+        let env = env();
+        let free = env.frames().free_frame_count();
+        let mut buffer = PipeBuffer::new(env);
+        let data: Vec<u8> = (0..10_000).map(|i| i as u8).collect();
+        // The writer's source faults after 5000 bytes (inside the second page).
+        let mut at = 0;
+        let fault = buffer
+            .write(data.len(), |piece| {
+                let n = piece.len().min(5000 - at);
+                piece[..n].copy_from_slice(&data[at..at + n]);
+                at += n;
+                if n < piece.len() {
+                    Err(CopyFault { copied: n, errno: Errno::EFAULT })
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(fault, CopyFault { copied: 5000, errno: Errno::EFAULT });
+        assert_eq!((buffer.len(), buffer.frames_held()), (5000, 2));
+        // The reader's destination faults after 100 bytes of the second piece.
+        let mut out = Vec::new();
+        let fault = buffer
+            .read(usize::MAX, |piece| {
+                if out.len() >= 4096 {
+                    out.extend_from_slice(&piece[..100]);
+                    return Err(CopyFault { copied: 100, errno: Errno::EFAULT });
+                }
+                out.extend_from_slice(piece);
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(fault.copied, 4196);
+        assert_eq!(out, &data[..4196]);
+        assert_eq!(buffer.len(), 5000 - 4196);
+        assert_eq!(take(&mut buffer, usize::MAX), &data[4196..5000]);
+        // A fill that takes nothing leaves no frame behind.
+        let nothing = buffer.write(10, |_| Err(CopyFault::at_start(Errno::EFAULT))).unwrap_err();
+        assert_eq!(nothing.copied, 0);
+        assert_eq!(buffer.frames_held(), 0);
+        assert_eq!(env.frames().free_frame_count(), free);
+    }
+
+    #[test]
+    fn no_frame_is_enomem_after_what_fit() {
+        let arena: &'static Arena = Box::leak(Box::new(Arena::new(PhysAddr::new(0x4000_0000), 2 * 4096)));
+        let frames = Box::leak(Box::new(BuddyAllocator::new_owned(&[arena.range()]).unwrap()));
+        let tlb = Box::leak(Box::new(RecordingTlb::new()));
+        let asids = Box::leak(Box::new(AsidAllocator::new(AsidBits::Sixteen)));
+        let small: &'static TestEnv = Box::leak(Box::new(Env::new(arena, frames, tlb, asids)));
+        let mut buffer = PipeBuffer::new(small);
+        let fault = buffer.write(3 * 4096, |piece| {
+            piece.fill(7);
+            Ok(())
+        });
+        assert_eq!(fault, Err(CopyFault { copied: 2 * 4096, errno: Errno::ENOMEM }));
+        assert_eq!(buffer.len(), 2 * 4096);
+    }
 }

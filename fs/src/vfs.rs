@@ -371,7 +371,8 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         &self.node
     }
 
-    /// The flags the file was opened with.
+    /// The flags the file was opened with (its access mode; the kernel
+    /// keeps the status flags `F_SETFL` changes with the description).
     pub fn flags(&self) -> OpenFlags {
         self.flags
     }
@@ -428,15 +429,16 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         delivered.map(|()| n).map_err(ReadIntoError::Delivery)
     }
 
-    /// Writes at the file position (at the end with `O_APPEND`) and
-    /// advances it.
-    pub fn write(&self, data: &[u8]) -> Result<usize, Errno> {
+    /// Writes at the file position (at the end when `append`: the
+    /// description's `O_APPEND`, which `F_SETFL` may change after open, so
+    /// the caller says) and advances it.
+    pub fn write(&self, data: &[u8], append: bool) -> Result<usize, Errno> {
         if !self.flags.writable() {
             return Err(Errno::EBADF);
         }
         let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
         let mut offset = self.offset.lock();
-        if self.flags.contains(OpenFlags::APPEND) {
+        if append {
             *offset = object.size();
         }
         let n = object.write(*offset, data)?;

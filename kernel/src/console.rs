@@ -63,6 +63,11 @@ pub fn read_byte() -> Option<u8> {
     CONSOLE.lock().as_mut().and_then(Pl011::read_byte)
 }
 
+/// Whether a byte is waiting to be read (without taking it).
+pub fn input_pending() -> bool {
+    CONSOLE.lock().as_ref().is_some_and(Pl011::has_input)
+}
+
 /// Formats to the console, as `std::print!`.
 #[macro_export]
 macro_rules! print {

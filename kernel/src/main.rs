@@ -24,6 +24,8 @@ mod ktest;
 mod logger;
 mod memory;
 mod panic;
+mod pipe;
+mod poll;
 mod power;
 mod process;
 mod random;

@@ -9,8 +9,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use aspen_abi::clone::CloneArgs;
-use aspen_abi::fcntl::{AtFlags, OpenFlags, AT_FDCWD};
+use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
+use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady, PIPE_BUF};
 use aspen_abi::signal::Signal;
 use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
@@ -23,12 +24,13 @@ use aspen_mm::VirtAddr;
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::arch::uaccess::{Access, ActiveSpace};
+use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
-use crate::process::fd::Description;
+use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
 use crate::process::{self, procfs};
 use crate::task::sched;
-use crate::{console, files, power};
+use crate::{console, files, pipe, poll, power};
 
 mod limits;
 mod time;
@@ -47,11 +49,18 @@ pub fn handle(frame: &mut TrapFrame) {
     };
     let result = match call {
         Sysno::Read => read(a0, a1, a2),
-        Sysno::Write => write(a0, a1, a2),
-        Sysno::Readv => vectored(a0, a1, a2, false),
-        Sysno::Writev => vectored(a0, a1, a2, true),
+        Sysno::Write => signal_broken_pipe(write(a0, a1, a2)),
+        Sysno::Readv => signal_broken_pipe(vectored(a0, a1, a2, false)),
+        Sysno::Writev => signal_broken_pipe(vectored(a0, a1, a2, true)),
         Sysno::Openat => openat(a0 as i32 as i64, a1, OpenFlags::from_register(a2), a3),
-        Sysno::Close => with_files(|f| f.close(a0)).map(|()| 0),
+        // The description's last reference goes after the table's lock.
+        Sysno::Close => with_files(|f| f.close(a0)).map(|_| 0),
+        Sysno::Dup => with_files(|f| f.duplicate(a0, 0, false)).map(|fd| fd as u64),
+        Sysno::Dup3 => dup3(a0, a1, a2),
+        Sysno::Fcntl => fcntl(a0, a1, a2),
+        Sysno::Pipe2 => pipe2(a0, a1),
+        Sysno::Ppoll => ppoll(a0, a1, a2, a3, a4),
+        Sysno::Pselect6 => pselect6(a0, [a1, a2, a3], a4, a5),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
         Sysno::Fstat => fstat(a0, a1),
@@ -113,13 +122,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Reboot => reboot(a0, a1, a2),
         // No signal handlers: every signal takes its default action.
         Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
-        Sysno::Dup
-        | Sysno::Dup3
-        | Sysno::Fcntl
-        | Sysno::Pipe2
-        | Sysno::Pselect6
-        | Sysno::Ppoll
-        | Sysno::SetRobustList
+        Sysno::SetRobustList
         | Sysno::GetRobustList
         | Sysno::Getitimer
         | Sysno::Setitimer
@@ -252,19 +255,28 @@ fn reported(outcome: Result<(), CopyFault>, len: usize) -> SysResult {
 
 fn read(fd: u64, buf: u64, count: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    read_from(&description, UserSlice::new(buf, count)?)
+    read_from(&description, UserSlice::new(buf, count)?, true)
 }
 
 /// Reads from `description` into `buf`. A fault part-way through `buf`
 /// ends the read with the bytes before it, and the position moves by
-/// exactly those: no byte is skipped that the reader did not get.
-fn read_from(description: &Description, buf: UserSlice) -> SysResult {
+/// exactly those: no byte is skipped that the reader did not get. Without
+/// `may_wait` a pipe or the console with nothing to read is `EAGAIN`, as
+/// with `O_NONBLOCK` (readv after its first `iovec`: one read of a pipe
+/// returns what is there).
+fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> SysResult {
     let count = buf.len().min(MAX_IO) as usize;
-    match description {
+    if !description.flags().readable() {
+        return Err(Errno::EBADF);
+    }
+    let nonblocking = description.nonblocking() || !may_wait;
+    match &description.kind {
         Description::Console => {
-            let data = console_read(count);
+            let data = console_read(count, nonblocking)?;
             reported(user().write_partial(buf, &data), data.len())
         }
+        Description::PipeRead(reader) => reader.read(buf.sub(0, count as u64), nonblocking).map(|n| n as u64),
+        Description::PipeWrite(_) => Err(Errno::EBADF),
         Description::File(file) => {
             let mut done = 0;
             while done < count {
@@ -296,11 +308,12 @@ fn read_from(description: &Description, buf: UserSlice) -> SysResult {
 
 /// Waits for at least one byte from the console, then returns what is
 /// there (up to `max`). The console has no line discipline: bytes come as
-/// typed.
-fn console_read(max: usize) -> Vec<u8> {
+/// typed. `EAGAIN` instead of waiting when `nonblocking`; `EINTR` when the
+/// thread is interrupted.
+fn console_read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
     let mut data = Vec::new();
     if max == 0 {
-        return data;
+        return Ok(data);
     }
     loop {
         while data.len() < max {
@@ -310,27 +323,59 @@ fn console_read(max: usize) -> Vec<u8> {
             }
         }
         if !data.is_empty() {
-            return data;
+            return Ok(data);
         }
-        sched::sleep_ticks(timer::frequency() / 100);
+        if nonblocking {
+            return Err(Errno::EAGAIN);
+        }
+        if thread::with_current(Thread::interrupted) {
+            return Err(Errno::EINTR);
+        }
+        sched::sleep_ticks(timer::frequency() * poll::CONSOLE_POLL_MS / 1000);
     }
 }
 
-fn write(fd: u64, buf: u64, count: u64) -> SysResult {
+/// What a write or writev returns, `SIGPIPE` aside: a write that found a
+/// pipe's read end closed ends the thread's process with `SIGPIPE`'s
+/// default action (the caller's locals, the description among them, are
+/// gone by then). When signals can be handled or ignored, the signals
+/// integration makes this send `SIGPIPE` and return the bytes written
+/// (`EPIPE` if none) instead.
+fn signal_broken_pipe(result: Result<u64, WriteError>) -> SysResult {
+    match result {
+        Ok(n) => Ok(n),
+        Err(WriteError::Errno(errno)) => Err(errno),
+        Err(WriteError::BrokenPipe { written }) => process::kill_current(
+            Signal::Pipe,
+            format_args!("write to a pipe without reader ({written} bytes written)"),
+        ),
+    }
+}
+
+fn write(fd: u64, buf: u64, count: u64) -> Result<u64, WriteError> {
     let description = with_files(|f| f.get(fd))?;
-    write_to(&description, UserSlice::new(buf, count)?)
+    write_to(&description, UserSlice::new(buf, count).map_err(Errno::from)?)
 }
 
 /// Writes `buf` to `description`. Where `buf` stops being readable the
 /// write stops: the readable part is written and reported (`EFAULT` if
 /// there is none), as Linux does.
-fn write_to(description: &Description, buf: UserSlice) -> SysResult {
+fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteError> {
+    if !description.flags().writable() {
+        return Err(Errno::EBADF.into());
+    }
     // None: the console.
-    let file = match description {
+    let file = match &description.kind {
         Description::Console => None,
         Description::File(file) => Some(file),
-        Description::Snapshot(_) => return Err(Errno::EBADF),
+        Description::PipeWrite(writer) => {
+            let buf = buf.sub(0, MAX_IO);
+            let copy = |at: usize, piece: &mut [u8]| user().read_partial(buf.sub(at as u64, piece.len() as u64), piece);
+            return writer.write(buf.len() as usize, description.nonblocking(), copy).map(|n| n as u64);
+        }
+        Description::Snapshot(_) | Description::PipeRead(_) => return Err(Errno::EBADF.into()),
     };
+    let append = description.flags().contains(OpenFlags::APPEND);
     let count = buf.len().min(MAX_IO) as usize;
     let mut done = 0;
     while done < count {
@@ -343,14 +388,14 @@ fn write_to(description: &Description, buf: UserSlice) -> SysResult {
                 console::write_bytes(readable);
                 readable.len()
             }
-            Some(file) => match file.write(readable) {
+            Some(file) => match file.write(readable, append) {
                 Ok(n) => n,
-                Err(errno) => return partial(done, errno),
+                Err(errno) => return Ok(partial(done, errno)?),
             },
         };
         done += n;
         if let Some(fault) = fault {
-            return partial(done, fault.errno);
+            return Ok(partial(done, fault.errno)?);
         }
         if n < readable.len() {
             break;
@@ -365,28 +410,39 @@ fn write_to(description: &Description, buf: UserSlice) -> SysResult {
 /// is checked before any is used (a negative length is `EINVAL`, a range
 /// outside user space `EFAULT`), so a bad one has no partial effect; the
 /// lengths are cut so that the total stays within one transfer's limit.
-fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
+fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> Result<u64, WriteError> {
     const IOV_MAX: u64 = 1024;
     if count > IOV_MAX {
-        return Err(Errno::EINVAL);
+        return Err(Errno::EINVAL.into());
     }
     let description = with_files(|f| f.get(fd))?;
-    let raw = copy_in(UserSlice::new(iov, count * 16)?)?;
+    let raw = copy_in(UserSlice::new(iov, count * 16).map_err(Errno::from)?)?;
     let field = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
     let entries: Vec<(u64, u64)> = raw.chunks_exact(16).map(|e| (field(&e[..8]), field(&e[8..]))).collect();
     if entries.iter().any(|&(_, len)| (len as i64) < 0) {
-        return Err(Errno::EINVAL);
+        return Err(Errno::EINVAL.into());
     }
     let mut budget = MAX_IO;
     let mut slices = Vec::new();
     for (base, len) in entries {
-        let slice = UserSlice::new(base, len)?.sub(0, budget);
+        let slice = UserSlice::new(base, len).map_err(Errno::from)?.sub(0, budget);
         budget -= slice.len();
         slices.push(slice);
     }
+    if writing {
+        if let Description::PipeWrite(writer) = &description.kind {
+            if slices.iter().map(|s| s.len()).sum::<u64>() <= PIPE_BUF as u64 {
+                return atomic_pipe_writev(writer, description.nonblocking(), &slices);
+            }
+        }
+    }
     let mut total = 0usize;
     for slice in slices {
-        let moved = if writing { write_to(&description, slice) } else { read_from(&description, slice) };
+        let moved = if writing {
+            write_to(&description, slice)
+        } else {
+            read_from(&description, slice, total == 0).map_err(WriteError::Errno)
+        };
         match moved {
             Ok(n) => {
                 total += n as usize;
@@ -394,10 +450,36 @@ fn vectored(fd: u64, iov: u64, count: u64, writing: bool) -> SysResult {
                     break;
                 }
             }
-            Err(errno) => return partial(total, errno),
+            Err(WriteError::BrokenPipe { written }) => return Err(WriteError::BrokenPipe { written: total + written }),
+            Err(WriteError::Errno(errno)) => return Ok(partial(total, errno)?),
         }
     }
     Ok(total as u64)
+}
+
+/// writev of at most `PIPE_BUF` bytes to a pipe: one atomic write, as
+/// Linux makes it (the iovecs gathered first; a fault ends the gathering,
+/// and what came before it is written).
+fn atomic_pipe_writev(writer: &pipe::PipeWriter, nonblocking: bool, slices: &[UserSlice]) -> Result<u64, WriteError> {
+    let mut data = Vec::new();
+    let mut fault = None;
+    for &slice in slices {
+        let at = data.len();
+        data.resize(at + slice.len() as usize, 0);
+        if let Err(stop) = user().read_partial(slice, &mut data[at..]) {
+            data.truncate(at + stop.copied);
+            fault = Some(stop.errno);
+            break;
+        }
+    }
+    if let (true, Some(errno)) = (data.is_empty(), fault) {
+        return Err(errno.into());
+    }
+    let copy = |at: usize, piece: &mut [u8]| {
+        piece.copy_from_slice(&data[at..at + piece.len()]);
+        Ok(())
+    };
+    writer.write(data.len(), nonblocking, copy).map(|n| n as u64)
 }
 
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
@@ -416,7 +498,7 @@ fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
 
 fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
-    let description = if path == b"/dev/console" || path == b"/dev/tty" {
+    let kind = if path == b"/dev/console" || path == b"/dev/tty" {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
@@ -428,7 +510,179 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
             Description::File(Arc::new(file))
         }
     };
+    let description = OpenDescription::new(kind, flags.description_flags());
     with_files(|f| f.insert(description, flags.contains(OpenFlags::CLOEXEC))).map(|fd| fd as u64)
+}
+
+/// `dup3(old, new, flags)`: only `O_CLOEXEC` is a valid flag.
+fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    let flags = OpenFlags::from_register(flags);
+    if !OpenFlags::CLOEXEC.contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    // What `new` named is closed after the table's lock is let go.
+    let closed = with_files(|f| f.duplicate_to(old, new, flags.contains(OpenFlags::CLOEXEC)))?;
+    drop(closed);
+    Ok(new)
+}
+
+/// `fcntl(fd, cmd, arg)`: a descriptor that is not open is `EBADF` before
+/// an unknown command is `EINVAL`, as in Linux.
+fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    match FcntlCmd::from_register(cmd)? {
+        // The lowest descriptor is an `unsigned int`.
+        cmd @ (FcntlCmd::DupFd | FcntlCmd::DupFdCloexec) => {
+            with_files(|f| f.duplicate(fd, u64::from(arg as u32), cmd == FcntlCmd::DupFdCloexec)).map(|fd| fd as u64)
+        }
+        FcntlCmd::GetFd => with_files(|f| f.close_on_exec_of(fd)).map(|on| if on { FD_CLOEXEC } else { 0 }),
+        FcntlCmd::SetFd => with_files(|f| f.set_close_on_exec(fd, arg & FD_CLOEXEC != 0)).map(|()| 0),
+        FcntlCmd::GetFl => Ok(u64::from(description.flags().bits())),
+        FcntlCmd::SetFl => description.set_status(OpenFlags::from_register(arg)).map(|()| 0),
+    }
+}
+
+/// `pipe2(fds, flags)`: the read end's descriptor, then the write end's,
+/// as two `int`s at `fds`. When they cannot be written (`EFAULT`) both
+/// descriptors are closed again, so nothing is left behind.
+fn pipe2(fds: u64, flags: u64) -> SysResult {
+    let flags = Pipe2Flags::from_register(flags)?;
+    let out = UserSlice::new(fds, 8)?;
+    let (reader, writer) = pipe::new();
+    let read_end = OpenDescription::new(Description::PipeRead(reader), OpenFlags::RDONLY | flags.status);
+    let write_end = OpenDescription::new(Description::PipeWrite(writer), OpenFlags::WRONLY | flags.status);
+    let cloexec = flags.close_on_exec;
+    let read_fd = with_files(|f| f.insert(read_end, cloexec))?;
+    let write_fd = match with_files(|f| f.insert(write_end, cloexec)) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            let _ = with_files(|f| f.close(read_fd as u64));
+            return Err(errno);
+        }
+    };
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&(read_fd as i32).to_le_bytes());
+    bytes[4..].copy_from_slice(&(write_fd as i32).to_le_bytes());
+    if let Err(errno) = copy_out(out, &bytes) {
+        let _ = with_files(|f| f.close(read_fd as u64));
+        let _ = with_files(|f| f.close(write_fd as u64));
+        return Err(errno);
+    }
+    Ok(0)
+}
+
+/// `ppoll(fds, nfds, timeout, sigmask, sigsetsize)`. The timeout (NULL:
+/// none) is checked first, then the mask, then `nfds` against the
+/// descriptor limit, then the entries are read, as in Linux. The remaining
+/// time is written back to `timeout`, as Linux does (not an error when it
+/// cannot be). A signal mask must be 8 bytes and readable; putting it in
+/// force while waiting belongs to the signals integration (until then, no
+/// signal is ever delivered, so no mask changes what the wait sees).
+fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> SysResult {
+    let deadline = poll_deadline(timeout)?;
+    check_sigmask(sigmask, sigsetsize)?;
+    let limit = with_files(|f| Ok(f.limit()))?;
+    if nfds > limit as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = copy_in(UserSlice::new(fds, nfds * PollFd::SIZE as u64)?)?;
+    let entries: Vec<PollFd> =
+        raw.chunks_exact(PollFd::SIZE).map(|e| PollFd::from_bytes(e.try_into().unwrap_or_default())).collect();
+    let (revents, outcome) = poll::poll(&entries, deadline);
+    for (i, events) in revents.iter().enumerate() {
+        copy_out_at(fds + (i * PollFd::SIZE + PollFd::REVENTS_OFFSET) as u64, &events.bits().to_le_bytes())?;
+    }
+    write_time_left(timeout, deadline);
+    outcome.map(|count| count as u64)
+}
+
+/// The deadline (counter ticks) of a `ppoll`/`pselect6` timeout at
+/// `timeout` (NULL: none); `EINVAL` for an invalid `timespec`.
+fn poll_deadline(timeout: u64) -> Result<Option<u64>, Errno> {
+    match timeout {
+        0 => Ok(None),
+        addr => Ok(Some(timer::ticks().saturating_add(read_timespec(addr)?.to_ticks(frequency())?))),
+    }
+}
+
+/// Checks a `ppoll`/`pselect6` signal mask: none (NULL), or 8 readable
+/// bytes. Putting it in force while waiting belongs to the signals
+/// integration.
+fn check_sigmask(sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
+    const SIGSET_SIZE: u64 = 8;
+    if sigmask != 0 {
+        if sigsetsize != SIGSET_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        copy_in(UserSlice::new(sigmask, SIGSET_SIZE)?)?;
+    }
+    Ok(())
+}
+
+/// Writes the time left before `deadline` back to the `timespec` at
+/// `timeout`, as Linux's ppoll and pselect6 do; a timespec that cannot be
+/// written is not an error (the call's work is done).
+fn write_time_left(timeout: u64, deadline: Option<u64>) {
+    if let Some(deadline) = deadline {
+        let left = Timespec::from_ticks(deadline.saturating_sub(timer::ticks()), frequency());
+        let _ = copy_out_at(timeout, &left.to_bytes());
+    }
+}
+
+/// `pselect6(n, readfds, writefds, exceptfds, timeout, sig)`, where `sig`
+/// points to `{ const sigset_t *mask; size_t size; }` (NULL: no mask).
+/// As Linux: the mask pair is read first, then the timeout, then the mask
+/// checked; `n` < 0 is `EINVAL` and is cut to the descriptor limit; a
+/// descriptor in a set that is not open is `EBADF`; the sets are read and
+/// written in whole 64-bit words, each rewritten with only its ready
+/// descriptors; the result counts set bits. Interrupted: `EINTR`, sets
+/// untouched.
+fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
+    let (sigmask, sigsetsize) = match sig {
+        0 => (0, 0),
+        addr => {
+            let pair = copy_in(UserSlice::new(addr, 16)?)?;
+            let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            (word(&pair[..8]), word(&pair[8..]))
+        }
+    };
+    let deadline = poll_deadline(timeout)?;
+    check_sigmask(sigmask, sigsetsize)?;
+    let n = usize::try_from(n as i32).map_err(|_| Errno::EINVAL)?;
+    let n = n.min(with_files(|f| Ok(f.limit()))?);
+    let bytes = fd_set_bytes(n);
+    let mut wanted = Vec::new();
+    for &set in &sets {
+        wanted.push(if set == 0 { alloc::vec![0; bytes] } else { copy_in(UserSlice::new(set, bytes as u64)?)? });
+    }
+    let bit = |set: &[u8], fd: usize| set[fd / 8] & (1 << (fd % 8)) != 0;
+    let mut entries = Vec::new();
+    for fd in 0..n {
+        let [read, write, except] = [0, 1, 2].map(|s| bit(&wanted[s], fd));
+        if read || write || except {
+            with_files(|f| f.get(fd as u64))?;
+            entries.push(PollFd { fd: fd as i32, events: SelectReady::requested(read, write, except) });
+        }
+    }
+    let (revents, outcome) = poll::select(&entries, deadline);
+    let count = outcome?;
+    let mut ready = [alloc::vec![0u8; bytes], alloc::vec![0u8; bytes], alloc::vec![0u8; bytes]];
+    for (entry, events) in entries.iter().zip(revents) {
+        let hits = SelectReady::from_events(entry.events, events);
+        let fd = entry.fd as usize;
+        for (set, hit) in ready.iter_mut().zip([hits.read, hits.write, hits.except]) {
+            if hit {
+                set[fd / 8] |= 1 << (fd % 8);
+            }
+        }
+    }
+    for (&addr, set) in sets.iter().zip(&ready) {
+        if addr != 0 {
+            copy_out(UserSlice::new(addr, bytes as u64)?, set)?;
+        }
+    }
+    write_time_left(timeout, deadline);
+    Ok(count as u64)
 }
 
 fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
@@ -438,7 +692,7 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
         2 => Whence::End,
         _ => return Err(Errno::EINVAL),
     };
-    match with_files(|f| f.get(fd))? {
+    match &with_files(|f| f.get(fd))?.kind {
         Description::File(file) => file.lseek(offset, whence),
         Description::Snapshot(snapshot) => {
             let mut position = snapshot.position.lock();
@@ -451,13 +705,13 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
             *position = new as usize;
             Ok(new as u64)
         }
-        Description::Console => Err(Errno::ESPIPE),
+        Description::Console | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
     }
 }
 
 fn getdents64(fd: u64, buf: u64, count: u64) -> SysResult {
     let capacity = count.min(MAX_IO) as usize;
-    let (bytes, taken, offered) = match with_files(|f| f.get(fd))? {
+    let (bytes, taken, offered) = match &with_files(|f| f.get(fd))?.kind {
         Description::File(file) => {
             let list = file.read_dir(usize::MAX)?;
             let (bytes, taken) = encode(list.iter().map(|e| (e.name.as_str(), e.ino, e.kind)), capacity)?;
@@ -502,6 +756,8 @@ fn encode<'a>(entries: impl Iterator<Item = (&'a str, u64, u8)>, capacity: usize
 
 fn stat_of(description: &Description) -> aspen_fs::Stat {
     match description {
+        Description::PipeRead(end) => pipe_stat(end.ino()),
+        Description::PipeWrite(end) => pipe_stat(end.ino()),
         Description::File(file) => file.node().stat(),
         Description::Console => aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1) },
         Description::Snapshot(s) => aspen_fs::Stat {
@@ -512,6 +768,12 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
             rdev: (0, 0),
         },
     }
+}
+
+/// A pipe's `stat`: a FIFO (mode 0o10600) of the pipe file system, with
+/// its own inode number.
+fn pipe_stat(ino: u64) -> aspen_fs::Stat {
+    aspen_fs::Stat { dev: (0, 12), ino, mode: 0o010600, size: 0, rdev: (0, 0) }
 }
 
 fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
@@ -538,7 +800,7 @@ fn make_dev((major, minor): (u32, u32)) -> u64 {
 
 fn fstat(fd: u64, addr: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
-    write_stat(addr, stat_of(&description))
+    write_stat(addr, stat_of(&description.kind))
 }
 
 fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
@@ -717,7 +979,8 @@ fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) 
     let file = if flags.contains(MapFlags::ANONYMOUS) {
         None
     } else {
-        let Description::File(file) = with_files(|f| f.get(fd))? else { return Err(Errno::ENODEV) };
+        let description = with_files(|f| f.get(fd))?;
+        let Description::File(file) = &description.kind else { return Err(Errno::ENODEV) };
         let object = file.object().ok_or(Errno::ENODEV)?.clone();
         Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
     };

@@ -91,6 +91,11 @@ impl Pl011 {
         }
     }
 
+    /// Whether a received byte is waiting.
+    pub fn has_input(&self) -> bool {
+        !self.regs.fr.is_set(FR::RXFE)
+    }
+
     pub fn read_byte(&mut self) -> Option<u8> {
         if self.regs.fr.is_set(FR::RXFE) {
             None

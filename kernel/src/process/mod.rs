@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::resource::Limits;
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
@@ -28,7 +29,7 @@ use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
 use aspen_mm::errno::Errno;
 use spin::Mutex;
 
-use self::fd::{Description, FdTable};
+use self::fd::{Description, FdTable, OpenDescription};
 use self::thread::Thread;
 use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
@@ -403,8 +404,10 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let stack_size = exec::stack_size(limits.get(aspen_abi::resource::Resource::Stack).cur);
     let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size).map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
+    // One open of the console, duplicated: its status flags are shared.
+    let console = OpenDescription::new(Description::Console, OpenFlags::RDWR | OpenFlags::LARGEFILE);
     for _ in 0..3 {
-        files.insert(Description::Console, false)?;
+        files.insert(console.clone(), false)?;
     }
     let task = new_task(&image.initial_frame(), FpState::new(), ThreadPointers::default())?;
     let parts = ProcessParts {

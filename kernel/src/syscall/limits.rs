@@ -2,7 +2,8 @@
 //! bytes (`getrandom`).
 //!
 //! Limits are per process, inherited by its children. Where Aspen enforces
-//! them: `RLIMIT_STACK` sizes the stack of the next `execve`.
+//! them: `RLIMIT_STACK` sizes the stack of the next `execve`;
+//! `RLIMIT_NOFILE` is the limit of the descriptor table.
 //! `RLIMIT_MEMLOCK` binds
 //! only callers without `CAP_IPC_LOCK`, as in Linux; every process is root
 //! (has every capability) until credentials exist, so none is bound yet.
@@ -34,6 +35,10 @@ pub(super) fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResul
         limits.set(resource, new, true)?;
     }
     drop(limits);
+    if let Some(new) = new.filter(|_| resource == Resource::Nofile) {
+        // Within nr_open, which `set` checked.
+        target.with_files(|files| files.set_limit(new.cur as usize))?;
+    }
     if old != 0 {
         copy_out_at(old, &previous.to_bytes())?;
     }

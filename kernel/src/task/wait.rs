@@ -33,10 +33,7 @@ impl WaitQueue {
     /// Blocks the running task until it is woken (by this queue or any
     /// other reason) or, with a deadline in counter ticks, until then.
     pub fn wait(&self, deadline: Option<u64>) {
-        let task = sched::current();
-        self.waiters.lock().push_back(task.clone());
-        sched::block(deadline);
-        self.waiters.lock().retain(|waiter| !Arc::ptr_eq(waiter, &task));
+        wait_any(&[self], deadline);
     }
 
     /// Wakes every waiting task.
@@ -45,5 +42,19 @@ impl WaitQueue {
         for task in waiters {
             sched::wake(&task);
         }
+    }
+}
+
+/// Blocks the running task until any of `queues` wakes it (or any other
+/// reason does) or, with a deadline in counter ticks, until then: `poll`
+/// waits on every pipe it watches at once.
+pub fn wait_any(queues: &[&WaitQueue], deadline: Option<u64>) {
+    let task = sched::current();
+    for queue in queues {
+        queue.waiters.lock().push_back(task.clone());
+    }
+    sched::block(deadline);
+    for queue in queues {
+        queue.waiters.lock().retain(|waiter| !Arc::ptr_eq(waiter, &task));
     }
 }

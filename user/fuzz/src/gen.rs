@@ -8,7 +8,10 @@
 //! - long sleeps: nanosleep only gets a request the fuzzer wrote (at most
 //!   100 µs, or invalid) or a pointer that can never be mapped;
 //! - reads that block: the child closes its console descriptors first and
-//!   never opens /dev/console;
+//!   never opens /dev/console; every pipe it makes is `O_NONBLOCK`, and
+//!   `fcntl(F_SETFL)` never clears that;
+//! - polls that block: ppoll and pselect6 always get a timeout the fuzzer
+//!   wrote (at most 100 µs, or invalid) or one it cannot read;
 //! - anything that changes files: openat gets O_RDONLY without O_CREAT,
 //!   O_TRUNC or O_TMPFILE (so no tmpfs pages outlive a child, and the
 //!   program's own files stay intact);
@@ -213,6 +216,9 @@ pub const EXEC_MARKER: &CStr = c"fuzz-exec-marker";
 /// Bytes of the argument buffer (see [`crate::child`]): its layout.
 pub const ARG_TIMESPEC: u64 = 0;
 pub const ARG_MARKER: u64 = 0x40;
+pub const ARG_SIGPAIR: u64 = 0x200;
+pub const ARG_POLL: u64 = 0x400;
+const ARG_POLL_MAX: u64 = 32;
 pub const ARG_IOV: u64 = 0x800;
 const ARG_IOV_MAX: u64 = 64;
 pub const ARG_PATH: u64 = PAGE;
@@ -254,6 +260,11 @@ enum Op {
     Mlockall,
     Munlockall,
     Madvise,
+    Pipe2,
+    Dup,
+    Fcntl,
+    Ppoll,
+    Pselect,
     Random,
     Touch,
 }
@@ -288,6 +299,11 @@ const OPS: &[(Op, u32)] = &[
     (Op::Mlockall, 8),
     (Op::Munlockall, 5),
     (Op::Madvise, 45),
+    (Op::Pipe2, 10),
+    (Op::Dup, 15),
+    (Op::Fcntl, 20),
+    (Op::Ppoll, 10),
+    (Op::Pselect, 10),
     (Op::Random, 50),
     (Op::Touch, 60),
 ];
@@ -417,6 +433,20 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
             }
             call(Sysno::Madvise, [start, length, advice, r, 0, 0])
         }
+        Op::Pipe2 => {
+            let any = rng.next();
+            let extra = rng.pick(&[0, O_CLOEXEC, O_DIRECT, 0o2000, any]);
+            call(Sysno::Pipe2, [addr(rng, env), O_NONBLOCK | extra, r, 0, 0, 0])
+        }
+        Op::Dup if rng.chance(1, 3) => call(Sysno::Dup, [fd(rng, env), r, 0, 0, 0, 0]),
+        Op::Dup => {
+            let any = rng.next();
+            let flags = rng.pick(&[0, O_CLOEXEC, O_NONBLOCK, any]);
+            call(Sysno::Dup3, [fd(rng, env), fd(rng, env), flags, r, 0, 0])
+        }
+        Op::Fcntl => fcntl(rng, env),
+        Op::Ppoll => ppoll(rng, env),
+        Op::Pselect => pselect(rng, env),
         Op::Random => random_call(rng, env),
         Op::Touch => touch(rng, env),
     }
@@ -460,6 +490,12 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Munlockall, Op::Munlockall),
         (Sysno::Madvise, Op::Madvise),
         (Sysno::Wait4, Op::Wait4),
+        (Sysno::Pipe2, Op::Pipe2),
+        (Sysno::Dup, Op::Dup),
+        (Sysno::Dup3, Op::Dup),
+        (Sysno::Fcntl, Op::Fcntl),
+        (Sysno::Ppoll, Op::Ppoll),
+        (Sysno::Pselect6, Op::Pselect),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);
@@ -819,6 +855,88 @@ fn nanosleep(rng: &mut Rng, env: &Env) -> Call {
         bad_pointer(rng)
     };
     call(Sysno::Nanosleep, [request, addr(rng, env), rng.next(), 0, 0, 0])
+}
+
+/// `O_NONBLOCK`, `O_CLOEXEC` and `O_DIRECT` (arm64).
+const O_NONBLOCK: u64 = 0o4000;
+const O_CLOEXEC: u64 = 0o2000000;
+const O_DIRECT: u64 = 0o200000;
+
+/// fcntl with a known or unknown command; `F_SETFL` keeps `O_NONBLOCK`
+/// (no pipe may start blocking).
+fn fcntl(rng: &mut Rng, env: &Env) -> Call {
+    const F_SETFL: u64 = 4;
+    let any = rng.next();
+    let cmd = rng.pick(&[0, 1, 2, 3, F_SETFL, F_SETFL, 1030, 5, 1031, 0x1_0000_0003, any]);
+    // The kernel takes the command's low 32 bits.
+    let arg = match cmd & 0xffff_ffff {
+        F_SETFL => O_NONBLOCK | rng.pick(&[0, 0o2000, O_DIRECT, 0o20000, 0o1000000, 2, any]),
+        _ => rng.pick(INTS),
+    };
+    call(Sysno::Fcntl, [fd(rng, env), cmd, arg, 0, 0, 0])
+}
+
+/// ppoll of entries the fuzzer wrote (descriptors from [`fd`], random
+/// events) or of any address, always with a timeout the fuzzer wrote (at
+/// most 100 µs, or invalid) or cannot read.
+fn ppoll(rng: &mut Rng, env: &Env) -> Call {
+    let (fds, nfds) = if rng.chance(2, 3) {
+        let n = rng.below(ARG_POLL_MAX + 1);
+        for i in 0..n {
+            let events = rng.next() & 0xffff;
+            put_u64(env, ARG_POLL + 8 * i, (fd(rng, env) & 0xffff_ffff) | (events << 32));
+        }
+        (env.argbuf + ARG_POLL, n)
+    } else {
+        (addr(rng, env), rng.pick(&[0, 1, 2, 1024, 1025, 0xffff_ffff, u64::MAX]))
+    };
+    let timeout = poll_timeout(rng, env);
+    let (mask, size) = if rng.chance(1, 2) { (0, 0) } else { (addr(rng, env), rng.pick(&[8, 4, 16, 0])) };
+    call(Sysno::Ppoll, [fds, nfds, timeout, mask, size, 0])
+}
+
+/// A timeout for ppoll or pselect6 that never waits long: at most 100 µs,
+/// invalid, or unreadable.
+fn poll_timeout(rng: &mut Rng, env: &Env) -> u64 {
+    if rng.chance(5, 6) {
+        let nsec = if rng.chance(4, 5) { rng.below(100_001) } else { 1_000_000_000 };
+        put_u64(env, ARG_TIMESPEC, 0);
+        put_u64(env, ARG_TIMESPEC + 8, nsec);
+        env.argbuf + ARG_TIMESPEC
+    } else {
+        bad_pointer(rng)
+    }
+}
+
+/// pselect6 of sets the fuzzer wrote (random bits) or of any addresses,
+/// with a short timeout and sometimes a mask pair.
+fn pselect(rng: &mut Rng, env: &Env) -> Call {
+    let n = rng.pick(&[0, 1, 3, 10, 64, 65, 1024, 1025, u64::MAX, 0x7fff_ffff]);
+    let mut set = || {
+        if rng.chance(1, 3) {
+            return 0;
+        }
+        if rng.chance(1, 3) {
+            return addr(rng, env);
+        }
+        // Three 128-byte sets side by side in the poll area.
+        let offset = ARG_POLL + 128 * rng.below(2);
+        for word in 0..16 {
+            let bits = if rng.chance(1, 2) { rng.below(1 << 10) } else { rng.next() };
+            put_u64(env, offset + 8 * word, bits);
+        }
+        env.argbuf + offset
+    };
+    let sets = [set(), set(), set()];
+    let timeout = poll_timeout(rng, env);
+    let sig = if rng.chance(1, 2) {
+        0
+    } else {
+        put_u64(env, ARG_SIGPAIR, addr(rng, env));
+        put_u64(env, ARG_SIGPAIR + 8, rng.pick(&[8, 4, 0]));
+        env.argbuf + ARG_SIGPAIR
+    };
+    call(Sysno::Pselect6, [n, sets[0], sets[1], sets[2], timeout, sig])
 }
 
 fn mmap(rng: &mut Rng, env: &Env) -> Call {

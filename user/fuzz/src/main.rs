@@ -13,7 +13,8 @@
 //! read or write moved the file offset by exactly its result, and exits 0. The
 //! parent only forks, waits and prints. A child may die of SIGSEGV, SIGBUS,
 //! SIGILL or SIGTRAP (it may have unmapped its own stack or code; on Linux
-//! also SIGKILL, the OOM killer); any other end (an exit code but 0,
+//! also SIGKILL, the OOM killer), or of SIGPIPE (it may write to a pipe whose
+//! read end it closed); any other end (an exit code but 0,
 //! another signal, no end within `--timeout`, default 120 s) fails the run,
 //! and the parent prints the child's last calls from a shared log ([`ring`])
 //! and the command line that repeats the batch. Runs until the children
@@ -56,7 +57,7 @@ mod script;
 use core::ffi::CStr;
 
 use aspen_sys::mem::PAGE_SIZE;
-use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, WNOHANG};
+use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGPIPE, SIGSEGV, SIGTRAP, WNOHANG};
 use aspen_sys::{fs, println, time, Args, Errno};
 
 use ring::Ring;
@@ -311,7 +312,7 @@ impl End {
         match self {
             End::Status(s) => {
                 s.success()
-                    || matches!(s.signal(), Some(SIGSEGV | SIGBUS | SIGILL | SIGTRAP))
+                    || matches!(s.signal(), Some(SIGSEGV | SIGBUS | SIGILL | SIGTRAP | SIGPIPE))
                     // Linux's OOM killer (a child may lock or populate a lot).
                     || (linux && s.signal() == Some(SIGKILL))
             }

@@ -21,6 +21,8 @@ pub const SIGKILL: i32 = Signal::Kill as i32;
 pub const SIGBUS: i32 = Signal::Bus as i32;
 /// `SIGSEGV`: an access outside a mapping or against its protection.
 pub const SIGSEGV: i32 = Signal::Segv as i32;
+/// `SIGPIPE`: a write to a pipe without reader.
+pub const SIGPIPE: i32 = Signal::Pipe as i32;
 /// `SIGCHLD`: a child ended; also the exit signal `fork` asks for.
 pub const SIGCHLD: i32 = Signal::Chld as i32;
 

@@ -20,6 +20,8 @@
 //! an unknown test name). `usertests --child-exit N` only exits with N: the tests
 //! execve the program itself that way. `usertests --child-argv ...` (a test
 //! script's interpreter) exits 0 when its argv equals its environment.
+//! `usertests --child-fds A B ...` exits with bit i set when descriptor
+//! argument i is open (close-on-exec tests).
 #![no_std]
 #![no_main]
 
@@ -52,6 +54,10 @@ fn main(args: Args) -> i32 {
     }
     if args.get(1) == Some(tests::script::CHILD_ARGV) {
         return argv_matches_env(&args);
+    }
+    if args.get(1) == Some(tests::pipes::CHILD_FDS) {
+        let fds = args.iter().skip(2).map(|a| a.to_str().ok().and_then(|a| a.parse().ok()).unwrap_or(-1));
+        return tests::pipes::open_fds_mask(fds);
     }
     let finish = args.iter().skip(1).any(|a| a.to_bytes() == b"--finish");
     let names = || args.iter().skip(1).filter(|a| !a.to_bytes().starts_with(b"--"));

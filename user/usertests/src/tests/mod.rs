@@ -36,6 +36,7 @@ pub mod file;
 pub mod forkbomb;
 pub mod madvise;
 pub mod partial;
+pub mod pipes;
 pub mod process;
 pub mod programs;
 pub mod protect;
@@ -92,6 +93,16 @@ pub const TESTS: &[Test] = &[
     child("fork_exec_wait", process::fork_exec_wait),
     child("exec_scripts", script::interpreters),
     child("exec_malformed_elf", elf::malformed),
+    child("pipe_round_trip", pipes::round_trip),
+    child("pipe_sigpipe", pipes::sigpipe),
+    child("pipe_nonblocking", pipes::nonblocking),
+    child("pipe_blocking_read_woken", pipes::blocking_read_woken),
+    child("pipe_atomic_writes", pipes::atomic_writes),
+    child("fd_dup_fcntl", pipes::dup_fcntl),
+    child("fd_cloexec_exec", pipes::cloexec_exec),
+    child("ppoll_pipes", pipes::ppoll_pipes),
+    child("pselect_pipes", pipes::pselect_pipes),
+    child("pipe_memory_back", pipes::memory_back),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // The real programs (user/libc, user/std), each exec'd from /bin.

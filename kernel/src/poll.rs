@@ -1,0 +1,106 @@
+//! `ppoll` and `pselect6`: which of a set of descriptors are ready,
+//! waiting until one is, the deadline passes or the thread is interrupted
+//! (Linux's fs/select.c).
+//!
+//! What each kind of description is ready for: the console is writable
+//! always and readable while input is pending; regular files and `/proc`
+//! files are always readable and writable (Linux's `DEFAULT_POLLMASK`);
+//! pipes as [`crate::pipe`] says. A wait sleeps on the wait queues of the
+//! pipes it watches; the console has no input interrupt yet, so a wait
+//! that watches it also wakes every [`CONSOLE_POLL_MS`] to look again.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_abi::poll::{PollEvents, PollFd, SelectReady};
+use aspen_mm::errno::Errno;
+
+use crate::arch::timer;
+use crate::console;
+use crate::process::fd::{Description, OpenDescription};
+use crate::process::thread;
+use crate::task::wait::{self, WaitQueue};
+
+/// How often a wait watching the console looks at it again.
+pub const CONSOLE_POLL_MS: u64 = 10;
+
+/// The events `description` is ready for now.
+fn ready(description: &OpenDescription) -> PollEvents {
+    match &description.kind {
+        Description::Console if console::input_pending() => PollEvents::READABLE | PollEvents::WRITABLE,
+        Description::Console => PollEvents::WRITABLE,
+        Description::File(_) | Description::Snapshot(_) => PollEvents::ALWAYS_READY,
+        Description::PipeRead(reader) => reader.poll(),
+        Description::PipeWrite(writer) => writer.poll(),
+    }
+}
+
+/// The queue that wakes a waiter when `description`'s readiness changes;
+/// `None` for what has no such queue.
+fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
+    match &description.kind {
+        Description::PipeRead(reader) => Some(reader.events()),
+        Description::PipeWrite(writer) => Some(writer.events()),
+        Description::Console | Description::File(_) | Description::Snapshot(_) => None,
+    }
+}
+
+/// `poll`: looks at `entries` until one reports an event, `deadline`
+/// (counter ticks; `None`: no deadline) passes, or the thread is
+/// interrupted. Returns each entry's `revents` and the number of entries
+/// with a nonzero one, or `EINTR` (with the `revents` of the last look).
+pub fn poll(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    watch(entries, deadline, |_, revents| usize::from(!revents.is_empty()))
+}
+
+/// `select`: as [`poll`], for entries whose events say which sets they are
+/// in ([`SelectReady::requested`]); ready means some set bit to report, and
+/// the count is of set bits.
+pub fn select(entries: &[PollFd], deadline: Option<u64>) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    watch(entries, deadline, |entry, revents| SelectReady::from_events(entry.events, revents).count())
+}
+
+/// Looks at `entries` until `score` (of an entry and its `revents`) sums
+/// to more than 0, the deadline passes or the thread is interrupted.
+fn watch(
+    entries: &[PollFd],
+    deadline: Option<u64>,
+    score: impl Fn(&PollFd, PollEvents) -> usize,
+) -> (Vec<PollEvents>, Result<usize, Errno>) {
+    let mut revents = alloc::vec![PollEvents::empty(); entries.len()];
+    loop {
+        // Descriptors are looked up at every look: another thread may close
+        // or replace one meanwhile, as in Linux.
+        let descriptions: Vec<Option<Arc<OpenDescription>>> = entries
+            .iter()
+            .map(|entry| {
+                let fd = u64::try_from(entry.fd).ok()?;
+                thread::with_current(|t| t.process.with_files(|f| f.get(fd).ok())).ok().flatten()
+            })
+            .collect();
+        let mut count = 0;
+        for ((entry, description), out) in entries.iter().zip(&descriptions).zip(&mut revents) {
+            *out = match description {
+                _ if entry.fd < 0 => PollEvents::empty(),
+                None => PollEvents::NVAL,
+                Some(description) => PollEvents::reported(ready(description), entry.events),
+            };
+            count += score(entry, *out);
+        }
+        let now = timer::ticks();
+        if count > 0 || deadline.is_some_and(|d| now >= d) {
+            return (revents, Ok(count));
+        }
+        if thread::with_current(|t| t.interrupted()) {
+            return (revents, Err(Errno::EINTR));
+        }
+        let watches_console = descriptions.iter().flatten().any(|d| matches!(d.kind, Description::Console));
+        let console_look = watches_console.then(|| now.saturating_add(timer::frequency() * CONSOLE_POLL_MS / 1000));
+        let wake_at = match (deadline, console_look) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let queues: Vec<&WaitQueue> = descriptions.iter().flatten().filter_map(|d| queue(d)).collect();
+        wait::wait_any(&queues, wake_at);
+    }
+}
