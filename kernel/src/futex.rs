@@ -28,7 +28,7 @@ static QUEUES: Mutex<BTreeMap<Key, VecDeque<Waiter>>> = Mutex::new(BTreeMap::new
 
 /// The key of the current process's word at `addr`.
 fn key_of(me: &Thread, addr: u64) -> Result<Key, Errno> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let space = me.process.space_identity().ok_or(Errno::EFAULT)?;
@@ -57,7 +57,8 @@ pub fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Res
             return Ok(());
         }
         if me.interrupted() {
-            return Err(Errno::EINTR);
+            // Restarted under SA_RESTART when untimed, as Linux.
+            return Err(if deadline.is_none() { aspen_abi::signal::Restart::Sys.errno() } else { Errno::EINTR });
         }
         if deadline.is_some_and(|d| timer::ticks() >= d) {
             return Err(Errno::ETIMEDOUT);
