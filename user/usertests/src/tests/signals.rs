@@ -495,3 +495,89 @@ pub fn frame_fault_kills(_: &Context) -> TestResult {
     ensure!(status.signal() == Some(SIGSEGV), "expected signal={SIGSEGV}, got {status}");
     Ok(())
 }
+
+/// The second thread's id, and the word the kernel clears when it ends.
+static THREAD_TID: AtomicI32 = AtomicI32::new(0);
+static THREAD_DONE: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn see_tid(_signo: i32) {
+    SEEN.store(signal::gettid() as u64, Ordering::SeqCst);
+    COUNT.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The second thread: yields until told to end, then ends alone (`exit`).
+extern "C" fn thread_body(_arg: usize) -> ! {
+    THREAD_TID.store(signal::gettid(), Ordering::SeqCst);
+    while THREAD_DONE.load(Ordering::SeqCst) == 0 {
+        let _ = process::sched_yield();
+    }
+    loop {
+        // SAFETY: ends this thread only; it touches no memory after.
+        unsafe { aspen_sys::raw::syscall1(aspen_sys::raw::Sysno::Exit.number(), 0) };
+    }
+}
+
+/// Starts a thread of this process running [`thread_body`] on `stack_top`;
+/// the kernel clears `*clear_tid` when it ends.
+fn start_thread(stack_top: usize, clear_tid: &AtomicI32) -> Result<i32, Errno> {
+    const FLAGS: usize = 0x100 | 0x200 | 0x400 | 0x800 | 0x1_0000 | 0x4_0000 | 0x10_0000 | 0x20_0000;
+    let ret: isize;
+    // SAFETY: the new thread runs on its own stack and calls `thread_body`
+    // (which never returns); the kernel preserves x9 and x10 in both.
+    unsafe {
+        asm!(
+            "svc #0",
+            "cbnz x0, 1f",
+            "mov x0, xzr",
+            "blr x9",
+            "1:",
+            in("x8") aspen_sys::raw::Sysno::Clone.number(),
+            inlateout("x0") FLAGS => ret,
+            in("x1") stack_top,
+            in("x2") clear_tid.as_ptr(),
+            in("x3") 0usize,
+            in("x4") clear_tid.as_ptr(),
+            in("x9") thread_body as extern "C" fn(usize) -> !,
+            clobber_abi("C"),
+        )
+    };
+    Errno::result(ret).map(|tid| tid as i32)
+}
+
+/// A signal sent to a process with two threads, the main one blocking it,
+/// runs its handler in the other; one sent to the main thread with tgkill
+/// waits for it.
+pub fn thread_group(_: &Context) -> TestResult {
+    reset();
+    signal::handle(SIGUSR1, see_tid, SaFlags::empty()).ctx("sigaction")?;
+    let stack = Region::anon(16, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
+    let clear_tid = AtomicI32::new(-1);
+    let tid = start_thread(stack.addr + 16 * P, &clear_tid).ctx("clone(CLONE_THREAD)")?;
+    signal::sigprocmask(signal::SIG_BLOCK, Some(signal::set_of(&[SIGUSR1]))).ctx("block")?;
+    let me = process::getpid();
+    signal::kill(me, SIGUSR1).ctx("kill")?;
+    let deadline = time::counter() + time::counter_frequency();
+    while count() == 0 && time::counter() < deadline {
+        process::sched_yield().ctx("sched_yield")?;
+    }
+    let seen = SEEN.load(Ordering::SeqCst) as i32;
+    let result = if count() != 1 {
+        Err(alloc::format!("the handler ran {} times", count()))
+    } else if seen != tid {
+        Err(alloc::format!("the handler ran in thread {seen}, not in {tid} (main {me})"))
+    } else {
+        signal::tgkill(me, me, SIGUSR1).ctx("tgkill")?;
+        let pending = signal::sigpending().ctx("sigpending")?;
+        if pending != signal::set_of(&[SIGUSR1]) || count() != 1 {
+            Err(alloc::format!("tgkill to the blocking main thread: pending {pending:?}, handler ran {}", count()))
+        } else {
+            Ok(())
+        }
+    };
+    THREAD_DONE.store(1, Ordering::SeqCst);
+    while clear_tid.load(Ordering::SeqCst) != 0 {
+        process::sched_yield().ctx("sched_yield")?;
+    }
+    ensure!(THREAD_TID.load(Ordering::SeqCst) == tid, "the thread's gettid {}", THREAD_TID.load(Ordering::SeqCst));
+    result
+}
