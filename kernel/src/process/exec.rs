@@ -77,6 +77,8 @@ pub struct LoadedImage {
     sp: u64,
     /// argv joined with NULs.
     pub cmdline: Vec<u8>,
+    /// The address of the `rt_sigreturn` trampoline page.
+    pub trampoline: u64,
 }
 
 impl LoadedImage {
@@ -238,12 +240,25 @@ fn load_elf(
     mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64).map_err(Errno::from)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
+    // Where handlers without SA_RESTORER return (Linux's vDSO sigtramp):
+    // one read-only page shared by every process, faulted in on first use.
+    let trampoline = mm
+        .mmap(
+            VirtAddr::new(0),
+            4096,
+            Prot::READ | Prot::EXEC,
+            MapFlags::PRIVATE,
+            Some(MappedFile::read_only(super::signal::trampoline())),
+            0,
+        )?
+        .as_u64();
+
     let mut cmdline = Vec::new();
     for arg in argv {
         cmdline.extend_from_slice(arg);
         cmdline.push(0);
     }
-    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline })
+    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline, trampoline })
 }
 
 /// `execve`: replaces the current process's program. On success the
@@ -259,7 +274,7 @@ pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();
-    me.process.replace_image(image.mm, image.cmdline);
+    me.process.replace_image(image.mm, image.cmdline, image.trampoline);
     ThreadPointers::default().make_current();
     FpState::new().make_current();
     Ok(())

@@ -98,6 +98,8 @@ pub struct Process {
     sid: AtomicU32,
     /// Whether it has called `execve` (`setpgid` on it is then `EACCES`).
     execed: AtomicBool,
+    /// Where its address space maps the `rt_sigreturn` trampoline.
+    trampoline: AtomicU64,
 }
 
 /// How the threads of a process are to end.
@@ -291,9 +293,10 @@ impl Process {
     /// own without the close-on-exec ones, a `vfork` parent let go.
     /// Handlers go back to the default (ignored signals stay ignored; the
     /// mask and pending signals stay), the alternate stack goes.
-    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
+    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>, trampoline: u64) {
         *self.cmdline.lock() = cmdline;
         self.execed.store(true, Ordering::Relaxed);
+        self.trampoline.store(trampoline, Ordering::Relaxed);
         {
             let mut actions = self.actions.lock();
             if Arc::strong_count(&actions) > 1 {
@@ -435,6 +438,7 @@ struct ProcessParts {
     /// Process group and session.
     pgid: Pid,
     sid: Pid,
+    trampoline: u64,
 }
 
 /// Makes a process with one thread running `task`; the caller makes the
@@ -463,6 +467,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         pgid: AtomicU32::new(parts.pgid),
         sid: AtomicU32::new(parts.sid),
         execed: AtomicBool::new(false),
+        trampoline: AtomicU64::new(parts.trampoline),
     });
     let thread = add_thread(&process, task);
     if let Some(parent) = parts.parent {
@@ -505,6 +510,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         actions: Actions::new(),
         pgid: INIT_PID,
         sid: INIT_PID,
+        trampoline: image.trampoline,
     };
     let thread = new_process(parts, task);
     start(&thread);
@@ -567,6 +573,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             actions,
             pgid: process.pgid(),
             sid: process.sid(),
+            trampoline: process.trampoline.load(Ordering::Relaxed),
         };
         new_process(parts, task)
     };

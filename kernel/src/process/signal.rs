@@ -30,12 +30,14 @@ use aspen_abi::signal::{
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::WaitStatus;
 use aspen_mm::errno::Errno;
+use aspen_mm::object::FileObject;
 use spin::Mutex;
 
 use super::thread::{self, Thread};
 use super::{Process, PROCESSES};
 use crate::arch::context::FpState;
 use crate::arch::exception::TrapFrame;
+use crate::memory::user_env::KernelMm;
 use crate::task::{sched, Pid};
 
 /// `work` bit: a signal may be deliverable.
@@ -294,6 +296,26 @@ impl Thread {
     }
 }
 
+/// `mov x8, #139` (`__NR_rt_sigreturn`); `svc #0`.
+const TRAMPOLINE_CODE: [u32; 2] = [0xd280_1168, 0xd400_0001];
+
+/// The page every address space maps read-only and executable for
+/// handlers to return through when they have no `SA_RESTORER`: one
+/// anonymous object, made at the first exec.
+pub fn trampoline() -> Arc<FileObject<'static, KernelMm>> {
+    static PAGE: spin::Once<Arc<FileObject<'static, KernelMm>>> = spin::Once::new();
+    PAGE.call_once(|| {
+        let object = FileObject::anonymous(crate::memory::user_env::get(), 4096);
+        let code: Vec<u8> = TRAMPOLINE_CODE.iter().flat_map(|w| w.to_le_bytes()).collect();
+        // An anonymous object's first page is always writable: only a
+        // frame shortage at boot could refuse it, and then the page stays
+        // zero (a handler's return faults, SIGSEGV).
+        let _ = object.write(0, &code);
+        object
+    })
+    .clone()
+}
+
 /// The current thread.
 fn me() -> Arc<Thread> {
     thread::current().expect("signals of a kernel thread")
@@ -445,10 +467,14 @@ fn setup_frame(me: &Thread, frame: &mut TrapFrame, signo: SigNo, info: &SigInfo,
     }
     frame.sp_el0 = layout.frame;
     frame.x[29] = layout.record;
-    // Without SA_RESTORER (every arm64 C library passes one) there is no
-    // vDSO trampoline to return through: x30 is 0, so a handler that
-    // returns faults at address 0 (SIGSEGV) instead of resuming.
-    frame.x[30] = if action.flags.contains(SaFlags::RESTORER) { action.restorer } else { 0 };
+    // Without SA_RESTORER (glibc passes none on arm64), the handler
+    // returns to the trampoline page every address space maps, as Linux's
+    // vDSO sigtramp.
+    frame.x[30] = if action.flags.contains(SaFlags::RESTORER) {
+        action.restorer
+    } else {
+        me.process.trampoline.load(Ordering::Relaxed)
+    };
     frame.elr = action.handler;
     // BTYPE cleared, as Linux's setup_return.
     frame.spsr &= !(0b11 << 10);
