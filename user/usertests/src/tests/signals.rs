@@ -581,3 +581,27 @@ pub fn thread_group(_: &Context) -> TestResult {
     ensure!(THREAD_TID.load(Ordering::SeqCst) == tid, "the thread's gettid {}", THREAD_TID.load(Ordering::SeqCst));
     result
 }
+
+/// A handler installed without SA_RESTORER (as glibc installs them on
+/// arm64) returns through the kernel's trampoline (Linux: the vDSO's).
+pub fn no_restorer(_: &Context) -> TestResult {
+    reset();
+    let action =
+        signal::SigAction { handler: counter as extern "C" fn(i32) as usize as u64, ..signal::SigAction::DEFAULT };
+    let bytes = action.to_bytes();
+    // SAFETY: a 32-byte struct sigaction in, no old action out.
+    let ret = unsafe {
+        aspen_sys::raw::syscall4(
+            aspen_sys::raw::Sysno::RtSigaction.number(),
+            SIGUSR2 as usize,
+            bytes.as_ptr() as usize,
+            0,
+            8,
+        )
+    };
+    Errno::result(ret).ctx("rt_sigaction without SA_RESTORER")?;
+    signal::kill(process::getpid(), SIGUSR2).ctx("kill")?;
+    signal::kill(process::getpid(), SIGUSR2).ctx("kill")?;
+    ensure!(count() == 2, "the handler ran {} times", count());
+    Ok(())
+}
