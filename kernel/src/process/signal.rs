@@ -631,7 +631,10 @@ pub fn kill(pid: i32, sig: u64) -> Result<(), Errno> {
     let me = thread::with_current(|t| t.process.clone());
     let info = |signo| SigInfo::from_process(signo, aspen_abi::signal::SI_USER, me.pid);
     let targets: Vec<Arc<Process>> = match pid {
-        p if p > 0 => alloc::vec![Process::get(p as Pid).ok_or(Errno::ESRCH)?],
+        // A thread's id names its process, as Linux.
+        p if p > 0 => alloc::vec![Process::get(p as Pid)
+            .or_else(|| find_thread(p as Pid).map(|t| t.process.clone()))
+            .ok_or(Errno::ESRCH)?],
         i32::MIN => return Err(Errno::ESRCH),
         -1 => super::Process::all().into_iter().filter(|p| p.pid > 1 && p.pid != me.pid).collect(),
         p => {
