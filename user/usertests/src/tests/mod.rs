@@ -107,6 +107,7 @@ pub const TESTS: &[Test] = &[
     child("signal_frame_fault_kills", signals::frame_fault_kills),
     child("signal_thread_group", signals::thread_group),
     child("signal_no_restorer", signals::no_restorer),
+    child("signal_nanosleep_eintr", signals::nanosleep_eintr),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // Last: after every other test process is gone.

@@ -605,3 +605,29 @@ pub fn no_restorer(_: &Context) -> TestResult {
     ensure!(count() == 2, "the handler ran {} times", count());
     Ok(())
 }
+
+/// nanosleep interrupted by a handler fails with EINTR and writes the time
+/// left, SA_RESTART or not.
+pub fn nanosleep_eintr(_: &Context) -> TestResult {
+    reset();
+    signal::handle(SIGUSR1, counter, SaFlags::RESTART).ctx("sigaction")?;
+    let pid = spawn(|| {
+        time::sleep_ms(30).ctx("nanosleep")?;
+        signal::kill(process::getppid(), SIGUSR1).ctx("kill(parent)")
+    })?;
+    let request = Timespec { tv_sec: 5, tv_nsec: 0 };
+    let mut left = Timespec::default();
+    // SAFETY: the kernel reads `request` and may write `left`.
+    let ret = unsafe {
+        aspen_sys::raw::syscall2(
+            aspen_sys::raw::Sysno::Nanosleep.number(),
+            &request as *const Timespec as usize,
+            &mut left as *mut Timespec as usize,
+        )
+    };
+    join(pid, "child")?;
+    expect_errno("nanosleep interrupted", Errno::result(ret), Errno::EINTR)?;
+    ensure!(count() == 1, "the handler ran {} times", count());
+    ensure!(left.tv_sec >= 3 && left.tv_sec < 5, "time left {left:?} of 5 s after about 30 ms");
+    Ok(())
+}
