@@ -142,13 +142,16 @@ pub fn handle(frame: &mut TrapFrame) {
     };
     frame.x[0] = match result {
         Ok(value) => value,
-        Err(e) => e.as_neg() as u64,
+        Err(e) => {
+            // An interrupted call: the way back to user space restarts it
+            // or fails it with EINTR, and needs the x0 it started with.
+            // (rt_sigreturn, whose x0 is whatever it restored, never fails.)
+            if Restart::from_result(e.as_neg() as u64).is_some() {
+                thread::with_current(|t| t.note_restart(a0));
+            }
+            e.as_neg() as u64
+        }
     };
-    // An interrupted call: the way back to user space restarts it or
-    // fails it with EINTR, and needs the x0 it started with.
-    if call != Sysno::RtSigreturn && Restart::from_result(frame.x[0]).is_some() {
-        thread::with_current(|t| t.note_restart(a0));
-    }
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
         log::info!(
             "pid {}: {}({:#x}, {:#x}, {:#x}, {:#x}) = {:#x}",

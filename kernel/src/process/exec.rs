@@ -30,6 +30,9 @@ use crate::memory::user_env::{self, KernelMm};
 const STACK_TOP: u64 = aspen_abi::USER_ADDR_END - aspen_abi::PAGE_SIZE;
 /// Stack reserved for a program (faulted in as it is used).
 const STACK_SIZE: u64 = 8 << 20;
+/// Where the signal-return trampoline page goes when free: a guard page
+/// below the stack, above the mmap base (so no mmap search walks past it).
+pub const TRAMPOLINE_HINT: u64 = STACK_TOP - STACK_SIZE - 2 * aspen_abi::PAGE_SIZE;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
 
@@ -77,8 +80,6 @@ pub struct LoadedImage {
     sp: u64,
     /// argv joined with NULs.
     pub cmdline: Vec<u8>,
-    /// The address of the `rt_sigreturn` trampoline page.
-    pub trampoline: u64,
 }
 
 impl LoadedImage {
@@ -240,25 +241,12 @@ fn load_elf(
     mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64).map_err(Errno::from)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
-    // Where handlers without SA_RESTORER return (Linux's vDSO sigtramp):
-    // one read-only page shared by every process, faulted in on first use.
-    let trampoline = mm
-        .mmap(
-            VirtAddr::new(0),
-            4096,
-            Prot::READ | Prot::EXEC,
-            MapFlags::PRIVATE,
-            Some(MappedFile::read_only(super::signal::trampoline())),
-            0,
-        )?
-        .as_u64();
-
     let mut cmdline = Vec::new();
     for arg in argv {
         cmdline.extend_from_slice(arg);
         cmdline.push(0);
     }
-    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline, trampoline })
+    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline })
 }
 
 /// `execve`: replaces the current process's program. On success the
@@ -274,7 +262,7 @@ pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();
-    me.process.replace_image(image.mm, image.cmdline, image.trampoline);
+    me.process.replace_image(image.mm, image.cmdline);
     ThreadPointers::default().make_current();
     FpState::new().make_current();
     Ok(())

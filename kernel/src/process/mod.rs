@@ -98,7 +98,8 @@ pub struct Process {
     sid: AtomicU32,
     /// Whether it has called `execve` (`setpgid` on it is then `EACCES`).
     execed: AtomicBool,
-    /// Where its address space maps the `rt_sigreturn` trampoline.
+    /// Where its address space maps the `rt_sigreturn` trampoline (0: not
+    /// yet; mapped when a handler without `SA_RESTORER` is installed).
     trampoline: AtomicU64,
 }
 
@@ -293,10 +294,10 @@ impl Process {
     /// own without the close-on-exec ones, a `vfork` parent let go.
     /// Handlers go back to the default (ignored signals stay ignored; the
     /// mask and pending signals stay), the alternate stack goes.
-    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>, trampoline: u64) {
+    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
         *self.cmdline.lock() = cmdline;
         self.execed.store(true, Ordering::Relaxed);
-        self.trampoline.store(trampoline, Ordering::Relaxed);
+        self.trampoline.store(0, Ordering::Relaxed);
         {
             let mut actions = self.actions.lock();
             if Arc::strong_count(&actions) > 1 {
@@ -510,7 +511,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         actions: Actions::new(),
         pgid: INIT_PID,
         sid: INIT_PID,
-        trampoline: image.trampoline,
+        trampoline: 0,
     };
     let thread = new_process(parts, task);
     start(&thread);

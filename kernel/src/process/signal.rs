@@ -22,15 +22,18 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::signal::frame::{self, FrameExtras, FrameLayout, SavedState};
 use aspen_abi::signal::{
     AltStack, DefaultAction, MaskHow, Restart, SaFlags, SigAction, SigInfo, SigNo, SigSet, Signal, StackT, NSIG,
-    SIG_DFL, SIG_IGN, SI_KERNEL,
+    SIG_IGN, SI_KERNEL,
 };
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::WaitStatus;
+use aspen_mm::aspace::MappedFile;
 use aspen_mm::errno::Errno;
 use aspen_mm::object::FileObject;
+use aspen_mm::VirtAddr;
 use spin::Mutex;
 
 use super::thread::{self, Thread};
@@ -50,17 +53,21 @@ pub(super) const WORK_RESTART: u32 = 4;
 /// Most real-time signals queued in one pending set (beyond: `EAGAIN`).
 const MAX_QUEUED: usize = 1024;
 
-/// The action of every signal.
+/// The action of every signal: a table shared copy-on-write, so that a
+/// fork copies a pointer, not the table, until one side changes an action.
 #[derive(Clone)]
-pub struct Actions([SigAction; NSIG as usize]);
+pub struct Actions(Arc<[SigAction; NSIG as usize]>);
 
 /// Actions shared by the threads of a process and `CLONE_SIGHAND` ones.
 pub type SharedActions = Arc<Mutex<Actions>>;
 
+/// `SIG_IGN` with nothing else: what `execve` leaves of an ignored signal.
+const IGNORE: SigAction = SigAction { handler: SIG_IGN, ..SigAction::DEFAULT };
+
 impl Actions {
     /// Every signal with its default action.
     pub fn new() -> SharedActions {
-        Arc::new(Mutex::new(Actions([SigAction::DEFAULT; NSIG as usize])))
+        Arc::new(Mutex::new(Actions(Arc::new([SigAction::DEFAULT; NSIG as usize]))))
     }
 
     /// The action of `signo`.
@@ -69,15 +76,18 @@ impl Actions {
     }
 
     fn set(&mut self, signo: SigNo, action: SigAction) {
-        self.0[signo.number() as usize - 1] = action;
+        Arc::make_mut(&mut self.0)[signo.number() as usize - 1] = action;
     }
 
     /// What `execve` and `CLONE_CLEAR_SIGHAND` leave: handlers back to the
     /// default, ignored signals still ignored, no flags or masks.
     pub fn reset_handlers(&mut self) {
-        for action in &mut self.0 {
-            let handler = if action.handler == SIG_IGN { SIG_IGN } else { SIG_DFL };
-            *action = SigAction { handler, ..SigAction::DEFAULT };
+        let reset = |action: &SigAction| if action.handler == SIG_IGN { IGNORE } else { SigAction::DEFAULT };
+        if self.0.iter().all(|action| reset(action) == *action) {
+            return;
+        }
+        for action in Arc::make_mut(&mut self.0).iter_mut() {
+            *action = reset(action);
         }
     }
 }
@@ -205,16 +215,16 @@ impl Process {
             self.kill_group(WaitStatus::killed_by(signo));
             return Ok(());
         }
-        let threads: Vec<Arc<Thread>> = self.threads.lock().values().cloned().collect();
-        let Some(main) = threads.first() else { return Ok(()) };
-        if !self.prepare(signo, main) {
+        let Some(main) = self.threads.lock().values().next().cloned() else { return Ok(()) };
+        if !self.prepare(signo, &main) {
             return Ok(());
         }
         self.pending.lock().add(signo, info)?;
-        let target = threads
-            .iter()
-            .find(|t| t.tid() == self.pid && !t.signal_mask().contains(signo))
-            .or_else(|| threads.iter().find(|t| !t.signal_mask().contains(signo)));
+        let target = if !main.signal_mask().contains(signo) {
+            Some(main)
+        } else {
+            self.threads.lock().values().find(|t| !t.signal_mask().contains(signo)).cloned()
+        };
         if let Some(target) = target {
             target.recalc_signals();
             target.interrupt();
@@ -299,10 +309,10 @@ impl Thread {
 /// `mov x8, #139` (`__NR_rt_sigreturn`); `svc #0`.
 const TRAMPOLINE_CODE: [u32; 2] = [0xd280_1168, 0xd400_0001];
 
-/// The page every address space maps read-only and executable for
-/// handlers to return through when they have no `SA_RESTORER`: one
-/// anonymous object, made at the first exec.
-pub fn trampoline() -> Arc<FileObject<'static, KernelMm>> {
+/// The page an address space maps read-only and executable for handlers
+/// to return through when they have no `SA_RESTORER`: one anonymous
+/// object, made when first needed.
+fn trampoline_page() -> Arc<FileObject<'static, KernelMm>> {
     static PAGE: spin::Once<Arc<FileObject<'static, KernelMm>>> = spin::Once::new();
     PAGE.call_once(|| {
         let object = FileObject::anonymous(crate::memory::user_env::get(), 4096);
@@ -314,6 +324,26 @@ pub fn trampoline() -> Arc<FileObject<'static, KernelMm>> {
         object
     })
     .clone()
+}
+
+impl Process {
+    /// The address of the trampoline page in its address space, mapped
+    /// there first if need be (Linux's vDSO has it from exec on; mapping it
+    /// on demand costs processes that never need it nothing).
+    fn trampoline(&self) -> Result<u64, Errno> {
+        let mapped = self.trampoline.load(Ordering::Relaxed);
+        if mapped != 0 {
+            return Ok(mapped);
+        }
+        let object = trampoline_page();
+        let addr = self.with_mm(|mm| {
+            let file = MappedFile::read_only(object);
+            let hint = VirtAddr::new(super::exec::TRAMPOLINE_HINT);
+            mm.mmap(hint, 4096, Prot::READ | Prot::EXEC, MapFlags::PRIVATE, Some(file), 0)
+        })??;
+        self.trampoline.store(addr.as_u64(), Ordering::Relaxed);
+        Ok(addr.as_u64())
+    }
 }
 
 /// The current thread.
@@ -345,6 +375,10 @@ fn dequeue(thread: &Thread, allowed: SigSet, blocked_too: bool) -> Option<(SigNo
 /// What the current thread does with its pending signals before it returns
 /// to user space through `frame`: end with its process, run default
 /// actions, set up handler frames, restart or fail an interrupted call.
+/// Out of line and cold: the check before it, on every return to user
+/// space, keeps a small stack frame.
+#[cold]
+#[inline(never)]
 pub fn deliver(frame: &mut TrapFrame) {
     let me = me();
     me.work.fetch_and(!(WORK_RESTART | WORK_ENDING), Ordering::Relaxed);
@@ -421,6 +455,14 @@ fn force_sigsegv(me: &Thread, signo: SigNo) {
 /// Writes the `rt_sigframe` for `signo`'s handler on the user stack (or
 /// the alternate one) and points `frame` at the handler.
 fn setup_frame(me: &Thread, frame: &mut TrapFrame, signo: SigNo, info: &SigInfo, action: &SigAction) -> Result<(), ()> {
+    // Without SA_RESTORER (glibc passes none on arm64), the handler returns
+    // to the trampoline page, as Linux's vDSO sigtramp; a process sharing
+    // the actions of the one that installed the handler maps its own.
+    let restorer = if action.flags.contains(SaFlags::RESTORER) {
+        action.restorer
+    } else {
+        me.process.trampoline().map_err(drop)?
+    };
     let mut sig = me.signals.lock();
     let sp = frame.sp_el0;
     let top = sig.altstack.frame_top(sp, action.flags);
@@ -467,14 +509,7 @@ fn setup_frame(me: &Thread, frame: &mut TrapFrame, signo: SigNo, info: &SigInfo,
     }
     frame.sp_el0 = layout.frame;
     frame.x[29] = layout.record;
-    // Without SA_RESTORER (glibc passes none on arm64), the handler
-    // returns to the trampoline page every address space maps, as Linux's
-    // vDSO sigtramp.
-    frame.x[30] = if action.flags.contains(SaFlags::RESTORER) {
-        action.restorer
-    } else {
-        me.process.trampoline.load(Ordering::Relaxed)
-    };
+    frame.x[30] = restorer;
     frame.elr = action.handler;
     // BTYPE cleared, as Linux's setup_return.
     frame.spsr &= !(0b11 << 10);
@@ -518,6 +553,9 @@ pub fn sigaction(signo: u64, new: Option<SigAction>) -> Result<SigAction, Errno>
         return Err(Errno::EINVAL);
     }
     let me = me();
+    if new.is_some_and(|new| new.is_handler() && !new.flags.contains(SaFlags::RESTORER)) {
+        me.process.trampoline()?;
+    }
     let actions = me.process.actions();
     let mut actions = actions.lock();
     let old = actions.get(signo);
