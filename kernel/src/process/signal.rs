@@ -285,7 +285,8 @@ impl Thread {
 
     /// A signal the thread itself raised by a fault (Linux's
     /// `force_sig_info`): if it blocks or ignores it, it is unblocked and
-    /// its action reset to the default, so the fault is never lost.
+    /// its action reset to the default, so the fault kills instead of
+    /// being lost or retried forever.
     pub fn force(&self, signo: SigNo, info: SigInfo, fault_address: u64) {
         let actions = self.process.actions();
         let mut actions = actions.lock();
@@ -293,9 +294,7 @@ impl Thread {
         let mut sig = self.signals.lock();
         if action.handler == SIG_IGN || sig.mask.contains(signo) {
             sig.mask = sig.mask.without(signo);
-            if action.handler == SIG_IGN {
-                actions.set(signo, SigAction::DEFAULT);
-            }
+            actions.set(signo, SigAction::DEFAULT);
         }
         sig.fault_address = fault_address;
         // A full real-time queue cannot refuse a standard signal.
