@@ -631,3 +631,22 @@ pub fn nanosleep_eintr(_: &Context) -> TestResult {
     ensure!(left.tv_sec >= 3 && left.tv_sec < 5, "time left {left:?} of 5 s after about 30 ms");
     Ok(())
 }
+
+/// A fault whose signal is blocked (with a handler) or ignored kills the
+/// process with it, as Linux's force_sig_info.
+pub fn blocked_fault_kills(_: &Context) -> TestResult {
+    for blocked in [true, false] {
+        let status = child_status(|| {
+            if blocked {
+                signal::handle(SIGSEGV, counter, SaFlags::empty()).ctx("sigaction")?;
+                signal::sigprocmask(signal::SIG_BLOCK, Some(signal::set_of(&[SIGSEGV]))).ctx("block")?;
+            } else {
+                signal::sigaction_raw(SIGSEGV, SIG_IGN, SaFlags::empty(), SigSet(0)).ctx("SIG_IGN")?;
+            }
+            crate::harness::probe_write(0, 1);
+            Err(alloc::format!("survived the fault; the handler ran {} times", count()))
+        })?;
+        ensure!(status.signal() == Some(SIGSEGV), "blocked {blocked}: expected signal={SIGSEGV}, got {status}");
+    }
+    Ok(())
+}
