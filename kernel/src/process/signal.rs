@@ -412,7 +412,16 @@ pub fn deliver(frame: &mut TrapFrame) {
             // Job control is not there yet: stop signals do nothing.
             DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => {}
             DefaultAction::Terminate | DefaultAction::CoreDump => {
-                log::info!("pid {} ({}): killed by {signo}", me.process.pid, super::name(&me.process));
+                let (pid, name) = (me.process.pid, super::name(&me.process));
+                if SigSet::SYNCHRONOUS.contains(signo) && info.code > 0 {
+                    let (addr, pc) = (info.fields[0], frame.elr);
+                    log::warn!(
+                        "pid {pid} ({name}): killed by {signo} (code {}, addr {addr:#x}, pc {pc:#x})",
+                        info.code
+                    );
+                } else {
+                    log::info!("pid {pid} ({name}): killed by {signo}");
+                }
                 me.process.kill_group(WaitStatus::killed_by(signo));
             }
         }
@@ -477,7 +486,7 @@ fn setup_frame(me: &Thread, frame: &mut TrapFrame, signo: SigNo, info: &SigInfo,
         vregs,
         sigmask: sig.saved_mask.unwrap_or(sig.mask),
     };
-    let is_fault = aspen_abi::signal::SigSet::SYNCHRONOUS.contains(signo) && info.code > 0;
+    let is_fault = SigSet::SYNCHRONOUS.contains(signo) && info.code > 0;
     let fault_address = if is_fault { core::mem::take(&mut sig.fault_address) } else { 0 };
     let extras = FrameExtras { fault_address, esr: None, stack: sig.altstack.report(sp) };
     let siginfo = action.flags.contains(SaFlags::SIGINFO).then_some(info);
