@@ -9,8 +9,8 @@ use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE as P};
 use aspen_sys::process::{self, Fork, SIGCHLD, SIGSEGV};
 use aspen_sys::signal::{
-    self, SaFlags, SigInfo, SigSet, StackT, CLD_EXITED, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN, SI_QUEUE, SI_TKILL,
-    SI_USER,
+    self, SaFlags, SigInfo, SigSet, StackT, CLD_EXITED, CLD_KILLED, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN,
+    SI_QUEUE, SI_TKILL, SI_USER,
 };
 use aspen_sys::time::{self, Timespec};
 use aspen_sys::Errno;
@@ -279,8 +279,9 @@ pub fn sigtimedwait(_: &Context) -> TestResult {
     Ok(())
 }
 
-/// SIGCHLD with CLD_EXITED, si_pid and si_status when a child exits; with
-/// SIGCHLD ignored, children are reaped at once (wait4: ECHILD).
+/// SIGCHLD with CLD_EXITED/CLD_KILLED, si_pid and si_status when a child
+/// ends; with SA_NOCLDWAIT or SIGCHLD ignored, children are reaped at once
+/// (wait4: ECHILD).
 pub fn sigchld(_: &Context) -> TestResult {
     reset();
     let chld = signal::set_of(&[SIGCHLD]);
@@ -297,6 +298,32 @@ pub fn sigchld(_: &Context) -> TestResult {
     ensure!(STATUS.load(Ordering::SeqCst) == 3, "si_status {}", STATUS.load(Ordering::SeqCst));
     let (_, status) = process::wait4(pid, 0).ctx("wait4")?;
     ensure!(status.exit_code() == Some(3), "status {status}");
+
+    reset();
+    let pid = match process::fork().ctx("fork")? {
+        Fork::Child => {
+            let _ = signal::kill(process::getpid(), SIGUSR1);
+            process::exit_group(5)
+        }
+        Fork::Parent(pid) => pid,
+    };
+    let e = signal::sigsuspend(SigSet(0));
+    ensure!(e == Errno::EINTR && count() == 1, "sigsuspend: {e}, handler ran {} times", count());
+    ensure!(CODE.load(Ordering::SeqCst) == CLD_KILLED, "si_code {} for a killed child", CODE.load(Ordering::SeqCst));
+    ensure!(STATUS.load(Ordering::SeqCst) == SIGUSR1, "si_status {}", STATUS.load(Ordering::SeqCst));
+    process::wait4(pid, 0).ctx("wait4")?;
+
+    // SA_NOCLDWAIT: the handler runs, and no zombie is left.
+    reset();
+    signal::handle_info(SIGCHLD, record, SaFlags::NOCLDWAIT).ctx("sigaction")?;
+    let pid = match process::fork().ctx("fork")? {
+        Fork::Child => process::exit_group(6),
+        Fork::Parent(pid) => pid,
+    };
+    let e = signal::sigsuspend(SigSet(0));
+    ensure!(e == Errno::EINTR && count() == 1, "SA_NOCLDWAIT: sigsuspend: {e}, handler ran {} times", count());
+    ensure!(PID.load(Ordering::SeqCst) == pid, "si_pid {} for {pid}", PID.load(Ordering::SeqCst));
+    expect_errno("wait4 with SA_NOCLDWAIT", process::wait4(pid, 0), Errno::ECHILD)?;
 
     signal::sigaction_raw(SIGCHLD, SIG_IGN, SaFlags::empty(), SigSet(0)).ctx("SIG_IGN")?;
     signal::sigprocmask(signal::SIG_UNBLOCK, Some(chld)).ctx("unblock")?;
