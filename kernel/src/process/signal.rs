@@ -101,12 +101,13 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Adds `info`'s signal; `EAGAIN` when the real-time queue is full.
+    /// Adds `info`'s signal; `EAGAIN` for a real-time one when the queue
+    /// is full (a standard signal always finds room: at most 31 more).
     fn add(&mut self, signo: SigNo, info: SigInfo) -> Result<(), Errno> {
         if self.set.contains(signo) && !signo.is_realtime() {
             return Ok(());
         }
-        if self.infos.len() >= MAX_QUEUED {
+        if signo.is_realtime() && self.infos.len() >= MAX_QUEUED {
             return Err(Errno::EAGAIN);
         }
         self.set = self.set.with(signo);
@@ -297,7 +298,7 @@ impl Thread {
             actions.set(signo, SigAction::DEFAULT);
         }
         sig.fault_address = fault_address;
-        // A full real-time queue cannot refuse a standard signal.
+        // Fault signals are standard ones, which always find room.
         let _ = sig.pending.add(signo, info);
         drop(sig);
         drop(actions);
