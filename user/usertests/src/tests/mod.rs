@@ -109,6 +109,7 @@ pub const TESTS: &[Test] = &[
     child("signal_no_restorer", signals::no_restorer),
     child("signal_nanosleep_eintr", signals::nanosleep_eintr),
     child("signal_blocked_fault_kills", signals::blocked_fault_kills),
+    child("signal_restart_futex", signals::restart_futex),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // Last: after every other test process is gone.

@@ -677,3 +677,41 @@ pub fn blocked_fault_kills(_: &Context) -> TestResult {
     }
     Ok(())
 }
+
+/// The futex word the handler changes.
+static FUTEX_WORD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn change_word(signo: i32) {
+    FUTEX_WORD.store(1, Ordering::SeqCst);
+    counter(signo);
+}
+
+/// An untimed FUTEX_WAIT interrupted by a handler: restarted with
+/// SA_RESTART (and then the word the handler changed gives EAGAIN), EINTR
+/// without.
+pub fn restart_futex(_: &Context) -> TestResult {
+    for (flags, want) in [(SaFlags::RESTART, Errno::EAGAIN), (SaFlags::empty(), Errno::EINTR)] {
+        reset();
+        FUTEX_WORD.store(0, Ordering::SeqCst);
+        signal::handle(SIGUSR1, change_word, flags).ctx("sigaction")?;
+        let pid = spawn(|| {
+            time::sleep_ms(30).ctx("nanosleep")?;
+            signal::kill(process::getppid(), SIGUSR1).ctx("kill(parent)")
+        })?;
+        const FUTEX_WAIT_PRIVATE: usize = 128;
+        // SAFETY: the kernel reads the word; no timeout.
+        let ret = unsafe {
+            aspen_sys::raw::syscall4(
+                aspen_sys::raw::Sysno::Futex.number(),
+                FUTEX_WORD.as_ptr() as usize,
+                FUTEX_WAIT_PRIVATE,
+                0,
+                0,
+            )
+        };
+        join(pid, "child")?;
+        ensure!(count() == 1, "{flags:?}: the handler ran {} times", count());
+        expect_errno(&alloc::format!("futex wait with {flags:?}"), Errno::result(ret), want)?;
+    }
+    Ok(())
+}
