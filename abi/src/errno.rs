@@ -174,6 +174,12 @@ impl Errno {
     pub const EWOULDBLOCK: Errno = Errno::EAGAIN;
     /// `EDEADLOCK`: another name of [`Errno::EDEADLK`].
     pub const EDEADLOCK: Errno = Errno::EDEADLK;
+    /// `ERESTARTSYS` (512): kernel-internal, see [`crate::signal::Restart`].
+    pub const ERESTARTSYS: Errno = Errno(512);
+    /// `ERESTARTNOINTR` (513): kernel-internal.
+    pub const ERESTARTNOINTR: Errno = Errno(513);
+    /// `ERESTARTNOHAND` (514): kernel-internal.
+    pub const ERESTARTNOHAND: Errno = Errno(514);
     /// The largest value a system call can return negated as an error.
     pub const MAX: u16 = 4095;
 

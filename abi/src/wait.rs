@@ -26,6 +26,12 @@ impl WaitStatus {
         WaitStatus(signal.number() as i32 & 0x7f)
     }
 
+    /// A process killed by signal `signo` (any of the 64: the low 7 bits
+    /// hold it; no core-dump bit, as no core is written).
+    pub const fn killed_by(signo: crate::signal::SigNo) -> WaitStatus {
+        WaitStatus(signo.number() as i32 & 0x7f)
+    }
+
     /// `WIFEXITED`.
     pub const fn is_exited(self) -> bool {
         self.0 & 0x7f == 0
@@ -147,6 +153,8 @@ mod tests {
             assert_eq!(status.exit_code(), None);
             assert_eq!(Signal::from_number(u32::from(signal.number())), Some(signal));
         }
+        let rt = crate::signal::SigNo::new(64).unwrap();
+        assert_eq!(WaitStatus::killed_by(rt).term_signal(), Some(64));
         // A stopped status (0x7f low bits) is neither.
         let stopped = WaitStatus(0x137f);
         assert!(!stopped.is_exited() && !stopped.is_signaled());

@@ -57,7 +57,8 @@ pub fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Res
             return Ok(());
         }
         if me.interrupted() {
-            return Err(Errno::EINTR);
+            // Restarted under SA_RESTART when untimed, as Linux.
+            return Err(if deadline.is_none() { aspen_abi::signal::Restart::Sys.errno() } else { Errno::EINTR });
         }
         if deadline.is_some_and(|d| timer::ticks() >= d) {
             return Err(Errno::ETIMEDOUT);

@@ -12,7 +12,7 @@ use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
 use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady, PIPE_BUF};
-use aspen_abi::signal::Signal;
+use aspen_abi::signal::{MaskHow, Restart, SigAction, SigInfo, SigSet, Signal, StackT, SIGSET_SIZE};
 use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
 use aspen_abi::wait::{WaitOptions, WaitStatus};
@@ -28,7 +28,7 @@ use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
-use crate::process::{self, procfs};
+use crate::process::{self, procfs, signal};
 use crate::task::sched;
 use crate::{console, files, pipe, poll, power};
 
@@ -72,6 +72,21 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Clone3 => clone3(frame, a0, a1),
         Sysno::Execve => execve(frame, a1, a2, a0),
         Sysno::Wait4 => wait4(a0 as i32, a1, a2, a3),
+        Sysno::RtSigaction => rt_sigaction(a0, a1, a2, a3),
+        Sysno::RtSigprocmask => rt_sigprocmask(a0, a1, a2, a3),
+        Sysno::RtSigpending => rt_sigpending(a0, a1),
+        Sysno::RtSigsuspend => rt_sigsuspend(a0, a1),
+        Sysno::RtSigtimedwait => rt_sigtimedwait(a0, a1, a2, a3),
+        Sysno::RtSigqueueinfo => rt_sigqueueinfo(a0 as i32, a1, a2),
+        Sysno::RtSigreturn => Ok(signal::sigreturn(frame)),
+        Sysno::Sigaltstack => sigaltstack(a0, a1, frame.sp_el0),
+        Sysno::Kill => signal::kill(a0 as i32, a1).map(|()| 0),
+        Sysno::Tkill => signal::tgkill(None, a0 as i32, a1).map(|()| 0),
+        Sysno::Tgkill => signal::tgkill(Some(a0 as i32), a1 as i32, a2).map(|()| 0),
+        Sysno::Setpgid => process::setpgid(a0 as i32, a1 as i32).map(|()| 0),
+        Sysno::Getpgid => process::getpgid(a0 as i32).map(u64::from),
+        Sysno::Getsid => process::getsid(a0 as i32).map(u64::from),
+        Sysno::Setsid => process::setsid().map(u64::from),
         Sysno::Getpid => Ok(u64::from(thread::with_current(|t| t.process.pid))),
         Sysno::Gettid => Ok(u64::from(thread::with_current(Thread::tid))),
         Sysno::SetTidAddress => Ok(u64::from(thread::with_current(|t| {
@@ -120,8 +135,6 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        // No signal handlers: every signal takes its default action.
-        Sysno::RtSigaction | Sysno::RtSigprocmask => Err(Errno::ENOSYS),
         Sysno::SetRobustList
         | Sysno::GetRobustList
         | Sysno::Getitimer
@@ -134,26 +147,21 @@ pub fn handle(frame: &mut TrapFrame) {
         | Sysno::SchedGetaffinity
         | Sysno::SchedGetPriorityMax
         | Sysno::SchedGetPriorityMin
-        | Sysno::SchedRrGetInterval
-        | Sysno::Kill
-        | Sysno::Tkill
-        | Sysno::Tgkill
-        | Sysno::Sigaltstack
-        | Sysno::RtSigsuspend
-        | Sysno::RtSigpending
-        | Sysno::RtSigtimedwait
-        | Sysno::RtSigqueueinfo
-        | Sysno::RtSigreturn
-        | Sysno::Setpgid
-        | Sysno::Getpgid
-        | Sysno::Getsid
-        | Sysno::Setsid => Err(Errno::ENOSYS),
+        | Sysno::SchedRrGetInterval => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
     frame.x[0] = match result {
         Ok(value) => value,
-        Err(e) => e.as_neg() as u64,
+        Err(e) => {
+            // An interrupted call: the way back to user space restarts it
+            // or fails it with EINTR, and needs the x0 it started with.
+            // (rt_sigreturn, whose x0 is whatever it restored, never fails.)
+            if Restart::from_result(e.as_neg() as u64).is_some() {
+                thread::with_current(|t| t.note_restart(a0));
+            }
+            e.as_neg() as u64
+        }
     };
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
         log::info!(
@@ -308,8 +316,8 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
 
 /// Waits for at least one byte from the console, then returns what is
 /// there (up to `max`). The console has no line discipline: bytes come as
-/// typed. `EAGAIN` instead of waiting when `nonblocking`; `EINTR` when the
-/// thread is interrupted.
+/// typed. `EAGAIN` instead of waiting when `nonblocking`; a signal interrupts
+/// the wait (`ERESTARTSYS`).
 fn console_read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
     let mut data = Vec::new();
     if max == 0 {
@@ -329,26 +337,27 @@ fn console_read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
             return Err(Errno::EAGAIN);
         }
         if thread::with_current(Thread::interrupted) {
-            return Err(Errno::EINTR);
+            return Err(Restart::Sys.errno());
         }
         sched::sleep_ticks(timer::frequency() * poll::CONSOLE_POLL_MS / 1000);
     }
 }
 
-/// What a write or writev returns, `SIGPIPE` aside: a write that found a
-/// pipe's read end closed ends the thread's process with `SIGPIPE`'s
-/// default action (the caller's locals, the description among them, are
-/// gone by then). When signals can be handled or ignored, the signals
-/// integration makes this send `SIGPIPE` and return the bytes written
-/// (`EPIPE` if none) instead.
+/// What a write or writev returns: a write that found a pipe's read end
+/// closed sends `SIGPIPE` to the writing thread (which its default action
+/// turns into the end of the process on the way out) and returns the bytes
+/// written before, or `EPIPE`, as Linux.
 fn signal_broken_pipe(result: Result<u64, WriteError>) -> SysResult {
     match result {
         Ok(n) => Ok(n),
         Err(WriteError::Errno(errno)) => Err(errno),
-        Err(WriteError::BrokenPipe { written }) => process::kill_current(
-            Signal::Pipe,
-            format_args!("write to a pipe without reader ({written} bytes written)"),
-        ),
+        Err(WriteError::BrokenPipe { written }) => {
+            thread::with_current(|me| {
+                let info = SigInfo::sent(Signal::Pipe, aspen_abi::signal::SI_USER, me.process.pid, 0);
+                me.send(Signal::Pipe.into(), info)
+            })?;
+            partial(written, Errno::EPIPE)
+        }
     }
 }
 
@@ -932,12 +941,9 @@ fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Resul
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
     let options = WaitOptions::from_bits(options as u32)?;
-    // No process groups: every child is in the caller's group.
-    let pid = match pid {
-        0 | -1 => -1,
-        p if p > 0 => i64::from(p),
-        _ => return Err(Errno::ECHILD),
-    };
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
     match process::wait(pid, &options)? {
         None => Ok(0),
         Some((child, code)) => {
@@ -955,6 +961,109 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
 
 fn frequency() -> core::num::NonZeroU64 {
     core::num::NonZeroU64::new(timer::frequency()).unwrap_or(core::num::NonZeroU64::MIN)
+}
+
+/// Reads a `sigset_t` argument (`sigsetsize` must be 8).
+fn read_sigset(addr: u64) -> Result<SigSet, Errno> {
+    Ok(SigSet(user().read_u64(UserPtr::new(addr)?)?))
+}
+
+/// `rt_sigaction(sig, act, oact, sigsetsize)`.
+fn rt_sigaction(sig: u64, act: u64, oact: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new = match act {
+        0 => None,
+        addr => {
+            let mut raw = [0; SigAction::SIZE];
+            user().read(UserSlice::new(addr, raw.len() as u64)?, &mut raw)?;
+            Some(SigAction::from_bytes(raw))
+        }
+    };
+    let old = signal::sigaction(sig, new)?;
+    if oact != 0 {
+        copy_out_at(oact, &old.to_bytes())?;
+    }
+    Ok(0)
+}
+
+/// `rt_sigprocmask(how, set, oldset, sigsetsize)`: `how` is only looked at
+/// with a set, as Linux.
+fn rt_sigprocmask(how: u64, set: u64, old: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new = match set {
+        0 => None,
+        addr => Some((MaskHow::from_register(how)?, read_sigset(addr)?)),
+    };
+    let previous = match new {
+        Some((how, set)) => signal::sigprocmask(how, Some(set)),
+        None => signal::sigprocmask(MaskHow::Block, None),
+    };
+    if old != 0 {
+        copy_out_at(old, &previous.0.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+fn rt_sigpending(set: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    copy_out_at(set, &signal::sigpending().0.to_le_bytes())?;
+    Ok(0)
+}
+
+fn rt_sigsuspend(set: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    Err(signal::sigsuspend(read_sigset(set)?))
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)`: the signal number.
+fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let set = read_sigset(set)?;
+    let deadline = match timeout {
+        0 => None,
+        addr => {
+            let ticks = read_timespec(addr)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+            Some(timer::ticks().saturating_add(ticks))
+        }
+    };
+    let (signo, taken) = signal::sigtimedwait(set, deadline)?;
+    if info != 0 {
+        copy_out_at(info, &taken.to_bytes())?;
+    }
+    Ok(u64::from(signo.number()))
+}
+
+fn rt_sigqueueinfo(pid: i32, sig: u64, info: u64) -> SysResult {
+    let mut raw = [0; SigInfo::SIZE];
+    user().read(UserSlice::new(info, raw.len() as u64)?, &mut raw)?;
+    signal::sigqueueinfo(pid, sig, SigInfo::from_bytes(&raw)).map(|()| 0)
+}
+
+/// `sigaltstack(ss, old_ss)` for a thread whose stack pointer is `sp`.
+fn sigaltstack(new: u64, old: u64, sp: u64) -> SysResult {
+    let new = match new {
+        0 => None,
+        addr => {
+            let mut raw = [0; StackT::SIZE];
+            user().read(UserSlice::new(addr, raw.len() as u64)?, &mut raw)?;
+            Some(StackT::from_bytes(&raw))
+        }
+    };
+    let previous = signal::sigaltstack(new, sp)?;
+    if old != 0 {
+        copy_out_at(old, &previous.to_bytes())?;
+    }
+    Ok(0)
 }
 
 fn uname(out: u64) -> SysResult {

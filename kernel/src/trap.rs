@@ -1,12 +1,14 @@
 //! What the kernel does about a trap: the one place that turns the reason
 //! the CPU entered the kernel (`arch`'s [`Trap`]) into a system call, an
-//! interrupt, a page fault resolved, or the signal Linux would send, and
-//! that switches tasks before user space resumes.
+//! interrupt, a page fault resolved, or the signal Linux would send (with
+//! its `si_code` and `si_addr`), and that switches tasks before user space
+//! resumes, where the signal is delivered.
 
-use aspen_abi::wait::Signal;
+use aspen_abi::signal::{Signal, BUS_ADRALN, BUS_ADRERR, ILL_ILLOPC, SEGV_ACCERR, SEGV_MAPERR, TRAP_BRKPT};
 use aspen_mm::aspace::FaultError;
 
-use crate::arch::exception::{Abort, Trap, TrapFrame, Unexpected};
+use crate::arch::exception::{Abort, FaultStatus, Misaligned, Trap, TrapFrame, Unexpected};
+use crate::process::signal;
 use crate::task::sched;
 use crate::{console, irq, process, syscall};
 
@@ -17,10 +19,15 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
         Trap::Irq { from_user: false } => return irq::handle(),
         Trap::Irq { from_user: true } => irq::handle(),
         Trap::SystemCall => syscall::handle(frame),
-        Trap::Abort(abort) => resolve_or_kill(abort, frame.pc()),
-        Trap::Misaligned(what) => kill(Signal::Bus, format_args!("{what} at {:#x}", frame.pc())),
-        Trap::Breakpoint => kill(Signal::Trap, format_args!("BRK at {:#x}", frame.pc())),
-        Trap::Undefined(what) => kill(Signal::Ill, format_args!("{what} at {:#x}", frame.pc())),
+        Trap::Abort(abort) => resolve_or_signal(abort, frame.pc()),
+        Trap::Misaligned(what) => {
+            let addr = if what == Misaligned::Pc { frame.pc() } else { frame.sp_el0 };
+            raise(Signal::Bus, BUS_ADRALN, addr, format_args!("{what} at {:#x}", frame.pc()))
+        }
+        Trap::Breakpoint => raise(Signal::Trap, TRAP_BRKPT, frame.pc(), format_args!("BRK at {:#x}", frame.pc())),
+        Trap::Undefined(what) => {
+            raise(Signal::Ill, ILL_ILLOPC, frame.pc(), format_args!("{what} at {:#x}", frame.pc()))
+        }
         Trap::Unexpected(exception) => unexpected(&exception, frame),
     }
     // Back to user space: the moment to let a waiting task have the CPU,
@@ -30,34 +37,43 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
 }
 
 /// A user-space abort: resolved by the address space (demand paging,
-/// copy-on-write), or the end of the process with SIGSEGV or SIGBUS.
-fn resolve_or_kill(abort: Abort, pc: u64) {
+/// copy-on-write), or SIGSEGV (`SEGV_MAPERR` where nothing is mapped,
+/// `SEGV_ACCERR` where the mapping forbids the access) or SIGBUS.
+fn resolve_or_signal(abort: Abort, pc: u64) {
     if !abort.is_translation_or_permission() {
-        kill_for_abort(Signal::Bus, abort, pc)
+        let code = if abort.status() == FaultStatus::Alignment { BUS_ADRALN } else { BUS_ADRERR };
+        return abort_signal(Signal::Bus, code, abort, pc);
     }
-    let signal = match process::resolve_fault(abort.addr, abort.access) {
-        Ok(()) => return,
-        Err(FaultError::Segv) => Signal::Segv,
-        Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => Signal::Bus,
-    };
-    kill_for_abort(signal, abort, pc)
+    match process::resolve_fault(abort.addr, abort.access) {
+        Ok(()) => {}
+        Err(FaultError::Segv) => {
+            let code = if process::is_mapped(abort.addr) { SEGV_ACCERR } else { SEGV_MAPERR };
+            abort_signal(Signal::Segv, code, abort, pc)
+        }
+        Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => abort_signal(Signal::Bus, BUS_ADRERR, abort, pc),
+    }
 }
 
-// The ends below are out of line and cold, so that the paths every system
+// The paths below are out of line and cold, so that the paths every system
 // call and page fault take keep a small stack frame (no formatting state).
 
-/// Ends the process for an abort the address space could not resolve.
+/// Raises the signal for an abort the address space could not resolve.
 #[cold]
 #[inline(never)]
-fn kill_for_abort(signal: Signal, abort: Abort, pc: u64) -> ! {
-    kill(signal, format_args!("{:?} access to {:#x} at pc {:#x} ({})", abort.access, abort.addr, pc, abort.status()))
+fn abort_signal(signal: Signal, code: i32, abort: Abort, pc: u64) {
+    let why = format_args!("{:?} access to {:#x} at pc {:#x} ({})", abort.access, abort.addr, pc, abort.status());
+    raise(signal, code, abort.addr, why)
 }
 
-/// Ends the process with the signal Linux sends for `why`.
+/// Raises the fault signal Linux sends for `why` on the current thread
+/// (delivered on the way back to user space).
 #[cold]
 #[inline(never)]
-fn kill(signal: Signal, why: core::fmt::Arguments<'_>) -> ! {
-    process::kill_current(signal, why)
+fn raise(signal: Signal, code: i32, addr: u64, why: core::fmt::Arguments<'_>) {
+    if syscall::tracing() {
+        log::info!("pid {}: {signal}: {why}", process::current_process().pid);
+    }
+    signal::force_fault(signal, code, addr);
 }
 
 /// An exception the kernel does not expect: report it and stop.

@@ -39,6 +39,10 @@ const STACK_MAX: u64 = (256 << 20) - (1 << 20) - aspen_abi::PAGE_SIZE;
 pub fn stack_size(limit: u64) -> u64 {
     limit.clamp(STACK_MIN, STACK_MAX) & !(aspen_abi::PAGE_SIZE - 1)
 }
+/// Where the signal-return trampoline page goes when free: a guard page
+/// below the largest stack, above the mmap base (so no mmap search walks
+/// past it).
+pub const TRAMPOLINE_HINT: u64 = STACK_TOP - STACK_MAX - 2 * aspen_abi::PAGE_SIZE;
 /// The mode bits that make a file executable by someone.
 const EXECUTE_BITS: u32 = 0o111;
 

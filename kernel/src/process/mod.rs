@@ -7,22 +7,26 @@
 //! `exit_group` (and a fatal signal) ends every thread: the others are
 //! interrupted from what they wait for and end on their way back to user
 //! space, where a thread always checks what is pending for it
-//! ([`return_to_user`]).
+//! ([`return_to_user`]): that is also where signals are delivered
+//! ([`signal`]). A process belongs to a process group and a session
+//! (`pgid`, `sid`), inherited at clone.
 
 pub mod exec;
 pub mod fd;
 pub mod procfs;
+pub mod signal;
 pub mod thread;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
 use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::resource::Limits;
+use aspen_abi::signal::{SaFlags, SigInfo, SigNo, CLD_EXITED, CLD_KILLED, SIG_IGN};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
 use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
@@ -30,6 +34,7 @@ use aspen_mm::errno::Errno;
 use spin::Mutex;
 
 use self::fd::{Description, FdTable, OpenDescription};
+use self::signal::{Actions, Pending, SharedActions};
 use self::thread::Thread;
 use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
@@ -86,6 +91,20 @@ pub struct Process {
     pub faults: AtomicU64,
     /// Times a switch to one of its threads wrote TTBR0.
     pub space_switches: AtomicU64,
+    /// Its signal actions (shared with `CLONE_SIGHAND` processes; a new
+    /// table at `execve` if shared).
+    actions: Mutex<SharedActions>,
+    /// Signals sent to the process, waiting for a thread to take them.
+    pending: Mutex<Pending>,
+    /// Its process group.
+    pgid: AtomicU32,
+    /// Its session.
+    sid: AtomicU32,
+    /// Whether it has called `execve` (`setpgid` on it is then `EACCES`).
+    execed: AtomicBool,
+    /// Where its address space maps the `rt_sigreturn` trampoline (0: not
+    /// yet; mapped when a handler without `SA_RESTORER` is installed).
+    trampoline: AtomicU64,
 }
 
 /// How the threads of a process are to end.
@@ -209,7 +228,24 @@ impl Process {
     fn set_ending(&self, change: impl FnOnce(&mut Ending)) {
         let mut ending = self.ending.lock();
         change(&mut ending);
-        self.ending_pending.store(ending.group.is_some() || ending.exec_by.is_some(), Ordering::Relaxed);
+        let pending = ending.group.is_some() || ending.exec_by.is_some();
+        self.ending_pending.store(pending, Ordering::Relaxed);
+        drop(ending);
+        if pending {
+            for thread in self.threads.lock().values() {
+                thread.work.fetch_or(signal::WORK_ENDING, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Its process group.
+    pub fn pgid(&self) -> Pid {
+        self.pgid.load(Ordering::Relaxed)
+    }
+
+    /// Its session.
+    pub fn sid(&self) -> Pid {
+        self.sid.load(Ordering::Relaxed)
     }
 
     /// Interrupts every thread but `me` (to end them).
@@ -257,8 +293,23 @@ impl Process {
     /// `execve`'s change of program, once the new one is loaded and the
     /// other threads are gone: the new address space, descriptors of its
     /// own without the close-on-exec ones, a `vfork` parent let go.
+    /// Handlers go back to the default (ignored signals stay ignored; the
+    /// mask and pending signals stay), the alternate stack goes.
     pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
         *self.cmdline.lock() = cmdline;
+        self.execed.store(true, Ordering::Relaxed);
+        self.trampoline.store(0, Ordering::Relaxed);
+        {
+            let mut actions = self.actions.lock();
+            if Arc::strong_count(&actions) > 1 {
+                let copy = actions.lock().clone();
+                *actions = Arc::new(Mutex::new(copy));
+            }
+            actions.lock().reset_handlers();
+        }
+        for thread in self.threads.lock().values() {
+            thread.signals.lock().altstack = aspen_abi::signal::AltStack::default();
+        }
         let old = self.space.lock().replace(Arc::new(Mutex::new(space)));
         // Onto the new address space before the old one goes.
         self.activate();
@@ -308,12 +359,46 @@ impl Process {
             }
         }
         *self.exit_status.lock() = Some(status);
-        if let Some(parent) = self.parent.lock().upgrade() {
-            parent.zombies.lock().insert(self.pid);
-            parent.child_events.wake_all();
+        let parent = self.parent.lock().upgrade();
+        if let Some(parent) = parent {
+            self.notify_parent(&parent, status);
         } else {
             // Nobody will reap it.
             PROCESSES.lock().remove(&self.pid);
+        }
+    }
+
+    /// Tells `parent` that the process ended with `status`: its exit
+    /// signal (`SIGCHLD` with `CLD_EXITED`/`CLD_KILLED`), and a zombie to
+    /// reap, unless the parent ignores `SIGCHLD` or has `SA_NOCLDWAIT`
+    /// (then the child is reaped at once, as Linux).
+    fn notify_parent(self: &Arc<Self>, parent: &Arc<Process>, status: i32) {
+        let status = WaitStatus(status);
+        let (code, value) = match status.term_signal() {
+            Some(signo) => (CLD_KILLED, i32::from(signo)),
+            None => (CLD_EXITED, i32::from(status.exit_code().unwrap_or(0))),
+        };
+        let mut signo = SigNo::new(u64::from(self.exit_signal));
+        let mut autoreap = false;
+        if signo == Some(SigNo::from(Signal::Chld)) {
+            let action = parent.actions().lock().get(SigNo::from(Signal::Chld));
+            autoreap = action.handler == SIG_IGN || action.flags.contains(SaFlags::NOCLDWAIT);
+            if action.handler == SIG_IGN {
+                signo = None;
+            }
+        }
+        if autoreap {
+            parent.children.lock().remove(&self.pid);
+            PROCESSES.lock().remove(&self.pid);
+        } else {
+            parent.zombies.lock().insert(self.pid);
+        }
+        parent.child_events.wake_all();
+        if let Some(signo) = signo {
+            let mut info = SigInfo::child(code, self.pid, 0, value);
+            info.signo = signo.number() as i32;
+            // A parent's full real-time queue loses the notice, not the child.
+            let _ = parent.send(signo, info);
         }
     }
 }
@@ -352,6 +437,11 @@ struct ProcessParts {
     cmdline: Vec<u8>,
     limits: Limits,
     exit_signal: u8,
+    actions: SharedActions,
+    /// Process group and session.
+    pgid: Pid,
+    sid: Pid,
+    trampoline: u64,
 }
 
 /// Makes a process with one thread running `task`; the caller makes the
@@ -376,6 +466,12 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         limits: Mutex::new(parts.limits),
         faults: AtomicU64::new(0),
         space_switches: AtomicU64::new(0),
+        actions: Mutex::new(parts.actions),
+        pending: Mutex::new(Pending::default()),
+        pgid: AtomicU32::new(parts.pgid),
+        sid: AtomicU32::new(parts.sid),
+        execed: AtomicBool::new(false),
+        trampoline: AtomicU64::new(parts.trampoline),
     });
     let thread = add_thread(&process, task);
     if let Some(parent) = parts.parent {
@@ -389,6 +485,9 @@ fn add_thread(process: &Arc<Process>, task: Arc<Task>) -> Arc<Thread> {
     let thread = Thread::new(process.clone(), task.clone());
     task.set_user_context(thread.clone());
     process.threads.lock().insert(thread.tid(), thread.clone());
+    if process.ending_pending.load(Ordering::Relaxed) {
+        thread.work.fetch_or(signal::WORK_ENDING, Ordering::Relaxed);
+    }
     thread
 }
 
@@ -417,6 +516,10 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         cmdline: image.cmdline,
         limits,
         exit_signal: Signal::Chld.number(),
+        actions: Actions::new(),
+        pgid: INIT_PID,
+        sid: INIT_PID,
+        trampoline: 0,
     };
     let thread = new_process(parts, task);
     start(&thread);
@@ -461,9 +564,39 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             Some(process.clone())
         };
         let cmdline = process.cmdline.lock().clone();
-        let limits = *process.limits.lock();
-        new_process(ProcessParts { parent, space, files, cmdline, limits, exit_signal: args.exit_signal }, task)
+        let actions = if args.flags.contains(CloneFlags::SIGHAND) {
+            process.actions()
+        } else {
+            let mut copy = process.actions().lock().clone();
+            if args.flags.contains(CloneFlags::CLEAR_SIGHAND) {
+                copy.reset_handlers();
+            }
+            Arc::new(Mutex::new(copy))
+        };
+        let parts = ProcessParts {
+            parent,
+            space,
+            files,
+            cmdline,
+            limits: *process.limits.lock(),
+            exit_signal: args.exit_signal,
+            actions,
+            pgid: process.pgid(),
+            sid: process.sid(),
+            trampoline: process.trampoline.load(Ordering::Relaxed),
+        };
+        new_process(parts, task)
     };
+    // The child blocks what the caller blocks; a thread sharing the
+    // address space (not vfork) starts without the alternate stack.
+    {
+        let mine = me.signals.lock();
+        let mut theirs = child.signals.lock();
+        theirs.mask = mine.mask;
+        if !args.flags.contains(CloneFlags::VM) || args.flags.contains(CloneFlags::VFORK) {
+            theirs.altstack = mine.altstack;
+        }
+    }
     let tid = child.tid();
     // As Linux, a word that cannot be written is not an error of clone.
     if args.flags.contains(CloneFlags::CHILD_SETTID) {
@@ -483,8 +616,9 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
     }
     start(&child);
     if vfork {
-        // Until the child execs or ends (or this process is ending).
-        while child.process.vfork_parent.lock().is_some() && !me.interrupted() {
+        // Until the child execs or ends (or this process is ending: as
+        // Linux, signals do not end this wait, only the end of the process).
+        while child.process.vfork_parent.lock().is_some() && !process.must_end(&me) {
             process.child_events.wait(None);
         }
     }
@@ -497,12 +631,19 @@ pub fn resolve_fault(addr: u64, kind: FaultKind) -> Result<(), FaultError> {
     thread::with_current(|thread| thread.process.resolve_fault(addr, kind))
 }
 
+/// Whether a varea of the current process covers `addr` (a fault there
+/// is `SEGV_ACCERR`, elsewhere `SEGV_MAPERR`).
+pub fn is_mapped(addr: u64) -> bool {
+    let addr = aspen_mm::VirtAddr::new(addr);
+    current_process().with_mm(|mm| mm.vareas().any(|v| v.range.contains(addr))).unwrap_or(false)
+}
+
 /// What a thread does on its way out of the kernel to user space: end,
-/// when its process is ending.
-pub fn return_to_user(_frame: &mut TrapFrame) {
-    let end = thread::with_current(|thread| thread.process.must_end(thread));
-    if end {
-        exit_thread(0);
+/// when its process is ending; take its signals; restart or fail an
+/// interrupted system call. One relaxed load when there is nothing to do.
+pub fn return_to_user(frame: &mut TrapFrame) {
+    if thread::with_current(|thread| thread.work.load(Ordering::Relaxed)) != 0 {
+        signal::deliver(frame);
     }
 }
 
@@ -572,28 +713,38 @@ pub fn kill_current(signal: Signal, why: core::fmt::Arguments<'_>) -> ! {
     exit_group(WaitStatus::signaled(signal).0)
 }
 
-/// `wait4(pid, options)`: the pid and wait status of an ended child,
-/// `Ok(None)` with WNOHANG when none has ended yet. `EINTR` when the
-/// caller is interrupted.
-pub fn wait(pid: i64, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(Pid, i32)>, Errno> {
+/// `wait4(pid, options)`: the pid and wait status of an ended child (any
+/// child for -1, child `pid`, a child in the caller's process group for 0
+/// or in group `-pid`), `Ok(None)` with WNOHANG when none has ended yet.
+/// Interrupted by a signal: `ERESTARTSYS` (restarted or `EINTR` as the
+/// handler says).
+pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(Pid, i32)>, Errno> {
     let me = thread::current().expect("wait from a kernel thread");
     let process = &me.process;
-    // -1: any child; a positive pid: that child; nothing else matches
-    // (no process groups).
-    let wanted = match pid {
+    let group = match pid {
+        0 => Some(process.pgid()),
         -1 => None,
-        pid => Some(Pid::try_from(pid).map_err(|_| Errno::ECHILD)?),
+        p if p < 0 => Some(p.unsigned_abs()),
+        _ => None,
     };
-    let eligible = |child: &Process| options.selects_child(u32::from(child.exit_signal));
+    let eligible = |child: &Process| {
+        options.selects_child(u32::from(child.exit_signal)) && group.is_none_or(|g| child.pgid() == g)
+    };
     loop {
         {
             let mut children = process.children.lock();
             let mut zombies = process.zombies.lock();
-            let zombie = match wanted {
-                None if !children.values().any(|c| eligible(c)) => return Err(Errno::ECHILD),
-                None => zombies.iter().copied().find(|pid| children.get(pid).is_some_and(|c| eligible(c))),
-                Some(pid) if !children.get(&pid).is_some_and(|c| eligible(c)) => return Err(Errno::ECHILD),
-                Some(pid) => zombies.contains(&pid).then_some(pid),
+            let zombie = if pid > 0 {
+                let pid = pid as Pid;
+                if !children.get(&pid).is_some_and(|c| eligible(c)) {
+                    return Err(Errno::ECHILD);
+                }
+                zombies.contains(&pid).then_some(pid)
+            } else {
+                if !children.values().any(|c| eligible(c)) {
+                    return Err(Errno::ECHILD);
+                }
+                zombies.iter().copied().find(|pid| children.get(pid).is_some_and(|c| eligible(c)))
             };
             if let Some(child) = zombie.and_then(|pid| {
                 zombies.remove(&pid);
@@ -608,10 +759,74 @@ pub fn wait(pid: i64, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(
             return Ok(None);
         }
         if me.interrupted() {
-            return Err(Errno::EINTR);
+            return Err(aspen_abi::signal::Restart::Sys.errno());
         }
         process.child_events.wait(None);
     }
+}
+
+/// `setpgid(pid, pgid)` with Linux's rules: the caller or a child of it
+/// that has not exec'd (`EACCES`) in its session (`EPERM`), not a session
+/// leader (`EPERM`), into its own new group or an existing group of the
+/// caller's session (`EPERM`); `ESRCH` for anyone else.
+pub fn setpgid(pid: i32, pgid: i32) -> Result<(), Errno> {
+    let me = current_process();
+    let pid = if pid == 0 { me.pid as i32 } else { pid };
+    let pgid = if pgid == 0 { pid } else { pgid };
+    if pid < 0 || pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = Process::get(pid as Pid).filter(|p| !p.is_zombie()).ok_or(Errno::ESRCH)?;
+    if target.ppid() == me.pid {
+        if target.sid() != me.sid() {
+            return Err(Errno::EPERM);
+        }
+        if target.execed.load(Ordering::Relaxed) {
+            return Err(Errno::EACCES);
+        }
+    } else if target.pid != me.pid {
+        return Err(Errno::ESRCH);
+    }
+    if target.sid() == target.pid {
+        return Err(Errno::EPERM);
+    }
+    let pgid = pgid as Pid;
+    if pgid != target.pid && !Process::all().iter().any(|p| p.pgid() == pgid && p.sid() == me.sid()) {
+        return Err(Errno::EPERM);
+    }
+    target.pgid.store(pgid, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The process `pid` names for `getpgid`/`getsid` (0: the caller).
+fn process_for(pid: i32) -> Result<Arc<Process>, Errno> {
+    match pid {
+        0 => Ok(current_process()),
+        p if p > 0 => Process::get(p as Pid).ok_or(Errno::ESRCH),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// `getpgid(pid)`.
+pub fn getpgid(pid: i32) -> Result<Pid, Errno> {
+    process_for(pid).map(|p| p.pgid())
+}
+
+/// `getsid(pid)`.
+pub fn getsid(pid: i32) -> Result<Pid, Errno> {
+    process_for(pid).map(|p| p.sid())
+}
+
+/// `setsid()`: a new session and group led by the caller; `EPERM` when a
+/// process group already has its id.
+pub fn setsid() -> Result<Pid, Errno> {
+    let me = current_process();
+    if Process::all().iter().any(|p| p.pgid() == me.pid) {
+        return Err(Errno::EPERM);
+    }
+    me.sid.store(me.pid, Ordering::Relaxed);
+    me.pgid.store(me.pid, Ordering::Relaxed);
+    Ok(me.pid)
 }
 
 /// A process's name: its argv[0].

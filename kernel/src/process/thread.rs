@@ -1,7 +1,9 @@
 //! Threads: the tasks of a process. Each has its own id, kernel stack,
-//! registers and thread pointers (in its task), and the words
+//! registers and thread pointers (in its task), signal mask, pending
+//! signals and alternate stack, and the words
 //! `CLONE_CHILD_CLEARTID`/`set_tid_address` name; everything else (the
-//! address space, open files, children) belongs to its process.
+//! address space, open files, children, signal actions) belongs to its
+//! process.
 
 use alloc::sync::Arc;
 use core::any::Any;
@@ -9,6 +11,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
+use super::signal::ThreadSignals;
 use super::Process;
 use crate::task::{sched, Pid, Task, UserContext};
 
@@ -25,6 +28,12 @@ pub struct Thread {
     /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: cleared and futex-woken
     /// when the thread ends (0: none).
     clear_child_tid: AtomicU64,
+    /// What it must look at before it returns to user space
+    /// (`signal::WORK_*` bits): 0 in the common case, so the check on
+    /// every return is one relaxed load.
+    pub(super) work: AtomicU32,
+    /// Its signal mask, pending signals and alternate stack.
+    pub(super) signals: Mutex<ThreadSignals>,
 }
 
 impl Thread {
@@ -35,6 +44,8 @@ impl Thread {
             process,
             task: Mutex::new(Some(task)),
             clear_child_tid: AtomicU64::new(0),
+            work: AtomicU32::new(0),
+            signals: Mutex::new(ThreadSignals::default()),
         })
     }
 
@@ -72,9 +83,10 @@ impl Thread {
     }
 
     /// Whether the thread must stop waiting and return towards user space
-    /// (where what is pending for it happens).
+    /// (where what is pending for it happens): its process is ending, or a
+    /// signal it does not block waits.
     pub fn interrupted(&self) -> bool {
-        self.process.must_end(self)
+        self.process.must_end(self) || self.has_deliverable()
     }
 }
 

@@ -5,6 +5,10 @@
 //! What is *not* generated, so that the fuzz child cannot end the run or
 //! hang for reasons that are not the kernel's fault:
 //! - exit, exit_group (only at the end of a batch) and reboot;
+//! - signals: kill, tkill, tgkill and rt_sigqueueinfo with random targets
+//!   reach the test harness (kill(0) and kill(-1) too); rt_sigsuspend and
+//!   rt_sigtimedwait without a timeout wait forever; rt_sigreturn and
+//!   rt_sigaction send the child to random code, which may spin;
 //! - long sleeps: nanosleep only gets a request the fuzzer wrote (at most
 //!   100 µs, or invalid) or a pointer that can never be mapped;
 //! - reads that block: the child closes its console descriptors first and
@@ -27,7 +31,7 @@
 //! unallocated ones, madvise(MADV_HWPOISON/SOFT_OFFLINE), clone with
 //! CLONE_PARENT or an exit signal other than SIGCHLD, and ioctl requests
 //! other than a few terminal ones. On Aspen every number from 0 to 500 but
-//! exit, exit_group and reboot is fair game.
+//! exit, exit_group, reboot and the signal calls above is fair game.
 
 use core::ffi::CStr;
 
@@ -501,7 +505,23 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         return op_call(*op, rng, env);
     }
     let low = n & 0xffff_ffff;
-    if matches!(Sysno::from_number(low as usize), Some(Sysno::Exit | Sysno::ExitGroup | Sysno::Reboot)) {
+    let excluded = Sysno::from_number(low as usize).is_some_and(|sysno| {
+        matches!(
+            sysno,
+            Sysno::Exit
+                | Sysno::ExitGroup
+                | Sysno::Reboot
+                | Sysno::Kill
+                | Sysno::Tkill
+                | Sysno::Tgkill
+                | Sysno::RtSigqueueinfo
+                | Sysno::RtSigsuspend
+                | Sysno::RtSigtimedwait
+                | Sysno::RtSigreturn
+                | Sysno::RtSigaction
+        )
+    });
+    if excluded {
         n += 1000;
     }
     // Linux takes the low 32 bits as the number; there only unallocated

@@ -22,6 +22,8 @@
 //! script's interpreter) exits 0 when its argv equals its environment.
 //! `usertests --child-fds A B ...` exits with bit i set when descriptor
 //! argument i is open (close-on-exec tests).
+//! `usertests --child-signals` exits 0 when its signal actions and mask are
+//! what `execve` leaves (the `signal_exec_resets_handlers` test).
 #![no_std]
 #![no_main]
 
@@ -51,6 +53,9 @@ const STACK_PRETOUCH: usize = 48 * 1024;
 fn main(args: Args) -> i32 {
     if args.get(1).map(CStr::to_bytes) == Some(b"--child-exit") {
         return args.get(2).and_then(|a| a.to_str().ok()?.parse().ok()).unwrap_or(-1);
+    }
+    if args.get(1) == Some(tests::signals::CHILD_SIGNALS) {
+        return tests::signals::child_signals();
     }
     if args.get(1) == Some(tests::script::CHILD_ARGV) {
         return argv_matches_env(&args);

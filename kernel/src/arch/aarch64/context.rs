@@ -111,6 +111,16 @@ impl FpState {
         state
     }
 
+    /// The registers as a signal frame holds them: v0-v31, FPSR, FPCR.
+    pub fn parts(&self) -> ([u128; 32], u32, u32) {
+        (self.q, self.fpsr as u32, self.fpcr as u32)
+    }
+
+    /// The state a signal frame describes (`rt_sigreturn`).
+    pub fn from_parts(q: [u128; 32], fpsr: u32, fpcr: u32) -> Self {
+        Self { q, fpcr: u64::from(fpcr), fpsr: u64::from(fpsr) }
+    }
+
     /// Loads these into the registers: the running task resumes with them.
     pub fn make_current(&self) {
         // SAFETY: the routine only loads from the state; the registers it

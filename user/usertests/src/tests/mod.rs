@@ -43,6 +43,7 @@ pub mod protect;
 pub mod script;
 pub mod segv;
 pub mod shared;
+pub mod signals;
 pub mod time;
 pub mod traps;
 pub mod wx;
@@ -103,6 +104,24 @@ pub const TESTS: &[Test] = &[
     child("ppoll_pipes", pipes::ppoll_pipes),
     child("pselect_pipes", pipes::pselect_pipes),
     child("pipe_memory_back", pipes::memory_back),
+    child("signal_handler_siginfo", signals::handler_siginfo),
+    child("signal_segv_handler_retries", signals::segv_handler_retries),
+    child("signal_altstack", signals::altstack),
+    child("signal_restart_wait4", signals::restart_wait4),
+    child("signal_resethand_nodefer", signals::resethand_nodefer),
+    child("signal_mask_pending_suspend", signals::mask_pending_suspend),
+    child("signal_sigtimedwait", signals::sigtimedwait),
+    child("signal_sigchld", signals::sigchld),
+    child("signal_process_groups", signals::process_groups),
+    child("signal_default_actions", signals::default_actions),
+    child("signal_exec_resets_handlers", signals::exec_resets_handlers),
+    child("signal_fp_preserved", signals::fp_preserved),
+    child("signal_frame_fault_kills", signals::frame_fault_kills),
+    child("signal_thread_group", signals::thread_group),
+    child("signal_no_restorer", signals::no_restorer),
+    child("signal_nanosleep_eintr", signals::nanosleep_eintr),
+    child("signal_blocked_fault_kills", signals::blocked_fault_kills),
+    child("signal_restart_futex", signals::restart_futex),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // The real programs (user/libc, user/std), each exec'd from /bin.
