@@ -1,6 +1,7 @@
 //! The arguments of the memory system calls (`<asm-generic/mman-common.h>`
 //! values, which aarch64 uses) as types: [`Prot`], [`MapFlags`] with its
-//! [`MapType`], [`Advice`], [`MsyncFlags`] and [`MlockallFlags`].
+//! [`MapType`], [`MremapFlags`], [`Advice`], [`MsyncFlags`] and
+//! [`MlockallFlags`].
 //!
 //! The kernel decodes a raw register into these once, keeping unknown bits
 //! (`from_bits_retain`) where Linux tells them apart: `mprotect` refuses
@@ -146,6 +147,25 @@ impl MapFlags {
     }
 }
 
+bitflags! {
+    /// `MREMAP_*`: the flags of `mremap` (an `unsigned long`). Unknown
+    /// bits are kept by [`MremapFlags::from_register`] and refused
+    /// (EINVAL) by the memory subsystem, as Linux does.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct MremapFlags: u64 {
+        /// `MREMAP_MAYMOVE`: the mapping may move to grow.
+        const MAYMOVE = 1;
+        /// `MREMAP_FIXED`: move to exactly `new_address`, replacing what
+        /// is there (needs `MREMAP_MAYMOVE`).
+        const FIXED = 2;
+        /// `MREMAP_DONTUNMAP`: move, and leave the old range mapped and
+        /// empty (needs `MREMAP_MAYMOVE` and an unchanged length).
+        const DONTUNMAP = 4;
+    }
+}
+
+flags_from_register!(MremapFlags: long);
+
 macro_rules! advice {
     ($($variant:ident = $value:literal => $name:literal,)*) => {
         /// `MADV_*`: the advice of `madvise` (an `int`).
@@ -254,6 +274,7 @@ mod tests {
         assert_eq!(Advice::from_register(0x1_0000_0004), Ok(Advice::DontNeed));
         assert_eq!(MsyncFlags::all().bits(), 7);
         assert_eq!(MlockallFlags::all().bits(), 7);
+        assert_eq!(MremapFlags::all().bits(), 7);
     }
 
     #[test]
@@ -276,5 +297,8 @@ mod tests {
         assert!(!Prot::SEM.is_accessible());
         assert_eq!(MsyncFlags::from_register(0x1_0000_0004), MsyncFlags::SYNC);
         assert_eq!(MlockallFlags::from_register(8).bits(), 8);
+        let remap = MremapFlags::from_register(0x1_0000_0001);
+        assert_eq!(remap.bits(), 0x1_0000_0001);
+        assert!(!MremapFlags::all().contains(remap));
     }
 }

@@ -81,9 +81,9 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
         Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
-        Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1)).map(|()| 0),
+        Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1, None)).map(|()| 0),
         Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0))).map(|()| 0),
+        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0), None)).map(|()| 0),
         Sysno::Munlockall => mm(|mm| {
             mm.munlockall();
             Ok(0)

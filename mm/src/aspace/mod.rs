@@ -61,7 +61,10 @@
 mod env;
 mod fault;
 mod fork;
+mod futex;
 mod maps;
+mod mincore;
+mod remap;
 mod syscalls;
 mod user;
 mod varea;
@@ -71,8 +74,10 @@ mod walk;
 mod tests;
 
 use core::mem::ManuallyDrop;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use env::{Env, MmEnv, MmStats, WxPolicy};
+pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
 pub use varea::{MappedFile, Prot};
 
@@ -147,6 +152,9 @@ struct Brk {
     current: VirtAddr,
 }
 
+/// The next [`AddressSpace::id`]; starts at 1 and is never reused.
+static NEXT_SPACE_ID: AtomicU64 = AtomicU64::new(1);
+
 type Table<'e, E> = PageTable<'e, <E as MmEnv>::Mem, BuddyAllocator<'static>>;
 
 /// One user address space. The kernel keeps it inside its task behind a
@@ -160,8 +168,13 @@ pub struct AddressSpace<'e, E: MmEnv> {
     mmap_base: VirtAddr,
     brk: Option<Brk>,
     stack_start: Option<VirtAddr>,
+    /// Unique among every space ever made ([`AddressSpace::id`]).
+    id: u64,
     /// mlockall(MCL_FUTURE): how new mappings are locked.
     lock_future: Option<LockMode>,
+    /// The locked-memory limit (bytes) mlockall(MCL_FUTURE) was given:
+    /// what later locked mappings are checked against.
+    lock_limit: Option<u64>,
     /// Write/execute flips taken in this space since it was made.
     wx_flips: u64,
 }
@@ -268,9 +281,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             mmap_base: DEFAULT_MMAP_BASE,
             brk: None,
             stack_start: None,
+            id: NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed),
             lock_future: None,
+            lock_limit: None,
             wx_flips: 0,
         })
+    }
+
+    /// A number naming this space alone, for as long as the kernel runs
+    /// (a fork child gets a new one; numbers are never reused). Threads
+    /// sharing the space share it: private futex keys are made of it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The environment this space was made in.
@@ -329,6 +351,17 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Table pages, the root included.
     pub fn table_pages(&self) -> usize {
         self.table.table_pages()
+    }
+
+    /// Bytes in locked vareas (mlock, MAP_LOCKED, mlockall): what Linux
+    /// counts in `locked_vm` and checks against `RLIMIT_MEMLOCK`.
+    pub fn locked_bytes(&self) -> u64 {
+        self.vareas.iter().filter(|(_, v)| v.locked).map(|(start, v)| v.end_exclusive - start).sum()
+    }
+
+    /// Bytes in every varea (Linux's `total_vm`).
+    fn mapped_bytes(&self) -> u64 {
+        self.vareas.iter().map(|(start, v)| v.end_exclusive - start).sum()
     }
 
     /// Pages mapped (resident set size, in pages).

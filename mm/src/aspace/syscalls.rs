@@ -27,7 +27,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// A free, page-aligned range of `len` bytes: at `hint` (page aligned
     /// up) when that is free and at or above [`MMAP_MIN_ADDR`]; else the
     /// highest gap below the mmap base; else the lowest above it.
-    fn free_area(&self, len: u64, hint: VirtAddr) -> Option<VirtAddr> {
+    pub(super) fn free_area(&self, len: u64, hint: VirtAddr) -> Option<VirtAddr> {
         if hint.as_u64() != 0 {
             if let Some(at) = hint.checked_align_up(PAGE_SIZE) {
                 let fits = at >= MMAP_MIN_ADDR && at.as_u64() <= USER_END.as_u64() - len;
@@ -135,6 +135,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if flags.contains(MapFlags::FIXED_NOREPLACE) && self.vareas.any_in(range) {
             return Err(Errno::EEXIST);
         }
+        let lock = if flags.contains(MapFlags::LOCKED) { Some(LockMode::Populate) } else { self.lock_future };
+        if lock.is_some() && !self.may_lock_more(len) {
+            return Err(Errno::EAGAIN);
+        }
         let mut max_prot = Prot::ACCESS;
         let backing = match file {
             Some(file) => {
@@ -185,7 +189,6 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::ENOMEM);
         }
         self.unmap_range(range);
-        let lock = if flags.contains(MapFlags::LOCKED) { Some(LockMode::Populate) } else { self.lock_future };
         let prot = prot.access();
         let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, lock.is_some());
         self.add_varea(range, varea);
@@ -495,15 +498,41 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// mlock(2): locks and populates the range; afterwards no access in it
     /// faults (see the module notes for the exceptions). Running out of
     /// memory while populating gives EAGAIN (as Linux), the lock stays.
-    pub fn mlock(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+    ///
+    /// `limit` is the caller's `RLIMIT_MEMLOCK` in bytes, `None` for no
+    /// limit (unlimited, or `CAP_IPC_LOCK`): a zero limit is EPERM, and
+    /// ENOMEM when the locked total ([`Self::locked_bytes`], pages
+    /// already locked in the range counted once) would exceed it.
+    pub fn mlock(&mut self, addr: VirtAddr, len: u64, limit: Option<u64>) -> Result<(), Errno> {
+        if limit == Some(0) {
+            return Err(Errno::EPERM);
+        }
         let Some(range) = Self::lock_range(addr, len)? else {
             return Ok(());
         };
+        if let Some(limit) = limit {
+            let already: u64 = self
+                .vareas
+                .overlapping(range)
+                .filter(|(_, v)| v.locked)
+                .map(|(start, v)| v.end_exclusive.min(range.end_exclusive) - start.max(range.start))
+                .sum();
+            let locked = (self.locked_bytes() + range.size() - already) >> PAGE_SHIFT;
+            if locked > limit >> PAGE_SHIFT {
+                return Err(Errno::ENOMEM);
+            }
+        }
         if range.end_exclusive > USER_END || !self.vareas.covers(range) || self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
         self.set_locked(range, true);
         self.populate(range).map_err(|_| Errno::EAGAIN)
+    }
+
+    /// Whether `bytes` more locked memory stay within the limit
+    /// mlockall(MCL_FUTURE) was given (Linux's `mlock_future_check`).
+    pub(super) fn may_lock_more(&self, bytes: u64) -> bool {
+        self.lock_limit.is_none_or(|limit| (self.locked_bytes() + bytes) >> PAGE_SHIFT <= limit >> PAGE_SHIFT)
     }
 
     /// munlock(2).
@@ -522,12 +551,26 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// every varea; MCL_FUTURE does the same for every later mapping and
     /// heap growth. Running out of memory while populating gives EAGAIN
     /// (Linux ignores it and returns 0). Unknown flags are EINVAL.
-    pub fn mlockall(&mut self, flags: MlockallFlags) -> Result<(), Errno> {
+    ///
+    /// `limit` is `RLIMIT_MEMLOCK` in bytes, as for [`Self::mlock`]: zero
+    /// is EPERM; with MCL_CURRENT, ENOMEM when everything mapped would
+    /// exceed it (Linux compares `total_vm`); with MCL_FUTURE it is kept,
+    /// and a later mapping, brk growth or mremap growth that would take
+    /// the locked total past it fails (EAGAIN; brk returns the old break).
+    pub fn mlockall(&mut self, flags: MlockallFlags, limit: Option<u64>) -> Result<(), Errno> {
         if flags.is_empty() || !MlockallFlags::all().contains(flags) || flags == MlockallFlags::ONFAULT {
             return Err(Errno::EINVAL);
         }
+        if limit == Some(0) {
+            return Err(Errno::EPERM);
+        }
+        let pages_limit = limit.map(|l| l >> PAGE_SHIFT);
+        if flags.contains(MlockallFlags::CURRENT) && pages_limit.is_some_and(|l| self.mapped_bytes() >> PAGE_SHIFT > l) {
+            return Err(Errno::ENOMEM);
+        }
         let mode = if flags.contains(MlockallFlags::ONFAULT) { LockMode::OnFault } else { LockMode::Populate };
         self.lock_future = flags.contains(MlockallFlags::FUTURE).then_some(mode);
+        self.lock_limit = if self.lock_future.is_some() { limit } else { None };
         if !flags.contains(MlockallFlags::CURRENT) {
             return Ok(());
         }
@@ -545,6 +588,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// munlockall(2).
     pub fn munlockall(&mut self) {
         self.lock_future = None;
+        self.lock_limit = None;
         for (_, varea) in self.vareas.iter_mut() {
             varea.locked = false;
         }
@@ -589,6 +633,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let range = VirtRange::new(old_end, new_end);
         let lock = self.lock_future;
+        if lock.is_some() && !self.may_lock_more(range.size()) {
+            return brk.current;
+        }
         let heap = Varea::new(new_end, Prot::READ | Prot::WRITE, Prot::ACCESS, Backing::Anon, lock.is_some());
         self.add_varea(range, heap);
         if lock == Some(LockMode::Populate) {

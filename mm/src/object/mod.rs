@@ -36,6 +36,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
@@ -125,7 +126,17 @@ pub struct FileObject<'e, E: MmEnv> {
     /// `None`: an anonymous object, zero-filled, never written back.
     pager: Option<Arc<dyn Pager>>,
     identity: FileIdentity,
+    /// Unique among every object ever made ([`FileObject::id`]).
+    id: u64,
     inner: Mutex<Inner>,
+}
+
+/// The next [`FileObject::id`]; starts at 1 and is never reused.
+static NEXT_OBJECT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh object id.
+fn next_object_id() -> u64 {
+    NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Pages needed to hold `size` bytes.
@@ -173,7 +184,8 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
     /// The cache of a file whose data `pager` holds.
     pub fn new(env: &'e E, pager: Arc<dyn Pager>, identity: FileIdentity) -> Arc<Self> {
         let size = pager.size();
-        Arc::new(Self { env, pager: Some(pager), identity, inner: Mutex::new(Inner { size, pages: BTreeMap::new() }) })
+        let inner = Mutex::new(Inner { size, pages: BTreeMap::new() });
+        Arc::new(Self { env, pager: Some(pager), identity, id: next_object_id(), inner })
     }
 
     /// An anonymous object of `size` bytes (MAP_SHARED|MAP_ANONYMOUS):
@@ -183,6 +195,7 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
             env,
             pager: None,
             identity: FileIdentity { major: 0, minor: 1, inode: 0, path: String::from("/dev/zero (deleted)") },
+            id: next_object_id(),
             inner: Mutex::new(Inner { size, pages: BTreeMap::new() }),
         })
     }
@@ -195,6 +208,18 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
     /// What `/proc/<pid>/maps` shows for mappings of the object.
     pub fn identity(&self) -> &FileIdentity {
         &self.identity
+    }
+
+    /// A number naming this object alone, for as long as the kernel runs:
+    /// two objects never share one, even after the first is dropped (a
+    /// futex key made from it cannot meet a later object's).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether page `index` is in the cache (no page-in, no allocation).
+    pub fn has_page(&self, index: u64) -> bool {
+        self.inner.lock().pages.contains_key(&index)
     }
 
     /// The file's size in bytes.

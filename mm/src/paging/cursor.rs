@@ -27,7 +27,7 @@ use core::sync::atomic::{fence, Ordering};
 use super::bulk::Leaf;
 use super::descriptor::{Change, Descriptor};
 use super::phys::PhysMemory;
-use super::table::{FramePool, PageTable};
+use super::table::{FramePool, PageTable, TableReserve};
 use super::{Level, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{AllocError, FrameAllocator};
@@ -165,6 +165,29 @@ where
     /// out of frames leaves the tree as it was). Needs no TLB maintenance.
     #[inline]
     pub fn map(&mut self, pa: PhysAddr, attrs: PageAttrs) -> Result<(), PagingError> {
+        self.map_from(pa, attrs, None)
+    }
+
+    /// As [`Self::map`], taking the missing tables from `reserve` rather
+    /// than from the allocator: when the reserve holds at least the three
+    /// pages a map may need, only a mapped page or bad arguments refuse it.
+    pub fn map_reserved(
+        &mut self,
+        pa: PhysAddr,
+        attrs: PageAttrs,
+        reserve: &mut TableReserve<'_, M, A>,
+    ) -> Result<(), PagingError> {
+        self.map_from(pa, attrs, Some(&mut reserve.pool))
+    }
+
+    /// [`Self::map`], with the tables from `reserve` when given.
+    #[inline]
+    fn map_from(
+        &mut self,
+        pa: PhysAddr,
+        attrs: PageAttrs,
+        reserve: Option<&mut FramePool<'_, M, A>>,
+    ) -> Result<(), PagingError> {
         check_output(pa, PageSize::Size4K)?;
         let (level, desc) = self.descend();
         if desc.is_valid() {
@@ -176,7 +199,7 @@ where
                 self.write(level, leaf);
                 Ok(())
             }
-            Some(first) => self.hook_tables(level, first, leaf),
+            Some(first) => self.hook_tables(level, first, leaf, reserve),
         }
     }
 
@@ -185,9 +208,34 @@ where
     /// `level`. Out of line: most maps find their tables there.
     #[cold]
     #[inline(never)]
-    fn hook_tables(&mut self, level: Level, first: Level, leaf: Descriptor) -> Result<(), PagingError> {
+    fn hook_tables(
+        &mut self,
+        level: Level,
+        first: Level,
+        leaf: Descriptor,
+        reserve: Option<&mut FramePool<'_, M, A>>,
+    ) -> Result<(), PagingError> {
         let count = usize::from(4 - first.get());
-        let mut pool = FramePool::fill(self.table.mem, self.table.frames, count)?;
+        match reserve {
+            Some(pool) if pool.len() >= count => self.build_tables(level, first, leaf, pool),
+            Some(_) => Err(PagingError::OutOfMemory(AllocError::OutOfMemory)),
+            None => {
+                let mut pool = FramePool::fill(self.table.mem, self.table.frames, count)?;
+                self.build_tables(level, first, leaf, &mut pool)
+            }
+        }
+    }
+
+    /// The body of [`Self::hook_tables`], with `pool` holding the tables.
+    #[inline(always)]
+    fn build_tables(
+        &mut self,
+        level: Level,
+        first: Level,
+        leaf: Descriptor,
+        pool: &mut FramePool<'_, M, A>,
+    ) -> Result<(), PagingError> {
+        let count = usize::from(4 - first.get());
         let mut below = leaf;
         for depth in (first.get()..=3).rev() {
             let new = pool.take().ok_or(PagingError::OutOfMemory(AllocError::OutOfMemory))?;

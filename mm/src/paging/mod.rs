@@ -72,7 +72,7 @@ pub use descriptor::{
 };
 pub use edit::{Editor, GATHER_LEAVES, GATHER_TABLES};
 pub use phys::{copy_frame, zero_frame, LinearMap, PhysMemory};
-pub use table::PageTable;
+pub use table::{PageTable, TableReserve};
 
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SHIFT};
 use crate::frame::AllocError;

@@ -58,6 +58,7 @@ pub(super) struct FramePool<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Siz
     mem: &'p M,
     frames: &'p A,
     head: Option<PhysAddr>,
+    len: usize,
 }
 
 impl<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> FramePool<'p, M, A> {
@@ -65,7 +66,7 @@ impl<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> FramePool<'p, M, A>
     const END: u64 = u64::MAX;
 
     pub(super) fn fill(mem: &'p M, frames: &'p A, count: usize) -> Result<Self, AllocError> {
-        let mut pool = Self { mem, frames, head: None };
+        let mut pool = Self { mem, frames, head: None, len: 0 };
         for _ in 0..count {
             // On error `pool` drops and gives back what it holds.
             let frame = frames.alloc_frame()?;
@@ -74,8 +75,14 @@ impl<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> FramePool<'p, M, A>
             // by `mem`'s contract; no table points at it.
             unsafe { mem.write_u64(frame, next) };
             pool.head = Some(frame);
+            pool.len += 1;
         }
         Ok(pool)
+    }
+
+    /// Frames left in the pool.
+    pub(super) fn len(&self) -> usize {
+        self.len
     }
 
     /// A zeroed frame.
@@ -84,6 +91,7 @@ impl<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> FramePool<'p, M, A>
         // SAFETY: pool frames are ours and unreachable from any table.
         let next = unsafe { self.mem.read_u64(frame) };
         self.head = (next != Self::END).then_some(PhysAddr::new(next));
+        self.len -= 1;
         // SAFETY: as above.
         unsafe { zero_frame(self.mem, frame) };
         Some(frame)
@@ -99,6 +107,14 @@ impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> Drop for FramePool<'_, 
             self.frames.free_frame(frame);
         }
     }
+}
+
+/// Table pages set aside for a batch of [`Cursor::map_reserved`](super::Cursor::map_reserved)
+/// calls (see [`PageTable::reserve_tables`]), so that the maps cannot run
+/// out of frames once the caller has started changing things. What is
+/// left goes back to the allocator when it drops.
+pub struct TableReserve<'p, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> {
+    pub(super) pool: FramePool<'p, M, A>,
 }
 
 /// The two passes of a map: `Plan` checks and counts the table pages
@@ -133,6 +149,12 @@ impl Run {
 }
 
 impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A> {
+    /// Takes `count` table pages from the allocator, all or none, for
+    /// later maps that must not fail ([`TableReserve`]).
+    pub fn reserve_tables(&self, count: usize) -> Result<TableReserve<'a, M, A>, PagingError> {
+        Ok(TableReserve { pool: FramePool::fill(self.mem, self.frames, count)? })
+    }
+
     /// An empty tree for `half`: one zeroed root table.
     pub fn new(mem: &'a M, frames: &'a A, half: VaHalf) -> Result<Self, PagingError> {
         let root = frames.alloc_frame()?;

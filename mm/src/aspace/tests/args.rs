@@ -235,9 +235,9 @@ fn run<'e, 'a>(
         Mprotect { addr, len, prot } => space.mprotect(va(addr), len, prot).map(|()| None),
         Madvise { addr, len, advice } => space.madvise(va(addr), len, advice).map(|()| None),
         Msync { addr, len, flags } => space.msync(va(addr), len, flags).map(|()| None),
-        Mlock { addr, len } => space.mlock(va(addr), len).map(|()| None),
+        Mlock { addr, len } => space.mlock(va(addr), len, None).map(|()| None),
         Munlock { addr, len } => space.munlock(va(addr), len).map(|()| None),
-        Mlockall { flags } => space.mlockall(flags).map(|()| None),
+        Mlockall { flags } => space.mlockall(flags, None).map(|()| None),
     }
 }
 

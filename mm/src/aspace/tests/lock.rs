@@ -83,8 +83,8 @@ fn mlock_breaks_copy_on_write_and_stays_fault_free_across_fork() {
         let f =
             space.mmap(va(0), 2 * PS, RW, MapFlags::PRIVATE, Some(MappedFile::read_write(file)), 0).unwrap().as_u64();
         read(&mut space, f).unwrap();
-        assert_eq!(space.mlock(va(p + 1), 4 * PS - 1), Ok(()));
-        assert_eq!(space.mlock(va(f), 2 * PS), Ok(()));
+        assert_eq!(space.mlock(va(p + 1), 4 * PS - 1, None), Ok(()));
+        assert_eq!(space.mlock(va(f), 2 * PS, None), Ok(()));
         let faults = faults_during(env, || {
             touch_all(&mut space, p, 4, true);
             touch_all(&mut space, f, 2, true);
@@ -130,7 +130,7 @@ fn populate_walks_across_table_boundaries_breaking_copy_on_write() {
         // Populating copies the two shared pages and fills the two holes,
         // through the TLB model (which panics on a stale translation).
         let copies = env.stats().cow_copies();
-        assert_eq!(space.mlock(va(p), 4 * PS), Ok(()));
+        assert_eq!(space.mlock(va(p), 4 * PS, None), Ok(()));
         assert_eq!(env.stats().cow_copies() - copies, 2);
         assert_eq!(space.resident_pages(), 4);
         assert_eq!(faults_during(env, || touch_all(&mut space, p, 4, true)), 0);
@@ -146,7 +146,7 @@ fn mlockall_locks_current_and_future_mappings() {
         let mut space = AddressSpace::new(env).unwrap();
         space.set_brk_base(va(0x50_0000));
         let before = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
-        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::FUTURE), Ok(()));
+        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::FUTURE, None), Ok(()));
         let after = map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
         assert_eq!(space.brk(va(0x50_3000)), va(0x50_3000));
         let faults = faults_during(env, || {
@@ -161,7 +161,7 @@ fn mlockall_locks_current_and_future_mappings() {
         assert_eq!(faults_during(env, || touch_all(&mut space, lazy, 1, true)), 1);
         assert!(space.vareas().all(|v| !v.locked));
         // MCL_ONFAULT locks without populating.
-        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::ONFAULT), Ok(()));
+        assert_eq!(space.mlockall(MlockallFlags::CURRENT | MlockallFlags::ONFAULT, None), Ok(()));
         let onfault = map_anon(&mut space, 1, RW, MapFlags::PRIVATE);
         assert_eq!(faults_during(env, || touch_all(&mut space, onfault, 1, true)), 1);
     });
@@ -197,7 +197,7 @@ fn running_out_of_memory_is_contained() {
             }
         }
         assert_eq!(verdict, Err(FaultError::OutOfMemory));
-        assert_eq!(victim.mlock(va(big), 64 * PS), Err(Errno::EAGAIN));
+        assert_eq!(victim.mlock(va(big), 64 * PS, None), Err(Errno::EAGAIN));
         assert_eq!(victim.fork().err(), Some(Errno::ENOMEM));
         // The kernel kills the task: its space goes, every frame comes back.
         drop(victim);

@@ -9,6 +9,8 @@ mod file;
 mod lock;
 mod memory;
 mod prop;
+mod remap;
+mod threads;
 mod wx;
 
 use aspen_abi::mman::{MapFlags, Prot};
@@ -24,7 +26,7 @@ use crate::frame::BuddyAllocator;
 use crate::testbed::{Arena, El, Fault, Machine};
 
 pub(super) const PS: u64 = PAGE_SIZE;
-const RAM_BASE: PhysAddr = PhysAddr::new(0x4000_0000);
+pub(super) const RAM_BASE: PhysAddr = PhysAddr::new(0x4000_0000);
 
 pub(super) type TestEnv<'a> = Env<'a, Arena, Machine<'a>>;
 pub(super) type Space<'e, 'a> = AddressSpace<'e, TestEnv<'a>>;

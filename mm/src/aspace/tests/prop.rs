@@ -238,7 +238,7 @@ impl<'e, 'a> World<'e, 'a> {
                 let env = self.env;
                 let (s, model) = &mut self.spaces[space % live];
                 let mapped = range.clone().all(|p| model.contains_key(&p));
-                let got = s.mlock(va(addr(first)), (range.end - range.start) * PS);
+                let got = s.mlock(va(addr(first)), (range.end - range.start) * PS, None);
                 if !mapped {
                     assert_eq!(got, Err(Errno::ENOMEM));
                     return;

@@ -155,7 +155,7 @@ fn splits_keep_the_state_and_merges_need_it_equal() {
         let q = map_anon(&mut space, 3, RWX, MapFlags::PRIVATE);
         flip_past_bound(&mut space, q);
         let count = space.varea_count();
-        space.mlock(va(q + PS), PS).unwrap();
+        space.mlock(va(q + PS), PS, None).unwrap();
         assert_eq!((space.varea_count(), space.wx_vareas()), (count + 2, 4));
         space.munlock(va(q + PS), PS).unwrap();
         assert_eq!((space.varea_count(), space.wx_vareas()), (count, 2));
@@ -194,7 +194,7 @@ fn fork_copies_locked_writable_and_executable_pages_at_once() {
         let mut parent = AddressSpace::new(env).unwrap();
         let p = map_anon(&mut parent, 1, RWX, MapFlags::PRIVATE);
         flip_past_bound(&mut parent, p);
-        parent.mlock(va(p), PS).unwrap();
+        parent.mlock(va(p), PS, None).unwrap();
         let mut child = parent.fork().unwrap();
         assert_eq!(attrs(&child, p), PageAttrs::USER_RWX);
         assert_eq!(faults_during(env, || run_self_modifying(&mut child, p, 0x99)), 0);
