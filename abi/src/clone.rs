@@ -136,9 +136,8 @@ impl CloneArgs {
         if raw.get(CLONE_ARGS_SIZE..).is_some_and(|extra| extra.iter().any(|&b| b != 0)) {
             return Err(Errno::E2BIG);
         }
-        let field = |i: usize| {
-            raw.get(i * 8..i * 8 + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-        };
+        let field =
+            |i: usize| raw.get(i * 8..i * 8 + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
         let [flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] =
             core::array::from_fn(field);
         let flags = CloneFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
