@@ -87,8 +87,7 @@ pub fn meminfo() -> String {
     let total = pool.total_frame_count() as u64;
     let free = pool.free_frame_count() as u64;
     let cached = user_env::get().stats().page_cache_pages() as u64;
-    let tables: u64 =
-        Process::all().iter().filter_map(|p| p.with_mm(|mm| mm.table_pages() as u64).ok()).sum();
+    let tables: u64 = Process::all().iter().filter_map(|p| p.with_mm(|mm| mm.table_pages() as u64).ok()).sum();
     let mut out = String::new();
     let _ = writeln!(out, "MemTotal:       {:>8} kB", kib(total));
     let _ = writeln!(out, "MemFree:        {:>8} kB", kib(free));

@@ -25,6 +25,9 @@ pub struct Thread {
     /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: cleared and futex-woken
     /// when the thread ends (0: none).
     clear_child_tid: AtomicU64,
+    /// `set_robust_list`: the head of its robust futex list, walked when
+    /// it ends (0: none).
+    robust_list: AtomicU64,
 }
 
 impl Thread {
@@ -35,6 +38,7 @@ impl Thread {
             process,
             task: Mutex::new(Some(task)),
             clear_child_tid: AtomicU64::new(0),
+            robust_list: AtomicU64::new(0),
         })
     }
 
@@ -61,6 +65,21 @@ impl Thread {
 
     pub fn set_clear_child_tid(&self, addr: u64) {
         self.clear_child_tid.store(addr, Ordering::Relaxed);
+    }
+
+    /// The head of its robust futex list (0: none).
+    pub fn robust_list(&self) -> u64 {
+        self.robust_list.load(Ordering::Relaxed)
+    }
+
+    pub fn set_robust_list(&self, head: u64) {
+        self.robust_list.store(head, Ordering::Relaxed);
+    }
+
+    /// The head of its robust futex list, forgotten (what exit and exec
+    /// walk once).
+    pub(crate) fn take_robust_list(&self) -> u64 {
+        self.robust_list.swap(0, Ordering::Relaxed)
     }
 
     /// Wakes the thread from a block, to look at why (a signal, the end of
