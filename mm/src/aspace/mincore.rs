@@ -29,20 +29,29 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         if !self.vareas.covers(range) {
             return Err(Errno::ENOMEM);
         }
+        let pages = (len / PAGE_SIZE) as usize;
         let mut vec = Vec::new();
-        vec.try_reserve_exact((len / PAGE_SIZE) as usize).map_err(|_| Errno::EAGAIN)?;
+        vec.try_reserve_exact(pages).map_err(|_| Errno::EAGAIN)?;
+        vec.resize(pages, 0);
+        // Mapped pages: one pass over the tables, skipping what is empty.
+        self.table.visit_leaves(range, |leaf| {
+            let mapping = leaf.mapping();
+            for i in 0..mapping.size.bytes() / PAGE_SIZE {
+                let va = mapping.va + i * PAGE_SIZE;
+                if range.contains(va) {
+                    vec[((va - addr) / PAGE_SIZE) as usize] = 1;
+                }
+            }
+        });
+        // Pages of objects: those in the page cache too.
         for (start, varea) in self.vareas.overlapping(range) {
+            let Backing::Object { object, first_page, .. } = &varea.backing else { continue };
             let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
             let mut va = sub.start;
             while va < sub.end_exclusive {
-                let cached = match &varea.backing {
-                    Backing::Object { object, first_page, .. } => {
-                        object.has_page(object_index(*first_page, start, va))
-                    }
-                    Backing::Anon | Backing::Device { .. } => false,
-                };
-                let resident = cached || self.table.query(va).is_some();
-                vec.push(u8::from(resident));
+                if object.has_page(object_index(*first_page, start, va)) {
+                    vec[((va - addr) / PAGE_SIZE) as usize] = 1;
+                }
                 va = va + PAGE_SIZE;
             }
         }

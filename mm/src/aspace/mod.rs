@@ -4,8 +4,14 @@
 //! ordered set of vareas (ranges with one protection and one backing:
 //! private or shared anonymous memory, a private or shared mapping of a
 //! [`FileObject`](crate::object::FileObject), or device frames). Pages are faulted in on demand; the
-//! system calls (mmap, munmap, mprotect, madvise, msync, mlock, mlockall,
-//! brk) follow Linux, errnos included; fork copies on write.
+//! system calls (mmap, munmap, mremap, mprotect, madvise, msync, mincore,
+//! mlock, mlockall, brk) follow Linux, errnos included; fork copies on
+//! write. [`AddressSpace::futex_key`] names futex words as Linux does.
+//!
+//! Threads share one space (and its ASID): the kernel keeps it behind one
+//! lock and activates it on each CPU a thread of it runs on. Every change
+//! to a live entry is invalidated with broadcast (inner-shareable) TLB
+//! maintenance, so it reaches the CPUs running the other threads too.
 //!
 //! The machine comes in through [`MmEnv`]: the kernel passes its linear
 //! map, frame pool, `TLBI` backend and ASID allocator, host tests the

@@ -10,8 +10,9 @@
 //! and the shrunk tail before checks that can still fail.)
 //!
 //! Choices, where Aspen differs from Linux:
-//! - A zero `old_len` (Linux duplicates a *shared* mapping) is EINVAL for
-//!   every mapping, as Linux answers for private ones.
+//! - A zero `old_len` duplicates a shared mapping (as Linux: a second
+//!   mapping of the same object and offset, `new_len` long); for a
+//!   private one it is EINVAL (as Linux).
 //! - Device vareas (Linux's `VM_PFNMAP`) never move (EINVAL); growing
 //!   them is EFAULT and MREMAP_DONTUNMAP EINVAL, as in Linux.
 //! - MREMAP_DONTUNMAP moves any varea but a device one (Linux since 5.13):
@@ -52,12 +53,16 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// where it is now. `flags`: MREMAP_MAYMOVE lets it move when it cannot
     /// grow in place; MREMAP_FIXED moves it to `new_addr` exactly,
     /// replacing what is there; MREMAP_DONTUNMAP moves it (same length)
-    /// and leaves the old range mapped and empty. Errnos as Linux 6.1:
-    /// EINVAL for bad flags, alignment, a zero `new_len`, overlapping
-    /// FIXED ranges; EFAULT when `old_addr` is unmapped or a growing or
-    /// moving range leaves its varea; ENOMEM when it cannot grow in place
-    /// and may not move, or there is no room; EAGAIN past the locked-memory
-    /// limit of mlockall(MCL_FUTURE). On any error nothing has changed.
+    /// and leaves the old range mapped and empty. A zero `old_len` makes a
+    /// second mapping of a shared mapping's pages.
+    ///
+    /// Errnos as Linux 6.1: EINVAL for bad flags, alignment, a zero
+    /// `new_len`, a zero `old_len` on a private mapping, overlapping FIXED
+    /// ranges; EFAULT when `old_addr` is unmapped or a growing or moving
+    /// range leaves its varea; ENOMEM when it cannot grow in place and may
+    /// not move, or there is no room; EPERM for a FIXED destination below
+    /// [`MMAP_MIN_ADDR`]; EAGAIN past the locked-memory limit of
+    /// mlockall(MCL_FUTURE). On any error nothing has changed.
     pub fn mremap(
         &mut self,
         old_addr: VirtAddr,
@@ -169,7 +174,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// `old_addr` growing to `new_len`.
     fn check_resize(&self, old_addr: VirtAddr, old_len: u64, new_len: u64, flags: MremapFlags) -> Result<(), Errno> {
         let (start, varea) = self.vareas.find(old_addr).ok_or(Errno::EFAULT)?;
-        if old_len == 0 {
+        if old_len == 0 && !varea.is_shared() {
             return Err(Errno::EINVAL);
         }
         let device = matches!(varea.backing, Backing::Device { .. });
@@ -255,9 +260,9 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                         for leaf in &leaves {
                             let first = dest + (leaf.va - src.start);
                             for i in 0..leaf.size.bytes() / PAGE_SIZE {
-                                let mapped = cursor
-                                    .jump(first + i * PAGE_SIZE)
-                                    .and_then(|()| cursor.map_reserved(leaf.pa + i * PAGE_SIZE, leaf.attrs, &mut reserve));
+                                let mapped = cursor.jump(first + i * PAGE_SIZE).and_then(|()| {
+                                    cursor.map_reserved(leaf.pa + i * PAGE_SIZE, leaf.attrs, &mut reserve)
+                                });
                                 if let Err(e) = mapped {
                                     log::error!("mm: mremap could not map {leaf:?} at its new place: {e:?}");
                                 }
@@ -275,14 +280,18 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             }
         }
         drop(reserve);
-        self.vareas.split_at(src.start);
-        self.vareas.split_at(src.end_exclusive);
-        if keep_old {
+        if src.is_empty() {
+            // A duplicate (zero `old_len`): the old mapping stays whole.
+        } else if keep_old {
+            self.vareas.split_at(src.start);
+            self.vareas.split_at(src.end_exclusive);
             if let Some((_, old)) = self.vareas.find_mut(src.start) {
                 old.locked = false;
             }
             self.vareas.merge_in(src);
         } else {
+            self.vareas.split_at(src.start);
+            self.vareas.split_at(src.end_exclusive);
             drop(self.vareas.remove_range(src));
         }
         self.add_varea(dest_range, piece);

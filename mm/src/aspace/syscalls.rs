@@ -565,7 +565,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::EPERM);
         }
         let pages_limit = limit.map(|l| l >> PAGE_SHIFT);
-        if flags.contains(MlockallFlags::CURRENT) && pages_limit.is_some_and(|l| self.mapped_bytes() >> PAGE_SHIFT > l) {
+        if flags.contains(MlockallFlags::CURRENT) && pages_limit.is_some_and(|l| self.mapped_bytes() >> PAGE_SHIFT > l)
+        {
             return Err(Errno::ENOMEM);
         }
         let mode = if flags.contains(MlockallFlags::ONFAULT) { LockMode::OnFault } else { LockMode::Populate };

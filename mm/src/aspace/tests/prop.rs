@@ -1,5 +1,5 @@
-//! Random mmap / munmap / mprotect / madvise(DONTNEED) / mlock / fork /
-//! exit / read / write / exec sequences over several address spaces,
+//! Random mmap / munmap / mprotect / mremap / madvise(DONTNEED) / mlock /
+//! fork / exit / read / write / exec sequences over several address spaces,
 //! compared with a reference model (per space: page -> protection and
 //! contents; shared anonymous objects and one file as shared buffers;
 //! private file pages read the file until written). Every access
@@ -24,7 +24,7 @@ use crate::frame::FrameFlags;
 use crate::object::tests::RecordingPager;
 use crate::object::{FileIdentity, FileObject};
 use crate::paging::VaHalf;
-use aspen_abi::mman::{Advice, MapFlags, Prot};
+use aspen_abi::mman::{Advice, MapFlags, MremapFlags, Prot};
 
 const ARENA_PAGES: u64 = 384;
 const MAX_SPACES: usize = 4;
@@ -47,6 +47,8 @@ enum Kind {
     SharedFile,
 }
 
+/// One step; `Remap` is mremap(MREMAP_MAYMOVE | MREMAP_FIXED, and
+/// MREMAP_DONTUNMAP with `keep_old`), same length, to page `dest`.
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Map { space: usize, first: u64, count: u64, prot: usize, backing: Kind },
@@ -54,6 +56,7 @@ enum Op {
     Protect { space: usize, first: u64, count: u64, prot: usize },
     DontNeed { space: usize, first: u64, count: u64 },
     Lock { space: usize, first: u64, count: u64 },
+    Remap { space: usize, first: u64, count: u64, dest: u64, keep_old: bool },
     Fork { space: usize },
     Exit { space: usize },
     Read { space: usize, page: u64, slot: usize },
@@ -74,7 +77,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => span.clone().prop_map(|(space, first, count)| Op::Unmap { space, first, count }),
         2 => (span.clone(), 0..PROTS.len()).prop_map(|((space, first, count), prot)| Op::Protect { space, first, count, prot }),
         1 => span.clone().prop_map(|(space, first, count)| Op::DontNeed { space, first, count }),
-        1 => span.prop_map(|(space, first, count)| Op::Lock { space, first, count }),
+        1 => span.clone().prop_map(|(space, first, count)| Op::Lock { space, first, count }),
+        2 => (span, 0..PAGES, any::<bool>())
+            .prop_map(|((space, first, count), dest, keep_old)| Op::Remap { space, first, count, dest, keep_old }),
         1 => (0..MAX_SPACES).prop_map(|space| Op::Fork { space }),
         1 => (0..MAX_SPACES).prop_map(|space| Op::Exit { space }),
         4 => (0..MAX_SPACES, 0..PAGES, 0..SLOTS).prop_map(|(space, page, slot)| Op::Read { space, page, slot }),
@@ -101,6 +106,8 @@ struct PageModel {
     locked: bool,
     /// A private file page: MADV_DONTNEED brings the file's data back.
     private_file: bool,
+    /// The file page a file mapping maps here (mremap keeps it).
+    file_page: usize,
     data: Data,
 }
 
@@ -189,7 +196,8 @@ impl<'e, 'a> World<'e, 'a> {
                         Kind::PrivateFile | Kind::SharedFile => Data::Shared { object: 0, index: page as usize },
                     };
                     let private_file = backing == Kind::PrivateFile;
-                    model.insert(page, PageModel { prot: PROTS[prot], locked: false, private_file, data });
+                    let file_page = page as usize;
+                    model.insert(page, PageModel { prot: PROTS[prot], locked: false, private_file, file_page, data });
                 }
             }
             Op::Unmap { space, first, count } => {
@@ -227,7 +235,7 @@ impl<'e, 'a> World<'e, 'a> {
                 assert_eq!(got, if mapped { Ok(()) } else { Err(Errno::ENOMEM) });
                 for page in range {
                     match model.get_mut(&page) {
-                        Some(m) if m.private_file => m.data = Data::Shared { object: 0, index: page as usize },
+                        Some(m) if m.private_file => m.data = Data::Shared { object: 0, index: m.file_page },
                         Some(PageModel { data: Data::Private(bytes), .. }) => *bytes = [0; SLOTS],
                         _ => {}
                     }
@@ -270,6 +278,48 @@ impl<'e, 'a> World<'e, 'a> {
                         }
                     });
                     assert_eq!(faults, 0, "locked page {page} faulted");
+                }
+            }
+            Op::Remap { space, first, count, dest, keep_old } => {
+                let count = count.min(PAGES - first).min(PAGES - dest);
+                let (s, model) = &mut self.spaces[space % live];
+                let mut flags = MremapFlags::MAYMOVE | MremapFlags::FIXED;
+                if keep_old {
+                    flags |= MremapFlags::DONTUNMAP;
+                }
+                let got = s.mremap(va(addr(first)), count * PS, count * PS, flags, va(addr(dest)));
+                if first < dest + count && dest < first + count {
+                    assert_eq!(got, if model.contains_key(&first) { Err(Errno::EINVAL) } else { Err(Errno::EFAULT) });
+                    return;
+                }
+                if !(first..first + count).all(|p| model.contains_key(&p)) {
+                    assert_eq!(got, Err(Errno::EFAULT));
+                    return;
+                }
+                // The model does not know varea boundaries: a range over
+                // two vareas is EFAULT.
+                if got == Err(Errno::EFAULT) {
+                    return;
+                }
+                assert_eq!(got, Ok(va(addr(dest))));
+                let moved: Vec<PageModel> = (first..first + count).map(|p| model[&p]).collect();
+                for page in dest..dest + count {
+                    model.remove(&page);
+                }
+                for (i, m) in moved.into_iter().enumerate() {
+                    let old = first + i as u64;
+                    if keep_old {
+                        // Left mapped, empty and unlocked: faults in from its backing again.
+                        let data = match m.data {
+                            _ if m.private_file => Data::Shared { object: 0, index: m.file_page },
+                            Data::Private(_) => Data::Private([0; SLOTS]),
+                            shared => shared,
+                        };
+                        model.insert(old, PageModel { locked: false, data, ..m });
+                    } else {
+                        model.remove(&old);
+                    }
+                    model.insert(dest + i as u64, m);
                 }
             }
             Op::Fork { space } => {

@@ -35,7 +35,14 @@ fn frame_at(space: &Space<'_, '_>, at: u64) -> Option<PhysAddr> {
     space.table.query(va(at)).map(|m| m.pa)
 }
 
-fn remap(space: &mut Space<'_, '_>, old: u64, old_len: u64, new_len: u64, flags: MremapFlags, new: u64) -> Result<u64, Errno> {
+fn remap(
+    space: &mut Space<'_, '_>,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: MremapFlags,
+    new: u64,
+) -> Result<u64, Errno> {
     space.mremap(va(old), old_len, new_len, flags, va(new)).map(|a| a.as_u64())
 }
 
@@ -91,7 +98,8 @@ fn mremap_shrinks_grows_in_place_and_moves() {
         assert_eq!(read(&mut s, p + 4 * PS), Ok(0));
         assert_eq!(read(&mut s, p + 2 * PS), Ok(12));
         // Block the growth, then move: same frames, no copy.
-        let blocker = s.mmap(va(p + 5 * PS), PS, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0);
+        let blocker =
+            s.mmap(va(p + 5 * PS), PS, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED, None, 0);
         assert_eq!(blocker.map(|a| a.as_u64()), Ok(p + 5 * PS));
         assert_eq!(remap(&mut s, p, 5 * PS, 8 * PS, MremapFlags::empty(), 0), Err(Errno::ENOMEM));
         let frames: Vec<_> = (0..5).map(|i| frame_at(&s, p + i * PS)).collect();
@@ -296,6 +304,25 @@ fn mlock_limits_follow_rlimit_memlock() {
         assert_eq!(s.locked_bytes(), 4 * PS);
         s.munlockall();
         assert_eq!(s.locked_bytes(), 0);
+        drop(s);
+    });
+}
+
+#[test]
+fn mremap_with_zero_old_len_duplicates_a_shared_mapping() {
+    with_env(64, |env| {
+        let mut s = AddressSpace::new(env).unwrap();
+        let p = map_anon(&mut s, 2, RW, MapFlags::SHARED);
+        write(&mut s, p + PS, 3).unwrap();
+        let d = remap(&mut s, p + PS, 0, PS, MOVE, 0).unwrap();
+        assert_ne!(d, p + PS);
+        assert_eq!(read(&mut s, d), Ok(3), "the same page");
+        write(&mut s, d, 4).unwrap();
+        assert_eq!(read(&mut s, p + PS), Ok(4));
+        assert_eq!(s.futex_key(va(d), false), s.futex_key(va(p + PS), false));
+        assert_eq!(s.varea_count(), 2);
+        let q = map_anon(&mut s, 1, RW, MapFlags::PRIVATE);
+        assert_eq!(remap(&mut s, q, 0, PS, MOVE, 0), Err(Errno::EINVAL));
         drop(s);
     });
 }

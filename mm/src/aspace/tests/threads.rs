@@ -13,10 +13,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use aspen_abi::mman::{MapFlags, MremapFlags, Prot};
 
-use super::{map_anon, read, va, with_env, write, PS, RAM_BASE};
+use super::{assert_tlb_forgot_free_frames, map_anon, read, va, with_env, write, PS, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::asid::{AsidAllocator, AsidBits};
+use crate::aspace::{AddressSpace, Env, FaultError, FaultKind, MmEnv};
 use crate::frame::BuddyAllocator;
 use crate::testbed::{Arena, El, Fault, Machine};
 use crate::tlb::{Asid, TlbOps};
@@ -53,13 +53,15 @@ fn thread_b_changes_what_thread_a_cached_on_one_cpu() {
         assert!(env.tlb().cached_leaves() >= 8);
         // Thread B (same space, same ASID, no switch): munmap.
         space.munmap(va(p), PS).unwrap();
+        assert_tlb_forgot_free_frames(env, 128);
         assert_eq!(read(&mut space, p), Err(FaultError::Segv));
         // mprotect: A's cached writable entries must not let it write.
         space.mprotect(va(p + PS), PS, Prot::READ).unwrap();
         assert_eq!(write(&mut space, p + PS, 9), Err(FaultError::Segv));
         assert_eq!(read(&mut space, p + PS), Ok(2));
         // mremap: the old place forgets its pages, the new has them.
-        let n = space.mremap(va(p + 2 * PS), 2 * PS, 2 * PS, MremapFlags::MAYMOVE | MremapFlags::FIXED, va(0x4000_0000));
+        let n =
+            space.mremap(va(p + 2 * PS), 2 * PS, 2 * PS, MremapFlags::MAYMOVE | MremapFlags::FIXED, va(0x4000_0000));
         assert_eq!(n, Ok(va(0x4000_0000)));
         assert_eq!(read(&mut space, p + 2 * PS), Err(FaultError::Segv));
         assert_eq!(read(&mut space, 0x4000_0000 + PS), Ok(4));
@@ -74,41 +76,54 @@ fn thread_b_changes_what_thread_a_cached_on_one_cpu() {
     });
 }
 
-/// Two CPUs of the model: one TLB each; broadcast invalidations reach
-/// both, the local flush only the CPU that asks.
+/// Two CPUs of the model: one TLB each. With `broadcast`, invalidations
+/// reach both (`TLBI ...IS`); without, only the CPU that issues them (as
+/// non-shareable `TLBI`s would), to show what the test catches. The local
+/// flush always stays on the CPU that asks.
 struct TwoCpus<'a> {
     cpus: [Machine<'a>; 2],
     current: AtomicUsize,
+    broadcast: bool,
 }
 
-impl TwoCpus<'_> {
+impl<'a> TwoCpus<'a> {
+    fn new(arena: &'a Arena, broadcast: bool) -> Self {
+        Self { cpus: [Machine::new(arena), Machine::new(arena)], current: AtomicUsize::new(0), broadcast }
+    }
+
     fn on(&self, cpu: usize) -> &Machine<'_> {
         self.current.store(cpu, Ordering::Relaxed);
         &self.cpus[cpu]
+    }
+
+    /// The CPUs an invalidation reaches.
+    fn targets(&self) -> impl Iterator<Item = &Machine<'a>> {
+        let current = self.current.load(Ordering::Relaxed);
+        self.cpus.iter().enumerate().filter(move |(i, _)| self.broadcast || *i == current).map(|(_, c)| c)
     }
 }
 
 impl TlbOps for TwoCpus<'_> {
     fn begin(&self) {
-        self.cpus.iter().for_each(|c| c.begin());
+        self.targets().for_each(|c| c.begin());
     }
     fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
-        self.cpus.iter().for_each(|c| c.invalidate_page(asid, va, leaf_only));
+        self.targets().for_each(|c| c.invalidate_page(asid, va, leaf_only));
     }
     fn invalidate_asid(&self, asid: Asid) {
-        self.cpus.iter().for_each(|c| c.invalidate_asid(asid));
+        self.targets().for_each(|c| c.invalidate_asid(asid));
     }
     fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
-        self.cpus.iter().for_each(|c| c.invalidate_kernel_page(va, leaf_only));
+        self.targets().for_each(|c| c.invalidate_kernel_page(va, leaf_only));
     }
     fn invalidate_all(&self) {
-        self.cpus.iter().for_each(|c| c.invalidate_all());
+        self.targets().for_each(|c| c.invalidate_all());
     }
     fn invalidate_all_local(&self) {
         self.cpus[self.current.load(Ordering::Relaxed)].invalidate_all_local();
     }
     fn sync(&self) {
-        self.cpus.iter().for_each(|c| c.sync());
+        self.targets().for_each(|c| c.sync());
     }
 }
 
@@ -139,7 +154,7 @@ fn thread_b_on_another_cpu_changes_what_thread_a_cached() {
     let pages = 256;
     let arena = Arena::new(RAM_BASE, pages * PS);
     let frames = BuddyAllocator::new_owned(&[arena.range()]).expect("buddy over the arena");
-    let tlb = TwoCpus { cpus: [Machine::new(&arena), Machine::new(&arena)], current: AtomicUsize::new(0) };
+    let tlb = TwoCpus::new(&arena, true);
     let asids = AsidAllocator::new(AsidBits::Sixteen);
     let env = Env::new(&arena, &frames, &tlb, &asids);
     let baseline = frames.free_frame_count();
@@ -173,6 +188,31 @@ fn thread_b_on_another_cpu_changes_what_thread_a_cached() {
         if frames.meta(pa).is_some_and(|m| m.is_free()) {
             assert!(!tlb.cpus.iter().any(|c| c.holds_frame(pa)), "{pa:?} free but still in a TLB");
         }
+    }
+    assert_eq!(frames.free_frame_count(), baseline, "frames leaked");
+}
+
+#[test]
+fn without_broadcast_invalidation_thread_a_would_use_a_stale_entry() {
+    let arena = Arena::new(RAM_BASE, 64 * PS);
+    let frames = BuddyAllocator::new_owned(&[arena.range()]).expect("buddy over the arena");
+    let tlb = TwoCpus::new(&arena, false);
+    let asids = AsidAllocator::new(AsidBits::Sixteen);
+    let env = Env::new(&arena, &frames, &tlb, &asids);
+    let baseline = frames.free_frame_count();
+    {
+        let mut space: SmpSpace<'_, '_> = AddressSpace::new(&env).unwrap();
+        let p = space.mmap(va(0), PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap().as_u64();
+        access_on(&mut space, 0, p, FaultKind::Write).unwrap();
+        access_on(&mut space, 1, p, FaultKind::Read).unwrap();
+        // B unmaps on CPU 1; only CPU 1's TLB hears of it.
+        tlb.on(1);
+        space.munmap(va(p), PS).unwrap();
+        let stale = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tlb.cpus[0].read(El::El0, va(p))));
+        let message = stale.expect_err("CPU 0 used the unmapped page unseen");
+        let text = message.downcast_ref::<std::string::String>().map_or("", |m| m.as_str());
+        assert!(text.contains("stale translation"), "{text}");
+        drop(space);
     }
     assert_eq!(frames.free_frame_count(), baseline, "frames leaked");
 }
