@@ -431,3 +431,47 @@ pub fn robust_list(_: &Context) -> TestResult {
     ensure!(BAD.load(SeqCst) == 0, "set_robust_list failed in the thread");
     Ok(())
 }
+
+/// The shared word of the test below.
+static SHARED_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// Thread: waits on the shared word (address in SHARED_WORD) for good.
+extern "C" fn wait_shared_forever(_: usize) {
+    // SAFETY: the address of a mapped, aligned word of shared memory.
+    let word = unsafe { &*(SHARED_WORD.load(SeqCst) as *const AtomicU32) };
+    DONE.fetch_or(1, SeqCst);
+    loop {
+        let _ = futex(word, th::FUTEX_WAIT, 0, 0, 0, 0);
+    }
+}
+
+/// Thread: waits for the PI lock WORD, which the test thread holds.
+extern "C" fn wait_pi_forever(_: usize) {
+    DONE.fetch_or(2, SeqCst);
+    let _ = lock_pi(&WORD, 0);
+    BAD.store(1, SeqCst);
+}
+
+/// Threads blocked in futex waits (a shared word, a PI lock) end with
+/// their process's exit_group, and leave nothing queued: a wake of the
+/// shared word afterwards finds no waiter.
+pub fn waiters_end_with_their_process(_: &Context) -> TestResult {
+    let sh = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::SHARED)?;
+    // SAFETY: the region is mapped, aligned and used only atomically.
+    let word = unsafe { &*(sh.addr as *const AtomicU32) };
+    SHARED_WORD.store(sh.addr as u64, SeqCst);
+    let pid = spawn(|| {
+        ensure!(lock_pi(&WORD, 0) == Ok(0), "LOCK_PI of a free word failed");
+        let _shared = spawn_thread(wait_shared_forever, 0).ctx("clone")?;
+        let _pi = spawn_thread(wait_pi_forever, 0).ctx("clone")?;
+        wait_until("both threads wait", || DONE.load(SeqCst) == 3 && WORD.load(SeqCst) & th::FUTEX_WAITERS != 0)?;
+        wait_until("the shared waiter is queued", || {
+            futex(word, th::FUTEX_REQUEUE, 0, i32::MAX as usize, sh.addr, 0) == Ok(1)
+        })?;
+        time::sleep_ms(20).ctx("nanosleep")?;
+        aspen_sys::process::exit_group(0)
+    })?;
+    join(pid, "the process with blocked threads")?;
+    ensure!(futex(word, th::FUTEX_WAKE, 10, 0, 0, 0) == Ok(0), "a waiter of an ended process was still queued");
+    Ok(())
+}

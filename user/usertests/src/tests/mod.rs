@@ -98,6 +98,7 @@ pub const TESTS: &[Test] = &[
     child("futex_pi_lock", futex::pi_lock),
     child("futex_pi_boost", futex::pi_boost),
     child("futex_robust_list", futex::robust_list),
+    child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
     child("exec_scripts", script::interpreters),
