@@ -313,12 +313,13 @@ extern "C" fn low(_: usize) {
     }
 }
 
-/// SCHED_FIFO 20: spins without the lock until SPIN_UNTIL.
+/// SCHED_FIFO 20: says it runs (DONE bit 2), spins without the lock until
+/// SPIN_UNTIL.
 extern "C" fn medium(_: usize) {
     if th::sched_setscheduler(0, th::SCHED_FIFO, 20).is_err() {
         BAD.store(3, SeqCst);
     }
-    DONE.fetch_or(2, SeqCst);
+    DONE.fetch_or(4, SeqCst);
     spin_until(SPIN_UNTIL.load(SeqCst));
     MEDIUM_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
 }
@@ -345,7 +346,7 @@ pub fn pi_boost(_: &Context) -> TestResult {
     wait_until("the low thread holds the lock", || DONE.load(SeqCst) == 1)?;
     SPIN_UNTIL.store(time::counter() + time::counter_frequency() * 3 / 10, SeqCst);
     let medium = spawn_thread(medium, 0).ctx("clone")?;
-    wait_until("the medium thread spins", || DONE.load(SeqCst) == 3)?;
+    wait_until("the medium thread spins", || DONE.load(SeqCst) == 5)?;
     let high = spawn_thread(high, 0).ctx("clone")?;
     join_all([high, medium, low])?;
     ensure!(BAD.load(SeqCst) == 0, "a thread's call failed ({})", BAD.load(SeqCst));
@@ -473,5 +474,71 @@ pub fn waiters_end_with_their_process(_: &Context) -> TestResult {
     })?;
     join(pid, "the process with blocked threads")?;
     ensure!(futex(word, th::FUTEX_WAKE, 10, 0, 0, 0) == Ok(0), "a waiter of an ended process was still queued");
+    Ok(())
+}
+
+/// The second lock of the chain test.
+static LOCK2: AtomicU32 = AtomicU32::new(0);
+static CHAIN_A_DONE: AtomicU32 = AtomicU32::new(0);
+static CHAIN_B_DONE: AtomicU32 = AtomicU32::new(0);
+static CHAIN_C_DONE: AtomicU32 = AtomicU32::new(0);
+
+/// Chain A, SCHED_FIFO 10: holds WORD, works 20 ms, unlocks.
+extern "C" fn chain_a(_: usize) {
+    if th::sched_setscheduler(0, th::SCHED_FIFO, 10).is_err() || lock_pi(&WORD, 0).is_err() {
+        BAD.store(1, SeqCst);
+    }
+    DONE.fetch_or(1, SeqCst);
+    spin_until(time::counter() + time::counter_frequency() / 50);
+    CHAIN_A_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
+    if unlock_pi(&WORD).is_err() {
+        BAD.store(2, SeqCst);
+    }
+}
+
+/// Chain B, SCHED_FIFO 15: holds LOCK2, then waits for WORD.
+extern "C" fn chain_b(_: usize) {
+    if th::sched_setscheduler(0, th::SCHED_FIFO, 15).is_err() || lock_pi(&LOCK2, 0).is_err() {
+        BAD.store(8, SeqCst);
+    }
+    DONE.fetch_or(2, SeqCst);
+    if lock_pi(&WORD, 0).is_err() || unlock_pi(&WORD).is_err() {
+        BAD.store(9, SeqCst);
+    }
+    CHAIN_B_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
+    if unlock_pi(&LOCK2).is_err() {
+        BAD.store(10, SeqCst);
+    }
+}
+
+/// Chain C, SCHED_FIFO 30: waits for LOCK2.
+extern "C" fn chain_c(_: usize) {
+    if th::sched_setscheduler(0, th::SCHED_FIFO, 30).is_err() || lock_pi(&LOCK2, 0).is_err() {
+        BAD.store(6, SeqCst);
+    }
+    CHAIN_C_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
+    if unlock_pi(&LOCK2).is_err() {
+        BAD.store(7, SeqCst);
+    }
+}
+
+/// Priority inheritance along a chain: C (30) waits for B's lock, B (15)
+/// for A's (10), and a spinner at 20 would starve A; C's priority reaches
+/// A through B, so A, then B, then C finish before the spinner.
+pub fn pi_chain(_: &Context) -> TestResult {
+    th::sched_setscheduler(0, th::SCHED_FIFO, 90).ctx("sched_setscheduler(FIFO 90)")?;
+    let a = spawn_thread(chain_a, 0).ctx("clone")?;
+    wait_until("A holds its lock", || DONE.load(SeqCst) == 1)?;
+    let b = spawn_thread(chain_b, 0).ctx("clone")?;
+    wait_until("B waits for A's lock", || DONE.load(SeqCst) == 3 && WORD.load(SeqCst) & th::FUTEX_WAITERS != 0)?;
+    SPIN_UNTIL.store(time::counter() + time::counter_frequency() * 3 / 10, SeqCst);
+    let spinner = spawn_thread(medium, 0).ctx("clone")?;
+    wait_until("the spinner spins", || DONE.load(SeqCst) & 4 != 0)?;
+    let c = spawn_thread(chain_c, 0).ctx("clone")?;
+    join_all([c, spinner, b, a])?;
+    ensure!(BAD.load(SeqCst) == 0, "a thread's call failed ({})", BAD.load(SeqCst));
+    let order = [CHAIN_A_DONE.load(SeqCst), CHAIN_B_DONE.load(SeqCst), CHAIN_C_DONE.load(SeqCst)];
+    let m = MEDIUM_DONE.load(SeqCst);
+    ensure!(order == [1, 2, 3] && m == 4, "finish order A, B, C {order:?}, spinner {m}: the chain was not boosted");
     Ok(())
 }

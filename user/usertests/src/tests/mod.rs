@@ -97,6 +97,7 @@ pub const TESTS: &[Test] = &[
     child("futex_shared_across_fork", futex::shared_across_fork),
     child("futex_pi_lock", futex::pi_lock),
     child("futex_pi_boost", futex::pi_boost),
+    child("futex_pi_chain", futex::pi_chain),
     child("futex_robust_list", futex::robust_list),
     child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
     child("sched_calls", sched::calls),

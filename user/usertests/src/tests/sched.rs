@@ -75,6 +75,10 @@ pub fn calls(_: &Context) -> TestResult {
     expect_errno("sched_getparam of no thread", th::sched_getparam(i32::MAX), Errno::ESRCH)?;
     expect_errno("sched_rr_get_interval of pid -1", rr_interval(-1), Errno::EINVAL)?;
 
+    for policy in [3, 5, th::SCHED_OTHER] {
+        th::sched_setscheduler(0, policy, 0).ctx("sched_setscheduler of a time-sharing policy")?;
+        ensure!(th::sched_getscheduler(0) == Ok(policy), "the policy did not become {policy}");
+    }
     th::sched_setscheduler(0, th::SCHED_FIFO, 50).ctx("sched_setscheduler(FIFO 50)")?;
     ensure!(th::sched_getscheduler(0) == Ok(th::SCHED_FIFO), "the policy is not SCHED_FIFO");
     ensure!(th::sched_getparam(0) == Ok(50), "the priority is not 50");
