@@ -84,6 +84,13 @@ struct Queue {
 }
 
 impl Queue {
+    /// The PI waiter to hand the lock to: the best by effective level,
+    /// the first among equals.
+    fn best_pi_waiter(&self) -> Option<usize> {
+        let pi = self.waiters.iter().enumerate().filter(|(_, w)| w.pi);
+        pi.min_by_key(|(at, w)| (w.task.priority(), *at)).map(|(at, _)| at)
+    }
+
     /// Inserts `waiter` behind every waiter of its level or better.
     fn insert(&mut self, waiter: Waiter) {
         let level = waiter.queue_level();
@@ -127,6 +134,11 @@ impl Futexes {
         let owner = queue.owner.as_ref().map(|o| o.task.clone());
         if queue.waiters.is_empty() {
             self.drop_queue(key);
+        } else if !queue.waiters.iter().any(|w| w.pi) {
+            // Plain waiters of a PI word lend its owner nothing.
+            if let Some(Owner { task, .. }) = queue.owner.take() {
+                self.disown(task.pid, key);
+            }
         }
         owner
     }
@@ -186,7 +198,7 @@ impl Futexes {
             .into_iter()
             .flatten()
             .filter_map(|key| self.queues.get(key))
-            .flat_map(|queue| queue.waiters.iter().map(|w| w.task.priority()))
+            .flat_map(|queue| queue.waiters.iter().filter(|w| w.pi).map(|w| w.task.priority()))
             .min()
             .unwrap_or(u8::MAX)
     }
@@ -468,14 +480,14 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
 /// or `None` without waiters.
 fn hand_off(futexes: &mut Futexes, key: FutexKey, from: &Arc<Task>, fix_word: bool) -> Option<Pid> {
     let queue = futexes.queues.get_mut(&key)?;
-    let best = queue.waiters.iter().enumerate().min_by_key(|(at, w)| (w.task.priority(), *at)).map(|(at, _)| at)?;
-    let waiter = queue.waiters.remove(best)?;
+    let waiter = queue.waiters.remove(queue.best_pi_waiter()?)?;
+    let more = queue.waiters.iter().any(|w| w.pi);
+    queue.owner = more.then(|| Owner { task: waiter.task.clone(), tid: waiter.tid });
     let empty = queue.waiters.is_empty();
-    queue.owner = (!empty).then(|| Owner { task: waiter.task.clone(), tid: waiter.tid });
     futexes.disown(from.pid, key);
     if empty {
         futexes.queues.remove(&key);
-    } else {
+    } else if more {
         futexes.owned.entry(waiter.task.pid).or_default().insert(key);
     }
     futexes.waiting_on.remove(&waiter.task.pid);
@@ -498,9 +510,11 @@ fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
     let key = key_of(&me, addr, private)?;
     let task = sched::current();
     let mut futexes = FUTEXES.lock();
-    let best = futexes.queues.get(&key).filter(|q| q.owner.is_some()).and_then(|queue| {
-        queue.waiters.iter().enumerate().min_by_key(|(at, w)| (w.task.priority(), *at)).map(|(_, w)| w.tid)
-    });
+    let best = futexes
+        .queues
+        .get(&key)
+        .filter(|q| q.owner.is_some())
+        .and_then(|queue| queue.best_pi_waiter().map(|at| queue.waiters[at].tid));
     match best {
         Some(next) => {
             if futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).is_some_and(|o| !Arc::ptr_eq(&o.task, &task)) {
