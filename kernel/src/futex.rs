@@ -4,7 +4,10 @@
 //!
 //! **Keys.** A word is named by the address space's [`FutexKey`]: the
 //! space and address for a private futex, the memory object and offset for
-//! a shared mapping (so processes sharing memory meet on one key).
+//! a shared mapping (so processes sharing memory meet on one key). As on
+//! Linux, a word of private memory named without `FUTEX_PRIVATE_FLAG` has
+//! a key of its own (so `CLONE_CHILD_CLEARTID`'s shared wake meets shared
+//! waiters only, as C libraries wait).
 //!
 //! **Atomicity.** A waiter queues itself after checking the word holds
 //! what it expects, and the read-modify-writes of `FUTEX_WAKE_OP`, the PI
@@ -44,6 +47,12 @@ use spin::Mutex;
 use crate::arch::timer;
 use crate::process::thread::{self, Thread};
 use crate::task::{sched, Pid, Task};
+
+/// What a queue is for: the word's key, and whether a shared-mode
+/// operation named a word of private memory (Linux's `FUT_OFF_MMSHARED`:
+/// such a key is not the one `FUTEX_PRIVATE_FLAG` gives the same word, so
+/// a private waiter is not woken by a shared wake, as on Linux).
+type Key = (FutexKey, bool);
 
 /// Longest chain of PI owners a priority change is passed along (Linux's
 /// `max_lock_depth`).
@@ -101,11 +110,11 @@ impl Queue {
 
 /// Every futex with waiters.
 struct Futexes {
-    queues: BTreeMap<FutexKey, Queue>,
+    queues: BTreeMap<Key, Queue>,
     /// The key each waiting task (by task id) is queued under.
-    waiting_on: BTreeMap<Pid, FutexKey>,
+    waiting_on: BTreeMap<Pid, Key>,
     /// The PI futexes with waiters each task owns, by task id.
-    owned: BTreeMap<Pid, BTreeSet<FutexKey>>,
+    owned: BTreeMap<Pid, BTreeSet<Key>>,
     /// PI waiters that were handed their lock, by task id, with whether
     /// they are to write their id into the word themselves (the owner
     /// ended).
@@ -120,7 +129,7 @@ static FUTEXES: Mutex<Futexes> = Mutex::new(Futexes {
 });
 
 impl Futexes {
-    fn enqueue(&mut self, key: FutexKey, waiter: Waiter) {
+    fn enqueue(&mut self, key: Key, waiter: Waiter) {
         self.waiting_on.insert(waiter.task.pid, key);
         self.queues.entry(key).or_default().insert(waiter);
     }
@@ -145,13 +154,13 @@ impl Futexes {
 
     /// Forgets the queue of `key` (no waiter left), and its PI owner's
     /// claim on it.
-    fn drop_queue(&mut self, key: FutexKey) {
+    fn drop_queue(&mut self, key: Key) {
         if let Some(Owner { task, .. }) = self.queues.remove(&key).and_then(|q| q.owner) {
             self.disown(task.pid, key);
         }
     }
 
-    fn disown(&mut self, pid: Pid, key: FutexKey) {
+    fn disown(&mut self, pid: Pid, key: Key) {
         if let Some(keys) = self.owned.get_mut(&pid) {
             keys.remove(&key);
             if keys.is_empty() {
@@ -162,7 +171,7 @@ impl Futexes {
 
     /// Wakes up to `count` waiters of `key` whose bitset meets `bitset`
     /// (at least one, as Linux counts); `EINVAL` on meeting a PI waiter.
-    fn wake(&mut self, key: FutexKey, count: i32, bitset: u32) -> Result<u32, Errno> {
+    fn wake(&mut self, key: Key, count: i32, bitset: u32) -> Result<u32, Errno> {
         let Some(queue) = self.queues.get_mut(&key) else { return Ok(0) };
         let mut woken = 0u32;
         let mut result = Ok(());
@@ -226,16 +235,17 @@ impl Futexes {
 /// The key of the current process's word at `addr`. A private key needs
 /// no mapping (Linux's `get_futex_key` does not look one up either: a wake
 /// of an unmapped private word wakes nobody rather than failing).
-fn key_of(me: &Thread, addr: u64, private: bool) -> Result<FutexKey, Errno> {
+fn key_of(me: &Thread, addr: u64, private: bool) -> Result<Key, Errno> {
     if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     UserPtr::<u32>::new(addr)?;
     me.process.with_mm(|mm| {
         if private {
-            Ok(FutexKey::Private { space: mm.id(), addr })
+            Ok((FutexKey::Private { space: mm.id(), addr }, false))
         } else {
-            mm.futex_key(VirtAddr::new(addr), false)
+            let key = mm.futex_key(VirtAddr::new(addr), false)?;
+            Ok((key, matches!(key, FutexKey::Private { .. })))
         }
     })?
 }
@@ -478,7 +488,7 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
 /// Hands the PI futex `key` (owned by `from`) to its best waiter, which
 /// must then fix the word itself if `fix_word`; the new owner's thread id,
 /// or `None` without waiters.
-fn hand_off(futexes: &mut Futexes, key: FutexKey, from: &Arc<Task>, fix_word: bool) -> Option<Pid> {
+fn hand_off(futexes: &mut Futexes, key: Key, from: &Arc<Task>, fix_word: bool) -> Option<Pid> {
     let queue = futexes.queues.get_mut(&key)?;
     let waiter = queue.waiters.remove(queue.best_pi_waiter()?)?;
     let more = queue.waiters.iter().any(|w| w.pi);
@@ -553,7 +563,7 @@ pub fn release(me: &Thread) {
     }
     let Some(task) = me.task() else { return };
     let mut futexes = FUTEXES.lock();
-    let keys: alloc::vec::Vec<FutexKey> = futexes.owned.get(&task.pid).into_iter().flatten().copied().collect();
+    let keys: alloc::vec::Vec<Key> = futexes.owned.get(&task.pid).into_iter().flatten().copied().collect();
     for key in keys {
         hand_off(&mut futexes, key, &task, true);
     }

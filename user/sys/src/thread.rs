@@ -134,7 +134,9 @@ impl Thread {
             if tid == 0 {
                 break;
             }
-            match futex_wait(word, tid, None) {
+            // Shared, as the kernel's wake of the word is (as C libraries
+            // wait for it): a private wait would not meet it on Linux.
+            match futex(word, FUTEX_WAIT, tid, 0, 0, 0).map(drop) {
                 Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e),
             }

@@ -110,6 +110,9 @@ pub fn wait_wake(_: &Context) -> TestResult {
     let threads = [spawn_thread(wait_bitset, 0), spawn_thread(wait_bitset, 1), spawn_thread(wait_bitset, 2)];
     let threads: alloc::vec::Vec<Thread> = threads.into_iter().collect::<Result<_, _>>().ctx("clone")?;
     waiters_reach(&WORD, 3)?;
+    // A shared wake of private memory has a key of its own (Linux's
+    // FUT_OFF_MMSHARED): it does not meet private waiters.
+    ensure!(futex(&WORD, th::FUTEX_WAKE, 10, 0, 0, 0) == Ok(0), "a shared wake woke private waiters");
     let woken = futex(&WORD, th::FUTEX_WAKE_BITSET | PRIVATE, 10, 0, 0, 0b010);
     ensure!(woken == Ok(1), "WAKE_BITSET of bit 1 woke {woken:?}, not the one thread waiting for it");
     wait_until("thread 1 returns", || DONE.load(SeqCst) == 0b010)?;
@@ -424,7 +427,9 @@ pub fn robust_list(_: &Context) -> TestResult {
     get(tid as usize, &mut head, &mut len).ctx("get_robust_list of the thread")?;
     ensure!(head == &ROBUST.head_next as *const AtomicU64 as u64, "the thread's list head is {head:#x}");
     ROBUST.lock.store(tid | th::FUTEX_WAITERS, SeqCst);
-    let r = th::futex_wait(&ROBUST.lock, tid | th::FUTEX_WAITERS, Some(&ms(5000)));
+    // Shared: the kernel wakes a dead owner's waiter with a shared wake.
+    let timeout = ms(5000);
+    let r = futex(&ROBUST.lock, th::FUTEX_WAIT, tid | th::FUTEX_WAITERS, &timeout as *const Timespec as usize, 0, 0);
     ensure!(r.is_ok() || r == Err(Errno::EAGAIN), "the wait for the dead owner returned {r:?}");
     thread.join().ctx("join")?;
     let word = ROBUST.lock.load(SeqCst);
