@@ -299,21 +299,22 @@ pub fn futex(call: &Call) -> Result<u64, Errno> {
     }
 }
 
-/// How a wait ended without its wake-up.
-fn wait_failure(me: &Thread, deadline: Option<u64>) -> Option<Errno> {
+/// How a wait ended without its wake-up: `interrupted` when the thread
+/// must stop waiting, `ETIMEDOUT` past the deadline.
+fn wait_failure(me: &Thread, deadline: Option<u64>, interrupted: Errno) -> Option<Errno> {
     if me.interrupted() {
-        return Some(Errno::EINTR);
+        return Some(interrupted);
     }
     deadline.filter(|d| timer::ticks() >= *d).map(|_| Errno::ETIMEDOUT)
 }
 
 /// Blocks the running task, queued already, until it is no longer queued
 /// (woken, requeued and woken, handed a PI lock), its thread must stop
-/// waiting (`EINTR`) or `deadline` passes (`ETIMEDOUT`); on an error it
-/// has left its queue.
-fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>) -> Result<(), Errno> {
+/// waiting (`interrupted`) or `deadline` passes (`ETIMEDOUT`); on an error
+/// it has left its queue.
+fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>, interrupted: Errno) -> Result<(), Errno> {
     loop {
-        if let Some(errno) = wait_failure(me, deadline) {
+        if let Some(errno) = wait_failure(me, deadline, interrupted) {
             let mut futexes = FUTEXES.lock();
             if !futexes.waiting_on.contains_key(&task.pid) {
                 // Woken just as it gave up: the wake counts.
@@ -344,7 +345,9 @@ fn wait(addr: u64, private: bool, expected: u32, bitset: u32, deadline: Option<u
     }
     let task = sched::current();
     FUTEXES.lock().enqueue(key, Waiter { task: task.clone(), tid: me.tid(), bitset, pi: false });
-    block_queued(&me, &task, deadline)
+    // Linux restarts an untimed wait (ERESTARTSYS) and a timed one
+    // through its restart block; without signal handlers, EINTR.
+    block_queued(&me, &task, deadline, Errno::EINTR)
 }
 
 /// `FUTEX_WAKE_BITSET`: wakes up to `count` waiters of the word at `addr`
@@ -474,7 +477,9 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
         futexes.enqueue(key, Waiter { task: task.clone(), tid, bitset: FUTEX_BITSET_MATCH_ANY, pi: true });
         futexes.propagate(&owner_task);
     }
-    block_queued(&me, &task, deadline)?;
+    // Linux always restarts an interrupted LOCK_PI (ERESTARTNOINTR); without
+    // signal handlers, EINTR.
+    block_queued(&me, &task, deadline, Errno::EINTR)?;
     let fix_word = FUTEXES.lock().granted.remove(&task.pid).unwrap_or(false);
     if fix_word {
         // The owner ended: the word is ours to update (keeping
