@@ -12,6 +12,9 @@
 //! - [`syscall`]: system call numbers and the structures they exchange
 //!   (`timespec`, `stat`, `linux_dirent64`, `utsname`), clock ids and
 //!   `reboot` commands.
+//! - [`futex`]: `futex` operations, `FUTEX_WAKE_OP`, the PI word protocol and
+//!   robust lists.
+//! - [`sched`]: scheduling policies and the checks of the `sched_*` calls.
 //! - [`fcntl`]: the flags of `openat` and the `*at` calls, the commands of
 //!   `fcntl` and the flags of `pipe2`.
 //! - [`poll`]: `struct pollfd` and its events, `PIPE_BUF`.
@@ -58,9 +61,11 @@ pub mod clone;
 pub mod elf;
 pub mod errno;
 pub mod fcntl;
+pub mod futex;
 pub mod mman;
 pub mod poll;
 pub mod resource;
+pub mod sched;
 pub mod script;
 pub mod signal;
 pub mod stack;

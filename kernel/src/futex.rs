@@ -1,118 +1,591 @@
-//! Futexes: threads waiting on a 32-bit word of user memory until another
-//! thread wakes that word.
+//! Futexes (Linux 6.1's `kernel/futex/`): threads waiting on a 32-bit word
+//! of user memory until another thread wakes that word, requeues between
+//! words, priority-inheriting (PI) locks, and robust lists.
 //!
-//! A waiter queues itself under the word's key after checking the word
-//! holds what it expects; nothing can change the word and wake in between,
-//! since the kernel is not preempted and runs with interrupts masked.
+//! **Keys.** A word is named by the address space's [`FutexKey`]: the
+//! space and address for a private futex, the memory object and offset for
+//! a shared mapping (so processes sharing memory meet on one key). As on
+//! Linux, a word of private memory named without `FUTEX_PRIVATE_FLAG` has
+//! a key of its own (so `CLONE_CHILD_CLEARTID`'s shared wake meets shared
+//! waiters only, as C libraries wait).
+//!
+//! **Atomicity.** A waiter queues itself after checking the word holds
+//! what it expects, and the read-modify-writes of `FUTEX_WAKE_OP`, the PI
+//! protocol and robust lists read the word with the user copy routines and
+//! store it back with one 32-bit store: on one CPU, with the kernel not
+//! preempted and interrupts masked, no other thread runs between the read
+//! and the store (a fault in between is resolved without blocking: demand
+//! paging, copy-on-write). An SMP kernel will need `LDAXR`/`STLXR` here.
+//!
+//! **Waiters.** Each queue is ordered as Linux's: real-time waiters by
+//! priority, then the others, first come first served. Whoever wakes or
+//! requeues a waiter moves its entry, so a waiter that returns (woken,
+//! timed out, interrupted because its thread is ending) finds out by
+//! looking for it, and removes it itself: no entry outlives its wait, and
+//! an entry holds its task, so no other task can be woken by mistake.
+//!
+//! **Priority inheritance.** A PI futex with waiters has an owner task;
+//! the owner runs at the best level of the waiters of all the PI futexes it
+//! owns (`sched::set_boost`), passed on along a chain of owners that
+//! themselves wait on PI futexes (at most [`MAX_LOCK_DEPTH`] links).
+//! `FUTEX_UNLOCK_PI` hands the lock to the best waiter by effective
+//! priority; an owner that ends hands its PI futexes on the same way (the
+//! new owner fixes the word up itself, as in Linux's `fixup_pi_owner`).
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 
+use aspen_abi::futex::{
+    self as abi, Death, FutexCommand, FutexOp, PiLock, WakeOp, FUTEX_BITSET_MATCH_ANY, FUTEX_TID_MASK,
+};
+use aspen_abi::signal::Restart;
 use aspen_abi::uaccess::{UserMemory, UserPtr};
+use aspen_mm::aspace::FutexKey;
 use aspen_mm::errno::Errno;
+use aspen_mm::VirtAddr;
 use spin::Mutex;
 
 use crate::arch::timer;
 use crate::process::thread::{self, Thread};
-use crate::task::{sched, Task};
+use crate::task::{sched, Pid, Task};
 
-/// Which word: the address space and the address in it.
-type Key = (usize, u64);
+/// What a queue is for: the word's key, and whether a shared-mode
+/// operation named a word of private memory (Linux's `FUT_OFF_MMSHARED`:
+/// such a key is not the one `FUTEX_PRIVATE_FLAG` gives the same word, so
+/// a private waiter is not woken by a shared wake, as on Linux).
+type Key = (FutexKey, bool);
 
+/// Longest chain of PI owners a priority change is passed along (Linux's
+/// `max_lock_depth`).
+pub const MAX_LOCK_DEPTH: usize = 1024;
+/// The queue order of every waiter that is not real-time (Linux's
+/// `MAX_RT_PRIO`): they are served in arrival order.
+const NORMAL_QUEUE_LEVEL: u8 = 100;
+
+/// A thread waiting on a word.
 struct Waiter {
     task: Arc<Task>,
+    /// Its thread's id (what a PI handoff writes into the word).
+    tid: Pid,
     bitset: u32,
+    /// Waiting for a PI lock (`FUTEX_LOCK_PI`).
+    pi: bool,
 }
 
-static QUEUES: Mutex<BTreeMap<Key, VecDeque<Waiter>>> = Mutex::new(BTreeMap::new());
+impl Waiter {
+    /// Its place in the queue: real-time priority first.
+    fn queue_level(&self) -> u8 {
+        self.task.base_priority().min(NORMAL_QUEUE_LEVEL)
+    }
+}
 
-/// The key of the current process's word at `addr`.
-fn key_of(me: &Thread, addr: u64) -> Result<Key, Errno> {
+/// The owner of a PI futex that has waiters.
+struct Owner {
+    task: Arc<Task>,
+    tid: Pid,
+}
+
+/// The waiters of one word.
+#[derive(Default)]
+struct Queue {
+    waiters: VecDeque<Waiter>,
+    /// For a PI futex: who holds it.
+    owner: Option<Owner>,
+}
+
+impl Queue {
+    /// The PI waiter to hand the lock to: the best by effective level,
+    /// the first among equals.
+    fn best_pi_waiter(&self) -> Option<usize> {
+        let pi = self.waiters.iter().enumerate().filter(|(_, w)| w.pi);
+        pi.min_by_key(|(at, w)| (w.task.priority(), *at)).map(|(at, _)| at)
+    }
+
+    /// Inserts `waiter` behind every waiter of its level or better.
+    fn insert(&mut self, waiter: Waiter) {
+        let level = waiter.queue_level();
+        let at = self.waiters.iter().position(|w| w.queue_level() > level).unwrap_or(self.waiters.len());
+        self.waiters.insert(at, waiter);
+    }
+}
+
+/// Every futex with waiters.
+struct Futexes {
+    queues: BTreeMap<Key, Queue>,
+    /// The key each waiting task (by task id) is queued under.
+    waiting_on: BTreeMap<Pid, Key>,
+    /// The PI futexes with waiters each task owns, by task id.
+    owned: BTreeMap<Pid, BTreeSet<Key>>,
+    /// PI waiters that were handed their lock, by task id, with whether
+    /// they are to write their id into the word themselves (the owner
+    /// ended).
+    granted: BTreeMap<Pid, bool>,
+}
+
+static FUTEXES: Mutex<Futexes> = Mutex::new(Futexes {
+    queues: BTreeMap::new(),
+    waiting_on: BTreeMap::new(),
+    owned: BTreeMap::new(),
+    granted: BTreeMap::new(),
+});
+
+impl Futexes {
+    fn enqueue(&mut self, key: Key, waiter: Waiter) {
+        self.waiting_on.insert(waiter.task.pid, key);
+        self.queues.entry(key).or_default().insert(waiter);
+    }
+
+    /// Takes `task`'s entry out of its queue, if it is still queued;
+    /// returns the PI owner whose priority may now drop.
+    fn leave(&mut self, task: &Arc<Task>) -> Option<Arc<Task>> {
+        let key = self.waiting_on.remove(&task.pid)?;
+        let queue = self.queues.get_mut(&key)?;
+        queue.waiters.retain(|w| !Arc::ptr_eq(&w.task, task));
+        let owner = queue.owner.as_ref().map(|o| o.task.clone());
+        if queue.waiters.is_empty() {
+            self.drop_queue(key);
+        } else if !queue.waiters.iter().any(|w| w.pi) {
+            // Plain waiters of a PI word lend its owner nothing.
+            if let Some(Owner { task, .. }) = queue.owner.take() {
+                self.disown(task.pid, key);
+            }
+        }
+        owner
+    }
+
+    /// Forgets the queue of `key` (no waiter left), and its PI owner's
+    /// claim on it.
+    fn drop_queue(&mut self, key: Key) {
+        if let Some(Owner { task, .. }) = self.queues.remove(&key).and_then(|q| q.owner) {
+            self.disown(task.pid, key);
+        }
+    }
+
+    fn disown(&mut self, pid: Pid, key: Key) {
+        if let Some(keys) = self.owned.get_mut(&pid) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.owned.remove(&pid);
+            }
+        }
+    }
+
+    /// Wakes up to `count` waiters of `key` whose bitset meets `bitset`
+    /// (at least one, as Linux counts); `EINVAL` on meeting a PI waiter.
+    fn wake(&mut self, key: Key, count: i32, bitset: u32) -> Result<u32, Errno> {
+        let Some(queue) = self.queues.get_mut(&key) else { return Ok(0) };
+        let mut woken = 0u32;
+        let mut result = Ok(());
+        let mut at = 0;
+        while at < queue.waiters.len() {
+            let waiter = &queue.waiters[at];
+            if waiter.pi {
+                result = Err(Errno::EINVAL);
+                break;
+            }
+            if waiter.bitset & bitset == 0 {
+                at += 1;
+                continue;
+            }
+            let waiter = queue.waiters.remove(at).expect("a waiter at an index just checked");
+            self.waiting_on.remove(&waiter.task.pid);
+            sched::wake(&waiter.task);
+            woken += 1;
+            if woken as i64 >= i64::from(count) {
+                break;
+            }
+        }
+        if queue.waiters.is_empty() {
+            self.drop_queue(key);
+        }
+        result.map(|()| woken)
+    }
+
+    /// The best level among the waiters of the PI futexes `pid` owns.
+    fn inherited(&self, pid: Pid) -> u8 {
+        self.owned
+            .get(&pid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.queues.get(key))
+            .flat_map(|queue| queue.waiters.iter().filter(|w| w.pi).map(|w| w.task.priority()))
+            .min()
+            .unwrap_or(u8::MAX)
+    }
+
+    /// Recomputes what `task` inherits, and passes a change on to the
+    /// owner of the PI futex it waits on, and so on up the chain.
+    fn propagate(&self, task: &Arc<Task>) {
+        let mut task = task.clone();
+        for _ in 0..MAX_LOCK_DEPTH {
+            let before = task.priority();
+            sched::set_boost(&task, self.inherited(task.pid));
+            if task.priority() == before {
+                return;
+            }
+            let next =
+                self.waiting_on.get(&task.pid).and_then(|key| self.queues.get(key)).and_then(|q| q.owner.as_ref());
+            match next {
+                Some(owner) if !Arc::ptr_eq(&owner.task, &task) => task = owner.task.clone(),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The key of the current process's word at `addr`. A private key needs
+/// no mapping (Linux's `get_futex_key` does not look one up either: a wake
+/// of an unmapped private word wakes nobody rather than failing).
+fn key_of(me: &Thread, addr: u64, private: bool) -> Result<Key, Errno> {
     if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    let space = me.process.space_identity().ok_or(Errno::EFAULT)?;
-    Ok((space, addr))
+    UserPtr::<u32>::new(addr)?;
+    me.process.with_mm(|mm| {
+        if private {
+            Ok((FutexKey::Private { space: mm.id(), addr }, false))
+        } else {
+            let key = mm.futex_key(VirtAddr::new(addr), false)?;
+            Ok((key, matches!(key, FutexKey::Private { .. })))
+        }
+    })?
+}
+
+fn read_word(addr: u64) -> Result<u32, Errno> {
+    crate::syscall::user().read_u32(UserPtr::new(addr)?)
+}
+
+/// Stores `value` at `addr` with one 32-bit access.
+fn store_word(addr: u64, value: u32) -> Result<(), Errno> {
+    crate::syscall::store_user_u32(addr, value)
+}
+
+fn current_thread() -> Arc<Thread> {
+    thread::current().expect("futex from a kernel thread")
+}
+
+/// The arguments of one `futex` call, decoded.
+pub struct Call {
+    /// The operation.
+    pub op: FutexOp,
+    /// `uaddr`.
+    pub addr: u64,
+    /// `val`.
+    pub val: u32,
+    /// The deadline in counter ticks, for the commands with a timeout.
+    pub deadline: Option<u64>,
+    /// `val2` (the timeout argument as a count) for the requeues and
+    /// `FUTEX_WAKE_OP`.
+    pub val2: u32,
+    /// `uaddr2`.
+    pub addr2: u64,
+    /// `val3`.
+    pub val3: u32,
+}
+
+/// Runs a `futex` call: what it returns to user space.
+pub fn futex(call: &Call) -> Result<u64, Errno> {
+    let private = call.op.private;
+    match call.op.command {
+        FutexCommand::Wait => wait(call.addr, private, call.val, FUTEX_BITSET_MATCH_ANY, call.deadline).map(|()| 0),
+        FutexCommand::WaitBitset => wait(call.addr, private, call.val, call.val3, call.deadline).map(|()| 0),
+        FutexCommand::Wake => wake(call.addr, private, call.val as i32, FUTEX_BITSET_MATCH_ANY).map(u64::from),
+        FutexCommand::WakeBitset => wake(call.addr, private, call.val as i32, call.val3).map(u64::from),
+        FutexCommand::Requeue => requeue(call, None).map(u64::from),
+        FutexCommand::CmpRequeue => requeue(call, Some(call.val3)).map(u64::from),
+        FutexCommand::WakeOp => wake_op(call).map(u64::from),
+        FutexCommand::LockPi | FutexCommand::LockPi2 => lock_pi(call.addr, private, call.deadline, false).map(|()| 0),
+        FutexCommand::TrylockPi => lock_pi(call.addr, private, None, true).map(|()| 0),
+        FutexCommand::UnlockPi => unlock_pi(call.addr, private).map(|()| 0),
+    }
+}
+
+/// How a wait ended without its wake-up: `interrupted` when the thread
+/// must stop waiting, `ETIMEDOUT` past the deadline.
+fn wait_failure(me: &Thread, deadline: Option<u64>, interrupted: Errno) -> Option<Errno> {
+    if me.interrupted() {
+        return Some(interrupted);
+    }
+    deadline.filter(|d| timer::ticks() >= *d).map(|_| Errno::ETIMEDOUT)
+}
+
+/// Blocks the running task, queued already, until it is no longer queued
+/// (woken, requeued and woken, handed a PI lock), its thread must stop
+/// waiting (`interrupted`) or `deadline` passes (`ETIMEDOUT`); on an error
+/// it has left its queue.
+fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>, interrupted: Errno) -> Result<(), Errno> {
+    loop {
+        if let Some(errno) = wait_failure(me, deadline, interrupted) {
+            let mut futexes = FUTEXES.lock();
+            if !futexes.waiting_on.contains_key(&task.pid) {
+                // Woken just as it gave up: the wake counts.
+                return Ok(());
+            }
+            if let Some(owner) = futexes.leave(task) {
+                futexes.propagate(&owner);
+            }
+            return Err(errno);
+        }
+        sched::block(deadline);
+        if !FUTEXES.lock().waiting_on.contains_key(&task.pid) {
+            return Ok(());
+        }
+    }
 }
 
 /// `FUTEX_WAIT_BITSET`: blocks while the word at `addr` holds `expected`,
-/// until woken with a bitset that meets `bitset`, or until `deadline`
-/// (counter ticks).
-pub fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> Result<(), Errno> {
+/// until woken with a bitset that meets `bitset`, or until `deadline`.
+fn wait(addr: u64, private: bool, expected: u32, bitset: u32, deadline: Option<u64>) -> Result<(), Errno> {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
-    let me = thread::current().expect("futex from a kernel thread");
-    let key = key_of(&me, addr)?;
-    let value = crate::syscall::user().read_u32(UserPtr::new(addr)?)?;
-    if value != expected {
+    let me = current_thread();
+    let key = key_of(&me, addr, private)?;
+    if read_word(addr)? != expected {
         return Err(Errno::EAGAIN);
     }
     let task = sched::current();
-    QUEUES.lock().entry(key).or_default().push_back(Waiter { task: task.clone(), bitset });
-    loop {
-        sched::block(deadline);
-        let queued = remove(key, &task);
-        if !queued {
-            return Ok(());
-        }
-        if me.interrupted() {
-            // Restarted under SA_RESTART when untimed, as Linux.
-            return Err(if deadline.is_none() { aspen_abi::signal::Restart::Sys.errno() } else { Errno::EINTR });
-        }
-        if deadline.is_some_and(|d| timer::ticks() >= d) {
-            return Err(Errno::ETIMEDOUT);
-        }
-        // Woken for nothing: wait on.
-        QUEUES.lock().entry(key).or_default().push_back(Waiter { task: task.clone(), bitset });
-    }
+    FUTEXES.lock().enqueue(key, Waiter { task: task.clone(), tid: me.tid(), bitset, pi: false });
+    // An untimed wait restarts as Linux's (ERESTARTSYS); a timed one ends
+    // with EINTR (Linux would restart it with the time left).
+    let interrupted = if deadline.is_none() { Restart::Sys.errno() } else { Errno::EINTR };
+    block_queued(&me, &task, deadline, interrupted)
 }
 
-/// Takes `task` off `key`'s queue; whether it was still there (not woken).
-fn remove(key: Key, task: &Arc<Task>) -> bool {
-    let mut queues = QUEUES.lock();
-    let Some(queue) = queues.get_mut(&key) else { return false };
-    let before = queue.len();
-    queue.retain(|waiter| !Arc::ptr_eq(&waiter.task, task));
-    let removed = queue.len() != before;
-    if queue.is_empty() {
-        queues.remove(&key);
-    }
-    removed
-}
-
-/// `FUTEX_WAKE_BITSET`: wakes up to `count` waiters of the current
-/// process's word at `addr` whose bitset meets `bitset`; how many.
-pub fn wake(addr: u64, count: u32, bitset: u32) -> Result<u32, Errno> {
+/// `FUTEX_WAKE_BITSET`: wakes up to `count` waiters of the word at `addr`
+/// whose bitset meets `bitset`; how many.
+fn wake(addr: u64, private: bool, count: i32, bitset: u32) -> Result<u32, Errno> {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
-    let me = thread::current().expect("futex from a kernel thread");
-    let key = key_of(&me, addr)?;
-    Ok(wake_key(key, count, bitset))
+    let key = key_of(&current_thread(), addr, private)?;
+    FUTEXES.lock().wake(key, count, bitset)
 }
 
-fn wake_key(key: Key, count: u32, bitset: u32) -> u32 {
-    let mut woken = 0;
-    let mut queues = QUEUES.lock();
-    let Some(queue) = queues.get_mut(&key) else { return 0 };
-    queue.retain(|waiter| {
-        if woken < count && waiter.bitset & bitset != 0 {
-            woken += 1;
-            sched::wake(&waiter.task);
-            false
-        } else {
-            true
-        }
-    });
-    if queue.is_empty() {
-        queues.remove(&key);
-    }
-    woken
-}
-
-/// Wakes up to `count` waiters of the word at `addr` of the current
-/// process, for the kernel's own use (a thread's `CLONE_CHILD_CLEARTID`).
+/// Wakes one waiter of the current process's word at `addr` (a shared key,
+/// as Linux), for the kernel's own use: a thread's `CLONE_CHILD_CLEARTID`
+/// and robust futexes of an ending thread.
 pub fn wake_at(addr: u64, count: u32) {
-    let _ = wake(addr, count, u32::MAX);
+    let _ = wake(addr, false, count as i32, FUTEX_BITSET_MATCH_ANY);
+}
+
+/// `FUTEX_REQUEUE` and `FUTEX_CMP_REQUEUE` (with `expected`): wakes up to
+/// `val` waiters of `addr` and moves up to `val2` others to `addr2`; the
+/// number woken and moved.
+fn requeue(call: &Call, expected: Option<u32>) -> Result<u32, Errno> {
+    let (nr_wake, nr_requeue) = (call.val as i32, call.val2 as i32);
+    if nr_wake < 0 || nr_requeue < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let me = current_thread();
+    let key1 = key_of(&me, call.addr, call.op.private)?;
+    let key2 = key_of(&me, call.addr2, call.op.private)?;
+    if let Some(expected) = expected {
+        if read_word(call.addr)? != expected {
+            return Err(Errno::EAGAIN);
+        }
+    }
+    let mut futexes = FUTEXES.lock();
+    let Some(queue) = futexes.queues.get_mut(&key1) else { return Ok(0) };
+    if queue.waiters.iter().any(|w| w.pi) {
+        return Err(Errno::EINVAL);
+    }
+    let (nr_wake, nr_requeue) = (nr_wake as usize, nr_requeue as usize);
+    let woken: VecDeque<Waiter> = queue.waiters.drain(..nr_wake.min(queue.waiters.len())).collect();
+    let moved: VecDeque<Waiter> = queue.waiters.drain(..nr_requeue.min(queue.waiters.len())).collect();
+    if queue.waiters.is_empty() {
+        futexes.drop_queue(key1);
+    }
+    let count = (woken.len() + moved.len()) as u32;
+    for waiter in woken {
+        futexes.waiting_on.remove(&waiter.task.pid);
+        sched::wake(&waiter.task);
+    }
+    for waiter in moved {
+        futexes.enqueue(key2, waiter);
+    }
+    Ok(count)
+}
+
+/// `FUTEX_WAKE_OP`: changes the word at `addr2` as `val3` says, wakes up
+/// to `val` waiters of `addr` and, if the word's old value passes the
+/// comparison, up to `val2` waiters of `addr2`; how many were woken.
+fn wake_op(call: &Call) -> Result<u32, Errno> {
+    let me = current_thread();
+    let key1 = key_of(&me, call.addr, call.op.private)?;
+    let key2 = key_of(&me, call.addr2, call.op.private)?;
+    let op = WakeOp::decode(call.val3);
+    // One CPU, no preemption: nothing runs between the read and the store.
+    let old = read_word(call.addr2)?;
+    let new = op.apply(old)?;
+    store_word(call.addr2, new)?;
+    let wake2 = op.compare(old)?;
+    let mut futexes = FUTEXES.lock();
+    let mut woken = futexes.wake(key1, call.val as i32, FUTEX_BITSET_MATCH_ANY)?;
+    if wake2 {
+        woken += futexes.wake(key2, call.val2 as i32, FUTEX_BITSET_MATCH_ANY)?;
+    }
+    Ok(woken)
+}
+
+/// `FUTEX_LOCK_PI` (`FUTEX_TRYLOCK_PI` with `try_only`): takes the PI lock
+/// at `addr`, waiting (until `deadline`) while another thread holds it,
+/// lending that thread the caller's priority meanwhile.
+fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> Result<(), Errno> {
+    let me = current_thread();
+    let tid = me.tid();
+    let key = key_of(&me, addr, private)?;
+    let task = sched::current();
+    // One CPU, no preemption: the word cannot change under these steps.
+    let word = read_word(addr)?;
+    let owner = {
+        let futexes = FUTEXES.lock();
+        futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).map(|o| (o.task.clone(), o.tid))
+    };
+    let owner = match owner {
+        // Waiters already: wait behind them for their owner.
+        Some((owner_task, owner_tid)) => {
+            let in_word = word & FUTEX_TID_MASK;
+            if in_word == tid {
+                return Err(Errno::EDEADLK);
+            }
+            if in_word != owner_tid && in_word != 0 {
+                return Err(Errno::EINVAL);
+            }
+            store_word(addr, word | abi::FUTEX_WAITERS)?;
+            Owner { task: owner_task, tid: owner_tid }
+        }
+        None => match abi::lock_pi_word(word, tid)? {
+            PiLock::Take(new) => return store_word(addr, new),
+            PiLock::Wait { word: new, owner } => {
+                store_word(addr, new)?;
+                let thread = crate::process::thread_by_tid(owner).ok_or(Errno::ESRCH)?;
+                let owner_task = thread.task().ok_or(Errno::ESRCH)?;
+                Owner { task: owner_task, tid: owner }
+            }
+        },
+    };
+    if try_only {
+        return Err(Errno::EAGAIN);
+    }
+    if deadline.is_some_and(|d| timer::ticks() >= d) {
+        return Err(Errno::ETIMEDOUT);
+    }
+    {
+        let mut futexes = FUTEXES.lock();
+        let owner_task = owner.task.clone();
+        futexes.owned.entry(owner_task.pid).or_default().insert(key);
+        futexes.queues.entry(key).or_default().owner.get_or_insert(owner);
+        futexes.enqueue(key, Waiter { task: task.clone(), tid, bitset: FUTEX_BITSET_MATCH_ANY, pi: true });
+        futexes.propagate(&owner_task);
+    }
+    // Always restarted, as Linux's: the deadline is absolute, so the
+    // restarted call waits for the same time.
+    block_queued(&me, &task, deadline, Restart::NoIntr.errno())?;
+    let fix_word = FUTEXES.lock().granted.remove(&task.pid).unwrap_or(false);
+    if fix_word {
+        // The owner ended: the word is ours to update (keeping
+        // FUTEX_OWNER_DIED if its robust list set it).
+        let word = read_word(addr)?;
+        store_word(addr, abi::handoff_word(word, tid, true))?;
+    }
+    Ok(())
+}
+
+/// Hands the PI futex `key` (owned by `from`) to its best waiter, which
+/// must then fix the word itself if `fix_word`; the new owner's thread id,
+/// or `None` without waiters.
+fn hand_off(futexes: &mut Futexes, key: Key, from: &Arc<Task>, fix_word: bool) -> Option<Pid> {
+    let queue = futexes.queues.get_mut(&key)?;
+    let waiter = queue.waiters.remove(queue.best_pi_waiter()?)?;
+    let more = queue.waiters.iter().any(|w| w.pi);
+    queue.owner = more.then(|| Owner { task: waiter.task.clone(), tid: waiter.tid });
+    let empty = queue.waiters.is_empty();
+    futexes.disown(from.pid, key);
+    if empty {
+        futexes.queues.remove(&key);
+    } else if more {
+        futexes.owned.entry(waiter.task.pid).or_default().insert(key);
+    }
+    futexes.waiting_on.remove(&waiter.task.pid);
+    futexes.granted.insert(waiter.task.pid, fix_word);
+    futexes.propagate(from);
+    futexes.propagate(&waiter.task);
+    sched::wake(&waiter.task);
+    Some(waiter.tid)
+}
+
+/// `FUTEX_UNLOCK_PI`: releases the PI lock at `addr`, which the caller
+/// must hold (`EPERM`), to its best waiter (whose id goes into the word,
+/// with `FUTEX_WAITERS`), or to nobody (the word becomes 0).
+fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
+    let me = current_thread();
+    let word = read_word(addr)?;
+    if word & FUTEX_TID_MASK != me.tid() {
+        return Err(Errno::EPERM);
+    }
+    let key = key_of(&me, addr, private)?;
+    let task = sched::current();
+    let mut futexes = FUTEXES.lock();
+    let best = futexes
+        .queues
+        .get(&key)
+        .filter(|q| q.owner.is_some())
+        .and_then(|queue| queue.best_pi_waiter().map(|at| queue.waiters[at].tid));
+    match best {
+        Some(next) => {
+            if futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).is_some_and(|o| !Arc::ptr_eq(&o.task, &task)) {
+                return Err(Errno::EINVAL);
+            }
+            store_word(addr, abi::handoff_word(word, next, false))?;
+            hand_off(&mut futexes, key, &task, false);
+            Ok(())
+        }
+        None => store_word(addr, 0),
+    }
+}
+
+/// What an ending thread (or one whose image `execve` replaces) leaves
+/// for others: its robust list walked (each futex it holds marked
+/// `FUTEX_OWNER_DIED` and a waiter woken), then the PI futexes it owns
+/// handed to their waiters (Linux's `futex_cleanup`).
+pub fn release(me: &Thread) {
+    let head = me.take_robust_list();
+    if head != 0 {
+        let tid = me.tid();
+        abi::walk_robust_list(&mut crate::syscall::user(), head, |memory, entry| {
+            let word = memory.read_u32(UserPtr::new(entry.addr)?)?;
+            match abi::owner_death(word, tid, entry.pi, entry.pending) {
+                Death::Nothing => {}
+                Death::WakeOne => wake_at(entry.addr, 1),
+                Death::Store { word, wake } => {
+                    store_word(entry.addr, word)?;
+                    if wake {
+                        wake_at(entry.addr, 1);
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    let Some(task) = me.task() else { return };
+    let mut futexes = FUTEXES.lock();
+    let keys: alloc::vec::Vec<Key> = futexes.owned.get(&task.pid).into_iter().flatten().copied().collect();
+    for key in keys {
+        hand_off(&mut futexes, key, &task, true);
+    }
+    futexes.owned.remove(&task.pid);
+    sched::set_boost(&task, u8::MAX);
+}
+
+/// After `task`'s own priority changed (`sched_setscheduler`): the owner
+/// of the PI futex it waits on, and the chain above, inherit the change.
+pub fn priority_changed(task: &Arc<Task>) {
+    let futexes = FUTEXES.lock();
+    let owner =
+        futexes.waiting_on.get(&task.pid).and_then(|key| futexes.queues.get(key)).and_then(|q| q.owner.as_ref());
+    if let Some(owner) = owner {
+        let owner = owner.task.clone();
+        futexes.propagate(&owner);
+    }
 }

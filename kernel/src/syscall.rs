@@ -28,7 +28,7 @@ use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
-use crate::process::{self, procfs, signal};
+use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
 use crate::{console, files, pipe, poll, power};
 
@@ -93,7 +93,18 @@ pub fn handle(frame: &mut TrapFrame) {
             t.set_clear_child_tid(a0);
             t.tid()
         }))),
-        Sysno::Futex => futex(a0, a1, a2, a3, a5),
+        Sysno::Futex => futex(a0, a1 as u32, a2 as u32, a3, a4, a5 as u32),
+        Sysno::SetRobustList => policy::set_robust_list(a0, a1),
+        Sysno::GetRobustList => policy::get_robust_list(a0 as i32, a1, a2),
+        Sysno::SchedSetscheduler => policy::set_scheduler(a0 as i32, a1 as i32, a2),
+        Sysno::SchedSetparam => policy::set_param(a0 as i32, a1),
+        Sysno::SchedGetscheduler => policy::get_scheduler(a0 as i32),
+        Sysno::SchedGetparam => policy::get_param(a0 as i32, a1),
+        Sysno::SchedGetPriorityMax => policy::priority_limit(a0 as i32, true),
+        Sysno::SchedGetPriorityMin => policy::priority_limit(a0 as i32, false),
+        Sysno::SchedRrGetInterval => policy::rr_interval(a0 as i32, a1),
+        Sysno::SchedSetaffinity => policy::set_affinity(a0 as i32, a1 as u32, a2),
+        Sysno::SchedGetaffinity => policy::get_affinity(a0 as i32, a1 as u32, a2),
         Sysno::Getppid => Ok(u64::from(process::current_process().ppid())),
         Sysno::Getuid | Sysno::Geteuid | Sysno::Getgid | Sysno::Getegid => Ok(0),
         Sysno::SchedYield => {
@@ -135,19 +146,7 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        Sysno::SetRobustList
-        | Sysno::GetRobustList
-        | Sysno::Getitimer
-        | Sysno::Setitimer
-        | Sysno::SchedSetparam
-        | Sysno::SchedSetscheduler
-        | Sysno::SchedGetscheduler
-        | Sysno::SchedGetparam
-        | Sysno::SchedSetaffinity
-        | Sysno::SchedGetaffinity
-        | Sysno::SchedGetPriorityMax
-        | Sysno::SchedGetPriorityMin
-        | Sysno::SchedRrGetInterval => Err(Errno::ENOSYS),
+        Sysno::Getitimer | Sysno::Setitimer => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
@@ -850,36 +849,28 @@ fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
     clone(frame, &CloneArgs::from_clone3(&raw)?)
 }
 
-/// `futex(uaddr, op, val, timeout, uaddr2, val3)`: the operation in the low
-/// bits of `op`, with `FUTEX_PRIVATE_FLAG` and `FUTEX_CLOCK_REALTIME`.
-fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysResult {
-    const WAIT: u64 = 0;
-    const WAKE: u64 = 1;
-    const WAIT_BITSET: u64 = 9;
-    const WAKE_BITSET: u64 = 10;
-    const PRIVATE: u64 = 128;
-    const CLOCK_REALTIME: u64 = 256;
-    let command = op & !(PRIVATE | CLOCK_REALTIME);
-    match command {
-        WAIT | WAIT_BITSET => {
-            let bitset = if command == WAIT { u32::MAX } else { bitset as u32 };
-            let deadline = match timeout {
-                0 => None,
-                _ => {
-                    let ticks = read_timespec(timeout)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
-                    // FUTEX_WAIT's timeout is relative; WAIT_BITSET's is absolute
-                    // (every clock counts from reset).
-                    Some(if command == WAIT { timer::ticks().saturating_add(ticks) } else { ticks })
-                }
-            };
-            crate::futex::wait(addr, value as u32, bitset, deadline).map(|()| 0)
+/// `futex(uaddr, op, val, timeout, uaddr2, val3)`: as Linux, the timeout
+/// of a command that takes one is read and checked first (relative for
+/// `FUTEX_WAIT`, an absolute deadline otherwise: every clock counts from
+/// reset), then the operation decoded; for the requeues and
+/// `FUTEX_WAKE_OP` the fourth argument is the count `val2`.
+fn futex(addr: u64, op: u32, val: u32, timeout: u64, addr2: u64, val3: u32) -> SysResult {
+    use aspen_abi::futex::{FutexOp, TimeoutKind};
+    let deadline = match FutexOp::timeout_kind(op) {
+        TimeoutKind::None => None,
+        _ if timeout == 0 => None,
+        kind => {
+            let ticks = read_timespec(timeout)?.to_ticks(frequency()).map_err(|_| Errno::EINVAL)?;
+            Some(if kind == TimeoutKind::Relative { timer::ticks().saturating_add(ticks) } else { ticks })
         }
-        WAKE | WAKE_BITSET => {
-            let bitset = if command == WAKE { u32::MAX } else { bitset as u32 };
-            crate::futex::wake(addr, value as u32, bitset).map(u64::from)
-        }
-        _ => Err(Errno::ENOSYS),
-    }
+    };
+    let op = FutexOp::decode(op)?;
+    crate::futex::futex(&crate::futex::Call { op, addr, val, deadline, val2: timeout as u32, addr2, val3 })
+}
+
+/// Stores `value` at the user address `addr` with one 32-bit access.
+pub(crate) fn store_user_u32(addr: u64, value: u32) -> Result<(), Errno> {
+    ActiveSpace::new(resolver()).store_u32(UserPtr::new(addr)?, value)
 }
 
 /// Reads and checks a `struct timespec`.

@@ -13,6 +13,7 @@
 
 pub mod exec;
 pub mod fd;
+pub mod policy;
 pub mod procfs;
 pub mod signal;
 pub mod thread;
@@ -26,6 +27,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use aspen_abi::clone::{CloneArgs, CloneFlags};
 use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::resource::Limits;
+use aspen_abi::sched::SchedParams;
 use aspen_abi::signal::{SaFlags, SigInfo, SigNo, CLD_EXITED, CLD_KILLED, SIG_IGN};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
@@ -40,7 +42,7 @@ use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, mmu};
 use crate::memory::user_env::KernelMm;
-use crate::task::sched::{self, DEFAULT_PRIORITY};
+use crate::task::sched;
 use crate::task::stack::StackError;
 use crate::task::wait::WaitQueue;
 use crate::task::{Pid, Task, TaskState};
@@ -192,16 +194,15 @@ impl Process {
         self.space_switches.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// What tells its address space from every other while the process
-    /// holds it (`None` once ended).
-    pub fn space_identity(&self) -> Option<usize> {
-        self.space.lock().as_ref().map(|space| Arc::as_ptr(space) as usize)
+    /// The address space's cell, to compare (`None` once ended).
+    fn space_pointer(&self) -> Option<*const Mutex<UserSpace>> {
+        self.space.lock().as_ref().map(Arc::as_ptr)
     }
 
     /// Whether `other` translates through the same address space.
     fn shares_space_with(&self, other: &Process) -> bool {
-        let mine = self.space_identity();
-        mine.is_some() && (core::ptr::eq(self, other) || mine == other.space_identity())
+        let mine = self.space_pointer();
+        mine.is_some() && (core::ptr::eq(self, other) || mine == other.space_pointer())
     }
 
     fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError> {
@@ -403,6 +404,11 @@ impl Process {
     }
 }
 
+/// The live thread whose id is `tid`, in any process.
+pub fn thread_by_tid(tid: Pid) -> Option<Arc<Thread>> {
+    PROCESSES.lock().values().find_map(|process| process.threads.lock().get(&tid).cloned())
+}
+
 /// The process whose thread is running, if a user task runs.
 pub fn current() -> Option<Arc<Process>> {
     thread::current().map(|thread| thread.process.clone())
@@ -418,11 +424,16 @@ fn user_frame_of(task: &Task) -> *mut TrapFrame {
     (task.stack_top() as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame
 }
 
-/// A task that will return to EL0 through `frame` (copied to the top of
-/// its kernel stack) with FP/SIMD state `fp` and thread pointers `pointers`.
-fn new_task(frame: &TrapFrame, fp: FpState, pointers: ThreadPointers) -> Result<Arc<Task>, SpawnError> {
-    let task =
-        Task::new_user(DEFAULT_PRIORITY, core::mem::size_of::<TrapFrame>(), fp, pointers).map_err(SpawnError::Stack)?;
+/// A task scheduled as `params` that will return to EL0 through `frame`
+/// (copied to the top of its kernel stack) with FP/SIMD state `fp` and
+/// thread pointers `pointers`.
+fn new_task(
+    params: SchedParams,
+    frame: &TrapFrame,
+    fp: FpState,
+    pointers: ThreadPointers,
+) -> Result<Arc<Task>, SpawnError> {
+    let task = Task::new_user(params, core::mem::size_of::<TrapFrame>(), fp, pointers).map_err(SpawnError::Stack)?;
     // SAFETY: the new task's stack is ours alone until it is made ready,
     // and `new_user` left exactly one TrapFrame's room at its top.
     unsafe { user_frame_of(&task).write(frame.clone()) };
@@ -508,7 +519,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     for _ in 0..3 {
         files.insert(console.clone(), false)?;
     }
-    let task = new_task(&image.initial_frame(), FpState::new(), ThreadPointers::default())?;
+    let task = new_task(SchedParams::DEFAULT, &image.initial_frame(), FpState::new(), ThreadPointers::default())?;
     let parts = ProcessParts {
         parent: None,
         space: Arc::new(Mutex::new(image.mm)),
@@ -542,7 +553,10 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
     if args.flags.contains(CloneFlags::SETTLS) {
         pointers.tpidr = args.tls;
     }
-    let task = new_task(&child_frame, FpState::current(), pointers)?;
+    // As Linux's sched_fork: the parent's own policy (not a level lent by
+    // priority inheritance), reset by SCHED_RESET_ON_FORK.
+    let params = sched::with_current(|task| task.sched_params()).for_child();
+    let task = new_task(params, &child_frame, FpState::current(), pointers)?;
     let child = if args.is_thread() {
         add_thread(process, task)
     } else {
@@ -647,10 +661,12 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     }
 }
 
-/// What the thread leaves behind for others: its `CLONE_CHILD_CLEARTID`
+/// What the thread leaves behind for others: its robust futexes and PI
+/// futexes released (`futex::release`), then its `CLONE_CHILD_CLEARTID`
 /// word cleared and its waiters woken, when anyone else still uses the
-/// address space (Linux's `mm_release`).
+/// address space (Linux's `futex_exit_release` and `mm_release`).
 fn release_user_words(me: &Thread) {
+    crate::futex::release(me);
     let addr = me.clear_child_tid();
     if addr == 0 {
         return;

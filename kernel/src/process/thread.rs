@@ -34,6 +34,9 @@ pub struct Thread {
     pub(super) work: AtomicU32,
     /// Its signal mask, pending signals and alternate stack.
     pub(super) signals: Mutex<ThreadSignals>,
+    /// `set_robust_list`: the head of its robust futex list, walked when
+    /// it ends (0: none).
+    robust_list: AtomicU64,
 }
 
 impl Thread {
@@ -46,6 +49,7 @@ impl Thread {
             clear_child_tid: AtomicU64::new(0),
             work: AtomicU32::new(0),
             signals: Mutex::new(ThreadSignals::default()),
+            robust_list: AtomicU64::new(0),
         })
     }
 
@@ -72,6 +76,21 @@ impl Thread {
 
     pub fn set_clear_child_tid(&self, addr: u64) {
         self.clear_child_tid.store(addr, Ordering::Relaxed);
+    }
+
+    /// The head of its robust futex list (0: none).
+    pub fn robust_list(&self) -> u64 {
+        self.robust_list.load(Ordering::Relaxed)
+    }
+
+    pub fn set_robust_list(&self, head: u64) {
+        self.robust_list.store(head, Ordering::Relaxed);
+    }
+
+    /// The head of its robust futex list, forgotten (what exit and exec
+    /// walk once).
+    pub(crate) fn take_robust_list(&self) -> u64 {
+        self.robust_list.swap(0, Ordering::Relaxed)
     }
 
     /// Wakes the thread from a block, to look at why (a signal, the end of

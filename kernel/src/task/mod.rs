@@ -9,8 +9,9 @@ pub mod wait;
 use alloc::sync::Arc;
 use core::any::Any;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
+use aspen_abi::sched::SchedParams;
 use spin::Mutex;
 
 use self::stack::{KernelStack, StackError};
@@ -50,7 +51,17 @@ pub enum TaskState {
 /// A schedulable thread of execution.
 pub struct Task {
     pub pid: Pid,
-    pub priority: u8,
+    /// The level it runs at (0 best, see `sched`): the better of `base`
+    /// and `boost`. The three change only under the scheduler's lock,
+    /// which keeps a ready task in the queue of its `priority`.
+    priority: AtomicU8,
+    /// The level its scheduling parameters give it.
+    base: AtomicU8,
+    /// The level priority inheritance lends it (`u8::MAX`: none).
+    boost: AtomicU8,
+    /// Its policy and real-time priority (`SchedParams::DEFAULT` for
+    /// kernel threads, whose level is set directly).
+    params: Mutex<SchedParams>,
     state: Mutex<TaskState>,
     /// While it sleeps with a deadline: the deadline, its key (with the
     /// pid) among the scheduler's sleepers.
@@ -74,12 +85,21 @@ unsafe impl Send for Task {}
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
 impl Task {
-    fn with_stack(priority: u8, stack: Option<KernelStack>, context: CpuContext, fp: FpState) -> Arc<Self> {
+    fn with_stack(
+        priority: u8,
+        params: SchedParams,
+        stack: Option<KernelStack>,
+        context: CpuContext,
+        fp: FpState,
+    ) -> Arc<Self> {
         // The idle task (no stack of its own) is 0; the first process, 1.
         let pid = if stack.is_some() { NEXT_PID.fetch_add(1, Ordering::Relaxed) } else { 0 };
         Arc::new(Self {
             pid,
-            priority,
+            priority: AtomicU8::new(priority),
+            base: AtomicU8::new(priority),
+            boost: AtomicU8::new(u8::MAX),
+            params: Mutex::new(params),
             state: Mutex::new(TaskState::Ready),
             sleep_deadline: Mutex::new(None),
             context: UnsafeCell::new(context),
@@ -89,7 +109,8 @@ impl Task {
         })
     }
 
-    /// A kernel thread that runs `entry(arg)` and exits when it returns.
+    /// A kernel thread of level `priority` that runs `entry(arg)` and
+    /// exits when it returns.
     pub fn new_kernel(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Self>, StackError> {
         let stack = KernelStack::new()?;
         let context = CpuContext::kernel_thread(
@@ -99,14 +120,15 @@ impl Task {
             arg,
             sched::kernel_thread_exit,
         );
-        Ok(Self::with_stack(priority, Some(stack), context, FpState::new()))
+        Ok(Self::with_stack(priority, SchedParams::DEFAULT, Some(stack), context, FpState::new()))
     }
 
-    /// A user task: its first switch-in returns to EL0 through the trap
-    /// frame the caller puts in the top `frame_size` bytes of its stack,
-    /// with FP/SIMD registers `fp` and thread pointers `pointers`.
+    /// A user task scheduled as `params`: its first switch-in returns to
+    /// EL0 through the trap frame the caller puts in the top `frame_size`
+    /// bytes of its stack, with FP/SIMD registers `fp` and thread pointers
+    /// `pointers`.
     pub fn new_user(
-        priority: u8,
+        params: SchedParams,
         frame_size: usize,
         fp: FpState,
         pointers: ThreadPointers,
@@ -114,7 +136,7 @@ impl Task {
         let stack = KernelStack::new()?;
         let mut context = CpuContext::user_task(stack.top().as_u64() - frame_size as u64, sched::user_task_started);
         context.set_thread_pointers(pointers);
-        Ok(Self::with_stack(priority, Some(stack), context, fp))
+        Ok(Self::with_stack(sched::level_of(params), params, Some(stack), context, fp))
     }
 
     /// The top of the kernel stack (0 for the idle task).
@@ -129,6 +151,21 @@ impl Task {
 
     pub fn set_user_context(&self, user: Arc<dyn UserContext>) {
         self.user.call_once(|| user);
+    }
+
+    /// The level it runs at now (0 best), inherited priority included.
+    pub fn priority(&self) -> u8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// The level its own parameters give it, without inheritance.
+    pub fn base_priority(&self) -> u8 {
+        self.base.load(Ordering::Relaxed)
+    }
+
+    /// Its scheduling policy and real-time priority.
+    pub fn sched_params(&self) -> SchedParams {
+        *self.params.lock()
     }
 
     pub fn state(&self) -> TaskState {

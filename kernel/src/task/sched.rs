@@ -1,6 +1,12 @@
-//! The scheduler: fixed priorities (0 highest .. PRIORITIES-1 lowest),
-//! round robin within a priority, preemption at the end of a time slice or
-//! when a higher-priority task wakes.
+//! The scheduler: priority levels (0 highest .. PRIORITIES-1 lowest),
+//! each a FIFO queue, with POSIX policies on top. Levels 0-98 are the
+//! real-time priorities 99-1 (`SCHED_FIFO`: no time slice; `SCHED_RR`:
+//! round robin with a slice), 120 is `SCHED_OTHER`/`SCHED_BATCH` (round
+//! robin with a slice), 139 `SCHED_IDLE`; kernel threads pick a level
+//! directly (around [`DEFAULT_PRIORITY`]). A task's level is the better of
+//! its own and the one priority inheritance lends it (`futex`'s PI
+//! futexes); a change moves a ready task to its new queue. Preemption at
+//! the end of a slice, or when a better task becomes ready or is boosted.
 //!
 //! Uniprocessor: it runs with interrupts masked on the one running CPU.
 //! Kernel code is not preempted; a task is switched out only when it
@@ -10,43 +16,91 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use aspen_abi::sched::{Policy, SchedParams, MAX_RT_PRIORITY};
 use spin::Mutex;
 
 use super::{Pid, Task, TaskState, UserContext};
 use crate::arch::context::{self, CpuContext, FpState};
 use crate::arch::{cpu, mmu, timer};
 
-pub const PRIORITIES: usize = 32;
-/// What tasks get unless they ask for another.
-pub const DEFAULT_PRIORITY: u8 = 16;
-/// A task runs this long before others of its priority get a turn.
+/// How many levels there are (as Linux's 140 priorities).
+pub const PRIORITIES: usize = 140;
+/// The level of `SCHED_OTHER` and `SCHED_BATCH` threads, and of kernel
+/// threads unless they ask for another.
+pub const DEFAULT_PRIORITY: u8 = 120;
+/// The level of `SCHED_IDLE` threads.
+const IDLE_POLICY_PRIORITY: u8 = PRIORITIES as u8 - 1;
+/// A task runs this long before others of its level get a turn (not
+/// `SCHED_FIFO` ones, which run until they block or yield).
 pub const TIME_SLICE_MS: u64 = 10;
+/// Words of the bitmap of non-empty queues.
+const BITMAP_WORDS: usize = PRIORITIES.div_ceil(64);
 /// A run queue keeps at most this many slots of capacity for nothing: a
 /// burst of ready tasks (a fork bomb) must not pin its peak in the heap.
 const RUN_QUEUE_SPARE: usize = 64;
 
+/// The level of a user task scheduled as `params`.
+pub const fn level_of(params: SchedParams) -> u8 {
+    match params.policy {
+        Policy::Fifo | Policy::RoundRobin => (MAX_RT_PRIORITY - params.priority) as u8,
+        Policy::Other | Policy::Batch => DEFAULT_PRIORITY,
+        Policy::Idle => IDLE_POLICY_PRIORITY,
+    }
+}
+
+/// Where a task goes in its level's queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Behind the others: it had its turn (a yield, a slice used up, a
+    /// wake-up, a raised priority).
+    Back,
+    /// Before them: it was preempted, or its priority lowered, and keeps
+    /// its place (as POSIX asks of `SCHED_FIFO`).
+    Front,
+}
+
 struct RunQueues {
     queues: [VecDeque<Arc<Task>>; PRIORITIES],
     /// Bit p set: queue p is not empty.
-    nonempty: u32,
+    nonempty: [u64; BITMAP_WORDS],
 }
 
 impl RunQueues {
+    fn level(task: &Task) -> usize {
+        (task.priority() as usize).min(PRIORITIES - 1)
+    }
+
     fn push(&mut self, task: Arc<Task>) {
-        let p = (task.priority as usize).min(PRIORITIES - 1);
-        self.queues[p].push_back(task);
-        self.nonempty |= 1 << p;
+        self.push_at(task, End::Back);
+    }
+
+    fn push_at(&mut self, task: Arc<Task>, end: End) {
+        let p = Self::level(&task);
+        match end {
+            End::Back => self.queues[p].push_back(task),
+            End::Front => self.queues[p].push_front(task),
+        }
+        self.nonempty[p / 64] |= 1 << (p % 64);
+    }
+
+    /// Takes `task` out of the queue of its level; whether it was there.
+    fn remove(&mut self, task: &Arc<Task>) -> bool {
+        let p = Self::level(task);
+        let queue = &mut self.queues[p];
+        let Some(at) = queue.iter().position(|t| Arc::ptr_eq(t, task)) else { return false };
+        queue.remove(at);
+        if queue.is_empty() {
+            self.nonempty[p / 64] &= !(1 << (p % 64));
+        }
+        true
     }
 
     fn pop(&mut self) -> Option<Arc<Task>> {
-        if self.nonempty == 0 {
-            return None;
-        }
-        let p = self.nonempty.trailing_zeros() as usize;
+        let p = self.best()? as usize;
         let queue = &mut self.queues[p];
         let task = queue.pop_front();
         if queue.is_empty() {
-            self.nonempty &= !(1 << p);
+            self.nonempty[p / 64] &= !(1 << (p % 64));
         }
         // Halving at a quarter full keeps pops amortized O(1).
         if queue.capacity() > RUN_QUEUE_SPARE && queue.len() < queue.capacity() / 4 {
@@ -55,9 +109,10 @@ impl RunQueues {
         task
     }
 
-    /// The best priority waiting, if any.
+    /// The best level waiting, if any: O(1), a look at three words.
     fn best(&self) -> Option<u8> {
-        (self.nonempty != 0).then(|| self.nonempty.trailing_zeros() as u8)
+        let (word, bits) = self.nonempty.iter().enumerate().find(|(_, bits)| **bits != 0)?;
+        Some((word * 64 + bits.trailing_zeros() as usize) as u8)
     }
 }
 
@@ -79,7 +134,7 @@ struct Scheduler {
 }
 
 static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
-    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: 0 },
+    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: [0; BITMAP_WORDS] },
     current: None,
     idle: None,
     sleepers: BTreeMap::new(),
@@ -89,6 +144,9 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
 });
 
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+/// The running task's slice is over: when it is switched out, it goes
+/// behind the others of its level (otherwise, preempted, before them).
+static SLICE_OVER: AtomicBool = AtomicBool::new(false);
 
 /// The running task, readable without the scheduler's lock (system calls
 /// and faults ask for it on every entry). Kept equal to `current` by
@@ -101,7 +159,7 @@ fn slice_ticks() -> u64 {
 
 /// Makes the code running now (boot, on the boot stack) the idle task.
 pub fn init_idle() {
-    let idle = Task::with_stack(u8::MAX, None, CpuContext::default(), FpState::new());
+    let idle = Task::with_stack(u8::MAX, SchedParams::DEFAULT, None, CpuContext::default(), FpState::new());
     idle.set_state(TaskState::Running);
     let mut s = SCHED.lock();
     s.idle = Some(idle.clone());
@@ -136,10 +194,8 @@ pub fn make_ready(task: Arc<Task>) {
         if let Some(deadline) = task.sleep_deadline.lock().take() {
             s.sleepers.remove(&(deadline, task.pid));
         }
-        if let Some(current) = &s.current {
-            if task.priority < current.priority {
-                NEED_RESCHED.store(true, Ordering::Relaxed);
-            }
+        if s.current.as_ref().is_some_and(|current| task.priority() < current.priority()) {
+            NEED_RESCHED.store(true, Ordering::Relaxed);
         }
         s.run.push(task);
     }
@@ -153,9 +209,54 @@ pub fn wake(task: &Arc<Task>) {
     }
 }
 
-/// Gives the CPU to the next ready task of the same or better priority.
+/// Gives the CPU to the next ready task of the same or better priority
+/// (the caller goes behind the others of its level).
 pub fn yield_now() {
-    schedule();
+    schedule(End::Back);
+}
+
+/// Changes `task`'s level to the better of `base` and `boost` (each kept
+/// when `None`), moving it to its new queue if it is ready (behind the
+/// others when raised, before them when lowered, as Linux), and asks for a
+/// reschedule when a ready task now beats the running one.
+fn set_levels(task: &Arc<Task>, base: Option<u8>, boost: Option<u8>) {
+    let irq = cpu::disable_irqs();
+    {
+        let mut s = SCHED.lock();
+        if let Some(base) = base {
+            task.base.store(base, Ordering::Relaxed);
+        }
+        if let Some(boost) = boost {
+            task.boost.store(boost, Ordering::Relaxed);
+        }
+        let old = task.priority();
+        let new = task.base_priority().min(task.boost.load(Ordering::Relaxed));
+        if new != old {
+            let queued = task.state() == TaskState::Ready && s.run.remove(task);
+            task.priority.store(new, Ordering::Relaxed);
+            if queued {
+                s.run.push_at(task.clone(), if new < old { End::Back } else { End::Front });
+            }
+            let running = s.current.as_ref().map_or(u8::MAX, |t| t.priority());
+            if s.run.best().is_some_and(|best| best < running) {
+                NEED_RESCHED.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    cpu::restore_irqs(irq);
+}
+
+/// Schedules a user task as `params` (`sched_setscheduler`); a level
+/// inherited through a PI futex still applies if better.
+pub fn set_params(task: &Arc<Task>, params: SchedParams) {
+    *task.params.lock() = params;
+    set_levels(task, Some(level_of(params)), None);
+}
+
+/// Lends `task` the level `boost` (`u8::MAX`: none) by priority
+/// inheritance.
+pub fn set_boost(task: &Arc<Task>, boost: u8) {
+    set_levels(task, None, Some(boost));
 }
 
 /// Blocks the running task until `wake` (or, with a deadline in counter
@@ -175,7 +276,7 @@ pub fn block(deadline: Option<u64>) {
             timer::fire_by(deadline);
         }
     }
-    schedule();
+    schedule(End::Back);
     cpu::restore_irqs(irq);
 }
 
@@ -194,9 +295,13 @@ pub fn on_timer(now: u64) -> u64 {
         task.set_state(TaskState::Ready);
         s.run.push(task);
     }
-    let current_priority = s.current.as_ref().map_or(u8::MAX, |t| t.priority);
+    let current_priority = s.current.as_ref().map_or(u8::MAX, |t| t.priority());
+    let sliced = s.current.as_ref().is_some_and(|t| t.sched_params().policy != Policy::Fifo);
     let preempt_by_priority = s.run.best().is_some_and(|p| p < current_priority);
-    let slice_over = now >= s.slice_end && s.run.best().is_some_and(|p| p <= current_priority);
+    let slice_over = sliced && now >= s.slice_end && s.run.best().is_some_and(|p| p <= current_priority);
+    if slice_over {
+        SLICE_OVER.store(true, Ordering::Relaxed);
+    }
     if preempt_by_priority || slice_over {
         NEED_RESCHED.store(true, Ordering::Relaxed);
     }
@@ -217,7 +322,8 @@ pub fn drop_user_table() {
 /// and by the idle loop.
 pub fn preempt_if_needed() {
     if NEED_RESCHED.load(Ordering::Relaxed) {
-        schedule();
+        let end = if SLICE_OVER.load(Ordering::Relaxed) { End::Back } else { End::Front };
+        schedule(end);
     }
 }
 
@@ -233,7 +339,7 @@ pub(super) extern "C" fn kernel_thread_exit() -> ! {
 pub fn exit_current(state: TaskState) {
     cpu::disable_irqs();
     current().set_state(state);
-    schedule();
+    schedule(End::Back);
 }
 
 /// Runs on a kernel thread's first switch-in: what `schedule` does after
@@ -256,17 +362,19 @@ fn after_switch() {
     drop(switched_out);
 }
 
-/// Picks the next task and switches to it.
-fn schedule() {
+/// Picks the next task and switches to it; the running task, if still
+/// runnable, goes to `end` of its level's queue.
+fn schedule(end: End) {
     let irq = cpu::disable_irqs();
     NEED_RESCHED.store(false, Ordering::Relaxed);
+    SLICE_OVER.store(false, Ordering::Relaxed);
     let mut s = SCHED.lock();
     let prev = s.current.clone().expect("schedule before init_idle");
     let idle = s.idle.clone().expect("schedule before init_idle");
     if prev.state() == TaskState::Running {
         prev.set_state(TaskState::Ready);
         if !Arc::ptr_eq(&prev, &idle) {
-            s.run.push(prev.clone());
+            s.run.push_at(prev.clone(), end);
         }
     }
     let next = s.run.pop().unwrap_or(idle);

@@ -88,6 +88,39 @@ kernel_test!(
     }
 );
 
+kernel_test!(
+    fn a_boosted_ready_task_moves_to_its_new_level() -> TestResult {
+        ORDER.lock().clear();
+        // Both queued at the same level, the first ahead; lending the
+        // second a better level moves it ahead, taking it back restores
+        // its base level.
+        let first = spawn(DEFAULT_PRIORITY + 2, record, 2)?;
+        let second = spawn(DEFAULT_PRIORITY + 2, record, 1)?;
+        sched::set_boost(&second, DEFAULT_PRIORITY - 2);
+        check_eq!(second.priority(), DEFAULT_PRIORITY - 2);
+        check_eq!(second.base_priority(), DEFAULT_PRIORITY + 2);
+        join(&second)?;
+        join(&first)?;
+        check_eq!(*ORDER.lock(), alloc::vec![1, 2]);
+        sched::set_boost(&second, u8::MAX);
+        check_eq!(second.priority(), DEFAULT_PRIORITY + 2);
+        Ok(())
+    }
+);
+
+kernel_test!(
+    fn policies_map_to_levels() -> TestResult {
+        use aspen_abi::sched::SchedParams;
+        let level = |policy, priority| SchedParams::new(policy, priority).map(sched::level_of);
+        check_eq!(level(1, 99), Ok(0));
+        check_eq!(level(2, 1), Ok(98));
+        check_eq!(level(0, 0), Ok(DEFAULT_PRIORITY));
+        check_eq!(level(3, 0), Ok(DEFAULT_PRIORITY));
+        check_eq!(level(5, 0), Ok((sched::PRIORITIES - 1) as u8));
+        Ok(())
+    }
+);
+
 fn nothing(_: usize) {}
 
 kernel_test!(

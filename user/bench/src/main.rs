@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aspen_sys::mem::{self, PAGE_SIZE};
 use aspen_sys::mem::{Advice, MapFlags, Prot};
 use aspen_sys::process::{self, Fork};
-use aspen_sys::{fs, println, time, Args};
+use aspen_sys::{fs, println, thread, time, Args};
 
 aspen_sys::entry!(main);
 
@@ -252,16 +252,48 @@ fn yield_pingpong() -> Sample {
     Sample { ticks, ops: 2 * TURNS, tlbi: diff(before, tlbi()) }
 }
 
+static THREAD_TURN: AtomicU64 = AtomicU64::new(0);
+const THREAD_TURNS: u64 = 10_000;
+
+/// Thread `me` (0 or 1) of the thread ping-pong: THREAD_TURNS turns.
+extern "C" fn thread_take_turns(me: usize) {
+    for _ in 0..THREAD_TURNS {
+        while THREAD_TURN.load(Ordering::Acquire) % 2 != me as u64 {
+            let _ = process::sched_yield();
+        }
+        THREAD_TURN.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// `yield_pingpong` between two threads of one process: a switch without
+/// a change of address space (no TTBR0 write). The Linux peer's `mmbench`
+/// has no such benchmark.
+fn thread_yield_pingpong() -> Sample {
+    let before = tlbi();
+    let start = time::counter();
+    let other = match thread::spawn_thread(thread_take_turns, 1) {
+        Ok(other) => other,
+        Err(e) => fail("clone", e),
+    };
+    thread_take_turns(0);
+    let ticks = time::counter() - start;
+    if let Err(e) = other.join() {
+        fail("join", e);
+    }
+    Sample { ticks, ops: 2 * THREAD_TURNS, tlbi: diff(before, tlbi()) }
+}
+
 /// A benchmark: its name on the command line and in the report, and its run.
 type Bench = (&'static str, fn() -> Sample);
 
-const BENCHES: [Bench; 6] = [
+const BENCHES: [Bench; 7] = [
     ("pf_anon", pf_anon),
     ("fork_16m", fork_16m),
     ("cow_16m", cow_16m),
     ("mmap_cycle", mmap_cycle),
     ("mprotect_toggle", mprotect_toggle),
     ("yield_pingpong", yield_pingpong),
+    ("thread_pingpong", thread_yield_pingpong),
 ];
 
 fn main(args: Args) -> i32 {

@@ -223,6 +223,8 @@ pub const ARG_MARKER: u64 = 0x40;
 pub const ARG_SIGPAIR: u64 = 0x200;
 pub const ARG_POLL: u64 = 0x400;
 const ARG_POLL_MAX: u64 = 32;
+/// Two futex words (and a robust list head at +0x10).
+const ARG_FUTEX: u64 = 0x80;
 pub const ARG_IOV: u64 = 0x800;
 const ARG_IOV_MAX: u64 = 64;
 pub const ARG_PATH: u64 = PAGE;
@@ -269,6 +271,9 @@ enum Op {
     Fcntl,
     Ppoll,
     Pselect,
+    Futex,
+    RobustList,
+    Sched,
     Random,
     Touch,
 }
@@ -308,6 +313,9 @@ const OPS: &[(Op, u32)] = &[
     (Op::Fcntl, 20),
     (Op::Ppoll, 10),
     (Op::Pselect, 10),
+    (Op::Futex, 30),
+    (Op::RobustList, 5),
+    (Op::Sched, 15),
     (Op::Random, 50),
     (Op::Touch, 60),
 ];
@@ -451,6 +459,9 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
         Op::Fcntl => fcntl(rng, env),
         Op::Ppoll => ppoll(rng, env),
         Op::Pselect => pselect(rng, env),
+        Op::Futex => futex(rng, env),
+        Op::RobustList => robust_list(rng, env),
+        Op::Sched => sched(rng, env),
         Op::Random => random_call(rng, env),
         Op::Touch => touch(rng, env),
     }
@@ -500,6 +511,11 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Fcntl, Op::Fcntl),
         (Sysno::Ppoll, Op::Ppoll),
         (Sysno::Pselect6, Op::Pselect),
+        (Sysno::Futex, Op::Futex),
+        (Sysno::SetRobustList, Op::RobustList),
+        (Sysno::GetRobustList, Op::RobustList),
+        (Sysno::SchedSetscheduler, Op::Sched),
+        (Sysno::SchedSetparam, Op::Sched),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);
@@ -957,6 +973,80 @@ fn pselect(rng: &mut Rng, env: &Env) -> Call {
         env.argbuf + ARG_SIGPAIR
     };
     call(Sysno::Pselect6, [n, sets[0], sets[1], sets[2], timeout, sig])
+}
+
+/// A futex call on a word of the argument buffer (or a pointer from
+/// [`addr`]); every command that can wait gets a timeout of at most 100 µs,
+/// so the child never waits long (a child that sleeps is killed anyway).
+fn futex(rng: &mut Rng, env: &Env) -> Call {
+    const COMMANDS: &[u64] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    let word = if rng.chance(3, 4) { env.argbuf + ARG_FUTEX + 4 * rng.below(3) } else { addr(rng, env) };
+    let value = match rng.below(5) {
+        0 => 0,
+        1 => aspen_sys::thread::FUTEX_WAITERS | rng.below(64) as u32,
+        2 => aspen_sys::thread::FUTEX_OWNER_DIED | rng.below(64) as u32,
+        3 => rng.below(64) as u32,
+        _ => rng.next() as u32,
+    };
+    put(env, ARG_FUTEX, &value.to_le_bytes());
+    let mut op = rng.pick(COMMANDS);
+    if rng.chance(1, 2) {
+        op |= 128;
+    }
+    if rng.chance(1, 8) {
+        op |= 256;
+    }
+    if rng.chance(1, 20) {
+        op = rng.next();
+    }
+    put_u64(env, ARG_TIMESPEC, 0);
+    put_u64(env, ARG_TIMESPEC + 8, rng.below(100_001));
+    let command = op & !(128 | 256);
+    let waits = matches!(command, 0 | 6 | 9 | 11 | 13);
+    // A deadline (every command but FUTEX_WAIT) of 0-100 µs after reset
+    // has passed: the wait ends at once.
+    let fourth = if waits || rng.chance(1, 2) { env.argbuf + ARG_TIMESPEC } else { rng.pick(INTS) };
+    let val = if rng.chance(1, 2) { u64::from(value) } else { rng.pick(INTS) };
+    let word2 = if rng.chance(3, 4) { env.argbuf + ARG_FUTEX + 4 } else { addr(rng, env) };
+    call(Sysno::Futex, [word, op, val, fourth, word2, rng.next()])
+}
+
+/// set_robust_list (a head in the argument buffer whose entries point
+/// anywhere, walked when the child ends) or get_robust_list.
+fn robust_list(rng: &mut Rng, env: &Env) -> Call {
+    if rng.chance(1, 3) {
+        let pid = if rng.chance(1, 2) { 0 } else { rng.pick(INTS) };
+        return call(Sysno::GetRobustList, [pid, addr(rng, env), addr(rng, env), 0, 0, 0]);
+    }
+    let head = env.argbuf + ARG_FUTEX + 0x10;
+    put_u64(env, ARG_FUTEX + 0x10, if rng.chance(1, 2) { head } else { addr(rng, env) | rng.below(2) });
+    put_u64(env, ARG_FUTEX + 0x18, if rng.chance(1, 2) { (ARG_FUTEX as i64 - 0x10) as u64 } else { rng.next() });
+    put_u64(env, ARG_FUTEX + 0x20, if rng.chance(1, 2) { 0 } else { addr(rng, env) });
+    let len = if rng.chance(4, 5) { 24 } else { len(rng) };
+    call(Sysno::SetRobustList, [if rng.chance(4, 5) { head } else { addr(rng, env) }, len, 0, 0, 0, 0])
+}
+
+/// The scheduling calls. Only non-real-time policies are set: a child at a
+/// real-time priority that never blocks would starve the fuzzer itself
+/// (Aspen has no real-time throttling).
+fn sched(rng: &mut Rng, env: &Env) -> Call {
+    let pid = if rng.chance(2, 3) { 0 } else { rng.pick(INTS) };
+    let param = if rng.chance(3, 4) { env.argbuf + ARG_TIMESPEC } else { addr(rng, env) };
+    put_u64(env, ARG_TIMESPEC, rng.pick(&[0, 1, 50, 99, 100, 0xffff_ffff]));
+    match rng.below(8) {
+        0 => {
+            // Never a valid real-time policy with a priority of 1-99.
+            let policy = rng.pick(&[0, 3, 5, 4, 6, 7, 0x4000_0000, 0x4000_0003, u64::MAX]);
+            call(Sysno::SchedSetscheduler, [pid, policy, param, 0, 0, 0])
+        }
+        1 => call(Sysno::SchedGetscheduler, [pid, 0, 0, 0, 0, 0]),
+        2 => call(Sysno::SchedGetparam, [pid, param, 0, 0, 0, 0]),
+        3 => call(Sysno::SchedGetPriorityMax, [rng.pick(INTS), 0, 0, 0, 0, 0]),
+        4 => call(Sysno::SchedGetPriorityMin, [rng.pick(INTS), 0, 0, 0, 0, 0]),
+        5 => call(Sysno::SchedRrGetInterval, [pid, addr(rng, env), 0, 0, 0, 0]),
+        6 => call(Sysno::SchedSetaffinity, [pid, len(rng), addr(rng, env), 0, 0, 0]),
+        _ => call(Sysno::SchedGetaffinity, [pid, len(rng), addr(rng, env), 0, 0, 0]),
+    }
 }
 
 fn mmap(rng: &mut Rng, env: &Env) -> Call {

@@ -7,14 +7,14 @@
 //! - `_start` ([`start`]): reads argc/argv from the initial stack and calls the
 //!   program's `main(Args) -> i32` (declared with [`entry!`]), then `exit_group`;
 //! - raw `svc #0` calls ([`raw`]) and typed wrappers returning
-//!   `Result<_, Errno>` ([`fs`], [`fd`], [`process`], [`mem`], [`time`], [`signal`]);
+//!   `Result<_, Errno>` ([`fs`], [`fd`], [`process`], [`mem`], [`time`], [`signal`], [`thread`]);
 //! - a line-buffered stdout ([`print!`], [`println!`]: one `write` per line, so
 //!   lines of parent and child never mix) and [`eprintln!`] on fd 2;
 //! - a panic handler (prints the message on fd 2, exits with 101);
 //! - a global allocator on `mmap` ([`heap`]), so `alloc`'s `Vec` and `String` work.
 //!
-//! Programs are single-threaded: nothing here creates threads (`clone` is only
-//! used fork-style), which is what makes the process-global state sound.
+//! The process-global state (heap, stdout) has no locks: programs may start
+//! threads ([`thread`]) whose bodies use neither.
 #![no_std]
 
 mod global;
@@ -30,6 +30,7 @@ pub mod process;
 pub mod raw;
 pub mod signal;
 pub mod start;
+pub mod thread;
 pub mod time;
 
 pub use aspen_abi::errno::{self, Errno};

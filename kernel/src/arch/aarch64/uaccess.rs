@@ -12,7 +12,7 @@
 //! loops go byte by byte in order, so that is the fault address minus the
 //! start). This is the kernel's implementation of [`UserMemory`].
 
-use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
+use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
 use aspen_abi::{Errno, PAGE_SIZE, USER_ADDR_END};
 
 use super::probe::probe;
@@ -27,6 +27,7 @@ pub enum Access {
 extern "C" {
     fn aspen_copy_from_user(dst: *mut u8, src: u64, len: u64);
     fn aspen_copy_to_user(dst: u64, src: *const u8, len: u64);
+    fn aspen_store_user_u32(dst: u64, value: u32);
 }
 
 core::arch::global_asm!(
@@ -51,6 +52,11 @@ core::arch::global_asm!(
     "    subs    x2, x2, #1",
     "    b.ne    1b",
     "2:  ret",
+    // x0 = user dst (4-byte aligned), w1 = value: one 32-bit store.
+    ".global aspen_store_user_u32",
+    "aspen_store_user_u32:",
+    "    sttr    w1, [x0]",
+    "    ret",
 );
 
 /// Runs `copy(chunk_addr, offset, chunk_len)` over `slice` in page-sized
@@ -109,6 +115,23 @@ pub struct ActiveSpace<R: FnMut(u64, Access) -> bool> {
 impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
     pub fn new(resolve: R) -> Self {
         ActiveSpace { resolve }
+    }
+}
+
+impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
+    /// Stores `value` at the 4-byte aligned `dst` with a single 32-bit
+    /// store, as a futex word must be written (`EINVAL` if misaligned,
+    /// `EFAULT` where it cannot be written).
+    pub fn store_u32(&mut self, dst: UserPtr<u32>, value: u32) -> Result<(), Errno> {
+        if !dst.addr().is_multiple_of(4) {
+            return Err(Errno::EINVAL);
+        }
+        by_pages(dst.as_slice(), Access::Write, &mut self.resolve, |at, _, _| {
+            // SAFETY: an unprivileged store to an aligned user address (the
+            // four bytes are in one page); a fault is caught by the probe.
+            unsafe { aspen_store_user_u32(at, value) }
+        })
+        .map_err(Errno::from)
     }
 }
 

@@ -34,12 +34,14 @@ pub mod errors;
 pub mod faults;
 pub mod file;
 pub mod forkbomb;
+pub mod futex;
 pub mod madvise;
 pub mod partial;
 pub mod pipes;
 pub mod process;
 pub mod programs;
 pub mod protect;
+pub mod sched;
 pub mod script;
 pub mod segv;
 pub mod shared;
@@ -92,6 +94,17 @@ pub const TESTS: &[Test] = &[
     child("syscall_errors", errors::syscall_errors),
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
+    child("futex_wait_wake", futex::wait_wake),
+    child("futex_requeue", futex::requeue),
+    child("futex_wake_op", futex::wake_op),
+    child("futex_shared_across_fork", futex::shared_across_fork),
+    child("futex_pi_lock", futex::pi_lock),
+    child("futex_pi_boost", futex::pi_boost),
+    child("futex_pi_chain", futex::pi_chain),
+    child("futex_robust_list", futex::robust_list),
+    child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
+    child("sched_calls", sched::calls),
+    child("sched_thread_switches", sched::thread_switches),
     child("exec_scripts", script::interpreters),
     child("exec_malformed_elf", elf::malformed),
     child("pipe_round_trip", pipes::round_trip),
