@@ -117,6 +117,7 @@ system_calls! {
     Uname = 160 => "uname", 1,
     Getrlimit = 163 => "getrlimit", 2,
     Setrlimit = 164 => "setrlimit", 2,
+    Getcpu = 168 => "getcpu", 3,
     Gettimeofday = 169 => "gettimeofday", 2,
     Getpid = 172 => "getpid", 0,
     Getppid = 173 => "getppid", 0,
@@ -241,6 +242,97 @@ impl Timespec {
         Timespec { tv_sec: i64::try_from(seconds).unwrap_or(i64::MAX), tv_nsec: nanos as i64 }
     }
 }
+
+/// Microseconds in a second: the bound of `tv_usec`.
+pub const MICROS_PER_SECOND: u64 = 1_000_000;
+
+/// `struct timeval` (16 bytes: `tv_sec`, `tv_usec`, both 64-bit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeval {
+    /// Seconds.
+    pub tv_sec: i64,
+    /// Microseconds; valid in `0..1_000_000`.
+    pub tv_usec: i64,
+}
+
+impl Timeval {
+    /// Its size in user memory.
+    pub const SIZE: usize = 16;
+
+    /// The duration of `nanos` nanoseconds, cut to a microsecond.
+    pub const fn from_nanos(nanos: u64) -> Timeval {
+        Timeval { tv_sec: (nanos / NANOS_PER_SECOND) as i64, tv_usec: (nanos % NANOS_PER_SECOND / 1000) as i64 }
+    }
+
+    /// In nanoseconds (valid values only: see [`Timeval::validated`]),
+    /// saturating at `u64::MAX`.
+    pub const fn as_nanos(self) -> u64 {
+        (self.tv_sec as u64).saturating_mul(NANOS_PER_SECOND).saturating_add(self.tv_usec as u64 * 1000)
+    }
+
+    /// Reads one as user memory holds it (not yet checked).
+    pub fn from_bytes(bytes: &[u8; Self::SIZE]) -> Timeval {
+        let half = |i: usize| i64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
+        Timeval { tv_sec: half(0), tv_usec: half(8) }
+    }
+
+    /// Its bytes in user memory.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut bytes = [0; Self::SIZE];
+        bytes[..8].copy_from_slice(&self.tv_sec.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.tv_usec.to_le_bytes());
+        bytes
+    }
+
+    /// Itself when valid (`tv_sec >= 0`, `0 <= tv_usec < 10^6`), else
+    /// `EINVAL`, as `setitimer` checks.
+    pub const fn validated(self) -> Result<Timeval, Errno> {
+        if self.tv_sec >= 0 && self.tv_usec >= 0 && self.tv_usec < MICROS_PER_SECOND as i64 {
+            Ok(self)
+        } else {
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+/// `struct itimerval`: the reload interval and the time to the next expiry
+/// (zero: disarmed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Itimerval {
+    /// What the timer is reloaded with when it expires (zero: once).
+    pub interval: Timeval,
+    /// Time until it expires.
+    pub value: Timeval,
+}
+
+impl Itimerval {
+    /// Its size in user memory.
+    pub const SIZE: usize = 32;
+
+    /// Reads one as user memory holds it, checked as `setitimer` checks it.
+    pub fn from_bytes(bytes: &[u8; Self::SIZE]) -> Result<Itimerval, Errno> {
+        let half = |i: usize| -> [u8; Timeval::SIZE] { bytes[i..i + Timeval::SIZE].try_into().unwrap_or_default() };
+        Ok(Itimerval {
+            interval: Timeval::from_bytes(&half(0)).validated()?,
+            value: Timeval::from_bytes(&half(Timeval::SIZE)).validated()?,
+        })
+    }
+
+    /// Its bytes in user memory.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut bytes = [0; Self::SIZE];
+        bytes[..Timeval::SIZE].copy_from_slice(&self.interval.to_bytes());
+        bytes[Timeval::SIZE..].copy_from_slice(&self.value.to_bytes());
+        bytes
+    }
+}
+
+/// `ITIMER_REAL`: counts real time, `SIGALRM` on expiry.
+pub const ITIMER_REAL: u64 = 0;
+/// `ITIMER_VIRTUAL`: counts the process's user CPU time, `SIGVTALRM`.
+pub const ITIMER_VIRTUAL: u64 = 1;
+/// `ITIMER_PROF`: counts the process's CPU time, `SIGPROF`.
+pub const ITIMER_PROF: u64 = 2;
 
 /// A clock `clock_gettime` (and `nanosleep`'s timebase) accepts.
 ///

@@ -50,7 +50,9 @@ pub fn handle() {
             TIMER_INTID => {
                 TICKS.fetch_add(1, Ordering::Relaxed);
                 let now = timer::ticks();
+                let next_timer = crate::task::timer::expire(now);
                 let next = crate::task::sched::on_timer(now);
+                let next = next_timer.map_or(next, |t| t.min(next));
                 timer::arm_oneshot(next.saturating_sub(now).max(1));
             }
             other => log::warn!("unexpected interrupt {other}"),

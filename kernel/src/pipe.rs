@@ -11,7 +11,8 @@
 //!   returns what was already moved);
 //! - a write with the read end closed fails with `EPIPE` and the writing
 //!   thread gets `SIGPIPE` ([`WriteError::BrokenPipe`]);
-//! - a wait interrupted (the process ending, a signal) returns `EINTR`, or
+//! - a wait interrupted (the process ending, a signal) is restarted or
+//!   ends with `EINTR` as Linux's (`ERESTARTSYS`), or
 //!   the bytes already moved.
 //!
 //! Bytes move straight between user memory and the buffer's frames; a
@@ -23,6 +24,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::poll::{PollEvents, PIPE_BUF};
+use aspen_abi::signal::Restart;
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserSlice};
 use aspen_fs::PipeBuffer;
 use aspen_mm::errno::Errno;
@@ -143,7 +145,7 @@ impl PipeReader {
                 return Err(Errno::EAGAIN);
             }
             if interrupted() {
-                return Err(Errno::EINTR);
+                return Err(Restart::Sys.errno());
             }
             pipe.wait();
         }
@@ -228,7 +230,7 @@ impl PipeWriter {
                 return moved_or(done, Errno::EAGAIN).map_err(WriteError::Errno);
             }
             if interrupted() {
-                return moved_or(done, Errno::EINTR).map_err(WriteError::Errno);
+                return moved_or(done, Restart::Sys.errno()).map_err(WriteError::Errno);
             }
             pipe.wait();
         }

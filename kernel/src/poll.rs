@@ -13,6 +13,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use aspen_abi::poll::{PollEvents, PollFd, SelectReady};
+use aspen_abi::signal::Restart;
 use aspen_mm::errno::Errno;
 
 use crate::arch::timer;
@@ -92,7 +93,9 @@ fn watch(
             return (revents, Ok(count));
         }
         if thread::with_current(|t| t.interrupted()) {
-            return (revents, Err(Errno::EINTR));
+            // Restarted when no handler runs, as Linux's (the time left
+            // is written back first); EINTR after a handler.
+            return (revents, Err(Restart::NoHand.errno()));
         }
         let watches_console = descriptions.iter().flatten().any(|d| matches!(d.kind, Description::Console));
         let console_look = watches_console.then(|| now.saturating_add(timer::frequency() * CONSOLE_POLL_MS / 1000));

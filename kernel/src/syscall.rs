@@ -65,7 +65,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Getdents64 => getdents64(a0, a1, a2),
         Sysno::Fstat => fstat(a0, a1),
         Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
-        Sysno::Ioctl => ioctl(a0),
+        Sysno::Ioctl => ioctl(a0, a1 as u32, a2),
         Sysno::Exit => process::exit_thread(WaitStatus::exited(a0 as i32).0),
         Sysno::ExitGroup => process::exit_group(WaitStatus::exited(a0 as i32).0),
         Sysno::Clone => CloneArgs::from_clone(a0, a1, a2, a3, a4).and_then(|args| clone(frame, &args)),
@@ -116,6 +116,9 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::ClockGettime => time::clock_gettime(a0, a1),
         Sysno::ClockGetres => time::clock_getres(a0, a1),
         Sysno::Gettimeofday => time::gettimeofday(a0, a1),
+        Sysno::Setitimer => time::setitimer(a0, a1, a2),
+        Sysno::Getitimer => time::getitimer(a0, a1),
+        Sysno::Getcpu => time::getcpu(a0, a1),
         Sysno::Prlimit64 => limits::prlimit64(a0, a1, a2, a3),
         Sysno::Getrlimit => limits::getrlimit(a0, a1),
         Sysno::Setrlimit => limits::setrlimit(a0, a1),
@@ -146,7 +149,6 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        Sysno::Getitimer | Sysno::Setitimer => Err(Errno::ENOSYS),
         // The file systems are fixed at boot.
         Sysno::Mount => Err(Errno::ENOSYS),
     };
@@ -583,12 +585,10 @@ fn pipe2(fds: u64, flags: u64) -> SysResult {
 /// none) is checked first, then the mask, then `nfds` against the
 /// descriptor limit, then the entries are read, as in Linux. The remaining
 /// time is written back to `timeout`, as Linux does (not an error when it
-/// cannot be). A signal mask must be 8 bytes and readable; putting it in
-/// force while waiting belongs to the signals integration (until then, no
-/// signal is ever delivered, so no mask changes what the wait sees).
+/// cannot be). A signal mask (8 bytes) is in force while it waits.
 fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> SysResult {
     let deadline = poll_deadline(timeout)?;
-    check_sigmask(sigmask, sigsetsize)?;
+    let mask = read_sigmask(sigmask, sigsetsize)?;
     let limit = with_files(|f| Ok(f.limit()))?;
     if nfds > limit as u64 {
         return Err(Errno::EINVAL);
@@ -596,7 +596,7 @@ fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> Sy
     let raw = copy_in(UserSlice::new(fds, nfds * PollFd::SIZE as u64)?)?;
     let entries: Vec<PollFd> =
         raw.chunks_exact(PollFd::SIZE).map(|e| PollFd::from_bytes(e.try_into().unwrap_or_default())).collect();
-    let (revents, outcome) = poll::poll(&entries, deadline);
+    let (revents, outcome) = with_temporary_mask(mask, || poll::poll(&entries, deadline));
     for (i, events) in revents.iter().enumerate() {
         copy_out_at(fds + (i * PollFd::SIZE + PollFd::REVENTS_OFFSET) as u64, &events.bits().to_le_bytes())?;
     }
@@ -613,18 +613,27 @@ fn poll_deadline(timeout: u64) -> Result<Option<u64>, Errno> {
     }
 }
 
-/// Checks a `ppoll`/`pselect6` signal mask: none (NULL), or 8 readable
-/// bytes. Putting it in force while waiting belongs to the signals
-/// integration.
-fn check_sigmask(sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
-    const SIGSET_SIZE: u64 = 8;
-    if sigmask != 0 {
-        if sigsetsize != SIGSET_SIZE {
-            return Err(Errno::EINVAL);
-        }
-        copy_in(UserSlice::new(sigmask, SIGSET_SIZE)?)?;
+/// Reads a `ppoll`/`pselect6` signal mask: none (NULL), or 8 bytes.
+fn read_sigmask(sigmask: u64, sigsetsize: u64) -> Result<Option<SigSet>, Errno> {
+    if sigmask == 0 {
+        return Ok(None);
     }
-    Ok(())
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    read_sigset(sigmask).map(Some)
+}
+
+/// Runs a wait with `mask` (if any) in force in place of the thread's own.
+fn with_temporary_mask<T>(
+    mask: Option<SigSet>,
+    wait: impl FnOnce() -> (T, Result<usize, Errno>),
+) -> (T, Result<usize, Errno>) {
+    let Some(mask) = mask else { return wait() };
+    signal::set_temporary_mask(mask);
+    let (values, outcome) = wait();
+    signal::restore_temporary_mask(outcome.is_err_and(|e| Restart::from_result(e.as_neg() as u64).is_some()));
+    (values, outcome)
 }
 
 /// Writes the time left before `deadline` back to the `timespec` at
@@ -655,7 +664,7 @@ fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
         }
     };
     let deadline = poll_deadline(timeout)?;
-    check_sigmask(sigmask, sigsetsize)?;
+    let mask = read_sigmask(sigmask, sigsetsize)?;
     let n = usize::try_from(n as i32).map_err(|_| Errno::EINVAL)?;
     let n = n.min(with_files(|f| Ok(f.limit()))?);
     let bytes = fd_set_bytes(n);
@@ -672,7 +681,7 @@ fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
             entries.push(PollFd { fd: fd as i32, events: SelectReady::requested(read, write, except) });
         }
     }
-    let (revents, outcome) = poll::select(&entries, deadline);
+    let (revents, outcome) = with_temporary_mask(mask, || poll::select(&entries, deadline));
     let count = outcome?;
     let mut ready = [alloc::vec![0u8; bytes], alloc::vec![0u8; bytes], alloc::vec![0u8; bytes]];
     for (entry, events) in entries.iter().zip(revents) {
@@ -829,10 +838,26 @@ fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
     write_stat(addr, node.stat())
 }
 
-fn ioctl(fd: u64) -> SysResult {
-    with_files(|f| f.get(fd))?;
-    // No terminal control: isatty() is false, as for a pipe.
-    Err(Errno::ENOTTY)
+/// `ioctl(fd, cmd, arg)`: the commands every descriptor takes (Linux's
+/// `do_vfs_ioctl`): `FIONBIO` sets or clears `O_NONBLOCK` from the `int`
+/// at `arg`, `FIOCLEX`/`FIONCLEX` the close-on-exec flag. There is no
+/// terminal control yet: anything else is `ENOTTY` (`isatty()` is false).
+fn ioctl(fd: u64, cmd: u32, arg: u64) -> SysResult {
+    const FIONBIO: u32 = 0x5421;
+    const FIOCLEX: u32 = 0x5451;
+    const FIONCLEX: u32 = 0x5450;
+    let description = with_files(|f| f.get(fd))?;
+    match cmd {
+        FIONBIO => {
+            let on = user().read_u32(UserPtr::new(arg)?)? != 0;
+            let mut status = description.flags();
+            status.set(OpenFlags::NONBLOCK, on);
+            description.set_status(status)?;
+            Ok(0)
+        }
+        FIOCLEX | FIONCLEX => with_files(|f| f.set_close_on_exec(fd, cmd == FIOCLEX)).map(|()| 0),
+        _ => Err(Errno::ENOTTY),
+    }
 }
 
 fn clone(frame: &TrapFrame, args: &CloneArgs) -> SysResult {

@@ -74,6 +74,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("uname", 160),
         ("getrlimit", 163),
         ("setrlimit", 164),
+        ("getcpu", 168),
         ("gettimeofday", 169),
         ("getpid", 172),
         ("getppid", 173),
@@ -491,4 +492,22 @@ fn timespec_nanoseconds() {
     assert_eq!(spec.as_nanos(), 2_500_000_001);
     assert_eq!(Timespec { tv_sec: -1, tv_nsec: 5 }.as_nanos(), 5);
     assert_eq!(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }.as_nanos(), u64::MAX);
+}
+
+#[test]
+fn itimerval_is_read_and_checked_as_setitimer_does() {
+    let mut raw = [0u8; Itimerval::SIZE];
+    raw[..8].copy_from_slice(&1i64.to_le_bytes());
+    raw[8..16].copy_from_slice(&500_000i64.to_le_bytes());
+    raw[16..24].copy_from_slice(&2i64.to_le_bytes());
+    let value = Itimerval::from_bytes(&raw).unwrap();
+    assert_eq!(value.interval, Timeval { tv_sec: 1, tv_usec: 500_000 });
+    assert_eq!(value.value.as_nanos(), 2 * NANOS_PER_SECOND);
+    assert_eq!(Itimerval::from_bytes(&value.to_bytes()), Ok(value));
+    raw[24..].copy_from_slice(&1_000_000i64.to_le_bytes());
+    assert_eq!(Itimerval::from_bytes(&raw), Err(Errno::EINVAL));
+    raw[24..].copy_from_slice(&0i64.to_le_bytes());
+    raw[16..24].copy_from_slice(&(-1i64).to_le_bytes());
+    assert_eq!(Itimerval::from_bytes(&raw), Err(Errno::EINVAL));
+    assert_eq!(Timeval::from_nanos(1_234_567_891), Timeval { tv_sec: 1, tv_usec: 234_567 });
 }

@@ -13,6 +13,7 @@
 
 pub mod exec;
 pub mod fd;
+pub mod itimer;
 pub mod policy;
 pub mod procfs;
 pub mod signal;
@@ -89,6 +90,8 @@ pub struct Process {
     pub cmdline: Mutex<Vec<u8>>,
     /// Its resource limits.
     pub limits: Mutex<Limits>,
+    /// `ITIMER_REAL`.
+    real_timer: Mutex<itimer::RealTimer>,
     /// Page faults resolved for it (`minflt` in `/proc/<pid>/stat`).
     pub faults: AtomicU64,
     /// Times a switch to one of its threads wrote TTBR0.
@@ -337,6 +340,7 @@ impl Process {
     /// Ends the process once its last thread has ended: frees its memory
     /// and files, hands its children to init, tells its parent.
     fn end(self: &Arc<Self>, status: i32) {
+        itimer::release(self);
         // Off the address space before it goes.
         sched::drop_user_table();
         let space = self.space.lock().take();
@@ -475,6 +479,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         vfork_parent: Mutex::new(None),
         cmdline: Mutex::new(parts.cmdline),
         limits: Mutex::new(parts.limits),
+        real_timer: Mutex::new(itimer::RealTimer::default()),
         faults: AtomicU64::new(0),
         space_switches: AtomicU64::new(0),
         actions: Mutex::new(parts.actions),

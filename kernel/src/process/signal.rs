@@ -601,10 +601,9 @@ pub fn sigpending() -> SigSet {
     (sig.pending.set() | shared) & sig.mask
 }
 
-/// `rt_sigsuspend(mask)`: waits with `mask` until a signal is delivered;
-/// always interrupted (`EINTR` after the handler, or restarted when no
-/// handler runs).
-pub fn sigsuspend(mask: SigSet) -> Errno {
+/// Puts `mask` in force in place of the thread's own mask for a wait
+/// (`rt_sigsuspend`, `ppoll`, `pselect6`); [`restore_temporary_mask`] ends it.
+pub fn set_temporary_mask(mask: SigSet) {
     let me = me();
     {
         let mut sig = me.signals.lock();
@@ -612,6 +611,32 @@ pub fn sigsuspend(mask: SigSet) -> Errno {
         sig.saved_mask = Some(old);
     }
     me.recalc_signals();
+}
+
+/// Ends a wait with a temporary mask: the thread's own mask is back at
+/// once, unless the wait was `interrupted` by a signal, which is then
+/// delivered with the temporary mask still in force and puts the thread's
+/// own back itself (Linux's `restore_saved_sigmask_unless`).
+pub fn restore_temporary_mask(interrupted: bool) {
+    if interrupted {
+        return;
+    }
+    let me = me();
+    {
+        let mut sig = me.signals.lock();
+        if let Some(mask) = sig.saved_mask.take() {
+            sig.mask = mask;
+        }
+    }
+    me.recalc_signals();
+}
+
+/// `rt_sigsuspend(mask)`: waits with `mask` until a signal is delivered;
+/// always interrupted (`EINTR` after the handler, or restarted when no
+/// handler runs).
+pub fn sigsuspend(mask: SigSet) -> Errno {
+    let me = me();
+    set_temporary_mask(mask);
     while !me.interrupted() {
         sched::block(None);
     }

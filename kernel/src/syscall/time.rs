@@ -1,17 +1,19 @@
 //! Clocks and sleeps: `clock_gettime`, `clock_getres`, `gettimeofday`,
-//! `nanosleep` and `clock_nanosleep`.
+//! `nanosleep` and `clock_nanosleep`, the interval timer (`setitimer`,
+//! `getitimer`), and `getcpu`.
 //!
 //! Every clock counts from reset (there is no real-time clock to read, so
 //! `CLOCK_REALTIME` is the monotonic time too). A sleep blocks until its
 //! deadline in counter ticks; a thread interrupted before it ends the
 //! sleep with `EINTR` and, for a relative sleep, the time that was left.
 
-use aspen_abi::syscall::{ClockId, Timespec};
+use aspen_abi::syscall::{ClockId, Itimerval, Timespec};
+use aspen_abi::uaccess::UserSlice;
 use aspen_mm::errno::Errno;
 
-use super::{copy_out_at, frequency, read_timespec, SysResult};
+use super::{copy_in, copy_out_at, frequency, read_timespec, SysResult};
 use crate::arch::timer;
-use crate::process::thread;
+use crate::process::{self, itimer, thread};
 use crate::task::sched;
 
 /// `TIMER_ABSTIME`: the request is a time on the clock, not a duration.
@@ -101,4 +103,35 @@ fn sleep_until(deadline: u64) -> Result<(), Errno> {
         sched::block(Some(deadline));
     }
     Ok(())
+}
+
+/// `setitimer(which, new, old)`: a null `new` disarms (as Linux 6.1 takes
+/// it, for old programs).
+pub(super) fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
+    let new = match new {
+        0 => Itimerval::default(),
+        addr => {
+            let raw = copy_in(UserSlice::new(addr, Itimerval::SIZE as u64)?)?;
+            Itimerval::from_bytes(&raw.try_into().map_err(|_| Errno::EFAULT)?)?
+        }
+    };
+    let previous = itimer::set(&process::current_process(), which, new)?;
+    if old != 0 {
+        copy_out_at(old, &previous.to_bytes())?;
+    }
+    Ok(0)
+}
+
+pub(super) fn getitimer(which: u64, out: u64) -> SysResult {
+    let value = itimer::get(&process::current_process(), which)?;
+    copy_out_at(out, &value.to_bytes())?;
+    Ok(0)
+}
+
+/// `getcpu(cpu, node, cache)`: one CPU, one memory node.
+pub(super) fn getcpu(cpu: u64, node: u64) -> SysResult {
+    for addr in [cpu, node].into_iter().filter(|&addr| addr != 0) {
+        copy_out_at(addr, &0u32.to_le_bytes())?;
+    }
+    Ok(0)
 }

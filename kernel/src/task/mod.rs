@@ -4,6 +4,7 @@
 
 pub mod sched;
 pub mod stack;
+pub mod timer;
 pub mod wait;
 
 use alloc::sync::Arc;

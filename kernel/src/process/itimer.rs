@@ -1,0 +1,116 @@
+//! `ITIMER_REAL`: a process's real-time interval timer (`setitimer`,
+//! `getitimer`, and glibc's `alarm` on top), on the kernel's timer queue.
+//! It sends `SIGALRM` (`SI_KERNEL`) to the process when it expires and
+//! reloads itself with its interval, skipping whole intervals that passed
+//! unseen (as Linux's `hrtimer_forward`).
+//!
+//! `ITIMER_VIRTUAL` and `ITIMER_PROF` count CPU time, which Aspen does not
+//! account per process yet: they are `EINVAL`.
+
+use alloc::sync::Arc;
+
+use aspen_abi::signal::{SigInfo, Signal, SI_KERNEL};
+use aspen_abi::syscall::{Itimerval, Timeval, ITIMER_REAL};
+use aspen_mm::errno::Errno;
+
+use super::Process;
+use crate::arch::timer;
+use crate::task::timer::{self as ktimer, Expiry, TimerId};
+
+/// The timer of one process.
+#[derive(Default)]
+pub struct RealTimer {
+    /// When it expires next, and its entry on the timer queue.
+    armed: Option<(u64, TimerId)>,
+    /// Its reload interval in counter ticks (0: once).
+    interval: u64,
+}
+
+fn ticks_of(value: Timeval) -> u64 {
+    let nanos = u128::from(value.as_nanos());
+    let ticks = (nanos * u128::from(timer::frequency())).div_ceil(1_000_000_000);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+fn timeval_of(ticks: u64) -> Timeval {
+    let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(timer::frequency());
+    Timeval::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+impl RealTimer {
+    /// What `getitimer` reports at `now`: an armed timer never shows zero
+    /// left (one microsecond at least, as Linux).
+    fn value(&self, now: u64) -> Itimerval {
+        let value = match self.armed {
+            None => Timeval::default(),
+            Some((deadline, _)) => {
+                let left = timeval_of(deadline.saturating_sub(now));
+                if left == Timeval::default() {
+                    Timeval { tv_sec: 0, tv_usec: 1 }
+                } else {
+                    left
+                }
+            }
+        };
+        Itimerval { interval: timeval_of(self.interval), value }
+    }
+
+    /// Takes it off the timer queue.
+    fn disarm(&mut self) {
+        if let Some((deadline, id)) = self.armed.take() {
+            ktimer::cancel(deadline, id);
+        }
+    }
+}
+
+impl Expiry for Process {
+    fn expired(&self, id: TimerId, now: u64) {
+        let Some(me) = Process::get(self.pid).filter(|p| core::ptr::eq(p.as_ref(), self)) else { return };
+        let mut timer = self.real_timer.lock();
+        let Some((deadline, armed_id)) = timer.armed else { return };
+        if armed_id != id {
+            return;
+        }
+        timer.armed = None;
+        if let Some(missed) = now.saturating_sub(deadline).checked_div(timer.interval) {
+            let next = deadline.saturating_add((missed + 1).saturating_mul(timer.interval));
+            let target: Arc<dyn Expiry> = me.clone();
+            timer.armed = Some((next, ktimer::arm(next, &target)));
+        }
+        drop(timer);
+        let info = SigInfo::sent(Signal::Alrm, SI_KERNEL, 0, 0);
+        // A process that ended in the meantime takes no signal.
+        let _ = me.send(Signal::Alrm.into(), info);
+    }
+}
+
+/// `setitimer(which, new)`: the previous setting.
+pub fn set(process: &Arc<Process>, which: u64, new: Itimerval) -> Result<Itimerval, Errno> {
+    if which != ITIMER_REAL {
+        return Err(Errno::EINVAL);
+    }
+    let now = timer::ticks();
+    let mut timer = process.real_timer.lock();
+    let old = timer.value(now);
+    timer.disarm();
+    timer.interval = ticks_of(new.interval);
+    if new.value != Timeval::default() {
+        let deadline = now.saturating_add(ticks_of(new.value).max(1));
+        let target: Arc<dyn Expiry> = process.clone();
+        timer.armed = Some((deadline, ktimer::arm(deadline, &target)));
+    }
+    Ok(old)
+}
+
+/// `getitimer(which)`.
+pub fn get(process: &Process, which: u64) -> Result<Itimerval, Errno> {
+    if which != ITIMER_REAL {
+        return Err(Errno::EINVAL);
+    }
+    Ok(process.real_timer.lock().value(timer::ticks()))
+}
+
+/// Disarms the process's timer when it ends.
+pub fn release(process: &Process) {
+    process.real_timer.lock().disarm();
+}
