@@ -116,8 +116,9 @@ fn argv_matches_env(args: &Args) -> i32 {
 /// own memory use is flat from the baseline on: its image (text pages read,
 /// data and bss pages written), its stack, the report page, the test files
 /// in /tmp (files keep their pages while they exist; the suite has no unlink,
-/// so it creates them here at their final size), and one fork/exit/wait cycle
-/// (the kernel's first-use allocations).
+/// so it creates them here at their final size), the real programs' files
+/// (read whole into the page cache, where their execs would leave them), and
+/// one fork/exit/wait cycle (the kernel's first-use allocations).
 fn set_up(exe: &'static CStr) -> Context {
     touch_image();
     touch_stack();
@@ -134,6 +135,7 @@ fn set_up(exe: &'static CStr) -> Context {
     if let Err(e) = tests::elf::create_files() {
         println!("usertests: set-up: ELF files: {e}");
     }
+    tests::programs::cache_programs();
     match process::fork() {
         Ok(Fork::Child) => process::exit_group(0),
         Ok(Fork::Parent(pid)) => {
