@@ -3,14 +3,19 @@
  * only the forking thread, and can make threads and allocate; the parent's
  * other threads keep running), vfork (the parent waits, and sees what the
  * child wrote in the shared memory), posix_spawn of a program with argv (and
- * of a missing one), and waitpid's statuses: exit codes, death by a signal,
- * WNOHANG.
+ * of a missing one), execve from a thread that is not the first while other
+ * threads wait (they end; the new program runs as the same process, with the
+ * process's id as its thread id), and waitpid's statuses: exit codes, death
+ * by a signal, WNOHANG.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -126,6 +131,68 @@ static void spawn(const char *self)
 	check(r == ENOENT, "posix_spawn of a missing program returns ENOENT", "returned %d (%s)", r, strerror(r));
 }
 
+static const char *self_path;
+
+/* The Threads: line of /proc/self/status (-1 if unreadable). */
+static int thread_count(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	int n = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "Threads:", 8) == 0)
+			n = atoi(line + 8);
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void *block_forever(void *arg)
+{
+	(void)arg;
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+	pthread_mutex_lock(&m);
+	for (;;)
+		pthread_cond_wait(&c, &m);
+	return NULL;
+}
+
+static void *exec_self(void *arg)
+{
+	char pid[16];
+	snprintf(pid, sizeof pid, "%ld", (long)(intptr_t)arg);
+	char *argv[] = { (char *)self_path, "--execed", pid, NULL };
+	execve(self_path, argv, environ);
+	_exit(99);
+}
+
+/* In a child: two threads wait on condition variables, a third execs. */
+static int exec_from_thread(void)
+{
+	pthread_t t;
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t, NULL, block_forever, NULL) != 0)
+			return 97;
+	sleep_ms(20);
+	if (pthread_create(&t, NULL, exec_self, (void *)(intptr_t)getpid()) != 0)
+		return 98;
+	pthread_join(t, NULL);
+	return 96;
+}
+
+static void exec_in_threads(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(exec_from_thread());
+	int status = -1;
+	pid_t r = waitpid(pid, &status, 0);
+	check(r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 43,
+	      "execve from a thread ends the other threads; the program runs as the same process",
+	      "status %#x (exit 1: the new program is not alone or has another id; 99: execve failed)", status);
+}
+
 static void statuses(void)
 {
 	int codes[] = { 0, 1, 255 };
@@ -158,10 +225,14 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--spawned") == 0)
 		return argc == 4 && strcmp(argv[2], "two words") == 0 && strcmp(argv[3], "3") == 0 ? 42 : 1;
+	if (argc == 3 && strcmp(argv[1], "--execed") == 0)
+		return getpid() == atol(argv[2]) && gettid() == getpid() && thread_count() == 1 ? 43 : 1;
+	self_path = argv[0];
 	start("process");
 	fork_threaded();
 	vfork_shares();
 	spawn(argv[0]);
+	exec_in_threads();
 	statuses();
 	return done();
 }

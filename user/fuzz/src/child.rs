@@ -313,12 +313,13 @@ pub unsafe fn execute(call: &Call) -> u64 {
             let ret: u64;
             // A new process (or thread) sees 0 and exits at once, touching
             // no memory: it may share this one's address space and stack.
+            // `exit`, not `exit_group`: a new thread ends alone.
             // SAFETY: none (see above).
             unsafe {
                 asm!(
                     "svc #0",
                     "cbnz x0, 2f",
-                    "mov x8, #94",
+                    "mov x8, #93",
                     "svc #0",
                     "2:",
                     inlateout("x0") a0 => ret,

@@ -805,9 +805,14 @@ fn iov_count(rng: &mut Rng) -> u64 {
 /// A flag set for clone.
 fn clone(rng: &mut Rng, env: &Env) -> Call {
     const CLONE_PARENT: u64 = 0x8000;
-    let flags = match rng.below(4) {
+    // What glibc's pthread_create and posix_spawn ask for.
+    const THREAD: u64 = 0x3d_0f00;
+    const VFORK: u64 = 0x4100 | SIGCHLD;
+    let flags = match rng.below(6) {
         0 | 1 => SIGCHLD,
         2 => SIGCHLD | rng.pick(&[0x100, 0x200, 0x400, 0x800, 0x1_0000, 0x4000, 0x10_0000, 0x100_0000, 0x8000_0000]),
+        3 => THREAD,
+        4 => VFORK,
         _ => rng.next(),
     };
     let flags = if env.linux && flags != SIGCHLD {
