@@ -67,7 +67,8 @@ awk -v linux="$linux" '
 	}
 	BEGIN {
 		target["pf_anon"] = 0.5; target["cow_16m"] = 0.5; target["mmap_cycle"] = 0.5
-		target["mprotect_toggle"] = 0.5; target["yield_pingpong"] = 0.5; target["fork_16m"] = 0.25
+		target["mprotect_toggle"] = 0.5; target["yield_pingpong"] = 0.5; target["thread_pingpong"] = 0.5
+		target["fork_16m"] = 0.25
 		if (linux != "") while ((getline line < linux) > 0) { split(line, w, " "); ref[w[2]] = field(line, "ticks_per_op") }
 		printf "%-16s %14s %14s %8s %8s  %s\n", "bench", "Aspen", "Linux", "ratio", "target", "TLBI/op (page/asid/all)"
 	}

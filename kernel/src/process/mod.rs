@@ -23,7 +23,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
 use aspen_abi::fcntl::OpenFlags;
@@ -63,6 +63,10 @@ pub struct Process {
     threads: Mutex<BTreeMap<Pid, Arc<Thread>>>,
     /// `None` once the process has ended.
     space: Mutex<Option<SharedSpace>>,
+    /// The address of the space's cell while it holds one (0 once ended),
+    /// kept with `space` (written under its lock): a task switch compares
+    /// two processes' spaces without taking either lock.
+    space_key: AtomicUsize,
     /// `None` once the process has ended.
     files: Mutex<Option<SharedFiles>>,
     /// Its children by pid, zombies included until reaped.
@@ -197,15 +201,10 @@ impl Process {
         self.space_switches.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The address space's cell, to compare (`None` once ended).
-    fn space_pointer(&self) -> Option<*const Mutex<UserSpace>> {
-        self.space.lock().as_ref().map(Arc::as_ptr)
-    }
-
-    /// Whether `other` translates through the same address space.
-    fn shares_space_with(&self, other: &Process) -> bool {
-        let mine = self.space_pointer();
-        mine.is_some() && (core::ptr::eq(self, other) || mine == other.space_pointer())
+    /// What tells its address space from every other live one (0 once
+    /// ended): two processes with one key share their space.
+    fn space_key(&self) -> usize {
+        self.space_key.load(Ordering::Relaxed)
     }
 
     fn resolve_fault(&self, addr: u64, kind: FaultKind) -> Result<(), FaultError> {
@@ -314,7 +313,12 @@ impl Process {
         for thread in self.threads.lock().values() {
             thread.signals.lock().altstack = aspen_abi::signal::AltStack::default();
         }
-        let old = self.space.lock().replace(Arc::new(Mutex::new(space)));
+        let new = Arc::new(Mutex::new(space));
+        let old = {
+            let mut space = self.space.lock();
+            self.space_key.store(Arc::as_ptr(&new) as usize, Ordering::Relaxed);
+            space.replace(new)
+        };
         // Onto the new address space before the old one goes.
         self.activate();
         drop(old);
@@ -343,7 +347,11 @@ impl Process {
         itimer::release(self);
         // Off the address space before it goes.
         sched::drop_user_table();
-        let space = self.space.lock().take();
+        let space = {
+            let mut space = self.space.lock();
+            self.space_key.store(0, Ordering::Relaxed);
+            space.take()
+        };
         drop(space);
         let files = self.files.lock().take();
         drop(files);
@@ -466,6 +474,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         pid: task.pid,
         parent: Mutex::new(parts.parent.as_ref().map_or_else(Weak::new, Arc::downgrade)),
         threads: Mutex::new(BTreeMap::new()),
+        space_key: AtomicUsize::new(Arc::as_ptr(&parts.space) as usize),
         space: Mutex::new(Some(parts.space)),
         files: Mutex::new(Some(parts.files)),
         children: Mutex::new(BTreeMap::new()),

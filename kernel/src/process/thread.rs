@@ -114,9 +114,8 @@ impl UserContext for Thread {
         self.process.activate();
     }
 
-    fn shares_space_with(&self, other: &dyn UserContext) -> bool {
-        let other: &dyn Any = other;
-        other.downcast_ref::<Thread>().is_some_and(|other| self.process.shares_space_with(&other.process))
+    fn space_key(&self) -> usize {
+        self.process.space_key()
     }
 
     fn entering_user(&self) {

@@ -29,9 +29,10 @@ pub trait UserContext: Any + Send + Sync {
     /// its task is switched in.
     fn activate(&self);
 
-    /// Whether this context's address space is `other`'s too: a switch
-    /// between the two needs no change of translation.
-    fn shares_space_with(&self, other: &dyn UserContext) -> bool;
+    /// What tells its address space from every other live one (0: none):
+    /// a switch between two contexts with one key needs no change of
+    /// translation.
+    fn space_key(&self) -> usize;
 
     /// Runs as the task first leaves the kernel for EL0 (what the kernel
     /// does before every return to user space: pending exits, signals).

@@ -394,7 +394,8 @@ fn schedule(end: End) {
     // a thread that blocks and a thread of its space that wakes from idle
     // write no TTBR0 either.
     if let Some(user) = next.user_context() {
-        if !s.last_user.as_ref().is_some_and(|last| user.shares_space_with(last.as_ref())) {
+        let key = user.space_key();
+        if key == 0 || !s.last_user.as_ref().is_some_and(|last| last.space_key() == key) {
             user.activate();
         }
         s.last_user = Some(user.clone());
