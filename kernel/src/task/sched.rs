@@ -395,7 +395,7 @@ fn schedule(end: End) {
     // write no TTBR0 either.
     if let Some(user) = next.user_context() {
         let key = user.space_key();
-        if key == 0 || !s.last_user.as_ref().is_some_and(|last| last.space_key() == key) {
+        if key == 0 || s.last_user.as_ref().is_none_or(|last| last.space_key() != key) {
             user.activate();
         }
         s.last_user = Some(user.clone());
