@@ -15,6 +15,7 @@
 //! - [`futex`]: `futex` operations, `FUTEX_WAKE_OP`, the PI word protocol and
 //!   robust lists.
 //! - [`sched`]: scheduling policies and the checks of the `sched_*` calls.
+//! - [`timer`]: POSIX timers' `struct sigevent` and `struct itimerspec`.
 //! - [`fcntl`]: the flags of `openat` and the `*at` calls, the commands of
 //!   `fcntl` and the flags of `pipe2`.
 //! - [`poll`]: `struct pollfd` and its events, `PIPE_BUF`.
@@ -70,6 +71,7 @@ pub mod script;
 pub mod signal;
 pub mod stack;
 pub mod syscall;
+pub mod timer;
 pub mod uaccess;
 pub mod wait;
 

@@ -511,6 +511,15 @@ impl SigInfo {
         SigInfo { signo: signo.0 as i32, errno: 0, code, pad: 0, fields }
     }
 
+    /// A POSIX timer's signal (`SI_TIMER`): the timer's id, the
+    /// expirations it missed, and its `sigev_value`.
+    pub const fn timer(signo: SigNo, timer: i32, overrun: i32, value: u64) -> SigInfo {
+        let mut fields = [0; 14];
+        fields[0] = timer as u32 as u64 | (overrun as u32 as u64) << 32;
+        fields[1] = value;
+        SigInfo { signo: signo.0 as i32, errno: 0, code: crate::timer::SI_TIMER, pad: 0, fields }
+    }
+
     /// Its signal number, if it names one.
     pub const fn signo(&self) -> Option<SigNo> {
         if self.signo < 0 {

@@ -4,11 +4,16 @@
  * relative clock_nanosleep, clock_getres, setitimer/getitimer (ITIMER_REAL:
  * the remaining time counts down, an interval timer fires repeatedly, a zero
  * value disarms) and alarm (its return value is the seconds left, the signal
- * comes).
+ * comes); POSIX timers: a periodic SIGEV_SIGNAL timer whose handler gets
+ * SI_TIMER and the sigev_value, timer_gettime, an absolute one-shot, a
+ * SIGEV_THREAD timer (glibc: a helper thread woken by SIGEV_THREAD_ID), the
+ * overrun of a timer whose signal stays blocked, and the errors of a bad
+ * clock and a deleted timer.
  */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -34,6 +39,122 @@ static void on_alarm(int sig)
 {
 	(void)sig;
 	alarms++;
+}
+
+static volatile sig_atomic_t timer_signals, timer_code_ok;
+
+static void on_timer(int sig, siginfo_t *info, void *context)
+{
+	(void)sig;
+	(void)context;
+	timer_signals++;
+	timer_code_ok = info->si_code == SI_TIMER && info->si_value.sival_int == 77;
+}
+
+static volatile int overrun_seen = -1;
+
+static void on_overrun(int sig, siginfo_t *info, void *context)
+{
+	(void)sig;
+	(void)context;
+	overrun_seen = info->si_overrun;
+}
+
+static volatile int thread_calls;
+
+static void on_thread_timer(union sigval value)
+{
+	if (value.sival_int == 5)
+		__atomic_add_fetch(&thread_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void posix_timers(void)
+{
+	struct sigaction sa = { 0 };
+	sa.sa_sigaction = on_timer;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR1, &sa, NULL);
+	struct sigevent ev = { 0 };
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = SIGUSR1;
+	ev.sigev_value.sival_int = 77;
+	timer_t t;
+	int r = timer_create(CLOCK_MONOTONIC, &ev, &t);
+	struct itimerspec every = { { 0, 10000000 }, { 0, 10000000 } };
+	if (r == 0)
+		r = timer_settime(t, 0, &every, NULL);
+	long long give_up = now_ns() + 5000000000LL;
+	while (r == 0 && timer_signals < 5 && now_ns() < give_up)
+		sleep_ms(5);
+	struct itimerspec now = { 0 };
+	timer_gettime(t, &now);
+	check(r == 0 && timer_signals >= 5 && timer_code_ok,
+	      "timer_create (SIGEV_SIGNAL): a periodic timer signals with SI_TIMER and its value",
+	      "returned %d, %d signals, code and value right: %d", r, (int)timer_signals, (int)timer_code_ok);
+	check(now.it_interval.tv_nsec == 10000000 && now.it_value.tv_sec == 0 && now.it_value.tv_nsec > 0 &&
+		      now.it_value.tv_nsec <= 10000000,
+	      "timer_gettime: the interval, and the time to the next expiry", "interval %ld ns, next in %ld ns",
+	      now.it_interval.tv_nsec, now.it_value.tv_nsec);
+	timer_t gone = t;
+	check(timer_delete(t) == 0, "timer_delete", "failed: %s", strerror(errno));
+
+	timer_signals = 0;
+	r = timer_create(CLOCK_REALTIME, &ev, &t);
+	struct timespec start;
+	clock_gettime(CLOCK_REALTIME, &start);
+	long long at = start.tv_sec * 1000000000LL + start.tv_nsec + 20000000LL;
+	struct itimerspec once = { { 0, 0 }, { at / 1000000000LL, at % 1000000000LL } };
+	if (r == 0)
+		r = timer_settime(t, TIMER_ABSTIME, &once, NULL);
+	give_up = now_ns() + 3000000000LL;
+	while (r == 0 && timer_signals == 0 && now_ns() < give_up)
+		sleep_ms(2);
+	long long late = clock_ns(CLOCK_REALTIME) - at;
+	sleep_ms(50);
+	check(r == 0 && timer_signals == 1 && late >= 0, "timer_settime with TIMER_ABSTIME fires once, not early",
+	      "returned %d, %d signals, %lld ns after the time", r, (int)timer_signals, late);
+	timer_delete(t);
+
+	struct sigevent tev = { 0 };
+	tev.sigev_notify = SIGEV_THREAD;
+	tev.sigev_notify_function = on_thread_timer;
+	tev.sigev_value.sival_int = 5;
+	r = timer_create(CLOCK_MONOTONIC, &tev, &t);
+	if (r == 0)
+		r = timer_settime(t, 0, &every, NULL);
+	give_up = now_ns() + 5000000000LL;
+	while (r == 0 && __atomic_load_n(&thread_calls, __ATOMIC_SEQ_CST) < 3 && now_ns() < give_up)
+		sleep_ms(5);
+	check(r == 0 && thread_calls >= 3, "timer_create (SIGEV_THREAD): glibc's thread runs the function",
+	      "returned %d, %d calls", r, thread_calls);
+	timer_delete(t);
+
+	/* Blocked, a periodic timer's signal waits; the periods that pass meanwhile are its overrun. */
+	struct sigaction so = { 0 };
+	so.sa_sigaction = on_overrun;
+	so.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR2, &so, NULL);
+	sigset_t usr2, old;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, &old);
+	struct sigevent oev = { 0 };
+	oev.sigev_notify = SIGEV_SIGNAL;
+	oev.sigev_signo = SIGUSR2;
+	struct itimerspec fast = { { 0, 5000000 }, { 0, 5000000 } };
+	r = timer_create(CLOCK_MONOTONIC, &oev, &t);
+	if (r == 0)
+		r = timer_settime(t, 0, &fast, NULL);
+	sleep_ms(100);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	int reported = timer_getoverrun(t);
+	timer_delete(t);
+	check(r == 0 && overrun_seen >= 8 && overrun_seen <= 20 && reported == overrun_seen,
+	      "a blocked periodic timer: one signal, the missed periods as si_overrun and timer_getoverrun",
+	      "returned %d, si_overrun %d, timer_getoverrun %d", r, overrun_seen, reported);
+
+	CHECK_ERRNO(timer_create(12345, &ev, &t), EINVAL);
+	CHECK_ERRNO(timer_settime(gone, 0, &every, NULL), EINVAL);
 }
 
 int main(void)
@@ -100,5 +221,6 @@ int main(void)
 	check(left == 0 && left2 == 5 && alarms == 1 && waited >= 900000000LL,
 	      "alarm: returns the seconds left of the previous one; SIGALRM after 1 s",
 	      "returned %u then %u, %d SIGALRMs after %lld ms", left, left2, alarms, waited / 1000000);
+	posix_timers();
 	return done();
 }

@@ -66,10 +66,20 @@ impl RealTimer {
 impl Expiry for Process {
     fn expired(&self, id: TimerId, now: u64) {
         let Some(me) = Process::get(self.pid).filter(|p| core::ptr::eq(p.as_ref(), self)) else { return };
-        let mut timer = self.real_timer.lock();
-        let Some((deadline, armed_id)) = timer.armed else { return };
+        if !real_timer_expired(&me, id, now) {
+            super::posix_timer::expired(&me, id, now);
+        }
+    }
+}
+
+/// The timer queue's entry `id` expired at `now`: whether it was the
+/// process's `ITIMER_REAL` (then it has sent `SIGALRM` and been reloaded).
+fn real_timer_expired(me: &Arc<Process>, id: TimerId, now: u64) -> bool {
+    {
+        let mut timer = me.real_timer.lock();
+        let Some((deadline, armed_id)) = timer.armed else { return false };
         if armed_id != id {
-            return;
+            return false;
         }
         timer.armed = None;
         if let Some(missed) = now.saturating_sub(deadline).checked_div(timer.interval) {
@@ -77,11 +87,11 @@ impl Expiry for Process {
             let target: Arc<dyn Expiry> = me.clone();
             timer.armed = Some((next, ktimer::arm(next, &target)));
         }
-        drop(timer);
-        let info = SigInfo::sent(Signal::Alrm, SI_KERNEL, 0, 0);
-        // A process that ended in the meantime takes no signal.
-        let _ = me.send(Signal::Alrm.into(), info);
     }
+    let info = SigInfo::sent(Signal::Alrm, SI_KERNEL, 0, 0);
+    // A process that ended in the meantime takes no signal.
+    let _ = me.send(Signal::Alrm.into(), info);
+    true
 }
 
 /// `setitimer(which, new)`: the previous setting.

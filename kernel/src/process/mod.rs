@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fd;
 pub mod itimer;
 pub mod policy;
+pub mod posix_timer;
 pub mod procfs;
 pub mod signal;
 pub mod thread;
@@ -96,6 +97,8 @@ pub struct Process {
     pub limits: Mutex<Limits>,
     /// `ITIMER_REAL`.
     real_timer: Mutex<itimer::RealTimer>,
+    /// Its POSIX timers (`timer_create`).
+    posix_timers: Mutex<posix_timer::Timers>,
     /// Page faults resolved for it (`minflt` in `/proc/<pid>/stat`).
     pub faults: AtomicU64,
     /// Times a switch to one of its threads wrote TTBR0.
@@ -300,6 +303,8 @@ impl Process {
     /// mask and pending signals stay), the alternate stack goes.
     pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
         *self.cmdline.lock() = cmdline;
+        // POSIX timers end here; ITIMER_REAL goes on (as Linux).
+        posix_timer::release_all(self);
         self.execed.store(true, Ordering::Relaxed);
         self.trampoline.store(0, Ordering::Relaxed);
         {
@@ -345,6 +350,7 @@ impl Process {
     /// and files, hands its children to init, tells its parent.
     fn end(self: &Arc<Self>, status: i32) {
         itimer::release(self);
+        posix_timer::release_all(self);
         // Off the address space before it goes.
         sched::drop_user_table();
         let space = {
@@ -489,6 +495,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         cmdline: Mutex::new(parts.cmdline),
         limits: Mutex::new(parts.limits),
         real_timer: Mutex::new(itimer::RealTimer::default()),
+        posix_timers: Mutex::new(posix_timer::Timers::default()),
         faults: AtomicU64::new(0),
         space_switches: AtomicU64::new(0),
         actions: Mutex::new(parts.actions),

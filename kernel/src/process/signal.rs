@@ -360,7 +360,16 @@ pub fn force_fault(signal: Signal, code: i32, addr: u64) {
 /// Takes the next signal of `allowed` waiting for `thread` (its own
 /// first, then its process's), among those it does not block unless
 /// `blocked_too` (`rt_sigtimedwait` takes blocked ones).
+/// A POSIX timer's signal re-arms its timer as it is taken.
 fn dequeue(thread: &Thread, allowed: SigSet, blocked_too: bool) -> Option<(SigNo, SigInfo)> {
+    let (signo, mut info) = take_pending(thread, allowed, blocked_too)?;
+    if info.code == aspen_abi::timer::SI_TIMER {
+        super::posix_timer::signal_taken(&thread.process, &mut info);
+    }
+    Some((signo, info))
+}
+
+fn take_pending(thread: &Thread, allowed: SigSet, blocked_too: bool) -> Option<(SigNo, SigInfo)> {
     let mut sig = thread.signals.lock();
     let allowed = if blocked_too { allowed } else { allowed & !sig.mask };
     if let Some(signo) = (sig.pending.set() & allowed).next() {

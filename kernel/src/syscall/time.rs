@@ -1,6 +1,6 @@
 //! Clocks and sleeps: `clock_gettime`, `clock_getres`, `gettimeofday`,
 //! `nanosleep` and `clock_nanosleep`, the interval timer (`setitimer`,
-//! `getitimer`), and `getcpu`.
+//! `getitimer`), POSIX timers (`timer_*`), and `getcpu`.
 //!
 //! Every clock counts from reset (there is no real-time clock to read, so
 //! `CLOCK_REALTIME` is the monotonic time too). A sleep blocks until its
@@ -8,12 +8,13 @@
 //! sleep with `EINTR` and, for a relative sleep, the time that was left.
 
 use aspen_abi::syscall::{ClockId, Itimerval, Timespec};
+use aspen_abi::timer::{Itimerspec, SigEvent};
 use aspen_abi::uaccess::UserSlice;
 use aspen_mm::errno::Errno;
 
 use super::{copy_in, copy_out_at, frequency, read_timespec, SysResult};
 use crate::arch::timer;
-use crate::process::{self, itimer, thread};
+use crate::process::{self, itimer, posix_timer, thread};
 use crate::task::sched;
 
 /// `TIMER_ABSTIME`: the request is a time on the clock, not a duration.
@@ -135,4 +136,48 @@ pub(super) fn getcpu(cpu: u64, node: u64) -> SysResult {
         copy_out_at(addr, &0u32.to_le_bytes())?;
     }
     Ok(0)
+}
+
+/// `timer_create(clock, sevp, timerid)`: a timer that cannot be reported
+/// (its id not written) is deleted again: no side effect.
+pub(super) fn timer_create(clock: u64, event: u64, out: u64) -> SysResult {
+    let event = match event {
+        0 => None,
+        addr => {
+            let raw = copy_in(UserSlice::new(addr, SigEvent::SIZE as u64)?)?;
+            Some(SigEvent::from_bytes(&raw.try_into().map_err(|_| Errno::EFAULT)?)?)
+        }
+    };
+    let process = process::current_process();
+    let id = posix_timer::create(&process, clock as i32, event)?;
+    if let Err(errno) = copy_out_at(out, &id.to_le_bytes()) {
+        let _ = posix_timer::delete(&process, id);
+        return Err(errno);
+    }
+    Ok(0)
+}
+
+/// `timer_settime(id, flags, new, old)`.
+pub(super) fn timer_settime(id: u64, flags: u64, new: u64, old: u64) -> SysResult {
+    let raw = copy_in(UserSlice::new(new, Itimerspec::SIZE as u64)?)?;
+    let new = Itimerspec::from_bytes(&raw.try_into().map_err(|_| Errno::EFAULT)?)?;
+    let previous = posix_timer::settime(&process::current_process(), id as i32, flags, new)?;
+    if old != 0 {
+        copy_out_at(old, &previous.to_bytes())?;
+    }
+    Ok(0)
+}
+
+pub(super) fn timer_gettime(id: u64, out: u64) -> SysResult {
+    let setting = posix_timer::gettime(&process::current_process(), id as i32)?;
+    copy_out_at(out, &setting.to_bytes())?;
+    Ok(0)
+}
+
+pub(super) fn timer_getoverrun(id: u64) -> SysResult {
+    posix_timer::getoverrun(&process::current_process(), id as i32).map(|n| n as u64)
+}
+
+pub(super) fn timer_delete(id: u64) -> SysResult {
+    posix_timer::delete(&process::current_process(), id as i32).map(|()| 0)
 }
