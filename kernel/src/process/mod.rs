@@ -24,7 +24,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
 use aspen_abi::fcntl::OpenFlags;
@@ -87,7 +87,7 @@ pub struct Process {
     /// The wait status once the process has ended (a zombie until reaped).
     exit_status: Mutex<Option<i32>>,
     /// The signal its parent gets when it ends (0: none).
-    exit_signal: u8,
+    exit_signal: AtomicU8,
     /// A `vfork` child's parent thread, waiting until the child execs or
     /// ends.
     vfork_parent: Mutex<Option<Arc<Thread>>>,
@@ -132,7 +132,14 @@ struct Ending {
 }
 
 static PROCESSES: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new());
-/// The process that adopts orphans.
+/// The first process (`spawn_init`), which adopts orphans; its pid is 1
+/// unless kernel threads (`aspen.ktest`) took the first ids.
+static INIT: spin::Once<Weak<Process>> = spin::Once::new();
+
+fn init_process() -> Option<Arc<Process>> {
+    INIT.get().and_then(Weak::upgrade)
+}
+/// The first process's group and session.
 const INIT_PID: Pid = 1;
 
 /// Why a process or thread could not be made.
@@ -365,15 +372,26 @@ impl Process {
 
         let orphans = core::mem::take(&mut *self.children.lock());
         let orphan_zombies = core::mem::take(&mut *self.zombies.lock());
-        if !orphans.is_empty() {
-            if let Some(init) = Process::get(INIT_PID).filter(|i| i.pid != self.pid) {
+        match init_process().filter(|init| !core::ptr::eq(init.as_ref(), self.as_ref())) {
+            Some(init) if !orphans.is_empty() => {
                 for child in orphans.values() {
                     *child.parent.lock() = Arc::downgrade(&init);
+                    // As Linux: init is not to be sent other signals, and its
+                    // plain wait4 must see every child it adopts.
+                    child.exit_signal.store(Signal::Chld.number(), Ordering::Relaxed);
                 }
                 init.children.lock().extend(orphans);
                 if !orphan_zombies.is_empty() {
                     init.zombies.lock().extend(orphan_zombies);
                     init.child_events.wake_all();
+                }
+            }
+            // Nobody will reap them (the live ones remove themselves when
+            // they end, finding no parent).
+            _ => {
+                let mut processes = PROCESSES.lock();
+                for pid in orphan_zombies {
+                    processes.remove(&pid);
                 }
             }
         }
@@ -397,7 +415,7 @@ impl Process {
             Some(signo) => (CLD_KILLED, i32::from(signo)),
             None => (CLD_EXITED, i32::from(status.exit_code().unwrap_or(0))),
         };
-        let mut signo = SigNo::new(u64::from(self.exit_signal));
+        let mut signo = SigNo::new(u64::from(self.exit_signal.load(Ordering::Relaxed)));
         let mut autoreap = false;
         if signo == Some(SigNo::from(Signal::Chld)) {
             let action = parent.actions().lock().get(SigNo::from(Signal::Chld));
@@ -490,7 +508,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         ending: Mutex::new(Ending::default()),
         ending_pending: AtomicBool::new(false),
         exit_status: Mutex::new(None),
-        exit_signal: parts.exit_signal,
+        exit_signal: AtomicU8::new(parts.exit_signal),
         vfork_parent: Mutex::new(None),
         cmdline: Mutex::new(parts.cmdline),
         limits: Mutex::new(parts.limits),
@@ -554,6 +572,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         trampoline: 0,
     };
     let thread = new_process(parts, task);
+    INIT.call_once(|| Arc::downgrade(&thread.process));
     start(&thread);
     Ok(thread.process.clone())
 }
@@ -765,7 +784,8 @@ pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(
         _ => None,
     };
     let eligible = |child: &Process| {
-        options.selects_child(u32::from(child.exit_signal)) && group.is_none_or(|g| child.pgid() == g)
+        options.selects_child(u32::from(child.exit_signal.load(Ordering::Relaxed)))
+            && group.is_none_or(|g| child.pgid() == g)
     };
     loop {
         {

@@ -234,7 +234,7 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
         }
         gen::observe(&mut env, &call, ret);
     }
-    reap(opts.linux);
+    reap();
     process::exit_group(0)
 }
 
@@ -278,9 +278,9 @@ fn trace(call: &Logged, done: bool) {
 }
 
 /// Waits for every process this child created (clone) before it exits.
-fn reap(linux: bool) {
-    // __WALL on Linux: clone children with no exit signal count too.
-    let options = if linux { 0x4000_0000 } else { 0 };
+fn reap() {
+    // __WALL: clone children with another exit signal, or none, count too.
+    let options = 0x4000_0000;
     for _ in 0..10_000 {
         // SAFETY: wait4 with NULL status and rusage touches no memory.
         let ret = unsafe { aspen_sys::raw::syscall4(Sysno::Wait4.number(), usize::MAX, 0, options, 0) };
