@@ -1,5 +1,6 @@
-//! Interrupts: the board's GIC, and the periodic timer tick that drives
-//! preemption.
+//! Interrupts: the board's GIC, and the one-shot timer, armed for the
+//! earliest of the kernel's timers, sleepers and the end of a time slice
+//! (none while a task runs alone or the CPU idles).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,9 +52,12 @@ pub fn handle() {
                 TICKS.fetch_add(1, Ordering::Relaxed);
                 let now = timer::ticks();
                 let next_timer = crate::task::timer::expire(now);
-                let next = crate::task::sched::on_timer(now);
-                let next = next_timer.map_or(next, |t| t.min(next));
-                timer::arm_oneshot(next.saturating_sub(now).max(1));
+                let next = crate::task::sched::earliest(next_timer, crate::task::sched::on_timer(now));
+                match next {
+                    Some(next) => timer::arm_oneshot(next.saturating_sub(now).max(1)),
+                    // Nothing is due: no tick until something arms the timer.
+                    None => timer::disarm(),
+                }
             }
             other => log::warn!("unexpected interrupt {other}"),
         }

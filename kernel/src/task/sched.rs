@@ -65,6 +65,17 @@ struct RunQueues {
     nonempty: [u64; BITMAP_WORDS],
 }
 
+impl Scheduler {
+    /// When `task`'s slice ends, if it must: a round-robin or
+    /// `SCHED_OTHER` task (not the idle one) with a ready task of its level
+    /// waiting. A task alone at its level runs on without a tick.
+    fn slice_end_of(&self, task: &Arc<Task>) -> Option<u64> {
+        let idle = self.idle.as_ref().is_some_and(|idle| Arc::ptr_eq(idle, task));
+        let sliced = !idle && task.sched_params().policy != Policy::Fifo;
+        (sliced && self.run.best().is_some_and(|p| p <= task.priority())).then_some(self.slice_end)
+    }
+}
+
 impl RunQueues {
     fn level(task: &Task) -> usize {
         (task.priority() as usize).min(PRIORITIES - 1)
@@ -198,6 +209,10 @@ pub fn make_ready(task: Arc<Task>) {
             NEED_RESCHED.store(true, Ordering::Relaxed);
         }
         s.run.push(task);
+        // A task that ran alone at its level has no slice timer armed.
+        if let Some(end) = s.current.as_ref().and_then(|current| s.slice_end_of(current)) {
+            timer::fire_by(end);
+        }
     }
     cpu::restore_irqs(irq);
 }
@@ -286,8 +301,11 @@ pub fn sleep_ticks(ticks: u64) {
 }
 
 /// Called from the timer interrupt: wakes sleepers whose time has come and
-/// ends the running task's slice. Returns when the timer should fire next.
-pub fn on_timer(now: u64) -> u64 {
+/// ends the running task's slice. Returns when the timer should fire next:
+/// the first sleeper's deadline, or the end of the slice when a task of the
+/// running one's level waits for its turn; `None` (no interrupt at all)
+/// while a task runs alone or the CPU idles.
+pub fn on_timer(now: u64) -> Option<u64> {
     let mut s = SCHED.lock();
     while let Some(sleeper) = s.sleepers.first_entry().filter(|e| e.key().0 <= now) {
         let task = sleeper.remove();
@@ -305,8 +323,18 @@ pub fn on_timer(now: u64) -> u64 {
     if preempt_by_priority || slice_over {
         NEED_RESCHED.store(true, Ordering::Relaxed);
     }
-    let next_slice = if now >= s.slice_end { now + slice_ticks() } else { s.slice_end };
-    s.sleepers.first_key_value().map_or(next_slice, |((deadline, _), _)| next_slice.min(*deadline))
+    // A slice that is over ends at the switch, which arms the next one.
+    let slice = if slice_over { None } else { s.current.as_ref().and_then(|current| s.slice_end_of(current)) };
+    let sleeper = s.sleepers.first_key_value().map(|((deadline, _), _)| *deadline);
+    earliest(slice, sleeper)
+}
+
+/// The earlier of two optional times.
+pub fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Points TTBR0 at the empty table: for an address space about to be
@@ -385,6 +413,9 @@ fn schedule(end: End) {
         return;
     }
     s.slice_end = timer::ticks() + slice_ticks();
+    if let Some(end) = s.slice_end_of(&next) {
+        timer::fire_by(end);
+    }
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
     // The translation changes only for a user task of another address
@@ -417,9 +448,13 @@ fn schedule(end: End) {
 /// The idle loop: the boot CPU's last stop, waiting for interrupts.
 pub fn idle_loop() -> ! {
     loop {
-        cpu::enable_irqs();
-        cpu::wait_for_interrupt();
-        cpu::disable_irqs();
+        // IRQs stay masked across the check and the WFI, which still wakes
+        // for a pending interrupt: one that comes after the check is not
+        // slept through (there is no periodic tick to end the sleep).
+        if !NEED_RESCHED.load(Ordering::Relaxed) {
+            cpu::wait_for_interrupt();
+        }
+        cpu::take_pending_irqs();
         preempt_if_needed();
     }
 }

@@ -29,9 +29,19 @@ pub fn disable_irqs() -> bool {
     was_enabled
 }
 
-/// Waits for an interrupt.
+/// Waits for an interrupt. With IRQs masked it still wakes when one is
+/// pending, without taking it.
 pub fn wait_for_interrupt() {
     asm::wfi();
+}
+
+/// Unmasks IRQs long enough to take every pending one, then masks them
+/// again.
+pub fn take_pending_irqs() {
+    enable_irqs();
+    // The unmasking takes effect, and a pending interrupt is taken, here.
+    asm::barrier::isb(asm::barrier::SY);
+    disable_irqs();
 }
 
 /// Puts the IRQ mask back as `disable_irqs` found it.

@@ -45,6 +45,13 @@ pub fn arm_oneshot(ticks: u64) {
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
 }
 
+/// Stops the timer: no interrupt until it is armed again.
+pub fn disarm() {
+    use aarch64_cpu::registers::CNTP_CTL_EL0;
+    use tock_registers::interfaces::Writeable;
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
+}
+
 /// Makes the timer fire at counter value `deadline` at the latest: brings
 /// an armed one-shot forward when it would fire later (an interrupt due
 /// sooner than `deadline` stays as it is).
