@@ -300,7 +300,7 @@ const fn is_control(byte: u8) -> bool {
 
 impl LineDiscipline {
     /// A discipline with `termios` and no input.
-    pub fn new(termios: Termios) -> Self {
+    pub const fn new(termios: Termios) -> Self {
         Self {
             termios,
             ready: VecDeque::new(),

@@ -1,5 +1,5 @@
-//! Interrupts: the board's GIC, and the periodic timer tick that drives
-//! preemption.
+//! Interrupts: the board's GIC, the periodic timer tick that drives
+//! preemption, and the console UART's receive interrupt.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +26,7 @@ pub fn init() {
     });
     gic.init();
     gic.enable(TIMER_INTID);
+    gic.enable(BOARD.uart_intid);
     timer::allow_user_counter();
     timer::arm_oneshot(1);
     log::info!(
@@ -55,6 +56,7 @@ pub fn handle() {
                 let next = next_timer.map_or(next, |t| t.min(next));
                 timer::arm_oneshot(next.saturating_sub(now).max(1));
             }
+            intid if intid == BOARD.uart_intid => crate::tty::on_interrupt(),
             other => log::warn!("unexpected interrupt {other}"),
         }
         gic.end_of_interrupt(iar);
