@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Types into the console of a kernel booted on QEMU virt into Aspen's /init
-shell, and checks what the terminal's line discipline makes of it:
+"""Types into the console of a kernel booted on QEMU (virt, or raspi4b) into
+Aspen's /init shell, and checks what the terminal's line discipline makes of it:
 
 - `echo abc<DEL>d<Enter>` prints `abd` (the erase is shown as `\\b \\b`);
 - ^C while `/bin/fuzz` runs ends it with SIGINT and the shell goes on;
@@ -8,7 +8,10 @@ shell, and checks what the terminal's line discipline makes of it:
 
 Usage: scripts/console-typing.py KERNEL INITRD [APPEND]
 (Aspen: build/qemu-virt/Image build/initramfs.cpio; Linux: its vmlinuz,
-the same initrd and APPEND "console=ttyAMA0 quiet"). Prints PASS or FAIL
+the same initrd and APPEND "console=ttyAMA0 quiet"). The environment
+variable MACHINE replaces the machine's QEMU arguments (default
+"-M virt -cpu cortex-a72 -m 1G"; the Pi 4: "-M raspi4b -dtb DTB" with
+build/rpi4/kernel8.img). Prints PASS or FAIL
 for each check; exits 0 only when all pass.
 """
 import os
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import time
 
+DEFAULT_MACHINE = "-M virt -cpu cortex-a72 -m 1G"
 BOOT_TIMEOUT = 120
 STEP_TIMEOUT = 20
 # Pause between typed bytes, as a person types (and under the UART's FIFO).
@@ -28,7 +32,7 @@ class Console:
 
     def __init__(self, kernel, initrd, append):
         self.qemu = subprocess.Popen(
-            ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1G", "-nographic",
+            ["qemu-system-aarch64", *os.environ.get("MACHINE", DEFAULT_MACHINE).split(), "-nographic",
              "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", append],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.seen = b""
