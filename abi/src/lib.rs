@@ -22,6 +22,8 @@
 //! - [`resource`]: resource limits, their defaults and the rules for
 //!   changing them.
 //! - [`mman`]: the flags and values of the memory system calls.
+//! - [`tty`]: `struct termios`, `struct winsize`, the terminal `ioctl`s and
+//!   the n_tty line discipline (canonical editing, echo, signal keys).
 //! - [`uaccess`]: user pointers checked once, and the interface every
 //!   copy to or from user memory goes through.
 //! - [`errno`]: the Linux error numbers these return.
@@ -72,6 +74,7 @@ pub mod signal;
 pub mod stack;
 pub mod syscall;
 pub mod timer;
+pub mod tty;
 pub mod uaccess;
 pub mod wait;
 

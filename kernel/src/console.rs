@@ -1,6 +1,8 @@
 //! The kernel console: the board's PL011, shared behind a lock, with an
 //! emergency path for panics and exception reports that must print even if
-//! the lock is held by the code that crashed.
+//! the lock is held by the code that crashed. Its receive side is a second
+//! handle that only the UART's interrupt uses (a kernel thread may hold the
+//! console's lock when the interrupt comes); input goes to [`crate::tty`].
 
 use core::fmt::{self, Write};
 
@@ -9,6 +11,9 @@ use spin::Mutex;
 use crate::driver::pl011::Pl011;
 
 static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+/// The receiving handle: taken only with interrupts masked (in the
+/// interrupt handler, and at start-up).
+static RECEIVER: Mutex<Option<Pl011>> = Mutex::new(None);
 
 /// Starts the console on the PL011 at virtual address `base`.
 ///
@@ -22,21 +27,42 @@ pub unsafe fn init(base: usize, clock_hz: u32, program_baud: bool) {
         uart.init(clock_hz);
     }
     *CONSOLE.lock() = Some(uart);
+    // SAFETY: as above; this handle only receives and touches the receive
+    // interrupt bits, the other only sends.
+    *RECEIVER.lock() = Some(unsafe { Pl011::new(base) });
 }
 
+/// Lets the UART interrupt when bytes arrive.
+pub fn enable_receive_interrupts() {
+    let irq = crate::arch::cpu::disable_irqs();
+    if let Some(uart) = RECEIVER.lock().as_mut() {
+        uart.enable_receive_interrupts();
+    }
+    crate::arch::cpu::restore_irqs(irq);
+}
+
+/// Takes every received byte to `take`, then clears the receive
+/// interrupt. Called from the UART's interrupt.
+pub fn receive(mut take: impl FnMut(u8)) {
+    if let Some(uart) = RECEIVER.lock().as_mut() {
+        while let Some(byte) = uart.read_byte() {
+            take(byte);
+        }
+        uart.clear_receive_interrupts();
+    }
+}
+
+/// Formats to the console (`\n` sent as `\r\n`): the kernel's own output.
 pub fn print(args: fmt::Arguments<'_>) {
     if let Some(uart) = CONSOLE.lock().as_mut() {
         let _ = uart.write_fmt(args);
     }
 }
 
-/// Writes raw bytes (a task's output), with `\n` sent as `\r\n`.
-pub fn write_bytes(data: &[u8]) {
+/// Sends bytes as they are (a terminal's processed output and echo).
+pub fn write_raw(data: &[u8]) {
     if let Some(uart) = CONSOLE.lock().as_mut() {
         for &byte in data {
-            if byte == b'\n' {
-                uart.write_byte(b'\r');
-            }
             uart.write_byte(byte);
         }
     }
@@ -56,16 +82,6 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         let _ = uart.write_fmt(args);
         uart.flush();
     }
-}
-
-/// Reads one byte if one is waiting.
-pub fn read_byte() -> Option<u8> {
-    CONSOLE.lock().as_mut().and_then(Pl011::read_byte)
-}
-
-/// Whether a byte is waiting to be read (without taking it).
-pub fn input_pending() -> bool {
-    CONSOLE.lock().as_ref().is_some_and(Pl011::has_input)
 }
 
 /// Formats to the console, as `std::print!`.

@@ -1,6 +1,7 @@
-//! Interrupts: the board's GIC, and the one-shot timer, armed for the
-//! earliest of the kernel's timers, sleepers and the end of a time slice
-//! (none while a task runs alone or the CPU idles).
+//! Interrupts: the board's GIC, the one-shot timer, armed for the earliest
+//! of the kernel's timers, sleepers and the end of a time slice (none while
+//! a task runs alone or the CPU idles), and the console UART's receive
+//! interrupt.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +28,7 @@ pub fn init() {
     });
     gic.init();
     gic.enable(TIMER_INTID);
+    gic.enable(BOARD.uart_intid);
     timer::allow_user_counter();
     timer::arm_oneshot(1);
     log::info!(
@@ -59,6 +61,7 @@ pub fn handle() {
                     None => timer::disarm(),
                 }
             }
+            intid if intid == BOARD.uart_intid => crate::tty::on_interrupt(),
             other => log::warn!("unexpected interrupt {other}"),
         }
         gic.end_of_interrupt(iar);

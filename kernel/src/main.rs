@@ -32,6 +32,7 @@ mod random;
 mod syscall;
 mod task;
 mod trap;
+mod tty;
 
 mod tests;
 
@@ -113,7 +114,11 @@ fn start_init() {
     let mut argv: alloc::vec::Vec<&[u8]> = alloc::vec![path];
     argv.extend(cmdline.init_args().map(str::as_bytes));
     match process::spawn_init(path, &argv) {
-        Ok(init) => log::info!("started {} as pid {}", cmdline.init, init.pid),
+        Ok(init) => {
+            log::info!("started {} as pid {}", cmdline.init, init.pid);
+            // After init, which takes the first pid.
+            tty::init();
+        }
         Err(e) => panic!("cannot start {}: {e}", cmdline.init),
     }
 }

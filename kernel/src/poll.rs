@@ -3,11 +3,10 @@
 //! (Linux's fs/select.c).
 //!
 //! What each kind of description is ready for: the console is writable
-//! always and readable while input is pending; regular files and `/proc`
+//! always and readable as its line discipline says ([`tty::readable`]); regular files and `/proc`
 //! files are always readable and writable (Linux's `DEFAULT_POLLMASK`);
 //! pipes as [`crate::pipe`] says. A wait sleeps on the wait queues of the
-//! pipes it watches; the console has no input interrupt yet, so a wait
-//! that watches it also wakes every [`CONSOLE_POLL_MS`] to look again.
+//! pipes and the console it watches.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -17,18 +16,15 @@ use aspen_abi::signal::Restart;
 use aspen_mm::errno::Errno;
 
 use crate::arch::timer;
-use crate::console;
 use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread;
 use crate::task::wait::{self, WaitQueue};
-
-/// How often a wait watching the console looks at it again.
-pub const CONSOLE_POLL_MS: u64 = 10;
+use crate::tty;
 
 /// The events `description` is ready for now.
 fn ready(description: &OpenDescription) -> PollEvents {
     match &description.kind {
-        Description::Console if console::input_pending() => PollEvents::READABLE | PollEvents::WRITABLE,
+        Description::Console if tty::readable() => PollEvents::READABLE | PollEvents::WRITABLE,
         Description::Console => PollEvents::WRITABLE,
         Description::File(_) | Description::Snapshot(_) => PollEvents::ALWAYS_READY,
         Description::PipeRead(reader) => reader.poll(),
@@ -42,7 +38,8 @@ fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
     match &description.kind {
         Description::PipeRead(reader) => Some(reader.events()),
         Description::PipeWrite(writer) => Some(writer.events()),
-        Description::Console | Description::File(_) | Description::Snapshot(_) => None,
+        Description::Console => Some(tty::readers()),
+        Description::File(_) | Description::Snapshot(_) => None,
     }
 }
 
@@ -97,13 +94,7 @@ fn watch(
             // is written back first); EINTR after a handler.
             return (revents, Err(Restart::NoHand.errno()));
         }
-        let watches_console = descriptions.iter().flatten().any(|d| matches!(d.kind, Description::Console));
-        let console_look = watches_console.then(|| now.saturating_add(timer::frequency() * CONSOLE_POLL_MS / 1000));
-        let wake_at = match (deadline, console_look) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let queues: Vec<&WaitQueue> = descriptions.iter().flatten().filter_map(|d| queue(d)).collect();
-        wait::wait_any(&queues, wake_at);
+        wait::wait_any(&queues, deadline);
     }
 }

@@ -30,7 +30,7 @@ use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
 use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
-use crate::{console, files, pipe, poll, power};
+use crate::{files, pipe, poll, power, tty};
 
 mod limits;
 mod time;
@@ -286,7 +286,7 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
     let nonblocking = description.nonblocking() || !may_wait;
     match &description.kind {
         Description::Console => {
-            let data = console_read(count, nonblocking)?;
+            let data = tty::read(count, nonblocking)?;
             reported(user().write_partial(buf, &data), data.len())
         }
         Description::PipeRead(reader) => reader.read(buf.sub(0, count as u64), nonblocking).map(|n| n as u64),
@@ -317,35 +317,6 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
             *position += outcome.map_or_else(|fault| fault.copied, |()| n);
             reported(outcome, n)
         }
-    }
-}
-
-/// Waits for at least one byte from the console, then returns what is
-/// there (up to `max`). The console has no line discipline: bytes come as
-/// typed. `EAGAIN` instead of waiting when `nonblocking`; a signal interrupts
-/// the wait (`ERESTARTSYS`).
-fn console_read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
-    let mut data = Vec::new();
-    if max == 0 {
-        return Ok(data);
-    }
-    loop {
-        while data.len() < max {
-            match console::read_byte() {
-                Some(byte) => data.push(byte),
-                None => break,
-            }
-        }
-        if !data.is_empty() {
-            return Ok(data);
-        }
-        if nonblocking {
-            return Err(Errno::EAGAIN);
-        }
-        if thread::with_current(Thread::interrupted) {
-            return Err(Restart::Sys.errno());
-        }
-        sched::sleep_ticks(timer::frequency() * poll::CONSOLE_POLL_MS / 1000);
     }
 }
 
@@ -400,7 +371,7 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
         let n = match file {
             _ if readable.is_empty() => 0,
             None => {
-                console::write_bytes(readable);
+                tty::write(readable);
                 readable.len()
             }
             Some(file) => match file.write(readable, append) {
@@ -845,8 +816,8 @@ fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
 
 /// `ioctl(fd, cmd, arg)`: the commands every descriptor takes (Linux's
 /// `do_vfs_ioctl`): `FIONBIO` sets or clears `O_NONBLOCK` from the `int`
-/// at `arg`, `FIOCLEX`/`FIONCLEX` the close-on-exec flag. There is no
-/// terminal control yet: anything else is `ENOTTY` (`isatty()` is false).
+/// at `arg`, `FIOCLEX`/`FIONCLEX` the close-on-exec flag; the console
+/// takes the terminal ones ([`tty::ioctl`]); anything else is `ENOTTY`.
 fn ioctl(fd: u64, cmd: u32, arg: u64) -> SysResult {
     const FIONBIO: u32 = 0x5421;
     const FIOCLEX: u32 = 0x5451;
@@ -861,6 +832,7 @@ fn ioctl(fd: u64, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         FIOCLEX | FIONCLEX => with_files(|f| f.set_close_on_exec(fd, cmd == FIOCLEX)).map(|()| 0),
+        _ if matches!(description.kind, Description::Console) => tty::ioctl(cmd, arg),
         _ => Err(Errno::ENOTTY),
     }
 }

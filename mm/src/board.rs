@@ -38,6 +38,8 @@ pub struct BoardInfo {
     pub kernel_load: PhysAddr,
     /// Registers of the console PL011.
     pub uart_base: PhysAddr,
+    /// The console PL011's interrupt (GIC INTID: SPI number + 32).
+    pub uart_intid: u32,
     /// The PL011's reference clock (UARTCLK) in Hz, from which the baud
     /// rate divisor is computed.
     pub uart_clock_hz: u32,

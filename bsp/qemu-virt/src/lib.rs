@@ -20,6 +20,8 @@ pub const BOARD: BoardInfo = BoardInfo {
     default_ram: &[PhysRange::new(PhysAddr::new(0x4000_0000), PhysAddr::new(0x4000_0000 + (128 << 20)))],
     kernel_load: PhysAddr::new(0x4008_0000),
     uart_base: PhysAddr::new(0x0900_0000),
+    // SPI 1 (hw/arm/virt.c: VIRT_UART's irq).
+    uart_intid: 33,
     uart_clock_hz: 24_000_000,
     gicd_base: PhysAddr::new(0x0800_0000),
     gicc_base: PhysAddr::new(0x0801_0000),

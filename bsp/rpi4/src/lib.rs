@@ -26,6 +26,8 @@ pub const BOARD: BoardInfo = BoardInfo {
     default_ram: &[PhysRange::new(PhysAddr::new(0), PhysAddr::new(0x3b40_0000))],
     kernel_load: PhysAddr::new(0x8_0000),
     uart_base: PhysAddr::new(PERIPHERAL_BASE + 0x20_1000),
+    // SPI 121 (bcm2711.dtsi: uart0's `interrupts = <GIC_SPI 121 ...>`).
+    uart_intid: 153,
     uart_clock_hz: 48_000_000,
     gicd_base: PhysAddr::new(0xFF84_1000),
     gicc_base: PhysAddr::new(0xFF84_2000),

@@ -19,6 +19,13 @@ register_bitfields! {
         RXE OFFSET(9) NUMBITS(1) [],
         TXE OFFSET(8) NUMBITS(1) [],
         UARTEN OFFSET(0) NUMBITS(1) []
+    ],
+    /// The interrupt bits of IMSC (mask set/clear) and ICR (clear).
+    INT [
+        /// Receive timeout: bytes wait in the FIFO and none came for 32 bit times.
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Receive: the FIFO reached its trigger level.
+        RX OFFSET(4) NUMBITS(1) []
     ]
 }
 
@@ -33,7 +40,9 @@ register_structs! {
         (0x2c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => _reserved2),
-        (0x44 => icr: WriteOnly<u32>),
+        (0x38 => imsc: ReadWrite<u32, INT::Register>),
+        (0x3c => _reserved3),
+        (0x44 => icr: WriteOnly<u32, INT::Register>),
         (0x48 => @END),
     }
 }
@@ -41,6 +50,7 @@ register_structs! {
 /// The console line speed.
 pub const BAUD: u32 = 115_200;
 
+/// One PL011's registers.
 pub struct Pl011 {
     regs: &'static RegisterBlock,
 }
@@ -77,6 +87,19 @@ impl Pl011 {
         self.regs.cr.modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
+    /// Raises the UART's interrupt line when bytes arrive: at the receive
+    /// FIFO's trigger level, or when fewer wait and the line went quiet.
+    pub fn enable_receive_interrupts(&mut self) {
+        self.regs.icr.write(INT::RX::SET + INT::RT::SET);
+        self.regs.imsc.modify(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// Clears the receive interrupts (after the FIFO has been drained).
+    pub fn clear_receive_interrupts(&mut self) {
+        self.regs.icr.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// Writes one byte, waiting for room in the transmit FIFO.
     pub fn write_byte(&mut self, byte: u8) {
         while self.regs.fr.is_set(FR::TXFF) {
             core::hint::spin_loop();
@@ -91,11 +114,7 @@ impl Pl011 {
         }
     }
 
-    /// Whether a received byte is waiting.
-    pub fn has_input(&self) -> bool {
-        !self.regs.fr.is_set(FR::RXFE)
-    }
-
+    /// Takes one received byte, if one is waiting.
     pub fn read_byte(&mut self) -> Option<u8> {
         if self.regs.fr.is_set(FR::RXFE) {
             None

@@ -344,6 +344,9 @@ impl Process {
         }
         drop(files);
         self.release_vfork_parent();
+        if self.sid() == self.pid {
+            crate::tty::session_leader_ended(self.pid);
+        }
     }
 
     fn release_vfork_parent(&self) {

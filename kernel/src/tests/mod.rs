@@ -4,4 +4,5 @@ mod boot;
 mod irq;
 mod memory;
 mod sched;
+mod tty;
 mod uaccess;

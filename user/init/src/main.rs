@@ -1,15 +1,23 @@
 //! `/init`: PID 1 of Aspen's user space.
 //!
 //! - Makes sure fds 0, 1 and 2 are the console (opens `/dev/console` when fd 1
-//!   is not open), and mounts procfs on /proc (needed on Linux; Aspen's /proc
-//!   needs no mount, so a failure is ignored).
+//!   is not open), makes it its session's controlling terminal (the kernel
+//!   opens `/dev/console` without making it one: `TIOCSCTTY`, after `setsid`
+//!   where init does not lead a session yet, as on Linux), and mounts
+//!   procfs on /proc
+//!   (needed on Linux; Aspen's /proc needs no mount, so a failure is
+//!   ignored).
 //! - Autorun: when started with `--run-tests` (words after `--` on the kernel
 //!   command line become init's arguments, as on Linux) or when
 //!   `/etc/aspen-autorun` exists, runs each line of that file (`PATH [ARGS]`,
 //!   `#` starts a comment; without the file: `/bin/usertests`, then
 //!   `/bin/fuzz --finish`), prints
 //!   `RUN <path> exit=<n>` or `RUN <path> signal=<n>` for each, then powers off.
-//! - Otherwise: an interactive shell on the serial console (see [`commands`]).
+//! - Otherwise: an interactive shell on the serial console (see [`commands`]);
+//!   lines come edited and echoed by the terminal ([`line`]). Ctrl-C and
+//!   Ctrl-\\ signal the foreground group, init's: init ignores `SIGINT` and
+//!   `SIGQUIT` (as Linux's init is immune to them) and the programs it
+//!   starts get them back at their default action.
 //!
 //! As PID 1 it never exits, and it reaps orphans: every wait it does is
 //! `wait4(-1)` until the awaited child is among the reaped, and the shell reaps
@@ -24,9 +32,10 @@ mod line;
 mod spawn;
 
 use aspen_sys::fs::{self, OpenFlags};
-use aspen_sys::{println, process, time, Args};
+use aspen_sys::signal::{self, SaFlags, SigSet, Signal, SIG_IGN};
+use aspen_sys::{println, process, time, tty, Args};
 
-use line::LineEditor;
+use line::LineReader;
 
 aspen_sys::entry!(main);
 
@@ -39,6 +48,7 @@ const AUTORUN_MAX: usize = 8192;
 
 fn main(args: Args) -> i32 {
     ensure_console();
+    take_terminal();
     mount_proc();
     let run_tests = args.iter().skip(1).any(|a| a.to_bytes() == b"--run-tests");
     let mut script = [0u8; AUTORUN_MAX];
@@ -65,6 +75,16 @@ fn ensure_console() {
     for _ in 0..3 {
         let _ = fs::open(c"/dev/console", OpenFlags::RDWR, 0);
     }
+}
+
+/// Makes the console the controlling terminal of a session init leads
+/// (without one, `^C` signals nobody and `tcgetpgrp` fails). A failure
+/// leaves init without a controlling terminal, as a Linux init may be.
+fn take_terminal() {
+    if signal::getsid(0) != Ok(process::getpid()) {
+        let _ = signal::setsid();
+    }
+    let _ = tty::set_controlling(fs::STDIN, false);
 }
 
 /// Mounts procfs on /proc. Linux needs this (like any Linux init); Aspen
@@ -101,10 +121,11 @@ fn power_off() -> ! {
 
 /// The interactive shell: prompt, read a line, run it; forever.
 fn shell() -> ! {
-    // Linux's console starts in canonical mode with echo; make it raw like Aspen's.
-    let _ = fs::tty_raw_input(fs::STDIN);
+    for key in [Signal::Int, Signal::Quit] {
+        let _ = signal::sigaction_raw(key.number().into(), SIG_IGN, SaFlags::empty(), SigSet(0));
+    }
     commands::banner();
-    let mut editor = LineEditor::new();
+    let mut editor = LineReader::new();
     loop {
         spawn::reap_orphans();
         let line = editor.read_line("aspen# ");

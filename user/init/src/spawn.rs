@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::ffi::CStr;
 
 use aspen_sys::process::{self, Fork, WaitStatus, WNOHANG};
+use aspen_sys::signal::{self, SaFlags, SigSet, Signal, SIG_DFL};
 use aspen_sys::{eprintln, Errno};
 
 /// The environment every program gets.
@@ -28,6 +29,10 @@ pub fn run(words: &[&str]) -> Result<WaitStatus, Errno> {
     let argv: Vec<&CStr> = argv.iter().map(CString::as_c_str).collect();
     match process::fork()? {
         Fork::Child => {
+            // The shell ignores the signal keys; the program must not.
+            for key in [Signal::Int, Signal::Quit] {
+                let _ = signal::sigaction_raw(key.number().into(), SIG_DFL, SaFlags::empty(), SigSet(0));
+            }
             let e = process::execve(&path, &argv, ENV);
             eprintln!("{}: {e}", words[0]);
             process::exit_group(EXEC_FAILED)

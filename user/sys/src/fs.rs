@@ -1,5 +1,4 @@
-//! Files: open/read/write/close/lseek/fstat, directory entries (getdents64),
-//! and switching a Linux tty to raw input.
+//! Files: open/read/write/close/lseek/fstat, directory entries (getdents64).
 
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
@@ -166,41 +165,4 @@ impl<'a> Iterator for DirEntries<'a> {
         self.buf = &buf[reclen..];
         Some(DirEntry { ino, kind: buf[18], name: &name_field[..name_len] })
     }
-}
-
-/// Kernel `struct termios` (arm64: NCCS = 19).
-#[repr(C)]
-struct Termios {
-    iflag: u32,
-    oflag: u32,
-    cflag: u32,
-    lflag: u32,
-    line: u8,
-    cc: [u8; 19],
-}
-
-/// Switches the tty `fd` to raw input: no line editing, no echo, CR not turned
-/// into NL (output processing stays). Linux's console starts in canonical mode;
-/// Aspen's console has no line discipline, so there this fails with ENOTTY or
-/// ENOSYS and input is raw already.
-pub fn tty_raw_input(fd: i32) -> Result<(), Errno> {
-    const TCGETS: usize = 0x5401;
-    const TCSETS: usize = 0x5402;
-    const ICRNL: u32 = 0o400;
-    const ICANON: u32 = 0o2;
-    const ECHO: u32 = 0o10;
-    const VTIME: usize = 5;
-    const VMIN: usize = 6;
-    let mut t = MaybeUninit::<Termios>::uninit();
-    // SAFETY: TCGETS fills the whole kernel termios struct.
-    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCGETS, t.as_mut_ptr() as usize) })?;
-    // SAFETY: the call succeeded, so the struct is initialised.
-    let mut t = unsafe { t.assume_init() };
-    t.iflag &= !ICRNL;
-    t.lflag &= !(ICANON | ECHO);
-    t.cc[VMIN] = 1;
-    t.cc[VTIME] = 0;
-    // SAFETY: TCSETS only reads the struct.
-    Errno::result(unsafe { syscall3(Sysno::Ioctl.number(), fd as usize, TCSETS, &t as *const Termios as usize) })
-        .map(drop)
 }

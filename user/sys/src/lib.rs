@@ -7,7 +7,8 @@
 //! - `_start` ([`start`]): reads argc/argv from the initial stack and calls the
 //!   program's `main(Args) -> i32` (declared with [`entry!`]), then `exit_group`;
 //! - raw `svc #0` calls ([`raw`]) and typed wrappers returning
-//!   `Result<_, Errno>` ([`fs`], [`fd`], [`process`], [`mem`], [`time`], [`signal`], [`thread`]);
+//!   `Result<_, Errno>` ([`fs`], [`fd`], [`process`], [`mem`], [`time`], [`signal`], [`thread`],
+//!   [`tty`]);
 //! - a line-buffered stdout ([`print!`], [`println!`]: one `write` per line, so
 //!   lines of parent and child never mix) and [`eprintln!`] on fd 2;
 //! - a panic handler (prints the message on fd 2, exits with 101);
@@ -32,6 +33,7 @@ pub mod signal;
 pub mod start;
 pub mod thread;
 pub mod time;
+pub mod tty;
 
 pub use aspen_abi::errno::{self, Errno};
 pub use start::Args;

@@ -48,6 +48,7 @@ pub mod shared;
 pub mod signals;
 pub mod time;
 pub mod traps;
+pub mod tty;
 pub mod wx;
 
 use crate::harness::{Body, Test};
@@ -94,6 +95,8 @@ pub const TESTS: &[Test] = &[
     child("syscall_errors", errors::syscall_errors),
     child("time_sleep_yield", time::sleep_and_clocks),
     child("fork_exec_wait", process::fork_exec_wait),
+    child("tty_console_is_a_terminal", tty::console_is_a_terminal),
+    child("tty_controlling_terminal", tty::controlling_terminal),
     child("futex_wait_wake", futex::wait_wake),
     child("futex_requeue", futex::requeue),
     child("futex_wake_op", futex::wake_op),

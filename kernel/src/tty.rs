@@ -1,0 +1,328 @@
+//! The console as a terminal (Linux's tty layer for one serial line): the
+//! UART's receive interrupt queues bytes and wakes the `tty` kernel thread,
+//! which passes them through the n_tty line discipline
+//! ([`aspen_abi::tty::LineDiscipline`]): echo goes out, signal keys signal
+//! the foreground process group, and readers waiting on [`readers`] wake.
+//! Writes go out through the discipline's output processing.
+//!
+//! The terminal controls at most one session: `TIOCSCTTY` lets a session
+//! leader without one take it (Aspen's `/init` does, as a Linux init must),
+//! its group then in the foreground, and it is free again when that leader
+//! ends (its foreground group gets `SIGHUP` and `SIGCONT`, as Linux's
+//! `disassociate_ctty`). As Linux's `/dev/console`, opening the console
+//! never makes it a controlling terminal. Not done: job control checks
+//! (`SIGTTIN`/`SIGTTOU` for background groups).
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_abi::signal::{Restart, SigInfo, Signal, SI_KERNEL};
+use aspen_abi::tty::{self as abi, LineDiscipline, Termios, Winsize};
+use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
+use aspen_mm::errno::Errno;
+use spin::{Mutex, Once};
+
+use crate::arch::{cpu, timer};
+use crate::console;
+use crate::process::{thread, Process};
+use crate::syscall::{copy_out_at, user};
+use crate::task::wait::WaitQueue;
+use crate::task::{sched, Pid, Task};
+
+/// Received bytes kept for the `tty` thread; more are lost (an overrun).
+const RECEIVED_MAX: usize = 4096;
+
+/// The terminal's state.
+struct Terminal {
+    ldisc: LineDiscipline,
+    winsize: Winsize,
+    /// The session it controls.
+    session: Option<Pid>,
+    /// The foreground process group.
+    pgrp: Option<Pid>,
+}
+
+static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal {
+    ldisc: LineDiscipline::new(Termios::console()),
+    winsize: Winsize::DEFAULT,
+    session: None,
+    pgrp: None,
+});
+/// Bytes the receive interrupt took, not yet through the discipline.
+/// Shared with the interrupt: taken elsewhere only with interrupts masked.
+static RECEIVED: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+/// The `tty` thread, which the interrupt wakes.
+static WORKER: Once<Arc<Task>> = Once::new();
+/// Woken when input may have become readable.
+static READERS: WaitQueue = WaitQueue::new();
+
+/// Starts the `tty` thread and the UART's receive interrupt (after init,
+/// so that init has the first pid).
+pub fn init() {
+    match Task::new_kernel(sched::DEFAULT_PRIORITY, worker, 0) {
+        Ok(task) => {
+            WORKER.call_once(|| task.clone());
+            sched::make_ready(task);
+        }
+        Err(e) => panic!("cannot start the tty thread: {e:?}"),
+    }
+    console::enable_receive_interrupts();
+}
+
+/// The UART's receive interrupt: queues what arrived and wakes the `tty`
+/// thread.
+pub fn on_interrupt() {
+    {
+        let mut received = RECEIVED.lock();
+        console::receive(|byte| {
+            if received.len() < RECEIVED_MAX {
+                received.push_back(byte);
+            }
+        });
+    }
+    if let Some(worker) = WORKER.get() {
+        sched::wake(worker);
+    }
+}
+
+/// The `tty` thread: passes received bytes through the discipline.
+fn worker(_: usize) {
+    loop {
+        let irq = cpu::disable_irqs();
+        let bytes: Vec<u8> = RECEIVED.lock().drain(..).collect();
+        if bytes.is_empty() {
+            // Masked: the interrupt cannot come between the look and the block.
+            sched::block(None);
+            cpu::restore_irqs(irq);
+            continue;
+        }
+        cpu::restore_irqs(irq);
+        input(&bytes);
+    }
+}
+
+/// Passes `bytes` through the line discipline as if typed: echoes, sends
+/// the signals of signal keys, wakes readers.
+pub fn input(bytes: &[u8]) {
+    let mut echo = Vec::new();
+    let mut signals = Vec::new();
+    let pgrp = {
+        let mut terminal = TERMINAL.lock();
+        signals.extend(bytes.iter().filter_map(|&byte| terminal.ldisc.receive(byte, &mut echo)));
+        terminal.pgrp
+    };
+    console::write_raw(&echo);
+    if let Some(pgrp) = pgrp {
+        for signal in signals {
+            signal_group(pgrp, signal);
+        }
+    }
+    READERS.wake_all();
+}
+
+/// Sends `signal` to process group `pgrp` from the kernel (Linux's
+/// `kill_pgrp(.., 1)`: `SI_KERNEL`).
+fn signal_group(pgrp: Pid, signal: Signal) {
+    for process in Process::all().into_iter().filter(|p| p.pgid() == pgrp && !p.is_zombie()) {
+        // A full signal queue drops the signal, as for any sender.
+        let _ = process.send(signal.into(), SigInfo::sent(signal, SI_KERNEL, 0, 0));
+    }
+}
+
+/// Writes `data` through the discipline's output processing.
+pub fn write(data: &[u8]) {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+    TERMINAL.lock().ldisc.output(data, &mut out);
+    console::write_raw(&out);
+}
+
+/// The queue woken when input may have become readable.
+pub fn readers() -> &'static WaitQueue {
+    &READERS
+}
+
+/// Whether a read would find input (`POLLIN`).
+pub fn readable() -> bool {
+    TERMINAL.lock().ldisc.readable()
+}
+
+/// Reads up to `max` bytes as n_tty does: a canonical read returns one
+/// line (0 bytes: end of file); a raw one waits as `VMIN` and `VTIME` say.
+/// `EAGAIN` instead of waiting when `nonblocking` and nothing was read; a
+/// signal interrupts the wait (`ERESTARTSYS`, or the bytes read so far).
+pub fn read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
+    let mut data = Vec::new();
+    if max == 0 {
+        return Ok(data);
+    }
+    let times = TERMINAL.lock().ldisc.read_times();
+    let after = |tenths: u8| timer::ticks().saturating_add(timer::frequency() * u64::from(tenths) / 10);
+    let mut deadline = times.timeout.map(after);
+    loop {
+        let mut terminal = TERMINAL.lock();
+        if !terminal.ldisc.can_read() {
+            drop(terminal);
+            if deadline.is_some_and(|d| timer::ticks() >= d) {
+                break;
+            }
+            if nonblocking || thread::with_current(thread::Thread::interrupted) {
+                if !data.is_empty() {
+                    break;
+                }
+                return Err(if nonblocking { Errno::EAGAIN } else { Restart::Sys.errno() });
+            }
+            READERS.wait(deadline);
+            continue;
+        }
+        terminal.ldisc.read(max - data.len(), &mut data);
+        drop(terminal);
+        if data.len() >= times.minimum || data.len() == max {
+            break;
+        }
+        if let Some(tenths) = times.inter_byte {
+            deadline = Some(after(tenths));
+        }
+    }
+    Ok(data)
+}
+
+/// The session leader `pid` ended: a terminal it controlled is free, and
+/// its foreground group gets `SIGHUP` and `SIGCONT`.
+pub fn session_leader_ended(pid: Pid) {
+    let pgrp = {
+        let mut terminal = TERMINAL.lock();
+        if terminal.session != Some(pid) {
+            return;
+        }
+        terminal.session = None;
+        terminal.pgrp.take()
+    };
+    if let Some(pgrp) = pgrp {
+        signal_group(pgrp, Signal::Hup);
+        signal_group(pgrp, Signal::Cont);
+    }
+}
+
+/// Reads the `int` at `arg`.
+fn read_int(arg: u64) -> Result<i32, Errno> {
+    Ok(user().read_u32(UserPtr::new(arg)?)? as i32)
+}
+
+/// Writes the `int` `value` at `arg`.
+fn write_int(arg: u64, value: u32) -> Result<u64, Errno> {
+    copy_out_at(arg, &value.to_le_bytes()).map(|()| 0)
+}
+
+/// The terminal `ioctl`s on the console, as Linux's `tty_ioctl` and
+/// n_tty's; other requests are `ENOTTY`.
+pub fn ioctl(cmd: u32, arg: u64) -> Result<u64, Errno> {
+    let me = thread::with_current(|t| t.process.clone());
+    let controls_mine = |terminal: &Terminal| terminal.session == Some(me.sid());
+    match cmd {
+        abi::TCGETS => {
+            let termios = TERMINAL.lock().ldisc.termios();
+            copy_out_at(arg, &termios.to_bytes()).map(|()| 0)
+        }
+        abi::TCSETS | abi::TCSETSW | abi::TCSETSF => {
+            let mut bytes = [0; Termios::SIZE];
+            user().read(UserSlice::new(arg, Termios::SIZE as u64)?, &mut bytes)?;
+            let mut terminal = TERMINAL.lock();
+            if cmd == abi::TCSETSF {
+                terminal.ldisc.flush_input();
+            }
+            terminal.ldisc.set_termios(Termios::from_bytes(&bytes));
+            drop(terminal);
+            READERS.wake_all();
+            Ok(0)
+        }
+        abi::TCFLSH => match arg {
+            abi::TCIFLUSH | abi::TCIOFLUSH => {
+                TERMINAL.lock().ldisc.flush_input();
+                Ok(0)
+            }
+            // Output leaves synchronously: nothing waits to be discarded.
+            abi::TCOFLUSH => Ok(0),
+            _ => Err(Errno::EINVAL),
+        },
+        abi::TIOCGWINSZ => {
+            let winsize = TERMINAL.lock().winsize;
+            copy_out_at(arg, &winsize.to_bytes()).map(|()| 0)
+        }
+        abi::TIOCSWINSZ => {
+            let mut bytes = [0; Winsize::SIZE];
+            user().read(UserSlice::new(arg, Winsize::SIZE as u64)?, &mut bytes)?;
+            let winsize = Winsize::from_bytes(&bytes);
+            let mut terminal = TERMINAL.lock();
+            let changed = core::mem::replace(&mut terminal.winsize, winsize) != winsize;
+            let pgrp = terminal.pgrp;
+            drop(terminal);
+            if let Some(pgrp) = pgrp.filter(|_| changed) {
+                signal_group(pgrp, Signal::Winch);
+            }
+            Ok(0)
+        }
+        abi::FIONREAD => {
+            let pending = TERMINAL.lock().ldisc.pending();
+            write_int(arg, pending as u32)
+        }
+        abi::TIOCOUTQ => write_int(arg, 0),
+        abi::TIOCGPGRP => {
+            let terminal = TERMINAL.lock();
+            if !controls_mine(&terminal) {
+                return Err(Errno::ENOTTY);
+            }
+            let pgrp = terminal.pgrp.unwrap_or(0);
+            drop(terminal);
+            write_int(arg, pgrp)
+        }
+        abi::TIOCGSID => {
+            let terminal = TERMINAL.lock();
+            let session = terminal.session.filter(|_| controls_mine(&terminal)).ok_or(Errno::ENOTTY)?;
+            drop(terminal);
+            write_int(arg, session)
+        }
+        abi::TIOCSPGRP => {
+            let pgrp = read_int(arg)?;
+            if pgrp < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if !controls_mine(&TERMINAL.lock()) {
+                return Err(Errno::ENOTTY);
+            }
+            // The group's session: a member's, or that of the process the
+            // number names (Linux's `session_of_pgrp`).
+            let all = Process::all();
+            let named = all
+                .iter()
+                .find(|p| p.pgid() == pgrp as Pid && !p.is_zombie())
+                .or_else(|| all.iter().find(|p| p.pid == pgrp as Pid))
+                .ok_or(Errno::ESRCH)?;
+            if named.sid() != me.sid() {
+                return Err(Errno::EPERM);
+            }
+            TERMINAL.lock().pgrp = Some(pgrp as Pid);
+            Ok(0)
+        }
+        abi::TIOCSCTTY => {
+            let mut terminal = TERMINAL.lock();
+            let leader = me.sid() == me.pid;
+            if leader && controls_mine(&terminal) {
+                return Ok(0);
+            }
+            if !leader {
+                return Err(Errno::EPERM);
+            }
+            // Another session's terminal is taken only when asked to steal
+            // it. Everyone has CAP_SYS_ADMIN here, so a descriptor not open
+            // for reading may take it too, as on Linux for root.
+            if terminal.session.is_some() && arg != 1 {
+                return Err(Errno::EPERM);
+            }
+            terminal.session = Some(me.sid());
+            terminal.pgrp = Some(me.pgid());
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Types into the console of a kernel booted on QEMU (virt, or raspi4b) into
+Aspen's /init shell, and checks what the terminal's line discipline makes of it:
+
+- `echo abc<DEL>d<Enter>` prints `abd` (the erase is shown as `\\b \\b`);
+- ^C while `/bin/fuzz` runs ends it with SIGINT and the shell goes on;
+- ^U erases a line typed so far.
+
+Usage: scripts/console-typing.py KERNEL INITRD [APPEND]
+(Aspen: build/qemu-virt/Image build/initramfs.cpio; Linux: its vmlinuz,
+the same initrd and APPEND "console=ttyAMA0 quiet"). The environment
+variable MACHINE replaces the machine's QEMU arguments (default
+"-M virt -cpu cortex-a72 -m 1G"; the Pi 4: "-M raspi4b -dtb DTB" with
+build/rpi4/kernel8.img). Prints PASS or FAIL
+for each check; exits 0 only when all pass.
+"""
+import os
+import select
+import subprocess
+import sys
+import time
+
+DEFAULT_MACHINE = "-M virt -cpu cortex-a72 -m 1G"
+BOOT_TIMEOUT = 120
+STEP_TIMEOUT = 20
+# Pause between typed bytes, as a person types (and under the UART's FIFO).
+KEY_PAUSE = 0.02
+
+
+class Console:
+    """QEMU with its serial port on stdin and stdout."""
+
+    def __init__(self, kernel, initrd, append):
+        self.qemu = subprocess.Popen(
+            ["qemu-system-aarch64", *os.environ.get("MACHINE", DEFAULT_MACHINE).split(), "-nographic",
+             "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", append],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.seen = b""
+        self.mark = 0
+
+    def wait_for(self, pattern, timeout=STEP_TIMEOUT):
+        """Whether `pattern` shows up in the output after the last mark."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if pattern in self.seen[self.mark:]:
+                return True
+            ready, _, _ = select.select([self.qemu.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.qemu.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                self.seen += chunk
+        return pattern in self.seen[self.mark:]
+
+    def type(self, keys):
+        """Types `keys`; what is shown next is looked for from here."""
+        self.mark = len(self.seen)
+        for key in keys:
+            self.qemu.stdin.write(bytes([key]))
+            self.qemu.stdin.flush()
+            time.sleep(KEY_PAUSE)
+
+    def shown(self):
+        """The output since the last mark."""
+        return self.seen[self.mark:]
+
+    def close(self):
+        self.qemu.kill()
+        self.qemu.wait()
+
+
+def main():
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    console = Console(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "")
+    failures = 0
+
+    def check(name, passed):
+        nonlocal failures
+        print(("PASS " if passed else "FAIL ") + name + ("" if passed else f": {console.shown()!r}"))
+        failures += not passed
+
+    try:
+        if not console.wait_for(b"aspen# ", BOOT_TIMEOUT):
+            check("the shell's prompt", False)
+            return 1
+        console.type(b"echo abc\x7fd\r")
+        check("a line edited by the terminal", console.wait_for(b"abc\x08 \x08d\r\nabd\r\naspen# "))
+        console.type(b"run /bin/fuzz --iterations 100000000\r")
+        time.sleep(3)
+        console.type(b"\x03")
+        check("^C ends the running program", console.wait_for(b"^C") and console.wait_for(b"signal=2]\r\naspen# "))
+        console.type(b"echo x\x15echo still\r")
+        check("^U erases the line; the shell survived ^C", console.wait_for(b"\r\nstill\r\naspen# "))
+    finally:
+        console.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
