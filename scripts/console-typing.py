@@ -12,7 +12,7 @@ the same initrd and APPEND "console=ttyAMA0 quiet"). The environment
 variable MACHINE replaces the machine's QEMU arguments (default
 "-M virt -cpu cortex-a72 -m 1G"; the Pi 4: "-M raspi4b -dtb DTB" with
 build/rpi4/kernel8.img). Prints PASS or FAIL
-for each check; exits 0 only when all pass.
+for each check and `N passed, M failed` last; exits 0 only when all pass.
 """
 import os
 import select
@@ -74,11 +74,13 @@ def main():
         sys.exit(__doc__)
     console = Console(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "")
     failures = 0
+    passes = 0
 
     def check(name, passed):
-        nonlocal failures
+        nonlocal failures, passes
         print(("PASS " if passed else "FAIL ") + name + ("" if passed else f": {console.shown()!r}"))
         failures += not passed
+        passes += passed
 
     try:
         if not console.wait_for(b"aspen# ", BOOT_TIMEOUT):
@@ -94,6 +96,7 @@ def main():
         check("^U erases the line; the shell survived ^C", console.wait_for(b"\r\nstill\r\naspen# "))
     finally:
         console.close()
+        print(f"{passes} passed, {failures} failed")
     return 1 if failures else 0
 
 

@@ -2,8 +2,9 @@
 #! `make test`: the lint step (`make lint`: rustfmt, and clippy with warnings
 #! as errors), the host tests of every host-testable crate, the SD-card
 #! image and flash-refusal checks, then the kernel's self-tests booted under
-#! QEMU on each board through the serial-console runner. Ends with the
-#! combined `N passed, M failed`.
+#! QEMU on each board through the serial-console runner, and a session typed
+#! into the console (scripts/console-typing.py). Ends with the combined
+#! `N passed, M failed`.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,6 +86,10 @@ kernel_run qemu-virt --board qemu-virt --kernel "$virt" --initrd build/initramfs
 # The SD card's own kernel8.img and initramfs.cpio, with its device tree.
 kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
 	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960 -- --run-tests"
+# The terminal as a person types into it: line editing, ^C, ^U.
+echo "== console typing: qemu-virt"
+python3 scripts/console-typing.py "$virt" build/initramfs.cpio 2>&1 | tee "$LOGS/console-typing.log"
+tally "console typing" "$LOGS/console-typing.log" "${PIPESTATUS[0]}"
 # No device tree (so no initrd either): board defaults, and the command
 # line built into the image.
 nodtb=$(ASPEN_DEFAULT_CMDLINE="aspen.ktest" image rpi4 IMAGE_DIR=build/rpi4-no-dtb)
