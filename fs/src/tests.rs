@@ -69,12 +69,12 @@ fn read_all(file: &crate::OpenFile<TestEnv>) -> Vec<u8> {
 #[test]
 fn initramfs_files_read_back_and_are_read_only() {
     let vfs = tree();
-    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0, (0, 0)).unwrap();
     assert_eq!(read_all(&f), b"hello, world\n");
     assert_eq!(f.lseek(-6, Whence::End).unwrap(), 7);
     assert_eq!(read_all(&f), b"world\n");
-    assert_eq!(vfs.open(b"/bin/hello", RDWR, 0).err(), Some(Errno::EROFS));
-    assert_eq!(vfs.open(b"/bin/new", OpenFlags::CREAT | OpenFlags::RDWR, 0o644).err(), Some(Errno::EROFS));
+    assert_eq!(vfs.open(b"/bin/hello", RDWR, 0, (0, 0)).err(), Some(Errno::EROFS));
+    assert_eq!(vfs.open(b"/bin/new", OpenFlags::CREAT | OpenFlags::RDWR, 0o644, (0, 0)).err(), Some(Errno::EROFS));
     // A directory implied by a member's path exists.
     assert!(vfs.lookup(b"/etc").unwrap().is_dir());
 }
@@ -88,15 +88,15 @@ fn lookups_follow_linux_rules() {
     assert_eq!(vfs.lookup(b"/bin/nothing").err(), Some(Errno::ENOENT));
     assert_eq!(vfs.lookup(b"/bin/hello/x").err(), Some(Errno::ENOTDIR));
     assert_eq!(vfs.lookup(b"/bin/hello/").err(), Some(Errno::ENOTDIR));
-    assert_eq!(vfs.open(b"/bin/hello/", RDONLY, 0).err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.open(b"/bin/hello/", RDONLY, 0, (0, 0)).err(), Some(Errno::ENOTDIR));
     assert!(vfs.lookup(b"/bin/").unwrap().is_dir());
     assert_eq!(vfs.lookup(b"").err(), Some(Errno::ENOENT));
     let long = alloc::vec![b'a'; 300];
     assert_eq!(vfs.lookup(&long).err(), Some(Errno::ENAMETOOLONG));
     let huge = alloc::vec![b'/'; 5000];
     assert_eq!(vfs.lookup(&huge).err(), Some(Errno::ENAMETOOLONG));
-    assert_eq!(vfs.open(b"/bin/hello", OpenFlags::DIRECTORY, 0).err(), Some(Errno::ENOTDIR));
-    assert_eq!(vfs.open(b"/bin", RDWR, 0).err(), Some(Errno::EISDIR));
+    assert_eq!(vfs.open(b"/bin/hello", OpenFlags::DIRECTORY, 0, (0, 0)).err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.open(b"/bin", RDWR, 0, (0, 0)).err(), Some(Errno::EISDIR));
     match vfs.lookup(b"/dev/console").unwrap().kind {
         NodeKind::CharDevice { major, minor } => assert_eq!((major, minor), (5, 1)),
         _ => panic!("/dev/console is not a character device"),
@@ -107,22 +107,22 @@ fn lookups_follow_linux_rules() {
 fn tmpfs_files_are_created_written_appended_and_truncated() {
     let vfs = tree();
     let create = OpenFlags::CREAT | OpenFlags::RDWR;
-    let f = vfs.open(b"/tmp/log", create, 0o644).unwrap();
+    let f = vfs.open(b"/tmp/log", create, 0o644, (0, 0)).unwrap();
     assert_eq!(f.write(b"one ", false).unwrap(), 4);
-    let g = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::APPEND, 0).unwrap();
+    let g = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::APPEND, 0, (0, 0)).unwrap();
     assert_eq!(g.write(b"two", true).unwrap(), 3);
-    let r = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
+    let r = vfs.open(b"/tmp/log", RDONLY, 0, (0, 0)).unwrap();
     assert_eq!(read_all(&r), b"one two");
     assert_eq!(r.node().stat().size, 7);
-    assert_eq!(vfs.open(b"/tmp/log", create | OpenFlags::EXCL, 0).err(), Some(Errno::EEXIST));
-    let t = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::TRUNC, 0).unwrap();
+    assert_eq!(vfs.open(b"/tmp/log", create | OpenFlags::EXCL, 0, (0, 0)).err(), Some(Errno::EEXIST));
+    let t = vfs.open(b"/tmp/log", OpenFlags::RDWR | OpenFlags::TRUNC, 0, (0, 0)).unwrap();
     assert_eq!(t.node().stat().size, 0);
     assert_eq!(r.write(b"x", false).err(), Some(Errno::EBADF));
     // Sparse write: the hole reads as zeros.
     t.lseek(8192, Whence::Set).unwrap();
     t.write(b"end", false).unwrap();
     let mut buf = [1u8; 16];
-    let s = vfs.open(b"/tmp/log", RDONLY, 0).unwrap();
+    let s = vfs.open(b"/tmp/log", RDONLY, 0, (0, 0)).unwrap();
     s.lseek(4096, Whence::Set).unwrap();
     assert_eq!(s.read(&mut buf).unwrap(), 16);
     assert_eq!(buf, [0; 16]);
@@ -132,7 +132,7 @@ fn tmpfs_files_are_created_written_appended_and_truncated() {
 #[test]
 fn a_read_moves_the_position_by_what_the_reader_took() {
     let vfs = tree();
-    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0, (0, 0)).unwrap();
     let nothing_taken = f.read_into(5, |_| Err(CopyFault::at_start(Errno::EFAULT)));
     assert_eq!(nothing_taken, Err(ReadIntoError::Delivery(CopyFault::at_start(Errno::EFAULT))));
     assert_eq!(f.lseek(0, Whence::Current).unwrap(), 0);
@@ -150,23 +150,23 @@ fn a_read_moves_the_position_by_what_the_reader_took() {
         f.read_into(5, |data| if data.is_empty() { Ok(()) } else { Err(CopyFault::at_start(Errno::EIO)) }),
         Ok(0)
     );
-    let dir = vfs.open(b"/bin", RDONLY, 0).unwrap();
+    let dir = vfs.open(b"/bin", RDONLY, 0, (0, 0)).unwrap();
     assert_eq!(dir.read_into(5, |_| Ok(())), Err(ReadIntoError::File(Errno::EISDIR)));
 }
 
 #[test]
 fn a_file_and_its_page_cache_are_one() {
     let vfs = tree();
-    let f = vfs.open(b"/tmp/shared", OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
+    let f = vfs.open(b"/tmp/shared", OpenFlags::CREAT | OpenFlags::RDWR, 0o600, (0, 0)).unwrap();
     f.write(b"abc", false).unwrap();
-    let g = vfs.open(b"/tmp/shared", RDONLY, 0).unwrap();
+    let g = vfs.open(b"/tmp/shared", RDONLY, 0, (0, 0)).unwrap();
     assert!(Arc::ptr_eq(f.object().unwrap(), g.object().unwrap()));
 }
 
 #[test]
 fn directories_list_in_order_and_resume() {
     let vfs = tree();
-    let d = vfs.open(b"/", OpenFlags::DIRECTORY, 0).unwrap();
+    let d = vfs.open(b"/", OpenFlags::DIRECTORY, 0, (0, 0)).unwrap();
     let first = d.read_dir(3).unwrap();
     let names: Vec<_> = first.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, [".", "..", "bin"]);
@@ -174,7 +174,7 @@ fn directories_list_in_order_and_resume() {
     let rest: Vec<_> = d.read_dir(10).unwrap().into_iter().map(|e| (e.name, e.kind)).collect();
     assert_eq!(rest, [("bin".into(), 4), ("dev".into(), 4), ("etc".into(), 4), ("tmp".into(), 4)]);
     assert!(d.read_dir(10).unwrap().is_empty());
-    let f = vfs.open(b"/bin/hello", RDONLY, 0).unwrap();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0, (0, 0)).unwrap();
     assert_eq!(f.read_dir(1).err(), Some(Errno::ENOTDIR));
 }
 
@@ -300,4 +300,63 @@ mod pipe {
         assert_eq!(fault, Err(CopyFault { copied: 2 * 4096, errno: Errno::ENOMEM }));
         assert_eq!(buffer.len(), 2 * 4096);
     }
+}
+
+#[test]
+fn directories_are_made_removed_and_renamed_as_linux() {
+    let vfs = tree();
+    let create = OpenFlags::CREAT | RDWR;
+    assert_eq!(vfs.mkdir(b"/tmp/d", 0o755, (0, 0)), Ok(()));
+    assert_eq!(vfs.mkdir(b"/tmp/d", 0o755, (0, 0)), Err(Errno::EEXIST));
+    assert_eq!(vfs.mkdir(b"/bin", 0o755, (0, 0)), Err(Errno::EEXIST));
+    assert_eq!(vfs.mkdir(b"/bin/new", 0o755, (0, 0)), Err(Errno::EROFS));
+    assert_eq!(vfs.mkdir(b"/tmp/no/d", 0o755, (0, 0)), Err(Errno::ENOENT));
+    assert_eq!(vfs.mkdir(b"/", 0o755, (0, 0)), Err(Errno::EEXIST));
+    vfs.open(b"/tmp/d/f", create, 0o644, (7, 8)).unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/d/f").unwrap().owner(), (7, 8));
+    assert_eq!(vfs.mkdir(b"/tmp/d/f/x", 0o755, (0, 0)), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.unlink(b"/tmp/d", true), Err(Errno::ENOTEMPTY));
+    assert_eq!(vfs.unlink(b"/tmp/d", false), Err(Errno::EISDIR));
+    assert_eq!(vfs.unlink(b"/tmp/d/f", true), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.unlink(b"/tmp", true), Err(Errno::EROFS));
+    assert_eq!(vfs.unlink(b"/tmp/d/.", true), Err(Errno::EINVAL));
+    assert_eq!(vfs.unlink(b"/bin/hello", false), Err(Errno::EROFS));
+    assert_eq!(vfs.rename(b"/tmp/d/f", b"/tmp/g", false), Ok(()));
+    assert_eq!(vfs.lookup(b"/tmp/d/f").err(), Some(Errno::ENOENT));
+    vfs.open(b"/tmp/h", create, 0o644, (0, 0)).unwrap();
+    assert_eq!(vfs.rename(b"/tmp/g", b"/tmp/h", true), Err(Errno::EEXIST));
+    assert_eq!(vfs.rename(b"/tmp/g", b"/tmp/d", false), Err(Errno::EISDIR));
+    assert_eq!(vfs.rename(b"/tmp/d", b"/tmp/h", false), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.rename(b"/tmp/d", b"/tmp/d/e", false), Err(Errno::EINVAL));
+    assert_eq!(vfs.rename(b"/tmp/g", b"/bin/g", false), Err(Errno::EROFS));
+    assert_eq!(vfs.rename(b"/tmp/g", b"/tmp/h", false), Ok(()));
+    assert_eq!(vfs.unlink(b"/tmp/h", false), Ok(()));
+    assert_eq!(vfs.unlink(b"/tmp/d", true), Ok(()));
+    assert_eq!(vfs.unlink(b"/tmp/d", true), Err(Errno::ENOENT));
+}
+
+#[test]
+fn modes_owners_and_sizes_change_on_tmpfs_only() {
+    let vfs = tree();
+    let f = vfs.open(b"/tmp/f", OpenFlags::CREAT | RDWR, 0o4755, (0, 0)).unwrap();
+    let node = f.node();
+    node.chown(Some(5), None).unwrap();
+    assert_eq!(node.stat().mode, S_IFREG | 0o755);
+    assert_eq!(node.owner(), (5, 0));
+    node.chmod(0o600).unwrap();
+    assert_eq!(node.stat().mode, S_IFREG | 0o600);
+    node.truncate(10).unwrap();
+    assert_eq!(node.stat().size, 10);
+    assert_eq!(vfs.lookup(b"/bin/hello").unwrap().chmod(0o777), Err(Errno::EROFS));
+    assert_eq!(vfs.lookup(b"/tmp").unwrap().truncate(0), Err(Errno::EISDIR));
+    assert_eq!(vfs.lookup(b"/bin/hello").unwrap().truncate(0), Err(Errno::EROFS));
+}
+
+#[test]
+fn paths_normalize_against_a_base() {
+    use crate::normalize;
+    assert_eq!(normalize(b"/tmp", b"a/../b/./c"), b"/tmp/b/c");
+    assert_eq!(normalize(b"/tmp", b"/etc//x/"), b"/etc/x");
+    assert_eq!(normalize(b"/", b"../.."), b"/");
+    assert_eq!(normalize(b"/a/b", b".."), b"/a");
 }

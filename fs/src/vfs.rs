@@ -4,7 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::uaccess::CopyFault;
@@ -23,6 +23,11 @@ pub const NAME_MAX: usize = 255;
 /// Device numbers shown in `stat` and `/proc/<pid>/maps`.
 const INITRAMFS_DEV: (u32, u32) = (0, 1);
 const TMPFS_DEV: (u32, u32) = (0, 2);
+
+/// `statfs`'s `f_type` of the initramfs (Linux's rootfs is a ramfs).
+pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
+/// `statfs`'s `f_type` of a tmpfs.
+pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 /// A directory's entries, by name.
 type DirEntries<E> = Mutex<BTreeMap<String, Arc<Node<E>>>>;
@@ -46,8 +51,13 @@ pub enum NodeKind<E: MmEnv + 'static> {
 pub struct Node<E: MmEnv + 'static> {
     /// Inode number, unique in the whole tree (the root is 1).
     pub ino: u64,
-    /// File type and permission bits, as in `st_mode`.
-    pub mode: u32,
+    /// File type and permission bits, as in `st_mode` (`chmod` changes
+    /// the permission bits).
+    mode: AtomicU32,
+    /// The owner's user id (`chown` changes it).
+    uid: AtomicU32,
+    /// The owner's group id (`chown` changes it).
+    gid: AtomicU32,
     /// On a writable file system (tmpfs): files can be created and written.
     pub writable: bool,
     /// The (major, minor) device of the file system holding the node, as
@@ -70,6 +80,79 @@ impl<E: MmEnv + 'static> Node<E> {
         }
     }
 
+    /// A node owned by root.
+    fn new(ino: u64, mode: u32, writable: bool, dev: (u32, u32), kind: NodeKind<E>) -> Arc<Self> {
+        Arc::new(Node {
+            ino,
+            mode: AtomicU32::new(mode),
+            uid: AtomicU32::new(0),
+            gid: AtomicU32::new(0),
+            writable,
+            dev,
+            kind,
+        })
+    }
+
+    /// File type and permission bits, as in `st_mode`.
+    pub fn mode(&self) -> u32 {
+        self.mode.load(Ordering::Relaxed)
+    }
+
+    /// The owner's user and group ids.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.uid.load(Ordering::Relaxed), self.gid.load(Ordering::Relaxed))
+    }
+
+    /// `chmod`: sets the permission bits (`0o7777` of `mode`); `EROFS` on
+    /// the read-only initramfs.
+    pub fn chmod(&self, mode: u32) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let kind = self.mode() & S_IFMT;
+        self.mode.store(kind | (mode & 0o7777), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `chown`: sets the owner and group (`None`: unchanged); a change of
+    /// owner clears set-user-id and set-group-id, as Linux does for a
+    /// regular file. `EROFS` on the read-only initramfs.
+    pub fn chown(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        if let Some(uid) = uid {
+            self.uid.store(uid, Ordering::Relaxed);
+        }
+        if let Some(gid) = gid {
+            self.gid.store(gid, Ordering::Relaxed);
+        }
+        if (uid.is_some() || gid.is_some()) && matches!(self.kind, NodeKind::File(_)) {
+            self.mode.fetch_and(!0o6000, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// `truncate`: sets a regular file's length. `EISDIR` for a directory,
+    /// `EINVAL` for other nodes, `EROFS` on the initramfs.
+    pub fn truncate(&self, size: u64) -> Result<(), Errno> {
+        match &self.kind {
+            NodeKind::Dir(_) => Err(Errno::EISDIR),
+            NodeKind::CharDevice { .. } => Err(Errno::EINVAL),
+            NodeKind::File(_) if !self.writable => Err(Errno::EROFS),
+            NodeKind::File(object) => object.truncate(size),
+        }
+    }
+
+    /// `statfs`'s `f_type` of the file system holding the node.
+    pub fn fs_magic(&self) -> u64 {
+        if self.dev == TMPFS_DEV {
+            TMPFS_MAGIC
+        } else {
+            RAMFS_MAGIC
+        }
+    }
+
     /// What `stat` reports for the node.
     pub fn stat(&self) -> Stat {
         let size = match &self.kind {
@@ -80,7 +163,12 @@ impl<E: MmEnv + 'static> Node<E> {
             NodeKind::CharDevice { major, minor } => (major, minor),
             _ => (0, 0),
         };
-        Stat { dev: self.dev, ino: self.ino, mode: self.mode, size, rdev }
+        let (uid, gid) = self.owner();
+        let nlink = match &self.kind {
+            NodeKind::Dir(entries) => 2 + entries.lock().values().filter(|n| n.is_dir()).count() as u32,
+            _ => 1,
+        };
+        Stat { dev: self.dev, ino: self.ino, mode: self.mode(), size, rdev, uid, gid, nlink }
     }
 }
 
@@ -97,6 +185,13 @@ pub struct Stat {
     pub size: u64,
     /// `st_rdev`: a device node's (major, minor); (0, 0) for other nodes.
     pub rdev: (u32, u32),
+    /// `st_uid`: the owner.
+    pub uid: u32,
+    /// `st_gid`: the group.
+    pub gid: u32,
+    /// `st_nlink`: 1 for a file; 2 and one per subdirectory for a
+    /// directory.
+    pub nlink: u32,
 }
 
 /// `lseek`'s origin.
@@ -118,13 +213,7 @@ pub struct Vfs<E: MmEnv + 'static> {
 }
 
 fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Arc<Node<E>> {
-    Arc::new(Node {
-        ino,
-        mode: S_IFDIR | (mode & 0o7777),
-        writable,
-        dev,
-        kind: NodeKind::Dir(Mutex::new(BTreeMap::new())),
-    })
+    Node::new(ino, S_IFDIR | (mode & 0o7777), writable, dev, NodeKind::Dir(Mutex::new(BTreeMap::new())))
 }
 
 /// The components of `path` that name something (no empty ones, no ".").
@@ -183,21 +272,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
                         path: alloc::format!("/{}", entry.name),
                     };
                     let object = FileObject::new(self.env, Arc::new(ReadOnlyPager::new(entry.data)), identity);
-                    Arc::new(Node {
-                        ino,
-                        mode: entry.mode,
-                        writable: false,
-                        dev: INITRAMFS_DEV,
-                        kind: NodeKind::File(object),
-                    })
+                    Node::new(ino, entry.mode, false, INITRAMFS_DEV, NodeKind::File(object))
                 }
-                S_IFCHR => Arc::new(Node {
+                S_IFCHR => Node::new(
                     ino,
-                    mode: entry.mode,
-                    writable: false,
-                    dev: INITRAMFS_DEV,
-                    kind: NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
-                }),
+                    entry.mode,
+                    false,
+                    INITRAMFS_DEV,
+                    NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
+                ),
                 _ => continue,
             };
             let mut entries = entries.lock();
@@ -238,8 +321,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(())
     }
 
-    /// The node at absolute `path` (relative paths resolve from the root:
-    /// Aspen tasks have no working directory other than `/`).
+    /// The node at absolute `path` (the kernel makes a relative path
+    /// absolute first; here it resolves from the root).
     pub fn lookup(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
         let mut stack: Vec<Arc<Node<E>>> = alloc::vec![self.root.clone()];
         for part in components(path)? {
@@ -261,8 +344,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(node)
     }
 
-    /// Opens (or with `O_CREAT` creates) the file at `path`.
-    pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32) -> Result<OpenFile<E>, Errno> {
+    /// Opens (or with `O_CREAT` creates, owned by `owner`) the file at
+    /// absolute `path`.
+    pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32, owner: (u32, u32)) -> Result<OpenFile<E>, Errno> {
         let node = match self.lookup(path) {
             Ok(node) => {
                 if flags.contains(OpenFlags::CREAT) && flags.contains(OpenFlags::EXCL) {
@@ -270,7 +354,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 }
                 node
             }
-            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode)?,
+            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode, owner)?,
             Err(e) => return Err(e),
         };
         if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() {
@@ -289,28 +373,38 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 object.truncate(0)?;
             }
         }
-        Ok(OpenFile { node, offset: Mutex::new(0), flags })
+        Ok(OpenFile { node, offset: Mutex::new(0), flags, path: normalize(b"/", path) })
     }
 
-    /// Creates an empty regular file at `path` in a writable directory.
-    fn create(&self, path: &[u8], mode: u32) -> Result<Arc<Node<E>>, Errno> {
+    /// The directory that holds the last component of `path`, and that
+    /// component. `EBUSY` for the root (which has no parent entry),
+    /// `EINVAL` when the path ends in "." and `ENOTEMPTY` in ".." (what
+    /// `rmdir` reports; `mkdir` says `EEXIST` for both, which the caller
+    /// decides).
+    fn parent_of<'p>(&self, path: &'p [u8]) -> Result<(Arc<Node<E>>, &'p str), Errno> {
         let parts = components(path)?;
-        let (name, parent_parts) = parts.split_last().ok_or(Errno::EISDIR)?;
+        let last = path.rsplit(|&b| b == b'/').find(|p| !p.is_empty());
+        if last == Some(b".") {
+            return Err(Errno::EINVAL);
+        }
+        let (name, parent_parts) = parts.split_last().ok_or(Errno::EBUSY)?;
         if *name == ".." {
-            return Err(Errno::EISDIR);
+            return Err(Errno::ENOTEMPTY);
         }
-        let mut parent_path = String::new();
+        let mut parent_path = String::from("/");
         for p in parent_parts {
-            parent_path.push('/');
             parent_path.push_str(p);
+            parent_path.push('/');
         }
-        let parent = self.lookup(parent_path.as_bytes()).or_else(|e| {
-            if parent_path.is_empty() {
-                Ok(self.root.clone())
-            } else {
-                Err(e)
-            }
-        })?;
+        let parent = self.lookup(parent_path.as_bytes())?;
+        parent.dir()?;
+        Ok((parent, name))
+    }
+
+    /// Creates an empty regular file at `path` in a writable directory,
+    /// owned by `owner` (user, group).
+    fn create(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<Arc<Node<E>>, Errno> {
+        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EISDIR)?;
         let entries = parent.dir()?;
         if !parent.writable {
             return Err(Errno::EROFS);
@@ -320,20 +414,156 @@ impl<E: MmEnv + 'static> Vfs<E> {
             major: parent.dev.0,
             minor: parent.dev.1,
             inode: ino,
-            path: alloc::format!("/{}", parts.join("/")),
+            path: String::from(core::str::from_utf8(&normalize(b"/", path)).unwrap_or("?")),
         };
         let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
-        let node = Arc::new(Node {
-            ino,
-            mode: S_IFREG | (mode & 0o777),
-            writable: true,
-            dev: parent.dev,
-            kind: NodeKind::File(object),
-        });
+        let node = Node::new(ino, S_IFREG | (mode & 0o7777), true, parent.dev, NodeKind::File(object));
+        node.uid.store(owner.0, Ordering::Relaxed);
+        node.gid.store(owner.1, Ordering::Relaxed);
         let mut entries = entries.lock();
         // Someone may have created it meanwhile: open what is there.
-        Ok(entries.entry(String::from(*name)).or_insert(node).clone())
+        Ok(entries.entry(String::from(name)).or_insert(node).clone())
     }
+
+    /// `mkdir`: a new empty directory at `path` with permission bits
+    /// `mode` (the caller has applied the umask), owned by `owner`. As
+    /// Linux: `EEXIST` when the path names something (before `EROFS`),
+    /// `ENOENT`/`ENOTDIR` for a missing or non-directory parent.
+    pub fn mkdir(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(path) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        if entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        let dir = new_dir(self.ino(), mode, true, parent.dev);
+        dir.uid.store(owner.0, Ordering::Relaxed);
+        dir.gid.store(owner.1, Ordering::Relaxed);
+        entries.insert(String::from(name), dir);
+        Ok(())
+    }
+
+    /// `unlink` (`directory` false) or `rmdir` (true) of `path`. As Linux:
+    /// `unlink` of a directory is `EISDIR`, `rmdir` of anything else
+    /// `ENOTDIR`, of a directory with entries `ENOTEMPTY`, of a mount point
+    /// `EBUSY`; `EROFS` on the initramfs.
+    pub fn unlink(&self, path: &[u8], directory: bool) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(path) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) if !directory => return Err(Errno::EISDIR),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        let node = entries.get(name).ok_or(Errno::ENOENT)?;
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        match (&node.kind, directory) {
+            (NodeKind::Dir(_), false) => return Err(Errno::EISDIR),
+            (NodeKind::Dir(children), true) => {
+                if node.dev != parent.dev {
+                    return Err(Errno::EBUSY);
+                }
+                if !children.lock().is_empty() {
+                    return Err(Errno::ENOTEMPTY);
+                }
+            }
+            (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) => {}
+        }
+        entries.remove(name);
+        Ok(())
+    }
+
+    /// `renameat2(old, new)`: moves the entry `old` to `new`, replacing
+    /// what `new` names unless `noreplace` (then `EEXIST`). As Linux: a
+    /// directory replaces only an empty directory (`ENOTEMPTY`), a file
+    /// only a non-directory (`EISDIR`; a directory over a file is
+    /// `ENOTDIR`); across file systems `EXDEV`; a directory into itself
+    /// `EINVAL`; on the initramfs `EROFS`.
+    pub fn rename(&self, old: &[u8], new: &[u8], noreplace: bool) -> Result<(), Errno> {
+        let busy = |e| if e == Errno::ENOTEMPTY || e == Errno::EINVAL { Errno::EBUSY } else { e };
+        let (from, old_name) = self.parent_of(old).map_err(busy)?;
+        let (to, new_name) = self.parent_of(new).map_err(busy)?;
+        let node = from.dir()?.lock().get(old_name).cloned().ok_or(Errno::ENOENT)?;
+        if !from.writable || !to.writable {
+            return Err(Errno::EROFS);
+        }
+        if from.dev != to.dev || node.dev != from.dev {
+            return Err(Errno::EXDEV);
+        }
+        let (old_abs, new_abs) = (normalize(b"/", old), normalize(b"/", new));
+        if node.is_dir()
+            && new_abs.len() > old_abs.len()
+            && new_abs.starts_with(&old_abs)
+            && new_abs[old_abs.len()] == b'/'
+        {
+            return Err(Errno::EINVAL);
+        }
+        if Arc::ptr_eq(&from, &to) && old_name == new_name {
+            return Ok(());
+        }
+        // One entry lock at a time: the kernel is not preempted between
+        // these steps, so the checks still hold when the entries change.
+        if let Some(existing) = to.dir()?.lock().get(new_name).cloned() {
+            if noreplace {
+                return Err(Errno::EEXIST);
+            }
+            match (node.is_dir(), &existing.kind) {
+                (true, NodeKind::Dir(children)) => {
+                    if existing.dev != to.dev {
+                        return Err(Errno::EBUSY);
+                    }
+                    if !children.lock().is_empty() {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                }
+                (true, _) => return Err(Errno::ENOTDIR),
+                (false, NodeKind::Dir(_)) => return Err(Errno::EISDIR),
+                (false, _) => {}
+            }
+        }
+        from.dir()?.lock().remove(old_name);
+        to.dir()?.lock().insert(String::from(new_name), node);
+        Ok(())
+    }
+}
+
+/// The absolute path `path` names when relative paths start at `base` (an
+/// absolute path): "." and empty components dropped, ".." taken back a
+/// component (not past the root). Lexical: a ".." after a file is not
+/// checked here, the lookup of the result is.
+pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let whole: Vec<&[u8]> = if path.first() == Some(&b'/') {
+        path.split(|&b| b == b'/').collect()
+    } else {
+        base.split(|&b| b == b'/').chain(path.split(|&b| b == b'/')).collect()
+    };
+    for part in whole {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// One directory entry as `getdents64` reports it.
@@ -363,12 +593,19 @@ pub struct OpenFile<E: MmEnv + 'static> {
     node: Arc<Node<E>>,
     offset: Mutex<u64>,
     flags: OpenFlags,
+    path: Vec<u8>,
 }
 
 impl<E: MmEnv + 'static> OpenFile<E> {
     /// The node that was opened.
     pub fn node(&self) -> &Arc<Node<E>> {
         &self.node
+    }
+
+    /// The absolute path it was opened by (what a directory descriptor
+    /// makes relative paths start from).
+    pub fn path(&self) -> &[u8] {
+        &self.path
     }
 
     /// The flags the file was opened with (its access mode; the kernel

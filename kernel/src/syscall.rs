@@ -33,6 +33,7 @@ use crate::task::sched;
 use crate::{console, files, pipe, poll, power};
 
 mod limits;
+mod paths;
 mod time;
 
 type SysResult = Result<u64, Errno>;
@@ -63,6 +64,27 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Pselect6 => pselect6(a0, [a1, a2, a3], a4, a5),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
+        Sysno::Getcwd => paths::getcwd(a0, a1),
+        Sysno::Chdir => paths::chdir(a0),
+        Sysno::Fchdir => paths::fchdir(a0),
+        Sysno::Umask => paths::umask(a0),
+        Sysno::Mkdirat => paths::mkdirat(a0 as i32 as i64, a1, a2),
+        Sysno::Unlinkat => paths::unlinkat(a0 as i32 as i64, a1, a2),
+        Sysno::Renameat => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, 0),
+        Sysno::Renameat2 => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4 as u32 as u64),
+        Sysno::Faccessat => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, 0),
+        Sysno::Faccessat2 => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, a3 as u32 as u64),
+        Sysno::Fchmodat => paths::fchmodat(a0 as i32 as i64, a1, a2),
+        Sysno::Fchmod => paths::fchmod(a0, a1),
+        Sysno::Fchownat => paths::fchownat(a0 as i32 as i64, a1, a2, a3, a4),
+        Sysno::Fchown => paths::fchown(a0, a1, a2),
+        Sysno::Truncate => paths::truncate(a0, a1),
+        Sysno::Ftruncate => paths::ftruncate(a0, a1),
+        Sysno::Fsync | Sysno::Fdatasync => paths::fsync(a0),
+        Sysno::Statfs => paths::statfs(a0, a1),
+        Sysno::Fstatfs => paths::fstatfs(a0, a1),
+        Sysno::Readlinkat => paths::readlinkat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Statx => paths::statx(a0 as i32 as i64, a1, a2, a3, a4),
         Sysno::Fstat => fstat(a0, a1),
         Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
         Sysno::Ioctl => ioctl(a0, a1 as u32, a2),
@@ -494,26 +516,14 @@ fn atomic_pipe_writev(writer: &pipe::PipeWriter, nonblocking: bool, slices: &[Us
 
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
-/// The absolute path a `*at` call names. Only AT_FDCWD (whose directory is
-/// always `/`) and absolute paths are supported; directory descriptors
-/// give EOPNOTSUPP.
-fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
-    let path = read_string(path, PATH_MAX - 1)?;
-    if path.first() == Some(&b'/') || dirfd == i64::from(AT_FDCWD) {
-        return Ok(path);
-    }
-    with_files(|f| f.get(dirfd as u64))?;
-    Err(Errno::EOPNOTSUPP)
-}
-
 fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
-    let path = at_path(dirfd, path)?;
+    let path = paths::at_path(dirfd, path)?;
     let kind = if path == b"/dev/console" || path == b"/dev/tty" {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else {
-        let file = files::vfs().open(&path, flags, mode as u32)?;
+        let file = files::vfs().open(&path, flags, paths::masked(mode), (0, 0))?;
         if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
             Description::Console
         } else {
@@ -776,13 +786,18 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
         Description::File(file) => file.node().stat(),
-        Description::Console => aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1) },
+        Description::Console => {
+            aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1), uid: 0, gid: 0, nlink: 1 }
+        }
         Description::Snapshot(s) => aspen_fs::Stat {
             dev: (0, 4),
             ino: 3,
             mode: if s.entries.is_empty() { 0o100444 } else { 0o040555 },
             size: 0,
             rdev: (0, 0),
+            uid: 0,
+            gid: 0,
+            nlink: 1,
         },
     }
 }
@@ -790,7 +805,7 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
 /// A pipe's `stat`: a FIFO (mode 0o10600) of the pipe file system, with
 /// its own inode number.
 fn pipe_stat(ino: u64) -> aspen_fs::Stat {
-    aspen_fs::Stat { dev: (0, 12), ino, mode: 0o010600, size: 0, rdev: (0, 0) }
+    aspen_fs::Stat { dev: (0, 12), ino, mode: 0o010600, size: 0, rdev: (0, 0), uid: 0, gid: 0, nlink: 1 }
 }
 
 fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
@@ -798,7 +813,9 @@ fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
         dev: make_dev(stat.dev),
         ino: stat.ino,
         mode: stat.mode,
-        nlink: 1,
+        nlink: stat.nlink,
+        uid: stat.uid,
+        gid: stat.gid,
         rdev: make_dev(stat.rdev),
         size: stat.size as i64,
         blksize: 4096,
@@ -827,15 +844,7 @@ fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
     if flags.contains(AtFlags::EMPTY_PATH) && read_string(path, PATH_MAX - 1)?.is_empty() {
         return fstat(dirfd as u64, addr);
     }
-    let path = at_path(dirfd, path)?;
-    if path == b"/dev/console" {
-        return write_stat(addr, stat_of(&Description::Console));
-    }
-    if let Some(snapshot) = procfs::open(&path)? {
-        return write_stat(addr, stat_of(&Description::Snapshot(Arc::new(snapshot))));
-    }
-    let node = files::vfs().lookup(&path)?;
-    write_stat(addr, node.stat())
+    write_stat(addr, paths::stat_path(&paths::at_path(dirfd, path)?)?)
 }
 
 /// `ioctl(fd, cmd, arg)`: the commands every descriptor takes (Linux's
@@ -946,7 +955,7 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 /// Reads execve's strings and runs it; the outer error is a failure to
 /// read them.
 fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
-    let path = read_string(path, PATH_MAX - 1)?;
+    let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
     let mut budget = aspen_abi::stack::ARG_MAX;
     let argv = string_array(argv, &mut budget)?;
     let envp = string_array(envp, &mut budget)?;

@@ -1,0 +1,386 @@
+//! The path system calls: the working directory (`getcwd`, `chdir`,
+//! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
+//! `renameat2`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
+//! `truncate`, `statfs`, `statx`, `readlinkat`) and `fsync`.
+//!
+//! A relative path starts at the process's working directory, or at the
+//! directory a descriptor names (the path it was opened by): both are kept
+//! as absolute paths ([`resolve`]). Every process is root until
+//! credentials exist: root may read and write anything, and execute what
+//! has an execute bit (or is a directory), as Linux's `CAP_DAC_OVERRIDE`.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use aspen_abi::fcntl::{AtFlags, AT_FDCWD};
+use aspen_mm::errno::Errno;
+
+use super::{copy_out_at, read_string, stat_of, with_files, SysResult, PATH_MAX};
+use crate::files;
+use crate::process::fd::Description;
+use crate::process::{self, procfs};
+
+/// `AT_EACCESS`: `faccessat2` checks with the effective ids.
+const AT_EACCESS: u32 = 0x200;
+/// `AT_STATX_SYNC_TYPE`: `statx`'s synchronisation bits (nothing to do
+/// for a file system in memory).
+const AT_STATX_SYNC_TYPE: u32 = 0x6000;
+/// `STATX__RESERVED`: a bit of `statx`'s mask no kernel may be asked for.
+const STATX_RESERVED: u32 = 0x8000_0000;
+/// `STATX_BASIC_STATS`: the fields `statx` fills.
+const STATX_BASIC_STATS: u32 = 0x7ff;
+/// `RENAME_NOREPLACE`.
+const RENAME_NOREPLACE: u64 = 1;
+/// `PROC_SUPER_MAGIC`: `statfs`'s type of `/proc`.
+const PROC_MAGIC: u64 = 0x9fa0;
+/// `PIPEFS_MAGIC`: `statfs`'s type of a pipe.
+const PIPEFS_MAGIC: u64 = 0x5049_5045;
+
+/// The directory relative paths start at for `dirfd`: the working
+/// directory for `AT_FDCWD`, else the directory the descriptor names
+/// (`ENOTDIR` when it names something else).
+fn base_of(dirfd: i64) -> Result<Vec<u8>, Errno> {
+    if dirfd == i64::from(AT_FDCWD) {
+        return Ok(process::current_process().with_fs(|fs| fs.cwd.clone()));
+    }
+    let description = with_files(|f| f.get(dirfd as u64))?;
+    match &description.kind {
+        Description::File(file) if file.node().is_dir() => Ok(file.path().to_vec()),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// The absolute path `path` names from `dirfd`: an absolute path as it is,
+/// a relative one after the directory's path. Empty is `ENOENT`.
+pub(super) fn resolve(dirfd: i64, path: &[u8]) -> Result<Vec<u8>, Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.first() == Some(&b'/') {
+        return Ok(path.to_vec());
+    }
+    let mut full = base_of(dirfd)?;
+    if full.last() != Some(&b'/') {
+        full.push(b'/');
+    }
+    full.extend_from_slice(path);
+    if full.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(full)
+}
+
+/// Reads the path at `addr` and makes it absolute from `dirfd`.
+pub(super) fn at_path(dirfd: i64, addr: u64) -> Result<Vec<u8>, Errno> {
+    resolve(dirfd, &read_string(addr, PATH_MAX - 1)?)
+}
+
+/// What `stat` says of the absolute `path`: the console, a `/proc` file or
+/// a node of the tree.
+pub(super) fn stat_path(path: &[u8]) -> Result<aspen_fs::Stat, Errno> {
+    if path == b"/dev/console" || path == b"/dev/tty" {
+        return Ok(stat_of(&Description::Console));
+    }
+    if let Some(snapshot) = procfs::open(path)? {
+        return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));
+    }
+    Ok(files::vfs().lookup(path)?.stat())
+}
+
+/// `getcwd(buf, size)`: the working directory and a NUL; its length with
+/// the NUL. `ERANGE` when it does not fit.
+pub(super) fn getcwd(buf: u64, size: u64) -> SysResult {
+    let mut cwd = process::current_process().with_fs(|fs| fs.cwd.clone());
+    cwd.push(0);
+    if (cwd.len() as u64) > size {
+        return Err(Errno::ERANGE);
+    }
+    copy_out_at(buf, &cwd)?;
+    Ok(cwd.len() as u64)
+}
+
+/// Makes the directory at absolute `path` the working directory.
+fn change_dir(path: &[u8]) -> SysResult {
+    if !files::vfs().lookup(path)?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let normal = aspen_fs::normalize(b"/", path);
+    process::current_process().with_fs(|fs| fs.cwd = normal);
+    Ok(0)
+}
+
+/// `chdir(path)`.
+pub(super) fn chdir(path: u64) -> SysResult {
+    change_dir(&at_path(i64::from(AT_FDCWD), path)?)
+}
+
+/// `fchdir(fd)`: the directory `fd` names becomes the working directory.
+pub(super) fn fchdir(fd: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    match &description.kind {
+        Description::File(file) if file.node().is_dir() => {
+            let path = file.path().to_vec();
+            process::current_process().with_fs(|fs| fs.cwd = path);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// `umask(mask)`: sets the mask (its permission bits) and returns the old.
+pub(super) fn umask(mask: u64) -> SysResult {
+    let old = process::current_process().with_fs(|fs| core::mem::replace(&mut fs.umask, mask as u32 & 0o777));
+    Ok(u64::from(old))
+}
+
+/// The permission bits of a new file or directory made with `mode`.
+pub(super) fn masked(mode: u64) -> u32 {
+    let umask = process::current_process().with_fs(|fs| fs.umask);
+    mode as u32 & 0o7777 & !umask
+}
+
+/// `mkdirat(dirfd, path, mode)`.
+pub(super) fn mkdirat(dirfd: i64, path: u64, mode: u64) -> SysResult {
+    let path = at_path(dirfd, path)?;
+    // The sticky bit is kept; set-id bits are not given to a directory.
+    files::vfs().mkdir(&path, masked(mode) & 0o1777, (0, 0)).map(|()| 0)
+}
+
+/// `unlinkat(dirfd, path, flags)`: `AT_REMOVEDIR` is the only flag.
+pub(super) fn unlinkat(dirfd: i64, path: u64, flags: u64) -> SysResult {
+    let flags = AtFlags::from_register(flags);
+    if !AtFlags::REMOVEDIR.contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    let path = at_path(dirfd, path)?;
+    files::vfs().unlink(&path, flags.contains(AtFlags::REMOVEDIR)).map(|()| 0)
+}
+
+/// `renameat2(olddirfd, old, newdirfd, new, flags)`: flags 0 or
+/// `RENAME_NOREPLACE` (`RENAME_EXCHANGE` and `RENAME_WHITEOUT` are
+/// `EINVAL`).
+pub(super) fn renameat2(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flags: u64) -> SysResult {
+    if flags & !RENAME_NOREPLACE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old = at_path(old_dirfd, old)?;
+    let new = at_path(new_dirfd, new)?;
+    files::vfs().rename(&old, &new, flags == RENAME_NOREPLACE).map(|()| 0)
+}
+
+/// `faccessat2(dirfd, path, mode, flags)` (`faccessat` with flags 0):
+/// `F_OK`, or any of `R_OK` 4, `W_OK` 2, `X_OK` 1. As root: reading and
+/// writing are allowed (writing a file or directory of the read-only
+/// initramfs is `EROFS`), executing when some execute bit is set or the
+/// node is a directory.
+pub(super) fn faccessat2(dirfd: i64, path: u64, mode: u64, flags: u64) -> SysResult {
+    if mode & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let allowed = u64::from(AT_EACCESS | (AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).bits());
+    if flags & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = read_string(path, PATH_MAX - 1)?;
+    let stat = if raw.is_empty() && flags & u64::from(AtFlags::EMPTY_PATH.bits()) != 0 {
+        super::stat_of(&with_files(|f| f.get(dirfd as u64))?.kind)
+    } else {
+        stat_path(&resolve(dirfd, &raw)?)?
+    };
+    let kind = stat.mode & aspen_fs::cpio::S_IFMT;
+    let is_dir = kind == aspen_fs::cpio::S_IFDIR;
+    if mode & 2 != 0 && stat.dev == (0, 1) && (is_dir || kind == aspen_fs::cpio::S_IFREG) {
+        return Err(Errno::EROFS);
+    }
+    if mode & 1 != 0 && !is_dir && stat.mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+/// `fchmodat(dirfd, path, mode)`.
+pub(super) fn fchmodat(dirfd: i64, path: u64, mode: u64) -> SysResult {
+    let path = at_path(dirfd, path)?;
+    files::vfs().lookup(&path)?.chmod(mode as u32).map(|()| 0)
+}
+
+/// The node a descriptor names, for the calls that change one; a pipe or
+/// the console has none here (`EOPNOTSUPP`), a `/proc` file is read-only
+/// (`EPERM`, as Linux for most of them).
+fn node_of(fd: u64) -> Result<Arc<aspen_fs::Node<crate::memory::user_env::KernelMm>>, Errno> {
+    let description = with_files(|f| f.get(fd))?;
+    match &description.kind {
+        Description::File(file) => Ok(file.node().clone()),
+        Description::Snapshot(_) => Err(Errno::EPERM),
+        _ => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+/// `fchmod(fd, mode)`.
+pub(super) fn fchmod(fd: u64, mode: u64) -> SysResult {
+    node_of(fd)?.chmod(mode as u32).map(|()| 0)
+}
+
+/// An id argument of `chown`: -1 leaves it as it is.
+fn id(raw: u64) -> Option<u32> {
+    Some(raw as u32).filter(|&id| id != u32::MAX)
+}
+
+/// `fchownat(dirfd, path, uid, gid, flags)`.
+pub(super) fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64, flags: u64) -> SysResult {
+    let flags = AtFlags::from_register(flags);
+    if !(AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    let raw = read_string(path, PATH_MAX - 1)?;
+    let node = if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
+        node_of(dirfd as u64)?
+    } else {
+        files::vfs().lookup(&resolve(dirfd, &raw)?)?
+    };
+    node.chown(id(uid), id(gid)).map(|()| 0)
+}
+
+/// `fchown(fd, uid, gid)`.
+pub(super) fn fchown(fd: u64, uid: u64, gid: u64) -> SysResult {
+    node_of(fd)?.chown(id(uid), id(gid)).map(|()| 0)
+}
+
+/// `truncate(path, length)`: a negative length is `EINVAL`.
+pub(super) fn truncate(path: u64, length: u64) -> SysResult {
+    if (length as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = at_path(i64::from(AT_FDCWD), path)?;
+    files::vfs().lookup(&path)?.truncate(length).map(|()| 0)
+}
+
+/// `ftruncate(fd, length)`: `EINVAL` for a negative length, a descriptor
+/// not open for writing or one that is not a regular file.
+pub(super) fn ftruncate(fd: u64, length: u64) -> SysResult {
+    if (length as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let description = with_files(|f| f.get(fd))?;
+    match &description.kind {
+        Description::File(file) if description.flags().writable() && file.object().is_some() => {
+            file.node().truncate(length).map(|()| 0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `fsync(fd)`/`fdatasync(fd)`: writes a file's dirty pages back to its
+/// pager (tmpfs keeps them in memory). A directory has nothing to write;
+/// the console, a pipe or a `/proc` file cannot be synced (`EINVAL`).
+pub(super) fn fsync(fd: u64) -> SysResult {
+    let description = with_files(|f| f.get(fd))?;
+    match &description.kind {
+        Description::File(file) => match file.object() {
+            Some(object) => object.sync().map(|()| 0),
+            None => Ok(0),
+        },
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `struct statfs` (120 bytes) for a file system of type `magic`.
+fn statfs_bytes(magic: u64) -> [u8; 120] {
+    let pool = crate::memory::frames::pool();
+    let (total, free) = (pool.total_frame_count() as u64, pool.free_frame_count() as u64);
+    let (blocks, bfree) = if magic == aspen_fs::TMPFS_MAGIC { (total, free) } else { (0, 0) };
+    let fields: [u64; 15] =
+        [magic, 4096, blocks, bfree, bfree, 0, 0, 0, aspen_fs::NAME_MAX as u64, 4096, 0, 0, 0, 0, 0];
+    let mut out = [0u8; 120];
+    for (chunk, field) in out.chunks_exact_mut(8).zip(fields) {
+        chunk.copy_from_slice(&field.to_le_bytes());
+    }
+    out
+}
+
+/// The file system type of what `stat` describes.
+fn magic_of(stat: &aspen_fs::Stat) -> u64 {
+    match stat.dev {
+        (0, 1) => aspen_fs::RAMFS_MAGIC,
+        (0, 4) => PROC_MAGIC,
+        (0, 12) => PIPEFS_MAGIC,
+        _ => aspen_fs::TMPFS_MAGIC,
+    }
+}
+
+/// `statfs(path, buf)`.
+pub(super) fn statfs(path: u64, buf: u64) -> SysResult {
+    let stat = stat_path(&at_path(i64::from(AT_FDCWD), path)?)?;
+    copy_out_at(buf, &statfs_bytes(magic_of(&stat)))?;
+    Ok(0)
+}
+
+/// `fstatfs(fd, buf)`.
+pub(super) fn fstatfs(fd: u64, buf: u64) -> SysResult {
+    let stat = stat_of(&with_files(|f| f.get(fd))?.kind);
+    copy_out_at(buf, &statfs_bytes(magic_of(&stat)))?;
+    Ok(0)
+}
+
+/// `readlinkat(dirfd, path, buf, size)`: only `/proc/<pid>/exe` (and
+/// `/proc/self/exe`) is a link here; anything else that exists is
+/// `EINVAL`, as a node that is not a link is in Linux. The link's text,
+/// cut to `size`, without a NUL.
+pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResult {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = at_path(dirfd, path)?;
+    let target = match procfs::exe_link(&path) {
+        Some(target) => target?,
+        None => {
+            stat_path(&path)?;
+            return Err(Errno::EINVAL);
+        }
+    };
+    let n = target.len().min(size.min(u64::from(u32::MAX)) as usize);
+    copy_out_at(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+/// `statx(dirfd, path, flags, mask, buf)`: the basic fields (Linux's
+/// `STATX_BASIC_STATS`) whatever the mask asks; a reserved mask bit is
+/// `EINVAL`.
+pub(super) fn statx(dirfd: i64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
+    let at = AtFlags::from_register(flags & !u64::from(AT_STATX_SYNC_TYPE));
+    let known = AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH | AtFlags::NO_AUTOMOUNT;
+    if !known.contains(at) || flags as u32 & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE || flags >> 32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if mask as u32 & STATX_RESERVED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = read_string(path, PATH_MAX - 1)?;
+    let stat = if raw.is_empty() && at.contains(AtFlags::EMPTY_PATH) {
+        stat_of(&with_files(|f| f.get(dirfd as u64))?.kind)
+    } else {
+        stat_path(&resolve(dirfd, &raw)?)?
+    };
+    copy_out_at(buf, &statx_bytes(&stat))?;
+    Ok(0)
+}
+
+/// `struct statx` (256 bytes) of `stat`.
+fn statx_bytes(stat: &aspen_fs::Stat) -> [u8; 256] {
+    let mut out = [0u8; 256];
+    let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &STATX_BASIC_STATS.to_le_bytes());
+    put(4, &4096u32.to_le_bytes());
+    put(16, &stat.nlink.to_le_bytes());
+    put(20, &stat.uid.to_le_bytes());
+    put(24, &stat.gid.to_le_bytes());
+    put(28, &(stat.mode as u16).to_le_bytes());
+    put(32, &stat.ino.to_le_bytes());
+    put(40, &stat.size.to_le_bytes());
+    put(48, &stat.size.div_ceil(512).to_le_bytes());
+    put(128, &stat.rdev.0.to_le_bytes());
+    put(132, &stat.rdev.1.to_le_bytes());
+    put(136, &stat.dev.0.to_le_bytes());
+    put(140, &stat.dev.1.to_le_bytes());
+    out
+}

@@ -1,0 +1,126 @@
+//! Names in the file tree: directories made and removed, renames, the
+//! working directory and directory descriptors as the start of relative
+//! paths, access checks, modes, truncation and `/proc/self/exe`, with
+//! Linux's errnos. Everything is made under `/tmp/usertests-paths` and
+//! removed again.
+
+use alloc::format;
+
+use aspen_sys::fs::{self, OpenFlags, AT_FDCWD};
+use aspen_sys::path::{self, AT_REMOVEDIR, RENAME_NOREPLACE};
+use aspen_sys::Errno;
+
+use crate::ensure;
+use crate::harness::{expect_errno, Context, TestResult};
+
+const TOP: &core::ffi::CStr = c"/tmp/usertests-paths";
+
+/// mkdirat, unlinkat and renameat2 and their errnos.
+pub fn directories(ctx: &Context) -> TestResult {
+    let _ = path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d/f", 0);
+    let _ = path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d", AT_REMOVEDIR);
+    let _ = path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR);
+    path::mkdirat(AT_FDCWD, TOP, 0o755).map_err(|e| format!("mkdirat: {e}"))?;
+    expect_errno("mkdirat again", path::mkdirat(AT_FDCWD, TOP, 0o755), Errno::EEXIST)?;
+    expect_errno("mkdirat no parent", path::mkdirat(AT_FDCWD, c"/tmp/usertests-nothing/x", 0o755), Errno::ENOENT)?;
+    path::mkdirat(AT_FDCWD, c"/tmp/usertests-paths/d", 0o700).map_err(|e| format!("mkdirat d: {e}"))?;
+    let fd = fs::open(c"/tmp/usertests-paths/d/f", OpenFlags::CREAT | OpenFlags::RDWR, 0o644)
+        .map_err(|e| format!("create f: {e}"))?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    expect_errno(
+        "mkdirat under a file",
+        path::mkdirat(AT_FDCWD, c"/tmp/usertests-paths/d/f/x", 0o755),
+        Errno::ENOTDIR,
+    )?;
+    expect_errno(
+        "rmdir non-empty",
+        path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d", AT_REMOVEDIR),
+        Errno::ENOTEMPTY,
+    )?;
+    expect_errno("unlink a directory", path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d", 0), Errno::EISDIR)?;
+    expect_errno("rmdir a file", path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d/f", AT_REMOVEDIR), Errno::ENOTDIR)?;
+    expect_errno("unlinkat bad flags", path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d/f", 1), Errno::EINVAL)?;
+    let rename = |old, new, flags| path::renameat2(AT_FDCWD, old, AT_FDCWD, new, flags);
+    rename(c"/tmp/usertests-paths/d/f", c"/tmp/usertests-paths/g", 0).map_err(|e| format!("rename: {e}"))?;
+    expect_errno("old name after rename", fs::open(c"/tmp/usertests-paths/d/f", OpenFlags::RDONLY, 0), Errno::ENOENT)?;
+    expect_errno(
+        "rename over a directory",
+        rename(c"/tmp/usertests-paths/g", c"/tmp/usertests-paths/d", 0),
+        Errno::EISDIR,
+    )?;
+    expect_errno(
+        "rename into itself",
+        rename(c"/tmp/usertests-paths/d", c"/tmp/usertests-paths/d/e", 0),
+        Errno::EINVAL,
+    )?;
+    let fd = fs::open(c"/tmp/usertests-paths/h", OpenFlags::CREAT | OpenFlags::RDWR, 0o644)
+        .map_err(|e| format!("create h: {e}"))?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    expect_errno(
+        "RENAME_NOREPLACE",
+        rename(c"/tmp/usertests-paths/g", c"/tmp/usertests-paths/h", RENAME_NOREPLACE),
+        Errno::EEXIST,
+    )?;
+    rename(c"/tmp/usertests-paths/g", c"/tmp/usertests-paths/h", 0).map_err(|e| format!("rename over: {e}"))?;
+    if !ctx.linux {
+        // Aspen's initramfs is read-only; Linux's rootfs is writable.
+        expect_errno("mkdirat on the initramfs", path::mkdirat(AT_FDCWD, c"/usertests-x", 0o755), Errno::EROFS)?;
+    }
+    path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/h", 0).map_err(|e| format!("unlink h: {e}"))?;
+    path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/d", AT_REMOVEDIR).map_err(|e| format!("rmdir d: {e}"))?;
+    path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR).map_err(|e| format!("rmdir top: {e}"))?;
+    expect_errno("rmdir again", path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR), Errno::ENOENT)
+}
+
+/// getcwd, chdir, fchdir, directory descriptors as `dirfd`, umask,
+/// faccessat, fchmodat, ftruncate, statfs and readlinkat.
+pub fn working_directory(_: &Context) -> TestResult {
+    let _ = path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/f", 0);
+    let _ = path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR);
+    path::mkdirat(AT_FDCWD, TOP, 0o777).map_err(|e| format!("mkdirat: {e}"))?;
+    let mut buf = [0u8; 64];
+    path::chdir(TOP).map_err(|e| format!("chdir: {e}"))?;
+    let n = path::getcwd(&mut buf).map_err(|e| format!("getcwd: {e}"))?;
+    ensure!(&buf[..n] == TOP.to_bytes(), "getcwd after chdir: {:?}", core::str::from_utf8(&buf[..n]));
+    expect_errno("getcwd small", path::getcwd(&mut buf[..3]), Errno::ERANGE)?;
+    let old = path::umask(0o077);
+    let fd = fs::open(c"f", OpenFlags::CREAT | OpenFlags::RDWR, 0o666).map_err(|e| format!("create f: {e}"))?;
+    path::umask(old);
+    let st = fs::fstat(fd).map_err(|e| format!("fstat: {e}"))?;
+    ensure!(st.mode & 0o777 == 0o600, "mode under umask 077: {:o}", st.mode);
+    path::ftruncate(fd, 10000).map_err(|e| format!("ftruncate: {e}"))?;
+    let st = fs::fstat(fd).map_err(|e| format!("fstat: {e}"))?;
+    ensure!(st.size == 10000, "size after ftruncate: {}", st.size);
+    expect_errno("ftruncate negative", path::ftruncate(fd, -1), Errno::EINVAL)?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    let ro = fs::open(c"f", OpenFlags::RDONLY, 0).map_err(|e| format!("open f: {e}"))?;
+    expect_errno("ftruncate read-only", path::ftruncate(ro, 0), Errno::EINVAL)?;
+    fs::close(ro).map_err(|e| format!("close: {e}"))?;
+    path::chdir(c"..").map_err(|e| format!("chdir ..: {e}"))?;
+    let n = path::getcwd(&mut buf).map_err(|e| format!("getcwd: {e}"))?;
+    ensure!(&buf[..n] == b"/tmp", "getcwd after chdir ..: {:?}", core::str::from_utf8(&buf[..n]));
+    expect_errno("chdir to a file", path::chdir(c"usertests-paths/f"), Errno::ENOTDIR)?;
+    let dir = fs::open(TOP, OpenFlags::RDONLY | OpenFlags::DIRECTORY, 0).map_err(|e| format!("open dir: {e}"))?;
+    path::faccessat(dir, c"f", 6).map_err(|e| format!("faccessat R|W: {e}"))?;
+    expect_errno("faccessat X of 0600", path::faccessat(dir, c"f", 1), Errno::EACCES)?;
+    expect_errno("faccessat bad mode", path::faccessat(dir, c"f", 8), Errno::EINVAL)?;
+    expect_errno("faccessat missing", path::faccessat(dir, c"nothing", 0), Errno::ENOENT)?;
+    path::fchmodat(dir, c"f", 0o755).map_err(|e| format!("fchmodat: {e}"))?;
+    path::faccessat(dir, c"f", 1).map_err(|e| format!("faccessat X of 0755: {e}"))?;
+    let file = fs::openat(dir, c"f", OpenFlags::RDONLY, 0).map_err(|e| format!("openat dirfd: {e}"))?;
+    expect_errno("a file as dirfd", path::faccessat(file, c"f", 0), Errno::ENOTDIR)?;
+    fs::close(file).map_err(|e| format!("close: {e}"))?;
+    path::fchdir(dir).map_err(|e| format!("fchdir: {e}"))?;
+    let n = path::getcwd(&mut buf).map_err(|e| format!("getcwd: {e}"))?;
+    ensure!(&buf[..n] == TOP.to_bytes(), "getcwd after fchdir: {:?}", core::str::from_utf8(&buf[..n]));
+    fs::close(dir).map_err(|e| format!("close: {e}"))?;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    let kind = path::statfs_type(c".").map_err(|e| format!("statfs: {e}"))?;
+    ensure!(kind == TMPFS_MAGIC, "statfs of /tmp: {kind:#x}");
+    let n = path::readlinkat(AT_FDCWD, c"/proc/self/exe", &mut buf).map_err(|e| format!("readlink: {e}"))?;
+    ensure!(buf[..n].ends_with(b"usertests"), "/proc/self/exe: {:?}", core::str::from_utf8(&buf[..n]));
+    expect_errno("readlink of a file", path::readlinkat(AT_FDCWD, c"f", &mut buf), Errno::EINVAL)?;
+    path::unlinkat(AT_FDCWD, c"f", 0).map_err(|e| format!("unlink f: {e}"))?;
+    path::chdir(c"/").map_err(|e| format!("chdir /: {e}"))?;
+    path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR).map_err(|e| format!("rmdir: {e}"))
+}
