@@ -30,7 +30,7 @@ fn ready(description: &OpenDescription) -> PollEvents {
     match &description.kind {
         Description::Console if console::input_pending() => PollEvents::READABLE | PollEvents::WRITABLE,
         Description::Console => PollEvents::WRITABLE,
-        Description::File(_) | Description::Snapshot(_) => PollEvents::ALWAYS_READY,
+        Description::File(_) | Description::Snapshot(_) | Description::Device(..) => PollEvents::ALWAYS_READY,
         Description::PipeRead(reader) => reader.poll(),
         Description::PipeWrite(writer) => writer.poll(),
     }
@@ -42,7 +42,7 @@ fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
     match &description.kind {
         Description::PipeRead(reader) => Some(reader.events()),
         Description::PipeWrite(writer) => Some(writer.events()),
-        Description::Console | Description::File(_) | Description::Snapshot(_) => None,
+        Description::Console | Description::File(_) | Description::Snapshot(_) | Description::Device(..) => None,
     }
 }
 

@@ -24,6 +24,7 @@ use aspen_mm::VirtAddr;
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::arch::uaccess::{Access, ActiveSpace};
+use crate::device::{CharDevice, MemDevice};
 use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
@@ -326,6 +327,21 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
             }
             Ok(done as u64)
         }
+        Description::Device(device, _) => {
+            let mut done = 0;
+            while done < count {
+                let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+                let n = device.read(&mut chunk);
+                if n == 0 {
+                    break;
+                }
+                if let Err(fault) = user().write_partial(buf.sub(done as u64, n as u64), &chunk[..n]) {
+                    return partial(done + fault.copied, fault.errno);
+                }
+                done += n;
+            }
+            Ok(done as u64)
+        }
         Description::Snapshot(snapshot) => {
             let mut position = snapshot.position.lock();
             let rest = snapshot.data.get(*position..).unwrap_or_default();
@@ -405,6 +421,7 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
             let copy = |at: usize, piece: &mut [u8]| user().read_partial(buf.sub(at as u64, piece.len() as u64), piece);
             return writer.write(buf.len() as usize, description.nonblocking(), copy).map(|n| n as u64);
         }
+        Description::Device(device, _) => return Ok(device.write(buf.len().min(MAX_IO) as usize)? as u64),
         Description::Snapshot(_) | Description::PipeRead(_) => return Err(Errno::EBADF.into()),
     };
     let append = description.flags().contains(OpenFlags::APPEND);
@@ -524,10 +541,12 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
         Description::Snapshot(Arc::new(snapshot))
     } else {
         let file = files::vfs().open(&path, flags, paths::masked(mode), (0, 0))?;
-        if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
-            Description::Console
-        } else {
-            Description::File(Arc::new(file))
+        match file.node().kind {
+            aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
+                CharDevice::Console => Description::Console,
+                CharDevice::Mem(device) => Description::Device(device, Arc::new(file)),
+            },
+            _ => Description::File(Arc::new(file)),
         }
     };
     let description = OpenDescription::new(kind, flags.description_flags());
@@ -732,6 +751,8 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
             *position = new as usize;
             Ok(new as u64)
         }
+        // As Linux's null_lseek (and noop_llseek for the random devices).
+        Description::Device(..) => Ok(0),
         Description::Console | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
     }
 }
@@ -785,7 +806,7 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
     match description {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
-        Description::File(file) => file.node().stat(),
+        Description::File(file) | Description::Device(_, file) => file.node().stat(),
         Description::Console => {
             aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1), uid: 0, gid: 0, nlink: 1 }
         }
@@ -1114,11 +1135,49 @@ fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) 
         None
     } else {
         let description = with_files(|f| f.get(fd))?;
-        let Description::File(file) = &description.kind else { return Err(Errno::ENODEV) };
-        let object = file.object().ok_or(Errno::ENODEV)?.clone();
-        Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
+        let (readable, writable) = (description.flags().readable(), description.flags().writable());
+        match &description.kind {
+            Description::File(file) => {
+                let object = file.object().ok_or(Errno::ENODEV)?.clone();
+                Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
+            }
+            Description::Device(MemDevice::Zero, _) => {
+                return map_zero(addr, len, prot, flags, offset, readable, writable)
+            }
+            _ => return Err(Errno::ENODEV),
+        }
     };
     mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
+}
+
+/// `mmap` of `/dev/zero`, as Linux: `MAP_SHARED` is shared anonymous
+/// memory, with the access checks of a file mapping (a descriptor not
+/// open for writing gives no writable shared mapping, now or after
+/// `mprotect`); `MAP_PRIVATE` is private anonymous memory of a readable
+/// descriptor. The offset only has to be page-aligned.
+fn map_zero(
+    addr: u64,
+    len: u64,
+    prot: Prot,
+    flags: MapFlags,
+    offset: u64,
+    readable: bool,
+    writable: bool,
+) -> SysResult {
+    use aspen_mm::aspace::MappedFile;
+    if !offset.is_multiple_of(aspen_mm::PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if matches!(flags.map_type(), Some(aspen_abi::mman::MapType::Private)) {
+        if !readable {
+            return Err(Errno::EACCES);
+        }
+        let flags = flags | MapFlags::ANONYMOUS;
+        return mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, None, 0)).map(|va| va.as_u64());
+    }
+    let object = aspen_mm::object::FileObject::anonymous(crate::memory::user_env::get(), len);
+    let file = MappedFile { object, readable, writable };
+    mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, Some(file), 0)).map(|va| va.as_u64())
 }
 
 /// `mincore(addr, len, vec)`: the residency of each page, found under the

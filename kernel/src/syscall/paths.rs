@@ -210,7 +210,7 @@ pub(super) fn fchmodat(dirfd: i64, path: u64, mode: u64) -> SysResult {
 fn node_of(fd: u64) -> Result<Arc<aspen_fs::Node<crate::memory::user_env::KernelMm>>, Errno> {
     let description = with_files(|f| f.get(fd))?;
     match &description.kind {
-        Description::File(file) => Ok(file.node().clone()),
+        Description::File(file) | Description::Device(_, file) => Ok(file.node().clone()),
         Description::Snapshot(_) => Err(Errno::EPERM),
         _ => Err(Errno::EOPNOTSUPP),
     }

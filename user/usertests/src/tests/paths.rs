@@ -124,3 +124,58 @@ pub fn working_directory(_: &Context) -> TestResult {
     path::chdir(c"/").map_err(|e| format!("chdir /: {e}"))?;
     path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR).map_err(|e| format!("rmdir: {e}"))
 }
+
+/// The memory devices: `/dev/null` reads nothing and takes every write,
+/// `/dev/zero` reads zeros and maps as anonymous memory (shared across
+/// fork with `MAP_SHARED`; not writable shared through a read-only
+/// descriptor), `/dev/full` refuses writes with `ENOSPC`, `/dev/urandom`
+/// reads random bytes.
+pub fn devices(_: &Context) -> TestResult {
+    use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
+    let open = |path, flags| fs::open(path, flags, 0).map_err(|e| format!("open {path:?}: {e}"));
+    let mut buf = [0xaau8; 64];
+    let null = open(c"/dev/null", OpenFlags::RDWR)?;
+    ensure!(fs::read(null, &mut buf) == Ok(0), "read of /dev/null");
+    ensure!(fs::write(null, &buf) == Ok(64), "write to /dev/null");
+    fs::close(null).map_err(|e| format!("close: {e}"))?;
+    let full = open(c"/dev/full", OpenFlags::RDWR)?;
+    expect_errno("write to /dev/full", fs::write(full, &buf), Errno::ENOSPC)?;
+    ensure!(fs::read(full, &mut buf) == Ok(64) && buf.iter().all(|&b| b == 0), "read of /dev/full");
+    fs::close(full).map_err(|e| format!("close: {e}"))?;
+    let random = open(c"/dev/urandom", OpenFlags::RDONLY)?;
+    ensure!(fs::read(random, &mut buf) == Ok(64) && buf.iter().any(|&b| b != 0), "read of /dev/urandom");
+    fs::close(random).map_err(|e| format!("close: {e}"))?;
+    buf.fill(0xaa);
+    let zero = open(c"/dev/zero", OpenFlags::RDWR)?;
+    ensure!(fs::read(zero, &mut buf) == Ok(64) && buf.iter().all(|&b| b == 0), "read of /dev/zero");
+    let rw = Prot::READ.union(Prot::WRITE);
+    // SAFETY: a new mapping at an address the kernel picks.
+    let shared = unsafe { mem::mmap(0, PAGE_SIZE, rw, MapFlags::SHARED, zero, 0) }
+        .map_err(|e| format!("mmap shared /dev/zero: {e}"))?;
+    fs::close(zero).map_err(|e| format!("close: {e}"))?;
+    // SAFETY: the page was just mapped readable and writable.
+    unsafe { (shared as *mut u8).write_volatile(0) };
+    let child = crate::harness::in_child("write the shared page", || {
+        // SAFETY: the child inherited the shared mapping.
+        unsafe { (shared as *mut u8).write_volatile(42) };
+        Ok(())
+    });
+    child?;
+    // SAFETY: still mapped.
+    let seen = unsafe { (shared as *mut u8).read_volatile() };
+    ensure!(seen == 42, "the child's store in MAP_SHARED /dev/zero: parent sees {seen}");
+    // SAFETY: the mapping is ours and nothing refers to it any more.
+    unsafe { mem::munmap(shared, PAGE_SIZE) }.map_err(|e| format!("munmap: {e}"))?;
+    let ro = open(c"/dev/zero", OpenFlags::RDONLY)?;
+    // SAFETY: a new mapping at an address the kernel picks (refused).
+    let refused = unsafe { mem::mmap(0, PAGE_SIZE, rw, MapFlags::SHARED, ro, 0) };
+    expect_errno("writable MAP_SHARED of read-only /dev/zero", refused, Errno::EACCES)?;
+    // SAFETY: a new mapping at an address the kernel picks.
+    let private = unsafe { mem::mmap(0, PAGE_SIZE, rw, MapFlags::PRIVATE, ro, 0) }
+        .map_err(|e| format!("mmap private /dev/zero: {e}"))?;
+    fs::close(ro).map_err(|e| format!("close: {e}"))?;
+    // SAFETY: mapped readable and writable just above.
+    unsafe { (private as *mut u8).write_volatile(7) };
+    // SAFETY: the mapping is ours and nothing refers to it any more.
+    unsafe { mem::munmap(private, PAGE_SIZE) }.map_err(|e| format!("munmap: {e}"))
+}
