@@ -33,6 +33,7 @@ use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
 use crate::{console, files, pipe, poll, power};
 
+mod creds;
 mod limits;
 mod paths;
 mod time;
@@ -129,7 +130,20 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::SchedSetaffinity => policy::set_affinity(a0 as i32, a1 as u32, a2),
         Sysno::SchedGetaffinity => policy::get_affinity(a0 as i32, a1 as u32, a2),
         Sysno::Getppid => Ok(u64::from(process::current_process().ppid())),
-        Sysno::Getuid | Sysno::Geteuid | Sysno::Getgid | Sysno::Getegid => Ok(0),
+        Sysno::Getuid => creds::get(creds::Id::RealUser),
+        Sysno::Geteuid => creds::get(creds::Id::EffectiveUser),
+        Sysno::Getgid => creds::get(creds::Id::RealGroup),
+        Sysno::Getegid => creds::get(creds::Id::EffectiveGroup),
+        Sysno::Setresuid => creds::setresuid(a0, a1, a2),
+        Sysno::Setresgid => creds::setresgid(a0, a1, a2),
+        Sysno::Setuid => creds::setuid(a0),
+        Sysno::Setgid => creds::setgid(a0),
+        Sysno::Setreuid => creds::setreuid(a0, a1),
+        Sysno::Setregid => creds::setregid(a0, a1),
+        Sysno::Getresuid => creds::getres(a0, a1, a2, false),
+        Sysno::Getresgid => creds::getres(a0, a1, a2, true),
+        Sysno::Getgroups => creds::getgroups(a0, a1),
+        Sysno::Setgroups => creds::setgroups(a0, a1),
         Sysno::SchedYield => {
             sched::yield_now();
             Ok(0)
@@ -155,9 +169,15 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
         Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
-        Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1, None)).map(|()| 0),
+        Sysno::Mlock => {
+            let limit = creds::memlock_limit();
+            mm(|mm| mm.mlock(VirtAddr::new(a0), a1, limit)).map(|()| 0)
+        }
         Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0), None)).map(|()| 0),
+        Sysno::Mlockall => {
+            let limit = creds::memlock_limit();
+            mm(|mm| mm.mlockall(MlockallFlags::from_register(a0), limit)).map(|()| 0)
+        }
         Sysno::Munlockall => mm(|mm| {
             mm.munlockall();
             Ok(0)
@@ -540,7 +560,8 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else {
-        let file = files::vfs().open(&path, flags, paths::masked(mode), (0, 0))?;
+        paths::check_open(&path, flags)?;
+        let file = files::vfs().open(&path, flags, paths::masked(mode), paths::new_owner())?;
         match file.node().kind {
             aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
                 CharDevice::Console => Description::Console,

@@ -26,6 +26,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::cred::Credentials;
 use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::resource::Limits;
 use aspen_abi::sched::SchedParams;
@@ -114,6 +115,8 @@ pub struct Process {
     pub exe: Mutex<Vec<u8>>,
     /// Its working directory and umask (shared with `CLONE_FS`).
     fs: SharedFs,
+    /// Its user and group ids, inherited at clone and kept by `execve`.
+    pub creds: Mutex<Credentials>,
     /// Its resource limits.
     pub limits: Mutex<Limits>,
     /// `ITIMER_REAL`.
@@ -486,6 +489,7 @@ struct ProcessParts {
     space: SharedSpace,
     files: SharedFiles,
     fs: SharedFs,
+    creds: Credentials,
     cmdline: Vec<u8>,
     exe: Vec<u8>,
     limits: Limits,
@@ -519,6 +523,7 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         cmdline: Mutex::new(parts.cmdline),
         exe: Mutex::new(parts.exe),
         fs: parts.fs,
+        creds: Mutex::new(parts.creds),
         limits: Mutex::new(parts.limits),
         real_timer: Mutex::new(itimer::RealTimer::default()),
         faults: AtomicU64::new(0),
@@ -571,6 +576,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         space: Arc::new(Mutex::new(image.mm)),
         files: Arc::new(Mutex::new(files)),
         fs: Arc::new(Mutex::new(FsContext::default())),
+        creds: Credentials::root(),
         cmdline: image.cmdline,
         exe: image.exe,
         limits,
@@ -646,6 +652,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             space,
             files,
             fs,
+            creds: process.creds.lock().clone(),
             cmdline,
             exe,
             limits: *process.limits.lock(),

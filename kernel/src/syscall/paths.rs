@@ -5,9 +5,13 @@
 //!
 //! A relative path starts at the process's working directory, or at the
 //! directory a descriptor names (the path it was opened by): both are kept
-//! as absolute paths ([`resolve`]). Every process is root until
-//! credentials exist: root may read and write anything, and execute what
-//! has an execute bit (or is a directory), as Linux's `CAP_DAC_OVERRIDE`.
+//! as absolute paths ([`resolve`]). Permissions are the mode bits against
+//! the caller's credentials (`aspen_abi::cred`): root may read and write
+//! anything and execute what has an execute bit (or is a directory), as
+//! Linux's `CAP_DAC_OVERRIDE`; another user needs the bits of its class
+//! on the file, and write and search permission on a directory whose
+//! entries it changes (and, in a sticky directory, to own the entry or
+//! the directory). Searching the directories along a path is not checked.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -35,6 +39,82 @@ const RENAME_NOREPLACE: u64 = 1;
 const PROC_MAGIC: u64 = 0x9fa0;
 /// `PIPEFS_MAGIC`: `statfs`'s type of a pipe.
 const PIPEFS_MAGIC: u64 = 0x5049_5045;
+
+/// `R_OK`, `W_OK`, `X_OK`.
+const MAY_READ: u32 = 4;
+const MAY_WRITE: u32 = 2;
+const MAY_EXEC: u32 = 1;
+
+type KernelNode = aspen_fs::Node<crate::memory::user_env::KernelMm>;
+
+/// `EACCES` unless the caller may `want` (`R_OK` | `W_OK` | `X_OK`) on
+/// `node`, with its effective ids.
+pub(super) fn check(node: &KernelNode, want: u32) -> Result<(), Errno> {
+    let creds = super::creds::current();
+    if creds.may_access(node.mode(), node.owner(), want, node.is_dir(), false) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// The directory that holds the last component of absolute `path`.
+fn parent_dir(path: &[u8]) -> Result<Arc<KernelNode>, Errno> {
+    let mut parent = aspen_fs::normalize(b"/", path);
+    parent.extend_from_slice(b"/..");
+    files::vfs().lookup(&parent)
+}
+
+/// What changing the entry `path` names (removing or renaming it, or
+/// making it) takes: write and search permission on its directory, and in
+/// a sticky directory owning the entry or the directory (`EPERM`), unless
+/// root. A missing directory is left to the call to report.
+fn check_entry_change(path: &[u8]) -> Result<(), Errno> {
+    let creds = super::creds::current();
+    if creds.privileged() {
+        return Ok(());
+    }
+    let Ok(dir) = parent_dir(path) else { return Ok(()) };
+    check(&dir, MAY_WRITE | MAY_EXEC)?;
+    if dir.mode() & 0o1000 != 0 && dir.owner().0 != creds.euid {
+        if let Ok(node) = files::vfs().lookup(path) {
+            if node.owner().0 != creds.euid {
+                return Err(Errno::EPERM);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checks of `openat` for a caller without privilege: read or write
+/// permission on an existing node as `flags` ask (`O_TRUNC` writes), or
+/// write and search permission on the directory a new file goes in.
+pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Result<(), Errno> {
+    use aspen_abi::fcntl::OpenFlags;
+    if super::creds::current().privileged() {
+        return Ok(());
+    }
+    match files::vfs().lookup(path) {
+        Ok(node) => {
+            let mut want = 0;
+            if flags.readable() {
+                want |= MAY_READ;
+            }
+            if flags.writable() || flags.contains(OpenFlags::TRUNC) {
+                want |= MAY_WRITE;
+            }
+            check(&node, want)
+        }
+        Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => check_entry_change(path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The owner of a new file or directory: the caller's effective ids.
+pub(super) fn new_owner() -> (u32, u32) {
+    let creds = super::creds::current();
+    (creds.euid, creds.egid)
+}
 
 /// The directory relative paths start at for `dirfd`: the working
 /// directory for `AT_FDCWD`, else the directory the descriptor names
@@ -101,9 +181,11 @@ pub(super) fn getcwd(buf: u64, size: u64) -> SysResult {
 
 /// Makes the directory at absolute `path` the working directory.
 fn change_dir(path: &[u8]) -> SysResult {
-    if !files::vfs().lookup(path)?.is_dir() {
+    let node = files::vfs().lookup(path)?;
+    if !node.is_dir() {
         return Err(Errno::ENOTDIR);
     }
+    check(&node, MAY_EXEC)?;
     let normal = aspen_fs::normalize(b"/", path);
     process::current_process().with_fs(|fs| fs.cwd = normal);
     Ok(0)
@@ -142,8 +224,11 @@ pub(super) fn masked(mode: u64) -> u32 {
 /// `mkdirat(dirfd, path, mode)`.
 pub(super) fn mkdirat(dirfd: i64, path: u64, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
+    if files::vfs().lookup(&path).is_err() {
+        check_entry_change(&path)?;
+    }
     // The sticky bit is kept; set-id bits are not given to a directory.
-    files::vfs().mkdir(&path, masked(mode) & 0o1777, (0, 0)).map(|()| 0)
+    files::vfs().mkdir(&path, masked(mode) & 0o1777, new_owner()).map(|()| 0)
 }
 
 /// `unlinkat(dirfd, path, flags)`: `AT_REMOVEDIR` is the only flag.
@@ -153,6 +238,7 @@ pub(super) fn unlinkat(dirfd: i64, path: u64, flags: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let path = at_path(dirfd, path)?;
+    check_entry_change(&path)?;
     files::vfs().unlink(&path, flags.contains(AtFlags::REMOVEDIR)).map(|()| 0)
 }
 
@@ -165,14 +251,17 @@ pub(super) fn renameat2(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flag
     }
     let old = at_path(old_dirfd, old)?;
     let new = at_path(new_dirfd, new)?;
+    check_entry_change(&old)?;
+    check_entry_change(&new)?;
     files::vfs().rename(&old, &new, flags == RENAME_NOREPLACE).map(|()| 0)
 }
 
 /// `faccessat2(dirfd, path, mode, flags)` (`faccessat` with flags 0):
-/// `F_OK`, or any of `R_OK` 4, `W_OK` 2, `X_OK` 1. As root: reading and
-/// writing are allowed (writing a file or directory of the read-only
-/// initramfs is `EROFS`), executing when some execute bit is set or the
-/// node is a directory.
+/// `F_OK`, or any of `R_OK` 4, `W_OK` 2, `X_OK` 1, checked with the real
+/// ids (the effective ones with `AT_EACCESS`): root may read and write
+/// (writing a file or directory of the read-only initramfs is `EROFS`)
+/// and execute when some execute bit is set or the node is a directory;
+/// other users need the bits of their class.
 pub(super) fn faccessat2(dirfd: i64, path: u64, mode: u64, flags: u64) -> SysResult {
     if mode & !7 != 0 {
         return Err(Errno::EINVAL);
@@ -192,22 +281,54 @@ pub(super) fn faccessat2(dirfd: i64, path: u64, mode: u64, flags: u64) -> SysRes
     if mode & 2 != 0 && stat.dev == (0, 1) && (is_dir || kind == aspen_fs::cpio::S_IFREG) {
         return Err(Errno::EROFS);
     }
-    if mode & 1 != 0 && !is_dir && stat.mode & 0o111 == 0 {
+    let real = flags & u64::from(AT_EACCESS) == 0;
+    if !super::creds::current().may_access(stat.mode, (stat.uid, stat.gid), mode as u32, is_dir, real) {
         return Err(Errno::EACCES);
     }
     Ok(0)
 }
 
+/// `chmod` of `node`: its owner or root only (`EPERM`); without
+/// privilege the set-group-id bit goes unless the caller is in the file's
+/// group, as Linux.
+fn chmod(node: &KernelNode, mode: u64) -> SysResult {
+    let creds = super::creds::current();
+    let mut mode = mode as u32;
+    if !creds.privileged() {
+        if node.owner().0 != creds.euid {
+            return Err(Errno::EPERM);
+        }
+        if !creds.in_group(node.owner().1) {
+            mode &= !0o2000;
+        }
+    }
+    node.chmod(mode).map(|()| 0)
+}
+
+/// `chown` of `node`: root may give it to anyone; its owner only may
+/// change its group to one of its own groups, leaving the owner (`EPERM`).
+fn chown(node: &KernelNode, uid: Option<u32>, gid: Option<u32>) -> SysResult {
+    let creds = super::creds::current();
+    if !creds.privileged() {
+        let (owner, _) = node.owner();
+        let owner_ok = uid.is_none_or(|uid| uid == owner) && owner == creds.euid;
+        if !owner_ok || gid.is_some_and(|gid| !creds.in_group(gid)) {
+            return Err(Errno::EPERM);
+        }
+    }
+    node.chown(uid, gid).map(|()| 0)
+}
+
 /// `fchmodat(dirfd, path, mode)`.
 pub(super) fn fchmodat(dirfd: i64, path: u64, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
-    files::vfs().lookup(&path)?.chmod(mode as u32).map(|()| 0)
+    chmod(&*files::vfs().lookup(&path)?, mode)
 }
 
 /// The node a descriptor names, for the calls that change one; a pipe or
 /// the console has none here (`EOPNOTSUPP`), a `/proc` file is read-only
 /// (`EPERM`, as Linux for most of them).
-fn node_of(fd: u64) -> Result<Arc<aspen_fs::Node<crate::memory::user_env::KernelMm>>, Errno> {
+fn node_of(fd: u64) -> Result<Arc<KernelNode>, Errno> {
     let description = with_files(|f| f.get(fd))?;
     match &description.kind {
         Description::File(file) | Description::Device(_, file) => Ok(file.node().clone()),
@@ -218,7 +339,7 @@ fn node_of(fd: u64) -> Result<Arc<aspen_fs::Node<crate::memory::user_env::Kernel
 
 /// `fchmod(fd, mode)`.
 pub(super) fn fchmod(fd: u64, mode: u64) -> SysResult {
-    node_of(fd)?.chmod(mode as u32).map(|()| 0)
+    chmod(&*node_of(fd)?, mode)
 }
 
 /// An id argument of `chown`: -1 leaves it as it is.
@@ -238,12 +359,12 @@ pub(super) fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64, flags: u64) ->
     } else {
         files::vfs().lookup(&resolve(dirfd, &raw)?)?
     };
-    node.chown(id(uid), id(gid)).map(|()| 0)
+    chown(&node, id(uid), id(gid))
 }
 
 /// `fchown(fd, uid, gid)`.
 pub(super) fn fchown(fd: u64, uid: u64, gid: u64) -> SysResult {
-    node_of(fd)?.chown(id(uid), id(gid)).map(|()| 0)
+    chown(&*node_of(fd)?, id(uid), id(gid))
 }
 
 /// `truncate(path, length)`: a negative length is `EINVAL`.
@@ -252,7 +373,11 @@ pub(super) fn truncate(path: u64, length: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let path = at_path(i64::from(AT_FDCWD), path)?;
-    files::vfs().lookup(&path)?.truncate(length).map(|()| 0)
+    let node = files::vfs().lookup(&path)?;
+    if !node.is_dir() {
+        check(&node, MAY_WRITE)?;
+    }
+    node.truncate(length).map(|()| 0)
 }
 
 /// `ftruncate(fd, length)`: `EINVAL` for a negative length, a descriptor

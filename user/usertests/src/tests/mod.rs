@@ -111,6 +111,7 @@ pub const TESTS: &[Test] = &[
     child("paths_directories", paths::directories),
     child("paths_working_directory", paths::working_directory),
     child("paths_memory_devices", paths::devices),
+    child("credentials", paths::credentials),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),

@@ -179,3 +179,40 @@ pub fn devices(_: &Context) -> TestResult {
     // SAFETY: the mapping is ours and nothing refers to it any more.
     unsafe { mem::munmap(private, PAGE_SIZE) }.map_err(|e| format!("munmap: {e}"))
 }
+
+/// Credentials: root gives up its effective id (`nobody`) and takes it
+/// back through the saved one; as `nobody` mode bits decide what it may
+/// open, `faccessat` checks the real ids, `setgroups` is `EPERM`, and
+/// `mlock` is bound by `RLIMIT_MEMLOCK` (0: `EPERM`).
+pub fn credentials(_: &Context) -> TestResult {
+    use aspen_sys::mem::{self, PAGE_SIZE};
+    use aspen_sys::process;
+    const NOBODY: u32 = 65534;
+    const KEEP: u32 = u32::MAX;
+    const RLIMIT_MEMLOCK: u32 = 8;
+    const FILE: &core::ffi::CStr = c"/tmp/usertests-root-only";
+    ensure!(process::ids() == (0, 0, 0, 0), "the suite runs as root: {:?}", process::ids());
+    let fd = fs::open(FILE, OpenFlags::CREAT | OpenFlags::RDWR | OpenFlags::TRUNC, 0o600)
+        .map_err(|e| format!("create: {e}"))?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    process::setresuid(KEEP, NOBODY, KEEP).map_err(|e| format!("setresuid: {e}"))?;
+    let ids = process::ids();
+    let result = (|| {
+        ensure!(ids == (0, NOBODY, 0, 0), "ids as nobody: {ids:?}");
+        expect_errno("open a 0600 root file", fs::open(FILE, OpenFlags::RDONLY, 0), Errno::EACCES)?;
+        path::faccessat(AT_FDCWD, FILE, 4).map_err(|e| format!("faccessat with the real (root) id: {e}"))?;
+        expect_errno("chmod of root's file", path::fchmodat(AT_FDCWD, FILE, 0o644), Errno::EPERM)?;
+        expect_errno("setgroups", process::setgroups(&[]), Errno::EPERM)?;
+        expect_errno("setresuid to another id", process::setresuid(KEEP, 1, KEEP), Errno::EPERM)?;
+        let page = [0u8; 2 * PAGE_SIZE];
+        let aligned = (page.as_ptr() as usize).next_multiple_of(PAGE_SIZE);
+        mem::mlock(aligned, PAGE_SIZE).map_err(|e| format!("mlock within RLIMIT_MEMLOCK: {e}"))?;
+        mem::munlock(aligned, PAGE_SIZE).map_err(|e| format!("munlock: {e}"))?;
+        process::setrlimit(RLIMIT_MEMLOCK, 0, 8 << 20).map_err(|e| format!("setrlimit: {e}"))?;
+        expect_errno("mlock with RLIMIT_MEMLOCK 0", mem::mlock(aligned, PAGE_SIZE), Errno::EPERM)?;
+        expect_errno("raising the hard limit", process::setrlimit(RLIMIT_MEMLOCK, 0, 16 << 20), Errno::EPERM)
+    })();
+    process::setresuid(KEEP, 0, KEEP).map_err(|e| format!("back to root: {e}"))?;
+    path::unlinkat(AT_FDCWD, FILE, 0).map_err(|e| format!("unlink: {e}"))?;
+    result
+}
