@@ -66,6 +66,7 @@ system_calls! {
     Mkdirat = 34 => "mkdirat", 3,
     Unlinkat = 35 => "unlinkat", 3,
     Renameat = 38 => "renameat", 4,
+    Umount2 = 39 => "umount2", 2,
     Mount = 40 => "mount", 5,
     Statfs = 43 => "statfs", 2,
     Fstatfs = 44 => "fstatfs", 2,

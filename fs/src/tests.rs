@@ -360,3 +360,33 @@ fn paths_normalize_against_a_base() {
     assert_eq!(normalize(b"/", b"../.."), b"/");
     assert_eq!(normalize(b"/a/b", b".."), b"/a");
 }
+
+#[test]
+fn mounts_cover_a_directory_until_unmounted() {
+    use crate::MountKind;
+    let vfs = tree();
+    let create = OpenFlags::CREAT | RDWR;
+    vfs.open(b"/tmp/before", create, 0o644, (0, 0)).unwrap();
+    vfs.mkdir(b"/tmp/shm", 0o755, (0, 0)).unwrap();
+    assert_eq!(vfs.mount(b"/tmp/before", MountKind::Tmpfs), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.mount(b"/tmp/nothing", MountKind::Tmpfs), Err(Errno::ENOENT));
+    assert_eq!(vfs.mount(b"/", MountKind::Tmpfs), Err(Errno::EBUSY));
+    vfs.mount(b"/tmp/shm", MountKind::Tmpfs).unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/shm").unwrap().stat().mode, S_IFDIR | 0o1777);
+    vfs.open(b"/tmp/shm/f", create, 0o644, (0, 0)).unwrap();
+    assert_eq!(vfs.unlink(b"/tmp/shm", true), Err(Errno::EBUSY));
+    assert_eq!(vfs.rename(b"/tmp/shm/f", b"/tmp/f", false), Err(Errno::EXDEV));
+    vfs.mount(b"/dev", MountKind::Devtmpfs).unwrap();
+    match vfs.lookup(b"/dev/zero").unwrap().kind {
+        NodeKind::CharDevice { major: 1, minor: 5 } => {}
+        _ => panic!("/dev/zero is not (1, 5)"),
+    }
+    vfs.umount(b"/tmp/shm").unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/shm/f").err(), Some(Errno::ENOENT));
+    assert_eq!(vfs.umount(b"/tmp/shm"), Err(Errno::EINVAL));
+    vfs.umount(b"/dev").unwrap();
+    assert_eq!(vfs.lookup(b"/dev/zero").err(), Some(Errno::ENOENT));
+    assert!(vfs.lookup(b"/dev/console").is_ok());
+    vfs.umount(b"/tmp").unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/before").err(), Some(Errno::ENOENT), "the initramfs's /tmp is back");
+}

@@ -22,7 +22,9 @@ pub const NAME_MAX: usize = 255;
 
 /// Device numbers shown in `stat` and `/proc/<pid>/maps`.
 const INITRAMFS_DEV: (u32, u32) = (0, 1);
-const TMPFS_DEV: (u32, u32) = (0, 2);
+/// The first minor device number of a mounted file system (the kernel's
+/// `/proc`, console and pipes use lower ones).
+const FIRST_MOUNT_MINOR: u32 = 16;
 
 /// `statfs`'s `f_type` of the initramfs (Linux's rootfs is a ramfs).
 pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
@@ -144,15 +146,6 @@ impl<E: MmEnv + 'static> Node<E> {
         }
     }
 
-    /// `statfs`'s `f_type` of the file system holding the node.
-    pub fn fs_magic(&self) -> u64 {
-        if self.dev == TMPFS_DEV {
-            TMPFS_MAGIC
-        } else {
-            RAMFS_MAGIC
-        }
-    }
-
     /// What `stat` reports for the node.
     pub fn stat(&self) -> Stat {
         let size = match &self.kind {
@@ -205,11 +198,48 @@ pub enum Whence {
     End,
 }
 
+/// A file system `mount` can put on a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// An empty tmpfs (mode 1777).
+    Tmpfs,
+    /// A tmpfs (mode 755) holding the device nodes Aspen has: `console`,
+    /// `tty`, `null`, `zero`, `full`, `random`, `urandom`.
+    Devtmpfs,
+}
+
+/// The device nodes of a devtmpfs: name, mode, (major, minor).
+const DEVICES: &[(&str, u32, (u32, u32))] = &[
+    ("console", 0o600, (5, 1)),
+    ("tty", 0o666, (5, 0)),
+    ("null", 0o666, (1, 3)),
+    ("zero", 0o666, (1, 5)),
+    ("full", 0o666, (1, 7)),
+    ("random", 0o666, (1, 8)),
+    ("urandom", 0o666, (1, 9)),
+];
+
+/// A file system mounted over a directory entry.
+struct Mount<E: MmEnv + 'static> {
+    /// The directory holding the entry.
+    parent: Arc<Node<E>>,
+    /// The entry's name.
+    name: String,
+    /// The mounted file system's root.
+    root: Arc<Node<E>>,
+    /// What the entry named before (back at unmount).
+    covered: Arc<Node<E>>,
+}
+
 /// The file tree.
 pub struct Vfs<E: MmEnv + 'static> {
     env: &'static E,
     root: Arc<Node<E>>,
     next_ino: AtomicU64,
+    /// The minor device number of the next mount (major 0).
+    next_minor: AtomicU32,
+    /// What is mounted, in mount order.
+    mounts: Mutex<Vec<Mount<E>>>,
 }
 
 fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Arc<Node<E>> {
@@ -240,7 +270,13 @@ fn components(path: &[u8]) -> Result<Vec<&str>, Errno> {
 impl<E: MmEnv + 'static> Vfs<E> {
     /// An empty tree: a read-only root directory.
     pub fn new(env: &'static E) -> Self {
-        Self { env, root: new_dir(1, 0o755, false, INITRAMFS_DEV), next_ino: AtomicU64::new(2) }
+        Self {
+            env,
+            root: new_dir(1, 0o755, false, INITRAMFS_DEV),
+            next_ino: AtomicU64::new(2),
+            next_minor: AtomicU32::new(FIRST_MOUNT_MINOR),
+            mounts: Mutex::new(Vec::new()),
+        }
     }
 
     fn ino(&self) -> u64 {
@@ -309,15 +345,48 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(dir)
     }
 
-    /// Mounts an empty tmpfs at `path` (replacing what was there).
+    /// Mounts an empty tmpfs at absolute `path`, making the directory
+    /// (read-only) first if it is missing: the boot's `/tmp`.
     pub fn mount_tmpfs(&self, path: &str) -> Result<(), Errno> {
-        let (parent, name) = path.trim_end_matches('/').rsplit_once('/').ok_or(Errno::EINVAL)?;
-        if name.is_empty() {
-            return Err(Errno::EBUSY);
+        self.make_dirs(path)?;
+        self.mount(path.as_bytes(), MountKind::Tmpfs)
+    }
+
+    /// `mount`: a new file system of `kind` over the directory at absolute
+    /// `path` (`ENOENT`, `ENOTDIR`; the root is `EBUSY`), with its own
+    /// device number. What was there comes back at [`Self::umount`].
+    pub fn mount(&self, path: &[u8], kind: MountKind) -> Result<(), Errno> {
+        let covered = self.lookup(path)?;
+        if !covered.is_dir() {
+            return Err(Errno::ENOTDIR);
         }
-        let parent = self.make_dirs(parent)?;
-        let tmp = new_dir(self.ino(), 0o1777, true, TMPFS_DEV);
-        parent.dir()?.lock().insert(String::from(name), tmp);
+        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EBUSY)?;
+        let dev = (0, self.next_minor.fetch_add(1, Ordering::Relaxed));
+        let mode = if kind == MountKind::Tmpfs { 0o1777 } else { 0o755 };
+        let root = new_dir(self.ino(), mode, true, dev);
+        if kind == MountKind::Devtmpfs {
+            let mut entries = root.dir()?.lock();
+            for &(name, mode, (major, minor)) in DEVICES {
+                let node = Node::new(self.ino(), S_IFCHR | mode, true, dev, NodeKind::CharDevice { major, minor });
+                entries.insert(String::from(name), node);
+            }
+        }
+        parent.dir()?.lock().insert(String::from(name), root.clone());
+        self.mounts.lock().push(Mount { parent, name: String::from(name), root, covered });
+        Ok(())
+    }
+
+    /// `umount`: the file system mounted last at absolute `path` goes, and
+    /// what it covered is back; `EINVAL` when nothing is mounted there.
+    /// Its files live on while open.
+    pub fn umount(&self, path: &[u8]) -> Result<(), Errno> {
+        let node = self.lookup(path)?;
+        let mount = {
+            let mut mounts = self.mounts.lock();
+            let at = mounts.iter().rposition(|m| Arc::ptr_eq(&m.root, &node)).ok_or(Errno::EINVAL)?;
+            mounts.remove(at)
+        };
+        mount.parent.dir()?.lock().insert(mount.name, mount.covered);
         Ok(())
     }
 

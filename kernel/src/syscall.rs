@@ -192,8 +192,8 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        // The file systems are fixed at boot.
-        Sysno::Mount => Err(Errno::ENOSYS),
+        Sysno::Mount => paths::mount(a1, a2, a3),
+        Sysno::Umount2 => paths::umount2(a0, a1),
     };
     frame.x[0] = match result {
         Ok(value) => value,
@@ -559,9 +559,14 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
+    } else if let Some(snapshot) = crate::process::sysfs::open(&path)? {
+        Description::Snapshot(Arc::new(snapshot))
     } else {
         paths::check_open(&path, flags)?;
         let file = files::vfs().open(&path, flags, paths::masked(mode), paths::new_owner())?;
+        if let (Some(object), true) = (file.object(), flags.contains(OpenFlags::TRUNC) && flags.writable()) {
+            paths::shrunk_mappings(object.id(), object.size());
+        }
         match file.node().kind {
             aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
                 CharDevice::Console => Description::Console,

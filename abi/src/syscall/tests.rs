@@ -23,6 +23,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("mkdirat", 34),
         ("unlinkat", 35),
         ("renameat", 38),
+        ("umount2", 39),
         ("mount", 40),
         ("statfs", 43),
         ("fstatfs", 44),

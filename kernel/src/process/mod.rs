@@ -17,6 +17,7 @@ pub mod itimer;
 pub mod policy;
 pub mod procfs;
 pub mod signal;
+pub mod sysfs;
 pub mod thread;
 
 use alloc::collections::{BTreeMap, BTreeSet};

@@ -164,6 +164,9 @@ pub(super) fn stat_path(path: &[u8]) -> Result<aspen_fs::Stat, Errno> {
     if let Some(snapshot) = procfs::open(path)? {
         return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));
     }
+    if let Some(snapshot) = crate::process::sysfs::open(path)? {
+        return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));
+    }
     Ok(files::vfs().lookup(path)?.stat())
 }
 
@@ -367,6 +370,26 @@ pub(super) fn fchown(fd: u64, uid: u64, gid: u64) -> SysResult {
     chown(&*node_of(fd)?, id(uid), id(gid))
 }
 
+/// Sets `node`'s length; when a file shrank, its pages past the new end
+/// are unmapped from every address space (`shrunk_mappings`).
+fn truncate_node(node: &KernelNode, length: u64) -> SysResult {
+    let old = node.stat().size;
+    node.truncate(length)?;
+    if let (aspen_fs::NodeKind::File(object), true) = (&node.kind, length < old) {
+        shrunk_mappings(object.id(), length);
+    }
+    Ok(0)
+}
+
+/// After the file `object_id` shrank to `size` bytes: every process's
+/// mappings of it lose the pages past the end (the next access there is
+/// SIGBUS, as Linux).
+pub(super) fn shrunk_mappings(object_id: u64, size: u64) {
+    for process in process::Process::all() {
+        let _ = process.with_mm(|mm| mm.file_shrunk(object_id, size));
+    }
+}
+
 /// `truncate(path, length)`: a negative length is `EINVAL`.
 pub(super) fn truncate(path: u64, length: u64) -> SysResult {
     if (length as i64) < 0 {
@@ -377,7 +400,7 @@ pub(super) fn truncate(path: u64, length: u64) -> SysResult {
     if !node.is_dir() {
         check(&node, MAY_WRITE)?;
     }
-    node.truncate(length).map(|()| 0)
+    truncate_node(&node, length)
 }
 
 /// `ftruncate(fd, length)`: `EINVAL` for a negative length, a descriptor
@@ -389,7 +412,7 @@ pub(super) fn ftruncate(fd: u64, length: u64) -> SysResult {
     let description = with_files(|f| f.get(fd))?;
     match &description.kind {
         Description::File(file) if description.flags().writable() && file.object().is_some() => {
-            file.node().truncate(length).map(|()| 0)
+            truncate_node(file.node(), length)
         }
         _ => Err(Errno::EINVAL),
     }
@@ -508,4 +531,52 @@ fn statx_bytes(stat: &aspen_fs::Stat) -> [u8; 256] {
     put(136, &stat.dev.0.to_le_bytes());
     put(140, &stat.dev.1.to_le_bytes());
     out
+}
+
+/// `MS_REMOUNT`, `MS_BIND`, `MS_MOVE` and the propagation flags
+/// (`MS_UNBINDABLE`, `MS_PRIVATE`, `MS_SLAVE`, `MS_SHARED`): what Aspen's
+/// mounts cannot do (`EINVAL`).
+const MS_UNSUPPORTED: u64 = 0x20 | 0x1000 | 0x2000 | (0xf << 17);
+/// `umount2`'s flags: `MNT_FORCE`, `MNT_DETACH`, `MNT_EXPIRE`,
+/// `UMOUNT_NOFOLLOW`.
+const UMOUNT_FLAGS: u64 = 0xf;
+
+/// `mount(source, target, fstype, flags, data)`, root only (`EPERM`):
+/// `tmpfs` and `devtmpfs` over a directory (the source is not looked at;
+/// the options in `data`, `size=` too, are not applied). `proc` and
+/// `sysfs` are always at `/proc` and `/sys`, so mounting them there
+/// succeeds and changes nothing; elsewhere `EINVAL`. Another type is
+/// `ENODEV`, as Linux for one it does not know.
+pub(super) fn mount(target: u64, fstype: u64, flags: u64) -> SysResult {
+    if !super::creds::current().privileged() {
+        return Err(Errno::EPERM);
+    }
+    let target = at_path(i64::from(AT_FDCWD), target)?;
+    let fstype = read_string(fstype, 4095)?;
+    if flags & MS_UNSUPPORTED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let kind = match fstype.as_slice() {
+        b"tmpfs" => aspen_fs::MountKind::Tmpfs,
+        b"devtmpfs" => aspen_fs::MountKind::Devtmpfs,
+        b"proc" | b"sysfs" => {
+            let home: &[u8] = if fstype == b"proc" { b"/proc" } else { b"/sys" };
+            return if aspen_fs::normalize(b"/", &target) == home { Ok(0) } else { Err(Errno::EINVAL) };
+        }
+        _ => return Err(Errno::ENODEV),
+    };
+    files::vfs().mount(&target, kind).map(|()| 0)
+}
+
+/// `umount2(target, flags)`, root only (`EPERM`): the file system last
+/// mounted there goes (`EINVAL` when none is; open files of it live on).
+pub(super) fn umount2(target: u64, flags: u64) -> SysResult {
+    if !super::creds::current().privileged() {
+        return Err(Errno::EPERM);
+    }
+    if flags & !UMOUNT_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = at_path(i64::from(AT_FDCWD), target)?;
+    files::vfs().umount(&target).map(|()| 0)
 }

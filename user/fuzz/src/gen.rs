@@ -24,7 +24,9 @@
 //!   on Aspen also the read-only initramfs (EROFS), never tmpfs; a pointer
 //!   that cannot be read; descriptors that are not open (fchmod, fchown,
 //!   fchdir), or the child's own read-only ones (ftruncate: EINVAL); so
-//!   the working directory never becomes a tmpfs directory either;
+//!   the working directory never becomes a tmpfs directory either; mount
+//!   gets only targets that do not exist, umount2 the paths above (none is
+//!   a mount point);
 //! - a successful execve: the path is never an executable unless argv or
 //!   envp holds a pointer that cannot be mapped (kernel or non-canonical);
 //! - new contents under the child's own code, data or live stack: there
@@ -532,7 +534,21 @@ fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
     let flags = if rng.chance(4, 5) { rng.pick(&[0, 1, 2, 4, 0x100, 0x200, 0x1000]) } else { rng.next() };
     let (a, b) = (change_path(rng, env, 0), change_path(rng, env, 1));
     let id = rng.pick(&[0, 1, 65534, u64::MAX, 0xffff_ffff]);
-    match rng.below(11) {
+    match rng.below(13) {
+        11 => {
+            // Mount targets only where nothing is (a mount over a directory
+            // of the initramfs would stay for the rest of the run).
+            let target = if rng.chance(1, 5) {
+                bad_pointer(rng)
+            } else {
+                put(env, ARG_PATH + 128, rng.pick(CHANGE_PATHS).to_bytes_with_nul());
+                env.argbuf + ARG_PATH + 128
+            };
+            let fstype = rng.pick(&[c"tmpfs", c"devtmpfs", c"proc", c"sysfs", c"ext4", c""]).to_bytes_with_nul();
+            put(env, ARG_PATH + 192, fstype);
+            call(Sysno::Mount, [a, target, env.argbuf + ARG_PATH + 192, flags, 0, r])
+        }
+        12 => call(Sysno::Umount2, [a, flags, r, 0, 0, 0]),
         0 => call(Sysno::Mkdirat, [dirfd, a, mode, r, 0, 0]),
         1 => call(Sysno::Unlinkat, [dirfd, a, flags, r, 0, 0]),
         2 => call(Sysno::Renameat, [dirfd, a, dirfd, b, r, 0]),
@@ -607,6 +623,8 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Truncate, Op::PathChange),
         (Sysno::Ftruncate, Op::PathChange),
         (Sysno::Fchdir, Op::PathChange),
+        (Sysno::Mount, Op::PathChange),
+        (Sysno::Umount2, Op::PathChange),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);

@@ -1,7 +1,7 @@
 //! Names in the file tree: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
 //! `renameat2`) and attributes (`faccessat`, `fchmodat`, `ftruncate`,
-//! `statfs`, `readlinkat`).
+//! `statfs`, `readlinkat`) and `umount2`.
 
 use core::ffi::CStr;
 
@@ -111,4 +111,10 @@ pub fn readlinkat(dirfd: i32, path: &CStr, buf: &mut [u8]) -> Result<usize, Errn
         )
     };
     Errno::result(ret)
+}
+
+/// umount2(2).
+pub fn umount2(target: &CStr, flags: u32) -> Result<(), Errno> {
+    // SAFETY: target is NUL-terminated and only read.
+    Errno::result(unsafe { syscall2(Sysno::Umount2.number(), target.as_ptr() as usize, flags as usize) }).map(drop)
 }

@@ -112,6 +112,8 @@ pub const TESTS: &[Test] = &[
     child("paths_working_directory", paths::working_directory),
     child("paths_memory_devices", paths::devices),
     child("credentials", paths::credentials),
+    child("mount_tmpfs", paths::mounts),
+    child("truncate_mapped_file", paths::truncate_mapped),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),

@@ -216,3 +216,80 @@ pub fn credentials(_: &Context) -> TestResult {
     path::unlinkat(AT_FDCWD, FILE, 0).map_err(|e| format!("unlink: {e}"))?;
     result
 }
+
+/// mount and umount2: a tmpfs over a directory hides what is there until
+/// it is unmounted, and its files go with it; an unknown type is `ENODEV`,
+/// a directory with nothing mounted `EINVAL`. On Aspen `/sys` has the CPU
+/// lists glibc reads.
+pub fn mounts(ctx: &Context) -> TestResult {
+    const DIR: &core::ffi::CStr = c"/tmp/usertests-mnt";
+    let _ = path::unlinkat(AT_FDCWD, c"/tmp/usertests-mnt/under", 0);
+    let _ = path::unlinkat(AT_FDCWD, DIR, AT_REMOVEDIR);
+    path::mkdirat(AT_FDCWD, DIR, 0o755).map_err(|e| format!("mkdirat: {e}"))?;
+    let fd = fs::open(c"/tmp/usertests-mnt/under", OpenFlags::CREAT | OpenFlags::RDWR, 0o644)
+        .map_err(|e| format!("create: {e}"))?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    expect_errno("mount of an unknown type", fs::mount(c"none", DIR, c"usertests-nofs"), Errno::ENODEV)?;
+    expect_errno("umount2 of a plain directory", path::umount2(DIR, 0), Errno::EINVAL)?;
+    fs::mount(c"tmpfs", DIR, c"tmpfs").map_err(|e| format!("mount tmpfs: {e}"))?;
+    let result = (|| {
+        expect_errno("the covered file", fs::open(c"/tmp/usertests-mnt/under", OpenFlags::RDONLY, 0), Errno::ENOENT)?;
+        let fd = fs::open(c"/tmp/usertests-mnt/on-top", OpenFlags::CREAT | OpenFlags::RDWR, 0o644)
+            .map_err(|e| format!("create on the tmpfs: {e}"))?;
+        fs::write(fd, &[1u8; 5000]).map_err(|e| format!("write: {e}"))?;
+        fs::close(fd).map_err(|e| format!("close: {e}"))?;
+        expect_errno("rmdir of a mount point", path::unlinkat(AT_FDCWD, DIR, AT_REMOVEDIR), Errno::EBUSY)
+    })();
+    path::umount2(DIR, 0).map_err(|e| format!("umount2: {e}"))?;
+    result?;
+    expect_errno("the tmpfs's file", fs::open(c"/tmp/usertests-mnt/on-top", OpenFlags::RDONLY, 0), Errno::ENOENT)?;
+    let fd = fs::open(c"/tmp/usertests-mnt/under", OpenFlags::RDONLY, 0).map_err(|e| format!("uncovered: {e}"))?;
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    path::unlinkat(AT_FDCWD, c"/tmp/usertests-mnt/under", 0).map_err(|e| format!("unlink: {e}"))?;
+    path::unlinkat(AT_FDCWD, DIR, AT_REMOVEDIR).map_err(|e| format!("rmdir: {e}"))?;
+    if !ctx.linux {
+        let mut buf = [0u8; 8];
+        let n = fs::read_file(c"/sys/devices/system/cpu/online", &mut buf).map_err(|e| format!("cpu/online: {e}"))?;
+        ensure!(&buf[..n] == b"0\n", "cpu/online: {:?}", &buf[..n]);
+    }
+    Ok(())
+}
+
+/// A file mapped `MAP_SHARED` and then shrunk by `ftruncate`: the pages
+/// past the new end are gone from the mapping (an access is SIGBUS), the
+/// page before it stays, as Linux.
+pub fn truncate_mapped(_: &Context) -> TestResult {
+    use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
+    const FILE: &core::ffi::CStr = c"/tmp/usertests-shrink";
+    let fd = fs::open(FILE, OpenFlags::CREAT | OpenFlags::RDWR | OpenFlags::TRUNC, 0o600)
+        .map_err(|e| format!("create: {e}"))?;
+    let result = (|| {
+        path::ftruncate(fd, 2 * PAGE_SIZE as i64).map_err(|e| format!("ftruncate up: {e}"))?;
+        let rw = Prot::READ.union(Prot::WRITE);
+        // SAFETY: a new mapping at an address the kernel picks.
+        let map =
+            unsafe { mem::mmap(0, 2 * PAGE_SIZE, rw, MapFlags::SHARED, fd, 0) }.map_err(|e| format!("mmap: {e}"))?;
+        let second = (map + PAGE_SIZE) as *mut u8;
+        // SAFETY: both pages are mapped and inside the file.
+        unsafe {
+            (map as *mut u8).write_volatile(1);
+            second.write_volatile(2);
+        }
+        path::ftruncate(fd, PAGE_SIZE as i64).map_err(|e| format!("ftruncate down: {e}"))?;
+        // SAFETY: the first page is still inside the file.
+        let first = unsafe { (map as *const u8).read_volatile() };
+        ensure!(first == 1, "the page before the end: {first}");
+        let status = crate::harness::child_status(|| {
+            // SAFETY: mapped, but past the end of the file now: SIGBUS.
+            let _ = unsafe { second.read_volatile() };
+            Ok(())
+        })?;
+        const SIGBUS: i32 = 7;
+        ensure!(status.signal() == Some(SIGBUS), "access past the new end: {status}");
+        // SAFETY: the mapping is ours and nothing refers to it any more.
+        unsafe { mem::munmap(map, 2 * PAGE_SIZE) }.map_err(|e| format!("munmap: {e}"))
+    })();
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    path::unlinkat(AT_FDCWD, FILE, 0).map_err(|e| format!("unlink: {e}"))?;
+    result
+}
