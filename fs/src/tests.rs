@@ -368,15 +368,15 @@ fn mounts_cover_a_directory_until_unmounted() {
     let create = OpenFlags::CREAT | RDWR;
     vfs.open(b"/tmp/before", create, 0o644, (0, 0)).unwrap();
     vfs.mkdir(b"/tmp/shm", 0o755, (0, 0)).unwrap();
-    assert_eq!(vfs.mount(b"/tmp/before", MountKind::Tmpfs), Err(Errno::ENOTDIR));
-    assert_eq!(vfs.mount(b"/tmp/nothing", MountKind::Tmpfs), Err(Errno::ENOENT));
-    assert_eq!(vfs.mount(b"/", MountKind::Tmpfs), Err(Errno::EBUSY));
-    vfs.mount(b"/tmp/shm", MountKind::Tmpfs).unwrap();
+    assert_eq!(vfs.mount(b"/tmp/before", MountKind::Tmpfs, None), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.mount(b"/tmp/nothing", MountKind::Tmpfs, None), Err(Errno::ENOENT));
+    assert_eq!(vfs.mount(b"/", MountKind::Tmpfs, None), Err(Errno::EBUSY));
+    vfs.mount(b"/tmp/shm", MountKind::Tmpfs, None).unwrap();
     assert_eq!(vfs.lookup(b"/tmp/shm").unwrap().stat().mode, S_IFDIR | 0o1777);
     vfs.open(b"/tmp/shm/f", create, 0o644, (0, 0)).unwrap();
     assert_eq!(vfs.unlink(b"/tmp/shm", true), Err(Errno::EBUSY));
     assert_eq!(vfs.rename(b"/tmp/shm/f", b"/tmp/f", false), Err(Errno::EXDEV));
-    vfs.mount(b"/dev", MountKind::Devtmpfs).unwrap();
+    vfs.mount(b"/dev", MountKind::Devtmpfs, None).unwrap();
     match vfs.lookup(b"/dev/zero").unwrap().kind {
         NodeKind::CharDevice { major: 1, minor: 5 } => {}
         _ => panic!("/dev/zero is not (1, 5)"),
@@ -389,4 +389,29 @@ fn mounts_cover_a_directory_until_unmounted() {
     assert!(vfs.lookup(b"/dev/console").is_ok());
     vfs.umount(b"/tmp").unwrap();
     assert_eq!(vfs.lookup(b"/tmp/before").err(), Some(Errno::ENOENT), "the initramfs's /tmp is back");
+}
+
+#[test]
+fn a_size_limited_tmpfs_refuses_what_passes_its_limit() {
+    use crate::MountKind;
+    let vfs = tree();
+    vfs.mkdir(b"/tmp/small", 0o755, (0, 0)).unwrap();
+    vfs.mount(b"/tmp/small", MountKind::Tmpfs, Some(3 * 4096)).unwrap();
+    let quota = vfs.lookup(b"/tmp/small").unwrap().quota().cloned().unwrap();
+    let create = OpenFlags::CREAT | RDWR;
+    let f = vfs.open(b"/tmp/small/f", create, 0o644, (0, 0)).unwrap();
+    assert_eq!(f.write(&[1; 5000], false), Ok(5000));
+    assert_eq!(quota.usage(), (3 * 4096, 2 * 4096));
+    vfs.mkdir(b"/tmp/small/d", 0o755, (0, 0)).unwrap();
+    let g = vfs.open(b"/tmp/small/d/g", create, 0o644, (0, 0)).unwrap();
+    assert_eq!(g.write(&[2; 4097], false), Err(Errno::ENOSPC), "two more pages do not fit");
+    assert_eq!(g.node().stat().size, 0, "nothing was written");
+    assert_eq!(g.node().truncate(4096), Ok(()));
+    assert_eq!(g.node().truncate(4097), Err(Errno::ENOSPC));
+    assert_eq!(quota.usage().1, 3 * 4096);
+    f.node().truncate(0).unwrap();
+    assert_eq!(g.write(&[2; 4097], false), Ok(4097));
+    drop(g);
+    vfs.unlink(b"/tmp/small/d/g", false).unwrap();
+    assert_eq!(quota.usage().1, 0, "a removed file's space goes back with its last reference");
 }

@@ -31,6 +31,47 @@ pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
 /// `statfs`'s `f_type` of a tmpfs.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 
+/// A tmpfs's size limit (`size=`) and what its files take: their sizes,
+/// each rounded up to whole pages (a sparse file counts in full).
+pub struct Quota {
+    /// The limit in bytes, a multiple of the page size.
+    limit: u64,
+    /// What the files take, in bytes.
+    used: AtomicU64,
+}
+
+impl Quota {
+    /// A limit of `limit` bytes (rounded up to whole pages).
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Self { limit: limit.div_ceil(PAGE) * PAGE, used: AtomicU64::new(0) })
+    }
+
+    /// Accounts a file's change of size from `old` to `new` bytes:
+    /// `ENOSPC`, with nothing changed, when growing would pass the limit.
+    fn resize(&self, old: u64, new: u64) -> Result<(), Errno> {
+        let (old, new) = (old.div_ceil(PAGE) * PAGE, new.div_ceil(PAGE) * PAGE);
+        if new <= old {
+            self.used.fetch_sub(old - new, Ordering::Relaxed);
+            return Ok(());
+        }
+        let grow = new - old;
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(grow).filter(|&total| total <= self.limit)
+            })
+            .map(drop)
+            .map_err(|_| Errno::ENOSPC)
+    }
+
+    /// The limit and what is used, in bytes (for `statfs`).
+    pub fn usage(&self) -> (u64, u64) {
+        (self.limit, self.used.load(Ordering::Relaxed))
+    }
+}
+
+/// The page size file sizes are counted in.
+const PAGE: u64 = 4096;
+
 /// A directory's entries, by name.
 type DirEntries<E> = Mutex<BTreeMap<String, Arc<Node<E>>>>;
 
@@ -67,6 +108,18 @@ pub struct Node<E: MmEnv + 'static> {
     pub dev: (u32, u32),
     /// What the node is, with its contents.
     pub kind: NodeKind<E>,
+    /// The size limit of the tmpfs holding it, if it has one.
+    quota: Option<Arc<Quota>>,
+}
+
+impl<E: MmEnv + 'static> Drop for Node<E> {
+    /// A file's space goes back to its tmpfs with its last reference (the
+    /// last link and the last open, as Linux).
+    fn drop(&mut self) {
+        if let (NodeKind::File(object), Some(quota)) = (&self.kind, &self.quota) {
+            let _ = quota.resize(object.size(), 0);
+        }
+    }
 }
 
 impl<E: MmEnv + 'static> Node<E> {
@@ -84,6 +137,18 @@ impl<E: MmEnv + 'static> Node<E> {
 
     /// A node owned by root.
     fn new(ino: u64, mode: u32, writable: bool, dev: (u32, u32), kind: NodeKind<E>) -> Arc<Self> {
+        Self::new_in(ino, mode, writable, dev, kind, None)
+    }
+
+    /// A node owned by root in a tmpfs with `quota`.
+    fn new_in(
+        ino: u64,
+        mode: u32,
+        writable: bool,
+        dev: (u32, u32),
+        kind: NodeKind<E>,
+        quota: Option<Arc<Quota>>,
+    ) -> Arc<Self> {
         Arc::new(Node {
             ino,
             mode: AtomicU32::new(mode),
@@ -92,7 +157,19 @@ impl<E: MmEnv + 'static> Node<E> {
             writable,
             dev,
             kind,
+            quota,
         })
+    }
+
+    /// The size limit of the tmpfs holding the node, if it has one.
+    pub fn quota(&self) -> Option<&Arc<Quota>> {
+        self.quota.as_ref()
+    }
+
+    /// Accounts a change of the file's size from `old` to `new` bytes with
+    /// its tmpfs's limit (`ENOSPC` when it would pass it).
+    fn resize(&self, old: u64, new: u64) -> Result<(), Errno> {
+        self.quota.as_ref().map_or(Ok(()), |quota| quota.resize(old, new))
     }
 
     /// File type and permission bits, as in `st_mode`.
@@ -142,7 +219,13 @@ impl<E: MmEnv + 'static> Node<E> {
             NodeKind::Dir(_) => Err(Errno::EISDIR),
             NodeKind::CharDevice { .. } => Err(Errno::EINVAL),
             NodeKind::File(_) if !self.writable => Err(Errno::EROFS),
-            NodeKind::File(object) => object.truncate(size),
+            NodeKind::File(object) => {
+                let old = object.size();
+                self.resize(old, size)?;
+                object.truncate(size).inspect_err(|_| {
+                    let _ = self.resize(size, old);
+                })
+            }
         }
     }
 
@@ -349,13 +432,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
     /// (read-only) first if it is missing: the boot's `/tmp`.
     pub fn mount_tmpfs(&self, path: &str) -> Result<(), Errno> {
         self.make_dirs(path)?;
-        self.mount(path.as_bytes(), MountKind::Tmpfs)
+        self.mount(path.as_bytes(), MountKind::Tmpfs, None)
     }
 
     /// `mount`: a new file system of `kind` over the directory at absolute
     /// `path` (`ENOENT`, `ENOTDIR`; the root is `EBUSY`), with its own
-    /// device number. What was there comes back at [`Self::umount`].
-    pub fn mount(&self, path: &[u8], kind: MountKind) -> Result<(), Errno> {
+    /// device number and, if given, a size limit in bytes (its files'
+    /// writes and truncates past it are `ENOSPC`). What was there comes
+    /// back at [`Self::umount`].
+    pub fn mount(&self, path: &[u8], kind: MountKind, limit: Option<u64>) -> Result<(), Errno> {
         let covered = self.lookup(path)?;
         if !covered.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -363,7 +448,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
         let (parent, name) = self.parent_of(path).map_err(|_| Errno::EBUSY)?;
         let dev = (0, self.next_minor.fetch_add(1, Ordering::Relaxed));
         let mode = if kind == MountKind::Tmpfs { 0o1777 } else { 0o755 };
-        let root = new_dir(self.ino(), mode, true, dev);
+        let quota = limit.map(Quota::new);
+        let kind_dir = NodeKind::Dir(Mutex::new(BTreeMap::new()));
+        let root = Node::new_in(self.ino(), S_IFDIR | mode, true, dev, kind_dir, quota);
         if kind == MountKind::Devtmpfs {
             let mut entries = root.dir()?.lock();
             for &(name, mode, (major, minor)) in DEVICES {
@@ -486,7 +573,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
             path: String::from(core::str::from_utf8(&normalize(b"/", path)).unwrap_or("?")),
         };
         let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
-        let node = Node::new(ino, S_IFREG | (mode & 0o7777), true, parent.dev, NodeKind::File(object));
+        let kind = NodeKind::File(object);
+        let node = Node::new_in(ino, S_IFREG | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
         node.uid.store(owner.0, Ordering::Relaxed);
         node.gid.store(owner.1, Ordering::Relaxed);
         let mut entries = entries.lock();
@@ -511,7 +599,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
         if !parent.writable {
             return Err(Errno::EROFS);
         }
-        let dir = new_dir(self.ino(), mode, true, parent.dev);
+        let kind = NodeKind::Dir(Mutex::new(BTreeMap::new()));
+        let dir = Node::new_in(self.ino(), S_IFDIR | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
         dir.uid.store(owner.0, Ordering::Relaxed);
         dir.gid.store(owner.1, Ordering::Relaxed);
         entries.insert(String::from(name), dir);
@@ -744,10 +833,16 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         }
         let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
         let mut offset = self.offset.lock();
+        let old = object.size();
         if append {
-            *offset = object.size();
+            *offset = old;
         }
-        let n = object.write(*offset, data)?;
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        self.node.resize(old, end.max(old))?;
+        let written = object.write(*offset, data);
+        // What the file did not grow by goes back.
+        let _ = self.node.resize(end.max(old), object.size());
+        let n = written?;
         *offset += n as u64;
         Ok(n)
     }

@@ -433,9 +433,17 @@ pub(super) fn fsync(fd: u64) -> SysResult {
 }
 
 /// `struct statfs` (120 bytes) for a file system of type `magic`.
-fn statfs_bytes(magic: u64) -> [u8; 120] {
+/// A tmpfs with a size limit counts its blocks against it, one without
+/// against the free frames.
+fn statfs_bytes(magic: u64, quota: Option<&aspen_fs::Quota>) -> [u8; 120] {
     let pool = crate::memory::frames::pool();
-    let (total, free) = (pool.total_frame_count() as u64, pool.free_frame_count() as u64);
+    let (total, free) = match quota {
+        Some(quota) => {
+            let (limit, used) = quota.usage();
+            (limit / 4096, (limit - used.min(limit)) / 4096)
+        }
+        None => (pool.total_frame_count() as u64, pool.free_frame_count() as u64),
+    };
     let (blocks, bfree) = if magic == aspen_fs::TMPFS_MAGIC { (total, free) } else { (0, 0) };
     let fields: [u64; 15] =
         [magic, 4096, blocks, bfree, bfree, 0, 0, 0, aspen_fs::NAME_MAX as u64, 4096, 0, 0, 0, 0, 0];
@@ -458,15 +466,22 @@ fn magic_of(stat: &aspen_fs::Stat) -> u64 {
 
 /// `statfs(path, buf)`.
 pub(super) fn statfs(path: u64, buf: u64) -> SysResult {
-    let stat = stat_path(&at_path(i64::from(AT_FDCWD), path)?)?;
-    copy_out_at(buf, &statfs_bytes(magic_of(&stat)))?;
+    let path = at_path(i64::from(AT_FDCWD), path)?;
+    let stat = stat_path(&path)?;
+    let node = files::vfs().lookup(&path).ok();
+    copy_out_at(buf, &statfs_bytes(magic_of(&stat), node.as_ref().and_then(|n| n.quota()).map(|q| &**q)))?;
     Ok(0)
 }
 
 /// `fstatfs(fd, buf)`.
 pub(super) fn fstatfs(fd: u64, buf: u64) -> SysResult {
-    let stat = stat_of(&with_files(|f| f.get(fd))?.kind);
-    copy_out_at(buf, &statfs_bytes(magic_of(&stat)))?;
+    let description = with_files(|f| f.get(fd))?;
+    let stat = stat_of(&description.kind);
+    let quota = match &description.kind {
+        Description::File(file) | Description::Device(_, file) => file.node().quota().cloned(),
+        _ => None,
+    };
+    copy_out_at(buf, &statfs_bytes(magic_of(&stat), quota.as_deref()))?;
     Ok(0)
 }
 
@@ -543,11 +558,12 @@ const UMOUNT_FLAGS: u64 = 0xf;
 
 /// `mount(source, target, fstype, flags, data)`, root only (`EPERM`):
 /// `tmpfs` and `devtmpfs` over a directory (the source is not looked at;
-/// the options in `data`, `size=` too, are not applied). `proc` and
+/// of the options in `data` a tmpfs takes `size=` in bytes, with a `k`,
+/// `m`, `g` suffix or as `%` of RAM, 0 for none; the others are ignored). `proc` and
 /// `sysfs` are always at `/proc` and `/sys`, so mounting them there
 /// succeeds and changes nothing; elsewhere `EINVAL`. Another type is
 /// `ENODEV`, as Linux for one it does not know.
-pub(super) fn mount(target: u64, fstype: u64, flags: u64) -> SysResult {
+pub(super) fn mount(target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
     if !super::creds::current().privileged() {
         return Err(Errno::EPERM);
     }
@@ -565,7 +581,31 @@ pub(super) fn mount(target: u64, fstype: u64, flags: u64) -> SysResult {
         }
         _ => return Err(Errno::ENODEV),
     };
-    files::vfs().mount(&target, kind).map(|()| 0)
+    let options = if data == 0 { Vec::new() } else { read_string(data, 4095)? };
+    let limit = if kind == aspen_fs::MountKind::Tmpfs { size_option(&options)? } else { None };
+    files::vfs().mount(&target, kind, limit).map(|()| 0)
+}
+
+/// The `size=` of tmpfs options (comma-separated): bytes with an optional
+/// `k`, `m` or `g`, or a percentage of RAM; none or 0 is no limit; a
+/// value that does not parse is `EINVAL`.
+fn size_option(options: &[u8]) -> Result<Option<u64>, Errno> {
+    let Some(value) = options.split(|&b| b == b',').find_map(|o| o.strip_prefix(b"size=")) else { return Ok(None) };
+    let (digits, unit) = match value.last() {
+        Some(b'k' | b'K') => (&value[..value.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&value[..value.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&value[..value.len() - 1], 1 << 30),
+        Some(b'%') => (&value[..value.len() - 1], 0),
+        _ => (value, 1),
+    };
+    let number: u64 = core::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or(Errno::EINVAL)?;
+    let bytes = if unit == 0 {
+        let ram = crate::memory::frames::pool().total_frame_count() as u64 * 4096;
+        ram / 100 * number
+    } else {
+        number.checked_mul(unit).ok_or(Errno::EINVAL)?
+    };
+    Ok(Some(bytes).filter(|&b| b != 0))
 }
 
 /// `umount2(target, flags)`, root only (`EPERM`): the file system last

@@ -1,7 +1,7 @@
 //! Names in the file tree: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
 //! `renameat2`) and attributes (`faccessat`, `fchmodat`, `ftruncate`,
-//! `statfs`, `readlinkat`) and `umount2`.
+//! `statfs`, `readlinkat`), `mount` with options and `umount2`.
 
 use core::ffi::CStr;
 
@@ -117,4 +117,20 @@ pub fn readlinkat(dirfd: i32, path: &CStr, buf: &mut [u8]) -> Result<usize, Errn
 pub fn umount2(target: &CStr, flags: u32) -> Result<(), Errno> {
     // SAFETY: target is NUL-terminated and only read.
     Errno::result(unsafe { syscall2(Sysno::Umount2.number(), target.as_ptr() as usize, flags as usize) }).map(drop)
+}
+
+/// mount(2) with `data` (the file system's options).
+pub fn mount_with(source: &CStr, target: &CStr, fstype: &CStr, data: &CStr) -> Result<(), Errno> {
+    // SAFETY: the four strings are NUL-terminated and only read.
+    let ret = unsafe {
+        syscall5(
+            Sysno::Mount.number(),
+            source.as_ptr() as usize,
+            target.as_ptr() as usize,
+            fstype.as_ptr() as usize,
+            0,
+            data.as_ptr() as usize,
+        )
+    };
+    Errno::result(ret).map(drop)
 }

@@ -113,6 +113,7 @@ pub const TESTS: &[Test] = &[
     child("paths_memory_devices", paths::devices),
     child("credentials", paths::credentials),
     child("mount_tmpfs", paths::mounts),
+    child("mount_tmpfs_size", paths::tmpfs_size),
     child("truncate_mapped_file", paths::truncate_mapped),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),

@@ -293,3 +293,32 @@ pub fn truncate_mapped(_: &Context) -> TestResult {
     path::unlinkat(AT_FDCWD, FILE, 0).map_err(|e| format!("unlink: {e}"))?;
     result
 }
+
+/// A tmpfs mounted with `size=8k`: 8 KiB of files fit, a byte more is
+/// `ENOSPC`, and removing a file gives its space back.
+pub fn tmpfs_size(_: &Context) -> TestResult {
+    const DIR: &core::ffi::CStr = c"/tmp/usertests-small";
+    let _ = path::unlinkat(AT_FDCWD, DIR, AT_REMOVEDIR);
+    path::mkdirat(AT_FDCWD, DIR, 0o755).map_err(|e| format!("mkdirat: {e}"))?;
+    path::mount_with(c"tmpfs", DIR, c"tmpfs", c"mode=755,size=8k").map_err(|e| format!("mount: {e}"))?;
+    let result = (|| {
+        let create = OpenFlags::CREAT | OpenFlags::RDWR;
+        let fd = fs::open(c"/tmp/usertests-small/a", create, 0o644).map_err(|e| format!("create a: {e}"))?;
+        let wrote = fs::write(fd, &[1u8; 8192]);
+        fs::close(fd).map_err(|e| format!("close: {e}"))?;
+        ensure!(wrote == Ok(8192), "8 KiB into an 8 KiB tmpfs: {wrote:?}");
+        let fd = fs::open(c"/tmp/usertests-small/b", create, 0o644).map_err(|e| format!("create b: {e}"))?;
+        let full = fs::write(fd, &[2u8; 1]);
+        let again = (|| {
+            expect_errno("a byte more", full, Errno::ENOSPC)?;
+            path::unlinkat(AT_FDCWD, c"/tmp/usertests-small/a", 0).map_err(|e| format!("unlink a: {e}"))?;
+            ensure!(fs::write(fd, &[2u8; 100]) == Ok(100), "a write after the space came back");
+            Ok(())
+        })();
+        fs::close(fd).map_err(|e| format!("close: {e}"))?;
+        again
+    })();
+    path::umount2(DIR, 0).map_err(|e| format!("umount2: {e}"))?;
+    path::unlinkat(AT_FDCWD, DIR, AT_REMOVEDIR).map_err(|e| format!("rmdir: {e}"))?;
+    result
+}
