@@ -415,3 +415,21 @@ fn a_size_limited_tmpfs_refuses_what_passes_its_limit() {
     vfs.unlink(b"/tmp/small/d/g", false).unwrap();
     assert_eq!(quota.usage().1, 0, "a removed file's space goes back with its last reference");
 }
+
+#[test]
+fn hard_links_name_one_file() {
+    let vfs = tree();
+    let f = vfs.open(b"/tmp/a", OpenFlags::CREAT | RDWR, 0o644, (0, 0)).unwrap();
+    f.write(b"data", false).unwrap();
+    let node = f.node().clone();
+    vfs.link(&node, b"/tmp/b").unwrap();
+    assert_eq!(node.stat().nlink, 2);
+    assert_eq!(vfs.link(&node, b"/tmp/b"), Err(Errno::EEXIST));
+    assert_eq!(vfs.link(&vfs.lookup(b"/tmp").unwrap(), b"/tmp/c"), Err(Errno::EPERM));
+    assert_eq!(vfs.link(&vfs.lookup(b"/bin/hello").unwrap(), b"/tmp/c"), Err(Errno::EROFS));
+    assert_eq!(vfs.rename(b"/tmp/a", b"/tmp/b", false), Ok(()));
+    assert!(vfs.lookup(b"/tmp/a").is_ok(), "a rename between two names of one file does nothing");
+    vfs.unlink(b"/tmp/a", false).unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/b").unwrap().stat().size, 4);
+    assert_eq!(node.stat().nlink, 1);
+}

@@ -110,6 +110,9 @@ pub struct Node<E: MmEnv + 'static> {
     pub kind: NodeKind<E>,
     /// The size limit of the tmpfs holding it, if it has one.
     quota: Option<Arc<Quota>>,
+    /// The names a file or device has (`link` adds one, `unlink` takes
+    /// one away); a directory's count is made from its entries instead.
+    links: AtomicU32,
 }
 
 impl<E: MmEnv + 'static> Drop for Node<E> {
@@ -158,6 +161,7 @@ impl<E: MmEnv + 'static> Node<E> {
             dev,
             kind,
             quota,
+            links: AtomicU32::new(1),
         })
     }
 
@@ -242,7 +246,7 @@ impl<E: MmEnv + 'static> Node<E> {
         let (uid, gid) = self.owner();
         let nlink = match &self.kind {
             NodeKind::Dir(entries) => 2 + entries.lock().values().filter(|n| n.is_dir()).count() as u32,
-            _ => 1,
+            _ => self.links.load(Ordering::Relaxed),
         };
         Stat { dev: self.dev, ino: self.ino, mode: self.mode(), size, rdev, uid, gid, nlink }
     }
@@ -635,7 +639,36 @@ impl<E: MmEnv + 'static> Vfs<E> {
             (_, true) => return Err(Errno::ENOTDIR),
             (_, false) => {}
         }
-        entries.remove(name);
+        if let Some(gone) = entries.remove(name) {
+            gone.links.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// `link`: a new name `new` (absolute) for the non-directory `node`.
+    /// As Linux: a directory is `EPERM`, an existing `new` `EEXIST`, another
+    /// file system `EXDEV`, the initramfs `EROFS`.
+    pub fn link(&self, node: &Arc<Node<E>>, new: &[u8]) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(new) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        if entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if !parent.writable || !node.writable {
+            return Err(Errno::EROFS);
+        }
+        if node.dev != parent.dev {
+            return Err(Errno::EXDEV);
+        }
+        if node.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        node.links.fetch_add(1, Ordering::Relaxed);
+        entries.insert(String::from(name), node.clone());
         Ok(())
     }
 
@@ -670,6 +703,10 @@ impl<E: MmEnv + 'static> Vfs<E> {
         // One entry lock at a time: the kernel is not preempted between
         // these steps, so the checks still hold when the entries change.
         if let Some(existing) = to.dir()?.lock().get(new_name).cloned() {
+            if Arc::ptr_eq(&existing, &node) {
+                // Two names of one file: nothing happens, as in Linux.
+                return if noreplace { Err(Errno::EEXIST) } else { Ok(()) };
+            }
             if noreplace {
                 return Err(Errno::EEXIST);
             }
@@ -688,7 +725,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
             }
         }
         from.dir()?.lock().remove(old_name);
-        to.dir()?.lock().insert(String::from(new_name), node);
+        if let Some(replaced) = to.dir()?.lock().insert(String::from(new_name), node) {
+            replaced.links.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

@@ -72,6 +72,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Umask => paths::umask(a0),
         Sysno::Mkdirat => paths::mkdirat(a0 as i32 as i64, a1, a2),
         Sysno::Unlinkat => paths::unlinkat(a0 as i32 as i64, a1, a2),
+        Sysno::Linkat => paths::linkat(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4),
         Sysno::Renameat => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, 0),
         Sysno::Renameat2 => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4 as u32 as u64),
         Sysno::Faccessat => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, 0),

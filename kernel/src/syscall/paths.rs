@@ -1,6 +1,6 @@
 //! The path system calls: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
-//! `renameat2`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
+//! `renameat2`, `linkat`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
 //! `truncate`, `statfs`, `statx`, `readlinkat`) and `fsync`.
 //!
 //! A relative path starts at the process's working directory, or at the
@@ -257,6 +257,29 @@ pub(super) fn renameat2(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flag
     check_entry_change(&old)?;
     check_entry_change(&new)?;
     files::vfs().rename(&old, &new, flags == RENAME_NOREPLACE).map(|()| 0)
+}
+
+/// `linkat(olddirfd, old, newdirfd, new, flags)`: a new name for a file
+/// (`AT_SYMLINK_FOLLOW` changes nothing: there are no symbolic links;
+/// with `AT_EMPTY_PATH` an empty `old` is the file `olddirfd` names, for
+/// root only, else `ENOENT` as Linux). Other flags `EINVAL`.
+pub(super) fn linkat(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flags: u64) -> SysResult {
+    let flags = AtFlags::from_register(flags);
+    if !(AtFlags::SYMLINK_FOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    let raw = read_string(old, PATH_MAX - 1)?;
+    let node = if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
+        if !super::creds::current().privileged() {
+            return Err(Errno::ENOENT);
+        }
+        node_of(old_dirfd as u64)?
+    } else {
+        files::vfs().lookup(&resolve(old_dirfd, &raw)?)?
+    };
+    let new = at_path(new_dirfd, new)?;
+    check_entry_change(&new)?;
+    files::vfs().link(&node, &new).map(|()| 0)
 }
 
 /// `faccessat2(dirfd, path, mode, flags)` (`faccessat` with flags 0):

@@ -1,6 +1,6 @@
 //! Names in the file tree: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
-//! `renameat2`) and attributes (`faccessat`, `fchmodat`, `ftruncate`,
+//! `renameat2`, `linkat`) and attributes (`faccessat`, `fchmodat`, `ftruncate`,
 //! `statfs`, `readlinkat`), `mount` with options and `umount2`.
 
 use core::ffi::CStr;
@@ -130,6 +130,22 @@ pub fn mount_with(source: &CStr, target: &CStr, fstype: &CStr, data: &CStr) -> R
             fstype.as_ptr() as usize,
             0,
             data.as_ptr() as usize,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// linkat(2).
+pub fn linkat(old_dirfd: i32, old: &CStr, new_dirfd: i32, new: &CStr, flags: u32) -> Result<(), Errno> {
+    // SAFETY: both paths are NUL-terminated and only read.
+    let ret = unsafe {
+        syscall5(
+            Sysno::Linkat.number(),
+            old_dirfd as usize,
+            old.as_ptr() as usize,
+            new_dirfd as usize,
+            new.as_ptr() as usize,
+            flags as usize,
         )
     };
     Errno::result(ret).map(drop)

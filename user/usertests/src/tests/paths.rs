@@ -1,4 +1,5 @@
-//! Names in the file tree: directories made and removed, renames, the
+//! Names in the file tree: directories made and removed, renames, hard
+//! links, the
 //! working directory and directory descriptors as the start of relative
 //! paths, access checks, modes, truncation and `/proc/self/exe`, with
 //! Linux's errnos. Everything is made under `/tmp/usertests-paths` and
@@ -62,6 +63,15 @@ pub fn directories(ctx: &Context) -> TestResult {
         Errno::EEXIST,
     )?;
     rename(c"/tmp/usertests-paths/g", c"/tmp/usertests-paths/h", 0).map_err(|e| format!("rename over: {e}"))?;
+    let link = |old, new| path::linkat(AT_FDCWD, old, AT_FDCWD, new, 0);
+    link(c"/tmp/usertests-paths/h", c"/tmp/usertests-paths/h2").map_err(|e| format!("linkat: {e}"))?;
+    expect_errno("linkat over a name", link(c"/tmp/usertests-paths/h", c"/tmp/usertests-paths/h2"), Errno::EEXIST)?;
+    expect_errno("linkat of a directory", link(c"/tmp/usertests-paths/d", c"/tmp/usertests-paths/d2"), Errno::EPERM)?;
+    let fd = fs::open(c"/tmp/usertests-paths/h2", OpenFlags::RDONLY, 0).map_err(|e| format!("open h2: {e}"))?;
+    let nlink = fs::fstat(fd).map(|st| st.nlink);
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    ensure!(nlink == Ok(2), "nlink of a file with two names: {nlink:?}");
+    path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/h2", 0).map_err(|e| format!("unlink h2: {e}"))?;
     if !ctx.linux {
         // Aspen's initramfs is read-only; Linux's rootfs is writable.
         expect_errno("mkdirat on the initramfs", path::mkdirat(AT_FDCWD, c"/usertests-x", 0o755), Errno::EROFS)?;
