@@ -1004,6 +1004,7 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 /// read them.
 fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
     let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
+    paths::check_exec(&path)?;
     let mut budget = aspen_abi::stack::ARG_MAX;
     let argv = string_array(argv, &mut budget)?;
     let envp = string_array(envp, &mut budget)?;

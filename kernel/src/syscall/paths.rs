@@ -1,7 +1,8 @@
 //! The path system calls: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
 //! `renameat2`, `linkat`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
-//! `truncate`, `statfs`, `statx`, `readlinkat`) and `fsync`.
+//! `truncate`, `statfs`, `statx`, `readlinkat`), `fsync`, and `mount` and
+//! `umount2`.
 //!
 //! A relative path starts at the process's working directory, or at the
 //! directory a descriptor names (the path it was opened by): both are kept
@@ -106,6 +107,20 @@ pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Res
             check(&node, want)
         }
         Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => check_entry_change(path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// `execve`'s check for a caller without privilege, before the program
+/// is opened (as Linux's `do_open_execat`): execute permission on the
+/// file by its mode bits (`EACCES`). Root's rule (some execute bit) and
+/// what does not exist are left to the loader.
+pub(super) fn check_exec(path: &[u8]) -> Result<(), Errno> {
+    if super::creds::current().privileged() {
+        return Ok(());
+    }
+    match files::vfs().lookup(path) {
+        Ok(node) => check(&node, MAY_EXEC),
         Err(_) => Ok(()),
     }
 }

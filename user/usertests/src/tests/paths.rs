@@ -205,13 +205,16 @@ pub fn credentials(_: &Context) -> TestResult {
     let fd = fs::open(FILE, OpenFlags::CREAT | OpenFlags::RDWR | OpenFlags::TRUNC, 0o600)
         .map_err(|e| format!("create: {e}"))?;
     fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    path::fchmodat(AT_FDCWD, FILE, 0o700).map_err(|e| format!("chmod 0700: {e}"))?;
     process::setresuid(KEEP, NOBODY, KEEP).map_err(|e| format!("setresuid: {e}"))?;
     let ids = process::ids();
     let result = (|| {
         ensure!(ids == (0, NOBODY, 0, 0), "ids as nobody: {ids:?}");
-        expect_errno("open a 0600 root file", fs::open(FILE, OpenFlags::RDONLY, 0), Errno::EACCES)?;
+        expect_errno("open a 0700 root file", fs::open(FILE, OpenFlags::RDONLY, 0), Errno::EACCES)?;
         path::faccessat(AT_FDCWD, FILE, 4).map_err(|e| format!("faccessat with the real (root) id: {e}"))?;
         expect_errno("chmod of root's file", path::fchmodat(AT_FDCWD, FILE, 0o644), Errno::EPERM)?;
+        let exec = process::execve(FILE, &[FILE], &[]);
+        ensure!(exec == Errno::EACCES, "execve of root's 0700 file: {exec}");
         expect_errno("setgroups", process::setgroups(&[]), Errno::EPERM)?;
         expect_errno("setresuid to another id", process::setresuid(KEEP, 1, KEEP), Errno::EPERM)?;
         let page = [0u8; 2 * PAGE_SIZE];
