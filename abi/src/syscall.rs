@@ -96,6 +96,7 @@ system_calls! {
     Fstat = 80 => "fstat", 2,
     Fsync = 82 => "fsync", 1,
     Fdatasync = 83 => "fdatasync", 1,
+    Utimensat = 88 => "utimensat", 4,
     Exit = 93 => "exit", 1,
     ExitGroup = 94 => "exit_group", 1,
     SetTidAddress = 96 => "set_tid_address", 1,

@@ -433,3 +433,27 @@ fn hard_links_name_one_file() {
     assert_eq!(vfs.lookup(b"/tmp/b").unwrap().stat().size, 4);
     assert_eq!(node.stat().nlink, 1);
 }
+
+#[test]
+fn writes_and_renames_move_the_times() {
+    use aspen_abi::syscall::Timespec;
+    use core::sync::atomic::{AtomicI64, Ordering};
+    static TICK: AtomicI64 = AtomicI64::new(100);
+    crate::set_clock(|| Timespec { tv_sec: TICK.fetch_add(1, Ordering::Relaxed), tv_nsec: 0 });
+    let vfs = tree();
+    let f = vfs.open(b"/tmp/timed", OpenFlags::CREAT | RDWR, 0o644, (0, 0)).unwrap();
+    let born = f.node().stat();
+    assert!(born.mtime.tv_sec >= 100 && born.atime == born.mtime);
+    f.write(b"x", false).unwrap();
+    let written = f.node().stat();
+    assert!(written.mtime > born.mtime && written.ctime == written.mtime && written.atime == born.atime);
+    let dir = vfs.lookup(b"/tmp").unwrap().stat();
+    vfs.rename(b"/tmp/timed", b"/tmp/renamed", false).unwrap();
+    assert!(vfs.lookup(b"/tmp").unwrap().stat().mtime > dir.mtime, "the directory changed");
+    let t = Timespec { tv_sec: 7, tv_nsec: 8 };
+    f.node().set_times(Some(t), None).unwrap();
+    let set = f.node().stat();
+    assert_eq!((set.atime, set.mtime), (t, written.mtime));
+    assert!(set.ctime > written.ctime);
+    assert_eq!(vfs.lookup(b"/bin/hello").unwrap().set_times(None, None), Err(Errno::EROFS));
+}

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use aspen_abi::fcntl::OpenFlags;
+use aspen_abi::syscall::Timespec;
 use aspen_abi::uaccess::CopyFault;
 use aspen_mm::aspace::MmEnv;
 use aspen_mm::errno::Errno;
@@ -69,6 +70,19 @@ impl Quota {
     }
 }
 
+/// The clock file times come from (the kernel's `CLOCK_REALTIME`); none
+/// (the host tests) reads 0.
+static CLOCK: spin::Once<fn() -> Timespec> = spin::Once::new();
+
+/// Sets the clock file times come from (once, at boot).
+pub fn set_clock(now: fn() -> Timespec) {
+    CLOCK.call_once(|| now);
+}
+
+fn now() -> Timespec {
+    CLOCK.get().map_or(Timespec::default(), |clock| clock())
+}
+
 /// The page size file sizes are counted in.
 const PAGE: u64 = 4096;
 
@@ -110,6 +124,9 @@ pub struct Node<E: MmEnv + 'static> {
     pub kind: NodeKind<E>,
     /// The size limit of the tmpfs holding it, if it has one.
     quota: Option<Arc<Quota>>,
+    /// Last access, last change of the data, last change of the node
+    /// (`st_atime`, `st_mtime`, `st_ctime`).
+    times: Mutex<[Timespec; 3]>,
     /// The names a file or device has (`link` adds one, `unlink` takes
     /// one away); a directory's count is made from its entries instead.
     links: AtomicU32,
@@ -161,8 +178,36 @@ impl<E: MmEnv + 'static> Node<E> {
             dev,
             kind,
             quota,
+            times: Mutex::new([now(); 3]),
             links: AtomicU32::new(1),
         })
+    }
+
+    /// The data changed (a write, a truncate, an entry of a directory):
+    /// the modification and change times are now.
+    fn modified(&self) {
+        let t = now();
+        let mut times = self.times.lock();
+        times[1] = t;
+        times[2] = t;
+    }
+
+    /// The node changed (mode, owner, links): the change time is now.
+    fn changed(&self) {
+        self.times.lock()[2] = now();
+    }
+
+    /// `utimensat`: sets the access and modification times (`None` keeps
+    /// one); the change time becomes now. `EROFS` on the initramfs.
+    pub fn set_times(&self, atime: Option<Timespec>, mtime: Option<Timespec>) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut times = self.times.lock();
+        times[0] = atime.unwrap_or(times[0]);
+        times[1] = mtime.unwrap_or(times[1]);
+        times[2] = now();
+        Ok(())
     }
 
     /// The size limit of the tmpfs holding the node, if it has one.
@@ -194,6 +239,7 @@ impl<E: MmEnv + 'static> Node<E> {
         }
         let kind = self.mode() & S_IFMT;
         self.mode.store(kind | (mode & 0o7777), Ordering::Relaxed);
+        self.changed();
         Ok(())
     }
 
@@ -213,6 +259,7 @@ impl<E: MmEnv + 'static> Node<E> {
         if (uid.is_some() || gid.is_some()) && matches!(self.kind, NodeKind::File(_)) {
             self.mode.fetch_and(!0o6000, Ordering::Relaxed);
         }
+        self.changed();
         Ok(())
     }
 
@@ -228,7 +275,9 @@ impl<E: MmEnv + 'static> Node<E> {
                 self.resize(old, size)?;
                 object.truncate(size).inspect_err(|_| {
                     let _ = self.resize(size, old);
-                })
+                })?;
+                self.modified();
+                Ok(())
             }
         }
     }
@@ -248,12 +297,13 @@ impl<E: MmEnv + 'static> Node<E> {
             NodeKind::Dir(entries) => 2 + entries.lock().values().filter(|n| n.is_dir()).count() as u32,
             _ => self.links.load(Ordering::Relaxed),
         };
-        Stat { dev: self.dev, ino: self.ino, mode: self.mode(), size, rdev, uid, gid, nlink }
+        let [atime, mtime, ctime] = *self.times.lock();
+        Stat { dev: self.dev, ino: self.ino, mode: self.mode(), size, rdev, uid, gid, nlink, atime, mtime, ctime }
     }
 }
 
 /// What `fstat`/`newfstatat` report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     /// `st_dev`: the (major, minor) device of the node's file system.
     pub dev: (u32, u32),
@@ -272,6 +322,13 @@ pub struct Stat {
     /// `st_nlink`: 1 for a file; 2 and one per subdirectory for a
     /// directory.
     pub nlink: u32,
+    /// `st_atime`: the last access (set at creation and by `utimensat`;
+    /// reads do not move it).
+    pub atime: Timespec,
+    /// `st_mtime`: the last change of the data.
+    pub mtime: Timespec,
+    /// `st_ctime`: the last change of the node.
+    pub ctime: Timespec,
 }
 
 /// `lseek`'s origin.
@@ -582,6 +639,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
         node.uid.store(owner.0, Ordering::Relaxed);
         node.gid.store(owner.1, Ordering::Relaxed);
         let mut entries = entries.lock();
+        parent.modified();
         // Someone may have created it meanwhile: open what is there.
         Ok(entries.entry(String::from(name)).or_insert(node).clone())
     }
@@ -608,6 +666,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
         dir.uid.store(owner.0, Ordering::Relaxed);
         dir.gid.store(owner.1, Ordering::Relaxed);
         entries.insert(String::from(name), dir);
+        parent.modified();
         Ok(())
     }
 
@@ -641,7 +700,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
         }
         if let Some(gone) = entries.remove(name) {
             gone.links.fetch_sub(1, Ordering::Relaxed);
+            gone.changed();
         }
+        parent.modified();
         Ok(())
     }
 
@@ -668,7 +729,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
             return Err(Errno::EPERM);
         }
         node.links.fetch_add(1, Ordering::Relaxed);
+        node.changed();
         entries.insert(String::from(name), node.clone());
+        parent.modified();
         Ok(())
     }
 
@@ -725,9 +788,13 @@ impl<E: MmEnv + 'static> Vfs<E> {
             }
         }
         from.dir()?.lock().remove(old_name);
+        node.changed();
         if let Some(replaced) = to.dir()?.lock().insert(String::from(new_name), node) {
             replaced.links.fetch_sub(1, Ordering::Relaxed);
+            replaced.changed();
         }
+        from.modified();
+        to.modified();
         Ok(())
     }
 }
@@ -882,6 +949,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         // What the file did not grow by goes back.
         let _ = self.node.resize(end.max(old), object.size());
         let n = written?;
+        self.node.modified();
         *offset += n as u64;
         Ok(n)
     }

@@ -87,6 +87,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Statfs => paths::statfs(a0, a1),
         Sysno::Fstatfs => paths::fstatfs(a0, a1),
         Sysno::Readlinkat => paths::readlinkat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Utimensat => paths::utimensat(a0 as i32 as i64, a1, a2, a3),
         Sysno::Statx => paths::statx(a0 as i32 as i64, a1, a2, a3, a4),
         Sysno::Fstat => fstat(a0, a1),
         Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
@@ -834,9 +835,17 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
         Description::File(file) | Description::Device(_, file) => file.node().stat(),
-        Description::Console => {
-            aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1), uid: 0, gid: 0, nlink: 1 }
-        }
+        Description::Console => aspen_fs::Stat {
+            dev: (0, 6),
+            ino: 2,
+            mode: 0o020600,
+            size: 0,
+            rdev: (5, 1),
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            ..Default::default()
+        },
         Description::Snapshot(s) => aspen_fs::Stat {
             dev: (0, 4),
             ino: 3,
@@ -846,6 +855,7 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
             uid: 0,
             gid: 0,
             nlink: 1,
+            ..Default::default()
         },
     }
 }
@@ -853,7 +863,17 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
 /// A pipe's `stat`: a FIFO (mode 0o10600) of the pipe file system, with
 /// its own inode number.
 fn pipe_stat(ino: u64) -> aspen_fs::Stat {
-    aspen_fs::Stat { dev: (0, 12), ino, mode: 0o010600, size: 0, rdev: (0, 0), uid: 0, gid: 0, nlink: 1 }
+    aspen_fs::Stat {
+        dev: (0, 12),
+        ino,
+        mode: 0o010600,
+        size: 0,
+        rdev: (0, 0),
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        ..Default::default()
+    }
 }
 
 fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
@@ -868,6 +888,9 @@ fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
         size: stat.size as i64,
         blksize: 4096,
         blocks: stat.size.div_ceil(512) as i64,
+        atime: stat.atime,
+        mtime: stat.mtime,
+        ctime: stat.ctime,
         ..Default::default()
     }
     .to_bytes();

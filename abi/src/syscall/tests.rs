@@ -53,6 +53,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("fstat", 80),
         ("fsync", 82),
         ("fdatasync", 83),
+        ("utimensat", 88),
         ("exit", 93),
         ("exit_group", 94),
         ("set_tid_address", 96),

@@ -1,7 +1,7 @@
 //! The path system calls: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
 //! `renameat2`, `linkat`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
-//! `truncate`, `statfs`, `statx`, `readlinkat`), `fsync`, and `mount` and
+//! `truncate`, `statfs`, `statx`, `readlinkat`, `utimensat`), `fsync`, and `mount` and
 //! `umount2`.
 //!
 //! A relative path starts at the process's working directory, or at the
@@ -579,6 +579,10 @@ fn statx_bytes(stat: &aspen_fs::Stat) -> [u8; 256] {
     put(32, &stat.ino.to_le_bytes());
     put(40, &stat.size.to_le_bytes());
     put(48, &stat.size.div_ceil(512).to_le_bytes());
+    for (at, time) in [(64, stat.atime), (96, stat.ctime), (112, stat.mtime)] {
+        put(at, &time.tv_sec.to_le_bytes());
+        put(at + 8, &(time.tv_nsec as u32).to_le_bytes());
+    }
     put(128, &stat.rdev.0.to_le_bytes());
     put(132, &stat.rdev.1.to_le_bytes());
     put(136, &stat.dev.0.to_le_bytes());
@@ -657,4 +661,61 @@ pub(super) fn umount2(target: u64, flags: u64) -> SysResult {
     }
     let target = at_path(i64::from(AT_FDCWD), target)?;
     files::vfs().umount(&target).map(|()| 0)
+}
+
+/// `UTIME_NOW`, `UTIME_OMIT`: `tv_nsec` values of `utimensat`.
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// `utimensat(dirfd, path, times, flags)`: sets a node's access and
+/// modification times (`times` NULL: both now; a `tv_nsec` of
+/// `UTIME_NOW` or `UTIME_OMIT` is now or unchanged; another outside
+/// 0..1e9 `EINVAL`). A NULL `path` is the file `dirfd` names. As Linux:
+/// setting them to now takes ownership or write permission (`EACCES`),
+/// to other times ownership (`EPERM`), root either; `EROFS` on the
+/// initramfs; flags other than `AT_SYMLINK_NOFOLLOW` and `AT_EMPTY_PATH`
+/// `EINVAL`.
+pub(super) fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> SysResult {
+    let flags = AtFlags::from_register(flags);
+    if !(AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    let requested = if times == 0 {
+        [aspen_abi::syscall::Timespec { tv_sec: 0, tv_nsec: UTIME_NOW }; 2]
+    } else {
+        let raw = super::copy_in(aspen_abi::uaccess::UserSlice::new(times, 32)?)?;
+        let field = |at: usize| i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
+        [0, 16].map(|at| aspen_abi::syscall::Timespec { tv_sec: field(at), tv_nsec: field(at + 8) })
+    };
+    if requested.iter().any(|t| !matches!(t.tv_nsec, UTIME_NOW | UTIME_OMIT | 0..=999_999_999)) {
+        return Err(Errno::EINVAL);
+    }
+    let node = if path == 0 {
+        node_of(dirfd as u64)?
+    } else {
+        let raw = read_string(path, PATH_MAX - 1)?;
+        if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
+            node_of(dirfd as u64)?
+        } else {
+            files::vfs().lookup(&resolve(dirfd, &raw)?)?
+        }
+    };
+    if requested.iter().all(|t| t.tv_nsec == UTIME_OMIT) {
+        return Ok(0);
+    }
+    let creds = super::creds::current();
+    if !creds.privileged() && node.owner().0 != creds.euid {
+        let only_now = requested.iter().all(|t| matches!(t.tv_nsec, UTIME_NOW | UTIME_OMIT));
+        if !only_now {
+            return Err(Errno::EPERM);
+        }
+        check(&node, MAY_WRITE)?;
+    }
+    let now = aspen_abi::syscall::Timespec::from_ticks(crate::arch::timer::ticks(), super::frequency());
+    let pick = |t: aspen_abi::syscall::Timespec| match t.tv_nsec {
+        UTIME_OMIT => None,
+        UTIME_NOW => Some(now),
+        _ => Some(t),
+    };
+    node.set_times(pick(requested[0]), pick(requested[1])).map(|()| 0)
 }

@@ -534,7 +534,7 @@ fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
     let flags = if rng.chance(4, 5) { rng.pick(&[0, 1, 2, 4, 0x100, 0x200, 0x1000]) } else { rng.next() };
     let (a, b) = (change_path(rng, env, 0), change_path(rng, env, 1));
     let id = rng.pick(&[0, 1, 65534, u64::MAX, 0xffff_ffff]);
-    match rng.below(14) {
+    match rng.below(15) {
         11 => {
             // Mount targets only where nothing is (a mount over a directory
             // of the initramfs would stay for the rest of the run).
@@ -550,6 +550,7 @@ fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
         }
         12 => call(Sysno::Umount2, [a, flags, r, 0, 0, 0]),
         13 => call(Sysno::Linkat, [dirfd, a, dirfd, b, flags, r]),
+        14 => call(Sysno::Utimensat, [dirfd, a, addr(rng, env), flags, r, 0]),
         0 => call(Sysno::Mkdirat, [dirfd, a, mode, r, 0, 0]),
         1 => call(Sysno::Unlinkat, [dirfd, a, flags, r, 0, 0]),
         2 => call(Sysno::Renameat, [dirfd, a, dirfd, b, r, 0]),
@@ -627,6 +628,7 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Mount, Op::PathChange),
         (Sysno::Umount2, Op::PathChange),
         (Sysno::Linkat, Op::PathChange),
+        (Sysno::Utimensat, Op::PathChange),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);

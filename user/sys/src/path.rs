@@ -1,7 +1,7 @@
 //! Names in the file tree: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
 //! `renameat2`, `linkat`) and attributes (`faccessat`, `fchmodat`, `ftruncate`,
-//! `statfs`, `readlinkat`), `mount` with options and `umount2`.
+//! `statfs`, `readlinkat`, `utimensat`), `mount` with options and `umount2`.
 
 use core::ffi::CStr;
 
@@ -147,6 +147,20 @@ pub fn linkat(old_dirfd: i32, old: &CStr, new_dirfd: i32, new: &CStr, flags: u32
             new.as_ptr() as usize,
             flags as usize,
         )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `UTIME_OMIT`: a `tv_nsec` that leaves that time as it is.
+pub const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// utimensat(2) with (access, modification) times as (seconds, nanoseconds).
+pub fn utimensat(dirfd: i32, path: &CStr, times: [(i64, i64); 2]) -> Result<(), Errno> {
+    let raw = [times[0].0, times[0].1, times[1].0, times[1].1];
+    // SAFETY: path is NUL-terminated and only read; the kernel reads the
+    // two 16-byte timespecs of raw.
+    let ret = unsafe {
+        syscall4(Sysno::Utimensat.number(), dirfd as usize, path.as_ptr() as usize, raw.as_ptr() as usize, 0)
     };
     Errno::result(ret).map(drop)
 }

@@ -72,6 +72,20 @@ pub fn directories(ctx: &Context) -> TestResult {
     fs::close(fd).map_err(|e| format!("close: {e}"))?;
     ensure!(nlink == Ok(2), "nlink of a file with two names: {nlink:?}");
     path::unlinkat(AT_FDCWD, c"/tmp/usertests-paths/h2", 0).map_err(|e| format!("unlink h2: {e}"))?;
+    let h = c"/tmp/usertests-paths/h";
+    path::utimensat(AT_FDCWD, h, [(1000, 5), (2000, 6)]).map_err(|e| format!("utimensat: {e}"))?;
+    path::utimensat(AT_FDCWD, h, [(3000, path::UTIME_OMIT), (4000, 7)]).map_err(|e| format!("utimensat: {e}"))?;
+    expect_errno("utimensat bad nsec", path::utimensat(AT_FDCWD, h, [(0, 1_000_000_000), (0, 0)]), Errno::EINVAL)?;
+    let fd = fs::open(h, OpenFlags::RDONLY, 0).map_err(|e| format!("open h: {e}"))?;
+    let st = fs::fstat(fd);
+    fs::close(fd).map_err(|e| format!("close: {e}"))?;
+    let st = st.map_err(|e| format!("fstat: {e}"))?;
+    ensure!(
+        (st.atime.tv_sec, st.atime.tv_nsec, st.mtime.tv_sec, st.mtime.tv_nsec) == (1000, 5, 4000, 7),
+        "times after utimensat: {:?} {:?}",
+        st.atime,
+        st.mtime
+    );
     if !ctx.linux {
         // Aspen's initramfs is read-only; Linux's rootfs is writable.
         expect_errno("mkdirat on the initramfs", path::mkdirat(AT_FDCWD, c"/usertests-x", 0o755), Errno::EROFS)?;
