@@ -4,6 +4,7 @@
 #   make test                            lint, host tests, then the kernel's tests on both boards
 #   make lint                            rustfmt and clippy (warnings are errors): host, kernel, user
 #   make check-linux [SMP=4] [FULL=1]    the real programs' tests (user/libc, user/std) on the Linux peer
+#   make ltp                             the LTP memory tests of ../shared/peers/ltp on the virt image
 #   make bench                           benchmarks: Aspen and Linux side by side, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
@@ -38,7 +39,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user libc-programs std-programs initramfs check-linux run test lint bench bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user libc-programs std-programs initramfs check-linux ltp run test lint bench bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -133,6 +134,10 @@ endif
 # SMP=4 boots four CPUs; FULL=1 runs the whole user test suite.
 check-linux: initramfs
 	SMP="$(SMP)" FULL="$(FULL)" scripts/linux-check.sh
+
+ltp:
+	$(MAKE) -s image BOARD=qemu-virt
+	scripts/ltp.sh $(BUILD)/qemu-virt/Image
 
 # QEMU command lines for `make run`.
 QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \

@@ -11,7 +11,9 @@
 #! - Needs no root: the records are written here (by a small Python 3 program)
 #!   rather than by GNU cpio, which can only copy device nodes that exist. The
 #!   archive always holds the directories dev, tmp and proc and the character
-#!   device dev/console (5:1, mode 0600), whatever ROOTDIR has.
+#!   devices dev/console (5:1, mode 0600), dev/tty (5:0) and the memory
+#!   devices dev/null, zero, full, random, urandom (1:3, 5, 7, 8, 9; mode
+#!   0666), whatever ROOTDIR has.
 #! - Keeps each entry's permission bits, less group and other write (as under
 #!   umask 022, so the caller's umask does not change the archive) unless the
 #!   sticky bit is set; regular files, directories, symbolic links, FIFOs and
@@ -77,6 +79,9 @@ for d, perm in (("dev", 0o755), ("tmp", 0o1777), ("proc", 0o555)):
     elif not stat.S_ISDIR(e[0]):
         sys.exit(f"mk-initramfs: error: {d} in {root} is not a directory")
 entries["dev/console"] = (stat.S_IFCHR | 0o600, 5, 1, b"")
+for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+    entries[f"dev/{name}"] = (stat.S_IFCHR | 0o666, 1, minor, b"")
+entries["dev/tty"] = (stat.S_IFCHR | 0o666, 5, 0, b"")
 
 def pad4(n):
     return b"\0" * (-n % 4)

@@ -2,8 +2,11 @@
 #! `make test`: the lint step (`make lint`: rustfmt, and clippy with warnings
 #! as errors), the host tests of every host-testable crate, the SD-card
 #! image and flash-refusal checks, then the kernel's self-tests booted under
-#! QEMU on each board through the serial-console runner, and a session typed
-#! into the console (scripts/console-typing.py). Ends with the combined
+#! QEMU on each board through the serial-console runner, a session typed
+#! into the console (scripts/console-typing.py), and the LTP memory tests of
+#! the ltp peer (`scripts/ltp.sh`) on the virt image when ../shared/peers/ltp
+#! is there (each test that does not pass counts as a failure; without the
+#! peer the step is skipped and says so). Ends with the combined
 #! `N passed, M failed`.
 set -uo pipefail
 
@@ -83,6 +86,13 @@ image() { # board, then make variables; prints the image path
 virt=$(image qemu-virt)
 kernel_run qemu-virt --board qemu-virt --kernel "$virt" --initrd build/initramfs.cpio \
 	--memory 1G --append "semihosting aspen.ktest test.ram_mib=1024 -- --run-tests"
+if [ -x "${LTP_DIR:-$ROOT/../shared/peers/ltp}/run.sh" ]; then
+	echo "== LTP memory tests on qemu-virt"
+	scripts/ltp.sh "$virt" 2>&1 | tee "$LOGS/ltp.out"
+	tally "LTP" "$LOGS/ltp.out" "${PIPESTATUS[0]}"
+else
+	echo "== LTP memory tests: skipped, no ltp peer at ${LTP_DIR:-$ROOT/../shared/peers/ltp} (not counted)"
+fi
 # The SD card's own kernel8.img and initramfs.cpio, with its device tree.
 kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
 	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960 -- --run-tests"

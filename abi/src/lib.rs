@@ -26,6 +26,8 @@
 //!   the n_tty line discipline (canonical editing, echo, signal keys).
 //! - [`uaccess`]: user pointers checked once, and the interface every
 //!   copy to or from user memory goes through.
+//! - [`cred`]: user and group ids, the rules for changing them and the
+//!   permission check of mode bits.
 //! - [`errno`]: the Linux error numbers these return.
 //!
 //! Nothing here panics on bad input: every parser returns a typed error that
@@ -61,6 +63,7 @@ macro_rules! flags_from_register {
 }
 
 pub mod clone;
+pub mod cred;
 pub mod elf;
 pub mod errno;
 pub mod fcntl;

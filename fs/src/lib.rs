@@ -18,7 +18,10 @@ mod vfs;
 /// `openat`'s flags, from the ABI crate.
 pub use aspen_abi::fcntl::OpenFlags;
 pub use pipe::{PipeBuffer, PIPE_CAPACITY, PIPE_PAGES};
-pub use vfs::{Dirent, Node, NodeKind, OpenFile, ReadIntoError, Stat, Vfs, Whence, NAME_MAX, PATH_MAX};
+pub use vfs::{
+    normalize, set_clock, Dirent, MountKind, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Whence,
+    NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
+};
 
 #[cfg(test)]
 mod tests;

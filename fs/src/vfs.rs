@@ -4,9 +4,10 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use aspen_abi::fcntl::OpenFlags;
+use aspen_abi::syscall::Timespec;
 use aspen_abi::uaccess::CopyFault;
 use aspen_mm::aspace::MmEnv;
 use aspen_mm::errno::Errno;
@@ -22,7 +23,68 @@ pub const NAME_MAX: usize = 255;
 
 /// Device numbers shown in `stat` and `/proc/<pid>/maps`.
 const INITRAMFS_DEV: (u32, u32) = (0, 1);
-const TMPFS_DEV: (u32, u32) = (0, 2);
+/// The first minor device number of a mounted file system (the kernel's
+/// `/proc`, console and pipes use lower ones).
+const FIRST_MOUNT_MINOR: u32 = 16;
+
+/// `statfs`'s `f_type` of the initramfs (Linux's rootfs is a ramfs).
+pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
+/// `statfs`'s `f_type` of a tmpfs.
+pub const TMPFS_MAGIC: u64 = 0x0102_1994;
+
+/// A tmpfs's size limit (`size=`) and what its files take: their sizes,
+/// each rounded up to whole pages (a sparse file counts in full).
+pub struct Quota {
+    /// The limit in bytes, a multiple of the page size.
+    limit: u64,
+    /// What the files take, in bytes.
+    used: AtomicU64,
+}
+
+impl Quota {
+    /// A limit of `limit` bytes (rounded up to whole pages).
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Self { limit: limit.div_ceil(PAGE) * PAGE, used: AtomicU64::new(0) })
+    }
+
+    /// Accounts a file's change of size from `old` to `new` bytes:
+    /// `ENOSPC`, with nothing changed, when growing would pass the limit.
+    fn resize(&self, old: u64, new: u64) -> Result<(), Errno> {
+        let (old, new) = (old.div_ceil(PAGE) * PAGE, new.div_ceil(PAGE) * PAGE);
+        if new <= old {
+            self.used.fetch_sub(old - new, Ordering::Relaxed);
+            return Ok(());
+        }
+        let grow = new - old;
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(grow).filter(|&total| total <= self.limit)
+            })
+            .map(drop)
+            .map_err(|_| Errno::ENOSPC)
+    }
+
+    /// The limit and what is used, in bytes (for `statfs`).
+    pub fn usage(&self) -> (u64, u64) {
+        (self.limit, self.used.load(Ordering::Relaxed))
+    }
+}
+
+/// The clock file times come from (the kernel's `CLOCK_REALTIME`); none
+/// (the host tests) reads 0.
+static CLOCK: spin::Once<fn() -> Timespec> = spin::Once::new();
+
+/// Sets the clock file times come from (once, at boot).
+pub fn set_clock(now: fn() -> Timespec) {
+    CLOCK.call_once(|| now);
+}
+
+fn now() -> Timespec {
+    CLOCK.get().map_or(Timespec::default(), |clock| clock())
+}
+
+/// The page size file sizes are counted in.
+const PAGE: u64 = 4096;
 
 /// A directory's entries, by name.
 type DirEntries<E> = Mutex<BTreeMap<String, Arc<Node<E>>>>;
@@ -46,8 +108,13 @@ pub enum NodeKind<E: MmEnv + 'static> {
 pub struct Node<E: MmEnv + 'static> {
     /// Inode number, unique in the whole tree (the root is 1).
     pub ino: u64,
-    /// File type and permission bits, as in `st_mode`.
-    pub mode: u32,
+    /// File type and permission bits, as in `st_mode` (`chmod` changes
+    /// the permission bits).
+    mode: AtomicU32,
+    /// The owner's user id (`chown` changes it).
+    uid: AtomicU32,
+    /// The owner's group id (`chown` changes it).
+    gid: AtomicU32,
     /// On a writable file system (tmpfs): files can be created and written.
     pub writable: bool,
     /// The (major, minor) device of the file system holding the node, as
@@ -55,6 +122,24 @@ pub struct Node<E: MmEnv + 'static> {
     pub dev: (u32, u32),
     /// What the node is, with its contents.
     pub kind: NodeKind<E>,
+    /// The size limit of the tmpfs holding it, if it has one.
+    quota: Option<Arc<Quota>>,
+    /// Last access, last change of the data, last change of the node
+    /// (`st_atime`, `st_mtime`, `st_ctime`).
+    times: Mutex<[Timespec; 3]>,
+    /// The names a file or device has (`link` adds one, `unlink` takes
+    /// one away); a directory's count is made from its entries instead.
+    links: AtomicU32,
+}
+
+impl<E: MmEnv + 'static> Drop for Node<E> {
+    /// A file's space goes back to its tmpfs with its last reference (the
+    /// last link and the last open, as Linux).
+    fn drop(&mut self) {
+        if let (NodeKind::File(object), Some(quota)) = (&self.kind, &self.quota) {
+            let _ = quota.resize(object.size(), 0);
+        }
+    }
 }
 
 impl<E: MmEnv + 'static> Node<E> {
@@ -70,6 +155,133 @@ impl<E: MmEnv + 'static> Node<E> {
         }
     }
 
+    /// A node owned by root.
+    fn new(ino: u64, mode: u32, writable: bool, dev: (u32, u32), kind: NodeKind<E>) -> Arc<Self> {
+        Self::new_in(ino, mode, writable, dev, kind, None)
+    }
+
+    /// A node owned by root in a tmpfs with `quota`.
+    fn new_in(
+        ino: u64,
+        mode: u32,
+        writable: bool,
+        dev: (u32, u32),
+        kind: NodeKind<E>,
+        quota: Option<Arc<Quota>>,
+    ) -> Arc<Self> {
+        Arc::new(Node {
+            ino,
+            mode: AtomicU32::new(mode),
+            uid: AtomicU32::new(0),
+            gid: AtomicU32::new(0),
+            writable,
+            dev,
+            kind,
+            quota,
+            times: Mutex::new([now(); 3]),
+            links: AtomicU32::new(1),
+        })
+    }
+
+    /// The data changed (a write, a truncate, an entry of a directory):
+    /// the modification and change times are now.
+    fn modified(&self) {
+        let t = now();
+        let mut times = self.times.lock();
+        times[1] = t;
+        times[2] = t;
+    }
+
+    /// The node changed (mode, owner, links): the change time is now.
+    fn changed(&self) {
+        self.times.lock()[2] = now();
+    }
+
+    /// `utimensat`: sets the access and modification times (`None` keeps
+    /// one); the change time becomes now. `EROFS` on the initramfs.
+    pub fn set_times(&self, atime: Option<Timespec>, mtime: Option<Timespec>) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut times = self.times.lock();
+        times[0] = atime.unwrap_or(times[0]);
+        times[1] = mtime.unwrap_or(times[1]);
+        times[2] = now();
+        Ok(())
+    }
+
+    /// The size limit of the tmpfs holding the node, if it has one.
+    pub fn quota(&self) -> Option<&Arc<Quota>> {
+        self.quota.as_ref()
+    }
+
+    /// Accounts a change of the file's size from `old` to `new` bytes with
+    /// its tmpfs's limit (`ENOSPC` when it would pass it).
+    fn resize(&self, old: u64, new: u64) -> Result<(), Errno> {
+        self.quota.as_ref().map_or(Ok(()), |quota| quota.resize(old, new))
+    }
+
+    /// File type and permission bits, as in `st_mode`.
+    pub fn mode(&self) -> u32 {
+        self.mode.load(Ordering::Relaxed)
+    }
+
+    /// The owner's user and group ids.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.uid.load(Ordering::Relaxed), self.gid.load(Ordering::Relaxed))
+    }
+
+    /// `chmod`: sets the permission bits (`0o7777` of `mode`); `EROFS` on
+    /// the read-only initramfs.
+    pub fn chmod(&self, mode: u32) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let kind = self.mode() & S_IFMT;
+        self.mode.store(kind | (mode & 0o7777), Ordering::Relaxed);
+        self.changed();
+        Ok(())
+    }
+
+    /// `chown`: sets the owner and group (`None`: unchanged); a change of
+    /// owner clears set-user-id and set-group-id, as Linux does for a
+    /// regular file. `EROFS` on the read-only initramfs.
+    pub fn chown(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        if let Some(uid) = uid {
+            self.uid.store(uid, Ordering::Relaxed);
+        }
+        if let Some(gid) = gid {
+            self.gid.store(gid, Ordering::Relaxed);
+        }
+        if (uid.is_some() || gid.is_some()) && matches!(self.kind, NodeKind::File(_)) {
+            self.mode.fetch_and(!0o6000, Ordering::Relaxed);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// `truncate`: sets a regular file's length. `EISDIR` for a directory,
+    /// `EINVAL` for other nodes, `EROFS` on the initramfs.
+    pub fn truncate(&self, size: u64) -> Result<(), Errno> {
+        match &self.kind {
+            NodeKind::Dir(_) => Err(Errno::EISDIR),
+            NodeKind::CharDevice { .. } => Err(Errno::EINVAL),
+            NodeKind::File(_) if !self.writable => Err(Errno::EROFS),
+            NodeKind::File(object) => {
+                let old = object.size();
+                self.resize(old, size)?;
+                object.truncate(size).inspect_err(|_| {
+                    let _ = self.resize(size, old);
+                })?;
+                self.modified();
+                Ok(())
+            }
+        }
+    }
+
     /// What `stat` reports for the node.
     pub fn stat(&self) -> Stat {
         let size = match &self.kind {
@@ -80,12 +292,18 @@ impl<E: MmEnv + 'static> Node<E> {
             NodeKind::CharDevice { major, minor } => (major, minor),
             _ => (0, 0),
         };
-        Stat { dev: self.dev, ino: self.ino, mode: self.mode, size, rdev }
+        let (uid, gid) = self.owner();
+        let nlink = match &self.kind {
+            NodeKind::Dir(entries) => 2 + entries.lock().values().filter(|n| n.is_dir()).count() as u32,
+            _ => self.links.load(Ordering::Relaxed),
+        };
+        let [atime, mtime, ctime] = *self.times.lock();
+        Stat { dev: self.dev, ino: self.ino, mode: self.mode(), size, rdev, uid, gid, nlink, atime, mtime, ctime }
     }
 }
 
 /// What `fstat`/`newfstatat` report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     /// `st_dev`: the (major, minor) device of the node's file system.
     pub dev: (u32, u32),
@@ -97,6 +315,20 @@ pub struct Stat {
     pub size: u64,
     /// `st_rdev`: a device node's (major, minor); (0, 0) for other nodes.
     pub rdev: (u32, u32),
+    /// `st_uid`: the owner.
+    pub uid: u32,
+    /// `st_gid`: the group.
+    pub gid: u32,
+    /// `st_nlink`: 1 for a file; 2 and one per subdirectory for a
+    /// directory.
+    pub nlink: u32,
+    /// `st_atime`: the last access (set at creation and by `utimensat`;
+    /// reads do not move it).
+    pub atime: Timespec,
+    /// `st_mtime`: the last change of the data.
+    pub mtime: Timespec,
+    /// `st_ctime`: the last change of the node.
+    pub ctime: Timespec,
 }
 
 /// `lseek`'s origin.
@@ -110,21 +342,52 @@ pub enum Whence {
     End,
 }
 
+/// A file system `mount` can put on a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// An empty tmpfs (mode 1777).
+    Tmpfs,
+    /// A tmpfs (mode 755) holding the device nodes Aspen has: `console`,
+    /// `tty`, `null`, `zero`, `full`, `random`, `urandom`.
+    Devtmpfs,
+}
+
+/// The device nodes of a devtmpfs: name, mode, (major, minor).
+const DEVICES: &[(&str, u32, (u32, u32))] = &[
+    ("console", 0o600, (5, 1)),
+    ("tty", 0o666, (5, 0)),
+    ("null", 0o666, (1, 3)),
+    ("zero", 0o666, (1, 5)),
+    ("full", 0o666, (1, 7)),
+    ("random", 0o666, (1, 8)),
+    ("urandom", 0o666, (1, 9)),
+];
+
+/// A file system mounted over a directory entry.
+struct Mount<E: MmEnv + 'static> {
+    /// The directory holding the entry.
+    parent: Arc<Node<E>>,
+    /// The entry's name.
+    name: String,
+    /// The mounted file system's root.
+    root: Arc<Node<E>>,
+    /// What the entry named before (back at unmount).
+    covered: Arc<Node<E>>,
+}
+
 /// The file tree.
 pub struct Vfs<E: MmEnv + 'static> {
     env: &'static E,
     root: Arc<Node<E>>,
     next_ino: AtomicU64,
+    /// The minor device number of the next mount (major 0).
+    next_minor: AtomicU32,
+    /// What is mounted, in mount order.
+    mounts: Mutex<Vec<Mount<E>>>,
 }
 
 fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Arc<Node<E>> {
-    Arc::new(Node {
-        ino,
-        mode: S_IFDIR | (mode & 0o7777),
-        writable,
-        dev,
-        kind: NodeKind::Dir(Mutex::new(BTreeMap::new())),
-    })
+    Node::new(ino, S_IFDIR | (mode & 0o7777), writable, dev, NodeKind::Dir(Mutex::new(BTreeMap::new())))
 }
 
 /// The components of `path` that name something (no empty ones, no ".").
@@ -151,7 +414,13 @@ fn components(path: &[u8]) -> Result<Vec<&str>, Errno> {
 impl<E: MmEnv + 'static> Vfs<E> {
     /// An empty tree: a read-only root directory.
     pub fn new(env: &'static E) -> Self {
-        Self { env, root: new_dir(1, 0o755, false, INITRAMFS_DEV), next_ino: AtomicU64::new(2) }
+        Self {
+            env,
+            root: new_dir(1, 0o755, false, INITRAMFS_DEV),
+            next_ino: AtomicU64::new(2),
+            next_minor: AtomicU32::new(FIRST_MOUNT_MINOR),
+            mounts: Mutex::new(Vec::new()),
+        }
     }
 
     fn ino(&self) -> u64 {
@@ -183,21 +452,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
                         path: alloc::format!("/{}", entry.name),
                     };
                     let object = FileObject::new(self.env, Arc::new(ReadOnlyPager::new(entry.data)), identity);
-                    Arc::new(Node {
-                        ino,
-                        mode: entry.mode,
-                        writable: false,
-                        dev: INITRAMFS_DEV,
-                        kind: NodeKind::File(object),
-                    })
+                    Node::new(ino, entry.mode, false, INITRAMFS_DEV, NodeKind::File(object))
                 }
-                S_IFCHR => Arc::new(Node {
+                S_IFCHR => Node::new(
                     ino,
-                    mode: entry.mode,
-                    writable: false,
-                    dev: INITRAMFS_DEV,
-                    kind: NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
-                }),
+                    entry.mode,
+                    false,
+                    INITRAMFS_DEV,
+                    NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
+                ),
                 _ => continue,
             };
             let mut entries = entries.lock();
@@ -226,20 +489,57 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(dir)
     }
 
-    /// Mounts an empty tmpfs at `path` (replacing what was there).
+    /// Mounts an empty tmpfs at absolute `path`, making the directory
+    /// (read-only) first if it is missing: the boot's `/tmp`.
     pub fn mount_tmpfs(&self, path: &str) -> Result<(), Errno> {
-        let (parent, name) = path.trim_end_matches('/').rsplit_once('/').ok_or(Errno::EINVAL)?;
-        if name.is_empty() {
-            return Err(Errno::EBUSY);
+        self.make_dirs(path)?;
+        self.mount(path.as_bytes(), MountKind::Tmpfs, None)
+    }
+
+    /// `mount`: a new file system of `kind` over the directory at absolute
+    /// `path` (`ENOENT`, `ENOTDIR`; the root is `EBUSY`), with its own
+    /// device number and, if given, a size limit in bytes (its files'
+    /// writes and truncates past it are `ENOSPC`). What was there comes
+    /// back at [`Self::umount`].
+    pub fn mount(&self, path: &[u8], kind: MountKind, limit: Option<u64>) -> Result<(), Errno> {
+        let covered = self.lookup(path)?;
+        if !covered.is_dir() {
+            return Err(Errno::ENOTDIR);
         }
-        let parent = self.make_dirs(parent)?;
-        let tmp = new_dir(self.ino(), 0o1777, true, TMPFS_DEV);
-        parent.dir()?.lock().insert(String::from(name), tmp);
+        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EBUSY)?;
+        let dev = (0, self.next_minor.fetch_add(1, Ordering::Relaxed));
+        let mode = if kind == MountKind::Tmpfs { 0o1777 } else { 0o755 };
+        let quota = limit.map(Quota::new);
+        let kind_dir = NodeKind::Dir(Mutex::new(BTreeMap::new()));
+        let root = Node::new_in(self.ino(), S_IFDIR | mode, true, dev, kind_dir, quota);
+        if kind == MountKind::Devtmpfs {
+            let mut entries = root.dir()?.lock();
+            for &(name, mode, (major, minor)) in DEVICES {
+                let node = Node::new(self.ino(), S_IFCHR | mode, true, dev, NodeKind::CharDevice { major, minor });
+                entries.insert(String::from(name), node);
+            }
+        }
+        parent.dir()?.lock().insert(String::from(name), root.clone());
+        self.mounts.lock().push(Mount { parent, name: String::from(name), root, covered });
         Ok(())
     }
 
-    /// The node at absolute `path` (relative paths resolve from the root:
-    /// Aspen tasks have no working directory other than `/`).
+    /// `umount`: the file system mounted last at absolute `path` goes, and
+    /// what it covered is back; `EINVAL` when nothing is mounted there.
+    /// Its files live on while open.
+    pub fn umount(&self, path: &[u8]) -> Result<(), Errno> {
+        let node = self.lookup(path)?;
+        let mount = {
+            let mut mounts = self.mounts.lock();
+            let at = mounts.iter().rposition(|m| Arc::ptr_eq(&m.root, &node)).ok_or(Errno::EINVAL)?;
+            mounts.remove(at)
+        };
+        mount.parent.dir()?.lock().insert(mount.name, mount.covered);
+        Ok(())
+    }
+
+    /// The node at absolute `path` (the kernel makes a relative path
+    /// absolute first; here it resolves from the root).
     pub fn lookup(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
         let mut stack: Vec<Arc<Node<E>>> = alloc::vec![self.root.clone()];
         for part in components(path)? {
@@ -261,8 +561,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(node)
     }
 
-    /// Opens (or with `O_CREAT` creates) the file at `path`.
-    pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32) -> Result<OpenFile<E>, Errno> {
+    /// Opens (or with `O_CREAT` creates, owned by `owner`) the file at
+    /// absolute `path`.
+    pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32, owner: (u32, u32)) -> Result<OpenFile<E>, Errno> {
         let node = match self.lookup(path) {
             Ok(node) => {
                 if flags.contains(OpenFlags::CREAT) && flags.contains(OpenFlags::EXCL) {
@@ -270,7 +571,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 }
                 node
             }
-            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode)?,
+            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode, owner)?,
             Err(e) => return Err(e),
         };
         if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() {
@@ -289,28 +590,38 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 object.truncate(0)?;
             }
         }
-        Ok(OpenFile { node, offset: Mutex::new(0), flags })
+        Ok(OpenFile { node, offset: Mutex::new(0), flags, path: normalize(b"/", path) })
     }
 
-    /// Creates an empty regular file at `path` in a writable directory.
-    fn create(&self, path: &[u8], mode: u32) -> Result<Arc<Node<E>>, Errno> {
+    /// The directory that holds the last component of `path`, and that
+    /// component. `EBUSY` for the root (which has no parent entry),
+    /// `EINVAL` when the path ends in "." and `ENOTEMPTY` in ".." (what
+    /// `rmdir` reports; `mkdir` says `EEXIST` for both, which the caller
+    /// decides).
+    fn parent_of<'p>(&self, path: &'p [u8]) -> Result<(Arc<Node<E>>, &'p str), Errno> {
         let parts = components(path)?;
-        let (name, parent_parts) = parts.split_last().ok_or(Errno::EISDIR)?;
+        let last = path.rsplit(|&b| b == b'/').find(|p| !p.is_empty());
+        if last == Some(b".") {
+            return Err(Errno::EINVAL);
+        }
+        let (name, parent_parts) = parts.split_last().ok_or(Errno::EBUSY)?;
         if *name == ".." {
-            return Err(Errno::EISDIR);
+            return Err(Errno::ENOTEMPTY);
         }
-        let mut parent_path = String::new();
+        let mut parent_path = String::from("/");
         for p in parent_parts {
-            parent_path.push('/');
             parent_path.push_str(p);
+            parent_path.push('/');
         }
-        let parent = self.lookup(parent_path.as_bytes()).or_else(|e| {
-            if parent_path.is_empty() {
-                Ok(self.root.clone())
-            } else {
-                Err(e)
-            }
-        })?;
+        let parent = self.lookup(parent_path.as_bytes())?;
+        parent.dir()?;
+        Ok((parent, name))
+    }
+
+    /// Creates an empty regular file at `path` in a writable directory,
+    /// owned by `owner` (user, group).
+    fn create(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<Arc<Node<E>>, Errno> {
+        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EISDIR)?;
         let entries = parent.dir()?;
         if !parent.writable {
             return Err(Errno::EROFS);
@@ -320,20 +631,203 @@ impl<E: MmEnv + 'static> Vfs<E> {
             major: parent.dev.0,
             minor: parent.dev.1,
             inode: ino,
-            path: alloc::format!("/{}", parts.join("/")),
+            path: String::from(core::str::from_utf8(&normalize(b"/", path)).unwrap_or("?")),
         };
         let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
-        let node = Arc::new(Node {
-            ino,
-            mode: S_IFREG | (mode & 0o777),
-            writable: true,
-            dev: parent.dev,
-            kind: NodeKind::File(object),
-        });
+        let kind = NodeKind::File(object);
+        let node = Node::new_in(ino, S_IFREG | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
+        node.uid.store(owner.0, Ordering::Relaxed);
+        node.gid.store(owner.1, Ordering::Relaxed);
         let mut entries = entries.lock();
+        parent.modified();
         // Someone may have created it meanwhile: open what is there.
-        Ok(entries.entry(String::from(*name)).or_insert(node).clone())
+        Ok(entries.entry(String::from(name)).or_insert(node).clone())
     }
+
+    /// `mkdir`: a new empty directory at `path` with permission bits
+    /// `mode` (the caller has applied the umask), owned by `owner`. As
+    /// Linux: `EEXIST` when the path names something (before `EROFS`),
+    /// `ENOENT`/`ENOTDIR` for a missing or non-directory parent.
+    pub fn mkdir(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(path) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        if entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        let kind = NodeKind::Dir(Mutex::new(BTreeMap::new()));
+        let dir = Node::new_in(self.ino(), S_IFDIR | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
+        dir.uid.store(owner.0, Ordering::Relaxed);
+        dir.gid.store(owner.1, Ordering::Relaxed);
+        entries.insert(String::from(name), dir);
+        parent.modified();
+        Ok(())
+    }
+
+    /// `unlink` (`directory` false) or `rmdir` (true) of `path`. As Linux:
+    /// `unlink` of a directory is `EISDIR`, `rmdir` of anything else
+    /// `ENOTDIR`, of a directory with entries `ENOTEMPTY`, of a mount point
+    /// `EBUSY`; `EROFS` on the initramfs.
+    pub fn unlink(&self, path: &[u8], directory: bool) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(path) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) if !directory => return Err(Errno::EISDIR),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        let node = entries.get(name).ok_or(Errno::ENOENT)?;
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        match (&node.kind, directory) {
+            (NodeKind::Dir(_), false) => return Err(Errno::EISDIR),
+            (NodeKind::Dir(children), true) => {
+                if node.dev != parent.dev {
+                    return Err(Errno::EBUSY);
+                }
+                if !children.lock().is_empty() {
+                    return Err(Errno::ENOTEMPTY);
+                }
+            }
+            (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) => {}
+        }
+        if let Some(gone) = entries.remove(name) {
+            gone.links.fetch_sub(1, Ordering::Relaxed);
+            gone.changed();
+        }
+        parent.modified();
+        Ok(())
+    }
+
+    /// `link`: a new name `new` (absolute) for the non-directory `node`.
+    /// As Linux: a directory is `EPERM`, an existing `new` `EEXIST`, another
+    /// file system `EXDEV`, the initramfs `EROFS`.
+    pub fn link(&self, node: &Arc<Node<E>>, new: &[u8]) -> Result<(), Errno> {
+        let (parent, name) = match self.parent_of(new) {
+            Ok(found) => found,
+            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
+            Err(e) => return Err(e),
+        };
+        let mut entries = parent.dir()?.lock();
+        if entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if !parent.writable || !node.writable {
+            return Err(Errno::EROFS);
+        }
+        if node.dev != parent.dev {
+            return Err(Errno::EXDEV);
+        }
+        if node.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        node.links.fetch_add(1, Ordering::Relaxed);
+        node.changed();
+        entries.insert(String::from(name), node.clone());
+        parent.modified();
+        Ok(())
+    }
+
+    /// `renameat2(old, new)`: moves the entry `old` to `new`, replacing
+    /// what `new` names unless `noreplace` (then `EEXIST`). As Linux: a
+    /// directory replaces only an empty directory (`ENOTEMPTY`), a file
+    /// only a non-directory (`EISDIR`; a directory over a file is
+    /// `ENOTDIR`); across file systems `EXDEV`; a directory into itself
+    /// `EINVAL`; on the initramfs `EROFS`.
+    pub fn rename(&self, old: &[u8], new: &[u8], noreplace: bool) -> Result<(), Errno> {
+        let busy = |e| if e == Errno::ENOTEMPTY || e == Errno::EINVAL { Errno::EBUSY } else { e };
+        let (from, old_name) = self.parent_of(old).map_err(busy)?;
+        let (to, new_name) = self.parent_of(new).map_err(busy)?;
+        let node = from.dir()?.lock().get(old_name).cloned().ok_or(Errno::ENOENT)?;
+        if !from.writable || !to.writable {
+            return Err(Errno::EROFS);
+        }
+        if from.dev != to.dev || node.dev != from.dev {
+            return Err(Errno::EXDEV);
+        }
+        let (old_abs, new_abs) = (normalize(b"/", old), normalize(b"/", new));
+        if node.is_dir()
+            && new_abs.len() > old_abs.len()
+            && new_abs.starts_with(&old_abs)
+            && new_abs[old_abs.len()] == b'/'
+        {
+            return Err(Errno::EINVAL);
+        }
+        if Arc::ptr_eq(&from, &to) && old_name == new_name {
+            return Ok(());
+        }
+        // One entry lock at a time: the kernel is not preempted between
+        // these steps, so the checks still hold when the entries change.
+        if let Some(existing) = to.dir()?.lock().get(new_name).cloned() {
+            if Arc::ptr_eq(&existing, &node) {
+                // Two names of one file: nothing happens, as in Linux.
+                return if noreplace { Err(Errno::EEXIST) } else { Ok(()) };
+            }
+            if noreplace {
+                return Err(Errno::EEXIST);
+            }
+            match (node.is_dir(), &existing.kind) {
+                (true, NodeKind::Dir(children)) => {
+                    if existing.dev != to.dev {
+                        return Err(Errno::EBUSY);
+                    }
+                    if !children.lock().is_empty() {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                }
+                (true, _) => return Err(Errno::ENOTDIR),
+                (false, NodeKind::Dir(_)) => return Err(Errno::EISDIR),
+                (false, _) => {}
+            }
+        }
+        from.dir()?.lock().remove(old_name);
+        node.changed();
+        if let Some(replaced) = to.dir()?.lock().insert(String::from(new_name), node) {
+            replaced.links.fetch_sub(1, Ordering::Relaxed);
+            replaced.changed();
+        }
+        from.modified();
+        to.modified();
+        Ok(())
+    }
+}
+
+/// The absolute path `path` names when relative paths start at `base` (an
+/// absolute path): "." and empty components dropped, ".." taken back a
+/// component (not past the root). Lexical: a ".." after a file is not
+/// checked here, the lookup of the result is.
+pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let whole: Vec<&[u8]> = if path.first() == Some(&b'/') {
+        path.split(|&b| b == b'/').collect()
+    } else {
+        base.split(|&b| b == b'/').chain(path.split(|&b| b == b'/')).collect()
+    };
+    for part in whole {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// One directory entry as `getdents64` reports it.
@@ -363,12 +857,19 @@ pub struct OpenFile<E: MmEnv + 'static> {
     node: Arc<Node<E>>,
     offset: Mutex<u64>,
     flags: OpenFlags,
+    path: Vec<u8>,
 }
 
 impl<E: MmEnv + 'static> OpenFile<E> {
     /// The node that was opened.
     pub fn node(&self) -> &Arc<Node<E>> {
         &self.node
+    }
+
+    /// The absolute path it was opened by (what a directory descriptor
+    /// makes relative paths start from).
+    pub fn path(&self) -> &[u8] {
+        &self.path
     }
 
     /// The flags the file was opened with (its access mode; the kernel
@@ -438,10 +939,17 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         }
         let NodeKind::File(object) = &self.node.kind else { return Err(Errno::EINVAL) };
         let mut offset = self.offset.lock();
+        let old = object.size();
         if append {
-            *offset = object.size();
+            *offset = old;
         }
-        let n = object.write(*offset, data)?;
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        self.node.resize(old, end.max(old))?;
+        let written = object.write(*offset, data);
+        // What the file did not grow by goes back.
+        let _ = self.node.resize(end.max(old), object.size());
+        let n = written?;
+        self.node.modified();
         *offset += n as u64;
         Ok(n)
     }

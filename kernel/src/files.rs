@@ -12,6 +12,11 @@ static VFS: Once<Vfs<KernelMm>> = Once::new();
 
 /// Builds the tree from the initramfs at `initrd` (if any).
 pub fn init(initrd: Option<PhysRange>) {
+    aspen_fs::set_clock(|| {
+        let frequency =
+            core::num::NonZeroU64::new(crate::arch::timer::frequency()).unwrap_or(core::num::NonZeroU64::MIN);
+        aspen_abi::syscall::Timespec::from_ticks(crate::arch::timer::ticks(), frequency)
+    });
     let vfs = Vfs::new(user_env::get());
     if let Some(range) = initrd {
         let start = phys_to_virt(range.start).as_u64() as *const u8;

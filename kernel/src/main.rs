@@ -13,6 +13,7 @@ mod arch;
 mod board;
 mod cmdline;
 mod console;
+mod device;
 mod driver;
 mod dtb;
 mod files;

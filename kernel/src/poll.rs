@@ -26,7 +26,7 @@ fn ready(description: &OpenDescription) -> PollEvents {
     match &description.kind {
         Description::Console if tty::readable() => PollEvents::READABLE | PollEvents::WRITABLE,
         Description::Console => PollEvents::WRITABLE,
-        Description::File(_) | Description::Snapshot(_) => PollEvents::ALWAYS_READY,
+        Description::File(_) | Description::Snapshot(_) | Description::Device(..) => PollEvents::ALWAYS_READY,
         Description::PipeRead(reader) => reader.poll(),
         Description::PipeWrite(writer) => writer.poll(),
     }
@@ -39,7 +39,7 @@ fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
         Description::PipeRead(reader) => Some(reader.events()),
         Description::PipeWrite(writer) => Some(writer.events()),
         Description::Console => Some(tty::readers()),
-        Description::File(_) | Description::Snapshot(_) => None,
+        Description::File(_) | Description::Snapshot(_) | Description::Device(..) => None,
     }
 }
 

@@ -24,6 +24,7 @@ use aspen_mm::VirtAddr;
 use crate::arch::exception::TrapFrame;
 use crate::arch::timer;
 use crate::arch::uaccess::{Access, ActiveSpace};
+use crate::device::{CharDevice, MemDevice};
 use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
@@ -32,7 +33,9 @@ use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
 use crate::{files, pipe, poll, power, tty};
 
+mod creds;
 mod limits;
+mod paths;
 mod time;
 
 type SysResult = Result<u64, Errno>;
@@ -63,6 +66,29 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Pselect6 => pselect6(a0, [a1, a2, a3], a4, a5),
         Sysno::Lseek => lseek(a0, a1 as i64, a2),
         Sysno::Getdents64 => getdents64(a0, a1, a2),
+        Sysno::Getcwd => paths::getcwd(a0, a1),
+        Sysno::Chdir => paths::chdir(a0),
+        Sysno::Fchdir => paths::fchdir(a0),
+        Sysno::Umask => paths::umask(a0),
+        Sysno::Mkdirat => paths::mkdirat(a0 as i32 as i64, a1, a2),
+        Sysno::Unlinkat => paths::unlinkat(a0 as i32 as i64, a1, a2),
+        Sysno::Linkat => paths::linkat(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4),
+        Sysno::Renameat => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, 0),
+        Sysno::Renameat2 => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4 as u32 as u64),
+        Sysno::Faccessat => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, 0),
+        Sysno::Faccessat2 => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, a3 as u32 as u64),
+        Sysno::Fchmodat => paths::fchmodat(a0 as i32 as i64, a1, a2),
+        Sysno::Fchmod => paths::fchmod(a0, a1),
+        Sysno::Fchownat => paths::fchownat(a0 as i32 as i64, a1, a2, a3, a4),
+        Sysno::Fchown => paths::fchown(a0, a1, a2),
+        Sysno::Truncate => paths::truncate(a0, a1),
+        Sysno::Ftruncate => paths::ftruncate(a0, a1),
+        Sysno::Fsync | Sysno::Fdatasync => paths::fsync(a0),
+        Sysno::Statfs => paths::statfs(a0, a1),
+        Sysno::Fstatfs => paths::fstatfs(a0, a1),
+        Sysno::Readlinkat => paths::readlinkat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Utimensat => paths::utimensat(a0 as i32 as i64, a1, a2, a3),
+        Sysno::Statx => paths::statx(a0 as i32 as i64, a1, a2, a3, a4),
         Sysno::Fstat => fstat(a0, a1),
         Sysno::Newfstatat => newfstatat(a0 as i32 as i64, a1, a2, AtFlags::from_register(a3)),
         Sysno::Ioctl => ioctl(a0, a1 as u32, a2),
@@ -106,7 +132,20 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::SchedSetaffinity => policy::set_affinity(a0 as i32, a1 as u32, a2),
         Sysno::SchedGetaffinity => policy::get_affinity(a0 as i32, a1 as u32, a2),
         Sysno::Getppid => Ok(u64::from(process::current_process().ppid())),
-        Sysno::Getuid | Sysno::Geteuid | Sysno::Getgid | Sysno::Getegid => Ok(0),
+        Sysno::Getuid => creds::get(creds::Id::RealUser),
+        Sysno::Geteuid => creds::get(creds::Id::EffectiveUser),
+        Sysno::Getgid => creds::get(creds::Id::RealGroup),
+        Sysno::Getegid => creds::get(creds::Id::EffectiveGroup),
+        Sysno::Setresuid => creds::setresuid(a0, a1, a2),
+        Sysno::Setresgid => creds::setresgid(a0, a1, a2),
+        Sysno::Setuid => creds::setuid(a0),
+        Sysno::Setgid => creds::setgid(a0),
+        Sysno::Setreuid => creds::setreuid(a0, a1),
+        Sysno::Setregid => creds::setregid(a0, a1),
+        Sysno::Getresuid => creds::getres(a0, a1, a2, false),
+        Sysno::Getresgid => creds::getres(a0, a1, a2, true),
+        Sysno::Getgroups => creds::getgroups(a0, a1),
+        Sysno::Setgroups => creds::setgroups(a0, a1),
         Sysno::SchedYield => {
             sched::yield_now();
             Ok(0)
@@ -137,9 +176,15 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
         Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
-        Sysno::Mlock => mm(|mm| mm.mlock(VirtAddr::new(a0), a1, None)).map(|()| 0),
+        Sysno::Mlock => {
+            let limit = creds::memlock_limit();
+            mm(|mm| mm.mlock(VirtAddr::new(a0), a1, limit)).map(|()| 0)
+        }
         Sysno::Munlock => mm(|mm| mm.munlock(VirtAddr::new(a0), a1)).map(|()| 0),
-        Sysno::Mlockall => mm(|mm| mm.mlockall(MlockallFlags::from_register(a0), None)).map(|()| 0),
+        Sysno::Mlockall => {
+            let limit = creds::memlock_limit();
+            mm(|mm| mm.mlockall(MlockallFlags::from_register(a0), limit)).map(|()| 0)
+        }
         Sysno::Munlockall => mm(|mm| {
             mm.munlockall();
             Ok(0)
@@ -154,8 +199,8 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        // The file systems are fixed at boot.
-        Sysno::Mount => Err(Errno::ENOSYS),
+        Sysno::Mount => paths::mount(a1, a2, a3, a4),
+        Sysno::Umount2 => paths::umount2(a0, a1),
     };
     frame.x[0] = match result {
         Ok(value) => value,
@@ -309,6 +354,21 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
             }
             Ok(done as u64)
         }
+        Description::Device(device, _) => {
+            let mut done = 0;
+            while done < count {
+                let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+                let n = device.read(&mut chunk);
+                if n == 0 {
+                    break;
+                }
+                if let Err(fault) = user().write_partial(buf.sub(done as u64, n as u64), &chunk[..n]) {
+                    return partial(done + fault.copied, fault.errno);
+                }
+                done += n;
+            }
+            Ok(done as u64)
+        }
         Description::Snapshot(snapshot) => {
             let mut position = snapshot.position.lock();
             let rest = snapshot.data.get(*position..).unwrap_or_default();
@@ -359,6 +419,7 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
             let copy = |at: usize, piece: &mut [u8]| user().read_partial(buf.sub(at as u64, piece.len() as u64), piece);
             return writer.write(buf.len() as usize, description.nonblocking(), copy).map(|n| n as u64);
         }
+        Description::Device(device, _) => return Ok(device.write(buf.len().min(MAX_IO) as usize)? as u64),
         Description::Snapshot(_) | Description::PipeRead(_) => return Err(Errno::EBADF.into()),
     };
     let append = description.flags().contains(OpenFlags::APPEND);
@@ -470,30 +531,26 @@ fn atomic_pipe_writev(writer: &pipe::PipeWriter, nonblocking: bool, slices: &[Us
 
 const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
-/// The absolute path a `*at` call names. Only AT_FDCWD (whose directory is
-/// always `/`) and absolute paths are supported; directory descriptors
-/// give EOPNOTSUPP.
-fn at_path(dirfd: i64, path: u64) -> Result<Vec<u8>, Errno> {
-    let path = read_string(path, PATH_MAX - 1)?;
-    if path.first() == Some(&b'/') || dirfd == i64::from(AT_FDCWD) {
-        return Ok(path);
-    }
-    with_files(|f| f.get(dirfd as u64))?;
-    Err(Errno::EOPNOTSUPP)
-}
-
 fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
-    let path = at_path(dirfd, path)?;
+    let path = paths::at_path(dirfd, path)?;
     let kind = if path == b"/dev/console" || path == b"/dev/tty" {
         Description::Console
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
+    } else if let Some(snapshot) = crate::process::sysfs::open(&path)? {
+        Description::Snapshot(Arc::new(snapshot))
     } else {
-        let file = files::vfs().open(&path, flags, mode as u32)?;
-        if let aspen_fs::NodeKind::CharDevice { major: 5, minor: 1 } = file.node().kind {
-            Description::Console
-        } else {
-            Description::File(Arc::new(file))
+        paths::check_open(&path, flags)?;
+        let file = files::vfs().open(&path, flags, paths::masked(mode), paths::new_owner())?;
+        if let (Some(object), true) = (file.object(), flags.contains(OpenFlags::TRUNC) && flags.writable()) {
+            paths::shrunk_mappings(object.id(), object.size());
+        }
+        match file.node().kind {
+            aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
+                CharDevice::Console => Description::Console,
+                CharDevice::Mem(device) => Description::Device(device, Arc::new(file)),
+            },
+            _ => Description::File(Arc::new(file)),
         }
     };
     let description = OpenDescription::new(kind, flags.description_flags());
@@ -698,6 +755,8 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
             *position = new as usize;
             Ok(new as u64)
         }
+        // As Linux's null_lseek (and noop_llseek for the random devices).
+        Description::Device(..) => Ok(0),
         Description::Console | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
     }
 }
@@ -751,14 +810,28 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
     match description {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
-        Description::File(file) => file.node().stat(),
-        Description::Console => aspen_fs::Stat { dev: (0, 6), ino: 2, mode: 0o020600, size: 0, rdev: (5, 1) },
+        Description::File(file) | Description::Device(_, file) => file.node().stat(),
+        Description::Console => aspen_fs::Stat {
+            dev: (0, 6),
+            ino: 2,
+            mode: 0o020600,
+            size: 0,
+            rdev: (5, 1),
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            ..Default::default()
+        },
         Description::Snapshot(s) => aspen_fs::Stat {
             dev: (0, 4),
             ino: 3,
             mode: if s.entries.is_empty() { 0o100444 } else { 0o040555 },
             size: 0,
             rdev: (0, 0),
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            ..Default::default()
         },
     }
 }
@@ -766,7 +839,17 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
 /// A pipe's `stat`: a FIFO (mode 0o10600) of the pipe file system, with
 /// its own inode number.
 fn pipe_stat(ino: u64) -> aspen_fs::Stat {
-    aspen_fs::Stat { dev: (0, 12), ino, mode: 0o010600, size: 0, rdev: (0, 0) }
+    aspen_fs::Stat {
+        dev: (0, 12),
+        ino,
+        mode: 0o010600,
+        size: 0,
+        rdev: (0, 0),
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        ..Default::default()
+    }
 }
 
 fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
@@ -774,11 +857,16 @@ fn write_stat(addr: u64, stat: aspen_fs::Stat) -> SysResult {
         dev: make_dev(stat.dev),
         ino: stat.ino,
         mode: stat.mode,
-        nlink: 1,
+        nlink: stat.nlink,
+        uid: stat.uid,
+        gid: stat.gid,
         rdev: make_dev(stat.rdev),
         size: stat.size as i64,
         blksize: 4096,
         blocks: stat.size.div_ceil(512) as i64,
+        atime: stat.atime,
+        mtime: stat.mtime,
+        ctime: stat.ctime,
         ..Default::default()
     }
     .to_bytes();
@@ -803,15 +891,7 @@ fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
     if flags.contains(AtFlags::EMPTY_PATH) && read_string(path, PATH_MAX - 1)?.is_empty() {
         return fstat(dirfd as u64, addr);
     }
-    let path = at_path(dirfd, path)?;
-    if path == b"/dev/console" {
-        return write_stat(addr, stat_of(&Description::Console));
-    }
-    if let Some(snapshot) = procfs::open(&path)? {
-        return write_stat(addr, stat_of(&Description::Snapshot(Arc::new(snapshot))));
-    }
-    let node = files::vfs().lookup(&path)?;
-    write_stat(addr, node.stat())
+    write_stat(addr, paths::stat_path(&paths::at_path(dirfd, path)?)?)
 }
 
 /// `ioctl(fd, cmd, arg)`: the commands every descriptor takes (Linux's
@@ -923,7 +1003,8 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 /// Reads execve's strings and runs it; the outer error is a failure to
 /// read them.
 fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
-    let path = read_string(path, PATH_MAX - 1)?;
+    let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
+    paths::check_exec(&path)?;
     let mut budget = aspen_abi::stack::ARG_MAX;
     let argv = string_array(argv, &mut budget)?;
     let envp = string_array(envp, &mut budget)?;
@@ -1082,11 +1163,49 @@ fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) 
         None
     } else {
         let description = with_files(|f| f.get(fd))?;
-        let Description::File(file) = &description.kind else { return Err(Errno::ENODEV) };
-        let object = file.object().ok_or(Errno::ENODEV)?.clone();
-        Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
+        let (readable, writable) = (description.flags().readable(), description.flags().writable());
+        match &description.kind {
+            Description::File(file) => {
+                let object = file.object().ok_or(Errno::ENODEV)?.clone();
+                Some(MappedFile { object, readable: file.flags().readable(), writable: file.flags().writable() })
+            }
+            Description::Device(MemDevice::Zero, _) => {
+                return map_zero(addr, len, prot, flags, offset, readable, writable)
+            }
+            _ => return Err(Errno::ENODEV),
+        }
     };
     mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
+}
+
+/// `mmap` of `/dev/zero`, as Linux: `MAP_SHARED` is shared anonymous
+/// memory, with the access checks of a file mapping (a descriptor not
+/// open for writing gives no writable shared mapping, now or after
+/// `mprotect`); `MAP_PRIVATE` is private anonymous memory of a readable
+/// descriptor. The offset only has to be page-aligned.
+fn map_zero(
+    addr: u64,
+    len: u64,
+    prot: Prot,
+    flags: MapFlags,
+    offset: u64,
+    readable: bool,
+    writable: bool,
+) -> SysResult {
+    use aspen_mm::aspace::MappedFile;
+    if !offset.is_multiple_of(aspen_mm::PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if matches!(flags.map_type(), Some(aspen_abi::mman::MapType::Private)) {
+        if !readable {
+            return Err(Errno::EACCES);
+        }
+        let flags = flags | MapFlags::ANONYMOUS;
+        return mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, None, 0)).map(|va| va.as_u64());
+    }
+    let object = aspen_mm::object::FileObject::anonymous(crate::memory::user_env::get(), len);
+    let file = MappedFile { object, readable, writable };
+    mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, Some(file), 0)).map(|va| va.as_u64())
 }
 
 /// `mincore(addr, len, vec)`: the residency of each page, found under the

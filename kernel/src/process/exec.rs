@@ -90,6 +90,8 @@ pub struct LoadedImage {
     sp: u64,
     /// argv joined with NULs.
     pub cmdline: Vec<u8>,
+    /// The path of the ELF file (`/proc/<pid>/exe`).
+    pub exe: Vec<u8>,
 }
 
 impl LoadedImage {
@@ -119,7 +121,7 @@ fn prot_of(readable: bool, writable: bool, executable: bool) -> Prot {
 /// Opens the program file at `path` for execution: a regular file with an
 /// execute bit, and its page-cache object.
 fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u64), Errno> {
-    let file = files::vfs().open(path, OpenFlags::RDONLY, 0)?;
+    let file = files::vfs().open(path, OpenFlags::RDONLY, 0, (0, 0))?;
     let stat = file.node().stat();
     if file.node().is_dir() {
         return Err(Errno::EACCES);
@@ -247,7 +249,8 @@ fn load_elf(
         cmdline.extend_from_slice(arg);
         cmdline.push(0);
     }
-    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline })
+    let exe = object.identity().path.clone().into_bytes();
+    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline, exe })
 }
 
 /// `execve`: replaces the current process's program. On success the
@@ -264,7 +267,7 @@ pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();
-    me.process.replace_image(image.mm, image.cmdline);
+    me.process.replace_image(image.mm, image.cmdline, image.exe);
     ThreadPointers::default().make_current();
     FpState::new().make_current();
     Ok(())

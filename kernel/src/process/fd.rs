@@ -14,6 +14,7 @@ use aspen_abi::fcntl::OpenFlags;
 use aspen_fs::OpenFile;
 use aspen_mm::errno::Errno;
 
+use crate::device::MemDevice;
 use crate::memory::user_env::KernelMm;
 use crate::pipe::{PipeReader, PipeWriter};
 
@@ -27,6 +28,8 @@ pub enum Description {
     Console,
     /// A file or directory of the file tree.
     File(Arc<OpenFile<KernelMm>>),
+    /// A memory device (`/dev/null`, `/dev/zero`, ...) and its open node.
+    Device(MemDevice, Arc<OpenFile<KernelMm>>),
     /// A `/proc` file: its text, made at open, and the read position.
     Snapshot(Arc<Snapshot>),
     /// The read end of a pipe.

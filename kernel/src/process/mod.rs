@@ -18,6 +18,7 @@ pub mod policy;
 pub mod posix_timer;
 pub mod procfs;
 pub mod signal;
+pub mod sysfs;
 pub mod thread;
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
+use aspen_abi::cred::Credentials;
 use aspen_abi::fcntl::OpenFlags;
 use aspen_abi::resource::Limits;
 use aspen_abi::sched::SchedParams;
@@ -54,6 +56,24 @@ pub type UserSpace = AddressSpace<'static, KernelMm>;
 pub type SharedSpace = Arc<Mutex<UserSpace>>;
 /// A descriptor table and the processes that share it.
 pub type SharedFiles = Arc<Mutex<FdTable>>;
+/// A working directory and umask and the processes that share them.
+pub type SharedFs = Arc<Mutex<FsContext>>;
+
+/// What `CLONE_FS` shares: where relative paths start and the umask.
+#[derive(Clone, Debug)]
+pub struct FsContext {
+    /// The working directory: an absolute path without "." or ".."
+    /// components (what `getcwd` reports).
+    pub cwd: Vec<u8>,
+    /// The permission bits `open` and `mkdir` clear in a new file's mode.
+    pub umask: u32,
+}
+
+impl Default for FsContext {
+    fn default() -> Self {
+        Self { cwd: alloc::vec![b'/'], umask: 0o022 }
+    }
+}
 
 /// A process: a thread group.
 pub struct Process {
@@ -93,6 +113,12 @@ pub struct Process {
     vfork_parent: Mutex<Option<Arc<Thread>>>,
     /// argv joined with NULs, for `/proc/<pid>/cmdline`.
     pub cmdline: Mutex<Vec<u8>>,
+    /// The path of the program it runs, for `/proc/<pid>/exe`.
+    pub exe: Mutex<Vec<u8>>,
+    /// Its working directory and umask (shared with `CLONE_FS`).
+    fs: SharedFs,
+    /// Its user and group ids, inherited at clone and kept by `execve`.
+    pub creds: Mutex<Credentials>,
     /// Its resource limits.
     pub limits: Mutex<Limits>,
     /// `ITIMER_REAL`.
@@ -192,6 +218,11 @@ impl Process {
         let space = self.space.lock();
         let mut mm = space.as_ref().ok_or(Errno::ESRCH)?.lock();
         Ok(f(&mut mm))
+    }
+
+    /// Runs `f` on the working directory and umask.
+    pub fn with_fs<R>(&self, f: impl FnOnce(&mut FsContext) -> R) -> R {
+        f(&mut self.fs.lock())
     }
 
     /// Runs `f` on the descriptor table; `ESRCH` after exit.
@@ -308,8 +339,9 @@ impl Process {
     /// own without the close-on-exec ones, a `vfork` parent let go.
     /// Handlers go back to the default (ignored signals stay ignored; the
     /// mask and pending signals stay), the alternate stack goes.
-    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>) {
+    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>, exe: Vec<u8>) {
         *self.cmdline.lock() = cmdline;
+        *self.exe.lock() = exe;
         // POSIX timers end here; ITIMER_REAL goes on (as Linux).
         posix_timer::release_all(self);
         self.execed.store(true, Ordering::Relaxed);
@@ -484,7 +516,10 @@ struct ProcessParts {
     parent: Option<Arc<Process>>,
     space: SharedSpace,
     files: SharedFiles,
+    fs: SharedFs,
+    creds: Credentials,
     cmdline: Vec<u8>,
+    exe: Vec<u8>,
     limits: Limits,
     exit_signal: u8,
     actions: SharedActions,
@@ -514,6 +549,9 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         exit_signal: AtomicU8::new(parts.exit_signal),
         vfork_parent: Mutex::new(None),
         cmdline: Mutex::new(parts.cmdline),
+        exe: Mutex::new(parts.exe),
+        fs: parts.fs,
+        creds: Mutex::new(parts.creds),
         limits: Mutex::new(parts.limits),
         real_timer: Mutex::new(itimer::RealTimer::default()),
         posix_timers: Mutex::new(posix_timer::Timers::default()),
@@ -566,7 +604,10 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         parent: None,
         space: Arc::new(Mutex::new(image.mm)),
         files: Arc::new(Mutex::new(files)),
+        fs: Arc::new(Mutex::new(FsContext::default())),
+        creds: Credentials::root(),
         cmdline: image.cmdline,
+        exe: image.exe,
         limits,
         exit_signal: Signal::Chld.number(),
         actions: Actions::new(),
@@ -621,6 +662,12 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             Some(process.clone())
         };
         let cmdline = process.cmdline.lock().clone();
+        let exe = process.exe.lock().clone();
+        let fs = if args.flags.contains(CloneFlags::FS) {
+            process.fs.clone()
+        } else {
+            Arc::new(Mutex::new(process.fs.lock().clone()))
+        };
         let actions = if args.flags.contains(CloneFlags::SIGHAND) {
             process.actions()
         } else {
@@ -634,7 +681,10 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             parent,
             space,
             files,
+            fs,
+            creds: process.creds.lock().clone(),
             cmdline,
+            exe,
             limits: *process.limits.lock(),
             exit_signal: args.exit_signal,
             actions,

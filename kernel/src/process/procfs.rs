@@ -76,6 +76,17 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
     Ok(Some(file))
 }
 
+/// The target of `path` when it is the link `/proc/<pid>/exe` (or
+/// `/proc/self/exe`): the program's path, `ENOENT` for a process that does
+/// not exist; `None` for any other path.
+pub fn exe_link(path: &[u8]) -> Option<Result<Vec<u8>, Errno>> {
+    let text = core::str::from_utf8(path).ok()?;
+    let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let ["proc", who, "exe"] = parts[..] else { return None };
+    let process = if who == "self" { super::current() } else { who.parse().ok().and_then(Process::get) };
+    Some(process.filter(|p| !p.is_zombie()).map(|p| p.exe.lock().clone()).ok_or(Errno::ENOENT))
+}
+
 fn kib(pages: u64) -> u64 {
     pages * PAGE_SIZE / 1024
 }

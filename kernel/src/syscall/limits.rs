@@ -3,10 +3,11 @@
 //!
 //! Limits are per process, inherited by its children. Where Aspen enforces
 //! them: `RLIMIT_STACK` sizes the stack of the next `execve`;
-//! `RLIMIT_NOFILE` is the limit of the descriptor table.
-//! `RLIMIT_MEMLOCK` binds
-//! only callers without `CAP_IPC_LOCK`, as in Linux; every process is root
-//! (has every capability) until credentials exist, so none is bound yet.
+//! `RLIMIT_NOFILE` is the limit of the descriptor table;
+//! `RLIMIT_MEMLOCK` binds `mlock` and `mlockall` of callers without
+//! `CAP_IPC_LOCK`, as in Linux: those whose effective user is not root
+//! (`creds::memlock_limit`). Raising a hard limit takes privilege
+//! (`CAP_SYS_RESOURCE`: root).
 
 use aspen_abi::resource::{Resource, Rlimit};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
@@ -28,11 +29,11 @@ pub(super) fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResul
         0 => None,
         addr => Some(read_rlimit(addr)?),
     };
+    let privileged = super::creds::current().privileged();
     let mut limits = target.limits.lock();
     let previous = limits.get(resource);
     if let Some(new) = new {
-        // Every process is privileged until credentials exist.
-        limits.set(resource, new, true)?;
+        limits.set(resource, new, privileged)?;
     }
     drop(limits);
     if let Some(new) = new.filter(|_| resource == Resource::Nofile) {

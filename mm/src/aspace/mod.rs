@@ -388,6 +388,29 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         log_edit("unmap", editor.unmap(range));
     }
 
+    /// After the file `object_id` shrank to `size` bytes: unmaps every
+    /// page of it at or past the new end, and private copies of those, in
+    /// each varea that maps it, so that the next access faults and gets
+    /// SIGBUS (Linux's `unmap_mapping_range` at truncate). The vareas stay.
+    pub fn file_shrunk(&mut self, object_id: u64, size: u64) {
+        let first_gone = size.div_ceil(PAGE_SIZE);
+        let ranges: alloc::vec::Vec<VirtRange> = self
+            .vareas
+            .iter()
+            .filter_map(|(start, v)| match &v.backing {
+                Backing::Object { object, first_page, .. } if object.id() == object_id => {
+                    let pages = (v.end_exclusive - start) / PAGE_SIZE;
+                    let skip = first_gone.saturating_sub(*first_page);
+                    (skip < pages).then(|| VirtRange::new(start + skip * PAGE_SIZE, v.end_exclusive))
+                }
+                _ => None,
+            })
+            .collect();
+        for range in ranges {
+            self.zap(range);
+        }
+    }
+
     /// Removes everything in `range` (page aligned, inside user space):
     /// splits the vareas at its ends, unmaps, writes back shared file
     /// pages, and drops the vareas.

@@ -18,7 +18,15 @@
 //!   wrote (at most 100 µs, or invalid) or one it cannot read;
 //! - anything that changes files: openat gets O_RDONLY without O_CREAT,
 //!   O_TRUNC or O_TMPFILE (so no tmpfs pages outlive a child, and the
-//!   program's own files stay intact);
+//!   program's own files stay intact); the calls that make, remove, rename,
+//!   chmod, chown or truncate names (also when a random number hits them)
+//!   get only [`CHANGE_PATHS`], whose parent is missing or not a directory,
+//!   on Aspen also the read-only initramfs (EROFS), never tmpfs; a pointer
+//!   that cannot be read; descriptors that are not open (fchmod, fchown,
+//!   fchdir), or the child's own read-only ones (ftruncate: EINVAL); so
+//!   the working directory never becomes a tmpfs directory either; mount
+//!   gets only targets that do not exist, umount2 the paths above (none is
+//!   a mount point);
 //! - a successful execve: the path is never an executable unless argv or
 //!   envp holds a pointer that cannot be mapped (kernel or non-canonical);
 //! - new contents under the child's own code, data or live stack: there
@@ -206,6 +214,12 @@ const PATHS: &[&CStr] = &[
     c"bin/fuzz",
     c"init",
 ];
+/// Paths the calls that change names get: nothing can be made, removed or
+/// changed there, on Linux either (Linux's rootfs is writable).
+const CHANGE_PATHS: &[&CStr] = &[c"/nonexistent/x", c"/bin/fuzz/x", c"/proc/self/x", c"", c"/nonexistent/"];
+/// More of them on Aspen only, where the initramfs is read-only (EROFS).
+const CHANGE_PATHS_ASPEN: &[&CStr] = &[c"/bin/fuzz", c"/init", c"/etc", c"/bin", c"/", c"/..", c"/nonexistent"];
+
 /// The regular files of [`PATHS`] (the parent reads them in full before its
 /// baseline, so their page caches are complete).
 pub const FILES: &[&CStr] = &[c"/bin/fuzz", c"/init", c"/etc/aspen-autorun"];
@@ -276,6 +290,8 @@ enum Op {
     Sched,
     Random,
     Touch,
+    PathInfo,
+    PathChange,
 }
 
 const OPS: &[(Op, u32)] = &[
@@ -318,6 +334,8 @@ const OPS: &[(Op, u32)] = &[
     (Op::Sched, 15),
     (Op::Random, 50),
     (Op::Touch, 60),
+    (Op::PathInfo, 20),
+    (Op::PathChange, 20),
 ];
 
 /// Generates the next call (writing what it points to into the argument buffer).
@@ -467,6 +485,86 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
         Op::Sched => sched(rng, env),
         Op::Random => random_call(rng, env),
         Op::Touch => touch(rng, env),
+        Op::PathInfo => path_info(rng, env),
+        Op::PathChange => path_change(rng, env),
+    }
+}
+
+/// A call that reads names or attributes, or changes only the child's own
+/// working directory or umask.
+fn path_info(rng: &mut Rng, env: &mut Env) -> Call {
+    let r = rng.next();
+    let mode = if rng.chance(4, 5) { rng.below(8) } else { rng.pick(INTS) };
+    let flags = if rng.chance(4, 5) { rng.pick(&[0, 0x100, 0x200, 0x1000, 0x6000, 0x800]) } else { rng.next() };
+    match rng.below(10) {
+        0 => call(Sysno::Getcwd, [buffer(rng, env), len(rng), r, 0, 0, 0]),
+        1 => call(Sysno::Chdir, [path(rng, env), r, 0, 0, 0, 0]),
+        2 => call(Sysno::Faccessat, [dirfd(rng, env), path(rng, env), mode, r, 0, 0]),
+        3 => call(Sysno::Faccessat2, [dirfd(rng, env), path(rng, env), mode, flags, r, 0]),
+        4 => call(Sysno::Statfs, [path(rng, env), addr(rng, env), r, 0, 0, 0]),
+        5 => call(Sysno::Fstatfs, [fd(rng, env), addr(rng, env), r, 0, 0, 0]),
+        6 => call(Sysno::Statx, [dirfd(rng, env), path(rng, env), flags, rng.pick(INTS), addr(rng, env), r]),
+        7 => call(Sysno::Readlinkat, [dirfd(rng, env), path(rng, env), buffer(rng, env), len(rng), r, 0]),
+        8 => call(Sysno::Umask, [rng.pick(INTS), r, 0, 0, 0, 0]),
+        _ => call(rng.pick(&[Sysno::Fsync, Sysno::Fdatasync]), [fd(rng, env), r, 0, 0, 0, 0]),
+    }
+}
+
+/// A path the calls that change names get: one of [`CHANGE_PATHS`] (on
+/// Aspen also [`CHANGE_PATHS_ASPEN`]), unchanged, at its own place in the
+/// argument buffer (`slot` 0 or 1), or a pointer that cannot be read.
+fn change_path(rng: &mut Rng, env: &Env, slot: u64) -> u64 {
+    if rng.chance(1, 5) {
+        return bad_pointer(rng);
+    }
+    let p = if !env.linux && rng.chance(1, 2) { rng.pick(CHANGE_PATHS_ASPEN) } else { rng.pick(CHANGE_PATHS) };
+    let at = ARG_PATH + slot * 64;
+    put(env, at, p.to_bytes_with_nul());
+    env.argbuf + at
+}
+
+/// A descriptor that is never open.
+fn closed_fd(rng: &mut Rng) -> u64 {
+    rng.pick(&[u64::MAX, -100i64 as u64, 0x7fff_ffff, 1u64 << 31, -4095i64 as u64])
+}
+
+/// A call that would make, remove, rename, chmod, chown or truncate a
+/// name, with arguments for which it cannot (see the module doc).
+fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
+    let r = rng.next();
+    let dirfd = if rng.chance(3, 4) { -100i64 as u64 } else { closed_fd(rng) };
+    let mode = if rng.chance(4, 5) { rng.below(0o10000) } else { rng.pick(INTS) };
+    let flags = if rng.chance(4, 5) { rng.pick(&[0, 1, 2, 4, 0x100, 0x200, 0x1000]) } else { rng.next() };
+    let (a, b) = (change_path(rng, env, 0), change_path(rng, env, 1));
+    let id = rng.pick(&[0, 1, 65534, u64::MAX, 0xffff_ffff]);
+    match rng.below(15) {
+        11 => {
+            // Mount targets only where nothing is (a mount over a directory
+            // of the initramfs would stay for the rest of the run).
+            let target = if rng.chance(1, 5) {
+                bad_pointer(rng)
+            } else {
+                put(env, ARG_PATH + 128, rng.pick(CHANGE_PATHS).to_bytes_with_nul());
+                env.argbuf + ARG_PATH + 128
+            };
+            let fstype = rng.pick(&[c"tmpfs", c"devtmpfs", c"proc", c"sysfs", c"ext4", c""]).to_bytes_with_nul();
+            put(env, ARG_PATH + 192, fstype);
+            call(Sysno::Mount, [a, target, env.argbuf + ARG_PATH + 192, flags, 0, r])
+        }
+        12 => call(Sysno::Umount2, [a, flags, r, 0, 0, 0]),
+        13 => call(Sysno::Linkat, [dirfd, a, dirfd, b, flags, r]),
+        14 => call(Sysno::Utimensat, [dirfd, a, addr(rng, env), flags, r, 0]),
+        0 => call(Sysno::Mkdirat, [dirfd, a, mode, r, 0, 0]),
+        1 => call(Sysno::Unlinkat, [dirfd, a, flags, r, 0, 0]),
+        2 => call(Sysno::Renameat, [dirfd, a, dirfd, b, r, 0]),
+        3 => call(Sysno::Renameat2, [dirfd, a, dirfd, b, flags, r]),
+        4 => call(Sysno::Fchmodat, [dirfd, a, mode, r, 0, 0]),
+        5 => call(Sysno::Fchownat, [dirfd, a, id, id, flags, r]),
+        6 => call(Sysno::Fchmod, [closed_fd(rng), mode, r, 0, 0, 0]),
+        7 => call(Sysno::Fchown, [closed_fd(rng), id, id, r, 0, 0]),
+        8 => call(Sysno::Truncate, [a, rng.pick(LENGTHS), r, 0, 0, 0]),
+        9 => call(Sysno::Ftruncate, [fd(rng, env), rng.pick(LENGTHS), r, 0, 0, 0]),
+        _ => call(Sysno::Fchdir, [closed_fd(rng), r, 0, 0, 0, 0]),
     }
 }
 
@@ -519,6 +617,21 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::GetRobustList, Op::RobustList),
         (Sysno::SchedSetscheduler, Op::Sched),
         (Sysno::SchedSetparam, Op::Sched),
+        (Sysno::Mkdirat, Op::PathChange),
+        (Sysno::Unlinkat, Op::PathChange),
+        (Sysno::Renameat, Op::PathChange),
+        (Sysno::Renameat2, Op::PathChange),
+        (Sysno::Fchmodat, Op::PathChange),
+        (Sysno::Fchownat, Op::PathChange),
+        (Sysno::Fchmod, Op::PathChange),
+        (Sysno::Fchown, Op::PathChange),
+        (Sysno::Truncate, Op::PathChange),
+        (Sysno::Ftruncate, Op::PathChange),
+        (Sysno::Fchdir, Op::PathChange),
+        (Sysno::Mount, Op::PathChange),
+        (Sysno::Umount2, Op::PathChange),
+        (Sysno::Linkat, Op::PathChange),
+        (Sysno::Utimensat, Op::PathChange),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);

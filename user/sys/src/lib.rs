@@ -7,8 +7,8 @@
 //! - `_start` ([`start`]): reads argc/argv from the initial stack and calls the
 //!   program's `main(Args) -> i32` (declared with [`entry!`]), then `exit_group`;
 //! - raw `svc #0` calls ([`raw`]) and typed wrappers returning
-//!   `Result<_, Errno>` ([`fs`], [`fd`], [`process`], [`mem`], [`time`], [`signal`], [`thread`],
-//!   [`tty`]);
+//!   `Result<_, Errno>` ([`fs`], [`path`], [`fd`], [`process`], [`mem`], [`time`], [`signal`],
+//!   [`thread`], [`tty`]);
 //! - a line-buffered stdout ([`print!`], [`println!`]: one `write` per line, so
 //!   lines of parent and child never mix) and [`eprintln!`] on fd 2;
 //! - a panic handler (prints the message on fd 2, exits with 101);
@@ -27,6 +27,7 @@ pub mod fs;
 pub mod io;
 pub mod mem;
 pub mod meminfo;
+pub mod path;
 pub mod process;
 pub mod raw;
 pub mod signal;

@@ -6,7 +6,7 @@ use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use crate::raw::{syscall0, syscall1, syscall3, syscall4, syscall5, Sysno};
+use crate::raw::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, Sysno};
 use crate::{io, Errno};
 
 pub use aspen_abi::signal::Signal;
@@ -210,4 +210,39 @@ pub fn power_off() -> Errno {
         Err(e) => e,
         Ok(_) => Errno::EINVAL,
     }
+}
+
+/// getuid(2), geteuid(2), getgid(2), getegid(2): (real user, effective
+/// user, real group, effective group).
+pub fn ids() -> (u32, u32, u32, u32) {
+    // SAFETY: these calls touch no memory and cannot fail.
+    unsafe {
+        (
+            syscall0(Sysno::Getuid.number()) as u32,
+            syscall0(Sysno::Geteuid.number()) as u32,
+            syscall0(Sysno::Getgid.number()) as u32,
+            syscall0(Sysno::Getegid.number()) as u32,
+        )
+    }
+}
+
+/// setresuid(2) (`u32::MAX` keeps an id).
+pub fn setresuid(r: u32, e: u32, s: u32) -> Result<(), Errno> {
+    // SAFETY: no memory is involved.
+    Errno::result(unsafe { syscall3(Sysno::Setresuid.number(), r as usize, e as usize, s as usize) }).map(drop)
+}
+
+/// setgroups(2).
+pub fn setgroups(groups: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads groups.len() ids from groups.
+    let ret = unsafe { syscall2(Sysno::Setgroups.number(), groups.len(), groups.as_ptr() as usize) };
+    Errno::result(ret).map(drop)
+}
+
+/// setrlimit(2) of `resource` to (`cur`, `max`).
+pub fn setrlimit(resource: u32, cur: u64, max: u64) -> Result<(), Errno> {
+    let limit = [cur, max];
+    // SAFETY: the kernel reads the 16-byte struct rlimit.
+    let ret = unsafe { syscall2(Sysno::Setrlimit.number(), resource as usize, limit.as_ptr() as usize) };
+    Errno::result(ret).map(drop)
 }

@@ -276,3 +276,25 @@ fn shared_file_pages_mapped_writable_and_executable_keep_dirty_tracking() {
         assert_eq!(pager.stored(65, 1), [0x77]);
     });
 }
+
+#[test]
+fn a_shrunk_file_loses_its_mapped_pages_past_the_end() {
+    with_env(128, |env| {
+        let data = pattern(3 * PS as usize, 4);
+        let (_pager, file) = open(env, &data);
+        let mut space = AddressSpace::new(env).unwrap();
+        let shared = map_file(&mut space, &file, 3, RW, MapFlags::SHARED, 0);
+        let private = map_file(&mut space, &file, 2, RW, MapFlags::PRIVATE, PS);
+        for page in 0..3 {
+            write(&mut space, shared + page * PS, 0xaa).unwrap();
+        }
+        write(&mut space, private + PS, 0xbb).unwrap();
+        file.truncate(PS + 10).unwrap();
+        space.file_shrunk(file.id(), PS + 10);
+        assert_eq!(read(&mut space, shared), Ok(0xaa), "a page before the end stays");
+        assert_eq!(read(&mut space, shared + PS + 9), Ok(data[PS as usize + 9]), "the last page, kept to its end");
+        assert_eq!(read(&mut space, shared + 2 * PS), Err(FaultError::Bus), "a shared page past the end");
+        assert_eq!(read(&mut space, private + PS), Err(FaultError::Bus), "a private copy past the end");
+        assert_eq!(read(&mut space, private), Ok(0xaa), "the private mapping's page inside the file");
+    });
+}

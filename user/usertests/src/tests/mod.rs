@@ -37,6 +37,7 @@ pub mod forkbomb;
 pub mod futex;
 pub mod madvise;
 pub mod partial;
+pub mod paths;
 pub mod pipes;
 pub mod process;
 pub mod programs;
@@ -110,6 +111,13 @@ pub const TESTS: &[Test] = &[
     child("sched_thread_switches", sched::thread_switches),
     child("exec_scripts", script::interpreters),
     child("exec_malformed_elf", elf::malformed),
+    child("paths_directories", paths::directories),
+    child("paths_working_directory", paths::working_directory),
+    child("paths_memory_devices", paths::devices),
+    child("credentials", paths::credentials),
+    child("mount_tmpfs", paths::mounts),
+    child("mount_tmpfs_size", paths::tmpfs_size),
+    child("truncate_mapped_file", paths::truncate_mapped),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),

@@ -1,0 +1,43 @@
+//! `/sys`: the few files C libraries read, made at open: the CPUs that
+//! are online and possible (`/sys/devices/system/cpu/online` and
+//! `possible`: "0", one CPU), what glibc's `sysconf(_SC_NPROCESSORS_ONLN)`
+//! and `get_nprocs_conf` read.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use aspen_mm::errno::Errno;
+
+use super::fd::Snapshot;
+
+const DT_DIR: u8 = 4;
+const DT_REG: u8 = 8;
+
+/// A directory of `names` (subdirectories or files as `kind` says).
+fn directory(names: &[&str], kind: u8) -> Snapshot {
+    let mut entries = alloc::vec![(String::from("."), 1, DT_DIR), (String::from(".."), 1, DT_DIR)];
+    for (i, name) in names.iter().enumerate() {
+        entries.push((String::from(*name), 2 + i as u64, kind));
+    }
+    Snapshot { data: Vec::new(), position: spin::Mutex::new(0), entries }
+}
+
+/// The `/sys` file at `path`; `Ok(None)` when `path` is not under `/sys`.
+pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
+    let Ok(text) = core::str::from_utf8(path) else { return Ok(None) };
+    let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.first() != Some(&"sys") {
+        return Ok(None);
+    }
+    let file = match parts[1..] {
+        [] => directory(&["devices"], DT_DIR),
+        ["devices"] => directory(&["system"], DT_DIR),
+        ["devices", "system"] => directory(&["cpu"], DT_DIR),
+        ["devices", "system", "cpu"] => directory(&["online", "possible"], DT_REG),
+        ["devices", "system", "cpu", "online" | "possible"] => {
+            Snapshot { data: b"0\n".to_vec(), position: spin::Mutex::new(0), entries: Vec::new() }
+        }
+        _ => return Err(Errno::ENOENT),
+    };
+    Ok(Some(file))
+}
