@@ -324,7 +324,11 @@ fn mk_initramfs_packs_a_reproducible_newc_archive_with_a_console() {
 
     let entries = cpio::parse(&ba).unwrap();
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["bin", "bin/init", "bin/sh", "dev", "dev/console", "etc", "etc/aspen-release", "proc", "tmp"]);
+    let devices = ["dev/full", "dev/null", "dev/random", "dev/tty", "dev/urandom", "dev/zero"];
+    let mut expected = vec!["bin", "bin/init", "bin/sh", "dev", "dev/console"];
+    expected.extend(devices);
+    expected.extend(["etc", "etc/aspen-release", "proc", "tmp"]);
+    assert_eq!(names, expected);
     for e in &entries {
         assert_eq!((e.uid, e.gid, e.mtime), (0, 0, 0), "{}", e.name);
     }
@@ -333,9 +337,15 @@ fn mk_initramfs_packs_a_reproducible_newc_archive_with_a_console() {
     assert_eq!((console.rdev_major, console.rdev_minor), (5, 1));
     assert_eq!(entries[2].mode & cpio::S_IFMT, cpio::S_IFLNK);
     assert_eq!(entries[2].data, b"init");
-    assert_eq!(entries[6].data, b"Aspen 0.1.0 (rpi4)\n");
+    // The memory devices (major 1) and /dev/tty (5:0), readable and writable by all.
+    let numbers = [(1, 7), (1, 3), (1, 8), (5, 0), (1, 9), (1, 5)];
+    for (entry, (major, minor)) in entries[5..11].iter().zip(numbers) {
+        assert_eq!(entry.mode, cpio::S_IFCHR | 0o666, "{}", entry.name);
+        assert_eq!((entry.rdev_major, entry.rdev_minor), (major, minor), "{}", entry.name);
+    }
+    assert_eq!(entries[12].data, b"Aspen 0.1.0 (rpi4)\n");
     let inos: Vec<u32> = entries.iter().map(|e| e.ino).collect();
-    assert_eq!(inos, (1..=9).collect::<Vec<_>>());
+    assert_eq!(inos, (1..=15).collect::<Vec<_>>());
     assert!(cpio::check_initramfs(&ba).is_ok());
 
     // SOURCE_DATE_EPOCH sets every mtime.
