@@ -256,6 +256,10 @@ fn set_levels(task: &Arc<Task>, base: Option<u8>, boost: Option<u8>) {
             if s.run.best().is_some_and(|best| best < running) {
                 NEED_RESCHED.store(true, Ordering::Relaxed);
             }
+            // A task now of the running one's level takes turns with it.
+            if let Some(end) = s.current.as_ref().and_then(|current| s.slice_end_of(current)) {
+                timer::fire_by(end);
+            }
         }
     }
     cpu::restore_irqs(irq);

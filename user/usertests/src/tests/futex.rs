@@ -5,7 +5,7 @@
 //! Thread bodies use neither the heap nor stdout (see `aspen_sys::thread`):
 //! they report through the atomics below, which the test checks.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::thread::{self as th, futex, futex_op, futex_waiters, futex_wake, spawn_thread, Thread};
@@ -296,6 +296,9 @@ static MEDIUM_DONE: AtomicU32 = AtomicU32::new(0);
 static HIGH_DONE: AtomicU32 = AtomicU32::new(0);
 /// The counter value until which the medium thread spins.
 static SPIN_UNTIL: AtomicU64 = AtomicU64::new(0);
+/// Set once every thread of a priority-inheritance test is in place: the
+/// owner's timed work starts only then.
+static CHAIN_COMPLETE: AtomicBool = AtomicBool::new(false);
 
 fn spin_until(counter: u64) {
     while time::counter() < counter {
@@ -309,6 +312,11 @@ extern "C" fn low(_: usize) {
         BAD.store(1, SeqCst);
     }
     DONE.store(1, SeqCst);
+    // Its 20 ms of work start once the waiter is about to come, however
+    // slowly the machine got there (QEMU's counter follows the host's clock).
+    while !CHAIN_COMPLETE.load(SeqCst) {
+        core::hint::spin_loop();
+    }
     spin_until(time::counter() + time::counter_frequency() / 50);
     LOW_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
     if unlock_pi(&WORD).is_err() {
@@ -351,6 +359,8 @@ pub fn pi_boost(_: &Context) -> TestResult {
     let medium = spawn_thread(medium, 0).ctx("clone")?;
     wait_until("the medium thread spins", || DONE.load(SeqCst) == 5)?;
     let high = spawn_thread(high, 0).ctx("clone")?;
+    // The high thread blocks on the lock as soon as this one waits.
+    CHAIN_COMPLETE.store(true, SeqCst);
     join_all([high, medium, low])?;
     ensure!(BAD.load(SeqCst) == 0, "a thread's call failed ({})", BAD.load(SeqCst));
     let (l, m, h) = (LOW_DONE.load(SeqCst), MEDIUM_DONE.load(SeqCst), HIGH_DONE.load(SeqCst));
@@ -494,6 +504,11 @@ extern "C" fn chain_a(_: usize) {
         BAD.store(1, SeqCst);
     }
     DONE.fetch_or(1, SeqCst);
+    // Its 20 ms of work start once the whole chain is in place, however
+    // slowly the machine got there (QEMU's counter follows the host's clock).
+    while !CHAIN_COMPLETE.load(SeqCst) {
+        core::hint::spin_loop();
+    }
     spin_until(time::counter() + time::counter_frequency() / 50);
     CHAIN_A_DONE.store(ORDER.fetch_add(1, SeqCst) + 1, SeqCst);
     if unlock_pi(&WORD).is_err() {
@@ -540,6 +555,9 @@ pub fn pi_chain(_: &Context) -> TestResult {
     let spinner = spawn_thread(medium, 0).ctx("clone")?;
     wait_until("the spinner spins", || DONE.load(SeqCst) & 4 != 0)?;
     let c = spawn_thread(chain_c, 0).ctx("clone")?;
+    // C blocks on B's lock as soon as this thread waits; from then on only
+    // the boost C lends A through B lets A run before the spinner ends.
+    CHAIN_COMPLETE.store(true, SeqCst);
     join_all([c, spinner, b, a])?;
     ensure!(BAD.load(SeqCst) == 0, "a thread's call failed ({})", BAD.load(SeqCst));
     let order = [CHAIN_A_DONE.load(SeqCst), CHAIN_B_DONE.load(SeqCst), CHAIN_C_DONE.load(SeqCst)];
