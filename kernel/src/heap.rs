@@ -92,6 +92,39 @@ impl Regions {
         }
         None
     }
+
+    /// Gives back a block `alloc` handed out, and the region it was in
+    /// when that leaves it empty (a grown one).
+    fn release(&mut self, ptr: *mut u8, layout: Layout) {
+        let count = self.count;
+        let address = ptr as usize;
+        let Some(index) =
+            self.heaps[..count].iter().position(|h| (h.bottom() as usize..h.top() as usize).contains(&address))
+        else {
+            return;
+        };
+        let heap = &mut self.heaps[index];
+        // SAFETY: `ptr` came from this region's `allocate_first_fit` with
+        // `layout` (the caller's contract), and is in its range.
+        unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
+        let bound = &mut self.hole_bounds[index];
+        // The allocator rounds a block up to its own granule (at most 16).
+        *bound = bound.saturating_mul(2).saturating_add(layout.size() + 16);
+        let heap = &self.heaps[index];
+        // A grown region that is empty again goes back to the frame pool,
+        // so that the heap shrinks once the work that grew it is over. The
+        // others keep their order (see `allocate`).
+        if index > 0 && heap.used() == 0 {
+            let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
+            self.heaps[index..count].rotate_left(1);
+            self.hole_bounds[index..count].rotate_left(1);
+            self.heaps[count - 1] = Heap::empty();
+            self.count -= 1;
+            if let Some(pool) = frames::try_pool() {
+                pool.free_frames(start, MAX_ORDER);
+            }
+        }
+    }
 }
 
 /// Blocks above this size come straight from the frame pool.
@@ -117,14 +150,21 @@ unsafe impl GlobalAlloc for GrowingHeap {
                 _ => core::ptr::null_mut(),
             };
         }
+        // Interrupt handlers allocate too (timer expiries, wake-ups), and
+        // kernel threads run with IRQs unmasked: none may come while the
+        // lock is held, or it would spin on it forever.
+        let irq = crate::arch::cpu::disable_irqs();
         let mut regions = self.0.lock();
-        if let Some(block) = regions.allocate(layout, true) {
-            return block.as_ptr();
-        }
-        // The bounds are estimates (alignment and the allocator's split
-        // rules can refuse a block that is large enough): before failing,
-        // every region is walked.
-        let block = if regions.grow() { regions.allocate(layout, true) } else { regions.allocate(layout, false) };
+        let block = match regions.allocate(layout, true) {
+            Some(block) => Some(block),
+            // The bounds are estimates (alignment and the allocator's split
+            // rules can refuse a block that is large enough): before failing,
+            // every region is walked.
+            None if regions.grow() => regions.allocate(layout, true),
+            None => regions.allocate(layout, false),
+        };
+        drop(regions);
+        crate::arch::cpu::restore_irqs(irq);
         block.map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
@@ -135,35 +175,9 @@ unsafe impl GlobalAlloc for GrowingHeap {
             }
             return;
         }
-        let mut regions = self.0.lock();
-        let count = regions.count;
-        let address = ptr as usize;
-        let Some(index) =
-            regions.heaps[..count].iter().position(|h| (h.bottom() as usize..h.top() as usize).contains(&address))
-        else {
-            return;
-        };
-        let heap = &mut regions.heaps[index];
-        // SAFETY: `ptr` came from this region's `allocate_first_fit` with
-        // `layout` (the caller's contract), and is in its range.
-        unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
-        let bound = &mut regions.hole_bounds[index];
-        // The allocator rounds a block up to its own granule (at most 16).
-        *bound = bound.saturating_mul(2).saturating_add(layout.size() + 16);
-        let heap = &regions.heaps[index];
-        // A grown region that is empty again goes back to the frame pool,
-        // so that the heap shrinks once the work that grew it is over. The
-        // others keep their order (see `allocate`).
-        if index > 0 && heap.used() == 0 {
-            let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
-            regions.heaps[index..count].rotate_left(1);
-            regions.hole_bounds[index..count].rotate_left(1);
-            regions.heaps[count - 1] = Heap::empty();
-            regions.count -= 1;
-            if let Some(pool) = frames::try_pool() {
-                pool.free_frames(start, MAX_ORDER);
-            }
-        }
+        let irq = crate::arch::cpu::disable_irqs();
+        self.0.lock().release(ptr, layout);
+        crate::arch::cpu::restore_irqs(irq);
     }
 }
 

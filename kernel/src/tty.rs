@@ -97,8 +97,11 @@ fn worker(_: usize) {
             cpu::restore_irqs(irq);
             continue;
         }
-        cpu::restore_irqs(irq);
+        // Masked while it runs the discipline too: it takes locks (the
+        // terminal, the process table, processes' signals) that a timer
+        // expiry in an interrupt handler may take.
         input(&bytes);
+        cpu::restore_irqs(irq);
     }
 }
 
