@@ -108,8 +108,10 @@ else
 endif
 
 # The initramfs: /init, /bin/usertests, /bin/fuzz, /bin/hello, /bin/c/*,
-# /bin/std/* (when built), /etc/aspen-release; mk-initramfs.sh adds /dev,
-# /dev/console, /tmp and /proc.
+# /bin/std/* (when built), /etc/aspen-release, the shell-script tests in
+# /usr/share/aspen/shell; Debian's busybox (with its applet links in /bin)
+# and libc6 when they can be fetched (scripts/userland.sh); mk-initramfs.sh
+# adds /dev, /dev/console, /tmp and /proc.
 ASPEN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 ROOTFS := $(BUILD)/rootfs
 INITRAMFS := $(BUILD)/initramfs.cpio
@@ -127,6 +129,10 @@ ifneq ($(STD_CARGO),)
 	mkdir -p $(ROOTFS)/bin/std
 	$(foreach p,$(STD_PROGRAMS),$(OBJCOPY) --strip-all $(STD_OUT)/$(p) $(ROOTFS)/bin/std/$(p) &&) true
 endif
+	mkdir -p $(ROOTFS)/usr/share/aspen
+	cp -r tests/shell $(ROOTFS)/usr/share/aspen/shell
+	scripts/bootstrap.sh busybox && scripts/userland.sh $(ROOTFS) || \
+		echo "initramfs: WITHOUT Debian's busybox and libc6 (see above): /init falls back to Aspen's own shell, and the busybox tests fail"
 	scripts/mk-initramfs.sh $(ROOTFS) $(INITRAMFS)
 
 # Boots the Linux peer kernel (../shared/peers/linux-qemu) with this

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #! Installs what building, running and testing Aspen needs, idempotently.
 #!
-#! Usage: scripts/bootstrap.sh [toolchain|qemu|sdcard|peers|all]...
+#! Usage: scripts/bootstrap.sh [toolchain|qemu|sdcard|busybox|peers|all]...
 #!
 #! - toolchain: a Rust toolchain that can build for $TARGET (below). Prefers
 #!   `rustup target add`; where that cannot download, falls back to Debian's
@@ -16,6 +16,11 @@
 #! - sdcard: cpio, mtools, fdisk, dosfstools; Pi 4 firmware and device tree
 #!   (Debian's raspi-firmware and arm64 kernel packages, extracted, not
 #!   installed) into $ASPEN_CACHE.
+#! - busybox: Debian's arm64 busybox-static (the shell `make run` ends at),
+#!   busybox (dynamically linked) and libc6 (its loader and libraries),
+#!   extracted, not installed, into $ASPEN_CACHE/pkg; scripts/userland.sh puts
+#!   them into the initramfs. Fails, saying why, where they cannot be
+#!   downloaded: the initramfs is then made without them.
 #! - peers: what ../shared/peers/linux-qemu needs to build its binaries.
 #!
 #! Each step first checks whether its work is already done, so a second run is
@@ -251,6 +256,14 @@ step_sdcard() {
 	say "Pi 4 firmware and device tree in $out"
 }
 
+# Debian's busybox (static and dynamic) and libc6 for arm64, extracted.
+step_busybox() {
+	local spec
+	for spec in busybox-static:arm64 busybox:arm64 libc6:arm64; do
+		extract_pkg "$spec" >/dev/null
+	done
+}
+
 step_peers() {
 	apt_install gcc-aarch64-linux-gnu cpio
 }
@@ -261,8 +274,9 @@ for step in "$@"; do
 	toolchain) step_toolchain ;;
 	qemu) step_qemu ;;
 	sdcard) step_sdcard ;;
+	busybox) step_busybox ;;
 	peers) step_peers ;;
-	all) step_toolchain; step_qemu; step_sdcard ;;
-	*) die "unknown step '$step' (toolchain, qemu, sdcard, peers, all)" ;;
+	all) step_toolchain; step_qemu; step_sdcard; step_busybox ;;
+	*) die "unknown step '$step' (toolchain, qemu, sdcard, busybox, peers, all)" ;;
 	esac
 done

@@ -1,6 +1,19 @@
 #!/usr/bin/env python3
-"""Types into the console of a kernel booted on QEMU (virt, or raspi4b) into
-Aspen's /init shell, and checks what the terminal's line discipline makes of it:
+"""Types into the console of a kernel booted on QEMU (virt, or raspi4b) as a
+person would, and checks what comes back.
+
+With Debian's busybox in the initramfs, /init starts busybox `sh` (prompt
+`aspen:~# `), which edits lines itself with the terminal in raw mode:
+
+- an edited line (`echo abc<DEL>d`), and history (up arrow, Enter);
+- a pipe, redirection into /tmp and back;
+- ^C ends `sleep 100` (status 130) and the shell goes on;
+- `ps` shows the processes, `free` and `/proc/meminfo` the memory, `ls /proc`
+  the process directories;
+- the dynamically linked busybox runs a pipeline.
+
+Without busybox, /init's own shell (prompt `aspen# `), with the terminal's
+line discipline in canonical mode:
 
 - `echo abc<DEL>d<Enter>` prints `abd` (the erase is shown as `\\b \\b`);
 - ^C while `/bin/fuzz` runs ends it with SIGINT and the shell goes on;
@@ -52,6 +65,19 @@ class Console:
                 self.seen += chunk
         return pattern in self.seen[self.mark:]
 
+    def wait_for_any(self, patterns, timeout):
+        """Whether one of `patterns` shows up after the last mark."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if any(self.wait_for(p, 0.2) for p in patterns):
+                return True
+        return False
+
+    def command(self, line, expect, timeout=STEP_TIMEOUT):
+        """Types `line` and Enter; whether `expect` and then a prompt follow."""
+        self.type(line + b"\r")
+        return self.wait_for(expect, timeout) and self.wait_for(BUSYBOX_PROMPT, timeout)
+
     def type(self, keys):
         """Types `keys`; what is shown next is looked for from here."""
         self.mark = len(self.seen)
@@ -69,6 +95,43 @@ class Console:
         self.qemu.wait()
 
 
+BUSYBOX_PROMPT = b"aspen:~# "
+ASPEN_PROMPT = b"aspen# "
+
+
+def busybox_session(console, check):
+    """Busybox sh: it edits lines itself (raw mode, its own echo)."""
+    check("an edited line", console.command(b"echo abc\x7fd", b"\r\nabd\r\n"))
+    console.type(b"echo history\r")
+    console.wait_for(BUSYBOX_PROMPT)
+    check("history: up arrow, Enter", console.command(b"\x1b[A", b"\r\nhistory\r\n"))
+    check("a pipe", console.command(b"seq 1 100 | grep 7 | wc -l", b"\r\n19\r\n"))
+    check("redirection to /tmp and back",
+          console.command(b"echo typed >/tmp/typed; cat </tmp/typed", b"\r\ntyped\r\n"))
+    console.type(b"sleep 100\r")
+    time.sleep(2)
+    console.type(b"\x03")
+    ended = console.wait_for(BUSYBOX_PROMPT, 10)
+    check("^C ends sleep 100", ended and console.command(b"echo status=$?", b"status=130\r\n"))
+    check("ps shows init and the shell", console.command(b"ps", b"/init") and b" -sh\r\n" in console.shown())
+    check("free", console.command(b"free", b"Mem:"))
+    check("/proc/meminfo", console.command(b"cat /proc/meminfo | grep Mem", b"MemAvailable:"))
+    check("ls /proc | head", console.command(b"ls /proc | head -n 3", b"\r\n1\r\n"))
+    check("the dynamic busybox", console.command(b"busybox-dyn sh -c 'echo dyn | wc -c'", b"\r\n4\r\n"))
+
+
+def aspen_shell_session(console, check):
+    """Init's own shell: the terminal edits lines (canonical mode)."""
+    console.type(b"echo abc\x7fd\r")
+    check("a line edited by the terminal", console.wait_for(b"abc\x08 \x08d\r\nabd\r\naspen# "))
+    console.type(b"run /bin/fuzz --iterations 100000000\r")
+    time.sleep(3)
+    console.type(b"\x03")
+    check("^C ends the running program", console.wait_for(b"^C") and console.wait_for(b"signal=2]\r\naspen# "))
+    console.type(b"echo x\x15echo still\r")
+    check("^U erases the line; the shell survived ^C", console.wait_for(b"\r\nstill\r\naspen# "))
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
@@ -83,17 +146,14 @@ def main():
         passes += passed
 
     try:
-        if not console.wait_for(b"aspen# ", BOOT_TIMEOUT):
-            check("the shell's prompt", False)
+        if not console.wait_for_any([BUSYBOX_PROMPT, ASPEN_PROMPT], BOOT_TIMEOUT):
+            check("a shell's prompt", False)
             return 1
-        console.type(b"echo abc\x7fd\r")
-        check("a line edited by the terminal", console.wait_for(b"abc\x08 \x08d\r\nabd\r\naspen# "))
-        console.type(b"run /bin/fuzz --iterations 100000000\r")
-        time.sleep(3)
-        console.type(b"\x03")
-        check("^C ends the running program", console.wait_for(b"^C") and console.wait_for(b"signal=2]\r\naspen# "))
-        console.type(b"echo x\x15echo still\r")
-        check("^U erases the line; the shell survived ^C", console.wait_for(b"\r\nstill\r\naspen# "))
+        if BUSYBOX_PROMPT in console.shown():
+            busybox_session(console, check)
+        else:
+            print("console typing: no busybox shell (see `make initramfs`); /init's own shell")
+            aspen_shell_session(console, check)
     finally:
         console.close()
         print(f"{passes} passed, {failures} failed")

@@ -13,7 +13,11 @@
 //!   `#` starts a comment; without the file: `/bin/usertests`, then
 //!   `/bin/fuzz --finish`), prints
 //!   `RUN <path> exit=<n>` or `RUN <path> signal=<n>` for each, then powers off.
-//! - Otherwise: an interactive shell on the serial console (see [`commands`]);
+//! - Otherwise: Debian's busybox `sh` as a login shell on the console, in a
+//!   session of its own with the console as its controlling terminal,
+//!   started again whenever it ends ([`spawn::login_shell`]). Without
+//!   busybox (the initramfs was made offline): Aspen's own interactive shell
+//!   on the serial console (see [`commands`]);
 //!   lines come edited and echoed by the terminal ([`line`]). Ctrl-C and
 //!   Ctrl-\\ signal the foreground group, init's: init ignores `SIGINT` and
 //!   `SIGQUIT` (as Linux's init is immune to them) and the programs it
@@ -62,7 +66,11 @@ fn main(args: Args) -> i32 {
             autorun(script);
             power_off()
         }
-        None => shell(),
+        None => {
+            let why = spawn::login_shell();
+            println!("init: no busybox shell ({why}: `make run` fetches Debian's busybox-static); Aspen's own shell");
+            shell()
+        }
     }
 }
 

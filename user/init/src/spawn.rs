@@ -1,16 +1,21 @@
-//! Starting programs: fork + execve + wait4, and reaping orphans.
+//! Starting programs: fork + execve + wait4, the console's login shell,
+//! and reaping orphans.
 
 use alloc::ffi::CString;
 use alloc::format;
 use alloc::vec::Vec;
 use core::ffi::CStr;
 
+use aspen_sys::{fs, path, tty};
 use aspen_sys::process::{self, Fork, WaitStatus, WNOHANG};
 use aspen_sys::signal::{self, SaFlags, SigSet, Signal, SIG_DFL};
 use aspen_sys::{eprintln, Errno};
 
 /// The environment every program gets.
 const ENV: &[&CStr] = &[c"PATH=/bin", c"HOME=/", c"TERM=vt100"];
+
+/// faccessat's "may execute" mode.
+const X_OK: u32 = 1;
 
 /// Exit code of a child whose execve failed (as in shells).
 const EXEC_FAILED: i32 = 127;
@@ -43,6 +48,54 @@ pub fn run(words: &[&str]) -> Result<WaitStatus, Errno> {
                 return Ok(status);
             }
         },
+    }
+}
+
+/// Debian's busybox shell, when the initramfs has it (`make run` puts it
+/// there: scripts/userland.sh).
+const LOGIN_SHELL: &CStr = c"/bin/sh";
+/// Its `argv[0]`: a leading `-` makes it a login shell (it reads
+/// /etc/profile).
+const LOGIN_SHELL_ARGV0: &CStr = c"-sh";
+/// The login shell's environment (busybox reads `PS1` from /etc/profile).
+const LOGIN_ENV: &[&CStr] = &[c"PATH=/bin:/sbin:/usr/bin:/usr/sbin", c"HOME=/", c"TERM=vt100", c"SHELL=/bin/sh"];
+
+/// Runs the login shell on the console in a session of its own, which
+/// has the console as its controlling terminal (so the shell's job control
+/// works and `^C` reaches its foreground job, not init); starts a new one
+/// whenever it ends, reaping orphans meanwhile. Returns only when the shell
+/// cannot run at all: there is none, or its first start failed to execute.
+pub fn login_shell() -> Errno {
+    if let Err(e) = path::faccessat(fs::AT_FDCWD, LOGIN_SHELL, X_OK) {
+        return e;
+    }
+    loop {
+        let pid = match process::fork() {
+            Ok(Fork::Child) => {
+                let _ = signal::setsid();
+                // The console belongs to init's session: take it over.
+                let _ = tty::set_controlling(fs::STDIN, true);
+                for key in [Signal::Int, Signal::Quit] {
+                    let _ = signal::sigaction_raw(key.number().into(), SIG_DFL, SaFlags::empty(), SigSet(0));
+                }
+                let e = process::execve(LOGIN_SHELL, &[LOGIN_SHELL_ARGV0], LOGIN_ENV);
+                eprintln!("init: execve {LOGIN_SHELL:?}: {e}");
+                process::exit_group(EXEC_FAILED)
+            }
+            Ok(Fork::Parent(pid)) => pid,
+            Err(e) => return e,
+        };
+        let status = loop {
+            match process::wait4(-1, 0) {
+                Ok((reaped, status)) if reaped == pid => break status,
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        };
+        if status.exit_code() == Some(EXEC_FAILED) {
+            return Errno::ENOEXEC;
+        }
+        eprintln!("init: the shell ended ({status}); starting a new one");
     }
 }
 
