@@ -163,6 +163,13 @@ pub const TESTS: &[Test] = &[
     child("prog_std_threads", programs::std_threads),
     child("prog_std_process", programs::std_process),
     child("prog_std_panic", programs::std_panic),
+    child("prog_sh_applets", programs::sh_applets),
+    child("prog_sh_pipes", programs::sh_pipes),
+    child("prog_sh_redirect", programs::sh_redirect),
+    child("prog_sh_jobs", programs::sh_jobs),
+    child("prog_sh_files", programs::sh_files),
+    child("prog_sh_proc", programs::sh_proc),
+    child("prog_sh_text", programs::sh_text),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
 ];

@@ -2,14 +2,18 @@
 //! installed as `/bin/c/NAME`) and `user/std` (Rust std for musl,
 //! `/bin/std/NAME`), each testing one theme of the ABI that libc and std
 //! build on: threads, futexes, priority inheritance, robust mutexes, signals,
-//! timers, scheduling, limits, mremap. Each test forks and execs its program
+//! timers, scheduling, limits, mremap; and Debian's busybox running the
+//! shell scripts of tests/shell (`/usr/share/aspen/shell/*.sh`: pipes,
+//! redirection, jobs, files and links, /proc tools, text tools, the applet
+//! links). Each test forks and execs its program
 //! (in a process group of its own), waits for it with a timeout, and passes
 //! when it exited 0 and free memory came back to where it was before it
 //! started. The program's `ok ...`/`FAIL ...` lines go to the console.
 //!
 //! A program missing from the initramfs fails its test, saying so: the std
 //! programs are only built where rustup provides `aarch64-unknown-linux-musl`
-//! (`make std-programs` says when it skips them).
+//! (`make std-programs` says when it skips them), and busybox only where
+//! `scripts/bootstrap.sh busybox` could fetch it (`make initramfs` says).
 
 use alloc::format;
 use core::ffi::CStr;
@@ -52,6 +56,7 @@ const PROGRAMS: &[&CStr] = &[
     c"/bin/std/threads",
     c"/bin/std/process",
     c"/bin/std/panic",
+    c"/bin/busybox",
 ];
 
 /// Reads the program at `path` once whole, so that its pages are in the
@@ -80,12 +85,18 @@ pub fn cache_programs() {
 
 /// Runs `path` and requires it to exit 0 and give its memory back.
 fn run(ctx: &Context, path: &CStr) -> TestResult {
+    run_with(ctx, path, &[path])
+}
+
+/// Runs `path` with arguments `argv`, as [`run`].
+fn run_with(ctx: &Context, path: &CStr, argv: &[&CStr]) -> TestResult {
     match cache(path) {
         Ok(()) => {}
         Err(Errno::ENOENT) => {
             return Err(format!(
                 "{path:?} is not in the initramfs (the Rust std programs need rustup's \
-                 aarch64-unknown-linux-musl target: see `make std-programs`)"
+                 aarch64-unknown-linux-musl target: see `make std-programs`; busybox needs \
+                 `scripts/bootstrap.sh busybox`, which `make initramfs` runs)"
             ))
         }
         Err(e) => return Err(format!("open {path:?}: {e}")),
@@ -97,7 +108,7 @@ fn run(ctx: &Context, path: &CStr) -> TestResult {
             // and its kill(0, ...) reaches no one else. Failure is harmless.
             // SAFETY: no memory is involved.
             unsafe { syscall2(Sysno::Setpgid.number(), 0, 0) };
-            let e = process::execve(path, &[path], &[]);
+            let e = process::execve(path, argv, &[c"PATH=/bin"]);
             println!("usertests: execve {path:?}: {e}");
             process::exit_group(127)
         }
@@ -105,7 +116,7 @@ fn run(ctx: &Context, path: &CStr) -> TestResult {
     };
     let status = wait_with_timeout(pid, path)?;
     if !status.success() {
-        return Err(format!("{path:?} ended with {status} (its FAIL lines are above)"));
+        return Err(format!("{argv:?} ended with {status} (its FAIL lines are above)"));
     }
     let after = memfree().map_err(|e| format!("{e}"))?;
     if before.abs_diff(after) > ctx.memfree_slack {
@@ -196,4 +207,41 @@ pub fn std_process(ctx: &Context) -> TestResult {
 
 pub fn std_panic(ctx: &Context) -> TestResult {
     run(ctx, c"/bin/std/panic")
+}
+
+/// Runs the busybox shell script `script` of the repository's tests/shell
+/// (in the initramfs at /usr/share/aspen/shell).
+fn shell_script(ctx: &Context, script: &CStr) -> TestResult {
+    cache(script).map_err(|e| format!("open {script:?}: {e}"))?;
+    let lib = c"/usr/share/aspen/shell/lib.sh";
+    cache(lib).map_err(|e| format!("open {lib:?}: {e}"))?;
+    run_with(ctx, c"/bin/busybox", &[c"sh", script])
+}
+
+pub fn sh_applets(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/applets.sh")
+}
+
+pub fn sh_pipes(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/pipes.sh")
+}
+
+pub fn sh_redirect(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/redirect.sh")
+}
+
+pub fn sh_jobs(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/jobs.sh")
+}
+
+pub fn sh_files(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/files.sh")
+}
+
+pub fn sh_proc(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/proc.sh")
+}
+
+pub fn sh_text(ctx: &Context) -> TestResult {
+    shell_script(ctx, c"/usr/share/aspen/shell/text.sh")
 }
