@@ -3,7 +3,11 @@
 #! `-icount shift=0` (virtual time follows instructions, so the figures
 #! repeat), the same static binary on Linux under the same QEMU line when the
 #! Linux peer kernel can be had (../shared/peers/linux-qemu), side by side,
-#! then the host benchmarks of the page-table operations.
+#! the TLB crossover, then the wake-up latency of Aspen, Linux 6.1 and
+#! Linux 6.1 PREEMPT_RT with the rtlat peer's probes, idle and under its
+#! memory storm (scripts/latency-bench.sh: a table and histograms in
+#! build/bench/latency-*.svg; LATENCY=0 skips it, about 15 minutes), then
+#! the host benchmarks of the page-table operations (HOST_BENCH=0 skips).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,6 +90,12 @@ echo "== TLB crossover (kernel, QEMU wall clock: per-page / whole-ASID ticks, re
 timeout -k 10 600 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1G -nographic -no-reboot \
 	-semihosting-config enable=on,target=native -kernel "$image" -append "quiet semihosting aspen.kbench" \
 	</dev/null 2>&1 | tr -d '\r' | grep -E '^kbench ' | tee "$OUT/kbench.txt"
+
+if [ "${LATENCY:-1}" = 1 ]; then
+	echo
+	echo "== wake-up latency (../shared/peers/rtlat: cyclictest and rtlat, 10,000 periods of 1 ms, -icount shift=0,sleep=off)"
+	scripts/latency-bench.sh "$image" | tee "$OUT/latency.txt"
+fi
 
 if [ -x scripts/host-bench.sh ] && [ "${HOST_BENCH:-1}" = 1 ]; then
 	echo
