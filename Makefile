@@ -5,7 +5,7 @@
 #   make lint                            rustfmt and clippy (warnings are errors): host, kernel, user
 #   make check-linux [SMP=4] [FULL=1]    the real programs' tests (user/libc, user/std) on the Linux peer
 #   make ltp                             the LTP memory tests of ../shared/peers/ltp on the virt image
-#   make bench                           benchmarks: Aspen and Linux side by side, host page tables
+#   make bench                           benchmarks: Aspen and Linux side by side, wake-up latency, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
 #   make check-sdcard                    build the SD-card image and check it on the host
@@ -173,7 +173,8 @@ lint: $(BUILD)/toolchain.mk
 		TARGET=$(TARGET) USER_TARGET=$(USER_TARGET) USER_PROGRAMS="$(USER_PROGRAMS)" \
 		STD_CARGO="$(STD_CARGO)" STD_TARGET=$(STD_TARGET) STD_TARGET_DIR=$(STD_TARGET_DIR) scripts/lint.sh
 
-# Benchmarks: Aspen and Linux side by side under QEMU -icount, then the host
+# Benchmarks: Aspen and Linux side by side under QEMU -icount, wake-up latency
+# (the rtlat peer; LATENCY=0 skips it), then the host
 # benchmarks of the page-table operations. HOST_BENCH=0 skips the latter.
 bench: $(BUILD)/toolchain.mk
 	scripts/bench.sh

@@ -2,8 +2,14 @@
 #! `make bench`: Aspen's memory benchmarks (user/bench) under QEMU virt with
 #! `-icount shift=0` (virtual time follows instructions, so the figures
 #! repeat), the same static binary on Linux under the same QEMU line when the
-#! Linux peer kernel can be had (../shared/peers/linux-qemu), side by side,
-#! then the host benchmarks of the page-table operations.
+#! Linux peer kernel can be had (../shared/peers/linux-qemu), side by side;
+#! the size sweep of the same binary (`bench --sweep`: ratios and a plot,
+#! build/bench/sweep.svg, by scripts/sweep-report.py); the TLB crossover;
+#! the wake-up latency of Aspen, Linux 6.1 and Linux 6.1 PREEMPT_RT with the
+#! rtlat peer's probes, idle and under its memory storm
+#! (scripts/latency-bench.sh: a table and histograms in
+#! build/bench/latency-*.svg; LATENCY=0 skips it, about 15 minutes); then
+#! the host benchmarks of the page-table operations (HOST_BENCH=0 skips).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +31,7 @@ mkdir -p "$root/bin" "$root/etc"
 objcopy=aarch64-linux-gnu-objcopy
 $objcopy --strip-all target/aarch64-unknown-none/release/init "$root/init"
 $objcopy --strip-all target/aarch64-unknown-none/release/bench "$root/bin/bench"
-echo "/bin/bench" >"$root/etc/aspen-autorun"
+printf '/bin/bench\n/bin/bench --sweep\n' >"$root/etc/aspen-autorun"
 initrd=$(scripts/mk-initramfs.sh "$root" "$OUT/initramfs.cpio" | tail -n 1)
 
 QEMU_LINE=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1G -nographic -no-reboot -icount shift=0)
@@ -35,6 +41,7 @@ boot() {
 	timeout -k 10 600 "${QEMU_LINE[@]}" -kernel "$2" -initrd "$initrd" -append "$3" \
 		</dev/null >"$OUT/$1.log" 2>&1
 	tr -d '\r' <"$OUT/$1.log" | grep -E '^bench ' >"$OUT/$1.txt"
+	tr -d '\r' <"$OUT/$1.log" | grep -E '^sweep ' >"$OUT/$1-sweep.txt"
 }
 
 echo "== Aspen ($image)"
@@ -79,6 +86,11 @@ awk -v linux="$linux" '
 		printf "%-16s %14s %14s %8s %8s  %s%s\n", name, a, (l == "" ? "-" : l), ratio, target[name], field($0, "tlbi_per_op"), ok
 	}' "$OUT/aspen.txt" | tee "$OUT/table.txt"
 
+# The size sweep: the same binary's `bench --sweep` on both kernels.
+echo
+echo "== size sweep (ticks per operation; ratio Aspen/Linux, target at most 0.7)"
+python3 scripts/sweep-report.py "$OUT/aspen-sweep.txt" ${linux:+"$OUT/linux-sweep.txt"} "$OUT" | tee "$OUT/sweep.txt"
+
 # The TLB crossover (per-page invalidation against dropping the ASID and
 # refilling): wall-clock time, since refills cost no instructions.
 echo
@@ -86,6 +98,12 @@ echo "== TLB crossover (kernel, QEMU wall clock: per-page / whole-ASID ticks, re
 timeout -k 10 600 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1G -nographic -no-reboot \
 	-semihosting-config enable=on,target=native -kernel "$image" -append "quiet semihosting aspen.kbench" \
 	</dev/null 2>&1 | tr -d '\r' | grep -E '^kbench ' | tee "$OUT/kbench.txt"
+
+if [ "${LATENCY:-1}" = 1 ]; then
+	echo
+	echo "== wake-up latency (../shared/peers/rtlat: cyclictest and rtlat, 10,000 periods of 1 ms, -icount shift=0,sleep=off)"
+	scripts/latency-bench.sh "$image" | tee "$OUT/latency.txt"
+fi
 
 if [ -x scripts/host-bench.sh ] && [ "${HOST_BENCH:-1}" = 1 ]; then
 	echo

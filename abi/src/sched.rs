@@ -140,6 +140,42 @@ impl SchedParams {
     }
 }
 
+/// Whether a caller without privilege (not root: no `CAP_SYS_NICE`) may
+/// change a thread's scheduling from `current` to `new`, as Linux 6.1's
+/// `__sched_setscheduler` decides, given the target's `RLIMIT_RTPRIO` and
+/// `RLIMIT_NICE` (soft limits): `EPERM` when
+/// - `new` is real time and the policy changes while `RLIMIT_RTPRIO` is 0;
+/// - `new` raises the real-time priority above both the current one and
+///   `RLIMIT_RTPRIO`;
+/// - the thread leaves `SCHED_IDLE` and `RLIMIT_NICE` does not allow its
+///   nice value (0: Aspen keeps no other) — `20 - nice` must not exceed it;
+/// - `SCHED_RESET_ON_FORK` would be cleared.
+///
+/// Lowering a priority, or going from real time to time sharing, is
+/// always allowed. Whether the caller owns the thread is checked apart.
+pub const fn unprivileged_change(current: SchedParams, new: SchedParams, rtprio: u64, nice: u64) -> Result<(), Errno> {
+    if new.policy.is_realtime() {
+        if !matches!(
+            (current.policy, new.policy),
+            (Policy::Fifo, Policy::Fifo) | (Policy::RoundRobin, Policy::RoundRobin)
+        ) && rtprio == 0
+        {
+            return Err(Errno::EPERM);
+        }
+        if new.priority > current.priority && new.priority as u64 > rtprio {
+            return Err(Errno::EPERM);
+        }
+    }
+    // can_nice(): the nice value as 1-40 (20 - nice, nice being 0).
+    if matches!(current.policy, Policy::Idle) && !matches!(new.policy, Policy::Idle) && 20 > nice {
+        return Err(Errno::EPERM);
+    }
+    if current.reset_on_fork && !new.reset_on_fork {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
 /// `sched_getaffinity`'s check of the buffer length `len` (bytes): at
 /// least one CPU's bit and a whole number of `unsigned long`s (`EINVAL`);
 /// the bytes written (the mask size, or `len` if smaller).
@@ -191,6 +227,35 @@ mod tests {
         assert_eq!(reset.for_child(), SchedParams::DEFAULT);
         let batch = SchedParams::new(3 | SCHED_RESET_ON_FORK, 0).unwrap();
         assert_eq!(batch.for_child(), SchedParams { policy: Policy::Batch, priority: 0, reset_on_fork: false });
+    }
+
+    #[test]
+    fn unprivileged_callers_are_held_to_rlimit_rtprio() {
+        let other = SchedParams::DEFAULT;
+        let fifo = |p| SchedParams::new(1, p).unwrap();
+        let rr = |p| SchedParams::new(2, p).unwrap();
+        // RLIMIT_RTPRIO 0 (the default): no real time at all.
+        assert_eq!(unprivileged_change(other, fifo(1), 0, 0), Err(Errno::EPERM));
+        // Up to the limit, from time sharing or within real time.
+        assert_eq!(unprivileged_change(other, fifo(10), 10, 0), Ok(()));
+        assert_eq!(unprivileged_change(other, fifo(11), 10, 0), Err(Errno::EPERM));
+        assert_eq!(unprivileged_change(fifo(5), rr(10), 10, 0), Ok(()));
+        assert_eq!(unprivileged_change(fifo(5), fifo(11), 10, 0), Err(Errno::EPERM));
+        // A thread above its limit (made so by root) may stay or go down,
+        // but a change of real-time policy needs a limit above 0.
+        assert_eq!(unprivileged_change(fifo(50), fifo(50), 0, 0), Ok(()));
+        assert_eq!(unprivileged_change(fifo(50), fifo(20), 0, 0), Ok(()));
+        assert_eq!(unprivileged_change(fifo(50), rr(20), 0, 0), Err(Errno::EPERM));
+        assert_eq!(unprivileged_change(fifo(50), other, 0, 0), Ok(()));
+        // Leaving SCHED_IDLE needs RLIMIT_NICE 20 (nice 0).
+        let idle = SchedParams::new(5, 0).unwrap();
+        assert_eq!(unprivileged_change(idle, other, 0, 19), Err(Errno::EPERM));
+        assert_eq!(unprivileged_change(idle, other, 0, 20), Ok(()));
+        assert_eq!(unprivileged_change(other, idle, 0, 0), Ok(()));
+        // SCHED_RESET_ON_FORK can be set but not cleared.
+        let reset = SchedParams::new(SCHED_RESET_ON_FORK, 0).unwrap();
+        assert_eq!(unprivileged_change(other, reset, 0, 0), Ok(()));
+        assert_eq!(unprivileged_change(reset, other, 0, 0), Err(Errno::EPERM));
     }
 
     #[test]

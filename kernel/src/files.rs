@@ -1,5 +1,6 @@
-//! The file tree the kernel serves: the initramfs as its root, a tmpfs at
-//! `/tmp`.
+//! The file tree the kernel serves: the initramfs as its root (read-only),
+//! a tmpfs at `/tmp` and one at `/dev/shm` (where glibc's `shm_open` and
+//! `sem_open` make their files; a Linux system's init mounts it).
 
 use aspen_fs::Vfs;
 use aspen_mm::PhysRange;
@@ -30,8 +31,10 @@ pub fn init(initrd: Option<PhysRange>) {
     } else {
         log::warn!("no initramfs: the file tree is empty");
     }
-    if let Err(e) = vfs.mount_tmpfs("/tmp") {
-        log::error!("cannot mount tmpfs at /tmp: {e:?}");
+    for path in ["/tmp", "/dev/shm"] {
+        if let Err(e) = vfs.mount_tmpfs(path) {
+            log::error!("cannot mount tmpfs at {path}: {e:?}");
+        }
     }
     VFS.call_once(|| vfs);
 }

@@ -3,12 +3,54 @@
  * SCHED_RR, 0..0 for SCHED_OTHER, EINVAL for an unknown policy),
  * sched_setscheduler / sched_getscheduler / sched_getparam / sched_setparam
  * and their errors, sched_rr_get_interval, and sched_getaffinity /
- * sched_setaffinity (pinning to one CPU is seen by sched_getcpu).
+ * sched_setaffinity (pinning to one CPU is seen by sched_getcpu); for a
+ * user that is not root, RLIMIT_RTPRIO bounds real-time priorities and
+ * another user's threads are EPERM.
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "check.h"
+
+/* In a child that gives up root: what RLIMIT_RTPRIO and ownership allow. */
+static void unprivileged(void)
+{
+	pid_t parent = getpid();
+	pid_t child = fork();
+	if (child == 0) {
+		struct rlimit ten = { 10, 10 };
+		CHECK_CALL(setrlimit(RLIMIT_RTPRIO, &ten));
+		CHECK_CALL(setresuid(1000, 1000, 1000));
+		struct sched_param sp = { .sched_priority = 10 };
+		CHECK_CALL(sched_setscheduler(0, SCHED_FIFO, &sp));
+		sp.sched_priority = 11;
+		CHECK_ERRNO(sched_setscheduler(0, SCHED_FIFO, &sp), EPERM);
+		CHECK_ERRNO(sched_setparam(0, &sp), EPERM);
+		sp.sched_priority = 3;
+		CHECK_CALL(sched_setparam(0, &sp));
+		sp.sched_priority = 0;
+		CHECK_CALL(sched_setscheduler(0, SCHED_OTHER, &sp));
+		struct rlimit zero = { 0, 0 };
+		CHECK_CALL(setrlimit(RLIMIT_RTPRIO, &zero));
+		sp.sched_priority = 1;
+		CHECK_ERRNO(sched_setscheduler(0, SCHED_RR, &sp), EPERM);
+		check(sched_getscheduler(0) == SCHED_OTHER, "a refused change changes nothing", "policy %d",
+		      sched_getscheduler(0));
+		sp.sched_priority = 0;
+		CHECK_ERRNO(sched_setscheduler(parent, SCHED_OTHER, &sp), EPERM);
+		cpu_set_t mask;
+		sched_getaffinity(0, sizeof mask, &mask);
+		CHECK_ERRNO(sched_setaffinity(parent, sizeof mask, &mask), EPERM);
+		CHECK_CALL(sched_setaffinity(0, sizeof mask, &mask));
+		_exit(check_failures ? 1 : 0);
+	}
+	int status = 0;
+	waitpid(child, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "as uid 1000: RLIMIT_RTPRIO and ownership are enforced",
+	      "child status %#x", status);
+}
 
 int main(void)
 {
@@ -82,5 +124,6 @@ int main(void)
 	cpu_set_t none;
 	CPU_ZERO(&none);
 	CHECK_ERRNO(sched_setaffinity(0, sizeof none, &none), EINVAL);
+	unprivileged();
 	return done();
 }

@@ -1,10 +1,14 @@
 //! The scheduling calls (`sched_setscheduler` and relatives,
 //! `sched_setaffinity`/`getaffinity`, `sched_rr_get_interval`) on the
-//! threads of any process, as Linux 6.1 checks them. Every caller is
-//! root: nothing is refused with `EPERM`.
+//! threads of any process, as Linux 6.1 checks them. Root (effective uid
+//! 0, which holds `CAP_SYS_NICE`) may do anything; another caller only to
+//! threads whose process it owns (its effective uid is the target's real or
+//! effective one) and within the target's `RLIMIT_RTPRIO` and `RLIMIT_NICE`
+//! (`abi::sched::unprivileged_change`); else `EPERM`.
 
 use alloc::sync::Arc;
 
+use aspen_abi::resource::Resource;
 use aspen_abi::sched::{self as abi, Policy, SchedParams, CPU_MASK_SIZE};
 use aspen_abi::syscall::Timespec;
 use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
@@ -25,10 +29,18 @@ fn thread_of(pid: i32) -> Result<Arc<Thread>, Errno> {
 /// The task of the thread `pid` names, for a call that refuses a negative
 /// pid with `EINVAL`.
 fn task_of(pid: i32) -> Result<Arc<Task>, Errno> {
+    target_of(pid).map(|(_, task)| task)
+}
+
+/// The thread `pid` names and its task, for a call that refuses a
+/// negative pid with `EINVAL`.
+fn target_of(pid: i32) -> Result<(Arc<Thread>, Arc<Task>), Errno> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    thread_of(pid)?.task().ok_or(Errno::ESRCH)
+    let thread = thread_of(pid)?;
+    let task = thread.task().ok_or(Errno::ESRCH)?;
+    Ok((thread, task))
 }
 
 /// Reads a `struct sched_param` (one `int`).
@@ -37,6 +49,38 @@ fn read_param(param: u64) -> Result<i32, Errno> {
         return Err(Errno::EINVAL);
     }
     Ok(crate::syscall::user().read_u32(UserPtr::new(param)?)? as i32)
+}
+
+/// Linux's `check_same_owner` (or `CAP_SYS_NICE`): whether the caller
+/// may change `target`'s scheduling at all (`EPERM`); `Ok(true)` when the
+/// caller is privileged, so that no limit applies either.
+fn may_change(target: &Thread) -> Result<bool, Errno> {
+    let euid = {
+        let me = super::current_process();
+        let creds = me.creds.lock();
+        if creds.privileged() {
+            return Ok(true);
+        }
+        creds.euid
+    };
+    let theirs = target.process.creds.lock();
+    if euid == theirs.euid || euid == theirs.ruid {
+        Ok(false)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// Checks a change of `target`'s scheduling to `new` as Linux does for
+/// the caller: ownership, then the target's real-time and nice limits.
+fn check_change(target: &Thread, task: &Task, new: SchedParams) -> Result<(), Errno> {
+    if may_change(target)? {
+        return Ok(());
+    }
+    let limits = *target.process.limits.lock();
+    let rtprio = limits.get(Resource::Rtprio).cur;
+    let nice = limits.get(Resource::Nice).cur;
+    abi::unprivileged_change(task.sched_params(), new, rtprio, nice)
 }
 
 fn apply(task: &Arc<Task>, params: SchedParams) {
@@ -50,8 +94,10 @@ pub fn set_scheduler(pid: i32, policy: i32, param: u64) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let priority = read_param(param)?;
-    let task = task_of(pid)?;
-    apply(&task, SchedParams::new(policy as u32, priority)?);
+    let (thread, task) = target_of(pid)?;
+    let new = SchedParams::new(policy as u32, priority)?;
+    check_change(&thread, &task, new)?;
+    apply(&task, new);
     Ok(0)
 }
 
@@ -61,8 +107,10 @@ pub fn set_param(pid: i32, param: u64) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let priority = read_param(param)?;
-    let task = task_of(pid)?;
-    apply(&task, task.sched_params().with_priority(priority)?);
+    let (thread, task) = target_of(pid)?;
+    let new = task.sched_params().with_priority(priority)?;
+    check_change(&thread, &task, new)?;
+    apply(&task, new);
     Ok(0)
 }
 
@@ -98,12 +146,13 @@ pub fn rr_interval(pid: i32, out: u64) -> Result<u64, Errno> {
 }
 
 /// `sched_setaffinity(pid, len, mask)`: the mask (its first `len` bytes,
-/// zero beyond) must include CPU 0, the only one (`EINVAL`).
+/// zero beyond) must include CPU 0, the only one (`EINVAL`); another
+/// user's thread is `EPERM`.
 pub fn set_affinity(pid: i32, len: u32, mask: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; CPU_MASK_SIZE];
     let take = (len as usize).min(CPU_MASK_SIZE);
     crate::syscall::user().read(UserSlice::new(mask, take as u64)?, &mut bytes[..take])?;
-    thread_of(pid)?;
+    may_change(&*thread_of(pid)?)?;
     if bytes[0] & 1 == 0 {
         return Err(Errno::EINVAL);
     }

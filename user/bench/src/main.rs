@@ -8,11 +8,14 @@
 //! 16 guest instructions). TLB invalidations come from Aspen's `/proc/vmstat`
 //! (per-page, whole-ASID, everything): `-` where the kernel does not report
 //! them (Linux). The definitions follow the Linux peer harness's `mmbench`,
-//! so the numbers compare directly.
+//! so the numbers compare directly. `bench --sweep` runs the size sweep
+//! instead ([`sweep`]).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
+
+mod sweep;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -298,6 +301,10 @@ const BENCHES: [Bench; 7] = [
 
 fn main(args: Args) -> i32 {
     let wanted: alloc::vec::Vec<&[u8]> = args.iter().skip(1).map(|a| a.to_bytes()).collect();
+    if wanted == [b"--sweep"] {
+        sweep::run();
+        return 0;
+    }
     for (name, run) in BENCHES {
         if wanted.is_empty() || wanted.contains(&name.as_bytes()) {
             report(name, run());
