@@ -11,7 +11,8 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use aspen_abi::cred::Credentials;
-use aspen_abi::elf::{self, ElfError, ElfImage, ELF_ET_DYN_BASE};
+use aspen_abi::elf::{self, ElfError, ElfImage, ElfKind, ELF_ET_DYN_BASE};
+use aspen_abi::hwcap;
 use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::resource::Resource;
 use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
@@ -313,9 +314,14 @@ fn load_elf(
     // The interpreter's load address (AT_BASE) and the entry point.
     let (base, entry) = match interpreter {
         Some(interpreter) => {
-            let size = interpreter.image.mapping_size();
-            let first_page = mm.unmapped_area(size).ok_or(Errno::ENOMEM)?.as_u64();
-            let interp_bias = interpreter.image.bias_for_first_page(first_page);
+            // An ET_EXEC interpreter stays at its link addresses.
+            let interp_bias = match interpreter.image.kind {
+                ElfKind::Exec => 0,
+                ElfKind::Dyn => {
+                    let first_page = mm.unmapped_area(interpreter.image.mapping_size()).ok_or(Errno::ENOMEM)?;
+                    interpreter.image.bias_for_first_page(first_page.as_u64())
+                }
+            };
             let placed = interpreter.image.relocated(interp_bias).map_err(ExecError::Unloadable)?;
             map_segments(&mut mm, &interpreter.object, &placed)?;
             (interp_bias, placed.entry)
@@ -332,6 +338,7 @@ fn load_elf(
         0,
     )?;
     let args = ExecArgs { argv, envp, execfn, random: random_bytes() };
+    let id_registers = crate::arch::cpu::id_registers();
     let aux = AuxValues {
         phdr: image.phdr.unwrap_or(0),
         phent: u64::from(image.phent),
@@ -342,6 +349,8 @@ fn load_elf(
         euid: u64::from(creds.euid),
         gid: u64::from(creds.rgid),
         egid: u64::from(creds.egid),
+        hwcap: hwcap::hwcap(&id_registers),
+        hwcap2: hwcap::hwcap2(&id_registers),
         clock_ticks: 100,
         min_signal_stack: SIGNAL_FRAME_MAX,
         ..AuxValues::default()
