@@ -196,17 +196,25 @@ struct ElfFile {
     image: ElfImage,
 }
 
+/// Why an ELF file's headers are not usable.
+enum HeaderError {
+    /// Reading the file failed.
+    Io(Errno),
+    /// The headers are broken.
+    Elf(ElfError),
+}
+
 /// Reads and checks the program header table of the ELF file `object` (of
 /// `size` bytes), of which `head` holds the first bytes. Only the headers
 /// are read: the segments are private mappings of the file's page cache, so
 /// the file's size is not bounded by any buffer.
-fn read_headers(object: &Arc<FileObject<'static, KernelMm>>, size: u64, head: &[u8]) -> Result<ElfImage, ExecError> {
-    let table = ElfImage::program_header_table(head)?;
+fn read_headers(object: &Arc<FileObject<'static, KernelMm>>, size: u64, head: &[u8]) -> Result<ElfImage, HeaderError> {
+    let table = ElfImage::program_header_table(head).map_err(HeaderError::Elf)?;
     // At most MAX_PROGRAM_HEADERS entries: a few KiB.
     let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
-    let read = object.read(table.start, &mut program_headers)?;
+    let read = object.read(table.start, &mut program_headers).map_err(HeaderError::Io)?;
     program_headers.truncate(read);
-    Ok(ElfImage::parse_headers(head, &program_headers, size)?)
+    ElfImage::parse_headers(head, &program_headers, size).map_err(HeaderError::Elf)
 }
 
 /// Opens and checks the interpreter a program names in `PT_INTERP`
@@ -225,18 +233,15 @@ fn open_interpreter(program: &Arc<FileObject<'static, KernelMm>>, range: Range<u
     }
     let path = elf::interpreter_path(&raw)?;
     let (object, size) = open_executable(path)?;
-    let as_interpreter = |error: ElfError| match error.interpreter_errno() {
-        Some(errno) => ExecError::Refused(errno),
-        None => ExecError::Unloadable(error),
-    };
     let mut head = [0u8; BINPRM_BUF_SIZE];
     let read = object.read(0, &mut head)?;
-    let head = &head[..read];
-    let table = ElfImage::program_header_table(head).map_err(as_interpreter)?;
-    let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
-    let read = object.read(table.start, &mut program_headers)?;
-    program_headers.truncate(read);
-    let image = ElfImage::parse_headers(head, &program_headers, size).map_err(as_interpreter)?;
+    let image = read_headers(&object, size, &head[..read]).map_err(|error| match error {
+        HeaderError::Io(errno) => ExecError::Refused(errno),
+        HeaderError::Elf(error) => match error.interpreter_errno() {
+            Some(errno) => ExecError::Refused(errno),
+            None => ExecError::Unloadable(error),
+        },
+    })?;
     Ok(ElfFile { object, image })
 }
 
@@ -299,7 +304,10 @@ fn load_elf(
     start: &ProgramStart<'_>,
 ) -> Result<LoadedImage, ExecError> {
     let ProgramStart { execfn, argv, envp, stack_size, creds } = *start;
-    let parsed = read_headers(object, size, head)?;
+    let parsed = read_headers(object, size, head).map_err(|error| match error {
+        HeaderError::Io(errno) => ExecError::Refused(errno),
+        HeaderError::Elf(error) => ExecError::from(error),
+    })?;
     let interpreter = match parsed.interpreter.clone() {
         Some(range) => Some(open_interpreter(object, range)?),
         None => None,
