@@ -13,10 +13,14 @@
 //! `AT_PHDR`) and whether the stack is executable.
 //!
 //! Two kinds of file are run: `ET_EXEC` (linked at fixed addresses) and
-//! `ET_DYN` without an interpreter (static-pie), which is placed at a load
-//! bias chosen by [`ElfImage::load_bias`] and moved there by
-//! [`ElfImage::relocated`]. A file that names an interpreter (`PT_INTERP`,
-//! dynamic linking) is refused.
+//! `ET_DYN` (position independent: a PIE, a static-pie, or a dynamic
+//! linker such as glibc's `ld.so`), which is placed at a load bias chosen by
+//! [`ElfImage::load_bias`] (or [`ElfImage::bias_for_first_page`]) and moved
+//! there by [`ElfImage::relocated`]. A file that names an interpreter
+//! (`PT_INTERP`, dynamic linking) says where its path lies in the file
+//! ([`ElfImage::interpreter`]); [`interpreter_path`] checks the bytes read
+//! from there, and [`ElfError::interpreter_errno`] says what a broken
+//! interpreter means for `execve`.
 //!
 //! [`ElfImage::page_plan`] then says, for each segment, which pages to map
 //! from the file, which bytes after the file data to zero, and which pages
@@ -65,6 +69,10 @@ pub const PROGRAM_HEADER_SIZE: u16 = 56;
 /// emit about ten).
 pub const MAX_PROGRAM_HEADERS: u16 = 64;
 
+/// The longest interpreter path `PT_INTERP` may hold, its NUL included
+/// (Linux's `PATH_MAX`).
+pub const INTERPRETER_PATH_MAX: u64 = 4096;
+
 /// The lowest address a segment may occupy: the first page stays unmapped.
 pub const USER_ADDR_MIN: u64 = PAGE_SIZE;
 
@@ -105,8 +113,12 @@ pub enum ElfError {
     BadProgramHeaderCount(u16),
     /// The program header table does not lie inside the file.
     ProgramHeadersOutOfFile,
-    /// The file asks for a dynamic linker (`PT_INTERP`): not supported.
-    InterpreterUnsupported,
+    /// `PT_INTERP` holds fewer than 2 or more than
+    /// [`INTERPRETER_PATH_MAX`] bytes, or bytes that do not end in a NUL.
+    BadInterpreterPath,
+    /// `PT_INTERP`'s bytes run past the end of the file (Linux's short
+    /// read).
+    InterpreterPathOutOfFile,
     /// No `PT_LOAD` segment occupies any memory.
     NoLoadableSegment,
     /// The segment (program header index) has more file bytes than memory.
@@ -142,7 +154,7 @@ impl ElfError {
             | ElfError::BadProgramHeaderSize(_)
             | ElfError::BadProgramHeaderCount(_)
             | ElfError::ProgramHeadersOutOfFile
-            | ElfError::InterpreterUnsupported
+            | ElfError::BadInterpreterPath
             | ElfError::NoLoadableSegment
             | ElfError::SegmentOutOfFile(_) => Errno::ENOEXEC,
             ElfError::FileSizeExceedsMemSize(_)
@@ -152,6 +164,44 @@ impl ElfError {
             | ElfError::OverlappingSegments(_, _)
             | ElfError::EntryOutOfRange => Errno::EINVAL,
             ElfError::LoadBaseOutOfRange => Errno::ENOMEM,
+            ElfError::InterpreterPathOutOfFile => Errno::EIO,
+        }
+    }
+
+    /// What this error means when the file is the interpreter a program
+    /// names (Linux's `load_elf_binary`, which checks less of an
+    /// interpreter than of a program): `Some(errno)` when `execve` fails
+    /// with that error (a file too short for its header `EIO`; not ELF, not
+    /// AArch64 or an unreadable program header table `ELIBBAD`); `None` when
+    /// Linux finds it only past its point of no return, in
+    /// `load_elf_interp`, and the task is killed with SIGSEGV (a type other
+    /// than `ET_EXEC`/`ET_DYN`, a segment it cannot map). Aspen's stricter
+    /// checks of the identification bytes, which Linux does not make for an
+    /// interpreter, are `ELIBBAD` too. An interpreter's own `PT_INTERP` is
+    /// no error: Linux ignores it.
+    pub const fn interpreter_errno(self) -> Option<Errno> {
+        match self {
+            ElfError::TooShort => Some(Errno::EIO),
+            ElfError::BadMagic
+            | ElfError::NotElf64
+            | ElfError::NotLittleEndian
+            | ElfError::BadVersion
+            | ElfError::WrongMachine(_)
+            | ElfError::BadProgramHeaderSize(_)
+            | ElfError::BadProgramHeaderCount(_)
+            | ElfError::ProgramHeadersOutOfFile => Some(Errno::ELIBBAD),
+            ElfError::NotExecutable(_)
+            | ElfError::BadInterpreterPath
+            | ElfError::InterpreterPathOutOfFile
+            | ElfError::NoLoadableSegment
+            | ElfError::FileSizeExceedsMemSize(_)
+            | ElfError::SegmentOutOfFile(_)
+            | ElfError::MisalignedSegment(_)
+            | ElfError::AddressOverflow(_)
+            | ElfError::SegmentOutOfRange(_)
+            | ElfError::OverlappingSegments(_, _)
+            | ElfError::EntryOutOfRange
+            | ElfError::LoadBaseOutOfRange => None,
         }
     }
 
@@ -191,7 +241,8 @@ impl fmt::Display for ElfError {
             ElfError::BadProgramHeaderSize(s) => write!(f, "program header size {s}, not 56"),
             ElfError::BadProgramHeaderCount(n) => write!(f, "{n} program headers"),
             ElfError::ProgramHeadersOutOfFile => f.write_str("program headers outside the file"),
-            ElfError::InterpreterUnsupported => f.write_str("dynamically linked (PT_INTERP): not supported"),
+            ElfError::BadInterpreterPath => f.write_str("PT_INTERP is not a NUL-terminated path of 2 to 4096 bytes"),
+            ElfError::InterpreterPathOutOfFile => f.write_str("PT_INTERP past the end of the file"),
             ElfError::NoLoadableSegment => f.write_str("no loadable segment"),
             ElfError::FileSizeExceedsMemSize(i) => {
                 write!(f, "segment {i}: file size exceeds memory size")
@@ -216,8 +267,8 @@ impl fmt::Display for ElfError {
 pub enum ElfKind {
     /// `ET_EXEC`: linked at fixed addresses; loaded with bias 0.
     Exec,
-    /// `ET_DYN` without an interpreter (static-pie): addresses are relative
-    /// and the loader chooses a bias.
+    /// `ET_DYN` (PIE, static-pie or a dynamic linker): addresses are
+    /// relative and the loader chooses a bias.
     Dyn,
 }
 
@@ -286,6 +337,10 @@ pub struct ElfImage {
     /// The largest power-of-two `p_align` of the loadable segments, at least
     /// [`PAGE_SIZE`]: a static-pie's load bias is a multiple of it.
     pub max_align: u64,
+    /// Where the first `PT_INTERP` keeps the interpreter's path in the file
+    /// (file offsets, inside the file, 2 to [`INTERPRETER_PATH_MAX`]
+    /// bytes); `None` for a file that names no interpreter.
+    pub interpreter: Option<core::ops::Range<u64>>,
 }
 
 /// A range of user addresses, `[start, end)`.
@@ -376,10 +431,14 @@ impl ElfImage {
         let mut pt_phdr = None;
         let mut stack_exec = false;
         let mut max_align = PAGE_SIZE;
+        let mut interpreter = None;
         for (index, raw) in table.chunks_exact(usize::from(PROGRAM_HEADER_SIZE)).enumerate() {
             let header_fields = ProgramHeader::parse(raw).ok_or(ElfError::ProgramHeadersOutOfFile)?;
             match header_fields.kind {
-                PT_INTERP => return Err(ElfError::InterpreterUnsupported),
+                // Linux takes the first and ignores the others.
+                PT_INTERP if interpreter.is_none() => {
+                    interpreter = Some(check_interpreter(&header_fields, file_len)?);
+                }
                 PT_PHDR => pt_phdr = Some(header_fields.vaddr),
                 PT_GNU_STACK => stack_exec = header_fields.flags & PF_X != 0,
                 PT_LOAD => {
@@ -419,6 +478,7 @@ impl ElfImage {
             phnum: header.phnum,
             stack_exec,
             max_align,
+            interpreter,
         })
     }
 
@@ -437,6 +497,21 @@ impl ElfImage {
                 let bias = align_down(dyn_base, self.max_align).wrapping_sub(align_down(lowest, self.max_align));
                 self.check_placement(bias)?;
                 Ok(bias)
+            }
+        }
+    }
+
+    /// The bias that puts the first page of the lowest segment at the page
+    /// `first_page` (where `mmap` found room for [`ElfImage::mapping_size`]
+    /// bytes): how Linux places an interpreter. 0 for [`ElfKind::Exec`],
+    /// which stays at its link addresses. Modulo 2^64, as
+    /// [`ElfImage::load_bias`]; [`ElfImage::relocated`] checks it.
+    pub fn bias_for_first_page(&self, first_page: u64) -> u64 {
+        match self.kind {
+            ElfKind::Exec => 0,
+            ElfKind::Dyn => {
+                let lowest = self.segments.first().map_or(0, |segment| segment.vaddr);
+                align_down(first_page, PAGE_SIZE).wrapping_sub(align_down(lowest, PAGE_SIZE))
             }
         }
     }
@@ -461,6 +536,7 @@ impl ElfImage {
             phnum: self.phnum,
             stack_exec: self.stack_exec,
             max_align: self.max_align,
+            interpreter: self.interpreter.clone(),
         })
     }
 
@@ -611,6 +687,30 @@ fn check_load(header: &ProgramHeader, index: usize, file_len: u64, kind: ElfKind
         writable: header.flags & PF_W != 0,
         executable: header.flags & PF_X != 0,
     })
+}
+
+/// Checks a `PT_INTERP` header as Linux does: 2 to [`INTERPRETER_PATH_MAX`]
+/// bytes, inside the file; returns their file range.
+fn check_interpreter(header: &ProgramHeader, file_len: u64) -> Result<core::ops::Range<u64>, ElfError> {
+    if !(2..=INTERPRETER_PATH_MAX).contains(&header.filesz) {
+        return Err(ElfError::BadInterpreterPath);
+    }
+    let end = header
+        .offset
+        .checked_add(header.filesz)
+        .filter(|&end| end <= file_len)
+        .ok_or(ElfError::InterpreterPathOutOfFile)?;
+    Ok(header.offset..end)
+}
+
+/// The interpreter's path from the bytes of `PT_INTERP`
+/// ([`ElfImage::interpreter`]): they must end in a NUL, and the path is what
+/// comes before the first NUL (Linux opens it as a C string).
+pub fn interpreter_path(raw: &[u8]) -> Result<&[u8], ElfError> {
+    if raw.len() < 2 || raw.last() != Some(&0) {
+        return Err(ElfError::BadInterpreterPath);
+    }
+    Ok(raw.split(|&byte| byte == 0).next().unwrap_or_default())
 }
 
 /// Where the program header table is in memory: `PT_PHDR`'s address when

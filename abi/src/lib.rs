@@ -68,6 +68,7 @@ pub mod elf;
 pub mod errno;
 pub mod fcntl;
 pub mod futex;
+pub mod hwcap;
 pub mod mman;
 pub mod poll;
 pub mod resource;

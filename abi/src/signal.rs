@@ -611,6 +611,12 @@ pub const SS_DISABLE: i32 = 2;
 pub const SS_AUTODISARM: i32 = 1 << 31;
 /// The smallest alternate stack arm64 Linux accepts (`MINSIGSTKSZ`).
 pub const MINSIGSTKSZ: u64 = 5120;
+/// The stack a signal delivery takes at most, which `AT_MINSIGSTKSZ` tells
+/// a program: the `rt_sigframe`, the frame record (16-byte aligned) and 16
+/// bytes of alignment padding, as arm64 Linux computes `signal_minsigstksz`
+/// (4720 on a CPU without SVE).
+pub const SIGNAL_FRAME_MAX: u64 =
+    frame::FRAME_SIZE + core::mem::size_of::<FrameRecord>().next_multiple_of(16) as u64 + 16;
 
 impl StackT {
     /// Its size in user memory.

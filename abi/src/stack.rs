@@ -12,7 +12,7 @@
 //!                AT_PLATFORM string "aarch64\0"
 //!                the 16 AT_RANDOM bytes
 //!                padding (0 to 15 bytes)
-//!                auxv pairs, AT_NULL last
+//!                auxv pairs (AT_MINSIGSTKSZ first), AT_NULL last
 //!                NULL, envp pointers, NULL, argv pointers
 //! initial_sp     argc                                   (16-byte aligned)
 //! ```
@@ -64,6 +64,8 @@ pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 /// Address of the file name given to `execve`.
 pub const AT_EXECFN: u64 = 31;
+/// The stack a signal handler needs at least (arm64's `ARCH_DLINFO`).
+pub const AT_MINSIGSTKSZ: u64 = 51;
 
 /// The platform string of aarch64 Linux (`AT_PLATFORM`).
 pub const PLATFORM: &[u8] = b"aarch64";
@@ -116,6 +118,8 @@ impl fmt::Display for StackError {
 
 /// The values of the auxiliary vector that the caller knows; the builder
 /// adds `AT_PAGESZ`, `AT_RANDOM`, `AT_EXECFN`, `AT_PLATFORM` and `AT_NULL`.
+/// Linux's `AT_SYSINFO_EHDR` is not given: Aspen has no vDSO, and C
+/// libraries then make system calls for the time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuxValues {
     /// `AT_PHDR`: address of the program headers (0 when not loaded).
@@ -146,6 +150,9 @@ pub struct AuxValues {
     pub clock_ticks: u64,
     /// `AT_SECURE`.
     pub secure: bool,
+    /// `AT_MINSIGSTKSZ`: the stack a signal delivery takes
+    /// ([`crate::signal::SIGNAL_FRAME_MAX`]).
+    pub min_signal_stack: u64,
 }
 
 /// What `execve` passes to the new program.
@@ -226,8 +233,9 @@ pub fn build_initial_stack(stack_top: u64, args: &ExecArgs<'_>, aux: &AuxValues)
 }
 
 /// The auxiliary vector, in Linux's order, `AT_NULL` last.
-fn auxv_entries(aux: &AuxValues, random: u64, execfn: u64, platform: u64) -> [(u64, u64); 19] {
+fn auxv_entries(aux: &AuxValues, random: u64, execfn: u64, platform: u64) -> [(u64, u64); 20] {
     [
+        (AT_MINSIGSTKSZ, aux.min_signal_stack),
         (AT_HWCAP, aux.hwcap),
         (AT_PAGESZ, PAGE_SIZE),
         (AT_CLKTCK, aux.clock_ticks),

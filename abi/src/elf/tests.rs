@@ -360,12 +360,123 @@ fn header_refusals() {
     assert_eq!(ElfError::EntryOutOfRange.errno(), Errno::EINVAL);
 }
 
+/// A PIE shaped like Debian's busybox: `PT_INTERP` at 0x238 naming
+/// `/lib/ld-linux-aarch64.so.1`, text and data 64 KiB aligned.
+fn dynamic_pie(interp_len: u64, file_len: usize) -> Vec<u8> {
+    let mut file = elf_file(
+        ET_DYN,
+        0xd040,
+        &[
+            Ph::other(PT_PHDR, PF_R, 0x40, 0x40, 0x118),
+            Ph::other(PT_INTERP, PF_R, 0x238, 0x238, interp_len),
+            Ph { align: 0x1_0000, ..Ph::load(RX, 0, 0, 0xc5f7c, 0xc5f7c) },
+            Ph { align: 0x1_0000, ..Ph::load(RW, 0xccb68, 0xdcb68, 0x3728, 0x3ea0) },
+        ],
+        file_len,
+    );
+    let path = b"/lib/ld-linux-aarch64.so.1\0";
+    let end = (0x238 + path.len()).min(file.len());
+    file[0x238..end].copy_from_slice(&path[..end - 0x238]);
+    file
+}
+
 #[test]
-fn dynamically_linked_files_are_refused() {
-    let file =
-        elf_file(ET_DYN, 0, &[Ph::other(PT_INTERP, PF_R, 0x100, 0x100, 0x1b), Ph::load(RX, 0, 0, 0x200, 0x200)], 0x200);
-    assert_eq!(parse_err(&file), ElfError::InterpreterUnsupported);
-    assert_eq!(ElfError::InterpreterUnsupported.errno(), Errno::ENOEXEC);
+fn a_dynamically_linked_pie_names_its_interpreter() {
+    let file = dynamic_pie(0x1b, 0xd0290);
+    let image = ElfImage::parse(&file).unwrap();
+    assert_eq!(image.kind, ElfKind::Dyn);
+    assert_eq!(image.interpreter, Some(0x238..0x253));
+    let raw = &file[0x238..0x253];
+    assert_eq!(interpreter_path(raw), Ok(&b"/lib/ld-linux-aarch64.so.1"[..]));
+    // Placed as Linux places a PIE with an interpreter: at ELF_ET_DYN_BASE
+    // lowered to its 64 KiB alignment.
+    let bias = image.load_bias(ELF_ET_DYN_BASE).unwrap();
+    assert_eq!(bias, 0xaaaa_aaaa_0000);
+    let moved = image.relocated(bias).unwrap();
+    assert_eq!(moved.entry, 0xaaaa_aaaa_d040);
+    assert_eq!(moved.phdr, Some(0xaaaa_aaaa_0040));
+    assert_eq!(moved.initial_brk(), 0xaaaa_aab8_1000);
+    assert_eq!(moved.interpreter, image.interpreter, "file offsets do not move");
+}
+
+#[test]
+fn interpreter_paths_are_checked_as_linux_does() {
+    // 2..=PATH_MAX bytes, else ENOEXEC.
+    for len in [0, 1, INTERPRETER_PATH_MAX + 1] {
+        assert_eq!(ElfImage::parse(&dynamic_pie(len, 0xd0290 + 0x1000)), Err(ElfError::BadInterpreterPath), "{len}");
+    }
+    assert!(ElfImage::parse(&dynamic_pie(INTERPRETER_PATH_MAX, 0xd0290)).is_ok());
+    assert_eq!(ElfError::BadInterpreterPath.errno(), Errno::ENOEXEC);
+    // Bytes past the end of the file: Linux's short read, EIO.
+    let headers_only = dynamic_pie(0x1b, 0x240);
+    let table = ElfImage::program_header_table(&headers_only).unwrap();
+    let bytes = &headers_only[table.start as usize..table.end as usize];
+    assert_eq!(ElfImage::parse_headers(&headers_only, bytes, 0x240), Err(ElfError::InterpreterPathOutOfFile));
+    assert_eq!(ElfError::InterpreterPathOutOfFile.errno(), Errno::EIO);
+    // The path must end in a NUL; it is the C string before the first one.
+    assert_eq!(interpreter_path(b"/lib/ld.so"), Err(ElfError::BadInterpreterPath));
+    assert_eq!(interpreter_path(b"\0"), Err(ElfError::BadInterpreterPath));
+    assert_eq!(interpreter_path(b"/a\0b\0"), Ok(&b"/a"[..]));
+    assert_eq!(interpreter_path(b"\0\0"), Ok(&b""[..]));
+}
+
+#[test]
+fn only_the_first_interpreter_counts() {
+    let file = elf_file(
+        ET_DYN,
+        0,
+        &[
+            Ph::other(PT_INTERP, PF_R, 0x100, 0x100, 4),
+            Ph::other(PT_INTERP, PF_R, 0x108, 0x108, 0),
+            Ph::load(RX, 0, 0, 0x200, 0x200),
+        ],
+        0x200,
+    );
+    assert_eq!(ElfImage::parse(&file).unwrap().interpreter, Some(0x100..0x104));
+}
+
+#[test]
+fn a_broken_interpreter_is_elibbad_or_kills_the_task() {
+    assert_eq!(ElfError::TooShort.interpreter_errno(), Some(Errno::EIO));
+    for error in [
+        ElfError::BadMagic,
+        ElfError::WrongMachine(62),
+        ElfError::BadProgramHeaderSize(32),
+        ElfError::BadProgramHeaderCount(0),
+        ElfError::ProgramHeadersOutOfFile,
+    ] {
+        assert_eq!(error.interpreter_errno(), Some(Errno::ELIBBAD), "{error}");
+    }
+    // What Linux's load_elf_interp finds, past the point of no return.
+    for error in [
+        ElfError::NotExecutable(1),
+        ElfError::NoLoadableSegment,
+        ElfError::MisalignedSegment(0),
+        ElfError::LoadBaseOutOfRange,
+    ] {
+        assert_eq!(error.interpreter_errno(), None, "{error}");
+    }
+}
+
+#[test]
+fn an_interpreter_is_placed_where_mmap_found_room() {
+    let ld_so = elf_file(
+        ET_DYN,
+        0x1ae40,
+        &[
+            Ph { align: 0x1_0000, ..Ph::load(RX, 0, 0, 0x262e0, 0x262e0) },
+            Ph { align: 0x1_0000, ..Ph::load(RW, 0x2ece8, 0x3ece8, 0x24e8, 0x2690) },
+        ],
+        0x31200,
+    );
+    let image = ElfImage::parse(&ld_so).unwrap();
+    assert_eq!(image.interpreter, None);
+    assert_eq!(image.mapping_size(), 0x42000);
+    let bias = image.bias_for_first_page(0xffff_effb_e000);
+    assert_eq!(bias, 0xffff_effb_e000);
+    assert_eq!(image.relocated(bias).unwrap().entry, 0xffff_effd_8e40);
+    // An ET_EXEC interpreter stays where it was linked.
+    assert_eq!(ElfImage::parse(&static_exec()).unwrap().bias_for_first_page(0x7000_0000), 0);
 }
 
 fn one_load(e_type: u16, ph: Ph, len: usize) -> ElfError {
@@ -610,7 +721,7 @@ fn what_linux_finds_past_the_point_of_no_return_kills_the_task() {
         ElfError::TooShort,
         ElfError::BadMagic,
         ElfError::WrongMachine(62),
-        ElfError::InterpreterUnsupported,
+        ElfError::BadInterpreterPath,
         ElfError::SegmentOutOfFile(0),
         ElfError::OverlappingSegments(0, 1),
     ];

@@ -109,6 +109,7 @@ fn sample_aux() -> AuxValues {
         hwcap2: 0x2,
         clock_ticks: 100,
         secure: false,
+        min_signal_stack: 4720,
     }
 }
 
@@ -119,13 +120,14 @@ fn golden_layout_of_a_small_stack() {
     let args = ExecArgs { argv: &[b"a"], envp: &[], execfn: b"/a", random: [7; 16] };
     let stack = build_initial_stack(0x1_0000, &args, &sample_aux()).unwrap();
     // execfn at 0xfff5, "a" at 0xfff3, aligned to 0xfff0, platform at
-    // 0xffe8, random at 0xffd8; 19 auxv pairs (304 bytes) and 4 words below.
-    assert_eq!(stack.initial_sp, 0xfe80);
+    // 0xffe8, random at 0xffd8; 20 auxv pairs (320 bytes) and 4 words below.
+    assert_eq!(stack.initial_sp, 0xfe70);
     let parsed = parse(&stack, 0x1_0000);
     assert_eq!(parsed.arg_start, 0xfff3);
     assert_eq!(
         parsed.auxv,
         vec![
+            (AT_MINSIGSTKSZ, 4720),
             (AT_HWCAP, 0xff),
             (AT_PAGESZ, 4096),
             (AT_CLKTCK, 100),
@@ -148,8 +150,8 @@ fn golden_layout_of_a_small_stack() {
         ]
     );
     assert_eq!(random_bytes(&stack, &parsed), [7; 16]);
-    // auxv ends at 0xfea0 + 304 = 0xffd0: 8 bytes of padding below random.
-    assert_eq!(&stack.bytes[0xffd0 - 0xfe80..0xffd8 - 0xfe80], &[0; 8]);
+    // auxv ends at 0xfe90 + 320 = 0xffd0: 8 bytes of padding below random.
+    assert_eq!(&stack.bytes[0xffd0 - 0xfe70..0xffd8 - 0xfe70], &[0; 8]);
 }
 
 #[test]
@@ -271,19 +273,19 @@ fn matches_a_stack_built_by_linux() {
         entry: 0x40_00f0,
         hwcap: 0x8ff,
         clock_ticks: 100,
+        min_signal_stack: crate::signal::SIGNAL_FRAME_MAX,
         ..AuxValues::default()
     };
     let ours = build_initial_stack(top, &args, &aux).unwrap();
     // Linux starts its auxv (after argc, 1 argv and 2 envp pointers and
-    // their NULLs: 6 words) with AT_SYSINFO_EHDR (the vDSO) and
-    // AT_MINSIGSTKSZ, which Aspen does not give: 32 bytes, so sp is 32
-    // higher and every other byte is the same.
+    // their NULLs: 6 words) with AT_SYSINFO_EHDR (the vDSO), which Aspen
+    // does not give: 16 bytes, so sp is 16 higher and every other byte is
+    // the same (AT_MINSIGSTKSZ's 4720 too).
     let auxv_at = 6 * 8;
     assert_eq!(&linux[auxv_at..auxv_at + 8], &33u64.to_le_bytes());
-    assert_eq!(&linux[auxv_at + 16..auxv_at + 24], &51u64.to_le_bytes());
     let mut linux_without = linux[..auxv_at].to_vec();
-    linux_without.extend_from_slice(&linux[auxv_at + 32..]);
-    assert_eq!(ours.initial_sp, linux_sp + 32);
+    linux_without.extend_from_slice(&linux[auxv_at + 16..]);
+    assert_eq!(ours.initial_sp, linux_sp + 16);
     assert_eq!(ours.bytes, linux_without);
 }
 
@@ -311,6 +313,7 @@ proptest! {
             phdr, phent, phnum, base, flags, entry, uid, euid, gid, egid, hwcap, hwcap2,
             clock_ticks: 100,
             secure,
+            min_signal_stack: 4720,
         };
         let stack = build_initial_stack(top, &args, &aux).unwrap();
         let parsed = parse(&stack, top);
@@ -320,15 +323,15 @@ proptest! {
         prop_assert_eq!(random_bytes(&stack, &parsed), random);
         let keys: Vec<u64> = parsed.auxv.iter().map(|(k, _)| *k).collect();
         prop_assert_eq!(keys, vec![
-            AT_HWCAP, AT_PAGESZ, AT_CLKTCK, AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_FLAGS,
+            AT_MINSIGSTKSZ, AT_HWCAP, AT_PAGESZ, AT_CLKTCK, AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_FLAGS,
             AT_ENTRY, AT_UID, AT_EUID, AT_GID, AT_EGID, AT_SECURE, AT_RANDOM, AT_HWCAP2,
             AT_EXECFN, AT_PLATFORM, AT_NULL,
         ]);
         let values: Vec<u64> = parsed.auxv.iter().map(|(_, v)| *v).collect();
-        prop_assert_eq!(&values[3..14], &[
+        prop_assert_eq!(&values[4..15], &[
             phdr, phent, phnum, base, flags, entry, uid, euid, gid, egid, u64::from(secure),
         ]);
-        prop_assert_eq!((values[0], values[15]), (hwcap, hwcap2));
+        prop_assert_eq!((values[0], values[1], values[16]), (4720, hwcap, hwcap2));
     }
 
     #[test]

@@ -1,16 +1,22 @@
-//! Loading a program: a static ELF executable (ET_EXEC, or static-pie
-//! ET_DYN) from the file tree, mapped as private file mappings (demand
-//! paged), with a stack holding argc, argv, envp and the auxiliary vector;
-//! or a `#!` script, by loading its interpreter with the script's path among
-//! its arguments.
+//! Loading a program: an ELF executable (ET_EXEC, or ET_DYN: PIE or
+//! static-pie) from the file tree, with the dynamic linker it names in
+//! `PT_INTERP` beside it, mapped as private file mappings (demand paged),
+//! with a stack holding argc, argv, envp and the auxiliary vector; or a `#!`
+//! script, by loading its interpreter with the script's path among its
+//! arguments.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use aspen_abi::elf::{ElfError, ElfImage, ELF_ET_DYN_BASE};
+use core::ops::Range;
+
+use aspen_abi::cred::Credentials;
+use aspen_abi::elf::{self, ElfError, ElfImage, ElfKind, ELF_ET_DYN_BASE};
+use aspen_abi::hwcap;
 use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::resource::Resource;
 use aspen_abi::script::{self, BINPRM_BUF_SIZE, MAX_INTERPRETER_HOPS};
+use aspen_abi::signal::SIGNAL_FRAME_MAX;
 use aspen_abi::stack::{build_initial_stack, AuxValues, ExecArgs};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_fs::OpenFlags;
@@ -136,7 +142,14 @@ fn open_executable(path: &[u8]) -> Result<(Arc<FileObject<'static, KernelMm>>, u
 /// Loads the program at `path` into a new address space: an ELF
 /// executable, or a `#!` script run by its interpreter (which may itself be
 /// a script, [`MAX_INTERPRETER_HOPS`] times at most).
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]], stack_size: u64) -> Result<LoadedImage, ExecError> {
+/// `creds` are the ids the auxiliary vector reports.
+pub fn load(
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    stack_size: u64,
+    creds: &Credentials,
+) -> Result<LoadedImage, ExecError> {
     let mut program = path.to_vec();
     // The argument list once a script has rewritten it.
     let mut rewritten: Option<Vec<Vec<u8>>> = None;
@@ -150,7 +163,8 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]], stack_size: u64) -> Res
             None => argv.to_vec(),
         };
         let Some(shebang) = script::parse(head).map_err(Errno::from)? else {
-            return load_elf(&object, size, head, path, &args, envp, stack_size);
+            let start = ProgramStart { execfn: path, argv: &args, envp, stack_size, creds };
+            return load_elf(&object, size, head, &start);
         };
         let next: Vec<Vec<u8>> =
             script::interpreter_argv(&shebang, &program, &args).into_iter().map(<[u8]>::to_vec).collect();
@@ -163,29 +177,82 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]], stack_size: u64) -> Res
     Err(Errno::ELOOP.into())
 }
 
-/// Loads an ELF executable, of which `head` holds the first bytes, into a
-/// new address space. Only the headers are read here: the segments are
-/// private mappings of the file's page cache, so the file's size is not
-/// bounded by any buffer.
-fn load_elf(
-    object: &Arc<FileObject<'static, KernelMm>>,
-    size: u64,
-    head: &[u8],
-    execfn: &[u8],
-    argv: &[&[u8]],
-    envp: &[&[u8]],
+/// What a new program starts with besides its file.
+#[derive(Clone, Copy)]
+struct ProgramStart<'a> {
+    /// The path given to `execve` (`AT_EXECFN`).
+    execfn: &'a [u8],
+    argv: &'a [&'a [u8]],
+    envp: &'a [&'a [u8]],
+    /// The stack to reserve.
     stack_size: u64,
-) -> Result<LoadedImage, ExecError> {
-    let table = ElfImage::program_header_table(head)?;
+    /// The ids the auxiliary vector reports.
+    creds: &'a Credentials,
+}
+
+/// An ELF file's checked headers, read from its page cache.
+struct ElfFile {
+    object: Arc<FileObject<'static, KernelMm>>,
+    image: ElfImage,
+}
+
+/// Why an ELF file's headers are not usable.
+enum HeaderError {
+    /// Reading the file failed.
+    Io(Errno),
+    /// The headers are broken.
+    Elf(ElfError),
+}
+
+/// Reads and checks the program header table of the ELF file `object` (of
+/// `size` bytes), of which `head` holds the first bytes. Only the headers
+/// are read: the segments are private mappings of the file's page cache, so
+/// the file's size is not bounded by any buffer.
+fn read_headers(object: &Arc<FileObject<'static, KernelMm>>, size: u64, head: &[u8]) -> Result<ElfImage, HeaderError> {
+    let table = ElfImage::program_header_table(head).map_err(HeaderError::Elf)?;
     // At most MAX_PROGRAM_HEADERS entries: a few KiB.
     let mut program_headers = alloc::vec![0u8; (table.end - table.start) as usize];
-    let read = object.read(table.start, &mut program_headers)?;
+    let read = object.read(table.start, &mut program_headers).map_err(HeaderError::Io)?;
     program_headers.truncate(read);
-    let parsed = ElfImage::parse_headers(head, &program_headers, size)?;
-    let bias = parsed.load_bias(ELF_ET_DYN_BASE)?;
-    let image = parsed.relocated(bias)?;
+    ElfImage::parse_headers(head, &program_headers, size).map_err(HeaderError::Elf)
+}
 
-    let mut mm = AddressSpace::new(user_env::get())?;
+/// Opens and checks the interpreter a program names in `PT_INTERP`
+/// (`range` of its file), as Linux's `load_elf_binary` does before its
+/// point of no return: a path not ending in NUL is ENOEXEC, the open's
+/// errors are the open's (ENOENT, EACCES), and a file that is not an
+/// AArch64 ELF is ELIBBAD (EIO when shorter than its header). What Linux
+/// finds only while loading it ([`ElfError::interpreter_errno`] `None`)
+/// kills the task.
+fn open_interpreter(program: &Arc<FileObject<'static, KernelMm>>, range: Range<u64>) -> Result<ElfFile, ExecError> {
+    // At most INTERPRETER_PATH_MAX bytes, and inside the file.
+    let mut raw = alloc::vec![0u8; (range.end - range.start) as usize];
+    let read = program.read(range.start, &mut raw)?;
+    if read != raw.len() {
+        return Err(Errno::EIO.into());
+    }
+    let path = elf::interpreter_path(&raw)?;
+    let (object, size) = open_executable(path)?;
+    let mut head = [0u8; BINPRM_BUF_SIZE];
+    let read = object.read(0, &mut head)?;
+    let image = read_headers(&object, size, &head[..read]).map_err(|error| match error {
+        HeaderError::Io(errno) => ExecError::Refused(errno),
+        HeaderError::Elf(error) => match error.interpreter_errno() {
+            Some(errno) => ExecError::Refused(errno),
+            None => ExecError::Unloadable(error),
+        },
+    })?;
+    Ok(ElfFile { object, image })
+}
+
+/// Maps the segments of `image` (already placed at its load bias) from
+/// `object` into `mm`: file pages as private mappings, the bss tail of the
+/// last file page zeroed, the rest of the bss anonymous.
+fn map_segments(
+    mm: &mut UserSpace,
+    object: &Arc<FileObject<'static, KernelMm>>,
+    image: &ElfImage,
+) -> Result<(), Errno> {
     for plan in image.page_plan() {
         let s = plan.segment;
         let prot = prot_of(s.readable, s.writable, s.executable);
@@ -206,8 +273,8 @@ fn load_elf(
             let zeros = alloc::vec![0u8; tail.len() as usize];
             mm.write(UserSlice::new(tail.start, tail.len()).map_err(Errno::from)?, &zeros)?;
             if !s.writable {
-                let page = tail.start & !4095;
-                mm.mprotect(VirtAddr::new(page), 4096, prot)?;
+                let page = tail.start & !(aspen_abi::PAGE_SIZE - 1);
+                mm.mprotect(VirtAddr::new(page), aspen_abi::PAGE_SIZE, prot)?;
             }
         }
         if let Some(anonymous) = plan.anonymous {
@@ -221,7 +288,54 @@ fn load_elf(
             )?;
         }
     }
+    Ok(())
+}
+
+/// Loads an ELF executable, of which `head` holds the first bytes, into a
+/// new address space, with its interpreter (`PT_INTERP`) if it names one,
+/// as Linux's `load_elf_binary` does without address randomisation: an
+/// `ET_DYN` program at [`ELF_ET_DYN_BASE`] (lowered to its alignment), the
+/// interpreter where `mmap(NULL)` would put its whole image, the program
+/// break after the program, the entry point the interpreter's.
+fn load_elf(
+    object: &Arc<FileObject<'static, KernelMm>>,
+    size: u64,
+    head: &[u8],
+    start: &ProgramStart<'_>,
+) -> Result<LoadedImage, ExecError> {
+    let ProgramStart { execfn, argv, envp, stack_size, creds } = *start;
+    let parsed = read_headers(object, size, head).map_err(|error| match error {
+        HeaderError::Io(errno) => ExecError::Refused(errno),
+        HeaderError::Elf(error) => ExecError::from(error),
+    })?;
+    let interpreter = match parsed.interpreter.clone() {
+        Some(range) => Some(open_interpreter(object, range)?),
+        None => None,
+    };
+    let bias = parsed.load_bias(ELF_ET_DYN_BASE)?;
+    let image = parsed.relocated(bias)?;
+
+    let mut mm = AddressSpace::new(user_env::get())?;
+    map_segments(&mut mm, object, &image)?;
     mm.set_brk_base(VirtAddr::new(image.initial_brk()));
+
+    // The interpreter's load address (AT_BASE) and the entry point.
+    let (base, entry) = match interpreter {
+        Some(interpreter) => {
+            // An ET_EXEC interpreter stays at its link addresses.
+            let interp_bias = match interpreter.image.kind {
+                ElfKind::Exec => 0,
+                ElfKind::Dyn => {
+                    let first_page = mm.unmapped_area(interpreter.image.mapping_size()).ok_or(Errno::ENOMEM)?;
+                    interpreter.image.bias_for_first_page(first_page.as_u64())
+                }
+            };
+            let placed = interpreter.image.relocated(interp_bias).map_err(ExecError::Unloadable)?;
+            map_segments(&mut mm, &interpreter.object, &placed)?;
+            (interp_bias, placed.entry)
+        }
+        None => (0, image.entry),
+    };
 
     mm.mmap(
         VirtAddr::new(STACK_TOP - stack_size),
@@ -232,12 +346,21 @@ fn load_elf(
         0,
     )?;
     let args = ExecArgs { argv, envp, execfn, random: random_bytes() };
+    let id_registers = crate::arch::cpu::id_registers();
     let aux = AuxValues {
         phdr: image.phdr.unwrap_or(0),
         phent: u64::from(image.phent),
         phnum: u64::from(image.phnum),
+        base,
         entry: image.entry,
+        uid: u64::from(creds.ruid),
+        euid: u64::from(creds.euid),
+        gid: u64::from(creds.rgid),
+        egid: u64::from(creds.egid),
+        hwcap: hwcap::hwcap(&id_registers),
+        hwcap2: hwcap::hwcap2(&id_registers),
         clock_ticks: 100,
+        min_signal_stack: SIGNAL_FRAME_MAX,
         ..AuxValues::default()
     };
     let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
@@ -250,7 +373,7 @@ fn load_elf(
         cmdline.push(0);
     }
     let exe = object.identity().path.clone().into_bytes();
-    Ok(LoadedImage { mm, entry: image.entry, sp: stack.initial_sp, cmdline, exe })
+    Ok(LoadedImage { mm, entry, sp: stack.initial_sp, cmdline, exe })
 }
 
 /// `execve`: replaces the current process's program. On success the
@@ -263,7 +386,8 @@ fn load_elf(
 pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
     let me = super::thread::current().expect("execve from a kernel thread");
     let stack_limit = me.process.limits.lock().get(Resource::Stack).cur;
-    let image = load(path, argv, envp, stack_size(stack_limit))?;
+    let creds = me.process.creds.lock().clone();
+    let image = load(path, argv, envp, stack_size(stack_limit), &creds)?;
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();

@@ -592,7 +592,8 @@ fn start(thread: &Thread) {
 pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let limits = Limits::default();
     let stack_size = exec::stack_size(limits.get(aspen_abi::resource::Resource::Stack).cur);
-    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size).map_err(exec::ExecError::errno)?;
+    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size, &Credentials::root())
+        .map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     // One open of the console, duplicated: its status flags are shared.
     let console = OpenDescription::new(Description::Console, OpenFlags::RDWR | OpenFlags::LARGEFILE);

@@ -39,6 +39,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.free_area_top_down(len).or_else(|| self.free_area_bottom_up(len))
     }
 
+    /// Where `mmap(NULL, len, ...)` would put a new mapping now: what a
+    /// program loader uses to place an image of `len` bytes (rounded up to
+    /// pages) as Linux places an ELF interpreter. `None` when `len` is 0 or
+    /// no gap holds it (mmap's ENOMEM).
+    pub fn unmapped_area(&self, len: u64) -> Option<VirtAddr> {
+        let len = page_align(len).filter(|&len| len != 0 && len <= USER_END - MMAP_MIN_ADDR)?;
+        self.free_area(len, VirtAddr::new(0))
+    }
+
     fn free_area_top_down(&self, len: u64) -> Option<VirtAddr> {
         let mut high = self.mmap_base;
         for (start, varea) in self.vareas.starting_below(self.mmap_base).rev() {

@@ -37,6 +37,8 @@ pub mod time;
 pub mod tty;
 
 pub use aspen_abi::errno::{self, Errno};
+/// The auxiliary vector's `AT_*` keys (for [`Args::auxv`]).
+pub use aspen_abi::stack as aux;
 pub use start::Args;
 
 /// Declares the program's entry point: `aspen_sys::entry!(main);` with

@@ -1,7 +1,7 @@
 //! Process entry: `_start` and the program's arguments.
 //!
 //! At entry (Linux aarch64 ELF ABI) `sp` points at `argc`, then `argv[0..argc]`,
-//! NULL, `envp[...]`, NULL, then the auxiliary vector (not read here). `_start`
+//! NULL, `envp[...]`, NULL, then the auxiliary vector ([`Args::auxv`]). `_start`
 //! clears the frame chain, passes `sp` to Rust, which builds [`Args`], calls the
 //! program's `main` (see [`crate::entry!`]), flushes stdout and exits the
 //! process with `main`'s result.
@@ -92,5 +92,26 @@ impl Args {
                 // process.
                 unsafe { CStr::from_ptr(p) }
             })
+    }
+
+    /// The auxiliary vector: its `(type, value)` pairs up to `AT_NULL`, which
+    /// follow envp's NULL on the stack.
+    pub fn auxv(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let envc = self.env().count();
+        // SAFETY: the pointer array ends with envp's NULL at index
+        // argc + 1 + envc; the auxiliary vector's pairs of words follow it.
+        let vector = unsafe { self.argv.add(self.argc + envc + 2).cast::<u64>() };
+        (0..)
+            .map(move |i| {
+                // SAFETY: the kernel ends the vector with an AT_NULL pair and
+                // the walk stops there, so every pair read is inside it.
+                unsafe { (*vector.add(2 * i), *vector.add(2 * i + 1)) }
+            })
+            .take_while(|&(key, _)| key != 0)
+    }
+
+    /// The value of auxiliary vector entry `key` (an `AT_*` number).
+    pub fn aux(&self, key: u64) -> Option<u64> {
+        self.auxv().find(|&(k, _)| k == key).map(|(_, value)| value)
     }
 }

@@ -22,6 +22,8 @@
 //! script's interpreter) exits 0 when its argv equals its environment.
 //! `usertests --child-fds A B ...` exits with bit i set when descriptor
 //! argument i is open (close-on-exec tests).
+//! `usertests --child-auxv` (the interpreter of a test PIE) exits 0 when its
+//! auxiliary vector describes that PIE.
 //! `usertests --child-signals` exits 0 when its signal actions and mask are
 //! what `execve` leaves (the `signal_exec_resets_handlers` test).
 #![no_std]
@@ -56,6 +58,9 @@ fn main(args: Args) -> i32 {
     }
     if args.get(1) == Some(tests::signals::CHILD_SIGNALS) {
         return tests::signals::child_signals();
+    }
+    if args.get(1) == Some(tests::elf::CHILD_AUXV) {
+        return tests::elf::child_auxv(&args);
     }
     if args.get(1) == Some(tests::script::CHILD_ARGV) {
         return argv_matches_env(&args);
@@ -136,6 +141,7 @@ fn set_up(exe: &'static CStr) -> Context {
         println!("usertests: set-up: ELF files: {e}");
     }
     tests::programs::cache_programs();
+    tests::dynlink::cache_files();
     match process::fork() {
         Ok(Fork::Child) => process::exit_group(0),
         Ok(Fork::Parent(pid)) => {

@@ -1,7 +1,8 @@
 //! CPU control: halting, interrupt masking, identification.
 
 use aarch64_cpu::asm;
-use aarch64_cpu::registers::{DAIF, MPIDR_EL1};
+use aarch64_cpu::registers::{DAIF, ID_AA64ISAR0_EL1, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, MPIDR_EL1};
+use aspen_abi::hwcap::IdRegisters;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// Stops this CPU for good, in a low-power wait.
@@ -15,6 +16,12 @@ pub fn halt() -> ! {
 /// This CPU's number (MPIDR affinity level 0).
 pub fn cpu_id() -> usize {
     (MPIDR_EL1.get() & 0xff) as usize
+}
+
+/// The ID registers that say which instructions EL0 may use
+/// (`AT_HWCAP`).
+pub fn id_registers() -> IdRegisters {
+    IdRegisters { pfr0: ID_AA64PFR0_EL1.get(), isar0: ID_AA64ISAR0_EL1.get(), isar1: ID_AA64ISAR1_EL1.get() }
 }
 
 /// Unmasks IRQs on this CPU.

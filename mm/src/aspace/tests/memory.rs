@@ -456,3 +456,21 @@ fn a_space_that_never_ran_needs_no_tlb_maintenance() {
         assert_eq!(env.tlb().cached_leaves(), 0);
     });
 }
+
+#[test]
+fn unmapped_area_is_where_mmap_would_map() {
+    with_env(256, |env| {
+        let mut space = AddressSpace::new(env).unwrap();
+        let base = crate::aspace::DEFAULT_MMAP_BASE.as_u64();
+        assert_eq!(space.unmapped_area(0), None);
+        assert_eq!(space.unmapped_area(u64::MAX), None);
+        assert_eq!(space.unmapped_area(1), Some(va(base - PS)), "rounded up to a page");
+        let found = space.unmapped_area(0x42000).unwrap();
+        assert_eq!(found, va(base - 0x42000));
+        // Asking changes nothing; an mmap of that size then lands there.
+        assert_eq!(space.varea_count(), 0);
+        let mapped = space.mmap(va(0), 0x42000, Prot::NONE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap();
+        assert_eq!(mapped, found);
+        assert_eq!(space.unmapped_area(PS), Some(va(base - 0x42000 - PS)));
+    });
+}

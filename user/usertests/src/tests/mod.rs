@@ -28,6 +28,7 @@
 pub mod accounting;
 pub mod brk;
 pub mod cow;
+pub mod dynlink;
 pub mod efault;
 pub mod elf;
 pub mod errors;
@@ -111,6 +112,7 @@ pub const TESTS: &[Test] = &[
     child("sched_thread_switches", sched::thread_switches),
     child("exec_scripts", script::interpreters),
     child("exec_malformed_elf", elf::malformed),
+    child("exec_interpreters", elf::interpreters),
     child("paths_directories", paths::directories),
     child("paths_working_directory", paths::working_directory),
     child("paths_memory_devices", paths::devices),
@@ -170,6 +172,8 @@ pub const TESTS: &[Test] = &[
     child("prog_sh_files", programs::sh_files),
     child("prog_sh_proc", programs::sh_proc),
     child("prog_sh_text", programs::sh_text),
+    // Debian's dynamically linked busybox with glibc's ld.so and libraries.
+    child("prog_dynlink_busybox", dynlink::busybox),
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
 ];
