@@ -65,6 +65,7 @@ system_calls! {
     Ioctl = 29 => "ioctl", 3,
     Mkdirat = 34 => "mkdirat", 3,
     Unlinkat = 35 => "unlinkat", 3,
+    Symlinkat = 36 => "symlinkat", 3,
     Linkat = 37 => "linkat", 5,
     Renameat = 38 => "renameat", 4,
     Umount2 = 39 => "umount2", 2,

@@ -22,6 +22,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("ioctl", 29),
         ("mkdirat", 34),
         ("unlinkat", 35),
+        ("symlinkat", 36),
         ("linkat", 37),
         ("renameat", 38),
         ("umount2", 39),

@@ -35,6 +35,7 @@ pub mod faults;
 pub mod file;
 pub mod forkbomb;
 pub mod futex;
+pub mod links;
 pub mod madvise;
 pub mod partial;
 pub mod paths;
@@ -118,6 +119,8 @@ pub const TESTS: &[Test] = &[
     child("mount_tmpfs", paths::mounts),
     child("mount_tmpfs_size", paths::tmpfs_size),
     child("truncate_mapped_file", paths::truncate_mapped),
+    child("symlink_paths", links::basics),
+    child("symlink_exec", links::exec),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),
