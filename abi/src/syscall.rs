@@ -90,6 +90,7 @@ system_calls! {
     Write = 64 => "write", 3,
     Readv = 65 => "readv", 3,
     Writev = 66 => "writev", 3,
+    Sendfile = 71 => "sendfile", 4,
     Pselect6 = 72 => "pselect6", 6,
     Ppoll = 73 => "ppoll", 5,
     Readlinkat = 78 => "readlinkat", 4,

@@ -36,6 +36,7 @@ use crate::{files, pipe, poll, power, tty};
 mod creds;
 mod limits;
 mod paths;
+mod sendfile;
 mod time;
 
 type SysResult = Result<u64, Errno>;
@@ -55,6 +56,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Write => signal_broken_pipe(write(a0, a1, a2)),
         Sysno::Readv => signal_broken_pipe(vectored(a0, a1, a2, false)),
         Sysno::Writev => signal_broken_pipe(vectored(a0, a1, a2, true)),
+        Sysno::Sendfile => signal_broken_pipe(sendfile::sendfile(a0, a1, a2, a3)),
         Sysno::Openat => openat(a0 as i32 as i64, a1, OpenFlags::from_register(a2), a3),
         // The description's last reference goes after the table's lock.
         Sysno::Close => with_files(|f| f.close(a0)).map(|_| 0),

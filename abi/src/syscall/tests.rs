@@ -47,6 +47,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("write", 64),
         ("readv", 65),
         ("writev", 66),
+        ("sendfile", 71),
         ("pselect6", 72),
         ("ppoll", 73),
         ("readlinkat", 78),

@@ -46,6 +46,7 @@ pub mod protect;
 pub mod sched;
 pub mod script;
 pub mod segv;
+pub mod sendfile;
 pub mod shared;
 pub mod signals;
 pub mod time;
@@ -121,6 +122,7 @@ pub const TESTS: &[Test] = &[
     child("truncate_mapped_file", paths::truncate_mapped),
     child("symlink_paths", links::basics),
     child("symlink_exec", links::exec),
+    child("sendfile", sendfile::calls),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),
