@@ -915,6 +915,8 @@ fn iovecs(rng: &mut Rng, env: &Env) -> u64 {
     for i in 0..ARG_IOV_MAX {
         let base = addr(rng, env);
         let length = if rng.chance(1, 2) { rng.below(2 * PAGE) } else { len(rng) };
+        // As for read: a readv must not write over the fuzz loop's locals.
+        let length = below_live_stack(env, base, length);
         put_u64(env, ARG_IOV + 16 * i, base);
         put_u64(env, ARG_IOV + 16 * i + 8, length);
     }
