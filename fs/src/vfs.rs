@@ -407,8 +407,8 @@ fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Ar
 pub const MAX_SYMLINKS: usize = 40;
 
 /// The checks every path gets before its walk: empty is `ENOENT`, as long
-/// as `PATH_MAX` (NUL included) `ENAMETOOLONG`, and so is a component
-/// longer than `NAME_MAX`; a path that is not UTF-8 names nothing here.
+/// as `PATH_MAX` (NUL included) `ENAMETOOLONG`; a path that is not UTF-8
+/// names nothing here.
 fn check_path(path: &[u8]) -> Result<&str, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -416,11 +416,7 @@ fn check_path(path: &[u8]) -> Result<&str, Errno> {
     if path.len() >= PATH_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    let text = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-    if text.split('/').any(|part| part.len() > NAME_MAX) {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    Ok(text)
+    core::str::from_utf8(path).map_err(|_| Errno::ENOENT)
 }
 
 /// Where a path walk ends.
@@ -488,8 +484,14 @@ impl<E: MmEnv + 'static> Walk<E> {
 
 /// Pushes the components of `path` onto `pending` so that the first is
 /// taken first ("." kept: it checks that what is before is a directory).
-fn push_components(pending: &mut Vec<String>, path: &str) {
+/// A component longer than `NAME_MAX` (in a link's target too) is
+/// `ENAMETOOLONG`.
+fn push_components(pending: &mut Vec<String>, path: &str) -> Result<(), Errno> {
+    if path.split('/').any(|part| part.len() > NAME_MAX) {
+        return Err(Errno::ENAMETOOLONG);
+    }
     pending.extend(path.split('/').filter(|p| !p.is_empty()).rev().map(String::from));
+    Ok(())
 }
 
 impl<E: MmEnv + 'static> Vfs<E> {
@@ -634,7 +636,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
         let text = check_path(path)?;
         let mut walk = Walk { root: self.root.clone(), stack: Vec::new() };
         let mut pending = Vec::new();
-        push_components(&mut pending, text);
+        push_components(&mut pending, text)?;
         let mut trailing_slash = text.ends_with('/');
         let mut links = 0;
         while let Some(part) = pending.pop() {
@@ -669,7 +671,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 if last {
                     trailing_slash |= target.ends_with('/');
                 }
-                push_components(&mut pending, target);
+                push_components(&mut pending, target)?;
                 continue;
             }
             walk.stack.push((part, next));
@@ -757,6 +759,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
             "" => return Err(Errno::EBUSY),
             "." => return Err(Errno::EINVAL),
             ".." => return Err(Errno::ENOTEMPTY),
+            _ if name.len() > NAME_MAX => return Err(Errno::ENAMETOOLONG),
             _ => {}
         }
         let dir = if dir.is_empty() { "/" } else { dir };

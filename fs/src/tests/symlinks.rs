@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::cpio::S_IFLNK;
-use crate::{MountKind, MAX_SYMLINKS, PATH_MAX};
+use crate::{MountKind, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
 
 const CREATE: OpenFlags = OpenFlags::CREAT.union(OpenFlags::RDWR);
 
@@ -128,6 +128,12 @@ fn calls_on_the_link_itself() {
     assert_eq!(vfs.symlink(b"", b"/tmp/new", (0, 0)), Err(Errno::ENOENT));
     assert_eq!(vfs.symlink(&[b'a'; PATH_MAX], b"/tmp/new", (0, 0)), Err(Errno::ENAMETOOLONG));
     assert_eq!(vfs.symlink(b"x", b"/tmp/new/", (0, 0)), Err(Errno::ENOENT));
+    let long_name = [b'n'; NAME_MAX + 1];
+    vfs.symlink(&long_name, b"/tmp/long-name", (0, 0)).unwrap();
+    assert_eq!(vfs.lookup(b"/tmp/long-name").err(), Some(Errno::ENAMETOOLONG), "checked in a target too");
+    let mut long_path = b"/tmp/".to_vec();
+    long_path.extend_from_slice(&long_name);
+    assert_eq!(vfs.symlink(b"x", &long_path, (0, 0)), Err(Errno::ENAMETOOLONG));
     assert_eq!(vfs.symlink(b"x", b"/bin/new", (0, 0)), Err(Errno::EROFS));
     assert_eq!(vfs.mkdir(b"/tmp/link", 0o755, (0, 0)), Err(Errno::EEXIST));
     assert_eq!(vfs.mkdir(b"/tmp/link/", 0o755, (0, 0)), Err(Errno::EEXIST));
