@@ -76,6 +76,12 @@ fn sendfile_checks(data: &[u8]) -> TestResult {
     fs::lseek(out, 0, fs::SEEK_SET).ctx("lseek")?;
     ensure!(read_exact(out, 2000)? == data[SOURCE_LEN - 1000..], "the sink holds the end of the source");
     ensure!(sendfile(out, input, Some(&mut offset), 10) == Ok(0), "at the end of the source");
+    // To a device: /dev/null takes everything.
+    let null = fs::open(c"/dev/null", OpenFlags::WRONLY, 0).ctx("open /dev/null")?;
+    let mut offset = 0i64;
+    let n = sendfile(null, input, Some(&mut offset), 5000);
+    fs::close(null).ctx("close")?;
+    ensure!(n == Ok(5000) && offset == 5000, "to /dev/null: {n:?}, offset {offset}");
     // Into an empty pipe: what fits (64 KiB), then a full non-blocking pipe is EAGAIN.
     fs::close(r).ctx("close")?;
     fs::close(w).ctx("close")?;
