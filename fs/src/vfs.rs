@@ -718,6 +718,10 @@ impl<E: MmEnv + 'static> Vfs<E> {
         let follow = !exclusive && !flags.contains(OpenFlags::NOFOLLOW);
         let (node, path) = match self.walk(path, follow)? {
             Walked::Found { .. } if exclusive => return Err(Errno::EEXIST),
+            // O_DIRECTORY's check comes first in Linux (do_open, then may_open).
+            Walked::Found { node, .. } if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() => {
+                return Err(Errno::ENOTDIR)
+            }
             Walked::Found { node, .. } if node.link_target().is_some() => return Err(Errno::ELOOP),
             Walked::Found { node, .. } if creating && node.is_dir() => return Err(Errno::EISDIR),
             Walked::Found { node, path } => (node, path),

@@ -114,6 +114,8 @@ fn dangling_links_and_the_open_flags() {
     assert_eq!(contents(&vfs, b"/tmp/target"), b"made");
     assert_eq!(vfs.lookup(b"/tmp/target").unwrap().owner(), (3, 4));
     assert_eq!(vfs.open(b"/tmp/dangling", RDONLY | OpenFlags::NOFOLLOW, 0, (0, 0)).err(), Some(Errno::ELOOP));
+    let not_followed_dir = RDONLY | OpenFlags::NOFOLLOW | OpenFlags::DIRECTORY;
+    assert_eq!(vfs.open(b"/tmp/dangling", not_followed_dir, 0, (0, 0)).err(), Some(Errno::ENOTDIR));
     // A link into a missing directory creates nothing.
     vfs.symlink(b"/tmp/nodir/f", b"/tmp/deep", (0, 0)).unwrap();
     assert_eq!(vfs.open(b"/tmp/deep", CREATE, 0o644, (0, 0)).err(), Some(Errno::ENOENT));
