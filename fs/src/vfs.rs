@@ -419,8 +419,8 @@ fn check_path(path: &[u8]) -> Result<&str, Errno> {
     core::str::from_utf8(path).map_err(|_| Errno::ENOENT)
 }
 
-/// Where a path walk ends.
-enum Walked<E: MmEnv + 'static> {
+/// Where a path walk ends ([`Vfs::walk`]).
+pub enum Walked<E: MmEnv + 'static> {
     /// The path names `node`; `path` is where it is, absolute and without
     /// links, "." or "..".
     Found {
@@ -632,7 +632,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
     /// last place is followed when `follow_last` or the path ends in '/'
     /// (which also asks for a directory: `ENOTDIR`). ".." is physical: the
     /// parent of the directory the walk is in, whatever link led there.
-    fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walked<E>, Errno> {
+    pub fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walked<E>, Errno> {
         let text = check_path(path)?;
         let mut walk = Walk { root: self.root.clone(), stack: Vec::new() };
         let mut pending = Vec::new();

@@ -8,8 +8,8 @@
 //! directory a descriptor names (where it was opened): both are kept as
 //! absolute paths without links, "." or ".." ([`resolve`] puts the
 //! relative path after one; `fs::Vfs` walks the result, following links).
-//! Permissions are the mode bits against
-//! the caller's credentials (`aspen_abi::cred`): root may read and write
+//! Permissions are the mode bits against the caller's credentials
+//! (`aspen_abi::cred`): root may read and write
 //! anything and execute what has an execute bit (or is a directory), as
 //! Linux's `CAP_DAC_OVERRIDE`; another user needs the bits of its class
 //! on the file, and write and search permission on a directory whose
@@ -93,9 +93,9 @@ pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Res
     // What the open itself will look at: a link in the last place is
     // not followed with O_NOFOLLOW or O_CREAT|O_EXCL (open refuses it).
     let follow = !flags.contains(OpenFlags::NOFOLLOW) && !flags.contains(OpenFlags::CREAT | OpenFlags::EXCL);
-    match files::vfs().resolve(path, follow) {
-        Ok((node, _)) if node.link_target().is_some() => Ok(()),
-        Ok((node, _)) => {
+    match files::vfs().walk(path, follow) {
+        Ok(aspen_fs::Walked::Found { node, .. }) if node.link_target().is_some() => Ok(()),
+        Ok(aspen_fs::Walked::Found { node, .. }) => {
             let mut want = 0;
             if flags.readable() {
                 want |= MAY_READ;
@@ -105,8 +105,12 @@ pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Res
             }
             check(&node, want)
         }
-        Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => check_entry_change(path),
-        Err(_) => Ok(()),
+        // The directory the new file goes in, which a dangling link may
+        // name rather than the link's own.
+        Ok(aspen_fs::Walked::Missing { parent, .. }) if flags.contains(OpenFlags::CREAT) => {
+            check(&parent, MAY_WRITE | MAY_EXEC)
+        }
+        Ok(aspen_fs::Walked::Missing { .. }) | Err(_) => Ok(()),
     }
 }
 

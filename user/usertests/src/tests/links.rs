@@ -65,7 +65,14 @@ const BASIC_NAMES: &[&CStr] = &[
     c"/tmp/usertests-links/a/b",
     c"/tmp/usertests-links/a",
     c"/tmp/usertests-links/to-b",
+    c"/tmp/usertests-links/locked/new",
+    c"/tmp/usertests-links/locked",
+    INTO_LOCKED,
 ];
+
+/// A link in sticky, world-writable /tmp into a directory only root may
+/// write.
+const INTO_LOCKED: &CStr = c"/tmp/usertests-into-locked";
 
 /// symlinkat, readlinkat, lstat/stat, the open flags, loops, mkdirat and
 /// linkat on links, getdents64's DT_LNK.
@@ -168,6 +175,17 @@ pub fn basics(_ctx: &Context) -> TestResult {
     let n = path::getcwd(&mut cwd).ctx("getcwd")?;
     ensure!(&cwd[..n] == b"/tmp/usertests-links/a", "getcwd after ..: {:?}", core::str::from_utf8(&cwd[..n]));
     path::chdir(c"/").ctx("chdir /")?;
+
+    // O_CREAT through a link needs write permission where the file goes,
+    // not where the link is.
+    path::mkdirat(AT_FDCWD, c"/tmp/usertests-links/locked", 0o755).ctx("mkdirat locked")?;
+    links::symlinkat(c"/tmp/usertests-links/locked/new", AT_FDCWD, INTO_LOCKED).ctx("symlinkat into-locked")?;
+    const KEEP: u32 = u32::MAX;
+    process::setresuid(KEEP, 65534, KEEP).ctx("setresuid")?;
+    let created = fs::open(INTO_LOCKED, OpenFlags::CREAT | OpenFlags::WRONLY, 0o644);
+    process::setresuid(KEEP, 0, KEEP).ctx("back to root")?;
+    expect_errno("O_CREAT through a link into a directory not writable", created, Errno::EACCES)?;
+    expect_errno("nothing made there", links::fstatat(AT_FDCWD, c"/tmp/usertests-links/locked/new", 0), Errno::ENOENT)?;
 
     // unlink removes the link, not its target.
     path::unlinkat(AT_FDCWD, c"/tmp/usertests-links/l", 0).ctx("unlink l")?;
