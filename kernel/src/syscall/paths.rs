@@ -651,8 +651,11 @@ pub(super) fn mount(target: u64, fstype: u64, flags: u64, data: u64) -> SysResul
         b"devtmpfs" => aspen_fs::MountKind::Devtmpfs,
         b"proc" | b"sysfs" => {
             let home: &[u8] = if fstype == b"proc" { b"/proc" } else { b"/sys" };
-            let at = files::vfs().resolve(&target, true).map(|(_, at)| at);
-            return if at.as_deref() == Ok(home) { Ok(0) } else { Err(Errno::EINVAL) };
+            // Where the target is (links resolved); `/sys` is not in the
+            // tree, so a path the tree does not have is taken as written.
+            let at = files::vfs().resolve(&target, true).map_or(target, |(_, at)| at);
+            let at = at.strip_suffix(b"/").unwrap_or(&at);
+            return if at == home { Ok(0) } else { Err(Errno::EINVAL) };
         }
         _ => return Err(Errno::ENODEV),
     };
