@@ -4,7 +4,8 @@
 //! a tmpfs (writable, in memory) is mounted at `/tmp`. File data lives in
 //! `mm`'s page cache ([`FileObject`]), so `read`/`write` and mappings of a
 //! file see the same pages. Character devices (`/dev/console`) are nodes
-//! the kernel gives meaning to. A pipe's bytes live in a [`PipeBuffer`]
+//! the kernel gives meaning to. Symbolic links are nodes too; every path
+//! lookup is one walk that follows them. A pipe's bytes live in a [`PipeBuffer`]
 //! (the kernel adds the ends and the waiting).
 
 #![cfg_attr(not(test), no_std)]
@@ -19,8 +20,8 @@ mod vfs;
 pub use aspen_abi::fcntl::OpenFlags;
 pub use pipe::{PipeBuffer, PIPE_CAPACITY, PIPE_PAGES};
 pub use vfs::{
-    normalize, set_clock, Dirent, MountKind, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Whence,
-    NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
+    set_clock, Dirent, MountKind, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Walked, Whence,
+    MAX_SYMLINKS, NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
 };
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use aspen_abi::uaccess::CopyFault;
 
 use crate::{NodeKind, OpenFlags, ReadIntoError, Vfs, Whence};
 
+mod symlinks;
+
 type TestEnv = Env<'static, Arena, RecordingTlb>;
 
 /// A machine that lives for the rest of the test process.
@@ -350,15 +352,6 @@ fn modes_owners_and_sizes_change_on_tmpfs_only() {
     assert_eq!(vfs.lookup(b"/bin/hello").unwrap().chmod(0o777), Err(Errno::EROFS));
     assert_eq!(vfs.lookup(b"/tmp").unwrap().truncate(0), Err(Errno::EISDIR));
     assert_eq!(vfs.lookup(b"/bin/hello").unwrap().truncate(0), Err(Errno::EROFS));
-}
-
-#[test]
-fn paths_normalize_against_a_base() {
-    use crate::normalize;
-    assert_eq!(normalize(b"/tmp", b"a/../b/./c"), b"/tmp/b/c");
-    assert_eq!(normalize(b"/tmp", b"/etc//x/"), b"/etc/x");
-    assert_eq!(normalize(b"/", b"../.."), b"/");
-    assert_eq!(normalize(b"/a/b", b".."), b"/a");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use aspen_mm::errno::Errno;
 use aspen_mm::object::{FileIdentity, FileObject, MemoryPager, ReadOnlyPager};
 use spin::Mutex;
 
-use crate::cpio::{self, CpioError, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG};
+use crate::cpio::{self, CpioError, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
 /// Longest path accepted, NUL included (Linux's PATH_MAX).
 pub const PATH_MAX: usize = 4096;
@@ -95,6 +95,8 @@ pub enum NodeKind<E: MmEnv + 'static> {
     Dir(DirEntries<E>),
     /// A regular file: its page cache, which holds the data.
     File(Arc<FileObject<'static, E>>),
+    /// A symbolic link: the path it points to (never empty).
+    Symlink(Vec<u8>),
     /// A character device; the kernel decides what its major/minor mean.
     CharDevice {
         /// The device's major number (`st_rdev`).
@@ -146,6 +148,14 @@ impl<E: MmEnv + 'static> Node<E> {
     /// Whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, NodeKind::Dir(_))
+    }
+
+    /// The target of a symbolic link; `None` for any other node.
+    pub fn link_target(&self) -> Option<&[u8]> {
+        match &self.kind {
+            NodeKind::Symlink(target) => Some(target),
+            _ => None,
+        }
     }
 
     fn dir(&self) -> Result<&DirEntries<E>, Errno> {
@@ -268,7 +278,7 @@ impl<E: MmEnv + 'static> Node<E> {
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         match &self.kind {
             NodeKind::Dir(_) => Err(Errno::EISDIR),
-            NodeKind::CharDevice { .. } => Err(Errno::EINVAL),
+            NodeKind::CharDevice { .. } | NodeKind::Symlink(_) => Err(Errno::EINVAL),
             NodeKind::File(_) if !self.writable => Err(Errno::EROFS),
             NodeKind::File(object) => {
                 let old = object.size();
@@ -286,6 +296,7 @@ impl<E: MmEnv + 'static> Node<E> {
     pub fn stat(&self) -> Stat {
         let size = match &self.kind {
             NodeKind::File(object) => object.size(),
+            NodeKind::Symlink(target) => target.len() as u64,
             _ => 0,
         };
         let rdev = match self.kind {
@@ -311,7 +322,8 @@ pub struct Stat {
     pub ino: u64,
     /// `st_mode`: file type and permission bits.
     pub mode: u32,
-    /// `st_size`: a regular file's length in bytes; 0 for other nodes.
+    /// `st_size`: a regular file's length in bytes, a symbolic link's
+    /// target's; 0 for other nodes.
     pub size: u64,
     /// `st_rdev`: a device node's (major, minor); (0, 0) for other nodes.
     pub rdev: (u32, u32),
@@ -390,25 +402,96 @@ fn new_dir<E: MmEnv>(ino: u64, mode: u32, writable: bool, dev: (u32, u32)) -> Ar
     Node::new(ino, S_IFDIR | (mode & 0o7777), writable, dev, NodeKind::Dir(Mutex::new(BTreeMap::new())))
 }
 
-/// The components of `path` that name something (no empty ones, no ".").
-fn components(path: &[u8]) -> Result<Vec<&str>, Errno> {
+/// Most symbolic links one path walk follows (Linux's `MAXSYMLINKS`):
+/// one more is `ELOOP`.
+pub const MAX_SYMLINKS: usize = 40;
+
+/// The checks every path gets before its walk: empty is `ENOENT`, as long
+/// as `PATH_MAX` (NUL included) `ENAMETOOLONG`; a path that is not UTF-8
+/// names nothing here.
+fn check_path(path: &[u8]) -> Result<&str, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
     if path.len() >= PATH_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    let text = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-    let mut out = Vec::new();
-    for part in text.split('/') {
-        if part.len() > NAME_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        if !part.is_empty() && part != "." {
-            out.push(part);
-        }
+    core::str::from_utf8(path).map_err(|_| Errno::ENOENT)
+}
+
+/// Where a path walk ends ([`Vfs::walk`]).
+pub enum Walked<E: MmEnv + 'static> {
+    /// The path names `node`; `path` is where it is, absolute and without
+    /// links, "." or "..".
+    Found {
+        /// What the path names.
+        node: Arc<Node<E>>,
+        /// Its absolute physical path.
+        path: Vec<u8>,
+    },
+    /// Everything up to the last component exists, and that component
+    /// (after the links that led to it) does not: what `O_CREAT`
+    /// creates, in `parent` at `parent_path`.
+    Missing {
+        /// The directory the name would go in.
+        parent: Arc<Node<E>>,
+        /// That directory's absolute physical path.
+        parent_path: Vec<u8>,
+        /// The missing name.
+        name: String,
+        /// Whether the path asked for a directory (it ended in '/').
+        trailing_slash: bool,
+    },
+}
+
+/// The directory holding a path's last component, found by
+/// [`Vfs::parent_of`].
+struct Parent<E: MmEnv + 'static> {
+    /// The directory.
+    dir: Arc<Node<E>>,
+    /// Its absolute physical path.
+    path: Vec<u8>,
+    /// The last component.
+    name: String,
+}
+
+/// One path walk: the directories from the root to where it is, each
+/// with the name it was reached by, so ".." goes back physically (to
+/// the parent of a link's target, not of the link) and the walk knows
+/// the path it is at.
+struct Walk<E: MmEnv + 'static> {
+    root: Arc<Node<E>>,
+    stack: Vec<(String, Arc<Node<E>>)>,
+}
+
+impl<E: MmEnv + 'static> Walk<E> {
+    fn here(&self) -> &Arc<Node<E>> {
+        self.stack.last().map_or(&self.root, |(_, node)| node)
     }
-    Ok(out)
+
+    fn path(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, _) in &self.stack {
+            out.push(b'/');
+            out.extend_from_slice(name.as_bytes());
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
+    }
+}
+
+/// Pushes the components of `path` onto `pending` so that the first is
+/// taken first ("." kept: it checks that what is before is a directory).
+/// A component longer than `NAME_MAX` (in a link's target too) is
+/// `ENAMETOOLONG`.
+fn push_components(pending: &mut Vec<String>, path: &str) -> Result<(), Errno> {
+    if path.split('/').any(|part| part.len() > NAME_MAX) {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    pending.extend(path.split('/').filter(|p| !p.is_empty()).rev().map(String::from));
+    Ok(())
 }
 
 impl<E: MmEnv + 'static> Vfs<E> {
@@ -429,8 +512,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
 
     /// Adds the members of a cpio newc archive (the initramfs), read-only.
     /// Missing parent directories are created. Returns how many members
-    /// were added; members of unsupported types (links, sockets) are
-    /// skipped.
+    /// were added; members of unsupported types (sockets, FIFOs, block
+    /// devices) and links without a target are skipped.
     pub fn load_initramfs(&self, archive: &'static [u8]) -> Result<usize, CpioError> {
         let mut added = 0;
         for entry in cpio::Reader::new(archive) {
@@ -461,6 +544,10 @@ impl<E: MmEnv + 'static> Vfs<E> {
                     INITRAMFS_DEV,
                     NodeKind::CharDevice { major: entry.rdev_major, minor: entry.rdev_minor },
                 ),
+                // A link's data is its target; Linux makes every link 0777.
+                S_IFLNK if !entry.data.is_empty() => {
+                    Node::new(ino, S_IFLNK | 0o777, false, INITRAMFS_DEV, NodeKind::Symlink(entry.data.to_vec()))
+                }
                 _ => continue,
             };
             let mut entries = entries.lock();
@@ -502,11 +589,11 @@ impl<E: MmEnv + 'static> Vfs<E> {
     /// writes and truncates past it are `ENOSPC`). What was there comes
     /// back at [`Self::umount`].
     pub fn mount(&self, path: &[u8], kind: MountKind, limit: Option<u64>) -> Result<(), Errno> {
-        let covered = self.lookup(path)?;
+        let (covered, at) = self.resolve(path, true)?;
         if !covered.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EBUSY)?;
+        let Parent { dir: parent, name, .. } = self.parent_of(&at).map_err(|_| Errno::EBUSY)?;
         let dev = (0, self.next_minor.fetch_add(1, Ordering::Relaxed));
         let mode = if kind == MountKind::Tmpfs { 0o1777 } else { 0o755 };
         let quota = limit.map(Quota::new);
@@ -519,8 +606,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 entries.insert(String::from(name), node);
             }
         }
-        parent.dir()?.lock().insert(String::from(name), root.clone());
-        self.mounts.lock().push(Mount { parent, name: String::from(name), root, covered });
+        parent.dir()?.lock().insert(name.clone(), root.clone());
+        self.mounts.lock().push(Mount { parent, name, root, covered });
         Ok(())
     }
 
@@ -538,41 +625,111 @@ impl<E: MmEnv + 'static> Vfs<E> {
         Ok(())
     }
 
-    /// The node at absolute `path` (the kernel makes a relative path
-    /// absolute first; here it resolves from the root).
-    pub fn lookup(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
-        let mut stack: Vec<Arc<Node<E>>> = alloc::vec![self.root.clone()];
-        for part in components(path)? {
-            let here = stack.last().cloned().unwrap_or_else(|| self.root.clone());
-            if part == ".." {
-                if stack.len() > 1 {
-                    stack.pop();
+    /// The one path walk every lookup goes through: absolute `path` from
+    /// the root, component by component, following symbolic links (a
+    /// relative target from the link's directory, an absolute one from
+    /// the root; [`MAX_SYMLINKS`] of them, then `ELOOP`). A link in the
+    /// last place is followed when `follow_last` or the path ends in '/'
+    /// (which also asks for a directory: `ENOTDIR`). ".." is physical: the
+    /// parent of the directory the walk is in, whatever link led there.
+    pub fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walked<E>, Errno> {
+        let text = check_path(path)?;
+        let mut walk = Walk { root: self.root.clone(), stack: Vec::new() };
+        let mut pending = Vec::new();
+        push_components(&mut pending, text)?;
+        let mut trailing_slash = text.ends_with('/');
+        let mut links = 0;
+        while let Some(part) = pending.pop() {
+            let here = walk.here().clone();
+            // Only a directory has components after it.
+            let entries = here.dir()?;
+            match part.as_str() {
+                "." => continue,
+                ".." => {
+                    walk.stack.pop();
+                    continue;
                 }
+                _ => {}
+            }
+            let last = pending.is_empty();
+            let Some(next) = entries.lock().get(&part).cloned() else {
+                return if last {
+                    Ok(Walked::Missing { parent: here, parent_path: walk.path(), name: part, trailing_slash })
+                } else {
+                    Err(Errno::ENOENT)
+                };
+            };
+            if let (Some(target), true) = (next.link_target(), !last || follow_last || trailing_slash) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP);
+                }
+                let target = core::str::from_utf8(target).map_err(|_| Errno::ENOENT)?;
+                if target.starts_with('/') {
+                    walk.stack.clear();
+                }
+                if last {
+                    trailing_slash |= target.ends_with('/');
+                }
+                push_components(&mut pending, target)?;
                 continue;
             }
-            let next = here.dir()?.lock().get(part).cloned().ok_or(Errno::ENOENT)?;
-            stack.push(next);
+            walk.stack.push((part, next));
         }
-        let node = stack.pop().unwrap_or_else(|| self.root.clone());
-        // "name/" names a directory: a file there is ENOTDIR, as in Linux.
-        if (path.ends_with(b"/") || path.ends_with(b"/.")) && !node.is_dir() {
+        let node = walk.here().clone();
+        if trailing_slash && !node.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        Ok(node)
+        Ok(Walked::Found { node, path: walk.path() })
+    }
+
+    /// The node at absolute `path` (the kernel makes a relative path
+    /// absolute first), following every symbolic link.
+    pub fn lookup(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
+        self.resolve(path, true).map(|(node, _)| node)
+    }
+
+    /// The node at absolute `path` and where it is (its absolute path
+    /// without links, "." or ".."); a symbolic link in the last place is
+    /// followed when `follow_last` (`stat`), else it is the node
+    /// (`lstat`, `AT_SYMLINK_NOFOLLOW`).
+    pub fn resolve(&self, path: &[u8], follow_last: bool) -> Result<(Arc<Node<E>>, Vec<u8>), Errno> {
+        match self.walk(path, follow_last)? {
+            Walked::Found { node, path } => Ok((node, path)),
+            Walked::Missing { .. } => Err(Errno::ENOENT),
+        }
+    }
+
+    /// `readlink`: the target of the symbolic link at absolute `path`;
+    /// `EINVAL` for another node.
+    pub fn readlink(&self, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        let (node, _) = self.resolve(path, false)?;
+        node.link_target().map(<[u8]>::to_vec).ok_or(Errno::EINVAL)
     }
 
     /// Opens (or with `O_CREAT` creates, owned by `owner`) the file at
-    /// absolute `path`.
+    /// absolute `path`. As Linux: `O_CREAT` through a dangling link
+    /// creates its target; `O_CREAT|O_EXCL` does not follow a link in the
+    /// last place, so any link there is `EEXIST`; with `O_NOFOLLOW` a
+    /// link there is `ELOOP`.
     pub fn open(&self, path: &[u8], flags: OpenFlags, mode: u32, owner: (u32, u32)) -> Result<OpenFile<E>, Errno> {
-        let node = match self.lookup(path) {
-            Ok(node) => {
-                if flags.contains(OpenFlags::CREAT) && flags.contains(OpenFlags::EXCL) {
-                    return Err(Errno::EEXIST);
-                }
-                node
+        let creating = flags.contains(OpenFlags::CREAT);
+        let exclusive = creating && flags.contains(OpenFlags::EXCL);
+        let follow = !exclusive && !flags.contains(OpenFlags::NOFOLLOW);
+        let (node, path) = match self.walk(path, follow)? {
+            Walked::Found { .. } if exclusive => return Err(Errno::EEXIST),
+            // O_DIRECTORY's check comes first in Linux (do_open, then may_open).
+            Walked::Found { node, .. } if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() => {
+                return Err(Errno::ENOTDIR)
             }
-            Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => self.create(path, mode, owner)?,
-            Err(e) => return Err(e),
+            Walked::Found { node, .. } if node.link_target().is_some() => return Err(Errno::ELOOP),
+            Walked::Found { node, .. } if creating && node.is_dir() => return Err(Errno::EISDIR),
+            Walked::Found { node, path } => (node, path),
+            Walked::Missing { trailing_slash: true, .. } if creating => return Err(Errno::EISDIR),
+            Walked::Missing { parent, parent_path, name, .. } if creating => {
+                self.create(&parent, &parent_path, name, mode, owner)?
+            }
+            Walked::Missing { .. } => return Err(Errno::ENOENT),
         };
         if flags.contains(OpenFlags::DIRECTORY) && !node.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -590,98 +747,166 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 object.truncate(0)?;
             }
         }
-        Ok(OpenFile { node, offset: Mutex::new(0), flags, path: normalize(b"/", path) })
+        Ok(OpenFile { node, offset: Mutex::new(0), flags, path })
     }
 
-    /// The directory that holds the last component of `path`, and that
-    /// component. `EBUSY` for the root (which has no parent entry),
-    /// `EINVAL` when the path ends in "." and `ENOTEMPTY` in ".." (what
-    /// `rmdir` reports; `mkdir` says `EEXIST` for both, which the caller
-    /// decides).
-    fn parent_of<'p>(&self, path: &'p [u8]) -> Result<(Arc<Node<E>>, &'p str), Errno> {
-        let parts = components(path)?;
-        let last = path.rsplit(|&b| b == b'/').find(|p| !p.is_empty());
-        if last == Some(b".") {
-            return Err(Errno::EINVAL);
+    /// The directory that holds the last component of `path` (following
+    /// links before it, not the last), where it is, and that component.
+    /// `EBUSY` for the root (which has no parent entry), `EINVAL` when the
+    /// path ends in "." and `ENOTEMPTY` in ".." (what `rmdir` reports; the
+    /// calls that make a name say `EEXIST` for all three:
+    /// [`Self::parent_for_new_name`]).
+    fn parent_of(&self, path: &[u8]) -> Result<Parent<E>, Errno> {
+        let text = check_path(path)?.trim_end_matches('/');
+        let (dir, name) = text.rsplit_once('/').unwrap_or(("", text));
+        match name {
+            "" => return Err(Errno::EBUSY),
+            "." => return Err(Errno::EINVAL),
+            ".." => return Err(Errno::ENOTEMPTY),
+            _ if name.len() > NAME_MAX => return Err(Errno::ENAMETOOLONG),
+            _ => {}
         }
-        let (name, parent_parts) = parts.split_last().ok_or(Errno::EBUSY)?;
-        if *name == ".." {
-            return Err(Errno::ENOTEMPTY);
-        }
-        let mut parent_path = String::from("/");
-        for p in parent_parts {
-            parent_path.push_str(p);
-            parent_path.push('/');
-        }
-        let parent = self.lookup(parent_path.as_bytes())?;
-        parent.dir()?;
-        Ok((parent, name))
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let (dir, path) = self.resolve(dir.as_bytes(), true)?;
+        dir.dir()?;
+        Ok(Parent { dir, path, name: String::from(name) })
     }
 
-    /// Creates an empty regular file at `path` in a writable directory,
-    /// owned by `owner` (user, group).
-    fn create(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<Arc<Node<E>>, Errno> {
-        let (parent, name) = self.parent_of(path).map_err(|_| Errno::EISDIR)?;
+    /// The directory a call that makes a name (`mkdir`, `link`,
+    /// `symlink`) puts it in, where it is, and the name: a path that
+    /// names the root or ends in "." or ".." names something, `EEXIST`.
+    fn parent_for_new_name(&self, path: &[u8]) -> Result<Parent<E>, Errno> {
+        self.parent_of(path).map_err(|e| match e {
+            Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY => Errno::EEXIST,
+            e => e,
+        })
+    }
+
+    /// The directory `path` would be in (following every link before its
+    /// last component): what the kernel checks permissions of before it
+    /// changes the entry.
+    pub fn parent_dir(&self, path: &[u8]) -> Result<Arc<Node<E>>, Errno> {
+        self.parent_of(path).map(|parent| parent.dir)
+    }
+
+    /// Adds the node `make` builds (in the directory it is given) under
+    /// the new name `path`. As Linux: `EEXIST` when the name exists (a
+    /// link there is not followed), then `ENOENT` for a trailing '/' on
+    /// what is not a directory (`directory` false), then `EROFS`.
+    fn add_entry(
+        &self,
+        path: &[u8],
+        directory: bool,
+        make: impl FnOnce(&Arc<Node<E>>) -> Result<Arc<Node<E>>, Errno>,
+    ) -> Result<(), Errno> {
+        let Parent { dir: parent, name, .. } = self.parent_for_new_name(path)?;
+        let mut entries = parent.dir()?.lock();
+        if entries.contains_key(&name) {
+            return Err(Errno::EEXIST);
+        }
+        if !directory && path.ends_with(b"/") {
+            return Err(Errno::ENOENT);
+        }
+        if !parent.writable {
+            return Err(Errno::EROFS);
+        }
+        let node = make(&parent)?;
+        entries.insert(name, node);
+        parent.modified();
+        Ok(())
+    }
+
+    /// A new node of `kind` in `parent`'s tmpfs, owned by `owner`.
+    fn new_node_in(&self, parent: &Node<E>, mode: u32, kind: NodeKind<E>, owner: (u32, u32)) -> Arc<Node<E>> {
+        self.node_with_ino(self.ino(), parent, mode, kind, owner)
+    }
+
+    fn node_with_ino(
+        &self,
+        ino: u64,
+        parent: &Node<E>,
+        mode: u32,
+        kind: NodeKind<E>,
+        owner: (u32, u32),
+    ) -> Arc<Node<E>> {
+        let node = Node::new_in(ino, mode, true, parent.dev, kind, parent.quota.clone());
+        node.uid.store(owner.0, Ordering::Relaxed);
+        node.gid.store(owner.1, Ordering::Relaxed);
+        node
+    }
+
+    /// Creates an empty regular file `name` in `parent` (at
+    /// `parent_path`), owned by `owner` (user, group); the node and its
+    /// path.
+    fn create(
+        &self,
+        parent: &Arc<Node<E>>,
+        parent_path: &[u8],
+        name: String,
+        mode: u32,
+        owner: (u32, u32),
+    ) -> Result<(Arc<Node<E>>, Vec<u8>), Errno> {
         let entries = parent.dir()?;
         if !parent.writable {
             return Err(Errno::EROFS);
         }
+        let path = join(parent_path, &name);
         let ino = self.ino();
         let identity = FileIdentity {
             major: parent.dev.0,
             minor: parent.dev.1,
             inode: ino,
-            path: String::from(core::str::from_utf8(&normalize(b"/", path)).unwrap_or("?")),
+            path: String::from(core::str::from_utf8(&path).unwrap_or("?")),
         };
         let object = FileObject::new(self.env, Arc::new(MemoryPager::new()), identity);
-        let kind = NodeKind::File(object);
-        let node = Node::new_in(ino, S_IFREG | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
-        node.uid.store(owner.0, Ordering::Relaxed);
-        node.gid.store(owner.1, Ordering::Relaxed);
+        let node = self.node_with_ino(ino, parent, S_IFREG | (mode & 0o7777), NodeKind::File(object), owner);
         let mut entries = entries.lock();
         parent.modified();
         // Someone may have created it meanwhile: open what is there.
-        Ok(entries.entry(String::from(name)).or_insert(node).clone())
+        Ok((entries.entry(name).or_insert(node).clone(), path))
     }
 
     /// `mkdir`: a new empty directory at `path` with permission bits
     /// `mode` (the caller has applied the umask), owned by `owner`. As
-    /// Linux: `EEXIST` when the path names something (before `EROFS`),
-    /// `ENOENT`/`ENOTDIR` for a missing or non-directory parent.
+    /// Linux: `EEXIST` when the path names something, a symbolic link
+    /// included (before `EROFS`), `ENOENT`/`ENOTDIR` for a missing or
+    /// non-directory parent.
     pub fn mkdir(&self, path: &[u8], mode: u32, owner: (u32, u32)) -> Result<(), Errno> {
-        let (parent, name) = match self.parent_of(path) {
-            Ok(found) => found,
-            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
-            Err(e) => return Err(e),
-        };
-        let mut entries = parent.dir()?.lock();
-        if entries.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
-        if !parent.writable {
-            return Err(Errno::EROFS);
-        }
-        let kind = NodeKind::Dir(Mutex::new(BTreeMap::new()));
-        let dir = Node::new_in(self.ino(), S_IFDIR | (mode & 0o7777), true, parent.dev, kind, parent.quota.clone());
-        dir.uid.store(owner.0, Ordering::Relaxed);
-        dir.gid.store(owner.1, Ordering::Relaxed);
-        entries.insert(String::from(name), dir);
-        parent.modified();
-        Ok(())
+        self.add_entry(path, true, |parent| {
+            let kind = NodeKind::Dir(Mutex::new(BTreeMap::new()));
+            Ok(self.new_node_in(parent, S_IFDIR | (mode & 0o7777), kind, owner))
+        })
     }
 
-    /// `unlink` (`directory` false) or `rmdir` (true) of `path`. As Linux:
-    /// `unlink` of a directory is `EISDIR`, `rmdir` of anything else
-    /// `ENOTDIR`, of a directory with entries `ENOTEMPTY`, of a mount point
-    /// `EBUSY`; `EROFS` on the initramfs.
+    /// `symlink`: a new symbolic link at `path` pointing to `target`,
+    /// owned by `owner`. As Linux: an empty target is `ENOENT`, one of
+    /// `PATH_MAX` bytes `ENAMETOOLONG`; then as `mkdir`.
+    pub fn symlink(&self, target: &[u8], path: &[u8], owner: (u32, u32)) -> Result<(), Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.add_entry(path, false, |parent| {
+            Ok(self.new_node_in(parent, S_IFLNK | 0o777, NodeKind::Symlink(target.to_vec()), owner))
+        })
+    }
+
+    /// `unlink` (`directory` false) or `rmdir` (true) of `path` (a link
+    /// there goes itself, not its target). As Linux: `unlink` of a
+    /// directory is `EISDIR`, `rmdir` of anything else `ENOTDIR`, of a
+    /// directory with entries `ENOTEMPTY`, of a mount point `EBUSY`;
+    /// `unlink` of "name/" that is not a directory `ENOTDIR`; `EROFS` on
+    /// the initramfs.
     pub fn unlink(&self, path: &[u8], directory: bool) -> Result<(), Errno> {
-        let (parent, name) = match self.parent_of(path) {
+        let Parent { dir: parent, name, .. } = match self.parent_of(path) {
             Ok(found) => found,
             Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) if !directory => return Err(Errno::EISDIR),
             Err(e) => return Err(e),
         };
         let mut entries = parent.dir()?.lock();
-        let node = entries.get(name).ok_or(Errno::ENOENT)?;
+        let node = entries.get(&name).ok_or(Errno::ENOENT)?;
         if !parent.writable {
             return Err(Errno::EROFS);
         }
@@ -696,9 +921,10 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 }
             }
             (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) if path.ends_with(b"/") => return Err(Errno::ENOTDIR),
             (_, false) => {}
         }
-        if let Some(gone) = entries.remove(name) {
+        if let Some(gone) = entries.remove(&name) {
             gone.links.fetch_sub(1, Ordering::Relaxed);
             gone.changed();
         }
@@ -707,52 +933,47 @@ impl<E: MmEnv + 'static> Vfs<E> {
     }
 
     /// `link`: a new name `new` (absolute) for the non-directory `node`.
-    /// As Linux: a directory is `EPERM`, an existing `new` `EEXIST`, another
-    /// file system `EXDEV`, the initramfs `EROFS`.
+    /// As Linux: an existing `new` (a link too) is `EEXIST`, the initramfs
+    /// `EROFS`, another file system `EXDEV`, a directory `EPERM`.
     pub fn link(&self, node: &Arc<Node<E>>, new: &[u8]) -> Result<(), Errno> {
-        let (parent, name) = match self.parent_of(new) {
-            Ok(found) => found,
-            Err(Errno::EBUSY | Errno::EINVAL | Errno::ENOTEMPTY) => return Err(Errno::EEXIST),
-            Err(e) => return Err(e),
-        };
-        let mut entries = parent.dir()?.lock();
-        if entries.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
-        if !parent.writable || !node.writable {
-            return Err(Errno::EROFS);
-        }
-        if node.dev != parent.dev {
-            return Err(Errno::EXDEV);
-        }
-        if node.is_dir() {
-            return Err(Errno::EPERM);
-        }
-        node.links.fetch_add(1, Ordering::Relaxed);
-        node.changed();
-        entries.insert(String::from(name), node.clone());
-        parent.modified();
-        Ok(())
+        self.add_entry(new, false, |parent| {
+            if !node.writable {
+                return Err(Errno::EROFS);
+            }
+            if node.dev != parent.dev {
+                return Err(Errno::EXDEV);
+            }
+            if node.is_dir() {
+                return Err(Errno::EPERM);
+            }
+            node.links.fetch_add(1, Ordering::Relaxed);
+            node.changed();
+            Ok(node.clone())
+        })
     }
 
     /// `renameat2(old, new)`: moves the entry `old` to `new`, replacing
-    /// what `new` names unless `noreplace` (then `EEXIST`). As Linux: a
-    /// directory replaces only an empty directory (`ENOTEMPTY`), a file
-    /// only a non-directory (`EISDIR`; a directory over a file is
-    /// `ENOTDIR`); across file systems `EXDEV`; a directory into itself
-    /// `EINVAL`; on the initramfs `EROFS`.
+    /// what `new` names unless `noreplace` (then `EEXIST`); a link in
+    /// either last place is the entry itself. As Linux: a directory
+    /// replaces only an empty directory (`ENOTEMPTY`), a file only a
+    /// non-directory (`EISDIR`; a directory over a file is `ENOTDIR`, as
+    /// is a trailing '/' on a file); across file systems `EXDEV`; a
+    /// directory into itself `EINVAL`; on the initramfs `EROFS`.
     pub fn rename(&self, old: &[u8], new: &[u8], noreplace: bool) -> Result<(), Errno> {
         let busy = |e| if e == Errno::ENOTEMPTY || e == Errno::EINVAL { Errno::EBUSY } else { e };
-        let (from, old_name) = self.parent_of(old).map_err(busy)?;
-        let (to, new_name) = self.parent_of(new).map_err(busy)?;
-        let node = from.dir()?.lock().get(old_name).cloned().ok_or(Errno::ENOENT)?;
+        let Parent { dir: from, path: from_path, name: old_name } = self.parent_of(old).map_err(busy)?;
+        let Parent { dir: to, path: to_path, name: new_name } = self.parent_of(new).map_err(busy)?;
+        let node = from.dir()?.lock().get(&old_name).cloned().ok_or(Errno::ENOENT)?;
+        if !node.is_dir() && (old.ends_with(b"/") || new.ends_with(b"/")) {
+            return Err(Errno::ENOTDIR);
+        }
         if !from.writable || !to.writable {
             return Err(Errno::EROFS);
         }
         if from.dev != to.dev || node.dev != from.dev {
             return Err(Errno::EXDEV);
         }
-        let (old_abs, new_abs) = (normalize(b"/", old), normalize(b"/", new));
+        let (old_abs, new_abs) = (join(&from_path, &old_name), join(&to_path, &new_name));
         if node.is_dir()
             && new_abs.len() > old_abs.len()
             && new_abs.starts_with(&old_abs)
@@ -765,7 +986,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
         }
         // One entry lock at a time: the kernel is not preempted between
         // these steps, so the checks still hold when the entries change.
-        if let Some(existing) = to.dir()?.lock().get(new_name).cloned() {
+        if let Some(existing) = to.dir()?.lock().get(&new_name).cloned() {
             if Arc::ptr_eq(&existing, &node) {
                 // Two names of one file: nothing happens, as in Linux.
                 return if noreplace { Err(Errno::EEXIST) } else { Ok(()) };
@@ -787,9 +1008,9 @@ impl<E: MmEnv + 'static> Vfs<E> {
                 (false, _) => {}
             }
         }
-        from.dir()?.lock().remove(old_name);
+        from.dir()?.lock().remove(&old_name);
         node.changed();
-        if let Some(replaced) = to.dir()?.lock().insert(String::from(new_name), node) {
+        if let Some(replaced) = to.dir()?.lock().insert(new_name, node) {
             replaced.links.fetch_sub(1, Ordering::Relaxed);
             replaced.changed();
         }
@@ -799,35 +1020,14 @@ impl<E: MmEnv + 'static> Vfs<E> {
     }
 }
 
-/// The absolute path `path` names when relative paths start at `base` (an
-/// absolute path): "." and empty components dropped, ".." taken back a
-/// component (not past the root). Lexical: a ".." after a file is not
-/// checked here, the lookup of the result is.
-pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    let whole: Vec<&[u8]> = if path.first() == Some(&b'/') {
-        path.split(|&b| b == b'/').collect()
-    } else {
-        base.split(|&b| b == b'/').chain(path.split(|&b| b == b'/')).collect()
-    };
-    for part in whole {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            name => parts.push(name),
-        }
+/// The path of `name` in the directory at absolute `dir`.
+fn join(dir: &[u8], name: &str) -> Vec<u8> {
+    let mut path = dir.to_vec();
+    if path.last() != Some(&b'/') {
+        path.push(b'/');
     }
-    let mut out = Vec::new();
-    for part in parts {
-        out.push(b'/');
-        out.extend_from_slice(part);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
+    path.extend_from_slice(name.as_bytes());
+    path
 }
 
 /// One directory entry as `getdents64` reports it.
@@ -835,7 +1035,8 @@ pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
 pub struct Dirent {
     /// The inode number of the node the entry names.
     pub ino: u64,
-    /// `DT_*` type: 4 directory, 8 regular file, 2 character device.
+    /// `DT_*` type: 4 directory, 8 regular file, 2 character device, 10
+    /// symbolic link.
     pub kind: u8,
     /// The entry's name inside its directory (one path component).
     pub name: String,
@@ -866,8 +1067,8 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         &self.node
     }
 
-    /// The absolute path it was opened by (what a directory descriptor
-    /// makes relative paths start from).
+    /// Where it was opened: its absolute path without links, "." or ".."
+    /// (what a directory descriptor makes relative paths start from).
     pub fn path(&self) -> &[u8] {
         &self.path
     }
@@ -917,7 +1118,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         let object = match &self.node.kind {
             NodeKind::File(object) => object,
             NodeKind::Dir(_) => return Err(ReadIntoError::File(Errno::EISDIR)),
-            NodeKind::CharDevice { .. } => return Err(ReadIntoError::File(Errno::EINVAL)),
+            NodeKind::CharDevice { .. } | NodeKind::Symlink(_) => return Err(ReadIntoError::File(Errno::EINVAL)),
         };
         let mut data = Vec::new();
         data.try_reserve_exact(max).map_err(|_| ReadIntoError::File(Errno::ENOMEM))?;
@@ -959,7 +1160,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
         let size = match &self.node.kind {
             NodeKind::File(object) => object.size(),
             NodeKind::Dir(_) => 0,
-            NodeKind::CharDevice { .. } => return Err(Errno::ESPIPE),
+            NodeKind::CharDevice { .. } | NodeKind::Symlink(_) => return Err(Errno::ESPIPE),
         };
         let mut position = self.offset.lock();
         let base = match whence {
@@ -989,6 +1190,7 @@ impl<E: MmEnv + 'static> OpenFile<E> {
                     NodeKind::Dir(_) => 4,
                     NodeKind::File(_) => 8,
                     NodeKind::CharDevice { .. } => 2,
+                    NodeKind::Symlink(_) => 10,
                 },
                 name: name.clone(),
             }));

@@ -192,13 +192,37 @@ impl PipeWriter {
         &self,
         count: usize,
         nonblocking: bool,
+        source: impl FnMut(usize, &mut [u8]) -> Result<(), CopyFault>,
+    ) -> Result<usize, WriteError> {
+        self.transfer(count, nonblocking, true, source)
+    }
+
+    /// What `sendfile` (Linux's splice into a pipe) writes: waits (unless
+    /// `nonblocking`) for room, then writes what fits of `count` bytes and
+    /// returns, neither atomic nor waiting for the rest.
+    pub fn write_some(
+        &self,
+        count: usize,
+        nonblocking: bool,
+        source: impl FnMut(usize, &mut [u8]) -> Result<(), CopyFault>,
+    ) -> Result<usize, WriteError> {
+        self.transfer(count, nonblocking, false, source)
+    }
+
+    /// A write of `count` bytes: all of them (`whole`, as `write`), or up
+    /// to the first time some went in.
+    fn transfer(
+        &self,
+        count: usize,
+        nonblocking: bool,
+        whole: bool,
         mut source: impl FnMut(usize, &mut [u8]) -> Result<(), CopyFault>,
     ) -> Result<usize, WriteError> {
         if count == 0 {
             return Ok(0);
         }
         let pipe = &self.0;
-        let atomic = count <= PIPE_BUF;
+        let atomic = whole && count <= PIPE_BUF;
         let mut done = 0usize;
         loop {
             {
@@ -221,7 +245,7 @@ impl PipeWriter {
                     if let Err(fault) = outcome {
                         return moved_or(done, fault.errno).map_err(WriteError::Errno);
                     }
-                    if done == count {
+                    if done == count || (!whole && done > start) {
                         return Ok(done);
                     }
                 }

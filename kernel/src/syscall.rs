@@ -36,6 +36,7 @@ use crate::{files, pipe, poll, power, tty};
 mod creds;
 mod limits;
 mod paths;
+mod sendfile;
 mod time;
 
 type SysResult = Result<u64, Errno>;
@@ -55,6 +56,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Write => signal_broken_pipe(write(a0, a1, a2)),
         Sysno::Readv => signal_broken_pipe(vectored(a0, a1, a2, false)),
         Sysno::Writev => signal_broken_pipe(vectored(a0, a1, a2, true)),
+        Sysno::Sendfile => signal_broken_pipe(sendfile::sendfile(a0, a1, a2, a3)),
         Sysno::Openat => openat(a0 as i32 as i64, a1, OpenFlags::from_register(a2), a3),
         // The description's last reference goes after the table's lock.
         Sysno::Close => with_files(|f| f.close(a0)).map(|_| 0),
@@ -73,6 +75,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Mkdirat => paths::mkdirat(a0 as i32 as i64, a1, a2),
         Sysno::Unlinkat => paths::unlinkat(a0 as i32 as i64, a1, a2),
         Sysno::Linkat => paths::linkat(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4),
+        Sysno::Symlinkat => paths::symlinkat(a0, a1 as i32 as i64, a2),
         Sysno::Renameat => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, 0),
         Sysno::Renameat2 => paths::renameat2(a0 as i32 as i64, a1, a2 as i32 as i64, a3, a4 as u32 as u64),
         Sysno::Faccessat => paths::faccessat2(a0 as i32 as i64, a1, a2 as u32 as u64, 0),
@@ -795,6 +798,7 @@ fn encode<'a>(entries: impl Iterator<Item = (&'a str, u64, u8)>, capacity: usize
         file_type: match kind {
             4 => FileType::Directory,
             2 => FileType::CharDevice,
+            10 => FileType::Symlink,
             _ => FileType::Regular,
         },
         name: name.as_bytes(),
@@ -891,7 +895,8 @@ fn newfstatat(dirfd: i64, path: u64, addr: u64, flags: AtFlags) -> SysResult {
     if flags.contains(AtFlags::EMPTY_PATH) && read_string(path, PATH_MAX - 1)?.is_empty() {
         return fstat(dirfd as u64, addr);
     }
-    write_stat(addr, paths::stat_path(&paths::at_path(dirfd, path)?)?)
+    let follow = !flags.contains(AtFlags::SYMLINK_NOFOLLOW);
+    write_stat(addr, paths::stat_path(&paths::at_path(dirfd, path)?, follow)?)
 }
 
 /// `ioctl(fd, cmd, arg)`: the commands every descriptor takes (Linux's

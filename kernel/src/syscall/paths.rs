@@ -1,13 +1,15 @@
 //! The path system calls: the working directory (`getcwd`, `chdir`,
 //! `fchdir`, `umask`), making and removing names (`mkdirat`, `unlinkat`,
-//! `renameat2`, `linkat`), attributes (`faccessat2`, `fchmodat`, `fchownat`,
-//! `truncate`, `statfs`, `statx`, `readlinkat`, `utimensat`), `fsync`, and `mount` and
-//! `umount2`.
+//! `renameat2`, `linkat`, `symlinkat`), attributes (`faccessat2`,
+//! `fchmodat`, `fchownat`, `truncate`, `statfs`, `statx`, `readlinkat`,
+//! `utimensat`), `fsync`, and `mount` and `umount2`.
 //!
 //! A relative path starts at the process's working directory, or at the
-//! directory a descriptor names (the path it was opened by): both are kept
-//! as absolute paths ([`resolve`]). Permissions are the mode bits against
-//! the caller's credentials (`aspen_abi::cred`): root may read and write
+//! directory a descriptor names (where it was opened): both are kept as
+//! absolute paths without links, "." or ".." ([`resolve`] puts the
+//! relative path after one; `fs::Vfs` walks the result, following links).
+//! Permissions are the mode bits against the caller's credentials
+//! (`aspen_abi::cred`): root may read and write
 //! anything and execute what has an execute bit (or is a directory), as
 //! Linux's `CAP_DAC_OVERRIDE`; another user needs the bits of its class
 //! on the file, and write and search permission on a directory whose
@@ -59,13 +61,6 @@ pub(super) fn check(node: &KernelNode, want: u32) -> Result<(), Errno> {
     }
 }
 
-/// The directory that holds the last component of absolute `path`.
-fn parent_dir(path: &[u8]) -> Result<Arc<KernelNode>, Errno> {
-    let mut parent = aspen_fs::normalize(b"/", path);
-    parent.extend_from_slice(b"/..");
-    files::vfs().lookup(&parent)
-}
-
 /// What changing the entry `path` names (removing or renaming it, or
 /// making it) takes: write and search permission on its directory, and in
 /// a sticky directory owning the entry or the directory (`EPERM`), unless
@@ -75,10 +70,10 @@ fn check_entry_change(path: &[u8]) -> Result<(), Errno> {
     if creds.privileged() {
         return Ok(());
     }
-    let Ok(dir) = parent_dir(path) else { return Ok(()) };
+    let Ok(dir) = files::vfs().parent_dir(path) else { return Ok(()) };
     check(&dir, MAY_WRITE | MAY_EXEC)?;
     if dir.mode() & 0o1000 != 0 && dir.owner().0 != creds.euid {
-        if let Ok(node) = files::vfs().lookup(path) {
+        if let Ok((node, _)) = files::vfs().resolve(path, false) {
             if node.owner().0 != creds.euid {
                 return Err(Errno::EPERM);
             }
@@ -95,8 +90,12 @@ pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Res
     if super::creds::current().privileged() {
         return Ok(());
     }
-    match files::vfs().lookup(path) {
-        Ok(node) => {
+    // What the open itself will look at: a link in the last place is
+    // not followed with O_NOFOLLOW or O_CREAT|O_EXCL (open refuses it).
+    let follow = !flags.contains(OpenFlags::NOFOLLOW) && !flags.contains(OpenFlags::CREAT | OpenFlags::EXCL);
+    match files::vfs().walk(path, follow) {
+        Ok(aspen_fs::Walked::Found { node, .. }) if node.link_target().is_some() => Ok(()),
+        Ok(aspen_fs::Walked::Found { node, .. }) => {
             let mut want = 0;
             if flags.readable() {
                 want |= MAY_READ;
@@ -106,8 +105,12 @@ pub(super) fn check_open(path: &[u8], flags: aspen_abi::fcntl::OpenFlags) -> Res
             }
             check(&node, want)
         }
-        Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => check_entry_change(path),
-        Err(_) => Ok(()),
+        // The directory the new file goes in, which a dangling link may
+        // name rather than the link's own.
+        Ok(aspen_fs::Walked::Missing { parent, .. }) if flags.contains(OpenFlags::CREAT) => {
+            check(&parent, MAY_WRITE | MAY_EXEC)
+        }
+        Ok(aspen_fs::Walked::Missing { .. }) | Err(_) => Ok(()),
     }
 }
 
@@ -170,9 +173,10 @@ pub(super) fn at_path(dirfd: i64, addr: u64) -> Result<Vec<u8>, Errno> {
     resolve(dirfd, &read_string(addr, PATH_MAX - 1)?)
 }
 
-/// What `stat` says of the absolute `path`: the console, a `/proc` file or
-/// a node of the tree.
-pub(super) fn stat_path(path: &[u8]) -> Result<aspen_fs::Stat, Errno> {
+/// What `stat` says of the absolute `path` (of a symbolic link in the last
+/// place itself unless `follow`): the console, a `/proc` file or a node of
+/// the tree.
+pub(super) fn stat_path(path: &[u8], follow: bool) -> Result<aspen_fs::Stat, Errno> {
     if path == b"/dev/console" || path == b"/dev/tty" {
         return Ok(stat_of(&Description::Console));
     }
@@ -182,7 +186,19 @@ pub(super) fn stat_path(path: &[u8]) -> Result<aspen_fs::Stat, Errno> {
     if let Some(snapshot) = crate::process::sysfs::open(path)? {
         return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));
     }
-    Ok(files::vfs().lookup(path)?.stat())
+    Ok(files::vfs().resolve(path, follow)?.0.stat())
+}
+
+/// The node the path at `addr` names from `dirfd` (with `AT_EMPTY_PATH`
+/// an empty path is the file `dirfd` names), following a symbolic link in
+/// the last place unless `AT_SYMLINK_NOFOLLOW`.
+fn node_at(dirfd: i64, addr: u64, flags: AtFlags) -> Result<Arc<KernelNode>, Errno> {
+    let raw = read_string(addr, PATH_MAX - 1)?;
+    if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
+        return node_of(dirfd as u64);
+    }
+    let follow = !flags.contains(AtFlags::SYMLINK_NOFOLLOW);
+    Ok(files::vfs().resolve(&resolve(dirfd, &raw)?, follow)?.0)
 }
 
 /// `getcwd(buf, size)`: the working directory and a NUL; its length with
@@ -197,15 +213,15 @@ pub(super) fn getcwd(buf: u64, size: u64) -> SysResult {
     Ok(cwd.len() as u64)
 }
 
-/// Makes the directory at absolute `path` the working directory.
+/// Makes the directory at absolute `path` the working directory (kept as
+/// where it is: links resolved, as `getcwd` reports it).
 fn change_dir(path: &[u8]) -> SysResult {
-    let node = files::vfs().lookup(path)?;
+    let (node, physical) = files::vfs().resolve(path, true)?;
     if !node.is_dir() {
         return Err(Errno::ENOTDIR);
     }
     check(&node, MAY_EXEC)?;
-    let normal = aspen_fs::normalize(b"/", path);
-    process::current_process().with_fs(|fs| fs.cwd = normal);
+    process::current_process().with_fs(|fs| fs.cwd = physical);
     Ok(0)
 }
 
@@ -242,7 +258,7 @@ pub(super) fn masked(mode: u64) -> u32 {
 /// `mkdirat(dirfd, path, mode)`.
 pub(super) fn mkdirat(dirfd: i64, path: u64, mode: u64) -> SysResult {
     let path = at_path(dirfd, path)?;
-    if files::vfs().lookup(&path).is_err() {
+    if files::vfs().resolve(&path, false).is_err() {
         check_entry_change(&path)?;
     }
     // The sticky bit is kept; set-id bits are not given to a directory.
@@ -275,9 +291,10 @@ pub(super) fn renameat2(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flag
 }
 
 /// `linkat(olddirfd, old, newdirfd, new, flags)`: a new name for a file
-/// (`AT_SYMLINK_FOLLOW` changes nothing: there are no symbolic links;
-/// with `AT_EMPTY_PATH` an empty `old` is the file `olddirfd` names, for
-/// root only, else `ENOENT` as Linux). Other flags `EINVAL`.
+/// (a symbolic link `old` names itself, its target with
+/// `AT_SYMLINK_FOLLOW`; with `AT_EMPTY_PATH` an empty `old` is the file
+/// `olddirfd` names, for root only, else `ENOENT` as Linux). Other flags
+/// `EINVAL`.
 pub(super) fn linkat(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flags: u64) -> SysResult {
     let flags = AtFlags::from_register(flags);
     if !(AtFlags::SYMLINK_FOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
@@ -290,11 +307,27 @@ pub(super) fn linkat(old_dirfd: i64, old: u64, new_dirfd: i64, new: u64, flags: 
         }
         node_of(old_dirfd as u64)?
     } else {
-        files::vfs().lookup(&resolve(old_dirfd, &raw)?)?
+        files::vfs().resolve(&resolve(old_dirfd, &raw)?, flags.contains(AtFlags::SYMLINK_FOLLOW))?.0
     };
     let new = at_path(new_dirfd, new)?;
     check_entry_change(&new)?;
     files::vfs().link(&node, &new).map(|()| 0)
+}
+
+/// `symlinkat(target, newdirfd, path)`: a symbolic link at `path` that
+/// points to `target` (not looked at: it may dangle), owned by the
+/// caller. As Linux: an empty target is `ENOENT`, an existing `path` (a
+/// link too) `EEXIST`.
+pub(super) fn symlinkat(target: u64, dirfd: i64, path: u64) -> SysResult {
+    let target = read_string(target, PATH_MAX - 1)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = at_path(dirfd, path)?;
+    if files::vfs().resolve(&path, false).is_err() {
+        check_entry_change(&path)?;
+    }
+    files::vfs().symlink(&target, &path, new_owner()).map(|()| 0)
 }
 
 /// `faccessat2(dirfd, path, mode, flags)` (`faccessat` with flags 0):
@@ -315,7 +348,7 @@ pub(super) fn faccessat2(dirfd: i64, path: u64, mode: u64, flags: u64) -> SysRes
     let stat = if raw.is_empty() && flags & u64::from(AtFlags::EMPTY_PATH.bits()) != 0 {
         super::stat_of(&with_files(|f| f.get(dirfd as u64))?.kind)
     } else {
-        stat_path(&resolve(dirfd, &raw)?)?
+        stat_path(&resolve(dirfd, &raw)?, flags & u64::from(AtFlags::SYMLINK_NOFOLLOW.bits()) == 0)?
     };
     let kind = stat.mode & aspen_fs::cpio::S_IFMT;
     let is_dir = kind == aspen_fs::cpio::S_IFDIR;
@@ -394,13 +427,7 @@ pub(super) fn fchownat(dirfd: i64, path: u64, uid: u64, gid: u64, flags: u64) ->
     if !(AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
         return Err(Errno::EINVAL);
     }
-    let raw = read_string(path, PATH_MAX - 1)?;
-    let node = if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
-        node_of(dirfd as u64)?
-    } else {
-        files::vfs().lookup(&resolve(dirfd, &raw)?)?
-    };
-    chown(&node, id(uid), id(gid))
+    chown(&*node_at(dirfd, path, flags)?, id(uid), id(gid))
 }
 
 /// `fchown(fd, uid, gid)`.
@@ -505,7 +532,7 @@ fn magic_of(stat: &aspen_fs::Stat) -> u64 {
 /// `statfs(path, buf)`.
 pub(super) fn statfs(path: u64, buf: u64) -> SysResult {
     let path = at_path(i64::from(AT_FDCWD), path)?;
-    let stat = stat_path(&path)?;
+    let stat = stat_path(&path, true)?;
     let node = files::vfs().lookup(&path).ok();
     copy_out_at(buf, &statfs_bytes(magic_of(&stat), node.as_ref().and_then(|n| n.quota()).map(|q| &**q)))?;
     Ok(0)
@@ -523,10 +550,10 @@ pub(super) fn fstatfs(fd: u64, buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// `readlinkat(dirfd, path, buf, size)`: only `/proc/<pid>/exe` (and
-/// `/proc/self/exe`) is a link here; anything else that exists is
-/// `EINVAL`, as a node that is not a link is in Linux. The link's text,
-/// cut to `size`, without a NUL.
+/// `readlinkat(dirfd, path, buf, size)`: the target of the symbolic
+/// link `path` names (`/proc/<pid>/exe` is the program's path), cut to
+/// `size` bytes, without a NUL; its length. As Linux: a size of 0 or less
+/// is `EINVAL`, and so is anything that exists and is not a link.
 pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResult {
     if (size as i64) <= 0 {
         return Err(Errno::EINVAL);
@@ -534,10 +561,15 @@ pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResul
     let path = at_path(dirfd, path)?;
     let target = match procfs::exe_link(&path) {
         Some(target) => target?,
-        None => {
-            stat_path(&path)?;
-            return Err(Errno::EINVAL);
-        }
+        None => match files::vfs().readlink(&path) {
+            Ok(target) => target,
+            Err(Errno::EINVAL) => return Err(Errno::EINVAL),
+            Err(errno) => {
+                // Not in the tree: what is in /proc or /sys is no link.
+                stat_path(&path, false).map_err(|_| errno)?;
+                return Err(Errno::EINVAL);
+            }
+        },
     };
     let n = target.len().min(size.min(u64::from(u32::MAX)) as usize);
     copy_out_at(buf, &target[..n])?;
@@ -560,7 +592,7 @@ pub(super) fn statx(dirfd: i64, path: u64, flags: u64, mask: u64, buf: u64) -> S
     let stat = if raw.is_empty() && at.contains(AtFlags::EMPTY_PATH) {
         stat_of(&with_files(|f| f.get(dirfd as u64))?.kind)
     } else {
-        stat_path(&resolve(dirfd, &raw)?)?
+        stat_path(&resolve(dirfd, &raw)?, !at.contains(AtFlags::SYMLINK_NOFOLLOW))?
     };
     copy_out_at(buf, &statx_bytes(&stat))?;
     Ok(0)
@@ -619,7 +651,11 @@ pub(super) fn mount(target: u64, fstype: u64, flags: u64, data: u64) -> SysResul
         b"devtmpfs" => aspen_fs::MountKind::Devtmpfs,
         b"proc" | b"sysfs" => {
             let home: &[u8] = if fstype == b"proc" { b"/proc" } else { b"/sys" };
-            return if aspen_fs::normalize(b"/", &target) == home { Ok(0) } else { Err(Errno::EINVAL) };
+            // Where the target is (links resolved); `/sys` is not in the
+            // tree, so a path the tree does not have is taken as written.
+            let at = files::vfs().resolve(&target, true).map_or(target, |(_, at)| at);
+            let at = at.strip_suffix(b"/").unwrap_or(&at);
+            return if at == home { Ok(0) } else { Err(Errno::EINVAL) };
         }
         _ => return Err(Errno::ENODEV),
     };
@@ -690,16 +726,7 @@ pub(super) fn utimensat(dirfd: i64, path: u64, times: u64, flags: u64) -> SysRes
     if requested.iter().any(|t| !matches!(t.tv_nsec, UTIME_NOW | UTIME_OMIT | 0..=999_999_999)) {
         return Err(Errno::EINVAL);
     }
-    let node = if path == 0 {
-        node_of(dirfd as u64)?
-    } else {
-        let raw = read_string(path, PATH_MAX - 1)?;
-        if raw.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
-            node_of(dirfd as u64)?
-        } else {
-            files::vfs().lookup(&resolve(dirfd, &raw)?)?
-        }
-    };
+    let node = if path == 0 { node_of(dirfd as u64)? } else { node_at(dirfd, path, flags)? };
     if requested.iter().all(|t| t.tv_nsec == UTIME_OMIT) {
         return Ok(0);
     }

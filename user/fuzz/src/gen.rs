@@ -18,8 +18,10 @@
 //!   wrote (at most 100 µs, or invalid) or one it cannot read;
 //! - anything that changes files: openat gets O_RDONLY without O_CREAT,
 //!   O_TRUNC or O_TMPFILE (so no tmpfs pages outlive a child, and the
-//!   program's own files stay intact); the calls that make, remove, rename,
-//!   chmod, chown or truncate names (also when a random number hits them)
+//!   program's own files stay intact); sendfile writes only to what the
+//!   child could write anyway (its pipes); the calls that make, remove,
+//!   rename, chmod, chown, truncate or symlink names (also when a random
+//!   number hits them)
 //!   get only [`CHANGE_PATHS`], whose parent is missing or not a directory,
 //!   on Aspen also the read-only initramfs (EROFS), never tmpfs; a pointer
 //!   that cannot be read; descriptors that are not open (fchmod, fchown,
@@ -181,7 +183,8 @@ const INTS: &[u64] = &[
     -4095i64 as u64,
 ];
 
-/// Paths openat and newfstatat get (never /dev/console: reading it blocks).
+/// Paths openat and newfstatat get (never /dev/console: reading it blocks),
+/// symbolic links among them: loops, a dangling one, ".." through links.
 const PATHS: &[&CStr] = &[
     c"/",
     c"/bin",
@@ -213,6 +216,16 @@ const PATHS: &[&CStr] = &[
     c"..",
     c"bin/fuzz",
     c"init",
+    // The links the parent makes before its baseline (crate::LINKS).
+    c"/tmp/fuzz-links/loop",
+    c"/tmp/fuzz-links/loop/",
+    c"/tmp/fuzz-links/ping/x",
+    c"/tmp/fuzz-links/dangling",
+    c"/tmp/fuzz-links/up/fuzz-links/up/..",
+    c"/tmp/fuzz-links/root/bin/fuzz",
+    c"/tmp/fuzz-links/fuzz",
+    c"/tmp/fuzz-links/self/maps",
+    c"/tmp/fuzz-links/deep",
 ];
 /// Paths the calls that change names get: nothing can be made, removed or
 /// changed there, on Linux either (Linux's rootfs is writable).
@@ -224,8 +237,20 @@ const CHANGE_PATHS_ASPEN: &[&CStr] = &[c"/bin/fuzz", c"/init", c"/etc", c"/bin",
 /// baseline, so their page caches are complete).
 pub const FILES: &[&CStr] = &[c"/bin/fuzz", c"/init", c"/etc/aspen-autorun"];
 /// What execve may get as a path with sound argv and envp: nothing runnable.
-const NOT_EXECUTABLE: &[&CStr] =
-    &[c"/", c"/etc/aspen-autorun", c"/proc/meminfo", c"/nonexistent", c"", c"/tmp", c"/bin", c"/bin/fuzz/", c"/dev"];
+const NOT_EXECUTABLE: &[&CStr] = &[
+    c"/",
+    c"/etc/aspen-autorun",
+    c"/proc/meminfo",
+    c"/nonexistent",
+    c"",
+    c"/tmp",
+    c"/bin",
+    c"/bin/fuzz/",
+    c"/dev",
+    c"/tmp/fuzz-links/loop",
+    c"/tmp/fuzz-links/dangling",
+    c"/tmp/fuzz-links/root",
+];
 
 /// The string argv[0] of an execve carries; a fuzz process started with it
 /// exits at once with [`crate::EXEC_MARKER_EXIT`].
@@ -242,6 +267,10 @@ const ARG_FUTEX: u64 = 0x80;
 pub const ARG_IOV: u64 = 0x800;
 const ARG_IOV_MAX: u64 = 64;
 pub const ARG_PATH: u64 = PAGE;
+/// A symbolic link's target (symlinkat), after the path slots.
+const ARG_LINK_TARGET: u64 = ARG_PATH + 256;
+/// sendfile's offset.
+const ARG_OFFSET: u64 = ARG_PATH + 512;
 pub const ARG_ARRAY: u64 = 2 * PAGE;
 const ARG_ARRAY_MAX: u64 = 2 * PAGE / 8 - 1;
 pub const ARG_LONG_PATH: u64 = 4 * PAGE;
@@ -292,6 +321,7 @@ enum Op {
     Touch,
     PathInfo,
     PathChange,
+    Sendfile,
 }
 
 const OPS: &[(Op, u32)] = &[
@@ -336,6 +366,7 @@ const OPS: &[(Op, u32)] = &[
     (Op::Touch, 60),
     (Op::PathInfo, 20),
     (Op::PathChange, 20),
+    (Op::Sendfile, 15),
 ];
 
 /// Generates the next call (writing what it points to into the argument buffer).
@@ -487,7 +518,27 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
         Op::Touch => touch(rng, env),
         Op::PathInfo => path_info(rng, env),
         Op::PathChange => path_change(rng, env),
+        Op::Sendfile => sendfile(rng, env),
     }
+}
+
+/// sendfile between the child's descriptors (read-only files, non-blocking
+/// pipes, nonsense), at its position or at an offset the fuzzer wrote (or
+/// behind a pointer that cannot be read, or only read: the program's text).
+/// Not [`addr`]: the offset written back could land on the loop's frame.
+fn sendfile(rng: &mut Rng, env: &mut Env) -> Call {
+    let r = rng.next();
+    let offset = match rng.below(5) {
+        0 => 0,
+        1 => bad_pointer(rng),
+        2 => env.text.addr + rng.below(64) * 8,
+        _ => {
+            let at = if rng.chance(1, 4) { rng.pick(INTS) } else { rng.pick(LENGTHS) };
+            put_u64(env, ARG_OFFSET, at);
+            env.argbuf + ARG_OFFSET
+        }
+    };
+    call(Sysno::Sendfile, [fd(rng, env), fd(rng, env), offset, len(rng), r, 0])
 }
 
 /// A call that reads names or attributes, or changes only the child's own
@@ -528,8 +579,8 @@ fn closed_fd(rng: &mut Rng) -> u64 {
     rng.pick(&[u64::MAX, -100i64 as u64, 0x7fff_ffff, 1u64 << 31, -4095i64 as u64])
 }
 
-/// A call that would make, remove, rename, chmod, chown or truncate a
-/// name, with arguments for which it cannot (see the module doc).
+/// A call that would make, remove, rename, chmod, chown, truncate or link
+/// a name, with arguments for which it cannot (see the module doc).
 fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
     let r = rng.next();
     let dirfd = if rng.chance(3, 4) { -100i64 as u64 } else { closed_fd(rng) };
@@ -537,7 +588,17 @@ fn path_change(rng: &mut Rng, env: &mut Env) -> Call {
     let flags = if rng.chance(4, 5) { rng.pick(&[0, 1, 2, 4, 0x100, 0x200, 0x1000]) } else { rng.next() };
     let (a, b) = (change_path(rng, env, 0), change_path(rng, env, 1));
     let id = rng.pick(&[0, 1, 65534, u64::MAX, 0xffff_ffff]);
-    match rng.below(15) {
+    match rng.below(16) {
+        15 => {
+            // Any target (links may dangle), at a name that cannot be made.
+            let target = if rng.chance(1, 5) {
+                bad_pointer(rng)
+            } else {
+                put(env, ARG_LINK_TARGET, rng.pick(PATHS).to_bytes_with_nul());
+                env.argbuf + ARG_LINK_TARGET
+            };
+            call(Sysno::Symlinkat, [target, dirfd, a, r, 0, 0])
+        }
         11 => {
             // Mount targets only where nothing is (a mount over a directory
             // of the initramfs would stay for the rest of the run).
@@ -632,6 +693,8 @@ fn random_call(rng: &mut Rng, env: &mut Env) -> Call {
         (Sysno::Umount2, Op::PathChange),
         (Sysno::Linkat, Op::PathChange),
         (Sysno::Utimensat, Op::PathChange),
+        (Sysno::Symlinkat, Op::PathChange),
+        (Sysno::Sendfile, Op::Sendfile),
     ];
     if let Some((_, op)) = known.iter().find(|(k, _)| k.number() as u64 == n) {
         return op_call(*op, rng, env);
@@ -915,6 +978,8 @@ fn iovecs(rng: &mut Rng, env: &Env) -> u64 {
     for i in 0..ARG_IOV_MAX {
         let base = addr(rng, env);
         let length = if rng.chance(1, 2) { rng.below(2 * PAGE) } else { len(rng) };
+        // As for read: a readv must not write over the fuzz loop's locals.
+        let length = below_live_stack(env, base, length);
         put_u64(env, ARG_IOV + 16 * i, base);
         put_u64(env, ARG_IOV + 16 * i + 8, length);
     }

@@ -58,7 +58,7 @@ use core::ffi::CStr;
 
 use aspen_sys::mem::PAGE_SIZE;
 use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGPIPE, SIGSEGV, SIGTRAP, WNOHANG};
-use aspen_sys::{fs, println, time, Args, Errno};
+use aspen_sys::{fs, links, path, println, time, Args, Errno};
 
 use ring::Ring;
 
@@ -258,6 +258,9 @@ fn set_up(opts: &Options, ring: Ring) {
         }
     }
     touch_stack();
+    if let Err(e) = make_links() {
+        println!("fuzz: cannot make the links in {LINK_DIR:?}: {e}");
+    }
     let mut buf = [0u8; 4096];
     for path in gen::FILES.iter().copied().chain([opts.exe]) {
         if let Ok(fd) = fs::open(path, fs::OpenFlags::RDONLY, 0) {
@@ -285,6 +288,38 @@ fn set_up(opts: &Options, ring: Ring) {
         }
     }
     let _ = free_memory();
+}
+
+/// The directory of the symbolic links the children's paths go through.
+const LINK_DIR: &CStr = c"/tmp/fuzz-links";
+/// Those links (name, target): loops, a dangling one, ".." and the root
+/// through links, the program itself, `/proc/self`, and a chain of them.
+const LINKS: &[(&CStr, &CStr)] = &[
+    (c"loop", c"loop"),
+    (c"ping", c"pong"),
+    (c"pong", c"ping"),
+    (c"dangling", c"/nonexistent/x"),
+    (c"up", c".."),
+    (c"root", c"/"),
+    (c"fuzz", c"/bin/fuzz"),
+    (c"self", c"/proc/self"),
+    (c"deep", c"up/fuzz-links/up/fuzz-links/fuzz"),
+];
+
+/// Makes [`LINKS`] in [`LINK_DIR`] (again, if an earlier run left them):
+/// before the baseline, as they hold kernel memory.
+fn make_links() -> Result<(), Errno> {
+    match path::mkdirat(fs::AT_FDCWD, LINK_DIR, 0o755) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    let dir = fs::open(LINK_DIR, fs::OpenFlags::RDONLY | fs::OpenFlags::DIRECTORY, 0)?;
+    let made = LINKS.iter().try_for_each(|&(name, target)| {
+        let _ = path::unlinkat(dir, name, 0);
+        links::symlinkat(target, dir, name)
+    });
+    fs::close(dir)?;
+    made
 }
 
 /// Touches the stack down to its deepest use, so that later faults there do not count against the free-memory baseline.

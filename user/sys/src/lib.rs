@@ -7,7 +7,7 @@
 //! - `_start` ([`start`]): reads argc/argv from the initial stack and calls the
 //!   program's `main(Args) -> i32` (declared with [`entry!`]), then `exit_group`;
 //! - raw `svc #0` calls ([`raw`]) and typed wrappers returning
-//!   `Result<_, Errno>` ([`fs`], [`path`], [`fd`], [`process`], [`mem`], [`time`], [`signal`],
+//!   `Result<_, Errno>` ([`fs`], [`path`], [`links`], [`sendfile`], [`fd`], [`process`], [`mem`], [`time`], [`signal`],
 //!   [`thread`], [`tty`]);
 //! - a line-buffered stdout ([`print!`], [`println!`]: one `write` per line, so
 //!   lines of parent and child never mix) and [`eprintln!`] on fd 2;
@@ -25,11 +25,13 @@ mod panic;
 pub mod fd;
 pub mod fs;
 pub mod io;
+pub mod links;
 pub mod mem;
 pub mod meminfo;
 pub mod path;
 pub mod process;
 pub mod raw;
+pub mod sendfile;
 pub mod signal;
 pub mod start;
 pub mod thread;

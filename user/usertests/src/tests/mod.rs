@@ -36,6 +36,7 @@ pub mod faults;
 pub mod file;
 pub mod forkbomb;
 pub mod futex;
+pub mod links;
 pub mod madvise;
 pub mod partial;
 pub mod paths;
@@ -46,6 +47,7 @@ pub mod protect;
 pub mod sched;
 pub mod script;
 pub mod segv;
+pub mod sendfile;
 pub mod shared;
 pub mod signals;
 pub mod time;
@@ -120,6 +122,9 @@ pub const TESTS: &[Test] = &[
     child("mount_tmpfs", paths::mounts),
     child("mount_tmpfs_size", paths::tmpfs_size),
     child("truncate_mapped_file", paths::truncate_mapped),
+    child("symlink_paths", links::basics),
+    child("symlink_exec", links::exec),
+    child("sendfile", sendfile::calls),
     child("pipe_round_trip", pipes::round_trip),
     child("pipe_sigpipe", pipes::sigpipe),
     child("pipe_nonblocking", pipes::nonblocking),
