@@ -141,8 +141,10 @@ pub fn busybox(ctx: &Context) -> TestResult {
     let maps = run(&[c"cat", c"/proc/self/maps"])?;
     for (file, perms) in [
         ("/bin/busybox-dyn", "r-xp"),
-        ("/lib/ld-linux-aarch64.so.1", "r-xp"),
-        ("/lib/ld-linux-aarch64.so.1", "rw-p"),
+        // The file the link /lib/ld-linux-aarch64.so.1 leads to (Linux
+        // names a mapping by its resolved path too).
+        ("/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "r-xp"),
+        ("/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "rw-p"),
         ("/lib/aarch64-linux-gnu/libc.so.6", "r-xp"),
         ("/lib/aarch64-linux-gnu/libc.so.6", "r--p"),
         ("/lib/aarch64-linux-gnu/libc.so.6", "rw-p"),
