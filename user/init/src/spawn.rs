@@ -9,7 +9,7 @@ use core::ffi::CStr;
 use aspen_sys::{fs, path, tty};
 use aspen_sys::process::{self, Fork, WaitStatus, WNOHANG};
 use aspen_sys::signal::{self, SaFlags, SigSet, Signal, SIG_DFL};
-use aspen_sys::{eprintln, Errno};
+use aspen_sys::{eprintln, time, Errno};
 
 /// The environment every program gets.
 const ENV: &[&CStr] = &[c"PATH=/bin", c"HOME=/", c"TERM=vt100"];
@@ -60,16 +60,25 @@ const LOGIN_SHELL_ARGV0: &CStr = c"-sh";
 /// The login shell's environment (busybox reads `PS1` from /etc/profile).
 const LOGIN_ENV: &[&CStr] = &[c"PATH=/bin:/sbin:/usr/bin:/usr/sbin", c"HOME=/", c"TERM=vt100", c"SHELL=/bin/sh"];
 
+/// A shell that ends within this many seconds of its start ended "at once".
+const QUICK_END_SECS: u64 = 2;
+/// After this many shells in a row ended at once, init stops starting them.
+const QUICK_ENDS_MAX: u32 = 5;
+
 /// Runs the login shell on the console in a session of its own, which
 /// has the console as its controlling terminal (so the shell's job control
 /// works and `^C` reaches its foreground job, not init); starts a new one
 /// whenever it ends, reaping orphans meanwhile. Returns only when the shell
-/// cannot run at all: there is none, or its first start failed to execute.
+/// cannot run: there is none, its start failed to execute, or it ended at
+/// once [`QUICK_ENDS_MAX`] times in a row (as a respawning init gives up on
+/// a program that keeps dying).
 pub fn login_shell() -> Errno {
     if let Err(e) = path::faccessat(fs::AT_FDCWD, LOGIN_SHELL, X_OK) {
         return e;
     }
+    let mut quick_ends = 0;
     loop {
+        let started = time::counter();
         let pid = match process::fork() {
             Ok(Fork::Child) => {
                 let _ = signal::setsid();
@@ -94,6 +103,12 @@ pub fn login_shell() -> Errno {
         };
         if status.exit_code() == Some(EXEC_FAILED) {
             return Errno::ENOEXEC;
+        }
+        let lived_secs = (time::counter() - started) / time::counter_frequency().max(1);
+        quick_ends = if lived_secs < QUICK_END_SECS { quick_ends + 1 } else { 0 };
+        if quick_ends >= QUICK_ENDS_MAX {
+            eprintln!("init: the shell ended {quick_ends} times in a row at once (last: {status})");
+            return Errno::EIO;
         }
         eprintln!("init: the shell ended ({status}); starting a new one");
     }
