@@ -19,8 +19,8 @@ mod vfs;
 pub use aspen_abi::fcntl::OpenFlags;
 pub use pipe::{PipeBuffer, PIPE_CAPACITY, PIPE_PAGES};
 pub use vfs::{
-    normalize, set_clock, Dirent, MountKind, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Whence,
-    NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
+    normalize, set_clock, Dirent, MountKind, MountPoint, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs,
+    Whence, NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
 };
 
 #[cfg(test)]

@@ -373,6 +373,19 @@ struct Mount<E: MmEnv + 'static> {
     root: Arc<Node<E>>,
     /// What the entry named before (back at unmount).
     covered: Arc<Node<E>>,
+    /// Where it is mounted and what, for `/proc/mounts`.
+    point: MountPoint,
+}
+
+/// A mount as `/proc/mounts` lists it: where, what, and its size limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    /// The absolute path it is mounted at.
+    pub path: Vec<u8>,
+    /// The file system mounted there.
+    pub kind: MountKind,
+    /// A tmpfs's `size=` in bytes.
+    pub limit: Option<u64>,
 }
 
 /// The file tree.
@@ -520,7 +533,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
             }
         }
         parent.dir()?.lock().insert(String::from(name), root.clone());
-        self.mounts.lock().push(Mount { parent, name: String::from(name), root, covered });
+        let point = MountPoint { path: normalize(b"/", path), kind, limit: quota_limit(&root) };
+        self.mounts.lock().push(Mount { parent, name: String::from(name), root, covered, point });
         Ok(())
     }
 
@@ -797,6 +811,16 @@ impl<E: MmEnv + 'static> Vfs<E> {
         to.modified();
         Ok(())
     }
+
+    /// What is mounted, in mount order (the root's file system aside).
+    pub fn mount_points(&self) -> Vec<MountPoint> {
+        self.mounts.lock().iter().map(|m| m.point.clone()).collect()
+    }
+}
+
+/// The size limit of the file system whose root is `root`.
+fn quota_limit<E: MmEnv + 'static>(root: &Node<E>) -> Option<u64> {
+    root.quota().map(|q| q.usage().0)
 }
 
 /// The absolute path `path` names when relative paths start at `base` (an

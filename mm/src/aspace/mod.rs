@@ -230,6 +230,24 @@ fn release_leaf<E: MmEnv>(
     }
 }
 
+/// Resident pages of an address space by kind ([`AddressSpace::rss`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rss {
+    /// Private anonymous pages (heap, stack, bss, `MAP_PRIVATE|MAP_ANONYMOUS`).
+    pub anon: usize,
+    /// Pages of mapped files.
+    pub file: usize,
+    /// Pages of shared anonymous memory.
+    pub shmem: usize,
+}
+
+impl Rss {
+    /// All of them (`VmRSS`).
+    pub fn total(&self) -> usize {
+        self.anon + self.file + self.shmem
+    }
+}
+
 /// The varea of each leaf a pass hands over in address order, found by
 /// moving along the vareas in order rather than by a lookup per leaf.
 struct VareaCursor<'v, 'e: 'v, E: MmEnv + 'e, I: Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>> {
@@ -337,6 +355,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.stack_start = Some(sp);
     }
 
+    /// The initial stack pointer, once set (`startstack` in `/proc/<pid>/stat`).
+    pub fn stack_start(&self) -> Option<VirtAddr> {
+        self.stack_start
+    }
+
+    /// Where the program break area starts, once set (`start_brk`).
+    pub fn brk_start(&self) -> Option<VirtAddr> {
+        self.brk.as_ref().map(|b| b.start)
+    }
+
     /// Number of vareas.
     pub fn varea_count(&self) -> usize {
         self.vareas.len()
@@ -373,6 +401,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Pages mapped (resident set size, in pages).
     pub fn resident_pages(&self) -> usize {
         walk::count_leaves(self.env.mem(), self.table.root(), VaHalf::Lower.range())
+    }
+
+    /// Pages mapped, by kind (Linux's `RssAnon`, `RssFile`, `RssShmem`):
+    /// those of private anonymous vareas, of file vareas (private copies
+    /// of file pages included), and of shared anonymous memory. Device
+    /// frames are not memory the space holds and are not counted.
+    pub fn rss(&self) -> Rss {
+        let mut rss = Rss::default();
+        for (start, varea) in self.vareas.iter() {
+            let count =
+                || walk::count_leaves(self.env.mem(), self.table.root(), VirtRange::new(start, varea.end_exclusive));
+            match &varea.backing {
+                Backing::Anon => rss.anon += count(),
+                Backing::Object { object, .. } if object.is_anonymous() => rss.shmem += count(),
+                Backing::Object { .. } => rss.file += count(),
+                Backing::Device { .. } => {}
+            }
+        }
+        rss
+    }
+
+    /// Bytes in every varea (Linux's `total_vm`, `VmSize`).
+    pub fn total_bytes(&self) -> u64 {
+        self.mapped_bytes()
     }
 
     /// Unmaps every leaf in `range` (page aligned, inside user space),
