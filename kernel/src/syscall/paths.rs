@@ -523,8 +523,8 @@ pub(super) fn fstatfs(fd: u64, buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// `readlinkat(dirfd, path, buf, size)`: only `/proc/<pid>/exe` (and
-/// `/proc/self/exe`) is a link here; anything else that exists is
+/// `readlinkat(dirfd, path, buf, size)`: only `/proc`'s links (`self`,
+/// `thread-self`, `<pid>/exe`) are links here; anything else that exists is
 /// `EINVAL`, as a node that is not a link is in Linux. The link's text,
 /// cut to `size`, without a NUL.
 pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResult {
@@ -532,7 +532,7 @@ pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResul
         return Err(Errno::EINVAL);
     }
     let path = at_path(dirfd, path)?;
-    let target = match procfs::exe_link(&path) {
+    let target = match procfs::link(&path) {
         Some(target) => target?,
         None => {
             stat_path(&path)?;

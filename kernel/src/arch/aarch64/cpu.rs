@@ -50,3 +50,10 @@ pub fn restore_irqs(were_enabled: bool) {
         enable_irqs();
     }
 }
+
+/// The identification registers `/proc/cpuinfo` reports: `MIDR_EL1`,
+/// `ID_AA64PFR0_EL1`, `ID_AA64ISAR0_EL1` and `ID_AA64ISAR1_EL1`.
+pub fn id_registers() -> [u64; 4] {
+    use aarch64_cpu::registers::{ID_AA64ISAR0_EL1, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, MIDR_EL1};
+    [MIDR_EL1.get(), ID_AA64PFR0_EL1.get(), ID_AA64ISAR0_EL1.get(), ID_AA64ISAR1_EL1.get()]
+}
