@@ -163,13 +163,9 @@ pub struct CpuUsage {
 impl CpuUsage {
     fn of(task: &Task) -> Self {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (user, system) = crate::task::cputime::task_times(task);
         let t = &task.times;
-        Self {
-            user: get(&t.user),
-            system: get(&t.system),
-            voluntary: get(&t.voluntary),
-            involuntary: get(&t.involuntary),
-        }
+        Self { user, system, voluntary: get(&t.voluntary), involuntary: get(&t.involuntary) }
     }
 
     fn add(&mut self, other: CpuUsage) {

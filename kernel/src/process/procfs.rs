@@ -22,7 +22,7 @@ use super::thread::Thread;
 use super::Process;
 use crate::arch::{cpu, timer};
 use crate::memory::{frames, user_env};
-use crate::task::cputime::TOTALS;
+use crate::task::cputime;
 use crate::task::{self, sched, TaskState};
 
 const DT_DIR: u8 = 4;
@@ -181,6 +181,10 @@ pub fn link(path: &[u8]) -> Option<Result<Vec<u8>, Errno>> {
 /// What `lstat` says of one of `/proc`'s links: a link (mode 0777) owned
 /// by the process it names; `None` when `path` is no such link.
 pub fn link_stat(path: &[u8]) -> Option<Result<aspen_fs::Stat, Errno>> {
+    // "self/" and "self/." name the directory the link leads to.
+    if path.ends_with(b"/") || path.ends_with(b"/.") {
+        return None;
+    }
     let target = link(path)?;
     Some(target.map(|target| aspen_fs::Stat {
         dev: (0, 4),
@@ -340,8 +344,8 @@ fn pid_stat(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     let params = task.as_ref().map(|t| t.sched_params()).unwrap_or(aspen_abi::sched::SchedParams::DEFAULT);
     let level = task.as_ref().map_or(sched::DEFAULT_PRIORITY, |t| t.base_priority());
     // Linux's `prio - MAX_RT_PRIO`: -2..-100 for real-time tasks, 20 + nice.
-    let priority = i64::from(level.min(sched::DEFAULT_PRIORITY)) - 100;
-    let (tty_nr, tpgid) = crate::tty::controlling(process.sid()).map_or((0, -1), |pgrp| (1281, i64::from(pgrp)));
+    let priority = i128::from(level.min(sched::DEFAULT_PRIORITY)) - 100;
+    let (tty_nr, tpgid) = crate::tty::controlling(process.sid()).map_or((0, -1), |pgrp| (1281, i128::from(pgrp)));
     let rsslim = process.limits.lock().get(aspen_abi::resource::Resource::Rss).cur;
     let blocked = task.as_ref().is_some_and(|t| t.state() == TaskState::Blocked);
     let exit_code = if process.is_zombie() { process.exit_status.lock().unwrap_or(0) } else { 0 };
@@ -353,46 +357,46 @@ fn pid_stat(process: &Process, thread: Option<&Arc<Thread>>) -> String {
         process.pgid(),
         process.sid()
     );
-    let fields: [i64; 43] = [
+    let fields: [i128; 43] = [
         0x40_0000, // flags: PF_RANDOMIZE (the layout is randomized)
-        process.faults.load(Ordering::Relaxed) as i64,
+        i128::from(process.faults.load(Ordering::Relaxed)),
         0,
         0,
         0,
-        clock_ticks(usage.user, freq) as i64,
-        clock_ticks(usage.system, freq) as i64,
-        clock_ticks(children.user, freq) as i64,
-        clock_ticks(children.system, freq) as i64,
+        clock_ticks(usage.user, freq) as i128,
+        clock_ticks(usage.system, freq) as i128,
+        clock_ticks(children.user, freq) as i128,
+        clock_ticks(children.system, freq) as i128,
         priority,
         0, // nice
-        process.thread_count() as i64,
+        process.thread_count() as i128,
         0, // itrealvalue
-        clock_ticks(process.started, freq) as i64,
-        (m.total * PAGE_SIZE) as i64,
-        m.rss.total() as i64,
-        rsslim as i64,
-        m.code.0 as i64,
-        m.code.1 as i64,
-        m.stack_start as i64,
+        clock_ticks(process.started, freq) as i128,
+        (m.total * PAGE_SIZE) as i128,
+        m.rss.total() as i128,
+        rsslim as i128,
+        m.code.0 as i128,
+        m.code.1 as i128,
+        m.stack_start as i128,
         0,
         0,
-        (sig.pending | sig.shared).0 as i64,
-        sig.blocked.0 as i64,
-        sig.ignored.0 as i64,
-        sig.caught.0 as i64,
-        i64::from(blocked),
+        (sig.pending | sig.shared).0 as i128,
+        sig.blocked.0 as i128,
+        sig.ignored.0 as i128,
+        sig.caught.0 as i128,
+        i128::from(blocked),
         0,
         0,
-        i64::from(process.exit_signal.load(Ordering::Relaxed)),
-        cpu::cpu_id() as i64,
-        i64::from(params.priority),
-        i64::from(params.policy.number()),
+        i128::from(process.exit_signal.load(Ordering::Relaxed)),
+        cpu::cpu_id() as i128,
+        i128::from(params.priority),
+        i128::from(params.policy.number()),
         0,
         0,
         0,
         0, // start_data
         0, // end_data
-        m.brk_start as i64,
+        m.brk_start as i128,
         0,
         0,
         0,
@@ -444,7 +448,8 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     let _ = writeln!(out, "Gid:\t{}\t{}\t{}\t{}", creds.rgid, creds.egid, creds.sgid, creds.egid);
     let _ = writeln!(out, "FDSize:\t{fd_size}");
     let groups: Vec<String> = creds.groups.iter().map(|g| format!("{g}")).collect();
-    let _ = writeln!(out, "Groups:\t{}", groups.join(" "));
+    // Linux ends the list with a space, even an empty one.
+    let _ = writeln!(out, "Groups:\t{} ", groups.join(" "));
     let _ = writeln!(out, "NStgid:\t{}", process.pid);
     let _ = writeln!(out, "NSpid:\t{id}");
     let _ = writeln!(out, "NSpgid:\t{}", process.pgid());
@@ -557,6 +562,11 @@ pub fn meminfo() -> String {
         ("SwapTotal", 0),
         ("SwapFree", 0),
         ("Shmem", kib(t.shmem)),
+        // The kernel heap is Aspen's slab; it keeps no cache to reclaim.
+        ("KReclaimable", 0),
+        ("Slab", heap_used as u64 / 1024),
+        ("SReclaimable", 0),
+        ("SUnreclaim", heap_used as u64 / 1024),
         ("KernelStack", stacks),
         ("PageTables", kib(t.tables)),
     ] {
@@ -617,7 +627,8 @@ fn seconds(ticks: u64, freq: u64) -> String {
 /// `/proc/uptime`: seconds since boot and seconds the CPU idled.
 fn uptime() -> String {
     let freq = timer::frequency();
-    format!("{} {}\n", seconds(timer::ticks(), freq), seconds(TOTALS.idle.load(Ordering::Relaxed), freq))
+    let (_, _, idle, _) = cputime::totals();
+    format!("{} {}\n", seconds(timer::ticks(), freq), seconds(idle, freq))
 }
 
 /// `/proc/loadavg`: the three averages, runnable/all tasks, the last pid.
@@ -631,8 +642,8 @@ fn loadavg() -> String {
 /// interrupts, switches, boot time, forks and task counts.
 fn stat() -> String {
     let freq = timer::frequency();
-    let get = |c: &core::sync::atomic::AtomicU64| clock_ticks(c.load(Ordering::Relaxed), freq);
-    let (user, system, idle) = (get(&TOTALS.user), get(&TOTALS.system), get(&TOTALS.idle));
+    let (user, system, idle, switches) = cputime::totals();
+    let (user, system, idle) = (clock_ticks(user, freq), clock_ticks(system, freq), clock_ticks(idle, freq));
     let (_, runnable) = sched::load();
     let mut out = String::new();
     for name in ["cpu ", "cpu0"] {
@@ -640,7 +651,7 @@ fn stat() -> String {
     }
     let interrupts = crate::irq::count();
     let _ = writeln!(out, "intr {interrupts}");
-    let _ = writeln!(out, "ctxt {}", TOTALS.switches.load(Ordering::Relaxed));
+    let _ = writeln!(out, "ctxt {switches}");
     // The real-time clock starts at the epoch with the counter.
     let _ = writeln!(out, "btime 0");
     let _ = writeln!(out, "processes {}", task::last_pid());
@@ -680,8 +691,8 @@ fn version() -> String {
 /// `/proc/mounts`: the initramfs at `/`, `proc` and `sysfs` (always there)
 /// and the VFS's mounts in order, as Linux's `show_vfsmnt`.
 fn mounts() -> String {
-    let mut out = String::from("rootfs / rootfs ro 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n");
-    out.push_str("sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n");
+    let mut out = String::from("rootfs / rootfs ro 0 0\nproc /proc proc rw,relatime 0 0\n");
+    out.push_str("sysfs /sys sysfs rw,relatime 0 0\n");
     for point in crate::files::vfs().mount_points() {
         let (name, mode) = match point.kind {
             aspen_fs::MountKind::Tmpfs => ("tmpfs", ""),

@@ -443,11 +443,15 @@ fn schedule(end: End) {
     NEED_RESCHED.store(false, Ordering::Relaxed);
     SLICE_OVER.store(false, Ordering::Relaxed);
     let mut s = SCHED.lock();
-    s.sample_load();
     let prev = s.current.clone().expect("schedule before init_idle");
     let idle = s.idle.clone().expect("schedule before init_idle");
     let blocked = prev.state() != TaskState::Running;
     let prev_idle = Arc::ptr_eq(&prev, &idle);
+    // Only a task that stops running (blocks, ends) changes the count of
+    // runnable ones here: a yield or preemption trades one for another.
+    if blocked && !prev_idle {
+        s.sample_load();
+    }
     if !blocked {
         prev.set_state(TaskState::Ready);
         if !prev_idle {
