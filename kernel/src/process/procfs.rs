@@ -232,6 +232,7 @@ fn state(process: &Process, thread: Option<&Arc<Thread>>) -> (char, &'static str
 #[derive(Default)]
 struct MemoryFigures {
     total: u64,
+    peak: u64,
     rss: aspen_mm::aspace::Rss,
     locked: u64,
     data: u64,
@@ -251,6 +252,7 @@ fn memory(process: &Process) -> MemoryFigures {
         .with_mm(|mm| {
             let mut m = MemoryFigures {
                 total: mm.total_bytes() / PAGE_SIZE,
+                peak: mm.peak_bytes() / PAGE_SIZE,
                 rss: mm.rss(),
                 locked: mm.locked_bytes() / PAGE_SIZE,
                 tables: mm.table_pages() as u64,
@@ -421,7 +423,8 @@ fn statm(process: &Process) -> String {
     format!("{} {} {} {} 0 {} 0\n", m.total, m.rss.total(), m.shared_file, m.exe, m.data + m.stack)
 }
 
-/// `/proc/<pid>/status`: Linux's lines, then Aspen's own: `WxFlips`
+/// `/proc/<pid>/status`: Linux's lines (`VmHWM` is the current
+/// resident size: the peak is not kept), then Aspen's own: `WxFlips`
 /// (write/execute flips of the process's pages), `WxVareas` (mappings
 /// past the flip bound, mapped writable and executable) and
 /// `SpaceSwitches`.
@@ -457,7 +460,7 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     if !process.is_zombie() {
         let rss = m.rss.total() as u64;
         for (name, pages) in [
-            ("VmPeak", m.total),
+            ("VmPeak", m.peak),
             ("VmSize", m.total),
             ("VmLck", m.locked),
             ("VmPin", 0),

@@ -183,6 +183,8 @@ pub struct AddressSpace<'e, E: MmEnv> {
     lock_limit: Option<u64>,
     /// Write/execute flips taken in this space since it was made.
     wx_flips: u64,
+    /// The most bytes its vareas ever covered (Linux's `hiwater_vm`).
+    peak_bytes: u64,
 }
 
 /// `len` rounded up to whole pages; `None` on overflow.
@@ -309,6 +311,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             lock_future: None,
             lock_limit: None,
             wx_flips: 0,
+            peak_bytes: 0,
         })
     }
 
@@ -395,7 +398,19 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Bytes in every varea (Linux's `total_vm`).
     fn mapped_bytes(&self) -> u64 {
-        self.vareas.iter().map(|(start, v)| v.end_exclusive - start).sum()
+        self.vareas.bytes()
+    }
+
+    /// The most bytes its vareas ever covered (`VmPeak`); a fork child's
+    /// starts at its size then.
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak_bytes.max(self.mapped_bytes())
+    }
+
+    /// Records the size as the peak if it is one (after a varea grew or
+    /// came).
+    fn note_size(&mut self) {
+        self.peak_bytes = self.peak_bytes.max(self.vareas.bytes());
     }
 
     /// Pages mapped (resident set size, in pages).
@@ -481,6 +496,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// its neighbours.
     fn add_varea(&mut self, range: VirtRange, varea: Varea<'e, E>) {
         self.vareas.insert(range.start, varea);
+        self.note_size();
         self.vareas.merge_in(range);
     }
 }

@@ -322,5 +322,14 @@ fn resident_pages_are_counted_by_kind() {
         space.munmap(anon, 2 * PS).unwrap();
         assert_eq!(space.rss(), Rss { anon: 1, file: 2, shmem: 1 });
         assert_eq!(space.total_bytes(), 8 * PS);
+        assert_eq!(space.peak_bytes(), 10 * PS, "the peak stays");
+        let child = space.fork().unwrap();
+        assert_eq!((child.total_bytes(), child.peak_bytes()), (8 * PS, 8 * PS));
+        drop(child);
+        // Growing in place (mremap) counts towards the size and the peak.
+        let rest = anon + 2 * PS;
+        let grown = space.mremap(rest, 2 * PS, 6 * PS, aspen_abi::mman::MremapFlags::empty(), va(0));
+        assert_eq!(grown, Ok(rest), "the top mapping grows in place");
+        assert_eq!((space.total_bytes(), space.peak_bytes()), (12 * PS, 12 * PS));
     });
 }
