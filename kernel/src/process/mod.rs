@@ -151,13 +151,15 @@ pub struct Process {
     trampoline: AtomicU64,
 }
 
-/// CPU time (counter ticks) and task switches.
+/// CPU time (counter ticks), task switches and page faults.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct CpuUsage {
     pub user: u64,
     pub system: u64,
     pub voluntary: u64,
     pub involuntary: u64,
+    /// Page faults resolved (counted per process, not per thread).
+    pub faults: u64,
 }
 
 impl CpuUsage {
@@ -165,7 +167,7 @@ impl CpuUsage {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let (user, system) = crate::task::cputime::task_times(task);
         let t = &task.times;
-        Self { user, system, voluntary: get(&t.voluntary), involuntary: get(&t.involuntary) }
+        Self { user, system, voluntary: get(&t.voluntary), involuntary: get(&t.involuntary), faults: 0 }
     }
 
     fn add(&mut self, other: CpuUsage) {
@@ -173,6 +175,7 @@ impl CpuUsage {
         self.system += other.system;
         self.voluntary += other.voluntary;
         self.involuntary += other.involuntary;
+        self.faults += other.faults;
     }
 }
 
@@ -918,6 +921,7 @@ pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(
             }) {
                 PROCESSES.lock().remove(&child.pid);
                 let mut usage = child.cpu_usage();
+                usage.faults = child.faults.load(Ordering::Relaxed);
                 usage.add(child.children_usage());
                 process.reaped_children.lock().add(usage);
                 let status = child.exit_status.lock().unwrap_or(0);

@@ -362,7 +362,7 @@ fn pid_stat(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     let fields: [i128; 43] = [
         0x40_0000, // flags: PF_RANDOMIZE (the layout is randomized)
         i128::from(process.faults.load(Ordering::Relaxed)),
-        0,
+        i128::from(children.faults),
         0,
         0,
         clock_ticks(usage.user, freq) as i128,

@@ -4,7 +4,8 @@
 //! process computes and `stime` while it makes system calls, the load
 //! average rises while tasks spin, `/proc/self` names the caller,
 //! `/proc/stat` counts switches, `/proc/uptime` follows `CLOCK_BOOTTIME`,
-//! and `sysinfo` agrees with `/proc/meminfo`.
+//! `sysinfo` agrees with `/proc/meminfo`, and a reaped child's faults and
+//! time reach its parent's `cminflt` and `cutime`.
 
 use alloc::format;
 use alloc::string::String;
@@ -232,4 +233,21 @@ fn uptime() -> Result<(u64, u64), String> {
         .and_then(hundredths)
         .zip(words.next().and_then(hundredths))
         .ok_or_else(|| format!("/proc/uptime: {text:?}"))
+}
+
+/// A reaped child's faults and CPU time reach its parent's `cminflt`
+/// (field 11) and `cutime` (field 16).
+pub fn children_figures(_: &Context) -> TestResult {
+    const PAGES: usize = 32;
+    let (cminflt, cutime) = (self_stat(11)?, self_stat(16)?);
+    let child = spawn(|| {
+        let region = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
+        region.fill(0, PAGES * PAGE_SIZE, 1);
+        spin_for(200_000_000)
+    })?;
+    join(child, "child")?;
+    let (faults, time) = (self_stat(11)? - cminflt, self_stat(16)? - cutime);
+    ensure!(faults >= PAGES as u64, "cminflt grew by {faults} after a child touched {PAGES} pages");
+    ensure!(time >= 10, "cutime grew by {time} ticks after a child spun 200 ms");
+    Ok(())
 }
