@@ -316,10 +316,12 @@ fn signals(process: &Process, thread: Option<&Arc<Thread>>) -> Signals {
         let s = t.signals.lock();
         (s.pending.set(), s.mask)
     });
-    let shared_pending = process.pending.lock();
-    let shared = shared_pending.set();
-    let queued = shared_pending.queued() + threads.iter().map(|t| t.signals.lock().pending.queued()).sum::<usize>();
-    drop(shared_pending);
+    // One lock at a time: the process's pending set, then each thread's.
+    let (shared, shared_queued) = {
+        let pending = process.pending.lock();
+        (pending.set(), pending.queued())
+    };
+    let queued = shared_queued + threads.iter().map(|t| t.signals.lock().pending.queued()).sum::<usize>();
     let actions = process.actions();
     let actions = actions.lock();
     let (mut ignored, mut caught) = (SigSet::EMPTY, SigSet::EMPTY);
