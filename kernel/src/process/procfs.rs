@@ -233,6 +233,7 @@ fn state(process: &Process, thread: Option<&Arc<Thread>>) -> (char, &'static str
 struct MemoryFigures {
     total: u64,
     peak: u64,
+    peak_resident: u64,
     rss: aspen_mm::aspace::Rss,
     locked: u64,
     data: u64,
@@ -253,6 +254,7 @@ fn memory(process: &Process) -> MemoryFigures {
             let mut m = MemoryFigures {
                 total: mm.total_bytes() / PAGE_SIZE,
                 peak: mm.peak_bytes() / PAGE_SIZE,
+                peak_resident: mm.peak_resident_pages() as u64,
                 rss: mm.rss(),
                 locked: mm.locked_bytes() / PAGE_SIZE,
                 tables: mm.table_pages() as u64,
@@ -425,8 +427,7 @@ fn statm(process: &Process) -> String {
     format!("{} {} {} {} 0 {} 0\n", m.total, m.rss.total(), m.shared_file, m.exe, m.data + m.stack)
 }
 
-/// `/proc/<pid>/status`: Linux's lines (`VmHWM` is the current
-/// resident size: the peak is not kept), then Aspen's own: `WxFlips`
+/// `/proc/<pid>/status`: Linux's lines, then Aspen's own: `WxFlips`
 /// (write/execute flips of the process's pages), `WxVareas` (mappings
 /// past the flip bound, mapped writable and executable) and
 /// `SpaceSwitches`.
@@ -466,7 +467,7 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
             ("VmSize", m.total),
             ("VmLck", m.locked),
             ("VmPin", 0),
-            ("VmHWM", rss),
+            ("VmHWM", m.peak_resident.max(rss)),
             ("VmRSS", rss),
             ("RssAnon", m.rss.anon as u64),
             ("RssFile", m.rss.file as u64),

@@ -185,6 +185,12 @@ pub struct AddressSpace<'e, E: MmEnv> {
     wx_flips: u64,
     /// The most bytes its vareas ever covered (Linux's `hiwater_vm`).
     peak_bytes: u64,
+    /// Pages of memory mapped (device frames aside), kept as leaves come
+    /// and go (Linux's RSS counters).
+    resident: usize,
+    /// The most `resident` was before it last fell (Linux's
+    /// `hiwater_rss`, also updated just before unmapping).
+    peak_resident: usize,
 }
 
 /// `len` rounded up to whole pages; `None` on overflow.
@@ -208,6 +214,7 @@ fn object_index(first_page: u64, start: VirtAddr, va: VirtAddr) -> u64 {
 /// Gives back what a removed leaf at `va` held: a reference to its frame
 /// `pa` (none for device frames) and, for a writable shared file page, its
 /// writer count. `varea` is the varea holding `va`, with its start.
+/// Whether the leaf was a page of memory (counted as resident).
 #[inline(always)]
 fn release_leaf<E: MmEnv>(
     refs: &mut RefCursor<'_, 'static>,
@@ -215,13 +222,13 @@ fn release_leaf<E: MmEnv>(
     va: VirtAddr,
     pa: PhysAddr,
     writable: bool,
-) {
+) -> bool {
     let Some((start, varea)) = varea else {
         log::error!("mm: a leaf at {va:?} removed outside every varea; frame {pa:?} leaked");
-        return;
+        return false;
     };
     match &varea.backing {
-        Backing::Device { .. } => {}
+        Backing::Device { .. } => return false,
         Backing::Anon => refs.put(pa),
         Backing::Object { object, first_page, shared } => {
             if *shared && writable {
@@ -230,6 +237,7 @@ fn release_leaf<E: MmEnv>(
             refs.put(pa);
         }
     }
+    true
 }
 
 /// Resident pages of an address space by kind ([`AddressSpace::rss`]).
@@ -312,6 +320,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             lock_limit: None,
             wx_flips: 0,
             peak_bytes: 0,
+            resident: 0,
+            peak_resident: 0,
         })
     }
 
@@ -407,6 +417,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.peak_bytes.max(self.mapped_bytes())
     }
 
+    /// The most pages of memory it ever had mapped (`VmHWM`): the resident
+    /// count only falls where leaves are unmapped, which notes it first.
+    pub fn peak_resident_pages(&self) -> usize {
+        self.peak_resident.max(self.resident)
+    }
+
+    /// Pages of memory mapped now, device frames aside, as counted when
+    /// leaves come and go (equal to [`Self::rss`]'s total).
+    pub fn resident_count(&self) -> usize {
+        self.resident
+    }
+
     /// Records the size as the peak if it is one (after a varea grew or
     /// came).
     fn note_size(&mut self) {
@@ -445,14 +467,18 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Unmaps every leaf in `range` (page aligned, inside user space),
     /// releasing what they held once the TLB forgot them.
     fn zap(&mut self, range: VirtRange) {
+        self.peak_resident = self.peak_resident.max(self.resident);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
         let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
+        let mut released = 0;
         let mut editor = self.table.edit(&tlb, scope, |leaf| {
             let writable = leaf.attrs.access().contains(Access::WRITE);
-            release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable);
+            released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
         });
         log_edit("unmap", editor.unmap(range));
+        drop(editor);
+        self.resident -= released;
     }
 
     /// After the file `object_id` shrank to `size` bytes: unmaps every

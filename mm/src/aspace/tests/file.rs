@@ -319,8 +319,10 @@ fn resident_pages_are_counted_by_kind() {
         read(&mut space, mapped + 3 * PS).unwrap();
         assert_eq!(space.rss(), Rss { anon: 3, file: 2, shmem: 1 });
         assert_eq!(space.rss().total(), space.resident_pages());
+        assert_eq!((space.resident_count(), space.peak_resident_pages()), (6, 6));
         space.munmap(anon, 2 * PS).unwrap();
         assert_eq!(space.rss(), Rss { anon: 1, file: 2, shmem: 1 });
+        assert_eq!((space.resident_count(), space.peak_resident_pages()), (4, 6), "the peak stays");
         assert_eq!(space.total_bytes(), 8 * PS);
         assert_eq!(space.peak_bytes(), 10 * PS, "the peak stays");
         let child = space.fork().unwrap();

@@ -33,7 +33,8 @@ fn resident() -> Result<(u64, u64, u64), String> {
 }
 
 /// Touching 64 pages adds 64 pages (256 kB) to VmRSS, RssAnon and statm's
-/// resident count, and VmSize by the mapping; munmap takes them away.
+/// resident count, and VmSize by the mapping; munmap takes them away, and
+/// VmHWM and VmPeak keep the highest figures.
 pub fn memory_follows_pages(_: &Context) -> TestResult {
     const PAGES: usize = 64;
     // Warm up the paths the reads take, so that they add no pages later.
@@ -57,8 +58,12 @@ pub fn memory_follows_pages(_: &Context) -> TestResult {
         touched.0 - after.0 >= kb && touched.2 - after.2 >= PAGES as u64,
         "munmap of {PAGES} touched pages: {touched:?} -> {after:?}"
     );
-    let size_after = field(&read_text(c"/proc/self/status")?, "VmSize")?;
+    let status = read_text(c"/proc/self/status")?;
+    let size_after = field(&status, "VmSize")?;
     ensure!(size_before - size_after == kb, "VmSize {size_before} kB -> {size_after} kB after unmapping {kb} kB");
+    let (peak, peak_size) = (field(&status, "VmHWM")?, field(&status, "VmPeak")?);
+    ensure!(peak >= touched.0, "VmHWM {peak} kB after munmap, VmRSS was {} kB", touched.0);
+    ensure!(peak_size >= size_before, "VmPeak {peak_size} kB after munmap, VmSize was {size_before} kB");
     Ok(())
 }
 
