@@ -76,8 +76,10 @@ pub fn leaving_kernel() {
 /// or could have run on: it gets its pending time.
 pub(super) fn switched_from(prev: &Task, idle: bool, blocked: bool) {
     let ticks = elapsed();
-    let user = PENDING_USER.swap(0, Ordering::Relaxed);
-    let system = PENDING_SYSTEM.swap(0, Ordering::Relaxed) + ticks;
+    let user = PENDING_USER.load(Ordering::Relaxed);
+    let system = PENDING_SYSTEM.load(Ordering::Relaxed) + ticks;
+    PENDING_USER.store(0, Ordering::Relaxed);
+    PENDING_SYSTEM.store(0, Ordering::Relaxed);
     if idle {
         add(&TOTALS.idle, user + system);
     } else {
