@@ -243,6 +243,7 @@ struct MemoryFigures {
     shared_file: u64,
     tables: u64,
     code: (u64, u64),
+    data_range: (u64, u64),
     stack_start: u64,
     brk_start: u64,
 }
@@ -274,6 +275,12 @@ fn memory(process: &Process) -> MemoryFigures {
                     m.stack += pages;
                 } else if write && !info.is_shared() {
                     m.data += pages;
+                    // The program's own data segment: its writable file mapping.
+                    if let VareaKind::File { identity, .. } = info.kind {
+                        if identity.path == exe && m.data_range.0 == 0 {
+                            m.data_range = (info.range.start.as_u64(), info.range.end_exclusive.as_u64());
+                        }
+                    }
                 } else if exec && !write {
                     match info.kind {
                         VareaKind::File { identity, .. } if identity.path == exe => {
@@ -400,8 +407,8 @@ fn pid_stat(process: &Process, thread: Option<&Arc<Thread>>) -> String {
         0,
         0,
         0,
-        0, // start_data
-        0, // end_data
+        i128::from(m.data_range.0),
+        i128::from(m.data_range.1),
         m.brk_start as i128,
         0,
         0,
