@@ -163,5 +163,43 @@ pub fn hwcap2(registers: &IdRegisters) -> u64 {
     apply(registers, &HWCAP2_RULES)
 }
 
+/// Linux's names of the `AT_HWCAP` bits, by bit (`hwcap_str` in
+/// `arch/arm64/kernel/cpuinfo.c`), as `/proc/cpuinfo` lists them.
+const HWCAP_NAMES: [&str; 32] = [
+    "fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp", "asimdhp", "cpuid",
+    "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4", "asimddp", "sha512", "sve", "asimdfhm", "dit",
+    "uscat", "ilrcpc", "flagm", "ssbs", "sb", "paca", "pacg",
+];
+
+/// Linux's names of the `AT_HWCAP2` bits, by bit.
+const HWCAP2_NAMES: [&str; 17] = [
+    "dcpodp",
+    "sve2",
+    "sveaes",
+    "svepmull",
+    "svebitperm",
+    "svesha3",
+    "svesm4",
+    "flagm2",
+    "frint",
+    "svei8mm",
+    "svef32mm",
+    "svef64mm",
+    "svebf16",
+    "i8mm",
+    "bf16",
+    "dgh",
+    "rng",
+];
+
+/// The `Features` line of `/proc/cpuinfo`: the name of each capability
+/// set in `hwcap`, then in `hwcap2`, in bit order (as Linux prints them).
+pub fn feature_names(hwcap: u64, hwcap2: u64) -> impl Iterator<Item = &'static str> {
+    let set = |caps: u64, names: &'static [&'static str]| {
+        names.iter().enumerate().filter(move |(bit, _)| caps & (1 << bit) != 0).map(|(_, name)| *name)
+    };
+    set(hwcap, &HWCAP_NAMES).chain(set(hwcap2, &HWCAP2_NAMES))
+}
+
 #[cfg(test)]
 mod tests;

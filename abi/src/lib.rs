@@ -28,6 +28,7 @@
 //!   copy to or from user memory goes through.
 //! - [`cred`]: user and group ids, the rules for changing them and the
 //!   permission check of mode bits.
+//! - [`sysinfo`]: load averages as Linux computes them, `struct sysinfo`.
 //! - [`errno`]: the Linux error numbers these return.
 //!
 //! Nothing here panics on bad input: every parser returns a typed error that
@@ -77,6 +78,7 @@ pub mod script;
 pub mod signal;
 pub mod stack;
 pub mod syscall;
+pub mod sysinfo;
 pub mod timer;
 pub mod tty;
 pub mod uaccess;

@@ -165,6 +165,7 @@ system_calls! {
     Getgid = 176 => "getgid", 0,
     Getegid = 177 => "getegid", 0,
     Gettid = 178 => "gettid", 0,
+    Sysinfo = 179 => "sysinfo", 1,
     Brk = 214 => "brk", 1,
     Munmap = 215 => "munmap", 2,
     Mremap = 216 => "mremap", 5,

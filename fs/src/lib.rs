@@ -20,8 +20,8 @@ mod vfs;
 pub use aspen_abi::fcntl::OpenFlags;
 pub use pipe::{PipeBuffer, PIPE_CAPACITY, PIPE_PAGES};
 pub use vfs::{
-    set_clock, Dirent, MountKind, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Walked, Whence,
-    MAX_SYMLINKS, NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
+    set_clock, Dirent, MountKind, MountPoint, Node, NodeKind, OpenFile, Quota, ReadIntoError, Stat, Vfs, Walked,
+    Whence, MAX_SYMLINKS, NAME_MAX, PATH_MAX, RAMFS_MAGIC, TMPFS_MAGIC,
 };
 
 #[cfg(test)]

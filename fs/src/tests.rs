@@ -450,3 +450,23 @@ fn writes_and_renames_move_the_times() {
     assert!(set.ctime > written.ctime);
     assert_eq!(vfs.lookup(b"/bin/hello").unwrap().set_times(None, None), Err(Errno::EROFS));
 }
+
+#[test]
+fn mount_points_list_what_is_mounted_in_order() {
+    use crate::{MountKind, MountPoint};
+    let vfs = tree();
+    vfs.mkdir(b"/tmp/small", 0o755, (0, 0)).unwrap();
+    vfs.mount(b"/tmp/./small/", MountKind::Tmpfs, Some(5000)).unwrap();
+    vfs.mount(b"/dev", MountKind::Devtmpfs, None).unwrap();
+    let point = |path: &[u8], kind, limit| MountPoint { path: path.to_vec(), kind, limit };
+    assert_eq!(
+        vfs.mount_points(),
+        [
+            point(b"/tmp", MountKind::Tmpfs, None),
+            point(b"/tmp/small", MountKind::Tmpfs, Some(8192)),
+            point(b"/dev", MountKind::Devtmpfs, None)
+        ]
+    );
+    vfs.umount(b"/tmp/small").unwrap();
+    assert_eq!(vfs.mount_points().len(), 2);
+}

@@ -385,6 +385,19 @@ struct Mount<E: MmEnv + 'static> {
     root: Arc<Node<E>>,
     /// What the entry named before (back at unmount).
     covered: Arc<Node<E>>,
+    /// Where it is mounted and what, for `/proc/mounts`.
+    point: MountPoint,
+}
+
+/// A mount as `/proc/mounts` lists it: where, what, and its size limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    /// The absolute path it is mounted at.
+    pub path: Vec<u8>,
+    /// The file system mounted there.
+    pub kind: MountKind,
+    /// A tmpfs's `size=` in bytes.
+    pub limit: Option<u64>,
 }
 
 /// The file tree.
@@ -607,7 +620,8 @@ impl<E: MmEnv + 'static> Vfs<E> {
             }
         }
         parent.dir()?.lock().insert(name.clone(), root.clone());
-        self.mounts.lock().push(Mount { parent, name, root, covered });
+        let point = MountPoint { path: at.clone(), kind, limit: quota_limit(&root) };
+        self.mounts.lock().push(Mount { parent, name, root, covered, point });
         Ok(())
     }
 
@@ -1018,6 +1032,16 @@ impl<E: MmEnv + 'static> Vfs<E> {
         to.modified();
         Ok(())
     }
+
+    /// What is mounted, in mount order (the root's file system aside).
+    pub fn mount_points(&self) -> Vec<MountPoint> {
+        self.mounts.lock().iter().map(|m| m.point.clone()).collect()
+    }
+}
+
+/// The size limit of the file system whose root is `root`.
+fn quota_limit<E: MmEnv + 'static>(root: &Node<E>) -> Option<u64> {
+    root.quota().map(|q| q.usage().0)
 }
 
 /// The path of `name` in the directory at absolute `dir`.

@@ -17,6 +17,8 @@ pub const TIMER_INTID: u32 = 30;
 
 static GIC: Once<Gic> = Once::new();
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Interrupts handled since boot, of every source.
+static HANDLED: AtomicU64 = AtomicU64::new(0);
 
 /// Starts the interrupt controller and the periodic tick. Interrupts stay
 /// masked on this CPU until the caller unmasks them.
@@ -38,6 +40,11 @@ pub fn init() {
     );
 }
 
+/// Interrupts handled since boot (`intr` in `/proc/stat`).
+pub fn count() -> u64 {
+    HANDLED.load(Ordering::Relaxed)
+}
+
 /// Timer interrupts since `init`.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
@@ -49,6 +56,7 @@ pub fn ticks() -> u64 {
 pub fn handle() {
     let Some(gic) = GIC.get() else { return };
     while let Some(iar) = gic.acknowledge() {
+        HANDLED.fetch_add(1, Ordering::Relaxed);
         match iar & 0x3ff {
             TIMER_INTID => {
                 TICKS.fetch_add(1, Ordering::Relaxed);

@@ -174,6 +174,7 @@ pub fn handle(frame: &mut TrapFrame) {
         // the barrier every system call already is.
         Sysno::Membarrier => Err(Errno::ENOSYS),
         Sysno::Uname => uname(a0),
+        Sysno::Sysinfo => copy_out_at(a0, &procfs::sysinfo().to_bytes()).map(|()| 0),
         Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
         Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
@@ -828,12 +829,12 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
         },
         Description::Snapshot(s) => aspen_fs::Stat {
             dev: (0, 4),
-            ino: 3,
+            ino: if s.ino == 0 { 3 } else { s.ino },
             mode: if s.entries.is_empty() { 0o100444 } else { 0o040555 },
             size: 0,
             rdev: (0, 0),
-            uid: 0,
-            gid: 0,
+            uid: s.owner.0,
+            gid: s.owner.1,
             nlink: 1,
             ..Default::default()
         },
@@ -1145,6 +1146,10 @@ fn sigaltstack(new: u64, old: u64, sp: u64) -> SysResult {
     Ok(0)
 }
 
+/// The release `uname` and `/proc/version` report: a Linux version first,
+/// which C libraries compare against their minimum kernel version.
+pub const KERNEL_RELEASE: &str = concat!("6.1.0-aspen-", env!("CARGO_PKG_VERSION"));
+
 fn uname(out: u64) -> SysResult {
     let name = UtsName {
         // Not "Linux": Aspen is not Linux, and tests tell the two apart by
@@ -1152,7 +1157,7 @@ fn uname(out: u64) -> SysResult {
         // compare against their minimum kernel version.
         sysname: b"Aspen",
         nodename: b"aspen",
-        release: concat!("6.1.0-aspen-", env!("CARGO_PKG_VERSION")).as_bytes(),
+        release: KERNEL_RELEASE.as_bytes(),
         version: b"Aspen",
         machine: b"aarch64",
         domainname: b"(none)",

@@ -9,15 +9,19 @@ use aspen_mm::aspace::FaultError;
 
 use crate::arch::exception::{Abort, FaultStatus, Misaligned, Trap, TrapFrame, Unexpected};
 use crate::process::signal;
-use crate::task::sched;
+use crate::task::{cputime, sched};
 use crate::{console, irq, process, syscall};
 
 /// Handles `trap`, taken with the interrupted context saved in `frame`
 /// (which the return restores, so changes to it take effect).
 pub fn handle(trap: Trap, frame: &mut TrapFrame) {
+    if let Trap::Irq { from_user: false } = trap {
+        return irq::handle();
+    }
+    // Everything else comes from EL0: user time ends here.
+    cputime::entered_kernel();
     match trap {
-        Trap::Irq { from_user: false } => return irq::handle(),
-        Trap::Irq { from_user: true } => irq::handle(),
+        Trap::Irq { .. } => irq::handle(),
         Trap::SystemCall => syscall::handle(frame),
         Trap::Abort(abort) => resolve_or_signal(abort, frame.pc()),
         Trap::Misaligned(what) => {
@@ -34,6 +38,7 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
     // and for the thread to do what is pending for it.
     sched::preempt_if_needed();
     process::return_to_user(frame);
+    cputime::leaving_kernel();
 }
 
 /// A user-space abort: resolved by the address space (demand paging,

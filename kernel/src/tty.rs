@@ -329,3 +329,14 @@ pub fn ioctl(cmd: u32, arg: u64) -> Result<u64, Errno> {
         _ => Err(Errno::ENOTTY),
     }
 }
+
+/// The foreground process group of the terminal when it is the
+/// controlling terminal of session `sid` (`tpgid` in `/proc/<pid>/stat`).
+pub fn controlling(sid: Pid) -> Option<Pid> {
+    let irq = cpu::disable_irqs();
+    let terminal = TERMINAL.lock();
+    let pgrp = terminal.pgrp.filter(|_| terminal.session == Some(sid));
+    drop(terminal);
+    cpu::restore_irqs(irq);
+    pgrp
+}

@@ -52,3 +52,14 @@ fn absent_fp_and_simd_are_minus_one() {
     );
     assert_ne!(hwcap(&all) & HWCAP_SHA512, 0);
 }
+
+#[test]
+fn feature_names_are_linuxs_cpuinfo_words() {
+    let a72 = IdRegisters { pfr0: 0x2222, isar0: 0x1_1120, isar1: 0 };
+    let names: alloc::vec::Vec<_> = feature_names(hwcap(&a72), hwcap2(&a72)).collect();
+    // Linux 6.1 on QEMU's cortex-a72 prints these plus evtstrm and cpuid.
+    assert_eq!(names, ["fp", "asimd", "aes", "pmull", "sha1", "sha2", "crc32"]);
+    let names: alloc::vec::Vec<_> = feature_names(HWCAP_FLAGM | HWCAP_SB, HWCAP2_RNG | HWCAP2_DCPODP).collect();
+    assert_eq!(names, ["flagm", "sb", "dcpodp", "rng"]);
+    assert_eq!(feature_names(0, 0).count(), 0);
+}

@@ -122,6 +122,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("getgid", 176),
         ("getegid", 177),
         ("gettid", 178),
+        ("sysinfo", 179),
         ("brk", 214),
         ("munmap", 215),
         ("mremap", 216),

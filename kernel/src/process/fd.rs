@@ -82,6 +82,27 @@ pub struct Snapshot {
     pub position: spin::Mutex<usize>,
     /// Directory entries (name, inode, DT_ type) for a `/proc` directory.
     pub entries: Vec<(alloc::string::String, u64, u8)>,
+    /// Its inode number, 0 for one `stat` makes up.
+    pub ino: u64,
+    /// Its owner and group (a `/proc/<pid>` file's are its process's).
+    pub owner: (u32, u32),
+}
+
+impl Snapshot {
+    /// A file holding `data`, owned by root.
+    pub fn file(data: Vec<u8>) -> Self {
+        Self { data, position: spin::Mutex::new(0), entries: Vec::new(), ino: 0, owner: (0, 0) }
+    }
+
+    /// A directory of `entries`, owned by root.
+    pub fn directory(entries: Vec<(alloc::string::String, u64, u8)>) -> Self {
+        Self { data: Vec::new(), position: spin::Mutex::new(0), entries, ino: 0, owner: (0, 0) }
+    }
+
+    /// The same, with inode number `ino` and owned by `owner`.
+    pub fn with_identity(self, ino: u64, owner: (u32, u32)) -> Self {
+        Self { ino, owner, ..self }
+    }
 }
 
 #[derive(Clone)]
@@ -113,6 +134,12 @@ impl FdTable {
     /// Descriptors are below this.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// The table's size as Linux's `FDSize` reports it: room for 64
+    /// descriptors, grown by 64 at a time to hold the highest one.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len().div_ceil(64).max(1) * 64
     }
 
     /// New descriptors stay below `limit` (`RLIMIT_NOFILE` changed); those

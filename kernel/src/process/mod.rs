@@ -129,6 +129,12 @@ pub struct Process {
     pub faults: AtomicU64,
     /// Times a switch to one of its threads wrote TTBR0.
     pub space_switches: AtomicU64,
+    /// The CPU time and switches of its threads that have ended.
+    ended_threads: Mutex<CpuUsage>,
+    /// The CPU time of its reaped children and theirs (`cutime`, `cstime`).
+    reaped_children: Mutex<CpuUsage>,
+    /// The counter when it was made (its first thread's start).
+    pub started: u64,
     /// Its signal actions (shared with `CLONE_SIGHAND` processes; a new
     /// table at `execve` if shared).
     actions: Mutex<SharedActions>,
@@ -143,6 +149,34 @@ pub struct Process {
     /// Where its address space maps the `rt_sigreturn` trampoline (0: not
     /// yet; mapped when a handler without `SA_RESTORER` is installed).
     trampoline: AtomicU64,
+}
+
+/// CPU time (counter ticks), task switches and page faults.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CpuUsage {
+    pub user: u64,
+    pub system: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+    /// Page faults resolved (counted per process, not per thread).
+    pub faults: u64,
+}
+
+impl CpuUsage {
+    fn of(task: &Task) -> Self {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (user, system) = crate::task::cputime::task_times(task);
+        let t = &task.times;
+        Self { user, system, voluntary: get(&t.voluntary), involuntary: get(&t.involuntary), faults: 0 }
+    }
+
+    fn add(&mut self, other: CpuUsage) {
+        self.user += other.user;
+        self.system += other.system;
+        self.voluntary += other.voluntary;
+        self.involuntary += other.involuntary;
+        self.faults += other.faults;
+    }
 }
 
 /// How the threads of a process are to end.
@@ -206,6 +240,25 @@ impl Process {
 
     pub fn is_zombie(&self) -> bool {
         self.exit_status.lock().is_some()
+    }
+
+    /// The CPU time and switches of all its threads, ended ones included.
+    pub fn cpu_usage(&self) -> CpuUsage {
+        let mut usage = *self.ended_threads.lock();
+        for task in self.threads.lock().values().filter_map(|t| t.task()) {
+            usage.add(CpuUsage::of(&task));
+        }
+        usage
+    }
+
+    /// The CPU time of its reaped children (and of theirs).
+    pub fn children_usage(&self) -> CpuUsage {
+        *self.reaped_children.lock()
+    }
+
+    /// Its live threads.
+    pub fn threads(&self) -> Vec<Arc<Thread>> {
+        self.threads.lock().values().cloned().collect()
     }
 
     /// How many threads it has.
@@ -557,6 +610,9 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         posix_timers: Mutex::new(posix_timer::Timers::default()),
         faults: AtomicU64::new(0),
         space_switches: AtomicU64::new(0),
+        ended_threads: Mutex::new(CpuUsage::default()),
+        reaped_children: Mutex::new(CpuUsage::default()),
+        started: task.started,
         actions: Mutex::new(parts.actions),
         pending: Mutex::new(Pending::default()),
         pgid: AtomicU32::new(parts.pgid),
@@ -782,6 +838,9 @@ pub fn exit_thread(status: i32) -> ! {
     let last = {
         let mut threads = process.threads.lock();
         threads.remove(&me.tid());
+        if let Some(task) = me.task() {
+            process.ended_threads.lock().add(CpuUsage::of(&task));
+        }
         threads.is_empty()
     };
     if last {
@@ -862,6 +921,10 @@ pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(
                 children.remove(&pid)
             }) {
                 PROCESSES.lock().remove(&child.pid);
+                let mut usage = child.cpu_usage();
+                usage.faults = child.faults.load(Ordering::Relaxed);
+                usage.add(child.children_usage());
+                process.reaped_children.lock().add(usage);
                 let status = child.exit_status.lock().unwrap_or(0);
                 return Ok(Some((child.pid, status)));
             }

@@ -137,6 +137,11 @@ impl Pending {
     pub fn set(&self) -> SigSet {
         self.set
     }
+
+    /// How many instances wait (`SigQ` in `/proc/<pid>/status`).
+    pub fn queued(&self) -> usize {
+        self.infos.len()
+    }
 }
 
 /// A thread's own signal state.

@@ -19,7 +19,7 @@ fn directory(names: &[&str], kind: u8) -> Snapshot {
     for (i, name) in names.iter().enumerate() {
         entries.push((String::from(*name), 2 + i as u64, kind));
     }
-    Snapshot { data: Vec::new(), position: spin::Mutex::new(0), entries }
+    Snapshot::directory(entries)
 }
 
 /// The `/sys` file at `path`; `Ok(None)` when `path` is not under `/sys`.
@@ -34,9 +34,7 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
         ["devices"] => directory(&["system"], DT_DIR),
         ["devices", "system"] => directory(&["cpu"], DT_DIR),
         ["devices", "system", "cpu"] => directory(&["online", "possible"], DT_REG),
-        ["devices", "system", "cpu", "online" | "possible"] => {
-            Snapshot { data: b"0\n".to_vec(), position: spin::Mutex::new(0), entries: Vec::new() }
-        }
+        ["devices", "system", "cpu", "online" | "possible"] => Snapshot::file(b"0\n".to_vec()),
         _ => return Err(Errno::ENOENT),
     };
     Ok(Some(file))

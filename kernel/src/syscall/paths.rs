@@ -180,6 +180,10 @@ pub(super) fn stat_path(path: &[u8], follow: bool) -> Result<aspen_fs::Stat, Err
     if path == b"/dev/console" || path == b"/dev/tty" {
         return Ok(stat_of(&Description::Console));
     }
+    // `/proc`'s links are links to `lstat`.
+    if let (false, Some(link)) = (follow, procfs::link_stat(path)) {
+        return link;
+    }
     if let Some(snapshot) = procfs::open(path)? {
         return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));
     }
@@ -551,15 +555,16 @@ pub(super) fn fstatfs(fd: u64, buf: u64) -> SysResult {
 }
 
 /// `readlinkat(dirfd, path, buf, size)`: the target of the symbolic
-/// link `path` names (`/proc/<pid>/exe` is the program's path), cut to
-/// `size` bytes, without a NUL; its length. As Linux: a size of 0 or less
-/// is `EINVAL`, and so is anything that exists and is not a link.
+/// link `path` names (`/proc`'s links too: `self`, `thread-self`,
+/// `<pid>/exe`), cut to `size` bytes, without a NUL; its length. As Linux:
+/// a size of 0 or less is `EINVAL`, and so is anything that exists and is
+/// not a link.
 pub(super) fn readlinkat(dirfd: i64, path: u64, buf: u64, size: u64) -> SysResult {
     if (size as i64) <= 0 {
         return Err(Errno::EINVAL);
     }
     let path = at_path(dirfd, path)?;
-    let target = match procfs::exe_link(&path) {
+    let target = match procfs::link(&path) {
         Some(target) => target?,
         None => match files::vfs().readlink(&path) {
             Ok(target) => target,

@@ -2,6 +2,8 @@
 //! tasks) what they run on behalf of, a [`UserContext`] (a thread of a process). The
 //! scheduler (`sched`) decides which one runs.
 
+pub mod cputime;
+pub mod loadavg;
 pub mod sched;
 pub mod stack;
 pub mod timer;
@@ -75,6 +77,10 @@ pub struct Task {
     /// What a user task runs on behalf of, set once when it is made; never
     /// set for kernel threads.
     user: spin::Once<Arc<dyn UserContext>>,
+    /// Its CPU time and switches.
+    pub times: cputime::TaskTimes,
+    /// The counter when it was made.
+    pub started: u64,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -85,6 +91,19 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// Tasks that exist, the idle task aside (Linux's `nr_threads`).
+static TASKS: AtomicU32 = AtomicU32::new(0);
+
+/// How many tasks exist (running, ready, blocked, or ended and not yet
+/// reaped), the idle task aside.
+pub fn task_count() -> u32 {
+    TASKS.load(Ordering::Relaxed)
+}
+
+/// The last task id handed out.
+pub fn last_pid() -> Pid {
+    NEXT_PID.load(Ordering::Relaxed) - 1
+}
 
 impl Task {
     fn with_stack(
@@ -96,6 +115,9 @@ impl Task {
     ) -> Arc<Self> {
         // The idle task (no stack of its own) is 0; the first process, 1.
         let pid = if stack.is_some() { NEXT_PID.fetch_add(1, Ordering::Relaxed) } else { 0 };
+        if stack.is_some() {
+            TASKS.fetch_add(1, Ordering::Relaxed);
+        }
         Arc::new(Self {
             pid,
             priority: AtomicU8::new(priority),
@@ -108,6 +130,8 @@ impl Task {
             fp: UnsafeCell::new(fp),
             stack,
             user: spin::Once::new(),
+            times: cputime::TaskTimes::default(),
+            started: crate::arch::timer::ticks(),
         })
     }
 
@@ -176,5 +200,13 @@ impl Task {
 
     fn set_state(&self, state: TaskState) {
         *self.state.lock() = state;
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if self.stack.is_some() {
+            TASKS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

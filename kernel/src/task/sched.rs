@@ -19,7 +19,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use aspen_abi::sched::{Policy, SchedParams, MAX_RT_PRIORITY};
 use spin::Mutex;
 
-use super::{Pid, Task, TaskState, UserContext};
+use super::loadavg::LoadTracker;
+use super::{cputime, Pid, Task, TaskState, UserContext};
 use crate::arch::context::{self, CpuContext, FpState};
 use crate::arch::{cpu, mmu, timer};
 
@@ -63,6 +64,8 @@ struct RunQueues {
     queues: [VecDeque<Arc<Task>>; PRIORITIES],
     /// Bit p set: queue p is not empty.
     nonempty: [u64; BITMAP_WORDS],
+    /// Tasks in all queues.
+    len: usize,
 }
 
 impl Scheduler {
@@ -91,6 +94,7 @@ impl RunQueues {
             End::Back => self.queues[p].push_back(task),
             End::Front => self.queues[p].push_front(task),
         }
+        self.len += 1;
         self.nonempty[p / 64] |= 1 << (p % 64);
     }
 
@@ -100,6 +104,7 @@ impl RunQueues {
         let queue = &mut self.queues[p];
         let Some(at) = queue.iter().position(|t| Arc::ptr_eq(t, task)) else { return false };
         queue.remove(at);
+        self.len -= 1;
         if queue.is_empty() {
             self.nonempty[p / 64] &= !(1 << (p % 64));
         }
@@ -110,6 +115,7 @@ impl RunQueues {
         let p = self.best()? as usize;
         let queue = &mut self.queues[p];
         let task = queue.pop_front();
+        self.len -= 1;
         if queue.is_empty() {
             self.nonempty[p / 64] &= !(1 << (p % 64));
         }
@@ -142,16 +148,37 @@ struct Scheduler {
     /// before a process exit emptied it).
     last_user: Option<Arc<dyn UserContext>>,
     slice_end: u64,
+    load: LoadTracker,
+}
+
+impl Scheduler {
+    /// Tasks that can run now: the ready ones and the running one (unless
+    /// it is the idle task).
+    fn runnable(&self) -> usize {
+        let idle_runs = match (&self.current, &self.idle) {
+            (Some(current), Some(idle)) => Arc::ptr_eq(current, idle),
+            _ => true,
+        };
+        self.run.len + usize::from(!idle_runs)
+    }
+
+    /// Brings the load averages up to now; called before the count of
+    /// runnable tasks changes.
+    fn sample_load(&mut self) {
+        let active = self.runnable() as u64;
+        self.load.catch_up(timer::ticks(), active);
+    }
 }
 
 static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
-    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: [0; BITMAP_WORDS] },
+    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: [0; BITMAP_WORDS], len: 0 },
     current: None,
     idle: None,
     sleepers: BTreeMap::new(),
     switched_out: None,
     last_user: None,
     slice_end: 0,
+    load: LoadTracker::new(),
 });
 
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
@@ -201,6 +228,7 @@ pub fn make_ready(task: Arc<Task>) {
     let irq = cpu::disable_irqs();
     {
         let mut s = SCHED.lock();
+        s.sample_load();
         task.set_state(TaskState::Ready);
         if let Some(deadline) = task.sleep_deadline.lock().take() {
             s.sleepers.remove(&(deadline, task.pid));
@@ -311,6 +339,7 @@ pub fn sleep_ticks(ticks: u64) {
 /// while a task runs alone or the CPU idles.
 pub fn on_timer(now: u64) -> Option<u64> {
     let mut s = SCHED.lock();
+    s.sample_load();
     while let Some(sleeper) = s.sleepers.first_entry().filter(|e| e.key().0 <= now) {
         let task = sleeper.remove();
         *task.sleep_deadline.lock() = None;
@@ -331,6 +360,18 @@ pub fn on_timer(now: u64) -> Option<u64> {
     let slice = if slice_over { None } else { s.current.as_ref().and_then(|current| s.slice_end_of(current)) };
     let sleeper = s.sleepers.first_key_value().map(|((deadline, _), _)| *deadline);
     earliest(slice, sleeper)
+}
+
+/// The load averages now, the tasks runnable now (the running one
+/// included), for `/proc/loadavg` and `sysinfo`.
+pub fn load() -> (aspen_abi::sysinfo::LoadAverages, usize) {
+    let irq = cpu::disable_irqs();
+    let mut s = SCHED.lock();
+    s.sample_load();
+    let load = (s.load.averages, s.runnable());
+    drop(s);
+    cpu::restore_irqs(irq);
+    load
 }
 
 /// The earlier of two optional times.
@@ -386,6 +427,7 @@ pub(super) extern "C" fn kernel_thread_started() {
 pub(super) extern "C" fn user_task_started() {
     after_switch();
     with_current(|task| task.user_context().cloned()).expect("a user task without a user context").entering_user();
+    cputime::leaving_kernel();
 }
 
 fn after_switch() {
@@ -403,9 +445,16 @@ fn schedule(end: End) {
     let mut s = SCHED.lock();
     let prev = s.current.clone().expect("schedule before init_idle");
     let idle = s.idle.clone().expect("schedule before init_idle");
-    if prev.state() == TaskState::Running {
+    let blocked = prev.state() != TaskState::Running;
+    let prev_idle = Arc::ptr_eq(&prev, &idle);
+    // Only a task that stops running (blocks, ends) changes the count of
+    // runnable ones here: a yield or preemption trades one for another.
+    if blocked && !prev_idle {
+        s.sample_load();
+    }
+    if !blocked {
         prev.set_state(TaskState::Ready);
-        if !Arc::ptr_eq(&prev, &idle) {
+        if !prev_idle {
             s.run.push_at(prev.clone(), end);
         }
     }
@@ -435,6 +484,7 @@ fn schedule(end: End) {
         }
         s.last_user = Some(user.clone());
     }
+    cputime::switched_from(&prev, prev_idle, blocked);
     RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);
     s.switched_out = Some(prev);

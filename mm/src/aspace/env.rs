@@ -71,6 +71,7 @@ pub enum WxPolicy {
 #[derive(Debug, Default)]
 pub struct MmStats {
     page_cache_pages: AtomicUsize,
+    anonymous_object_pages: AtomicUsize,
     faults: AtomicU64,
     cow_copies: AtomicU64,
     cow_reuses: AtomicU64,
@@ -81,6 +82,7 @@ impl MmStats {
     pub const fn new() -> Self {
         Self {
             page_cache_pages: AtomicUsize::new(0),
+            anonymous_object_pages: AtomicUsize::new(0),
             faults: AtomicU64::new(0),
             cow_copies: AtomicU64::new(0),
             cow_reuses: AtomicU64::new(0),
@@ -91,6 +93,12 @@ impl MmStats {
     /// and shared anonymous pages): `Cached` + `Shmem` in `/proc/meminfo`.
     pub fn page_cache_pages(&self) -> usize {
         self.page_cache_pages.load(Ordering::Relaxed)
+    }
+
+    /// Of those, the pages of anonymous objects (shared anonymous memory):
+    /// part of `Shmem` in `/proc/meminfo`.
+    pub fn anonymous_object_pages(&self) -> usize {
+        self.anonymous_object_pages.load(Ordering::Relaxed)
     }
 
     /// Faults handled by [`AddressSpace::handle_fault`](super::AddressSpace::handle_fault).
@@ -108,12 +116,18 @@ impl MmStats {
         self.cow_reuses.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn cache_page_added(&self) {
+    pub(crate) fn cache_page_added(&self, anonymous: bool) {
         self.page_cache_pages.fetch_add(1, Ordering::Relaxed);
+        if anonymous {
+            self.anonymous_object_pages.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    pub(crate) fn cache_page_removed(&self) {
+    pub(crate) fn cache_page_removed(&self, anonymous: bool) {
         self.page_cache_pages.fetch_sub(1, Ordering::Relaxed);
+        if anonymous {
+            self.anonymous_object_pages.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn fault(&self) {

@@ -233,6 +233,8 @@ type SpaceCursor<'c, 'e, E> =
 struct FaultCursor<'c, 'e, E: MmEnv> {
     env: &'e E,
     cursor: SpaceCursor<'c, 'e, E>,
+    /// Pages of memory (not device frames) it mapped.
+    installed: usize,
 }
 
 impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
@@ -243,7 +245,9 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
-        self.cursor.map(frame, mode.attrs(device)).map_err(fault_error)
+        self.cursor.map(frame, mode.attrs(device)).map_err(fault_error)?;
+        self.installed += usize::from(!device);
+        Ok(())
     }
 
     /// Changes the permissions of the live leaf at the cursor in place
@@ -448,7 +452,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let page = va.align_down(PAGE_SIZE);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let cursor = self.table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(fault_error)?;
-        let mut faults = FaultCursor { env: self.env, cursor };
+        let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
         let leaf = faults.cursor.query();
         // Counted before resolving: the flip past the bound already maps
         // the page writable and executable.
@@ -456,7 +460,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             self.wx_flips += 1;
             varea.count_wx_flip();
         }
-        faults.resolve_queried(start, varea, kind, leaf)
+        let result = faults.resolve_queried(start, varea, kind, leaf);
+        self.resident += faults.installed;
+        result
     }
 
     /// Faults in every page of the accessible vareas in `range`: writable
@@ -476,21 +482,23 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let write = varea.prot.contains(Prot::WRITE) && !shared_file;
             let kind = if write { FaultKind::Write } else { FaultKind::Read };
             let cursor = self.table.cursor(&tlb, scope, sub).map_err(fault_error)?;
-            let mut faults = FaultCursor { env: self.env, cursor };
-            loop {
+            let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
+            let outcome = loop {
                 match faults.resolve(start, varea, kind) {
                     Ok(()) | Err(FaultError::Segv) => {}
                     // Past the end of the file (or a pager error): the rest
                     // of this mapping cannot be had either; stop here, as
                     // Linux does, instead of walking a huge mapping page by
                     // page.
-                    Err(FaultError::Bus) => break,
-                    Err(FaultError::OutOfMemory) => return Err(FaultError::OutOfMemory),
+                    Err(FaultError::Bus) => break Ok(()),
+                    Err(FaultError::OutOfMemory) => break Err(FaultError::OutOfMemory),
                 }
                 if !faults.cursor.next_page() {
-                    break;
+                    break Ok(());
                 }
-            }
+            };
+            self.resident += faults.installed;
+            outcome?;
         }
         Ok(())
     }

@@ -78,7 +78,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let mut protected = false;
         let result = self.copy_leaves_into(&mut child, &mut protected);
         let child = match result {
-            Ok(()) => Ok(child),
+            Ok(()) => {
+                // Every leaf is copied: the child has as many pages, and
+                // that is its peak so far.
+                child.resident = self.resident;
+                child.peak_resident = self.resident;
+                Ok(child)
+            }
             Err(e) => {
                 child.discard();
                 Err(e)

@@ -183,6 +183,14 @@ pub struct AddressSpace<'e, E: MmEnv> {
     lock_limit: Option<u64>,
     /// Write/execute flips taken in this space since it was made.
     wx_flips: u64,
+    /// The most bytes its vareas ever covered (Linux's `hiwater_vm`).
+    peak_bytes: u64,
+    /// Pages of memory mapped (device frames aside), kept as leaves come
+    /// and go (Linux's RSS counters).
+    resident: usize,
+    /// The most `resident` was before it last fell (Linux's
+    /// `hiwater_rss`, also updated just before unmapping).
+    peak_resident: usize,
 }
 
 /// `len` rounded up to whole pages; `None` on overflow.
@@ -206,6 +214,7 @@ fn object_index(first_page: u64, start: VirtAddr, va: VirtAddr) -> u64 {
 /// Gives back what a removed leaf at `va` held: a reference to its frame
 /// `pa` (none for device frames) and, for a writable shared file page, its
 /// writer count. `varea` is the varea holding `va`, with its start.
+/// Whether the leaf was a page of memory (counted as resident).
 #[inline(always)]
 fn release_leaf<E: MmEnv>(
     refs: &mut RefCursor<'_, 'static>,
@@ -213,13 +222,13 @@ fn release_leaf<E: MmEnv>(
     va: VirtAddr,
     pa: PhysAddr,
     writable: bool,
-) {
+) -> bool {
     let Some((start, varea)) = varea else {
         log::error!("mm: a leaf at {va:?} removed outside every varea; frame {pa:?} leaked");
-        return;
+        return false;
     };
     match &varea.backing {
-        Backing::Device { .. } => {}
+        Backing::Device { .. } => return false,
         Backing::Anon => refs.put(pa),
         Backing::Object { object, first_page, shared } => {
             if *shared && writable {
@@ -227,6 +236,25 @@ fn release_leaf<E: MmEnv>(
             }
             refs.put(pa);
         }
+    }
+    true
+}
+
+/// Resident pages of an address space by kind ([`AddressSpace::rss`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rss {
+    /// Private anonymous pages (heap, stack, bss, `MAP_PRIVATE|MAP_ANONYMOUS`).
+    pub anon: usize,
+    /// Pages of mapped files.
+    pub file: usize,
+    /// Pages of shared anonymous memory.
+    pub shmem: usize,
+}
+
+impl Rss {
+    /// All of them (`VmRSS`).
+    pub fn total(&self) -> usize {
+        self.anon + self.file + self.shmem
     }
 }
 
@@ -291,6 +319,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             lock_future: None,
             lock_limit: None,
             wx_flips: 0,
+            peak_bytes: 0,
+            resident: 0,
+            peak_resident: 0,
         })
     }
 
@@ -337,6 +368,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.stack_start = Some(sp);
     }
 
+    /// The initial stack pointer, once set (`startstack` in `/proc/<pid>/stat`).
+    pub fn stack_start(&self) -> Option<VirtAddr> {
+        self.stack_start
+    }
+
+    /// Where the program break area starts, once set (`start_brk`).
+    pub fn brk_start(&self) -> Option<VirtAddr> {
+        self.brk.as_ref().map(|b| b.start)
+    }
+
     /// Number of vareas.
     pub fn varea_count(&self) -> usize {
         self.vareas.len()
@@ -367,7 +408,31 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Bytes in every varea (Linux's `total_vm`).
     fn mapped_bytes(&self) -> u64 {
-        self.vareas.iter().map(|(start, v)| v.end_exclusive - start).sum()
+        self.vareas.bytes()
+    }
+
+    /// The most bytes its vareas ever covered (`VmPeak`); a fork child's
+    /// starts at its size then.
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak_bytes.max(self.mapped_bytes())
+    }
+
+    /// The most pages of memory it ever had mapped (`VmHWM`): the resident
+    /// count only falls where leaves are unmapped, which notes it first.
+    pub fn peak_resident_pages(&self) -> usize {
+        self.peak_resident.max(self.resident)
+    }
+
+    /// Pages of memory mapped now, device frames aside, as counted when
+    /// leaves come and go (equal to [`Self::rss`]'s total).
+    pub fn resident_count(&self) -> usize {
+        self.resident
+    }
+
+    /// Records the size as the peak if it is one (after a varea grew or
+    /// came).
+    fn note_size(&mut self) {
+        self.peak_bytes = self.peak_bytes.max(self.vareas.bytes());
     }
 
     /// Pages mapped (resident set size, in pages).
@@ -375,17 +440,45 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         walk::count_leaves(self.env.mem(), self.table.root(), VaHalf::Lower.range())
     }
 
+    /// Pages mapped, by kind (Linux's `RssAnon`, `RssFile`, `RssShmem`):
+    /// those of private anonymous vareas, of file vareas (private copies
+    /// of file pages included), and of shared anonymous memory. Device
+    /// frames are not memory the space holds and are not counted.
+    pub fn rss(&self) -> Rss {
+        let mut rss = Rss::default();
+        for (start, varea) in self.vareas.iter() {
+            let count =
+                || walk::count_leaves(self.env.mem(), self.table.root(), VirtRange::new(start, varea.end_exclusive));
+            match &varea.backing {
+                Backing::Anon => rss.anon += count(),
+                Backing::Object { object, .. } if object.is_anonymous() => rss.shmem += count(),
+                Backing::Object { .. } => rss.file += count(),
+                Backing::Device { .. } => {}
+            }
+        }
+        rss
+    }
+
+    /// Bytes in every varea (Linux's `total_vm`, `VmSize`).
+    pub fn total_bytes(&self) -> u64 {
+        self.mapped_bytes()
+    }
+
     /// Unmaps every leaf in `range` (page aligned, inside user space),
     /// releasing what they held once the TLB forgot them.
     fn zap(&mut self, range: VirtRange) {
+        self.peak_resident = self.peak_resident.max(self.resident);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
         let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
+        let mut released = 0;
         let mut editor = self.table.edit(&tlb, scope, |leaf| {
             let writable = leaf.attrs.access().contains(Access::WRITE);
-            release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable);
+            released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
         });
         log_edit("unmap", editor.unmap(range));
+        drop(editor);
+        self.resident -= released;
     }
 
     /// After the file `object_id` shrank to `size` bytes: unmaps every
@@ -429,6 +522,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// its neighbours.
     fn add_varea(&mut self, range: VirtRange, varea: Varea<'e, E>) {
         self.vareas.insert(range.start, varea);
+        self.note_size();
         self.vareas.merge_in(range);
     }
 }

@@ -112,9 +112,8 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 .filter(|end| *end <= USER_END && !self.vareas.any_in(VirtRange::new(old_end, *end)));
             if let Some(new_end) = grown {
                 let locked = varea.locked;
-                if let Some((_, v)) = self.vareas.find_mut(start) {
-                    v.end_exclusive = new_end;
-                }
+                self.vareas.grow(start, new_end);
+                self.note_size();
                 self.vareas.merge_in(VirtRange::new(start, new_end));
                 if locked {
                     // As Linux: a failure leaves the pages to later faults.

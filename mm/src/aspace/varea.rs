@@ -178,11 +178,27 @@ impl<'e, E: MmEnv> Varea<'e, E> {
 /// The vareas of an address space, by start address; never overlapping.
 pub(crate) struct VareaMap<'e, E: MmEnv> {
     map: BTreeMap<VirtAddr, Varea<'e, E>>,
+    /// Bytes the vareas cover, kept as they come and go.
+    bytes: u64,
 }
 
 impl<'e, E: MmEnv> VareaMap<'e, E> {
     pub fn new() -> Self {
-        Self { map: BTreeMap::new() }
+        Self { map: BTreeMap::new(), bytes: 0 }
+    }
+
+    /// Bytes every varea covers together (Linux's `total_vm`).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Moves the end of the varea starting at `start` up to `end` (the
+    /// range between must be free).
+    pub fn grow(&mut self, start: VirtAddr, end: VirtAddr) {
+        if let Some(v) = self.map.get_mut(&start).filter(|v| v.end_exclusive < end) {
+            self.bytes += end - v.end_exclusive;
+            v.end_exclusive = end;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -255,7 +271,10 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     }
 
     pub fn insert(&mut self, start: VirtAddr, varea: Varea<'e, E>) {
-        self.map.insert(start, varea);
+        self.bytes += varea.end_exclusive - start;
+        if let Some(old) = self.map.insert(start, varea) {
+            self.bytes -= old.end_exclusive - start;
+        }
     }
 
     /// Takes out every varea inside `range` (split at its ends first).
@@ -263,6 +282,7 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         let mut removed = self.map.split_off(&range.start);
         let mut after = removed.split_off(&range.end_exclusive);
         self.map.append(&mut after);
+        self.bytes -= removed.iter().map(|(s, v)| v.end_exclusive - *s).sum::<u64>();
         removed
     }
 
@@ -313,10 +333,11 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     /// does not inherit mlock).
     pub fn clone_for_fork(&self) -> Self {
         let map = self.map.iter().map(|(s, v)| (*s, Varea { locked: false, ..v.clone() })).collect();
-        Self { map }
+        Self { map, bytes: self.bytes }
     }
 
     pub fn clear(&mut self) -> BTreeMap<VirtAddr, Varea<'e, E>> {
+        self.bytes = 0;
         core::mem::take(&mut self.map)
     }
 }

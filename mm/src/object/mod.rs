@@ -270,7 +270,7 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
             meta.insert_flags(FrameFlags::PAGE_CACHE);
         }
         inner.pages.insert(index, CachedPage { frame, dirty: false, writers: 0 });
-        self.env.stats().cache_page_added();
+        self.env.stats().cache_page_added(self.is_anonymous());
         Ok(frame)
     }
 
@@ -435,7 +435,7 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
             meta.remove_flags(FrameFlags::PAGE_CACHE);
         }
         put_frame(frames, page.frame);
-        self.env.stats().cache_page_removed();
+        self.env.stats().cache_page_removed(self.is_anonymous());
     }
 }
 

@@ -115,6 +115,7 @@ fn with_env(f: impl FnOnce(&Env<'_, Arena, RecordingTlb>)) {
     f(&env);
     assert_eq!(frames.free_frame_count(), baseline, "frames leaked");
     assert_eq!(env.stats().page_cache_pages(), 0);
+    assert_eq!(env.stats().anonymous_object_pages(), 0);
 }
 
 #[test]
@@ -136,6 +137,7 @@ fn read_goes_through_the_cache_and_pages_in_once() {
         assert_eq!(file.read(u64::MAX - 1, &mut buf), Ok(0));
         assert_eq!(file.cached_pages(), 3);
         assert_eq!(env.stats().page_cache_pages(), 3);
+        assert_eq!(env.stats().anonymous_object_pages(), 0, "file pages are not anonymous");
         assert_eq!(file.dirty_pages(), 0);
     });
 }
@@ -249,6 +251,8 @@ fn anonymous_objects_are_zero_filled_and_never_written_back() {
         assert_eq!(obj.read(PAGE_SIZE, &mut buf), Ok(16));
         assert_eq!(buf, [0; 16]);
         assert_eq!(obj.write(0, b"abc"), Ok(3));
+        // Its pages count as cache pages and as anonymous-object pages.
+        assert_eq!((env.stats().page_cache_pages(), env.stats().anonymous_object_pages()), (2, 2));
         assert_eq!(obj.write(2 * PAGE_SIZE, b"x"), Err(Errno::EFBIG));
         assert_eq!(obj.sync(), Ok(()));
         assert_eq!(obj.truncate(0), Err(Errno::EINVAL));

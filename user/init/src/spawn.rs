@@ -6,10 +6,10 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::ffi::CStr;
 
-use aspen_sys::{fs, path, tty};
 use aspen_sys::process::{self, Fork, WaitStatus, WNOHANG};
 use aspen_sys::signal::{self, SaFlags, SigSet, Signal, SIG_DFL};
 use aspen_sys::{eprintln, time, Errno};
+use aspen_sys::{fs, path, tty};
 
 /// The environment every program gets.
 const ENV: &[&CStr] = &[c"PATH=/bin", c"HOME=/", c"TERM=vt100"];

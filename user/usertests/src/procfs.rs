@@ -70,3 +70,37 @@ pub fn areas_in(start: usize, end: usize) -> Result<Vec<Area>, String> {
     }
     Ok(areas)
 }
+
+/// The whole text of a `/proc` file.
+pub fn read_text(path: &core::ffi::CStr) -> Result<String, String> {
+    let mut buf = alloc::vec![0u8; 16 * 1024];
+    let n = fs::read_file(path, &mut buf).ctx(&format!("read {path:?}"))?;
+    String::from_utf8(buf[..n].to_vec()).map_err(|_| format!("{path:?} is not UTF-8"))
+}
+
+/// The number at the start of the value of the line `name:` of `text`
+/// (a `status` or `meminfo` line such as "VmRSS:\t  1234 kB").
+pub fn field(text: &str, name: &str) -> Result<u64, String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no number in line {name:?} of {text:?}"))
+}
+
+/// The fields of a `/proc/<pid>/stat` from field 3 (state) on: index 0
+/// is field 3, so field n is at n - 3.
+pub fn stat_fields(path: &core::ffi::CStr) -> Result<Vec<String>, String> {
+    let text = read_text(path)?;
+    let after = text.rfind(')').ok_or_else(|| format!("{path:?}: no command name in {text:?}"))?;
+    let fields: Vec<String> = text[after + 1..].split_whitespace().map(String::from).collect();
+    if fields.len() != 50 {
+        return Err(format!("{path:?} has {} fields, not 52: {text:?}", fields.len() + 2));
+    }
+    Ok(fields)
+}
+
+/// Field `n` (1-based, as proc(5) numbers them) of `/proc/self/stat`.
+pub fn self_stat(n: usize) -> Result<u64, String> {
+    let fields = stat_fields(c"/proc/self/stat")?;
+    fields[n - 3].parse().map_err(|_| format!("field {n} of /proc/self/stat is {:?}", fields[n - 3]))
+}

@@ -19,7 +19,7 @@ pub fn cpu_id() -> usize {
 }
 
 /// The ID registers that say which instructions EL0 may use
-/// (`AT_HWCAP`).
+/// (`AT_HWCAP`, and the features `/proc/cpuinfo` lists).
 pub fn id_registers() -> IdRegisters {
     IdRegisters { pfr0: ID_AA64PFR0_EL1.get(), isar0: ID_AA64ISAR0_EL1.get(), isar1: ID_AA64ISAR1_EL1.get() }
 }
@@ -56,4 +56,10 @@ pub fn restore_irqs(were_enabled: bool) {
     if were_enabled {
         enable_irqs();
     }
+}
+
+/// This CPU's identification (`MIDR_EL1`: implementer, variant, part,
+/// revision), for `/proc/cpuinfo`.
+pub fn midr() -> u64 {
+    aarch64_cpu::registers::MIDR_EL1.get()
 }

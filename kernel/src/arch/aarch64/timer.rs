@@ -16,6 +16,14 @@ pub fn ticks() -> u64 {
     CNTPCT_EL0.get()
 }
 
+/// The physical counter without the barrier: the read may happen a few
+/// instructions early, which CPU time accounting can afford on the
+/// system-call path (an ISB drains the pipeline).
+#[inline]
+pub fn ticks_unordered() -> u64 {
+    CNTPCT_EL0.get()
+}
+
 /// Time since the counter started (at reset).
 pub fn uptime() -> Duration {
     let (t, f) = (ticks(), frequency());

@@ -298,3 +298,40 @@ fn a_shrunk_file_loses_its_mapped_pages_past_the_end() {
         assert_eq!(read(&mut space, private), Ok(0xaa), "the private mapping's page inside the file");
     });
 }
+
+#[test]
+fn resident_pages_are_counted_by_kind() {
+    use crate::aspace::Rss;
+    with_env(128, |env| {
+        let (_pager, file) = open(env, &pattern(4 * PS as usize, 2));
+        let mut space = AddressSpace::new(env).unwrap();
+        let anon = space.mmap(va(0), 4 * PS, RW, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0).unwrap();
+        let shared = space.mmap(va(0), 2 * PS, RW, MapFlags::SHARED | MapFlags::ANONYMOUS, None, 0).unwrap();
+        let mapped = map_file(&mut space, &file, 4, Prot::READ, MapFlags::PRIVATE, 0);
+        assert_eq!(space.rss(), Rss::default());
+        let total = space.total_bytes();
+        assert_eq!(total, 10 * PS);
+        for page in 0..3 {
+            write(&mut space, anon.as_u64() + page * PS, 1).unwrap();
+        }
+        write(&mut space, shared.as_u64(), 1).unwrap();
+        read(&mut space, mapped).unwrap();
+        read(&mut space, mapped + 3 * PS).unwrap();
+        assert_eq!(space.rss(), Rss { anon: 3, file: 2, shmem: 1 });
+        assert_eq!(space.rss().total(), space.resident_pages());
+        assert_eq!((space.resident_count(), space.peak_resident_pages()), (6, 6));
+        space.munmap(anon, 2 * PS).unwrap();
+        assert_eq!(space.rss(), Rss { anon: 1, file: 2, shmem: 1 });
+        assert_eq!((space.resident_count(), space.peak_resident_pages()), (4, 6), "the peak stays");
+        assert_eq!(space.total_bytes(), 8 * PS);
+        assert_eq!(space.peak_bytes(), 10 * PS, "the peak stays");
+        let child = space.fork().unwrap();
+        assert_eq!((child.total_bytes(), child.peak_bytes()), (8 * PS, 8 * PS));
+        drop(child);
+        // Growing in place (mremap) counts towards the size and the peak.
+        let rest = anon + 2 * PS;
+        let grown = space.mremap(rest, 2 * PS, 6 * PS, aspen_abi::mman::MremapFlags::empty(), va(0));
+        assert_eq!(grown, Ok(rest), "the top mapping grows in place");
+        assert_eq!((space.total_bytes(), space.peak_bytes()), (12 * PS, 12 * PS));
+    });
+}

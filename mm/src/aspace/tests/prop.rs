@@ -391,6 +391,14 @@ impl<'e, 'a> World<'e, 'a> {
             let cached = u32::from(meta.flags().contains(FrameFlags::PAGE_CACHE));
             assert_eq!(meta.refcount(), count + cached, "frame {pa:#x}");
         }
+        // The size kept as vareas come and go is their sum, under the peak.
+        for (space, _) in &self.spaces {
+            let sum: u64 = space.vareas().map(|v| v.range.end_exclusive - v.range.start).sum();
+            assert_eq!(space.total_bytes(), sum);
+            assert!(space.peak_bytes() >= sum);
+            assert_eq!(space.resident_count(), space.rss().total(), "the resident count drifted");
+            assert!(space.peak_resident_pages() >= space.resident_count());
+        }
         assert_tlb_forgot_free_frames(self.env, ARENA_PAGES);
     }
 }

@@ -41,6 +41,7 @@ pub mod madvise;
 pub mod partial;
 pub mod paths;
 pub mod pipes;
+pub mod proc;
 pub mod process;
 pub mod programs;
 pub mod protect;
@@ -98,6 +99,11 @@ pub const TESTS: &[Test] = &[
     child("mmap_errors", errors::mmap_errors),
     child("syscall_errors", errors::syscall_errors),
     child("time_sleep_yield", time::sleep_and_clocks),
+    child("proc_memory_follows_pages", proc::memory_follows_pages),
+    child("proc_self_and_threads", proc::self_and_threads),
+    child("proc_cpu_time_and_load", proc::cpu_time_and_load),
+    child("proc_system_figures", proc::system_figures),
+    child("proc_children_figures", proc::children_figures),
     child("fork_exec_wait", process::fork_exec_wait),
     child("tty_console_is_a_terminal", tty::console_is_a_terminal),
     child("tty_controlling_terminal", tty::controlling_terminal),
