@@ -361,15 +361,15 @@ fn mounts_cover_a_directory_until_unmounted() {
     let create = OpenFlags::CREAT | RDWR;
     vfs.open(b"/tmp/before", create, 0o644, (0, 0)).unwrap();
     vfs.mkdir(b"/tmp/shm", 0o755, (0, 0)).unwrap();
-    assert_eq!(vfs.mount(b"/tmp/before", MountKind::Tmpfs, None), Err(Errno::ENOTDIR));
-    assert_eq!(vfs.mount(b"/tmp/nothing", MountKind::Tmpfs, None), Err(Errno::ENOENT));
-    assert_eq!(vfs.mount(b"/", MountKind::Tmpfs, None), Err(Errno::EBUSY));
-    vfs.mount(b"/tmp/shm", MountKind::Tmpfs, None).unwrap();
+    assert_eq!(vfs.mount(b"none", b"/tmp/before", MountKind::Tmpfs, None), Err(Errno::ENOTDIR));
+    assert_eq!(vfs.mount(b"none", b"/tmp/nothing", MountKind::Tmpfs, None), Err(Errno::ENOENT));
+    assert_eq!(vfs.mount(b"none", b"/", MountKind::Tmpfs, None), Err(Errno::EBUSY));
+    vfs.mount(b"none", b"/tmp/shm", MountKind::Tmpfs, None).unwrap();
     assert_eq!(vfs.lookup(b"/tmp/shm").unwrap().stat().mode, S_IFDIR | 0o1777);
     vfs.open(b"/tmp/shm/f", create, 0o644, (0, 0)).unwrap();
     assert_eq!(vfs.unlink(b"/tmp/shm", true), Err(Errno::EBUSY));
     assert_eq!(vfs.rename(b"/tmp/shm/f", b"/tmp/f", false), Err(Errno::EXDEV));
-    vfs.mount(b"/dev", MountKind::Devtmpfs, None).unwrap();
+    vfs.mount(b"none", b"/dev", MountKind::Devtmpfs, None).unwrap();
     match vfs.lookup(b"/dev/zero").unwrap().kind {
         NodeKind::CharDevice { major: 1, minor: 5 } => {}
         _ => panic!("/dev/zero is not (1, 5)"),
@@ -389,7 +389,7 @@ fn a_size_limited_tmpfs_refuses_what_passes_its_limit() {
     use crate::MountKind;
     let vfs = tree();
     vfs.mkdir(b"/tmp/small", 0o755, (0, 0)).unwrap();
-    vfs.mount(b"/tmp/small", MountKind::Tmpfs, Some(3 * 4096)).unwrap();
+    vfs.mount(b"none", b"/tmp/small", MountKind::Tmpfs, Some(3 * 4096)).unwrap();
     let quota = vfs.lookup(b"/tmp/small").unwrap().quota().cloned().unwrap();
     let create = OpenFlags::CREAT | RDWR;
     let f = vfs.open(b"/tmp/small/f", create, 0o644, (0, 0)).unwrap();
@@ -456,15 +456,20 @@ fn mount_points_list_what_is_mounted_in_order() {
     use crate::{MountKind, MountPoint};
     let vfs = tree();
     vfs.mkdir(b"/tmp/small", 0o755, (0, 0)).unwrap();
-    vfs.mount(b"/tmp/./small/", MountKind::Tmpfs, Some(5000)).unwrap();
-    vfs.mount(b"/dev", MountKind::Devtmpfs, None).unwrap();
-    let point = |path: &[u8], kind, limit| MountPoint { path: path.to_vec(), kind, limit };
+    vfs.mount(b"scratch", b"/tmp/./small/", MountKind::Tmpfs, Some(5000)).unwrap();
+    vfs.mount(b"none", b"/dev", MountKind::Devtmpfs, None).unwrap();
+    let point = |source: &[u8], path: &[u8], kind, limit| MountPoint {
+        source: source.to_vec(),
+        path: path.to_vec(),
+        kind,
+        limit,
+    };
     assert_eq!(
         vfs.mount_points(),
         [
-            point(b"/tmp", MountKind::Tmpfs, None),
-            point(b"/tmp/small", MountKind::Tmpfs, Some(8192)),
-            point(b"/dev", MountKind::Devtmpfs, None)
+            point(b"tmpfs", b"/tmp", MountKind::Tmpfs, None),
+            point(b"scratch", b"/tmp/small", MountKind::Tmpfs, Some(8192)),
+            point(b"none", b"/dev", MountKind::Devtmpfs, None)
         ]
     );
     vfs.umount(b"/tmp/small").unwrap();

@@ -389,9 +389,13 @@ struct Mount<E: MmEnv + 'static> {
     point: MountPoint,
 }
 
-/// A mount as `/proc/mounts` lists it: where, what, and its size limit.
+/// A mount as `/proc/mounts` lists it: from what, where, what, and its
+/// size limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountPoint {
+    /// The source `mount` was given (`none` without one): for tmpfs and
+    /// devtmpfs only a name.
+    pub source: Vec<u8>,
     /// The absolute path it is mounted at.
     pub path: Vec<u8>,
     /// The file system mounted there.
@@ -593,15 +597,15 @@ impl<E: MmEnv + 'static> Vfs<E> {
     /// (read-only) first if it is missing: the boot's `/tmp`.
     pub fn mount_tmpfs(&self, path: &str) -> Result<(), Errno> {
         self.make_dirs(path)?;
-        self.mount(path.as_bytes(), MountKind::Tmpfs, None)
+        self.mount(b"tmpfs", path.as_bytes(), MountKind::Tmpfs, None)
     }
 
-    /// `mount`: a new file system of `kind` over the directory at absolute
+    /// `mount`: a new file system of `kind`, named `source`, over the directory at absolute
     /// `path` (`ENOENT`, `ENOTDIR`; the root is `EBUSY`), with its own
     /// device number and, if given, a size limit in bytes (its files'
     /// writes and truncates past it are `ENOSPC`). What was there comes
     /// back at [`Self::umount`].
-    pub fn mount(&self, path: &[u8], kind: MountKind, limit: Option<u64>) -> Result<(), Errno> {
+    pub fn mount(&self, source: &[u8], path: &[u8], kind: MountKind, limit: Option<u64>) -> Result<(), Errno> {
         let (covered, at) = self.resolve(path, true)?;
         if !covered.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -620,7 +624,7 @@ impl<E: MmEnv + 'static> Vfs<E> {
             }
         }
         parent.dir()?.lock().insert(name.clone(), root.clone());
-        let point = MountPoint { path: at.clone(), kind, limit: quota_limit(&root) };
+        let point = MountPoint { source: source.to_vec(), path: at.clone(), kind, limit: quota_limit(&root) };
         self.mounts.lock().push(Mount { parent, name, root, covered, point });
         Ok(())
     }

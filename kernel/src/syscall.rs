@@ -203,7 +203,7 @@ pub fn handle(frame: &mut TrapFrame) {
             advice.and_then(|advice| mm(|mm| mm.madvise(VirtAddr::new(a0), a1, advice))).map(|()| 0)
         }
         Sysno::Reboot => reboot(a0, a1, a2),
-        Sysno::Mount => paths::mount(a1, a2, a3, a4),
+        Sysno::Mount => paths::mount(a0, a1, a2, a3, a4),
         Sysno::Umount2 => paths::umount2(a0, a1),
     };
     frame.x[0] = match result {

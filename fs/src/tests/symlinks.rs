@@ -166,7 +166,7 @@ fn links_cross_mount_points_both_ways() {
     let vfs = linked_tree();
     vfs.mkdir(b"/tmp/mnt", 0o755, (0, 0)).unwrap();
     vfs.symlink(b"/tmp/mnt", b"/tmp/to-mnt", (0, 0)).unwrap();
-    vfs.mount(b"/tmp/to-mnt", MountKind::Tmpfs, None).unwrap();
+    vfs.mount(b"none", b"/tmp/to-mnt", MountKind::Tmpfs, None).unwrap();
     let (root, path) = vfs.resolve(b"/tmp/to-mnt", true).unwrap();
     assert_eq!(path, b"/tmp/mnt");
     assert_ne!(root.dev, vfs.lookup(b"/tmp").unwrap().dev, "mounted through the link, on its target");

@@ -715,7 +715,8 @@ fn mounts() -> String {
             aspen_fs::MountKind::Devtmpfs => ("devtmpfs", ",mode=755"),
         };
         let size = point.limit.map(|bytes| format!(",size={}k", bytes / 1024)).unwrap_or_default();
-        let _ = writeln!(out, "{name} {} {name} rw,relatime{size}{mode} 0 0", String::from_utf8_lossy(&point.path));
+        let (source, path) = (String::from_utf8_lossy(&point.source), String::from_utf8_lossy(&point.path));
+        let _ = writeln!(out, "{source} {path} {name} rw,relatime{size}{mode} 0 0");
     }
     out
 }

@@ -636,13 +636,14 @@ const MS_UNSUPPORTED: u64 = 0x20 | 0x1000 | 0x2000 | (0xf << 17);
 const UMOUNT_FLAGS: u64 = 0xf;
 
 /// `mount(source, target, fstype, flags, data)`, root only (`EPERM`):
-/// `tmpfs` and `devtmpfs` over a directory (the source is not looked at;
+/// `tmpfs` and `devtmpfs` over a directory (the source is only a name,
+/// which `/proc/mounts` shows: `none` for NULL;
 /// of the options in `data` a tmpfs takes `size=` in bytes, with a `k`,
 /// `m`, `g` suffix or as `%` of RAM, 0 for none; the others are ignored). `proc` and
 /// `sysfs` are always at `/proc` and `/sys`, so mounting them there
 /// succeeds and changes nothing; elsewhere `EINVAL`. Another type is
 /// `ENODEV`, as Linux for one it does not know.
-pub(super) fn mount(target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
+pub(super) fn mount(source: u64, target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
     if !super::creds::current().privileged() {
         return Err(Errno::EPERM);
     }
@@ -666,7 +667,8 @@ pub(super) fn mount(target: u64, fstype: u64, flags: u64, data: u64) -> SysResul
     };
     let options = if data == 0 { Vec::new() } else { read_string(data, 4095)? };
     let limit = if kind == aspen_fs::MountKind::Tmpfs { size_option(&options)? } else { None };
-    files::vfs().mount(&target, kind, limit).map(|()| 0)
+    let source = if source == 0 { b"none".to_vec() } else { read_string(source, 4095)? };
+    files::vfs().mount(&source, &target, kind, limit).map(|()| 0)
 }
 
 /// The `size=` of tmpfs options (comma-separated): bytes with an optional
