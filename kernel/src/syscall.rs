@@ -1231,6 +1231,7 @@ fn reboot(magic1: u64, magic2: u64, cmd: u64) -> SysResult {
     match aspen_abi::syscall::decode_reboot(magic1 as u32, magic2 as u32, cmd as u32)? {
         RebootCmd::PowerOff | RebootCmd::Halt => {
             log::info!("reboot: power off requested by pid {}", process::current_process().pid);
+            process::report_memory();
             power::power_off()
         }
         RebootCmd::CtrlAltDelOn | RebootCmd::CtrlAltDelOff => Ok(0),

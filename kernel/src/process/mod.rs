@@ -195,6 +195,21 @@ static PROCESSES: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new(
 /// The first process (`spawn_init`), which adopts orphans; its pid is 1
 /// unless kernel threads (`aspen.ktest`) took the first ids.
 static INIT: spin::Once<Weak<Process>> = spin::Once::new();
+/// The memory balance when the first process started ([`report_memory`]).
+static START_BALANCE: spin::Once<procfs::MemoryBalance> = spin::Once::new();
+
+/// Prints where memory is now and how much of it nothing accounts for
+/// against the start of the first process (`aspen: memory ...`, on the
+/// console whatever the log level): how a run that ends by powering off
+/// shows that it gave back what it took (`scripts/ltp.sh` checks it).
+pub fn report_memory() {
+    let now = procfs::memory_balance();
+    let Some(start) = START_BALANCE.get() else { return };
+    let unaccounted = start.total() as i64 - now.total() as i64;
+    crate::println!("aspen: memory at power off: {now}");
+    crate::println!("aspen: memory at the start of the first process: {start}");
+    crate::println!("aspen: memory unaccounted for: {unaccounted} kB");
+}
 
 fn init_process() -> Option<Arc<Process>> {
     INIT.get().and_then(Weak::upgrade)
@@ -674,6 +689,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     };
     let thread = new_process(parts, task);
     INIT.call_once(|| Arc::downgrade(&thread.process));
+    START_BALANCE.call_once(procfs::memory_balance);
     start(&thread);
     Ok(thread.process.clone())
 }

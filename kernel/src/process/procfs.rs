@@ -555,6 +555,51 @@ fn memory_totals() -> MemoryTotals {
     }
 }
 
+/// Where memory is, in kB: free, the page cache (with shared anonymous
+/// memory and tmpfs files), what live processes hold privately (anonymous
+/// pages and page tables), the kernel heap's regions and kernel stacks.
+/// Between two moments with the same processes alive their sum stays the
+/// same unless something leaked (a process's private copies of file pages
+/// are the one thing it misses).
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryBalance {
+    pub free: u64,
+    pub cache: u64,
+    pub processes: u64,
+    pub heap: u64,
+    pub stacks: u64,
+}
+
+impl MemoryBalance {
+    /// Everything it accounts for, in kB.
+    pub fn total(&self) -> u64 {
+        self.free + self.cache + self.processes + self.heap + self.stacks
+    }
+}
+
+impl core::fmt::Display for MemoryBalance {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "free {} kB, page cache {} kB, processes {} kB, kernel heap {} kB, kernel stacks {} kB",
+            self.free, self.cache, self.processes, self.heap, self.stacks
+        )
+    }
+}
+
+/// The memory balance now.
+pub fn memory_balance() -> MemoryBalance {
+    let t = memory_totals();
+    let anon: u64 = Process::all().iter().filter_map(|p| p.with_mm(|mm| mm.rss().anon as u64).ok()).sum();
+    MemoryBalance {
+        free: kib(t.free),
+        cache: kib(t.cache),
+        processes: kib(anon + t.tables),
+        heap: crate::heap::usage().1 as u64 / 1024,
+        stacks: u64::from(task::task_count()) * (task::stack::STACK_SIZE / 1024),
+    }
+}
+
 /// `/proc/meminfo`: the frame pool, the page cache (`Cached` counts
 /// shared anonymous memory too, which is also `Shmem`, as Linux),
 /// translation tables and the kernel heap. Nothing is swapped, nothing is
