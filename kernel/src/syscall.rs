@@ -12,10 +12,12 @@ use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
 use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady, PIPE_BUF};
-use aspen_abi::signal::{MaskHow, Restart, SigAction, SigInfo, SigSet, Signal, StackT, SIGSET_SIZE};
+use aspen_abi::signal::{
+    MaskHow, Restart, SigAction, SigInfo, SigSet, Signal, StackT, CLD_EXITED, CLD_KILLED, SIGSET_SIZE,
+};
 use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
-use aspen_abi::wait::{WaitOptions, WaitStatus};
+use aspen_abi::wait::{WaitId, WaitOptions, WaitStatus};
 use aspen_fs::{ReadIntoError, Whence};
 use aspen_mm::aspace::FaultKind;
 use aspen_mm::errno::Errno;
@@ -29,6 +31,7 @@ use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
+use crate::process::ChildState;
 use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
 use crate::{files, pipe, poll, power, tty};
@@ -98,6 +101,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Clone3 => clone3(frame, a0, a1),
         Sysno::Execve => execve(frame, a1, a2, a0),
         Sysno::Wait4 => wait4(a0 as i32, a1, a2, a3),
+        Sysno::Waitid => waitid(a0 as u32, a1 as i32, a2, a3 as u32, a4),
         Sysno::RtSigaction => rt_sigaction(a0, a1, a2, a3),
         Sysno::RtSigprocmask => rt_sigprocmask(a0, a1, a2, a3),
         Sysno::RtSigpending => rt_sigpending(a0, a1),
@@ -412,7 +416,10 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
     }
     // None: the console.
     let file = match &description.kind {
-        Description::Console => None,
+        Description::Console => {
+            tty::check_write()?;
+            None
+        }
         Description::File(file) => Some(file),
         Description::PipeWrite(writer) => {
             let buf = buf.sub(0, MAX_IO);
@@ -1020,17 +1027,58 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
     }
     match process::wait(pid, &options)? {
         None => Ok(0),
-        Some((child, code)) => {
+        Some(report) => {
             if status != 0 {
-                copy_out_at(status, &code.to_le_bytes())?;
+                let code = match report.state {
+                    ChildState::Ended(status) => status,
+                    ChildState::Job(job) => job.status(),
+                };
+                copy_out_at(status, &code.0.to_le_bytes())?;
             }
-            if rusage != 0 {
-                // struct rusage: all zero (no accounting yet).
-                copy_out_at(rusage, &[0u8; 144])?;
-            }
-            Ok(u64::from(child))
+            zero_rusage(rusage)?;
+            Ok(u64::from(report.pid))
         }
     }
+}
+
+/// Writes a `struct rusage` of zeros at `addr` (if not null): no
+/// accounting yet.
+fn zero_rusage(addr: u64) -> Result<(), Errno> {
+    if addr == 0 {
+        return Ok(());
+    }
+    copy_out_at(addr, &[0u8; 144])
+}
+
+/// `waitid(idtype, id, infop, options, rusage)`: as `wait4`, with the
+/// child's state in `*infop` (`si_signo` SIGCHLD, `si_code` `CLD_*`,
+/// `si_pid`, `si_uid`, `si_status`; all zero when `WNOHANG` finds none).
+fn waitid(idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) -> SysResult {
+    let options = WaitOptions::from_waitid_bits(options)?;
+    let pid = match WaitId::new(idtype, id)? {
+        WaitId::All => -1,
+        WaitId::Pid(pid) => pid as i32,
+        WaitId::Pgid(pgid) => -(pgid as i32),
+    };
+    let info = process::wait(pid, &options)?.map_or(
+        SigInfo { signo: 0, errno: 0, code: 0, pad: 0, fields: [0; 14] },
+        |report| {
+            let (code, status) = match report.state {
+                ChildState::Ended(status) => match status.term_signal() {
+                    Some(signo) => (CLD_KILLED, i32::from(signo)),
+                    None => (CLD_EXITED, i32::from(status.exit_code().unwrap_or(0))),
+                },
+                ChildState::Job(job) => job.code_and_status(),
+            };
+            SigInfo::child(code, report.pid, report.uid, status)
+        },
+    );
+    if infop != 0 {
+        // As Linux: si_signo, si_errno, si_code, si_pid, si_uid, si_status.
+        copy_out_at(infop, &info.to_bytes()[..28])?;
+    }
+    zero_rusage(rusage)?;
+    Ok(0)
 }
 
 fn frequency() -> core::num::NonZeroU64 {
