@@ -334,8 +334,8 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
     }
     let nonblocking = description.nonblocking() || !may_wait;
     match &description.kind {
-        Description::Console => {
-            let data = tty::read(count, nonblocking)?;
+        Description::Console(node) => {
+            let data = tty::read(count, nonblocking, *node)?;
             reported(user().write_partial(buf, &data), data.len())
         }
         Description::PipeRead(reader) => reader.read(buf.sub(0, count as u64), nonblocking).map(|n| n as u64),
@@ -416,8 +416,8 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
     }
     // None: the console.
     let file = match &description.kind {
-        Description::Console => {
-            tty::check_write()?;
+        Description::Console(node) => {
+            tty::check_write(*node)?;
             None
         }
         Description::File(file) => Some(file),
@@ -540,8 +540,8 @@ const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
 fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     let path = paths::at_path(dirfd, path)?;
-    let kind = if path == b"/dev/console" || path == b"/dev/tty" {
-        Description::Console
+    let kind = if let Some(node) = tty::Node::at(&path) {
+        Description::Console(node)
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else if let Some(snapshot) = crate::process::sysfs::open(&path)? {
@@ -554,7 +554,7 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
         }
         match file.node().kind {
             aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
-                CharDevice::Console => Description::Console,
+                CharDevice::Console => Description::Console(tty::Node::of_minor(minor)),
                 CharDevice::Mem(device) => Description::Device(device, Arc::new(file)),
             },
             _ => Description::File(Arc::new(file)),
@@ -764,7 +764,7 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
         }
         // As Linux's null_lseek (and noop_llseek for the random devices).
         Description::Device(..) => Ok(0),
-        Description::Console | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
+        Description::Console(_) | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
     }
 }
 
@@ -818,12 +818,12 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
         Description::File(file) | Description::Device(_, file) => file.node().stat(),
-        Description::Console => aspen_fs::Stat {
+        Description::Console(node) => aspen_fs::Stat {
             dev: (0, 6),
             ino: 2,
             mode: 0o020600,
             size: 0,
-            rdev: (5, 1),
+            rdev: (5, node.minor()),
             uid: 0,
             gid: 0,
             nlink: 1,
@@ -919,7 +919,7 @@ fn ioctl(fd: u64, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         FIOCLEX | FIONCLEX => with_files(|f| f.set_close_on_exec(fd, cmd == FIOCLEX)).map(|()| 0),
-        _ if matches!(description.kind, Description::Console) => tty::ioctl(cmd, arg),
+        _ if matches!(description.kind, Description::Console(_)) => tty::ioctl(cmd, arg),
         _ => Err(Errno::ENOTTY),
     }
 }

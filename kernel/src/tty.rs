@@ -18,7 +18,8 @@
 //! process of a background group of the controlling session that reads
 //! gets `SIGTTIN` for its group, one that changes the settings, the
 //! foreground group or flushes (or writes under `TOSTOP`) `SIGTTOU`; the
-//! call restarts once the group is continued. A background reader that
+//! call restarts once the group is continued. As Linux, reads and writes
+//! through `/dev/console` (rather than `/dev/tty`) are exempt ([`Node`]). A background reader that
 //! ignores or blocks `SIGTTIN`, or whose group is orphaned, gets `EIO`; a
 //! changer that ignores or blocks `SIGTTOU` goes on.
 
@@ -38,6 +39,46 @@ use crate::process::{thread, Process};
 use crate::syscall::{copy_out_at, user};
 use crate::task::wait::WaitQueue;
 use crate::task::{sched, Pid, Task};
+
+/// Which node a description of the console was opened by. As Linux's
+/// `/dev/console` (a redirection to the console's terminal), reads and
+/// writes through it are free of job control; through `/dev/tty` they are
+/// not. Terminal `ioctl`s are checked either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// `/dev/console` (5, 1), and init's descriptors.
+    Console,
+    /// `/dev/tty` (5, 0).
+    Tty,
+}
+
+impl Node {
+    /// The node the absolute `path` names, if one of the two.
+    pub fn at(path: &[u8]) -> Option<Node> {
+        match path {
+            b"/dev/console" => Some(Node::Console),
+            b"/dev/tty" => Some(Node::Tty),
+            _ => None,
+        }
+    }
+
+    /// The node of a character device of major 5 with `minor` (0 or 1).
+    pub fn of_minor(minor: u32) -> Node {
+        if minor == 0 {
+            Node::Tty
+        } else {
+            Node::Console
+        }
+    }
+
+    /// Its minor device number.
+    pub fn minor(self) -> u32 {
+        match self {
+            Node::Tty => 0,
+            Node::Console => 1,
+        }
+    }
+}
 
 /// Received bytes kept for the `tty` thread; more are lost (an overrun).
 const RECEIVED_MAX: usize = 4096;
@@ -182,10 +223,11 @@ fn controls(terminal: &Terminal, process: &Process) -> bool {
     terminal.session == Some(process.sid()) && !process.detached_from_tty()
 }
 
-/// A write by the current process: under `TOSTOP`, a background group's
-/// is held back as [`check_job_control`] says.
-pub fn check_write() -> Result<(), Errno> {
-    if TERMINAL.lock().ldisc.termios().lflag & abi::TOSTOP == 0 {
+/// A write by the current process through `node`: under `TOSTOP`, a
+/// background group's is held back as [`check_job_control`] says (not
+/// through `/dev/console`, as Linux).
+pub fn check_write(node: Node) -> Result<(), Errno> {
+    if node == Node::Console || TERMINAL.lock().ldisc.termios().lflag & abi::TOSTOP == 0 {
         return Ok(());
     }
     check_job_control(Signal::Ttou)
@@ -212,8 +254,11 @@ pub fn readable() -> bool {
 /// line (0 bytes: end of file); a raw one waits as `VMIN` and `VTIME` say.
 /// `EAGAIN` instead of waiting when `nonblocking` and nothing was read; a
 /// signal interrupts the wait (`ERESTARTSYS`, or the bytes read so far).
-pub fn read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
-    check_job_control(Signal::Ttin)?;
+pub fn read(max: usize, nonblocking: bool, node: Node) -> Result<Vec<u8>, Errno> {
+    // As Linux's n_tty: no job control through /dev/console.
+    if node == Node::Tty {
+        check_job_control(Signal::Ttin)?;
+    }
     let mut data = Vec::new();
     if max == 0 {
         return Ok(data);

@@ -631,7 +631,8 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size).map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     // One open of the console, duplicated: its status flags are shared.
-    let console = OpenDescription::new(Description::Console, OpenFlags::RDWR | OpenFlags::LARGEFILE);
+    let console =
+        OpenDescription::new(Description::Console(crate::tty::Node::Console), OpenFlags::RDWR | OpenFlags::LARGEFILE);
     for _ in 0..3 {
         files.insert(console.clone(), false)?;
     }

@@ -173,8 +173,8 @@ pub(super) fn at_path(dirfd: i64, addr: u64) -> Result<Vec<u8>, Errno> {
 /// What `stat` says of the absolute `path`: the console, a `/proc` file or
 /// a node of the tree.
 pub(super) fn stat_path(path: &[u8]) -> Result<aspen_fs::Stat, Errno> {
-    if path == b"/dev/console" || path == b"/dev/tty" {
-        return Ok(stat_of(&Description::Console));
+    if let Some(node) = crate::tty::Node::at(path) {
+        return Ok(stat_of(&Description::Console(node)));
     }
     if let Some(snapshot) = procfs::open(path)? {
         return Ok(stat_of(&Description::Snapshot(Arc::new(snapshot))));

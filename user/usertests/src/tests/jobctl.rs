@@ -228,7 +228,7 @@ pub fn nocldstop_and_blocked_cont(_: &Context) -> TestResult {
 /// and returns 0; a pipe read returns what is written after the continue.
 pub fn restart_after_continue(_: &Context) -> TestResult {
     let page = shared_page()?;
-    let (read_end, write_end) = aspen_sys::fd::pipe2(aspen_sys::fs::OpenFlags::empty()).ctx("pipe2")?;
+    let (read_end, write_end) = aspen_sys::fd::pipe2(OpenFlags::empty()).ctx("pipe2")?;
     let child = match process::fork().ctx("fork")? {
         Fork::Child => {
             let _ = signal::setpgid(0, 0);
@@ -292,7 +292,7 @@ extern "C" fn on_hup(_: i32) {
 }
 
 /// In an orphaned group SIGTSTP, SIGTTIN and SIGTTOU do nothing, a read of
-/// the terminal is `EIO`, SIGSTOP still stops; when a group becomes
+/// the terminal is `EIO`; when a group becomes
 /// orphaned with a stopped member, it gets SIGHUP and SIGCONT.
 pub fn orphaned_group(_: &Context) -> TestResult {
     let page = shared_page()?;
@@ -311,8 +311,7 @@ pub fn orphaned_group(_: &Context) -> TestResult {
                 for signo in [SIGTSTP, SIGTTIN, SIGTTOU] {
                     let _ = signal::kill(0, signo);
                 }
-                let mut buf = [0u8; 1];
-                let read = fs::read(STDIN, &mut buf);
+                let read = read_tty();
                 stage.set(if read == Err(Errno::EIO) { 2 } else { 100 });
                 process::exit_group(0)
             }
@@ -352,9 +351,9 @@ pub fn orphaned_group(_: &Context) -> TestResult {
     Ok(())
 }
 
-/// A background group that reads the terminal gets SIGTTIN (stopped; the
-/// read restarts after SIGCONT and stops again), `EIO` when it ignores
-/// SIGTTIN; changing the settings gets SIGTTOU unless it is ignored or
+/// A background group that reads the terminal (through `/dev/tty`) gets
+/// SIGTTIN (stopped; the read restarts after SIGCONT and stops again), `EIO`
+/// when it ignores SIGTTIN; through `/dev/console` it is not held back; changing the settings gets SIGTTOU unless it is ignored or
 /// blocked (then allowed), writing under `TOSTOP` too; `TIOCNOTTY` gives
 /// the terminal up for one process.
 pub fn terminal_background(_: &Context) -> TestResult {
@@ -367,6 +366,16 @@ pub fn terminal_background(_: &Context) -> TestResult {
     outcome?;
     ensure!(tty::get_foreground(STDIN).ctx("TIOCGPGRP")? == foreground, "the foreground group changed");
     Ok(())
+}
+
+/// Reads a byte from the terminal through `/dev/tty` (Linux exempts reads
+/// through `/dev/console` from job control).
+fn read_tty() -> Result<usize, Errno> {
+    let fd = fs::open(c"/dev/tty", OpenFlags::RDONLY, 0)?;
+    let mut buf = [0u8; 1];
+    let read = fs::read(fd, &mut buf);
+    let _ = fs::close(fd);
+    read
 }
 
 /// Forks a child in a background group of its own running `body`; when
@@ -399,25 +408,22 @@ fn in_background(body: impl FnOnce() -> i32, continues: usize) -> Result<Result<
 }
 
 fn background_steps(original: &Termios) -> TestResult {
+    let got = in_background(|| i32::from(read_tty().is_ok()), 1)?;
+    ensure!(got == Err(SIGTTIN), "a background read: {got:?} (Err: stopped by, Ok: exit)");
     let got = in_background(
         || {
+            let Ok(fd) = fs::open(c"/dev/console", OpenFlags::RDONLY | OpenFlags::NONBLOCK, 0) else { return 2 };
             let mut buf = [0u8; 1];
-            let _ = fs::read(STDIN, &mut buf);
-            0
+            i32::from(fs::read(fd, &mut buf) != Err(Errno::EAGAIN))
         },
-        1,
+        0,
     )?;
-    ensure!(got == Err(SIGTTIN), "a background read: {got:?} (Err: stopped by, Ok: exit)");
+    ensure!(got == Ok(0), "a background read through /dev/console: {got:?} (Ok(0): EAGAIN, no SIGTTIN)");
 
     let got = in_background(
         || {
             let _ = signal::sigaction_raw(SIGTTIN, SIG_IGN, SaFlags::empty(), SigSet(0));
-            let mut buf = [0u8; 1];
-            if fs::read(STDIN, &mut buf) == Err(Errno::EIO) {
-                0
-            } else {
-                1
-            }
+            i32::from(read_tty() != Err(Errno::EIO))
         },
         0,
     )?;
