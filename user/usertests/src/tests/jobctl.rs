@@ -1,5 +1,5 @@
-//! Job control: stop signals stop a whole process and `SIGCONT` continues
-//! it; the parent learns of both through `wait4`/`waitid` (once each) and
+//! Job control: stop signals stop a whole process (every thread, also one
+//! blocked in a wait) and `SIGCONT` continues it; the parent learns of both through `wait4`/`waitid` (once each) and
 //! `SIGCHLD` (`CLD_STOPPED`, `CLD_CONTINUED`, unless `SA_NOCLDSTOP`);
 //! `SIGKILL` ends a stopped process; interrupted calls go on after a stop;
 //! the terminal's stop signals do nothing to an orphaned group, and a group
@@ -12,7 +12,7 @@
 //! groups of their own, tied to the session by their parent.
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use aspen_sys::fs::{self, OpenFlags, STDIN};
 use aspen_sys::mem::{MapFlags, Prot};
@@ -149,6 +149,72 @@ fn stop_continue_steps(page: &Region, child: i32) -> TestResult {
     expect_counting(page, true, "continued again")?;
     signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
     process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+    Ok(())
+}
+
+extern "C" fn count_up(counter: usize) {
+    // SAFETY: the caller passes a word of a shared page that outlives the
+    // process.
+    let counter = unsafe { &*(counter as *const AtomicU32) };
+    loop {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let _ = time::nanosleep(&Timespec { tv_sec: 0, tv_nsec: 1_000_000 });
+    }
+}
+
+extern "C" fn wait_forever(word: usize) {
+    // SAFETY: as for `count_up`; nobody changes the word from 0.
+    let word = unsafe { &*(word as *const AtomicU32) };
+    loop {
+        let _ = aspen_sys::thread::futex_wait(word, 0, None);
+    }
+}
+
+/// A stop stops every thread: one counting, one blocked in an untimed
+/// futex wait (interrupted to park; its wait restarts after); the
+/// process counts as stopped only once all are parked.
+pub fn threads_stop_together(_: &Context) -> TestResult {
+    let page = shared_page()?;
+    let child = match process::fork().ctx("fork")? {
+        Fork::Child => {
+            let _ = signal::setpgid(0, 0);
+            let main = Stage::at(&page, 0);
+            let started = aspen_sys::thread::spawn_thread(count_up, page.addr + 4)
+                .and_then(|_| aspen_sys::thread::spawn_thread(wait_forever, page.addr + 8));
+            if started.is_err() {
+                process::exit_group(2);
+            }
+            loop {
+                main.set(main.get() + 1);
+                let _ = time::sleep_ms(1);
+            }
+        }
+        Fork::Parent(pid) => pid,
+    };
+    let _ = signal::setpgid(child, child);
+    let both = |what: &str, moving: bool| -> TestResult {
+        let (main, thread) = (Stage::at(&page, 0), Stage::at(&page, 4));
+        let before = (main.get(), thread.get());
+        time::sleep_ms(STILL_MS).ctx("sleep")?;
+        let after = (main.get(), thread.get());
+        let moved = (after.0 != before.0, after.1 != before.1);
+        ensure!(moved == (moving, moving), "{what}: (main, thread) went from {before:?} to {after:?}");
+        Ok(())
+    };
+    let outcome = (|| {
+        Stage::at(&page, 4).wait_for(1, Some(child))?;
+        both("running", true)?;
+        signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
+        let (_, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        ensure!(status.stop_signal() == Some(SIGSTOP), "wait4: {status}");
+        both("stopped", false)?;
+        signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
+        both("continued", true)
+    })();
+    let _ = signal::kill(child, SIGKILL);
+    let (_, status) = process::wait4(child, 0).ctx("wait4")?;
+    outcome?;
+    ensure!(status.signal() == Some(SIGKILL), "the child ended with {status}");
     Ok(())
 }
 
@@ -475,6 +541,10 @@ fn background_steps(original: &Termios) -> TestResult {
     ensure!(got == Err(SIGTTOU), "a background write under TOSTOP: {got:?}");
 
     in_child("TIOCNOTTY", || {
+        in_child("TIOCNOTTY in a new session", || {
+            signal::setsid().ctx("setsid")?;
+            expect_errno("TIOCNOTTY of another session's terminal", tty::give_up_controlling(STDIN), Errno::ENOTTY)
+        })?;
         tty::give_up_controlling(STDIN).ctx("TIOCNOTTY")?;
         expect_errno("TIOCGPGRP after TIOCNOTTY", tty::get_foreground(STDIN), Errno::ENOTTY)?;
         expect_errno("a second TIOCNOTTY", tty::give_up_controlling(STDIN), Errno::ENOTTY)?;

@@ -148,6 +148,7 @@ pub const TESTS: &[Test] = &[
     child("signal_blocked_fault_kills", signals::blocked_fault_kills),
     child("signal_restart_futex", signals::restart_futex),
     child("jobctl_stop_continue_wait", jobctl::stop_continue_wait),
+    child("jobctl_threads_stop_together", jobctl::threads_stop_together),
     child("jobctl_nocldstop_blocked_cont", jobctl::nocldstop_and_blocked_cont),
     child("jobctl_restart_after_continue", jobctl::restart_after_continue),
     child("jobctl_orphaned_group", jobctl::orphaned_group),
