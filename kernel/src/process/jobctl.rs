@@ -120,7 +120,7 @@ impl Process {
             (job.generation, self.complete_stop(&mut job))
         };
         if let Some(signo) = stopped_by {
-            self.notify_parent_of_job(JobReport::Stopped(signo), CLD_STOPPED);
+            self.notify_parent_of_job(JobReport::Stopped(signo).code_and_status());
         }
         let parked_still = || {
             let job = self.job.lock();
@@ -152,13 +152,13 @@ impl Process {
     pub(super) fn thread_left_stop(&self) {
         let stopped_by = self.complete_stop(&mut self.job.lock());
         if let Some(signo) = stopped_by {
-            self.notify_parent_of_job(JobReport::Stopped(signo), CLD_STOPPED);
+            self.notify_parent_of_job(JobReport::Stopped(signo).code_and_status());
         }
     }
 
     /// `SIGCONT` is being sent: a stop in progress or in force ends, and
     /// the parent learns that the process continued (`CLD_CONTINUED`; as
-    /// Linux, `CLD_STOPPED` when it had not fully stopped yet).
+    /// Linux, `CLD_STOPPED` with status 0 when it had not fully stopped).
     pub(super) fn resume(&self) {
         let was_stopped = {
             let mut job = self.job.lock();
@@ -173,8 +173,8 @@ impl Process {
             thread.work.fetch_and(!WORK_STOP, Ordering::Relaxed);
             thread.interrupt();
         }
-        let code = if was_stopped { CLD_CONTINUED } else { CLD_STOPPED };
-        self.notify_parent_of_job(JobReport::Continued, code);
+        let notice = if was_stopped { JobReport::Continued.code_and_status() } else { (CLD_STOPPED, 0) };
+        self.notify_parent_of_job(notice);
     }
 
     /// Its report for a wait that asks for stopped (`untraced`) or
@@ -192,9 +192,10 @@ impl Process {
     }
 
     /// Tells the parent of a stop or continue: wakes its waits, and sends
-    /// `SIGCHLD` with `code` unless it ignores `SIGCHLD` or set
-    /// `SA_NOCLDSTOP` (Linux's `do_notify_parent_cldstop`).
-    fn notify_parent_of_job(&self, report: JobReport, code: i32) {
+    /// `SIGCHLD` with `si_code` and `si_status` as `notice` says unless it
+    /// ignores `SIGCHLD` or set `SA_NOCLDSTOP` (Linux's
+    /// `do_notify_parent_cldstop`).
+    fn notify_parent_of_job(&self, (code, status): (i32, i32)) {
         let Some(parent) = self.parent.lock().upgrade() else { return };
         parent.child_events.wake_all();
         let chld = SigNo::from(Signal::Chld);
@@ -203,7 +204,7 @@ impl Process {
             return;
         }
         let uid = self.creds.lock().ruid;
-        let info = SigInfo::child(code, self.pid, uid, report.code_and_status().1);
+        let info = SigInfo::child(code, self.pid, uid, status);
         // A full real-time queue of the parent loses the notice only.
         let _ = parent.send(chld, info);
     }
