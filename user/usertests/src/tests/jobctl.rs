@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use aspen_sys::fs::{self, OpenFlags, STDIN};
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{
-    self, Fork, P_PGID, P_PID, SIGCHLD, SIGKILL, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED,
+    self, Fork, WaitStatus, P_PGID, P_PID, SIGCHLD, SIGKILL, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED,
 };
 use aspen_sys::signal::{self, SaFlags, SigInfo, SigSet, CLD_CONTINUED, CLD_STOPPED, SIG_DFL, SIG_IGN};
 use aspen_sys::time::{self, Timespec, CLOCK_MONOTONIC};
@@ -61,6 +61,34 @@ fn counting_child(page: &Region) -> Result<i32, String> {
             Ok(pid)
         }
     }
+}
+
+/// How long a wait for a child to stop or continue may take.
+const WAIT_LIMIT_MS: u32 = 5000;
+
+/// `wait4(pid, options)`, giving up with `ETIMEDOUT` after
+/// [`WAIT_LIMIT_MS`]: a child that never stops or continues fails the test
+/// instead of hanging the suite.
+fn wait4_bounded(pid: i32, options: u32) -> Result<(i32, WaitStatus), Errno> {
+    for _ in 0..WAIT_LIMIT_MS {
+        match process::wait4(pid, options | WNOHANG)? {
+            (0, _) => time::sleep_ms(1)?,
+            found => return Ok(found),
+        }
+    }
+    Err(Errno::ETIMEDOUT)
+}
+
+/// `waitid(idtype, id, options)`, bounded as [`wait4_bounded`].
+fn waitid_bounded(idtype: u32, id: i32, options: u32) -> Result<SigInfo, Errno> {
+    for _ in 0..WAIT_LIMIT_MS {
+        let info = process::waitid(idtype, id, options | WNOHANG)?;
+        if info.fields[0] as u32 != 0 {
+            return Ok(info);
+        }
+        time::sleep_ms(1)?;
+    }
+    Err(Errno::ETIMEDOUT)
 }
 
 /// Requires the counter at the start of `page` to stand still (`moving`
@@ -113,7 +141,7 @@ fn stop_continue_steps(page: &Region, child: i32) -> TestResult {
     ensure!(process::wait4(child, WUNTRACED | WNOHANG).ctx("wait4")?.0 == 0, "a running child reported");
 
     signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-    let (pid, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+    let (pid, status) = wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
     ensure!(pid == child && status.0 == 0x137f, "wait4 after SIGSTOP: pid {pid}, {status}");
     ensure!(status.stop_signal() == Some(SIGSTOP), "WSTOPSIG of {status}");
     expect_chld(&take_sigchld()?, child, CLD_STOPPED, SIGSTOP)?;
@@ -122,7 +150,7 @@ fn stop_continue_steps(page: &Region, child: i32) -> TestResult {
     ensure!(process::wait4(child, WNOHANG).ctx("wait4")?.0 == 0, "a plain wait4 reported a stop");
 
     signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
-    let (pid, status) = process::wait4(child, WCONTINUED).ctx("wait4 WCONTINUED")?;
+    let (pid, status) = wait4_bounded(child, WCONTINUED).ctx("wait4 WCONTINUED")?;
     ensure!(pid == child && status.continued(), "wait4 after SIGCONT: pid {pid}, {status}");
     expect_chld(&take_sigchld()?, child, CLD_CONTINUED, SIGCONT)?;
     expect_counting(page, true, "continued")?;
@@ -131,9 +159,9 @@ fn stop_continue_steps(page: &Region, child: i32) -> TestResult {
     // SIGTSTP stops too (the child's group is not orphaned); waitid with
     // WNOWAIT leaves the report for the next wait.
     signal::kill(-child, SIGTSTP).ctx("kill the group SIGTSTP")?;
-    let info = process::waitid(P_PID, child, WUNTRACED | WNOWAIT).ctx("waitid WSTOPPED|WNOWAIT")?;
+    let info = waitid_bounded(P_PID, child, WUNTRACED | WNOWAIT).ctx("waitid WSTOPPED|WNOWAIT")?;
     expect_chld(&info, child, CLD_STOPPED, SIGTSTP)?;
-    let info = process::waitid(P_PGID, child, WUNTRACED | WEXITED).ctx("waitid WSTOPPED")?;
+    let info = waitid_bounded(P_PGID, child, WUNTRACED | WEXITED).ctx("waitid WSTOPPED")?;
     expect_chld(&info, child, CLD_STOPPED, SIGTSTP)?;
     let info = process::waitid(P_PID, child, WUNTRACED | WNOHANG).ctx("waitid WNOHANG")?;
     ensure!(info.fields[0] as u32 == 0, "waitid reported the stop twice");
@@ -144,11 +172,11 @@ fn stop_continue_steps(page: &Region, child: i32) -> TestResult {
     // A second stop signal while stopped changes nothing; SIGCONT ends it.
     signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
     signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
-    let info = process::waitid(P_PID, child, WCONTINUED).ctx("waitid WCONTINUED")?;
+    let info = waitid_bounded(P_PID, child, WCONTINUED).ctx("waitid WCONTINUED")?;
     expect_chld(&info, child, CLD_CONTINUED, SIGCONT)?;
     expect_counting(page, true, "continued again")?;
     signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-    process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+    wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
     Ok(())
 }
 
@@ -205,7 +233,7 @@ pub fn threads_stop_together(_: &Context) -> TestResult {
         Stage::at(&page, 4).wait_for(1, Some(child))?;
         both("running", true)?;
         signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-        let (_, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        let (_, status) = wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
         ensure!(status.stop_signal() == Some(SIGSTOP), "wait4: {status}");
         both("stopped", false)?;
         signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
@@ -254,11 +282,11 @@ pub fn nocldstop_and_blocked_cont(_: &Context) -> TestResult {
     let outcome = (|| {
         Stage::at(&page, 0).wait_for(1, Some(child))?;
         signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-        let (_, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        let (_, status) = wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
         ensure!(status.stop_signal() == Some(SIGSTOP), "wait4: {status}");
         expect_counting(&page, false, "stopped")?;
         signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
-        let (_, status) = process::wait4(child, WCONTINUED).ctx("wait4 WCONTINUED")?;
+        let (_, status) = wait4_bounded(child, WCONTINUED).ctx("wait4 WCONTINUED")?;
         ensure!(status.continued(), "wait4: {status}");
         expect_counting(&page, true, "continued with SIGCONT blocked")?;
         let pending = signal::sigpending().ctx("sigpending")?;
@@ -279,7 +307,7 @@ pub fn nocldstop_and_blocked_cont(_: &Context) -> TestResult {
         let child = counting_child(&page)?;
         let outcome = (|| {
             signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-            process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+            wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
             expect_counting(&page, false, "stopped")?;
             signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
             expect_counting(&page, true, "continued with SIGCONT ignored")
@@ -328,13 +356,13 @@ pub fn restart_after_continue(_: &Context) -> TestResult {
         stage.wait_for(1, Some(child))?;
         time::sleep_ms(50).ctx("sleep")?;
         signal::kill(child, SIGSTOP).ctx("kill SIGSTOP")?;
-        process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
         time::sleep_ms(50).ctx("sleep")?;
         signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
         stage.wait_for(2, Some(child))?;
         time::sleep_ms(20).ctx("sleep")?;
         signal::kill(child, SIGTSTP).ctx("kill SIGTSTP")?;
-        let (_, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        let (_, status) = wait4_bounded(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
         ensure!(status.stop_signal() == Some(SIGTSTP), "wait4 during the read: {status}");
         signal::kill(child, SIGCONT).ctx("kill SIGCONT")?;
         time::sleep_ms(20).ctx("sleep")?;
@@ -459,7 +487,14 @@ fn in_background(body: impl FnOnce() -> i32, continues: usize) -> Result<Result<
     let _ = signal::setpgid(child, child);
     let mut first = None;
     for round in 0.. {
-        let (_, status) = process::wait4(child, WUNTRACED).ctx("wait4 WUNTRACED")?;
+        let (_, status) = match wait4_bounded(child, WUNTRACED) {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = signal::kill(child, SIGKILL);
+                let _ = process::wait4(child, 0);
+                return Err(alloc::format!("wait4 WUNTRACED: {e}"));
+            }
+        };
         let Some(signo) = status.stop_signal() else { return Ok(Ok(status.exit_code().unwrap_or(-1))) };
         let first = *first.get_or_insert(signo);
         if signo != first || round == continues {
