@@ -425,9 +425,12 @@ impl SigAction {
 
     /// Whether `signo` with this action is thrown away when sent (Linux's
     /// `sig_handler_ignored`): `SIG_IGN`, or `SIG_DFL` of a signal whose
-    /// default is to be ignored.
+    /// default is to be ignored or to continue (`SIGCONT` continues as it is
+    /// sent, and has nothing left to do after).
     pub fn ignores(&self, signo: SigNo) -> bool {
-        self.handler == SIG_IGN || (self.handler == SIG_DFL && matches!(signo.default_action(), DefaultAction::Ignore))
+        self.handler == SIG_IGN
+            || (self.handler == SIG_DFL
+                && matches!(signo.default_action(), DefaultAction::Ignore | DefaultAction::Continue))
     }
 
     /// Whether a handler runs.
@@ -460,6 +463,10 @@ pub const BUS_ADRERR: i32 = 2;
 pub const CLD_EXITED: i32 = 1;
 /// `si_code` of SIGCHLD: the child was killed.
 pub const CLD_KILLED: i32 = 2;
+/// `si_code` of SIGCHLD: the child stopped (job control).
+pub const CLD_STOPPED: i32 = 5;
+/// `si_code` of SIGCHLD: the stopped child continued.
+pub const CLD_CONTINUED: i32 = 6;
 
 /// `siginfo_t` (128 bytes): the signal, an error number, a code and the
 /// union of per-kind fields, which starts at byte 16 on 64-bit targets.

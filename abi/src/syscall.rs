@@ -101,6 +101,7 @@ system_calls! {
     Utimensat = 88 => "utimensat", 4,
     Exit = 93 => "exit", 1,
     ExitGroup = 94 => "exit_group", 1,
+    Waitid = 95 => "waitid", 5,
     SetTidAddress = 96 => "set_tid_address", 1,
     Futex = 98 => "futex", 6,
     SetRobustList = 99 => "set_robust_list", 2,

@@ -46,6 +46,8 @@ pub const TIOCOUTQ: u32 = 0x5411;
 pub const TIOCGWINSZ: u32 = 0x5413;
 /// `TIOCSWINSZ`: sets the window size.
 pub const TIOCSWINSZ: u32 = 0x5414;
+/// `TIOCNOTTY`: gives up the controlling terminal.
+pub const TIOCNOTTY: u32 = 0x5422;
 /// `FIONREAD` (`TIOCINQ`): bytes a read could return.
 pub const FIONREAD: u32 = 0x541B;
 /// `TIOCGSID`: the session the terminal controls.
@@ -142,6 +144,8 @@ pub const ECHOK: u32 = 0o40;
 pub const ECHONL: u32 = 0o100;
 /// `c_lflag`: no flush after a signal key.
 pub const NOFLSH: u32 = 0o200;
+/// `c_lflag`: a background process group's write gets `SIGTTOU`.
+pub const TOSTOP: u32 = 0o400;
 /// `c_lflag`: control characters echo as `^X`.
 pub const ECHOCTL: u32 = 0o1000;
 /// `c_lflag`: kill erases the line on screen.

@@ -1,10 +1,10 @@
-//! What `wait4` reports: Linux's wait-status encoding and the `wait4`
-//! options Aspen accepts.
+//! What `wait4` and `waitid` report: Linux's wait-status encoding, and the
+//! options and id types the two calls accept.
 //!
 //! A status is an `int`: exit code in bits 8..16 with the low 7 bits zero
-//! (`WIFEXITED`), or the terminating signal in the low 7 bits
-//! (`WIFSIGNALED`; Aspen never sets the core-dump bit 0x80). Stopped and
-//! continued statuses never occur: Aspen has no job control.
+//! (`WIFEXITED`), the terminating signal in the low 7 bits (`WIFSIGNALED`;
+//! Aspen never sets the core-dump bit 0x80), `0x7f` with the stop signal in
+//! bits 8..16 (`WIFSTOPPED`), or `0xffff` (`WIFCONTINUED`).
 
 /// The signals, defined in [`crate::signal`].
 pub use crate::signal::Signal;
@@ -30,6 +30,23 @@ impl WaitStatus {
     /// hold it; no core-dump bit, as no core is written).
     pub const fn killed_by(signo: crate::signal::SigNo) -> WaitStatus {
         WaitStatus(signo.number() as i32 & 0x7f)
+    }
+
+    /// A child stopped by signal `signo` (`WUNTRACED` reports it).
+    pub const fn stopped(signo: crate::signal::SigNo) -> WaitStatus {
+        WaitStatus(0x7f | (signo.number() as i32) << 8)
+    }
+
+    /// A stopped child that continued (`WCONTINUED` reports it).
+    pub const CONTINUED: WaitStatus = WaitStatus(0xffff);
+
+    /// `WIFSTOPPED`: the stop signal (`WSTOPSIG`).
+    pub const fn stop_signal(self) -> Option<u8> {
+        if self.0 & 0xff == 0x7f {
+            Some(((self.0 >> 8) & 0xff) as u8)
+        } else {
+            None
+        }
     }
 
     /// `WIFEXITED`.
@@ -64,10 +81,14 @@ impl WaitStatus {
 
 /// `WNOHANG`: return 0 at once when no child has changed state.
 pub const WNOHANG: u32 = 0x1;
-/// `WUNTRACED`: also report stopped children.
+/// `WUNTRACED` (`waitid`'s `WSTOPPED`): also report stopped children.
 pub const WUNTRACED: u32 = 0x2;
+/// `WEXITED` (`waitid` only): report children that ended.
+pub const WEXITED: u32 = 0x4;
 /// `WCONTINUED`: also report continued children.
 pub const WCONTINUED: u32 = 0x8;
+/// `WNOWAIT` (`waitid` only): leave the child waitable.
+pub const WNOWAIT: u32 = 0x0100_0000;
 /// `__WNOTHREAD`: only children of the calling thread.
 pub const WNOTHREAD: u32 = 0x2000_0000;
 /// `__WALL`: children of any exit signal.
@@ -75,21 +96,25 @@ pub const WALL: u32 = 0x4000_0000;
 /// `__WCLONE`: only children whose exit signal is not `SIGCHLD`.
 pub const WCLONE: u32 = 0x8000_0000;
 
-/// The `wait4` options, decoded.
+/// The `wait4` and `waitid` options, decoded.
 ///
-/// Aspen accepts exactly the bits Linux's `wait4` accepts (any other bit is
-/// `EINVAL`, as in Linux; `WEXITED` and `WNOWAIT` belong to `waitid` only).
-/// `WUNTRACED` and `WCONTINUED` are accepted but change nothing, as no
-/// child ever stops; `__WNOTHREAD` changes nothing while every process has
-/// one thread. `__WCLONE` and `__WALL` choose children by exit signal.
+/// Aspen accepts exactly the bits Linux accepts (any other bit is `EINVAL`;
+/// `WEXITED` and `WNOWAIT` belong to `waitid` only, `wait4` always reports
+/// children that ended). `__WNOTHREAD` changes nothing (the children of a
+/// process are its threads' children, as Linux without the flag).
+/// `__WCLONE` and `__WALL` choose children by exit signal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WaitOptions {
     /// `WNOHANG`.
     pub no_hang: bool,
-    /// `WUNTRACED`.
+    /// `WEXITED`: children that ended (always, for `wait4`).
+    pub exited: bool,
+    /// `WUNTRACED` / `WSTOPPED`.
     pub untraced: bool,
     /// `WCONTINUED`.
     pub continued: bool,
+    /// `WNOWAIT`: report without reaping or consuming the report.
+    pub no_wait: bool,
     /// `__WNOTHREAD`.
     pub no_thread: bool,
     /// `__WALL`: wait for every child.
@@ -100,20 +125,37 @@ pub struct WaitOptions {
 }
 
 impl WaitOptions {
-    /// Decodes the `options` argument (an `int`: the low 32 bits of `x2`).
+    /// Decodes `wait4`'s `options` argument (an `int`: the low 32 bits of
+    /// `x2`).
     pub const fn from_bits(options: u32) -> Result<WaitOptions, Errno> {
         let known = WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE;
         if options & !known != 0 {
             return Err(Errno::EINVAL);
         }
-        Ok(WaitOptions {
+        Ok(WaitOptions::decode(options | WEXITED))
+    }
+
+    /// Decodes `waitid`'s `options`: `EINVAL` for an unknown bit or when
+    /// none of `WEXITED`, `WSTOPPED`, `WCONTINUED` asks for anything.
+    pub const fn from_waitid_bits(options: u32) -> Result<WaitOptions, Errno> {
+        let known = WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE;
+        if options & !known != 0 || options & (WEXITED | WUNTRACED | WCONTINUED) == 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(WaitOptions::decode(options))
+    }
+
+    const fn decode(options: u32) -> WaitOptions {
+        WaitOptions {
             no_hang: options & WNOHANG != 0,
+            exited: options & WEXITED != 0,
             untraced: options & WUNTRACED != 0,
             continued: options & WCONTINUED != 0,
+            no_wait: options & WNOWAIT != 0,
             no_thread: options & WNOTHREAD != 0,
             all_children: options & WALL != 0,
             clone_children: options & WCLONE != 0,
-        })
+        }
     }
 
     /// Whether a child whose exit signal is `exit_signal` (0 when none) is
@@ -121,6 +163,41 @@ impl WaitOptions {
     pub fn selects_child(&self, exit_signal: u32) -> bool {
         let is_clone_child = exit_signal != u32::from(Signal::Chld.number());
         self.all_children || is_clone_child == self.clone_children
+    }
+}
+
+/// Which children `waitid` waits for (its `idtype` and `id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitId {
+    /// `P_ALL`: any child.
+    All,
+    /// `P_PID`: the child with this pid.
+    Pid(u32),
+    /// `P_PGID`: a child in this process group (0: the caller's).
+    Pgid(u32),
+}
+
+/// `P_ALL`.
+pub const P_ALL: u32 = 0;
+/// `P_PID`.
+pub const P_PID: u32 = 1;
+/// `P_PGID`.
+pub const P_PGID: u32 = 2;
+/// `P_PIDFD`: a pidfd names the child.
+pub const P_PIDFD: u32 = 3;
+
+impl WaitId {
+    /// Decodes `idtype` and `id` as Linux's `kernel_waitid`: a pid must be
+    /// positive and a group not negative (`EINVAL`); Aspen has no pidfds, so
+    /// `P_PIDFD` names no pidfd (`EBADF`); other types are `EINVAL`.
+    pub const fn new(idtype: u32, id: i32) -> Result<WaitId, Errno> {
+        match idtype {
+            P_ALL => Ok(WaitId::All),
+            P_PID if id > 0 => Ok(WaitId::Pid(id as u32)),
+            P_PGID if id >= 0 => Ok(WaitId::Pgid(id as u32)),
+            P_PIDFD if id >= 0 => Err(Errno::EBADF),
+            _ => Err(Errno::EINVAL),
+        }
     }
 }
 
@@ -158,19 +235,53 @@ mod tests {
         // A stopped status (0x7f low bits) is neither.
         let stopped = WaitStatus(0x137f);
         assert!(!stopped.is_exited() && !stopped.is_signaled());
+        assert_eq!(stopped.stop_signal(), Some(19));
+        assert_eq!(WaitStatus::exited(0x7f).stop_signal(), None);
         // The core-dump bit does not hide the signal.
         assert_eq!(WaitStatus(0x80 | 6).term_signal(), Some(6));
     }
 
     #[test]
     fn wait_options_accept_linux_bits_only() {
-        assert_eq!(WaitOptions::from_bits(0), Ok(WaitOptions::default()));
+        assert_eq!(WaitOptions::from_bits(0), Ok(WaitOptions { exited: true, ..WaitOptions::default() }));
         let options = WaitOptions::from_bits(WNOHANG | WALL).unwrap();
         assert!(options.no_hang && options.all_children && !options.untraced);
         assert!(WaitOptions::from_bits(WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE).is_ok());
         for bad in [0x4, 0x10, 0x0100_0000, 0x1000_0000, u32::MAX] {
             assert_eq!(WaitOptions::from_bits(bad), Err(Errno::EINVAL), "{bad:#x}");
         }
+    }
+
+    #[test]
+    fn job_control_statuses_match_linux() {
+        let stop = crate::signal::SigNo::from(Signal::Tstp);
+        assert_eq!(WaitStatus::stopped(stop).0, 0x147f);
+        assert_eq!(WaitStatus::stopped(stop).stop_signal(), Some(20));
+        let continued = WaitStatus::CONTINUED;
+        assert!(!continued.is_exited() && !continued.is_signaled() && continued.stop_signal().is_none());
+    }
+
+    #[test]
+    fn waitid_options_need_a_state_to_wait_for() {
+        assert_eq!(WaitOptions::from_waitid_bits(WNOHANG), Err(Errno::EINVAL));
+        assert_eq!(WaitOptions::from_waitid_bits(0), Err(Errno::EINVAL));
+        assert_eq!(WaitOptions::from_waitid_bits(WEXITED | 0x10), Err(Errno::EINVAL));
+        let options = WaitOptions::from_waitid_bits(WUNTRACED | WNOWAIT).unwrap();
+        assert!(options.untraced && options.no_wait && !options.exited);
+        assert!(WaitOptions::from_bits(0).unwrap().exited, "wait4 always reports ended children");
+        assert_eq!(WaitOptions::from_bits(WNOWAIT), Err(Errno::EINVAL));
+        assert_eq!(WaitOptions::from_bits(WEXITED), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn waitid_id_types_match_linux() {
+        assert_eq!(WaitId::new(P_ALL, -5), Ok(WaitId::All));
+        assert_eq!(WaitId::new(P_PID, 7), Ok(WaitId::Pid(7)));
+        assert_eq!(WaitId::new(P_PID, 0), Err(Errno::EINVAL));
+        assert_eq!(WaitId::new(P_PGID, 0), Ok(WaitId::Pgid(0)));
+        assert_eq!(WaitId::new(P_PGID, -1), Err(Errno::EINVAL));
+        assert_eq!(WaitId::new(P_PIDFD, 3), Err(Errno::EBADF));
+        assert_eq!(WaitId::new(4, 0), Err(Errno::EINVAL));
     }
 
     #[test]

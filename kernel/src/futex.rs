@@ -312,9 +312,17 @@ fn wait_failure(me: &Thread, deadline: Option<u64>, interrupted: Errno) -> Optio
 /// Blocks the running task, queued already, until it is no longer queued
 /// (woken, requeued and woken, handed a PI lock), its thread must stop
 /// waiting (`interrupted`) or `deadline` passes (`ETIMEDOUT`); on an error
-/// it has left its queue.
+/// it has left its queue. A stop of its process pauses the wait.
 fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>, interrupted: Errno) -> Result<(), Errno> {
     loop {
+        // A stop parks the waiter, still queued (a wake meanwhile counts);
+        // then the wait goes on, a timed one to its own deadline.
+        if me.park_for_stop() {
+            if !FUTEXES.lock().waiting_on.contains_key(&task.pid) {
+                return Ok(());
+            }
+            continue;
+        }
         if let Some(errno) = wait_failure(me, deadline, interrupted) {
             let mut futexes = FUTEXES.lock();
             if !futexes.waiting_on.contains_key(&task.pid) {

@@ -24,8 +24,8 @@ use crate::tty;
 /// The events `description` is ready for now.
 fn ready(description: &OpenDescription) -> PollEvents {
     match &description.kind {
-        Description::Console if tty::readable() => PollEvents::READABLE | PollEvents::WRITABLE,
-        Description::Console => PollEvents::WRITABLE,
+        Description::Console(_) if tty::readable() => PollEvents::READABLE | PollEvents::WRITABLE,
+        Description::Console(_) => PollEvents::WRITABLE,
         Description::File(_) | Description::Snapshot(_) | Description::Device(..) => PollEvents::ALWAYS_READY,
         Description::PipeRead(reader) => reader.poll(),
         Description::PipeWrite(writer) => writer.poll(),
@@ -38,7 +38,7 @@ fn queue(description: &OpenDescription) -> Option<&WaitQueue> {
     match &description.kind {
         Description::PipeRead(reader) => Some(reader.events()),
         Description::PipeWrite(writer) => Some(writer.events()),
-        Description::Console => Some(tty::readers()),
+        Description::Console(_) => Some(tty::readers()),
         Description::File(_) | Description::Snapshot(_) | Description::Device(..) => None,
     }
 }

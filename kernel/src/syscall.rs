@@ -12,10 +12,12 @@ use aspen_abi::clone::CloneArgs;
 use aspen_abi::fcntl::{AtFlags, FcntlCmd, OpenFlags, Pipe2Flags, AT_FDCWD, FD_CLOEXEC};
 use aspen_abi::mman::{Advice, MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
 use aspen_abi::poll::{fd_set_bytes, PollFd, SelectReady, PIPE_BUF};
-use aspen_abi::signal::{MaskHow, Restart, SigAction, SigInfo, SigSet, Signal, StackT, SIGSET_SIZE};
+use aspen_abi::signal::{
+    MaskHow, Restart, SigAction, SigInfo, SigSet, Signal, StackT, CLD_EXITED, CLD_KILLED, SIGSET_SIZE,
+};
 use aspen_abi::syscall::{Dirent64, FileType, Stat, Sysno, Timespec, UtsName};
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
-use aspen_abi::wait::{WaitOptions, WaitStatus};
+use aspen_abi::wait::{WaitId, WaitOptions, WaitStatus};
 use aspen_fs::{ReadIntoError, Whence};
 use aspen_mm::aspace::FaultKind;
 use aspen_mm::errno::Errno;
@@ -29,6 +31,7 @@ use crate::pipe::WriteError;
 use crate::process::exec::ExecError;
 use crate::process::fd::{Description, OpenDescription};
 use crate::process::thread::{self, Thread};
+use crate::process::ChildState;
 use crate::process::{self, policy, procfs, signal};
 use crate::task::sched;
 use crate::{files, pipe, poll, power, tty};
@@ -101,6 +104,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Clone3 => clone3(frame, a0, a1),
         Sysno::Execve => execve(frame, a1, a2, a0),
         Sysno::Wait4 => wait4(a0 as i32, a1, a2, a3),
+        Sysno::Waitid => waitid(a0 as u32, a1 as i32, a2, a3 as u32, a4),
         Sysno::RtSigaction => rt_sigaction(a0, a1, a2, a3),
         Sysno::RtSigprocmask => rt_sigprocmask(a0, a1, a2, a3),
         Sysno::RtSigpending => rt_sigpending(a0, a1),
@@ -334,8 +338,8 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
     }
     let nonblocking = description.nonblocking() || !may_wait;
     match &description.kind {
-        Description::Console => {
-            let data = tty::read(count, nonblocking)?;
+        Description::Console(node) => {
+            let data = tty::read(count, nonblocking, *node)?;
             reported(user().write_partial(buf, &data), data.len())
         }
         Description::PipeRead(reader) => reader.read(buf.sub(0, count as u64), nonblocking).map(|n| n as u64),
@@ -416,7 +420,10 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
     }
     // None: the console.
     let file = match &description.kind {
-        Description::Console => None,
+        Description::Console(node) => {
+            tty::check_write(*node)?;
+            None
+        }
         Description::File(file) => Some(file),
         Description::PipeWrite(writer) => {
             let buf = buf.sub(0, MAX_IO);
@@ -537,8 +544,8 @@ const PATH_MAX: usize = aspen_fs::PATH_MAX;
 
 fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
     let path = paths::at_path(dirfd, path)?;
-    let kind = if path == b"/dev/console" || path == b"/dev/tty" {
-        Description::Console
+    let kind = if let Some(node) = tty::Node::at(&path) {
+        Description::Console(node)
     } else if let Some(snapshot) = procfs::open(&path)? {
         Description::Snapshot(Arc::new(snapshot))
     } else if let Some(snapshot) = crate::process::sysfs::open(&path)? {
@@ -551,7 +558,7 @@ fn openat(dirfd: i64, path: u64, flags: OpenFlags, mode: u64) -> SysResult {
         }
         match file.node().kind {
             aspen_fs::NodeKind::CharDevice { major, minor } => match CharDevice::from_numbers(major, minor)? {
-                CharDevice::Console => Description::Console,
+                CharDevice::Console => Description::Console(tty::Node::of_minor(minor)),
                 CharDevice::Mem(device) => Description::Device(device, Arc::new(file)),
             },
             _ => Description::File(Arc::new(file)),
@@ -761,7 +768,7 @@ fn lseek(fd: u64, offset: i64, whence: u64) -> SysResult {
         }
         // As Linux's null_lseek (and noop_llseek for the random devices).
         Description::Device(..) => Ok(0),
-        Description::Console | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
+        Description::Console(_) | Description::PipeRead(_) | Description::PipeWrite(_) => Err(Errno::ESPIPE),
     }
 }
 
@@ -816,12 +823,12 @@ fn stat_of(description: &Description) -> aspen_fs::Stat {
         Description::PipeRead(end) => pipe_stat(end.ino()),
         Description::PipeWrite(end) => pipe_stat(end.ino()),
         Description::File(file) | Description::Device(_, file) => file.node().stat(),
-        Description::Console => aspen_fs::Stat {
+        Description::Console(node) => aspen_fs::Stat {
             dev: (0, 6),
             ino: 2,
             mode: 0o020600,
             size: 0,
-            rdev: (5, 1),
+            rdev: (5, node.minor()),
             uid: 0,
             gid: 0,
             nlink: 1,
@@ -918,7 +925,7 @@ fn ioctl(fd: u64, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         FIOCLEX | FIONCLEX => with_files(|f| f.set_close_on_exec(fd, cmd == FIOCLEX)).map(|()| 0),
-        _ if matches!(description.kind, Description::Console) => tty::ioctl(cmd, arg),
+        _ if matches!(description.kind, Description::Console(_)) => tty::ioctl(cmd, arg),
         _ => Err(Errno::ENOTTY),
     }
 }
@@ -1026,17 +1033,58 @@ fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {
     }
     match process::wait(pid, &options)? {
         None => Ok(0),
-        Some((child, code)) => {
+        Some(report) => {
             if status != 0 {
-                copy_out_at(status, &code.to_le_bytes())?;
+                let code = match report.state {
+                    ChildState::Ended(status) => status,
+                    ChildState::Job(job) => job.status(),
+                };
+                copy_out_at(status, &code.0.to_le_bytes())?;
             }
-            if rusage != 0 {
-                // struct rusage: all zero (no accounting yet).
-                copy_out_at(rusage, &[0u8; 144])?;
-            }
-            Ok(u64::from(child))
+            zero_rusage(rusage)?;
+            Ok(u64::from(report.pid))
         }
     }
+}
+
+/// Writes a `struct rusage` of zeros at `addr` (if not null): no
+/// accounting yet.
+fn zero_rusage(addr: u64) -> Result<(), Errno> {
+    if addr == 0 {
+        return Ok(());
+    }
+    copy_out_at(addr, &[0u8; 144])
+}
+
+/// `waitid(idtype, id, infop, options, rusage)`: as `wait4`, with the
+/// child's state in `*infop` (`si_signo` SIGCHLD, `si_code` `CLD_*`,
+/// `si_pid`, `si_uid`, `si_status`; all zero when `WNOHANG` finds none).
+fn waitid(idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) -> SysResult {
+    let options = WaitOptions::from_waitid_bits(options)?;
+    let pid = match WaitId::new(idtype, id)? {
+        WaitId::All => -1,
+        WaitId::Pid(pid) => pid as i32,
+        WaitId::Pgid(pgid) => -(pgid as i32),
+    };
+    let info = process::wait(pid, &options)?.map_or(
+        SigInfo { signo: 0, errno: 0, code: 0, pad: 0, fields: [0; 14] },
+        |report| {
+            let (code, status) = match report.state {
+                ChildState::Ended(status) => match status.term_signal() {
+                    Some(signo) => (CLD_KILLED, i32::from(signo)),
+                    None => (CLD_EXITED, i32::from(status.exit_code().unwrap_or(0))),
+                },
+                ChildState::Job(job) => job.code_and_status(),
+            };
+            SigInfo::child(code, report.pid, report.uid, status)
+        },
+    );
+    if infop != 0 {
+        // As Linux: si_signo, si_errno, si_code, si_pid, si_uid, si_status.
+        copy_out_at(infop, &info.to_bytes()[..28])?;
+    }
+    zero_rusage(rusage)?;
+    Ok(0)
 }
 
 fn frequency() -> core::num::NonZeroU64 {

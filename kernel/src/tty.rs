@@ -8,16 +8,26 @@
 //! The terminal controls at most one session: `TIOCSCTTY` lets a session
 //! leader without one take it (Aspen's `/init` does, as a Linux init must),
 //! its group then in the foreground, and it is free again when that leader
-//! ends (its foreground group gets `SIGHUP` and `SIGCONT`, as Linux's
-//! `disassociate_ctty`). As Linux's `/dev/console`, opening the console
-//! never makes it a controlling terminal. Not done: job control checks
-//! (`SIGTTIN`/`SIGTTOU` for background groups).
+//! ends or gives it up with `TIOCNOTTY` (its foreground group gets
+//! `SIGHUP` and `SIGCONT`, as Linux's `disassociate_ctty`); another process
+//! of the session gives up only its own use of it. As Linux's
+//! `/dev/console`, opening the console never makes it a controlling
+//! terminal.
+//!
+//! Job control ([`check_job_control`], Linux's `__tty_check_change`): a
+//! process of a background group of the controlling session that reads
+//! gets `SIGTTIN` for its group, one that changes the settings, the
+//! foreground group or flushes (or writes under `TOSTOP`) `SIGTTOU`; the
+//! call restarts once the group is continued. As Linux, reads and writes
+//! through `/dev/console` (rather than `/dev/tty`) are exempt ([`Node`]). A background reader that
+//! ignores or blocks `SIGTTIN`, or whose group is orphaned, gets `EIO`; a
+//! changer that ignores or blocks `SIGTTOU` goes on.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use aspen_abi::signal::{Restart, SigInfo, Signal, SI_KERNEL};
+use aspen_abi::signal::{Restart, SigInfo, SigNo, Signal, SIG_IGN, SI_KERNEL};
 use aspen_abi::tty::{self as abi, LineDiscipline, Termios, Winsize};
 use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
 use aspen_mm::errno::Errno;
@@ -29,6 +39,46 @@ use crate::process::{thread, Process};
 use crate::syscall::{copy_out_at, user};
 use crate::task::wait::WaitQueue;
 use crate::task::{sched, Pid, Task};
+
+/// Which node a description of the console was opened by. As Linux's
+/// `/dev/console` (a redirection to the console's terminal), reads and
+/// writes through it are free of job control; through `/dev/tty` they are
+/// not. Terminal `ioctl`s are checked either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// `/dev/console` (5, 1), and init's descriptors.
+    Console,
+    /// `/dev/tty` (5, 0).
+    Tty,
+}
+
+impl Node {
+    /// The node the absolute `path` names, if one of the two.
+    pub fn at(path: &[u8]) -> Option<Node> {
+        match path {
+            b"/dev/console" => Some(Node::Console),
+            b"/dev/tty" => Some(Node::Tty),
+            _ => None,
+        }
+    }
+
+    /// The node of a character device of major 5 with `minor` (0 or 1).
+    pub fn of_minor(minor: u32) -> Node {
+        if minor == 0 {
+            Node::Tty
+        } else {
+            Node::Console
+        }
+    }
+
+    /// Its minor device number.
+    pub fn minor(self) -> u32 {
+        match self {
+            Node::Tty => 0,
+            Node::Console => 1,
+        }
+    }
+}
 
 /// Received bytes kept for the `tty` thread; more are lost (an overrun).
 const RECEIVED_MAX: usize = 4096;
@@ -133,6 +183,56 @@ fn signal_group(pgrp: Pid, signal: Signal) {
     }
 }
 
+/// Linux's `__tty_check_change`: whether the current process may go on
+/// reading the terminal (`signal` `SIGTTIN`) or changing it or writing under
+/// `TOSTOP` (`SIGTTOU`). Only a process of a background group of the
+/// session the terminal controls is held back: its group gets `signal` and
+/// the call is to restart (`ERESTARTSYS`) once the group continues; `EIO`
+/// when nobody would continue it (an orphaned group) or, for `SIGTTIN`,
+/// when the signal is ignored or blocked (which lets `SIGTTOU` go on).
+fn check_job_control(signal: Signal) -> Result<(), Errno> {
+    // Kernel threads (the self-tests) have no controlling terminal.
+    let Some(me) = thread::current() else { return Ok(()) };
+    let process = &me.process;
+    let foreground = {
+        let terminal = TERMINAL.lock();
+        if !controls(&terminal, process) {
+            return Ok(());
+        }
+        terminal.pgrp
+    };
+    let pgrp = process.pgid();
+    if foreground.is_none_or(|foreground| foreground == pgrp) {
+        return Ok(());
+    }
+    let signo = SigNo::from(signal);
+    let ignored = me.signal_mask().contains(signo) || process.actions().lock().get(signo).handler == SIG_IGN;
+    if ignored {
+        return if signal == Signal::Ttin { Err(Errno::EIO) } else { Ok(()) };
+    }
+    if crate::process::jobctl::is_orphaned_pgrp(pgrp) {
+        return Err(Errno::EIO);
+    }
+    signal_group(pgrp, signal);
+    Err(Restart::Sys.errno())
+}
+
+/// Whether the terminal is `process`'s controlling terminal: it controls
+/// its session and the process did not give it up (`TIOCNOTTY`).
+fn controls(terminal: &Terminal, process: &Process) -> bool {
+    terminal.session == Some(process.sid()) && !process.detached_from_tty()
+}
+
+/// A write by the current process through `node`: under `TOSTOP`, a
+/// background group's is held back as [`check_job_control`] says (not
+/// through `/dev/console`, as Linux).
+pub fn check_write(node: Node) -> Result<(), Errno> {
+    if node == Node::Console || TERMINAL.lock().ldisc.termios().lflag & abi::TOSTOP == 0 {
+        return Ok(());
+    }
+    check_job_control(Signal::Ttou)
+}
+
 /// Writes `data` through the discipline's output processing.
 pub fn write(data: &[u8]) {
     let mut out = Vec::with_capacity(data.len() + data.len() / 8);
@@ -154,7 +254,11 @@ pub fn readable() -> bool {
 /// line (0 bytes: end of file); a raw one waits as `VMIN` and `VTIME` say.
 /// `EAGAIN` instead of waiting when `nonblocking` and nothing was read; a
 /// signal interrupts the wait (`ERESTARTSYS`, or the bytes read so far).
-pub fn read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
+pub fn read(max: usize, nonblocking: bool, node: Node) -> Result<Vec<u8>, Errno> {
+    // As Linux's n_tty: no job control through /dev/console.
+    if node == Node::Tty {
+        check_job_control(Signal::Ttin)?;
+    }
     let mut data = Vec::new();
     if max == 0 {
         return Ok(data);
@@ -190,8 +294,9 @@ pub fn read(max: usize, nonblocking: bool) -> Result<Vec<u8>, Errno> {
     Ok(data)
 }
 
-/// The session leader `pid` ended: a terminal it controlled is free, and
-/// its foreground group gets `SIGHUP` and `SIGCONT`.
+/// The session leader `pid` ended or gave up its terminal (`TIOCNOTTY`):
+/// a terminal it controlled is free, and its foreground group gets `SIGHUP`
+/// and `SIGCONT`.
 pub fn session_leader_ended(pid: Pid) {
     let pgrp = {
         let mut terminal = TERMINAL.lock();
@@ -221,7 +326,15 @@ fn write_int(arg: u64, value: u32) -> Result<u64, Errno> {
 /// n_tty's; other requests are `ENOTTY`.
 pub fn ioctl(cmd: u32, arg: u64) -> Result<u64, Errno> {
     let me = thread::with_current(|t| t.process.clone());
-    let controls_mine = |terminal: &Terminal| terminal.session == Some(me.sid());
+    let controls_mine = |terminal: &Terminal| controls(terminal, &me);
+    if matches!(cmd, abi::TCSETS | abi::TCSETSW | abi::TCSETSF | abi::TCFLSH | abi::TIOCSPGRP) {
+        match check_job_control(Signal::Ttou) {
+            // As Linux's tiocspgrp: an orphaned background group is told
+            // the terminal is not its own.
+            Err(Errno::EIO) if cmd == abi::TIOCSPGRP => return Err(Errno::ENOTTY),
+            result => result?,
+        }
+    }
     match cmd {
         abi::TCGETS => {
             let termios = TERMINAL.lock().ldisc.termios();
@@ -305,6 +418,19 @@ pub fn ioctl(cmd: u32, arg: u64) -> Result<u64, Errno> {
                 return Err(Errno::EPERM);
             }
             TERMINAL.lock().pgrp = Some(pgrp as Pid);
+            Ok(0)
+        }
+        abi::TIOCNOTTY => {
+            if !controls_mine(&TERMINAL.lock()) {
+                return Err(Errno::ENOTTY);
+            }
+            // A leader frees the terminal for the whole session; another
+            // process gives up only its own use of it.
+            if me.sid() == me.pid {
+                session_leader_ended(me.pid);
+            } else {
+                me.detach_from_tty();
+            }
             Ok(0)
         }
         abi::TIOCSCTTY => {

@@ -115,7 +115,8 @@ fn sigaction_round_trip_and_flag_rules() {
     assert!(action.is_handler());
     let chld = SigNo::from(Signal::Chld);
     assert!(SigAction::DEFAULT.ignores(chld));
-    assert!(!SigAction::DEFAULT.ignores(SigNo::from(Signal::Cont)));
+    assert!(SigAction::DEFAULT.ignores(SigNo::from(Signal::Cont)), "Linux's sig_kernel_ignore has SIGCONT");
+    assert!(!SigAction::DEFAULT.ignores(SigNo::from(Signal::Stop)));
     assert!(SigAction { handler: SIG_IGN, ..SigAction::DEFAULT }.ignores(SigNo::from(Signal::Usr1)));
 }
 

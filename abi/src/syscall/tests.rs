@@ -58,6 +58,7 @@ fn system_call_numbers_are_aarch64_linux_ones() {
         ("utimensat", 88),
         ("exit", 93),
         ("exit_group", 94),
+        ("waitid", 95),
         ("set_tid_address", 96),
         ("futex", 98),
         ("set_robust_list", 99),

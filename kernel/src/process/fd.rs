@@ -24,8 +24,9 @@ pub const MAX_FDS: usize = 1024;
 
 /// What an open file description refers to.
 pub enum Description {
-    /// The serial console (`/dev/console`, and fds 0-2 of init).
-    Console,
+    /// The serial console (`/dev/console`, and fds 0-2 of init; or
+    /// `/dev/tty`), and which of the two nodes opened it.
+    Console(crate::tty::Node),
     /// A file or directory of the file tree.
     File(Arc<OpenFile<KernelMm>>),
     /// A memory device (`/dev/null`, `/dev/zero`, ...) and its open node.

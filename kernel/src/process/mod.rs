@@ -14,6 +14,7 @@
 pub mod exec;
 pub mod fd;
 pub mod itimer;
+pub mod jobctl;
 pub mod policy;
 pub mod posix_timer;
 pub mod procfs;
@@ -149,6 +150,12 @@ pub struct Process {
     /// Where its address space maps the `rt_sigreturn` trampoline (0: not
     /// yet; mapped when a handler without `SA_RESTORER` is installed).
     trampoline: AtomicU64,
+    /// Job control: a stop in progress or in force, what the parent has
+    /// yet to learn of it.
+    job: Mutex<jobctl::JobState>,
+    /// Whether it gave up its session's controlling terminal
+    /// (`TIOCNOTTY`), inherited at fork, cleared by `setsid`.
+    detached_from_tty: AtomicBool,
 }
 
 /// CPU time (counter ticks), task switches and page faults.
@@ -360,6 +367,16 @@ impl Process {
         self.sid.load(Ordering::Relaxed)
     }
 
+    /// Whether it gave up its session's controlling terminal (`TIOCNOTTY`).
+    pub fn detached_from_tty(&self) -> bool {
+        self.detached_from_tty.load(Ordering::Relaxed)
+    }
+
+    /// Gives up its session's controlling terminal (`TIOCNOTTY`).
+    pub fn detach_from_tty(&self) {
+        self.detached_from_tty.store(true, Ordering::Relaxed);
+    }
+
     /// Interrupts every thread but `me` (to end them).
     fn interrupt_others(&self, me: &Thread) {
         let others: Vec<Arc<Thread>> = self.threads.lock().values().filter(|t| t.tid() != me.tid()).cloned().collect();
@@ -444,9 +461,6 @@ impl Process {
         }
         drop(files);
         self.release_vfork_parent();
-        if self.sid() == self.pid {
-            crate::tty::session_leader_ended(self.pid);
-        }
     }
 
     fn release_vfork_parent(&self) {
@@ -472,9 +486,19 @@ impl Process {
         let files = self.files.lock().take();
         drop(files);
         self.release_vfork_parent();
+        if self.sid() == self.pid {
+            crate::tty::session_leader_ended(self.pid);
+        }
 
         let orphans = core::mem::take(&mut *self.children.lock());
         let orphan_zombies = core::mem::take(&mut *self.zombies.lock());
+        // The groups this end may leave orphaned: its own, and those of
+        // children in other groups of its session.
+        let mut ties: Vec<Pid> = orphans
+            .values()
+            .filter(|child| !child.is_zombie() && child.pgid() != self.pgid() && child.sid() == self.sid())
+            .map(|child| child.pgid())
+            .collect();
         match init_process().filter(|init| !core::ptr::eq(init.as_ref(), self.as_ref())) {
             Some(init) if !orphans.is_empty() => {
                 for child in orphans.values() {
@@ -500,6 +524,14 @@ impl Process {
         }
         *self.exit_status.lock() = Some(status);
         let parent = self.parent.lock().upgrade();
+        if parent.as_ref().is_some_and(|parent| parent.pgid() != self.pgid() && parent.sid() == self.sid()) {
+            ties.push(self.pgid());
+        }
+        ties.sort_unstable();
+        ties.dedup();
+        for pgid in ties {
+            jobctl::hang_up_if_orphaned(pgid);
+        }
         if let Some(parent) = parent {
             self.notify_parent(&parent, status);
         } else {
@@ -595,6 +627,7 @@ struct ProcessParts {
     pgid: Pid,
     sid: Pid,
     trampoline: u64,
+    detached_from_tty: bool,
 }
 
 /// Makes a process with one thread running `task`; the caller makes the
@@ -634,6 +667,8 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
         sid: AtomicU32::new(parts.sid),
         execed: AtomicBool::new(false),
         trampoline: AtomicU64::new(parts.trampoline),
+        job: Mutex::new(jobctl::JobState::default()),
+        detached_from_tty: AtomicBool::new(parts.detached_from_tty),
     });
     let thread = add_thread(&process, task);
     if let Some(parent) = parts.parent {
@@ -650,6 +685,7 @@ fn add_thread(process: &Arc<Process>, task: Arc<Task>) -> Arc<Thread> {
     if process.ending_pending.load(Ordering::Relaxed) {
         thread.work.fetch_or(signal::WORK_ENDING, Ordering::Relaxed);
     }
+    process.join_stop(&thread);
     thread
 }
 
@@ -667,7 +703,8 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         .map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     // One open of the console, duplicated: its status flags are shared.
-    let console = OpenDescription::new(Description::Console, OpenFlags::RDWR | OpenFlags::LARGEFILE);
+    let console =
+        OpenDescription::new(Description::Console(crate::tty::Node::Console), OpenFlags::RDWR | OpenFlags::LARGEFILE);
     for _ in 0..3 {
         files.insert(console.clone(), false)?;
     }
@@ -686,6 +723,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
         pgid: INIT_PID,
         sid: INIT_PID,
         trampoline: 0,
+        detached_from_tty: false,
     };
     let thread = new_process(parts, task);
     INIT.call_once(|| Arc::downgrade(&thread.process));
@@ -764,6 +802,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
             pgid: process.pgid(),
             sid: process.sid(),
             trampoline: process.trampoline.load(Ordering::Relaxed),
+            detached_from_tty: process.detached_from_tty.load(Ordering::Relaxed),
         };
         new_process(parts, task)
     };
@@ -864,8 +903,11 @@ pub fn exit_thread(status: i32) -> ! {
         let status = ending.group.or(ending.leader).unwrap_or(status);
         drop(ending);
         process.end(status);
-    } else if me.tid() == process.pid {
-        process.set_ending(|ending| ending.leader = Some(status));
+    } else {
+        if me.tid() == process.pid {
+            process.set_ending(|ending| ending.leader = Some(status));
+        }
+        process.thread_left_stop();
     }
     process.thread_events.wake_all();
     // The running task stays alive through the scheduler until it is off
@@ -898,12 +940,30 @@ pub fn kill_current(signal: Signal, why: core::fmt::Arguments<'_>) -> ! {
     exit_group(WaitStatus::signaled(signal).0)
 }
 
-/// `wait4(pid, options)`: the pid and wait status of an ended child (any
-/// child for -1, child `pid`, a child in the caller's process group for 0
-/// or in group `-pid`), `Ok(None)` with WNOHANG when none has ended yet.
-/// Interrupted by a signal: `ERESTARTSYS` (restarted or `EINTR` as the
-/// handler says).
-pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(Pid, i32)>, Errno> {
+/// What a wait found about a child.
+#[derive(Clone, Copy, Debug)]
+pub enum ChildState {
+    /// It ended with this wait status.
+    Ended(WaitStatus),
+    /// It stopped or continued.
+    Job(jobctl::JobReport),
+}
+
+/// A child a wait reports: its pid, real user id and state.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitReport {
+    pub pid: Pid,
+    pub uid: u32,
+    pub state: ChildState,
+}
+
+/// `wait4(pid, options)` and `waitid`: a child (any child for -1, child
+/// `pid`, a child in the caller's process group for 0 or in group `-pid`)
+/// that ended (with `options.exited`; reaped unless `WNOWAIT`), stopped
+/// (`WUNTRACED`) or continued (`WCONTINUED`) and was not reported yet;
+/// `Ok(None)` with WNOHANG when there is none yet. Interrupted by a signal:
+/// `ERESTARTSYS` (restarted or `EINTR` as the handler says).
+pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<WaitReport>, Errno> {
     let me = thread::current().expect("wait from a kernel thread");
     let process = &me.process;
     let group = match pid {
@@ -915,34 +975,47 @@ pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<(
     let eligible = |child: &Process| {
         options.selects_child(u32::from(child.exit_signal.load(Ordering::Relaxed)))
             && group.is_none_or(|g| child.pgid() == g)
+            && (pid <= 0 || child.pid == pid as Pid)
     };
+    let report = |child: &Process, state| WaitReport { pid: child.pid, uid: child.creds.lock().ruid, state };
     loop {
-        {
+        let live = {
             let mut children = process.children.lock();
             let mut zombies = process.zombies.lock();
-            let zombie = if pid > 0 {
-                let pid = pid as Pid;
-                if !children.get(&pid).is_some_and(|c| eligible(c)) {
-                    return Err(Errno::ECHILD);
+            if !children.values().any(|c| eligible(c)) {
+                return Err(Errno::ECHILD);
+            }
+            let zombie = options
+                .exited
+                .then(|| zombies.iter().copied().find(|pid| children.get(pid).is_some_and(|c| eligible(c))))
+                .flatten();
+            if let Some(pid) = zombie {
+                let child = if options.no_wait {
+                    children.get(&pid).cloned()
+                } else {
+                    zombies.remove(&pid);
+                    children.remove(&pid)
+                };
+                if let Some(child) = child {
+                    if !options.no_wait {
+                        PROCESSES.lock().remove(&child.pid);
+                        // Its time and faults, and its reaped children's, are the parent's now.
+                        let mut usage = child.cpu_usage();
+                        usage.faults = child.faults.load(Ordering::Relaxed);
+                        usage.add(child.children_usage());
+                        process.reaped_children.lock().add(usage);
+                    }
+                    let status = WaitStatus(child.exit_status.lock().unwrap_or(0));
+                    return Ok(Some(report(&child, ChildState::Ended(status))));
                 }
-                zombies.contains(&pid).then_some(pid)
-            } else {
-                if !children.values().any(|c| eligible(c)) {
-                    return Err(Errno::ECHILD);
-                }
-                zombies.iter().copied().find(|pid| children.get(pid).is_some_and(|c| eligible(c)))
-            };
-            if let Some(child) = zombie.and_then(|pid| {
-                zombies.remove(&pid);
-                children.remove(&pid)
-            }) {
-                PROCESSES.lock().remove(&child.pid);
-                let mut usage = child.cpu_usage();
-                usage.faults = child.faults.load(Ordering::Relaxed);
-                usage.add(child.children_usage());
-                process.reaped_children.lock().add(usage);
-                let status = child.exit_status.lock().unwrap_or(0);
-                return Ok(Some((child.pid, status)));
+            }
+            let watches_jobs = options.untraced || options.continued;
+            let live = children.values().filter(|c| watches_jobs && eligible(c) && !zombies.contains(&c.pid));
+            live.cloned().collect::<Vec<_>>()
+        };
+        for child in live {
+            if let Some(job) = child.job_report(options.untraced, options.continued, options.no_wait) {
+                return Ok(Some(report(&child, ChildState::Job(job))));
             }
         }
         if options.no_hang {
@@ -1016,6 +1089,7 @@ pub fn setsid() -> Result<Pid, Errno> {
     }
     me.sid.store(me.pid, Ordering::Relaxed);
     me.pgid.store(me.pid, Ordering::Relaxed);
+    me.detached_from_tty.store(false, Ordering::Relaxed);
     Ok(me.pid)
 }
 

@@ -218,6 +218,9 @@ fn state(process: &Process, thread: Option<&Arc<Thread>>) -> (char, &'static str
     if process.is_zombie() {
         return ('Z', "zombie");
     }
+    if process.is_stopped() {
+        return ('T', "stopped");
+    }
     let main = thread.cloned().or_else(|| {
         let threads = process.threads();
         threads.iter().find(|t| t.tid() == process.pid).or(threads.first()).cloned()

@@ -26,7 +26,7 @@ use aspen_abi::mman::{MapFlags, Prot};
 use aspen_abi::signal::frame::{self, FrameExtras, FrameLayout, SavedState};
 use aspen_abi::signal::{
     AltStack, DefaultAction, MaskHow, Restart, SaFlags, SigAction, SigInfo, SigNo, SigSet, Signal, StackT, NSIG,
-    SIG_IGN, SI_KERNEL,
+    SIG_DFL, SIG_IGN, SI_KERNEL,
 };
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::WaitStatus;
@@ -49,6 +49,9 @@ pub(super) const WORK_SIGNAL: u32 = 1;
 pub(super) const WORK_ENDING: u32 = 2;
 /// `work` bit: the system call returned a [`Restart`] kind.
 pub(super) const WORK_RESTART: u32 = 4;
+/// `work` bit: a stop of the process waits for this thread to park
+/// ([`super::jobctl`]).
+pub(super) const WORK_STOP: u32 = 8;
 
 /// Most real-time signals queued in one pending set (beyond: `EAGAIN`).
 const MAX_QUEUED: usize = 1024;
@@ -239,9 +242,9 @@ impl Process {
     }
 
     /// What happens as `signo` is sent, before it is queued: `SIGCONT`
-    /// and stop signals cancel each other's pending instances; a signal
-    /// the process ignores (and `thread` does not block) is dropped
-    /// (`false`).
+    /// and stop signals cancel each other's pending instances, and
+    /// `SIGCONT` ends a stop whatever its action and mask; a signal the
+    /// process ignores (and `thread` does not block) is dropped (`false`).
     fn prepare(&self, signo: SigNo, thread: &Thread) -> bool {
         let cont = SigNo::from(Signal::Cont);
         let stops = [Signal::Stop, Signal::Tstp, Signal::Ttin, Signal::Ttou].map(SigNo::from);
@@ -257,6 +260,9 @@ impl Process {
             for t in self.threads.lock().values() {
                 t.signals.lock().pending.discard(other);
             }
+        }
+        if signo == cont {
+            self.resume();
         }
         let ignored = self.actions().lock().get(signo).ignores(signo);
         !ignored || thread.signal_mask().contains(signo)
@@ -402,6 +408,10 @@ pub fn deliver(frame: &mut TrapFrame) {
             drop(me);
             super::exit_thread(0);
         }
+        if me.work.load(Ordering::Relaxed) & WORK_STOP != 0 {
+            me.process.park(&me);
+            continue;
+        }
         let Some((signo, info)) = dequeue(&me, SigSet(u64::MAX), false) else { break };
         let actions = me.process.actions();
         let mut actions = actions.lock();
@@ -424,8 +434,9 @@ pub fn deliver(frame: &mut TrapFrame) {
             continue;
         }
         match signo.default_action() {
-            // Job control is not there yet: stop signals do nothing.
-            DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => {}
+            // SIGCONT did its work as it was sent.
+            DefaultAction::Ignore | DefaultAction::Continue => {}
+            DefaultAction::Stop => default_stop(&me, signo),
             DefaultAction::Terminate | DefaultAction::CoreDump => {
                 let (pid, name) = (me.process.pid, super::name(&me.process));
                 if SigSet::SYNCHRONOUS.contains(signo) && info.code > 0 {
@@ -450,6 +461,42 @@ pub fn deliver(frame: &mut TrapFrame) {
     }
     drop(sig);
     me.recalc_signals();
+}
+
+/// The default action of stop signal `signo`, taken by `me`: a stop of its
+/// process begins. As Linux, the terminal's stop signals do nothing to an
+/// orphaned group (nobody is left to continue it); SIGSTOP always stops.
+fn default_stop(me: &Thread, signo: SigNo) {
+    if signo != SigNo::from(Signal::Stop) && super::jobctl::is_orphaned_pgrp(me.process.pgid()) {
+        return;
+    }
+    me.process.begin_stop(signo);
+}
+
+/// Takes the stop signals with their default action that `me` would take
+/// next on its way back to user space, beginning the stop they ask for (as
+/// delivery would): for a wait that a stop pauses instead of ending
+/// ([`Thread::park_for_stop`]).
+pub(super) fn take_default_stops(me: &Thread) {
+    while let Some(signo) = next_pending(me) {
+        let stops = matches!(signo.default_action(), DefaultAction::Stop);
+        if !stops || me.process.actions().lock().get(signo).handler != SIG_DFL {
+            return;
+        }
+        if dequeue(me, SigSet(0).with(signo), false).is_none() {
+            return;
+        }
+        default_stop(me, signo);
+    }
+}
+
+/// The signal [`dequeue`] would take next for `thread` (its own first).
+fn next_pending(thread: &Thread) -> Option<SigNo> {
+    let sig = thread.signals.lock();
+    let own = (sig.pending.set() & !sig.mask).next();
+    let mask = sig.mask;
+    drop(sig);
+    own.or_else(|| (thread.process.pending.lock().set() & !mask).next())
 }
 
 /// An interrupted system call: restarted (`x0` back to `orig_x0`, `pc`

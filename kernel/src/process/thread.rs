@@ -102,10 +102,15 @@ impl Thread {
     }
 
     /// Whether the thread must stop waiting and return towards user space
-    /// (where what is pending for it happens): its process is ending, or a
-    /// signal it does not block waits.
+    /// (where what is pending for it happens): its process is ending or
+    /// stopping, or a signal it does not block waits.
     pub fn interrupted(&self) -> bool {
-        self.process.must_end(self) || self.has_deliverable()
+        self.process.must_end(self) || self.stop_pending() || self.has_deliverable()
+    }
+
+    /// Whether a stop of its process waits for it to park.
+    pub fn stop_pending(&self) -> bool {
+        self.work.load(Ordering::Relaxed) & super::signal::WORK_STOP != 0
     }
 }
 

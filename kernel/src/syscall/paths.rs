@@ -177,8 +177,8 @@ pub(super) fn at_path(dirfd: i64, addr: u64) -> Result<Vec<u8>, Errno> {
 /// place itself unless `follow`): the console, a `/proc` file or a node of
 /// the tree.
 pub(super) fn stat_path(path: &[u8], follow: bool) -> Result<aspen_fs::Stat, Errno> {
-    if path == b"/dev/console" || path == b"/dev/tty" {
-        return Ok(stat_of(&Description::Console));
+    if let Some(node) = crate::tty::Node::at(path) {
+        return Ok(stat_of(&Description::Console(node)));
     }
     // `/proc`'s links are links to `lstat`.
     if let (false, Some(link)) = (follow, procfs::link_stat(path)) {

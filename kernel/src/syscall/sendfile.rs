@@ -39,7 +39,7 @@ pub(super) fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> Resu
         return Err(Errno::EBADF.into());
     }
     // A pipe or the console has no position to read at.
-    if given.is_some() && matches!(input.kind, Description::PipeRead(_) | Description::Console) {
+    if given.is_some() && matches!(input.kind, Description::PipeRead(_) | Description::Console(_)) {
         return Err(Errno::ESPIPE.into());
     }
     let file = match &input.kind {
@@ -91,10 +91,10 @@ pub(super) fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> Resu
                 };
                 writer.write_some(data.len(), nonblocking, copy)
             }
-            Description::Console => {
+            Description::Console(node) => tty::check_write(*node).map_err(WriteError::Errno).map(|()| {
                 tty::write(data);
-                Ok(data.len())
-            }
+                data.len()
+            }),
             Description::File(out) => out.write(data, false).map_err(WriteError::Errno),
             Description::Device(device, _) => device.write(data.len()).map_err(WriteError::Errno),
             Description::PipeRead(_) | Description::Snapshot(_) => Err(WriteError::Errno(Errno::EBADF)),

@@ -95,12 +95,16 @@ fn sleep_for(duration: u64, remain: u64) -> SysResult {
 }
 
 /// Blocks until the counter reaches `deadline`, or `EINTR` when the thread
-/// is interrupted first.
+/// is interrupted first (by a signal or its process ending; a stop only
+/// pauses the sleep).
 fn sleep_until(deadline: u64) -> Result<(), Errno> {
     let me = thread::current().expect("sleep from a kernel thread");
     while timer::ticks() < deadline {
-        if me.interrupted() {
-            return Err(Errno::EINTR);
+        while me.interrupted() {
+            // A stop parks the sleep, which then goes on to its deadline.
+            if !me.park_for_stop() {
+                return Err(Errno::EINTR);
+            }
         }
         sched::block(Some(deadline));
     }

@@ -8,7 +8,9 @@
 //! - signals: kill, tkill, tgkill and rt_sigqueueinfo with random targets
 //!   reach the test harness (kill(0) and kill(-1) too); rt_sigsuspend and
 //!   rt_sigtimedwait without a timeout wait forever; rt_sigreturn and
-//!   rt_sigaction send the child to random code, which may spin;
+//!   rt_sigaction send the child to random code, which may spin; only
+//!   stop signals and SIGCONT, sent by the child to itself (the runner
+//!   continues a stopped child, or kills it while stopped);
 //! - long sleeps: nanosleep only gets a request the fuzzer wrote (at most
 //!   100 µs, or invalid) or a pointer that can never be mapped;
 //! - reads that block: the child closes its console descriptors first and
@@ -85,6 +87,8 @@ const IDS: &[Sysno] =
 
 const PAGE: u64 = 4096;
 const SIGCHLD: u64 = Signal::Chld as u64;
+/// The signals the child sends itself: stops and continues.
+const JOB_SIGNALS: &[u64] = &[Signal::Stop as u64, Signal::Tstp as u64, Signal::Cont as u64];
 
 /// Addresses in the kernel half (TTBR1).
 const KERNEL_ADDRS: &[u64] = &[
@@ -305,6 +309,7 @@ enum Op {
     Clone,
     Execve,
     Wait4,
+    JobSignal,
     Ids,
     Yield,
     Nanosleep,
@@ -351,6 +356,7 @@ const OPS: &[(Op, u32)] = &[
     (Op::Clone, 3),
     (Op::Execve, 3),
     (Op::Wait4, 15),
+    (Op::JobSignal, 3),
     (Op::Ids, 10),
     (Op::Yield, 5),
     (Op::Nanosleep, 5),
@@ -457,6 +463,7 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
         }
         Op::Ids => call(rng.pick(IDS), [r, rng.next(), 0, 0, 0, 0]),
         Op::Yield => call(Sysno::SchedYield, [r, 0, 0, 0, 0, 0]),
+        Op::JobSignal => call(Sysno::Kill, [env.pid, rng.pick(JOB_SIGNALS), r, 0, 0, 0]),
         Op::Nanosleep => nanosleep(rng, env),
         Op::ClockGettime => {
             let clock = if rng.chance(3, 4) { rng.below(13) } else { rng.pick(INTS) };

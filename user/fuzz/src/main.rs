@@ -11,7 +11,9 @@
 //! The program forks a child per batch; the child makes K random calls (see
 //! [`gen`] for what it calls and with what; default 200), checking that each
 //! read or write moved the file offset by exactly its result, and exits 0. The
-//! parent only forks, waits and prints. A child may die of SIGSEGV, SIGBUS,
+//! parent only forks, waits and prints; a child that stops itself (it may
+//! send itself SIGSTOP) is continued, or on every other batch killed while
+//! stopped (SIGKILL must end it). A child may die of SIGSEGV, SIGBUS,
 //! SIGILL or SIGTRAP (it may have unmapped its own stack or code; on Linux
 //! also SIGKILL, the OOM killer), or of SIGPIPE (it may write to a pipe whose
 //! read end it closed); any other end (an exit code but 0,
@@ -57,7 +59,10 @@ mod script;
 use core::ffi::CStr;
 
 use aspen_sys::mem::PAGE_SIZE;
-use aspen_sys::process::{self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGPIPE, SIGSEGV, SIGTRAP, WNOHANG};
+use aspen_sys::process::{
+    self, Fork, WaitStatus, SIGBUS, SIGILL, SIGKILL, SIGPIPE, SIGSEGV, SIGTRAP, WNOHANG, WUNTRACED,
+};
+use aspen_sys::signal::{self, Signal};
 use aspen_sys::{fs, links, path, println, time, Args, Errno};
 
 use ring::Ring;
@@ -337,9 +342,13 @@ pub fn touch_stack() {
 #[derive(Clone, Copy)]
 enum End {
     Status(WaitStatus),
+    /// The child stopped itself and was killed while stopped.
+    KilledWhileStopped(WaitStatus),
     Hung,
     ForkFailed(Errno),
     WaitFailed(Errno),
+    /// Continuing or killing the stopped child failed.
+    SignalFailed(Errno),
 }
 
 impl End {
@@ -351,6 +360,7 @@ impl End {
                     // Linux's OOM killer (a child may lock or populate a lot).
                     || (linux && s.signal() == Some(SIGKILL))
             }
+            End::KilledWhileStopped(s) => s.signal() == Some(SIGKILL),
             _ => false,
         }
     }
@@ -371,9 +381,11 @@ impl core::fmt::Display for End {
                     _ => Ok(()),
                 }
             }
+            End::KilledWhileStopped(s) => write!(f, "{s} after SIGKILL while stopped"),
             End::Hung => write!(f, "no end (still running at the timeout)"),
             End::ForkFailed(e) => write!(f, "fork failed: {e}"),
             End::WaitFailed(e) => write!(f, "wait4 failed: {e}"),
+            End::SignalFailed(e) => write!(f, "kill of the stopped child failed: {e}"),
         }
     }
 }
@@ -389,9 +401,20 @@ fn run_batch(opts: &Options, ring: Ring, batch: u64, calls: u64) -> End {
     let freq = time::counter_frequency().max(1);
     let start = time::counter();
     let mut polls = 0u32;
+    let mut killed_while_stopped = false;
     let end = loop {
-        match process::wait4(pid, WNOHANG) {
+        match process::wait4(pid, WNOHANG | WUNTRACED) {
             Ok((0, _)) => {}
+            Ok((_, status)) if status.stop_signal().is_some() => {
+                // It stopped itself: continued, or (every other batch)
+                // killed while stopped, which must end it.
+                killed_while_stopped = batch % 2 == 1;
+                let signo = if killed_while_stopped { SIGKILL } else { Signal::Cont as i32 };
+                if let Err(e) = signal::kill(pid, signo) {
+                    break End::SignalFailed(e);
+                }
+            }
+            Ok((_, status)) if killed_while_stopped => break End::KilledWhileStopped(status),
             Ok((_, status)) => break End::Status(status),
             Err(e) => break End::WaitFailed(e),
         }
@@ -509,6 +532,7 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
     let freq = time::counter_frequency().max(1);
     let start = time::counter();
     let (mut syscalls, mut batches, mut exited_ok, mut unexpected) = (0u64, 0u64, 0u64, 0u64);
+    let mut killed_while_stopped = 0u64;
     let mut signals = [0u64; 65];
     let mut expected_free = baseline;
     let mut next_progress = opts.iterations / 10;
@@ -532,6 +556,9 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
             if ms >= 20 {
                 println!("fuzz: batch {batch}: slowest call {} ms: {}", ms, ring::Display(&call));
             }
+        }
+        if let End::KilledWhileStopped(_) = end {
+            killed_while_stopped += 1;
         }
         if let End::Status(s) = end {
             if s.success() {
@@ -586,6 +613,9 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
     println!("fuzz: {syscalls} system calls in {batches} batches, {ms} ms; children: {exited_ok} exited 0");
     for (sig, n) in signals.iter().enumerate().filter(|(_, n)| **n > 0) {
         println!("fuzz:   {n} killed by signal {sig}");
+    }
+    if killed_while_stopped > 0 {
+        println!("fuzz:   {killed_while_stopped} stopped themselves and were killed while stopped");
     }
     if let Some(f) = run.failure.as_mut() {
         f.count = unexpected;

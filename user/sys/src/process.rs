@@ -27,7 +27,7 @@ pub const SIGPIPE: i32 = Signal::Pipe as i32;
 pub const SIGCHLD: i32 = Signal::Chld as i32;
 
 /// `wait4` option: return 0 instead of blocking when no child has ended.
-pub use aspen_abi::wait::WNOHANG;
+pub use aspen_abi::wait::{P_PGID, P_PID, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED};
 
 /// Most arguments (argv or envp entries) [`execve`] passes.
 const MAX_EXEC_ARGS: usize = 63;
@@ -105,6 +105,16 @@ impl WaitStatus {
         (sig != 0 && sig != 0x7f).then_some(sig as i32)
     }
 
+    /// The signal that stopped the process, if it is stopped (`WIFSTOPPED`).
+    pub fn stop_signal(self) -> Option<i32> {
+        (self.0 & 0xff == 0x7f).then_some(((self.0 >> 8) & 0xff) as i32)
+    }
+
+    /// Whether it reports a continued process (`WIFCONTINUED`).
+    pub fn continued(self) -> bool {
+        self.0 == 0xffff
+    }
+
     /// Whether the process exited with code 0.
     pub fn success(self) -> bool {
         self.0 == 0
@@ -136,6 +146,17 @@ pub fn wait4(pid: i32, options: u32) -> Result<(i32, WaitStatus), Errno> {
     let ret =
         unsafe { syscall4(Sysno::Wait4.number(), pid as usize, &mut status as *mut u32 as usize, options as usize, 0) };
     Errno::result(ret).map(|p| (p as i32, WaitStatus(status)))
+}
+
+/// `waitid(idtype, id, infop, options, NULL)`: the `siginfo` it fills
+/// (`si_pid` 0 when [`WNOHANG`] found no child).
+pub fn waitid(idtype: u32, id: i32, options: u32) -> Result<crate::signal::SigInfo, Errno> {
+    let mut info = [0u8; crate::signal::SigInfo::SIZE];
+    // SAFETY: the kernel writes at most a siginfo_t into info; rusage is NULL.
+    let ret = unsafe {
+        syscall5(Sysno::Waitid.number(), idtype as usize, id as usize, info.as_mut_ptr() as usize, options as usize, 0)
+    };
+    Errno::result(ret).map(|_| crate::signal::SigInfo::from_bytes(&info))
 }
 
 /// getpid(2).

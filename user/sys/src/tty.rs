@@ -1,7 +1,7 @@
 //! Terminals: `struct termios` get and set, the window size, the
 //! foreground process group and the controlling terminal (`ioctl`s).
 
-use aspen_abi::tty::{FIONREAD, TCGETS, TIOCGPGRP, TIOCGSID, TIOCGWINSZ, TIOCSCTTY, TIOCSPGRP, TIOCSWINSZ};
+use aspen_abi::tty::{FIONREAD, TCGETS, TIOCGPGRP, TIOCGSID, TIOCGWINSZ, TIOCNOTTY, TIOCSCTTY, TIOCSPGRP, TIOCSWINSZ};
 
 use crate::raw::{syscall3, Sysno};
 use crate::Errno;
@@ -77,6 +77,11 @@ pub fn get_session(fd: i32) -> Result<i32, Errno> {
 /// Bytes a read could take now (`FIONREAD`).
 pub fn pending_input(fd: i32) -> Result<i32, Errno> {
     get_int(fd, FIONREAD)
+}
+
+/// Gives up the controlling terminal (`TIOCNOTTY`).
+pub fn give_up_controlling(fd: i32) -> Result<(), Errno> {
+    ioctl_value(fd, TIOCNOTTY, 0)
 }
 
 /// Makes the terminal the calling session leader's controlling terminal

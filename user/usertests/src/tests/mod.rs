@@ -36,6 +36,7 @@ pub mod faults;
 pub mod file;
 pub mod forkbomb;
 pub mod futex;
+pub mod jobctl;
 pub mod links;
 pub mod madvise;
 pub mod partial;
@@ -159,6 +160,12 @@ pub const TESTS: &[Test] = &[
     child("signal_nanosleep_eintr", signals::nanosleep_eintr),
     child("signal_blocked_fault_kills", signals::blocked_fault_kills),
     child("signal_restart_futex", signals::restart_futex),
+    child("jobctl_stop_continue_wait", jobctl::stop_continue_wait),
+    child("jobctl_threads_stop_together", jobctl::threads_stop_together),
+    child("jobctl_nocldstop_blocked_cont", jobctl::nocldstop_and_blocked_cont),
+    child("jobctl_restart_after_continue", jobctl::restart_after_continue),
+    child("jobctl_orphaned_group", jobctl::orphaned_group),
+    child("jobctl_terminal_background", jobctl::terminal_background),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     // The real programs (user/libc, user/std), each exec'd from /bin.
