@@ -10,7 +10,11 @@ With Debian's busybox in the initramfs, /init starts busybox `sh` (prompt
 - ^C ends `sleep 100` (status 130) and the shell goes on;
 - `ps` shows the processes, `free` and `/proc/meminfo` the memory, `ls /proc`
   the process directories;
-- the dynamically linked busybox runs a pipeline.
+- the dynamically linked busybox runs a pipeline;
+- job control: ^Z stops the foreground job, `jobs`, `bg`, `kill -STOP`,
+  `fg` and ^C, a background reader of the terminal stops by SIGTTIN, SIGKILL
+  ends a stopped job;
+- `exit`: /init starts a new shell, which reads the terminal.
 
 Without busybox, /init's own shell (prompt `aspen# `), with the terminal's
 line discipline in canonical mode:
@@ -118,6 +122,26 @@ def busybox_session(console, check):
     check("/proc/meminfo", console.command(b"cat /proc/meminfo | grep Mem", b"MemAvailable:"))
     check("ls /proc | head", console.command(b"ls /proc | head -n 3", b"\r\n1\r\n"))
     check("the dynamic busybox", console.command(b"busybox-dyn sh -c 'echo dyn | wc -c'", b"\r\n4\r\n"))
+    # Job control: the terminal's ^Z, the shell's jobs, bg and fg.
+    console.type(b"sleep 100\r")
+    time.sleep(1)
+    console.type(b"\x1a")
+    check("^Z stops the foreground job", console.wait_for(b"Stopped") and console.wait_for(BUSYBOX_PROMPT))
+    check("jobs lists it stopped", console.command(b"jobs", b"[1]+  Stopped                    sleep 100"))
+    check("bg continues it in the background", console.command(b"bg", b"[1] sleep 100"))
+    check("kill -STOP stops it again", console.command(b"kill -STOP %1; sleep 0.2; jobs", b"Stopped (signal)"))
+    check("bg again: running", console.command(b"bg; jobs", b"Running                    sleep 100"))
+    console.type(b"fg\r")
+    time.sleep(1)
+    console.type(b"\x03")
+    ended = console.wait_for(b"^C") and console.wait_for(BUSYBOX_PROMPT)
+    check("fg, then ^C ends it (SIGINT: 130)", ended and console.command(b"echo status=$?", b"status=130"))
+    console.type(b"head -c 1 /dev/tty &\r")
+    time.sleep(1)
+    check("a background reader of the terminal stops (SIGTTIN)", console.command(b"jobs", b"Stopped (tty input)"))
+    check("SIGKILL ends a stopped job", console.command(b"kill -KILL %1; sleep 0.2; jobs", b"Killed"))
+    check("exit: /init starts a new shell", console.command(b"exit", b"starting a new one"))
+    check("the new shell reads the terminal", console.command(b"echo again", b"\r\nagain\r\n"))
 
 
 def aspen_shell_session(console, check):
