@@ -191,6 +191,14 @@ impl Credentials {
         };
         want & !bits == 0
     }
+
+    /// Whether these credentials may send a signal to a process with
+    /// `target`'s (Linux's `kill_ok_by_cred`): privilege (`CAP_KILL`), or
+    /// the sender's real or effective user id is the target's real or saved
+    /// one.
+    pub fn may_signal(&self, target: &Credentials) -> bool {
+        self.privileged() || [self.euid, self.ruid].iter().any(|&sender| sender == target.ruid || sender == target.suid)
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +207,19 @@ mod tests {
 
     const NOBODY: u32 = 65534;
     const KEEP: u32 = u32::MAX;
+
+    #[test]
+    fn signals_need_a_shared_real_or_saved_user() {
+        let user = |r, e, s| Credentials { ruid: r, euid: e, suid: s, ..Credentials::root() };
+        assert!(Credentials::root().may_signal(&user(5, 5, 5)));
+        assert!(user(5, 5, 5).may_signal(&user(5, 7, 7)));
+        assert!(user(5, 5, 5).may_signal(&user(7, 7, 5)));
+        // The sender's real id counts too (a set-uid sender).
+        assert!(user(5, 9, 9).may_signal(&user(5, 8, 8)));
+        // The target's effective id does not.
+        assert!(!user(5, 5, 5).may_signal(&user(7, 5, 7)));
+        assert!(!user(5, 5, 5).may_signal(&Credentials::root()));
+    }
 
     #[test]
     fn root_gives_up_the_effective_id_and_takes_it_back() {

@@ -9,7 +9,9 @@
  * sigprocmask, sigpending, sigsuspend, sigtimedwait; kill(0, sig) and
  * kill(-pgid, sig); abort(); SIGCHLD with CLD_EXITED; the mask inherited and
  * pending signals cleared across fork; handlers reset (ignored signals and
- * the mask kept) across execve.
+ * the mask kept) across execve; who may signal whom (a user other than root:
+ * only its own processes, and SIGCONT within its session; kill of a group with
+ * no permitted member and tgkill are EPERM).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -411,6 +413,41 @@ static int after_exec(void)
 	return done();
 }
 
+/* A child that gives up root signals its root parent, and a sibling of its own user. */
+static void permissions(void)
+{
+	/* A group of its own (as the test harness starts it), so that the group kill below cannot mean -1. */
+	setpgid(0, 0);
+	pid_t parent = getpid();
+	pid_t child = fork();
+	if (child == 0) {
+		CHECK_CALL(setpgid(0, 0));
+		CHECK_CALL(setresuid(1000, 1000, 1000));
+		CHECK_ERRNO(kill(parent, SIGUSR1), EPERM);
+		CHECK_ERRNO(kill(parent, 0), EPERM);
+		CHECK_ERRNO(syscall(SYS_tgkill, parent, parent, SIGUSR1), EPERM);
+		/* The parent's group (the test's) has no member of uid 1000. */
+		CHECK_ERRNO(kill(-getpgid(parent), SIGUSR1), EPERM);
+		CHECK_CALL(kill(parent, SIGCONT));
+		pid_t sibling = fork();
+		if (sibling == 0) {
+			pause();
+			_exit(0);
+		}
+		CHECK_CALL(kill(sibling, 0));
+		CHECK_CALL(kill(sibling, SIGTERM));
+		int status = 0;
+		waitpid(sibling, &status, 0);
+		check(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "a process of the same user is signalled",
+		      "status %#x", status);
+		_exit(check_failures ? 1 : 0);
+	}
+	int status = -1;
+	waitpid(child, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "as uid 1000: only its own processes take its signals",
+	      "child status %#x", status);
+}
+
 static void exec(const char *self)
 {
 	pid_t pid = fork();
@@ -440,6 +477,7 @@ int main(int argc, char **argv)
 	masks();
 	groups();
 	children();
+	permissions();
 	exec(argv[0]);
 	return done();
 }

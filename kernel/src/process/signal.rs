@@ -757,8 +757,29 @@ fn signal_arg(sig: u64) -> Result<Option<SigNo>, Errno> {
     }
 }
 
+/// Linux's `check_kill_permission` for a signal (or the check of signal
+/// 0) from process `sender` to `target`: its own process, the same user
+/// (`Credentials::may_signal`), or `SIGCONT` within its session; else
+/// `EPERM`.
+fn may_kill(sender: &Process, target: &Process, signo: Option<SigNo>) -> Result<(), Errno> {
+    if core::ptr::eq(sender, target) {
+        return Ok(());
+    }
+    let sender_creds = sender.creds.lock().clone();
+    if sender_creds.may_signal(&target.creds.lock()) {
+        return Ok(());
+    }
+    if signo == Some(SigNo::from(Signal::Cont)) && sender.sid() == target.sid() {
+        return Ok(());
+    }
+    Err(Errno::EPERM)
+}
+
 /// `kill(pid, sig)`: a process (pid > 0), the caller's process group (0),
 /// every process but init and the caller (-1), or process group `-pid`.
+/// Permission is checked per target as Linux: one process `EPERM`; a group
+/// succeeds when one member could be signalled, else the last error; `-1`
+/// passes over those the caller may not signal.
 pub fn kill(pid: i32, sig: u64) -> Result<(), Errno> {
     let signo = signal_arg(sig)?;
     let me = thread::with_current(|t| t.process.clone());
@@ -783,15 +804,22 @@ pub fn kill(pid: i32, sig: u64) -> Result<(), Errno> {
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    let mut result = Ok(());
-    if let Some(signo) = signo {
-        for target in targets {
-            if let Err(e) = target.send(signo, info(signo)) {
-                result = Err(e);
-            }
+    let (mut delivered, mut last_error) = (false, None);
+    for target in &targets {
+        let sent = may_kill(&me, target, signo).and_then(|()| match signo {
+            Some(signo) => target.send(signo, info(signo)),
+            None => Ok(()),
+        });
+        match sent {
+            Ok(()) => delivered = true,
+            Err(Errno::EPERM) if pid == -1 => {}
+            Err(e) => last_error = Some(e),
         }
     }
-    result
+    match last_error {
+        Some(e) if !delivered => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `tgkill(tgid, tid, sig)` (`tgid` `None`: `tkill`).
@@ -804,9 +832,10 @@ pub fn tgkill(tgid: Option<i32>, tid: i32, sig: u64) -> Result<(), Errno> {
     if tgid.is_some_and(|tgid| thread.process.pid != tgid as Pid) {
         return Err(Errno::ESRCH);
     }
+    let me = thread::with_current(|t| t.process.clone());
+    may_kill(&me, &thread.process, signo)?;
     let Some(signo) = signo else { return Ok(()) };
-    let sender = thread::with_current(|t| t.process.pid);
-    thread.send(signo, SigInfo::from_process(signo, aspen_abi::signal::SI_TKILL, sender))
+    thread.send(signo, SigInfo::from_process(signo, aspen_abi::signal::SI_TKILL, me.pid))
 }
 
 /// `rt_sigqueueinfo(pid, sig, info)`: `info` as the caller wrote it, to
@@ -822,6 +851,7 @@ pub fn sigqueueinfo(pid: i32, sig: u64, mut info: SigInfo) -> Result<(), Errno> 
         return Err(Errno::EPERM);
     }
     let target = Process::get(pid as Pid).ok_or(Errno::ESRCH)?;
+    may_kill(&thread::with_current(|t| t.process.clone()), &target, signo)?;
     let Some(signo) = signo else { return Ok(()) };
     info.signo = signo.number() as i32;
     target.send(signo, info)
