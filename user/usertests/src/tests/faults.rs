@@ -1,5 +1,7 @@
 //! MAP_POPULATE, mlock and mlockall leave no page faults for later, counted
-//! with minflt + majflt of /proc/self/stat.
+//! with minflt + majflt of /proc/self/stat: after mlockall(MCL_CURRENT |
+//! MCL_FUTURE) not the stack, not the heap grown by brk, not a new mapping
+//! (a real-time task's guarantee).
 //!
 //! Each test first touches a plain mapping of the same size with the same code
 //! (a sanity check that the counter counts, and a warm-up: after fork a child
@@ -68,7 +70,7 @@ pub fn populate(ctx: &Context) -> TestResult {
 
 /// mlock and mlockall(MCL_CURRENT | MCL_FUTURE): no faults writing locked
 /// private memory.
-pub fn mlock(_: &Context) -> TestResult {
+pub fn mlock(ctx: &Context) -> TestResult {
     warm_up()?;
     let locked = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
     mem::mlock(locked.addr, locked.len).ctx("mlock")?;
@@ -80,5 +82,44 @@ pub fn mlock(_: &Context) -> TestResult {
     let future = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
     let faults = faults_touching(&future, true)?;
     ensure!(faults == 0, "{faults} faults writing a mapping made after mlockall(MCL_FUTURE)");
+
+    let before = fault_count()?;
+    let depth = core::hint::black_box(STACK_PAGES);
+    core::hint::black_box(deep_stack(depth));
+    let faults = fault_count()?.saturating_sub(before);
+    // Linux locks the stack only as far as it reaches at the call (it grows
+    // by faults); Aspen's stack is one area of RLIMIT_STACK, all locked.
+    ensure!(faults == 0 || ctx.linux, "{faults} faults using {STACK_PAGES} pages of stack after mlockall");
+
+    // SAFETY: brk(0) only asks where the break is.
+    let start = unsafe { mem::brk(0) };
+    // SAFETY: the heap grows into memory nothing else uses.
+    let end = unsafe { mem::brk(start + PAGES * P) };
+    ensure!(end == start + PAGES * P, "brk did not grow the heap ({start:#x} -> {end:#x})");
+    let before = fault_count()?;
+    for page in 0..PAGES {
+        // SAFETY: inside the heap just grown, which nothing else uses.
+        unsafe { ((start + page * P + 8) as *mut u8).write_volatile(1) };
+    }
+    let faults = fault_count()?.saturating_sub(before);
+    // SAFETY: gives back what this test took.
+    unsafe { mem::brk(start) };
+    ensure!(faults == 0, "{faults} faults writing heap grown by brk after mlockall(MCL_FUTURE)");
     Ok(())
+}
+
+/// Stack pages [`deep_stack`] uses: 256 KiB, well inside the stack
+/// mlockall locked (the whole `RLIMIT_STACK` area).
+const STACK_PAGES: usize = 64;
+
+/// Uses `pages` pages of stack, one frame of a page each, writing each.
+#[inline(never)]
+fn deep_stack(pages: usize) -> u8 {
+    let mut frame = [0u8; P];
+    frame[8] = pages as u8;
+    let frame = core::hint::black_box(&mut frame);
+    if pages <= 1 {
+        return frame[8];
+    }
+    deep_stack(pages - 1).wrapping_add(frame[8])
 }
