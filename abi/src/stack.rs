@@ -70,10 +70,30 @@ pub const AT_MINSIGSTKSZ: u64 = 51;
 /// The platform string of aarch64 Linux (`AT_PLATFORM`).
 pub const PLATFORM: &[u8] = b"aarch64";
 
-/// The most bytes the strings (argv, envp and the file name, each with its
-/// NUL) and one 8-byte pointer per argv and envp string may take: Linux's
-/// `ARG_MAX`, 32 pages. More is [`StackError::ArgumentsTooLong`] (`E2BIG`).
+/// Linux's `ARG_MAX`, 32 pages: the least room the strings and pointers
+/// of `execve` get, whatever `RLIMIT_STACK` says ([`arg_limit`]).
 pub const ARG_MAX: usize = 128 * 1024;
+/// The longest single argument or environment string, its NUL included
+/// (Linux's `MAX_ARG_STRLEN`, 32 pages): longer is `E2BIG`.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+/// The most room the strings and pointers get, whatever `RLIMIT_STACK`
+/// says (Linux: three quarters of its default 8 MiB stack limit).
+const ARG_LIMIT_MAX: usize = 6 << 20;
+
+/// The most bytes the strings of `execve` (argv, envp and the file name,
+/// each with its NUL) and one 8-byte pointer per argv and envp string may
+/// take under a stack limit of `stack_rlimit` bytes, as Linux 6.1's
+/// `bprm_stack_limits`: a quarter of the stack limit, at most 6 MiB and at
+/// least [`ARG_MAX`]. More is [`StackError::ArgumentsTooLong`] (`E2BIG`).
+pub const fn arg_limit(stack_rlimit: u64) -> usize {
+    let quarter = stack_rlimit / 4;
+    let limit = if quarter < ARG_LIMIT_MAX as u64 { quarter as usize } else { ARG_LIMIT_MAX };
+    if limit < ARG_MAX {
+        ARG_MAX
+    } else {
+        limit
+    }
+}
 
 const WORD: u64 = 8;
 const STACK_ALIGN: u64 = 16;
@@ -81,8 +101,10 @@ const STACK_ALIGN: u64 = 16;
 /// Why an initial stack cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackError {
-    /// The strings and pointers take more than [`ARG_MAX`] bytes.
+    /// The strings and pointers take more than the limit ([`arg_limit`]).
     ArgumentsTooLong,
+    /// The kernel has no memory for the image.
+    OutOfMemory,
     /// A string holds a NUL byte, which would cut it short.
     StringContainsNul,
     /// The image would extend below address 0.
@@ -96,6 +118,7 @@ impl StackError {
             StackError::ArgumentsTooLong => Errno::E2BIG,
             StackError::StringContainsNul => Errno::EINVAL,
             StackError::DoesNotFit => Errno::EFAULT,
+            StackError::OutOfMemory => Errno::ENOMEM,
         }
     }
 }
@@ -112,6 +135,7 @@ impl fmt::Display for StackError {
             StackError::ArgumentsTooLong => "argument list too long",
             StackError::StringContainsNul => "string contains a NUL byte",
             StackError::DoesNotFit => "stack image does not fit below the stack top",
+            StackError::OutOfMemory => "no memory for the stack image",
         })
     }
 }
@@ -168,6 +192,8 @@ pub struct ExecArgs<'a> {
     /// The 16 bytes `AT_RANDOM` points at (libc seeds its stack canary and
     /// pointer guard from them).
     pub random: [u8; 16],
+    /// The most bytes the strings and pointers may take ([`arg_limit`]).
+    pub limit: usize,
 }
 
 /// The initial stack: `bytes` go to `[initial_sp, initial_sp + bytes.len())`,
@@ -190,7 +216,7 @@ pub fn build_initial_stack(stack_top: u64, args: &ExecArgs<'_>, aux: &AuxValues)
     }
     let string_bytes = strings().fold(0usize, |sum, string| sum.saturating_add(string.len() + 1));
     let pointer_bytes = (argv.len().saturating_add(args.envp.len())).saturating_mul(WORD as usize);
-    if string_bytes.saturating_add(pointer_bytes) > ARG_MAX {
+    if string_bytes.saturating_add(pointer_bytes) > args.limit {
         return Err(StackError::ArgumentsTooLong);
     }
 
@@ -211,7 +237,8 @@ pub fn build_initial_stack(stack_top: u64, args: &ExecArgs<'_>, aux: &AuxValues)
     let initial_sp = align_down(below(random_addr, (auxv_words + vector_words) * WORD)?, STACK_ALIGN);
 
     // Bytes, written upwards from the bottom.
-    let mut bytes = Vec::with_capacity(stack_top.saturating_sub(initial_sp) as usize);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(stack_top.saturating_sub(initial_sp) as usize).map_err(|_| StackError::OutOfMemory)?;
     push_word(&mut bytes, argv.len() as u64);
     push_pointers(&mut bytes, arg_start, argv);
     push_word(&mut bytes, 0);

@@ -76,8 +76,13 @@ fn peer_binaries_load() {
             ..AuxValues::default()
         };
         let name = path.to_string_lossy().into_owned();
-        let args =
-            ExecArgs { argv: &[name.as_bytes()], envp: &[b"HOME=/"], execfn: name.as_bytes(), random: [0x5a; 16] };
+        let args = ExecArgs {
+            argv: &[name.as_bytes()],
+            envp: &[b"HOME=/"],
+            execfn: name.as_bytes(),
+            random: [0x5a; 16],
+            limit: aspen_abi::stack::ARG_MAX,
+        };
         let stack = build_initial_stack(0xffff_ffff_f000, &args, &aux).unwrap();
         assert_eq!(stack.initial_sp % 16, 0);
     }

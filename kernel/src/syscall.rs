@@ -975,31 +975,50 @@ fn read_timespec(addr: u64) -> Result<Timespec, Errno> {
     Timespec::from_bytes(raw).validated().map_err(|_| Errno::EINVAL)
 }
 
-/// Most argv or envp entries accepted (each a string of at most a page
-/// and together within the stack image's limit, which `exec` checks).
-const MAX_ARGS: usize = 4096;
+/// execve's argument and environment strings, read into one buffer (one
+/// allocation however many strings there are, and a failure to get it is
+/// `ENOMEM`, not a panic).
+#[derive(Default)]
+struct ExecStrings {
+    bytes: Vec<u8>,
+    /// Where each string ends in `bytes`.
+    ends: Vec<usize>,
+}
 
-/// Reads a NULL-terminated array of string pointers (argv, envp). The
-/// strings of both arrays together may not exceed `budget` bytes (Linux's
-/// ARG_MAX rule), which also bounds the kernel memory a call can take.
-fn string_array(addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
-    let mut out = Vec::new();
-    if addr == 0 {
-        return Ok(out);
+impl ExecStrings {
+    /// The strings from `first` on.
+    fn slices(&self, first: usize) -> Vec<&[u8]> {
+        let starts = core::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).skip(first).map(|(start, &end)| &self.bytes[start..end]).collect()
     }
-    let array = UserPtr::<u64>::new(addr)?;
-    loop {
-        if out.len() >= MAX_ARGS {
-            return Err(Errno::E2BIG);
+
+    /// Appends the NULL-terminated array of string pointers at `addr`
+    /// (argv or envp); returns how many strings it had. Each string with its
+    /// NUL and its pointer is taken from `budget` (Linux's rule:
+    /// [`aspen_abi::stack::arg_limit`]), and none may be longer than
+    /// `MAX_ARG_STRLEN`: past either, `E2BIG`.
+    fn read_array(&mut self, addr: u64, budget: &mut usize) -> Result<usize, Errno> {
+        use aspen_abi::stack::MAX_ARG_STRLEN;
+        if addr == 0 {
+            return Ok(0);
         }
-        let pointer = user().read_u64(array.offset(out.len() as u64)?)?;
-        if pointer == 0 {
-            return Ok(out);
+        let array = UserPtr::<u64>::new(addr)?;
+        let mut count = 0;
+        loop {
+            let pointer = user().read_u64(array.offset(count as u64)?)?;
+            if pointer == 0 {
+                return Ok(count);
+            }
+            let max = (*budget).min(MAX_ARG_STRLEN).saturating_sub(1);
+            let string =
+                read_string(pointer, max).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+            *budget = budget.checked_sub(string.len() + 1 + 8).ok_or(Errno::E2BIG)?;
+            self.bytes.try_reserve(string.len()).map_err(|_| Errno::ENOMEM)?;
+            self.ends.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+            self.bytes.extend_from_slice(&string);
+            self.ends.push(self.bytes.len());
+            count += 1;
         }
-        let string =
-            read_string(pointer, *budget).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
-        *budget = budget.checked_sub(string.len() + 1).ok_or(Errno::E2BIG)?;
-        out.push(string);
     }
 }
 
@@ -1018,12 +1037,15 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
 fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
     let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
     paths::check_exec(&path)?;
-    let mut budget = aspen_abi::stack::ARG_MAX;
-    let argv = string_array(argv, &mut budget)?;
-    let envp = string_array(envp, &mut budget)?;
-    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    Ok(process::exec::execve(frame, &path, &argv, &envp))
+    let stack_limit = process::current_process().limits.lock().get(aspen_abi::resource::Resource::Stack).cur;
+    let limit = aspen_abi::stack::arg_limit(stack_limit);
+    let mut budget = limit;
+    let mut strings = ExecStrings::default();
+    let argc = strings.read_array(argv, &mut budget)?;
+    strings.read_array(envp, &mut budget)?;
+    let all = strings.slices(0);
+    let (argv, envp) = all.split_at(argc);
+    Ok(process::exec::execve(frame, &path, argv, envp, limit))
 }
 
 fn wait4(pid: i32, status: u64, options: u64, rusage: u64) -> SysResult {

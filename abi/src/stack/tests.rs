@@ -117,7 +117,7 @@ const TOP: u64 = 0x0000_ffff_ffff_f000;
 
 #[test]
 fn golden_layout_of_a_small_stack() {
-    let args = ExecArgs { argv: &[b"a"], envp: &[], execfn: b"/a", random: [7; 16] };
+    let args = ExecArgs { argv: &[b"a"], envp: &[], execfn: b"/a", random: [7; 16], limit: ARG_MAX };
     let stack = build_initial_stack(0x1_0000, &args, &sample_aux()).unwrap();
     // execfn at 0xfff5, "a" at 0xfff3, aligned to 0xfff0, platform at
     // 0xffe8, random at 0xffd8; 20 auxv pairs (320 bytes) and 4 words below.
@@ -161,6 +161,7 @@ fn arguments_and_environment_round_trip() {
         envp: &[b"HOME=/", b"TERM=linux"],
         execfn: b"/bin/cow_isolation",
         random: *b"0123456789abcdef",
+        limit: ARG_MAX,
     };
     let aux = AuxValues { secure: true, ..sample_aux() };
     let stack = build_initial_stack(TOP, &args, &aux).unwrap();
@@ -173,7 +174,7 @@ fn arguments_and_environment_round_trip() {
 
 #[test]
 fn empty_argv_gets_an_empty_argv0() {
-    let args = ExecArgs { argv: &[], envp: &[b"A=1"], execfn: b"/init", random: [0; 16] };
+    let args = ExecArgs { argv: &[], envp: &[b"A=1"], execfn: b"/init", random: [0; 16], limit: ARG_MAX };
     let stack = build_initial_stack(TOP, &args, &sample_aux()).unwrap();
     let parsed = parse(&stack, TOP);
     assert_eq!(parsed.argv, vec![Vec::<u8>::new()]);
@@ -183,7 +184,7 @@ fn empty_argv_gets_an_empty_argv0() {
 #[test]
 fn unaligned_stack_top_still_gives_an_aligned_sp() {
     for top in [0x1_0001u64, 0x1_0007, 0x1_000f] {
-        let args = ExecArgs { argv: &[b"x"], envp: &[], execfn: b"x", random: [0; 16] };
+        let args = ExecArgs { argv: &[b"x"], envp: &[], execfn: b"x", random: [0; 16], limit: ARG_MAX };
         let stack = build_initial_stack(top, &args, &sample_aux()).unwrap();
         parse(&stack, top);
     }
@@ -197,7 +198,7 @@ fn argument_list_limit() {
     let build = |len: usize| {
         let long = vec![b'x'; len];
         let argv: [&[u8]; 1] = [&long];
-        let args = ExecArgs { argv: &argv, envp: &[], execfn: b"", random: [0; 16] };
+        let args = ExecArgs { argv: &argv, envp: &[], execfn: b"", random: [0; 16], limit: ARG_MAX };
         build_initial_stack(TOP, &args, &aux)
     };
     let at_limit = ARG_MAX - 10;
@@ -206,15 +207,29 @@ fn argument_list_limit() {
     assert_eq!(StackError::ArgumentsTooLong.errno(), Errno::E2BIG);
     // Many empty strings count their pointers too.
     let many = vec![&b""[..]; ARG_MAX / 9 + 1];
-    let args = ExecArgs { argv: &many, envp: &[], execfn: b"", random: [0; 16] };
+    let args = ExecArgs { argv: &many, envp: &[], execfn: b"", random: [0; 16], limit: ARG_MAX };
     assert_eq!(build_initial_stack(TOP, &args, &aux), Err(StackError::ArgumentsTooLong));
+    // Under the default 8 MiB stack limit: 100,000 arguments fit.
+    let many = vec![&b"x"[..]; 100_000];
+    let args = ExecArgs { argv: &many, envp: &[], execfn: b"", random: [0; 16], limit: arg_limit(8 << 20) };
+    let stack = build_initial_stack(1 << 40, &args, &aux).unwrap();
+    assert_eq!(parse(&stack, 1 << 40).argv.len(), 100_000);
+}
+
+#[test]
+fn the_limit_follows_the_stack_limit_as_linux() {
+    assert_eq!(arg_limit(8 << 20), 2 << 20);
+    assert_eq!(arg_limit(0), ARG_MAX);
+    assert_eq!(arg_limit(256 << 10), ARG_MAX);
+    assert_eq!(arg_limit(64 << 20), 6 << 20);
+    assert_eq!(arg_limit(u64::MAX), 6 << 20);
 }
 
 #[test]
 fn refusals() {
     let aux = sample_aux();
     let with = |argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8], top: u64| {
-        let args = ExecArgs { argv, envp, execfn, random: [0; 16] };
+        let args = ExecArgs { argv, envp, execfn, random: [0; 16], limit: ARG_MAX };
         build_initial_stack(top, &args, &aux)
     };
     assert_eq!(with(&[b"a\0b"], &[], b"a", TOP), Err(StackError::StringContainsNul));
@@ -265,6 +280,7 @@ fn matches_a_stack_built_by_linux() {
         envp: &[b"HOME=/", b"TERM=linux"],
         execfn: b"/init",
         random: linux[random_at..random_at + 16].try_into().unwrap(),
+        limit: ARG_MAX,
     };
     let aux = AuxValues {
         phdr: 0x40_0040,
@@ -306,7 +322,7 @@ proptest! {
     ) {
         let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
         let envp_refs: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-        let args = ExecArgs { argv: &argv_refs, envp: &envp_refs, execfn: &execfn, random };
+        let args = ExecArgs { argv: &argv_refs, envp: &envp_refs, execfn: &execfn, random, limit: ARG_MAX };
         let [phdr, phent, phnum, base, flags, entry, uid, euid, gid, egid, hwcap, hwcap2] =
             aux_words;
         let aux = AuxValues {
@@ -340,7 +356,7 @@ proptest! {
         top in any::<u64>(),
     ) {
         let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let args = ExecArgs { argv: &argv_refs, envp: &argv_refs, execfn: b"x", random: [0; 16] };
+        let args = ExecArgs { argv: &argv_refs, envp: &argv_refs, execfn: b"x", random: [0; 16], limit: ARG_MAX };
         if let Ok(stack) = build_initial_stack(top, &args, &AuxValues::default()) {
             parse(&stack, top);
         }

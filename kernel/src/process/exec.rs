@@ -147,7 +147,7 @@ pub fn load(
     path: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
-    stack_size: u64,
+    stack: StackRoom,
     creds: &Credentials,
 ) -> Result<LoadedImage, ExecError> {
     let mut program = path.to_vec();
@@ -163,7 +163,7 @@ pub fn load(
             None => argv.to_vec(),
         };
         let Some(shebang) = script::parse(head).map_err(Errno::from)? else {
-            let start = ProgramStart { execfn: path, argv: &args, envp, stack_size, creds };
+            let start = ProgramStart { execfn: path, argv: &args, envp, stack, creds };
             return load_elf(&object, size, head, &start);
         };
         let next: Vec<Vec<u8>> =
@@ -177,6 +177,15 @@ pub fn load(
     Err(Errno::ELOOP.into())
 }
 
+/// The new program's stack: its size, and the most bytes its argument
+/// and environment strings with their pointers may take
+/// (`aspen_abi::stack::arg_limit`).
+#[derive(Clone, Copy, Debug)]
+pub struct StackRoom {
+    pub size: u64,
+    pub arg_limit: usize,
+}
+
 /// What a new program starts with besides its file.
 #[derive(Clone, Copy)]
 struct ProgramStart<'a> {
@@ -184,8 +193,8 @@ struct ProgramStart<'a> {
     execfn: &'a [u8],
     argv: &'a [&'a [u8]],
     envp: &'a [&'a [u8]],
-    /// The stack to reserve.
-    stack_size: u64,
+    /// The stack to reserve, and the room its strings get.
+    stack: StackRoom,
     /// The ids the auxiliary vector reports.
     creds: &'a Credentials,
 }
@@ -303,7 +312,8 @@ fn load_elf(
     head: &[u8],
     start: &ProgramStart<'_>,
 ) -> Result<LoadedImage, ExecError> {
-    let ProgramStart { execfn, argv, envp, stack_size, creds } = *start;
+    let ProgramStart { execfn, argv, envp, stack, creds } = *start;
+    let stack_size = stack.size;
     let parsed = read_headers(object, size, head).map_err(|error| match error {
         HeaderError::Io(errno) => ExecError::Refused(errno),
         HeaderError::Elf(error) => ExecError::from(error),
@@ -345,7 +355,7 @@ fn load_elf(
         None,
         0,
     )?;
-    let args = ExecArgs { argv, envp, execfn, random: random_bytes() };
+    let args = ExecArgs { argv, envp, execfn, random: random_bytes(), limit: stack.arg_limit };
     let id_registers = crate::arch::cpu::id_registers();
     let aux = AuxValues {
         phdr: image.phdr.unwrap_or(0),
@@ -383,11 +393,18 @@ fn load_elf(
 /// that a refusal leaves everything as it was; then the other threads of
 /// the process end, and the calling thread goes on alone, with the
 /// process's id, no thread pointer and clear FP/SIMD registers.
-pub fn execve(frame: &mut TrapFrame, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), ExecError> {
+pub fn execve(
+    frame: &mut TrapFrame,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    arg_limit: usize,
+) -> Result<(), ExecError> {
     let me = super::thread::current().expect("execve from a kernel thread");
     let stack_limit = me.process.limits.lock().get(Resource::Stack).cur;
     let creds = me.process.creds.lock().clone();
-    let image = load(path, argv, envp, stack_size(stack_limit), &creds)?;
+    let stack = StackRoom { size: stack_size(stack_limit), arg_limit };
+    let image = load(path, argv, envp, stack, &creds)?;
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();

@@ -698,8 +698,10 @@ fn start(thread: &Thread) {
 /// Starts the first process: `path` with `argv`, fds 0-2 on the console.
 pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let limits = Limits::default();
-    let stack_size = exec::stack_size(limits.get(aspen_abi::resource::Resource::Stack).cur);
-    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack_size, &Credentials::root())
+    let stack_limit = limits.get(aspen_abi::resource::Resource::Stack).cur;
+    let stack =
+        exec::StackRoom { size: exec::stack_size(stack_limit), arg_limit: aspen_abi::stack::arg_limit(stack_limit) };
+    let image = exec::load(path, argv, &[b"HOME=/", b"TERM=linux"], stack, &Credentials::root())
         .map_err(exec::ExecError::errno)?;
     let mut files = FdTable::default();
     // One open of the console, duplicated: its status flags are shared.

@@ -20,7 +20,8 @@
 //! an unknown test name). `usertests --child-exit N` only exits with N: the tests
 //! execve the program itself that way. `usertests --child-argv ...` (a test
 //! script's interpreter) exits 0 when its argv equals its environment.
-//! `usertests --child-fds A B ...` exits with bit i set when descriptor
+//! `usertests --child-argc N ...` exits 0 when N arguments follow (the
+//! argument-limit test). `usertests --child-fds A B ...` exits with bit i set when descriptor
 //! argument i is open (close-on-exec tests).
 //! `usertests --child-auxv` (the interpreter of a test PIE) exits 0 when its
 //! auxiliary vector describes that PIE.
@@ -61,6 +62,9 @@ fn main(args: Args) -> i32 {
     }
     if args.get(1) == Some(tests::elf::CHILD_AUXV) {
         return tests::elf::child_auxv(&args);
+    }
+    if args.get(1) == Some(tests::args::CHILD_ARGC) {
+        return tests::args::child_argc(&args);
     }
     if args.get(1) == Some(tests::script::CHILD_ARGV) {
         return argv_matches_env(&args);

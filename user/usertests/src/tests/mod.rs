@@ -26,6 +26,7 @@
 //!   file offset moved by exactly the count.
 
 pub mod accounting;
+pub mod args;
 pub mod brk;
 pub mod cow;
 pub mod dynlink;
@@ -120,6 +121,7 @@ pub const TESTS: &[Test] = &[
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
     child("exec_scripts", script::interpreters),
+    child("exec_many_arguments", args::many_arguments),
     child("exec_malformed_elf", elf::malformed),
     child("exec_interpreters", elf::interpreters),
     child("paths_directories", paths::directories),
