@@ -403,6 +403,75 @@ mod tests {
         assert!(transcript.take(b"zzend"));
     }
 
+    /// A shell on the other end of a socket: it echoes what is typed, answers `echo hi`
+    /// and hangs up on `exit`.
+    fn fake_shell(mut line: std::os::unix::net::UnixStream) {
+        use std::io::Read;
+        line.write_all(b"booting\r\n$ ").expect("prompt");
+        let mut typed = Vec::new();
+        let mut key = [0u8];
+        while line.read(&mut key).is_ok_and(|count| count == 1) {
+            if key[0] != b'\r' {
+                typed.push(key[0]);
+                line.write_all(&key).expect("echo");
+                continue;
+            }
+            match typed.as_slice() {
+                b"exit" => return,
+                b"echo hi" => line.write_all(b"\r\nhi\r\n$ ").expect("answer"),
+                _ => line.write_all(b"\r\nsh: not found\r\n$ ").expect("answer"),
+            }
+            typed.clear();
+        }
+    }
+
+    #[test]
+    fn checks_pass_fail_and_stop_when_the_console_closes() {
+        let (runner_end, shell_end) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let shell = thread::spawn(move || fake_shell(shell_end));
+        let mut keyboard = runner_end.try_clone().expect("clone");
+        let console = Console::spawn(runner_end);
+        let script = script::parse(
+            "prompt $\\x20\ntimeout 0.5\n\
+             check echo\ntype echo hi\\r\nexpect \\r\\nhi\\r\\n\nprompt\n\
+             check wrong answer\ntype echo ho\\r\nexpect \\r\\nho\\r\\n\n\
+             check exit\ntype exit\\r\nexpect bye\n\
+             check never typed\ntype echo hi\\r\n",
+        )
+        .expect("parses");
+        let scripts = [NamedScript { name: "fake".to_string(), script }];
+        let mut session = Session::start_recording(&crate::cli::RunOptions::default()).expect("session");
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            silence: Duration::from_secs(5),
+            silence_from: SilenceFrom::Start,
+        };
+        let summary =
+            run(&console, &mut keyboard, &mut session, &scripts, &limits, &mut |error| format!("hung up ({error:?})"));
+        shell.join().expect("shell");
+        assert_eq!((summary.passed, summary.failed, summary.not_run), (1, 2, 1));
+        assert_eq!(summary.incomplete, ["session fake: hung up (None)"]);
+        assert!(!summary.succeeded());
+    }
+
+    #[test]
+    fn no_prompt_is_a_failure_that_names_the_prompts() {
+        let console = Console::spawn(&b"Kernel panic\r\n"[..]);
+        let script = script::parse("prompt aspen#\\x20\ncheck c\nprompt\n").expect("parses");
+        let scripts = [NamedScript { name: "s".to_string(), script }];
+        let mut session = Session::start_recording(&crate::cli::RunOptions::default()).expect("session");
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            silence: Duration::from_secs(5),
+            silence_from: SilenceFrom::Start,
+        };
+        let summary =
+            run(&console, &mut io::sink(), &mut session, &scripts, &limits, &mut |_| "QEMU exited".to_string());
+        assert_eq!((summary.passed, summary.failed, summary.not_run), (0, 0, 0));
+        assert_eq!(summary.incomplete, ["no shell prompt (\"aspen# \"): QEMU exited"]);
+        assert_eq!(summary.failure_count(), 1);
+    }
+
     #[test]
     fn session_names_are_file_stems() {
         assert_eq!(session_name(Path::new("tests/console/busybox.session")), "busybox");
