@@ -3,11 +3,11 @@
 #! as errors), the host tests of every host-testable crate, the SD-card
 #! image and flash-refusal checks, then the kernel's self-tests booted under
 #! QEMU on each board through the serial-console runner, a session typed
-#! into the console (scripts/console-typing.py), and the LTP memory tests of
-#! the ltp peer (`scripts/ltp.sh`) on the virt image when ../shared/peers/ltp
-#! is there (each test that does not pass counts as a failure; without the
-#! peer the step is skipped and says so). Ends with the combined
-#! `N passed, M failed`.
+#! into the console by the same runner (tests/console/*.session), and the
+#! LTP memory tests of the ltp peer (`scripts/ltp.sh`) on the virt image when
+#! ../shared/peers/ltp is there (each test that does not pass counts as a
+#! failure; without the peer the step is skipped and says so). Ends with the
+#! combined `N passed, M failed`.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -96,10 +96,13 @@ fi
 # The SD card's own kernel8.img and initramfs.cpio, with its device tree.
 kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
 	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960 -- --run-tests"
-# The terminal as a person types into it: line editing, ^C, ^U.
+# The terminal as a person types into it: busybox sh (line editing, history,
+# pipes, ^C, job control...), or /init's own shell when there is no busybox.
 echo "== console typing: qemu-virt"
-python3 scripts/console-typing.py "$virt" build/initramfs.cpio 2>&1 | tee "$LOGS/console-typing.log"
-tally "console typing" "$LOGS/console-typing.log" "${PIPESTATUS[0]}"
+target/release/aspen-runner qemu --log "$LOGS/console-typing.log" --board qemu-virt --kernel "$virt" \
+	--initrd build/initramfs.cpio --session tests/console/busybox.session \
+	--session tests/console/init-shell.session | tee "$LOGS/console-typing.out"
+tally "console typing" "$LOGS/console-typing.out" "${PIPESTATUS[0]}"
 # No device tree (so no initrd either): board defaults, and the command
 # line built into the image.
 nodtb=$(ASPEN_DEFAULT_CMDLINE="aspen.ktest" image rpi4 IMAGE_DIR=build/rpi4-no-dtb)

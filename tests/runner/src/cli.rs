@@ -9,11 +9,15 @@ pub const USAGE: &str = "\
 usage: aspen-runner qemu --board qemu-virt|rpi4 --kernel PATH [--initrd PATH] [--dtb PATH]
                          [--append STR] [--memory SIZE] [--qemu ARG]...
                          [--timeout SECS] [--silence SECS] [--log PATH] [--echo]
+                         [--session FILE]...
        aspen-runner serial --device PATH [--baud N]
                          [--timeout SECS] [--silence SECS] [--log PATH] [--echo]
+                         [--session FILE]...
 
 Boots the Aspen kernel under QEMU, or listens to a real board's serial console,
-follows the kernel's TEST-* protocol and reports every test.
+follows the kernel's TEST-* protocol and reports every test. With --session, types
+a session into the shell on the console instead (the file whose prompt shows up
+first; see tests/console/) and reports each of its checks.
 
   --board B        qemu-virt (QEMU -M virt) or rpi4 (QEMU -M raspi4b)
   --kernel PATH    kernel image
@@ -29,6 +33,7 @@ follows the kernel's TEST-* protocol and reports every test.
                    on a serial line, counted from the board's first byte
   --log PATH       write the raw console to PATH
   --echo           print every console line as it arrives
+  --session FILE   a session to type; repeat to offer several (say, one per shell)
 
 The QEMU environment variable names the QEMU binary (default qemu-system-aarch64).
 Exit status: 0 when every test passed and the run completed, 1 otherwise, 2 for usage errors.";
@@ -80,11 +85,13 @@ pub struct RunOptions {
     pub silence: Duration,
     pub log: Option<PathBuf>,
     pub echo: bool,
+    /// Sessions to type; empty for a test run.
+    pub sessions: Vec<PathBuf>,
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { timeout: DEFAULT_TIMEOUT, silence: DEFAULT_SILENCE, log: None, echo: false }
+        RunOptions { timeout: DEFAULT_TIMEOUT, silence: DEFAULT_SILENCE, log: None, echo: false, sessions: Vec::new() }
     }
 }
 
@@ -184,6 +191,7 @@ impl RunOptions {
             "--timeout" => self.timeout = seconds(option, &args.value(option)?)?,
             "--silence" => self.silence = seconds(option, &args.value(option)?)?,
             "--log" => self.log = Some(PathBuf::from(args.value(option)?)),
+            "--session" => self.sessions.push(PathBuf::from(args.value(option)?)),
             "--echo" => {
                 option.refuse_inline_value()?;
                 self.echo = true;
@@ -285,7 +293,7 @@ mod tests {
         let command = parse_line(
             "qemu --board qemu-virt --kernel k.elf --initrd init.cpio --dtb virt.dtb \
              --append console=ttyAMA0 --memory 2G --qemu -smp --qemu=4 --timeout 30 \
-             --silence=5 --log out.log --echo",
+             --silence=5 --log out.log --echo --session a.session --session=b.session",
         );
         assert_eq!(
             command,
@@ -301,6 +309,7 @@ mod tests {
                     silence: Duration::from_secs(5),
                     log: Some(PathBuf::from("out.log")),
                     echo: true,
+                    sessions: vec![PathBuf::from("a.session"), PathBuf::from("b.session")],
                 },
             }))
         );
@@ -356,6 +365,11 @@ mod tests {
         };
         assert_eq!((options.baud, options.run.silence), (921_600, Duration::from_secs(9)));
         assert!(options.run.echo);
+        assert!(options.run.sessions.is_empty());
+        let Ok(Command::Serial(typed)) = parse_line("serial --device d --session tests/console/busybox.session") else {
+            panic!("should parse");
+        };
+        assert_eq!(typed.run.sessions, [PathBuf::from("tests/console/busybox.session")]);
     }
 
     #[test]
@@ -383,6 +397,7 @@ mod tests {
         assert_eq!(error_of("qemu --board rpi4 k.elf"), "unexpected argument `k.elf`");
         assert_eq!(error_of("serial"), "--device is required");
         assert_eq!(error_of("serial --device d --echo=yes"), "--echo takes no value");
+        assert_eq!(error_of("serial --device d --session"), "--session needs a value");
     }
 
     #[test]

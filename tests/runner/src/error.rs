@@ -4,11 +4,15 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::typing::LoadError;
+
 #[derive(Debug)]
 pub enum StartError {
     CreateLog { path: PathBuf, source: io::Error },
     StartQemu { program: String, source: io::Error },
     OpenSerial { device: String, source: serialport::Error },
+    LoadSession { path: PathBuf, error: LoadError },
+    CloneSerial { device: String, source: serialport::Error },
 }
 
 impl fmt::Display for StartError {
@@ -23,6 +27,12 @@ impl fmt::Display for StartError {
             StartError::OpenSerial { device, source } => {
                 write!(f, "cannot open {device}: {source}")
             }
+            StartError::LoadSession { path, error } => {
+                write!(f, "cannot use the session {}: {error}", path.display())
+            }
+            StartError::CloneSerial { device, source } => {
+                write!(f, "cannot open {device} for typing: {source}")
+            }
         }
     }
 }
@@ -31,7 +41,9 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::CreateLog { source, .. } | StartError::StartQemu { source, .. } => Some(source),
-            StartError::OpenSerial { source, .. } => Some(source),
+            StartError::OpenSerial { source, .. } | StartError::CloneSerial { source, .. } => Some(source),
+            StartError::LoadSession { error: LoadError::Read(source), .. } => Some(source),
+            StartError::LoadSession { error: LoadError::Parse(error), .. } => Some(error),
         }
     }
 }

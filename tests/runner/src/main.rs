@@ -2,6 +2,8 @@
 //! console, follows the kernel's console test protocol and reports every test. The last
 //! line of its output is always `<N> passed, <M> failed`; the exit status is 0 only when
 //! every test passed and the run completed, 1 otherwise, and 2 for a bad command line.
+//! With `--session FILE`, it types a session into the shell on the console instead and
+//! reports each of its checks the same way.
 
 mod cli;
 mod console;
@@ -9,8 +11,10 @@ mod error;
 mod protocol;
 mod qemu;
 mod report;
+mod script;
 mod serial;
 mod session;
+mod typing;
 
 use std::env;
 use std::process::ExitCode;

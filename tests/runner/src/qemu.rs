@@ -1,11 +1,12 @@
 //! The QEMU mode: builds QEMU's command line for a board, runs the kernel with the console
-//! on QEMU's stdout, and makes sure QEMU never outlives the runner's interest in it.
+//! on QEMU's stdout (and, to type a session, its keyboard on QEMU's stdin), and makes sure
+//! QEMU never outlives the runner's interest in it.
 
 use std::env;
 use std::ffi::OsString;
 use std::io;
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use crate::console::{Console, Received};
 use crate::error::StartError;
 use crate::report::Report;
 use crate::session::{Session, SilenceFrom, Stop};
+use crate::typing::{self, Limits};
 
 const DEFAULT_QEMU: &str = "qemu-system-aarch64";
 
@@ -63,11 +65,15 @@ fn path_arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Boots the kernel under QEMU and follows its console to the end of the run.
+/// Boots the kernel under QEMU and follows its console to the end of the run, or types
+/// the sessions given into it.
 pub fn run(options: &QemuOptions) -> Result<Report, StartError> {
     let program = env::var_os("QEMU").unwrap_or_else(|| OsString::from(DEFAULT_QEMU));
+    if !options.run.sessions.is_empty() {
+        return type_session(&program, options);
+    }
     let mut session = Session::start(&options.run)?;
-    let (mut qemu, stdout, stderr) = QemuProcess::spawn(&program, &qemu_args(options))?;
+    let (mut qemu, stdout, stderr, _) = QemuProcess::spawn(&program, &qemu_args(options), Keyboard::None)?;
     let console = Console::spawn(stdout);
     // Read all along, so QEMU never blocks on a full stderr pipe.
     let stderr = Console::spawn(stderr);
@@ -79,13 +85,7 @@ pub fn run(options: &QemuOptions) -> Result<Report, StartError> {
         session.drain_until(&console, deadline);
         exit_after_finish = qemu.wait_until(deadline);
     }
-    let end = session.end_reason(stop, |read_error| match read_error {
-        Some(error) => format!("reading QEMU's console failed ({error})"),
-        None => match qemu.wait_until(Instant::now() + CLOSE_GRACE) {
-            Some(status) => describe_exit(status),
-            None => "QEMU closed its console".to_string(),
-        },
-    });
+    let end = session.end_reason(stop, |read_error| describe_close(&mut qemu, read_error));
     qemu.stop();
     let stderr = collect_stderr(&stderr);
 
@@ -94,6 +94,42 @@ pub fn run(options: &QemuOptions) -> Result<Report, StartError> {
         report.summary.problems.push(format!("{} after the run finished", describe_exit(status)));
     }
     Ok(report)
+}
+
+/// Boots the kernel with QEMU's stdin as the console's keyboard and types the session
+/// whose prompt shows up first.
+fn type_session(program: &OsString, options: &QemuOptions) -> Result<Report, StartError> {
+    let scripts = typing::load(&options.run.sessions)?;
+    let mut session = Session::start_recording(&options.run)?;
+    let (mut qemu, stdout, stderr, keyboard) = QemuProcess::spawn(program, &qemu_args(options), Keyboard::Pipe)?;
+    let Some(mut keyboard) = keyboard else {
+        return Err(StartError::StartQemu {
+            program: program.to_string_lossy().into_owned(),
+            source: io::Error::other("QEMU's input pipe is missing"),
+        });
+    };
+    let console = Console::spawn(stdout);
+    let stderr = Console::spawn(stderr);
+    let limits =
+        Limits { timeout: options.run.timeout, silence: options.run.silence, silence_from: SilenceFrom::Start };
+    let summary = typing::run(&console, &mut keyboard, &mut session, &scripts, &limits, &mut |read_error| {
+        describe_close(&mut qemu, read_error)
+    });
+    drop(keyboard);
+    qemu.stop();
+    let stderr = collect_stderr(&stderr);
+    Ok(session.conclude_with(summary, Some(stderr)))
+}
+
+/// Why QEMU's console stopped before the run was over.
+fn describe_close(qemu: &mut QemuProcess, read_error: Option<io::Error>) -> String {
+    match read_error {
+        Some(error) => format!("reading QEMU's console failed ({error})"),
+        None => match qemu.wait_until(Instant::now() + CLOSE_GRACE) {
+            Some(status) => describe_exit(status),
+            None => "QEMU closed its console".to_string(),
+        },
+    }
 }
 
 fn describe_exit(status: ExitStatus) -> String {
@@ -114,27 +150,46 @@ fn collect_stderr(stderr: &Console) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// What QEMU's stdin is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyboard {
+    /// Nothing: a test run types nothing.
+    None,
+    /// A pipe the runner types into.
+    Pipe,
+}
+
 /// The running QEMU. Dropping it kills QEMU, so no exit path of the runner leaves one behind.
 struct QemuProcess {
     child: Child,
 }
 
 impl QemuProcess {
-    /// Starts QEMU with its console (stdout) and stderr on pipes, returned alongside.
-    fn spawn(program: &OsString, args: &[String]) -> Result<(QemuProcess, ChildStdout, ChildStderr), StartError> {
+    /// Starts QEMU with its console (stdout) and stderr on pipes, returned alongside, and
+    /// its stdin on a pipe too when asked for a keyboard.
+    fn spawn(
+        program: &OsString,
+        args: &[String],
+        keyboard: Keyboard,
+    ) -> Result<(QemuProcess, ChildStdout, ChildStderr, Option<ChildStdin>), StartError> {
         let start_error =
             |source: io::Error| StartError::StartQemu { program: program.to_string_lossy().into_owned(), source };
+        let stdin = match keyboard {
+            Keyboard::None => Stdio::null(),
+            Keyboard::Pipe => Stdio::piped(),
+        };
         let child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(start_error)?;
         let mut qemu = QemuProcess { child };
         let pipes = qemu.child.stdout.take().zip(qemu.child.stderr.take());
+        let stdin = qemu.child.stdin.take();
         match pipes {
-            Some((stdout, stderr)) => Ok((qemu, stdout, stderr)),
+            Some((stdout, stderr)) => Ok((qemu, stdout, stderr, stdin)),
             None => Err(start_error(io::Error::other("QEMU's output pipes are missing"))),
         }
     }

@@ -1,6 +1,6 @@
 //! One run's console session, shared by the QEMU and serial modes: it streams the console
 //! under the overall and silence limits, logs and echoes it, keeps its last lines for the
-//! report, and feeds the protocol parser.
+//! report, and feeds the protocol parser (a typed session only records the console).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::cli::RunOptions;
 use crate::console::{Console, LineSplitter, Received};
 use crate::error::StartError;
-use crate::protocol::{EndReason, Parser};
+use crate::protocol::{EndReason, Parser, Summary};
 use crate::report::{self, Report};
 
 /// How many console lines the failure report shows.
@@ -38,7 +38,8 @@ pub enum SilenceFrom {
 }
 
 pub struct Session {
-    parser: Parser,
+    /// `None` while a session is typed: its console is a shell's, not the test protocol.
+    parser: Option<Parser>,
     lines: LineSplitter,
     tail: VecDeque<String>,
     log: Option<ConsoleLog>,
@@ -57,6 +58,15 @@ struct ConsoleLog {
 impl Session {
     /// Starts the clock of the overall timeout, and creates the log file if asked for.
     pub fn start(options: &RunOptions) -> Result<Session, StartError> {
+        Session::with_parser(options, Some(Parser::new()))
+    }
+
+    /// A session that only records the console (log, echo, last lines) for a typed session.
+    pub fn start_recording(options: &RunOptions) -> Result<Session, StartError> {
+        Session::with_parser(options, None)
+    }
+
+    fn with_parser(options: &RunOptions, parser: Option<Parser>) -> Result<Session, StartError> {
         let log = match &options.log {
             Some(path) => Some(ConsoleLog {
                 file: File::create(path).map_err(|source| StartError::CreateLog { path: path.clone(), source })?,
@@ -65,7 +75,7 @@ impl Session {
             None => None,
         };
         Ok(Session {
-            parser: Parser::new(),
+            parser,
             lines: LineSplitter::default(),
             tail: VecDeque::with_capacity(TAIL_LINES),
             log,
@@ -90,7 +100,7 @@ impl Session {
                 Received::Bytes(bytes) => {
                     last_byte = Some(Instant::now());
                     self.take_bytes(&bytes);
-                    if self.parser.is_finished() {
+                    if self.parser.as_ref().is_some_and(Parser::is_finished) {
                         return Stop::Finished;
                     }
                 }
@@ -130,14 +140,32 @@ impl Session {
         if let Some(line) = self.lines.flush() {
             self.take_line(line);
         }
+        let mut parser = self.parser.take().unwrap_or_default();
         if let Some(reason) = end {
-            if let Some(result) = self.parser.end(reason) {
+            if let Some(result) = parser.end(reason) {
                 report::print_result(&result);
             }
         }
-        let mut summary = self.parser.summary();
+        let summary = parser.summary();
+        self.report(summary, qemu_stderr)
+    }
+
+    /// Ends a typed session with the summary of its checks.
+    pub fn conclude_with(mut self, summary: Summary, qemu_stderr: Option<String>) -> Report {
+        if let Some(line) = self.lines.flush() {
+            self.take_line(line);
+        }
+        self.report(summary, qemu_stderr)
+    }
+
+    fn report(self, mut summary: Summary, qemu_stderr: Option<String>) -> Report {
         summary.problems.extend(self.log_failure);
         Report { summary, console_tail: self.tail.into(), qemu_stderr }
+    }
+
+    /// Records console bytes: the log, the echo and the last lines.
+    pub fn record(&mut self, bytes: &[u8]) {
+        self.take_bytes(bytes);
     }
 
     fn take_bytes(&mut self, bytes: &[u8]) {
@@ -151,7 +179,7 @@ impl Session {
         if self.echo {
             report::say(line.trim_end_matches('\r'));
         }
-        if let Some(result) = self.parser.feed_line(&line) {
+        if let Some(result) = self.parser.as_mut().and_then(|parser| parser.feed_line(&line)) {
             report::print_result(&result);
         }
         if self.tail.len() == TAIL_LINES {
