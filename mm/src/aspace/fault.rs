@@ -180,6 +180,32 @@ impl Mode {
     }
 }
 
+/// Pages one write fault may give write permission to: an aligned group
+/// ([`FaultCursor::write_around`]).
+const WRITE_AROUND_PAGES: u64 = 16;
+
+/// The window of a write fault at `page` for [`FaultCursor::write_around`]:
+/// the aligned group of [`WRITE_AROUND_PAGES`] holding it, inside the varea
+/// (which starts at `start`). Only writes to private read-write memory
+/// (anonymous, or private file copies) get one: there write permission
+/// needs no bookkeeping (shared file pages count their writers, and
+/// execute permission has the W^X flips).
+fn write_around_window<E: MmEnv>(
+    page: VirtAddr,
+    start: VirtAddr,
+    varea: &Varea<'_, E>,
+    kind: FaultKind,
+) -> Option<VirtRange> {
+    let private = matches!(varea.backing, Backing::Anon | Backing::Object { shared: false, .. });
+    if kind != FaultKind::Write || !private || varea.prot.access() != Prot::READ | Prot::WRITE {
+        return None;
+    }
+    let group = WRITE_AROUND_PAGES * PAGE_SIZE;
+    let first = page.align_down(group).max(start);
+    let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
+    Some(VirtRange::new(first, end))
+}
+
 /// Whether a varea with `prot` allows an access of `kind`.
 pub(crate) fn prot_allows(prot: Prot, kind: FaultKind) -> bool {
     match kind {
@@ -336,6 +362,28 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         }
     }
 
+    /// Write fault-around: gives write permission to the pages of `window`
+    /// (but `done`, the faulting one) that are present, read-only (not
+    /// executable) and the process's alone, so that writes after an
+    /// upgrade (mprotect giving write back, a fork child gone) fault once
+    /// per window, not once per page. Pages shared copy-on-write, page
+    /// cache frames and missing pages stay as they are.
+    fn write_around(&mut self, window: VirtRange, done: VirtAddr) {
+        let frames = self.env.frames();
+        let mut va = window.start;
+        while va < window.end_exclusive {
+            if va != done && self.cursor.jump(va).is_ok() {
+                if let Some(leaf) = self.cursor.query() {
+                    let page_sized = leaf.size() == PageSize::Size4K;
+                    if page_sized && Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
+                        self.set_mode(leaf, Mode::ReadWrite, false);
+                    }
+                }
+            }
+            va = va + PAGE_SIZE;
+        }
+    }
+
     /// A fault on a page with no entry: populate it from the backing.
     fn fault_missing(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
         let page = self.cursor.va();
@@ -450,9 +498,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(FaultError::Segv);
         }
         let page = va.align_down(PAGE_SIZE);
+        let around = write_around_window(page, start, varea, kind);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let cursor = self.table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(fault_error)?;
+        let range = around.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
+        let cursor = self.table.cursor(&tlb, scope, range).map_err(fault_error)?;
         let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
+        faults.cursor.jump(page).map_err(fault_error)?;
         let leaf = faults.cursor.query();
         // Counted before resolving: the flip past the bound already maps
         // the page writable and executable.
@@ -460,7 +511,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             self.wx_flips += 1;
             varea.count_wx_flip();
         }
+        // A write to a present page that is the process's alone is a
+        // permission upgrade: its neighbours get theirs now too. A first
+        // touch maps one page, and a copy-on-write copy is not an upgrade
+        // (its neighbours are most likely shared too), as before.
+        let upgrade = around.filter(|_| leaf.is_some_and(|l| exclusive(self.env.frames(), l.pa())));
         let result = faults.resolve_queried(start, varea, kind, leaf);
+        if let (Ok(()), Some(window)) = (&result, upgrade) {
+            faults.write_around(window, page);
+        }
         self.resident += faults.installed;
         result
     }

@@ -101,10 +101,13 @@ fn private_memory_is_copied_on_write_across_fork_and_fork_of_fork() {
         drop(grandchild);
         assert_eq!(read(&mut parent, p + PS), Ok(0xb1));
         assert_eq!(read(&mut parent, p), Ok(0xa0), "parent page 0 after the children exited");
-        // The children are gone: the parent's next write reuses its frame.
-        let reuses = env.stats().cow_reuses();
+        // The children are gone: the parent's next write copies nothing
+        // (its frame is its own; the write fault on page 1 already made it
+        // writable, write fault-around).
+        let copies = env.stats().cow_copies();
         write(&mut parent, p, 0xa2).unwrap();
-        assert_eq!(env.stats().cow_reuses(), reuses + 1);
+        assert_eq!(env.stats().cow_copies(), copies);
+        assert_eq!(read(&mut parent, p), Ok(0xa2));
     });
 }
 
@@ -165,6 +168,56 @@ fn mprotect_splits_and_merges_vareas() {
             .unwrap();
         assert_eq!(q, va(p + 3 * PS));
         assert_eq!(space.varea_count(), 1);
+    });
+}
+
+#[test]
+fn writes_after_write_comes_back_fault_once_per_group() {
+    with_env(256, |env| {
+        let mut space = AddressSpace::new(env).unwrap();
+        // 64 pages from an aligned group on (the mapping's start is aligned to 16 pages below).
+        let p = map_anon(&mut space, 80, RW, MapFlags::PRIVATE).next_multiple_of(16 * PS);
+        for page in 0..64 {
+            write(&mut space, p + page * PS, 1).unwrap();
+        }
+        space.mprotect(va(p), 64 * PS, Prot::READ).unwrap();
+        space.mprotect(va(p), 64 * PS, RW).unwrap();
+        let faults = faults_during(env, || {
+            for page in 0..64 {
+                write(&mut space, p + page * PS, page as u8 + 2).unwrap();
+            }
+        });
+        assert_eq!(faults, 4, "one fault per group of 16 pages");
+        for page in 0..64 {
+            assert_eq!(read(&mut space, p + page * PS), Ok(page as u8 + 2));
+        }
+        // Pages shared copy-on-write with a child are not made writable
+        // around a fault: each write copies its own page.
+        let mut child = space.fork().unwrap();
+        let faults = faults_during(env, || {
+            for page in 0..16 {
+                write(&mut space, p + page * PS, 0x70).unwrap();
+            }
+        });
+        assert_eq!(faults, 16);
+        for page in 0..16 {
+            assert_eq!(read(&mut child, p + page * PS), Ok(page as u8 + 2), "the child's copy of page {page}");
+        }
+        // Once the child is gone the pages are the parent's alone again.
+        drop(child);
+        let faults = faults_during(env, || {
+            for page in 16..32 {
+                write(&mut space, p + page * PS, 0x71).unwrap();
+            }
+        });
+        assert_eq!(faults, 1);
+        // A page read-only by its varea's protection stays so: the group
+        // ends at the varea.
+        space.mprotect(va(p + 40 * PS), PS, Prot::READ).unwrap();
+        space.mprotect(va(p + 32 * PS), 8 * PS, Prot::READ).unwrap();
+        space.mprotect(va(p + 32 * PS), 8 * PS, RW).unwrap();
+        write(&mut space, p + 32 * PS, 3).unwrap();
+        assert_eq!(write(&mut space, p + 40 * PS, 3), Err(FaultError::Segv));
     });
 }
 
