@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
 
+use super::env::EnvPause;
 use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::varea::{Backing, MappedFile, Varea};
 use super::{
@@ -302,7 +303,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let env = self.env;
         let frames = env.frames();
         let vareas = &self.vareas;
-        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}"));
+        let mut pause = EnvPause(env);
+        let mut editor =
+            self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
         for (start, varea) in vareas.overlapping(range) {
             let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
             let device = matches!(varea.backing, Backing::Device { .. });
@@ -453,7 +456,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         {
             let (tlb, scope) = space_tlb(self.env, &self.asid);
-            let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
+            let mut pause = EnvPause(self.env);
+            let mut editor =
+                self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}")).pausing(&mut pause);
             for (object, first, _, sub) in &jobs {
                 let result = editor.update(*sub, |leaf: Leaf| {
                     if !Mode::of_desc(leaf.desc).is_writable() {
