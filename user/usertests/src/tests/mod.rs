@@ -39,6 +39,7 @@ pub mod madvise;
 pub mod partial;
 pub mod paths;
 pub mod pipes;
+pub mod preempt;
 pub mod process;
 pub mod programs;
 pub mod protect;
@@ -109,6 +110,7 @@ pub const TESTS: &[Test] = &[
     child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
+    child("sched_fifo_wakeup_preempts_munmap", preempt::fifo_wakeup_preempts_munmap),
     child("exec_scripts", script::interpreters),
     child("exec_malformed_elf", elf::malformed),
     child("paths_directories", paths::directories),
