@@ -194,6 +194,13 @@ pub fn current() -> Arc<Task> {
     }
 }
 
+/// The task running on this CPU, as `Arc::as_ptr` gives it, without
+/// touching its reference count: an identity for as long as the caller
+/// runs (sleeping locks record their holder so).
+pub fn current_ptr() -> *const Task {
+    RUNNING.load(Ordering::Acquire)
+}
+
 /// Runs `f` on the task running on this CPU, without taking the
 /// scheduler's lock.
 pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> R {
