@@ -96,7 +96,7 @@ impl MmEnv for KernelMm {
     }
 
     fn should_yield(&self) -> bool {
-        sched::preempt_point()
+        sched::preempt_point() && crate::process::may_pause_memory_pass()
     }
 
     fn yield_now(&self) {

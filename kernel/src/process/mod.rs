@@ -534,6 +534,21 @@ fn new_task(
     Ok(task)
 }
 
+/// Whether the running task may let others run at a pause point of a
+/// long pass over its address space (its space's lock stays held): only
+/// when no other task uses that space. A thread of the space could
+/// otherwise fault inside a system call's user copy while it holds a spin
+/// lock (a pipe's, an open file's offset, a `/proc` file's position),
+/// block on the space's lock, and leave any task that then wants the same
+/// spin lock spinning forever. Kernel threads and processes whose space is
+/// gone (a teardown at exit) may always.
+pub fn may_pause_memory_pass() -> bool {
+    let Some(me) = thread::current() else { return true };
+    let process = &me.process;
+    // The process's own reference, and the one `with_mm` holds.
+    process.thread_count() <= 1 && process.space.lock().as_ref().is_none_or(|space| Arc::strong_count(space) <= 2)
+}
+
 /// What a new process is made of.
 struct ProcessParts {
     parent: Option<Arc<Process>>,

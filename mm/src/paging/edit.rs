@@ -35,6 +35,12 @@ pub const GATHER_LEAVES: usize = 64;
 /// Leaves an editor defers on the heap beyond [`GATHER_LEAVES`] (64 MiB of
 /// 4 KiB pages; about 640 KiB of kernel heap at most).
 pub const MAX_DEFERRED_LEAVES: usize = 16 * 1024;
+/// Leaves an editor that may pause ([`Editor::pausing`]) defers on the
+/// heap beyond [`GATHER_LEAVES`]: with the inline ones, one last-level
+/// table's worth. Reserved at once, so that no growth of the list copies
+/// it between two pause points (a list of thousands of leaves took tens of
+/// microseconds to move).
+pub const PAUSING_DEFERRED_LEAVES: usize = 512 - GATHER_LEAVES;
 /// Emptied table pages an editor holds before it flushes early.
 pub const GATHER_TABLES: usize = 16;
 
@@ -57,6 +63,12 @@ where
     pause: Option<&'e mut dyn Pause>,
     /// Entries visited since the pause was last asked.
     spacing: Spacing,
+}
+
+/// Makes room for [`PAUSING_DEFERRED_LEAVES`] in `deferred` the first
+/// time; whether there is room for one more.
+fn reserve_once(deferred: &mut Vec<Mapping>) -> bool {
+    deferred.capacity() > deferred.len() || deferred.try_reserve_exact(PAUSING_DEFERRED_LEAVES).is_ok()
 }
 
 /// What a batch holds until its invalidations completed: the batch
@@ -300,7 +312,11 @@ where
             held.leaves_len += 1;
             return;
         }
-        if held.deferred.len() < MAX_DEFERRED_LEAVES && held.deferred.try_reserve(1).is_ok() {
+        let room = match self.pause {
+            Some(_) => held.deferred.len() < PAUSING_DEFERRED_LEAVES && reserve_once(&mut held.deferred),
+            None => held.deferred.len() < MAX_DEFERRED_LEAVES && held.deferred.try_reserve(1).is_ok(),
+        };
+        if room {
             held.deferred.push(leaf);
             return;
         }
