@@ -469,7 +469,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// its neighbours.
     fn add_varea(&mut self, range: VirtRange, varea: Varea<'e, E>) {
         self.vareas.insert(range.start, varea);
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut crate::paging::NoPause);
     }
 }
 

@@ -115,7 +115,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 if let Some((_, v)) = self.vareas.find_mut(start) {
                     v.end_exclusive = new_end;
                 }
-                self.vareas.merge_in(VirtRange::new(start, new_end));
+                self.vareas.merge_in(VirtRange::new(start, new_end), &mut crate::paging::NoPause);
                 if locked {
                     // As Linux: a failure leaves the pages to later faults.
                     let _ = self.populate(VirtRange::new(old_end, new_end));
@@ -288,7 +288,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             if let Some((_, old)) = self.vareas.find_mut(src.start) {
                 old.locked = false;
             }
-            self.vareas.merge_in(src);
+            self.vareas.merge_in(src, &mut crate::paging::NoPause);
         } else {
             self.vareas.split_at(src.start);
             self.vareas.split_at(src.end_exclusive);

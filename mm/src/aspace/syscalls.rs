@@ -286,7 +286,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if !only_gains {
             self.reprotect_leaves(range);
         }
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut EnvPause(self.env));
         // A locked private varea made writable gets its copy-on-write
         // broken now, so it stays fault-free (Linux does the same; errors
         // are ignored as there).
@@ -497,7 +497,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.overlapping_mut(range) {
             varea.locked = locked;
         }
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut EnvPause(self.env));
     }
 
     /// mlock(2): locks and populates the range; afterwards no access in it
@@ -584,7 +584,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.iter_mut() {
             varea.locked = true;
         }
-        self.vareas.merge_in(all);
+        self.vareas.merge_in(all, &mut EnvPause(self.env));
         if mode == LockMode::Populate {
             self.populate(all).map_err(|_| Errno::EAGAIN)?;
         }
@@ -598,7 +598,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.iter_mut() {
             varea.locked = false;
         }
-        self.vareas.merge_in(VirtRange::new(VirtAddr::new(0), USER_END));
+        self.vareas.merge_in(VirtRange::new(VirtAddr::new(0), USER_END), &mut EnvPause(self.env));
     }
 
     /// brk(2): moves the program break to `new` and returns the new break,

@@ -9,13 +9,14 @@
 //! pages, not the size of the range.
 //!
 //! The long ones take a [`Pause`] and ask it every
-//! [`PAUSE_SPACING`] entries of a last-level table (and every as many
+//! [`PAUSE_SPACING`] entries of a last-level table (every
+//! [`RELEASE_SPACING`] where each entry's frame is released, and as many
 //! table pages freed) whether to let other tasks run.
 
 use core::sync::atomic::{fence, Ordering};
 
 use super::descriptor::Descriptor;
-use super::pause::{Pause, Spacing, PAUSE_SPACING};
+use super::pause::{Pause, Spacing, PAUSE_SPACING, RELEASE_SPACING};
 use super::phys::{zero_frame, PhysMemory};
 use super::table::{slots, PageTable};
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, ENTRIES};
@@ -294,8 +295,9 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
         self.visit_leaves_pausing(range, &mut super::NoPause, f);
     }
 
-    /// [`Self::visit_leaves`], asking `pause` every [`PAUSE_SPACING`]
-    /// last-level entries (`f` must leave nothing pending then).
+    /// [`Self::visit_leaves`], asking `pause` every [`RELEASE_SPACING`]
+    /// last-level entries (`f` releases what each leaf holds, and must
+    /// leave nothing pending then).
     pub fn visit_leaves_pausing(&self, range: VirtRange, pause: &mut impl Pause, mut f: impl FnMut(Leaf)) {
         if self.check_range(range).is_ok() && !range.is_empty() {
             self.visit_level(self.root(), Level::ROOT, range, pause, &mut f);
@@ -315,13 +317,14 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
             let first = level.index(range.start);
             let (mut index, end) = (first, first + (range.size() / PAGE_SIZE) as usize);
             while index < end {
-                for index in index..run_end(index, end) {
+                let stop = (index + RELEASE_SPACING).min(end);
+                for index in index..stop {
                     let desc = entries.get(index);
                     if desc.is_leaf(level) {
                         f(Leaf { va: range.start + (index - first) as u64 * PAGE_SIZE, level, desc });
                     }
                 }
-                index = run_end(index, end);
+                index = stop;
                 if pause.due() {
                     pause.pause();
                 }
@@ -345,7 +348,7 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
     /// tree and `pause` to give back what its leaves hold (through
     /// [`Self::visit_leaves_pausing`]; nothing of it is freed yet), and
     /// every table page is freed, with no entry written, asking `pause`
-    /// every [`PAUSE_SPACING`] of them. Issues no maintenance when the
+    /// every [`RELEASE_SPACING`] of them. Issues no maintenance when the
     /// tree maps nothing.
     ///
     /// The table must not be in any TTBR, so no walker can reach it again
@@ -372,7 +375,13 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
     }
 
     /// Frees the table pages below `table` at `level` (not `table`).
-    fn free_tables(&mut self, table: PhysAddr, level: Level, pause: &mut impl Pause, spacing: &mut Spacing) {
+    fn free_tables(
+        &mut self,
+        table: PhysAddr,
+        level: Level,
+        pause: &mut impl Pause,
+        spacing: &mut Spacing<RELEASE_SPACING>,
+    ) {
         let Some(next) = level.next() else { return };
         let entries = Entries::of(self, table);
         for index in 0..ENTRIES {

@@ -19,7 +19,7 @@ use core::sync::atomic::{fence, Ordering};
 
 use super::bulk::{Leaf, Rewrite};
 use super::descriptor::{Change, DescKind, Descriptor};
-use super::pause::{Pause, Spacing};
+use super::pause::{Pause, Spacing, RELEASE_SPACING};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
@@ -30,17 +30,13 @@ use crate::tlb::{TlbBatch, TlbOps, TlbScope};
 /// Leaves an editor holds inline. Past them it keeps leaves on the heap, up
 /// to [`MAX_DEFERRED_LEAVES`] more, so that one unmap issues one batch of
 /// invalidations with one `DSB`; when the heap says no, or past that bound,
-/// it flushes early instead (a large unmap then pays one extra batch).
+/// it flushes early instead (a large unmap then pays one extra batch). An
+/// editor that may pause keeps none on the heap: it flushes every
+/// `GATHER_LEAVES` leaves.
 pub const GATHER_LEAVES: usize = 64;
 /// Leaves an editor defers on the heap beyond [`GATHER_LEAVES`] (64 MiB of
 /// 4 KiB pages; about 640 KiB of kernel heap at most).
 pub const MAX_DEFERRED_LEAVES: usize = 16 * 1024;
-/// Leaves an editor that may pause ([`Editor::pausing`]) defers on the
-/// heap beyond [`GATHER_LEAVES`]: with the inline ones, one last-level
-/// table's worth. Reserved at once, so that no growth of the list copies
-/// it between two pause points (a list of thousands of leaves took tens of
-/// microseconds to move).
-pub const PAUSING_DEFERRED_LEAVES: usize = 512 - GATHER_LEAVES;
 /// Emptied table pages an editor holds before it flushes early.
 pub const GATHER_TABLES: usize = 16;
 
@@ -63,12 +59,6 @@ where
     pause: Option<&'e mut dyn Pause>,
     /// Entries visited since the pause was last asked.
     spacing: Spacing,
-}
-
-/// Makes room for [`PAUSING_DEFERRED_LEAVES`] in `deferred` the first
-/// time; whether there is room for one more.
-fn reserve_once(deferred: &mut Vec<Mapping>) -> bool {
-    deferred.capacity() > deferred.len() || deferred.try_reserve_exact(PAUSING_DEFERRED_LEAVES).is_ok()
 }
 
 /// What a batch holds until its invalidations completed: the batch
@@ -100,7 +90,7 @@ impl<F: FnMut(Mapping)> Held<F> {
             frames.free_frame(table);
         }
         self.tables_len = 0;
-        let mut spacing = Spacing::default();
+        let mut spacing = Spacing::<RELEASE_SPACING>::default();
         let mut released = |leaf: Mapping, release: &mut F| {
             release(leaf);
             if spacing.step() {
@@ -312,10 +302,11 @@ where
             held.leaves_len += 1;
             return;
         }
-        let room = match self.pause {
-            Some(_) => held.deferred.len() < PAUSING_DEFERRED_LEAVES && reserve_once(&mut held.deferred),
-            None => held.deferred.len() < MAX_DEFERRED_LEAVES && held.deferred.try_reserve(1).is_ok(),
-        };
+        // An editor that may pause keeps its leaves inline only: growing a
+        // list of thousands of them on the heap took tens of microseconds
+        // between two pause points (copies, the kernel heap's search).
+        let room =
+            self.pause.is_none() && held.deferred.len() < MAX_DEFERRED_LEAVES && held.deferred.try_reserve(1).is_ok();
         if room {
             held.deferred.push(leaf);
             return;

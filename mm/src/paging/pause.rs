@@ -15,6 +15,11 @@
 /// an unmap about 100 with the release of its frame).
 pub const PAUSE_SPACING: usize = 32;
 
+/// Leaves released, or table pages freed, between two questions: giving
+/// a frame back costs up to several hundred instructions (the buddy
+/// allocator merges it with its free buddies).
+pub const RELEASE_SPACING: usize = 8;
+
 /// The pause points of a long pass (the kernel: take pending interrupts,
 /// switch tasks if a better one is ready).
 pub trait Pause {
@@ -39,16 +44,17 @@ impl Pause for NoPause {
     fn pause(&mut self) {}
 }
 
-/// Counts entries and asks `pause` every [`PAUSE_SPACING`] of them.
+/// Counts entries and says when to ask the pause: every [`PAUSE_SPACING`]
+/// of them, or every `N`.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Spacing(usize);
+pub(crate) struct Spacing<const N: usize = PAUSE_SPACING>(usize);
 
-impl Spacing {
+impl<const N: usize> Spacing<N> {
     /// One more entry: whether the pass should ask its [`Pause`] now.
     #[inline(always)]
     pub(crate) fn step(&mut self) -> bool {
         self.0 += 1;
-        if self.0 < PAUSE_SPACING {
+        if self.0 < N {
             return false;
         }
         self.0 = 0;

@@ -70,11 +70,17 @@ pub fn fifo_wakeup_preempts_munmap(_: &Context) -> TestResult {
     join(pid, "the unmapping process")?;
     let (before, after) = (Stage::at(&shared, 4).get(), Stage::at(&shared, 8).get());
     let margin = (REGION / 1024 / 16) as u32;
-    ensure!(after >= before + 3 * margin, "the unmap freed {} KiB of {} KiB", after.saturating_sub(before), REGION / 1024);
+    ensure!(
+        after >= before + 3 * margin,
+        "the unmap freed {} KiB of {} KiB",
+        after.saturating_sub(before),
+        REGION / 1024
+    );
     let part_way = samples.iter().any(|&kib| kib > before + margin && kib + margin < after);
     ensure!(
         part_way,
-        "no wake-up ran while munmap was under way: free KiB before {before}, after {after}, seen {:?}", &samples[..samples.len().min(24)]
+        "no wake-up ran while munmap was under way: free KiB before {before}, after {after}, seen {:?}",
+        &samples[..samples.len().min(24)]
     );
     Ok(())
 }
