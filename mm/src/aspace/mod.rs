@@ -9,7 +9,9 @@
 //! write. [`AddressSpace::futex_key`] names futex words as Linux does.
 //!
 //! Threads share one space (and its ASID): the kernel keeps it behind one
-//! lock and activates it on each CPU a thread of it runs on. Every change
+//! lock (a sleeping one: the long passes may yield holding it, see
+//! [`MmEnv::should_yield`]) and activates it on each CPU a thread of it
+//! runs on through its [`Activation`], without that lock. Every change
 //! to a live entry is invalidated with broadcast (inner-shareable) TLB
 //! maintenance, so it reaches the CPUs running the other threads too.
 //!
