@@ -685,6 +685,11 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
         let space = if args.flags.contains(CloneFlags::VM) {
             process.space.lock().clone().ok_or(Errno::ESRCH)?
         } else {
+            // The new task is made; the copy of the tree (which has pause
+            // points of its own) is ahead: a woken better task runs first.
+            if sched::preempt_point() {
+                sched::preempt_if_needed();
+            }
             Space::new(process.with_mm(|mm| mm.fork())??)
         };
         let files = process.files.lock().clone().ok_or(Errno::ESRCH)?;
