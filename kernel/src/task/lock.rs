@@ -78,6 +78,7 @@ impl<T: ?Sized> SleepLock<T> {
     #[inline]
     pub fn lock(&self) -> SleepLockGuard<'_, T> {
         let me = sched::current_ptr() as usize;
+        debug_assert!(me != 0, "a sleeping lock taken before the scheduler runs");
         if self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended(me);
         }
