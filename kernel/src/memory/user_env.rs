@@ -12,6 +12,7 @@ use spin::Once;
 use super::{frames, LINEAR_MAP_OFFSET};
 use crate::arch::page;
 use crate::arch::tlb::HardwareTlb;
+use crate::task::sched;
 
 /// The kernel's [`MmEnv`].
 pub struct KernelMm {
@@ -92,5 +93,13 @@ impl MmEnv for KernelMm {
     fn sync_icache(&self, frame: PhysAddr) {
         // SAFETY: the frame's linear address is mapped and page aligned.
         unsafe { page::sync_icache(PHYS.frame_ptr(frame)) }
+    }
+
+    fn should_yield(&self) -> bool {
+        sched::preempt_point() && crate::process::may_pause_memory_pass()
+    }
+
+    fn yield_now(&self) {
+        sched::preempt_if_needed();
     }
 }

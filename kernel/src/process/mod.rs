@@ -36,7 +36,7 @@ use aspen_abi::sched::SchedParams;
 use aspen_abi::signal::{SaFlags, SigInfo, SigNo, CLD_EXITED, CLD_KILLED, SIG_IGN};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
-use aspen_mm::aspace::{AddressSpace, FaultError, FaultKind};
+use aspen_mm::aspace::{Activation, AddressSpace, FaultError, FaultKind};
 use aspen_mm::errno::Errno;
 use spin::Mutex;
 
@@ -47,6 +47,7 @@ use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, mmu};
 use crate::memory::user_env::KernelMm;
+use crate::task::lock::SleepLock;
 use crate::task::sched;
 use crate::task::stack::StackError;
 use crate::task::wait::WaitQueue;
@@ -54,7 +55,22 @@ use crate::task::{Pid, Task, TaskState};
 
 pub type UserSpace = AddressSpace<'static, KernelMm>;
 /// An address space and the processes that share it.
-pub type SharedSpace = Arc<Mutex<UserSpace>>;
+pub type SharedSpace = Arc<Space>;
+
+/// An address space as processes share it: the space behind a sleeping
+/// lock (its holder may be switched out at the pause points of a long
+/// memory pass, and a thread that faults meanwhile waits), and beside it
+/// what a task switch needs to make it current, which takes no lock.
+pub struct Space {
+    activation: Activation<'static, KernelMm>,
+    mm: SleepLock<UserSpace>,
+}
+
+impl Space {
+    pub fn new(mm: UserSpace) -> SharedSpace {
+        Arc::new(Self { activation: mm.activation(), mm: SleepLock::new(mm) })
+    }
+}
 /// A descriptor table and the processes that share it.
 pub type SharedFiles = Arc<Mutex<FdTable>>;
 /// A working directory and umask and the processes that share them.
@@ -288,10 +304,12 @@ impl Process {
         self.threads.lock().len()
     }
 
-    /// Runs `f` on the address space; `ESRCH` after exit.
+    /// Runs `f` on the address space, under its sleeping lock (which
+    /// may block, and `f` may yield at the pause points of a long pass:
+    /// the caller holds no spin lock); `ESRCH` after exit.
     pub fn with_mm<R>(&self, f: impl FnOnce(&mut UserSpace) -> R) -> Result<R, Errno> {
-        let space = self.space.lock();
-        let mut mm = space.as_ref().ok_or(Errno::ESRCH)?.lock();
+        let space = self.space.lock().clone().ok_or(Errno::ESRCH)?;
+        let mut mm = space.mm.lock();
         Ok(f(&mut mm))
     }
 
@@ -309,10 +327,15 @@ impl Process {
 
     /// Makes the address space current on this CPU (TTBR0 with its ASID,
     /// no TLB invalidation), or the empty table once the process has ended.
+    /// Runs inside the scheduler: takes only the `space` cell's spin lock
+    /// (never held across a switch), not the space's sleeping lock.
     fn activate(&self) {
-        match self.with_mm(|mm| mm.activate(cpu::cpu_id())) {
-            Ok((root, asid)) => mmu::set_user_table(root, asid.0),
-            Err(_) => mmu::set_empty_user_table(),
+        match self.space.lock().as_ref() {
+            Some(space) => {
+                let (root, asid) = space.activation.activate(cpu::cpu_id());
+                mmu::set_user_table(root, asid.0);
+            }
+            None => mmu::set_empty_user_table(),
         }
         self.space_switches.fetch_add(1, Ordering::Relaxed);
     }
@@ -442,7 +465,7 @@ impl Process {
         for thread in self.threads.lock().values() {
             thread.signals.lock().altstack = aspen_abi::signal::AltStack::default();
         }
-        let new = Arc::new(Mutex::new(space));
+        let new = Space::new(space);
         let old = {
             let mut space = self.space.lock();
             self.space_key.store(Arc::as_ptr(&new) as usize, Ordering::Relaxed);
@@ -611,6 +634,21 @@ fn new_task(
     Ok(task)
 }
 
+/// Whether the running task may let others run at a pause point of a
+/// long pass over its address space (its space's lock stays held): only
+/// when no other task uses that space. A thread of the space could
+/// otherwise fault inside a system call's user copy while it holds a spin
+/// lock (a pipe's, an open file's offset, a `/proc` file's position),
+/// block on the space's lock, and leave any task that then wants the same
+/// spin lock spinning forever. Kernel threads and processes whose space is
+/// gone (a teardown at exit) may always.
+pub fn may_pause_memory_pass() -> bool {
+    let Some(me) = thread::current() else { return true };
+    let process = &me.process;
+    // The process's own reference, and the one `with_mm` holds.
+    process.thread_count() <= 1 && process.space.lock().as_ref().is_none_or(|space| Arc::strong_count(space) <= 2)
+}
+
 /// What a new process is made of.
 struct ProcessParts {
     parent: Option<Arc<Process>>,
@@ -713,7 +751,7 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
     let task = new_task(SchedParams::DEFAULT, &image.initial_frame(), FpState::new(), ThreadPointers::default())?;
     let parts = ProcessParts {
         parent: None,
-        space: Arc::new(Mutex::new(image.mm)),
+        space: Space::new(image.mm),
         files: Arc::new(Mutex::new(files)),
         fs: Arc::new(Mutex::new(FsContext::default())),
         creds: Credentials::root(),
@@ -760,7 +798,12 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
         let space = if args.flags.contains(CloneFlags::VM) {
             process.space.lock().clone().ok_or(Errno::ESRCH)?
         } else {
-            Arc::new(Mutex::new(process.with_mm(|mm| mm.fork())??))
+            // The new task is made; the copy of the tree (which has pause
+            // points of its own) is ahead: a woken better task runs first.
+            if sched::preempt_point() {
+                sched::preempt_if_needed();
+            }
+            Space::new(process.with_mm(|mm| mm.fork())??)
         };
         let files = process.files.lock().clone().ok_or(Errno::ESRCH)?;
         let files = if args.flags.contains(CloneFlags::FILES) {

@@ -4,6 +4,7 @@
 
 pub mod cputime;
 pub mod loadavg;
+pub mod lock;
 pub mod sched;
 pub mod stack;
 pub mod timer;
@@ -55,14 +56,18 @@ pub enum TaskState {
 /// A schedulable thread of execution.
 pub struct Task {
     pub pid: Pid,
-    /// The level it runs at (0 best, see `sched`): the better of `base`
-    /// and `boost`. The three change only under the scheduler's lock,
-    /// which keeps a ready task in the queue of its `priority`.
+    /// The level it runs at (0 best, see `sched`): the best of `base`,
+    /// `boost` and `lock_boost`. They change only under the scheduler's
+    /// lock, which keeps a ready task in the queue of its `priority`.
     priority: AtomicU8,
     /// The level its scheduling parameters give it.
     base: AtomicU8,
-    /// The level priority inheritance lends it (`u8::MAX`: none).
+    /// The level priority inheritance lends it through PI futexes
+    /// (`u8::MAX`: none).
     boost: AtomicU8,
+    /// The level the waiters of the sleeping lock it holds lend it
+    /// (`lock::SleepLock`; `u8::MAX`: none).
+    lock_boost: AtomicU8,
     /// Its policy and real-time priority (`SchedParams::DEFAULT` for
     /// kernel threads, whose level is set directly).
     params: Mutex<SchedParams>,
@@ -123,6 +128,7 @@ impl Task {
             priority: AtomicU8::new(priority),
             base: AtomicU8::new(priority),
             boost: AtomicU8::new(u8::MAX),
+            lock_boost: AtomicU8::new(u8::MAX),
             params: Mutex::new(params),
             state: Mutex::new(TaskState::Ready),
             sleep_deadline: Mutex::new(None),

@@ -9,8 +9,10 @@
 //! the end of a slice, or when a better task becomes ready or is boosted.
 //!
 //! Uniprocessor: it runs with interrupts masked on the one running CPU.
-//! Kernel code is not preempted; a task is switched out only when it
-//! blocks, yields, or is about to return to EL0 with a reschedule pending.
+//! Kernel code is not preempted at arbitrary points; a task is switched
+//! out only when it blocks, yields, is about to return to EL0 with a
+//! reschedule pending, or reaches a pause point of a long memory pass
+//! (`mm`'s `MmEnv::should_yield`, [`preempt_point`]).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
@@ -207,7 +209,23 @@ pub fn init_idle() {
 
 /// The task running on this CPU.
 pub fn current() -> Arc<Task> {
-    SCHED.lock().current.clone().expect("scheduler used before init_idle")
+    let task = RUNNING.load(Ordering::Acquire);
+    assert!(!task.is_null(), "scheduler used before init_idle");
+    // SAFETY: RUNNING points at the task in `current`, an `Arc` the
+    // scheduler holds until it switches away from the caller, which it
+    // cannot do meanwhile: one more strong count is the caller's own
+    // reference. (No lock: every sleeping lock's `lock` asks for it.)
+    unsafe {
+        Arc::increment_strong_count(task);
+        Arc::from_raw(task)
+    }
+}
+
+/// The task running on this CPU, as `Arc::as_ptr` gives it, without
+/// touching its reference count: an identity for as long as the caller
+/// runs (sleeping locks record their holder so).
+pub fn current_ptr() -> *const Task {
+    RUNNING.load(Ordering::Acquire)
 }
 
 /// Runs `f` on the task running on this CPU, without taking the
@@ -258,22 +276,34 @@ pub fn yield_now() {
     schedule(End::Back);
 }
 
-/// Changes `task`'s level to the better of `base` and `boost` (each kept
-/// when `None`), moving it to its new queue if it is ready (behind the
-/// others when raised, before them when lowered, as Linux), and asks for a
-/// reschedule when a ready task now beats the running one.
-fn set_levels(task: &Arc<Task>, base: Option<u8>, boost: Option<u8>) {
+/// Which of a task's levels a change sets.
+#[derive(Clone, Copy)]
+enum LevelOf {
+    /// Its own (`sched_setscheduler`).
+    Base,
+    /// Lent through PI futexes.
+    Boost,
+    /// Lent by the waiters of its sleeping lock.
+    LockBoost,
+}
+
+/// Sets one of `task`'s levels to `level` and its effective level to the
+/// best of the three, moving it to its new queue if it is ready (behind
+/// the others when raised, before them when lowered, as Linux), and asks
+/// for a reschedule when a ready task now beats the running one.
+fn set_levels(task: &Arc<Task>, which: LevelOf, level: u8) {
     let irq = cpu::disable_irqs();
     {
         let mut s = SCHED.lock();
-        if let Some(base) = base {
-            task.base.store(base, Ordering::Relaxed);
+        match which {
+            LevelOf::Base => &task.base,
+            LevelOf::Boost => &task.boost,
+            LevelOf::LockBoost => &task.lock_boost,
         }
-        if let Some(boost) = boost {
-            task.boost.store(boost, Ordering::Relaxed);
-        }
+        .store(level, Ordering::Relaxed);
         let old = task.priority();
-        let new = task.base_priority().min(task.boost.load(Ordering::Relaxed));
+        let lent = task.boost.load(Ordering::Relaxed).min(task.lock_boost.load(Ordering::Relaxed));
+        let new = task.base_priority().min(lent);
         if new != old {
             let queued = task.state() == TaskState::Ready && s.run.remove(task);
             task.priority.store(new, Ordering::Relaxed);
@@ -297,13 +327,19 @@ fn set_levels(task: &Arc<Task>, base: Option<u8>, boost: Option<u8>) {
 /// inherited through a PI futex still applies if better.
 pub fn set_params(task: &Arc<Task>, params: SchedParams) {
     *task.params.lock() = params;
-    set_levels(task, Some(level_of(params)), None);
+    set_levels(task, LevelOf::Base, level_of(params));
 }
 
 /// Lends `task` the level `boost` (`u8::MAX`: none) by priority
 /// inheritance.
 pub fn set_boost(task: &Arc<Task>, boost: u8) {
-    set_levels(task, None, Some(boost));
+    set_levels(task, LevelOf::Boost, boost);
+}
+
+/// Lends `task`, the owner of a sleeping lock, the level `boost` of its
+/// best waiter (`u8::MAX`: none); kept apart from what PI futexes lend.
+pub fn set_lock_boost(task: &Arc<Task>, boost: u8) {
+    set_levels(task, LevelOf::LockBoost, boost);
 }
 
 /// Blocks the running task until `wake` (or, with a deadline in counter
@@ -391,8 +427,25 @@ pub fn drop_user_table() {
     cpu::restore_irqs(irq);
 }
 
-/// Switches if a reschedule is pending; called before returning to EL0
-/// and by the idle loop.
+/// A pause point of a long kernel pass (`mm`'s `MmEnv::should_yield`):
+/// takes the interrupts pending while IRQs were masked (the timer's, which
+/// wakes sleepers), and says whether a better task is ready (then the
+/// caller makes its work safe to be seen and calls [`preempt_if_needed`]).
+/// A register read and a load when nothing is pending.
+#[inline]
+pub fn preempt_point() -> bool {
+    if cpu::irq_pending() {
+        // (A kernel thread runs with IRQs unmasked: its mask goes back.)
+        let unmasked = cpu::disable_irqs();
+        cpu::take_pending_irqs();
+        cpu::restore_irqs(unmasked);
+    }
+    NEED_RESCHED.load(Ordering::Relaxed)
+}
+
+/// Switches if a reschedule is pending; called before returning to EL0,
+/// by the idle loop and at the pause points of long kernel passes (the
+/// task keeps its place at the front of its level, as a preempted one).
 pub fn preempt_if_needed() {
     if NEED_RESCHED.load(Ordering::Relaxed) {
         let end = if SLICE_OVER.load(Ordering::Relaxed) { End::Back } else { End::Front };

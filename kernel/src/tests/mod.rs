@@ -2,6 +2,7 @@
 
 mod boot;
 mod irq;
+mod lock;
 mod memory;
 mod sched;
 mod tty;

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::asid::AsidAllocator;
 use crate::frame::BuddyAllocator;
-use crate::paging::PhysMemory;
+use crate::paging::{Pause, PhysMemory};
 use crate::tlb::{Asid, TlbOps};
 
 /// Everything address spaces and memory objects need from the machine.
@@ -48,6 +48,46 @@ pub trait MmEnv {
     fn wx_policy(&self) -> WxPolicy {
         WxPolicy::Flip
     }
+
+    /// Asked by long passes over a space (unmap, mprotect, madvise,
+    /// msync, populate, fork's copy, teardown) every
+    /// [`PAUSE_SPACING`](crate::paging::PAUSE_SPACING) entries: whether
+    /// another task should run now. The kernel takes pending interrupts
+    /// (the timer's) and answers whether a reschedule is pending. The
+    /// default never yields.
+    fn should_yield(&self) -> bool {
+        false
+    }
+
+    /// Called by a pass that was told to yield, once nothing it changed is
+    /// stale in any TLB and what it took out is released: the kernel
+    /// switches to the better task. The space's lock stays held (the
+    /// kernel's is a sleeping lock: a thread of the space that faults
+    /// meanwhile waits for it).
+    fn yield_now(&self) {}
+}
+
+/// A pass's pause points as the environment answers them.
+pub(crate) struct EnvPause<'e, E: MmEnv>(pub(crate) &'e E);
+
+impl<E: MmEnv> Pause for EnvPause<'_, E> {
+    #[inline]
+    fn due(&mut self) -> bool {
+        self.0.should_yield()
+    }
+
+    fn pause(&mut self) {
+        self.0.yield_now();
+    }
+}
+
+/// What an [`Env`] asks about yielding (host tests count the questions and
+/// force yields to check what another task would see at each).
+pub trait YieldHook {
+    /// [`MmEnv::should_yield`].
+    fn should_yield(&self) -> bool;
+    /// [`MmEnv::yield_now`].
+    fn yield_now(&self);
 }
 
 /// The write-xor-execute policy for user memory.
@@ -154,17 +194,24 @@ pub struct Env<'a, M: PhysMemory, T: TlbOps> {
     asids: &'a AsidAllocator,
     stats: MmStats,
     wx_policy: WxPolicy,
+    yield_hook: Option<&'a dyn YieldHook>,
 }
 
 impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
     /// An environment over the given backends, with fresh counters.
     pub const fn new(mem: &'a M, frames: &'a BuddyAllocator<'static>, tlb: &'a T, asids: &'a AsidAllocator) -> Self {
-        Self { mem, frames, tlb, asids, stats: MmStats::new(), wx_policy: WxPolicy::Flip }
+        Self { mem, frames, tlb, asids, stats: MmStats::new(), wx_policy: WxPolicy::Flip, yield_hook: None }
     }
 
     /// The same environment with write-xor-execute policy `policy`.
     pub const fn with_wx_policy(self, policy: WxPolicy) -> Self {
         Self { wx_policy: policy, ..self }
+    }
+
+    /// The same environment, asking `hook` whether to yield (without one,
+    /// passes never yield).
+    pub const fn with_yield_hook(self, hook: &'a dyn YieldHook) -> Self {
+        Self { yield_hook: Some(hook), ..self }
     }
 }
 
@@ -194,6 +241,16 @@ impl<M: PhysMemory, T: TlbOps> MmEnv for Env<'_, M, T> {
 
     fn wx_policy(&self) -> WxPolicy {
         self.wx_policy
+    }
+
+    fn should_yield(&self) -> bool {
+        self.yield_hook.is_some_and(|hook| hook.should_yield())
+    }
+
+    fn yield_now(&self) {
+        if let Some(hook) = self.yield_hook {
+            hook.yield_now();
+        }
     }
 }
 

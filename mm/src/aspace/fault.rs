@@ -9,6 +9,7 @@ use super::{log_edit, object_index, space_tlb, AddressSpace, FaultError, FaultKi
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
 use crate::object::{put_frame, PageError};
+use crate::paging::Pause;
 use crate::paging::{
     copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Leaf, MemoryType, PageAttrs, PageSize, PagingError,
     Privilege,
@@ -27,6 +28,11 @@ pub(crate) enum Mode {
 }
 
 /// `PROT_NONE` pages of RAM: kernel-only, read-only, tagged with the ASID.
+/// Pages populate faults in between two questions whether to yield (a
+/// populated page costs about a thousand instructions: zeroing or copying
+/// 4 KiB and the allocation).
+pub const POPULATE_SPACING: usize = 4;
+
 const NORMAL_NONE: PageAttrs = PageAttrs::KERNEL_RO.non_global();
 const DEVICE_RW: PageAttrs = device_attrs(Privilege::User, Access::READ.union(Access::WRITE));
 const DEVICE_RO: PageAttrs = device_attrs(Privilege::User, Access::READ);
@@ -528,9 +534,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// private and shared anonymous pages writable (copy-on-write broken),
     /// the others readable (executable when the varea is). Pages past the
     /// end of a file, or whose pager fails, are skipped. Each varea is
-    /// found once and its part of `range` walked with one cursor.
+    /// found once and its part of `range` walked with one cursor. Yields
+    /// ([`MmEnv::should_yield`]) every [`POPULATE_SPACING`] pages: a fault
+    /// leaves nothing for the TLB to forget.
     pub(crate) fn populate(&mut self, range: VirtRange) -> Result<(), FaultError> {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let mut pause = super::env::EnvPause(self.env);
+        let mut pages = 0;
         for (start, varea) in self.vareas.overlapping(range) {
             if !varea.prot.is_accessible() || matches!(varea.backing, Backing::Device { .. }) {
                 continue;
@@ -551,6 +561,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                     // page.
                     Err(FaultError::Bus) => break Ok(()),
                     Err(FaultError::OutOfMemory) => break Err(FaultError::OutOfMemory),
+                }
+                pages += 1;
+                if pages % POPULATE_SPACING == 0 && pause.due() {
+                    pause.pause();
                 }
                 if !faults.cursor.next_page() {
                     break Ok(());

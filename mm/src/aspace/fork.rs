@@ -8,14 +8,14 @@
 //! is mapped, never with the size of sparse vareas; nothing is allocated
 //! per page but the child's table pages (and copies of locked pages).
 
-use super::env::SpaceTlb;
+use super::env::{EnvPause, SpaceTlb};
 use super::fault::{exclusive, Mode};
 use super::varea::{Backing, Prot, Varea};
 use super::{log_edit, AddressSpace, MmEnv};
 use crate::addr::VirtRange;
 use crate::errno::Errno;
 use crate::frame::{FrameAllocator, RefCursor};
-use crate::paging::{copy_frame, Descriptor, Leaf};
+use crate::paging::{copy_frame, Descriptor, Leaf, Pause};
 use crate::tlb::{TlbOps, TlbScope};
 
 /// What fork does with the leaves of one varea.
@@ -40,6 +40,32 @@ impl Share {
             Backing::Object { object, shared: true, .. } => Self::Shared { keeps_write: object.is_anonymous() },
             Backing::Anon | Backing::Object { shared: false, .. } => Self::Private { locked: varea.locked },
         }
+    }
+}
+
+/// fork's pause points: before another task runs, the parent's TLB forgets
+/// the write permission the copy took away so far (a thread of the parent
+/// may run at EL0 meanwhile and must fault on those pages, then wait for
+/// the space's lock).
+struct ForkPause<'p, E: MmEnv> {
+    env: &'p E,
+    asid: &'p crate::asid::AsidContext,
+}
+
+impl<E: MmEnv> Pause for ForkPause<'_, E> {
+    #[inline]
+    fn due(&mut self) -> bool {
+        self.env.should_yield()
+    }
+
+    fn pause(&mut self) {
+        if let Some(asid) = self.asid.asid() {
+            let tlb = self.env.tlb();
+            tlb.begin();
+            tlb.invalidate_asid(asid);
+            tlb.sync();
+        }
+        EnvPause(self.env).pause();
     }
 }
 
@@ -106,27 +132,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Gives `child` (whose vareas are the parent's) every leaf, taking
     /// references, in one pass over the parent's tables per varea that
     /// also write-protects the parent's private pages (`protected` tells
-    /// whether any was). Stops at the first failure.
+    /// whether any was). Stops at the first failure. May yield
+    /// ([`MmEnv::should_yield`]): the parent's ASID is invalidated first.
     fn copy_leaves_into(&mut self, child: &mut Self, protected: &mut bool) -> Result<(), Errno> {
         let env = self.env;
         let mut refs = RefCursor::new(env.frames());
+        let mut pause = ForkPause { env, asid: &self.asid };
         for (start, varea) in self.vareas.iter() {
             let (mine, theirs) = (&mut *self.table, &mut *child.table);
             let range = VirtRange::new(start, varea.end_exclusive);
+            let pause = &mut pause;
             // One small closure per kind of varea, so that each pass inlines
             // its per-page work. The parent's mapping holds a reference to
             // every frame already: `dup_ref`.
             let result = match Share::of(varea) {
-                Share::Device => mine.copy_into(theirs, range, false, |leaf: Leaf| Some(leaf.desc)),
-                Share::Shared { keeps_write } => mine.copy_into(theirs, range, false, |leaf: Leaf| {
+                Share::Device => mine.copy_into(theirs, range, false, pause, |leaf: Leaf| Some(leaf.desc)),
+                Share::Shared { keeps_write } => mine.copy_into(theirs, range, false, pause, |leaf: Leaf| {
                     refs.dup_ref(leaf.pa()).ok()?;
                     Some(if keeps_write { leaf.desc } else { leaf.desc.write_protected() })
                 }),
-                Share::Private { locked: false } => mine.copy_into(theirs, range, true, |leaf: Leaf| {
+                Share::Private { locked: false } => mine.copy_into(theirs, range, true, pause, |leaf: Leaf| {
                     refs.dup_ref(leaf.pa()).ok()?;
                     Some(leaf.desc.write_protected())
                 }),
-                Share::Private { locked: true } => mine.copy_into(theirs, range, false, |leaf: Leaf| {
+                Share::Private { locked: true } => mine.copy_into(theirs, range, false, pause, |leaf: Leaf| {
                     // Mode::ReadWrite: every writable leaf is a user one.
                     if leaf.desc.is_writable() {
                         return copy_page(env, leaf);

@@ -9,7 +9,9 @@
 //! write. [`AddressSpace::futex_key`] names futex words as Linux does.
 //!
 //! Threads share one space (and its ASID): the kernel keeps it behind one
-//! lock and activates it on each CPU a thread of it runs on. Every change
+//! lock (a sleeping one: the long passes may yield holding it, see
+//! [`MmEnv::should_yield`]) and activates it on each CPU a thread of it
+//! runs on through its [`Activation`], without that lock. Every change
 //! to a live entry is invalidated with broadcast (inner-shareable) TLB
 //! maintenance, so it reaches the CPUs running the other threads too.
 //!
@@ -79,15 +81,16 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+use alloc::sync::Arc;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use env::{Env, MmEnv, MmStats, WxPolicy};
+pub use env::{Env, MmEnv, MmStats, WxPolicy, YieldHook};
 pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
 pub use varea::{MappedFile, Prot};
 
-use self::env::SpaceTlb;
+use self::env::{EnvPause, SpaceTlb};
 use self::varea::{Backing, Varea, VareaMap};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::asid::AsidContext;
@@ -169,7 +172,8 @@ pub struct AddressSpace<'e, E: MmEnv> {
     env: &'e E,
     /// Taken out only by `drop`.
     table: ManuallyDrop<Table<'e, E>>,
-    asid: AsidContext,
+    /// Shared with the space's [`Activation`].
+    asid: Arc<AsidContext>,
     vareas: VareaMap<'e, E>,
     mmap_base: VirtAddr,
     brk: Option<Brk>,
@@ -191,6 +195,32 @@ pub struct AddressSpace<'e, E: MmEnv> {
     /// The most `resident` was before it last fell (Linux's
     /// `hiwater_rss`, also updated just before unmapping).
     peak_resident: usize,
+}
+
+/// [`AddressSpace::activation`]: the root table (fixed for the space's
+/// life) and the ASID context (which the allocator switches without a
+/// lock).
+pub struct Activation<'e, E: MmEnv> {
+    env: &'e E,
+    root: PhysAddr,
+    asid: Arc<AsidContext>,
+}
+
+impl<E: MmEnv> Activation<'_, E> {
+    /// [`AddressSpace::activate`], without the space.
+    pub fn activate(&self, cpu: usize) -> (PhysAddr, Asid) {
+        activate(self.env, self.root, &self.asid, cpu)
+    }
+}
+
+impl<E: MmEnv> core::fmt::Debug for Activation<'_, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Activation").field("root", &self.root).field("asid", &self.asid.asid()).finish()
+    }
+}
+
+fn activate<E: MmEnv>(env: &E, root: PhysAddr, asid: &AsidContext, cpu: usize) -> (PhysAddr, Asid) {
+    (root, env.asids().switch_to(cpu, asid, env.tlb()))
 }
 
 /// `len` rounded up to whole pages; `None` on overflow.
@@ -310,7 +340,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         Ok(Self {
             env,
             table: ManuallyDrop::new(table),
-            asid: AsidContext::new(),
+            asid: Arc::new(AsidContext::new()),
             vareas: VareaMap::new(),
             mmap_base: DEFAULT_MMAP_BASE,
             brk: None,
@@ -342,8 +372,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// into TTBR0 together (`root | asid << 48`, one MSR, then ISB). No
     /// TLB maintenance is needed (the ASID allocator did any).
     pub fn activate(&self, cpu: usize) -> (PhysAddr, Asid) {
-        let asid = self.env.asids().switch_to(cpu, &self.asid, self.env.tlb());
-        (self.table.root(), asid)
+        activate(self.env, self.table.root(), &self.asid, cpu)
+    }
+
+    /// What activating this space needs, apart from the space: for a task
+    /// switch, which must not wait for the space's lock (its holder may be
+    /// paused in a long pass). It must go with the space: activating it
+    /// after the space was dropped would point TTBR0 at a freed table.
+    pub fn activation(&self) -> Activation<'e, E> {
+        Activation { env: self.env, root: self.table.root(), asid: Arc::clone(&self.asid) }
     }
 
     /// The physical address of the root table.
@@ -465,17 +502,22 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     }
 
     /// Unmaps every leaf in `range` (page aligned, inside user space),
-    /// releasing what they held once the TLB forgot them.
+    /// releasing what they held once the TLB forgot them; may yield
+    /// ([`MmEnv::should_yield`]) every few dozen entries.
     fn zap(&mut self, range: VirtRange) {
         self.peak_resident = self.peak_resident.max(self.resident);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
         let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
         let mut released = 0;
-        let mut editor = self.table.edit(&tlb, scope, |leaf| {
-            let writable = leaf.attrs.access().contains(Access::WRITE);
-            released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
-        });
+        let mut pause = EnvPause(self.env);
+        let mut editor = self
+            .table
+            .edit(&tlb, scope, |leaf| {
+                let writable = leaf.attrs.access().contains(Access::WRITE);
+                released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
+            })
+            .pausing(&mut pause);
         log_edit("unmap", editor.unmap(range));
         drop(editor);
         self.resident -= released;
@@ -523,14 +565,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     fn add_varea(&mut self, range: VirtRange, varea: Varea<'e, E>) {
         self.vareas.insert(range.start, varea);
         self.note_size();
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut crate::paging::NoPause);
     }
 }
 
 impl<E: MmEnv> Drop for AddressSpace<'_, E> {
     /// Tears the space down: unmaps everything, writes back dirty shared
     /// file pages, frees every frame and table page, releases the ASID.
-    /// The space must not be current on any CPU any more.
+    /// The space must not be current on any CPU any more. May yield
+    /// ([`MmEnv::should_yield`]) once its ASID is invalidated.
     fn drop(&mut self) {
         let env = self.env;
         let removed = self.vareas.clear();
@@ -540,7 +583,7 @@ impl<E: MmEnv> Drop for AddressSpace<'_, E> {
         let table = unsafe { ManuallyDrop::take(&mut self.table) };
         // The ASID dies with the space: one invalidation of all of it, then
         // every leaf and table page goes without touching an entry.
-        table.destroy_at_once(&tlb, scope, |table| {
+        table.destroy_at_once(&tlb, scope, &mut EnvPause(env), |table, pause| {
             let mut refs = RefCursor::new(env.frames());
             for (&start, varea) in &removed {
                 let range = VirtRange::new(start, varea.end_exclusive);
@@ -548,14 +591,16 @@ impl<E: MmEnv> Drop for AddressSpace<'_, E> {
                 match &varea.backing {
                     Backing::Device { .. } => {}
                     Backing::Anon | Backing::Object { shared: false, .. } => {
-                        table.visit_leaves(range, |leaf| refs.put(leaf.pa()));
+                        table.visit_leaves_pausing(range, pause, |leaf| refs.put(leaf.pa()));
                     }
-                    Backing::Object { object, first_page, shared: true } => table.visit_leaves(range, |leaf| {
-                        if leaf.desc.is_writable() {
-                            object.end_writer(object_index(*first_page, start, leaf.va));
-                        }
-                        refs.put(leaf.pa());
-                    }),
+                    Backing::Object { object, first_page, shared: true } => {
+                        table.visit_leaves_pausing(range, pause, |leaf| {
+                            if leaf.desc.is_writable() {
+                                object.end_writer(object_index(*first_page, start, leaf.va));
+                            }
+                            refs.put(leaf.pa());
+                        })
+                    }
                 }
             }
         });

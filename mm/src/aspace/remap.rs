@@ -114,7 +114,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 let locked = varea.locked;
                 self.vareas.grow(start, new_end);
                 self.note_size();
-                self.vareas.merge_in(VirtRange::new(start, new_end));
+                self.vareas.merge_in(VirtRange::new(start, new_end), &mut crate::paging::NoPause);
                 if locked {
                     // As Linux: a failure leaves the pages to later faults.
                     let _ = self.populate(VirtRange::new(old_end, new_end));
@@ -287,7 +287,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             if let Some((_, old)) = self.vareas.find_mut(src.start) {
                 old.locked = false;
             }
-            self.vareas.merge_in(src);
+            self.vareas.merge_in(src, &mut crate::paging::NoPause);
         } else {
             self.vareas.split_at(src.start);
             self.vareas.split_at(src.end_exclusive);

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
 
+use super::env::EnvPause;
 use super::fault::{exclusive, leaf_write_ok, Mode};
 use super::varea::{Backing, MappedFile, Varea};
 use super::{
@@ -294,7 +295,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if !only_gains {
             self.reprotect_leaves(range);
         }
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut EnvPause(self.env));
         // A locked private varea made writable gets its copy-on-write
         // broken now, so it stays fault-free (Linux does the same; errors
         // are ignored as there).
@@ -311,7 +312,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let env = self.env;
         let frames = env.frames();
         let vareas = &self.vareas;
-        let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}"));
+        let mut pause = EnvPause(env);
+        let mut editor =
+            self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
         for (start, varea) in vareas.overlapping(range) {
             let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
             let device = matches!(varea.backing, Backing::Device { .. });
@@ -462,7 +465,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         {
             let (tlb, scope) = space_tlb(self.env, &self.asid);
-            let mut editor = self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}"));
+            let mut pause = EnvPause(self.env);
+            let mut editor =
+                self.table.edit(&tlb, scope, |l| log::error!("mm: msync released {l:?}")).pausing(&mut pause);
             for (object, first, _, sub) in &jobs {
                 let result = editor.update(*sub, |leaf: Leaf| {
                     if !Mode::of_desc(leaf.desc).is_writable() {
@@ -501,7 +506,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.overlapping_mut(range) {
             varea.locked = locked;
         }
-        self.vareas.merge_in(range);
+        self.vareas.merge_in(range, &mut EnvPause(self.env));
     }
 
     /// mlock(2): locks and populates the range; afterwards no access in it
@@ -588,7 +593,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.iter_mut() {
             varea.locked = true;
         }
-        self.vareas.merge_in(all);
+        self.vareas.merge_in(all, &mut EnvPause(self.env));
         if mode == LockMode::Populate {
             self.populate(all).map_err(|_| Errno::EAGAIN)?;
         }
@@ -602,7 +607,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         for (_, varea) in self.vareas.iter_mut() {
             varea.locked = false;
         }
-        self.vareas.merge_in(VirtRange::new(VirtAddr::new(0), USER_END));
+        self.vareas.merge_in(VirtRange::new(VirtAddr::new(0), USER_END), &mut EnvPause(self.env));
     }
 
     /// brk(2): moves the program break to `new` and returns the new break,

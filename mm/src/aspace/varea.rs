@@ -8,6 +8,7 @@ use alloc::sync::Arc;
 use super::{MmEnv, WX_FLIP_BOUND};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
+use crate::paging::Pause;
 
 /// What user code may do in a varea: the access bits of `PROT_*`.
 pub use aspen_abi::mman::Prot;
@@ -307,12 +308,18 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         }
     }
 
-    /// Merges across every boundary in `range`, its ends included.
-    pub fn merge_in(&mut self, range: VirtRange) {
+    /// Merges across every boundary in `range`, its ends included, asking
+    /// `pause` after each (a merge frees a map node: each can cost a
+    /// thousand instructions in the kernel's heap, and mprotect over a
+    /// range of many vareas merges them all).
+    pub fn merge_in(&mut self, range: VirtRange, pause: &mut impl Pause) {
         let mut starts: alloc::vec::Vec<VirtAddr> = self.overlapping(range).map(|(s, _)| s).collect();
         starts.push(range.end_exclusive);
         for va in starts.into_iter().rev() {
             self.merge_at(va);
+            if pause.due() {
+                pause.pause();
+            }
         }
     }
 

@@ -7,12 +7,19 @@
 //! tree (leaf frames, emptied table pages) until those invalidations have
 //! completed: unhook, invalidate, sync, and only then free. Nothing it
 //! takes out can reach the caller or the allocator earlier.
+//!
+//! An editor given a [`Pause`] ([`Editor::pausing`]) asks it every
+//! [`PAUSE_SPACING`](super::PAUSE_SPACING) entries of an unmap or an
+//! update, and every as many leaves it releases, whether to let other
+//! tasks run; before it does, it completes its batch and releases what the
+//! batch held, so that nothing it changed is stale in any TLB meanwhile.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
-use super::bulk::Leaf;
+use super::bulk::{Leaf, Rewrite};
 use super::descriptor::{Change, DescKind, Descriptor};
+use super::pause::{Pause, Spacing, RELEASE_SPACING};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
@@ -23,7 +30,9 @@ use crate::tlb::{TlbBatch, TlbOps, TlbScope};
 /// Leaves an editor holds inline. Past them it keeps leaves on the heap, up
 /// to [`MAX_DEFERRED_LEAVES`] more, so that one unmap issues one batch of
 /// invalidations with one `DSB`; when the heap says no, or past that bound,
-/// it flushes early instead (a large unmap then pays one extra batch).
+/// it flushes early instead (a large unmap then pays one extra batch). An
+/// editor that may pause keeps none on the heap: it flushes every
+/// `GATHER_LEAVES` leaves.
 pub const GATHER_LEAVES: usize = 64;
 /// Leaves an editor defers on the heap beyond [`GATHER_LEAVES`] (64 MiB of
 /// 4 KiB pages; about 640 KiB of kernel heap at most).
@@ -45,6 +54,16 @@ where
     table: &'e mut PageTable<'a, M, A>,
     tlb: &'e T,
     scope: TlbScope,
+    held: Held<F>,
+    /// Where long passes may let other tasks run (none: never).
+    pause: Option<&'e mut dyn Pause>,
+    /// Entries visited since the pause was last asked.
+    spacing: Spacing,
+}
+
+/// What a batch holds until its invalidations completed: the batch
+/// itself, the removed leaves and the emptied table pages.
+struct Held<F: FnMut(Mapping)> {
     batch: TlbBatch,
     leaves: [Option<Mapping>; GATHER_LEAVES],
     leaves_len: usize,
@@ -53,6 +72,89 @@ where
     tables: [PhysAddr; GATHER_TABLES],
     tables_len: usize,
     release: F,
+}
+
+impl<F: FnMut(Mapping)> Held<F> {
+    /// Issues the pending invalidations and waits for them, then frees the
+    /// emptied table pages to `frames` and releases the removed leaves,
+    /// letting other tasks run between releases when `pause` says so
+    /// (what is not released yet is still held, and no TLB reaches it).
+    fn flush<T: TlbOps + ?Sized, A: FrameAllocator + ?Sized, P: Pause + ?Sized>(
+        &mut self,
+        tlb: &T,
+        frames: &A,
+        mut pause: Option<&mut P>,
+    ) {
+        self.batch.finish(tlb);
+        for &table in &self.tables[..self.tables_len] {
+            frames.free_frame(table);
+        }
+        self.tables_len = 0;
+        let mut spacing = Spacing::<RELEASE_SPACING>::default();
+        let mut released = |leaf: Mapping, release: &mut F| {
+            release(leaf);
+            if spacing.step() {
+                if let Some(p) = pause.as_deref_mut() {
+                    if p.due() {
+                        p.pause();
+                    }
+                }
+            }
+        };
+        for slot in &mut self.leaves[..self.leaves_len] {
+            if let Some(leaf) = slot.take() {
+                released(leaf, &mut self.release);
+            }
+        }
+        self.leaves_len = 0;
+        for leaf in self.deferred.drain(..) {
+            released(leaf, &mut self.release);
+        }
+    }
+}
+
+/// [`Editor::update`]'s pass over the leaves: `f` gives each its new
+/// descriptor; the changed ones join the batch.
+struct UpdatePass<'p, 'e, T: TlbOps + ?Sized, A: FrameAllocator + ?Sized, R: FnMut(Mapping), F> {
+    f: F,
+    held: &'p mut Held<R>,
+    tlb: &'p T,
+    frames: &'p A,
+    scope: TlbScope,
+    pause: &'p mut Option<&'e mut dyn Pause>,
+    /// The first leaf `f` wanted changed in more than its permissions.
+    refused: Option<VirtAddr>,
+}
+
+impl<T, A, R, F> Rewrite for UpdatePass<'_, '_, T, A, R, F>
+where
+    T: TlbOps + ?Sized,
+    A: FrameAllocator + ?Sized,
+    R: FnMut(Mapping),
+    F: FnMut(Leaf) -> Descriptor,
+{
+    #[inline(always)]
+    fn leaf(&mut self, leaf: Leaf) -> Descriptor {
+        let new = (self.f)(leaf);
+        if new == leaf.desc {
+            return new;
+        }
+        if !leaf.desc.differs_in_permissions_only(new) {
+            self.refused.get_or_insert(leaf.va);
+            return leaf.desc;
+        }
+        let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { self.scope };
+        self.held.batch.add_page(target, leaf.va, true);
+        new
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(pause) = self.pause.as_deref_mut() else { return };
+        if pause.due() {
+            self.held.flush(self.tlb, self.frames, Some(&mut *pause));
+            pause.pause();
+        }
+    }
 }
 
 impl<'e, 'a, M, A, T, F> Editor<'e, 'a, M, A, T, F>
@@ -67,13 +169,43 @@ where
             table,
             tlb,
             scope,
-            batch: TlbBatch::new(),
-            leaves: [None; GATHER_LEAVES],
-            leaves_len: 0,
-            deferred: Vec::new(),
-            tables: [PhysAddr::new(0); GATHER_TABLES],
-            tables_len: 0,
-            release,
+            held: Held {
+                batch: TlbBatch::new(),
+                leaves: [None; GATHER_LEAVES],
+                leaves_len: 0,
+                deferred: Vec::new(),
+                tables: [PhysAddr::new(0); GATHER_TABLES],
+                tables_len: 0,
+                release,
+            },
+            pause: None,
+            spacing: Spacing::default(),
+        }
+    }
+
+    /// The same editor, letting other tasks run when `pause` says so
+    /// during its unmaps and updates (see the module's documentation).
+    pub fn pausing(mut self, pause: &'e mut dyn Pause) -> Self {
+        self.pause = Some(pause);
+        self
+    }
+
+    /// One more entry visited: every so many, asks the pause.
+    #[inline(always)]
+    fn step(&mut self) {
+        if self.pause.is_some() && self.spacing.step() {
+            self.pause_point();
+        }
+    }
+
+    /// Completes the batch and lets other tasks run, if the pause says so.
+    #[inline(never)]
+    fn pause_point(&mut self) {
+        if self.pause.as_deref_mut().is_some_and(|p| p.due()) {
+            self.flush();
+            if let Some(p) = self.pause.as_deref_mut() {
+                p.pause();
+            }
         }
     }
 
@@ -136,6 +268,7 @@ where
     fn unmap_level(&mut self, table: PhysAddr, level: Level, range: VirtRange) -> bool {
         let mut removed = false;
         for sub in slots(level, range) {
+            self.step();
             let index = level.index(sub.start);
             match self.table.read(table, index).kind(level) {
                 DescKind::Invalid => {}
@@ -143,7 +276,7 @@ where
                     debug_assert_eq!(sub.size(), size.bytes(), "partial block reached unmap");
                     self.table.write(table, index, Descriptor::INVALID);
                     removed = true;
-                    self.batch.add_page(self.target(&attrs), sub.start, true);
+                    self.held.batch.add_page(self.target(&attrs), sub.start, true);
                     self.gather_leaf(Mapping { va: sub.start, pa, size, attrs });
                 }
                 DescKind::Table(child) => {
@@ -153,7 +286,7 @@ where
                         removed = true;
                         // Walk caches may still hold the entry that pointed
                         // at `child`: a non-leaf invalidation drops it.
-                        self.batch.add_page(self.scope, sub.start, false);
+                        self.held.batch.add_page(self.scope, sub.start, false);
                         self.gather_table(child);
                     }
                 }
@@ -163,26 +296,33 @@ where
     }
 
     fn gather_leaf(&mut self, leaf: Mapping) {
-        if self.leaves_len < GATHER_LEAVES {
-            self.leaves[self.leaves_len] = Some(leaf);
-            self.leaves_len += 1;
+        let held = &mut self.held;
+        if held.leaves_len < GATHER_LEAVES {
+            held.leaves[held.leaves_len] = Some(leaf);
+            held.leaves_len += 1;
             return;
         }
-        if self.deferred.len() < MAX_DEFERRED_LEAVES && self.deferred.try_reserve(1).is_ok() {
-            self.deferred.push(leaf);
+        // An editor that may pause keeps its leaves inline only: growing a
+        // list of thousands of them on the heap took tens of microseconds
+        // between two pause points (copies, the kernel heap's search).
+        let room =
+            self.pause.is_none() && held.deferred.len() < MAX_DEFERRED_LEAVES && held.deferred.try_reserve(1).is_ok();
+        if room {
+            held.deferred.push(leaf);
             return;
         }
         // Out of room: complete what is gathered, then start again.
         self.flush();
-        self.leaves[0] = Some(leaf);
-        self.leaves_len = 1;
+        self.held.leaves[0] = Some(leaf);
+        self.held.leaves_len = 1;
     }
 
     fn gather_table(&mut self, table: PhysAddr) {
-        self.tables[self.tables_len] = table;
-        self.tables_len += 1;
+        let held = &mut self.held;
+        held.tables[held.tables_len] = table;
+        held.tables_len += 1;
         self.table.table_pages -= 1;
-        if self.tables_len == GATHER_TABLES {
+        if self.held.tables_len == GATHER_TABLES {
             self.flush();
         }
     }
@@ -229,7 +369,7 @@ where
                         Change::InPlace => {
                             if apply {
                                 self.table.write(table, index, new);
-                                self.batch.add_page(self.target(&old_attrs), sub.start, true);
+                                self.held.batch.add_page(self.target(&old_attrs), sub.start, true);
                             }
                         }
                         _ => return Err(PagingError::NeedsBreakBeforeMake(sub.start)),
@@ -249,7 +389,7 @@ where
     pub fn set(&mut self, leaf: Mapping) -> Result<Change, PagingError> {
         let (change, old) = self.table.set_entry(leaf)?;
         if let Some(attrs) = old {
-            self.batch.add_page(self.target(&attrs), leaf.va, true);
+            self.held.batch.add_page(self.target(&attrs), leaf.va, true);
         }
         Ok(change)
     }
@@ -263,29 +403,17 @@ where
     /// a descriptor that differs in other bits is not written, and the
     /// call reports it with [`PagingError::NeedsBreakBeforeMake`] after
     /// changing the others. Holes are skipped.
-    pub fn update(&mut self, range: VirtRange, mut f: impl FnMut(Leaf) -> Descriptor) -> Result<(), PagingError> {
+    pub fn update(&mut self, range: VirtRange, f: impl FnMut(Leaf) -> Descriptor) -> Result<(), PagingError> {
         self.check_whole_blocks(range)?;
         if range.is_empty() {
             return Ok(());
         }
         let root = self.table.root();
-        let Self { table, batch, scope, .. } = self;
-        let scope = *scope;
-        let mut refused = None;
-        table.rewrite_level(root, Level::ROOT, range, &mut |leaf| {
-            let new = f(leaf);
-            if new == leaf.desc {
-                return new;
-            }
-            if !leaf.desc.differs_in_permissions_only(new) {
-                refused.get_or_insert(leaf.va);
-                return leaf.desc;
-            }
-            let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { scope };
-            batch.add_page(target, leaf.va, true);
-            new
-        });
-        match refused {
+        let Self { table, held, scope, tlb, pause, .. } = self;
+        let frames = table.frames;
+        let mut pass = UpdatePass { f, held, tlb: *tlb, frames, scope: *scope, pause, refused: None };
+        table.rewrite_level(root, Level::ROOT, range, &mut pass);
+        match pass.refused {
             Some(va) => Err(PagingError::NeedsBreakBeforeMake(va)),
             None => Ok(()),
         }
@@ -313,7 +441,7 @@ where
         let mut pool = FramePool::fill(self.table.mem, self.table.frames, tables)?;
         let new_table = self.table.build_split(&mut pool, block, va, size)?;
         self.table.write(table, index, Descriptor::INVALID);
-        self.batch.add_page(self.target(&block.attrs), block.va, true);
+        self.held.batch.add_page(self.target(&block.attrs), block.va, true);
         self.flush();
         // The new table's entries must reach memory before it is hooked in.
         fence(Ordering::Release);
@@ -324,20 +452,7 @@ where
     /// Issues the pending invalidations and waits for them, then frees the
     /// emptied table pages and releases the removed leaves.
     fn flush(&mut self) {
-        self.batch.finish(self.tlb);
-        for &table in &self.tables[..self.tables_len] {
-            self.table.frames.free_frame(table);
-        }
-        self.tables_len = 0;
-        for slot in &mut self.leaves[..self.leaves_len] {
-            if let Some(leaf) = slot.take() {
-                (self.release)(leaf);
-            }
-        }
-        self.leaves_len = 0;
-        for leaf in self.deferred.drain(..) {
-            (self.release)(leaf);
-        }
+        self.held.flush(self.tlb, self.table.frames, self.pause.as_deref_mut());
     }
 
     /// Ends the batch: the same as dropping the editor.

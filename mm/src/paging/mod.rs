@@ -24,6 +24,9 @@
 //!   for fork, [`PageTable::destroy_at_once`] for teardown,
 //!   [`PageTable::visit_leaves`]), which read each entry once on raw
 //!   descriptors ([`Leaf`]).
+//! - Long passes (an editor's unmap and update, fork's copy, the teardown)
+//!   ask a [`Pause`] every [`PAUSE_SPACING`] entries whether to let other
+//!   tasks run, and complete their TLB batch before they do.
 //!
 //! How the kernel uses it (a sketch; names outside `mm` are the kernel's):
 //!
@@ -58,6 +61,7 @@ mod bulk;
 mod cursor;
 mod descriptor;
 mod edit;
+mod pause;
 mod phys;
 mod table;
 
@@ -71,6 +75,7 @@ pub use descriptor::{
     OUTPUT_ADDR_MASK,
 };
 pub use edit::{Editor, GATHER_LEAVES, GATHER_TABLES};
+pub use pause::{NoPause, Pause, PAUSE_SPACING, RELEASE_SPACING};
 pub use phys::{copy_frame, zero_frame, LinearMap, PhysMemory};
 pub use table::{PageTable, TableReserve};
 

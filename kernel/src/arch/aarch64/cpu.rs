@@ -51,6 +51,16 @@ pub fn take_pending_irqs() {
     disable_irqs();
 }
 
+/// Whether an IRQ is pending at this CPU, masked or not (ISR_EL1.I): one
+/// register read, for the pause points of long kernel passes.
+#[inline(always)]
+pub fn irq_pending() -> bool {
+    let isr: u64;
+    // SAFETY: reading ISR_EL1 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, isr_el1", out(reg) isr, options(nomem, nostack, preserves_flags)) };
+    isr & (1 << 7) != 0
+}
+
 /// Puts the IRQ mask back as `disable_irqs` found it.
 pub fn restore_irqs(were_enabled: bool) {
     if were_enabled {

@@ -8,6 +8,7 @@ mod args;
 mod file;
 mod lock;
 mod memory;
+mod preempt;
 mod prop;
 mod remap;
 mod threads;

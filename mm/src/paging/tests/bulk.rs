@@ -7,7 +7,7 @@ use std::vec::Vec;
 use super::{pages, Fixture};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::frame::FrameAllocator;
-use crate::paging::{Descriptor, Leaf, Mapping, PageAttrs, PageSize, PageTable, PagingError, VaHalf};
+use crate::paging::{Descriptor, Leaf, Mapping, NoPause, PageAttrs, PageSize, PageTable, PagingError, VaHalf};
 use crate::testbed::{RecordingTlb, TlbEvent};
 use crate::tlb::{Asid, TlbScope, PER_PAGE_LIMIT};
 
@@ -45,7 +45,7 @@ fn copy_into_mirrors_the_tree_and_write_protects_the_parent() {
     fx.map_pages(&mut parent, HIGH, 2, PageAttrs::USER_RW);
     let mut seen = Vec::new();
     let protected = parent
-        .copy_into(&mut child, pages(LOW, 512), true, |leaf: Leaf| {
+        .copy_into(&mut child, pages(LOW, 512), true, &mut NoPause, |leaf: Leaf| {
             seen.push(leaf.va);
             Some(leaf.desc.write_protected())
         })
@@ -63,11 +63,11 @@ fn copy_into_mirrors_the_tree_and_write_protects_the_parent() {
     }
     assert_eq!(parent.query(VirtAddr::new(HIGH)).unwrap().attrs, PageAttrs::USER_RW, "outside the range");
     // Copying again over what the child has is refused.
-    let again = parent.copy_into(&mut child, pages(LOW, 1), false, |leaf: Leaf| Some(leaf.desc));
+    let again = parent.copy_into(&mut child, pages(LOW, 1), false, &mut NoPause, |leaf: Leaf| Some(leaf.desc));
     assert_eq!(again, Err(PagingError::AlreadyMapped(VirtAddr::new(LOW))));
     // A refusal stops the copy; what was copied stays, no empty table.
     let copied = core::cell::Cell::new(0);
-    let failed = parent.copy_into(&mut child, pages(HIGH, 2), false, |leaf: Leaf| {
+    let failed = parent.copy_into(&mut child, pages(HIGH, 2), false, &mut NoPause, |leaf: Leaf| {
         copied.set(copied.get() + 1);
         (copied.get() < 2).then_some(leaf.desc)
     });
@@ -75,7 +75,7 @@ fn copy_into_mirrors_the_tree_and_write_protects_the_parent() {
     assert_eq!(leaves(&child).len(), 5);
     assert_eq!(child.table_pages(), 7);
     let tlb = RecordingTlb::new();
-    child.destroy_at_once(&tlb, SCOPE, |_| {});
+    child.destroy_at_once(&tlb, SCOPE, &mut NoPause, |_, _| {});
     parent.destroy(&tlb, SCOPE, fx.free_leaf());
     assert_eq!(fx.in_use(), 0);
 }
@@ -121,13 +121,13 @@ fn destroy_at_once_invalidates_the_asid_once_before_freeing() {
     let fx = Fixture::new(4 * MIB);
     let tlb = RecordingTlb::new();
     // An empty tree: nothing to forget, nothing issued.
-    fx.table(VaHalf::Lower).destroy_at_once(&tlb, SCOPE, |_| panic!("no leaves"));
+    fx.table(VaHalf::Lower).destroy_at_once(&tlb, SCOPE, &mut NoPause, |_, _| panic!("no leaves"));
     assert!(tlb.take().is_empty());
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, LOW, 40, PageAttrs::USER_RW);
     fx.map_pages(&mut pt, HIGH, 1, PageAttrs::USER_RO);
     let mut released = Vec::new();
-    pt.destroy_at_once(&tlb, SCOPE, |pt| {
+    pt.destroy_at_once(&tlb, SCOPE, &mut NoPause, |pt, _| {
         // Invalidated already, and nothing freed yet.
         assert_eq!(tlb.events(), bracket([TlbEvent::Asid(ASID)]));
         pt.visit_leaves(VaHalf::Lower.range(), |leaf: Leaf| released.push(leaf.pa()));

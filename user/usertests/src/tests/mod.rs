@@ -43,6 +43,7 @@ pub mod madvise;
 pub mod partial;
 pub mod paths;
 pub mod pipes;
+pub mod preempt;
 pub mod proc;
 pub mod process;
 pub mod programs;
@@ -120,6 +121,7 @@ pub const TESTS: &[Test] = &[
     child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
+    child("sched_fifo_wakeup_preempts_munmap", preempt::fifo_wakeup_preempts_munmap),
     child("exec_scripts", script::interpreters),
     child("exec_many_arguments", args::many_arguments),
     child("exec_malformed_elf", elf::malformed),
