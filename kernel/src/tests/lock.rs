@@ -2,32 +2,13 @@
 //! across switches, the level lent to the holder, hand-over in order, and
 //! no lost hand-over when a waiter is woken for another reason.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::arch::timer;
+use super::sched::{join, spawn};
 use crate::task::lock::SleepLock;
 use crate::task::sched::{self, DEFAULT_PRIORITY};
-use crate::task::{Task, TaskState};
+use crate::task::TaskState;
 use crate::{check, check_eq, kernel_test};
-
-fn spawn(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Task>, alloc::string::String> {
-    let task = Task::new_kernel(priority, entry, arg).map_err(|e| alloc::format!("{e:?}"))?;
-    sched::make_ready(task.clone());
-    Ok(task)
-}
-
-/// Sleeps until `task` has exited, for at most one second.
-fn join(task: &Arc<Task>) -> Result<(), alloc::string::String> {
-    let deadline = timer::ticks() + timer::frequency();
-    while !matches!(task.state(), TaskState::Exited(_)) {
-        if timer::ticks() > deadline {
-            return Err(alloc::format!("thread {} did not finish: {:?}", task.pid, task.state()));
-        }
-        sched::sleep_ticks(timer::frequency() / 1000);
-    }
-    Ok(())
-}
 
 static COUNTER: SleepLock<usize> = SleepLock::new(0);
 const INCREMENTS: usize = 200;

@@ -12,14 +12,14 @@ use crate::task::{Task, TaskState};
 use crate::{check, check_eq, kernel_test};
 
 /// Runs `entry(arg)` in a new kernel thread of `priority` and returns it.
-fn spawn(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Task>, alloc::string::String> {
+pub(super) fn spawn(priority: u8, entry: fn(usize), arg: usize) -> Result<Arc<Task>, alloc::string::String> {
     let task = Task::new_kernel(priority, entry, arg).map_err(|e| alloc::format!("{e:?}"))?;
     sched::make_ready(task.clone());
     Ok(task)
 }
 
-/// Yields until `task` has exited, for at most one second.
-fn join(task: &Arc<Task>) -> Result<(), alloc::string::String> {
+/// Sleeps until `task` has exited, for at most one second.
+pub(super) fn join(task: &Arc<Task>) -> Result<(), alloc::string::String> {
     let deadline = timer::ticks() + timer::frequency();
     while !matches!(task.state(), TaskState::Exited(_)) {
         if timer::ticks() > deadline {

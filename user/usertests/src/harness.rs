@@ -15,6 +15,7 @@ use core::ffi::CStr;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, PAGE_SIZE};
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork, WaitStatus, SIGSEGV};
@@ -415,4 +416,14 @@ pub fn vread(cell: &u8) -> u8 {
 pub fn vwrite(cell: &mut u8, value: u8) {
     // SAFETY: a mutable reference is valid for writes.
     unsafe { core::ptr::write_volatile(cell, value) }
+}
+
+/// Creates (or truncates) the file `name` holding `data`.
+pub fn make_file(name: &CStr, data: &[u8]) -> TestResult {
+    let fd = fs::open(name, OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC, 0o644).ctx("create")?;
+    let mut done = 0;
+    while done < data.len() {
+        done += fs::write(fd, &data[done..]).ctx("write")?;
+    }
+    fs::close(fd).ctx("close")
 }

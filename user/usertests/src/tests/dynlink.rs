@@ -20,6 +20,7 @@ use aspen_sys::fs::{self, DirEntries, OpenFlags};
 use aspen_sys::process::{self, Fork};
 use aspen_sys::{println, Errno};
 
+use super::programs::cache;
 use crate::ensure;
 use crate::harness::{Context, Ctx, TestResult};
 use crate::procfs::memfree;
@@ -35,22 +36,6 @@ const FILES: &[&CStr] = &[
 ];
 /// The environment of every run: the shell finds `busybox-dyn` in /bin.
 const ENV: &[&CStr] = &[c"PATH=/bin"];
-
-/// Reads `path` whole, so that its pages are in the page cache before a
-/// memory baseline.
-fn cache(path: &CStr) -> Result<(), Errno> {
-    let fd = fs::open(path, OpenFlags::RDONLY, 0)?;
-    let mut buf = [0u8; 4096];
-    let read = loop {
-        match fs::read(fd, &mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-    };
-    fs::close(fd)?;
-    read
-}
 
 /// Caches the program and its libraries where they exist (the suite's
 /// set-up, before its baseline).

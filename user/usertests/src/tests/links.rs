@@ -14,7 +14,7 @@ use aspen_sys::process::{self, Fork};
 use aspen_sys::Errno;
 
 use crate::ensure;
-use crate::harness::{expect_errno, Context, Ctx, TestResult};
+use crate::harness::{expect_errno, make_file, Context, Ctx, TestResult};
 
 const TOP: &CStr = c"/tmp/usertests-links";
 const S_IFMT: u32 = 0o170_000;
@@ -31,15 +31,6 @@ fn clean(names: &[&CStr]) {
         }
     }
     let _ = path::unlinkat(AT_FDCWD, TOP, AT_REMOVEDIR);
-}
-
-fn make_file(name: &CStr, data: &[u8]) -> TestResult {
-    let fd = fs::open(name, OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC, 0o644).ctx("create")?;
-    let mut done = 0;
-    while done < data.len() {
-        done += fs::write(fd, &data[done..]).ctx("write")?;
-    }
-    fs::close(fd).ctx("close")
 }
 
 fn readlink(name: &CStr) -> Result<Vec<u8>, Errno> {

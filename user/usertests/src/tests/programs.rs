@@ -62,7 +62,7 @@ const PROGRAMS: &[&CStr] = &[
 /// Reads the program at `path` once whole, so that its pages are in the
 /// page cache before a memory baseline: what its first exec caches is not
 /// a leak.
-fn cache(path: &CStr) -> Result<(), Errno> {
+pub fn cache(path: &CStr) -> Result<(), Errno> {
     let fd = fs::open(path, OpenFlags::RDONLY, 0)?;
     let mut buf = [0u8; 4096];
     let read = loop {

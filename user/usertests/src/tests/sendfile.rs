@@ -12,16 +12,7 @@ use aspen_sys::sendfile::sendfile;
 use aspen_sys::Errno;
 
 use crate::ensure;
-use crate::harness::{expect_errno, Context, Ctx, TestResult};
-
-fn make_file(name: &CStr, data: &[u8]) -> TestResult {
-    let fd = fs::open(name, OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC, 0o644).ctx("create")?;
-    let mut done = 0;
-    while done < data.len() {
-        done += fs::write(fd, &data[done..]).ctx("write")?;
-    }
-    fs::close(fd).ctx("close")
-}
+use crate::harness::{expect_errno, make_file, Context, Ctx, TestResult};
 
 const SOURCE: &CStr = c"/tmp/usertests-sendfile-in";
 const SINK: &CStr = c"/tmp/usertests-sendfile-out";
