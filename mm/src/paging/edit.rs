@@ -22,7 +22,7 @@ use super::descriptor::{Change, DescKind, Descriptor};
 use super::pause::{Pause, Spacing, RELEASE_SPACING};
 use super::phys::PhysMemory;
 use super::table::{slots, FramePool, PageTable, Slot};
-use super::{Level, Mapping, PageAttrs, PageSize, PagingError, PHYS_ADDR_LIMIT};
+use super::{Level, Mapping, PageAttrs, PageSize, PagingError, ENTRIES, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::FrameAllocator;
 use crate::tlb::{TlbBatch, TlbOps, TlbScope};
@@ -267,6 +267,8 @@ where
     /// table is now empty (only possible when something was removed).
     fn unmap_level(&mut self, table: PhysAddr, level: Level, range: VirtRange) -> bool {
         let mut removed = false;
+        // A table entry inside the range that still holds something.
+        let mut kept = false;
         for sub in slots(level, range) {
             self.step();
             let index = level.index(sub.start);
@@ -288,11 +290,17 @@ where
                         // at `child`: a non-leaf invalidation drops it.
                         self.held.batch.add_page(self.scope, sub.start, false);
                         self.gather_table(child);
+                    } else {
+                        kept = true;
                     }
                 }
             }
         }
-        removed && self.table.is_empty_table(table)
+        // Over the whole table every entry was just seen: it is empty when
+        // nothing stayed, without reading its 512 entries again.
+        let span = level.entry_size() * ENTRIES as u64;
+        let whole = range.start.as_u64() % span == 0 && range.size() == span;
+        removed && !kept && (whole || self.table.is_empty_table(table))
     }
 
     fn gather_leaf(&mut self, leaf: Mapping) {
