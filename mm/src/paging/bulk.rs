@@ -63,15 +63,18 @@ impl Leaf {
 /// once per page rather than once per entry. Only made for table pages of
 /// a tree, and used while the page stays in it.
 #[derive(Clone, Copy)]
-struct Entries(*mut u64);
+pub(super) struct Entries(*mut u64);
 
 impl Entries {
-    fn of<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized>(tree: &PageTable<'_, M, A>, table: PhysAddr) -> Self {
+    pub(super) fn of<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized>(
+        tree: &PageTable<'_, M, A>,
+        table: PhysAddr,
+    ) -> Self {
         Self(tree.mem.frame_ptr(table).cast())
     }
 
     #[inline(always)]
-    fn get(self, index: usize) -> Descriptor {
+    pub(super) fn get(self, index: usize) -> Descriptor {
         assert!(index < ENTRIES);
         // SAFETY: the page is a table page of a live tree (how `Entries`
         // are made), so `frame_ptr` gave PAGE_SIZE bytes, 8-byte aligned,
@@ -81,7 +84,7 @@ impl Entries {
     }
 
     #[inline(always)]
-    fn set(self, index: usize, desc: Descriptor) {
+    pub(super) fn set(self, index: usize, desc: Descriptor) {
         assert!(index < ENTRIES);
         // SAFETY: as in `get`; one store, so the walker sees the old or the
         // new descriptor.

@@ -17,7 +17,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
-use super::bulk::{Leaf, Rewrite};
+use super::bulk::{Entries, Leaf, Rewrite};
 use super::descriptor::{Change, DescKind, Descriptor};
 use super::pause::{Pause, Spacing, RELEASE_SPACING};
 use super::phys::PhysMemory;
@@ -37,6 +37,9 @@ pub const GATHER_LEAVES: usize = 64;
 /// Leaves an editor defers on the heap beyond [`GATHER_LEAVES`] (64 MiB of
 /// 4 KiB pages; about 640 KiB of kernel heap at most).
 pub const MAX_DEFERRED_LEAVES: usize = 16 * 1024;
+/// Empty last-level entries an unmap reads per step towards its next
+/// pause point (a leaf it removes is one step).
+const EMPTY_PER_STEP: usize = 16;
 /// Emptied table pages an editor holds before it flushes early.
 pub const GATHER_TABLES: usize = 16;
 
@@ -266,6 +269,9 @@ where
     /// Removes the leaves of `table` inside `range`; returns whether the
     /// table is now empty (only possible when something was removed).
     fn unmap_level(&mut self, table: PhysAddr, level: Level, range: VirtRange) -> bool {
+        if level.next().is_none() {
+            return self.unmap_last_level(table, level, range);
+        }
         let mut removed = false;
         // A table entry inside the range that still holds something.
         let mut kept = false;
@@ -299,8 +305,39 @@ where
         // Over the whole table every entry was just seen: it is empty when
         // nothing stayed, without reading its 512 entries again.
         let span = level.entry_size() * ENTRIES as u64;
-        let whole = range.start.as_u64() % span == 0 && range.size() == span;
+        let whole = range.start.as_u64().is_multiple_of(span) && range.size() == span;
         removed && !kept && (whole || self.table.is_empty_table(table))
+    }
+
+    /// [`Self::unmap_level`] for a last-level table: only pages, and in a
+    /// sparse range mostly empty entries, each a read and a test (counted
+    /// towards the next pause point one in [`EMPTY_PER_STEP`]).
+    fn unmap_last_level(&mut self, table: PhysAddr, level: Level, range: VirtRange) -> bool {
+        let first = level.index(range.start);
+        let count = (range.size() / PAGE_SIZE) as usize;
+        // The table stays in the tree throughout: a pause lets no one else
+        // edit it (the caller holds the space), and only emptied tables go.
+        let entries = Entries::of(self.table, table);
+        let mut removed = false;
+        let mut va = range.start;
+        for index in first..first + count {
+            let desc = entries.get(index);
+            // An empty entry costs a few instructions: one step per 16.
+            if desc.is_valid() || index.is_multiple_of(EMPTY_PER_STEP) {
+                self.step();
+            }
+            if desc.is_valid() {
+                if let DescKind::Leaf { pa, size, attrs } = desc.kind(level) {
+                    entries.set(index, Descriptor::INVALID);
+                    removed = true;
+                    self.held.batch.add_page(self.target(&attrs), va, true);
+                    self.gather_leaf(Mapping { va, pa, size, attrs });
+                }
+            }
+            va = va + PAGE_SIZE;
+        }
+        // Every entry of a whole table was just seen and removed.
+        removed && (count == ENTRIES || self.table.is_empty_table(table))
     }
 
     fn gather_leaf(&mut self, leaf: Mapping) {
