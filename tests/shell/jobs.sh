@@ -28,5 +28,15 @@ check "\$PPID is the parent" $$ "$(sh -c 'echo $PPID')"
 check "a child's pid differs" yes "$(sh -c '[ $$ != '$$' ] && echo yes')"
 check "env passes variables" aspen "$(X=aspen sh -c 'echo $X')"
 check "exec replaces the shell" replaced "$(sh -c 'exec echo replaced; echo not')"
-check "pidof finds the sleeper" yes "$(sleep 5 & p=$!; pidof sleep | grep -qw $p && echo yes; kill $p)"
+sleep 5 &
+sleeper=$!
+# Until the child has run execve it is a copy of this shell, not `sleep`.
+tries=0
+until pidof sleep | grep -qw $sleeper || [ $tries -ge 100 ]; do
+	sleep 0.05
+	tries=$((tries + 1))
+done
+check "pidof finds the sleeper" yes "$(pidof sleep | grep -qw $sleeper && echo yes)"
+kill $sleeper
+wait $sleeper
 finish
