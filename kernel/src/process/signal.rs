@@ -758,14 +758,19 @@ fn signal_arg(sig: u64) -> Result<Option<SigNo>, Errno> {
 }
 
 /// Linux's `check_kill_permission` for a signal (or the check of signal
-/// 0) from process `sender` to `target`: its own process, the same user
-/// (`Credentials::may_signal`), or `SIGCONT` within its session; else
-/// `EPERM`.
-fn may_kill(sender: &Process, target: &Process, signo: Option<SigNo>) -> Result<(), Errno> {
+/// 0) from process `sender`, whose credentials are `sender_creds` (read
+/// once by the caller, however many targets it has), to `target`: its own
+/// process, the same user (`Credentials::may_signal`), or `SIGCONT` within
+/// its session; else `EPERM`.
+fn may_kill(
+    sender: &Process,
+    sender_creds: &aspen_abi::cred::Credentials,
+    target: &Process,
+    signo: Option<SigNo>,
+) -> Result<(), Errno> {
     if core::ptr::eq(sender, target) {
         return Ok(());
     }
-    let sender_creds = sender.creds.lock().clone();
     if sender_creds.may_signal(&target.creds.lock()) {
         return Ok(());
     }
@@ -805,8 +810,9 @@ pub fn kill(pid: i32, sig: u64) -> Result<(), Errno> {
         return Err(Errno::ESRCH);
     }
     let (mut delivered, mut last_error) = (false, None);
+    let my_creds = me.creds.lock().clone();
     for target in &targets {
-        let sent = may_kill(&me, target, signo).and_then(|()| match signo {
+        let sent = may_kill(&me, &my_creds, target, signo).and_then(|()| match signo {
             Some(signo) => target.send(signo, info(signo)),
             None => Ok(()),
         });
@@ -833,7 +839,8 @@ pub fn tgkill(tgid: Option<i32>, tid: i32, sig: u64) -> Result<(), Errno> {
         return Err(Errno::ESRCH);
     }
     let me = thread::with_current(|t| t.process.clone());
-    may_kill(&me, &thread.process, signo)?;
+    let my_creds = me.creds.lock().clone();
+    may_kill(&me, &my_creds, &thread.process, signo)?;
     let Some(signo) = signo else { return Ok(()) };
     thread.send(signo, SigInfo::from_process(signo, aspen_abi::signal::SI_TKILL, me.pid))
 }
@@ -851,7 +858,9 @@ pub fn sigqueueinfo(pid: i32, sig: u64, mut info: SigInfo) -> Result<(), Errno> 
         return Err(Errno::EPERM);
     }
     let target = Process::get(pid as Pid).ok_or(Errno::ESRCH)?;
-    may_kill(&thread::with_current(|t| t.process.clone()), &target, signo)?;
+    let me = thread::with_current(|t| t.process.clone());
+    let my_creds = me.creds.lock().clone();
+    may_kill(&me, &my_creds, &target, signo)?;
     let Some(signo) = signo else { return Ok(()) };
     info.signo = signo.number() as i32;
     target.send(signo, info)

@@ -425,6 +425,11 @@ mod tests {
         }
     }
 
+    /// The run limits of the whole-session tests: far from what they need.
+    fn test_limits() -> Limits {
+        Limits { timeout: Duration::from_secs(30), silence: Duration::from_secs(5), silence_from: SilenceFrom::Start }
+    }
+
     #[test]
     fn checks_pass_fail_and_stop_when_the_console_closes() {
         let (runner_end, shell_end) = std::os::unix::net::UnixStream::pair().expect("socket pair");
@@ -441,11 +446,7 @@ mod tests {
         .expect("parses");
         let scripts = [NamedScript { name: "fake".to_string(), script }];
         let mut session = Session::start_recording(&crate::cli::RunOptions::default()).expect("session");
-        let limits = Limits {
-            timeout: Duration::from_secs(30),
-            silence: Duration::from_secs(5),
-            silence_from: SilenceFrom::Start,
-        };
+        let limits = test_limits();
         let summary =
             run(&console, &mut keyboard, &mut session, &scripts, &limits, &mut |error| format!("hung up ({error:?})"));
         shell.join().expect("shell");
@@ -460,11 +461,7 @@ mod tests {
         let script = script::parse("prompt aspen#\\x20\ncheck c\nprompt\n").expect("parses");
         let scripts = [NamedScript { name: "s".to_string(), script }];
         let mut session = Session::start_recording(&crate::cli::RunOptions::default()).expect("session");
-        let limits = Limits {
-            timeout: Duration::from_secs(30),
-            silence: Duration::from_secs(5),
-            silence_from: SilenceFrom::Start,
-        };
+        let limits = test_limits();
         let summary =
             run(&console, &mut io::sink(), &mut session, &scripts, &limits, &mut |_| "QEMU exited".to_string());
         assert_eq!((summary.passed, summary.failed, summary.not_run), (0, 0, 0));

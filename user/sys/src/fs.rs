@@ -88,7 +88,13 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
 /// Mounts a file system of type `fstype` from `source` on `target` (no flags,
 /// no data).
 pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
-    // SAFETY: the three strings are NUL-terminated and only read; data is NULL.
+    mount_data(source, target, fstype, None)
+}
+
+/// mount(2) without flags, with the file system's options `data` if any
+/// (NULL otherwise).
+pub(crate) fn mount_data(source: &CStr, target: &CStr, fstype: &CStr, data: Option<&CStr>) -> Result<(), Errno> {
+    // SAFETY: the strings are NUL-terminated and only read; data may be NULL.
     let ret = unsafe {
         syscall5(
             Sysno::Mount.number(),
@@ -96,7 +102,7 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
             target.as_ptr() as usize,
             fstype.as_ptr() as usize,
             0,
-            0,
+            data.map_or(0, |d| d.as_ptr() as usize),
         )
     };
     Errno::result(ret).map(drop)

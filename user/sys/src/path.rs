@@ -121,18 +121,7 @@ pub fn umount2(target: &CStr, flags: u32) -> Result<(), Errno> {
 
 /// mount(2) with `data` (the file system's options).
 pub fn mount_with(source: &CStr, target: &CStr, fstype: &CStr, data: &CStr) -> Result<(), Errno> {
-    // SAFETY: the four strings are NUL-terminated and only read.
-    let ret = unsafe {
-        syscall5(
-            Sysno::Mount.number(),
-            source.as_ptr() as usize,
-            target.as_ptr() as usize,
-            fstype.as_ptr() as usize,
-            0,
-            data.as_ptr() as usize,
-        )
-    };
-    Errno::result(ret).map(drop)
+    crate::fs::mount_data(source, target, fstype, Some(data))
 }
 
 /// linkat(2).
