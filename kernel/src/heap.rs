@@ -2,14 +2,18 @@
 //! frame pool. It starts with one region and takes another from the pool
 //! when an allocation does not fit, up to `MAX_REGIONS`, so kernel
 //! bookkeeping (vareas, open files, processes) grows with the work instead
-//! of stopping at a fixed size. Blocks over 2 MiB are runs of frames of
-//! their own.
+//! of stopping at a fixed size. Blocks of at most 2 KiB (B-tree nodes,
+//! vareas, wait entries: nearly all of them) come from size-class slabs
+//! carved out of the regions (`aspen_mm::slab`), so that their allocation
+//! and free take constant time with interrupts masked; blocks over 2 MiB
+//! are runs of frames of their own.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use aspen_mm::frame::{FrameAllocator, MAX_ORDER};
 
+use aspen_mm::slab::{self, SlabSource, Slabs};
 use aspen_mm::PAGE_SIZE;
 use linked_list_allocator::Heap;
 use spin::Mutex;
@@ -35,13 +39,22 @@ struct Regions {
 // goes through the lock.
 unsafe impl Send for Regions {}
 
-struct GrowingHeap(Mutex<Regions>);
+/// The regions, and the slabs carved out of them.
+struct Heaps {
+    regions: Regions,
+    slabs: Slabs,
+}
+
+struct GrowingHeap(Mutex<Heaps>);
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap(Mutex::new(Regions {
-    heaps: [const { Heap::empty() }; MAX_REGIONS],
-    hole_bounds: [usize::MAX; MAX_REGIONS],
-    count: 0,
+static HEAP: GrowingHeap = GrowingHeap(Mutex::new(Heaps {
+    regions: Regions {
+        heaps: [const { Heap::empty() }; MAX_REGIONS],
+        hole_bounds: [usize::MAX; MAX_REGIONS],
+        count: 0,
+    },
+    slabs: Slabs::new(),
 }));
 
 impl Regions {
@@ -127,6 +140,40 @@ impl Regions {
     }
 }
 
+impl Regions {
+    /// A block for `layout` from the regions, grown by one when none has
+    /// room.
+    fn allocate_growing(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        match self.allocate(layout, true) {
+            Some(block) => Some(block),
+            // The bounds are estimates (alignment and the allocator's split
+            // rules can refuse a block that is large enough): before failing,
+            // every region is walked.
+            None if self.grow() => self.allocate(layout, true),
+            None => self.allocate(layout, false),
+        }
+    }
+}
+
+/// Slabs are blocks of the regions, aligned to their size.
+impl SlabSource for Regions {
+    fn take(&mut self, bytes: usize) -> Option<NonNull<u8>> {
+        self.allocate_growing(Layout::from_size_align(bytes, bytes).ok()?)
+    }
+
+    /// The boot region is never given back; grown regions are, once empty.
+    fn is_lasting(&self, block: NonNull<u8>) -> bool {
+        let boot = &self.heaps[0];
+        (boot.bottom() as usize..boot.top() as usize).contains(&(block.as_ptr() as usize))
+    }
+
+    unsafe fn give_back(&mut self, block: NonNull<u8>, bytes: usize) {
+        // SAFETY: `take` made this layout; it cannot fail a second time.
+        let layout = unsafe { Layout::from_size_align_unchecked(bytes, bytes) };
+        self.release(block.as_ptr(), layout);
+    }
+}
+
 /// Blocks above this size come straight from the frame pool.
 const LARGE: usize = REGION_BYTES / 2;
 
@@ -154,16 +201,14 @@ unsafe impl GlobalAlloc for GrowingHeap {
         // kernel threads run with IRQs unmasked: none may come while the
         // lock is held, or it would spin on it forever.
         let irq = crate::arch::cpu::disable_irqs();
-        let mut regions = self.0.lock();
-        let block = match regions.allocate(layout, true) {
-            Some(block) => Some(block),
-            // The bounds are estimates (alignment and the allocator's split
-            // rules can refuse a block that is large enough): before failing,
-            // every region is walked.
-            None if regions.grow() => regions.allocate(layout, true),
-            None => regions.allocate(layout, false),
+        let mut heaps = self.0.lock();
+        let Heaps { regions, slabs } = &mut *heaps;
+        let block = if slab::serves(layout.size(), layout.align()) {
+            slabs.allocate(layout.size(), layout.align(), regions)
+        } else {
+            regions.allocate_growing(layout)
         };
-        drop(regions);
+        drop(heaps);
         crate::arch::cpu::restore_irqs(irq);
         block.map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
@@ -176,7 +221,17 @@ unsafe impl GlobalAlloc for GrowingHeap {
             return;
         }
         let irq = crate::arch::cpu::disable_irqs();
-        self.0.lock().release(ptr, layout);
+        let mut heaps = self.0.lock();
+        let Heaps { regions, slabs } = &mut *heaps;
+        match NonNull::new(ptr) {
+            // SAFETY: `alloc` gave this block out of the slabs for the
+            // same layout (the caller's contract).
+            Some(block) if slab::serves(layout.size(), layout.align()) => unsafe {
+                slabs.free(block, layout.size(), layout.align(), regions)
+            },
+            _ => regions.release(ptr, layout),
+        }
+        drop(heaps);
         crate::arch::cpu::restore_irqs(irq);
     }
 }
@@ -188,12 +243,19 @@ unsafe impl GlobalAlloc for GrowingHeap {
 /// for the rest of the kernel's life. Called once.
 pub unsafe fn init(start: *mut u8, size: usize) {
     // SAFETY: guaranteed by the caller.
-    unsafe { HEAP.0.lock().add(start, size) };
+    unsafe { HEAP.0.lock().regions.add(start, size) };
 }
 
-/// Bytes of heap in use and in all regions.
+/// Bytes of heap in use (blocks handed out, slabs' free objects not
+/// counted) and in all regions.
 pub fn usage() -> (usize, usize) {
-    let regions = HEAP.0.lock();
-    let heaps = &regions.heaps[..regions.count];
-    (heaps.iter().map(Heap::used).sum(), heaps.iter().map(Heap::size).sum())
+    let irq = crate::arch::cpu::disable_irqs();
+    let heaps = HEAP.0.lock();
+    let regions = &heaps.regions.heaps[..heaps.regions.count];
+    let (slabs_held, slab_objects) = heaps.slabs.usage();
+    let used = regions.iter().map(Heap::used).sum::<usize>().saturating_sub(slabs_held) + slab_objects;
+    let size = regions.iter().map(Heap::size).sum();
+    drop(heaps);
+    crate::arch::cpu::restore_irqs(irq);
+    (used, size)
 }

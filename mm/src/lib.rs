@@ -18,6 +18,7 @@ pub mod frame;
 pub mod object;
 pub mod paging;
 pub mod region;
+pub mod slab;
 pub mod tlb;
 
 /// Linux error numbers, defined once in `aspen-abi`.
