@@ -67,7 +67,7 @@ impl Drop for HostSource {
 fn geometry_fits_every_class() {
     for class in 0..CLASS_COUNT {
         let g = Geometry::of(class);
-        assert!(g.first >= size_of::<Header>() && g.first % g.object == 0);
+        assert!(g.first >= size_of::<Header>() && g.first.is_multiple_of(g.object));
         assert!(g.capacity >= 7, "class {} holds {}", g.object, g.capacity);
         assert!(g.first + usize::from(g.capacity) * g.object <= g.slab);
     }
@@ -89,7 +89,7 @@ fn objects_are_aligned_distinct_and_slabs_go_back() {
         let mut blocks: Vec<NonNull<u8>> =
             (0..count).map(|_| slabs.allocate(size, size, &mut source).expect("memory")).collect();
         for (i, block) in blocks.iter().enumerate() {
-            assert_eq!(block.as_ptr() as usize % size, 0);
+            assert!((block.as_ptr() as usize).is_multiple_of(size));
             // SAFETY: each block is `size` bytes and ours.
             unsafe { block.as_ptr().write_bytes(i as u8, size) };
         }
@@ -181,7 +181,7 @@ proptest! {
             let align = 1usize << align_shift;
             if allocate || live.is_empty() {
                 let block = slabs.allocate(size, align, &mut source).unwrap();
-                prop_assert_eq!(block.as_ptr() as usize % align, 0);
+                prop_assert!((block.as_ptr() as usize).is_multiple_of(align));
                 // SAFETY: the block is `size` bytes and ours.
                 unsafe { block.as_ptr().write_bytes(n as u8, size) };
                 live.push((block, size, align, n as u8));
