@@ -249,14 +249,17 @@ pub trait UserMemory {
     }
 
     /// The NUL-terminated string at `src`, without the NUL: at most `max`
-    /// bytes before it (`ENAMETOOLONG` otherwise). It is read page by page,
-    /// never past the NUL's page nor past `max + 1` bytes, so a string
-    /// ending just before unmapped memory reads fine.
+    /// bytes before it (`ENAMETOOLONG` otherwise). It is read in chunks of
+    /// 128 bytes, doubling, never across a page boundary, never past the
+    /// NUL's page nor past `max + 1` bytes, so a string ending just before
+    /// unmapped memory reads fine, and a short path costs a short copy
+    /// (not the rest of its page).
     fn read_cstr(&mut self, src: u64, max: usize) -> Result<Vec<u8>, Errno> {
         let mut out = Vec::new();
         let mut at = src;
+        let mut step = 128;
         while out.len() <= max {
-            let len = (PAGE_SIZE - at % PAGE_SIZE).min((max + 1 - out.len()) as u64);
+            let len = (PAGE_SIZE - at % PAGE_SIZE).min((max + 1 - out.len()) as u64).min(step);
             let chunk = UserSlice::new(at, len)?;
             let bytes = self.read_bytes(chunk)?;
             if let Some(nul) = bytes.iter().position(|&b| b == 0) {
@@ -266,6 +269,7 @@ pub trait UserMemory {
             out.extend_from_slice(&bytes);
             // Within user space: the chunk ended there.
             at = chunk.addr() + chunk.len();
+            step = (step * 2).min(PAGE_SIZE);
         }
         Err(Errno::ENAMETOOLONG)
     }

@@ -66,6 +66,29 @@ kernel_test!(
             check!(UserSlice::new(u64::MAX - 4, 5).is_err(), "a wrapping user slice");
             let mut big = alloc::vec![0u8; 8192];
             check!(user.read(slice(edge, 8192)?, &mut big).is_err(), "read past the mapping into a hole");
+            // A copy that runs into the hole reports the bytes before it.
+            let fault = user.read_partial(slice(edge + 4096 - 100, 300)?, &mut big[..300]).err();
+            check_eq!(fault.map(|f| f.copied), Some(100));
+            let fault = user.write_partial(slice(edge + 4096 - 72, 200)?, &big[..200]).err();
+            check_eq!(fault.map(|f| f.copied), Some(72));
+            // Every length and alignment through the copy loops' steps (64,
+            // 8 and 1 bytes): the bytes land where they should, no others.
+            let pattern: alloc::vec::Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
+            let zeros = [0u8; 256];
+            let window = |offset: u64| rw + 1024 + offset;
+            for offset in 0..17u64 {
+                for len in 0..=200usize {
+                    user.write(slice(window(0) - 8, 240)?, &zeros[..240]).map_err(|e| alloc::format!("{e}"))?;
+                    user.write(slice(window(offset), len)?, &pattern[..len]).map_err(|e| alloc::format!("{e}"))?;
+                    let mut back = [0xffu8; 240];
+                    user.read(slice(window(0) - 8, 240)?, &mut back).map_err(|e| alloc::format!("{e}"))?;
+                    let at = 8 + offset as usize;
+                    let right = back[..at].iter().all(|&b| b == 0)
+                        && back[at..at + len] == pattern[..len]
+                        && back[at + len..].iter().all(|&b| b == 0);
+                    check!(right, "a copy of {len} bytes at offset {offset} came back as {:?}", &back[..]);
+                }
+            }
             Ok(())
         })();
         mmu::set_empty_user_table();
