@@ -30,10 +30,10 @@ cp -a "$RTLAT/build/root-rtlat" "$OUT/root"
 printf '/bin/prep\n/bin/mmstorm iters=%s\n' "${ITERS:-6}" >"$OUT/root/runlist"
 initrd=$("$ROOT/scripts/mk-initramfs.sh" "$OUT/root" "$OUT/storm.cpio" | tail -n 1)
 
-nm "$ELF" >"$OUT/symbols.txt"
+nm -C "$ELF" >"$OUT/symbols.txt"
 symbol() { awk -v s="$1" '$3 == s { print $1 }' "$OUT/symbols.txt"; }
 vectors=$(symbol aspen_vectors)
-pause=$(awk '/KernelMm.*MmEnv.*should_yield/ { print $1; exit }' "$OUT/symbols.txt")
+pause=$(awk '/aspen::task::sched::preempt_point/ { print $1; exit }' "$OUT/symbols.txt")
 switch=$(symbol aspen_switch)
 [ -n "$vectors" ] && [ -n "$pause" ] && [ -n "$switch" ] || { echo "stretch: symbols missing in $ELF" >&2; exit 1; }
 # Traps from EL0: the lower-EL synchronous and IRQ vectors.

@@ -1018,9 +1018,17 @@ impl ExecStrings {
             self.bytes.extend_from_slice(&string);
             self.ends.push(self.bytes.len());
             count += 1;
+            // Up to Linux's limits a call reads many thousands of strings.
+            if count % EXEC_STRINGS_PER_PAUSE == 0 {
+                crate::task::sched::pause_point();
+            }
         }
     }
 }
+
+/// execve's strings read between two pause points (a few thousand
+/// instructions for short ones).
+const EXEC_STRINGS_PER_PAUSE: usize = 16;
 
 fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
     match exec_strings(frame, argv, envp, path)? {

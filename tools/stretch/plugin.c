@@ -7,8 +7,9 @@
  * point, the task switch); it ends at the next mark or at the first block
  * at a user address (the return to EL0). For the $STRETCH_KEEP (default 8)
  * longest stretches it writes to $STRETCH_OUT (default stretch.txt) a
- * "stretch N instructions" line, then the blocks that ran in it as
- * "<vaddr hex> <instructions> <times run>" lines, for symbolize.py.
+ * "stretch N instructions" line, then the blocks that ran in it, in order,
+ * as "<vaddr hex> <instructions> <times run in a row>" lines
+ * (tools/stretch/report.py names them).
  * Instruction counts are per translated block (a block that faults part
  * way counts whole), which is what -icount counts too, to a few.
  *
@@ -152,12 +153,6 @@ static void block_translated(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     qemu_plugin_register_vcpu_tb_exec_cb(tb, block_ran, 0, b);
 }
 
-static int by_vaddr(const void *a, const void *b)
-{
-    uint64_t x = (*(struct block *const *)a)->vaddr, y = (*(struct block *const *)b)->vaddr;
-    return x < y ? -1 : x > y;
-}
-
 static int by_length(const void *a, const void *b)
 {
     uint64_t x = ((const struct trail *)a)->insns, y = ((const struct trail *)b)->insns;
@@ -177,7 +172,6 @@ static void at_exit(qemu_plugin_id_t id, void *p)
         struct trail *t = &kept[i];
         fprintf(out, "stretch %" PRIu64 " instructions, from %" PRIx64 " to %" PRIx64 "\n", t->insns,
                 t->blocks[0]->vaddr, t->blocks[t->len - 1]->vaddr);
-        qsort(t->blocks, t->len, sizeof *t->blocks, by_vaddr);
         for (size_t j = 0; j < t->len;) {
             size_t k = j;
             while (k < t->len && t->blocks[k] == t->blocks[j])

@@ -30,6 +30,7 @@ use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::files;
 use crate::memory::user_env::{self, KernelMm};
+use crate::task::sched;
 
 /// The top of a new program's stack: the last page below the end of user
 /// space stays unmapped.
@@ -324,10 +325,14 @@ fn load_elf(
     };
     let bias = parsed.load_bias(ELF_ET_DYN_BASE)?;
     let image = parsed.relocated(bias)?;
+    // Between the steps of a load, a better task may run: nothing is
+    // locked, and the new space is this thread's alone until it returns.
+    sched::pause_point();
 
     let mut mm = AddressSpace::new(user_env::get())?;
     map_segments(&mut mm, object, &image)?;
     mm.set_brk_base(VirtAddr::new(image.initial_brk()));
+    sched::pause_point();
 
     // The interpreter's load address (AT_BASE) and the entry point.
     let (base, entry) = match interpreter {
@@ -342,6 +347,7 @@ fn load_elf(
             };
             let placed = interpreter.image.relocated(interp_bias).map_err(ExecError::Unloadable)?;
             map_segments(&mut mm, &interpreter.object, &placed)?;
+            sched::pause_point();
             (interp_bias, placed.entry)
         }
         None => (0, image.entry),
@@ -373,7 +379,9 @@ fn load_elf(
         min_signal_stack: SIGNAL_FRAME_MAX,
         ..AuxValues::default()
     };
+    sched::pause_point();
     let stack = build_initial_stack(STACK_TOP, &args, &aux).map_err(|e| e.errno())?;
+    sched::pause_point();
     mm.write(UserSlice::new(stack.initial_sp, stack.bytes.len() as u64).map_err(Errno::from)?, &stack.bytes)?;
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
@@ -405,6 +413,7 @@ pub fn execve(
     let creds = me.process.creds.lock().clone();
     let stack = StackRoom { size: stack_size(stack_limit), arg_limit };
     let image = load(path, argv, envp, stack, &creds)?;
+    sched::pause_point();
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
     *frame = image.initial_frame();

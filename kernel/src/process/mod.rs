@@ -800,9 +800,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
         } else {
             // The new task is made; the copy of the tree (which has pause
             // points of its own) is ahead: a woken better task runs first.
-            if sched::preempt_point() {
-                sched::preempt_if_needed();
-            }
+            sched::pause_point();
             Space::new(process.with_mm(|mm| mm.fork())??)
         };
         let files = process.files.lock().clone().ok_or(Errno::ESRCH)?;

@@ -431,8 +431,9 @@ pub fn drop_user_table() {
 /// takes the interrupts pending while IRQs were masked (the timer's, which
 /// wakes sleepers), and says whether a better task is ready (then the
 /// caller makes its work safe to be seen and calls [`preempt_if_needed`]).
-/// A register read and a load when nothing is pending.
-#[inline]
+/// A register read and a load when nothing is pending. Never inlined: its
+/// address is how `scripts/stretch.sh` finds every pause point.
+#[inline(never)]
 pub fn preempt_point() -> bool {
     if cpu::irq_pending() {
         // (A kernel thread runs with IRQs unmasked: its mask goes back.)
@@ -441,6 +442,15 @@ pub fn preempt_point() -> bool {
         cpu::restore_irqs(unmasked);
     }
     NEED_RESCHED.load(Ordering::Relaxed)
+}
+
+/// A pause point of a long system call outside the memory passes (exec's
+/// steps, fork's start): lets a better task that is ready run now. The
+/// caller holds no lock another task could want.
+pub fn pause_point() {
+    if preempt_point() {
+        preempt_if_needed();
+    }
 }
 
 /// Switches if a reschedule is pending; called before returning to EL0,

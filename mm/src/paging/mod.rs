@@ -74,7 +74,7 @@ pub use descriptor::{
     Access, AttrError, Change, DescFlags, DescKind, Descriptor, MemoryType, PageAttrs, Privilege, MAIR_EL1,
     OUTPUT_ADDR_MASK,
 };
-pub use edit::{Editor, GATHER_LEAVES, GATHER_TABLES};
+pub use edit::{Editor, EDIT_SPACING, GATHER_LEAVES, GATHER_TABLES};
 pub use pause::{NoPause, Pause, PAUSE_SPACING, RELEASE_SPACING};
 pub use phys::{copy_frame, zero_frame, LinearMap, PhysMemory};
 pub use table::{PageTable, TableReserve};

@@ -207,7 +207,7 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
 
     /// Whether the table page has no valid entry.
     pub(super) fn is_empty_table(&self, table: PhysAddr) -> bool {
-        (0..ENTRIES).all(|i| !self.read(table, i).is_valid())
+        super::bulk::Entries::of(self, table).none_valid()
     }
 
     /// Checks that `range` is page aligned and inside the table's half.

@@ -18,7 +18,7 @@ use crate::addr::VirtAddr;
 use crate::asid::{AsidAllocator, AsidBits};
 use crate::aspace::{AddressSpace, Env, YieldHook};
 use crate::frame::BuddyAllocator;
-use crate::paging::{PAUSE_SPACING, RELEASE_SPACING};
+use crate::paging::{EDIT_SPACING, PAUSE_SPACING, RELEASE_SPACING};
 use crate::testbed::{AccessKind, Arena, El, Machine};
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
@@ -108,12 +108,18 @@ fn filled(space: &mut Space<'_, '_>) -> u64 {
     p.as_u64()
 }
 
+/// Asks at least once per `spacing` entries of `pages` pages, and not once
+/// per entry.
+fn assert_spacing_of(spacing: usize, questions: usize, pages: u64, what: &str) {
+    let pages = pages as usize;
+    assert!(questions >= pages / spacing, "{what}: {questions} questions for {pages} pages");
+    assert!(questions <= pages, "{what}: {questions} questions for {pages} pages");
+}
+
 /// Asks at least once per `PAUSE_SPACING` entries of `pages` pages, and
 /// not once per entry.
 fn assert_spacing(questions: usize, pages: u64, what: &str) {
-    let pages = pages as usize;
-    assert!(questions >= pages / PAUSE_SPACING, "{what}: {questions} questions for {pages} pages");
-    assert!(questions <= pages, "{what}: {questions} questions for {pages} pages");
+    assert_spacing_of(PAUSE_SPACING, questions, pages, what)
 }
 
 #[test]
@@ -129,9 +135,9 @@ fn long_passes_ask_whether_to_yield_every_few_dozen_entries() {
         drop(child);
         assert_spacing(yields.take_questions(), PAGES, "teardown");
         space.madvise(VirtAddr::new(p), PAGES / 2 * PS, Advice::DontNeed).unwrap();
-        assert_spacing(yields.take_questions(), PAGES / 2, "madvise");
+        assert_spacing_of(EDIT_SPACING, yields.take_questions(), PAGES / 2, "madvise");
         space.munmap(VirtAddr::new(p), PAGES * PS).unwrap();
-        assert_spacing(yields.take_questions(), PAGES / 2, "munmap");
+        assert_spacing_of(EDIT_SPACING, yields.take_questions(), PAGES / 2, "munmap");
         let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::POPULATE;
         space.mmap(VirtAddr::new(0), PAGES * PS, RW, flags, None, 0).unwrap();
         assert_spacing(yields.take_questions(), PAGES / 4, "populate");
