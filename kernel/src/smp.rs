@@ -48,6 +48,10 @@ pub struct PerCpu {
     pub id: usize,
     /// Up and answering interrupts.
     online: AtomicBool,
+    /// The counter when it came online (a secondary idles from then on).
+    online_since: AtomicU64,
+    /// Its `MIDR_EL1` (implementer, part, revision), for `/proc/cpuinfo`.
+    midr: AtomicU64,
     /// Its GIC CPU interface as a target mask.
     gic_mask: AtomicU8,
     /// [`Ipi::Ping`]s taken.
@@ -72,6 +76,8 @@ impl PerCpu {
         Self {
             id,
             online: AtomicBool::new(false),
+            online_since: AtomicU64::new(0),
+            midr: AtomicU64::new(0),
             gic_mask: AtomicU8::new(0),
             pings: AtomicU64::new(0),
             local_timer_irqs: AtomicU64::new(0),
@@ -97,6 +103,18 @@ impl PerCpu {
     /// Whether the core is up.
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
+    }
+
+    /// Its `MIDR_EL1`, as it read it when it came up.
+    pub fn midr(&self) -> u64 {
+        self.midr.load(Ordering::Relaxed)
+    }
+
+    /// Marks the calling core (this block's) online from now.
+    fn come_online(&self) {
+        self.midr.store(cpu::midr(), Ordering::Relaxed);
+        self.online_since.store(timer::ticks(), Ordering::Relaxed);
+        self.online.store(true, Ordering::Release);
     }
 }
 
@@ -138,7 +156,7 @@ pub fn init_boot_cpu() {
     let id = cpu::cpu_id();
     assert!(id < MAX_CPUS, "boot core {id} has no per-CPU block");
     arch_smp::set_per_cpu(&PER_CPU[id] as *const PerCpu as u64);
-    PER_CPU[id].online.store(true, Ordering::Release);
+    PER_CPU[id].come_online();
 }
 
 /// Records the GIC for IPIs, and the boot core's interface.
@@ -160,6 +178,23 @@ pub fn present_mask() -> u64 {
 /// Mask of the cores up and answering.
 pub fn online_mask() -> u64 {
     (0..MAX_CPUS).filter(|&n| PER_CPU[n].is_online()).fold(0, |mask, n| mask | 1 << n)
+}
+
+/// Counter ticks the online secondaries have spent idle: all their time
+/// since they came up, as they run no task (interrupt handling included,
+/// a few instructions per interrupt).
+pub fn secondary_idle_ticks() -> u64 {
+    let now = timer::ticks();
+    (1..MAX_CPUS)
+        .filter(|&n| PER_CPU[n].is_online())
+        .map(|n| now.saturating_sub(PER_CPU[n].online_since.load(Ordering::Relaxed)))
+        .sum()
+}
+
+/// Counter ticks core `n` has spent idle, if it is an online secondary.
+pub fn idle_ticks_of(n: usize) -> Option<u64> {
+    let block = PER_CPU.get(n).filter(|block| n != 0 && block.is_online())?;
+    Some(timer::ticks().saturating_sub(block.online_since.load(Ordering::Relaxed)))
 }
 
 /// Mask of the cores the kernel tried to start (`maxcpus=` limits it).
@@ -277,7 +312,7 @@ extern "C" fn secondary_main(id: usize) -> ! {
     }
     timer::disarm();
     timer::allow_user_counter();
-    me.online.store(true, Ordering::Release);
+    me.come_online();
     idle()
 }
 

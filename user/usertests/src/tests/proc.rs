@@ -4,8 +4,9 @@
 //! process computes and `stime` while it makes system calls, the load
 //! average rises while tasks spin, `/proc/self` names the caller,
 //! `/proc/stat` counts switches, `/proc/uptime` follows `CLOCK_BOOTTIME`,
-//! `sysinfo` agrees with `/proc/meminfo`, and a reaped child's faults and
-//! time reach its parent's `cminflt` and `cutime`.
+//! `sysinfo` agrees with `/proc/meminfo`, a reaped child's faults and
+//! time reach its parent's `cminflt` and `cutime`, and every file that
+//! lists CPUs lists the same online ones.
 
 use alloc::format;
 use alloc::string::String;
@@ -254,5 +255,82 @@ pub fn children_figures(_: &Context) -> TestResult {
     let (faults, time) = (self_stat(11)? - cminflt, self_stat(16)? - cutime);
     ensure!(faults >= PAGES as u64, "cminflt grew by {faults} after a child touched {PAGES} pages");
     ensure!(time >= 10, "cutime grew by {time} ticks after a child spun 200 ms");
+    Ok(())
+}
+
+/// A CPU list as `/sys/devices/system/cpu` writes it (`0-3`, `0,2`) as a
+/// mask.
+fn cpu_list(path: &core::ffi::CStr) -> Result<u64, String> {
+    let text = read_text(path)?;
+    let bad = || format!("{path:?}: {text:?}");
+    let mut mask = 0u64;
+    for run in text.strip_suffix('\n').ok_or_else(bad)?.split(',') {
+        let (first, last) = run.split_once('-').unwrap_or((run, run));
+        let (first, last): (u32, u32) = (first.parse().map_err(|_| bad())?, last.parse().map_err(|_| bad())?);
+        ensure!(first <= last && last < 64, "{}", bad());
+        mask |= (u64::MAX >> (63 - last)) & (u64::MAX << first);
+    }
+    Ok(mask)
+}
+
+/// `sched_getaffinity` or `sched_setaffinity` of the caller with an
+/// 8-byte mask.
+fn affinity(set: bool, mask: &mut u64) -> Result<usize, Errno> {
+    let call = if set { Sysno::SchedSetaffinity } else { Sysno::SchedGetaffinity };
+    // SAFETY: the kernel reads or writes at most 8 bytes at `mask`.
+    Errno::result(unsafe { syscall4(call.number(), 0, 8, mask as *mut u64 as usize, 0) })
+}
+
+/// The online CPUs are the same set in `/sys/devices/system/cpu/online`,
+/// `/proc/cpuinfo`'s `processor` lines, `/proc/stat`'s `cpuN` lines and
+/// the caller's affinity mask, within `present` and `possible`; a mask
+/// with no online CPU is `EINVAL`. On Aspen, which the suites boot with
+/// every core, online is all of present, and a mask without CPU 0 (where
+/// every task runs for now) is `EINVAL` too.
+pub fn cpus_agree(ctx: &Context) -> TestResult {
+    let online = cpu_list(c"/sys/devices/system/cpu/online")?;
+    let present = cpu_list(c"/sys/devices/system/cpu/present")?;
+    let possible = cpu_list(c"/sys/devices/system/cpu/possible")?;
+    ensure!(online & 1 == 1, "CPU 0 is not online: {online:#x}");
+    ensure!(
+        online & !present == 0 && present & !possible == 0,
+        "online {online:#x}, present {present:#x}, possible {possible:#x}"
+    );
+
+    let cpuinfo = read_text(c"/proc/cpuinfo")?;
+    let mut listed = 0u64;
+    for line in cpuinfo.lines().filter(|line| line.starts_with("processor")) {
+        let n: u32 =
+            line.rsplit(' ').next().and_then(|n| n.parse().ok()).ok_or_else(|| format!("cpuinfo: {line:?}"))?;
+        listed |= 1 << n;
+    }
+    ensure!(listed == online, "/proc/cpuinfo lists {listed:#x}, online {online:#x}");
+    let stat = read_text(c"/proc/stat")?;
+    let mut counted = 0u64;
+    for line in stat.lines() {
+        let Some(n) = line.strip_prefix("cpu").and_then(|rest| rest.split(' ').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        counted |= 1 << n;
+    }
+    ensure!(counted == online, "/proc/stat has cpuN lines for {counted:#x}, online {online:#x}");
+
+    let mut mask = 0u64;
+    ensure!(affinity(false, &mut mask) == Ok(8), "sched_getaffinity");
+    ensure!(mask == online, "sched_getaffinity {mask:#x}, online {online:#x}");
+    let mut offline_only = !possible;
+    crate::harness::expect_errno("a mask of no online CPU", affinity(true, &mut offline_only), Errno::EINVAL)?;
+    let mut first_and_last = 1u64 | 1 << (63 - online.leading_zeros());
+    ensure!(affinity(true, &mut first_and_last) == Ok(0), "sched_setaffinity({first_and_last:#x})");
+    ensure!(affinity(false, &mut mask) == Ok(8) && mask == first_and_last, "read back {mask:#x}");
+    if !ctx.linux {
+        ensure!(online == present, "Aspen booted {online:#x} of {present:#x}");
+        if online != 1 {
+            let mut without_cpu0 = online & !1;
+            crate::harness::expect_errno("a mask without CPU 0", affinity(true, &mut without_cpu0), Errno::EINVAL)?;
+        }
+    }
+    let mut all = online;
+    ensure!(affinity(true, &mut all) == Ok(0), "sched_setaffinity back to every CPU");
     Ok(())
 }
