@@ -229,12 +229,20 @@ pub fn start_secondaries(max_cpus: Option<usize>) -> u64 {
     let started_at = timer::ticks();
     let present = (1..MAX_CPUS).filter(|&n| core_exists(n)).fold(1u64, |mask, n| mask | 1 << n);
     PRESENT.store(present, Ordering::Release);
+    // Release them all, then wait: they come up side by side.
     let mut started = 1u64;
     for n in (1..MAX_CPUS).filter(|n| present & (1 << n) != 0).take(limit.saturating_sub(1)) {
         started |= 1 << n;
         STARTED.store(started, Ordering::Release);
-        if let Err(e) = start(n) {
+        if let Err(e) = release(n) {
             log::error!("smp: core {n} did not start: {e}");
+        }
+    }
+    let deadline = timer::ticks() + timer::frequency() * START_TIMEOUT_MS / 1000;
+    for n in (1..MAX_CPUS).filter(|n| started & (1 << n) != 0) {
+        let ms_left = deadline.saturating_sub(timer::ticks()) * 1000 / timer::frequency();
+        if !wait_until(ms_left, || PER_CPU[n].is_online()) {
+            log::error!("smp: core {n} did not start: {}", StartError::Timeout);
         }
     }
     let online = online_mask();
@@ -264,8 +272,8 @@ fn core_exists(n: usize) -> bool {
     }
 }
 
-/// Starts core `n` and waits until it is online.
-fn start(n: usize) -> Result<(), StartError> {
+/// Sends core `n` to `aspen_secondary_entry` with its stack and block.
+fn release(n: usize) -> Result<(), StartError> {
     let stack = STACKS[n].try_call_once(KernelStack::new).map_err(StartError::Stack)?;
     arch_smp::prepare(n, stack.top().as_u64(), &PER_CPU[n] as *const PerCpu as u64, secondary_main);
     let entry = arch_smp::entry_phys();
@@ -279,7 +287,7 @@ fn start(n: usize) -> Result<(), StartError> {
             unsafe { arch_smp::release_spin_table(word, entry) };
         }
     }
-    wait_until(START_TIMEOUT_MS, || PER_CPU[n].is_online()).then_some(()).ok_or(StartError::Timeout)
+    Ok(())
 }
 
 /// Spins until `done` or `timeout_ms` have passed; whether `done` held.

@@ -12,6 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::raw::{syscall1, syscall4, Sysno};
 use aspen_sys::thread::{self as th, spawn_thread};
@@ -288,6 +289,16 @@ fn affinity(set: bool, mask: &mut u64) -> Result<usize, Errno> {
 /// every core, online is all of present, and a mask without CPU 0 (where
 /// every task runs for now) is `EINVAL` too.
 pub fn cpus_agree(ctx: &Context) -> TestResult {
+    if ctx.linux {
+        // Aspen always has /sys; a Linux init mounts it (ours does not).
+        match fs::open(c"/sys/devices", OpenFlags::RDONLY, 0) {
+            Ok(fd) => fs::close(fd).ctx("close")?,
+            Err(_) => {
+                let _ = aspen_sys::path::mkdirat(fs::AT_FDCWD, c"/sys", 0o555);
+                fs::mount(c"sysfs", c"/sys", c"sysfs").ctx("mount sysfs")?;
+            }
+        }
+    }
     let online = cpu_list(c"/sys/devices/system/cpu/online")?;
     let present = cpu_list(c"/sys/devices/system/cpu/present")?;
     let possible = cpu_list(c"/sys/devices/system/cpu/possible")?;
