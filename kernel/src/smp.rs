@@ -11,7 +11,7 @@
 //! secondary. A secondary answers inter-processor interrupts (SGIs:
 //! [`Ipi`]) and its own timer, and that is all it does.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_mm::asid::MAX_CPUS;
 use aspen_mm::board::CpuStart;
@@ -23,6 +23,7 @@ use crate::board::BOARD;
 use crate::driver::gic::{Gic, SgiTarget};
 use crate::memory::phys_to_virt;
 use crate::task::stack::{KernelStack, StackError};
+use crate::task::Task;
 
 /// How long the boot core waits for a started core to say it is online.
 const START_TIMEOUT_MS: u64 = 1000;
@@ -37,8 +38,8 @@ pub enum Ipi {
     Ping = 0,
     /// Runs the function [`call_on`] left in the target's block.
     Call = 1,
-    /// Stops the target for good (power-off on boards without firmware
-    /// to do it).
+    /// Stops the target for good, in its interrupt handler (power-off on
+    /// boards without firmware to do it, a fatal error).
     Stop = 2,
 }
 
@@ -48,6 +49,9 @@ pub struct PerCpu {
     pub id: usize,
     /// Up and answering interrupts.
     online: AtomicBool,
+    /// The task running here (`task::sched` keeps it; null while the core
+    /// runs no task, as the secondaries for now).
+    pub running: AtomicPtr<Task>,
     /// The counter when it came online (a secondary idles from then on).
     online_since: AtomicU64,
     /// Its `MIDR_EL1` (implementer, part, revision), for `/proc/cpuinfo`.
@@ -59,8 +63,6 @@ pub struct PerCpu {
     /// Its timer's interrupts taken (the boot core's scheduler timer not
     /// counted: [`crate::irq::ticks`] has those).
     local_timer_irqs: AtomicU64,
-    /// [`Ipi::Stop`] arrived: the idle loop halts.
-    stop: AtomicBool,
     /// Senders of [`call_on`] to this core, one at a time.
     call_lock: Mutex<()>,
     call_fn: AtomicUsize,
@@ -76,12 +78,12 @@ impl PerCpu {
         Self {
             id,
             online: AtomicBool::new(false),
+            running: AtomicPtr::new(core::ptr::null_mut()),
             online_since: AtomicU64::new(0),
             midr: AtomicU64::new(0),
             gic_mask: AtomicU8::new(0),
             pings: AtomicU64::new(0),
             local_timer_irqs: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
             call_lock: Mutex::new(()),
             call_fn: AtomicUsize::new(0),
             call_arg: AtomicUsize::new(0),
@@ -327,16 +329,10 @@ extern "C" fn secondary_main(id: usize) -> ! {
 /// A secondary's idle loop: wait for an interrupt, take it, again.
 fn idle() -> ! {
     loop {
-        // IRQs stay masked across the check and the WFI, which wakes for
-        // a pending interrupt without taking it.
-        if !this_cpu().stop.load(Ordering::Acquire) {
-            cpu::wait_for_interrupt();
-        }
+        // IRQs stay masked but for the moment they are taken: the WFI
+        // wakes for a pending interrupt without taking it.
+        cpu::wait_for_interrupt();
         cpu::take_pending_irqs();
-        if this_cpu().stop.load(Ordering::Acquire) {
-            this_cpu().online.store(false, Ordering::Release);
-            cpu::halt();
-        }
     }
 }
 
@@ -407,7 +403,11 @@ pub fn on_ipi(intid: u32) {
                 me.call_done.store(ticket, Ordering::Release);
             }
         }
-        n if n == Ipi::Stop as u32 => me.stop.store(true, Ordering::Release),
+        n if n == Ipi::Stop as u32 => {
+            // For good: no end of interrupt, nothing after.
+            me.online.store(false, Ordering::Release);
+            cpu::halt()
+        }
         other => log::warn!("core {}: unexpected SGI {other}", me.id),
     }
 }

@@ -2,7 +2,7 @@
 //! many as `maxcpus=` allows), answers inter-processor interrupts, runs
 //! code sent to it, and takes its own timer's interrupt.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aspen_mm::asid::MAX_CPUS;
 
@@ -61,7 +61,11 @@ kernel_test!(
 /// Which core ran [`record_core`] last.
 static RAN_ON: AtomicUsize = AtomicUsize::new(usize::MAX);
 
+/// Whether the core that ran [`record_core`] last had a running task.
+static HAD_TASK: AtomicBool = AtomicBool::new(false);
+
 fn record_core(_: usize) {
+    HAD_TASK.store(!crate::task::sched::current_ptr().is_null(), Ordering::Release);
     RAN_ON.store(smp::this_cpu_id(), Ordering::Release);
 }
 
@@ -74,6 +78,8 @@ kernel_test!(
         for n in secondaries() {
             check_eq!(smp::call_on(n, record_core, 0), Ok(()));
             check_eq!(RAN_ON.load(Ordering::Acquire), n);
+            // Each core has its own current task: none on a secondary.
+            check!(!HAD_TASK.load(Ordering::Acquire), "core {n} has a running task");
             // This thread runs with IRQs unmasked: core 0 takes the SGI.
             let before = smp::cpu(0).pings();
             check_eq!(smp::call_on(n, ping_core, 0), Ok(()));
@@ -81,6 +87,7 @@ kernel_test!(
         }
         check_eq!(smp::call_on(0, record_core, 0), Ok(()));
         check_eq!(RAN_ON.load(Ordering::Acquire), 0);
+        check!(HAD_TASK.load(Ordering::Acquire), "core 0 has no running task");
         check_eq!(smp::call_on(MAX_CPUS, record_core, 0), Err(smp::CallError::Offline));
         Ok(())
     }
