@@ -199,6 +199,12 @@ pub fn idle_ticks_of(n: usize) -> Option<u64> {
     Some(timer::ticks().saturating_sub(block.online_since.load(Ordering::Relaxed)))
 }
 
+/// How many secondary stacks exist (made at boot, kept for good), for the
+/// kernel-stack figures of `/proc/meminfo` and the memory balance.
+pub fn stack_count() -> u64 {
+    STACKS.iter().filter(|stack| stack.is_completed()).count() as u64
+}
+
 /// Mask of the cores the kernel tried to start (`maxcpus=` limits it).
 pub fn started_mask() -> u64 {
     STARTED.load(Ordering::Acquire)
@@ -224,9 +230,8 @@ impl core::fmt::Display for StartError {
 }
 
 /// Finds the cores the board has and starts up to `max_cpus` of them
-/// (the boot core included); returns the online mask. The boot core must
-/// be core 0.
-pub fn start_secondaries(max_cpus: Option<usize>) -> u64 {
+/// (the boot core included). The boot core must be core 0.
+pub fn start_secondaries(max_cpus: Option<usize>) {
     let limit = max_cpus.unwrap_or(MAX_CPUS).min(MAX_CPUS);
     let started_at = timer::ticks();
     let present = (1..MAX_CPUS).filter(|&n| core_exists(n)).fold(1u64, |mask, n| mask | 1 << n);
@@ -263,7 +268,6 @@ pub fn start_secondaries(max_cpus: Option<usize>) -> u64 {
         },
         elapsed_us
     );
-    online
 }
 
 /// Whether the board has core `n`.

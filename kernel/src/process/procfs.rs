@@ -599,7 +599,7 @@ pub fn memory_balance() -> MemoryBalance {
         cache: kib(t.cache),
         processes: kib(anon + t.tables),
         heap: crate::heap::usage().1 as u64 / 1024,
-        stacks: u64::from(task::task_count()) * (task::stack::STACK_SIZE / 1024),
+        stacks: (u64::from(task::task_count()) + crate::smp::stack_count()) * (task::stack::STACK_SIZE / 1024),
     }
 }
 
@@ -612,7 +612,7 @@ pub fn meminfo() -> String {
     let t = memory_totals();
     let available = t.free + t.cache - t.shmem;
     let (heap_used, heap_size) = crate::heap::usage();
-    let stacks = u64::from(task::task_count()) * (task::stack::STACK_SIZE / 1024);
+    let stacks = (u64::from(task::task_count()) + crate::smp::stack_count()) * (task::stack::STACK_SIZE / 1024);
     let mut out = String::new();
     for (name, kb) in [
         ("MemTotal", kib(t.total)),
