@@ -517,8 +517,18 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     let _ = writeln!(out, "NoNewPrivs:\t0");
     let _ = writeln!(out, "Seccomp:\t0");
     let _ = writeln!(out, "Seccomp_filters:\t0");
-    let _ = writeln!(out, "Cpus_allowed:\t1");
-    let _ = writeln!(out, "Cpus_allowed_list:\t0");
+    // The thread's affinity (the process's: its main thread's, else any).
+    let affinity = match thread {
+        Some(thread) => thread.affinity(),
+        None => {
+            let threads = process.threads.lock();
+            threads.get(&process.pid).or_else(|| threads.values().next()).map_or(1, |t| t.affinity())
+        }
+    };
+    let _ = writeln!(out, "Cpus_allowed:\t{affinity:x}");
+    let _ = write!(out, "Cpus_allowed_list:\t");
+    let _ = aspen_abi::sched::write_cpu_list(affinity, &mut out);
+    let _ = writeln!(out);
     let _ = writeln!(out, "voluntary_ctxt_switches:\t{}", usage.voluntary);
     let _ = writeln!(out, "nonvoluntary_ctxt_switches:\t{}", usage.involuntary);
     let (wx_flips, wx_vareas) = process.with_mm(|mm| (mm.wx_flips(), mm.wx_vareas())).unwrap_or_default();

@@ -263,9 +263,14 @@ pub fn children_figures(_: &Context) -> TestResult {
 /// mask.
 fn cpu_list(path: &core::ffi::CStr) -> Result<u64, String> {
     let text = read_text(path)?;
-    let bad = || format!("{path:?}: {text:?}");
+    parse_cpu_list(text.strip_suffix('\n').ok_or_else(|| format!("{path:?}: {text:?}"))?)
+}
+
+/// A CPU list (`0-3`, `0,2`) as a mask.
+fn parse_cpu_list(text: &str) -> Result<u64, String> {
+    let bad = || format!("not a CPU list: {text:?}");
     let mut mask = 0u64;
-    for run in text.strip_suffix('\n').ok_or_else(bad)?.split(',') {
+    for run in text.split(',') {
         let (first, last) = run.split_once('-').unwrap_or((run, run));
         let (first, last): (u32, u32) = (first.parse().map_err(|_| bad())?, last.parse().map_err(|_| bad())?);
         ensure!(first <= last && last < 64, "{}", bad());
@@ -284,8 +289,9 @@ fn affinity(set: bool, mask: &mut u64) -> Result<usize, Errno> {
 
 /// The online CPUs are the same set in `/sys/devices/system/cpu/online`,
 /// `/proc/cpuinfo`'s `processor` lines, `/proc/stat`'s `cpuN` lines and
-/// the caller's affinity mask, within `present` and `possible`; a mask
-/// with no online CPU is `EINVAL`. On Aspen, which the suites boot with
+/// the caller's affinity mask, within `present` and `possible`; the mask
+/// set is read back, also in `/proc/self/status`; a mask with no online
+/// CPU is `EINVAL`. On Aspen, which the suites boot with
 /// every core, online is all of present, and a mask without CPU 0 (where
 /// every task runs for now) is `EINVAL` too.
 pub fn cpus_agree(ctx: &Context) -> TestResult {
@@ -334,6 +340,10 @@ pub fn cpus_agree(ctx: &Context) -> TestResult {
     let mut first_and_last = 1u64 | 1 << (63 - online.leading_zeros());
     ensure!(affinity(true, &mut first_and_last) == Ok(0), "sched_setaffinity({first_and_last:#x})");
     ensure!(affinity(false, &mut mask) == Ok(8) && mask == first_and_last, "read back {mask:#x}");
+    let status = read_text(c"/proc/self/status")?;
+    let allowed = status.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:"));
+    let allowed = parse_cpu_list(allowed.ok_or("no Cpus_allowed_list in /proc/self/status")?.trim())?;
+    ensure!(allowed == first_and_last, "Cpus_allowed_list {allowed:#x}, the mask set {first_and_last:#x}");
     if !ctx.linux {
         ensure!(online == present, "Aspen booted {online:#x} of {present:#x}");
         if online != 1 {
