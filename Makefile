@@ -146,7 +146,7 @@ ltp:
 	scripts/ltp.sh $(BUILD)/qemu-virt/Image
 
 # QEMU command lines for `make run`.
-QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \
+QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -smp 4 -m 1G -nographic -no-reboot \
 	-semihosting-config enable=on,target=native -append "semihosting"
 QEMU_rpi4 := $(QEMU) -M raspi4b -nographic -no-reboot \
 	-semihosting-config enable=on,target=native -append "semihosting"

@@ -8,8 +8,8 @@ use crate::Errno;
 pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
 /// The best real-time priority (`sched_get_priority_max` of FIFO and RR).
 pub const MAX_RT_PRIORITY: u32 = 99;
-/// The size in bytes of the CPU masks `sched_getaffinity` writes: one CPU,
-/// rounded up to a whole `unsigned long`.
+/// The size in bytes of the CPU masks `sched_getaffinity` writes: up to
+/// 64 CPUs, a whole `unsigned long` (the kernel's `nr_cpu_ids` rounded up).
 pub const CPU_MASK_SIZE: usize = 8;
 
 /// A scheduling policy.
@@ -186,9 +186,50 @@ pub const fn affinity_len(len: u32) -> Result<usize, Errno> {
     Ok(if (len as usize) < CPU_MASK_SIZE { len as usize } else { CPU_MASK_SIZE })
 }
 
+/// Writes the CPUs of `mask` (bit n: CPU n) as Linux's CPU lists in
+/// `/sys/devices/system/cpu` print them: runs as `first-last`, single CPUs
+/// alone, separated by commas (`0-3`, `0,2-3`; nothing for no CPU).
+pub fn write_cpu_list(mask: u64, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+    let mut rest = mask;
+    let mut first_run = true;
+    while rest != 0 {
+        let start = rest.trailing_zeros();
+        let run = (rest >> start).trailing_ones();
+        let end = start + run - 1;
+        if !first_run {
+            out.write_char(',')?;
+        }
+        first_run = false;
+        if run == 1 {
+            write!(out, "{start}")?;
+        } else {
+            write!(out, "{start}-{end}")?;
+        }
+        rest &= !(u64::MAX >> (63 - end) & (u64::MAX << start));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cpu_list(mask: u64) -> String {
+        let mut out = String::new();
+        write_cpu_list(mask, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn cpu_lists_are_printed_as_linux_prints_them() {
+        assert_eq!(cpu_list(0b1), "0");
+        assert_eq!(cpu_list(0b1111), "0-3");
+        assert_eq!(cpu_list(0b1101), "0,2-3");
+        assert_eq!(cpu_list(0b1010), "1,3");
+        assert_eq!(cpu_list(0), "");
+        assert_eq!(cpu_list(u64::MAX), "0-63");
+        assert_eq!(cpu_list(1 << 63 | 1), "0,63");
+    }
 
     #[test]
     fn policies_and_priorities_are_checked_as_linux() {

@@ -24,6 +24,10 @@ pub struct CommandLine<'a> {
     /// `aspen.wx=strict`: mmap and mprotect refuse `PROT_WRITE|PROT_EXEC`
     /// (EACCES); otherwise such pages flip ([`WxPolicy`]).
     pub wx_policy: WxPolicy,
+    /// `maxcpus=N`: at most N cores are brought up, the boot core
+    /// included (0 counts as 1, as Linux's `maxcpus=0` keeps only the boot
+    /// CPU); `None`: every core there is.
+    pub max_cpus: Option<usize>,
 }
 
 impl<'a> CommandLine<'a> {
@@ -41,6 +45,7 @@ impl<'a> CommandLine<'a> {
             trace_syscalls: false,
             run_benchmarks: false,
             wx_policy: WxPolicy::Flip,
+            max_cpus: None,
         };
         for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -51,6 +56,11 @@ impl<'a> CommandLine<'a> {
                 "aspen.strace" => line.trace_syscalls = true,
                 "aspen.kbench" => line.run_benchmarks = true,
                 "aspen.wx" if value == "strict" => line.wx_policy = WxPolicy::Strict,
+                "maxcpus" => {
+                    if let Ok(n) = value.parse::<usize>() {
+                        line.max_cpus = Some(n.max(1));
+                    }
+                }
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {

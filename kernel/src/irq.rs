@@ -1,7 +1,8 @@
 //! Interrupts: the board's GIC, the one-shot timer, armed for the earliest
 //! of the kernel's timers, sleepers and the end of a time slice (none while
-//! a task runs alone or the CPU idles), and the console UART's receive
-//! interrupt.
+//! a task runs alone or the CPU idles), the console UART's receive
+//! interrupt (device interrupts go to the boot core), and SGIs between
+//! cores (`smp`).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,8 +10,9 @@ use spin::Once;
 
 use crate::arch::timer;
 use crate::board::BOARD;
-use crate::driver::gic::Gic;
+use crate::driver::gic::{Gic, SGI_COUNT};
 use crate::memory::phys_to_virt;
+use crate::smp::{self, Ipi};
 
 /// The EL1 physical timer's private interrupt (PPI 14 = INTID 30).
 pub const TIMER_INTID: u32 = 30;
@@ -31,6 +33,10 @@ pub fn init() {
     gic.init();
     gic.enable(TIMER_INTID);
     gic.enable(BOARD.uart_intid);
+    for ipi in [Ipi::Ping, Ipi::Call, Ipi::Stop] {
+        gic.enable(ipi as u32);
+    }
+    crate::smp::init_interrupts(gic);
     timer::allow_user_counter();
     timer::arm_oneshot(1);
     log::info!(
@@ -58,6 +64,9 @@ pub fn handle() {
     while let Some(iar) = gic.acknowledge() {
         HANDLED.fetch_add(1, Ordering::Relaxed);
         match iar & 0x3ff {
+            sgi if sgi < SGI_COUNT => smp::on_ipi(sgi),
+            // A secondary's own timer; the scheduler's is the boot core's.
+            TIMER_INTID if smp::this_cpu_id() != 0 => smp::on_local_timer(),
             TIMER_INTID => {
                 TICKS.fetch_add(1, Ordering::Relaxed);
                 let now = timer::ticks();

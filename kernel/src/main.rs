@@ -30,6 +30,7 @@ mod poll;
 mod power;
 mod process;
 mod random;
+mod smp;
 mod syscall;
 mod task;
 mod trap;
@@ -54,6 +55,7 @@ pub fn boot_info() -> &'static BootInfo {
 /// DTB's physical address (0 if none).
 #[no_mangle]
 extern "C" fn kernel_init(dtb_phys: u64) -> ! {
+    smp::init_boot_cpu();
     exception::install_vectors();
     board::init_early();
     // SAFETY: the early map covers the board's console UART at its linear
@@ -92,6 +94,7 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
 
     task::sched::init_idle();
     irq::init();
+    smp::start_secondaries(cmdline.max_cpus);
 
     if cmdline.run_benchmarks {
         spawn_or_panic("kbench", |_| {

@@ -12,6 +12,7 @@ pub fn power_off() -> ! {
     if BOARD.power_off == PowerOff::Psci {
         firmware::psci_system_off();
     }
+    crate::smp::stop_others();
     crate::console::emergency_print(format_args!(
         "aspen: {}: no firmware power-off; all cores halted, safe to remove power\n",
         BOARD.name
@@ -20,8 +21,9 @@ pub fn power_off() -> ! {
 }
 
 /// Stops after a fatal error: the emulator exits with status 1 when
-/// semihosting is enabled; otherwise the CPU halts.
+/// semihosting is enabled; otherwise every core halts.
 pub fn fail_stop() -> ! {
     firmware::semihosting_exit(1);
+    crate::smp::stop_others();
     cpu::halt()
 }

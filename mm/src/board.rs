@@ -24,6 +24,20 @@ pub enum PowerOff {
     HaltCores,
 }
 
+/// How the boot CPU starts the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuStart {
+    /// PSCI `CPU_ON` through the conduit the device tree names; a core the
+    /// firmware does not know (`AFFINITY_INFO` refuses it) is not there.
+    Psci,
+    /// A spin table: core `n` waits (in `WFE`) for a nonzero entry address
+    /// at `release[n]` (physical), with its caches and MMU off.
+    SpinTable {
+        /// The release address of each core, core 0's first (unused).
+        release: &'static [u64],
+    },
+}
+
 /// A board's fixed description.
 #[derive(Clone, Copy, Debug)]
 pub struct BoardInfo {
@@ -53,6 +67,8 @@ pub struct BoardInfo {
     pub reserved: &'static [PhysRange],
     /// How the kernel turns the board off.
     pub power_off: PowerOff,
+    /// How the secondary cores are started.
+    pub cpu_start: CpuStart,
     /// Board set-up the console needs before its first use, if any; the
     /// kernel calls it once, on the boot CPU, with the offset at which it
     /// maps device windows (VA = offset + PA). That early, only the console

@@ -3,13 +3,15 @@
  * SCHED_RR, 0..0 for SCHED_OTHER, EINVAL for an unknown policy),
  * sched_setscheduler / sched_getscheduler / sched_getparam / sched_setparam
  * and their errors, sched_rr_get_interval, and sched_getaffinity /
- * sched_setaffinity (pinning to one CPU is seen by sched_getcpu); for a
+ * sched_setaffinity (pinning to one CPU is seen by sched_getcpu), which
+ * agree with sysconf(_SC_NPROCESSORS_ONLN) and get_nprocs; for a
  * user that is not root, RLIMIT_RTPRIO bounds real-time priorities and
  * another user's threads are EPERM.
  */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -107,19 +109,21 @@ int main(void)
 	int cpus = CPU_COUNT(&all);
 	check(r == 0 && cpus >= 1 && CPU_ISSET(0, &all), "sched_getaffinity: CPU 0 among at least one",
 	      "returned %d, %d CPUs", r, cpus);
-	int last = -1;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &all))
-			last = c;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	check(online == cpus && get_nprocs() == cpus && get_nprocs_conf() >= cpus,
+	      "sysconf(_SC_NPROCESSORS_ONLN) and get_nprocs count the CPUs of the mask",
+	      "sysconf %ld, get_nprocs %d, get_nprocs_conf %d, mask %d", online, get_nprocs(), get_nprocs_conf(), cpus);
+	/* CPU 0: Aspen runs every task there for now and refuses masks without it. */
+	int pinned = 0;
 	CPU_ZERO(&one);
-	CPU_SET(last, &one);
+	CPU_SET(pinned, &one);
 	CHECK_CALL(sched_setaffinity(0, sizeof one, &one));
 	sched_yield();
 	CPU_ZERO(&now);
 	sched_getaffinity(0, sizeof now, &now);
 	int cpu = sched_getcpu();
-	check(CPU_EQUAL(&now, &one) && cpu == last, "sched_setaffinity to one CPU: read back, and we run there",
-	      "%d CPUs in the mask, running on %d, expected %d", CPU_COUNT(&now), cpu, last);
+	check(CPU_EQUAL(&now, &one) && cpu == pinned, "sched_setaffinity to one CPU: read back, and we run there",
+	      "%d CPUs in the mask, running on %d, expected %d", CPU_COUNT(&now), cpu, pinned);
 	CHECK_CALL(sched_setaffinity(0, sizeof all, &all));
 	cpu_set_t none;
 	CPU_ZERO(&none);

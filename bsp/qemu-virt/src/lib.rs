@@ -10,7 +10,7 @@
 use aspen_mm::{PhysAddr, PhysRange};
 
 /// What the kernel needs to know about a board; each BSP crate exports one.
-pub use aspen_mm::board::{BoardInfo, MmioWindow, PowerOff};
+pub use aspen_mm::board::{BoardInfo, CpuStart, MmioWindow, PowerOff};
 
 /// QEMU `virt` as Aspen runs it: `-M virt -cpu cortex-a72`.
 pub const BOARD: BoardInfo = BoardInfo {
@@ -33,6 +33,8 @@ pub const BOARD: BoardInfo = BoardInfo {
     ],
     reserved: &[],
     power_off: PowerOff::Psci,
+    // QEMU's own PSCI (`-smp N` cores, powered off until CPU_ON).
+    cpu_start: CpuStart::Psci,
     // QEMU's PL011 needs no pin routing.
     init_early: None,
 };

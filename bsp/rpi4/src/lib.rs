@@ -10,7 +10,7 @@ pub mod gpio;
 
 use aspen_mm::{PhysAddr, PhysRange};
 
-pub use aspen_mm::board::{BoardInfo, MmioWindow, PowerOff};
+pub use aspen_mm::board::{BoardInfo, CpuStart, MmioWindow, PowerOff};
 
 /// Start of the BCM2711 "low peripheral" window (ARM physical address).
 pub const PERIPHERAL_BASE: u64 = 0xFE00_0000;
@@ -41,6 +41,9 @@ pub const BOARD: BoardInfo = BoardInfo {
     // The armstub and the spin table the parked cores poll (0xd8..0xf8).
     reserved: &[PhysRange::new(PhysAddr::new(0), PhysAddr::new(0x1000))],
     power_off: PowerOff::HaltCores,
+    // The firmware's armstub (and QEMU raspi4b's boot stub) park cores 1-3
+    // polling these words (the device tree's `cpu-release-addr`).
+    cpu_start: CpuStart::SpinTable { release: &[0xd8, 0xe0, 0xe8, 0xf0] },
     init_early: Some(route_console),
 };
 

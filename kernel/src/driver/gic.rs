@@ -21,7 +21,9 @@ register_structs! {
         (0x800 => itargetsr: [ReadWrite<u32>; 255]),
         (0xbfc => _reserved4),
         (0xc00 => icfgr: [ReadWrite<u32>; 64]),
-        (0xd00 => @END),
+        (0xd00 => _reserved5),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => @END),
     }
 }
 
@@ -40,6 +42,19 @@ register_structs! {
 const SPURIOUS: u32 = 1020;
 /// Lowest priority value that still passes a priority mask of 0xff.
 const DEFAULT_PRIORITY: u32 = 0xa0;
+/// SGIs and PPIs: INTIDs 0-31, banked per CPU.
+const PRIVATE_LINES: usize = 32;
+/// The software-generated interrupts: INTIDs 0-15.
+pub const SGI_COUNT: u32 = 16;
+
+/// Where `send_sgi` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiTarget {
+    /// The CPU interfaces in this mask (bit n: interface n).
+    Interfaces(u8),
+    /// Every CPU interface but the sender's.
+    Others,
+}
 
 pub struct Gic {
     dist: &'static DistributorRegs,
@@ -47,9 +62,10 @@ pub struct Gic {
 }
 
 // SAFETY: the GIC is built for concurrent use: enables are write-one-to-set
-// and write-one-to-clear registers, and the CPU interface is banked per CPU.
-// Only `init`, called once at boot before interrupts are unmasked, writes
-// shared registers with read-modify-write.
+// and write-one-to-clear registers, SGIR is a plain write, and the CPU
+// interface and the private lines are banked per CPU. Only `init`, called
+// once at boot before interrupts are unmasked and before other CPUs start,
+// writes shared registers wholesale.
 unsafe impl Send for Gic {}
 // SAFETY: as above.
 unsafe impl Sync for Gic {}
@@ -69,27 +85,68 @@ impl Gic {
         32 * ((self.dist.typer.get() & 0x1f) + 1)
     }
 
-    /// Disables and clears every interrupt, routes shared ones to CPU 0,
-    /// puts everything in group 0 and enables the distributor and this
-    /// CPU's interface with no priority masking.
+    /// How many CPU interfaces (cores) the GIC serves (GICD_TYPER.CPUNumber + 1).
+    pub fn cpu_interfaces(&self) -> u32 {
+        ((self.dist.typer.get() >> 5) & 0x7) + 1
+    }
+
+    /// Disables and clears every interrupt, routes shared ones to the
+    /// calling CPU (the boot CPU: device interrupts stay there), puts
+    /// everything in group 0, enables the distributor, then sets up the
+    /// caller's own interface (`init_cpu`).
     pub fn init(&self) {
         self.dist.ctlr.set(0);
         let lines = self.lines().min(1020);
-        for n in 0..(lines / 32) as usize {
+        let own = u32::from(self.own_interface_mask());
+        for n in (PRIVATE_LINES / 32)..(lines / 32) as usize {
             self.dist.icenabler[n].set(u32::MAX);
             self.dist.icpendr[n].set(u32::MAX);
             self.dist.igroupr[n].set(0);
         }
-        for n in 0..(lines / 4) as usize {
+        for n in (PRIVATE_LINES / 4)..(lines / 4) as usize {
             self.dist.ipriorityr[n].set(DEFAULT_PRIORITY * 0x0101_0101);
-            if n >= 8 {
-                self.dist.itargetsr[n].set(0x0101_0101);
-            }
+            self.dist.itargetsr[n].set(own * 0x0101_0101);
         }
         self.dist.ctlr.set(1);
+        self.init_cpu();
+    }
+
+    /// Sets up the calling CPU's banked state: its SGIs and PPIs disabled,
+    /// cleared, in group 0 at the default priority; its CPU interface on
+    /// with no priority masking. Each CPU calls it once.
+    pub fn init_cpu(&self) {
+        self.dist.icenabler[0].set(u32::MAX);
+        self.dist.icpendr[0].set(u32::MAX);
+        self.dist.igroupr[0].set(0);
+        for n in 0..PRIVATE_LINES / 4 {
+            self.dist.ipriorityr[n].set(DEFAULT_PRIORITY * 0x0101_0101);
+        }
         self.cpu.pmr.set(0xff);
         self.cpu.bpr.set(0);
         self.cpu.ctlr.set(1);
+    }
+
+    /// The calling CPU's interface as a target mask (bit n: interface n):
+    /// GICD_ITARGETSR0-7 read back the reader's own interface, except on
+    /// a GIC built for one CPU, where they read as zero (interface 0).
+    pub fn own_interface_mask(&self) -> u8 {
+        match (self.dist.itargetsr[0].get() & 0xff) as u8 {
+            0 => 1,
+            mask => mask,
+        }
+    }
+
+    /// Sends SGI `intid` (0-15) to `target`. Stores to normal memory made
+    /// before the call are visible to the targets when they take it.
+    pub fn send_sgi(&self, intid: u32, target: SgiTarget) {
+        let (filter, list) = match target {
+            SgiTarget::Interfaces(mask) => (0u32, u32::from(mask)),
+            SgiTarget::Others => (1, 0),
+        };
+        // SAFETY: a barrier: earlier stores complete before the write
+        // that raises the interrupt.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+        self.dist.sgir.set((filter << 24) | (list << 16) | (intid % SGI_COUNT));
     }
 
     pub fn enable(&self, intid: u32) {

@@ -849,6 +849,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
         };
         new_process(parts, task)
     };
+    child.set_affinity(me.affinity());
     // The child blocks what the caller blocks; a thread sharing the
     // address space (not vfork) starts without the alternate stack.
     {

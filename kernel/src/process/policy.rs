@@ -146,26 +146,30 @@ pub fn rr_interval(pid: i32, out: u64) -> Result<u64, Errno> {
 }
 
 /// `sched_setaffinity(pid, len, mask)`: the mask (its first `len` bytes,
-/// zero beyond) must include CPU 0, the only one (`EINVAL`); another
-/// user's thread is `EPERM`.
+/// zero beyond), kept within the CPUs the board has. As Linux, a mask
+/// without an online CPU is `EINVAL`; and since every task runs on CPU 0
+/// for now (the secondaries run none yet), so is a mask without CPU 0:
+/// a task never runs outside its mask. Another user's thread is `EPERM`.
 pub fn set_affinity(pid: i32, len: u32, mask: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; CPU_MASK_SIZE];
     let take = (len as usize).min(CPU_MASK_SIZE);
     crate::syscall::user().read(UserSlice::new(mask, take as u64)?, &mut bytes[..take])?;
-    may_change(&*thread_of(pid)?)?;
-    if bytes[0] & 1 == 0 {
+    let target = thread_of(pid)?;
+    may_change(&target)?;
+    let wanted = u64::from_le_bytes(bytes) & crate::smp::present_mask();
+    if wanted & crate::smp::online_mask() == 0 || wanted & 1 == 0 {
         return Err(Errno::EINVAL);
     }
+    target.set_affinity(wanted);
     Ok(0)
 }
 
-/// `sched_getaffinity(pid, len, mask)`: CPU 0; the bytes written.
+/// `sched_getaffinity(pid, len, mask)`: the thread's CPUs that are
+/// online; the bytes written.
 pub fn get_affinity(pid: i32, len: u32, mask: u64) -> Result<u64, Errno> {
     let size = abi::affinity_len(len)?;
-    thread_of(pid)?;
-    let mut bytes = [0u8; CPU_MASK_SIZE];
-    bytes[0] = 1;
-    crate::syscall::copy_out_at(mask, &bytes[..size])?;
+    let cpus = thread_of(pid)?.affinity() & crate::smp::online_mask();
+    crate::syscall::copy_out_at(mask, &cpus.to_le_bytes()[..size])?;
     Ok(size as u64)
 }
 

@@ -517,8 +517,18 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     let _ = writeln!(out, "NoNewPrivs:\t0");
     let _ = writeln!(out, "Seccomp:\t0");
     let _ = writeln!(out, "Seccomp_filters:\t0");
-    let _ = writeln!(out, "Cpus_allowed:\t1");
-    let _ = writeln!(out, "Cpus_allowed_list:\t0");
+    // The thread's affinity (the process's: its main thread's, else any).
+    let affinity = match thread {
+        Some(thread) => thread.affinity(),
+        None => {
+            let threads = process.threads.lock();
+            threads.get(&process.pid).or_else(|| threads.values().next()).map_or(1, |t| t.affinity())
+        }
+    };
+    let _ = writeln!(out, "Cpus_allowed:\t{affinity:x}");
+    let _ = write!(out, "Cpus_allowed_list:\t");
+    let _ = aspen_abi::sched::write_cpu_list(affinity, &mut out);
+    let _ = writeln!(out);
     let _ = writeln!(out, "voluntary_ctxt_switches:\t{}", usage.voluntary);
     let _ = writeln!(out, "nonvoluntary_ctxt_switches:\t{}", usage.involuntary);
     let (wx_flips, wx_vareas) = process.with_mm(|mm| (mm.wx_flips(), mm.wx_vareas())).unwrap_or_default();
@@ -599,7 +609,7 @@ pub fn memory_balance() -> MemoryBalance {
         cache: kib(t.cache),
         processes: kib(anon + t.tables),
         heap: crate::heap::usage().1 as u64 / 1024,
-        stacks: u64::from(task::task_count()) * (task::stack::STACK_SIZE / 1024),
+        stacks: (u64::from(task::task_count()) + crate::smp::stack_count()) * (task::stack::STACK_SIZE / 1024),
     }
 }
 
@@ -612,7 +622,7 @@ pub fn meminfo() -> String {
     let t = memory_totals();
     let available = t.free + t.cache - t.shmem;
     let (heap_used, heap_size) = crate::heap::usage();
-    let stacks = u64::from(task::task_count()) * (task::stack::STACK_SIZE / 1024);
+    let stacks = (u64::from(task::task_count()) + crate::smp::stack_count()) * (task::stack::STACK_SIZE / 1024);
     let mut out = String::new();
     for (name, kb) in [
         ("MemTotal", kib(t.total)),
@@ -689,7 +699,9 @@ fn seconds(ticks: u64, freq: u64) -> String {
 /// `/proc/uptime`: seconds since boot and seconds the CPU idled.
 fn uptime() -> String {
     let freq = timer::frequency();
+    // Idle time summed over the cores, as Linux's.
     let (_, _, idle, _) = cputime::totals();
+    let idle = idle + crate::smp::secondary_idle_ticks();
     format!("{} {}\n", seconds(timer::ticks(), freq), seconds(idle, freq))
 }
 
@@ -699,17 +711,27 @@ fn loadavg() -> String {
     format!("{} {}/{} {}\n", load.text(), runnable, task::task_count(), task::last_pid())
 }
 
-/// `/proc/stat`: the CPU's time in clock ticks (user, nice, system, idle,
-/// iowait, irq, softirq, steal, guest, guest_nice), the same for `cpu0`,
-/// interrupts, switches, boot time, forks and task counts.
+/// `/proc/stat`: the CPUs' time in clock ticks (user, nice, system, idle,
+/// iowait, irq, softirq, steal, guest, guest_nice), summed, then per online
+/// CPU (the secondaries run no task: all their time is idle), interrupts,
+/// switches, boot time, forks and task counts.
 fn stat() -> String {
     let freq = timer::frequency();
     let (user, system, idle, switches) = cputime::totals();
-    let (user, system, idle) = (clock_ticks(user, freq), clock_ticks(system, freq), clock_ticks(idle, freq));
+    let mut rows = alloc::vec![(0usize, user, system, idle)];
+    for n in 1..aspen_mm::asid::MAX_CPUS {
+        if let Some(idle) = crate::smp::idle_ticks_of(n) {
+            rows.push((n, 0, 0, idle));
+        }
+    }
     let (_, runnable) = sched::load();
     let mut out = String::new();
-    for name in ["cpu ", "cpu0"] {
-        let _ = writeln!(out, "{name} {user} 0 {system} {idle} 0 0 0 0 0 0");
+    let sum = |pick: fn(&(usize, u64, u64, u64)) -> u64| clock_ticks(rows.iter().map(pick).sum(), freq);
+    let (user_all, system_all, idle_all) = (sum(|r| r.1), sum(|r| r.2), sum(|r| r.3));
+    let _ = writeln!(out, "cpu  {user_all} 0 {system_all} {idle_all} 0 0 0 0 0 0");
+    for (n, user, system, idle) in rows {
+        let (user, system, idle) = (clock_ticks(user, freq), clock_ticks(system, freq), clock_ticks(idle, freq));
+        let _ = writeln!(out, "cpu{n} {user} 0 {system} {idle} 0 0 0 0 0 0");
     }
     let interrupts = crate::irq::count();
     let _ = writeln!(out, "intr {interrupts}");
@@ -723,14 +745,25 @@ fn stat() -> String {
     out
 }
 
-/// `/proc/cpuinfo`: arm64's format; the features are the names of the
-/// capabilities `AT_HWCAP` gives programs, as on Linux.
+/// `/proc/cpuinfo`: arm64's format, a block per online CPU; the features
+/// are the names of the capabilities `AT_HWCAP` gives programs, as on
+/// Linux (the boot CPU's: the cores of both boards are alike).
 fn cpuinfo() -> String {
-    let midr = cpu::midr();
+    let mut out = String::new();
+    for n in 0..aspen_mm::asid::MAX_CPUS {
+        let core = crate::smp::cpu(n);
+        if core.is_online() {
+            cpuinfo_block(&mut out, n, core.midr());
+        }
+    }
+    out
+}
+
+/// One CPU's block of `/proc/cpuinfo`.
+fn cpuinfo_block(out: &mut String, n: usize, midr: u64) {
     let registers = cpu::id_registers();
     let freq = timer::frequency();
-    let mut out = String::new();
-    let _ = writeln!(out, "processor\t: 0");
+    let _ = writeln!(out, "processor\t: {n}");
     // Linux's arm64 BogoMIPS: the timer's rate over 500 kHz.
     let _ = writeln!(out, "BogoMIPS\t: {}.{:02}", freq / 500_000, (freq / 5_000) % 100);
     let _ = write!(out, "Features\t:");
@@ -744,7 +777,6 @@ fn cpuinfo() -> String {
     let _ = writeln!(out, "CPU part\t: 0x{:03x}", (midr >> 4) & 0xfff);
     let _ = writeln!(out, "CPU revision\t: {}", midr & 0xf);
     let _ = writeln!(out);
-    out
 }
 
 /// `/proc/version`: what `uname` reports, in Linux's sentence.

@@ -1,7 +1,7 @@
 //! `/sys`: the few files C libraries read, made at open: the CPUs that
-//! are online and possible (`/sys/devices/system/cpu/online` and
-//! `possible`: "0", one CPU), what glibc's `sysconf(_SC_NPROCESSORS_ONLN)`
-//! and `get_nprocs_conf` read.
+//! are online, possible and present (`/sys/devices/system/cpu/online`,
+//! `possible`, `present`, CPU lists such as `0-3`), what glibc's
+//! `sysconf(_SC_NPROCESSORS_ONLN)` and `get_nprocs_conf` read.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,6 +22,14 @@ fn directory(names: &[&str], kind: u8) -> Snapshot {
     Snapshot::directory(entries)
 }
 
+/// A file holding the CPU list of `mask` and a newline.
+fn cpu_list(mask: u64) -> Snapshot {
+    let mut text = String::new();
+    let _ = aspen_abi::sched::write_cpu_list(mask, &mut text);
+    text.push('\n');
+    Snapshot::file(text.into_bytes())
+}
+
 /// The `/sys` file at `path`; `Ok(None)` when `path` is not under `/sys`.
 pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
     let Ok(text) = core::str::from_utf8(path) else { return Ok(None) };
@@ -33,8 +41,10 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
         [] => directory(&["devices"], DT_DIR),
         ["devices"] => directory(&["system"], DT_DIR),
         ["devices", "system"] => directory(&["cpu"], DT_DIR),
-        ["devices", "system", "cpu"] => directory(&["online", "possible"], DT_REG),
-        ["devices", "system", "cpu", "online" | "possible"] => Snapshot::file(b"0\n".to_vec()),
+        ["devices", "system", "cpu"] => directory(&["online", "possible", "present"], DT_REG),
+        ["devices", "system", "cpu", "online"] => cpu_list(crate::smp::online_mask()),
+        // The cores the board has: the ones a later bring-up could start.
+        ["devices", "system", "cpu", "possible" | "present"] => cpu_list(crate::smp::present_mask()),
         _ => return Err(Errno::ENOENT),
     };
     Ok(Some(file))

@@ -37,6 +37,10 @@ pub struct Thread {
     /// `set_robust_list`: the head of its robust futex list, walked when
     /// it ends (0: none).
     robust_list: AtomicU64,
+    /// `sched_setaffinity`: the CPUs it may run on (bit n: CPU n), within
+    /// the ones the board has; it always holds CPU 0, the one every task
+    /// runs on for now (`process::policy`). Inherited by clone and fork.
+    affinity: AtomicU64,
 }
 
 impl Thread {
@@ -50,7 +54,19 @@ impl Thread {
             work: AtomicU32::new(0),
             signals: Mutex::new(ThreadSignals::default()),
             robust_list: AtomicU64::new(0),
+            affinity: AtomicU64::new(crate::smp::present_mask()),
         })
+    }
+
+    /// The CPUs it may run on (`sched_getaffinity`, before the offline
+    /// ones are left out).
+    pub fn affinity(&self) -> u64 {
+        self.affinity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the CPUs it may run on; the caller has checked `mask`.
+    pub fn set_affinity(&self, mask: u64) {
+        self.affinity.store(mask, Ordering::Relaxed);
     }
 
     pub fn tid(&self) -> Pid {

@@ -188,10 +188,15 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// behind the others of its level (otherwise, preempted, before them).
 static SLICE_OVER: AtomicBool = AtomicBool::new(false);
 
-/// The running task, readable without the scheduler's lock (system calls
-/// and faults ask for it on every entry). Kept equal to `current` by
-/// `schedule`; the task it points at is kept alive by `current`.
-static RUNNING: AtomicPtr<Task> = AtomicPtr::new(core::ptr::null_mut());
+/// The task running on this core, readable without the scheduler's lock
+/// (system calls and faults ask for it on every entry): a field of the
+/// core's per-CPU block. Kept equal to `current` by `schedule`; the task
+/// it points at is kept alive by `current`. Null on the secondary cores,
+/// which run no task yet.
+#[inline(always)]
+fn running() -> &'static AtomicPtr<Task> {
+    &crate::smp::this_cpu().running
+}
 
 fn slice_ticks() -> u64 {
     timer::frequency() * TIME_SLICE_MS / 1000
@@ -203,15 +208,15 @@ pub fn init_idle() {
     idle.set_state(TaskState::Running);
     let mut s = SCHED.lock();
     s.idle = Some(idle.clone());
-    RUNNING.store(Arc::as_ptr(&idle) as *mut Task, Ordering::Release);
+    running().store(Arc::as_ptr(&idle) as *mut Task, Ordering::Release);
     s.current = Some(idle);
 }
 
 /// The task running on this CPU.
 pub fn current() -> Arc<Task> {
-    let task = RUNNING.load(Ordering::Acquire);
+    let task = running().load(Ordering::Acquire);
     assert!(!task.is_null(), "scheduler used before init_idle");
-    // SAFETY: RUNNING points at the task in `current`, an `Arc` the
+    // SAFETY: `running()` points at the task in `current`, an `Arc` the
     // scheduler holds until it switches away from the caller, which it
     // cannot do meanwhile: one more strong count is the caller's own
     // reference. (No lock: every sleeping lock's `lock` asks for it.)
@@ -225,15 +230,15 @@ pub fn current() -> Arc<Task> {
 /// touching its reference count: an identity for as long as the caller
 /// runs (sleeping locks record their holder so).
 pub fn current_ptr() -> *const Task {
-    RUNNING.load(Ordering::Acquire)
+    running().load(Ordering::Acquire)
 }
 
 /// Runs `f` on the task running on this CPU, without taking the
 /// scheduler's lock.
 pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> R {
-    let task = RUNNING.load(Ordering::Acquire);
+    let task = running().load(Ordering::Acquire);
     assert!(!task.is_null(), "scheduler used before init_idle");
-    // SAFETY: RUNNING points at the task in `current`, which holds a
+    // SAFETY: `running()` points at the task in `current`, which holds a
     // reference until the next switch; a switch cannot happen on this CPU
     // inside `f` unless `f` blocks, and the task blocking is `f`'s own,
     // which stays referenced while it runs.
@@ -548,7 +553,7 @@ fn schedule(end: End) {
         s.last_user = Some(user.clone());
     }
     cputime::switched_from(&prev, prev_idle, blocked);
-    RUNNING.store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
+    running().store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
     s.current = Some(next);
     s.switched_out = Some(prev);
     drop(s);

@@ -5,5 +5,6 @@ mod irq;
 mod lock;
 mod memory;
 mod sched;
+mod smp;
 mod tty;
 mod uaccess;

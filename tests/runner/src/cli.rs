@@ -19,7 +19,7 @@ follows the kernel's TEST-* protocol and reports every test. With --session, typ
 a session into the shell on the console instead (the file whose prompt shows up
 first; see tests/console/) and reports each of its checks.
 
-  --board B        qemu-virt (QEMU -M virt) or rpi4 (QEMU -M raspi4b)
+  --board B        qemu-virt (QEMU -M virt -smp 4) or rpi4 (QEMU -M raspi4b, 4 cores)
   --kernel PATH    kernel image
   --initrd PATH    initial ramdisk
   --dtb PATH       device tree blob

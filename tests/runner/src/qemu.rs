@@ -36,7 +36,10 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 pub fn qemu_args(options: &QemuOptions) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     match &options.machine {
-        Machine::Virt { memory } => args.extend(["-M", "virt", "-cpu", "cortex-a72", "-m", memory].map(String::from)),
+        // Four cores, as the Pi 4 has (a later `--qemu -smp --qemu N` overrides it).
+        Machine::Virt { memory } => {
+            args.extend(["-M", "virt", "-cpu", "cortex-a72", "-smp", "4", "-m", memory].map(String::from))
+        }
         Machine::Raspi4b => args.extend(["-M", "raspi4b"].map(String::from)),
     }
     args.extend(["-nographic", "-no-reboot", "-semihosting-config", "enable=on,target=native"].map(String::from));
@@ -247,7 +250,7 @@ mod tests {
     #[test]
     fn virt_minimal_passes_an_empty_command_line() {
         let mut expected = words(
-            "-M virt -cpu cortex-a72 -m 1G -nographic -no-reboot \
+            "-M virt -cpu cortex-a72 -smp 4 -m 1G -nographic -no-reboot \
              -semihosting-config enable=on,target=native -kernel build/aspen.elf -append",
         );
         expected.push(String::new());
@@ -263,7 +266,7 @@ mod tests {
         virt.append = Some("console=ttyAMA0 test=all".to_string());
         virt.extra_args = words("-smp 4 -s");
         let mut expected = words(
-            "-M virt -cpu cortex-a72 -m 4G -nographic -no-reboot \
+            "-M virt -cpu cortex-a72 -smp 4 -m 4G -nographic -no-reboot \
              -semihosting-config enable=on,target=native -kernel build/aspen.elf \
              -initrd build/initrd.cpio -dtb virt.dtb -append",
         );

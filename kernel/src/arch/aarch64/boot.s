@@ -1,12 +1,13 @@
 // Aspen's entry point: the Linux arm64 image header, then early boot.
 //
 // Runs at the physical load address with the MMU off, so everything here is
-// PC-relative. It drops to EL1, parks every CPU but the first, zeroes BSS,
+// PC-relative. It parks every CPU but the first, drops to EL1, zeroes BSS,
 // maps the kernel image, the DTB and the console UART with 2 MiB blocks in a
 // temporary table tree (the same tree serves TTBR0 as an identity map and
 // TTBR1 as the high half, since VA = 0xFFFF_0000_0000_0000 + PA keeps the
 // table indices), turns the MMU on and jumps to `kernel_init` in the high
-// half with x0 = the DTB's physical address.
+// half with x0 = the DTB's physical address. Secondary cores, once the
+// kernel starts them, enter at `aspen_secondary_entry` (below).
 
 .equ CURRENT_EL_EL3,        0b1100
 .equ CURRENT_EL_EL2,        0b1000
@@ -25,6 +26,7 @@
 .equ SPSR_EL2H_MASKED,      0x3C9               // EL2h, DAIF masked
 .equ BLOCK_SHIFT,           21
 .equ LOW_4G_BLOCKS,         2048                // 2 MiB blocks in the first 4 GiB
+.equ SECONDARY_RECORDS,     {MAX_CPUS}          // entries of aspen_secondary_boot
 
 .section .text.boot, "ax"
 .global _start
@@ -42,44 +44,14 @@ _start:
 primary_entry:
     mov     x19, x0                         // DTB physical address (0 if none)
 
-    // Only CPU 0 (MPIDR affinity 0.0.0) boots; the others wait for SMP support.
+    // Only CPU 0 (MPIDR affinity 0.0.0) boots here; the kernel starts the
+    // others at aspen_secondary_entry. A core that still arrives here (a
+    // loader that releases every core at once) is parked.
     mrs     x1, mpidr_el1
     and     x1, x1, #0xffffff
     cbnz    x1, park
 
-    mrs     x1, CurrentEL
-    and     x1, x1, #0xc
-    cmp     x1, #CURRENT_EL_EL3
-    b.eq    from_el3
-    cmp     x1, #CURRENT_EL_EL2
-    b.eq    from_el2
-    b       at_el1
-
-from_el3:
-    ldr     x1, =SCR_EL3_VALUE
-    msr     scr_el3, x1
-    mov     x1, #SPSR_EL2H_MASKED
-    msr     spsr_el3, x1
-    adr     x1, from_el2
-    msr     elr_el3, x1
-    eret
-
-from_el2:
-    mov     x1, #HCR_EL2_RW                 // EL1 is AArch64; nothing trapped to EL2
-    msr     hcr_el2, x1
-    mov     x1, #0x3                        // EL1PCTEN, EL1PCEN: EL1 owns the physical timer
-    msr     cnthctl_el2, x1
-    msr     cntvoff_el2, xzr
-    mov     x1, #0x33ff                     // CPTR_EL2: RES1 bits, FP/SIMD not trapped
-    msr     cptr_el2, x1
-    msr     hstr_el2, xzr
-    ldr     x1, =SCTLR_EL1_RES1
-    msr     sctlr_el1, x1
-    mov     x1, #SPSR_EL1H_MASKED
-    msr     spsr_el2, x1
-    adr     x1, at_el1
-    msr     elr_el2, x1
-    eret
+    bl      drop_to_el1
 
 at_el1:
     // FP/SIMD at EL1 and EL0: the compiler uses SIMD registers for copies.
@@ -164,6 +136,86 @@ at_el1:
     mov     x29, xzr
     mov     x30, xzr
     br      x1
+
+// Drops this core to EL1h with DAIF masked, from EL3 or EL2 as the loader
+// left it, and returns (to x30) at EL1. Clobbers x1.
+drop_to_el1:
+    msr     daifset, #0xf
+    mrs     x1, CurrentEL
+    and     x1, x1, #0xc
+    cmp     x1, #CURRENT_EL_EL3
+    b.eq    drop_from_el3
+    cmp     x1, #CURRENT_EL_EL2
+    b.eq    drop_from_el2
+    ret
+
+drop_from_el3:
+    ldr     x1, =SCR_EL3_VALUE
+    msr     scr_el3, x1
+    mov     x1, #SPSR_EL2H_MASKED
+    msr     spsr_el3, x1
+    adr     x1, drop_from_el2
+    msr     elr_el3, x1
+    eret
+
+drop_from_el2:
+    mov     x1, #HCR_EL2_RW                 // EL1 is AArch64; nothing trapped to EL2
+    msr     hcr_el2, x1
+    mov     x1, #0x3                        // EL1PCTEN, EL1PCEN: EL1 owns the physical timer
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x33ff                     // CPTR_EL2: RES1 bits, FP/SIMD not trapped
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    ldr     x1, =SCTLR_EL1_RES1
+    msr     sctlr_el1, x1
+    mov     x1, #SPSR_EL1H_MASKED
+    msr     spsr_el2, x1
+    msr     elr_el2, x30
+    eret
+
+// A secondary core's entry, at its physical address with the MMU off (PSCI
+// CPU_ON or the spin table sends it here; x0 is not used: QEMU's raspi
+// stub passes 0). The boot core has filled this core's record in
+// `aspen_secondary_boot` (64 bytes, indexed by MPIDR affinity 0, cleaned
+// to the point of coherency): MAIR, TCR, TTBR1, SCTLR as the boot core
+// runs with them, the stack top, the per-CPU block for TPIDR_EL1 and the
+// Rust entry. TTBR0 gets the boot identity map for the instruction that
+// turns the MMU on; the Rust entry replaces it.
+.global aspen_secondary_entry
+aspen_secondary_entry:
+    bl      drop_to_el1
+    mov     x1, #(3 << 20)                  // FP/SIMD at EL1 and EL0
+    msr     cpacr_el1, x1
+    isb
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cmp     x1, #SECONDARY_RECORDS
+    b.hs    park
+    adrp    x2, aspen_secondary_boot
+    add     x2, x2, :lo12:aspen_secondary_boot
+    add     x2, x2, x1, lsl #6
+    ldp     x3, x4, [x2, #0]                // MAIR, TCR
+    msr     mair_el1, x3
+    msr     tcr_el1, x4
+    adrp    x3, boot_l0
+    msr     ttbr0_el1, x3
+    ldp     x3, x4, [x2, #16]               // TTBR1, SCTLR
+    msr     ttbr1_el1, x3
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    msr     sctlr_el1, x4
+    isb
+    ldp     x3, x4, [x2, #32]               // stack top, per-CPU block
+    mov     sp, x3
+    msr     tpidr_el1, x4
+    ldr     x3, [x2, #48]                   // entry (high half)
+    mov     x0, x1
+    mov     x29, xzr
+    mov     x30, xzr
+    br      x3
 
 // Maps [x1, x2) with 2 MiB blocks of attributes x4 into boot_l2 (base x22),
 // keeping blocks already mapped. Addresses at or above 4 GiB are skipped.

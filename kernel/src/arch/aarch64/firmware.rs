@@ -15,6 +15,78 @@ static PSCI_CONDUIT: AtomicU8 = AtomicU8::new(PsciConduit::None as u8);
 static SEMIHOSTING: AtomicU8 = AtomicU8::new(0);
 
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+const PSCI_CPU_ON: u64 = 0xC400_0003;
+const PSCI_AFFINITY_INFO: u64 = 0xC400_0004;
+
+/// A PSCI call's failure: its negative return code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciError {
+    /// The board has no PSCI (no `/psci` node).
+    NoConduit,
+    NotSupported,
+    InvalidParameters,
+    Denied,
+    AlreadyOn,
+    OnPending,
+    InternalFailure,
+    /// Any other negative code.
+    Other(i64),
+}
+
+impl PsciError {
+    fn from_code(code: i64) -> Self {
+        match code {
+            -1 => Self::NotSupported,
+            -2 => Self::InvalidParameters,
+            -3 => Self::Denied,
+            -4 => Self::AlreadyOn,
+            -5 => Self::OnPending,
+            -6 => Self::InternalFailure,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// Calls PSCI function `function` with three arguments; its result, or
+/// the error its negative result names.
+fn psci_call(function: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, PsciError> {
+    let result: u64;
+    match psci_conduit() {
+        // SAFETY: the SMC calling convention: the firmware reads x0-x3,
+        // returns in x0 and may clobber x1-x17, which are declared so.
+        PsciConduit::Hvc => unsafe {
+            core::arch::asm!("hvc #0", inout("x0") function => result, inout("x1") a1 => _, inout("x2") a2 => _,
+                inout("x3") a3 => _, out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _, options(nostack));
+        },
+        // SAFETY: as above, through the secure monitor.
+        PsciConduit::Smc => unsafe {
+            core::arch::asm!("smc #0", inout("x0") function => result, inout("x1") a1 => _, inout("x2") a2 => _,
+                inout("x3") a3 => _, out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _, options(nostack));
+        },
+        PsciConduit::None => return Err(PsciError::NoConduit),
+    }
+    match result as i64 {
+        code if code < 0 => Err(PsciError::from_code(code)),
+        _ => Ok(result),
+    }
+}
+
+/// PSCI `CPU_ON`: powers up the core `mpidr`, which starts at physical
+/// address `entry` with `context` in x0.
+pub fn psci_cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
+    psci_call(PSCI_CPU_ON, mpidr, entry, context).map(|_| ())
+}
+
+/// PSCI `AFFINITY_INFO` for the core `mpidr`: whether the firmware knows
+/// it (on, off or on the way); `InvalidParameters` for a core that is not
+/// there.
+pub fn psci_core_exists(mpidr: u64) -> Result<(), PsciError> {
+    psci_call(PSCI_AFFINITY_INFO, mpidr, 0, 0).map(|_| ())
+}
 
 pub fn set_psci_conduit(conduit: PsciConduit) {
     PSCI_CONDUIT.store(conduit as u8, Ordering::Relaxed);

@@ -62,6 +62,15 @@ pub fn replace_kernel_table(root: PhysAddr) {
     unsafe { core::arch::asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
 }
 
+/// On a secondary core just started through the boot identity map:
+/// points TTBR0 at the empty table and drops every entry the identity map
+/// left in this core's TLB (global ones included).
+pub fn drop_boot_identity_map() {
+    set_user_table(empty_table_pa(), 0);
+    // SAFETY: barriers and a local invalidation of every EL1&0 entry.
+    unsafe { core::arch::asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+}
+
 /// Makes table entries just written where there was none visible to this
 /// CPU's table walker: entries that were invalid need no TLB invalidation,
 /// only the barriers.

@@ -106,6 +106,7 @@ pub const TESTS: &[Test] = &[
     child("proc_self_and_threads", proc::self_and_threads),
     child("proc_cpu_time_and_load", proc::cpu_time_and_load),
     child("proc_system_figures", proc::system_figures),
+    child("proc_cpus_agree", proc::cpus_agree),
     child("proc_children_figures", proc::children_figures),
     child("fork_exec_wait", process::fork_exec_wait),
     child("tty_console_is_a_terminal", tty::console_is_a_terminal),

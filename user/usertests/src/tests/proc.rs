@@ -4,13 +4,15 @@
 //! process computes and `stime` while it makes system calls, the load
 //! average rises while tasks spin, `/proc/self` names the caller,
 //! `/proc/stat` counts switches, `/proc/uptime` follows `CLOCK_BOOTTIME`,
-//! `sysinfo` agrees with `/proc/meminfo`, and a reaped child's faults and
-//! time reach its parent's `cminflt` and `cutime`.
+//! `sysinfo` agrees with `/proc/meminfo`, a reaped child's faults and
+//! time reach its parent's `cminflt` and `cutime`, and every file that
+//! lists CPUs lists the same online ones.
 
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::raw::{syscall1, syscall4, Sysno};
 use aspen_sys::thread::{self as th, spawn_thread};
@@ -254,5 +256,102 @@ pub fn children_figures(_: &Context) -> TestResult {
     let (faults, time) = (self_stat(11)? - cminflt, self_stat(16)? - cutime);
     ensure!(faults >= PAGES as u64, "cminflt grew by {faults} after a child touched {PAGES} pages");
     ensure!(time >= 10, "cutime grew by {time} ticks after a child spun 200 ms");
+    Ok(())
+}
+
+/// A CPU list as `/sys/devices/system/cpu` writes it (`0-3`, `0,2`) as a
+/// mask.
+fn cpu_list(path: &core::ffi::CStr) -> Result<u64, String> {
+    let text = read_text(path)?;
+    parse_cpu_list(text.strip_suffix('\n').ok_or_else(|| format!("{path:?}: {text:?}"))?)
+}
+
+/// A CPU list (`0-3`, `0,2`) as a mask.
+fn parse_cpu_list(text: &str) -> Result<u64, String> {
+    let bad = || format!("not a CPU list: {text:?}");
+    let mut mask = 0u64;
+    for run in text.split(',') {
+        let (first, last) = run.split_once('-').unwrap_or((run, run));
+        let (first, last): (u32, u32) = (first.parse().map_err(|_| bad())?, last.parse().map_err(|_| bad())?);
+        ensure!(first <= last && last < 64, "{}", bad());
+        mask |= (u64::MAX >> (63 - last)) & (u64::MAX << first);
+    }
+    Ok(mask)
+}
+
+/// `sched_getaffinity` or `sched_setaffinity` of the caller with an
+/// 8-byte mask.
+fn affinity(set: bool, mask: &mut u64) -> Result<usize, Errno> {
+    let call = if set { Sysno::SchedSetaffinity } else { Sysno::SchedGetaffinity };
+    // SAFETY: the kernel reads or writes at most 8 bytes at `mask`.
+    Errno::result(unsafe { syscall4(call.number(), 0, 8, mask as *mut u64 as usize, 0) })
+}
+
+/// The online CPUs are the same set in `/sys/devices/system/cpu/online`,
+/// `/proc/cpuinfo`'s `processor` lines, `/proc/stat`'s `cpuN` lines and
+/// the caller's affinity mask, within `present` and `possible`; the mask
+/// set is read back, also in `/proc/self/status`; a mask with no online
+/// CPU is `EINVAL`. On Aspen, which the suites boot with
+/// every core, online is all of present, and a mask without CPU 0 (where
+/// every task runs for now) is `EINVAL` too.
+pub fn cpus_agree(ctx: &Context) -> TestResult {
+    if ctx.linux {
+        // Aspen always has /sys; a Linux init mounts it (ours does not).
+        match fs::open(c"/sys/devices", OpenFlags::RDONLY, 0) {
+            Ok(fd) => fs::close(fd).ctx("close")?,
+            Err(_) => {
+                let _ = aspen_sys::path::mkdirat(fs::AT_FDCWD, c"/sys", 0o555);
+                fs::mount(c"sysfs", c"/sys", c"sysfs").ctx("mount sysfs")?;
+            }
+        }
+    }
+    let online = cpu_list(c"/sys/devices/system/cpu/online")?;
+    let present = cpu_list(c"/sys/devices/system/cpu/present")?;
+    let possible = cpu_list(c"/sys/devices/system/cpu/possible")?;
+    ensure!(online & 1 == 1, "CPU 0 is not online: {online:#x}");
+    ensure!(
+        online & !present == 0 && present & !possible == 0,
+        "online {online:#x}, present {present:#x}, possible {possible:#x}"
+    );
+
+    let cpuinfo = read_text(c"/proc/cpuinfo")?;
+    let mut listed = 0u64;
+    for line in cpuinfo.lines().filter(|line| line.starts_with("processor")) {
+        let n: u32 =
+            line.rsplit(' ').next().and_then(|n| n.parse().ok()).ok_or_else(|| format!("cpuinfo: {line:?}"))?;
+        listed |= 1 << n;
+    }
+    ensure!(listed == online, "/proc/cpuinfo lists {listed:#x}, online {online:#x}");
+    let stat = read_text(c"/proc/stat")?;
+    let mut counted = 0u64;
+    for line in stat.lines() {
+        let Some(n) = line.strip_prefix("cpu").and_then(|rest| rest.split(' ').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        counted |= 1 << n;
+    }
+    ensure!(counted == online, "/proc/stat has cpuN lines for {counted:#x}, online {online:#x}");
+
+    let mut mask = 0u64;
+    ensure!(affinity(false, &mut mask) == Ok(8), "sched_getaffinity");
+    ensure!(mask == online, "sched_getaffinity {mask:#x}, online {online:#x}");
+    let mut offline_only = !possible;
+    crate::harness::expect_errno("a mask of no online CPU", affinity(true, &mut offline_only), Errno::EINVAL)?;
+    let mut first_and_last = 1u64 | 1 << (63 - online.leading_zeros());
+    ensure!(affinity(true, &mut first_and_last) == Ok(0), "sched_setaffinity({first_and_last:#x})");
+    ensure!(affinity(false, &mut mask) == Ok(8) && mask == first_and_last, "read back {mask:#x}");
+    let status = read_text(c"/proc/self/status")?;
+    let allowed = status.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:"));
+    let allowed = parse_cpu_list(allowed.ok_or("no Cpus_allowed_list in /proc/self/status")?.trim())?;
+    ensure!(allowed == first_and_last, "Cpus_allowed_list {allowed:#x}, the mask set {first_and_last:#x}");
+    if !ctx.linux {
+        ensure!(online == present, "Aspen booted {online:#x} of {present:#x}");
+        if online != 1 {
+            let mut without_cpu0 = online & !1;
+            crate::harness::expect_errno("a mask without CPU 0", affinity(true, &mut without_cpu0), Errno::EINVAL)?;
+        }
+    }
+    let mut all = online;
+    ensure!(affinity(true, &mut all) == Ok(0), "sched_setaffinity back to every CPU");
     Ok(())
 }
