@@ -19,3 +19,4 @@ core::arch::global_asm!(
     MAX_CPUS = const aspen_mm::asid::MAX_CPUS
 );
 core::arch::global_asm!(include_str!("exception.s"));
+core::arch::global_asm!(include_str!("mem.s"));
