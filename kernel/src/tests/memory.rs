@@ -217,3 +217,41 @@ kernel_test!(
         Ok(())
     }
 );
+
+kernel_test!(
+    fn memcpy_memmove_and_memset_move_exactly_their_bytes() -> TestResult {
+        // Every length through the 64-, 8- and 1-byte steps, every source
+        // and destination alignment, overlapping both ways, against a
+        // byte-by-byte reference (volatile, so it stays a byte loop).
+        let pattern: alloc::vec::Vec<u8> = (0..512u32).map(|i| (i * 13 + 7) as u8).collect();
+        let mut buf = [0u8; 512];
+        let mut want = [0u8; 512];
+        for len in (0..=160).chain([255, 256, 300]) {
+            for src in 0..9 {
+                for dst in [0, 1, 3, 8, 9, 70, 140] {
+                    buf.copy_from_slice(&pattern);
+                    want.copy_from_slice(&pattern);
+                    // A move inside one buffer, overlapping when close.
+                    buf.copy_within(src..src + len, dst);
+                    let copy: alloc::vec::Vec<u8> = (src..src + len).map(|i| pattern[i]).collect();
+                    for (i, &b) in copy.iter().enumerate() {
+                        // SAFETY: `dst + i < 512`, inside `want`.
+                        unsafe { core::ptr::write_volatile(&mut want[dst + i], b) };
+                    }
+                    check!(buf == want, "memmove of {len} bytes from {src} to {dst}");
+                    // A copy between two buffers.
+                    let mut out = [0xa5u8; 512];
+                    out[dst..dst + len].copy_from_slice(&pattern[src..src + len]);
+                    check!(out[dst..dst + len] == pattern[src..src + len], "memcpy of {len} bytes");
+                    check!(out[..dst].iter().chain(&out[dst + len..]).all(|&b| b == 0xa5), "memcpy past its bytes");
+                    // A fill.
+                    out.fill(0x5a);
+                    out[dst..dst + len].fill(src as u8);
+                    check!(out[dst..dst + len].iter().all(|&b| b == src as u8), "memset of {len} bytes");
+                    check!(out[..dst].iter().chain(&out[dst + len..]).all(|&b| b == 0x5a), "memset past its bytes");
+                }
+            }
+        }
+        Ok(())
+    }
+);
