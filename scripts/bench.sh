@@ -8,7 +8,8 @@
 #! the wake-up latency of Aspen, Linux 6.1 and Linux 6.1 PREEMPT_RT with the
 #! rtlat peer's probes, idle and under its memory storm
 #! (scripts/latency-bench.sh: a table and histograms in
-#! build/bench/latency-*.svg; LATENCY=0 skips it, about 15 minutes); then
+#! build/bench/latency-*.svg; LATENCY=0 skips it, about 15 minutes) and
+#! the longest non-preemptible stretches under that storm (scripts/stretch.sh); then
 #! the host benchmarks of the page-table operations (HOST_BENCH=0 skips).
 set -uo pipefail
 
@@ -103,6 +104,13 @@ if [ "${LATENCY:-1}" = 1 ]; then
 	echo
 	echo "== wake-up latency (../shared/peers/rtlat: cyclictest and rtlat, 10,000 periods of 1 ms, -icount shift=0,sleep=off)"
 	scripts/latency-bench.sh "$image" | tee "$OUT/latency.txt"
+	echo
+	echo "== the longest non-preemptible stretches under mmstorm (scripts/stretch.sh, instructions)"
+	if [ -x ../shared/peers/rtlat/run.sh ] || [ -n "${RTLAT:-}" ]; then
+		scripts/stretch.sh "$image" | tee "$OUT/stretch.txt"
+	else
+		echo "stretch: skipped: no rtlat peer"
+	fi
 fi
 
 if [ -x scripts/host-bench.sh ] && [ "${HOST_BENCH:-1}" = 1 ]; then
