@@ -6,7 +6,9 @@
 #! switch or return to EL0, which is as long as a woken real-time task can
 #! be kept waiting. Under `-icount shift=0,sleep=off` the counts repeat.
 #! Prints each of the longest stretches, where it began and ended, and the
-#! functions its instructions went to (tools/stretch/report.py).
+#! functions its instructions went to (tools/stretch/report.py). With
+#! Debian's static busybox in the cache, a 1.8 MB file is also read and
+#! copied with 1 MiB transfers after the storm.
 #!
 #! Usage: scripts/stretch.sh [IMAGE] (default build/qemu-virt/Image, with
 #! its aspen.elf beside it). Environment: RTLAT (the peer), ITERS (storm
@@ -28,6 +30,14 @@ cc -O2 -Wall -shared -fPIC -o "$OUT/plugin.so" "$ROOT/tools/stretch/plugin.c"
 rm -rf "$OUT/root"
 cp -a "$RTLAT/build/root-rtlat" "$OUT/root"
 printf '/bin/prep\n/bin/mmstorm iters=%s\n' "${ITERS:-6}" >"$OUT/root/runlist"
+# With Debian's static busybox (scripts/bootstrap.sh busybox): reads and a
+# write of a 1.8 MB file too.
+busybox=${ASPEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aspen}/pkg/busybox-static/bin/busybox
+if [ -x "$busybox" ]; then
+	install -m 0755 "$busybox" "$OUT/root/bin/busybox"
+	printf '%s\n' '/bin/busybox dd if=/bin/busybox of=/dev/null bs=1M' \
+		'/bin/busybox dd if=/bin/busybox of=/tmp/copy bs=1M' >>"$OUT/root/runlist"
+fi
 initrd=$("$ROOT/scripts/mk-initramfs.sh" "$OUT/root" "$OUT/storm.cpio" | tail -n 1)
 
 nm -C "$ELF" >"$OUT/symbols.txt"

@@ -302,6 +302,10 @@ const MAX_IO: u64 = 0x7fff_f000;
 /// Bytes moved per step between a file and user memory.
 const IO_CHUNK: usize = 64 * 1024;
 
+/// Bytes of a regular file read per step (each about 10,000 instructions
+/// through the page cache), between which a read may pause.
+const FILE_CHUNK: usize = 8 * 1024;
+
 /// A transfer that stopped at `error` after `done` bytes: as Linux, the
 /// bytes that were moved, or the error if there were none.
 fn partial(done: usize, error: Errno) -> SysResult {
@@ -331,7 +335,7 @@ fn read(fd: u64, buf: u64, count: u64) -> SysResult {
 /// `may_wait` a pipe or the console with nothing to read is `EAGAIN`, as
 /// with `O_NONBLOCK` (readv after its first `iovec`: one read of a pipe
 /// returns what is there).
-fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> SysResult {
+fn read_from(description: &Arc<OpenDescription>, buf: UserSlice, may_wait: bool) -> SysResult {
     let count = buf.len().min(MAX_IO) as usize;
     if !description.flags().readable() {
         return Err(Errno::EBADF);
@@ -346,8 +350,15 @@ fn read_from(description: &OpenDescription, buf: UserSlice, may_wait: bool) -> S
         Description::PipeWrite(_) => Err(Errno::EBADF),
         Description::File(file) => {
             let mut done = 0;
+            // Between chunks a better task may run, when nobody else can
+            // see the position move (a big read was one stretch of a
+            // millisecond or more).
+            let may_pause = count > FILE_CHUNK && process::owns_description_alone(description);
             while done < count {
-                let want = (count - done).min(IO_CHUNK);
+                if done > 0 && may_pause {
+                    crate::task::sched::pause_point();
+                }
+                let want = (count - done).min(FILE_CHUNK);
                 let dst = buf.sub(done as u64, want as u64);
                 match file.read_into(want, |data| user().write_partial(dst, data)) {
                     Ok(n) => {
@@ -414,7 +425,7 @@ fn write(fd: u64, buf: u64, count: u64) -> Result<u64, WriteError> {
 /// Writes `buf` to `description`. Where `buf` stops being readable the
 /// write stops: the readable part is written and reported (`EFAULT` if
 /// there is none), as Linux does.
-fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteError> {
+fn write_to(description: &Arc<OpenDescription>, buf: UserSlice) -> Result<u64, WriteError> {
     if !description.flags().writable() {
         return Err(Errno::EBADF.into());
     }
@@ -435,9 +446,15 @@ fn write_to(description: &OpenDescription, buf: UserSlice) -> Result<u64, WriteE
     };
     let append = description.flags().contains(OpenFlags::APPEND);
     let count = buf.len().min(MAX_IO) as usize;
+    // As a read: pauses between chunks when nobody else sees the position.
+    let may_pause = file.is_some() && count > FILE_CHUNK && process::owns_description_alone(description);
+    let step = if may_pause { FILE_CHUNK } else { IO_CHUNK };
     let mut done = 0;
     while done < count {
-        let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+        if done > 0 && may_pause {
+            crate::task::sched::pause_point();
+        }
+        let mut chunk = alloc::vec![0u8; (count - done).min(step)];
         let fault = user().read_partial(buf.sub(done as u64, chunk.len() as u64), &mut chunk).err();
         let readable = &chunk[..fault.map_or(chunk.len(), |fault| fault.copied)];
         let n = match file {

@@ -649,6 +649,20 @@ pub fn may_pause_memory_pass() -> bool {
     process.thread_count() <= 1 && process.space.lock().as_ref().is_none_or(|space| Arc::strong_count(space) <= 2)
 }
 
+/// Whether the current thread alone can reach `description` (held by its
+/// caller and by one descriptor of a table no other process shares, in a
+/// single-threaded process): then a long read or write may let other tasks
+/// run between its chunks without anyone seeing them interleave with
+/// another transfer (which Linux prevents with the description's
+/// `f_pos_lock`, a sleeping lock Aspen does not have yet).
+pub fn owns_description_alone(description: &Arc<fd::OpenDescription>) -> bool {
+    let Some(me) = thread::current() else { return false };
+    let process = &me.process;
+    Arc::strong_count(description) <= 2
+        && process.thread_count() <= 1
+        && process.files.lock().as_ref().is_some_and(|files| Arc::strong_count(files) == 1)
+}
+
 /// What a new process is made of.
 struct ProcessParts {
     parent: Option<Arc<Process>>,
