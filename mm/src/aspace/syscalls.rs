@@ -11,7 +11,7 @@ use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot
 
 use super::env::EnvPause;
 use super::fault::{exclusive, leaf_write_ok, Mode};
-use super::varea::{Backing, MappedFile, Varea};
+use super::varea::{Backing, MappedFile, TopDownHint, Varea};
 use super::{
     log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
     MMAP_MIN_ADDR, USER_END,
@@ -29,15 +29,24 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// up) when that is free and at or above [`MMAP_MIN_ADDR`]; else the
     /// highest gap below the mmap base; else the lowest above it.
     pub(super) fn free_area(&self, len: u64, hint: VirtAddr) -> Option<VirtAddr> {
+        self.free_area_with_hint(len, hint).map(|(at, _)| at)
+    }
+
+    /// [`Self::free_area`], with the [`TopDownHint`] to record once a
+    /// mapping is added there (none when it was not found top-down).
+    fn free_area_with_hint(&self, len: u64, hint: VirtAddr) -> Option<(VirtAddr, Option<TopDownHint>)> {
         if hint.as_u64() != 0 {
             if let Some(at) = hint.checked_align_up(PAGE_SIZE) {
                 let fits = at >= MMAP_MIN_ADDR && at.as_u64() <= USER_END.as_u64() - len;
                 if fits && !self.vareas.any_in(VirtRange::new(at, at + len)) {
-                    return Some(at);
+                    return Some((at, None));
                 }
             }
         }
-        self.free_area_top_down(len).or_else(|| self.free_area_bottom_up(len))
+        match self.free_area_top_down(len) {
+            Some((at, recorded)) => Some((at, Some(recorded))),
+            None => self.free_area_bottom_up(len).map(|at| (at, None)),
+        }
     }
 
     /// Where `mmap(NULL, len, ...)` would put a new mapping now: what a
@@ -49,15 +58,32 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         self.free_area(len, VirtAddr::new(0))
     }
 
-    fn free_area_top_down(&self, len: u64) -> Option<VirtAddr> {
-        let mut high = self.mmap_base;
-        for (start, varea) in self.vareas.starting_below(self.mmap_base).rev() {
-            if varea.end_exclusive < high && high - varea.end_exclusive >= len {
-                return Some(high - len);
+    /// The highest gap of `len` bytes below `mmap_base`, searched from the
+    /// last search's place when no gap above it can hold `len` bytes.
+    fn free_area_top_down(&self, len: u64) -> Option<(VirtAddr, TopDownHint)> {
+        let base = self.mmap_base;
+        let (mut high, mut largest_skipped) = match self.vareas.top_down_hint() {
+            Some(h) if h.base == base && len > h.largest_skipped => (h.from, h.largest_skipped),
+            _ => (base, 0),
+        };
+        let found = |high: VirtAddr, largest_skipped| {
+            let at = high - len;
+            Some((at, TopDownHint { base, from: at, largest_skipped }))
+        };
+        for (start, varea) in self.vareas.starting_below(high).rev() {
+            if varea.end_exclusive < high {
+                let gap = high - varea.end_exclusive;
+                if gap >= len {
+                    return found(high, largest_skipped);
+                }
+                largest_skipped = largest_skipped.max(gap);
             }
             high = high.min(start);
         }
-        (high >= MMAP_MIN_ADDR && high - MMAP_MIN_ADDR >= len).then(|| high - len)
+        if high >= MMAP_MIN_ADDR && high - MMAP_MIN_ADDR >= len {
+            return found(high, largest_skipped);
+        }
+        None
     }
 
     fn free_area_bottom_up(&self, len: u64) -> Option<VirtAddr> {
@@ -131,7 +157,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if len > USER_END - MMAP_MIN_ADDR {
             return Err(Errno::ENOMEM);
         }
-        let start = if fixed { hint } else { self.free_area(len, hint).ok_or(Errno::ENOMEM)? };
+        let (start, top_down) =
+            if fixed { (hint, None) } else { self.free_area_with_hint(len, hint).ok_or(Errno::ENOMEM)? };
         if start.as_u64() > USER_END.as_u64() - len {
             return Err(Errno::ENOMEM);
         }
@@ -207,6 +234,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if populate && self.populate(range).is_err() {
             self.unmap_range(range);
             return Err(Errno::ENOMEM);
+        }
+        if let Some(recorded) = top_down {
+            self.vareas.set_top_down_hint(recorded);
         }
         Ok(start)
     }

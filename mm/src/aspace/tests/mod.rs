@@ -6,6 +6,7 @@
 
 mod args;
 mod file;
+mod free_area;
 mod lock;
 mod memory;
 mod preempt;
