@@ -14,6 +14,7 @@ use crate::paging::{
     copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Leaf, MemoryType, PageAttrs, PageSize, PagingError,
     Privilege,
 };
+use crate::tlb::TlbBatch;
 
 /// What a leaf lets user code do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,8 +188,39 @@ impl Mode {
 }
 
 /// Pages one write fault may give write permission to: an aligned group
-/// ([`FaultCursor::write_around`]).
-const WRITE_AROUND_PAGES: u64 = 16;
+/// ([`write_around`]), the pages of one last-level table.
+const WRITE_AROUND_PAGES: u64 = 512;
+
+/// Write fault-around: gives write permission to the pages of `window`
+/// that are present, read-only (not executable) and the process's alone,
+/// so that writes after an upgrade (mprotect giving write back, a fork
+/// child gone) fault once per window, not once per page; the faulting
+/// page, writable already, stays as it is. Pages shared copy-on-write,
+/// page cache frames and missing pages stay as they are. One pass over
+/// the window's last-level entries; the upgrades are invalidated together
+/// (one batch, one `DSB`) before this returns.
+fn write_around<M, T>(
+    table: &mut crate::paging::PageTable<'_, M, BuddyAllocator<'static>>,
+    frames: &BuddyAllocator<'static>,
+    window: VirtRange,
+    tlb: &T,
+    scope: crate::tlb::TlbScope,
+) where
+    M: crate::paging::PhysMemory + ?Sized,
+    T: crate::tlb::TlbOps + ?Sized,
+{
+    let writable = Mode::ReadWrite.model(false);
+    let mut batch = TlbBatch::new();
+    let result = table.reprotect_pages(window, scope, &mut batch, |leaf| {
+        if Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
+            leaf.desc.with_permissions_of(writable)
+        } else {
+            leaf.desc
+        }
+    });
+    batch.finish(tlb);
+    log_edit("write fault-around", result);
+}
 
 /// The window of a write fault at `page` for [`FaultCursor::write_around`]:
 /// the aligned group of [`WRITE_AROUND_PAGES`] holding it, inside the varea
@@ -368,28 +400,6 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         }
     }
 
-    /// Write fault-around: gives write permission to the pages of `window`
-    /// (but `done`, the faulting one) that are present, read-only (not
-    /// executable) and the process's alone, so that writes after an
-    /// upgrade (mprotect giving write back, a fork child gone) fault once
-    /// per window, not once per page. Pages shared copy-on-write, page
-    /// cache frames and missing pages stay as they are.
-    fn write_around(&mut self, window: VirtRange, done: VirtAddr) {
-        let frames = self.env.frames();
-        let mut va = window.start;
-        while va < window.end_exclusive {
-            if va != done && self.cursor.jump(va).is_ok() {
-                if let Some(leaf) = self.cursor.query() {
-                    let page_sized = leaf.size() == PageSize::Size4K;
-                    if page_sized && Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
-                        self.set_mode(leaf, Mode::ReadWrite, false);
-                    }
-                }
-            }
-            va = va + PAGE_SIZE;
-        }
-    }
-
     /// A fault on a page with no entry: populate it from the backing.
     fn fault_missing(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
         let page = self.cursor.va();
@@ -523,10 +533,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         // (its neighbours are most likely shared too), as before.
         let upgrade = around.filter(|_| leaf.is_some_and(|l| exclusive(self.env.frames(), l.pa())));
         let result = faults.resolve_queried(start, varea, kind, leaf);
-        if let (Ok(()), Some(window)) = (&result, upgrade) {
-            faults.write_around(window, page);
-        }
         self.resident += faults.installed;
+        if let (Ok(()), Some(window)) = (&result, upgrade) {
+            write_around(&mut self.table, self.env.frames(), window, &tlb, scope);
+        }
         result
     }
 
