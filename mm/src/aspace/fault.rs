@@ -104,6 +104,26 @@ impl Mode {
         }
     }
 
+    /// The state of a leaf's permission bits that its mode follows from
+    /// (AP[1], AP[2], UXN), as a number below [`Self::KEYS`], for passes
+    /// that decide once per state rather than once per leaf.
+    #[inline(always)]
+    pub(crate) fn key(desc: Descriptor) -> usize {
+        let bits = desc.bits();
+        let bit = |flag: DescFlags, at: u32| usize::from(bits & flag.bits() != 0) << at;
+        bit(DescFlags::AP_EL0, 0) | bit(DescFlags::AP_RO, 1) | bit(DescFlags::UXN, 2)
+    }
+
+    /// How many values [`Self::key`] takes.
+    pub(crate) const KEYS: usize = 8;
+
+    /// The mode of the leaves whose [`Self::key`] is `key`.
+    pub(crate) fn of_key(key: usize) -> Self {
+        let flag = |flag: DescFlags, at: u32| if key & (1 << at) != 0 { flag.bits() } else { 0 };
+        let bits = flag(DescFlags::AP_EL0, 0) | flag(DescFlags::AP_RO, 1) | flag(DescFlags::UXN, 2);
+        Self::of_desc(Descriptor::from_bits(bits))
+    }
+
     /// A page descriptor with the permission bits of the mode, for
     /// [`Descriptor::with_permissions_of`] (its address means nothing).
     pub(crate) fn model(self, device: bool) -> Descriptor {
