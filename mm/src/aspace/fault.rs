@@ -264,6 +264,31 @@ fn write_around_window<E: MmEnv>(
     Some(VirtRange::new(first, end))
 }
 
+/// Pages a read fault on a file mapping may map: the aligned group around
+/// it ([`read_around_window`]), 64 KiB as Linux's `fault_around_bytes`.
+const READ_AROUND_PAGES: u64 = 16;
+
+/// The window of a read fault at `page` for [`FaultCursor::map_cached_around`]:
+/// the aligned group of [`READ_AROUND_PAGES`] holding it, inside the varea
+/// (which starts at `start`). Only read faults on file mappings whose
+/// pages map read-only (not executable: no instruction cache to keep
+/// coherent, no W^X flips) get one.
+fn read_around_window<E: MmEnv>(
+    page: VirtAddr,
+    start: VirtAddr,
+    varea: &Varea<'_, E>,
+    kind: FaultKind,
+) -> Option<VirtRange> {
+    let file = matches!(&varea.backing, Backing::Object { object, .. } if !object.is_anonymous());
+    if kind != FaultKind::Read || !file || Mode::for_fault(varea, kind, false) != Mode::Read {
+        return None;
+    }
+    let group = READ_AROUND_PAGES * PAGE_SIZE;
+    let first = page.align_down(group).max(start);
+    let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
+    Some(VirtRange::new(first, end))
+}
+
 /// Whether a varea with `prot` allows an access of `kind`.
 pub(crate) fn prot_allows(prot: Prot, kind: FaultKind) -> bool {
     match kind {
@@ -420,6 +445,30 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         }
     }
 
+    /// Read fault-around: maps, read-only, the pages of `window` (but
+    /// `done`, the faulting one) that have no entry and whose file page is
+    /// cached already (nothing is read in), so that reading through a
+    /// file mapping faults once per window rather than once per page (as
+    /// Linux's `filemap_map_pages`). No TLB maintenance: entries only go
+    /// from invalid to valid.
+    fn map_cached_around(&mut self, start: VirtAddr, varea: &Varea<'e, E>, window: VirtRange, done: VirtAddr) {
+        let Backing::Object { object, first_page, .. } = &varea.backing else { return };
+        let first = object_index(*first_page, start, window.start);
+        let count = window.size() / PAGE_SIZE;
+        let mut cached = [(0, PhysAddr::new(0)); READ_AROUND_PAGES as usize];
+        let taken = object.take_cached(first..first + count, &mut cached);
+        for &(index, frame) in &cached[..taken] {
+            let va = window.start + (index - first) * PAGE_SIZE;
+            if va == done || self.cursor.jump(va).is_err() || self.cursor.query().is_some() {
+                put_frame(self.env.frames(), frame);
+                continue;
+            }
+            // Out of table pages: the neighbour stays unmapped, its
+            // reference given back (the fault itself succeeded).
+            let _ = self.install_owned(frame, Mode::Read);
+        }
+    }
+
     /// A fault on a page with no entry: populate it from the backing.
     fn fault_missing(&mut self, start: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), FaultError> {
         let page = self.cursor.va();
@@ -535,8 +584,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let page = va.align_down(PAGE_SIZE);
         let around = write_around_window(page, start, varea, kind);
+        let read_around = read_around_window(page, start, varea, kind);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let range = around.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
+        let range = around.or(read_around).unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
         let cursor = self.table.cursor(&tlb, scope, range).map_err(fault_error)?;
         let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
         faults.cursor.jump(page).map_err(fault_error)?;
@@ -553,6 +603,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         // (its neighbours are most likely shared too), as before.
         let upgrade = around.filter(|_| leaf.is_some_and(|l| exclusive(self.env.frames(), l.pa())));
         let result = faults.resolve_queried(start, varea, kind, leaf);
+        // A page read in from a file mapping: its cached neighbours too.
+        if let (Ok(()), Some(window), None) = (&result, read_around, leaf) {
+            faults.map_cached_around(start, varea, window, page);
+        }
         self.resident += faults.installed;
         if let (Ok(()), Some(window)) = (&result, upgrade) {
             write_around(&mut self.table, self.env.frames(), window, &tlb, scope);
