@@ -83,6 +83,18 @@ impl Entries {
         Descriptor::from_bits(unsafe { self.0.add(index).read_volatile() })
     }
 
+    /// Whether the `GROUP` entries from `first` are all zero (empty).
+    #[inline(always)]
+    pub(super) fn group_is_zero<const GROUP: usize>(self, first: usize) -> bool {
+        assert!(first + GROUP <= ENTRIES);
+        let mut any = 0;
+        for index in first..first + GROUP {
+            // SAFETY: as in `get`, for every index of the group.
+            any |= unsafe { self.0.add(index).read_volatile() };
+        }
+        any == 0
+    }
+
     #[inline(always)]
     pub(super) fn set(self, index: usize, desc: Descriptor) {
         assert!(index < ENTRIES);
