@@ -92,6 +92,17 @@ impl Wide {
         }
     }
 
+    /// Whether this invalidation already covers `scope` (merging it
+    /// changes nothing).
+    #[inline(always)]
+    fn covers(self, scope: TlbScope) -> bool {
+        match (self, scope) {
+            (Self::All, _) => true,
+            (Self::Asid(a), TlbScope::Asid(b)) => a == b,
+            (Self::Asid(_), TlbScope::AllAsids) => false,
+        }
+    }
+
     fn merge(self, scope: TlbScope) -> Self {
         match (self, Self::of(scope)) {
             (Self::Asid(a), Self::Asid(b)) if a == b => self,
@@ -127,8 +138,17 @@ impl TlbBatch {
     /// Adds the page holding `va`. `leaf_only` is false when a table page
     /// on the walk to `va` was unhooked too, so walk caches must forget it.
     /// Adding a page twice keeps one entry (non-leaf if either was).
-    #[inline]
+    #[inline(always)]
     pub fn add_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
+        // Once the batch covers the scope, a page adds nothing: long passes
+        // stop here, without a call.
+        if !self.wide.is_some_and(|wide| wide.covers(scope)) {
+            self.add_uncovered_page(scope, va, leaf_only);
+        }
+    }
+
+    /// [`Self::add_page`] of a page the batch does not cover yet.
+    fn add_uncovered_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
         let va = va.align_down(crate::addr::PAGE_SIZE);
         if let Some(wide) = self.wide {
             self.wide = Some(wide.merge(scope));

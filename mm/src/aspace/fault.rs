@@ -14,6 +14,7 @@ use crate::paging::{
     copy_frame, zero_frame, Access, Cursor, DescFlags, Descriptor, Leaf, MemoryType, PageAttrs, PageSize, PagingError,
     Privilege,
 };
+use crate::tlb::TlbBatch;
 
 /// What a leaf lets user code do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,26 @@ impl Mode {
         }
     }
 
+    /// The state of a leaf's permission bits that its mode follows from
+    /// (AP[1], AP[2], UXN), as a number below [`Self::KEYS`], for passes
+    /// that decide once per state rather than once per leaf.
+    #[inline(always)]
+    pub(crate) fn key(desc: Descriptor) -> usize {
+        let bits = desc.bits();
+        let bit = |flag: DescFlags, at: u32| usize::from(bits & flag.bits() != 0) << at;
+        bit(DescFlags::AP_EL0, 0) | bit(DescFlags::AP_RO, 1) | bit(DescFlags::UXN, 2)
+    }
+
+    /// How many values [`Self::key`] takes.
+    pub(crate) const KEYS: usize = 8;
+
+    /// The mode of the leaves whose [`Self::key`] is `key`.
+    pub(crate) fn of_key(key: usize) -> Self {
+        let flag = |flag: DescFlags, at: u32| if key & (1 << at) != 0 { flag.bits() } else { 0 };
+        let bits = flag(DescFlags::AP_EL0, 0) | flag(DescFlags::AP_RO, 1) | flag(DescFlags::UXN, 2);
+        Self::of_desc(Descriptor::from_bits(bits))
+    }
+
     /// A page descriptor with the permission bits of the mode, for
     /// [`Descriptor::with_permissions_of`] (its address means nothing).
     pub(crate) fn model(self, device: bool) -> Descriptor {
@@ -187,8 +208,39 @@ impl Mode {
 }
 
 /// Pages one write fault may give write permission to: an aligned group
-/// ([`FaultCursor::write_around`]).
-const WRITE_AROUND_PAGES: u64 = 16;
+/// ([`write_around`]), the pages of one last-level table.
+const WRITE_AROUND_PAGES: u64 = 512;
+
+/// Write fault-around: gives write permission to the pages of `window`
+/// that are present, read-only (not executable) and the process's alone,
+/// so that writes after an upgrade (mprotect giving write back, a fork
+/// child gone) fault once per window, not once per page; the faulting
+/// page, writable already, stays as it is. Pages shared copy-on-write,
+/// page cache frames and missing pages stay as they are. One pass over
+/// the window's last-level entries; the upgrades are invalidated together
+/// (one batch, one `DSB`) before this returns.
+fn write_around<M, T>(
+    table: &mut crate::paging::PageTable<'_, M, BuddyAllocator<'static>>,
+    frames: &BuddyAllocator<'static>,
+    window: VirtRange,
+    tlb: &T,
+    scope: crate::tlb::TlbScope,
+) where
+    M: crate::paging::PhysMemory + ?Sized,
+    T: crate::tlb::TlbOps + ?Sized,
+{
+    let writable = Mode::ReadWrite.model(false);
+    let mut batch = TlbBatch::new();
+    let result = table.reprotect_pages(window, scope, &mut batch, |leaf| {
+        if Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
+            leaf.desc.with_permissions_of(writable)
+        } else {
+            leaf.desc
+        }
+    });
+    batch.finish(tlb);
+    log_edit("write fault-around", result);
+}
 
 /// The window of a write fault at `page` for [`FaultCursor::write_around`]:
 /// the aligned group of [`WRITE_AROUND_PAGES`] holding it, inside the varea
@@ -207,6 +259,31 @@ fn write_around_window<E: MmEnv>(
         return None;
     }
     let group = WRITE_AROUND_PAGES * PAGE_SIZE;
+    let first = page.align_down(group).max(start);
+    let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
+    Some(VirtRange::new(first, end))
+}
+
+/// Pages a read fault on a file mapping may map: the aligned group around
+/// it ([`read_around_window`]), 64 KiB as Linux's `fault_around_bytes`.
+const READ_AROUND_PAGES: u64 = 16;
+
+/// The window of a read fault at `page` for [`FaultCursor::map_cached_around`]:
+/// the aligned group of [`READ_AROUND_PAGES`] holding it, inside the varea
+/// (which starts at `start`). Only read faults on file mappings whose
+/// pages map read-only (not executable: no instruction cache to keep
+/// coherent, no W^X flips) get one.
+fn read_around_window<E: MmEnv>(
+    page: VirtAddr,
+    start: VirtAddr,
+    varea: &Varea<'_, E>,
+    kind: FaultKind,
+) -> Option<VirtRange> {
+    let file = matches!(&varea.backing, Backing::Object { object, .. } if !object.is_anonymous());
+    if kind != FaultKind::Read || !file || Mode::for_fault(varea, kind, false) != Mode::Read {
+        return None;
+    }
+    let group = READ_AROUND_PAGES * PAGE_SIZE;
     let first = page.align_down(group).max(start);
     let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
     Some(VirtRange::new(first, end))
@@ -368,25 +445,27 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
         }
     }
 
-    /// Write fault-around: gives write permission to the pages of `window`
-    /// (but `done`, the faulting one) that are present, read-only (not
-    /// executable) and the process's alone, so that writes after an
-    /// upgrade (mprotect giving write back, a fork child gone) fault once
-    /// per window, not once per page. Pages shared copy-on-write, page
-    /// cache frames and missing pages stay as they are.
-    fn write_around(&mut self, window: VirtRange, done: VirtAddr) {
-        let frames = self.env.frames();
-        let mut va = window.start;
-        while va < window.end_exclusive {
-            if va != done && self.cursor.jump(va).is_ok() {
-                if let Some(leaf) = self.cursor.query() {
-                    let page_sized = leaf.size() == PageSize::Size4K;
-                    if page_sized && Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
-                        self.set_mode(leaf, Mode::ReadWrite, false);
-                    }
-                }
+    /// Read fault-around: maps, read-only, the pages of `window` (but
+    /// `done`, the faulting one) that have no entry and whose file page is
+    /// cached already (nothing is read in), so that reading through a
+    /// file mapping faults once per window rather than once per page (as
+    /// Linux's `filemap_map_pages`). No TLB maintenance: entries only go
+    /// from invalid to valid.
+    fn map_cached_around(&mut self, start: VirtAddr, varea: &Varea<'e, E>, window: VirtRange, done: VirtAddr) {
+        let Backing::Object { object, first_page, .. } = &varea.backing else { return };
+        let first = object_index(*first_page, start, window.start);
+        let count = window.size() / PAGE_SIZE;
+        let mut cached = [(0, PhysAddr::new(0)); READ_AROUND_PAGES as usize];
+        let taken = object.take_cached(first..first + count, &mut cached);
+        for &(index, frame) in &cached[..taken] {
+            let va = window.start + (index - first) * PAGE_SIZE;
+            if va == done || self.cursor.jump(va).is_err() || self.cursor.query().is_some() {
+                put_frame(self.env.frames(), frame);
+                continue;
             }
-            va = va + PAGE_SIZE;
+            // Out of table pages: the neighbour stays unmapped, its
+            // reference given back (the fault itself succeeded).
+            let _ = self.install_owned(frame, Mode::Read);
         }
     }
 
@@ -505,8 +584,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         let page = va.align_down(PAGE_SIZE);
         let around = write_around_window(page, start, varea, kind);
+        let read_around = read_around_window(page, start, varea, kind);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let range = around.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
+        let range = around.or(read_around).unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
         let cursor = self.table.cursor(&tlb, scope, range).map_err(fault_error)?;
         let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
         faults.cursor.jump(page).map_err(fault_error)?;
@@ -523,10 +603,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         // (its neighbours are most likely shared too), as before.
         let upgrade = around.filter(|_| leaf.is_some_and(|l| exclusive(self.env.frames(), l.pa())));
         let result = faults.resolve_queried(start, varea, kind, leaf);
-        if let (Ok(()), Some(window)) = (&result, upgrade) {
-            faults.write_around(window, page);
+        // A page read in from a file mapping: its cached neighbours too.
+        if let (Ok(()), Some(window), None) = (&result, read_around, leaf) {
+            faults.map_cached_around(start, varea, window, page);
         }
         self.resident += faults.installed;
+        if let (Ok(()), Some(window)) = (&result, upgrade) {
+            write_around(&mut self.table, self.env.frames(), window, &tlb, scope);
+        }
         result
     }
 

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
+use crate::frame::BuddyAllocator;
 use crate::object::FileObject;
 use crate::paging::Leaf;
 
@@ -364,20 +365,37 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             // next fault. Locked vareas must not fault, so they change now.
             let keep_within = !varea.locked;
             let result = match &varea.backing {
-                // Private memory, the common case, in a closure small
-                // enough for the pass to inline.
-                Backing::Anon | Backing::Object { shared: false, .. } => editor.update(sub, |leaf: Leaf| {
-                    let current = Mode::of_desc(leaf.desc);
-                    if keep_within && current.within(prot) {
-                        return leaf.desc;
-                    }
-                    let write_ok = may_write && exclusive(frames, leaf.pa());
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
-                    if target == current {
-                        return leaf.desc;
-                    }
-                    retarget(&leaf, target)
-                }),
+                // Private memory, the common case: what becomes of a leaf
+                // depends on its permission bits and, where write may be
+                // granted, on whether the process holds its frame alone.
+                // Decided once per state of the bits, so that the closure
+                // stays small enough for the pass to inline.
+                Backing::Anon | Backing::Object { shared: false, .. } => {
+                    let plan: [PrivateRetarget; Mode::KEYS] = core::array::from_fn(|key| {
+                        let current = Mode::of_key(key);
+                        let to = |write_ok| {
+                            let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
+                            (target != current).then_some(target)
+                        };
+                        if keep_within && current.within(prot) {
+                            PrivateRetarget::Keep
+                        } else if may_write && to(true) != to(false) {
+                            PrivateRetarget::ByOwnership { alone: to(true), shared: to(false) }
+                        } else {
+                            to(false).map_or(PrivateRetarget::Keep, PrivateRetarget::To)
+                        }
+                    });
+                    editor.update(sub, |leaf: Leaf| {
+                        let target = match plan[Mode::key(leaf.desc)] {
+                            PrivateRetarget::Keep => return leaf.desc,
+                            PrivateRetarget::To(target) => Some(target),
+                            PrivateRetarget::ByOwnership { alone, shared } => {
+                                by_ownership(frames, &leaf, alone, shared)
+                            }
+                        };
+                        target.map_or(leaf.desc, |target| retarget(&leaf, target))
+                    })
+                }
                 _ => editor.update(sub, |leaf: Leaf| {
                     let current = Mode::of_desc(leaf.desc);
                     if keep_within && current.within(prot) {
@@ -719,5 +737,34 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, false);
         self.add_varea(range, varea);
         Ok(start)
+    }
+}
+
+/// What mprotect's pass does to a private leaf in one state of its
+/// permission bits ([`Mode::key`]).
+#[derive(Clone, Copy)]
+enum PrivateRetarget {
+    /// It stays as it is.
+    Keep,
+    /// It gets this mode.
+    To(Mode),
+    /// It gets `alone` when the process holds its frame alone, else
+    /// `shared` (`None`: it stays).
+    ByOwnership { alone: Option<Mode>, shared: Option<Mode> },
+}
+
+/// `alone` when the process holds `leaf`'s frame alone, else `shared`.
+/// Out of line, so that the pass around it inlines its closure.
+#[inline(never)]
+fn by_ownership(
+    frames: &BuddyAllocator<'static>,
+    leaf: &Leaf,
+    alone: Option<Mode>,
+    shared: Option<Mode>,
+) -> Option<Mode> {
+    if exclusive(frames, leaf.pa()) {
+        alone
+    } else {
+        shared
     }
 }

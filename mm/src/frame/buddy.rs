@@ -189,11 +189,23 @@ impl Storage<'_> {
     }
 }
 
+/// Single frames freed last that the allocator keeps out of the free
+/// lists, to hand out again first (as Linux's per-CPU page lists): a fault
+/// that takes a frame and an unmap that gives it back skip the buddy
+/// split and merge, and the frame is likely still in the caches.
+const HOT_FRAMES: usize = 32;
+
 /// The free lists (per zone and order, heads are frame indices) and counts.
 struct FreeLists {
     heads: [[u32; ORDER_COUNT]; MAX_ZONES],
     free_blocks: [usize; ORDER_COUNT],
+    /// Free frames, in the lists and in `hot`.
     free_frames: usize,
+    /// The hot frames (`HOT_FRAMES`), as (zone, frame index), the last
+    /// freed at the top: free (`FREE`, no `HEAD`: a buddy never merges
+    /// with one), in no list.
+    hot: [(u32, u32); HOT_FRAMES],
+    hot_len: usize,
 }
 
 impl FreeLists {
@@ -320,8 +332,13 @@ impl<'a> BuddyAllocator<'a> {
     /// Builds the free lists: each zone is covered by the largest aligned
     /// blocks that fit, lowest address first.
     fn from_parts(zones: Zones, meta: Storage<'a>) -> Self {
-        let mut lists =
-            FreeLists { heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES], free_blocks: [0; ORDER_COUNT], free_frames: 0 };
+        let mut lists = FreeLists {
+            heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES],
+            free_blocks: [0; ORDER_COUNT],
+            free_frames: 0,
+            hot: [(0, 0); HOT_FRAMES],
+            hot_len: 0,
+        };
         let slice = meta.as_slice();
         for (zi, zone) in zones.as_slice().iter().enumerate() {
             let mut pfn = zone.start_pfn;
@@ -400,9 +417,13 @@ impl<'a> BuddyAllocator<'a> {
         self.lists.lock().free_frames
     }
 
-    /// Number of free blocks of each order.
+    /// Number of free blocks of each order. The hot single frames are
+    /// merged back into the lists first, so the figures say what larger
+    /// blocks the pool can hand out.
     pub fn free_blocks_per_order(&self) -> [usize; ORDER_COUNT] {
-        self.lists.lock().free_blocks
+        let mut lists = self.lists.lock();
+        self.drain_hot(&mut lists);
+        lists.free_blocks
     }
 
     /// The zones, in address order.
@@ -446,6 +467,37 @@ impl<'a> BuddyAllocator<'a> {
         if lists.free_frames < keep_free.saturating_add(1 << order) {
             return Err(AllocError::OutOfMemory);
         }
+        if order == 0 && lists.hot_len > 0 {
+            let (zi, index) = lists.hot[lists.hot_len - 1];
+            let zone = &self.zones.as_slice()[zi as usize];
+            if zone.pfn(index) < limit_pfn {
+                lists.hot_len -= 1;
+                lists.free_frames -= 1;
+                let m = &meta[index as usize];
+                m.set_refcount(1);
+                m.set_block(FrameFlags::HEAD, 0);
+                return Ok(PhysAddr::from_page_number(zone.pfn(index)));
+            }
+        }
+        if let Some(block) = self.take_block(&mut lists, order, limit_pfn) {
+            return Ok(block);
+        }
+        // The hot frames may be what a larger block lacks: back into the
+        // lists with them, and once more.
+        if lists.hot_len > 0 {
+            self.drain_hot(&mut lists);
+            if let Some(block) = self.take_block(&mut lists, order, limit_pfn) {
+                return Ok(block);
+            }
+        }
+        Err(AllocError::OutOfMemory)
+    }
+
+    /// Takes a block of `order` below `limit_pfn` from the lists (split
+    /// from a larger one if need be).
+    #[inline(always)]
+    fn take_block(&self, lists: &mut FreeLists, order: u32, limit_pfn: u64) -> Option<PhysAddr> {
+        let meta = self.metas();
         for (zi, zone) in self.zones.as_slice().iter().enumerate().rev() {
             if zone.start_pfn + (1 << order) > limit_pfn {
                 continue;
@@ -472,10 +524,45 @@ impl<'a> BuddyAllocator<'a> {
                     m.set_flags(FrameFlags::empty());
                 }
                 meta[index as usize].set_block(FrameFlags::HEAD, order);
-                return Ok(PhysAddr::from_page_number(zone.pfn(index)));
+                return Some(PhysAddr::from_page_number(zone.pfn(index)));
             }
         }
-        Err(AllocError::OutOfMemory)
+        None
+    }
+
+    /// Puts every hot frame back into the lists, merged with its buddies.
+    fn drain_hot(&self, lists: &mut FreeLists) {
+        while lists.hot_len > 0 {
+            lists.hot_len -= 1;
+            let (zi, index) = lists.hot[lists.hot_len];
+            let zone = self.zones.as_slice()[zi as usize];
+            // Counted free already: `merge_in` counts it again.
+            lists.free_frames -= 1;
+            self.merge_in(lists, zi as usize, &zone, zone.pfn(index), 0);
+        }
+    }
+
+    /// Puts the free block `pfn, order` of zone `zi` into the lists,
+    /// merged with its free buddies.
+    #[inline(always)]
+    fn merge_in(&self, lists: &mut FreeLists, zi: usize, zone: &Zone, mut pfn: u64, mut order: u32) {
+        let meta = self.metas();
+        while order < MAX_ORDER {
+            let buddy = pfn ^ (1 << order);
+            if !zone.holds(buddy, order) {
+                break;
+            }
+            let bm = &meta[zone.index(buddy) as usize];
+            if !bm.flags().contains(FrameFlags::FREE | FrameFlags::HEAD) || bm.raw_order() != order {
+                break;
+            }
+            lists.remove(meta, zi, order, zone.index(buddy));
+            meta[zone.index(pfn.max(buddy)) as usize].set_flags(FrameFlags::FREE);
+            pfn = pfn.min(buddy);
+            order += 1;
+        }
+        meta[zone.index(pfn) as usize].set_block(FrameFlags::FREE | FrameFlags::HEAD, order);
+        lists.push(meta, zi, order, zone.index(pfn));
     }
 
     /// Checks that `start, order` names a block `alloc_frames` handed out and
@@ -587,29 +674,20 @@ impl FrameAllocator for BuddyAllocator<'_> {
         let Some((zi, zone)) = self.check_free(start, order) else {
             return;
         };
-        let mut pfn = start.page_number();
+        let pfn = start.page_number();
         let first = zone.index(pfn) as usize;
         for m in &meta[first..first + (1 << order)] {
             m.set_refcount(0);
             m.set_flags(FrameFlags::FREE);
         }
-        let mut order = order;
-        while order < MAX_ORDER {
-            let buddy = pfn ^ (1 << order);
-            if !zone.holds(buddy, order) {
-                break;
-            }
-            let bm = &meta[zone.index(buddy) as usize];
-            if !bm.flags().contains(FrameFlags::FREE | FrameFlags::HEAD) || bm.raw_order() != order {
-                break;
-            }
-            lists.remove(meta, zi, order, zone.index(buddy));
-            meta[zone.index(pfn.max(buddy)) as usize].set_flags(FrameFlags::FREE);
-            pfn = pfn.min(buddy);
-            order += 1;
+        if order == 0 && lists.hot_len < HOT_FRAMES {
+            let top = lists.hot_len;
+            lists.hot[top] = (zi as u32, first as u32);
+            lists.hot_len += 1;
+            lists.free_frames += 1;
+            return;
         }
-        meta[zone.index(pfn) as usize].set_block(FrameFlags::FREE | FrameFlags::HEAD, order);
-        lists.push(meta, zi, order, zone.index(pfn));
+        self.merge_in(&mut lists, zi, &zone, pfn, order);
     }
 }
 
@@ -688,13 +766,22 @@ mod tests {
                 }
             }
         }
+        // Hot frames: free, in no list, not block heads (never merged).
+        for &(zi, index) in &lists.hot[..lists.hot_len] {
+            let m = &meta[index as usize];
+            assert!((zi as usize) < a.zones.as_slice().len());
+            assert_eq!(m.flags(), FrameFlags::FREE, "hot frame {index}");
+            assert_eq!(m.refcount(), 0);
+            assert!(!free_mark[index as usize], "hot frame also in a free block");
+            free_mark[index as usize] = true;
+        }
         for (m, &free) in meta.iter().zip(&free_mark) {
             assert_eq!(m.is_free(), free, "FREE flag disagrees with the lists");
         }
         // Inside free blocks, only the listed heads carry HEAD.
         let listed_heads = meta.iter().filter(|m| m.flags() == FrameFlags::FREE | FrameFlags::HEAD).count();
         assert_eq!(listed_heads, blocks.iter().sum::<usize>(), "stale HEAD inside a free block");
-        assert_eq!(free_in_lists, lists.free_frames);
+        assert_eq!(free_in_lists + lists.hot_len, lists.free_frames);
         assert_eq!(blocks, lists.free_blocks);
     }
 
@@ -841,6 +928,34 @@ mod tests {
         a.free_frame(y);
         assert_eq!(a.free_frame_count(), a.total_frame_count());
         assert_eq!(a.free_blocks_per_order(), before);
+        check_invariants(&a);
+    }
+
+    #[test]
+    fn single_frames_freed_last_come_back_first_and_merge_when_a_block_needs_them() {
+        // 1 MiB: one block of order 8.
+        let a = BuddyAllocator::new_owned(&[range(0, MIB)]).unwrap();
+        let frames: Vec<_> = core::iter::from_fn(|| a.alloc_frame().ok()).collect();
+        assert_eq!(frames.len(), 256);
+        for &f in &frames {
+            a.free_frame(f);
+        }
+        check_invariants(&a);
+        // The first HOT_FRAMES freed stayed hot (the others merged): the
+        // last of them is the first handed out again.
+        let last_hot = HOT_FRAMES - 1;
+        assert_eq!(a.alloc_frame(), Ok(frames[last_hot]));
+        assert_eq!(a.alloc_frame(), Ok(frames[last_hot - 1]));
+        a.free_frame(frames[last_hot - 1]);
+        a.free_frame(frames[last_hot]);
+        // A hot frame freed twice is still a double free.
+        a.free_frame(frames[last_hot]);
+        assert_eq!(a.free_frame_count(), 256);
+        // The whole pool as one block: the hot frames merge back for it.
+        assert_eq!(a.alloc_frames(8), Ok(pa(0)));
+        assert_eq!(a.free_frame_count(), 0);
+        a.free_frames(pa(0), 8);
+        assert_eq!(a.free_blocks_per_order()[8], 1);
         check_invariants(&a);
     }
 

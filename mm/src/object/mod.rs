@@ -283,6 +283,27 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
         Ok(frame)
     }
 
+    /// The pages among `indices` that are in the cache already (none is
+    /// read in), at most `out.len()` of them in index order, each with one
+    /// more reference that the caller owns (and drops with [`put_frame`]);
+    /// returns how many were written to `out`. For fault-around: mapping
+    /// neighbours that cost no I/O.
+    pub(crate) fn take_cached(&self, indices: core::ops::Range<u64>, out: &mut [(u64, PhysAddr)]) -> usize {
+        let inner = self.inner.lock();
+        let frames = self.env.frames();
+        let mut taken = 0;
+        for (&index, page) in inner.pages.range(indices) {
+            if taken == out.len() {
+                break;
+            }
+            if frames.inc_ref(page.frame).is_ok() {
+                out[taken] = (index, page.frame);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
     /// A shared mapping maps page `index` writable: the page is dirty from
     /// now on, until written back with no writable mapping left.
     pub(crate) fn start_writer(&self, index: u64) {

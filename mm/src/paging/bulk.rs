@@ -22,7 +22,7 @@ use super::table::{slots, PageTable};
 use super::{Level, Mapping, PageAttrs, PageSize, PagingError, VaHalf, ENTRIES};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{AllocError, FrameAllocator};
-use crate::tlb::{TlbOps, TlbScope};
+use crate::tlb::{TlbBatch, TlbOps, TlbScope};
 
 /// A leaf as a pass finds it: where it starts, its level and its raw
 /// descriptor.
@@ -83,20 +83,16 @@ impl Entries {
         Descriptor::from_bits(unsafe { self.0.add(index).read_volatile() })
     }
 
-    /// Whether no entry is valid: the entries' valid bits OR-ed eight at a
-    /// time (about two instructions an entry, where a test per entry took
-    /// eight: an unmap's emptiness check of a table ran 4,000).
-    pub(super) fn none_valid(self) -> bool {
+    /// Whether the `GROUP` entries from `first` are all zero (empty).
+    #[inline(always)]
+    pub(super) fn group_is_zero<const GROUP: usize>(self, first: usize) -> bool {
+        assert!(first + GROUP <= ENTRIES);
         let mut any = 0;
-        for group in (0..ENTRIES).step_by(8) {
-            let mut bits = 0;
-            for index in group..group + 8 {
-                // SAFETY: as in `get`.
-                bits |= unsafe { self.0.add(index).read_volatile() };
-            }
-            any |= bits;
+        for index in first..first + GROUP {
+            // SAFETY: as in `get`, for every index of the group.
+            any |= unsafe { self.0.add(index).read_volatile() };
         }
-        !Descriptor::from_bits(any).is_valid()
+        any == 0
     }
 
     #[inline(always)]
@@ -115,6 +111,38 @@ pub(super) trait Rewrite {
     /// Called between two runs of [`PAUSE_SPACING`] last-level entries:
     /// where the pass may let other tasks run.
     fn checkpoint(&mut self);
+}
+
+/// [`PageTable::reprotect_pages`]'s pass: `f` gives each page its new
+/// descriptor; changed pages join `batch`.
+struct PagePermissions<'b, F> {
+    f: F,
+    batch: &'b mut TlbBatch,
+    scope: TlbScope,
+    /// The first page `f` wanted changed in more than its permissions.
+    refused: Option<VirtAddr>,
+}
+
+impl<F: FnMut(Leaf) -> Descriptor> Rewrite for PagePermissions<'_, F> {
+    #[inline(always)]
+    fn leaf(&mut self, leaf: Leaf) -> Descriptor {
+        if leaf.level.has_tables() {
+            return leaf.desc;
+        }
+        let new = (self.f)(leaf);
+        if new == leaf.desc {
+            return new;
+        }
+        if !leaf.desc.differs_in_permissions_only(new) {
+            self.refused.get_or_insert(leaf.va);
+            return leaf.desc;
+        }
+        let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { self.scope };
+        self.batch.add_page(target, leaf.va, true);
+        new
+    }
+
+    fn checkpoint(&mut self) {}
 }
 
 /// Last-level entries a visit hands over between two questions to its
@@ -209,6 +237,37 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
                     self.write(table, index, new);
                 }
             }
+        }
+    }
+
+    /// Gives each page (4 KiB leaf) in `range` the descriptor `f` returns
+    /// for it, which may differ in its permission bits (AP, PXN, UXN)
+    /// only; blocks stay as they are. The pages that change are added to
+    /// `batch` (for `scope`, every ASID for global ones) rather than
+    /// invalidated: the caller finishes the batch before the change is
+    /// relied on. A short pass (one fault's neighbourhood), so it never
+    /// pauses. A descriptor from `f` that changes more than permissions is
+    /// not written: [`PagingError::NeedsBreakBeforeMake`] for the first.
+    pub fn reprotect_pages(
+        &mut self,
+        range: VirtRange,
+        scope: TlbScope,
+        batch: &mut TlbBatch,
+        f: impl FnMut(Leaf) -> Descriptor,
+    ) -> Result<(), PagingError> {
+        self.check_range(range)?;
+        if range.is_empty() {
+            return Ok(());
+        }
+        let scope = match self.half() {
+            VaHalf::Upper => TlbScope::AllAsids,
+            VaHalf::Lower => scope,
+        };
+        let mut pass = PagePermissions { f, batch, scope, refused: None };
+        self.rewrite_level(self.root(), Level::ROOT, range, &mut pass);
+        match pass.refused {
+            Some(va) => Err(PagingError::NeedsBreakBeforeMake(va)),
+            None => Ok(()),
         }
     }
 

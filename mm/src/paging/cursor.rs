@@ -284,16 +284,17 @@ where
     pub fn protect(&mut self, attrs: PageAttrs) -> Result<Change, PagingError> {
         let leaf = self.owned_leaf()?;
         let new = Descriptor::leaf(leaf.pa(), leaf.size(), attrs);
-        let change = Change::classify(leaf.desc, new, leaf.level);
-        match change {
-            Change::Unchanged => {}
-            Change::InPlace => {
-                self.write(leaf.level, new);
-                invalidate_page_now(self.tlb, self.target(&leaf), leaf.va, true);
-            }
-            _ => return Err(PagingError::NeedsBreakBeforeMake(leaf.va)),
+        // Both are leaves of the same level: no need to decode them to
+        // classify the change.
+        if new == leaf.desc {
+            return Ok(Change::Unchanged);
         }
-        Ok(change)
+        if !leaf.desc.differs_in_permissions_only(new) {
+            return Err(PagingError::NeedsBreakBeforeMake(leaf.va));
+        }
+        self.write(leaf.level, new);
+        invalidate_page_now(self.tlb, self.target(&leaf), leaf.va, true);
+        Ok(Change::InPlace)
     }
 
     /// Break-before-make: makes the leaf at the position map `pa` with

@@ -8,8 +8,8 @@
 //! 16 guest instructions). TLB invalidations come from Aspen's `/proc/vmstat`
 //! (per-page, whole-ASID, everything): `-` where the kernel does not report
 //! them (Linux). The definitions follow the Linux peer harness's `mmbench`,
-//! so the numbers compare directly. `bench --sweep` runs the size sweep
-//! instead ([`sweep`]).
+//! so the numbers compare directly. `bench --sweep [case ...]` runs the size
+//! sweep instead, all of it or the named cases ([`sweep`]).
 #![no_std]
 #![no_main]
 
@@ -301,8 +301,8 @@ const BENCHES: [Bench; 7] = [
 
 fn main(args: Args) -> i32 {
     let wanted: alloc::vec::Vec<&[u8]> = args.iter().skip(1).map(|a| a.to_bytes()).collect();
-    if wanted == [b"--sweep"] {
-        sweep::run();
+    if wanted.first() == Some(&&b"--sweep"[..]) {
+        sweep::run(&wanted[1..]);
         return 0;
     }
     for (name, run) in BENCHES {

@@ -229,29 +229,48 @@ fn sparse() {
     report("sparse_unmap", touched, ROUNDS, unmap_ticks);
 }
 
-/// Runs every case at every size.
-pub fn run() {
-    for mib in [1, 16, 128] {
-        fork(mib);
+/// Runs the named cases (`fork`, `map_touch_unmap`, `munmap`,
+/// `mprotect_rw_write`, `file` (both file cases), `shared_fork`,
+/// `populate`, `sparse`) at every size; every case when none is named.
+pub fn run(only: &[&[u8]]) {
+    let wanted = |case: &str| only.is_empty() || only.contains(&case.as_bytes());
+    if wanted("fork") {
+        for mib in [1, 16, 128] {
+            fork(mib);
+        }
     }
-    for pages in [1, 16, 256, 4096] {
-        map_touch_unmap(pages);
+    if wanted("map_touch_unmap") {
+        for pages in [1, 16, 256, 4096] {
+            map_touch_unmap(pages);
+        }
     }
-    for pages in [1, 16, 256, 4096, 65536] {
-        munmap_alone(pages);
+    if wanted("munmap") {
+        for pages in [1, 16, 256, 4096, 65536] {
+            munmap_alone(pages);
+        }
     }
-    for pages in [16, 256, 4096] {
-        mprotect_rw_write(pages);
+    if wanted("mprotect_rw_write") {
+        for pages in [16, 256, 4096] {
+            mprotect_rw_write(pages);
+        }
     }
-    for pages in [16, 1024] {
-        file_private(pages, false);
-        file_private(pages, true);
+    if wanted("file") {
+        for pages in [16, 1024] {
+            file_private(pages, false);
+            file_private(pages, true);
+        }
     }
-    for pages in [16, 1024] {
-        shared_fork(pages);
+    if wanted("shared_fork") {
+        for pages in [16, 1024] {
+            shared_fork(pages);
+        }
     }
-    for pages in [16, 1024, 16384] {
-        populate(pages);
+    if wanted("populate") {
+        for pages in [16, 1024, 16384] {
+            populate(pages);
+        }
     }
-    sparse();
+    if wanted("sparse") {
+        sparse();
+    }
 }

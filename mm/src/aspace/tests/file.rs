@@ -335,3 +335,84 @@ fn resident_pages_are_counted_by_kind() {
         assert_eq!((space.total_bytes(), space.peak_bytes()), (12 * PS, 12 * PS));
     });
 }
+
+#[test]
+fn a_read_fault_maps_the_cached_neighbours_of_its_group_read_only() {
+    with_env(256, |env| {
+        let data = pattern(40 * PS as usize, 5);
+        let (pager, file) = open(env, &data);
+        // Pages 0..20 and 30 in the page cache; the rest not.
+        let mut page = std::vec![0; PS as usize];
+        for index in (0..20).chain([30]) {
+            file.read(index * PS, &mut page).unwrap();
+        }
+        pager.take();
+        let mut space = AddressSpace::new(env).unwrap();
+        // Aligned to the group (16 pages) in both the address and the file.
+        let p = map_file(&mut space, &file, 40 + 16, RW, MapFlags::PRIVATE, 0).next_multiple_of(16 * PS);
+        space.munmap(va(p), 40 * PS).unwrap();
+        let p = space
+            .mmap(
+                va(p),
+                40 * PS,
+                RW,
+                MapFlags::PRIVATE | MapFlags::FIXED,
+                Some(MappedFile::read_write(Arc::clone(&file))),
+                0,
+            )
+            .unwrap()
+            .as_u64();
+        let at = |index: u64| p + index * PS + index;
+        assert_eq!(faults_during(env, || assert_eq!(read(&mut space, at(5)), Ok(data[(5 * PS + 5) as usize]))), 1);
+        let faults = faults_during(env, || {
+            for index in 0..16 {
+                assert_eq!(read(&mut space, at(index)), Ok(data[(index * PS + index) as usize]), "page {index}");
+            }
+        });
+        assert_eq!(faults, 0, "the group's cached pages came with the first fault");
+        // The next group: only its cached pages (16..20 and 30) come along.
+        let faults = faults_during(env, || {
+            for index in 16..20 {
+                assert_eq!(read(&mut space, at(index)), Ok(data[(index * PS + index) as usize]));
+            }
+        });
+        assert_eq!(faults, 1);
+        assert_eq!(faults_during(env, || read(&mut space, at(21)).map(drop).unwrap()), 1);
+        assert_eq!(faults_during(env, || read(&mut space, at(22)).map(drop).unwrap()), 1, "page 22 was not cached");
+        assert_eq!(pager.take(), [PagerEvent::Read(21), PagerEvent::Read(22)], "fault-around reads nothing in");
+        // Pages mapped around a fault are read-only cache pages: a write copies.
+        write(&mut space, at(3), 0xee).unwrap();
+        assert_eq!(file_byte(&file, 3 * PS + 3), data[(3 * PS + 3) as usize]);
+        assert_eq!(read(&mut space, at(3)), Ok(0xee));
+        assert_eq!(space.rss().file, 16 + 5 + 2);
+        assert_eq!(faults_during(env, || read(&mut space, at(30)).map(drop).unwrap()), 0);
+        drop(space);
+        drop(file);
+        assert!(pager.take_writes().is_empty());
+    });
+}
+
+#[test]
+fn pages_mapped_around_a_read_fault_keep_shared_dirty_tracking() {
+    with_env(128, |env| {
+        let data = pattern(16 * PS as usize, 6);
+        let (pager, file) = open(env, &data);
+        let mut page = std::vec![0; PS as usize];
+        for index in 0..16 {
+            file.read(index * PS, &mut page).unwrap();
+        }
+        let mut space = AddressSpace::new(env).unwrap();
+        let p = map_file(&mut space, &file, 16, RW, MapFlags::SHARED, 0);
+        // Reads map the whole group (where the mapping is aligned), then
+        // a write to a neighbour makes it dirty: msync writes exactly it.
+        read(&mut space, p).unwrap();
+        for index in 1..16 {
+            read(&mut space, p + index * PS).unwrap();
+        }
+        write(&mut space, p + 7 * PS, 0x5a).unwrap();
+        assert_eq!(file_byte(&file, 7 * PS), 0x5a);
+        pager.take();
+        space.msync(va(p), 16 * PS, MsyncFlags::SYNC).unwrap();
+        assert_eq!(pager.take_writes(), [7]);
+    });
+}
