@@ -3,7 +3,7 @@
 //! bound, writable and executable pages); and populating whole ranges
 //! (MAP_POPULATE, mlock).
 
-use super::env::SpaceTlb;
+use super::env::{EnvPause, SpaceTlb};
 use super::varea::{Backing, Prot, Varea};
 use super::{log_edit, object_index, space_tlb, AddressSpace, FaultError, FaultKind, MmEnv, USER_END};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
@@ -218,20 +218,21 @@ const WRITE_AROUND_PAGES: u64 = 512;
 /// page, writable already, stays as it is. Pages shared copy-on-write,
 /// page cache frames and missing pages stay as they are. One pass over
 /// the window's last-level entries; the upgrades are invalidated together
-/// (one batch, one `DSB`) before this returns.
+/// (one batch, one `DSB`) before this returns, or before it pauses.
 fn write_around<M, T>(
     table: &mut crate::paging::PageTable<'_, M, BuddyAllocator<'static>>,
     frames: &BuddyAllocator<'static>,
     window: VirtRange,
     tlb: &T,
     scope: crate::tlb::TlbScope,
+    pause: &mut impl Pause,
 ) where
     M: crate::paging::PhysMemory + ?Sized,
     T: crate::tlb::TlbOps + ?Sized,
 {
     let writable = Mode::ReadWrite.model(false);
     let mut batch = TlbBatch::new();
-    let result = table.reprotect_pages(window, scope, &mut batch, |leaf| {
+    let result = table.reprotect_pages(window, scope, &mut batch, tlb, pause, |leaf| {
         if Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) {
             leaf.desc.with_permissions_of(writable)
         } else {
@@ -609,7 +610,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         self.resident += faults.installed;
         if let (Ok(()), Some(window)) = (&result, upgrade) {
-            write_around(&mut self.table, self.env.frames(), window, &tlb, scope);
+            write_around(&mut self.table, self.env.frames(), window, &tlb, scope, &mut EnvPause(self.env));
         }
         result
     }

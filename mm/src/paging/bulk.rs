@@ -114,16 +114,19 @@ pub(super) trait Rewrite {
 }
 
 /// [`PageTable::reprotect_pages`]'s pass: `f` gives each page its new
-/// descriptor; changed pages join `batch`.
-struct PagePermissions<'b, F> {
+/// descriptor; changed pages join `batch`, which is completed through
+/// `tlb` before the pass lets other tasks run at a pause.
+struct PagePermissions<'b, F, T: TlbOps + ?Sized, P: Pause> {
     f: F,
     batch: &'b mut TlbBatch,
+    tlb: &'b T,
+    pause: &'b mut P,
     scope: TlbScope,
     /// The first page `f` wanted changed in more than its permissions.
     refused: Option<VirtAddr>,
 }
 
-impl<F: FnMut(Leaf) -> Descriptor> Rewrite for PagePermissions<'_, F> {
+impl<F: FnMut(Leaf) -> Descriptor, T: TlbOps + ?Sized, P: Pause> Rewrite for PagePermissions<'_, F, T, P> {
     #[inline(always)]
     fn leaf(&mut self, leaf: Leaf) -> Descriptor {
         if leaf.level.has_tables() {
@@ -142,7 +145,12 @@ impl<F: FnMut(Leaf) -> Descriptor> Rewrite for PagePermissions<'_, F> {
         new
     }
 
-    fn checkpoint(&mut self) {}
+    fn checkpoint(&mut self) {
+        if self.pause.due() {
+            self.batch.finish(self.tlb);
+            self.pause.pause();
+        }
+    }
 }
 
 /// Last-level entries a visit hands over between two questions to its
@@ -245,14 +253,18 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
     /// only; blocks stay as they are. The pages that change are added to
     /// `batch` (for `scope`, every ASID for global ones) rather than
     /// invalidated: the caller finishes the batch before the change is
-    /// relied on. A short pass (one fault's neighbourhood), so it never
-    /// pauses. A descriptor from `f` that changes more than permissions is
-    /// not written: [`PagingError::NeedsBreakBeforeMake`] for the first.
-    pub fn reprotect_pages(
+    /// relied on. Every [`PAUSE_SPACING`] entries it asks `pause`, and
+    /// before pausing finishes the batch through `tlb` (a fault's upgrade
+    /// of a whole last-level table was 33,000 instructions in one piece).
+    /// A descriptor from `f` that changes more than permissions is not
+    /// written: [`PagingError::NeedsBreakBeforeMake`] for the first.
+    pub fn reprotect_pages<T: TlbOps + ?Sized, P: Pause>(
         &mut self,
         range: VirtRange,
         scope: TlbScope,
         batch: &mut TlbBatch,
+        tlb: &T,
+        pause: &mut P,
         f: impl FnMut(Leaf) -> Descriptor,
     ) -> Result<(), PagingError> {
         self.check_range(range)?;
@@ -263,7 +275,7 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
             VaHalf::Upper => TlbScope::AllAsids,
             VaHalf::Lower => scope,
         };
-        let mut pass = PagePermissions { f, batch, scope, refused: None };
+        let mut pass = PagePermissions { f, batch, tlb, pause, scope, refused: None };
         self.rewrite_level(self.root(), Level::ROOT, range, &mut pass);
         match pass.refused {
             Some(va) => Err(PagingError::NeedsBreakBeforeMake(va)),

@@ -130,6 +130,16 @@ fn long_passes_ask_whether_to_yield_every_few_dozen_entries() {
         yields.take_questions();
         space.mprotect(VirtAddr::new(p), PAGES * PS, Prot::READ).unwrap();
         assert_spacing(yields.take_questions(), PAGES, "mprotect");
+        // Write given back: the first write upgrades its whole last-level
+        // table (write fault-around), asking on the way.
+        space.mprotect(VirtAddr::new(p), PAGES * PS, RW).unwrap();
+        yields.take_questions();
+        let table = 512 * PS;
+        let first_in_table = (p + table - 1) / table * table;
+        write(&mut space, first_in_table, 1).unwrap();
+        assert_spacing(yields.take_questions(), 512, "write fault-around");
+        space.mprotect(VirtAddr::new(p), PAGES * PS, Prot::READ).unwrap();
+        yields.take_questions();
         let child = space.fork().unwrap();
         assert_spacing(yields.take_questions(), PAGES, "fork");
         drop(child);
