@@ -135,7 +135,7 @@ fn long_passes_ask_whether_to_yield_every_few_dozen_entries() {
         space.mprotect(VirtAddr::new(p), PAGES * PS, RW).unwrap();
         yields.take_questions();
         let table = 512 * PS;
-        let first_in_table = (p + table - 1) / table * table;
+        let first_in_table = p.div_ceil(table) * table;
         write(&mut space, first_in_table, 1).unwrap();
         assert_spacing(yields.take_questions(), 512, "write fault-around");
         space.mprotect(VirtAddr::new(p), PAGES * PS, Prot::READ).unwrap();
