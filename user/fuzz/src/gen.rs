@@ -543,6 +543,11 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
     }
 }
 
+/// Where sendfile's offset goes when the fuzzer writes one.
+pub fn sendfile_offset(env: &Env) -> u64 {
+    env.argbuf + ARG_OFFSET
+}
+
 /// sendfile between the child's descriptors (read-only files, non-blocking
 /// pipes, nonsense), at its position or at an offset the fuzzer wrote (or
 /// behind a pointer that cannot be read, or only read: the program's text).
@@ -556,7 +561,7 @@ fn sendfile(rng: &mut Rng, env: &mut Env) -> Call {
         _ => {
             let at = if rng.chance(1, 4) { rng.pick(INTS) } else { rng.pick(LENGTHS) };
             put_u64(env, ARG_OFFSET, at);
-            env.argbuf + ARG_OFFSET
+            sendfile_offset(env)
         }
     };
     call(Sysno::Sendfile, [fd(rng, env), fd(rng, env), offset, len(rng), r, 0])
