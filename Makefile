@@ -5,6 +5,7 @@
 #   make lint                            rustfmt and clippy (warnings are errors): host, kernel, user
 #   make check-linux [SMP=4] [FULL=1]    the real programs' tests (user/libc, user/std) on the Linux peer
 #   make ltp                             the LTP memory tests of ../shared/peers/ltp on the virt image
+#   make fuzz-long [SEEDS=10] [ITER=200000]   the fuzzer's long run, one virt boot per seed (about 1-2 h)
 #   make bench                           benchmarks: Aspen and Linux side by side, wake-up latency, host page tables
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
@@ -39,7 +40,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user libc-programs std-programs initramfs check-linux ltp run test lint bench bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user libc-programs std-programs initramfs check-linux ltp fuzz-long run test lint bench bootstrap sdcard check-sdcard flash test-board clean
 
 all: image
 
@@ -144,6 +145,13 @@ check-linux: initramfs
 ltp:
 	$(MAKE) -s image BOARD=qemu-virt
 	scripts/ltp.sh $(BUILD)/qemu-virt/Image
+
+# Not part of `make test`: ten seeds of 200,000 calls take one to two hours.
+SEEDS ?= 10
+ITER ?= 200000
+fuzz-long:
+	$(MAKE) -s image initramfs BOARD=qemu-virt
+	SEEDS=$(SEEDS) ITER=$(ITER) scripts/fuzz-long.sh $(BUILD)/qemu-virt/Image
 
 # QEMU command lines for `make run`.
 QEMU_virt := $(QEMU) -M virt -cpu cortex-a72 -smp 4 -m 1G -nographic -no-reboot \

@@ -1052,6 +1052,9 @@ pub fn wait(pid: i32, options: &aspen_abi::wait::WaitOptions) -> Result<Option<W
                     children.get(&pid).cloned()
                 } else {
                     zombies.remove(&pid);
+                    // A parent's first zombie may come at the peak of a
+                    // fork bomb: its leaf must not outlive the last one.
+                    crate::task::release_if_empty(&mut zombies);
                     children.remove(&pid)
                 };
                 if let Some(child) = child {

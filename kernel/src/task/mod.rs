@@ -24,6 +24,18 @@ use crate::arch::context::{CpuContext, FpState, ThreadPointers};
 /// A task's identity; for user tasks also its process ID.
 pub type Pid = u32;
 
+/// Drops the last node of a B-tree set that has become empty. A `BTreeSet`
+/// keeps its root leaf when its last entry goes; one that first got an
+/// entry at the peak of a burst of tasks (a fork that failed for want of
+/// memory gives its stack slot back there; a parent's first child ends)
+/// would keep that leaf in the kernel heap's newest region and pin the
+/// whole region after the burst.
+pub fn release_if_empty<T: Ord>(set: &mut alloc::collections::BTreeSet<T>) {
+    if set.is_empty() {
+        *set = alloc::collections::BTreeSet::new();
+    }
+}
+
 /// What a user task runs on behalf of, as the scheduler needs it. The
 /// process layer implements it (and gets its own type back with `Any`), so
 /// tasks and the scheduler depend on nothing above them.

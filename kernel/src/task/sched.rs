@@ -494,7 +494,11 @@ pub(super) extern "C" fn kernel_thread_started() {
 /// interrupts still masked (the return unmasks them).
 pub(super) extern "C" fn user_task_started() {
     after_switch();
-    with_current(|task| task.user_context().cloned()).expect("a user task without a user context").entering_user();
+    // Through the running task's own reference, not a clone: a task killed
+    // before its first turn ends in `entering_user` and never comes back
+    // here, and a reference left on this stack would keep its thread, and
+    // through it its process, forever.
+    with_current(|task| task.user_context().expect("a user task without a user context").entering_user());
     cputime::leaving_kernel();
 }
 

@@ -24,15 +24,22 @@ const MAX_SLOTS: u32 = 1 << 16;
 /// Slots `0..next_unused` have been handed out; `free` holds those among
 /// them that are free again. The lowest free slot is reused first and free
 /// slots at the top are forgotten, so after a burst of tasks the set shrinks
-/// back instead of keeping one entry per slot the burst used.
-struct Slots {
+/// back instead of keeping one entry per slot the burst used; once empty it
+/// holds no heap at all (see [`super::release_if_empty`]).
+pub(crate) struct Slots {
     next_unused: u32,
     free: BTreeSet<u32>,
 }
 
 impl Slots {
-    fn take(&mut self) -> Result<u32, StackError> {
+    /// No slot handed out yet.
+    pub(crate) const fn new() -> Self {
+        Self { next_unused: 0, free: BTreeSet::new() }
+    }
+
+    pub(crate) fn take(&mut self) -> Result<u32, StackError> {
         if let Some(slot) = self.free.pop_first() {
+            super::release_if_empty(&mut self.free);
             return Ok(slot);
         }
         if self.next_unused >= MAX_SLOTS {
@@ -42,15 +49,16 @@ impl Slots {
         Ok(self.next_unused - 1)
     }
 
-    fn give_back(&mut self, slot: u32) {
+    pub(crate) fn give_back(&mut self, slot: u32) {
         self.free.insert(slot);
         while self.next_unused > 0 && self.free.remove(&(self.next_unused - 1)) {
             self.next_unused -= 1;
         }
+        super::release_if_empty(&mut self.free);
     }
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { next_unused: 0, free: BTreeSet::new() });
+static SLOTS: Mutex<Slots> = Mutex::new(Slots::new());
 
 /// Why a stack could not be made.
 #[derive(Debug)]

@@ -151,3 +151,43 @@ kernel_test!(
         Ok(())
     }
 );
+
+kernel_test!(
+    fn stack_slots_hold_no_heap_once_none_is_free() -> TestResult {
+        use crate::task::stack::Slots;
+        // Interrupts masked: on the one CPU nothing else allocates between
+        // the readings (interrupt handlers do: timer expiries, wake-ups).
+        let irq = crate::arch::cpu::disable_irqs();
+        let heap_in_use = || crate::heap::usage().0;
+        let before = heap_in_use();
+        let mut slots = Slots::new();
+        let taken = [slots.take(), slots.take(), slots.take()];
+        let after_takes = heap_in_use();
+        // A slot given back and taken again: the free set fills and empties.
+        let reused = taken[0].as_ref().ok().map(|&first| {
+            slots.give_back(first);
+            slots.take()
+        });
+        let after_reuse = heap_in_use();
+        // The two top slots given back, the higher one last: the free set
+        // holds the lower one until the higher one's return forgets both.
+        if let [_, Ok(second), Ok(third)] = taken {
+            slots.give_back(second);
+            slots.give_back(third);
+        }
+        let after_top_returned = heap_in_use();
+        drop(slots);
+        crate::arch::cpu::restore_irqs(irq);
+        check!(taken.iter().all(Result::is_ok), "a fresh set of slots refused one: {taken:?}");
+        check!(matches!(reused, Some(Ok(0))), "the freed lowest slot was not reused: {reused:?}");
+        check_eq!(after_takes, before);
+        let kept = |now: usize| now as i64 - before as i64;
+        check!(after_reuse == before, "{} bytes of heap kept after the free set emptied", kept(after_reuse));
+        check!(
+            after_top_returned == before,
+            "{} bytes of heap kept after the top slots came back",
+            kept(after_top_returned)
+        );
+        Ok(())
+    }
+);

@@ -3,7 +3,10 @@
 //! Around each read, write, readv and writev of a descriptor that has a
 //! file offset it checks that the offset moved by exactly the call's result
 //! (not at all if it failed), as Linux promises even when the buffer faults
-//! part-way; otherwise it exits with [`OFFSET_MOVED`].
+//! part-way; around each sendfile, the same for both descriptors when it
+//! has no offset pointer, and with one that the input's file offset stays
+//! put and the offset behind the pointer (when the fuzzer wrote it) moved
+//! by the result. Otherwise it exits with [`OFFSET_MOVED`].
 //!
 //! Everything here assumes the worst of the calls it makes: any of them may
 //! unmap or write over memory the child uses, after which the child may die
@@ -20,15 +23,17 @@ use aspen_sys::raw::{syscall1, Sysno};
 use aspen_sys::{fs, process, time, Errno};
 
 use crate::gen::{self, Call};
-use crate::ring::{self, Logged, Ring, H_ENV, H_OFFSET_AFTER, H_OFFSET_BEFORE, H_SETUP, TOUCH_READ, TOUCH_WRITE};
+use crate::ring::{
+    self, Logged, Ring, H_ENV, H_OFFSET_AFTER, H_OFFSET_BEFORE, H_OFFSET_WHICH, H_SETUP, TOUCH_READ, TOUCH_WRITE,
+};
 use crate::rng::{batch_seed, Rng};
 use crate::Options;
 
 const PAGE: u64 = 4096;
 /// Exit code of a child whose set-up failed (its errno is in the ring header).
 pub const SETUP_FAILED: i32 = 3;
-/// Exit code of a child whose last read or write moved its file offset by
-/// other than its result (the offsets are in the ring header).
+/// Exit code of a child whose last read, write or sendfile moved an offset
+/// by other than its result (the offsets are in the ring header).
 pub const OFFSET_MOVED: i32 = 4;
 
 /// A region: start and length in bytes.
@@ -219,15 +224,13 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
         // program. The call may break anything in this process; the kernel
         // must survive it, and this disposable child may die (the parent
         // judges how).
-        let offset_before = transfer_fd(&call).and_then(|fd| Some((fd, file_offset(fd)?)));
+        let offsets = Offsets::before(&call, &env);
         let t0 = time::counter();
         // SAFETY: as above.
         let ret = unsafe { execute(&call) };
         let t1 = time::counter();
         ring.finish(seq, ret);
-        if let Some((fd, before)) = offset_before {
-            check_offset(ring, fd, before, ret);
-        }
+        offsets.check(ring, ret);
         ring.timed(call.nr, &call.args, t1.wrapping_sub(t0));
         if opts.trace {
             trace(&Logged { seq, nr: call.nr, args: call.args, ret }, true);
@@ -238,31 +241,91 @@ pub fn run(ring: Ring, opts: &Options, batch: u64, calls: u64) -> ! {
     process::exit_group(0)
 }
 
-/// The descriptor of a read, write, readv or writev, if it names one (the
-/// kernel takes an `int`: other values are left unchecked).
-fn transfer_fd(call: &Call) -> Option<i32> {
-    match Sysno::from_number(call.nr as usize)? {
-        Sysno::Read | Sysno::Write | Sysno::Readv | Sysno::Writev => i32::try_from(call.args[0]).ok(),
-        _ => None,
+/// How a call must move an offset: by its result when it succeeds (not
+/// at all when it fails), or never.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    ByResult,
+    Unchanged,
+}
+
+/// Where an offset lives: a descriptor's file offset, or a sendfile
+/// offset the fuzzer wrote into the argument buffer.
+#[derive(Clone, Copy)]
+enum Offset {
+    File(i32),
+    Argument(u64),
+}
+
+impl Offset {
+    /// Its value now; None if it has none (a descriptor that is not open
+    /// or has no offset).
+    fn read(self) -> Option<u64> {
+        match self {
+            Offset::File(fd) => fs::lseek(fd, 0, fs::SEEK_CUR).ok(),
+            // SAFETY: the child's own argument buffer, which no Rust
+            // object uses; if a call unmapped it this faults and the
+            // (disposable) child dies of SIGSEGV, which the parent accepts.
+            Offset::Argument(addr) => Some(unsafe { (addr as *const u64).read_volatile() }),
+        }
+    }
+
+    /// How the ring header names it: the descriptor, or the address.
+    fn id(self) -> u64 {
+        match self {
+            Offset::File(fd) => fd as u64,
+            Offset::Argument(addr) => addr,
+        }
     }
 }
 
-/// The file offset of `fd`; None if it has none (or is not open).
-fn file_offset(fd: i32) -> Option<u64> {
-    fs::lseek(fd, 0, fs::SEEK_CUR).ok()
+/// The offsets a call may move, read before it.
+struct Offsets {
+    taken: [Option<(Offset, Rule, u64)>; 3],
 }
 
-/// Checks that a read or write that returned `ret` moved the offset of `fd`
-/// from `before` by exactly `ret` (not at all if it failed); otherwise
-/// records both offsets and exits with [`OFFSET_MOVED`].
-fn check_offset(ring: Ring, fd: i32, before: u64, ret: u64) {
-    let failed = (ret as i64) < 0 && (ret as i64) >= -4095;
-    let expected = if failed { before } else { before.wrapping_add(ret) };
-    let after = file_offset(fd);
-    if after != Some(expected) {
-        ring.set(H_OFFSET_BEFORE, before);
-        ring.set(H_OFFSET_AFTER, after.unwrap_or(u64::MAX));
-        process::exit_group(OFFSET_MOVED)
+impl Offsets {
+    /// Reads the offsets `call` may move: the descriptor of a read, write,
+    /// readv or writev; sendfile's two descriptors (its input's only when
+    /// it has no offset pointer: with one the file offset stays put) and
+    /// the offset behind its pointer when the fuzzer wrote it. A
+    /// descriptor must fit the kernel's `int`, or it is left unchecked.
+    fn before(call: &Call, env: &Env) -> Offsets {
+        let fd = |arg: u64| i32::try_from(arg).ok().map(Offset::File);
+        let [a0, a1, a2, ..] = call.args;
+        let wanted: [Option<(Offset, Rule)>; 3] = match Sysno::from_number(call.nr as usize) {
+            Some(Sysno::Read | Sysno::Write | Sysno::Readv | Sysno::Writev) => {
+                [fd(a0).map(|o| (o, Rule::ByResult)), None, None]
+            }
+            Some(Sysno::Sendfile) => {
+                let input = if a2 == 0 { Rule::ByResult } else { Rule::Unchanged };
+                // The same descriptor twice moves one offset twice over:
+                // only the input is checked then.
+                let output = if a0 == a1 { None } else { fd(a0).map(|o| (o, Rule::ByResult)) };
+                let pointer = (a2 == gen::sendfile_offset(env)).then_some((Offset::Argument(a2), Rule::ByResult));
+                [fd(a1).map(|o| (o, input)), output, pointer]
+            }
+            _ => [None, None, None],
+        };
+        let taken = wanted.map(|w| w.and_then(|(offset, rule)| Some((offset, rule, offset.read()?))));
+        Offsets { taken }
+    }
+
+    /// Checks each offset against the call's result `ret`; a mismatch
+    /// records the offset, its values before and after, and ends the
+    /// child with [`OFFSET_MOVED`].
+    fn check(&self, ring: Ring, ret: u64) {
+        let failed = (ret as i64) < 0 && (ret as i64) >= -4095;
+        for (offset, rule, before) in self.taken.iter().flatten().copied() {
+            let expected = if failed || rule == Rule::Unchanged { before } else { before.wrapping_add(ret) };
+            let after = offset.read();
+            if after != Some(expected) {
+                ring.set(H_OFFSET_WHICH, offset.id());
+                ring.set(H_OFFSET_BEFORE, before);
+                ring.set(H_OFFSET_AFTER, after.unwrap_or(u64::MAX));
+                process::exit_group(OFFSET_MOVED)
+            }
+        }
     }
 }
 

@@ -543,6 +543,11 @@ fn op_call(op: Op, rng: &mut Rng, env: &mut Env) -> Call {
     }
 }
 
+/// Where sendfile's offset goes when the fuzzer writes one.
+pub fn sendfile_offset(env: &Env) -> u64 {
+    env.argbuf + ARG_OFFSET
+}
+
 /// sendfile between the child's descriptors (read-only files, non-blocking
 /// pipes, nonsense), at its position or at an offset the fuzzer wrote (or
 /// behind a pointer that cannot be read, or only read: the program's text).
@@ -556,7 +561,7 @@ fn sendfile(rng: &mut Rng, env: &mut Env) -> Call {
         _ => {
             let at = if rng.chance(1, 4) { rng.pick(INTS) } else { rng.pick(LENGTHS) };
             put_u64(env, ARG_OFFSET, at);
-            env.argbuf + ARG_OFFSET
+            sendfile_offset(env)
         }
     };
     call(Sysno::Sendfile, [fd(rng, env), fd(rng, env), offset, len(rng), r, 0])
@@ -854,8 +859,13 @@ fn pick_addr(rng: &mut Rng, env: &Env, percent: u64) -> u64 {
             offset_into(rng, base, size)
         }
         40..=47 => {
-            // Below the fuzz loop's frame: only dead frames live there.
-            let below = if rng.chance(3, 4) { (rng.below(16) + 1) * PAGE } else { rng.below(16 * PAGE) + 1 };
+            // Below the fuzz loop's frame: only dead frames live there. At
+            // least a page below it, so that what a call writes there (a
+            // `stat`, a `utsname`, directory entries) cannot reach the
+            // loop's own locals: a few bytes below them, one overwrote the
+            // loop's counter and random state and the child looped for
+            // ever (seed 7 batch 671, seed 8 batch 58).
+            let below = if rng.chance(3, 4) { (rng.below(16) + 1) * PAGE } else { PAGE + rng.below(15 * PAGE) };
             env.stack.wrapping_sub(below)
         }
         48..=53 => {

@@ -10,7 +10,8 @@
 //!
 //! The program forks a child per batch; the child makes K random calls (see
 //! [`gen`] for what it calls and with what; default 200), checking that each
-//! read or write moved the file offset by exactly its result, and exits 0. The
+//! read, write or sendfile moved the offsets by exactly its result (a
+//! failed one not at all), and exits 0. The
 //! parent only forks, waits and prints; a child that stops itself (it may
 //! send itself SIGSTOP) is continued, or on every other batch killed while
 //! stopped (SIGKILL must end it). A child may die of SIGSEGV, SIGBUS,
@@ -376,7 +377,7 @@ impl core::fmt::Display for End {
                     Some(EXEC_MARKER_EXIT) => write!(f, " (an execve that must fail started a program)"),
                     Some(child::SETUP_FAILED) => write!(f, " (the child's set-up failed)"),
                     Some(child::OFFSET_MOVED) => {
-                        write!(f, " (the last read or write moved its file offset by other than its result)")
+                        write!(f, " (the last read, write or sendfile moved an offset by other than its result)")
                     }
                     _ => Ok(()),
                 }
@@ -648,7 +649,12 @@ fn print_log(ring: Ring, batch: u64, opts: &Options, end: End) {
     }
     if matches!(end, End::Status(s) if s.exit_code() == Some(child::OFFSET_MOVED)) {
         let (before, after) = (ring.get(ring::H_OFFSET_BEFORE), ring.get(ring::H_OFFSET_AFTER));
-        println!("fuzz:   file offset {before} before the last call, {after} after (u64::MAX: unreadable)");
+        let which = ring.get(ring::H_OFFSET_WHICH);
+        let which = if which < 1 << 32 { "the file offset of fd" } else { "sendfile's offset at" };
+        println!(
+            "fuzz:   {which} {:#x}: {before} before the last call, {after} after (u64::MAX: unreadable)",
+            ring.get(ring::H_OFFSET_WHICH)
+        );
     }
     let lines = if opts.only_batch.is_some() { ring::ENTRIES as u64 } else { LOG_LINES };
     for seq in started.saturating_sub(lines)..started {

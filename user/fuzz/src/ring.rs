@@ -34,11 +34,14 @@ pub const H_STARTED: usize = 2;
 pub const H_SYSCALLS: usize = 3;
 /// The child's set-up finished (1) or failed (errno + 2).
 pub const H_SETUP: usize = 4;
-/// The file offset before and after the read or write that moved it by
-/// other than its result (words 5, 6; see `child::OFFSET_MOVED`).
+/// The offset before and after the read, write or sendfile that moved it
+/// by other than its result (words 5, 6; see `child::OFFSET_MOVED`), and
+/// which offset: a descriptor, or the address of sendfile's (word 7).
 pub const H_OFFSET_BEFORE: usize = 5;
 /// See [`H_OFFSET_BEFORE`].
 pub const H_OFFSET_AFTER: usize = 6;
+/// See [`H_OFFSET_BEFORE`].
+pub const H_OFFSET_WHICH: usize = 7;
 /// Where the child's regions are (for the report): words 8.. (see `child::Env`).
 pub const H_ENV: usize = 8;
 pub const H_ENV_WORDS: usize = 16;

@@ -120,3 +120,37 @@ pub fn fork_bomb_gives_back(ctx: &Context) -> TestResult {
     }
     Ok(())
 }
+
+/// Children killed by `SIGKILL` before they first ran.
+const KILLED_UNSTARTED: usize = 200;
+
+/// Children killed before they ever ran give everything back: a task that
+/// ends on its way to user space for the first time must not keep its
+/// thread and process (about 1.4 kB of kernel heap each).
+pub fn killed_before_running_gives_back(ctx: &Context) -> TestResult {
+    let kill_some = |count: usize| -> TestResult {
+        for _ in 0..count {
+            match process::fork() {
+                // The parent runs on after fork; the child is killed
+                // before its first turn (or at once, wherever it is).
+                Ok(Fork::Child) => process::exit_group(0),
+                Ok(Fork::Parent(pid)) => {
+                    aspen_sys::signal::kill(pid, process::SIGKILL).map_err(|e| format!("kill: {e}"))?;
+                    let (_, status) = process::wait4(pid, 0).map_err(|e| format!("wait4: {e}"))?;
+                    ensure!(
+                        status.signal() == Some(process::SIGKILL) || status.success(),
+                        "child {pid} ended with {status}"
+                    );
+                }
+                Err(e) => return Err(format!("fork: {e}")),
+            }
+        }
+        Ok(())
+    };
+    // First-use costs (this process's tables, the process table's nodes)
+    // before the baseline.
+    kill_some(10)?;
+    let baseline = usage(ctx)?;
+    kill_some(KILLED_UNSTARTED)?;
+    check(ctx, &format!("after {KILLED_UNSTARTED} children killed before they ran"), baseline, usage(ctx)?)
+}

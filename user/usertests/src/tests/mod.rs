@@ -173,6 +173,7 @@ pub const TESTS: &[Test] = &[
     child("jobctl_terminal_background", jobctl::terminal_background),
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
+    child("killed_before_running_gives_back", forkbomb::killed_before_running_gives_back),
     // The real programs (user/libc, user/std), each exec'd from /bin.
     child("prog_c_threads", programs::c_threads),
     child("prog_c_futex", programs::c_futex),
