@@ -19,6 +19,7 @@ pub mod object;
 pub mod paging;
 pub mod region;
 pub mod tlb;
+pub mod tlbi;
 
 /// Linux error numbers, defined once in `aspen-abi`.
 pub use aspen_abi::errno;
