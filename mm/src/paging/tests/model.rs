@@ -3,7 +3,8 @@
 
 use super::{pages, Fixture, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
-use crate::paging::{PageAttrs, PageSize, VaHalf};
+use crate::frame::FrameAllocator;
+use crate::paging::{Mapping, PageAttrs, PageSize, PagingError, VaHalf};
 use crate::testbed::NoTlb;
 use crate::testbed::{AccessKind, El, Fault, Machine, RecordingTlb};
 use crate::tlb::{Asid, TlbOps, TlbScope};
@@ -273,4 +274,31 @@ fn model_catches_a_split_without_break_before_make() {
 #[should_panic(expected = "outside begin()..sync()")]
 fn recording_tlb_catches_an_invalidation_outside_the_bracket() {
     RecordingTlb::new().invalidate_asid(Asid(1));
+}
+
+/// `Editor::set` over a leaf two CPUs hold: another output address needs
+/// break-before-make, so it is refused and never reaches the table (the
+/// model would fail the write while the TLBs hold the old leaf).
+#[test]
+fn set_never_moves_a_live_entry_under_the_tlbs() {
+    let fx = Fixture::new(4 * MIB);
+    let cpus = Machine::with_cpus(&fx.arena, 2);
+    cpus.watch_frees(&fx.frames);
+    let mut pt = fx.table(VaHalf::Lower);
+    let (a, b) = (fx.data_frame(0xa), fx.data_frame(0xb));
+    let scope = TlbScope::Asid(Asid(3));
+    let leaf = |pa| Mapping { va: X, pa, size: PageSize::Size4K, attrs: PageAttrs::USER_RW };
+    pt.edit(&cpus, scope, |_| {}).set(leaf(a)).unwrap();
+    for cpu in 0..2 {
+        cpus.on(cpu).switch(pt.root(), Asid(3));
+        assert_eq!(read_tag(&cpus, El::El0, X), Ok(0xa));
+    }
+    let refused = pt.edit(&cpus, scope, |_| {}).set(leaf(b));
+    assert_eq!(refused, Err(PagingError::NeedsBreakBeforeMake(X)));
+    for cpu in 0..2 {
+        assert_eq!(read_tag(cpus.on(cpu), El::El0, X), Ok(0xa));
+    }
+    pt.destroy(&cpus, scope, fx.free_leaf());
+    fx.frames.free_frame(b);
+    assert_eq!(fx.in_use(), 0);
 }
