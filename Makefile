@@ -183,7 +183,7 @@ check-tlbi: image
 	target/release/aspen-tlbi-check $(BUILD)/$(BOARD)/aspen.elf
 
 # The hand-made mutants of the TLB maintenance code (scripts/mutants/*.patch),
-# each of which a test must catch; about 10 minutes, so not part of `make test`.
+# each of which a test must catch; about 7 minutes, so not part of `make test`.
 mutants: $(BUILD)/toolchain.mk
 	scripts/mutants.sh
 

@@ -25,6 +25,10 @@ pub const LOCAL_FLUSH_ALLOWED: &[(&str, &str)] = &[
     ("at_el1", "boot.s: the boot CPU turns its MMU on"),
     ("aspen_replace_ttbr1", "mmu.rs: the boot CPU's switch to the kernel's own table"),
     ("kernel_init", "mmu::replace_kernel_table and mmu::configure, inlined: the boot CPU alone"),
+    (
+        "6memory10kernel_map16build_and_switch",
+        "mmu::replace_kernel_table inlined there without LTO: the boot CPU alone",
+    ),
 ];
 
 /// The allowed place of the rollover's flush, which must exist.
