@@ -10,6 +10,9 @@
 #   make image [BOARD=...]               build the kernel image; prints its path last
 #   make sdcard [SDCARD_TESTS=1]         Pi 4 SD-card image; prints its path last
 #   make check-sdcard                    build the SD-card image and check it on the host
+#   make check-tlbi [BOARD=...]          the kernel's TLB invalidations: broadcast only (also in make test)
+#   make mutants                         each TLB-maintenance mutant of scripts/mutants/ must fail a test
+#   make loom                            model-check the ASID allocator's lock-free path with loom
 #   make flash DEV=/dev/sdX CONFIRM=yes  write the SD-card image to a removable disk
 #   make test-board SERIAL=/dev/ttyUSB0 [BAUD=115200]   run the tests on a real Pi 4
 #
@@ -40,7 +43,7 @@ QEMU := qemu-system-aarch64
 CROSS_BUILD = $(CROSS_ENV) CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_LINKER=ld.lld \
 	$(CROSS_CARGO) build --release --target $(TARGET) $(CROSS_FLAGS) -p aspen-kernel
 
-.PHONY: all image user libc-programs std-programs initramfs check-linux ltp fuzz-long run test lint bench bootstrap sdcard check-sdcard flash test-board clean
+.PHONY: all image user libc-programs std-programs initramfs check-linux ltp fuzz-long run test lint bench bootstrap sdcard check-sdcard flash test-board clean check-tlbi mutants loom
 
 all: image
 
@@ -180,6 +183,22 @@ lint: $(BUILD)/toolchain.mk
 	CARGO_HOST="$(CARGO_HOST)" CROSS_CARGO="$(CROSS_CARGO)" CROSS_ENV="$(CROSS_ENV)" CROSS_FLAGS="$(CROSS_FLAGS)" \
 		TARGET=$(TARGET) USER_TARGET=$(USER_TARGET) USER_PROGRAMS="$(USER_PROGRAMS)" \
 		STD_CARGO="$(STD_CARGO)" STD_TARGET=$(STD_TARGET) STD_TARGET_DIR=$(STD_TARGET_DIR) scripts/lint.sh
+
+# Every TLBI in the kernel (BOARD) reaches every CPU, but the allowed local
+# flushes (tests/image-check/src/tlbi.rs).
+check-tlbi: image
+	$(CARGO_HOST) build --release -q -p aspen-image-check
+	target/release/aspen-tlbi-check $(BUILD)/$(BOARD)/aspen.elf
+
+# The hand-made mutants of the TLB maintenance code (scripts/mutants/*.patch),
+# each of which a test must catch; about 7 minutes, so not part of `make test`.
+mutants: $(BUILD)/toolchain.mk
+	scripts/mutants.sh
+
+# The ASID allocator's switch path and rollover under loom (every
+# interleaving); in its own target directory, as --cfg loom rebuilds all.
+loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO_HOST) test --release -p aspen-mm --lib asid::loom_tests
 
 # Benchmarks: Aspen and Linux side by side under QEMU -icount, wake-up latency
 # (the rtlat peer; LATENCY=0 skips it), then the host

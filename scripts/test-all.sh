@@ -84,6 +84,13 @@ image() { # board, then make variables; prints the image path
 # Each run: the kernel's self-tests, then init runs the user test suite
 # (`-- --run-tests`) and powers off.
 virt=$(image qemu-virt)
+# Every TLB invalidation in the kernels must reach every CPU (aspen-tlbi-check).
+for elf in build/qemu-virt/aspen.elf build/rpi4/aspen.elf; do
+	[ -f "$elf" ] || continue
+	echo "== TLB invalidations of $elf"
+	target/release/aspen-tlbi-check "$elf" | tee "$LOGS/tlbi-$(basename "$(dirname "$elf")").out"
+	tally "TLBI check of $elf" "$LOGS/tlbi-$(basename "$(dirname "$elf")").out" "${PIPESTATUS[0]}"
+done
 kernel_run qemu-virt --board qemu-virt --kernel "$virt" --initrd build/initramfs.cpio \
 	--memory 1G --append "semihosting aspen.ktest test.ram_mib=1024 -- --run-tests"
 if [ -x "${LTP_DIR:-$ROOT/../shared/peers/ltp}/run.sh" ]; then

@@ -28,11 +28,37 @@
 //! ASID 0 is never handed out: the kernel uses it with the empty TTBR0 of the
 //! "no user address space" state.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use spin::Mutex;
-
 use crate::tlb::{Asid, TlbOps};
+use sync::{AtomicU64, Mutex, Ordering};
+
+/// The atomics and the lock, from `core` and `spin` in the kernel and from
+/// `loom` when the unit tests are built to model-check the allocator
+/// (`RUSTFLAGS="--cfg loom"`, see `loom_tests`), so loom sees every access
+/// of the lock-free path.
+mod sync {
+    #[cfg(all(test, loom))]
+    pub(super) use loom::sync::atomic::{AtomicU64, Ordering};
+
+    #[cfg(not(all(test, loom)))]
+    pub(super) use core::sync::atomic::{AtomicU64, Ordering};
+    #[cfg(not(all(test, loom)))]
+    pub(super) use spin::Mutex;
+
+    /// `loom`'s mutex with `spin`'s interface (no poisoning).
+    #[cfg(all(test, loom))]
+    pub(super) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    #[cfg(all(test, loom))]
+    impl<T> Mutex<T> {
+        pub(super) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(super) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap()
+        }
+    }
+}
 
 /// The most CPUs Aspen runs on; `cpu` arguments are below this. The kernel
 /// sizes its per-CPU state by it too.
@@ -85,7 +111,14 @@ pub struct AsidContext {
 
 impl AsidContext {
     /// A context with no ASID yet; usable in a `static`.
+    #[cfg(not(all(test, loom)))]
     pub const fn new() -> Self {
+        Self { id: AtomicU64::new(0) }
+    }
+
+    /// A context with no ASID yet (loom's atomics are not `const`).
+    #[cfg(all(test, loom))]
+    pub fn new() -> Self {
         Self { id: AtomicU64::new(0) }
     }
 
@@ -117,6 +150,13 @@ struct Inner {
 }
 
 impl Inner {
+    /// The first generation's state: only ASID 0 (the kernel's) taken.
+    const fn new() -> Self {
+        let mut map = [0; MAP_WORDS];
+        map[0] = 1;
+        Self { map, reserved: [0; MAX_CPUS], flush_pending: [false; MAX_CPUS], next: 1, rollovers: 0 }
+    }
+
     fn test_and_set(&mut self, asid: usize) -> bool {
         let (word, bit) = (asid / 64, 1u64 << (asid % 64));
         let was = self.map[word] & bit != 0;
@@ -155,20 +195,24 @@ pub struct AsidAllocator {
 impl AsidAllocator {
     /// An allocator handing out ASIDs below `bits.count()`, starting at
     /// ASID 1 of the first generation; usable in a `static`.
+    #[cfg(not(all(test, loom)))]
     pub const fn new(bits: AsidBits) -> Self {
-        let mut map = [0; MAP_WORDS];
-        map[0] = 1; // ASID 0 is the kernel's.
         Self {
             bits,
             generation: AtomicU64::new(GENERATION_ONE),
             active: [const { AtomicU64::new(0) }; MAX_CPUS],
-            inner: Mutex::new(Inner {
-                map,
-                reserved: [0; MAX_CPUS],
-                flush_pending: [false; MAX_CPUS],
-                next: 1,
-                rollovers: 0,
-            }),
+            inner: Mutex::new(Inner::new()),
+        }
+    }
+
+    /// As above, with loom's atomics (not `const`).
+    #[cfg(all(test, loom))]
+    pub fn new(bits: AsidBits) -> Self {
+        Self {
+            bits,
+            generation: AtomicU64::new(GENERATION_ONE),
+            active: core::array::from_fn(|_| AtomicU64::new(0)),
+            inner: Mutex::new(Inner::new()),
         }
     }
 
@@ -303,7 +347,10 @@ impl core::fmt::Debug for AsidAllocator {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::addr::VirtAddr;

@@ -20,6 +20,7 @@ pub mod paging;
 pub mod region;
 pub mod slab;
 pub mod tlb;
+pub mod tlbi;
 
 /// Linux error numbers, defined once in `aspen-abi`.
 pub use aspen_abi::errno;

@@ -263,8 +263,9 @@ mod tests {
     #[test]
     fn past_the_limit_mixed_scopes_collapse_to_everything() {
         for other in [TlbScope::AllAsids, TlbScope::Asid(Asid(6))] {
-            // The odd one out before the limit, or after it.
-            for at in [0, PER_PAGE_LIMIT as u64 + 3] {
+            // The odd one out before the limit, as the page past it, or
+            // after it.
+            for at in [0, PER_PAGE_LIMIT as u64, PER_PAGE_LIMIT as u64 + 3] {
                 let mut batch = TlbBatch::new();
                 for page in 0..PER_PAGE_LIMIT as u64 + 5 {
                     let scope = if page == at { other } else { TlbScope::Asid(A) };

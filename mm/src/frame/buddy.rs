@@ -255,7 +255,16 @@ pub struct BuddyAllocator<'a> {
     /// needs ([`Self::alloc_frames_reserved`]) when user memory has taken
     /// the rest (as Linux's `min_free_kbytes`).
     reserve: AtomicUsize,
+    /// Host tests: checks run at every free (the machine model's "no TLB
+    /// still leads here").
+    #[cfg(feature = "testbed")]
+    free_watchers: std::sync::Mutex<std::vec::Vec<FreeWatcher>>,
 }
+
+/// A check a host test runs at every free: the block's first frame and its
+/// order. Dropped with its owner (a weak reference).
+#[cfg(feature = "testbed")]
+pub type FreeWatcher = std::sync::Weak<dyn Fn(PhysAddr, u32) + Send + Sync>;
 
 impl<'a> BuddyAllocator<'a> {
     /// Bytes of `FrameMeta` storage needed to manage `ranges` (after
@@ -359,7 +368,16 @@ impl<'a> BuddyAllocator<'a> {
             total_frames,
             lists: Mutex::new(lists),
             reserve: AtomicUsize::new(0),
+            #[cfg(feature = "testbed")]
+            free_watchers: std::sync::Mutex::new(std::vec::Vec::new()),
         }
+    }
+
+    /// Host tests: runs `watcher` at every free from now on (before the
+    /// block goes back to the lists), while it lives.
+    #[cfg(feature = "testbed")]
+    pub fn watch_frees(&self, watcher: FreeWatcher) {
+        self.free_watchers.lock().unwrap_or_else(|p| p.into_inner()).push(watcher);
     }
 
     #[inline]
@@ -667,6 +685,17 @@ impl FrameAllocator for BuddyAllocator<'_> {
     /// frame nobody else can reach (a table page), as an `inc_ref` racing
     /// with the free would not be seen.
     fn free_frames(&self, start: PhysAddr, order: u32) {
+        #[cfg(feature = "testbed")]
+        {
+            let watchers: std::vec::Vec<_> = {
+                let mut list = self.free_watchers.lock().unwrap_or_else(|p| p.into_inner());
+                list.retain(|w| w.strong_count() > 0);
+                list.iter().filter_map(std::sync::Weak::upgrade).collect()
+            };
+            for watcher in watchers {
+                watcher(start, order);
+            }
+        }
         let meta = self.metas();
         let mut lists = self.lists.lock();
         // Checked under the lock so two racing frees of one block cannot

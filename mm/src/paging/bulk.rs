@@ -62,15 +62,23 @@ impl Leaf {
 /// The 512 entries of one table page, reached through the memory view
 /// once per page rather than once per entry. Only made for table pages of
 /// a tree, and used while the page stays in it.
-#[derive(Clone, Copy)]
-pub(super) struct Entries(*mut u64);
+pub(super) struct Entries<'m, M: PhysMemory + ?Sized> {
+    words: *mut u64,
+    mem: &'m M,
+    table: PhysAddr,
+}
 
-impl Entries {
-    pub(super) fn of<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized>(
-        tree: &PageTable<'_, M, A>,
-        table: PhysAddr,
-    ) -> Self {
-        Self(tree.mem.frame_ptr(table).cast())
+impl<M: PhysMemory + ?Sized> Clone for Entries<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: PhysMemory + ?Sized> core::marker::Copy for Entries<'_, M> {}
+
+impl<'m, M: PhysMemory + ?Sized> Entries<'m, M> {
+    pub(super) fn of<A: FrameAllocator + ?Sized>(tree: &PageTable<'m, M, A>, table: PhysAddr) -> Self {
+        Self { words: tree.mem.frame_ptr(table).cast(), mem: tree.mem, table }
     }
 
     #[inline(always)]
@@ -80,7 +88,7 @@ impl Entries {
         // are made), so `frame_ptr` gave PAGE_SIZE bytes, 8-byte aligned,
         // holding no Rust object; `index` is inside. Volatile: the walker
         // may read the word meanwhile, as for `PhysMemory::read_u64`.
-        Descriptor::from_bits(unsafe { self.0.add(index).read_volatile() })
+        Descriptor::from_bits(unsafe { self.words.add(index).read_volatile() })
     }
 
     /// Whether the `GROUP` entries from `first` are all zero (empty).
@@ -90,7 +98,7 @@ impl Entries {
         let mut any = 0;
         for index in first..first + GROUP {
             // SAFETY: as in `get`, for every index of the group.
-            any |= unsafe { self.0.add(index).read_volatile() };
+            any |= unsafe { self.words.add(index).read_volatile() };
         }
         any == 0
     }
@@ -98,9 +106,15 @@ impl Entries {
     #[inline(always)]
     pub(super) fn set(self, index: usize, desc: Descriptor) {
         assert!(index < ENTRIES);
+        if self.mem.watches_table_writes() {
+            // SAFETY: as below; `write_u64` stores the same word, through
+            // the memory view so that the host's machine model sees it.
+            unsafe { self.mem.write_u64(self.table + (index as u64) * 8, desc.bits()) }
+            return;
+        }
         // SAFETY: as in `get`; one store, so the walker sees the old or the
         // new descriptor.
-        unsafe { self.0.add(index).write_volatile(desc.bits()) }
+        unsafe { self.words.add(index).write_volatile(desc.bits()) }
     }
 }
 
@@ -185,10 +199,10 @@ impl Copy {
     /// Copies the leaf at `index` of the parent's table `mine` into the
     /// child's `theirs` (inlined: this is fork's per-page work).
     #[inline(always)]
-    fn leaf(
+    fn leaf<M: PhysMemory + ?Sized>(
         &mut self,
-        mine: Entries,
-        theirs: Entries,
+        mine: Entries<'_, M>,
+        theirs: Entries<'_, M>,
         index: usize,
         leaf: Leaf,
         f: &mut impl FnMut(Leaf) -> Option<Descriptor>,

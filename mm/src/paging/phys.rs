@@ -51,6 +51,15 @@ pub unsafe trait PhysMemory {
         unsafe { core::ptr::copy_nonoverlapping(self.frame_ptr(src), self.frame_ptr(dst), PAGE_SIZE as usize) }
     }
 
+    /// Whether every write of a table entry must go through
+    /// [`Self::write_u64`], one by one: true for the host's simulated
+    /// memory when a machine model watches table writes (to check
+    /// break-before-make and walk speculatively); hardware needs nothing.
+    #[inline(always)]
+    fn watches_table_writes(&self) -> bool {
+        false
+    }
+
     /// Writes the 64-bit word at `pa` (8-byte aligned) with one store.
     ///
     /// # Safety

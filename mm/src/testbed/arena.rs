@@ -1,8 +1,10 @@
 //! Simulated physical memory: one zeroed region at a chosen base address.
 
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::boxed::Box;
+use std::sync::{Arc, Mutex, Weak};
 use std::vec;
+use std::vec::Vec;
 
 use crate::addr::{PhysAddr, PhysRange, PAGE_SIZE};
 use crate::paging::PhysMemory;
@@ -15,6 +17,22 @@ pub struct Arena {
     /// atomics because the table code writes through pointers derived from
     /// a shared reference.
     words: Box<[AtomicU64]>,
+    /// The machine models that see every table write (`write_u64`).
+    watchers: Mutex<Vec<Weak<dyn TableWatch>>>,
+    /// Whether any model ever watched: until then, table code writes
+    /// entries straight through its pointers (as fast as on hardware).
+    watched: AtomicBool,
+}
+
+/// What watches the table writes of an [`Arena`]: the machine model, which
+/// lets its CPUs walk speculatively around each write and checks
+/// break-before-make. Both calls come from the thread that writes.
+pub(super) trait TableWatch: Send + Sync {
+    /// `new` is about to be stored at `slot`; memory still holds the old
+    /// value.
+    fn before_write(&self, mem: &Arena, slot: PhysAddr, new: u64);
+    /// `old` at `slot` was replaced by `new`.
+    fn after_write(&self, mem: &Arena, slot: PhysAddr, old: u64, new: u64);
 }
 
 // `AtomicU64` has the size and bit validity of `u64`; the alignment must
@@ -33,7 +51,21 @@ impl Arena {
         // SAFETY: `AtomicU64` has the same size, alignment (checked above)
         // and bit validity as `u64`, so the slice reinterprets in place.
         let words = unsafe { Box::from_raw(Box::into_raw(words) as *mut [AtomicU64]) };
-        Self { range, words }
+        Self { range, words, watchers: Mutex::new(Vec::new()), watched: AtomicBool::new(false) }
+    }
+
+    /// Makes `watcher` see every table write from now on, until it is
+    /// dropped.
+    pub(super) fn watch(&self, watcher: Weak<dyn TableWatch>) {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).push(watcher);
+        self.watched.store(true, Ordering::Relaxed);
+    }
+
+    /// The watchers still alive.
+    fn live_watchers(&self) -> Vec<Arc<dyn TableWatch>> {
+        let mut list = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// The physical addresses the arena holds.
@@ -86,6 +118,28 @@ unsafe impl PhysMemory for Arena {
     fn frame_ptr(&self, frame: PhysAddr) -> *mut u8 {
         assert!(frame.is_page_aligned(), "frame {frame:?} not page aligned");
         self.ptr(frame, PAGE_SIZE as usize)
+    }
+
+    fn watches_table_writes(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
+    }
+
+    unsafe fn write_u64(&self, pa: PhysAddr, value: u64) {
+        assert!(pa.is_aligned(8), "unaligned word write at {pa:?}");
+        self.ptr(pa, 8);
+        let word = &self.words[((pa - self.range.start) / 8) as usize];
+        if !self.watches_table_writes() {
+            word.store(value, Ordering::Relaxed);
+            return;
+        }
+        let watchers = self.live_watchers();
+        for w in &watchers {
+            w.before_write(self, pa, value);
+        }
+        let old = word.swap(value, Ordering::Relaxed);
+        for w in &watchers {
+            w.after_write(self, pa, old, value);
+        }
     }
 }
 

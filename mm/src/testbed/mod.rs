@@ -4,10 +4,13 @@
 //!   [`PhysMemory`](crate::paging::PhysMemory).
 //! - [`RecordingTlb`]: a [`TlbOps`](crate::tlb::TlbOps) that records every
 //!   operation and checks the `begin` / invalidate / `sync` protocol.
-//! - [`Machine`]: one CPU whose TLB behaves like hardware: it keeps leaf and
-//!   walk-cache entries, tagged by ASID, across address-space switches
-//!   until a matching invalidation, and every access fails the test at once
-//!   if the translation it used differs from a fresh table walk.
+//! - [`Machine`]: one or more CPUs whose TLBs behave like hardware: each
+//!   keeps leaf and walk-cache entries, tagged by ASID, across address-space
+//!   switches until a matching invalidation reaches it, walks the tables
+//!   speculatively around every table write, and every access fails the
+//!   test at once if the translation it used differs from a fresh table
+//!   walk; a write that skips break-before-make, or a free of a frame a TLB
+//!   still leads to, fails too.
 
 mod arena;
 mod machine;

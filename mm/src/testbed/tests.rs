@@ -88,6 +88,11 @@ impl Setup {
         Self { arena, frames }
     }
 
+    /// A user table with nothing mapped.
+    fn empty_table(&self) -> PageTable<'_, Arena, BuddyAllocator<'static>> {
+        PageTable::new(&self.arena, &self.frames, VaHalf::Lower).unwrap()
+    }
+
     fn tables(&self) -> [PageTable<'_, Arena, BuddyAllocator<'static>>; 2] {
         let mut a = PageTable::new(&self.arena, &self.frames, VaHalf::Lower).unwrap();
         let mut b = PageTable::new(&self.arena, &self.frames, VaHalf::Lower).unwrap();
@@ -111,14 +116,20 @@ fn leaf_invalidation_keeps_the_walk_cache() {
     let s = Setup::new();
     let [a, _] = s.tables();
     let cpu = Machine::new(&s.arena);
+    cpu.watch_frees(&s.frames);
     cpu.switch(a.root(), Asid(1));
     cpu.read(El::El0, X).unwrap();
     // L0, L1 and L2 table entries.
     assert_eq!((cpu.cached_leaves(), cpu.cached_walks()), (1, 3));
+    // While ASID 1 runs, the CPU would walk X again at once.
+    let idle = s.empty_table();
+    cpu.switch(idle.root(), Asid(9));
     in_bracket(&cpu, || cpu.invalidate_page(Asid(1), X, true));
     assert_eq!((cpu.cached_leaves(), cpu.cached_walks()), (0, 3));
+    cpu.switch(a.root(), Asid(1));
     cpu.read(El::El0, X).unwrap();
     assert_eq!(cpu.stats().walk_hits, 1, "the second walk started from the walk cache");
+    cpu.switch(idle.root(), Asid(9));
     in_bracket(&cpu, || cpu.invalidate_page(Asid(1), X, false));
     assert_eq!((cpu.cached_leaves(), cpu.cached_walks()), (0, 0));
 }
@@ -128,6 +139,7 @@ fn asid_invalidation_spares_other_asids_and_global_entries() {
     let s = Setup::new();
     let [a, b] = s.tables();
     let cpu = Machine::new(&s.arena);
+    cpu.watch_frees(&s.frames);
     cpu.switch(a.root(), Asid(1));
     cpu.read(El::El0, X).unwrap();
     cpu.read(El::El1, X + PAGE_SIZE).unwrap();
@@ -137,6 +149,9 @@ fn asid_invalidation_spares_other_asids_and_global_entries() {
     assert!(cpu.read(El::El1, X + PAGE_SIZE).is_ok());
     assert_eq!(cpu.stats().leaf_hits, 1);
     assert_eq!(cpu.cached_leaves(), 3);
+    // Nothing runs that would walk the pages again.
+    let idle = s.empty_table();
+    cpu.switch(idle.root(), Asid(9));
     in_bracket(&cpu, || cpu.invalidate_asid(Asid(1)));
     assert_eq!(cpu.cached_leaves(), 2, "ASID 1's page went; ASID 2's and the global one stay");
     in_bracket(&cpu, || cpu.invalidate_page(Asid(2), X + PAGE_SIZE, true));
@@ -153,10 +168,60 @@ fn machine_catches_a_table_changed_under_a_cached_entry() {
     let s = Setup::new();
     let [a, b] = s.tables();
     let cpu = Machine::new(&s.arena);
+    cpu.watch_frees(&s.frames);
     cpu.switch(a.root(), Asid(1));
     cpu.read(El::El0, X).unwrap();
     // Another table under the same ASID without invalidating: what the TLB
     // holds for ASID 1 is no longer what TTBR0 translates to.
     cpu.switch(b.root(), Asid(1));
     let _ = cpu.read(El::El0, X);
+}
+
+#[test]
+fn broadcast_invalidations_reach_every_cpu_and_local_ones_only_their_own() {
+    let s = Setup::new();
+    let [a, _] = s.tables();
+    let idle = s.empty_table();
+    let cpus = Machine::with_cpus(&s.arena, 2);
+    cpus.watch_frees(&s.frames);
+    for cpu in 0..2 {
+        cpus.on(cpu).switch(a.root(), Asid(1));
+        cpus.read(El::El0, X).unwrap();
+        assert_eq!(cpus.cached_leaves(), 1);
+        // Nothing runs that would walk X again after the invalidations.
+        cpus.switch(idle.root(), Asid(9));
+    }
+    cpus.on(1).invalidate_all_local();
+    assert_eq!((cpus.cached_leaves(), cpus.on(0).cached_leaves()), (0, 1), "the local flush stayed on CPU 1");
+    cpus.on(1).switch(a.root(), Asid(1));
+    cpus.read(El::El0, X).unwrap();
+    cpus.switch(idle.root(), Asid(9));
+    in_bracket(&cpus, || cpus.invalidate_page(Asid(1), X, true));
+    assert_eq!((cpus.on(0).cached_leaves(), cpus.on(1).cached_leaves()), (0, 0), "both CPUs heard the TLBI");
+}
+
+#[test]
+fn an_invalidated_page_still_mapped_is_walked_again_where_it_runs() {
+    let s = Setup::new();
+    let [a, _] = s.tables();
+    let cpus = Machine::with_cpus(&s.arena, 2);
+    cpus.on(0).switch(a.root(), Asid(1));
+    cpus.on(1).switch(a.root(), Asid(1));
+    cpus.on(0).read(El::El0, X).unwrap();
+    assert_eq!(cpus.on(1).cached_leaves(), 0);
+    in_bracket(&cpus, || cpus.invalidate_page(Asid(1), X, true));
+    // CPU 0 lost X and walked it again at once; CPU 1 held nothing.
+    assert_eq!((cpus.on(0).cached_leaves(), cpus.on(1).cached_leaves()), (1, 0));
+}
+
+#[test]
+#[should_panic(expected = "freed while CPU 1's TLB still leads to it")]
+fn freeing_a_frame_another_cpu_still_maps_fails() {
+    let s = Setup::new();
+    let [a, _] = s.tables();
+    let cpus = Machine::with_cpus(&s.arena, 2);
+    cpus.watch_frees(&s.frames);
+    cpus.on(1).switch(a.root(), Asid(1));
+    let frame = cpus.translate(El::El0, X, super::AccessKind::Read).unwrap();
+    s.frames.free_frame(frame);
 }

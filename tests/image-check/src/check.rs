@@ -49,7 +49,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, ok: bool, text: impl Into<String>) -> bool {
+    pub(crate) fn add(&mut self, ok: bool, text: impl Into<String>) -> bool {
         self.checks.push(Check { ok, text: text.into() });
         ok
     }

@@ -3,11 +3,15 @@
 //! boot partition's root directory (exactly the expected files, each equal to
 //! its build output), config.txt's required lines, cmdline.txt's text and the
 //! initramfs's essentials. [`check::check_image`] runs every check and
-//! reports each as one line.
+//! reports each as one line. [`tlbi::check_kernel`] checks the kernel's
+//! ELF: no TLB invalidation that reaches only one CPU, apart from the
+//! allowed whole local flushes.
 
 pub mod check;
 pub mod cpio;
+pub mod elf;
 pub mod fat;
 pub mod mbr;
+pub mod tlbi;
 
 pub use check::{check_image, Check, Expected, Report, Spec};

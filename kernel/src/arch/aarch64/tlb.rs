@@ -3,9 +3,13 @@
 //!
 //! Broadcast forms (`...IS`) reach every CPU in the inner-shareable domain;
 //! `sync` waits for them with `DSB ISH` and then `ISB`, so that this CPU's
-//! next instruction fetch and table walk see the new state.
+//! next instruction fetch and table walk see the new state. The operands
+//! come from `aspen_mm::tlbi` (host-tested against the ARM ARM layout);
+//! `aspen-tlbi-check` rejects any local form in the built kernel but the
+//! rollover's flush here and the boot CPU's MMU bring-up.
 
 use aspen_mm::tlb::{Asid, TlbOps};
+use aspen_mm::tlbi::{asid_operand, page_operand};
 use aspen_mm::VirtAddr;
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +33,6 @@ pub static COUNTERS: TlbCounters = TlbCounters {
 
 fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The TLBI operand for one page: VA[55:12] in bits [43:0], ASID in [63:48].
-fn page_operand(asid: Option<Asid>, va: VirtAddr) -> u64 {
-    let page = (va.as_u64() >> 12) & ((1 << 44) - 1);
-    page | asid.map_or(0, |a| u64::from(a.0) << 48)
 }
 
 /// The hardware TLB of this CPU and its inner-shareable peers.
@@ -62,7 +60,7 @@ impl TlbOps for HardwareTlb {
 
     fn invalidate_asid(&self, asid: Asid) {
         count(&COUNTERS.asid);
-        let operand = u64::from(asid.0) << 48;
+        let operand = asid_operand(asid);
         // SAFETY: as above.
         unsafe { asm!("tlbi aside1is, {}", in(reg) operand, options(nostack, preserves_flags)) };
     }
@@ -86,6 +84,9 @@ impl TlbOps for HardwareTlb {
         unsafe { asm!("tlbi vmalle1is", options(nostack, preserves_flags)) };
     }
 
+    // Out of line: the image check finds the one local flush allowed after
+    // boot by this function's symbol.
+    #[inline(never)]
     fn invalidate_all_local(&self) {
         count(&COUNTERS.all_local);
         // SAFETY: barriers and a local invalidation of every EL1&0 entry.

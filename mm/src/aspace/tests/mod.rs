@@ -12,6 +12,7 @@ mod memory;
 mod preempt;
 mod prop;
 mod remap;
+mod smp;
 mod threads;
 mod wx;
 
@@ -33,8 +34,14 @@ pub(super) const RAM_BASE: PhysAddr = PhysAddr::new(0x4000_0000);
 pub(super) type TestEnv<'a> = Env<'a, Arena, Machine<'a>>;
 pub(super) type Space<'e, 'a> = AddressSpace<'e, TestEnv<'a>>;
 
-/// Runs `f` on a machine with `pages` frames of RAM, then checks that
-/// every frame is back and no page is cached any more.
+/// CPUs of the machine every test runs on: the test's accesses run on
+/// CPU 0, and its space runs on all of them ([`switch`]), so the others'
+/// TLBs walk it speculatively and keep what they found until an
+/// invalidation reaches them.
+pub(super) const CPUS: usize = 2;
+
+/// Runs `f` on a machine with `pages` frames of RAM and [`CPUS`] CPUs,
+/// then checks that every frame is back and no page is cached any more.
 pub(super) fn with_env<R>(pages: u64, f: impl FnOnce(&TestEnv<'_>) -> R) -> R {
     with_env_bits(pages, AsidBits::Sixteen, f)
 }
@@ -46,9 +53,21 @@ pub(super) fn with_env_bits<R>(pages: u64, bits: AsidBits, f: impl FnOnce(&TestE
 
 /// As [`with_env`], with ASIDs of `bits` bits and W^X policy `policy`.
 pub(super) fn with_env_policy<R>(pages: u64, bits: AsidBits, policy: WxPolicy, f: impl FnOnce(&TestEnv<'_>) -> R) -> R {
+    with_env_cpus(pages, bits, policy, CPUS, f)
+}
+
+/// As [`with_env_policy`], on a machine of `cpus` CPUs.
+pub(super) fn with_env_cpus<R>(
+    pages: u64,
+    bits: AsidBits,
+    policy: WxPolicy,
+    cpus: usize,
+    f: impl FnOnce(&TestEnv<'_>) -> R,
+) -> R {
     let arena = Arena::new(RAM_BASE, pages * PS);
     let frames = BuddyAllocator::new_owned(&[arena.range()]).expect("buddy over the arena");
-    let machine = Machine::new(&arena);
+    let machine = Machine::with_cpus(&arena, cpus);
+    machine.watch_frees(&frames);
     let asids = AsidAllocator::new(bits);
     let env = Env::new(&arena, &frames, &machine, &asids).with_wx_policy(policy);
     let baseline = frames.free_frame_count();
@@ -62,10 +81,15 @@ pub(super) fn va(raw: u64) -> VirtAddr {
     VirtAddr::new(raw)
 }
 
-/// Makes `space` current on the simulated CPU.
+/// Makes `space` current on every simulated CPU (its threads run on all
+/// of them); CPU 0 stays the one that accesses memory.
 pub(super) fn switch(space: &Space<'_, '_>) {
-    let (root, asid) = space.activate(0);
-    space.env().tlb().switch(root, asid);
+    let machine = space.env().tlb();
+    for cpu in (0..machine.cpus()).rev() {
+        machine.on(cpu);
+        let (root, asid) = space.activate(cpu);
+        machine.switch(root, asid);
+    }
 }
 
 /// One user access at EL0 through the TLB model; a translation or

@@ -206,7 +206,7 @@ fn blocks_are_edited_whole_and_only_inside_the_range() {
 /// with its index, and checks through the TLB model and `query`.
 fn map_across(range: VirtRange, tables: usize) {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     let mut cursor = pt.cursor(&cpu, SCOPE, range).unwrap();
     let mut frames = Vec::new();
@@ -250,7 +250,7 @@ fn moves_across_an_l0_entry_boundary() {
 #[test]
 fn changes_pass_the_tlb_model_and_frames_leave_it_first() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     cpu.switch(pt.root(), ASID);
     let va = VirtAddr::new(LOW);
@@ -277,7 +277,7 @@ fn changes_pass_the_tlb_model_and_frames_leave_it_first() {
 /// through a cursor that skips TLB maintenance.
 fn change_without_maintenance(change: impl FnOnce(&Fixture, &mut PageTable<'_, Arena, BuddyAllocator<'static>>)) {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, LOW, 1, PageAttrs::USER_RW);
     cpu.switch(pt.root(), ASID);
@@ -296,7 +296,7 @@ fn model_catches_a_protect_without_invalidation() {
 }
 
 #[test]
-#[should_panic(expected = "stale translation")]
+#[should_panic(expected = "break-before-make violated")]
 fn model_catches_a_replace_without_invalidation() {
     change_without_maintenance(|fx, pt| {
         pt.cursor(&NoTlb, SCOPE, pages(LOW, 1)).unwrap().replace(fx.data_frame(2), PageAttrs::USER_RW).unwrap();

@@ -34,6 +34,14 @@ impl Fixture {
         Self { arena, frames, baseline }
     }
 
+    /// A machine over the arena whose TLB model checks every free of the
+    /// fixture's allocator.
+    fn machine(&self) -> Machine<'_> {
+        let machine = Machine::new(&self.arena);
+        machine.watch_frees(&self.frames);
+        machine
+    }
+
     fn table(&self, half: VaHalf) -> PageTable<'_, Arena, BuddyAllocator<'static>> {
         PageTable::new(&self.arena, &self.frames, half).expect("root table")
     }

@@ -3,7 +3,8 @@
 
 use super::{pages, Fixture, RAM_BASE};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
-use crate::paging::{PageAttrs, PageSize, VaHalf};
+use crate::frame::FrameAllocator;
+use crate::paging::{Mapping, PageAttrs, PageSize, PagingError, VaHalf};
 use crate::testbed::NoTlb;
 use crate::testbed::{AccessKind, El, Fault, Machine, RecordingTlb};
 use crate::tlb::{Asid, TlbOps, TlbScope};
@@ -21,7 +22,7 @@ fn read_tag(cpu: &Machine<'_>, el: El, va: VirtAddr) -> Result<u64, Fault> {
 #[test]
 fn address_spaces_keep_their_entries_across_switches() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut a = fx.table(VaHalf::Lower);
     let mut b = fx.table(VaHalf::Lower);
     a.map(pages(X.as_u64(), 1), fx.data_frame(0xa), PageAttrs::USER_RW).unwrap();
@@ -49,7 +50,7 @@ fn address_spaces_keep_their_entries_across_switches() {
 #[test]
 fn changes_are_seen_after_their_maintenance() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, X.as_u64(), 2, PageAttrs::USER_RW);
     cpu.switch(pt.root(), Asid(3));
@@ -79,7 +80,7 @@ fn changes_are_seen_after_their_maintenance() {
 #[test]
 fn permissions_follow_the_attributes() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     let va = |i: u64| X + i * PAGE_SIZE;
     for (i, attrs) in [PageAttrs::USER_RW, PageAttrs::USER_RX, PageAttrs::KERNEL_RX.non_global(), PageAttrs::KERNEL_RW]
@@ -123,7 +124,7 @@ fn permissions_follow_the_attributes() {
 #[test]
 fn kernel_linear_map_split_and_protect() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut kernel = fx.table(VaHalf::Upper);
     let ram = fx.arena.range();
     let linear = VirtRange::from_start_size(VirtAddr::new(LINEAR + ram.start.as_u64()), ram.size()).unwrap();
@@ -197,7 +198,7 @@ impl TlbOps for Mangled<'_, '_> {
 /// `X` to a frame tagged 2 with fresh tables, and reads it again.
 fn remap_with(mangle: Option<(bool, bool)>) {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     pt.map(pages(X.as_u64(), 1), fx.data_frame(1), PageAttrs::USER_RW).unwrap();
     cpu.switch(pt.root(), Asid(2));
@@ -224,19 +225,19 @@ fn correct_maintenance_passes_the_model() {
 }
 
 #[test]
-#[should_panic(expected = "stale translation")]
+#[should_panic(expected = "freed while CPU 0's TLB still leads to it")]
 fn model_catches_a_missing_invalidation() {
     remap_with(None);
 }
 
 #[test]
-#[should_panic(expected = "stale translation")]
+#[should_panic(expected = "freed while CPU 0's TLB still leads to it")]
 fn model_catches_an_invalidation_of_the_wrong_asid() {
     remap_with(Some((false, true)));
 }
 
 #[test]
-#[should_panic(expected = "stale translation")]
+#[should_panic(expected = "freed while CPU 0's TLB still leads to it")]
 fn model_catches_leaf_only_invalidation_of_freed_tables() {
     remap_with(Some((true, false)));
 }
@@ -245,7 +246,7 @@ fn model_catches_leaf_only_invalidation_of_freed_tables() {
 #[should_panic(expected = "stale translation")]
 fn model_catches_a_permission_change_without_invalidation() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut pt = fx.table(VaHalf::Lower);
     fx.map_pages(&mut pt, X.as_u64(), 1, PageAttrs::USER_RW);
     cpu.switch(pt.root(), Asid(1));
@@ -256,10 +257,10 @@ fn model_catches_a_permission_change_without_invalidation() {
 }
 
 #[test]
-#[should_panic(expected = "stale translation")]
+#[should_panic(expected = "break-before-make violated")]
 fn model_catches_a_split_without_break_before_make() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let mut kernel = fx.table(VaHalf::Upper);
     let block = VirtRange::from_start_size(VirtAddr::new(LINEAR + RAM_BASE.as_u64()), 2 * MIB).unwrap();
     kernel.map_linear(block, RAM_BASE, PageAttrs::KERNEL_RW).unwrap();
@@ -273,4 +274,31 @@ fn model_catches_a_split_without_break_before_make() {
 #[should_panic(expected = "outside begin()..sync()")]
 fn recording_tlb_catches_an_invalidation_outside_the_bracket() {
     RecordingTlb::new().invalidate_asid(Asid(1));
+}
+
+/// `Editor::set` over a leaf two CPUs hold: another output address needs
+/// break-before-make, so it is refused and never reaches the table (the
+/// model would fail the write while the TLBs hold the old leaf).
+#[test]
+fn set_never_moves_a_live_entry_under_the_tlbs() {
+    let fx = Fixture::new(4 * MIB);
+    let cpus = Machine::with_cpus(&fx.arena, 2);
+    cpus.watch_frees(&fx.frames);
+    let mut pt = fx.table(VaHalf::Lower);
+    let (a, b) = (fx.data_frame(0xa), fx.data_frame(0xb));
+    let scope = TlbScope::Asid(Asid(3));
+    let leaf = |pa| Mapping { va: X, pa, size: PageSize::Size4K, attrs: PageAttrs::USER_RW };
+    pt.edit(&cpus, scope, |_| {}).set(leaf(a)).unwrap();
+    for cpu in 0..2 {
+        cpus.on(cpu).switch(pt.root(), Asid(3));
+        assert_eq!(read_tag(&cpus, El::El0, X), Ok(0xa));
+    }
+    let refused = pt.edit(&cpus, scope, |_| {}).set(leaf(b));
+    assert_eq!(refused, Err(PagingError::NeedsBreakBeforeMake(X)));
+    for cpu in 0..2 {
+        assert_eq!(read_tag(cpus.on(cpu), El::El0, X), Ok(0xa));
+    }
+    pt.destroy(&cpus, scope, fx.free_leaf());
+    fx.frames.free_frame(b);
+    assert_eq!(fx.in_use(), 0);
 }

@@ -255,7 +255,7 @@ proptest! {
     #[test]
     fn random_operations_match_the_model(ops in proptest::collection::vec(op(), 1..150)) {
         let fx = Fixture::new(8 << 20);
-        let cpu = Machine::new(&fx.arena);
+        let cpu = fx.machine();
         let frames = FreeWhenForgotten { fx: &fx, cpu: &cpu };
         let mut world = World::new(&fx, &cpu, &frames);
         for op in ops {

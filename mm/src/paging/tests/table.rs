@@ -10,7 +10,7 @@ use crate::frame::{AllocError, FrameAllocator};
 use crate::paging::{
     Access, Change, Mapping, MemoryType, PageAttrs, PageSize, PageTable, PagingError, Privilege, VaHalf,
 };
-use crate::testbed::{El, Machine, RecordingTlb, TlbEvent};
+use crate::testbed::{El, RecordingTlb, TlbEvent};
 use crate::tlb::{Asid, TlbScope};
 
 const MIB: u64 = 1 << 20;
@@ -307,7 +307,7 @@ fn checked_update_refuses_what_needs_break_before_make() {
 #[test]
 fn editor_releases_only_after_the_tlb_forgot() {
     let fx = Fixture::new(4 * MIB);
-    let cpu = Machine::new(&fx.arena);
+    let cpu = fx.machine();
     let watched = FreeWhenForgotten { fx: &fx, cpu: &cpu };
     let mut pt = PageTable::new(&fx.arena, &watched, VaHalf::Lower).unwrap();
     // Over many L3 tables, so table pages are freed by early flushes too.
