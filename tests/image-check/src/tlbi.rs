@@ -29,6 +29,11 @@ pub const LOCAL_FLUSH_ALLOWED: &[(&str, &str)] = &[
         "6memory10kernel_map16build_and_switch",
         "mmu::replace_kernel_table inlined there without LTO: the boot CPU alone",
     ),
+    ("aspen_secondary_entry", "boot.s: a secondary core turns its MMU on (its own TLB, before it runs anything)"),
+    (
+        "3smp14secondary_main",
+        "mmu::drop_boot_identity_map inlined: a starting secondary forgets the boot identity map, its TLB alone",
+    ),
 ];
 
 /// The allowed place of the rollover's flush, which must exist.
