@@ -302,9 +302,9 @@ const MAX_IO: u64 = 0x7fff_f000;
 /// Bytes moved per step between a file and user memory.
 const IO_CHUNK: usize = 64 * 1024;
 
-/// Bytes of a regular file read per step (each about 10,000 instructions
-/// through the page cache), between which a read may pause.
-const FILE_CHUNK: usize = 8 * 1024;
+/// Bytes of a regular file read or written per step (about 6,000
+/// instructions through the page cache), between which the call may pause.
+const FILE_CHUNK: usize = 4 * 1024;
 
 /// A transfer that stopped at `error` after `done` bytes: as Linux, the
 /// bytes that were moved, or the error if there were none.
