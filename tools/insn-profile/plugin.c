@@ -5,8 +5,7 @@
  * to the file named by $PROF_OUT. Under -icount these are exactly the
  * instructions the benchmark's ticks count.
  *
- * It declares the few plugin API functions it uses itself (QEMU's
- * qemu-plugin.h is not packaged), against plugin API version 4.
+ * The plugin API it uses is declared in ../qemu-plugin/api.h.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -14,20 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef uint64_t qemu_plugin_id_t;
-struct qemu_plugin_tb;
-typedef struct qemu_info_t qemu_info_t;
-typedef void (*tb_trans_cb)(qemu_plugin_id_t, struct qemu_plugin_tb *);
-typedef void (*vcpu_udata_cb)(unsigned int vcpu, void *userdata);
-typedef void (*simple_cb)(qemu_plugin_id_t, void *);
-
-void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t, tb_trans_cb);
-void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *, vcpu_udata_cb, int flags, void *);
-size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);
-uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *);
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, simple_cb, void *);
-
-__attribute__((visibility("default"))) int qemu_plugin_version = 4;
+#include "../qemu-plugin/api.h"
 
 /* One translated block: where, how many instructions, how often run. */
 struct block {

@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 
-def main():
-    profile, elf, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    top = int(sys.argv[4]) if len(sys.argv) > 4 else 25
+def symbol_names(elf):
+    """A function from an address to the name of the ELF's text symbol
+    that holds it (the nearest one at or below it)."""
     symbols = []
     nm = subprocess.run(["nm", "-C", "--defined-only", elf], capture_output=True, text=True, check=True)
     for line in nm.stdout.splitlines():
@@ -24,16 +24,24 @@ def main():
             symbols.append((int(parts[0], 16), parts[2]))
     symbols.sort()
     starts = [address for address, _ in symbols]
+
+    def name(vaddr):
+        i = bisect.bisect_right(starts, vaddr) - 1
+        return symbols[i][1] if i >= 0 else "?"
+
+    return name
+
+
+def main():
+    profile, elf, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    top = int(sys.argv[4]) if len(sys.argv) > 4 else 25
+    name_of = symbol_names(elf)
     totals = collections.Counter()
     with open(profile) as f:
         for line in f:
             vaddr, insns, runs = line.split()
             vaddr = int(vaddr, 16)
-            if vaddr < 0xFFFF000000000000:
-                name = "<user>"
-            else:
-                i = bisect.bisect_right(starts, vaddr) - 1
-                name = symbols[i][1] if i >= 0 else "?"
+            name = "<user>" if vaddr < 0xFFFF000000000000 else name_of(vaddr)
             totals[name] += int(insns) * int(runs)
     everything = sum(totals.values())
     print(f"{everything / ops:10.0f} instructions per operation ({everything} in all, {ops:.0f} operations)")

@@ -5,27 +5,12 @@ instructions went, per function; with --order, the functions it ran
 through in order (consecutive blocks of one function counted together).
 
     report.py STRETCH_OUT ELF [TOP] [--order]"""
-import bisect
 import collections
-import subprocess
+import os
 import sys
 
-
-def symbols_of(elf):
-    symbols = []
-    nm = subprocess.run(["nm", "-C", "--defined-only", elf], capture_output=True, text=True, check=True)
-    for line in nm.stdout.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[1] in "tTwW":
-            symbols.append((int(parts[0], 16), parts[2]))
-    symbols.sort()
-    starts = [address for address, _ in symbols]
-
-    def name(vaddr):
-        i = bisect.bisect_right(starts, vaddr) - 1
-        return symbols[i][1] if i >= 0 else "?"
-
-    return name
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "insn-profile"))
+from symbolize import symbol_names  # noqa: E402
 
 
 def main():
@@ -33,7 +18,7 @@ def main():
     order = "--order" in sys.argv
     path, elf = args[0], args[1]
     top = int(args[2]) if len(args) > 2 else 8
-    name = symbols_of(elf)
+    name = symbol_names(elf)
     stretches = []
     with open(path) as f:
         for line in f:
