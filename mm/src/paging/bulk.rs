@@ -127,6 +127,30 @@ pub(super) trait Rewrite {
     fn checkpoint(&mut self);
 }
 
+/// What a permission pass writes for `leaf` when its function wants `new`:
+/// `new` when it differs in permission bits only (the page then joins
+/// `batch`, for every ASID when it is global), else the old descriptor,
+/// the first such page kept in `refused`.
+#[inline(always)]
+pub(super) fn permission_change(
+    leaf: Leaf,
+    new: Descriptor,
+    scope: TlbScope,
+    batch: &mut TlbBatch,
+    refused: &mut Option<VirtAddr>,
+) -> Descriptor {
+    if new == leaf.desc {
+        return new;
+    }
+    if !leaf.desc.differs_in_permissions_only(new) {
+        refused.get_or_insert(leaf.va);
+        return leaf.desc;
+    }
+    let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { scope };
+    batch.add_page(target, leaf.va, true);
+    new
+}
+
 /// [`PageTable::reprotect_pages`]'s pass: `f` gives each page its new
 /// descriptor; changed pages join `batch`, which is completed through
 /// `tlb` before the pass lets other tasks run at a pause.
@@ -147,16 +171,7 @@ impl<F: FnMut(Leaf) -> Descriptor, T: TlbOps + ?Sized, P: Pause> Rewrite for Pag
             return leaf.desc;
         }
         let new = (self.f)(leaf);
-        if new == leaf.desc {
-            return new;
-        }
-        if !leaf.desc.differs_in_permissions_only(new) {
-            self.refused.get_or_insert(leaf.va);
-            return leaf.desc;
-        }
-        let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { self.scope };
-        self.batch.add_page(target, leaf.va, true);
-        new
+        permission_change(leaf, new, self.scope, self.batch, &mut self.refused)
     }
 
     fn checkpoint(&mut self) {

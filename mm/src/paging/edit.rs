@@ -149,16 +149,7 @@ where
     #[inline(always)]
     fn leaf(&mut self, leaf: Leaf) -> Descriptor {
         let new = (self.f)(leaf);
-        if new == leaf.desc {
-            return new;
-        }
-        if !leaf.desc.differs_in_permissions_only(new) {
-            self.refused.get_or_insert(leaf.va);
-            return leaf.desc;
-        }
-        let target = if leaf.desc.is_global() { TlbScope::AllAsids } else { self.scope };
-        self.held.batch.add_page(target, leaf.va, true);
-        new
+        super::bulk::permission_change(leaf, new, self.scope, &mut self.held.batch, &mut self.refused)
     }
 
     fn checkpoint(&mut self) {
