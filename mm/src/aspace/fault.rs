@@ -259,10 +259,7 @@ fn write_around_window<E: MmEnv>(
     if kind != FaultKind::Write || !private || varea.prot.access() != Prot::READ | Prot::WRITE {
         return None;
     }
-    let group = WRITE_AROUND_PAGES * PAGE_SIZE;
-    let first = page.align_down(group).max(start);
-    let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
-    Some(VirtRange::new(first, end))
+    Some(aligned_window(page, WRITE_AROUND_PAGES, VirtRange::new(start, varea.end_exclusive)))
 }
 
 /// Pages a read fault on a file mapping may map: the aligned group around
@@ -284,10 +281,14 @@ fn read_around_window<E: MmEnv>(
     if kind != FaultKind::Read || !file || Mode::for_fault(varea, kind, false) != Mode::Read {
         return None;
     }
-    let group = READ_AROUND_PAGES * PAGE_SIZE;
-    let first = page.align_down(group).max(start);
-    let end = page.align_down(group).checked_add(group).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
-    Some(VirtRange::new(first, end))
+    Some(aligned_window(page, READ_AROUND_PAGES, VirtRange::new(start, varea.end_exclusive)))
+}
+
+/// The aligned group of `pages` pages holding `page`, cut to `varea`.
+fn aligned_window(page: VirtAddr, pages: u64, varea: VirtRange) -> VirtRange {
+    let group = page.align_down(pages * PAGE_SIZE);
+    let end = group.checked_add(pages * PAGE_SIZE).map_or(varea.end_exclusive, |e| e.min(varea.end_exclusive));
+    VirtRange::new(group.max(varea.start), end)
 }
 
 /// Whether a varea with `prot` allows an access of `kind`.
