@@ -4,7 +4,8 @@
 #! repeat), the same static binary on Linux under the same QEMU line when the
 #! Linux peer kernel can be had (../shared/peers/linux-qemu), side by side;
 #! the size sweep of the same binary (`bench --sweep`: ratios and a plot,
-#! build/bench/sweep.svg, by scripts/sweep-report.py); the TLB crossover;
+#! build/bench/sweep.svg, by scripts/sweep-report.py); the scaling of
+#! threads on four cores (scripts/scale-bench.sh; SCALE=0 skips it); the TLB crossover;
 #! the wake-up latency of Aspen, Linux 6.1 and Linux 6.1 PREEMPT_RT with the
 #! rtlat peer's probes, idle and under its memory storm
 #! (scripts/latency-bench.sh: a table and histograms in
@@ -91,6 +92,12 @@ awk -v linux="$linux" '
 echo
 echo "== size sweep (ticks per operation; ratio Aspen/Linux, target at most 0.7)"
 python3 scripts/sweep-report.py "$OUT/aspen-sweep.txt" ${linux:+"$OUT/linux-sweep.txt"} "$OUT" | tee "$OUT/sweep.txt"
+
+# Scaling with threads on four cores (`bench --scale`; SCALE=0 skips it, about 3 minutes).
+if [ "${SCALE:-1}" = 1 ]; then
+	echo
+	LQ_CACHE=$LQ_CACHE scripts/scale-bench.sh "$image"
+fi
 
 # The TLB crossover (per-page invalidation against dropping the ASID and
 # refilling): wall-clock time, since refills cost no instructions.

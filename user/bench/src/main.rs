@@ -9,12 +9,14 @@
 //! (per-page, whole-ASID, everything): `-` where the kernel does not report
 //! them (Linux). The definitions follow the Linux peer harness's `mmbench`,
 //! so the numbers compare directly. `bench --sweep [case ...]` runs the size
-//! sweep instead, all of it or the named cases ([`sweep`]).
+//! sweep instead, all of it or the named cases ([`sweep`]); `bench --scale
+//! [case ...]` the multi-thread scaling cases ([`scale`]).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod scale;
 mod sweep;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -303,6 +305,10 @@ fn main(args: Args) -> i32 {
     let wanted: alloc::vec::Vec<&[u8]> = args.iter().skip(1).map(|a| a.to_bytes()).collect();
     if wanted.first() == Some(&&b"--sweep"[..]) {
         sweep::run(&wanted[1..]);
+        return 0;
+    }
+    if wanted.first() == Some(&&b"--scale"[..]) {
+        scale::run(&wanted[1..]);
         return 0;
     }
     for (name, run) in BENCHES {
