@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use aspen_mm::asid::{AsidAllocator, AsidBits};
-use aspen_mm::aspace::Env;
+use aspen_mm::aspace::{Env, MmEnv};
 use aspen_mm::errno::Errno;
 use aspen_mm::frame::BuddyAllocator;
 use aspen_mm::testbed::{Arena, RecordingTlb};
@@ -46,7 +46,12 @@ fn initramfs() -> &'static [u8] {
 }
 
 fn tree() -> Vfs<TestEnv> {
-    let vfs = Vfs::new(env());
+    tree_on(env())
+}
+
+/// The test tree on the machine `env`.
+fn tree_on(env: &'static TestEnv) -> Vfs<TestEnv> {
+    let vfs = Vfs::new(env);
     // "." is not a member of its own tree.
     assert_eq!(vfs.load_initramfs(initramfs()).unwrap(), 5);
     vfs.mount_tmpfs("/tmp").unwrap();
@@ -79,6 +84,25 @@ fn initramfs_files_read_back_and_are_read_only() {
     assert_eq!(vfs.open(b"/bin/new", OpenFlags::CREAT | OpenFlags::RDWR, 0o644, (0, 0)).err(), Some(Errno::EROFS));
     // A directory implied by a member's path exists.
     assert!(vfs.lookup(b"/etc").unwrap().is_dir());
+}
+
+#[test]
+fn drop_clean_caches_drops_unused_clean_pages_only() {
+    let env = env();
+    let vfs = tree_on(env);
+    let stats = || env.stats().page_cache_pages();
+    let before = stats();
+    let f = vfs.open(b"/bin/hello", RDONLY, 0, (0, 0)).unwrap();
+    assert_eq!(read_all(&f), b"hello, world\n");
+    let t = vfs.open(b"/tmp/t", OpenFlags::CREAT | RDWR, 0o644, (0, 0)).unwrap();
+    assert_eq!(t.write(b"dirty", false), Ok(5));
+    assert_eq!(stats(), before + 2);
+    assert_eq!(vfs.drop_clean_caches(), 1, "the tmpfs page is dirty");
+    assert_eq!(stats(), before + 1);
+    assert_eq!(f.lseek(0, Whence::Set).unwrap(), 0);
+    assert_eq!(read_all(&f), b"hello, world\n", "paged in again");
+    assert_eq!(vfs.drop_clean_caches(), 1);
+    assert_eq!(stats(), before + 1);
 }
 
 #[test]

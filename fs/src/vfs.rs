@@ -523,6 +523,29 @@ impl<E: MmEnv + 'static> Vfs<E> {
         }
     }
 
+    /// `/proc/sys/vm/drop_caches`: drops every file's clean, unused cached
+    /// pages (files in the tree, mounted file systems and what mounts
+    /// cover). Returns how many pages went.
+    pub fn drop_clean_caches(&self) -> usize {
+        let mut dirs: Vec<Arc<Node<E>>> = Vec::new();
+        dirs.push(self.root.clone());
+        dirs.extend(self.mounts.lock().iter().map(|m| m.covered.clone()));
+        let mut dropped = 0;
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = dir.dir() else {
+                if let NodeKind::File(object) = &dir.kind {
+                    dropped += object.drop_clean_pages();
+                }
+                continue;
+            };
+            // Not under the directory's lock: a file's object lock is
+            // taken below, and the entries may change meanwhile.
+            let children: Vec<Arc<Node<E>>> = entries.lock().values().cloned().collect();
+            dirs.extend(children);
+        }
+        dropped
+    }
+
     fn ino(&self) -> u64 {
         self.next_ino.fetch_add(1, Ordering::Relaxed)
     }

@@ -21,8 +21,9 @@
 //! cached pages past the new end (mappings that still map such a page keep
 //! their frame: unlike Linux, they are not unmapped).
 //!
-//! The cache never evicts: pages stay until truncated or the object is
-//! dropped. Dropping the object writes back what is still dirty and frees
+//! The cache does not evict by itself: pages stay until truncated, dropped
+//! by [`FileObject::drop_clean_pages`] (`/proc/sys/vm/drop_caches`), or the
+//! object is dropped. Dropping the object writes back what is still dirty and frees
 //! the cache's frames. Pager calls run with the object's lock held, so
 //! pagers must not block for long (the initramfs and tmpfs pagers copy
 //! memory).
@@ -447,6 +448,31 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
             }
         }
         Ok(())
+    }
+
+    /// Drops the cached pages that nothing else holds and the pager holds
+    /// as they are (clean, no writable mapping, no page-table entry or call
+    /// with a reference): `/proc/sys/vm/drop_caches`. They are paged in
+    /// again when next needed. Anonymous objects keep every page: the
+    /// cache is their only copy. Returns how many pages were dropped.
+    pub fn drop_clean_pages(&self) -> usize {
+        if self.pager.is_none() {
+            return 0;
+        }
+        let frames = self.env.frames();
+        let mut dropped = 0;
+        // References are taken under this lock (`get_page`, `take_cached`),
+        // so a count of one cannot grow while the page is looked at.
+        self.inner.lock().pages.retain(|_, page| {
+            let unused = matches!(frames.refcount(page.frame), Ok(1));
+            let droppable = unused && !page.dirty && page.writers == 0;
+            if droppable {
+                self.drop_page(*page);
+                dropped += 1;
+            }
+            !droppable
+        });
+        dropped
     }
 
     /// Gives up the cache's reference to a page taken out of the cache.

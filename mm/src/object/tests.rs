@@ -227,6 +227,37 @@ fn tail_of_last_page_reads_zero_and_truncate_drops_pages() {
 }
 
 #[test]
+fn drop_clean_pages_keeps_dirty_and_held_pages() {
+    with_env(|env| {
+        let data = pattern(3 * PS, 9);
+        let pager = RecordingPager::with_bytes(&data);
+        let file = FileObject::new(env, pager.clone(), identity("/f"));
+        let mut buf = std::vec![0; 3 * PS];
+        assert_eq!(file.read(0, &mut buf), Ok(3 * PS));
+        assert_eq!(pager.take(), [PagerEvent::Read(0), PagerEvent::Read(1), PagerEvent::Read(2)]);
+        let held = file.get_page(1).unwrap();
+        assert_eq!(file.write(0, b"new"), Ok(3));
+        assert_eq!(file.drop_clean_pages(), 1, "only page 2 is clean and unused");
+        assert_eq!(file.cached_pages(), 2);
+        assert_eq!(env.stats().page_cache_pages(), 2);
+        assert_eq!(file.read(2 * PS as u64, &mut buf[..PS]), Ok(PS));
+        assert_eq!(buf[..PS], data[2 * PS..], "a dropped page comes back from the pager");
+        assert_eq!(pager.take(), [PagerEvent::Read(2)]);
+        super::put_frame(env.frames(), held);
+        assert_eq!(file.drop_clean_pages(), 2, "page 0 stays: dirty");
+        assert_eq!(file.sync(), Ok(()));
+        assert_eq!(file.drop_clean_pages(), 1);
+        assert_eq!(file.cached_pages(), 0);
+        assert_eq!(file.read(0, &mut buf[..3]), Ok(3));
+        assert_eq!(&buf[..3], b"new", "written back before it was dropped");
+        let anon = FileObject::anonymous(env, PS as u64);
+        assert_eq!(anon.write(0, b"only copy"), Ok(9));
+        assert_eq!(anon.sync(), Ok(()));
+        assert_eq!(anon.drop_clean_pages(), 0, "anonymous pages have no other copy");
+    });
+}
+
+#[test]
 fn read_only_pager_refuses_changes() {
     static DATA: [u8; 5000] = [7; 5000];
     with_env(|env| {
