@@ -550,14 +550,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// splits the vareas at its ends, unmaps, writes back shared file
     /// pages, and drops the vareas.
     fn unmap_range(&mut self, range: VirtRange) {
-        if !self.vareas.any_in(range) {
+        if !self.vareas.isolate(range) {
             return;
         }
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
         self.zap(range);
-        let removed = self.vareas.remove_range(range);
-        write_back(removed.iter().map(|(s, v)| (*s, v)));
+        self.vareas.remove_range(range, |start, varea| write_back(core::iter::once((start, &varea))));
     }
 
     /// Adds a varea over `range`, which must be free, and merges it with

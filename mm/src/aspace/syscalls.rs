@@ -226,7 +226,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if fixed && self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
-        self.unmap_range(range);
+        // A range the search found is free; a fixed one replaces what is there.
+        if fixed {
+            self.unmap_range(range);
+        }
         let prot = prot.access();
         let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, lock.is_some());
         self.add_varea(range, varea);
@@ -289,33 +292,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         self.check_wx_policy(prot)?;
         let new = prot.access();
-        // As Linux, varea by varea up to the first hole: a protection
-        // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
-        // changed when either is returned.
-        let mut next = range.start;
-        for (start, varea) in self.vareas.overlapping(range) {
-            if start > next {
-                break;
+        match self.vareas.find(range.start).filter(|(_, v)| v.end_exclusive >= range.end_exclusive) {
+            // Inside one varea, the common case: one search decides.
+            Some((start, varea)) => {
+                if !varea.max_prot.contains(new) {
+                    return Err(Errno::EACCES);
+                }
+                if varea.prot == new && varea.prot.is_accessible() && !varea.locked {
+                    // Nothing would change (Linux returns early too).
+                    return Ok(());
+                }
+                let splits = usize::from(start < range.start) + usize::from(varea.end_exclusive > range.end_exclusive);
+                if self.vareas.len() + splits > MAX_VAREAS {
+                    return Err(Errno::ENOMEM);
+                }
             }
-            if !varea.max_prot.contains(new) {
-                return Err(Errno::EACCES);
-            }
-            next = varea.end_exclusive;
+            None => self.check_protect_range(range, new)?,
         }
-        if next < range.end_exclusive {
-            return Err(Errno::ENOMEM);
-        }
-        if self.too_many_splits(range) {
-            return Err(Errno::ENOMEM);
-        }
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
+        self.vareas.isolate(range);
         let mut repopulate = Vec::new();
         // Only added permissions, nothing locked: no leaf needs to change.
         // Pages gain the new permissions at their next fault, as FreeBSD's
         // pmap_protect leaves upgrades to faults; no TLB maintenance either.
         let mut only_gains = true;
-        for (start, varea) in self.vareas.overlapping_mut(range) {
+        for (start, varea) in self.vareas.inside_mut(range) {
             let gains_write = !varea.prot.contains(Prot::WRITE) && new.contains(Prot::WRITE);
             if varea.locked && gains_write && !varea.is_shared() {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
@@ -336,8 +336,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         Ok(())
     }
 
-    /// Gives every leaf in `range` the mode its varea's protection allows,
-    /// in one pass over the tables per varea and one TLB batch.
+    /// mprotect's checks of a range over several vareas: as Linux, varea
+    /// by varea up to the first hole, a protection beyond a varea's
+    /// maximum is EACCES, a hole ENOMEM; then ENOMEM when the splits at
+    /// its ends would make too many vareas.
+    fn check_protect_range(&self, range: VirtRange, new: Prot) -> Result<(), Errno> {
+        let mut next = range.start;
+        for (start, varea) in self.vareas.overlapping(range) {
+            if start > next {
+                break;
+            }
+            if !varea.max_prot.contains(new) {
+                return Err(Errno::EACCES);
+            }
+            next = varea.end_exclusive;
+        }
+        if next < range.end_exclusive || self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Gives every leaf in `range` (whose ends are varea boundaries) the
+    /// mode its varea's protection allows, in one pass over the tables per
+    /// varea and one TLB batch.
     fn reprotect_leaves(&mut self, range: VirtRange) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let env = self.env;
@@ -346,8 +368,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let mut pause = EnvPause(env);
         let mut editor =
             self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
-        for (start, varea) in vareas.overlapping(range) {
-            let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+        for (start, varea) in vareas.inside(range) {
+            let sub = VirtRange::new(start, varea.end_exclusive);
             let device = matches!(varea.backing, Backing::Device { .. });
             let prot = varea.prot;
             let may_write = prot.contains(Prot::WRITE);
@@ -549,9 +571,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Sets or clears `locked` on every varea in `range` (all mapped).
     fn set_locked(&mut self, range: VirtRange, locked: bool) {
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
-        for (_, varea) in self.vareas.overlapping_mut(range) {
+        self.vareas.isolate(range);
+        for (_, varea) in self.vareas.inside_mut(range) {
             varea.locked = locked;
         }
         self.vareas.merge_in(range, &mut EnvPause(self.env));
