@@ -5,7 +5,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use super::{MmEnv, WX_FLIP_BOUND};
+use super::{MmEnv, USER_END, WX_FLIP_BOUND};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
 use crate::paging::Pause;
@@ -328,6 +328,16 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         if let Some(old) = self.map.insert(start, varea) {
             self.bytes -= old.end_exclusive - start;
         }
+    }
+
+    /// The free gap around `range` (whose ends are varea boundaries) once
+    /// the vareas inside it are gone: from the end of the varea below it
+    /// to the start of the one above (user space's ends where there is
+    /// none).
+    pub fn gap_around(&self, range: VirtRange) -> VirtRange {
+        let low = self.map.range(..range.start).next_back().map_or(VirtAddr::new(0), |(_, v)| v.end_exclusive);
+        let high = self.map.range(range.end_exclusive..).next().map_or(USER_END, |(s, _)| *s);
+        VirtRange::new(low.min(range.start), high.max(range.end_exclusive))
     }
 
     /// Takes out every varea inside `range` (whose ends are varea
