@@ -165,9 +165,20 @@ impl TlbBatch {
     pub fn add_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
         // Once the batch covers the scope, a page adds nothing: long passes
         // stop here, without a call.
-        if !self.wide.is_some_and(|wide| wide.covers(scope)) {
-            self.add_uncovered_page(scope, va, leaf_only);
+        if self.wide.is_some_and(|wide| wide.covers(scope)) {
+            return;
         }
+        // A pass adds pages in address order: one above every page pending
+        // joins the batch here, without a call or a search for a duplicate.
+        let va = va.align_down(crate::addr::PAGE_SIZE);
+        let len = self.len;
+        if self.wide.is_none() && len < PER_PAGE_LIMIT && (len == 0 || va > self.highest) {
+            self.pages[len].write(PageInvalidation { scope, va, leaf_only });
+            self.highest = va;
+            self.len = len + 1;
+            return;
+        }
+        self.add_uncovered_page(scope, va, leaf_only);
     }
 
     /// [`Self::add_page`] of a page the batch does not cover yet.
