@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
 
 use super::env::EnvPause;
-use super::fault::{exclusive, leaf_write_ok, Mode};
+use super::fault::{exclusive, leaf_write_ok, write_around, Mode};
 use super::varea::{Backing, MappedFile, TopDownHint, Varea};
 use super::{
     log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
@@ -21,6 +21,15 @@ use crate::errno::Errno;
 use crate::frame::BuddyAllocator;
 use crate::object::FileObject;
 use crate::paging::Leaf;
+
+/// The most pages an mprotect giving write back upgrades at once; larger
+/// ranges are left to write faults, each of which upgrades the pages of
+/// its last-level table ([`write_around`]). Up to here the pass costs less
+/// than the fault it saves (about 1,500 instructions: the exception, the
+/// lookup, the walk) and its invalidations go page by page; above, a
+/// program that never writes after giving write back (`mprotect_toggle`)
+/// would pay a pass over every page and a whole-ASID invalidation.
+const EAGER_UPGRADE_PAGES: u64 = crate::tlb::PER_PAGE_LIMIT as u64;
 
 /// The largest file offset a mapping may reach (Linux's MAX_LFS_FILESIZE).
 const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -315,8 +324,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         // Pages gain the new permissions at their next fault, as FreeBSD's
         // pmap_protect leaves upgrades to faults; no TLB maintenance either.
         let mut only_gains = true;
+        let mut gained_write = false;
         for (start, varea) in self.vareas.inside_mut(range) {
             let gains_write = !varea.prot.contains(Prot::WRITE) && new.contains(Prot::WRITE);
+            gained_write |= gains_write;
             if varea.locked && gains_write && !varea.is_shared() {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
             }
@@ -325,6 +336,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         if !only_gains {
             self.reprotect_leaves(range);
+        } else if gained_write && range.size() <= EAGER_UPGRADE_PAGES * PAGE_SIZE && new == Prot::READ | Prot::WRITE {
+            self.upgrade_now(range);
         }
         self.vareas.merge_in(range, &mut EnvPause(self.env));
         // A locked private varea made writable gets its copy-on-write
@@ -334,6 +347,22 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             let _ = self.populate(sub);
         }
         Ok(())
+    }
+
+    /// Gives write permission now to the pages of `range` (a few, just
+    /// made read-write, whose ends are varea boundaries) that write
+    /// fault-around would give it to at the first write: present,
+    /// read-only and the process's alone, in private vareas.
+    fn upgrade_now(&mut self, range: VirtRange) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let frames = self.env.frames();
+        let mut pause = EnvPause(self.env);
+        for (start, varea) in self.vareas.inside(range) {
+            if matches!(varea.backing, Backing::Anon | Backing::Object { shared: false, .. }) {
+                let sub = VirtRange::new(start, varea.end_exclusive);
+                write_around(&mut self.table, frames, sub, &tlb, scope, &mut pause);
+            }
+        }
     }
 
     /// mprotect's checks of a range over several vareas: as Linux, varea
