@@ -2,6 +2,8 @@
 //! implements it with `TLBI` instructions; host tests implement it with a
 //! recorder and a TLB model.
 
+use core::mem::MaybeUninit;
+
 use crate::addr::VirtAddr;
 
 /// A hardware address-space identifier as written to TTBR0[63:48] and TLBI
@@ -119,7 +121,10 @@ impl Wide {
 /// translation fault.
 #[derive(Clone, Debug)]
 pub struct TlbBatch {
-    pages: [PageInvalidation; PER_PAGE_LIMIT],
+    /// The first `len` are set; the rest are never read, and left
+    /// unwritten so that making a batch (every unmap, protect and write
+    /// fault makes one) writes no 512-byte array.
+    pages: [MaybeUninit<PageInvalidation>; PER_PAGE_LIMIT],
     len: usize,
     /// The highest page added since the batch was last empty: a page
     /// above it cannot be a duplicate (passes add in address order).
@@ -130,9 +135,27 @@ pub struct TlbBatch {
 impl TlbBatch {
     /// An empty batch.
     pub const fn new() -> Self {
-        const EMPTY: PageInvalidation =
-            PageInvalidation { scope: TlbScope::AllAsids, va: VirtAddr::new(0), leaf_only: true };
-        Self { pages: [EMPTY; PER_PAGE_LIMIT], len: 0, highest: VirtAddr::new(0), wide: None }
+        // SAFETY: an array of `MaybeUninit` needs no initialisation.
+        let pages = unsafe { MaybeUninit::<[MaybeUninit<PageInvalidation>; PER_PAGE_LIMIT]>::uninit().assume_init() };
+        Self { pages, len: 0, highest: VirtAddr::new(0), wide: None }
+    }
+
+    /// The pages added so far.
+    #[inline(always)]
+    fn pending(&self) -> &[PageInvalidation] {
+        let len = self.len.min(PER_PAGE_LIMIT);
+        // SAFETY: the first `len` elements were written (`add_uncovered_page`
+        // writes one before counting it), and `MaybeUninit<T>` has `T`'s
+        // layout.
+        unsafe { core::slice::from_raw_parts(self.pages.as_ptr().cast::<PageInvalidation>(), len) }
+    }
+
+    /// [`Self::pending`], mutable.
+    #[inline(always)]
+    fn pending_mut(&mut self) -> &mut [PageInvalidation] {
+        let len = self.len.min(PER_PAGE_LIMIT);
+        // SAFETY: as in `pending`.
+        unsafe { core::slice::from_raw_parts_mut(self.pages.as_mut_ptr().cast::<PageInvalidation>(), len) }
     }
 
     /// Adds the page holding `va`. `leaf_only` is false when a table page
@@ -142,9 +165,20 @@ impl TlbBatch {
     pub fn add_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
         // Once the batch covers the scope, a page adds nothing: long passes
         // stop here, without a call.
-        if !self.wide.is_some_and(|wide| wide.covers(scope)) {
-            self.add_uncovered_page(scope, va, leaf_only);
+        if self.wide.is_some_and(|wide| wide.covers(scope)) {
+            return;
         }
+        // A pass adds pages in address order: one above every page pending
+        // joins the batch here, without a call or a search for a duplicate.
+        let va = va.align_down(crate::addr::PAGE_SIZE);
+        let len = self.len;
+        if self.wide.is_none() && len < PER_PAGE_LIMIT && (len == 0 || va > self.highest) {
+            self.pages[len].write(PageInvalidation { scope, va, leaf_only });
+            self.highest = va;
+            self.len = len + 1;
+            return;
+        }
+        self.add_uncovered_page(scope, va, leaf_only);
     }
 
     /// [`Self::add_page`] of a page the batch does not cover yet.
@@ -155,19 +189,18 @@ impl TlbBatch {
             return;
         }
         if self.len > 0 && va <= self.highest {
-            let pending = &mut self.pages[..self.len];
-            if let Some(same) = pending.iter_mut().find(|p| p.scope == scope && p.va == va) {
+            if let Some(same) = self.pending_mut().iter_mut().find(|p| p.scope == scope && p.va == va) {
                 same.leaf_only &= leaf_only;
                 return;
             }
         }
         if self.len < PER_PAGE_LIMIT {
-            self.pages[self.len] = PageInvalidation { scope, va, leaf_only };
+            self.pages[self.len].write(PageInvalidation { scope, va, leaf_only });
             self.highest = if self.len == 0 { va } else { self.highest.max(va) };
             self.len += 1;
             return;
         }
-        let wide = self.pages.iter().fold(Wide::of(scope), |w, p| w.merge(p.scope));
+        let wide = self.pending().iter().fold(Wide::of(scope), |w, p| w.merge(p.scope));
         self.wide = Some(wide);
         self.len = 0;
     }
@@ -188,7 +221,7 @@ impl TlbBatch {
             Some(Wide::Asid(asid)) => tlb.invalidate_asid(asid),
             Some(Wide::All) => tlb.invalidate_all(),
             None => {
-                for p in &self.pages[..self.len] {
+                for p in self.pending() {
                     match p.scope {
                         TlbScope::Asid(asid) => tlb.invalidate_page(asid, p.va, p.leaf_only),
                         TlbScope::AllAsids => tlb.invalidate_kernel_page(p.va, p.leaf_only),

@@ -219,7 +219,7 @@ const WRITE_AROUND_PAGES: u64 = 512;
 /// page cache frames and missing pages stay as they are. One pass over
 /// the window's last-level entries; the upgrades are invalidated together
 /// (one batch, one `DSB`) before this returns, or before it pauses.
-fn write_around<M, T>(
+pub(super) fn write_around<M, T>(
     table: &mut crate::paging::PageTable<'_, M, BuddyAllocator<'static>>,
     frames: &BuddyAllocator<'static>,
     window: VirtRange,

@@ -505,21 +505,30 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// releasing what they held once the TLB forgot them; may yield
     /// ([`MmEnv::should_yield`]) every few dozen entries.
     fn zap(&mut self, range: VirtRange) {
+        self.zap_vacating(range, range);
+    }
+
+    /// [`Self::zap`], where nothing in `vacated` outside `range` is mapped
+    /// (the gap the unmapped vareas leave): the table pages inside it go
+    /// without a scan ([`crate::paging::Editor::unmap_vacating`]).
+    fn zap_vacating(&mut self, range: VirtRange, vacated: VirtRange) {
         self.peak_resident = self.peak_resident.max(self.resident);
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
         let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
         let mut released = 0;
         let mut pause = EnvPause(self.env);
-        let mut editor = self
-            .table
-            .edit(&tlb, scope, |leaf| {
-                let writable = leaf.attrs.access().contains(Access::WRITE);
-                released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
-            })
-            .pausing(&mut pause);
-        log_edit("unmap", editor.unmap(range));
-        drop(editor);
+        // Dropped where it is (a move would copy its inline arrays).
+        {
+            let mut editor = self
+                .table
+                .edit(&tlb, scope, |leaf| {
+                    let writable = leaf.attrs.access().contains(Access::WRITE);
+                    released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
+                })
+                .pausing(&mut pause);
+            log_edit("unmap", editor.unmap_vacating(range, vacated));
+        }
         self.resident -= released;
     }
 
@@ -550,14 +559,14 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// splits the vareas at its ends, unmaps, writes back shared file
     /// pages, and drops the vareas.
     fn unmap_range(&mut self, range: VirtRange) {
-        if !self.vareas.any_in(range) {
+        if !self.vareas.isolate(range) {
             return;
         }
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
-        self.zap(range);
-        let removed = self.vareas.remove_range(range);
-        write_back(removed.iter().map(|(s, v)| (*s, v)));
+        // Leaves lie inside vareas only: between the neighbours of the
+        // vareas going, nothing else is mapped.
+        let vacated = self.vareas.gap_around(range);
+        self.zap_vacating(range, vacated);
+        self.vareas.remove_range(range, |start, varea| write_back(core::iter::once((start, &varea))));
     }
 
     /// Adds a varea over `range`, which must be free, and merges it with

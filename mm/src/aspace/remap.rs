@@ -289,9 +289,8 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             }
             self.vareas.merge_in(src, &mut crate::paging::NoPause);
         } else {
-            self.vareas.split_at(src.start);
-            self.vareas.split_at(src.end_exclusive);
-            drop(self.vareas.remove_range(src));
+            self.vareas.isolate(src);
+            self.vareas.remove_range(src, |_, _| {});
         }
         self.add_varea(dest_range, piece);
         if locked && new_len > moved {

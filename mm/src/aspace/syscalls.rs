@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
 
 use super::env::EnvPause;
-use super::fault::{exclusive, leaf_write_ok, Mode};
+use super::fault::{exclusive, leaf_write_ok, write_around, Mode};
 use super::varea::{Backing, MappedFile, TopDownHint, Varea};
 use super::{
     log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
@@ -21,6 +21,15 @@ use crate::errno::Errno;
 use crate::frame::BuddyAllocator;
 use crate::object::FileObject;
 use crate::paging::Leaf;
+
+/// The most pages an mprotect giving write back upgrades at once; larger
+/// ranges are left to write faults, each of which upgrades the pages of
+/// its last-level table ([`write_around`]). Up to here the pass costs less
+/// than the fault it saves (about 1,500 instructions: the exception, the
+/// lookup, the walk) and its invalidations go page by page; above, a
+/// program that never writes after giving write back (`mprotect_toggle`)
+/// would pay a pass over every page and a whole-ASID invalidation.
+const EAGER_UPGRADE_PAGES: u64 = crate::tlb::PER_PAGE_LIMIT as u64;
 
 /// The largest file offset a mapping may reach (Linux's MAX_LFS_FILESIZE).
 const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -226,7 +235,10 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if fixed && self.too_many_splits(range) {
             return Err(Errno::ENOMEM);
         }
-        self.unmap_range(range);
+        // A range the search found is free; a fixed one replaces what is there.
+        if fixed {
+            self.unmap_range(range);
+        }
         let prot = prot.access();
         let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, lock.is_some());
         self.add_varea(range, varea);
@@ -289,34 +301,33 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         self.check_wx_policy(prot)?;
         let new = prot.access();
-        // As Linux, varea by varea up to the first hole: a protection
-        // beyond a varea's maximum is EACCES, a hole ENOMEM; nothing has
-        // changed when either is returned.
-        let mut next = range.start;
-        for (start, varea) in self.vareas.overlapping(range) {
-            if start > next {
-                break;
+        match self.vareas.find(range.start).filter(|(_, v)| v.end_exclusive >= range.end_exclusive) {
+            // Inside one varea, the common case: one search decides.
+            Some((start, varea)) => {
+                if !varea.max_prot.contains(new) {
+                    return Err(Errno::EACCES);
+                }
+                if varea.prot == new && varea.prot.is_accessible() && !varea.locked {
+                    // Nothing would change (Linux returns early too).
+                    return Ok(());
+                }
+                let splits = usize::from(start < range.start) + usize::from(varea.end_exclusive > range.end_exclusive);
+                if self.vareas.len() + splits > MAX_VAREAS {
+                    return Err(Errno::ENOMEM);
+                }
             }
-            if !varea.max_prot.contains(new) {
-                return Err(Errno::EACCES);
-            }
-            next = varea.end_exclusive;
+            None => self.check_protect_range(range, new)?,
         }
-        if next < range.end_exclusive {
-            return Err(Errno::ENOMEM);
-        }
-        if self.too_many_splits(range) {
-            return Err(Errno::ENOMEM);
-        }
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
+        self.vareas.isolate(range);
         let mut repopulate = Vec::new();
         // Only added permissions, nothing locked: no leaf needs to change.
         // Pages gain the new permissions at their next fault, as FreeBSD's
         // pmap_protect leaves upgrades to faults; no TLB maintenance either.
         let mut only_gains = true;
-        for (start, varea) in self.vareas.overlapping_mut(range) {
+        let mut gained_write = false;
+        for (start, varea) in self.vareas.inside_mut(range) {
             let gains_write = !varea.prot.contains(Prot::WRITE) && new.contains(Prot::WRITE);
+            gained_write |= gains_write;
             if varea.locked && gains_write && !varea.is_shared() {
                 repopulate.push(VirtRange::new(start, varea.end_exclusive));
             }
@@ -325,6 +336,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         if !only_gains {
             self.reprotect_leaves(range);
+        } else if gained_write && range.size() <= EAGER_UPGRADE_PAGES * PAGE_SIZE && new == Prot::READ | Prot::WRITE {
+            self.upgrade_now(range);
         }
         self.vareas.merge_in(range, &mut EnvPause(self.env));
         // A locked private varea made writable gets its copy-on-write
@@ -336,8 +349,46 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         Ok(())
     }
 
-    /// Gives every leaf in `range` the mode its varea's protection allows,
-    /// in one pass over the tables per varea and one TLB batch.
+    /// Gives write permission now to the pages of `range` (a few, just
+    /// made read-write, whose ends are varea boundaries) that write
+    /// fault-around would give it to at the first write: present,
+    /// read-only and the process's alone, in private vareas.
+    fn upgrade_now(&mut self, range: VirtRange) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let frames = self.env.frames();
+        let mut pause = EnvPause(self.env);
+        for (start, varea) in self.vareas.inside(range) {
+            if matches!(varea.backing, Backing::Anon | Backing::Object { shared: false, .. }) {
+                let sub = VirtRange::new(start, varea.end_exclusive);
+                write_around(&mut self.table, frames, sub, &tlb, scope, &mut pause);
+            }
+        }
+    }
+
+    /// mprotect's checks of a range over several vareas: as Linux, varea
+    /// by varea up to the first hole, a protection beyond a varea's
+    /// maximum is EACCES, a hole ENOMEM; then ENOMEM when the splits at
+    /// its ends would make too many vareas.
+    fn check_protect_range(&self, range: VirtRange, new: Prot) -> Result<(), Errno> {
+        let mut next = range.start;
+        for (start, varea) in self.vareas.overlapping(range) {
+            if start > next {
+                break;
+            }
+            if !varea.max_prot.contains(new) {
+                return Err(Errno::EACCES);
+            }
+            next = varea.end_exclusive;
+        }
+        if next < range.end_exclusive || self.too_many_splits(range) {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Gives every leaf in `range` (whose ends are varea boundaries) the
+    /// mode its varea's protection allows, in one pass over the tables per
+    /// varea and one TLB batch.
     fn reprotect_leaves(&mut self, range: VirtRange) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let env = self.env;
@@ -346,8 +397,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let mut pause = EnvPause(env);
         let mut editor =
             self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
-        for (start, varea) in vareas.overlapping(range) {
-            let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+        for (start, varea) in vareas.inside(range) {
+            let sub = VirtRange::new(start, varea.end_exclusive);
             let device = matches!(varea.backing, Backing::Device { .. });
             let prot = varea.prot;
             let may_write = prot.contains(Prot::WRITE);
@@ -549,9 +600,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Sets or clears `locked` on every varea in `range` (all mapped).
     fn set_locked(&mut self, range: VirtRange, locked: bool) {
-        self.vareas.split_at(range.start);
-        self.vareas.split_at(range.end_exclusive);
-        for (_, varea) in self.vareas.overlapping_mut(range) {
+        self.vareas.isolate(range);
+        for (_, varea) in self.vareas.inside_mut(range) {
             varea.locked = locked;
         }
         self.vareas.merge_in(range, &mut EnvPause(self.env));

@@ -5,7 +5,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use super::{MmEnv, WX_FLIP_BOUND};
+use super::{MmEnv, USER_END, WX_FLIP_BOUND};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::object::FileObject;
 use crate::paging::Pause;
@@ -253,15 +253,15 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
             .map(|(s, v)| (*s, v))
     }
 
-    /// As [`Self::overlapping`], mutable. Split at the range's ends first
-    /// so that changes stay inside it.
-    pub fn overlapping_mut(&mut self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &mut Varea<'e, E>)> + '_ {
-        let first = self.find(range.start).map_or(range.start, |(s, _)| s);
-        self.map
-            .range_mut(first..)
-            .take_while(move |(s, _)| **s < range.end_exclusive)
-            .filter(move |(_, v)| v.end_exclusive > range.start)
-            .map(|(s, v)| (*s, v))
+    /// The vareas inside `range`, whose ends are varea boundaries
+    /// ([`Self::isolate`]), in address order: one search.
+    pub fn inside(&self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &Varea<'e, E>)> + '_ {
+        self.map.range(range.start..range.end_exclusive).map(|(s, v)| (*s, v))
+    }
+
+    /// As [`Self::inside`], mutable: changes stay inside `range`.
+    pub fn inside_mut(&mut self, range: VirtRange) -> impl Iterator<Item = (VirtAddr, &mut Varea<'e, E>)> + '_ {
+        self.map.range_mut(range.start..range.end_exclusive).map(|(s, v)| (*s, v))
     }
 
     /// Whether any varea overlaps `range`.
@@ -298,6 +298,31 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         }
     }
 
+    /// Makes both ends of `range` varea boundaries, splitting the vareas
+    /// holding them; whether any varea overlaps `range`. The varea holding
+    /// the range's last page is found with one search, and when it holds
+    /// the first page too (a call inside one mapping, the common case) both
+    /// splits come from it without another.
+    pub fn isolate(&mut self, range: VirtRange) -> bool {
+        let Some((&start, last)) = self.map.range_mut(..range.end_exclusive).next_back() else { return false };
+        if last.end_exclusive <= range.start {
+            return false;
+        }
+        let upper = (last.end_exclusive > range.end_exclusive).then(|| last.split_off(start, range.end_exclusive));
+        let middle = (start < range.start).then(|| last.split_off(start, range.start));
+        if let Some(upper) = upper {
+            self.map.insert(range.end_exclusive, upper);
+        }
+        match middle {
+            Some(middle) => {
+                self.map.insert(range.start, middle);
+            }
+            None if start > range.start => self.split_at(range.start),
+            None => {}
+        }
+        true
+    }
+
     pub fn insert(&mut self, start: VirtAddr, varea: Varea<'e, E>) {
         self.bytes += varea.end_exclusive - start;
         if let Some(old) = self.map.insert(start, varea) {
@@ -305,27 +330,45 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         }
     }
 
-    /// Takes out every varea inside `range` (split at its ends first).
-    pub fn remove_range(&mut self, range: VirtRange) -> BTreeMap<VirtAddr, Varea<'e, E>> {
-        let mut removed = self.map.split_off(&range.start);
-        let mut after = removed.split_off(&range.end_exclusive);
-        self.map.append(&mut after);
-        self.bytes -= removed.iter().map(|(s, v)| v.end_exclusive - *s).sum::<u64>();
-        if !removed.is_empty() {
+    /// The free gap around `range` (whose ends are varea boundaries) once
+    /// the vareas inside it are gone: from the end of the varea below it
+    /// to the start of the one above (user space's ends where there is
+    /// none).
+    pub fn gap_around(&self, range: VirtRange) -> VirtRange {
+        let low = self.map.range(..range.start).next_back().map_or(VirtAddr::new(0), |(_, v)| v.end_exclusive);
+        let high = self.map.range(range.end_exclusive..).next().map_or(USER_END, |(s, _)| *s);
+        VirtRange::new(low.min(range.start), high.max(range.end_exclusive))
+    }
+
+    /// Takes out every varea inside `range` (whose ends are varea
+    /// boundaries: [`Self::isolate`]) and hands each to `removed`, in
+    /// address order. The varea starting at the range's start (all of it,
+    /// for an unmap of one mapping) goes with one search and builds
+    /// nothing.
+    pub fn remove_range(&mut self, range: VirtRange, mut removed: impl FnMut(VirtAddr, Varea<'e, E>)) {
+        let mut rest = range.start;
+        if let Some(first) = self.map.remove(&range.start) {
+            rest = first.end_exclusive;
+            self.bytes -= first.end_exclusive - range.start;
             self.top_down = None;
+            removed(range.start, first);
         }
-        removed
+        if rest < range.end_exclusive {
+            for (start, varea) in self.map.extract_if(rest..range.end_exclusive, |_, _| true) {
+                self.bytes -= varea.end_exclusive - start;
+                self.top_down = None;
+                removed(start, varea);
+            }
+        }
     }
 
     /// Merges the varea ending at `va` with the one starting there when
-    /// the second continues the first.
+    /// the second continues the first (one search when they do not).
     pub fn merge_at(&mut self, va: VirtAddr) {
-        let Some((&start, before)) = self.map.range(..va).next_back() else { return };
-        if before.end_exclusive != va {
-            return;
-        }
-        let Some(after) = self.map.get(&va) else { return };
-        if !before.continues_into(start, after) {
+        let mut near = self.map.range(..=va).rev();
+        let Some((&after_start, after)) = near.next() else { return };
+        let Some((&start, before)) = near.next() else { return };
+        if after_start != va || before.end_exclusive != va || !before.continues_into(start, after) {
             return;
         }
         if let Some(after) = self.map.remove(&va) {
@@ -341,14 +384,22 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     /// Merges across every boundary in `range`, its ends included, asking
     /// `pause` after each (a merge frees a map node: each can cost a
     /// thousand instructions in the kernel's heap, and mprotect over a
-    /// range of many vareas merges them all).
+    /// range of many vareas merges them all). From the top down, so that
+    /// the boundary below is the start of the varea just before the last
+    /// one tried: nothing is collected first.
     pub fn merge_in(&mut self, range: VirtRange, pause: &mut impl Pause) {
-        let mut starts: alloc::vec::Vec<VirtAddr> = self.overlapping(range).map(|(s, _)| s).collect();
-        starts.push(range.end_exclusive);
-        for va in starts.into_iter().rev() {
-            self.merge_at(va);
+        let mut at = range.end_exclusive;
+        loop {
+            self.merge_at(at);
             if pause.due() {
                 pause.pause();
+            }
+            if at <= range.start {
+                return;
+            }
+            match self.map.range(..at).next_back() {
+                Some((&start, v)) if v.end_exclusive > range.start => at = start,
+                _ => return,
             }
         }
     }

@@ -247,11 +247,15 @@ impl<'a, M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'a, M, A>
             let first = level.index(range.start);
             let count = (range.size() / PAGE_SIZE) as usize;
             let (mut index, end) = (first, first + count);
+            // `range` lies inside this table (`slots` cut it so): said once
+            // here, the entry accesses below need no check of their own,
+            // and no address computed from an index can overflow.
+            assert!(end <= ENTRIES);
             while index < end {
                 for index in index..run_end(index, end) {
                     let desc = entries.get(index);
                     if desc.is_leaf(level) {
-                        let va = range.start + (index - first) as u64 * PAGE_SIZE;
+                        let va = VirtAddr::new(range.start.as_u64() + (index - first) as u64 * PAGE_SIZE);
                         let new = pass.leaf(Leaf { va, level, desc });
                         if new != desc {
                             entries.set(index, new);

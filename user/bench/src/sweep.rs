@@ -229,28 +229,46 @@ fn sparse() {
     report("sparse_unmap", touched, ROUNDS, unmap_ticks);
 }
 
+/// Whether `arg` names `case` (`CASE`) or `case` at `size` (`CASE=SIZE`,
+/// the size as the case counts it: pages, or MiB for `fork`).
+fn names(arg: &[u8], case: &str, size: usize) -> bool {
+    match arg.iter().position(|&b| b == b'=') {
+        None => arg == case.as_bytes(),
+        Some(eq) => {
+            let digits = &arg[eq + 1..];
+            let parsed = digits.iter().try_fold(0usize, |n, &d| {
+                d.is_ascii_digit().then(|| n.checked_mul(10)?.checked_add(usize::from(d - b'0'))).flatten()
+            });
+            &arg[..eq] == case.as_bytes() && !digits.is_empty() && parsed == Some(size)
+        }
+    }
+}
+
 /// Runs the named cases (`fork`, `map_touch_unmap`, `munmap`,
 /// `mprotect_rw_write`, `file` (both file cases), `shared_fork`,
-/// `populate`, `sparse`) at every size; every case when none is named.
+/// `populate`, `sparse`) at every size, or at one size given as
+/// `CASE=SIZE` (`munmap=1`, for `scripts/profile.sh`); every case when none
+/// is named.
 pub fn run(only: &[&[u8]]) {
+    let wanted_at = |case: &str, size: usize| only.is_empty() || only.iter().any(|arg| names(arg, case, size));
     let wanted = |case: &str| only.is_empty() || only.contains(&case.as_bytes());
-    if wanted("fork") {
-        for mib in [1, 16, 128] {
+    for mib in [1, 16, 128] {
+        if wanted_at("fork", mib) {
             fork(mib);
         }
     }
-    if wanted("map_touch_unmap") {
-        for pages in [1, 16, 256, 4096] {
+    for pages in [1, 16, 256, 4096] {
+        if wanted_at("map_touch_unmap", pages) {
             map_touch_unmap(pages);
         }
     }
-    if wanted("munmap") {
-        for pages in [1, 16, 256, 4096, 65536] {
+    for pages in [1, 16, 256, 4096, 65536] {
+        if wanted_at("munmap", pages) {
             munmap_alone(pages);
         }
     }
-    if wanted("mprotect_rw_write") {
-        for pages in [16, 256, 4096] {
+    for pages in [16, 256, 4096] {
+        if wanted_at("mprotect_rw_write", pages) {
             mprotect_rw_write(pages);
         }
     }
@@ -260,13 +278,13 @@ pub fn run(only: &[&[u8]]) {
             file_private(pages, true);
         }
     }
-    if wanted("shared_fork") {
-        for pages in [16, 1024] {
+    for pages in [16, 1024] {
+        if wanted_at("shared_fork", pages) {
             shared_fork(pages);
         }
     }
-    if wanted("populate") {
-        for pages in [16, 1024, 16384] {
+    for pages in [16, 1024, 16384] {
+        if wanted_at("populate", pages) {
             populate(pages);
         }
     }

@@ -133,6 +133,56 @@ fn empty_tables_are_freed_one_by_one() {
 }
 
 #[test]
+fn a_table_is_kept_while_an_entry_below_or_above_stays() {
+    let fx = Fixture::new(4 * MIB);
+    let tlb = RecordingTlb::new();
+    let mut pt = fx.table(VaHalf::Lower);
+    // Entries 0, 100 and 511 of one L3 table: the emptiness check reads
+    // from the entry after the unmapped one up, then from the start.
+    for index in [0, 100, 511] {
+        fx.map_pages(&mut pt, 0x40_0000 + index * PAGE_SIZE, 1, PageAttrs::USER_RW);
+    }
+    let tables = pt.table_pages();
+    pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap(pages(0x40_0000 + 100 * PAGE_SIZE, 1)).unwrap();
+    assert_eq!(pt.table_pages(), tables, "entries below and above stay");
+    pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap(pages(0x40_0000 + 511 * PAGE_SIZE, 1)).unwrap();
+    assert_eq!(pt.table_pages(), tables, "entry 0 stays, found after the wrap");
+    pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap(pages(0x40_0000, 1)).unwrap();
+    assert_eq!(pt.table_pages(), 1, "all emptied");
+}
+
+#[test]
+fn vacated_tables_go_and_the_rest_are_read() {
+    let fx = Fixture::new(4 * MIB);
+    let tlb = RecordingTlb::new();
+    let mut pt = fx.table(VaHalf::Lower);
+    fx.map_pages(&mut pt, 0x40_0000, 2, PageAttrs::USER_RW);
+    fx.map_pages(&mut pt, 0x60_0000, 1, PageAttrs::USER_RW);
+    // The L3 of 0x40_0000's 2 MiB lies inside the vacated range: it goes
+    // (the host build checks it is really empty); the L2 above it, whose
+    // span is not vacated, is read and kept for 0x60_0000.
+    let vacated = VirtRange::new(VirtAddr::new(0x20_0000), VirtAddr::new(0x60_0000));
+    pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap_vacating(pages(0x40_0000, 2), vacated).unwrap();
+    assert_eq!(pt.table_pages(), 4);
+    assert_eq!(pt.query(VirtAddr::new(0x60_0000)).map(|m| m.va), Some(VirtAddr::new(0x60_0000)));
+    // A vacated range that does not hold the unmapped one is ignored.
+    let elsewhere = VirtRange::new(VirtAddr::new(0), VirtAddr::new(0x20_0000));
+    pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap_vacating(pages(0x60_0000, 1), elsewhere).unwrap();
+    assert_eq!(pt.table_pages(), 1);
+}
+
+#[test]
+#[should_panic(expected = "still maps something")]
+fn a_vacated_range_that_is_not_empty_is_caught_on_the_host() {
+    let fx = Fixture::new(4 * MIB);
+    let tlb = RecordingTlb::new();
+    let mut pt = fx.table(VaHalf::Lower);
+    fx.map_pages(&mut pt, 0x40_0000, 2, PageAttrs::USER_RW);
+    let wrong = VirtRange::new(VirtAddr::new(0x40_0000), VirtAddr::new(0x60_0000));
+    let _ = pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap_vacating(pages(0x40_0000, 1), wrong);
+}
+
+#[test]
 fn out_of_frames_leaves_the_tree_unchanged() {
     let fx = Fixture::new(4 * MIB);
     let limited = Limited { inner: &fx.frames, budget: Cell::new(1) };
