@@ -144,7 +144,8 @@ fn grandchild(p: &Region, stage: &Stage<'_>, (a, b, c): (usize, usize, usize)) -
 }
 
 /// Fresh pages read zero: after another process filled and freed memory,
-/// in new private and shared mappings, and after munmap + MAP_FIXED remap.
+/// in new private (also populated) and shared mappings, and after munmap +
+/// MAP_FIXED remap.
 pub fn fresh_pages_zero(_: &Context) -> TestResult {
     const PAGES: usize = 1024; // 4 MiB
     const GARBAGE: u64 = 0xdead_beef_cafe_f00d;
@@ -163,6 +164,16 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     let shared = Region::anon(64, RW, MapFlags::SHARED)?;
     ensure!(all_zero(&private).is_none(), "fresh private memory not zero at {:?}", all_zero(&private));
     ensure!(all_zero(&shared).is_none(), "fresh shared memory not zero at {:?}", all_zero(&shared));
+    in_child("filler", || {
+        let garbage = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
+        for off in (0..garbage.len).step_by(8) {
+            garbage.write_u64(off, GARBAGE);
+        }
+        Ok(())
+    })?;
+    // Populated private memory comes in runs of frames, zeroed together.
+    let populated = Region::anon(PAGES, RW, MapFlags::PRIVATE | MapFlags::POPULATE)?;
+    ensure!(all_zero(&populated).is_none(), "populated private memory not zero at {:?}", all_zero(&populated));
     for off in (0..private.len).step_by(8) {
         private.write_u64(off, GARBAGE);
     }
