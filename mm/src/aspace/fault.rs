@@ -35,8 +35,9 @@ pub const POPULATE_SPACING: usize = 4;
 
 /// The most pages of private anonymous memory populate maps from one
 /// allocation of frames, between two questions whether to yield (a page
-/// of such a run costs about 200 instructions, most of them zeroing).
-pub const POPULATE_RUN: usize = 16;
+/// of such a run costs about 190 instructions, most of them zeroing: a run
+/// about 6,000, below the longest stretches between pause points).
+pub const POPULATE_RUN: usize = 32;
 
 /// `PROT_NONE` pages of RAM: kernel-only, read-only, tagged with the ASID.
 const NORMAL_NONE: PageAttrs = PageAttrs::KERNEL_RO.non_global();
