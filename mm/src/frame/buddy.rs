@@ -496,19 +496,16 @@ impl<'a> BuddyAllocator<'a> {
     /// reference drop. For populating many pages with one allocation.
     pub fn alloc_run(&self, order: u32) -> Result<PhysAddr, AllocError> {
         let start = self.alloc_limited(order, u64::MAX)?;
-        if order > 0 {
-            let first = self.meta(start).map(|m| self.index_of(m)).unwrap_or_default();
-            // Allocated to us alone: no lock needed to split it.
+        let pfn = start.page_number();
+        // A block handed out lies in a zone. Ours alone: no lock needed to
+        // split it (a buddy merges only with a free head).
+        if let Some((_, zone)) = self.zones.find(pfn) {
+            let first = zone.index(pfn) as usize;
             for m in &self.metas()[first..first + (1 << order)] {
                 m.set_block(FrameFlags::HEAD, 0);
             }
         }
         Ok(start)
-    }
-
-    /// The index of `meta` in the metadata array.
-    fn index_of(&self, meta: &FrameMeta) -> usize {
-        (meta as *const FrameMeta as usize - self.metas().as_ptr() as usize) / size_of::<FrameMeta>()
     }
 
     /// Frees `count` contiguous single frames from `start`, each handed out
