@@ -22,7 +22,7 @@ pub struct KernelMm {
 }
 
 /// RAM as the kernel reaches it: through the linear map, with page
-/// zeroing by `DC ZVA` and page copies by paired loads and stores.
+/// zeroing by `DC ZVA` and page copies through SIMD registers.
 pub struct KernelPhys;
 
 // SAFETY: every frame `mm` is handed comes from the frame pool, i.e. RAM

@@ -255,3 +255,32 @@ kernel_test!(
         Ok(())
     }
 );
+
+kernel_test!(
+    fn page_zero_and_copy_write_exactly_one_page() -> TestResult {
+        // Three pages of a heap buffer, page aligned: the middle one is
+        // zeroed, then the first is copied over it; the neighbours keep
+        // their bytes, and the copy has every byte of its source.
+        const P: usize = PAGE_SIZE as usize;
+        let mut buf = alloc::vec![0u8; 4 * P];
+        let offset = buf.as_ptr().align_offset(P);
+        let pages = &mut buf[offset..offset + 3 * P];
+        for (i, b) in pages.iter_mut().enumerate() {
+            *b = (i * 7 + i / 4096 + 1) as u8 | 1;
+        }
+        let before = pages.to_vec();
+        // SAFETY: the middle page is page aligned, ours, and mapped
+        // read-write as Normal memory (the kernel heap).
+        unsafe { crate::arch::page::zero(pages[P..].as_mut_ptr()) };
+        check!(pages[P..2 * P].iter().all(|&b| b == 0), "zeroing left a byte");
+        check!(pages[..P] == before[..P], "zeroing wrote below its page");
+        check!(pages[2 * P..] == before[2 * P..], "zeroing wrote above its page");
+        let (low, high) = pages.split_at_mut(P);
+        // SAFETY: two distinct page-aligned pages of the buffer.
+        unsafe { crate::arch::page::copy(high.as_mut_ptr(), low.as_ptr()) };
+        check!(pages[P..2 * P] == before[..P], "the copy differs from its source");
+        check!(pages[..P] == before[..P], "the copy changed its source");
+        check!(pages[2 * P..] == before[2 * P..], "the copy wrote past its page");
+        Ok(())
+    }
+);

@@ -24,11 +24,11 @@
 
 use core::sync::atomic::{fence, Ordering};
 
-use super::bulk::Leaf;
+use super::bulk::{Entries, Leaf};
 use super::descriptor::{Change, Descriptor};
 use super::phys::PhysMemory;
 use super::table::{FramePool, PageTable, TableReserve};
-use super::{Level, PageAttrs, PageSize, PagingError, VaHalf, PHYS_ADDR_LIMIT};
+use super::{Level, PageAttrs, PageSize, PagingError, VaHalf, ENTRIES, PHYS_ADDR_LIMIT};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::frame::{AllocError, FrameAllocator};
 use crate::tlb::{invalidate_page_now, TlbOps, TlbScope};
@@ -166,6 +166,52 @@ where
     #[inline]
     pub fn map(&mut self, pa: PhysAddr, attrs: PageAttrs) -> Result<(), PagingError> {
         self.map_from(pa, attrs, None)
+    }
+
+    /// How many pages from the position on, up to `max`, have no entry:
+    /// counted inside the range and the span of one last-level table (512
+    /// pages), up to the first page that has one.
+    pub fn unmapped_run(&mut self, max: usize) -> usize {
+        let index = Level(3).index(self.va);
+        let to_range_end = ((self.range.end_exclusive - self.va) / PAGE_SIZE) as usize;
+        let limit = max.min(ENTRIES - index).min(to_range_end);
+        let (level, desc) = self.descend();
+        if desc.is_valid() && level.get() < 3 {
+            return 0; // a block
+        }
+        if level.get() < 3 {
+            return limit; // no last-level table yet: all of it is free
+        }
+        let entries = Entries::of(self.table, self.path[Level(3).slot()]);
+        (index..index + limit).take_while(|&i| !entries.get(i).is_valid()).count()
+    }
+
+    /// Maps the `count` pages from the position on to the frames from `pa`
+    /// on, with `attrs`: all or none, refused ([`PagingError::AlreadyMapped`])
+    /// unless [`Self::unmapped_run`] counts them all. The missing tables are
+    /// added as by [`Self::map`]; the cursor ends at the last page. Needs
+    /// no TLB maintenance.
+    pub fn map_run(&mut self, pa: PhysAddr, count: usize, attrs: PageAttrs) -> Result<(), PagingError> {
+        let bytes = (count as u64).checked_mul(PAGE_SIZE).ok_or(PagingError::PhysOutOfRange(pa))?;
+        if pa.as_u64().checked_add(bytes).is_none_or(|end| end > PHYS_ADDR_LIMIT) {
+            return Err(PagingError::PhysOutOfRange(pa));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        if self.unmapped_run(count) < count {
+            return Err(PagingError::AlreadyMapped(self.va));
+        }
+        self.map(pa, attrs)?;
+        let first = Descriptor::leaf(pa, PageSize::Size4K, attrs);
+        let entries = Entries::of(self.table, self.path[Level(3).slot()]);
+        let index = Level(3).index(self.va);
+        for i in 1..count {
+            // The same descriptor, one page further on.
+            entries.set(index + i, Descriptor::from_bits(first.bits() + i as u64 * PAGE_SIZE));
+        }
+        self.va = self.va + (count as u64 - 1) * PAGE_SIZE;
+        Ok(())
     }
 
     /// As [`Self::map`], taking the missing tables from `reserve` rather

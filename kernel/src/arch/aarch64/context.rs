@@ -88,7 +88,8 @@ impl CpuContext {
 }
 
 /// The FP/SIMD registers (q0-q31, FPCR, FPSR), saved at task switches only:
-/// the kernel itself never touches them (it is built soft-float).
+/// the kernel's compiled code never touches them (it is built soft-float),
+/// and the page copy (`arch::page::copy`) gives back the ones it uses.
 #[repr(C, align(16))]
 pub struct FpState {
     q: [u128; 32],

@@ -141,6 +141,54 @@ fn populate_walks_across_table_boundaries_breaking_copy_on_write() {
 }
 
 #[test]
+fn populate_maps_private_anonymous_memory_in_zeroed_runs_around_present_pages() {
+    with_env(256, |env| {
+        let frames = env.frames();
+        let mut space = AddressSpace::new(env).unwrap();
+        // Frames that held data before: populate must zero them.
+        let dirty = map_anon(&mut space, 64, RW, MapFlags::PRIVATE);
+        touch_all(&mut space, dirty, 64, true);
+        assert_eq!(space.munmap(va(dirty), 64 * PS), Ok(()));
+        let baseline = frames.free_frame_count();
+        // 40 pages across a last-level table's end, one present already.
+        let p = space
+            .mmap(
+                va(0x20_0000 - 8 * PS),
+                40 * PS,
+                RW,
+                MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED,
+                None,
+                0,
+            )
+            .unwrap()
+            .as_u64();
+        write(&mut space, p + 20 * PS, 0x77).unwrap();
+        let present = space.table.query(va(p + 20 * PS)).unwrap().pa;
+        assert_eq!(space.mlock(va(p), 40 * PS, None), Ok(()));
+        assert_eq!(space.resident_pages(), 40);
+        assert_eq!(space.table.query(va(p + 20 * PS)).unwrap().pa, present, "the present page stays");
+        assert_eq!(read(&mut space, p + 20 * PS), Ok(0x77));
+        // Runs of frames in a row: the 8 pages below the table's end, the
+        // 12 and the 19 on either side of the present page by powers of two.
+        let pa = |space: &Space<'_, '_>, page: u64| space.table.query(va(p + page * PS)).unwrap().pa.as_u64();
+        for (first, len) in [(0, 8), (8, 8), (16, 4), (21, 16), (37, 2)] {
+            for i in 1..len {
+                assert_eq!(pa(&space, first + i), pa(&space, first) + i * PS, "run from page {first}");
+            }
+        }
+        let faults = faults_during(env, || {
+            for page in (0..40).filter(|&page| page != 20) {
+                assert_eq!(read(&mut space, p + page * PS + 9), Ok(0), "populated page {page} not zero");
+                write(&mut space, p + page * PS, 1).unwrap();
+            }
+        });
+        assert_eq!(faults, 0, "populated writable");
+        assert_eq!(space.munmap(va(p), 40 * PS), Ok(()));
+        assert_eq!(frames.free_frame_count(), baseline, "every frame of the runs given back");
+    });
+}
+
+#[test]
 fn mlockall_locks_current_and_future_mappings() {
     with_env(256, |env| {
         let mut space = AddressSpace::new(env).unwrap();

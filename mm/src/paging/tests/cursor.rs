@@ -100,6 +100,56 @@ fn map_adds_its_tables_all_or_nothing() {
 }
 
 #[test]
+fn map_run_maps_a_run_of_unmapped_pages_in_one_table_all_or_nothing() {
+    let fx = Fixture::new(4 * MIB);
+    let tlb = RecordingTlb::new();
+    let mut pt = fx.table(VaHalf::Lower);
+    // Ten pages, two below a last-level table's end and eight above it.
+    let start = VirtAddr::new(LOW + 510 * PAGE_SIZE);
+    let run = fx.frames.alloc_run(4).unwrap();
+    let mut cursor = pt.cursor(&tlb, SCOPE, pages(start.as_u64(), 10)).unwrap();
+    // No tables yet: free up to the table's end.
+    assert_eq!(cursor.unmapped_run(16), 2);
+    assert_eq!(cursor.unmapped_run(1), 1);
+    assert_eq!(cursor.map_run(run, 3, PageAttrs::USER_RW), Err(PagingError::AlreadyMapped(start)), "past the table");
+    assert_eq!(cursor.query().map(|l| l.mapping()), None, "refused: nothing mapped");
+    cursor.map_run(run, 2, PageAttrs::USER_RW).unwrap();
+    assert_eq!(cursor.va(), start + PAGE_SIZE, "at the last page mapped");
+    assert_eq!(cursor.unmapped_run(16), 0);
+    // In the next table, one page mapped on its own three pages on.
+    assert!(cursor.next_page());
+    let next = start + 2 * PAGE_SIZE;
+    cursor.jump(next + 3 * PAGE_SIZE).unwrap();
+    cursor.map(run + 2 * PAGE_SIZE, PageAttrs::USER_RO).unwrap();
+    cursor.jump(next).unwrap();
+    assert_eq!(cursor.unmapped_run(16), 3);
+    assert_eq!(cursor.map_run(run + 3 * PAGE_SIZE, 4, PageAttrs::USER_RW), Err(PagingError::AlreadyMapped(next)));
+    assert_eq!(cursor.query().map(|l| l.mapping()), None, "refused: nothing mapped");
+    assert_eq!(cursor.map_run(run + 1, 2, PageAttrs::USER_RW), Err(PagingError::MisalignedPhys(run + 1)));
+    let beyond = PhysAddr::new((1 << 48) - PAGE_SIZE);
+    assert_eq!(cursor.map_run(beyond, 2, PageAttrs::USER_RW), Err(PagingError::PhysOutOfRange(beyond)));
+    cursor.map_run(run + 3 * PAGE_SIZE, 3, PageAttrs::USER_RW).unwrap();
+    // Past the mapped page: up to the range's end.
+    cursor.jump(next + 4 * PAGE_SIZE).unwrap();
+    assert_eq!(cursor.unmapped_run(16), 4);
+    assert_eq!(cursor.map_run(run, 0, PageAttrs::USER_RW), Ok(()));
+    // Every page maps the frame of its place in the run, with its attributes.
+    let want = |i: u64, pa: PhysAddr, attrs| Some(page_4k(start + i * PAGE_SIZE, pa, attrs));
+    assert_eq!(pt.query(start), want(0, run, PageAttrs::USER_RW));
+    assert_eq!(pt.query(start + PAGE_SIZE), want(1, run + PAGE_SIZE, PageAttrs::USER_RW));
+    for i in 0..3 {
+        let pa = run + (3 + i) * PAGE_SIZE;
+        assert_eq!(pt.query(next + i * PAGE_SIZE), want(2 + i, pa, PageAttrs::USER_RW));
+    }
+    assert_eq!(pt.query(next + 3 * PAGE_SIZE), want(5, run + 2 * PAGE_SIZE, PageAttrs::USER_RO));
+    assert_eq!(pt.query(next + 4 * PAGE_SIZE), None);
+    assert!(tlb.take().is_empty(), "installing needs no maintenance");
+    pt.destroy(&tlb, SCOPE, fx.free_leaf());
+    fx.frames.free_run(run + 6 * PAGE_SIZE, 10);
+    assert_eq!(fx.in_use(), 0);
+}
+
+#[test]
 fn map_reserved_takes_its_tables_from_the_reserve_alone() {
     let fx = Fixture::new(4 * MIB);
     let tlb = RecordingTlb::new();

@@ -1,6 +1,8 @@
 //! Private memory across fork: copy-on-write isolation (fork, and fork of a
-//! fork whose middle process exits first), and fresh pages that are zero.
+//! fork whose middle process exits first), fresh pages that are zero, and
+//! the FP/SIMD registers across the kernel's page copy.
 
+use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_sys::mem::{self, PAGE_SIZE as P};
@@ -142,7 +144,8 @@ fn grandchild(p: &Region, stage: &Stage<'_>, (a, b, c): (usize, usize, usize)) -
 }
 
 /// Fresh pages read zero: after another process filled and freed memory,
-/// in new private and shared mappings, and after munmap + MAP_FIXED remap.
+/// in new private (also populated) and shared mappings, and after munmap +
+/// MAP_FIXED remap.
 pub fn fresh_pages_zero(_: &Context) -> TestResult {
     const PAGES: usize = 1024; // 4 MiB
     const GARBAGE: u64 = 0xdead_beef_cafe_f00d;
@@ -161,6 +164,16 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     let shared = Region::anon(64, RW, MapFlags::SHARED)?;
     ensure!(all_zero(&private).is_none(), "fresh private memory not zero at {:?}", all_zero(&private));
     ensure!(all_zero(&shared).is_none(), "fresh shared memory not zero at {:?}", all_zero(&shared));
+    in_child("filler", || {
+        let garbage = Region::anon(PAGES, RW, MapFlags::PRIVATE)?;
+        for off in (0..garbage.len).step_by(8) {
+            garbage.write_u64(off, GARBAGE);
+        }
+        Ok(())
+    })?;
+    // Populated private memory comes in runs of frames, zeroed together.
+    let populated = Region::anon(PAGES, RW, MapFlags::PRIVATE | MapFlags::POPULATE)?;
+    ensure!(all_zero(&populated).is_none(), "populated private memory not zero at {:?}", all_zero(&populated));
     for off in (0..private.len).step_by(8) {
         private.write_u64(off, GARBAGE);
     }
@@ -172,5 +185,47 @@ pub fn fresh_pages_zero(_: &Context) -> TestResult {
     .ctx("mmap MAP_FIXED over the old range")?;
     ensure!(again == private.addr, "MAP_FIXED mapped at {again:#x}, not {:#x}", private.addr);
     ensure!(all_zero(&private).is_none(), "MAP_FIXED remap not zero at {:?}", all_zero(&private));
+    Ok(())
+}
+
+/// The FP/SIMD registers survive a copy-on-write fault: the kernel copies
+/// the page through v0-v7, which hold the user's values (all 128 bits each)
+/// when the faulting store is made and after it.
+pub fn fp_registers_survive_a_copy(_: &Context) -> TestResult {
+    let p = Region::anon(1, RW, MapFlags::PRIVATE)?;
+    for off in (0..P).step_by(8) {
+        p.write_u64(off, 0x5555_5555_5555_5555 ^ off as u64);
+    }
+    in_child("copying child", || {
+        let mut after = [0u128; 8];
+        // SAFETY: the block sets v0-v7, stores one byte into the region's
+        // page (shared with the parent since fork, so the store takes a
+        // copy-on-write fault) and saves v0-v7 into `after`.
+        unsafe {
+            asm!(
+                "mov x9, #0x0101", "dup v0.8h, w9", "mov x9, #0x0202", "dup v1.8h, w9",
+                "mov x9, #0x0303", "dup v2.8h, w9", "mov x9, #0x0404", "dup v3.8h, w9",
+                "mov x9, #0x0505", "dup v4.8h, w9", "mov x9, #0x0606", "dup v5.8h, w9",
+                "mov x9, #0x0707", "dup v6.8h, w9", "mov x9, #0x0808", "dup v7.8h, w9",
+                "strb w11, [x10]",
+                "stp q0, q1, [x12]", "stp q2, q3, [x12, #32]", "stp q4, q5, [x12, #64]", "stp q6, q7, [x12, #96]",
+                in("x10") p.addr,
+                in("x11") 0xC0u64,
+                in("x12") after.as_mut_ptr(),
+                out("x9") _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _,
+                out("v7") _,
+                options(nostack),
+            )
+        };
+        for (i, &value) in after.iter().enumerate() {
+            let want = u128::from_ne_bytes([i as u8 + 1; 16]);
+            ensure!(value == want, "v{i} is {value:#x} after a copy-on-write fault, not {want:#x}");
+        }
+        ensure!(p.read(0) == 0xC0, "the faulting store was lost");
+        ensure!(p.read_u64(8) == 0x5555_5555_5555_5555 ^ 8, "the copy lost the page's contents");
+        Ok(())
+    })?;
+    ensure!(p.read_u64(0) == 0x5555_5555_5555_5555, "the child's store reached the parent's page");
     Ok(())
 }

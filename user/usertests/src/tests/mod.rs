@@ -81,6 +81,7 @@ pub const TESTS: &[Test] = &[
     child("cow_isolation", cow::isolation),
     child("cow_fork_of_fork", cow::fork_of_fork),
     child("fresh_pages_zero", cow::fresh_pages_zero),
+    child("cow_keeps_fp_registers", cow::fp_registers_survive_a_copy),
     child("shared_anon", shared::shared_anon),
     child("file_shared_mapping", file::shared_mapping),
     child("file_private_mapping", file::private_mapping),
