@@ -16,6 +16,7 @@ mod console;
 mod device;
 mod driver;
 mod dtb;
+mod failslab;
 mod files;
 mod futex;
 mod heap;
@@ -72,6 +73,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     }
     if cmdline.trace_syscalls {
         syscall::enable_trace();
+    }
+    if let Some(n) = cmdline.fail_nth_allocation {
+        failslab::fail_boot_nth(n);
     }
     firmware::set_psci_conduit(info.psci);
 
