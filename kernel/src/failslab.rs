@@ -66,8 +66,16 @@ impl PreloadState {
     }
 }
 
-/// Set at the first section: until then no allocation looks at them.
-static PRELOAD_USED: AtomicBool = AtomicBool::new(false);
+/// Whether sections measure what they allocate (every allocation then
+/// looks at the running task's section): on in test runs (`aspen.ktest`)
+/// and with `failslab=`, off otherwise, where it would cost every memory
+/// call a few hundred instructions for a diagnostic.
+static PRELOAD_CHECKS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every section check its bound from now on.
+pub fn check_preloads() {
+    PRELOAD_CHECKS.store(true, Ordering::Relaxed);
+}
 /// Sections that allocated more than they reserved.
 static PRELOAD_OVERRUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -94,11 +102,12 @@ fn running_preload() -> Option<&'static PreloadState> {
 
 /// Opens a preloaded section for the running task.
 pub fn open_preload() -> SectionStart {
-    PRELOAD_USED.store(true, Ordering::Relaxed);
     let Some(state) = running_preload() else { return SectionStart { net: 0, outer_peak: 0 } };
-    state.depth.fetch_add(1, Ordering::Relaxed);
+    state.depth.store(state.depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     let net = state.net.load(Ordering::Relaxed);
-    SectionStart { net, outer_peak: state.peak.swap(net, Ordering::Relaxed) }
+    let outer_peak = state.peak.load(Ordering::Relaxed);
+    state.peak.store(net, Ordering::Relaxed);
+    SectionStart { net, outer_peak }
 }
 
 /// Closes the section [`open_preload`] opened, which reserved `reserved`
@@ -111,7 +120,7 @@ pub fn close_preload(start: SectionStart, reserved: usize) -> Option<usize> {
     // around it (if any) goes on as if it had not allocated.
     state.net.store(start.net, Ordering::Relaxed);
     state.peak.store(start.outer_peak.max(start.net), Ordering::Relaxed);
-    state.depth.fetch_sub(1, Ordering::Relaxed);
+    state.depth.store(state.depth.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     (used > reserved).then(|| {
         PRELOAD_OVERRUNS.fetch_add(1, Ordering::Relaxed);
         used
@@ -122,12 +131,18 @@ pub fn close_preload(start: SectionStart, reserved: usize) -> Option<usize> {
 /// running task's open section, if any.
 #[inline]
 pub fn note_preloaded_use(bytes: isize) {
-    if !PRELOAD_USED.load(Ordering::Relaxed) {
+    if !PRELOAD_CHECKS.load(Ordering::Relaxed) {
         return;
     }
     if let Some(state) = running_preload().filter(|s| s.depth.load(Ordering::Relaxed) != 0) {
-        let net = state.net.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        state.peak.fetch_max(net, Ordering::Relaxed);
+        // Loads and stores, not read-modify-writes (a loop each on this
+        // CPU): only the task itself counts here, and an interrupt handler
+        // that allocated in between would only blur a diagnostic.
+        let net = state.net.load(Ordering::Relaxed) + bytes;
+        state.net.store(net, Ordering::Relaxed);
+        if net > state.peak.load(Ordering::Relaxed) {
+            state.peak.store(net, Ordering::Relaxed);
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aspen_mm::frame::{FrameAllocator, MAX_ORDER};
 
@@ -68,7 +69,14 @@ impl Regions {
         unsafe { heap.init(start, size) };
         self.hole_bounds[self.count] = usize::MAX;
         self.count += 1;
+        self.publish_free();
         true
+    }
+
+    /// Makes the free bytes of all regions readable without the lock
+    /// ([`FREE_BYTES`]); after every change of the regions.
+    fn publish_free(&self) {
+        FREE_BYTES.store(self.free_bytes(), Ordering::Relaxed);
     }
 
     /// Takes one more region from the frame pool.
@@ -109,6 +117,11 @@ impl Regions {
     /// Gives back a block `alloc` handed out, and the region it was in
     /// when that leaves it empty (a grown one).
     fn release(&mut self, ptr: *mut u8, layout: Layout) {
+        self.release_block(ptr, layout);
+        self.publish_free();
+    }
+
+    fn release_block(&mut self, ptr: *mut u8, layout: Layout) {
         let count = self.count;
         let address = ptr as usize;
         let Some(index) =
@@ -164,11 +177,18 @@ impl Regions {
                 pool.free_frames(start, MAX_ORDER);
             }
         }
+        self.publish_free();
     }
 
     /// A block for `layout` from the regions, grown by one when none has
     /// room.
     fn allocate_growing(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        let block = self.allocate_or_grow(layout);
+        self.publish_free();
+        block
+    }
+
+    fn allocate_or_grow(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         match self.allocate(layout, true) {
             Some(block) => Some(block),
             // The bounds are estimates (alignment and the allocator's split
@@ -323,21 +343,7 @@ pub fn preload(bytes: usize) -> Result<Preload, OutOfMemory> {
         return Err(OutOfMemory);
     }
     let needed = bytes.checked_add(PRELOAD_MARGIN).ok_or(OutOfMemory)?;
-    let irq = crate::arch::cpu::disable_irqs();
-    let mut heaps = HEAP.0.lock();
-    let mut enough = true;
-    while heaps.regions.free_bytes() < needed {
-        if !heaps.regions.grow() {
-            enough = false;
-            break;
-        }
-    }
-    if !enough {
-        heaps.regions.shrink_empty(0);
-    }
-    drop(heaps);
-    crate::arch::cpu::restore_irqs(irq);
-    if !enough {
+    if FREE_BYTES.load(Ordering::Relaxed) < needed && !grow_to(needed) {
         return Err(OutOfMemory);
     }
     let caller = core::panic::Location::caller();
@@ -350,6 +356,30 @@ pub fn preload(bytes: usize) -> Result<Preload, OutOfMemory> {
     })
 }
 
+/// Free bytes in the heap's regions, as of their last change.
+static FREE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Grows the heap until its regions have `needed` bytes free; false (and
+/// nothing kept) when the frame pool cannot give that much.
+fn grow_to(needed: usize) -> bool {
+    let irq = crate::arch::cpu::disable_irqs();
+    let mut heaps = HEAP.0.lock();
+    let mut enough = true;
+    while heaps.regions.free_bytes() < needed {
+        if !heaps.regions.grow() {
+            enough = false;
+            break;
+        }
+        SPARE_REGION.store(true, Ordering::Relaxed);
+    }
+    if !enough {
+        heaps.regions.shrink_empty(0);
+    }
+    drop(heaps);
+    crate::arch::cpu::restore_irqs(irq);
+    enough
+}
+
 impl Drop for Preload {
     fn drop(&mut self) {
         let start = core::mem::replace(&mut self.start, crate::failslab::SectionStart::NONE);
@@ -360,11 +390,23 @@ impl Drop for Preload {
                 self.reserved
             );
         }
-        let irq = crate::arch::cpu::disable_irqs();
-        HEAP.0.lock().regions.shrink_empty(self.needed);
-        crate::arch::cpu::restore_irqs(irq);
+        // Only after a preload grew the heap can an empty region be left.
+        if SPARE_REGION.load(Ordering::Relaxed) {
+            let irq = crate::arch::cpu::disable_irqs();
+            let mut heaps = HEAP.0.lock();
+            let regions = &mut heaps.regions;
+            regions.shrink_empty(self.needed);
+            let spare = regions.count > 1 && regions.heaps[regions.count - 1].used() == 0;
+            SPARE_REGION.store(spare, Ordering::Relaxed);
+            drop(heaps);
+            crate::arch::cpu::restore_irqs(irq);
+        }
     }
 }
+
+/// Set when a preload grew the heap and an empty region may be left at
+/// its end (which the next section to end gives back, if it can).
+static SPARE_REGION: AtomicBool = AtomicBool::new(false);
 
 /// The kernel heap could not provide what a preload asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,6 +77,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if let Some(n) = cmdline.fail_nth_allocation {
         failslab::fail_boot_nth(n);
     }
+    if cmdline.run_tests || cmdline.fail_nth_allocation.is_some() {
+        failslab::check_preloads();
+    }
     firmware::set_psci_conduit(info.psci);
 
     println!();
