@@ -1,5 +1,5 @@
 //! Kernel allocation failure never panics: a workload of the main memory,
-//! file, pipe and process paths runs under `/proc/thread-self/fail-nth`
+//! file, pipe, process and thread paths runs under `/proc/thread-self/fail-nth`
 //! (the Nth kernel allocation of the task fails) for N = 1, 2, ... until a
 //! run completes with the count never reached. Every run must end with the
 //! call that met the failure reporting `ENOMEM`, or with the task killed
@@ -114,6 +114,9 @@ fn workload() {
         }
     }
 
+    let thread = check(24, aspen_sys::thread::spawn_thread(thread_body, 0));
+    check(25, thread.join());
+
     // SAFETY: the mappings made above, used no more.
     check(17, unsafe { mem::munmap(file_private, PAGE_SIZE) });
     // SAFETY: as above.
@@ -123,6 +126,10 @@ fn workload() {
     // SAFETY: as above.
     check(22, unsafe { mem::munmap(shared, 2 * PAGE_SIZE) });
 }
+
+/// A thread of the workload: it only ends (its clone and exit are what
+/// is tested).
+extern "C" fn thread_body(_: usize) {}
 
 /// Arms `fail-nth` with `n`, runs the workload, and ends the process with
 /// the run's outcome.
@@ -136,7 +143,7 @@ fn run(n: u32) -> ! {
     // From here on the Nth kernel allocation on this task's behalf fails.
     let _ = fs::close(fd);
     workload();
-    let left = read_fail_nth(23);
+    let left = read_fail_nth(26);
     process::exit_group(if left > 0 { COMPLETED } else { ABSORBED })
 }
 
