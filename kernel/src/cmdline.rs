@@ -28,8 +28,8 @@ pub struct CommandLine<'a> {
     /// included (0 counts as 1, as Linux's `maxcpus=0` keeps only the boot
     /// CPU); `None`: every core there is.
     pub max_cpus: Option<usize>,
-    /// `failslab=N`: the Nth kernel heap allocation after the command
-    /// line is read fails (`crate::failslab`; Linux's `failslab=` takes
+    /// `failslab=N`: the Nth kernel heap allocation after the first
+    /// program was started fails (`crate::failslab`; Linux's `failslab=` takes
     /// interval, probability, space and times instead: such a value is
     /// ignored).
     pub fail_nth_allocation: Option<u64>,

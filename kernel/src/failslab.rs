@@ -3,7 +3,9 @@
 //! the task, never a panic.
 //!
 //! Two switches. `failslab=N` on the command line: the Nth heap allocation
-//! after the command line is read fails (whoever makes it). And per task,
+//! after the first program was started fails (whoever makes it; boot's own
+//! allocations are not counted: a kernel that cannot get the memory to
+//! start fails to start). And per task,
 //! `/proc/<pid>/task/<tid>/fail-nth` (or `/proc/self/fail-nth`): writing N
 //! makes the task's Nth heap allocation from then on fail; reading gives
 //! what is left of the count, 0 once it fired. Allocations an interrupt
