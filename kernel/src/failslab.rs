@@ -70,8 +70,8 @@ impl PreloadState {
 
 /// Whether sections measure what they allocate (every allocation then
 /// looks at the running task's section): on in test runs (`aspen.ktest`)
-/// and with `failslab=`, off otherwise, where it would cost every memory
-/// call a few hundred instructions for a diagnostic.
+/// and with `failslab=`, off otherwise, where it would cost every
+/// allocation and free a few loads and stores for a diagnostic.
 static PRELOAD_CHECKS: AtomicBool = AtomicBool::new(false);
 
 /// Makes every section check its bound from now on.
