@@ -262,11 +262,13 @@ pub trait UserMemory {
             let len = (PAGE_SIZE - at % PAGE_SIZE).min((max + 1 - out.len()) as u64).min(step);
             let chunk = UserSlice::new(at, len)?;
             let bytes = self.read_bytes(chunk)?;
-            if let Some(nul) = bytes.iter().position(|&b| b == 0) {
-                out.extend_from_slice(&bytes[..nul]);
+            let nul = bytes.iter().position(|&b| b == 0);
+            let part = &bytes[..nul.unwrap_or(bytes.len())];
+            out.try_reserve(part.len()).map_err(|_| Errno::ENOMEM)?;
+            out.extend_from_slice(part);
+            if nul.is_some() {
                 return Ok(out);
             }
-            out.extend_from_slice(&bytes);
             // Within user space: the chunk ended there.
             at = chunk.addr() + chunk.len();
             step = (step * 2).min(PAGE_SIZE);

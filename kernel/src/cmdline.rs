@@ -28,6 +28,11 @@ pub struct CommandLine<'a> {
     /// included (0 counts as 1, as Linux's `maxcpus=0` keeps only the boot
     /// CPU); `None`: every core there is.
     pub max_cpus: Option<usize>,
+    /// `failslab=N`: the Nth kernel heap allocation after the first
+    /// program was started fails (`crate::failslab`; Linux's `failslab=` takes
+    /// interval, probability, space and times instead: such a value is
+    /// ignored).
+    pub fail_nth_allocation: Option<u64>,
 }
 
 impl<'a> CommandLine<'a> {
@@ -46,6 +51,7 @@ impl<'a> CommandLine<'a> {
             run_benchmarks: false,
             wx_policy: WxPolicy::Flip,
             max_cpus: None,
+            fail_nth_allocation: None,
         };
         for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -61,6 +67,7 @@ impl<'a> CommandLine<'a> {
                         line.max_cpus = Some(n.max(1));
                     }
                 }
+                "failslab" => line.fail_nth_allocation = value.parse::<u64>().ok().filter(|&n| n > 0),
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {
                     if let Ok(n) = value.parse::<u8>() {

@@ -129,7 +129,24 @@ static FUTEXES: Mutex<Futexes> = Mutex::new(Futexes {
     granted: BTreeMap::new(),
 });
 
+/// Heap one B-tree insert into a map of `K` to `V` may take: a node per
+/// level (eleven entries, twelve edges, a header; rounded up to the heap's
+/// size class) for as many levels as 2^32 entries need, and a root.
+const fn tree_insert_bytes<K, V>() -> usize {
+    13 * (32 + 11 * (core::mem::size_of::<K>() + core::mem::size_of::<V>()) + 12 * 8).next_power_of_two()
+}
+
 impl Futexes {
+    /// A bound on what [`Futexes::enqueue`] allocates under `key`: an
+    /// insert into each of two maps, and the queue's growth (a deque
+    /// doubles its capacity).
+    fn enqueue_bound(&self, key: &Key) -> usize {
+        let queued = self.queues.get(key).map_or(0, |q| q.waiters.capacity());
+        tree_insert_bytes::<Key, Queue>()
+            + tree_insert_bytes::<Pid, Key>()
+            + 2 * (queued + 1) * core::mem::size_of::<Waiter>()
+    }
+
     fn enqueue(&mut self, key: Key, waiter: Waiter) {
         self.waiting_on.insert(waiter.task.pid, key);
         self.queues.entry(key).or_default().insert(waiter);
@@ -353,7 +370,13 @@ fn wait(addr: u64, private: bool, expected: u32, bitset: u32, deadline: Option<u
         return Err(Errno::EAGAIN);
     }
     let task = sched::current();
-    FUTEXES.lock().enqueue(key, Waiter { task: task.clone(), tid: me.tid(), bitset, pi: false });
+    {
+        let mut futexes = FUTEXES.lock();
+        // The queue and the waiter's entry are made infallibly: reserved
+        // first, ENOMEM before anything is queued.
+        let _preload = crate::heap::preload(futexes.enqueue_bound(&key))?;
+        futexes.enqueue(key, Waiter { task: task.clone(), tid: me.tid(), bitset, pi: false });
+    }
     // An untimed wait restarts as Linux's (ERESTARTSYS); a timed one ends
     // with EINTR (Linux would restart it with the time left).
     let interrupted = if deadline.is_none() { Restart::Sys.errno() } else { Errno::EINTR };

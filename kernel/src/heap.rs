@@ -10,6 +10,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aspen_mm::frame::{FrameAllocator, MAX_ORDER};
 
@@ -68,7 +69,14 @@ impl Regions {
         unsafe { heap.init(start, size) };
         self.hole_bounds[self.count] = usize::MAX;
         self.count += 1;
+        self.publish_free();
         true
+    }
+
+    /// Makes the free bytes of all regions readable without the lock
+    /// ([`FREE_BYTES`]); after every change of the regions.
+    fn publish_free(&self) {
+        FREE_BYTES.store(self.free_bytes(), Ordering::Relaxed);
     }
 
     /// Takes one more region from the frame pool.
@@ -109,6 +117,11 @@ impl Regions {
     /// Gives back a block `alloc` handed out, and the region it was in
     /// when that leaves it empty (a grown one).
     fn release(&mut self, ptr: *mut u8, layout: Layout) {
+        self.release_block(ptr, layout);
+        self.publish_free();
+    }
+
+    fn release_block(&mut self, ptr: *mut u8, layout: Layout) {
         let count = self.count;
         let address = ptr as usize;
         let Some(index) =
@@ -141,9 +154,41 @@ impl Regions {
 }
 
 impl Regions {
+    /// Free bytes in all regions (in blocks of any size).
+    fn free_bytes(&self) -> usize {
+        self.heaps[..self.count].iter().map(Heap::free).sum()
+    }
+
+    /// Gives back the newest regions while they are empty (a preload grew
+    /// them and nothing was allocated there) and the others keep `keep`
+    /// bytes free: a run of preloads of one size does not take and give
+    /// back a region each time.
+    fn shrink_empty(&mut self, keep: usize) {
+        while self.count > 1
+            && self.heaps[self.count - 1].used() == 0
+            && self.free_bytes() - self.heaps[self.count - 1].free() >= keep
+        {
+            let heap = &mut self.heaps[self.count - 1];
+            let start = crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(heap.bottom() as u64));
+            *heap = Heap::empty();
+            self.hole_bounds[self.count - 1] = usize::MAX;
+            self.count -= 1;
+            if let Some(pool) = frames::try_pool() {
+                pool.free_frames(start, MAX_ORDER);
+            }
+        }
+        self.publish_free();
+    }
+
     /// A block for `layout` from the regions, grown by one when none has
     /// room.
     fn allocate_growing(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        let block = self.allocate_or_grow(layout);
+        self.publish_free();
+        block
+    }
+
+    fn allocate_or_grow(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         match self.allocate(layout, true) {
             Some(block) => Some(block),
             // The bounds are estimates (alignment and the allocator's split
@@ -189,6 +234,10 @@ fn large_order(layout: Layout) -> Option<u32> {
 // the region (or the frame pool) it came from.
 unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if crate::failslab::should_fail() {
+            return core::ptr::null_mut();
+        }
+        crate::failslab::note_preloaded_use(layout.size() as isize);
         if layout.size() > LARGE {
             // A run of frames of its own (an executable being loaded).
             let Some(order) = large_order(layout) else { return core::ptr::null_mut() };
@@ -214,6 +263,7 @@ unsafe impl GlobalAlloc for GrowingHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        crate::failslab::note_preloaded_use(-(layout.size() as isize));
         if layout.size() > LARGE {
             if let (Some(order), Some(pool)) = (large_order(layout), frames::try_pool()) {
                 pool.free_frames(crate::memory::virt_to_phys(aspen_mm::VirtAddr::new(ptr as u64)), order);
@@ -258,4 +308,112 @@ pub fn usage() -> (usize, usize) {
     drop(heaps);
     crate::arch::cpu::restore_irqs(irq);
     (used, size)
+}
+
+/// Free space a preload keeps above what it was asked for: a slab takes
+/// an aligned block of the regions (up to 16 KiB), and a first-fit list
+/// may not find a block as large as its free total.
+const PRELOAD_MARGIN: usize = 64 * 1024;
+
+/// A preloaded section (Linux's `radix_tree_preload`, for bytes): while it
+/// lives, the task's heap allocations up to the bytes it reserved cannot
+/// fail, and the fault injector leaves them alone (the preload itself was
+/// counted). Code that cannot undo a change half-made (a B-tree insert
+/// that splits nodes, a fork that copies a process) preloads a bound on
+/// what it will allocate, fails with `ENOMEM` before it changes anything
+/// when the preload fails, and then allocates freely. A section that
+/// allocates more than it reserved is counted (`failslab_preload_overruns`
+/// in /proc/vmstat): its bound is wrong.
+pub struct Preload {
+    reserved: usize,
+    /// What it kept free.
+    needed: usize,
+    /// Who opened it (named when it overruns).
+    caller: &'static core::panic::Location<'static>,
+    start: crate::failslab::SectionStart,
+    /// A section belongs to the task that opened it.
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+/// Reserves `bytes` of kernel heap for the section the returned guard
+/// opens. Fails (no side effect) when the heap cannot grow that far.
+#[track_caller]
+pub fn preload(bytes: usize) -> Result<Preload, OutOfMemory> {
+    if crate::failslab::should_fail() {
+        return Err(OutOfMemory);
+    }
+    let needed = bytes.checked_add(PRELOAD_MARGIN).ok_or(OutOfMemory)?;
+    if FREE_BYTES.load(Ordering::Relaxed) < needed && !grow_to(needed) {
+        return Err(OutOfMemory);
+    }
+    let caller = core::panic::Location::caller();
+    Ok(Preload {
+        reserved: bytes,
+        needed,
+        caller,
+        start: crate::failslab::open_preload(),
+        _not_send: core::marker::PhantomData,
+    })
+}
+
+/// Free bytes in the heap's regions, as of their last change.
+static FREE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Grows the heap until its regions have `needed` bytes free; false (and
+/// nothing kept) when the frame pool cannot give that much.
+fn grow_to(needed: usize) -> bool {
+    let irq = crate::arch::cpu::disable_irqs();
+    let mut heaps = HEAP.0.lock();
+    let mut enough = true;
+    while heaps.regions.free_bytes() < needed {
+        if !heaps.regions.grow() {
+            enough = false;
+            break;
+        }
+        SPARE_REGION.store(true, Ordering::Relaxed);
+    }
+    if !enough {
+        heaps.regions.shrink_empty(0);
+    }
+    drop(heaps);
+    crate::arch::cpu::restore_irqs(irq);
+    enough
+}
+
+impl Drop for Preload {
+    fn drop(&mut self) {
+        let start = core::mem::replace(&mut self.start, crate::failslab::SectionStart::NONE);
+        if let Some(used) = crate::failslab::close_preload(start, self.reserved) {
+            log::warn!(
+                "heap section preloaded at {} used {used} bytes of the {} it reserved",
+                self.caller,
+                self.reserved
+            );
+        }
+        // Only after a preload grew the heap can an empty region be left.
+        if SPARE_REGION.load(Ordering::Relaxed) {
+            let irq = crate::arch::cpu::disable_irqs();
+            let mut heaps = HEAP.0.lock();
+            let regions = &mut heaps.regions;
+            regions.shrink_empty(self.needed);
+            let spare = regions.count > 1 && regions.heaps[regions.count - 1].used() == 0;
+            SPARE_REGION.store(spare, Ordering::Relaxed);
+            drop(heaps);
+            crate::arch::cpu::restore_irqs(irq);
+        }
+    }
+}
+
+/// Set when a preload grew the heap and an empty region may be left at
+/// its end (which the next section to end gives back, if it can).
+static SPARE_REGION: AtomicBool = AtomicBool::new(false);
+
+/// The kernel heap could not provide what a preload asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfMemory;
+
+impl From<OutOfMemory> for aspen_mm::errno::Errno {
+    fn from(_: OutOfMemory) -> Self {
+        aspen_mm::errno::Errno::ENOMEM
+    }
 }

@@ -61,6 +61,8 @@ pub fn ticks() -> u64 {
 #[inline(never)]
 pub fn handle() {
     let Some(gic) = GIC.get() else { return };
+    // What handlers allocate is not the interrupted task's to fail.
+    let _section = crate::failslab::IrqSection::enter();
     while let Some(iar) = gic.acknowledge() {
         HANDLED.fetch_add(1, Ordering::Relaxed);
         match iar & 0x3ff {

@@ -16,6 +16,7 @@ mod console;
 mod device;
 mod driver;
 mod dtb;
+mod failslab;
 mod files;
 mod futex;
 mod heap;
@@ -73,6 +74,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if cmdline.trace_syscalls {
         syscall::enable_trace();
     }
+    if cmdline.run_tests || cmdline.fail_nth_allocation.is_some() {
+        failslab::check_preloads();
+    }
     firmware::set_psci_conduit(info.psci);
 
     println!();
@@ -120,6 +124,11 @@ fn start_init() {
     match process::spawn_init(path, &argv) {
         Ok(init) => {
             log::info!("started {} as pid {}", cmdline.init, init.pid);
+            // Boot is over: its own allocations cannot fail softly (a
+            // kernel without the memory to start fails to start).
+            if let Some(n) = cmdline.fail_nth_allocation {
+                failslab::fail_boot_nth(n);
+            }
             // After init, which takes the first pid.
             tty::init();
         }

@@ -54,6 +54,18 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         return;
     };
+    // Calls that allocate through deep structures (the file tree) run in a
+    // preloaded section: ENOMEM before they change anything.
+    let preload = match heap_bound(call) {
+        Some(bytes) => match crate::heap::preload(bytes) {
+            Ok(preload) => Some(preload),
+            Err(e) => {
+                frame.x[0] = Errno::from(e).as_neg() as u64;
+                return;
+            }
+        },
+        None => None,
+    };
     let result = match call {
         Sysno::Read => read(a0, a1, a2),
         Sysno::Write => signal_broken_pipe(write(a0, a1, a2)),
@@ -179,11 +191,17 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Membarrier => Err(Errno::ENOSYS),
         Sysno::Uname => uname(a0),
         Sysno::Sysinfo => copy_out_at(a0, &procfs::sysinfo().to_bytes()).map(|()| 0),
-        Sysno::Brk => mm(|mm| Ok(mm.brk(VirtAddr::new(a0)).as_u64())),
+        // A break that cannot move stays where it is, as Linux reports it.
+        Sysno::Brk => thread::with_current(|t| {
+            t.process.with_mm(|mm| match crate::heap::preload(mm.change_heap_bound()) {
+                Ok(_preload) => mm.brk(VirtAddr::new(a0)).as_u64(),
+                Err(_) => mm.brk(VirtAddr::new(0)).as_u64(),
+            })
+        }),
         Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
         Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
         Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
-        Sysno::Msync => mm(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
+        Sysno::Msync => mm_unchanged(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
         Sysno::Mlock => {
             let limit = creds::memlock_limit();
             mm(|mm| mm.mlock(VirtAddr::new(a0), a1, limit)).map(|()| 0)
@@ -210,6 +228,7 @@ pub fn handle(frame: &mut TrapFrame) {
         Sysno::Mount => paths::mount(a0, a1, a2, a3, a4),
         Sysno::Umount2 => paths::umount2(a0, a1),
     };
+    drop(preload);
     frame.x[0] = match result {
         Ok(value) => value,
         Err(e) => {
@@ -233,6 +252,48 @@ pub fn handle(frame: &mut TrapFrame) {
             a3,
             frame.x[0] as i64
         );
+    }
+}
+
+/// Heap a system call on the file tree or the descriptor table may take,
+/// at most: its paths (two, and the absolute forms made of them), a node
+/// and a directory entry made (a B-tree insert: a node of up to 2 KiB per
+/// level, twelve levels at most), an open file and its description.
+/// `None` for calls that preload nothing: they allocate fallibly, or
+/// preload what they change themselves (the memory calls), or may sleep
+/// (a section's reserve is not kept across a sleep), or may drop a file's
+/// last reference, whose dirty pages go to its pager (an allocation per
+/// page, fallible, that no fixed bound covers: close, dup3, unlinkat,
+/// renameat, truncate).
+fn heap_bound(call: Sysno) -> Option<usize> {
+    const PATHS: usize = 4 * PATH_MAX;
+    const TREE_CHANGE: usize = 13 * 2048;
+    const OBJECTS: usize = 8 * 1024;
+    match call {
+        Sysno::Openat
+        | Sysno::Pipe2
+        | Sysno::Lseek
+        | Sysno::Getdents64
+        | Sysno::Getcwd
+        | Sysno::Chdir
+        | Sysno::Fchdir
+        | Sysno::Mkdirat
+        | Sysno::Linkat
+        | Sysno::Symlinkat
+        | Sysno::Faccessat
+        | Sysno::Faccessat2
+        | Sysno::Fchmodat
+        | Sysno::Fchmod
+        | Sysno::Fchownat
+        | Sysno::Fchown
+        | Sysno::Statfs
+        | Sysno::Fstatfs
+        | Sysno::Readlinkat
+        | Sysno::Utimensat
+        | Sysno::Statx
+        | Sysno::Fstat
+        | Sysno::Newfstatat => Some(PATHS + 2 * TREE_CHANGE + OBJECTS),
+        _ => None,
     }
 }
 
@@ -286,7 +347,23 @@ fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
     user().read_cstr(addr, max)
 }
 
+/// Runs `f` on the current process's address space, in a section that
+/// preloads what a change of its varea map may allocate: `ENOMEM` before
+/// anything changed when the heap cannot provide that.
 fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
+    thread::with_current(|t| {
+        t.process.with_mm(|space| {
+            let _preload = crate::heap::preload(space.change_heap_bound())?;
+            f(space)
+        })
+    })?
+}
+
+/// Runs `f` on the current process's address space, for a call that
+/// leaves its varea map as it is and allocates only fallibly (mincore's
+/// vector, msync's write-back): no preload, whose bound would have to
+/// cover those allocations too.
+fn mm_unchanged<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
     thread::with_current(|t| t.process.with_mm(f))?
 }
 
@@ -442,7 +519,15 @@ fn write_to(description: &Arc<OpenDescription>, buf: UserSlice) -> Result<u64, W
             return writer.write(buf.len() as usize, description.nonblocking(), copy).map(|n| n as u64);
         }
         Description::Device(device, _) => return Ok(device.write(buf.len().min(MAX_IO) as usize)? as u64),
-        Description::Snapshot(_) | Description::PipeRead(_) => return Err(Errno::EBADF.into()),
+        Description::Snapshot(snapshot) => {
+            let target = snapshot.writes_to.as_ref().ok_or(Errno::EBADF)?;
+            // Linux reads at most 23 bytes of a number (`kstrtouint_from_user`).
+            let mut text = [0u8; 23];
+            let text = text.get_mut(..buf.len() as usize).ok_or(Errno::EINVAL)?;
+            user().read(buf, text)?;
+            return Ok(procfs::write(target, text)? as u64);
+        }
+        Description::PipeRead(_) => return Err(Errno::EBADF.into()),
     };
     let append = description.flags().contains(OpenFlags::APPEND);
     let count = buf.len().min(MAX_IO) as usize;
@@ -1316,7 +1401,7 @@ fn map_zero(
 /// `mincore(addr, len, vec)`: the residency of each page, found under the
 /// address space's lock and copied out after it.
 fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
-    let residency = mm(|mm| mm.mincore(VirtAddr::new(addr), len))?;
+    let residency = mm_unchanged(|mm| mm.mincore(VirtAddr::new(addr), len))?;
     copy_out_at(vec, &residency)?;
     Ok(0)
 }

@@ -3,7 +3,7 @@
 //! allocator.
 
 use aspen_mm::asid::{AsidAllocator, AsidBits};
-use aspen_mm::aspace::{MmEnv, MmStats, WxPolicy};
+use aspen_mm::aspace::{HeapExhausted, MmEnv, MmStats, WxPolicy};
 use aspen_mm::frame::BuddyAllocator;
 use aspen_mm::paging::PhysMemory;
 use aspen_mm::PhysAddr;
@@ -65,6 +65,11 @@ pub fn get() -> &'static KernelMm {
 impl MmEnv for KernelMm {
     type Mem = KernelPhys;
     type Tlb = HardwareTlb;
+    type HeapPreload = crate::heap::Preload;
+
+    fn preload_heap(&self, bytes: usize) -> Result<crate::heap::Preload, HeapExhausted> {
+        crate::heap::preload(bytes).map_err(|_| HeapExhausted)
+    }
 
     fn mem(&self) -> &KernelPhys {
         &PHYS

@@ -87,22 +87,35 @@ pub struct Snapshot {
     pub ino: u64,
     /// Its owner and group (a `/proc/<pid>` file's are its process's).
     pub owner: (u32, u32),
+    /// What a write to it changes (`None`: it cannot be written).
+    pub writes_to: Option<SnapshotTarget>,
+}
+
+/// What a write to a `/proc` file changes.
+pub enum SnapshotTarget {
+    /// A task's `fail-nth` (`crate::failslab`).
+    FailNth(Arc<crate::task::Task>),
 }
 
 impl Snapshot {
     /// A file holding `data`, owned by root.
     pub fn file(data: Vec<u8>) -> Self {
-        Self { data, position: spin::Mutex::new(0), entries: Vec::new(), ino: 0, owner: (0, 0) }
+        Self { data, position: spin::Mutex::new(0), entries: Vec::new(), ino: 0, owner: (0, 0), writes_to: None }
     }
 
     /// A directory of `entries`, owned by root.
     pub fn directory(entries: Vec<(alloc::string::String, u64, u8)>) -> Self {
-        Self { data: Vec::new(), position: spin::Mutex::new(0), entries, ino: 0, owner: (0, 0) }
+        Self { data: Vec::new(), position: spin::Mutex::new(0), entries, ino: 0, owner: (0, 0), writes_to: None }
     }
 
     /// The same, with inode number `ino` and owned by `owner`.
     pub fn with_identity(self, ino: u64, owner: (u32, u32)) -> Self {
         Self { ino, owner, ..self }
+    }
+
+    /// The same, written through to `target`.
+    pub fn writing_to(self, target: SnapshotTarget) -> Self {
+        Self { writes_to: Some(target), ..self }
     }
 }
 

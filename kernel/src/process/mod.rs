@@ -790,6 +790,12 @@ pub fn spawn_init(path: &[u8], argv: &[&[u8]]) -> Result<Arc<Process>, Errno> {
 /// process (with a copy-on-write copy of the address space, or the same
 /// one with `CLONE_VM`), returning 0 from the same system call on `args`'
 /// stack. Nothing is made when it fails.
+/// Heap a clone allocates besides the copy of the address space and the
+/// command line: the task, thread and process, a copy of the descriptor
+/// table (a slot of 16 bytes per descriptor), signal actions, the
+/// working directory, and their entries in the process and thread tables.
+const CLONE_HEAP_BOUND: usize = 64 * 1024 + fd::MAX_FDS * 16;
+
 pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
     let me = thread::current().expect("clone from a kernel thread");
     let process = &me.process;
@@ -805,6 +811,12 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
     // As Linux's sched_fork: the parent's own policy (not a level lent by
     // priority inheritance), reset by SCHED_RESET_ON_FORK.
     let params = sched::with_current(|task| task.sched_params()).for_child();
+    // What the copy allocates, preloaded: ENOMEM before anything is made.
+    // Ends before a vfork parent waits (a section's reserve does not
+    // outlast a sleep).
+    let copied_space =
+        if args.flags.contains(CloneFlags::VM) { 0 } else { process.with_mm(|mm| mm.change_heap_bound())? };
+    let preload = crate::heap::preload(copied_space + process.cmdline.lock().len() + CLONE_HEAP_BOUND)?;
     let task = new_task(params, &child_frame, FpState::current(), pointers)?;
     let child = if args.is_thread() {
         add_thread(process, task)
@@ -891,6 +903,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
     if vfork {
         *child.process.vfork_parent.lock() = Some(me.clone());
     }
+    drop(preload);
     start(&child);
     if vfork {
         // Until the child execs or ends (or this process is ending: as

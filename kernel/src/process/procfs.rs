@@ -18,7 +18,7 @@ use aspen_mm::aspace::{MmEnv, VareaKind};
 use aspen_mm::errno::Errno;
 use aspen_mm::PAGE_SIZE;
 
-use super::fd::Snapshot;
+use super::fd::{Snapshot, SnapshotTarget};
 use super::thread::Thread;
 use super::Process;
 use crate::arch::{cpu, timer};
@@ -51,6 +51,7 @@ const PID_FILES: &[(&str, u8)] = &[
     ("stat", DT_REG),
     ("statm", DT_REG),
     ("status", DT_REG),
+    ("fail-nth", DT_REG),
 ];
 
 /// A `/proc/<pid>` inode: the pid above the bits that name its file.
@@ -157,8 +158,42 @@ fn thread_file(process: &Arc<Process>, thread: Option<&Arc<Thread>>, rest: &[&st
         ["stat"] => text(pid_stat(process, thread), 6),
         ["statm"] => text(statm(process), 7),
         ["status"] => text(status(process, thread), 8),
+        ["fail-nth"] => {
+            // `/proc/<pid>/fail-nth` is the thread group leader's, as on Linux.
+            let task = match thread {
+                Some(thread) => thread.task(),
+                None => process.threads().into_iter().find(|t| t.tid() == process.pid).and_then(|t| t.task()),
+            }
+            .ok_or(Errno::ENOENT)?;
+            text(format!("{}\n", crate::failslab::task_nth(&task)), 9).writing_to(SnapshotTarget::FailNth(task))
+        }
         _ => return Err(Errno::ENOENT),
     })
+}
+
+/// A write of `text` to a `/proc` file that takes writes: as Linux's,
+/// one whole number (decimal, `0x` hexadecimal or `0` octal, a newline
+/// after it allowed) or `EINVAL`. Returns the bytes taken (all of them).
+pub fn write(target: &SnapshotTarget, text: &[u8]) -> Result<usize, Errno> {
+    let SnapshotTarget::FailNth(task) = target;
+    crate::failslab::set_task_nth(task, parse_unsigned(text).ok_or(Errno::EINVAL)?);
+    Ok(text.len())
+}
+
+/// Linux's `kstrtouint` with base 0.
+fn parse_unsigned(text: &[u8]) -> Option<u32> {
+    let text = core::str::from_utf8(text).ok()?;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if text.len() > 1 && text.starts_with('0') => (&text[1..], 8),
+        None => (text, 10),
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
 }
 
 /// The target of `path` when it is one of `/proc`'s links: `self` (the
@@ -684,6 +719,8 @@ pub fn vmstat() -> String {
         ("tlbi_kernel_page", get(&COUNTERS.kernel_page)),
         ("tlbi_all", get(&COUNTERS.all)),
         ("tlbi_all_local", get(&COUNTERS.all_local)),
+        ("failslab_injected", crate::failslab::injected()),
+        ("failslab_preload_overruns", crate::failslab::preload_overruns()),
     ] {
         let _ = writeln!(out, "{name} {value}");
     }

@@ -26,8 +26,7 @@ pub type Pid = u32;
 
 /// Drops the last node of a B-tree set that has become empty. A `BTreeSet`
 /// keeps its root leaf when its last entry goes; one that first got an
-/// entry at the peak of a burst of tasks (a fork that failed for want of
-/// memory gives its stack slot back there; a parent's first child ends)
+/// entry at the peak of a burst of tasks (a parent's first child ends)
 /// would keep that leaf in the kernel heap's newest region and pin the
 /// whole region after the burst.
 pub fn release_if_empty<T: Ord>(set: &mut alloc::collections::BTreeSet<T>) {
@@ -98,6 +97,11 @@ pub struct Task {
     pub times: cputime::TaskTimes,
     /// The counter when it was made.
     pub started: u64,
+    /// Its heap allocations left until one fails (`crate::failslab`;
+    /// 0: none will).
+    pub fail_nth: core::sync::atomic::AtomicU32,
+    /// Its preloaded heap sections (`crate::heap::Preload`).
+    pub preload: crate::failslab::PreloadState,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
@@ -150,6 +154,8 @@ impl Task {
             user: spin::Once::new(),
             times: cputime::TaskTimes::default(),
             started: crate::arch::timer::ticks(),
+            fail_nth: core::sync::atomic::AtomicU32::new(0),
+            preload: crate::failslab::PreloadState::new(),
         })
     }
 

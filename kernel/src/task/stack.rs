@@ -2,8 +2,6 @@
 //! with an unmapped guard page range below, so an overflow faults instead
 //! of overwriting a neighbour.
 
-use alloc::collections::BTreeSet;
-
 use aspen_mm::frame::FrameAllocator;
 use aspen_mm::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use spin::Mutex;
@@ -17,30 +15,46 @@ pub const STACK_SIZE: u64 = PAGE_SIZE << STACK_ORDER;
 const SLOT_SIZE: u64 = 2 * STACK_SIZE;
 /// Where the stack slots start: above the linear map (which covers at most
 /// 2^47 bytes of physical address space from 0xFFFF_0000_0000_0000).
-const AREA_BASE: u64 = 0xFFFF_8000_0000_0000;
+pub(crate) const AREA_BASE: u64 = 0xFFFF_8000_0000_0000;
 /// Slots in the area (2 GiB of addresses).
 const MAX_SLOTS: u32 = 1 << 16;
 
-/// Slots `0..next_unused` have been handed out; `free` holds those among
-/// them that are free again. The lowest free slot is reused first and free
-/// slots at the top are forgotten, so after a burst of tasks the set shrinks
-/// back instead of keeping one entry per slot the burst used; once empty it
-/// holds no heap at all (see [`super::release_if_empty`]).
+/// Slots `0..next_unused` have been handed out; `free` marks those among
+/// them that are free again (a bit per slot: no heap, so that a stack's
+/// return, on the way out of a task, never needs memory). The lowest free
+/// slot is reused first and free slots at the top are forgotten, so after
+/// a burst of tasks the handed-out range shrinks back.
 pub(crate) struct Slots {
     next_unused: u32,
-    free: BTreeSet<u32>,
+    /// Free slots below `next_unused`.
+    free_count: u32,
+    free: [u64; MAX_SLOTS as usize / 64],
 }
 
 impl Slots {
     /// No slot handed out yet.
     pub(crate) const fn new() -> Self {
-        Self { next_unused: 0, free: BTreeSet::new() }
+        Self { next_unused: 0, free_count: 0, free: [0; MAX_SLOTS as usize / 64] }
+    }
+
+    fn is_free(&self, slot: u32) -> bool {
+        self.free[slot as usize / 64] & (1 << (slot % 64)) != 0
+    }
+
+    fn set_free(&mut self, slot: u32, free: bool) {
+        let (word, bit) = (&mut self.free[slot as usize / 64], 1u64 << (slot % 64));
+        *word = if free { *word | bit } else { *word & !bit };
     }
 
     pub(crate) fn take(&mut self) -> Result<u32, StackError> {
-        if let Some(slot) = self.free.pop_first() {
-            super::release_if_empty(&mut self.free);
-            return Ok(slot);
+        if self.free_count > 0 {
+            let words = self.next_unused.div_ceil(64) as usize;
+            if let Some((index, word)) = self.free[..words].iter().enumerate().find(|(_, w)| **w != 0) {
+                let slot = (index * 64) as u32 + word.trailing_zeros();
+                self.set_free(slot, false);
+                self.free_count -= 1;
+                return Ok(slot);
+            }
         }
         if self.next_unused >= MAX_SLOTS {
             return Err(StackError::OutOfSlots);
@@ -50,11 +64,13 @@ impl Slots {
     }
 
     pub(crate) fn give_back(&mut self, slot: u32) {
-        self.free.insert(slot);
-        while self.next_unused > 0 && self.free.remove(&(self.next_unused - 1)) {
+        self.set_free(slot, true);
+        self.free_count += 1;
+        while self.next_unused > 0 && self.is_free(self.next_unused - 1) {
             self.next_unused -= 1;
+            self.set_free(self.next_unused, false);
+            self.free_count -= 1;
         }
-        super::release_if_empty(&mut self.free);
     }
 }
 

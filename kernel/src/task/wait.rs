@@ -48,13 +48,27 @@ impl WaitQueue {
 /// Blocks the running task until any of `queues` wakes it (or any other
 /// reason does) or, with a deadline in counter ticks, until then: `poll`
 /// waits on every pipe it watches at once.
+///
+/// A queue that cannot take the task (no memory for its entry) makes
+/// this a spurious wake-up after a yield: the caller checks its condition
+/// again and waits again, as after any other wake-up.
 pub fn wait_any(queues: &[&WaitQueue], deadline: Option<u64>) {
     let task = sched::current();
+    let mut queued = 0;
     for queue in queues {
-        queue.waiters.lock().push_back(task.clone());
+        let mut waiters = queue.waiters.lock();
+        if waiters.try_reserve(1).is_err() {
+            break;
+        }
+        waiters.push_back(task.clone());
+        queued += 1;
     }
-    sched::block(deadline);
-    for queue in queues {
+    if queued == queues.len() {
+        sched::block(deadline);
+    } else {
+        sched::yield_now();
+    }
+    for queue in &queues[..queued] {
         queue.waiters.lock().retain(|waiter| !Arc::ptr_eq(waiter, &task));
     }
 }

@@ -20,6 +20,17 @@ pub trait MmEnv {
     /// TLB maintenance (the `TLBI` instructions).
     type Tlb: TlbOps;
 
+    /// What [`MmEnv::preload_heap`] returns: the reservation lasts while
+    /// it lives.
+    type HeapPreload;
+
+    /// Reserves `bytes` of kernel heap for a change whose allocations
+    /// cannot fail softly (a B-tree insert), before anything is changed:
+    /// `Err` when the heap cannot provide them, and the caller gives up
+    /// with no side effect. While the returned value lives, allocations up
+    /// to `bytes` succeed (the kernel's `heap::Preload`).
+    fn preload_heap(&self, bytes: usize) -> Result<Self::HeapPreload, HeapExhausted>;
+
     /// The view of physical memory that table pages and frames are
     /// reached through.
     fn mem(&self) -> &Self::Mem;
@@ -183,6 +194,11 @@ impl MmStats {
     }
 }
 
+/// The kernel heap cannot reserve what a change needs
+/// ([`MmEnv::preload_heap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapExhausted;
+
 /// An [`MmEnv`] made of references to backends that live elsewhere, plus
 /// its own counters. The kernel builds one once the frame pool exists
 /// (`Env::new(&LINEAR, FRAMES.get(), &HW_TLB, &ASIDS)`) and keeps it in a
@@ -195,17 +211,35 @@ pub struct Env<'a, M: PhysMemory, T: TlbOps> {
     stats: MmStats,
     wx_policy: WxPolicy,
     yield_hook: Option<&'a dyn YieldHook>,
+    /// Heap preloads still to refuse (tests of the failure paths).
+    heap_refusals: AtomicUsize,
 }
 
 impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
     /// An environment over the given backends, with fresh counters.
     pub const fn new(mem: &'a M, frames: &'a BuddyAllocator<'static>, tlb: &'a T, asids: &'a AsidAllocator) -> Self {
-        Self { mem, frames, tlb, asids, stats: MmStats::new(), wx_policy: WxPolicy::Flip, yield_hook: None }
+        Self {
+            mem,
+            frames,
+            tlb,
+            asids,
+            stats: MmStats::new(),
+            wx_policy: WxPolicy::Flip,
+            yield_hook: None,
+            heap_refusals: AtomicUsize::new(0),
+        }
     }
 
     /// The same environment with write-xor-execute policy `policy`.
     pub const fn with_wx_policy(self, policy: WxPolicy) -> Self {
         Self { wx_policy: policy, ..self }
+    }
+
+    /// Makes the next `count` heap preloads fail, as a kernel heap that
+    /// has no more would ([`MmEnv::preload_heap`]; the host's own heap
+    /// never refuses).
+    pub fn refuse_heap_preloads(&self, count: usize) {
+        self.heap_refusals.store(count, Ordering::Relaxed);
     }
 
     /// The same environment, asking `hook` whether to yield (without one,
@@ -218,6 +252,16 @@ impl<'a, M: PhysMemory, T: TlbOps> Env<'a, M, T> {
 impl<M: PhysMemory, T: TlbOps> MmEnv for Env<'_, M, T> {
     type Mem = M;
     type Tlb = T;
+    type HeapPreload = ();
+
+    fn preload_heap(&self, _bytes: usize) -> Result<(), HeapExhausted> {
+        let refuse = self.heap_refusals.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if refuse.is_ok() {
+            Err(HeapExhausted)
+        } else {
+            Ok(())
+        }
+    }
 
     fn mem(&self) -> &M {
         self.mem

@@ -85,7 +85,7 @@ use alloc::sync::Arc;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use env::{Env, MmEnv, MmStats, WxPolicy, YieldHook};
+pub use env::{Env, HeapExhausted, MmEnv, MmStats, WxPolicy, YieldHook};
 pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
 pub use varea::{MappedFile, Prot};
@@ -418,6 +418,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Number of vareas.
     pub fn varea_count(&self) -> usize {
         self.vareas.len()
+    }
+
+    /// A bound on the kernel heap one memory system call (or a fork's
+    /// copy of this space) may allocate for the varea map: what the kernel
+    /// preloads before it changes anything.
+    pub fn change_heap_bound(&self) -> usize {
+        self.vareas.change_heap_bound()
     }
 
     /// Write/execute flips this space's pages took since it was made

@@ -424,6 +424,25 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         Self { map, bytes: self.bytes, top_down: self.top_down }
     }
 
+    /// Heap bytes a B-tree node of the map may take: an internal node
+    /// (eleven keys and vareas, twelve edges, a header), rounded up to the
+    /// heap's size class.
+    const NODE_BYTES: usize =
+        (32 + 11 * (core::mem::size_of::<VirtAddr>() + core::mem::size_of::<Varea<'e, E>>()) + 12 * 8)
+            .next_power_of_two();
+
+    /// A bound on the heap bytes one system call's changes to the map may
+    /// allocate: a few inserts and splits (a node per level each), a
+    /// `split_off` and `append` pair (`append` rebuilds the tree: a node
+    /// per five vareas or fewer, nodes on each level), lists of starts, or a
+    /// copy of the whole map for fork. What a caller preloads before it
+    /// changes the map, so that no allocation fails half-way.
+    pub fn change_heap_bound(&self) -> usize {
+        let n = self.map.len();
+        let height = (usize::BITS - n.leading_zeros()) as usize / 2 + 2;
+        Self::NODE_BYTES * (n / 4 + 8 * height) + 16 * (n + 8)
+    }
+
     pub fn clear(&mut self) -> BTreeMap<VirtAddr, Varea<'e, E>> {
         self.bytes = 0;
         self.top_down = None;

@@ -50,6 +50,11 @@ use crate::frame::{BuddyAllocator, FrameAllocator, FrameFlags};
 use crate::paging::{zero_frame, PhysMemory};
 
 const PAGE: usize = PAGE_SIZE as usize;
+/// Heap one insert into a cache's page map may take: a B-tree node per
+/// level (eleven keys and pages, twelve edges, a header; rounded up to the
+/// heap's size class), for as many levels as 2^32 pages need, and a root.
+const PAGE_INSERT_HEAP: usize =
+    13 * (32 + 11 * (core::mem::size_of::<u64>() + core::mem::size_of::<CachedPage>()) + 12 * 8).next_power_of_two();
 
 /// Where a file's data lives: pages it in and writes it back.
 ///
@@ -246,6 +251,9 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
         if index >= pages_for(inner.size) {
             return Err(PageError::BeyondEof);
         }
+        // The insert into the cache below cannot fail softly: its nodes are
+        // reserved before anything is done.
+        let _preload = self.env.preload_heap(PAGE_INSERT_HEAP).map_err(|_| PageError::OutOfMemory)?;
         let frames = self.env.frames();
         let mem = self.env.mem();
         let frame = frames.alloc_frame().map_err(|_| PageError::OutOfMemory)?;

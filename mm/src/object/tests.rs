@@ -328,3 +328,34 @@ fn memory_pager_stores_pages_and_sizes() {
     assert_eq!(empty.size(), 0);
     empty.read_page(0, &mut page).unwrap();
 }
+
+#[test]
+fn a_refused_heap_preload_fails_a_page_in_with_no_side_effect() {
+    with_env(|env| {
+        let data = pattern(2 * PS, 5);
+        let pager = RecordingPager::with_bytes(&data);
+        let file = FileObject::new(env, pager.clone(), identity("/f"));
+        let free = env.frames().free_frame_count();
+        // The heap cannot reserve the cache insert: nothing is read, no
+        // frame taken, the cache unchanged.
+        env.refuse_heap_preloads(1);
+        let mut buf = std::vec![0; PS];
+        assert_eq!(file.read(0, &mut buf), Err(Errno::ENOMEM));
+        assert!(pager.take().is_empty(), "the pager was read for a page that could not be cached");
+        assert_eq!(env.frames().free_frame_count(), free);
+        assert_eq!(file.cached_pages(), 0);
+        // A read across two pages whose second insert is refused stops
+        // after the first, as a short read.
+        env.refuse_heap_preloads(0);
+        assert_eq!(file.read(0, &mut buf[..PS / 2]), Ok(PS / 2));
+        env.refuse_heap_preloads(1);
+        let mut both = std::vec![0; 2 * PS];
+        assert_eq!(file.read(0, &mut both), Ok(PS));
+        assert_eq!(both[..PS], data[..PS]);
+        assert_eq!(file.cached_pages(), 1);
+        // Once the heap has room again, the page comes in.
+        assert_eq!(file.read(0, &mut both), Ok(2 * PS));
+        assert_eq!(both, data);
+        assert_eq!(file.cached_pages(), 2);
+    });
+}

@@ -33,6 +33,7 @@ pub mod dynlink;
 pub mod efault;
 pub mod elf;
 pub mod errors;
+pub mod failslab;
 pub mod faults;
 pub mod file;
 pub mod forkbomb;
@@ -175,6 +176,7 @@ pub const TESTS: &[Test] = &[
     child("oom_contained", accounting::oom_contained),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     child("killed_before_running_gives_back", forkbomb::killed_before_running_gives_back),
+    child("allocation_failures_end_cleanly", failslab::allocation_failures_end_cleanly),
     // The real programs (user/libc, user/std), each exec'd from /bin.
     child("prog_c_threads", programs::c_threads),
     child("prog_c_futex", programs::c_futex),

@@ -1,0 +1,245 @@
+//! Kernel allocation failure never panics: a workload of the main memory,
+//! file, pipe, process and thread paths runs under `/proc/thread-self/fail-nth`
+//! (the Nth kernel allocation of the task fails) for N = 1, 2, ... until a
+//! run completes with the count never reached. Every run must end with the
+//! call that met the failure reporting `ENOMEM`, or with the task killed
+//! by a signal (`SIGKILL`, `SIGSEGV`, `SIGBUS`: what a fault that cannot
+//! get memory ends in), and free memory is back at its baseline after all
+//! of them. A kernel that panics ends the whole suite.
+//!
+//! Linux has the same file when built with `CONFIG_FAULT_INJECTION`; the
+//! test is skipped on a Linux without it.
+
+use alloc::format;
+
+use aspen_sys::fd::pipe2;
+use aspen_sys::fs::{self, OpenFlags};
+use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
+use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
+use aspen_sys::Errno;
+
+use crate::ensure;
+use crate::harness::{Context, Ctx, TestResult};
+use crate::procfs::{memfree, read_text};
+
+const FAIL_NTH: &core::ffi::CStr = c"/proc/thread-self/fail-nth";
+/// The file the workload maps and reads (made before the baseline).
+const FILE: &core::ffi::CStr = c"/tmp/usertests-failslab";
+/// More runs than this: the workload's allocations are not counted down
+/// (the injection never fires, or the count never runs out).
+const MAX_RUNS: u32 = 5000;
+/// A run that completed with the count not reached.
+const COMPLETED: i32 = 0;
+/// A run whose injected failure was absorbed: every call succeeded, yet the
+/// count reached 0 (an allocation the kernel can do without, as a cache).
+const ABSORBED: i32 = 2;
+/// A run in which a call returned an error other than ENOMEM.
+const WRONG_ERROR: i32 = 3;
+/// `ENOMEM_AT + k`: call `k` of the workload returned ENOMEM.
+const ENOMEM_AT: i32 = 100;
+
+/// Ends the run: `ENOMEM` from call `step` is the expected outcome, any
+/// other error is not.
+fn stop(step: i32, errno: Errno) -> ! {
+    process::exit_group(if errno == Errno::ENOMEM { ENOMEM_AT + step } else { WRONG_ERROR })
+}
+
+/// `Ok(v)`, or the run ends as [`stop`] says.
+fn check<T>(step: i32, result: Result<T, Errno>) -> T {
+    result.unwrap_or_else(|errno| stop(step, errno))
+}
+
+/// Touches every page of `[start, start + len)` for writing.
+fn touch(start: usize, len: usize) {
+    for at in (start..start + len).step_by(PAGE_SIZE) {
+        // SAFETY: the caller mapped the range read-write.
+        unsafe { core::ptr::write_volatile(at as *mut u8, 1) };
+    }
+}
+
+/// The workload: each system call is numbered, so that a run that ends in
+/// ENOMEM says where. It allocates nothing in user space.
+fn workload() {
+    let rw = Prot::READ | Prot::WRITE;
+    let private = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    // SAFETY: a new mapping disturbs nothing.
+    let anon = check(1, unsafe { mem::mmap(0, 4 * PAGE_SIZE, rw, private, -1, 0) });
+    touch(anon, 4 * PAGE_SIZE);
+    // SAFETY: this workload's own mapping.
+    check(2, unsafe { mem::mprotect(anon + PAGE_SIZE, PAGE_SIZE, Prot::READ) });
+    // SAFETY: as above.
+    check(3, unsafe { mem::munmap(anon + 2 * PAGE_SIZE, PAGE_SIZE) });
+
+    // SAFETY: a new mapping.
+    let shared = check(21, unsafe { mem::mmap(0, 2 * PAGE_SIZE, rw, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0) });
+    touch(shared, 2 * PAGE_SIZE);
+
+    let fd = check(4, fs::open(FILE, OpenFlags::RDWR, 0));
+    // SAFETY: a new mapping.
+    let file_private = check(5, unsafe { mem::mmap(0, PAGE_SIZE, rw, MapFlags::PRIVATE, fd, 0) });
+    // SAFETY: mapped readable just above.
+    let _ = unsafe { core::ptr::read_volatile(file_private as *const u8) };
+    touch(file_private, PAGE_SIZE);
+    // SAFETY: a new mapping.
+    let file_shared = check(6, unsafe { mem::mmap(0, PAGE_SIZE, rw, MapFlags::SHARED, fd, 0) });
+    touch(file_shared, PAGE_SIZE);
+    let mut buf = [0u8; 16];
+    check(7, fs::read(fd, &mut buf));
+    check(8, fs::close(fd));
+
+    let (read_end, write_end) = check(9, pipe2(OpenFlags::empty()));
+    check(10, fs::write(write_end, b"failslab"));
+    check(11, fs::read(read_end, &mut buf));
+    check(12, fs::close(read_end));
+    check(13, fs::close(write_end));
+
+    // SAFETY: brk only moves the break; the pages above it are this
+    // process's heap, which nothing here uses.
+    let start = unsafe { mem::brk(0) };
+    // SAFETY: as above.
+    if unsafe { mem::brk(start + 2 * PAGE_SIZE) } != start + 2 * PAGE_SIZE {
+        stop(14, Errno::ENOMEM);
+    }
+    touch(start, 2 * PAGE_SIZE);
+    // SAFETY: gives back only the pages just added.
+    unsafe { mem::brk(start) };
+
+    match check(15, process::fork()) {
+        Fork::Child => process::exit_group(0),
+        Fork::Parent(pid) => {
+            let (_, status) = check(16, process::wait4(pid, 0));
+            if !status.success() {
+                process::exit_group(WRONG_ERROR);
+            }
+        }
+    }
+
+    let thread = check(24, aspen_sys::thread::spawn_thread(thread_body, 0));
+    check(25, thread.join());
+
+    // SAFETY: the mappings made above, used no more.
+    check(17, unsafe { mem::munmap(file_private, PAGE_SIZE) });
+    // SAFETY: as above.
+    check(18, unsafe { mem::munmap(file_shared, PAGE_SIZE) });
+    // SAFETY: as above.
+    check(19, unsafe { mem::munmap(anon, 4 * PAGE_SIZE) });
+    // SAFETY: as above.
+    check(22, unsafe { mem::munmap(shared, 2 * PAGE_SIZE) });
+}
+
+/// A thread of the workload: it only ends (its clone and exit are what
+/// is tested).
+extern "C" fn thread_body(_: usize) {}
+
+/// Arms `fail-nth` with `n`, runs the workload, and ends the process with
+/// the run's outcome.
+fn run(n: u32) -> ! {
+    let fd = fs::open(FAIL_NTH, OpenFlags::RDWR, 0).unwrap_or_else(|_| process::exit_group(WRONG_ERROR));
+    let mut text = [0u8; 12];
+    let len = format_u32(n, &mut text);
+    if fs::write(fd, &text[..len]) != Ok(len) {
+        process::exit_group(WRONG_ERROR);
+    }
+    // From here on the Nth kernel allocation on this task's behalf fails.
+    let _ = fs::close(fd);
+    workload();
+    let left = read_fail_nth(26);
+    process::exit_group(if left > 0 { COMPLETED } else { ABSORBED })
+}
+
+/// What is left of this thread's count; call `step` of the workload.
+fn read_fail_nth(step: i32) -> u32 {
+    let fd = check(step, fs::open(FAIL_NTH, OpenFlags::RDWR, 0));
+    let mut text = [0u8; 16];
+    let len = check(step + 1, fs::read(fd, &mut text));
+    let value = core::str::from_utf8(&text[..len]).ok().and_then(|t| t.trim_end().parse::<u32>().ok());
+    // Disarmed before the exit, whose allocations the count must not reach.
+    let _ = fs::write(fd, b"0");
+    let _ = fs::close(fd);
+    value.unwrap_or_else(|| process::exit_group(WRONG_ERROR))
+}
+
+/// `failslab_preload_overruns` of /proc/vmstat: kernel sections that
+/// allocated more than they reserved (their bound is wrong).
+fn preload_overruns() -> Result<u64, alloc::string::String> {
+    let text = read_text(c"/proc/vmstat")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("failslab_preload_overruns ")?.trim().parse().ok())
+        .ok_or_else(|| format!("no failslab_preload_overruns in /proc/vmstat: {text:?}"))
+}
+
+/// Writes `n` in decimal into `out`; returns the length.
+fn format_u32(mut n: u32, out: &mut [u8; 12]) -> usize {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, digit) in digits[..len].iter().rev().enumerate() {
+        out[i] = *digit;
+    }
+    len
+}
+
+/// Runs the workload in a child under fail-nth `n` (0: none); returns
+/// how the child ended.
+fn run_child(n: u32) -> Result<process::WaitStatus, alloc::string::String> {
+    match process::fork().ctx("fork")? {
+        Fork::Child if n == 0 => {
+            workload();
+            process::exit_group(COMPLETED)
+        }
+        Fork::Child => run(n),
+        Fork::Parent(pid) => Ok(process::wait4(pid, 0).ctx("wait4")?.1),
+    }
+}
+
+pub fn allocation_failures_end_cleanly(ctx: &Context) -> TestResult {
+    match fs::open(FAIL_NTH, OpenFlags::RDONLY, 0).and_then(fs::close) {
+        Ok(()) => {}
+        // Linux built without CONFIG_FAULT_INJECTION (Debian's kernel).
+        Err(Errno::ENOENT) if ctx.linux => return Ok(()),
+        Err(e) => return Err(format!("open {FAIL_NTH:?}: {e}")),
+    }
+    let fd = fs::open(FILE, OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC, 0o600).ctx("create")?;
+    fs::write(fd, &[7u8; PAGE_SIZE]).ctx("write")?;
+    fs::close(fd).ctx("close")?;
+    // Twice without injection: first-use costs (the file's page cache,
+    // this process's tables) come before the baseline.
+    for _ in 0..2 {
+        let status = run_child(0)?;
+        ensure!(status.success(), "the workload without injection ended with {status}");
+    }
+    let baseline = memfree().map_err(|e| format!("meminfo: {e}"))?;
+    let overruns = preload_overruns()?;
+    let (mut enomem, mut killed, mut absorbed) = (0, 0, 0);
+    let mut n = 1;
+    loop {
+        ensure!(n <= MAX_RUNS, "the workload still met an injected failure after {MAX_RUNS} runs");
+        let status = run_child(n)?;
+        match (status.exit_code(), status.signal()) {
+            (Some(COMPLETED), _) => break,
+            (Some(ABSORBED), _) => absorbed += 1,
+            (Some(code), _) if code > ENOMEM_AT => enomem += 1,
+            (_, Some(SIGKILL | SIGSEGV | SIGBUS)) => killed += 1,
+            _ => return Err(format!("with the allocation {n} failing, the workload ended with {status}")),
+        }
+        n += 1;
+    }
+    let now = memfree().map_err(|e| format!("meminfo: {e}"))?;
+    ensure!(
+        baseline.abs_diff(now) <= ctx.memfree_slack,
+        "after {n} runs ({enomem} ENOMEM, {killed} killed, {absorbed} absorbed): free memory {now} bytes, {baseline} \
+         at the baseline (slack {})",
+        ctx.memfree_slack
+    );
+    ensure!(enomem > 0, "no run of {n} met ENOMEM");
+    let overran = preload_overruns()? - overruns;
+    ensure!(overran == 0, "{overran} preloaded sections allocated more than they reserved");
+    aspen_sys::path::unlinkat(fs::AT_FDCWD, FILE, 0).ctx("unlink")
+}
