@@ -43,7 +43,8 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
 
 /// A user-space abort: resolved by the address space (demand paging,
 /// copy-on-write), or SIGSEGV (`SEGV_MAPERR` where nothing is mapped,
-/// `SEGV_ACCERR` where the mapping forbids the access) or SIGBUS.
+/// `SEGV_ACCERR` where the mapping forbids the access) or SIGBUS; out of
+/// memory, the OOM killer frees some and the access is retried.
 fn resolve_or_signal(abort: Abort, pc: u64) {
     if !abort.is_translation_or_permission() {
         let code = if abort.status() == FaultStatus::Alignment { BUS_ADRALN } else { BUS_ADRERR };
@@ -55,7 +56,11 @@ fn resolve_or_signal(abort: Abort, pc: u64) {
             let code = if process::is_mapped(abort.addr) { SEGV_ACCERR } else { SEGV_MAPERR };
             abort_signal(Signal::Segv, code, abort, pc)
         }
-        Err(FaultError::Bus) | Err(FaultError::OutOfMemory) => abort_signal(Signal::Bus, BUS_ADRERR, abort, pc),
+        Err(FaultError::OutOfMemory) => match process::oom::out_of_memory() {
+            process::oom::Outcome::Retry => {}
+            process::oom::Outcome::Unresolved => abort_signal(Signal::Bus, BUS_ADRERR, abort, pc),
+        },
+        Err(FaultError::Bus) => abort_signal(Signal::Bus, BUS_ADRERR, abort, pc),
     }
 }
 

@@ -95,6 +95,8 @@ pub struct Snapshot {
 pub enum SnapshotTarget {
     /// A task's `fail-nth` (`crate::failslab`).
     FailNth(Arc<crate::task::Task>),
+    /// `/proc/sys/vm/drop_caches`: frees the clean, unused page cache.
+    DropCaches,
 }
 
 impl Snapshot {

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fd;
 pub mod itimer;
 pub mod jobctl;
+pub mod oom;
 pub mod policy;
 pub mod posix_timer;
 pub mod procfs;
@@ -359,6 +360,11 @@ impl Process {
     }
 
     /// Whether `thread` must end on its way back to user space.
+    /// Whether every thread of it is to end (a fatal signal, exit_group).
+    fn is_dying(&self) -> bool {
+        self.ending_pending.load(Ordering::Relaxed) && self.ending.lock().group.is_some()
+    }
+
     fn must_end(&self, thread: &Thread) -> bool {
         if !self.ending_pending.load(Ordering::Relaxed) {
             return false;

@@ -2,7 +2,8 @@
 //! the system's `cpuinfo`, `uptime`, `loadavg`, `stat`, `meminfo`,
 //! `vmstat`, `mounts`, `version` and `filesystems`; per process (and per
 //! thread under `task/`) `stat`, `status`, `statm`, `cmdline`, `comm`,
-//! `maps` and the link `exe`; and the links `self` and `thread-self`.
+//! `maps` and the link `exe`; the links `self` and `thread-self`; and
+//! `sys/vm/drop_caches`, which takes writes.
 
 use alloc::format;
 use alloc::string::String;
@@ -94,6 +95,11 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
         ["uptime"] => text(uptime()),
         ["version"] => text(version()),
         ["vmstat"] => text(vmstat()),
+        ["sys"] => sys_directory(SYS_INO, "vm", VM_INO, DT_DIR),
+        ["sys", "vm"] => sys_directory(VM_INO, "drop_caches", DROP_CACHES_INO, DT_REG),
+        ["sys", "vm", "drop_caches"] => Snapshot::file(format!("{}\n", LAST_DROP.load(Ordering::Relaxed)).into_bytes())
+            .with_identity(DROP_CACHES_INO, (0, 0))
+            .writing_to(SnapshotTarget::DropCaches),
         ["thread-self", ref rest @ ..] => {
             let thread = super::thread::current().ok_or(Errno::ENOENT)?;
             thread_file(&thread.process, Some(&thread), rest)?
@@ -124,10 +130,24 @@ fn root_directory() -> Snapshot {
     entries.extend(ROOT_FILES.iter().map(|&(name, ino)| entry(name, ino, DT_REG)));
     entries.push(entry("self", 11, DT_LNK));
     entries.push(entry("thread-self", 12, DT_LNK));
+    entries.push(entry("sys", SYS_INO, DT_DIR));
     for p in Process::all() {
         entries.push(entry(&format!("{}", p.pid), pid_ino(p.pid, 0), DT_DIR));
     }
     Snapshot::directory(entries).with_identity(1, (0, 0))
+}
+
+/// Inode numbers of `/proc/sys`, `/proc/sys/vm` and its `drop_caches`.
+const SYS_INO: u64 = 13;
+const VM_INO: u64 = 14;
+const DROP_CACHES_INO: u64 = 15;
+/// What `drop_caches` was last given (what reading it shows, as Linux's).
+static LAST_DROP: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// A directory of `/proc/sys` holding one entry.
+fn sys_directory(ino: u64, name: &str, child: u64, kind: u8) -> Snapshot {
+    let entries = alloc::vec![entry(".", ino, DT_DIR), entry("..", 1, DT_DIR), entry(name, child, kind)];
+    Snapshot::directory(entries).with_identity(ino, (0, 0))
 }
 
 /// The process's effective user and group: the owner of its files.
@@ -175,9 +195,33 @@ fn thread_file(process: &Arc<Process>, thread: Option<&Arc<Thread>>, rest: &[&st
 /// one whole number (decimal, `0x` hexadecimal or `0` octal, a newline
 /// after it allowed) or `EINVAL`. Returns the bytes taken (all of them).
 pub fn write(target: &SnapshotTarget, text: &[u8]) -> Result<usize, Errno> {
-    let SnapshotTarget::FailNth(task) = target;
-    crate::failslab::set_task_nth(task, parse_unsigned(text).ok_or(Errno::EINVAL)?);
+    let value = parse_unsigned(text).ok_or(Errno::EINVAL)?;
+    match target {
+        SnapshotTarget::FailNth(task) => crate::failslab::set_task_nth(task, value),
+        SnapshotTarget::DropCaches => drop_caches(value)?,
+    }
     Ok(text.len())
+}
+
+/// `drop_caches` (root only: Linux's file is mode 0200): 1 frees the
+/// clean, unused page-cache pages, 2 the reclaimable kernel objects (Aspen
+/// keeps none: its heap gives empty regions back by itself), 3 both, 4
+/// only quiets the log line; anything else `EINVAL`.
+fn drop_caches(value: u32) -> Result<(), Errno> {
+    if super::current_process().creds.lock().euid != 0 {
+        return Err(Errno::EACCES);
+    }
+    if !(1..=4).contains(&value) {
+        return Err(Errno::EINVAL);
+    }
+    LAST_DROP.store(value, Ordering::Relaxed);
+    if value & 1 != 0 {
+        let pages = crate::files::vfs().drop_clean_caches();
+        if value & 4 == 0 {
+            log::debug!("drop_caches: {pages} page-cache pages freed");
+        }
+    }
+    Ok(())
 }
 
 /// Linux's `kstrtouint` with base 0.
@@ -721,6 +765,7 @@ pub fn vmstat() -> String {
         ("tlbi_all_local", get(&COUNTERS.all_local)),
         ("failslab_injected", crate::failslab::injected()),
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
+        ("oom_kill", super::oom::kills()),
     ] {
         let _ = writeln!(out, "{name} {value}");
     }

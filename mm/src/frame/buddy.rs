@@ -483,6 +483,11 @@ impl<'a> BuddyAllocator<'a> {
         self.reserve.store(frames, Ordering::Relaxed);
     }
 
+    /// Frames kept back for [`Self::alloc_frames_reserved`].
+    pub fn reserved_frame_count(&self) -> usize {
+        self.reserve.load(Ordering::Relaxed)
+    }
+
     /// Allocates like `alloc_frames`, but may use the reserve: for the
     /// kernel's own memory (its heap), so that user memory running out does
     /// not leave the kernel without.

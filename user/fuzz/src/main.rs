@@ -15,8 +15,9 @@
 //! parent only forks, waits and prints; a child that stops itself (it may
 //! send itself SIGSTOP) is continued, or on every other batch killed while
 //! stopped (SIGKILL must end it). A child may die of SIGSEGV, SIGBUS,
-//! SIGILL or SIGTRAP (it may have unmapped its own stack or code; on Linux
-//! also SIGKILL, the OOM killer), or of SIGPIPE (it may write to a pipe whose
+//! SIGILL or SIGTRAP (it may have unmapped its own stack or code), of
+//! SIGKILL from the OOM killer (it may lock all memory: /proc/vmstat's
+//! `oom_kill` must have moved), or of SIGPIPE (it may write to a pipe whose
 //! read end it closed); any other end (an exit code but 0,
 //! another signal, no end within `--timeout`, default 120 s) fails the run,
 //! and the parent prints the child's last calls from a shared log ([`ring`])
@@ -289,7 +290,7 @@ fn set_up(opts: &Options, ring: Ring) {
     let warmup = Options { seed: opts.seed ^ WARMUP_SALT, trace: false, ..*opts };
     for batch in 0..WARMUP_BATCHES {
         let end = run_batch(&warmup, ring, batch, opts.per_child);
-        if !end.acceptable(opts.linux) {
+        if !end.acceptable() {
             println!("fuzz: warm-up batch {batch} (seed {:#x}) ended with {end}", warmup.seed);
         }
     }
@@ -345,6 +346,9 @@ enum End {
     Status(WaitStatus),
     /// The child stopped itself and was killed while stopped.
     KilledWhileStopped(WaitStatus),
+    /// SIGKILL from the kernel's OOM killer (/proc/vmstat's `oom_kill`
+    /// moved meanwhile): a child may lock or populate all memory.
+    OomKilled(WaitStatus),
     Hung,
     ForkFailed(Errno),
     WaitFailed(Errno),
@@ -353,15 +357,10 @@ enum End {
 }
 
 impl End {
-    fn acceptable(self, linux: bool) -> bool {
+    fn acceptable(self) -> bool {
         match self {
-            End::Status(s) => {
-                s.success()
-                    || matches!(s.signal(), Some(SIGSEGV | SIGBUS | SIGILL | SIGTRAP | SIGPIPE))
-                    // Linux's OOM killer (a child may lock or populate a lot).
-                    || (linux && s.signal() == Some(SIGKILL))
-            }
-            End::KilledWhileStopped(s) => s.signal() == Some(SIGKILL),
+            End::Status(s) => s.success() || matches!(s.signal(), Some(SIGSEGV | SIGBUS | SIGILL | SIGTRAP | SIGPIPE)),
+            End::KilledWhileStopped(s) | End::OomKilled(s) => s.signal() == Some(SIGKILL),
             _ => false,
         }
     }
@@ -383,6 +382,7 @@ impl core::fmt::Display for End {
                 }
             }
             End::KilledWhileStopped(s) => write!(f, "{s} after SIGKILL while stopped"),
+            End::OomKilled(s) => write!(f, "{s} by the OOM killer"),
             End::Hung => write!(f, "no end (still running at the timeout)"),
             End::ForkFailed(e) => write!(f, "fork failed: {e}"),
             End::WaitFailed(e) => write!(f, "wait4 failed: {e}"),
@@ -394,6 +394,7 @@ impl core::fmt::Display for End {
 /// Runs one batch in a child and waits for it (at most the timeout).
 fn run_batch(opts: &Options, ring: Ring, batch: u64, calls: u64) -> End {
     ring.reset(batch);
+    let oom_kills_before = oom_kills();
     let pid = match process::fork() {
         Ok(Fork::Child) => child::run(ring, opts, batch, calls),
         Ok(Fork::Parent(pid)) => pid,
@@ -416,6 +417,9 @@ fn run_batch(opts: &Options, ring: Ring, batch: u64, calls: u64) -> End {
                 }
             }
             Ok((_, status)) if killed_while_stopped => break End::KilledWhileStopped(status),
+            Ok((_, status)) if status.signal() == Some(SIGKILL) && oom_kills() > oom_kills_before => {
+                break End::OomKilled(status)
+            }
             Ok((_, status)) => break End::Status(status),
             Err(e) => break End::WaitFailed(e),
         }
@@ -431,6 +435,19 @@ fn run_batch(opts: &Options, ring: Ring, batch: u64, calls: u64) -> End {
     };
     reap_strays(opts.linux);
     end
+}
+
+/// Processes the kernel's OOM killer has killed: `oom_kill` of
+/// /proc/vmstat (Linux's and Aspen's), 0 where it cannot be read. Reads
+/// into the stack: the parent allocates nothing.
+fn oom_kills() -> u64 {
+    let mut buf = [0u8; 16 * 1024];
+    let Ok(n) = fs::read_file(c"/proc/vmstat", &mut buf) else { return 0 };
+    buf[..n]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"oom_kill "))
+        .and_then(aspen_sys::meminfo::leading_number)
+        .unwrap_or(0)
 }
 
 /// Reaps any other child (on Linux a clone with odd flags may make one).
@@ -568,8 +585,8 @@ fn fuzz(opts: &Options, ring: Ring, baseline: Option<u64>) -> Run {
                 signals[sig as usize % signals.len()] += 1;
             }
         }
-        let show_log = opts.only_batch.is_some() || !end.acceptable(opts.linux);
-        if !end.acceptable(opts.linux) {
+        let show_log = opts.only_batch.is_some() || !end.acceptable();
+        if !end.acceptable() {
             unexpected += 1;
             println!("fuzz: batch {batch} ended with {end}");
             if run.failure.is_none() {

@@ -1,7 +1,10 @@
-//! Free memory as tests measure it: `MemFree` of /proc/meminfo, plus, where
-//! the kernel has /proc/zoneinfo (Linux), the free pages on per-CPU lists
-//! that Linux's MemFree leaves out. Allocates nothing, so a caller can
-//! measure without disturbing what it measures.
+//! Free memory as tests measure it: `MemFree` of /proc/meminfo once the
+//! clean page cache is dropped (`/proc/sys/vm/drop_caches`, where the
+//! caller may write it), plus, where the kernel has /proc/zoneinfo (Linux),
+//! the free pages on per-CPU lists that Linux's MemFree leaves out.
+//! Allocates nothing, so a caller can measure without disturbing what it
+//! measures. Without the drop, a file read for the first time (or a cache
+//! the kernel gave back when memory ran out) would move the figure.
 
 use core::fmt;
 
@@ -52,10 +55,12 @@ fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Largest /proc/zoneinfo read (Linux: about 4.5 KiB per CPU).
 const ZONEINFO_MAX: usize = 16 * 1024;
 
-/// Free memory in bytes: `MemFree` of /proc/meminfo, plus, where the kernel
-/// has /proc/zoneinfo (Linux), the free pages held on per-CPU lists
-/// (`count:` of each pageset), which Linux's MemFree leaves out.
+/// Free memory in bytes: `MemFree` of /proc/meminfo after dropping the
+/// clean page cache, plus, where the kernel has /proc/zoneinfo (Linux), the
+/// free pages held on per-CPU lists (`count:` of each pageset), which
+/// Linux's MemFree leaves out.
 pub fn memfree() -> Result<u64, MeminfoError> {
+    drop_clean_caches();
     let mut buf = [0u8; 4096];
     let n = fs::read_file(c"/proc/meminfo", &mut buf).map_err(MeminfoError::Read)?;
     let memfree = lines(&buf[..n])
@@ -63,6 +68,16 @@ pub fn memfree() -> Result<u64, MeminfoError> {
         .and_then(leading_number)
         .ok_or(MeminfoError::NoMemFree)?;
     Ok(memfree * 1024 + percpu_free_pages()? * PAGE_SIZE as u64)
+}
+
+/// Writes "1" to /proc/sys/vm/drop_caches: the kernel frees the page
+/// cache's clean, unused pages. Quietly nothing where that cannot be
+/// written (not root, or no such file).
+pub fn drop_clean_caches() {
+    if let Ok(fd) = fs::open(c"/proc/sys/vm/drop_caches", fs::OpenFlags::WRONLY, 0) {
+        let _ = fs::write(fd, b"1");
+        let _ = fs::close(fd);
+    }
 }
 
 /// Bytes of kernel heap in use: Aspen's `KernelHeap` line of /proc/meminfo

@@ -2,6 +2,9 @@
 //! memory (/proc/meminfo MemFree, see [`crate::procfs::memfree`]) returns to
 //! its baseline.
 
+use alloc::string::String;
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use aspen_sys::mem::{self, PAGE_SIZE as P};
 use aspen_sys::mem::{MapFlags, Prot};
 use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
@@ -69,6 +72,131 @@ pub fn oom_contained(ctx: &Context) -> TestResult {
         before.abs_diff(after),
         ctx.memfree_slack
     );
+    Ok(())
+}
+
+/// What the locking hog maps: more than the machine has (it locks what it
+/// can get).
+const LOCKED_HOG_MAP: usize = 16 << 30;
+/// What the bystander faults in once memory is gone.
+const BYSTANDER_TOUCH: usize = 64 << 20;
+
+/// Locks as much memory as it can get (mlock of a mapping larger than the
+/// machine: populated until frames run out, then EAGAIN, the pages staying
+/// locked), says so in `ready` (a shared page: with no memory left a pipe
+/// could not take the byte), and waits to be killed.
+fn lock_everything(ready: &AtomicU32) -> ! {
+    let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::NORESERVE;
+    // SAFETY: no MAP_FIXED: new memory at an address the kernel picks.
+    let Ok(addr) = (unsafe { mem::mmap(0, LOCKED_HOG_MAP, Prot::READ | Prot::WRITE, flags, -1, 0) }) else {
+        process::exit_group(HOG_OTHER_ERROR)
+    };
+    match mem::mlock(addr, LOCKED_HOG_MAP) {
+        Ok(()) => process::exit_group(HOG_NEVER_RAN_OUT),
+        Err(Errno::EAGAIN | Errno::ENOMEM) => {}
+        Err(_) => process::exit_group(HOG_OTHER_ERROR),
+    }
+    ready.store(1, Ordering::Release);
+    loop {
+        let _ = aspen_sys::time::sleep_ms(1000);
+    }
+}
+
+/// A child locks all the memory it can get; then this process, holding
+/// little, faults in fresh pages. Its faults must succeed: the kernel
+/// frees memory by killing the largest process, the child, with SIGKILL
+/// (Linux may already kill it during its mlock). Before the OOM killer,
+/// the thread that faulted got SIGBUS, whoever held the memory.
+pub fn oom_kills_the_largest(ctx: &Context) -> TestResult {
+    let before = memfree().map_err(|e| alloc::format!("{e}"))?;
+    let shared = MapFlags::SHARED | MapFlags::ANONYMOUS;
+    // SAFETY: no MAP_FIXED: a fresh shared page.
+    let page = unsafe { mem::mmap(0, P, Prot::READ | Prot::WRITE, shared, -1, 0) }.ctx("mmap shared")?;
+    // SAFETY: the page is mapped, aligned and lives until the munmap below;
+    // both processes use it only through atomics.
+    let ready = unsafe { &*(page as *const AtomicU32) };
+    ready.store(0, Ordering::Release);
+    let hog = match process::fork().ctx("fork")? {
+        Fork::Child => lock_everything(ready),
+        Fork::Parent(pid) => pid,
+    };
+    // Until the child has locked what it could, or died trying (Linux).
+    let mut hog_status = None;
+    while ready.load(Ordering::Acquire) == 0 && hog_status.is_none() {
+        let _ = aspen_sys::time::sleep_ms(20);
+        let (pid, status) = process::wait4(hog, process::WNOHANG).ctx("wait4")?;
+        hog_status = (pid == hog).then_some(status);
+    }
+    // SAFETY: no MAP_FIXED: new memory at an address the kernel picks.
+    let addr = unsafe {
+        mem::mmap(0, BYSTANDER_TOUCH, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0)
+    }
+    .ctx("mmap")?;
+    for page in (addr..addr + BYSTANDER_TOUCH).step_by(P) {
+        // SAFETY: the page belongs to the fresh private mapping.
+        unsafe { (page as *mut u8).write_volatile(1) };
+    }
+    // SAFETY: ours, unused from here on.
+    unsafe { mem::munmap(addr, BYSTANDER_TOUCH) }.ctx("munmap")?;
+    // SAFETY: the child is gone or killed; nothing else uses the page.
+    unsafe { mem::munmap(page, P) }.ctx("munmap shared")?;
+    let status = match hog_status {
+        Some(status) => status,
+        None => process::wait4(hog, 0).ctx("wait4")?.1,
+    };
+    ensure!(status.signal() == Some(SIGKILL), "the locking hog ended with {status}, expected signal 9");
+    let after = memfree().map_err(|e| alloc::format!("{e}"))?;
+    ensure!(
+        before.abs_diff(after) <= ctx.memfree_slack,
+        "free memory {after} bytes after the hog was reaped, {before} before: {} apart, slack {}",
+        before.abs_diff(after),
+        ctx.memfree_slack
+    );
+    Ok(())
+}
+
+/// The `Cached:` line of /proc/meminfo, in kB.
+fn cached_kb() -> Result<u64, String> {
+    let mut buf = [0u8; 4096];
+    let n = aspen_sys::fs::read_file(c"/proc/meminfo", &mut buf).ctx("read /proc/meminfo")?;
+    buf[..n]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"Cached:"))
+        .and_then(aspen_sys::meminfo::leading_number)
+        .ok_or_else(|| String::from("/proc/meminfo has no Cached: line"))
+}
+
+/// Writes `value` to /proc/sys/vm/drop_caches.
+fn write_drop_caches(value: &[u8]) -> Result<usize, Errno> {
+    let fd = aspen_sys::fs::open(c"/proc/sys/vm/drop_caches", aspen_sys::fs::OpenFlags::WRONLY, 0)?;
+    let written = aspen_sys::fs::write(fd, value);
+    let _ = aspen_sys::fs::close(fd);
+    written
+}
+
+/// `echo 1 > /proc/sys/vm/drop_caches` frees the clean page cache of a file
+/// just read (Cached falls by at least its size), the file reads back the
+/// same, and values other than 1 to 4 are EINVAL, as Linux's.
+pub fn drop_caches_frees_clean_page_cache(_: &Context) -> TestResult {
+    let mut first = alloc::vec![0u8; 64 * 1024];
+    write_drop_caches(b"1").ctx("drop_caches 1")?;
+    let before = cached_kb()?;
+    let n = aspen_sys::fs::read_file(c"/bin/busybox", &mut first).ctx("read /bin/busybox")?;
+    let filled = cached_kb()?;
+    ensure!(filled >= before + (n as u64) / 1024, "Cached {filled} kB after reading {n} bytes, {before} kB before");
+    ensure!(write_drop_caches(b"1\n") == Ok(2), "drop_caches did not take \"1\\n\"");
+    let dropped = cached_kb()?;
+    ensure!(dropped + (n as u64) / 1024 <= filled, "Cached {dropped} kB after the drop, {filled} kB before it");
+    let mut again = alloc::vec![0u8; 64 * 1024];
+    let m = aspen_sys::fs::read_file(c"/bin/busybox", &mut again).ctx("read /bin/busybox again")?;
+    ensure!(m == n && first == again, "the file reads back differently after the drop");
+    for bad in [&b"0"[..], b"5", b"x"] {
+        ensure!(
+            write_drop_caches(bad) == Err(Errno::EINVAL),
+            "drop_caches took {:?}, expected EINVAL",
+            core::str::from_utf8(bad)
+        );
+    }
     Ok(())
 }
 

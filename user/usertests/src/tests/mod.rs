@@ -174,6 +174,8 @@ pub const TESTS: &[Test] = &[
     child("jobctl_orphaned_group", jobctl::orphaned_group),
     child("jobctl_terminal_background", jobctl::terminal_background),
     child("oom_contained", accounting::oom_contained),
+    child("oom_kills_the_largest", accounting::oom_kills_the_largest),
+    child("drop_caches_frees_clean_page_cache", accounting::drop_caches_frees_clean_page_cache),
     child("fork_bomb_gives_back", forkbomb::fork_bomb_gives_back),
     child("killed_before_running_gives_back", forkbomb::killed_before_running_gives_back),
     child("allocation_failures_end_cleanly", failslab::allocation_failures_end_cleanly),
