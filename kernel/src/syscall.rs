@@ -379,6 +379,15 @@ const MAX_IO: u64 = 0x7fff_f000;
 /// Bytes moved per step between a file and user memory.
 const IO_CHUNK: usize = 64 * 1024;
 
+/// A zeroed kernel buffer of `len` bytes for a transfer; `ENOMEM` rather
+/// than an allocation-failure panic.
+fn io_buffer(len: usize) -> Result<Vec<u8>, Errno> {
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    buffer.resize(len, 0);
+    Ok(buffer)
+}
+
 /// Bytes of a regular file read or written per step (about 6,000
 /// instructions through the page cache), between which the call may pause.
 const FILE_CHUNK: usize = 4 * 1024;
@@ -453,7 +462,10 @@ fn read_from(description: &Arc<OpenDescription>, buf: UserSlice, may_wait: bool)
         Description::Device(device, _) => {
             let mut done = 0;
             while done < count {
-                let mut chunk = alloc::vec![0u8; (count - done).min(IO_CHUNK)];
+                let mut chunk = match io_buffer((count - done).min(IO_CHUNK)) {
+                    Ok(chunk) => chunk,
+                    Err(errno) => return partial(done, errno),
+                };
                 let n = device.read(&mut chunk);
                 if n == 0 {
                     break;
@@ -539,7 +551,10 @@ fn write_to(description: &Arc<OpenDescription>, buf: UserSlice) -> Result<u64, W
         if done > 0 && may_pause {
             crate::task::sched::pause_point();
         }
-        let mut chunk = alloc::vec![0u8; (count - done).min(step)];
+        let mut chunk = match io_buffer((count - done).min(step)) {
+            Ok(chunk) => chunk,
+            Err(errno) => return Ok(partial(done, errno)?),
+        };
         let fault = user().read_partial(buf.sub(done as u64, chunk.len() as u64), &mut chunk).err();
         let readable = &chunk[..fault.map_or(chunk.len(), |fault| fault.copied)];
         let n = match file {

@@ -113,6 +113,8 @@ impl Pending {
         if signo.is_realtime() && self.infos.len() >= MAX_QUEUED {
             return Err(Errno::EAGAIN);
         }
+        // No room for its information: refused as a full queue is.
+        self.infos.try_reserve(1).map_err(|_| Errno::EAGAIN)?;
         self.set = self.set.with(signo);
         self.infos.push_back(info);
         Ok(())
