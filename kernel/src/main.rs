@@ -92,6 +92,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     random::init(info.rng_seed, info.kaslr_seed);
     files::init(info.initrd);
 
+    // The boot core is the kernel's alone until the others start; it
+    // holds the big kernel lock from here (its idle loop gives it up).
+    task::bkl::acquire();
     task::sched::init_idle();
     irq::init();
     smp::start_secondaries(cmdline.max_cpus);

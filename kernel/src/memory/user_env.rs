@@ -100,6 +100,6 @@ impl MmEnv for KernelMm {
     }
 
     fn yield_now(&self) {
-        sched::preempt_if_needed();
+        sched::pause_now();
     }
 }
