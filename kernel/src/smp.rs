@@ -123,6 +123,7 @@ impl PerCpu {
     fn come_online(&self) {
         self.midr.store(cpu::midr(), Ordering::Relaxed);
         self.online.store(true, Ordering::Release);
+        ONLINE.fetch_or(1 << self.id, Ordering::AcqRel);
     }
 }
 
@@ -132,6 +133,9 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [PerCpu::new(0), PerCpu::new(1), PerCpu::ne
 static STACKS: [Once<KernelStack>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
 /// Cores the board has (bit n: core n), found by [`start_secondaries`].
 static PRESENT: AtomicU64 = AtomicU64::new(1);
+/// Cores up and answering (each block's `online`, as one mask: the
+/// scheduler reads it at every wake-up).
+static ONLINE: AtomicU64 = AtomicU64::new(0);
 /// Cores the kernel tried to start, the boot core included.
 static STARTED: AtomicU64 = AtomicU64::new(1);
 /// The interrupt controller, as `irq::init` made it.
@@ -185,7 +189,7 @@ pub fn present_mask() -> u64 {
 
 /// Mask of the cores up and answering.
 pub fn online_mask() -> u64 {
-    (0..MAX_CPUS).filter(|&n| PER_CPU[n].is_online()).fold(0, |mask, n| mask | 1 << n)
+    ONLINE.load(Ordering::Acquire)
 }
 
 /// How many secondary stacks exist (made at boot, kept for good), for the
@@ -397,6 +401,7 @@ pub fn on_ipi(intid: u32) {
         n if n == Ipi::Stop as u32 => {
             // For good: nothing after.
             me.online.store(false, Ordering::Release);
+            ONLINE.fetch_and(!(1 << me.id), Ordering::AcqRel);
             cpu::halt()
         }
         n if n == Ipi::Reschedule as u32 => sched::on_reschedule_ipi(),

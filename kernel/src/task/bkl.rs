@@ -97,10 +97,21 @@ pub fn release() {
         // Against `wait_for_turn`'s fence: either the waiter sees the new
         // turn, or this sees it waiting and wakes it.
         fence(Ordering::SeqCst);
-        let waiter = (0..MAX_CPUS).find(|&n| BKL.waiting[n].load(Ordering::Relaxed) == u64::from(next));
-        if let Some(n) = waiter {
-            smp::send_ipi(n, smp::Ipi::Reschedule);
+        // Nobody took the next ticket yet: a core that takes it now finds
+        // its turn come.
+        if BKL.next.load(Ordering::Relaxed) != next {
+            wake_next(next);
         }
+    }
+}
+
+/// Wakes the core waiting for ticket `next`, if it sleeps.
+#[cold]
+#[inline(never)]
+fn wake_next(next: u32) {
+    let waiter = (0..MAX_CPUS).find(|&n| BKL.waiting[n].load(Ordering::Relaxed) == u64::from(next));
+    if let Some(n) = waiter {
+        smp::send_ipi(n, smp::Ipi::Reschedule);
     }
 }
 
