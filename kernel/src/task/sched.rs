@@ -132,10 +132,13 @@ impl Scheduler {
     /// running one, or arms its slice's end when one of its level waits.
     fn check_preemption(&self, n: usize) {
         let running = self.running_level(n);
-        if self.run.best_for(n).is_some_and(|best| best < running) {
+        let Some(best) = self.run.best_for(n) else { return };
+        let core = &self.cpus[n];
+        if best < running {
             reschedule(n);
-        } else if let Some(end) = self.slice_end_of(n) {
-            arm_slice(n, end);
+        } else if best == running && core.current.as_ref().is_some_and(|t| t.sched_params().policy != Policy::Fifo) {
+            // (`running_level` is `u8::MAX` for an idle core: no slice.)
+            arm_slice(n, core.slice_end);
         }
     }
 }
@@ -204,6 +207,12 @@ impl RunQueues {
     /// the first task in each whose affinity has `n`: a look at three
     /// words and one queue when nothing is pinned elsewhere.
     fn find_for(&self, n: usize) -> Option<(usize, usize)> {
+        // The common case first: the best level's first task may run here.
+        let (word, bits) = self.nonempty.iter().enumerate().find(|(_, bits)| **bits != 0)?;
+        let best = word * 64 + bits.trailing_zeros() as usize;
+        if self.queues[best].front().is_some_and(|t| t.allowed_cpus() & (1 << n) != 0) {
+            return Some((best, 0));
+        }
         for (word, &bits) in self.nonempty.iter().enumerate() {
             let mut bits = bits;
             while bits != 0 {
