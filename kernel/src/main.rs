@@ -130,9 +130,14 @@ fn start_init() {
     }
 }
 
+/// Starts the kernel-test or benchmark thread, kept on the boot core: the
+/// tests of the other cores are written from its side.
 fn spawn_or_panic(name: &str, entry: fn(usize)) {
     match task::Task::new_kernel(task::sched::DEFAULT_PRIORITY, entry, 0) {
-        Ok(task) => task::sched::make_ready(task),
+        Ok(task) => {
+            task::sched::set_affinity(&task, 1 << smp::this_cpu_id());
+            task::sched::make_ready(task)
+        }
         Err(e) => panic!("cannot start the {name} thread: {e:?}"),
     }
 }
