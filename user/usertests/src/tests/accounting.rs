@@ -65,6 +65,11 @@ pub fn oom_contained(ctx: &Context) -> TestResult {
     );
     let exec = exec_self(ctx, c"7")?;
     ensure!(exec.exit_code() == Some(7), "fork + exec after the hog: {exec}, expected exit=7");
+    free_memory_back(ctx, before)
+}
+
+/// Free memory is back within the slack of `before`, the hog reaped.
+fn free_memory_back(ctx: &Context, before: u64) -> TestResult {
     let after = memfree().map_err(|e| alloc::format!("{e}"))?;
     ensure!(
         before.abs_diff(after) <= ctx.memfree_slack,
@@ -145,14 +150,7 @@ pub fn oom_kills_the_largest(ctx: &Context) -> TestResult {
         None => process::wait4(hog, 0).ctx("wait4")?.1,
     };
     ensure!(status.signal() == Some(SIGKILL), "the locking hog ended with {status}, expected signal 9");
-    let after = memfree().map_err(|e| alloc::format!("{e}"))?;
-    ensure!(
-        before.abs_diff(after) <= ctx.memfree_slack,
-        "free memory {after} bytes after the hog was reaped, {before} before: {} apart, slack {}",
-        before.abs_diff(after),
-        ctx.memfree_slack
-    );
-    Ok(())
+    free_memory_back(ctx, before)
 }
 
 /// The `Cached:` line of /proc/meminfo, in kB.
