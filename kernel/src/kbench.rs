@@ -42,6 +42,7 @@ fn per_page(base: u64, n: u64, w: u64, asid: Asid) -> u64 {
     for i in 0..n {
         tlb.invalidate_page(asid, VirtAddr::new(base + i * PAGE), true);
     }
+    tlb.count_page_invalidations(n as usize);
     tlb.sync();
     touch(base, w);
     timer::ticks() - start

@@ -326,6 +326,12 @@ impl<T: TlbOps> TlbOps for SpaceTlb<'_, T> {
         }
     }
 
+    fn count_page_invalidations(&self, pages: usize) {
+        if let Self::Real(t) = self {
+            t.count_page_invalidations(pages);
+        }
+    }
+
     fn invalidate_kernel_page(&self, va: VirtAddr, leaf_only: bool) {
         if let Self::Real(t) = self {
             t.invalidate_kernel_page(va, leaf_only);

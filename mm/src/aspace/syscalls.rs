@@ -419,23 +419,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 // Private memory, the common case: what becomes of a leaf
                 // depends on its permission bits and, where write may be
                 // granted, on whether the process holds its frame alone.
-                // Decided once per state of the bits, so that the closure
+                // Decided once per state of the bits (a table made once
+                // for every protection, not per call), so that the closure
                 // stays small enough for the pass to inline.
                 Backing::Anon | Backing::Object { shared: false, .. } => {
-                    let plan: [PrivateRetarget; Mode::KEYS] = core::array::from_fn(|key| {
-                        let current = Mode::of_key(key);
-                        let to = |write_ok| {
-                            let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
-                            (target != current).then_some(target)
-                        };
-                        if keep_within && current.within(prot) {
-                            PrivateRetarget::Keep
-                        } else if may_write && to(true) != to(false) {
-                            PrivateRetarget::ByOwnership { alone: to(true), shared: to(false) }
-                        } else {
-                            to(false).map_or(PrivateRetarget::Keep, PrivateRetarget::To)
-                        }
-                    });
+                    let plan = private_plan(prot, keep_within, together);
                     editor.update(sub, |leaf: Leaf| {
                         let target = match plan[Mode::key(leaf.desc)] {
                             PrivateRetarget::Keep => return leaf.desc,
@@ -787,6 +775,53 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let varea = Varea::new(range.end_exclusive, prot, max_prot, backing, false);
         self.add_varea(range, varea);
         Ok(start)
+    }
+}
+
+/// The plans of [`private_plan`], for every input, made at the first
+/// mprotect: computing one per call was about 300 instructions.
+static PRIVATE_PLANS: spin::Once<[[PrivateRetarget; Mode::KEYS]; PRIVATE_PLAN_INPUTS]> = spin::Once::new();
+
+/// How many inputs [`private_plan`] has: the three access bits of the
+/// protection, whether leaves within it stay, whether write and execute
+/// may be together.
+const PRIVATE_PLAN_INPUTS: usize = 32;
+
+/// What mprotect's pass does to a private leaf, per state of its
+/// permission bits ([`Mode::key`]), in a varea becoming `prot`:
+/// `keep_within`, a leaf whose permissions `prot` still allows stays (gains
+/// come at the next fault); `together`, the varea's pages may be writable
+/// and executable at once.
+fn private_plan(prot: Prot, keep_within: bool, together: bool) -> &'static [PrivateRetarget; Mode::KEYS] {
+    let index = |prot: Prot, keep_within: bool, together: bool| {
+        prot.access().bits() as usize | usize::from(keep_within) << 3 | usize::from(together) << 4
+    };
+    let plans = PRIVATE_PLANS.call_once(|| {
+        let mut plans = [[PrivateRetarget::Keep; Mode::KEYS]; PRIVATE_PLAN_INPUTS];
+        for access in 0..8 {
+            let prot = Prot::from_bits_retain(access);
+            for (keep_within, together) in [(false, false), (false, true), (true, false), (true, true)] {
+                plans[index(prot, keep_within, together)] =
+                    core::array::from_fn(|key| private_retarget(Mode::of_key(key), prot, keep_within, together));
+            }
+        }
+        plans
+    });
+    &plans[index(prot, keep_within, together)]
+}
+
+/// [`private_plan`] for a leaf in mode `current`.
+fn private_retarget(current: Mode, prot: Prot, keep_within: bool, together: bool) -> PrivateRetarget {
+    let to = |write_ok| {
+        let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
+        (target != current).then_some(target)
+    };
+    if keep_within && current.within(prot) {
+        PrivateRetarget::Keep
+    } else if prot.contains(Prot::WRITE) && to(true) != to(false) {
+        PrivateRetarget::ByOwnership { alone: to(true), shared: to(false) }
+    } else {
+        to(false).map_or(PrivateRetarget::Keep, PrivateRetarget::To)
     }
 }
 

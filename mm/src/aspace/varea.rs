@@ -363,22 +363,28 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     }
 
     /// Merges the varea ending at `va` with the one starting there when
-    /// the second continues the first (one search when they do not).
-    pub fn merge_at(&mut self, va: VirtAddr) {
-        let mut near = self.map.range(..=va).rev();
-        let Some((&after_start, after)) = near.next() else { return };
-        let Some((&start, before)) = near.next() else { return };
-        if after_start != va || before.end_exclusive != va || !before.continues_into(start, after) {
-            return;
+    /// the second continues the first (one search when they do not, and
+    /// one removal more when they do). Returns the start and end of the
+    /// varea that starts below `va` afterwards (the merged one if they
+    /// merged), if there is one: merge_in's next boundary, without a
+    /// search of its own.
+    pub fn merge_at(&mut self, va: VirtAddr) -> Option<(VirtAddr, VirtAddr)> {
+        let mut near = self.map.range_mut(..=va).rev();
+        let (&nearest_start, nearest) = near.next()?;
+        if nearest_start != va {
+            return Some((nearest_start, nearest.end_exclusive));
         }
-        if let Some(after) = self.map.remove(&va) {
-            if let Some(before) = self.map.get_mut(&start) {
-                before.end_exclusive = after.end_exclusive;
-                // The larger count, not the sum: a split copied it to both
-                // halves, and merging them back must give it back unchanged.
-                before.wx_flips = before.wx_flips.max(after.wx_flips);
-            }
+        let (&start, before) = near.next()?;
+        if before.end_exclusive != va || !before.continues_into(start, nearest) {
+            return Some((start, before.end_exclusive));
         }
+        before.end_exclusive = nearest.end_exclusive;
+        // The larger count, not the sum: a split copied it to both
+        // halves, and merging them back must give it back unchanged.
+        before.wx_flips = before.wx_flips.max(nearest.wx_flips);
+        let end = before.end_exclusive;
+        self.map.remove(&va);
+        Some((start, end))
     }
 
     /// Merges across every boundary in `range`, its ends included, asking
@@ -390,15 +396,15 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
     pub fn merge_in(&mut self, range: VirtRange, pause: &mut impl Pause) {
         let mut at = range.end_exclusive;
         loop {
-            self.merge_at(at);
+            let below = self.merge_at(at);
             if pause.due() {
                 pause.pause();
             }
             if at <= range.start {
                 return;
             }
-            match self.map.range(..at).next_back() {
-                Some((&start, v)) if v.end_exclusive > range.start => at = start,
+            match below {
+                Some((start, end)) if end > range.start => at = start,
                 _ => return,
             }
         }

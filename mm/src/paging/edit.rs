@@ -287,8 +287,13 @@ where
         if range.is_empty() {
             return Ok(());
         }
-        // Blocks are aligned to their size, so only the two ends can be cut.
-        for va in [range.start, range.end_exclusive - PAGE_SIZE] {
+        // Blocks are aligned to their size, so only the two ends can be cut;
+        // and both ends inside one smallest block's span would be inside
+        // the same block if any: one walk decides (a small range's mprotect).
+        let last = range.end_exclusive - PAGE_SIZE;
+        let one_span = range.start.align_down(PageSize::Size2M.bytes()) == last.align_down(PageSize::Size2M.bytes());
+        let ends = if one_span { &[range.start][..] } else { &[range.start, last][..] };
+        for &va in ends {
             if let Some(leaf) = self.table.query(va) {
                 let covered = leaf.va_range();
                 if covered.start < range.start || covered.end_exclusive > range.end_exclusive {

@@ -44,6 +44,8 @@ pub enum TlbEvent {
 #[derive(Debug, Default)]
 pub struct RecordingTlb {
     state: Mutex<(Vec<TlbEvent>, Protocol)>,
+    /// What each [`TlbOps::count_page_invalidations`] call said.
+    counted: Mutex<Vec<usize>>,
 }
 
 impl RecordingTlb {
@@ -60,6 +62,11 @@ impl RecordingTlb {
     /// Every event so far, forgetting them.
     pub fn take(&self) -> Vec<TlbEvent> {
         core::mem::take(&mut self.state.lock().unwrap().0)
+    }
+
+    /// What [`TlbOps::count_page_invalidations`] was told, call by call.
+    pub fn counted_pages(&self) -> Vec<usize> {
+        self.counted.lock().unwrap().clone()
     }
 
     fn record(&self, event: TlbEvent) {
@@ -101,6 +108,10 @@ impl TlbOps for RecordingTlb {
 
     fn sync(&self) {
         self.record(TlbEvent::Sync);
+    }
+
+    fn count_page_invalidations(&self, pages: usize) {
+        self.counted.lock().unwrap().push(pages);
     }
 }
 

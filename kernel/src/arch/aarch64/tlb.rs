@@ -44,8 +44,9 @@ impl TlbOps for HardwareTlb {
         unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
     }
 
+    // Counted by the caller, once per batch (`count_page_invalidations`):
+    // an atomic add per page is a load/store-exclusive loop per page here.
     fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool) {
-        count(&COUNTERS.page);
         let operand = page_operand(Some(asid), va);
         // SAFETY: TLB invalidation has no effect on memory or registers
         // beyond dropping cached translations.
@@ -91,6 +92,10 @@ impl TlbOps for HardwareTlb {
         count(&COUNTERS.all_local);
         // SAFETY: barriers and a local invalidation of every EL1&0 entry.
         unsafe { asm!("dsb nshst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags)) };
+    }
+
+    fn count_page_invalidations(&self, pages: usize) {
+        COUNTERS.page.fetch_add(pages as u64, Ordering::Relaxed);
     }
 
     fn sync(&self) {
