@@ -135,9 +135,9 @@ extern "C" fn thread_body(_: usize) {}
 /// the run's outcome.
 fn run(n: u32) -> ! {
     let fd = fs::open(FAIL_NTH, OpenFlags::RDWR, 0).unwrap_or_else(|_| process::exit_group(WRONG_ERROR));
-    let mut text = [0u8; 12];
-    let len = format_u32(n, &mut text);
-    if fs::write(fd, &text[..len]) != Ok(len) {
+    let mut buf = [0u8; 12];
+    let text = super::pipes::decimal(n, &mut buf).to_bytes();
+    if fs::write(fd, text) != Ok(text.len()) {
         process::exit_group(WRONG_ERROR);
     }
     // From here on the Nth kernel allocation on this task's behalf fails.
@@ -166,24 +166,6 @@ fn preload_overruns() -> Result<u64, alloc::string::String> {
     text.lines()
         .find_map(|line| line.strip_prefix("failslab_preload_overruns ")?.trim().parse().ok())
         .ok_or_else(|| format!("no failslab_preload_overruns in /proc/vmstat: {text:?}"))
-}
-
-/// Writes `n` in decimal into `out`; returns the length.
-fn format_u32(mut n: u32, out: &mut [u8; 12]) -> usize {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for (i, digit) in digits[..len].iter().rev().enumerate() {
-        out[i] = *digit;
-    }
-    len
 }
 
 /// Runs the workload in a child under fail-nth `n` (0: none); returns

@@ -291,10 +291,10 @@ pub fn open_fds_mask(fds: impl Iterator<Item = i32>) -> i32 {
     fds.enumerate().filter(|&(_, fd)| fd::fcntl(fd, F_GETFD, 0).is_ok()).fold(0, |mask, (i, _)| mask | 1 << i)
 }
 
-fn decimal(n: i32, buf: &mut [u8; 12]) -> &CStr {
+/// `n` in decimal in `buf`, as a C string (no heap: for a child).
+pub fn decimal(mut n: u32, buf: &mut [u8; 12]) -> &CStr {
     let mut digits = [0u8; 11];
     let mut len = 0;
-    let mut n = n as u32;
     loop {
         digits[len] = b'0' + (n % 10) as u8;
         len += 1;
@@ -319,7 +319,14 @@ pub fn cloexec_exec(ctx: &Context) -> TestResult {
         let (c, _) = pipe(OpenFlags::CLOEXEC)?;
         let mut bufs = [[0u8; 12]; 4];
         let [b0, b1, b2, b3] = &mut bufs;
-        let args = [ctx.exe, CHILD_FDS, decimal(r, b0), decimal(w, b1), decimal(d, b2), decimal(c, b3)];
+        let args = [
+            ctx.exe,
+            CHILD_FDS,
+            decimal(r as u32, b0),
+            decimal(w as u32, b1),
+            decimal(d as u32, b2),
+            decimal(c as u32, b3),
+        ];
         let e = process::execve(ctx.exe, &args, &[]);
         Err(alloc::format!("execve: {e}"))
     })?;
