@@ -60,7 +60,8 @@ const ZONEINFO_MAX: usize = 16 * 1024;
 /// free pages held on per-CPU lists (`count:` of each pageset), which
 /// Linux's MemFree leaves out.
 pub fn memfree() -> Result<u64, MeminfoError> {
-    drop_clean_caches();
+    // Quietly nothing where it cannot be written (not root, no such file).
+    let _ = write_drop_caches(b"1");
     let mut buf = [0u8; 4096];
     let n = fs::read_file(c"/proc/meminfo", &mut buf).map_err(MeminfoError::Read)?;
     let memfree = lines(&buf[..n])
@@ -70,14 +71,14 @@ pub fn memfree() -> Result<u64, MeminfoError> {
     Ok(memfree * 1024 + percpu_free_pages()? * PAGE_SIZE as u64)
 }
 
-/// Writes "1" to /proc/sys/vm/drop_caches: the kernel frees the page
-/// cache's clean, unused pages. Quietly nothing where that cannot be
-/// written (not root, or no such file).
-pub fn drop_clean_caches() {
-    if let Ok(fd) = fs::open(c"/proc/sys/vm/drop_caches", fs::OpenFlags::WRONLY, 0) {
-        let _ = fs::write(fd, b"1");
-        let _ = fs::close(fd);
-    }
+/// Writes `value` to /proc/sys/vm/drop_caches ("1": the kernel frees the
+/// page cache's clean, unused pages); the bytes taken, or why not (not
+/// root, no such file, a value the kernel refuses).
+pub fn write_drop_caches(value: &[u8]) -> Result<usize, Errno> {
+    let fd = fs::open(c"/proc/sys/vm/drop_caches", fs::OpenFlags::WRONLY, 0)?;
+    let written = fs::write(fd, value);
+    let _ = fs::close(fd);
+    written
 }
 
 /// Bytes of kernel heap in use: Aspen's `KernelHeap` line of /proc/meminfo

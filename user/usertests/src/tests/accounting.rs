@@ -164,25 +164,17 @@ fn cached_kb() -> Result<u64, String> {
         .ok_or_else(|| String::from("/proc/meminfo has no Cached: line"))
 }
 
-/// Writes `value` to /proc/sys/vm/drop_caches.
-fn write_drop_caches(value: &[u8]) -> Result<usize, Errno> {
-    let fd = aspen_sys::fs::open(c"/proc/sys/vm/drop_caches", aspen_sys::fs::OpenFlags::WRONLY, 0)?;
-    let written = aspen_sys::fs::write(fd, value);
-    let _ = aspen_sys::fs::close(fd);
-    written
-}
-
 /// `echo 1 > /proc/sys/vm/drop_caches` frees the clean page cache of a file
 /// just read (Cached falls by at least its size), the file reads back the
 /// same, and values other than 1 to 4 are EINVAL, as Linux's.
 pub fn drop_caches_frees_clean_page_cache(_: &Context) -> TestResult {
     let mut first = alloc::vec![0u8; 64 * 1024];
-    write_drop_caches(b"1").ctx("drop_caches 1")?;
+    aspen_sys::meminfo::write_drop_caches(b"1").ctx("drop_caches 1")?;
     let before = cached_kb()?;
     let n = aspen_sys::fs::read_file(c"/bin/busybox", &mut first).ctx("read /bin/busybox")?;
     let filled = cached_kb()?;
     ensure!(filled >= before + (n as u64) / 1024, "Cached {filled} kB after reading {n} bytes, {before} kB before");
-    ensure!(write_drop_caches(b"1\n") == Ok(2), "drop_caches did not take \"1\\n\"");
+    ensure!(aspen_sys::meminfo::write_drop_caches(b"1\n") == Ok(2), "drop_caches did not take \"1\\n\"");
     let dropped = cached_kb()?;
     ensure!(dropped + (n as u64) / 1024 <= filled, "Cached {dropped} kB after the drop, {filled} kB before it");
     let mut again = alloc::vec![0u8; 64 * 1024];
@@ -190,7 +182,7 @@ pub fn drop_caches_frees_clean_page_cache(_: &Context) -> TestResult {
     ensure!(m == n && first == again, "the file reads back differently after the drop");
     for bad in [&b"0"[..], b"5", b"x"] {
         ensure!(
-            write_drop_caches(bad) == Err(Errno::EINVAL),
+            aspen_sys::meminfo::write_drop_caches(bad) == Err(Errno::EINVAL),
             "drop_caches took {:?}, expected EINVAL",
             core::str::from_utf8(bad)
         );
