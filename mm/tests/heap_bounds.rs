@@ -3,7 +3,8 @@
 //! (this test binary's own) around mmap, mprotect, munmap and fork on
 //! spaces of a few to a few thousand vareas. A bound too small would let a
 //! call allocate past its reserve in the kernel, where the allocation could
-//! then fail with nothing left to undo it.
+//! then fail with nothing left to undo it. And the release paths of a file
+//! (truncate, its last reference) allocate nothing at all.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -148,4 +149,49 @@ fn fork_copies_within_the_bound() {
         });
         assert_eq!(child, Some(n as usize));
     }
+}
+
+/// What a file's release allocates: nothing. Truncating a file with dirty
+/// cached pages mapped shared (its pages past the end leave the cache and
+/// the mapping), and its last reference with dirty pages and a pager no one
+/// else holds (close, dup3, the unlink or munmap that drops it) must not
+/// fail, so they must not allocate.
+#[test]
+fn truncate_and_a_files_last_reference_allocate_nothing() {
+    use std::sync::Arc;
+
+    use aspen_mm::aspace::{FaultKind, MappedFile};
+    use aspen_mm::object::{FileIdentity, FileObject, MemoryPager};
+
+    const PAGES: u64 = 64;
+    let arena = Arena::new(PhysAddr::new(0x4000_0000), 32 << 20);
+    let frames = BuddyAllocator::new_owned(&[arena.range()]).unwrap();
+    let tlb = NoTlb;
+    let asids = AsidAllocator::new(AsidBits::Sixteen);
+    let env = Env::new(&arena, &frames, &tlb, &asids);
+    let object = FileObject::new(&env, Arc::new(MemoryPager::new()), FileIdentity::default());
+    object.truncate(PAGES * PAGE_SIZE).unwrap();
+    object.write(0, &vec![7u8; (PAGES * PAGE_SIZE) as usize]).unwrap();
+    let mut space = AddressSpace::new(&env).unwrap();
+    let flags = MapFlags::SHARED | MapFlags::FIXED;
+    let file = Some(MappedFile::read_write(object.clone()));
+    space.mmap(va(BASE), PAGES * PAGE_SIZE, Prot::READ | Prot::WRITE, flags, file, 0).unwrap();
+    for page in 0..PAGES {
+        space.handle_fault(va(BASE + page * PAGE_SIZE), FaultKind::Write).unwrap();
+    }
+
+    let size = 3 * PAGE_SIZE + 5;
+    let (result, used) = peak_of(|| {
+        object.truncate(size)?;
+        space.file_shrunk(object.id(), size);
+        Ok::<(), aspen_mm::errno::Errno>(())
+    });
+    result.unwrap();
+    assert_eq!(used, 0, "truncate of a mapped file allocated {used} bytes");
+    assert_eq!(object.cached_pages(), 4);
+
+    space.munmap(va(BASE), PAGES * PAGE_SIZE).unwrap();
+    assert_eq!(Arc::strong_count(&object), 1);
+    let ((), used) = peak_of(|| drop(object));
+    assert_eq!(used, 0, "the last reference of a dirty file allocated {used} bytes");
 }

@@ -545,19 +545,21 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// SIGBUS (Linux's `unmap_mapping_range` at truncate). The vareas stay.
     pub fn file_shrunk(&mut self, object_id: u64, size: u64) {
         let first_gone = size.div_ceil(PAGE_SIZE);
-        let ranges: alloc::vec::Vec<VirtRange> = self
-            .vareas
-            .iter()
-            .filter_map(|(start, v)| match &v.backing {
-                Backing::Object { object, first_page, .. } if object.id() == object_id => {
-                    let pages = (v.end_exclusive - start) / PAGE_SIZE;
-                    let skip = first_gone.saturating_sub(*first_page);
-                    (skip < pages).then(|| VirtRange::new(start + skip * PAGE_SIZE, v.end_exclusive))
-                }
-                _ => None,
-            })
-            .collect();
-        for range in ranges {
+        // One varea at a time, from where the last ended: no list to
+        // allocate on a path that must not fail (truncate).
+        let mut from = VirtAddr::new(0);
+        loop {
+            let next =
+                self.vareas.overlapping(VirtRange::new(from, USER_END)).find_map(|(start, v)| match &v.backing {
+                    Backing::Object { object, first_page, .. } if object.id() == object_id => {
+                        let pages = (v.end_exclusive - start) / PAGE_SIZE;
+                        let skip = first_gone.saturating_sub(*first_page);
+                        (skip < pages).then(|| VirtRange::new(start + skip * PAGE_SIZE, v.end_exclusive))
+                    }
+                    _ => None,
+                });
+            let Some(range) = next else { break };
+            from = range.end_exclusive;
             self.zap(range);
         }
     }

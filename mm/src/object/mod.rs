@@ -446,9 +446,11 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
         if size >= old {
             return Ok(());
         }
-        let gone = inner.pages.split_off(&pages_for(size));
-        for page in gone.into_values() {
-            self.drop_page(page);
+        // Taken from the end one by one: a B-tree removal allocates
+        // nothing, where `split_off` may (truncate must not fail here).
+        let first_gone = pages_for(size);
+        while let Some(entry) = inner.pages.last_entry().filter(|e| *e.key() >= first_gone) {
+            self.drop_page(entry.remove());
         }
         if !size.is_multiple_of(PAGE_SIZE) {
             if let Some(page) = inner.pages.get(&(size / PAGE_SIZE)) {
@@ -496,8 +498,14 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
 
 impl<E: MmEnv> Drop for FileObject<'_, E> {
     fn drop(&mut self) {
-        if let Err(e) = self.sync() {
-            log::error!("mm: write-back of {:?} failed on release: {e}", self.identity.path);
+        // A pager no one else holds goes with the object: what would be
+        // written back could never be read, and a free path must not
+        // allocate (the write-back's bounce buffer and pages).
+        let shared_pager = self.pager.as_ref().is_some_and(|pager| Arc::strong_count(pager) > 1);
+        if shared_pager {
+            if let Err(e) = self.sync() {
+                log::error!("mm: write-back of {:?} failed on release: {e}", self.identity.path);
+            }
         }
         let pages = core::mem::take(&mut self.inner.get_mut().pages);
         for page in pages.into_values() {
