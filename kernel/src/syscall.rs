@@ -255,20 +255,20 @@ pub fn handle(frame: &mut TrapFrame) {
     }
 }
 
+/// [`heap_bound`] of a call on the file tree: see there.
+const TREE_CALL_HEAP: usize = 4 * PATH_MAX + 2 * 13 * 2048 + 8 * 1024;
+
 /// Heap a system call on the file tree or the descriptor table may take,
-/// at most: its paths (two, and the absolute forms made of them), a node
+/// at most ([`TREE_CALL_HEAP`]): its paths (two, and the absolute forms made of them), a node
 /// and a directory entry made (a B-tree insert: a node of up to 2 KiB per
 /// level, twelve levels at most), an open file and its description.
 /// `None` for calls that preload nothing: they allocate fallibly, or
-/// preload what they change themselves (the memory calls), or may sleep
-/// (a section's reserve is not kept across a sleep), or may drop a file's
-/// last reference, whose dirty pages go to its pager (an allocation per
-/// page, fallible, that no fixed bound covers: close, dup3, unlinkat,
-/// renameat, truncate).
+/// preload what they change themselves (the memory calls, truncate and
+/// execve), or may sleep (a section's reserve is not kept across a sleep).
+/// A file's last reference allocates nothing as it goes (close, dup3 and
+/// the unlink or rename that drops it: a pager no one else holds is not
+/// written back).
 fn heap_bound(call: Sysno) -> Option<usize> {
-    const PATHS: usize = 4 * PATH_MAX;
-    const TREE_CHANGE: usize = 13 * 2048;
-    const OBJECTS: usize = 8 * 1024;
     match call {
         Sysno::Openat
         | Sysno::Pipe2
@@ -292,7 +292,10 @@ fn heap_bound(call: Sysno) -> Option<usize> {
         | Sysno::Utimensat
         | Sysno::Statx
         | Sysno::Fstat
-        | Sysno::Newfstatat => Some(PATHS + 2 * TREE_CHANGE + OBJECTS),
+        | Sysno::Newfstatat
+        | Sysno::Unlinkat
+        | Sysno::Renameat
+        | Sysno::Renameat2 => Some(TREE_CALL_HEAP),
         _ => None,
     }
 }
@@ -1104,9 +1107,12 @@ struct ExecStrings {
 
 impl ExecStrings {
     /// The strings from `first` on.
-    fn slices(&self, first: usize) -> Vec<&[u8]> {
+    fn slices(&self, first: usize) -> Result<Vec<&[u8]>, Errno> {
+        let mut slices = Vec::new();
+        slices.try_reserve_exact(self.ends.len().saturating_sub(first)).map_err(|_| Errno::ENOMEM)?;
         let starts = core::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).skip(first).map(|(start, &end)| &self.bytes[start..end]).collect()
+        slices.extend(starts.zip(&self.ends).skip(first).map(|(start, &end)| &self.bytes[start..end]));
+        Ok(slices)
     }
 
     /// Appends the NULL-terminated array of string pointers at `addr`
@@ -1154,21 +1160,31 @@ fn execve(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> SysResult {
         Err(ExecError::Refused(errno)) => Err(errno),
         // Every string is dropped by now: the kill does not return.
         Err(ExecError::Unloadable(why)) => process::kill_current(Signal::Segv, format_args!("execve: {why}")),
+        Err(ExecError::OutOfMemoryPastNoReturn) => process::kill_current(
+            Signal::Segv,
+            format_args!("execve: out of kernel memory past the point of no return"),
+        ),
     }
 }
 
 /// Reads execve's strings and runs it; the outer error is a failure to
 /// read them.
 fn exec_strings(frame: &mut TrapFrame, argv: u64, envp: u64, path: u64) -> Result<Result<(), ExecError>, Errno> {
-    let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
-    paths::check_exec(&path)?;
+    // The path and its lookup in a section; the strings are read fallibly,
+    // and the load preloads in proportion to them (`process::exec`).
+    let path = {
+        let _preload = crate::heap::preload(TREE_CALL_HEAP)?;
+        let path = paths::resolve(i64::from(AT_FDCWD), &read_string(path, PATH_MAX - 1)?)?;
+        paths::check_exec(&path)?;
+        path
+    };
     let stack_limit = process::current_process().limits.lock().get(aspen_abi::resource::Resource::Stack).cur;
     let limit = aspen_abi::stack::arg_limit(stack_limit);
     let mut budget = limit;
     let mut strings = ExecStrings::default();
     let argc = strings.read_array(argv, &mut budget)?;
     strings.read_array(envp, &mut budget)?;
-    let all = strings.slices(0);
+    let all = strings.slices(0)?;
     let (argv, envp) = all.split_at(argc);
     Ok(process::exec::execve(frame, &path, argv, envp, limit))
 }

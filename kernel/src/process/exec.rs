@@ -61,6 +61,10 @@ pub enum ExecError {
     /// Linux finds this past its point of no return: the caller's program
     /// is gone and the task is killed with SIGSEGV.
     Unloadable(ElfError),
+    /// The kernel heap could not give what the change of image needs,
+    /// past the point of no return: the task is killed with SIGSEGV (as
+    /// Linux's errors past that point).
+    OutOfMemoryPastNoReturn,
 }
 
 impl ExecError {
@@ -70,6 +74,7 @@ impl ExecError {
         match self {
             ExecError::Refused(errno) => errno,
             ExecError::Unloadable(error) => error.errno(),
+            ExecError::OutOfMemoryPastNoReturn => Errno::ENOMEM,
         }
     }
 }
@@ -386,6 +391,7 @@ fn load_elf(
     mm.set_stack_start(VirtAddr::new(stack.initial_sp));
 
     let mut cmdline = Vec::new();
+    cmdline.try_reserve_exact(argv.iter().map(|arg| arg.len() + 1).sum()).map_err(|_| Errno::ENOMEM)?;
     for arg in argv {
         cmdline.extend_from_slice(arg);
         cmdline.push(0);
@@ -393,6 +399,25 @@ fn load_elf(
     let exe = object.identity().path.clone().into_bytes();
     Ok(LoadedImage { mm, entry, sp: stack.initial_sp, cmdline, exe })
 }
+
+/// What [`load`] may allocate, at most, for `argv` and `envp` and a
+/// caller with `groups` supplementary groups: for each file it opens (the
+/// program, each interpreter of a script, the ELF interpreter) a path, the
+/// open file and headers, and the new space's map (the fixed part); in
+/// proportion to the strings, the argument lists a script rewrites (two
+/// generations, each string in a block of its own), the stack image and
+/// the command line; the credentials' copy.
+fn load_heap_bound(argv: &[&[u8]], envp: &[&[u8]], groups: usize) -> usize {
+    const FIXED: usize = 256 * 1024;
+    let count = argv.len() + envp.len();
+    let bytes: usize = argv.iter().chain(envp).map(|s| s.len()).sum();
+    FIXED + 8 * bytes + 256 * count + 4 * groups
+}
+
+/// What [`super::Process::replace_image`] allocates besides a copy of the
+/// descriptor table: the new space's handle and a copy of the signal
+/// actions, when another process shares them.
+const REPLACE_HEAP: usize = 16 * 1024;
 
 /// `execve`: replaces the current process's program. On success the
 /// system call returns into the new program through `frame`; on
@@ -410,14 +435,26 @@ pub fn execve(
 ) -> Result<(), ExecError> {
     let me = super::thread::current().expect("execve from a kernel thread");
     let stack_limit = me.process.limits.lock().get(Resource::Stack).cur;
-    let creds = me.process.creds.lock().clone();
     let stack = StackRoom { size: stack_size(stack_limit), arg_limit };
-    let image = load(path, argv, envp, stack, &creds)?;
+    let groups = me.process.creds.lock().groups.len();
+    let image = {
+        let _preload = crate::heap::preload(load_heap_bound(argv, envp, groups)).map_err(Errno::from)?;
+        let creds = me.process.creds.lock().clone();
+        load(path, argv, envp, stack, &creds)?
+    };
     sched::pause_point();
     me.process.end_other_threads(&me)?;
     super::release_user_words(&me);
+    // Past the point of no return: what the change of image allocates is
+    // preloaded (not across the wait for the other threads above).
+    let preload = crate::heap::preload(REPLACE_HEAP + me.process.files_heap_size())
+        .map_err(|_| ExecError::OutOfMemoryPastNoReturn)?;
     *frame = image.initial_frame();
-    me.process.replace_image(image.mm, image.cmdline, image.exe);
+    let old = me.process.replace_image(image.mm, image.cmdline, image.exe);
+    drop(preload);
+    // Outside the section: the old space writes its shared file pages
+    // back, fallibly and in proportion to them.
+    drop(old);
     ThreadPointers::default().make_current();
     FpState::new().make_current();
     Ok(())

@@ -244,6 +244,11 @@ impl FdTable {
         Ok(replaced.map(|slot| slot.description))
     }
 
+    /// Heap a copy of the table takes (with its shared handle).
+    pub fn heap_size(&self) -> usize {
+        self.slots.len() * core::mem::size_of::<Option<Slot>>() + core::mem::size_of::<Self>() + 64
+    }
+
     /// Whether `fd` is closed by `execve` (`F_GETFD`).
     pub fn close_on_exec_of(&self, fd: u64) -> Result<bool, Errno> {
         self.slot(fd).map(|slot| slot.close_on_exec)

@@ -273,6 +273,15 @@ impl Process {
         PROCESSES.lock().values().cloned().collect()
     }
 
+    /// [`Self::all`], `ENOMEM` when the list cannot be allocated.
+    pub fn try_all() -> Result<Vec<Arc<Process>>, Errno> {
+        let processes = PROCESSES.lock();
+        let mut all = Vec::new();
+        all.try_reserve_exact(processes.len()).map_err(|_| Errno::ENOMEM)?;
+        all.extend(processes.values().cloned());
+        Ok(all)
+    }
+
     pub fn ppid(&self) -> Pid {
         self.parent.lock().upgrade().map_or(0, |p| p.pid)
     }
@@ -452,8 +461,10 @@ impl Process {
     /// other threads are gone: the new address space, descriptors of its
     /// own without the close-on-exec ones, a `vfork` parent let go.
     /// Handlers go back to the default (ignored signals stay ignored; the
-    /// mask and pending signals stay), the alternate stack goes.
-    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>, exe: Vec<u8>) {
+    /// mask and pending signals stay), the alternate stack goes. Returns
+    /// the old address space, active no more.
+    #[must_use = "the old space, for the caller to drop outside its preloaded section"]
+    pub fn replace_image(&self, space: UserSpace, cmdline: Vec<u8>, exe: Vec<u8>) -> Option<Arc<Space>> {
         *self.cmdline.lock() = cmdline;
         *self.exe.lock() = exe;
         // POSIX timers end here; ITIMER_REAL goes on (as Linux).
@@ -479,7 +490,6 @@ impl Process {
         };
         // Onto the new address space before the old one goes.
         self.activate();
-        drop(old);
         let mut files = self.files.lock();
         if let Some(shared) = files.as_mut() {
             if Arc::strong_count(shared) > 1 {
@@ -490,6 +500,12 @@ impl Process {
         }
         drop(files);
         self.release_vfork_parent();
+        old
+    }
+
+    /// Heap a copy of the descriptor table takes (execve unshares it).
+    pub fn files_heap_size(&self) -> usize {
+        self.with_files(|files| files.heap_size()).unwrap_or(0)
     }
 
     fn release_vfork_parent(&self) {

@@ -441,11 +441,18 @@ pub(super) fn fchown(fd: u64, uid: u64, gid: u64) -> SysResult {
 
 /// Sets `node`'s length; when a file shrank, its pages past the new end
 /// are unmapped from every address space (`shrunk_mappings`).
+/// Every step either fails before anything changed or cannot fail: the
+/// processes that may map the file are listed first (the one allocation
+/// not in proportion to the file), the file's pages then grow fallibly or
+/// shrink without allocating, and unmapping allocates nothing.
 fn truncate_node(node: &KernelNode, length: u64) -> SysResult {
+    let processes = process::Process::try_all()?;
     let old = node.stat().size;
     node.truncate(length)?;
     if let (aspen_fs::NodeKind::File(object), true) = (&node.kind, length < old) {
-        shrunk_mappings(object.id(), length);
+        for process in processes {
+            let _ = process.with_mm(|mm| mm.file_shrunk(object.id(), length));
+        }
     }
     Ok(0)
 }
@@ -464,8 +471,12 @@ pub(super) fn truncate(path: u64, length: u64) -> SysResult {
     if (length as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let path = at_path(i64::from(AT_FDCWD), path)?;
-    let node = files::vfs().lookup(&path)?;
+    // The lookup is a section (a path and a walk); the size change is not,
+    // since what it allocates grows with the file, fallibly.
+    let node = {
+        let _preload = crate::heap::preload(super::TREE_CALL_HEAP)?;
+        files::vfs().lookup(&at_path(i64::from(AT_FDCWD), path)?)?
+    };
     if !node.is_dir() {
         check(&node, MAY_WRITE)?;
     }
