@@ -153,3 +153,9 @@ pub fn utimensat(dirfd: i32, path: &CStr, times: [(i64, i64); 2]) -> Result<(), 
     };
     Errno::result(ret).map(drop)
 }
+
+/// truncate(2).
+pub fn truncate(path: &CStr, length: i64) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated and only read.
+    Errno::result(unsafe { syscall2(Sysno::Truncate.number(), path.as_ptr() as usize, length as usize) }).map(drop)
+}

@@ -27,6 +27,8 @@
 //! auxiliary vector describes that PIE.
 //! `usertests --child-signals` exits 0 when its signal actions and mask are
 //! what `execve` leaves (the `signal_exec_resets_handlers` test).
+//! `usertests --failslab-exec ...` and `--failslab-tail ...` are the programs
+//! a run of `release_and_exec_failures_end_cleanly` execs.
 #![no_std]
 #![no_main]
 
@@ -68,6 +70,12 @@ fn main(args: Args) -> i32 {
     }
     if args.get(1) == Some(tests::script::CHILD_ARGV) {
         return argv_matches_env(&args);
+    }
+    if args.get(1) == Some(tests::failslab::EXEC_STAGE) {
+        return tests::failslab::exec_stage(&args);
+    }
+    if args.get(1) == Some(tests::failslab::EXEC_TAIL) {
+        return tests::failslab::exec_tail(&args);
     }
     if args.get(1) == Some(tests::pipes::CHILD_FDS) {
         let fds = args.iter().skip(2).map(|a| a.to_str().ok().and_then(|a| a.parse().ok()).unwrap_or(-1));

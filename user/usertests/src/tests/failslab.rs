@@ -5,7 +5,10 @@
 //! call that met the failure reporting `ENOMEM`, or with the task killed
 //! by a signal (`SIGKILL`, `SIGSEGV`, `SIGBUS`: what a fault that cannot
 //! get memory ends in), and free memory is back at its baseline after all
-//! of them. A kernel that panics ends the whole suite.
+//! of them. A kernel that panics ends the whole suite. A second workload,
+//! run the same way, drops files' last references and changes the tree
+//! (truncate, rename, unlink, dup3, close, munmap) and ends in execve of a
+//! `#!` script whose interpreter execs a static program.
 //!
 //! Linux has the same file when built with `CONFIG_FAULT_INJECTION`; the
 //! test is skipped on a Linux without it.
@@ -224,4 +227,173 @@ pub fn allocation_failures_end_cleanly(ctx: &Context) -> TestResult {
     let overran = preload_overruns()? - overruns;
     ensure!(overran == 0, "{overran} preloaded sections allocated more than they reserved");
     aspen_sys::path::unlinkat(fs::AT_FDCWD, FILE, 0).ctx("unlink")
+}
+
+/// The files the release workload makes, renames and removes (each run
+/// makes them again; the last run leaves none).
+const RELEASED: [&core::ffi::CStr; 4] = [
+    c"/tmp/usertests-failslab-a",
+    c"/tmp/usertests-failslab-b",
+    c"/tmp/usertests-failslab-c",
+    c"/tmp/usertests-failslab-d",
+];
+/// A `#!` script run by usertests [`EXEC_STAGE`] (made before the baseline).
+const EXEC_SCRIPT: &core::ffi::CStr = c"/tmp/usertests-failslab-script";
+/// usertests as the script's interpreter: checks its arguments and
+/// execs usertests [`EXEC_TAIL`].
+pub const EXEC_STAGE: &core::ffi::CStr = c"--failslab-exec";
+/// usertests as the last program of a release run: ends it as [`run`] does.
+pub const EXEC_TAIL: &core::ffi::CStr = c"--failslab-tail";
+
+/// Creates `path` (empty) and opens it read-write; call `step`.
+fn create(step: i32, path: &core::ffi::CStr) -> i32 {
+    check(step, fs::open(path, OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC, 0o600))
+}
+
+/// Maps one page of `fd` shared and read-write, and dirties it; call `step`.
+fn map_dirty(step: i32, fd: i32) -> usize {
+    // SAFETY: a new mapping.
+    let at = check(step, unsafe { mem::mmap(0, PAGE_SIZE, Prot::READ | Prot::WRITE, MapFlags::SHARED, fd, 0) });
+    touch(at, PAGE_SIZE);
+    at
+}
+
+/// The release workload: truncate and ftruncate of a mapped file, rename
+/// and unlink of open and mapped files, dup3 over, close and munmap of the
+/// last reference of a file with dirty shared pages; then execve of a `#!`
+/// script with arguments, whose interpreter execs a static program
+/// ([`exec_stage`], [`exec_tail`]). Steps 40 on.
+fn release_workload(exe: &core::ffi::CStr) -> ! {
+    use aspen_sys::path::{renameat2, truncate, unlinkat};
+    let [a, b, c, d] = RELEASED;
+    let fd_a = create(40, a);
+    check(41, aspen_sys::path::ftruncate(fd_a, 2 * PAGE_SIZE as i64));
+    // SAFETY: a new mapping.
+    let map_a = check(42, unsafe { mem::mmap(0, 2 * PAGE_SIZE, Prot::READ | Prot::WRITE, MapFlags::SHARED, fd_a, 0) });
+    touch(map_a, 2 * PAGE_SIZE);
+    // Shrinks under the mapping: its second page is not touched again.
+    check(43, truncate(a, PAGE_SIZE as i64 + 100));
+    let fd_b = create(44, b);
+    check(45, fs::write(fd_b, &[3u8; PAGE_SIZE]));
+    let map_b = map_dirty(46, fd_b);
+    check(47, renameat2(fs::AT_FDCWD, a, fs::AT_FDCWD, c, 0));
+    // Over c, which is a: a loses its last name while open and mapped.
+    check(48, renameat2(fs::AT_FDCWD, b, fs::AT_FDCWD, c, 0));
+    check(49, unlinkat(fs::AT_FDCWD, c, 0));
+    // SAFETY: the mapping made above, used no more.
+    check(50, unsafe { mem::munmap(map_a, 2 * PAGE_SIZE) });
+    // The last reference of a (dirty, nameless) goes with the dup3.
+    check(51, aspen_sys::fd::dup3(fd_b, fd_a, OpenFlags::empty()));
+    check(52, fs::close(fd_a));
+    // SAFETY: as above.
+    check(53, unsafe { mem::munmap(map_b, PAGE_SIZE) });
+    // The last reference of b, with the page dirtied through its mapping.
+    check(54, fs::close(fd_b));
+    let fd_d = create(55, d);
+    check(56, aspen_sys::path::ftruncate(fd_d, PAGE_SIZE as i64));
+    let map_d = map_dirty(57, fd_d);
+    check(58, fs::close(fd_d));
+    check(59, unlinkat(fs::AT_FDCWD, d, 0));
+    // The last reference of d is its mapping.
+    // SAFETY: as above.
+    check(60, unsafe { mem::munmap(map_d, PAGE_SIZE) });
+    let e = process::execve(EXEC_SCRIPT, &[EXEC_SCRIPT, c"one", c"two words"], &[exe]);
+    stop(61, e)
+}
+
+/// `usertests --failslab-exec SCRIPT one "two words"` (the script's
+/// interpreter, as execve rewrote its arguments), environment: the
+/// path of usertests. Execs usertests [`EXEC_TAIL`] with arguments.
+pub fn exec_stage(args: &aspen_sys::Args) -> i32 {
+    let expected = [EXEC_STAGE, EXEC_SCRIPT, c"one", c"two words"];
+    if !args.iter().skip(1).eq(expected.iter().copied()) {
+        return WRONG_ERROR;
+    }
+    let Some(exe) = args.env().next() else { return WRONG_ERROR };
+    let e = process::execve(exe, &[exe, EXEC_TAIL, c"three"], &[]);
+    stop(62, e)
+}
+
+/// `usertests --failslab-tail three`: the run completed unless the count
+/// ran out on the way.
+pub fn exec_tail(args: &aspen_sys::Args) -> i32 {
+    if !args.iter().skip(1).eq([EXEC_TAIL, c"three"]) {
+        return WRONG_ERROR;
+    }
+    if read_fail_nth(63) > 0 {
+        COMPLETED
+    } else {
+        ABSORBED
+    }
+}
+
+/// Runs the release workload in a child under fail-nth `n` (0: none);
+/// returns how the child ended.
+fn run_release_child(n: u32, exe: &core::ffi::CStr) -> Result<process::WaitStatus, alloc::string::String> {
+    match process::fork().ctx("fork")? {
+        Fork::Child => {
+            if n != 0 {
+                arm_fail_nth(n);
+            }
+            release_workload(exe)
+        }
+        Fork::Parent(pid) => Ok(process::wait4(pid, 0).ctx("wait4")?.1),
+    }
+}
+
+/// Makes this thread's `n`th kernel allocation from now fail.
+fn arm_fail_nth(n: u32) {
+    let fd = fs::open(FAIL_NTH, OpenFlags::RDWR, 0).unwrap_or_else(|_| process::exit_group(WRONG_ERROR));
+    let mut buf = [0u8; 12];
+    let text = super::pipes::decimal(n, &mut buf).to_bytes();
+    if fs::write(fd, text) != Ok(text.len()) {
+        process::exit_group(WRONG_ERROR);
+    }
+    let _ = fs::close(fd);
+}
+
+/// The release workload under every N, as `allocation_failures_end_cleanly`
+/// runs its own.
+pub fn release_and_exec_failures_end_cleanly(ctx: &Context) -> TestResult {
+    match fs::open(FAIL_NTH, OpenFlags::RDONLY, 0).and_then(fs::close) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) if ctx.linux => return Ok(()),
+        Err(e) => return Err(format!("open {FAIL_NTH:?}: {e}")),
+    }
+    let interpreter = [b"#!".as_slice(), ctx.exe.to_bytes(), b" ", EXEC_STAGE.to_bytes(), b"\n"];
+    super::script::write_script(EXEC_SCRIPT, &interpreter).ctx("script")?;
+    for _ in 0..2 {
+        let status = run_release_child(0, ctx.exe)?;
+        ensure!(status.exit_code() == Some(ABSORBED), "the release workload without injection ended with {status}");
+    }
+    let baseline = memfree().map_err(|e| format!("meminfo: {e}"))?;
+    let overruns = preload_overruns()?;
+    let (mut enomem, mut killed, mut absorbed) = (0, 0, 0);
+    let mut n = 1;
+    loop {
+        ensure!(n <= MAX_RUNS, "the release workload still met an injected failure after {MAX_RUNS} runs");
+        let status = run_release_child(n, ctx.exe)?;
+        match (status.exit_code(), status.signal()) {
+            (Some(COMPLETED), _) => break,
+            (Some(ABSORBED), _) => absorbed += 1,
+            (Some(code), _) if code > ENOMEM_AT => enomem += 1,
+            (_, Some(SIGKILL | SIGSEGV | SIGBUS)) => killed += 1,
+            _ => return Err(format!("with the allocation {n} failing, the release workload ended with {status}")),
+        }
+        n += 1;
+    }
+    for path in RELEASED {
+        ensure!(fs::open(path, OpenFlags::RDONLY, 0) == Err(Errno::ENOENT), "{path:?} left behind");
+    }
+    let now = memfree().map_err(|e| format!("meminfo: {e}"))?;
+    ensure!(
+        baseline.abs_diff(now) <= ctx.memfree_slack,
+        "after {n} runs ({enomem} ENOMEM, {killed} killed, {absorbed} absorbed): free memory {now} bytes, {baseline} \
+         at the baseline (slack {})",
+        ctx.memfree_slack
+    );
+    ensure!(enomem > 0, "no run of {n} met ENOMEM");
+    let overran = preload_overruns()? - overruns;
+    ensure!(overran == 0, "{overran} preloaded sections allocated more than they reserved");
+    aspen_sys::path::unlinkat(fs::AT_FDCWD, EXEC_SCRIPT, 0).ctx("unlink")
 }

@@ -28,7 +28,7 @@ pub const CHILD_ARGV: &CStr = c"--child-argv";
 
 /// Writes an executable file holding `parts` back to back (no allocation:
 /// the suite process calls this).
-fn write_script(path: &CStr, parts: &[&[u8]]) -> Result<(), Errno> {
+pub(super) fn write_script(path: &CStr, parts: &[&[u8]]) -> Result<(), Errno> {
     let fd = fs::open(path, OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC, 0o755)?;
     let written = parts.iter().try_for_each(|part| {
         let mut done = 0;
