@@ -537,16 +537,19 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// This space's writable entries there become read-only first (and the
     /// TLB forgets them), so later writes mark the pages dirty again.
     fn write_back_range(&mut self, range: VirtRange) -> Result<(), Errno> {
-        let mut jobs = Vec::new();
-        for (start, varea) in self.vareas.overlapping(range) {
-            if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                if !object.is_anonymous() {
-                    let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
-                    let first = object_index(*first_page, start, sub.start);
-                    jobs.push((Arc::clone(object), first, first + sub.size() / PAGE_SIZE, sub));
-                }
+        let job = |(start, varea): (VirtAddr, &Varea<'e, E>)| match &varea.backing {
+            Backing::Object { object, first_page, shared: true } if !object.is_anonymous() => {
+                let sub = VirtRange::new(start.max(range.start), varea.end_exclusive.min(range.end_exclusive));
+                let first = object_index(*first_page, start, sub.start);
+                Some((Arc::clone(object), first, first + sub.size() / PAGE_SIZE, sub))
             }
-        }
+            _ => None,
+        };
+        // Counted first: ENOMEM before anything changed, not a panic.
+        let mut jobs = Vec::new();
+        let count = self.vareas.overlapping(range).filter_map(job).count();
+        jobs.try_reserve_exact(count).map_err(|_| Errno::ENOMEM)?;
+        jobs.extend(self.vareas.overlapping(range).filter_map(job));
         if jobs.is_empty() {
             return Ok(());
         }

@@ -258,7 +258,7 @@ fn map_dirty(step: i32, fd: i32) -> usize {
     at
 }
 
-/// The release workload: truncate and ftruncate of a mapped file, rename
+/// The release workload: truncate and ftruncate of a mapped file, msync, rename
 /// and unlink of open and mapped files, dup3 over, close and munmap of the
 /// last reference of a file with dirty shared pages; then execve of a `#!`
 /// script with arguments, whose interpreter execs a static program
@@ -276,6 +276,9 @@ fn release_workload(exe: &core::ffi::CStr) -> ! {
     let fd_b = create(44, b);
     check(45, fs::write(fd_b, &[3u8; PAGE_SIZE]));
     let map_b = map_dirty(46, fd_b);
+    check(64, mem::msync(map_b, PAGE_SIZE, mem::MsyncFlags::SYNC));
+    // Dirty again, for the release below.
+    touch(map_b, PAGE_SIZE);
     check(47, renameat2(fs::AT_FDCWD, a, fs::AT_FDCWD, c, 0));
     // Over c, which is a: a loses its last name while open and mapped.
     check(48, renameat2(fs::AT_FDCWD, b, fs::AT_FDCWD, c, 0));
