@@ -404,14 +404,16 @@ fn load_elf(
 /// caller with `groups` supplementary groups: for each file it opens (the
 /// program, each interpreter of a script, the ELF interpreter) a path, the
 /// open file and headers, and the new space's map (the fixed part); in
-/// proportion to the strings, the argument lists a script rewrites (two
-/// generations, each string in a block of its own), the stack image and
-/// the command line; the credentials' copy.
+/// proportion to the strings (`b` bytes, `c` of them), at most
+/// `2b + 112c` while a script's arguments are rewritten (the list of
+/// slices, 16 bytes a string, the old and the new owned lists, 24 bytes
+/// and the string each, the interpreter's list) and `3b + 65c` after (the
+/// lists, the stack image, the command line); the credentials' copy.
 fn load_heap_bound(argv: &[&[u8]], envp: &[&[u8]], groups: usize) -> usize {
     const FIXED: usize = 256 * 1024;
     let count = argv.len() + envp.len();
     let bytes: usize = argv.iter().chain(envp).map(|s| s.len()).sum();
-    FIXED + 8 * bytes + 256 * count + 4 * groups
+    FIXED + 4 * bytes + 128 * count + 4 * groups
 }
 
 /// What [`super::Process::replace_image`] allocates besides a copy of the
