@@ -825,6 +825,7 @@ pub fn vmstat() -> String {
         ("tlbi_all_local", get(&COUNTERS.all_local)),
         ("failslab_injected", crate::failslab::injected()),
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
+        ("failslab_irq_allocations", crate::failslab::irq_allocations()),
         ("oom_kill", super::oom::kills()),
     ] {
         let _ = writeln!(out, "{name} {value}");
