@@ -171,7 +171,8 @@ pub fn on_interrupt(now: u64) -> Option<u64> {
     None
 }
 
-/// The `timer` thread: runs what is due, one entry at a time.
+/// The `timer` thread: runs what is due, one entry at a time; sleeps
+/// with the timer armed for the next one when none is due.
 fn worker(_: usize) {
     loop {
         // Masked: the interrupt cannot come between the look and the block.
@@ -188,17 +189,15 @@ fn worker(_: usize) {
                 None => None,
             }
         };
-        match due.and_then(|entry| Some((entry.id, entry.target.upgrade()?))) {
+        match due {
             // Masked while it runs too, as the interrupt handler ran it.
-            Some((id, target)) => target.expired(id, now),
-            None if due_now(now) => {}
+            Some(entry) => {
+                if let Some(target) = entry.target.upgrade() {
+                    target.expired(entry.id, now);
+                }
+            }
             None => sched::block(None),
         }
         cpu::restore_irqs(irq);
     }
-}
-
-/// Whether the earliest entry is due at `now` (the next turn runs it).
-fn due_now(now: u64) -> bool {
-    QUEUE.lock().entries.last().is_some_and(|e| e.deadline <= now)
 }
