@@ -293,6 +293,9 @@ fn heap_bound(call: Sysno) -> Option<usize> {
         | Sysno::Statx
         | Sysno::Fstat
         | Sysno::Newfstatat => Some(PATHS + 2 * TREE_CHANGE + OBJECTS),
+        // A copy of the process's table of actions when it is shared
+        // (after fork: copied on write).
+        Sysno::RtSigaction => Some(OBJECTS),
         _ => None,
     }
 }

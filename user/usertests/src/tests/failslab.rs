@@ -19,7 +19,7 @@ use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
 use aspen_sys::raw::{syscall1, syscall3, syscall4, Sysno};
-use aspen_sys::signal::set_of;
+use aspen_sys::signal::{set_of, SaFlags, SigSet, SIG_IGN};
 use aspen_sys::thread::{
     futex, futex_op, futex_waiters, FUTEX_CMP_REQUEUE, FUTEX_LOCK_PI, FUTEX_PRIVATE_FLAG, FUTEX_UNLOCK_PI,
     FUTEX_WAITERS, FUTEX_WAKE_OP,
@@ -273,7 +273,8 @@ const MILLISECOND: Timespec = Timespec { tv_sec: 0, tv_nsec: 1_000_000 };
 
 /// The second workload: the console, `/proc` snapshots, sleeps, POSIX and
 /// interval timers, poll and select on a pipe, a futex requeue with a
-/// waiter, `FUTEX_WAKE_OP` and a contended PI lock. Steps 30 and up.
+/// waiter, `FUTEX_WAKE_OP`, a contended PI lock, `rt_sigaction`, `kill`
+/// and `tgkill`. Steps 30 and up.
 fn waits_and_proc_workload() {
     // The console: nothing typed, so EAGAIN (what Linux gives as well).
     let console = check(30, fs::open(c"/dev/console", OpenFlags::RDONLY | OpenFlags::NONBLOCK, 0));
@@ -357,6 +358,13 @@ fn waits_and_proc_workload() {
     }
     check(70, futex(&PI_LOCK, FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0));
     check(71, waiter.join());
+
+    // Signals: an action set in a table shared with the parent since the
+    // fork (copied on write), and kill's and tgkill's lookups (signal 0:
+    // only checked).
+    check(72, aspen_sys::signal::sigaction_raw(SIGUSR1, SIG_IGN, SaFlags::empty(), SigSet::EMPTY));
+    check(73, aspen_sys::signal::kill(0, 0));
+    check(74, aspen_sys::signal::tgkill(process::getpid(), aspen_sys::thread::gettid(), 0));
 }
 
 /// The workload's thread (its own allocations are not counted): waits on
