@@ -562,10 +562,10 @@ fn write_to(description: &Arc<OpenDescription>, buf: UserSlice) -> Result<u64, W
         let readable = &chunk[..fault.map_or(chunk.len(), |fault| fault.copied)];
         let n = match file {
             _ if readable.is_empty() => 0,
-            None => {
-                tty::write(readable);
-                readable.len()
-            }
+            None => match tty::write(readable) {
+                Ok(()) => readable.len(),
+                Err(errno) => return Ok(partial(done, errno)?),
+            },
             Some(file) => match file.write(readable, append) {
                 Ok(n) => n,
                 Err(errno) => return Ok(partial(done, errno)?),

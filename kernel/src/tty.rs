@@ -260,11 +260,15 @@ pub fn check_write(node: Node) -> Result<(), Errno> {
     check_job_control(Signal::Ttou)
 }
 
-/// Writes `data` through the discipline's output processing.
-pub fn write(data: &[u8]) {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+/// Writes `data` through the discipline's output processing, whose
+/// buffer is reserved first (a byte becomes two at most: `\n` as
+/// `\r\n`): `ENOMEM`, nothing written, when the heap has no room.
+pub fn write(data: &[u8]) -> Result<(), Errno> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(2 * data.len()).map_err(|_| Errno::ENOMEM)?;
     TERMINAL.lock().ldisc.output(data, &mut out);
     console::write_raw(&out);
+    Ok(())
 }
 
 /// The queue woken when input may have become readable.
