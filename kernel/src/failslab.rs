@@ -129,12 +129,26 @@ pub fn close_preload(start: SectionStart, reserved: usize) -> Option<usize> {
     })
 }
 
+/// Allocations made in interrupt handlers since boot, counted while
+/// checks are on: interrupt handlers must allocate nothing (they may free).
+static IRQ_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Allocations interrupt handlers made (`failslab_irq_allocations` in
+/// /proc/vmstat): 0 unless a handler breaks the rule.
+pub fn irq_allocations() -> u64 {
+    IRQ_ALLOCATIONS.load(Ordering::Relaxed)
+}
+
 /// Counts `bytes` allocated (positive) or freed (negative) against the
-/// running task's open section, if any.
+/// running task's open section, if any, and an allocation in an
+/// interrupt handler.
 #[inline]
 pub fn note_preloaded_use(bytes: isize) {
     if !PRELOAD_CHECKS.load(Ordering::Relaxed) {
         return;
+    }
+    if bytes > 0 && IN_IRQ[crate::smp::this_cpu_id()].load(Ordering::Relaxed) != 0 {
+        IRQ_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(state) = running_preload().filter(|s| s.depth.load(Ordering::Relaxed) != 0) {
         // Loads and stores, not read-modify-writes (a loop each on this

@@ -147,6 +147,24 @@ impl Futexes {
             + 2 * (queued + 1) * core::mem::size_of::<Waiter>()
     }
 
+    /// A bound on what moving `moved` waiters onto `key`'s queue
+    /// allocates: the queue's entry and its growth (the waiters' own
+    /// entries in `waiting_on` are only rewritten).
+    fn requeue_bound(&self, key: &Key, moved: usize) -> usize {
+        let queued = self.queues.get(key).map_or(0, |q| q.waiters.capacity());
+        tree_insert_bytes::<Key, Queue>() + 2 * (queued + moved + 1) * core::mem::size_of::<Waiter>()
+    }
+
+    /// A bound on what making `key` a PI futex owned by someone, with one
+    /// more waiter, allocates (the owner's set of keys, its entry among the
+    /// owners, the waiter's queueing, a grant to a new owner).
+    fn pi_bound(&self, key: &Key) -> usize {
+        tree_insert_bytes::<Pid, BTreeSet<Key>>()
+            + tree_insert_bytes::<Key, ()>()
+            + tree_insert_bytes::<Pid, bool>()
+            + self.enqueue_bound(key)
+    }
+
     fn enqueue(&mut self, key: Key, waiter: Waiter) {
         self.waiting_on.insert(waiter.task.pid, key);
         self.queues.entry(key).or_default().insert(waiter);
@@ -417,25 +435,30 @@ fn requeue(call: &Call, expected: Option<u32>) -> Result<u32, Errno> {
         }
     }
     let mut futexes = FUTEXES.lock();
-    let Some(queue) = futexes.queues.get_mut(&key1) else { return Ok(0) };
+    let Some(queue) = futexes.queues.get(&key1) else { return Ok(0) };
     if queue.waiters.iter().any(|w| w.pi) {
         return Err(Errno::EINVAL);
     }
-    let (nr_wake, nr_requeue) = (nr_wake as usize, nr_requeue as usize);
-    let woken: VecDeque<Waiter> = queue.waiters.drain(..nr_wake.min(queue.waiters.len())).collect();
-    let moved: VecDeque<Waiter> = queue.waiters.drain(..nr_requeue.min(queue.waiters.len())).collect();
-    if queue.waiters.is_empty() {
-        futexes.drop_queue(key1);
-    }
-    let count = (woken.len() + moved.len()) as u32;
-    for waiter in woken {
+    let woken = (nr_wake as usize).min(queue.waiters.len());
+    let moved = (nr_requeue as usize).min(queue.waiters.len() - woken);
+    // The second queue and its entries are made infallibly: reserved
+    // first, ENOMEM before anyone is woken or moved.
+    let _preload = crate::heap::preload(futexes.requeue_bound(&key2, moved))?;
+    for _ in 0..woken {
+        let Some(waiter) = futexes.queues.get_mut(&key1).and_then(|q| q.waiters.pop_front()) else { break };
         futexes.waiting_on.remove(&waiter.task.pid);
         sched::wake(&waiter.task);
     }
-    for waiter in moved {
+    // One at a time, from the front: onto the same word, each goes behind
+    // the others of its priority, as Linux's.
+    for _ in 0..moved {
+        let Some(waiter) = futexes.queues.get_mut(&key1).and_then(|q| q.waiters.pop_front()) else { break };
         futexes.enqueue(key2, waiter);
     }
-    Ok(count)
+    if futexes.queues.get(&key1).is_some_and(|q| q.waiters.is_empty()) {
+        futexes.drop_queue(key1);
+    }
+    Ok((woken + moved) as u32)
 }
 
 /// `FUTEX_WAKE_OP`: changes the word at `addr2` as `val3` says, wakes up
@@ -467,6 +490,13 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
     let tid = me.tid();
     let key = key_of(&me, addr, private)?;
     let task = sched::current();
+    // What queueing behind an owner allocates is reserved before the word
+    // changes (ENOMEM, nothing done), and the section closed before the
+    // wait (one CPU, no preemption: the queues do not change meanwhile).
+    let preload = {
+        let futexes = FUTEXES.lock();
+        crate::heap::preload(futexes.pi_bound(&key))?
+    };
     // One CPU, no preemption: the word cannot change under these steps.
     let word = read_word(addr)?;
     let owner = {
@@ -510,6 +540,7 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
         futexes.enqueue(key, Waiter { task: task.clone(), tid, bitset: FUTEX_BITSET_MATCH_ANY, pi: true });
         futexes.propagate(&owner_task);
     }
+    drop(preload);
     // Always restarted, as Linux's: the deadline is absolute, so the
     // restarted call waits for the same time.
     block_queued(&me, &task, deadline, Restart::NoIntr.errno())?;
@@ -558,6 +589,9 @@ fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
     let key = key_of(&me, addr, private)?;
     let task = sched::current();
     let mut futexes = FUTEXES.lock();
+    // The hand-off records the new owner's claim and grant: reserved
+    // before the word changes.
+    let _preload = crate::heap::preload(futexes.pi_bound(&key))?;
     let best = futexes
         .queues
         .get(&key)

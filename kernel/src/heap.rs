@@ -246,9 +246,9 @@ unsafe impl GlobalAlloc for GrowingHeap {
                 _ => core::ptr::null_mut(),
             };
         }
-        // Interrupt handlers allocate too (timer expiries, wake-ups), and
-        // kernel threads run with IRQs unmasked: none may come while the
-        // lock is held, or it would spin on it forever.
+        // Interrupt handlers free (a sleeper's B-tree node) though they
+        // never allocate, and kernel threads run with IRQs unmasked: none
+        // may come while the lock is held, or it would spin on it forever.
         let irq = crate::arch::cpu::disable_irqs();
         let mut heaps = self.0.lock();
         let Heaps { regions, slabs } = &mut *heaps;

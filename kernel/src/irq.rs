@@ -72,7 +72,7 @@ pub fn handle() {
             TIMER_INTID => {
                 TICKS.fetch_add(1, Ordering::Relaxed);
                 let now = timer::ticks();
-                let next_timer = crate::task::timer::expire(now);
+                let next_timer = crate::task::timer::on_interrupt(now);
                 let next = crate::task::sched::earliest(next_timer, crate::task::sched::on_timer(now));
                 match next {
                     Some(next) => timer::arm_oneshot(next.saturating_sub(now).max(1)),

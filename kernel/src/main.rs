@@ -124,6 +124,8 @@ fn start_init() {
     match process::spawn_init(path, &argv) {
         Ok(init) => {
             log::info!("started {} as pid {}", cmdline.init, init.pid);
+            // After init, which takes the first pid; before injection starts.
+            task::timer::init();
             // Boot is over: its own allocations cannot fail softly (a
             // kernel without the memory to start fails to start).
             if let Some(n) = cmdline.fail_nth_allocation {

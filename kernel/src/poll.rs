@@ -8,6 +8,7 @@
 //! pipes as [`crate::pipe`] says. A wait sleeps on the wait queues of the
 //! pipes and the console it watches.
 
+use alloc::collections::TryReserveError;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -65,17 +66,24 @@ fn watch(
     deadline: Option<u64>,
     score: impl Fn(&PollFd, PollEvents) -> usize,
 ) -> (Vec<PollEvents>, Result<usize, Errno>) {
-    let mut revents = alloc::vec![PollEvents::empty(); entries.len()];
+    // The buffers are made fallibly before the first look: no room is
+    // ENOMEM with nothing done, as Linux's poll.
+    let buffers = (|| {
+        let mut descriptions: Vec<Option<Arc<OpenDescription>>> = Vec::new();
+        descriptions.try_reserve_exact(entries.len())?;
+        Ok((filled(PollEvents::empty(), entries.len())?, descriptions))
+    })();
+    let Ok((mut revents, mut descriptions)) = buffers.map_err(|_: TryReserveError| Errno::ENOMEM) else {
+        return (Vec::new(), Err(Errno::ENOMEM));
+    };
     loop {
         // Descriptors are looked up at every look: another thread may close
         // or replace one meanwhile, as in Linux.
-        let descriptions: Vec<Option<Arc<OpenDescription>>> = entries
-            .iter()
-            .map(|entry| {
-                let fd = u64::try_from(entry.fd).ok()?;
-                thread::with_current(|t| t.process.with_files(|f| f.get(fd).ok())).ok().flatten()
-            })
-            .collect();
+        descriptions.clear();
+        descriptions.extend(entries.iter().map(|entry| {
+            let fd = u64::try_from(entry.fd).ok()?;
+            thread::with_current(|t| t.process.with_files(|f| f.get(fd).ok())).ok().flatten()
+        }));
         let mut count = 0;
         for ((entry, description), out) in entries.iter().zip(&descriptions).zip(&mut revents) {
             *out = match description {
@@ -94,7 +102,21 @@ fn watch(
             // is written back first); EINTR after a handler.
             return (revents, Err(Restart::NoHand.errno()));
         }
-        let queues: Vec<&WaitQueue> = descriptions.iter().flatten().filter_map(|d| queue(d)).collect();
+        // One queue per entry at most; no room: ENOMEM after a look that
+        // changed nothing.
+        let mut queues: Vec<&WaitQueue> = Vec::new();
+        if queues.try_reserve_exact(entries.len()).is_err() {
+            return (revents, Err(Errno::ENOMEM));
+        }
+        queues.extend(descriptions.iter().flatten().filter_map(|d| queue(d)));
         wait::wait_any(&queues, deadline);
     }
+}
+
+/// `len` copies of `value`, or the allocation error (nothing allocated).
+pub fn filled<T: Clone>(value: T, len: usize) -> Result<Vec<T>, TryReserveError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)?;
+    out.resize(len, value);
+    Ok(out)
 }

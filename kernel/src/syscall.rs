@@ -296,6 +296,9 @@ fn heap_bound(call: Sysno) -> Option<usize> {
         | Sysno::Unlinkat
         | Sysno::Renameat
         | Sysno::Renameat2 => Some(TREE_CALL_HEAP),
+        // A copy of the process's table of actions when it is shared
+        // (after fork: copied on write).
+        Sysno::RtSigaction => Some(8 * 1024),
         _ => None,
     }
 }
@@ -562,10 +565,10 @@ fn write_to(description: &Arc<OpenDescription>, buf: UserSlice) -> Result<u64, W
         let readable = &chunk[..fault.map_or(chunk.len(), |fault| fault.copied)];
         let n = match file {
             _ if readable.is_empty() => 0,
-            None => {
-                tty::write(readable);
-                readable.len()
-            }
+            None => match tty::write(readable) {
+                Ok(()) => readable.len(),
+                Err(errno) => return Ok(partial(done, errno)?),
+            },
             Some(file) => match file.write(readable, append) {
                 Ok(n) => n,
                 Err(errno) => return Ok(partial(done, errno)?),
@@ -758,8 +761,9 @@ fn ppoll(fds: u64, nfds: u64, timeout: u64, sigmask: u64, sigsetsize: u64) -> Sy
         return Err(Errno::EINVAL);
     }
     let raw = copy_in(UserSlice::new(fds, nfds * PollFd::SIZE as u64)?)?;
-    let entries: Vec<PollFd> =
-        raw.chunks_exact(PollFd::SIZE).map(|e| PollFd::from_bytes(e.try_into().unwrap_or_default())).collect();
+    let mut entries = Vec::new();
+    entries.try_reserve_exact(raw.len() / PollFd::SIZE).map_err(|_| Errno::ENOMEM)?;
+    entries.extend(raw.chunks_exact(PollFd::SIZE).map(|e| PollFd::from_bytes(e.try_into().unwrap_or_default())));
     let (revents, outcome) = with_temporary_mask(mask, || poll::poll(&entries, deadline));
     for (i, events) in revents.iter().enumerate() {
         copy_out_at(fds + (i * PollFd::SIZE + PollFd::REVENTS_OFFSET) as u64, &events.bits().to_le_bytes())?;
@@ -832,12 +836,15 @@ fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
     let n = usize::try_from(n as i32).map_err(|_| Errno::EINVAL)?;
     let n = n.min(with_files(|f| Ok(f.limit()))?);
     let bytes = fd_set_bytes(n);
-    let mut wanted = Vec::new();
-    for &set in &sets {
-        wanted.push(if set == 0 { alloc::vec![0; bytes] } else { copy_in(UserSlice::new(set, bytes as u64)?)? });
+    // Every buffer is allocated fallibly: no room is ENOMEM, nothing done.
+    let zeroed = || poll::filled(0u8, bytes).map_err(|_| Errno::ENOMEM);
+    let mut wanted = [Vec::new(), Vec::new(), Vec::new()];
+    for (&set, out) in sets.iter().zip(&mut wanted) {
+        *out = if set == 0 { zeroed()? } else { copy_in(UserSlice::new(set, bytes as u64)?)? };
     }
     let bit = |set: &[u8], fd: usize| set[fd / 8] & (1 << (fd % 8)) != 0;
     let mut entries = Vec::new();
+    entries.try_reserve_exact(n).map_err(|_| Errno::ENOMEM)?;
     for fd in 0..n {
         let [read, write, except] = [0, 1, 2].map(|s| bit(&wanted[s], fd));
         if read || write || except {
@@ -847,7 +854,7 @@ fn pselect6(n: u64, sets: [u64; 3], timeout: u64, sig: u64) -> SysResult {
     }
     let (revents, outcome) = with_temporary_mask(mask, || poll::select(&entries, deadline));
     let count = outcome?;
-    let mut ready = [alloc::vec![0u8; bytes], alloc::vec![0u8; bytes], alloc::vec![0u8; bytes]];
+    let mut ready = [zeroed()?, zeroed()?, zeroed()?];
     for (entry, events) in entries.iter().zip(revents) {
         let hits = SelectReady::from_events(entry.events, events);
         let fd = entry.fd as usize;

@@ -23,7 +23,6 @@
 //! ignores or blocks `SIGTTIN`, or whose group is orphaned, gets `EIO`; a
 //! changer that ignores or blocks `SIGTTOU` goes on.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -99,9 +98,40 @@ static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal {
     session: None,
     pgrp: None,
 });
-/// Bytes the receive interrupt took, not yet through the discipline.
-/// Shared with the interrupt: taken elsewhere only with interrupts masked.
-static RECEIVED: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+/// Bytes the receive interrupt took, not yet through the discipline: a
+/// ring of fixed size, so that the interrupt never allocates (a byte that
+/// finds it full is dropped, as a UART overrun drops it). Shared with the
+/// interrupt: taken elsewhere only with interrupts masked.
+static RECEIVED: Mutex<Received> = Mutex::new(Received { bytes: [0; RECEIVED_MAX], start: 0, len: 0 });
+
+struct Received {
+    bytes: [u8; RECEIVED_MAX],
+    start: usize,
+    len: usize,
+}
+
+impl Received {
+    fn push(&mut self, byte: u8) {
+        if self.len < RECEIVED_MAX {
+            self.bytes[(self.start + self.len) % RECEIVED_MAX] = byte;
+            self.len += 1;
+        }
+    }
+
+    /// Moves the oldest bytes into `out`; how many.
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let n = self.len.min(out.len());
+        for (i, slot) in out[..n].iter_mut().enumerate() {
+            *slot = self.bytes[(self.start + i) % RECEIVED_MAX];
+        }
+        self.start = (self.start + n) % RECEIVED_MAX;
+        self.len -= n;
+        n
+    }
+}
+
+/// Bytes the `tty` thread passes through the discipline at a time.
+const INPUT_CHUNK: usize = 256;
 /// The `tty` thread, which the interrupt wakes.
 static WORKER: Once<Arc<Task>> = Once::new();
 /// Woken when input may have become readable.
@@ -125,11 +155,7 @@ pub fn init() {
 pub fn on_interrupt() {
     {
         let mut received = RECEIVED.lock();
-        console::receive(|byte| {
-            if received.len() < RECEIVED_MAX {
-                received.push_back(byte);
-            }
-        });
+        console::receive(|byte| received.push(byte));
     }
     if let Some(worker) = WORKER.get() {
         sched::wake(worker);
@@ -140,17 +166,18 @@ pub fn on_interrupt() {
 fn worker(_: usize) {
     loop {
         let irq = cpu::disable_irqs();
-        let bytes: Vec<u8> = RECEIVED.lock().drain(..).collect();
-        if bytes.is_empty() {
+        let mut bytes = [0u8; INPUT_CHUNK];
+        let n = RECEIVED.lock().take(&mut bytes);
+        if n == 0 {
             // Masked: the interrupt cannot come between the look and the block.
             sched::block(None);
             cpu::restore_irqs(irq);
             continue;
         }
         // Masked while it runs the discipline too: it takes locks (the
-        // terminal, the process table, processes' signals) that a timer
-        // expiry in an interrupt handler may take.
-        input(&bytes);
+        // terminal, the process table, processes' signals) that the
+        // `timer` thread's expiries take with interrupts masked.
+        input(&bytes[..n]);
         cpu::restore_irqs(irq);
     }
 }
@@ -233,11 +260,15 @@ pub fn check_write(node: Node) -> Result<(), Errno> {
     check_job_control(Signal::Ttou)
 }
 
-/// Writes `data` through the discipline's output processing.
-pub fn write(data: &[u8]) {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+/// Writes `data` through the discipline's output processing, whose
+/// buffer is reserved first (a byte becomes two at most: `\n` as
+/// `\r\n`): `ENOMEM`, nothing written, when the heap has no room.
+pub fn write(data: &[u8]) -> Result<(), Errno> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(2 * data.len()).map_err(|_| Errno::ENOMEM)?;
     TERMINAL.lock().ldisc.output(data, &mut out);
     console::write_raw(&out);
+    Ok(())
 }
 
 /// The queue woken when input may have become readable.
@@ -281,6 +312,13 @@ pub fn read(max: usize, nonblocking: bool, node: Node) -> Result<Vec<u8>, Errno>
             }
             READERS.wait(deadline);
             continue;
+        }
+        // The read buffer grows fallibly, before anything is taken: no
+        // room is ENOMEM (or the bytes read so far), the input kept.
+        let wanted = terminal.ldisc.pending().min(max - data.len());
+        if data.try_reserve(wanted).is_err() {
+            drop(terminal);
+            return if data.is_empty() { Err(Errno::ENOMEM) } else { Ok(data) };
         }
         terminal.ldisc.read(max - data.len(), &mut data);
         drop(terminal);

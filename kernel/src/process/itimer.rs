@@ -15,13 +15,13 @@ use aspen_mm::errno::Errno;
 
 use super::Process;
 use crate::arch::timer;
-use crate::task::timer::{self as ktimer, Expiry, TimerId};
+use crate::task::timer::{Expiry, Slot, TimerId};
 
 /// The timer of one process.
 #[derive(Default)]
 pub struct RealTimer {
-    /// When it expires next, and its entry on the timer queue.
-    armed: Option<(u64, TimerId)>,
+    /// Its place on the timer queue, made when it is first armed.
+    slot: Option<Slot>,
     /// Its reload interval in counter ticks (0: once).
     interval: u64,
 }
@@ -41,7 +41,7 @@ impl RealTimer {
     /// What `getitimer` reports at `now`: an armed timer never shows zero
     /// left (one microsecond at least, as Linux).
     fn value(&self, now: u64) -> Itimerval {
-        let value = match self.armed {
+        let value = match self.slot.as_ref().and_then(Slot::armed) {
             None => Timeval::default(),
             Some((deadline, _)) => {
                 let left = timeval_of(deadline.saturating_sub(now));
@@ -57,8 +57,8 @@ impl RealTimer {
 
     /// Takes it off the timer queue.
     fn disarm(&mut self) {
-        if let Some((deadline, id)) = self.armed.take() {
-            ktimer::cancel(deadline, id);
+        if let Some(slot) = &mut self.slot {
+            slot.disarm();
         }
     }
 }
@@ -77,15 +77,13 @@ impl Expiry for Process {
 fn real_timer_expired(me: &Arc<Process>, id: TimerId, now: u64) -> bool {
     {
         let mut timer = me.real_timer.lock();
-        let Some((deadline, armed_id)) = timer.armed else { return false };
-        if armed_id != id {
-            return false;
-        }
-        timer.armed = None;
-        if let Some(missed) = now.saturating_sub(deadline).checked_div(timer.interval) {
-            let next = deadline.saturating_add((missed + 1).saturating_mul(timer.interval));
+        let interval = timer.interval;
+        let Some(slot) = &mut timer.slot else { return false };
+        let Some(deadline) = slot.take_expired(id) else { return false };
+        if let Some(missed) = now.saturating_sub(deadline).checked_div(interval) {
+            let next = deadline.saturating_add((missed + 1).saturating_mul(interval));
             let target: Arc<dyn Expiry> = me.clone();
-            timer.armed = Some((next, ktimer::arm(next, &target)));
+            slot.arm(next, &target);
         }
     }
     let info = SigInfo::sent(Signal::Alrm, SI_KERNEL, 0, 0);
@@ -94,20 +92,26 @@ fn real_timer_expired(me: &Arc<Process>, id: TimerId, now: u64) -> bool {
     true
 }
 
-/// `setitimer(which, new)`: the previous setting.
+/// `setitimer(which, new)`: the previous setting. `ENOMEM` (nothing
+/// changed) when the timer is armed for the first time and the timer
+/// queue cannot grow to hold it.
 pub fn set(process: &Arc<Process>, which: u64, new: Itimerval) -> Result<Itimerval, Errno> {
     if which != ITIMER_REAL {
         return Err(Errno::EINVAL);
     }
     let now = timer::ticks();
     let mut timer = process.real_timer.lock();
+    let arming = new.value != Timeval::default();
+    if arming && timer.slot.is_none() {
+        timer.slot = Some(Slot::new()?);
+    }
     let old = timer.value(now);
     timer.disarm();
     timer.interval = ticks_of(new.interval);
-    if new.value != Timeval::default() {
+    if let (true, Some(slot)) = (arming, &mut timer.slot) {
         let deadline = now.saturating_add(ticks_of(new.value).max(1));
         let target: Arc<dyn Expiry> = process.clone();
-        timer.armed = Some((deadline, ktimer::arm(deadline, &target)));
+        slot.arm(deadline, &target);
     }
     Ok(old)
 }
@@ -120,7 +124,7 @@ pub fn get(process: &Process, which: u64) -> Result<Itimerval, Errno> {
     Ok(process.real_timer.lock().value(timer::ticks()))
 }
 
-/// Disarms the process's timer when it ends.
+/// Disarms the process's timer and gives its slot back when it ends.
 pub fn release(process: &Process) {
-    process.real_timer.lock().disarm();
+    process.real_timer.lock().slot = None;
 }

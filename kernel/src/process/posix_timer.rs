@@ -24,18 +24,22 @@ use aspen_mm::errno::Errno;
 
 use super::Process;
 use crate::arch::timer;
-use crate::task::timer::{self as ktimer, Expiry, TimerId};
+use crate::task::timer::{Expiry, Slot, TimerId};
 
 /// The most timers a process may have (Linux bounds them by
 /// `RLIMIT_SIGPENDING`: `EAGAIN`).
 const MAX_TIMERS: usize = 1024;
+/// Heap a timer's insert into its process's map may take: a B-tree node
+/// (under 1 KiB) per level, six levels for `MAX_TIMERS`.
+const TIMERS_INSERT_BOUND: usize = 6 * 1024;
 
 struct PosixTimer {
     event: SigEvent,
     /// Its next expiry (`SIGEV_NONE`: its first).
     deadline: Option<u64>,
-    /// Its entry on the timer queue while armed.
-    queued: Option<TimerId>,
+    /// Its place on the timer queue (armed for `deadline` unless
+    /// `SIGEV_NONE`).
+    slot: Slot,
     /// Reload interval in counter ticks (0: once).
     interval: u64,
     /// The expiry whose signal is sent and not yet taken (then it waits
@@ -70,9 +74,7 @@ fn timespec_of(ticks: u64) -> Timespec {
 
 impl PosixTimer {
     fn disarm(&mut self) {
-        if let (Some(deadline), Some(id)) = (self.deadline, self.queued.take()) {
-            ktimer::cancel(deadline, id);
-        }
+        self.slot.disarm();
         self.deadline = None;
         self.signalled = None;
     }
@@ -82,7 +84,7 @@ impl PosixTimer {
         self.deadline = Some(deadline);
         if self.event.notify != Notify::None {
             let target: Arc<dyn Expiry> = process.clone();
-            self.queued = Some(ktimer::arm(deadline, &target));
+            self.slot.arm(deadline, &target);
         }
     }
 
@@ -109,7 +111,8 @@ impl PosixTimer {
 }
 
 /// `timer_create(clock, event)`: the new timer's id. No event: `SIGALRM`
-/// to the process with the id as its value.
+/// to the process with the id as its value. `EAGAIN` (Linux's error for
+/// its allocation failing) when the heap has no room for it.
 pub fn create(process: &Arc<Process>, clock: i32, event: Option<SigEvent>) -> Result<i32, Errno> {
     match ClockId::from_raw(clock)? {
         ClockId::Realtime | ClockId::Monotonic | ClockId::Boottime => {}
@@ -126,12 +129,14 @@ pub fn create(process: &Arc<Process>, clock: i32, event: Option<SigEvent>) -> Re
         return Err(Errno::EAGAIN);
     }
     let id = timers.next_id;
-    timers.next_id = id.checked_add(1).ok_or(Errno::EAGAIN)?;
+    let next_id = id.checked_add(1).ok_or(Errno::EAGAIN)?;
     let alarm = aspen_abi::signal::Signal::Alrm.into();
     let event = event.unwrap_or(SigEvent { value: id as u64, notify: Notify::Process(alarm) });
-    timers
-        .timers
-        .insert(id, PosixTimer { event, deadline: None, queued: None, interval: 0, signalled: None, overrun: 0 });
+    let slot = Slot::new().map_err(|_| Errno::EAGAIN)?;
+    // A B-tree insert: a node per level at most.
+    let _preload = crate::heap::preload(TIMERS_INSERT_BOUND).map_err(|_| Errno::EAGAIN)?;
+    timers.next_id = next_id;
+    timers.timers.insert(id, PosixTimer { event, deadline: None, slot, interval: 0, signalled: None, overrun: 0 });
     Ok(id)
 }
 
@@ -183,10 +188,12 @@ pub fn release_all(process: &Process) {
 /// `process`'s timers (then it has signalled).
 pub fn expired(process: &Arc<Process>, id: TimerId, now: u64) -> bool {
     let mut timers = process.posix_timers.lock();
-    let Some((&timer_id, timer)) = timers.timers.iter_mut().find(|(_, t)| t.queued == Some(id)) else {
+    let Some((&timer_id, timer)) =
+        timers.timers.iter_mut().find(|(_, t)| t.slot.armed().is_some_and(|(_, armed)| armed == id))
+    else {
         return false;
     };
-    timer.queued = None;
+    timer.slot.take_expired(id);
     let Some(deadline) = timer.deadline.take() else { return true };
     let (event, signo) = match timer.event.notify {
         Notify::None => return true,

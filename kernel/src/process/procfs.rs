@@ -85,7 +85,7 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
     let Some(parts) = split(path) else { return Ok(None) };
     let text = |s: String| Snapshot::file(s.into_bytes());
     let file = match parts[1..] {
-        [] => root_directory(),
+        [] => root_directory()?,
         ["cpuinfo"] => text(cpuinfo()),
         ["filesystems"] => text(String::from("nodev\tsysfs\nnodev\ttmpfs\nnodev\tdevtmpfs\nnodev\tproc\n")),
         ["loadavg"] => text(loadavg()),
@@ -106,6 +106,7 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
         }
         [who, "task"] => {
             let process = process_named(who)?;
+            let _preload = crate::heap::preload(listing_bound(process.thread_count()))?;
             let mut entries = alloc::vec![entry(".", 1, DT_DIR), entry("..", 1, DT_DIR)];
             for thread in process.threads() {
                 entries.push(entry(&format!("{}", thread.tid()), pid_ino(thread.tid(), 0), DT_DIR));
@@ -125,7 +126,8 @@ pub fn open(path: &[u8]) -> Result<Option<Snapshot>, Errno> {
 
 /// `/proc`: its files, the links `self` and `thread-self`, a directory per
 /// process.
-fn root_directory() -> Snapshot {
+fn root_directory() -> Result<Snapshot, Errno> {
+    let _preload = crate::heap::preload(listing_bound(task::task_count() as usize + ROOT_FILES.len()))?;
     let mut entries = alloc::vec![entry(".", 1, DT_DIR), entry("..", 1, DT_DIR)];
     entries.extend(ROOT_FILES.iter().map(|&(name, ino)| entry(name, ino, DT_REG)));
     entries.push(entry("self", 11, DT_LNK));
@@ -134,7 +136,17 @@ fn root_directory() -> Snapshot {
     for p in Process::all() {
         entries.push(entry(&format!("{}", p.pid), pid_ino(p.pid, 0), DT_DIR));
     }
-    Snapshot::directory(entries).with_identity(1, (0, 0))
+    Ok(Snapshot::directory(entries).with_identity(1, (0, 0)))
+}
+
+/// Heap a listing of `count` entries (and a few more) takes while it is
+/// made, for a section of its own (it grows with the processes or
+/// threads, not within the open's bound): per entry its slot (twice,
+/// as the vector doubles), its name, and the reference it was made from
+/// (twice too).
+fn listing_bound(count: usize) -> usize {
+    const PER_ENTRY: usize = 2 * core::mem::size_of::<(String, u64, u8)>() + 32 + 2 * 8;
+    (count + 8).saturating_mul(PER_ENTRY)
 }
 
 /// Inode numbers of `/proc/sys`, `/proc/sys/vm` and its `drop_caches`.
@@ -174,7 +186,7 @@ fn thread_file(process: &Arc<Process>, thread: Option<&Arc<Thread>>, rest: &[&st
         }
         ["cmdline"] => Snapshot::file(process.cmdline.lock().clone()).with_identity(pid_ino(id, 2), owner(process)),
         ["comm"] => text(format!("{}\n", comm(process)), 3),
-        ["maps"] => text(maps(process), 5),
+        ["maps"] => text(maps(process)?, 5),
         ["stat"] => text(pid_stat(process, thread), 6),
         ["statm"] => text(statm(process), 7),
         ["status"] => text(status(process, thread), 8),
@@ -617,11 +629,59 @@ fn status(process: &Process, thread: Option<&Arc<Thread>>) -> String {
     out
 }
 
-/// `/proc/<pid>/maps`, one line per varea.
-fn maps(process: &Process) -> String {
-    let mut out = String::new();
-    let _ = process.with_mm(|mm| mm.write_maps(&mut out));
-    out
+/// `/proc/<pid>/maps`, one line per varea: text that grows with the
+/// process (a line per mapping), so measured and made in a section of its
+/// own ([`measured_text`]) rather than in the open's.
+fn maps(process: &Process) -> Result<String, Errno> {
+    measured_text(|out| process.with_mm(|mm| mm.write_maps(out)).unwrap_or(Ok(())))
+}
+
+/// Room a measured text keeps for counters that moved between the two
+/// passes (a digit more here and there).
+const MEASURED_SLACK: usize = 256;
+
+/// Text that `render` writes, whose size depends on the system (a line
+/// per mapping): a first pass measures it, then a preloaded section of
+/// that size (`ENOMEM` when the heap cannot give it) holds the second,
+/// which never grows the buffer (what a change between the passes adds
+/// beyond the slack is cut).
+fn measured_text(render: impl Fn(&mut dyn Write) -> core::fmt::Result) -> Result<String, Errno> {
+    let mut length = Length(0);
+    let _ = render(&mut length);
+    let capacity = length.0 + MEASURED_SLACK;
+    let _preload = crate::heap::preload(capacity)?;
+    let mut out = Bounded(String::with_capacity(capacity));
+    let _ = render(&mut out);
+    Ok(out.0)
+}
+
+/// Counts the bytes written to it.
+struct Length(usize);
+
+impl Write for Length {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// A string that never grows past its capacity (the rest is cut, at a
+/// character boundary).
+struct Bounded(String);
+
+impl Write for Bounded {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.0.capacity() - self.0.len();
+        let mut end = s.len().min(room);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&s[..end]);
+        if end < s.len() {
+            return Err(core::fmt::Error);
+        }
+        Ok(())
+    }
 }
 
 /// What the memory figures of `meminfo` and `sysinfo` come from, in pages.
@@ -765,6 +825,7 @@ pub fn vmstat() -> String {
         ("tlbi_all_local", get(&COUNTERS.all_local)),
         ("failslab_injected", crate::failslab::injected()),
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
+        ("failslab_irq_allocations", crate::failslab::irq_allocations()),
         ("oom_kill", super::oom::kills()),
     ] {
         let _ = writeln!(out, "{name} {value}");

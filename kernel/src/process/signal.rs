@@ -744,10 +744,28 @@ pub fn sigaltstack(new: Option<StackT>, sp: u64) -> Result<StackT, Errno> {
     Ok(old)
 }
 
-/// A thread by id, in any process.
-fn find_thread(tid: Pid) -> Option<Arc<Thread>> {
-    let processes: Vec<Arc<Process>> = PROCESSES.lock().values().cloned().collect();
-    processes.iter().find_map(|p| p.threads.lock().get(&tid).cloned())
+/// A thread by id, in any process (`ENOMEM` when the heap has no room
+/// for the list of processes it looks through, one lock at a time).
+fn find_thread(tid: Pid) -> Result<Option<Arc<Thread>>, Errno> {
+    let processes: Vec<Arc<Process>> = {
+        let _preload = crate::heap::preload(process_list_bound())?;
+        PROCESSES.lock().values().cloned().collect()
+    };
+    Ok(processes.iter().find_map(|p| p.threads.lock().get(&tid).cloned()))
+}
+
+/// Heap a list of processes takes while it is made: a reference per task
+/// at most (processes are fewer), twice as the vector doubles.
+fn process_list_bound() -> usize {
+    (crate::task::task_count() as usize + 8) * 2 * core::mem::size_of::<Arc<Process>>()
+}
+
+/// A copy of `process`'s credentials (a list of groups), made in a
+/// preloaded section: `ENOMEM` when the heap has no room for it.
+fn creds_of(process: &Process) -> Result<aspen_abi::cred::Credentials, Errno> {
+    let groups = process.creds.lock().groups.len();
+    let _preload = crate::heap::preload(groups * core::mem::size_of::<u32>() + 64)?;
+    Ok(process.creds.lock().clone())
 }
 
 /// The signal of a `kill`-family call: 0 (`None`: only check the target)
@@ -791,28 +809,39 @@ pub fn kill(pid: i32, sig: u64) -> Result<(), Errno> {
     let signo = signal_arg(sig)?;
     let me = thread::with_current(|t| t.process.clone());
     let info = |signo| SigInfo::from_process(signo, aspen_abi::signal::SI_USER, me.pid);
-    let targets: Vec<Arc<Process>> = match pid {
+    let single = match pid {
         // A thread's id names its process, as Linux.
-        p if p > 0 => alloc::vec![Process::get(p as Pid)
-            .or_else(|| find_thread(p as Pid).map(|t| t.process.clone()))
-            .ok_or(Errno::ESRCH)?],
+        p if p > 0 => Some(match Process::get(p as Pid) {
+            Some(process) => process,
+            None => find_thread(p as Pid)?.map(|t| t.process.clone()).ok_or(Errno::ESRCH)?,
+        }),
         i32::MIN => return Err(Errno::ESRCH),
-        -1 => super::Process::all().into_iter().filter(|p| p.pid > 1 && p.pid != me.pid).collect(),
-        p => {
-            let group = if p == 0 { me.pgid() } else { p.unsigned_abs() };
-            let members: Vec<Arc<Process>> =
-                super::Process::all().into_iter().filter(|p| p.pgid() == group && !p.is_zombie()).collect();
-            if members.is_empty() {
-                return Err(Errno::ESRCH);
+        _ => None,
+    };
+    // The lists are made in a preloaded section (ENOMEM, nothing sent);
+    // the signals are sent outside it (a queued signal's information is
+    // the target's, refused as a full queue when the heap has no room).
+    let targets: Vec<Arc<Process>> = {
+        let _preload = crate::heap::preload(2 * process_list_bound())?;
+        match (single, pid) {
+            (Some(process), _) => alloc::vec![process],
+            (None, -1) => super::Process::all().into_iter().filter(|p| p.pid > 1 && p.pid != me.pid).collect(),
+            (None, p) => {
+                let group = if p == 0 { me.pgid() } else { p.unsigned_abs() };
+                let members: Vec<Arc<Process>> =
+                    super::Process::all().into_iter().filter(|p| p.pgid() == group && !p.is_zombie()).collect();
+                if members.is_empty() {
+                    return Err(Errno::ESRCH);
+                }
+                members
             }
-            members
         }
     };
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
     let (mut delivered, mut last_error) = (false, None);
-    let my_creds = me.creds.lock().clone();
+    let my_creds = creds_of(&me)?;
     for target in &targets {
         let sent = may_kill(&me, &my_creds, target, signo).and_then(|()| match signo {
             Some(signo) => target.send(signo, info(signo)),
@@ -836,12 +865,12 @@ pub fn tgkill(tgid: Option<i32>, tid: i32, sig: u64) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let signo = signal_arg(sig)?;
-    let thread = find_thread(tid as Pid).ok_or(Errno::ESRCH)?;
+    let thread = find_thread(tid as Pid)?.ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|tgid| thread.process.pid != tgid as Pid) {
         return Err(Errno::ESRCH);
     }
     let me = thread::with_current(|t| t.process.clone());
-    let my_creds = me.creds.lock().clone();
+    let my_creds = creds_of(&me)?;
     may_kill(&me, &my_creds, &thread.process, signo)?;
     let Some(signo) = signo else { return Ok(()) };
     thread.send(signo, SigInfo::from_process(signo, aspen_abi::signal::SI_TKILL, me.pid))
@@ -861,7 +890,7 @@ pub fn sigqueueinfo(pid: i32, sig: u64, mut info: SigInfo) -> Result<(), Errno> 
     }
     let target = Process::get(pid as Pid).ok_or(Errno::ESRCH)?;
     let me = thread::with_current(|t| t.process.clone());
-    let my_creds = me.creds.lock().clone();
+    let my_creds = creds_of(&me)?;
     may_kill(&me, &my_creds, &target, signo)?;
     let Some(signo) = signo else { return Ok(()) };
     info.signo = signo.number() as i32;

@@ -91,10 +91,9 @@ pub(super) fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> Resu
                 };
                 writer.write_some(data.len(), nonblocking, copy)
             }
-            Description::Console(node) => tty::check_write(*node).map_err(WriteError::Errno).map(|()| {
-                tty::write(data);
-                data.len()
-            }),
+            Description::Console(node) => {
+                tty::check_write(*node).and_then(|()| tty::write(data)).map_err(WriteError::Errno).map(|()| data.len())
+            }
             Description::File(out) => out.write(data, false).map_err(WriteError::Errno),
             Description::Device(device, _) => device.write(data.len()).map_err(WriteError::Errno),
             Description::PipeRead(_) | Description::Snapshot(_) => Err(WriteError::Errno(Errno::EBADF)),

@@ -102,11 +102,16 @@ pub struct Task {
     pub fail_nth: core::sync::atomic::AtomicU32,
     /// Its preloaded heap sections (`crate::heap::Preload`).
     pub preload: crate::failslab::PreloadState,
+    /// Its links in its level's run queue while ready: intrusive, so that
+    /// queueing a task (in the timer interrupt, at a wake-up) never
+    /// allocates. Only the scheduler touches them, under its lock.
+    run_link: UnsafeCell<sched::RunLink>,
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
 // interrupts masked, on the CPU that switches the task out or in; a task
-// is never running on two CPUs at once.
+// is never running on two CPUs at once. `run_link` only under the
+// scheduler's lock.
 unsafe impl Sync for Task {}
 // SAFETY: as above; everything else is behind locks.
 unsafe impl Send for Task {}
@@ -156,6 +161,7 @@ impl Task {
             started: crate::arch::timer::ticks(),
             fail_nth: core::sync::atomic::AtomicU32::new(0),
             preload: crate::failslab::PreloadState::new(),
+            run_link: UnsafeCell::new(sched::RunLink::UNLINKED),
         })
     }
 

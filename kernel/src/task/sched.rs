@@ -14,8 +14,9 @@
 //! reschedule pending, or reaches a pause point of a long memory pass
 //! (`mm`'s `MmEnv::should_yield`, [`preempt_point`]).
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use aspen_abi::sched::{Policy, SchedParams, MAX_RT_PRIORITY};
@@ -38,9 +39,9 @@ const IDLE_POLICY_PRIORITY: u8 = PRIORITIES as u8 - 1;
 pub const TIME_SLICE_MS: u64 = 10;
 /// Words of the bitmap of non-empty queues.
 const BITMAP_WORDS: usize = PRIORITIES.div_ceil(64);
-/// A run queue keeps at most this many slots of capacity for nothing: a
-/// burst of ready tasks (a fork bomb) must not pin its peak in the heap.
-const RUN_QUEUE_SPARE: usize = 64;
+/// Heap a sleeper's entry may take: a B-tree insert, a node (under 512
+/// bytes) per level; eight levels hold far more tasks than can exist.
+const SLEEPER_INSERT_BOUND: usize = 8 * 512;
 
 /// The level of a user task scheduled as `params`.
 pub const fn level_of(params: SchedParams) -> u8 {
@@ -62,12 +63,48 @@ enum End {
     Front,
 }
 
+/// A task's links in its level's run queue (`Task::run_link`).
+pub struct RunLink {
+    prev: *const Task,
+    next: *const Task,
+    queued: bool,
+}
+
+impl RunLink {
+    pub const UNLINKED: Self = Self { prev: ptr::null(), next: ptr::null(), queued: false };
+}
+
+/// One level's queue: a doubly linked list through the tasks' own links,
+/// which holds a reference to each task in it (`Arc::into_raw`).
+#[derive(Clone, Copy)]
+struct Level {
+    head: *const Task,
+    tail: *const Task,
+}
+
 struct RunQueues {
-    queues: [VecDeque<Arc<Task>>; PRIORITIES],
+    levels: [Level; PRIORITIES],
     /// Bit p set: queue p is not empty.
     nonempty: [u64; BITMAP_WORDS],
     /// Tasks in all queues.
     len: usize,
+}
+
+// SAFETY: the queues' pointers are references to tasks (which are Send
+// and Sync) that the queues own; they are used only under the scheduler's
+// lock.
+unsafe impl Send for RunQueues {}
+
+/// `task`'s links.
+///
+/// # Safety
+/// The caller holds the scheduler's lock (the links' only users), and
+/// `task` is alive.
+#[allow(clippy::mut_from_ref)]
+unsafe fn link_of<'a>(task: *const Task) -> &'a mut RunLink {
+    // SAFETY: guaranteed by the caller; no other reference to the links
+    // lives across calls.
+    unsafe { &mut *(*task).run_link.get() }
 }
 
 impl Scheduler {
@@ -82,6 +119,8 @@ impl Scheduler {
 }
 
 impl RunQueues {
+    const EMPTY: Level = Level { head: ptr::null(), tail: ptr::null() };
+
     fn level(task: &Task) -> usize {
         (task.priority() as usize).min(PRIORITIES - 1)
     }
@@ -90,42 +129,90 @@ impl RunQueues {
         self.push_at(task, End::Back);
     }
 
+    /// Queues `task` (a task already queued stays where it is). Never
+    /// allocates: the links are the task's own.
     fn push_at(&mut self, task: Arc<Task>, end: End) {
         let p = Self::level(&task);
-        match end {
-            End::Back => self.queues[p].push_back(task),
-            End::Front => self.queues[p].push_front(task),
+        let this = Arc::into_raw(task);
+        // SAFETY: under the scheduler's lock (`&mut self`); every pointer
+        // in a queue is a live task the queue holds a reference to.
+        unsafe {
+            let link = link_of(this);
+            if link.queued {
+                drop(Arc::from_raw(this));
+                return;
+            }
+            let level = &mut self.levels[p];
+            match end {
+                End::Back => {
+                    *link = RunLink { prev: level.tail, next: ptr::null(), queued: true };
+                    match level.tail.is_null() {
+                        true => level.head = this,
+                        false => link_of(level.tail).next = this,
+                    }
+                    level.tail = this;
+                }
+                End::Front => {
+                    *link = RunLink { prev: ptr::null(), next: level.head, queued: true };
+                    match level.head.is_null() {
+                        true => level.tail = this,
+                        false => link_of(level.head).prev = this,
+                    }
+                    level.head = this;
+                }
+            }
         }
         self.len += 1;
         self.nonempty[p / 64] |= 1 << (p % 64);
     }
 
+    /// Takes the queued task `this` out of level `p`'s queue and returns
+    /// the queue's reference to it.
+    ///
+    /// # Safety
+    /// `this` is queued at level `p`; the caller holds the scheduler's lock.
+    unsafe fn unlink(&mut self, p: usize, this: *const Task) -> Arc<Task> {
+        // SAFETY: guaranteed by the caller; its neighbours are queued tasks.
+        unsafe {
+            let link = link_of(this);
+            let level = &mut self.levels[p];
+            match link.prev.is_null() {
+                true => level.head = link.next,
+                false => link_of(link.prev).next = link.next,
+            }
+            match link.next.is_null() {
+                true => level.tail = link.prev,
+                false => link_of(link.next).prev = link.prev,
+            }
+            *link = RunLink::UNLINKED;
+            if level.head.is_null() {
+                self.nonempty[p / 64] &= !(1 << (p % 64));
+            }
+            self.len -= 1;
+            Arc::from_raw(this)
+        }
+    }
+
     /// Takes `task` out of the queue of its level; whether it was there.
     fn remove(&mut self, task: &Arc<Task>) -> bool {
-        let p = Self::level(task);
-        let queue = &mut self.queues[p];
-        let Some(at) = queue.iter().position(|t| Arc::ptr_eq(t, task)) else { return false };
-        queue.remove(at);
-        self.len -= 1;
-        if queue.is_empty() {
-            self.nonempty[p / 64] &= !(1 << (p % 64));
+        let this = Arc::as_ptr(task);
+        // SAFETY: under the scheduler's lock; `task` is alive. A queued
+        // task is in the queue of its level (levels change only once it
+        // is taken out, in `set_levels`).
+        unsafe {
+            if !link_of(this).queued {
+                return false;
+            }
+            drop(self.unlink(Self::level(task), this));
         }
         true
     }
 
     fn pop(&mut self) -> Option<Arc<Task>> {
         let p = self.best()? as usize;
-        let queue = &mut self.queues[p];
-        let task = queue.pop_front();
-        self.len -= 1;
-        if queue.is_empty() {
-            self.nonempty[p / 64] &= !(1 << (p % 64));
-        }
-        // Halving at a quarter full keeps pops amortized O(1).
-        if queue.capacity() > RUN_QUEUE_SPARE && queue.len() < queue.capacity() / 4 {
-            queue.shrink_to(queue.capacity() / 2);
-        }
-        task
+        let head = self.levels[p].head;
+        // SAFETY: a level marked non-empty has a queued head.
+        Some(unsafe { self.unlink(p, head) })
     }
 
     /// The best level waiting, if any: O(1), a look at three words.
@@ -173,7 +260,7 @@ impl Scheduler {
 }
 
 static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
-    run: RunQueues { queues: [const { VecDeque::new() }; PRIORITIES], nonempty: [0; BITMAP_WORDS], len: 0 },
+    run: RunQueues { levels: [RunQueues::EMPTY; PRIORITIES], nonempty: [0; BITMAP_WORDS], len: 0 },
     current: None,
     idle: None,
     sleepers: BTreeMap::new(),
@@ -350,9 +437,21 @@ pub fn set_lock_boost(task: &Arc<Task>, boost: u8) {
 /// Blocks the running task until `wake` (or, with a deadline in counter
 /// ticks, until then). The scheduler keeps only running, ready and sleeping
 /// tasks alive: whoever will wake a task blocked without a deadline must
-/// hold a reference to it (a process holds its task).
+/// hold a reference to it (a process holds its task). When the heap has
+/// no room for a sleeper's entry, it only yields: a spurious wake-up, after
+/// which every caller checks its condition (and the time) again.
 pub fn block(deadline: Option<u64>) {
     let irq = cpu::disable_irqs();
+    // Opened before the lock (a preload may grow the heap) and closed
+    // before the switch: a section's reserve is not kept across a sleep.
+    let preload = match deadline.map(|_| crate::heap::preload(SLEEPER_INSERT_BOUND)) {
+        Some(Err(_)) => {
+            yield_now();
+            cpu::restore_irqs(irq);
+            return;
+        }
+        preload => preload,
+    };
     {
         let mut s = SCHED.lock();
         let current = s.current.clone().expect("block before init_idle");
@@ -364,6 +463,7 @@ pub fn block(deadline: Option<u64>) {
             timer::fire_by(deadline);
         }
     }
+    drop(preload);
     schedule(End::Back);
     cpu::restore_irqs(irq);
 }

@@ -14,11 +14,20 @@
 //! test is skipped on a Linux without it.
 
 use alloc::format;
+use core::sync::atomic::AtomicU32;
+use core::sync::atomic::Ordering::SeqCst;
 
-use aspen_sys::fd::pipe2;
+use aspen_sys::fd::{pipe2, PollEvents, PollFd};
 use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
+use aspen_sys::raw::{syscall1, syscall3, syscall4, Sysno};
+use aspen_sys::signal::{set_of, SaFlags, SigSet, SIG_IGN};
+use aspen_sys::thread::{
+    futex, futex_op, futex_waiters, FUTEX_CMP_REQUEUE, FUTEX_LOCK_PI, FUTEX_PRIVATE_FLAG, FUTEX_UNLOCK_PI,
+    FUTEX_WAITERS, FUTEX_WAKE_OP,
+};
+use aspen_sys::time::{self, Timespec, CLOCK_MONOTONIC};
 use aspen_sys::Errno;
 
 use crate::ensure;
@@ -134,9 +143,9 @@ fn workload() {
 /// is tested).
 extern "C" fn thread_body(_: usize) {}
 
-/// Arms `fail-nth` with `n`, runs the workload, and ends the process with
-/// the run's outcome.
-fn run(n: u32) -> ! {
+/// Arms `fail-nth` with `n`, runs `work`, and ends the process with the
+/// run's outcome.
+fn run(n: u32, work: fn()) -> ! {
     let fd = fs::open(FAIL_NTH, OpenFlags::RDWR, 0).unwrap_or_else(|_| process::exit_group(WRONG_ERROR));
     let mut buf = [0u8; 12];
     let text = super::pipes::decimal(n, &mut buf).to_bytes();
@@ -145,7 +154,7 @@ fn run(n: u32) -> ! {
     }
     // From here on the Nth kernel allocation on this task's behalf fails.
     let _ = fs::close(fd);
-    workload();
+    work();
     let left = read_fail_nth(26);
     process::exit_group(if left > 0 { COMPLETED } else { ABSORBED })
 }
@@ -165,48 +174,69 @@ fn read_fail_nth(step: i32) -> u32 {
 /// `failslab_preload_overruns` of /proc/vmstat: kernel sections that
 /// allocated more than they reserved (their bound is wrong).
 fn preload_overruns() -> Result<u64, alloc::string::String> {
-    let text = read_text(c"/proc/vmstat")?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("failslab_preload_overruns ")?.trim().parse().ok())
-        .ok_or_else(|| format!("no failslab_preload_overruns in /proc/vmstat: {text:?}"))
+    vmstat("failslab_preload_overruns")
 }
 
-/// Runs the workload in a child under fail-nth `n` (0: none); returns
-/// how the child ended.
-fn run_child(n: u32) -> Result<process::WaitStatus, alloc::string::String> {
+/// The counter `name` of /proc/vmstat.
+fn vmstat(name: &str) -> Result<u64, alloc::string::String> {
+    let text = read_text(c"/proc/vmstat")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/vmstat: {text:?}"))
+}
+
+/// Runs `work` in a child under fail-nth `n` (0: none); returns how the
+/// child ended.
+fn run_child(n: u32, work: fn()) -> Result<process::WaitStatus, alloc::string::String> {
     match process::fork().ctx("fork")? {
         Fork::Child if n == 0 => {
-            workload();
+            work();
             process::exit_group(COMPLETED)
         }
-        Fork::Child => run(n),
+        Fork::Child => run(n, work),
         Fork::Parent(pid) => Ok(process::wait4(pid, 0).ctx("wait4")?.1),
     }
 }
 
-pub fn allocation_failures_end_cleanly(ctx: &Context) -> TestResult {
+/// Whether this kernel has fail-nth (Linux built without
+/// `CONFIG_FAULT_INJECTION`, as Debian's, has not: the tests are skipped).
+fn has_fail_nth(ctx: &Context) -> Result<bool, alloc::string::String> {
     match fs::open(FAIL_NTH, OpenFlags::RDONLY, 0).and_then(fs::close) {
-        Ok(()) => {}
-        // Linux built without CONFIG_FAULT_INJECTION (Debian's kernel).
-        Err(Errno::ENOENT) if ctx.linux => return Ok(()),
-        Err(e) => return Err(format!("open {FAIL_NTH:?}: {e}")),
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) if ctx.linux => Ok(false),
+        Err(e) => Err(format!("open {FAIL_NTH:?}: {e}")),
+    }
+}
+
+pub fn allocation_failures_end_cleanly(ctx: &Context) -> TestResult {
+    if !has_fail_nth(ctx)? {
+        return Ok(());
     }
     let fd = fs::open(FILE, OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC, 0o600).ctx("create")?;
     fs::write(fd, &[7u8; PAGE_SIZE]).ctx("write")?;
     fs::close(fd).ctx("close")?;
+    sweep(ctx, workload)?;
+    aspen_sys::path::unlinkat(fs::AT_FDCWD, FILE, 0).ctx("unlink")
+}
+
+/// Runs `work` under fail-nth N = 1, 2, ... until a run completes: each
+/// run must end in ENOMEM, a clean kill or an absorbed failure; then free
+/// memory is back at its baseline and no preloaded section overran.
+fn sweep(ctx: &Context, work: fn()) -> TestResult {
     // Twice without injection: first-use costs (the file's page cache,
     // this process's tables) come before the baseline.
     for _ in 0..2 {
-        let status = run_child(0)?;
+        let status = run_child(0, work)?;
         ensure!(status.success(), "the workload without injection ended with {status}");
     }
     let baseline = memfree().map_err(|e| format!("meminfo: {e}"))?;
     let overruns = preload_overruns()?;
+    let irq_allocations = vmstat("failslab_irq_allocations")?;
     let (mut enomem, mut killed, mut absorbed) = (0, 0, 0);
     let mut n = 1;
     loop {
         ensure!(n <= MAX_RUNS, "the workload still met an injected failure after {MAX_RUNS} runs");
-        let status = run_child(n)?;
+        let status = run_child(n, work)?;
         match (status.exit_code(), status.signal()) {
             (Some(COMPLETED), _) => break,
             (Some(ABSORBED), _) => absorbed += 1,
@@ -226,7 +256,191 @@ pub fn allocation_failures_end_cleanly(ctx: &Context) -> TestResult {
     ensure!(enomem > 0, "no run of {n} met ENOMEM");
     let overran = preload_overruns()? - overruns;
     ensure!(overran == 0, "{overran} preloaded sections allocated more than they reserved");
-    aspen_sys::path::unlinkat(fs::AT_FDCWD, FILE, 0).ctx("unlink")
+    let in_irq = vmstat("failslab_irq_allocations")? - irq_allocations;
+    ensure!(in_irq == 0, "interrupt handlers made {in_irq} heap allocations");
+    Ok(())
+}
+
+/// The second workload's futex words: `REQUEUE_FROM` is waited on by its
+/// thread and requeued onto `REQUEUE_TO`; `PI_LOCK` is a PI lock the
+/// thread contends for.
+static REQUEUE_FROM: AtomicU32 = AtomicU32::new(0);
+static REQUEUE_TO: AtomicU32 = AtomicU32::new(0);
+static PI_LOCK: AtomicU32 = AtomicU32::new(0);
+
+/// `SIGUSR1`, which the workload's POSIX timer sends (blocked).
+const SIGUSR1: i32 = 10;
+
+/// One millisecond.
+const MILLISECOND: Timespec = Timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+
+/// The second workload: the console, `/proc` snapshots, sleeps, POSIX and
+/// interval timers, poll and select on a pipe, a futex requeue with a
+/// waiter, `FUTEX_WAKE_OP`, a contended PI lock, `rt_sigaction`, `kill`
+/// and `tgkill`. Steps 30 and up.
+fn waits_and_proc_workload() {
+    // The console: nothing typed, so EAGAIN (what Linux gives as well).
+    let console = check(30, fs::open(c"/dev/console", OpenFlags::RDONLY | OpenFlags::NONBLOCK, 0));
+    let mut byte = [0u8; 1];
+    match fs::read(console, &mut byte) {
+        Ok(_) | Err(Errno::EAGAIN) => {}
+        Err(errno) => stop(31, errno),
+    }
+    check(32, fs::close(console));
+
+    let mut digits = [0u8; 12];
+    let pid = super::pipes::decimal(process::getpid() as u32, &mut digits).to_bytes();
+    let mut name = [0u8; 64];
+    let mut at = 0;
+    for part in [b"/proc/".as_slice(), pid] {
+        name[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    name[at..at + 6].copy_from_slice(b"/stat\0");
+    let pid_stat = core::ffi::CStr::from_bytes_until_nul(&name).unwrap_or(c"/proc/self/stat");
+    for (step, path) in [
+        (33, c"/proc/self/maps"),
+        (35, c"/proc/self/status"),
+        (37, c"/proc/meminfo"),
+        (39, c"/proc/vmstat"),
+        (41, pid_stat),
+        (43, c"/proc/self/task"),
+    ] {
+        read_whole(step, path);
+    }
+
+    check(45, time::nanosleep(&MILLISECOND));
+    check(46, clock_nanosleep(&MILLISECOND));
+
+    check(47, aspen_sys::signal::sigprocmask(aspen_sys::signal::SIG_BLOCK, Some(set_of(&[SIGUSR1]))));
+    // EAGAIN is timer_create's error for a failed kernel allocation.
+    let timer = check(48, timer_create(SIGUSR1).map_err(|e| if e == Errno::EAGAIN { Errno::ENOMEM } else { e }));
+    // Periodic, so that it expires (in the timer interrupt) while the
+    // workload sleeps below, and arms itself again.
+    check(49, timer_settime(timer, MILLISECOND, MILLISECOND));
+    check(50, time::nanosleep(&Timespec { tv_sec: 0, tv_nsec: 3_000_000 }));
+    check(51, timer_delete(timer));
+    check(52, setitimer(Timespec { tv_sec: 10, tv_nsec: 0 }));
+    check(53, setitimer(Timespec::default()));
+
+    let (read_end, write_end) = check(54, pipe2(OpenFlags::empty()));
+    // Nothing to read yet: ppoll waits out its timeout.
+    let mut fds = [PollFd::new(read_end, PollEvents::IN)];
+    check(55, aspen_sys::fd::ppoll(&mut fds, Some(1_000_000)));
+    check(56, fs::write(write_end, b"x"));
+    let mut fds = [PollFd::new(read_end, PollEvents::IN), PollFd::new(write_end, PollEvents::OUT)];
+    check(57, aspen_sys::fd::ppoll(&mut fds, Some(0)));
+    let mut sets = [[0u64; 16]; 3];
+    sets[0][0] = 1 << read_end;
+    sets[1][0] = 1 << write_end;
+    check(58, super::pipes::pselect(write_end.max(read_end) + 1, &mut sets, 1_000_000));
+    check(59, fs::close(read_end));
+    check(60, fs::close(write_end));
+
+    REQUEUE_FROM.store(0, SeqCst);
+    PI_LOCK.store(0, SeqCst);
+    check(61, futex(&PI_LOCK, FUTEX_LOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0));
+    let waiter = check(62, aspen_sys::thread::spawn_thread(futex_waiter, 0));
+    while check(63, futex_waiters(&REQUEUE_FROM)) == 0 {
+        check(64, time::nanosleep(&MILLISECOND));
+    }
+    let to = &REQUEUE_TO as *const AtomicU32 as usize;
+    let moved = check(65, futex(&REQUEUE_FROM, FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG, 0, 1, to, 0));
+    if moved != 1 {
+        process::exit_group(WRONG_ERROR);
+    }
+    // FUTEX_OP_SET of 0 to the second word, whose waiter is woken only if
+    // it held something else (FUTEX_OP_CMP_NE 0): nobody is woken.
+    check(66, futex(&REQUEUE_FROM, FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG, 1, 1, to, futex_op(0, 0, 1, 0)));
+    while check(67, aspen_sys::thread::futex_wake(&REQUEUE_TO, 1)) == 0 {
+        check(68, time::nanosleep(&MILLISECOND));
+    }
+    // The thread now blocks on the PI lock, which the unlock hands it.
+    while PI_LOCK.load(SeqCst) & FUTEX_WAITERS == 0 {
+        check(69, time::nanosleep(&MILLISECOND));
+    }
+    check(70, futex(&PI_LOCK, FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0));
+    check(71, waiter.join());
+
+    // Signals: an action set in a table shared with the parent since the
+    // fork (copied on write), and kill's and tgkill's lookups (signal 0:
+    // only checked).
+    check(72, aspen_sys::signal::sigaction_raw(SIGUSR1, SIG_IGN, SaFlags::empty(), SigSet::EMPTY));
+    check(73, aspen_sys::signal::kill(0, 0));
+    check(74, aspen_sys::signal::tgkill(process::getpid(), aspen_sys::thread::gettid(), 0));
+}
+
+/// The workload's thread (its own allocations are not counted): waits on
+/// `REQUEUE_FROM` until requeued and woken, then takes and gives back
+/// the PI lock.
+extern "C" fn futex_waiter(_: usize) {
+    while REQUEUE_TO.load(SeqCst) == 0 && aspen_sys::thread::futex_wait(&REQUEUE_FROM, 0, None).is_err() {}
+    let _ = futex(&PI_LOCK, FUTEX_LOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0);
+    let _ = futex(&PI_LOCK, FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0);
+}
+
+/// Opens and reads `path` to its end (steps `step` and `step + 1`).
+fn read_whole(step: i32, path: &core::ffi::CStr) {
+    let flags = if path.to_bytes().ends_with(b"task") { OpenFlags::DIRECTORY } else { OpenFlags::RDONLY };
+    let fd = check(step, fs::open(path, flags, 0));
+    let mut buf = [0u8; 1024];
+    if !flags.contains(OpenFlags::DIRECTORY) {
+        while check(step + 1, fs::read(fd, &mut buf)) != 0 {}
+    }
+    let _ = fs::close(fd);
+}
+
+/// `clock_nanosleep(CLOCK_MONOTONIC, 0, duration, NULL)`.
+fn clock_nanosleep(duration: &Timespec) -> Result<usize, Errno> {
+    // SAFETY: the kernel only reads the request.
+    Errno::result(unsafe {
+        syscall4(Sysno::ClockNanosleep.number(), CLOCK_MONOTONIC as usize, 0, duration as *const Timespec as usize, 0)
+    })
+}
+
+/// `timer_create(CLOCK_MONOTONIC)` sending `signo` to the process.
+fn timer_create(signo: i32) -> Result<usize, Errno> {
+    // struct sigevent: value, signo, notify (SIGEV_SIGNAL: 0), padding.
+    let mut event = [0u32; 16];
+    event[2] = signo as u32;
+    let mut id = 0i32;
+    // SAFETY: the kernel reads the event and writes the id.
+    Errno::result(unsafe {
+        syscall3(
+            Sysno::TimerCreate.number(),
+            CLOCK_MONOTONIC as usize,
+            event.as_ptr() as usize,
+            &mut id as *mut i32 as usize,
+        )
+    })?;
+    Ok(id as usize)
+}
+
+/// `timer_settime(timer, 0, {interval, value}, NULL)`.
+fn timer_settime(timer: usize, interval: Timespec, value: Timespec) -> Result<usize, Errno> {
+    let spec = [interval, value];
+    // SAFETY: the kernel only reads the setting.
+    Errno::result(unsafe { syscall4(Sysno::TimerSettime.number(), timer, 0, spec.as_ptr() as usize, 0) })
+}
+
+fn timer_delete(timer: usize) -> Result<usize, Errno> {
+    // SAFETY: no memory is involved.
+    Errno::result(unsafe { syscall1(Sysno::TimerDelete.number(), timer) })
+}
+
+/// `setitimer(ITIMER_REAL, {0, value}, NULL)` (zero: disarmed).
+fn setitimer(value: Timespec) -> Result<usize, Errno> {
+    // struct itimerval: interval and value, in seconds and microseconds.
+    let spec = [0i64, 0, value.tv_sec, value.tv_nsec / 1000];
+    // SAFETY: the kernel only reads the setting.
+    Errno::result(unsafe { syscall3(Sysno::Setitimer.number(), 0, spec.as_ptr() as usize, 0) })
+}
+
+pub fn allocation_failures_in_waits_and_proc_end_cleanly(ctx: &Context) -> TestResult {
+    if !has_fail_nth(ctx)? {
+        return Ok(());
+    }
+    sweep(ctx, waits_and_proc_workload)
 }
 
 /// The files the release workload makes, renames and removes (each run

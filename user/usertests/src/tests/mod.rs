@@ -180,6 +180,10 @@ pub const TESTS: &[Test] = &[
     child("killed_before_running_gives_back", forkbomb::killed_before_running_gives_back),
     child("allocation_failures_end_cleanly", failslab::allocation_failures_end_cleanly),
     child("release_and_exec_failures_end_cleanly", failslab::release_and_exec_failures_end_cleanly),
+    child(
+        "allocation_failures_in_waits_and_proc_end_cleanly",
+        failslab::allocation_failures_in_waits_and_proc_end_cleanly,
+    ),
     // The real programs (user/libc, user/std), each exec'd from /bin.
     child("prog_c_threads", programs::c_threads),
     child("prog_c_futex", programs::c_futex),

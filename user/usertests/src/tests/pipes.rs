@@ -433,7 +433,7 @@ pub fn ppoll_pipes(_ctx: &Context) -> TestResult {
 }
 
 /// `pselect6(n, sets, timeout ns, no mask)` over 1024-descriptor sets.
-fn pselect(n: i32, sets: &mut [[u64; 16]; 3], timeout_ns: u64) -> Result<usize, Errno> {
+pub(super) fn pselect(n: i32, sets: &mut [[u64; 16]; 3], timeout_ns: u64) -> Result<usize, Errno> {
     let mut spec = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     let [read, write, except] = sets;
     // SAFETY: the three sets (128 bytes each) and the timespec are the
