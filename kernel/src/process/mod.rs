@@ -938,9 +938,15 @@ pub fn is_mapped(addr: u64) -> bool {
 /// when its process is ending; take its signals; restart or fail an
 /// interrupted system call. One relaxed load when there is nothing to do.
 pub fn return_to_user(frame: &mut TrapFrame) {
-    if thread::with_current(|thread| thread.work.load(Ordering::Relaxed)) != 0 {
+    if work_pending() {
         signal::deliver(frame);
     }
+}
+
+/// Whether the running thread has something to do before it returns to
+/// user space (one relaxed load).
+pub fn work_pending() -> bool {
+    thread::with_current(|thread| thread.work.load(Ordering::Relaxed)) != 0
 }
 
 /// What the thread leaves behind for others: its robust futexes and PI
