@@ -22,7 +22,7 @@ use spin::{Mutex, Once};
 use crate::arch::firmware::{self, PsciError};
 use crate::arch::{cpu, exception, mmu, smp as arch_smp, timer};
 use crate::board::BOARD;
-use crate::driver::gic::{Gic, SgiTarget};
+use crate::driver::gic::{Gic, SgiTarget, SGI_COUNT, URGENT_ONLY, URGENT_PRIORITY};
 use crate::memory::phys_to_virt;
 use crate::task::stack::{KernelStack, StackError};
 use crate::task::{bkl, sched, Task};
@@ -47,11 +47,15 @@ pub enum Ipi {
     /// scheduler) as it leaves the interrupt, and arms its slice's end if
     /// another core asked.
     Reschedule = 3,
+    /// Wakes the target from [`sleep_until_turn`] (the big kernel lock's
+    /// turn has come); of a higher priority than the others, so that it
+    /// alone does.
+    Turn = 4,
 }
 
 impl Ipi {
     /// Every SGI the kernel uses, to enable on each core.
-    pub const ALL: [Ipi; 4] = [Ipi::Ping, Ipi::Call, Ipi::Stop, Ipi::Reschedule];
+    pub const ALL: [Ipi; 5] = [Ipi::Ping, Ipi::Call, Ipi::Stop, Ipi::Reschedule, Ipi::Turn];
 }
 
 /// A core's own data, reached through `TPIDR_EL1` ([`this_cpu`]).
@@ -71,6 +75,8 @@ pub struct PerCpu {
     pings: AtomicU64,
     /// Its timer's interrupts taken.
     local_timer_irqs: AtomicU64,
+    /// Times it woke in [`sleep_until_turn`].
+    turn_wakeups: AtomicU64,
     /// Senders of [`call_on`] to this core, one at a time.
     call_lock: Mutex<()>,
     call_fn: AtomicUsize,
@@ -91,6 +97,7 @@ impl PerCpu {
             gic_mask: AtomicU8::new(0),
             pings: AtomicU64::new(0),
             local_timer_irqs: AtomicU64::new(0),
+            turn_wakeups: AtomicU64::new(0),
             call_lock: Mutex::new(()),
             call_fn: AtomicUsize::new(0),
             call_arg: AtomicUsize::new(0),
@@ -107,6 +114,13 @@ impl PerCpu {
     /// Interrupts of this core's own timer it has taken.
     pub fn local_timer_irqs(&self) -> u64 {
         self.local_timer_irqs.load(Ordering::Acquire)
+    }
+
+    /// How often it woke while it waited for its turn
+    /// ([`sleep_until_turn`]): once per turn, not once per interrupt
+    /// pending meanwhile.
+    pub fn turn_wakeups(&self) -> u64 {
+        self.turn_wakeups.load(Ordering::Acquire)
     }
 
     /// Whether the core is up.
@@ -174,7 +188,44 @@ pub fn init_boot_cpu() {
 /// Records the GIC for IPIs, and the boot core's interface.
 pub fn init_interrupts(gic: &'static Gic) {
     GIC.call_once(|| gic);
+    gic.set_private_priority(Ipi::Turn as u32, URGENT_PRIORITY);
     this_cpu().gic_mask.store(gic.own_interface_mask(), Ordering::Release);
+}
+
+/// Sleeps until `done()` holds, with IRQs masked: in `WFI`, with the core's
+/// priority mask letting only [`Ipi::Turn`] through, which whoever makes
+/// `done()` hold sends after it does. Other interrupts pending meanwhile
+/// (the core's timer, a reschedule SGI) neither wake it nor keep it
+/// spinning (a spinning guest core takes the host's time from the core it
+/// waits for when the emulator has fewer host cores than guest ones, and a
+/// busy fork bomb's timers and SGIs kept the waiters of the big kernel lock
+/// spinning nearly always); they are taken once the mask is back. Spins
+/// before the GIC is up.
+pub fn sleep_until_turn(done: impl Fn() -> bool) {
+    let Some(gic) = GIC.get() else {
+        while !done() {
+            core::hint::spin_loop();
+        }
+        return;
+    };
+    let mask = gic.set_priority_mask(URGENT_ONLY);
+    let wakeups = &this_cpu().turn_wakeups;
+    while !done() {
+        cpu::wait_for_interrupt();
+        wakeups.fetch_add(1, Ordering::Relaxed);
+        // What woke it: a Turn SGI, taken here so that it does not end
+        // the next `WFI` at once (stale, it was for an earlier wait).
+        while let Some(iar) = gic.acknowledge() {
+            gic.end_of_interrupt(iar);
+            let intid = iar & 0x3ff;
+            if intid < SGI_COUNT && intid != Ipi::Turn as u32 {
+                // Only if the mask was not yet in force: an SGI is an
+                // edge, handled now or never.
+                on_ipi(intid);
+            }
+        }
+    }
+    gic.set_priority_mask(mask);
 }
 
 /// How many cores the interrupt controller serves (0 before `irq::init`).
@@ -315,6 +366,7 @@ extern "C" fn secondary_main(id: usize) -> ! {
         for ipi in Ipi::ALL {
             gic.enable(ipi as u32);
         }
+        gic.set_private_priority(Ipi::Turn as u32, URGENT_PRIORITY);
         me.gic_mask.store(gic.own_interface_mask(), Ordering::Release);
     }
     timer::disarm();
@@ -405,6 +457,8 @@ pub fn on_ipi(intid: u32) {
             cpu::halt()
         }
         n if n == Ipi::Reschedule as u32 => sched::on_reschedule_ipi(),
+        // Its work is to have woken the core (`sleep_until_turn`).
+        n if n == Ipi::Turn as u32 => {}
         other => log::warn!("core {}: unexpected SGI {other}", me.id),
     }
 }

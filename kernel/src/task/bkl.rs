@@ -19,14 +19,18 @@
 //! wait for another core to take an interrupt (SGIs are handled without
 //! it; [`crate::smp::call_on`] gives it up while it waits).
 //!
-//! A waiting core sleeps in `WFI` (which wakes for a pending interrupt,
-//! masked or not) rather than spinning, and the release wakes the core
-//! whose turn it is with an SGI: spinning cores would take the host's
-//! time from the holder under an emulator with fewer host cores than
-//! guest ones, and a holder preempted on the host makes every other core
-//! wait a host time slice. (An interrupt handler drops its interrupt's
-//! priority before it waits, so the SGI is signalled; while an interrupt
-//! is pending anyway, the core spins.)
+//! A waiting core sleeps in `WFI` rather than spinning, and the release
+//! wakes the core whose turn it is with an SGI of its own (`Ipi::Turn`),
+//! the one interrupt its priority mask lets through meanwhile
+//! ([`smp::sleep_until_turn`]): spinning cores would take the host's time
+//! from the holder under an emulator with fewer host cores than guest
+//! ones, and a holder preempted on the host makes every other core wait a
+//! host time slice. (It used to spin while another interrupt was pending,
+//! which a `WFI` does not sleep through: with a fork bomb's timers and
+//! reschedule SGIs pending nearly always, three spinning cores starved
+//! the fourth, the holder, on a loaded host: minutes without progress.
+//! An interrupt handler drops its interrupt's priority before it waits,
+//! so the SGI is signalled.)
 
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -111,25 +115,20 @@ pub fn release() {
 fn wake_next(next: u32) {
     let waiter = (0..MAX_CPUS).find(|&n| BKL.waiting[n].load(Ordering::Relaxed) == u64::from(next));
     if let Some(n) = waiter {
-        smp::send_ipi(n, smp::Ipi::Reschedule);
+        smp::send_ipi(n, smp::Ipi::Turn);
     }
 }
 
-/// Waits, with IRQs masked, until `ticket` is served: in `WFI` unless an
-/// interrupt is pending (it stays pending until the lock is had).
+/// Waits, with IRQs masked, until `ticket` is served: asleep in `WFI`,
+/// woken by the release's Turn SGI alone (other interrupts stay pending
+/// until the lock is had).
 #[cold]
 #[inline(never)]
 fn wait_for_turn(me: usize, ticket: u32) {
     BKL.waiting[me].store(u64::from(ticket), Ordering::Relaxed);
     // Against `release`'s fence.
     fence(Ordering::SeqCst);
-    while BKL.serving.load(Ordering::Acquire) != ticket {
-        if cpu::irq_pending() {
-            core::hint::spin_loop();
-        } else {
-            cpu::wait_for_interrupt();
-        }
-    }
+    smp::sleep_until_turn(|| BKL.serving.load(Ordering::Acquire) == ticket);
     BKL.waiting[me].store(NO_TICKET, Ordering::Relaxed);
 }
 
@@ -148,6 +147,11 @@ pub fn let_others_in() {
     if held() && contended() {
         without(|| {});
     }
+}
+
+/// Whether core `n` waits for the lock (for tests).
+pub fn waits(n: usize) -> bool {
+    BKL.waiting[n].load(Ordering::Relaxed) != NO_TICKET
 }
 
 /// Whether the calling core holds the lock.

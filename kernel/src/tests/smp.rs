@@ -122,6 +122,43 @@ kernel_test!(
     }
 );
 
+/// Spins for `ms` milliseconds, keeping whatever the caller holds.
+fn spin_ms(ms: u64) {
+    let until = timer::ticks() + timer::frequency() * ms / 1000;
+    while timer::ticks() < until {
+        core::hint::spin_loop();
+    }
+}
+
+kernel_test!(
+    fn a_core_waiting_for_the_big_kernel_lock_sleeps_through_other_interrupts() -> TestResult {
+        let millisecond = (timer::frequency() / 1000) as usize;
+        for n in secondaries() {
+            // Its timer's handler will wait for the lock this thread holds.
+            check_eq!(smp::call_on(n, arm_timer, 20 * millisecond), Ok(()));
+            let deadline = timer::ticks() + timer::frequency();
+            while !crate::task::bkl::waits(n) && timer::ticks() < deadline {
+                core::hint::spin_loop();
+            }
+            check!(crate::task::bkl::waits(n), "core {n} does not wait for the big kernel lock");
+            // An SGI that stays pending while it waits with IRQs masked: a
+            // `WFI` does not sleep through it, so a wait that is woken by
+            // any pending interrupt spins on it (a fork bomb's timers and
+            // SGIs had three cores spin so, starving the holder's).
+            let pings = smp::cpu(n).pings();
+            smp::send_ipi(n, Ipi::Ping);
+            let wakeups = smp::cpu(n).turn_wakeups();
+            spin_ms(20);
+            let woke = smp::cpu(n).turn_wakeups() - wakeups;
+            check!(woke <= 1, "core {n} woke {woke} times in 20 ms waiting for the lock");
+            check!(crate::task::bkl::waits(n), "core {n} stopped waiting for a lock it cannot have");
+            // Its turn: it takes the lock, then the ping.
+            check!(within_a_second(|| smp::cpu(n).pings() > pings), "core {n} missed its ping");
+        }
+        Ok(())
+    }
+);
+
 kernel_test!(
     fn maxcpus_on_the_command_line_limits_the_cores() -> TestResult {
         check_eq!(CommandLine::parse("maxcpus=2").max_cpus, Some(2));
