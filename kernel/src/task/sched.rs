@@ -235,7 +235,9 @@ impl RunQueues {
     fn pop_for(&mut self, n: usize) -> Option<Arc<Task>> {
         let (p, at) = self.find_for(n)?;
         let queue = &mut self.queues[p];
-        let task = queue.remove(at);
+        // Nearly always the first: `pop_front` copies nothing, `remove`
+        // works out which side to shift even for index 0.
+        let task = if at == 0 { queue.pop_front() } else { queue.remove(at) };
         self.len -= 1;
         if queue.is_empty() {
             self.nonempty[p / 64] &= !(1 << (p % 64));
@@ -734,9 +736,8 @@ fn schedule(end: End) {
     NEED_RESCHED[me].store(false, Ordering::Relaxed);
     SLICE_OVER[me].store(false, Ordering::Relaxed);
     let prev = s.cpus[me].current.clone().expect("schedule before init_idle");
-    let idle = s.cpus[me].idle.clone().expect("schedule before init_idle");
     let blocked = prev.state() != TaskState::Running;
-    let prev_idle = Arc::ptr_eq(&prev, &idle);
+    let prev_idle = s.cpus[me].idles();
     // Only a task that stops running (blocks, ends) changes the count of
     // runnable ones here: a yield or preemption trades one for another.
     if blocked && !prev_idle {
@@ -750,7 +751,11 @@ fn schedule(end: End) {
             s.run.push_at(prev.clone(), end);
         }
     }
-    let next = s.run.pop_for(me).unwrap_or(idle);
+    // The idle task's reference is taken only when it is the one to run.
+    let next = match s.run.pop_for(me) {
+        Some(task) => task,
+        None => s.cpus[me].idle.clone().expect("schedule before init_idle"),
+    };
     next.set_state(TaskState::Running);
     next.cpu.store(me, Ordering::Relaxed);
     if moves {
