@@ -768,14 +768,20 @@ fn schedule(end: End) {
         cpu::restore_irqs(irq);
         return;
     }
+    let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
+    let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
     let core = &mut s.cpus[me];
     core.slice_end = timer::ticks() + slice_ticks();
+    // `next` is the core's running task from here: its slice, not the
+    // previous task's, ends when one of its level waits (switched in from
+    // the idle task, a task never had a slice, and a task of its level
+    // made ready with it waited until it blocked).
+    core.current = Some(next);
     if let Some(end) = s.slice_end_of(me) {
         timer::fire_by(end);
     }
     let core = &mut s.cpus[me];
-    let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
-    let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
+    let next = core.current.as_ref().expect("the task just chosen");
     // The translation changes only for a user task of another address
     // space (a switch between threads of one space writes no TTBR0). Kernel
     // threads and the idle task run on the empty table: a core then holds
@@ -797,8 +803,7 @@ fn schedule(end: End) {
         }
     }
     cputime::switched_from(&prev, prev_idle, blocked);
-    running().store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
-    core.current = Some(next);
+    running().store(Arc::as_ptr(next) as *mut Task, Ordering::Release);
     core.switched_out = Some(prev);
     drop(s);
     // SAFETY: interrupts are masked and this core holds the big kernel

@@ -128,6 +128,7 @@ pub const TESTS: &[Test] = &[
     child("sched_fifo_wakeup_preempts_munmap", preempt::fifo_wakeup_preempts_munmap),
     child("smp_getcpu_follows_affinity", smp::getcpu_follows_affinity),
     child("smp_threads_run_in_parallel", smp::threads_run_in_parallel),
+    child("smp_pinned_pair_share_a_core", smp::pinned_pair_share_a_core),
     child("smp_no_stale_reads_across_cores", smp::no_stale_reads_across_cores),
     child("exec_scripts", script::interpreters),
     child("exec_many_arguments", args::many_arguments),

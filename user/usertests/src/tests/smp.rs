@@ -9,11 +9,11 @@
 //! they report through the atomics here.
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use aspen_sys::mem::{self, Advice, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::raw::{syscall0, syscall3, Sysno};
-use aspen_sys::thread::{spawn_thread, Thread};
+use aspen_sys::thread::{futex_wait, futex_waiters, futex_wake, spawn_thread, Thread};
 use aspen_sys::time::{clock_gettime, sleep_ms, ClockId, NANOS_PER_SECOND};
 use aspen_sys::Errno;
 
@@ -178,6 +178,72 @@ pub fn threads_run_in_parallel(_: &Context) -> TestResult {
     let (cpu, wall) = ((cpu_after - cpu_before) * 10_000_000, wall_after - wall_before);
     ensure!(SPUN_ON.load(Ordering::SeqCst) == online, "spinners ran on {:#x}", SPUN_ON.load(Ordering::SeqCst));
     ensure!(cpu > 2 * wall, "{cores} spinners used {cpu} ns of CPU time in {wall} ns");
+    Ok(())
+}
+
+/// The core the round-robin pair is pinned to.
+static PAIR_CORE: AtomicUsize = AtomicUsize::new(0);
+/// The pair waits on it (futex) until it is 1.
+static PAIR_GATE: AtomicU32 = AtomicU32::new(0);
+/// Per thread of the pair: spins counted, and whether it could not start.
+static PAIR_SPINS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static PAIR_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// One of the pair: pins itself to `PAIR_CORE`, waits at the gate, then
+/// spins (counting) without system calls until told to stop.
+extern "C" fn pair_spinner(i: usize) {
+    if pin(1 << PAIR_CORE.load(Ordering::SeqCst)).is_err() {
+        PAIR_FAILED.store(true, Ordering::SeqCst);
+        return;
+    }
+    while PAIR_GATE.load(Ordering::SeqCst) == 0 {
+        let _ = futex_wait(&PAIR_GATE, 0, None);
+    }
+    while !STOP_SPINNING.load(Ordering::Relaxed) {
+        PAIR_SPINS[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Two spinning threads pinned to one idle core, made ready by one call
+/// (a `FUTEX_WAKE` of both), share it in round-robin slices: the one the
+/// core takes from idle has its slice end armed (when a task was switched
+/// in from the idle task, the slice was judged by the idle task's, none,
+/// and the other thread waited until the first one stopped).
+pub fn pinned_pair_share_a_core(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    let core = cores_of(online).last().ok_or("no core")?;
+    let others = online & !(1 << core);
+    // This thread stays off the pair's core: that core idles until the wake.
+    pin(others).ctx("sched_setaffinity")?;
+    PAIR_CORE.store(core, Ordering::SeqCst);
+    PAIR_GATE.store(0, Ordering::SeqCst);
+    PAIR_FAILED.store(false, Ordering::SeqCst);
+    STOP_SPINNING.store(false, Ordering::SeqCst);
+    for spins in &PAIR_SPINS {
+        spins.store(0, Ordering::SeqCst);
+    }
+    let threads = [spawn_thread(pair_spinner, 0).ctx("clone")?, spawn_thread(pair_spinner, 1).ctx("clone")?];
+    let mut waiting = 0;
+    for _ in 0..1000 {
+        waiting = futex_waiters(&PAIR_GATE).ctx("futex requeue")?;
+        if waiting == 2 || PAIR_FAILED.load(Ordering::SeqCst) {
+            break;
+        }
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    PAIR_GATE.store(1, Ordering::SeqCst);
+    futex_wake(&PAIR_GATE, 2).ctx("futex wake")?;
+    sleep_ms(200).ctx("nanosleep")?;
+    let spins = [PAIR_SPINS[0].load(Ordering::SeqCst), PAIR_SPINS[1].load(Ordering::SeqCst)];
+    STOP_SPINNING.store(true, Ordering::SeqCst);
+    for thread in threads {
+        thread.join().ctx("join")?;
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    ensure!(!PAIR_FAILED.load(Ordering::SeqCst), "a thread of the pair could not pin itself to core {core}");
+    ensure!(waiting == 2, "{waiting} threads of the pair waited at the gate");
+    ensure!(spins[0] > 0 && spins[1] > 0, "in 200 ms on core {core} the pair spun {spins:?} times");
     Ok(())
 }
 
