@@ -1,8 +1,10 @@
-//! Interrupts: the board's GIC, the one-shot timer, armed for the earliest
-//! of the kernel's timers, sleepers and the end of a time slice (none while
-//! a task runs alone or the CPU idles), the console UART's receive
-//! interrupt (device interrupts go to the boot core), and SGIs between
-//! cores (`smp`).
+//! Interrupts: the board's GIC, each core's one-shot timer, armed for the
+//! earliest of the kernel's timers, sleepers and the end of its time slice
+//! (none while a task runs alone or the core idles), the console UART's
+//! receive interrupt (device interrupts go to the boot core), and SGIs
+//! between cores (`smp`). The timer and device handlers run under the big
+//! kernel lock (taken one level deeper if the core holds it already); SGI
+//! handlers without it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,6 +15,7 @@ use crate::board::BOARD;
 use crate::driver::gic::{Gic, SGI_COUNT};
 use crate::memory::phys_to_virt;
 use crate::smp::{self, Ipi};
+use crate::task::bkl;
 
 /// The EL1 physical timer's private interrupt (PPI 14 = INTID 30).
 pub const TIMER_INTID: u32 = 30;
@@ -33,7 +36,7 @@ pub fn init() {
     gic.init();
     gic.enable(TIMER_INTID);
     gic.enable(BOARD.uart_intid);
-    for ipi in [Ipi::Ping, Ipi::Call, Ipi::Stop] {
+    for ipi in Ipi::ALL {
         gic.enable(ipi as u32);
     }
     crate::smp::init_interrupts(gic);
@@ -51,7 +54,7 @@ pub fn count() -> u64 {
     HANDLED.load(Ordering::Relaxed)
 }
 
-/// Timer interrupts since `init`.
+/// Timer interrupts since `init`, of every core.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
@@ -65,12 +68,21 @@ pub fn handle() {
     let _section = crate::failslab::IrqSection::enter();
     while let Some(iar) = gic.acknowledge() {
         HANDLED.fetch_add(1, Ordering::Relaxed);
-        match iar & 0x3ff {
+        let intid = iar & 0x3ff;
+        if intid == TIMER_INTID {
+            // It is armed again below; disarmed, it stops asking.
+            timer::disarm();
+        }
+        // The end of the interrupt before the handler: a handler that waits
+        // for the big kernel lock must let the SGI that says its turn has
+        // come be signalled (an interrupt still active would mask it).
+        gic.end_of_interrupt(iar);
+        match intid {
             sgi if sgi < SGI_COUNT => smp::on_ipi(sgi),
-            // A secondary's own timer; the scheduler's is the boot core's.
-            TIMER_INTID if smp::this_cpu_id() != 0 => smp::on_local_timer(),
             TIMER_INTID => {
+                smp::count_timer_irq();
                 TICKS.fetch_add(1, Ordering::Relaxed);
+                bkl::acquire();
                 let now = timer::ticks();
                 let next_timer = crate::task::timer::on_interrupt(now);
                 let next = crate::task::sched::earliest(next_timer, crate::task::sched::on_timer(now));
@@ -79,10 +91,14 @@ pub fn handle() {
                     // Nothing is due: no tick until something arms the timer.
                     None => timer::disarm(),
                 }
+                bkl::release();
             }
-            intid if intid == BOARD.uart_intid => crate::tty::on_interrupt(),
+            intid if intid == BOARD.uart_intid => {
+                bkl::acquire();
+                crate::tty::on_interrupt();
+                bkl::release();
+            }
             other => log::warn!("unexpected interrupt {other}"),
         }
-        gic.end_of_interrupt(iar);
     }
 }

@@ -96,6 +96,9 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     random::init(info.rng_seed, info.kaslr_seed);
     files::init(info.initrd);
 
+    // The boot core is the kernel's alone until the others start; it
+    // holds the big kernel lock from here (its idle loop gives it up).
+    task::bkl::acquire();
     task::sched::init_idle();
     irq::init();
     smp::start_secondaries(cmdline.max_cpus);
@@ -138,9 +141,14 @@ fn start_init() {
     }
 }
 
+/// Starts the kernel-test or benchmark thread, kept on the boot core: the
+/// tests of the other cores are written from its side.
 fn spawn_or_panic(name: &str, entry: fn(usize)) {
     match task::Task::new_kernel(task::sched::DEFAULT_PRIORITY, entry, 0) {
-        Ok(task) => task::sched::make_ready(task),
+        Ok(task) => {
+            task::sched::set_affinity(&task, 1 << smp::this_cpu_id());
+            task::sched::make_ready(task)
+        }
         Err(e) => panic!("cannot start the {name} thread: {e:?}"),
     }
 }

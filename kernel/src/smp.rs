@@ -6,10 +6,12 @@
 //! PSCI `CPU_ON` or the board's spin table sends each to `boot.s`, which
 //! brings it to EL1 with the kernel's table, its own stack and its per-CPU
 //! block in `TPIDR_EL1`; [`secondary_main`] installs the vectors, sets up
-//! its GIC CPU interface and timer, says it is online and idles in `WFI`.
-//! The scheduler is still the boot core's alone: no task runs on a
-//! secondary. A secondary answers inter-processor interrupts (SGIs:
-//! [`Ipi`]) and its own timer, and that is all it does.
+//! its GIC CPU interface and timer, says it is online, takes the big
+//! kernel lock and becomes a core of the scheduler with an idle task of
+//! its own: tasks run on every core. Inter-processor interrupts (SGIs:
+//! [`Ipi`]) are handled without the big kernel lock (they touch only
+//! atomics of the target's block and its timer), so a core that holds it
+//! can always reach one that waits for it with IRQs masked.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
@@ -20,10 +22,10 @@ use spin::{Mutex, Once};
 use crate::arch::firmware::{self, PsciError};
 use crate::arch::{cpu, exception, mmu, smp as arch_smp, timer};
 use crate::board::BOARD;
-use crate::driver::gic::{Gic, SgiTarget};
+use crate::driver::gic::{Gic, SgiTarget, SGI_COUNT, URGENT_ONLY, URGENT_PRIORITY};
 use crate::memory::phys_to_virt;
 use crate::task::stack::{KernelStack, StackError};
-use crate::task::Task;
+use crate::task::{bkl, sched, Task};
 
 /// How long the boot core waits for a started core to say it is online.
 const START_TIMEOUT_MS: u64 = 1000;
@@ -41,6 +43,19 @@ pub enum Ipi {
     /// Stops the target for good, in its interrupt handler (power-off on
     /// boards without firmware to do it, a fatal error).
     Stop = 2,
+    /// Wakes the target to look at its reschedule flag (set by the
+    /// scheduler) as it leaves the interrupt, and arms its slice's end if
+    /// another core asked.
+    Reschedule = 3,
+    /// Wakes the target from [`sleep_until_turn`] (the big kernel lock's
+    /// turn has come); of a higher priority than the others, so that it
+    /// alone does.
+    Turn = 4,
+}
+
+impl Ipi {
+    /// Every SGI the kernel uses, to enable on each core.
+    pub const ALL: [Ipi; 5] = [Ipi::Ping, Ipi::Call, Ipi::Stop, Ipi::Reschedule, Ipi::Turn];
 }
 
 /// A core's own data, reached through `TPIDR_EL1` ([`this_cpu`]).
@@ -49,20 +64,19 @@ pub struct PerCpu {
     pub id: usize,
     /// Up and answering interrupts.
     online: AtomicBool,
-    /// The task running here (`task::sched` keeps it; null while the core
-    /// runs no task, as the secondaries for now).
+    /// The task running here (`task::sched` keeps it; null until the core
+    /// has its idle task).
     pub running: AtomicPtr<Task>,
-    /// The counter when it came online (a secondary idles from then on).
-    online_since: AtomicU64,
     /// Its `MIDR_EL1` (implementer, part, revision), for `/proc/cpuinfo`.
     midr: AtomicU64,
     /// Its GIC CPU interface as a target mask.
     gic_mask: AtomicU8,
     /// [`Ipi::Ping`]s taken.
     pings: AtomicU64,
-    /// Its timer's interrupts taken (the boot core's scheduler timer not
-    /// counted: [`crate::irq::ticks`] has those).
+    /// Its timer's interrupts taken.
     local_timer_irqs: AtomicU64,
+    /// Times it woke in [`sleep_until_turn`].
+    turn_wakeups: AtomicU64,
     /// Senders of [`call_on`] to this core, one at a time.
     call_lock: Mutex<()>,
     call_fn: AtomicUsize,
@@ -79,11 +93,11 @@ impl PerCpu {
             id,
             online: AtomicBool::new(false),
             running: AtomicPtr::new(core::ptr::null_mut()),
-            online_since: AtomicU64::new(0),
             midr: AtomicU64::new(0),
             gic_mask: AtomicU8::new(0),
             pings: AtomicU64::new(0),
             local_timer_irqs: AtomicU64::new(0),
+            turn_wakeups: AtomicU64::new(0),
             call_lock: Mutex::new(()),
             call_fn: AtomicUsize::new(0),
             call_arg: AtomicUsize::new(0),
@@ -97,9 +111,16 @@ impl PerCpu {
         self.pings.load(Ordering::Acquire)
     }
 
-    /// Interrupts of this core's own timer it has taken (secondaries only).
+    /// Interrupts of this core's own timer it has taken.
     pub fn local_timer_irqs(&self) -> u64 {
         self.local_timer_irqs.load(Ordering::Acquire)
+    }
+
+    /// How often it woke while it waited for its turn
+    /// ([`sleep_until_turn`]): once per turn, not once per interrupt
+    /// pending meanwhile.
+    pub fn turn_wakeups(&self) -> u64 {
+        self.turn_wakeups.load(Ordering::Acquire)
     }
 
     /// Whether the core is up.
@@ -115,8 +136,8 @@ impl PerCpu {
     /// Marks the calling core (this block's) online from now.
     fn come_online(&self) {
         self.midr.store(cpu::midr(), Ordering::Relaxed);
-        self.online_since.store(timer::ticks(), Ordering::Relaxed);
         self.online.store(true, Ordering::Release);
+        ONLINE.fetch_or(1 << self.id, Ordering::AcqRel);
     }
 }
 
@@ -126,6 +147,9 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [PerCpu::new(0), PerCpu::new(1), PerCpu::ne
 static STACKS: [Once<KernelStack>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
 /// Cores the board has (bit n: core n), found by [`start_secondaries`].
 static PRESENT: AtomicU64 = AtomicU64::new(1);
+/// Cores up and answering (each block's `online`, as one mask: the
+/// scheduler reads it at every wake-up).
+static ONLINE: AtomicU64 = AtomicU64::new(0);
 /// Cores the kernel tried to start, the boot core included.
 static STARTED: AtomicU64 = AtomicU64::new(1);
 /// The interrupt controller, as `irq::init` made it.
@@ -164,7 +188,44 @@ pub fn init_boot_cpu() {
 /// Records the GIC for IPIs, and the boot core's interface.
 pub fn init_interrupts(gic: &'static Gic) {
     GIC.call_once(|| gic);
+    gic.set_private_priority(Ipi::Turn as u32, URGENT_PRIORITY);
     this_cpu().gic_mask.store(gic.own_interface_mask(), Ordering::Release);
+}
+
+/// Sleeps until `done()` holds, with IRQs masked: in `WFI`, with the core's
+/// priority mask letting only [`Ipi::Turn`] through, which whoever makes
+/// `done()` hold sends after it does. Other interrupts pending meanwhile
+/// (the core's timer, a reschedule SGI) neither wake it nor keep it
+/// spinning (a spinning guest core takes the host's time from the core it
+/// waits for when the emulator has fewer host cores than guest ones, and a
+/// busy fork bomb's timers and SGIs kept the waiters of the big kernel lock
+/// spinning nearly always); they are taken once the mask is back. Spins
+/// before the GIC is up.
+pub fn sleep_until_turn(done: impl Fn() -> bool) {
+    let Some(gic) = GIC.get() else {
+        while !done() {
+            core::hint::spin_loop();
+        }
+        return;
+    };
+    let mask = gic.set_priority_mask(URGENT_ONLY);
+    let wakeups = &this_cpu().turn_wakeups;
+    while !done() {
+        cpu::wait_for_interrupt();
+        wakeups.fetch_add(1, Ordering::Relaxed);
+        // What woke it: a Turn SGI, taken here so that it does not end
+        // the next `WFI` at once (stale, it was for an earlier wait).
+        while let Some(iar) = gic.acknowledge() {
+            gic.end_of_interrupt(iar);
+            let intid = iar & 0x3ff;
+            if intid < SGI_COUNT && intid != Ipi::Turn as u32 {
+                // Only if the mask was not yet in force: an SGI is an
+                // edge, handled now or never.
+                on_ipi(intid);
+            }
+        }
+    }
+    gic.set_priority_mask(mask);
 }
 
 /// How many cores the interrupt controller serves (0 before `irq::init`).
@@ -179,24 +240,7 @@ pub fn present_mask() -> u64 {
 
 /// Mask of the cores up and answering.
 pub fn online_mask() -> u64 {
-    (0..MAX_CPUS).filter(|&n| PER_CPU[n].is_online()).fold(0, |mask, n| mask | 1 << n)
-}
-
-/// Counter ticks the online secondaries have spent idle: all their time
-/// since they came up, as they run no task (interrupt handling included,
-/// a few instructions per interrupt).
-pub fn secondary_idle_ticks() -> u64 {
-    let now = timer::ticks();
-    (1..MAX_CPUS)
-        .filter(|&n| PER_CPU[n].is_online())
-        .map(|n| now.saturating_sub(PER_CPU[n].online_since.load(Ordering::Relaxed)))
-        .sum()
-}
-
-/// Counter ticks core `n` has spent idle, if it is an online secondary.
-pub fn idle_ticks_of(n: usize) -> Option<u64> {
-    let block = PER_CPU.get(n).filter(|block| n != 0 && block.is_online())?;
-    Some(timer::ticks().saturating_sub(block.online_since.load(Ordering::Relaxed)))
+    ONLINE.load(Ordering::Acquire)
 }
 
 /// How many secondary stacks exist (made at boot, kept for good), for the
@@ -255,7 +299,7 @@ pub fn start_secondaries(max_cpus: Option<usize>) {
     let online = online_mask();
     let elapsed_us = (timer::ticks() - started_at) * 1_000_000 / timer::frequency();
     log::info!(
-        "smp: {} of {} cores online ({}){}; {} us; tasks run on core 0",
+        "smp: {} of {} cores online ({}){}; {} us; tasks run on every core",
         online.count_ones(),
         present.count_ones(),
         match BOARD.cpu_start {
@@ -319,25 +363,19 @@ extern "C" fn secondary_main(id: usize) -> ! {
     if let Some(gic) = GIC.get() {
         gic.init_cpu();
         gic.enable(crate::irq::TIMER_INTID);
-        for ipi in [Ipi::Ping, Ipi::Call, Ipi::Stop] {
+        for ipi in Ipi::ALL {
             gic.enable(ipi as u32);
         }
+        gic.set_private_priority(Ipi::Turn as u32, URGENT_PRIORITY);
         me.gic_mask.store(gic.own_interface_mask(), Ordering::Release);
     }
     timer::disarm();
     timer::allow_user_counter();
     me.come_online();
-    idle()
-}
-
-/// A secondary's idle loop: wait for an interrupt, take it, again.
-fn idle() -> ! {
-    loop {
-        // IRQs stay masked but for the moment they are taken: the WFI
-        // wakes for a pending interrupt without taking it.
-        cpu::wait_for_interrupt();
-        cpu::take_pending_irqs();
-    }
+    // Into the scheduler: the idle loop gives the lock up while it waits.
+    bkl::acquire();
+    sched::init_idle();
+    sched::idle_loop()
 }
 
 /// Sends `ipi` to core `target`; nothing if it is not online.
@@ -365,9 +403,11 @@ pub enum CallError {
 }
 
 /// Runs `f(arg)` on core `target`, in its interrupt handler (IRQs
-/// masked), and waits until it has. On the calling core it runs at once.
-/// After a timeout the target may still run it late, so `arg` must not
-/// point at anything the caller owns.
+/// masked, without the big kernel lock), and waits until it has, with the
+/// big kernel lock given up (the target may be waiting for it with IRQs
+/// masked): the caller holds no spin lock. On the calling core it runs at
+/// once. After a timeout the target may still run it late, so `arg` must
+/// not point at anything the caller owns.
 pub fn call_on(target: usize, f: fn(usize), arg: usize) -> Result<(), CallError> {
     let block = PER_CPU.get(target).filter(|block| block.is_online()).ok_or(CallError::Offline)?;
     if target == this_cpu_id() {
@@ -376,16 +416,19 @@ pub fn call_on(target: usize, f: fn(usize), arg: usize) -> Result<(), CallError>
         cpu::restore_irqs(irq);
         return Ok(());
     }
-    let _one_at_a_time = block.call_lock.lock();
-    block.call_fn.store(f as usize, Ordering::Relaxed);
-    block.call_arg.store(arg, Ordering::Relaxed);
-    let ticket = block.call_requested.fetch_add(1, Ordering::AcqRel) + 1;
-    send_ipi(target, Ipi::Call);
-    // Tickets only grow: a call that timed out and runs late cannot pass
-    // for a later one.
-    wait_until(CALL_TIMEOUT_MS, || block.call_done.load(Ordering::Acquire) >= ticket)
-        .then_some(())
-        .ok_or(CallError::Timeout)
+    // The whole call outside the big kernel lock: a sender waiting for
+    // `call_lock` must not hold it either.
+    let done = bkl::without(|| {
+        let _one_at_a_time = block.call_lock.lock();
+        block.call_fn.store(f as usize, Ordering::Relaxed);
+        block.call_arg.store(arg, Ordering::Relaxed);
+        let ticket = block.call_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        send_ipi(target, Ipi::Call);
+        // Tickets only grow: a call that timed out and runs late cannot
+        // pass for a later one.
+        wait_until(CALL_TIMEOUT_MS, || block.call_done.load(Ordering::Acquire) >= ticket)
+    });
+    done.then_some(()).ok_or(CallError::Timeout)
 }
 
 /// Handles an SGI taken on this core; called by `irq::handle`.
@@ -408,19 +451,22 @@ pub fn on_ipi(intid: u32) {
             }
         }
         n if n == Ipi::Stop as u32 => {
-            // For good: no end of interrupt, nothing after.
+            // For good: nothing after.
             me.online.store(false, Ordering::Release);
+            ONLINE.fetch_and(!(1 << me.id), Ordering::AcqRel);
             cpu::halt()
         }
+        n if n == Ipi::Reschedule as u32 => sched::on_reschedule_ipi(),
+        // Its work is to have woken the core (`sleep_until_turn`).
+        n if n == Ipi::Turn as u32 => {}
         other => log::warn!("core {}: unexpected SGI {other}", me.id),
     }
 }
 
-/// A secondary core's timer interrupt: counted, then the timer is
-/// stopped (nothing on a secondary needs a tick yet).
-pub fn on_local_timer() {
+/// Counts a timer interrupt of this core's (before the handler waits for
+/// the big kernel lock).
+pub fn count_timer_irq() {
     this_cpu().local_timer_irqs.fetch_add(1, Ordering::AcqRel);
-    timer::disarm();
 }
 
 /// Stops every other core (power-off without firmware, a fatal error).

@@ -324,7 +324,7 @@ fn resolver() -> impl FnMut(u64, Access) -> bool {
             Access::Read => FaultKind::Read,
             Access::Write => FaultKind::Write,
         };
-        process::resolve_fault(addr, kind).is_ok()
+        sched::in_user_copy_fault(|| process::resolve_fault(addr, kind)).is_ok()
     }
 }
 

@@ -9,7 +9,7 @@ use aspen_mm::aspace::FaultError;
 
 use crate::arch::exception::{Abort, FaultStatus, Misaligned, Trap, TrapFrame, Unexpected};
 use crate::process::signal;
-use crate::task::{cputime, sched};
+use crate::task::{bkl, cputime, sched};
 use crate::{console, irq, process, syscall};
 
 /// Handles `trap`, taken with the interrupted context saved in `frame`
@@ -20,8 +20,22 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
     }
     // Everything else comes from EL0: user time ends here.
     cputime::entered_kernel();
+    if let Trap::Irq { .. } = trap {
+        // The handlers take the big kernel lock if they need it (SGIs do
+        // not); the return needs it only for a switch or pending work
+        // (whoever makes work for a thread running on another core sends
+        // that core an SGI after, so none is missed).
+        irq::handle();
+        if !sched::reschedule_pending() && !process::work_pending() {
+            cputime::leaving_kernel();
+            return;
+        }
+    }
+    // The core enters the kernel (the time it waits for the lock is
+    // system time).
+    bkl::acquire();
     match trap {
-        Trap::Irq { .. } => irq::handle(),
+        Trap::Irq { .. } => {}
         Trap::SystemCall => syscall::handle(frame),
         Trap::Abort(abort) => resolve_or_signal(abort, frame.pc()),
         Trap::Misaligned(what) => {
@@ -39,6 +53,7 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
     sched::preempt_if_needed();
     process::return_to_user(frame);
     cputime::leaving_kernel();
+    bkl::release();
 }
 
 /// A user-space abort: resolved by the address space (demand paging,

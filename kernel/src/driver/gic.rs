@@ -42,6 +42,12 @@ register_structs! {
 const SPURIOUS: u32 = 1020;
 /// Lowest priority value that still passes a priority mask of 0xff.
 const DEFAULT_PRIORITY: u32 = 0xa0;
+/// A priority above the default one (lower is higher): an interrupt given
+/// it still reaches a CPU whose priority mask is [`URGENT_ONLY`]. Two bits,
+/// as every GICv2 implements at least those of a priority's eight.
+pub const URGENT_PRIORITY: u8 = 0x40;
+/// A priority mask that lets only [`URGENT_PRIORITY`] interrupts through.
+pub const URGENT_ONLY: u8 = 0x80;
 /// SGIs and PPIs: INTIDs 0-31, banked per CPU.
 const PRIVATE_LINES: usize = 32;
 /// The software-generated interrupts: INTIDs 0-15.
@@ -151,6 +157,27 @@ impl Gic {
 
     pub fn enable(&self, intid: u32) {
         self.dist.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+    }
+
+    /// Gives the calling CPU's SGI or PPI `intid` (0-31, banked per CPU:
+    /// only this CPU writes its word) the priority `priority`.
+    pub fn set_private_priority(&self, intid: u32, priority: u8) {
+        debug_assert!((intid as usize) < PRIVATE_LINES, "INTID {intid} is not private");
+        let word = &self.dist.ipriorityr[(intid / 4) as usize];
+        let shift = (intid % 4) * 8;
+        word.set((word.get() & !(0xff << shift)) | (u32::from(priority) << shift));
+    }
+
+    /// Sets the calling CPU's priority mask (only interrupts of a higher
+    /// priority, a lower value, are signalled to it, and wake it from
+    /// `WFI`); returns the mask it replaces.
+    pub fn set_priority_mask(&self, mask: u8) -> u8 {
+        let old = self.cpu.pmr.get() as u8;
+        self.cpu.pmr.set(u32::from(mask));
+        // Read back: the write has reached the CPU interface (accesses to
+        // one device stay in order) before the caller's `WFI`.
+        let _ = self.cpu.pmr.get();
+        old
     }
 
     /// Acknowledges the highest-priority pending interrupt, if any.

@@ -105,6 +105,6 @@ impl MmEnv for KernelMm {
     }
 
     fn yield_now(&self) {
-        sched::preempt_if_needed();
+        sched::pause_now();
     }
 }

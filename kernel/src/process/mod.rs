@@ -27,6 +27,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_abi::clone::{CloneArgs, CloneFlags};
@@ -64,13 +65,35 @@ pub type SharedSpace = Arc<Space>;
 /// what a task switch needs to make it current, which takes no lock.
 pub struct Space {
     activation: Activation<'static, KernelMm>,
-    mm: SleepLock<UserSpace>,
+    /// Dropped by `Space`'s own `drop`, which counts the teardown.
+    mm: ManuallyDrop<SleepLock<UserSpace>>,
 }
+
+/// Address spaces being torn down now. The teardown's pause points let
+/// other tasks (on other cores, too) run before its frames are back, after
+/// the last reference is gone: the OOM killer waits for this to be 0, not
+/// only for its victim's space to have no reference left.
+static SPACES_ENDING: AtomicUsize = AtomicUsize::new(0);
 
 impl Space {
     pub fn new(mm: UserSpace) -> SharedSpace {
-        Arc::new(Self { activation: mm.activation(), mm: SleepLock::new(mm) })
+        Arc::new(Self { activation: mm.activation(), mm: ManuallyDrop::new(SleepLock::new(mm)) })
     }
+}
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        SPACES_ENDING.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: `mm` is dropped once, here, and `self` is not used after.
+        unsafe { ManuallyDrop::drop(&mut self.mm) };
+        SPACES_ENDING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether an address space is being torn down (its frames on their way
+/// back to the pool).
+pub fn spaces_ending() -> bool {
+    SPACES_ENDING.load(Ordering::Acquire) != 0
 }
 /// A descriptor table and the processes that share it.
 pub type SharedFiles = Arc<Mutex<FdTable>>;
@@ -954,9 +977,15 @@ pub fn is_mapped(addr: u64) -> bool {
 /// when its process is ending; take its signals; restart or fail an
 /// interrupted system call. One relaxed load when there is nothing to do.
 pub fn return_to_user(frame: &mut TrapFrame) {
-    if thread::with_current(|thread| thread.work.load(Ordering::Relaxed)) != 0 {
+    if work_pending() {
         signal::deliver(frame);
     }
+}
+
+/// Whether the running thread has something to do before it returns to
+/// user space (one relaxed load).
+pub fn work_pending() -> bool {
+    thread::with_current(|thread| thread.work.load(Ordering::Relaxed)) != 0
 }
 
 /// What the thread leaves behind for others: its robust futexes and PI

@@ -4,7 +4,8 @@
 //! retries its access. When that frees nothing, the process with the most
 //! resident pages (never init) is killed with SIGKILL, together with every
 //! process sharing its address space, and the faulting thread sleeps until
-//! that space is gone (its frames back in the pool), then retries. A victim
+//! that space is gone and torn down (its frames back in the pool), then
+//! retries. A victim
 //! already on its way out is waited for, not joined by a second one. Only
 //! when nothing can be killed, or when frames are not short at all (the
 //! kernel heap refused, e.g. an injected `failslab` failure), does the
@@ -97,7 +98,11 @@ pub fn out_of_memory() -> Outcome {
     drop(victim);
     let step = timer::frequency() / 1000 * WAIT_STEP_MS;
     for _ in 0..WAIT_MS / WAIT_STEP_MS {
-        if space.strong_count() == 0 {
+        // No reference left is not enough: the teardown pauses (and lets
+        // other cores in) before its frames are back, and a retry then
+        // would find memory short still and kill again (this thread's own
+        // process, the largest left).
+        if space.strong_count() == 0 && !super::spaces_ending() {
             break;
         }
         sched::sleep_ticks(step);

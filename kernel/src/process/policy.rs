@@ -147,9 +147,9 @@ pub fn rr_interval(pid: i32, out: u64) -> Result<u64, Errno> {
 
 /// `sched_setaffinity(pid, len, mask)`: the mask (its first `len` bytes,
 /// zero beyond), kept within the CPUs the board has. As Linux, a mask
-/// without an online CPU is `EINVAL`; and since every task runs on CPU 0
-/// for now (the secondaries run none yet), so is a mask without CPU 0:
-/// a task never runs outside its mask. Another user's thread is `EPERM`.
+/// without an online CPU is `EINVAL`. The thread never runs outside its
+/// mask from the return on (the caller, if it runs elsewhere, has moved).
+/// Another user's thread is `EPERM`.
 pub fn set_affinity(pid: i32, len: u32, mask: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; CPU_MASK_SIZE];
     let take = (len as usize).min(CPU_MASK_SIZE);
@@ -157,7 +157,7 @@ pub fn set_affinity(pid: i32, len: u32, mask: u64) -> Result<u64, Errno> {
     let target = thread_of(pid)?;
     may_change(&target)?;
     let wanted = u64::from_le_bytes(bytes) & crate::smp::present_mask();
-    if wanted & crate::smp::online_mask() == 0 || wanted & 1 == 0 {
+    if wanted & crate::smp::online_mask() == 0 {
         return Err(Errno::EINVAL);
     }
     target.set_affinity(wanted);

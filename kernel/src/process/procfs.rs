@@ -844,7 +844,6 @@ fn uptime() -> String {
     let freq = timer::frequency();
     // Idle time summed over the cores, as Linux's.
     let (_, _, idle, _) = cputime::totals();
-    let idle = idle + crate::smp::secondary_idle_ticks();
     format!("{} {}\n", seconds(timer::ticks(), freq), seconds(idle, freq))
 }
 
@@ -856,17 +855,19 @@ fn loadavg() -> String {
 
 /// `/proc/stat`: the CPUs' time in clock ticks (user, nice, system, idle,
 /// iowait, irq, softirq, steal, guest, guest_nice), summed, then per online
-/// CPU (the secondaries run no task: all their time is idle), interrupts,
+/// CPU, interrupts,
 /// switches, boot time, forks and task counts.
 fn stat() -> String {
     let freq = timer::frequency();
-    let (user, system, idle, switches) = cputime::totals();
-    let mut rows = alloc::vec![(0usize, user, system, idle)];
-    for n in 1..aspen_mm::asid::MAX_CPUS {
-        if let Some(idle) = crate::smp::idle_ticks_of(n) {
-            rows.push((n, 0, 0, idle));
-        }
-    }
+    let (_, _, _, switches) = cputime::totals();
+    let online = crate::smp::online_mask();
+    let rows: alloc::vec::Vec<(usize, u64, u64, u64)> = (0..aspen_mm::asid::MAX_CPUS)
+        .filter(|n| online & (1 << n) != 0)
+        .map(|n| {
+            let (user, system, idle, _) = cputime::totals_of(n);
+            (n, user, system, idle)
+        })
+        .collect();
     let (_, runnable) = sched::load();
     let mut out = String::new();
     let sum = |pick: fn(&(usize, u64, u64, u64)) -> u64| clock_ticks(rows.iter().map(pick).sum(), freq);

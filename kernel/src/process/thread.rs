@@ -38,8 +38,8 @@ pub struct Thread {
     /// it ends (0: none).
     robust_list: AtomicU64,
     /// `sched_setaffinity`: the CPUs it may run on (bit n: CPU n), within
-    /// the ones the board has; it always holds CPU 0, the one every task
-    /// runs on for now (`process::policy`). Inherited by clone and fork.
+    /// the ones the board has (its task's, which the scheduler keeps to,
+    /// as long as it has one). Inherited by clone and fork.
     affinity: AtomicU64,
 }
 
@@ -64,9 +64,15 @@ impl Thread {
         self.affinity.load(Ordering::Relaxed)
     }
 
-    /// Sets the CPUs it may run on; the caller has checked `mask`.
+    /// Sets the CPUs it may run on; the caller has checked `mask` (one
+    /// of them online). Running elsewhere, it moves (the caller's own
+    /// thread before it returns to EL0).
     pub fn set_affinity(&self, mask: u64) {
         self.affinity.store(mask, Ordering::Relaxed);
+        let task = self.task.lock().clone();
+        if let Some(task) = task {
+            sched::set_affinity(&task, mask);
+        }
     }
 
     pub fn tid(&self) -> Pid {

@@ -134,10 +134,12 @@ pub(super) fn getitimer(which: u64, out: u64) -> SysResult {
     Ok(0)
 }
 
-/// `getcpu(cpu, node, cache)`: one CPU, one memory node.
+/// `getcpu(cpu, node, cache)`: the core the caller runs on, one memory
+/// node.
 pub(super) fn getcpu(cpu: u64, node: u64) -> SysResult {
-    for addr in [cpu, node].into_iter().filter(|&addr| addr != 0) {
-        copy_out_at(addr, &0u32.to_le_bytes())?;
+    let core = crate::smp::this_cpu_id() as u32;
+    for (addr, value) in [(cpu, core), (node, 0)].into_iter().filter(|&(addr, _)| addr != 0) {
+        copy_out_at(addr, &value.to_le_bytes())?;
     }
     Ok(0)
 }

@@ -1,7 +1,8 @@
 //! Sleeping locks: a lock whose holder may be switched out while it holds
 //! it (an address space's, held across the pause points of a long memory
-//! pass), so a task that finds it taken blocks instead of spinning (on
-//! one CPU a spinning waiter would never let the holder run again).
+//! pass), so a task that finds it taken blocks instead of spinning (a
+//! spinning waiter would hold the big kernel lock and never let the holder
+//! run again).
 //!
 //! Uncontended, taking and releasing it is one compare-and-swap each on a
 //! word holding the holder's task. Waiters queue in arrival order; the
@@ -15,10 +16,11 @@
 //!
 //! The queue sits behind a spin lock that is never held across a switch.
 //! Interrupt handlers never take a sleeping lock; nothing may take one
-//! while holding a spin lock (see ARCHITECTURE, "Concurrency today"). On
-//! one CPU nothing runs between a waiter's check and its block (the kernel
-//! switches only where a task blocks or yields, and interrupt handlers
-//! never unlock), so no hand-over is missed.
+//! while holding a spin lock (see ARCHITECTURE, "Concurrency today").
+//! Nothing runs between a waiter's check and its block (the kernel
+//! switches only where a task blocks or yields, interrupt handlers never
+//! unlock, and the big kernel lock keeps other cores out), so no hand-over
+//! is missed.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;

@@ -2,6 +2,7 @@
 //! tasks) what they run on behalf of, a [`UserContext`] (a thread of a process). The
 //! scheduler (`sched`) decides which one runs.
 
+pub mod bkl;
 pub mod cputime;
 pub mod loadavg;
 pub mod lock;
@@ -13,7 +14,7 @@ pub mod wait;
 use alloc::sync::Arc;
 use core::any::Any;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_abi::sched::SchedParams;
 use spin::Mutex;
@@ -93,6 +94,14 @@ pub struct Task {
     /// What a user task runs on behalf of, set once when it is made; never
     /// set for kernel threads.
     user: spin::Once<Arc<dyn UserContext>>,
+    /// The cores it may run on (bit n: core n; `sched_setaffinity`).
+    /// Changed only under the scheduler's lock ([`sched::set_affinity`]).
+    allowed: AtomicU64,
+    /// The core it runs on, or ran on last.
+    cpu: AtomicUsize,
+    /// How deep it is in faults taken by a system call's user copy
+    /// ([`sched::in_user_copy_fault`]), which may hold spin locks.
+    copy_faults: AtomicU32,
     /// Its CPU time and switches.
     pub times: cputime::TaskTimes,
     /// The counter when it was made.
@@ -109,9 +118,10 @@ pub struct Task {
 }
 
 // SAFETY: `context` and `fp` are only touched by the scheduler, with
-// interrupts masked, on the CPU that switches the task out or in; a task
-// is never running on two CPUs at once. `run_link` only under the
-// scheduler's lock.
+// interrupts masked and the big kernel lock held, on the CPU that switches
+// the task out or in; a task is never running on two CPUs at once (the
+// core that switches it out holds the lock until the switch is complete).
+// `run_link` only under the scheduler's lock.
 unsafe impl Sync for Task {}
 // SAFETY: as above; everything else is behind locks.
 unsafe impl Send for Task {}
@@ -157,6 +167,9 @@ impl Task {
             fp: UnsafeCell::new(fp),
             stack,
             user: spin::Once::new(),
+            allowed: AtomicU64::new(u64::MAX),
+            cpu: AtomicUsize::new(crate::smp::this_cpu_id()),
+            copy_faults: AtomicU32::new(0),
             times: cputime::TaskTimes::default(),
             started: crate::arch::timer::ticks(),
             fail_nth: core::sync::atomic::AtomicU32::new(0),
@@ -217,6 +230,16 @@ impl Task {
     /// The level its own parameters give it, without inheritance.
     pub fn base_priority(&self) -> u8 {
         self.base.load(Ordering::Relaxed)
+    }
+
+    /// The cores it may run on (bit n: core n).
+    pub fn allowed_cpus(&self) -> u64 {
+        self.allowed.load(Ordering::Relaxed)
+    }
+
+    /// The core it runs on, or ran on last.
+    pub fn cpu(&self) -> usize {
+        self.cpu.load(Ordering::Relaxed)
     }
 
     /// Its scheduling policy and real-time priority.

@@ -8,24 +8,37 @@
 //! futexes); a change moves a ready task to its new queue. Preemption at
 //! the end of a slice, or when a better task becomes ready or is boosted.
 //!
-//! Uniprocessor: it runs with interrupts masked on the one running CPU.
-//! Kernel code is not preempted at arbitrary points; a task is switched
-//! out only when it blocks, yields, is about to return to EL0 with a
-//! reschedule pending, or reaches a pause point of a long memory pass
-//! (`mm`'s `MmEnv::should_yield`, [`preempt_point`]).
+//! Every core runs tasks. One set of queues serves them all (a core takes
+//! the best ready task its affinity allows, so an idle core takes any
+//! unpinned ready task); each core has its own running task, idle task,
+//! time slice, reschedule flag and user translation. Making a task ready
+//! finds it a core ([`Scheduler::place`]): an idle one it may run on,
+//! else the one running the worst task if it beats that, and tells that
+//! core with a reschedule SGI when it is another.
+//!
+//! It runs with interrupts masked, under its lock and the big kernel lock
+//! ([`super::bkl`]), so the kernel is not preempted at arbitrary points: a
+//! task is switched out only when it blocks, yields, is about to return to
+//! EL0 with a reschedule pending, or reaches a pause point of a long memory
+//! pass (`mm`'s `MmEnv::should_yield`, [`preempt_point`]). The core that
+//! switches a task out holds the big kernel lock until the switch is
+//! complete, so no other core resumes a task before its registers are
+//! saved.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use aspen_abi::sched::{Policy, SchedParams, MAX_RT_PRIORITY};
+use aspen_mm::asid::MAX_CPUS;
 use spin::Mutex;
 
 use super::loadavg::LoadTracker;
-use super::{cputime, Pid, Task, TaskState, UserContext};
+use super::{bkl, cputime, Pid, Task, TaskState, UserContext};
 use crate::arch::context::{self, CpuContext, FpState};
 use crate::arch::{cpu, mmu, timer};
+use crate::smp::{self, Ipi};
 
 /// How many levels there are (as Linux's 140 priorities).
 pub const PRIORITIES: usize = 140;
@@ -108,13 +121,93 @@ unsafe fn link_of<'a>(task: *const Task) -> &'a mut RunLink {
 }
 
 impl Scheduler {
-    /// When `task`'s slice ends, if it must: a round-robin or
-    /// `SCHED_OTHER` task (not the idle one) with a ready task of its level
-    /// waiting. A task alone at its level runs on without a tick.
-    fn slice_end_of(&self, task: &Arc<Task>) -> Option<u64> {
-        let idle = self.idle.as_ref().is_some_and(|idle| Arc::ptr_eq(idle, task));
-        let sliced = !idle && task.sched_params().policy != Policy::Fifo;
-        (sliced && self.run.best().is_some_and(|p| p <= task.priority())).then_some(self.slice_end)
+    /// When the slice of core `n`'s running task ends, if it must: a
+    /// round-robin or `SCHED_OTHER` task (not the idle one) with a ready
+    /// task of its level that may run there waiting. A task alone at its
+    /// level runs on without a tick.
+    fn slice_end_of(&self, n: usize) -> Option<u64> {
+        let core = &self.cpus[n];
+        let task = core.current.as_ref()?;
+        let sliced = !core.idles() && task.sched_params().policy != Policy::Fifo;
+        (sliced && self.run.best_for(n).is_some_and(|p| p <= task.priority())).then_some(core.slice_end)
+    }
+
+    /// The level core `n` runs at: its task's, or none (`u8::MAX`) while
+    /// it idles or runs no task.
+    fn running_level(&self, n: usize) -> u8 {
+        let core = &self.cpus[n];
+        match &core.current {
+            Some(task) if !core.idles() => task.priority(),
+            _ => u8::MAX,
+        }
+    }
+
+    /// Queues `task` at `end` of its level and finds it a core: the first
+    /// idle core it may run on not yet told to reschedule (the one it ran
+    /// on last, then this one, then any), else the allowed core running
+    /// the worst task, told to reschedule if `task` beats that one, or to
+    /// end its slice in time if they share a level.
+    fn place(&mut self, task: Arc<Task>, end: End) {
+        let allowed = task.allowed_cpus() & smp::online_mask();
+        let last = task.cpu();
+        self.run.push_at(task, end);
+        let me = smp::this_cpu_id();
+        let candidates = [last, me].into_iter().chain(0..MAX_CPUS);
+        let mut idle = candidates.filter(|&n| allowed & (1 << n) != 0 && self.cpus[n].idles());
+        if let Some(n) = idle.find(|&n| !NEED_RESCHED[n].load(Ordering::Relaxed)) {
+            return reschedule(n);
+        }
+        // Idle cores left are told already: each takes one task.
+        let busy = (0..MAX_CPUS).filter(|&n| allowed & (1 << n) != 0 && !self.cpus[n].idles());
+        let worst = busy.max_by_key(|&n| (self.running_level(n), n == me));
+        if let Some(n) = worst {
+            self.check_preemption(n);
+        }
+    }
+
+    /// Makes core `n` reschedule when a ready task it may run beats its
+    /// running one, or arms its slice's end when one of its level waits.
+    fn check_preemption(&self, n: usize) {
+        let running = self.running_level(n);
+        let Some(best) = self.run.best_for(n) else { return };
+        let core = &self.cpus[n];
+        if best < running {
+            reschedule(n);
+        } else if best == running && core.current.as_ref().is_some_and(|t| t.sched_params().policy != Policy::Fifo) {
+            // (`running_level` is `u8::MAX` for an idle core: no slice.)
+            arm_slice(n, core.slice_end);
+        }
+    }
+}
+
+/// Tells core `n` to reschedule: at once if it is this one (before its
+/// return to EL0, or at its next pause point), by SGI otherwise.
+fn reschedule(n: usize) {
+    NEED_RESCHED[n].store(true, Ordering::Relaxed);
+    if n != smp::this_cpu_id() {
+        smp::send_ipi(n, Ipi::Reschedule);
+    }
+}
+
+/// Makes core `n`'s timer fire by `end` (the end of its slice): this core
+/// arms its own; another is told by SGI ([`on_reschedule_ipi`]).
+fn arm_slice(n: usize, end: u64) {
+    if n == smp::this_cpu_id() {
+        timer::fire_by(end);
+    } else {
+        SLICE_DUE[n].store(end, Ordering::Relaxed);
+        smp::send_ipi(n, Ipi::Reschedule);
+    }
+}
+
+/// A reschedule SGI taken (without the big kernel lock: it only touches
+/// this core's timer): arms the slice end another core asked for. The
+/// reschedule itself happens on the way out of the interrupt (the return
+/// to EL0, or the idle loop).
+pub fn on_reschedule_ipi() {
+    let due = SLICE_DUE[smp::this_cpu_id()].swap(u64::MAX, Ordering::Relaxed);
+    if due != u64::MAX {
+        timer::fire_by(due);
     }
 }
 
@@ -123,10 +216,6 @@ impl RunQueues {
 
     fn level(task: &Task) -> usize {
         (task.priority() as usize).min(PRIORITIES - 1)
-    }
-
-    fn push(&mut self, task: Arc<Task>) {
-        self.push_at(task, End::Back);
     }
 
     /// Queues `task` (a task already queued stays where it is). Never
@@ -208,47 +297,98 @@ impl RunQueues {
         true
     }
 
-    fn pop(&mut self) -> Option<Arc<Task>> {
-        let p = self.best()? as usize;
-        let head = self.levels[p].head;
-        // SAFETY: a level marked non-empty has a queued head.
-        Some(unsafe { self.unlink(p, head) })
+    /// The best ready task core `n` may run: its level and the task. The
+    /// levels in order (the bitmap's set bits), the first task in each
+    /// whose affinity has `n`: a look at three words and one queue's head
+    /// when nothing is pinned elsewhere.
+    fn find_for(&self, n: usize) -> Option<(usize, *const Task)> {
+        let may_run_here = |task: *const Task| {
+            // SAFETY: a queued task is alive (its queue holds a reference).
+            unsafe { (*task).allowed_cpus() & (1 << n) != 0 }
+        };
+        for (word, &bits) in self.nonempty.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let p = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let mut at = self.levels[p].head;
+                while !at.is_null() {
+                    if may_run_here(at) {
+                        return Some((p, at));
+                    }
+                    // SAFETY: under the scheduler's lock (`&self` of the
+                    // locked scheduler); `at` is queued.
+                    at = unsafe { link_of(at).next };
+                }
+            }
+        }
+        None
     }
 
-    /// The best level waiting, if any: O(1), a look at three words.
-    fn best(&self) -> Option<u8> {
-        let (word, bits) = self.nonempty.iter().enumerate().find(|(_, bits)| **bits != 0)?;
-        Some((word * 64 + bits.trailing_zeros() as usize) as u8)
+    /// The best level ready that core `n` may run, if any.
+    fn best_for(&self, n: usize) -> Option<u8> {
+        self.find_for(n).map(|(p, _)| p as u8)
+    }
+
+    /// Takes the best ready task core `n` may run.
+    fn pop_for(&mut self, n: usize) -> Option<Arc<Task>> {
+        let (p, task) = self.find_for(n)?;
+        // SAFETY: `find_for` found `task` queued at level `p`; under the
+        // scheduler's lock.
+        Some(unsafe { self.unlink(p, task) })
+    }
+}
+
+/// What the scheduler keeps for each core.
+struct CoreState {
+    /// Its running task (its idle task while it idles).
+    current: Option<Arc<Task>>,
+    idle: Option<Arc<Task>>,
+    /// The task just switched away from, released by the task switched to
+    /// (once nothing runs on its stack any more).
+    switched_out: Option<Arc<Task>>,
+    /// The user context whose address space its TTBR0 holds; `None` while
+    /// TTBR0 holds the empty table (its idle task or a kernel thread runs,
+    /// or a process exit emptied it).
+    last_user: Option<Arc<dyn UserContext>>,
+    /// When its running task's slice ends.
+    slice_end: u64,
+}
+
+impl CoreState {
+    /// Whether it runs its idle task (or has none yet: not started).
+    fn idles(&self) -> bool {
+        match (&self.current, &self.idle) {
+            (Some(current), Some(idle)) => Arc::ptr_eq(current, idle),
+            _ => false,
+        }
     }
 }
 
 struct Scheduler {
     run: RunQueues,
-    current: Option<Arc<Task>>,
-    idle: Option<Arc<Task>>,
+    cpus: [CoreState; MAX_CPUS],
     /// Blocked tasks with a wake-up time (counter ticks), by deadline then
     /// pid; a sleeper's task remembers its deadline, so an early wake-up
     /// finds its entry without a scan.
     sleepers: BTreeMap<(u64, Pid), Arc<Task>>,
-    /// The task just switched away from, released by the task switched to
-    /// (once nothing runs on its stack any more).
-    switched_out: Option<Arc<Task>>,
-    /// The user context whose address space TTBR0 holds (or held last,
-    /// before a process exit emptied it).
-    last_user: Option<Arc<dyn UserContext>>,
-    slice_end: u64,
     load: LoadTracker,
 }
 
 impl Scheduler {
-    /// Tasks that can run now: the ready ones and the running one (unless
-    /// it is the idle task).
+    /// Tasks that can run now: the ready ones and the running ones (idle
+    /// tasks aside).
     fn runnable(&self) -> usize {
-        let idle_runs = match (&self.current, &self.idle) {
-            (Some(current), Some(idle)) => Arc::ptr_eq(current, idle),
-            _ => true,
-        };
-        self.run.len + usize::from(!idle_runs)
+        self.run.len + self.cpus.iter().filter(|core| core.current.is_some() && !core.idles()).count()
+    }
+
+    /// Drops the sleepers' last B-tree node once none is left: a node that
+    /// was made at the peak of a burst of sleepers (a fork bomb's children)
+    /// lies in the kernel heap's newest region and would pin the region.
+    fn forget_sleepers_if_none(&mut self) {
+        if self.sleepers.is_empty() {
+            self.sleepers = BTreeMap::new();
+        }
     }
 
     /// Brings the load averages up to now; called before the count of
@@ -261,25 +401,34 @@ impl Scheduler {
 
 static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     run: RunQueues { levels: [RunQueues::EMPTY; PRIORITIES], nonempty: [0; BITMAP_WORDS], len: 0 },
-    current: None,
-    idle: None,
+    cpus: [const { CoreState { current: None, idle: None, switched_out: None, last_user: None, slice_end: 0 } };
+        MAX_CPUS],
     sleepers: BTreeMap::new(),
-    switched_out: None,
-    last_user: None,
-    slice_end: 0,
     load: LoadTracker::new(),
 });
 
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
-/// The running task's slice is over: when it is switched out, it goes
-/// behind the others of its level (otherwise, preempted, before them).
-static SLICE_OVER: AtomicBool = AtomicBool::new(false);
+/// Per core: a reschedule is pending (set by any core, under the
+/// scheduler's lock; cleared by the core itself as it schedules).
+static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per core: the running task's slice is over: when it is switched out,
+/// it goes behind the others of its level (otherwise, preempted, before
+/// them).
+static SLICE_OVER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per core: a slice end another core asked it to arm its timer for
+/// (`u64::MAX`: none).
+static SLICE_DUE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// This core's reschedule flag.
+#[inline(always)]
+fn need_resched() -> &'static AtomicBool {
+    &NEED_RESCHED[smp::this_cpu_id()]
+}
 
 /// The task running on this core, readable without the scheduler's lock
 /// (system calls and faults ask for it on every entry): a field of the
-/// core's per-CPU block. Kept equal to `current` by `schedule`; the task
-/// it points at is kept alive by `current`. Null on the secondary cores,
-/// which run no task yet.
+/// core's per-CPU block. Kept equal to its `current` by `schedule`; the
+/// task it points at is kept alive by `current`. Null on a core that has
+/// not started its scheduler yet.
 #[inline(always)]
 fn running() -> &'static AtomicPtr<Task> {
     &crate::smp::this_cpu().running
@@ -289,14 +438,20 @@ fn slice_ticks() -> u64 {
     timer::frequency() * TIME_SLICE_MS / 1000
 }
 
-/// Makes the code running now (boot, on the boot stack) the idle task.
+/// Makes the code running now on this core (boot, on its boot stack) its
+/// idle task. The caller holds the big kernel lock.
 pub fn init_idle() {
     let idle = Task::with_stack(u8::MAX, SchedParams::DEFAULT, None, CpuContext::default(), FpState::new());
     idle.set_state(TaskState::Running);
+    let irq = cpu::disable_irqs();
     let mut s = SCHED.lock();
-    s.idle = Some(idle.clone());
+    let core = &mut s.cpus[smp::this_cpu_id()];
+    core.idle = Some(idle.clone());
     running().store(Arc::as_ptr(&idle) as *mut Task, Ordering::Release);
-    s.current = Some(idle);
+    core.current = Some(idle);
+    drop(s);
+    cputime::start_core();
+    cpu::restore_irqs(irq);
 }
 
 /// The task running on this CPU.
@@ -318,6 +473,11 @@ pub fn current() -> Arc<Task> {
 /// runs (sleeping locks record their holder so).
 pub fn current_ptr() -> *const Task {
     running().load(Ordering::Acquire)
+}
+
+/// The core `task` is running on, if it is running.
+pub fn running_on(task: &Task) -> Option<usize> {
+    (0..MAX_CPUS).find(|&n| core::ptr::eq(smp::cpu(n).running.load(Ordering::Acquire), task))
 }
 
 /// Runs `f` on the task running on this CPU, without taking the
@@ -342,24 +502,28 @@ pub fn make_ready(task: Arc<Task>) {
         task.set_state(TaskState::Ready);
         if let Some(deadline) = task.sleep_deadline.lock().take() {
             s.sleepers.remove(&(deadline, task.pid));
+            s.forget_sleepers_if_none();
         }
-        if s.current.as_ref().is_some_and(|current| task.priority() < current.priority()) {
-            NEED_RESCHED.store(true, Ordering::Relaxed);
-        }
-        s.run.push(task);
-        // A task that ran alone at its level has no slice timer armed.
-        if let Some(end) = s.current.as_ref().and_then(|current| s.slice_end_of(current)) {
-            timer::fire_by(end);
-        }
+        s.place(task, End::Back);
     }
     cpu::restore_irqs(irq);
 }
 
-/// Wakes a blocked task; does nothing to a task in any other state.
+/// Wakes a blocked task; a task running on another core is sent an SGI
+/// instead, so that it looks at what is pending for it (a signal, the end
+/// of its process) now, not at its next entry to the kernel.
 pub fn wake(task: &Arc<Task>) {
-    if task.state() == TaskState::Blocked {
-        make_ready(task.clone());
+    match task.state() {
+        TaskState::Blocked => make_ready(task.clone()),
+        TaskState::Running if task.cpu() != smp::this_cpu_id() => smp::send_ipi(task.cpu(), Ipi::Reschedule),
+        _ => {}
     }
+}
+
+/// Whether this core has a reschedule pending.
+#[inline]
+pub fn reschedule_pending() -> bool {
+    need_resched().load(Ordering::Relaxed)
 }
 
 /// Gives the CPU to the next ready task of the same or better priority
@@ -400,16 +564,30 @@ fn set_levels(task: &Arc<Task>, which: LevelOf, level: u8) {
             let queued = task.state() == TaskState::Ready && s.run.remove(task);
             task.priority.store(new, Ordering::Relaxed);
             if queued {
-                s.run.push_at(task.clone(), if new < old { End::Back } else { End::Front });
+                s.place(task.clone(), if new < old { End::Back } else { End::Front });
+            } else if task.state() == TaskState::Running {
+                // Lowered, it may now lose to a ready task; raised or
+                // lowered, it may now share a level with one (its slice).
+                s.check_preemption(task.cpu());
             }
-            let running = s.current.as_ref().map_or(u8::MAX, |t| t.priority());
-            if s.run.best().is_some_and(|best| best < running) {
-                NEED_RESCHED.store(true, Ordering::Relaxed);
-            }
-            // A task now of the running one's level takes turns with it.
-            if let Some(end) = s.current.as_ref().and_then(|current| s.slice_end_of(current)) {
-                timer::fire_by(end);
-            }
+        }
+    }
+    cpu::restore_irqs(irq);
+}
+
+/// Lets `task` run only on the cores of `mask` (`sched_setaffinity`; the
+/// caller has checked that one of them is online). A ready task goes to
+/// a core it may run on; a running one outside the mask is switched out
+/// there (the caller itself before it returns to EL0) and moves.
+pub fn set_affinity(task: &Arc<Task>, mask: u64) {
+    let irq = cpu::disable_irqs();
+    {
+        let mut s = SCHED.lock();
+        task.allowed.store(mask, Ordering::Relaxed);
+        match task.state() {
+            TaskState::Ready if s.run.remove(task) => s.place(task.clone(), End::Back),
+            TaskState::Running if mask & (1 << task.cpu()) == 0 => reschedule(task.cpu()),
+            _ => {}
         }
     }
     cpu::restore_irqs(irq);
@@ -454,7 +632,7 @@ pub fn block(deadline: Option<u64>) {
     };
     {
         let mut s = SCHED.lock();
-        let current = s.current.clone().expect("block before init_idle");
+        let current = s.cpus[smp::this_cpu_id()].current.clone().expect("block before init_idle");
         current.set_state(TaskState::Blocked);
         if let Some(deadline) = deadline {
             *current.sleep_deadline.lock() = Some(deadline);
@@ -473,32 +651,38 @@ pub fn sleep_ticks(ticks: u64) {
     block(Some(timer::ticks().saturating_add(ticks)));
 }
 
-/// Called from the timer interrupt: wakes sleepers whose time has come and
-/// ends the running task's slice. Returns when the timer should fire next:
-/// the first sleeper's deadline, or the end of the slice when a task of the
-/// running one's level waits for its turn; `None` (no interrupt at all)
-/// while a task runs alone or the CPU idles.
+/// Called from a core's timer interrupt (any core's: a sleeper's deadline
+/// is armed on the core that blocked it, and whichever core's timer comes
+/// first wakes it): wakes sleepers whose time has come and ends this
+/// core's running task's slice. Returns when this core's timer should fire
+/// next: the first sleeper's deadline, or the end of the slice when a task
+/// of the running one's level waits for its turn; `None` (no interrupt at
+/// all) while a task runs alone or the core idles and nobody sleeps.
 pub fn on_timer(now: u64) -> Option<u64> {
+    let me = smp::this_cpu_id();
     let mut s = SCHED.lock();
     s.sample_load();
     while let Some(sleeper) = s.sleepers.first_entry().filter(|e| e.key().0 <= now) {
         let task = sleeper.remove();
         *task.sleep_deadline.lock() = None;
         task.set_state(TaskState::Ready);
-        s.run.push(task);
+        s.place(task, End::Back);
     }
-    let current_priority = s.current.as_ref().map_or(u8::MAX, |t| t.priority());
-    let sliced = s.current.as_ref().is_some_and(|t| t.sched_params().policy != Policy::Fifo);
-    let preempt_by_priority = s.run.best().is_some_and(|p| p < current_priority);
-    let slice_over = sliced && now >= s.slice_end && s.run.best().is_some_and(|p| p <= current_priority);
+    s.forget_sleepers_if_none();
+    let core = &s.cpus[me];
+    let current_priority = s.running_level(me);
+    let sliced = !core.idles() && core.current.as_ref().is_some_and(|t| t.sched_params().policy != Policy::Fifo);
+    let best = s.run.best_for(me);
+    let preempt_by_priority = best.is_some_and(|p| p < current_priority);
+    let slice_over = sliced && now >= core.slice_end && best.is_some_and(|p| p <= current_priority);
     if slice_over {
-        SLICE_OVER.store(true, Ordering::Relaxed);
+        SLICE_OVER[me].store(true, Ordering::Relaxed);
     }
     if preempt_by_priority || slice_over {
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+        NEED_RESCHED[me].store(true, Ordering::Relaxed);
     }
     // A slice that is over ends at the switch, which arms the next one.
-    let slice = if slice_over { None } else { s.current.as_ref().and_then(|current| s.slice_end_of(current)) };
+    let slice = if slice_over { None } else { s.slice_end_of(me) };
     let sleeper = s.sleepers.first_key_value().map(|((deadline, _), _)| *deadline);
     earliest(slice, sleeper)
 }
@@ -524,18 +708,22 @@ pub fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 /// Points TTBR0 at the empty table: for an address space about to be
-/// freed, which no task may translate through any more.
+/// freed, which no task may translate through any more. Only this core can
+/// hold it: a core holds a user table only while it runs a thread of its
+/// space (its idle task and kernel threads run on the empty table), and
+/// the space's last thread is the caller.
 pub fn drop_user_table() {
     let irq = cpu::disable_irqs();
-    SCHED.lock().last_user = None;
+    SCHED.lock().cpus[smp::this_cpu_id()].last_user = None;
     mmu::set_empty_user_table();
     cpu::restore_irqs(irq);
 }
 
 /// A pause point of a long kernel pass (`mm`'s `MmEnv::should_yield`):
 /// takes the interrupts pending while IRQs were masked (the timer's, which
-/// wakes sleepers), and says whether a better task is ready (then the
-/// caller makes its work safe to be seen and calls [`preempt_if_needed`]).
+/// wakes sleepers), and says whether a better task is ready or another core
+/// waits for the big kernel lock (then the caller makes its work safe to
+/// be seen and calls [`pause_now`]).
 /// A register read and a load when nothing is pending. Never inlined: its
 /// address is how `scripts/stretch.sh` finds every pause point.
 #[inline(never)]
@@ -546,15 +734,43 @@ pub fn preempt_point() -> bool {
         cpu::take_pending_irqs();
         cpu::restore_irqs(unmasked);
     }
-    NEED_RESCHED.load(Ordering::Relaxed)
+    need_resched().load(Ordering::Relaxed) || (bkl::contended() && !in_copy_fault())
+}
+
+/// What a pause point does once its pass is safe to be seen: switches to
+/// a better task if one is ready, and lets the cores waiting for the big
+/// kernel lock have it for a moment, unless the pass serves a fault of a
+/// system call's user copy: the call may hold a spin lock across the copy
+/// (a pipe's, an open file's offset) that another core would then spin
+/// for while holding the big kernel lock.
+pub fn pause_now() {
+    preempt_if_needed();
+    if !in_copy_fault() {
+        bkl::let_others_in();
+    }
+}
+
+/// Runs `resolve`, the demand paging of a fault a system call's user copy
+/// took, marked as such for the pause points inside it.
+pub fn in_user_copy_fault<R>(resolve: impl FnOnce() -> R) -> R {
+    with_current(|task| task.copy_faults.fetch_add(1, Ordering::Relaxed));
+    let result = resolve();
+    with_current(|task| task.copy_faults.fetch_sub(1, Ordering::Relaxed));
+    result
+}
+
+/// Whether the running task is inside [`in_user_copy_fault`].
+fn in_copy_fault() -> bool {
+    with_current(|task| task.copy_faults.load(Ordering::Relaxed) != 0)
 }
 
 /// A pause point of a long system call outside the memory passes (exec's
-/// steps, fork's start): lets a better task that is ready run now. The
-/// caller holds no lock another task could want.
+/// steps, fork's start): lets a better task that is ready run now, and
+/// other cores into the kernel. The caller holds no lock another task
+/// could want.
 pub fn pause_point() {
     if preempt_point() {
-        preempt_if_needed();
+        pause_now();
     }
 }
 
@@ -562,8 +778,8 @@ pub fn pause_point() {
 /// by the idle loop and at the pause points of long kernel passes (the
 /// task keeps its place at the front of its level, as a preempted one).
 pub fn preempt_if_needed() {
-    if NEED_RESCHED.load(Ordering::Relaxed) {
-        let end = if SLICE_OVER.load(Ordering::Relaxed) { End::Back } else { End::Front };
+    if need_resched().load(Ordering::Relaxed) {
+        let end = if SLICE_OVER[smp::this_cpu_id()].load(Ordering::Relaxed) { End::Back } else { End::Front };
         schedule(end);
     }
 }
@@ -584,14 +800,16 @@ pub fn exit_current(state: TaskState) {
 }
 
 /// Runs on a kernel thread's first switch-in: what `schedule` does after
-/// a switch returns; kernel threads run with interrupts unmasked.
+/// a switch returns; kernel threads run with interrupts unmasked (and the
+/// big kernel lock held).
 pub(super) extern "C" fn kernel_thread_started() {
     after_switch();
     cpu::enable_irqs();
 }
 
 /// Runs on a user task's first switch-in, before it returns to EL0 with
-/// interrupts still masked (the return unmasks them).
+/// interrupts still masked (the return unmasks them): it gives up the big
+/// kernel lock its core switched under.
 pub(super) extern "C" fn user_task_started() {
     after_switch();
     // Through the running task's own reference, not a clone: a task killed
@@ -600,85 +818,132 @@ pub(super) extern "C" fn user_task_started() {
     // through it its process, forever.
     with_current(|task| task.user_context().expect("a user task without a user context").entering_user());
     cputime::leaving_kernel();
+    bkl::release();
 }
 
 fn after_switch() {
-    let switched_out = SCHED.lock().switched_out.take();
+    let switched_out = SCHED.lock().cpus[smp::this_cpu_id()].switched_out.take();
     // Nothing runs on its stack now; this may be the last reference.
     drop(switched_out);
 }
 
-/// Picks the next task and switches to it; the running task, if still
-/// runnable, goes to `end` of its level's queue.
+/// Picks the next task for this core and switches to it; the running
+/// task, if still runnable, goes to `end` of its level's queue (or, when
+/// its affinity no longer has this core, to a core it may run on).
 fn schedule(end: End) {
     let irq = cpu::disable_irqs();
-    NEED_RESCHED.store(false, Ordering::Relaxed);
-    SLICE_OVER.store(false, Ordering::Relaxed);
+    debug_assert!(bkl::depth() == 1, "a switch without the big kernel lock, or nested in an interrupt");
+    let me = smp::this_cpu_id();
     let mut s = SCHED.lock();
-    let prev = s.current.clone().expect("schedule before init_idle");
-    let idle = s.idle.clone().expect("schedule before init_idle");
+    NEED_RESCHED[me].store(false, Ordering::Relaxed);
+    SLICE_OVER[me].store(false, Ordering::Relaxed);
+    let prev = s.cpus[me].current.clone().expect("schedule before init_idle");
     let blocked = prev.state() != TaskState::Running;
-    let prev_idle = Arc::ptr_eq(&prev, &idle);
+    let prev_idle = s.cpus[me].idles();
     // Only a task that stops running (blocks, ends) changes the count of
     // runnable ones here: a yield or preemption trades one for another.
     if blocked && !prev_idle {
         s.sample_load();
     }
+    let mut moves = false;
     if !blocked {
         prev.set_state(TaskState::Ready);
-        if !prev_idle {
+        moves = !prev_idle && prev.allowed_cpus() & (1 << me) == 0;
+        if !prev_idle && !moves {
             s.run.push_at(prev.clone(), end);
         }
     }
-    let next = s.run.pop().unwrap_or(idle);
+    // The idle task's reference is taken only when it is the one to run.
+    let next = match s.run.pop_for(me) {
+        Some(task) => task,
+        None => s.cpus[me].idle.clone().expect("schedule before init_idle"),
+    };
     next.set_state(TaskState::Running);
+    next.cpu.store(me, Ordering::Relaxed);
+    if moves {
+        // Another core may take it once this one has switched away (it
+        // holds the big kernel lock until then).
+        s.place(prev.clone(), End::Front);
+    }
     if Arc::ptr_eq(&prev, &next) {
         drop(s);
         cpu::restore_irqs(irq);
         return;
     }
-    s.slice_end = timer::ticks() + slice_ticks();
-    if let Some(end) = s.slice_end_of(&next) {
-        timer::fire_by(end);
-    }
     let (prev_ctx, next_ctx) = (prev.context.get(), next.context.get());
     let (prev_fp, next_fp) = (prev.fp.get(), next.fp.get());
+    let core = &mut s.cpus[me];
+    core.slice_end = timer::ticks() + slice_ticks();
+    // `next` is the core's running task from here: its slice, not the
+    // previous task's, ends when one of its level waits (switched in from
+    // the idle task, a task never had a slice, and a task of its level
+    // made ready with it waited until it blocked).
+    core.current = Some(next);
+    if let Some(end) = s.slice_end_of(me) {
+        timer::fire_by(end);
+    }
+    let core = &mut s.cpus[me];
+    let next = core.current.as_ref().expect("the task just chosen");
     // The translation changes only for a user task of another address
-    // space. Kernel threads and the idle task borrow whatever user table is
-    // current (they never touch user memory; a table is never freed while
-    // current: an exiting process switches to the empty table first), so
-    // a thread that blocks and a thread of its space that wakes from idle
-    // write no TTBR0 either.
-    if let Some(user) = next.user_context() {
-        let key = user.space_key();
-        if key == 0 || s.last_user.as_ref().is_none_or(|last| last.space_key() != key) {
-            user.activate();
+    // space (a switch between threads of one space writes no TTBR0). Kernel
+    // threads and the idle task run on the empty table: a core then holds
+    // no table of a space it does not run, so a space that ends is off
+    // every other core already (`drop_user_table`), and no idle core keeps
+    // a thread, and through it its process, alive.
+    match next.user_context() {
+        Some(user) => {
+            let key = user.space_key();
+            if key == 0 || core.last_user.as_ref().is_none_or(|last| last.space_key() != key) {
+                user.activate();
+            }
+            core.last_user = Some(user.clone());
         }
-        s.last_user = Some(user.clone());
+        None => {
+            if core.last_user.take().is_some() {
+                mmu::set_empty_user_table();
+            }
+        }
     }
     cputime::switched_from(&prev, prev_idle, blocked);
-    running().store(Arc::as_ptr(&next) as *mut Task, Ordering::Release);
-    s.current = Some(next);
-    s.switched_out = Some(prev);
+    running().store(Arc::as_ptr(next) as *mut Task, Ordering::Release);
+    core.switched_out = Some(prev);
     drop(s);
-    // SAFETY: interrupts are masked and only this CPU schedules, so nobody
-    // else touches either task's context or FP state. `switched_out` keeps
-    // the previous task (and its stack) alive until the next task has
-    // switched in, `current` keeps the next one; both contexts are complete
-    // (saved by a switch, or made for a new task).
+    // SAFETY: interrupts are masked and this core holds the big kernel
+    // lock until after the switch, so nobody else touches either task's
+    // context or FP state (another core may take `prev` from the queue
+    // only once it has the lock). `switched_out` keeps the previous task
+    // (and its stack) alive until the next task has switched in,
+    // `current` keeps the next one; both contexts are complete (saved by a
+    // switch, or made for a new task).
     unsafe { context::switch(prev_ctx, prev_fp, next_ctx, next_fp) };
     after_switch();
     cpu::restore_irqs(irq);
 }
 
-/// The idle loop: the boot CPU's last stop, waiting for interrupts.
+/// The idle loop: every core's last stop, waiting for interrupts. Entered
+/// with the big kernel lock held; it gives it up while it waits.
 pub fn idle_loop() -> ! {
+    let me = smp::this_cpu_id();
     loop {
+        // A ready task this core may run and nobody told it about (a
+        // core that was busy when it was queued): take it.
+        {
+            let s = SCHED.lock();
+            if s.run.best_for(me).is_some() {
+                NEED_RESCHED[me].store(true, Ordering::Relaxed);
+            }
+        }
         // IRQs stay masked across the check and the WFI, which still wakes
-        // for a pending interrupt: one that comes after the check is not
-        // slept through (there is no periodic tick to end the sleep).
-        if !NEED_RESCHED.load(Ordering::Relaxed) {
+        // for a pending interrupt: one that comes after the check (another
+        // core's reschedule SGI included) is not slept through (there is no
+        // periodic tick to end the sleep).
+        // The interrupts are taken before the lock is: SGIs need none (a
+        // core that holds it may be waiting for one), the others take it.
+        if !NEED_RESCHED[me].load(Ordering::Relaxed) {
+            bkl::release();
             cpu::wait_for_interrupt();
+            cpu::take_pending_irqs();
+            bkl::acquire();
         }
         cpu::take_pending_irqs();
         preempt_if_needed();

@@ -55,6 +55,7 @@ pub mod segv;
 pub mod sendfile;
 pub mod shared;
 pub mod signals;
+pub mod smp;
 pub mod time;
 pub mod traps;
 pub mod tty;
@@ -125,6 +126,10 @@ pub const TESTS: &[Test] = &[
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
     child("sched_fifo_wakeup_preempts_munmap", preempt::fifo_wakeup_preempts_munmap),
+    child("smp_getcpu_follows_affinity", smp::getcpu_follows_affinity),
+    child("smp_threads_run_in_parallel", smp::threads_run_in_parallel),
+    child("smp_pinned_pair_share_a_core", smp::pinned_pair_share_a_core),
+    child("smp_no_stale_reads_across_cores", smp::no_stale_reads_across_cores),
     child("exec_scripts", script::interpreters),
     child("exec_many_arguments", args::many_arguments),
     child("exec_malformed_elf", elf::malformed),

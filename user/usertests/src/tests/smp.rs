@@ -1,0 +1,338 @@
+//! Tasks on every core: a thread pinned to a core runs there (`getcpu`)
+//! and never elsewhere, threads on every core make progress at once (the
+//! process's CPU time in `/proc/self/stat` grows faster than the wall
+//! clock), and threads on
+//! every core reading a page while another replaces or zaps it never read
+//! the old page after the call that changed it has returned.
+//!
+//! Thread bodies use neither the heap nor stdout (see `aspen_sys::thread`):
+//! they report through the atomics here.
+
+use alloc::string::String;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use aspen_sys::mem::{self, Advice, MapFlags, Prot, PAGE_SIZE};
+use aspen_sys::raw::{syscall0, syscall3, Sysno};
+use aspen_sys::thread::{futex_wait, futex_waiters, futex_wake, spawn_thread, Thread};
+use aspen_sys::time::{clock_gettime, sleep_ms, ClockId, NANOS_PER_SECOND};
+use aspen_sys::Errno;
+
+use crate::ensure;
+use crate::harness::{Context, Ctx, TestResult};
+use crate::procfs::self_stat;
+
+/// Most cores a test uses (the kernels' limit).
+const MAX_CORES: usize = 4;
+
+/// The core the caller runs on (`getcpu`).
+fn getcpu() -> Result<usize, Errno> {
+    let mut cpu = u32::MAX;
+    // SAFETY: the kernel writes one u32 at `cpu`; node and cache are NULL.
+    Errno::result(unsafe { syscall3(Sysno::Getcpu.number(), &mut cpu as *mut u32 as usize, 0, 0) })?;
+    Ok(cpu as usize)
+}
+
+/// Pins the calling thread to the cores of `mask`.
+fn pin(mask: u64) -> Result<(), Errno> {
+    // SAFETY: the kernel reads 8 bytes at `mask`.
+    Errno::result(unsafe { syscall3(Sysno::SchedSetaffinity.number(), 0, 8, &mask as *const u64 as usize) }).map(drop)
+}
+
+/// The cores the calling thread may run on, all online ones at the start
+/// of a test.
+fn online_cores() -> Result<u64, String> {
+    let mut mask = 0u64;
+    // SAFETY: the kernel writes at most 8 bytes at `mask`.
+    let got = unsafe { syscall3(Sysno::SchedGetaffinity.number(), 0, 8, &mut mask as *mut u64 as usize) };
+    Errno::result(got).ctx("sched_getaffinity")?;
+    Ok(mask)
+}
+
+fn cores_of(mask: u64) -> impl Iterator<Item = usize> {
+    (0..MAX_CORES).filter(move |n| mask & (1 << n) != 0)
+}
+
+fn sched_yield() {
+    // SAFETY: no memory is involved.
+    unsafe { syscall0(Sysno::SchedYield.number()) };
+}
+
+/// How many times a pinned thread looks where it runs.
+const PINNED_LOOKS: usize = 300;
+/// Per core: the looks of the thread pinned there that found it elsewhere,
+/// and the looks it made.
+static ELSEWHERE: [AtomicUsize; MAX_CORES] = [const { AtomicUsize::new(0) }; MAX_CORES];
+static LOOKS: [AtomicUsize; MAX_CORES] = [const { AtomicUsize::new(0) }; MAX_CORES];
+
+/// A thread that pins itself to core `n`, then yields, sleeps and looks
+/// where it runs, again and again.
+extern "C" fn pinned_looker(n: usize) {
+    if pin(1 << n).is_err() {
+        ELSEWHERE[n].fetch_add(PINNED_LOOKS, Ordering::SeqCst);
+        return;
+    }
+    for i in 0..PINNED_LOOKS {
+        match getcpu() {
+            Ok(cpu) if cpu == n => {}
+            _ => {
+                ELSEWHERE[n].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        LOOKS[n].fetch_add(1, Ordering::SeqCst);
+        if i % 10 == 0 {
+            let _ = sleep_ms(1);
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/// `sched_setaffinity` moves the caller to the one core of its mask before
+/// it returns, on every core; a thread pinned to each core runs only there
+/// across yields and sleeps, while the others compete.
+pub fn getcpu_follows_affinity(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    for n in cores_of(online) {
+        pin(1 << n).ctx("sched_setaffinity")?;
+        for _ in 0..20 {
+            ensure!(getcpu().ctx("getcpu")? == n, "pinned to core {n}, getcpu says another");
+            sched_yield();
+        }
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    for n in 0..MAX_CORES {
+        ELSEWHERE[n].store(0, Ordering::SeqCst);
+        LOOKS[n].store(0, Ordering::SeqCst);
+    }
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for n in cores_of(online) {
+        threads[n] = Some(spawn_thread(pinned_looker, n).ctx("clone")?);
+    }
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    for n in cores_of(online) {
+        let (elsewhere, looks) = (ELSEWHERE[n].load(Ordering::SeqCst), LOOKS[n].load(Ordering::SeqCst));
+        ensure!(looks == PINNED_LOOKS, "the thread pinned to core {n} looked {looks} times");
+        ensure!(elsewhere == 0, "the thread pinned to core {n} ran elsewhere {elsewhere} times of {looks}");
+    }
+    Ok(())
+}
+
+/// Spinners run until this is set.
+static STOP_SPINNING: AtomicBool = AtomicBool::new(false);
+/// Spinners that have started (and where).
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+static SPUN_ON: AtomicU64 = AtomicU64::new(0);
+
+/// A thread pinned to core `n` spinning without system calls until told.
+extern "C" fn spinner(n: usize) {
+    if pin(1 << n).is_err() {
+        return;
+    }
+    if let Ok(cpu) = getcpu() {
+        SPUN_ON.fetch_or(1 << cpu, Ordering::SeqCst);
+    }
+    SPINNING.fetch_add(1, Ordering::SeqCst);
+    let mut x = 1u64;
+    while !STOP_SPINNING.load(Ordering::Relaxed) {
+        x = core::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+fn nanos(clock: ClockId) -> Result<u64, String> {
+    let t = clock_gettime(clock as i32).ctx("clock_gettime")?;
+    Ok(t.tv_sec as u64 * NANOS_PER_SECOND + t.tv_nsec as u64)
+}
+
+/// The process's user and system time so far, in clock ticks (10 ms).
+fn cpu_ticks() -> Result<u64, String> {
+    Ok(self_stat(14)? + self_stat(15)?)
+}
+
+/// A thread pinned to every core spins while this one sleeps: the
+/// process's CPU time grows by more than twice the wall time (about as
+/// many times as there are cores; on one core it could not pass once).
+pub fn threads_run_in_parallel(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    let cores = online.count_ones() as u64;
+    ensure!(cores >= 3, "this test wants at least three cores; online {online:#x}");
+    STOP_SPINNING.store(false, Ordering::SeqCst);
+    SPINNING.store(0, Ordering::SeqCst);
+    SPUN_ON.store(0, Ordering::SeqCst);
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for n in cores_of(online) {
+        threads[n] = Some(spawn_thread(spinner, n).ctx("clone")?);
+    }
+    while SPINNING.load(Ordering::SeqCst) < cores as usize {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let (cpu_before, wall_before) = (cpu_ticks()?, nanos(ClockId::Monotonic)?);
+    sleep_ms(500).ctx("nanosleep")?;
+    let (cpu_after, wall_after) = (cpu_ticks()?, nanos(ClockId::Monotonic)?);
+    STOP_SPINNING.store(true, Ordering::SeqCst);
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    let (cpu, wall) = ((cpu_after - cpu_before) * 10_000_000, wall_after - wall_before);
+    ensure!(SPUN_ON.load(Ordering::SeqCst) == online, "spinners ran on {:#x}", SPUN_ON.load(Ordering::SeqCst));
+    ensure!(cpu > 2 * wall, "{cores} spinners used {cpu} ns of CPU time in {wall} ns");
+    Ok(())
+}
+
+/// The core the round-robin pair is pinned to.
+static PAIR_CORE: AtomicUsize = AtomicUsize::new(0);
+/// The pair waits on it (futex) until it is 1.
+static PAIR_GATE: AtomicU32 = AtomicU32::new(0);
+/// Per thread of the pair: spins counted, and whether it could not start.
+static PAIR_SPINS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static PAIR_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// One of the pair: pins itself to `PAIR_CORE`, waits at the gate, then
+/// spins (counting) without system calls until told to stop.
+extern "C" fn pair_spinner(i: usize) {
+    if pin(1 << PAIR_CORE.load(Ordering::SeqCst)).is_err() {
+        PAIR_FAILED.store(true, Ordering::SeqCst);
+        return;
+    }
+    while PAIR_GATE.load(Ordering::SeqCst) == 0 {
+        let _ = futex_wait(&PAIR_GATE, 0, None);
+    }
+    while !STOP_SPINNING.load(Ordering::Relaxed) {
+        PAIR_SPINS[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Two spinning threads pinned to one idle core, made ready by one call
+/// (a `FUTEX_WAKE` of both), share it in round-robin slices: the one the
+/// core takes from idle has its slice end armed (when a task was switched
+/// in from the idle task, the slice was judged by the idle task's, none,
+/// and the other thread waited until the first one stopped).
+pub fn pinned_pair_share_a_core(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    let core = cores_of(online).last().ok_or("no core")?;
+    let others = online & !(1 << core);
+    // This thread stays off the pair's core: that core idles until the wake.
+    pin(others).ctx("sched_setaffinity")?;
+    PAIR_CORE.store(core, Ordering::SeqCst);
+    PAIR_GATE.store(0, Ordering::SeqCst);
+    PAIR_FAILED.store(false, Ordering::SeqCst);
+    STOP_SPINNING.store(false, Ordering::SeqCst);
+    for spins in &PAIR_SPINS {
+        spins.store(0, Ordering::SeqCst);
+    }
+    let threads = [spawn_thread(pair_spinner, 0).ctx("clone")?, spawn_thread(pair_spinner, 1).ctx("clone")?];
+    let mut waiting = 0;
+    for _ in 0..1000 {
+        waiting = futex_waiters(&PAIR_GATE).ctx("futex requeue")?;
+        if waiting == 2 || PAIR_FAILED.load(Ordering::SeqCst) {
+            break;
+        }
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    PAIR_GATE.store(1, Ordering::SeqCst);
+    futex_wake(&PAIR_GATE, 2).ctx("futex wake")?;
+    sleep_ms(200).ctx("nanosleep")?;
+    let spins = [PAIR_SPINS[0].load(Ordering::SeqCst), PAIR_SPINS[1].load(Ordering::SeqCst)];
+    STOP_SPINNING.store(true, Ordering::SeqCst);
+    for thread in threads {
+        thread.join().ctx("join")?;
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    ensure!(!PAIR_FAILED.load(Ordering::SeqCst), "a thread of the pair could not pin itself to core {core}");
+    ensure!(waiting == 2, "{waiting} threads of the pair waited at the gate");
+    ensure!(spins[0] > 0 && spins[1] > 0, "in 200 ms on core {core} the pair spun {spins:?} times");
+    Ok(())
+}
+
+/// Rounds of the shared-page stress.
+const STRESS_ROUNDS: u64 = 1500;
+/// The page the readers read (its address), and the round whose value it
+/// holds from the moment the round is published.
+static STRESS_PAGE: AtomicUsize = AtomicUsize::new(0);
+static STRESS_ROUND: AtomicU64 = AtomicU64::new(0);
+static STRESS_DONE: AtomicBool = AtomicBool::new(false);
+/// Reads that found an older round's value after the newer round was
+/// published, and reads made.
+static STALE_READS: AtomicU64 = AtomicU64::new(0);
+static READS: AtomicU64 = AtomicU64::new(0);
+
+/// A reader pinned to core `n`: reads the round published, then the page;
+/// the page holds that round's value or a later one, or zero (a later
+/// round's fresh page, not written yet), never an earlier one.
+extern "C" fn stress_reader(n: usize) {
+    if pin(1 << n).is_err() {
+        STALE_READS.fetch_add(1 << 32, Ordering::SeqCst);
+        return;
+    }
+    let page = STRESS_PAGE.load(Ordering::SeqCst) as *const u64;
+    while !STRESS_DONE.load(Ordering::Acquire) {
+        let round = STRESS_ROUND.load(Ordering::Acquire);
+        // SAFETY: the page is always mapped readable: replaced in one call
+        // (MAP_FIXED), or zapped (MADV_DONTNEED), never unmapped.
+        let value = unsafe { core::ptr::read_volatile(page) };
+        if value != 0 && value < round {
+            STALE_READS.fetch_add(1, Ordering::SeqCst);
+        }
+        READS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Readers on every other core read a page while this thread replaces it
+/// with a fresh page (`mmap(MAP_FIXED)`) or zaps it (`MADV_DONTNEED`),
+/// writes the next round's value and publishes the round: once the call
+/// has returned, no core reads the old page (a stale TLB entry would show
+/// the old frame's older value).
+pub fn no_stale_reads_across_cores(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    let prot = Prot::READ | Prot::WRITE;
+    let private = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    // SAFETY: a fresh mapping, unmapped at the end.
+    let page = unsafe { mem::mmap(0, PAGE_SIZE, prot, private, -1, 0) }.ctx("mmap")?;
+    let cell = page as *mut u64;
+    // SAFETY: the page is mapped readable and writable.
+    unsafe { core::ptr::write_volatile(cell, 1) };
+    STRESS_PAGE.store(page, Ordering::SeqCst);
+    STRESS_ROUND.store(1, Ordering::SeqCst);
+    STRESS_DONE.store(false, Ordering::SeqCst);
+    STALE_READS.store(0, Ordering::SeqCst);
+    READS.store(0, Ordering::SeqCst);
+    let me = cores_of(online).next().unwrap_or(0);
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let mut readers: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for n in cores_of(online).filter(|&n| n != me) {
+        readers[n] = Some(spawn_thread(stress_reader, n).ctx("clone")?);
+    }
+    let mut result = Ok(());
+    for round in 2..=STRESS_ROUNDS {
+        let changed = if round % 2 == 0 {
+            // SAFETY: replaces this test's own page with a fresh one.
+            unsafe { mem::mmap(page, PAGE_SIZE, prot, private | MapFlags::FIXED, -1, 0) }.map(drop)
+        } else {
+            // SAFETY: zaps this test's own page.
+            unsafe { mem::madvise(page, PAGE_SIZE, Advice::DontNeed) }
+        };
+        if let Err(e) = changed {
+            result = Err(alloc::format!("round {round}: {e}"));
+            break;
+        }
+        // SAFETY: the page is mapped readable and writable.
+        unsafe { core::ptr::write_volatile(cell, round) };
+        STRESS_ROUND.store(round, Ordering::Release);
+    }
+    STRESS_DONE.store(true, Ordering::Release);
+    for reader in readers.into_iter().flatten() {
+        reader.join().ctx("join")?;
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    // SAFETY: this test's own page.
+    unsafe { mem::munmap(page, PAGE_SIZE) }.ctx("munmap")?;
+    result?;
+    let (stale, reads) = (STALE_READS.load(Ordering::SeqCst), READS.load(Ordering::SeqCst));
+    ensure!(reads > 0, "the readers read nothing");
+    ensure!(stale == 0, "{stale} stale reads of {reads} (a reader that could not pin itself counts 2^32)");
+    Ok(())
+}
