@@ -536,6 +536,9 @@ const ROLLOVER_SPACES: u64 = 600;
 /// out): creating more spaces than that rolls over.
 const ASIDS_16: u64 = 1 << 16;
 const ASIDS_8: u64 = 1 << 8;
+/// The rollover test says how far it got after this many spaces (the
+/// runner's silence limit is 2 minutes).
+const PROGRESS_EVERY: u64 = 10_000;
 /// Fork children alive at once.
 const FORK_BATCH: usize = 4;
 /// Pages each worker checks, and words it checks per page.
@@ -605,13 +608,14 @@ fn rollover_child(expected: u64) -> ! {
 /// Creates `spaces` address spaces (fork children that run, write a word
 /// and exit) while a worker pinned to each online core keeps checking its
 /// own pages; every child sees its snapshot, no worker finds its pages
-/// changed, and on Aspen `/proc/vmstat` counts a rollover when more spaces
-/// were made than 16-bit ASIDs number.
+/// changed, on Aspen `/proc/vmstat` counts the rollovers that many spaces
+/// need, and free memory comes back.
 fn rollover_under_load(ctx: &Context, spaces: u64) -> TestResult {
     let online = online_cores()?;
     ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
     let rollovers_before = asid_rollovers()?;
     ensure!(ctx.linux || rollovers_before.is_some(), "no asid_rollover line in /proc/vmstat");
+    let before = memfree().map_err(|e| format!("{e}"))?;
     let own = Region::anon(MAX_CORES * OWN_PAGES, Prot::READ | Prot::WRITE, MapFlags::PRIVATE)?;
     ROLLOVER_DONE.store(false, Ordering::SeqCst);
     OWN_MISMATCHES.store(0, Ordering::SeqCst);
@@ -633,6 +637,9 @@ fn rollover_under_load(ctx: &Context, spaces: u64) -> TestResult {
             }
             alive -= 1;
         }
+        if i > 0 && i % PROGRESS_EVERY == 0 {
+            aspen_sys::println!("asid rollover: {i} address spaces so far");
+        }
         SNAPSHOT.store(i, Ordering::SeqCst);
         match process::fork() {
             Ok(Fork::Child) => rollover_child(i),
@@ -653,6 +660,8 @@ fn rollover_under_load(ctx: &Context, spaces: u64) -> TestResult {
     for worker in workers.into_iter().flatten() {
         worker.join().ctx("join")?;
     }
+    // SAFETY: the workers' pages; the workers have ended.
+    unsafe { mem::munmap(own.addr, own.len) }.ctx("munmap")?;
     result?;
     let unpinned = UNPINNED.load(Ordering::SeqCst);
     ensure!(unpinned == 0, "workers could not pin themselves to or ran outside cores {unpinned:#x}");
@@ -671,6 +680,12 @@ fn rollover_under_load(ctx: &Context, spaces: u64) -> TestResult {
         let least = if rolled >= 1 && spaces < ASIDS_16 { spaces / ASIDS_8 } else { spaces / ASIDS_16 };
         ensure!(rolled >= least, "{spaces} address spaces but {rolled} ASID rollovers, fewer than {least}");
     }
+    let after = memfree().map_err(|e| format!("{e}"))?;
+    ensure!(
+        before.abs_diff(after) <= ctx.memfree_slack,
+        "free memory {after} bytes after the address spaces, {before} before (slack {})",
+        ctx.memfree_slack
+    );
     Ok(())
 }
 
