@@ -33,6 +33,10 @@ pub struct CommandLine<'a> {
     /// interval, probability, space and times instead: such a value is
     /// ignored).
     pub fail_nth_allocation: Option<u64>,
+    /// `aspen.asid_bits=8`: use 8-bit ASIDs even where the CPUs have 16
+    /// (ASID rollovers 256 times as often, for tests); any other value
+    /// leaves the CPUs' width.
+    pub asid_bits_8: bool,
 }
 
 impl<'a> CommandLine<'a> {
@@ -52,6 +56,7 @@ impl<'a> CommandLine<'a> {
             wx_policy: WxPolicy::Flip,
             max_cpus: None,
             fail_nth_allocation: None,
+            asid_bits_8: false,
         };
         for word in kernel_words.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -67,6 +72,7 @@ impl<'a> CommandLine<'a> {
                         line.max_cpus = Some(n.max(1));
                     }
                 }
+                "aspen.asid_bits" => line.asid_bits_8 = value == "8",
                 "failslab" => line.fail_nth_allocation = value.parse::<u64>().ok().filter(|&n| n > 0),
                 "quiet" => line.log_level = log::LevelFilter::Warn,
                 "loglevel" => {

@@ -87,7 +87,8 @@ extern "C" fn kernel_init(dtb_phys: u64) -> ! {
     if let Err(e) = memory::kernel_map::build_and_switch(&info.ram) {
         panic!("cannot build the kernel's translation tables: {e:?}");
     }
-    let asid_bits = arch::mmu::asid_bits();
+    // `aspen.asid_bits=8` narrows the width; it never widens it.
+    let asid_bits = if cmdline.asid_bits_8 { 8 } else { arch::mmu::asid_bits() };
     arch::mmu::configure(asid_bits);
     if let Err(e) = memory::frames::init(&free) {
         panic!("cannot set up the frame pool: {e}");

@@ -808,7 +808,8 @@ pub fn sysinfo() -> Sysinfo {
 }
 
 /// `/proc/vmstat`: event counters since boot, `name value` per line:
-/// Linux's `pgfault`, and Aspen's copy-on-write and TLB invalidation counts.
+/// Linux's `pgfault`, and Aspen's copy-on-write, TLB invalidation and ASID
+/// rollover counts.
 pub fn vmstat() -> String {
     use crate::arch::tlb::COUNTERS;
     let stats = user_env::get().stats();
@@ -823,6 +824,7 @@ pub fn vmstat() -> String {
         ("tlbi_kernel_page", get(&COUNTERS.kernel_page)),
         ("tlbi_all", get(&COUNTERS.all)),
         ("tlbi_all_local", get(&COUNTERS.all_local)),
+        ("asid_rollover", user_env::get().asids().rollovers()),
         ("failslab_injected", crate::failslab::injected()),
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
         ("failslab_irq_allocations", crate::failslab::irq_allocations()),

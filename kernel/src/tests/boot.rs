@@ -13,6 +13,9 @@ kernel_test!(
         check_eq!(line.wx_policy, aspen_mm::aspace::WxPolicy::Flip);
         check_eq!(crate::cmdline::CommandLine::parse("aspen.wx=strict").wx_policy, aspen_mm::aspace::WxPolicy::Strict);
         check_eq!(crate::cmdline::CommandLine::parse("aspen.wx=on").wx_policy, aspen_mm::aspace::WxPolicy::Flip);
+        check!(!line.asid_bits_8);
+        check!(crate::cmdline::CommandLine::parse("aspen.asid_bits=8").asid_bits_8);
+        check!(!crate::cmdline::CommandLine::parse("aspen.asid_bits=16").asid_bits_8);
         // Words after `--` belong to init, even ones the kernel would know.
         let line = crate::cmdline::CommandLine::parse("loglevel=7 -- --run-tests semihosting");
         check_eq!(line.log_level, log::LevelFilter::Debug);

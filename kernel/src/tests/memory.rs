@@ -183,10 +183,14 @@ kernel_test!(
 
 kernel_test!(
     fn asid_width_follows_the_cpu() -> TestResult {
+        use aspen_mm::aspace::MmEnv;
         let bits = crate::arch::mmu::asid_bits();
         check!(bits == 8 || bits == 16, "ASID width {bits}");
-        // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them.
-        check_eq!(crate::arch::mmu::asid16_enabled(), bits == 16);
+        // TCR_EL1.AS selects 16-bit ASIDs exactly when every CPU has them
+        // and `aspen.asid_bits=8` did not narrow the allocator's width.
+        let allocator_16 = crate::memory::user_env::get().asids().bits() == aspen_mm::asid::AsidBits::Sixteen;
+        check!(!allocator_16 || bits == 16, "16-bit ASIDs allocated on a CPU with {bits}");
+        check_eq!(crate::arch::mmu::asid16_enabled(), allocator_16);
         Ok(())
     }
 );

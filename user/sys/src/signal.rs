@@ -7,8 +7,9 @@ use crate::time::Timespec;
 use crate::Errno;
 
 pub use aspen_abi::signal::{
-    SaFlags, SigAction, SigInfo, SigSet, Signal, StackT, CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED,
-    MINSIGSTKSZ, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN, SI_QUEUE, SI_TKILL, SI_USER, SS_DISABLE, SS_ONSTACK,
+    SaFlags, SigAction, SigContext, SigInfo, SigSet, Signal, StackT, UContext, CLD_CONTINUED, CLD_EXITED, CLD_KILLED,
+    CLD_STOPPED, MINSIGSTKSZ, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN, SI_QUEUE, SI_TKILL, SI_USER, SS_DISABLE,
+    SS_ONSTACK,
 };
 
 core::arch::global_asm!(

@@ -3,8 +3,9 @@
 //! suite passes on Linux, see `tests/mod.rs` for the few documented
 //! differences).
 //!
-//! Usage: `usertests [--finish] [NAME...]` runs every test (or the named ones)
-//! and reports in Aspen's test protocol on stdout:
+//! Usage: `usertests [--finish] [NAME...]` runs every test (or the named
+//! ones; the long tests, `tests::LONG_TESTS`, only when named) and reports
+//! in Aspen's test protocol on stdout:
 //!
 //! ```text
 //! TEST-SUITE user <count>
@@ -83,8 +84,13 @@ fn main(args: Args) -> i32 {
     }
     let finish = args.iter().skip(1).any(|a| a.to_bytes() == b"--finish");
     let names = || args.iter().skip(1).filter(|a| !a.to_bytes().starts_with(b"--"));
-    let selected = |name: &str| names().next().is_none() || names().any(|n| n.to_bytes() == name.as_bytes());
-    if let Some(unknown) = names().find(|n| tests::TESTS.iter().all(|t| t.name.as_bytes() != n.to_bytes())) {
+    let named = |name: &str| names().any(|n| n.to_bytes() == name.as_bytes());
+    // The long tests run only when named.
+    let selected = |test: &&harness::Test| {
+        named(test.name) || (names().next().is_none() && tests::TESTS.iter().any(|t| t.name == test.name))
+    };
+    let all = || tests::TESTS.iter().chain(tests::LONG_TESTS);
+    if let Some(unknown) = names().find(|n| all().all(|t| t.name.as_bytes() != n.to_bytes())) {
         println!("usertests: no test named {unknown:?}");
         return 2;
     }
@@ -92,10 +98,10 @@ fn main(args: Args) -> i32 {
     let exe = args.get(0).filter(|a| a.to_bytes().contains(&b'/')).unwrap_or(DEFAULT_EXE);
     let ctx = set_up(exe);
 
-    let count = tests::TESTS.iter().filter(|t| selected(t.name)).count();
+    let count = all().filter(selected).count();
     println!("TEST-SUITE user {count}");
     let (mut passed, mut failed) = (0, 0);
-    for test in tests::TESTS.iter().filter(|t| selected(t.name)) {
+    for test in all().filter(selected) {
         println!("TEST-RUN {}", test.name);
         match harness::run(test, &ctx) {
             Outcome::Passed => {

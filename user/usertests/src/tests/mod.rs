@@ -56,6 +56,7 @@ pub mod sendfile;
 pub mod shared;
 pub mod signals;
 pub mod smp;
+pub mod smp_stress;
 pub mod time;
 pub mod traps;
 pub mod tty;
@@ -130,6 +131,8 @@ pub const TESTS: &[Test] = &[
     child("smp_threads_run_in_parallel", smp::threads_run_in_parallel),
     child("smp_pinned_pair_share_a_core", smp::pinned_pair_share_a_core),
     child("smp_no_stale_reads_across_cores", smp::no_stale_reads_across_cores),
+    child("smp_stress_shared_range", smp_stress::shared_range),
+    child("smp_asid_rollover", smp_stress::asid_rollover),
     child("exec_scripts", script::interpreters),
     child("exec_many_arguments", args::many_arguments),
     child("exec_malformed_elf", elf::malformed),
@@ -216,3 +219,7 @@ pub const TESTS: &[Test] = &[
     // Last: after every other test process is gone.
     Test { name: "memfree_baseline", body: Body::Suite(accounting::memfree_baseline) },
 ];
+
+/// Tests run only when named (`usertests smp_asid_rollover_long`): too long
+/// for every run of the suite (README, "Test protocol").
+pub const LONG_TESTS: &[Test] = &[child("smp_asid_rollover_long", smp_stress::asid_rollover_long)];
