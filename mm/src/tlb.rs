@@ -24,6 +24,14 @@ pub trait TlbOps {
     /// Invalidates one page of `asid` (`TLBI VALE1IS` when `leaf_only`,
     /// `TLBI VAE1IS` when table pages above it were freed too).
     fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool);
+    /// [`Self::invalidate_page`] of each of `vas`, all of `asid` and
+    /// `leaf_only` alike (a batch's pages of one kind): an implementation
+    /// that decides something per call decides it once here.
+    fn invalidate_pages(&self, asid: Asid, vas: &[VirtAddr], leaf_only: bool) {
+        for &va in vas {
+            self.invalidate_page(asid, va, leaf_only);
+        }
+    }
     /// Invalidates every non-global entry of `asid` (`TLBI ASIDE1IS`).
     fn invalidate_asid(&self, asid: Asid);
     /// Invalidates one page of the kernel's global mappings (`TLBI VAAE1IS`).
@@ -219,6 +227,11 @@ impl TlbBatch {
     /// Adding a page twice keeps one entry (non-leaf if either was).
     #[inline(always)]
     pub fn add_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
+        // Once the batch covers the scope, a page adds nothing: long passes
+        // stop here, without a call.
+        if self.wide.is_some_and(|wide| wide.covers(scope)) {
+            return;
+        }
         // A pass adds pages in address order and of one kind: one above
         // every page pending joins the batch here, without a call or a
         // search for a duplicate, as its address alone.
@@ -229,11 +242,6 @@ impl TlbBatch {
             self.vas[len].write(va);
             self.highest = va;
             self.len = len + 1;
-            return;
-        }
-        // Once the batch covers the scope, a page adds nothing: long passes
-        // stop here, without a call.
-        if self.wide.is_some_and(|wide| wide.covers(scope)) {
             return;
         }
         self.add_uncovered_page(kind, va);
@@ -332,8 +340,8 @@ impl TlbBatch {
             None => {
                 let pages = self.pending();
                 match (self.kind.scope, self.kind.leaf_only) {
-                    (TlbScope::Asid(asid), true) => pages.iter().for_each(|&va| tlb.invalidate_page(asid, va, true)),
-                    (TlbScope::Asid(asid), false) => pages.iter().for_each(|&va| tlb.invalidate_page(asid, va, false)),
+                    (TlbScope::Asid(asid), true) => tlb.invalidate_pages(asid, pages, true),
+                    (TlbScope::Asid(asid), false) => tlb.invalidate_pages(asid, pages, false),
                     (TlbScope::AllAsids, true) => pages.iter().for_each(|&va| tlb.invalidate_kernel_page(va, true)),
                     (TlbScope::AllAsids, false) => pages.iter().for_each(|&va| tlb.invalidate_kernel_page(va, false)),
                 }
