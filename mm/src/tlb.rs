@@ -297,10 +297,12 @@ impl TlbBatch {
             self.len += 1;
             return;
         }
+        // Unless mixed, the page is of the batch's kind (else the batch
+        // would be mixed now).
         let wide = if self.mixed {
             self.mixed_entries().1.iter().fold(Wide::of(kind.scope), |w, k| w.merge(k.scope))
         } else {
-            Wide::of(kind.scope).merge(self.kind.scope)
+            Wide::of(self.kind.scope)
         };
         self.wide = Some(wide);
         self.len = 0;
