@@ -24,6 +24,14 @@ pub trait TlbOps {
     /// Invalidates one page of `asid` (`TLBI VALE1IS` when `leaf_only`,
     /// `TLBI VAE1IS` when table pages above it were freed too).
     fn invalidate_page(&self, asid: Asid, va: VirtAddr, leaf_only: bool);
+    /// [`Self::invalidate_page`] of each of `vas`, all of `asid` and
+    /// `leaf_only` alike (a batch's pages of one kind): an implementation
+    /// that decides something per call decides it once here.
+    fn invalidate_pages(&self, asid: Asid, vas: &[VirtAddr], leaf_only: bool) {
+        for &va in vas {
+            self.invalidate_page(asid, va, leaf_only);
+        }
+    }
     /// Invalidates every non-global entry of `asid` (`TLBI ASIDE1IS`).
     fn invalidate_asid(&self, asid: Asid);
     /// Invalidates one page of the kernel's global mappings (`TLBI VAAE1IS`).
@@ -78,14 +86,29 @@ pub fn invalidate_page_now<T: TlbOps + ?Sized>(tlb: &T, scope: TlbScope, va: Vir
 /// the refill cost of losing the whole ASID) is measured on a Cortex-A72.
 pub const PER_PAGE_LIMIT: usize = 32;
 
-/// One page to invalidate.
+/// What one pending page needs: its scope, and whether only its leaf entry
+/// changed (table pages above it are still in use).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PageInvalidation {
+struct Kind {
     scope: TlbScope,
-    va: VirtAddr,
-    /// Only the leaf entry changed; table pages above it are still in use.
     leaf_only: bool,
 }
+
+impl Kind {
+    /// The kind as one number, for [`TlbBatch::add_page`]'s one compare:
+    /// the ASID in bits 15:0, bit 16 for every ASID, bit 17 for leaf only.
+    #[inline(always)]
+    const fn key(self) -> u32 {
+        let scope = match self.scope {
+            TlbScope::Asid(asid) => asid.0 as u32,
+            TlbScope::AllAsids => 1 << 16,
+        };
+        scope | (self.leaf_only as u32) << 17
+    }
+}
+
+/// A [`Kind::key`] no kind has.
+const NO_KEY: u32 = u32::MAX;
 
 /// What a batch falls back to past [`PER_PAGE_LIMIT`] pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,13 +150,31 @@ impl Wide {
 ///
 /// Changes from invalid to valid need no entry: the TLB never caches a
 /// translation fault.
+///
+/// The pages of one pass nearly always share one scope and leafness (a
+/// protect's, an upgrade's): the batch then keeps that [`Kind`] once and
+/// only the addresses per page, and [`Self::finish`] issues them with the
+/// kind decided once for the batch rather than per page. The first page
+/// of another kind makes the batch keep a kind per page (`mixed`).
 #[derive(Clone, Debug)]
 pub struct TlbBatch {
-    /// The first `len` are set; the rest are never read, and left
-    /// unwritten so that making a batch (every unmap, protect and write
-    /// fault makes one) writes no 512-byte array.
-    pages: [MaybeUninit<PageInvalidation>; PER_PAGE_LIMIT],
+    /// The pending pages' addresses (page aligned): the first `len` are
+    /// set; the rest are never read, and left unwritten so that making a
+    /// batch (every unmap, protect and write fault makes one) writes no
+    /// array.
+    vas: [MaybeUninit<VirtAddr>; PER_PAGE_LIMIT],
+    /// With `mixed`, the kind of each pending page (the first `len` set);
+    /// unused otherwise.
+    kinds: [MaybeUninit<Kind>; PER_PAGE_LIMIT],
     len: usize,
+    /// The kind of every pending page while not `mixed`.
+    kind: Kind,
+    /// `kind`'s key while the batch holds pages, all of that kind, and
+    /// has not gone wide; [`NO_KEY`] otherwise. A page of this key above
+    /// every pending one joins in [`Self::add_page`] without a call.
+    accept: u32,
+    /// Pending pages differ in kind: each has its own in `kinds`.
+    mixed: bool,
     /// The highest page added since the batch was last empty: a page
     /// above it cannot be a duplicate (passes add in address order).
     highest: VirtAddr,
@@ -143,27 +184,42 @@ pub struct TlbBatch {
 impl TlbBatch {
     /// An empty batch.
     pub const fn new() -> Self {
-        // SAFETY: an array of `MaybeUninit` needs no initialisation.
-        let pages = unsafe { MaybeUninit::<[MaybeUninit<PageInvalidation>; PER_PAGE_LIMIT]>::uninit().assume_init() };
-        Self { pages, len: 0, highest: VirtAddr::new(0), wide: None }
+        // SAFETY: arrays of `MaybeUninit` need no initialisation.
+        let (vas, kinds) = unsafe {
+            (
+                MaybeUninit::<[MaybeUninit<VirtAddr>; PER_PAGE_LIMIT]>::uninit().assume_init(),
+                MaybeUninit::<[MaybeUninit<Kind>; PER_PAGE_LIMIT]>::uninit().assume_init(),
+            )
+        };
+        let kind = Kind { scope: TlbScope::AllAsids, leaf_only: true };
+        Self { vas, kinds, len: 0, kind, accept: NO_KEY, mixed: false, highest: VirtAddr::new(0), wide: None }
     }
 
-    /// The pages added so far.
+    /// The addresses of the pages added so far.
     #[inline(always)]
-    fn pending(&self) -> &[PageInvalidation] {
+    fn pending(&self) -> &[VirtAddr] {
         let len = self.len.min(PER_PAGE_LIMIT);
-        // SAFETY: the first `len` elements were written (`add_uncovered_page`
-        // writes one before counting it), and `MaybeUninit<T>` has `T`'s
+        // SAFETY: the first `len` elements were written (a page's address
+        // is written before it is counted), and `MaybeUninit<T>` has `T`'s
         // layout.
-        unsafe { core::slice::from_raw_parts(self.pages.as_ptr().cast::<PageInvalidation>(), len) }
+        unsafe { core::slice::from_raw_parts(self.vas.as_ptr().cast::<VirtAddr>(), len) }
     }
 
-    /// [`Self::pending`], mutable.
+    /// The addresses and kinds of the pages added so far, once `mixed`.
     #[inline(always)]
-    fn pending_mut(&mut self) -> &mut [PageInvalidation] {
+    fn mixed_entries(&mut self) -> (&[VirtAddr], &mut [Kind]) {
+        debug_assert!(self.mixed);
         let len = self.len.min(PER_PAGE_LIMIT);
-        // SAFETY: as in `pending`.
-        unsafe { core::slice::from_raw_parts_mut(self.pages.as_mut_ptr().cast::<PageInvalidation>(), len) }
+        // SAFETY: as in `pending`; in a mixed batch the first `len` kinds
+        // were written too (`make_mixed` writes those of the pages before
+        // it, and each page added after it gets its kind before it is
+        // counted). The two arrays do not overlap.
+        unsafe {
+            (
+                core::slice::from_raw_parts(self.vas.as_ptr().cast::<VirtAddr>(), len),
+                core::slice::from_raw_parts_mut(self.kinds.as_mut_ptr().cast::<Kind>(), len),
+            )
+        }
     }
 
     /// Adds the page holding `va`. `leaf_only` is false when a table page
@@ -176,41 +232,81 @@ impl TlbBatch {
         if self.wide.is_some_and(|wide| wide.covers(scope)) {
             return;
         }
-        // A pass adds pages in address order: one above every page pending
-        // joins the batch here, without a call or a search for a duplicate.
+        // A pass adds pages in address order and of one kind: one above
+        // every page pending joins the batch here, without a call or a
+        // search for a duplicate, as its address alone.
         let va = va.align_down(crate::addr::PAGE_SIZE);
+        let kind = Kind { scope, leaf_only };
         let len = self.len;
-        if self.wide.is_none() && len < PER_PAGE_LIMIT && (len == 0 || va > self.highest) {
-            self.pages[len].write(PageInvalidation { scope, va, leaf_only });
+        if kind.key() == self.accept && len < PER_PAGE_LIMIT && va > self.highest {
+            self.vas[len].write(va);
             self.highest = va;
             self.len = len + 1;
             return;
         }
-        self.add_uncovered_page(scope, va, leaf_only);
+        self.add_uncovered_page(kind, va);
     }
 
-    /// [`Self::add_page`] of a page the batch does not cover yet.
-    fn add_uncovered_page(&mut self, scope: TlbScope, va: VirtAddr, leaf_only: bool) {
-        let va = va.align_down(crate::addr::PAGE_SIZE);
+    /// Gives every pending page its own kind (the batch's), so that pages
+    /// of another kind can join.
+    fn make_mixed(&mut self) {
+        for slot in &mut self.kinds[..self.len] {
+            slot.write(self.kind);
+        }
+        self.mixed = true;
+    }
+
+    /// [`Self::add_page`] of a page the batch does not cover yet, of
+    /// `kind`, at the page-aligned `va`, when it cannot simply join.
+    fn add_uncovered_page(&mut self, kind: Kind, va: VirtAddr) {
+        self.join(kind, va);
+        self.accept = if self.len > 0 && !self.mixed && self.wide.is_none() { self.kind.key() } else { NO_KEY };
+    }
+
+    /// [`Self::add_uncovered_page`]'s work, but for `accept`.
+    fn join(&mut self, kind: Kind, va: VirtAddr) {
         if let Some(wide) = self.wide {
-            self.wide = Some(wide.merge(scope));
+            self.wide = Some(wide.merge(kind.scope));
             return;
         }
+        if self.len == 0 {
+            self.mixed = false;
+            self.kind = kind;
+        } else if !self.mixed && kind != self.kind {
+            self.make_mixed();
+        }
         if self.len > 0 && va <= self.highest {
-            if let Some(same) = self.pending_mut().iter_mut().find(|p| p.scope == scope && p.va == va) {
-                same.leaf_only &= leaf_only;
+            if self.mixed {
+                let (vas, kinds) = self.mixed_entries();
+                if let Some(i) = (0..vas.len()).find(|&i| vas[i] == va && kinds[i].scope == kind.scope) {
+                    kinds[i].leaf_only &= kind.leaf_only;
+                    return;
+                }
+            } else if self.pending().contains(&va) {
+                // Of the batch's kind (else it would be mixed now):
+                // already there.
                 return;
             }
         }
         if self.len < PER_PAGE_LIMIT {
-            self.pages[self.len].write(PageInvalidation { scope, va, leaf_only });
+            self.vas[self.len].write(va);
+            if self.mixed {
+                self.kinds[self.len].write(kind);
+            }
             self.highest = if self.len == 0 { va } else { self.highest.max(va) };
             self.len += 1;
             return;
         }
-        let wide = self.pending().iter().fold(Wide::of(scope), |w, p| w.merge(p.scope));
+        // Unless mixed, the page is of the batch's kind (else the batch
+        // would be mixed now).
+        let wide = if self.mixed {
+            self.mixed_entries().1.iter().fold(Wide::of(kind.scope), |w, k| w.merge(k.scope))
+        } else {
+            Wide::of(self.kind.scope)
+        };
         self.wide = Some(wide);
         self.len = 0;
+        self.mixed = false;
     }
 
     /// Whether the batch would issue nothing.
@@ -228,22 +324,38 @@ impl TlbBatch {
         match self.wide {
             Some(Wide::Asid(asid)) => tlb.invalidate_asid(asid),
             Some(Wide::All) => tlb.invalidate_all(),
-            None => {
+            None if self.mixed => {
                 let mut pages = 0;
-                for p in self.pending() {
-                    match p.scope {
+                let (vas, kinds) = self.mixed_entries();
+                for (&va, kind) in vas.iter().zip(kinds.iter()) {
+                    match kind.scope {
                         TlbScope::Asid(asid) => {
-                            tlb.invalidate_page(asid, p.va, p.leaf_only);
+                            tlb.invalidate_page(asid, va, kind.leaf_only);
                             pages += 1;
                         }
-                        TlbScope::AllAsids => tlb.invalidate_kernel_page(p.va, p.leaf_only),
+                        TlbScope::AllAsids => tlb.invalidate_kernel_page(va, kind.leaf_only),
                     }
                 }
                 tlb.count_page_invalidations(pages);
             }
+            // One kind: decided once, each page is its address alone.
+            None => {
+                let pages = self.pending();
+                match (self.kind.scope, self.kind.leaf_only) {
+                    (TlbScope::Asid(asid), true) => tlb.invalidate_pages(asid, pages, true),
+                    (TlbScope::Asid(asid), false) => tlb.invalidate_pages(asid, pages, false),
+                    (TlbScope::AllAsids, true) => pages.iter().for_each(|&va| tlb.invalidate_kernel_page(va, true)),
+                    (TlbScope::AllAsids, false) => pages.iter().for_each(|&va| tlb.invalidate_kernel_page(va, false)),
+                }
+                if let TlbScope::Asid(_) = self.kind.scope {
+                    tlb.count_page_invalidations(pages.len());
+                }
+            }
         }
         tlb.sync();
         self.len = 0;
+        self.accept = NO_KEY;
+        self.mixed = false;
         self.wide = None;
     }
 }
@@ -295,6 +407,40 @@ mod tests {
                 TlbEvent::Sync,
             ]
         );
+    }
+
+    #[test]
+    fn pages_of_another_kind_keep_their_own() {
+        let mut batch = TlbBatch::new();
+        for page in 1..=3 {
+            batch.add_page(TlbScope::Asid(A), va(page), true);
+        }
+        // Another kind above, then below the highest (a duplicate that
+        // turns non-leaf, and a new page), then the first kind again.
+        batch.add_page(TlbScope::AllAsids, va(4), true);
+        batch.add_page(TlbScope::Asid(A), va(2), false);
+        batch.add_page(TlbScope::Asid(Asid(6)), va(1), true);
+        batch.add_page(TlbScope::Asid(A), va(5), true);
+        let page = |asid, p, leaf_only| TlbEvent::Page { asid, va: va(p), leaf_only };
+        assert_eq!(
+            finish(&mut batch),
+            [
+                TlbEvent::Begin,
+                page(A, 1, true),
+                page(A, 2, false),
+                page(A, 3, true),
+                TlbEvent::KernelPage { va: va(4), leaf_only: true },
+                page(Asid(6), 1, true),
+                page(A, 5, true),
+                TlbEvent::Sync,
+            ]
+        );
+        // Emptied, the batch takes one kind again: every page its own.
+        batch.add_page(TlbScope::AllAsids, va(1), false);
+        batch.add_page(TlbScope::AllAsids, va(1), false);
+        batch.add_page(TlbScope::AllAsids, va(2), false);
+        let kernel = |p| TlbEvent::KernelPage { va: va(p), leaf_only: false };
+        assert_eq!(finish(&mut batch), [TlbEvent::Begin, kernel(1), kernel(2), TlbEvent::Sync]);
     }
 
     #[test]

@@ -320,6 +320,12 @@ impl<T: TlbOps> TlbOps for SpaceTlb<'_, T> {
         }
     }
 
+    fn invalidate_pages(&self, asid: Asid, vas: &[VirtAddr], leaf_only: bool) {
+        if let Self::Real(t) = self {
+            t.invalidate_pages(asid, vas, leaf_only);
+        }
+    }
+
     fn invalidate_asid(&self, asid: Asid) {
         if let Self::Real(t) = self {
             t.invalidate_asid(asid);

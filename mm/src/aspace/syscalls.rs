@@ -6,6 +6,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use aspen_abi::mman::{Advice, MapFlags, MapType, MlockallFlags, MsyncFlags, Prot};
 
@@ -13,10 +14,11 @@ use super::env::EnvPause;
 use super::fault::{exclusive, leaf_write_ok, write_around, Mode};
 use super::varea::{Backing, MappedFile, TopDownHint, Varea};
 use super::{
-    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, WxPolicy, MAX_VAREAS,
+    log_edit, object_index, page_align, space_tlb, AddressSpace, Brk, LockMode, MmEnv, Table, WxPolicy, MAX_VAREAS,
     MMAP_MIN_ADDR, USER_END,
 };
 use crate::addr::{PhysRange, VirtAddr, VirtRange, PAGE_SHIFT, PAGE_SIZE};
+use crate::asid::AsidContext;
 use crate::errno::Errno;
 use crate::frame::BuddyAllocator;
 use crate::object::FileObject;
@@ -301,21 +303,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
         self.check_wx_policy(prot)?;
         let new = prot.access();
-        match self.vareas.find(range.start).filter(|(_, v)| v.end_exclusive >= range.end_exclusive) {
-            // Inside one varea, the common case: one search decides.
-            Some((start, varea)) => {
-                if !varea.max_prot.contains(new) {
-                    return Err(Errno::EACCES);
-                }
-                if varea.prot == new && varea.prot.is_accessible() && !varea.locked {
-                    // Nothing would change (Linux returns early too).
-                    return Ok(());
-                }
-                let splits = usize::from(start < range.start) + usize::from(varea.end_exclusive > range.end_exclusive);
-                if self.vareas.len() + splits > MAX_VAREAS {
-                    return Err(Errno::ENOMEM);
-                }
-            }
+        // Inside one varea, the common case: one search decides, and an
+        // unlocked varea changes there (`protect_inside_one`).
+        match self.protect_inside_one(range, new) {
+            Some(ControlFlow::Continue(())) => return Ok(()),
+            Some(ControlFlow::Break(Some(result))) => return result,
+            // Locked: the general way below (checks done).
+            Some(ControlFlow::Break(None)) => {}
             None => self.check_protect_range(range, new)?,
         }
         self.vareas.isolate(range);
@@ -335,9 +329,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             varea.set_prot(new);
         }
         if !only_gains {
-            self.reprotect_leaves(range);
-        } else if gained_write && range.size() <= EAGER_UPGRADE_PAGES * PAGE_SIZE && new == Prot::READ | Prot::WRITE {
-            self.upgrade_now(range);
+            reprotect_leaves(&mut self.table, self.env, &self.asid, self.vareas.inside(range));
+        } else if gained_write && upgrades_now(range, new) {
+            upgrade_now(&mut self.table, self.env, &self.asid, self.vareas.inside(range));
         }
         self.vareas.merge_in(range, &mut EnvPause(self.env));
         // A locked private varea made writable gets its copy-on-write
@@ -349,20 +343,44 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         Ok(())
     }
 
-    /// Gives write permission now to the pages of `range` (a few, just
-    /// made read-write, whose ends are varea boundaries) that write
-    /// fault-around would give it to at the first write: present,
-    /// read-only and the process's alone, in private vareas.
-    fn upgrade_now(&mut self, range: VirtRange) {
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let frames = self.env.frames();
-        let mut pause = EnvPause(self.env);
-        for (start, varea) in self.vareas.inside(range) {
-            if matches!(varea.backing, Backing::Anon | Backing::Object { shared: false, .. }) {
-                let sub = VirtRange::new(start, varea.end_exclusive);
-                write_around(&mut self.table, frames, sub, &tlb, scope, &mut pause);
+    /// mprotect of a range inside one varea: its checks (as Linux: a
+    /// protection beyond the varea's maximum is EACCES, none when nothing
+    /// would change, ENOMEM when the splits would make too many vareas),
+    /// then, when the varea is not locked, the change: the varea is split
+    /// and merged by [`VareaMap::change_inside_one`] (one search) and the
+    /// leaves change as in the general case while the part is in hand.
+    /// `Break(Some)` is mprotect's result after the checks, `Break(None)`
+    /// leaves a locked varea to the general way; `None` when no one varea
+    /// holds the range.
+    fn protect_inside_one(&mut self, range: VirtRange, new: Prot) -> Option<ControlFlow<Option<Result<(), Errno>>>> {
+        let vareas = self.vareas.len();
+        let (table, env, asid) = (&mut self.table, self.env, &self.asid);
+        let decide = |start: VirtAddr, varea: &Varea<'e, E>| {
+            if !varea.max_prot.contains(new) {
+                return ControlFlow::Break(Some(Err(Errno::EACCES)));
             }
-        }
+            if varea.prot == new && varea.prot.is_accessible() && !varea.locked {
+                // Nothing would change (Linux returns early too).
+                return ControlFlow::Break(Some(Ok(())));
+            }
+            let splits = usize::from(start < range.start) + usize::from(varea.end_exclusive > range.end_exclusive);
+            if vareas + splits > MAX_VAREAS {
+                return ControlFlow::Break(Some(Err(Errno::ENOMEM)));
+            }
+            if varea.locked {
+                return ControlFlow::Break(None);
+            }
+            ControlFlow::Continue(())
+        };
+        self.vareas.change_inside_one(range, &mut EnvPause(env), decide, |start, varea| {
+            let old = varea.prot;
+            varea.set_prot(new);
+            if !(old.is_accessible() && new.contains(old)) {
+                reprotect_leaves(table, env, asid, core::iter::once((start, &*varea)));
+            } else if !old.contains(Prot::WRITE) && new.contains(Prot::WRITE) && upgrades_now(range, new) {
+                upgrade_now(table, env, asid, core::iter::once((start, &*varea)));
+            }
+        })
     }
 
     /// mprotect's checks of a range over several vareas: as Linux, varea
@@ -384,77 +402,6 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(Errno::ENOMEM);
         }
         Ok(())
-    }
-
-    /// Gives every leaf in `range` (whose ends are varea boundaries) the
-    /// mode its varea's protection allows, in one pass over the tables per
-    /// varea and one TLB batch.
-    fn reprotect_leaves(&mut self, range: VirtRange) {
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let env = self.env;
-        let frames = env.frames();
-        let vareas = &self.vareas;
-        let mut pause = EnvPause(env);
-        let mut editor =
-            self.table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
-        for (start, varea) in vareas.inside(range) {
-            let sub = VirtRange::new(start, varea.end_exclusive);
-            let device = matches!(varea.backing, Backing::Device { .. });
-            let prot = varea.prot;
-            let may_write = prot.contains(Prot::WRITE);
-            let together = varea.wx_together;
-            // Indexed by `Mode as usize`: the modes in declaration order.
-            let models = Mode::ALL.map(|m| m.model(device));
-            let retarget = |leaf: &Leaf, target: Mode| {
-                if target.is_executable() {
-                    env.sync_icache(leaf.pa());
-                }
-                leaf.desc.with_permissions_of(models[target as usize])
-            };
-            // Outside locked vareas, a leaf whose permissions the new
-            // protection still allows stays as it is: gains come at the
-            // next fault. Locked vareas must not fault, so they change now.
-            let keep_within = !varea.locked;
-            let result = match &varea.backing {
-                // Private memory, the common case: what becomes of a leaf
-                // depends on its permission bits and, where write may be
-                // granted, on whether the process holds its frame alone.
-                // Decided once per state of the bits (a table made once
-                // for every protection, not per call), so that the closure
-                // stays small enough for the pass to inline.
-                Backing::Anon | Backing::Object { shared: false, .. } => {
-                    let plan = private_plan(prot, keep_within, together);
-                    editor.update(sub, |leaf: Leaf| {
-                        let target = match plan[Mode::key(leaf.desc)] {
-                            PrivateRetarget::Keep => return leaf.desc,
-                            PrivateRetarget::To(target) => Some(target),
-                            PrivateRetarget::ByOwnership { alone, shared } => {
-                                by_ownership(frames, &leaf, alone, shared)
-                            }
-                        };
-                        target.map_or(leaf.desc, |target| retarget(&leaf, target))
-                    })
-                }
-                _ => editor.update(sub, |leaf: Leaf| {
-                    let current = Mode::of_desc(leaf.desc);
-                    if keep_within && current.within(prot) {
-                        return leaf.desc;
-                    }
-                    let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
-                    let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
-                    if target == current {
-                        return leaf.desc;
-                    }
-                    if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-                        if current.is_writable() && !target.is_writable() {
-                            object.end_writer(object_index(*first_page, start, leaf.va));
-                        }
-                    }
-                    retarget(&leaf, target)
-                }),
-            };
-            log_edit("mprotect", result);
-        }
     }
 
     /// madvise(2): MADV_DONTNEED drops the pages (the next access
@@ -854,5 +801,102 @@ fn by_ownership(
         alone
     } else {
         shared
+    }
+}
+
+/// Whether mprotect giving `new` to `range` upgrades its pages at once:
+/// read-write given to at most [`EAGER_UPGRADE_PAGES`] pages.
+fn upgrades_now(range: VirtRange, new: Prot) -> bool {
+    range.size() <= EAGER_UPGRADE_PAGES * PAGE_SIZE && new == Prot::READ | Prot::WRITE
+}
+
+/// Gives write permission now to the pages of `vareas` (a few, just made
+/// read-write) that write fault-around would give it to at the first
+/// write: present, read-only and the process's alone, in private vareas.
+fn upgrade_now<'v, 'e: 'v, E: MmEnv>(
+    table: &mut Table<'e, E>,
+    env: &'e E,
+    asid: &AsidContext,
+    vareas: impl Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>,
+) {
+    let (tlb, scope) = space_tlb(env, asid);
+    let frames = env.frames();
+    let mut pause = EnvPause(env);
+    for (start, varea) in vareas {
+        if matches!(varea.backing, Backing::Anon | Backing::Object { shared: false, .. }) {
+            let sub = VirtRange::new(start, varea.end_exclusive);
+            write_around(table, frames, sub, &tlb, scope, &mut pause);
+        }
+    }
+}
+
+/// Gives every leaf of `vareas` (in address order) the mode its
+/// varea's protection allows, in one pass over the tables per varea and
+/// one TLB batch.
+fn reprotect_leaves<'v, 'e: 'v, E: MmEnv>(
+    table: &mut Table<'e, E>,
+    env: &'e E,
+    asid: &AsidContext,
+    vareas: impl Iterator<Item = (VirtAddr, &'v Varea<'e, E>)>,
+) {
+    let (tlb, scope) = space_tlb(env, asid);
+    let frames = env.frames();
+    let mut pause = EnvPause(env);
+    let mut editor = table.edit(&tlb, scope, |l| log::error!("mm: mprotect released {l:?}")).pausing(&mut pause);
+    for (start, varea) in vareas {
+        let sub = VirtRange::new(start, varea.end_exclusive);
+        let device = matches!(varea.backing, Backing::Device { .. });
+        let prot = varea.prot;
+        let may_write = prot.contains(Prot::WRITE);
+        let together = varea.wx_together;
+        // Indexed by `Mode as usize`: the modes in declaration order.
+        let models = Mode::ALL.map(|m| m.model(device));
+        let retarget = |leaf: &Leaf, target: Mode| {
+            if target.is_executable() {
+                env.sync_icache(leaf.pa());
+            }
+            leaf.desc.with_permissions_of(models[target as usize])
+        };
+        // Outside locked vareas, a leaf whose permissions the new
+        // protection still allows stays as it is: gains come at the
+        // next fault. Locked vareas must not fault, so they change now.
+        let keep_within = !varea.locked;
+        let result = match &varea.backing {
+            // Private memory, the common case: what becomes of a leaf
+            // depends on its permission bits and, where write may be
+            // granted, on whether the process holds its frame alone.
+            // Decided once per state of the bits (a table made once
+            // for every protection, not per call), so that the closure
+            // stays small enough for the pass to inline.
+            Backing::Anon | Backing::Object { shared: false, .. } => {
+                let plan = private_plan(prot, keep_within, together);
+                editor.update(sub, |leaf: Leaf| {
+                    let target = match plan[Mode::key(leaf.desc)] {
+                        PrivateRetarget::Keep => return leaf.desc,
+                        PrivateRetarget::To(target) => Some(target),
+                        PrivateRetarget::ByOwnership { alone, shared } => by_ownership(frames, &leaf, alone, shared),
+                    };
+                    target.map_or(leaf.desc, |target| retarget(&leaf, target))
+                })
+            }
+            _ => editor.update(sub, |leaf: Leaf| {
+                let current = Mode::of_desc(leaf.desc);
+                if keep_within && current.within(prot) {
+                    return leaf.desc;
+                }
+                let write_ok = may_write && leaf_write_ok(env, varea, leaf.pa(), current);
+                let target = Mode::choose(prot, write_ok, current == Mode::ReadExec, together);
+                if target == current {
+                    return leaf.desc;
+                }
+                if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+                    if current.is_writable() && !target.is_writable() {
+                        object.end_writer(object_index(*first_page, start, leaf.va));
+                    }
+                }
+                retarget(&leaf, target)
+            }),
+        };
+        log_edit("mprotect", result);
     }
 }

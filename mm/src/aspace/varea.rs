@@ -4,6 +4,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use core::ops::ControlFlow;
 
 use super::{MmEnv, USER_END, WX_FLIP_BOUND};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
@@ -152,6 +153,16 @@ impl<'e, E: MmEnv> Varea<'e, E> {
         };
         self.end_exclusive = at;
         upper
+    }
+
+    /// Takes in `next`, which starts where `self` ends and continues it
+    /// ([`Self::continues_into`]), if there is one.
+    fn join(&mut self, next: Option<&Self>) {
+        if let Some(next) = next {
+            self.end_exclusive = next.end_exclusive;
+            // As in `VareaMap::merge_at`: the larger count.
+            self.wx_flips = self.wx_flips.max(next.wx_flips);
+        }
     }
 
     /// Whether `next`, starting where `self` (starting at `start`) ends,
@@ -385,6 +396,89 @@ impl<'e, E: MmEnv> VareaMap<'e, E> {
         let end = before.end_exclusive;
         self.map.remove(&va);
         Some((start, end))
+    }
+
+    /// mprotect's change of the part `range` (not empty) of the one varea
+    /// holding all of it: `decide` sees that varea (with its start) and
+    /// may stop there with a result; else the varea is split at the
+    /// range's ends where they fall inside it, `change` gets the part
+    /// (with its start) before the part is stored, and the part is merged
+    /// with the varea on each side where it continues it. What
+    /// [`Self::isolate`], a change of [`Self::inside_mut`] and
+    /// [`Self::merge_in`] do, with one search: one walk down from the
+    /// range's end finds the varea above the range, the one holding it and
+    /// the one below, and the merges happen in place; then one insert per
+    /// new piece and one removal per varea merged away. A piece that still
+    /// continues the rest of its varea after the change is joined back
+    /// before it is stored. `None` when no one varea holds `range`.
+    pub fn change_inside_one<R>(
+        &mut self,
+        range: VirtRange,
+        pause: &mut impl Pause,
+        decide: impl FnOnce(VirtAddr, &Varea<'e, E>) -> ControlFlow<R>,
+        change: impl FnOnce(VirtAddr, &mut Varea<'e, E>),
+    ) -> Option<ControlFlow<R>> {
+        let (low, high) = (range.start, range.end_exclusive);
+        let mut near = self.map.range_mut(..=high).rev();
+        let (mut start, mut varea) = near.next()?;
+        let mut above = None;
+        if *start == high {
+            above = Some(varea);
+            (start, varea) = near.next()?;
+        }
+        let start = *start;
+        if start > low || varea.end_exclusive < high {
+            return None;
+        }
+        if let ControlFlow::Break(result) = decide(start, varea) {
+            return Some(ControlFlow::Break(result));
+        }
+        let below = if start == low { near.next().filter(|(_, v)| v.end_exclusive == low) } else { None };
+        let mut upper = (varea.end_exclusive > high).then(|| varea.split_off(start, high));
+        let mut middle = (start < low).then(|| varea.split_off(start, low));
+        match middle.as_mut() {
+            Some(part) => change(low, part),
+            None => change(low, varea),
+        }
+        // Pieces the change left continuing the rest of their varea go
+        // back into it; so does the varea above or below when the part
+        // now continues it (only where a boundary was there before: a new
+        // piece's neighbour is the rest of the part's own varea).
+        if middle.as_ref().is_some_and(|part| varea.continues_into(start, part)) {
+            varea.join(middle.take().as_ref());
+        }
+        let (part_start, part) = match middle.as_mut() {
+            Some(part) => (low, part),
+            None => (start, &mut *varea),
+        };
+        if upper.as_ref().is_some_and(|rest| part.continues_into(part_start, rest)) {
+            part.join(upper.take().as_ref());
+        }
+        let above_goes = above.filter(|next| part.continues_into(part_start, next)).map(|next| part.join(Some(next)));
+        let part_goes = match below {
+            Some((below_start, before)) if middle.is_none() && before.continues_into(*below_start, varea) => {
+                before.join(Some(varea));
+                true
+            }
+            _ => false,
+        };
+        // Pieces of a varea in the map, or vareas joined into their
+        // neighbours: the bytes covered stay the same.
+        for (va, goes) in [(high, above_goes.is_some()), (low, part_goes)] {
+            if goes {
+                self.map.remove(&va);
+                if pause.due() {
+                    pause.pause();
+                }
+            }
+        }
+        if let Some(part) = middle {
+            self.map.insert(low, part);
+        }
+        if let Some(rest) = upper {
+            self.map.insert(high, rest);
+        }
+        Some(ControlFlow::Continue(()))
     }
 
     /// Merges across every boundary in `range`, its ends included, asking

@@ -15,6 +15,7 @@
 //! batch held, so that nothing it changed is stale in any TLB meanwhile.
 
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{fence, Ordering};
 
 use super::bulk::{Entries, Leaf, Rewrite};
@@ -78,14 +79,16 @@ where
 }
 
 /// What a batch holds until its invalidations completed: the batch
-/// itself, the removed leaves and the emptied table pages.
+/// itself, the removed leaves and the emptied table pages. The inline
+/// arrays are set up to their lengths only (the rest never read), so that
+/// making an editor, which every mprotect and unmap does, writes neither.
 struct Held<F: FnMut(Mapping)> {
     batch: TlbBatch,
-    leaves: [Option<Mapping>; GATHER_LEAVES],
+    leaves: [MaybeUninit<Mapping>; GATHER_LEAVES],
     leaves_len: usize,
     /// Leaves gathered past the inline ones, released with them.
     deferred: Vec<Mapping>,
-    tables: [PhysAddr; GATHER_TABLES],
+    tables: [MaybeUninit<PhysAddr>; GATHER_TABLES],
     tables_len: usize,
     release: F,
 }
@@ -102,8 +105,9 @@ impl<F: FnMut(Mapping)> Held<F> {
         mut pause: Option<&mut P>,
     ) {
         self.batch.finish(tlb);
-        for &table in &self.tables[..self.tables_len] {
-            frames.free_frame(table);
+        for table in &self.tables[..self.tables_len] {
+            // SAFETY: the first `tables_len` were written (`gather_table`).
+            frames.free_frame(unsafe { table.assume_init() });
         }
         self.tables_len = 0;
         let mut spacing = Spacing::<RELEASE_SPACING>::default();
@@ -117,12 +121,14 @@ impl<F: FnMut(Mapping)> Held<F> {
                 }
             }
         };
-        for slot in &mut self.leaves[..self.leaves_len] {
-            if let Some(leaf) = slot.take() {
-                released(leaf, &mut self.release);
-            }
+        // Zeroed first: a leaf is released once, even should a release
+        // not return.
+        let gathered = core::mem::replace(&mut self.leaves_len, 0);
+        for slot in &self.leaves[..gathered] {
+            // SAFETY: the first `leaves_len` were written (`gather_leaf`),
+            // and `Mapping` is `Copy`.
+            released(unsafe { slot.assume_init() }, &mut self.release);
         }
-        self.leaves_len = 0;
         for leaf in self.deferred.drain(..) {
             released(leaf, &mut self.release);
         }
@@ -179,10 +185,10 @@ where
             scope,
             held: Held {
                 batch: TlbBatch::new(),
-                leaves: [None; GATHER_LEAVES],
+                leaves: [const { MaybeUninit::uninit() }; GATHER_LEAVES],
                 leaves_len: 0,
                 deferred: Vec::new(),
-                tables: [PhysAddr::new(0); GATHER_TABLES],
+                tables: [const { MaybeUninit::uninit() }; GATHER_TABLES],
                 tables_len: 0,
                 release,
             },
@@ -406,7 +412,7 @@ where
     fn gather_leaf(&mut self, leaf: Mapping) {
         let held = &mut self.held;
         if held.leaves_len < GATHER_LEAVES {
-            held.leaves[held.leaves_len] = Some(leaf);
+            held.leaves[held.leaves_len].write(leaf);
             held.leaves_len += 1;
             return;
         }
@@ -421,13 +427,13 @@ where
         }
         // Out of room: complete what is gathered, then start again.
         self.flush();
-        self.held.leaves[0] = Some(leaf);
+        self.held.leaves[0].write(leaf);
         self.held.leaves_len = 1;
     }
 
     fn gather_table(&mut self, table: PhysAddr) {
         let held = &mut self.held;
-        held.tables[held.tables_len] = table;
+        held.tables[held.tables_len].write(table);
         held.tables_len += 1;
         self.table.table_pages -= 1;
         if self.held.tables_len == GATHER_TABLES {

@@ -172,6 +172,50 @@ fn mprotect_splits_and_merges_vareas() {
 }
 
 #[test]
+fn mprotect_inside_one_varea_merges_each_way() {
+    with_env(128, |env| {
+        let mut space = AddressSpace::new(env).unwrap();
+        let p = map_anon(&mut space, 6, RW, MapFlags::PRIVATE);
+        for page in 0..6 {
+            write(&mut space, p + page * PS, page as u8 + 1).unwrap();
+        }
+        let (r, n) = (Prot::READ.bits(), 0);
+        let protect = |space: &mut Space<'_, '_>, page: u64, pages: u64, prot: Prot| {
+            space.mprotect(va(p + page * PS), pages * PS, prot).unwrap()
+        };
+        // Split at both ends; then whole vareas merged with the one below,
+        // then with the one above.
+        protect(&mut space, 2, 2, Prot::READ);
+        protect(&mut space, 4, 2, Prot::READ);
+        protect(&mut space, 0, 2, Prot::READ);
+        // With both neighbours at once, after a change that changes
+        // nothing (PROT_NONE again) left the pieces as they were.
+        protect(&mut space, 1, 1, Prot::NONE);
+        protect(&mut space, 1, 1, Prot::NONE);
+        assert_eq!(layout(&space), [(p, p + PS, r), (p + PS, p + 2 * PS, n), (p + 2 * PS, p + 6 * PS, r)]);
+        protect(&mut space, 1, 1, Prot::READ);
+        assert_eq!(layout(&space), [(p, p + 6 * PS, r)]);
+        // Split at one end, the other end the varea's own: pieces that the
+        // change left continuing their varea are joined back.
+        protect(&mut space, 3, 3, Prot::NONE);
+        protect(&mut space, 3, 1, Prot::NONE);
+        protect(&mut space, 4, 1, Prot::NONE);
+        assert_eq!(layout(&space), [(p, p + 3 * PS, r), (p + 3 * PS, p + 6 * PS, n)]);
+        // Split at the end, merged with the varea below at the start.
+        protect(&mut space, 3, 1, Prot::READ);
+        assert_eq!(layout(&space), [(p, p + 4 * PS, r), (p + 4 * PS, p + 6 * PS, n)]);
+        // Split at the start, merged with the varea above at the end.
+        protect(&mut space, 2, 2, Prot::NONE);
+        assert_eq!(layout(&space), [(p, p + 2 * PS, r), (p + 2 * PS, p + 6 * PS, n)]);
+        protect(&mut space, 0, 6, RW);
+        assert_eq!(layout(&space), [(p, p + 6 * PS, RW.bits())]);
+        for page in 0..6 {
+            assert_eq!(read(&mut space, p + page * PS), Ok(page as u8 + 1));
+        }
+    });
+}
+
+#[test]
 fn writes_after_write_comes_back_fault_once_per_group() {
     with_env(256, |env| {
         let mut space = AddressSpace::new(env).unwrap();
