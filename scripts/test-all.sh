@@ -4,6 +4,7 @@
 #! image and flash-refusal checks, then the kernel's self-tests booted under
 #! QEMU on each board through the serial-console runner, a session typed
 #! into the console by the same runner (tests/console/*.session), and the
+#! ASID rollover test with four busy cores (70,000 spaces, 8-bit ASIDs), the
 #! LTP memory tests of the ltp peer (`scripts/ltp.sh`) on the virt image when
 #! ../shared/peers/ltp is there (each test that does not pass counts as a
 #! failure; without the peer the step is skipped and says so). Ends with the
@@ -100,6 +101,15 @@ if [ -x "${LTP_DIR:-$ROOT/../shared/peers/ltp}/run.sh" ]; then
 else
 	echo "== LTP memory tests: skipped, no ltp peer at ${LTP_DIR:-$ROOT/../shared/peers/ltp} (not counted)"
 fi
+# ASID rollover while four cores run (issue 13): 70,000 address spaces with
+# the allocator narrowed to 8 bits (about 270 rollovers, each a pending local
+# flush on every core) while a worker on each core checks its own memory.
+rollover_root=$BUILD/rollover-rootfs
+rm -rf "$rollover_root" && cp -a "$BUILD/rootfs" "$rollover_root"
+echo '/bin/usertests --finish smp_asid_rollover_long' >"$rollover_root/etc/aspen-autorun"
+scripts/mk-initramfs.sh "$rollover_root" "$BUILD/rollover.cpio" >/dev/null
+kernel_run asid-rollover --board qemu-virt --kernel "$virt" --initrd "$BUILD/rollover.cpio" \
+	--memory 1G --timeout 3600 --silence 600 --append "semihosting aspen.asid_bits=8 -- --run-tests"
 # The SD card's own kernel8.img and initramfs.cpio, with its device tree.
 kernel_run rpi4 --board rpi4 --kernel build/rpi4/kernel8.img --initrd build/initramfs.cpio \
 	--dtb "$RPI4_DTB" --append "semihosting aspen.ktest test.ram_mib=960 -- --run-tests"
