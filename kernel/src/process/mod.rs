@@ -296,6 +296,14 @@ impl Process {
         PROCESSES.lock().values().cloned().collect()
     }
 
+    /// The first process after pid `after` for which `which` holds, in pid
+    /// order: a walk of the table that allocates nothing and holds its
+    /// lock only while it looks.
+    pub fn next_after(after: Pid, which: impl Fn(&Process) -> bool) -> Option<Arc<Process>> {
+        use core::ops::Bound::{Excluded, Unbounded};
+        PROCESSES.lock().range((Excluded(after), Unbounded)).map(|(_, p)| p).find(|p| which(p)).cloned()
+    }
+
     /// [`Self::all`], `ENOMEM` when the list cannot be allocated.
     pub fn try_all() -> Result<Vec<Arc<Process>>, Errno> {
         let processes = PROCESSES.lock();
