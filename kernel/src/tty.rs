@@ -32,6 +32,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::signal::{Restart, SigInfo, SigNo, Signal, SIG_IGN, SI_KERNEL};
 use aspen_abi::tty::{self as abi, LineDiscipline, Sink, Termios, Winsize};
@@ -147,9 +148,9 @@ static READERS: WaitQueue = WaitQueue::new();
 /// Starts the `tty` thread and the UART's receive interrupt (after init,
 /// so that init has the first pid).
 pub fn init() {
-    if TERMINAL.lock().ldisc.reserve().is_err() {
-        panic!("no room for the terminal's input buffer");
-    }
+    // At boot, so that the thread finds its room made (`input` makes it
+    // otherwise).
+    let _ = TERMINAL.lock().ldisc.reserve();
     match Task::new_kernel(sched::DEFAULT_PRIORITY, worker, 0) {
         Ok(task) => {
             WORKER.call_once(|| task.clone());
@@ -192,6 +193,15 @@ fn worker(_: usize) {
     }
 }
 
+/// Typed bytes dropped because the discipline had no room for its buffers
+/// (`tty_input_dropped` in /proc/vmstat).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Typed bytes dropped for want of memory since boot.
+pub fn input_dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
 /// Echo on its way to the console: a fixed buffer, written out when full
 /// (and by [`Echo::flush`]), so that echoing never allocates.
 struct Echo {
@@ -226,6 +236,12 @@ impl Sink for Echo {
 /// a signal's queued information is refused as a full queue when the
 /// heap has no room, as for any sender.
 pub fn input(bytes: &[u8]) {
+    // Nothing to do when the room was made already; without room (the
+    // heap refused it) the bytes are dropped, as an overrun drops them.
+    if TERMINAL.lock().ldisc.reserve().is_err() {
+        DROPPED.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        return;
+    }
     let mut echo = Echo::new();
     for &byte in bytes {
         let (signal, pgrp) = {

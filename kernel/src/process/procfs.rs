@@ -827,6 +827,7 @@ pub fn vmstat() -> String {
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
         ("failslab_irq_allocations", crate::failslab::irq_allocations()),
         ("failslab_noalloc_allocations", crate::failslab::no_alloc_allocations()),
+        ("tty_input_dropped", crate::tty::input_dropped()),
         ("oom_kill", super::oom::kills()),
     ] {
         let _ = writeln!(out, "{name} {value}");
