@@ -15,6 +15,12 @@
 //! `IUTF8` characters whole; non-canonical reads with `VMIN`/`VTIME`; output
 //! processing under `OPOST` (`ONLCR`, `OCRNL`, `ONOCR`, `ONLRET`).
 //!
+//! Allocation: once [`LineDiscipline::reserve`] made room for its buffers,
+//! taking input allocates nothing (the kernel's terminal thread cannot fail
+//! softly): the input kept is bounded (`INPUT_BUFFER` bytes, as many
+//! complete lines), and echo goes to a [`Sink`] the caller provides, which
+//! may be a fixed buffer that it drains when full.
+//!
 //! Not implemented: flow control (`IXON` is kept but `VSTART`/`VSTOP` are
 //! ordinary characters), `PARMRK`, `IUCLC`, `OLCUC`, `XCASE`, `ECHOPRT`,
 //! `FLUSHO`, `PENDIN`, tab expansion and output delays.
@@ -259,6 +265,18 @@ impl Winsize {
     }
 }
 
+/// Where processed output and echo go, a byte at a time.
+pub trait Sink {
+    /// Takes one byte.
+    fn put(&mut self, byte: u8);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
 /// How long a read waits, from `VMIN` and `VTIME` (n_tty_read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadTimes {
@@ -314,6 +332,15 @@ impl LineDiscipline {
             canon_column: 0,
             literal_next: false,
         }
+    }
+
+    /// Makes room for everything the discipline may keep (`INPUT_BUFFER`
+    /// bytes, ready or being edited, and as many line ends), so that taking
+    /// input never allocates.
+    pub fn reserve(&mut self) -> Result<(), alloc::collections::TryReserveError> {
+        self.ready.try_reserve_exact(INPUT_BUFFER.saturating_sub(self.ready.len()))?;
+        self.lines.try_reserve_exact(INPUT_BUFFER.saturating_sub(self.lines.len()))?;
+        self.edit.try_reserve_exact(INPUT_BUFFER.saturating_sub(self.edit.len()))
     }
 
     /// The settings.
@@ -410,9 +437,9 @@ impl LineDiscipline {
 
     /// Processes `data` for output under `OPOST` into `out`, keeping the
     /// column (n_tty's `do_output_char`).
-    pub fn output(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    pub fn output(&mut self, data: &[u8], out: &mut impl Sink) {
         if !self.termios.output(OPOST) {
-            out.extend_from_slice(data);
+            data.iter().for_each(|&byte| out.put(byte));
             return;
         }
         for &byte in data {
@@ -420,7 +447,7 @@ impl LineDiscipline {
         }
     }
 
-    fn output_byte(&mut self, byte: u8, out: &mut Vec<u8>) {
+    fn output_byte(&mut self, byte: u8, out: &mut impl Sink) {
         let t = self.termios;
         match byte {
             b'\n' => {
@@ -430,7 +457,8 @@ impl LineDiscipline {
                 if t.output(ONLCR) {
                     self.column = 0;
                     self.canon_column = 0;
-                    out.extend_from_slice(b"\r\n");
+                    out.put(b'\r');
+                    out.put(b'\n');
                     return;
                 }
                 self.canon_column = self.column;
@@ -444,7 +472,7 @@ impl LineDiscipline {
                         self.column = 0;
                         self.canon_column = 0;
                     }
-                    out.push(b'\n');
+                    out.put(b'\n');
                     return;
                 }
                 self.column = 0;
@@ -455,7 +483,7 @@ impl LineDiscipline {
             _ if !is_control(byte) && !self.continuation(byte) => self.column += 1,
             _ => {}
         }
-        out.push(byte);
+        out.put(byte);
     }
 
     /// Whether `byte` continues a UTF-8 character under `IUTF8`.
@@ -465,7 +493,7 @@ impl LineDiscipline {
 
     /// Echoes `byte` as n_tty's `echo_char`: a control character other
     /// than tab as `^X` under `ECHOCTL`.
-    fn echo_char(&mut self, byte: u8, echo: &mut Vec<u8>) {
+    fn echo_char(&mut self, byte: u8, echo: &mut impl Sink) {
         if self.termios.local(ECHOCTL) && is_control(byte) && byte != b'\t' {
             self.output_byte(b'^', echo);
             self.output_byte(byte ^ 0o100, echo);
@@ -483,7 +511,7 @@ impl LineDiscipline {
     /// Takes one byte from the line. What must be shown goes to `echo`
     /// (already processed for output); a signal key returns the signal for
     /// the foreground process group.
-    pub fn receive(&mut self, byte: u8, echo: &mut Vec<u8>) -> Option<Signal> {
+    pub fn receive(&mut self, byte: u8, echo: &mut impl Sink) -> Option<Signal> {
         let t = self.termios;
         let mut c = if t.input(ISTRIP) { byte & 0x7f } else { byte };
         if self.literal_next {
@@ -536,9 +564,9 @@ impl LineDiscipline {
                 self.echo_char(c, echo);
                 self.output_byte(b'\n', echo);
                 self.canon_column = self.column;
-                for byte in core::mem::take(&mut self.edit) {
-                    self.echo_char(byte, echo);
-                    self.edit.push(byte);
+                // By index: the line stays where it is (and so its room).
+                for at in 0..self.edit.len() {
+                    self.echo_char(self.edit[at], echo);
                 }
                 return None;
             }
@@ -569,15 +597,21 @@ impl LineDiscipline {
     }
 
     /// Ends the line being edited with `end` (`None`: `VEOF`, which is not
-    /// kept); it becomes readable. A full buffer still takes the end.
+    /// kept); it becomes readable. A buffer full of the line being edited
+    /// still takes the end; one full otherwise, or holding `INPUT_BUFFER`
+    /// lines (they may all be empty: `VEOF`s), drops it as n_tty's (whose
+    /// buffer keeps a byte for each).
     fn end_line(&mut self, end: Option<u8>) {
+        if self.ready.len() + self.edit.len() >= INPUT_BUFFER || self.lines.len() >= INPUT_BUFFER {
+            return;
+        }
         self.edit.extend(end);
         self.lines.push_back(self.edit.len());
         self.ready.extend(self.edit.drain(..));
     }
 
     /// An ordinary byte: echoed, kept (dropped when the buffer is full).
-    fn ordinary(&mut self, c: u8, echo: &mut Vec<u8>) {
+    fn ordinary(&mut self, c: u8, echo: &mut impl Sink) {
         if !self.has_room() {
             return;
         }
@@ -600,7 +634,7 @@ impl LineDiscipline {
 
     /// n_tty's `eraser`: `VERASE` takes one character, `VWERASE` a word
     /// (and the blanks after it), `VKILL` the line; shown as echo flags say.
-    fn erase(&mut self, c: u8, echo: &mut Vec<u8>) {
+    fn erase(&mut self, c: u8, echo: &mut impl Sink) {
         #[derive(PartialEq)]
         enum Kind {
             Erase,
@@ -673,7 +707,7 @@ impl LineDiscipline {
 
     /// Backs over an erased tab: the columns it took, found from the
     /// characters before it (n_tty's `echo_erase_tab`).
-    fn erase_tab(&mut self, echo: &mut Vec<u8>) {
+    fn erase_tab(&mut self, echo: &mut impl Sink) {
         let mut columns = 0;
         let mut after_tab = false;
         for &byte in self.edit.iter().rev() {

@@ -147,8 +147,14 @@ pub fn note_preloaded_use(bytes: isize) {
     if !PRELOAD_CHECKS.load(Ordering::Relaxed) {
         return;
     }
-    if bytes > 0 && IN_IRQ[crate::smp::this_cpu_id()].load(Ordering::Relaxed) != 0 {
-        IRQ_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if bytes > 0 {
+        let cpu = crate::smp::this_cpu_id();
+        if IN_IRQ[cpu].load(Ordering::Relaxed) != 0 {
+            IRQ_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        if IN_NO_ALLOC[cpu].load(Ordering::Relaxed) != 0 {
+            NO_ALLOC_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
     }
     if let Some(state) = running_preload().filter(|s| s.depth.load(Ordering::Relaxed) != 0) {
         // Loads and stores, not read-modify-writes (a loop each on this
@@ -272,5 +278,37 @@ impl IrqSection {
 impl Drop for IrqSection {
     fn drop(&mut self) {
         IN_IRQ[self.0].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Per CPU: sections that must allocate nothing running there now.
+static IN_NO_ALLOC: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Allocations made inside such sections since boot, counted while checks
+/// are on.
+static NO_ALLOC_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Allocations made where none may be (`failslab_noalloc_allocations` in
+/// /proc/vmstat): 0 unless such a path breaks its rule.
+pub fn no_alloc_allocations() -> u64 {
+    NO_ALLOC_ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Marks a path that must allocate nothing, by construction, while it
+/// lives (an ending thread's PI hand-off, the terminal's line discipline):
+/// under checks an allocation there is counted. The path must not switch
+/// tasks (the mark is per CPU): it holds a spin lock throughout.
+pub struct NoAllocSection(usize);
+
+impl NoAllocSection {
+    pub fn enter() -> Self {
+        let cpu = crate::smp::this_cpu_id();
+        IN_NO_ALLOC[cpu].fetch_add(1, Ordering::Relaxed);
+        Self(cpu)
+    }
+}
+
+impl Drop for NoAllocSection {
+    fn drop(&mut self) {
+        IN_NO_ALLOC[self.0].fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -31,8 +31,15 @@
 //! `FUTEX_UNLOCK_PI` hands the lock to the best waiter by effective
 //! priority; an owner that ends hands its PI futexes on the same way (the
 //! new owner fixes the word up itself, as in Linux's `fixup_pi_owner`).
+//!
+//! **Allocation.** Queueing allocates (a queue, a waiter's entry) inside a
+//! preloaded section; nothing else does. A hand-off allocates nothing, by
+//! construction, since an ending thread's cannot fail: the owner of a PI
+//! futex is a field of its queue (the futexes a task owns are found by
+//! looking through the queues), and the grant replaces the waiter's own
+//! entry in `waiting_on`, made when it queued.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 
 use aspen_abi::futex::{
@@ -109,25 +116,26 @@ impl Queue {
     }
 }
 
+/// Where a waiting task stands.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Queued under this key.
+    Queued(Key),
+    /// A PI waiter handed its lock, not yet back from its wait: whether it
+    /// is to write its id into the word itself (the owner ended).
+    Granted { fix_word: bool },
+}
+
 /// Every futex with waiters.
 struct Futexes {
     queues: BTreeMap<Key, Queue>,
-    /// The key each waiting task (by task id) is queued under.
-    waiting_on: BTreeMap<Pid, Key>,
-    /// The PI futexes with waiters each task owns, by task id.
-    owned: BTreeMap<Pid, BTreeSet<Key>>,
-    /// PI waiters that were handed their lock, by task id, with whether
-    /// they are to write their id into the word themselves (the owner
-    /// ended).
-    granted: BTreeMap<Pid, bool>,
+    /// Each waiting task (by task id): where it stands. The entry is made
+    /// when it queues and goes when its wait returns (or when it is woken,
+    /// but for a PI grant, which rewrites it).
+    waiting_on: BTreeMap<Pid, Wait>,
 }
 
-static FUTEXES: Mutex<Futexes> = Mutex::new(Futexes {
-    queues: BTreeMap::new(),
-    waiting_on: BTreeMap::new(),
-    owned: BTreeMap::new(),
-    granted: BTreeMap::new(),
-});
+static FUTEXES: Mutex<Futexes> = Mutex::new(Futexes { queues: BTreeMap::new(), waiting_on: BTreeMap::new() });
 
 /// Heap one B-tree insert into a map of `K` to `V` may take: a node per
 /// level (eleven entries, twelve edges, a header; rounded up to the heap's
@@ -143,7 +151,7 @@ impl Futexes {
     fn enqueue_bound(&self, key: &Key) -> usize {
         let queued = self.queues.get(key).map_or(0, |q| q.waiters.capacity());
         tree_insert_bytes::<Key, Queue>()
-            + tree_insert_bytes::<Pid, Key>()
+            + tree_insert_bytes::<Pid, Wait>()
             + 2 * (queued + 1) * core::mem::size_of::<Waiter>()
     }
 
@@ -155,54 +163,43 @@ impl Futexes {
         tree_insert_bytes::<Key, Queue>() + 2 * (queued + moved + 1) * core::mem::size_of::<Waiter>()
     }
 
-    /// A bound on what making `key` a PI futex owned by someone, with one
-    /// more waiter, allocates (the owner's set of keys, its entry among the
-    /// owners, the waiter's queueing, a grant to a new owner).
-    fn pi_bound(&self, key: &Key) -> usize {
-        tree_insert_bytes::<Pid, BTreeSet<Key>>()
-            + tree_insert_bytes::<Key, ()>()
-            + tree_insert_bytes::<Pid, bool>()
-            + self.enqueue_bound(key)
+    fn enqueue(&mut self, key: Key, waiter: Waiter) {
+        self.waiting_on.insert(waiter.task.pid, Wait::Queued(key));
+        self.queues.entry(key).or_default().insert(waiter);
     }
 
-    fn enqueue(&mut self, key: Key, waiter: Waiter) {
-        self.waiting_on.insert(waiter.task.pid, key);
-        self.queues.entry(key).or_default().insert(waiter);
+    /// Whether task `pid` is queued (not woken, not granted its lock).
+    fn is_queued(&self, pid: Pid) -> bool {
+        matches!(self.waiting_on.get(&pid), Some(Wait::Queued(_)))
+    }
+
+    /// The key task `pid` is queued under.
+    fn queued_on(&self, pid: Pid) -> Option<&Key> {
+        match self.waiting_on.get(&pid) {
+            Some(Wait::Queued(key)) => Some(key),
+            _ => None,
+        }
     }
 
     /// Takes `task`'s entry out of its queue, if it is still queued;
     /// returns the PI owner whose priority may now drop.
     fn leave(&mut self, task: &Arc<Task>) -> Option<Arc<Task>> {
-        let key = self.waiting_on.remove(&task.pid)?;
+        let Wait::Queued(key) = self.waiting_on.remove(&task.pid)? else { return None };
         let queue = self.queues.get_mut(&key)?;
         queue.waiters.retain(|w| !Arc::ptr_eq(&w.task, task));
         let owner = queue.owner.as_ref().map(|o| o.task.clone());
         if queue.waiters.is_empty() {
-            self.drop_queue(key);
+            self.queues.remove(&key);
         } else if !queue.waiters.iter().any(|w| w.pi) {
             // Plain waiters of a PI word lend its owner nothing.
-            if let Some(Owner { task, .. }) = queue.owner.take() {
-                self.disown(task.pid, key);
-            }
+            queue.owner = None;
         }
         owner
     }
 
-    /// Forgets the queue of `key` (no waiter left), and its PI owner's
-    /// claim on it.
-    fn drop_queue(&mut self, key: Key) {
-        if let Some(Owner { task, .. }) = self.queues.remove(&key).and_then(|q| q.owner) {
-            self.disown(task.pid, key);
-        }
-    }
-
-    fn disown(&mut self, pid: Pid, key: Key) {
-        if let Some(keys) = self.owned.get_mut(&pid) {
-            keys.remove(&key);
-            if keys.is_empty() {
-                self.owned.remove(&pid);
-            }
-        }
+    /// A PI futex with waiters that task `pid` owns.
+    fn owned_by(&self, pid: Pid) -> Option<Key> {
+        self.queues.iter().find(|(_, q)| q.owner.as_ref().is_some_and(|o| o.task.pid == pid)).map(|(key, _)| *key)
     }
 
     /// Wakes up to `count` waiters of `key` whose bitset meets `bitset`
@@ -231,18 +228,16 @@ impl Futexes {
             }
         }
         if queue.waiters.is_empty() {
-            self.drop_queue(key);
+            self.queues.remove(&key);
         }
         result.map(|()| woken)
     }
 
     /// The best level among the waiters of the PI futexes `pid` owns.
     fn inherited(&self, pid: Pid) -> u8 {
-        self.owned
-            .get(&pid)
-            .into_iter()
-            .flatten()
-            .filter_map(|key| self.queues.get(key))
+        self.queues
+            .values()
+            .filter(|queue| queue.owner.as_ref().is_some_and(|o| o.task.pid == pid))
             .flat_map(|queue| queue.waiters.iter().filter(|w| w.pi).map(|w| w.task.priority()))
             .min()
             .unwrap_or(u8::MAX)
@@ -258,8 +253,7 @@ impl Futexes {
             if task.priority() == before {
                 return;
             }
-            let next =
-                self.waiting_on.get(&task.pid).and_then(|key| self.queues.get(key)).and_then(|q| q.owner.as_ref());
+            let next = self.queued_on(task.pid).and_then(|key| self.queues.get(key)).and_then(|q| q.owner.as_ref());
             match next {
                 Some(owner) if !Arc::ptr_eq(&owner.task, &task) => task = owner.task.clone(),
                 _ => return,
@@ -353,14 +347,14 @@ fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>, interrupte
         // A stop parks the waiter, still queued (a wake meanwhile counts);
         // then the wait goes on, a timed one to its own deadline.
         if me.park_for_stop() {
-            if !FUTEXES.lock().waiting_on.contains_key(&task.pid) {
+            if !FUTEXES.lock().is_queued(task.pid) {
                 return Ok(());
             }
             continue;
         }
         if let Some(errno) = wait_failure(me, deadline, interrupted) {
             let mut futexes = FUTEXES.lock();
-            if !futexes.waiting_on.contains_key(&task.pid) {
+            if !futexes.is_queued(task.pid) {
                 // Woken just as it gave up: the wake counts.
                 return Ok(());
             }
@@ -370,7 +364,7 @@ fn block_queued(me: &Thread, task: &Arc<Task>, deadline: Option<u64>, interrupte
             return Err(errno);
         }
         sched::block(deadline);
-        if !FUTEXES.lock().waiting_on.contains_key(&task.pid) {
+        if !FUTEXES.lock().is_queued(task.pid) {
             return Ok(());
         }
     }
@@ -456,7 +450,7 @@ fn requeue(call: &Call, expected: Option<u32>) -> Result<u32, Errno> {
         futexes.enqueue(key2, waiter);
     }
     if futexes.queues.get(&key1).is_some_and(|q| q.waiters.is_empty()) {
-        futexes.drop_queue(key1);
+        futexes.queues.remove(&key1);
     }
     Ok((woken + moved) as u32)
 }
@@ -490,12 +484,13 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
     let tid = me.tid();
     let key = key_of(&me, addr, private)?;
     let task = sched::current();
-    // What queueing behind an owner allocates is reserved before the word
-    // changes (ENOMEM, nothing done), and the section closed before the
-    // wait (one CPU, no preemption: the queues do not change meanwhile).
+    // What queueing behind an owner allocates (its queue and the waiter's
+    // entry, which a grant later rewrites in place) is reserved before the
+    // word changes (ENOMEM, nothing done), and the section closed before
+    // the wait (one CPU, no preemption: the queues do not change meanwhile).
     let preload = {
         let futexes = FUTEXES.lock();
-        crate::heap::preload(futexes.pi_bound(&key))?
+        crate::heap::preload(futexes.enqueue_bound(&key))?
     };
     // One CPU, no preemption: the word cannot change under these steps.
     let word = read_word(addr)?;
@@ -535,7 +530,6 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
     {
         let mut futexes = FUTEXES.lock();
         let owner_task = owner.task.clone();
-        futexes.owned.entry(owner_task.pid).or_default().insert(key);
         futexes.queues.entry(key).or_default().owner.get_or_insert(owner);
         futexes.enqueue(key, Waiter { task: task.clone(), tid, bitset: FUTEX_BITSET_MATCH_ANY, pi: true });
         futexes.propagate(&owner_task);
@@ -544,7 +538,8 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
     // Always restarted, as Linux's: the deadline is absolute, so the
     // restarted call waits for the same time.
     block_queued(&me, &task, deadline, Restart::NoIntr.errno())?;
-    let fix_word = FUTEXES.lock().granted.remove(&task.pid).unwrap_or(false);
+    let grant = FUTEXES.lock().waiting_on.remove(&task.pid);
+    let fix_word = matches!(grant, Some(Wait::Granted { fix_word: true }));
     if fix_word {
         // The owner ended: the word is ours to update (keeping
         // FUTEX_OWNER_DIED if its robust list set it).
@@ -556,21 +551,24 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
 
 /// Hands the PI futex `key` (owned by `from`) to its best waiter, which
 /// must then fix the word itself if `fix_word`; the new owner's thread id,
-/// or `None` without waiters.
+/// or `None` without PI waiters (the futex is then owned by nobody).
+/// Allocates nothing: the new owner's claim is its queue's field, the
+/// grant rewrites the waiter's own entry.
 fn hand_off(futexes: &mut Futexes, key: Key, from: &Arc<Task>, fix_word: bool) -> Option<Pid> {
     let queue = futexes.queues.get_mut(&key)?;
-    let waiter = queue.waiters.remove(queue.best_pi_waiter()?)?;
+    let Some(best) = queue.best_pi_waiter() else {
+        queue.owner = None;
+        return None;
+    };
+    let waiter = queue.waiters.remove(best)?;
     let more = queue.waiters.iter().any(|w| w.pi);
     queue.owner = more.then(|| Owner { task: waiter.task.clone(), tid: waiter.tid });
-    let empty = queue.waiters.is_empty();
-    futexes.disown(from.pid, key);
-    if empty {
+    if queue.waiters.is_empty() {
         futexes.queues.remove(&key);
-    } else if more {
-        futexes.owned.entry(waiter.task.pid).or_default().insert(key);
     }
-    futexes.waiting_on.remove(&waiter.task.pid);
-    futexes.granted.insert(waiter.task.pid, fix_word);
+    if let Some(wait) = futexes.waiting_on.get_mut(&waiter.task.pid) {
+        *wait = Wait::Granted { fix_word };
+    }
     futexes.propagate(from);
     futexes.propagate(&waiter.task);
     sched::wake(&waiter.task);
@@ -588,10 +586,8 @@ fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
     }
     let key = key_of(&me, addr, private)?;
     let task = sched::current();
+    // The hand-off allocates nothing: no section.
     let mut futexes = FUTEXES.lock();
-    // The hand-off records the new owner's claim and grant: reserved
-    // before the word changes.
-    let _preload = crate::heap::preload(futexes.pi_bound(&key))?;
     let best = futexes
         .queues
         .get(&key)
@@ -634,12 +630,14 @@ pub fn release(me: &Thread) {
         });
     }
     let Some(task) = me.task() else { return };
+    // An exit cannot fail: the hand-offs allocate nothing (counted under
+    // checks). Each takes the futex from this task (to a waiter, or to
+    // nobody), so the loop ends.
+    let _no_alloc = crate::failslab::NoAllocSection::enter();
     let mut futexes = FUTEXES.lock();
-    let keys: alloc::vec::Vec<Key> = futexes.owned.get(&task.pid).into_iter().flatten().copied().collect();
-    for key in keys {
+    while let Some(key) = futexes.owned_by(task.pid) {
         hand_off(&mut futexes, key, &task, true);
     }
-    futexes.owned.remove(&task.pid);
     sched::set_boost(&task, u8::MAX);
 }
 
@@ -647,8 +645,7 @@ pub fn release(me: &Thread) {
 /// of the PI futex it waits on, and the chain above, inherit the change.
 pub fn priority_changed(task: &Arc<Task>) {
     let futexes = FUTEXES.lock();
-    let owner =
-        futexes.waiting_on.get(&task.pid).and_then(|key| futexes.queues.get(key)).and_then(|q| q.owner.as_ref());
+    let owner = futexes.queued_on(task.pid).and_then(|key| futexes.queues.get(key)).and_then(|q| q.owner.as_ref());
     if let Some(owner) = owner {
         let owner = owner.task.clone();
         futexes.propagate(&owner);

@@ -5,6 +5,13 @@
 //! the foreground process group, and readers waiting on [`readers`] wake.
 //! Writes go out through the discipline's output processing.
 //!
+//! The `tty` thread allocates nothing (it has nobody to return `ENOMEM`
+//! to): the discipline's buffers are reserved when the thread starts, echo
+//! goes through a fixed buffer written to the console whenever it fills,
+//! and a signal key's group is found by walking the process table, not a
+//! copy of it. What a full input buffer cannot take is dropped, as n_tty
+//! drops it.
+//!
 //! The terminal controls at most one session: `TIOCSCTTY` lets a session
 //! leader without one take it (Aspen's `/init` does, as a Linux init must),
 //! its group then in the foreground, and it is free again when that leader
@@ -25,9 +32,10 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aspen_abi::signal::{Restart, SigInfo, SigNo, Signal, SIG_IGN, SI_KERNEL};
-use aspen_abi::tty::{self as abi, LineDiscipline, Termios, Winsize};
+use aspen_abi::tty::{self as abi, LineDiscipline, Sink, Termios, Winsize};
 use aspen_abi::uaccess::{UserMemory, UserPtr, UserSlice};
 use aspen_mm::errno::Errno;
 use spin::{Mutex, Once};
@@ -140,6 +148,9 @@ static READERS: WaitQueue = WaitQueue::new();
 /// Starts the `tty` thread and the UART's receive interrupt (after init,
 /// so that init has the first pid).
 pub fn init() {
+    // At boot, so that the thread finds its room made (`input` makes it
+    // otherwise).
+    let _ = TERMINAL.lock().ldisc.reserve();
     match Task::new_kernel(sched::DEFAULT_PRIORITY, worker, 0) {
         Ok(task) => {
             WORKER.call_once(|| task.clone());
@@ -182,29 +193,81 @@ fn worker(_: usize) {
     }
 }
 
+/// Typed bytes dropped because the discipline had no room for its buffers
+/// (`tty_input_dropped` in /proc/vmstat).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Typed bytes dropped for want of memory since boot.
+pub fn input_dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Echo on its way to the console: a fixed buffer, written out when full
+/// (and by [`Echo::flush`]), so that echoing never allocates.
+struct Echo {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Echo {
+    const fn new() -> Self {
+        Self { bytes: [0; 128], len: 0 }
+    }
+
+    fn flush(&mut self) {
+        console::write_raw(&self.bytes[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Sink for Echo {
+    fn put(&mut self, byte: u8) {
+        if self.len == self.bytes.len() {
+            self.flush();
+        }
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+}
+
 /// Passes `bytes` through the line discipline as if typed: echoes, sends
-/// the signals of signal keys, wakes readers.
+/// the signals of signal keys (after the echo before them), wakes readers.
+/// The discipline and the echo allocate nothing (counted under checks);
+/// a signal's queued information is refused as a full queue when the
+/// heap has no room, as for any sender.
 pub fn input(bytes: &[u8]) {
-    let mut echo = Vec::new();
-    let mut signals = Vec::new();
-    let pgrp = {
-        let mut terminal = TERMINAL.lock();
-        signals.extend(bytes.iter().filter_map(|&byte| terminal.ldisc.receive(byte, &mut echo)));
-        terminal.pgrp
-    };
-    console::write_raw(&echo);
-    if let Some(pgrp) = pgrp {
-        for signal in signals {
+    // Nothing to do when the room was made already; without room (the
+    // heap refused it) the bytes are dropped, as an overrun drops them.
+    if TERMINAL.lock().ldisc.reserve().is_err() {
+        DROPPED.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    let mut echo = Echo::new();
+    for &byte in bytes {
+        let (signal, pgrp) = {
+            let _no_alloc = crate::failslab::NoAllocSection::enter();
+            let mut terminal = TERMINAL.lock();
+            (terminal.ldisc.receive(byte, &mut echo), terminal.pgrp)
+        };
+        if let (Some(signal), Some(pgrp)) = (signal, pgrp) {
+            echo.flush();
             signal_group(pgrp, signal);
         }
     }
+    echo.flush();
     READERS.wake_all();
 }
 
 /// Sends `signal` to process group `pgrp` from the kernel (Linux's
-/// `kill_pgrp(.., 1)`: `SI_KERNEL`).
+/// `kill_pgrp(.., 1)`: `SI_KERNEL`). The table is walked one process at
+/// a time (no list is made), none of its locks held while sending.
 fn signal_group(pgrp: Pid, signal: Signal) {
-    for process in Process::all().into_iter().filter(|p| p.pgid() == pgrp && !p.is_zombie()) {
+    let mut after = 0;
+    while let Some(process) = Process::next_after(after, |p| p.pgid() == pgrp) {
+        after = process.pid;
+        if process.is_zombie() {
+            continue;
+        }
         // A full signal queue drops the signal, as for any sender.
         let _ = process.send(signal.into(), SigInfo::sent(signal, SI_KERNEL, 0, 0));
     }

@@ -18,7 +18,6 @@
 //! Lock order: a process's `job` before its `threads`.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use aspen_abi::signal::{SaFlags, SigInfo, SigNo, Signal, CLD_CONTINUED, CLD_STOPPED, SIG_IGN, SI_KERNEL};
@@ -234,13 +233,13 @@ impl Thread {
 /// `SIGHUP` and then `SIGCONT` (POSIX; Linux's `kill_orphaned_pgrp`):
 /// nobody is left to continue it.
 pub(super) fn hang_up_if_orphaned(pgid: Pid) {
-    let members: Vec<Arc<Process>> =
-        Process::all().into_iter().filter(|p| p.pgid() == pgid && !p.is_zombie()).collect();
-    if !members.iter().any(|p| p.is_stopped()) || !is_orphaned_pgrp(pgid) {
+    // Walked, not listed: an ending process's path cannot fail.
+    let members = || Process::walk(|p| p.pgid() == pgid).filter(|p| !p.is_zombie());
+    if !members().any(|p| p.is_stopped()) || !is_orphaned_pgrp(pgid) {
         return;
     }
     for signal in [Signal::Hup, Signal::Cont] {
-        for member in &members {
+        for member in members() {
             // A full queue loses the signal, as for any sender.
             let _ = member.send(signal.into(), SigInfo::sent(signal, SI_KERNEL, 0, 0));
         }
@@ -253,7 +252,7 @@ pub(super) fn hang_up_if_orphaned(pgid: Pid) {
 /// `SIGTTOU` do not stop such a group: nobody is left to continue it.
 pub fn is_orphaned_pgrp(pgid: Pid) -> bool {
     let init = super::init_process();
-    Process::all().iter().filter(|p| p.pgid() == pgid && !p.is_zombie()).all(|member| {
+    Process::walk(|p| p.pgid() == pgid).filter(|p| !p.is_zombie()).all(|member| {
         let Some(parent) = member.parent.lock().upgrade() else { return true };
         let parent_is_init = init.as_ref().is_some_and(|init| Arc::ptr_eq(init, &parent));
         parent_is_init || parent.pgid() == pgid || parent.sid() != member.sid()

@@ -296,6 +296,26 @@ impl Process {
         PROCESSES.lock().values().cloned().collect()
     }
 
+    /// The first process after pid `after` for which `which` holds, in pid
+    /// order: a walk of the table that allocates nothing and holds its
+    /// lock only while it looks.
+    pub fn next_after(after: Pid, which: impl Fn(&Process) -> bool) -> Option<Arc<Process>> {
+        use core::ops::Bound::{Excluded, Unbounded};
+        PROCESSES.lock().range((Excluded(after), Unbounded)).map(|(_, p)| p).find(|p| which(p)).cloned()
+    }
+
+    /// The processes for which `which` holds, in pid order, walked one at
+    /// a time ([`Self::next_after`]): no list is made, and no lock of the
+    /// table is held between two steps.
+    pub fn walk(which: impl Fn(&Process) -> bool) -> impl Iterator<Item = Arc<Process>> {
+        let mut after = 0;
+        core::iter::from_fn(move || {
+            let process = Self::next_after(after, &which)?;
+            after = process.pid;
+            Some(process)
+        })
+    }
+
     /// [`Self::all`], `ENOMEM` when the list cannot be allocated.
     pub fn try_all() -> Result<Vec<Arc<Process>>, Errno> {
         let processes = PROCESSES.lock();
@@ -1179,7 +1199,7 @@ pub fn setpgid(pid: i32, pgid: i32) -> Result<(), Errno> {
         return Err(Errno::EPERM);
     }
     let pgid = pgid as Pid;
-    if pgid != target.pid && !Process::all().iter().any(|p| p.pgid() == pgid && p.sid() == me.sid()) {
+    if pgid != target.pid && Process::walk(|p| p.pgid() == pgid && p.sid() == me.sid()).next().is_none() {
         return Err(Errno::EPERM);
     }
     target.pgid.store(pgid, Ordering::Relaxed);
@@ -1209,7 +1229,7 @@ pub fn getsid(pid: i32) -> Result<Pid, Errno> {
 /// process group already has its id.
 pub fn setsid() -> Result<Pid, Errno> {
     let me = current_process();
-    if Process::all().iter().any(|p| p.pgid() == me.pid) {
+    if Process::walk(|p| p.pgid() == me.pid).next().is_some() {
         return Err(Errno::EPERM);
     }
     me.sid.store(me.pid, Ordering::Relaxed);

@@ -82,7 +82,7 @@ pub fn out_of_memory() -> Outcome {
             me.pid
         );
         let kill = SigNo::from(Signal::Kill);
-        for process in Process::all() {
+        for process in Process::walk(|_| true) {
             let shares = process.space.lock().as_ref().is_some_and(|s| Arc::ptr_eq(s, &victim.space));
             if shares {
                 let _ = process.send(kill, SigInfo::from_process(kill, SI_KERNEL, 0));
@@ -114,10 +114,7 @@ pub fn out_of_memory() -> Outcome {
 /// aside; `None` when no process holds any.
 fn largest() -> Option<Candidate> {
     let mut best: Option<Candidate> = None;
-    for process in Process::all() {
-        if process.pid <= 1 {
-            continue;
-        }
+    for process in Process::walk(|p| p.pid > 1) {
         let Some(space) = process.space.lock().clone() else { continue };
         let pages = space.mm.lock().resident_count();
         if pages > best.as_ref().map_or(0, |b| b.pages) {

@@ -828,6 +828,8 @@ pub fn vmstat() -> String {
         ("failslab_injected", crate::failslab::injected()),
         ("failslab_preload_overruns", crate::failslab::preload_overruns()),
         ("failslab_irq_allocations", crate::failslab::irq_allocations()),
+        ("failslab_noalloc_allocations", crate::failslab::no_alloc_allocations()),
+        ("tty_input_dropped", crate::tty::input_dropped()),
         ("oom_kill", super::oom::kills()),
     ] {
         let _ = writeln!(out, "{name} {value}");

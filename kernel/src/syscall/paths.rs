@@ -461,7 +461,7 @@ fn truncate_node(node: &KernelNode, length: u64) -> SysResult {
 /// mappings of it lose the pages past the end (the next access there is
 /// SIGBUS, as Linux).
 pub(super) fn shrunk_mappings(object_id: u64, size: u64) {
-    for process in process::Process::all() {
+    for process in process::Process::walk(|_| true) {
         let _ = process.with_mm(|mm| mm.file_shrunk(object_id, size));
     }
 }

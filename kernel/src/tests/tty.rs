@@ -22,3 +22,23 @@ kernel_test!(
         Ok(())
     }
 );
+
+kernel_test!(
+    fn typing_allocates_nothing() -> TestResult {
+        // Checks are on in test runs: an allocation under the discipline
+        // would be counted. Edits, reprints, empty lines, then a line past
+        // the buffer's size (its end still taken, what follows dropped).
+        let before = crate::failslab::no_alloc_allocations();
+        tty::input(b"ab\x12\x7f\x17\x15cd\x12\n\x04\x04");
+        for _ in 0..20 {
+            tty::input(&[b'z'; 250]);
+        }
+        tty::input(b"\n\n\x04");
+        let after = crate::failslab::no_alloc_allocations();
+        while tty::readable() {
+            let _ = tty::read(4096, true, tty::Node::Console);
+        }
+        check_eq!(after - before, 0);
+        Ok(())
+    }
+);

@@ -14,8 +14,8 @@
 //! test is skipped on a Linux without it.
 
 use alloc::format;
-use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::SeqCst;
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
 use aspen_sys::fd::{pipe2, PollEvents, PollFd};
 use aspen_sys::fs::{self, OpenFlags};
@@ -24,8 +24,8 @@ use aspen_sys::process::{self, Fork, SIGBUS, SIGKILL, SIGSEGV};
 use aspen_sys::raw::{syscall1, syscall3, syscall4, Sysno};
 use aspen_sys::signal::{set_of, SaFlags, SigSet, SIG_IGN};
 use aspen_sys::thread::{
-    futex, futex_op, futex_waiters, FUTEX_CMP_REQUEUE, FUTEX_LOCK_PI, FUTEX_PRIVATE_FLAG, FUTEX_UNLOCK_PI,
-    FUTEX_WAITERS, FUTEX_WAKE_OP,
+    futex, futex_op, futex_waiters, FUTEX_CMP_REQUEUE, FUTEX_LOCK_PI, FUTEX_OWNER_DIED, FUTEX_PRIVATE_FLAG,
+    FUTEX_TID_MASK, FUTEX_UNLOCK_PI, FUTEX_WAITERS, FUTEX_WAKE_OP,
 };
 use aspen_sys::time::{self, Timespec, CLOCK_MONOTONIC};
 use aspen_sys::Errno;
@@ -232,6 +232,7 @@ fn sweep(ctx: &Context, work: fn()) -> TestResult {
     let baseline = memfree().map_err(|e| format!("meminfo: {e}"))?;
     let overruns = preload_overruns()?;
     let irq_allocations = vmstat("failslab_irq_allocations")?;
+    let no_alloc_allocations = vmstat("failslab_noalloc_allocations")?;
     let (mut enomem, mut killed, mut absorbed) = (0, 0, 0);
     let mut n = 1;
     loop {
@@ -258,6 +259,11 @@ fn sweep(ctx: &Context, work: fn()) -> TestResult {
     ensure!(overran == 0, "{overran} preloaded sections allocated more than they reserved");
     let in_irq = vmstat("failslab_irq_allocations")? - irq_allocations;
     ensure!(in_irq == 0, "interrupt handlers made {in_irq} heap allocations");
+    let where_none = vmstat("failslab_noalloc_allocations")? - no_alloc_allocations;
+    ensure!(
+        where_none == 0,
+        "paths that cannot fail (an ending thread's PI hand-off) made {where_none} heap allocations"
+    );
     Ok(())
 }
 
@@ -267,6 +273,26 @@ fn sweep(ctx: &Context, work: fn()) -> TestResult {
 static REQUEUE_FROM: AtomicU32 = AtomicU32::new(0);
 static REQUEUE_TO: AtomicU32 = AtomicU32::new(0);
 static PI_LOCK: AtomicU32 = AtomicU32::new(0);
+/// The robust list of the workload's PI owner: a head and one entry (its
+/// PI bit set) whose lock word, `lock`, follows the entry's `next`. The
+/// thread takes the lock and still holds it when it ends, while the
+/// workload waits for it.
+#[repr(C)]
+struct RobustPi {
+    head_next: AtomicU64,
+    futex_offset: AtomicU64,
+    pending: AtomicU64,
+    entry_next: AtomicU64,
+    lock: AtomicU32,
+}
+
+static HELD: RobustPi = RobustPi {
+    head_next: AtomicU64::new(0),
+    futex_offset: AtomicU64::new(8),
+    pending: AtomicU64::new(0),
+    entry_next: AtomicU64::new(0),
+    lock: AtomicU32::new(0),
+};
 
 /// `SIGUSR1`, which the workload's POSIX timer sends (blocked).
 const SIGUSR1: i32 = 10;
@@ -276,8 +302,9 @@ const MILLISECOND: Timespec = Timespec { tv_sec: 0, tv_nsec: 1_000_000 };
 
 /// The second workload: the console, `/proc` snapshots, sleeps, POSIX and
 /// interval timers, poll and select on a pipe, a futex requeue with a
-/// waiter, `FUTEX_WAKE_OP`, a contended PI lock, `rt_sigaction`, `kill`
-/// and `tgkill`. Steps 30 and up.
+/// waiter, `FUTEX_WAKE_OP`, a contended PI lock, a PI lock whose owner
+/// ends while the workload waits for it, `rt_sigaction`, `kill` and
+/// `tgkill`. Steps 30 and up.
 fn waits_and_proc_workload() {
     // The console: nothing typed, so EAGAIN (what Linux gives as well).
     let console = check(30, fs::open(c"/dev/console", OpenFlags::RDONLY | OpenFlags::NONBLOCK, 0));
@@ -368,6 +395,40 @@ fn waits_and_proc_workload() {
     check(72, aspen_sys::signal::sigaction_raw(SIGUSR1, SIG_IGN, SaFlags::empty(), SigSet::EMPTY));
     check(73, aspen_sys::signal::kill(0, 0));
     check(74, aspen_sys::signal::tgkill(process::getpid(), aspen_sys::thread::gettid(), 0));
+
+    // A thread that ends holding a robust PI lock the workload waits for
+    // hands it over, as Linux's: the waiter's id in the word, with
+    // FUTEX_OWNER_DIED. The hand-off of an ending thread cannot fail, and
+    // the sweep checks it allocated nothing.
+    HELD.lock.store(0, SeqCst);
+    let owner = check(75, aspen_sys::thread::spawn_thread(pi_owner, 0));
+    while HELD.lock.load(SeqCst) == 0 {
+        check(76, time::nanosleep(&MILLISECOND));
+    }
+    check(77, futex(&HELD.lock, FUTEX_LOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0));
+    let word = HELD.lock.load(SeqCst);
+    if word & FUTEX_TID_MASK != aspen_sys::thread::gettid() as u32 || word & FUTEX_OWNER_DIED == 0 {
+        process::exit_group(WRONG_ERROR);
+    }
+    check(78, owner.join());
+    check(79, futex(&HELD.lock, FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0));
+}
+
+/// The workload's second thread: registers its robust list, takes
+/// `HELD.lock` (in user space, as C libraries do) and ends holding it once
+/// the workload waits for it.
+extern "C" fn pi_owner(_: usize) {
+    let head = &HELD.head_next as *const AtomicU64 as u64;
+    let entry = &HELD.entry_next as *const AtomicU64 as u64;
+    // Bit 0 of an entry's address marks a PI lock.
+    HELD.head_next.store(entry | 1, SeqCst);
+    HELD.entry_next.store(head, SeqCst);
+    // SAFETY: the kernel only records the head, which is static.
+    unsafe { aspen_sys::raw::syscall2(Sysno::SetRobustList.number(), head as usize, 24) };
+    let _ = HELD.lock.compare_exchange(0, aspen_sys::thread::gettid() as u32, SeqCst, SeqCst);
+    while HELD.lock.load(SeqCst) & FUTEX_WAITERS == 0 {
+        let _ = time::nanosleep(&MILLISECOND);
+    }
 }
 
 /// The workload's thread (its own allocations are not counted): waits on
