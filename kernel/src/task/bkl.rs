@@ -50,8 +50,6 @@ struct BigKernelLock {
     /// The core holding it ([`NOBODY`] when free): a core asks whether it
     /// holds it already (only it can make that true or false).
     owner: AtomicUsize,
-    /// How many times each core holds it (written only by that core).
-    depth: [AtomicU32; MAX_CPUS],
     /// The ticket each core waits with ([`NO_TICKET`]: none), for the
     /// release to find whom to wake.
     waiting: [AtomicU64; MAX_CPUS],
@@ -64,7 +62,6 @@ static BKL: BigKernelLock = BigKernelLock {
     next: AtomicU32::new(0),
     serving: AtomicU32::new(0),
     owner: AtomicUsize::new(NOBODY),
-    depth: [const { AtomicU32::new(0) }; MAX_CPUS],
     waiting: [const { AtomicU64::new(NO_TICKET) }; MAX_CPUS],
 };
 
@@ -73,8 +70,8 @@ static BKL: BigKernelLock = BigKernelLock {
 /// would wait for itself.
 #[inline]
 pub fn acquire() {
-    let me = smp::this_cpu_id();
-    let depth = &BKL.depth[me];
+    let cpu = smp::this_cpu();
+    let (me, depth) = (cpu.id, &cpu.bkl_depth);
     if BKL.owner.load(Ordering::Relaxed) != me {
         let ticket = BKL.next.fetch_add(1, Ordering::Relaxed);
         if BKL.serving.load(Ordering::Acquire) != ticket {
@@ -89,8 +86,8 @@ pub fn acquire() {
 /// the lock for the next core in line.
 #[inline]
 pub fn release() {
-    let me = smp::this_cpu_id();
-    let depth = &BKL.depth[me];
+    let cpu = smp::this_cpu();
+    let (me, depth) = (cpu.id, &cpu.bkl_depth);
     let held = depth.load(Ordering::Relaxed);
     debug_assert!(held > 0 && BKL.owner.load(Ordering::Relaxed) == me, "core {me} releases a lock it does not hold");
     depth.store(held - 1, Ordering::Relaxed);
@@ -162,7 +159,7 @@ pub fn held() -> bool {
 /// How many levels the calling core holds, for assertions (a switch
 /// happens at depth 1: nothing nested switches).
 pub fn depth() -> u32 {
-    BKL.depth[smp::this_cpu_id()].load(Ordering::Relaxed)
+    smp::this_cpu().bkl_depth.load(Ordering::Relaxed)
 }
 
 /// Runs `wait` with the calling core's whole hold given up (and taken back
