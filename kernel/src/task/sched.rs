@@ -815,7 +815,7 @@ pub(super) extern "C" fn user_task_started() {
     // through it its process, forever.
     with_current(|task| task.user_context().expect("a user task without a user context").entering_user());
     cputime::leaving_kernel();
-    bkl::release();
+    bkl::release_to_user();
 }
 
 fn after_switch() {
