@@ -13,7 +13,7 @@
 //! atomics of the target's block and its timer), so a core that holds it
 //! can always reach one that waits for it with IRQs masked.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aspen_mm::asid::MAX_CPUS;
 use aspen_mm::board::CpuStart;
@@ -25,7 +25,7 @@ use crate::board::BOARD;
 use crate::driver::gic::{Gic, SgiTarget, SGI_COUNT, URGENT_ONLY, URGENT_PRIORITY};
 use crate::memory::phys_to_virt;
 use crate::task::stack::{KernelStack, StackError};
-use crate::task::{bkl, sched, Task};
+use crate::task::{bkl, cputime, sched, Task};
 
 /// How long the boot core waits for a started core to say it is online.
 const START_TIMEOUT_MS: u64 = 1000;
@@ -58,7 +58,9 @@ impl Ipi {
     pub const ALL: [Ipi; 5] = [Ipi::Ping, Ipi::Call, Ipi::Stop, Ipi::Reschedule, Ipi::Turn];
 }
 
-/// A core's own data, reached through `TPIDR_EL1` ([`this_cpu`]).
+/// A core's own data, reached through `TPIDR_EL1` ([`this_cpu`]). What
+/// every trap from EL0 touches lives here rather than in arrays indexed by
+/// [`this_cpu_id`], which cost a load of the id and a bounds check each.
 pub struct PerCpu {
     /// The core's number (MPIDR affinity 0).
     pub id: usize,
@@ -67,6 +69,14 @@ pub struct PerCpu {
     /// The task running here (`task::sched` keeps it; null until the core
     /// has its idle task).
     pub running: AtomicPtr<Task>,
+    /// A reschedule is pending here (set by any core, under the
+    /// scheduler's lock; cleared by the core itself as it schedules).
+    pub need_resched: AtomicBool,
+    /// How many levels of the big kernel lock this core holds (written
+    /// only by this core; `task::bkl`).
+    pub bkl_depth: AtomicU32,
+    /// Where its CPU time goes (`task::cputime`).
+    pub cputime: cputime::Core,
     /// Its `MIDR_EL1` (implementer, part, revision), for `/proc/cpuinfo`.
     midr: AtomicU64,
     /// Its GIC CPU interface as a target mask.
@@ -93,6 +103,9 @@ impl PerCpu {
             id,
             online: AtomicBool::new(false),
             running: AtomicPtr::new(core::ptr::null_mut()),
+            need_resched: AtomicBool::new(false),
+            bkl_depth: AtomicU32::new(0),
+            cputime: cputime::Core::new(),
             midr: AtomicU64::new(0),
             gic_mask: AtomicU8::new(0),
             pings: AtomicU64::new(0),

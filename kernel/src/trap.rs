@@ -33,7 +33,7 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
     }
     // The core enters the kernel (the time it waits for the lock is
     // system time).
-    bkl::acquire();
+    bkl::acquire_from_user();
     match trap {
         Trap::Irq { .. } => {}
         Trap::SystemCall => syscall::handle(frame),
@@ -53,7 +53,7 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
     sched::preempt_if_needed();
     process::return_to_user(frame);
     cputime::leaving_kernel();
-    bkl::release();
+    bkl::release_to_user();
 }
 
 /// A user-space abort: resolved by the address space (demand paging,

@@ -797,7 +797,8 @@ fn new_process(parts: ProcessParts, task: Arc<Task>) -> Arc<Thread> {
 
 fn add_thread(process: &Arc<Process>, task: Arc<Task>) -> Arc<Thread> {
     let thread = Thread::new(process.clone(), task.clone());
-    task.set_user_context(thread.clone());
+    // SAFETY: the user context is a `Thread`.
+    unsafe { task.set_user_context(thread.clone()) };
     process.threads.lock().insert(thread.tid(), thread.clone());
     if process.ending_pending.load(Ordering::Relaxed) {
         thread.work.fetch_or(signal::WORK_ENDING, Ordering::Relaxed);

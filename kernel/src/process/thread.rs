@@ -165,7 +165,10 @@ pub fn current() -> Option<Arc<Thread>> {
 /// Runs `f` on the thread running on this CPU, without taking a reference.
 pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
     sched::with_current(|task| {
-        let user: &dyn Any = task.user_context().expect("thread state used from a kernel thread").as_ref();
-        f(user.downcast_ref::<Thread>().expect("a user context that is not a thread"))
+        let user = task.user_context().expect("thread state used from a kernel thread");
+        debug_assert!((user.as_ref() as &dyn Any).is::<Thread>(), "a user context that is not a thread");
+        // SAFETY: every user context is a `Thread` (`Task::set_user_context`'s
+        // contract), so the data half of the `dyn` pointer points at one.
+        f(unsafe { &*(Arc::as_ptr(user) as *const Thread) })
     })
 }

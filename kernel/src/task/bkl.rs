@@ -50,8 +50,6 @@ struct BigKernelLock {
     /// The core holding it ([`NOBODY`] when free): a core asks whether it
     /// holds it already (only it can make that true or false).
     owner: AtomicUsize,
-    /// How many times each core holds it (written only by that core).
-    depth: [AtomicU32; MAX_CPUS],
     /// The ticket each core waits with ([`NO_TICKET`]: none), for the
     /// release to find whom to wake.
     waiting: [AtomicU64; MAX_CPUS],
@@ -64,7 +62,6 @@ static BKL: BigKernelLock = BigKernelLock {
     next: AtomicU32::new(0),
     serving: AtomicU32::new(0),
     owner: AtomicUsize::new(NOBODY),
-    depth: [const { AtomicU32::new(0) }; MAX_CPUS],
     waiting: [const { AtomicU64::new(NO_TICKET) }; MAX_CPUS],
 };
 
@@ -73,39 +70,76 @@ static BKL: BigKernelLock = BigKernelLock {
 /// would wait for itself.
 #[inline]
 pub fn acquire() {
-    let me = smp::this_cpu_id();
-    let depth = &BKL.depth[me];
+    let cpu = smp::this_cpu();
+    let (me, depth) = (cpu.id, &cpu.bkl_depth);
     if BKL.owner.load(Ordering::Relaxed) != me {
-        let ticket = BKL.next.fetch_add(1, Ordering::Relaxed);
-        if BKL.serving.load(Ordering::Acquire) != ticket {
-            wait_for_turn(me, ticket);
-        }
-        BKL.owner.store(me, Ordering::Relaxed);
+        take(me);
     }
     depth.store(depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// [`acquire`] on an entry from EL0, where the core holds no level (the
+/// return to EL0 gave up its only one): it need not ask whether it holds
+/// the lock already, nor read its depth.
+#[inline]
+pub fn acquire_from_user() {
+    let cpu = smp::this_cpu();
+    debug_assert!(cpu.bkl_depth.load(Ordering::Relaxed) == 0, "core {} enters from EL0 holding the lock", cpu.id);
+    take(cpu.id);
+    cpu.bkl_depth.store(1, Ordering::Relaxed);
+}
+
+/// Waits for the calling core's turn and records it as the owner.
+#[inline(always)]
+fn take(me: usize) {
+    let ticket = BKL.next.fetch_add(1, Ordering::Relaxed);
+    if BKL.serving.load(Ordering::Acquire) != ticket {
+        wait_for_turn(me, ticket);
+    }
+    BKL.owner.store(me, Ordering::Relaxed);
 }
 
 /// Gives back one level of the calling core's hold; the last one frees
 /// the lock for the next core in line.
 #[inline]
 pub fn release() {
-    let me = smp::this_cpu_id();
-    let depth = &BKL.depth[me];
+    let cpu = smp::this_cpu();
+    let (me, depth) = (cpu.id, &cpu.bkl_depth);
     let held = depth.load(Ordering::Relaxed);
     debug_assert!(held > 0 && BKL.owner.load(Ordering::Relaxed) == me, "core {me} releases a lock it does not hold");
     depth.store(held - 1, Ordering::Relaxed);
     if held == 1 {
-        BKL.owner.store(NOBODY, Ordering::Relaxed);
-        let next = BKL.serving.load(Ordering::Relaxed).wrapping_add(1);
-        BKL.serving.store(next, Ordering::Release);
-        // Against `wait_for_turn`'s fence: either the waiter sees the new
-        // turn, or this sees it waiting and wakes it.
-        fence(Ordering::SeqCst);
-        // Nobody took the next ticket yet: a core that takes it now finds
-        // its turn come.
-        if BKL.next.load(Ordering::Relaxed) != next {
-            wake_next(next);
-        }
+        give_up();
+    }
+}
+
+/// [`release`] on the return to EL0, where the core holds exactly one
+/// level (a switch happens at depth 1, and nothing nested is left).
+#[inline]
+pub fn release_to_user() {
+    let cpu = smp::this_cpu();
+    debug_assert!(
+        cpu.bkl_depth.load(Ordering::Relaxed) == 1 && BKL.owner.load(Ordering::Relaxed) == cpu.id,
+        "core {} returns to EL0 without holding the lock once",
+        cpu.id
+    );
+    cpu.bkl_depth.store(0, Ordering::Relaxed);
+    give_up();
+}
+
+/// Frees the lock for the next core in line (the caller's last level).
+#[inline(always)]
+fn give_up() {
+    BKL.owner.store(NOBODY, Ordering::Relaxed);
+    let next = BKL.serving.load(Ordering::Relaxed).wrapping_add(1);
+    BKL.serving.store(next, Ordering::Release);
+    // Against `wait_for_turn`'s fence: either the waiter sees the new
+    // turn, or this sees it waiting and wakes it.
+    fence(Ordering::SeqCst);
+    // Nobody took the next ticket yet: a core that takes it now finds its
+    // turn come.
+    if BKL.next.load(Ordering::Relaxed) != next {
+        wake_next(next);
     }
 }
 
@@ -162,7 +196,7 @@ pub fn held() -> bool {
 /// How many levels the calling core holds, for assertions (a switch
 /// happens at depth 1: nothing nested switches).
 pub fn depth() -> u32 {
-    BKL.depth[smp::this_cpu_id()].load(Ordering::Relaxed)
+    smp::this_cpu().bkl_depth.load(Ordering::Relaxed)
 }
 
 /// Runs `wait` with the calling core's whole hold given up (and taken back

@@ -24,8 +24,8 @@ use super::{sched, Task};
 use crate::arch::timer;
 use crate::smp;
 
-/// One core's figures.
-struct Core {
+/// One core's figures, a field of its per-CPU block.
+pub struct Core {
     /// The counter at the last hand-over on this core.
     mark: AtomicU64,
     /// The running task's user and system time not yet added to its figures.
@@ -39,22 +39,24 @@ struct Core {
     switches: AtomicU64,
 }
 
-static CORES: [Core; MAX_CPUS] = [const {
-    Core {
-        mark: AtomicU64::new(0),
-        pending_user: AtomicU64::new(0),
-        pending_system: AtomicU64::new(0),
-        user: AtomicU64::new(0),
-        system: AtomicU64::new(0),
-        idle: AtomicU64::new(0),
-        switches: AtomicU64::new(0),
+impl Core {
+    pub const fn new() -> Self {
+        Self {
+            mark: AtomicU64::new(0),
+            pending_user: AtomicU64::new(0),
+            pending_system: AtomicU64::new(0),
+            user: AtomicU64::new(0),
+            system: AtomicU64::new(0),
+            idle: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+        }
     }
-}; MAX_CPUS];
+}
 
 /// The calling core's figures.
 #[inline(always)]
 fn this_core() -> &'static Core {
-    &CORES[smp::this_cpu_id()]
+    &smp::this_cpu().cputime
 }
 
 /// A core starts its idle task: its time counts from now (a secondary's
@@ -136,7 +138,7 @@ pub fn task_times(task: &Task) -> (u64, u64) {
     } else if let Some(n) = sched::running_on(task) {
         // In EL0 there since its core's mark (or in the kernel there,
         // then a few ticks go to user time until that core's next mark).
-        let core = &CORES[n];
+        let core = &smp::cpu(n).cputime;
         let since = timer::ticks_unordered().saturating_sub(core.mark.load(Ordering::Relaxed));
         user += core.pending_user.load(Ordering::Relaxed) + since;
         system += core.pending_system.load(Ordering::Relaxed);
@@ -148,7 +150,7 @@ pub fn task_times(task: &Task) -> (u64, u64) {
 /// its task switches.
 pub fn totals_of(n: usize) -> (u64, u64, u64, u64) {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let core = &CORES[n];
+    let core = &smp::cpu(n).cputime;
     (
         get(&core.user) + get(&core.pending_user),
         get(&core.system) + get(&core.pending_system),

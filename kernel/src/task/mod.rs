@@ -218,7 +218,14 @@ impl Task {
         self.user.get()
     }
 
-    pub fn set_user_context(&self, user: Arc<dyn UserContext>) {
+    /// Makes `user` what this task runs on behalf of (once).
+    ///
+    /// # Safety
+    ///
+    /// `user` is a `process::thread::Thread`, the one kind of user context
+    /// there is: `thread::with_current`, on every system call and fault,
+    /// takes it for one without asking its type (a virtual call).
+    pub unsafe fn set_user_context(&self, user: Arc<dyn UserContext>) {
         self.user.call_once(|| user);
     }
 

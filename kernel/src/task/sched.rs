@@ -154,7 +154,7 @@ impl Scheduler {
         let me = smp::this_cpu_id();
         let candidates = [last, me].into_iter().chain(0..MAX_CPUS);
         let mut idle = candidates.filter(|&n| allowed & (1 << n) != 0 && self.cpus[n].idles());
-        if let Some(n) = idle.find(|&n| !NEED_RESCHED[n].load(Ordering::Relaxed)) {
+        if let Some(n) = idle.find(|&n| !smp::cpu(n).need_resched.load(Ordering::Relaxed)) {
             return reschedule(n);
         }
         // Idle cores left are told already: each takes one task.
@@ -183,7 +183,7 @@ impl Scheduler {
 /// Tells core `n` to reschedule: at once if it is this one (before its
 /// return to EL0, or at its next pause point), by SGI otherwise.
 fn reschedule(n: usize) {
-    NEED_RESCHED[n].store(true, Ordering::Relaxed);
+    smp::cpu(n).need_resched.store(true, Ordering::Relaxed);
     if n != smp::this_cpu_id() {
         smp::send_ipi(n, Ipi::Reschedule);
     }
@@ -407,9 +407,6 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     load: LoadTracker::new(),
 });
 
-/// Per core: a reschedule is pending (set by any core, under the
-/// scheduler's lock; cleared by the core itself as it schedules).
-static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Per core: the running task's slice is over: when it is switched out,
 /// it goes behind the others of its level (otherwise, preempted, before
 /// them).
@@ -418,10 +415,10 @@ static SLICE_OVER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; M
 /// (`u64::MAX`: none).
 static SLICE_DUE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 
-/// This core's reschedule flag.
+/// This core's reschedule flag (a field of its per-CPU block).
 #[inline(always)]
 fn need_resched() -> &'static AtomicBool {
-    &NEED_RESCHED[smp::this_cpu_id()]
+    &smp::this_cpu().need_resched
 }
 
 /// The task running on this core, readable without the scheduler's lock
@@ -679,7 +676,7 @@ pub fn on_timer(now: u64) -> Option<u64> {
         SLICE_OVER[me].store(true, Ordering::Relaxed);
     }
     if preempt_by_priority || slice_over {
-        NEED_RESCHED[me].store(true, Ordering::Relaxed);
+        smp::cpu(me).need_resched.store(true, Ordering::Relaxed);
     }
     // A slice that is over ends at the switch, which arms the next one.
     let slice = if slice_over { None } else { s.slice_end_of(me) };
@@ -818,7 +815,7 @@ pub(super) extern "C" fn user_task_started() {
     // through it its process, forever.
     with_current(|task| task.user_context().expect("a user task without a user context").entering_user());
     cputime::leaving_kernel();
-    bkl::release();
+    bkl::release_to_user();
 }
 
 fn after_switch() {
@@ -835,7 +832,7 @@ fn schedule(end: End) {
     debug_assert!(bkl::depth() == 1, "a switch without the big kernel lock, or nested in an interrupt");
     let me = smp::this_cpu_id();
     let mut s = SCHED.lock();
-    NEED_RESCHED[me].store(false, Ordering::Relaxed);
+    smp::cpu(me).need_resched.store(false, Ordering::Relaxed);
     SLICE_OVER[me].store(false, Ordering::Relaxed);
     let prev = s.cpus[me].current.clone().expect("schedule before init_idle");
     let blocked = prev.state() != TaskState::Running;
@@ -930,7 +927,7 @@ pub fn idle_loop() -> ! {
         {
             let s = SCHED.lock();
             if s.run.best_for(me).is_some() {
-                NEED_RESCHED[me].store(true, Ordering::Relaxed);
+                smp::cpu(me).need_resched.store(true, Ordering::Relaxed);
             }
         }
         // IRQs stay masked across the check and the WFI, which still wakes
@@ -939,7 +936,7 @@ pub fn idle_loop() -> ! {
         // periodic tick to end the sleep).
         // The interrupts are taken before the lock is: SGIs need none (a
         // core that holds it may be waiting for one), the others take it.
-        if !NEED_RESCHED[me].load(Ordering::Relaxed) {
+        if !smp::cpu(me).need_resched.load(Ordering::Relaxed) {
             bkl::release();
             cpu::wait_for_interrupt();
             cpu::take_pending_irqs();
