@@ -2,7 +2,11 @@
 //! timer every 100 µs while another process unmaps a large region runs
 //! again and again while that munmap is under way. A kernel that finishes
 //! the call before switching lets it run only as the call returns (before
-//! the caller reads the clock: at the very end of the call's time).
+//! the caller reads the clock: at the very end of the call's time). Both
+//! run on one core, so that the wake-up must preempt the call there (on
+//! two cores it would only wait for the call's next pause point to let it
+//! into the kernel, and a busy host that leaves the woken core's vCPU
+//! unscheduled would then read as a late wake-up).
 
 use aspen_sys::mem::{self, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::thread as th;
@@ -51,6 +55,8 @@ fn unmap_large(shared: &Region) -> TestResult {
 /// A SCHED_FIFO process that sleeps 100 µs at a time wakes several times
 /// while another process's munmap of 64 MiB is under way.
 pub fn fifo_wakeup_preempts_munmap(_: &Context) -> TestResult {
+    // The child inherits the mask (the test runs in a process of its own).
+    super::smp::pin(1).ctx("sched_setaffinity(core 0)")?;
     let shared = Region::anon(1, Prot::READ | Prot::WRITE, MapFlags::SHARED)?;
     let pid = spawn(|| unmap_large(&shared))?;
     th::sched_setscheduler(0, th::SCHED_FIFO, 10).ctx("sched_setscheduler(SCHED_FIFO)")?;

@@ -33,7 +33,7 @@ fn getcpu() -> Result<usize, Errno> {
 }
 
 /// Pins the calling thread to the cores of `mask`.
-fn pin(mask: u64) -> Result<(), Errno> {
+pub(super) fn pin(mask: u64) -> Result<(), Errno> {
     // SAFETY: the kernel reads 8 bytes at `mask`.
     Errno::result(unsafe { syscall3(Sysno::SchedSetaffinity.number(), 0, 8, &mask as *const u64 as usize) }).map(drop)
 }
