@@ -146,14 +146,7 @@ extern "C" fn thread_body(_: usize) {}
 /// Arms `fail-nth` with `n`, runs `work`, and ends the process with the
 /// run's outcome.
 fn run(n: u32, work: fn()) -> ! {
-    let fd = fs::open(FAIL_NTH, OpenFlags::RDWR, 0).unwrap_or_else(|_| process::exit_group(WRONG_ERROR));
-    let mut buf = [0u8; 12];
-    let text = super::pipes::decimal(n, &mut buf).to_bytes();
-    if fs::write(fd, text) != Ok(text.len()) {
-        process::exit_group(WRONG_ERROR);
-    }
-    // From here on the Nth kernel allocation on this task's behalf fails.
-    let _ = fs::close(fd);
+    arm_fail_nth(n);
     work();
     let left = read_fail_nth(26);
     process::exit_group(if left > 0 { COMPLETED } else { ABSORBED })
