@@ -10,12 +10,13 @@
 //! waiters only, as C libraries wait).
 //!
 //! **Atomicity.** A waiter queues itself after checking the word holds
-//! what it expects, and the read-modify-writes of `FUTEX_WAKE_OP`, the PI
-//! protocol and robust lists read the word with the user copy routines and
-//! store it back with one 32-bit store: on one CPU, with the kernel not
-//! preempted and interrupts masked, no other thread runs between the read
-//! and the store (a fault in between is resolved without blocking: demand
-//! paging, copy-on-write). An SMP kernel will need `LDAXR`/`STLXR` here.
+//! what it expects; the big kernel lock keeps other cores' kernel code out
+//! meanwhile, but not their user code. So every read-modify-write of a
+//! word (`FUTEX_WAKE_OP`'s operation, the PI protocol, the robust-list walk)
+//! is a compare-and-swap loop as Linux's: the word is read, the change
+//! decided on that value, and stored only if the word still holds it
+//! (`LDXR`/`STLXR`, [`crate::syscall::cmpxchg_user_u32`]); a word another
+//! core changed meanwhile is decided on again.
 //!
 //! **Waiters.** Each queue is ordered as Linux's: real-time waiters by
 //! priority, then the others, first come first served. Whoever wakes or
@@ -284,9 +285,24 @@ fn read_word(addr: u64) -> Result<u32, Errno> {
     crate::syscall::user().read_u32(UserPtr::new(addr)?)
 }
 
-/// Stores `value` at `addr` with one 32-bit access.
-fn store_word(addr: u64, value: u32) -> Result<(), Errno> {
-    crate::syscall::store_user_u32(addr, value)
+/// Stores `new` at `addr` if the word holds `expected` (atomically against
+/// user code on other cores); the value it held.
+fn cmpxchg_word(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    crate::syscall::cmpxchg_user_u32(addr, expected, new)
+}
+
+/// Changes the word at `addr` to `change(old)`, atomically: a compare-and-
+/// swap loop that decides again on the value another core stored meanwhile
+/// (an error of `change` ends it, nothing stored); the old value changed.
+fn update_word(addr: u64, mut change: impl FnMut(u32) -> Result<u32, Errno>) -> Result<u32, Errno> {
+    let mut old = read_word(addr)?;
+    loop {
+        let held = cmpxchg_word(addr, old, change(old)?)?;
+        if held == old {
+            return Ok(old);
+        }
+        old = held;
+    }
 }
 
 fn current_thread() -> Arc<Thread> {
@@ -463,10 +479,7 @@ fn wake_op(call: &Call) -> Result<u32, Errno> {
     let key1 = key_of(&me, call.addr, call.op.private)?;
     let key2 = key_of(&me, call.addr2, call.op.private)?;
     let op = WakeOp::decode(call.val3);
-    // One CPU, no preemption: nothing runs between the read and the store.
-    let old = read_word(call.addr2)?;
-    let new = op.apply(old)?;
-    store_word(call.addr2, new)?;
+    let old = update_word(call.addr2, |old| op.apply(old))?;
     let wake2 = op.compare(old)?;
     let mut futexes = FUTEXES.lock();
     let mut woken = futexes.wake(key1, call.val as i32, FUTEX_BITSET_MATCH_ANY)?;
@@ -492,34 +505,45 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
         let futexes = FUTEXES.lock();
         crate::heap::preload(futexes.enqueue_bound(&key))?
     };
-    // One CPU, no preemption: the word cannot change under these steps.
-    let word = read_word(addr)?;
-    let owner = {
+    // Decided on the word as it is, again if user code on another core
+    // changed it before the update (Linux's `futex_lock_pi_atomic`, retried
+    // on `-EAGAIN`).
+    let mut step = LockStep::Take;
+    update_word(addr, |word| {
         let futexes = FUTEXES.lock();
-        futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).map(|o| (o.task.clone(), o.tid))
-    };
-    let owner = match owner {
-        // Waiters already: wait behind them for their owner.
-        Some((owner_task, owner_tid)) => {
-            let in_word = word & FUTEX_TID_MASK;
-            if in_word == tid {
-                return Err(Errno::EDEADLK);
+        match futexes.queues.get(&key).and_then(|q| q.owner.as_ref()) {
+            // Waiters already: wait behind them for their owner.
+            Some(owner) => {
+                let in_word = word & FUTEX_TID_MASK;
+                if in_word == tid {
+                    return Err(Errno::EDEADLK);
+                }
+                if in_word != owner.tid && in_word != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                step = LockStep::Behind(Owner { task: owner.task.clone(), tid: owner.tid });
+                Ok(word | abi::FUTEX_WAITERS)
             }
-            if in_word != owner_tid && in_word != 0 {
-                return Err(Errno::EINVAL);
-            }
-            store_word(addr, word | abi::FUTEX_WAITERS)?;
-            Owner { task: owner_task, tid: owner_tid }
+            None => match abi::lock_pi_word(word, tid)? {
+                PiLock::Take(new) => {
+                    step = LockStep::Take;
+                    Ok(new)
+                }
+                PiLock::Wait { word: new, owner } => {
+                    step = LockStep::Attach(owner);
+                    Ok(new)
+                }
+            },
         }
-        None => match abi::lock_pi_word(word, tid)? {
-            PiLock::Take(new) => return store_word(addr, new),
-            PiLock::Wait { word: new, owner } => {
-                store_word(addr, new)?;
-                let thread = crate::process::thread_by_tid(owner).ok_or(Errno::ESRCH)?;
-                let owner_task = thread.task().ok_or(Errno::ESRCH)?;
-                Owner { task: owner_task, tid: owner }
-            }
-        },
+    })?;
+    let owner = match step {
+        LockStep::Take => return Ok(()),
+        LockStep::Behind(owner) => owner,
+        LockStep::Attach(owner) => {
+            let thread = crate::process::thread_by_tid(owner).ok_or(Errno::ESRCH)?;
+            let owner_task = thread.task().ok_or(Errno::ESRCH)?;
+            Owner { task: owner_task, tid: owner }
+        }
     };
     if try_only {
         return Err(Errno::EAGAIN);
@@ -543,10 +567,19 @@ fn lock_pi(addr: u64, private: bool, deadline: Option<u64>, try_only: bool) -> R
     if fix_word {
         // The owner ended: the word is ours to update (keeping
         // FUTEX_OWNER_DIED if its robust list set it).
-        let word = read_word(addr)?;
-        store_word(addr, abi::handoff_word(word, tid, true))?;
+        update_word(addr, |word| Ok(abi::handoff_word(word, tid, true)))?;
     }
     Ok(())
+}
+
+/// What `FUTEX_LOCK_PI` does after its update of the word.
+enum LockStep {
+    /// The lock was free: the caller holds it now.
+    Take,
+    /// Wait behind the waiters already queued for this owner.
+    Behind(Owner),
+    /// Wait for the thread whose id the word holds (the first waiter).
+    Attach(Pid),
 }
 
 /// Hands the PI futex `key` (owned by `from`) to its best waiter, which
@@ -580,7 +613,7 @@ fn hand_off(futexes: &mut Futexes, key: Key, from: &Arc<Task>, fix_word: bool) -
 /// with `FUTEX_WAITERS`), or to nobody (the word becomes 0).
 fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
     let me = current_thread();
-    let word = read_word(addr)?;
+    let mut word = read_word(addr)?;
     if word & FUTEX_TID_MASK != me.tid() {
         return Err(Errno::EPERM);
     }
@@ -593,17 +626,37 @@ fn unlock_pi(addr: u64, private: bool) -> Result<(), Errno> {
         .get(&key)
         .filter(|q| q.owner.is_some())
         .and_then(|queue| queue.best_pi_waiter().map(|at| queue.waiters[at].tid));
-    match best {
-        Some(next) => {
-            if futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).is_some_and(|o| !Arc::ptr_eq(&o.task, &task)) {
-                return Err(Errno::EINVAL);
-            }
-            store_word(addr, abi::handoff_word(word, next, false))?;
-            hand_off(&mut futexes, key, &task, false);
-            Ok(())
-        }
-        None => store_word(addr, 0),
+    if best.is_some()
+        && futexes.queues.get(&key).and_then(|q| q.owner.as_ref()).is_some_and(|o| !Arc::ptr_eq(&o.task, &task))
+    {
+        return Err(Errno::EINVAL);
     }
+    // The queues stay as they are (this core holds the big kernel lock);
+    // only user code on another core can change the word meanwhile.
+    loop {
+        let new = best.map_or(0, |next| abi::handoff_word(word, next, false));
+        let held = cmpxchg_word(addr, word, new)?;
+        if held == word {
+            break;
+        }
+        // As Linux's `futex_unlock_pi`: a release to nobody leaves a word
+        // changed meanwhile to user space (`EAGAIN`); a hand-off fails with
+        // `EINVAL` (`wake_futex_pi`) unless the word read was a bare id
+        // that only gained flags, and then starts again on the new value.
+        match best {
+            None => return Err(Errno::EAGAIN),
+            Some(_) if held & FUTEX_TID_MASK != word => return Err(Errno::EINVAL),
+            Some(_) => {}
+        }
+        word = held;
+        if word & FUTEX_TID_MASK != me.tid() {
+            return Err(Errno::EPERM);
+        }
+    }
+    if best.is_some() {
+        hand_off(&mut futexes, key, &task, false);
+    }
+    Ok(())
 }
 
 /// What an ending thread (or one whose image `execve` replaces) leaves
@@ -615,18 +668,26 @@ pub fn release(me: &Thread) {
     if head != 0 {
         let tid = me.tid();
         abi::walk_robust_list(&mut crate::syscall::user(), head, |memory, entry| {
-            let word = memory.read_u32(UserPtr::new(entry.addr)?)?;
-            match abi::owner_death(word, tid, entry.pi, entry.pending) {
-                Death::Nothing => {}
-                Death::WakeOne => wake_at(entry.addr, 1),
-                Death::Store { word, wake } => {
-                    store_word(entry.addr, word)?;
-                    if wake {
-                        wake_at(entry.addr, 1);
+            let mut word = memory.read_u32(UserPtr::new(entry.addr)?)?;
+            // Decided again on a word another core changed meanwhile (Linux's
+            // `handle_futex_death`).
+            loop {
+                match abi::owner_death(word, tid, entry.pi, entry.pending) {
+                    Death::Nothing => {}
+                    Death::WakeOne => wake_at(entry.addr, 1),
+                    Death::Store { word: new, wake } => {
+                        let held = cmpxchg_word(entry.addr, word, new)?;
+                        if held != word {
+                            word = held;
+                            continue;
+                        }
+                        if wake {
+                            wake_at(entry.addr, 1);
+                        }
                     }
                 }
+                return Ok(());
             }
-            Ok(())
         });
     }
     let Some(task) = me.task() else { return };

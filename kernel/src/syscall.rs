@@ -1090,9 +1090,10 @@ fn futex(addr: u64, op: u32, val: u32, timeout: u64, addr2: u64, val3: u32) -> S
     crate::futex::futex(&crate::futex::Call { op, addr, val, deadline, val2: timeout as u32, addr2, val3 })
 }
 
-/// Stores `value` at the user address `addr` with one 32-bit access.
-pub(crate) fn store_user_u32(addr: u64, value: u32) -> Result<(), Errno> {
-    ActiveSpace::new(resolver()).store_u32(UserPtr::new(addr)?, value)
+/// Compare-and-swap of the user word at `addr` (atomic against other
+/// cores): stores `new` if it holds `expected`; the value it held.
+pub(crate) fn cmpxchg_user_u32(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    ActiveSpace::new(resolver()).cmpxchg_u32(UserPtr::new(addr)?, expected, new)
 }
 
 /// Reads and checks a `struct timespec`.

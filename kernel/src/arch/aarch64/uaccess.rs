@@ -12,6 +12,16 @@
 //! loops go in address order, 64 bytes a step, so that is the fault address
 //! minus the start, rounded down to a step). This is the kernel's
 //! implementation of [`UserMemory`].
+//!
+//! A futex word's compare-and-swap ([`ActiveSpace::cmpxchg_u32`]) is atomic
+//! against user code on other cores: exclusive loads and stores (`LDXR`,
+//! `STLXR`) on the user address, as Linux's
+//! `futex_atomic_cmpxchg_inatomic`. There are no unprivileged exclusives, so
+//! they run with EL1's permissions, which equal EL0's for every user mapping
+//! but the `PROT_NONE` pages that keep their data (EL1-only, read-only): an
+//! unprivileged load (`LDTR`) first makes those fault as a user load would.
+//! No store can reach a page the task could not write: EL0's read-only pages
+//! are read-only at EL1 too (the Cortex-A72 has no PAN to lift).
 
 use aspen_abi::uaccess::{CopyFault, UserMemory, UserPtr, UserSlice};
 use aspen_abi::{Errno, PAGE_SIZE, USER_ADDR_END};
@@ -28,7 +38,7 @@ pub enum Access {
 extern "C" {
     fn aspen_copy_from_user(dst: *mut u8, src: u64, len: u64);
     fn aspen_copy_to_user(dst: u64, src: *const u8, len: u64);
-    fn aspen_store_user_u32(dst: u64, value: u32);
+    fn aspen_cmpxchg_user_u32(word: u64, expected: u32, new: u32) -> u32;
 }
 
 /// Bytes the copy loops move per step of their main loop: a fault inside
@@ -112,10 +122,22 @@ core::arch::global_asm!(
     "    subs    x2, x2, #1",
     "    b.ne    6b",
     "2:  ret",
-    // x0 = user dst (4-byte aligned), w1 = value: one 32-bit store.
-    ".global aspen_store_user_u32",
-    "aspen_store_user_u32:",
-    "    sttr    w1, [x0]",
+    // x0 = user word (4-byte aligned), w1 = expected, w2 = new: stores w2
+    // if the word holds w1, atomically; returns the value it held. The
+    // LDTR faults where a user load would (its value is not used); a store
+    // exclusive that fails (the word was written meanwhile, or the monitor
+    // was lost) retries from the load, as Linux's does. The barrier after a
+    // store orders it before what the caller does next (a wake-up).
+    ".global aspen_cmpxchg_user_u32",
+    "aspen_cmpxchg_user_u32:",
+    "    ldtr    w3, [x0]",
+    "1:  ldxr    w3, [x0]",
+    "    cmp     w3, w1",
+    "    b.ne    2f",
+    "    stlxr   w4, w2, [x0]",
+    "    cbnz    w4, 1b",
+    "    dmb     ish",
+    "2:  mov     w0, w3",
     "    ret",
 );
 
@@ -183,19 +205,27 @@ impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
 }
 
 impl<R: FnMut(u64, Access) -> bool> ActiveSpace<R> {
-    /// Stores `value` at the 4-byte aligned `dst` with a single 32-bit
-    /// store, as a futex word must be written (`EINVAL` if misaligned,
-    /// `EFAULT` where it cannot be written).
-    pub fn store_u32(&mut self, dst: UserPtr<u32>, value: u32) -> Result<(), Errno> {
-        if !dst.addr().is_multiple_of(4) {
+    /// Compare-and-swap of the 4-byte aligned user word `word`: stores
+    /// `new` if it holds `expected`, atomically against every other core;
+    /// the value it held (`new` was stored if that is `expected`). `EINVAL`
+    /// if misaligned; `EFAULT` where the task could not read it, or could
+    /// not write it when the values matched. A fault is resolved as for a
+    /// write (demand paging, copy-on-write), as Linux's
+    /// `fault_in_user_writeable`, and the whole step retried.
+    pub fn cmpxchg_u32(&mut self, word: UserPtr<u32>, expected: u32, new: u32) -> Result<u32, Errno> {
+        if !word.addr().is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
-        by_pages(dst.as_slice(), Access::Write, &mut self.resolve, |at, _, _| {
-            // SAFETY: an unprivileged store to an aligned user address (the
-            // four bytes are in one page); a fault is caught by the probe.
-            unsafe { aspen_store_user_u32(at, value) }
+        let mut held = 0;
+        by_pages(word.as_slice(), Access::Write, &mut self.resolve, |at, _, _| {
+            // SAFETY: an aligned user address below the end of user space
+            // (the four bytes are in one page), reached by an unprivileged
+            // load first and then exclusives that can write only what EL0
+            // may (see the module doc); a fault is caught by the probe.
+            held = unsafe { aspen_cmpxchg_user_u32(at, expected, new) };
         })
-        .map_err(Errno::from)
+        .map_err(Errno::from)?;
+        Ok(held)
     }
 }
 

@@ -38,6 +38,7 @@ pub mod faults;
 pub mod file;
 pub mod forkbomb;
 pub mod futex;
+pub mod futex_smp;
 pub mod jobctl;
 pub mod links;
 pub mod madvise;
@@ -124,6 +125,9 @@ pub const TESTS: &[Test] = &[
     child("futex_pi_chain", futex::pi_chain),
     child("futex_robust_list", futex::robust_list),
     child("futex_waiters_end_with_their_process", futex::waiters_end_with_their_process),
+    child("futex_wake_op_add_across_cores", futex_smp::wake_op_add_across_cores),
+    child("futex_pi_lock_across_cores", futex_smp::pi_lock_across_cores),
+    child("futex_rmw_faults", futex_smp::rmw_faults),
     child("sched_calls", sched::calls),
     child("sched_thread_switches", sched::thread_switches),
     child("sched_fifo_wakeup_preempts_munmap", preempt::fifo_wakeup_preempts_munmap),
