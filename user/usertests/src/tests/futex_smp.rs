@@ -10,41 +10,18 @@
 //! Thread bodies use neither the heap nor stdout (see `aspen_sys::thread`):
 //! they report through the atomics here.
 
-use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use aspen_sys::mem::{self, MapFlags, Prot};
-use aspen_sys::raw::{syscall3, Sysno};
 use aspen_sys::thread::{self as th, futex, futex_op, gettid, spawn_thread, Thread};
 use aspen_sys::time::{clock_gettime, ClockId, Timespec, CLOCK_MONOTONIC};
 use aspen_sys::Errno;
 
+use super::smp::{cores_of, online_cores, pin, MAX_CORES};
 use crate::ensure;
 use crate::harness::{expect_errno, join, spawn, Context, Ctx, Region, TestResult};
 
 const PRIVATE: u32 = th::FUTEX_PRIVATE_FLAG;
-/// Most cores a test uses (the kernels' limit).
-const MAX_CORES: usize = 4;
-
-/// Pins the calling thread to the cores of `mask`.
-fn pin(mask: u64) -> Result<(), Errno> {
-    // SAFETY: the kernel reads 8 bytes at `mask`.
-    Errno::result(unsafe { syscall3(Sysno::SchedSetaffinity.number(), 0, 8, &mask as *const u64 as usize) }).map(drop)
-}
-
-/// The cores the calling thread may run on: every online one at the start
-/// of a test.
-fn online_cores() -> Result<u64, String> {
-    let mut mask = 0u64;
-    // SAFETY: the kernel writes at most 8 bytes at `mask`.
-    let got = unsafe { syscall3(Sysno::SchedGetaffinity.number(), 0, 8, &mut mask as *mut u64 as usize) };
-    Errno::result(got).ctx("sched_getaffinity")?;
-    Ok(mask & ((1 << MAX_CORES) - 1))
-}
-
-fn cores_of(mask: u64) -> impl Iterator<Item = usize> {
-    (0..MAX_CORES).filter(move |n| mask & (1 << n) != 0)
-}
 
 fn join_all(threads: impl IntoIterator<Item = Thread>) -> TestResult {
     for thread in threads {

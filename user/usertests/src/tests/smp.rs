@@ -22,10 +22,10 @@ use crate::harness::{Context, Ctx, TestResult};
 use crate::procfs::self_stat;
 
 /// Most cores a test uses (the kernels' limit).
-const MAX_CORES: usize = 4;
+pub(super) const MAX_CORES: usize = 4;
 
 /// The core the caller runs on (`getcpu`).
-fn getcpu() -> Result<usize, Errno> {
+pub(super) fn getcpu() -> Result<usize, Errno> {
     let mut cpu = u32::MAX;
     // SAFETY: the kernel writes one u32 at `cpu`; node and cache are NULL.
     Errno::result(unsafe { syscall3(Sysno::Getcpu.number(), &mut cpu as *mut u32 as usize, 0, 0) })?;
@@ -39,16 +39,16 @@ pub(super) fn pin(mask: u64) -> Result<(), Errno> {
 }
 
 /// The cores the calling thread may run on, all online ones at the start
-/// of a test.
-fn online_cores() -> Result<u64, String> {
+/// of a test (those the tests' arrays have room for).
+pub(super) fn online_cores() -> Result<u64, String> {
     let mut mask = 0u64;
     // SAFETY: the kernel writes at most 8 bytes at `mask`.
     let got = unsafe { syscall3(Sysno::SchedGetaffinity.number(), 0, 8, &mut mask as *mut u64 as usize) };
     Errno::result(got).ctx("sched_getaffinity")?;
-    Ok(mask)
+    Ok(mask & ((1 << MAX_CORES) - 1))
 }
 
-fn cores_of(mask: u64) -> impl Iterator<Item = usize> {
+pub(super) fn cores_of(mask: u64) -> impl Iterator<Item = usize> {
     (0..MAX_CORES).filter(move |n| mask & (1 << n) != 0)
 }
 

@@ -24,18 +24,14 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use aspen_sys::mem::{self, Advice, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::process::{self, Fork, SIGSEGV, WNOHANG};
-use aspen_sys::raw::{syscall3, Sysno};
 use aspen_sys::signal::{self, SaFlags, SigInfo, SigSet, UContext, SIG_DFL};
 use aspen_sys::thread::{spawn_thread, Thread};
 use aspen_sys::time::{self, sleep_ms};
-use aspen_sys::Errno;
 
+use super::smp::{cores_of, getcpu, online_cores, pin, MAX_CORES};
 use crate::ensure;
 use crate::harness::{self, Context, Ctx, Region, Stage, TestResult, CHILD_FAILED};
 use crate::procfs::{memfree, read_text};
-
-/// Most cores a test uses (the kernels' limit).
-const MAX_CORES: usize = 4;
 
 core::arch::global_asm!(
     // One access each, at a known address, so the SIGSEGV handler can tell
@@ -106,34 +102,6 @@ fn try_store(addr: usize, value: u64) -> bool {
     // SAFETY: as in `try_load`; `addr` is in the test's own range, which no
     // Rust object owns.
     unsafe { usertests_stress_try_store(addr, value) == 1 }
-}
-
-/// The core the caller runs on (`getcpu`).
-fn getcpu() -> Result<usize, Errno> {
-    let mut cpu = u32::MAX;
-    // SAFETY: the kernel writes one u32 at `cpu`; node and cache are NULL.
-    Errno::result(unsafe { syscall3(Sysno::Getcpu.number(), &mut cpu as *mut u32 as usize, 0, 0) })?;
-    Ok(cpu as usize)
-}
-
-/// Pins the calling thread to the cores of `mask`.
-fn pin(mask: u64) -> Result<(), Errno> {
-    // SAFETY: the kernel reads 8 bytes at `mask`.
-    Errno::result(unsafe { syscall3(Sysno::SchedSetaffinity.number(), 0, 8, &mask as *const u64 as usize) }).map(drop)
-}
-
-/// The cores the calling thread may run on: every online one at the start
-/// of a test.
-fn online_cores() -> Result<u64, String> {
-    let mut mask = 0u64;
-    // SAFETY: the kernel writes at most 8 bytes at `mask`.
-    let got = unsafe { syscall3(Sysno::SchedGetaffinity.number(), 0, 8, &mut mask as *mut u64 as usize) };
-    Errno::result(got).ctx("sched_getaffinity")?;
-    Ok(mask & ((1 << MAX_CORES) - 1))
-}
-
-fn cores_of(mask: u64) -> impl Iterator<Item = usize> {
-    (0..MAX_CORES).filter(move |n| mask & (1 << n) != 0)
 }
 
 /// Per core: the worker pinned there could not pin itself, or ran elsewhere.
