@@ -31,11 +31,24 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
             return;
         }
     }
+    // A first touch of anonymous memory resolves with the address space
+    // shared, on as many cores at once as fault, without the big kernel
+    // lock; IRQs stay masked meanwhile. The return needs the lock only for
+    // pending work, as after an interrupt.
+    let resolved = match trap {
+        Trap::Abort(abort) if abort.is_translation() => process::resolve_fault_shared(abort.addr, abort.access),
+        _ => false,
+    };
+    if resolved && !sched::reschedule_pending() && !process::work_pending() {
+        cputime::leaving_kernel();
+        return;
+    }
     // The core enters the kernel (the time it waits for the lock is
     // system time).
     bkl::acquire_from_user();
     match trap {
         Trap::Irq { .. } => {}
+        Trap::Abort(_) if resolved => {}
         Trap::SystemCall => syscall::handle(frame),
         Trap::Abort(abort) => resolve_or_signal(abort, frame.pc()),
         Trap::Misaligned(what) => {

@@ -38,7 +38,7 @@ use aspen_abi::sched::SchedParams;
 use aspen_abi::signal::{SaFlags, SigInfo, SigNo, CLD_EXITED, CLD_KILLED, SIG_IGN};
 use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
-use aspen_mm::aspace::{Activation, AddressSpace, FaultError, FaultKind};
+use aspen_mm::aspace::{Activation, AddressSpace, FaultError, FaultKind, NeedsExclusive};
 use aspen_mm::errno::Errno;
 use spin::Mutex;
 
@@ -49,7 +49,7 @@ use crate::arch::context::{FpState, ThreadPointers};
 use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, mmu};
 use crate::memory::user_env::KernelMm;
-use crate::task::lock::SleepLock;
+use crate::task::lock::{SleepLock, SleepLockGuard};
 use crate::task::sched;
 use crate::task::stack::StackError;
 use crate::task::wait::WaitQueue;
@@ -63,10 +63,50 @@ pub type SharedSpace = Arc<Space>;
 /// lock (its holder may be switched out at the pause points of a long
 /// memory pass, and a thread that faults meanwhile waits), and beside it
 /// what a task switch needs to make it current, which takes no lock.
+///
+/// Page faults its threads take on first touches of anonymous memory do
+/// not take the lock (nor the big kernel lock): they resolve with the
+/// space shared ([`Space::fault_shared`]), several cores at once, counted
+/// in `sharing`; the lock's holder waits for them to end and keeps new ones
+/// out while it holds it ([`Space::lock`]).
 pub struct Space {
     activation: Activation<'static, KernelMm>,
     /// Dropped by `Space`'s own `drop`, which counts the teardown.
     mm: ManuallyDrop<SleepLock<UserSpace>>,
+    /// Faults resolving with the space shared now, and [`EXCLUSIVE`] while
+    /// the lock's holder uses the space.
+    sharing: AtomicU32,
+}
+
+/// In [`Space::sharing`]: the holder of the space's lock uses it; faults
+/// take the lock instead of sharing the space.
+const EXCLUSIVE: u32 = 1 << 31;
+
+/// The space, for the holder of its lock alone ([`Space::lock`]).
+pub struct SpaceGuard<'s> {
+    space: &'s Space,
+    mm: SleepLockGuard<'s, UserSpace>,
+}
+
+impl core::ops::Deref for SpaceGuard<'_> {
+    type Target = UserSpace;
+
+    fn deref(&self) -> &UserSpace {
+        &self.mm
+    }
+}
+
+impl core::ops::DerefMut for SpaceGuard<'_> {
+    fn deref_mut(&mut self) -> &mut UserSpace {
+        &mut self.mm
+    }
+}
+
+impl Drop for SpaceGuard<'_> {
+    fn drop(&mut self) {
+        // Shared faults may come back in (the lock itself goes after).
+        self.space.sharing.fetch_and(!EXCLUSIVE, Ordering::Release);
+    }
 }
 
 /// Address spaces being torn down now. The teardown's pause points let
@@ -77,7 +117,53 @@ static SPACES_ENDING: AtomicUsize = AtomicUsize::new(0);
 
 impl Space {
     pub fn new(mm: UserSpace) -> SharedSpace {
-        Arc::new(Self { activation: mm.activation(), mm: ManuallyDrop::new(SleepLock::new(mm)) })
+        Arc::new(Self {
+            activation: mm.activation(),
+            mm: ManuallyDrop::new(SleepLock::new(mm)),
+            sharing: AtomicU32::new(0),
+        })
+    }
+
+    /// Takes the space's lock (blocking while another task holds it),
+    /// then waits for the faults resolving with the space shared to end:
+    /// they run with IRQs masked and wait for nothing this holder has (no
+    /// big kernel lock, no sleeping lock), so the wait is short. New ones
+    /// stay out until the guard drops.
+    pub fn lock(&self) -> SpaceGuard<'_> {
+        let mm = self.mm.lock();
+        if self.sharing.fetch_or(EXCLUSIVE, Ordering::Acquire) != 0 {
+            while self.sharing.load(Ordering::Acquire) != EXCLUSIVE {
+                core::hint::spin_loop();
+            }
+        }
+        SpaceGuard { space: self, mm }
+    }
+
+    /// Resolves a fault of `kind` at `va` with the space shared, without
+    /// its lock: a first touch of anonymous memory, on as many cores at
+    /// once as fault (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
+    /// while the lock's holder uses the space, or for any other fault:
+    /// nothing changed, and the caller resolves it under the lock. Called
+    /// with IRQs masked: the lock's holder waits for it.
+    pub fn fault_shared(&self, va: aspen_mm::VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
+        let mut word = self.sharing.load(Ordering::Relaxed);
+        loop {
+            if word & EXCLUSIVE != 0 {
+                return Err(NeedsExclusive);
+            }
+            match self.sharing.compare_exchange_weak(word, word + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
+        }
+        // SAFETY: counted in `sharing` without EXCLUSIVE, so no holder of
+        // the lock uses the space until this call ends (`lock` waits for
+        // the count to fall to 0 after setting EXCLUSIVE): every other use
+        // of it meanwhile is another shared fault, as `fault_shared`
+        // requires.
+        let result = unsafe { (*self.mm.as_ptr()).fault_shared(va, kind) };
+        self.sharing.fetch_sub(1, Ordering::Release);
+        result
     }
 }
 
@@ -362,7 +448,7 @@ impl Process {
     /// the caller holds no spin lock); `ESRCH` after exit.
     pub fn with_mm<R>(&self, f: impl FnOnce(&mut UserSpace) -> R) -> Result<R, Errno> {
         let space = self.space.lock().clone().ok_or(Errno::ESRCH)?;
-        let mut mm = space.mm.lock();
+        let mut mm = space.lock();
         Ok(f(&mut mm))
     }
 
@@ -979,6 +1065,27 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
         }
     }
     Ok(tid)
+}
+
+/// Resolves a fault of the running thread with its space shared, without
+/// the big kernel lock or the space's ([`Space::fault_shared`]): whether
+/// it did. IRQs stay masked.
+pub fn resolve_fault_shared(addr: u64, kind: FaultKind) -> bool {
+    if crate::syscall::tracing() {
+        return false;
+    }
+    thread::with_current(|thread| {
+        let process = &thread.process;
+        // The process holds the space until its last thread, this one among
+        // them, has ended, or another thread's exec (which waits for this
+        // one to end) replaces it: this reference is never the last.
+        let Some(space) = process.space.lock().clone() else { return false };
+        let resolved = space.fault_shared(aspen_mm::VirtAddr::new(addr), kind).is_ok();
+        if resolved {
+            process.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        resolved
+    })
 }
 
 /// Resolves a fault of the current process at `addr`: an error when it is

@@ -116,7 +116,7 @@ fn largest() -> Option<Candidate> {
     let mut best: Option<Candidate> = None;
     for process in Process::walk(|p| p.pid > 1) {
         let Some(space) = process.space.lock().clone() else { continue };
-        let pages = space.mm.lock().resident_count();
+        let pages = space.lock().resident_count();
         if pages > best.as_ref().map_or(0, |b| b.pages) {
             let ending = process.is_dying();
             best = Some(Candidate { process, space, pages, ending });

@@ -133,6 +133,12 @@ impl<T: ?Sized> SleepLock<T> {
         }
     }
 
+    /// The value, unguarded: for a protocol of the owner's that shares it
+    /// while nobody holds the lock (`process::Space`'s shared faults).
+    pub fn as_ptr(&self) -> *mut T {
+        self.value.get()
+    }
+
     /// Whether some task holds it (for tests and assertions).
     pub fn is_locked(&self) -> bool {
         self.word.load(Ordering::Relaxed) != 0

@@ -94,7 +94,7 @@ impl<E: MmEnv> Pause for EnvPause<'_, E> {
 
 /// What an [`Env`] asks about yielding (host tests count the questions and
 /// force yields to check what another task would see at each).
-pub trait YieldHook {
+pub trait YieldHook: Sync {
     /// [`MmEnv::should_yield`].
     fn should_yield(&self) -> bool;
     /// [`MmEnv::yield_now`].
@@ -126,6 +126,8 @@ pub struct MmStats {
     faults: AtomicU64,
     cow_copies: AtomicU64,
     cow_reuses: AtomicU64,
+    shared_faults: AtomicU64,
+    shared_fault_races: AtomicU64,
 }
 
 impl MmStats {
@@ -137,6 +139,8 @@ impl MmStats {
             faults: AtomicU64::new(0),
             cow_copies: AtomicU64::new(0),
             cow_reuses: AtomicU64::new(0),
+            shared_faults: AtomicU64::new(0),
+            shared_fault_races: AtomicU64::new(0),
         }
     }
 
@@ -165,6 +169,26 @@ impl MmStats {
     /// Copy-on-write faults that reused the only reference instead.
     pub fn cow_reuses(&self) -> u64 {
         self.cow_reuses.load(Ordering::Relaxed)
+    }
+
+    /// Faults resolved with the space shared
+    /// ([`AddressSpace::fault_shared`](super::AddressSpace::fault_shared)),
+    /// races included.
+    pub fn shared_faults(&self) -> u64 {
+        self.shared_faults.load(Ordering::Relaxed)
+    }
+
+    /// Of those, faults that found their page mapped by another CPU
+    /// meanwhile (or spurious): their frame went back.
+    pub fn shared_fault_races(&self) -> u64 {
+        self.shared_fault_races.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn shared_fault(&self, raced: bool) {
+        self.shared_faults.fetch_add(1, Ordering::Relaxed);
+        if raced {
+            self.shared_fault_races.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn cache_page_added(&self, anonymous: bool) {

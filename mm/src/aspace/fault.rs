@@ -194,7 +194,7 @@ impl Mode {
 
     /// The mode a fault of `kind` installs in `varea` (which allows the
     /// access).
-    fn for_fault<E: MmEnv>(varea: &Varea<'_, E>, kind: FaultKind, write_ok: bool) -> Self {
+    pub(super) fn for_fault<E: MmEnv>(varea: &Varea<'_, E>, kind: FaultKind, write_ok: bool) -> Self {
         match kind {
             FaultKind::Write => Self::writable_in(varea),
             FaultKind::Exec if varea.wx_together && write_ok => Self::ReadWriteExec,
@@ -642,7 +642,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if let (Ok(()), Some(window), None) = (&result, read_around, leaf) {
             faults.map_cached_around(start, varea, window, page);
         }
-        self.resident += faults.installed;
+        *self.resident.get_mut() += faults.installed;
         if let (Ok(()), Some(window)) = (&result, upgrade) {
             write_around(&mut self.table, self.env.frames(), window, &tlb, scope, &mut EnvPause(self.env));
         }
@@ -702,7 +702,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                     break Ok(());
                 }
             };
-            self.resident += faults.installed;
+            *self.resident.get_mut() += faults.installed;
             outcome?;
         }
         Ok(())

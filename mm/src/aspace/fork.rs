@@ -107,8 +107,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             Ok(()) => {
                 // Every leaf is copied: the child has as many pages, and
                 // that is its peak so far.
-                child.resident = self.resident;
-                child.peak_resident = self.resident;
+                let resident = *self.resident.get_mut();
+                *child.resident.get_mut() = resident;
+                child.peak_resident = resident;
                 Ok(child)
             }
             Err(e) => {
@@ -196,6 +197,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Throws away a space that never ran (a failed fork's child): unmaps
     /// and releases everything without writing anything back.
     fn discard(mut self) {
+        // The copy stopped part way and counted nothing: what the unmap
+        // takes off is what it holds.
+        *self.resident.get_mut() = self.rss().total();
         self.zap(crate::paging::VaHalf::Lower.range());
         drop(self.vareas.clear());
         drop(self);

@@ -73,6 +73,7 @@ mod futex;
 mod maps;
 mod mincore;
 mod remap;
+mod shared;
 mod syscalls;
 mod user;
 mod varea;
@@ -83,14 +84,16 @@ mod tests;
 
 use alloc::sync::Arc;
 use core::mem::ManuallyDrop;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub use env::{Env, HeapExhausted, MmEnv, MmStats, WxPolicy, YieldHook};
 pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
+pub use shared::NeedsExclusive;
 pub use varea::{MappedFile, Prot};
 
 use self::env::{EnvPause, SpaceTlb};
+use self::shared::TableCell;
 use self::varea::{Backing, Varea, VareaMap};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::asid::AsidContext;
@@ -170,8 +173,13 @@ type Table<'e, E> = PageTable<'e, <E as MmEnv>::Mem, BuddyAllocator<'static>>;
 /// lock: every method assumes it is the only one working on the space.
 pub struct AddressSpace<'e, E: MmEnv> {
     env: &'e E,
-    /// Taken out only by `drop`.
-    table: ManuallyDrop<Table<'e, E>>,
+    /// Taken out only by `drop`; edited through a shared reference only by
+    /// [`Self::fault_shared`], under `table_lock`.
+    table: TableCell<ManuallyDrop<Table<'e, E>>>,
+    /// Serialises the table edits of faults that share the space
+    /// ([`Self::fault_shared`]); whoever holds the space as `&mut` needs
+    /// it not.
+    table_lock: spin::Mutex<()>,
     /// Shared with the space's [`Activation`].
     asid: Arc<AsidContext>,
     vareas: VareaMap<'e, E>,
@@ -190,8 +198,8 @@ pub struct AddressSpace<'e, E: MmEnv> {
     /// The most bytes its vareas ever covered (Linux's `hiwater_vm`).
     peak_bytes: u64,
     /// Pages of memory mapped (device frames aside), kept as leaves come
-    /// and go (Linux's RSS counters).
-    resident: usize,
+    /// and go (Linux's RSS counters); atomic for shared faults.
+    resident: AtomicUsize,
     /// The most `resident` was before it last fell (Linux's
     /// `hiwater_rss`, also updated just before unmapping).
     peak_resident: usize,
@@ -339,7 +347,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let table = PageTable::new(env.mem(), env.frames(), VaHalf::Lower).map_err(|_| Errno::ENOMEM)?;
         Ok(Self {
             env,
-            table: ManuallyDrop::new(table),
+            table: TableCell::new(ManuallyDrop::new(table)),
+            table_lock: spin::Mutex::new(()),
             asid: Arc::new(AsidContext::new()),
             vareas: VareaMap::new(),
             mmap_base: DEFAULT_MMAP_BASE,
@@ -350,7 +359,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             lock_limit: None,
             wx_flips: 0,
             peak_bytes: 0,
-            resident: 0,
+            resident: AtomicUsize::new(0),
             peak_resident: 0,
         })
     }
@@ -464,13 +473,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// The most pages of memory it ever had mapped (`VmHWM`): the resident
     /// count only falls where leaves are unmapped, which notes it first.
     pub fn peak_resident_pages(&self) -> usize {
-        self.peak_resident.max(self.resident)
+        self.peak_resident.max(self.resident_count())
     }
 
     /// Pages of memory mapped now, device frames aside, as counted when
     /// leaves come and go (equal to [`Self::rss`]'s total).
     pub fn resident_count(&self) -> usize {
-        self.resident
+        self.resident.load(Ordering::Relaxed)
     }
 
     /// Records the size as the peak if it is one (after a varea grew or
@@ -519,7 +528,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// (the gap the unmapped vareas leave): the table pages inside it go
     /// without a scan ([`crate::paging::Editor::unmap_vacating`]).
     fn zap_vacating(&mut self, range: VirtRange, vacated: VirtRange) {
-        self.peak_resident = self.peak_resident.max(self.resident);
+        self.peak_resident = self.peak_resident.max(*self.resident.get_mut());
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
         let mut vareas = VareaCursor::new(self.vareas.overlapping(range));
@@ -536,7 +545,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 .pausing(&mut pause);
             log_edit("unmap", editor.unmap_vacating(range, vacated));
         }
-        self.resident -= released;
+        *self.resident.get_mut() -= released;
     }
 
     /// After the file `object_id` shrank to `size` bytes: unmaps every
@@ -598,7 +607,7 @@ impl<E: MmEnv> Drop for AddressSpace<'_, E> {
         let (tlb, scope) = space_tlb(env, &self.asid);
         // SAFETY: the table is taken out exactly once, here, and `self` is
         // not used afterwards.
-        let table = unsafe { ManuallyDrop::take(&mut self.table) };
+        let table = unsafe { ManuallyDrop::take(&mut *self.table) };
         // The ASID dies with the space: one invalidation of all of it, then
         // every leaf and table page goes without touching an entry.
         table.destroy_at_once(&tlb, scope, &mut EnvPause(env), |table, pause| {

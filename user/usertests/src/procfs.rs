@@ -104,3 +104,11 @@ pub fn self_stat(n: usize) -> Result<u64, String> {
     let fields = stat_fields(c"/proc/self/stat")?;
     fields[n - 3].parse().map_err(|_| format!("field {n} of /proc/self/stat is {:?}", fields[n - 3]))
 }
+
+/// The counter `name` of /proc/vmstat.
+pub fn vmstat(name: &str) -> Result<u64, String> {
+    let text = read_text(c"/proc/vmstat")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/vmstat: {text:?}"))
+}

@@ -259,6 +259,12 @@ impl Abort {
     pub fn is_translation_or_permission(&self) -> bool {
         matches!(self.status_code >> 2, 0b0001..=0b0011)
     }
+
+    /// Whether no entry translated the address (a first touch, most
+    /// often): the faults resolved without the kernel's locks.
+    pub fn is_translation(&self) -> bool {
+        self.status_code >> 2 == 0b0001
+    }
 }
 
 /// Which alignment check failed.

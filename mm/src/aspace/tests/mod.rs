@@ -12,6 +12,7 @@ mod memory;
 mod preempt;
 mod prop;
 mod remap;
+mod shared;
 mod smp;
 mod threads;
 mod wx;

@@ -7,8 +7,9 @@
 //! frame may still be reachable through the TLB. A run with a yield at
 //! every question ends exactly as a run without any.
 
-use core::cell::{Cell, RefCell};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::string::String;
+use std::sync::Mutex;
 use std::vec::Vec;
 
 use aspen_abi::mman::{Advice, MapFlags, Prot};
@@ -34,24 +35,25 @@ struct Yields<'a> {
     frames: &'a BuddyAllocator<'static>,
     /// Yield at every question.
     force: bool,
-    questions: Cell<usize>,
-    yields: Cell<usize>,
+    questions: AtomicUsize,
+    yields: AtomicUsize,
     /// The free frames at each question.
-    free_at_question: RefCell<Vec<usize>>,
+    free_at_question: Mutex<Vec<usize>>,
     /// The pages (start, count) the sibling touches at each yield.
-    sibling: Cell<Option<(u64, u64)>>,
+    sibling: Mutex<Option<(u64, u64)>>,
 }
 
 impl YieldHook for Yields<'_> {
     fn should_yield(&self) -> bool {
-        self.questions.set(self.questions.get() + 1);
-        self.free_at_question.borrow_mut().push(self.frames.free_frame_count());
+        self.questions.fetch_add(1, Ordering::Relaxed);
+        self.free_at_question.lock().unwrap().push(self.frames.free_frame_count());
         self.force
     }
 
     fn yield_now(&self) {
-        self.yields.set(self.yields.get() + 1);
-        if let Some((start, pages)) = self.sibling.get() {
+        self.yields.fetch_add(1, Ordering::Relaxed);
+        let sibling = *self.sibling.lock().unwrap();
+        if let Some((start, pages)) = sibling {
             // The sibling thread runs at EL0 meanwhile. Faults would make
             // it wait for the space's lock: only the translations matter.
             for i in 0..pages {
@@ -72,8 +74,8 @@ impl YieldHook for Yields<'_> {
 impl Yields<'_> {
     /// Questions since the last call.
     fn take_questions(&self) -> usize {
-        self.free_at_question.borrow_mut().clear();
-        self.questions.replace(0)
+        self.free_at_question.lock().unwrap().clear();
+        self.questions.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -88,10 +90,10 @@ fn with_yields<R>(force: bool, f: impl FnOnce(&TestEnv<'_>, &Yields<'_>) -> R) -
         machine: &machine,
         frames: &frames,
         force,
-        questions: Cell::new(0),
-        yields: Cell::new(0),
-        free_at_question: RefCell::new(Vec::new()),
-        sibling: Cell::new(None),
+        questions: AtomicUsize::new(0),
+        yields: AtomicUsize::new(0),
+        free_at_question: Mutex::new(Vec::new()),
+        sibling: Mutex::new(None),
     };
     let env = Env::new(&arena, &frames, &machine, &asids).with_yield_hook(&yields);
     let baseline = frames.free_frame_count();
@@ -152,7 +154,7 @@ fn long_passes_ask_whether_to_yield_every_few_dozen_entries() {
         let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::POPULATE;
         space.mmap(VirtAddr::new(0), PAGES * PS, RW, flags, None, 0).unwrap();
         assert_spacing(yields.take_questions(), PAGES / 4, "populate");
-        assert_eq!(yields.yields.get(), 0, "nothing asked for a yield");
+        assert_eq!(yields.yields.load(Ordering::Relaxed), 0, "nothing asked for a yield");
         drop(space);
     });
 }
@@ -164,7 +166,7 @@ fn an_unmap_that_yields_frees_a_few_pages_between_questions() {
         let p = filled(&mut space);
         yields.take_questions();
         space.munmap(VirtAddr::new(p), PAGES * PS).unwrap();
-        let free = yields.free_at_question.borrow().clone();
+        let free = yields.free_at_question.lock().unwrap().clone();
         assert!(free.len() >= PAGES as usize / PAUSE_SPACING);
         for pair in free.windows(2) {
             // A run of released leaves, and the table pages emptied on the
@@ -184,32 +186,32 @@ fn a_yield_in_the_middle_of_a_pass_leaves_nothing_stale() {
     with_yields(true, |env, yields| {
         let mut space = AddressSpace::new(env).unwrap();
         let p = filled(&mut space);
-        yields.sibling.set(Some((p, PAGES)));
+        *yields.sibling.lock().unwrap() = Some((p, PAGES));
         // Each pass with every page cached writable in the TLB first.
         let recache = |space: &mut Space<'_, '_>, pages: u64| {
             for i in 0..pages {
                 read(space, p + i * PS).unwrap();
             }
         };
-        let before = yields.yields.get();
+        let before = yields.yields.load(Ordering::Relaxed);
         let child = space.fork().unwrap();
-        assert!(yields.yields.get() > before, "fork yielded");
+        assert!(yields.yields.load(Ordering::Relaxed) > before, "fork yielded");
         recache(&mut space, PAGES);
-        let before = yields.yields.get();
+        let before = yields.yields.load(Ordering::Relaxed);
         space.mprotect(VirtAddr::new(p), PAGES * PS, Prot::READ).unwrap();
-        assert!(yields.yields.get() > before, "mprotect yielded");
+        assert!(yields.yields.load(Ordering::Relaxed) > before, "mprotect yielded");
         space.mprotect(VirtAddr::new(p), PAGES * PS, RW).unwrap();
         for i in 0..PAGES {
             write(&mut space, p + i * PS, 0xa0 ^ i as u8).unwrap();
         }
-        let before = yields.yields.get();
+        let before = yields.yields.load(Ordering::Relaxed);
         space.madvise(VirtAddr::new(p), PAGES / 2 * PS, Advice::DontNeed).unwrap();
-        assert!(yields.yields.get() > before, "madvise yielded");
+        assert!(yields.yields.load(Ordering::Relaxed) > before, "madvise yielded");
         recache(&mut space, PAGES);
-        let before = yields.yields.get();
+        let before = yields.yields.load(Ordering::Relaxed);
         space.munmap(VirtAddr::new(p), PAGES * PS).unwrap();
-        assert!(yields.yields.get() > before, "munmap yielded");
-        yields.sibling.set(None);
+        assert!(yields.yields.load(Ordering::Relaxed) > before, "munmap yielded");
+        *yields.sibling.lock().unwrap() = None;
         // The child kept what the parent had at the fork.
         let mut child = child;
         for i in (0..PAGES).step_by(97) {
@@ -250,8 +252,9 @@ fn session(env: &TestEnv<'_>) -> (Vec<u8>, String, usize, usize) {
 
 #[test]
 fn a_run_that_yields_at_every_question_ends_as_one_that_never_does() {
-    let (never, never_yields) = with_yields(false, |env, yields| (session(env), yields.yields.get()));
-    let (always, always_yields) = with_yields(true, |env, yields| (session(env), yields.yields.get()));
+    let (never, never_yields) = with_yields(false, |env, yields| (session(env), yields.yields.load(Ordering::Relaxed)));
+    let (always, always_yields) =
+        with_yields(true, |env, yields| (session(env), yields.yields.load(Ordering::Relaxed)));
     assert_eq!(never_yields, 0);
     assert!(always_yields > PAGES as usize / PAUSE_SPACING);
     assert_eq!(never, always);

@@ -32,7 +32,7 @@ use aspen_sys::Errno;
 
 use crate::ensure;
 use crate::harness::{Context, Ctx, TestResult};
-use crate::procfs::{memfree, read_text};
+use crate::procfs::{memfree, vmstat};
 
 const FAIL_NTH: &core::ffi::CStr = c"/proc/thread-self/fail-nth";
 /// The file the workload maps and reads (made before the baseline).
@@ -168,14 +168,6 @@ fn read_fail_nth(step: i32) -> u32 {
 /// allocated more than they reserved (their bound is wrong).
 fn preload_overruns() -> Result<u64, alloc::string::String> {
     vmstat("failslab_preload_overruns")
-}
-
-/// The counter `name` of /proc/vmstat.
-fn vmstat(name: &str) -> Result<u64, alloc::string::String> {
-    let text = read_text(c"/proc/vmstat")?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .ok_or_else(|| format!("no {name} in /proc/vmstat: {text:?}"))
 }
 
 /// Runs `work` in a child under fail-nth `n` (0: none); returns how the

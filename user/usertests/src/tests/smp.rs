@@ -19,7 +19,7 @@ use aspen_sys::Errno;
 
 use crate::ensure;
 use crate::harness::{Context, Ctx, TestResult};
-use crate::procfs::self_stat;
+use crate::procfs::{read_text, self_stat, vmstat};
 
 /// Most cores a test uses (the kernels' limit).
 pub(super) const MAX_CORES: usize = 4;
@@ -335,4 +335,105 @@ pub fn no_stale_reads_across_cores(_: &Context) -> TestResult {
     ensure!(reads > 0, "the readers read nothing");
     ensure!(stale == 0, "{stale} stale reads of {reads} (a reader that could not pin itself counts 2^32)");
     Ok(())
+}
+
+/// Pages every core's thread faults at once.
+const SHARED_FAULT_PAGES: usize = 512;
+/// The region they fault (0 until made).
+static FAULT_REGION: AtomicUsize = AtomicUsize::new(0);
+/// Threads pinned and waiting at the start; then threads done.
+static FAULTERS_READY: AtomicUsize = AtomicUsize::new(0);
+static FAULTERS_DONE: AtomicUsize = AtomicUsize::new(0);
+static FAULTERS_GO: AtomicBool = AtomicBool::new(false);
+/// Set by a thread that could not pin itself.
+static FAULTER_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes its own word (`n + 1` at word `n`) into every page of the
+/// region, starting at a page of its own and wrapping around, so that
+/// each page's first touch is raced by the threads of several cores.
+extern "C" fn shared_faulter(n: usize) {
+    if pin(1 << n).is_err() {
+        FAULTER_FAILED.store(true, Ordering::SeqCst);
+    }
+    FAULTERS_READY.fetch_add(1, Ordering::SeqCst);
+    while !FAULTERS_GO.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    let region = FAULT_REGION.load(Ordering::SeqCst);
+    let first = n * SHARED_FAULT_PAGES / MAX_CORES;
+    for i in 0..SHARED_FAULT_PAGES {
+        let page = (first + i) % SHARED_FAULT_PAGES;
+        let word = (region + page * PAGE_SIZE) as *mut u64;
+        // SAFETY: the region is mapped readable and writable until every
+        // thread is done; word `n` of each page is this thread's alone.
+        unsafe { core::ptr::write_volatile(word.add(n), n as u64 + 1) };
+    }
+    FAULTERS_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The threads of one process on every core first-touch the same pages
+/// at once: the faults resolve with the space shared, without the big
+/// kernel lock (`pgfault_shared` in /proc/vmstat grows), and each page is
+/// mapped once: every thread's word is in it (a second frame mapped over
+/// the first would lose a word), and the resident count grows by exactly
+/// the pages.
+pub fn faults_share_the_space_across_cores(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    let cores = online.count_ones() as usize;
+    ensure!(cores >= 2, "this test wants several cores; online {online:#x}");
+    // Warm up the reads below, so that their buffers add no pages later.
+    statm_resident()?;
+    vmstat("pgfault_shared")?;
+    let prot = Prot::READ | Prot::WRITE;
+    let private = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    // SAFETY: a fresh mapping, unmapped at the end.
+    let region = unsafe { mem::mmap(0, SHARED_FAULT_PAGES * PAGE_SIZE, prot, private, -1, 0) }.ctx("mmap")?;
+    FAULT_REGION.store(region, Ordering::SeqCst);
+    FAULTERS_READY.store(0, Ordering::SeqCst);
+    FAULTERS_DONE.store(0, Ordering::SeqCst);
+    FAULTERS_GO.store(false, Ordering::SeqCst);
+    FAULTER_FAILED.store(false, Ordering::SeqCst);
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for n in cores_of(online) {
+        threads[n] = Some(spawn_thread(shared_faulter, n).ctx("clone")?);
+    }
+    while FAULTERS_READY.load(Ordering::SeqCst) < cores {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let resident_before = statm_resident()?;
+    let (shared_before, races_before) = (vmstat("pgfault_shared")?, vmstat("pgfault_shared_race")?);
+    FAULTERS_GO.store(true, Ordering::Release);
+    while FAULTERS_DONE.load(Ordering::SeqCst) < cores {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let resident_after = statm_resident()?;
+    let (shared, races) = (vmstat("pgfault_shared")? - shared_before, vmstat("pgfault_shared_race")? - races_before);
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    let mut lost = 0;
+    for page in 0..SHARED_FAULT_PAGES {
+        for n in cores_of(online) {
+            // SAFETY: as above; word `n` of the page.
+            let value = unsafe { core::ptr::read_volatile(((region + page * PAGE_SIZE) as *const u64).add(n)) };
+            lost += usize::from(value != n as u64 + 1);
+        }
+    }
+    // SAFETY: this test's own mapping.
+    unsafe { mem::munmap(region, SHARED_FAULT_PAGES * PAGE_SIZE) }.ctx("munmap")?;
+    ensure!(!FAULTER_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
+    ensure!(lost == 0, "{lost} words lost: a page was mapped twice");
+    let grown = resident_after - resident_before;
+    ensure!(grown == SHARED_FAULT_PAGES as u64, "resident pages grew by {grown} for {SHARED_FAULT_PAGES} pages");
+    ensure!(
+        shared >= SHARED_FAULT_PAGES as u64,
+        "{shared} faults resolved with the space shared ({races} raced) for {SHARED_FAULT_PAGES} first touches"
+    );
+    Ok(())
+}
+
+/// statm's resident pages of this process.
+fn statm_resident() -> Result<u64, String> {
+    let statm = read_text(c"/proc/self/statm")?;
+    statm.split_whitespace().nth(1).and_then(|f| f.parse().ok()).ok_or_else(|| alloc::format!("statm: {statm:?}"))
 }

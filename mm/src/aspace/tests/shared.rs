@@ -1,0 +1,128 @@
+//! Faults resolved with the space shared (`fault_shared`): host threads
+//! fault the pages of one space at once, as the kernel's cores do without
+//! the space's lock. Every page is mapped once (one frame, the losers'
+//! frames back in the pool), the resident count is exact, and what a
+//! shared fault may not do it refuses without changing anything.
+
+use aspen_abi::mman::{MapFlags, Prot};
+use std::vec::Vec;
+
+use super::{read, va, with_env, write, Space, PS};
+use crate::aspace::{FaultKind, MmEnv, NeedsExclusive};
+
+const RW: Prot = Prot::READ.union(Prot::WRITE);
+const THREADS: u64 = 4;
+const PAGES: u64 = 64;
+
+/// Faults every page of `pages` at `base` on [`THREADS`] host threads at
+/// once, each starting at its own page and wrapping around, so that every
+/// page is faulted by every thread and most pages by two at nearly the
+/// same moment.
+fn fault_everywhere_at_once(space: &Space<'_, '_>, base: u64, pages: u64, kind: FaultKind) {
+    let barrier = std::sync::Barrier::new(THREADS as usize);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..pages {
+                    let page = (t * pages / THREADS + i) % pages;
+                    // SAFETY: every thread only calls `fault_shared` until
+                    // the scope ends.
+                    let result = unsafe { space.fault_shared(va(base + page * PS + 8 * t), kind) };
+                    assert_eq!(result, Ok(()), "thread {t}, page {page}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn threads_faulting_the_same_pages_map_each_once() {
+    with_env(512, |env| {
+        let mut space = Space::new(env).unwrap();
+        let p = super::map_anon(&mut space, PAGES, RW, MapFlags::PRIVATE);
+        let free = env.frames().free_frame_count();
+        let (faults, races) = (env.stats().shared_faults(), env.stats().shared_fault_races());
+        fault_everywhere_at_once(&space, p, PAGES, FaultKind::Write);
+        assert_eq!(env.stats().shared_faults() - faults, THREADS * PAGES);
+        assert_eq!(env.stats().shared_fault_races() - races, (THREADS - 1) * PAGES, "one fault per page maps it");
+        assert_eq!(space.resident_count(), PAGES as usize);
+        assert_eq!(space.resident_pages(), PAGES as usize, "the count and the table agree");
+        // One frame per page plus the tables: the losers' frames came back.
+        let tables = space.table_pages();
+        assert!(tables <= 4, "{tables} table pages for one last-level table's worth");
+        assert!(free - env.frames().free_frame_count() <= PAGES as usize + tables);
+        // Each page is one frame, zeroed, writable by the exclusive path.
+        for i in 0..PAGES {
+            assert_eq!(read(&mut space, p + i * PS), Ok(0));
+            write(&mut space, p + i * PS, i as u8).unwrap();
+        }
+        for i in 0..PAGES {
+            assert_eq!(read(&mut space, p + i * PS), Ok(i as u8));
+        }
+        space.munmap(va(p), PAGES * PS).unwrap();
+        assert_eq!(space.resident_count(), 0);
+    });
+}
+
+#[test]
+fn threads_faulting_disjoint_pages_race_nowhere() {
+    with_env(1024, |env| {
+        let mut space = Space::new(env).unwrap();
+        let p = super::map_anon(&mut space, 4 * PAGES, RW, MapFlags::PRIVATE);
+        let races = env.stats().shared_fault_races();
+        let barrier = std::sync::Barrier::new(THREADS as usize);
+        let shared = &space;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..PAGES {
+                        let at = p + (t * PAGES + i) * PS;
+                        // SAFETY: only `fault_shared` runs until the scope ends.
+                        assert_eq!(unsafe { shared.fault_shared(va(at), FaultKind::Read) }, Ok(()));
+                    }
+                });
+            }
+        });
+        assert_eq!(env.stats().shared_fault_races(), races);
+        assert_eq!(space.resident_pages(), (THREADS * PAGES) as usize);
+        assert_eq!(space.resident_count(), (THREADS * PAGES) as usize);
+        drop(space);
+    });
+}
+
+#[test]
+fn what_a_shared_fault_cannot_resolve_it_leaves_alone() {
+    with_env(256, |env| {
+        let mut space = Space::new(env).unwrap();
+        let private = super::map_anon(&mut space, 2, RW, MapFlags::PRIVATE);
+        let read_only = super::map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
+        let shared_anon = super::map_anon(&mut space, 1, RW, MapFlags::SHARED);
+        write(&mut space, private + PS, 1).unwrap();
+        let mut child = space.fork().unwrap();
+        let free = env.frames().free_frame_count();
+        let resident = space.resident_count();
+        let refused: Vec<(u64, FaultKind)> = std::vec![
+            (read_only, FaultKind::Write),    // the varea forbids it
+            (private, FaultKind::Exec),       // and this
+            (shared_anon, FaultKind::Write),  // not private anonymous memory
+            (private + PS, FaultKind::Write), // copy-on-write after the fork
+            (0x10, FaultKind::Read),          // nothing mapped
+            (1 << 62, FaultKind::Read),       // not user space
+        ];
+        for (at, kind) in refused {
+            // SAFETY: nothing else uses the space meanwhile.
+            assert_eq!(unsafe { space.fault_shared(va(at), kind) }, Err(NeedsExclusive), "{kind:?} at {at:#x}");
+        }
+        assert_eq!(env.frames().free_frame_count(), free, "a refusal keeps no frame");
+        assert_eq!(space.resident_count(), resident);
+        // The exclusive path still resolves them as before.
+        write(&mut space, private + PS, 2).unwrap();
+        assert_eq!(read(&mut child, private + PS), Ok(1));
+        drop(child);
+        drop(space);
+    });
+}
