@@ -199,7 +199,7 @@ pub fn handle(frame: &mut TrapFrame) {
             })
         }),
         Sysno::Mmap => mmap(a0, a1, Prot::from_register(a2), MapFlags::from_register(a3), a4, a5),
-        Sysno::Munmap => mm(|mm| mm.munmap(VirtAddr::new(a0), a1)).map(|()| 0),
+        Sysno::Munmap => munmap(VirtAddr::new(a0), a1).map(|()| 0),
         Sysno::Mprotect => mm(|mm| mm.mprotect(VirtAddr::new(a0), a1, Prot::from_register(a2))).map(|()| 0),
         Sysno::Msync => mm_unchanged(|mm| mm.msync(VirtAddr::new(a0), a1, MsyncFlags::from_register(a2))).map(|()| 0),
         Sysno::Mlock => {
@@ -1404,7 +1404,69 @@ fn mmap(addr: u64, len: u64, prot: Prot, flags: MapFlags, fd: u64, offset: u64) 
             _ => return Err(Errno::ENODEV),
         }
     };
-    mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, file, offset)).map(|va| va.as_u64())
+    map_beside_faults(VirtAddr::new(addr), len, prot, flags, file, offset).map(|va| va.as_u64())
+}
+
+/// mmap(2) on the current process's space. A mapping that changes only the
+/// varea map (no populate, nothing replaced) is made in a short stretch
+/// while the space's faults go on on other cores (they wait for the
+/// stretch, not for the call); anything else holds the space exclusively.
+fn map_beside_faults(
+    addr: VirtAddr,
+    len: u64,
+    prot: Prot,
+    flags: MapFlags,
+    file: Option<aspen_mm::aspace::MappedFile<'static, crate::memory::user_env::KernelMm>>,
+    offset: u64,
+) -> Result<VirtAddr, Errno> {
+    thread::with_current(|t| {
+        t.process.with_space(|space| {
+            let mut edit = space.lock_for_edit();
+            let mut file = Some(file);
+            let mapped = edit.alone(|mm| -> Result<_, Errno> {
+                let _preload = crate::heap::preload(mm.change_heap_bound())?;
+                let map_only = mm.mmap_changes_map_only(flags);
+                Ok(map_only.then(|| mm.mmap(addr, len, prot, flags, file.take().flatten(), offset)))
+            })?;
+            match mapped {
+                Some(result) => result,
+                None => edit.exclusive(|mm| {
+                    let _preload = crate::heap::preload(mm.change_heap_bound())?;
+                    mm.mmap(addr, len, prot, flags, file.take().flatten(), offset)
+                }),
+            }
+        })
+    })?
+}
+
+/// munmap(2) on the current process's space. A few pages of private
+/// anonymous memory are unmapped while the space's faults go on on other
+/// cores: only the two changes of the varea map are short stretches alone
+/// (`aspen_mm::aspace::shared`); anything else holds the space
+/// exclusively.
+fn munmap(addr: VirtAddr, len: u64) -> Result<(), Errno> {
+    use aspen_mm::aspace::MunmapShared;
+    thread::with_current(|t| {
+        t.process.with_space(|space| {
+            let mut edit = space.lock_for_edit();
+            let begun = edit.alone(|mm| {
+                let _preload = crate::heap::preload(mm.change_heap_bound())?;
+                mm.begin_munmap_shared(addr, len)
+            })?;
+            match begun {
+                MunmapShared::Done => Ok(()),
+                MunmapShared::Exclusive => edit.exclusive(|mm| {
+                    let _preload = crate::heap::preload(mm.change_heap_bound())?;
+                    mm.munmap(addr, len)
+                }),
+                MunmapShared::Zap(zap) => {
+                    edit.zap_shared(&zap);
+                    edit.alone(|mm| mm.end_munmap_shared(zap));
+                    Ok(())
+                }
+            }
+        })
+    })?
 }
 
 /// `mmap` of `/dev/zero`, as Linux: `MAP_SHARED` is shared anonymous
@@ -1430,11 +1492,11 @@ fn map_zero(
             return Err(Errno::EACCES);
         }
         let flags = flags | MapFlags::ANONYMOUS;
-        return mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, None, 0)).map(|va| va.as_u64());
+        return map_beside_faults(VirtAddr::new(addr), len, prot, flags, None, 0).map(|va| va.as_u64());
     }
     let object = aspen_mm::object::FileObject::anonymous(crate::memory::user_env::get(), len);
     let file = MappedFile { object, readable, writable };
-    mm(|mm| mm.mmap(VirtAddr::new(addr), len, prot, flags, Some(file), 0)).map(|va| va.as_u64())
+    map_beside_faults(VirtAddr::new(addr), len, prot, flags, Some(file), 0).map(|va| va.as_u64())
 }
 
 /// `mincore(addr, len, vec)`: the residency of each page, found under the

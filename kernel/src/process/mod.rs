@@ -73,14 +73,56 @@ pub struct Space {
     activation: Activation<'static, KernelMm>,
     /// Dropped by `Space`'s own `drop`, which counts the teardown.
     mm: ManuallyDrop<SleepLock<UserSpace>>,
-    /// Faults resolving with the space shared now, and [`EXCLUSIVE`] while
-    /// the lock's holder uses the space.
+    /// Faults resolving with the space shared now ([`SHARERS`]), and
+    /// [`EXCLUSIVE`] or [`EDITING`] while the lock's holder changes it.
     sharing: AtomicU32,
 }
 
 /// In [`Space::sharing`]: the holder of the space's lock uses it; faults
 /// take the lock instead of sharing the space.
 const EXCLUSIVE: u32 = 1 << 31;
+/// In [`Space::sharing`]: the holder of the space's lock changes it in a
+/// short stretch with no pause point ([`SpaceEdit::alone`]); faults wait
+/// for it to end, then share the space again.
+const EDITING: u32 = 1 << 30;
+/// In [`Space::sharing`]: the count of faults sharing the space.
+const SHARERS: u32 = EDITING - 1;
+
+/// The space's lock held for a change whose table work runs while faults
+/// share the space (mmap, a small munmap): the varea map changes in short
+/// stretches alone ([`Self::alone`]).
+pub struct SpaceEdit<'s> {
+    space: &'s Space,
+    mm: SleepLockGuard<'s, UserSpace>,
+}
+
+impl SpaceEdit<'_> {
+    /// Runs `f` on the space, the faults sharing it ended and new ones
+    /// held back (spinning: `f` must be short and have no pause point).
+    pub fn alone<R>(&mut self, f: impl FnOnce(&mut UserSpace) -> R) -> R {
+        self.space.keep_sharers_out(EDITING);
+        let result = f(&mut self.mm);
+        self.space.sharing.fetch_and(!EDITING, Ordering::Release);
+        result
+    }
+
+    /// Runs `f` on the space, the faults sharing it ended and new ones
+    /// sent to take the lock (`f` may pause), as [`Space::lock`].
+    pub fn exclusive<R>(&mut self, f: impl FnOnce(&mut UserSpace) -> R) -> R {
+        self.space.keep_sharers_out(EXCLUSIVE);
+        let result = f(&mut self.mm);
+        self.space.sharing.fetch_and(!EXCLUSIVE, Ordering::Release);
+        result
+    }
+
+    /// Empties an unmap's range while faults share the space.
+    pub fn zap_shared(&self, zap: &aspen_mm::aspace::SharedZap) {
+        // SAFETY: this task holds the space's lock without EXCLUSIVE or
+        // EDITING: every other user of the space meanwhile is a shared
+        // fault, and `zap` is this unmap's.
+        unsafe { self.mm.zap_shared(zap) }
+    }
+}
 
 /// The space, for the holder of its lock alone ([`Space::lock`]).
 pub struct SpaceGuard<'s> {
@@ -131,12 +173,24 @@ impl Space {
     /// stay out until the guard drops.
     pub fn lock(&self) -> SpaceGuard<'_> {
         let mm = self.mm.lock();
-        if self.sharing.fetch_or(EXCLUSIVE, Ordering::Acquire) != 0 {
-            while self.sharing.load(Ordering::Acquire) != EXCLUSIVE {
+        self.keep_sharers_out(EXCLUSIVE);
+        SpaceGuard { space: self, mm }
+    }
+
+    /// Takes the space's lock for a change that runs mostly while faults
+    /// share the space ([`SpaceEdit`]).
+    pub fn lock_for_edit(&self) -> SpaceEdit<'_> {
+        SpaceEdit { space: self, mm: self.mm.lock() }
+    }
+
+    /// Sets `flag` (the caller holds the space's lock), then waits for the
+    /// faults sharing the space to end.
+    fn keep_sharers_out(&self, flag: u32) {
+        if self.sharing.fetch_or(flag, Ordering::Acquire) & SHARERS != 0 {
+            while self.sharing.load(Ordering::Acquire) & SHARERS != 0 {
                 core::hint::spin_loop();
             }
         }
-        SpaceGuard { space: self, mm }
     }
 
     /// Resolves a fault of `kind` at `va` with the space shared, without
@@ -151,16 +205,21 @@ impl Space {
             if word & EXCLUSIVE != 0 {
                 return Err(NeedsExclusive);
             }
+            if word & EDITING != 0 {
+                core::hint::spin_loop();
+                word = self.sharing.load(Ordering::Relaxed);
+                continue;
+            }
             match self.sharing.compare_exchange_weak(word, word + 1, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(now) => word = now,
             }
         }
-        // SAFETY: counted in `sharing` without EXCLUSIVE, so no holder of
-        // the lock uses the space until this call ends (`lock` waits for
-        // the count to fall to 0 after setting EXCLUSIVE): every other use
-        // of it meanwhile is another shared fault, as `fault_shared`
-        // requires.
+        // SAFETY: counted in `sharing` without EXCLUSIVE or EDITING, so
+        // the lock's holder changes the space only after this call ends
+        // (it waits for the count to fall to 0 after setting either):
+        // every other use of it meanwhile is another shared fault, or an
+        // unmap's `zap_shared`, as `fault_shared` requires.
         let result = unsafe { (*self.mm.as_ptr()).fault_shared(va, kind) };
         self.sharing.fetch_sub(1, Ordering::Release);
         result
@@ -450,6 +509,13 @@ impl Process {
         let space = self.space.lock().clone().ok_or(Errno::ESRCH)?;
         let mut mm = space.lock();
         Ok(f(&mut mm))
+    }
+
+    /// Runs `f` on the address space as processes share it (whose lock `f`
+    /// takes); `ESRCH` after exit.
+    pub fn with_space<R>(&self, f: impl FnOnce(&Space) -> R) -> Result<R, Errno> {
+        let space = self.space.lock().clone().ok_or(Errno::ESRCH)?;
+        Ok(f(&space))
     }
 
     /// Runs `f` on the working directory and umask.

@@ -808,8 +808,8 @@ pub fn sysinfo() -> Sysinfo {
 }
 
 /// `/proc/vmstat`: event counters since boot, `name value` per line:
-/// Linux's `pgfault`, and Aspen's copy-on-write, shared-fault, TLB
-/// invalidation and ASID rollover counts.
+/// Linux's `pgfault`, and Aspen's copy-on-write, shared-fault and
+/// shared-unmap, TLB invalidation and ASID rollover counts.
 pub fn vmstat() -> String {
     use crate::arch::tlb::COUNTERS;
     let stats = user_env::get().stats();
@@ -821,6 +821,7 @@ pub fn vmstat() -> String {
         ("cow_reuse", stats.cow_reuses()),
         ("pgfault_shared", stats.shared_faults()),
         ("pgfault_shared_race", stats.shared_fault_races()),
+        ("munmap_shared", stats.shared_unmaps()),
         ("tlbi_page", get(&COUNTERS.page)),
         ("tlbi_asid", get(&COUNTERS.asid)),
         ("tlbi_kernel_page", get(&COUNTERS.kernel_page)),

@@ -128,6 +128,7 @@ pub struct MmStats {
     cow_reuses: AtomicU64,
     shared_faults: AtomicU64,
     shared_fault_races: AtomicU64,
+    shared_unmaps: AtomicU64,
 }
 
 impl MmStats {
@@ -141,6 +142,7 @@ impl MmStats {
             cow_reuses: AtomicU64::new(0),
             shared_faults: AtomicU64::new(0),
             shared_fault_races: AtomicU64::new(0),
+            shared_unmaps: AtomicU64::new(0),
         }
     }
 
@@ -182,6 +184,16 @@ impl MmStats {
     /// meanwhile (or spurious): their frame went back.
     pub fn shared_fault_races(&self) -> u64 {
         self.shared_fault_races.load(Ordering::Relaxed)
+    }
+
+    /// Unmaps whose table work ran while faults shared the space
+    /// ([`AddressSpace::zap_shared`](super::AddressSpace::zap_shared)).
+    pub fn shared_unmaps(&self) -> u64 {
+        self.shared_unmaps.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn shared_unmap(&self) {
+        self.shared_unmaps.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn shared_fault(&self, raced: bool) {

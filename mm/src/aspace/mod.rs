@@ -89,7 +89,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub use env::{Env, HeapExhausted, MmEnv, MmStats, WxPolicy, YieldHook};
 pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
-pub use shared::NeedsExclusive;
+pub use shared::{MunmapShared, NeedsExclusive, SharedZap, SHARED_UNMAP_PAGES};
 pub use varea::{MappedFile, Prot};
 
 use self::env::{EnvPause, SpaceTlb};
@@ -180,6 +180,10 @@ pub struct AddressSpace<'e, E: MmEnv> {
     /// ([`Self::fault_shared`]); whoever holds the space as `&mut` needs
     /// it not.
     table_lock: spin::Mutex<()>,
+    /// The range an unmap whose table work runs beside shared faults
+    /// empties ([`Self::begin_munmap_shared`]): its vareas are still in
+    /// the map, and shared faults there are refused.
+    unmapping: Option<VirtRange>,
     /// Shared with the space's [`Activation`].
     asid: Arc<AsidContext>,
     vareas: VareaMap<'e, E>,
@@ -349,6 +353,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             env,
             table: TableCell::new(ManuallyDrop::new(table)),
             table_lock: spin::Mutex::new(()),
+            unmapping: None,
             asid: Arc::new(AsidContext::new()),
             vareas: VareaMap::new(),
             mmap_base: DEFAULT_MMAP_BASE,

@@ -26,6 +26,16 @@
 //! the table lock second finds the entry made and gives its frame back
 //! (counted in `MmStats::shared_fault_races`): one frame is mapped, none
 //! leaks.
+//!
+//! munmap(2) of a few pages of private anonymous memory empties its range
+//! beside shared faults too ([`AddressSpace::begin_munmap_shared`]): the
+//! varea map is changed in two short exclusive stretches (the vareas split
+//! and the range marked `unmapping`, whose shared faults are refused; then
+//! the vareas dropped), and the table work between them runs with the
+//! space shared, under the table lock, so that faults elsewhere in the
+//! space go on. A fault that found its varea before the first stretch has
+//! ended before it (the stretch waits for shared faults), so its page is
+//! in the table the unmap empties.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -33,10 +43,11 @@ use core::sync::atomic::Ordering;
 
 use super::fault::{prot_allows, Mode};
 use super::varea::Backing;
-use super::{space_tlb, AddressSpace, FaultKind, MmEnv, USER_END};
+use super::{log_edit, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
-use crate::frame::FrameAllocator;
-use crate::paging::zero_frame;
+use crate::errno::Errno;
+use crate::frame::{FrameAllocator, RefCursor};
+use crate::paging::{zero_frame, Access};
 
 /// A shared fault cannot resolve this one: take the space exclusively and
 /// call [`AddressSpace::handle_fault`].
@@ -109,12 +120,15 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         if va >= USER_END {
             return Err(NeedsExclusive);
         }
+        let page = va.align_down(PAGE_SIZE);
+        if self.unmapping.is_some_and(|range| range.contains(page)) {
+            return Err(NeedsExclusive);
+        }
         let Some((_, varea)) = self.vareas.find(va) else { return Err(NeedsExclusive) };
         if !matches!(varea.backing, Backing::Anon) || !prot_allows(varea.prot, kind) {
             return Err(NeedsExclusive);
         }
         let mode = Mode::for_fault(varea, kind, true);
-        let page = va.align_down(PAGE_SIZE);
         let frames = self.env.frames();
         // Zeroed before the lock: other faults' walks do not wait for it.
         let frame = frames.alloc_frame().map_err(|_| NeedsExclusive)?;
@@ -161,5 +175,91 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 Err(e)
             }
         }
+    }
+}
+
+/// The most pages an unmap empties beside shared faults: the table lock is
+/// held for the whole of it (no pause point), so no longer than a long
+/// pass runs between two pause points ([`crate::paging::EDIT_SPACING`]
+/// entries).
+pub const SHARED_UNMAP_PAGES: u64 = crate::paging::EDIT_SPACING as u64;
+
+/// How munmap(2) goes beside shared faults ([`AddressSpace::begin_munmap_shared`]).
+#[derive(Debug)]
+pub enum MunmapShared {
+    /// Nothing was mapped in the range: done.
+    Done,
+    /// Not a few pages of private anonymous memory: call
+    /// [`AddressSpace::munmap`] with the space exclusively.
+    Exclusive,
+    /// Empty the range's table beside shared faults
+    /// ([`AddressSpace::zap_shared`]), then [`AddressSpace::end_munmap_shared`].
+    Zap(SharedZap),
+}
+
+/// An unmap half done: the range's vareas split from their neighbours and
+/// marked, its table still to empty.
+#[derive(Debug)]
+pub struct SharedZap {
+    range: VirtRange,
+    /// The gap the range's vareas leave: nothing else is mapped in it.
+    vacated: VirtRange,
+}
+
+impl<E: MmEnv> AddressSpace<'_, E> {
+    /// munmap(2)'s first step where its table work may run beside shared
+    /// faults (a range of at most [`SHARED_UNMAP_PAGES`] pages of private
+    /// anonymous memory): checks the arguments as `munmap` does, splits
+    /// the vareas at the range's ends and marks the range, so that shared
+    /// faults there are refused from now on. Changes nothing when it
+    /// answers [`MunmapShared::Exclusive`] or an error.
+    pub fn begin_munmap_shared(&mut self, addr: VirtAddr, len: u64) -> Result<MunmapShared, Errno> {
+        let range = self.munmap_range(addr, len)?;
+        let small = range.size() <= SHARED_UNMAP_PAGES * PAGE_SIZE;
+        if !small || self.vareas.overlapping(range).any(|(_, v)| !matches!(v.backing, Backing::Anon)) {
+            return Ok(MunmapShared::Exclusive);
+        }
+        if !self.vareas.isolate(range) {
+            return Ok(MunmapShared::Done);
+        }
+        self.peak_resident = self.peak_resident.max(*self.resident.get_mut());
+        let vacated = self.vareas.gap_around(range);
+        self.unmapping = Some(range);
+        Ok(MunmapShared::Zap(SharedZap { range, vacated }))
+    }
+
+    /// munmap(2)'s second step: empties the range's table (the TLBs forget
+    /// it before its frames are freed) with the space shared, under the
+    /// table lock.
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`]: while this runs, every other access to
+    /// the space is a `fault_shared` call; and `zap` comes from this
+    /// space's last `begin_munmap_shared`.
+    pub unsafe fn zap_shared(&self, zap: &SharedZap) {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let mut refs = RefCursor::new(self.env.frames());
+        let mut vareas = VareaCursor::new(self.vareas.overlapping(zap.range));
+        let mut released = 0;
+        {
+            let _guard = self.table_lock.lock();
+            // SAFETY: the table lock is held, and the caller's contract
+            // keeps every other user of the table a shared fault.
+            let table = unsafe { self.table.locked() };
+            let mut editor = table.edit(&tlb, scope, |leaf| {
+                let writable = leaf.attrs.access().contains(Access::WRITE);
+                released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
+            });
+            log_edit("unmap", editor.unmap_vacating(zap.range, zap.vacated));
+        }
+        self.resident.fetch_sub(released, Ordering::Relaxed);
+        self.env.stats().shared_unmap();
+    }
+
+    /// munmap(2)'s last step: drops the range's vareas.
+    pub fn end_munmap_shared(&mut self, zap: SharedZap) {
+        // Private anonymous vareas: nothing to write back.
+        self.vareas.remove_range(zap.range, |_, varea| drop(varea));
+        self.unmapping = None;
     }
 }

@@ -258,6 +258,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// munmap(2). Holes in the range are fine.
     pub fn munmap(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+        let range = self.munmap_range(addr, len)?;
+        self.unmap_range(range);
+        Ok(())
+    }
+
+    /// The range munmap(2) removes, or why it refuses.
+    pub(super) fn munmap_range(&self, addr: VirtAddr, len: u64) -> Result<VirtRange, Errno> {
         if !addr.is_page_aligned() || addr > USER_END || len > USER_END - addr {
             return Err(Errno::EINVAL);
         }
@@ -274,8 +281,15 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if inside_one && self.vareas.len() >= MAX_VAREAS {
             return Err(Errno::ENOMEM);
         }
-        self.unmap_range(range);
-        Ok(())
+        Ok(range)
+    }
+
+    /// Whether mmap(2) with `flags` changes only the varea map (no
+    /// populate, no mapping replaced): then it may run while faults share
+    /// the space, in a short exclusive stretch.
+    pub fn mmap_changes_map_only(&self, flags: MapFlags) -> bool {
+        !flags.intersects(MapFlags::FIXED | MapFlags::FIXED_NOREPLACE | MapFlags::POPULATE | MapFlags::LOCKED)
+            && self.lock_future.is_none()
     }
 
     /// mprotect(2). The whole range must be mapped (else ENOMEM and

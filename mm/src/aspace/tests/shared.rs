@@ -8,7 +8,7 @@ use aspen_abi::mman::{MapFlags, Prot};
 use std::vec::Vec;
 
 use super::{read, va, with_env, write, Space, PS};
-use crate::aspace::{FaultKind, MmEnv, NeedsExclusive};
+use crate::aspace::{FaultKind, MmEnv, MunmapShared, NeedsExclusive};
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
 const THREADS: u64 = 4;
@@ -124,5 +124,145 @@ fn what_a_shared_fault_cannot_resolve_it_leaves_alone() {
         assert_eq!(read(&mut child, private + PS), Ok(1));
         drop(child);
         drop(space);
+    });
+}
+
+/// The kernel's protocol, played with a host lock: shared faults and the
+/// unmap's table work hold it shared, everything else exclusively.
+struct Protocol<'s, 'e, 'a> {
+    space: std::sync::RwLock<&'s mut Space<'e, 'a>>,
+}
+
+impl<'s, 'e, 'a> Protocol<'s, 'e, 'a> {
+    fn fault(&self, at: u64, kind: FaultKind) -> Result<(), NeedsExclusive> {
+        let space = self.space.read().unwrap();
+        // SAFETY: under the read lock, only shared faults and shared
+        // unmaps run.
+        unsafe { space.fault_shared(va(at), kind) }
+    }
+
+    /// munmap(2) as the kernel runs it beside shared faults.
+    fn munmap(&self, at: u64, len: u64) {
+        let begun = self.space.write().unwrap().begin_munmap_shared(va(at), len).unwrap();
+        match begun {
+            MunmapShared::Done => {}
+            MunmapShared::Exclusive => self.space.write().unwrap().munmap(va(at), len).unwrap(),
+            MunmapShared::Zap(zap) => {
+                // SAFETY: under the read lock, only shared faults run beside.
+                unsafe { self.space.read().unwrap().zap_shared(&zap) };
+                self.space.write().unwrap().end_munmap_shared(zap);
+            }
+        }
+    }
+
+    fn exclusive<R>(&self, f: impl FnOnce(&mut Space<'e, 'a>) -> R) -> R {
+        f(&mut self.space.write().unwrap())
+    }
+}
+
+#[test]
+fn unmaps_beside_shared_faults_leave_the_other_pages_alone() {
+    with_env(1024, |env| {
+        let mut space = Space::new(env).unwrap();
+        let a = super::map_anon(&mut space, PAGES, RW, MapFlags::PRIVATE);
+        let protocol = Protocol { space: std::sync::RwLock::new(&mut space) };
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let start = std::sync::Barrier::new(THREADS as usize + 1);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (protocol, done, start) = (&protocol, &done, &start);
+                s.spawn(move || {
+                    start.wait();
+                    // At least one pass, the others while the unmaps go on.
+                    loop {
+                        for i in 0..PAGES / THREADS {
+                            let at = a + (t * PAGES / THREADS + i) * PS;
+                            assert_eq!(protocol.fault(at, FaultKind::Write), Ok(()), "page {at:#x}");
+                        }
+                        if done.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                });
+            }
+            start.wait();
+            for round in 0..200u64 {
+                let pages = 1 + round % crate::aspace::SHARED_UNMAP_PAGES;
+                let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+                let b = protocol.exclusive(|s| s.mmap(va(0), pages * PS, RW, flags, None, 0)).unwrap().as_u64();
+                for i in 0..pages {
+                    assert_eq!(protocol.fault(b + i * PS, FaultKind::Write), Ok(()));
+                }
+                protocol.munmap(b, pages * PS);
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let space = protocol.space.into_inner().unwrap();
+        assert_eq!(space.resident_count(), PAGES as usize, "A's pages, none of B's");
+        assert_eq!(space.resident_pages(), PAGES as usize);
+        for i in 0..PAGES {
+            assert_eq!(read(space, a + i * PS), Ok(0));
+        }
+    });
+}
+
+#[test]
+fn an_unmap_beside_faults_on_its_own_pages_leaves_nothing_mapped() {
+    const SMALL: u64 = crate::aspace::SHARED_UNMAP_PAGES;
+    with_env(512, |env| {
+        let mut space = Space::new(env).unwrap();
+        let b = super::map_anon(&mut space, SMALL, RW, MapFlags::PRIVATE);
+        let protocol = Protocol { space: std::sync::RwLock::new(&mut space) };
+        let round = std::sync::atomic::AtomicU64::new(0);
+        let (refused, resolved) = (std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0));
+        let mut left = (0, 0);
+        let start = std::sync::Barrier::new(THREADS as usize + 1);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (protocol, round, refused, resolved, start) = (&protocol, &round, &refused, &resolved, &start);
+                s.spawn(move || {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    start.wait();
+                    while round.load(Relaxed) != u64::MAX {
+                        for i in 0..SMALL {
+                            match protocol.fault(b + ((t + i) % SMALL) * PS, FaultKind::Write) {
+                                Ok(()) => resolved.fetch_add(1, Relaxed),
+                                Err(NeedsExclusive) => refused.fetch_add(1, Relaxed),
+                            };
+                        }
+                    }
+                });
+            }
+            start.wait();
+            let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
+            // At least 300 rounds, and on until the faults both resolved
+            // and were refused (the threads may start late on a busy host).
+            let raced = || {
+                resolved.load(std::sync::atomic::Ordering::Relaxed) > 0
+                    && refused.load(std::sync::atomic::Ordering::Relaxed) > 0
+            };
+            for n in 0..1_000_000 {
+                if n >= 300 && raced() {
+                    break;
+                }
+                protocol.munmap(b, SMALL * PS);
+                // Nothing the faults did in between survives the unmap.
+                left = protocol.exclusive(|s| (s.resident_count(), s.resident_pages()));
+                if left != (0, 0) {
+                    break;
+                }
+                protocol.exclusive(|s| s.mmap(va(b), SMALL * PS, RW, flags, None, 0)).unwrap();
+                round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The faulting threads stop (also after a failure).
+            round.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(left, (0, 0), "pages left mapped in an unmapped range");
+        use std::sync::atomic::Ordering::Relaxed;
+        assert!(resolved.load(Relaxed) > 0 && refused.load(Relaxed) > 0, "the faults raced no unmap");
+        let space = protocol.space.into_inner().unwrap();
+        assert_eq!(space.resident_count(), space.resident_pages());
+        space.munmap(va(b), SMALL * PS).unwrap();
+        assert_eq!((space.resident_count(), space.resident_pages()), (0, 0));
     });
 }

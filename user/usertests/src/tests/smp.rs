@@ -437,3 +437,121 @@ fn statm_resident() -> Result<u64, String> {
     let statm = read_text(c"/proc/self/statm")?;
     statm.split_whitespace().nth(1).and_then(|f| f.parse().ok()).ok_or_else(|| alloc::format!("statm: {statm:?}"))
 }
+
+/// Pages each faulting thread first-touches while the mapper works.
+const BESIDE_PAGES: usize = 1024;
+/// mmap/touch/munmap rounds of the mapping thread, and its mapping's pages.
+const MAPPER_ROUNDS: usize = 200;
+const MAPPER_PAGES: usize = 16;
+/// The faulters' region (0 until made), and their progress.
+static BESIDE_REGION: AtomicUsize = AtomicUsize::new(0);
+static BESIDE_READY: AtomicUsize = AtomicUsize::new(0);
+static BESIDE_DONE: AtomicUsize = AtomicUsize::new(0);
+static BESIDE_GO: AtomicBool = AtomicBool::new(false);
+/// Words found wrong by the faulters, and a thread that could not pin.
+static BESIDE_WRONG: AtomicUsize = AtomicUsize::new(0);
+static BESIDE_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Thread `slot` (pinned to core `n`): first-touches its own
+/// `BESIDE_PAGES` pages, writing each page's number, then reads them back.
+extern "C" fn beside_faulter(arg: usize) {
+    let (slot, n) = (arg >> 8, arg & 0xff);
+    if pin(1 << n).is_err() {
+        BESIDE_FAILED.store(true, Ordering::SeqCst);
+    }
+    BESIDE_READY.fetch_add(1, Ordering::SeqCst);
+    while !BESIDE_GO.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    let base = BESIDE_REGION.load(Ordering::SeqCst) + slot * BESIDE_PAGES * PAGE_SIZE;
+    for page in 0..BESIDE_PAGES {
+        // SAFETY: this thread's own pages of a mapping that outlives it.
+        unsafe { core::ptr::write_volatile((base + page * PAGE_SIZE) as *mut usize, page + 1) };
+    }
+    for page in 0..BESIDE_PAGES {
+        // SAFETY: as above.
+        let value = unsafe { core::ptr::read_volatile((base + page * PAGE_SIZE) as *const usize) };
+        if value != page + 1 {
+            BESIDE_WRONG.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    BESIDE_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Threads on the other cores first-touch pages of their own while this
+/// thread maps, touches and unmaps 64 KiB over and over: the unmaps empty
+/// their range while the faults go on (`munmap_shared` in /proc/vmstat
+/// counts every one), every page keeps what was written to it, the
+/// mapper's pages are gone after each munmap, and the resident count
+/// ends exactly the faulted pages higher.
+pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    statm_resident()?;
+    vmstat("munmap_shared")?;
+    let me = cores_of(online).next().unwrap_or(0);
+    let others: usize = cores_of(online).filter(|&n| n != me).count();
+    let prot = Prot::READ | Prot::WRITE;
+    let private = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    let size = others * BESIDE_PAGES * PAGE_SIZE;
+    // SAFETY: a fresh mapping, unmapped at the end.
+    let region = unsafe { mem::mmap(0, size, prot, private, -1, 0) }.ctx("mmap")?;
+    BESIDE_REGION.store(region, Ordering::SeqCst);
+    BESIDE_READY.store(0, Ordering::SeqCst);
+    BESIDE_DONE.store(0, Ordering::SeqCst);
+    BESIDE_GO.store(false, Ordering::SeqCst);
+    BESIDE_WRONG.store(0, Ordering::SeqCst);
+    BESIDE_FAILED.store(false, Ordering::SeqCst);
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
+        threads[n] = Some(spawn_thread(beside_faulter, slot << 8 | n).ctx("clone")?);
+    }
+    while BESIDE_READY.load(Ordering::SeqCst) < others {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let resident_before = statm_resident()?;
+    let unmaps_before = vmstat("munmap_shared")?;
+    BESIDE_GO.store(true, Ordering::Release);
+    let mut result = Ok(());
+    for round in 0..MAPPER_ROUNDS {
+        // SAFETY: a fresh mapping of this thread's, unmapped below.
+        let mapped = unsafe { mem::mmap(0, MAPPER_PAGES * PAGE_SIZE, prot, private, -1, 0) };
+        let Ok(at) = mapped else {
+            result = Err(alloc::format!("round {round}: mmap: {mapped:?}"));
+            break;
+        };
+        for page in 0..MAPPER_PAGES {
+            // SAFETY: the mapping just made.
+            unsafe { core::ptr::write_volatile((at + page * PAGE_SIZE) as *mut usize, round) };
+        }
+        // SAFETY: as above.
+        let back = unsafe { core::ptr::read_volatile((at + (round % MAPPER_PAGES) * PAGE_SIZE) as *const usize) };
+        // SAFETY: this thread's own mapping.
+        let unmapped = unsafe { mem::munmap(at, MAPPER_PAGES * PAGE_SIZE) };
+        if back != round || unmapped.is_err() {
+            result = Err(alloc::format!("round {round}: read {back}, munmap {unmapped:?}"));
+            break;
+        }
+    }
+    while result.is_ok() && BESIDE_DONE.load(Ordering::SeqCst) < others {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let resident_after = statm_resident()?;
+    let unmaps = vmstat("munmap_shared")? - unmaps_before;
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    // SAFETY: this test's own mapping.
+    unsafe { mem::munmap(region, size) }.ctx("munmap")?;
+    result?;
+    ensure!(!BESIDE_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
+    let wrong = BESIDE_WRONG.load(Ordering::SeqCst);
+    ensure!(wrong == 0, "{wrong} pages lost what was written to them");
+    let grown = resident_after - resident_before;
+    let faulted = (others * BESIDE_PAGES) as u64;
+    ensure!(grown == faulted, "resident pages grew by {grown} for {faulted} pages faulted (the mapper's are gone)");
+    ensure!(unmaps >= MAPPER_ROUNDS as u64, "{unmaps} unmaps beside the faults for {MAPPER_ROUNDS} munmaps");
+    Ok(())
+}
