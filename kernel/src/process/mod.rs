@@ -83,10 +83,13 @@ pub struct Space {
 const EXCLUSIVE: u32 = 1 << 31;
 /// In [`Space::sharing`]: the holder of the space's lock changes it in a
 /// short stretch with no pause point ([`SpaceEdit::alone`]); faults wait
-/// for it to end, then share the space again.
+/// for it to end (a while: [`EDITING_SPINS`]), then share the space again.
 const EDITING: u32 = 1 << 30;
 /// In [`Space::sharing`]: the count of faults sharing the space.
 const SHARERS: u32 = EDITING - 1;
+/// How many times a shared fault looks at an `EDITING` space before it
+/// takes the locks instead (a stretch is a few thousand instructions).
+const EDITING_SPINS: u32 = 512;
 
 /// The space's lock held for a change whose table work runs while faults
 /// share the space (mmap, a small munmap): the varea map changes in short
@@ -201,11 +204,19 @@ impl Space {
     /// with IRQs masked: the lock's holder waits for it.
     pub fn fault_shared(&self, va: aspen_mm::VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
         let mut word = self.sharing.load(Ordering::Relaxed);
+        let mut spins = 0;
         loop {
             if word & EXCLUSIVE != 0 {
                 return Err(NeedsExclusive);
             }
             if word & EDITING != 0 {
+                // A short stretch, unless the editor's core is not running
+                // (under an emulator with fewer host cores than guest ones):
+                // then the locks are the better wait.
+                spins += 1;
+                if spins > EDITING_SPINS {
+                    return Err(NeedsExclusive);
+                }
                 core::hint::spin_loop();
                 word = self.sharing.load(Ordering::Relaxed);
                 continue;
