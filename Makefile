@@ -12,7 +12,7 @@
 #   make check-sdcard                    build the SD-card image and check it on the host
 #   make check-tlbi [BOARD=...]          the kernel's TLB invalidations: broadcast only (also in make test)
 #   make mutants                         each TLB-maintenance mutant of scripts/mutants/ must fail a test
-#   make loom                            model-check the ASID allocator's lock-free path with loom
+#   make loom                            model-check the ASID allocator's lock-free path and the share gate with loom
 #   make flash DEV=/dev/sdX CONFIRM=yes  write the SD-card image to a removable disk
 #   make test-board SERIAL=/dev/ttyUSB0 [BAUD=115200]   run the tests on a real Pi 4
 #
@@ -195,10 +195,11 @@ check-tlbi: image
 mutants: $(BUILD)/toolchain.mk
 	scripts/mutants.sh
 
-# The ASID allocator's switch path and rollover under loom (every
-# interleaving); in its own target directory, as --cfg loom rebuilds all.
+# The ASID allocator's switch path and rollover, and the share gate of
+# faults and the space's lock, under loom (every interleaving); in its own
+# target directory, as --cfg loom rebuilds all.
 loom:
-	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO_HOST) test --release -p aspen-mm --lib asid::loom_tests
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO_HOST) test --release -p aspen-mm --lib loom_tests
 
 # Benchmarks: Aspen and Linux side by side under QEMU -icount, wake-up latency
 # (the rtlat peer; LATENCY=0 skips it), then the host

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod object;
 pub mod paging;
 pub mod region;
+pub mod share_gate;
 pub mod slab;
 pub mod tlb;
 pub mod tlbi;

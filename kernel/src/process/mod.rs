@@ -40,6 +40,7 @@ use aspen_abi::uaccess::{UserMemory, UserSlice};
 use aspen_abi::wait::{Signal, WaitStatus};
 use aspen_mm::aspace::{Activation, AddressSpace, FaultError, FaultKind, NeedsExclusive};
 use aspen_mm::errno::Errno;
+use aspen_mm::share_gate::{Hold, ShareGate};
 use spin::Mutex;
 
 use self::fd::{Description, FdTable, OpenDescription};
@@ -66,29 +67,22 @@ pub type SharedSpace = Arc<Space>;
 ///
 /// Page faults its threads take on first touches of anonymous memory do
 /// not take the lock (nor the big kernel lock): they resolve with the
-/// space shared ([`Space::fault_shared`]), several cores at once, counted
-/// in `sharing`; the lock's holder waits for them to end and keeps new ones
-/// out while it holds it ([`Space::lock`]).
+/// space shared ([`Space::fault_shared`]), several cores at once, inside
+/// its `gate`; the lock's holder closes the gate, waits for them to leave
+/// and keeps new ones out while it changes the space ([`Space::lock`],
+/// [`SpaceEdit`]).
 pub struct Space {
     activation: Activation<'static, KernelMm>,
     /// Dropped by `Space`'s own `drop`, which counts the teardown.
     mm: ManuallyDrop<SleepLock<UserSpace>>,
-    /// Faults resolving with the space shared now ([`SHARERS`]), and
-    /// [`EXCLUSIVE`] or [`EDITING`] while the lock's holder changes it.
-    sharing: AtomicU32,
+    /// Between the faults resolving with the space shared and the lock's
+    /// holder, which closes it to change the space.
+    gate: ShareGate,
 }
 
-/// In [`Space::sharing`]: the holder of the space's lock uses it; faults
-/// take the lock instead of sharing the space.
-const EXCLUSIVE: u32 = 1 << 31;
-/// In [`Space::sharing`]: the holder of the space's lock changes it in a
-/// short stretch with no pause point ([`SpaceEdit::alone`]); faults wait
-/// for it to end (a while: [`EDITING_SPINS`]), then share the space again.
-const EDITING: u32 = 1 << 30;
-/// In [`Space::sharing`]: the count of faults sharing the space.
-const SHARERS: u32 = EDITING - 1;
-/// How many times a shared fault looks at an `EDITING` space before it
-/// takes the locks instead (a stretch is a few thousand instructions).
+/// How many times a shared fault looks at a space in an editing stretch
+/// before it takes the locks instead (a stretch is a few thousand
+/// instructions).
 const EDITING_SPINS: u32 = 512;
 
 /// The space's lock held for a change whose table work runs while faults
@@ -103,26 +97,26 @@ impl SpaceEdit<'_> {
     /// Runs `f` on the space, the faults sharing it ended and new ones
     /// held back (spinning: `f` must be short and have no pause point).
     pub fn alone<R>(&mut self, f: impl FnOnce(&mut UserSpace) -> R) -> R {
-        self.space.keep_sharers_out(EDITING);
+        self.space.gate.close(Hold::Editing);
         let result = f(&mut self.mm);
-        self.space.sharing.fetch_and(!EDITING, Ordering::Release);
+        self.space.gate.open(Hold::Editing);
         result
     }
 
     /// Runs `f` on the space, the faults sharing it ended and new ones
     /// sent to take the lock (`f` may pause), as [`Space::lock`].
     pub fn exclusive<R>(&mut self, f: impl FnOnce(&mut UserSpace) -> R) -> R {
-        self.space.keep_sharers_out(EXCLUSIVE);
+        self.space.gate.close(Hold::Exclusive);
         let result = f(&mut self.mm);
-        self.space.sharing.fetch_and(!EXCLUSIVE, Ordering::Release);
+        self.space.gate.open(Hold::Exclusive);
         result
     }
 
     /// Empties an unmap's range while faults share the space.
     pub fn zap_shared(&self, zap: &aspen_mm::aspace::SharedZap) {
-        // SAFETY: this task holds the space's lock without EXCLUSIVE or
-        // EDITING: every other user of the space meanwhile is a shared
-        // fault, and `zap` is this unmap's.
+        // SAFETY: this task holds the space's lock with the gate open:
+        // every other user of the space meanwhile is a shared fault, and
+        // `zap` is this unmap's.
         unsafe { self.mm.zap_shared(zap) }
     }
 }
@@ -150,7 +144,7 @@ impl core::ops::DerefMut for SpaceGuard<'_> {
 impl Drop for SpaceGuard<'_> {
     fn drop(&mut self) {
         // Shared faults may come back in (the lock itself goes after).
-        self.space.sharing.fetch_and(!EXCLUSIVE, Ordering::Release);
+        self.space.gate.open(Hold::Exclusive);
     }
 }
 
@@ -165,7 +159,7 @@ impl Space {
         Arc::new(Self {
             activation: mm.activation(),
             mm: ManuallyDrop::new(SleepLock::new(mm)),
-            sharing: AtomicU32::new(0),
+            gate: ShareGate::new(),
         })
     }
 
@@ -176,7 +170,7 @@ impl Space {
     /// stay out until the guard drops.
     pub fn lock(&self) -> SpaceGuard<'_> {
         let mm = self.mm.lock();
-        self.keep_sharers_out(EXCLUSIVE);
+        self.gate.close(Hold::Exclusive);
         SpaceGuard { space: self, mm }
     }
 
@@ -186,16 +180,6 @@ impl Space {
         SpaceEdit { space: self, mm: self.mm.lock() }
     }
 
-    /// Sets `flag` (the caller holds the space's lock), then waits for the
-    /// faults sharing the space to end.
-    fn keep_sharers_out(&self, flag: u32) {
-        if self.sharing.fetch_or(flag, Ordering::Acquire) & SHARERS != 0 {
-            while self.sharing.load(Ordering::Acquire) & SHARERS != 0 {
-                core::hint::spin_loop();
-            }
-        }
-    }
-
     /// Resolves a fault of `kind` at `va` with the space shared, without
     /// its lock: a first touch of anonymous memory, on as many cores at
     /// once as fault (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
@@ -203,37 +187,15 @@ impl Space {
     /// nothing changed, and the caller resolves it under the lock. Called
     /// with IRQs masked: the lock's holder waits for it.
     pub fn fault_shared(&self, va: aspen_mm::VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
-        let mut word = self.sharing.load(Ordering::Relaxed);
-        let mut spins = 0;
-        loop {
-            if word & EXCLUSIVE != 0 {
-                return Err(NeedsExclusive);
-            }
-            if word & EDITING != 0 {
-                // A short stretch, unless the editor's core is not running
-                // (under an emulator with fewer host cores than guest ones):
-                // then the locks are the better wait.
-                spins += 1;
-                if spins > EDITING_SPINS {
-                    return Err(NeedsExclusive);
-                }
-                core::hint::spin_loop();
-                word = self.sharing.load(Ordering::Relaxed);
-                continue;
-            }
-            match self.sharing.compare_exchange_weak(word, word + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => word = now,
-            }
-        }
-        // SAFETY: counted in `sharing` without EXCLUSIVE or EDITING, so
-        // the lock's holder changes the space only after this call ends
-        // (it waits for the count to fall to 0 after setting either):
-        // every other use of it meanwhile is another shared fault, or an
-        // unmap's `zap_shared`, as `fault_shared` requires.
-        let result = unsafe { (*self.mm.as_ptr()).fault_shared(va, kind) };
-        self.sharing.fetch_sub(1, Ordering::Release);
-        result
+        // An editing stretch is short, unless its core is not running (under
+        // an emulator with fewer host cores than guest ones): then the locks
+        // are the better wait.
+        let _inside = self.gate.enter(EDITING_SPINS).ok_or(NeedsExclusive)?;
+        // SAFETY: inside the open gate, so the lock's holder changes the
+        // space only after this call ends (closing waits for the sharers
+        // inside): every other use of it meanwhile is another shared fault,
+        // or an unmap's `zap_shared`, as `fault_shared` requires.
+        unsafe { (*self.mm.as_ptr()).fault_shared(va, kind) }
     }
 }
 
