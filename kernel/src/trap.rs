@@ -5,10 +5,10 @@
 //! resumes, where the signal is delivered.
 
 use aspen_abi::signal::{Signal, BUS_ADRALN, BUS_ADRERR, ILL_ILLOPC, SEGV_ACCERR, SEGV_MAPERR, TRAP_BRKPT};
-use aspen_mm::aspace::FaultError;
+use aspen_mm::aspace::{FaultError, FaultKind};
 
 use crate::arch::exception::{Abort, FaultStatus, Misaligned, Trap, TrapFrame, Unexpected};
-use crate::process::signal;
+use crate::process::{signal, SharedFault};
 use crate::task::{bkl, cputime, sched};
 use crate::{console, irq, process, syscall};
 
@@ -31,12 +31,18 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
             return;
         }
     }
-    // A first touch of anonymous memory resolves with the address space
-    // shared, on as many cores at once as fault, without the big kernel
-    // lock; IRQs stay masked meanwhile. The return needs the lock only for
-    // pending work, as after an interrupt.
+    // A first touch of anonymous memory, or a write to a page of it shared
+    // copy-on-write, resolves with the address space shared, on as many
+    // cores at once as fault, without the big kernel lock; IRQs stay
+    // masked meanwhile. The return needs the lock only for pending work,
+    // as after an interrupt.
     let resolved = match trap {
-        Trap::Abort(abort) if abort.is_translation() => process::resolve_fault_shared(abort.addr, abort.access),
+        Trap::Abort(abort) if abort.is_translation() => {
+            process::resolve_fault_shared(abort.addr, abort.access, SharedFault::FirstTouch)
+        }
+        Trap::Abort(abort) if abort.is_permission() && abort.access == FaultKind::Write => {
+            process::resolve_fault_shared(abort.addr, abort.access, SharedFault::CopyOnWrite)
+        }
         _ => false,
     };
     if resolved && !sched::reschedule_pending() && !process::work_pending() {

@@ -65,8 +65,8 @@ pub type SharedSpace = Arc<Space>;
 /// memory pass, and a thread that faults meanwhile waits), and beside it
 /// what a task switch needs to make it current, which takes no lock.
 ///
-/// Page faults its threads take on first touches of anonymous memory do
-/// not take the lock (nor the big kernel lock): they resolve with the
+/// Page faults its threads take on first touches of anonymous memory and
+/// on copy-on-write pages of it do not take the lock (nor the big kernel lock): they resolve with the
 /// space shared ([`Space::fault_shared`]), several cores at once, inside
 /// its `gate`; the lock's holder closes the gate, waits for them to leave
 /// and keeps new ones out while it changes the space ([`Space::lock`],
@@ -181,12 +181,18 @@ impl Space {
     }
 
     /// Resolves a fault of `kind` at `va` with the space shared, without
-    /// its lock: a first touch of anonymous memory, on as many cores at
-    /// once as fault (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
+    /// its lock: a first touch of anonymous memory, or a write to a page of
+    /// it shared copy-on-write (`what`), on as many cores at once as fault
+    /// (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
     /// while the lock's holder uses the space, or for any other fault:
     /// nothing changed, and the caller resolves it under the lock. Called
     /// with IRQs masked: the lock's holder waits for it.
-    pub fn fault_shared(&self, va: aspen_mm::VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
+    pub fn fault_shared(
+        &self,
+        va: aspen_mm::VirtAddr,
+        kind: FaultKind,
+        what: SharedFault,
+    ) -> Result<(), NeedsExclusive> {
         // An editing stretch is short, unless its core is not running (under
         // an emulator with fewer host cores than guest ones): then the locks
         // are the better wait.
@@ -195,8 +201,23 @@ impl Space {
         // space only after this call ends (closing waits for the sharers
         // inside): every other use of it meanwhile is another shared fault,
         // or an unmap's `zap_shared`, as `fault_shared` requires.
-        unsafe { (*self.mm.as_ptr()).fault_shared(va, kind) }
+        let mm = unsafe { &*self.mm.as_ptr() };
+        match what {
+            // SAFETY: as above.
+            SharedFault::FirstTouch => unsafe { mm.fault_shared(va, kind) },
+            // SAFETY: as above.
+            SharedFault::CopyOnWrite => unsafe { mm.cow_shared(va) },
+        }
     }
+}
+
+/// Which faults resolve with the space shared ([`Space::fault_shared`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedFault {
+    /// A translation fault: no entry (a first touch).
+    FirstTouch,
+    /// A permission fault on a write: a page shared copy-on-write.
+    CopyOnWrite,
 }
 
 impl Drop for Space {
@@ -1109,7 +1130,7 @@ pub fn clone(frame: &TrapFrame, args: &CloneArgs) -> Result<Pid, Errno> {
 /// Resolves a fault of the running thread with its space shared, without
 /// the big kernel lock or the space's ([`Space::fault_shared`]): whether
 /// it did. IRQs stay masked.
-pub fn resolve_fault_shared(addr: u64, kind: FaultKind) -> bool {
+pub fn resolve_fault_shared(addr: u64, kind: FaultKind, what: SharedFault) -> bool {
     if crate::syscall::tracing() {
         return false;
     }
@@ -1119,7 +1140,7 @@ pub fn resolve_fault_shared(addr: u64, kind: FaultKind) -> bool {
         // them, has ended, or another thread's exec (which waits for this
         // one to end) replaces it: this reference is never the last.
         let Some(space) = process.space.lock().clone() else { return false };
-        let resolved = space.fault_shared(aspen_mm::VirtAddr::new(addr), kind).is_ok();
+        let resolved = space.fault_shared(aspen_mm::VirtAddr::new(addr), kind, what).is_ok();
         if resolved {
             process.faults.fetch_add(1, Ordering::Relaxed);
         }

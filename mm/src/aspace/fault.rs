@@ -204,7 +204,7 @@ impl Mode {
     }
 
     /// The mode of a page of `varea` made writable.
-    fn writable_in<E: MmEnv>(varea: &Varea<'_, E>) -> Self {
+    pub(super) fn writable_in<E: MmEnv>(varea: &Varea<'_, E>) -> Self {
         if varea.wx_together {
             Self::ReadWriteExec
         } else {

@@ -5,12 +5,13 @@
 //!
 //! What a shared fault may do is narrow, so that the few pieces it writes
 //! can be guarded apart: it maps a zeroed frame where a page of private
-//! anonymous memory has no entry (a first touch), or finds the page already
-//! allows the access (another CPU resolved it meanwhile, or the fault was
-//! spurious). Everything else (copy-on-write, file pages, permission
-//! changes, write fault-around, W^X flips, errors) is answered
-//! [`NeedsExclusive`], and the caller takes the space exclusively and
-//! resolves it as before.
+//! anonymous memory has no entry (a first touch), copies a shared frame of
+//! such memory on a write (copy-on-write after a fork:
+//! [`AddressSpace::cow_shared`]), or finds the page already allows the
+//! access (another CPU resolved it meanwhile, or the fault was spurious).
+//! Everything else (file pages, permission upgrades and their write
+//! fault-around, W^X flips, errors) is answered [`NeedsExclusive`], and the
+//! caller takes the space exclusively and resolves it as before.
 //!
 //! What guards what while faults share the space:
 //! - the varea map, the brk and every other field: read only (changing
@@ -41,13 +42,14 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
-use super::fault::{prot_allows, Mode};
+use super::fault::{exclusive, prot_allows, Mode};
 use super::varea::Backing;
 use super::{log_edit, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::frame::{FrameAllocator, RefCursor};
-use crate::paging::{zero_frame, Access};
+use crate::object::put_frame;
+use crate::paging::{copy_frame, zero_frame, Access};
 
 /// A shared fault cannot resolve this one: take the space exclusively and
 /// call [`AddressSpace::handle_fault`].
@@ -172,6 +174,117 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             }
             Err(e) => {
                 frames.free_frame(frame);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<E: MmEnv> AddressSpace<'_, E> {
+    /// Resolves a write fault on a present read-only page of private
+    /// anonymous memory holding the space only as a shared reference, as
+    /// [`Self::fault_shared`] resolves first touches: where the frame is
+    /// shared (copy-on-write after a fork), copies it with no lock held (a
+    /// reference taken keeps it) and puts the copy in place under the
+    /// table lock, break-before-make, if the entry still maps the frame
+    /// read-only; `Ok` also where the entry allows the write already
+    /// (another CPU broke it). Anything else, and a frame this mapping
+    /// holds alone (an upgrade, which the exclusive path makes for the
+    /// whole write fault-around window), is [`NeedsExclusive`], unchanged.
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`].
+    pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
+        if va >= USER_END {
+            return Err(NeedsExclusive);
+        }
+        let page = va.align_down(PAGE_SIZE);
+        if self.unmapping.is_some_and(|range| range.contains(page)) {
+            return Err(NeedsExclusive);
+        }
+        let Some((_, varea)) = self.vareas.find(va) else { return Err(NeedsExclusive) };
+        if !matches!(varea.backing, Backing::Anon) || !prot_allows(varea.prot, FaultKind::Write) {
+            return Err(NeedsExclusive);
+        }
+        let mode = Mode::writable_in(varea);
+        let frames = self.env.frames();
+        let stats = self.env.stats();
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let range = VirtRange::new(page, page + PAGE_SIZE);
+        // SAFETY (both blocks below): the table lock is held, and the
+        // caller's contract keeps every other user of the table a shared
+        // fault or a shared unmap (of another range), which take it too.
+        let source = {
+            let _guard = self.table_lock.lock();
+            let table = unsafe { self.table.locked() };
+            let mut cursor = table.cursor(&tlb, scope, range).map_err(|_| NeedsExclusive)?;
+            match cursor.query() {
+                Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => {
+                    stats.fault();
+                    stats.shared_fault(true);
+                    return Ok(());
+                }
+                Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read && !exclusive(frames, leaf.pa()) => {
+                    // Kept until the copy is made, whatever happens to the
+                    // entry meanwhile.
+                    frames.inc_ref(leaf.pa()).map_err(|_| NeedsExclusive)?;
+                    leaf.pa()
+                }
+                _ => return Err(NeedsExclusive),
+            }
+        };
+        let copy = match frames.alloc_frame() {
+            Ok(copy) => copy,
+            Err(_) => {
+                put_frame(frames, source);
+                return Err(NeedsExclusive);
+            }
+        };
+        // SAFETY: `copy` is fresh and ours; `source` is a pool frame we hold
+        // a reference to, which nobody writes (every mapping of a shared
+        // frame is read-only), distinct from `copy`.
+        unsafe { copy_frame(self.env.mem(), copy, source) };
+        if mode.is_executable() {
+            self.env.sync_icache(copy);
+        }
+        let outcome = {
+            let _guard = self.table_lock.lock();
+            let table = unsafe { self.table.locked() };
+            match table.cursor(&tlb, scope, range) {
+                Err(_) => Err(NeedsExclusive),
+                Ok(mut cursor) => match cursor.query() {
+                    Some(leaf) if leaf.pa() == source && Mode::of_desc(leaf.desc) == Mode::Read => {
+                        match cursor.replace(copy, mode.attrs(false)) {
+                            // The TLBs forgot the old entry before `replace`
+                            // returned: the mapping's reference goes.
+                            Ok(Some(old)) => {
+                                put_frame(frames, old.pa());
+                                Ok(true)
+                            }
+                            Ok(None) | Err(_) => Err(NeedsExclusive),
+                        }
+                    }
+                    Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(false),
+                    _ => Err(NeedsExclusive),
+                },
+            }
+        };
+        put_frame(frames, source);
+        match outcome {
+            Ok(true) => {
+                stats.fault();
+                stats.cow_copy();
+                stats.shared_fault(false);
+                Ok(())
+            }
+            Ok(false) => {
+                frames.free_frame(copy);
+                stats.fault();
+                stats.shared_fault(true);
+                Ok(())
+            }
+            Err(e) => {
+                frames.free_frame(copy);
                 Err(e)
             }
         }

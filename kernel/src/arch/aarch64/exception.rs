@@ -265,6 +265,12 @@ impl Abort {
     pub fn is_translation(&self) -> bool {
         self.status_code >> 2 == 0b0001
     }
+
+    /// Whether an entry translated the address but does not allow the
+    /// access (a write to a copy-on-write page, most often).
+    pub fn is_permission(&self) -> bool {
+        self.status_code >> 2 == 0b0011
+    }
 }
 
 /// Which alignment check failed.

@@ -266,3 +266,89 @@ fn an_unmap_beside_faults_on_its_own_pages_leaves_nothing_mapped() {
         assert_eq!((space.resident_count(), space.resident_pages()), (0, 0));
     });
 }
+
+#[test]
+fn threads_break_copy_on_write_in_parent_and_child_at_once() {
+    with_env(1024, |env| {
+        let mut parent = Space::new(env).unwrap();
+        let p = super::map_anon(&mut parent, PAGES, RW, MapFlags::PRIVATE);
+        for i in 0..PAGES {
+            write(&mut parent, p + i * PS, i as u8).unwrap();
+        }
+        let mut child = parent.fork().unwrap();
+        let copies = env.stats().cow_copies();
+        let refused = std::sync::atomic::AtomicU64::new(0);
+        let barrier = std::sync::Barrier::new(THREADS as usize);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                // Two threads in each space, racing each other there and
+                // the other space's threads for the shared frames.
+                let space: &Space<'_, '_> = if t % 2 == 0 { &parent } else { &child };
+                let (barrier, refused) = (&barrier, &refused);
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..PAGES {
+                        let at = p + ((t * 7 + i) % PAGES) * PS;
+                        // SAFETY: each space is only faulted shared until the scope ends.
+                        if unsafe { space.cow_shared(va(at)) }.is_err() {
+                            // The frame became this mapping's alone: an
+                            // upgrade, the exclusive path's.
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let copied = env.stats().cow_copies() - copies;
+        let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(copied >= PAGES, "{copied} copies: each page is copied in one of the spaces at least");
+        assert!(copied <= 2 * PAGES, "{copied} copies for {PAGES} pages in two spaces");
+        // Both still read the data of before the fork, and now write apart.
+        for i in 0..PAGES {
+            assert_eq!(read(&mut parent, p + i * PS), Ok(i as u8));
+            assert_eq!(read(&mut child, p + i * PS), Ok(i as u8));
+            write(&mut parent, p + i * PS, 0xa0).unwrap();
+            write(&mut child, p + i * PS, 0x0c).unwrap();
+        }
+        for i in 0..PAGES {
+            assert_eq!(read(&mut parent, p + i * PS), Ok(0xa0));
+            assert_eq!(read(&mut child, p + i * PS), Ok(0x0c));
+        }
+        assert_eq!(parent.resident_count(), PAGES as usize);
+        assert_eq!(child.resident_count(), PAGES as usize);
+        let _ = refused;
+        drop(child);
+        drop(parent);
+    });
+}
+
+#[test]
+fn copy_on_write_shared_leaves_alone_what_it_cannot_do() {
+    with_env(256, |env| {
+        let mut space = Space::new(env).unwrap();
+        let p = super::map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
+        let read_only = super::map_anon(&mut space, 1, Prot::READ, MapFlags::PRIVATE);
+        write(&mut space, p, 1).unwrap();
+        // Copy-on-write after a fork, then the child gone: present
+        // read-only, ours alone.
+        write(&mut space, p + PS, 2).unwrap();
+        drop(space.fork().unwrap());
+        read(&mut space, read_only).unwrap();
+        let free = env.frames().free_frame_count();
+        for (at, why) in [
+            (p + PS, "a page of this mapping alone (an upgrade)"),
+            (p + 2 * PS, "a page not there"),
+            (read_only, "a varea that forbids writes"),
+            (0x10, "nothing mapped"),
+        ] {
+            // SAFETY: nothing else uses the space meanwhile.
+            assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "{why}");
+        }
+        // The exclusive path upgrades it (and its neighbours).
+        write(&mut space, p, 3).unwrap();
+        // SAFETY: as above. Writable already: resolved as a race.
+        assert_eq!(unsafe { space.cow_shared(va(p)) }, Ok(()));
+        assert_eq!(env.frames().free_frame_count(), free, "a refusal keeps no frame");
+        drop(space);
+    });
+}
