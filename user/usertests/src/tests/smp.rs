@@ -12,6 +12,7 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use aspen_sys::mem::{self, Advice, MapFlags, Prot, PAGE_SIZE};
+use aspen_sys::process::{self, Fork};
 use aspen_sys::raw::{syscall0, syscall3, Sysno};
 use aspen_sys::thread::{futex_wait, futex_waiters, futex_wake, spawn_thread, Thread};
 use aspen_sys::time::{clock_gettime, sleep_ms, ClockId, NANOS_PER_SECOND};
@@ -553,5 +554,139 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
     let faulted = (others * BESIDE_PAGES) as u64;
     ensure!(grown == faulted, "resident pages grew by {grown} for {faulted} pages faulted (the mapper's are gone)");
     ensure!(unmaps >= MAPPER_ROUNDS as u64, "{unmaps} unmaps beside the faults for {MAPPER_ROUNDS} munmaps");
+    Ok(())
+}
+
+/// Pages each thread writes before and after the fork.
+const COW_PAGES: usize = 256;
+static COW_REGION: AtomicUsize = AtomicUsize::new(0);
+/// 1: written once (ready for the fork); the main thread sets `COW_GO`
+/// after it; then done.
+static COW_READY: AtomicUsize = AtomicUsize::new(0);
+static COW_DONE: AtomicUsize = AtomicUsize::new(0);
+static COW_GO: AtomicBool = AtomicBool::new(false);
+static COW_WRONG: AtomicUsize = AtomicUsize::new(0);
+static COW_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// The value thread `slot` writes into page `page` in round `round`.
+fn cow_value(slot: usize, page: usize, round: usize) -> usize {
+    (round << 40 | slot << 20 | page) + 1
+}
+
+/// Thread `slot` on core `n`: writes its pages, waits for the fork, then
+/// writes them again (each write a copy-on-write fault on its core) and
+/// reads them back.
+extern "C" fn cow_writer(arg: usize) {
+    let (slot, n) = (arg >> 8, arg & 0xff);
+    if pin(1 << n).is_err() {
+        COW_FAILED.store(true, Ordering::SeqCst);
+    }
+    let base = COW_REGION.load(Ordering::SeqCst) + slot * COW_PAGES * PAGE_SIZE;
+    let word = |page: usize| (base + page * PAGE_SIZE) as *mut usize;
+    for page in 0..COW_PAGES {
+        // SAFETY: this thread's own pages of a mapping that outlives it.
+        unsafe { core::ptr::write_volatile(word(page), cow_value(slot, page, 1)) };
+    }
+    COW_READY.fetch_add(1, Ordering::SeqCst);
+    while !COW_GO.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    for page in 0..COW_PAGES {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(word(page), cow_value(slot, page, 2)) };
+    }
+    for page in 0..COW_PAGES {
+        // SAFETY: as above.
+        if unsafe { core::ptr::read_volatile(word(page)) } != cow_value(slot, page, 2) {
+            COW_WRONG.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    COW_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Threads on the other cores write their pages, this thread forks, and
+/// the threads write every page again at once while the child reads: the
+/// writes break copy-on-write on their own cores with the space shared
+/// (`pgfault_shared` grows by at least half a fault a page), every thread reads
+/// back its new values, and the child, reading at the same time, sees
+/// only the values of before the fork.
+pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    ensure!(online.count_ones() >= 2, "this test wants several cores; online {online:#x}");
+    vmstat("pgfault_shared")?;
+    let me = cores_of(online).next().unwrap_or(0);
+    let others = cores_of(online).filter(|&n| n != me).count();
+    let prot = Prot::READ | Prot::WRITE;
+    let size = others * COW_PAGES * PAGE_SIZE;
+    // SAFETY: a fresh mapping, unmapped at the end.
+    let region = unsafe { mem::mmap(0, size, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }.ctx("mmap")?;
+    COW_REGION.store(region, Ordering::SeqCst);
+    COW_READY.store(0, Ordering::SeqCst);
+    COW_DONE.store(0, Ordering::SeqCst);
+    COW_GO.store(false, Ordering::SeqCst);
+    COW_WRONG.store(0, Ordering::SeqCst);
+    COW_FAILED.store(false, Ordering::SeqCst);
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
+        threads[n] = Some(spawn_thread(cow_writer, slot << 8 | n).ctx("clone")?);
+    }
+    while COW_READY.load(Ordering::SeqCst) < others {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    // Set (shared with the child) once the threads are done: the child
+    // reads until then, so that every write of theirs copies.
+    let shared = MapFlags::SHARED | MapFlags::ANONYMOUS;
+    // SAFETY: a fresh mapping, unmapped at the end.
+    let flag = unsafe { mem::mmap(0, PAGE_SIZE, prot, shared, -1, 0) }.ctx("mmap shared")? as *mut u32;
+    // SAFETY: the shared page just mapped.
+    let threads_done = || unsafe { core::ptr::read_volatile(flag) } != 0;
+    let shared_before = vmstat("pgfault_shared")?;
+    let child = match process::fork().ctx("fork")? {
+        Fork::Child => {
+            // Reads every page while the parent's threads write theirs.
+            let mut wrong = 0;
+            let mut passes = 0;
+            while passes == 0 || !threads_done() {
+                passes += 1;
+                for slot in 0..others {
+                    for page in 0..COW_PAGES {
+                        let at = region + (slot * COW_PAGES + page) * PAGE_SIZE;
+                        // SAFETY: the child's copy of the mapping.
+                        let value = unsafe { core::ptr::read_volatile(at as *const usize) };
+                        wrong += usize::from(value != cow_value(slot, page, 1));
+                    }
+                }
+            }
+            process::exit_group(i32::from(wrong != 0))
+        }
+        Fork::Parent(pid) => pid,
+    };
+    COW_GO.store(true, Ordering::Release);
+    while COW_DONE.load(Ordering::SeqCst) < others {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    let faults = vmstat("pgfault_shared")? - shared_before;
+    // SAFETY: the shared page.
+    unsafe { core::ptr::write_volatile(flag, 1) };
+    let (_, status) = process::wait4(child, 0).ctx("wait4")?;
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    pin(online).ctx("sched_setaffinity back to every core")?;
+    // SAFETY: this test's own mappings.
+    unsafe { mem::munmap(region, size) }.ctx("munmap")?;
+    // SAFETY: as above.
+    unsafe { mem::munmap(flag as usize, PAGE_SIZE) }.ctx("munmap shared")?;
+    ensure!(!COW_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
+    ensure!(status.exit_code() == Some(0), "the child saw writes made after the fork: {status}");
+    let wrong = COW_WRONG.load(Ordering::SeqCst);
+    ensure!(wrong == 0, "{wrong} pages lost a write made after the fork");
+    let pages = (others * COW_PAGES) as u64;
+    // Most: a write the exclusive path must take (to a page the child
+    // copied first, on this thread's stack: an upgrade, with write
+    // fault-around) closes the gate while it runs, and the other cores'
+    // faults meanwhile take the locks too.
+    ensure!(faults >= pages / 2, "{faults} faults resolved with the space shared for {pages} copy-on-write pages");
     Ok(())
 }
