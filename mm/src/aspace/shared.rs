@@ -43,7 +43,7 @@ use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
 use super::fault::{exclusive, prot_allows, Mode};
-use super::varea::Backing;
+use super::varea::{Backing, Varea};
 use super::{log_edit, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
 use crate::errno::Errno;
@@ -104,7 +104,26 @@ impl<T> DerefMut for TableCell<T> {
 // beside.
 unsafe impl<T: Send> Sync for TableCell<T> {}
 
-impl<E: MmEnv> AddressSpace<'_, E> {
+impl<'e, E: MmEnv> AddressSpace<'e, E> {
+    /// The page holding `va` and its varea, where a shared fault of `kind`
+    /// may resolve it: private anonymous memory that allows the access,
+    /// outside the range an unmap is emptying.
+    fn anon_varea(&self, va: VirtAddr, kind: FaultKind) -> Result<(VirtAddr, &Varea<'e, E>), NeedsExclusive> {
+        if va >= USER_END {
+            return Err(NeedsExclusive);
+        }
+        let page = va.align_down(PAGE_SIZE);
+        if self.unmapping.is_some_and(|range| range.contains(page)) {
+            return Err(NeedsExclusive);
+        }
+        match self.vareas.find(va) {
+            Some((_, varea)) if matches!(varea.backing, Backing::Anon) && prot_allows(varea.prot, kind) => {
+                Ok((page, varea))
+            }
+            _ => Err(NeedsExclusive),
+        }
+    }
+
     /// Resolves a fault of `kind` at `va` holding the space only as a
     /// shared reference, so that faults of the space's threads on several
     /// CPUs run at once: maps a zeroed frame at a missing page of private
@@ -119,17 +138,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// with `&` for any other method) first waits for the shared faults
     /// running to end and keeps new ones out until it is done.
     pub unsafe fn fault_shared(&self, va: VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
-        if va >= USER_END {
-            return Err(NeedsExclusive);
-        }
-        let page = va.align_down(PAGE_SIZE);
-        if self.unmapping.is_some_and(|range| range.contains(page)) {
-            return Err(NeedsExclusive);
-        }
-        let Some((_, varea)) = self.vareas.find(va) else { return Err(NeedsExclusive) };
-        if !matches!(varea.backing, Backing::Anon) || !prot_allows(varea.prot, kind) {
-            return Err(NeedsExclusive);
-        }
+        let (page, varea) = self.anon_varea(va, kind)?;
         let mode = Mode::for_fault(varea, kind, true);
         let frames = self.env.frames();
         // Zeroed before the lock: other faults' walks do not wait for it.
@@ -195,17 +204,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// # Safety
     /// As [`Self::fault_shared`].
     pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
-        if va >= USER_END {
-            return Err(NeedsExclusive);
-        }
-        let page = va.align_down(PAGE_SIZE);
-        if self.unmapping.is_some_and(|range| range.contains(page)) {
-            return Err(NeedsExclusive);
-        }
-        let Some((_, varea)) = self.vareas.find(va) else { return Err(NeedsExclusive) };
-        if !matches!(varea.backing, Backing::Anon) || !prot_allows(varea.prot, FaultKind::Write) {
-            return Err(NeedsExclusive);
-        }
+        let (page, varea) = self.anon_varea(va, FaultKind::Write)?;
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
         let stats = self.env.stats();

@@ -503,14 +503,7 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
     BESIDE_GO.store(false, Ordering::SeqCst);
     BESIDE_WRONG.store(0, Ordering::SeqCst);
     BESIDE_FAILED.store(false, Ordering::SeqCst);
-    pin(1 << me).ctx("sched_setaffinity")?;
-    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
-    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
-        threads[n] = Some(spawn_thread(beside_faulter, slot << 8 | n).ctx("clone")?);
-    }
-    while BESIDE_READY.load(Ordering::SeqCst) < others {
-        sleep_ms(1).ctx("nanosleep")?;
-    }
+    let threads = start_on_other_cores(me, online, beside_faulter, &BESIDE_READY)?;
     let resident_before = statm_resident()?;
     let unmaps_before = vmstat("munmap_shared")?;
     BESIDE_GO.store(true, Ordering::Release);
@@ -626,14 +619,7 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     COW_GO.store(false, Ordering::SeqCst);
     COW_WRONG.store(0, Ordering::SeqCst);
     COW_FAILED.store(false, Ordering::SeqCst);
-    pin(1 << me).ctx("sched_setaffinity")?;
-    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
-    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
-        threads[n] = Some(spawn_thread(cow_writer, slot << 8 | n).ctx("clone")?);
-    }
-    while COW_READY.load(Ordering::SeqCst) < others {
-        sleep_ms(1).ctx("nanosleep")?;
-    }
+    let threads = start_on_other_cores(me, online, cow_writer, &COW_READY)?;
     // Set (shared with the child) once the threads are done: the child
     // reads until then, so that every write of theirs copies.
     let shared = MapFlags::SHARED | MapFlags::ANONYMOUS;
@@ -689,4 +675,26 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     // faults meanwhile take the locks too.
     ensure!(faults >= pages / 2, "{faults} faults resolved with the space shared for {pages} copy-on-write pages");
     Ok(())
+}
+
+/// Pins the calling thread to core `me` and starts `body` on every other
+/// core of `online` (its argument: its slot among them `<< 8 |` the core),
+/// then waits until `ready` counts them all.
+fn start_on_other_cores(
+    me: usize,
+    online: u64,
+    body: extern "C" fn(usize),
+    ready: &AtomicUsize,
+) -> Result<[Option<Thread>; MAX_CORES], String> {
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+    let mut started = 0;
+    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
+        threads[n] = Some(spawn_thread(body, slot << 8 | n).ctx("clone")?);
+        started += 1;
+    }
+    while ready.load(Ordering::SeqCst) < started {
+        sleep_ms(1).ctx("nanosleep")?;
+    }
+    Ok(threads)
 }
