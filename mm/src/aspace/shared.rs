@@ -210,11 +210,11 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         let stats = self.env.stats();
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let range = VirtRange::new(page, page + PAGE_SIZE);
-        // SAFETY (both blocks below): the table lock is held, and the
-        // caller's contract keeps every other user of the table a shared
-        // fault or a shared unmap (of another range), which take it too.
         let source = {
             let _guard = self.table_lock.lock();
+            // SAFETY: the table lock is held, and the caller's contract
+            // keeps every other user of the table a shared fault or a
+            // shared unmap (of another range), which take it too.
             let table = unsafe { self.table.locked() };
             let mut cursor = table.cursor(&tlb, scope, range).map_err(|_| NeedsExclusive)?;
             match cursor.query() {
@@ -248,6 +248,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         }
         let outcome = {
             let _guard = self.table_lock.lock();
+            // SAFETY: as above.
             let table = unsafe { self.table.locked() };
             match table.cursor(&tlb, scope, range) {
                 Err(_) => Err(NeedsExclusive),
