@@ -357,12 +357,17 @@ fn read_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
 /// preloads what a change of its varea map may allocate: `ENOMEM` before
 /// anything changed when the heap cannot provide that.
 fn mm<R>(f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>) -> Result<R, Errno> {
-    thread::with_current(|t| {
-        t.process.with_mm(|space| {
-            let _preload = crate::heap::preload(space.change_heap_bound())?;
-            f(space)
-        })
-    })?
+    thread::with_current(|t| t.process.with_mm(|space| preloaded(space, f)))?
+}
+
+/// Runs `f` on `space` with the kernel heap preloaded for what a change of
+/// its varea map may allocate ([`aspen_mm::aspace::AddressSpace::change_heap_bound`]).
+fn preloaded<R>(
+    space: &mut process::UserSpace,
+    f: impl FnOnce(&mut process::UserSpace) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    let _preload = crate::heap::preload(space.change_heap_bound())?;
+    f(space)
 }
 
 /// Runs `f` on the current process's address space, for a call that
@@ -1423,17 +1428,16 @@ fn map_beside_faults(
         t.process.with_space(|space| {
             let mut edit = space.lock_for_edit();
             let mut file = Some(file);
-            let mapped = edit.alone(|mm| -> Result<_, Errno> {
-                let _preload = crate::heap::preload(mm.change_heap_bound())?;
-                let map_only = mm.mmap_changes_map_only(flags);
-                Ok(map_only.then(|| mm.mmap(addr, len, prot, flags, file.take().flatten(), offset)))
+            let mapped = edit.alone(|mm| {
+                preloaded(mm, |mm| {
+                    let map_only = mm.mmap_changes_map_only(flags);
+                    Ok(map_only.then(|| mm.mmap(addr, len, prot, flags, file.take().flatten(), offset)))
+                })
             })?;
             match mapped {
                 Some(result) => result,
-                None => edit.exclusive(|mm| {
-                    let _preload = crate::heap::preload(mm.change_heap_bound())?;
-                    mm.mmap(addr, len, prot, flags, file.take().flatten(), offset)
-                }),
+                None => edit
+                    .exclusive(|mm| preloaded(mm, |mm| mm.mmap(addr, len, prot, flags, file.take().flatten(), offset))),
             }
         })
     })?
@@ -1449,16 +1453,10 @@ fn munmap(addr: VirtAddr, len: u64) -> Result<(), Errno> {
     thread::with_current(|t| {
         t.process.with_space(|space| {
             let mut edit = space.lock_for_edit();
-            let begun = edit.alone(|mm| {
-                let _preload = crate::heap::preload(mm.change_heap_bound())?;
-                mm.begin_munmap_shared(addr, len)
-            })?;
+            let begun = edit.alone(|mm| preloaded(mm, |mm| mm.begin_munmap_shared(addr, len)))?;
             match begun {
                 MunmapShared::Done => Ok(()),
-                MunmapShared::Exclusive => edit.exclusive(|mm| {
-                    let _preload = crate::heap::preload(mm.change_heap_bound())?;
-                    mm.munmap(addr, len)
-                }),
+                MunmapShared::Exclusive => edit.exclusive(|mm| preloaded(mm, |mm| mm.munmap(addr, len))),
                 MunmapShared::Zap(zap) => {
                     edit.zap_shared(&zap);
                     edit.alone(|mm| mm.end_munmap_shared(zap));

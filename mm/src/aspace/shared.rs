@@ -17,8 +17,9 @@
 //! - the varea map, the brk and every other field: read only (changing
 //!   them needs `&mut`, which waits for shared faults to end);
 //! - the translation table: [`AddressSpace::table_lock`], taken only to
-//!   walk to the page, look and install (the frame is zeroed before, with
-//!   no lock held, so faults of different pages overlap their zeroing);
+//!   walk to the page, look and install (the frame is zeroed or copied
+//!   before, with no lock held, so faults of different pages overlap their
+//!   longest part);
 //! - the resident count: an atomic;
 //! - frames: the allocator's own lock, and each frame's atomic reference
 //!   count.
@@ -69,11 +70,11 @@ impl<T> TableCell<T> {
         Self(UnsafeCell::new(table))
     }
 
-    /// The table, for a shared fault holding the table lock.
+    /// The table, for a shared call holding the table lock.
     ///
     /// # Safety
     /// The caller holds [`AddressSpace::table_lock`], and every other user
-    /// of the table meanwhile is a shared fault, which takes the lock too.
+    /// of the table meanwhile is a shared call, which takes the lock too.
     #[allow(clippy::mut_from_ref)]
     unsafe fn locked(&self) -> &mut T {
         // SAFETY: the caller's contract: nobody else reaches the table
@@ -87,8 +88,8 @@ impl<T> Deref for TableCell<T> {
 
     fn deref(&self) -> &T {
         // SAFETY: a shared reference to the space exists beside a shared
-        // fault only inside other shared faults (`fault_shared`'s
-        // contract), which reach the table through `locked`, never this.
+        // call only inside other shared calls (`fault_shared`'s contract),
+        // which reach the table through `locked`, never this.
         unsafe { &*self.0.get() }
     }
 }
@@ -133,10 +134,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// [`Self::handle_fault`]. Counted as `handle_fault` counts.
     ///
     /// # Safety
-    /// While this runs, every other access to the space is another call of
-    /// `fault_shared`: whoever uses the space otherwise (with `&mut`, or
-    /// with `&` for any other method) first waits for the shared faults
-    /// running to end and keeps new ones out until it is done.
+    /// While this runs, every other access to the space is another shared
+    /// call (`fault_shared`, [`Self::cow_shared`], [`Self::zap_shared`]):
+    /// whoever uses the space otherwise (with `&mut`, or with `&` for any
+    /// other method) first waits for the shared calls running to end and
+    /// keeps new ones out until it is done.
     pub unsafe fn fault_shared(&self, va: VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
         let (page, varea) = self.anon_varea(va, kind)?;
         let mode = Mode::for_fault(varea, kind, true);
@@ -152,7 +154,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         let outcome = {
             let _guard = self.table_lock.lock();
             // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared fault.
+            // keeps every other user of the table a shared call, which
+            // takes it too.
             let table = unsafe { self.table.locked() };
             match table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)) {
                 Err(_) => Err(NeedsExclusive),
@@ -346,9 +349,8 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// table lock.
     ///
     /// # Safety
-    /// As [`Self::fault_shared`]: while this runs, every other access to
-    /// the space is a `fault_shared` call; and `zap` comes from this
-    /// space's last `begin_munmap_shared`.
+    /// As [`Self::fault_shared`]; and `zap` comes from this space's last
+    /// `begin_munmap_shared`.
     pub unsafe fn zap_shared(&self, zap: &SharedZap) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
@@ -357,7 +359,8 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         {
             let _guard = self.table_lock.lock();
             // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared fault.
+            // keeps every other user of the table a shared call, which
+            // takes it too.
             let table = unsafe { self.table.locked() };
             let mut editor = table.edit(&tlb, scope, |leaf| {
                 let writable = leaf.attrs.access().contains(Access::WRITE);
