@@ -340,27 +340,14 @@ pub fn no_stale_reads_across_cores(_: &Context) -> TestResult {
 
 /// Pages every core's thread faults at once.
 const SHARED_FAULT_PAGES: usize = 512;
-/// The region they fault (0 until made).
-static FAULT_REGION: AtomicUsize = AtomicUsize::new(0);
-/// Threads pinned and waiting at the start; then threads done.
-static FAULTERS_READY: AtomicUsize = AtomicUsize::new(0);
-static FAULTERS_DONE: AtomicUsize = AtomicUsize::new(0);
-static FAULTERS_GO: AtomicBool = AtomicBool::new(false);
-/// Set by a thread that could not pin itself.
-static FAULTER_FAILED: AtomicBool = AtomicBool::new(false);
+static FAULTERS: Crew = Crew::new();
 
 /// Writes its own word (`n + 1` at word `n`) into every page of the
 /// region, starting at a page of its own and wrapping around, so that
 /// each page's first touch is raced by the threads of several cores.
-extern "C" fn shared_faulter(n: usize) {
-    if pin(1 << n).is_err() {
-        FAULTER_FAILED.store(true, Ordering::SeqCst);
-    }
-    FAULTERS_READY.fetch_add(1, Ordering::SeqCst);
-    while !FAULTERS_GO.load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
-    let region = FAULT_REGION.load(Ordering::SeqCst);
+extern "C" fn shared_faulter(arg: usize) {
+    let n = arg & 0xff;
+    let region = FAULTERS.report_for_work(n);
     let first = n * SHARED_FAULT_PAGES / MAX_CORES;
     for i in 0..SHARED_FAULT_PAGES {
         let page = (first + i) % SHARED_FAULT_PAGES;
@@ -369,7 +356,7 @@ extern "C" fn shared_faulter(n: usize) {
         // thread is done; word `n` of each page is this thread's alone.
         unsafe { core::ptr::write_volatile(word.add(n), n as u64 + 1) };
     }
-    FAULTERS_DONE.fetch_add(1, Ordering::SeqCst);
+    FAULTERS.finished();
 }
 
 /// The threads of one process on every core first-touch the same pages
@@ -389,24 +376,11 @@ pub fn faults_share_the_space_across_cores(_: &Context) -> TestResult {
     let private = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
     // SAFETY: a fresh mapping, unmapped at the end.
     let region = unsafe { mem::mmap(0, SHARED_FAULT_PAGES * PAGE_SIZE, prot, private, -1, 0) }.ctx("mmap")?;
-    FAULT_REGION.store(region, Ordering::SeqCst);
-    FAULTERS_READY.store(0, Ordering::SeqCst);
-    FAULTERS_DONE.store(0, Ordering::SeqCst);
-    FAULTERS_GO.store(false, Ordering::SeqCst);
-    FAULTER_FAILED.store(false, Ordering::SeqCst);
-    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
-    for n in cores_of(online) {
-        threads[n] = Some(spawn_thread(shared_faulter, n).ctx("clone")?);
-    }
-    while FAULTERS_READY.load(Ordering::SeqCst) < cores {
-        sleep_ms(1).ctx("nanosleep")?;
-    }
+    let threads = FAULTERS.start(region, online, shared_faulter)?;
     let resident_before = statm_resident()?;
     let (shared_before, races_before) = (vmstat("pgfault_shared")?, vmstat("pgfault_shared_race")?);
-    FAULTERS_GO.store(true, Ordering::Release);
-    while FAULTERS_DONE.load(Ordering::SeqCst) < cores {
-        sleep_ms(1).ctx("nanosleep")?;
-    }
+    FAULTERS.go();
+    FAULTERS.wait_finished(cores)?;
     let resident_after = statm_resident()?;
     let (shared, races) = (vmstat("pgfault_shared")? - shared_before, vmstat("pgfault_shared_race")? - races_before);
     for thread in threads.into_iter().flatten() {
@@ -422,7 +396,7 @@ pub fn faults_share_the_space_across_cores(_: &Context) -> TestResult {
     }
     // SAFETY: this test's own mapping.
     unsafe { mem::munmap(region, SHARED_FAULT_PAGES * PAGE_SIZE) }.ctx("munmap")?;
-    ensure!(!FAULTER_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
+    FAULTERS.check_pinned()?;
     ensure!(lost == 0, "{lost} words lost: a page was mapped twice");
     let grown = resident_after - resident_before;
     ensure!(grown == SHARED_FAULT_PAGES as u64, "resident pages grew by {grown} for {SHARED_FAULT_PAGES} pages");
@@ -444,27 +418,13 @@ const BESIDE_PAGES: usize = 1024;
 /// mmap/touch/munmap rounds of the mapping thread, and its mapping's pages.
 const MAPPER_ROUNDS: usize = 200;
 const MAPPER_PAGES: usize = 16;
-/// The faulters' region (0 until made), and their progress.
-static BESIDE_REGION: AtomicUsize = AtomicUsize::new(0);
-static BESIDE_READY: AtomicUsize = AtomicUsize::new(0);
-static BESIDE_DONE: AtomicUsize = AtomicUsize::new(0);
-static BESIDE_GO: AtomicBool = AtomicBool::new(false);
-/// Words found wrong by the faulters, and a thread that could not pin.
-static BESIDE_WRONG: AtomicUsize = AtomicUsize::new(0);
-static BESIDE_FAILED: AtomicBool = AtomicBool::new(false);
+static BESIDE: Crew = Crew::new();
 
 /// Thread `slot` (pinned to core `n`): first-touches its own
 /// `BESIDE_PAGES` pages, writing each page's number, then reads them back.
 extern "C" fn beside_faulter(arg: usize) {
     let (slot, n) = (arg >> 8, arg & 0xff);
-    if pin(1 << n).is_err() {
-        BESIDE_FAILED.store(true, Ordering::SeqCst);
-    }
-    BESIDE_READY.fetch_add(1, Ordering::SeqCst);
-    while !BESIDE_GO.load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
-    let base = BESIDE_REGION.load(Ordering::SeqCst) + slot * BESIDE_PAGES * PAGE_SIZE;
+    let base = BESIDE.report_for_work(n) + slot * BESIDE_PAGES * PAGE_SIZE;
     for page in 0..BESIDE_PAGES {
         // SAFETY: this thread's own pages of a mapping that outlives it.
         unsafe { core::ptr::write_volatile((base + page * PAGE_SIZE) as *mut usize, page + 1) };
@@ -473,10 +433,10 @@ extern "C" fn beside_faulter(arg: usize) {
         // SAFETY: as above.
         let value = unsafe { core::ptr::read_volatile((base + page * PAGE_SIZE) as *const usize) };
         if value != page + 1 {
-            BESIDE_WRONG.fetch_add(1, Ordering::SeqCst);
+            BESIDE.found_wrong();
         }
     }
-    BESIDE_DONE.fetch_add(1, Ordering::SeqCst);
+    BESIDE.finished();
 }
 
 /// Threads on the other cores first-touch pages of their own while this
@@ -497,16 +457,11 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
     let size = others * BESIDE_PAGES * PAGE_SIZE;
     // SAFETY: a fresh mapping, unmapped at the end.
     let region = unsafe { mem::mmap(0, size, prot, private, -1, 0) }.ctx("mmap")?;
-    BESIDE_REGION.store(region, Ordering::SeqCst);
-    BESIDE_READY.store(0, Ordering::SeqCst);
-    BESIDE_DONE.store(0, Ordering::SeqCst);
-    BESIDE_GO.store(false, Ordering::SeqCst);
-    BESIDE_WRONG.store(0, Ordering::SeqCst);
-    BESIDE_FAILED.store(false, Ordering::SeqCst);
-    let threads = start_on_other_cores(me, online, beside_faulter, &BESIDE_READY)?;
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let threads = BESIDE.start(region, online & !(1 << me), beside_faulter)?;
     let resident_before = statm_resident()?;
     let unmaps_before = vmstat("munmap_shared")?;
-    BESIDE_GO.store(true, Ordering::Release);
+    BESIDE.go();
     let mut result = Ok(());
     for round in 0..MAPPER_ROUNDS {
         // SAFETY: a fresh mapping of this thread's, unmapped below.
@@ -528,8 +483,8 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
             break;
         }
     }
-    while result.is_ok() && BESIDE_DONE.load(Ordering::SeqCst) < others {
-        sleep_ms(1).ctx("nanosleep")?;
+    if result.is_ok() {
+        BESIDE.wait_finished(others)?;
     }
     let resident_after = statm_resident()?;
     let unmaps = vmstat("munmap_shared")? - unmaps_before;
@@ -540,8 +495,8 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
     // SAFETY: this test's own mapping.
     unsafe { mem::munmap(region, size) }.ctx("munmap")?;
     result?;
-    ensure!(!BESIDE_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
-    let wrong = BESIDE_WRONG.load(Ordering::SeqCst);
+    BESIDE.check_pinned()?;
+    let wrong = BESIDE.wrong();
     ensure!(wrong == 0, "{wrong} pages lost what was written to them");
     let grown = resident_after - resident_before;
     let faulted = (others * BESIDE_PAGES) as u64;
@@ -552,14 +507,9 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
 
 /// Pages each thread writes before and after the fork.
 const COW_PAGES: usize = 256;
-static COW_REGION: AtomicUsize = AtomicUsize::new(0);
-/// 1: written once (ready for the fork); the main thread sets `COW_GO`
-/// after it; then done.
-static COW_READY: AtomicUsize = AtomicUsize::new(0);
-static COW_DONE: AtomicUsize = AtomicUsize::new(0);
-static COW_GO: AtomicBool = AtomicBool::new(false);
-static COW_WRONG: AtomicUsize = AtomicUsize::new(0);
-static COW_FAILED: AtomicBool = AtomicBool::new(false);
+/// Its threads report for work once they wrote their pages the first
+/// time (ready for the fork); the main thread says go after the fork.
+static COW_WRITERS: Crew = Crew::new();
 
 /// The value thread `slot` writes into page `page` in round `round`.
 fn cow_value(slot: usize, page: usize, round: usize) -> usize {
@@ -571,19 +521,13 @@ fn cow_value(slot: usize, page: usize, round: usize) -> usize {
 /// reads them back.
 extern "C" fn cow_writer(arg: usize) {
     let (slot, n) = (arg >> 8, arg & 0xff);
-    if pin(1 << n).is_err() {
-        COW_FAILED.store(true, Ordering::SeqCst);
-    }
-    let base = COW_REGION.load(Ordering::SeqCst) + slot * COW_PAGES * PAGE_SIZE;
+    let base = COW_WRITERS.pin_to(n) + slot * COW_PAGES * PAGE_SIZE;
     let word = |page: usize| (base + page * PAGE_SIZE) as *mut usize;
     for page in 0..COW_PAGES {
         // SAFETY: this thread's own pages of a mapping that outlives it.
         unsafe { core::ptr::write_volatile(word(page), cow_value(slot, page, 1)) };
     }
-    COW_READY.fetch_add(1, Ordering::SeqCst);
-    while !COW_GO.load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
+    COW_WRITERS.ready_and_wait();
     for page in 0..COW_PAGES {
         // SAFETY: as above.
         unsafe { core::ptr::write_volatile(word(page), cow_value(slot, page, 2)) };
@@ -591,10 +535,10 @@ extern "C" fn cow_writer(arg: usize) {
     for page in 0..COW_PAGES {
         // SAFETY: as above.
         if unsafe { core::ptr::read_volatile(word(page)) } != cow_value(slot, page, 2) {
-            COW_WRONG.fetch_add(1, Ordering::SeqCst);
+            COW_WRITERS.found_wrong();
         }
     }
-    COW_DONE.fetch_add(1, Ordering::SeqCst);
+    COW_WRITERS.finished();
 }
 
 /// Threads on the other cores write their pages, this thread forks, and
@@ -613,13 +557,8 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     let size = others * COW_PAGES * PAGE_SIZE;
     // SAFETY: a fresh mapping, unmapped at the end.
     let region = unsafe { mem::mmap(0, size, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }.ctx("mmap")?;
-    COW_REGION.store(region, Ordering::SeqCst);
-    COW_READY.store(0, Ordering::SeqCst);
-    COW_DONE.store(0, Ordering::SeqCst);
-    COW_GO.store(false, Ordering::SeqCst);
-    COW_WRONG.store(0, Ordering::SeqCst);
-    COW_FAILED.store(false, Ordering::SeqCst);
-    let threads = start_on_other_cores(me, online, cow_writer, &COW_READY)?;
+    pin(1 << me).ctx("sched_setaffinity")?;
+    let threads = COW_WRITERS.start(region, online & !(1 << me), cow_writer)?;
     // Set (shared with the child) once the threads are done: the child
     // reads until then, so that every write of theirs copies.
     let shared = MapFlags::SHARED | MapFlags::ANONYMOUS;
@@ -648,10 +587,8 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
         }
         Fork::Parent(pid) => pid,
     };
-    COW_GO.store(true, Ordering::Release);
-    while COW_DONE.load(Ordering::SeqCst) < others {
-        sleep_ms(1).ctx("nanosleep")?;
-    }
+    COW_WRITERS.go();
+    COW_WRITERS.wait_finished(others)?;
     let faults = vmstat("pgfault_shared")? - shared_before;
     // SAFETY: the shared page.
     unsafe { core::ptr::write_volatile(flag, 1) };
@@ -664,9 +601,9 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     unsafe { mem::munmap(region, size) }.ctx("munmap")?;
     // SAFETY: as above.
     unsafe { mem::munmap(flag as usize, PAGE_SIZE) }.ctx("munmap shared")?;
-    ensure!(!COW_FAILED.load(Ordering::SeqCst), "a thread could not pin itself");
+    COW_WRITERS.check_pinned()?;
     ensure!(status.exit_code() == Some(0), "the child saw writes made after the fork: {status}");
-    let wrong = COW_WRONG.load(Ordering::SeqCst);
+    let wrong = COW_WRITERS.wrong();
     ensure!(wrong == 0, "{wrong} pages lost a write made after the fork");
     let pages = (others * COW_PAGES) as u64;
     // Most: a write the exclusive path must take (to a page the child
@@ -677,24 +614,110 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     Ok(())
 }
 
-/// Pins the calling thread to core `me` and starts `body` on every other
-/// core of `online` (its argument: its slot among them `<< 8 |` the core),
-/// then waits until `ready` counts them all.
-fn start_on_other_cores(
-    me: usize,
-    online: u64,
-    body: extern "C" fn(usize),
-    ready: &AtomicUsize,
-) -> Result<[Option<Thread>; MAX_CORES], String> {
-    pin(1 << me).ctx("sched_setaffinity")?;
-    let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
-    let mut started = 0;
-    for (slot, n) in cores_of(online).filter(|&n| n != me).enumerate() {
-        threads[n] = Some(spawn_thread(body, slot << 8 | n).ctx("clone")?);
-        started += 1;
+/// The threads a test starts on other cores, and what they share with it
+/// (thread bodies use neither the heap nor stdout: atomics only). A thread
+/// pins itself, says it is ready and waits for the test's go, does its
+/// work, counts what it found wrong and says it is done.
+struct Crew {
+    /// The test's region (0 until started).
+    region: AtomicUsize,
+    ready: AtomicUsize,
+    go: AtomicBool,
+    wrong: AtomicUsize,
+    done: AtomicUsize,
+    /// A thread could not pin itself.
+    unpinned: AtomicBool,
+}
+
+impl Crew {
+    const fn new() -> Self {
+        Self {
+            region: AtomicUsize::new(0),
+            ready: AtomicUsize::new(0),
+            go: AtomicBool::new(false),
+            wrong: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            unpinned: AtomicBool::new(false),
+        }
     }
-    while ready.load(Ordering::SeqCst) < started {
-        sleep_ms(1).ctx("nanosleep")?;
+
+    /// Starts `body` on every core of `cores` (its argument: its slot
+    /// among them `<< 8 |` the core), the test's region at `region`, then
+    /// waits until each is ready.
+    fn start(
+        &self,
+        region: usize,
+        cores: u64,
+        body: extern "C" fn(usize),
+    ) -> Result<[Option<Thread>; MAX_CORES], String> {
+        self.region.store(region, Ordering::SeqCst);
+        for counter in [&self.ready, &self.wrong, &self.done] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        self.go.store(false, Ordering::SeqCst);
+        self.unpinned.store(false, Ordering::SeqCst);
+        let mut threads: [Option<Thread>; MAX_CORES] = [const { None }; MAX_CORES];
+        let mut started = 0;
+        for (slot, n) in cores_of(cores).enumerate() {
+            threads[n] = Some(spawn_thread(body, slot << 8 | n).ctx("clone")?);
+            started += 1;
+        }
+        while self.ready.load(Ordering::SeqCst) < started {
+            sleep_ms(1).ctx("nanosleep")?;
+        }
+        Ok(threads)
     }
-    Ok(threads)
+
+    /// A thread pins itself to core `n` (a failure is recorded); returns
+    /// the test's region.
+    fn pin_to(&self, n: usize) -> usize {
+        if pin(1 << n).is_err() {
+            self.unpinned.store(true, Ordering::SeqCst);
+        }
+        self.region.load(Ordering::SeqCst)
+    }
+
+    /// A thread says it is ready and waits for the test's go.
+    fn ready_and_wait(&self) {
+        self.ready.fetch_add(1, Ordering::SeqCst);
+        while !self.go.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// [`Self::pin_to`], then [`Self::ready_and_wait`].
+    fn report_for_work(&self, n: usize) -> usize {
+        let region = self.pin_to(n);
+        self.ready_and_wait();
+        region
+    }
+
+    fn found_wrong(&self) {
+        self.wrong.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finished(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn go(&self) {
+        self.go.store(true, Ordering::Release);
+    }
+
+    /// Waits until `count` threads are done.
+    fn wait_finished(&self, count: usize) -> Result<(), String> {
+        while self.done.load(Ordering::SeqCst) < count {
+            sleep_ms(1).ctx("nanosleep")?;
+        }
+        Ok(())
+    }
+
+    fn wrong(&self) -> usize {
+        self.wrong.load(Ordering::SeqCst)
+    }
+
+    fn check_pinned(&self) -> Result<(), String> {
+        ensure!(!self.unpinned.load(Ordering::SeqCst), "a thread could not pin itself");
+        Ok(())
+    }
 }
