@@ -500,9 +500,7 @@ impl Process {
     /// may block, and `f` may yield at the pause points of a long pass:
     /// the caller holds no spin lock); `ESRCH` after exit.
     pub fn with_mm<R>(&self, f: impl FnOnce(&mut UserSpace) -> R) -> Result<R, Errno> {
-        let space = self.space.lock().clone().ok_or(Errno::ESRCH)?;
-        let mut mm = space.lock();
-        Ok(f(&mut mm))
+        self.with_space(|space| f(&mut space.lock()))
     }
 
     /// Runs `f` on the address space as processes share it (whose lock `f`
@@ -1138,9 +1136,10 @@ pub fn resolve_fault_shared(addr: u64, kind: FaultKind, what: SharedFault) -> bo
         let process = &thread.process;
         // The process holds the space until its last thread, this one among
         // them, has ended, or another thread's exec (which waits for this
-        // one to end) replaces it: this reference is never the last.
-        let Some(space) = process.space.lock().clone() else { return false };
-        let resolved = space.fault_shared(aspen_mm::VirtAddr::new(addr), kind, what).is_ok();
+        // one to end) replaces it: the reference `with_space` takes is
+        // never the last.
+        let shared = process.with_space(|space| space.fault_shared(aspen_mm::VirtAddr::new(addr), kind, what));
+        let resolved = matches!(shared, Ok(Ok(())));
         if resolved {
             process.faults.fetch_add(1, Ordering::Relaxed);
         }
