@@ -1443,17 +1443,20 @@ fn map_beside_faults(
     })?
 }
 
-/// munmap(2) on the current process's space. A few pages of private
-/// anonymous memory are unmapped while the space's faults go on on other
-/// cores: only the two changes of the varea map are short stretches alone
-/// (`aspen_mm::aspace::shared`); anything else holds the space
-/// exclusively.
+/// munmap(2) on the current process's space. Private memory (a few pages
+/// of it, or any length when the process has other threads) is unmapped
+/// while the space's faults go on on other cores: only the two changes of
+/// the varea map are short stretches alone (`aspen_mm::aspace::shared`);
+/// anything else holds the space exclusively.
 fn munmap(addr: VirtAddr, len: u64) -> Result<(), Errno> {
-    use aspen_mm::aspace::MunmapShared;
+    use aspen_mm::aspace::{Beside, MunmapShared};
     thread::with_current(|t| {
+        // Only a choice of the cheaper way: the exclusive one is right too
+        // (a thread made meanwhile waits for the lock at its first fault).
+        let beside = if t.process.thread_count() > 1 { Beside::Threads } else { Beside::Nobody };
         t.process.with_space(|space| {
             let mut edit = space.lock_for_edit();
-            let begun = edit.alone(|mm| preloaded(mm, |mm| mm.begin_munmap_shared(addr, len)))?;
+            let begun = edit.alone(|mm| preloaded(mm, |mm| mm.begin_munmap_shared(addr, len, beside)))?;
             match begun {
                 MunmapShared::Done => Ok(()),
                 MunmapShared::Exclusive => edit.exclusive(|mm| preloaded(mm, |mm| mm.munmap(addr, len))),

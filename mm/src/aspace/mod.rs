@@ -89,7 +89,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub use env::{Env, HeapExhausted, MmEnv, MmStats, WxPolicy, YieldHook};
 pub use futex::FutexKey;
 pub use maps::{MapsLine, VareaInfo, VareaKind};
-pub use shared::{MunmapShared, NeedsExclusive, SharedZap, SHARED_UNMAP_PAGES};
+pub use shared::{Beside, MunmapShared, NeedsExclusive, SharedZap, SHARED_UNMAP_PAGES};
 pub use varea::{MappedFile, Prot};
 
 use self::env::{EnvPause, SpaceTlb};

@@ -29,13 +29,14 @@
 //! (counted in `MmStats::shared_fault_races`): one frame is mapped, none
 //! leaks.
 //!
-//! munmap(2) of a few pages of private anonymous memory empties its range
-//! beside shared faults too ([`AddressSpace::begin_munmap_shared`]): the
+//! munmap(2) of private memory (anonymous, or a file's copy-on-write
+//! pages) empties its range beside shared faults too
+//! ([`AddressSpace::begin_munmap_shared`]): the
 //! varea map is changed in two short exclusive stretches (the vareas split
 //! and the range marked `unmapping`, whose shared faults are refused; then
 //! the vareas dropped), and the table work between them runs with the
-//! space shared, under the table lock, so that faults elsewhere in the
-//! space go on. A fault that found its varea before the first stretch has
+//! space shared, a short stretch at a time under the table lock, so that
+//! faults elsewhere in the space go on. A fault that found its varea before the first stretch has
 //! ended before it (the stretch waits for shared faults), so its page is
 //! in the table the unmap empties.
 
@@ -294,18 +295,31 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     }
 }
 
-/// The most pages an unmap empties beside shared faults: the table lock is
-/// held for the whole of it (no pause point), so no longer than a long
-/// pass runs between two pause points ([`crate::paging::EDIT_SPACING`]
-/// entries).
+/// The most steps (a page unmapped is one, as the editor counts towards
+/// its pause points) one stretch of an unmap beside shared faults holds
+/// the table lock for: no longer than a long pass runs between two pause
+/// points ([`crate::paging::EDIT_SPACING`]). An unmap of at most this many
+/// pages is one stretch.
 pub const SHARED_UNMAP_PAGES: u64 = crate::paging::EDIT_SPACING as u64;
+
+/// Who may fault in the space while an unmap empties its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beside {
+    /// No other thread runs in the space: a range longer than one stretch
+    /// is cheaper unmapped exclusively, in one pass.
+    Nobody,
+    /// Other threads may fault: every range of private memory is emptied
+    /// beside them, stretch by stretch.
+    Threads,
+}
 
 /// How munmap(2) goes beside shared faults ([`AddressSpace::begin_munmap_shared`]).
 #[derive(Debug)]
 pub enum MunmapShared {
     /// Nothing was mapped in the range: done.
     Done,
-    /// Not a few pages of private anonymous memory: call
+    /// Shared file memory (whose pages go back to the file when its
+    /// vareas go), or a long range with nobody beside: call
     /// [`AddressSpace::munmap`] with the space exclusively.
     Exclusive,
     /// Empty the range's table beside shared faults
@@ -324,15 +338,17 @@ pub struct SharedZap {
 
 impl<E: MmEnv> AddressSpace<'_, E> {
     /// munmap(2)'s first step where its table work may run beside shared
-    /// faults (a range of at most [`SHARED_UNMAP_PAGES`] pages of private
-    /// anonymous memory): checks the arguments as `munmap` does, splits
-    /// the vareas at the range's ends and marks the range, so that shared
-    /// faults there are refused from now on. Changes nothing when it
-    /// answers [`MunmapShared::Exclusive`] or an error.
-    pub fn begin_munmap_shared(&mut self, addr: VirtAddr, len: u64) -> Result<MunmapShared, Errno> {
+    /// faults (a range of private memory, anonymous or a file's, of at most
+    /// [`SHARED_UNMAP_PAGES`] pages, or of any length with threads
+    /// `beside`): checks the arguments as `munmap` does, splits the vareas
+    /// at the range's ends and marks the range, so that shared faults there
+    /// are refused from now on. Changes nothing when it answers
+    /// [`MunmapShared::Exclusive`] or an error.
+    pub fn begin_munmap_shared(&mut self, addr: VirtAddr, len: u64, beside: Beside) -> Result<MunmapShared, Errno> {
         let range = self.munmap_range(addr, len)?;
-        let small = range.size() <= SHARED_UNMAP_PAGES * PAGE_SIZE;
-        if !small || self.vareas.overlapping(range).any(|(_, v)| !matches!(v.backing, Backing::Anon)) {
+        let one_stretch = range.size() <= SHARED_UNMAP_PAGES * PAGE_SIZE;
+        let private = |v: &Varea<'_, E>| matches!(v.backing, Backing::Anon | Backing::Object { shared: false, .. });
+        if !(one_stretch || beside == Beside::Threads) || !self.vareas.overlapping(range).all(|(_, v)| private(v)) {
             return Ok(MunmapShared::Exclusive);
         }
         if !self.vareas.isolate(range) {
@@ -344,9 +360,11 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         Ok(MunmapShared::Zap(SharedZap { range, vacated }))
     }
 
-    /// munmap(2)'s second step: empties the range's table (the TLBs forget
-    /// it before its frames are freed) with the space shared, under the
-    /// table lock.
+    /// munmap(2)'s second step: empties the range's table with the space
+    /// shared, a stretch of at most [`SHARED_UNMAP_PAGES`] steps at a time
+    /// under the table lock (the TLBs forget each stretch before its frames
+    /// are freed), asking the environment between stretches whether to
+    /// let other tasks run.
     ///
     /// # Safety
     /// As [`Self::fault_shared`]; and `zap` comes from this space's last
@@ -354,27 +372,44 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     pub unsafe fn zap_shared(&self, zap: &SharedZap) {
         let (tlb, scope) = space_tlb(self.env, &self.asid);
         let mut refs = RefCursor::new(self.env.frames());
-        let mut vareas = VareaCursor::new(self.vareas.overlapping(zap.range));
-        let mut released = 0;
-        {
-            let _guard = self.table_lock.lock();
-            // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared call, which
-            // takes it too.
-            let table = unsafe { self.table.locked() };
-            let mut editor = table.edit(&tlb, scope, |leaf| {
-                let writable = leaf.attrs.access().contains(Access::WRITE);
-                released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
-            });
-            log_edit("unmap", editor.unmap_vacating(zap.range, zap.vacated));
+        let mut from = zap.range.start;
+        while from < zap.range.end_exclusive {
+            let mut vareas = VareaCursor::new(self.vareas.overlapping(VirtRange::new(from, zap.range.end_exclusive)));
+            let mut released = 0;
+            {
+                let _guard = self.table_lock.lock();
+                // SAFETY: the table lock is held, and the caller's contract
+                // keeps every other user of the table a shared call, which
+                // takes it too.
+                let table = unsafe { self.table.locked() };
+                let end =
+                    table.unmap_stretch_end(VirtRange::new(from, zap.range.end_exclusive), SHARED_UNMAP_PAGES as usize);
+                let stretch = VirtRange::new(from, end);
+                // Empty once this stretch is: the gap before the range, and
+                // the range up to here (faults elsewhere map nothing in it).
+                let vacated = VirtRange::new(
+                    zap.vacated.start,
+                    if end == zap.range.end_exclusive { zap.vacated.end_exclusive } else { end },
+                );
+                let mut editor = table.edit(&tlb, scope, |leaf| {
+                    let writable = leaf.attrs.access().contains(Access::WRITE);
+                    released += usize::from(release_leaf(&mut refs, vareas.at(leaf.va), leaf.va, leaf.pa, writable));
+                });
+                log_edit("unmap", editor.unmap_vacating(stretch, vacated));
+                from = end;
+            }
+            self.resident.fetch_sub(released, Ordering::Relaxed);
+            if from < zap.range.end_exclusive && self.env.should_yield() {
+                self.env.yield_now();
+            }
         }
-        self.resident.fetch_sub(released, Ordering::Relaxed);
         self.env.stats().shared_unmap();
     }
 
     /// munmap(2)'s last step: drops the range's vareas.
     pub fn end_munmap_shared(&mut self, zap: SharedZap) {
-        // Private anonymous vareas: nothing to write back.
+        // Private vareas: nothing to write back (a file's are dropped with
+        // the reference the varea held).
         self.vareas.remove_range(zap.range, |_, varea| drop(varea));
         self.unmapping = None;
     }

@@ -634,3 +634,56 @@ impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
         }
     }
 }
+
+/// Where an unmap may stop for a moment: the end of a stretch of a range
+/// that an editor unmaps in a bounded number of steps.
+impl<M: PhysMemory + ?Sized, A: FrameAllocator + ?Sized> PageTable<'_, M, A> {
+    /// The end of the longest start of `range` (page aligned, inside the
+    /// half) that [`Editor::unmap`] takes at most `steps` steps over, as it
+    /// counts them towards its pause points (a leaf is one, [`EMPTY_PER_STEP`]
+    /// empty last-level entries are one, an empty entry above the last
+    /// level is none); at least one page, or one block when the range
+    /// starts with one, so that an unmap done stretch by stretch always
+    /// goes on. `range`'s end when all of it takes fewer.
+    pub fn unmap_stretch_end(&self, range: VirtRange, steps: usize) -> VirtAddr {
+        if self.check_range(range).is_err() || range.is_empty() {
+            return range.end_exclusive;
+        }
+        let mut left = steps.max(1);
+        self.stretch_level(self.root(), Level::ROOT, range, &mut left).unwrap_or(range.end_exclusive)
+    }
+
+    /// [`Self::unmap_stretch_end`] below `table` at `level`: the end when
+    /// the steps ran out inside `range`.
+    fn stretch_level(&self, table: PhysAddr, level: Level, range: VirtRange, left: &mut usize) -> Option<VirtAddr> {
+        let entries = Entries::of(self, table);
+        let Some(next) = level.next() else {
+            let first = level.index(range.start);
+            for i in 0..(range.size() / PAGE_SIZE) as usize {
+                let index = first + i;
+                if entries.get(index).is_valid() || index.is_multiple_of(EMPTY_PER_STEP) {
+                    *left -= 1;
+                    if *left == 0 {
+                        return Some(range.start + (i as u64 + 1) * PAGE_SIZE);
+                    }
+                }
+            }
+            return None;
+        };
+        for sub in slots(level, range) {
+            let desc = entries.get(level.index(sub.start));
+            if desc.is_table(level) {
+                if let Some(end) = self.stretch_level(desc.address(), next, sub, left) {
+                    return Some(end);
+                }
+            } else if desc.is_valid() {
+                // A block goes whole.
+                *left -= 1;
+                if *left == 0 {
+                    return Some(sub.end_exclusive);
+                }
+            }
+        }
+        None
+    }
+}

@@ -8,7 +8,7 @@ use aspen_abi::mman::{MapFlags, Prot};
 use std::vec::Vec;
 
 use super::{read, va, with_env, write, Space, PS};
-use crate::aspace::{FaultKind, MmEnv, MunmapShared, NeedsExclusive};
+use crate::aspace::{Beside, FaultKind, MmEnv, MunmapShared, NeedsExclusive};
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
 const THREADS: u64 = 4;
@@ -127,6 +127,16 @@ fn what_a_shared_fault_cannot_resolve_it_leaves_alone() {
     });
 }
 
+/// Tells looping threads to stop when dropped, also by a failing assertion
+/// (so that the failure ends the test instead of hanging it).
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The kernel's protocol, played with a host lock: shared faults and the
 /// unmap's table work hold it shared, everything else exclusively.
 struct Protocol<'s, 'e, 'a> {
@@ -141,16 +151,21 @@ impl<'s, 'e, 'a> Protocol<'s, 'e, 'a> {
         unsafe { space.fault_shared(va(at), kind) }
     }
 
-    /// munmap(2) as the kernel runs it beside shared faults.
-    fn munmap(&self, at: u64, len: u64) {
-        let begun = self.space.write().unwrap().begin_munmap_shared(va(at), len).unwrap();
+    /// munmap(2) as the kernel runs it beside shared faults: whether its
+    /// table work ran beside them.
+    fn munmap(&self, at: u64, len: u64) -> bool {
+        let begun = self.space.write().unwrap().begin_munmap_shared(va(at), len, Beside::Threads).unwrap();
         match begun {
-            MunmapShared::Done => {}
-            MunmapShared::Exclusive => self.space.write().unwrap().munmap(va(at), len).unwrap(),
+            MunmapShared::Done => false,
+            MunmapShared::Exclusive => {
+                self.space.write().unwrap().munmap(va(at), len).unwrap();
+                false
+            }
             MunmapShared::Zap(zap) => {
                 // SAFETY: under the read lock, only shared faults run beside.
                 unsafe { self.space.read().unwrap().zap_shared(&zap) };
                 self.space.write().unwrap().end_munmap_shared(zap);
+                true
             }
         }
     }
@@ -193,7 +208,7 @@ fn unmaps_beside_shared_faults_leave_the_other_pages_alone() {
                 for i in 0..pages {
                     assert_eq!(protocol.fault(b + i * PS, FaultKind::Write), Ok(()));
                 }
-                protocol.munmap(b, pages * PS);
+                assert!(protocol.munmap(b, pages * PS));
             }
             done.store(true, std::sync::atomic::Ordering::Relaxed);
         });
@@ -203,6 +218,114 @@ fn unmaps_beside_shared_faults_leave_the_other_pages_alone() {
         for i in 0..PAGES {
             assert_eq!(read(space, a + i * PS), Ok(0));
         }
+    });
+}
+
+#[test]
+fn long_unmaps_of_anonymous_and_file_memory_go_beside_faults_stretch_by_stretch() {
+    use crate::object::tests::{pattern, RecordingPager};
+    use crate::object::{FileIdentity, FileObject};
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    with_env(2048, |env| {
+        let data = pattern(300 * PS as usize, 3);
+        let identity = FileIdentity { major: 0, minor: 0x12, inode: 9, path: "/tmp/g".into() };
+        let file = FileObject::new(env, RecordingPager::with_bytes(&data), identity);
+        let mut space = Space::new(env).unwrap();
+        let a = super::map_anon(&mut space, PAGES, RW, MapFlags::PRIVATE);
+        let protocol = Protocol { space: std::sync::RwLock::new(&mut space) };
+        let done = AtomicBool::new(false);
+        let start = std::sync::Barrier::new(THREADS as usize + 1);
+        let unmaps_before = env.stats().shared_unmaps();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (protocol, done, start) = (&protocol, &done, &start);
+                s.spawn(move || {
+                    start.wait();
+                    loop {
+                        for i in 0..PAGES / THREADS {
+                            let at = a + (t * PAGES / THREADS + i) * PS;
+                            assert_eq!(protocol.fault(at, FaultKind::Write), Ok(()), "page {at:#x}");
+                        }
+                        if done.load(Relaxed) {
+                            break;
+                        }
+                    }
+                });
+            }
+            start.wait();
+            // The threads stop when the rounds end, or fail.
+            let _stop = StopOnDrop(&done);
+            // Ranges of 17 to 300 pages, some across a last-level table's
+            // end, anonymous and a file's private pages by turns; every
+            // other page touched (file pages read, or written: a copy).
+            for round in 0..60u64 {
+                let pages = 17 + round * 47 % 284;
+                let b = if round % 2 == 0 {
+                    let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+                    let b = protocol.exclusive(|s| s.mmap(va(0), pages * PS, RW, flags, None, 0)).unwrap().as_u64();
+                    for i in (0..pages).step_by(2) {
+                        assert_eq!(protocol.fault(b + i * PS, FaultKind::Write), Ok(()));
+                    }
+                    b
+                } else {
+                    let mapped = Some(crate::aspace::MappedFile::read_write(std::sync::Arc::clone(&file)));
+                    let b = protocol.exclusive(|s| s.mmap(va(0), pages * PS, RW, MapFlags::PRIVATE, mapped, 0));
+                    let b = b.unwrap().as_u64();
+                    for i in (0..pages).step_by(2) {
+                        protocol.exclusive(|s| {
+                            let at = b + i * PS;
+                            if i % 4 == 0 {
+                                write(s, at, 7).unwrap();
+                            } else {
+                                assert_eq!(read(s, at), Ok(data[(i * PS) as usize]));
+                            }
+                        });
+                    }
+                    b
+                };
+                assert!(protocol.munmap(b, pages * PS), "round {round}: {pages} pages not unmapped beside the faults");
+                let resident = protocol.exclusive(|s| (s.resident_count(), s.resident_pages()));
+                assert_eq!(resident.0, resident.1);
+            }
+            // Alone in its 1 GiB, so that whole tables lie in the gap it
+            // leaves: each goes with the stretch that empties it, not before.
+            let (c, pages) = (0x40_0000_0000, 700);
+            let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED;
+            protocol.exclusive(|s| s.mmap(va(c), pages * PS, RW, flags, None, 0)).unwrap();
+            for i in 0..pages {
+                assert_eq!(protocol.fault(c + i * PS, FaultKind::Write), Ok(()));
+            }
+            assert!(protocol.munmap(c, pages * PS));
+        });
+        assert_eq!(env.stats().shared_unmaps() - unmaps_before, 61);
+        let space = protocol.space.into_inner().unwrap();
+        assert_eq!((space.resident_count(), space.resident_pages()), (PAGES as usize, PAGES as usize));
+        // Only A's vareas and tables are left: unmapping A empties the tree.
+        space.munmap(va(a), PAGES * PS).unwrap();
+        assert_eq!(space.table_pages(), 1);
+        drop(file);
+    });
+}
+
+#[test]
+fn an_unmap_of_shared_file_memory_or_a_long_one_alone_stays_exclusive() {
+    use crate::object::tests::{pattern, RecordingPager};
+    use crate::object::{FileIdentity, FileObject};
+    with_env(256, |env| {
+        let identity = FileIdentity { major: 0, minor: 0x12, inode: 10, path: "/tmp/h".into() };
+        let file = FileObject::new(env, RecordingPager::with_bytes(&pattern(4 * PS as usize, 1)), identity);
+        let mut space = Space::new(env).unwrap();
+        let mapped = Some(crate::aspace::MappedFile::read_write(std::sync::Arc::clone(&file)));
+        let shared = space.mmap(va(0), 4 * PS, RW, MapFlags::SHARED, mapped, 0).unwrap();
+        let long = super::map_anon(&mut space, 40, RW, MapFlags::PRIVATE);
+        let vareas = space.vareas().count();
+        for (at, len, beside) in [(shared.as_u64(), PS, Beside::Threads), (long, 40 * PS, Beside::Nobody)] {
+            assert!(matches!(space.begin_munmap_shared(va(at), len, beside), Ok(MunmapShared::Exclusive)));
+            assert_eq!(space.vareas().count(), vareas, "nothing split");
+        }
+        assert!(matches!(space.begin_munmap_shared(va(long), 40 * PS, Beside::Threads), Ok(MunmapShared::Zap(_))));
+        drop(space);
+        drop(file);
     });
 }
 
@@ -245,7 +368,7 @@ fn an_unmap_beside_faults_on_its_own_pages_leaves_nothing_mapped() {
                 if n >= 300 && raced() {
                     break;
                 }
-                protocol.munmap(b, SMALL * PS);
+                assert!(protocol.munmap(b, SMALL * PS));
                 // Nothing the faults did in between survives the unmap.
                 left = protocol.exclusive(|s| (s.resident_count(), s.resident_pages()));
                 if left != (0, 0) {

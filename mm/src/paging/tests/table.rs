@@ -172,6 +172,45 @@ fn vacated_tables_go_and_the_rest_are_read() {
 }
 
 #[test]
+fn an_unmap_stretch_ends_after_its_steps() {
+    let fx = Fixture::new(4 * MIB);
+    let mut pt = fx.table(VaHalf::Lower);
+    let at = |page: u64| VirtAddr::new(0x40_0000 + page * PAGE_SIZE);
+    // Leaves at pages 0..4 and 40..60 of one table, then one 1 GiB away.
+    fx.map_pages(&mut pt, 0x40_0000, 4, PageAttrs::USER_RW);
+    fx.map_pages(&mut pt, 0x40_0000 + 40 * PAGE_SIZE, 20, PageAttrs::USER_RW);
+    fx.map_pages(&mut pt, 0x4000_0000, 1, PageAttrs::USER_RW);
+    let to = |end: u64| VirtRange::new(at(0), VirtAddr::new(end));
+    let whole = to(0x4000_1000);
+    // Page 0 is a leaf and an entry a multiple of 16: one step each; the
+    // empty pages 16 and 32 a step each; pages 40.. one each.
+    assert_eq!(pt.unmap_stretch_end(whole, 1), at(1));
+    assert_eq!(pt.unmap_stretch_end(whole, 4), at(4));
+    assert_eq!(pt.unmap_stretch_end(whole, 5), at(17));
+    assert_eq!(pt.unmap_stretch_end(whole, 7), at(41));
+    // The rest of the table and the empty gigabyte (its upper entries are
+    // free) before the last leaf: 20 more leaves, the empty entries of the
+    // table from 60 on (28 multiples of 16 from 64 to 496), then the leaf.
+    assert_eq!(pt.unmap_stretch_end(whole, 6 + 20 + 28), at(497));
+    assert_eq!(pt.unmap_stretch_end(whole, 6 + 20 + 28 + 1), VirtAddr::new(0x4000_1000));
+    assert_eq!(pt.unmap_stretch_end(whole, 1000), whole.end_exclusive);
+    // Never nothing: zero steps is one.
+    assert_eq!(pt.unmap_stretch_end(whole, 0), at(1));
+    // Stretch by stretch, vacating up to each stretch's end, the unmap
+    // leaves nothing: no leaf, no table page.
+    let tlb = RecordingTlb::new();
+    let mut from = whole.start;
+    while from < whole.end_exclusive {
+        let end = pt.unmap_stretch_end(VirtRange::new(from, whole.end_exclusive), 3);
+        let vacated = VirtRange::new(VirtAddr::new(0), end);
+        pt.edit(&tlb, SCOPE, fx.free_leaf()).unmap_vacating(VirtRange::new(from, end), vacated).unwrap();
+        from = end;
+    }
+    assert_eq!(pt.table_pages(), 1);
+    assert_eq!(fx.in_use(), 1);
+}
+
+#[test]
 #[should_panic(expected = "still maps something")]
 fn a_vacated_range_that_is_not_empty_is_caught_on_the_host() {
     let fx = Fixture::new(4 * MIB);

@@ -11,6 +11,7 @@
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use aspen_sys::fs::{self, OpenFlags};
 use aspen_sys::mem::{self, Advice, MapFlags, Prot, PAGE_SIZE};
 use aspen_sys::process::{self, Fork};
 use aspen_sys::raw::{syscall0, syscall3, Sysno};
@@ -415,10 +416,18 @@ fn statm_resident() -> Result<u64, String> {
 
 /// Pages each faulting thread first-touches while the mapper works.
 const BESIDE_PAGES: usize = 1024;
-/// mmap/touch/munmap rounds of the mapping thread, and its mapping's pages.
+/// mmap/touch/munmap rounds of the mapping thread, and its mapping's pages
+/// (one unmap stretch), in every fourth round many more (many stretches,
+/// across a last-level table), in every eighth a private mapping of this
+/// program's file.
 const MAPPER_ROUNDS: usize = 200;
 const MAPPER_PAGES: usize = 16;
+const MAPPER_LONG_PAGES: usize = 600;
+/// This program, mapped privately by the mapper.
+const MAPPER_FILE: &core::ffi::CStr = c"/bin/usertests";
 static BESIDE: Crew = Crew::new();
+/// The mapper's rounds are over: the faulting threads end.
+static MAPPER_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Thread `slot` (pinned to core `n`): first-touches its own
 /// `BESIDE_PAGES` pages, writing each page's number, then reads them back.
@@ -437,10 +446,16 @@ extern "C" fn beside_faulter(arg: usize) {
         }
     }
     BESIDE.finished();
+    // Alive until the mapper is done, so that its long unmaps, too, go
+    // beside other threads.
+    while !MAPPER_DONE.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
 }
 
 /// Threads on the other cores first-touch pages of their own while this
-/// thread maps, touches and unmaps 64 KiB over and over: the unmaps empty
+/// thread maps, touches and unmaps 64 KiB over and over (2.3 MiB in every
+/// fourth round, this program's file in every eighth): the unmaps empty
 /// their range while the faults go on (`munmap_shared` in /proc/vmstat
 /// counts every one), every page keeps what was written to it, the
 /// mapper's pages are gone after each munmap, and the resident count
@@ -457,32 +472,40 @@ pub fn faults_go_on_beside_mmap_and_munmap(_: &Context) -> TestResult {
     let size = others * BESIDE_PAGES * PAGE_SIZE;
     // SAFETY: a fresh mapping, unmapped at the end.
     let region = unsafe { mem::mmap(0, size, prot, private, -1, 0) }.ctx("mmap")?;
+    let file = fs::open(MAPPER_FILE, OpenFlags::RDONLY, 0).ctx("open this program")?;
     pin(1 << me).ctx("sched_setaffinity")?;
+    MAPPER_DONE.store(false, Ordering::Release);
     let threads = BESIDE.start(region, online & !(1 << me), beside_faulter)?;
     let resident_before = statm_resident()?;
     let unmaps_before = vmstat("munmap_shared")?;
     BESIDE.go();
     let mut result = Ok(());
     for round in 0..MAPPER_ROUNDS {
+        let pages = if round % 4 == 0 { MAPPER_LONG_PAGES } else { MAPPER_PAGES };
+        let (flags, fd) = if round % 8 == 0 { (MapFlags::PRIVATE, file) } else { (private, -1) };
         // SAFETY: a fresh mapping of this thread's, unmapped below.
-        let mapped = unsafe { mem::mmap(0, MAPPER_PAGES * PAGE_SIZE, prot, private, -1, 0) };
+        let mapped = unsafe { mem::mmap(0, pages * PAGE_SIZE, prot, flags, fd, 0) };
         let Ok(at) = mapped else {
             result = Err(alloc::format!("round {round}: mmap: {mapped:?}"));
             break;
         };
-        for page in 0..MAPPER_PAGES {
-            // SAFETY: the mapping just made.
+        // The file is shorter than the long mapping: its first pages only.
+        let touched = if fd < 0 { pages } else { MAPPER_PAGES };
+        for page in 0..touched {
+            // SAFETY: the mapping just made (a file page is copied).
             unsafe { core::ptr::write_volatile((at + page * PAGE_SIZE) as *mut usize, round) };
         }
         // SAFETY: as above.
-        let back = unsafe { core::ptr::read_volatile((at + (round % MAPPER_PAGES) * PAGE_SIZE) as *const usize) };
+        let back = unsafe { core::ptr::read_volatile((at + (round % touched) * PAGE_SIZE) as *const usize) };
         // SAFETY: this thread's own mapping.
-        let unmapped = unsafe { mem::munmap(at, MAPPER_PAGES * PAGE_SIZE) };
+        let unmapped = unsafe { mem::munmap(at, pages * PAGE_SIZE) };
         if back != round || unmapped.is_err() {
             result = Err(alloc::format!("round {round}: read {back}, munmap {unmapped:?}"));
             break;
         }
     }
+    MAPPER_DONE.store(true, Ordering::Release);
+    fs::close(file).ctx("close")?;
     if result.is_ok() {
         BESIDE.wait_finished(others)?;
     }
