@@ -1451,9 +1451,11 @@ fn map_beside_faults(
 fn munmap(addr: VirtAddr, len: u64) -> Result<(), Errno> {
     use aspen_mm::aspace::{Beside, MunmapShared};
     thread::with_current(|t| {
-        // Only a choice of the cheaper way: the exclusive one is right too
-        // (a thread made meanwhile waits for the lock at its first fault).
-        let beside = if t.process.thread_count() > 1 { Beside::Threads } else { Beside::Nobody };
+        // Only a choice of the cheaper way for a long range: the exclusive
+        // one is right too (a thread made meanwhile waits for the lock at
+        // its first fault).
+        let long = len > aspen_mm::aspace::SHARED_UNMAP_PAGES * aspen_mm::PAGE_SIZE;
+        let beside = if long && t.process.thread_count() == 1 { Beside::Nobody } else { Beside::Threads };
         t.process.with_space(|space| {
             let mut edit = space.lock_for_edit();
             let begun = edit.alone(|mm| preloaded(mm, |mm| mm.begin_munmap_shared(addr, len, beside)))?;

@@ -382,8 +382,13 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 // keeps every other user of the table a shared call, which
                 // takes it too.
                 let table = unsafe { self.table.locked() };
-                let end =
-                    table.unmap_stretch_end(VirtRange::new(from, zap.range.end_exclusive), SHARED_UNMAP_PAGES as usize);
+                let rest = VirtRange::new(from, zap.range.end_exclusive);
+                // No more pages than steps: one stretch, without a walk.
+                let end = if rest.size() <= SHARED_UNMAP_PAGES * PAGE_SIZE {
+                    rest.end_exclusive
+                } else {
+                    table.unmap_stretch_end(rest, SHARED_UNMAP_PAGES as usize)
+                };
                 let stretch = VirtRange::new(from, end);
                 // Empty once this stretch is: the gap before the range, and
                 // the range up to here (faults elsewhere map nothing in it).

@@ -6,7 +6,9 @@
 //! scale <case> threads=<T> ops=<total> ticks=<elapsed> ticks_per_op=<t> thread_ticks_per_op=<t> pinned=<yes|no> cpus=<n> freq=<hz>
 //! ```
 //!
-//! Cases: `fault` (each thread writes the first byte of every page of a
+//! Cases: `compute` (the control: each thread runs the same arithmetic,
+//! no kernel entry; its figures are what the host gives, on a host with
+//! fewer cores than the guest's the floor for every kernel), `fault` (each thread writes the first byte of every page of a
 //! fresh private anonymous mapping of its own, 4 MiB in its own 2 MiB-aligned
 //! tables: first-touch page faults) and `mmap` (each thread maps 64 KiB,
 //! touches its 16 pages and unmaps it, over and over: disjoint regions of one
@@ -46,6 +48,11 @@ const FAULT_PAGES: usize = 1024;
 const TABLE_SPAN: usize = 2 << 20;
 /// From one thread's `fault` region to the next.
 const FAULT_STRIDE: usize = (FAULT_PAGES * PAGE_SIZE).next_multiple_of(TABLE_SPAN);
+/// Blocks of arithmetic each thread runs per round in `compute`, and the
+/// multiply-adds of a block (about as long as a first-touch fault takes
+/// under icount).
+const COMPUTE_BLOCKS: usize = 1024;
+const COMPUTE_STEPS: u64 = 300;
 /// Cycles each thread runs per round in `mmap`.
 const MMAP_CYCLES: usize = 200;
 /// The `mmap` case's mapping.
@@ -54,6 +61,9 @@ const MMAP_LEN: usize = 64 << 10;
 /// What a round's threads do.
 #[derive(Clone, Copy)]
 enum Case {
+    /// The control: user-space arithmetic, no kernel entry. What it shows
+    /// at T threads is what the host gives, the floor for every kernel.
+    Compute,
     Fault,
     Mmap,
 }
@@ -63,6 +73,7 @@ impl Case {
         match self {
             Case::Fault => "fault",
             Case::Mmap => "mmap",
+            Case::Compute => "compute",
         }
     }
 
@@ -71,6 +82,7 @@ impl Case {
         match self {
             Case::Fault => FAULT_PAGES as u64,
             Case::Mmap => MMAP_CYCLES as u64,
+            Case::Compute => COMPUTE_BLOCKS as u64,
         }
     }
 }
@@ -118,6 +130,12 @@ fn pin_to(cpu: usize) -> bool {
 /// One thread's work in one round.
 fn work(case: Case, me: usize) {
     match case {
+        Case::Compute => {
+            let mut x = me as u64 + 1;
+            for step in 0..COMPUTE_BLOCKS as u64 * COMPUTE_STEPS {
+                x = core::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(step));
+            }
+        }
         Case::Fault => touch(REGION[me].load(Ordering::Acquire), FAULT_PAGES * PAGE_SIZE),
         Case::Mmap => {
             for _ in 0..MMAP_CYCLES {
@@ -135,11 +153,7 @@ fn work(case: Case, me: usize) {
 }
 
 fn case_of(value: usize) -> Case {
-    if value == Case::Fault as usize {
-        Case::Fault
-    } else {
-        Case::Mmap
-    }
+    [Case::Compute, Case::Fault, Case::Mmap].into_iter().find(|&c| c as usize == value).unwrap_or(Case::Mmap)
 }
 
 /// Waits (yielding the CPU) until `done` says so.
@@ -189,7 +203,7 @@ fn measure(case: Case, threads: usize, cpus: usize) -> (u64, bool) {
     for round in 1..=ROUNDS as u64 {
         let regions = match case {
             Case::Fault => Some(fault_regions(threads)),
-            Case::Mmap => None,
+            Case::Mmap | Case::Compute => None,
         };
         DONE.store(0, Ordering::Release);
         wait_until(|| READY.load(Ordering::Acquire) == threads - 1);
@@ -238,7 +252,7 @@ fn ratio(v: u64, d: u64) -> alloc::string::String {
 pub fn run(wanted: &[&[u8]]) {
     // Before any pinning narrows this process's own mask.
     let cpus = cpus_allowed();
-    for case in [Case::Fault, Case::Mmap] {
+    for case in [Case::Compute, Case::Fault, Case::Mmap] {
         if !wanted.is_empty() && !wanted.contains(&case.name().as_bytes()) {
             continue;
         }
