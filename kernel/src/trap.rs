@@ -31,8 +31,8 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
             return;
         }
     }
-    // A first touch of anonymous memory, or a write to a read-only page of
-    // it (copy-on-write, or an upgrade), resolves with the address space shared, on as many
+    // A first touch of anonymous memory, or a write to a page of it shared
+    // copy-on-write, resolves with the address space shared, on as many
     // cores at once as fault, without the big kernel lock; IRQs stay
     // masked meanwhile. The return needs the lock only for pending work,
     // as after an interrupt.

@@ -66,7 +66,7 @@ pub type SharedSpace = Arc<Space>;
 /// what a task switch needs to make it current, which takes no lock.
 ///
 /// Page faults its threads take on first touches of anonymous memory and
-/// on its read-only pages (copy-on-write, upgrades) do not take the lock (nor the big kernel lock): they resolve with the
+/// on copy-on-write pages of it do not take the lock (nor the big kernel lock): they resolve with the
 /// space shared ([`Space::fault_shared`]), several cores at once, inside
 /// its `gate`; the lock's holder closes the gate, waits for them to leave
 /// and keeps new ones out while it changes the space ([`Space::lock`],

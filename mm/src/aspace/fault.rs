@@ -255,7 +255,7 @@ pub(super) fn write_around<M, T>(
 /// (anonymous, or private file copies) get one: there write permission
 /// needs no bookkeeping (shared file pages count their writers, and
 /// execute permission has the W^X flips).
-pub(super) fn write_around_window<E: MmEnv>(
+fn write_around_window<E: MmEnv>(
     page: VirtAddr,
     start: VirtAddr,
     varea: &Varea<'_, E>,

@@ -7,11 +7,10 @@
 //! can be guarded apart: it maps a zeroed frame where a page of private
 //! anonymous memory has no entry (a first touch), copies a shared frame of
 //! such memory on a write (copy-on-write after a fork:
-//! [`AddressSpace::cow_shared`]) or makes the page writable in place where
-//! the frame is the mapping's alone (an upgrade, with its write
-//! fault-around), or finds the page already allows the access (another CPU
-//! resolved it meanwhile, or the fault was spurious). Everything else
-//! (file pages, W^X flips, errors) is answered [`NeedsExclusive`], and the
+//! [`AddressSpace::cow_shared`]), or finds the page already allows the
+//! access (another CPU resolved it meanwhile, or the fault was spurious).
+//! Everything else (file pages, permission upgrades and their write
+//! fault-around, W^X flips, errors) is answered [`NeedsExclusive`], and the
 //! caller takes the space exclusively and resolves it as before.
 //!
 //! What guards what while faults share the space:
@@ -45,14 +44,14 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
-use super::fault::{exclusive, prot_allows, write_around, write_around_window, Mode};
+use super::fault::{exclusive, prot_allows, Mode};
 use super::varea::{Backing, Varea};
 use super::{log_edit, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::frame::{FrameAllocator, RefCursor};
 use crate::object::put_frame;
-use crate::paging::{copy_frame, zero_frame, Access, NoPause, PAUSE_SPACING};
+use crate::paging::{copy_frame, zero_frame, Access};
 
 /// A shared fault cannot resolve this one: take the space exclusively and
 /// call [`AddressSpace::handle_fault`].
@@ -108,10 +107,10 @@ impl<T> DerefMut for TableCell<T> {
 unsafe impl<T: Send> Sync for TableCell<T> {}
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {
-    /// The page holding `va` and its varea (and where that starts), where a shared fault of `kind`
+    /// The page holding `va` and its varea, where a shared fault of `kind`
     /// may resolve it: private anonymous memory that allows the access,
     /// outside the range an unmap is emptying.
-    fn anon_varea(&self, va: VirtAddr, kind: FaultKind) -> Result<(VirtAddr, VirtAddr, &Varea<'e, E>), NeedsExclusive> {
+    fn anon_varea(&self, va: VirtAddr, kind: FaultKind) -> Result<(VirtAddr, &Varea<'e, E>), NeedsExclusive> {
         if va >= USER_END {
             return Err(NeedsExclusive);
         }
@@ -120,8 +119,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(NeedsExclusive);
         }
         match self.vareas.find(va) {
-            Some((start, varea)) if matches!(varea.backing, Backing::Anon) && prot_allows(varea.prot, kind) => {
-                Ok((start, page, varea))
+            Some((_, varea)) if matches!(varea.backing, Backing::Anon) && prot_allows(varea.prot, kind) => {
+                Ok((page, varea))
             }
             _ => Err(NeedsExclusive),
         }
@@ -142,7 +141,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// other method) first waits for the shared calls running to end and
     /// keeps new ones out until it is done.
     pub unsafe fn fault_shared(&self, va: VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
-        let (_, page, varea) = self.anon_varea(va, kind)?;
+        let (page, varea) = self.anon_varea(va, kind)?;
         let mode = Mode::for_fault(varea, kind, true);
         let frames = self.env.frames();
         // Zeroed before the lock: other faults' walks do not wait for it.
@@ -202,17 +201,14 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// reference taken keeps it) and puts the copy in place under the
     /// table lock, break-before-make, if the entry still maps the frame
     /// read-only; `Ok` also where the entry allows the write already
-    /// (another CPU broke it). Where the frame is this mapping's alone (a
-    /// fork child gone, or mprotect giving write back), the entry is made
-    /// writable in place, an upgrade, and then the pages of its write
-    /// fault-around window ([`write_around`]), a stretch of
-    /// [`PAUSE_SPACING`] pages at a time under the table lock. Anything
-    /// else is [`NeedsExclusive`], unchanged.
+    /// (another CPU broke it). Anything else, and a frame this mapping
+    /// holds alone (an upgrade, which the exclusive path makes for the
+    /// whole write fault-around window), is [`NeedsExclusive`], unchanged.
     ///
     /// # Safety
     /// As [`Self::fault_shared`].
     pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
-        let (start, page, varea) = self.anon_varea(va, FaultKind::Write)?;
+        let (page, varea) = self.anon_varea(va, FaultKind::Write)?;
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
         let stats = self.env.stats();
@@ -231,34 +227,14 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                     stats.shared_fault(true);
                     return Ok(());
                 }
-                // Nobody else maps the frame, and nobody can start to while
-                // the space is shared (only fork adds a mapping of it; a
-                // copy under way elsewhere holds a reference of its own).
-                Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read && exclusive(frames, leaf.pa()) => {
-                    if mode.is_executable() {
-                        self.env.sync_icache(leaf.pa());
-                    }
-                    cursor.protect(mode.attrs(false)).map_err(|_| NeedsExclusive)?;
-                    None
-                }
-                Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read => {
+                Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read && !exclusive(frames, leaf.pa()) => {
                     // Kept until the copy is made, whatever happens to the
                     // entry meanwhile.
                     frames.inc_ref(leaf.pa()).map_err(|_| NeedsExclusive)?;
-                    Some(leaf.pa())
+                    leaf.pa()
                 }
                 _ => return Err(NeedsExclusive),
             }
-        };
-        let Some(source) = source else {
-            stats.fault();
-            stats.cow_reuse();
-            stats.shared_fault(false);
-            if let Some(window) = write_around_window(page, start, varea, FaultKind::Write) {
-                // SAFETY: this is a shared fault, under its caller's contract.
-                unsafe { self.write_around_shared(window, &tlb, scope) };
-            }
-            return Ok(());
         };
         let copy = match frames.alloc_frame() {
             Ok(copy) => copy,
@@ -315,35 +291,6 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 frames.free_frame(copy);
                 Err(e)
             }
-        }
-    }
-}
-
-impl<E: MmEnv> AddressSpace<'_, E> {
-    /// Write fault-around with the space shared: [`write_around`] over
-    /// `window`, a stretch of [`PAUSE_SPACING`] pages at a time under the
-    /// table lock (each stretch's upgrades invalidated before the lock
-    /// goes), so that faults elsewhere wait no longer than for a long
-    /// pass's pause point.
-    ///
-    /// # Safety
-    /// As [`Self::fault_shared`] (the caller is a shared fault).
-    unsafe fn write_around_shared(
-        &self,
-        window: VirtRange,
-        tlb: &impl crate::tlb::TlbOps,
-        scope: crate::tlb::TlbScope,
-    ) {
-        let mut from = window.start;
-        while from < window.end_exclusive {
-            let end = (from + PAUSE_SPACING as u64 * PAGE_SIZE).min(window.end_exclusive);
-            let _guard = self.table_lock.lock();
-            // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared call, which
-            // takes it too.
-            let table = unsafe { self.table.locked() };
-            write_around(table, self.env.frames(), VirtRange::new(from, end), tlb, scope, &mut NoPause);
-            from = end;
         }
     }
 }

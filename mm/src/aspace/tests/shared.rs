@@ -399,7 +399,7 @@ fn threads_break_copy_on_write_in_parent_and_child_at_once() {
             write(&mut parent, p + i * PS, i as u8).unwrap();
         }
         let mut child = parent.fork().unwrap();
-        let (copies, reuses) = (env.stats().cow_copies(), env.stats().cow_reuses());
+        let copies = env.stats().cow_copies();
         let barrier = std::sync::Barrier::new(THREADS as usize);
         std::thread::scope(|s| {
             for t in 0..THREADS {
@@ -412,10 +412,10 @@ fn threads_break_copy_on_write_in_parent_and_child_at_once() {
                     for i in 0..PAGES {
                         let at = p + ((t * 7 + i) % PAGES) * PS;
                         // SAFETY: each space is only faulted shared until the
-                        // scope ends. Where the other space copied the page
-                        // first, the frame is this mapping's alone: an
-                        // upgrade in place.
-                        assert_eq!(unsafe { space.cow_shared(va(at)) }, Ok(()), "thread {t}, {at:#x}");
+                        // scope ends. A refusal: the other space copied the
+                        // page first, and the frame is this mapping's alone
+                        // (an upgrade, the exclusive path's).
+                        let _ = unsafe { space.cow_shared(va(at)) };
                     }
                 });
             }
@@ -423,8 +423,6 @@ fn threads_break_copy_on_write_in_parent_and_child_at_once() {
         let copied = env.stats().cow_copies() - copies;
         assert!(copied >= PAGES, "{copied} copies: each page is copied in one of the spaces at least");
         assert!(copied <= 2 * PAGES, "{copied} copies for {PAGES} pages in two spaces");
-        let upgraded = env.stats().cow_reuses() - reuses;
-        assert!(copied + upgraded <= 2 * PAGES, "{copied} copies and {upgraded} upgrades for {PAGES} pages");
         // Both still read the data of before the fork, and now write apart.
         for i in 0..PAGES {
             assert_eq!(read(&mut parent, p + i * PS), Ok(i as u8));
@@ -444,7 +442,7 @@ fn threads_break_copy_on_write_in_parent_and_child_at_once() {
 }
 
 #[test]
-fn copy_on_write_shared_upgrades_in_place_and_leaves_alone_what_it_cannot_do() {
+fn copy_on_write_shared_leaves_alone_what_it_cannot_do() {
     with_env(256, |env| {
         let mut space = Space::new(env).unwrap();
         let p = super::map_anon(&mut space, 3, RW, MapFlags::PRIVATE);
@@ -456,30 +454,20 @@ fn copy_on_write_shared_upgrades_in_place_and_leaves_alone_what_it_cannot_do() {
         drop(space.fork().unwrap());
         read(&mut space, read_only).unwrap();
         let free = env.frames().free_frame_count();
-        for (at, why) in
-            [(p + 2 * PS, "a page not there"), (read_only, "a varea that forbids writes"), (0x10, "nothing mapped")]
-        {
+        for (at, why) in [
+            (p + PS, "a page of this mapping alone (an upgrade)"),
+            (p + 2 * PS, "a page not there"),
+            (read_only, "a varea that forbids writes"),
+            (0x10, "nothing mapped"),
+        ] {
             // SAFETY: nothing else uses the space meanwhile.
             assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "{why}");
         }
-        assert_eq!(env.frames().free_frame_count(), free, "a refusal keeps no frame");
-        // A page of this mapping alone: made writable in place (no copy),
-        // and its neighbour with it (write fault-around).
-        let (reuses, copies, races) =
-            (env.stats().cow_reuses(), env.stats().cow_copies(), env.stats().shared_fault_races());
-        // SAFETY: as above.
-        assert_eq!(unsafe { space.cow_shared(va(p + PS)) }, Ok(()));
-        assert_eq!(env.stats().cow_reuses(), reuses + 1);
-        assert_eq!(env.stats().cow_copies(), copies);
-        assert_eq!(env.frames().free_frame_count(), free, "an upgrade takes no frame");
+        // The exclusive path upgrades it (and its neighbours).
+        write(&mut space, p, 3).unwrap();
         // SAFETY: as above. Writable already: resolved as a race.
         assert_eq!(unsafe { space.cow_shared(va(p)) }, Ok(()));
-        assert_eq!(env.stats().shared_fault_races(), races + 1, "the neighbour was upgraded too");
-        assert_eq!((read(&mut space, p), read(&mut space, p + PS)), (Ok(1), Ok(2)));
-        let faults = env.stats().faults();
-        write(&mut space, p, 3).unwrap();
-        write(&mut space, p + PS, 4).unwrap();
-        assert_eq!(env.stats().faults(), faults, "both writable: no fault");
+        assert_eq!(env.frames().free_frame_count(), free, "a refusal keeps no frame");
         drop(space);
     });
 }

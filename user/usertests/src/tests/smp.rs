@@ -629,8 +629,9 @@ pub fn copy_on_write_across_cores(_: &Context) -> TestResult {
     let wrong = COW_WRITERS.wrong();
     ensure!(wrong == 0, "{wrong} pages lost a write made after the fork");
     let pages = (others * COW_PAGES) as u64;
-    // Most: a fault the exclusive path must take (a file page, the
-    // child's exit) closes the gate while it runs, and the other cores'
+    // Most: a write the exclusive path must take (to a page the child
+    // copied first, on this thread's stack: an upgrade, with write
+    // fault-around) closes the gate while it runs, and the other cores'
     // faults meanwhile take the locks too.
     ensure!(faults >= pages / 2, "{faults} faults resolved with the space shared for {pages} copy-on-write pages");
     Ok(())
