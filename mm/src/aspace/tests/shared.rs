@@ -170,6 +170,38 @@ impl<'s, 'e, 'a> Protocol<'s, 'e, 'a> {
         }
     }
 
+    /// Starts [`THREADS`] threads in `scope` that wait at `start`, then
+    /// fault their shares of the pages at `a` until `done`.
+    fn spawn_faulters<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        a: u64,
+        done: &'env std::sync::atomic::AtomicBool,
+        start: &'env std::sync::Barrier,
+    ) {
+        for t in 0..THREADS {
+            scope.spawn(move || {
+                start.wait();
+                self.fault_own_pages_until(a, t, done);
+            });
+        }
+    }
+
+    /// Thread `t`'s share of the [`PAGES`] pages at `a`, faulted over and
+    /// over (each already mapped after the first pass: found, not mapped
+    /// again) until `done`, at least once.
+    fn fault_own_pages_until(&self, a: u64, t: u64, done: &std::sync::atomic::AtomicBool) {
+        loop {
+            for i in 0..PAGES / THREADS {
+                let at = a + (t * PAGES / THREADS + i) * PS;
+                assert_eq!(self.fault(at, FaultKind::Write), Ok(()), "page {at:#x}");
+            }
+            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+
     fn exclusive<R>(&self, f: impl FnOnce(&mut Space<'e, 'a>) -> R) -> R {
         f(&mut self.space.write().unwrap())
     }
@@ -184,22 +216,7 @@ fn unmaps_beside_shared_faults_leave_the_other_pages_alone() {
         let done = std::sync::atomic::AtomicBool::new(false);
         let start = std::sync::Barrier::new(THREADS as usize + 1);
         std::thread::scope(|s| {
-            for t in 0..THREADS {
-                let (protocol, done, start) = (&protocol, &done, &start);
-                s.spawn(move || {
-                    start.wait();
-                    // At least one pass, the others while the unmaps go on.
-                    loop {
-                        for i in 0..PAGES / THREADS {
-                            let at = a + (t * PAGES / THREADS + i) * PS;
-                            assert_eq!(protocol.fault(at, FaultKind::Write), Ok(()), "page {at:#x}");
-                        }
-                        if done.load(std::sync::atomic::Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                });
-            }
+            protocol.spawn_faulters(s, a, &done, &start);
             start.wait();
             for round in 0..200u64 {
                 let pages = 1 + round % crate::aspace::SHARED_UNMAP_PAGES;
@@ -225,7 +242,7 @@ fn unmaps_beside_shared_faults_leave_the_other_pages_alone() {
 fn long_unmaps_of_anonymous_and_file_memory_go_beside_faults_stretch_by_stretch() {
     use crate::object::tests::{pattern, RecordingPager};
     use crate::object::{FileIdentity, FileObject};
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::atomic::AtomicBool;
     with_env(2048, |env| {
         let data = pattern(300 * PS as usize, 3);
         let identity = FileIdentity { major: 0, minor: 0x12, inode: 9, path: "/tmp/g".into() };
@@ -237,21 +254,7 @@ fn long_unmaps_of_anonymous_and_file_memory_go_beside_faults_stretch_by_stretch(
         let start = std::sync::Barrier::new(THREADS as usize + 1);
         let unmaps_before = env.stats().shared_unmaps();
         std::thread::scope(|s| {
-            for t in 0..THREADS {
-                let (protocol, done, start) = (&protocol, &done, &start);
-                s.spawn(move || {
-                    start.wait();
-                    loop {
-                        for i in 0..PAGES / THREADS {
-                            let at = a + (t * PAGES / THREADS + i) * PS;
-                            assert_eq!(protocol.fault(at, FaultKind::Write), Ok(()), "page {at:#x}");
-                        }
-                        if done.load(Relaxed) {
-                            break;
-                        }
-                    }
-                });
-            }
+            protocol.spawn_faulters(s, a, &done, &start);
             start.wait();
             // The threads stop when the rounds end, or fail.
             let _stop = StopOnDrop(&done);
