@@ -68,6 +68,9 @@ enum Case {
     Mmap,
 }
 
+/// Every case, in the order they run.
+const CASES: [Case; 3] = [Case::Compute, Case::Fault, Case::Mmap];
+
 impl Case {
     fn name(self) -> &'static str {
         match self {
@@ -153,7 +156,7 @@ fn work(case: Case, me: usize) {
 }
 
 fn case_of(value: usize) -> Case {
-    [Case::Compute, Case::Fault, Case::Mmap].into_iter().find(|&c| c as usize == value).unwrap_or(Case::Mmap)
+    CASES.into_iter().find(|&c| c as usize == value).unwrap_or(Case::Mmap)
 }
 
 /// Waits (yielding the CPU) until `done` says so.
@@ -252,7 +255,7 @@ fn ratio(v: u64, d: u64) -> alloc::string::String {
 pub fn run(wanted: &[&[u8]]) {
     // Before any pinning narrows this process's own mask.
     let cpus = cpus_allowed();
-    for case in [Case::Compute, Case::Fault, Case::Mmap] {
+    for case in CASES {
         if !wanted.is_empty() && !wanted.contains(&case.name().as_bytes()) {
             continue;
         }
