@@ -66,7 +66,8 @@ pub type SharedSpace = Arc<Space>;
 /// what a task switch needs to make it current, which takes no lock.
 ///
 /// Page faults its threads take on first touches of anonymous memory and
-/// on copy-on-write pages of it do not take the lock (nor the big kernel lock): they resolve with the
+/// of a file's cached pages, and on copy-on-write pages of private memory,
+/// do not take the lock (nor the big kernel lock): they resolve with the
 /// space shared ([`Space::fault_shared`]), several cores at once, inside
 /// its `gate`; the lock's holder closes the gate, waits for them to leave
 /// and keeps new ones out while it changes the space ([`Space::lock`],
@@ -181,8 +182,9 @@ impl Space {
     }
 
     /// Resolves a fault of `kind` at `va` with the space shared, without
-    /// its lock: a first touch of anonymous memory, or a write to a page of
-    /// it shared copy-on-write (`what`), on as many cores at once as fault
+    /// its lock: a first touch of anonymous memory or of a file's cached
+    /// page, or a write to a page of private memory shared copy-on-write
+    /// (`what`), on as many cores at once as fault
     /// (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
     /// while the lock's holder uses the space, or for any other fault:
     /// nothing changed, and the caller resolves it under the lock. Called

@@ -277,7 +277,7 @@ const READ_AROUND_PAGES: u64 = 16;
 /// (which starts at `start`). Only read faults on file mappings whose
 /// pages map read-only (not executable: no instruction cache to keep
 /// coherent, no W^X flips) get one.
-fn read_around_window<E: MmEnv>(
+pub(super) fn read_around_window<E: MmEnv>(
     page: VirtAddr,
     start: VirtAddr,
     varea: &Varea<'_, E>,
@@ -341,17 +341,17 @@ fn page_error(e: PageError) -> FaultError {
 }
 
 /// The table cursor of an address space, with the space's TLB maintenance.
-type SpaceCursor<'c, 'e, E> =
+pub(super) type SpaceCursor<'c, 'e, E> =
     Cursor<'c, 'e, <E as MmEnv>::Mem, BuddyAllocator<'static>, SpaceTlb<'e, <E as MmEnv>::Tlb>>;
 
 /// Resolves faults with a cursor on the table: the faulting page's, or a
 /// varea's range for populate. Each page is walked to once: what the
 /// query finds, the write that follows reuses.
-struct FaultCursor<'c, 'e, E: MmEnv> {
-    env: &'e E,
-    cursor: SpaceCursor<'c, 'e, E>,
+pub(super) struct FaultCursor<'c, 'e, E: MmEnv> {
+    pub(super) env: &'e E,
+    pub(super) cursor: SpaceCursor<'c, 'e, E>,
     /// Pages of memory (not device frames) it mapped.
-    installed: usize,
+    pub(super) installed: usize,
 }
 
 impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
@@ -486,7 +486,13 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
     /// file mapping faults once per window rather than once per page (as
     /// Linux's `filemap_map_pages`). No TLB maintenance: entries only go
     /// from invalid to valid.
-    fn map_cached_around(&mut self, start: VirtAddr, varea: &Varea<'e, E>, window: VirtRange, done: VirtAddr) {
+    pub(super) fn map_cached_around(
+        &mut self,
+        start: VirtAddr,
+        varea: &Varea<'e, E>,
+        window: VirtRange,
+        done: VirtAddr,
+    ) {
         let Backing::Object { object, first_page, .. } = &varea.backing else { return };
         let first = object_index(*first_page, start, window.start);
         let count = window.size() / PAGE_SIZE;

@@ -4,14 +4,19 @@
 //! exclusively (`&mut`, the kernel's space lock).
 //!
 //! What a shared fault may do is narrow, so that the few pieces it writes
-//! can be guarded apart: it maps a zeroed frame where a page of private
-//! anonymous memory has no entry (a first touch), copies a shared frame of
-//! such memory on a write (copy-on-write after a fork:
-//! [`AddressSpace::cow_shared`]), or finds the page already allows the
+//! can be guarded apart: where a page has no entry (a first touch) it maps
+//! a zeroed frame in private anonymous memory, and in a file mapping the
+//! file's cached page (read-only, with its cached neighbours as the
+//! exclusive path's read fault-around) or, on a write to a private one, a
+//! copy of it; on a write to a read-only page of private memory it copies
+//! the shared frame (copy-on-write after a fork, or of a file's page:
+//! [`AddressSpace::cow_shared`]); or it finds the page already allows the
 //! access (another CPU resolved it meanwhile, or the fault was spurious).
-//! Everything else (file pages, permission upgrades and their write
-//! fault-around, W^X flips, errors) is answered [`NeedsExclusive`], and the
-//! caller takes the space exclusively and resolves it as before.
+//! Everything else (a file page not cached yet, which the pager must read
+//! in; a write to a shared file, whose writers the cache counts;
+//! permission upgrades and their write fault-around, W^X flips, errors) is
+//! answered [`NeedsExclusive`], and the caller takes the space exclusively
+//! and resolves it as before.
 //!
 //! What guards what while faults share the space:
 //! - the varea map, the brk and every other field: read only (changing
@@ -22,7 +27,10 @@
 //!   longest part);
 //! - the resident count: an atomic;
 //! - frames: the allocator's own lock, and each frame's atomic reference
-//!   count.
+//!   count;
+//! - a file's page cache: its object's own lock, taken for the look-up
+//!   (the page and a reference to it) and, for read fault-around, under
+//!   the table lock.
 //!
 //! Two CPUs faulting on the same page both zero a frame; the one that takes
 //! the table lock second finds the entry made and gives its frame back
@@ -44,9 +52,9 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
-use super::fault::{exclusive, prot_allows, Mode};
+use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, Mode};
 use super::varea::{Backing, Varea};
-use super::{log_edit, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
+use super::{log_edit, object_index, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::frame::{FrameAllocator, RefCursor};
@@ -107,10 +115,15 @@ impl<T> DerefMut for TableCell<T> {
 unsafe impl<T: Send> Sync for TableCell<T> {}
 
 impl<'e, E: MmEnv> AddressSpace<'e, E> {
-    /// The page holding `va` and its varea, where a shared fault of `kind`
-    /// may resolve it: private anonymous memory that allows the access,
-    /// outside the range an unmap is emptying.
-    fn anon_varea(&self, va: VirtAddr, kind: FaultKind) -> Result<(VirtAddr, &Varea<'e, E>), NeedsExclusive> {
+    /// The page holding `va`, and the varea holding it with its start,
+    /// where a shared fault of `kind` may resolve it ([`resolves_shared`]):
+    /// a varea that allows the access, outside the range an unmap is
+    /// emptying.
+    fn shared_varea(
+        &self,
+        va: VirtAddr,
+        kind: FaultKind,
+    ) -> Result<(VirtAddr, VirtAddr, &Varea<'e, E>), NeedsExclusive> {
         if va >= USER_END {
             return Err(NeedsExclusive);
         }
@@ -119,8 +132,8 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(NeedsExclusive);
         }
         match self.vareas.find(va) {
-            Some((_, varea)) if matches!(varea.backing, Backing::Anon) && prot_allows(varea.prot, kind) => {
-                Ok((page, varea))
+            Some((start, varea)) if resolves_shared(&varea.backing, kind) && prot_allows(varea.prot, kind) => {
+                Ok((page, start, varea))
             }
             _ => Err(NeedsExclusive),
         }
@@ -128,11 +141,13 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// Resolves a fault of `kind` at `va` holding the space only as a
     /// shared reference, so that faults of the space's threads on several
-    /// CPUs run at once: maps a zeroed frame at a missing page of private
-    /// anonymous memory, or returns `Ok` when the page's entry already
-    /// allows the access. Anything else is [`NeedsExclusive`]: nothing was
-    /// changed, and the caller resolves the fault with
-    /// [`Self::handle_fault`]. Counted as `handle_fault` counts.
+    /// CPUs run at once: maps a missing page of private anonymous memory
+    /// (a zeroed frame) or of a file mapping (its cached page, or a copy
+    /// for a write to a private one), or returns `Ok` when the page's
+    /// entry already allows the access. Anything else is
+    /// [`NeedsExclusive`]: nothing was changed, and the caller resolves
+    /// the fault with [`Self::handle_fault`]. Counted as `handle_fault`
+    /// counts.
     ///
     /// # Safety
     /// While this runs, every other access to the space is another shared
@@ -141,13 +156,39 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// other method) first waits for the shared calls running to end and
     /// keeps new ones out until it is done.
     pub unsafe fn fault_shared(&self, va: VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
-        let (page, varea) = self.anon_varea(va, kind)?;
-        let mode = Mode::for_fault(varea, kind, true);
+        let (page, start, varea) = self.shared_varea(va, kind)?;
         let frames = self.env.frames();
-        // Zeroed before the lock: other faults' walks do not wait for it.
-        let frame = frames.alloc_frame().map_err(|_| NeedsExclusive)?;
-        // SAFETY: a fresh frame from the pool, ours alone.
-        unsafe { zero_frame(self.env.mem(), frame) };
+        let (frame, mode, window) = match &varea.backing {
+            Backing::Object { object, first_page, shared } => {
+                let cached = object.cached_page(object_index(*first_page, start, page)).ok_or(NeedsExclusive)?;
+                if !*shared && kind == FaultKind::Write {
+                    // A private copy at once, as the exclusive path makes it.
+                    let copy = frames.alloc_frame().map_err(|_| NeedsExclusive);
+                    if let Ok(copy) = copy {
+                        // SAFETY: `copy` is fresh and ours; `cached` is a
+                        // cache page (a pool frame) we hold a reference
+                        // to, distinct from it.
+                        unsafe { copy_frame(self.env.mem(), copy, cached) };
+                    }
+                    put_frame(frames, cached);
+                    (copy?, Mode::writable_in(varea), None)
+                } else {
+                    // Read-only: a private page is copied at its first
+                    // write, and a shared file's writers are counted.
+                    let window = read_around_window(page, start, varea, kind);
+                    (cached, Mode::for_fault(varea, kind, false), window)
+                }
+            }
+            _ => {
+                // Zeroed before the lock: other faults' walks do not wait
+                // for it.
+                let frame = frames.alloc_frame().map_err(|_| NeedsExclusive)?;
+                // SAFETY: a fresh frame from the pool, ours alone.
+                unsafe { zero_frame(self.env.mem(), frame) };
+                (frame, Mode::for_fault(varea, kind, true), None)
+            }
+        };
+        // Before the lock too.
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
@@ -158,44 +199,71 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             // keeps every other user of the table a shared call, which
             // takes it too.
             let table = unsafe { self.table.locked() };
-            match table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)) {
+            let range = window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
+            match table.cursor(&tlb, scope, range) {
                 Err(_) => Err(NeedsExclusive),
-                Ok(mut cursor) => match cursor.query() {
-                    // Out of table pages: the exclusive path runs out too,
-                    // and asks the OOM killer.
-                    None => cursor.map(frame, mode.attrs(false)).map(|()| true).map_err(|_| NeedsExclusive),
-                    // Another CPU mapped it meanwhile, or the fault was
-                    // spurious.
-                    Some(leaf) if Mode::of_desc(leaf.desc).allows(kind) => Ok(false),
-                    Some(_) => Err(NeedsExclusive),
-                },
+                Ok(cursor) => {
+                    let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
+                    match faults.cursor.jump(page).map(|()| faults.cursor.query()) {
+                        // Out of table pages: the exclusive path runs out
+                        // too, and asks the OOM killer.
+                        Ok(None) => match faults.cursor.map(frame, mode.attrs(false)) {
+                            Ok(()) => {
+                                if let Some(window) = window {
+                                    faults.map_cached_around(start, varea, window, page);
+                                }
+                                Ok(Some(1 + faults.installed))
+                            }
+                            Err(_) => Err(NeedsExclusive),
+                        },
+                        // Another CPU mapped it meanwhile, or the fault
+                        // was spurious.
+                        Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(None),
+                        Ok(Some(_)) | Err(_) => Err(NeedsExclusive),
+                    }
+                }
             }
         };
         let stats = self.env.stats();
         match outcome {
-            Ok(true) => {
-                self.resident.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(installed)) => {
+                self.resident.fetch_add(installed, Ordering::Relaxed);
                 stats.fault();
                 stats.shared_fault(false);
                 Ok(())
             }
-            Ok(false) => {
-                frames.free_frame(frame);
+            Ok(None) => {
+                put_frame(frames, frame);
                 stats.fault();
                 stats.shared_fault(true);
                 Ok(())
             }
             Err(e) => {
-                frames.free_frame(frame);
+                put_frame(frames, frame);
                 Err(e)
             }
         }
     }
 }
 
+/// Whether a shared fault of `kind` may resolve a page of memory backed
+/// so: private memory (anonymous, or a file's pages mapped `MAP_PRIVATE`)
+/// on any access, a shared file's pages on a read or an execute (mapped
+/// read-only; a write needs its writer counted, and the page dirtied,
+/// which the exclusive path does). Shared anonymous memory and devices
+/// take the exclusive path.
+fn resolves_shared<E: MmEnv>(backing: &Backing<'_, E>, kind: FaultKind) -> bool {
+    match backing {
+        Backing::Anon | Backing::Object { shared: false, .. } => true,
+        Backing::Object { object, shared: true, .. } => kind != FaultKind::Write && !object.is_anonymous(),
+        Backing::Device { .. } => false,
+    }
+}
+
 impl<E: MmEnv> AddressSpace<'_, E> {
     /// Resolves a write fault on a present read-only page of private
-    /// anonymous memory holding the space only as a shared reference, as
+    /// memory (anonymous, or a file's pages mapped `MAP_PRIVATE`) holding
+    /// the space only as a shared reference, as
     /// [`Self::fault_shared`] resolves first touches: where the frame is
     /// shared (copy-on-write after a fork), copies it with no lock held (a
     /// reference taken keeps it) and puts the copy in place under the
@@ -208,7 +276,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// # Safety
     /// As [`Self::fault_shared`].
     pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
-        let (page, varea) = self.anon_varea(va, FaultKind::Write)?;
+        let (page, _, varea) = self.shared_varea(va, FaultKind::Write)?;
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
         let stats = self.env.stats();

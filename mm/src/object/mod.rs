@@ -292,6 +292,16 @@ impl<'e, E: MmEnv> FileObject<'e, E> {
         Ok(frame)
     }
 
+    /// Page `index` if it is in the cache already (nothing is read in),
+    /// with one more reference that the caller owns (and drops with
+    /// [`put_frame`]). For faults that must not wait for the pager.
+    pub(crate) fn cached_page(&self, index: u64) -> Option<PhysAddr> {
+        let inner = self.inner.lock();
+        let frame = inner.pages.get(&index)?.frame;
+        self.env.frames().inc_ref(frame).ok()?;
+        Some(frame)
+    }
+
     /// The pages among `indices` that are in the cache already (none is
     /// read in), at most `out.len()` of them in index order, each with one
     /// more reference that the caller owns (and drops with [`put_frame`]);

@@ -474,3 +474,92 @@ fn copy_on_write_shared_leaves_alone_what_it_cannot_do() {
         drop(space);
     });
 }
+
+#[test]
+fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
+    use crate::object::tests::{pattern, RecordingPager};
+    use crate::object::{FileIdentity, FileObject};
+    with_env(1024, |env| {
+        let data = pattern((PAGES * PS) as usize, 5);
+        let identity = FileIdentity { major: 0, minor: 0x12, inode: 11, path: "/tmp/f".into() };
+        let pager = RecordingPager::with_bytes(&data);
+        let file = FileObject::new(env, pager.clone(), identity);
+        let mut space = Space::new(env).unwrap();
+        let mut map = |flags| {
+            let mapped = Some(crate::aspace::MappedFile::read_write(std::sync::Arc::clone(&file)));
+            space.mmap(va(0), PAGES * PS, RW, flags, mapped, 0).unwrap().as_u64()
+        };
+        let (read_private, write_private) = (map(MapFlags::PRIVATE), map(MapFlags::PRIVATE));
+        let shared = map(MapFlags::SHARED);
+        // Nothing cached yet: the pager's read is the exclusive path's.
+        let free = env.frames().free_frame_count();
+        for at in [read_private, write_private, shared] {
+            // SAFETY: nothing else uses the space meanwhile.
+            assert_eq!(unsafe { space.fault_shared(va(at), FaultKind::Read) }, Err(NeedsExclusive));
+        }
+        assert_eq!(env.frames().free_frame_count(), free, "a refusal keeps no frame");
+        assert!(pager.take().is_empty(), "a shared fault reads nothing in");
+        let mut buf = std::vec![0; data.len()];
+        assert_eq!(file.read(0, &mut buf), Ok(data.len()));
+        let cached = env.frames().free_frame_count();
+
+        // Reads map the cached pages (with their neighbours), once each.
+        let faults = env.stats().shared_faults();
+        fault_everywhere_at_once(&space, read_private, PAGES, FaultKind::Read);
+        assert_eq!(env.stats().shared_faults() - faults, THREADS * PAGES);
+        assert_eq!((space.resident_count(), space.resident_pages()), (PAGES as usize, PAGES as usize));
+        let tables = space.table_pages();
+        assert!(cached - env.frames().free_frame_count() <= tables, "cache pages mapped, no frame of their own");
+        // Writes to a private mapping copy each page once.
+        let before = env.frames().free_frame_count();
+        fault_everywhere_at_once(&space, write_private, PAGES, FaultKind::Write);
+        assert_eq!(space.resident_count(), 2 * PAGES as usize);
+        assert_eq!(before - env.frames().free_frame_count(), PAGES as usize, "one copy a page");
+        // Writes to the read-only cache pages break copy-on-write, once a
+        // page, the losers' copies back.
+        let before = env.frames().free_frame_count();
+        let barrier = std::sync::Barrier::new(THREADS as usize);
+        let space_ref = &space;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..PAGES {
+                        let at = read_private + (t * PAGES / THREADS + i) % PAGES * PS;
+                        // SAFETY: only shared calls until the scope ends.
+                        assert_eq!(unsafe { space_ref.cow_shared(va(at)) }, Ok(()));
+                    }
+                });
+            }
+        });
+        assert_eq!(before - env.frames().free_frame_count(), PAGES as usize, "one copy a page");
+        // A shared file's pages map read-only; its writes are the
+        // exclusive path's (which counts the writer).
+        let resident = space.resident_count();
+        // SAFETY: nothing else uses the space meanwhile.
+        assert_eq!(unsafe { space.fault_shared(va(shared), FaultKind::Read) }, Ok(()));
+        assert_eq!(space.resident_count() - resident, 16, "the page and its 64 KiB around it");
+        for (at, why) in [(shared, "a write to a shared file"), (shared + PS, "and to a neighbour mapped around")] {
+            // SAFETY: as above.
+            assert_eq!(unsafe { space.fault_shared(va(at), FaultKind::Write) }, Err(NeedsExclusive), "{why}");
+            // SAFETY: as above.
+            assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "{why}");
+        }
+        // Every page holds the file's bytes; the copies are writable and
+        // the file never sees what is written to them.
+        for i in 0..PAGES {
+            let offset = (i * PS + 8) as usize;
+            for base in [read_private, write_private, shared] {
+                assert_eq!(read(&mut space, base + i * PS + 8), Ok(data[offset]), "page {i} at {base:#x}");
+            }
+            write(&mut space, read_private + i * PS + 8, 0).unwrap();
+            write(&mut space, write_private + i * PS + 8, 0).unwrap();
+        }
+        assert_eq!(file.read(0, &mut buf), Ok(data.len()));
+        assert!(buf == data, "the private copies' writes stayed private");
+        assert_eq!(file.dirty_pages(), 0);
+        drop(space);
+        drop(file);
+    });
+}

@@ -137,6 +137,7 @@ pub const TESTS: &[Test] = &[
     child("smp_no_stale_reads_across_cores", smp::no_stale_reads_across_cores),
     child("smp_faults_share_the_space_across_cores", smp::faults_share_the_space_across_cores),
     child("smp_faults_go_on_beside_mmap_and_munmap", smp::faults_go_on_beside_mmap_and_munmap),
+    child("smp_file_faults_share_the_space_across_cores", smp::file_faults_share_the_space_across_cores),
     child("smp_copy_on_write_across_cores", smp::copy_on_write_across_cores),
     child("smp_stress_shared_range", smp_stress::shared_range),
     child("smp_asid_rollover", smp_stress::asid_rollover),

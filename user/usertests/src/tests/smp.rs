@@ -408,6 +408,120 @@ pub fn faults_share_the_space_across_cores(_: &Context) -> TestResult {
     Ok(())
 }
 
+/// Pages of the file every core's thread faults in at once, through each
+/// of its two private mappings.
+const FILE_FAULT_PAGES: usize = 256;
+const FAULTED_FILE: &core::ffi::CStr = c"/tmp/usertests-file-faults";
+static FILE_FAULTERS: Crew = Crew::new();
+
+/// Word `k` of page `page` of [`FAULTED_FILE`].
+fn file_word(page: usize, k: usize) -> u64 {
+    ((page as u64) << 32 | k as u64) ^ 0x5a5a_0000_0000_5a5a
+}
+
+/// What thread `n` writes to its own word (`n + 1`) of every page.
+fn file_marker(n: usize) -> u64 {
+    u64::MAX - n as u64
+}
+
+/// Over every page of the file (its first page its own, then wrapping
+/// around): reads word 0 through the first mapping and writes its own word
+/// through the second (a first touch that copies the cached page); then
+/// writes its own word through the first (a copy of the page mapped
+/// read-only).
+extern "C" fn file_faulter(arg: usize) {
+    let n = arg & 0xff;
+    let region = FILE_FAULTERS.report_for_work(n);
+    let (read_view, write_view) = (region, region + FILE_FAULT_PAGES * PAGE_SIZE);
+    let first = n * FILE_FAULT_PAGES / MAX_CORES;
+    let pages = || (0..FILE_FAULT_PAGES).map(move |i| (first + i) % FILE_FAULT_PAGES);
+    for page in pages() {
+        // SAFETY: both views are mapped readable and writable until every
+        // thread is done; word `n + 1` of each page is this thread's alone.
+        unsafe {
+            if core::ptr::read_volatile((read_view + page * PAGE_SIZE) as *const u64) != file_word(page, 0) {
+                FILE_FAULTERS.found_wrong();
+            }
+            core::ptr::write_volatile(((write_view + page * PAGE_SIZE) as *mut u64).add(n + 1), file_marker(n));
+        }
+    }
+    for page in pages() {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(((read_view + page * PAGE_SIZE) as *mut u64).add(n + 1), file_marker(n)) };
+    }
+    FILE_FAULTERS.finished();
+}
+
+/// The threads of one process on every core fault in the same pages of a
+/// cached file through two private mappings at once: reads map the cached
+/// pages, writes copy them, and writes to pages mapped read-only copy them
+/// again, all with the space shared (`pgfault_shared` grows by a fault a
+/// page and write at least). Each page is mapped once (every thread's word
+/// is in it, the file's words around them), the resident count grows by
+/// exactly the pages of the two mappings, and the file keeps its bytes.
+pub fn file_faults_share_the_space_across_cores(_: &Context) -> TestResult {
+    let online = online_cores()?;
+    let cores = online.count_ones() as usize;
+    ensure!(cores >= 2, "this test wants several cores; online {online:#x}");
+    let len = FILE_FAULT_PAGES * PAGE_SIZE;
+    let fd = fs::open(FAULTED_FILE, OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC, 0o600).ctx("create")?;
+    let mut page_bytes = alloc::vec![0u8; PAGE_SIZE];
+    for page in 0..FILE_FAULT_PAGES {
+        for (k, word) in page_bytes.chunks_exact_mut(8).enumerate() {
+            word.copy_from_slice(&file_word(page, k).to_ne_bytes());
+        }
+        ensure!(fs::write(fd, &page_bytes).ctx("write")? == PAGE_SIZE, "a short write");
+    }
+    statm_resident()?;
+    vmstat("pgfault_shared")?;
+    let prot = Prot::READ | Prot::WRITE;
+    // SAFETY: a fresh reservation for the two views, unmapped at the end.
+    let region = unsafe { mem::mmap(0, 2 * len, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }.ctx("mmap")?;
+    for view in [region, region + len] {
+        // SAFETY: over this test's own reservation.
+        unsafe { mem::mmap(view, len, prot, MapFlags::PRIVATE | MapFlags::FIXED, fd, 0) }.ctx("mmap the file")?;
+    }
+    let threads = FILE_FAULTERS.start(region, online, file_faulter)?;
+    let resident_before = statm_resident()?;
+    let shared_before = vmstat("pgfault_shared")?;
+    FILE_FAULTERS.go();
+    FILE_FAULTERS.wait_finished(cores)?;
+    let resident_after = statm_resident()?;
+    let shared = vmstat("pgfault_shared")? - shared_before;
+    for thread in threads.into_iter().flatten() {
+        thread.join().ctx("join")?;
+    }
+    let mut wrong = FILE_FAULTERS.wrong();
+    for page in 0..FILE_FAULT_PAGES {
+        for view in [region, region + len] {
+            let words = (view + page * PAGE_SIZE) as *const u64;
+            // SAFETY: the views are mapped until the munmap below.
+            let word = |k: usize| unsafe { core::ptr::read_volatile(words.add(k)) };
+            wrong += usize::from(word(0) != file_word(page, 0) || word(511) != file_word(page, 511));
+            wrong += cores_of(online).filter(|&n| word(n + 1) != file_marker(n)).count();
+        }
+    }
+    // SAFETY: this test's own mappings.
+    unsafe { mem::munmap(region, 2 * len) }.ctx("munmap")?;
+    fs::lseek(fd, 0, 0).ctx("lseek")?;
+    for page in 0..FILE_FAULT_PAGES {
+        ensure!(fs::read_full(fd, &mut page_bytes).ctx("read")? == PAGE_SIZE, "a short read");
+        let word = |k: usize| u64::from_ne_bytes(page_bytes[8 * k..8 * k + 8].try_into().unwrap_or_default());
+        wrong += (0..MAX_CORES + 1).filter(|&k| word(k) != file_word(page, k)).count();
+    }
+    fs::close(fd).ctx("close")?;
+    aspen_sys::path::unlinkat(fs::AT_FDCWD, FAULTED_FILE, 0).ctx("unlink")?;
+    FILE_FAULTERS.check_pinned()?;
+    ensure!(wrong == 0, "{wrong} words wrong: a page mapped twice, or a private write reached the file");
+    let grown = resident_after - resident_before;
+    ensure!(grown == 2 * FILE_FAULT_PAGES as u64, "resident pages grew by {grown} for twice {FILE_FAULT_PAGES} pages");
+    ensure!(
+        shared >= 2 * FILE_FAULT_PAGES as u64,
+        "{shared} faults resolved with the space shared for {FILE_FAULT_PAGES} pages written through each view"
+    );
+    Ok(())
+}
+
 /// statm's resident pages of this process.
 fn statm_resident() -> Result<u64, String> {
     let statm = read_text(c"/proc/self/statm")?;
