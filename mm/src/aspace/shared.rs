@@ -55,10 +55,10 @@ use core::sync::atomic::Ordering;
 use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, Mode};
 use super::varea::{Backing, Varea};
 use super::{log_edit, object_index, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
-use crate::addr::{VirtAddr, VirtRange, PAGE_SIZE};
+use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::frame::{FrameAllocator, RefCursor};
-use crate::object::put_frame;
+use crate::object::{put_frame, FileObject};
 use crate::paging::{copy_frame, zero_frame, Access};
 
 /// A shared fault cannot resolve this one: take the space exclusively and
@@ -157,38 +157,25 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// keeps new ones out until it is done.
     pub unsafe fn fault_shared(&self, va: VirtAddr, kind: FaultKind) -> Result<(), NeedsExclusive> {
         let (page, start, varea) = self.shared_varea(va, kind)?;
-        let frames = self.env.frames();
-        let (frame, mode, window) = match &varea.backing {
+        match &varea.backing {
             Backing::Object { object, first_page, shared } => {
-                let cached = object.cached_page(object_index(*first_page, start, page)).ok_or(NeedsExclusive)?;
-                if !*shared && kind == FaultKind::Write {
-                    // A private copy at once, as the exclusive path makes it.
-                    let copy = frames.alloc_frame().map_err(|_| NeedsExclusive);
-                    if let Ok(copy) = copy {
-                        // SAFETY: `copy` is fresh and ours; `cached` is a
-                        // cache page (a pool frame) we hold a reference
-                        // to, distinct from it.
-                        unsafe { copy_frame(self.env.mem(), copy, cached) };
-                    }
-                    put_frame(frames, cached);
-                    (copy?, Mode::writable_in(varea), None)
-                } else {
-                    // Read-only: a private page is copied at its first
-                    // write, and a shared file's writers are counted.
-                    let window = read_around_window(page, start, varea, kind);
-                    (cached, Mode::for_fault(varea, kind, false), window)
-                }
+                let index = object_index(*first_page, start, page);
+                self.map_cached_shared(page, start, varea, object, index, *shared, kind)
             }
-            _ => {
-                // Zeroed before the lock: other faults' walks do not wait
-                // for it.
-                let frame = frames.alloc_frame().map_err(|_| NeedsExclusive)?;
-                // SAFETY: a fresh frame from the pool, ours alone.
-                unsafe { zero_frame(self.env.mem(), frame) };
-                (frame, Mode::for_fault(varea, kind, true), None)
-            }
-        };
-        // Before the lock too.
+            _ => self.map_zeroed_shared(page, varea, kind),
+        }
+    }
+
+    /// [`Self::fault_shared`] in private anonymous memory: maps a zeroed
+    /// frame at `page`.
+    #[inline(always)]
+    fn map_zeroed_shared(&self, page: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), NeedsExclusive> {
+        let mode = Mode::for_fault(varea, kind, true);
+        let frames = self.env.frames();
+        // Zeroed before the lock: other faults' walks do not wait for it.
+        let frame = frames.alloc_frame().map_err(|_| NeedsExclusive)?;
+        // SAFETY: a fresh frame from the pool, ours alone.
+        unsafe { zero_frame(self.env.mem(), frame) };
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
@@ -199,47 +186,108 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             // keeps every other user of the table a shared call, which
             // takes it too.
             let table = unsafe { self.table.locked() };
-            let range = window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
-            match table.cursor(&tlb, scope, range) {
+            match table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)) {
+                Err(_) => Err(NeedsExclusive),
+                Ok(mut cursor) => match cursor.query() {
+                    // Out of table pages: the exclusive path runs out too,
+                    // and asks the OOM killer.
+                    None => cursor.map(frame, mode.attrs(false)).map(|()| 1).map_err(|_| NeedsExclusive),
+                    // Another CPU mapped it meanwhile, or the fault was
+                    // spurious.
+                    Some(leaf) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
+                    Some(_) => Err(NeedsExclusive),
+                },
+            }
+        };
+        self.settle(outcome, frame)
+    }
+
+    /// [`Self::fault_shared`] in a file mapping: maps page `index` of
+    /// `object` at `page` if it is cached (read-only, with its cached
+    /// neighbours), or for a write to a private mapping (`!shared`) a copy
+    /// of it.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn map_cached_shared(
+        &self,
+        page: VirtAddr,
+        start: VirtAddr,
+        varea: &Varea<'e, E>,
+        object: &FileObject<'e, E>,
+        index: u64,
+        shared: bool,
+        kind: FaultKind,
+    ) -> Result<(), NeedsExclusive> {
+        let frames = self.env.frames();
+        let cached = object.cached_page(index).ok_or(NeedsExclusive)?;
+        let (frame, mode, window) = if !shared && kind == FaultKind::Write {
+            // A private copy at once, as the exclusive path makes it.
+            let copy = frames.alloc_frame().map_err(|_| NeedsExclusive);
+            if let Ok(copy) = copy {
+                // SAFETY: `copy` is fresh and ours; `cached` is a cache page
+                // (a pool frame) we hold a reference to, distinct from it.
+                unsafe { copy_frame(self.env.mem(), copy, cached) };
+            }
+            put_frame(frames, cached);
+            (copy?, Mode::writable_in(varea), None)
+        } else {
+            // Read-only: a private page is copied at its first write, and a
+            // shared file's writers are counted.
+            (cached, Mode::for_fault(varea, kind, false), read_around_window(page, start, varea, kind))
+        };
+        if mode.is_executable() {
+            self.env.sync_icache(frame);
+        }
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let outcome = {
+            let _guard = self.table_lock.lock();
+            // SAFETY: as in `map_zeroed_shared`.
+            let table = unsafe { self.table.locked() };
+            match table.cursor(&tlb, scope, window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE))) {
                 Err(_) => Err(NeedsExclusive),
                 Ok(cursor) => {
                     let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
                     match faults.cursor.jump(page).map(|()| faults.cursor.query()) {
-                        // Out of table pages: the exclusive path runs out
-                        // too, and asks the OOM killer.
                         Ok(None) => match faults.cursor.map(frame, mode.attrs(false)) {
                             Ok(()) => {
                                 if let Some(window) = window {
                                     faults.map_cached_around(start, varea, window, page);
                                 }
-                                Ok(Some(1 + faults.installed))
+                                Ok(1 + faults.installed)
                             }
                             Err(_) => Err(NeedsExclusive),
                         },
-                        // Another CPU mapped it meanwhile, or the fault
-                        // was spurious.
-                        Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(None),
+                        Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
                         Ok(Some(_)) | Err(_) => Err(NeedsExclusive),
                     }
                 }
             }
         };
+        self.settle(outcome, frame)
+    }
+
+    /// Counts a shared fault's `outcome`: the pages it mapped (`frame`
+    /// among them), or none (another CPU mapped the page meanwhile, or the
+    /// fault was spurious), or a refusal; in the last two `frame`'s
+    /// reference goes back.
+    #[inline(always)]
+    fn settle(&self, outcome: Result<usize, NeedsExclusive>, frame: PhysAddr) -> Result<(), NeedsExclusive> {
         let stats = self.env.stats();
         match outcome {
-            Ok(Some(installed)) => {
+            Ok(0) => {
+                put_frame(self.env.frames(), frame);
+                stats.fault();
+                stats.shared_fault(true);
+                Ok(())
+            }
+            Ok(installed) => {
                 self.resident.fetch_add(installed, Ordering::Relaxed);
                 stats.fault();
                 stats.shared_fault(false);
                 Ok(())
             }
-            Ok(None) => {
-                put_frame(frames, frame);
-                stats.fault();
-                stats.shared_fault(true);
-                Ok(())
-            }
             Err(e) => {
-                put_frame(frames, frame);
+                put_frame(self.env.frames(), frame);
                 Err(e)
             }
         }
