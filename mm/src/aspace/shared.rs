@@ -5,16 +5,17 @@
 //!
 //! What a shared fault may do is narrow, so that the few pieces it writes
 //! can be guarded apart: where a page has no entry (a first touch) it maps
-//! a zeroed frame in private anonymous memory, and in a file mapping the
-//! file's cached page (read-only, with its cached neighbours as the
-//! exclusive path's read fault-around) or, on a write to a private one, a
-//! copy of it; on a write to a read-only page of private memory it copies
+//! a zeroed frame in private anonymous memory, and in a file mapping (or
+//! shared anonymous memory) the cached page: read-only, with its cached
+//! neighbours as the exclusive path's read fault-around, or on a write
+//! writable (a shared mapping, its writer counted) or a copy of it (a
+//! private one); on a write to a read-only page of private memory it copies
 //! the shared frame (copy-on-write after a fork, or of a file's page:
 //! [`AddressSpace::cow_shared`]); or it finds the page already allows the
 //! access (another CPU resolved it meanwhile, or the fault was spurious).
-//! Everything else (a file page not cached yet, which the pager must read
-//! in; a write to a shared file, whose writers the cache counts;
-//! permission upgrades and their write fault-around, W^X flips, errors) is
+//! Everything else (a page not cached yet, which the pager must read in or
+//! the object make; permission upgrades and their write fault-around, also
+//! a shared mapping's, W^X flips, errors) is
 //! answered [`NeedsExclusive`], and the caller takes the space exclusively
 //! and resolves it as before.
 //!
@@ -132,7 +133,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             return Err(NeedsExclusive);
         }
         match self.vareas.find(va) {
-            Some((start, varea)) if resolves_shared(&varea.backing, kind) && prot_allows(varea.prot, kind) => {
+            Some((start, varea)) if resolves_shared(&varea.backing) && prot_allows(varea.prot, kind) => {
                 Ok((page, start, varea))
             }
             _ => Err(NeedsExclusive),
@@ -142,8 +143,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// Resolves a fault of `kind` at `va` holding the space only as a
     /// shared reference, so that faults of the space's threads on several
     /// CPUs run at once: maps a missing page of private anonymous memory
-    /// (a zeroed frame) or of a file mapping (its cached page, or a copy
-    /// for a write to a private one), or returns `Ok` when the page's
+    /// (a zeroed frame) or of a file mapping or shared anonymous memory
+    /// (its cached page, or a copy for a write to a private mapping), or
+    /// returns `Ok` when the page's
     /// entry already allows the access. Anything else is
     /// [`NeedsExclusive`]: nothing was changed, and the caller resolves
     /// the fault with [`Self::handle_fault`]. Counted as `handle_fault`
@@ -203,9 +205,9 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     }
 
     /// [`Self::fault_shared`] in a file mapping: maps page `index` of
-    /// `object` at `page` if it is cached (read-only, with its cached
-    /// neighbours), or for a write to a private mapping (`!shared`) a copy
-    /// of it.
+    /// `object` at `page` if it is cached: read-only with its cached
+    /// neighbours, or on a write writable (a shared mapping, its writer
+    /// counted) or a copy of it (a private one).
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn map_cached_shared(
@@ -231,10 +233,17 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             put_frame(frames, cached);
             (copy?, Mode::writable_in(varea), None)
         } else {
-            // Read-only: a private page is copied at its first write, and a
-            // shared file's writers are counted.
-            (cached, Mode::for_fault(varea, kind, false), read_around_window(page, start, varea, kind))
+            // A private page read-only (copied at its first write); a
+            // shared one writable only on a write, as the exclusive path
+            // maps it (but shared anonymous memory, which has no file to
+            // keep clean).
+            let write_ok = shared && object.is_anonymous();
+            (cached, Mode::for_fault(varea, kind, write_ok), read_around_window(page, start, varea, kind))
         };
+        // A shared page mapped writable is dirty from now on: counted
+        // before it is mapped, so that no write-back or reclaim finds it
+        // clean meanwhile.
+        let writer = shared && mode.is_writable();
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
@@ -248,15 +257,25 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
                 Ok(cursor) => {
                     let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
                     match faults.cursor.jump(page).map(|()| faults.cursor.query()) {
-                        Ok(None) => match faults.cursor.map(frame, mode.attrs(false)) {
-                            Ok(()) => {
-                                if let Some(window) = window {
-                                    faults.map_cached_around(start, varea, window, page);
-                                }
-                                Ok(1 + faults.installed)
+                        Ok(None) => {
+                            if writer {
+                                object.start_writer(index);
                             }
-                            Err(_) => Err(NeedsExclusive),
-                        },
+                            match faults.cursor.map(frame, mode.attrs(false)) {
+                                Ok(()) => {
+                                    if let Some(window) = window {
+                                        faults.map_cached_around(start, varea, window, page);
+                                    }
+                                    Ok(1 + faults.installed)
+                                }
+                                Err(_) => {
+                                    if writer {
+                                        object.end_writer(index);
+                                    }
+                                    Err(NeedsExclusive)
+                                }
+                            }
+                        }
                         Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
                         Ok(Some(_)) | Err(_) => Err(NeedsExclusive),
                     }
@@ -294,18 +313,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     }
 }
 
-/// Whether a shared fault of `kind` may resolve a page of memory backed
-/// so: private memory (anonymous, or a file's pages mapped `MAP_PRIVATE`)
-/// on any access, a shared file's pages on a read or an execute (mapped
-/// read-only; a write needs its writer counted, and the page dirtied,
-/// which the exclusive path does). Shared anonymous memory and devices
-/// take the exclusive path.
-fn resolves_shared<E: MmEnv>(backing: &Backing<'_, E>, kind: FaultKind) -> bool {
-    match backing {
-        Backing::Anon | Backing::Object { shared: false, .. } => true,
-        Backing::Object { object, shared: true, .. } => kind != FaultKind::Write && !object.is_anonymous(),
-        Backing::Device { .. } => false,
-    }
+/// Whether a shared fault may resolve a page of memory backed so: memory
+/// (anonymous, or a file's pages, private or shared), not a device's
+/// registers.
+fn resolves_shared<E: MmEnv>(backing: &Backing<'_, E>) -> bool {
+    !matches!(backing, Backing::Device { .. })
 }
 
 impl<E: MmEnv> AddressSpace<'_, E> {
@@ -325,6 +337,10 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// As [`Self::fault_shared`].
     pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
         let (page, _, varea) = self.shared_varea(va, FaultKind::Write)?;
+        // A shared mapping's page is written in place, never copied.
+        if matches!(varea.backing, Backing::Object { shared: true, .. }) {
+            return Err(NeedsExclusive);
+        }
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
         let stats = self.env.stats();

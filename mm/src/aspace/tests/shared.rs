@@ -108,7 +108,7 @@ fn what_a_shared_fault_cannot_resolve_it_leaves_alone() {
         let refused: Vec<(u64, FaultKind)> = std::vec![
             (read_only, FaultKind::Write),    // the varea forbids it
             (private, FaultKind::Exec),       // and this
-            (shared_anon, FaultKind::Write),  // not private anonymous memory
+            (shared_anon, FaultKind::Write),  // not in its object yet (the object makes it)
             (private + PS, FaultKind::Write), // copy-on-write after the fork
             (0x10, FaultKind::Read),          // nothing mapped
             (1 << 62, FaultKind::Read),       // not user space
@@ -534,18 +534,30 @@ fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
             }
         });
         assert_eq!(before - env.frames().free_frame_count(), PAGES as usize, "one copy a page");
-        // A shared file's pages map read-only; its writes are the
-        // exclusive path's (which counts the writer).
+        // A shared file's pages map read-only on a read, and writable on a
+        // write to a page not mapped yet, its writer counted (dirty); a
+        // write to one mapped read-only is an upgrade, the exclusive
+        // path's, and never a copy.
         let resident = space.resident_count();
         // SAFETY: nothing else uses the space meanwhile.
         assert_eq!(unsafe { space.fault_shared(va(shared), FaultKind::Read) }, Ok(()));
         assert_eq!(space.resident_count() - resident, 16, "the page and its 64 KiB around it");
-        for (at, why) in [(shared, "a write to a shared file"), (shared + PS, "and to a neighbour mapped around")] {
+        for at in [shared, shared + PS] {
             // SAFETY: as above.
-            assert_eq!(unsafe { space.fault_shared(va(at), FaultKind::Write) }, Err(NeedsExclusive), "{why}");
+            assert_eq!(unsafe { space.fault_shared(va(at), FaultKind::Write) }, Err(NeedsExclusive), "an upgrade");
             // SAFETY: as above.
-            assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "{why}");
+            assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "a shared page copied");
         }
+        let last = shared + (PAGES - 1) * PS;
+        // SAFETY: as above.
+        assert_eq!(unsafe { space.fault_shared(va(last), FaultKind::Write) }, Ok(()));
+        assert_eq!(space.resident_count() - resident, 17);
+        assert_eq!(file.dirty_pages(), 1, "the page written through the shared mapping");
+        write(&mut space, last + 16, 0xee).unwrap();
+        assert_eq!(space.msync(va(shared), PAGES * PS, aspen_abi::mman::MsyncFlags::SYNC), Ok(()));
+        assert_eq!(pager.take_writes(), [PAGES - 1], "written back");
+        assert_eq!(pager.stored((PAGES - 1) * PS + 16, 1), [0xee]);
+        assert_eq!(file.dirty_pages(), 0, "its mapping made read-only, its writer gone");
         // Every page holds the file's bytes; the copies are writable and
         // the file never sees what is written to them.
         for i in 0..PAGES {
@@ -553,10 +565,14 @@ fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
             for base in [read_private, write_private, shared] {
                 assert_eq!(read(&mut space, base + i * PS + 8), Ok(data[offset]), "page {i} at {base:#x}");
             }
+            let offset = (i * PS + 16) as usize;
+            let expected = if i == PAGES - 1 { 0xee } else { data[offset] };
+            assert_eq!(read(&mut space, shared + i * PS + 16), Ok(expected), "page {i} of the shared mapping");
             write(&mut space, read_private + i * PS + 8, 0).unwrap();
             write(&mut space, write_private + i * PS + 8, 0).unwrap();
         }
         assert_eq!(file.read(0, &mut buf), Ok(data.len()));
+        buf[((PAGES - 1) * PS + 16) as usize] = data[((PAGES - 1) * PS + 16) as usize];
         assert!(buf == data, "the private copies' writes stayed private");
         assert_eq!(file.dirty_pages(), 0);
         drop(space);

@@ -409,7 +409,7 @@ pub fn faults_share_the_space_across_cores(_: &Context) -> TestResult {
 }
 
 /// Pages of the file every core's thread faults in at once, through each
-/// of its two private mappings.
+/// of its three mappings (two private, one shared).
 const FILE_FAULT_PAGES: usize = 256;
 const FAULTED_FILE: &core::ffi::CStr = c"/tmp/usertests-file-faults";
 static FILE_FAULTERS: Crew = Crew::new();
@@ -424,15 +424,22 @@ fn file_marker(n: usize) -> u64 {
     u64::MAX - n as u64
 }
 
+/// The word thread `n` writes through the shared mapping: the file's.
+fn shared_word(n: usize) -> usize {
+    8 + n
+}
+
 /// Over every page of the file (its first page its own, then wrapping
-/// around): reads word 0 through the first mapping and writes its own word
-/// through the second (a first touch that copies the cached page); then
-/// writes its own word through the first (a copy of the page mapped
-/// read-only).
+/// around): reads word 0 through the first mapping, writes its own word
+/// through the second (a first touch that copies the cached page) and its
+/// shared word through the third (a first touch that maps the cached page
+/// writable); then writes its own word through the first (a copy of the
+/// page mapped read-only).
 extern "C" fn file_faulter(arg: usize) {
     let n = arg & 0xff;
     let region = FILE_FAULTERS.report_for_work(n);
-    let (read_view, write_view) = (region, region + FILE_FAULT_PAGES * PAGE_SIZE);
+    let len = FILE_FAULT_PAGES * PAGE_SIZE;
+    let (read_view, write_view, shared_view) = (region, region + len, region + 2 * len);
     let first = n * FILE_FAULT_PAGES / MAX_CORES;
     let pages = || (0..FILE_FAULT_PAGES).map(move |i| (first + i) % FILE_FAULT_PAGES);
     for page in pages() {
@@ -443,6 +450,8 @@ extern "C" fn file_faulter(arg: usize) {
                 FILE_FAULTERS.found_wrong();
             }
             core::ptr::write_volatile(((write_view + page * PAGE_SIZE) as *mut u64).add(n + 1), file_marker(n));
+            let shared = ((shared_view + page * PAGE_SIZE) as *mut u64).add(shared_word(n));
+            core::ptr::write_volatile(shared, file_marker(n));
         }
     }
     for page in pages() {
@@ -453,12 +462,14 @@ extern "C" fn file_faulter(arg: usize) {
 }
 
 /// The threads of one process on every core fault in the same pages of a
-/// cached file through two private mappings at once: reads map the cached
-/// pages, writes copy them, and writes to pages mapped read-only copy them
-/// again, all with the space shared (`pgfault_shared` grows by a fault a
-/// page and write at least). Each page is mapped once (every thread's word
-/// is in it, the file's words around them), the resident count grows by
-/// exactly the pages of the two mappings, and the file keeps its bytes.
+/// cached file through two private mappings and a shared one at once:
+/// reads map the cached pages, writes to a private mapping copy them (and
+/// again where mapped read-only), writes to the shared one map them
+/// writable, all with the space shared (`pgfault_shared` grows by a fault
+/// a page and mapping at least). Each page is mapped once (every thread's
+/// word is in it, the file's words around them), the resident count grows
+/// by exactly the pages of the three mappings, and the file holds the
+/// shared mapping's writes and none of the private ones'.
 pub fn file_faults_share_the_space_across_cores(_: &Context) -> TestResult {
     let online = online_cores()?;
     let cores = online.count_ones() as usize;
@@ -475,11 +486,13 @@ pub fn file_faults_share_the_space_across_cores(_: &Context) -> TestResult {
     statm_resident()?;
     vmstat("pgfault_shared")?;
     let prot = Prot::READ | Prot::WRITE;
-    // SAFETY: a fresh reservation for the two views, unmapped at the end.
-    let region = unsafe { mem::mmap(0, 2 * len, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }.ctx("mmap")?;
-    for view in [region, region + len] {
+    // SAFETY: a fresh reservation for the three views, unmapped at the end.
+    let region = unsafe { mem::mmap(0, 3 * len, prot, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0) }.ctx("mmap")?;
+    for (view, flags) in
+        [(region, MapFlags::PRIVATE), (region + len, MapFlags::PRIVATE), (region + 2 * len, MapFlags::SHARED)]
+    {
         // SAFETY: over this test's own reservation.
-        unsafe { mem::mmap(view, len, prot, MapFlags::PRIVATE | MapFlags::FIXED, fd, 0) }.ctx("mmap the file")?;
+        unsafe { mem::mmap(view, len, prot, flags | MapFlags::FIXED, fd, 0) }.ctx("mmap the file")?;
     }
     let threads = FILE_FAULTERS.start(region, online, file_faulter)?;
     let resident_before = statm_resident()?;
@@ -502,21 +515,22 @@ pub fn file_faults_share_the_space_across_cores(_: &Context) -> TestResult {
         }
     }
     // SAFETY: this test's own mappings.
-    unsafe { mem::munmap(region, 2 * len) }.ctx("munmap")?;
+    unsafe { mem::munmap(region, 3 * len) }.ctx("munmap")?;
     fs::lseek(fd, 0, 0).ctx("lseek")?;
     for page in 0..FILE_FAULT_PAGES {
         ensure!(fs::read_full(fd, &mut page_bytes).ctx("read")? == PAGE_SIZE, "a short read");
         let word = |k: usize| u64::from_ne_bytes(page_bytes[8 * k..8 * k + 8].try_into().unwrap_or_default());
         wrong += (0..MAX_CORES + 1).filter(|&k| word(k) != file_word(page, k)).count();
+        wrong += cores_of(online).filter(|&n| word(shared_word(n)) != file_marker(n)).count();
     }
     fs::close(fd).ctx("close")?;
     aspen_sys::path::unlinkat(fs::AT_FDCWD, FAULTED_FILE, 0).ctx("unlink")?;
     FILE_FAULTERS.check_pinned()?;
-    ensure!(wrong == 0, "{wrong} words wrong: a page mapped twice, or a private write reached the file");
+    ensure!(wrong == 0, "{wrong} words wrong: a page mapped twice, a private write in the file or a shared one not");
     let grown = resident_after - resident_before;
-    ensure!(grown == 2 * FILE_FAULT_PAGES as u64, "resident pages grew by {grown} for twice {FILE_FAULT_PAGES} pages");
+    ensure!(grown == 3 * FILE_FAULT_PAGES as u64, "resident pages grew by {grown} for 3 x {FILE_FAULT_PAGES} pages");
     ensure!(
-        shared >= 2 * FILE_FAULT_PAGES as u64,
+        shared >= 3 * FILE_FAULT_PAGES as u64,
         "{shared} faults resolved with the space shared for {FILE_FAULT_PAGES} pages written through each view"
     );
     Ok(())
