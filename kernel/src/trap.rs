@@ -32,10 +32,11 @@ pub fn handle(trap: Trap, frame: &mut TrapFrame) {
         }
     }
     // A first touch of anonymous memory or of a file's cached page, or a
-    // write to a page of private memory shared copy-on-write, resolves with
-    // the address space shared, on as many cores at once as fault, without
-    // the big kernel lock; IRQs stay masked meanwhile. The return needs the
-    // lock only for pending work, as after an interrupt.
+    // write to a page of private memory shared copy-on-write or to a shared
+    // mapping's read-only page, resolves with the address space shared, on
+    // as many cores at once as fault, without the big kernel lock; IRQs
+    // stay masked meanwhile. The return needs the lock only for pending
+    // work, as after an interrupt.
     let resolved = match trap {
         Trap::Abort(abort) if abort.is_translation() => {
             process::resolve_fault_shared(abort.addr, abort.access, SharedFault::FirstTouch)

@@ -66,8 +66,8 @@ pub type SharedSpace = Arc<Space>;
 /// what a task switch needs to make it current, which takes no lock.
 ///
 /// Page faults its threads take on first touches of anonymous memory and
-/// of a file's cached pages, and on copy-on-write pages of private memory,
-/// do not take the lock (nor the big kernel lock): they resolve with the
+/// of a file's cached pages, on copy-on-write pages of private memory and
+/// on writes to a shared mapping's read-only pages, do not take the lock (nor the big kernel lock): they resolve with the
 /// space shared ([`Space::fault_shared`]), several cores at once, inside
 /// its `gate`; the lock's holder closes the gate, waits for them to leave
 /// and keeps new ones out while it changes the space ([`Space::lock`],
@@ -184,7 +184,8 @@ impl Space {
     /// Resolves a fault of `kind` at `va` with the space shared, without
     /// its lock: a first touch of anonymous memory or of a file's cached
     /// page, or a write to a page of private memory shared copy-on-write
-    /// (`what`), on as many cores at once as fault
+    /// or to a shared mapping's read-only page (`what`), on as many cores
+    /// at once as fault
     /// (see `aspen_mm::aspace::shared`). [`NeedsExclusive`]
     /// while the lock's holder uses the space, or for any other fault:
     /// nothing changed, and the caller resolves it under the lock. Called
@@ -218,7 +219,8 @@ impl Space {
 pub enum SharedFault {
     /// A translation fault: no entry (a first touch).
     FirstTouch,
-    /// A permission fault on a write: a page shared copy-on-write.
+    /// A permission fault on a write: a page shared copy-on-write, or a
+    /// shared mapping's page mapped read-only.
     CopyOnWrite,
 }
 

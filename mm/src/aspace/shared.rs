@@ -11,11 +11,12 @@
 //! writable (a shared mapping, its writer counted) or a copy of it (a
 //! private one); on a write to a read-only page of private memory it copies
 //! the shared frame (copy-on-write after a fork, or of a file's page:
-//! [`AddressSpace::cow_shared`]); or it finds the page already allows the
+//! [`AddressSpace::cow_shared`]), and of a shared mapping it makes the
+//! entry writable, the page's writer counted; or it finds the page already allows the
 //! access (another CPU resolved it meanwhile, or the fault was spurious).
 //! Everything else (a page not cached yet, which the pager must read in or
-//! the object make; permission upgrades and their write fault-around, also
-//! a shared mapping's, W^X flips, errors) is
+//! the object make; upgrades of private memory and their write
+//! fault-around, W^X flips, errors) is
 //! answered [`NeedsExclusive`], and the caller takes the space exclusively
 //! and resolves it as before.
 //!
@@ -329,17 +330,19 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// reference taken keeps it) and puts the copy in place under the
     /// table lock, break-before-make, if the entry still maps the frame
     /// read-only; `Ok` also where the entry allows the write already
-    /// (another CPU broke it). Anything else, and a frame this mapping
-    /// holds alone (an upgrade, which the exclusive path makes for the
-    /// whole write fault-around window), is [`NeedsExclusive`], unchanged.
+    /// (another CPU broke it). In a shared mapping, the page mapped
+    /// read-only is made writable in place instead (`upgrade_shared`).
+    /// Anything else, and a frame a private mapping holds alone (an
+    /// upgrade, which the exclusive path makes for the whole write
+    /// fault-around window), is [`NeedsExclusive`], unchanged.
     ///
     /// # Safety
     /// As [`Self::fault_shared`].
     pub unsafe fn cow_shared(&self, va: VirtAddr) -> Result<(), NeedsExclusive> {
-        let (page, _, varea) = self.shared_varea(va, FaultKind::Write)?;
+        let (page, start, varea) = self.shared_varea(va, FaultKind::Write)?;
         // A shared mapping's page is written in place, never copied.
-        if matches!(varea.backing, Backing::Object { shared: true, .. }) {
-            return Err(NeedsExclusive);
+        if let Backing::Object { object, first_page, shared: true } = &varea.backing {
+            return self.upgrade_shared(page, varea, object, object_index(*first_page, start, page));
         }
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
@@ -423,6 +426,59 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 frames.free_frame(copy);
                 Err(e)
             }
+        }
+    }
+
+    /// [`Self::cow_shared`] in a shared mapping (of a file, or shared
+    /// anonymous memory): a write to page `index` of `object` mapped
+    /// read-only at `page` (after a read, or a write-back that cleaned it)
+    /// makes its entry writable in place, the page's writer counted (so
+    /// dirty) first; `Ok` also where the entry allows the write already.
+    /// Anything else (an executable entry: a W^X flip) is
+    /// [`NeedsExclusive`], unchanged.
+    #[inline(never)]
+    fn upgrade_shared(
+        &self,
+        page: VirtAddr,
+        varea: &Varea<'_, E>,
+        object: &FileObject<'_, E>,
+        index: u64,
+    ) -> Result<(), NeedsExclusive> {
+        let mode = Mode::writable_in(varea);
+        let stats = self.env.stats();
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let _guard = self.table_lock.lock();
+        // SAFETY: as in `cow_shared`.
+        let table = unsafe { self.table.locked() };
+        let mut cursor =
+            table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(|_| NeedsExclusive)?;
+        match cursor.query() {
+            Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => {
+                stats.fault();
+                stats.shared_fault(true);
+                Ok(())
+            }
+            Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read => {
+                if mode.is_executable() {
+                    self.env.sync_icache(leaf.pa());
+                }
+                object.start_writer(index);
+                // Permissions only: in place, the TLBs told before this
+                // returns (a core that still sees the read-only entry
+                // meanwhile faults again and finds it writable).
+                match cursor.protect(mode.attrs(false)) {
+                    Ok(_) => {
+                        stats.fault();
+                        stats.shared_fault(false);
+                        Ok(())
+                    }
+                    Err(_) => {
+                        object.end_writer(index);
+                        Err(NeedsExclusive)
+                    }
+                }
+            }
+            _ => Err(NeedsExclusive),
         }
     }
 }

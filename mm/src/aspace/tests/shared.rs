@@ -536,28 +536,33 @@ fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
         assert_eq!(before - env.frames().free_frame_count(), PAGES as usize, "one copy a page");
         // A shared file's pages map read-only on a read, and writable on a
         // write to a page not mapped yet, its writer counted (dirty); a
-        // write to one mapped read-only is an upgrade, the exclusive
-        // path's, and never a copy.
+        // write to one mapped read-only makes it writable in place, never
+        // a copy, its writer counted too.
         let resident = space.resident_count();
         // SAFETY: nothing else uses the space meanwhile.
         assert_eq!(unsafe { space.fault_shared(va(shared), FaultKind::Read) }, Ok(()));
         assert_eq!(space.resident_count() - resident, 16, "the page and its 64 KiB around it");
-        for at in [shared, shared + PS] {
-            // SAFETY: as above.
-            assert_eq!(unsafe { space.fault_shared(va(at), FaultKind::Write) }, Err(NeedsExclusive), "an upgrade");
-            // SAFETY: as above.
-            assert_eq!(unsafe { space.cow_shared(va(at)) }, Err(NeedsExclusive), "a shared page copied");
-        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { space.fault_shared(va(shared + PS), FaultKind::Write) }, Err(NeedsExclusive), "present");
+        let free = env.frames().free_frame_count();
+        // SAFETY: as above.
+        assert_eq!(unsafe { space.cow_shared(va(shared + PS)) }, Ok(()));
+        assert_eq!(env.frames().free_frame_count(), free, "made writable in place, not copied");
+        assert_eq!(file.dirty_pages(), 1, "the page made writable");
         let last = shared + (PAGES - 1) * PS;
         // SAFETY: as above.
         assert_eq!(unsafe { space.fault_shared(va(last), FaultKind::Write) }, Ok(()));
         assert_eq!(space.resident_count() - resident, 17);
-        assert_eq!(file.dirty_pages(), 1, "the page written through the shared mapping");
+        assert_eq!(file.dirty_pages(), 2, "and the page first touched by a write");
+        write(&mut space, shared + PS + 16, 0xdd).unwrap();
         write(&mut space, last + 16, 0xee).unwrap();
         assert_eq!(space.msync(va(shared), PAGES * PS, aspen_abi::mman::MsyncFlags::SYNC), Ok(()));
-        assert_eq!(pager.take_writes(), [PAGES - 1], "written back");
-        assert_eq!(pager.stored((PAGES - 1) * PS + 16, 1), [0xee]);
-        assert_eq!(file.dirty_pages(), 0, "its mapping made read-only, its writer gone");
+        assert_eq!(pager.take_writes(), [1, PAGES - 1], "written back");
+        assert_eq!(
+            (pager.stored(PS + 16, 1), pager.stored((PAGES - 1) * PS + 16, 1)),
+            (std::vec![0xdd], std::vec![0xee])
+        );
+        assert_eq!(file.dirty_pages(), 0, "their mappings made read-only, their writers gone");
         // Every page holds the file's bytes; the copies are writable and
         // the file never sees what is written to them.
         for i in 0..PAGES {
@@ -566,15 +571,37 @@ fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
                 assert_eq!(read(&mut space, base + i * PS + 8), Ok(data[offset]), "page {i} at {base:#x}");
             }
             let offset = (i * PS + 16) as usize;
-            let expected = if i == PAGES - 1 { 0xee } else { data[offset] };
+            let expected = match i {
+                1 => 0xdd,
+                i if i == PAGES - 1 => 0xee,
+                _ => data[offset],
+            };
             assert_eq!(read(&mut space, shared + i * PS + 16), Ok(expected), "page {i} of the shared mapping");
             write(&mut space, read_private + i * PS + 8, 0).unwrap();
             write(&mut space, write_private + i * PS + 8, 0).unwrap();
         }
         assert_eq!(file.read(0, &mut buf), Ok(data.len()));
-        buf[((PAGES - 1) * PS + 16) as usize] = data[((PAGES - 1) * PS + 16) as usize];
+        for at in [PS + 16, (PAGES - 1) * PS + 16] {
+            buf[at as usize] = data[at as usize];
+        }
         assert!(buf == data, "the private copies' writes stayed private");
-        assert_eq!(file.dirty_pages(), 0);
+        // An executable page written is a W^X flip, the exclusive path's.
+        let rwx = Prot::READ | Prot::WRITE | Prot::EXEC;
+        let mapped = Some(crate::aspace::MappedFile::read_write(std::sync::Arc::clone(&file)));
+        let code = space.mmap(va(0), PS, rwx, MapFlags::SHARED, mapped, 0).unwrap().as_u64();
+        // SAFETY: nothing else uses the space meanwhile.
+        assert_eq!(unsafe { space.fault_shared(va(code), FaultKind::Exec) }, Ok(()));
+        // SAFETY: as above.
+        assert_eq!(unsafe { space.cow_shared(va(code)) }, Err(NeedsExclusive), "a W^X flip");
+        write(&mut space, code + 24, 0xcc).unwrap();
+        assert_eq!(file.dirty_pages(), 1, "flipped by the exclusive path, its writer counted");
+        space.munmap(va(code), PS).unwrap();
+        assert_eq!((file.dirty_pages(), pager.stored(24, 1)), (0, std::vec![0xcc]), "written back as it went");
+        // Read-only again after the write-back: the next write upgrades
+        // it again, and counts it dirty again.
+        // SAFETY: nothing else uses the space meanwhile.
+        assert_eq!(unsafe { space.cow_shared(va(shared + PS)) }, Ok(()));
+        assert_eq!(file.dirty_pages(), 1);
         drop(space);
         drop(file);
     });

@@ -431,10 +431,11 @@ fn shared_word(n: usize) -> usize {
 
 /// Over every page of the file (its first page its own, then wrapping
 /// around): reads word 0 through the first mapping, writes its own word
-/// through the second (a first touch that copies the cached page) and its
-/// shared word through the third (a first touch that maps the cached page
-/// writable); then writes its own word through the first (a copy of the
-/// page mapped read-only).
+/// through the second (a first touch that copies the cached page), reads
+/// word 0 and writes its shared word through the third (a first touch
+/// that maps the cached page read-only or writable, and a write that makes
+/// it writable); then writes its own word through the first (a copy of
+/// the page mapped read-only).
 extern "C" fn file_faulter(arg: usize) {
     let n = arg & 0xff;
     let region = FILE_FAULTERS.report_for_work(n);
@@ -450,8 +451,13 @@ extern "C" fn file_faulter(arg: usize) {
                 FILE_FAULTERS.found_wrong();
             }
             core::ptr::write_volatile(((write_view + page * PAGE_SIZE) as *mut u64).add(n + 1), file_marker(n));
-            let shared = ((shared_view + page * PAGE_SIZE) as *mut u64).add(shared_word(n));
-            core::ptr::write_volatile(shared, file_marker(n));
+            // Read first: the page and its neighbours map read-only, and
+            // the threads' writes make them writable in place.
+            let shared = (shared_view + page * PAGE_SIZE) as *mut u64;
+            if core::ptr::read_volatile(shared) != file_word(page, 0) {
+                FILE_FAULTERS.found_wrong();
+            }
+            core::ptr::write_volatile(shared.add(shared_word(n)), file_marker(n));
         }
     }
     for page in pages() {
@@ -465,7 +471,7 @@ extern "C" fn file_faulter(arg: usize) {
 /// cached file through two private mappings and a shared one at once:
 /// reads map the cached pages, writes to a private mapping copy them (and
 /// again where mapped read-only), writes to the shared one map them
-/// writable, all with the space shared (`pgfault_shared` grows by a fault
+/// writable or make them so, all with the space shared (`pgfault_shared` grows by a fault
 /// a page and mapping at least). Each page is mapped once (every thread's
 /// word is in it, the file's words around them), the resident count grows
 /// by exactly the pages of the three mappings, and the file holds the
