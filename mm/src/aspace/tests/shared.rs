@@ -8,33 +8,45 @@ use aspen_abi::mman::{MapFlags, Prot};
 use std::vec::Vec;
 
 use super::{read, va, with_env, write, Space, PS};
+use crate::addr::VirtAddr;
 use crate::aspace::{Beside, FaultKind, MmEnv, MunmapShared, NeedsExclusive};
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
 const THREADS: u64 = 4;
 const PAGES: u64 = 64;
 
-/// Faults every page of `pages` at `base` on [`THREADS`] host threads at
-/// once, each starting at its own page and wrapping around, so that every
-/// page is faulted by every thread and most pages by two at nearly the
-/// same moment.
-fn fault_everywhere_at_once(space: &Space<'_, '_>, base: u64, pages: u64, kind: FaultKind) {
+/// Runs `body(t)` on [`THREADS`] host threads `t`, started together.
+fn on_threads_at_once(body: impl Fn(u64) + Sync) {
     let barrier = std::sync::Barrier::new(THREADS as usize);
     std::thread::scope(|s| {
         for t in 0..THREADS {
-            let barrier = &barrier;
+            let (barrier, body) = (&barrier, &body);
             s.spawn(move || {
                 barrier.wait();
-                for i in 0..pages {
-                    let page = (t * pages / THREADS + i) % pages;
-                    // SAFETY: every thread only calls `fault_shared` until
-                    // the scope ends.
-                    let result = unsafe { space.fault_shared(va(base + page * PS + 8 * t), kind) };
-                    assert_eq!(result, Ok(()), "thread {t}, page {page}");
-                }
+                body(t);
             });
         }
     });
+}
+
+/// Calls `shared_call` on every page of `pages` at `base` on [`THREADS`]
+/// host threads at once (at word `t` of the page for thread `t`), each
+/// starting at its own page and wrapping around, so that every page is
+/// reached by every thread and most pages by two at nearly the same
+/// moment; each call must resolve its page.
+fn everywhere_at_once(base: u64, pages: u64, shared_call: impl Fn(VirtAddr) -> Result<(), NeedsExclusive> + Sync) {
+    on_threads_at_once(|t| {
+        for i in 0..pages {
+            let page = (t * pages / THREADS + i) % pages;
+            assert_eq!(shared_call(va(base + page * PS + 8 * t)), Ok(()), "thread {t}, page {page}");
+        }
+    });
+}
+
+/// [`everywhere_at_once`] with faults of `kind`.
+fn fault_everywhere_at_once(space: &Space<'_, '_>, base: u64, pages: u64, kind: FaultKind) {
+    // SAFETY: every thread only calls `fault_shared` until they end.
+    everywhere_at_once(base, pages, |at| unsafe { space.fault_shared(at, kind) });
 }
 
 #[test]
@@ -72,19 +84,12 @@ fn threads_faulting_disjoint_pages_race_nowhere() {
         let mut space = Space::new(env).unwrap();
         let p = super::map_anon(&mut space, 4 * PAGES, RW, MapFlags::PRIVATE);
         let races = env.stats().shared_fault_races();
-        let barrier = std::sync::Barrier::new(THREADS as usize);
         let shared = &space;
-        std::thread::scope(|s| {
-            for t in 0..THREADS {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    barrier.wait();
-                    for i in 0..PAGES {
-                        let at = p + (t * PAGES + i) * PS;
-                        // SAFETY: only `fault_shared` runs until the scope ends.
-                        assert_eq!(unsafe { shared.fault_shared(va(at), FaultKind::Read) }, Ok(()));
-                    }
-                });
+        on_threads_at_once(|t| {
+            for i in 0..PAGES {
+                let at = p + (t * PAGES + i) * PS;
+                // SAFETY: only `fault_shared` runs until the threads end.
+                assert_eq!(unsafe { shared.fault_shared(va(at), FaultKind::Read) }, Ok(()));
             }
         });
         assert_eq!(env.stats().shared_fault_races(), races);
@@ -403,24 +408,18 @@ fn threads_break_copy_on_write_in_parent_and_child_at_once() {
         }
         let mut child = parent.fork().unwrap();
         let copies = env.stats().cow_copies();
-        let barrier = std::sync::Barrier::new(THREADS as usize);
-        std::thread::scope(|s| {
-            for t in 0..THREADS {
-                // Two threads in each space, racing each other there and
-                // the other space's threads for the shared frames.
-                let space: &Space<'_, '_> = if t % 2 == 0 { &parent } else { &child };
-                let barrier = &barrier;
-                s.spawn(move || {
-                    barrier.wait();
-                    for i in 0..PAGES {
-                        let at = p + ((t * 7 + i) % PAGES) * PS;
-                        // SAFETY: each space is only faulted shared until the
-                        // scope ends. A refusal: the other space copied the
-                        // page first, and the frame is this mapping's alone
-                        // (an upgrade, the exclusive path's).
-                        let _ = unsafe { space.cow_shared(va(at)) };
-                    }
-                });
+        let (shared_parent, shared_child) = (&parent, &child);
+        on_threads_at_once(|t| {
+            // Two threads in each space, racing each other there and the
+            // other space's threads for the shared frames.
+            let space = if t % 2 == 0 { shared_parent } else { shared_child };
+            for i in 0..PAGES {
+                let at = p + ((t * 7 + i) % PAGES) * PS;
+                // SAFETY: each space is only faulted shared until the
+                // threads end. A refusal: the other space copied the page
+                // first, and the frame is this mapping's alone (an upgrade,
+                // the exclusive path's).
+                let _ = unsafe { space.cow_shared(va(at)) };
             }
         });
         let copied = env.stats().cow_copies() - copies;
@@ -518,21 +517,9 @@ fn threads_fault_a_files_cached_pages_at_once_and_copy_them_once() {
         // Writes to the read-only cache pages break copy-on-write, once a
         // page, the losers' copies back.
         let before = env.frames().free_frame_count();
-        let barrier = std::sync::Barrier::new(THREADS as usize);
-        let space_ref = &space;
-        std::thread::scope(|s| {
-            for t in 0..THREADS {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    barrier.wait();
-                    for i in 0..PAGES {
-                        let at = read_private + (t * PAGES / THREADS + i) % PAGES * PS;
-                        // SAFETY: only shared calls until the scope ends.
-                        assert_eq!(unsafe { space_ref.cow_shared(va(at)) }, Ok(()));
-                    }
-                });
-            }
-        });
+        let shared_space = &space;
+        // SAFETY: only shared calls until the threads end.
+        everywhere_at_once(read_private, PAGES, |at| unsafe { shared_space.cow_shared(at) });
         assert_eq!(before - env.frames().free_frame_count(), PAGES as usize, "one copy a page");
         // A shared file's pages map read-only on a read, and writable on a
         // write to a page not mapped yet, its writer counted (dirty); a
