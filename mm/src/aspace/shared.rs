@@ -54,7 +54,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
-use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, Mode};
+use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, Mode, SpaceCursor};
 use super::varea::{Backing, Varea};
 use super::{log_edit, object_index, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
@@ -169,6 +169,27 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         }
     }
 
+    /// Runs `edit` on a cursor over `range` of the table (with the
+    /// space's TLB maintenance) under the table lock; a range the cursor
+    /// cannot take is [`NeedsExclusive`].
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`]: every other user of the table meanwhile
+    /// is a shared call, which takes the lock too.
+    #[inline(always)]
+    unsafe fn with_cursor<R>(
+        &self,
+        range: VirtRange,
+        edit: impl FnOnce(SpaceCursor<'_, 'e, E>) -> Result<R, NeedsExclusive>,
+    ) -> Result<R, NeedsExclusive> {
+        let (tlb, scope) = space_tlb(self.env, &self.asid);
+        let _guard = self.table_lock.lock();
+        // SAFETY: the table lock is held, and the caller's contract keeps
+        // every other user of the table a shared call, which takes it too.
+        let table = unsafe { self.table.locked() };
+        edit(table.cursor(&tlb, scope, range).map_err(|_| NeedsExclusive)?)
+    }
+
     /// [`Self::fault_shared`] in private anonymous memory: maps a zeroed
     /// frame at `page`.
     #[inline(always)]
@@ -182,25 +203,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let outcome = {
-            let _guard = self.table_lock.lock();
-            // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared call, which
-            // takes it too.
-            let table = unsafe { self.table.locked() };
-            match table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)) {
-                Err(_) => Err(NeedsExclusive),
-                Ok(mut cursor) => match cursor.query() {
-                    // Out of table pages: the exclusive path runs out too,
-                    // and asks the OOM killer.
-                    None => cursor.map(frame, mode.attrs(false)).map(|()| 1).map_err(|_| NeedsExclusive),
-                    // Another CPU mapped it meanwhile, or the fault was
-                    // spurious.
-                    Some(leaf) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
-                    Some(_) => Err(NeedsExclusive),
-                },
-            }
+        // SAFETY: `fault_shared`'s contract, which its caller keeps.
+        let outcome = unsafe {
+            self.with_cursor(VirtRange::new(page, page + PAGE_SIZE), |mut cursor| match cursor.query() {
+                // Out of table pages: the exclusive path runs out too, and
+                // asks the OOM killer.
+                None => cursor.map(frame, mode.attrs(false)).map(|()| 1).map_err(|_| NeedsExclusive),
+                // Another CPU mapped it meanwhile, or the fault was spurious.
+                Some(leaf) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
+                Some(_) => Err(NeedsExclusive),
+            })
         };
         self.settle(outcome, frame)
     }
@@ -248,40 +260,35 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let outcome = {
-            let _guard = self.table_lock.lock();
-            // SAFETY: as in `map_zeroed_shared`.
-            let table = unsafe { self.table.locked() };
-            match table.cursor(&tlb, scope, window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE))) {
-                Err(_) => Err(NeedsExclusive),
-                Ok(cursor) => {
-                    let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
-                    match faults.cursor.jump(page).map(|()| faults.cursor.query()) {
-                        Ok(None) => {
-                            if writer {
-                                object.start_writer(index);
+        let range = window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
+        // SAFETY: `fault_shared`'s contract, which its caller keeps.
+        let outcome = unsafe {
+            self.with_cursor(range, |cursor| {
+                let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
+                match faults.cursor.jump(page).map(|()| faults.cursor.query()) {
+                    Ok(None) => {
+                        if writer {
+                            object.start_writer(index);
+                        }
+                        match faults.cursor.map(frame, mode.attrs(false)) {
+                            Ok(()) => {
+                                if let Some(window) = window {
+                                    faults.map_cached_around(start, varea, window, page);
+                                }
+                                Ok(1 + faults.installed)
                             }
-                            match faults.cursor.map(frame, mode.attrs(false)) {
-                                Ok(()) => {
-                                    if let Some(window) = window {
-                                        faults.map_cached_around(start, varea, window, page);
-                                    }
-                                    Ok(1 + faults.installed)
+                            Err(_) => {
+                                if writer {
+                                    object.end_writer(index);
                                 }
-                                Err(_) => {
-                                    if writer {
-                                        object.end_writer(index);
-                                    }
-                                    Err(NeedsExclusive)
-                                }
+                                Err(NeedsExclusive)
                             }
                         }
-                        Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
-                        Ok(Some(_)) | Err(_) => Err(NeedsExclusive),
                     }
+                    Ok(Some(leaf)) if Mode::of_desc(leaf.desc).allows(kind) => Ok(0),
+                    Ok(Some(_)) | Err(_) => Err(NeedsExclusive),
                 }
-            }
+            })
         };
         self.settle(outcome, frame)
     }
@@ -347,29 +354,25 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
         let stats = self.env.stats();
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
         let range = VirtRange::new(page, page + PAGE_SIZE);
-        let source = {
-            let _guard = self.table_lock.lock();
-            // SAFETY: the table lock is held, and the caller's contract
-            // keeps every other user of the table a shared fault or a
-            // shared unmap (of another range), which take it too.
-            let table = unsafe { self.table.locked() };
-            let mut cursor = table.cursor(&tlb, scope, range).map_err(|_| NeedsExclusive)?;
-            match cursor.query() {
-                Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => {
-                    stats.fault();
-                    stats.shared_fault(true);
-                    return Ok(());
-                }
+        // SAFETY: the caller's contract.
+        let source = unsafe {
+            self.with_cursor(range, |mut cursor| match cursor.query() {
+                Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(None),
                 Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read && !exclusive(frames, leaf.pa()) => {
                     // Kept until the copy is made, whatever happens to the
                     // entry meanwhile.
                     frames.inc_ref(leaf.pa()).map_err(|_| NeedsExclusive)?;
-                    leaf.pa()
+                    Ok(Some(leaf.pa()))
                 }
-                _ => return Err(NeedsExclusive),
-            }
+                _ => Err(NeedsExclusive),
+            })
+        };
+        // Writable already: another CPU broke it.
+        let Some(source) = source? else {
+            stats.fault();
+            stats.shared_fault(true);
+            return Ok(());
         };
         let copy = match frames.alloc_frame() {
             Ok(copy) => copy,
@@ -385,28 +388,23 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         if mode.is_executable() {
             self.env.sync_icache(copy);
         }
-        let outcome = {
-            let _guard = self.table_lock.lock();
-            // SAFETY: as above.
-            let table = unsafe { self.table.locked() };
-            match table.cursor(&tlb, scope, range) {
-                Err(_) => Err(NeedsExclusive),
-                Ok(mut cursor) => match cursor.query() {
-                    Some(leaf) if leaf.pa() == source && Mode::of_desc(leaf.desc) == Mode::Read => {
-                        match cursor.replace(copy, mode.attrs(false)) {
-                            // The TLBs forgot the old entry before `replace`
-                            // returned: the mapping's reference goes.
-                            Ok(Some(old)) => {
-                                put_frame(frames, old.pa());
-                                Ok(true)
-                            }
-                            Ok(None) | Err(_) => Err(NeedsExclusive),
+        // SAFETY: as above.
+        let outcome = unsafe {
+            self.with_cursor(range, |mut cursor| match cursor.query() {
+                Some(leaf) if leaf.pa() == source && Mode::of_desc(leaf.desc) == Mode::Read => {
+                    match cursor.replace(copy, mode.attrs(false)) {
+                        // The TLBs forgot the old entry before `replace`
+                        // returned: the mapping's reference goes.
+                        Ok(Some(old)) => {
+                            put_frame(frames, old.pa());
+                            Ok(true)
                         }
+                        Ok(None) | Err(_) => Err(NeedsExclusive),
                     }
-                    Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(false),
-                    _ => Err(NeedsExclusive),
-                },
-            }
+                }
+                Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(false),
+                _ => Err(NeedsExclusive),
+            })
         };
         put_frame(frames, source);
         match outcome {
@@ -445,41 +443,33 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         index: u64,
     ) -> Result<(), NeedsExclusive> {
         let mode = Mode::writable_in(varea);
+        // SAFETY: `cow_shared`'s contract, which its caller keeps.
+        let raced = unsafe {
+            self.with_cursor(VirtRange::new(page, page + PAGE_SIZE), |mut cursor| match cursor.query() {
+                Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(true),
+                Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read => {
+                    if mode.is_executable() {
+                        self.env.sync_icache(leaf.pa());
+                    }
+                    object.start_writer(index);
+                    // Permissions only: in place, the TLBs told before
+                    // this returns (a core that still sees the read-only
+                    // entry meanwhile faults again and finds it writable).
+                    match cursor.protect(mode.attrs(false)) {
+                        Ok(_) => Ok(false),
+                        Err(_) => {
+                            object.end_writer(index);
+                            Err(NeedsExclusive)
+                        }
+                    }
+                }
+                _ => Err(NeedsExclusive),
+            })
+        }?;
         let stats = self.env.stats();
-        let (tlb, scope) = space_tlb(self.env, &self.asid);
-        let _guard = self.table_lock.lock();
-        // SAFETY: as in `cow_shared`.
-        let table = unsafe { self.table.locked() };
-        let mut cursor =
-            table.cursor(&tlb, scope, VirtRange::new(page, page + PAGE_SIZE)).map_err(|_| NeedsExclusive)?;
-        match cursor.query() {
-            Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => {
-                stats.fault();
-                stats.shared_fault(true);
-                Ok(())
-            }
-            Some(leaf) if Mode::of_desc(leaf.desc) == Mode::Read => {
-                if mode.is_executable() {
-                    self.env.sync_icache(leaf.pa());
-                }
-                object.start_writer(index);
-                // Permissions only: in place, the TLBs told before this
-                // returns (a core that still sees the read-only entry
-                // meanwhile faults again and finds it writable).
-                match cursor.protect(mode.attrs(false)) {
-                    Ok(_) => {
-                        stats.fault();
-                        stats.shared_fault(false);
-                        Ok(())
-                    }
-                    Err(_) => {
-                        object.end_writer(index);
-                        Err(NeedsExclusive)
-                    }
-                }
-            }
-            _ => Err(NeedsExclusive),
-        }
+        stats.fault();
+        stats.shared_fault(raced);
+        Ok(())
     }
 }
 
