@@ -163,9 +163,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         match &varea.backing {
             Backing::Object { object, first_page, shared } => {
                 let index = object_index(*first_page, start, page);
-                self.map_cached_shared(page, start, varea, object, index, *shared, kind)
+                // SAFETY: our caller's contract.
+                unsafe { self.map_cached_shared(page, start, varea, object, index, *shared, kind) }
             }
-            _ => self.map_zeroed_shared(page, varea, kind),
+            // SAFETY: our caller's contract.
+            _ => unsafe { self.map_zeroed_shared(page, varea, kind) },
         }
     }
 
@@ -192,8 +194,16 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
 
     /// [`Self::fault_shared`] in private anonymous memory: maps a zeroed
     /// frame at `page`.
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`].
     #[inline(always)]
-    fn map_zeroed_shared(&self, page: VirtAddr, varea: &Varea<'e, E>, kind: FaultKind) -> Result<(), NeedsExclusive> {
+    unsafe fn map_zeroed_shared(
+        &self,
+        page: VirtAddr,
+        varea: &Varea<'e, E>,
+        kind: FaultKind,
+    ) -> Result<(), NeedsExclusive> {
         let mode = Mode::for_fault(varea, kind, true);
         let frames = self.env.frames();
         // Zeroed before the lock: other faults' walks do not wait for it.
@@ -203,7 +213,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
-        // SAFETY: `fault_shared`'s contract, which its caller keeps.
+        // SAFETY: our caller's contract.
         let outcome = unsafe {
             self.with_cursor(VirtRange::new(page, page + PAGE_SIZE), |mut cursor| match cursor.query() {
                 // Out of table pages: the exclusive path runs out too, and
@@ -221,9 +231,12 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
     /// `object` at `page` if it is cached: read-only with its cached
     /// neighbours, or on a write writable (a shared mapping, its writer
     /// counted) or a copy of it (a private one).
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`].
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn map_cached_shared(
+    unsafe fn map_cached_shared(
         &self,
         page: VirtAddr,
         start: VirtAddr,
@@ -261,7 +274,7 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
             self.env.sync_icache(frame);
         }
         let range = window.unwrap_or(VirtRange::new(page, page + PAGE_SIZE));
-        // SAFETY: `fault_shared`'s contract, which its caller keeps.
+        // SAFETY: our caller's contract.
         let outcome = unsafe {
             self.with_cursor(range, |cursor| {
                 let mut faults = FaultCursor { env: self.env, cursor, installed: 0 };
@@ -349,7 +362,8 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         let (page, start, varea) = self.shared_varea(va, FaultKind::Write)?;
         // A shared mapping's page is written in place, never copied.
         if let Backing::Object { object, first_page, shared: true } = &varea.backing {
-            return self.upgrade_shared(page, varea, object, object_index(*first_page, start, page));
+            // SAFETY: our caller's contract.
+            return unsafe { self.upgrade_shared(page, varea, object, object_index(*first_page, start, page)) };
         }
         let mode = Mode::writable_in(varea);
         let frames = self.env.frames();
@@ -434,8 +448,11 @@ impl<E: MmEnv> AddressSpace<'_, E> {
     /// dirty) first; `Ok` also where the entry allows the write already.
     /// Anything else (an executable entry: a W^X flip) is
     /// [`NeedsExclusive`], unchanged.
+    ///
+    /// # Safety
+    /// As [`Self::fault_shared`].
     #[inline(never)]
-    fn upgrade_shared(
+    unsafe fn upgrade_shared(
         &self,
         page: VirtAddr,
         varea: &Varea<'_, E>,
@@ -443,7 +460,7 @@ impl<E: MmEnv> AddressSpace<'_, E> {
         index: u64,
     ) -> Result<(), NeedsExclusive> {
         let mode = Mode::writable_in(varea);
-        // SAFETY: `cow_shared`'s contract, which its caller keeps.
+        // SAFETY: our caller's contract.
         let raced = unsafe {
             self.with_cursor(VirtRange::new(page, page + PAGE_SIZE), |mut cursor| match cursor.query() {
                 Some(leaf) if Mode::of_desc(leaf.desc).allows(FaultKind::Write) => Ok(true),
