@@ -290,6 +290,51 @@ pub(super) fn read_around_window<E: MmEnv>(
     Some(aligned_window(page, READ_AROUND_PAGES, VirtRange::new(start, varea.end_exclusive)))
 }
 
+/// How a fault maps a file page (`cached`, which it holds a reference to)
+/// at its first touch, on both paths (`fault_missing`, and
+/// `AddressSpace::map_cached_shared` with the space shared).
+pub(super) struct FilePage {
+    /// What to map: `cached`, or a private copy of it.
+    pub(super) frame: PhysAddr,
+    pub(super) mode: Mode,
+    /// Mapped writable in a shared mapping: dirty from then on, so its
+    /// writer is counted (`FileObject::start_writer`) before the entry is
+    /// written, and uncounted if the map fails.
+    pub(super) writer: bool,
+}
+
+impl FilePage {
+    /// A write to a private mapping maps a copy at once (rather than the
+    /// cache page first, copied at once after), and `cached`'s reference
+    /// goes back; anything else maps `cached`: read-only in a private
+    /// mapping (copied at its first write), and in a shared one but on a
+    /// write or in shared anonymous memory, which has no file to keep
+    /// clean. Out of memory for the copy: `cached`'s reference goes back.
+    pub(super) fn choose<E: MmEnv>(
+        env: &E,
+        varea: &Varea<'_, E>,
+        anonymous: bool,
+        shared: bool,
+        kind: FaultKind,
+        cached: PhysAddr,
+    ) -> Result<Self, FaultError> {
+        let frames = env.frames();
+        if !shared && kind == FaultKind::Write {
+            let copy = frames.alloc_frame();
+            if let Ok(copy) = copy {
+                // SAFETY: `copy` is fresh and ours; `cached` is a cache page
+                // (a pool frame) we hold a reference to, distinct from it.
+                unsafe { copy_frame(env.mem(), copy, cached) };
+            }
+            put_frame(frames, cached);
+            let frame = copy.map_err(|_| FaultError::OutOfMemory)?;
+            return Ok(Self { frame, mode: Mode::writable_in(varea), writer: false });
+        }
+        let mode = Mode::for_fault(varea, kind, shared && anonymous);
+        Ok(Self { frame: cached, mode, writer: shared && mode.is_writable() })
+    }
+}
+
 /// The aligned group of `pages` pages holding `page`, cut to `varea`.
 fn aligned_window(page: VirtAddr, pages: u64, varea: VirtRange) -> VirtRange {
     let group = page.align_down(pages * PAGE_SIZE);
@@ -524,29 +569,13 @@ impl<'e, E: MmEnv> FaultCursor<'_, 'e, E> {
             }
             Backing::Object { object, first_page, shared } => {
                 let index = object_index(*first_page, start, page);
-                let frame = object.get_page(index).map_err(page_error)?;
-                if !*shared && kind == FaultKind::Write {
-                    // Copy at once rather than map the cache page first.
-                    let copy = match self.env.frames().alloc_frame() {
-                        Ok(copy) => copy,
-                        Err(_) => {
-                            put_frame(self.env.frames(), frame);
-                            return Err(FaultError::OutOfMemory);
-                        }
-                    };
-                    // SAFETY: `copy` is fresh and ours; `frame` is a cache
-                    // page (a pool frame) distinct from it.
-                    unsafe { copy_frame(self.env.mem(), copy, frame) };
-                    put_frame(self.env.frames(), frame);
-                    return self.install_owned(copy, Mode::writable_in(varea));
-                }
-                let write_ok = *shared && object.is_anonymous();
-                let mode = Mode::for_fault(varea, kind, write_ok);
-                if *shared && mode.is_writable() {
+                let cached = object.get_page(index).map_err(page_error)?;
+                let file_page = FilePage::choose(self.env, varea, object.is_anonymous(), *shared, kind, cached)?;
+                if file_page.writer {
                     object.start_writer(index);
                 }
-                let result = self.install_owned(frame, mode);
-                if result.is_err() && *shared && mode.is_writable() {
+                let result = self.install_owned(file_page.frame, file_page.mode);
+                if result.is_err() && file_page.writer {
                     object.end_writer(index);
                 }
                 result

@@ -54,7 +54,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 
-use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, Mode, SpaceCursor};
+use super::fault::{exclusive, prot_allows, read_around_window, FaultCursor, FilePage, Mode, SpaceCursor};
 use super::varea::{Backing, Varea};
 use super::{log_edit, object_index, release_leaf, space_tlb, AddressSpace, FaultKind, MmEnv, VareaCursor, USER_END};
 use crate::addr::{PhysAddr, VirtAddr, VirtRange, PAGE_SIZE};
@@ -246,30 +246,11 @@ impl<'e, E: MmEnv> AddressSpace<'e, E> {
         shared: bool,
         kind: FaultKind,
     ) -> Result<(), NeedsExclusive> {
-        let frames = self.env.frames();
         let cached = object.cached_page(index).ok_or(NeedsExclusive)?;
-        let (frame, mode, window) = if !shared && kind == FaultKind::Write {
-            // A private copy at once, as the exclusive path makes it.
-            let copy = frames.alloc_frame().map_err(|_| NeedsExclusive);
-            if let Ok(copy) = copy {
-                // SAFETY: `copy` is fresh and ours; `cached` is a cache page
-                // (a pool frame) we hold a reference to, distinct from it.
-                unsafe { copy_frame(self.env.mem(), copy, cached) };
-            }
-            put_frame(frames, cached);
-            (copy?, Mode::writable_in(varea), None)
-        } else {
-            // A private page read-only (copied at its first write); a
-            // shared one writable only on a write, as the exclusive path
-            // maps it (but shared anonymous memory, which has no file to
-            // keep clean).
-            let write_ok = shared && object.is_anonymous();
-            (cached, Mode::for_fault(varea, kind, write_ok), read_around_window(page, start, varea, kind))
-        };
-        // A shared page mapped writable is dirty from now on: counted
-        // before it is mapped, so that no write-back or reclaim finds it
-        // clean meanwhile.
-        let writer = shared && mode.is_writable();
+        let FilePage { frame, mode, writer } =
+            FilePage::choose(self.env, varea, object.is_anonymous(), shared, kind, cached)
+                .map_err(|_| NeedsExclusive)?;
+        let window = read_around_window(page, start, varea, kind);
         if mode.is_executable() {
             self.env.sync_icache(frame);
         }
