@@ -49,7 +49,8 @@ pub fn init(free: &RangeSet<32>) -> Result<(), FramesError> {
     // SAFETY: `meta_range` is free RAM (from `free`), page aligned, mapped
     // read-write by the linear map, and nothing else uses it: the pool
     // leaves it out of what it hands out.
-    let pool = unsafe { BuddyAllocator::new_in_place(ranges, meta_range, meta_ptr) }.map_err(FramesError::Pool)?;
+    let mut pool = unsafe { BuddyAllocator::new_in_place(ranges, meta_range, meta_ptr) }.map_err(FramesError::Pool)?;
+    pool.set_cpu_index(crate::arch::cpu::cpu_id);
     let pool = POOL.call_once(|| pool);
     // Kept back from user memory for the kernel heap's growth: 1/64 of
     // RAM, between 4 and 64 MiB.

@@ -189,23 +189,51 @@ impl Storage<'_> {
     }
 }
 
-/// Single frames freed last that the allocator keeps out of the free
-/// lists, to hand out again first (as Linux's per-CPU page lists): a fault
-/// that takes a frame and an unmap that gives it back skip the buddy
-/// split and merge, and the frame is likely still in the caches.
+/// Single frames each CPU keeps out of the free lists, the last it freed,
+/// to hand out again first (as Linux's per-CPU page lists): a fault that
+/// takes a frame and an unmap that gives it back skip the buddy split and
+/// merge and the shared lists' lock, and the frame is likely still in the
+/// CPU's caches.
 const HOT_FRAMES: usize = 32;
+
+/// Frames a CPU's empty hot list takes from the lists under one lock.
+const HOT_BATCH: usize = 16;
+
+/// CPUs with a hot list of their own; a higher CPU index shares one.
+pub const HOT_CPUS: usize = crate::asid::MAX_CPUS;
 
 /// The free lists (per zone and order, heads are frame indices) and counts.
 struct FreeLists {
     heads: [[u32; ORDER_COUNT]; MAX_ZONES],
     free_blocks: [usize; ORDER_COUNT],
-    /// Free frames, in the lists and in `hot`.
+    /// Free frames in the lists (the hot lists' are not counted here).
     free_frames: usize,
-    /// The hot frames (`HOT_FRAMES`), as (zone, frame index), the last
-    /// freed at the top: free (`FREE`, no `HEAD`: a buddy never merges
-    /// with one), in no list.
-    hot: [(u32, u32); HOT_FRAMES],
-    hot_len: usize,
+}
+
+/// One CPU's hot frames, as (zone, frame index), the last freed at the
+/// top: free (`FREE`, no `HEAD`: a buddy never merges with one), in no
+/// list. Its lock is in a cache line of its own: only its CPU takes it,
+/// but when a drain gathers every CPU's frames for a larger block or the
+/// last free memory.
+#[repr(align(64))]
+struct HotList(Mutex<HotFrames>);
+
+struct HotFrames {
+    frames: [(u32, u32); HOT_FRAMES],
+    len: usize,
+}
+
+impl HotFrames {
+    /// Adds a frame; the caller checked there is room.
+    fn push(&mut self, zi: u32, index: u32) {
+        self.frames[self.len] = (zi, index);
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<(u32, u32)> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.frames[self.len])
+    }
 }
 
 impl FreeLists {
@@ -240,8 +268,10 @@ impl FreeLists {
     }
 }
 
-/// A buddy allocator over several physical ranges. Allocation and free take
-/// an internal spin lock; `meta` and the reference counts need no lock.
+/// A buddy allocator over several physical ranges. Allocation and free of
+/// single frames take the calling CPU's hot list's lock (and the free
+/// lists' when it is empty or full), of blocks the free lists' lock;
+/// `meta` and the reference counts need no lock.
 pub struct BuddyAllocator<'a> {
     zones: Zones,
     /// The zone [`Self::meta`] found last, tried before the search: most
@@ -251,6 +281,11 @@ pub struct BuddyAllocator<'a> {
     meta: Storage<'a>,
     total_frames: usize,
     lists: Mutex<FreeLists>,
+    hot: [HotList; HOT_CPUS],
+    /// The calling CPU's index ([`Self::set_cpu_index`]): which hot list
+    /// is its own. Only a hint: every hot list has its lock, so a caller
+    /// that moved to another CPU meanwhile is still right, only slower.
+    cpu_index: fn() -> usize,
     /// Frames that ordinary allocations leave free, for the kernel's own
     /// needs ([`Self::alloc_frames_reserved`]) when user memory has taken
     /// the rest (as Linux's `min_free_kbytes`).
@@ -341,13 +376,8 @@ impl<'a> BuddyAllocator<'a> {
     /// Builds the free lists: each zone is covered by the largest aligned
     /// blocks that fit, lowest address first.
     fn from_parts(zones: Zones, meta: Storage<'a>) -> Self {
-        let mut lists = FreeLists {
-            heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES],
-            free_blocks: [0; ORDER_COUNT],
-            free_frames: 0,
-            hot: [(0, 0); HOT_FRAMES],
-            hot_len: 0,
-        };
+        let mut lists =
+            FreeLists { heads: [[NO_FRAME; ORDER_COUNT]; MAX_ZONES], free_blocks: [0; ORDER_COUNT], free_frames: 0 };
         let slice = meta.as_slice();
         for (zi, zone) in zones.as_slice().iter().enumerate() {
             let mut pfn = zone.start_pfn;
@@ -367,10 +397,25 @@ impl<'a> BuddyAllocator<'a> {
             meta,
             total_frames,
             lists: Mutex::new(lists),
+            hot: [const { HotList(Mutex::new(HotFrames { frames: [(0, 0); HOT_FRAMES], len: 0 })) }; HOT_CPUS],
+            cpu_index: || 0,
             reserve: AtomicUsize::new(0),
             #[cfg(feature = "testbed")]
             free_watchers: std::sync::Mutex::new(std::vec::Vec::new()),
         }
+    }
+
+    /// Tells the allocator how to find the calling CPU's index (the
+    /// kernel's `MPIDR_EL1` affinity); until then every CPU uses the first
+    /// hot list.
+    pub fn set_cpu_index(&mut self, cpu_index: fn() -> usize) {
+        self.cpu_index = cpu_index;
+    }
+
+    /// The calling CPU's hot list.
+    #[inline(always)]
+    fn hot_list(&self) -> &Mutex<HotFrames> {
+        &self.hot[(self.cpu_index)() % HOT_CPUS].0
     }
 
     /// Host tests: runs `watcher` at every free from now on (before the
@@ -444,18 +489,18 @@ impl<'a> BuddyAllocator<'a> {
         self.total_frames
     }
 
-    /// Frames currently free.
+    /// Frames currently free, in the lists and the hot lists.
     pub fn free_frame_count(&self) -> usize {
-        self.lists.lock().free_frames
+        let hot: usize = self.hot.iter().map(|list| list.0.lock().len).sum();
+        hot + self.lists.lock().free_frames
     }
 
     /// Number of free blocks of each order. The hot single frames are
     /// merged back into the lists first, so the figures say what larger
     /// blocks the pool can hand out.
     pub fn free_blocks_per_order(&self) -> [usize; ORDER_COUNT] {
-        let mut lists = self.lists.lock();
-        self.drain_hot(&mut lists);
-        lists.free_blocks
+        self.drain_hot();
+        self.lists.lock().free_blocks
     }
 
     /// The zones, in address order.
@@ -473,12 +518,15 @@ impl<'a> BuddyAllocator<'a> {
 
     /// Takes a block of `order` whose frames all lie below `limit_pfn`,
     /// preferring the highest zones.
+    #[inline]
     fn alloc_limited(&self, order: u32, limit_pfn: u64) -> Result<PhysAddr, AllocError> {
         self.alloc_from(order, limit_pfn, self.reserve.load(Ordering::Relaxed))
     }
 
-    /// Keeps `frames` frames free for [`Self::alloc_frames_reserved`]:
-    /// other allocations fail with `OutOfMemory` rather than take them.
+    /// Keeps `frames` frames free in the lists for
+    /// [`Self::alloc_frames_reserved`]: other allocations fail with
+    /// `OutOfMemory` rather than take them (the hot lists' few frames are
+    /// over and above the reserve).
     pub fn set_reserve(&self, frames: usize) {
         self.reserve.store(frames, Ordering::Relaxed);
     }
@@ -531,7 +579,8 @@ impl<'a> BuddyAllocator<'a> {
         let meta = self.metas();
         let first = zone.index(pfn) as usize;
         let mut lists = self.lists.lock();
-        // Checked under the lock, as in `free_frames`.
+        // Checked under the lock, as a block's free is; single frames are
+        // freed with no lock, and claimed below.
         let sound = meta[first..first + count].iter().all(|m| {
             let flags = m.flags();
             !flags.contains(FrameFlags::FREE)
@@ -543,9 +592,20 @@ impl<'a> BuddyAllocator<'a> {
             drop(lists);
             return self.free_one_by_one(start, count);
         }
+        // Claimed frame by frame: a single frame's free takes no lock, so
+        // a racing (double) free of one of them shows only here. Those
+        // before it go back alone, those after it through `free_frame`.
+        if let Some(lost) = meta[first..first + count].iter().position(|m| !m.claim_free()) {
+            for (i, m) in meta[first..first + lost].iter().enumerate() {
+                m.set_refcount(0);
+                self.merge_in(&mut lists, zi, &zone, pfn + i as u64, 0);
+            }
+            drop(lists);
+            log::error!("frame free: double free of {:?}", start + lost as u64 * PAGE_SIZE);
+            return self.free_one_by_one(start + (lost as u64 + 1) * PAGE_SIZE, count - lost - 1);
+        }
         for m in &meta[first..first + count] {
             m.set_refcount(0);
-            m.set_flags(FrameFlags::FREE);
         }
         let (mut at, end) = (pfn, pfn + count as u64);
         while at < end {
@@ -566,45 +626,102 @@ impl<'a> BuddyAllocator<'a> {
         }
     }
 
+    #[inline]
     fn alloc_from(&self, order: u32, limit_pfn: u64, keep_free: usize) -> Result<PhysAddr, AllocError> {
         if order > MAX_ORDER {
             return Err(AllocError::OrderTooLarge);
         }
-        let meta = self.metas();
+        let found = if order == 0 && limit_pfn == u64::MAX {
+            self.alloc_single(keep_free)
+        } else {
+            self.alloc_listed(order, limit_pfn, keep_free)
+        };
+        match found {
+            Some(block) => Ok(block),
+            None => self.alloc_drained(order, limit_pfn, keep_free),
+        }
+    }
+
+    /// `alloc_from` once the lists and the CPU's hot list lack the block:
+    /// every CPU's hot frames may be what a larger block, or the last free
+    /// memory, lacks. Back into the lists with them, and once more.
+    #[cold]
+    #[inline(never)]
+    fn alloc_drained(&self, order: u32, limit_pfn: u64, keep_free: usize) -> Result<PhysAddr, AllocError> {
+        self.drain_hot();
+        self.alloc_listed(order, limit_pfn, keep_free).ok_or(AllocError::OutOfMemory)
+    }
+
+    /// A block from the lists, leaving `keep_free` frames in them.
+    fn alloc_listed(&self, order: u32, limit_pfn: u64, keep_free: usize) -> Option<PhysAddr> {
         let mut lists = self.lists.lock();
         if lists.free_frames < keep_free.saturating_add(1 << order) {
-            return Err(AllocError::OutOfMemory);
+            return None;
         }
-        if order == 0 && lists.hot_len > 0 {
-            let (zi, index) = lists.hot[lists.hot_len - 1];
-            let zone = &self.zones.as_slice()[zi as usize];
-            if zone.pfn(index) < limit_pfn {
-                lists.hot_len -= 1;
-                lists.free_frames -= 1;
-                let m = &meta[index as usize];
-                m.set_refcount(1);
-                m.set_block(FrameFlags::HEAD, 0);
-                return Ok(PhysAddr::from_page_number(zone.pfn(index)));
+        let (zi, index) = self.take_block(&mut lists, order, limit_pfn)?;
+        drop(lists);
+        Some(self.hand_out(zi, index, order))
+    }
+
+    /// A single frame from the calling CPU's hot list, refilled from the
+    /// lists when empty.
+    #[inline(always)]
+    fn alloc_single(&self, keep_free: usize) -> Option<PhysAddr> {
+        let mut hot = self.hot_list().lock();
+        if hot.len == 0 {
+            self.refill(&mut hot, keep_free);
+        }
+        let (zi, index) = hot.pop()?;
+        let frame = self.hand_out(zi as usize, index, 0);
+        drop(hot);
+        Some(frame)
+    }
+
+    /// Fills an empty hot list from the lists (as far as they hold more
+    /// than `keep_free`): one block of [`HOT_BATCH`] frames where there is
+    /// one, split so that they come out in address order (a fault's
+    /// neighbours get neighbouring frames, which an unmap gives back as
+    /// one run); else single frames.
+    #[inline(never)]
+    fn refill(&self, hot: &mut HotFrames, keep_free: usize) {
+        let meta = self.metas();
+        let mut lists = self.lists.lock();
+        let room = lists.free_frames.saturating_sub(keep_free);
+        if room >= HOT_BATCH {
+            if let Some((zi, first)) = self.take_block(&mut lists, HOT_BATCH.ilog2(), u64::MAX) {
+                drop(lists);
+                for index in (first..first + HOT_BATCH as u32).rev() {
+                    meta[index as usize].set_block(FrameFlags::FREE, 0);
+                    hot.push(zi as u32, index);
+                }
+                return;
             }
         }
-        if let Some(block) = self.take_block(&mut lists, order, limit_pfn) {
-            return Ok(block);
+        for _ in 0..room.min(HOT_BATCH) {
+            let Some((zi, index)) = self.take_block(&mut lists, 0, u64::MAX) else { break };
+            meta[index as usize].set_block(FrameFlags::FREE, 0);
+            hot.push(zi as u32, index);
         }
-        // The hot frames may be what a larger block lacks: back into the
-        // lists with them, and once more.
-        if lists.hot_len > 0 {
-            self.drain_hot(&mut lists);
-            if let Some(block) = self.take_block(&mut lists, order, limit_pfn) {
-                return Ok(block);
-            }
+    }
+
+    /// Marks the free block `index` of zone `zi`, out of every list now,
+    /// as handed out: referenced once, its head the only `HEAD`.
+    #[inline(always)]
+    fn hand_out(&self, zi: usize, index: u32, order: u32) -> PhysAddr {
+        let meta = self.metas();
+        for m in &meta[index as usize..(index + (1 << order)) as usize] {
+            m.set_refcount(1);
+            m.set_flags(FrameFlags::empty());
         }
-        Err(AllocError::OutOfMemory)
+        meta[index as usize].set_block(FrameFlags::HEAD, order);
+        PhysAddr::from_page_number(self.zones.as_slice()[zi].pfn(index))
     }
 
     /// Takes a block of `order` below `limit_pfn` from the lists (split
-    /// from a larger one if need be).
+    /// from a larger one if need be): its zone and first frame's index,
+    /// its metadata still saying free.
     #[inline(always)]
-    fn take_block(&self, lists: &mut FreeLists, order: u32, limit_pfn: u64) -> Option<PhysAddr> {
+    fn take_block(&self, lists: &mut FreeLists, order: u32, limit_pfn: u64) -> Option<(usize, u32)> {
         let meta = self.metas();
         for (zi, zone) in self.zones.as_slice().iter().enumerate().rev() {
             if zone.start_pfn + (1 << order) > limit_pfn {
@@ -627,26 +744,25 @@ impl<'a> BuddyAllocator<'a> {
                     meta[upper as usize].set_block(FrameFlags::FREE | FrameFlags::HEAD, half);
                     lists.push(meta, zi, half, upper);
                 }
-                for m in &meta[index as usize..(index + (1 << order)) as usize] {
-                    m.set_refcount(1);
-                    m.set_flags(FrameFlags::empty());
-                }
-                meta[index as usize].set_block(FrameFlags::HEAD, order);
-                return Some(PhysAddr::from_page_number(zone.pfn(index)));
+                return Some((zi, index));
             }
         }
         None
     }
 
-    /// Puts every hot frame back into the lists, merged with its buddies.
-    fn drain_hot(&self, lists: &mut FreeLists) {
-        while lists.hot_len > 0 {
-            lists.hot_len -= 1;
-            let (zi, index) = lists.hot[lists.hot_len];
-            let zone = self.zones.as_slice()[zi as usize];
-            // Counted free already: `merge_in` counts it again.
-            lists.free_frames -= 1;
-            self.merge_in(lists, zi as usize, &zone, zone.pfn(index), 0);
+    /// Puts every CPU's hot frames back into the lists, merged with their
+    /// buddies (each hot list's lock before the lists', as everywhere).
+    fn drain_hot(&self) {
+        for list in &self.hot {
+            let mut hot = list.0.lock();
+            if hot.len == 0 {
+                continue;
+            }
+            let mut lists = self.lists.lock();
+            while let Some((zi, index)) = hot.pop() {
+                let zone = self.zones.as_slice()[zi as usize];
+                self.merge_in(&mut lists, zi as usize, &zone, zone.pfn(index), 0);
+            }
         }
     }
 
@@ -710,8 +826,21 @@ impl BuddyAllocator<'static> {
     pub fn new_owned(ranges: &[PhysRange]) -> Result<Self, InitError> {
         let zones = Zones::build(ranges, None)?;
         let meta: alloc::boxed::Box<[FrameMeta]> = (0..zones.total_frames()).map(|_| FrameMeta::new()).collect();
-        Ok(Self::from_parts(zones, Storage::Owned(meta)))
+        let mut frames = Self::from_parts(zones, Storage::Owned(meta));
+        frames.set_cpu_index(host_cpu_index);
+        Ok(frames)
     }
+}
+
+/// Host tests: each thread is a CPU of its own (by turns over the hot
+/// lists), so that threads that free and allocate at once use several.
+#[cfg(any(test, feature = "std"))]
+fn host_cpu_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static CPU: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    CPU.with(|cpu| *cpu)
 }
 
 /// Reference counting over many frames in a row (fork, teardown, unmap):
@@ -816,6 +945,7 @@ fn refused_put(pa: PhysAddr, e: RefError) {
 }
 
 impl FrameAllocator for BuddyAllocator<'_> {
+    #[inline]
     fn alloc_frames(&self, order: u32) -> Result<PhysAddr, AllocError> {
         self.alloc_limited(order, u64::MAX)
     }
@@ -829,6 +959,9 @@ impl FrameAllocator for BuddyAllocator<'_> {
     fn free_frames(&self, start: PhysAddr, order: u32) {
         #[cfg(feature = "testbed")]
         self.watch_free(start, order);
+        if order == 0 {
+            return self.free_single(start);
+        }
         let meta = self.metas();
         let mut lists = self.lists.lock();
         // Checked under the lock so two racing frees of one block cannot
@@ -842,14 +975,45 @@ impl FrameAllocator for BuddyAllocator<'_> {
             m.set_refcount(0);
             m.set_flags(FrameFlags::FREE);
         }
-        if order == 0 && lists.hot_len < HOT_FRAMES {
-            let top = lists.hot_len;
-            lists.hot[top] = (zi as u32, first as u32);
-            lists.hot_len += 1;
-            lists.free_frames += 1;
+        self.merge_in(&mut lists, zi, &zone, pfn, order);
+    }
+}
+
+impl BuddyAllocator<'_> {
+    /// `free_frames` of one frame: into the calling CPU's hot list, or
+    /// the lists when that is full. The frame is claimed free by one
+    /// compare-and-swap of its flags, so that two racing frees of it
+    /// cannot both pass with no lock held.
+    #[inline(always)]
+    fn free_single(&self, start: PhysAddr) {
+        let pfn = start.page_number();
+        let found = self.zones.find(pfn).filter(|_| start.is_page_aligned());
+        let Some((zi, zone)) = found.map(|(zi, zone)| (zi, *zone)) else {
+            return self.refuse_free(start);
+        };
+        let index = zone.index(pfn);
+        let m = &self.metas()[index as usize];
+        if m.refcount() > 1 || m.raw_order() != 0 || !m.claim_free() {
+            return self.refuse_free(start);
+        }
+        m.set_refcount(0);
+        let mut hot = self.hot_list().lock();
+        if hot.len < HOT_FRAMES {
+            hot.push(zi as u32, index);
             return;
         }
-        self.merge_in(&mut lists, zi, &zone, pfn, order);
+        drop(hot);
+        self.merge_in(&mut self.lists.lock(), zi, &zone, pfn, 0);
+    }
+
+    /// A single frame's free that failed its checks: `check_free` logs why
+    /// (a frame a racing free claimed first is a double free).
+    #[cold]
+    #[inline(never)]
+    fn refuse_free(&self, start: PhysAddr) {
+        if self.check_free(start, 0).is_some() {
+            log::error!("frame free: double free of {start:?}");
+        }
     }
 }
 
@@ -890,6 +1054,14 @@ mod tests {
     /// flags set exactly on free frames, no two free buddies left unmerged.
     fn check_invariants(a: &BuddyAllocator<'_>) {
         let meta = a.metas();
+        let hot: Vec<_> = a
+            .hot
+            .iter()
+            .flat_map(|list| {
+                let list = list.0.lock();
+                list.frames[..list.len].to_vec()
+            })
+            .collect();
         let lists = a.lists.lock();
         let mut free_in_lists = 0;
         let mut blocks = [0usize; ORDER_COUNT];
@@ -929,7 +1101,7 @@ mod tests {
             }
         }
         // Hot frames: free, in no list, not block heads (never merged).
-        for &(zi, index) in &lists.hot[..lists.hot_len] {
+        for &(zi, index) in &hot {
             let m = &meta[index as usize];
             assert!((zi as usize) < a.zones.as_slice().len());
             assert_eq!(m.flags(), FrameFlags::FREE, "hot frame {index}");
@@ -943,7 +1115,7 @@ mod tests {
         // Inside free blocks, only the listed heads carry HEAD.
         let listed_heads = meta.iter().filter(|m| m.flags() == FrameFlags::FREE | FrameFlags::HEAD).count();
         assert_eq!(listed_heads, blocks.iter().sum::<usize>(), "stale HEAD inside a free block");
-        assert_eq!(free_in_lists + lists.hot_len, lists.free_frames);
+        assert_eq!(free_in_lists, lists.free_frames);
         assert_eq!(blocks, lists.free_blocks);
     }
 
@@ -1119,6 +1291,125 @@ mod tests {
         a.free_frames(pa(0), 8);
         assert_eq!(a.free_blocks_per_order()[8], 1);
         check_invariants(&a);
+    }
+
+    #[test]
+    fn the_reserve_stays_in_the_lists_and_hot_frames_are_over_it() {
+        // 1 MiB: 256 frames, 64 of them kept back.
+        let a = BuddyAllocator::new_owned(&[range(0, MIB)]).unwrap();
+        a.set_reserve(64);
+        let frames: Vec<_> = core::iter::from_fn(|| a.alloc_frame().ok()).collect();
+        assert_eq!(frames.len(), 192);
+        assert_eq!(a.free_frame_count(), 64);
+        // A frame freed into the hot list is over the reserve: ordinary
+        // allocations take it again.
+        a.free_frame(frames[7]);
+        assert_eq!(a.alloc_frame(), Ok(frames[7]));
+        assert_eq!(a.alloc_frame(), Err(AllocError::OutOfMemory));
+        // The kernel's own allocations find the reserve whole (the
+        // refills took the lowest frames, in order).
+        assert_eq!(a.alloc_frames_reserved(6), Ok(pa(192 * PAGE_SIZE)));
+        assert_eq!(a.free_frame_count(), 0);
+        a.free_frames(pa(192 * PAGE_SIZE), 6);
+        for f in frames {
+            a.free_frame(f);
+        }
+        assert_eq!(a.free_frame_count(), 256);
+        check_invariants(&a);
+    }
+
+    #[test]
+    fn every_cpus_hot_frames_are_counted_free_and_drained_for_a_block() {
+        let a = BuddyAllocator::new_owned(&[range(0, 4 * MIB)]).unwrap();
+        let barrier = std::sync::Barrier::new(HOT_CPUS);
+        // Each thread is another CPU: it takes frames and gives some back,
+        // which its hot list keeps.
+        std::thread::scope(|s| {
+            for _ in 0..HOT_CPUS {
+                s.spawn(|| {
+                    barrier.wait();
+                    let frames: Vec<_> = (0..100).map(|_| a.alloc_frame().unwrap()).collect();
+                    for &f in &frames {
+                        a.free_frame(f);
+                    }
+                });
+            }
+        });
+        let hot: usize = a.hot.iter().map(|list| list.0.lock().len).sum();
+        assert!(hot > HOT_FRAMES, "the threads used several hot lists ({hot} hot frames)");
+        assert_eq!(a.free_frame_count(), 1024);
+        check_invariants(&a);
+        // The whole pool as one block: every hot list drains for it.
+        assert_eq!(a.alloc_frames(MAX_ORDER), Ok(pa(0)));
+        a.free_frames(pa(0), MAX_ORDER);
+        check_invariants(&a);
+    }
+
+    #[test]
+    fn racing_frees_of_one_frame_free_it_once() {
+        const THREADS: u64 = 4;
+        let a = BuddyAllocator::new_owned(&[range(0, MIB)]).unwrap();
+        for _ in 0..100 {
+            let single = a.alloc_frame().unwrap();
+            let run = a.alloc_run(2).unwrap();
+            let before = a.free_frame_count();
+            let barrier = std::sync::Barrier::new(THREADS as usize);
+            // Every thread frees `single`; thread 0 frees the run of four
+            // while thread t frees its frame t alone.
+            std::thread::scope(|s| {
+                for t in 0..THREADS {
+                    let (a, barrier) = (&a, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        match t {
+                            0 => a.free_run(run, THREADS as usize),
+                            _ => a.free_frame(run + t * PAGE_SIZE),
+                        }
+                        a.free_frame(single);
+                    });
+                }
+            });
+            assert_eq!(a.free_frame_count(), before + 1 + THREADS as usize);
+            check_invariants(&a);
+        }
+        assert_eq!(a.free_frame_count(), 256);
+    }
+
+    #[test]
+    fn cpus_allocating_and_freeing_at_once_lose_and_share_no_frame() {
+        let a = BuddyAllocator::new_owned(&[range(0, 4 * MIB)]).unwrap();
+        let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        std::thread::scope(|s| {
+            for t in 0..HOT_CPUS as u64 {
+                let (a, seen) = (&a, &seen);
+                s.spawn(move || {
+                    let mut held = Vec::new();
+                    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ t;
+                    for _ in 0..20_000 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if x & 3 != 0 || held.is_empty() {
+                            if let Ok(f) = a.alloc_frame() {
+                                assert!(seen.lock().unwrap().insert(f), "{f:?} handed out twice");
+                                held.push(f);
+                            }
+                        } else {
+                            let f = held.swap_remove((x as usize >> 8) % held.len());
+                            assert!(seen.lock().unwrap().remove(&f));
+                            a.free_frame(f);
+                        }
+                    }
+                    for f in held {
+                        assert!(seen.lock().unwrap().remove(&f));
+                        a.free_frame(f);
+                    }
+                });
+            }
+        });
+        assert_eq!(a.free_frame_count(), 1024);
+        check_invariants(&a);
+        assert_eq!(a.free_blocks_per_order()[MAX_ORDER as usize], 1);
     }
 
     #[test]

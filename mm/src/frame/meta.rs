@@ -188,6 +188,19 @@ impl FrameMeta {
         self.flags.store(flags.bits(), Ordering::Release);
     }
 
+    /// Claims an allocated block's head as free (`FREE`, nothing else):
+    /// false, and no change, when it is free already or no head. Of two
+    /// racing claims one wins, with no lock held.
+    pub(super) fn claim_free(&self) -> bool {
+        self.flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                let flags = FrameFlags::from_bits_truncate(bits);
+                (flags.contains(FrameFlags::HEAD) && !flags.contains(FrameFlags::FREE))
+                    .then_some(FrameFlags::FREE.bits())
+            })
+            .is_ok()
+    }
+
     pub(super) fn set_flags(&self, flags: FrameFlags) {
         self.flags.store(flags.bits(), Ordering::Release);
     }
