@@ -553,10 +553,11 @@ impl<E: MmEnv> AddressSpace<'_, E> {
             let mut vareas = VareaCursor::new(self.vareas.overlapping(VirtRange::new(from, zap.range.end_exclusive)));
             let mut released = 0;
             {
-                let _guard = self.table_lock.lock();
-                // SAFETY: the table lock is held, and the caller's contract
-                // keeps every other user of the table a shared call, which
-                // takes it too.
+                let guard = self.table_lock.lock();
+                // SAFETY: the table lock is held until `finish_after` below
+                // releases it, after the last use of `table`; the caller's
+                // contract keeps every other user of the table a shared
+                // call, which takes it too.
                 let table = unsafe { self.table.locked() };
                 let rest = VirtRange::new(from, zap.range.end_exclusive);
                 // No more pages than steps: one stretch, without a walk.
@@ -578,6 +579,12 @@ impl<E: MmEnv> AddressSpace<'_, E> {
                 });
                 log_edit("unmap", editor.unmap_vacating(stretch, vacated));
                 from = end;
+                // The stretch's invalidations, and the frees they allow,
+                // after the table lock: faults elsewhere in the space go on
+                // meanwhile. What the stretch emptied is the range being
+                // unmapped (shared faults there refuse) and the gap beside
+                // it (no varea), where nobody maps anything before this.
+                editor.finish_after(guard);
             }
             self.resident.fetch_sub(released, Ordering::Relaxed);
             if from < zap.range.end_exclusive && self.env.should_yield() {

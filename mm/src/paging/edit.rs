@@ -66,6 +66,9 @@ where
     F: FnMut(Mapping),
 {
     table: &'e mut PageTable<'a, M, A>,
+    /// The table's allocator, which the batch's release frees to: kept
+    /// apart so that [`Self::finish_after`] need not touch the table.
+    frames: &'a A,
     tlb: &'e T,
     scope: TlbScope,
     held: Held<F>,
@@ -180,6 +183,7 @@ where
     #[inline(always)]
     pub(super) fn new(table: &'e mut PageTable<'a, M, A>, tlb: &'e T, scope: TlbScope, release: F) -> Self {
         Self {
+            frames: table.frames,
             table,
             tlb,
             scope,
@@ -566,11 +570,29 @@ where
     /// Issues the pending invalidations and waits for them, then frees the
     /// emptied table pages and releases the removed leaves.
     fn flush(&mut self) {
-        self.held.flush(self.tlb, self.table.frames, self.pause.as_deref_mut());
+        self.held.flush(self.tlb, self.frames, self.pause.as_deref_mut());
     }
 
     /// Ends the batch: the same as dropping the editor.
     pub fn finish(self) {}
+
+    /// Ends the batch with `lock`, which guards the table, released
+    /// between the changes and their invalidations: other cores may edit
+    /// the table elsewhere while this core's invalidations complete; only
+    /// then are the removed leaves and table pages released. For a caller
+    /// that knows nobody maps anything where the batch removed entries
+    /// until this returns (another core's walker may still reach what it
+    /// removed meanwhile, which is why nothing of it is freed before).
+    #[inline(always)]
+    /// (By reference, since moving an editor copies its inline arrays:
+    /// the caller drops it after, which then finds nothing to flush, and
+    /// uses it for nothing else.)
+    pub fn finish_after<L>(&mut self, lock: L) {
+        drop(lock);
+        // The table is not touched from here on: the batch needs only the
+        // TLB and the allocator.
+        self.flush();
+    }
 }
 
 impl<M, A, T, F> Drop for Editor<'_, '_, M, A, T, F>
