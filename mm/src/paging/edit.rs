@@ -583,10 +583,10 @@ where
     /// that knows nobody maps anything where the batch removed entries
     /// until this returns (another core's walker may still reach what it
     /// removed meanwhile, which is why nothing of it is freed before).
-    #[inline(always)]
     /// (By reference, since moving an editor copies its inline arrays:
     /// the caller drops it after, which then finds nothing to flush, and
     /// uses it for nothing else.)
+    #[inline(always)]
     pub fn finish_after<L>(&mut self, lock: L) {
         drop(lock);
         // The table is not touched from here on: the batch needs only the
